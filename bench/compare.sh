@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Compare casguard audit with rg -c, gzip -dc and GoAccess over one generated
+# corpus, in one run, on this machine. Prints one table plus the ratios.
+#
+#   bench/compare.sh [SIZE_BYTES]     (default 1000000000, about 3M lines)
+#
+# The corpus is generated into bench/corpus/ if missing (same seed, same users).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-1000000000}
+CORPUS=bench/corpus/$SIZE
+PLAIN=$CORPUS/plain
+GZ=$CORPUS/gz
+RUNS=${RUNS:-3}
+
+need() { command -v "$1" >/dev/null 2>&1 || MISSING="$MISSING $2"; }
+MISSING=""
+need rg ripgrep; need goaccess goaccess; need hyperfine hyperfine; need /usr/bin/time time
+if [ -n "$MISSING" ]; then
+  echo "installing:$MISSING" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $MISSING >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq $MISSING >/dev/null; fi
+fi
+
+cargo build --release -q -p casguard -p casguard-loggen
+BIN=target/release/casguard
+GEN=target/release/casguard-loggen
+
+if [ ! -f "$PLAIN/truth.json" ]; then
+  echo "generating $SIZE bytes of logs into $PLAIN" >&2
+  rm -rf "$PLAIN"
+  "$GEN" --out "$PLAIN" --seed 42 --users 2000 --servers 4 --days 7 --target-bytes "$SIZE" --gzip none --malformed 3
+fi
+if [ ! -d "$GZ" ]; then
+  echo "compressing a copy into $GZ" >&2
+  mkdir -p "$GZ"
+  (cd "$PLAIN" && find . -name '*.log' -print0 | xargs -0 -n1 -P2 sh -c 'mkdir -p "../gz/$(dirname "$1")" && gzip -c "$1" > "../gz/$1.gz"' _)
+fi
+
+mapfile -t PLAIN_FILES < <(find "$PLAIN" -name '*.log' | sort)
+mapfile -t GZ_FILES < <(find "$GZ" -name '*.log.gz' | sort)
+mapfile -t FRONT_FILES < <(find "$PLAIN" -path '*W3SVC1*' -name '*.log' | sort)
+LINES=$(cat "${PLAIN_FILES[@]}" | grep -vc '^#' || true)
+FRONT_LINES=$(cat "${FRONT_FILES[@]}" | grep -vc '^#' || true)
+BYTES=$(cat "${PLAIN_FILES[@]}" | wc -c)
+echo "corpus: $((BYTES / 1000000)) MB, $LINES lines, ${#PLAIN_FILES[@]} files; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
+
+# Warm the page cache.
+cat "${PLAIN_FILES[@]}" "${GZ_FILES[@]}" > /dev/null
+
+GOACCESS_FORMAT='%d %t %^ %m %U %q %^ %^ %h %u %R %s %^ %^ %L %^'
+declare -A CMD=(
+  [casguard]="$BIN audit --quiet --format json $PLAIN > /dev/null"
+  [casguard-1thread]="$BIN audit --quiet --threads 1 --format json $PLAIN > /dev/null"
+  [rg-c]="rg -c Outlook-iOS-Android ${PLAIN_FILES[*]} > /dev/null || true"
+  [casguard-gz]="$BIN audit --quiet --format json $GZ > /dev/null"
+  [gzip-dc]="gzip -dc ${GZ_FILES[*]} > /dev/null"
+  [goaccess]="goaccess ${FRONT_FILES[*]} --log-format='$GOACCESS_FORMAT' --date-format='%Y-%m-%d' --time-format='%H:%M:%S' --no-progress -o /tmp/casguard-goaccess.json > /dev/null 2>&1 || true"
+)
+ORDER=(casguard casguard-1thread rg-c casguard-gz gzip-dc goaccess)
+
+declare -A WALL RSS
+for name in "${ORDER[@]}"; do
+  json=$(mktemp)
+  hyperfine -N --style none --warmup 1 --runs "$RUNS" --export-json "$json" --shell bash "${CMD[$name]}" >/dev/null 2>&1 \
+    || hyperfine --style none --warmup 1 --runs "$RUNS" --export-json "$json" --shell bash "${CMD[$name]}" >/dev/null
+  WALL[$name]=$(python3 -c "import json,sys; print(json.load(open('$json'))['results'][0]['median'])")
+  rm -f "$json"
+  RSS[$name]=$( { /usr/bin/time -f '%M' bash -c "${CMD[$name]}" >/dev/null; } 2>&1 | tail -1 )
+done
+
+printf '\n%-18s %10s %14s %12s\n' tool "wall (s)" "lines/s" "peak RSS MB"
+for name in "${ORDER[@]}"; do
+  lines=$LINES; [ "$name" = goaccess ] && lines=$FRONT_LINES
+  python3 - "$name" "${WALL[$name]}" "$lines" "${RSS[$name]}" <<'PY'
+import sys
+name, wall, lines, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(f"{name:<18} {wall:>10.3f} {lines / wall:>14,.0f} {rss / 1024:>12.1f}")
+PY
+done
+python3 - "${WALL[casguard]}" "${WALL[rg-c]}" "${WALL[casguard-gz]}" "${WALL[gzip-dc]}" "${WALL[goaccess]}" "${WALL[casguard-1thread]}" "$LINES" "$FRONT_LINES" <<'PY'
+import sys
+cg, rg, cgz, gz, ga, one, lines, front = map(float, sys.argv[1:])
+print()
+print(f"casguard / rg -c            {cg / rg:6.2f}x   (target <= 3)")
+print(f"casguard gz / gzip -dc      {cgz / gz:6.2f}x   (target <= 1)")
+print(f"casguard / GoAccess (lines/s) {(lines / cg) / (front / ga):6.1f}x faster")
+print(f"speed-up 1 -> 2 threads     {one / cg:6.2f}x")
+PY

@@ -1,0 +1,501 @@
+//! Per-user and per-device aggregation of requests.
+//!
+//! Memory grows with the number of distinct users and devices, never with the
+//! number of lines: every list inside is capped (see [`crate::capped`]).
+//! Aggregates from different threads merge with sums, minima, maxima and
+//! capped sets, so the result is the same whatever the thread count.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use exchange::{ClientId, NetworkId, Protocol, Request, Traffic};
+
+use crate::capped::CappedCounts;
+
+const PROTOCOLS: usize = Protocol::ALL.len();
+const MAX_ALIASES: usize = 16;
+const MAX_USER_AGENTS: usize = 16;
+const MAX_SOURCES: usize = 32;
+const MAX_COMMANDS: usize = 64;
+const MAX_STATUSES: usize = 256;
+
+/// First and last time something was seen; `i64::MAX`/`i64::MIN` when never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub first: i64,
+    pub last: i64,
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Span { first: i64::MAX, last: i64::MIN }
+    }
+}
+
+impl Span {
+    fn see(&mut self, t: i64) {
+        self.first = self.first.min(t);
+        self.last = self.last.max(t);
+    }
+
+    fn merge(&mut self, other: Span) {
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first > self.last
+    }
+}
+
+/// Counts of the requests that make a device worth a finding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FindingCounts {
+    /// Requests from a client that keeps credentials in its vendor's cloud.
+    pub cloud_credentials: u64,
+    /// EWS requests from a client other than Outlook for Windows or Mac.
+    pub ews_non_outlook: u64,
+    /// Requests from a mobile client on EWS, OWA, RPC or MAPI.
+    pub mobile_on_ews: u64,
+}
+
+impl FindingCounts {
+    fn merge(&mut self, other: FindingCounts) {
+        self.cloud_credentials += other.cloud_credentials;
+        self.ews_non_outlook += other.ews_non_outlook;
+        self.mobile_on_ews += other.mobile_on_ews;
+    }
+}
+
+/// One device of one user: an ActiveSync device id, or a user agent.
+#[derive(Clone, Debug)]
+pub struct DeviceAgg {
+    pub device_type: String,
+    /// Client of the earliest request (ties: the lowest client id).
+    pub client: ClientId,
+    client_time: i64,
+    pub requests: u64,
+    pub span: Span,
+    pub protocols: [u64; PROTOCOLS],
+    pub user_agents: CappedCounts<Box<str>>,
+    pub commands: CappedCounts<Box<str>>,
+    pub sources: CappedCounts<(IpAddr, NetworkId)>,
+    pub findings: FindingCounts,
+    /// Model and OS from the ActiveSync Log token, when Exchange logged them.
+    pub model: String,
+    pub os: String,
+    /// Day-of-week x hour buckets (168 bits) in which the device was seen.
+    pub hours_seen: [u64; 3],
+}
+
+impl DeviceAgg {
+    fn new() -> Self {
+        DeviceAgg {
+            device_type: String::new(),
+            client: ClientId::default(),
+            client_time: i64::MAX,
+            requests: 0,
+            span: Span::default(),
+            protocols: [0; PROTOCOLS],
+            user_agents: CappedCounts::new(MAX_USER_AGENTS),
+            commands: CappedCounts::new(MAX_COMMANDS),
+            sources: CappedCounts::new(MAX_SOURCES),
+            findings: FindingCounts::default(),
+            model: String::new(),
+            os: String::new(),
+            hours_seen: [0; 3],
+        }
+    }
+
+    fn add(&mut self, req: &Request, findings: FindingCounts) {
+        self.requests += 1;
+        self.span.see(req.time);
+        self.protocols[req.protocol.index()] += 1;
+        if (req.time, req.client) < (self.client_time, self.client) {
+            self.client_time = req.time;
+            self.client = req.client;
+        }
+        if self.device_type.is_empty() && !req.activesync.device_type.is_empty() {
+            self.device_type.push_str(&req.activesync.device_type);
+        }
+        if !req.user_agent.is_empty() {
+            let ua = req.user_agent.as_str();
+            self.user_agents.add_with(ua, 1, || ua.into());
+        }
+        let command = req.activesync.command.as_str();
+        if !command.is_empty() {
+            self.commands.add_with(command, 1, || command.into());
+        }
+        if let Some(ip) = req.client_ip {
+            let key = (ip, req.network);
+            self.sources.add_with(&key, 1, || key);
+        }
+        let log = &req.activesync.log;
+        if self.model.is_empty() && !log.device_model.is_empty() {
+            self.model.push_str(&log.device_model);
+        }
+        if self.os.is_empty() && !log.device_os.is_empty() {
+            self.os.push_str(&log.device_os);
+        }
+        if req.time != 0 {
+            let bucket = hour_of_week(req.time);
+            self.hours_seen[bucket / 64] |= 1 << (bucket % 64);
+        }
+        self.findings.merge(findings);
+    }
+
+    fn merge(&mut self, other: DeviceAgg) {
+        if self.device_type.is_empty() {
+            self.device_type = other.device_type;
+        }
+        if (other.client_time, other.client) < (self.client_time, self.client) {
+            self.client_time = other.client_time;
+            self.client = other.client;
+        }
+        self.requests += other.requests;
+        self.span.merge(other.span);
+        for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
+            *mine += theirs;
+        }
+        self.user_agents.merge(other.user_agents);
+        self.commands.merge(other.commands);
+        self.sources.merge(other.sources);
+        self.findings.merge(other.findings);
+        if self.model.is_empty() {
+            self.model = other.model;
+        }
+        if self.os.is_empty() {
+            self.os = other.os;
+        }
+        for (mine, theirs) in self.hours_seen.iter_mut().zip(other.hours_seen) {
+            *mine |= theirs;
+        }
+    }
+}
+
+/// Hours since Monday 00:00 UTC: 0..168.
+pub fn hour_of_week(time: i64) -> usize {
+    let days = time.div_euclid(86_400);
+    // 1970-01-01 was a Thursday: day index 3 counting from Monday.
+    let weekday = (days + 3).rem_euclid(7);
+    let hour = time.rem_euclid(86_400) / 3600;
+    (weekday * 24 + hour) as usize
+}
+
+/// One person, keyed by the lower-cased account name.
+#[derive(Clone, Debug)]
+pub struct UserAgg {
+    pub aliases: CappedCounts<Box<str>>,
+    pub requests: u64,
+    pub span: Span,
+    pub protocols: [u64; PROTOCOLS],
+    pub devices: HashMap<Box<str>, DeviceAgg>,
+}
+
+impl UserAgg {
+    fn new() -> Self {
+        UserAgg {
+            aliases: CappedCounts::new(MAX_ALIASES),
+            requests: 0,
+            span: Span::default(),
+            protocols: [0; PROTOCOLS],
+            devices: HashMap::new(),
+        }
+    }
+
+    fn merge(&mut self, other: UserAgg) {
+        self.aliases.merge(other.aliases);
+        self.requests += other.requests;
+        self.span.merge(other.span);
+        for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
+            *mine += theirs;
+        }
+        for (key, device) in other.devices {
+            match self.devices.get_mut(&key) {
+                Some(mine) => mine.merge(device),
+                None => {
+                    self.devices.insert(key, device);
+                }
+            }
+        }
+    }
+
+    /// Devices sorted by key, for stable output.
+    pub fn sorted_devices(&self) -> Vec<(&str, &DeviceAgg)> {
+        let mut devices: Vec<_> = self.devices.iter().map(|(k, d)| (&**k, d)).collect();
+        devices.sort_by(|a, b| a.0.cmp(b.0));
+        devices
+    }
+}
+
+/// Requests of one kind of traffic: protocol, client and user counts.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub requests: u64,
+    pub anonymous: u64,
+    pub span: Span,
+    pub protocols: [u64; PROTOCOLS],
+    /// Indexed by `ClientId`; grows as needed.
+    pub clients: Vec<u64>,
+    pub users: HashMap<Box<str>, UserAgg>,
+    /// ActiveSync front-end statistics for the Export-ActiveSyncLog file set.
+    pub activesync: ActiveSyncStats,
+}
+
+/// What Export-ActiveSyncLog reports beyond users and devices.
+#[derive(Clone, Debug)]
+pub struct ActiveSyncStats {
+    /// (status, substatus) -> hits.
+    pub statuses: CappedCounts<(u16, u16)>,
+    /// Sync-related requests per hour of the week.
+    pub sync_requests: [u64; 168],
+}
+
+impl Default for ActiveSyncStats {
+    fn default() -> Self {
+        ActiveSyncStats { statuses: CappedCounts::new(MAX_STATUSES), sync_requests: [0; 168] }
+    }
+}
+
+/// Commands Export-ActiveSyncLog counts as sync related.
+fn is_sync_related(command: &str) -> bool {
+    ["Sync", "Ping", "FolderSync", "GetItemEstimate", "ItemOperations"].iter().any(|c| c.eq_ignore_ascii_case(command))
+}
+
+impl Tally {
+    pub fn add(&mut self, req: &Request, catalog: &exchange::Catalog) {
+        self.requests += 1;
+        self.span.see(req.time);
+        self.protocols[req.protocol.index()] += 1;
+        let client = req.client.index();
+        if self.clients.len() <= client {
+            self.clients.resize(client + 1, 0);
+        }
+        self.clients[client] += 1;
+        if req.protocol == Protocol::ActiveSync {
+            let status = (req.status, req.substatus);
+            self.activesync.statuses.add_with(&status, 1, || status);
+            if req.time != 0 && is_sync_related(&req.activesync.command) {
+                self.activesync.sync_requests[hour_of_week(req.time)] += 1;
+            }
+        }
+        if req.user.is_empty() {
+            self.anonymous += 1;
+            return;
+        }
+        let findings = finding_counts(req, catalog);
+        let user = match self.users.get_mut(req.user.as_str()) {
+            Some(user) => user,
+            None => self.users.entry(req.user.as_str().into()).or_insert_with(UserAgg::new),
+        };
+        user.requests += 1;
+        user.span.see(req.time);
+        user.protocols[req.protocol.index()] += 1;
+        for alias in [req.username.as_str(), req.activesync.user.as_str()] {
+            if !alias.is_empty() {
+                user.aliases.add_with(alias, 1, || alias.into());
+            }
+        }
+        let key = req.device_key();
+        let device = match user.devices.get_mut(key) {
+            Some(device) => device,
+            None => user.devices.entry(key.into()).or_insert_with(DeviceAgg::new),
+        };
+        device.add(req, findings);
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.anonymous += other.anonymous;
+        self.span.merge(other.span);
+        for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
+            *mine += theirs;
+        }
+        if self.clients.len() < other.clients.len() {
+            self.clients.resize(other.clients.len(), 0);
+        }
+        for (mine, theirs) in self.clients.iter_mut().zip(other.clients) {
+            *mine += theirs;
+        }
+        for (key, user) in other.users {
+            match self.users.get_mut(&key) {
+                Some(mine) => mine.merge(user),
+                None => {
+                    self.users.insert(key, user);
+                }
+            }
+        }
+        self.activesync.statuses.merge(other.activesync.statuses);
+        for (mine, theirs) in self.activesync.sync_requests.iter_mut().zip(other.activesync.sync_requests) {
+            *mine += theirs;
+        }
+    }
+
+    /// Users sorted by key, for stable output.
+    pub fn sorted_users(&self) -> Vec<(&str, &UserAgg)> {
+        let mut users: Vec<_> = self.users.iter().map(|(k, u)| (&**k, u)).collect();
+        users.sort_by(|a, b| a.0.cmp(b.0));
+        users
+    }
+}
+
+/// Which findings a single person's request contributes to.
+pub fn finding_counts(req: &Request, catalog: &exchange::Catalog) -> FindingCounts {
+    let client = catalog.get(req.client);
+    let mut counts = FindingCounts::default();
+    if client.cloud_credentials {
+        counts.cloud_credentials = 1;
+    }
+    if req.protocol == Protocol::Ews && !client.outlook {
+        counts.ews_non_outlook = 1;
+    }
+    if client.mobile && matches!(req.protocol, Protocol::Ews | Protocol::Owa | Protocol::Rpc | Protocol::Mapi) {
+        counts.mobile_on_ews = 1;
+    }
+    counts
+}
+
+/// One exploit attempt source: a detection rule and the address it came from.
+#[derive(Clone, Debug)]
+pub struct ExploitAgg {
+    pub requests: u64,
+    pub span: Span,
+    /// The smallest stem and query seen, as evidence.
+    pub sample: String,
+    pub network: NetworkId,
+}
+
+/// Everything learned from the logs.
+#[derive(Clone, Debug, Default)]
+pub struct Aggregate {
+    /// Person traffic from front-end lines.
+    pub people: Tally,
+    /// Back-end hops: duplicates when front-end lines exist, else the people.
+    pub backend: Tally,
+    pub probes: u64,
+    pub probe_span: Span,
+    /// Probe user agents with their counts.
+    pub probe_agents: HashMap<Box<str>, u64>,
+    pub machine: u64,
+    pub exploits: HashMap<(&'static str, Option<IpAddr>), ExploitAgg>,
+}
+
+impl Aggregate {
+    pub fn add(&mut self, req: &Request, catalog: &exchange::Catalog) {
+        match req.traffic {
+            Traffic::Person => self.people.add(req, catalog),
+            Traffic::Backend => self.backend.add(req, catalog),
+            Traffic::Machine => self.machine += 1,
+            Traffic::Probe => {
+                self.probes += 1;
+                self.probe_span.see(req.time);
+                let ua = req.user_agent.as_str();
+                if let Some(n) = self.probe_agents.get_mut(ua) {
+                    *n += 1;
+                } else if self.probe_agents.len() < 256 {
+                    self.probe_agents.insert(ua.into(), 1);
+                }
+            }
+            Traffic::Exploit => {
+                let rule = req.exploit.unwrap_or("unknown");
+                let entry = self.exploits.entry((rule, req.client_ip)).or_insert_with(|| ExploitAgg {
+                    requests: 0,
+                    span: Span::default(),
+                    sample: String::new(),
+                    network: req.network,
+                });
+                entry.requests += 1;
+                entry.span.see(req.time);
+                let sample = exploit_sample(req);
+                if entry.sample.is_empty() || sample < entry.sample {
+                    entry.sample = sample;
+                }
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: Aggregate) {
+        self.people.merge(other.people);
+        self.backend.merge(other.backend);
+        self.probes += other.probes;
+        self.probe_span.merge(other.probe_span);
+        for (ua, n) in other.probe_agents {
+            if let Some(mine) = self.probe_agents.get_mut(&ua) {
+                *mine += n;
+            } else if self.probe_agents.len() < 256 {
+                self.probe_agents.insert(ua, n);
+            }
+        }
+        self.machine += other.machine;
+        for (key, exploit) in other.exploits {
+            match self.exploits.get_mut(&key) {
+                Some(mine) => {
+                    mine.requests += exploit.requests;
+                    mine.span.merge(exploit.span);
+                    if exploit.sample < mine.sample {
+                        mine.sample = exploit.sample;
+                    }
+                }
+                None => {
+                    self.exploits.insert(key, exploit);
+                }
+            }
+        }
+    }
+
+    /// True when only back-end logs were given: their hops are then the people.
+    pub fn backend_only(&self) -> bool {
+        self.people.requests == 0 && self.backend.requests > 0
+    }
+
+    /// The tally that stands for people: front end, or back end when alone.
+    pub fn people_tally(&self) -> &Tally {
+        if self.backend_only() {
+            &self.backend
+        } else {
+            &self.people
+        }
+    }
+
+    pub fn exploit_attempts(&self) -> u64 {
+        self.exploits.values().map(|e| e.requests).sum()
+    }
+}
+
+fn exploit_sample(req: &Request) -> String {
+    // Evidence only; exploit lines are rare, so this allocation is off the hot path.
+    let mut sample = format!("{} {}", req.method, req.stem);
+    if !req.query.is_empty() {
+        sample.push('?');
+        sample.push_str(&req.query);
+    }
+    sample.truncate(sample.floor_char_boundary_compat(512));
+    sample
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, index: usize) -> usize;
+}
+
+impl FloorCharBoundary for String {
+    fn floor_char_boundary_compat(&self, index: usize) -> usize {
+        if index >= self.len() {
+            return self.len();
+        }
+        (0..=index).rev().find(|&i| self.is_char_boundary(i)).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_of_week_starts_monday() {
+        // 2026-11-23 is a Monday.
+        let monday = 1_795_392_000; // 2026-11-23T00:00:00Z
+        assert_eq!(hour_of_week(monday), 0);
+        assert_eq!(hour_of_week(monday + 3600 * 25), 25);
+        assert_eq!(hour_of_week(monday - 3600), 167);
+    }
+}

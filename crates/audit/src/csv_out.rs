@@ -1,0 +1,272 @@
+//! CSV files: casguard's own (users, devices, findings) and the
+//! Export-ActiveSyncLog set (Users, UserAgents, StatusCodes, Hourly) with
+//! the columns Exchange writes, so existing workflows keep working.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use exchange::Protocol;
+
+use crate::aggregate::{Aggregate, DeviceAgg};
+use crate::report::Report;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct CsvError {
+    pub path: PathBuf,
+    #[source]
+    pub source: csv::Error,
+}
+
+fn writer(dir: &Path, name: &str) -> Result<(csv::Writer<std::fs::File>, PathBuf), CsvError> {
+    let path = dir.join(name);
+    let writer = csv::Writer::from_path(&path).map_err(|source| CsvError { path: path.clone(), source })?;
+    Ok((writer, path))
+}
+
+fn finish(mut writer: csv::Writer<std::fs::File>, path: &Path) -> Result<(), CsvError> {
+    writer.flush().map_err(|e| CsvError { path: path.to_path_buf(), source: csv::Error::from(e) })
+}
+
+macro_rules! row {
+    ($writer:expr, $path:expr, [$($field:expr),* $(,)?]) => {
+        $writer
+            .write_record([$(AsRef::<[u8]>::as_ref(&$field)),*])
+            .map_err(|source| CsvError { path: $path.clone(), source })?
+    };
+}
+
+/// Write every CSV file into `dir`; returns the paths written.
+pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    let mut written = Vec::new();
+
+    let (mut w, path) = writer(dir, "users.csv")?;
+    row!(w, path, ["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"]);
+    for user in &report.users {
+        let protocols: Vec<String> = user.protocols.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+        row!(
+            w,
+            path,
+            [
+                user.user,
+                user.aliases.join(";"),
+                user.requests.to_string(),
+                user.devices.len().to_string(),
+                protocols.join(";"),
+                user.first_seen.clone().unwrap_or_default(),
+                user.last_seen.clone().unwrap_or_default(),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "devices.csv")?;
+    row!(
+        w,
+        path,
+        [
+            "user",
+            "device",
+            "type",
+            "client",
+            "user_agents",
+            "requests",
+            "protocols",
+            "commands",
+            "sources",
+            "networks",
+            "first_seen",
+            "last_seen"
+        ]
+    );
+    for user in &report.users {
+        for d in &user.devices {
+            let protocols: Vec<String> = d.protocols.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+            let commands: Vec<String> = d.commands.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+            let ips: Vec<&str> = d.sources.iter().map(|s| s.ip.as_str()).collect();
+            let mut networks: Vec<&str> = d.sources.iter().map(|s| s.network.as_str()).collect();
+            networks.sort_unstable();
+            networks.dedup();
+            row!(
+                w,
+                path,
+                [
+                    user.user,
+                    d.id,
+                    d.device_type,
+                    d.client,
+                    d.user_agents.join(";"),
+                    d.requests.to_string(),
+                    protocols.join(";"),
+                    commands.join(";"),
+                    ips.join(";"),
+                    networks.join(";"),
+                    d.first_seen.clone().unwrap_or_default(),
+                    d.last_seen.clone().unwrap_or_default(),
+                ]
+            );
+        }
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "findings.csv")?;
+    row!(w, path, ["kind", "user", "summary", "requests", "devices", "sources", "first_seen", "last_seen"]);
+    for f in &report.findings {
+        let devices: Vec<&str> = f.devices.iter().map(|d| d.id.as_str()).collect();
+        let mut sources: Vec<String> =
+            f.devices.iter().flat_map(|d| d.sources.iter().map(|s| format!("{} [{}]", s.ip, s.network))).collect();
+        if let Some(source) = &f.source {
+            sources.push(format!("{} [{}]", source.ip, source.network));
+        }
+        sources.sort();
+        sources.dedup();
+        row!(
+            w,
+            path,
+            [
+                f.kind,
+                f.user.clone().unwrap_or_default(),
+                f.summary,
+                f.requests.to_string(),
+                devices.join(";"),
+                sources.join(";"),
+                f.first_seen.clone().unwrap_or_default(),
+                f.last_seen.clone().unwrap_or_default(),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    written.extend(write_export_activesync_log(agg, dir)?);
+    Ok(written)
+}
+
+/// Commands that count towards a column of Export-ActiveSyncLog's Users.csv.
+fn command_count(device: &DeviceAgg, names: &[&str]) -> u64 {
+    device.commands.iter().filter(|(c, _)| names.iter().any(|n| n.eq_ignore_ascii_case(c))).map(|(_, n)| n).sum()
+}
+
+const USERS_COLUMNS: [&str; 26] = [
+    "User Name",
+    "Device ID",
+    "Device Type",
+    "Items Sent",
+    "Items Received",
+    "Hits",
+    "Total Bytes Sent",
+    "Total Bytes Received",
+    "Total Emails Sent",
+    "Total Emails Received",
+    "Total Calendar Sent",
+    "Total Calendar Received",
+    "Total Contacts Sent",
+    "Total Contacts Received",
+    "Total Tasks Sent",
+    "Total Tasks Received",
+    "Total Notes Sent",
+    "Total Notes Received",
+    "Total OOF Messages Set by Client",
+    "Total OOF Messages Retrieved from Server",
+    "Total Searches requested",
+    "Total SharePoint Access",
+    "Total UNC Access",
+    "Total Attachment Downloads",
+    "Total Attachment Size",
+    "Currently Compliant with Policy",
+];
+
+/// Users.csv, UserAgents.csv, StatusCodes.csv and Hourly.csv as Export-ActiveSyncLog writes them.
+/// Columns that need WBXML item counts or byte fields casguard does not read are written as 0.
+fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    let tally = agg.people_tally();
+    let mut written = Vec::new();
+
+    let (mut w, path) = writer(dir, "Users.csv")?;
+    w.write_record(USERS_COLUMNS).map_err(|source| CsvError { path: path.clone(), source })?;
+    let mut total_hits = 0u64;
+    let mut user_agents: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut hours_devices = [0u64; 168];
+    for (user, u) in tally.sorted_users() {
+        for (key, d) in u.sorted_devices() {
+            let hits = d.protocols[Protocol::ActiveSync.index()];
+            if hits == 0 || d.device_type.is_empty() {
+                continue;
+            }
+            total_hits += hits;
+            for (ua, n) in d.user_agents.iter() {
+                let entry = user_agents.entry(ua).or_default();
+                entry.0 += n;
+                entry.1 += 1;
+            }
+            for (bucket, devices) in hours_devices.iter_mut().enumerate() {
+                if d.hours_seen[bucket / 64] & (1 << (bucket % 64)) != 0 {
+                    *devices += 1;
+                }
+            }
+            let sent = command_count(d, &["SendMail", "SmartReply", "SmartForward"]);
+            let mut fields = vec![user.to_string(), key.to_string(), d.device_type.clone()];
+            fields.push(sent.to_string()); // Items Sent
+            fields.push("0".into()); // Items Received
+            fields.push(hits.to_string());
+            fields.extend(["0", "0"].map(String::from)); // bytes
+            fields.push(sent.to_string()); // Total Emails Sent
+            fields.extend(std::iter::repeat_n("0".to_string(), 11)); // Received .. OOF
+            fields.push(command_count(d, &["Search", "Find"]).to_string());
+            fields.extend(["0", "0"].map(String::from)); // SharePoint, UNC
+            fields.push(command_count(d, &["GetAttachment"]).to_string());
+            fields.push("0".into()); // Attachment Size
+            fields.push(String::new()); // compliance is not in IIS logs
+            w.write_record(&fields).map_err(|source| CsvError { path: path.clone(), source })?;
+        }
+    }
+    let mut total =
+        vec!["*** Total ***".to_string(), String::new(), String::new(), "0".into(), "0".into(), total_hits.to_string()];
+    total.extend(std::iter::repeat_n("0".to_string(), 19));
+    total.push(String::new());
+    w.write_record(&total).map_err(|source| CsvError { path: path.clone(), source })?;
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "UserAgents.csv")?;
+    row!(w, path, ["User Agent", "Hits", "Unique Devices"]);
+    for (ua, (hits, devices)) in &user_agents {
+        row!(w, path, [ua, hits.to_string(), devices.to_string()]);
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "StatusCodes.csv")?;
+    row!(w, path, ["Status", "SubStatus", "Hits", "Ratio"]);
+    let statuses: Vec<_> = tally.activesync.statuses.iter().collect();
+    let status_total: u64 = statuses.iter().map(|(_, n)| n).sum();
+    for ((status, substatus), hits) in statuses {
+        // Exchange's integer division printed 0 for every ratio; we print a percentage.
+        let ratio = if status_total == 0 { 0.0 } else { hits as f64 * 100.0 / status_total as f64 };
+        row!(w, path, [status.to_string(), substatus.to_string(), hits.to_string(), format!("{ratio:.2}")]);
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "Hourly.csv")?;
+    row!(w, path, ["Day", "Hour", "Unique Devices", "Sync Related Requests"]);
+    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    for bucket in 0..168 {
+        row!(
+            w,
+            path,
+            [
+                DAYS[bucket / 24],
+                (bucket % 24).to_string(),
+                hours_devices[bucket].to_string(),
+                tally.activesync.sync_requests[bucket].to_string(),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    written.push(path);
+    Ok(written)
+}

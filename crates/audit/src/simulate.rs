@@ -1,0 +1,540 @@
+//! `simulate`: replay requests through a policy with the same
+//! [`policy::evaluate`] the gateway calls, and report whom each rule cuts
+//! off, which other doors stay open, and what a Provision rule does to
+//! devices that already existed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use exchange::{Interpreter, Protocol, Request, Traffic};
+use policy::{evaluate, Action, Decision, Policy};
+use serde::Serialize;
+use w3c::{FileStats, Record, Visitor};
+
+use crate::aggregate::Span;
+use crate::report::time_string;
+
+const PROTOCOLS: usize = Protocol::ALL.len();
+
+/// What one rule (or the default, at index `rules.len()`) did.
+#[derive(Clone, Debug, Default)]
+pub struct RuleTally {
+    pub matched: u64,
+    pub span: Span,
+    /// User -> device key -> denied requests; anonymous requests under user "".
+    pub devices: DeviceCounts,
+    /// Denied Provision requests, the same way.
+    pub provisions: DeviceCounts,
+}
+
+impl RuleTally {
+    fn merge(&mut self, other: RuleTally) {
+        self.matched += other.matched;
+        self.span = Span { first: self.span.first.min(other.span.first), last: self.span.last.max(other.span.last) };
+        merge_counts(&mut self.devices, other.devices);
+        merge_counts(&mut self.provisions, other.provisions);
+    }
+}
+
+/// Per user: where they were denied and where they still got through.
+#[derive(Clone, Debug, Default)]
+pub struct UserDoors {
+    pub denied: [u64; PROTOCOLS],
+    /// Allowed requests that succeeded (status below 400), per protocol.
+    pub reached: [u64; PROTOCOLS],
+    /// Clients behind the allowed successful requests, per protocol.
+    pub reached_clients: BTreeMap<(usize, u16), u64>,
+}
+
+/// Decisions for one kind of traffic.
+#[derive(Clone, Debug, Default)]
+pub struct SimTally {
+    pub requests: u64,
+    pub denied: u64,
+    pub rules: Vec<RuleTally>,
+    pub users: HashMap<Box<str>, UserDoors>,
+}
+
+impl SimTally {
+    fn add(&mut self, req: &Request, decision: &Decision, slot: usize, rules: usize) {
+        if self.rules.len() <= rules {
+            self.rules.resize_with(rules + 1, RuleTally::default);
+        }
+        self.requests += 1;
+        let denied = decision.action == Action::Deny;
+        let tally = &mut self.rules[slot];
+        tally.matched += 1;
+        if denied {
+            self.denied += 1;
+            tally.span.first = tally.span.first.min(req.time);
+            tally.span.last = tally.span.last.max(req.time);
+            let key = (req.user.as_str(), req.device_key());
+            bump(&mut tally.devices, key);
+            if req.activesync.command.eq_ignore_ascii_case("Provision") {
+                bump(&mut tally.provisions, key);
+            }
+        }
+        if req.user.is_empty() {
+            return;
+        }
+        let doors = match self.users.get_mut(req.user.as_str()) {
+            Some(doors) => doors,
+            None => self.users.entry(req.user.as_str().into()).or_default(),
+        };
+        let p = req.protocol.index();
+        if denied {
+            doors.denied[p] += 1;
+        } else if req.status < 400 {
+            doors.reached[p] += 1;
+            *doors.reached_clients.entry((p, req.client.0)).or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: SimTally) {
+        self.requests += other.requests;
+        self.denied += other.denied;
+        if self.rules.len() < other.rules.len() {
+            self.rules.resize_with(other.rules.len(), RuleTally::default);
+        }
+        for (mine, theirs) in self.rules.iter_mut().zip(other.rules) {
+            mine.merge(theirs);
+        }
+        for (user, doors) in other.users {
+            let mine = self.users.entry(user).or_default();
+            for p in 0..PROTOCOLS {
+                mine.denied[p] += doors.denied[p];
+                mine.reached[p] += doors.reached[p];
+            }
+            for (key, n) in doors.reached_clients {
+                *mine.reached_clients.entry(key).or_default() += n;
+            }
+        }
+    }
+}
+
+/// Counts per user and device; nested so that borrowed keys look up without allocating.
+pub type DeviceCounts = HashMap<Box<str>, HashMap<Box<str>, u64>>;
+
+fn bump(map: &mut DeviceCounts, (user, device): (&str, &str)) {
+    let devices = match map.get_mut(user) {
+        Some(devices) => devices,
+        None => map.entry(user.into()).or_default(),
+    };
+    match devices.get_mut(device) {
+        Some(n) => *n += 1,
+        None => {
+            devices.insert(device.into(), 1);
+        }
+    }
+}
+
+fn merge_counts(mine: &mut DeviceCounts, theirs: DeviceCounts) {
+    for (user, devices) in theirs {
+        let entry = mine.entry(user).or_default();
+        for (device, n) in devices {
+            *entry.entry(device).or_default() += n;
+        }
+    }
+}
+
+fn device_pairs(counts: &DeviceCounts) -> impl Iterator<Item = (&str, &str, u64)> {
+    counts.iter().flat_map(|(u, devices)| devices.iter().map(move |(d, n)| (&**u, &**d, *n)))
+}
+
+/// Everything a simulation learns.
+#[derive(Clone, Debug, Default)]
+pub struct Simulation {
+    pub people: SimTally,
+    pub backend: SimTally,
+    /// Probe requests per rule slot that denied them, with their user agents.
+    pub probes_denied: BTreeMap<usize, (u64, BTreeSet<String>)>,
+    pub probes: u64,
+}
+
+impl Simulation {
+    pub fn add(&mut self, req: &Request, policy: &Policy) {
+        let rules = policy.rules().len();
+        match req.traffic {
+            Traffic::Person | Traffic::Backend => {
+                let decision = evaluate(policy, req);
+                let slot = decision.rule.unwrap_or(rules);
+                let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
+                tally.add(req, &decision, slot, rules);
+            }
+            Traffic::Probe => {
+                self.probes += 1;
+                let decision = evaluate(policy, req);
+                if decision.action == Action::Deny {
+                    let entry = self.probes_denied.entry(decision.rule.unwrap_or(rules)).or_default();
+                    entry.0 += 1;
+                    if entry.1.len() < 16 && !entry.1.contains(&req.user_agent) {
+                        entry.1.insert(req.user_agent.clone());
+                    }
+                }
+            }
+            Traffic::Machine | Traffic::Exploit => {}
+        }
+    }
+
+    pub fn merge(&mut self, other: Simulation) {
+        self.people.merge(other.people);
+        self.backend.merge(other.backend);
+        self.probes += other.probes;
+        for (slot, (n, agents)) in other.probes_denied {
+            let entry = self.probes_denied.entry(slot).or_default();
+            entry.0 += n;
+            for ua in agents {
+                if entry.1.len() < 16 {
+                    entry.1.insert(ua);
+                }
+            }
+        }
+    }
+
+    fn backend_only(&self) -> bool {
+        self.people.requests == 0 && self.backend.requests > 0
+    }
+}
+
+/// The visitor: interpret, then evaluate, reusing one request.
+pub struct SimCollector<'a> {
+    interpreter: &'a Interpreter,
+    policy: &'a Policy,
+    request: Request,
+    pub simulation: Simulation,
+}
+
+impl<'a> SimCollector<'a> {
+    pub fn new(interpreter: &'a Interpreter, policy: &'a Policy) -> Self {
+        SimCollector { interpreter, policy, request: Request::default(), simulation: Simulation::default() }
+    }
+}
+
+impl Visitor for SimCollector<'_> {
+    fn record(&mut self, record: &Record<'_>) {
+        self.interpreter.read_record(record, &mut self.request);
+        self.simulation.add(&self.request, self.policy);
+    }
+}
+
+/// Tells whether a (user, device) existed before the cut-over.
+pub trait KnownDevices {
+    fn is_known(&self, user: &str, device: &str) -> bool;
+    fn cutover(&self) -> String;
+}
+
+impl KnownDevices for policy::Inventory {
+    fn is_known(&self, user: &str, device: &str) -> bool {
+        self.contains(user, device)
+    }
+    fn cutover(&self) -> String {
+        policy::Inventory::cutover(self).to_string()
+    }
+}
+
+// === report ===
+
+#[derive(Debug, Serialize)]
+pub struct SimReport {
+    pub policy: String,
+    pub summary: SimSummary,
+    pub rules: Vec<RuleReport>,
+    pub denied_requests: u64,
+    pub affected_users: Vec<String>,
+    pub grandfathering: Grandfathering,
+    pub backdoors: Vec<Backdoor>,
+    pub probes: ProbeImpact,
+    pub malformed: u64,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SimSummary {
+    pub lines: u64,
+    pub requests: u64,
+    pub denied_requests: u64,
+    pub allowed_requests: u64,
+    pub affected_users: usize,
+    pub backend_only: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleReport {
+    pub name: String,
+    pub action: &'static str,
+    /// Line of the policy file; absent for the default.
+    pub line: Option<usize>,
+    pub matched_requests: u64,
+    pub denied_requests: u64,
+    pub users: Vec<String>,
+    pub devices: Vec<DeviceRef>,
+    pub anonymous_requests: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub provision_denied: u64,
+    /// Denied Provision requests from devices that existed at the cut-over.
+    pub provision_from_known_devices: Option<u64>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeviceRef {
+    pub user: String,
+    pub id: String,
+    pub requests: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Grandfathering {
+    pub cutover: Option<String>,
+    pub provision_denied: u64,
+    /// `null` when no cut-over or inventory was given.
+    pub provision_from_known_devices: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Backdoor {
+    pub user: String,
+    pub denied_on: Vec<&'static str>,
+    pub still_reaches: Vec<&'static str>,
+    /// Allowed, successful requests per protocol still open, with their clients.
+    pub evidence: BTreeMap<&'static str, BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeImpact {
+    pub requests: u64,
+    pub denied_requests: u64,
+    pub rules: Vec<ProbeRule>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeRule {
+    pub name: String,
+    pub denied_requests: u64,
+    pub user_agents: Vec<String>,
+}
+
+fn slot_name(policy: &Policy, slot: usize) -> String {
+    policy.rules().get(slot).map(|r| r.name.clone()).unwrap_or_else(|| "default".to_string())
+}
+
+impl SimReport {
+    pub fn build(
+        sim: &Simulation,
+        policy: &Policy,
+        interpreter: &Interpreter,
+        files: &[FileStats],
+        known: Option<&dyn KnownDevices>,
+    ) -> SimReport {
+        let backend_only = sim.backend_only();
+        let tally = if backend_only { &sim.backend } else { &sim.people };
+        let rules = policy.rules();
+        let mut notes = Vec::new();
+        if backend_only {
+            notes.push("only back-end lines were found: their hops are counted as people's requests".to_string());
+        }
+
+        let mut affected = BTreeSet::new();
+        let mut rule_reports = Vec::new();
+        let mut provision_denied_total = 0;
+        let mut provision_known_total = 0;
+        for (slot, rt) in tally.rules.iter().enumerate() {
+            let (action, line) = match rules.get(slot) {
+                Some(r) => (r.action, Some(r.line)),
+                None => (policy.default_action(), None),
+            };
+            if rt.matched == 0 {
+                continue;
+            }
+            let denied: u64 = device_pairs(&rt.devices).map(|(_, _, n)| n).sum();
+            let mut users = BTreeSet::new();
+            let mut devices = Vec::new();
+            let mut anonymous = 0;
+            for (user, device, n) in device_pairs(&rt.devices) {
+                if user.is_empty() {
+                    anonymous += n;
+                    continue;
+                }
+                users.insert(user.to_string());
+                devices.push(DeviceRef { user: user.to_string(), id: device.to_string(), requests: n });
+            }
+            devices.sort();
+            affected.extend(users.iter().cloned());
+            let provision_denied: u64 = device_pairs(&rt.provisions).map(|(_, _, n)| n).sum();
+            let provision_known = known.map(|k| {
+                device_pairs(&rt.provisions).filter(|(u, d, _)| k.is_known(u, d)).map(|(_, _, n)| n).sum::<u64>()
+            });
+            provision_denied_total += provision_denied;
+            provision_known_total += provision_known.unwrap_or(0);
+            rule_reports.push(RuleReport {
+                name: slot_name(policy, slot),
+                action: action.key(),
+                line,
+                matched_requests: rt.matched,
+                denied_requests: denied,
+                users: users.into_iter().collect(),
+                devices,
+                anonymous_requests: anonymous,
+                first_seen: if denied > 0 { time_string(rt.span.first) } else { None },
+                last_seen: if denied > 0 { time_string(rt.span.last) } else { None },
+                provision_denied,
+                provision_from_known_devices: provision_known,
+            });
+        }
+
+        let mut backdoors = Vec::new();
+        let mut users: Vec<_> = tally.users.iter().collect();
+        users.sort_by(|a, b| a.0.cmp(b.0));
+        for (user, doors) in users {
+            let denied_on: Vec<Protocol> = Protocol::ALL.into_iter().filter(|p| doors.denied[p.index()] > 0).collect();
+            if denied_on.is_empty() {
+                continue;
+            }
+            let open: Vec<Protocol> = Protocol::ALL
+                .into_iter()
+                .filter(|p| p.reaches_mail() && doors.reached[p.index()] > 0 && !denied_on.contains(p))
+                .collect();
+            if open.is_empty() {
+                continue;
+            }
+            let mut evidence: BTreeMap<&'static str, BTreeMap<String, u64>> = BTreeMap::new();
+            for ((p, client), n) in &doors.reached_clients {
+                let protocol = Protocol::ALL[*p];
+                if open.contains(&protocol) {
+                    let name = interpreter.catalog().get(exchange::ClientId(*client)).id.clone();
+                    *evidence.entry(protocol.key()).or_default().entry(name).or_default() += n;
+                }
+            }
+            backdoors.push(Backdoor {
+                user: user.to_string(),
+                denied_on: denied_on.iter().map(|p| p.key()).collect(),
+                still_reaches: open.iter().map(|p| p.key()).collect(),
+                evidence,
+            });
+        }
+
+        let mut probe_rules = Vec::new();
+        let mut probes_denied = 0;
+        for (slot, (n, agents)) in &sim.probes_denied {
+            probes_denied += n;
+            probe_rules.push(ProbeRule {
+                name: slot_name(policy, *slot),
+                denied_requests: *n,
+                user_agents: agents.iter().cloned().collect(),
+            });
+        }
+        if probes_denied > 0 {
+            notes.push(format!(
+                "the policy would deny {probes_denied} monitoring probe request(s): Managed Availability would report failures"
+            ));
+        }
+        let cutover = known.map(|k| k.cutover());
+        if known.is_none() && provision_denied_total > 0 {
+            notes.push(
+                "Provision requests would be denied; give --known-before or --inventory to see how many come from devices that already existed"
+                    .to_string(),
+            );
+        }
+
+        SimReport {
+            policy: policy.origin().to_string(),
+            summary: SimSummary {
+                lines: files.iter().map(|f| f.lines).sum(),
+                requests: tally.requests,
+                denied_requests: tally.denied,
+                allowed_requests: tally.requests - tally.denied,
+                affected_users: affected.len(),
+                backend_only,
+            },
+            rules: rule_reports,
+            denied_requests: tally.denied,
+            affected_users: affected.into_iter().collect(),
+            grandfathering: Grandfathering {
+                cutover,
+                provision_denied: provision_denied_total,
+                provision_from_known_devices: known.map(|_| provision_known_total),
+            },
+            backdoors,
+            probes: ProbeImpact { requests: sim.probes, denied_requests: probes_denied, rules: probe_rules },
+            malformed: files.iter().map(|f| f.malformed_total()).sum(),
+            notes,
+        }
+    }
+}
+
+/// The devices people used before `cutover` (Unix seconds): what
+/// `casguard inventory build --until` writes and `--known-before` uses.
+pub fn inventory_before(agg: &crate::Aggregate, cutover: i64) -> policy::Inventory {
+    let mut inventory = policy::Inventory::new(w3c::time::format_rfc3339(cutover));
+    for (user, agg) in agg.people_tally().sorted_users() {
+        for (device, d) in agg.sorted_devices() {
+            if !d.span.is_empty() && d.span.first < cutover {
+                inventory.insert(user, device, &w3c::time::format_rfc3339(d.span.first));
+            }
+        }
+    }
+    inventory
+}
+
+/// The simulation as text for an 80-column terminal.
+pub fn render_table(report: &SimReport) -> String {
+    use crate::table::fit;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let s = &report.summary;
+    let _ = writeln!(out, "casguard simulate: {}", report.policy);
+    let _ = writeln!(
+        out,
+        "{} people's requests: {} would be denied, {} allowed; {} user(s) affected",
+        s.requests, s.denied_requests, s.allowed_requests, s.affected_users
+    );
+    let _ = writeln!(out, "\nRules\n─────");
+    let _ = writeln!(out, "  {:<32} {:>6} {:>10} {:>7} {:>8}", "rule", "action", "matched", "users", "devices");
+    for rule in &report.rules {
+        let _ = writeln!(
+            out,
+            "  {:<32} {:>6} {:>10} {:>7} {:>8}",
+            fit(&rule.name, 32),
+            rule.action,
+            rule.matched_requests,
+            rule.users.len(),
+            rule.devices.len()
+        );
+        if rule.denied_requests > 0 {
+            if let (Some(first), Some(last)) = (&rule.first_seen, &rule.last_seen) {
+                let _ = writeln!(out, "      denies {} request(s), {first} .. {last}", rule.denied_requests);
+            }
+            let users: Vec<&str> = rule.users.iter().take(6).map(String::as_str).collect();
+            let more = if rule.users.len() > 6 { ", …" } else { "" };
+            if !users.is_empty() {
+                let _ = writeln!(out, "      {}", fit(&format!("users: {}{more}", users.join(", ")), 72));
+            }
+        }
+        if rule.provision_denied > 0 {
+            let known = rule
+                .provision_from_known_devices
+                .map(|n| format!("{n} from devices that existed at the cut-over"))
+                .unwrap_or_else(|| "no cut-over given".into());
+            let _ =
+                writeln!(out, "      {}", fit(&format!("Provision denied: {} ({known})", rule.provision_denied), 72));
+        }
+    }
+    let _ = writeln!(out, "\nBackdoors ({})\n─────────", report.backdoors.len());
+    if report.backdoors.is_empty() {
+        let _ = writeln!(out, "  none: no denied user reached mail through another protocol");
+    }
+    for b in &report.backdoors {
+        let line =
+            format!("{}: denied on {}, still reaches {}", b.user, b.denied_on.join(","), b.still_reaches.join(","));
+        let _ = writeln!(out, "  {}", fit(&line, 76));
+    }
+    if report.probes.denied_requests > 0 {
+        let _ = writeln!(out, "\nMonitoring probes denied: {}", report.probes.denied_requests);
+        for rule in &report.probes.rules {
+            let _ = writeln!(out, "  {}", fit(&format!("{}: {} request(s)", rule.name, rule.denied_requests), 76));
+        }
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "\nnote: {}", fit(note, 74));
+    }
+    out
+}

@@ -1,0 +1,156 @@
+//! The report as text for an 80-column terminal.
+
+use std::fmt::Write as _;
+
+use crate::report::{Finding, Report, EXPLOIT_MEANING, PERSON_FINDINGS};
+
+const WIDTH: usize = 80;
+
+/// Cut `text` to `width` characters, marking the cut with `…`.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn heading(out: &mut String, title: &str) {
+    let _ = writeln!(out, "\n{title}\n{}", "─".repeat(title.chars().count()));
+}
+
+fn percent(n: u64, total: u64) -> String {
+    if total == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", n as f64 * 100.0 / total as f64)
+    }
+}
+
+/// Two tables side by side would not fit 80 columns with long names; one
+/// column of `name count share` rows does.
+fn counts(out: &mut String, rows: &[(String, u64)], total: u64) {
+    for (name, n) in rows {
+        let _ = writeln!(out, "  {:<40} {:>14} {:>8}", fit(name, 40), n, percent(*n, total));
+    }
+}
+
+fn finding_lines(out: &mut String, finding: &Finding) {
+    let _ = writeln!(out, "    {}", fit(&finding.summary, WIDTH - 4));
+    if let (Some(first), Some(last)) = (&finding.first_seen, &finding.last_seen) {
+        let _ = writeln!(out, "      seen {first} .. {last}");
+    }
+    for device in finding.devices.iter().take(3) {
+        let label = if device.device_type.is_empty() { String::new() } else { format!(" ({})", device.device_type) };
+        let _ = writeln!(out, "      device {}", fit(&format!("{}{label}", device.id), WIDTH - 13));
+        let mut networks: Vec<&str> = device.sources.iter().map(|s| s.network.as_str()).collect();
+        networks.sort_unstable();
+        networks.dedup();
+        let ips: Vec<&str> = device.sources.iter().take(2).map(|s| s.ip.as_str()).collect();
+        let more = if device.sources.len() > 2 { format!(" +{}", device.sources.len() - 2) } else { String::new() };
+        let _ = writeln!(
+            out,
+            "        {}",
+            fit(&format!("from {}{more} [{}]", ips.join(", "), networks.join(", ")), WIDTH - 8)
+        );
+    }
+    if finding.devices.len() > 3 {
+        let _ = writeln!(out, "      … and {} more device(s)", finding.devices.len() - 3);
+    }
+    if let (Some(source), Some(sample)) = (&finding.source, &finding.sample) {
+        let _ = writeln!(out, "      from {} [{}]", source.ip, source.network);
+        let _ = writeln!(out, "      {}", fit(sample, WIDTH - 6));
+    }
+}
+
+pub fn render(report: &Report, top_users: usize) -> String {
+    let mut out = String::new();
+    let s = &report.summary;
+    let _ = writeln!(out, "casguard audit: {} file(s), {} lines", s.files, s.lines);
+    if let (Some(first), Some(last)) = (&s.first_seen, &s.last_seen) {
+        let _ = writeln!(out, "from {first} to {last}");
+    }
+
+    heading(&mut out, "Summary");
+    let rows = [
+        ("people's requests", s.requests),
+        ("  of which anonymous", s.anonymous),
+        ("back-end duplicates (not counted)", s.backend_duplicates),
+        ("monitoring probes", s.probes),
+        ("machine accounts", s.machine),
+        ("exploit attempts", s.exploit_attempts),
+        ("malformed lines (skipped)", s.malformed),
+    ];
+    for (name, n) in rows {
+        let _ = writeln!(out, "  {name:<40} {n:>14}");
+    }
+    let _ = writeln!(out, "  {:<40} {:>14}", "users", s.users);
+    let _ = writeln!(out, "  {:<40} {:>14}", "devices and user agents", s.devices);
+    for note in &report.notes {
+        let _ = writeln!(out, "  note: {}", fit(note, WIDTH - 8));
+    }
+
+    heading(&mut out, "Requests by protocol");
+    let mut protocols: Vec<(String, u64)> = report.protocols.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    protocols.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts(&mut out, &protocols, s.requests);
+
+    heading(&mut out, "Requests by client");
+    let mut clients: Vec<(String, u64)> = report.clients.iter().map(|(k, n)| (k.clone(), *n)).collect();
+    clients.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts(&mut out, &clients, s.requests);
+
+    heading(&mut out, &format!("Findings ({})", report.findings.len()));
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    let kinds = PERSON_FINDINGS.iter().map(|k| (k.kind, k.meaning)).chain([("exploit-attempt", EXPLOIT_MEANING)]);
+    for (kind, meaning) in kinds {
+        let findings: Vec<_> = report.findings.iter().filter(|f| f.kind == kind).collect();
+        if findings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {kind} ({}): {}", findings.len(), fit(meaning, WIDTH - kind.len() - 10));
+        for finding in findings {
+            finding_lines(&mut out, finding);
+        }
+    }
+
+    heading(&mut out, &format!("Top users (of {})", report.users.len()));
+    let mut users: Vec<_> = report.users.iter().collect();
+    users.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.user.cmp(&b.user)));
+    let _ = writeln!(out, "  {:<24} {:>10} {:>5}  protocols", "user", "requests", "devs");
+    for user in users.iter().take(top_users) {
+        let protocols: Vec<&str> = user.protocols.keys().copied().collect();
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>10} {:>5}  {}",
+            fit(&user.user, 24),
+            user.requests,
+            user.devices.len(),
+            fit(&protocols.join(","), WIDTH - 46)
+        );
+    }
+
+    if !report.malformed.is_empty() {
+        heading(&mut out, "Malformed lines");
+        for file in &report.malformed {
+            let counts: Vec<String> = file.counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(out, "  {}", fit(&format!("{}: {}", file.file, counts.join(", ")), WIDTH - 2));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fit_cuts_on_characters() {
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("ab", 4), "ab");
+        assert_eq!(fit("ééééé", 3).chars().count(), 3);
+    }
+}

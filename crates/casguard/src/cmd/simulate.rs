@@ -1,0 +1,97 @@
+//! `casguard simulate`: replay the logs through a policy and show whom it
+//! would cut off, by which rule, and which other doors stay open.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use audit::simulate::{inventory_before, SimCollector, SimReport, Simulation};
+use policy::{Inventory, Policy};
+use rayon::prelude::*;
+use w3c::ScanOptions;
+
+use super::audit::{emit, warn_malformed};
+use super::{Global, Inputs, Progress};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The policy file.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// Devices first seen in these logs before TIME are known (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME", conflicts_with = "inventory")]
+    pub known_before: Option<String>,
+    /// Known devices from `casguard inventory build`.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    #[command(flatten)]
+    pub inputs: Inputs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Treat malformed lines as an error (exit 2).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    w3c::time::parse_rfc3339(text)
+        .with_context(|| format!("cannot read time '{text}': use RFC 3339 such as 2026-11-02T00:00:00Z, or a date"))
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let interpreter = args.inputs.interpreter()?;
+    let mut policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
+    let files = args.inputs.files()?;
+    let options = ScanOptions::default();
+
+    let inventory = match (&args.inventory, &args.known_before) {
+        (Some(path), _) => Some(Inventory::load(path)?),
+        (None, Some(time)) => {
+            // First pass: when each device was first seen.
+            let cutover = parse_time(time)?;
+            let (aggregate, _) = audit::audit_files(&files, &options, &interpreter, &|_| {})?;
+            Some(inventory_before(&aggregate, cutover))
+        }
+        (None, None) => None,
+    };
+    if let Some(inventory) = &inventory {
+        policy.set_inventory(Arc::new(inventory.clone()));
+    }
+    policy.check_ready()?;
+
+    let progress = Progress::new(&files, global);
+    let scanned = audit::scan_files(&files, &options, || SimCollector::new(&interpreter, &policy), &|path| {
+        progress.file_done(path)
+    })?;
+    progress.finish();
+    let simulation = scanned.visitors.into_par_iter().map(|c| c.simulation).reduce(Simulation::default, |mut a, b| {
+        a.merge(b);
+        a
+    });
+
+    let malformed: u64 = scanned.files.iter().map(|f| f.malformed_total()).sum();
+    if args.strict && malformed > 0 {
+        warn_malformed(&scanned.files, "error");
+        anyhow::bail!("{malformed} malformed line(s) (--strict)");
+    }
+    warn_malformed(&scanned.files, "warning");
+
+    let known = inventory.as_ref().map(|i| i as &dyn audit::simulate::KnownDevices);
+    let report = SimReport::build(&simulation, &policy, &interpreter, &scanned.files, known);
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Table => audit::simulate::render_table(&report),
+    };
+    emit(args.out.as_ref(), &text)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! casguard: find out which mail clients reach Exchange, over which
+//! protocol, from where and for whom; then stop the ones that break policy.
+//!
+//! A thin binary: one module per subcommand under `cmd/`, the work in the
+//! library crates. Exit codes: 0 all well, 1 findings (with
+//! `--fail-on-findings`) or unexpressible rules (with `--strict`), 2 error.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "casguard", version, about, propagate_version = true)]
+struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Report who reaches Exchange, with which client, over which protocol, from where.
+    Audit(cmd::audit::Args),
+    /// Replay logs through a policy: who would be blocked, by which rule, and which doors stay open.
+    Simulate(cmd::simulate::Args),
+    /// Work with policy files.
+    Policy(cmd::policy::Args),
+    /// Write a policy as IIS, Exchange or nginx configuration.
+    Emit(cmd::emit::Args),
+    /// Build the inventory of known devices.
+    Inventory(cmd::inventory::Args),
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(threads) = cli.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global()?;
+    }
+    let global = cmd::Global { quiet: cli.quiet };
+    match cli.command {
+        Command::Audit(args) => cmd::audit::run(args, &global),
+        Command::Simulate(args) => cmd::simulate::run(args, &global),
+        Command::Policy(args) => cmd::policy::run(args),
+        Command::Emit(args) => cmd::emit::run(args),
+        Command::Inventory(args) => cmd::inventory::run(args, &global),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`casguard audit ... | head`) is not an error.
+            for cause in err.chain() {
+                if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                    if io.kind() == std::io::ErrorKind::BrokenPipe {
+                        return ExitCode::SUCCESS;
+                    }
+                }
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

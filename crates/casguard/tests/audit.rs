@@ -1,0 +1,232 @@
+//! End-to-end: generate logs with a known truth, run `casguard audit` as a
+//! user would, and check every count the generator knows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use casguard_loggen::{generate, GzipMode, Options, Truth};
+use serde_json::Value;
+
+fn casguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
+}
+
+fn audit_json(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["audit", "--format", "json"];
+    args.extend_from_slice(extra);
+    let dir = dir.to_str().unwrap();
+    args.push(dir);
+    let out = casguard(&args);
+    assert!(out.status.success(), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("audit prints JSON")
+}
+
+fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Truth) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path());
+    options(&mut opts);
+    let truth = generate(&opts).expect("generate logs");
+    (dir, truth)
+}
+
+fn counts(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
+}
+
+fn finding_users(report: &Value, kind: &str) -> Vec<String> {
+    let users: BTreeSet<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .map(|f| f["user"].as_str().unwrap().to_string())
+        .collect();
+    users.into_iter().collect()
+}
+
+fn check_against_truth(report: &Value, truth: &Truth) {
+    let s = &report["summary"];
+    let t = &truth.summary;
+    assert_eq!(s["lines"], t.lines, "lines");
+    assert_eq!(s["malformed"], t.malformed, "malformed");
+    assert_eq!(s["requests"], t.requests, "requests");
+    assert_eq!(s["backend_duplicates"], t.backend_duplicates, "backend duplicates");
+    assert_eq!(s["probes"], t.probes, "probes");
+    assert_eq!(s["exploit_attempts"], t.exploit_attempts, "exploit attempts");
+    assert_eq!(s["machine"], t.machine, "machine accounts");
+    assert_eq!(s["backend_only"], truth.backend_only, "backend only");
+    assert_eq!(counts(&report["protocols"]), truth.protocols, "protocols");
+    assert_eq!(counts(&report["clients"]), truth.clients, "clients");
+
+    let users: BTreeMap<&str, &Value> =
+        report["users"].as_array().unwrap().iter().map(|u| (u["user"].as_str().unwrap(), u)).collect();
+    assert_eq!(users.keys().copied().collect::<Vec<_>>(), truth.users.keys().map(String::as_str).collect::<Vec<_>>());
+    for (name, expected) in &truth.users {
+        let user = users[name.as_str()];
+        assert_eq!(user["requests"], expected.requests, "requests of {name}");
+        let devices: BTreeMap<&str, &Value> =
+            user["devices"].as_array().unwrap().iter().map(|d| (d["id"].as_str().unwrap(), d)).collect();
+        assert_eq!(
+            devices.keys().copied().collect::<BTreeSet<_>>(),
+            expected.devices.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+            "devices of {name}"
+        );
+        for (id, device) in &expected.devices {
+            assert_eq!(devices[id.as_str()]["requests"], device.requests, "requests of {name}/{id}");
+            assert_eq!(devices[id.as_str()]["client"], device.client.as_str(), "client of {name}/{id}");
+        }
+        let aliases: BTreeSet<&str> = user["aliases"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        for alias in &expected.aliases {
+            assert!(aliases.contains(alias.as_str()), "alias {alias} of {name} missing from {aliases:?}");
+        }
+    }
+
+    let f = &truth.findings;
+    assert_eq!(finding_users(report, "cloud-credentials"), f.cloud_credentials, "cloud-credentials");
+    assert_eq!(finding_users(report, "ews-non-outlook"), f.ews_non_outlook, "ews-non-outlook");
+    assert_eq!(finding_users(report, "mobile-on-ews"), f.mobile_on_ews, "mobile-on-ews");
+    let exploits: BTreeSet<(String, String, u64)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "exploit-attempt")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["source"]["ip"].as_str().unwrap().to_string(),
+                f["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, u64)> =
+        f.exploit_attempt.iter().map(|e| (e.rule.clone(), e.source.clone(), e.count)).collect();
+    assert_eq!(exploits, expected, "exploit attempts");
+}
+
+#[test]
+fn mixed_front_and_back_end_plain_and_gzip_match_the_truth() {
+    let (dir, truth) = generated(|o| {
+        o.seed = 7;
+        o.gzip = GzipMode::Some;
+    });
+    assert!(truth.summary.backend_duplicates > 0 && truth.summary.malformed > 0);
+    check_against_truth(&audit_json(dir.path(), &[]), &truth);
+}
+
+#[test]
+fn back_end_logs_alone_are_counted_and_said_so() {
+    let (dir, truth) = generated(|o| {
+        o.seed = 3;
+        o.only_backend = true;
+    });
+    assert!(truth.backend_only);
+    let report = audit_json(dir.path(), &[]);
+    check_against_truth(&report, &truth);
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("back-end"), "{notes}");
+}
+
+#[test]
+fn truncated_gzip_is_counted_and_the_run_goes_on() {
+    let (dir, truth) = generated(|o| {
+        o.seed = 11;
+        o.gzip = GzipMode::All;
+        o.truncate_gzip = true;
+    });
+    let report = audit_json(dir.path(), &[]);
+    check_against_truth(&report, &truth);
+    let malformed = report["malformed"].to_string();
+    assert!(malformed.contains("truncated-gzip"), "{malformed}");
+}
+
+#[test]
+fn one_thread_and_two_give_identical_reports() {
+    let (dir, _) = generated(|o| {
+        o.seed = 5;
+        o.target_bytes = Some(12_000_000);
+        o.gzip = GzipMode::None;
+    });
+    let one = audit_json(dir.path(), &["--threads", "1"]);
+    let two = audit_json(dir.path(), &["--threads", "2"]);
+    assert_eq!(one, two);
+}
+
+#[test]
+fn strict_makes_malformed_lines_an_error_naming_file_and_line() {
+    let (dir, truth) = generated(|o| o.seed = 2);
+    assert!(truth.summary.malformed > 0);
+    let out = casguard(&["audit", "--strict", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(".log:") && stderr.contains("field-count"), "{stderr}");
+}
+
+#[test]
+fn fail_on_findings_exits_one_and_table_fits_80_columns() {
+    let (dir, truth) = generated(|o| o.seed = 9);
+    assert!(!truth.findings.cloud_credentials.is_empty());
+    let out = casguard(&["audit", "--fail-on-findings", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8(out.stdout).unwrap();
+    for section in ["Summary", "Requests by protocol", "Requests by client", "Findings", "Top users"] {
+        assert!(table.contains(section), "table lacks {section}");
+    }
+    for line in table.lines() {
+        assert!(line.chars().count() <= 80, "line over 80 columns: {line:?}");
+    }
+    for user in &truth.findings.cloud_credentials {
+        assert!(table.contains(user.as_str()), "table does not name {user}");
+    }
+}
+
+#[test]
+fn csv_writes_our_files_and_the_export_activesync_log_set() {
+    let (dir, truth) = generated(|o| o.seed = 4);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = casguard(&[
+        "audit",
+        "--quiet",
+        "--format",
+        "csv",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |name: &str| std::fs::read_to_string(out_dir.path().join(name)).unwrap();
+    let users = read("users.csv");
+    assert_eq!(users.lines().count(), truth.users.len() + 1);
+    assert!(read("Users.csv").starts_with("User Name,Device ID,Device Type,Items Sent,Items Received,Hits,"));
+    assert!(read("UserAgents.csv").starts_with("User Agent,Hits,Unique Devices"));
+    assert!(read("StatusCodes.csv").starts_with("Status,SubStatus,Hits,Ratio"));
+    assert_eq!(read("Hourly.csv").lines().count(), 169);
+    let findings = read("findings.csv");
+    for user in &truth.findings.ews_non_outlook {
+        assert!(findings.contains(&format!("ews-non-outlook,{user},")), "findings.csv lacks {user}");
+    }
+    // Hits in Export-ActiveSyncLog's Users.csv add up to the ActiveSync requests of known devices.
+    let total = read("Users.csv").lines().last().unwrap().split(',').nth(5).unwrap().parse::<u64>().unwrap();
+    assert!(total > 0 && total <= truth.protocols["activesync"]);
+}
+
+#[test]
+fn real_backend_sample_reports_the_doubled_space_lines() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    let out = casguard(&["audit", "--format", "json", sample]);
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["lines"], 12);
+    assert_eq!(report["summary"]["malformed"], 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [5, 6, 7] {
+        assert!(stderr.contains(&format!("exchange-backend-edge-cases.log:{line}: field-count")), "{stderr}");
+    }
+}
+
+#[test]
+fn missing_path_is_an_error() {
+    let out = casguard(&["audit", "/nonexistent/casguard-logs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/casguard-logs"));
+}

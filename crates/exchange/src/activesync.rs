@@ -1,0 +1,571 @@
+//! ActiveSync query parameters (MS-ASHTTP): the plain `Cmd=…&User=…` form,
+//! the base64 form, and the `&Log=` diagnostics Exchange appends when logging.
+//!
+//! Everything here takes untrusted input: it never panics, and a query it
+//! cannot make sense of leaves the fields empty rather than guessing.
+
+use std::fmt::Write as _;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine as _};
+
+use crate::request::{ActiveSync, LogTokens, QueryEncoding};
+
+/// Longest base64 query accepted, in characters after percent-decoding.
+/// The binary form is at most a few hundred bytes; this bounds the stack buffers.
+pub const MAX_BASE64: usize = 4096;
+
+/// Why a base64 query could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("query is not base64")]
+    NotBase64,
+    #[error("base64 query is longer than {MAX_BASE64} characters")]
+    TooLong,
+    #[error("base64 query ends inside the {0}")]
+    Truncated(&'static str),
+    #[error("device id is empty")]
+    EmptyDeviceId,
+    #[error("policy key length is {0}, not 0 or 4")]
+    PolicyKeyLength(u8),
+}
+
+/// Command codes of the base64 query (MS-ASHTTP 2.2.1.1.1.1.2); 5–8 are unassigned.
+const COMMANDS: [Option<&str>; 24] = [
+    Some("Sync"),
+    Some("SendMail"),
+    Some("SmartForward"),
+    Some("SmartReply"),
+    Some("GetAttachment"),
+    None,
+    None,
+    None,
+    None,
+    Some("FolderSync"),
+    Some("FolderCreate"),
+    Some("FolderDelete"),
+    Some("FolderUpdate"),
+    Some("MoveItems"),
+    Some("GetItemEstimate"),
+    Some("MeetingResponse"),
+    Some("Search"),
+    Some("Settings"),
+    Some("Ping"),
+    Some("ItemOperations"),
+    Some("Provision"),
+    Some("ResolveRecipients"),
+    Some("ValidateCert"),
+    Some("Find"),
+];
+
+/// Commands only sent in the plain form (no base64 code).
+const PLAIN_ONLY_COMMANDS: [&str; 3] = ["GetHierarchy", "CreateCollection", "DeleteCollection"];
+
+/// Base64 parameter tag for `User` (MS-ASHTTP 2.2.1.1.1.1.3).
+pub const TAG_USER: u8 = 8;
+
+/// The command name for a base64 command code.
+pub fn command_name(code: u8) -> Option<&'static str> {
+    COMMANDS.get(code as usize).copied().flatten()
+}
+
+/// The base64 command code for a command name (case-insensitive).
+pub fn command_code(name: &str) -> Option<u8> {
+    COMMANDS.iter().position(|c| c.is_some_and(|c| c.eq_ignore_ascii_case(name))).map(|i| i as u8)
+}
+
+/// Fill `out` from an ActiveSync query string (without the leading `?`).
+///
+/// Accepts the plain form (`Cmd`, `User`, `DeviceId`, `DeviceType` in any
+/// order, names case-insensitive, values percent-decoded) and the base64 form
+/// (one token, possibly percent-encoded, padding optional). A `Log=` parameter
+/// fills `out.log` in either case. `out` is cleared first.
+pub fn parse_query(query: &str, out: &mut ActiveSync) {
+    out.clear();
+    let mut plain = false;
+    let mut first: Option<&str> = None;
+    for part in query.split('&') {
+        if part.is_empty() {
+            continue;
+        }
+        if first.is_none() {
+            first = Some(part);
+        }
+        let Some((name, value)) = part.split_once('=') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("Cmd") {
+            plain = true;
+            set_command(value, &mut out.command);
+        } else if name.eq_ignore_ascii_case("User") {
+            plain = true;
+            percent_decode_into(value, false, &mut out.user);
+        } else if name.eq_ignore_ascii_case("DeviceId") {
+            plain = true;
+            percent_decode_into(value, false, &mut out.device_id);
+        } else if name.eq_ignore_ascii_case("DeviceType") {
+            plain = true;
+            percent_decode_into(value, false, &mut out.device_type);
+        } else if name.eq_ignore_ascii_case("Log") {
+            parse_log(value, &mut out.log);
+        }
+    }
+    if plain {
+        out.encoding = QueryEncoding::Plain;
+        return;
+    }
+    if let Some(token) = first.filter(|t| looks_base64(t)) {
+        // Decoded straight into `out`; undone on failure, keeping capacity.
+        if decode_base64_query(token, out).is_err() {
+            let log = std::mem::take(&mut out.log);
+            out.clear();
+            out.log = log;
+        }
+    }
+}
+
+/// Cmd values are matched to their canonical case when known.
+fn set_command(value: &str, out: &mut String) {
+    out.clear();
+    let canonical = COMMANDS.iter().flatten().chain(PLAIN_ONLY_COMMANDS.iter()).find(|c| c.eq_ignore_ascii_case(value));
+    match canonical {
+        Some(c) => out.push_str(c),
+        None => percent_decode_into(value, false, out),
+    }
+}
+
+/// A single token of base64 characters (or their percent-encodings) with
+/// `=` only as trailing padding.
+fn looks_base64(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    let body = body.strip_suffix("%3D").unwrap_or(body);
+    let body = body.strip_suffix("%3D").unwrap_or(body);
+    body.len() >= 8
+        && body.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'%' | b'-' | b'_' | b' '))
+}
+
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Decode a base64 query token into `out` (fields are overwritten, `log` is
+/// left alone). Tolerates percent-encoding, the URL-safe alphabet, a `+` that
+/// became a space, and missing padding.
+pub fn decode_base64_query(token: &str, out: &mut ActiveSync) -> Result<(), QueryError> {
+    let mut text = [0u8; MAX_BASE64];
+    let mut n = 0;
+    let s = token.as_bytes();
+    let mut i = 0;
+    while i < s.len() {
+        let mut c = s[i];
+        i += 1;
+        if c == b'%' {
+            match (s.get(i).and_then(|&h| hex_val(h)), s.get(i + 1).and_then(|&l| hex_val(l))) {
+                (Some(h), Some(l)) => {
+                    c = h << 4 | l;
+                    i += 2;
+                }
+                _ => return Err(QueryError::NotBase64),
+            }
+        }
+        let c = match c {
+            b'-' => b'+',
+            b'_' => b'/',
+            b' ' => b'+',
+            b'=' => continue,
+            c if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' => c,
+            _ => return Err(QueryError::NotBase64),
+        };
+        if n == text.len() {
+            return Err(QueryError::TooLong);
+        }
+        text[n] = c;
+        n += 1;
+    }
+    let mut bytes = [0u8; MAX_BASE64 / 4 * 3 + 3];
+    let len = BASE64.decode_slice(&text[..n], &mut bytes).map_err(|_| QueryError::NotBase64)?;
+    decode_binary_query(&bytes[..len], out)
+}
+
+/// Decode the binary layout of a base64 query (after base64 decoding):
+/// version, command code, locale, device id, policy key, device type, then
+/// tag/length/value parameters. Sets `encoding` to `Base64` on success.
+pub fn decode_binary_query(bytes: &[u8], out: &mut ActiveSync) -> Result<(), QueryError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.byte("protocol version")?;
+    let command = r.byte("command code")?;
+    let locale = r.take(2, "locale")?;
+    let id_len = r.byte("device id length")?;
+    if id_len == 0 {
+        return Err(QueryError::EmptyDeviceId);
+    }
+    let device_id = r.take(id_len as usize, "device id")?;
+    let key_len = r.byte("policy key length")?;
+    let policy_key = match key_len {
+        0 => None,
+        4 => {
+            let k = r.take(4, "policy key")?;
+            Some(u32::from_le_bytes([k[0], k[1], k[2], k[3]]))
+        }
+        n => return Err(QueryError::PolicyKeyLength(n)),
+    };
+    let type_len = r.byte("device type length")?;
+    let device_type = r.take(type_len as usize, "device type")?;
+
+    out.protocol_version.clear();
+    let _ = write!(out.protocol_version, "{}.{}", version / 10, version % 10);
+    out.command.clear();
+    match command_name(command) {
+        Some(name) => out.command.push_str(name),
+        None => {
+            let _ = write!(out.command, "{command}");
+        }
+    }
+    out.locale = Some(u16::from_le_bytes([locale[0], locale[1]]));
+    out.device_id.clear();
+    if device_id.iter().all(u8::is_ascii_alphanumeric) {
+        // All ASCII, so this is valid UTF-8.
+        out.device_id.push_str(std::str::from_utf8(device_id).unwrap_or_default());
+    } else {
+        for b in device_id {
+            let _ = write!(out.device_id, "{b:02X}");
+        }
+    }
+    out.policy_key = policy_key;
+    out.device_type.clear();
+    push_lossy(device_type, &mut out.device_type);
+    out.user.clear();
+    while !r.done() {
+        let tag = r.byte("parameter tag")?;
+        let len = r.byte("parameter length")?;
+        let value = r.take(len as usize, "parameter value")?;
+        if tag == TAG_USER {
+            out.user.clear();
+            push_lossy(value, &mut out.user);
+        }
+    }
+    out.encoding = QueryEncoding::Base64;
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    fn byte(&mut self, what: &'static str) -> Result<u8, QueryError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], QueryError> {
+        let end = self.pos.checked_add(n).ok_or(QueryError::Truncated(what))?;
+        let s = self.bytes.get(self.pos..end).ok_or(QueryError::Truncated(what))?;
+        self.pos = end;
+        Ok(s)
+    }
+}
+
+/// What goes into a base64 query; used by tests and by the log generator.
+#[derive(Clone, Debug, Default)]
+pub struct Base64Query<'a> {
+    /// Protocol version times ten: 121, 140, 141, 160, 161.
+    pub version: u8,
+    pub command: u8,
+    pub locale: u16,
+    /// Raw device id bytes (a string or a binary GUID); 1–255 bytes.
+    pub device_id: &'a [u8],
+    pub policy_key: Option<u32>,
+    pub device_type: &'a str,
+    /// Tag/value parameters, e.g. `(TAG_USER, b"jdoe")`; values up to 255 bytes.
+    pub params: &'a [(u8, &'a [u8])],
+}
+
+impl Base64Query<'_> {
+    /// The standard-alphabet, padded base64 text (not percent-encoded).
+    /// Fields longer than 255 bytes are cut to 255.
+    pub fn encode(&self) -> String {
+        fn field(out: &mut Vec<u8>, v: &[u8]) {
+            let v = &v[..v.len().min(255)];
+            out.push(v.len() as u8);
+            out.extend_from_slice(v);
+        }
+        let mut b = vec![self.version, self.command];
+        b.extend_from_slice(&self.locale.to_le_bytes());
+        field(&mut b, self.device_id);
+        match self.policy_key {
+            Some(k) => {
+                b.push(4);
+                b.extend_from_slice(&k.to_le_bytes());
+            }
+            None => b.push(0),
+        }
+        field(&mut b, self.device_type.as_bytes());
+        for (tag, value) in self.params {
+            b.push(*tag);
+            field(&mut b, value);
+        }
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+}
+
+/// Fill `out` from the value of a `Log=` parameter: `_`-separated elements,
+/// each `Key:value` (value URL-encoded) or `KeyDigits`. Unknown keys are
+/// skipped; the first occurrence of a key wins.
+pub fn parse_log(value: &str, out: &mut LogTokens) {
+    for element in value.split('_') {
+        let (key, val) = match element.split_once(':') {
+            Some(kv) => kv,
+            None => {
+                let at = element.find(|c: char| c.is_ascii_digit()).unwrap_or(element.len());
+                element.split_at(at)
+            }
+        };
+        let field = match key {
+            "V" => &mut out.version,
+            "SmtpAdrs" => &mut out.smtp_address,
+            "DevOS" => &mut out.device_os,
+            "DevModel" => &mut out.device_model,
+            "As" => &mut out.access_state,
+            "PrxFrom" => &mut out.proxied_from,
+            "HH" => &mut out.host,
+            _ => continue,
+        };
+        if field.is_empty() {
+            percent_decode_into(val, true, field);
+        }
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn push_lossy(bytes: &[u8], out: &mut String) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// Append `src` percent-decoded (and `+` as space when `plus_space`) to `out`;
+/// invalid UTF-8 becomes U+FFFD. Allocates only when the result is not UTF-8.
+pub(crate) fn percent_decode_into(src: &str, plus_space: bool, out: &mut String) {
+    let s = src.as_bytes();
+    if !s.iter().any(|&c| c == b'%' || (plus_space && c == b'+')) {
+        out.push_str(src);
+        return;
+    }
+    let mut buf = std::mem::take(out).into_bytes();
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (s.get(i + 1).and_then(|&h| hex_val(h)), s.get(i + 2).and_then(|&l| hex_val(l)))
+            {
+                buf.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        buf.push(if plus_space && c == b'+' { b' ' } else { c });
+        i += 1;
+    }
+    *out = match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+}
+
+/// Fuzzing entry point: runs every parser in this module on arbitrary bytes.
+/// Must never panic.
+pub fn fuzz(data: &[u8]) {
+    let mut out = ActiveSync::default();
+    let _ = decode_binary_query(data, &mut out);
+    let text = String::from_utf8_lossy(data);
+    parse_query(&text, &mut out);
+    let _ = decode_base64_query(&text, &mut out);
+    parse_log(&text, &mut out.log);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(q: &str) -> ActiveSync {
+        let mut a = ActiveSync::default();
+        parse_query(q, &mut a);
+        a
+    }
+
+    #[test]
+    fn spec_example_base64() {
+        let a = parsed("jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l");
+        assert_eq!(a.encoding, QueryEncoding::Base64);
+        assert_eq!(a.protocol_version, "14.0");
+        assert_eq!(a.command, "Sync");
+        assert_eq!(a.locale, Some(0x0409));
+        assert_eq!(a.device_id, "v140Device");
+        assert_eq!(a.device_type, "SmartPhone");
+        assert_eq!(a.policy_key, None);
+        assert_eq!(a.user, "");
+    }
+
+    #[test]
+    fn base64_with_user_guid_and_policy_key() {
+        let guid: [u8; 16] =
+            [0x6F, 0x9A, 0x01, 0xB2, 0x33, 0x44, 0x4C, 0x55, 0x86, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD];
+        let params: [(u8, &[u8]); 2] = [(1, b"5"), (TAG_USER, b"CONTOSO\\jdoe")];
+        let q = Base64Query {
+            version: 161,
+            command: command_code("provision").unwrap(),
+            locale: 0x0407,
+            device_id: &guid,
+            policy_key: Some(4016830080),
+            device_type: "WindowsMail",
+            params: &params,
+        };
+        let text = q.encode();
+        // As a client would send it: percent-encoded, padding dropped.
+        let sent = text.trim_end_matches('=').replace('+', "%2B").replace('/', "%2F");
+        for token in [text.as_str(), sent.as_str()] {
+            let a = parsed(token);
+            assert_eq!(a.encoding, QueryEncoding::Base64, "{token}");
+            assert_eq!(a.protocol_version, "16.1");
+            assert_eq!(a.command, "Provision");
+            assert_eq!(a.locale, Some(0x0407));
+            assert_eq!(a.device_id, "6F9A01B233444C5586778899AABBCCDD");
+            assert_eq!(a.policy_key, Some(4016830080));
+            assert_eq!(a.device_type, "WindowsMail");
+            assert_eq!(a.user, "CONTOSO\\jdoe");
+        }
+    }
+
+    #[test]
+    fn base64_followed_by_log() {
+        let a = parsed("jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l&Log=V140_HH:mail.contoso.com");
+        assert_eq!(a.encoding, QueryEncoding::Base64);
+        assert_eq!(a.device_id, "v140Device");
+        assert_eq!(a.log.version, "140");
+        assert_eq!(a.log.host, "mail.contoso.com");
+    }
+
+    #[test]
+    fn base64_errors() {
+        let mut a = ActiveSync::default();
+        assert_eq!(decode_binary_query(&[140, 0, 9], &mut a), Err(QueryError::Truncated("locale")));
+        assert_eq!(decode_binary_query(&[140, 0, 9, 4, 0], &mut a), Err(QueryError::EmptyDeviceId));
+        assert_eq!(decode_binary_query(&[140, 0, 9, 4, 1, b'a', 3], &mut a), Err(QueryError::PolicyKeyLength(3)));
+        assert_eq!(decode_base64_query("jAAJ*A", &mut a), Err(QueryError::NotBase64));
+        assert_eq!(decode_base64_query(&"A".repeat(MAX_BASE64 + 1), &mut a), Err(QueryError::TooLong));
+        // A failed decode leaves nothing behind.
+        let a = parsed("jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob2");
+        assert_eq!(a.encoding, QueryEncoding::None);
+        assert_eq!(a.device_id, "");
+    }
+
+    #[test]
+    fn plain_any_order_and_case() {
+        let a = parsed("user=CONTOSO%5Cjdoe&deviceid=ABC123&CMD=sync&DeviceType=iPhone&Log=V160");
+        assert_eq!(a.encoding, QueryEncoding::Plain);
+        assert_eq!(a.command, "Sync");
+        assert_eq!(a.user, "CONTOSO\\jdoe");
+        assert_eq!(a.device_id, "ABC123");
+        assert_eq!(a.device_type, "iPhone");
+        assert_eq!(a.log.version, "160");
+        let a = parsed("Cmd=SomethingNew&User=a%40b.com");
+        assert_eq!(a.command, "SomethingNew");
+        assert_eq!(a.user, "a@b.com");
+    }
+
+    #[test]
+    fn log_tokens_real_line() {
+        let q = "User=jmartin@contoso.com&DeviceId=ABCD&DeviceType=iPhone&Cmd=MeetingResponse&Log=PrxFrom:10.0.1.161_V160_Ver1:160_HH:eas.contoso.com_SmtpAdrs:jmartin%40contoso.com_Fet:6014_Pk:4016830080_DevOS:iOS+9.2+13C71_DevModel:Outlook%5Ffor%5FiOS_As:AllowedG_Throttle:0";
+        let a = parsed(q);
+        assert_eq!(a.command, "MeetingResponse");
+        let l = &a.log;
+        assert_eq!(l.proxied_from, "10.0.1.161");
+        assert_eq!(l.version, "160");
+        assert_eq!(l.host, "eas.contoso.com");
+        assert_eq!(l.smtp_address, "jmartin@contoso.com");
+        assert_eq!(l.device_os, "iOS 9.2 13C71");
+        assert_eq!(l.device_model, "Outlook_for_iOS");
+        assert_eq!(l.access_state, "AllowedG");
+    }
+
+    #[test]
+    fn not_activesync() {
+        for q in
+            ["", "&&", "a=b&c=d", "useMailboxOfAuthenticatedUser=true", "short", "EX04.ad.RaDomain:6001&RequestId=1"]
+        {
+            let a = parsed(q);
+            assert_eq!(a.encoding, QueryEncoding::None, "{q}");
+            assert_eq!(a, ActiveSync::default(), "{q}");
+        }
+    }
+
+    #[test]
+    fn reuse_clears() {
+        let mut a = ActiveSync::default();
+        parse_query("Cmd=Ping&User=x&Log=PrxFrom:1.2.3.4", &mut a);
+        parse_query("jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l", &mut a);
+        assert_eq!(a.user, "");
+        assert_eq!(a.log.proxied_from, "");
+        assert_eq!(a.command, "Sync");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        let mut s = String::from("x");
+        percent_decode_into("a%41+%zz%4", true, &mut s);
+        assert_eq!(s, "xaA %zz%4");
+        let mut s = String::new();
+        percent_decode_into("%FF%41", false, &mut s);
+        assert_eq!(s, "\u{FFFD}A");
+    }
+
+    #[test]
+    fn fuzz_random_bytes_never_panic() {
+        // xorshift: deterministic, no extra dependency.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"ABCabc019+/=%_-:&Log=Cmd=User=DeviceId\x00\xff\x8c\x04";
+        let mut buf = Vec::new();
+        for round in 0..20_000 {
+            buf.clear();
+            let len = (next() % 300) as usize;
+            for _ in 0..len {
+                let r = next();
+                buf.push(if round % 2 == 0 { r as u8 } else { alphabet[(r % alphabet.len() as u64) as usize] });
+            }
+            fuzz(&buf);
+            // Random binary queries that start like a real one go deeper.
+            if len > 4 {
+                buf[0] = 140;
+                buf[1] %= 24;
+                fuzz(&buf);
+                let mut a = ActiveSync::default();
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&buf);
+                parse_query(&b64, &mut a);
+            }
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The client catalog: which software sent a request, from its user agent,
+//! ActiveSync device type and protocol. Rules are data (`data/clients.toml`),
+//! compiled once so that classifying a request allocates nothing.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::{Deserialize, Serialize};
+
+use crate::request::Protocol;
+
+/// Index of a client in its [`Catalog`]. The default, 0, is always `unknown`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u16);
+
+impl ClientId {
+    pub const UNKNOWN: ClientId = ClientId(0);
+
+    /// Index into arrays of per-client counters (`0..catalog.len()`).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A kind of client software.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Client {
+    /// Stable key, e.g. `outlook-mobile`.
+    pub id: String,
+    pub name: String,
+    pub vendor: String,
+    /// Keeps the user's credentials in a vendor's cloud.
+    pub cloud_credentials: bool,
+    pub mobile: bool,
+    /// Microsoft Outlook for Windows or Mac (what EWS `EwsAllowOutlook` admits).
+    pub outlook: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("client catalog line {line}: {message}")]
+    Toml { line: usize, message: String },
+    #[error("client catalog line {line}: duplicate client id `{id}`")]
+    DuplicateId { line: usize, id: String },
+    #[error("client catalog line {line}: unknown protocol `{value}`")]
+    UnknownProtocol { line: usize, value: String },
+    #[error("client catalog line {line}: client id is empty")]
+    EmptyId { line: usize },
+    #[error("client catalog has more than {max} distinct ua_contains strings")]
+    TooManyPatterns { max: usize },
+    #[error("client catalog has more than {max} clients")]
+    TooManyClients { max: usize },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    #[serde(default)]
+    client: Vec<ClientDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientDef {
+    id: toml::Spanned<String>,
+    name: String,
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    cloud_credentials: bool,
+    #[serde(default)]
+    mobile: bool,
+    #[serde(default)]
+    outlook: bool,
+    #[serde(default)]
+    when: Vec<WhenDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhenDef {
+    #[serde(default)]
+    ua_prefix: Vec<String>,
+    #[serde(default)]
+    ua_exact: Vec<String>,
+    #[serde(default)]
+    ua_contains_any: Vec<String>,
+    #[serde(default)]
+    ua_contains_all: Vec<String>,
+    #[serde(default)]
+    device_type: Vec<String>,
+    #[serde(default)]
+    protocol: Vec<toml::Spanned<String>>,
+}
+
+/// Bit set of `ua_contains` patterns found in one user agent.
+type Mask = u128;
+const MAX_PATTERNS: usize = Mask::BITS as usize;
+
+/// One compiled `[[client.when]]`: every non-empty condition must hold.
+#[derive(Debug, Clone)]
+struct Rule {
+    client: ClientId,
+    prefixes: Vec<Box<str>>,
+    exact: Vec<Box<str>>,
+    any_mask: Mask,
+    all_mask: Mask,
+    device_types: Vec<Box<str>>,
+    /// Bit `Protocol::index()`; 0 = any protocol.
+    protocols: u16,
+}
+
+impl Rule {
+    fn matches(&self, ua: &str, found: Mask, device_type: &str, protocol: Protocol) -> bool {
+        (self.prefixes.is_empty() || self.prefixes.iter().any(|p| ua.starts_with(&**p)))
+            && (self.exact.is_empty() || self.exact.iter().any(|e| ua == &**e))
+            && (self.any_mask == 0 || found & self.any_mask != 0)
+            && found & self.all_mask == self.all_mask
+            && (self.device_types.is_empty()
+                || (!device_type.is_empty() && self.device_types.iter().any(|d| d.eq_ignore_ascii_case(device_type))))
+            && (self.protocols == 0 || self.protocols & (1 << protocol.index()) != 0)
+    }
+}
+
+/// The client catalog, compiled for matching.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// Index = `ClientId`; 0 is `unknown`.
+    clients: Vec<Client>,
+    /// Ids in the order of the file (match order).
+    order: Vec<ClientId>,
+    rules: Vec<Rule>,
+    contains: Option<AhoCorasick>,
+}
+
+const BUILTIN: &str = include_str!("../../../data/clients.toml");
+
+impl Catalog {
+    /// The catalog shipped in `data/clients.toml`.
+    pub fn builtin() -> Catalog {
+        Catalog::from_toml(BUILTIN).expect("built-in client catalog is valid")
+    }
+
+    /// Parse and compile a catalog. Errors carry the 1-based line number.
+    pub fn from_toml(text: &str) -> Result<Catalog, CatalogError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1;
+        let file: FileDef = toml::from_str(text).map_err(|e| CatalogError::Toml {
+            line: e.span().map_or(0, |s| line_of(s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+
+        let unknown = Client {
+            id: "unknown".into(),
+            name: "Unknown client".into(),
+            vendor: String::new(),
+            cloud_credentials: false,
+            mobile: false,
+            outlook: false,
+        };
+        let mut clients = vec![unknown];
+        let mut order = Vec::new();
+        let mut rules = Vec::new();
+        let mut ids: HashMap<String, ClientId> = HashMap::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut pattern_index: HashMap<String, usize> = HashMap::new();
+        let mut unknown_listed = false;
+
+        for def in file.client {
+            let line = line_of(def.id.span().start);
+            let id_text = def.id.get_ref().trim().to_string();
+            if id_text.is_empty() {
+                return Err(CatalogError::EmptyId { line });
+            }
+            if ids.contains_key(&id_text) {
+                return Err(CatalogError::DuplicateId { line, id: id_text });
+            }
+            let client = Client {
+                id: id_text.clone(),
+                name: def.name,
+                vendor: def.vendor,
+                cloud_credentials: def.cloud_credentials,
+                mobile: def.mobile,
+                outlook: def.outlook,
+            };
+            let id = if id_text == "unknown" {
+                unknown_listed = true;
+                clients[0] = client;
+                ClientId::UNKNOWN
+            } else {
+                let id = u16::try_from(clients.len())
+                    .map(ClientId)
+                    .map_err(|_| CatalogError::TooManyClients { max: u16::MAX as usize })?;
+                clients.push(client);
+                id
+            };
+            ids.insert(id_text, id);
+            order.push(id);
+
+            for when in def.when {
+                let mut mask_of = |list: Vec<String>| -> Result<Mask, CatalogError> {
+                    let mut mask = 0;
+                    for p in list {
+                        let next = patterns.len();
+                        let i = *pattern_index.entry(p.clone()).or_insert(next);
+                        if i == next {
+                            if next >= MAX_PATTERNS {
+                                return Err(CatalogError::TooManyPatterns { max: MAX_PATTERNS });
+                            }
+                            patterns.push(p);
+                        }
+                        mask |= 1 << i;
+                    }
+                    Ok(mask)
+                };
+                let any_mask = mask_of(when.ua_contains_any)?;
+                let all_mask = mask_of(when.ua_contains_all)?;
+                let mut protocols = 0u16;
+                for p in when.protocol {
+                    let proto = Protocol::from_key(p.get_ref().trim()).ok_or_else(|| {
+                        CatalogError::UnknownProtocol { line: line_of(p.span().start), value: p.get_ref().clone() }
+                    })?;
+                    protocols |= 1 << proto.index();
+                }
+                let boxed = |v: Vec<String>| v.into_iter().map(String::into_boxed_str).collect::<Vec<_>>();
+                rules.push(Rule {
+                    client: id,
+                    prefixes: boxed(when.ua_prefix),
+                    exact: boxed(when.ua_exact),
+                    any_mask,
+                    all_mask,
+                    device_types: boxed(when.device_type),
+                    protocols,
+                });
+            }
+        }
+        if !unknown_listed {
+            order.push(ClientId::UNKNOWN);
+        }
+        let contains = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .expect("a few short literal patterns always build"),
+            )
+        };
+        Ok(Catalog { clients, order, rules, contains })
+    }
+
+    /// The client that sent a request: the first client in catalog order with
+    /// a matching rule, else `unknown`. `user_agent` is the decoded user agent
+    /// (`+` as space); `device_type` the ActiveSync DeviceType or empty.
+    pub fn classify(&self, user_agent: &str, device_type: &str, protocol: Protocol) -> ClientId {
+        let mut found: Mask = 0;
+        if let Some(ac) = &self.contains {
+            for m in ac.find_overlapping_iter(user_agent) {
+                found |= 1 << m.pattern().as_usize();
+            }
+        }
+        self.rules
+            .iter()
+            .find(|r| r.matches(user_agent, found, device_type, protocol))
+            .map_or(ClientId::UNKNOWN, |r| r.client)
+    }
+
+    /// The client for an id; `unknown` for an id not from this catalog.
+    pub fn get(&self, id: ClientId) -> &Client {
+        self.clients.get(id.index()).unwrap_or(&self.clients[0])
+    }
+
+    /// The id for a client key such as `outlook-mobile`.
+    pub fn id_of(&self, key: &str) -> Option<ClientId> {
+        self.clients.iter().position(|c| c.id == key).map(|i| ClientId(i as u16))
+    }
+
+    /// All clients in catalog (match) order, `unknown` last unless the file
+    /// placed it elsewhere.
+    pub fn iter(&self) -> impl Iterator<Item = (ClientId, &Client)> + '_ {
+        self.order.iter().map(|&id| (id, &self.clients[id.index()]))
+    }
+
+    /// Number of clients, including `unknown`; ids are `0..len()`.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Never true: `unknown` is always there.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTRACT_ORDER: [&str; 11] = [
+        "outlook-mobile",
+        "outlook-mac",
+        "outlook-windows",
+        "ios-mail",
+        "android-mail",
+        "macos-mail",
+        "remote-powershell",
+        "mobile-browser",
+        "browser",
+        "ews-app",
+        "unknown",
+    ];
+
+    #[test]
+    fn builtin_has_contract_clients_in_order() {
+        let c = Catalog::builtin();
+        let ids: Vec<&str> = c.iter().map(|(_, cl)| cl.id.as_str()).collect();
+        assert_eq!(ids, CONTRACT_ORDER);
+        assert_eq!(c.len(), CONTRACT_ORDER.len());
+        assert_eq!(c.get(ClientId::default()).id, "unknown");
+        assert_eq!(c.id_of("unknown"), Some(ClientId::UNKNOWN));
+        for (id, client) in c.iter() {
+            assert_eq!(c.id_of(&client.id), Some(id));
+            assert!(!client.name.is_empty(), "{}", client.id);
+        }
+        let om = c.get(c.id_of("outlook-mobile").unwrap());
+        assert!(om.cloud_credentials && om.mobile && !om.outlook);
+        let flags = |k: &str| {
+            let cl = c.get(c.id_of(k).unwrap());
+            (cl.cloud_credentials, cl.mobile, cl.outlook)
+        };
+        assert_eq!(flags("outlook-mac"), (false, false, true));
+        assert_eq!(flags("outlook-windows"), (false, false, true));
+        assert_eq!(flags("ios-mail"), (false, true, false));
+        assert_eq!(flags("android-mail"), (false, true, false));
+        assert_eq!(flags("mobile-browser"), (false, true, false));
+        assert_eq!(flags("browser"), (false, false, false));
+        assert_eq!(c.get(ClientId(999)).id, "unknown");
+    }
+
+    #[test]
+    fn classify_table() {
+        let c = Catalog::builtin();
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36 Edg/129.0.0.0";
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+        let cases: &[(&str, &str, Protocol, &str)] = &[
+            ("Outlook-iOS-Android/1.0", "", Protocol::ActiveSync, "outlook-mobile"),
+            ("Outlook-iOS/2.0", "", Protocol::ActiveSync, "outlook-mobile"),
+            ("Outlook-Android/2.0", "", Protocol::ActiveSync, "outlook-mobile"),
+            ("", "Outlook", Protocol::ActiveSync, "outlook-mobile"),
+            ("", "outlookservice", Protocol::ActiveSync, "outlook-mobile"),
+            ("Apple-iPhone15C3/2104.100", "iPhone", Protocol::ActiveSync, "ios-mail"),
+            ("Apple-iPhone15C3/2104.100", "", Protocol::ActiveSync, "ios-mail"),
+            ("Android-Mail/2024.01.14.599093187.Release", "Android", Protocol::ActiveSync, "android-mail"),
+            ("Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)", "", Protocol::Ews, "outlook-windows"),
+            ("MSRPC", "", Protocol::Rpc, "outlook-windows"),
+            ("msrpc", "", Protocol::Rpc, "unknown"),
+            ("MacOutlook/16.89.24091630 (Intelx64 Mac OS X 14.6.1 (Build 23G93))", "", Protocol::Ews, "outlook-mac"),
+            ("Mac OS X/14.6.1 (23G93); ExchangeWebServices/14.0 (343); Mail/16.0 (3776.700.51)", "", Protocol::Ews, "macos-mail"),
+            (edge, "", Protocol::Owa, "browser"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "", Protocol::Owa, "browser"),
+            (iphone, "", Protocol::Owa, "mobile-browser"),
+            ("eM Client/9.2.2157.0", "", Protocol::Ews, "ews-app"),
+            ("eM Client/9.2.2157.0", "", Protocol::Owa, "unknown"),
+            ("Microsoft WinRM Client", "", Protocol::PowerShell, "remote-powershell"),
+            ("", "", Protocol::ActiveSync, "unknown"),
+            ("", "", Protocol::Ews, "ews-app"),
+        ];
+        for &(ua, dt, proto, want) in cases {
+            assert_eq!(c.get(c.classify(ua, dt, proto)).id, want, "{ua:?} {dt:?} {proto:?}");
+        }
+    }
+
+    #[test]
+    fn errors_have_line_numbers() {
+        let bad_field = "[[client]]\nid = \"x\"\nname = \"X\"\ncolour = \"red\"\n";
+        match Catalog::from_toml(bad_field) {
+            Err(CatalogError::Toml { line, message }) => {
+                assert_eq!(line, 4, "{message}");
+                assert!(message.contains("colour"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let dup = "[[client]]\nid = \"a\"\nname = \"A\"\n\n[[client]]\nid = \"a\"\nname = \"B\"\n";
+        assert!(matches!(Catalog::from_toml(dup), Err(CatalogError::DuplicateId { line: 6, .. })));
+        let proto = "[[client]]\nid = \"a\"\nname = \"A\"\n[[client.when]]\nprotocol = [\"smtp\"]\n";
+        assert!(matches!(Catalog::from_toml(proto), Err(CatalogError::UnknownProtocol { line: 5, .. })));
+        let syntax = "[[client]]\nid = \"a\"\nname = \n";
+        assert!(matches!(Catalog::from_toml(syntax), Err(CatalogError::Toml { line: 3, .. })));
+    }
+
+    #[test]
+    fn custom_catalog_without_unknown() {
+        let text = "[[client]]\nid = \"spark\"\nname = \"Spark\"\nvendor = \"Readdle\"\ncloud_credentials = true\n[[client.when]]\nua_contains_all = [\"Spark\", \"Readdle\"]\n";
+        let c = Catalog::from_toml(text).unwrap();
+        assert_eq!(c.len(), 2);
+        let spark = c.id_of("spark").unwrap();
+        assert_eq!(c.classify("Spark/3 (Readdle)", "", Protocol::Ews), spark);
+        assert_eq!(c.classify("Spark/3", "", Protocol::Ews), ClientId::UNKNOWN);
+        assert!(c.get(spark).cloud_credentials);
+        let ids: Vec<&str> = c.iter().map(|(_, cl)| cl.id.as_str()).collect();
+        assert_eq!(ids, ["spark", "unknown"]);
+    }
+}

@@ -1,0 +1,539 @@
+//! From raw request fields to meaning: protocol, ActiveSync parameters, the
+//! user, the client address and network, the client software, and the kind of
+//! traffic. [`Interpreter::interpret`] is shared by log reading and the live
+//! gateway; [`Interpreter::read_record`] only copies a log line's fields in.
+
+use std::net::{IpAddr, SocketAddr};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::activesync;
+use crate::catalog::Catalog;
+use crate::exploits::{contains_ci, holds, ExploitRules};
+use crate::identity::{account_key, UserKind};
+use crate::networks::{NetworkId, Networks};
+use crate::protocol::protocol_of;
+use crate::request::{Protocol, Request, Traffic};
+
+/// User-agent substrings of Managed Availability and Test-*Connectivity
+/// (ASCII case-insensitive). `_probe` is special: it must end a token.
+const PROBE_UA: [&str; 6] =
+    ["AMProbe", "MSEXCHMON", "ACTIVEMONITORING", "TestActiveSyncConnectivity", "Exchange BackEnd Probes", "_Probe"];
+const PROBE_TOKEN: usize = 5;
+const PROBE_DEVICE_TYPES: [&str; 2] = ["EASProbeDeviceType", "TestActiveSyncConnectivity"];
+const PROBE_QUERY: &str = "clientApplication=ActiveMonitor";
+/// Site ports of the Exchange Back End website.
+const BACKEND_PORTS: [u16; 2] = [444, 81];
+
+/// Everything needed to interpret requests; build once, share across threads.
+#[derive(Clone, Debug)]
+pub struct Interpreter {
+    catalog: Catalog,
+    networks: Networks,
+    exploits: ExploitRules,
+    probe_ua: AhoCorasick,
+}
+
+impl Interpreter {
+    /// With the built-in exploit rules.
+    pub fn new(catalog: Catalog, networks: Networks) -> Interpreter {
+        Interpreter {
+            catalog,
+            networks,
+            exploits: ExploitRules::builtin(),
+            probe_ua: AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(PROBE_UA)
+                .expect("fixed literal patterns build"),
+        }
+    }
+
+    /// Built-in catalog, networks and exploit rules.
+    pub fn builtin() -> Interpreter {
+        Interpreter::new(Catalog::builtin(), Networks::builtin())
+    }
+
+    /// Replace the exploit rules.
+    pub fn with_exploits(mut self, exploits: ExploitRules) -> Interpreter {
+        self.exploits = exploits;
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn networks(&self) -> &Networks {
+        &self.networks
+    }
+
+    pub fn exploits(&self) -> &ExploitRules {
+        &self.exploits
+    }
+
+    /// Clear `req`, copy the raw fields of a log line into it, then
+    /// [`interpret`](Interpreter::interpret) them.
+    pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
+        use w3c::Field;
+        req.clear();
+        req.time = record.timestamp().unwrap_or(0);
+        let text = |f: Field, out: &mut String| {
+            if let Some(v) = record.get(f) {
+                w3c::decode_utf8_into(v, out);
+            }
+        };
+        let display = |f: Field, out: &mut String| {
+            if let Some(v) = record.get(f) {
+                w3c::decode_into(v, out);
+            }
+        };
+        text(Field::Method, &mut req.method);
+        text(Field::UriStem, &mut req.stem);
+        text(Field::UriQuery, &mut req.query);
+        display(Field::ForwardedFor, &mut req.forwarded_for);
+        display(Field::UserAgent, &mut req.user_agent);
+        display(Field::Username, &mut req.username);
+        let number = |f: Field| record.get(f).and_then(parse_u16).unwrap_or(0);
+        req.status = number(Field::Status);
+        req.substatus = number(Field::SubStatus);
+        req.server_port = number(Field::ServerPort);
+        req.server_ip = record.get(Field::ServerIp).and_then(parse_ip);
+        req.peer_ip = record.get(Field::ClientIp).and_then(parse_ip);
+        self.interpret(req);
+    }
+
+    /// Derive everything else from the raw fields (method, stem, query,
+    /// status, ports, addresses, forwarded_for, user_agent, username).
+    /// Allocates nothing once `req`'s strings have grown to size.
+    pub fn interpret(&self, req: &mut Request) {
+        req.protocol = protocol_of(&req.stem);
+        if req.protocol == Protocol::ActiveSync {
+            activesync::parse_query(&req.query, &mut req.activesync);
+        } else {
+            req.activesync.clear();
+        }
+
+        let mut kind = account_key(&req.username, &mut req.user);
+        if kind == UserKind::None && !req.activesync.user.is_empty() {
+            kind = account_key(&req.activesync.user, &mut req.user);
+        }
+
+        req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
+        req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
+        req.client = self.catalog.classify(&req.user_agent, &req.activesync.device_type, req.protocol);
+
+        req.exploit = self.exploits.detect(req);
+        req.traffic = if req.exploit.is_some() {
+            Traffic::Exploit
+        } else if kind == UserKind::HealthMailbox || self.is_probe(req) {
+            Traffic::Probe
+        } else if is_backend(req) {
+            Traffic::Backend
+        } else if kind == UserKind::Machine {
+            Traffic::Machine
+        } else {
+            Traffic::Person
+        };
+    }
+
+    /// c-ip, unless it is private or loopback and X-Forwarded-For names a
+    /// public address: then the right-most such address.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &str) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.networks.is_private(peer) || forwarded_for.is_empty() {
+            return Some(peer);
+        }
+        forwarded_for.rsplit(',').filter_map(parse_forwarded).find(|ip| !self.networks.is_private(*ip)).or(Some(peer))
+    }
+
+    fn is_probe(&self, req: &Request) -> bool {
+        let ua = req.user_agent.as_bytes();
+        let ua_probe = self.probe_ua.find_overlapping_iter(&req.user_agent).any(|m| {
+            m.pattern().as_usize() != PROBE_TOKEN
+                || holds(ua.get(m.end()), |&c| matches!(c, b'/' | b' ' | b';' | b')' | b'(' | b','))
+        });
+        ua_probe
+            || PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
+            || contains_ci(&req.query, PROBE_QUERY)
+    }
+}
+
+impl Default for Interpreter {
+    fn default() -> Self {
+        Interpreter::builtin()
+    }
+}
+
+fn is_backend(req: &Request) -> bool {
+    BACKEND_PORTS.contains(&req.server_port)
+        || (req.protocol == Protocol::ActiveSync && contains_ci(&req.stem, "/Proxy"))
+        || !req.activesync.log.proxied_from.is_empty()
+}
+
+fn parse_u16(v: &[u8]) -> Option<u16> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// An address as logged: IPv6 zone ids (`fe80::1%3`) and brackets dropped.
+fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let s = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
+    let s = s.split_once('%').map_or(s, |(a, _)| a);
+    s.parse().ok()
+}
+
+/// One X-Forwarded-For element: an address, optionally with a port
+/// (`1.2.3.4:5678`, `[2001:db8::1]:443`) or a zone id.
+fn parse_forwarded(item: &str) -> Option<IpAddr> {
+    let item = item.trim().trim_matches('"');
+    if let Some(ip) = parse_ip(item.as_bytes()) {
+        return Some(ip);
+    }
+    item.parse::<SocketAddr>().ok().map(|s| s.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+
+    fn live(stem: &str, query: &str, port: u16, peer: &str, ua: &str, user: &str) -> Request {
+        let mut r = Request {
+            method: "POST".into(),
+            stem: stem.into(),
+            query: query.into(),
+            status: 200,
+            server_port: port,
+            peer_ip: Some(peer.parse().unwrap()),
+            user_agent: ua.into(),
+            username: user.into(),
+            ..Request::default()
+        };
+        Interpreter::builtin().interpret(&mut r);
+        r
+    }
+
+    fn scan(data: &[u8]) -> (Vec<Request>, w3c::FileStats) {
+        let it = Interpreter::builtin();
+        let mut out = Vec::new();
+        let mut req = Request::default();
+        let stats = w3c::scan_bytes(data, &w3c::ScanOptions::default(), &mut |r: &w3c::Record<'_>| {
+            it.read_record(r, &mut req);
+            out.push(req.clone());
+        });
+        (out, stats)
+    }
+
+    #[test]
+    fn backend_edge_cases_sample() {
+        let data = std::fs::read(SAMPLE).unwrap();
+        let (reqs, stats) = scan(&data);
+        // Three lines have a doubled space: the reader reports them malformed.
+        assert_eq!(reqs.len() as u64 + stats.malformed_total(), 12);
+        assert!(reqs.len() >= 9, "{}", reqs.len());
+        let mut seen = 0;
+        for r in &reqs {
+            let (protocol, traffic) = match (r.method.as_str(), r.stem.as_str()) {
+                ("POST", "/powershell") => (Protocol::PowerShell, Traffic::Probe),
+                ("GET", "/api/v1.0/$metadata") => (Protocol::Rest, Traffic::Probe),
+                ("GET", "/rancertloc/CertMgmt/EditCertificate.aspx") => (Protocol::Other, Traffic::Backend),
+                ("POST", "/Microsoft-Server-ActiveSync/Proxy") => (Protocol::ActiveSync, Traffic::Probe),
+                // Port 81 is a back-end hop, which precedes the machine account.
+                ("RPC_IN_DATA", "/rpc/rpcproxy.dll") => (Protocol::Rpc, Traffic::Backend),
+                ("RPC_OUT_DATA", "/rpc/rpcproxy.dll") => (Protocol::Rpc, Traffic::Backend),
+                ("POST", "/rancertloc/DDI/DDIService.svc/SetObject") => (Protocol::Other, Traffic::Backend),
+                ("POST", "/ews/exchange.asmx") => (Protocol::Ews, Traffic::Probe),
+                ("POST", "/mapi/emdata/") => (Protocol::Mapi, Traffic::Backend),
+                ("GET", "/rancertloc/logoff.aspx") => (Protocol::Other, Traffic::Probe),
+                other => panic!("unexpected line {other:?}"),
+            };
+            assert_eq!((r.protocol, r.traffic), (protocol, traffic), "{} {}", r.method, r.stem);
+            assert_eq!(r.exploit, None);
+            assert!(r.time > 1_640_995_200 && r.time < 1_641_081_600, "{}", r.time);
+            assert_eq!(r.peer_ip, Some("::1".parse().unwrap()));
+            assert_eq!(r.network, NetworkId::LOOPBACK);
+            seen += 1;
+        }
+        assert_eq!(seen, reqs.len());
+
+        let find = |method: &str, stem: &str| reqs.iter().find(|r| r.method == method && r.stem == stem).unwrap();
+        let cert = find("GET", "/rancertloc/CertMgmt/EditCertificate.aspx");
+        assert_eq!(cert.username, "ranDom\\Ran.User");
+        assert_eq!(cert.user, "ran.user");
+        assert_eq!(cert.server_port, 444);
+        assert_eq!(cert.status, 200);
+        assert_eq!(cert.user_agent, "Mozilla/5.0 (Windows NT 10.0; WOW64; Trident/7.0; Touch; rv:11.0) like Gecko");
+        assert_eq!(Interpreter::builtin().catalog().get(cert.client).id, "browser");
+
+        let rpc = find("RPC_IN_DATA", "/rpc/rpcproxy.dll");
+        assert_eq!(rpc.user, "ex04$");
+        assert_eq!(rpc.server_port, 81);
+        let mut key = String::new();
+        assert_eq!(account_key(&rpc.username, &mut key), UserKind::Machine);
+        assert_eq!(Interpreter::builtin().catalog().get(rpc.client).id, "outlook-windows");
+        assert_eq!(find("RPC_OUT_DATA", "/rpc/rpcproxy.dll").user, "");
+
+        let eas = find("POST", "/Microsoft-Server-ActiveSync/Proxy");
+        assert_eq!(eas.username, "");
+        assert_eq!(eas.activesync.command, "Settings");
+        assert_eq!(eas.activesync.device_type, "RandomDeviceDeviceType");
+        assert_eq!(eas.activesync.device_id, "RandomDeviceIdasaewre54461");
+        assert_eq!(eas.user, "randomuserbe22875gh5660904erere9ec9acdcd7ef09ccab9");
+        assert_eq!((eas.status, eas.substatus), (401, 1));
+
+        let mapi = find("POST", "/mapi/emdata/");
+        assert_eq!(mapi.user, "randommailbox3242354");
+        assert_eq!(find("POST", "/ews/exchange.asmx").user, "randommailbox3242354");
+    }
+
+    #[test]
+    fn interpreter_is_shareable() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Interpreter>();
+    }
+
+    #[test]
+    fn machine_account_on_front_end() {
+        let r = live("/rpc/rpcproxy.dll", "", 443, "10.0.0.9", "MSRPC", "RanDomain\\EX04$");
+        assert_eq!(r.traffic, Traffic::Machine);
+        let r = live("/owa/", "", 443, "10.0.0.9", "Mozilla/5.0", "CONTOSO\\jdoe");
+        assert_eq!((r.traffic, r.user.as_str()), (Traffic::Person, "jdoe"));
+        let r = live("/owa/", "", 443, "10.0.0.9", "Mozilla/5.0", "");
+        assert_eq!((r.traffic, r.user.as_str()), (Traffic::Person, ""));
+    }
+
+    #[test]
+    fn probes() {
+        let cases = [
+            ("/owa/", "", "AMProbe/Local/ClientAccess", ""),
+            ("/ews/exchange.asmx", "", "Ews_Probe/Local (ExchangeServicesClient/15.01.25965.004)", ""),
+            ("/api/v1.0/$metadata", "", "Odata_PC_Probe/Local", ""),
+            ("/owa/", "", "Mozilla/4.0 (compatible; MSEXCHMON; ACTIVEMONITORING)", ""),
+            ("/owa/", "", "Exchange BackEnd Probes", ""),
+            (
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&User=a&DeviceId=EASProbeDeviceId160&DeviceType=EASProbeDeviceType",
+                "x",
+                "",
+            ),
+            (
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&User=a&DeviceId=b&DeviceType=TestActiveSyncConnectivity",
+                "x",
+                "",
+            ),
+            (
+                "/powershell",
+                "clientApplication=ActiveMonitor;PSVersion=5.1",
+                "Microsoft WinRM Client",
+                "CONTOSO\\admin",
+            ),
+            ("/owa/", "", "Mozilla/5.0", "HealthMailboxdf8b87828ab0427cb91e985bbdfcec62@contoso.com"),
+        ];
+        for (stem, query, ua, user) in cases {
+            assert_eq!(live(stem, query, 443, "127.0.0.1", ua, user).traffic, Traffic::Probe, "{stem} {ua}");
+        }
+        // `_Probe` must end a token.
+        assert_eq!(live("/owa/", "", 443, "10.0.0.1", "My_ProbeX/1", "u").traffic, Traffic::Person);
+    }
+
+    #[test]
+    fn backend_hops() {
+        let r = live(
+            "/Microsoft-Server-ActiveSync/default.eas",
+            "Cmd=Ping&User=u&DeviceId=d&DeviceType=iPhone&Log=PrxFrom:10.0.22.211_V161",
+            443,
+            "10.0.0.1",
+            "Apple-iPhone/1",
+            "",
+        );
+        assert_eq!(r.traffic, Traffic::Backend);
+        assert_eq!(r.user, "u");
+        let r = live(
+            "/Microsoft-Server-ActiveSync/default.eas",
+            "Cmd=Ping&User=u&DeviceId=d&DeviceType=iPhone&Log=V161",
+            443,
+            "10.0.0.1",
+            "Apple-iPhone/1",
+            "",
+        );
+        assert_eq!(r.traffic, Traffic::Person);
+        assert_eq!(live("/ews/exchange.asmx", "", 444, "10.0.0.1", "x", "u").traffic, Traffic::Backend);
+    }
+
+    #[test]
+    fn exploit_precedes_everything() {
+        let mut r = Request {
+            method: "GET".into(),
+            stem: "/autodiscover/autodiscover.json".into(),
+            query: "@evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3f@evil.com".into(),
+            status: 401,
+            server_port: 444,
+            peer_ip: Some("198.51.100.4".parse().unwrap()),
+            user_agent: "AMProbe".into(),
+            ..Request::default()
+        };
+        Interpreter::builtin().interpret(&mut r);
+        assert_eq!((r.traffic, r.exploit), (Traffic::Exploit, Some("proxyshell")));
+        assert_eq!(r.protocol, Protocol::Autodiscover);
+    }
+
+    #[test]
+    fn forwarded_for() {
+        let it = Interpreter::builtin();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(it.client_ip(ip("10.0.0.5"), "203.0.113.7, 10.1.1.1"), ip("203.0.113.7"));
+        assert_eq!(it.client_ip(ip("10.0.0.5"), "198.51.100.1, 203.0.113.7, 10.1.1.1"), ip("203.0.113.7"));
+        assert_eq!(it.client_ip(ip("198.51.100.9"), "203.0.113.7"), ip("198.51.100.9"));
+        assert_eq!(it.client_ip(ip("10.0.0.5"), "10.1.1.1, 127.0.0.1"), ip("10.0.0.5"));
+        assert_eq!(it.client_ip(ip("10.0.0.5"), "garbage"), ip("10.0.0.5"));
+        assert_eq!(it.client_ip(ip("10.0.0.5"), ""), ip("10.0.0.5"));
+        assert_eq!(it.client_ip(ip("::1"), "[2001:db8::7]:443"), ip("2001:db8::7"));
+        assert_eq!(it.client_ip(ip("::1"), "203.0.113.7:5555"), ip("203.0.113.7"));
+        assert_eq!(it.client_ip(None, "203.0.113.7"), None);
+
+        let r = live("/owa/", "", 443, "10.0.0.5", "x", "");
+        assert_eq!(r.network, NetworkId::INTERNAL);
+        let mut r = Request {
+            stem: "/Microsoft-Server-ActiveSync".into(),
+            query: "Cmd=Sync&User=jdoe&DeviceId=ABC&DeviceType=Outlook".into(),
+            peer_ip: Some("10.0.0.5".parse().unwrap()),
+            forwarded_for: "52.96.1.1, 10.1.1.1".into(),
+            ..Request::default()
+        };
+        it.interpret(&mut r);
+        assert_eq!(r.client_ip, ip("52.96.1.1"));
+        assert_eq!(r.network, NetworkId::MICROSOFT365);
+        assert_eq!(it.networks().name(r.network), "microsoft365");
+        assert_eq!(it.catalog().get(r.client).id, "outlook-mobile");
+        assert_eq!(r.user, "jdoe");
+        let r = live("/owa/", "", 443, "52.96.1.1", "x", "");
+        assert_eq!(r.network, NetworkId::MICROSOFT365);
+    }
+
+    #[test]
+    fn read_record_fields() {
+        let log = b"#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus X-Forwarded-For\r\n\
+2024-05-01 10:00:00 10.0.0.2 POST /Microsoft-Server-ActiveSync/default.eas Cmd=Sync&User=CONTOSO%5Cjdoe&DeviceId=ABC&DeviceType=Outlook&Log=V161_As:AllowedG 443 CONTOSO\\JDoe fe80::1%3 Outlook-iOS-Android/1.0 200 0 52.96.1.1,+10.1.1.1\r\n\
+2024-05-01 10:00:01 10.0.0.2 GET /owa/ a+b=c 443 - 198.51.100.7 Mozilla/5.0+(iPhone;+CPU+iPhone+OS+17_5+like+Mac+OS+X) 302 0 -\r\n";
+        let (reqs, stats) = scan(log);
+        assert_eq!(stats.malformed_total(), 0);
+        assert_eq!(reqs.len(), 2);
+        let it = Interpreter::builtin();
+        let r = &reqs[0];
+        assert_eq!(r.time, 1_714_557_600);
+        assert_eq!(r.server_ip, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(r.peer_ip, Some("fe80::1".parse().unwrap()));
+        assert_eq!(r.forwarded_for, "52.96.1.1, 10.1.1.1");
+        assert_eq!(r.client_ip, Some("52.96.1.1".parse().unwrap()));
+        assert_eq!(r.network, NetworkId::MICROSOFT365);
+        assert_eq!(r.user, "jdoe");
+        assert_eq!(r.activesync.user, "CONTOSO\\jdoe");
+        assert_eq!(r.activesync.log.access_state, "AllowedG");
+        assert_eq!(it.catalog().get(r.client).id, "outlook-mobile");
+        assert_eq!(r.traffic, Traffic::Person);
+        let r = &reqs[1];
+        assert_eq!(r.query, "a+b=c");
+        assert_eq!(r.user_agent, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X)");
+        assert_eq!((r.status, r.username.as_str(), r.forwarded_for.as_str()), (302, "", ""));
+        assert_eq!(it.catalog().get(r.client).id, "mobile-browser");
+        assert_eq!(r.protocol, Protocol::Owa);
+        assert_eq!(r.activesync, crate::ActiveSync::default());
+    }
+
+    #[test]
+    fn interpret_reuses_capacity() {
+        let it = Interpreter::builtin();
+        let mut r = Request::default();
+        let fill = |r: &mut Request| {
+            r.clear();
+            r.method.push_str("POST");
+            r.stem.push_str("/Microsoft-Server-ActiveSync/default.eas");
+            r.query
+                .push_str("Cmd=Sync&User=CONTOSO%5Cjdoe&DeviceId=ABC&DeviceType=iPhone&Log=V161_HH:mail.contoso.com");
+            r.user_agent.push_str("Apple-iPhone15C3/2104.100");
+            r.username.push_str("CONTOSO\\jdoe");
+            r.peer_ip = Some("10.0.0.1".parse().unwrap());
+        };
+        fill(&mut r);
+        it.interpret(&mut r);
+        let ptrs = (r.user.as_ptr(), r.activesync.user.as_ptr(), r.activesync.log.host.as_ptr());
+        for _ in 0..3 {
+            fill(&mut r);
+            it.interpret(&mut r);
+        }
+        assert_eq!(ptrs, (r.user.as_ptr(), r.activesync.user.as_ptr(), r.activesync.log.host.as_ptr()));
+        assert_eq!(it.catalog().get(r.client).id, "ios-mail");
+    }
+
+    #[test]
+    fn interpret_random_fields_never_panics() {
+        let it = Interpreter::builtin();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces = [
+            "/",
+            "?",
+            "@",
+            "%",
+            "%3f",
+            "%4",
+            "_",
+            "_Probe",
+            "$",
+            "\\",
+            ",",
+            ":",
+            "=",
+            "&",
+            "Cmd=",
+            "Log=",
+            "PrxFrom:",
+            "/Microsoft-Server-ActiveSync",
+            "/owa/",
+            "/ecp/",
+            "/powershell",
+            "autodiscover.json",
+            "ü",
+            "\u{FFFD}",
+            " ",
+            "+",
+            "jAAJBAp2",
+            "HealthMailbox",
+            "10.0.0.1",
+            "::1",
+            "[",
+            "]",
+        ];
+        let mut req = Request::default();
+        for _ in 0..20_000 {
+            req.clear();
+            let fields = [
+                &mut req.stem,
+                &mut req.query,
+                &mut req.user_agent,
+                &mut req.username,
+                &mut req.forwarded_for,
+                &mut req.method,
+            ];
+            for f in fields {
+                for _ in 0..next() % 8 {
+                    f.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                }
+            }
+            req.peer_ip = if next() % 2 == 0 { Some("10.0.0.5".parse().unwrap()) } else { None };
+            req.status = (next() % 600) as u16;
+            req.server_port = [443, 444, 81][(next() % 3) as usize];
+            it.interpret(&mut req);
+            assert!(req.client.index() < it.catalog().len());
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! What a request to an Exchange Client Access server means.
+//!
+//! Turns a W3C log record (or, in the gateway, an HTTP request) into a
+//! [`Request`]: its protocol, ActiveSync parameters, the person behind it,
+//! the client software from the catalog, and the network it came from.
+//! No I/O beyond reading the data files it is pointed at.
+
+#![forbid(unsafe_code)]
+
+pub mod activesync;
+pub mod catalog;
+pub mod classify;
+pub mod exploits;
+pub mod identity;
+pub mod networks;
+pub mod protocol;
+mod request;
+
+pub use catalog::{Catalog, Client, ClientId};
+pub use classify::Interpreter;
+pub use exploits::ExploitRules;
+pub use identity::UserKind;
+pub use networks::{NetworkId, Networks};
+pub use request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};

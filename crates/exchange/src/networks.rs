@@ -1,0 +1,630 @@
+//! Named networks: which network an address belongs to (loopback, internal,
+//! Microsoft 365, a cloud service tag, a site of yours), most specific prefix
+//! first. Prefixes are flattened into sorted, non-overlapping interval tables
+//! so that a lookup is one binary search.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Index of a named network in its [`Networks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetworkId(pub u16);
+
+impl NetworkId {
+    pub const LOOPBACK: NetworkId = NetworkId(0);
+    /// RFC 1918, 100.64/10, 169.254/16, fc00::/7, fe80::/10.
+    pub const INTERNAL: NetworkId = NetworkId(1);
+    /// Anything no prefix covers.
+    pub const EXTERNAL: NetworkId = NetworkId(2);
+    /// Exchange Online (data/ranges/microsoft365.txt).
+    pub const MICROSOFT365: NetworkId = NetworkId(3);
+
+    /// Index into arrays of per-network counters (`0..networks.len()`).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl Default for NetworkId {
+    fn default() -> Self {
+        NetworkId::EXTERNAL
+    }
+}
+
+const BUILTIN_NAMES: [&str; 4] = ["loopback", "internal", "external", "microsoft365"];
+const LOOPBACK_RANGES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+const INTERNAL_RANGES: [&str; 7] =
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"];
+const MICROSOFT365: &str = include_str!("../../../data/ranges/microsoft365.txt");
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: not a range file: {source}")]
+    Json {
+        origin: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{origin}: JSON is neither Azure service tags, AWS ip-ranges nor Google cloud.json")]
+    UnknownFormat { origin: String },
+    #[error("{origin} line {line}: {message}")]
+    Line { origin: String, line: usize, message: String },
+    #[error("{origin}: bad prefix `{prefix}` in {name}")]
+    Prefix { origin: String, name: String, prefix: String },
+    #[error("more than {max} named networks")]
+    TooManyNetworks { max: usize },
+}
+
+/// One prefix as added, kept so that the tables can be rebuilt.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    net: IpNet,
+    id: NetworkId,
+    /// Order of the add call: at equal prefixes, later files win.
+    seq: u32,
+    /// Addresses the whole network covers in this family (in this add):
+    /// at equal prefixes within one file, the smaller network wins
+    /// (`Storage.WestEurope` over `Storage`).
+    size: u128,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment<T> {
+    start: T,
+    end: T,
+    id: NetworkId,
+}
+
+/// Named networks and their prefixes.
+#[derive(Clone, Debug)]
+pub struct Networks {
+    names: Vec<String>,
+    by_name: HashMap<String, NetworkId>,
+    entries: Vec<Entry>,
+    seq: u32,
+    v4: Vec<Segment<u32>>,
+    v6: Vec<Segment<u128>>,
+}
+
+impl Networks {
+    /// The four built-in networks with loopback and internal ranges, but no
+    /// Microsoft 365 ranges.
+    pub fn new() -> Networks {
+        let mut n = Networks {
+            names: BUILTIN_NAMES.iter().map(|s| s.to_string()).collect(),
+            by_name: BUILTIN_NAMES.iter().enumerate().map(|(i, s)| (s.to_string(), NetworkId(i as u16))).collect(),
+            entries: Vec::new(),
+            seq: 0,
+            v4: Vec::new(),
+            v6: Vec::new(),
+        };
+        let mut add = |ranges: &[&str], id| {
+            for r in ranges {
+                let net: IpNet = r.parse().expect("built-in range is valid");
+                n.entries.push(Entry { net, id, seq: 0, size: 0 });
+            }
+        };
+        add(&LOOPBACK_RANGES, NetworkId::LOOPBACK);
+        add(&INTERNAL_RANGES, NetworkId::INTERNAL);
+        n.seq = 1;
+        n.rebuild();
+        n
+    }
+
+    /// Loopback, internal and Microsoft 365 (data/ranges/microsoft365.txt).
+    pub fn builtin() -> Networks {
+        let mut n = Networks::new();
+        n.add_text(MICROSOFT365, "built-in microsoft365").expect("built-in microsoft365 ranges are valid");
+        n
+    }
+
+    /// Add a range file; see [`Networks::add_text`].
+    pub fn add_file(&mut self, path: impl AsRef<Path>) -> Result<(), NetworkError> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| NetworkError::Io { path: path.to_path_buf(), source })?;
+        self.add_text(&text, &path.display().to_string())
+    }
+
+    /// Add ranges, detecting the format from the content: Azure service tags
+    /// JSON (one network per tag name), AWS `ip-ranges.json` (`aws-<service>`),
+    /// Google `cloud.json` (`google-cloud`), or text lines `CIDR name` with `#`
+    /// comments. On error nothing is added. `origin` names the source in errors.
+    pub fn add_text(&mut self, text: &str, origin: &str) -> Result<(), NetworkError> {
+        let mut staged: Vec<(IpNet, NetworkId)> = Vec::new();
+        let names_before = self.names.len();
+        let result = if text.trim_start().starts_with('{') {
+            self.parse_json(text, origin, &mut staged)
+        } else {
+            self.parse_lines(text, origin, &mut staged)
+        };
+        if let Err(e) = result {
+            for name in self.names.drain(names_before..) {
+                self.by_name.remove(&name);
+            }
+            return Err(e);
+        }
+        // Size of each network in this add, per family, for tie-breaking.
+        let mut sizes: HashMap<(NetworkId, bool), u128> = HashMap::new();
+        for (net, id) in &staged {
+            let s = sizes.entry((*id, net.addr().is_ipv4())).or_insert(0);
+            *s = s.saturating_add(prefix_size(net));
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        self.entries.extend(staged.into_iter().map(|(net, id)| Entry {
+            net,
+            id,
+            seq,
+            size: sizes[&(id, net.addr().is_ipv4())],
+        }));
+        self.rebuild();
+        Ok(())
+    }
+
+    fn intern(&mut self, name: &str) -> Result<NetworkId, NetworkError> {
+        if let Some(&id) = self.by_name.get(name) {
+            return Ok(id);
+        }
+        let id = u16::try_from(self.names.len())
+            .map(NetworkId)
+            .map_err(|_| NetworkError::TooManyNetworks { max: u16::MAX as usize })?;
+        self.names.push(name.to_string());
+        self.by_name.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn parse_lines(&mut self, text: &str, origin: &str, out: &mut Vec<(IpNet, NetworkId)>) -> Result<(), NetworkError> {
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let err = |message: String| NetworkError::Line { origin: origin.to_string(), line: i + 1, message };
+            let mut parts = line.split_whitespace();
+            let (Some(cidr), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(err(format!("expected `CIDR name`, found `{line}`")));
+            };
+            let net = parse_net(cidr).ok_or_else(|| err(format!("bad prefix `{cidr}`")))?;
+            let id = self.intern(name)?;
+            out.push((net, id));
+        }
+        Ok(())
+    }
+
+    fn parse_json(&mut self, text: &str, origin: &str, out: &mut Vec<(IpNet, NetworkId)>) -> Result<(), NetworkError> {
+        let doc: RangeJson<'_> =
+            serde_json::from_str(text).map_err(|source| NetworkError::Json { origin: origin.to_string(), source })?;
+        let bad = |name: &str, prefix: &str| NetworkError::Prefix {
+            origin: origin.to_string(),
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+        };
+        if let Some(tags) = doc.values {
+            for tag in tags {
+                let id = self.intern(&tag.name)?;
+                for p in tag.properties.address_prefixes {
+                    out.push((parse_net(&p).ok_or_else(|| bad(&tag.name, &p))?, id));
+                }
+            }
+            return Ok(());
+        }
+        let prefixes = doc.prefixes.unwrap_or_default();
+        let v6 = doc.ipv6_prefixes.unwrap_or_default();
+        let all = prefixes.iter().chain(v6.iter());
+        let aws = prefixes.iter().chain(v6.iter()).any(|p| p.ip_prefix.is_some() || p.ipv6_prefix.is_some());
+        let google = prefixes.iter().any(|p| p.ipv4_prefix.is_some() || p.ipv6_prefix_google.is_some());
+        if !aws && !google {
+            return Err(NetworkError::UnknownFormat { origin: origin.to_string() });
+        }
+        let mut name = String::new();
+        for p in all {
+            name.clear();
+            if aws {
+                name.push_str("aws-");
+                name.extend(p.service.as_deref().unwrap_or("unknown").chars().map(|c| c.to_ascii_lowercase()));
+            } else {
+                name.push_str("google-cloud");
+            }
+            let id = self.intern(&name)?;
+            let cidrs = [&p.ip_prefix, &p.ipv6_prefix, &p.ipv4_prefix, &p.ipv6_prefix_google];
+            for cidr in cidrs.into_iter().flatten() {
+                out.push((parse_net(cidr).ok_or_else(|| bad(&name, cidr))?, id));
+            }
+        }
+        Ok(())
+    }
+
+    fn rebuild(&mut self) {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for e in &self.entries {
+            let (start, end) = match e.net {
+                IpNet::V4(n) => (u32::from(n.network()) as u128, u32::from(n.broadcast()) as u128),
+                IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+            };
+            let item = Item { start, end, len: e.net.prefix_len(), seq: e.seq, size: e.size, id: e.id };
+            if e.net.addr().is_ipv4() {
+                v4.push(item);
+            } else {
+                v6.push(item);
+            }
+        }
+        self.v4 =
+            flatten(v4).into_iter().map(|s| Segment { start: s.start as u32, end: s.end as u32, id: s.id }).collect();
+        self.v6 = flatten(v6);
+    }
+
+    /// The network of an address: the most specific prefix that covers it,
+    /// else `EXTERNAL`. IPv4-mapped IPv6 addresses are looked up as IPv4.
+    pub fn lookup(&self, ip: IpAddr) -> NetworkId {
+        match ip {
+            IpAddr::V4(a) => find(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => find(&self.v4, u32::from(v4)),
+                None => find(&self.v6, u128::from(a)),
+            },
+        }
+        .unwrap_or(NetworkId::EXTERNAL)
+    }
+
+    /// The name of a network; `external` for an unknown id.
+    pub fn name(&self, id: NetworkId) -> &str {
+        self.names.get(id.index()).map_or("external", String::as_str)
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<NetworkId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Number of named networks; ids are `0..len()`.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Never true: the built-in networks are always there.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Loopback or internal by address, whatever the range files say, so
+    /// that naming an internal subnet does not change X-Forwarded-For handling.
+    pub fn is_private(&self, ip: IpAddr) -> bool {
+        is_private_addr(ip)
+    }
+}
+
+impl Default for Networks {
+    fn default() -> Self {
+        Networks::builtin()
+    }
+}
+
+/// Loopback (127/8, ::1) or internal (RFC 1918, 100.64/10, 169.254/16,
+/// fc00::/7, fe80::/10); IPv4-mapped IPv6 addresses as IPv4.
+pub fn is_private_addr(ip: IpAddr) -> bool {
+    fn v4(a: Ipv4Addr) -> bool {
+        let [a0, a1, ..] = a.octets();
+        a0 == 127
+            || a0 == 10
+            || (a0 == 172 && a1 & 0xF0 == 16)
+            || (a0 == 192 && a1 == 168)
+            || (a0 == 100 && a1 & 0xC0 == 64)
+            || (a0 == 169 && a1 == 254)
+    }
+    fn v6(a: Ipv6Addr) -> bool {
+        let s0 = a.segments()[0];
+        a == Ipv6Addr::LOCALHOST || s0 & 0xFE00 == 0xFC00 || s0 & 0xFFC0 == 0xFE80
+    }
+    match ip {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or_else(|| v6(a), v4),
+    }
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    match s.parse::<IpNet>() {
+        Ok(n) => Some(n.trunc()),
+        Err(_) => s.parse::<IpAddr>().ok().map(IpNet::from),
+    }
+}
+
+fn prefix_size(net: &IpNet) -> u128 {
+    let bits = net.max_prefix_len() - net.prefix_len();
+    1u128.checked_shl(bits as u32).unwrap_or(u128::MAX)
+}
+
+struct Item {
+    start: u128,
+    end: u128,
+    len: u8,
+    seq: u32,
+    size: u128,
+    id: NetworkId,
+}
+
+/// Turn nested or disjoint prefixes (CIDR blocks never partly overlap) into
+/// sorted, non-overlapping segments where each address maps to its most
+/// specific prefix.
+fn flatten(mut items: Vec<Item>) -> Vec<Segment<u128>> {
+    // Broader first; at equal prefixes the winner goes last (on top).
+    items.sort_by(|a, b| {
+        a.start.cmp(&b.start).then(a.len.cmp(&b.len)).then(a.seq.cmp(&b.seq)).then(b.size.cmp(&a.size))
+    });
+    let mut out: Vec<Segment<u128>> = Vec::new();
+    let mut push = |start: u128, end: u128, id: NetworkId| {
+        if let Some(last) = out.last_mut() {
+            if last.id == id && last.end.checked_add(1) == Some(start) {
+                last.end = end;
+                return;
+            }
+        }
+        out.push(Segment { start, end, id });
+    };
+    let mut stack: Vec<(u128, NetworkId)> = Vec::new();
+    // Next address not yet emitted; `None` once past the end of the space.
+    let mut pos: Option<u128> = Some(0);
+    for it in items {
+        while let Some(&(end, id)) = stack.last() {
+            if end >= it.start {
+                break;
+            }
+            if let Some(p) = pos.filter(|&p| p <= end) {
+                push(p, end, id);
+            }
+            pos = pos.map(|p| p.max(end.wrapping_add(1)));
+            stack.pop();
+        }
+        if let Some(&(_, id)) = stack.last() {
+            if let Some(p) = pos.filter(|&p| p < it.start) {
+                push(p, it.start - 1, id);
+            }
+        }
+        pos = Some(it.start);
+        stack.push((it.end, it.id));
+    }
+    while let Some((end, id)) = stack.pop() {
+        if let Some(p) = pos.filter(|&p| p <= end) {
+            push(p, end, id);
+        }
+        pos = match pos {
+            Some(p) => end.checked_add(1).map(|e| e.max(p)),
+            None => None,
+        };
+    }
+    out
+}
+
+fn find<T: Ord + Copy>(segments: &[Segment<T>], x: T) -> Option<NetworkId> {
+    let i = segments.partition_point(|s| s.start <= x);
+    let s = segments.get(i.checked_sub(1)?)?;
+    (x <= s.end).then_some(s.id)
+}
+
+/// All three JSON formats at once; which fields are present tells them apart.
+#[derive(Deserialize)]
+struct RangeJson<'a> {
+    #[serde(borrow, default)]
+    values: Option<Vec<AzureTag<'a>>>,
+    #[serde(borrow, default)]
+    prefixes: Option<Vec<PrefixJson<'a>>>,
+    #[serde(borrow, default)]
+    ipv6_prefixes: Option<Vec<PrefixJson<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct AzureTag<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    properties: AzureProperties<'a>,
+}
+
+#[derive(Deserialize)]
+struct AzureProperties<'a> {
+    #[serde(borrow, rename = "addressPrefixes", default)]
+    address_prefixes: Vec<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct PrefixJson<'a> {
+    #[serde(borrow, default)]
+    ip_prefix: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    ipv6_prefix: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "ipv4Prefix")]
+    ipv4_prefix: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "ipv6Prefix")]
+    ipv6_prefix_google: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    service: Option<Cow<'a, str>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn builtin_networks() {
+        let n = Networks::builtin();
+        let name = |s: &str| n.name(n.lookup(ip(s)));
+        assert_eq!(name("127.0.0.1"), "loopback");
+        assert_eq!(name("::1"), "loopback");
+        assert_eq!(name("::ffff:127.0.0.1"), "loopback");
+        assert_eq!(name("10.0.0.5"), "internal");
+        assert_eq!(name("172.31.255.255"), "internal");
+        assert_eq!(name("172.32.0.0"), "external");
+        assert_eq!(name("100.64.0.1"), "internal");
+        assert_eq!(name("fe80::1"), "internal");
+        assert_eq!(name("fd00::1"), "internal");
+        assert_eq!(name("52.96.1.1"), "microsoft365");
+        assert_eq!(name("52.99.255.255"), "microsoft365");
+        assert_eq!(name("52.100.0.1"), "microsoft365");
+        assert_eq!(name("52.104.0.0"), "external");
+        assert_eq!(name("52.125.128.9"), "microsoft365");
+        assert_eq!(name("2603:1036:1::1"), "microsoft365");
+        assert_eq!(name("2620:1ec:4::152"), "microsoft365");
+        assert_eq!(name("2620:1ec:4::154"), "external");
+        assert_eq!(name("203.0.113.7"), "external");
+        assert_eq!(n.lookup(ip("8.8.8.8")), NetworkId::default());
+        assert_eq!(n.id_of("microsoft365"), Some(NetworkId::MICROSOFT365));
+        assert_eq!(n.name(NetworkId(60000)), "external");
+        // Every line of the data file is in the table.
+        let count = MICROSOFT365.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count();
+        assert_eq!(count, 36);
+        for l in MICROSOFT365.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            let net = parse_net(l.split_whitespace().next().unwrap()).unwrap();
+            assert_eq!(n.lookup(net.network()), NetworkId::MICROSOFT365, "{l}");
+            assert_eq!(n.lookup(net.broadcast()), NetworkId::MICROSOFT365, "{l}");
+        }
+    }
+
+    #[test]
+    fn private_addresses() {
+        let n = Networks::builtin();
+        for s in [
+            "127.0.0.1",
+            "10.1.1.1",
+            "192.168.0.1",
+            "172.16.0.1",
+            "169.254.1.1",
+            "100.127.0.1",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(n.is_private(ip(s)), "{s}");
+        }
+        for s in ["8.8.8.8", "172.15.0.1", "100.128.0.1", "52.96.1.1", "2001:db8::1", "::ffff:8.8.8.8", "0.0.0.0"] {
+            assert!(!n.is_private(ip(s)), "{s}");
+        }
+    }
+
+    #[test]
+    fn most_specific_wins_and_later_files_win_ties() {
+        let mut n = Networks::builtin();
+        n.add_text(
+            "# sites\n10.0.0.0/8 corp\n10.20.0.0/16 vpn # remote\n10.20.5.0/24 lab\n0.0.0.0/0 world\n::/0 world6\n",
+            "sites.txt",
+        )
+        .unwrap();
+        let name = |n: &Networks, s: &str| n.name(n.lookup(ip(s))).to_string();
+        assert_eq!(name(&n, "10.1.1.1"), "corp");
+        assert_eq!(name(&n, "10.20.1.1"), "vpn");
+        assert_eq!(name(&n, "10.20.5.255"), "lab");
+        assert_eq!(name(&n, "10.20.6.0"), "vpn");
+        assert_eq!(name(&n, "10.21.0.0"), "corp");
+        assert_eq!(name(&n, "255.255.255.255"), "world");
+        assert_eq!(name(&n, "0.0.0.0"), "world");
+        assert_eq!(name(&n, "52.96.0.0"), "microsoft365");
+        assert_eq!(name(&n, "ffff::1"), "world6");
+        assert_eq!(name(&n, "::1"), "loopback");
+        // Naming an internal subnet keeps it private.
+        assert!(n.is_private(ip("10.20.5.1")));
+        n.add_text("10.20.5.0/24 lab2", "later.txt").unwrap();
+        assert_eq!(name(&n, "10.20.5.1"), "lab2");
+        assert_eq!(name(&n, "10.20.4.1"), "vpn");
+    }
+
+    #[test]
+    fn flatten_matches_naive_lookup() {
+        // Compare the interval table with a linear most-specific search.
+        let text = "10.0.0.0/8 a\n10.0.0.0/9 b\n10.64.0.0/10 c\n10.64.0.0/10 d\n10.64.1.0/24 e\n10.127.255.255/32 f\n11.0.0.0/8 g\n";
+        let mut n = Networks::new();
+        n.add_text(text, "t").unwrap();
+        let nets: Vec<(IpNet, &str)> = text
+            .lines()
+            .map(|l| {
+                let (c, name) = l.split_once(' ').unwrap();
+                (c.parse().unwrap(), name)
+            })
+            .collect();
+        let mut x: u32 = 0x0900_0000;
+        while x < 0x0C00_0000 {
+            let a = IpAddr::V4(Ipv4Addr::from(x));
+            let best = nets.iter().filter(|(net, _)| net.contains(&a)).max_by_key(|(net, _)| net.prefix_len()).map(
+                |(net, _)| {
+                    // c and d are the same size: the later line wins the tie.
+                    nets.iter().rfind(|(m, _)| m == net).unwrap().1
+                },
+            );
+            let got = n.name(n.lookup(a));
+            assert_eq!(got, best.unwrap_or("external"), "{a}");
+            x = x.wrapping_add(0x0000_7FFF);
+        }
+    }
+
+    #[test]
+    fn aws_and_google_and_errors() {
+        let aws = r#"{"syncToken":"1","createDate":"2025-01-01-00-00-00","prefixes":[
+            {"ip_prefix":"3.0.0.0/8","region":"GLOBAL","service":"AMAZON","network_border_group":"x"},
+            {"ip_prefix":"3.5.0.0/16","region":"us-east-1","service":"EC2","network_border_group":"x"},
+            {"ip_prefix":"3.5.0.0/16","region":"us-east-1","service":"AMAZON","network_border_group":"x"}],
+            "ipv6_prefixes":[{"ipv6_prefix":"2600:1f00::/24","region":"GLOBAL","service":"S3","network_border_group":"x"}]}"#;
+        let google = r#"{"syncToken":"1","creationTime":"x","prefixes":[{"ipv4Prefix":"34.1.0.0/16","service":"Google Cloud","scope":"us"},{"ipv6Prefix":"2600:1900::/28","service":"Google Cloud","scope":"us"}]}"#;
+        let mut n = Networks::builtin();
+        n.add_text(aws, "ip-ranges.json").unwrap();
+        n.add_text(google, "cloud.json").unwrap();
+        let name = |s: &str| n.name(n.lookup(ip(s))).to_string();
+        assert_eq!(name("3.1.1.1"), "aws-amazon");
+        assert_eq!(name("3.5.1.1"), "aws-ec2");
+        assert_eq!(name("2600:1f00::1"), "aws-s3");
+        assert_eq!(name("34.1.2.3"), "google-cloud");
+        assert_eq!(name("2600:1900::5"), "google-cloud");
+
+        let before = n.len();
+        assert!(matches!(n.add_text("{\"foo\": 1}", "x.json"), Err(NetworkError::UnknownFormat { .. })));
+        assert!(matches!(n.add_text("{", "x.json"), Err(NetworkError::Json { .. })));
+        assert!(matches!(
+            n.add_text("1.2.3.0/24 ok\nnot-a-cidr name\n", "x.txt"),
+            Err(NetworkError::Line { line: 2, .. })
+        ));
+        assert!(matches!(n.add_text("1.2.3.0/24\n", "x.txt"), Err(NetworkError::Line { line: 1, .. })));
+        assert_eq!(n.len(), before, "failed adds leave no names behind");
+        assert_eq!(n.lookup(ip("1.2.3.4")), NetworkId::EXTERNAL);
+        assert!(matches!(n.add_file("/nonexistent/ranges.txt"), Err(NetworkError::Io { .. })));
+    }
+
+    #[test]
+    fn azure_service_tags_sample() {
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/ranges/ServiceTags_Public_20251028.json");
+        let mut n = Networks::builtin();
+        let t = std::time::Instant::now();
+        n.add_file(path).unwrap();
+        let took = t.elapsed();
+        assert!(took.as_secs_f64() < 3.0, "loading took {took:?}");
+        assert!(n.len() > 3000, "{}", n.len());
+        let name = |s: &str| n.name(n.lookup(ip(s))).to_string();
+        // 13.69.40.16/28 is in Storage and Storage.WestEurope; its /17 in
+        // AzureCloud and AzureCloud.westeurope.
+        assert_eq!(name("13.69.40.17"), "Storage.WestEurope");
+        assert_eq!(name("13.69.0.1"), "AzureCloud.westeurope");
+        assert_eq!(name("4.232.98.113"), "AzureFrontDoor.Frontend");
+        assert_eq!(name("4.232.0.1"), "AzureCloud.italynorth");
+        // Exchange Online is in none of the tags.
+        assert_eq!(name("52.96.1.1"), "microsoft365");
+        assert_eq!(name("10.0.0.1"), "internal");
+        assert!(n.id_of("AzureCloud").is_some());
+        // The tables are sorted and disjoint.
+        assert!(n.v4.windows(2).all(|w| w[0].end < w[1].start));
+        assert!(n.v6.windows(2).all(|w| w[0].end < w[1].start));
+    }
+}

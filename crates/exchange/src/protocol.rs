@@ -1,0 +1,73 @@
+//! Which Exchange protocol a URI stem belongs to.
+
+use crate::request::Protocol;
+
+/// Virtual-directory prefixes, lower-case, matched case-insensitively.
+/// `boundary` lists the bytes allowed right after the prefix besides the
+/// end of the stem, so `/owa` matches `/owa/` but not `/owafoo`.
+const PREFIXES: &[(&str, &[u8], Protocol)] = &[
+    ("/microsoft-server-activesync", b"/", Protocol::ActiveSync),
+    ("/ews", b"/", Protocol::Ews),
+    ("/owa", b"/", Protocol::Owa),
+    ("/ecp", b"/", Protocol::Ecp),
+    ("/mapi", b"/", Protocol::Mapi),
+    ("/rpc", b"/", Protocol::Rpc),
+    ("/rpcwithcert", b"/", Protocol::Rpc),
+    ("/autodiscover", b"/", Protocol::Autodiscover),
+    ("/oab", b"/", Protocol::Oab),
+    // The back end also has `/PowerShell-Proxy`.
+    ("/powershell", b"/-", Protocol::PowerShell),
+    ("/api", b"/", Protocol::Rest),
+];
+
+/// The protocol of a URI stem, by its first path segment (case-insensitive).
+/// Allocates nothing.
+pub fn protocol_of(stem: &str) -> Protocol {
+    let b = stem.as_bytes();
+    for &(prefix, boundary, protocol) in PREFIXES {
+        let p = prefix.as_bytes();
+        if b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p) {
+            match b.get(p.len()) {
+                None => return protocol,
+                Some(c) if boundary.contains(c) => return protocol,
+                Some(_) => {}
+            }
+        }
+    }
+    Protocol::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems() {
+        let cases = [
+            ("/Microsoft-Server-ActiveSync/default.eas", Protocol::ActiveSync),
+            ("/microsoft-server-activesync", Protocol::ActiveSync),
+            ("/Microsoft-Server-ActiveSync/Proxy/default.eas", Protocol::ActiveSync),
+            ("/EWS/Exchange.asmx", Protocol::Ews),
+            ("/ews/mrsproxy.svc", Protocol::Ews),
+            ("/owa/auth/logon.aspx", Protocol::Owa),
+            ("/OWA", Protocol::Owa),
+            ("/owafoo", Protocol::Other),
+            ("/ecp/DDI/DDIService.svc/SetObject", Protocol::Ecp),
+            ("/mapi/emsmdb/", Protocol::Mapi),
+            ("/rpc/rpcproxy.dll", Protocol::Rpc),
+            ("/Autodiscover/Autodiscover.xml", Protocol::Autodiscover),
+            ("/autodiscover/autodiscover.json", Protocol::Autodiscover),
+            ("/OAB/1234/oab.xml", Protocol::Oab),
+            ("/PowerShell", Protocol::PowerShell),
+            ("/powershell-proxy", Protocol::PowerShell),
+            ("/api/v2.0/me/messages", Protocol::Rest),
+            ("/apix", Protocol::Other),
+            ("/", Protocol::Other),
+            ("", Protocol::Other),
+            ("/rancertloc/logoff.aspx", Protocol::Other),
+        ];
+        for (stem, want) in cases {
+            assert_eq!(protocol_of(stem), want, "{stem}");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! What a correct audit must report, counted from the generator's own labels
+//! as lines are written (never by re-reading the output).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, BE};
+use crate::model::{Auth, Client, Cmd, Kind, Proto};
+use crate::population::Population;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Data lines, malformed included (directives excluded).
+    pub lines: u64,
+    pub malformed: u64,
+    /// Person requests (anonymous included).
+    pub requests: u64,
+    pub backend_duplicates: u64,
+    pub probes: u64,
+    pub exploit_attempts: u64,
+    pub machine: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTruth {
+    pub requests: u64,
+    pub client: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserTruth {
+    pub requests: u64,
+    /// Raw account forms seen (cs-username, or the decoded ActiveSync User parameter), sorted.
+    pub aliases: Vec<String>,
+    /// Key: ActiveSync device id (upper-case hex for binary ids), else the decoded user agent.
+    pub devices: BTreeMap<String, DeviceTruth>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExploitTruth {
+    pub rule: String,
+    pub source: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Findings {
+    #[serde(rename = "cloud-credentials")]
+    pub cloud_credentials: Vec<String>,
+    #[serde(rename = "ews-non-outlook")]
+    pub ews_non_outlook: Vec<String>,
+    #[serde(rename = "mobile-on-ews")]
+    pub mobile_on_ews: Vec<String>,
+    #[serde(rename = "exploit-attempt")]
+    pub exploit_attempt: Vec<ExploitTruth>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyTruth {
+    pub denied_requests: u64,
+    pub affected_users: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionTruth {
+    pub denied_requests: u64,
+    pub affected_users: Vec<String>,
+    pub provision_from_known_devices: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policies {
+    #[serde(rename = "iis-block-outlook-ua")]
+    pub iis_block_outlook_ua: PolicyTruth,
+    #[serde(rename = "ews-allow-outlook-only")]
+    pub ews_allow_outlook_only: PolicyTruth,
+    #[serde(rename = "block-outlook-provision")]
+    pub block_outlook_provision: ProvisionTruth,
+    #[serde(rename = "block-new-outlook-devices")]
+    pub block_new_outlook_devices: PolicyTruth,
+}
+
+/// The expected `casguard audit --format json` result for a generated set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truth {
+    /// Start of the last generated day, RFC 3339; devices seen before it are known.
+    pub cutover: String,
+    /// Only back-end logs were written: back-end hops count as person requests.
+    pub backend_only: bool,
+    pub summary: Summary,
+    /// Person requests per protocol key; zero counts omitted.
+    pub protocols: BTreeMap<String, u64>,
+    /// Person requests per client id; zero counts omitted.
+    pub clients: BTreeMap<String, u64>,
+    pub users: BTreeMap<String, UserTruth>,
+    pub findings: Findings,
+    pub policies: Policies,
+}
+
+const F_EWS_NON_OUTLOOK: u8 = 1;
+const F_MOBILE_WEB: u8 = 2;
+const F_IIS_DENIED: u8 = 4;
+const F_EWS_DENIED: u8 = 8;
+const ALIAS_LOGGED: u8 = 1;
+const ALIAS_PARAM: u8 = 2;
+
+/// Counters for one writer; merged at the end. Per-device arrays have two
+/// slots per agent: its ActiveSync requests (keyed by device id) and the
+/// rest (keyed by user agent), as an audit keys them.
+#[derive(Clone)]
+pub(crate) struct Acc {
+    pub s: Summary,
+    protocols: [u64; Proto::COUNT],
+    clients: [u64; Client::COUNT],
+    agent_requests: Vec<u64>,
+    agent_aliases: Vec<u8>,
+    agent_flags: Vec<u8>,
+    agent_first: Vec<i64>,
+    agent_provisions: Vec<u64>,
+    iis_denied: u64,
+    ews_denied: u64,
+    exploit: Vec<u64>,
+}
+
+impl Acc {
+    pub fn new(pop: &Population) -> Acc {
+        let n = pop.agents.len() * 2;
+        Acc {
+            s: Summary::default(),
+            protocols: [0; Proto::COUNT],
+            clients: [0; Client::COUNT],
+            agent_requests: vec![0; n],
+            agent_aliases: vec![0; n],
+            agent_flags: vec![0; n],
+            agent_first: vec![i64::MAX; n],
+            agent_provisions: vec![0; n],
+            iis_denied: 0,
+            ews_denied: 0,
+            exploit: vec![0; pop.exploits.len()],
+        }
+    }
+
+    pub fn merge(&mut self, o: &Acc) {
+        let s = &mut self.s;
+        s.lines += o.s.lines;
+        s.malformed += o.s.malformed;
+        s.requests += o.s.requests;
+        s.backend_duplicates += o.s.backend_duplicates;
+        s.probes += o.s.probes;
+        s.exploit_attempts += o.s.exploit_attempts;
+        s.machine += o.s.machine;
+        for (a, b) in self.protocols.iter_mut().zip(o.protocols) {
+            *a += b;
+        }
+        for (a, b) in self.clients.iter_mut().zip(o.clients) {
+            *a += b;
+        }
+        for i in 0..self.agent_requests.len() {
+            self.agent_requests[i] += o.agent_requests[i];
+            self.agent_aliases[i] |= o.agent_aliases[i];
+            self.agent_flags[i] |= o.agent_flags[i];
+            self.agent_first[i] = self.agent_first[i].min(o.agent_first[i]);
+            self.agent_provisions[i] += o.agent_provisions[i];
+        }
+        self.iis_denied += o.iis_denied;
+        self.ews_denied += o.ews_denied;
+        for (a, b) in self.exploit.iter_mut().zip(&o.exploit) {
+            *a += b;
+        }
+    }
+
+    /// Counts one written line. `day_start` is the line's day in seconds since the first day.
+    pub fn count(&mut self, pop: &Population, ev: &Event, day_start: i64, backend_only: bool) {
+        self.s.lines += 1;
+        match ev.kind {
+            Kind::Malformed => self.s.malformed += 1,
+            Kind::Exploit => {
+                self.s.exploit_attempts += 1;
+                self.exploit[ev.agent as usize] += 1;
+            }
+            Kind::AmProbe | Kind::EasProbe | Kind::EwsProbe | Kind::OwaMonProbe => self.s.probes += 1,
+            Kind::MachineRpc | Kind::MachinePs => self.s.machine += 1,
+            k if ev.site() == BE && !backend_only => {
+                debug_assert!(k.is_person());
+                self.s.backend_duplicates += 1;
+            }
+            kind => self.person(pop, ev, kind, day_start),
+        }
+    }
+
+    fn person(&mut self, pop: &Population, ev: &Event, kind: Kind, day_start: i64) {
+        let a = &pop.agents[ev.agent as usize];
+        let ai = ev.agent as usize * 2 + usize::from(kind != Kind::As);
+        let proto = kind.proto();
+        self.s.requests += 1;
+        self.protocols[proto as usize] += 1;
+        self.clients[a.client as usize] += 1;
+        let alias = match (ev.auth, kind) {
+            (Auth::Logged, _) => ALIAS_LOGGED,
+            (Auth::Param, Kind::As) => ALIAS_PARAM,
+            _ => 0,
+        };
+        // Policies count every person request; affected users only named ones.
+        let mut flags = 0;
+        if kind == Kind::As && a.ua_outlook_10 {
+            self.iis_denied += 1;
+            flags |= F_IIS_DENIED;
+        }
+        if proto == Proto::Ews && !a.ews_allowed {
+            self.ews_denied += 1;
+            flags |= F_EWS_DENIED;
+        }
+        if alias == 0 {
+            return;
+        }
+        if proto == Proto::Ews && !a.client.outlook() {
+            flags |= F_EWS_NON_OUTLOOK;
+        }
+        if proto.mailbox_web() && a.client.mobile() {
+            flags |= F_MOBILE_WEB;
+        }
+        self.agent_flags[ai] |= flags;
+        self.agent_aliases[ai] |= alias;
+        self.agent_requests[ai] += 1;
+        let at = day_start + i64::from(ev.t());
+        self.agent_first[ai] = self.agent_first[ai].min(at);
+        if kind == Kind::As && Cmd::from_u8(ev.arg) == Cmd::Provision && a.client == Client::OutlookMobile {
+            self.agent_provisions[ai] += 1;
+        }
+    }
+
+    /// The truncated gzip member: one malformed line.
+    pub fn truncated(&mut self) {
+        self.s.lines += 1;
+        self.s.malformed += 1;
+    }
+
+    pub fn finish(&self, pop: &Population, cutover: String, cutover_at: i64, backend_only: bool) -> Truth {
+        let mut t = Truth { cutover, backend_only, summary: self.s.clone(), ..Truth::default() };
+        for p in Proto::all() {
+            if self.protocols[p as usize] > 0 {
+                t.protocols.insert(p.key().to_string(), self.protocols[p as usize]);
+            }
+        }
+        for c in Client::all() {
+            if self.clients[c as usize] > 0 {
+                t.clients.insert(c.id().to_string(), self.clients[c as usize]);
+            }
+        }
+        let mut aliases: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        // (user, device key) -> (first seen, outlook-mobile provisions)
+        let mut devices: BTreeMap<(&str, &str), (i64, u64)> = BTreeMap::new();
+        let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut iis, mut ewsp) = (BTreeSet::new(), BTreeSet::new());
+        for ai in 0..self.agent_requests.len() {
+            if self.agent_requests[ai] == 0 {
+                continue;
+            }
+            let a = &pop.agents[ai / 2];
+            let device_key = if ai % 2 == 0 { &a.device_key } else { &a.ua };
+            let key = pop.users[a.user].key.as_str();
+            let u = t.users.entry(key.to_string()).or_default();
+            u.requests += self.agent_requests[ai];
+            let d = u.devices.entry(device_key.clone()).or_default();
+            d.requests += self.agent_requests[ai];
+            d.client = a.client.id().to_string();
+            let al = aliases.entry(key).or_default();
+            if self.agent_aliases[ai] & ALIAS_LOGGED != 0 {
+                al.insert(&a.auth_alias);
+            }
+            if self.agent_aliases[ai] & ALIAS_PARAM != 0 {
+                al.insert(&a.param_alias);
+            }
+            let e = devices.entry((key, device_key)).or_insert((i64::MAX, 0));
+            e.0 = e.0.min(self.agent_first[ai]);
+            e.1 += self.agent_provisions[ai];
+            let f = self.agent_flags[ai];
+            if a.client.cloud_credentials() {
+                cloud.insert(key);
+            }
+            if f & F_EWS_NON_OUTLOOK != 0 {
+                ews.insert(key);
+            }
+            if f & F_MOBILE_WEB != 0 {
+                mobile.insert(key);
+            }
+            if f & F_IIS_DENIED != 0 {
+                iis.insert(key);
+            }
+            if f & F_EWS_DENIED != 0 {
+                ewsp.insert(key);
+            }
+        }
+        for (key, set) in aliases {
+            if let Some(u) = t.users.get_mut(key) {
+                u.aliases = set.into_iter().map(str::to_string).collect();
+            }
+        }
+        let names = |s: BTreeSet<&str>| s.into_iter().map(str::to_string).collect::<Vec<_>>();
+        let (mut prov_all, mut prov_known, mut new_users) = (0, 0, BTreeSet::new());
+        for ((user, _), (first, prov)) in &devices {
+            prov_all += prov;
+            if *first < cutover_at {
+                prov_known += prov;
+            } else if *prov > 0 {
+                new_users.insert(*user);
+            }
+        }
+        let prov_users: BTreeSet<&str> = devices.iter().filter(|(_, v)| v.1 > 0).map(|(k, _)| k.0).collect();
+        t.findings.cloud_credentials = names(cloud);
+        t.findings.ews_non_outlook = names(ews);
+        t.findings.mobile_on_ews = names(mobile);
+        let mut exploits: Vec<ExploitTruth> = pop
+            .exploits
+            .iter()
+            .zip(&self.exploit)
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| ExploitTruth { rule: s.rule.name().into(), source: s.ip.clone(), count: *n })
+            .collect();
+        exploits.sort_by(|a, b| (&a.rule, &a.source).cmp(&(&b.rule, &b.source)));
+        t.findings.exploit_attempt = exploits;
+        t.policies.iis_block_outlook_ua = PolicyTruth { denied_requests: self.iis_denied, affected_users: names(iis) };
+        t.policies.ews_allow_outlook_only =
+            PolicyTruth { denied_requests: self.ews_denied, affected_users: names(ewsp) };
+        t.policies.block_outlook_provision = ProvisionTruth {
+            denied_requests: prov_all,
+            affected_users: names(prov_users),
+            provision_from_known_devices: prov_known,
+        };
+        t.policies.block_new_outlook_devices =
+            PolicyTruth { denied_requests: prov_all - prov_known, affected_users: names(new_users) };
+        t
+    }
+}

@@ -1,0 +1,609 @@
+//! End-to-end tests of the generator: determinism, layout, gzip, scaling,
+//! and an independent mini-audit that re-reads the written text with the
+//! CONTRACT.md rules and must arrive at the truth the generator counted
+//! from its own labels.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use casguard_loggen::{generate, log_bytes, GzipMode, Options, Truth};
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("casguard-loggen-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&p);
+    p
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains("u_ex") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Decompressed content; `true` when the gzip stream ended in an error.
+fn content(p: &Path) -> (Vec<u8>, bool) {
+    let raw = fs::read(p).unwrap();
+    if !p.to_string_lossy().ends_with(".gz") {
+        return (raw, false);
+    }
+    let mut out = Vec::new();
+    let err = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).is_err();
+    (out, err)
+}
+
+fn gzip_members(p: &Path) -> usize {
+    let raw = fs::read(p).unwrap();
+    let mut rest = &raw[..];
+    let mut n = 0;
+    while !rest.is_empty() {
+        let mut d = flate2::bufread::GzDecoder::new(rest);
+        let mut sink = Vec::new();
+        if d.read_to_end(&mut sink).is_err() {
+            break;
+        }
+        rest = d.into_inner();
+        n += 1;
+    }
+    n
+}
+
+fn small(dir: &Path) -> Options {
+    let mut o = Options::new(dir);
+    o.users = 12;
+    o
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let (a, b, c) = (tmp("det-a"), tmp("det-b"), tmp("det-c"));
+    let ta = generate(&small(&a)).unwrap();
+    let tb = generate(&small(&b)).unwrap();
+    let mut oc = small(&c);
+    oc.seed = 2;
+    generate(&oc).unwrap();
+    assert_eq!(ta, tb);
+    let (fa, fb) = (files(&a), files(&b));
+    assert_eq!(fa.len(), fb.len());
+    for (x, y) in fa.iter().zip(&fb) {
+        assert_eq!(x.strip_prefix(&a).unwrap(), y.strip_prefix(&b).unwrap());
+        assert_eq!(fs::read(x).unwrap(), fs::read(y).unwrap(), "{}", x.display());
+    }
+    assert_eq!(fs::read(a.join("truth.json")).unwrap(), fs::read(b.join("truth.json")).unwrap());
+    let first = fa.iter().find(|p| !p.to_string_lossy().ends_with(".gz")).unwrap();
+    let other = c.join(first.strip_prefix(&a).unwrap());
+    assert_ne!(fs::read(first).unwrap(), fs::read(other).unwrap());
+    for d in [a, b, c] {
+        fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn summary_adds_up() {
+    let dir = tmp("sum");
+    let t = generate(&small(&dir)).unwrap();
+    let s = &t.summary;
+    assert_eq!(s.lines, s.requests + s.backend_duplicates + s.probes + s.exploit_attempts + s.machine + s.malformed);
+    assert_eq!(s.malformed, 3);
+    assert!(s.requests > 0 && s.backend_duplicates > 0 && s.probes > 0 && s.exploit_attempts > 0 && s.machine > 0);
+    assert_eq!(t.protocols.values().sum::<u64>(), s.requests);
+    assert_eq!(t.clients.values().sum::<u64>(), s.requests);
+    assert!(t.protocols.values().all(|n| *n > 0) && t.clients.values().all(|n| *n > 0));
+    let named: u64 = t.users.values().map(|u| u.requests).sum();
+    assert!(named < s.requests, "anonymous requests belong to no user");
+    for u in t.users.values() {
+        assert_eq!(u.requests, u.devices.values().map(|d| d.requests).sum::<u64>());
+    }
+    let on_disk: Truth = serde_json::from_slice(&fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, t);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn layout_gzip_bom_and_directives() {
+    let dir = tmp("layout");
+    generate(&small(&dir)).unwrap();
+    let all = files(&dir);
+    let gz: Vec<_> = all.iter().filter(|p| p.to_string_lossy().ends_with(".gz")).collect();
+    assert!(!gz.is_empty() && gz.len() < all.len(), "--gzip some mixes plain and gzip");
+    assert!(gz.iter().any(|p| gzip_members(p) == 2), "one multi-member gzip");
+    let mut boms = 0;
+    let mut field_changes = 0;
+    for p in &all {
+        let name = p.to_string_lossy().into_owned();
+        assert!(name.contains("W3SVC1/u_ex26110") && name.contains("_x.log") || name.contains("W3SVC2/u_ex26110"));
+        let (text, err) = content(p);
+        assert!(!err, "{name} is valid gzip");
+        let body = match text.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(b) => {
+                boms += 1;
+                b
+            }
+            None => &text[..],
+        };
+        assert!(
+            body.starts_with(b"#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n#Date: ")
+        );
+        let body = std::str::from_utf8(body).unwrap();
+        assert!(body.ends_with("\r\n"));
+        assert_eq!(body.matches('\n').count(), body.matches("\r\n").count(), "CRLF only");
+        field_changes += body.matches("#Fields:").count() - 1;
+        let mut last = String::new();
+        for line in body.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let stamp = &line[..19];
+            assert!(stamp >= last.as_str(), "{name}: time goes back at {line}");
+            last = stamp.to_string();
+        }
+    }
+    assert_eq!(boms, 1);
+    assert!(field_changes >= 2, "fields change mid-file");
+    fs::remove_dir_all(dir).unwrap();
+}
+
+fn cast(t: &Truth) -> BTreeMap<String, BTreeSet<String>> {
+    t.users.iter().map(|(k, u)| (k.clone(), u.devices.keys().cloned().collect())).collect()
+}
+
+#[test]
+fn target_bytes_scales_lines_not_people() {
+    let (a, b) = (tmp("size-a"), tmp("size-b"));
+    let mut oa = Options::new(&a);
+    oa.target_bytes = Some(3_000_000);
+    let mut ob = Options::new(&b);
+    ob.target_bytes = Some(9_000_000);
+    let ta = generate(&oa).unwrap();
+    let tb = generate(&ob).unwrap();
+    let (sa, sb) = (log_bytes(&a).unwrap(), log_bytes(&b).unwrap());
+    assert!((2_400_000..3_600_000).contains(&sa), "{sa}");
+    assert!((7_200_000..10_800_000).contains(&sb), "{sb}");
+    assert!(tb.summary.lines > 2 * ta.summary.lines);
+    assert_eq!(cast(&ta), cast(&tb), "same users and devices");
+    for d in [a, b] {
+        fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn full_set_text_agrees_with_truth() {
+    let dir = tmp("audit");
+    let t = generate(&Options::new(&dir)).unwrap();
+    assert_same(&mini_audit(&dir, &t.cutover), &t);
+    assert!(t.users.len() == 40 && !t.findings.mobile_on_ews.is_empty());
+    assert_eq!(t.findings.exploit_attempt.len(), 4);
+    let p = &t.policies;
+    assert!(
+        p.block_new_outlook_devices.denied_requests > 0 && p.block_outlook_provision.provision_from_known_devices > 0
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn only_backend() {
+    let dir = tmp("be");
+    let mut o = small(&dir);
+    o.only_backend = true;
+    let t = generate(&o).unwrap();
+    assert!(files(&dir).iter().all(|p| p.to_string_lossy().contains("W3SVC2")));
+    assert!(t.backend_only);
+    assert_eq!(t.summary.backend_duplicates, 0);
+    assert_eq!(t.summary.exploit_attempts + t.summary.machine, 0);
+    assert!(t.summary.requests > 0 && t.summary.probes > 0);
+    assert_same(&mini_audit(&dir, &t.cutover), &t);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn truncated_gzip_counts_only_surviving_lines() {
+    let dir = tmp("trunc");
+    let mut o = small(&dir);
+    o.truncate_gzip = true;
+    o.gzip = GzipMode::All;
+    o.malformed = 2;
+    let t = generate(&o).unwrap();
+    assert_eq!(t.summary.malformed, 3);
+    let broken: Vec<_> = files(&dir).into_iter().filter(|p| content(p).1).collect();
+    assert_eq!(broken.len(), 1);
+    assert_same(&mini_audit(&dir, &t.cutover), &t);
+    let mut whole = small(&tmp("trunc-whole"));
+    whole.gzip = GzipMode::All;
+    whole.malformed = 2;
+    let tw = generate(&whole).unwrap();
+    assert!(tw.summary.lines > t.summary.lines, "the lost tail is not counted");
+    fs::remove_dir_all(dir).unwrap();
+    fs::remove_dir_all(&whole.out).unwrap();
+}
+
+/// Section by section, so a failure names what differs.
+fn assert_same(audit: &Truth, truth: &Truth) {
+    assert_eq!(audit.summary, truth.summary, "summary");
+    assert_eq!(audit.backend_only, truth.backend_only, "backend_only");
+    assert_eq!(audit.protocols, truth.protocols, "protocols");
+    assert_eq!(audit.clients, truth.clients, "clients");
+    assert_eq!(audit.findings, truth.findings, "findings");
+    assert_eq!(audit.policies, truth.policies, "policies");
+    assert_eq!(audit.users.keys().collect::<Vec<_>>(), truth.users.keys().collect::<Vec<_>>(), "user keys");
+    for (k, u) in &audit.users {
+        assert_eq!(u, &truth.users[k], "user {k}");
+    }
+    assert_eq!(audit, truth);
+}
+
+// ---------------------------------------------------------------------------
+// Mini-audit: CONTRACT.md applied to the text, independently of the generator.
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn norm_user(raw: &str) -> String {
+    let s = raw.rsplit('\\').next().unwrap();
+    s.split('@').next().unwrap().to_lowercase()
+}
+
+fn is_health(user: &str) -> bool {
+    let n = norm_user(user);
+    n.len() == 13 + 32 && n.starts_with("healthmailbox") && n[13..].bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+struct As {
+    cmd: String,
+    user: String,
+    device: String,
+    dtype: String,
+}
+
+fn parse_as(query: &str) -> Option<As> {
+    if query == "-" {
+        return None;
+    }
+    let mut a = As { cmd: String::new(), user: String::new(), device: String::new(), dtype: String::new() };
+    if query.contains("DeviceId=") {
+        for kv in query.split('&') {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            match k.to_ascii_lowercase().as_str() {
+                "cmd" => a.cmd = v.to_string(),
+                "user" => a.user = pct_decode(v),
+                "deviceid" => a.device = v.to_string(),
+                "devicetype" => a.dtype = v.to_string(),
+                _ => {}
+            }
+        }
+        return Some(a);
+    }
+    let mut b64 = pct_decode(query.split('&').next().unwrap());
+    let missing = (4 - b64.len() % 4) % 4;
+    b64.push_str(&"=="[..missing.min(2)]);
+    let b = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    const CMDS: &[(u8, &str)] = &[
+        (0, "Sync"),
+        (1, "SendMail"),
+        (9, "FolderSync"),
+        (17, "Settings"),
+        (18, "Ping"),
+        (19, "ItemOperations"),
+        (20, "Provision"),
+    ];
+    a.cmd = CMDS.iter().find(|c| c.0 == b[1]).unwrap().1.to_string();
+    let idlen = b[4] as usize;
+    let id = &b[5..5 + idlen];
+    a.device = if id.iter().all(|c| c.is_ascii_alphanumeric()) {
+        String::from_utf8(id.to_vec()).unwrap()
+    } else {
+        id.iter().map(|c| format!("{c:02X}")).collect()
+    };
+    let mut i = 5 + idlen;
+    i += 1 + b[i] as usize;
+    let dl = b[i] as usize;
+    a.dtype = String::from_utf8(b[i + 1..i + 1 + dl].to_vec()).unwrap();
+    i += 1 + dl;
+    while i < b.len() {
+        let (tag, len) = (b[i], b[i + 1] as usize);
+        if tag == 8 {
+            a.user = String::from_utf8(b[i + 2..i + 2 + len].to_vec()).unwrap();
+        }
+        i += 2 + len;
+    }
+    Some(a)
+}
+
+fn protocol(stem: &str) -> &'static str {
+    let s = stem.to_ascii_lowercase();
+    for (p, k) in [
+        ("/microsoft-server-activesync", "activesync"),
+        ("/ews", "ews"),
+        ("/owa", "owa"),
+        ("/ecp", "ecp"),
+        ("/mapi", "mapi"),
+        ("/rpc", "rpc"),
+        ("/autodiscover", "autodiscover"),
+        ("/oab", "oab"),
+        ("/powershell", "powershell"),
+        ("/api", "rest"),
+    ] {
+        if s.starts_with(p) {
+            return k;
+        }
+    }
+    "other"
+}
+
+fn client(ua: &str, dtype: &str, proto: &str) -> &'static str {
+    let dt = dtype.to_ascii_lowercase();
+    let pre = |p: &[&str]| p.iter().any(|x| ua.starts_with(x));
+    if pre(&["Outlook-iOS-Android/", "Outlook-iOS/", "Outlook-Android/"]) || dt == "outlook" || dt == "outlookservice" {
+        "outlook-mobile"
+    } else if ua.starts_with("MacOutlook/") || (ua.contains("Macintosh") && ua.contains("Microsoft Outlook")) {
+        "outlook-mac"
+    } else if ua.contains("Microsoft Outlook") || ua.contains("Microsoft Office Outlook") || ua == "MSRPC" {
+        "outlook-windows"
+    } else if pre(&["Apple-iPhone", "Apple-iPad", "iOS/"]) || dt == "iphone" || dt == "ipad" {
+        "ios-mail"
+    } else if pre(&["Android-Mail/", "Android/"]) || dt == "android" {
+        "android-mail"
+    } else if ua.contains("ExchangeWebServices/") && ua.contains("Mac OS X") {
+        "macos-mail"
+    } else if ua == "Microsoft WinRM Client" {
+        "remote-powershell"
+    } else if ua.starts_with("Mozilla/") && ["iPhone", "iPad", "Android"].iter().any(|x| ua.contains(x)) {
+        "mobile-browser"
+    } else if ua.starts_with("Mozilla/") {
+        "browser"
+    } else if proto == "ews" {
+        "ews-app"
+    } else {
+        "unknown"
+    }
+}
+
+fn exploit_rule(method: &str, q: &str, status: &str, ua: &str) -> Option<&'static str> {
+    let q = q.to_ascii_lowercase();
+    let has = |xs: &[&str]| xs.iter().any(|x| q.contains(x));
+    if status == "401"
+        && ((q.contains("/autodiscover.json") && has(&["/powershell", "/mapi/nspi", "/ews", "x-rps-cat"]))
+            || has(&[
+                "autodiscover.json?@",
+                "autodiscover.json%3f@",
+                "%3f@foo.com",
+                "email=autodiscover/autodiscover.json",
+                "json?@foo.com",
+            ]))
+    {
+        return Some("proxyshell");
+    }
+    if method == "POST"
+        && (q.contains("/owa/auth/current/")
+            || (q.contains("/ecp/")
+                && ["ExchangeServicesClient/0.0.0.0", "python-requests/2.19.1", "python-requests/2.25.1"]
+                    .contains(&ua))
+            || has(&["/ecp/default.flt", "/ecp/main.css"])
+            || (q.contains("/ecp/") && q.contains(".js")))
+    {
+        return Some("proxylogon");
+    }
+    if method == "GET" && has(&["/ecp/", "/owa/"]) && q.contains("__viewstate=") {
+        return Some("cve-2020-0688");
+    }
+    None
+}
+
+#[derive(Default)]
+struct Dev {
+    requests: u64,
+    client: String,
+    first: String,
+    provisions: u64,
+}
+
+fn mini_audit(dir: &Path, cutover: &str) -> Truth {
+    struct Req {
+        line: Vec<String>,
+        fields: Vec<String>,
+        date: String,
+    }
+    let mut t = Truth { cutover: cutover.to_string(), ..Truth::default() };
+    let mut reqs = Vec::new();
+    for p in files(dir) {
+        let (text, truncated) = content(&p);
+        if truncated {
+            t.summary.lines += 1;
+            t.summary.malformed += 1;
+        }
+        let text = String::from_utf8(text).unwrap();
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut fields: Vec<String> = Vec::new();
+        for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+            if let Some(f) = line.strip_prefix("#Fields: ") {
+                fields = f.split(' ').map(str::to_string).collect();
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            t.summary.lines += 1;
+            let v: Vec<String> = line.split(' ').map(str::to_string).collect();
+            if v.len() != fields.len() {
+                t.summary.malformed += 1;
+                continue;
+            }
+            reqs.push(Req { date: format!("{}T{}Z", v[0], v[1]), line: v, fields: fields.clone() });
+        }
+    }
+    // Category per line.
+    let mut person = Vec::new();
+    let mut backend = Vec::new();
+    let mut exploits: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for r in &reqs {
+        let get = |name: &str| -> &str { r.fields.iter().position(|f| f == name).map_or("-", |i| r.line[i].as_str()) };
+        let (method, stem, query, status) =
+            (get("cs-method"), get("cs-uri-stem"), get("cs-uri-query"), get("sc-status"));
+        let ua = get("cs(User-Agent)").replace('+', " ");
+        let user = get("cs-username");
+        let q = if query == "-" { "" } else { query };
+        let strict = exploit_rule(method, q, status, &ua);
+        let loose = exploit_rule(method, &format!("{stem}?{q}"), status, &ua);
+        assert_eq!(strict, loose, "rule reading matters for {:?}", r.line);
+        let cip = get("c-ip");
+        let xff = get("X-Forwarded-For").replace('+', " ");
+        let private = |a: &str| a.starts_with("10.") || a.starts_with("127.") || a == "::1";
+        let source = if private(cip) {
+            xff.split(',').map(str::trim).rfind(|a| *a != "-" && !a.is_empty() && !private(a)).unwrap_or(cip)
+        } else {
+            cip
+        };
+        if let Some(rule) = strict {
+            t.summary.exploit_attempts += 1;
+            *exploits.entry((rule.to_string(), source.to_string())).or_default() += 1;
+            continue;
+        }
+        let asq = if protocol(stem) == "activesync" { parse_as(query) } else { None };
+        let dtype = asq.as_ref().map_or("", |a| a.dtype.as_str());
+        let probe_ua = ["AMProbe", "MSEXCHMON", "ACTIVEMONITORING", "TestActiveSyncConnectivity", "_Probe"];
+        if probe_ua.iter().any(|m| ua.contains(m))
+            || dtype.eq_ignore_ascii_case("EASProbeDeviceType")
+            || is_health(user)
+            || asq.as_ref().is_some_and(|a| is_health(&a.user))
+        {
+            t.summary.probes += 1;
+            continue;
+        }
+        let port = get("s-port");
+        let hop =
+            port == "444" || port == "81" || stem.contains("/Proxy") || (asq.is_some() && query.contains("PrxFrom"));
+        let named = if user != "-" { user.to_string() } else { asq.as_ref().map_or(String::new(), |a| a.user.clone()) };
+        if hop {
+            backend.push((r, asq, ua, named));
+            continue;
+        }
+        if named.ends_with('$') {
+            t.summary.machine += 1;
+            continue;
+        }
+        person.push((r, asq, ua, named));
+    }
+    if person.is_empty() {
+        t.backend_only = true;
+        person = backend;
+    } else {
+        t.summary.backend_duplicates = backend.len() as u64;
+    }
+    t.summary.requests = person.len() as u64;
+    let mut devs: BTreeMap<(String, String), Dev> = BTreeMap::new();
+    let mut aliases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut iis, mut ewsp) = ((0, BTreeSet::new()), (0, BTreeSet::new()));
+    for (r, asq, ua, named) in &person {
+        let get = |name: &str| -> &str { r.fields.iter().position(|f| f == name).map_or("-", |i| r.line[i].as_str()) };
+        let stem = get("cs-uri-stem");
+        let proto = protocol(stem);
+        let dtype = asq.as_ref().map_or("", |a| a.dtype.as_str());
+        let c = client(ua, dtype, proto);
+        *t.protocols.entry(proto.to_string()).or_default() += 1;
+        *t.clients.entry(c.to_string()).or_default() += 1;
+        let key = norm_user(named);
+        if ua.to_ascii_lowercase().contains("outlook-ios-android/1.0")
+            && stem.to_ascii_lowercase().starts_with("/microsoft-server-activesync")
+        {
+            iis.0 += 1;
+            if !named.is_empty() {
+                iis.1.insert(key.clone());
+            }
+        }
+        let ews_ok = ["Microsoft Office Outlook", "Microsoft Outlook", "MacOutlook"].iter().any(|x| ua.contains(x));
+        if proto == "ews" && !ews_ok {
+            ewsp.0 += 1;
+            if !named.is_empty() {
+                ewsp.1.insert(key.clone());
+            }
+        }
+        if named.is_empty() {
+            continue;
+        }
+        aliases.entry(key.clone()).or_default().insert(named.clone());
+        let device = asq.as_ref().map_or(ua.clone(), |a| a.device.clone());
+        let d = devs.entry((key.clone(), device)).or_default();
+        d.requests += 1;
+        d.client = c.to_string();
+        if d.first.is_empty() || r.date < d.first {
+            d.first = r.date.clone();
+        }
+        if c == "outlook-mobile" && asq.as_ref().is_some_and(|a| a.cmd == "Provision") {
+            d.provisions += 1;
+        }
+        if c == "outlook-mobile" {
+            cloud.insert(key.clone());
+        }
+        if proto == "ews" && c != "outlook-windows" && c != "outlook-mac" {
+            ews.insert(key.clone());
+        }
+        let mobile_client = ["outlook-mobile", "ios-mail", "android-mail", "mobile-browser"].contains(&c);
+        if mobile_client && ["ews", "owa", "rpc", "mapi"].contains(&proto) {
+            mobile.insert(key.clone());
+        }
+    }
+    let (mut prov, mut known, mut prov_users, mut new_users) = (0, 0, BTreeSet::new(), BTreeSet::new());
+    for ((user, device), d) in devs {
+        let u = t.users.entry(user.clone()).or_default();
+        u.requests += d.requests;
+        let e = u.devices.entry(device).or_default();
+        e.requests = d.requests;
+        e.client = d.client;
+        prov += d.provisions;
+        if d.provisions > 0 {
+            prov_users.insert(user.clone());
+        }
+        if d.first.as_str() < cutover {
+            known += d.provisions;
+        } else if d.provisions > 0 {
+            new_users.insert(user.clone());
+        }
+    }
+    for (k, a) in aliases {
+        t.users.get_mut(&k).unwrap().aliases = a.into_iter().collect();
+    }
+    let v = |s: BTreeSet<String>| s.into_iter().collect::<Vec<_>>();
+    t.findings.cloud_credentials = v(cloud);
+    t.findings.ews_non_outlook = v(ews);
+    t.findings.mobile_on_ews = v(mobile);
+    t.findings.exploit_attempt = exploits
+        .into_iter()
+        .map(|((rule, source), count)| casguard_loggen::ExploitTruth { rule, source, count })
+        .collect();
+    let p = &mut t.policies;
+    p.iis_block_outlook_ua = casguard_loggen::PolicyTruth { denied_requests: iis.0, affected_users: v(iis.1) };
+    p.ews_allow_outlook_only = casguard_loggen::PolicyTruth { denied_requests: ewsp.0, affected_users: v(ewsp.1) };
+    p.block_outlook_provision = casguard_loggen::ProvisionTruth {
+        denied_requests: prov,
+        affected_users: v(prov_users),
+        provision_from_known_devices: known,
+    };
+    p.block_new_outlook_devices =
+        casguard_loggen::PolicyTruth { denied_requests: prov - known, affected_users: v(new_users) };
+    t
+}

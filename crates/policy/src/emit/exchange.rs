@@ -1,0 +1,207 @@
+//! Exchange Management Shell: EWS access (Set-OrganizationConfig,
+//! Set-CASMailbox), ActiveSync device access rules and organization default,
+//! and per-mailbox device lists.
+
+use crate::compile::{AppPolicy, EwsSettings};
+use crate::emit::{common_blockers, cond_kind, is_user_rule, Output, Unexpressible};
+use crate::model::{Action, Cond, Policy, TextMode};
+use exchange::Protocol;
+
+fn q(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn b(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "$true",
+        Some(false) => "$false",
+        None => "$null",
+    }
+}
+
+fn list(v: &Option<Vec<String>>) -> String {
+    match v {
+        Some(l) if !l.is_empty() => format!("@({})", l.iter().map(|s| q(s)).collect::<Vec<_>>().join(",")),
+        _ => "$null".into(),
+    }
+}
+
+fn ews_params(s: &EwsSettings, all: bool) -> String {
+    let mut p = String::new();
+    for (name, v) in [
+        ("EwsEnabled", s.ews_enabled),
+        ("EwsAllowOutlook", s.allow_outlook),
+        ("EwsAllowMacOutlook", s.allow_mac_outlook),
+        ("EwsAllowEntourage", s.allow_entourage),
+    ] {
+        if all || v.is_some() {
+            p.push_str(&format!(" -{name} {}", b(v)));
+        }
+    }
+    if let Some(pol) = s.application_access_policy {
+        p.push_str(&format!(" -EwsApplicationAccessPolicy {}", pol.name()));
+        let param = match pol {
+            AppPolicy::EnforceAllowList => "EwsAllowList",
+            AppPolicy::EnforceBlockList => "EwsBlockList",
+        };
+        p.push_str(&format!(" -{param} {}", list(&s.list)));
+    }
+    p
+}
+
+/// A `[[rule]]` as shell commands, or why not.
+fn from_rule(policy: &Policy, idx: usize) -> Result<String, String> {
+    let r = &policy.rules()[idx];
+    if let Some(why) = common_blockers(policy, idx, "Exchange") {
+        return Err(why);
+    }
+    if !r.unless.is_empty() {
+        return Err("Exchange mailbox and device settings have no exceptions (unless)".into());
+    }
+    let mut protocols: Option<&Vec<Protocol>> = None;
+    let (mut users, mut ids, mut chars) = (None, None, Vec::new());
+    for c in &r.conditions {
+        match c {
+            Cond::Protocol(p) => protocols = Some(p),
+            Cond::User(set) => {
+                users = Some(set.plain_names().ok_or("Exchange settings name mailboxes: user patterns and group files cannot be expressed")?)
+            }
+            Cond::DeviceId(v) => ids = Some(v),
+            Cond::DeviceType(v) => chars.extend(v.iter().map(|s| ("DeviceType", s.clone()))),
+            Cond::UserAgent { case_sensitive: false, items } if items.iter().all(|(m, _)| *m == TextMode::Exact) => {
+                chars.extend(items.iter().map(|(_, s)| ("UserAgent", s.clone())))
+            }
+            Cond::UserAgent { .. } => {
+                return Err("ActiveSync device access rules match exact strings only; a user-agent substring or prefix cannot be expressed".into())
+            }
+            other => return Err(format!("{} conditions have no Exchange equivalent", cond_kind(other))),
+        }
+    }
+    let only_eas = protocols.is_some_and(|p| p == &[Protocol::ActiveSync]);
+    let mut out = String::new();
+    if let Some(ids) = ids {
+        let users = users.ok_or("blocked device ids are per mailbox: the rule must name its users")?;
+        if !only_eas || !chars.is_empty() {
+            return Err("a device-id block needs protocol = \"activesync\" and no other device condition".into());
+        }
+        let ids = ids.iter().map(|s| q(s)).collect::<Vec<_>>().join(",");
+        for u in users {
+            out.push_str(&format!("Set-CASMailbox -Identity {} -ActiveSyncBlockedDeviceIDs @{{Add={ids}}}\n", q(u)));
+        }
+        return Ok(out);
+    }
+    if !chars.is_empty() {
+        if !only_eas || users.is_some() {
+            return Err(
+                "device access rules apply to ActiveSync for every mailbox: use protocol = \"activesync\" and no user"
+                    .into(),
+            );
+        }
+        for (c, s) in chars {
+            out.push_str(&format!(
+                "New-ActiveSyncDeviceAccessRule -Characteristic {c} -QueryString {} -AccessLevel Block\n",
+                q(&s)
+            ));
+        }
+        return Ok(out);
+    }
+    if let (Some(users), Some(ps)) = (users, protocols) {
+        let mut params = String::new();
+        for p in ps {
+            let name = match p {
+                Protocol::ActiveSync => "ActiveSyncEnabled",
+                Protocol::Ews => "EwsEnabled",
+                Protocol::Owa => "OWAEnabled",
+                Protocol::Mapi => "MAPIEnabled",
+                _ => return Err(format!("protocol '{}' cannot be turned off per mailbox", p.key())),
+            };
+            params.push_str(&format!(" -{name} $false"));
+        }
+        for u in users {
+            out.push_str(&format!("Set-CASMailbox -Identity {}{params}\n", q(u)));
+        }
+        return Ok(out);
+    }
+    Err("no Exchange setting denies exactly these requests".into())
+}
+
+/// Emit `policy` as Exchange Management Shell commands (`exchange.ps1`).
+pub fn emit(policy: &Policy) -> Output {
+    let mut s = format!("# casguard: Exchange Management Shell commands for {}\n", policy.origin());
+    let mut unexpressible = Vec::new();
+    let blocks = &policy.blocks;
+    if let Some(ews) = &blocks.ews {
+        s.push_str("\n# EWS application access (org-wide; mailbox settings override it)\n");
+        s.push_str(&format!("Set-OrganizationConfig{}\n", ews_params(&ews.org, true)));
+        for (user, settings) in &ews.users {
+            s.push_str(&format!("Set-CASMailbox -Identity {}{}\n", q(user), ews_params(settings, false)));
+        }
+    }
+    if let Some(d) = &blocks.device_access {
+        s.push_str("\n# ActiveSync device access (QueryString is matched exactly)\n");
+        if let Some(l) = d.default_access_level {
+            s.push_str(&format!("Set-ActiveSyncOrganizationSettings -DefaultAccessLevel {}\n", l.name()));
+        }
+        for (c, qs, l) in &d.rules {
+            s.push_str(&format!(
+                "New-ActiveSyncDeviceAccessRule -Characteristic {} -QueryString {} -AccessLevel {}\n",
+                c.name(),
+                q(qs),
+                l.name()
+            ));
+        }
+        for (user, allowed, blocked) in &d.personal {
+            let mut p = String::new();
+            if !allowed.is_empty() {
+                p.push_str(&format!(
+                    " -ActiveSyncAllowedDeviceIDs @{{Add={}}}",
+                    allowed.iter().map(|x| q(x)).collect::<Vec<_>>().join(",")
+                ));
+            }
+            if !blocked.is_empty() {
+                p.push_str(&format!(
+                    " -ActiveSyncBlockedDeviceIDs @{{Add={}}}",
+                    blocked.iter().map(|x| q(x)).collect::<Vec<_>>().join(",")
+                ));
+            }
+            if !p.is_empty() {
+                s.push_str(&format!("Set-CASMailbox -Identity {}{p}\n", q(user)));
+            }
+        }
+    }
+    for f in &blocks.iis_filter {
+        unexpressible.push(Unexpressible {
+            rule: format!("iis_filter: {}", f.name),
+            reason: "IIS request filtering is an IIS setting; emit it with --target iis".into(),
+        });
+    }
+    for ip in &blocks.ip_restrictions {
+        unexpressible.push(Unexpressible {
+            rule: format!("ip_restrictions {}", ip.path),
+            reason: "IP restrictions are an IIS setting; emit them with --target iis".into(),
+        });
+    }
+    let mut rules = String::new();
+    for (i, r) in policy.rules().iter().enumerate() {
+        if !is_user_rule(r) || r.action == Action::Allow {
+            continue;
+        }
+        match from_rule(policy, i) {
+            Ok(cmds) => {
+                rules.push_str(&format!("# rule '{}'\n{cmds}", r.name));
+            }
+            Err(reason) => unexpressible.push(Unexpressible { rule: r.name.clone(), reason }),
+        }
+    }
+    if !rules.is_empty() {
+        s.push('\n');
+        s.push_str(&rules);
+    }
+    if policy.default_action() == Action::Deny {
+        unexpressible.push(Unexpressible {
+            rule: "default".into(),
+            reason: "Exchange has no setting that denies every request not matched by a rule".into(),
+        });
+    }
+    Output { files: vec![("exchange.ps1".into(), s)], unexpressible }
+}

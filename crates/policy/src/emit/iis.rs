@@ -1,0 +1,307 @@
+//! IIS: Request Filtering `filteringRules` (web.config) and `ipSecurity`
+//! (applicationHost.config, the section is locked at site level), with the
+//! equivalent appcmd commands (exchange.md §3d).
+
+use std::collections::BTreeMap;
+
+use crate::compile::IisFilterRule;
+use crate::emit::{common_blockers, cond_kind, is_user_rule, vdir_of, xml_escape, Output, Unexpressible};
+use crate::model::{Action, Cond, Policy, TextMode};
+
+pub const DEFAULT_SITE: &str = "Default Web Site";
+const APPCMD: &str = r"%windir%\system32\inetsrv\appcmd.exe";
+
+/// Filtering rules for one IIS configuration path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IisSection {
+    /// IIS configuration path, e.g. `Default Web Site/Microsoft-Server-ActiveSync`.
+    pub path: String,
+    /// Each a `<filteringRule>` element.
+    pub filtering_rules: Vec<String>,
+}
+
+impl IisSection {
+    /// A complete web.config for this path holding only the rules; merge it
+    /// into the existing file with [`crate::emit::merge_web_config`].
+    pub fn web_config(&self) -> String {
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_escape(&self.path)));
+        s.push_str("<configuration>\n  <system.webServer>\n    <security>\n      <requestFiltering>\n        <filteringRules>\n");
+        for r in &self.filtering_rules {
+            for l in r.lines() {
+                s.push_str("          ");
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s.push_str("        </filteringRules>\n      </requestFiltering>\n    </security>\n  </system.webServer>\n</configuration>\n");
+        s
+    }
+}
+
+/// Everything the IIS emitter produces.
+#[derive(Clone, Debug, Default)]
+pub struct IisOutput {
+    pub sections: Vec<IisSection>,
+    /// `<location>` elements with `<ipSecurity>`, for applicationHost.config.
+    pub ip_security: Vec<String>,
+    pub appcmd: String,
+    pub unexpressible: Vec<Unexpressible>,
+}
+
+impl IisOutput {
+    /// The `<location>` elements for applicationHost.config, as one document.
+    pub fn application_host(&self) -> Option<String> {
+        if self.ip_security.is_empty() {
+            return None;
+        }
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these <location> elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n<configuration>\n");
+        for l in &self.ip_security {
+            for line in l.lines() {
+                s.push_str("  ");
+                s.push_str(line);
+                s.push('\n');
+            }
+        }
+        s.push_str("</configuration>\n");
+        Some(s)
+    }
+
+    pub fn into_output(self) -> Output {
+        let mut files = Vec::new();
+        for s in &self.sections {
+            let tail = s.path.rsplit('/').next().unwrap_or("site").replace(' ', "-");
+            let name =
+                if self.sections.len() == 1 { "web.config.xml".to_string() } else { format!("web.config.{tail}.xml") };
+            files.push((name, s.web_config()));
+        }
+        if let Some(a) = self.application_host() {
+            files.push(("applicationHost.ipSecurity.xml".to_string(), a));
+        }
+        if !self.appcmd.is_empty() {
+            files.push(("appcmd.cmd".to_string(), self.appcmd.clone()));
+        }
+        Output { files, unexpressible: self.unexpressible }
+    }
+}
+
+fn site_path(site: &str, vdir: Option<&str>) -> String {
+    match vdir.map(|v| v.trim().trim_end_matches('/')) {
+        None | Some("") => site.to_string(),
+        Some(v) => format!("{site}/{}", v.trim_start_matches('/')),
+    }
+}
+
+fn filter_xml(f: &IisFilterRule) -> String {
+    let mut s = format!(
+        "<filteringRule name=\"{}\" scanUrl=\"{}\" scanQueryString=\"{}\" scanAllRaw=\"false\" denyUnescapedPercent=\"false\">\n",
+        xml_escape(&f.name),
+        f.scan_url,
+        f.scan_query_string
+    );
+    s.push_str("  <scanHeaders>\n");
+    for h in &f.headers {
+        s.push_str(&format!("    <add requestHeader=\"{}\" />\n", h.name()));
+    }
+    s.push_str("  </scanHeaders>\n");
+    if !f.applies_to.is_empty() {
+        s.push_str("  <appliesTo>\n");
+        for e in &f.applies_to {
+            s.push_str(&format!("    <add fileExtension=\"{}\" />\n", xml_escape(e)));
+        }
+        s.push_str("  </appliesTo>\n");
+    }
+    s.push_str("  <denyStrings>\n");
+    for d in &f.deny_strings {
+        s.push_str(&format!("    <add string=\"{}\" />\n", xml_escape(d)));
+    }
+    s.push_str("  </denyStrings>\n</filteringRule>");
+    s
+}
+
+fn filter_appcmd(path: &str, f: &IisFilterRule) -> String {
+    let head = format!("{APPCMD} set config \"{path}\" -section:system.webServer/security/requestFiltering");
+    let n = &f.name;
+    let mut s = format!(
+        "{head} /+\"filteringRules.[name='{n}',scanUrl='{}',scanQueryString='{}',scanAllRaw='false',denyUnescapedPercent='false']\"\n",
+        f.scan_url, f.scan_query_string
+    );
+    for h in &f.headers {
+        s.push_str(&format!("{head} /+\"filteringRules.[name='{n}'].scanHeaders.[requestHeader='{}']\"\n", h.name()));
+    }
+    for e in &f.applies_to {
+        s.push_str(&format!("{head} /+\"filteringRules.[name='{n}'].appliesTo.[fileExtension='{e}']\"\n"));
+    }
+    for d in &f.deny_strings {
+        s.push_str(&format!("{head} /+\"filteringRules.[name='{n}'].denyStrings.[string='{d}']\"\n"));
+    }
+    s
+}
+
+/// Strings appcmd cannot carry inside its `[key='value']` syntax.
+fn appcmd_safe(s: &str) -> bool {
+    !s.contains(['\'', '"', ']', '%', '\n'])
+}
+
+/// A `[[rule]]` as IIS filtering rules (one per virtual directory), or why not.
+fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilterRule)>, String> {
+    let r = &policy.rules()[idx];
+    if let Some(why) = common_blockers(policy, idx, "IIS") {
+        return Err(why);
+    }
+    if !r.unless.is_empty() {
+        return Err("IIS filtering rules have no exceptions (unless)".into());
+    }
+    if r.status_explicit && r.status != 404 {
+        return Err(format!("IIS filtering rules answer 404.19, the rule asks for {}", r.status));
+    }
+    let mut vdirs: Option<Vec<String>> = None;
+    let mut strings = None;
+    for c in &r.conditions {
+        match c {
+            Cond::Protocol(ps) if vdirs.is_none() => {
+                let mut v = Vec::new();
+                for p in ps {
+                    v.push(vdir_of(*p).ok_or("protocol 'other' has no virtual directory")?.to_string());
+                }
+                vdirs = Some(v);
+            }
+            Cond::Path(ps) if vdirs.is_none() => {
+                if ps.iter().any(|p| p.contains('*')) {
+                    return Err("IIS configuration paths cannot be globs".into());
+                }
+                vdirs = Some(ps.clone());
+            }
+            Cond::Protocol(_) | Cond::Path(_) => {
+                return Err("both protocol and path: IIS takes one configuration path".into());
+            }
+            Cond::UserAgent { case_sensitive: false, items } => {
+                if items.iter().any(|(m, _)| *m != TextMode::Contains) {
+                    return Err("IIS deny strings match substrings only, not a prefix or an exact user agent".into());
+                }
+                // IIS scans `User-Agent: value`; a string with ':' could match across the name.
+                if items.iter().any(|(_, v)| v.contains(':') || !appcmd_safe(v)) {
+                    return Err("a user-agent string contains characters IIS or appcmd would treat differently".into());
+                }
+                strings = Some(items.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
+            }
+            Cond::UserAgent { case_sensitive: true, .. } => {
+                return Err("IIS deny strings are not case-sensitive".into());
+            }
+            Cond::Cidr { .. } | Cond::Network(_) => {
+                return Err("address conditions: write them as [[ip_restrictions]], which IIS applies to a path".into())
+            }
+            other => return Err(format!("{} conditions have no IIS equivalent", cond_kind(other))),
+        }
+    }
+    let strings = strings.ok_or("IIS filtering rules need a user_agent `contains` condition")?;
+    let name = format!("casguard: {}", r.name);
+    if !appcmd_safe(&name) {
+        return Err("the rule name has characters appcmd cannot carry".into());
+    }
+    let make = |vdir: Option<String>| {
+        (
+            vdir,
+            IisFilterRule {
+                name: name.clone(),
+                path: None,
+                headers: vec![crate::model::Header::UserAgent],
+                scan_url: false,
+                scan_query_string: false,
+                deny_strings: strings.clone(),
+                applies_to: Vec::new(),
+            },
+        )
+    };
+    Ok(match vdirs {
+        None => vec![make(None)],
+        Some(v) => v.into_iter().map(|d| make(Some(d))).collect(),
+    })
+}
+
+/// Emit `policy` for the IIS site `site`.
+pub fn emit(policy: &Policy, site: &str) -> IisOutput {
+    let mut out = IisOutput::default();
+    let mut by_path: BTreeMap<String, Vec<IisFilterRule>> = BTreeMap::new();
+    let blocks = &policy.blocks;
+    for f in &blocks.iis_filter {
+        if !appcmd_safe(&f.name) || f.deny_strings.iter().any(|d| !appcmd_safe(d)) {
+            out.unexpressible.push(Unexpressible {
+                rule: format!("iis_filter: {}", f.name),
+                reason: "the name or a deny string has characters appcmd cannot carry".into(),
+            });
+            continue;
+        }
+        by_path.entry(site_path(site, f.path.as_deref())).or_default().push(f.clone());
+    }
+    if blocks.ews.is_some() {
+        out.unexpressible.push(Unexpressible {
+            rule: "ews_access".into(),
+            reason: "the EWS access policy is an Exchange setting; emit it with --target exchange".into(),
+        });
+    }
+    if blocks.device_access.is_some() {
+        out.unexpressible.push(Unexpressible {
+            rule: "device_access".into(),
+            reason: "ActiveSync device access is an Exchange setting; emit it with --target exchange".into(),
+        });
+    }
+    for (i, r) in policy.rules().iter().enumerate() {
+        if !is_user_rule(r) || r.action == Action::Allow {
+            continue;
+        }
+        match from_rule(policy, i) {
+            Ok(fs) => {
+                for (vdir, f) in fs {
+                    by_path.entry(site_path(site, vdir.as_deref())).or_default().push(f);
+                }
+            }
+            Err(reason) => out.unexpressible.push(Unexpressible { rule: r.name.clone(), reason }),
+        }
+    }
+    if policy.default_action() == Action::Deny {
+        out.unexpressible.push(Unexpressible {
+            rule: "default".into(),
+            reason: "IIS request filtering cannot deny everything not matched by a rule".into(),
+        });
+    }
+    let mut appcmd = String::new();
+    for (path, fs) in &by_path {
+        appcmd.push_str(&format!("rem Request filtering for {path}\n"));
+        for f in fs {
+            appcmd.push_str(&filter_appcmd(path, f));
+        }
+        out.sections.push(IisSection { path: path.clone(), filtering_rules: fs.iter().map(filter_xml).collect() });
+    }
+    for ip in &blocks.ip_restrictions {
+        let path = site_path(site, Some(&ip.path));
+        let mut x = format!(
+            "<location path=\"{}\">\n  <system.webServer>\n    <security>\n      <ipSecurity allowUnlisted=\"{}\" denyAction=\"{}\" enableProxyMode=\"{}\">\n",
+            xml_escape(&path),
+            ip.allow_unlisted,
+            ip.deny_action.name(),
+            ip.enable_proxy_mode
+        );
+        let head = format!("{APPCMD} set config \"{path}\" -section:system.webServer/security/ipSecurity");
+        appcmd.push_str(&format!(
+            "rem IP restrictions for {path} (IIS 8+, role service \"IP and Domain Restrictions\")\n"
+        ));
+        appcmd.push_str(&format!(
+            "{head} /allowUnlisted:\"{}\" /denyAction:\"{}\" /enableProxyMode:\"{}\" /commit:apphost\n",
+            ip.allow_unlisted,
+            ip.deny_action.name(),
+            ip.enable_proxy_mode
+        ));
+        for (net, allowed) in &ip.entries {
+            let (addr, mask) = (net.network(), net.netmask());
+            x.push_str(&format!("        <add ipAddress=\"{addr}\" subnetMask=\"{mask}\" allowed=\"{allowed}\" />\n"));
+            appcmd.push_str(&format!(
+                "{head} /+\"[ipAddress='{addr}',subnetMask='{mask}',allowed='{allowed}']\" /commit:apphost\n"
+            ));
+        }
+        x.push_str("      </ipSecurity>\n    </security>\n  </system.webServer>\n</location>");
+        out.ip_security.push(x);
+    }
+    out.appcmd = appcmd;
+    out
+}

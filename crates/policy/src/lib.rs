@@ -1,0 +1,69 @@
+//! casguard policy files: one TOML file of ordered rules and emulation blocks
+//! (IIS request filtering, IP restrictions, EWS access policy, ActiveSync
+//! device access), compiled once into rules of resolved conditions, and one
+//! pure [`evaluate`] shared by `simulate` and the gateway. The [`emit`]
+//! module turns a policy into IIS, Exchange shell and nginx configuration,
+//! and says which rules a target cannot express.
+//!
+//! ```
+//! use exchange::{Catalog, Networks, Protocol, Request};
+//! use policy::{evaluate, Action, Policy};
+//!
+//! let text = r#"
+//! [ews_access]
+//! ews_enabled = true
+//! application_access_policy = "EnforceAllowList"
+//! list = []
+//! allow_outlook = true
+//! "#;
+//! let policy = Policy::from_toml(text, "p.toml".as_ref(), &Catalog::builtin(), &Networks::builtin()).unwrap();
+//! let mut req = Request { protocol: Protocol::Ews, ..Request::default() };
+//! req.user_agent = "Microsoft Office Outlook 16.0".into();
+//! assert_eq!(evaluate(&policy, &req).action, Action::Allow);
+//! req.user_agent = "Apple Mail".into();
+//! let decision = evaluate(&policy, &req);
+//! assert_eq!((decision.action, decision.status), (Action::Deny, 403));
+//! assert!(policy.explain(&decision, &req).contains("EnforceAllowList"));
+//! ```
+
+mod compile;
+pub mod emit;
+mod error;
+mod inventory;
+mod model;
+mod raw;
+mod text;
+
+use std::path::Path;
+
+use exchange::{Catalog, Networks};
+
+pub use compile::{AccessLevel, AppPolicy, Characteristic, DenyAction, EwsSettings};
+pub use error::PolicyError;
+pub use inventory::{Inventory, KnownDevice};
+pub use model::{
+    evaluate, Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet,
+};
+pub use text::ews_pattern_matches;
+
+impl Policy {
+    /// Read and compile a policy file (and the group files it names) against
+    /// the built-in catalog and networks.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        Policy::load_with(path, &Catalog::builtin(), &Networks::builtin())
+    }
+
+    /// Read and compile a policy file against the given catalog and networks
+    /// (for example networks extended with `--ranges` files).
+    pub fn load_with(path: &Path, catalog: &Catalog, networks: &Networks) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Io { file: path.display().to_string(), source })?;
+        Policy::from_toml(&text, path, catalog, networks)
+    }
+
+    /// Compile policy text. `origin` names the file in errors; group files are
+    /// read relative to its directory.
+    pub fn from_toml(text: &str, origin: &Path, catalog: &Catalog, networks: &Networks) -> Result<Policy, PolicyError> {
+        compile::compile(text, origin, catalog, networks)
+    }
+}

@@ -1,0 +1,549 @@
+//! The compiled policy: ordered rules of resolved conditions, and the one
+//! pure evaluation that simulate and the gateway share.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use exchange::{ClientId, NetworkId, Protocol, Request};
+use ipnet::IpNet;
+
+use crate::inventory::Inventory;
+use crate::text::{concat_contains_ci, contains_ci, ends_with_ci, ews_pattern_matches, glob_ci, starts_with_ci};
+
+/// What a rule (or the default) does with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+impl Action {
+    pub fn key(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+/// The outcome of [`evaluate`]. `rule` indexes [`Policy::rules`]; `None`
+/// means the default applied. `status` is 0 with `Deny` when the request is
+/// aborted without an answer (IIS `denyAction="AbortRequest"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    pub rule: Option<usize>,
+    pub status: u16,
+    pub substatus: u16,
+}
+
+/// Which part of the policy file a compiled rule came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// A `[[rule]]`, with its 0-based position among them.
+    Rule(usize),
+    IpRestrictions,
+    IisFilter,
+    EwsAccess,
+    DeviceAccess,
+}
+
+/// How a user-agent value is compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextMode {
+    Contains,
+    Prefix,
+    Exact,
+}
+
+/// Where an IIS filtering rule looks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanTarget {
+    /// A request header, by its canonical name.
+    Header(Header),
+    Url,
+    QueryString,
+}
+
+/// Request headers the request model carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Header {
+    UserAgent,
+    XForwardedFor,
+}
+
+impl Header {
+    pub fn name(self) -> &'static str {
+        match self {
+            Header::UserAgent => "User-Agent",
+            Header::XForwardedFor => "X-Forwarded-For",
+        }
+    }
+    fn line_prefix(self) -> &'static str {
+        match self {
+            Header::UserAgent => "User-Agent: ",
+            Header::XForwardedFor => "X-Forwarded-For: ",
+        }
+    }
+}
+
+/// `device = "known" | "new"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceState {
+    Known,
+    New,
+}
+
+/// A set of users: exact keys (lower-case) and `*` patterns.
+#[derive(Clone, Debug, Default)]
+pub struct UserSet {
+    pub exact: HashSet<String>,
+    pub patterns: Vec<String>,
+    /// What the file said, for display: patterns, names, `@file`.
+    pub shown: Vec<String>,
+}
+
+impl UserSet {
+    fn matches(&self, user: &str) -> bool {
+        !user.is_empty() && (self.exact.contains(user) || self.patterns.iter().any(|p| glob_ci(p, user)))
+    }
+    /// Plain user names only (no patterns, no group file), for emitters.
+    pub fn plain_names(&self) -> Option<Vec<&str>> {
+        if self.patterns.is_empty() && self.shown.iter().all(|s| !s.starts_with('@')) {
+            let mut v: Vec<&str> = self.exact.iter().map(String::as_str).collect();
+            v.sort_unstable();
+            Some(v)
+        } else {
+            None
+        }
+    }
+}
+
+/// One compiled condition. Values inside one condition are ORed.
+#[derive(Clone, Debug)]
+pub enum Cond {
+    Protocol(Vec<Protocol>),
+    /// Path patterns, any case; a pattern without `*` is a prefix.
+    Path(Vec<String>),
+    UserAgent {
+        case_sensitive: bool,
+        items: Vec<(TextMode, String)>,
+    },
+    /// User agent against Exchange's EWS application list patterns.
+    UserAgentEws(Vec<String>),
+    Client(Vec<(ClientId, String)>),
+    /// ActiveSync command, case-insensitive.
+    Command(Vec<String>),
+    DeviceType(Vec<String>),
+    DeviceId(Vec<String>),
+    DeviceModel(Vec<String>),
+    DeviceOs(Vec<String>),
+    User(Arc<UserSet>),
+    Network(Vec<(NetworkId, String)>),
+    Cidr {
+        nets: Vec<IpNet>,
+        /// Name of the policy range these came from, for display.
+        name: Option<String>,
+        /// Match the connection's address (c-ip), not the X-Forwarded-For client.
+        peer: bool,
+    },
+    Device(DeviceState),
+    /// IIS filtering rule: substring deny strings (any case) over the targets.
+    IisScan {
+        targets: Vec<ScanTarget>,
+        strings: Vec<String>,
+        /// File extensions (`.gif`); empty = every request.
+        applies_to: Vec<String>,
+    },
+    Not(Box<Cond>),
+}
+
+fn any_ci(values: &[String], v: &str) -> bool {
+    values.iter().any(|x| x.eq_ignore_ascii_case(v))
+}
+
+impl Cond {
+    fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
+        match self {
+            Cond::Protocol(ps) => ps.contains(&req.protocol),
+            Cond::Path(ps) => {
+                ps.iter().any(|p| if p.contains('*') { glob_ci(p, &req.stem) } else { starts_with_ci(&req.stem, p) })
+            }
+            Cond::UserAgent { case_sensitive, items } => {
+                let ua = req.user_agent.as_str();
+                items.iter().any(|(mode, v)| match (mode, case_sensitive) {
+                    (TextMode::Contains, true) => ua.contains(v.as_str()),
+                    (TextMode::Contains, false) => contains_ci(ua, v),
+                    (TextMode::Prefix, true) => ua.starts_with(v.as_str()),
+                    (TextMode::Prefix, false) => starts_with_ci(ua, v),
+                    (TextMode::Exact, true) => ua == v,
+                    (TextMode::Exact, false) => ua.eq_ignore_ascii_case(v),
+                })
+            }
+            Cond::UserAgentEws(ps) => ps.iter().any(|p| ews_pattern_matches(p, &req.user_agent)),
+            Cond::Client(cs) => cs.iter().any(|(c, _)| *c == req.client),
+            Cond::Command(v) => any_ci(v, &req.activesync.command),
+            Cond::DeviceType(v) => any_ci(v, &req.activesync.device_type),
+            Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),
+            Cond::DeviceModel(v) => any_ci(v, &req.activesync.log.device_model),
+            Cond::DeviceOs(v) => any_ci(v, &req.activesync.log.device_os),
+            Cond::User(set) => set.matches(&req.user),
+            Cond::Network(ns) => ns.iter().any(|(n, _)| *n == req.network),
+            Cond::Cidr { nets, peer, .. } => {
+                let ip: Option<IpAddr> = if *peer { req.peer_ip } else { req.client_ip.or(req.peer_ip) };
+                ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
+            }
+            Cond::Device(state) => {
+                let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
+                known == (*state == DeviceState::Known)
+            }
+            Cond::IisScan { targets, strings, applies_to } => {
+                if !applies_to.is_empty() && !applies_to.iter().any(|e| ends_with_ci(&req.stem, e)) {
+                    return false;
+                }
+                targets.iter().any(|t| {
+                    strings.iter().any(|s| match t {
+                        ScanTarget::Header(h) => {
+                            let value = match h {
+                                Header::UserAgent => &req.user_agent,
+                                Header::XForwardedFor => &req.forwarded_for,
+                            };
+                            !value.is_empty() && concat_contains_ci(h.line_prefix(), value, s)
+                        }
+                        ScanTarget::Url => contains_ci(&req.stem, s),
+                        ScanTarget::QueryString => contains_ci(&req.query, s),
+                    })
+                })
+            }
+            Cond::Not(c) => !c.matches(req, inv),
+        }
+    }
+}
+
+fn list(f: &mut fmt::Formatter, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
+    let v: Vec<String> = items.into_iter().map(|i| format!("'{i}'")).collect();
+    if v.len() == 1 {
+        write!(f, "{}", v[0])
+    } else {
+        write!(f, "any of [{}]", v.join(", "))
+    }
+}
+
+impl fmt::Display for Cond {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Cond::Protocol(ps) => {
+                f.write_str("protocol is ")?;
+                list(f, ps.iter().map(|p| p.key()))
+            }
+            Cond::Path(ps) => {
+                f.write_str("path matches ")?;
+                list(f, ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
+            }
+            Cond::UserAgent { case_sensitive, items } => {
+                f.write_str("user agent ")?;
+                let v: Vec<String> = items
+                    .iter()
+                    .map(|(m, s)| {
+                        let m = match m {
+                            TextMode::Contains => "contains",
+                            TextMode::Prefix => "starts with",
+                            TextMode::Exact => "is",
+                        };
+                        format!("{m} '{s}'")
+                    })
+                    .collect();
+                f.write_str(&v.join(" or "))?;
+                f.write_str(if *case_sensitive { " (case-sensitive)" } else { " (any case)" })
+            }
+            Cond::UserAgentEws(ps) => {
+                if ps.is_empty() {
+                    f.write_str("user agent matches an empty EWS list (never)")
+                } else {
+                    f.write_str("user agent matches EWS pattern ")?;
+                    list(f, ps)
+                }
+            }
+            Cond::Client(cs) => {
+                f.write_str("client is ")?;
+                list(f, cs.iter().map(|(_, n)| n))
+            }
+            Cond::Command(v) => {
+                f.write_str("command is ")?;
+                list(f, v)
+            }
+            Cond::DeviceType(v) => {
+                f.write_str("device type is ")?;
+                list(f, v)
+            }
+            Cond::DeviceId(v) => {
+                f.write_str("device id is ")?;
+                list(f, v)
+            }
+            Cond::DeviceModel(v) => {
+                f.write_str("device model is ")?;
+                list(f, v)
+            }
+            Cond::DeviceOs(v) => {
+                f.write_str("device OS is ")?;
+                list(f, v)
+            }
+            Cond::User(set) => {
+                f.write_str("user is ")?;
+                list(f, &set.shown)
+            }
+            Cond::Network(ns) => {
+                f.write_str("network is ")?;
+                list(f, ns.iter().map(|(_, n)| n))
+            }
+            Cond::Cidr { nets, name, peer } => {
+                f.write_str(if *peer { "connection address in " } else { "client address in " })?;
+                match name {
+                    Some(n) => write!(f, "range '{n}'"),
+                    None => list(f, nets),
+                }
+            }
+            Cond::Device(DeviceState::Known) => f.write_str("device is known"),
+            Cond::Device(DeviceState::New) => f.write_str("device is new"),
+            Cond::IisScan { targets, strings, applies_to } => {
+                let t: Vec<&str> = targets
+                    .iter()
+                    .map(|t| match t {
+                        ScanTarget::Header(h) => h.name(),
+                        ScanTarget::Url => "URL",
+                        ScanTarget::QueryString => "query string",
+                    })
+                    .collect();
+                write!(f, "{} contains ", t.join(" or "))?;
+                list(f, strings)?;
+                if !applies_to.is_empty() {
+                    write!(f, " (extensions {})", applies_to.join(", "))?;
+                }
+                Ok(())
+            }
+            Cond::Not(c) => write!(f, "not ({c})"),
+        }
+    }
+}
+
+/// One compiled rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub action: Action,
+    pub status: u16,
+    pub substatus: u16,
+    /// True when the file gave `status` explicitly (emitters must honour it).
+    pub status_explicit: bool,
+    /// ANDed.
+    pub conditions: Vec<Cond>,
+    /// Exceptions: the rule is skipped when every condition of any group matches.
+    pub unless: Vec<Vec<Cond>>,
+    pub origin: RuleOrigin,
+    /// Why this rule exists, in the words of the mechanism it emulates.
+    pub note: Option<String>,
+    /// Line in the policy file (1-based).
+    pub line: usize,
+    /// Marks ActiveSync quarantine (answered as a deny).
+    pub quarantine: bool,
+}
+
+impl Rule {
+    fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
+        self.conditions.iter().all(|c| c.matches(req, inv))
+            && !self.unless.iter().any(|g| g.iter().all(|c| c.matches(req, inv)))
+    }
+
+    pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
+        fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
+            pred(c) || matches!(c, Cond::Not(inner) if walk(inner, pred))
+        }
+        self.conditions.iter().chain(self.unless.iter().flatten()).any(|c| walk(c, pred))
+    }
+
+    fn describe_conditions(&self) -> String {
+        let mut s = if self.conditions.is_empty() {
+            "always".to_string()
+        } else {
+            self.conditions.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ")
+        };
+        if !self.unless.is_empty() {
+            let g: Vec<String> = self
+                .unless
+                .iter()
+                .map(|g| {
+                    let s = g.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ");
+                    if g.len() > 1 {
+                        format!("({s})")
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            s.push_str(" unless ");
+            s.push_str(&g.join(" or "));
+        }
+        s
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} ", self.name)?;
+        match self.action {
+            Action::Allow => f.write_str("allow")?,
+            Action::Deny if self.substatus != 0 => write!(f, "deny {}.{}", self.status, self.substatus)?,
+            Action::Deny => write!(f, "deny {}", self.status)?,
+        }
+        if self.quarantine {
+            f.write_str(" (quarantine)")?;
+        }
+        write!(f, " if {}", self.describe_conditions())
+    }
+}
+
+/// A compiled policy. Build with [`Policy::load`] or [`Policy::from_toml`].
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub(crate) origin: String,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) default: Action,
+    pub(crate) default_status: u16,
+    pub(crate) inventory: Option<Arc<Inventory>>,
+    pub(crate) blocks: crate::compile::Blocks,
+    pub(crate) ranges: Vec<(String, Vec<IpNet>)>,
+}
+
+impl Policy {
+    /// The compiled rules in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn default_action(&self) -> Action {
+        self.default
+    }
+
+    /// The file the policy came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Named ranges defined in the policy's `[ranges]`.
+    pub fn ranges(&self) -> &[(String, Vec<IpNet>)] {
+        &self.ranges
+    }
+
+    /// True when some rule has a `device = "known" | "new"` condition, which
+    /// needs an inventory of known devices.
+    pub fn requires_inventory(&self) -> bool {
+        self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
+    }
+
+    /// The devices known before the cut-over; needed by `device` conditions.
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        self.inventory = Some(inventory);
+    }
+
+    pub fn inventory(&self) -> Option<&Arc<Inventory>> {
+        self.inventory.as_ref()
+    }
+
+    /// Fails when evaluation would need something the policy lacks (an
+    /// inventory for `device` conditions). Call once before evaluating.
+    pub fn check_ready(&self) -> Result<(), crate::PolicyError> {
+        if self.inventory.is_none() {
+            if let Some(r) = self.rules.iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_)))) {
+                return Err(crate::PolicyError::Invalid {
+                    file: self.origin.clone(),
+                    line: Some(r.line),
+                    message: format!(
+                        "rule '{}' has a device condition: give an inventory (--inventory or --known-before)",
+                        r.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A sentence on why `decision` was reached for `request`. Allocates; call
+    /// only when a decision is shown.
+    pub fn explain(&self, decision: &Decision, request: &Request) -> String {
+        let Some(i) = decision.rule else {
+            return match decision.action {
+                Action::Allow => "no rule matched; the default allows".to_string(),
+                Action::Deny => format!("no rule matched; the default denies ({})", decision.status),
+            };
+        };
+        let Some(r) = self.rules.get(i) else {
+            return format!("rule {} (not in this policy)", i + 1);
+        };
+        let verb = match (r.action, r.quarantine) {
+            (Action::Allow, _) => "allowed".to_string(),
+            (Action::Deny, true) => format!("quarantined ({})", decision.status),
+            (Action::Deny, false) if decision.status == 0 => "aborted the connection".to_string(),
+            (Action::Deny, false) if decision.substatus != 0 => {
+                format!("denied ({}.{})", decision.status, decision.substatus)
+            }
+            (Action::Deny, false) => format!("denied ({})", decision.status),
+        };
+        let why = r.note.clone().unwrap_or_else(|| r.describe_conditions());
+        let seen = observed(r, request);
+        if seen.is_empty() {
+            format!("rule {} '{}' {verb}: {why}", i + 1, r.name)
+        } else {
+            format!("rule {} '{}' {verb}: {why} [{seen}]", i + 1, r.name)
+        }
+    }
+}
+
+/// What the request showed for the fields a rule looks at.
+fn observed(r: &Rule, req: &Request) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    let mut add = |k: &str, v: &str| {
+        let item = format!("{k} '{v}'");
+        if !v.is_empty() && !seen.contains(&item) {
+            seen.push(item);
+        }
+    };
+    fn walk(c: &Cond, req: &Request, add: &mut dyn FnMut(&str, &str)) {
+        match c {
+            Cond::Path(_) => add("path", &req.stem),
+            Cond::UserAgent { .. } | Cond::UserAgentEws(_) => add("user agent", &req.user_agent),
+            Cond::Command(_) => add("command", &req.activesync.command),
+            Cond::DeviceType(_) => add("device type", &req.activesync.device_type),
+            Cond::DeviceId(_) | Cond::Device(_) => add("device", req.device_key()),
+            Cond::DeviceModel(_) => add("device model", &req.activesync.log.device_model),
+            Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
+            Cond::User(_) => add("user", &req.user),
+            Cond::IisScan { .. } => add("user agent", &req.user_agent),
+            Cond::Not(c) => walk(c, req, add),
+            _ => {}
+        }
+    }
+    for c in r.conditions.iter().chain(r.unless.iter().flatten()) {
+        walk(c, req, &mut add);
+    }
+    seen.join(", ")
+}
+
+/// Decide `request` under `policy`: the first rule whose conditions all match
+/// and none of whose exceptions match decides; else the default. Pure; does
+/// not allocate.
+pub fn evaluate(policy: &Policy, request: &Request) -> Decision {
+    let inv = policy.inventory.as_deref();
+    for (i, r) in policy.rules.iter().enumerate() {
+        if r.matches(request, inv) {
+            return Decision { action: r.action, rule: Some(i), status: r.status, substatus: r.substatus };
+        }
+    }
+    Decision {
+        action: policy.default,
+        rule: None,
+        status: if policy.default == Action::Deny { policy.default_status } else { 0 },
+        substatus: 0,
+    }
+}

@@ -1,0 +1,303 @@
+//! The policy file as written: serde structures that mirror the TOML.
+//! Every table rejects unknown keys; values that need resolving keep their
+//! byte spans so semantic errors can name the line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string or a list of strings; each item keeps its span when it has one.
+#[derive(Debug, Default)]
+pub(crate) struct List(pub Vec<Spanned<String>>);
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = List;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<List, E> {
+                Ok(List(vec![Spanned::new(0..0, v.to_string())]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    out.push(item);
+                }
+                Ok(List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawAction {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawDevice {
+    Known,
+    New,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUserAgent {
+    pub contains: Option<List>,
+    pub prefix: Option<List>,
+    pub exact: Option<List>,
+    #[serde(default)]
+    pub case_sensitive: bool,
+}
+
+/// `user = "pattern"`, `user = ["a", "*b*"]` or `user = { group_file = "f.txt" }`.
+#[derive(Debug)]
+pub(crate) enum RawUser {
+    Patterns(List),
+    GroupFile(Spanned<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupFile {
+    group_file: Spanned<String>,
+}
+
+impl<'de> Deserialize<'de> for RawUser {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUser;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a user pattern, a list of patterns, or { group_file = \"path\" }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawUser, E> {
+                Ok(RawUser::Patterns(List(vec![Spanned::new(0..0, v.to_string())])))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawUser, A::Error> {
+                List::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawUser::Patterns)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawUser, A::Error> {
+                let g = RawGroupFile::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawUser::GroupFile(g.group_file))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+macro_rules! conditions {
+    ($(#[$m:meta])* $name:ident { $($extra:tt)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct $name {
+            $($extra)*
+            pub protocol: Option<Spanned<List>>,
+            pub path: Option<Spanned<List>>,
+            pub user_agent: Option<Spanned<RawUserAgent>>,
+            pub client: Option<Spanned<List>>,
+            pub command: Option<Spanned<List>>,
+            pub device_type: Option<Spanned<List>>,
+            pub device_id: Option<Spanned<List>>,
+            pub user: Option<Spanned<RawUser>>,
+            pub network: Option<Spanned<List>>,
+            pub cidr: Option<Spanned<List>>,
+            pub device: Option<Spanned<RawDevice>>,
+        }
+    };
+}
+
+conditions!(
+    /// Exceptions: each condition given is one exception.
+    RawConds {}
+);
+
+conditions!(
+    /// One `[[rule]]`.
+    RawRule {
+        pub name: Spanned<String>,
+        pub action: RawAction,
+        pub status: Option<u16>,
+        pub substatus: Option<u16>,
+        pub unless: Option<RawConds>,
+    }
+);
+
+impl RawRule {
+    pub fn split(self) -> (RawConds, Option<RawConds>) {
+        let c = RawConds {
+            protocol: self.protocol,
+            path: self.path,
+            user_agent: self.user_agent,
+            client: self.client,
+            command: self.command,
+            device_type: self.device_type,
+            device_id: self.device_id,
+            user: self.user,
+            network: self.network,
+            cidr: self.cidr,
+            device: self.device,
+        };
+        (c, self.unless)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIisRule {
+    pub name: Spanned<String>,
+    /// Virtual directory the rule is installed in (`/Microsoft-Server-ActiveSync`); none = whole site.
+    pub path: Option<Spanned<String>>,
+    pub scan_headers: Option<Spanned<List>>,
+    #[serde(default)]
+    pub scan_url: bool,
+    #[serde(default)]
+    pub scan_query_string: bool,
+    pub deny_strings: Spanned<List>,
+    pub applies_to: Option<Spanned<List>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIisFilter {
+    #[serde(default)]
+    pub rule: Vec<RawIisRule>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawAppPolicy {
+    #[serde(rename = "EnforceAllowList", alias = "enforce_allow_list")]
+    AllowList,
+    #[serde(rename = "EnforceBlockList", alias = "enforce_block_list")]
+    BlockList,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEwsUser {
+    pub user: Spanned<String>,
+    pub ews_enabled: Option<bool>,
+    pub allow_outlook: Option<bool>,
+    pub allow_mac_outlook: Option<bool>,
+    pub allow_entourage: Option<bool>,
+    pub application_access_policy: Option<RawAppPolicy>,
+    pub list: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEwsAccess {
+    pub ews_enabled: Option<bool>,
+    pub allow_outlook: Option<bool>,
+    pub allow_mac_outlook: Option<bool>,
+    pub allow_entourage: Option<bool>,
+    pub application_access_policy: Option<RawAppPolicy>,
+    pub list: Option<Vec<String>>,
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub user: Vec<RawEwsUser>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawAccessLevel {
+    Allow,
+    Block,
+    Quarantine,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawCharacteristic {
+    DeviceType,
+    DeviceModel,
+    DeviceOS,
+    UserAgent,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeviceRule {
+    pub characteristic: RawCharacteristic,
+    pub query_string: String,
+    pub access_level: RawAccessLevel,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPersonal {
+    pub user: Spanned<String>,
+    #[serde(default)]
+    pub allowed_device_ids: Vec<String>,
+    #[serde(default)]
+    pub blocked_device_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeviceAccess {
+    pub default_access_level: Option<RawAccessLevel>,
+    pub status: Option<u16>,
+    pub quarantine_status: Option<u16>,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawDeviceRule>>,
+    #[serde(default)]
+    pub personal: Vec<Spanned<RawPersonal>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawDenyAction {
+    Forbidden,
+    Unauthorized,
+    NotFound,
+    AbortRequest,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpEntry {
+    pub cidr: Spanned<String>,
+    pub allowed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpRestrictions {
+    pub path: Spanned<String>,
+    #[serde(default = "yes")]
+    pub allow_unlisted: bool,
+    pub deny_action: Option<RawDenyAction>,
+    #[serde(default)]
+    pub enable_proxy_mode: bool,
+    #[serde(default)]
+    pub entries: Vec<RawIpEntry>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub default: Option<RawAction>,
+    pub default_status: Option<u16>,
+    #[serde(default)]
+    pub ranges: BTreeMap<String, Spanned<List>>,
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+    pub iis_filter: Option<RawIisFilter>,
+    pub ews_access: Option<Spanned<RawEwsAccess>>,
+    pub device_access: Option<Spanned<RawDeviceAccess>>,
+    #[serde(default)]
+    pub ip_restrictions: Vec<RawIpRestrictions>,
+}

@@ -1,0 +1,57 @@
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use exchange::{Catalog, Networks, Protocol, Request};
+use policy::{Decision, Policy};
+
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies")
+}
+
+pub fn example(name: &str) -> Policy {
+    let p = examples_dir().join(name);
+    Policy::load(&p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn compile(text: &str) -> Result<Policy, policy::PolicyError> {
+    Policy::from_toml(text, Path::new("test.toml"), &Catalog::builtin(), &Networks::builtin())
+}
+
+pub fn policy(text: &str) -> Policy {
+    compile(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn client(id: &str) -> exchange::ClientId {
+    Catalog::builtin().id_of(id).expect("client in catalog")
+}
+
+pub fn req(protocol: Protocol, stem: &str, ua: &str) -> Request {
+    Request {
+        protocol,
+        stem: stem.to_string(),
+        user_agent: ua.to_string(),
+        method: "POST".into(),
+        ..Request::default()
+    }
+}
+
+pub fn eas(command: &str, device_id: &str, device_type: &str, ua: &str, user: &str) -> Request {
+    let mut r = req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync/default.eas", ua);
+    r.activesync.command = command.into();
+    r.activesync.device_id = device_id.into();
+    r.activesync.device_type = device_type.into();
+    r.user = user.into();
+    r
+}
+
+pub fn ews(ua: &str, user: &str) -> Request {
+    let mut r = req(Protocol::Ews, "/EWS/Exchange.asmx", ua);
+    r.user = user.into();
+    r
+}
+
+/// The rule name that decided, or "default".
+pub fn by(p: &Policy, d: &Decision) -> String {
+    d.rule.map_or("default".into(), |i| p.rules()[i].name.clone())
+}

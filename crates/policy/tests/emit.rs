@@ -1,0 +1,265 @@
+mod common;
+
+use common::*;
+use policy::emit::{self, iis, merge_web_config, Target};
+
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-config");
+
+fn parse(xml: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(xml.trim_start_matches('\u{feff}')).unwrap_or_else(|e| panic!("{e}\n{xml}"))
+}
+
+fn names_of(doc: &roxmltree::Document) -> Vec<String> {
+    doc.descendants().filter(|n| n.is_element()).map(|n| n.tag_name().name().to_string()).collect()
+}
+
+fn unexpressible(p: &policy::Policy, t: Target) -> Vec<String> {
+    emit::emit(p, t).unexpressible.into_iter().map(|u| u.rule).collect()
+}
+
+#[test]
+fn iis_xml_parses_and_says_what_the_policy_says() {
+    let p = example("iis-block-outlook-ua.toml");
+    let out = iis::emit(&p, iis::DEFAULT_SITE);
+    assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
+    assert_eq!(out.sections.len(), 1);
+    assert_eq!(out.sections[0].path, "Default Web Site/Microsoft-Server-ActiveSync");
+    let xml = out.sections[0].web_config();
+    let doc = parse(&xml);
+    let rule = doc.descendants().find(|n| n.has_tag_name("filteringRule")).expect("filteringRule");
+    assert_eq!(rule.attribute("name"), Some("Block Outlook mobile UA"));
+    let path: Vec<&str> = rule.ancestors().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
+    assert_eq!(
+        path,
+        ["filteringRule", "filteringRules", "requestFiltering", "security", "system.webServer", "configuration"]
+    );
+    let header = rule.descendants().find(|n| n.has_tag_name("add") && n.attribute("requestHeader").is_some()).unwrap();
+    assert_eq!(header.attribute("requestHeader"), Some("User-Agent"));
+    let deny = rule.descendants().find(|n| n.attribute("string").is_some()).unwrap();
+    assert_eq!(deny.attribute("string"), Some("Outlook-iOS-Android/1.0"));
+    assert!(out.appcmd.contains(
+        "set config \"Default Web Site/Microsoft-Server-ActiveSync\" -section:system.webServer/security/requestFiltering /+\"filteringRules.[name='Block Outlook mobile UA'"
+    ));
+    assert!(out.appcmd.contains(
+        "/+\"filteringRules.[name='Block Outlook mobile UA'].denyStrings.[string='Outlook-iOS-Android/1.0']\""
+    ));
+}
+
+#[test]
+fn iis_escapes_xml_and_emits_generic_rules() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "odd <&> ua"
+action = "deny"
+protocol = ["ews", "activesync"]
+user_agent = { contains = ["A&B<C>"] }
+"#,
+    );
+    let out = iis::emit(&p, "Site");
+    assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
+    assert_eq!(out.sections.len(), 2);
+    for s in &out.sections {
+        let xml = s.web_config();
+        let doc = parse(&xml);
+        let d = doc.descendants().find(|n| n.attribute("string").is_some()).unwrap();
+        assert_eq!(d.attribute("string"), Some("A&B<C>"));
+        let r = doc.descendants().find(|n| n.has_tag_name("filteringRule")).unwrap();
+        assert_eq!(r.attribute("name"), Some("casguard: odd <&> ua"));
+    }
+}
+
+#[test]
+fn ip_security_goes_to_application_host_locations() {
+    let p = example("outlook-mobile-lockdown.toml");
+    let out = iis::emit(&p, iis::DEFAULT_SITE);
+    let xml = out.application_host().expect("ipSecurity");
+    let doc = parse(&xml);
+    let loc = doc.descendants().find(|n| n.has_tag_name("location")).unwrap();
+    assert_eq!(loc.attribute("path"), Some("Default Web Site/PowerShell"));
+    let ips = loc.descendants().find(|n| n.has_tag_name("ipSecurity")).unwrap();
+    assert_eq!(ips.attribute("allowUnlisted"), Some("false"));
+    let adds: Vec<_> = ips.children().filter(|n| n.has_tag_name("add")).collect();
+    assert_eq!(adds[0].attribute("ipAddress"), Some("10.20.0.0"));
+    assert_eq!(adds[0].attribute("subnetMask"), Some("255.255.0.0"));
+    assert_eq!(adds[1].attribute("subnetMask"), Some("255.255.255.255"));
+    assert!(out.appcmd.contains("/commit:apphost"));
+    // EWS and device access are Exchange settings, and the user-agent rule has an exception.
+    let u: Vec<String> = out.unexpressible.iter().map(|u| u.rule.clone()).collect();
+    assert!(u.contains(&"ews_access".to_string()) && u.contains(&"device_access".to_string()), "{u:?}");
+    assert!(u.contains(&"no Outlook mobile user agents".to_string()), "{u:?}");
+}
+
+#[test]
+fn merges_into_every_real_exchange_web_config() {
+    let p = example("iis-block-outlook-ua.toml");
+    let out = iis::emit(&p, iis::DEFAULT_SITE);
+    let rules = &out.sections[0].filtering_rules;
+    let mut n = 0;
+    for e in std::fs::read_dir(SAMPLES).unwrap() {
+        let path = e.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().ends_with("web.config") {
+            continue;
+        }
+        n += 1;
+        let original = std::fs::read_to_string(&path).unwrap();
+        let merged = merge_web_config(&original, rules).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(original.starts_with('\u{feff}'), merged.starts_with('\u{feff}'), "BOM kept");
+        let before = parse(&original);
+        let after = parse(&merged);
+        // Everything that was there is still there, plus exactly our elements.
+        let (b, a) = (names_of(&before), names_of(&after));
+        let mut rest = a.clone();
+        for name in &b {
+            let i = rest.iter().position(|x| x == name).unwrap_or_else(|| panic!("{name} lost in {}", path.display()));
+            rest.remove(i);
+        }
+        for extra in &rest {
+            assert!(
+                [
+                    "system.webServer",
+                    "security",
+                    "requestFiltering",
+                    "filteringRules",
+                    "filteringRule",
+                    "scanHeaders",
+                    "appliesTo",
+                    "denyStrings",
+                    "add"
+                ]
+                .contains(&extra.as_str()),
+                "{extra}"
+            );
+        }
+        let rule = after.descendants().find(|n| n.has_tag_name("filteringRule")).expect("our rule");
+        let chain: Vec<&str> = rule.ancestors().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
+        assert_eq!(
+            chain,
+            ["filteringRule", "filteringRules", "requestFiltering", "security", "system.webServer", "configuration"],
+            "{}",
+            path.display()
+        );
+        // The existing requestFiltering attributes survive (EWS has allowDoubleEscaping).
+        if let Some(old) = before.descendants().find(|n| n.has_tag_name("requestFiltering")) {
+            let new = rule.ancestors().find(|n| n.has_tag_name("requestFiltering")).unwrap();
+            for a in old.attributes() {
+                assert_eq!(new.attribute(a.name()), Some(a.value()));
+            }
+        }
+        // Merging again replaces rather than duplicates.
+        let again = merge_web_config(&merged, rules).unwrap();
+        assert_eq!(again, merged, "idempotent for {}", path.display());
+    }
+    assert!(n >= 4, "found {n} sample web.config files");
+}
+
+#[test]
+fn exchange_commands_for_ews_and_device_access() {
+    let p = example("ews-allow-outlook-only.toml");
+    let out = emit::emit(&p, Target::Exchange);
+    let ps = &out.files[0].1;
+    assert!(ps.contains("Set-OrganizationConfig -EwsEnabled $true -EwsAllowOutlook $true -EwsAllowMacOutlook $true -EwsAllowEntourage $null -EwsApplicationAccessPolicy EnforceAllowList -EwsAllowList $null"), "{ps}");
+    assert!(out.unexpressible.is_empty());
+
+    let p = example("outlook-mobile-lockdown.toml");
+    let out = emit::emit(&p, Target::Exchange);
+    let ps = &out.files[0].1;
+    assert!(ps.contains("Set-CASMailbox -Identity 'mobilepilot' -EwsApplicationAccessPolicy EnforceAllowList -EwsAllowList @('Outlook-iOS/*','Outlook-Android/*')"), "{ps}");
+    assert!(ps.contains(
+        "New-ActiveSyncDeviceAccessRule -Characteristic DeviceType -QueryString 'Outlook' -AccessLevel Block"
+    ));
+    assert!(ps.contains("Set-ActiveSyncOrganizationSettings -DefaultAccessLevel Allow"));
+    assert!(ps.contains("-ActiveSyncAllowedDeviceIDs @{Add='PILOT0001'}"));
+}
+
+#[test]
+fn exchange_generic_rules_exact_or_reported() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "stolen phone"
+action = "deny"
+protocol = "activesync"
+user = ["alice", "CONTOSO\\Bob"]
+device_id = "ABC123"
+[[rule]]
+name = "no ews for contractors"
+action = "deny"
+protocol = "ews"
+user = "carol"
+[[rule]]
+name = "exact ua"
+action = "deny"
+protocol = "activesync"
+user_agent = { exact = "Outlook-iOS-Android/1.0" }
+[[rule]]
+name = "substring ua"
+action = "deny"
+protocol = "activesync"
+user_agent = { contains = "Outlook" }
+"#,
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    let ps = &out.files[0].1;
+    assert!(ps.contains("Set-CASMailbox -Identity 'alice' -ActiveSyncBlockedDeviceIDs @{Add='ABC123'}"), "{ps}");
+    assert!(ps.contains("Set-CASMailbox -Identity 'bob' -ActiveSyncBlockedDeviceIDs @{Add='ABC123'}"));
+    assert!(ps.contains("Set-CASMailbox -Identity 'carol' -EwsEnabled $false"));
+    assert!(ps.contains("-Characteristic UserAgent -QueryString 'Outlook-iOS-Android/1.0' -AccessLevel Block"));
+    assert_eq!(out.unexpressible.len(), 1);
+    assert_eq!(out.unexpressible[0].rule, "substring ua");
+    assert!(out.unexpressible[0].reason.contains("exact strings only"));
+}
+
+#[test]
+fn unexpressible_is_never_silent() {
+    let p = example("block-new-outlook-devices.toml");
+    for t in [Target::Iis, Target::Exchange, Target::Nginx] {
+        assert_eq!(unexpressible(&p, t), ["block new Outlook mobile devices"], "{t}");
+    }
+    let p = example("block-outlook-provision.toml");
+    for t in [Target::Iis, Target::Exchange, Target::Nginx] {
+        assert_eq!(unexpressible(&p, t), ["block Outlook mobile provisioning"], "{t}");
+    }
+    let p =
+        policy("[[rule]]\nname = \"per user\"\naction = \"deny\"\nuser = \"x\"\nuser_agent = { contains = \"a\" }\n");
+    let out = emit::emit(&p, Target::Iis);
+    assert!(out.unexpressible[0].reason.contains("user"), "{:?}", out.unexpressible);
+    // An allow rule IIS cannot honour makes later denies inexact.
+    let p = policy("[[rule]]\nname = \"ok\"\naction = \"allow\"\nuser = \"x\"\n[[rule]]\nname = \"d\"\naction = \"deny\"\nuser_agent = { contains = \"a\" }\n");
+    assert_eq!(unexpressible(&p, Target::Iis), ["d"]);
+    assert_eq!(unexpressible(&p, Target::Nginx), ["ok", "d"]);
+}
+
+#[test]
+fn nginx_map_keeps_first_match_order() {
+    let p = policy(
+        r#"
+[ranges]
+lan = ["10.0.0.0/8"]
+[[rule]]
+name = "lan ok"
+action = "allow"
+network = "lan"
+[[rule]]
+name = "no outlook mobile on ews"
+action = "deny"
+protocol = "ews"
+user_agent = { prefix = ["Outlook-iOS/", "Outlook-Android/"], case_sensitive = true }
+[[iis_filter.rule]]
+name = "ua"
+scan_headers = "User-Agent"
+deny_strings = "BadBot"
+"#,
+    );
+    let out = emit::emit(&p, Target::Nginx);
+    assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
+    let conf = &out.files[0].1;
+    assert!(conf.contains("geo $casguard_net1 {\n    default 0;\n    10.0.0.0/8 1;\n}"), "{conf}");
+    assert!(conf.contains("map \"$casguard_net1|$uri|$http_user_agent\" $casguard_decision {"), "{conf}");
+    let iis = conf.find("BadBot").unwrap();
+    let lan = conf.find("\"~^1\\|[^|]*\\|.*$\" allow;").expect("lan allow entry");
+    let ews = conf.find("(?:Outlook\\-iOS\\/.*|Outlook\\-Android\\/.*)$\" 403;").expect(conf);
+    assert!(iis < lan && lan < ews, "policy order kept");
+    assert!(conf.contains("if ($casguard_decision = 403) { return 403; }"));
+    assert!(conf.contains("if ($casguard_decision = 404) { return 404; }"));
+}

@@ -1,0 +1,461 @@
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use exchange::Protocol;
+use policy::{evaluate, Action, Inventory};
+
+fn denied(p: &policy::Policy, r: &exchange::Request) -> bool {
+    evaluate(p, r).action == Action::Deny
+}
+
+#[test]
+fn first_match_wins_and_default_applies() {
+    let p = policy(
+        r#"
+default = "deny"
+default_status = 401
+[[rule]]
+name = "allow admins"
+action = "allow"
+user = ["admin", "*ops*"]
+[[rule]]
+name = "deny ews"
+action = "deny"
+status = 418
+protocol = "ews"
+[[rule]]
+name = "allow everyone"
+action = "allow"
+"#,
+    );
+    let d = evaluate(&p, &ews("x", "admin"));
+    assert_eq!((d.action, by(&p, &d)), (Action::Allow, "allow admins".into()));
+    let d = evaluate(&p, &ews("x", "devops1"));
+    assert_eq!(by(&p, &d), "allow admins");
+    let d = evaluate(&p, &ews("x", "bob"));
+    assert_eq!((d.action, d.status, by(&p, &d)), (Action::Deny, 418, "deny ews".into()));
+    let d = evaluate(&p, &req(Protocol::Owa, "/owa/", "x"));
+    assert_eq!((d.action, by(&p, &d)), (Action::Allow, "allow everyone".into()));
+
+    let p = policy("default = \"deny\"\ndefault_status = 401\n");
+    let d = evaluate(&p, &req(Protocol::Owa, "/owa/", "x"));
+    assert_eq!((d.action, d.rule, d.status), (Action::Deny, None, 401));
+    assert!(p.explain(&d, &req(Protocol::Owa, "/owa/", "x")).contains("default denies"));
+}
+
+#[test]
+fn conditions_and_values_or_and_unless() {
+    let p = policy(
+        r#"
+[ranges]
+branch = ["10.1.0.0/16"]
+[[rule]]
+name = "r"
+action = "deny"
+protocol = ["activesync", "ews"]
+user_agent = { contains = "outlook", case_sensitive = false }
+unless = { user = "DOMAIN\\Boss", network = "branch" }
+"#,
+    );
+    let mut r = ews("Microsoft Outlook 16", "alice");
+    assert!(denied(&p, &r));
+    r.protocol = Protocol::Owa;
+    assert!(!denied(&p, &r), "protocol values are ORed, conditions ANDed");
+    let mut r = ews("Microsoft Outlook 16", "boss");
+    assert!(!denied(&p, &r), "user exception (DOMAIN\\ stripped)");
+    r.user = "alice".into();
+    r.client_ip = Some("10.1.2.3".parse().unwrap());
+    assert!(!denied(&p, &r), "network exception");
+    r.client_ip = Some("10.2.2.3".parse().unwrap());
+    assert!(denied(&p, &r));
+    r.user_agent = "Thunderbird".into();
+    assert!(!denied(&p, &r));
+}
+
+#[test]
+fn user_agent_modes_and_case() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "prefix cs"
+action = "deny"
+user_agent = { prefix = "Outlook-iOS/", case_sensitive = true }
+[[rule]]
+name = "exact"
+action = "deny"
+user_agent = { exact = "MSRPC" }
+"#,
+    );
+    assert!(denied(&p, &req(Protocol::Ews, "/EWS/", "Outlook-iOS/2.0")));
+    assert!(!denied(&p, &req(Protocol::Ews, "/EWS/", "outlook-ios/2.0")));
+    assert!(!denied(&p, &req(Protocol::Ews, "/EWS/", "x Outlook-iOS/2.0")));
+    assert!(denied(&p, &req(Protocol::Rpc, "/rpc/", "msrpc")));
+    assert!(!denied(&p, &req(Protocol::Rpc, "/rpc/", "MSRPC2")));
+}
+
+#[test]
+fn paths_prefix_and_glob() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "g"
+action = "deny"
+path = ["/owa/auth/*.aspx", "/ECP"]
+"#,
+    );
+    assert!(denied(&p, &req(Protocol::Owa, "/OWA/auth/logon.aspx", "")));
+    assert!(!denied(&p, &req(Protocol::Owa, "/owa/auth/logon.js", "")));
+    assert!(denied(&p, &req(Protocol::Ecp, "/ecp/default.aspx", "")));
+}
+
+#[test]
+fn user_group_file_is_relative_to_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vip.txt"), "# VIPs\nCONTOSO\\Alice\n\nbob@contoso.com\n").unwrap();
+    let f = dir.path().join("p.toml");
+    std::fs::write(&f, "[[rule]]\nname = \"vip\"\naction = \"deny\"\nuser = { group_file = \"vip.txt\" }\n").unwrap();
+    let p = policy::Policy::load(&f).unwrap();
+    assert!(denied(&p, &ews("x", "alice")));
+    assert!(denied(&p, &ews("x", "bob")));
+    assert!(!denied(&p, &ews("x", "carol")));
+    assert!(!denied(&p, &ews("x", "")), "anonymous is nobody");
+}
+
+#[test]
+fn iis_filter_is_a_case_insensitive_substring_on_the_header_line() {
+    let p = example("iis-block-outlook-ua.toml");
+    let d = evaluate(&p, &eas("Sync", "D1", "Outlook", "Outlook-iOS-Android/1.0", "u"));
+    assert_eq!((d.action, d.status, d.substatus), (Action::Deny, 404, 19));
+    assert!(denied(&p, &eas("Sync", "D1", "Outlook", "xx outlook-ios-android/1.0 yy", "u")));
+    let mut r = eas("Sync", "D1", "Outlook", "Outlook-iOS-Android/1.0", "u");
+    r.stem = "/microsoft-server-activesync/Proxy/default.eas".into();
+    assert!(denied(&p, &r), "path prefix is case-insensitive");
+    assert!(!denied(&p, &ews("Outlook-iOS-Android/1.0", "u")), "EWS is a backdoor");
+    assert!(!denied(&p, &eas("Sync", "D1", "Outlook", "Outlook-iOS-Android/2.0", "u")));
+
+    // The whole header line is scanned: a deny string may straddle the name.
+    let p = policy(
+        r#"
+[[iis_filter.rule]]
+name = "x"
+scan_headers = "User-Agent"
+scan_query_string = true
+deny_strings = ["Agent: Foo", "Insert"]
+applies_to = ".asmx"
+"#,
+    );
+    assert!(denied(&p, &req(Protocol::Ews, "/EWS/Exchange.asmx", "foo-bar")));
+    let mut r = req(Protocol::Ews, "/EWS/Exchange.asmx", "bar");
+    r.query = "Query=InsertData".into();
+    assert!(denied(&p, &r));
+    r.stem = "/EWS/other.svc".into();
+    assert!(!denied(&p, &r), "appliesTo limits by extension");
+}
+
+#[test]
+fn ews_allow_outlook_only_example() {
+    let p = example("ews-allow-outlook-only.toml");
+    for ua in [
+        "Microsoft Office Outlook 16.0",
+        "Mozilla/4.0 (compatible; MSIE 7.0; Microsoft Outlook 16.0.1)",
+        "MacOutlook/16.78 (Intel Mac OS X 14.0)",
+    ] {
+        assert!(!denied(&p, &ews(ua, "u")), "{ua}");
+    }
+    for ua in ["microsoft outlook 16", "Outlook-iOS/2.0", "Mac OS X/14.0 (23A344); ExchangeWebServices/1.3", ""] {
+        let d = evaluate(&p, &ews(ua, "u"));
+        assert_eq!((d.action, d.status), (Action::Deny, 403), "{ua}");
+    }
+    assert!(!denied(&p, &req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync", "Outlook-iOS/2.0")));
+    let r = ews("Apple Mail", "u");
+    let d = evaluate(&p, &r);
+    let why = p.explain(&d, &r);
+    assert!(why.contains("EnforceAllowList"), "{why}");
+}
+
+#[test]
+fn ews_wildcards_follow_exchange() {
+    use policy::ews_pattern_matches as m;
+    assert!(m("*", "") && m("**", "anything"));
+    assert!(m("*Foo*", "xFooy") && !m("*Foo*", "xfooy"), "contains is case-sensitive");
+    assert!(m("*Foo", "xFoo") && !m("*Foo", "Foox"));
+    assert!(m("OWA/*", "OWA/1.0") && !m("OWA/*", "owa/1.0") && !m("OWA/*", "xOWA/1"));
+    assert!(m("Exact-App", "EXACT-APP"), "exact is case-insensitive");
+    assert!(!m("Ex*ct", "Exact") && m("Ex*ct", "EX*CT"), "a middle * is literal");
+    assert!(!m("*x*", "") && !m("x*", ""));
+}
+
+#[test]
+fn ews_null_enabled_allows_everything_and_false_denies() {
+    let p =
+        policy("[ews_access]\napplication_access_policy = \"EnforceAllowList\"\nlist = []\nallow_outlook = false\n");
+    assert!(!denied(&p, &ews("Microsoft Outlook", "u")), "EwsEnabled null: nothing else checked");
+    assert!(!denied(&p, &ews("curl", "u")));
+    let p = policy("[ews_access]\news_enabled = false\nallow_outlook = true\n");
+    assert!(denied(&p, &ews("Microsoft Outlook", "u")));
+}
+
+#[test]
+fn ews_switches_take_precedence_over_lists() {
+    // Block list names Outlook, but EwsAllowOutlook = true wins.
+    let p = policy(
+        r#"
+[ews_access]
+ews_enabled = true
+allow_outlook = true
+allow_mac_outlook = false
+application_access_policy = "EnforceBlockList"
+list = ["*Outlook*", "BadApp*"]
+"#,
+    );
+    assert!(!denied(&p, &ews("Microsoft Outlook 16", "u")));
+    assert!(denied(&p, &ews("MacOutlook/16", "u")), "switch false denies even if unlisted");
+    assert!(denied(&p, &ews("BadApp/1", "u")));
+    assert!(!denied(&p, &ews("GoodApp/1", "u")));
+    // Outlook UA that also says MacOutlook: only the Outlook switch applies; null falls to the list.
+    let p = policy(
+        r#"
+[ews_access]
+ews_enabled = true
+allow_mac_outlook = true
+application_access_policy = "EnforceAllowList"
+list = ["Only/*"]
+"#,
+    );
+    assert!(denied(&p, &ews("Microsoft Outlook MacOutlook", "u")));
+    assert!(!denied(&p, &ews("MacOutlook/16", "u")));
+    assert!(!denied(&p, &ews("Only/1", "u")));
+}
+
+#[test]
+fn ews_mailbox_policy_replaces_org_policy() {
+    let p = policy(
+        r#"
+[ews_access]
+ews_enabled = true
+application_access_policy = "EnforceAllowList"
+list = ["OrgApp/*"]
+[[ews_access.user]]
+user = "CONTOSO\\Pilot"
+application_access_policy = "EnforceBlockList"
+list = ["BadApp/*"]
+[[ews_access.user]]
+user = "off"
+ews_enabled = false
+"#,
+    );
+    assert!(!denied(&p, &ews("OrgApp/1", "alice")));
+    assert!(denied(&p, &ews("Other/1", "alice")));
+    assert!(!denied(&p, &ews("Other/1", "pilot")), "lists are not merged");
+    assert!(denied(&p, &ews("BadApp/1", "pilot")));
+    assert!(denied(&p, &ews("OrgApp/1", "off")));
+}
+
+#[test]
+fn device_access_follows_exchange_order() {
+    let p = policy(
+        r#"
+[device_access]
+default_access_level = "Quarantine"
+quarantine_status = 449
+[[device_access.rule]]
+characteristic = "DeviceType"
+query_string = "iPhone"
+access_level = "Allow"
+[[device_access.rule]]
+characteristic = "DeviceModel"
+query_string = "iPhone15,2"
+access_level = "Block"
+[[device_access.rule]]
+characteristic = "UserAgent"
+query_string = "Apple-iPhone15C65/2102.100"
+access_level = "Quarantine"
+[[device_access.personal]]
+user = "alice"
+allowed_device_ids = ["ALICE1"]
+blocked_device_ids = ["STOLEN"]
+"#,
+    );
+    let phone = |id: &str, model: &str, ua: &str, user: &str| {
+        let mut r = eas("Sync", id, "iPhone", ua, user);
+        r.activesync.log.device_model = model.into();
+        r
+    };
+    // personal block beats personal allow and rules
+    let d = evaluate(&p, &phone("STOLEN", "", "", "alice"));
+    assert_eq!((d.action, d.status), (Action::Deny, 403));
+    // personal allow beats block rule
+    assert!(!denied(&p, &phone("ALICE1", "iPhone15,2", "", "alice")));
+    // block rule beats quarantine and allow rules
+    let d = evaluate(&p, &phone("X", "iPhone15,2", "Apple-iPhone15C65/2102.100", "bob"));
+    assert!(by(&p, &d).contains("Block DeviceModel"), "{}", by(&p, &d));
+    // quarantine rule beats allow rule
+    let d = evaluate(&p, &phone("X", "", "apple-iphone15c65/2102.100", "bob"));
+    assert_eq!((d.action, d.status), (Action::Deny, 449));
+    assert!(p.rules()[d.rule.unwrap()].quarantine);
+    // allow rule beats the default
+    assert!(!denied(&p, &phone("X", "", "Apple-iPhone14", "bob")));
+    // default quarantine
+    let mut r = eas("Sync", "X", "Android", "Android-Mail/1", "bob");
+    r.activesync.log.device_model = "Pixel".into();
+    let d = evaluate(&p, &r);
+    assert_eq!((d.action, d.status), (Action::Deny, 449));
+    assert!(p.explain(&d, &r).contains("quarantined"));
+    // not ActiveSync: untouched
+    assert!(!denied(&p, &ews("Android-Mail/1", "bob")));
+}
+
+#[test]
+fn ip_restrictions_first_entry_wins_and_most_specific_path_applies() {
+    let p = policy(
+        r#"
+[[ip_restrictions]]
+path = "/"
+allow_unlisted = true
+entries = [{ cidr = "192.0.2.0/24", allowed = false }]
+[[ip_restrictions]]
+path = "/EWS"
+allow_unlisted = false
+deny_action = "NotFound"
+entries = [
+  { cidr = "10.0.0.5", allowed = true },
+  { cidr = "10.0.0.0/8", allowed = false },
+  { cidr = "10.0.0.0/8", allowed = true },
+]
+"#,
+    );
+    let at = |stem: &str, ip: &str| {
+        let mut r = req(Protocol::Other, stem, "");
+        r.peer_ip = Some(ip.parse().unwrap());
+        r.client_ip = Some("203.0.113.9".parse().unwrap());
+        evaluate(&p, &r)
+    };
+    assert_eq!(at("/owa/", "192.0.2.7").status, 403);
+    assert_eq!(at("/owa/", "10.9.9.9").action, Action::Allow);
+    assert_eq!(at("/EWS/x", "10.0.0.5").action, Action::Allow);
+    let d = at("/EWS/x", "10.0.0.6");
+    assert_eq!((d.action, d.status), (Action::Deny, 404), "first listed entry (deny) wins");
+    assert_eq!(at("/EWS/x", "172.16.0.1").status, 404, "allowUnlisted=false");
+    assert_eq!(at("/EWS/x", "192.0.2.7").status, 404, "only the /EWS section applies there");
+}
+
+#[test]
+fn block_outlook_provision_example() {
+    let p = example("block-outlook-provision.toml");
+    let mut r = eas("Provision", "D1", "Outlook", "Outlook-iOS-Android/1.0", "u");
+    r.client = client("outlook-mobile");
+    assert!(denied(&p, &r));
+    r.activesync.command = "Sync".into();
+    assert!(!denied(&p, &r));
+    let mut r = eas("Provision", "D1", "iPhone", "Apple-iPhone/1", "u");
+    r.client = client("ios-mail");
+    assert!(!denied(&p, &r));
+    assert!(!p.requires_inventory());
+}
+
+#[test]
+fn block_new_outlook_devices_example_needs_and_uses_the_inventory() {
+    let mut p = example("block-new-outlook-devices.toml");
+    assert!(p.requires_inventory());
+    assert!(p.check_ready().is_err());
+    let mut inv = Inventory::new("2024-06-01T00:00:00Z");
+    inv.insert("u", "OLD1", "2024-05-01T00:00:00Z");
+    let inv = Inventory::from_json(&inv.to_json(), "inv.json").unwrap();
+    p.set_inventory(Arc::new(inv));
+    p.check_ready().unwrap();
+    let mut r = eas("Provision", "OLD1", "Outlook", "Outlook-iOS-Android/1.0", "u");
+    r.client = client("outlook-mobile");
+    assert!(!denied(&p, &r), "known device re-provisions");
+    r.activesync.device_id = "NEW1".into();
+    assert!(denied(&p, &r));
+    r.user = "v".into();
+    r.activesync.device_id = "OLD1".into();
+    assert!(denied(&p, &r), "known means known for this user");
+}
+
+#[test]
+fn lockdown_example_combines_blocks() {
+    let p = example("outlook-mobile-lockdown.toml");
+    let mut r = ews("Outlook-iOS/2.0", "pilot2");
+    assert!(denied(&p, &r));
+    r.user = "mobilepilot".into();
+    assert!(!denied(&p, &r), "mailbox allow list and rule exception");
+    assert!(denied(&p, &eas("Sync", "X", "Outlook", "Outlook-iOS-Android/1.0", "mobilepilot")));
+    assert!(!denied(&p, &eas("Sync", "PILOT0001", "Outlook", "Outlook-iOS-Android/1.0", "mobilepilot")));
+    let mut ps = req(Protocol::PowerShell, "/PowerShell", "Microsoft WinRM Client");
+    ps.peer_ip = Some("10.20.1.1".parse().unwrap());
+    assert!(!denied(&p, &ps));
+    ps.peer_ip = Some("10.30.1.1".parse().unwrap());
+    assert!(denied(&p, &ps));
+}
+
+#[test]
+fn every_example_loads_and_prints() {
+    let mut n = 0;
+    for e in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let p = policy::Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!p.rules().is_empty(), "{}", path.display());
+            for r in p.rules() {
+                assert!(r.to_string().starts_with(&r.name));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 5);
+}
+
+#[test]
+fn errors_name_their_line() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("default = \"allow\"\n\n[[rule]]\nname = \"a\"\naction = \"deny\"\nprotocl = \"ews\"\n", 6, "protocl"),
+        ("[[rule]]\nname = \"a\"\naction = \"block\"\n", 3, "block"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\nprotocol = [\"ews\",\n  \"imap\"]\n", 5, "imap"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\nclient = \"outlook-mobil\"\n", 4, "outlook-mobil"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\ncidr = \"10.0.0.0/33\"\n", 4, "CIDR"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\nnetwork = \"nowhere\"\n", 4, "nowhere"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\ncommand = \"Provison\"\n", 4, "Provison"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\nunless = { usr = \"x\" }\n", 4, "usr"),
+        ("[ews_access]\napplication_access_policy = \"AllowAll\"\n", 2, "AllowAll"),
+        ("[[iis_filter.rule]]\nname = \"x\"\nscan_headers = \"Cookie\"\ndeny_strings = \"a\"\n", 3, "Cookie"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\n[[rule]]\nname = \"a\"\naction = \"deny\"\n", 5, "two rules"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\nuser = { group_file = \"missing.txt\" }\n", 4, "missing.txt"),
+    ];
+    for (text, line, needle) in cases {
+        let e = compile(text).expect_err(text);
+        assert_eq!(e.line(), Some(*line), "{e}");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("test.toml:{line}: ")), "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+}
+
+#[test]
+fn explain_names_rule_and_reason() {
+    let p = example("block-outlook-provision.toml");
+    let mut r = eas("Provision", "D1", "Outlook", "Outlook-iOS-Android/1.0", "u");
+    r.client = client("outlook-mobile");
+    let d = evaluate(&p, &r);
+    let s = p.explain(&d, &r);
+    assert!(
+        s.contains("'block Outlook mobile provisioning' denied (403)") && s.contains("command is 'Provision'"),
+        "{s}"
+    );
+}
+
+#[test]
+fn block_rules_carry_their_lines() {
+    let p = example("outlook-mobile-lockdown.toml");
+    let text = std::fs::read_to_string(examples_dir().join("outlook-mobile-lockdown.toml")).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for r in p.rules() {
+        assert!(r.line > 0, "{}", r.name);
+    }
+    let find = |prefix: &str| p.rules().iter().find(|r| r.name.starts_with(prefix)).unwrap().line;
+    assert_eq!(find("device_access: Block"), line_of("[[device_access.rule]]"));
+    assert_eq!(find("ews_access (mobilepilot)"), line_of("user = \"mobilepilot\""));
+    assert_eq!(find("no Outlook"), line_of("name = \"no Outlook mobile user agents\""));
+}

@@ -1,0 +1,32 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors that stop a file from being read. Malformed lines are not errors; they are
+/// counted in [`crate::FileStats`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening, mapping, reading or listing `path` failed (a missing path included).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// The path the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Error::Io { path, .. } => path,
+        }
+    }
+}

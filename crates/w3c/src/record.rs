@@ -1,0 +1,136 @@
+//! One data line, borrowed from the scanner's buffer, and field decoding.
+
+use crate::fields::{Field, Fields};
+
+/// A data line whose field count matched the `#Fields` in force.
+///
+/// Borrows the line bytes and the scanner's span table: building one allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    line: &'a [u8],
+    spans: &'a [(u32, u32)],
+    fields: &'a Fields,
+}
+
+impl<'a> Record<'a> {
+    /// `spans` are `(start, end)` byte offsets into `line`, one per column of `fields`.
+    pub(crate) fn new(line: &'a [u8], spans: &'a [(u32, u32)], fields: &'a Fields) -> Self {
+        debug_assert_eq!(spans.len(), fields.len());
+        Record { line, spans, fields }
+    }
+
+    /// A well-known field; `None` when it is not logged, is `-` or is empty.
+    #[inline]
+    pub fn get(&self, f: Field) -> Option<&'a [u8]> {
+        self.field(self.fields.index(f)?)
+    }
+
+    /// A field by its `#Fields` name (case-insensitive); `None` as for [`Record::get`].
+    pub fn get_named(&self, name: &str) -> Option<&'a [u8]> {
+        self.field(self.fields.index_of(name)?)
+    }
+
+    /// A column by index; `-` and empty values are `None`.
+    #[inline]
+    pub fn field(&self, index: usize) -> Option<&'a [u8]> {
+        match self.raw(index)? {
+            b"-" | b"" => None,
+            v => Some(v),
+        }
+    }
+
+    /// A column by index exactly as logged (`-` included).
+    #[inline]
+    pub fn raw(&self, index: usize) -> Option<&'a [u8]> {
+        let &(s, e) = self.spans.get(index)?;
+        Some(&self.line[s as usize..e as usize])
+    }
+
+    /// Number of columns (always `self.fields().len()`).
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True for a table without columns (never produced by the scanner).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The `#Fields` table this line was read under.
+    pub fn fields(&self) -> &'a Fields {
+        self.fields
+    }
+
+    /// `date` + `time` as Unix seconds (UTC); `None` when either is missing or invalid.
+    pub fn timestamp(&self) -> Option<i64> {
+        crate::time::parse_date_time(self.get(Field::Date)?, self.get(Field::Time)?)
+    }
+
+    /// The whole line without its line end (and without a leading BOM).
+    pub fn line(&self) -> &'a [u8] {
+        self.line
+    }
+}
+
+/// Appends `raw` decoded for display or matching: invalid UTF-8 becomes U+FFFD and
+/// `+` (IIS's escape for a space) becomes ` `.
+pub fn decode_into(raw: &[u8], out: &mut String) {
+    out.reserve(raw.len());
+    for chunk in raw.utf8_chunks() {
+        let mut parts = chunk.valid().split('+');
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        for p in parts {
+            out.push(' ');
+            out.push_str(p);
+        }
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+}
+
+/// Appends `raw` with invalid UTF-8 replaced by U+FFFD and nothing else changed
+/// (for URIs and queries, where `+` is meaningful).
+pub fn decode_utf8_into(raw: &[u8], out: &mut String) {
+    out.reserve(raw.len());
+    for chunk in raw.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_plus_and_invalid_utf8() {
+        let mut s = String::from(">");
+        decode_into(b"Mozilla/5.0+(Windows+NT)+\xff\xfe+caf\xc3\xa9", &mut s);
+        assert_eq!(s, ">Mozilla/5.0 (Windows NT) \u{fffd}\u{fffd} caf\u{e9}");
+        let mut u = String::new();
+        decode_utf8_into(b"a+b=\xc3(", &mut u);
+        assert_eq!(u, "a+b=\u{fffd}(");
+        assert_eq!(u, String::from_utf8_lossy(b"a+b=\xc3("));
+    }
+
+    #[test]
+    fn record_accessors() {
+        let fields = Fields::parse(b"date time cs-username c-ip");
+        let line = b"2022-01-01 00:01:24 - ::1";
+        let spans = [(0, 10), (11, 19), (20, 21), (22, 25)];
+        let r = Record::new(line, &spans, &fields);
+        assert_eq!(r.get(Field::ClientIp), Some(&b"::1"[..]));
+        assert_eq!(r.get(Field::Username), None);
+        assert_eq!(r.raw(2), Some(&b"-"[..]));
+        assert_eq!(r.get(Field::UserAgent), None);
+        assert_eq!(r.get_named("C-IP"), Some(&b"::1"[..]));
+        assert_eq!(r.field(9), None);
+        assert_eq!(r.timestamp(), Some(1_640_995_284));
+        assert_eq!(r.len(), 4);
+    }
+}
