@@ -481,19 +481,20 @@ pub fn render_table(report: &SimReport) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let s = &report.summary;
-    let _ = writeln!(out, "casguard simulate: {}", report.policy);
+    let _ = writeln!(out, "casguard simulate");
+    let _ = writeln!(out, "policy {}", fit(&report.policy, 73));
     let _ = writeln!(
         out,
         "{} people's requests: {} would be denied, {} allowed; {} user(s) affected",
         s.requests, s.denied_requests, s.allowed_requests, s.affected_users
     );
     let _ = writeln!(out, "\nRules\n─────");
-    let _ = writeln!(out, "  {:<32} {:>6} {:>10} {:>7} {:>8}", "rule", "action", "matched", "users", "devices");
+    let _ = writeln!(out, "  {:<40} {:>6} {:>9} {:>6} {:>8}", "rule", "action", "matched", "users", "devices");
     for rule in &report.rules {
         let _ = writeln!(
             out,
-            "  {:<32} {:>6} {:>10} {:>7} {:>8}",
-            fit(&rule.name, 32),
+            "  {:<40} {:>6} {:>9} {:>6} {:>8}",
+            fit(&rule.name, 40),
             rule.action,
             rule.matched_requests,
             rule.users.len(),
@@ -534,7 +535,10 @@ pub fn render_table(report: &SimReport) -> String {
         }
     }
     for note in &report.notes {
-        let _ = writeln!(out, "\nnote: {}", fit(note, 74));
+        let _ = writeln!(out);
+        for (i, line) in crate::table::wrap(note, 72).iter().enumerate() {
+            let _ = writeln!(out, "{}{line}", if i == 0 { "note: " } else { "      " });
+        }
     }
     out
 }

@@ -16,6 +16,33 @@ pub fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// Break `text` into lines of at most `width` characters, at spaces where possible.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed =
+            if line.is_empty() { word.chars().count() } else { line.chars().count() + 1 + word.chars().count() };
+        if needed > width && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > width {
+            let head: String = line.chars().take(width).collect();
+            let rest: String = line.chars().skip(width).collect();
+            lines.push(head);
+            line = rest;
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 fn heading(out: &mut String, title: &str) {
     let _ = writeln!(out, "\n{title}\n{}", "─".repeat(title.chars().count()));
 }
@@ -88,7 +115,9 @@ pub fn render(report: &Report, top_users: usize) -> String {
     let _ = writeln!(out, "  {:<40} {:>14}", "users", s.users);
     let _ = writeln!(out, "  {:<40} {:>14}", "devices and user agents", s.devices);
     for note in &report.notes {
-        let _ = writeln!(out, "  note: {}", fit(note, WIDTH - 8));
+        for (i, line) in wrap(note, WIDTH - 8).iter().enumerate() {
+            let _ = writeln!(out, "  {}{line}", if i == 0 { "note: " } else { "      " });
+        }
     }
 
     heading(&mut out, "Requests by protocol");
@@ -146,6 +175,15 @@ pub fn render(report: &Report, top_users: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::fit;
+
+    #[test]
+    fn wrap_keeps_every_word_within_width() {
+        let text = "Provision requests would be denied; give --known-before or --inventory to see more";
+        let lines = super::wrap(text, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(super::wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+    }
 
     #[test]
     fn fit_cuts_on_characters() {
