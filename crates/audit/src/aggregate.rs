@@ -18,6 +18,8 @@ const MAX_USER_AGENTS: usize = 16;
 const MAX_SOURCES: usize = 32;
 const MAX_COMMANDS: usize = 64;
 const MAX_STATUSES: usize = 256;
+/// Hour x client buckets of the request timeline: a year of hours for a dozen clients.
+const MAX_TIMELINE: usize = 24 * 366 * 12;
 
 /// First and last time something was seen; `i64::MAX`/`i64::MIN` when never.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,7 +231,7 @@ impl UserAgg {
 }
 
 /// Requests of one kind of traffic: protocol, client and user counts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Tally {
     pub requests: u64,
     pub anonymous: u64,
@@ -240,6 +242,24 @@ pub struct Tally {
     pub users: HashMap<Box<str>, UserAgg>,
     /// ActiveSync front-end statistics for the Export-ActiveSyncLog file set.
     pub activesync: ActiveSyncStats,
+    /// Requests per (hour since the epoch, client id), for charts over time.
+    /// Capped: the earliest hours are kept, so the result does not depend on merge order.
+    pub timeline: CappedCounts<(i64, u16)>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            requests: 0,
+            anonymous: 0,
+            span: Span::default(),
+            protocols: [0; PROTOCOLS],
+            clients: Vec::new(),
+            users: HashMap::new(),
+            activesync: ActiveSyncStats::default(),
+            timeline: CappedCounts::new(MAX_TIMELINE),
+        }
+    }
 }
 
 /// What Export-ActiveSyncLog reports beyond users and devices.
@@ -272,6 +292,10 @@ impl Tally {
             self.clients.resize(client + 1, 0);
         }
         self.clients[client] += 1;
+        if req.time != 0 {
+            let bucket = (req.time.div_euclid(3600), req.client.0);
+            self.timeline.add_with(&bucket, 1, || bucket);
+        }
         if req.protocol == Protocol::ActiveSync {
             let status = (req.status, req.substatus);
             self.activesync.statuses.add_with(&status, 1, || status);
@@ -329,6 +353,7 @@ impl Tally {
         for (mine, theirs) in self.activesync.sync_requests.iter_mut().zip(other.activesync.sync_requests) {
             *mine += theirs;
         }
+        self.timeline.merge(other.timeline);
     }
 
     /// Users sorted by key, for stable output.

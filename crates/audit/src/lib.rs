@@ -7,6 +7,8 @@
 pub mod aggregate;
 mod capped;
 pub mod csv_out;
+pub mod events;
+pub mod html;
 pub mod report;
 pub mod scan;
 pub mod simulate;
@@ -14,4 +16,4 @@ pub mod table;
 
 pub use aggregate::Aggregate;
 pub use report::Report;
-pub use scan::{audit_files, scan_files, Collector, Scanned};
+pub use scan::{audit_files, scan_files, Collector};

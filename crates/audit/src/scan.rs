@@ -29,38 +29,45 @@ impl Visitor for Collector<'_> {
     }
 }
 
-/// The visitors of every chunk of every file, in path order, and each file's statistics.
-pub struct Scanned<V> {
-    pub visitors: Vec<V>,
-    pub files: Vec<FileStats>,
-}
-
-/// Scan `paths` in parallel, files and chunks alike. `on_file` is called as each file
-/// finishes (for progress); it may be called from any thread.
-pub fn scan_files<V, F>(
+/// Scan `paths` in parallel, files and chunks alike, into one visitor: each worker
+/// reuses its visitor and finished ones are combined with `merge`, so memory holds a
+/// few visitors whatever the number of files and chunks. `on_file` is called as each
+/// file finishes (for progress), from any thread. Statistics come back in path order.
+pub fn scan_files<V, F, M>(
     paths: &[PathBuf],
     options: &ScanOptions,
     make: F,
+    merge: M,
     on_file: &(dyn Fn(&Path) + Sync),
-) -> Result<Scanned<V>, w3c::Error>
+) -> Result<(V, Vec<FileStats>), w3c::Error>
 where
     V: Visitor,
     F: Fn() -> V + Sync,
+    M: Fn(&mut V, V) + Sync,
 {
-    let results: Vec<_> = paths
+    type Acc<V> = (Option<V>, Vec<(usize, FileStats)>);
+    let combine = |(a, mut sa): Acc<V>, (b, sb): Acc<V>| -> Acc<V> {
+        sa.extend(sb);
+        let v = match (a, b) {
+            (Some(mut a), Some(b)) => {
+                merge(&mut a, b);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        (v, sa)
+    };
+    let (visitor, mut stats) = paths
         .par_iter()
-        .map(|path| {
-            let scan = w3c::scan_path(path, options, &make);
+        .enumerate()
+        .map(|(i, path)| {
+            let (v, stats) = w3c::scan_path_merged(path, options, &make, &merge)?;
             on_file(path);
-            scan
+            Ok((Some(v), vec![(i, stats)]))
         })
-        .collect::<Result<_, _>>()?;
-    let mut scanned = Scanned { visitors: Vec::new(), files: Vec::with_capacity(results.len()) };
-    for result in results {
-        scanned.visitors.extend(result.visitors);
-        scanned.files.push(result.stats);
-    }
-    Ok(scanned)
+        .try_reduce(|| (None, Vec::new()), |a, b| Ok(combine(a, b)))?;
+    stats.sort_by_key(|(i, _)| *i);
+    Ok((visitor.unwrap_or_else(make), stats.into_iter().map(|(_, s)| s).collect()))
 }
 
 /// Read `paths` into one aggregate.
@@ -70,11 +77,12 @@ pub fn audit_files(
     interpreter: &Interpreter,
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Result<(Aggregate, Vec<FileStats>), w3c::Error> {
-    let scanned = scan_files(paths, options, || Collector::new(interpreter), on_file)?;
-    // Merge in a balanced tree: fewer large maps are moved than by folding left.
-    let aggregate = scanned.visitors.into_par_iter().map(|c| c.aggregate).reduce(Aggregate::default, |mut a, b| {
-        a.merge(b);
-        a
-    });
-    Ok((aggregate, scanned.files))
+    let (collector, files) = scan_files(
+        paths,
+        options,
+        || Collector::new(interpreter),
+        |a: &mut Collector<'_>, b: Collector<'_>| a.aggregate.merge(b.aggregate),
+        on_file,
+    )?;
+    Ok((collector.aggregate, files))
 }

@@ -36,6 +36,12 @@ enum Command {
     Emit(cmd::emit::Args),
     /// Build the inventory of known devices.
     Inventory(cmd::inventory::Args),
+    /// Enforce a policy inline, in front of Exchange.
+    Gateway(Box<cmd::gateway::Args>),
+    /// Write one row per request: Parquet partitioned by day, or JSON lines with ECS names.
+    Export(cmd::export::Args),
+    /// Follow IIS logs as they are written and print each new finding once.
+    Watch(cmd::watch::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -49,6 +55,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Emit(args) => cmd::emit::run(args),
         Command::Inventory(args) => cmd::inventory::run(args, &global),
+        Command::Gateway(args) => cmd::gateway::run(*args),
+        Command::Export(args) => cmd::export::run(args, &global),
+        Command::Watch(args) => cmd::watch::run(args),
     }
 }
 

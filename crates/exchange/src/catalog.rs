@@ -254,7 +254,7 @@ impl Catalog {
     /// (`+` as space); `device_type` the ActiveSync DeviceType or empty.
     pub fn classify(&self, user_agent: &str, device_type: &str, protocol: Protocol) -> ClientId {
         let mut found: Mask = 0;
-        if let Some(ac) = &self.contains {
+        if let Some(ac) = self.contains.as_ref().filter(|ac| ac.is_match(user_agent)) {
             for m in ac.find_overlapping_iter(user_agent) {
                 found |= 1 << m.pattern().as_usize();
             }

@@ -149,10 +149,12 @@ impl Interpreter {
 
     fn is_probe(&self, req: &Request) -> bool {
         let ua = req.user_agent.as_bytes();
-        let ua_probe = self.probe_ua.find_overlapping_iter(&req.user_agent).any(|m| {
-            m.pattern().as_usize() != PROBE_TOKEN
-                || holds(ua.get(m.end()), |&c| matches!(c, b'/' | b' ' | b';' | b')' | b'(' | b','))
-        });
+        // Most user agents contain no probe marker: a quick unanchored test first.
+        let ua_probe = self.probe_ua.is_match(&req.user_agent)
+            && self.probe_ua.find_overlapping_iter(&req.user_agent).any(|m| {
+                m.pattern().as_usize() != PROBE_TOKEN
+                    || holds(ua.get(m.end()), |&c| matches!(c, b'/' | b' ' | b';' | b')' | b'(' | b','))
+            });
         ua_probe
             || PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
             || contains_ci(&req.query, PROBE_QUERY)

@@ -76,6 +76,17 @@ impl<'a> Record<'a> {
 /// `+` (IIS's escape for a space) becomes ` `.
 pub fn decode_into(raw: &[u8], out: &mut String) {
     out.reserve(raw.len());
+    // Almost every field is valid UTF-8: validate once, then copy between '+'s.
+    if let Ok(text) = std::str::from_utf8(raw) {
+        let mut start = 0;
+        for plus in memchr::memchr_iter(b'+', raw) {
+            out.push_str(&text[start..plus]);
+            out.push(' ');
+            start = plus + 1;
+        }
+        out.push_str(&text[start..]);
+        return;
+    }
     for chunk in raw.utf8_chunks() {
         let mut parts = chunk.valid().split('+');
         if let Some(first) = parts.next() {
@@ -95,6 +106,10 @@ pub fn decode_into(raw: &[u8], out: &mut String) {
 /// (for URIs and queries, where `+` is meaningful).
 pub fn decode_utf8_into(raw: &[u8], out: &mut String) {
     out.reserve(raw.len());
+    if let Ok(text) = std::str::from_utf8(raw) {
+        out.push_str(text);
+        return;
+    }
     for chunk in raw.utf8_chunks() {
         out.push_str(chunk.valid());
         if !chunk.invalid().is_empty() {

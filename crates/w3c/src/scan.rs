@@ -360,7 +360,84 @@ pub fn scan_chunks<V: Visitor, F: Fn() -> V + Sync>(data: &[u8], opts: &ScanOpti
         let stats = scan_bytes(data, opts, &mut v);
         return FileScan { visitors: vec![v], stats };
     }
-    let max_line = opts.max_line();
+    let in_force = fields_in_force(data, &ranges, opts.max_line());
+    let work = |(r, f): (&Range<usize>, &Option<Fields>)| {
+        let mut v = make();
+        let mut p = Parser::new(&mut v, opts, f.clone());
+        p.lines(&data[r.clone()]);
+        let (stats, lines) = p.finish();
+        (v, stats, lines)
+    };
+    let parts: Vec<(V, FileStats, u64)> = ranges.par_iter().zip(in_force.par_iter()).map(work).collect();
+    let mut visitors = Vec::with_capacity(parts.len());
+    let mut chunk_stats = Vec::with_capacity(parts.len());
+    for (v, s, lines) in parts {
+        visitors.push(v);
+        chunk_stats.push((s, lines));
+    }
+    FileScan { visitors, stats: join_chunk_stats(data.len(), chunk_stats, opts) }
+}
+
+/// The chunks' statistics as one file's: line numbers made absolute by prefix sums.
+fn join_chunk_stats(len: usize, parts: Vec<(FileStats, u64)>, opts: &ScanOptions) -> FileStats {
+    let mut stats = FileStats { bytes: len as u64, ..FileStats::default() };
+    let mut offset = 0u64;
+    for (mut s, lines) in parts {
+        for m in &mut s.first_malformed {
+            m.line += offset;
+        }
+        s.bytes = 0;
+        stats.merge(&s);
+        offset += lines;
+    }
+    stats.first_malformed.truncate(opts.max_reported);
+    stats
+}
+
+/// Like [`scan_chunks`], but each worker reuses its visitor across chunks and the
+/// visitors are combined with `merge`, so memory holds a few visitors, not one per
+/// chunk. `merge` must not depend on order for results to be deterministic.
+pub fn scan_chunks_merged<V, F, M>(data: &[u8], opts: &ScanOptions, make: F, merge: M) -> (V, FileStats)
+where
+    V: Visitor,
+    F: Fn() -> V + Sync,
+    M: Fn(&mut V, V) + Sync,
+{
+    let ranges = chunk_ranges(data, opts.chunk_size());
+    if !opts.parallel || ranges.len() <= 1 {
+        let mut v = make();
+        let stats = scan_bytes(data, opts, &mut v);
+        return (v, stats);
+    }
+    let in_force = fields_in_force(data, &ranges, opts.max_line());
+    type Acc<V> = (V, Vec<(usize, FileStats, u64)>);
+    let (visitor, mut parts): Acc<V> = ranges
+        .par_iter()
+        .zip(in_force.par_iter())
+        .enumerate()
+        .fold(
+            || (make(), Vec::new()),
+            |(mut v, mut parts): Acc<V>, (i, (r, f))| {
+                let mut p = Parser::new(&mut v, opts, f.clone());
+                p.lines(&data[r.clone()]);
+                let (stats, lines) = p.finish();
+                parts.push((i, stats, lines));
+                (v, parts)
+            },
+        )
+        .reduce_with(|(mut a, mut pa), (b, pb)| {
+            merge(&mut a, b);
+            pa.extend(pb);
+            (a, pa)
+        })
+        .expect("at least two chunks");
+    parts.sort_by_key(|(i, _, _)| *i);
+    let stats = join_chunk_stats(data.len(), parts.into_iter().map(|(_, s, l)| (s, l)).collect(), opts);
+    (visitor, stats)
+}
+
+/// The `#Fields` in force at the start of each chunk.
+fn fields_in_force(data: &[u8], ranges: &[Range<usize>], max_line: usize) -> Vec<Option<Fields>> {
     // Directive search per chunk is bounded by the chunk, so the whole pass reads
     // the file once; the fields in force then follow by a forward walk.
     let last: Vec<Option<Fields>> = ranges.par_iter().map(|r| last_fields_in(data, r.clone(), max_line)).collect();
@@ -372,28 +449,7 @@ pub fn scan_chunks<V: Visitor, F: Fn() -> V + Sync>(data: &[u8], opts: &ScanOpti
             cur.clone_from(l);
         }
     }
-    let work = |(r, f): (&Range<usize>, &Option<Fields>)| {
-        let mut v = make();
-        let mut p = Parser::new(&mut v, opts, f.clone());
-        p.lines(&data[r.clone()]);
-        let (stats, lines) = p.finish();
-        (v, stats, lines)
-    };
-    let parts: Vec<(V, FileStats, u64)> = ranges.par_iter().zip(in_force.par_iter()).map(work).collect();
-    let mut stats = FileStats { bytes: data.len() as u64, ..FileStats::default() };
-    let mut visitors = Vec::with_capacity(parts.len());
-    let mut offset = 0u64;
-    for (v, mut s, lines) in parts {
-        for m in &mut s.first_malformed {
-            m.line += offset;
-        }
-        s.bytes = 0;
-        stats.merge(&s);
-        offset += lines;
-        visitors.push(v);
-    }
-    stats.first_malformed.truncate(opts.max_reported);
-    FileScan { visitors, stats }
+    in_force
 }
 
 /// Feeds decoded blocks into a [`Parser`], rolling the partial last line.
@@ -610,6 +666,62 @@ pub fn scan_reader<R: Read + Send, V: Visitor>(
     }
 }
 
+/// Like [`scan_path`], but with one visitor per file: chunks scanned in parallel
+/// are combined with `merge` (see [`scan_chunks_merged`]).
+pub fn scan_path_merged<V, F, M>(path: &Path, opts: &ScanOptions, make: F, merge: M) -> Result<(V, FileStats), Error>
+where
+    V: Visitor,
+    F: Fn() -> V + Sync,
+    M: Fn(&mut V, V) + Sync,
+{
+    let (visitor, mut stats) = match open(path)? {
+        Opened::Gzip(file) => {
+            let mut v = make();
+            let stats = scan_reader(file, opts, &mut v).map_err(|e| Error::io(path, e))?;
+            (v, stats)
+        }
+        Opened::Empty => {
+            let mut v = make();
+            let stats = scan_bytes(&[], opts, &mut v);
+            (v, stats)
+        }
+        Opened::Mapped(map) => scan_chunks_merged(&map, opts, make, merge),
+    };
+    stats.path = path.to_path_buf();
+    Ok((visitor, stats))
+}
+
+enum Opened {
+    Gzip(File),
+    Empty,
+    Mapped(memmap2::Mmap),
+}
+
+/// Open a log file and tell gzip from plain by its magic bytes.
+fn open(path: &Path) -> Result<Opened, Error> {
+    let io_err = |e| Error::io(path, e);
+    let mut file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    let mut magic = [0u8; 2];
+    let got = fill(&mut file, &mut magic).map_err(io_err)?;
+    if got == 2 && magic == GZIP_MAGIC {
+        use std::io::Seek;
+        file.rewind().map_err(io_err)?;
+        return Ok(Opened::Gzip(file));
+    }
+    if len == 0 {
+        return Ok(Opened::Empty);
+    }
+    // SAFETY: the map is read-only and private to this call. IIS only appends to
+    // its logs, which leaves the mapped range intact; a file truncated by another
+    // process while mapped would fault, the accepted price of zero-copy reading.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Opened::Mapped(map))
+}
+
 /// Scans one file, plain or gzip (by its magic bytes `1f 8b`, not its name).
 ///
 /// Plain files are memory-mapped and, when `opts.parallel` and the file is larger than
@@ -623,30 +735,18 @@ pub fn scan_path<V: Visitor, F: Fn() -> V + Sync>(
     opts: &ScanOptions,
     make: F,
 ) -> Result<FileScan<V>, Error> {
-    let io_err = |e| Error::io(path, e);
-    let mut file = File::open(path).map_err(io_err)?;
-    let len = file.metadata().map_err(io_err)?.len();
-    let mut magic = [0u8; 2];
-    let got = fill(&mut file, &mut magic).map_err(io_err)?;
-    let mut scan = if got == 2 && magic == GZIP_MAGIC {
-        use std::io::Seek;
-        file.rewind().map_err(io_err)?;
-        let mut v = make();
-        let stats = scan_reader(file, opts, &mut v).map_err(io_err)?;
-        FileScan { visitors: vec![v], stats }
-    } else if len == 0 {
-        let mut v = make();
-        let stats = scan_bytes(&[], opts, &mut v);
-        FileScan { visitors: vec![v], stats }
-    } else {
-        // SAFETY: the map is read-only and private to this call. IIS only appends to
-        // its logs, which leaves the mapped range intact; a file truncated by another
-        // process while mapped would fault, the accepted price of zero-copy reading.
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        scan_chunks(&map, opts, make)
+    let mut scan = match open(path)? {
+        Opened::Gzip(file) => {
+            let mut v = make();
+            let stats = scan_reader(file, opts, &mut v).map_err(|e| Error::io(path, e))?;
+            FileScan { visitors: vec![v], stats }
+        }
+        Opened::Empty => {
+            let mut v = make();
+            let stats = scan_bytes(&[], opts, &mut v);
+            FileScan { visitors: vec![v], stats }
+        }
+        Opened::Mapped(map) => scan_chunks(&map, opts, make),
     };
     scan.stats.path = path.to_path_buf();
     Ok(scan)

@@ -16,6 +16,7 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    Html,
 }
 
 #[derive(clap::Args, Debug)]
@@ -25,7 +26,7 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Where to write: a folder for csv, a file for table and json (default: stdout).
+    /// Where to write: a folder for csv, a file for table, json and html (default: stdout).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Treat malformed lines as an error (exit 2).
@@ -60,6 +61,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if args.format == Format::Csv && args.out.is_none() {
         anyhow::bail!("--format csv writes several files: give a folder with --out DIR");
     }
+    if args.format == Format::Html && args.out.is_none() {
+        anyhow::bail!("--format html writes a page: give a file with --out report.html");
+    }
     let interpreter = args.inputs.interpreter()?;
     let files = args.inputs.files()?;
     let progress = Progress::new(&files, global);
@@ -91,6 +95,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             emit(args.out.as_ref(), &text)?;
         }
         Format::Table => emit(args.out.as_ref(), &audit::table::render(&report, args.top))?,
+        Format::Html => emit(args.out.as_ref(), &audit::html::audit_html(&report, &aggregate, interpreter.catalog()))?,
     }
     let people_findings = !report.findings.is_empty();
     Ok(if args.fail_on_findings && people_findings { ExitCode::from(1) } else { ExitCode::SUCCESS })

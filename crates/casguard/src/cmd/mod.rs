@@ -3,9 +3,12 @@
 
 pub mod audit;
 pub mod emit;
+pub mod export;
+pub mod gateway;
 pub mod inventory;
 pub mod policy;
 pub mod simulate;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use audit::simulate::{inventory_before, SimCollector, SimReport, Simulation};
+use audit::simulate::{inventory_before, SimCollector, SimReport};
 use policy::{Inventory, Policy};
-use rayon::prelude::*;
 use w3c::ScanOptions;
 
 use super::audit::{emit, warn_malformed};
@@ -18,6 +17,7 @@ use super::{Global, Inputs, Progress};
 pub enum Format {
     Table,
     Json,
+    Html,
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +49,9 @@ pub fn parse_time(text: &str) -> anyhow::Result<i64> {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    if args.format == Format::Html && args.out.is_none() {
+        anyhow::bail!("--format html writes a page: give a file with --out report.html");
+    }
     let interpreter = args.inputs.interpreter()?;
     let mut policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
     let files = args.inputs.files()?;
@@ -70,27 +73,29 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     policy.check_ready()?;
 
     let progress = Progress::new(&files, global);
-    let scanned = audit::scan_files(&files, &options, || SimCollector::new(&interpreter, &policy), &|path| {
-        progress.file_done(path)
-    })?;
+    let (collector, stats) = audit::scan_files(
+        &files,
+        &options,
+        || SimCollector::new(&interpreter, &policy),
+        |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.simulation.merge(b.simulation),
+        &|path| progress.file_done(path),
+    )?;
     progress.finish();
-    let simulation = scanned.visitors.into_par_iter().map(|c| c.simulation).reduce(Simulation::default, |mut a, b| {
-        a.merge(b);
-        a
-    });
+    let simulation = collector.simulation;
 
-    let malformed: u64 = scanned.files.iter().map(|f| f.malformed_total()).sum();
+    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
     if args.strict && malformed > 0 {
-        warn_malformed(&scanned.files, "error");
+        warn_malformed(&stats, "error");
         anyhow::bail!("{malformed} malformed line(s) (--strict)");
     }
-    warn_malformed(&scanned.files, "warning");
+    warn_malformed(&stats, "warning");
 
     let known = inventory.as_ref().map(|i| i as &dyn audit::simulate::KnownDevices);
-    let report = SimReport::build(&simulation, &policy, &interpreter, &scanned.files, known);
+    let report = SimReport::build(&simulation, &policy, &interpreter, &stats, known);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Table => audit::simulate::render_table(&report),
+        Format::Html => audit::html::simulate_html(&report),
     };
     emit(args.out.as_ref(), &text)?;
     Ok(ExitCode::SUCCESS)

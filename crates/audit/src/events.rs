@@ -1,0 +1,352 @@
+//! One event per request, for export: the flat row behind the Parquet
+//! columns, and its JSON line with Elastic Common Schema (ECS) names.
+//!
+//! Every request is an event (people, probes, back-end hops, machine
+//! accounts and exploit attempts alike). Only fields of the request model
+//! are written: custom log fields such as `cs(Authorization)` are never
+//! carried, so no credential can leak into a SIEM through an export.
+
+use std::net::IpAddr;
+
+use exchange::{Catalog, Networks, Request, Traffic};
+use policy::{evaluate, Policy};
+use serde::Serialize;
+
+/// Stable key of a kind of traffic, as in the `traffic` column.
+pub fn traffic_key(traffic: Traffic) -> &'static str {
+    match traffic {
+        Traffic::Person => "person",
+        Traffic::Probe => "probe",
+        Traffic::Backend => "backend",
+        Traffic::Machine => "machine",
+        Traffic::Exploit => "exploit",
+    }
+}
+
+fn some(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A request as one flat row. Empty values are `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// Unix seconds, UTC.
+    pub time: Option<i64>,
+    pub server_ip: Option<IpAddr>,
+    pub site_port: Option<u16>,
+    pub method: Option<&'a str>,
+    pub uri_stem: Option<&'a str>,
+    pub uri_query: Option<&'a str>,
+    pub protocol: &'static str,
+    /// The identity key (lower-cased account name).
+    pub user: Option<&'a str>,
+    /// cs-username as logged.
+    pub username: Option<&'a str>,
+    pub device_id: Option<&'a str>,
+    pub device_type: Option<&'a str>,
+    /// Client id from the catalog.
+    pub client: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub command: Option<&'a str>,
+    pub status: Option<u16>,
+    pub substatus: Option<u16>,
+    /// c-ip, the connection's peer.
+    pub peer_ip: Option<IpAddr>,
+    /// The client after X-Forwarded-For resolution.
+    pub client_ip: Option<IpAddr>,
+    pub forwarded_for: Option<&'a str>,
+    pub network: &'a str,
+    pub traffic: &'static str,
+    pub exploit_rule: Option<&'static str>,
+    /// `allow` or `deny` when a policy was given.
+    pub decision: Option<&'static str>,
+    /// The policy rule that decided (`default` when none matched).
+    pub policy_rule: Option<&'a str>,
+    /// HTTP status the policy answers with when it denies (0: connection reset).
+    pub policy_status: Option<u16>,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(req: &'a Request, catalog: &'a Catalog, networks: &'a Networks, policy: Option<&'a Policy>) -> Self {
+        let (decision, policy_rule, policy_status) = match policy {
+            Some(policy) => {
+                let d = evaluate(policy, req);
+                let rule = d.rule.and_then(|i| policy.rules().get(i)).map_or("default", |r| r.name.as_str());
+                let status = (d.action == policy::Action::Deny).then_some(d.status);
+                (Some(d.action.key()), Some(rule), status)
+            }
+            None => (None, None, None),
+        };
+        Event {
+            time: (req.time != 0).then_some(req.time),
+            server_ip: req.server_ip,
+            site_port: (req.server_port != 0).then_some(req.server_port),
+            method: some(&req.method),
+            uri_stem: some(&req.stem),
+            uri_query: some(&req.query),
+            protocol: req.protocol.key(),
+            user: some(&req.user),
+            username: some(&req.username),
+            device_id: some(&req.activesync.device_id),
+            device_type: some(&req.activesync.device_type),
+            client: &catalog.get(req.client).id,
+            user_agent: some(&req.user_agent),
+            command: some(&req.activesync.command),
+            status: (req.status != 0).then_some(req.status),
+            substatus: (req.status != 0).then_some(req.substatus),
+            peer_ip: req.peer_ip,
+            client_ip: req.client_ip,
+            forwarded_for: some(&req.forwarded_for),
+            network: networks.name(req.network),
+            traffic: traffic_key(req.traffic),
+            exploit_rule: req.exploit,
+            decision,
+            policy_rule,
+            policy_status,
+        }
+    }
+
+    pub fn is_probe(&self) -> bool {
+        self.traffic == "probe"
+    }
+
+    pub fn is_backend(&self) -> bool {
+        self.traffic == "backend"
+    }
+
+    /// The UTC day of the request, `YYYY-MM-DD`; `None` when the time is unknown.
+    pub fn day(&self) -> Option<String> {
+        self.time.map(|t| w3c::time::format_rfc3339(t)[..10].to_string())
+    }
+
+    /// Append this event as one JSON line (with its `\n`).
+    pub fn write_json_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let outcome = match self.status {
+            None => "unknown",
+            Some(s) if s < 400 => "success",
+            Some(_) => "failure",
+        };
+        let doc = Ecs {
+            timestamp: self.time.map(w3c::time::format_rfc3339),
+            event: EcsEvent {
+                kind: "event",
+                category: ["web"],
+                kind_type: ["access"],
+                dataset: "casguard.iis",
+                outcome,
+            },
+            source: self.client_ip.map(|ip| EcsIp { ip }),
+            server: EcsServer { ip: self.server_ip, port: self.site_port },
+            url: EcsUrl { path: self.uri_stem, query: self.uri_query },
+            http: EcsHttp {
+                request: EcsHttpRequest { method: self.method },
+                response: EcsHttpResponse { status_code: self.status },
+            },
+            user_agent: self.user_agent.map(|original| EcsUserAgent { original }),
+            user: self.user.map(|name| EcsUser { name }),
+            casguard: self,
+        };
+        serde_json::to_writer(&mut *out, &doc)?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct Ecs<'e, 'a> {
+    #[serde(rename = "@timestamp", skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
+    event: EcsEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<EcsIp>,
+    server: EcsServer,
+    url: EcsUrl<'a>,
+    http: EcsHttp<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<EcsUserAgent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<EcsUser<'a>>,
+    #[serde(serialize_with = "casguard_fields")]
+    casguard: &'e Event<'a>,
+}
+
+#[derive(Serialize)]
+struct EcsEvent {
+    kind: &'static str,
+    category: [&'static str; 1],
+    #[serde(rename = "type")]
+    kind_type: [&'static str; 1],
+    dataset: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Serialize)]
+struct EcsIp {
+    ip: IpAddr,
+}
+
+#[derive(Serialize)]
+struct EcsServer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct EcsUrl<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct EcsHttp<'a> {
+    request: EcsHttpRequest<'a>,
+    response: EcsHttpResponse,
+}
+
+#[derive(Serialize)]
+struct EcsHttpRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct EcsHttpResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct EcsUserAgent<'a> {
+    original: &'a str,
+}
+
+#[derive(Serialize)]
+struct EcsUser<'a> {
+    name: &'a str,
+}
+
+/// What ECS has no field for, under `casguard.*`.
+#[derive(Serialize)]
+struct CasguardFields<'a> {
+    protocol: &'static str,
+    client: &'a str,
+    traffic: &'static str,
+    network: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    substatus: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forwarded_for: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exploit_rule: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_status: Option<u16>,
+}
+
+fn casguard_fields<S: serde::Serializer>(e: &&Event<'_>, s: S) -> Result<S::Ok, S::Error> {
+    CasguardFields {
+        protocol: e.protocol,
+        client: e.client,
+        traffic: e.traffic,
+        network: e.network,
+        device_id: e.device_id,
+        device_type: e.device_type,
+        command: e.command,
+        username: e.username,
+        substatus: e.substatus,
+        peer_ip: e.peer_ip,
+        forwarded_for: e.forwarded_for,
+        exploit_rule: e.exploit_rule,
+        decision: e.decision,
+        policy_rule: e.policy_rule,
+        policy_status: e.policy_status,
+    }
+    .serialize(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exchange::Interpreter;
+
+    fn request(interpreter: &Interpreter, ua: &str, stem: &str, query: &str, user: &str) -> Request {
+        let mut req = Request {
+            time: 1_793_577_600, // 2026-11-02T00:00:00Z
+            method: "POST".into(),
+            stem: stem.into(),
+            query: query.into(),
+            status: 200,
+            server_port: 443,
+            peer_ip: Some("40.97.1.2".parse().unwrap()),
+            user_agent: ua.into(),
+            username: user.into(),
+            ..Request::default()
+        };
+        interpreter.interpret(&mut req);
+        req
+    }
+
+    #[test]
+    fn json_line_uses_ecs_names() {
+        let interpreter = Interpreter::builtin();
+        let req = request(
+            &interpreter,
+            "Outlook-iOS-Android/1.0",
+            "/Microsoft-Server-ActiveSync",
+            "Cmd=Sync&DeviceId=ABC&DeviceType=Outlook",
+            "CONTOSO\\Alice",
+        );
+        let event = Event::new(&req, interpreter.catalog(), interpreter.networks(), None);
+        assert_eq!(event.day().as_deref(), Some("2026-11-02"));
+        let mut out = Vec::new();
+        event.write_json_line(&mut out).unwrap();
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["@timestamp"], "2026-11-02T00:00:00Z");
+        assert_eq!(v["user_agent"]["original"], "Outlook-iOS-Android/1.0");
+        assert_eq!(v["source"]["ip"], "40.97.1.2");
+        assert_eq!(v["url"]["path"], "/Microsoft-Server-ActiveSync");
+        assert_eq!(v["http"]["request"]["method"], "POST");
+        assert_eq!(v["http"]["response"]["status_code"], 200);
+        assert_eq!(v["user"]["name"], "alice");
+        assert_eq!(v["casguard"]["client"], "outlook-mobile");
+        assert_eq!(v["casguard"]["protocol"], "activesync");
+        assert_eq!(v["casguard"]["device_id"], "ABC");
+        assert_eq!(v["casguard"]["command"], "Sync");
+        assert_eq!(v["casguard"]["traffic"], "person");
+        assert!(v["casguard"].get("decision").is_none());
+    }
+
+    #[test]
+    fn policy_decision_is_filled() {
+        let interpreter = Interpreter::builtin();
+        let text = "[ews_access]\news_enabled = true\napplication_access_policy = \"EnforceAllowList\"\nlist = []\n\
+                    allow_outlook = true\n";
+        let policy = Policy::from_toml(text, "p.toml".as_ref(), interpreter.catalog(), interpreter.networks()).unwrap();
+        let req = request(&interpreter, "ExchangeServicesClient/15", "/EWS/Exchange.asmx", "", "bob@contoso.com");
+        let event = Event::new(&req, interpreter.catalog(), interpreter.networks(), Some(&policy));
+        assert_eq!(event.decision, Some("deny"));
+        assert_eq!(event.policy_status, Some(403));
+        let ok = request(&interpreter, "Microsoft Office Outlook 16.0", "/EWS/Exchange.asmx", "", "bob@contoso.com");
+        let event = Event::new(&ok, interpreter.catalog(), interpreter.networks(), Some(&policy));
+        assert_eq!(event.decision, Some("allow"));
+        assert_eq!(event.policy_status, None);
+    }
+}

@@ -1,0 +1,183 @@
+//! `casguard gateway`: enforce a policy inline, as a reverse proxy in front
+//! of Exchange. Flags override the same keys from `--config FILE`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use gateway::{Config, Level};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// TOML file with the same keys as these flags (`tls-cert = "..."`); flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The policy file. If it cannot be loaded, the gateway does not start (exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Known devices from `casguard inventory build`, for `device` rules.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Named network ranges, as for `simulate --ranges`.
+    #[arg(long = "ranges", value_name = "FILE")]
+    pub ranges: Vec<PathBuf>,
+    /// Client catalog to use instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Address to listen on; TLS when --tls-cert and --tls-key are given. Repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// Extra plain-HTTP listener (TLS terminated elsewhere). Repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub listen_plain: Vec<SocketAddr>,
+    /// Certificate chain (PEM) for the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Exchange server, `https://cas1.contoso.local` or `http://host:port`. Repeatable; failover in order.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Vec<String>,
+    /// CA certificates (PEM) for upstream TLS, instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Peer whose X-Forwarded-For is trusted (address or CIDR). Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub trusted_proxy: Vec<String>,
+    /// Directory for W3C access logs (u_exYYMMDD_x.log, daily).
+    #[arg(long, value_name = "DIR")]
+    pub access_log: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR at /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Most client connections at once [default: 16384].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request head in bytes [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Most request headers [default: 100].
+    #[arg(long, value_name = "N")]
+    pub max_headers: Option<usize>,
+    /// Seconds to receive a whole request head [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds to connect to an upstream [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<u64>,
+    /// Seconds between upstream health checks [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub health_interval: Option<u64>,
+    /// Seconds to let requests in flight finish on SIGINT/SIGTERM [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout: Option<u64>,
+    /// Seconds between checks of the policy and inventory files for changes [default: 2].
+    #[arg(long, value_name = "SECS")]
+    pub reload_interval: Option<u64>,
+    /// Status when no upstream is healthy: 502 or 503 [default: 503].
+    #[arg(long, value_name = "STATUS")]
+    pub no_upstream_status: Option<u16>,
+    /// Messages on stderr from this level up.
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+}
+
+impl Args {
+    /// The config file (if any) with the flags laid over it.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        fn set<T>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        fn set_list<T>(slot: &mut Vec<T>, v: Vec<T>) {
+            if !v.is_empty() {
+                *slot = v;
+            }
+        }
+        if self.policy.is_some() {
+            c.policy = self.policy;
+        }
+        if self.inventory.is_some() {
+            c.inventory = self.inventory;
+        }
+        if self.catalog.is_some() {
+            c.catalog = self.catalog;
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            c.tls_key = self.tls_key;
+        }
+        if self.upstream_ca.is_some() {
+            c.upstream_ca = self.upstream_ca;
+        }
+        if self.access_log.is_some() {
+            c.access_log = self.access_log;
+        }
+        if self.metrics.is_some() {
+            c.metrics = self.metrics;
+        }
+        set_list(&mut c.ranges, self.ranges);
+        set_list(&mut c.listen, self.listen);
+        set_list(&mut c.listen_plain, self.listen_plain);
+        set_list(&mut c.upstream, self.upstream);
+        set_list(&mut c.trusted_proxies, self.trusted_proxy);
+        set(&mut c.max_connections, self.max_connections);
+        set(&mut c.max_header_bytes, self.max_header_bytes);
+        set(&mut c.max_headers, self.max_headers);
+        set(&mut c.header_timeout, self.header_timeout);
+        set(&mut c.idle_timeout, self.idle_timeout);
+        set(&mut c.connect_timeout, self.connect_timeout);
+        set(&mut c.health_interval, self.health_interval);
+        set(&mut c.drain_timeout, self.drain_timeout);
+        set(&mut c.reload_interval, self.reload_interval);
+        set(&mut c.no_upstream_status, self.no_upstream_status);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let max = match args.log_level {
+        LogLevel::Error => Level::Error,
+        LogLevel::Warn => Level::Warn,
+        LogLevel::Info => Level::Info,
+        LogLevel::Debug => Level::Debug,
+    };
+    let config = args.config()?;
+    let events: gateway::EventSink = Arc::new(move |level, msg: &str| {
+        if level <= max {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            eprintln!("{} {level}: {msg}", w3c::time::format_rfc3339(now as i64));
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("casguard-gateway")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(gateway::serve(config, events))?;
+    // Connections still open after the drain timeout are dropped here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(ExitCode::SUCCESS)
+}

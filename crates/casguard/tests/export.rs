@@ -1,0 +1,257 @@
+//! `casguard export`: Parquet read back by DuckDB (tests/duckdb/check.py) and
+//! by the parquet crate, and JSON lines, each compared with `casguard audit`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use casguard_loggen::{generate, GzipMode, Options, Truth};
+use serde_json::Value;
+
+fn casguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "casguard failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_slice(&ok(casguard(args)).stdout).expect("JSON output")
+}
+
+fn generated(seed: u64) -> (tempfile::TempDir, Truth) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path().join("logs"));
+    opts.seed = seed;
+    opts.gzip = GzipMode::Some;
+    let truth = generate(&opts).expect("generate logs");
+    (dir, truth)
+}
+
+const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/ews-allow-outlook-only.toml");
+
+fn counts(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
+}
+
+fn finding_users(report: &Value, kind: &str) -> Vec<String> {
+    let mut users: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .map(|f| f["user"].as_str().unwrap().to_string())
+        .collect();
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// A Python that can `import duckdb`: $CASGUARD_PYTHON, target/pyenv (made by .ci/run), or python3.
+fn duckdb_python() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut candidates: Vec<PathBuf> = std::env::var_os("CASGUARD_PYTHON").map(PathBuf::from).into_iter().collect();
+    candidates.push(root.join("target/pyenv/bin/python"));
+    candidates.push(root.join("target/pyenv/Scripts/python.exe"));
+    candidates.push("python3".into());
+    candidates
+        .into_iter()
+        .find(|p| Command::new(p).args(["-c", "import duckdb"]).output().map(|o| o.status.success()).unwrap_or(false))
+}
+
+#[test]
+fn parquet_counts_in_duckdb_match_the_audit() {
+    let Some(python) = duckdb_python() else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs duckdb: see tests/duckdb/README-snippet.md");
+        eprintln!("skipped: no python with duckdb (python3 -m venv target/pyenv && target/pyenv/bin/pip install -r tests/requirements.txt)");
+        return;
+    };
+    let (dir, truth) = generated(7);
+    let logs = dir.path().join("logs");
+    let logs = logs.to_str().unwrap();
+    let out = dir.path().join("export");
+    let out_s = out.to_str().unwrap();
+    // Small row groups: several per part file.
+    ok(casguard(&[
+        "-q",
+        "export",
+        "--format",
+        "parquet",
+        "--out",
+        out_s,
+        "--policy",
+        POLICY,
+        "--row-group-rows",
+        "500",
+        logs,
+    ]));
+    let check = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/duckdb/check.py"))
+        .arg(&out)
+        .output()
+        .expect("run check.py");
+    assert!(check.status.success(), "check.py: {}", String::from_utf8_lossy(&check.stderr));
+    let db: Value = serde_json::from_slice(&check.stdout).expect("check.py prints JSON");
+
+    let report = json(&["audit", "--format", "json", logs]);
+    let s = &report["summary"];
+    let rows = s["lines"].as_u64().unwrap() - s["malformed"].as_u64().unwrap();
+    assert_eq!(db["rows"], rows, "one row per well-formed line");
+    let traffic = counts(&db["by_traffic"]);
+    assert_eq!(traffic["person"], s["requests"].as_u64().unwrap(), "people");
+    assert_eq!(traffic.get("probe").copied().unwrap_or(0), s["probes"].as_u64().unwrap());
+    assert_eq!(traffic.get("backend").copied().unwrap_or(0), s["backend_duplicates"].as_u64().unwrap());
+    assert_eq!(traffic.get("exploit").copied().unwrap_or(0), s["exploit_attempts"].as_u64().unwrap());
+    assert_eq!(traffic.get("machine").copied().unwrap_or(0), s["machine"].as_u64().unwrap());
+    assert_eq!(db["probes"], s["probes"]);
+    assert_eq!(db["backend"], s["backend_duplicates"]);
+    assert_eq!(counts(&db["person_protocols"]), counts(&report["protocols"]), "people's protocols");
+    assert_eq!(counts(&db["person_clients"]), counts(&report["clients"]), "people's clients");
+    assert_eq!(counts(&db["person_protocols"]), truth.protocols, "and the generator's truth");
+    let exploits: u64 = counts(&db["exploits"]).values().sum();
+    assert_eq!(exploits, truth.summary.exploit_attempts);
+
+    // Decisions: the same evaluate() as simulate.
+    let sim = json(&["simulate", "--policy", POLICY, "--format", "json", logs]);
+    let decisions = counts(&db["person_decisions"]);
+    assert_eq!(decisions.get("deny").copied().unwrap_or(0), sim["summary"]["denied_requests"].as_u64().unwrap());
+    assert_eq!(decisions.get("allow").copied().unwrap_or(0), sim["summary"]["allowed_requests"].as_u64().unwrap());
+
+    // Partitions by day, each row in its day; and the README's two questions.
+    assert_eq!(db["dates"], serde_json::json!(["2026-11-02", "2026-11-03", "2026-11-04"]));
+    assert_eq!(db["misfiled"], 0);
+    assert_eq!(db["outlook_mobile_users"], serde_json::json!(finding_users(&report, "cloud-credentials")));
+    assert_eq!(db["ews_non_outlook_users"], serde_json::json!(finding_users(&report, "ews-non-outlook")));
+
+    // A second export into the same folder would mix data: refused.
+    let again = casguard(&["-q", "export", "--format", "parquet", "--out", out_s, logs]);
+    assert_eq!(again.status.code(), Some(2));
+}
+
+#[test]
+fn parquet_files_read_back_with_the_parquet_crate() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let (dir, _) = generated(3);
+    let logs = dir.path().join("logs");
+    let out = dir.path().join("export");
+    ok(casguard(&[
+        "-q",
+        "export",
+        "--format",
+        "parquet",
+        "--out",
+        out.to_str().unwrap(),
+        "--row-group-rows",
+        "100",
+        logs.to_str().unwrap(),
+    ]));
+    let report = json(&["audit", "--format", "json", logs.to_str().unwrap()]);
+    let mut rows = 0i64;
+    let mut groups = 0;
+    let mut days = Vec::new();
+    for day in std::fs::read_dir(&out).unwrap() {
+        let day = day.unwrap().path();
+        let name = day.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("date=2026-11-0"), "{name}");
+        days.push(name);
+        for part in std::fs::read_dir(&day).unwrap() {
+            let part = part.unwrap().path();
+            assert!(part.file_name().unwrap().to_string_lossy().starts_with("part-"));
+            let reader = SerializedFileReader::new(std::fs::File::open(&part).unwrap()).unwrap();
+            let meta = reader.metadata();
+            rows += meta.file_metadata().num_rows();
+            groups += meta.num_row_groups();
+            let names: Vec<&str> = meta.file_metadata().schema_descr().columns().iter().map(|c| c.name()).collect();
+            for column in [
+                "time",
+                "server_ip",
+                "site_port",
+                "protocol",
+                "user",
+                "device_id",
+                "device_type",
+                "client",
+                "user_agent",
+                "command",
+                "status",
+                "client_ip",
+                "network",
+                "is_probe",
+                "is_backend",
+                "exploit_rule",
+                "decision",
+            ] {
+                assert!(names.contains(&column), "column {column} in {names:?}");
+            }
+        }
+    }
+    days.sort();
+    assert_eq!(days, ["date=2026-11-02", "date=2026-11-03", "date=2026-11-04"]);
+    let s = &report["summary"];
+    assert_eq!(rows as u64, s["lines"].as_u64().unwrap() - s["malformed"].as_u64().unwrap());
+    assert!(groups as i64 > rows / 100 - 20, "rows were flushed in row groups of 100: {groups} groups, {rows} rows");
+}
+
+#[test]
+fn jsonl_streams_one_ecs_event_per_request_and_no_credentials() {
+    let (dir, _) = generated(5);
+    let logs = dir.path().join("logs");
+    // A log with an Authorization column (a misconfigured custom field).
+    let custom = logs.join("CUSTOM/W3SVC1");
+    std::fs::create_dir_all(&custom).unwrap();
+    std::fs::write(
+        custom.join("u_ex261102_auth.log"),
+        "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Authorization) sc-status sc-substatus sc-win32-status time-taken\r\n\
+         2026-11-02 09:00:00 10.0.1.11 POST /EWS/Exchange.asmx - 443 CONTOSO\\zed 198.51.100.7 ExchangeServicesClient/15 Basic+emVkOmh1bnRlcjI= 200 0 0 12\r\n",
+    )
+    .unwrap();
+    let out = ok(casguard(&["-q", "export", "--format", "jsonl", logs.to_str().unwrap()]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains("emVkOmh1bnRlcjI") && !text.to_ascii_lowercase().contains("authorization"),
+        "credential leaked"
+    );
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let report = json(&["audit", "--format", "json", logs.to_str().unwrap()]);
+    let s = &report["summary"];
+    assert_eq!(events.len() as u64, s["lines"].as_u64().unwrap() - s["malformed"].as_u64().unwrap());
+    let mut protocols: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &events {
+        assert!(e["@timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(e["url"]["path"].is_string() && e["http"]["response"]["status_code"].is_u64());
+        assert!(e["casguard"]["client"].is_string() && e["casguard"]["traffic"].is_string());
+        if e["casguard"]["traffic"] == "person" {
+            *protocols.entry(e["casguard"]["protocol"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(protocols, counts(&report["protocols"]));
+    let zed = events.iter().find(|e| e["user"]["name"] == "zed").expect("zed's event");
+    assert_eq!(zed["user_agent"]["original"], "ExchangeServicesClient/15");
+    assert_eq!(zed["source"]["ip"], "198.51.100.7");
+    assert_eq!(zed["casguard"]["client"], "ews-app");
+    assert!(zed["casguard"].get("decision").is_none());
+
+    // With a policy, to a file.
+    let file = dir.path().join("events.jsonl");
+    ok(casguard(&[
+        "-q",
+        "export",
+        "--format",
+        "jsonl",
+        "--policy",
+        POLICY,
+        "--out",
+        file.to_str().unwrap(),
+        logs.to_str().unwrap(),
+    ]));
+    let with_policy = std::fs::read_to_string(&file).unwrap();
+    let zed = with_policy
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["user"]["name"] == "zed")
+        .unwrap();
+    assert_eq!(zed["casguard"]["decision"], "deny");
+    assert_eq!(zed["casguard"]["policy_status"], 403);
+}

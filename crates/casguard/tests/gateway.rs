@@ -1,0 +1,182 @@
+//! `casguard gateway` as an admin runs it: fail closed on a bad policy,
+//! serve, reload on SIGHUP, stop on SIGTERM, and leave an access log that
+//! `casguard audit` and `simulate` read.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_casguard"))
+}
+
+/// A minimal keep-alive upstream: 200 "ok" to every request without a body.
+fn upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request on a fresh connection; the status code.
+fn get(addr: SocketAddr, path: &str, ua: &str, auth: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = if auth.is_empty() { String::new() } else { format!("Authorization: {auth}\r\n") };
+    write!(s, "GET {path} HTTP/1.1\r\nHost: mail.contoso.com\r\nUser-Agent: {ua}\r\n{auth}Connection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn kill(child: &Child, signal: &str) {
+    let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success();
+    assert!(ok);
+}
+
+/// Start the gateway; returns it, its address, and its stderr lines.
+fn start(policy: &Path, dir: &Path, up: SocketAddr) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = bin()
+        .args(["gateway", "--policy"])
+        .arg(policy)
+        .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--access-log"])
+        .arg(dir.join("logs"))
+        .args(["--reload-interval", "60", "--drain-timeout", "5"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = wait_for(&rx, "listening on http://");
+    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    (child, addr, rx)
+}
+
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no '{needle}' on stderr"),
+        }
+    }
+}
+
+#[test]
+fn refuses_to_start_with_a_bad_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "default = 'allow'\n[[rule]]\nname = 'x'\naction = 'perhaps'\n").unwrap();
+    let out = bin()
+        .args(["gateway", "--policy"])
+        .arg(&policy)
+        .args(["--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("policy") && err.contains("p.toml"), "{err}");
+}
+
+#[test]
+fn config_file_keys_and_flags_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(&config, "policy = 'missing.toml'\nlisten = ['127.0.0.1:0']\nupstream = ['http://127.0.0.1:9']\n")
+        .unwrap();
+    // The file's policy is missing: fail closed.
+    let out = bin().args(["gateway", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    // Unknown keys are errors too.
+    std::fs::write(&config, "polcy = 'x'\n").unwrap();
+    let out = bin().args(["gateway", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[cfg(unix)]
+#[test]
+fn serves_reloads_on_sighup_stops_on_sigterm_and_audit_reads_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    let deny = |ua: &str| {
+        format!(
+            "default = 'allow'\n[[rule]]\nname = 'no {ua}'\naction = 'deny'\nuser_agent = {{ prefix = ['{ua}'] }}\n"
+        )
+    };
+    std::fs::write(&policy, deny("Legacy")).unwrap();
+    let up = upstream();
+    let (child, addr, rx) = start(&policy, dir.path(), up);
+    let auth = "Basic Q09OVE9TT1xqZG9lOnMzY3JldA=="; // CONTOSO\jdoe:s3cret
+    assert_eq!(get(addr, "/owa/", "Legacy/1.0", auth), 403);
+    assert_eq!(get(addr, "/owa/", "Mozilla/5.0", auth), 200);
+
+    // A bad policy on SIGHUP is rejected; the old one stays.
+    std::fs::write(&policy, "default = 'allow'\n[[rule]]\n").unwrap();
+    kill(&child, "-HUP");
+    wait_for(&rx, "reload rejected");
+    assert_eq!(get(addr, "/owa/", "Legacy/1.0", auth), 403);
+    // A good one applies.
+    std::fs::write(&policy, deny("Mozilla")).unwrap();
+    kill(&child, "-HUP");
+    wait_for(&rx, "policy reloaded");
+    assert_eq!(get(addr, "/owa/", "Legacy/1.0", auth), 200);
+    assert_eq!(get(addr, "/ews/exchange.asmx", "Mozilla/5.0", auth), 403);
+
+    kill(&child, "-TERM");
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+
+    // The access log is a CAS log to audit and simulate.
+    let logs = dir.path().join("logs");
+    let text: String =
+        std::fs::read_dir(&logs).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    assert!(!text.contains("s3cret") && !text.contains("Q09OVE9TT1xqZG9lOnMzY3JldA"), "{text}");
+    assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 5, "{text}");
+    let out = bin().args(["audit", "--format", "json"]).arg(&logs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("jdoe"), "{report}");
+    let out = bin().args(["simulate", "--policy"]).arg(&policy).arg(&logs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no Mozilla"));
+}

@@ -1,0 +1,212 @@
+//! The access log, in IIS W3C format so `casguard audit` and `simulate`
+//! read it like any CAS log. Lines go through a bounded channel to a writer
+//! thread; the request path never waits on the disk (a full channel drops
+//! the line and counts it). One file per UTC day: `u_exYYMMDD_x.log`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::events::{EventSink, Level};
+use crate::GatewayError;
+
+/// Exchange's default fields, plus X-Forwarded-For and casguard's verdict.
+pub const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) \
+cs(Referer) sc-status sc-substatus sc-win32-status time-taken X-Forwarded-For x-casguard-decision x-casguard-rule";
+
+const QUEUE: usize = 65_536;
+
+/// Appends `value` as one W3C field: empty becomes `-`, spaces and control
+/// characters become `+` (IIS's escape), so a field never splits.
+pub fn push_field(line: &mut String, value: &str) {
+    if !line.is_empty() {
+        line.push(' ');
+    }
+    if value.is_empty() {
+        line.push('-');
+        return;
+    }
+    for c in value.chars() {
+        line.push(if c.is_whitespace() || c.is_control() { '+' } else { c });
+    }
+}
+
+/// The sending side; shared by all connections.
+pub struct AccessLog {
+    tx: SyncSender<String>,
+    dropped: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AccessLog {
+    /// Start the writer thread for `dir` (created if missing).
+    pub fn start(dir: &Path, events: EventSink) -> Result<AccessLog, GatewayError> {
+        std::fs::create_dir_all(dir).map_err(GatewayError::io(format!("cannot create {}", dir.display())))?;
+        let (tx, rx) = sync_channel::<String>(QUEUE);
+        let dir = dir.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("casguard-access-log".into())
+            .spawn(move || write_loop(&dir, rx, &events))
+            .map_err(GatewayError::io("cannot start the access log writer"))?;
+        Ok(AccessLog { tx, dropped: AtomicU64::new(0), writer: Mutex::new(Some(writer)) })
+    }
+
+    /// Queue one line (without line end). Never blocks.
+    pub fn send(&self, line: String) {
+        if line.is_empty() || self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Write what is queued and stop the writer; later lines are dropped.
+    pub fn close(&self) {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = writer {
+            // An empty line is the stop mark (real lines are never empty).
+            let _ = self.tx.send(String::new());
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Current {
+    day: String,
+    out: BufWriter<File>,
+}
+
+struct Writer<'a> {
+    dir: &'a Path,
+    events: &'a EventSink,
+    current: Option<Current>,
+    failing: bool,
+}
+
+impl Writer<'_> {
+    fn write(&mut self, line: &str) {
+        // The line starts with its UTC date: it picks the file.
+        let day = line.get(..10).unwrap_or("1970-01-01");
+        if self.current.as_ref().is_none_or(|c| c.day != day) {
+            self.flush();
+            self.current = None;
+            match open_day(self.dir, day, line) {
+                Ok(c) => {
+                    self.current = Some(c);
+                    self.failing = false;
+                }
+                Err(e) => return self.fail(&e),
+            }
+        }
+        if let Some(c) = &mut self.current {
+            if let Err(e) = c.out.write_all(line.as_bytes()).and_then(|_| c.out.write_all(b"\r\n")) {
+                self.fail(&e);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: &std::io::Error) {
+        if !self.failing {
+            (self.events)(Level::Error, &format!("access log: {e}"));
+            self.failing = true;
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(c) = &mut self.current {
+            let _ = c.out.flush();
+        }
+    }
+}
+
+fn write_loop(dir: &Path, rx: Receiver<String>, events: &EventSink) {
+    let mut w = Writer { dir, events, current: None, failing: false };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) if line.is_empty() => break,
+            Ok(line) => w.write(&line),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Write what is queued, then flush once the queue is empty, so tail -f
+        // and tests see lines promptly without a flush per line under load.
+        loop {
+            match rx.try_recv() {
+                Ok(line) if line.is_empty() => {
+                    w.flush();
+                    return;
+                }
+                Ok(line) => w.write(&line),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    w.flush();
+                    return;
+                }
+            }
+        }
+        w.flush();
+    }
+    w.flush();
+}
+
+/// `u_exYYMMDD_x.log`, as IIS names files with custom fields.
+pub fn file_name(day: &str) -> String {
+    let digits: String = day.chars().filter(char::is_ascii_digit).collect();
+    format!("u_ex{}_x.log", digits.get(2..8).unwrap_or("000000"))
+}
+
+fn open_day(dir: &Path, day: &str, first_line: &str) -> std::io::Result<Current> {
+    let path: PathBuf = dir.join(file_name(day));
+    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let mut out = BufWriter::with_capacity(64 * 1024, file);
+    // IIS writes the directives again whenever it (re)opens a file.
+    let time = first_line.get(11..19).unwrap_or("00:00:00");
+    write!(
+        out,
+        "#Software: casguard gateway {}\r\n#Version: 1.0\r\n#Date: {day} {time}\r\n#Fields: {FIELDS}\r\n",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    Ok(Current { day: day.to_string(), out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_escape() {
+        let mut l = String::new();
+        push_field(&mut l, "2024-05-01");
+        push_field(&mut l, "");
+        push_field(&mut l, "Mozilla/5.0 (X11;\tLinux)\r\n");
+        assert_eq!(l, "2024-05-01 - Mozilla/5.0+(X11;+Linux)++");
+        assert_eq!(file_name("2024-05-01"), "u_ex240501_x.log");
+    }
+
+    #[test]
+    fn rotates_by_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AccessLog::start(dir.path(), crate::events::silent()).unwrap();
+        log.send("2024-05-01 23:59:59 a".into());
+        log.send("2024-05-02 00:00:01 b".into());
+        log.close();
+        let one = std::fs::read_to_string(dir.path().join("u_ex240501_x.log")).unwrap();
+        let two = std::fs::read_to_string(dir.path().join("u_ex240502_x.log")).unwrap();
+        assert!(one.starts_with("#Software") && one.ends_with("2024-05-01 23:59:59 a\r\n"), "{one}");
+        assert!(two.contains("#Date: 2024-05-02 00:00:01\r\n#Fields: date time") && two.ends_with("b\r\n"), "{two}");
+        assert_eq!(log.dropped(), 0);
+    }
+}

@@ -1,0 +1,170 @@
+//! Gateway settings: one struct read from a TOML file (keys spelled like the
+//! command-line flags) and then overridden by flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::GatewayError;
+
+/// Everything `serve` needs. `Config::default()` is a valid base for flags.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// The policy file (required).
+    pub policy: Option<PathBuf>,
+    /// Known devices, for `device = "new" | "known"` rules.
+    pub inventory: Option<PathBuf>,
+    /// Named network ranges, as for `simulate --ranges`.
+    pub ranges: Vec<PathBuf>,
+    /// Client catalog instead of the built-in one.
+    pub catalog: Option<PathBuf>,
+    /// Listeners: TLS when `tls-cert` and `tls-key` are given, plain otherwise.
+    pub listen: Vec<SocketAddr>,
+    /// Extra plain-HTTP listeners (for an offloading load balancer or tests).
+    pub listen_plain: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `http://host[:port]` or `https://host[:port]`; new connections fail over in order.
+    pub upstream: Vec<String>,
+    /// CA certificates (PEM) that sign the upstream's certificate, instead of the system's.
+    pub upstream_ca: Option<PathBuf>,
+    /// Peers whose X-Forwarded-For is believed (addresses or CIDR prefixes).
+    pub trusted_proxies: Vec<String>,
+    /// Directory for W3C access logs (`u_exYYMMDD_x.log`, one per UTC day).
+    pub access_log: Option<PathBuf>,
+    /// Address for Prometheus metrics (`GET /metrics`).
+    pub metrics: Option<SocketAddr>,
+    pub max_connections: usize,
+    /// Largest request head (request line plus headers) in bytes.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Seconds a client has to send a complete request head.
+    pub header_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept.
+    pub idle_timeout: u64,
+    pub connect_timeout: u64,
+    /// Seconds between upstream health checks.
+    pub health_interval: u64,
+    /// Seconds to let requests in flight finish on shutdown.
+    pub drain_timeout: u64,
+    /// Seconds between checks of the policy and inventory files for changes.
+    pub reload_interval: u64,
+    /// Status when no upstream is healthy (502 or 503).
+    pub no_upstream_status: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            policy: None,
+            inventory: None,
+            ranges: Vec::new(),
+            catalog: None,
+            listen: Vec::new(),
+            listen_plain: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            upstream: Vec::new(),
+            upstream_ca: None,
+            trusted_proxies: Vec::new(),
+            access_log: None,
+            metrics: None,
+            max_connections: 16_384,
+            max_header_bytes: 65_536,
+            max_headers: 100,
+            header_timeout: 30,
+            idle_timeout: 120,
+            connect_timeout: 10,
+            health_interval: 5,
+            drain_timeout: 30,
+            reload_interval: 2,
+            no_upstream_status: 503,
+        }
+    }
+}
+
+impl Config {
+    /// Read a TOML config file; unknown keys are an error.
+    pub fn from_file(path: &Path) -> Result<Config, GatewayError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| GatewayError::Io { what: format!("cannot read {}", path.display()), source })?;
+        Config::from_toml(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Check what flags and file cannot check alone.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        let bad = |m: String| Err(GatewayError::Config(m));
+        if self.policy.is_none() {
+            return bad("a policy is required (--policy)".into());
+        }
+        if self.listen.is_empty() && self.listen_plain.is_empty() {
+            return bad("no listener (--listen)".into());
+        }
+        if self.upstream.is_empty() {
+            return bad("no upstream (--upstream)".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("--tls-cert and --tls-key go together".into());
+        }
+        if self.max_header_bytes < 8192 {
+            return bad("max-header-bytes must be at least 8192".into());
+        }
+        if self.max_connections == 0 || self.max_connections > u32::MAX as usize >> 3 {
+            return bad("max-connections out of range".into());
+        }
+        if !matches!(self.no_upstream_status, 502 | 503) {
+            return bad("no-upstream-status must be 502 or 503".into());
+        }
+        if self.header_timeout == 0 || self.idle_timeout == 0 || self.reload_interval == 0 || self.health_interval == 0
+        {
+            return bad("timeouts and intervals must be at least one second".into());
+        }
+        self.trusted()?;
+        Ok(())
+    }
+
+    pub(crate) fn trusted(&self) -> Result<Vec<IpNet>, GatewayError> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| GatewayError::Config(format!("trusted proxy '{s}' is not an address or prefix")))
+            })
+            .collect()
+    }
+
+    pub(crate) fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_are_flag_names() {
+        let c = Config::from_toml(
+            "policy = 'p.toml'\nlisten = ['127.0.0.1:8443']\nupstream = ['http://127.0.0.1:81']\n\
+             trusted-proxies = ['10.0.0.0/8', '192.0.2.1']\nidle-timeout = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.idle_timeout, 7);
+        assert_eq!(c.header_timeout, 30);
+        c.validate().unwrap();
+        assert_eq!(c.trusted().unwrap().len(), 2);
+        assert!(Config::from_toml("polcy = 'x'").is_err());
+        let mut c = c;
+        c.trusted_proxies.push("nonsense".into());
+        assert!(c.validate().is_err());
+    }
+}

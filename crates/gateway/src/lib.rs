@@ -1,0 +1,30 @@
+//! casguard gateway: a reverse proxy in front of Exchange that enforces a
+//! casguard policy inline, with the same request model and the same pure
+//! `policy::evaluate` as `casguard simulate`, so what simulate predicts is
+//! what the gateway does.
+//!
+//! HTTP/1.1 on both sides (hyper 1, rustls with ring). Each client
+//! connection gets its own upstream connection, never pooled, so NTLM and
+//! Negotiate keep working; bodies stream both ways without limits on time
+//! or size (59-minute ActiveSync Ping, GB-sized RPC channels). Denied
+//! requests are answered here and never reach Exchange. The access log is
+//! IIS W3C, readable by `casguard audit`.
+
+#![forbid(unsafe_code)]
+
+pub mod access_log;
+mod config;
+mod error;
+pub mod events;
+mod metrics;
+pub mod model;
+mod proxy;
+mod server;
+mod state;
+mod tls;
+mod upstream;
+
+pub use config::Config;
+pub use error::GatewayError;
+pub use events::{EventSink, Level};
+pub use server::{serve, Gateway, Handle};

@@ -1,0 +1,178 @@
+//! Prometheus metrics in the text exposition format, written by hand:
+//! requests by protocol, client, decision and rule; upstream latency; open
+//! connections; reloads; upstream health.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exchange::{Catalog, ClientId, Protocol};
+
+use crate::upstream::Upstreams;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0];
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    protocol: Protocol,
+    client: ClientId,
+    deny: bool,
+    rule: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<HashMap<RequestKey, u64>>,
+    pub open_connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn request(&self, protocol: Protocol, client: ClientId, deny: bool, rule: Option<&Arc<str>>) {
+        let key = RequestKey { protocol, client, deny, rule: rule.cloned() };
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(key).or_insert(0) += 1;
+    }
+
+    /// Time from sending a request upstream to its response head.
+    pub fn upstream_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, catalog: &Catalog, upstreams: &Upstreams, access_log_dropped: u64) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP casguard_gateway_requests_total Requests by protocol, client, decision and rule.\n");
+        out.push_str("# TYPE casguard_gateway_requests_total counter\n");
+        let mut rows: Vec<(String, u64)> = {
+            let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter()
+                .map(|(k, n)| {
+                    let client = if k.client.index() < catalog.len() { catalog.get(k.client).id.as_str() } else { "" };
+                    let labels = format!(
+                        "protocol=\"{}\",client=\"{}\",decision=\"{}\",rule=\"{}\"",
+                        k.protocol.key(),
+                        escape(client),
+                        if k.deny { "deny" } else { "allow" },
+                        escape(k.rule.as_deref().unwrap_or("")),
+                    );
+                    (labels, *n)
+                })
+                .collect()
+        };
+        rows.sort();
+        for (labels, n) in rows {
+            let _ = writeln!(out, "casguard_gateway_requests_total{{{labels}}} {n}");
+        }
+
+        out.push_str("# HELP casguard_gateway_upstream_latency_seconds Time to the upstream's response head.\n");
+        out.push_str("# TYPE casguard_gateway_upstream_latency_seconds histogram\n");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let n = self.latency_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "casguard_gateway_upstream_latency_seconds_bucket{{le=\"{b}\"}} {n}");
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "casguard_gateway_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "casguard_gateway_upstream_latency_seconds_sum {sum}");
+        let _ = writeln!(out, "casguard_gateway_upstream_latency_seconds_count {count}");
+
+        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        gauge(
+            &mut out,
+            "casguard_gateway_open_connections",
+            "Client connections open now.",
+            "gauge",
+            self.open_connections.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "casguard_gateway_connections_total",
+            "Client connections accepted.",
+            "counter",
+            self.connections_total.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "casguard_gateway_upstream_errors_total",
+            "Requests answered 502/503 because no upstream connection could be had or it failed.",
+            "counter",
+            self.upstream_errors.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "casguard_gateway_access_log_dropped_total",
+            "Access log lines dropped because the writer fell behind.",
+            "counter",
+            access_log_dropped.to_string(),
+        );
+        out.push_str("# HELP casguard_gateway_policy_reloads_total Policy reloads by result.\n");
+        out.push_str("# TYPE casguard_gateway_policy_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "casguard_gateway_policy_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "casguard_gateway_policy_reloads_total{{result=\"rejected\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP casguard_gateway_upstream_up Whether the last health check reached the upstream.\n");
+        out.push_str("# TYPE casguard_gateway_upstream_up gauge\n");
+        for up in upstreams.list() {
+            let _ = writeln!(
+                out,
+                "casguard_gateway_upstream_up{{upstream=\"{}\"}} {}",
+                escape(&up.name),
+                u8::from(up.is_healthy())
+            );
+        }
+        out
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        let catalog = Catalog::builtin();
+        let ews = catalog.id_of("ews-app").unwrap();
+        let rule: Arc<str> = Arc::from("no \"EWS\"");
+        m.request(Protocol::Ews, ews, true, Some(&rule));
+        m.request(Protocol::Ews, ews, true, Some(&rule));
+        m.upstream_latency(Duration::from_millis(3));
+        let ups = Upstreams::new(Vec::new(), None, Duration::from_secs(1), crate::events::silent());
+        let text = m.render(&catalog, &ups, 0);
+        assert!(text.contains(
+            "casguard_gateway_requests_total{protocol=\"ews\",client=\"ews-app\",decision=\"deny\",rule=\"no \\\"EWS\\\"\"} 2"
+        ));
+        assert!(text.contains("casguard_gateway_upstream_latency_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("casguard_gateway_upstream_latency_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("casguard_gateway_upstream_latency_seconds_count 1"));
+    }
+}

@@ -1,0 +1,284 @@
+//! From a live HTTP request to the raw fields of `exchange::Request`, as IIS
+//! would log them: decoded, normalised stem; raw query; Basic or NTLM user
+//! (never the password); X-Forwarded-For only from trusted proxies.
+
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hyper::header::{HeaderMap, AUTHORIZATION, USER_AGENT};
+use hyper::{Method, Uri};
+
+/// Where the connection came from and arrived at.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: IpAddr,
+    pub local: IpAddr,
+    pub port: u16,
+    pub trusted_peer: bool,
+}
+
+/// Fill the raw fields of `r` (cleared first). `conn_user` is the user an
+/// earlier NTLM handshake on this connection authenticated, if any. Returns
+/// what the request's own Authorization header said, when it had one.
+pub fn fill(
+    r: &mut exchange::Request,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    conn: &ConnInfo,
+    now: i64,
+    conn_user: &str,
+) -> Option<AuthUser> {
+    r.clear();
+    r.time = now;
+    r.method.push_str(method.as_str());
+    normalize_path(uri.path(), &mut r.stem);
+    if let Some(q) = uri.query() {
+        r.query.push_str(q);
+    }
+    if let Some(ua) = headers.get(USER_AGENT) {
+        r.user_agent.push_str(&String::from_utf8_lossy(ua.as_bytes()));
+    }
+    let auth = headers.get(AUTHORIZATION).map(|v| auth_user(v.as_bytes()));
+    match &auth {
+        Some(AuthUser::Named(u)) => r.username.push_str(u),
+        Some(AuthUser::Unknown) => {}
+        None => r.username.push_str(conn_user),
+    }
+    r.peer_ip = Some(conn.peer);
+    r.server_ip = Some(conn.local);
+    r.server_port = conn.port;
+    if conn.trusted_peer {
+        for (i, v) in headers.get_all("x-forwarded-for").iter().enumerate() {
+            if i > 0 {
+                r.forwarded_for.push_str(", ");
+            }
+            r.forwarded_for.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+    }
+    auth
+}
+
+/// Fields the interpreter clears and derives from the query; called after it.
+pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap) {
+    if r.protocol == exchange::Protocol::ActiveSync && r.activesync.protocol_version.is_empty() {
+        if let Some(v) = headers.get("ms-asprotocolversion").and_then(|v| v.to_str().ok()) {
+            r.activesync.protocol_version.push_str(v.trim());
+        }
+    }
+}
+
+/// What an Authorization header says about the user.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthUser {
+    /// `DOMAIN\user` or `user@domain`, as the client gave it.
+    Named(String),
+    /// A scheme that names nobody readable (Kerberos, NTLM negotiate legs, bearer).
+    Unknown,
+}
+
+/// The user an Authorization header names. Basic: the part before the first
+/// `:` (the password is wiped from the decoded buffer). NTLM, or NTLM inside
+/// Negotiate: the AUTHENTICATE (type 3) message's domain and user.
+pub fn auth_user(value: &[u8]) -> AuthUser {
+    let value = trim(value);
+    let Some(sp) = value.iter().position(|&b| b == b' ') else {
+        return AuthUser::Unknown;
+    };
+    let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
+    let Ok(mut bytes) = STANDARD.decode(rest) else {
+        return AuthUser::Unknown;
+    };
+    let user = if scheme.eq_ignore_ascii_case(b"Basic") {
+        let end = bytes.iter().position(|&b| b == b':').unwrap_or(bytes.len());
+        let user = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        AuthUser::Named(user)
+    } else if scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate") {
+        ntlm_user(&bytes).map_or(AuthUser::Unknown, AuthUser::Named)
+    } else {
+        AuthUser::Unknown
+    };
+    bytes.iter_mut().for_each(|b| *b = 0);
+    match user {
+        AuthUser::Named(u) if u.is_empty() => AuthUser::Unknown,
+        u => u,
+    }
+}
+
+/// True for an NTLM or Negotiate header (connection-bound authentication).
+pub fn is_connection_auth(value: &[u8]) -> bool {
+    let v = trim(value);
+    let scheme = v.split(|&b| b == b' ').next().unwrap_or(b"");
+    scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate")
+}
+
+const NTLMSSP: &[u8] = b"NTLMSSP\0";
+
+/// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), also
+/// when wrapped in SPNEGO (found by its signature).
+pub fn ntlm_user(bytes: &[u8]) -> Option<String> {
+    let at = bytes.windows(NTLMSSP.len()).position(|w| w == NTLMSSP)?;
+    let m = &bytes[at..];
+    let u32_at = |o: usize| m.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u16_at = |o: usize| m.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if u32_at(8)? != 3 {
+        return None;
+    }
+    let field = |o: usize| -> Option<&[u8]> {
+        let len = usize::from(u16_at(o)?);
+        let off = u32_at(o + 4)? as usize;
+        m.get(off..off.checked_add(len)?)
+    };
+    let flags = u32_at(60)?;
+    let text = |b: &[u8]| -> String {
+        if flags & 1 != 0 {
+            let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            String::from_utf16_lossy(&units)
+        } else {
+            String::from_utf8_lossy(b).into_owned()
+        }
+    };
+    let domain = text(field(28)?);
+    let user = text(field(36)?);
+    if user.is_empty() {
+        return None;
+    }
+    Some(if domain.is_empty() { user } else { format!("{domain}\\{user}") })
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// The stem as IIS sees it: percent-decoded (invalid UTF-8 replaced),
+/// backslashes as slashes, `.` and `..` segments resolved. Rules then match
+/// what Exchange routes on, not a spelling chosen to slip past them.
+pub fn normalize_path(raw: &str, out: &mut String) {
+    out.clear();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                decoded.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(if b[i] == b'\\' { b'/' } else { b[i] });
+        i += 1;
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    let trailing = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
+    for seg in text.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || (trailing && !segments.is_empty()) {
+        out.push('/');
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        let mut o = String::new();
+        normalize_path(s, &mut o);
+        o
+    }
+
+    #[test]
+    fn paths_as_iis_routes_them() {
+        assert_eq!(norm("/Microsoft-Server-ActiveSync"), "/Microsoft-Server-ActiveSync");
+        assert_eq!(norm("/Microsoft-Server-Active%53ync/default.eas"), "/Microsoft-Server-ActiveSync/default.eas");
+        assert_eq!(norm("/owa/../Microsoft-Server-ActiveSync"), "/Microsoft-Server-ActiveSync");
+        assert_eq!(norm("//ews\\.\\exchange.asmx"), "/ews/exchange.asmx");
+        assert_eq!(norm("/owa/"), "/owa/");
+        assert_eq!(norm("/"), "/");
+        assert_eq!(norm("/../.."), "/");
+        assert_eq!(norm("/a%2"), "/a%2");
+        assert_eq!(norm("/a%zz%"), "/a%zz%");
+        assert_eq!(norm("/caf%C3%A9%FF"), "/caf\u{e9}\u{fffd}");
+    }
+
+    #[test]
+    fn basic_user_without_password() {
+        let h = format!("Basic {}", STANDARD.encode("CONTOSO\\jdoe:pa:ss"));
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
+        let h = format!("basic   {}  ", STANDARD.encode("jdoe@contoso.com"));
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("jdoe@contoso.com".into()));
+        assert_eq!(auth_user(b"Basic !!!"), AuthUser::Unknown);
+        assert_eq!(auth_user(b"Bearer abc.def"), AuthUser::Unknown);
+        assert_eq!(auth_user(format!("Basic {}", STANDARD.encode(":x")).as_bytes()), AuthUser::Unknown);
+    }
+
+    /// An AUTHENTICATE message with Unicode domain and user.
+    fn ntlm_type3(domain: &str, user: &str) -> Vec<u8> {
+        let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        let (d, u) = (utf16(domain), utf16(user));
+        let mut m = vec![0u8; 72];
+        m[..8].copy_from_slice(NTLMSSP);
+        m[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let put = |o: usize, data: &[u8], m: &mut Vec<u8>| {
+            let off = m.len() as u32;
+            m[o..o + 2].copy_from_slice(&(data.len() as u16).to_le_bytes());
+            m[o + 2..o + 4].copy_from_slice(&(data.len() as u16).to_le_bytes());
+            m[o + 4..o + 8].copy_from_slice(&off.to_le_bytes());
+            m.extend_from_slice(data);
+        };
+        put(28, &d, &mut m);
+        put(36, &u, &mut m);
+        m[60..64].copy_from_slice(&1u32.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn ntlm_authenticate_names_the_user() {
+        let msg = ntlm_type3("CONTOSO", "jdoe");
+        let h = format!("NTLM {}", STANDARD.encode(&msg));
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
+        let mut spnego = vec![0xa1, 0x81, 0x20];
+        spnego.extend_from_slice(&msg);
+        let h = format!("Negotiate {}", STANDARD.encode(&spnego));
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
+        // A NEGOTIATE (type 1) message names nobody.
+        let mut t1 = NTLMSSP.to_vec();
+        t1.extend_from_slice(&1u32.to_le_bytes());
+        t1.extend_from_slice(&[0; 24]);
+        assert_eq!(auth_user(format!("NTLM {}", STANDARD.encode(&t1)).as_bytes()), AuthUser::Unknown);
+        // Truncated or lying offsets do not panic.
+        for cut in 0..msg.len() {
+            let _ = ntlm_user(&msg[..cut]);
+        }
+        let mut bad = msg.clone();
+        bad[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(ntlm_user(&bad), None);
+        assert!(is_connection_auth(b"Negotiate YIIx"));
+        assert!(!is_connection_auth(b"Basic eDp5"));
+    }
+}

@@ -1,0 +1,563 @@
+//! One client connection: requests become `exchange::Request`s, are decided
+//! by `policy::evaluate`, and are either answered here or sent on the
+//! connection's own upstream connection, bodies streaming both ways.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
+    REFERER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use hyper::{Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
+use policy::Action;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{watch, Notify};
+
+use crate::access_log::push_field;
+use crate::events::Level;
+use crate::model::{self, AuthUser, ConnInfo};
+use crate::server::Shared;
+use crate::upstream::{ConnectError, Connection};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request the policy aborts (IIS `AbortRequest`): hyper drops the connection.
+#[derive(Debug)]
+struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request aborted by policy")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+/// Per-connection state shared by its requests (which hyper runs one at a time).
+struct ConnState {
+    info: ConnInfo,
+    activity: Arc<Activity>,
+    /// The one upstream connection of this client connection, made on the
+    /// first allowed request; never shared with another client.
+    upstream: tokio::sync::Mutex<Option<Connection>>,
+    /// Fires when an upstream connection of ours ends.
+    upstream_closed: Arc<Notify>,
+    /// Reused for every request of the connection.
+    model: Mutex<exchange::Request>,
+    /// The user an NTLM/Negotiate handshake on this connection named and
+    /// Exchange accepted; requests after the handshake carry no header.
+    auth_user: Mutex<String>,
+}
+
+/// Serve one accepted client connection to its end.
+pub(crate) async fn serve_connection<IO>(
+    shared: Arc<Shared>,
+    io: IO,
+    info: ConnInfo,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let state = Arc::new(ConnState {
+        info,
+        activity: activity.clone(),
+        upstream: tokio::sync::Mutex::new(None),
+        upstream_closed: Arc::new(Notify::new()),
+        model: Mutex::new(exchange::Request::default()),
+        auth_user: Mutex::new(String::new()),
+    });
+    let closed = state.upstream_closed.clone();
+    let svc_shared = shared.clone();
+    let service = hyper::service::service_fn(move |req| handle(svc_shared.clone(), state.clone(), req));
+    let io = TokioIo::new(Watched { inner: io, activity: activity.clone() });
+    let conn = shared.server.serve_connection(io, service);
+    tokio::pin!(conn);
+    let (header_ms, idle_ms) = (shared.header_timeout.as_millis() as u64, shared.idle_timeout.as_millis() as u64);
+    let mut closing = false;
+    loop {
+        let (verdict, wait) = activity.check(header_ms, idle_ms);
+        match verdict {
+            Verdict::Busy => {}
+            // Slow or absent request head: drop the connection (slowloris).
+            Verdict::HeadTimeout => return,
+            Verdict::Idle if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            Verdict::Idle => {}
+        }
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = crate::server::stopped(&mut shutdown), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            // The upstream closed its side: close ours once idle, as Exchange would.
+            _ = closed.notified(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    req: Request<Incoming>,
+) -> Result<Response<Tracked>, Aborted> {
+    let mut finish = Finish::new(&shared, &conn.activity);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let loaded = shared.policy.current();
+    let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
+    let (decision, pending_user) = {
+        let conn_user = if connection_auth {
+            // A new handshake starts: the connection's old identity no longer holds.
+            std::mem::take(&mut *conn.auth_user.lock().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            conn.auth_user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        };
+        let mut m = conn.model.lock().unwrap_or_else(|e| e.into_inner());
+        let auth = model::fill(&mut m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
+        shared.interpreter.interpret(&mut m);
+        model::after_interpret(&mut m, req.headers());
+        let decision = policy::evaluate(&loaded.policy, &m);
+        let rule = loaded.rule_name(decision.rule);
+        let deny = decision.action == Action::Deny;
+        shared.metrics.request(m.protocol, m.client, deny, rule);
+        if shared.access_log.is_some() {
+            finish.log = Some(LogLine::new(&m, now, deny, rule.map(|r| &**r), req.headers()));
+        }
+        if deny {
+            (shared.events)(
+                Level::Info,
+                &format!(
+                    "deny {} {} user={} client={} rule={}",
+                    m.method,
+                    m.stem,
+                    if m.user.is_empty() { "-" } else { &m.user },
+                    shared.interpreter.catalog().get(m.client).id,
+                    rule.map_or("(default)", |r| &**r)
+                ),
+            );
+        }
+        let pending = match auth {
+            Some(AuthUser::Named(u)) if connection_auth => Some(u),
+            _ => None,
+        };
+        (decision, pending)
+    };
+
+    if decision.action == Action::Deny {
+        if decision.status == 0 {
+            finish.status(0, 0);
+            finish.win32 = 64;
+            return Err(Aborted);
+        }
+        let status = StatusCode::from_u16(decision.status).unwrap_or(StatusCode::FORBIDDEN);
+        let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
+        let text = format!(
+            "{} {}\r\nDenied by casguard policy rule: {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            rule
+        );
+        finish.status(decision.status, decision.substatus);
+        return Ok(plain(status, text, finish));
+    }
+
+    let info = conn.info;
+    let mut req = upstream_request(req, &info);
+    let mut upstream = conn.upstream.lock().await;
+    let mut attempts = 0;
+    let response = loop {
+        attempts += 1;
+        if upstream.as_ref().is_none_or(|c| c.sender.is_closed()) {
+            *upstream = None;
+            match shared.upstreams.connect(conn.upstream_closed.clone()).await {
+                Ok(c) => *upstream = Some(c),
+                Err(e) => {
+                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                    let status = match e {
+                        ConnectError::NoneHealthy => shared.no_upstream_status,
+                        ConnectError::Failed => StatusCode::BAD_GATEWAY,
+                    };
+                    finish.status(status.as_u16(), 0);
+                    return Ok(plain(status, format!("{status}\r\nNo Exchange server is reachable.\r\n"), finish));
+                }
+            }
+        }
+        let c = upstream.as_mut().expect("connected above");
+        let sent = Instant::now();
+        let ready = c.sender.ready().await;
+        let result = match ready {
+            Ok(()) => c.sender.try_send_request(req).await,
+            Err(_) => {
+                // Closed between requests: nothing was sent, reconnect.
+                *upstream = None;
+                if attempts < 2 {
+                    continue;
+                }
+                shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                finish.status(502, 0);
+                return Ok(plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), finish));
+            }
+        };
+        match result {
+            Ok(resp) => {
+                shared.metrics.upstream_latency(sent.elapsed());
+                break resp;
+            }
+            Err(mut e) => {
+                *upstream = None;
+                match e.take_message() {
+                    // Not sent (the connection closed under us): safe to retry once.
+                    Some(back) if attempts < 2 => req = back,
+                    _ => {
+                        shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                        (shared.events)(Level::Warn, &format!("upstream request failed: {}", e.error()));
+                        finish.status(502, 0);
+                        return Ok(plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), finish));
+                    }
+                }
+            }
+        }
+    };
+    drop(upstream);
+
+    let (mut parts, body) = response.into_parts();
+    let upstream_close = has_token(&parts.headers, "close");
+    strip_hop_by_hop(&mut parts.headers);
+    if upstream_close {
+        parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(user) = pending_user {
+        if parts.status != StatusCode::UNAUTHORIZED {
+            *conn.auth_user.lock().unwrap_or_else(|e| e.into_inner()) = user;
+        }
+    }
+    finish.status(parts.status.as_u16(), 0);
+    Ok(Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(finish) }))
+}
+
+fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> {
+    let mut resp = Response::new(Tracked { inner: Either::Right(Full::new(Bytes::from(text))), finish: Some(finish) });
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The request as Exchange gets it: hop-by-hop headers dropped and the
+/// client added to X-Forwarded-For; everything else, Authorization included,
+/// unchanged.
+fn upstream_request(req: Request<Incoming>, info: &ConnInfo) -> Request<Incoming> {
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // hyper answered `100 Continue` to the client when the body was first read.
+    parts.headers.remove(EXPECT);
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let mut value = String::new();
+    if info.trusted_peer {
+        for v in parts.headers.get_all(&xff) {
+            if let Ok(s) = v.to_str() {
+                value.push_str(s);
+                value.push_str(", ");
+            }
+        }
+    }
+    value.push_str(&info.peer.to_string());
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        parts.headers.insert(xff, v);
+    }
+    parts.version = Version::HTTP_11;
+    Request::from_parts(parts, body)
+}
+
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// RFC 9110 §7.6.1: drop `Connection` and the headers it names, and the
+/// fixed hop-by-hop set. Framing headers stay: hyper re-frames from them.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| *n != CONTENT_LENGTH && *n != TRANSFER_ENCODING)
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [CONNECTION, TE, TRAILER, UPGRADE] {
+        headers.remove(n);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+// === impl Tracked ===
+
+/// A response body (streamed from upstream, or the gateway's own text) that
+/// finishes its request when it ends or is dropped: access log line,
+/// connection activity.
+pub(crate) struct Tracked {
+    inner: Either<Incoming, Full<Bytes>>,
+    finish: Option<Finish>,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish.take().map_or((), |f| f.done(0)),
+            Poll::Ready(Some(Err(_))) => self.finish.take().map_or((), |f| f.done(64)),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish.take().map_or((), |f| f.done(0)),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // hyper may drop an empty body without polling it: that is complete.
+        if let Some(f) = self.finish.take() {
+            f.done(if self.inner.is_end_stream() { 0 } else { 64 });
+        }
+    }
+}
+
+/// What is left to do when a request ends. Dropped unfinished (the client
+/// went away), it still logs, with win32 status 64 as IIS does.
+struct Finish {
+    shared: Arc<Shared>,
+    activity: Arc<Activity>,
+    started: Instant,
+    log: Option<LogLine>,
+    status: u16,
+    substatus: u16,
+    win32: u32,
+}
+
+impl Finish {
+    fn new(shared: &Arc<Shared>, activity: &Arc<Activity>) -> Finish {
+        activity.begin();
+        Finish {
+            shared: shared.clone(),
+            activity: activity.clone(),
+            started: Instant::now(),
+            log: None,
+            status: 0,
+            substatus: 0,
+            win32: 64,
+        }
+    }
+
+    fn status(&mut self, status: u16, substatus: u16) {
+        self.status = status;
+        self.substatus = substatus;
+    }
+
+    fn done(mut self, win32: u32) {
+        self.win32 = win32;
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.activity.end();
+        if let (Some(log), Some(sink)) = (self.log.take(), &self.shared.access_log) {
+            sink.send(log.finish(self.status, self.substatus, self.win32, self.started.elapsed()));
+        }
+    }
+}
+
+/// An access log line, written up to `cs(Referer)` when the request is
+/// decided, completed with status and time taken when it ends.
+struct LogLine {
+    head: String,
+    tail: String,
+}
+
+impl LogLine {
+    fn new(m: &exchange::Request, now: i64, deny: bool, rule: Option<&str>, headers: &HeaderMap) -> LogLine {
+        let stamp = w3c::time::format_rfc3339(now);
+        let mut head = String::with_capacity(256);
+        push_field(&mut head, stamp.get(..10).unwrap_or(""));
+        push_field(&mut head, stamp.get(11..19).unwrap_or(""));
+        push_field(&mut head, &m.server_ip.map(|i| i.to_string()).unwrap_or_default());
+        push_field(&mut head, &m.method);
+        push_field(&mut head, &m.stem);
+        push_field(&mut head, &m.query);
+        push_field(&mut head, &m.server_port.to_string());
+        push_field(&mut head, &m.username);
+        push_field(&mut head, &m.peer_ip.map(|i| i.to_string()).unwrap_or_default());
+        push_field(&mut head, &m.user_agent);
+        let referer = headers.get(REFERER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        push_field(&mut head, referer.as_deref().unwrap_or(""));
+        let mut tail = String::with_capacity(64);
+        push_field(&mut tail, &m.forwarded_for);
+        push_field(&mut tail, if deny { "deny" } else { "allow" });
+        push_field(&mut tail, rule.unwrap_or(""));
+        LogLine { head, tail }
+    }
+
+    fn finish(mut self, status: u16, substatus: u16, win32: u32, taken: Duration) -> String {
+        use std::fmt::Write;
+        let _ = write!(self.head, " {status} {substatus} {win32} {} ", taken.as_millis());
+        self.head.push_str(&self.tail);
+        self.head
+    }
+}
+
+// === impl Activity ===
+
+const NONE: u64 = u64::MAX;
+
+/// What a connection is doing, for the idle and header-read timeouts:
+/// hyper's own header timer also runs while a keep-alive connection waits,
+/// so the two are told apart here.
+struct Activity {
+    epoch: Instant,
+    in_flight: AtomicU32,
+    /// When the last request ended (ms since `epoch`).
+    idle_since: AtomicU64,
+    /// When the first byte of a request head arrived, or `NONE`.
+    head_since: AtomicU64,
+}
+
+enum Verdict {
+    Busy,
+    Idle,
+    HeadTimeout,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        // The first request's head is due from the moment of connecting.
+        Activity {
+            epoch: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            idle_since: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 && self.head_since.load(Ordering::Relaxed) == NONE {
+            let _ = self.head_since.compare_exchange(NONE, self.now(), Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since.store(NONE, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.idle_since.store(self.now(), Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The verdict now, and how long until it may change.
+    fn check(&self, header_ms: u64, idle_ms: u64) -> (Verdict, Duration) {
+        let now = self.now();
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return (Verdict::Busy, Duration::from_millis(idle_ms.min(header_ms)));
+        }
+        let head = self.head_since.load(Ordering::Relaxed);
+        if head != NONE {
+            let due = head + header_ms;
+            return if now >= due {
+                (Verdict::HeadTimeout, Duration::ZERO)
+            } else {
+                (Verdict::Busy, Duration::from_millis(due - now + 5))
+            };
+        }
+        let due = self.idle_since.load(Ordering::Relaxed) + idle_ms;
+        if now >= due {
+            (Verdict::Idle, Duration::from_millis(header_ms.min(idle_ms)))
+        } else {
+            (Verdict::Busy, Duration::from_millis((due - now + 5).min(header_ms)))
+        }
+    }
+}
+
+/// The client's stream, noting when bytes of a new request arrive.
+struct Watched<IO> {
+    inner: IO,
+    activity: Arc<Activity>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.read();
+        }
+        r
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,380 @@
+//! Binding, accepting, background tasks (health checks, reload polling,
+//! metrics), signals and graceful shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use exchange::{Catalog, Interpreter, Networks};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ipnet::IpNet;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::access_log::AccessLog;
+use crate::config::Config;
+use crate::events::{EventSink, Level};
+use crate::metrics::Metrics;
+use crate::model::ConnInfo;
+use crate::state::PolicyStore;
+use crate::upstream::{Upstream, Upstreams};
+use crate::{tls, GatewayError};
+
+/// Everything the connections share.
+pub(crate) struct Shared {
+    pub interpreter: Interpreter,
+    pub policy: PolicyStore,
+    pub upstreams: Arc<Upstreams>,
+    pub metrics: Metrics,
+    pub access_log: Option<AccessLog>,
+    pub events: EventSink,
+    pub server: http1::Builder,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub no_upstream_status: StatusCode,
+    trusted: Vec<IpNet>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn reload(&self) -> Result<(), GatewayError> {
+        self.policy.reload(&self.interpreter, &self.events, &self.metrics).map_err(GatewayError::Policy)
+    }
+
+    fn metrics_text(&self) -> String {
+        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
+        self.metrics.render(self.interpreter.catalog(), &self.upstreams, dropped)
+    }
+}
+
+/// A bound gateway, ready to [`run`](Gateway::run).
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    metrics: Option<TcpListener>,
+    max_connections: usize,
+    drain_timeout: Duration,
+    health_interval: Duration,
+    reload_interval: Duration,
+}
+
+/// Control of a running gateway from outside (signals, tests).
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Reload policy and inventory now; on error the old policy stays.
+    pub fn reload(&self) -> Result<(), GatewayError> {
+        self.shared.reload()
+    }
+
+    /// Stop accepting and drain.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// The metrics text, as served on the metrics address.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics_text()
+    }
+}
+
+fn interpreter(config: &Config) -> Result<Interpreter, GatewayError> {
+    let catalog = match &config.catalog {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(GatewayError::io(format!("cannot read {}", path.display())))?;
+            Catalog::from_toml(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?
+        }
+        None => Catalog::builtin(),
+    };
+    let mut networks = Networks::builtin();
+    for path in &config.ranges {
+        networks.add_file(path).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?;
+    }
+    Ok(Interpreter::new(catalog, networks))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr).await.map_err(GatewayError::io(format!("cannot listen on {addr}")))
+}
+
+impl Gateway {
+    /// Load the policy (failing closed), open the listeners and the access
+    /// log. Nothing is served until [`run`](Gateway::run).
+    pub async fn bind(config: Config, events: EventSink) -> Result<Gateway, GatewayError> {
+        config.validate()?;
+        let interpreter = interpreter(&config)?;
+        let policy_path = config.policy.as_deref().unwrap_or(Path::new(""));
+        let policy = PolicyStore::open(policy_path, config.inventory.as_deref(), &interpreter)?;
+
+        let upstream_list = config.upstream.iter().map(|u| Upstream::parse(u)).collect::<Result<Vec<_>, _>>()?;
+        let client_tls = if config.upstream.iter().any(|u| u.starts_with("https:")) {
+            Some(tls::client_config(config.upstream_ca.as_deref())?)
+        } else {
+            None
+        };
+        let upstreams =
+            Arc::new(Upstreams::new(upstream_list, client_tls, Config::secs(config.connect_timeout), events.clone()));
+        let acceptor = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsAcceptor::from(tls::server_config(cert, key)?)),
+            _ => None,
+        };
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push((bind(*addr).await?, acceptor.clone()));
+        }
+        for addr in &config.listen_plain {
+            listeners.push((bind(*addr).await?, None));
+        }
+        let metrics = match config.metrics {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let access_log = match &config.access_log {
+            Some(dir) => Some(AccessLog::start(dir, events.clone())?),
+            None => None,
+        };
+
+        let header_timeout = Config::secs(config.header_timeout);
+        let idle_timeout = Config::secs(config.idle_timeout);
+        let mut server = http1::Builder::new();
+        server
+            .timer(TokioTimer::new())
+            // hyper's timer also runs while a keep-alive connection waits for
+            // its next request; the connection task enforces both limits
+            // precisely, this is the backstop.
+            .header_read_timeout(header_timeout + idle_timeout)
+            .max_buf_size(config.max_header_bytes)
+            .max_headers(config.max_headers)
+            .keep_alive(true)
+            .preserve_header_case(true);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            interpreter,
+            policy,
+            upstreams,
+            metrics: Metrics::default(),
+            access_log,
+            events,
+            server,
+            header_timeout,
+            idle_timeout,
+            no_upstream_status: StatusCode::from_u16(config.no_upstream_status).unwrap_or(StatusCode::BAD_GATEWAY),
+            trusted: config.trusted()?,
+            shutdown,
+        });
+        Ok(Gateway {
+            shared,
+            listeners,
+            metrics,
+            max_connections: config.max_connections,
+            drain_timeout: Config::secs(config.drain_timeout),
+            health_interval: Config::secs(config.health_interval),
+            reload_interval: Config::secs(config.reload_interval),
+        })
+    }
+
+    /// The client listeners' addresses: `listen` first, then `listen-plain`.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect()
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle { shared: self.shared.clone() }
+    }
+
+    /// Serve until [`Handle::shutdown`], then drain up to the drain timeout.
+    pub async fn run(self) -> Result<(), GatewayError> {
+        let shared = self.shared;
+        let events = shared.events.clone();
+        let limit = Arc::new(Semaphore::new(self.max_connections));
+        let mut accepting = Vec::new();
+        for (listener, tls) in self.listeners {
+            if let Ok(addr) = listener.local_addr() {
+                let kind = if tls.is_some() { "https" } else { "http" };
+                events(Level::Info, &format!("listening on {kind}://{addr}"));
+            }
+            accepting.push(tokio::spawn(accept_loop(shared.clone(), listener, tls, limit.clone())));
+        }
+        let mut background: Vec<JoinHandle<()>> = vec![
+            tokio::spawn(shared.upstreams.clone().health_loop(self.health_interval)),
+            tokio::spawn(poll_reload(shared.clone(), self.reload_interval)),
+        ];
+        if let Some(listener) = self.metrics {
+            background.push(tokio::spawn(metrics_loop(shared.clone(), listener)));
+        }
+
+        let mut stop = shared.shutdown.subscribe();
+        let _ = crate::server::stopped(&mut stop).await;
+        events(Level::Info, "shutting down: no new connections; draining requests in flight");
+        for a in accepting {
+            let _ = a.await;
+        }
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        match tokio::time::timeout(self.drain_timeout, limit.acquire_many(all)).await {
+            Ok(_) => events(Level::Info, "drained"),
+            Err(_) => events(
+                Level::Warn,
+                &format!(
+                    "drain timeout: closing {} connection(s) still open",
+                    shared.metrics.open_connections.load(Ordering::Relaxed)
+                ),
+            ),
+        }
+        for b in background {
+            b.abort();
+        }
+        if let Some(log) = &shared.access_log {
+            log.close();
+        }
+        Ok(())
+    }
+}
+
+/// Resolves once shutdown is requested (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Bind, then run until SIGINT or SIGTERM; SIGHUP reloads the policy.
+pub async fn serve(config: Config, events: EventSink) -> Result<(), GatewayError> {
+    let gateway = Gateway::bind(config, events.clone()).await?;
+    let handle = gateway.handle();
+    spawn_signals(handle, events)?;
+    gateway.run().await
+}
+
+#[cfg(unix)]
+fn spawn_signals(handle: Handle, events: EventSink) -> Result<(), GatewayError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).map_err(GatewayError::io("cannot watch SIGHUP"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(GatewayError::io("cannot watch SIGTERM"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(GatewayError::io("cannot watch SIGINT"))?;
+    let h = handle.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            events(Level::Info, "SIGHUP: reloading the policy");
+            let h = h.clone();
+            let _ = tokio::task::spawn_blocking(move || h.reload()).await;
+        }
+    });
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        handle.shutdown();
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn spawn_signals(handle: Handle, _events: EventSink) -> Result<(), GatewayError> {
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        handle.shutdown();
+    });
+    Ok(())
+}
+
+async fn poll_reload(shared: Arc<Shared>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if shared.policy.changed() {
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+        }
+    }
+}
+
+/// Accept while a connection slot is free: at the limit, new clients wait
+/// in the kernel's backlog instead of being served badly.
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>, limit: Arc<Semaphore>) {
+    let mut stop = shared.shutdown.subscribe();
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = crate::server::stopped(&mut stop) => return,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = crate::server::stopped(&mut stop) => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off, keep serving.
+                (shared.events)(Level::Warn, &format!("accept: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip().to_canonical());
+        let peer_ip = peer.ip().to_canonical();
+        let info =
+            ConnInfo { peer: peer_ip, local, port, trusted_peer: shared.trusted.iter().any(|n| n.contains(&peer_ip)) };
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            shared.metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+            match tls {
+                Some(acceptor) => {
+                    // Failed or slow handshakes are the client's problem; not logged to avoid noise.
+                    let handshake = tokio::time::timeout(shared.header_timeout, acceptor.accept(tcp)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        crate::proxy::serve_connection(shared.clone(), stream, info, stop).await;
+                    }
+                }
+                None => crate::proxy::serve_connection(shared.clone(), tcp, info, stop).await,
+            }
+            shared.metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn metrics_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(Bytes::from(shared.metrics_text())))
+                    } else {
+                        Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::from_static(b"")))
+                    }
+                }
+            });
+            let mut b = http1::Builder::new();
+            b.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+            let _ = b.serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
+}

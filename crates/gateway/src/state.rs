@@ -1,0 +1,102 @@
+//! The policy in force and its reloading. Requests take an `Arc` of the
+//! current policy and keep it to the end, so a reload never changes a
+//! request in flight; a policy that fails to load or check is rejected and
+//! the old one stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use exchange::Interpreter;
+use policy::{Inventory, Policy, PolicyError};
+
+use crate::events::{EventSink, Level};
+use crate::metrics::Metrics;
+
+/// A loaded policy with its rule names ready for labels and log fields.
+pub struct Loaded {
+    pub policy: Policy,
+    pub rule_names: Vec<Arc<str>>,
+}
+
+impl Loaded {
+    pub fn rule_name(&self, rule: Option<usize>) -> Option<&Arc<str>> {
+        rule.and_then(|i| self.rule_names.get(i))
+    }
+}
+
+/// File identity used to notice changes: modification time and length.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+pub struct PolicyStore {
+    current: RwLock<Arc<Loaded>>,
+    policy_path: PathBuf,
+    inventory_path: Option<PathBuf>,
+    stamps: Mutex<(Stamp, Stamp)>,
+    /// Serialises reloads (signal and poll may race).
+    reloading: Mutex<()>,
+}
+
+/// Read, compile and check a policy (and its inventory).
+pub fn load(path: &Path, inventory: Option<&Path>, interpreter: &Interpreter) -> Result<Loaded, PolicyError> {
+    let mut policy = Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
+    if let Some(inv) = inventory {
+        policy.set_inventory(Arc::new(Inventory::load(inv)?));
+    }
+    policy.check_ready()?;
+    let rule_names = policy.rules().iter().map(|r| Arc::from(r.name.as_str())).collect();
+    Ok(Loaded { policy, rule_names })
+}
+
+impl PolicyStore {
+    /// Load at start; an error here must stop the gateway (fail closed).
+    pub fn open(path: &Path, inventory: Option<&Path>, interpreter: &Interpreter) -> Result<PolicyStore, PolicyError> {
+        let stamps = (stamp(path), inventory.and_then(stamp));
+        let loaded = load(path, inventory, interpreter)?;
+        Ok(PolicyStore {
+            current: RwLock::new(Arc::new(loaded)),
+            policy_path: path.to_path_buf(),
+            inventory_path: inventory.map(Path::to_path_buf),
+            stamps: Mutex::new(stamps),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    pub fn current(&self) -> Arc<Loaded> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reload now. On error the old policy stays and the error is returned.
+    pub fn reload(&self, interpreter: &Interpreter, events: &EventSink, metrics: &Metrics) -> Result<(), PolicyError> {
+        let _guard = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        // Stamps first: a file changed while loading is seen again next poll.
+        let stamps = (stamp(&self.policy_path), self.inventory_path.as_deref().and_then(stamp));
+        *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) = stamps;
+        match load(&self.policy_path, self.inventory_path.as_deref(), interpreter) {
+            Ok(loaded) => {
+                let rules = loaded.policy.rules().len();
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+                metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                events(Level::Info, &format!("policy reloaded from {} ({rules} rules)", self.policy_path.display()));
+                Ok(())
+            }
+            Err(e) => {
+                metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                events(Level::Error, &format!("policy reload rejected, keeping the previous policy: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// True when the policy or inventory file changed since the last load.
+    pub fn changed(&self) -> bool {
+        let now = (stamp(&self.policy_path), self.inventory_path.as_deref().and_then(stamp));
+        *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) != now
+    }
+}

@@ -1,0 +1,203 @@
+//! The Exchange servers behind the gateway: parsing, health checks, and
+//! opening one dedicated HTTP/1.1 connection for one client connection.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::Uri;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_rustls::TlsConnector;
+
+use crate::events::{EventSink, Level};
+use crate::GatewayError;
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Upstream {
+    /// As given, for messages and metrics.
+    pub name: String,
+    host: String,
+    port: u16,
+    tls: Option<ServerName<'static>>,
+    healthy: AtomicBool,
+}
+
+impl Upstream {
+    pub fn parse(text: &str) -> Result<Upstream, GatewayError> {
+        let bad = |why: &str| GatewayError::Config(format!("upstream '{text}': {why}"));
+        let uri: Uri = text.parse().map_err(|_| bad("not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad("use http:// or https://")),
+        };
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad("give no path; requests keep theirs"));
+        }
+        let host = uri.host().ok_or_else(|| bad("no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            Some(ServerName::try_from(host.clone()).map_err(|_| bad("not a valid TLS server name"))?)
+        } else {
+            None
+        };
+        Ok(Upstream { name: text.trim_end_matches('/').to_string(), host, port, tls, healthy: AtomicBool::new(true) })
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Record a health result; tells the sink when it changes.
+    fn set_healthy(&self, up: bool, why: &str, events: &EventSink) {
+        if self.healthy.swap(up, Ordering::Relaxed) != up {
+            if up {
+                events(Level::Info, &format!("upstream {} is up", self.name));
+            } else {
+                events(Level::Warn, &format!("upstream {} is down: {why}", self.name));
+            }
+        }
+    }
+
+    async fn tcp(&self, timeout: Duration) -> std::io::Result<TcpStream> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect((self.host.as_str(), self.port)))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// A dedicated upstream connection.
+pub struct Connection {
+    pub sender: SendRequest<Incoming>,
+}
+
+/// Why no upstream connection could be had.
+pub enum ConnectError {
+    /// Every upstream is marked down.
+    NoneHealthy,
+    /// The healthy ones refused or failed.
+    Failed,
+}
+
+/// All upstreams, with round-robin choice among the healthy ones.
+pub struct Upstreams {
+    list: Vec<Upstream>,
+    next: AtomicUsize,
+    tls: Option<TlsConnector>,
+    connect_timeout: Duration,
+    events: EventSink,
+}
+
+impl Upstreams {
+    pub fn new(
+        list: Vec<Upstream>,
+        tls: Option<Arc<ClientConfig>>,
+        connect_timeout: Duration,
+        events: EventSink,
+    ) -> Upstreams {
+        Upstreams { list, next: AtomicUsize::new(0), tls: tls.map(TlsConnector::from), connect_timeout, events }
+    }
+
+    pub fn list(&self) -> &[Upstream] {
+        &self.list
+    }
+
+    /// Open a new connection for one client connection: the next healthy
+    /// upstream in turn, failing over to the others; a failure marks it down.
+    /// `closed` is notified when the connection ends.
+    pub async fn connect(&self, closed: Arc<Notify>) -> Result<Connection, ConnectError> {
+        let n = self.list.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut tried = false;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let up = &self.list[i];
+            if !up.is_healthy() {
+                continue;
+            }
+            tried = true;
+            match self.open(up, closed.clone()).await {
+                Ok(sender) => return Ok(Connection { sender }),
+                Err(e) => up.set_healthy(false, &e, &self.events),
+            }
+        }
+        Err(if tried { ConnectError::Failed } else { ConnectError::NoneHealthy })
+    }
+
+    async fn open(&self, up: &Upstream, closed: Arc<Notify>) -> Result<SendRequest<Incoming>, String> {
+        let tcp = up.tcp(self.connect_timeout).await.map_err(|e| e.to_string())?;
+        let mut builder = http1::Builder::new();
+        builder.preserve_header_case(true).title_case_headers(false);
+        let sender = match (&up.tls, &self.tls) {
+            (Some(name), Some(connector)) => {
+                let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| "TLS handshake timed out".to_string())?
+                    .map_err(|e| format!("TLS: {e}"))?;
+                let (sender, conn) = builder.handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+                spawn_conn(conn, closed.clone());
+                sender
+            }
+            (Some(_), None) => return Err("no TLS client configuration".into()),
+            (None, _) => {
+                let (sender, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+                spawn_conn(conn, closed.clone());
+                sender
+            }
+        };
+        Ok(sender)
+    }
+
+    /// Probe every upstream by TCP connect, forever, every `interval`.
+    pub async fn health_loop(self: Arc<Self>, interval: Duration) {
+        let timeout = self.connect_timeout.min(interval).max(Duration::from_millis(500));
+        loop {
+            tokio::time::sleep(interval).await;
+            for up in &self.list {
+                match up.tcp(timeout).await {
+                    Ok(_) => up.set_healthy(true, "", &self.events),
+                    Err(e) => up.set_healthy(false, &e.to_string(), &self.events),
+                }
+            }
+        }
+    }
+}
+
+/// Drive one upstream connection; `closed` fires when it ends for any reason.
+fn spawn_conn<F>(conn: F, closed: Arc<Notify>)
+where
+    F: std::future::Future + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = conn.await;
+        closed.notify_one();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_urls() {
+        let u = Upstream::parse("https://cas1.contoso.local").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls.is_some()), ("cas1.contoso.local", 443, true));
+        let u = Upstream::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls.is_some()), ("127.0.0.1", 8080, false));
+        let u = Upstream::parse("https://[::1]:444").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 444));
+        assert!(Upstream::parse("ftp://x").is_err());
+        assert!(Upstream::parse("http://x/owa").is_err());
+        assert!(Upstream::parse("cas1").is_err());
+    }
+}
