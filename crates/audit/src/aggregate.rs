@@ -431,9 +431,10 @@ impl Aggregate {
                 });
                 entry.requests += 1;
                 entry.span.see(req.time);
-                let sample = exploit_sample(req);
-                if entry.sample.is_empty() || sample < entry.sample {
-                    entry.sample = sample;
+                // Keep the smallest sample; compare before building it so that
+                // a repeated attempt allocates nothing.
+                if entry.sample.is_empty() || sample_bytes(req).lt(entry.sample.bytes()) {
+                    entry.sample = sample_bytes(req).map(char::from).collect();
                 }
             }
         }
@@ -487,28 +488,18 @@ impl Aggregate {
     }
 }
 
-fn exploit_sample(req: &Request) -> String {
-    // Evidence only; exploit lines are rare, so this allocation is off the hot path.
-    let mut sample = format!("{} {}", req.method, req.stem);
-    if !req.query.is_empty() {
-        sample.push('?');
-        sample.push_str(&req.query);
-    }
-    sample.truncate(sample.floor_char_boundary_compat(512));
-    sample
-}
-
-trait FloorCharBoundary {
-    fn floor_char_boundary_compat(&self, index: usize) -> usize;
-}
-
-impl FloorCharBoundary for String {
-    fn floor_char_boundary_compat(&self, index: usize) -> usize {
-        if index >= self.len() {
-            return self.len();
-        }
-        (0..=index).rev().find(|&i| self.is_char_boundary(i)).unwrap_or(0)
-    }
+/// `METHOD stem?query`, cut to 512 bytes: the evidence kept for an exploit attempt.
+/// Bytes outside ASCII are replaced so the sample is always valid text.
+fn sample_bytes(req: &Request) -> impl Iterator<Item = u8> + '_ {
+    let query: &[u8] = if req.query.is_empty() { b"" } else { b"?" };
+    req.method
+        .bytes()
+        .chain(*b" ")
+        .chain(req.stem.bytes())
+        .chain(query.iter().copied())
+        .chain(req.query.bytes())
+        .map(|b| if b.is_ascii() { b } else { b'?' })
+        .take(512)
 }
 
 #[cfg(test)]

@@ -1,0 +1,88 @@
+//! Lines per second and allocations per line of the audit loop
+//! (read → classify → aggregate), against a baseline in the same run: the
+//! bare reader with a visitor that does nothing.
+//!
+//!     cargo bench -p audit --bench steady_state
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use audit::Collector;
+use exchange::Interpreter;
+use w3c::{Record, ScanOptions};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = casguard_loggen::Options::new(dir.path());
+    opts.seed = 42;
+    opts.users = 500;
+    opts.gzip = casguard_loggen::GzipMode::None;
+    opts.target_bytes = Some(100_000_000);
+    casguard_loggen::generate(&opts).unwrap();
+    let files = w3c::collect_paths(&[dir.path().to_path_buf()]).unwrap();
+    let data: Vec<u8> = files.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
+    let scan = ScanOptions { parallel: false, ..ScanOptions::default() };
+
+    let measure = |name: &str, run: &mut dyn FnMut() -> u64| -> f64 {
+        run(); // warm up: caches, and every user and device becomes known
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+        let start = Instant::now();
+        let lines = run();
+        let seconds = start.elapsed().as_secs_f64();
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
+        let rate = lines as f64 / seconds;
+        println!(
+            "{name:<28} {:>8.1} MB/s {:>12.0} lines/s {:>10.4} allocations/line",
+            data.len() as f64 / seconds / 1e6,
+            rate,
+            allocations as f64 / lines as f64
+        );
+        rate
+    };
+
+    println!("{} MB, one thread", data.len() / 1_000_000);
+    let baseline = measure("reader only (baseline)", &mut || {
+        let mut fields = 0u64;
+        let stats = w3c::scan_bytes(&data, &scan, &mut |r: &Record<'_>| fields += r.len() as u64);
+        std::hint::black_box(fields);
+        stats.lines
+    });
+    let interpreter = Interpreter::builtin();
+    let mut request = exchange::Request::default();
+    let classify = measure("reader + classify", &mut || {
+        let stats = w3c::scan_bytes(&data, &scan, &mut |r: &Record<'_>| {
+            interpreter.read_record(r, &mut request);
+            std::hint::black_box(&request);
+        });
+        stats.lines
+    });
+    let mut collector = Collector::new(&interpreter);
+    let full = measure("reader + classify + aggregate", &mut || w3c::scan_bytes(&data, &scan, &mut collector).lines);
+    println!(
+        "ratios: classify {:.2}x slower than the bare reader, full loop {:.2}x",
+        baseline / classify,
+        baseline / full
+    );
+}
