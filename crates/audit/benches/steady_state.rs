@@ -4,34 +4,14 @@
 //!
 //!     cargo bench -p audit --bench steady_state
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "../tests/support/counting.rs"]
+mod counting;
+
 use std::time::Instant;
 
 use audit::Collector;
 use exchange::Interpreter;
 use w3c::{Record, ScanOptions};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,11 +27,11 @@ fn main() {
 
     let measure = |name: &str, run: &mut dyn FnMut() -> u64| -> f64 {
         run(); // warm up: caches, and every user and device becomes known
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+        let allocations = counting::allocations();
         let start = Instant::now();
         let lines = run();
         let seconds = start.elapsed().as_secs_f64();
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
+        let allocations = counting::allocations() - allocations;
         let rate = lines as f64 / seconds;
         println!(
             "{name:<28} {:>8.1} MB/s {:>12.0} lines/s {:>10.4} allocations/line",

@@ -2,33 +2,12 @@
 //! users and devices it sees are known. Its own test binary, because it
 //! installs a counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "support/counting.rs"]
+mod counting;
 
 use audit::Collector;
 use exchange::Interpreter;
 use w3c::ScanOptions;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Realistic lines under one `#Fields` header: the lines after the last
 /// `#Fields` directive of every generated file that uses the front-end
@@ -68,9 +47,9 @@ fn steady_state_allocates_nothing_per_line() {
     assert_eq!(first.malformed_total(), 0);
 
     let count = |data: &[u8], collector: &mut Collector<'_>| {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = counting::allocations();
         let stats = w3c::scan_bytes(data, &opts, collector);
-        (ALLOCATIONS.load(Ordering::Relaxed) - before, stats.lines)
+        (counting::allocations() - before, stats.lines)
     };
     let (allocations_once, lines_once) = count(&once, &mut collector);
     let (allocations_four, lines_four) = count(&four, &mut collector);

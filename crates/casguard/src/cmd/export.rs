@@ -19,7 +19,7 @@ use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type, Int64Typ
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
-use policy::{Inventory, Policy};
+use policy::Policy;
 use rayon::prelude::*;
 use w3c::{FileStats, Record, ScanOptions, Visitor};
 
@@ -89,14 +89,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let interpreter = args.inputs.interpreter()?;
     let files = args.inputs.files()?;
     let policy = match &args.policy {
-        Some(path) => {
-            let mut policy = Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
-            if let Some(inv) = &args.inventory {
-                policy.set_inventory(Arc::new(Inventory::load(inv)?));
-            }
-            policy.check_ready()?;
-            Some(policy)
-        }
+        Some(path) => Some(super::load_policy(path, args.inventory.as_deref(), &interpreter)?),
         None => None,
     };
     let ctx = Ctx { interpreter: &interpreter, policy: policy.as_ref() };

@@ -70,6 +70,21 @@ pub fn interpreter(ranges: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result
     Ok(Interpreter::new(catalog, networks))
 }
 
+/// Load a policy against the interpreter's catalog and networks, with the
+/// inventory its `device` conditions need; fails if one is needed and missing.
+pub fn load_policy(
+    path: &Path,
+    inventory: Option<&Path>,
+    interpreter: &Interpreter,
+) -> anyhow::Result<::policy::Policy> {
+    let mut policy = ::policy::Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
+    if let Some(inventory) = inventory {
+        policy.set_inventory(std::sync::Arc::new(::policy::Inventory::load(inventory)?));
+    }
+    policy.check_ready()?;
+    Ok(policy)
+}
+
 /// A byte-count progress bar on stderr that shows itself only for runs
 /// longer than two seconds, and never when stderr is not a terminal.
 pub struct Progress {

@@ -16,12 +16,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use exchange::{Interpreter, Protocol, Request, Traffic};
-use policy::{evaluate, Action, Inventory, Policy};
+use policy::{evaluate, Action, Policy};
 use serde::{Deserialize, Serialize};
 use w3c::{Record, ScanOptions, Visitor};
 
@@ -146,14 +145,7 @@ struct Ctx {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let interpreter = super::interpreter(&args.ranges, args.catalog.as_deref())?;
     let policy = match &args.policy {
-        Some(path) => {
-            let mut policy = Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
-            if let Some(inv) = &args.inventory {
-                policy.set_inventory(Arc::new(Inventory::load(inv)?));
-            }
-            policy.check_ready()?;
-            Some(policy)
-        }
+        Some(path) => Some(super::load_policy(path, args.inventory.as_deref(), &interpreter)?),
         None => None,
     };
     let since = args.since.as_deref().map(parse_time).transpose()?;
