@@ -270,3 +270,77 @@ fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBu
     written.push(path);
     Ok(written)
 }
+
+/// `simulate --format csv`: rules.csv, denied.csv (per rule, user and device)
+/// and backdoors.csv.
+pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    let mut written = Vec::new();
+    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+
+    let (mut w, path) = writer(dir, "rules.csv")?;
+    row!(
+        w,
+        path,
+        [
+            "rule",
+            "action",
+            "line",
+            "matched_requests",
+            "denied_requests",
+            "users",
+            "devices",
+            "anonymous_requests",
+            "first_seen",
+            "last_seen",
+            "provision_denied",
+            "provision_from_known_devices",
+        ]
+    );
+    for r in &report.rules {
+        row!(
+            w,
+            path,
+            [
+                r.name,
+                r.action,
+                r.line.map(|l| l.to_string()).unwrap_or_default(),
+                r.matched_requests.to_string(),
+                r.denied_requests.to_string(),
+                r.users.len().to_string(),
+                r.devices.len().to_string(),
+                r.anonymous_requests.to_string(),
+                r.first_seen.clone().unwrap_or_default(),
+                r.last_seen.clone().unwrap_or_default(),
+                r.provision_denied.to_string(),
+                opt(r.provision_from_known_devices),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "denied.csv")?;
+    row!(w, path, ["rule", "user", "device", "requests"]);
+    for r in &report.rules {
+        for d in &r.devices {
+            row!(w, path, [r.name, d.user, d.id, d.requests.to_string()]);
+        }
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "backdoors.csv")?;
+    row!(w, path, ["user", "denied_on", "still_reaches", "clients"]);
+    for b in &report.backdoors {
+        let clients: Vec<String> = b
+            .evidence
+            .iter()
+            .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
+            .collect();
+        row!(w, path, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), clients.join(";")]);
+    }
+    finish(w, &path)?;
+    written.push(path);
+    Ok(written)
+}

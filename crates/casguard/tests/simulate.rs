@@ -159,3 +159,33 @@ fn table_output_names_rules_and_backdoors() {
         assert!(line.chars().count() <= 80, "over 80 columns: {line:?}");
     }
 }
+
+#[test]
+fn csv_lists_rules_denied_devices_and_backdoors() {
+    let (dir, truth) = logs(27);
+    let out = tempfile::tempdir().unwrap();
+    let policy = example("iis-block-outlook-ua.toml");
+    let status = casguard(&[
+        "simulate",
+        "--quiet",
+        "--format",
+        "csv",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap();
+    let denied: u64 =
+        read("denied.csv").lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
+    let expected = &truth.policies.iis_block_outlook_ua;
+    // Denied requests of named users; anonymous ones are counted in rules.csv only.
+    assert!(denied > 0 && denied <= expected.denied_requests);
+    let users: BTreeSet<String> =
+        read("denied.csv").lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
+    assert_eq!(users.into_iter().collect::<Vec<_>>(), expected.affected_users);
+    assert!(read("rules.csv").contains(&format!(",deny,")));
+    assert!(read("backdoors.csv").lines().count() > 1);
+}

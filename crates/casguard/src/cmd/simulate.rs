@@ -18,6 +18,7 @@ pub enum Format {
     Table,
     Json,
     Html,
+    Csv,
 }
 
 #[derive(clap::Args, Debug)]
@@ -35,7 +36,7 @@ pub struct Args {
     pub inputs: Inputs,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write to this file instead of stdout.
+    /// Write to this file instead of stdout (a folder for csv).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Treat malformed lines as an error (exit 2).
@@ -49,6 +50,9 @@ pub fn parse_time(text: &str) -> anyhow::Result<i64> {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    if args.format == Format::Csv && args.out.is_none() {
+        anyhow::bail!("--format csv writes several files: give a folder with --out DIR");
+    }
     if args.format == Format::Html && args.out.is_none() {
         anyhow::bail!("--format html writes a page: give a file with --out report.html");
     }
@@ -96,6 +100,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Table => audit::simulate::render_table(&report),
         Format::Html => audit::html::simulate_html(&report),
+        Format::Csv => {
+            let dir = args.out.as_deref().expect("checked above");
+            for path in audit::csv_out::write_simulation(&report, dir)? {
+                if !global.quiet {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     emit(args.out.as_ref(), &text)?;
     Ok(ExitCode::SUCCESS)
