@@ -101,10 +101,10 @@ impl ScanOptions {
         self.chunk_size.max(1)
     }
 
-    /// Decoded block size when streaming; capped so a huge chunk size does not
-    /// allocate gigabytes of buffers.
+    /// Decoded block size when streaming; capped at 1 MiB: blocks only need to be
+    /// large next to a line, and every file read in parallel holds a few.
     fn block_size(&self) -> usize {
-        self.chunk_size.clamp(1, 16 << 20)
+        self.chunk_size.clamp(1, 1 << 20)
     }
 
     /// Spans are `u32`, so no line can be longer than that.
