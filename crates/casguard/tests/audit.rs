@@ -240,3 +240,36 @@ fn bundled_example_logs_match_their_truth_and_the_generator() {
     let (_dir, regenerated) = generated(|o| o.seed = 1);
     assert_eq!(regenerated, truth, "examples/logs is stale: regenerate it (examples/logs/README.md)");
 }
+
+#[test]
+fn ranges_files_name_networks_behind_the_load_balancer() {
+    let (dir, _) = generated(|o| o.seed = 6);
+    let ranges = dir.path().join("ranges.txt");
+    std::fs::write(&ranges, "# branch offices\n203.0.113.0/24 branch-office\n198.51.100.0/24 hotel-wifi\n").unwrap();
+    let azure = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/ranges/ServiceTags_Public_20251028.json");
+    let report = audit_json(dir.path(), &["--ranges", ranges.to_str().unwrap(), "--ranges", azure]);
+    let networks: BTreeSet<String> = report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["devices"].as_array().unwrap().iter())
+        .flat_map(|d| d["sources"].as_array().unwrap().iter())
+        .map(|s| s["network"].as_str().unwrap().to_string())
+        .collect();
+    // Phones behind the load balancer are found by their X-Forwarded-For address;
+    // Exchange Online stays `microsoft365`, which no Azure tag covers.
+    for expected in ["branch-office", "hotel-wifi", "microsoft365", "internal"] {
+        assert!(networks.contains(expected), "{expected} missing from {networks:?}");
+    }
+}
+
+#[test]
+fn a_bad_ranges_file_is_an_error_naming_it() {
+    let (dir, _) = generated(|o| o.seed = 6);
+    let ranges = dir.path().join("bad-ranges.txt");
+    std::fs::write(&ranges, "203.0.113.0/33 nowhere\n").unwrap();
+    let out = casguard(&["audit", "--ranges", ranges.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad-ranges.txt"), "{stderr}");
+}

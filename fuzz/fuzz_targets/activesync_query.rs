@@ -1,0 +1,7 @@
+//! The ActiveSync query parsers (plain, base64 and `&Log=` tokens) never
+//! panic, whatever the query.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    exchange::activesync::fuzz(data);
+});
