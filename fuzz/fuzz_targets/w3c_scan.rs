@@ -1,5 +1,8 @@
 //! Scans arbitrary bytes through every input path and checks they agree: one
 //! sequential pass, line-aligned chunks, and streaming in small blocks.
+//!
+//! Run with `-detect_leaks=0`: the streaming path decodes on a second thread,
+//! and LeakSanitizer reports std's per-thread channel context as a leak.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
