@@ -4,8 +4,6 @@
 //! Everything here takes untrusted input: it never panics, and a query it
 //! cannot make sense of leaves the fields empty rather than guessing.
 
-use std::fmt::Write as _;
-
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine as _};
@@ -156,7 +154,22 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// left alone). Tolerates percent-encoding, the URL-safe alphabet, a `+` that
 /// became a space, and missing padding.
 pub fn decode_base64_query(token: &str, out: &mut ActiveSync) -> Result<(), QueryError> {
-    let mut text = [0u8; MAX_BASE64];
+    // Typical tokens are ~100 characters: small buffers avoid clearing 7 KB per line.
+    const SMALL: usize = 256;
+    if token.len() <= SMALL {
+        decode_base64_in::<SMALL, { SMALL / 4 * 3 + 3 }>(token, out)
+    } else {
+        decode_base64_in::<MAX_BASE64, { MAX_BASE64 / 4 * 3 + 3 }>(token, out)
+    }
+}
+
+/// [`decode_base64_query`] with buffers of `TEXT` characters and `BYTES`
+/// decoded bytes; a token of at most `TEXT` characters always fits.
+fn decode_base64_in<const TEXT: usize, const BYTES: usize>(
+    token: &str,
+    out: &mut ActiveSync,
+) -> Result<(), QueryError> {
+    let mut text = [0u8; TEXT];
     let mut n = 0;
     let s = token.as_bytes();
     let mut i = 0;
@@ -180,15 +193,26 @@ pub fn decode_base64_query(token: &str, out: &mut ActiveSync) -> Result<(), Quer
             c if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' => c,
             _ => return Err(QueryError::NotBase64),
         };
-        if n == text.len() {
+        if n == MAX_BASE64 {
             return Err(QueryError::TooLong);
         }
         text[n] = c;
         n += 1;
     }
-    let mut bytes = [0u8; MAX_BASE64 / 4 * 3 + 3];
+    let mut bytes = [0u8; BYTES];
     let len = BASE64.decode_slice(&text[..n], &mut bytes).map_err(|_| QueryError::NotBase64)?;
     decode_binary_query(&bytes[..len], out)
+}
+
+/// Append `n` in decimal (no formatting machinery on the hot path).
+fn push_decimal(n: u8, out: &mut String) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// Decode the binary layout of a base64 query (after base64 decoding):
@@ -217,13 +241,13 @@ pub fn decode_binary_query(bytes: &[u8], out: &mut ActiveSync) -> Result<(), Que
     let device_type = r.take(type_len as usize, "device type")?;
 
     out.protocol_version.clear();
-    let _ = write!(out.protocol_version, "{}.{}", version / 10, version % 10);
+    push_decimal(version / 10, &mut out.protocol_version);
+    out.protocol_version.push('.');
+    push_decimal(version % 10, &mut out.protocol_version);
     out.command.clear();
     match command_name(command) {
         Some(name) => out.command.push_str(name),
-        None => {
-            let _ = write!(out.command, "{command}");
-        }
+        None => push_decimal(command, &mut out.command),
     }
     out.locale = Some(u16::from_le_bytes([locale[0], locale[1]]));
     out.device_id.clear();
@@ -231,8 +255,10 @@ pub fn decode_binary_query(bytes: &[u8], out: &mut ActiveSync) -> Result<(), Que
         // All ASCII, so this is valid UTF-8.
         out.device_id.push_str(std::str::from_utf8(device_id).unwrap_or_default());
     } else {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
         for b in device_id {
-            let _ = write!(out.device_id, "{b:02X}");
+            out.device_id.push(char::from(HEX[usize::from(b >> 4)]));
+            out.device_id.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
     out.policy_key = policy_key;
@@ -365,10 +391,50 @@ fn push_lossy(bytes: &[u8], out: &mut String) {
 /// invalid UTF-8 becomes U+FFFD. Allocates only when the result is not UTF-8.
 pub(crate) fn percent_decode_into(src: &str, plus_space: bool, out: &mut String) {
     let s = src.as_bytes();
-    if !s.iter().any(|&c| c == b'%' || (plus_space && c == b'+')) {
+    let special = |from: usize| {
+        let rest = &s[from..];
+        if plus_space { memchr::memchr2(b'%', b'+', rest) } else { memchr::memchr(b'%', rest) }.map(|i| from + i)
+    };
+    let Some(mut at) = special(0) else {
         out.push_str(src);
         return;
+    };
+    // Runs between escapes are copied whole. Escapes of ASCII bytes keep the
+    // text valid UTF-8, so only an escape of a byte >= 0x80 needs the byte path.
+    let base = out.len();
+    let mut run = 0;
+    loop {
+        out.push_str(&src[run..at]);
+        let c = s[at];
+        let mut next = at + 1;
+        if c == b'%' {
+            match (s.get(at + 1).and_then(|&h| hex_val(h)), s.get(at + 2).and_then(|&l| hex_val(l))) {
+                (Some(h), Some(l)) if h < 8 => {
+                    out.push(char::from(h << 4 | l));
+                    next = at + 3;
+                }
+                (Some(_), Some(_)) => {
+                    out.truncate(base);
+                    percent_decode_bytes(src, plus_space, out);
+                    return;
+                }
+                _ => out.push('%'),
+            }
+        } else {
+            out.push(' ');
+        }
+        run = next;
+        match special(next) {
+            Some(i) => at = i,
+            None => break,
+        }
     }
+    out.push_str(&src[run..]);
+}
+
+/// The general case of [`percent_decode_into`]: escapes of any byte.
+fn percent_decode_bytes(src: &str, plus_space: bool, out: &mut String) {
+    let s = src.as_bytes();
     let mut buf = std::mem::take(out).into_bytes();
     let mut i = 0;
     while i < s.len() {

@@ -111,15 +111,31 @@ struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, ua: &str, found: Mask, device_type: &str, protocol: Protocol) -> bool {
+    /// The conditions on the user agent alone.
+    fn ua_matches(&self, ua: &str, found: Mask) -> bool {
         (self.prefixes.is_empty() || self.prefixes.iter().any(|p| ua.starts_with(&**p)))
             && (self.exact.is_empty() || self.exact.iter().any(|e| ua == &**e))
             && (self.any_mask == 0 || found & self.any_mask != 0)
             && found & self.all_mask == self.all_mask
-            && (self.device_types.is_empty()
-                || (!device_type.is_empty() && self.device_types.iter().any(|d| d.eq_ignore_ascii_case(device_type))))
+    }
+
+    /// The conditions on everything but the user agent.
+    fn rest_matches(&self, device_type: &str, protocol: Protocol) -> bool {
+        (self.device_types.is_empty()
+            || (!device_type.is_empty() && self.device_types.iter().any(|d| d.eq_ignore_ascii_case(device_type))))
             && (self.protocols == 0 || self.protocols & (1 << protocol.index()) != 0)
     }
+}
+
+/// What the catalog makes of one user agent, whatever the device type and
+/// protocol: worth remembering, since a log has few distinct user agents.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct UaClass {
+    /// Rules whose user-agent conditions hold, a bit each (rule order);
+    /// `None` when the catalog has too many rules for the bit set.
+    rules: Option<u64>,
+    /// The `ua_contains` patterns found.
+    found: Mask,
 }
 
 /// The client catalog, compiled for matching.
@@ -253,16 +269,48 @@ impl Catalog {
     /// a matching rule, else `unknown`. `user_agent` is the decoded user agent
     /// (`+` as space); `device_type` the ActiveSync DeviceType or empty.
     pub fn classify(&self, user_agent: &str, device_type: &str, protocol: Protocol) -> ClientId {
+        self.classify_ua(user_agent, &self.ua_class(user_agent), device_type, protocol)
+    }
+
+    /// The facts about `user_agent` that [`classify_ua`](Self::classify_ua) needs.
+    pub(crate) fn ua_class(&self, user_agent: &str) -> UaClass {
         let mut found: Mask = 0;
         if let Some(ac) = self.contains.as_ref().filter(|ac| ac.is_match(user_agent)) {
             for m in ac.find_overlapping_iter(user_agent) {
                 found |= 1 << m.pattern().as_usize();
             }
         }
-        self.rules
-            .iter()
-            .find(|r| r.matches(user_agent, found, device_type, protocol))
-            .map_or(ClientId::UNKNOWN, |r| r.client)
+        let rules = (self.rules.len() <= u64::BITS as usize).then(|| {
+            self.rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.ua_matches(user_agent, found))
+                .fold(0, |b, (i, _)| b | 1 << i)
+        });
+        UaClass { rules, found }
+    }
+
+    /// [`classify`](Self::classify) with the user agent's facts already known.
+    pub(crate) fn classify_ua(
+        &self,
+        user_agent: &str,
+        class: &UaClass,
+        device_type: &str,
+        protocol: Protocol,
+    ) -> ClientId {
+        let rule = match class.rules {
+            Some(bits) => self
+                .rules
+                .iter()
+                .enumerate()
+                .find(|&(i, r)| bits >> i & 1 != 0 && r.rest_matches(device_type, protocol))
+                .map(|(_, r)| r),
+            None => self
+                .rules
+                .iter()
+                .find(|r| r.ua_matches(user_agent, class.found) && r.rest_matches(device_type, protocol)),
+        };
+        rule.map_or(ClientId::UNKNOWN, |r| r.client)
     }
 
     /// The client for an id; `unknown` for an id not from this catalog.

@@ -3,13 +3,15 @@
 //! traffic. [`Interpreter::interpret`] is shared by log reading and the live
 //! gateway; [`Interpreter::read_record`] only copies a log line's fields in.
 
-use std::net::{IpAddr, SocketAddr};
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
-use crate::catalog::Catalog;
-use crate::exploits::{contains_ci, holds, ExploitRules};
+use crate::catalog::{Catalog, UaClass};
+use crate::exploits::{contains_ci, holds, ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
@@ -28,6 +30,8 @@ const BACKEND_PORTS: [u16; 2] = [444, 81];
 /// Everything needed to interpret requests; build once, share across threads.
 #[derive(Clone, Debug)]
 pub struct Interpreter {
+    /// Identifies the rules in force for the per-thread memo; a clone has the same rules.
+    id: u64,
     catalog: Catalog,
     networks: Networks,
     exploits: ExploitRules,
@@ -38,6 +42,7 @@ impl Interpreter {
     /// With the built-in exploit rules.
     pub fn new(catalog: Catalog, networks: Networks) -> Interpreter {
         Interpreter {
+            id: next_id(),
             catalog,
             networks,
             exploits: ExploitRules::builtin(),
@@ -57,6 +62,7 @@ impl Interpreter {
     /// Replace the exploit rules.
     pub fn with_exploits(mut self, exploits: ExploitRules) -> Interpreter {
         self.exploits = exploits;
+        self.id = next_id();
         self
     }
 
@@ -105,8 +111,22 @@ impl Interpreter {
 
     /// Derive everything else from the raw fields (method, stem, query,
     /// status, ports, addresses, forwarded_for, user_agent, username).
-    /// Allocates nothing once `req`'s strings have grown to size.
+    /// Allocates nothing once `req`'s strings have grown to size (and the
+    /// thread's memo of user agents has seen this one).
     pub fn interpret(&self, req: &mut Request) {
+        let memo = MEMO.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut memo) => {
+                self.interpret_with(req, Some(memo.get_or_insert_with(Memo::new)));
+                true
+            }
+            Err(_) => false,
+        });
+        if memo != Ok(true) {
+            self.interpret_with(req, None);
+        }
+    }
+
+    fn interpret_with(&self, req: &mut Request, memo: Option<&mut Memo>) {
         req.protocol = protocol_of(&req.stem);
         if req.protocol == Protocol::ActiveSync {
             activesync::parse_query(&req.query, &mut req.activesync);
@@ -121,12 +141,20 @@ impl Interpreter {
 
         req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
         req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
-        req.client = self.catalog.classify(&req.user_agent, &req.activesync.device_type, req.protocol);
 
-        req.exploit = self.exploits.detect(req);
+        let mut local;
+        let (facts, uri) = match memo {
+            Some(memo) => (memo.facts(self, &req.user_agent), &mut *memo.uri),
+            None => {
+                local = [0; URI_BUFFER];
+                (self.ua_facts(&req.user_agent), &mut local)
+            }
+        };
+        req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, &req.activesync.device_type, req.protocol);
+        req.exploit = self.exploits.detect_with(req, facts.exploit, uri);
         req.traffic = if req.exploit.is_some() {
             Traffic::Exploit
-        } else if kind == UserKind::HealthMailbox || self.is_probe(req) {
+        } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req) {
             Traffic::Probe
         } else if is_backend(req) {
             Traffic::Backend
@@ -135,6 +163,14 @@ impl Interpreter {
         } else {
             Traffic::Person
         };
+    }
+
+    fn ua_facts(&self, ua: &str) -> UaFacts {
+        UaFacts {
+            class: self.catalog.ua_class(ua),
+            probe: self.is_probe_ua(ua),
+            exploit: self.exploits.ua_verdicts(ua),
+        }
     }
 
     /// c-ip, unless it is private or loopback and X-Forwarded-For names a
@@ -147,18 +183,105 @@ impl Interpreter {
         forwarded_for.rsplit(',').filter_map(parse_forwarded).find(|ip| !self.networks.is_private(*ip)).or(Some(peer))
     }
 
-    fn is_probe(&self, req: &Request) -> bool {
-        let ua = req.user_agent.as_bytes();
+    /// A monitoring user agent.
+    fn is_probe_ua(&self, ua: &str) -> bool {
+        let bytes = ua.as_bytes();
         // Most user agents contain no probe marker: a quick unanchored test first.
-        let ua_probe = self.probe_ua.is_match(&req.user_agent)
-            && self.probe_ua.find_overlapping_iter(&req.user_agent).any(|m| {
+        self.probe_ua.is_match(ua)
+            && self.probe_ua.find_overlapping_iter(ua).any(|m| {
                 m.pattern().as_usize() != PROBE_TOKEN
-                    || holds(ua.get(m.end()), |&c| matches!(c, b'/' | b' ' | b';' | b')' | b'(' | b','))
-            });
-        ua_probe
-            || PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
+                    || holds(bytes.get(m.end()), |&c| matches!(c, b'/' | b' ' | b';' | b')' | b'(' | b','))
+            })
+    }
+
+    /// A probe by its ActiveSync device type or query (the user agent aside).
+    fn is_probe_request(&self, req: &Request) -> bool {
+        PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
             || contains_ci(&req.query, PROBE_QUERY)
     }
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What the catalog, the probe markers and the exploit rules make of one
+/// user agent. A log has few distinct user agents and many lines, so each
+/// thread remembers these per user agent.
+#[derive(Clone, Copy, Debug, Default)]
+struct UaFacts {
+    class: UaClass,
+    probe: bool,
+    /// Exploit `when` tables whose user-agent conditions hold.
+    exploit: Option<u64>,
+}
+
+/// Slots of the per-thread memo (a power of two). Direct-mapped: a user
+/// agent evicts whatever shared its slot, so crafted user agents can only
+/// cost a recomputation, never a long probe sequence.
+const MEMO_SLOTS: usize = 4096;
+
+#[derive(Default)]
+struct Slot {
+    filled: bool,
+    hash: u64,
+    ua: String,
+    facts: UaFacts,
+}
+
+/// Per-thread scratch kept across lines: the user-agent memo and the URI
+/// buffer of the exploit rules. `Interpreter` stays shared and immutable.
+struct Memo {
+    /// `Interpreter::id` the slots were filled for.
+    owner: u64,
+    slots: Vec<Slot>,
+    uri: Box<[u8; URI_BUFFER]>,
+}
+
+thread_local! {
+    static MEMO: RefCell<Option<Memo>> = const { RefCell::new(None) };
+}
+
+impl Memo {
+    fn new() -> Memo {
+        Memo {
+            owner: 0,
+            slots: std::iter::repeat_with(Slot::default).take(MEMO_SLOTS).collect(),
+            uri: Box::new([0; URI_BUFFER]),
+        }
+    }
+
+    fn facts(&mut self, it: &Interpreter, ua: &str) -> UaFacts {
+        if self.owner != it.id {
+            self.owner = it.id;
+            self.slots.iter_mut().for_each(|s| s.filled = false);
+        }
+        let hash = ua_hash(ua);
+        let slot = &mut self.slots[(hash >> (64 - MEMO_SLOTS.trailing_zeros())) as usize];
+        if !(slot.filled && slot.hash == hash && slot.ua == ua) {
+            slot.facts = it.ua_facts(ua);
+            slot.ua.clear();
+            slot.ua.push_str(ua);
+            slot.hash = hash;
+            slot.filled = true;
+        }
+        slot.facts
+    }
+}
+
+/// A fast multiplicative hash (FxHash-like), 8 bytes at a time.
+fn ua_hash(s: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    let mut h = step(0, s.len() as u64);
+    for c in &mut chunks {
+        h = step(h, u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+    }
+    let mut tail = [0; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    step(h, u64::from_le_bytes(tail))
 }
 
 impl Default for Interpreter {
@@ -174,11 +297,44 @@ fn is_backend(req: &Request) -> bool {
 }
 
 fn parse_u16(v: &[u8]) -> Option<u16> {
+    // Plain digits, as logged, without the UTF-8 check and trimming.
+    if (1..=5).contains(&v.len()) && v.iter().all(u8::is_ascii_digit) {
+        let n = v.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        return u16::try_from(n).ok();
+    }
     std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// Dotted-quad IPv4 as logged (`10.0.0.5`); `None` for anything else,
+/// including what the standard parser also rejects (leading zeros).
+fn parse_ipv4_plain(v: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = v.split(|&c| c == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut n = 0u16;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u16::from(d - b'0');
+        }
+        *octet = u8::try_from(n).ok()?;
+    }
+    match parts.next() {
+        None => Some(Ipv4Addr::from(octets)),
+        Some(_) => None,
+    }
 }
 
 /// An address as logged: IPv6 zone ids (`fe80::1%3`) and brackets dropped.
 fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+    if let Some(ip) = parse_ipv4_plain(v) {
+        return Some(IpAddr::V4(ip));
+    }
     let s = std::str::from_utf8(v).ok()?.trim();
     let s = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
     let s = s.split_once('%').map_or(s, |(a, _)| a);

@@ -20,18 +20,20 @@ pub enum UserKind {
 pub fn account_key(raw: &str, out: &mut String) -> UserKind {
     out.clear();
     let mut name = raw.trim();
-    if let Some((_, user)) = name.rsplit_once('\\') {
-        name = user;
+    // Byte searches: both separators are ASCII, so the cuts fall on char boundaries.
+    if let Some(i) = memchr::memrchr(b'\\', name.as_bytes()) {
+        name = &name[i + 1..];
     }
-    if let Some((user, _)) = name.split_once('@') {
-        name = user;
+    if let Some(i) = memchr::memchr(b'@', name.as_bytes()) {
+        name = &name[..i];
     }
     let name = name.trim();
     if name.is_empty() || name == "-" {
         return UserKind::None;
     }
     if name.is_ascii() {
-        out.extend(name.bytes().map(|b| b.to_ascii_lowercase() as char));
+        out.push_str(name);
+        out.make_ascii_lowercase();
     } else {
         out.extend(name.chars().flat_map(char::to_lowercase));
     }
