@@ -6,6 +6,10 @@
 //! capped sets, so the result is the same whatever the thread count.
 
 use std::collections::HashMap;
+
+/// The maps keyed by users, devices and user agents: aHash is several times
+/// faster than SipHash on short keys and is still seeded at random.
+pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::net::IpAddr;
 
 use exchange::{ClientId, NetworkId, Protocol, Request, Traffic};
@@ -191,7 +195,7 @@ pub struct UserAgg {
     pub requests: u64,
     pub span: Span,
     pub protocols: [u64; PROTOCOLS],
-    pub devices: HashMap<Box<str>, DeviceAgg>,
+    pub devices: Map<Box<str>, DeviceAgg>,
 }
 
 impl UserAgg {
@@ -201,7 +205,7 @@ impl UserAgg {
             requests: 0,
             span: Span::default(),
             protocols: [0; PROTOCOLS],
-            devices: HashMap::new(),
+            devices: Map::default(),
         }
     }
 
@@ -239,7 +243,7 @@ pub struct Tally {
     pub protocols: [u64; PROTOCOLS],
     /// Indexed by `ClientId`; grows as needed.
     pub clients: Vec<u64>,
-    pub users: HashMap<Box<str>, UserAgg>,
+    pub users: Map<Box<str>, UserAgg>,
     /// ActiveSync front-end statistics for the Export-ActiveSyncLog file set.
     pub activesync: ActiveSyncStats,
     /// Requests per (hour since the epoch, client id), for charts over time.
@@ -255,7 +259,7 @@ impl Default for Tally {
             span: Span::default(),
             protocols: [0; PROTOCOLS],
             clients: Vec::new(),
-            users: HashMap::new(),
+            users: Map::default(),
             activesync: ActiveSyncStats::default(),
             timeline: CappedCounts::new(MAX_TIMELINE),
         }
@@ -400,9 +404,9 @@ pub struct Aggregate {
     pub probes: u64,
     pub probe_span: Span,
     /// Probe user agents with their counts.
-    pub probe_agents: HashMap<Box<str>, u64>,
+    pub probe_agents: Map<Box<str>, u64>,
     pub machine: u64,
-    pub exploits: HashMap<(&'static str, Option<IpAddr>), ExploitAgg>,
+    pub exploits: Map<(&'static str, Option<IpAddr>), ExploitAgg>,
 }
 
 impl Aggregate {
