@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# wrk through `casguard gateway` against wrk through nginx `proxy_pass`, same
-# upstream (nginx serving a static 200), same machine, one run. Prints the
-# requests/s ratio and the p99 latency each proxy adds over going direct.
+# Issue 6 performance targets, in one run on one machine:
+#  1. wrk through `casguard gateway` against wrk through nginx `proxy_pass`,
+#     same upstream (nginx serving a static 200). Prints the requests/s ratio
+#     and the p99 latency each proxy adds over going direct.
+#     Targets: >= 80% of nginx's requests/s; <= 1 ms added p99 at 1,000
+#     keep-alive connections.
+#  2. IDLE_CONNS ActiveSync Ping long-polls held open through the gateway
+#     (bench/idle-connections.py: a mock Exchange that never answers, and the
+#     clients). Prints the gateway's RSS and the cost per connection.
+#     Target: 10,000 under 500 MB.
 #
-# Usage: bench/gateway.sh            (CONNS=1000 DURATION=10s THREADS=2 to change)
-#        CASGUARD=path/to/casguard bench/gateway.sh   (default: builds --release)
-# Targets from issue 6: >= 80% of nginx's requests/s; <= 1 ms added p99 at
-# 1,000 keep-alive connections.
+# Usage: bench/gateway.sh
+#   CONNS=1000 DURATION=5 THREADS=1   wrk connections, seconds, threads
+#   WORKERS=1                         nginx proxy workers = gateway --threads
+#   IDLE_CONNS=10000                  0 skips part 2; THROUGHPUT=0 skips part 1
+#   CASGUARD=path/to/casguard         default: cargo build --release
+# Needs 2 x IDLE_CONNS descriptors in the gateway: the script raises
+# `ulimit -n`, and measures fewer connections if the hard limit is lower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONNS=${CONNS:-1000}
-DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-UP=18180 NGX=18181 GW=18182
+DURATION=${DURATION:-5}
+THREADS=${THREADS:-1}
+WORKERS=${WORKERS:-1}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+THROUGHPUT=${THROUGHPUT:-1}
+UP=18180 NGX=18181 GW=18182 IDLE_UP=18183 IDLE_GW=18184
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -32,55 +45,121 @@ fi
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
 trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || true
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo 'default = "allow"' > "$work/policy.toml"
 
-cat > "$work/nginx.conf" <<NGX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
+wait_port() {
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done
+    echo "nothing listens on port $1" >&2; exit 1
+}
+
+# --- 1. throughput and latency ------------------------------------------------
+if [ "$THROUGHPUT" != 0 ]; then
+    # Upstream and proxy are separate nginx instances, so the proxy's worker
+    # count is the same as the gateway's threads and the upstream is shared.
+    nginx_conf() { # NAME WORKERS SERVER-BLOCK
+        cat > "$work/$1.conf" <<NGX
+worker_processes $2;
+pid $work/$1.pid;
+error_log $work/$1.error.log;
 daemon off;
 events { worker_connections 8192; }
 http {
     access_log off;
     client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work;
     uwsgi_temp_path $work; scgi_temp_path $work;
-    upstream cas { server 127.0.0.1:$UP; keepalive 1024; }
-    server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 "ok\n"; } }
-    server {
-        listen 127.0.0.1:$NGX; keepalive_requests 1000000;
-        location / { proxy_pass http://cas; proxy_http_version 1.1; proxy_set_header Connection "";
-                     proxy_buffering off; proxy_request_buffering off; }
-    }
+    $3
 }
 NGX
-"$NGINX" -c "$work/nginx.conf" -p "$work" & pids+=($!)
+    }
+    nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 \"ok\n\"; } }"
+    nginx_conf proxy "$WORKERS" "upstream cas { server 127.0.0.1:$UP; keepalive 1024; }
+    server {
+        listen 127.0.0.1:$NGX; keepalive_requests 1000000;
+        location / { proxy_pass http://cas; proxy_http_version 1.1; proxy_set_header Connection \"\";
+                     proxy_buffering off; proxy_request_buffering off; }
+    }"
+    "$NGINX" -c "$work/upstream.conf" -p "$work" & pids+=($!)
+    "$NGINX" -c "$work/proxy.conf" -p "$work" & pids+=($!)
+    "$CASGUARD" gateway --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GW --threads "$WORKERS" \
+        --upstream http://127.0.0.1:$UP --max-connections 20000 --log-level warn & pids+=($!)
+    for port in $UP $NGX $GW; do wait_port $port; done
 
-echo 'default = "allow"' > "$work/policy.toml"
-"$CASGUARD" gateway --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GW \
-    --upstream http://127.0.0.1:$UP --max-connections 20000 --log-level warn & pids+=($!)
+    run() { # URL -> "rps p99_ms"
+        local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+            -H 'User-Agent: Microsoft Office/16.0 (Microsoft Outlook 16.0)' "$1/owa/")
+        local rps p99
+        rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+        p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+        if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then grep 'Non-2xx\|Socket errors' <<<"$out" | sed "s|^|$1: |" >&2; fi
+        echo "$rps $p99"
+    }
 
-for port in $UP $NGX $GW; do
-    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-done
+    echo "wrk -t$THREADS -c$CONNS -d$DURATION, keep-alive; upstream: nginx static 200;" \
+        "nginx proxy workers = gateway threads = $WORKERS; $(nproc) cores"
+    read -r d_rps d_p99 < <(run http://127.0.0.1:$UP)
+    read -r n_rps n_p99 < <(run http://127.0.0.1:$NGX)
+    read -r g_rps g_p99 < <(run http://127.0.0.1:$GW)
+    awk -v d="$d_rps" -v dp="$d_p99" -v n="$n_rps" -v np="$n_p99" -v g="$g_rps" -v gp="$g_p99" 'BEGIN {
+        printf "%-18s %12s %10s %14s\n", "", "requests/s", "p99 ms", "added p99 ms";
+        printf "%-18s %12.0f %10.2f %14s\n", "direct", d, dp, "-";
+        printf "%-18s %12.0f %10.2f %14.2f\n", "nginx proxy_pass", n, np, np - dp;
+        printf "%-18s %12.0f %10.2f %14.2f\n", "casguard gateway", g, gp, gp - dp;
+        printf "gateway/nginx requests/s: %.0f%% (target >= 80%%); added p99: gateway %.2f ms, nginx %.2f ms (target <= 1 ms)\n",
+            100 * g / n, gp - dp, np - dp;
+    }'
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+fi
 
-run() { # URL -> "rps p99_ms"
-    local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H 'User-Agent: Microsoft Office/16.0 (Microsoft Outlook 16.0)' "$1/owa/")
-    local rps p99
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
-    echo "$rps $p99"
-}
-
-echo "wrk -t$THREADS -c$CONNS -d$DURATION, keep-alive; upstream: nginx static 200"
-read -r d_rps d_p99 < <(run http://127.0.0.1:$UP)
-read -r n_rps n_p99 < <(run http://127.0.0.1:$NGX)
-read -r g_rps g_p99 < <(run http://127.0.0.1:$GW)
-awk -v d="$d_rps" -v dp="$d_p99" -v n="$n_rps" -v np="$n_p99" -v g="$g_rps" -v gp="$g_p99" 'BEGIN {
-    printf "%-18s %12s %10s %14s\n", "", "requests/s", "p99 ms", "added p99 ms";
-    printf "%-18s %12.0f %10.2f %14s\n", "direct", d, dp, "-";
-    printf "%-18s %12.0f %10.2f %14.2f\n", "nginx proxy_pass", n, np, np - dp;
-    printf "%-18s %12.0f %10.2f %14.2f\n", "casguard gateway", g, gp, gp - dp;
-    printf "gateway/nginx requests/s: %.0f%% (target >= 80%%); gateway added p99: %.2f ms (target <= 1 ms)\n", 100 * g / n, gp - dp;
-}'
+# --- 2. idle long-polls -------------------------------------------------------
+if [ "$IDLE_CONNS" != 0 ]; then
+    kb() { awk -v k="$1:" '$1==k {print $2}' "/proc/$2/status"; }
+    want=$IDLE_CONNS
+    python3 bench/idle-connections.py upstream $IDLE_UP "$work/up.status" & pids+=($!)
+    "$CASGUARD" gateway --policy "$work/policy.toml" --listen-plain 127.0.0.1:$IDLE_GW \
+        --upstream http://127.0.0.1:$IDLE_UP --max-connections $((want + 100)) --log-level warn \
+        2> "$work/gateway.err" & gw=$!; pids+=($gw)
+    wait_port $IDLE_UP; wait_port $IDLE_GW
+    sleep 0.5
+    base_fds=$(ls "/proc/$gw/fd" | wc -l)
+    limit=$(awk '/^Max open files/ {print $4}' "/proc/$gw/limits")
+    # A client connection and its upstream connection, plus room for the health check.
+    fit=$(( (limit - base_fds - 8) / 2 ))
+    n=$want
+    if [ "$fit" -lt "$n" ]; then
+        n=$fit
+        echo "open files limit $limit (hard limit $(ulimit -Hn)) fits $n, not $want, idle connections in the gateway;" \
+            "measuring $n" >&2
+    fi
+    base_rss=$(kb VmRSS $gw)
+    python3 bench/idle-connections.py clients 127.0.0.1:$IDLE_GW "$n" "$work/clients.status" & pids+=($!)
+    held=0
+    for _ in $(seq 600); do  # up to 60 s for all to be sent and held upstream
+        sleep 0.1
+        [ -f "$work/clients.status" ] || continue
+        read -r _ sent _ answered _ failed < "$work/clients.status"
+        read -r _ held _ < "$work/up.status"
+        [ $((sent + failed)) -ge "$n" ] && [ "$held" -ge $((sent - answered)) ] && break
+    done
+    sleep 1 # let the last connections settle
+    read -r _ sent _ answered _ failed < "$work/clients.status"
+    read -r _ held _ < "$work/up.status"
+    rss=$(kb VmRSS $gw); hwm=$(kb VmHWM $gw); fds=$(ls "/proc/$gw/fd" | wc -l)
+    echo
+    echo "idle ActiveSync Ping long-polls through the gateway: $sent sent, $held held by the upstream," \
+        "$answered answered early, $failed failed; gateway fds $fds"
+    awk -v n="$n" -v b="$base_rss" -v r="$rss" -v h="$hwm" 'BEGIN {
+        per = (r - b) / n;
+        printf "gateway RSS %.0f MB (VmHWM %.0f MB, %.0f MB before), %.1f KB per connection", r / 1024, h / 1024, b / 1024, per;
+        printf "; 10,000 connections: %.0f MB (target < 500 MB)\n", (b + per * 10000) / 1024;
+    }'
+    if [ -s "$work/gateway.err" ]; then sort "$work/gateway.err" | cut -c22- | uniq -c | head -5 >&2; fi
+fi

@@ -53,6 +53,8 @@ struct ConnState {
     upstream_closed: Arc<Notify>,
     /// Reused for every request of the connection.
     model: Mutex<exchange::Request>,
+    /// The peer's address as an X-Forwarded-For value, made once.
+    peer_xff: Option<HeaderValue>,
     /// The user an NTLM/Negotiate handshake on this connection named and
     /// Exchange accepted; requests after the handshake carry no header.
     auth_user: Mutex<String>,
@@ -68,7 +70,9 @@ pub(crate) async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
+    let peer_xff = HeaderValue::try_from(info.peer.to_string()).ok();
     let state = Arc::new(ConnState {
+        peer_xff,
         info,
         activity: activity.clone(),
         upstream: tokio::sync::Mutex::new(None),
@@ -177,8 +181,7 @@ async fn handle(
         return Ok(plain(status, text, finish));
     }
 
-    let info = conn.info;
-    let mut req = upstream_request(req, &info);
+    let mut req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
     let mut upstream = conn.upstream.lock().await;
     let mut attempts = 0;
     let response = loop {
@@ -192,6 +195,7 @@ async fn handle(
                     let status = match e {
                         ConnectError::NoneHealthy => shared.no_upstream_status,
                         ConnectError::Failed => StatusCode::BAD_GATEWAY,
+                        ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
                     };
                     finish.status(status.as_u16(), 0);
                     return Ok(plain(status, format!("{status}\r\nNo Exchange server is reachable.\r\n"), finish));
@@ -263,24 +267,27 @@ fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> 
 /// The request as Exchange gets it: hop-by-hop headers dropped and the
 /// client added to X-Forwarded-For; everything else, Authorization included,
 /// unchanged.
-fn upstream_request(req: Request<Incoming>, info: &ConnInfo) -> Request<Incoming> {
+fn upstream_request(req: Request<Incoming>, info: &ConnInfo, peer_xff: Option<&HeaderValue>) -> Request<Incoming> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // hyper answered `100 Continue` to the client when the body was first read.
     parts.headers.remove(EXPECT);
     let xff = HeaderName::from_static("x-forwarded-for");
-    let mut value = String::new();
-    if info.trusted_peer {
+    if info.trusted_peer && parts.headers.contains_key(&xff) {
+        let mut value = String::new();
         for v in parts.headers.get_all(&xff) {
             if let Ok(s) = v.to_str() {
                 value.push_str(s);
                 value.push_str(", ");
             }
         }
-    }
-    value.push_str(&info.peer.to_string());
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        parts.headers.insert(xff, v);
+        value.push_str(&info.peer.to_string());
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            parts.headers.insert(xff, v);
+        }
+    } else if let Some(v) = peer_xff {
+        // The common case: no allocation per request.
+        parts.headers.insert(xff, v.clone());
     }
     parts.version = Version::HTTP_11;
     Request::from_parts(parts, body)

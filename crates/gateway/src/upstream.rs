@@ -87,6 +87,23 @@ pub enum ConnectError {
     NoneHealthy,
     /// The healthy ones refused or failed.
     Failed,
+    /// The gateway itself is out of descriptors, memory or local ports: not
+    /// the upstream's fault, so no upstream is marked down for it.
+    Local,
+}
+
+/// Why one connection attempt failed.
+enum OpenError {
+    Local(String),
+    Upstream(String),
+}
+
+/// Errors of this host rather than of the upstream: descriptor limits
+/// (EMFILE, ENFILE), memory, ephemeral ports.
+fn is_local(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::AddrNotAvailable | ErrorKind::OutOfMemory)
+        || (cfg!(unix) && matches!(e.raw_os_error(), Some(23 | 24)))
 }
 
 /// All upstreams, with round-robin choice among the healthy ones.
@@ -128,14 +145,34 @@ impl Upstreams {
             tried = true;
             match self.open(up, closed.clone()).await {
                 Ok(sender) => return Ok(Connection { sender }),
-                Err(e) => up.set_healthy(false, &e, &self.events),
+                // Another upstream would fail the same way.
+                Err(OpenError::Local(e)) => {
+                    (self.events)(Level::Warn, &format!("cannot connect to upstream {}: {e}", up.name));
+                    return Err(ConnectError::Local);
+                }
+                Err(OpenError::Upstream(e)) => up.set_healthy(false, &e, &self.events),
             }
         }
         Err(if tried { ConnectError::Failed } else { ConnectError::NoneHealthy })
     }
 
-    async fn open(&self, up: &Upstream, closed: Arc<Notify>) -> Result<SendRequest<Incoming>, String> {
-        let tcp = up.tcp(self.connect_timeout).await.map_err(|e| e.to_string())?;
+    async fn open(&self, up: &Upstream, closed: Arc<Notify>) -> Result<SendRequest<Incoming>, OpenError> {
+        let tcp = up.tcp(self.connect_timeout).await.map_err(|e| {
+            if is_local(&e) {
+                OpenError::Local(e.to_string())
+            } else {
+                OpenError::Upstream(e.to_string())
+            }
+        })?;
+        self.handshake(up, tcp, closed).await.map_err(OpenError::Upstream)
+    }
+
+    async fn handshake(
+        &self,
+        up: &Upstream,
+        tcp: TcpStream,
+        closed: Arc<Notify>,
+    ) -> Result<SendRequest<Incoming>, String> {
         let mut builder = http1::Builder::new();
         builder.preserve_header_case(true).title_case_headers(false);
         let sender = match (&up.tls, &self.tls) {
@@ -166,6 +203,8 @@ impl Upstreams {
             for up in &self.list {
                 match up.tcp(timeout).await {
                     Ok(_) => up.set_healthy(true, "", &self.events),
+                    // Out of descriptors here says nothing about the upstream.
+                    Err(e) if is_local(&e) => {}
                     Err(e) => up.set_healthy(false, &e.to_string(), &self.events),
                 }
             }
@@ -199,5 +238,14 @@ mod tests {
         assert!(Upstream::parse("ftp://x").is_err());
         assert!(Upstream::parse("http://x/owa").is_err());
         assert!(Upstream::parse("cas1").is_err());
+    }
+
+    #[test]
+    fn descriptor_exhaustion_is_not_the_upstreams_fault() {
+        use std::io::{Error, ErrorKind};
+        assert!(is_local(&Error::from_raw_os_error(24)));
+        assert!(is_local(&Error::from(ErrorKind::AddrNotAvailable)));
+        assert!(!is_local(&Error::from(ErrorKind::ConnectionRefused)));
+        assert!(!is_local(&Error::from(ErrorKind::TimedOut)));
     }
 }
