@@ -360,7 +360,7 @@ pub fn scan_chunks<V: Visitor, F: Fn() -> V + Sync>(data: &[u8], opts: &ScanOpti
         let stats = scan_bytes(data, opts, &mut v);
         return FileScan { visitors: vec![v], stats };
     }
-    let in_force = fields_in_force(data, &ranges, opts.max_line());
+    let in_force = fields_in_force(data, &ranges, opts.max_line(), &|_| {});
     let work = |(r, f): (&Range<usize>, &Option<Fields>)| {
         let mut v = make();
         let mut p = Parser::new(&mut v, opts, f.clone());
@@ -403,13 +403,30 @@ where
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V) + Sync,
 {
+    scan_chunks_releasing(data, opts, make, merge, &|_| {})
+}
+
+/// [`scan_chunks_merged`], calling `release` with each part of `data` once it has
+/// been read, so that a memory map can give its pages back.
+fn scan_chunks_releasing<V, F, M>(
+    data: &[u8],
+    opts: &ScanOptions,
+    make: F,
+    merge: M,
+    release: &(dyn Fn(Range<usize>) + Sync),
+) -> (V, FileStats)
+where
+    V: Visitor,
+    F: Fn() -> V + Sync,
+    M: Fn(&mut V, V) + Sync,
+{
     let ranges = chunk_ranges(data, opts.chunk_size());
     if !opts.parallel || ranges.len() <= 1 {
         let mut v = make();
         let stats = scan_bytes(data, opts, &mut v);
         return (v, stats);
     }
-    let in_force = fields_in_force(data, &ranges, opts.max_line());
+    let in_force = fields_in_force(data, &ranges, opts.max_line(), release);
     type Acc<V> = (V, Vec<(usize, FileStats, u64)>);
     let (visitor, mut parts): Acc<V> = ranges
         .par_iter()
@@ -421,6 +438,7 @@ where
                 let mut p = Parser::new(&mut v, opts, f.clone());
                 p.lines(&data[r.clone()]);
                 let (stats, lines) = p.finish();
+                release(r.clone());
                 parts.push((i, stats, lines));
                 (v, parts)
             },
@@ -437,10 +455,22 @@ where
 }
 
 /// The `#Fields` in force at the start of each chunk.
-fn fields_in_force(data: &[u8], ranges: &[Range<usize>], max_line: usize) -> Vec<Option<Fields>> {
+fn fields_in_force(
+    data: &[u8],
+    ranges: &[Range<usize>],
+    max_line: usize,
+    release: &(dyn Fn(Range<usize>) + Sync),
+) -> Vec<Option<Fields>> {
     // Directive search per chunk is bounded by the chunk, so the whole pass reads
     // the file once; the fields in force then follow by a forward walk.
-    let last: Vec<Option<Fields>> = ranges.par_iter().map(|r| last_fields_in(data, r.clone(), max_line)).collect();
+    let last: Vec<Option<Fields>> = ranges
+        .par_iter()
+        .map(|r| {
+            let found = last_fields_in(data, r.clone(), max_line);
+            release(r.clone());
+            found
+        })
+        .collect();
     let mut in_force = Vec::with_capacity(ranges.len());
     let mut cur: Option<Fields> = None;
     for l in &last {
@@ -685,10 +715,32 @@ where
             let stats = scan_bytes(&[], opts, &mut v);
             (v, stats)
         }
-        Opened::Mapped(map) => scan_chunks_merged(&map, opts, make, merge),
+        Opened::Mapped(map) => scan_chunks_releasing(&map, opts, make, merge, &|range| release_pages(&map, range)),
     };
     stats.path = path.to_path_buf();
     Ok((visitor, stats))
+}
+
+/// Give back the pages of a part of the map already read, so that resident
+/// memory stays bounded by the chunks in flight, not by the size of the file.
+fn release_pages(map: &memmap2::Mmap, range: Range<usize>) {
+    #[cfg(unix)]
+    {
+        // Only whole pages inside the range; 64 KiB is a multiple of every page size in use.
+        const ALIGN: usize = 64 << 10;
+        let base = map.as_ptr() as usize;
+        let start = (base + range.start).next_multiple_of(ALIGN) - base;
+        let end = ((base + range.end) / ALIGN * ALIGN).saturating_sub(base);
+        if end > start {
+            // SAFETY: the map is a read-only private file mapping that nothing writes
+            // to, so dropping its pages only makes a later read fault them in again
+            // from the file; no reference observes a change.
+            #[allow(unsafe_code)]
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, range);
 }
 
 enum Opened {
