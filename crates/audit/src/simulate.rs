@@ -482,7 +482,7 @@ pub fn render_table(report: &SimReport) -> String {
     let mut out = String::new();
     let s = &report.summary;
     let _ = writeln!(out, "casguard simulate");
-    let _ = writeln!(out, "policy {}", fit(&report.policy, 73));
+    let _ = writeln!(out, "policy {}", crate::table::fit_tail(&report.policy, 73));
     let _ = writeln!(
         out,
         "{} people's requests: {} would be denied, {} allowed; {} user(s) affected",

@@ -16,6 +16,17 @@ pub fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// Cut `text` to `width` characters from the front, keeping its end (for paths).
+pub fn fit_tail(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_string();
+    }
+    let mut out = String::from("…");
+    out.extend(text.chars().skip(count - width.saturating_sub(1)));
+    out
+}
+
 /// Break `text` into lines of at most `width` characters, at spaces where possible.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
@@ -183,6 +194,12 @@ mod tests {
         assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
         assert_eq!(lines.join(" "), text);
         assert_eq!(super::wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+    }
+
+    #[test]
+    fn fit_tail_keeps_the_file_name() {
+        assert_eq!(super::fit_tail("/a/very/long/path/policy.toml", 12), "…policy.toml");
+        assert_eq!(super::fit_tail("short.toml", 12), "short.toml");
     }
 
     #[test]
