@@ -5,7 +5,12 @@
 #     and the p99 latency each proxy adds over going direct.
 #     Targets: >= 80% of nginx's requests/s; <= 1 ms added p99 at 1,000
 #     keep-alive connections.
-#  2. IDLE_CONNS ActiveSync Ping long-polls held open through the gateway
+#  2. LATENCY: a fixed request rate well below saturation (RATE req/s in
+#     total over LAT_CONNS keep-alive connections, open loop, from
+#     crates/gateway/examples/latency.rs), direct, through nginx and through
+#     the gateway. Prints the p99 each proxy adds. Flat-out wrk on a small
+#     machine mostly measures queueing; this measures the proxy.
+#  3. IDLE_CONNS ActiveSync Ping long-polls held open through the gateway
 #     (bench/idle-connections.py: a mock Exchange that never answers, and the
 #     clients). Prints the gateway's RSS and the cost per connection.
 #     Target: 10,000 under 500 MB.
@@ -13,7 +18,8 @@
 # Usage: bench/gateway.sh
 #   CONNS=1000 DURATION=5 THREADS=1   wrk connections, seconds, threads
 #   WORKERS=1                         nginx proxy workers = gateway --threads
-#   IDLE_CONNS=10000                  0 skips part 2; THROUGHPUT=0 skips part 1
+#   IDLE_CONNS=10000                  0 skips part 3; THROUGHPUT=0 skips part 1
+#   LATENCY=1 RATE=2000 LAT_CONNS=1000 LAT_SECONDS=10   0 skips part 2
 #   CASGUARD=path/to/casguard         default: cargo build --release
 # Needs 2 x IDLE_CONNS descriptors in the gateway: the script raises
 # `ulimit -n`, and measures fewer connections if the hard limit is lower.
@@ -26,6 +32,10 @@ THREADS=${THREADS:-1}
 WORKERS=${WORKERS:-1}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 THROUGHPUT=${THROUGHPUT:-1}
+LATENCY=${LATENCY:-1}
+RATE=${RATE:-2000}
+LAT_CONNS=${LAT_CONNS:-1000}
+LAT_SECONDS=${LAT_SECONDS:-10}
 UP=18180 NGX=18181 GW=18182 IDLE_UP=18183 IDLE_GW=18184
 
 need=()
@@ -41,6 +51,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -z "${CASGUARD:-}" ]; then
     cargo build --release -q -p casguard
     CASGUARD=target/release/casguard
+fi
+if [ "$LATENCY" != 0 ]; then
+    cargo build --release -q -p gateway --example latency
 fi
 
 work=$(mktemp -d)
@@ -59,8 +72,8 @@ wait_port() {
     echo "nothing listens on port $1" >&2; exit 1
 }
 
-# --- 1. throughput and latency ------------------------------------------------
-if [ "$THROUGHPUT" != 0 ]; then
+# --- 1. throughput and latency under wrk; 2. latency at a fixed rate ----------
+if [ "$THROUGHPUT" != 0 ] || [ "$LATENCY" != 0 ]; then
     # Upstream and proxy are separate nginx instances, so the proxy's worker
     # count is the same as the gateway's threads and the upstream is shared.
     nginx_conf() { # NAME WORKERS SERVER-BLOCK
@@ -101,6 +114,7 @@ NGX
         echo "$rps $p99"
     }
 
+  if [ "$THROUGHPUT" != 0 ]; then
     echo "wrk -t$THREADS -c$CONNS -d$DURATION, keep-alive; upstream: nginx static 200;" \
         "nginx proxy workers = gateway threads = $WORKERS; $(nproc) cores"
     read -r d_rps d_p99 < <(run http://127.0.0.1:$UP)
@@ -114,12 +128,38 @@ NGX
         printf "gateway/nginx requests/s: %.0f%% (target >= 80%%); added p99: gateway %.2f ms, nginx %.2f ms (target <= 1 ms)\n",
             100 * g / n, gp - dp, np - dp;
     }'
+  fi
+  if [ "$LATENCY" != 0 ]; then
+    lat() { # URL -> "p50 p99 p999"; warns about errors and late sends
+        local out; out=$(target/release/examples/latency "$1/owa/" "$RATE" "$LAT_CONNS" "$LAT_SECONDS")
+        read -r _ n _ err _ late _ p50 _ p99 _ p999 _ max <<<"$out"
+        if [ "$err" != 0 ] || [ $((late * 100)) -gt "$n" ]; then
+            echo "$1: $n requests, $err errors, $late sent > 2 ms late (generator or connection stalled)" >&2
+        fi
+        echo "$p50 $p99 $p999 $max"
+    }
+    if [ "$THROUGHPUT" != 0 ]; then echo; fi
+    echo "fixed rate: $RATE req/s over $LAT_CONNS keep-alive connections for ${LAT_SECONDS}s" \
+        "(open loop, one generator thread); $(nproc) cores"
+    read -r d50 d99 d999 dmax < <(lat http://127.0.0.1:$UP)
+    read -r n50 n99 n999 nmax < <(lat http://127.0.0.1:$NGX)
+    read -r g50 g99 g999 gmax < <(lat http://127.0.0.1:$GW)
+    awk -v d50="$d50" -v d99="$d99" -v d999="$d999" -v dm="$dmax" -v n50="$n50" -v n99="$n99" -v n999="$n999" -v nm="$nmax" \
+        -v g50="$g50" -v g99="$g99" -v g999="$g999" -v gm="$gmax" -v r="$RATE" -v c="$LAT_CONNS" 'BEGIN {
+        printf "%-18s %9s %9s %9s %9s\n", "ms", "p50", "p99", "p99.9", "max";
+        printf "%-18s %9.3f %9.3f %9.3f %9.3f\n", "direct", d50, d99, d999, dm;
+        printf "%-18s %9.3f %9.3f %9.3f %9.3f\n", "nginx proxy_pass", n50, n99, n999, nm;
+        printf "%-18s %9.3f %9.3f %9.3f %9.3f\n", "casguard gateway", g50, g99, g999, gm;
+        printf "added p99 at %d req/s over %d connections: gateway %.3f ms, nginx %.3f ms (target <= 1 ms)\n",
+            r, c, g99 - d99, n99 - d99;
+    }'
+  fi
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()
 fi
 
-# --- 2. idle long-polls -------------------------------------------------------
+# --- 3. idle long-polls -------------------------------------------------------
 if [ "$IDLE_CONNS" != 0 ]; then
     kb() { awk -v k="$1:" '$1==k {print $2}' "/proc/$2/status"; }
     want=$IDLE_CONNS
