@@ -34,11 +34,17 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
+fn stamped<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, Stamp)> {
+    paths.map(|p| (p.to_path_buf(), stamp(p))).collect()
+}
+
 pub struct PolicyStore {
     current: RwLock<Arc<Loaded>>,
     policy_path: PathBuf,
     inventory_path: Option<PathBuf>,
-    stamps: Mutex<(Stamp, Stamp)>,
+    /// The policy file, the inventory and the policy's group files, each
+    /// with its stamp when last loaded.
+    watched: Mutex<Vec<(PathBuf, Stamp)>>,
     /// Serialises reloads (signal and poll may race).
     reloading: Mutex<()>,
 }
@@ -57,13 +63,14 @@ pub fn load(path: &Path, inventory: Option<&Path>, interpreter: &Interpreter) ->
 impl PolicyStore {
     /// Load at start; an error here must stop the gateway (fail closed).
     pub fn open(path: &Path, inventory: Option<&Path>, interpreter: &Interpreter) -> Result<PolicyStore, PolicyError> {
-        let stamps = (stamp(path), inventory.and_then(stamp));
+        let mut watched = stamped([Some(path), inventory].into_iter().flatten());
         let loaded = load(path, inventory, interpreter)?;
+        watched.extend(stamped(loaded.policy.group_files().iter().map(PathBuf::as_path)));
         Ok(PolicyStore {
             current: RwLock::new(Arc::new(loaded)),
             policy_path: path.to_path_buf(),
             inventory_path: inventory.map(Path::to_path_buf),
-            stamps: Mutex::new(stamps),
+            watched: Mutex::new(watched),
             reloading: Mutex::new(()),
         })
     }
@@ -76,9 +83,15 @@ impl PolicyStore {
     pub fn reload(&self, interpreter: &Interpreter, events: &EventSink, metrics: &Metrics) -> Result<(), PolicyError> {
         let _guard = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         // Stamps first: a file changed while loading is seen again next poll.
-        let stamps = (stamp(&self.policy_path), self.inventory_path.as_deref().and_then(stamp));
-        *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) = stamps;
-        match load(&self.policy_path, self.inventory_path.as_deref(), interpreter) {
+        let mut watched =
+            stamped([Some(self.policy_path.as_path()), self.inventory_path.as_deref()].into_iter().flatten());
+        let old_groups = self.current().policy.group_files().to_vec();
+        let result = load(&self.policy_path, self.inventory_path.as_deref(), interpreter);
+        // A rejected policy names no group files we can trust: keep watching the old ones.
+        let groups = result.as_ref().map_or(&old_groups[..], |l| l.policy.group_files());
+        watched.extend(stamped(groups.iter().map(PathBuf::as_path)));
+        *self.watched.lock().unwrap_or_else(|e| e.into_inner()) = watched;
+        match result {
             Ok(loaded) => {
                 let rules = loaded.policy.rules().len();
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
@@ -94,9 +107,8 @@ impl PolicyStore {
         }
     }
 
-    /// True when the policy or inventory file changed since the last load.
+    /// True when the policy, the inventory or a group file changed since the last load.
     pub fn changed(&self) -> bool {
-        let now = (stamp(&self.policy_path), self.inventory_path.as_deref().and_then(stamp));
-        *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) != now
+        self.watched.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(path, was)| stamp(path) != *was)
     }
 }

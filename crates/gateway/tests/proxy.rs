@@ -320,6 +320,41 @@ async fn bad_reload_keeps_the_old_policy_and_good_changes_apply() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_group_file_is_picked_up_without_a_signal() {
+    within(40, async {
+        let (_mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'blocked people'\naction = 'deny'\nuser = { group_file = 'blocked.txt' }\n";
+        let gw = start_gateway_with(policy, up, |c| {
+            c.reload_interval = 1;
+            let dir = c.policy.as_ref().unwrap().parent().unwrap();
+            std::fs::write(dir.join("blocked.txt"), "# people we block\nCONTOSO\\alice\n").unwrap();
+        })
+        .await;
+        let status = |user: &str| {
+            let auth = basic(user, "pw");
+            async move { client(gw.addr).await.get("/owa/", &[("authorization", &auth)]).await.status }
+        };
+        assert_eq!(status("CONTOSO\\alice").await, StatusCode::FORBIDDEN);
+        assert_eq!(status("CONTOSO\\bob").await, StatusCode::OK);
+
+        // Only the group file changes; the poller sees it.
+        let group = gw.policy_path().parent().unwrap().join("blocked.txt");
+        std::fs::write(&group, "# people we block\nCONTOSO\\alice\nbob@contoso.com\n").unwrap();
+        let start = Instant::now();
+        loop {
+            if status("CONTOSO\\bob").await == StatusCode::FORBIDDEN {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the group file's change never applied");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(gw.events().iter().any(|e| e.contains("policy reloaded")), "{:?}", gw.events());
+        gw.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_closed_when_the_policy_cannot_load() {
     within(10, async {
         let (_mock, up) = start_mock().await;

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use exchange::{Catalog, NetworkId, Networks, Protocol};
@@ -209,6 +209,8 @@ struct Ctx<'a> {
     catalog: &'a Catalog,
     networks: &'a Networks,
     ranges: Vec<(String, Vec<IpNet>)>,
+    /// Group files read, for whoever reloads the policy when they change.
+    group_files: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Ctx<'_> {
@@ -412,6 +414,10 @@ fn user_set(ctx: &Ctx, raw: RawUser, span: &Range<usize>) -> Result<UserSet, Pol
             let path = ctx.dir.join(f.get_ref());
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| ctx.err(&f.span(), format!("cannot read group file {}: {e}", path.display())))?;
+            let mut read = ctx.group_files.borrow_mut();
+            if !read.contains(&path) {
+                read.push(path);
+            }
             for line in text.lines().map(str::trim) {
                 if !line.is_empty() && !line.starts_with('#') {
                     add_user(&mut set, line);
@@ -470,7 +476,8 @@ pub(crate) fn compile(
 ) -> Result<Policy, PolicyError> {
     let file = origin.display().to_string();
     let dir = origin.parent().unwrap_or(Path::new("."));
-    let mut ctx = Ctx { text, file: file.clone(), dir, catalog, networks, ranges: Vec::new() };
+    let mut ctx =
+        Ctx { text, file: file.clone(), dir, catalog, networks, ranges: Vec::new(), group_files: Default::default() };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Invalid {
         file: file.clone(),
         line: e.span().map(|s| ctx.line(&(s.start.max(1)..s.end)).unwrap_or(1)),
@@ -554,6 +561,7 @@ pub(crate) fn compile(
         inventory: None,
         blocks,
         ranges: ctx.ranges,
+        group_files: ctx.group_files.into_inner(),
     })
 }
 

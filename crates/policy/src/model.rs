@@ -414,9 +414,15 @@ pub struct Policy {
     pub(crate) inventory: Option<Arc<Inventory>>,
     pub(crate) blocks: crate::compile::Blocks,
     pub(crate) ranges: Vec<(String, Vec<IpNet>)>,
+    pub(crate) group_files: Vec<std::path::PathBuf>,
 }
 
 impl Policy {
+    /// The group files the policy read, each once, in the order first read.
+    pub fn group_files(&self) -> &[std::path::PathBuf] {
+        &self.group_files
+    }
+
     /// The compiled rules in evaluation order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
