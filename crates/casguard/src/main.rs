@@ -48,14 +48,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(threads) = cli.threads {
         rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global()?;
     }
-    let global = cmd::Global { quiet: cli.quiet };
+    let global = cmd::Global { quiet: cli.quiet, threads: cli.threads };
     match cli.command {
         Command::Audit(args) => cmd::audit::run(args, &global),
         Command::Simulate(args) => cmd::simulate::run(args, &global),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Emit(args) => cmd::emit::run(args),
         Command::Inventory(args) => cmd::inventory::run(args, &global),
-        Command::Gateway(args) => cmd::gateway::run(*args),
+        Command::Gateway(args) => cmd::gateway::run(*args, &global),
         Command::Export(args) => cmd::export::run(args, &global),
         Command::Watch(args) => cmd::watch::run(args),
     }

@@ -180,3 +180,40 @@ fn serves_reloads_on_sighup_stops_on_sigterm_and_audit_reads_its_log() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no Mozilla"));
 }
+
+/// Under a low open-files limit the gateway raises its soft limit to the hard
+/// one and warns how many clients that serves; `--threads 1` still serves.
+#[cfg(target_os = "linux")]
+#[test]
+fn raises_a_low_open_files_limit_and_warns_when_the_hard_one_is_too_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    let up = upstream();
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 200 && ulimit -Hn 300 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_casguard"))
+        .args(["--threads", "1", "gateway", "--policy"])
+        .arg(&policy)
+        .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--max-connections", "1000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let warning = wait_for(&rx, "open-files limit");
+    assert!(warning.contains("is 300, below the 2064") && warning.contains("about 118 clients"), "{warning}");
+    let line = wait_for(&rx, "listening on http://");
+    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    assert_eq!(open_files.split_whitespace().collect::<Vec<_>>()[3..5], ["300", "300"], "{open_files}");
+    assert_eq!(get(addr, "/owa/", "Mozilla/5.0", ""), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

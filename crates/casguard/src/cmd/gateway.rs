@@ -157,7 +157,7 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let max = match args.log_level {
         LogLevel::Error => Level::Error,
         LogLevel::Warn => Level::Warn,
@@ -171,13 +171,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("{} {level}: {msg}", w3c::time::format_rfc3339(now as i64));
         }
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("casguard-gateway")
-        .build()
-        .context("cannot start the async runtime")?;
+    ensure_open_files(config.max_connections, &events);
+    // One thread: no work stealing and no cross-thread wake-ups, as in one
+    // nginx worker. More: tokio's work-stealing pool.
+    let mut builder = match global.threads {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime =
+        builder.enable_all().thread_name("casguard-gateway").build().context("cannot start the async runtime")?;
     runtime.block_on(gateway::serve(config, events))?;
     // Connections still open after the drain timeout are dropped here.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }
+
+/// Each client holds two descriptors (its own and its upstream's). Raise the
+/// soft limit as far as the hard limit allows, and say so if that is too
+/// little: past it, clients get 503 instead of service.
+#[cfg(unix)]
+fn ensure_open_files(max_connections: usize, events: &gateway::EventSink) {
+    const HEADROOM: u64 = 64; // listeners, access log, metrics, policy reads
+    let want = (max_connections as u64).saturating_mul(2).saturating_add(HEADROOM);
+    match rlimit::increase_nofile_limit(want) {
+        Ok(got) if got < want => events(
+            Level::Warn,
+            &format!(
+                "the open-files limit is {got}, below the {want} that --max-connections {max_connections} needs: \
+                 about {} clients can be served at once; raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+                got.saturating_sub(HEADROOM) / 2
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => events(Level::Warn, &format!("cannot read or raise the open-files limit: {e}")),
+    }
+}
+
+#[cfg(not(unix))]
+fn ensure_open_files(_max_connections: usize, _events: &gateway::EventSink) {}

@@ -21,6 +21,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Options every subcommand sees.
 pub struct Global {
     pub quiet: bool,
+    /// `--threads`: rayon's pool is already sized from it; the gateway sizes its runtime.
+    pub threads: Option<usize>,
 }
 
 /// Log inputs and the data that gives them meaning.
