@@ -6,8 +6,11 @@ use std::net::IpAddr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hyper::header::{HeaderMap, AUTHORIZATION, USER_AGENT};
+use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, USER_AGENT};
 use hyper::{Method, Uri};
+
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const MS_ASPROTOCOLVERSION: HeaderName = HeaderName::from_static("ms-asprotocolversion");
 
 /// Where the connection came from and arrived at.
 #[derive(Clone, Copy, Debug)]
@@ -50,7 +53,7 @@ pub fn fill(
     r.server_ip = Some(conn.local);
     r.server_port = conn.port;
     if conn.trusted_peer {
-        for (i, v) in headers.get_all("x-forwarded-for").iter().enumerate() {
+        for (i, v) in headers.get_all(X_FORWARDED_FOR).iter().enumerate() {
             if i > 0 {
                 r.forwarded_for.push_str(", ");
             }
@@ -63,7 +66,7 @@ pub fn fill(
 /// Fields the interpreter clears and derives from the query; called after it.
 pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap) {
     if r.protocol == exchange::Protocol::ActiveSync && r.activesync.protocol_version.is_empty() {
-        if let Some(v) = headers.get("ms-asprotocolversion").and_then(|v| v.to_str().ok()) {
+        if let Some(v) = headers.get(MS_ASPROTOCOLVERSION).and_then(|v| v.to_str().ok()) {
             r.activesync.protocol_version.push_str(v.trim());
         }
     }
@@ -158,6 +161,14 @@ fn trim(v: &[u8]) -> &[u8] {
 /// what Exchange routes on, not a spelling chosen to slip past them.
 pub fn normalize_path(raw: &str, out: &mut String) {
     out.clear();
+    if is_plain_path(raw) {
+        out.push_str(raw);
+    } else {
+        resolve_path(raw, out);
+    }
+}
+
+fn resolve_path(raw: &str, out: &mut String) {
     let mut decoded = Vec::with_capacity(raw.len());
     let b = raw.as_bytes();
     let mut i = 0;
@@ -193,6 +204,15 @@ pub fn normalize_path(raw: &str, out: &mut String) {
     }
 }
 
+/// Nothing to decode or resolve: no `%`, no backslash, no empty, `.` or `..`
+/// segment. Nearly every real request; it is copied as it is.
+fn is_plain_path(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.first() == Some(&b'/')
+        && !b.iter().any(|&c| c == b'%' || c == b'\\')
+        && !b.windows(2).any(|w| w == b"//" || w == b"/.")
+}
+
 fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -224,6 +244,29 @@ mod tests {
         assert_eq!(norm("/a%2"), "/a%2");
         assert_eq!(norm("/a%zz%"), "/a%zz%");
         assert_eq!(norm("/caf%C3%A9%FF"), "/caf\u{e9}\u{fffd}");
+    }
+
+    #[test]
+    fn the_plain_path_shortcut_agrees_with_full_resolution() {
+        // Every string of up to 6 characters over the characters that matter.
+        let alphabet = ['/', '.', 'a', '%', '2', 'F', '\\'];
+        let mut paths = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for p in &paths {
+                for c in alphabet {
+                    let path = format!("{p}{c}");
+                    let mut resolved = String::new();
+                    resolve_path(&path, &mut resolved);
+                    assert_eq!(norm(&path), resolved, "{path:?}");
+                    checked += usize::from(is_plain_path(&path));
+                    next.push(path);
+                }
+            }
+            paths = next;
+        }
+        assert!(checked > 1000, "the shortcut was taken {checked} times");
     }
 
     #[test]

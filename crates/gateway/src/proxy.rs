@@ -241,8 +241,7 @@ async fn handle(
     drop(upstream);
 
     let (mut parts, body) = response.into_parts();
-    let upstream_close = has_token(&parts.headers, "close");
-    strip_hop_by_hop(&mut parts.headers);
+    let upstream_close = strip_hop_by_hop(&mut parts.headers);
     if upstream_close {
         parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
@@ -272,7 +271,7 @@ fn upstream_request(req: Request<Incoming>, info: &ConnInfo, peer_xff: Option<&H
     strip_hop_by_hop(&mut parts.headers);
     // hyper answered `100 Continue` to the client when the body was first read.
     parts.headers.remove(EXPECT);
-    let xff = HeaderName::from_static("x-forwarded-for");
+    let xff = model::X_FORWARDED_FOR;
     if info.trusted_peer && parts.headers.contains_key(&xff) {
         let mut value = String::new();
         for v in parts.headers.get_all(&xff) {
@@ -293,34 +292,57 @@ fn upstream_request(req: Request<Incoming>, info: &ConnInfo, peer_xff: Option<&H
     Request::from_parts(parts, body)
 }
 
-fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
+/// The fixed hop-by-hop set (RFC 9110 §7.6.1, plus the legacy `Keep-Alive`
+/// and `Proxy-Connection`).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    CONNECTION,
+    TE,
+    TRAILER,
+    UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
 
 /// RFC 9110 §7.6.1: drop `Connection` and the headers it names, and the
 /// fixed hop-by-hop set. Framing headers stay: hyper re-frames from them.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| *n != CONTENT_LENGTH && *n != TRANSFER_ENCODING)
-        .collect();
+/// True when `Connection` said `close`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
+    // One pass over the names finds which of the set are here; most requests
+    // have none, and responses mostly just `Connection: keep-alive`.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return false;
+    }
+    let mut close = false;
+    // Names other than `keep-alive` and `close` are rare: usually no allocation.
+    let mut named = Vec::new();
+    for value in headers.get_all(CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if token.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+                        named.push(name);
+                    }
+                }
+            }
+        }
+    }
     for n in named {
         headers.remove(n);
     }
-    for n in [CONNECTION, TE, TRAILER, UPGRADE] {
-        headers.remove(n);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(n);
+        }
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    close
 }
 
 // === impl Tracked ===
@@ -566,5 +588,45 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_end_to_end_ones_stay() {
+        let mut h = headers(&[
+            ("Connection", "Keep-Alive, X-Hop"),
+            ("connection", " close ,te"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("content-length", "3"),
+            ("x-end", "2"),
+        ]);
+        assert!(strip_hop_by_hop(&mut h), "Connection: close was said");
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-length", "x-end"]);
+
+        // Connection may not name framing headers away.
+        let mut h = headers(&[("connection", "content-length, transfer-encoding"), ("content-length", "3")]);
+        assert!(!strip_hop_by_hop(&mut h));
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["content-length"]);
+
+        let mut h = headers(&[("host", "mail"), ("x-hop", "1")]);
+        assert!(!strip_hop_by_hop(&mut h));
+        assert_eq!(h.len(), 2, "without Connection, nothing is hop-by-hop but the fixed set");
     }
 }

@@ -151,10 +151,10 @@ impl Gateway {
         let mut server = http1::Builder::new();
         server
             .timer(TokioTimer::new())
-            // hyper's timer also runs while a keep-alive connection waits for
-            // its next request; the connection task enforces both limits
-            // precisely, this is the backstop.
-            .header_read_timeout(header_timeout + idle_timeout)
+            // The connection task enforces the header-read and idle limits
+            // (slow heads, trickled bytes, idle keep-alive; tested); hyper's
+            // own timer would add one timer per request to that.
+            .header_read_timeout(None)
             .max_buf_size(config.max_header_bytes)
             .max_headers(config.max_headers)
             .keep_alive(true)

@@ -479,6 +479,26 @@ async fn slow_heads_and_idle_connections_are_closed() {
         // Connected, never a byte: same limit.
         let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
         assert!(closed_after(&mut tcp).await < Duration::from_millis(2500));
+        // A byte every 200 ms, on a keep-alive connection's second request:
+        // trickling does not reset the clock.
+        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 4096];
+        assert!(tcp.read(&mut buf).await.unwrap() > 0, "first request answered");
+        let trickled = Instant::now();
+        let (mut read, mut write) = tcp.into_split();
+        let trickle = tokio::spawn(async move {
+            for b in b"GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                if write.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        let took = trickled.elapsed();
+        trickle.abort();
+        assert!(took < Duration::from_millis(2500), "{took:?}");
         // Idle keep-alive: kept past the header timeout, closed at the idle timeout.
         let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
         tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
