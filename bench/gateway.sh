@@ -14,6 +14,11 @@
 #     (bench/idle-connections.py: a mock Exchange that never answers, and the
 #     clients). Prints the gateway's RSS and the cost per connection.
 #     Target: 10,000 under 500 MB.
+#  4. INSTR: user-space instructions per proxied request, gateway (one
+#     thread) against one nginx worker, counted by valgrind's callgrind at a
+#     fixed rate. Unlike wall time, the count does not depend on what else the
+#     machine is doing; kernel time (about the same for both: four socket
+#     calls a request) is not in it.
 #
 # Usage: bench/gateway.sh
 #   CONNS=1000 DURATION=5 THREADS=1   wrk connections, seconds, threads
@@ -21,6 +26,7 @@
 #   WORKERS=1                         nginx proxy workers = gateway --threads
 #   IDLE_CONNS=10000                  0 skips part 3; THROUGHPUT=0 skips part 1
 #   LATENCY=1 RATE=2000 LAT_CONNS=1000 LAT_SECONDS=10   0 skips part 2
+#   INSTR=1                           0 skips part 4
 #   CASGUARD=path/to/casguard         default: cargo build --release
 # Needs 2 x IDLE_CONNS descriptors in the gateway: the script raises
 # `ulimit -n`, and measures fewer connections if the hard limit is lower.
@@ -38,11 +44,13 @@ LATENCY=${LATENCY:-1}
 RATE=${RATE:-2000}
 LAT_CONNS=${LAT_CONNS:-1000}
 LAT_SECONDS=${LAT_SECONDS:-10}
+INSTR=${INSTR:-1}
 UP=18180 NGX=18181 GW=18182 IDLE_UP=18183 IDLE_GW=18184
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ "${INSTR:-1}" = 0 ] || command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]} from Debian" >&2
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -54,7 +62,7 @@ if [ -z "${CASGUARD:-}" ]; then
     cargo build --release -q -p casguard
     CASGUARD=target/release/casguard
 fi
-if [ "$LATENCY" != 0 ]; then
+if [ "$LATENCY" != 0 ] || [ "$INSTR" != 0 ]; then
     cargo build --release -q -p gateway --example latency
 fi
 
@@ -74,8 +82,6 @@ wait_port() {
     echo "nothing listens on port $1" >&2; exit 1
 }
 
-# --- 1. throughput and latency under wrk; 2. latency at a fixed rate ----------
-if [ "$THROUGHPUT" != 0 ] || [ "$LATENCY" != 0 ]; then
     # Upstream and proxy are separate nginx instances, so the proxy's worker
     # count is the same as the gateway's threads and the upstream is shared.
     nginx_conf() { # NAME WORKERS SERVER-BLOCK
@@ -100,6 +106,9 @@ NGX
         location / { proxy_pass http://cas; proxy_http_version 1.1; proxy_set_header Connection \"\";
                      proxy_buffering off; proxy_request_buffering off; }
     }"
+
+# --- 1. throughput and latency under wrk; 2. latency at a fixed rate ----------
+if [ "$THROUGHPUT" != 0 ] || [ "$LATENCY" != 0 ]; then
     "$NGINX" -c "$work/upstream.conf" -p "$work" & pids+=($!)
     "$NGINX" -c "$work/proxy.conf" -p "$work" & pids+=($!)
     "$CASGUARD" gateway --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GW --threads "$WORKERS" \
@@ -217,4 +226,33 @@ if [ "$IDLE_CONNS" != 0 ]; then
         printf "; 10,000 connections: %.0f MB (target < 500 MB)\n", (b + per * 10000) / 1024;
     }'
     if [ -s "$work/gateway.err" ]; then sort "$work/gateway.err" | cut -c22- | uniq -c | head -5 >&2; fi
+fi
+
+# --- 4. user-space instructions per request -------------------------------------
+if [ "$INSTR" != 0 ]; then
+    "$NGINX" -c "$work/upstream.conf" -p "$work" & pids+=($!)
+    wait_port $UP
+    # SERVER-PID PORT -> instructions per request, counted from after a warm-up.
+    count() {
+        local pid=$1 port=$2 out n ir
+        wait_port "$port"
+        target/release/examples/latency "http://127.0.0.1:$port/owa/" 50 100 2 >/dev/null
+        callgrind_control -z "$pid" >/dev/null
+        out=$(target/release/examples/latency "http://127.0.0.1:$port/owa/" 1000 100 10)
+        callgrind_control -d "$pid" >/dev/null
+        n=$(awk '{print $2 + 100}' <<<"$out") # and one warm-up request per connection
+        sleep 0.5
+        ir=$(callgrind_annotate "$work/cg.$pid.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+        echo $((ir / n))
+    }
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$CASGUARD" --threads 1 gateway \
+        --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GW --upstream http://127.0.0.1:$UP \
+        --max-connections 1000 --log-level error 2>/dev/null & vg=$!
+    g_ir=$(count $vg $GW); kill -INT $vg; wait $vg 2>/dev/null || true
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$NGINX" -c "$work/proxy.conf" -p "$work" \
+        -g 'master_process off;' 2>/dev/null & vn=$!
+    n_ir=$(count $vn $NGX); kill -QUIT $vn; wait $vn 2>/dev/null || true
+    echo
+    echo "user-space instructions per request (callgrind; 1,000 req/s over 100 keep-alive connections for 10 s):"
+    awk -v g="$g_ir" -v n="$n_ir" 'BEGIN { printf "nginx proxy_pass %d, casguard gateway %d: gateway/nginx %.2f\n", n, g, g / n }'
 fi
