@@ -69,6 +69,14 @@ fn start(policy: &Path, dir: &Path, up: SocketAddr) -> (Child, SocketAddr, mpsc:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let rx = stderr_lines(&mut child);
+    let line = wait_for(&rx, "listening on http://");
+    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    (child, addr, rx)
+}
+
+/// The child's stderr, a line at a time, read on a thread of its own.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -76,9 +84,7 @@ fn start(policy: &Path, dir: &Path, up: SocketAddr) -> (Child, SocketAddr, mpsc:
             let _ = tx.send(line);
         }
     });
-    let line = wait_for(&rx, "listening on http://");
-    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
-    (child, addr, rx)
+    rx
 }
 
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
@@ -199,13 +205,7 @@ fn raises_a_low_open_files_limit_and_warns_when_the_hard_one_is_too_low() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let warning = wait_for(&rx, "open-files limit");
     assert!(warning.contains("is 300, below the 2064") && warning.contains("about 118 clients"), "{warning}");
     let line = wait_for(&rx, "listening on http://");
