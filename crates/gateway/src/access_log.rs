@@ -1,13 +1,14 @@
 //! The access log, in IIS W3C format so `casguard audit` and `simulate`
 //! read it like any CAS log. Lines go through a bounded channel to a writer
-//! thread; the request path never waits on the disk (a full channel drops
-//! the line and counts it). One file per UTC day: `u_exYYMMDD_x.log`.
+//! thread that drains it every 50 ms; the request path never waits on the
+//! disk nor wakes the writer (a full channel drops the line and counts it).
+//! One file per UTC day: `u_exYYMMDD_x.log`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,6 +32,16 @@ pub fn push_field(line: &mut String, value: &str) {
         line.push('-');
         return;
     }
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        line.push_str(value);
+    } else if value.is_ascii() {
+        line.extend(value.bytes().map(|b| if b.is_ascii_graphic() { char::from(b) } else { '+' }));
+    } else {
+        push_escaped(line, value);
+    }
+}
+
+fn push_escaped(line: &mut String, value: &str) {
     for c in value.chars() {
         line.push(if c.is_whitespace() || c.is_control() { '+' } else { c });
     }
@@ -132,19 +143,16 @@ impl Writer<'_> {
     }
 }
 
+/// How often the writer wakes to write what is queued. Senders never wake
+/// it: a wake-up per line would cost each request a system call.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+
 fn write_loop(dir: &Path, rx: Receiver<String>, events: &EventSink) {
     let mut w = Writer { dir, events, current: None, failing: false };
     loop {
-        match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(line) if line.is_empty() => break,
-            Ok(line) => w.write(&line),
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        // Write what is queued, then flush once the queue is empty, so tail -f
-        // and tests see lines promptly without a flush per line under load.
         loop {
             match rx.try_recv() {
+                // An empty line is the stop mark.
                 Ok(line) if line.is_empty() => {
                     w.flush();
                     return;
@@ -157,9 +165,10 @@ fn write_loop(dir: &Path, rx: Receiver<String>, events: &EventSink) {
                 }
             }
         }
+        // Flushed each round, so tail -f sees lines within DRAIN_EVERY.
         w.flush();
+        std::thread::sleep(DRAIN_EVERY);
     }
-    w.flush();
 }
 
 /// `u_exYYMMDD_x.log`, as IIS names files with custom fields.
@@ -192,7 +201,8 @@ mod tests {
         push_field(&mut l, "2024-05-01");
         push_field(&mut l, "");
         push_field(&mut l, "Mozilla/5.0 (X11;\tLinux)\r\n");
-        assert_eq!(l, "2024-05-01 - Mozilla/5.0+(X11;+Linux)++");
+        push_field(&mut l, "Caf\u{e9}\u{a0}iOS\u{7f}");
+        assert_eq!(l, "2024-05-01 - Mozilla/5.0+(X11;+Linux)++ Caf\u{e9}+iOS+");
         assert_eq!(file_name("2024-05-01"), "u_ex240501_x.log");
     }
 

@@ -55,6 +55,8 @@ struct ConnState {
     model: Mutex<exchange::Request>,
     /// The peer's address as an X-Forwarded-For value, made once.
     peer_xff: Option<HeaderValue>,
+    /// The connection's access log fields, made once.
+    log_fields: ConnFields,
     /// The user an NTLM/Negotiate handshake on this connection named and
     /// Exchange accepted; requests after the handshake carry no header.
     auth_user: Mutex<String>,
@@ -71,8 +73,10 @@ pub(crate) async fn serve_connection<IO>(
 {
     let activity = Arc::new(Activity::new());
     let peer_xff = HeaderValue::try_from(info.peer.to_string()).ok();
+    let log_fields = ConnFields::new(&info);
     let state = Arc::new(ConnState {
         peer_xff,
+        log_fields,
         info,
         activity: activity.clone(),
         upstream: tokio::sync::Mutex::new(None),
@@ -141,7 +145,7 @@ async fn handle(
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);
         if shared.access_log.is_some() {
-            finish.log = Some(LogLine::new(&m, now, deny, rule.map(|r| &**r), req.headers()));
+            finish.log = Some(LogLine::new(&m, &conn.log_fields, now, deny, rule, req.headers()));
         }
         if deny {
             (shared.events)(
@@ -436,39 +440,85 @@ impl Drop for Finish {
 /// An access log line, written up to `cs(Referer)` when the request is
 /// decided, completed with status and time taken when it ends.
 struct LogLine {
-    head: String,
-    tail: String,
+    line: String,
+    /// Usually empty, so no allocation.
+    forwarded_for: String,
+    deny: bool,
+    rule: Option<Arc<str>>,
 }
 
 impl LogLine {
-    fn new(m: &exchange::Request, now: i64, deny: bool, rule: Option<&str>, headers: &HeaderMap) -> LogLine {
-        let stamp = w3c::time::format_rfc3339(now);
-        let mut head = String::with_capacity(256);
-        push_field(&mut head, stamp.get(..10).unwrap_or(""));
-        push_field(&mut head, stamp.get(11..19).unwrap_or(""));
-        push_field(&mut head, &m.server_ip.map(|i| i.to_string()).unwrap_or_default());
-        push_field(&mut head, &m.method);
-        push_field(&mut head, &m.stem);
-        push_field(&mut head, &m.query);
-        push_field(&mut head, &m.server_port.to_string());
-        push_field(&mut head, &m.username);
-        push_field(&mut head, &m.peer_ip.map(|i| i.to_string()).unwrap_or_default());
-        push_field(&mut head, &m.user_agent);
-        let referer = headers.get(REFERER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        push_field(&mut head, referer.as_deref().unwrap_or(""));
-        let mut tail = String::with_capacity(64);
-        push_field(&mut tail, &m.forwarded_for);
-        push_field(&mut tail, if deny { "deny" } else { "allow" });
-        push_field(&mut tail, rule.unwrap_or(""));
-        LogLine { head, tail }
+    fn new(
+        m: &exchange::Request,
+        conn: &ConnFields,
+        now: i64,
+        deny: bool,
+        rule: Option<&Arc<str>>,
+        headers: &HeaderMap,
+    ) -> LogLine {
+        let mut line = String::with_capacity(320);
+        push_date_time(&mut line, now);
+        line.push_str(&conn.server_ip);
+        push_field(&mut line, &m.method);
+        push_field(&mut line, &m.stem);
+        push_field(&mut line, &m.query);
+        line.push_str(&conn.port);
+        push_field(&mut line, &m.username);
+        line.push_str(&conn.peer_ip);
+        push_field(&mut line, &m.user_agent);
+        let referer = headers.get(REFERER).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        push_field(&mut line, referer.as_deref().unwrap_or(""));
+        LogLine { line, forwarded_for: m.forwarded_for.clone(), deny, rule: rule.cloned() }
     }
 
     fn finish(mut self, status: u16, substatus: u16, win32: u32, taken: Duration) -> String {
-        use std::fmt::Write;
-        let _ = write!(self.head, " {status} {substatus} {win32} {} ", taken.as_millis());
-        self.head.push_str(&self.tail);
-        self.head
+        let line = &mut self.line;
+        let mut digits = itoa::Buffer::new();
+        for n in [u64::from(status), u64::from(substatus), u64::from(win32), taken.as_millis() as u64] {
+            line.push(' ');
+            line.push_str(digits.format(n));
+        }
+        push_field(line, &self.forwarded_for);
+        push_field(line, if self.deny { "deny" } else { "allow" });
+        push_field(line, self.rule.as_deref().unwrap_or(""));
+        self.line
     }
+}
+
+/// The fields that are the same for every request of a connection, each
+/// with its leading space: `s-ip`, `s-port` and `c-ip`.
+struct ConnFields {
+    server_ip: String,
+    port: String,
+    peer_ip: String,
+}
+
+impl ConnFields {
+    fn new(info: &ConnInfo) -> ConnFields {
+        ConnFields {
+            server_ip: format!(" {}", info.local),
+            port: format!(" {}", info.port),
+            peer_ip: format!(" {}", info.peer),
+        }
+    }
+}
+
+/// `date time` (`2024-05-01 10:00:00`), formatted once a second per thread.
+fn push_date_time(line: &mut String, now: i64) {
+    thread_local! {
+        static STAMP: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    STAMP.with_borrow_mut(|(secs, text)| {
+        if *secs != now {
+            text.clear();
+            // `2024-05-01T10:00:00Z` becomes the `date` and `time` fields.
+            w3c::time::write_rfc3339(now, text);
+            text.truncate(19);
+            text.replace_range(10..11, " ");
+            *secs = now;
+        }
+        line.push_str(text);
+    });
 }
 
 // === impl Activity ===
