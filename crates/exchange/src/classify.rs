@@ -11,7 +11,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
 use crate::catalog::{Catalog, UaClass};
-use crate::exploits::{contains_ci, holds, ExploitRules, URI_BUFFER};
+use crate::exploits::{contains_ci, holds, lower_uri, ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
@@ -36,6 +36,8 @@ pub struct Interpreter {
     networks: Networks,
     exploits: ExploitRules,
     probe_ua: AhoCorasick,
+    /// `PROBE_QUERY` lower-cased, for the lower-cased URI.
+    probe_query: memchr::memmem::Finder<'static>,
 }
 
 impl Interpreter {
@@ -51,6 +53,7 @@ impl Interpreter {
                 .match_kind(MatchKind::Standard)
                 .build(PROBE_UA)
                 .expect("fixed literal patterns build"),
+            probe_query: memchr::memmem::Finder::new(&PROBE_QUERY.to_ascii_lowercase()).into_owned(),
         }
     }
 
@@ -159,10 +162,12 @@ impl Interpreter {
         req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
 
         req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, &req.activesync.device_type, req.protocol);
-        req.exploit = self.exploits.detect_with(req, facts.exploit, uri);
+        // Lower-cased once for the exploit rules and the probe query alike.
+        let uri_len = lower_uri(req, uri);
+        req.exploit = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));
         req.traffic = if req.exploit.is_some() {
             Traffic::Exploit
-        } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req) {
+        } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
             Traffic::Probe
         } else if is_backend(req) {
             Traffic::Backend
@@ -203,9 +208,14 @@ impl Interpreter {
     }
 
     /// A probe by its ActiveSync device type or query (the user agent aside).
-    fn is_probe_request(&self, req: &Request) -> bool {
+    /// `uri` holds the lower-cased URI of `uri_len` bytes (see [`lower_uri`]).
+    fn is_probe_request(&self, req: &Request, uri: &[u8; URI_BUFFER], uri_len: usize) -> bool {
         PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
-            || contains_ci(&req.query, PROBE_QUERY)
+            || (!req.query.is_empty()
+                && match uri.get(req.stem.len() + 1..uri_len) {
+                    Some(query) if uri_len <= URI_BUFFER => self.probe_query.find(query).is_some(),
+                    _ => contains_ci(&req.query, PROBE_QUERY),
+                })
     }
 }
 
