@@ -165,7 +165,7 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
     card(&mut body, "malformed lines", &num(s.malformed), if s.malformed > 0 { "warn" } else { "" });
     body.push_str("</section>\n");
 
-    let timeline = &agg.people_tally().timeline;
+    let timeline = agg.people_tally().timeline();
     let points: Vec<(i64, u16, u64)> = timeline.iter().map(|((h, c), n)| (*h, *c, n)).collect();
     let mut chart = timeline_svg(&points, catalog);
     if timeline.truncated {

@@ -83,30 +83,37 @@ pub fn parse_query(query: &str, out: &mut ActiveSync) {
     out.clear();
     let mut plain = false;
     let mut first: Option<&str> = None;
-    for part in query.split('&') {
+    // Byte searches: `&` and `=` are ASCII, so every cut is a char boundary.
+    for part in split_ascii(query, b'&') {
         if part.is_empty() {
             continue;
         }
         if first.is_none() {
             first = Some(part);
         }
-        let Some((name, value)) = part.split_once('=') else {
+        let Some(eq) = part.bytes().position(|b| b == b'=') else {
             continue;
         };
-        if name.eq_ignore_ascii_case("Cmd") {
-            plain = true;
-            set_command(value, &mut out.command);
-        } else if name.eq_ignore_ascii_case("User") {
-            plain = true;
-            percent_decode_into(value, false, &mut out.user);
-        } else if name.eq_ignore_ascii_case("DeviceId") {
-            plain = true;
-            percent_decode_into(value, false, &mut out.device_id);
-        } else if name.eq_ignore_ascii_case("DeviceType") {
-            plain = true;
-            percent_decode_into(value, false, &mut out.device_type);
-        } else if name.eq_ignore_ascii_case("Log") {
-            parse_log(value, &mut out.log);
+        let (name, value) = (&part.as_bytes()[..eq], &part[eq + 1..]);
+        match name.len() {
+            3 if name.eq_ignore_ascii_case(b"Cmd") => {
+                plain = true;
+                set_command(value, &mut out.command);
+            }
+            3 if name.eq_ignore_ascii_case(b"Log") => parse_log(value, &mut out.log),
+            4 if name.eq_ignore_ascii_case(b"User") => {
+                plain = true;
+                percent_decode_into(value, false, &mut out.user);
+            }
+            8 if name.eq_ignore_ascii_case(b"DeviceId") => {
+                plain = true;
+                percent_decode_into(value, false, &mut out.device_id);
+            }
+            10 if name.eq_ignore_ascii_case(b"DeviceType") => {
+                plain = true;
+                percent_decode_into(value, false, &mut out.device_type);
+            }
+            _ => {}
         }
     }
     if plain {
@@ -121,6 +128,25 @@ pub fn parse_query(query: &str, out: &mut ActiveSync) {
             out.log = log;
         }
     }
+}
+
+/// `s.split(sep as char)` for an ASCII `sep`, without the general char
+/// searcher (several times dearer on short fields).
+fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match find_byte(r.as_bytes(), sep) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Cmd values are matched to their canonical case when known.
@@ -139,9 +165,26 @@ fn looks_base64(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     let body = body.strip_suffix("%3D").unwrap_or(body);
     let body = body.strip_suffix("%3D").unwrap_or(body);
-    body.len() >= 8
-        && body.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'%' | b'-' | b'_' | b' '))
+    body.len() >= 8 && body.bytes().all(|c| c == b'%' || BASE64_TEXT[usize::from(c)] != 0)
 }
+
+/// The standard-alphabet character for each byte of a query token: the
+/// URL-safe `-` and `_`, and a `+` that became a space, are mapped; 0 is not
+/// base64. A table: this runs for every character of every base64 query.
+const BASE64_TEXT: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => c as u8,
+            b'-' | b' ' => b'+',
+            b'_' => b'/',
+            _ => 0,
+        };
+        c += 1;
+    }
+    t
+};
 
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -185,14 +228,13 @@ fn decode_base64_in<const TEXT: usize, const BYTES: usize>(
                 _ => return Err(QueryError::NotBase64),
             }
         }
-        let c = match c {
-            b'-' => b'+',
-            b'_' => b'/',
-            b' ' => b'+',
-            b'=' => continue,
-            c if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' => c,
-            _ => return Err(QueryError::NotBase64),
-        };
+        if c == b'=' {
+            continue;
+        }
+        let c = BASE64_TEXT[usize::from(c)];
+        if c == 0 {
+            return Err(QueryError::NotBase64);
+        }
         if n == MAX_BASE64 {
             return Err(QueryError::TooLong);
         }
@@ -347,27 +389,43 @@ impl Base64Query<'_> {
 /// each `Key:value` (value URL-encoded) or `KeyDigits`. Unknown keys are
 /// skipped; the first occurrence of a key wins.
 pub fn parse_log(value: &str, out: &mut LogTokens) {
-    for element in value.split('_') {
-        let (key, val) = match element.split_once(':') {
-            Some(kv) => kv,
+    for element in split_ascii(value, b'_') {
+        let e = element.as_bytes();
+        // Every key we keep starts with one of these: skip the rest unsplit.
+        if !matches!(e.first(), Some(b'V' | b'S' | b'D' | b'A' | b'P' | b'H')) {
+            continue;
+        }
+        let (key, val) = match e.iter().position(|&c| c == b':') {
+            Some(i) => (&e[..i], &element[i + 1..]),
             None => {
-                let at = element.find(|c: char| c.is_ascii_digit()).unwrap_or(element.len());
-                element.split_at(at)
+                let at = e.iter().position(u8::is_ascii_digit).unwrap_or(e.len());
+                (&e[..at], &element[at..])
             }
         };
         let field = match key {
-            "V" => &mut out.version,
-            "SmtpAdrs" => &mut out.smtp_address,
-            "DevOS" => &mut out.device_os,
-            "DevModel" => &mut out.device_model,
-            "As" => &mut out.access_state,
-            "PrxFrom" => &mut out.proxied_from,
-            "HH" => &mut out.host,
+            b"V" => &mut out.version,
+            b"SmtpAdrs" => &mut out.smtp_address,
+            b"DevOS" => &mut out.device_os,
+            b"DevModel" => &mut out.device_model,
+            b"As" => &mut out.access_state,
+            b"PrxFrom" => &mut out.proxied_from,
+            b"HH" => &mut out.host,
             _ => continue,
         };
         if field.is_empty() {
             percent_decode_into(val, true, field);
         }
+    }
+}
+
+/// Below this length a plain loop finds a byte sooner than memchr's SIMD set-up.
+const SHORT: usize = 64;
+
+fn find_byte(s: &[u8], b: u8) -> Option<usize> {
+    if s.len() < SHORT {
+        s.iter().position(|&c| c == b)
+    } else {
+        memchr::memchr(b, s)
     }
 }
 
@@ -393,7 +451,14 @@ pub(crate) fn percent_decode_into(src: &str, plus_space: bool, out: &mut String)
     let s = src.as_bytes();
     let special = |from: usize| {
         let rest = &s[from..];
-        if plus_space { memchr::memchr2(b'%', b'+', rest) } else { memchr::memchr(b'%', rest) }.map(|i| from + i)
+        if rest.len() < SHORT {
+            rest.iter().position(|&c| c == b'%' || (plus_space && c == b'+'))
+        } else if plus_space {
+            memchr::memchr2(b'%', b'+', rest)
+        } else {
+            memchr::memchr(b'%', rest)
+        }
+        .map(|i| from + i)
     };
     let Some(mut at) = special(0) else {
         out.push_str(src);

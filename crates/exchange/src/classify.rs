@@ -11,7 +11,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
 use crate::catalog::{Catalog, UaClass};
-use crate::exploits::{contains_ci, holds, ExploitRules, URI_BUFFER};
+use crate::exploits::{contains_ci, holds, lower_uri, ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
@@ -36,6 +36,8 @@ pub struct Interpreter {
     networks: Networks,
     exploits: ExploitRules,
     probe_ua: AhoCorasick,
+    /// `PROBE_QUERY` lower-cased, for the lower-cased URI.
+    probe_query: memchr::memmem::Finder<'static>,
 }
 
 impl Interpreter {
@@ -51,6 +53,7 @@ impl Interpreter {
                 .match_kind(MatchKind::Standard)
                 .build(PROBE_UA)
                 .expect("fixed literal patterns build"),
+            probe_query: memchr::memmem::Finder::new(&PROBE_QUERY.to_ascii_lowercase()).into_owned(),
         }
     }
 
@@ -98,7 +101,6 @@ impl Interpreter {
         text(Field::UriStem, &mut req.stem);
         text(Field::UriQuery, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
-        display(Field::UserAgent, &mut req.user_agent);
         display(Field::Username, &mut req.username);
         let number = |f: Field| record.get(f).and_then(parse_u16).unwrap_or(0);
         req.status = number(Field::Status);
@@ -106,7 +108,22 @@ impl Interpreter {
         req.server_port = number(Field::ServerPort);
         req.server_ip = record.get(Field::ServerIp).and_then(parse_ip);
         req.peer_ip = record.get(Field::ClientIp).and_then(parse_ip);
-        self.interpret(req);
+        let ua = record.get(Field::UserAgent).unwrap_or_default();
+        // The memo is keyed by the raw user agent, so a known one is copied, not decoded.
+        let done = MEMO.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut memo) => {
+                let memo = memo.get_or_insert_with(Memo::new);
+                let facts = memo.raw_facts(self, ua, &mut req.user_agent);
+                self.interpret_with(req, facts, &mut memo.uri);
+                true
+            }
+            Err(_) => false,
+        });
+        if done != Ok(true) {
+            req.user_agent.clear();
+            w3c::decode_into(ua, &mut req.user_agent);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), &mut [0; URI_BUFFER]);
+        }
     }
 
     /// Derive everything else from the raw fields (method, stem, query,
@@ -116,17 +133,19 @@ impl Interpreter {
     pub fn interpret(&self, req: &mut Request) {
         let memo = MEMO.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut memo) => {
-                self.interpret_with(req, Some(memo.get_or_insert_with(Memo::new)));
+                let memo = memo.get_or_insert_with(Memo::new);
+                let facts = memo.facts(self, &req.user_agent);
+                self.interpret_with(req, facts, &mut memo.uri);
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, None);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), &mut [0; URI_BUFFER]);
         }
     }
 
-    fn interpret_with(&self, req: &mut Request, memo: Option<&mut Memo>) {
+    fn interpret_with(&self, req: &mut Request, facts: UaFacts, uri: &mut [u8; URI_BUFFER]) {
         req.protocol = protocol_of(&req.stem);
         if req.protocol == Protocol::ActiveSync {
             activesync::parse_query(&req.query, &mut req.activesync);
@@ -142,19 +161,13 @@ impl Interpreter {
         req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
         req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
 
-        let mut local;
-        let (facts, uri) = match memo {
-            Some(memo) => (memo.facts(self, &req.user_agent), &mut *memo.uri),
-            None => {
-                local = [0; URI_BUFFER];
-                (self.ua_facts(&req.user_agent), &mut local)
-            }
-        };
         req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, &req.activesync.device_type, req.protocol);
-        req.exploit = self.exploits.detect_with(req, facts.exploit, uri);
+        // Lower-cased once for the exploit rules and the probe query alike.
+        let uri_len = lower_uri(req, uri);
+        req.exploit = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));
         req.traffic = if req.exploit.is_some() {
             Traffic::Exploit
-        } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req) {
+        } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
             Traffic::Probe
         } else if is_backend(req) {
             Traffic::Backend
@@ -195,9 +208,14 @@ impl Interpreter {
     }
 
     /// A probe by its ActiveSync device type or query (the user agent aside).
-    fn is_probe_request(&self, req: &Request) -> bool {
+    /// `uri` holds the lower-cased URI of `uri_len` bytes (see [`lower_uri`]).
+    fn is_probe_request(&self, req: &Request, uri: &[u8; URI_BUFFER], uri_len: usize) -> bool {
         PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
-            || contains_ci(&req.query, PROBE_QUERY)
+            || (!req.query.is_empty()
+                && match uri.get(req.stem.len() + 1..uri_len) {
+                    Some(query) if uri_len <= URI_BUFFER => self.probe_query.find(query).is_some(),
+                    _ => contains_ci(&req.query, PROBE_QUERY),
+                })
     }
 }
 
@@ -225,7 +243,11 @@ const MEMO_SLOTS: usize = 4096;
 #[derive(Default)]
 struct Slot {
     filled: bool,
+    /// `key` is the user agent as logged (`+` for space), not decoded.
+    raw: bool,
     hash: u64,
+    key: Vec<u8>,
+    /// The decoded user agent, when `raw`.
     ua: String,
     facts: UaFacts,
 }
@@ -252,29 +274,55 @@ impl Memo {
         }
     }
 
-    fn facts(&mut self, it: &Interpreter, ua: &str) -> UaFacts {
+    /// The slot for `key`, emptied of another interpreter's facts, and whether it holds `key`.
+    fn slot(&mut self, it: &Interpreter, key: &[u8], raw: bool) -> (&mut Slot, bool) {
         if self.owner != it.id {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
         }
-        let hash = ua_hash(ua);
+        let hash = ua_hash(key) ^ u64::from(raw);
         let slot = &mut self.slots[(hash >> (64 - MEMO_SLOTS.trailing_zeros())) as usize];
-        if !(slot.filled && slot.hash == hash && slot.ua == ua) {
-            slot.facts = it.ua_facts(ua);
-            slot.ua.clear();
-            slot.ua.push_str(ua);
+        let hit = slot.filled && slot.hash == hash && slot.raw == raw && slot.key == key;
+        if !hit {
+            slot.filled = false;
+            slot.raw = raw;
             slot.hash = hash;
+            slot.key.clear();
+            slot.key.extend_from_slice(key);
+        }
+        (slot, hit)
+    }
+
+    /// The facts of a decoded user agent.
+    fn facts(&mut self, it: &Interpreter, ua: &str) -> UaFacts {
+        let (slot, hit) = self.slot(it, ua.as_bytes(), false);
+        if !hit {
+            slot.facts = it.ua_facts(ua);
             slot.filled = true;
         }
+        slot.facts
+    }
+
+    /// Decode a user agent as logged into `out` (cleared first) and give its facts.
+    fn raw_facts(&mut self, it: &Interpreter, raw: &[u8], out: &mut String) -> UaFacts {
+        let (slot, hit) = self.slot(it, raw, true);
+        if !hit {
+            slot.ua.clear();
+            w3c::decode_into(raw, &mut slot.ua);
+            slot.facts = it.ua_facts(&slot.ua);
+            slot.filled = true;
+        }
+        out.clear();
+        out.push_str(&slot.ua);
         slot.facts
     }
 }
 
 /// A fast multiplicative hash (FxHash-like), 8 bytes at a time.
-fn ua_hash(s: &str) -> u64 {
+fn ua_hash(s: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let step = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
-    let mut chunks = s.as_bytes().chunks_exact(8);
+    let mut chunks = s.chunks_exact(8);
     let mut h = step(0, s.len() as u64);
     for c in &mut chunks {
         h = step(h, u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
@@ -308,26 +356,28 @@ fn parse_u16(v: &[u8]) -> Option<u16> {
 /// Dotted-quad IPv4 as logged (`10.0.0.5`); `None` for anything else,
 /// including what the standard parser also rejects (leading zeros).
 fn parse_ipv4_plain(v: &[u8]) -> Option<Ipv4Addr> {
+    // One pass over the bytes: two addresses are parsed on every line.
     let mut octets = [0u8; 4];
-    let mut parts = v.split(|&c| c == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut n = 0u16;
-        for &d in part {
-            if !d.is_ascii_digit() {
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if v.get(i) != Some(&b'.') {
                 return None;
             }
+            i += 1;
+        }
+        let start = i;
+        let mut n = 0u16;
+        while let Some(d) = v.get(i).filter(|d| d.is_ascii_digit() && i - start < 3) {
             n = n * 10 + u16::from(d - b'0');
+            i += 1;
+        }
+        if i == start || (i - start > 1 && v[start] == b'0') {
+            return None;
         }
         *octet = u8::try_from(n).ok()?;
     }
-    match parts.next() {
-        None => Some(Ipv4Addr::from(octets)),
-        Some(_) => None,
-    }
+    (i == v.len()).then(|| Ipv4Addr::from(octets))
 }
 
 /// An address as logged: IPv6 zone ids (`fe80::1%3`) and brackets dropped.
