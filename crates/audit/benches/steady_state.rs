@@ -4,7 +4,7 @@
 //!
 //!     cargo bench -p audit --bench steady_state
 
-#[path = "../tests/support/counting.rs"]
+#[path = "../../../tests/support/counting.rs"]
 mod counting;
 
 use std::time::Instant;

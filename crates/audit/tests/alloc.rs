@@ -2,7 +2,7 @@
 //! users and devices it sees are known. Its own test binary, because it
 //! installs a counting allocator.
 
-#[path = "support/counting.rs"]
+#[path = "../../../tests/support/counting.rs"]
 mod counting;
 
 use audit::Collector;

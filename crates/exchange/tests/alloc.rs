@@ -1,31 +1,10 @@
 //! `Interpreter::interpret` allocates nothing once a reused `Request` has
 //! grown to size. Its own test binary, because it installs a counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "../../../tests/support/counting.rs"]
+mod counting;
 
 use exchange::{Interpreter, Request};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// (stem, query, user agent, username, peer, forwarded-for, status)
 const LINES: &[(&str, &str, &str, &str, &str, &str, u16)] = &[
@@ -73,11 +52,11 @@ fn interpret_is_allocation_free_in_steady_state() {
         }
     }
     // The counter works.
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting::allocations();
     std::hint::black_box(Vec::<u8>::with_capacity(16));
-    assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);
+    assert!(counting::allocations() > before);
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting::allocations();
     let mut exploits = 0;
     for _ in 0..100 {
         for line in LINES {
@@ -86,7 +65,7 @@ fn interpret_is_allocation_free_in_steady_state() {
             exploits += req.exploit.is_some() as u32;
         }
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = counting::allocations();
     assert_eq!(exploits, 100);
     assert_eq!(after - before, 0, "allocations in {} interprets", 100 * LINES.len());
 }
