@@ -24,9 +24,12 @@ const PREFIXES: &[(&str, &[u8], Protocol)] = &[
 /// Allocates nothing.
 pub fn protocol_of(stem: &str) -> Protocol {
     let b = stem.as_bytes();
+    // Runs on every line: only the prefixes sharing the stem's first letter are compared.
+    let Some(&first) = b.get(1) else { return Protocol::Other };
+    let first = first.to_ascii_lowercase();
     for &(prefix, boundary, protocol) in PREFIXES {
         let p = prefix.as_bytes();
-        if b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p) {
+        if p[1] == first && b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p) {
             match b.get(p.len()) {
                 None => return protocol,
                 Some(c) if boundary.contains(c) => return protocol,
