@@ -86,7 +86,6 @@ impl Interpreter {
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
         use w3c::Field;
         req.clear();
-        req.time = record.timestamp().unwrap_or(0);
         let text = |f: Field, out: &mut String| {
             if let Some(v) = record.get(f) {
                 w3c::decode_utf8_into(v, out);
@@ -101,7 +100,7 @@ impl Interpreter {
         text(Field::UriStem, &mut req.stem);
         text(Field::UriQuery, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
-        display(Field::Username, &mut req.username);
+        let username = record.get(Field::Username);
         let number = |f: Field| record.get(f).and_then(parse_u16).unwrap_or(0);
         req.status = number(Field::Status);
         req.substatus = number(Field::SubStatus);
@@ -113,16 +112,22 @@ impl Interpreter {
         let done = MEMO.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
+                req.time = record.timestamp_cached(&mut memo.dates).unwrap_or(0);
+                let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
-                self.interpret_with(req, facts, &mut memo.uri);
+                self.interpret_with(req, facts, Some(kind), &mut memo.uri);
                 true
             }
             Err(_) => false,
         });
         if done != Ok(true) {
+            req.time = record.timestamp().unwrap_or(0);
+            if let Some(raw) = username {
+                w3c::decode_into(raw, &mut req.username);
+            }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
-            self.interpret_with(req, self.ua_facts(&req.user_agent), &mut [0; URI_BUFFER]);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER]);
         }
     }
 
@@ -135,17 +140,24 @@ impl Interpreter {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
-                self.interpret_with(req, facts, &mut memo.uri);
+                self.interpret_with(req, facts, None, &mut memo.uri);
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, self.ua_facts(&req.user_agent), &mut [0; URI_BUFFER]);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER]);
         }
     }
 
-    fn interpret_with(&self, req: &mut Request, facts: UaFacts, uri: &mut [u8; URI_BUFFER]) {
+    /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
+    fn interpret_with(
+        &self,
+        req: &mut Request,
+        facts: UaFacts,
+        user_kind: Option<UserKind>,
+        uri: &mut [u8; URI_BUFFER],
+    ) {
         req.protocol = protocol_of(&req.stem);
         if req.protocol == Protocol::ActiveSync {
             activesync::parse_query(&req.query, &mut req.activesync);
@@ -153,7 +165,10 @@ impl Interpreter {
             req.activesync.clear();
         }
 
-        let mut kind = account_key(&req.username, &mut req.user);
+        let mut kind = match user_kind {
+            Some(kind) => kind,
+            None => account_key(&req.username, &mut req.user),
+        };
         if kind == UserKind::None && !req.activesync.user.is_empty() {
             kind = account_key(&req.activesync.user, &mut req.user);
         }
@@ -239,6 +254,8 @@ struct UaFacts {
 /// agent evicts whatever shared its slot, so crafted user agents can only
 /// cost a recomputation, never a long probe sequence.
 const MEMO_SLOTS: usize = 4096;
+/// Slots of the per-thread memo of user names (a power of two), direct-mapped too.
+const USER_SLOTS: usize = 4096;
 
 #[derive(Default)]
 struct Slot {
@@ -259,6 +276,20 @@ struct Memo {
     owner: u64,
     slots: Vec<Slot>,
     uri: Box<[u8; URI_BUFFER]>,
+    dates: w3c::time::DateTimeCache,
+    /// User names as logged; they do not depend on the interpreter.
+    users: Vec<UserSlot>,
+}
+
+/// A user name as logged, decoded, and its account key.
+#[derive(Default)]
+struct UserSlot {
+    filled: bool,
+    hash: u64,
+    raw: Vec<u8>,
+    name: String,
+    key: String,
+    kind: UserKind,
 }
 
 thread_local! {
@@ -271,7 +302,30 @@ impl Memo {
             owner: 0,
             slots: std::iter::repeat_with(Slot::default).take(MEMO_SLOTS).collect(),
             uri: Box::new([0; URI_BUFFER]),
+            dates: w3c::time::DateTimeCache::default(),
+            users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
         }
+    }
+
+    /// Decode a user name as logged into `name` and its account key into
+    /// `key` (both cleared first); give the kind of account.
+    fn user(&mut self, raw: &[u8], name: &mut String, key: &mut String) -> UserKind {
+        let hash = ua_hash(raw);
+        let slot = &mut self.users[(hash >> (64 - USER_SLOTS.trailing_zeros())) as usize];
+        if !(slot.filled && slot.hash == hash && slot.raw == raw) {
+            slot.filled = true;
+            slot.hash = hash;
+            slot.raw.clear();
+            slot.raw.extend_from_slice(raw);
+            slot.name.clear();
+            w3c::decode_into(raw, &mut slot.name);
+            slot.kind = account_key(&slot.name, &mut slot.key);
+        }
+        name.clear();
+        name.push_str(&slot.name);
+        key.clear();
+        key.push_str(&slot.key);
+        slot.kind
     }
 
     /// The slot for `key`, emptied of another interpreter's facts, and whether it holds `key`.

@@ -66,6 +66,11 @@ impl<'a> Record<'a> {
         crate::time::parse_date_time(self.get(Field::Date)?, self.get(Field::Time)?)
     }
 
+    /// [`Record::timestamp`] through a cache kept across lines.
+    pub fn timestamp_cached(&self, cache: &mut crate::time::DateTimeCache) -> Option<i64> {
+        cache.parse(self.get(Field::Date)?, self.get(Field::Time)?)
+    }
+
     /// The whole line without its line end (and without a leading BOM).
     pub fn line(&self) -> &'a [u8] {
         self.line

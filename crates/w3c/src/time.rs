@@ -79,6 +79,42 @@ pub fn parse_date_time(date: &[u8], time: &[u8]) -> Option<i64> {
     Some(parse_date(date)? * 86_400 + parse_time(time)?)
 }
 
+/// [`parse_date_time`] remembering the last date and time seen: a log file
+/// has one date for thousands of lines, and busy seconds have many lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DateTimeCache {
+    date: [u8; 10],
+    days: Option<i64>,
+    time: [u8; 8],
+    secs: Option<i64>,
+}
+
+impl DateTimeCache {
+    /// The same result as [`parse_date_time`].
+    pub fn parse(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
+        let days = match <[u8; 10]>::try_from(date) {
+            Ok(d) if d == self.date => self.days,
+            Ok(d) => {
+                self.date = d;
+                self.days = parse_date(date);
+                self.days
+            }
+            Err(_) => None,
+        }?;
+        let secs = match <[u8; 8]>::try_from(time) {
+            Ok(t) if t == self.time => self.secs,
+            Ok(t) => {
+                self.time = t;
+                self.secs = parse_time(time);
+                self.secs
+            }
+            // A fraction of a second: not worth remembering.
+            Err(_) => parse_time(time),
+        }?;
+        Some(days * 86_400 + secs)
+    }
+}
+
 /// Appends `secs` as `2022-01-01T00:01:24Z`.
 pub fn write_rfc3339(secs: i64, out: &mut String) {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
@@ -130,6 +166,24 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_agrees_with_parse() {
+        let lines: [(&[u8], &[u8]); 8] = [
+            (b"2022-01-01", b"00:01:24"),
+            (b"2022-01-01", b"00:01:24"),
+            (b"2022-01-01", b"00:01:25.5"),
+            (b"2022-13-01", b"00:01:25"),
+            (b"2022-13-01", b"00:01:26"),
+            (b"2022-01-02", b"24:00:00"),
+            (b"2022-01-02", b"23:59:59"),
+            (b"\0\0\0\0\0\0\0\0\0\0", b"\0\0\0\0\0\0\0\0"),
+        ];
+        let mut cache = DateTimeCache::default();
+        for (date, time) in lines {
+            assert_eq!(cache.parse(date, time), parse_date_time(date, time), "{date:?} {time:?}");
+        }
+    }
 
     #[test]
     fn w3c_date_time() {
