@@ -83,35 +83,43 @@ pub fn parse_date_time(date: &[u8], time: &[u8]) -> Option<i64> {
 /// has one date for thousands of lines, and busy seconds have many lines.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DateTimeCache {
-    date: [u8; 10],
-    days: Option<i64>,
-    time: [u8; 8],
-    secs: Option<i64>,
+    date: Last<10>,
+    time: Last<8>,
 }
 
 impl DateTimeCache {
     /// The same result as [`parse_date_time`].
     pub fn parse(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
-        let days = match <[u8; 10]>::try_from(date) {
-            Ok(d) if d == self.date => self.days,
-            Ok(d) => {
-                self.date = d;
-                self.days = parse_date(date);
-                self.days
-            }
-            Err(_) => None,
-        }?;
-        let secs = match <[u8; 8]>::try_from(time) {
-            Ok(t) if t == self.time => self.secs,
+        Some(self.date.parse(date, parse_date)? * 86_400 + self.time.parse(time, parse_time)?)
+    }
+}
+
+/// The last `N`-byte text parsed and what it parsed to.
+#[derive(Clone, Copy, Debug)]
+struct Last<const N: usize> {
+    text: [u8; N],
+    value: Option<i64>,
+}
+
+impl<const N: usize> Default for Last<N> {
+    fn default() -> Self {
+        Last { text: [0; N], value: None }
+    }
+}
+
+impl<const N: usize> Last<N> {
+    /// `parse(text)`, remembered when `text` is `N` bytes long (a time with a
+    /// fraction of a second is not worth remembering).
+    fn parse(&mut self, text: &[u8], parse: fn(&[u8]) -> Option<i64>) -> Option<i64> {
+        match <[u8; N]>::try_from(text) {
+            Ok(t) if t == self.text => self.value,
             Ok(t) => {
-                self.time = t;
-                self.secs = parse_time(time);
-                self.secs
+                self.text = t;
+                self.value = parse(text);
+                self.value
             }
-            // A fraction of a second: not worth remembering.
-            Err(_) => parse_time(time),
-        }?;
-        Some(days * 86_400 + secs)
+            Err(_) => parse(text),
+        }
     }
 }
 
