@@ -16,6 +16,7 @@ pub mod access_log;
 mod config;
 mod error;
 pub mod events;
+mod joint;
 mod metrics;
 pub mod model;
 mod proxy;

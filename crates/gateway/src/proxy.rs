@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
     REFERER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -20,13 +21,14 @@ use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use policy::Action;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::access_log::push_field;
 use crate::events::Level;
+use crate::joint::{Drivers, Event, Joint};
 use crate::model::{self, AuthUser, ConnInfo};
 use crate::server::Shared;
-use crate::upstream::{ConnectError, Connection};
+use crate::upstream::ConnectError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -48,9 +50,9 @@ struct ConnState {
     activity: Arc<Activity>,
     /// The one upstream connection of this client connection, made on the
     /// first allowed request; never shared with another client.
-    upstream: tokio::sync::Mutex<Option<Connection>>,
-    /// Fires when an upstream connection of ours ends.
-    upstream_closed: Arc<Notify>,
+    upstream: tokio::sync::Mutex<Option<SendRequest<Incoming>>>,
+    /// What drives it, polled by `serve_connection` in this connection's task.
+    drivers: Mutex<Drivers>,
     /// Reused for every request of the connection.
     model: Mutex<exchange::Request>,
     /// The peer's address as an X-Forwarded-For value, made once.
@@ -80,19 +82,23 @@ pub(crate) async fn serve_connection<IO>(
         info,
         activity: activity.clone(),
         upstream: tokio::sync::Mutex::new(None),
-        upstream_closed: Arc::new(Notify::new()),
+        drivers: Mutex::new(Drivers::default()),
         model: Mutex::new(exchange::Request::default()),
         auth_user: Mutex::new(String::new()),
     });
-    let closed = state.upstream_closed.clone();
     let svc_shared = shared.clone();
-    let service = hyper::service::service_fn(move |req| handle(svc_shared.clone(), state.clone(), req));
+    let svc_state = state.clone();
+    let service = hyper::service::service_fn(move |req| handle(svc_shared.clone(), svc_state.clone(), req));
     let io = TokioIo::new(Watched { inner: io, activity: activity.clone() });
     let conn = shared.server.serve_connection(io, service);
     tokio::pin!(conn);
     let (header_ms, idle_ms) = (shared.header_timeout.as_millis() as u64, shared.idle_timeout.as_millis() as u64);
+    let joint = Joint::new();
     let mut closing = false;
     loop {
+        // Here only after a wake-up from outside `joint`: the timer, a
+        // shutdown, an upstream connection ended. Have both sides look.
+        joint.wake_both();
         let (verdict, wait) = activity.check(header_ms, idle_ms);
         match verdict {
             Verdict::Busy => {}
@@ -105,13 +111,17 @@ pub(crate) async fn serve_connection<IO>(
             Verdict::Idle => {}
         }
         tokio::select! {
-            _ = conn.as_mut() => return,
+            biased;
+            event = std::future::poll_fn(|cx| joint.poll(conn.as_mut(), &state.drivers, cx)) => match event {
+                Event::ClientDone => return,
+                // The upstream closed its side: close ours once idle, as Exchange would.
+                Event::UpstreamEnded if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                Event::UpstreamEnded => {}
+            },
             _ = crate::server::stopped(&mut shutdown), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            // The upstream closed its side: close ours once idle, as Exchange would.
-            _ = closed.notified(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -190,10 +200,13 @@ async fn handle(
     let mut attempts = 0;
     let response = loop {
         attempts += 1;
-        if upstream.as_ref().is_none_or(|c| c.sender.is_closed()) {
+        if upstream.as_ref().is_none_or(SendRequest::is_closed) {
             *upstream = None;
-            match shared.upstreams.connect(conn.upstream_closed.clone()).await {
-                Ok(c) => *upstream = Some(c),
+            match shared.upstreams.connect().await {
+                Ok(c) => {
+                    lock(&conn.drivers).add(c.driver);
+                    *upstream = Some(c.sender);
+                }
                 Err(e) => {
                     shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
                     let status = match e {
@@ -206,11 +219,11 @@ async fn handle(
                 }
             }
         }
-        let c = upstream.as_mut().expect("connected above");
+        let sender = upstream.as_mut().expect("connected above");
         let sent = Instant::now();
-        let ready = c.sender.ready().await;
+        let ready = sender.ready().await;
         let result = match ready {
-            Ok(()) => c.sender.try_send_request(req).await,
+            Ok(()) => sender.try_send_request(req).await,
             Err(_) => {
                 // Closed between requests: nothing was sent, reconnect.
                 *upstream = None;
@@ -256,6 +269,10 @@ async fn handle(
     }
     finish.status(parts.status.as_u16(), 0);
     Ok(Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(finish) }))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> {

@@ -1,6 +1,8 @@
 //! The Exchange servers behind the gateway: parsing, health checks, and
 //! opening one dedicated HTTP/1.1 connection for one client connection.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,6 @@ use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 
 use crate::events::{EventSink, Level};
@@ -79,7 +80,14 @@ impl Upstream {
 /// A dedicated upstream connection.
 pub struct Connection {
     pub sender: SendRequest<Incoming>,
+    /// Does the connection's reading and writing: its owner polls it (in the
+    /// client connection's own task) for as long as the connection is in use.
+    /// It ends when the connection does.
+    pub driver: Driver,
 }
+
+/// The future that drives one upstream connection.
+pub type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 /// Why no upstream connection could be had.
 pub enum ConnectError {
@@ -131,8 +139,7 @@ impl Upstreams {
 
     /// Open a new connection for one client connection: the next healthy
     /// upstream in turn, failing over to the others; a failure marks it down.
-    /// `closed` is notified when the connection ends.
-    pub async fn connect(&self, closed: Arc<Notify>) -> Result<Connection, ConnectError> {
+    pub async fn connect(&self) -> Result<Connection, ConnectError> {
         let n = self.list.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut tried = false;
@@ -143,8 +150,8 @@ impl Upstreams {
                 continue;
             }
             tried = true;
-            match self.open(up, closed.clone()).await {
-                Ok(sender) => return Ok(Connection { sender }),
+            match self.open(up).await {
+                Ok(c) => return Ok(c),
                 // Another upstream would fail the same way.
                 Err(OpenError::Local(e)) => {
                     (self.events)(Level::Warn, &format!("cannot connect to upstream {}: {e}", up.name));
@@ -156,7 +163,7 @@ impl Upstreams {
         Err(if tried { ConnectError::Failed } else { ConnectError::NoneHealthy })
     }
 
-    async fn open(&self, up: &Upstream, closed: Arc<Notify>) -> Result<SendRequest<Incoming>, OpenError> {
+    async fn open(&self, up: &Upstream) -> Result<Connection, OpenError> {
         let tcp = up.tcp(self.connect_timeout).await.map_err(|e| {
             if is_local(&e) {
                 OpenError::Local(e.to_string())
@@ -164,35 +171,28 @@ impl Upstreams {
                 OpenError::Upstream(e.to_string())
             }
         })?;
-        self.handshake(up, tcp, closed).await.map_err(OpenError::Upstream)
+        self.handshake(up, tcp).await.map_err(OpenError::Upstream)
     }
 
-    async fn handshake(
-        &self,
-        up: &Upstream,
-        tcp: TcpStream,
-        closed: Arc<Notify>,
-    ) -> Result<SendRequest<Incoming>, String> {
+    async fn handshake(&self, up: &Upstream, tcp: TcpStream) -> Result<Connection, String> {
         let mut builder = http1::Builder::new();
         builder.preserve_header_case(true).title_case_headers(false);
-        let sender = match (&up.tls, &self.tls) {
+        let (sender, driver): (_, Driver) = match (&up.tls, &self.tls) {
             (Some(name), Some(connector)) => {
                 let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| "TLS handshake timed out".to_string())?
                     .map_err(|e| format!("TLS: {e}"))?;
                 let (sender, conn) = builder.handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
-                spawn_conn(conn, closed.clone());
-                sender
+                (sender, Box::pin(conn))
             }
             (Some(_), None) => return Err("no TLS client configuration".into()),
             (None, _) => {
                 let (sender, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
-                spawn_conn(conn, closed.clone());
-                sender
+                (sender, Box::pin(conn))
             }
         };
-        Ok(sender)
+        Ok(Connection { sender, driver })
     }
 
     /// Probe every upstream by TCP connect, forever, every `interval`.
@@ -210,17 +210,6 @@ impl Upstreams {
             }
         }
     }
-}
-
-/// Drive one upstream connection; `closed` fires when it ends for any reason.
-fn spawn_conn<F>(conn: F, closed: Arc<Notify>)
-where
-    F: std::future::Future + Send + 'static,
-{
-    tokio::spawn(async move {
-        let _ = conn.await;
-        closed.notify_one();
-    });
 }
 
 #[cfg(test)]

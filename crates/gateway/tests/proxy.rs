@@ -509,6 +509,47 @@ async fn slow_heads_and_idle_connections_are_closed() {
     .await;
 }
 
+/// An upstream that answers each connection's first request, then closes it.
+async fn start_one_shot_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_closing_its_side_closes_the_client_connection_once_idle() {
+    within(20, async {
+        let up = start_one_shot_upstream().await;
+        let gw = start_gateway("default = 'allow'\n", up).await;
+        for _ in 0..2 {
+            // Nothing here says close: not the response, not the idle timeout (120 s).
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut all = Vec::new();
+            tcp.read_to_end(&mut all).await.unwrap();
+            let text = String::from_utf8_lossy(&all);
+            assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\nok"), "{text}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_limits() {
     within(20, async {
