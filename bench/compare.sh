@@ -4,6 +4,9 @@
 #
 #   bench/compare.sh [SIZE_BYTES]     (default 1000000000, about 3M lines)
 #
+# Timed with a warm page cache, then (COLD=1, as root) once each from a cold
+# one, against `cat` as the speed of the disk.
+#
 # The corpus is generated into bench/corpus/ if missing (same seed, same users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,8 @@ GZ=$CORPUS/gz
 RUNS=${RUNS:-3}
 # GoAccess is slow; fewer runs keep the script short.
 GA_RUNS=${GA_RUNS:-1}
+# COLD=1: also time one run each from a cold page cache (needs root to drop it).
+COLD=${COLD:-1}
 
 need() { command -v "$1" >/dev/null 2>&1 || MISSING="$MISSING $2"; }
 MISSING=""
@@ -89,3 +94,28 @@ print(f"casguard gz / gzip -dc      {cgz / gz:6.2f}x   (target <= 1)")
 print(f"casguard vs GoAccess, lines/s  {(lines / cg) / (front / ga):6.1f}x")
 print(f"speed-up 1 -> 2 threads     {one / cg:6.2f}x")
 PY
+
+# Cold page cache: what an admin sees on logs nobody has read since they were written.
+if [ "$COLD" != 0 ]; then
+  if [ -w /proc/sys/vm/drop_caches ]; then
+    declare -A COLD_WALL
+    declare -A COLD_CMD=(
+      [casguard]="${CMD[casguard]}"
+      [casguard-1thread]="${CMD[casguard-1thread]}"
+      [rg-c]="${CMD[rg-c]}"
+      [cat]="cat ${PLAIN_FILES[*]} > /dev/null"
+    )
+    for name in casguard casguard-1thread rg-c cat; do
+      sync; echo 3 > /proc/sys/vm/drop_caches
+      COLD_WALL[$name]=$( { /usr/bin/time -f '%e' bash -c "${COLD_CMD[$name]}" >/dev/null; } 2>&1 | tail -1 )
+    done
+    printf '\ncold page cache, one run each:\n'
+    for name in casguard casguard-1thread rg-c cat; do
+      printf '%-18s %10.2f s\n' "$name" "${COLD_WALL[$name]}"
+    done
+    python3 -c "import sys; print(f'casguard / cat (the disk)   {float(sys.argv[1]) / float(sys.argv[2]):6.2f}x')" \
+      "${COLD_WALL[casguard]}" "${COLD_WALL[cat]}"
+  else
+    echo "cold page cache: skipped (dropping the page cache needs root)" >&2
+  fi
+fi

@@ -354,18 +354,28 @@ fn last_fields_in(data: &[u8], range: Range<usize>, max_line: usize) -> Option<F
 /// `opts.chunk_size` scanned in parallel, one visitor per chunk in order.
 /// Results are identical for every chunk size.
 pub fn scan_chunks<V: Visitor, F: Fn() -> V + Sync>(data: &[u8], opts: &ScanOptions, make: F) -> FileScan<V> {
+    scan_chunks_with(data, opts, make, &InMemory)
+}
+
+fn scan_chunks_with<V: Visitor, F: Fn() -> V + Sync>(
+    data: &[u8],
+    opts: &ScanOptions,
+    make: F,
+    hints: &dyn PageHints,
+) -> FileScan<V> {
     let ranges = chunk_ranges(data, opts.chunk_size());
     if !opts.parallel || ranges.len() <= 1 {
         let mut v = make();
         let stats = scan_bytes(data, opts, &mut v);
         return FileScan { visitors: vec![v], stats };
     }
-    let in_force = fields_in_force(data, &ranges, opts.max_line(), &|_| {});
+    let in_force = fields_in_force(data, &ranges, opts.max_line(), hints);
     let work = |(r, f): (&Range<usize>, &Option<Fields>)| {
         let mut v = make();
         let mut p = Parser::new(&mut v, opts, f.clone());
         p.lines(&data[r.clone()]);
         let (stats, lines) = p.finish();
+        hints.done(r.clone());
         (v, stats, lines)
     };
     let parts: Vec<(V, FileStats, u64)> = ranges.par_iter().zip(in_force.par_iter()).map(work).collect();
@@ -403,17 +413,30 @@ where
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V) + Sync,
 {
-    scan_chunks_releasing(data, opts, make, merge, &|_| {})
+    scan_chunks_hinted(data, opts, make, merge, &InMemory)
 }
 
-/// [`scan_chunks_merged`], calling `release` with each part of `data` once it has
-/// been read, so that a memory map can give its pages back.
-fn scan_chunks_releasing<V, F, M>(
+/// What a scan tells the memory behind its bytes about the parts it reads.
+trait PageHints: Sync {
+    /// `range` is about to be read, perhaps backwards: fetch it now.
+    fn will_read(&self, _range: Range<usize>) {}
+    /// `range` has been read and will not be read again.
+    fn done(&self, _range: Range<usize>) {}
+}
+
+/// Bytes already in memory: nothing to tell.
+struct InMemory;
+
+impl PageHints for InMemory {}
+
+/// [`scan_chunks_merged`], telling `hints` about each part of `data` as it is
+/// read, so that a memory map can read ahead and give its pages back.
+fn scan_chunks_hinted<V, F, M>(
     data: &[u8],
     opts: &ScanOptions,
     make: F,
     merge: M,
-    release: &(dyn Fn(Range<usize>) + Sync),
+    hints: &dyn PageHints,
 ) -> (V, FileStats)
 where
     V: Visitor,
@@ -426,7 +449,7 @@ where
         let stats = scan_bytes(data, opts, &mut v);
         return (v, stats);
     }
-    let in_force = fields_in_force(data, &ranges, opts.max_line(), release);
+    let in_force = fields_in_force(data, &ranges, opts.max_line(), hints);
     type Acc<V> = (V, Vec<(usize, FileStats, u64)>);
     let (visitor, mut parts): Acc<V> = ranges
         .par_iter()
@@ -438,7 +461,7 @@ where
                 let mut p = Parser::new(&mut v, opts, f.clone());
                 p.lines(&data[r.clone()]);
                 let (stats, lines) = p.finish();
-                release(r.clone());
+                hints.done(r.clone());
                 parts.push((i, stats, lines));
                 (v, parts)
             },
@@ -459,15 +482,18 @@ fn fields_in_force(
     data: &[u8],
     ranges: &[Range<usize>],
     max_line: usize,
-    release: &(dyn Fn(Range<usize>) + Sync),
+    hints: &dyn PageHints,
 ) -> Vec<Option<Fields>> {
     // Directive search per chunk is bounded by the chunk, so the whole pass reads
     // the file once; the fields in force then follow by a forward walk.
     let last: Vec<Option<Fields>> = ranges
         .par_iter()
         .map(|r| {
+            // The search runs backwards, which defeats the kernel's read-ahead
+            // of a cold file: one synchronous 4 KiB read a page without this.
+            hints.will_read(r.clone());
             let found = last_fields_in(data, r.clone(), max_line);
-            release(r.clone());
+            hints.done(r.clone());
             found
         })
         .collect();
@@ -715,33 +741,51 @@ where
             let stats = scan_bytes(&[], opts, &mut v);
             (v, stats)
         }
-        Opened::Mapped(map) => scan_chunks_releasing(&map, opts, make, merge, &|range| release_pages(&map, range)),
+        Opened::Mapped(map) => scan_chunks_hinted(&map, opts, make, merge, &MappedFile(&map)),
     };
     stats.path = path.to_path_buf();
     Ok((visitor, stats))
 }
 
-/// Give back the pages of a part of the map already read, so that resident
-/// memory stays bounded by the chunks in flight, not by the size of the file.
-fn release_pages(map: &memmap2::Mmap, range: Range<usize>) {
-    #[cfg(unix)]
-    {
-        // Only whole pages inside the range; 64 KiB is a multiple of every page size in use.
-        const ALIGN: usize = 64 << 10;
-        let base = map.as_ptr() as usize;
-        let start = (base + range.start).next_multiple_of(ALIGN) - base;
-        let end = ((base + range.end) / ALIGN * ALIGN).saturating_sub(base);
-        if end > start {
-            // SAFETY: the map is a read-only private file mapping that nothing writes
-            // to, so dropping its pages only makes a later read fault them in again
-            // from the file; no reference observes a change.
-            #[allow(unsafe_code)]
-            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+/// A memory-mapped file: read ahead before a backward search, and give back
+/// the pages of each part once read, so that resident memory stays bounded by
+/// the chunks in flight, not by the size of the file.
+struct MappedFile<'a>(&'a memmap2::Mmap);
+
+impl PageHints for MappedFile<'_> {
+    fn will_read(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        {
+            let start = range.start / PAGE_ALIGN * PAGE_ALIGN;
+            let _ = self.0.advise_range(memmap2::Advice::WillNeed, start, range.end - start);
         }
+        #[cfg(not(unix))]
+        let _ = range;
     }
-    #[cfg(not(unix))]
-    let _ = (map, range);
+
+    fn done(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        {
+            let base = self.0.as_ptr() as usize;
+            let start = (base + range.start).next_multiple_of(PAGE_ALIGN) - base;
+            let end = ((base + range.end) / PAGE_ALIGN * PAGE_ALIGN).saturating_sub(base);
+            if end > start {
+                // SAFETY: the map is a read-only private file mapping that nothing writes
+                // to, so dropping its pages only makes a later read fault them in again
+                // from the file; no reference observes a change.
+                #[allow(unsafe_code)]
+                let _ =
+                    unsafe { self.0.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
 }
+
+/// Only whole pages are advised; 64 KiB is a multiple of every page size in use.
+#[cfg(unix)]
+const PAGE_ALIGN: usize = 64 << 10;
 
 enum Opened {
     Gzip(File),
@@ -798,7 +842,7 @@ pub fn scan_path<V: Visitor, F: Fn() -> V + Sync>(
             let stats = scan_bytes(&[], opts, &mut v);
             FileScan { visitors: vec![v], stats }
         }
-        Opened::Mapped(map) => scan_chunks(&map, opts, make),
+        Opened::Mapped(map) => scan_chunks_with(&map, opts, make, &MappedFile(&map)),
     };
     scan.stats.path = path.to_path_buf();
     Ok(scan)
