@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::events::{EventSink, Level};
+use crate::lock;
 use crate::GatewayError;
 
 /// Exchange's default fields, plus X-Forwarded-For and casguard's verdict.
@@ -80,7 +81,7 @@ impl AccessLog {
 
     /// Write what is queued and stop the writer; later lines are dropped.
     pub fn close(&self) {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let writer = lock(&self.writer).take();
         if let Some(w) = writer {
             // An empty line is the stop mark (real lines are never empty).
             let _ = self.tx.send(String::new());

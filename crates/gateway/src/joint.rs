@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use crate::lock;
 use crate::upstream::Driver;
 
 /// The futures that drive a client connection's upstream connections: the
@@ -102,7 +103,7 @@ impl Wake for Side {
     fn wake_by_ref(self: &Arc<Self>) {
         self.flags.woken.fetch_or(self.bit, SeqCst);
         if !self.flags.polling.load(SeqCst) {
-            if let Some(task) = &*self.flags.task.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(task) = &*lock(&self.flags.task) {
                 task.wake_by_ref();
             }
         }
@@ -140,7 +141,7 @@ impl Joint {
         cx: &mut Context<'_>,
     ) -> Poll<Event> {
         {
-            let mut task = self.flags.task.lock().unwrap_or_else(|e| e.into_inner());
+            let mut task = lock(&self.flags.task);
             if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 *task = Some(cx.waker().clone());
             }
@@ -174,7 +175,7 @@ impl Joint {
                 return Some(Event::ClientDone);
             }
             if woken & UPSTREAM != 0 {
-                let mut d = drivers.lock().unwrap_or_else(|e| e.into_inner());
+                let mut d = lock(drivers);
                 if d.poll(&mut Context::from_waker(&self.upstream)).is_ready() {
                     return Some(Event::UpstreamEnded);
                 }

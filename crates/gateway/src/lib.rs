@@ -29,3 +29,9 @@ pub use config::Config;
 pub use error::GatewayError;
 pub use events::{EventSink, Level};
 pub use server::{serve, Gateway, Handle};
+
+/// Lock a mutex, poisoned or not: a panic elsewhere must not take the
+/// gateway's shared state down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

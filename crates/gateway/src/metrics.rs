@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use exchange::{Catalog, ClientId, Protocol};
 
+use crate::lock;
 use crate::upstream::Upstreams;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -39,7 +40,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn request(&self, protocol: Protocol, client: ClientId, deny: bool, rule: Option<&Arc<str>>) {
         let key = RequestKey { protocol, client, deny, rule: rule.cloned() };
-        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.requests);
         *map.entry(key).or_insert(0) += 1;
     }
 
@@ -60,7 +61,7 @@ impl Metrics {
         out.push_str("# HELP casguard_gateway_requests_total Requests by protocol, client, decision and rule.\n");
         out.push_str("# TYPE casguard_gateway_requests_total counter\n");
         let mut rows: Vec<(String, u64)> = {
-            let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            let map = lock(&self.requests);
             map.iter()
                 .map(|(k, n)| {
                     let client = if k.client.index() < catalog.len() { catalog.get(k.client).id.as_str() } else { "" };

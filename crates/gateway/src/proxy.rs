@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::access_log::push_field;
 use crate::events::Level;
 use crate::joint::{Drivers, Event, Joint};
+use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
 use crate::server::Shared;
 use crate::upstream::ConnectError;
@@ -142,11 +143,11 @@ async fn handle(
     let (decision, pending_user) = {
         let conn_user = if connection_auth {
             // A new handshake starts: the connection's old identity no longer holds.
-            std::mem::take(&mut *conn.auth_user.lock().unwrap_or_else(|e| e.into_inner()))
+            std::mem::take(&mut *lock(&conn.auth_user))
         } else {
-            conn.auth_user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            lock(&conn.auth_user).clone()
         };
-        let mut m = conn.model.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = lock(&conn.model);
         let auth = model::fill(&mut m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(&mut m);
         model::after_interpret(&mut m, req.headers());
@@ -264,15 +265,11 @@ async fn handle(
     }
     if let Some(user) = pending_user {
         if parts.status != StatusCode::UNAUTHORIZED {
-            *conn.auth_user.lock().unwrap_or_else(|e| e.into_inner()) = user;
+            *lock(&conn.auth_user) = user;
         }
     }
     finish.status(parts.status.as_u16(), 0);
     Ok(Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(finish) }))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> {

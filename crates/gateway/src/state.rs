@@ -12,6 +12,7 @@ use exchange::Interpreter;
 use policy::{Inventory, Policy, PolicyError};
 
 use crate::events::{EventSink, Level};
+use crate::lock;
 use crate::metrics::Metrics;
 
 /// A loaded policy with its rule names ready for labels and log fields.
@@ -81,7 +82,7 @@ impl PolicyStore {
 
     /// Reload now. On error the old policy stays and the error is returned.
     pub fn reload(&self, interpreter: &Interpreter, events: &EventSink, metrics: &Metrics) -> Result<(), PolicyError> {
-        let _guard = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = lock(&self.reloading);
         // Stamps first: a file changed while loading is seen again next poll.
         let mut watched =
             stamped([Some(self.policy_path.as_path()), self.inventory_path.as_deref()].into_iter().flatten());
@@ -90,7 +91,7 @@ impl PolicyStore {
         // A rejected policy names no group files we can trust: keep watching the old ones.
         let groups = result.as_ref().map_or(&old_groups[..], |l| l.policy.group_files());
         watched.extend(stamped(groups.iter().map(PathBuf::as_path)));
-        *self.watched.lock().unwrap_or_else(|e| e.into_inner()) = watched;
+        *lock(&self.watched) = watched;
         match result {
             Ok(loaded) => {
                 let rules = loaded.policy.rules().len();
@@ -109,6 +110,6 @@ impl PolicyStore {
 
     /// True when the policy, the inventory or a group file changed since the last load.
     pub fn changed(&self) -> bool {
-        self.watched.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(path, was)| stamp(path) != *was)
+        lock(&self.watched).iter().any(|(path, was)| stamp(path) != *was)
     }
 }
