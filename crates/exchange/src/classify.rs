@@ -310,8 +310,8 @@ impl Memo {
     /// Decode a user name as logged into `name` and its account key into
     /// `key` (both cleared first); give the kind of account.
     fn user(&mut self, raw: &[u8], name: &mut String, key: &mut String) -> UserKind {
-        let hash = ua_hash(raw);
-        let slot = &mut self.users[(hash >> (64 - USER_SLOTS.trailing_zeros())) as usize];
+        let hash = memo_hash(raw);
+        let slot = direct_mapped(&mut self.users, hash);
         if !(slot.filled && slot.hash == hash && slot.raw == raw) {
             slot.filled = true;
             slot.hash = hash;
@@ -334,8 +334,8 @@ impl Memo {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
         }
-        let hash = ua_hash(key) ^ u64::from(raw);
-        let slot = &mut self.slots[(hash >> (64 - MEMO_SLOTS.trailing_zeros())) as usize];
+        let hash = memo_hash(key) ^ u64::from(raw);
+        let slot = direct_mapped(&mut self.slots, hash);
         let hit = slot.filled && slot.hash == hash && slot.raw == raw && slot.key == key;
         if !hit {
             slot.filled = false;
@@ -372,8 +372,14 @@ impl Memo {
     }
 }
 
-/// A fast multiplicative hash (FxHash-like), 8 bytes at a time.
-fn ua_hash(s: &[u8]) -> u64 {
+/// The slot of `hash` in a direct-mapped memo of a power-of-two size: its top bits.
+fn direct_mapped<T>(slots: &mut [T], hash: u64) -> &mut T {
+    debug_assert!(slots.len().is_power_of_two() && slots.len() > 1);
+    &mut slots[(hash >> (64 - slots.len().trailing_zeros())) as usize]
+}
+
+/// A fast multiplicative hash (FxHash-like), 8 bytes at a time, for the memos.
+fn memo_hash(s: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let step = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
     let mut chunks = s.chunks_exact(8);
