@@ -6,7 +6,8 @@
 //! thousand connections. Here each side is polled only when it was woken,
 //! and a wake from one side to the other while this task runs (a request
 //! sent, a response received) is served in the same poll instead of
-//! scheduling the task again.
+//! scheduling the task again. The connection's timer and shutdown signal
+//! are a third side, so the wakes of a request do not poll them too.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,16 +65,19 @@ impl Drivers {
 }
 
 /// What [`Joint::poll`] saw happen.
-pub(crate) enum Event {
+pub(crate) enum Event<T> {
     /// The client connection ended.
     ClientDone,
     /// An upstream connection ended.
     UpstreamEnded,
+    /// The control future (timer, shutdown) is ready with this.
+    Control(T),
 }
 
 const CLIENT: u8 = 1;
 const UPSTREAM: u8 = 2;
-const BOTH: u8 = CLIENT | UPSTREAM;
+const CONTROL: u8 = 4;
+const ALL: u8 = CLIENT | UPSTREAM | CONTROL;
 
 /// Rounds of polls in one poll of the task, at most: futures that keep
 /// waking each other (tokio's cooperative budget spent, say) must not hold
@@ -110,36 +114,40 @@ impl Wake for Side {
     }
 }
 
-/// The wakers of one client connection's two sides.
+/// The wakers of one client connection's sides.
 pub(crate) struct Joint {
     flags: Arc<Flags>,
     client: Waker,
     upstream: Waker,
+    control: Waker,
 }
 
 impl Joint {
     pub(crate) fn new() -> Joint {
         let flags =
-            Arc::new(Flags { woken: AtomicU8::new(BOTH), polling: AtomicBool::new(false), task: Mutex::new(None) });
+            Arc::new(Flags { woken: AtomicU8::new(ALL), polling: AtomicBool::new(false), task: Mutex::new(None) });
         let side = |bit| Waker::from(Arc::new(Side { flags: flags.clone(), bit }));
-        let (client, upstream) = (side(CLIENT), side(UPSTREAM));
-        Joint { flags, client, upstream }
+        let (client, upstream, control) = (side(CLIENT), side(UPSTREAM), side(CONTROL));
+        Joint { flags, client, upstream, control }
     }
 
-    /// Have both sides polled next time, as after a change made from outside.
-    pub(crate) fn wake_both(&self) {
-        self.flags.woken.fetch_or(BOTH, SeqCst);
+    /// Have every side polled next time, as after a change made from outside
+    /// or a new control future.
+    pub(crate) fn wake_all(&self) {
+        self.flags.woken.fetch_or(ALL, SeqCst);
     }
 
-    /// Poll the client connection and the upstream drivers, each only if
-    /// woken, until neither is; the client first, so that a request it has
-    /// just handed to the upstream connection goes out in this same poll.
-    pub(crate) fn poll<F: Future>(
+    /// Poll the client connection, the upstream drivers and the control
+    /// future, each only if woken, until none is; the client first, so that
+    /// a request it has just handed to the upstream connection goes out in
+    /// this same poll.
+    pub(crate) fn poll<F: Future, C: Future>(
         &self,
         mut client: Pin<&mut F>,
         drivers: &Mutex<Drivers>,
+        mut control: Pin<&mut C>,
         cx: &mut Context<'_>,
-    ) -> Poll<Event> {
+    ) -> Poll<Event<C::Output>> {
         {
             let mut task = lock(&self.flags.task);
             if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -147,7 +155,7 @@ impl Joint {
             }
         }
         self.flags.polling.store(true, SeqCst);
-        let event = self.rounds(client.as_mut(), drivers);
+        let event = self.rounds(client.as_mut(), drivers, control.as_mut());
         self.flags.polling.store(false, SeqCst);
         match event {
             Some(event) => {
@@ -165,7 +173,12 @@ impl Joint {
         }
     }
 
-    fn rounds<F: Future>(&self, mut client: Pin<&mut F>, drivers: &Mutex<Drivers>) -> Option<Event> {
+    fn rounds<F: Future, C: Future>(
+        &self,
+        mut client: Pin<&mut F>,
+        drivers: &Mutex<Drivers>,
+        mut control: Pin<&mut C>,
+    ) -> Option<Event<C::Output>> {
         for _ in 0..MAX_ROUNDS {
             let woken = self.flags.woken.swap(0, SeqCst);
             if woken == 0 {
@@ -178,6 +191,11 @@ impl Joint {
                 let mut d = lock(drivers);
                 if d.poll(&mut Context::from_waker(&self.upstream)).is_ready() {
                     return Some(Event::UpstreamEnded);
+                }
+            }
+            if woken & CONTROL != 0 {
+                if let Poll::Ready(out) = control.as_mut().poll(&mut Context::from_waker(&self.control)) {
+                    return Some(Event::Control(out));
                 }
             }
         }

@@ -51,11 +51,11 @@ struct ConnState {
     activity: Arc<Activity>,
     /// The one upstream connection of this client connection, made on the
     /// first allowed request; never shared with another client.
-    upstream: tokio::sync::Mutex<Option<SendRequest<Incoming>>>,
+    /// Taken out for the length of a request: hyper runs a connection's
+    /// requests one at a time, so no request ever finds it gone.
+    upstream: Mutex<Option<SendRequest<Incoming>>>,
     /// What drives it, polled by `serve_connection` in this connection's task.
     drivers: Mutex<Drivers>,
-    /// Reused for every request of the connection.
-    model: Mutex<exchange::Request>,
     /// The peer's address as an X-Forwarded-For value, made once.
     peer_xff: Option<HeaderValue>,
     /// The connection's access log fields, made once.
@@ -82,9 +82,8 @@ pub(crate) async fn serve_connection<IO>(
         log_fields,
         info,
         activity: activity.clone(),
-        upstream: tokio::sync::Mutex::new(None),
+        upstream: Mutex::new(None),
         drivers: Mutex::new(Drivers::default()),
-        model: Mutex::new(exchange::Request::default()),
         auth_user: Mutex::new(String::new()),
     });
     let svc_shared = shared.clone();
@@ -97,9 +96,9 @@ pub(crate) async fn serve_connection<IO>(
     let joint = Joint::new();
     let mut closing = false;
     loop {
-        // Here only after a wake-up from outside `joint`: the timer, a
-        // shutdown, an upstream connection ended. Have both sides look.
-        joint.wake_both();
+        // Here only after an event: the timer, a shutdown, an upstream
+        // connection ended. Have every side look.
+        joint.wake_all();
         let (verdict, wait) = activity.check(header_ms, idle_ms);
         match verdict {
             Verdict::Busy => {}
@@ -111,24 +110,31 @@ pub(crate) async fn serve_connection<IO>(
             }
             Verdict::Idle => {}
         }
-        tokio::select! {
-            biased;
-            event = std::future::poll_fn(|cx| joint.poll(conn.as_mut(), &state.drivers, cx)) => match event {
-                Event::ClientDone => return,
-                // The upstream closed its side: close ours once idle, as Exchange would.
-                Event::UpstreamEnded if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                Event::UpstreamEnded => {}
-            },
-            _ = crate::server::stopped(&mut shutdown), if !closing => {
+        let stop = !closing;
+        let control = async {
+            tokio::select! {
+                _ = crate::server::stopped(&mut shutdown), if stop => true,
+                _ = tokio::time::sleep(wait) => false,
+            }
+        };
+        tokio::pin!(control);
+        match std::future::poll_fn(|cx| joint.poll(conn.as_mut(), &state.drivers, control.as_mut(), cx)).await {
+            Event::ClientDone => return,
+            // The upstream closed its side, or the gateway stops: close ours
+            // once idle, as Exchange would.
+            Event::UpstreamEnded | Event::Control(true) if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep(wait) => {}
+            // The timer, or an event already acted on.
+            _ => {}
         }
     }
+}
+
+thread_local! {
+    /// The request model, reused for every request handled on this thread.
+    static MODEL: std::cell::RefCell<exchange::Request> = std::cell::RefCell::new(exchange::Request::default());
 }
 
 async fn handle(
@@ -140,23 +146,24 @@ async fn handle(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let loaded = shared.policy.current();
     let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
-    let (decision, pending_user) = {
-        let conn_user = if connection_auth {
-            // A new handshake starts: the connection's old identity no longer holds.
-            std::mem::take(&mut *lock(&conn.auth_user))
-        } else {
-            lock(&conn.auth_user).clone()
-        };
-        let mut m = lock(&conn.model);
-        let auth = model::fill(&mut m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
-        shared.interpreter.interpret(&mut m);
-        model::after_interpret(&mut m, req.headers());
-        let decision = policy::evaluate(&loaded.policy, &m);
+    let conn_user = if connection_auth {
+        // A new handshake starts: the connection's old identity no longer holds.
+        std::mem::take(&mut *lock(&conn.auth_user))
+    } else {
+        lock(&conn.auth_user).clone()
+    };
+    // One model per thread, not per connection: it stays in cache from one
+    // connection's request to the next one's, and idle connections hold none.
+    let (decision, pending_user) = MODEL.with_borrow_mut(|m| {
+        let auth = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
+        shared.interpreter.interpret(m);
+        model::after_interpret(m, req.headers());
+        let decision = policy::evaluate(&loaded.policy, m);
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);
         if shared.access_log.is_some() {
-            finish.log = Some(LogLine::new(&m, &conn.log_fields, now, deny, rule, req.headers()));
+            finish.log = Some(LogLine::new(m, &conn.log_fields, now, deny, rule, req.headers()));
         }
         if deny {
             (shared.events)(
@@ -176,7 +183,7 @@ async fn handle(
             _ => None,
         };
         (decision, pending)
-    };
+    });
 
     if decision.action == Action::Deny {
         if decision.status == 0 {
@@ -197,16 +204,15 @@ async fn handle(
     }
 
     let mut req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
-    let mut upstream = conn.upstream.lock().await;
+    let mut upstream = lock(&conn.upstream).take();
     let mut attempts = 0;
     let response = loop {
         attempts += 1;
         if upstream.as_ref().is_none_or(SendRequest::is_closed) {
-            *upstream = None;
             match shared.upstreams.connect().await {
                 Ok(c) => {
                     lock(&conn.drivers).add(c.driver);
-                    *upstream = Some(c.sender);
+                    upstream = Some(c.sender);
                 }
                 Err(e) => {
                     shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
@@ -227,7 +233,7 @@ async fn handle(
             Ok(()) => sender.try_send_request(req).await,
             Err(_) => {
                 // Closed between requests: nothing was sent, reconnect.
-                *upstream = None;
+                upstream = None;
                 if attempts < 2 {
                     continue;
                 }
@@ -242,7 +248,7 @@ async fn handle(
                 break resp;
             }
             Err(mut e) => {
-                *upstream = None;
+                upstream = None;
                 match e.take_message() {
                     // Not sent (the connection closed under us): safe to retry once.
                     Some(back) if attempts < 2 => req = back,
@@ -256,7 +262,7 @@ async fn handle(
             }
         }
     };
-    drop(upstream);
+    *lock(&conn.upstream) = upstream;
 
     let (mut parts, body) = response.into_parts();
     let upstream_close = strip_hop_by_hop(&mut parts.headers);
