@@ -86,9 +86,13 @@ impl Interpreter {
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
         use w3c::Field;
         req.clear();
-        let text = |f: Field, out: &mut String| {
-            if let Some(v) = record.get(f) {
-                w3c::decode_utf8_into(v, out);
+        let line = record.text();
+        let text = |f: Field, out: &mut String| match line {
+            Some(line) => out.push_str(record.get_text(line, f).unwrap_or_default()),
+            None => {
+                if let Some(v) = record.get(f) {
+                    w3c::decode_utf8_into(v, out);
+                }
             }
         };
         let display = |f: Field, out: &mut String| {

@@ -25,6 +25,23 @@ impl<'a> Record<'a> {
         self.field(self.fields.index(f)?)
     }
 
+    /// The whole line as text, when it is valid UTF-8 (almost always). One
+    /// validation of the line is cheaper than one per field read as text.
+    pub fn text(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.line).ok()
+    }
+
+    /// A well-known field of `text`, the line from [`Record::text`]; `None` as for [`Record::get`].
+    #[inline]
+    pub fn get_text(&self, text: &'a str, f: Field) -> Option<&'a str> {
+        let &(s, e) = self.spans.get(self.fields.index(f)?)?;
+        // Fields end at ASCII separators, so these are always char boundaries.
+        match text.get(s as usize..e as usize)? {
+            "-" | "" => None,
+            v => Some(v),
+        }
+    }
+
     /// A field by its `#Fields` name (case-insensitive); `None` as for [`Record::get`].
     pub fn get_named(&self, name: &str) -> Option<&'a [u8]> {
         self.field(self.fields.index_of(name)?)
@@ -154,6 +171,12 @@ mod tests {
         assert_eq!(r.raw(2), Some(&b"-"[..]));
         assert_eq!(r.get(Field::UserAgent), None);
         assert_eq!(r.get_named("C-IP"), Some(&b"::1"[..]));
+        let text = r.text().unwrap();
+        assert_eq!(r.get_text(text, Field::ClientIp), Some("::1"));
+        assert_eq!(r.get_text(text, Field::Username), None);
+        assert_eq!(r.get_text(text, Field::UserAgent), None);
+        let bad = b"2022-01-01 00:01:24 - :\xff1";
+        assert_eq!(Record::new(bad, &spans, &fields).text(), None);
         assert_eq!(r.field(9), None);
         assert_eq!(r.timestamp(), Some(1_640_995_284));
         assert_eq!(r.len(), 4);
