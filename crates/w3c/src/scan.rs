@@ -247,13 +247,7 @@ impl<'v, V: Visitor> Parser<'v, V> {
             self.malformed(MalformedKind::NoFields, || "data line before any #Fields directive".to_owned());
             return;
         };
-        self.spans.clear();
-        let mut start = 0u32;
-        for sp in memchr_iter(b' ', line) {
-            self.spans.push((start, sp as u32));
-            start = sp as u32 + 1;
-        }
-        self.spans.push((start, line.len() as u32));
+        split_spaces(line, &mut self.spans);
         if self.spans.len() != fields.len() {
             let (want, got) = (fields.len(), self.spans.len());
             self.malformed(MalformedKind::FieldCount, || format!("expected {want} fields, found {got}"));
@@ -265,6 +259,39 @@ impl<'v, V: Visitor> Parser<'v, V> {
     fn finish(self) -> (FileStats, u64) {
         (self.stats, self.line_no)
     }
+}
+
+/// Fill `spans` (cleared first) with the `(start, end)` of each
+/// space-separated field of `line`. Fields average a dozen bytes, and
+/// `memchr_iter` sets up its vector search again for each: testing sixteen
+/// bytes at a time in a `u128` takes fewer instructions per line.
+fn split_spaces(line: &[u8], spans: &mut Vec<(u32, u32)>) {
+    const LOW7: u128 = 0x7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f;
+    const SPACES: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
+    spans.clear();
+    let mut start = 0u32;
+    let mut at = 0;
+    // Indexing rather than `chunks_exact`, whose iterator costs as much as the test.
+    while let Some(c) = line.get(at..at + 16) {
+        // `c` has 16 bytes: the conversion cannot fail.
+        let w = u128::from_le_bytes(c.try_into().unwrap_or_default()) ^ SPACES;
+        // The high bit of each byte that was a space (exact: no carry crosses bytes).
+        let mut spaces = !(((w & LOW7) + LOW7) | w | LOW7);
+        while spaces != 0 {
+            let end = (at as u32) + spaces.trailing_zeros() / 8;
+            spans.push((start, end));
+            start = end + 1;
+            spaces &= spaces - 1;
+        }
+        at += 16;
+    }
+    for (k, &b) in line.iter().enumerate().skip(at) {
+        if b == b' ' {
+            spans.push((start, k as u32));
+            start = k as u32 + 1;
+        }
+    }
+    spans.push((start, line.len() as u32));
 }
 
 enum Line<'a> {
@@ -846,4 +873,36 @@ pub fn scan_path<V: Visitor, F: Fn() -> V + Sync>(
     };
     scan.stats.path = path.to_path_buf();
     Ok(scan)
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_spaces;
+
+    #[test]
+    fn split_spaces_matches_memchr() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut spans = Vec::new();
+        for len in 0..200 {
+            for _ in 0..20 {
+                let line: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        [b' ', b'a', 0x20 ^ 0x80, 0xa0, b'!', 0x1f, 0x00][(x % 7) as usize]
+                    })
+                    .collect();
+                let mut want = Vec::new();
+                let mut start = 0;
+                for sp in memchr::memchr_iter(b' ', &line) {
+                    want.push((start, sp as u32));
+                    start = sp as u32 + 1;
+                }
+                want.push((start, line.len() as u32));
+                split_spaces(&line, &mut spans);
+                assert_eq!(spans, want, "{line:?}");
+            }
+        }
+    }
 }
