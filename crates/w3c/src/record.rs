@@ -34,12 +34,10 @@ impl<'a> Record<'a> {
     /// A well-known field of `text`, the line from [`Record::text`]; `None` as for [`Record::get`].
     #[inline]
     pub fn get_text(&self, text: &'a str, f: Field) -> Option<&'a str> {
-        let &(s, e) = self.spans.get(self.fields.index(f)?)?;
-        // Fields end at ASCII separators, so these are always char boundaries.
-        match text.get(s as usize..e as usize)? {
-            "-" | "" => None,
-            v => Some(v),
-        }
+        let value = self.get(f)?;
+        // The same bytes in `text`; fields end at ASCII spaces, so at char boundaries.
+        let start = value.as_ptr() as usize - self.line.as_ptr() as usize;
+        text.get(start..start + value.len())
     }
 
     /// A field by its `#Fields` name (case-insensitive); `None` as for [`Record::get`].
