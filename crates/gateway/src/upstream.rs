@@ -176,6 +176,8 @@ impl Upstreams {
 
     async fn handshake(&self, up: &Upstream, tcp: TcpStream) -> Result<Connection, String> {
         let mut builder = http1::Builder::new();
+        // Records the case of Exchange's response headers, which the client
+        // connection then writes back unchanged.
         builder.preserve_header_case(true).title_case_headers(false);
         let (sender, driver): (_, Driver) = match (&up.tls, &self.tls) {
             (Some(name), Some(connector)) => {

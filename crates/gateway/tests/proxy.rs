@@ -509,12 +509,17 @@ async fn slow_heads_and_idle_connections_are_closed() {
     .await;
 }
 
-/// An upstream that answers each connection's first request, then closes it.
-async fn start_one_shot_upstream() -> std::net::SocketAddr {
+/// An upstream that answers each connection's first request with `response`,
+/// then closes it; the request heads it read come out of the receiver.
+async fn start_one_shot_upstream(
+    response: &'static [u8],
+) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let (heads, seen) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
+            let heads = heads.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -524,17 +529,50 @@ async fn start_one_shot_upstream() -> std::net::SocketAddr {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                let _ = heads.send(head);
+                let _ = tcp.write_all(response).await;
             });
         }
     });
-    addr
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_header_names_keep_exchanges_case() {
+    within(20, async {
+        let (up, mut heads) = start_one_shot_upstream(
+            b"HTTP/1.1 200 OK\r\nMS-Server-ActiveSync: 15.1\r\nMS-ASProtocolVersions: 14.1,16.1\r\n\
+              X-MS-Diagnostics: 4\r\nrequest-id: abc\r\nContent-Length: 2\r\n\r\nok",
+        )
+        .await;
+        let gw = start_gateway("default = 'allow'\n", up).await;
+        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+        tcp.write_all(
+            b"OPTIONS /Microsoft-Server-ActiveSync HTTP/1.1\r\nHost: x\r\nMS-ASProtocolVersion: 16.1\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut all = Vec::new();
+        tcp.read_to_end(&mut all).await.unwrap();
+        let text = String::from_utf8_lossy(&all);
+        for line in
+            ["MS-Server-ActiveSync: 15.1", "MS-ASProtocolVersions: 14.1,16.1", "X-MS-Diagnostics: 4", "request-id: abc"]
+        {
+            assert!(text.contains(&format!("\r\n{line}\r\n")), "{line:?} not in {text}");
+        }
+        // The request reached Exchange; its header names may be lower-cased,
+        // as over HTTP/2, which IIS reads alike.
+        let head = String::from_utf8(heads.recv().await.unwrap()).unwrap().to_ascii_lowercase();
+        assert!(head.contains("\r\nms-asprotocolversion: 16.1\r\n"), "{head}");
+        gw.stop().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_closing_its_side_closes_the_client_connection_once_idle() {
     within(20, async {
-        let up = start_one_shot_upstream().await;
+        let (up, _heads) = start_one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let gw = start_gateway("default = 'allow'\n", up).await;
         for _ in 0..2 {
             // Nothing here says close: not the response, not the idle timeout (120 s).
