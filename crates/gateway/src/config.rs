@@ -55,6 +55,9 @@ pub struct Config {
     pub reload_interval: u64,
     /// Status when no upstream is healthy (502 or 503).
     pub no_upstream_status: u16,
+    /// Worker threads, each with its own connections; 0 or 1 serves on the
+    /// caller's runtime.
+    pub threads: usize,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             drain_timeout: 30,
             reload_interval: 2,
             no_upstream_status: 503,
+            threads: 0,
         }
     }
 }

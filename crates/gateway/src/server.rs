@@ -61,6 +61,7 @@ pub struct Gateway {
     listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     metrics: Option<TcpListener>,
     max_connections: usize,
+    threads: usize,
     drain_timeout: Duration,
     health_interval: Duration,
     reload_interval: Duration,
@@ -184,6 +185,7 @@ impl Gateway {
             listeners,
             metrics,
             max_connections: config.max_connections,
+            threads: config.threads,
             drain_timeout: Config::secs(config.drain_timeout),
             health_interval: Config::secs(config.health_interval),
             reload_interval: Config::secs(config.reload_interval),
@@ -208,13 +210,28 @@ impl Gateway {
         let shared = self.shared;
         let events = shared.events.clone();
         let limit = Arc::new(Semaphore::new(self.max_connections));
+        let workers = if self.threads > 1 { Some(Workers::start(self.threads)?) } else { None };
         let mut accepting = Vec::new();
         for (listener, tls) in self.listeners {
-            if let Ok(addr) = listener.local_addr() {
-                let kind = if tls.is_some() { "https" } else { "http" };
-                events(Level::Info, &format!("listening on {kind}://{addr}"));
+            let addr = listener.local_addr().map_err(GatewayError::io("listener address"))?;
+            let kind = if tls.is_some() { "https" } else { "http" };
+            events(Level::Info, &format!("listening on {kind}://{addr}"));
+            let Some(workers) = &workers else {
+                accepting.push(tokio::spawn(accept_loop(shared.clone(), listener, tls, limit.clone())));
+                continue;
+            };
+            // Every worker accepts on the same socket.
+            let listener = listener.into_std().map_err(GatewayError::io(format!("cannot share {addr}")))?;
+            for worker in &workers.runtimes {
+                let listener = listener.try_clone().map_err(GatewayError::io(format!("cannot share {addr}")))?;
+                let (shared, tls, limit) = (shared.clone(), tls.clone(), limit.clone());
+                accepting.push(worker.spawn(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(shared, listener, tls, limit).await,
+                        Err(e) => (shared.events)(Level::Error, &format!("cannot listen on {addr}: {e}")),
+                    }
+                }));
             }
-            accepting.push(tokio::spawn(accept_loop(shared.clone(), listener, tls, limit.clone())));
         }
         let mut background: Vec<JoinHandle<()>> = vec![
             tokio::spawn(shared.upstreams.clone().health_loop(self.health_interval)),
@@ -244,10 +261,55 @@ impl Gateway {
         for b in background {
             b.abort();
         }
+        if let Some(workers) = workers {
+            workers.stop().await;
+        }
         if let Some(log) = &shared.access_log {
             log.close();
         }
         Ok(())
+    }
+}
+
+/// Single-threaded runtimes on threads of their own, each accepting on the
+/// same listeners. A connection stays on the thread that accepted it, as in
+/// nginx's workers and pingora's no-steal runtime: no task is stolen or
+/// woken across threads, and a busy thread serves its connections in turn.
+struct Workers {
+    runtimes: Vec<tokio::runtime::Handle>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    fn start(n: usize) -> Result<Workers, GatewayError> {
+        let (stop, _) = watch::channel(false);
+        let mut workers = Workers { runtimes: Vec::new(), threads: Vec::new(), stop };
+        for i in 0..n {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(GatewayError::io("cannot start a worker's runtime"))?;
+            workers.runtimes.push(runtime.handle().clone());
+            let mut stop = workers.stop.subscribe();
+            let thread = std::thread::Builder::new()
+                .name(format!("casguard-worker-{i}"))
+                .spawn(move || {
+                    // Runs the worker's tasks until told to stop; what is
+                    // still open then (past the drain timeout) is dropped.
+                    runtime.block_on(stopped(&mut stop));
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                })
+                .map_err(GatewayError::io("cannot start a worker thread"))?;
+            workers.threads.push(thread);
+        }
+        Ok(workers)
+    }
+
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
     }
 }
 

@@ -132,10 +132,20 @@ const NTLM_TYPE1: &str = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKA
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ntlm_handshake_stays_on_one_upstream_connection() {
+    ntlm_handshake(0).await;
+}
+
+/// With worker threads, each accepting clients of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_handshake_stays_on_one_upstream_connection_with_workers() {
+    ntlm_handshake(3).await;
+}
+
+async fn ntlm_handshake(threads: usize) {
     within(30, async {
         let (mock, up) = start_mock().await;
         let policy = "default = 'allow'\n[[rule]]\nname = 'no mallory'\naction = 'deny'\nuser = 'mallory'\n";
-        let gw = start_gateway(policy, up).await;
+        let gw = start_gateway_with(policy, up, |c| c.threads = threads).await;
         let ua = [("user-agent", "Microsoft Office/16.0 (Microsoft Outlook 16.0)")];
 
         let mut a = client(gw.addr).await;
@@ -685,9 +695,18 @@ async fn metrics_endpoint_serves_prometheus_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_requests_in_flight() {
+    shutdown_drains(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_requests_in_flight_with_workers() {
+    shutdown_drains(2).await;
+}
+
+async fn shutdown_drains(threads: usize) {
     within(30, async {
         let (_mock, up) = start_mock().await;
-        let gw = start_gateway("default = 'allow'\n", up).await;
+        let gw = start_gateway_with("default = 'allow'\n", up, |c| c.threads = threads).await;
         let addr = gw.addr;
         let in_flight = tokio::spawn(async move {
             let mut c = client(addr).await;

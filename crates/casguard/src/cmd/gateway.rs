@@ -172,19 +172,20 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         }
     });
     ensure_open_files(config.max_connections, &events);
-    // One thread: no work stealing and no cross-thread wake-ups, as in one
-    // nginx worker. More: tokio's work-stealing pool.
-    let mut builder = match global.threads {
-        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime =
-        builder.enable_all().thread_name("casguard-gateway").build().context("cannot start the async runtime")?;
+    // This runtime runs the background tasks (health checks, reloads,
+    // metrics, signals), and with one thread the connections too; with more,
+    // each worker thread runs its own (see `gateway::Config::threads`).
+    let mut config = config;
+    if let Some(n) = global.threads {
+        config.threads = n;
+    } else if config.threads == 0 {
+        config.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("casguard-gateway")
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(gateway::serve(config, events))?;
     // Connections still open after the drain timeout are dropped here.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
