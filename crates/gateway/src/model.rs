@@ -213,6 +213,23 @@ fn is_plain_path(raw: &str) -> bool {
         && !b.windows(2).any(|w| w == b"//" || w == b"/.")
 }
 
+/// Fuzzing entry point: the parsers of what a client sends (Authorization
+/// values, NTLM messages, paths). Must never panic; the plain-path shortcut
+/// must agree with full resolution, and no `.` or `..` segment may survive
+/// (a rule on `/owa` must not miss `/x/../owa`).
+pub fn fuzz(data: &[u8]) {
+    let _ = auth_user(data);
+    let _ = ntlm_user(data);
+    let _ = is_connection_auth(data);
+    let raw = String::from_utf8_lossy(data);
+    let (mut stem, mut resolved) = (String::new(), String::new());
+    normalize_path(&raw, &mut stem);
+    resolve_path(&raw, &mut resolved);
+    assert_eq!(stem, resolved, "{raw:?}");
+    assert!(stem.starts_with('/'), "{raw:?} -> {stem:?}");
+    assert!(!stem.split('/').any(|s| s == "." || s == ".."), "{raw:?} -> {stem:?}");
+}
+
 fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -267,6 +284,16 @@ mod tests {
             paths = next;
         }
         assert!(checked > 1000, "the shortcut was taken {checked} times");
+    }
+
+    #[test]
+    fn fuzz_entry_point_holds_on_known_tricks() {
+        for seed in
+            [&b"/owa/../EWS/Exchange.asmx"[..], b"\\owa\\%2e%2e\\ecp//x/.", b"%2F..%2F..", b"", b"NTLM TlRMTVNTUAAD"]
+        {
+            fuzz(seed);
+        }
+        fuzz(&ntlm_type3("CONTOSO", "alice"));
     }
 
     #[test]
