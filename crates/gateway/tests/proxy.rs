@@ -579,6 +579,49 @@ async fn response_header_names_keep_exchanges_case() {
     .await;
 }
 
+/// Send raw bytes on a new connection; everything read until it closes.
+async fn send_raw(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(raw).await.unwrap();
+    let mut all = Vec::new();
+    let _ = tcp.read_to_end(&mut all).await;
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Request smuggling: what the gateway and Exchange could read differently
+/// is either rejected or sent on in one reading only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_is_never_forwarded_ambiguously() {
+    within(20, async {
+        let (up, mut heads) = start_one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let gw = start_gateway("default = 'allow'\n", up).await;
+        // Content-Length and chunked: chunked wins, the length is dropped, and
+        // the connection closes, so the bytes after the chunked body are not
+        // read as a second request.
+        let answer = send_raw(
+            gw.addr,
+            b"POST /owa/ HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n\
+              0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await;
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+        let head = String::from_utf8(heads.recv().await.unwrap()).unwrap().to_ascii_lowercase();
+        assert!(head.contains("transfer-encoding: chunked") && !head.contains("content-length"), "{head}");
+        // Two different lengths, or chunked not last: 400, nothing forwarded.
+        for raw in [
+            &b"POST /owa/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello"[..],
+            b"POST /owa/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        ] {
+            let answer = send_raw(gw.addr, raw).await;
+            assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(heads.try_recv().is_err(), "a second request reached the upstream");
+        gw.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_closing_its_side_closes_the_client_connection_once_idle() {
     within(20, async {
