@@ -519,6 +519,15 @@ async fn slow_heads_and_idle_connections_are_closed() {
     .await;
 }
 
+/// Send raw bytes on a new connection; everything read until it closes.
+async fn send_raw(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(raw).await.unwrap();
+    let mut all = Vec::new();
+    let _ = tcp.read_to_end(&mut all).await;
+    String::from_utf8_lossy(&all).into_owned()
+}
+
 /// An upstream that answers each connection's first request with `response`,
 /// then closes it; the request heads it read come out of the receiver.
 async fn start_one_shot_upstream(
@@ -556,15 +565,11 @@ async fn response_header_names_keep_exchanges_case() {
         )
         .await;
         let gw = start_gateway("default = 'allow'\n", up).await;
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(
+        let text = send_raw(
+            gw.addr,
             b"OPTIONS /Microsoft-Server-ActiveSync HTTP/1.1\r\nHost: x\r\nMS-ASProtocolVersion: 16.1\r\n\r\n",
         )
-        .await
-        .unwrap();
-        let mut all = Vec::new();
-        tcp.read_to_end(&mut all).await.unwrap();
-        let text = String::from_utf8_lossy(&all);
+        .await;
         for line in
             ["MS-Server-ActiveSync: 15.1", "MS-ASProtocolVersions: 14.1,16.1", "X-MS-Diagnostics: 4", "request-id: abc"]
         {
@@ -577,15 +582,6 @@ async fn response_header_names_keep_exchanges_case() {
         gw.stop().await;
     })
     .await;
-}
-
-/// Send raw bytes on a new connection; everything read until it closes.
-async fn send_raw(addr: std::net::SocketAddr, raw: &[u8]) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(raw).await.unwrap();
-    let mut all = Vec::new();
-    let _ = tcp.read_to_end(&mut all).await;
-    String::from_utf8_lossy(&all).into_owned()
 }
 
 /// Request smuggling: what the gateway and Exchange could read differently
@@ -629,11 +625,7 @@ async fn an_upstream_closing_its_side_closes_the_client_connection_once_idle() {
         let gw = start_gateway("default = 'allow'\n", up).await;
         for _ in 0..2 {
             // Nothing here says close: not the response, not the idle timeout (120 s).
-            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-            let mut all = Vec::new();
-            tcp.read_to_end(&mut all).await.unwrap();
-            let text = String::from_utf8_lossy(&all);
+            let text = send_raw(gw.addr, b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await;
             assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\nok"), "{text}");
         }
         gw.stop().await;
