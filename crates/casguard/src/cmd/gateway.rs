@@ -164,7 +164,13 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         LogLevel::Info => Level::Info,
         LogLevel::Debug => Level::Debug,
     };
-    let config = args.config()?;
+    let mut config = args.config()?;
+    // `--threads` is a global flag; else the config file's `threads`; else all cores.
+    if let Some(n) = global.threads {
+        config.threads = n;
+    } else if config.threads == 0 {
+        config.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
     let events: gateway::EventSink = Arc::new(move |level, msg: &str| {
         if level <= max {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -175,12 +181,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     // This runtime runs the background tasks (health checks, reloads,
     // metrics, signals), and with one thread the connections too; with more,
     // each worker thread runs its own (see `gateway::Config::threads`).
-    let mut config = config;
-    if let Some(n) = global.threads {
-        config.threads = n;
-    } else if config.threads == 0 {
-        config.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("casguard-gateway")
