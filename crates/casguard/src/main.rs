@@ -74,8 +74,23 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line. Our library errors already put their
+/// source's message in their own, so a cause whose text is already there is not
+/// repeated (`{:#}` would print "No such file or directory" twice).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

@@ -228,7 +228,10 @@ fn real_backend_sample_reports_the_doubled_space_lines() {
 fn missing_path_is_an_error() {
     let out = casguard(&["audit", "/nonexistent/casguard-logs"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/casguard-logs"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/casguard-logs"), "{stderr}");
+    // The cause once, not once from the error and again from its source.
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }
 
 #[test]
