@@ -488,7 +488,7 @@ pub fn render_table(report: &SimReport) -> String {
         "{} people's requests: {} would be denied, {} allowed; {} user(s) affected",
         s.requests, s.denied_requests, s.allowed_requests, s.affected_users
     );
-    let _ = writeln!(out, "\nRules\n─────");
+    crate::table::heading(&mut out, "Rules");
     let _ = writeln!(out, "  {:<40} {:>6} {:>9} {:>6} {:>8}", "rule", "action", "matched", "users", "devices");
     for rule in &report.rules {
         let _ = writeln!(
@@ -519,7 +519,7 @@ pub fn render_table(report: &SimReport) -> String {
                 writeln!(out, "      {}", fit(&format!("Provision denied: {} ({known})", rule.provision_denied), 72));
         }
     }
-    let _ = writeln!(out, "\nBackdoors ({})\n─────────", report.backdoors.len());
+    crate::table::heading(&mut out, &format!("Backdoors ({})", report.backdoors.len()));
     if report.backdoors.is_empty() {
         let _ = writeln!(out, "  none: no denied user reached mail through another protocol");
     }

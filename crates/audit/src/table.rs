@@ -54,7 +54,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn heading(out: &mut String, title: &str) {
+pub(crate) fn heading(out: &mut String, title: &str) {
     let _ = writeln!(out, "\n{title}\n{}", "─".repeat(title.chars().count()));
 }
 

@@ -158,6 +158,14 @@ fn table_output_names_rules_and_backdoors() {
     for line in table.lines() {
         assert!(line.chars().count() <= 80, "over 80 columns: {line:?}");
     }
+    // Each heading is underlined to its own width, "Backdoors (N)" included.
+    let lines: Vec<&str> = table.lines().collect();
+    let underlined: Vec<(&str, &str)> =
+        lines.windows(2).filter(|w| w[1].starts_with('─')).map(|w| (w[0], w[1])).collect();
+    assert!(underlined.len() >= 2, "{table}");
+    for (title, rule) in underlined {
+        assert_eq!(title.chars().count(), rule.chars().count(), "{title:?} underlined by {rule:?}");
+    }
 }
 
 #[test]
