@@ -2,6 +2,7 @@
 //! by `policy::evaluate`, and are either answered here or sent on the
 //! connection's own upstream connection, bodies streaming both ways.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::TrySendError;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
     REFERER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -51,8 +53,9 @@ struct ConnState {
     activity: Arc<Activity>,
     /// The one upstream connection of this client connection, made on the
     /// first allowed request; never shared with another client.
-    /// Taken out for the length of a request: hyper runs a connection's
-    /// requests one at a time, so no request ever finds it gone.
+    /// A request sends on it in place, or takes it out while it connects or
+    /// retries: hyper runs a connection's requests one at a time, so no
+    /// request ever finds it gone.
     upstream: Mutex<Option<SendRequest<Incoming>>>,
     /// What drives it, polled by `serve_connection` in this connection's task.
     drivers: Mutex<Drivers>,
@@ -88,7 +91,7 @@ pub(crate) async fn serve_connection<IO>(
     });
     let svc_shared = shared.clone();
     let svc_state = state.clone();
-    let service = hyper::service::service_fn(move |req| handle(svc_shared.clone(), svc_state.clone(), req));
+    let service = hyper::service::service_fn(move |req| handle(&svc_shared, &svc_state, req));
     let io = TokioIo::new(Watched { inner: io, activity: activity.clone() });
     let conn = shared.server.serve_connection(io, service);
     tokio::pin!(conn);
@@ -137,12 +140,17 @@ thread_local! {
     static MODEL: std::cell::RefCell<exchange::Request> = std::cell::RefCell::new(exchange::Request::default());
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
+/// Decide a request and, when it is allowed, send it to Exchange at once.
+/// Not an `async fn`: hyper moves each request's future into the
+/// connection's own (cold) memory, and an `async fn` here kept the request
+/// three times over (1,312 bytes). This future holds only what is left to
+/// wait for.
+fn handle(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
     req: Request<Incoming>,
-) -> Result<Response<Tracked>, Aborted> {
-    let mut finish = Finish::new(&shared, &conn.activity);
+) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send> {
+    let mut finish = Finish::new(shared, &conn.activity);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let loaded = shared.policy.current();
     let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
@@ -189,7 +197,7 @@ async fn handle(
         if decision.status == 0 {
             finish.status(0, 0);
             finish.win32 = 64;
-            return Err(Aborted);
+            return Handled::Answered { answer: Some(Err(Aborted)) };
         }
         let status = StatusCode::from_u16(decision.status).unwrap_or(StatusCode::FORBIDDEN);
         let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
@@ -200,84 +208,161 @@ async fn handle(
             rule
         );
         finish.status(decision.status, decision.substatus);
-        return Ok(plain(status, text, finish));
+        return Handled::Answered { answer: Some(Ok(plain(status, text, finish))) };
     }
 
-    let mut req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
-    let mut upstream = lock(&conn.upstream).take();
-    let mut attempts = 0;
-    let response = loop {
-        attempts += 1;
-        if upstream.as_ref().is_none_or(SendRequest::is_closed) {
-            // Boxed: it runs once a connection, and held inline it would
-            // double the size of every request's future (2,504 -> 1,312 bytes).
-            match Box::pin(shared.upstreams.connect()).await {
-                Ok(c) => {
-                    lock(&conn.drivers).add(c.driver);
-                    upstream = Some(c.sender);
-                }
-                Err(e) => {
-                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                    let status = match e {
-                        ConnectError::NoneHealthy => shared.no_upstream_status,
-                        ConnectError::Failed => StatusCode::BAD_GATEWAY,
-                        ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
-                    };
-                    finish.status(status.as_u16(), 0);
-                    return Ok(plain(status, format!("{status}\r\nNo Exchange server is reachable.\r\n"), finish));
+    let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
+    let forward = Forward { shared: shared.clone(), conn: conn.clone(), finish, pending_user, sent: Instant::now() };
+    // The common case: the connection's upstream connection is idle and
+    // open. Anything else (the first request, a reconnect) takes the slow path.
+    let mut slot = lock(&conn.upstream);
+    match slot.as_mut().filter(|s| s.is_ready()) {
+        Some(sender) => Handled::Sending { sending: sender.try_send_request(req), forward: Some(forward) },
+        None => {
+            drop(slot);
+            Handled::Slow { future: Box::pin(forward.slow(req, 0)) }
+        }
+    }
+}
+
+type Answer = Result<Response<Tracked>, Aborted>;
+
+pin_project_lite::pin_project! {
+    /// What hyper polls for one request.
+    #[project = HandledProj]
+    enum Handled<F> {
+        /// Answered by the gateway, never sent.
+        Answered { answer: Option<Answer> },
+        /// Sent on the connection's upstream connection; the response is awaited.
+        Sending { #[pin] sending: F, forward: Option<Forward> },
+        /// Connecting or retrying first: rare, so boxed.
+        Slow { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
+    }
+}
+
+impl<F> Future for Handled<F>
+where
+    F: Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>>,
+{
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let (result, forward) = match self.as_mut().project() {
+            HandledProj::Answered { answer } => return Poll::Ready(answer.take().expect("polled after completion")),
+            HandledProj::Slow { future } => return future.as_mut().poll(cx),
+            HandledProj::Sending { sending, forward } => match sending.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => (result, forward.take().expect("polled after completion")),
+            },
+        };
+        match result {
+            Ok(resp) => Poll::Ready(Ok(forward.respond(resp))),
+            Err(mut e) => {
+                *lock(&forward.conn.upstream) = None;
+                match e.take_message() {
+                    // Not sent (the connection closed under us): safe to retry once.
+                    Some(req) => {
+                        self.set(Handled::Slow { future: Box::pin(forward.slow(req, 1)) });
+                        self.poll(cx)
+                    }
+                    None => Poll::Ready(Ok(forward.upstream_failed(e.error()))),
                 }
             }
         }
-        let sender = upstream.as_mut().expect("connected above");
-        let sent = Instant::now();
-        let ready = sender.ready().await;
-        let result = match ready {
-            Ok(()) => sender.try_send_request(req).await,
-            Err(_) => {
-                // Closed between requests: nothing was sent, reconnect.
-                upstream = None;
-                if attempts < 2 {
-                    continue;
-                }
-                shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                finish.status(502, 0);
-                return Ok(plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), finish));
-            }
-        };
-        match result {
-            Ok(resp) => {
-                shared.metrics.upstream_latency(sent.elapsed());
-                break resp;
-            }
-            Err(mut e) => {
-                upstream = None;
-                match e.take_message() {
-                    // Not sent (the connection closed under us): safe to retry once.
-                    Some(back) if attempts < 2 => req = back,
-                    _ => {
+    }
+}
+
+/// An allowed request on its way to Exchange.
+struct Forward {
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    finish: Finish,
+    /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
+    pending_user: Option<String>,
+    sent: Instant,
+}
+
+impl Forward {
+    /// Connect (or reconnect) first, then send; `attempts` sends were already tried.
+    async fn slow(mut self, mut req: Request<Incoming>, mut attempts: u32) -> Answer {
+        let shared = self.shared.clone();
+        let mut upstream = lock(&self.conn.upstream).take();
+        let response = loop {
+            attempts += 1;
+            if upstream.as_ref().is_none_or(SendRequest::is_closed) {
+                // Boxed: it runs once a connection.
+                match Box::pin(shared.upstreams.connect()).await {
+                    Ok(c) => {
+                        lock(&self.conn.drivers).add(c.driver);
+                        upstream = Some(c.sender);
+                    }
+                    Err(e) => {
                         shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                        (shared.events)(Level::Warn, &format!("upstream request failed: {}", e.error()));
-                        finish.status(502, 0);
-                        return Ok(plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), finish));
+                        let status = match e {
+                            ConnectError::NoneHealthy => shared.no_upstream_status,
+                            ConnectError::Failed => StatusCode::BAD_GATEWAY,
+                            ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
+                        };
+                        self.finish.status(status.as_u16(), 0);
+                        let text = format!("{status}\r\nNo Exchange server is reachable.\r\n");
+                        return Ok(plain(status, text, self.finish));
                     }
                 }
             }
-        }
-    };
-    *lock(&conn.upstream) = upstream;
+            let sender = upstream.as_mut().expect("connected above");
+            self.sent = Instant::now();
+            let result = match sender.ready().await {
+                Ok(()) => sender.try_send_request(req).await,
+                Err(_) => {
+                    // Closed between requests: nothing was sent, reconnect.
+                    upstream = None;
+                    if attempts < 2 {
+                        continue;
+                    }
+                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                    self.finish.status(502, 0);
+                    return Ok(plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), self.finish));
+                }
+            };
+            match result {
+                Ok(resp) => break resp,
+                Err(mut e) => {
+                    upstream = None;
+                    match e.take_message() {
+                        // Not sent (the connection closed under us): safe to retry once.
+                        Some(back) if attempts < 2 => req = back,
+                        _ => return Ok(self.upstream_failed(e.error())),
+                    }
+                }
+            }
+        };
+        *lock(&self.conn.upstream) = upstream;
+        Ok(self.respond(response))
+    }
 
-    let (mut parts, body) = response.into_parts();
-    let upstream_close = strip_hop_by_hop(&mut parts.headers);
-    if upstream_close {
-        parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    if let Some(user) = pending_user {
-        if parts.status != StatusCode::UNAUTHORIZED {
-            *lock(&conn.auth_user) = user;
+    /// Exchange's response, as the client gets it.
+    fn respond(mut self, response: Response<Incoming>) -> Response<Tracked> {
+        self.shared.metrics.upstream_latency(self.sent.elapsed());
+        let (mut parts, body) = response.into_parts();
+        let upstream_close = strip_hop_by_hop(&mut parts.headers);
+        if upstream_close {
+            parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        if let Some(user) = self.pending_user {
+            if parts.status != StatusCode::UNAUTHORIZED {
+                *lock(&self.conn.auth_user) = user;
+            }
+        }
+        self.finish.status(parts.status.as_u16(), 0);
+        Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(self.finish) })
     }
-    finish.status(parts.status.as_u16(), 0);
-    Ok(Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(finish) }))
+
+    fn upstream_failed(mut self, error: &hyper::Error) -> Response<Tracked> {
+        self.shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+        (self.shared.events)(Level::Warn, &format!("upstream request failed: {error}"));
+        self.finish.status(502, 0);
+        plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), self.finish)
+    }
 }
 
 fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> {
