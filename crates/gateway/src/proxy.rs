@@ -212,7 +212,7 @@ fn handle(
     }
 
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
-    let forward = Forward { shared: shared.clone(), conn: conn.clone(), finish, pending_user, sent: Instant::now() };
+    let forward = Forward { conn: conn.clone(), finish, pending_user, sent: Instant::now() };
     // The common case: the connection's upstream connection is idle and
     // open. Anything else (the first request, a reconnect) takes the slow path.
     let mut slot = lock(&conn.upstream);
@@ -274,7 +274,6 @@ where
 
 /// An allowed request on its way to Exchange.
 struct Forward {
-    shared: Arc<Shared>,
     conn: Arc<ConnState>,
     finish: Finish,
     /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
@@ -285,7 +284,7 @@ struct Forward {
 impl Forward {
     /// Connect (or reconnect) first, then send; `attempts` sends were already tried.
     async fn slow(mut self, mut req: Request<Incoming>, mut attempts: u32) -> Answer {
-        let shared = self.shared.clone();
+        let shared = self.finish.shared.clone();
         let mut upstream = lock(&self.conn.upstream).take();
         let response = loop {
             attempts += 1;
@@ -319,9 +318,7 @@ impl Forward {
                     if attempts < 2 {
                         continue;
                     }
-                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                    self.finish.status(502, 0);
-                    return Ok(plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), self.finish));
+                    return Ok(self.bad_gateway());
                 }
             };
             match result {
@@ -342,7 +339,7 @@ impl Forward {
 
     /// Exchange's response, as the client gets it.
     fn respond(mut self, response: Response<Incoming>) -> Response<Tracked> {
-        self.shared.metrics.upstream_latency(self.sent.elapsed());
+        self.finish.shared.metrics.upstream_latency(self.sent.elapsed());
         let (mut parts, body) = response.into_parts();
         let upstream_close = strip_hop_by_hop(&mut parts.headers);
         if upstream_close {
@@ -357,9 +354,13 @@ impl Forward {
         Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(self.finish) })
     }
 
-    fn upstream_failed(mut self, error: &hyper::Error) -> Response<Tracked> {
-        self.shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-        (self.shared.events)(Level::Warn, &format!("upstream request failed: {error}"));
+    fn upstream_failed(self, error: &hyper::Error) -> Response<Tracked> {
+        (self.finish.shared.events)(Level::Warn, &format!("upstream request failed: {error}"));
+        self.bad_gateway()
+    }
+
+    fn bad_gateway(mut self) -> Response<Tracked> {
+        self.finish.shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
         self.finish.status(502, 0);
         plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), self.finish)
     }
