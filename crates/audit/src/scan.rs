@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use exchange::{Interpreter, Request};
 use rayon::prelude::*;
-use w3c::{FileStats, Record, ScanOptions, Visitor};
+use w3c::{FileStats, Record, ScanOptions, Visitor, VisitorPool};
 
 use crate::aggregate::Aggregate;
 
@@ -29,10 +29,11 @@ impl Visitor for Collector<'_> {
     }
 }
 
-/// Scan `paths` in parallel, files and chunks alike, into one visitor: each worker
-/// reuses its visitor and finished ones are combined with `merge`, so memory holds a
-/// few visitors whatever the number of files and chunks. `on_file` is called as each
-/// file finishes (for progress), from any thread. Statistics come back in path order.
+/// Scan `paths` in parallel, files and chunks alike, into one visitor. Workers
+/// reuse visitors from a pool, so memory holds about one per thread whatever the
+/// number of files and chunks, and `merge` combines them once at the end.
+/// `on_file` is called as each file finishes (for progress), from any thread.
+/// Statistics come back in path order.
 pub fn scan_files<V, F, M>(
     paths: &[PathBuf],
     options: &ScanOptions,
@@ -43,31 +44,18 @@ pub fn scan_files<V, F, M>(
 where
     V: Visitor,
     F: Fn() -> V + Sync,
-    M: Fn(&mut V, V) + Sync,
+    M: Fn(&mut V, V),
 {
-    type Acc<V> = (Option<V>, Vec<(usize, FileStats)>);
-    let combine = |(a, mut sa): Acc<V>, (b, sb): Acc<V>| -> Acc<V> {
-        sa.extend(sb);
-        let v = match (a, b) {
-            (Some(mut a), Some(b)) => {
-                merge(&mut a, b);
-                Some(a)
-            }
-            (a, b) => a.or(b),
-        };
-        (v, sa)
-    };
-    let (visitor, mut stats) = paths
+    let pool = VisitorPool::new(make);
+    let stats = paths
         .par_iter()
-        .enumerate()
-        .map(|(i, path)| {
-            let (v, stats) = w3c::scan_path_merged(path, options, &make, &merge)?;
+        .map(|path| {
+            let stats = w3c::scan_path_pooled(path, options, &pool)?;
             on_file(path);
-            Ok((Some(v), vec![(i, stats)]))
+            Ok(stats)
         })
-        .try_reduce(|| (None, Vec::new()), |a, b| Ok(combine(a, b)))?;
-    stats.sort_by_key(|(i, _)| *i);
-    Ok((visitor.unwrap_or_else(make), stats.into_iter().map(|(_, s)| s).collect()))
+        .collect::<Result<Vec<_>, w3c::Error>>()?;
+    Ok((pool.merged(merge), stats))
 }
 
 /// Read `paths` into one aggregate.

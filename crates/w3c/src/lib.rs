@@ -37,6 +37,6 @@ pub use fields::{Field, Fields};
 pub use paths::{collect_paths, is_log_name};
 pub use record::{decode_into, decode_utf8_into, Record};
 pub use scan::{
-    scan_bytes, scan_chunks, scan_chunks_merged, scan_path, scan_path_merged, scan_reader, FileScan, FileStats,
-    Malformed, MalformedKind, ScanOptions, Visitor,
+    scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, scan_reader, FileScan, FileStats,
+    Malformed, MalformedKind, ScanOptions, Visitor, VisitorPool,
 };

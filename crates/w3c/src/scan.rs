@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 
 use memchr::{memchr, memchr_iter, memrchr};
 use rayon::prelude::*;
@@ -431,16 +431,51 @@ fn join_chunk_stats(len: usize, parts: Vec<(FileStats, u64)>, opts: &ScanOptions
     stats
 }
 
-/// Like [`scan_chunks`], but each worker reuses its visitor across chunks and the
-/// visitors are combined with `merge`, so memory holds a few visitors, not one per
-/// chunk. `merge` must not depend on order for results to be deterministic.
-pub fn scan_chunks_merged<V, F, M>(data: &[u8], opts: &ScanOptions, make: F, merge: M) -> (V, FileStats)
+/// Visitors reused across the files and chunks of a scan. Each part takes an
+/// idle visitor, or makes one when none is idle, and gives it back when done:
+/// a scan holds about one visitor per worker thread, and visitors are only
+/// combined once, at the end, by [`VisitorPool::merged`].
+pub struct VisitorPool<V, F> {
+    idle: Mutex<Vec<V>>,
+    make: F,
+}
+
+impl<V: Visitor, F: Fn() -> V + Sync> VisitorPool<V, F> {
+    /// An empty pool that makes visitors with `make`.
+    pub fn new(make: F) -> Self {
+        VisitorPool { idle: Mutex::new(Vec::new()), make }
+    }
+
+    fn take(&self) -> V {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        idle.unwrap_or_else(&self.make)
+    }
+
+    fn give(&self, visitor: V) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(visitor);
+    }
+
+    /// Every visitor combined into one with `merge`; a new one when the scan
+    /// read nothing. Which lines each visitor saw depends on scheduling, so
+    /// `merge` must not depend on order for results to be deterministic.
+    pub fn merged(self, mut merge: impl FnMut(&mut V, V)) -> V {
+        let mut idle = self.idle.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let mut whole = idle.pop().unwrap_or_else(&self.make);
+        for visitor in idle {
+            merge(&mut whole, visitor);
+        }
+        whole
+    }
+}
+
+/// Like [`scan_chunks`], but with visitors taken from `pool`, which may hold
+/// lines of other scans too.
+pub fn scan_chunks_pooled<V, F>(data: &[u8], opts: &ScanOptions, pool: &VisitorPool<V, F>) -> FileStats
 where
     V: Visitor,
     F: Fn() -> V + Sync,
-    M: Fn(&mut V, V) + Sync,
 {
-    scan_chunks_hinted(data, opts, make, merge, &InMemory)
+    scan_chunks_hinted(data, opts, pool, &InMemory)
 }
 
 /// What a scan tells the memory behind its bytes about the parts it reads.
@@ -456,52 +491,37 @@ struct InMemory;
 
 impl PageHints for InMemory {}
 
-/// [`scan_chunks_merged`], telling `hints` about each part of `data` as it is
+/// [`scan_chunks_pooled`], telling `hints` about each part of `data` as it is
 /// read, so that a memory map can read ahead and give its pages back.
-fn scan_chunks_hinted<V, F, M>(
+fn scan_chunks_hinted<V, F>(
     data: &[u8],
     opts: &ScanOptions,
-    make: F,
-    merge: M,
+    pool: &VisitorPool<V, F>,
     hints: &dyn PageHints,
-) -> (V, FileStats)
+) -> FileStats
 where
     V: Visitor,
     F: Fn() -> V + Sync,
-    M: Fn(&mut V, V) + Sync,
 {
     let ranges = chunk_ranges(data, opts.chunk_size());
     if !opts.parallel || ranges.len() <= 1 {
-        let mut v = make();
+        let mut v = pool.take();
         let stats = scan_bytes(data, opts, &mut v);
-        return (v, stats);
+        pool.give(v);
+        return stats;
     }
     let in_force = fields_in_force(data, &ranges, opts.max_line(), hints);
-    type Acc<V> = (V, Vec<(usize, FileStats, u64)>);
-    let (visitor, mut parts): Acc<V> = ranges
-        .par_iter()
-        .zip(in_force.par_iter())
-        .enumerate()
-        .fold(
-            || (make(), Vec::new()),
-            |(mut v, mut parts): Acc<V>, (i, (r, f))| {
-                let mut p = Parser::new(&mut v, opts, f.clone());
-                p.lines(&data[r.clone()]);
-                let (stats, lines) = p.finish();
-                hints.done(r.clone());
-                parts.push((i, stats, lines));
-                (v, parts)
-            },
-        )
-        .reduce_with(|(mut a, mut pa), (b, pb)| {
-            merge(&mut a, b);
-            pa.extend(pb);
-            (a, pa)
-        })
-        .expect("at least two chunks");
-    parts.sort_by_key(|(i, _, _)| *i);
-    let stats = join_chunk_stats(data.len(), parts.into_iter().map(|(_, s, l)| (s, l)).collect(), opts);
-    (visitor, stats)
+    let work = |(r, f): (&Range<usize>, &Option<Fields>)| {
+        let mut v = pool.take();
+        let mut p = Parser::new(&mut v, opts, f.clone());
+        p.lines(&data[r.clone()]);
+        let part = p.finish();
+        pool.give(v);
+        hints.done(r.clone());
+        part
+    };
+    let parts: Vec<(FileStats, u64)> = ranges.par_iter().zip(in_force.par_iter()).map(work).collect();
+    join_chunk_stats(data.len(), parts, opts)
 }
 
 /// The `#Fields` in force at the start of each chunk.
@@ -749,29 +769,24 @@ pub fn scan_reader<R: Read + Send, V: Visitor>(
     }
 }
 
-/// Like [`scan_path`], but with one visitor per file: chunks scanned in parallel
-/// are combined with `merge` (see [`scan_chunks_merged`]).
-pub fn scan_path_merged<V, F, M>(path: &Path, opts: &ScanOptions, make: F, merge: M) -> Result<(V, FileStats), Error>
+/// Like [`scan_path`], but with visitors taken from `pool` (see [`VisitorPool`]).
+pub fn scan_path_pooled<V, F>(path: &Path, opts: &ScanOptions, pool: &VisitorPool<V, F>) -> Result<FileStats, Error>
 where
     V: Visitor,
     F: Fn() -> V + Sync,
-    M: Fn(&mut V, V) + Sync,
 {
-    let (visitor, mut stats) = match open(path)? {
+    let mut stats = match open(path)? {
         Opened::Gzip(file) => {
-            let mut v = make();
-            let stats = scan_reader(file, opts, &mut v).map_err(|e| Error::io(path, e))?;
-            (v, stats)
+            let mut v = pool.take();
+            let stats = scan_reader(file, opts, &mut v);
+            pool.give(v);
+            stats.map_err(|e| Error::io(path, e))?
         }
-        Opened::Empty => {
-            let mut v = make();
-            let stats = scan_bytes(&[], opts, &mut v);
-            (v, stats)
-        }
-        Opened::Mapped(map) => scan_chunks_hinted(&map, opts, make, merge, &MappedFile(&map)),
+        Opened::Empty => FileStats::default(),
+        Opened::Mapped(map) => scan_chunks_hinted(&map, opts, pool, &MappedFile(&map)),
     };
     stats.path = path.to_path_buf();
-    Ok((visitor, stats))
+    Ok(stats)
 }
 
 /// A memory-mapped file: read ahead before a backward search, and give back

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use w3c::{
-    collect_paths, decode_into, decode_utf8_into, scan_bytes, scan_chunks, scan_path, scan_reader, Field, FileStats,
-    MalformedKind, Record, ScanOptions, Visitor,
+    collect_paths, decode_into, decode_utf8_into, scan_bytes, scan_chunks, scan_path, scan_path_pooled, scan_reader,
+    Field, FileStats, MalformedKind, Record, ScanOptions, Visitor, VisitorPool,
 };
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
@@ -502,6 +502,42 @@ fn chunking_is_deterministic() {
     let o = ScanOptions { chunk_size: 1024, ..ScanOptions::default() };
     let s = scan_chunks(&data, &o, Collect::default).stats;
     assert_eq!(s.first_malformed, want_stats.first_malformed[..5]);
+}
+
+/// Pooled visitors see every line once, whatever the chunking, and a scan makes
+/// no more of them than there are worker threads: none per file or chunk.
+#[test]
+fn pooled_scan_reuses_visitors() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let data = tricky_log();
+    let (mut want, want_stats) = collect(&data, &opts());
+    want.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..6).map(|i| write(dir.path(), &format!("u_ex22010{i}_x.log"), &data)).collect();
+    let threads = 3;
+    let workers = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    for chunk in [1024, 65_536, 1 << 30] {
+        let o = ScanOptions { chunk_size: chunk, ..opts() };
+        let made = AtomicUsize::new(0);
+        let pool = VisitorPool::new(|| {
+            made.fetch_add(1, Ordering::Relaxed);
+            Collect::default()
+        });
+        let stats: Vec<FileStats> = workers.install(|| {
+            use rayon::prelude::*;
+            files.par_iter().map(|p| scan_path_pooled(p, &o, &pool).unwrap()).collect()
+        });
+        for (s, p) in stats.iter().zip(&files) {
+            assert_eq!(s.path, *p);
+            assert_eq!(normalized(s.clone()), want_stats, "chunk {chunk}");
+        }
+        let mut got = pool.merged(|a, b| a.0.extend(b.0)).0;
+        got.sort();
+        let expected: Vec<String> = want.iter().flat_map(|r| std::iter::repeat_n(r.clone(), files.len())).collect();
+        assert_eq!(got, expected, "chunk {chunk}");
+        let made = made.load(Ordering::Relaxed);
+        assert!((1..=threads).contains(&made), "chunk {chunk}: {made} visitors for {threads} threads");
+    }
 }
 
 #[test]
