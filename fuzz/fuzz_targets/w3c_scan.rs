@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         max_line: 16 + usize::from(knob >> 6) * 64,
         max_reported: 3,
         parallel: true,
+        split_above: 0,
     };
     let mut seq = Touch::default();
     let stats = w3c::scan_bytes(data, &opts, &mut seq);

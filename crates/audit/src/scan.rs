@@ -1,4 +1,4 @@
-//! Reading many log files in parallel into per-chunk visitors.
+//! Reading many log files in parallel into a few pooled visitors.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,12 @@ where
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V),
 {
+    // Split a file into chunks scanned in parallel only when it is large next
+    // to a thread's share of the work: with many files, reading each in order
+    // keeps every thread busy and spares the search for each chunk's `#Fields`.
+    let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let share = total / (rayon::current_num_threads() as u64 * 8);
+    let options = &ScanOptions { split_above: options.split_above.max(share), ..options.clone() };
     let pool = VisitorPool::new(make);
     let stats = paths
         .par_iter()

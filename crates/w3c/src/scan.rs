@@ -88,11 +88,16 @@ pub struct ScanOptions {
     pub max_reported: usize,
     /// Scan plain files in parallel chunks and decode gzip on its own thread.
     pub parallel: bool,
+    /// Plain files of at most this many bytes are read in order on one thread,
+    /// in chunks, even when `parallel`: that spares the search for the `#Fields`
+    /// in force at each chunk, a second pass over the file. Worth it when there
+    /// are enough files to keep every thread busy.
+    pub split_above: u64,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { chunk_size: 8 << 20, max_line: 64 << 10, max_reported: 5, parallel: true }
+        ScanOptions { chunk_size: 8 << 20, max_line: 64 << 10, max_reported: 5, parallel: true, split_above: 0 }
     }
 }
 
@@ -504,10 +509,17 @@ where
     F: Fn() -> V + Sync,
 {
     let ranges = chunk_ranges(data, opts.chunk_size());
-    if !opts.parallel || ranges.len() <= 1 {
+    if !opts.parallel || ranges.len() <= 1 || data.len() as u64 <= opts.split_above {
+        // In order, chunk by chunk, so that pages are given back as they are read.
         let mut v = pool.take();
-        let stats = scan_bytes(data, opts, &mut v);
+        let mut p = Parser::new(&mut v, opts, None);
+        for r in ranges {
+            p.lines(&data[r.clone()]);
+            hints.done(r);
+        }
+        let (mut stats, _) = p.finish();
         pool.give(v);
+        stats.bytes = data.len() as u64;
         return stats;
     }
     let in_force = fields_in_force(data, &ranges, opts.max_line(), hints);

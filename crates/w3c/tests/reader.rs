@@ -504,7 +504,8 @@ fn chunking_is_deterministic() {
     assert_eq!(s.first_malformed, want_stats.first_malformed[..5]);
 }
 
-/// Pooled visitors see every line once, whatever the chunking, and a scan makes
+/// Pooled visitors see every line once, whatever the chunking and whether a file
+/// is split or read in order, and a scan makes
 /// no more of them than there are worker threads: none per file or chunk.
 #[test]
 fn pooled_scan_reuses_visitors() {
@@ -516,8 +517,9 @@ fn pooled_scan_reuses_visitors() {
     let files: Vec<PathBuf> = (0..6).map(|i| write(dir.path(), &format!("u_ex22010{i}_x.log"), &data)).collect();
     let threads = 3;
     let workers = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    for chunk in [1024, 65_536, 1 << 30] {
-        let o = ScanOptions { chunk_size: chunk, ..opts() };
+    // Split into chunks scanned in parallel, or read in order chunk by chunk.
+    for (chunk, split_above) in [(1024, 0), (65_536, 0), (1 << 30, 0), (1024, u64::MAX), (65_536, u64::MAX)] {
+        let o = ScanOptions { chunk_size: chunk, split_above, ..opts() };
         let made = AtomicUsize::new(0);
         let pool = VisitorPool::new(|| {
             made.fetch_add(1, Ordering::Relaxed);
@@ -529,12 +531,12 @@ fn pooled_scan_reuses_visitors() {
         });
         for (s, p) in stats.iter().zip(&files) {
             assert_eq!(s.path, *p);
-            assert_eq!(normalized(s.clone()), want_stats, "chunk {chunk}");
+            assert_eq!(normalized(s.clone()), want_stats, "chunk {chunk} split above {split_above}");
         }
         let mut got = pool.merged(|a, b| a.0.extend(b.0)).0;
         got.sort();
         let expected: Vec<String> = want.iter().flat_map(|r| std::iter::repeat_n(r.clone(), files.len())).collect();
-        assert_eq!(got, expected, "chunk {chunk}");
+        assert_eq!(got, expected, "chunk {chunk} split above {split_above}");
         let made = made.load(Ordering::Relaxed);
         assert!((1..=threads).contains(&made), "chunk {chunk}: {made} visitors for {threads} threads");
     }
@@ -604,6 +606,7 @@ fn random_inputs_agree_on_every_path() {
             max_line: 8 + (k >> 8) as usize % 40,
             max_reported: (k >> 16) as usize % 4,
             parallel: true,
+            split_above: 0,
         };
         let (want, stats) = collect(&data, &opts);
         assert!(stats.malformed_total() <= stats.lines);
