@@ -434,6 +434,8 @@ pub struct Aggregate {
     /// Person traffic from front-end lines.
     pub people: Tally,
     /// Back-end hops: duplicates when front-end lines exist, else the people.
+    /// Once this aggregate has seen a front-end person request, hops are only
+    /// counted in `backend.requests`: their detail would never be reported.
     pub backend: Tally,
     pub probes: u64,
     pub probe_span: Span,
@@ -447,6 +449,7 @@ impl Aggregate {
     pub fn add(&mut self, req: &Request, catalog: &exchange::Catalog) {
         match req.traffic {
             Traffic::Person => self.people.add(req, catalog),
+            Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
             Traffic::Probe => {
@@ -543,6 +546,41 @@ fn sample_bytes(req: &Request) -> impl Iterator<Item = u8> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_hops_stand_for_people_only_when_alone() {
+        let catalog = exchange::Catalog::builtin();
+        let request = |traffic, user: &str| Request {
+            traffic,
+            user: user.into(),
+            user_agent: "Microsoft Office/16.0".into(),
+            time: 1_795_392_000,
+            ..Request::default()
+        };
+        let hop = |user| request(Traffic::Backend, user);
+        let person = request(Traffic::Person, "alice");
+        let add = |requests: &[&Request]| {
+            let mut agg = Aggregate::default();
+            requests.iter().for_each(|r| agg.add(r, &catalog));
+            agg
+        };
+        let users =
+            |agg: &Aggregate| agg.people_tally().sorted_users().iter().map(|(u, _)| u.to_string()).collect::<Vec<_>>();
+
+        let alone = add(&[&hop("bob"), &hop("carol")]);
+        assert!(alone.backend_only());
+        assert_eq!(users(&alone), ["bob", "carol"]);
+
+        // Hops before and after people, in one aggregate or merged from several.
+        let mut split = add(&[&person, &hop("bob")]);
+        split.merge(add(&[&hop("carol")]));
+        for agg in [add(&[&hop("bob"), &person, &hop("carol")]), split] {
+            assert!(!agg.backend_only());
+            assert_eq!(agg.backend.requests, 2);
+            assert_eq!(agg.people.requests, 1);
+            assert_eq!(users(&agg), ["alice"]);
+        }
+    }
 
     #[test]
     fn hour_of_week_starts_monday() {

@@ -144,6 +144,7 @@ fn device_pairs(counts: &DeviceCounts) -> impl Iterator<Item = (&str, &str, u64)
 #[derive(Clone, Debug, Default)]
 pub struct Simulation {
     pub people: SimTally,
+    /// Back-end hops; only counted once a front-end person request was seen.
     pub backend: SimTally,
     /// Probe requests per rule slot that denied them, with their user agents.
     pub probes_denied: BTreeMap<usize, (u64, BTreeSet<String>)>,
@@ -154,6 +155,8 @@ impl Simulation {
     pub fn add(&mut self, req: &Request, policy: &Policy) {
         let rules = policy.rules().len();
         match req.traffic {
+            // Hops beside front-end people are only counted (see `Aggregate::backend`).
+            Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
             Traffic::Person | Traffic::Backend => {
                 let decision = evaluate(policy, req);
                 let slot = decision.rule.unwrap_or(rules);
