@@ -324,8 +324,23 @@ fn classify(line: &[u8]) -> Line<'_> {
 
 /// Scans bytes already in memory, sequentially, with one visitor.
 pub fn scan_bytes<V: Visitor>(data: &[u8], opts: &ScanOptions, visitor: &mut V) -> FileStats {
+    scan_in_order(data, std::iter::once(0..data.len()), opts, visitor, &InMemory)
+}
+
+/// Scans `data` in order with one visitor, one line-aligned range after the
+/// other (together all of `data`), telling `hints` as each is done.
+fn scan_in_order<V: Visitor>(
+    data: &[u8],
+    ranges: impl IntoIterator<Item = Range<usize>>,
+    opts: &ScanOptions,
+    visitor: &mut V,
+    hints: &dyn PageHints,
+) -> FileStats {
     let mut p = Parser::new(visitor, opts, None);
-    p.lines(data);
+    for r in ranges {
+        p.lines(&data[r.clone()]);
+        hints.done(r);
+    }
     let (mut stats, _) = p.finish();
     stats.bytes = data.len() as u64;
     stats
@@ -511,16 +526,10 @@ where
 {
     let ranges = chunk_ranges(data, opts.chunk_size());
     if !opts.parallel || ranges.len() <= 1 || data.len() as u64 <= opts.split_above {
-        // In order, chunk by chunk, so that pages are given back as they are read.
+        // Chunk by chunk, so that pages are given back as they are read.
         let mut v = pool.take();
-        let mut p = Parser::new(&mut v, opts, None);
-        for r in ranges {
-            p.lines(&data[r.clone()]);
-            hints.done(r);
-        }
-        let (mut stats, _) = p.finish();
+        let stats = scan_in_order(data, ranges, opts, &mut v, hints);
         pool.give(v);
-        stats.bytes = data.len() as u64;
         return stats;
     }
     let in_force = fields_in_force(data, &ranges, opts.max_line(), hints);
