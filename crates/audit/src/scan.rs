@@ -49,8 +49,12 @@ where
     // Split a file into chunks scanned in parallel only when it is large next
     // to a thread's share of the work: with many files, reading each in order
     // keeps every thread busy and spares the search for each chunk's `#Fields`.
-    let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-    let share = total / (rayon::current_num_threads() as u64 * 8);
+    // One thread gains nothing from splitting.
+    let threads = rayon::current_num_threads() as u64;
+    let share = match threads {
+        1 => u64::MAX,
+        _ => paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum::<u64>() / (threads * 8),
+    };
     let options = &ScanOptions { split_above: options.split_above.max(share), ..options.clone() };
     let pool = VisitorPool::new(make);
     let stats = paths
