@@ -467,13 +467,14 @@ impl<V: Visitor, F: Fn() -> V + Sync> VisitorPool<V, F> {
         VisitorPool { idle: Mutex::new(Vec::new()), make }
     }
 
-    fn take(&self) -> V {
+    /// Run `work` with an idle visitor (a new one when none is idle), then
+    /// give it back.
+    fn with<T>(&self, work: impl FnOnce(&mut V) -> T) -> T {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        idle.unwrap_or_else(&self.make)
-    }
-
-    fn give(&self, visitor: V) {
+        let mut visitor = idle.unwrap_or_else(&self.make);
+        let result = work(&mut visitor);
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(visitor);
+        result
     }
 
     /// Every visitor combined into one with `merge`; a new one when the scan
@@ -527,18 +528,15 @@ where
     let ranges = chunk_ranges(data, opts.chunk_size());
     if !opts.parallel || ranges.len() <= 1 || data.len() as u64 <= opts.split_above {
         // Chunk by chunk, so that pages are given back as they are read.
-        let mut v = pool.take();
-        let stats = scan_in_order(data, ranges, opts, &mut v, hints);
-        pool.give(v);
-        return stats;
+        return pool.with(|v| scan_in_order(data, ranges, opts, v, hints));
     }
     let in_force = fields_in_force(data, &ranges, opts.max_line(), hints);
     let work = |(r, f): (&Range<usize>, &Option<Fields>)| {
-        let mut v = pool.take();
-        let mut p = Parser::new(&mut v, opts, f.clone());
-        p.lines(&data[r.clone()]);
-        let part = p.finish();
-        pool.give(v);
+        let part = pool.with(|v| {
+            let mut p = Parser::new(v, opts, f.clone());
+            p.lines(&data[r.clone()]);
+            p.finish()
+        });
         hints.done(r.clone());
         part
     };
@@ -798,12 +796,7 @@ where
     F: Fn() -> V + Sync,
 {
     let mut stats = match open(path)? {
-        Opened::Gzip(file) => {
-            let mut v = pool.take();
-            let stats = scan_reader(file, opts, &mut v);
-            pool.give(v);
-            stats.map_err(|e| Error::io(path, e))?
-        }
+        Opened::Gzip(file) => pool.with(|v| scan_reader(file, opts, v)).map_err(|e| Error::io(path, e))?,
         Opened::Empty => FileStats::default(),
         Opened::Mapped(map) => scan_chunks_hinted(&map, opts, pool, &MappedFile(&map)),
     };

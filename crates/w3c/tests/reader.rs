@@ -504,9 +504,9 @@ fn chunking_is_deterministic() {
     assert_eq!(s.first_malformed, want_stats.first_malformed[..5]);
 }
 
-/// Pooled visitors see every line once, whatever the chunking and whether a file
-/// is split or read in order, and a scan makes
-/// no more of them than there are worker threads: none per file or chunk.
+/// Pooled visitors see every line once, whatever the chunking and whether a
+/// file is split or read in order, and a scan makes no more of them than there
+/// are worker threads: none per file or chunk.
 #[test]
 fn pooled_scan_reuses_visitors() {
     use std::sync::atomic::{AtomicUsize, Ordering};
