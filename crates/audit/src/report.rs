@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use exchange::{Catalog, Interpreter, NetworkId, Networks, Protocol};
+use rayon::prelude::*;
 use serde::Serialize;
 use w3c::{FileStats, MalformedKind};
 
@@ -343,7 +344,11 @@ impl Report {
             }
         }
 
-        let mut findings = person_findings(people, catalog, networks);
+        // The two largest parts, built side by side: the report phase runs after the scan, on its own.
+        let (mut findings, users) = rayon::join(
+            || person_findings(people, catalog, networks),
+            || people.sorted_users().into_par_iter().map(|(k, u)| user_report(k, u, catalog, networks)).collect(),
+        );
         findings.extend(exploit_findings(agg, networks));
 
         let mut probe_agents: Vec<_> =
@@ -381,7 +386,7 @@ impl Report {
             },
             protocols: protocol_map(&people.protocols),
             clients,
-            users: people.sorted_users().into_iter().map(|(k, u)| user_report(k, u, catalog, networks)).collect(),
+            users,
             findings,
             probes: ProbeReport { requests: agg.probes, user_agents: probe_agents },
             malformed: malformed_files(files),
