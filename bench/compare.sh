@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Compare casguard audit with rg -c, gzip -dc and GoAccess over one generated
 # corpus, in one run, on this machine. Prints one table plus the ratios.
+# The row `reader-alone` is casguard's own parallel scan with a visitor that
+# only counts records (crates/audit/examples/read_floor.rs): the floor under
+# audit, before any classification or aggregation.
 #
 #   bench/compare.sh [SIZE_BYTES]     (default 1000000000, about 3M lines)
 #
@@ -30,6 +33,7 @@ if [ -n "$MISSING" ]; then
 fi
 
 cargo build --release -q -p casguard -p casguard-loggen
+cargo build --release -q -p audit --example read_floor
 BIN=target/release/casguard
 GEN=target/release/casguard-loggen
 
@@ -59,12 +63,13 @@ GOACCESS_FORMAT='%d %t %^ %m %U %q %^ %^ %h %u %R %s %^ %^ %L'
 declare -A CMD=(
   [casguard]="$BIN audit --quiet --format json $PLAIN > /dev/null"
   [casguard-1thread]="$BIN audit --quiet --threads 1 --format json $PLAIN > /dev/null"
+  [reader-alone]="target/release/examples/read_floor $PLAIN > /dev/null"
   [rg-c]="rg -c Outlook-iOS-Android ${PLAIN_FILES[*]} > /dev/null || true"
   [casguard-gz]="$BIN audit --quiet --format json $GZ > /dev/null"
   [gzip-dc]="gzip -dc ${GZ_FILES[*]} > /dev/null"
   [goaccess]="goaccess ${FRONT_FILES[*]} --log-format='$GOACCESS_FORMAT' --date-format='%Y-%m-%d' --time-format='%H:%M:%S' --no-progress --num-tests=0 -o /tmp/casguard-goaccess.json > /dev/null 2>&1 || true"
 )
-ORDER=(casguard casguard-1thread rg-c casguard-gz gzip-dc goaccess)
+ORDER=(casguard casguard-1thread reader-alone rg-c casguard-gz gzip-dc goaccess)
 
 declare -A WALL RSS
 for name in "${ORDER[@]}"; do
@@ -85,11 +90,13 @@ name, wall, lines, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(
 print(f"{name:<18} {wall:>10.3f} {lines / wall:>14,.0f} {rss / 1024:>12.1f}")
 PY
 done
-python3 - "${WALL[casguard]}" "${WALL[rg-c]}" "${WALL[casguard-gz]}" "${WALL[gzip-dc]}" "${WALL[goaccess]}" "${WALL[casguard-1thread]}" "$LINES" "$FRONT_LINES" <<'PY'
+python3 - "${WALL[casguard]}" "${WALL[rg-c]}" "${WALL[casguard-gz]}" "${WALL[gzip-dc]}" "${WALL[goaccess]}" "${WALL[casguard-1thread]}" "$LINES" "$FRONT_LINES" "${WALL[reader-alone]}" <<'PY'
 import sys
-cg, rg, cgz, gz, ga, one, lines, front = map(float, sys.argv[1:])
+cg, rg, cgz, gz, ga, one, lines, front, floor = map(float, sys.argv[1:])
 print()
 print(f"casguard / rg -c            {cg / rg:6.2f}x   (target <= 3)")
+print(f"reader alone / rg -c        {floor / rg:6.2f}x   (the floor: no classification, no aggregation)")
+print(f"casguard / reader alone     {cg / floor:6.2f}x")
 print(f"casguard gz / gzip -dc      {cgz / gz:6.2f}x   (target <= 1)")
 print(f"casguard vs GoAccess, lines/s  {(lines / cg) / (front / ga):6.1f}x")
 print(f"speed-up 1 -> 2 threads     {one / cg:6.2f}x")
