@@ -1,5 +1,6 @@
 //! Scans arbitrary bytes through every input path and checks they agree: one
-//! sequential pass, line-aligned chunks, and streaming in small blocks.
+//! sequential pass, line-aligned chunks, pooled visitors (split into parallel
+//! chunks, and read in order), and streaming in small blocks.
 //!
 //! Run with `-detect_leaks=0`: the streaming path decodes on a second thread,
 //! and LeakSanitizer reports std's per-thread channel context as a leak.
@@ -51,6 +52,22 @@ fuzz_target!(|data: &[u8]| {
     let records: Vec<u64> = chunked.visitors.into_iter().flat_map(|t| t.0).collect();
     assert_eq!(records, seq.0);
     assert_eq!(chunked.stats, stats);
+
+    // Pooled: which visitor sees which chunk depends on scheduling, so compare
+    // the records as a multiset; read in order, one visitor sees them all in turn.
+    for split_above in [0, u64::MAX] {
+        let pool = w3c::VisitorPool::new(Touch::default);
+        let s = w3c::scan_chunks_pooled(data, &ScanOptions { split_above, ..opts.clone() }, &pool);
+        assert_eq!(s, stats);
+        let mut pooled = pool.merged(|whole, part| whole.0.extend(part.0)).0;
+        if split_above == u64::MAX {
+            assert_eq!(pooled, seq.0);
+        }
+        let mut expected = seq.0.clone();
+        pooled.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(pooled, expected);
+    }
 
     // Plain input streams; gzip magic would switch to the decoder, which is fine too.
     if !data.starts_with(&[0x1f, 0x8b]) {
