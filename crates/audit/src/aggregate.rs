@@ -437,6 +437,9 @@ pub struct Aggregate {
     /// Once this aggregate has seen a front-end person request, hops are only
     /// counted in `backend.requests`: their detail would never be reported.
     pub backend: Tally,
+    /// Back-end hops of computer accounts (`EX04$`) that are not in
+    /// `backend`: on back-end logs alone they are machine traffic, not people.
+    pub backend_machine: u64,
     pub probes: u64,
     pub probe_span: Span,
     /// Probe user agents with their counts.
@@ -450,6 +453,7 @@ impl Aggregate {
         match req.traffic {
             Traffic::Person => self.people.add(req, catalog),
             Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
+            Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
             Traffic::Probe => {
@@ -494,6 +498,7 @@ impl Aggregate {
             }
         }
         self.machine += other.machine;
+        self.backend_machine += other.backend_machine;
         for (key, exploit) in other.exploits {
             match self.exploits.get_mut(&key) {
                 Some(mine) => {
@@ -512,7 +517,18 @@ impl Aggregate {
 
     /// True when only back-end logs were given: their hops are then the people.
     pub fn backend_only(&self) -> bool {
-        self.people.requests == 0 && self.backend.requests > 0
+        self.people.requests == 0 && self.backend_hops() > 0
+    }
+
+    /// Every back-end hop, whoever made it.
+    pub fn backend_hops(&self) -> u64 {
+        self.backend.requests + self.backend_machine
+    }
+
+    /// Requests of computer accounts: front-end ones, and back-end hops too
+    /// when the back end stands for the people.
+    pub fn machine_requests(&self) -> u64 {
+        self.machine + if self.backend_only() { self.backend_machine } else { 0 }
     }
 
     /// The tally that stands for people: front end, or back end when alone.
@@ -567,19 +583,28 @@ mod tests {
         let users =
             |agg: &Aggregate| agg.people_tally().sorted_users().iter().map(|(u, _)| u.to_string()).collect::<Vec<_>>();
 
-        let alone = add(&[&hop("bob"), &hop("carol")]);
+        let alone = add(&[&hop("bob"), &hop("carol"), &hop("ex04$")]);
         assert!(alone.backend_only());
         assert_eq!(users(&alone), ["bob", "carol"]);
+        assert_eq!((alone.people_tally().requests, alone.machine_requests(), alone.backend_hops()), (2, 1, 3));
 
         // Hops before and after people, in one aggregate or merged from several.
+        // A computer account's hop is a duplicate like any other beside people.
         let mut split = add(&[&person, &hop("bob")]);
-        split.merge(add(&[&hop("carol")]));
-        for agg in [add(&[&hop("bob"), &person, &hop("carol")]), split] {
+        split.merge(add(&[&hop("carol"), &hop("ex04$")]));
+        for agg in [add(&[&hop("bob"), &hop("ex04$"), &person, &hop("carol")]), split] {
             assert!(!agg.backend_only());
-            assert_eq!(agg.backend.requests, 2);
+            assert_eq!(agg.backend_hops(), 3);
+            assert_eq!(agg.machine_requests(), 0);
             assert_eq!(agg.people.requests, 1);
             assert_eq!(users(&agg), ["alice"]);
         }
+
+        // Only computer accounts on the back end: no people at all.
+        let machines = add(&[&hop("ex04$")]);
+        assert!(machines.backend_only());
+        assert!(users(&machines).is_empty());
+        assert_eq!((machines.people_tally().requests, machines.machine_requests()), (0, 1));
     }
 
     #[test]

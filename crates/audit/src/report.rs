@@ -357,10 +357,14 @@ impl Report {
 
         let mut notes = Vec::new();
         if backend_only {
-            notes.push(format!(
+            let mut note = format!(
                 "only back-end (Exchange Back End, port 444) lines were found: their {} hops are counted as people's requests",
                 agg.backend.requests
-            ));
+            );
+            if agg.backend_machine > 0 {
+                note += &format!(", and {} of computer accounts as machine accounts", agg.backend_machine);
+            }
+            notes.push(note);
         }
         if malformed > 0 {
             notes.push(format!("{malformed} malformed line(s) were counted and skipped"));
@@ -371,10 +375,10 @@ impl Report {
                 lines,
                 malformed,
                 requests: people.requests,
-                backend_duplicates: if backend_only { 0 } else { agg.backend.requests },
+                backend_duplicates: if backend_only { 0 } else { agg.backend_hops() },
                 probes: agg.probes,
                 exploit_attempts: agg.exploit_attempts(),
-                machine: agg.machine,
+                machine: agg.machine_requests(),
                 anonymous: people.anonymous,
                 users: people.users.len(),
                 devices: people.users.values().map(|u| u.devices.len()).sum(),

@@ -146,6 +146,8 @@ pub struct Simulation {
     pub people: SimTally,
     /// Back-end hops; only counted once a front-end person request was seen.
     pub backend: SimTally,
+    /// Back-end hops of computer accounts not in `backend`.
+    pub backend_machine: u64,
     /// Probe requests per rule slot that denied them, with their user agents.
     pub probes_denied: BTreeMap<usize, (u64, BTreeSet<String>)>,
     pub probes: u64,
@@ -157,6 +159,8 @@ impl Simulation {
         match req.traffic {
             // Hops beside front-end people are only counted (see `Aggregate::backend`).
             Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
+            // Machine traffic, as on the front end (see `Aggregate::backend_machine`).
+            Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Person | Traffic::Backend => {
                 let decision = evaluate(policy, req);
                 let slot = decision.rule.unwrap_or(rules);
@@ -181,6 +185,7 @@ impl Simulation {
     pub fn merge(&mut self, other: Simulation) {
         self.people.merge(other.people);
         self.backend.merge(other.backend);
+        self.backend_machine += other.backend_machine;
         self.probes += other.probes;
         for (slot, (n, agents)) in other.probes_denied {
             let entry = self.probes_denied.entry(slot).or_default();
@@ -194,7 +199,7 @@ impl Simulation {
     }
 
     fn backend_only(&self) -> bool {
-        self.people.requests == 0 && self.backend.requests > 0
+        self.people.requests == 0 && self.backend.requests + self.backend_machine > 0
     }
 }
 
@@ -333,7 +338,11 @@ impl SimReport {
         let rules = policy.rules();
         let mut notes = Vec::new();
         if backend_only {
-            notes.push("only back-end lines were found: their hops are counted as people's requests".to_string());
+            let mut note = "only back-end lines were found: their hops are counted as people's requests".to_string();
+            if sim.backend_machine > 0 {
+                note += &format!(", except {} of computer accounts", sim.backend_machine);
+            }
+            notes.push(note);
         }
 
         let mut affected = BTreeSet::new();

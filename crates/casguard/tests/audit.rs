@@ -222,6 +222,14 @@ fn real_backend_sample_reports_the_doubled_space_lines() {
     for line in [5, 6, 7] {
         assert!(stderr.contains(&format!("exchange-backend-edge-cases.log:{line}: field-count")), "{stderr}");
     }
+    // Of the 9 good lines: 4 probes (`*_Probe` agents, TestActiveSyncConnectivity,
+    // MSEXCHMON), EX04$'s RPC hop, and 4 people's hops, one of them anonymous.
+    // The back end stands for the people here, but a computer account is no person.
+    let summary = &report["summary"];
+    assert_eq!(summary["backend_only"], true);
+    assert_eq!((&summary["probes"], &summary["machine"], &summary["requests"]), (&4.into(), &1.into(), &4.into()));
+    let users: Vec<&str> = report["users"].as_array().unwrap().iter().map(|u| u["user"].as_str().unwrap()).collect();
+    assert_eq!(users, ["ran.user", "randommailbox3242354"]);
 }
 
 #[test]

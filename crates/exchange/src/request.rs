@@ -223,6 +223,11 @@ impl Request {
         self.exploit = None;
     }
 
+    /// The user is a computer account such as `EX04$` (see [`crate::identity::account_key`]).
+    pub fn is_machine_account(&self) -> bool {
+        self.user.ends_with('$')
+    }
+
     /// The device key used to group requests: the ActiveSync device id, or
     /// the user agent for protocols without one.
     pub fn device_key(&self) -> &str {
