@@ -233,6 +233,56 @@ fn real_backend_sample_reports_the_doubled_space_lines() {
 }
 
 #[test]
+fn fields_option_reads_a_file_whose_header_was_cut_off() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    let text = std::fs::read_to_string(sample).unwrap();
+    assert!(text.contains(&format!("#Fields: {}", w3c_default())), "the sample logs IIS's default columns");
+    let dir = tempfile::tempdir().unwrap();
+    let headless = dir.path().join("u_ex220101.log");
+    std::fs::write(
+        &headless,
+        text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let headless = headless.to_str().unwrap();
+
+    // Without --fields: every line is counted as malformed, and the way out is named.
+    let out = casguard(&["audit", "--format", "json", headless]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&report["summary"]["lines"], &report["summary"]["malformed"]), (&12.into(), &12.into()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("12 line(s) came before any #Fields line") && stderr.contains("--fields default"),
+        "{stderr}"
+    );
+
+    // With IIS's default columns, the same report as the file with its header.
+    let with_header = casguard(&["audit", "--format", "json", sample]);
+    for fields in ["default", w3c_default()] {
+        let out = casguard(&["audit", "--format", "json", "--fields", fields, headless]);
+        assert!(out.status.success());
+        let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut want: Value = serde_json::from_slice(&with_header.stdout).unwrap();
+        for report in [&mut got, &mut want] {
+            report["summary"]["bytes"] = 0.into();
+            report["malformed"] = Value::Null;
+        }
+        assert_eq!(got, want, "--fields {fields}");
+    }
+
+    // Names that give casguard nothing to read are refused.
+    let out = casguard(&["audit", "--fields", "foo bar", headless]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names none of the columns"));
+}
+
+/// IIS's default columns, as written out in the reference notes.
+fn w3c_default() -> &'static str {
+    "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status \
+     sc-substatus sc-win32-status time-taken"
+}
+
+#[test]
 fn missing_path_is_an_error() {
     let out = casguard(&["audit", "/nonexistent/casguard-logs"]);
     assert_eq!(out.status.code(), Some(2));

@@ -127,6 +127,11 @@ impl fmt::Display for Field {
     }
 }
 
+/// IIS's default W3C columns (the `logExtFileFlags` defaults since IIS 8.0),
+/// which Exchange leaves as they are.
+pub const IIS_DEFAULT_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
+    cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken";
+
 #[derive(Debug, PartialEq, Eq)]
 struct Inner {
     names: Vec<String>,

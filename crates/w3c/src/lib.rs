@@ -33,7 +33,7 @@ mod scan;
 pub mod time;
 
 pub use error::Error;
-pub use fields::{Field, Fields};
+pub use fields::{Field, Fields, IIS_DEFAULT_FIELDS};
 pub use paths::{collect_paths, is_log_name};
 pub use record::{decode_into, decode_utf8_into, Record};
 pub use scan::{

@@ -94,11 +94,22 @@ pub struct ScanOptions {
     /// chunk, a second pass over the file. Worth it when there are enough
     /// files to keep every thread busy.
     pub split_above: u64,
+    /// The columns of data lines that come before any `#Fields` directive, for
+    /// files whose header was cut off or never written (excerpts, log
+    /// shippers). `None`: such lines are malformed (`no-fields`).
+    pub default_fields: Option<Fields>,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { chunk_size: 8 << 20, max_line: 64 << 10, max_reported: 5, parallel: true, split_above: 0 }
+        ScanOptions {
+            chunk_size: 8 << 20,
+            max_line: 64 << 10,
+            max_reported: 5,
+            parallel: true,
+            split_above: 0,
+            default_fields: None,
+        }
     }
 }
 
@@ -190,10 +201,12 @@ struct Parser<'v, V> {
 }
 
 impl<'v, V: Visitor> Parser<'v, V> {
+    /// `fields`: the `#Fields` in force where this part of a file starts, if a
+    /// directive came before it; else the options' default, if any.
     fn new(visitor: &'v mut V, opts: &ScanOptions, fields: Option<Fields>) -> Self {
         Parser {
             visitor,
-            fields,
+            fields: fields.or_else(|| opts.default_fields.clone()),
             spans: Vec::with_capacity(32),
             max_line: opts.max_line(),
             max_reported: opts.max_reported,

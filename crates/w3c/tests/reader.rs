@@ -8,7 +8,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use w3c::{
     collect_paths, decode_into, decode_utf8_into, scan_bytes, scan_chunks, scan_path, scan_path_pooled, scan_reader,
-    Field, FileStats, MalformedKind, Record, ScanOptions, Visitor, VisitorPool,
+    Field, Fields, FileStats, MalformedKind, Record, ScanOptions, Visitor, VisitorPool, IIS_DEFAULT_FIELDS,
 };
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
@@ -261,6 +261,51 @@ fn field_count_mismatches_and_lines_before_fields() {
     assert_eq!(stats.malformed_of(MalformedKind::FieldCount), 4);
     assert_eq!(stats.malformed_of(MalformedKind::NoFields), 1);
     assert_eq!(stats.first_malformed[2].detail, "expected 3 fields, found 2");
+}
+
+#[test]
+fn default_fields_read_lines_before_any_directive_on_every_path() {
+    // A file whose header was cut off, then a directive that takes over.
+    let mut log = String::new();
+    for i in 0..400 {
+        log += &format!(
+            "2026-11-24 00:{:02}:{:02} 10.0.0.2 GET /owa/ - 443 CONTOSO\\u{i} 10.1.0.{} Mozilla/5.0 - 200 0 0 {i}\n",
+            i / 60,
+            i % 60,
+            i % 250
+        );
+    }
+    log += "#Fields: date time cs-username\n2026-11-24 01:00:00 late\n";
+    let default = ScanOptions { default_fields: Some(Fields::parse(IIS_DEFAULT_FIELDS.as_bytes())), ..opts() };
+
+    let (recs, stats) = collect(log.as_bytes(), &default);
+    assert_eq!((recs.len(), stats.malformed_total()), (401, 0));
+    assert!(
+        recs[7].starts_with("2026-11-24|00:00:07|10.0.0.2|GET|/owa/|<none>|443|CONTOSO\\u7|10.1.0.7|"),
+        "{}",
+        recs[7]
+    );
+    assert!(recs[400].starts_with("2026-11-24|01:00:00|late|"), "{}", recs[400]);
+
+    // Chunks, pooled chunks and streams start from the default too.
+    let small = ScanOptions { chunk_size: 1000, ..default.clone() };
+    let chunked = scan_chunks(log.as_bytes(), &small, Collect::default);
+    assert_eq!(chunked.visitors.into_iter().flat_map(|c| c.0).collect::<Vec<_>>(), recs);
+    assert_eq!(chunked.stats, stats);
+    let pool = VisitorPool::new(Collect::default);
+    assert_eq!(w3c::scan_chunks_pooled(log.as_bytes(), &small, &pool), stats);
+    let mut pooled = pool.merged(|whole, part| whole.0.extend(part.0)).0;
+    pooled.sort();
+    let mut sorted = recs.clone();
+    sorted.sort();
+    assert_eq!(pooled, sorted);
+    let mut streamed = Collect::default();
+    assert_eq!(scan_reader(log.as_bytes(), &small, &mut streamed).unwrap(), stats);
+    assert_eq!(streamed.0, recs);
+
+    // Without a default, the same lines are counted as malformed and reported.
+    let (recs, stats) = collect(log.as_bytes(), &opts());
+    assert_eq!((recs.len(), stats.malformed_of(MalformedKind::NoFields)), (1, 400));
 }
 
 #[test]
@@ -607,6 +652,7 @@ fn random_inputs_agree_on_every_path() {
             max_reported: (k >> 16) as usize % 4,
             parallel: true,
             split_above: 0,
+            default_fields: ((k >> 24) % 2 == 1).then(|| Fields::parse(b"date time")),
         };
         let (want, stats) = collect(&data, &opts);
         assert!(stats.malformed_total() <= stats.lines);

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use audit::Report;
-use w3c::{FileStats, ScanOptions};
 
-use super::{Global, Inputs, Progress};
+use super::{warn_malformed, Global, Inputs, Progress};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -40,23 +39,6 @@ pub struct Args {
     pub top: usize,
 }
 
-/// Print the first malformed lines of each file as `file:line: reason: detail`.
-pub fn warn_malformed(files: &[FileStats], label: &str) {
-    for file in files {
-        for m in &file.first_malformed {
-            eprintln!("{label}: {}:{}: {}: {}", file.path.display(), m.line, m.kind.as_str(), m.detail);
-        }
-        let shown = file.first_malformed.len() as u64;
-        if file.malformed_total() > shown {
-            eprintln!(
-                "{label}: {}: {} more malformed line(s) not shown",
-                file.path.display(),
-                file.malformed_total() - shown
-            );
-        }
-    }
-}
-
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if args.format == Format::Csv && args.out.is_none() {
         anyhow::bail!("--format csv writes several files: give a folder with --out DIR");
@@ -68,7 +50,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let files = args.inputs.files()?;
     let progress = Progress::new(&files, global);
     let (aggregate, stats) =
-        audit::audit_files(&files, &ScanOptions::default(), &interpreter, &|path| progress.file_done(path))?;
+        audit::audit_files(&files, &args.inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
     progress.finish();
 
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();

@@ -23,8 +23,7 @@ use policy::Policy;
 use rayon::prelude::*;
 use w3c::{FileStats, Record, ScanOptions, Visitor};
 
-use super::audit::warn_malformed;
-use super::{Global, Inputs, Progress};
+use super::{warn_malformed, Global, Inputs, Progress};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -94,7 +93,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let ctx = Ctx { interpreter: &interpreter, policy: policy.as_ref() };
     // One visitor per file, files in parallel: each file's rows are read in order.
-    let options = ScanOptions { parallel: false, ..ScanOptions::default() };
+    let options = ScanOptions { parallel: false, ..args.inputs.scan_options()? };
     let progress = Progress::new(&files, global);
     let stats = match args.format {
         Format::Parquet => {

@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use w3c::ScanOptions;
-
 use super::simulate::parse_time;
 use super::{Global, Inputs, Progress};
 
@@ -40,9 +38,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let files = args.inputs.files()?;
     let progress = Progress::new(&files, global);
     let (aggregate, stats) =
-        audit::audit_files(&files, &ScanOptions::default(), &interpreter, &|path| progress.file_done(path))?;
+        audit::audit_files(&files, &args.inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
     progress.finish();
-    super::audit::warn_malformed(&stats, "warning");
+    super::warn_malformed(&stats, "warning");
     let inventory = audit::simulate::inventory_before(&aggregate, cutover);
     inventory.save(&args.out)?;
     if !global.quiet {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use exchange::{Catalog, Interpreter, Networks};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use w3c::{Field, Fields, FileStats, MalformedKind, ScanOptions};
 
 /// Options every subcommand sees.
 pub struct Global {
@@ -37,11 +38,22 @@ pub struct Inputs {
     /// Client catalog to use instead of the built-in one.
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// Columns of lines that come before any `#Fields` line, for files whose
+    /// header was cut off: `default` for IIS's default columns (Exchange keeps
+    /// them), or names as in a `#Fields` line, e.g. "date time c-ip cs-username".
+    #[arg(long, value_name = "NAMES")]
+    pub fields: Option<String>,
 }
 
 impl Inputs {
     pub fn interpreter(&self) -> anyhow::Result<Interpreter> {
         interpreter(&self.ranges, self.catalog.as_deref())
+    }
+
+    /// How to read the files: `--fields` gives lines before any `#Fields` their columns.
+    pub fn scan_options(&self) -> anyhow::Result<ScanOptions> {
+        let default_fields = self.fields.as_deref().map(default_fields).transpose()?;
+        Ok(ScanOptions { default_fields, ..ScanOptions::default() })
     }
 
     pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
@@ -50,6 +62,49 @@ impl Inputs {
             anyhow::bail!("no log files (*.log, *.gz) under {}", display_paths(&self.paths));
         }
         Ok(files)
+    }
+}
+
+/// The columns `--fields` names: `default`, or a `#Fields` line's names.
+fn default_fields(names: &str) -> anyhow::Result<Fields> {
+    let names = names.trim();
+    let names = if names.eq_ignore_ascii_case("default") {
+        w3c::IIS_DEFAULT_FIELDS
+    } else {
+        names.strip_prefix("#Fields:").unwrap_or(names)
+    };
+    let fields = Fields::parse(names.as_bytes());
+    if !Field::ALL.iter().any(|&f| fields.index(f).is_some()) {
+        anyhow::bail!(
+            "--fields {names:?} names none of the columns casguard reads (date, time, cs-uri-stem, cs-username, \
+             c-ip, cs(User-Agent), ...); `--fields default` gives IIS's default columns"
+        );
+    }
+    Ok(fields)
+}
+
+/// Print the first malformed lines of each file as `file:line: reason: detail`,
+/// and how to read lines that came before any `#Fields` line.
+pub fn warn_malformed(files: &[FileStats], label: &str) {
+    for file in files {
+        for m in &file.first_malformed {
+            eprintln!("{label}: {}:{}: {}: {}", file.path.display(), m.line, m.kind.as_str(), m.detail);
+        }
+        let shown = file.first_malformed.len() as u64;
+        if file.malformed_total() > shown {
+            eprintln!(
+                "{label}: {}: {} more malformed line(s) not shown",
+                file.path.display(),
+                file.malformed_total() - shown
+            );
+        }
+    }
+    let headless: u64 = files.iter().map(|f| f.malformed_of(MalformedKind::NoFields)).sum();
+    if headless > 0 {
+        eprintln!(
+            "hint: {headless} line(s) came before any #Fields line; if the header was cut off, \
+             give their columns with --fields default (IIS's default columns) or --fields \"NAMES\""
+        );
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use audit::simulate::{inventory_before, SimCollector, SimReport};
 use policy::{Inventory, Policy};
-use w3c::ScanOptions;
 
-use super::audit::{emit, warn_malformed};
+use super::audit::emit;
+use super::warn_malformed;
 use super::{Global, Inputs, Progress};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let interpreter = args.inputs.interpreter()?;
     let mut policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
     let files = args.inputs.files()?;
-    let options = ScanOptions::default();
+    let options = args.inputs.scan_options()?;
 
     let inventory = match (&args.inventory, &args.known_before) {
         (Some(path), _) => Some(Inventory::load(path)?),
