@@ -259,6 +259,14 @@ pub fn simulate_html(report: &SimReport) -> String {
         &num(report.probes.denied_requests),
         if report.probes.denied_requests > 0 { "warn" } else { "ok" },
     );
+    if report.machines.requests > 0 {
+        card(
+            &mut body,
+            "computer accounts denied",
+            &num(report.machines.denied_requests),
+            if report.machines.denied_requests > 0 { "warn" } else { "ok" },
+        );
+    }
     body.push_str("</section>\n");
 
     section(
@@ -300,6 +308,15 @@ pub fn simulate_html(report: &SimReport) -> String {
             escape(&rule.name),
             num(rule.denied_requests),
             escape(&rule.user_agents.join(", "))
+        );
+    }
+    for rule in &report.machines.rules {
+        let _ = write!(
+            notes,
+            "<p>Requests of computer accounts denied by <b>{}</b>: {} ({})</p>",
+            escape(&rule.name),
+            num(rule.denied_requests),
+            escape(&rule.accounts.join(", "))
         );
     }
     notes.push_str(&notes_html(&report.notes));

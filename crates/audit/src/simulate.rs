@@ -140,17 +140,69 @@ fn device_pairs(counts: &DeviceCounts) -> impl Iterator<Item = (&str, &str, u64)
     counts.iter().flat_map(|(u, devices)| devices.iter().map(move |(d, n)| (&**u, &**d, *n)))
 }
 
+/// Requests that are not people's (probes, computer accounts): how many, and
+/// which rule would deny how many of them, with a few examples of each.
+#[derive(Clone, Debug, Default)]
+pub struct Denials {
+    pub requests: u64,
+    /// Rule slot -> (denied requests, up to `MAX_EXAMPLES` examples).
+    pub denied: BTreeMap<usize, (u64, BTreeSet<String>)>,
+}
+
+/// User agents or accounts kept per rule in [`Denials`].
+const MAX_EXAMPLES: usize = 16;
+
+impl Denials {
+    fn add(&mut self, req: &Request, policy: &Policy, example: &str) {
+        self.requests += 1;
+        let decision = evaluate(policy, req);
+        if decision.action == Action::Deny {
+            let entry = self.denied.entry(decision.rule.unwrap_or(policy.rules().len())).or_default();
+            entry.0 += 1;
+            if entry.1.len() < MAX_EXAMPLES && !entry.1.contains(example) {
+                entry.1.insert(example.to_string());
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Denials) {
+        self.requests += other.requests;
+        for (slot, (n, examples)) in other.denied {
+            let entry = self.denied.entry(slot).or_default();
+            entry.0 += n;
+            for example in examples {
+                if entry.1.len() < MAX_EXAMPLES {
+                    entry.1.insert(example);
+                }
+            }
+        }
+    }
+
+    /// Denied requests in all, and per rule: its name, its count, its examples.
+    fn by_rule(&self, policy: &Policy) -> (u64, Vec<(String, u64, Vec<String>)>) {
+        let rules = self
+            .denied
+            .iter()
+            .map(|(slot, (n, examples))| (slot_name(policy, *slot), *n, examples.iter().cloned().collect::<Vec<_>>()));
+        let rules: Vec<_> = rules.collect();
+        (rules.iter().map(|r| r.1).sum(), rules)
+    }
+}
+
 /// Everything a simulation learns.
 #[derive(Clone, Debug, Default)]
 pub struct Simulation {
     pub people: SimTally,
     /// Back-end hops; only counted once a front-end person request was seen.
     pub backend: SimTally,
-    /// Back-end hops of computer accounts not in `backend`.
-    pub backend_machine: u64,
-    /// Probe requests per rule slot that denied them, with their user agents.
-    pub probes_denied: BTreeMap<usize, (u64, BTreeSet<String>)>,
-    pub probes: u64,
+    /// Monitoring probes, with their user agents.
+    pub probes: Denials,
+    /// Computer accounts (`EX04$`), with their names: server-to-server
+    /// traffic that a gateway in front of the servers would also judge.
+    pub machines: Denials,
+    /// Back-end hops of computer accounts, not in `backend`: the machine
+    /// traffic when the back end stands for the front end.
+    pub backend_machines: Denials,
 }
 
 impl Simulation {
@@ -160,46 +212,29 @@ impl Simulation {
             // Hops beside front-end people are only counted (see `Aggregate::backend`).
             Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
             // Machine traffic, as on the front end (see `Aggregate::backend_machine`).
-            Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
+            Traffic::Backend if req.is_machine_account() => self.backend_machines.add(req, policy, &req.user),
             Traffic::Person | Traffic::Backend => {
                 let decision = evaluate(policy, req);
                 let slot = decision.rule.unwrap_or(rules);
                 let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
                 tally.add(req, &decision, slot, rules);
             }
-            Traffic::Probe => {
-                self.probes += 1;
-                let decision = evaluate(policy, req);
-                if decision.action == Action::Deny {
-                    let entry = self.probes_denied.entry(decision.rule.unwrap_or(rules)).or_default();
-                    entry.0 += 1;
-                    if entry.1.len() < 16 && !entry.1.contains(&req.user_agent) {
-                        entry.1.insert(req.user_agent.clone());
-                    }
-                }
-            }
-            Traffic::Machine | Traffic::Exploit => {}
+            Traffic::Probe => self.probes.add(req, policy, &req.user_agent),
+            Traffic::Machine => self.machines.add(req, policy, &req.user),
+            Traffic::Exploit => {}
         }
     }
 
     pub fn merge(&mut self, other: Simulation) {
         self.people.merge(other.people);
         self.backend.merge(other.backend);
-        self.backend_machine += other.backend_machine;
-        self.probes += other.probes;
-        for (slot, (n, agents)) in other.probes_denied {
-            let entry = self.probes_denied.entry(slot).or_default();
-            entry.0 += n;
-            for ua in agents {
-                if entry.1.len() < 16 {
-                    entry.1.insert(ua);
-                }
-            }
-        }
+        self.probes.merge(other.probes);
+        self.machines.merge(other.machines);
+        self.backend_machines.merge(other.backend_machines);
     }
 
     fn backend_only(&self) -> bool {
-        self.people.requests == 0 && self.backend.requests + self.backend_machine > 0
+        self.people.requests == 0 && self.backend.requests + self.backend_machines.requests > 0
     }
 }
 
@@ -251,6 +286,7 @@ pub struct SimReport {
     pub grandfathering: Grandfathering,
     pub backdoors: Vec<Backdoor>,
     pub probes: ProbeImpact,
+    pub machines: MachineImpact,
     pub malformed: u64,
     pub notes: Vec<String>,
 }
@@ -321,6 +357,21 @@ pub struct ProbeRule {
     pub user_agents: Vec<String>,
 }
 
+/// Requests of computer accounts (`EX04$`) and the rules that would deny them.
+#[derive(Debug, Serialize)]
+pub struct MachineImpact {
+    pub requests: u64,
+    pub denied_requests: u64,
+    pub rules: Vec<MachineRule>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MachineRule {
+    pub name: String,
+    pub denied_requests: u64,
+    pub accounts: Vec<String>,
+}
+
 fn slot_name(policy: &Policy, slot: usize) -> String {
     policy.rules().get(slot).map(|r| r.name.clone()).unwrap_or_else(|| "default".to_string())
 }
@@ -339,8 +390,8 @@ impl SimReport {
         let mut notes = Vec::new();
         if backend_only {
             let mut note = "only back-end lines were found: their hops are counted as people's requests".to_string();
-            if sim.backend_machine > 0 {
-                note += &format!(", except {} of computer accounts", sim.backend_machine);
+            if sim.backend_machines.requests > 0 {
+                note += &format!(", except {} of computer accounts", sim.backend_machines.requests);
             }
             notes.push(note);
         }
@@ -424,19 +475,18 @@ impl SimReport {
             });
         }
 
-        let mut probe_rules = Vec::new();
-        let mut probes_denied = 0;
-        for (slot, (n, agents)) in &sim.probes_denied {
-            probes_denied += n;
-            probe_rules.push(ProbeRule {
-                name: slot_name(policy, *slot),
-                denied_requests: *n,
-                user_agents: agents.iter().cloned().collect(),
-            });
-        }
+        let (probes_denied, probe_rules) = sim.probes.by_rule(policy);
         if probes_denied > 0 {
             notes.push(format!(
                 "the policy would deny {probes_denied} monitoring probe request(s): Managed Availability would report failures"
+            ));
+        }
+        let machines = if backend_only { &sim.backend_machines } else { &sim.machines };
+        let (machines_denied, machine_rules) = machines.by_rule(policy);
+        if machines_denied > 0 {
+            notes.push(format!(
+                "the policy would deny {machines_denied} request(s) of computer accounts (server-to-server traffic); \
+                 `casguard gateway` would refuse them too where they pass through it"
             ));
         }
         let cutover = known.map(|k| k.cutover());
@@ -466,7 +516,22 @@ impl SimReport {
                 provision_from_known_devices: known.map(|_| provision_known_total),
             },
             backdoors,
-            probes: ProbeImpact { requests: sim.probes, denied_requests: probes_denied, rules: probe_rules },
+            probes: ProbeImpact {
+                requests: sim.probes.requests,
+                denied_requests: probes_denied,
+                rules: probe_rules
+                    .into_iter()
+                    .map(|(name, denied_requests, user_agents)| ProbeRule { name, denied_requests, user_agents })
+                    .collect(),
+            },
+            machines: MachineImpact {
+                requests: machines.requests,
+                denied_requests: machines_denied,
+                rules: machine_rules
+                    .into_iter()
+                    .map(|(name, denied_requests, accounts)| MachineRule { name, denied_requests, accounts })
+                    .collect(),
+            },
             malformed: files.iter().map(|f| f.malformed_total()).sum(),
             notes,
         }
@@ -544,6 +609,13 @@ pub fn render_table(report: &SimReport) -> String {
         let _ = writeln!(out, "\nMonitoring probes denied: {}", report.probes.denied_requests);
         for rule in &report.probes.rules {
             let _ = writeln!(out, "  {}", fit(&format!("{}: {} request(s)", rule.name, rule.denied_requests), 76));
+        }
+    }
+    if report.machines.denied_requests > 0 {
+        let _ = writeln!(out, "\nComputer accounts denied: {}", report.machines.denied_requests);
+        for rule in &report.machines.rules {
+            let line = format!("{}: {} request(s) of {}", rule.name, rule.denied_requests, rule.accounts.join(", "));
+            let _ = writeln!(out, "  {}", fit(&line, 76));
         }
     }
     for note in &report.notes {

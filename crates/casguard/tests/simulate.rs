@@ -197,3 +197,45 @@ fn csv_lists_rules_denied_devices_and_backdoors() {
     assert!(read("rules.csv").contains(",deny,"));
     assert!(read("backdoors.csv").lines().count() > 1);
 }
+
+/// Simulate with a policy given as text, over `logs`.
+fn simulate_text(policy: &str, logs: &Path) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
+    let out = casguard(&[
+        "simulate",
+        "--quiet",
+        "--format",
+        "json",
+        "--policy",
+        path.to_str().unwrap(),
+        logs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "simulate failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("simulate prints JSON")
+}
+
+#[test]
+fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
+    const DENY_RPC: &str = "default = \"allow\"\n[[rule]]\nname = \"no rpc\"\naction = \"deny\"\nprotocol = \"rpc\"\n";
+
+    // Generated front-end logs: the generator's computer accounts use RPC and remote PowerShell.
+    let (dir, truth) = logs(21);
+    let report = simulate_text(DENY_RPC, dir.path());
+    let machines = &report["machines"];
+    assert_eq!(machines["requests"], truth.summary.machine);
+    let denied = machines["denied_requests"].as_u64().unwrap();
+    assert!(denied > 0 && denied < truth.summary.machine, "{machines}");
+    let accounts = users(&machines["rules"][0]["accounts"]);
+    assert!(!accounts.is_empty() && accounts.iter().all(|a| a.ends_with('$')), "{accounts:?}");
+    assert!(!users(&report["affected_users"]).iter().any(|u| u.ends_with('$')));
+
+    // The real back-end sample alone: EX04$'s RPC hop is a computer account's, not a person's.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/exchange-backend-edge-cases.log");
+    let report = simulate_text(DENY_RPC, &sample);
+    assert_eq!(report["summary"]["backend_only"], true);
+    assert_eq!((&report["summary"]["requests"], &report["summary"]["denied_requests"]), (&4.into(), &1.into()));
+    assert_eq!(report["machines"]["denied_requests"], 1);
+    assert_eq!(users(&report["machines"]["rules"][0]["accounts"]), ["ex04$"]);
+}
