@@ -301,23 +301,16 @@ pub fn simulate_html(report: &SimReport) -> String {
         num(g.provision_denied),
         g.provision_from_known_devices.map(num).unwrap_or_else(|| "unknown".into())
     );
+    // What a rule would deny beside people's requests, with examples of each.
+    let mut denied_by = |what: &str, rule: &str, denied: u64, examples: &[String]| {
+        let (rule, examples) = (escape(rule), escape(&examples.join(", ")));
+        let _ = write!(notes, "<p>{what} denied by <b>{rule}</b>: {} ({examples})</p>", num(denied));
+    };
     for rule in &report.probes.rules {
-        let _ = write!(
-            notes,
-            "<p>Monitoring probes denied by <b>{}</b>: {} ({})</p>",
-            escape(&rule.name),
-            num(rule.denied_requests),
-            escape(&rule.user_agents.join(", "))
-        );
+        denied_by("Monitoring probes", &rule.name, rule.denied_requests, &rule.user_agents);
     }
     for rule in &report.machines.rules {
-        let _ = write!(
-            notes,
-            "<p>Requests of computer accounts denied by <b>{}</b>: {} ({})</p>",
-            escape(&rule.name),
-            num(rule.denied_requests),
-            escape(&rule.accounts.join(", "))
-        );
+        denied_by("Requests of computer accounts", &rule.name, rule.denied_requests, &rule.accounts);
     }
     notes.push_str(&notes_html(&report.notes));
     section(&mut body, "notes", "Grandfathering, probes and notes", "", &notes);

@@ -486,7 +486,7 @@ impl SimReport {
         if machines_denied > 0 {
             notes.push(format!(
                 "the policy would deny {machines_denied} request(s) of computer accounts (server-to-server traffic); \
-                 `casguard gateway` would refuse them too where they pass through it"
+                 casguard gateway would refuse them too where they pass through it"
             ));
         }
         let cutover = known.map(|k| k.cutover());
