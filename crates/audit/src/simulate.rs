@@ -481,7 +481,11 @@ impl SimReport {
                 "the policy would deny {probes_denied} monitoring probe request(s): Managed Availability would report failures"
             ));
         }
-        let machines = if backend_only { &sim.backend_machines } else { &sim.machines };
+        // As in the audit's machine count: back-end hops too when the back end stands for the people.
+        let mut machines = sim.machines.clone();
+        if backend_only {
+            machines.merge(sim.backend_machines.clone());
+        }
         let (machines_denied, machine_rules) = machines.by_rule(policy);
         if machines_denied > 0 {
             notes.push(format!(
@@ -625,4 +629,47 @@ pub fn render_table(report: &SimReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn computer_accounts_hops_count_only_when_the_back_end_stands_for_people() {
+        let interpreter = Interpreter::builtin();
+        let deny_rpc = "default = \"allow\"\n[[rule]]\nname = \"no rpc\"\naction = \"deny\"\nprotocol = \"rpc\"\n";
+        let policy =
+            Policy::from_toml(deny_rpc, Path::new("deny-rpc.toml"), interpreter.catalog(), interpreter.networks())
+                .unwrap();
+        let request = |traffic, user: &str| Request {
+            traffic,
+            user: user.into(),
+            protocol: Protocol::Rpc,
+            stem: "/rpc/rpcproxy.dll".into(),
+            ..Request::default()
+        };
+        let simulate = |requests: &[Request]| {
+            let mut sim = Simulation::default();
+            requests.iter().for_each(|r| sim.add(r, &policy));
+            SimReport::build(&sim, &policy, &interpreter, &[], None)
+        };
+        let front_machine = request(Traffic::Machine, "ex01$");
+        let hop_machine = request(Traffic::Backend, "ex04$");
+
+        // Back-end hops stand for people: the front end's computer account and the hop's both count.
+        let alone = simulate(&[front_machine.clone(), hop_machine.clone(), request(Traffic::Backend, "bob")]);
+        assert!(alone.summary.backend_only);
+        assert_eq!((alone.summary.requests, alone.summary.denied_requests), (1, 1));
+        assert_eq!((alone.machines.requests, alone.machines.denied_requests), (2, 2));
+        assert_eq!(alone.machines.rules[0].accounts, ["ex01$", "ex04$"]);
+
+        // Beside people, a hop is a duplicate of a front-end request: only the front end counts.
+        let mixed = simulate(&[front_machine, hop_machine, request(Traffic::Person, "alice")]);
+        assert!(!mixed.summary.backend_only);
+        assert_eq!((mixed.machines.requests, mixed.machines.denied_requests), (1, 1));
+        assert_eq!(mixed.machines.rules[0].accounts, ["ex01$"]);
+    }
 }
