@@ -271,8 +271,9 @@ fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBu
     Ok(written)
 }
 
-/// `simulate --format csv`: rules.csv, denied.csv (per rule, user and device)
-/// and backdoors.csv.
+/// `simulate --format csv`: rules.csv, denied.csv (per rule, user and device),
+/// backdoors.csv, and denied_other.csv (monitoring probes and computer
+/// accounts a rule would deny, with examples).
 pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
     let mut written = Vec::new();
@@ -339,6 +340,17 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
             .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
             .collect();
         row!(w, path, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), clients.join(";")]);
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "denied_other.csv")?;
+    row!(w, path, ["kind", "rule", "denied_requests", "examples"]);
+    for r in &report.probes.rules {
+        row!(w, path, ["probe", &r.name, &r.denied_requests.to_string(), &r.user_agents.join(";")]);
+    }
+    for r in &report.machines.rules {
+        row!(w, path, ["machine", &r.name, &r.denied_requests.to_string(), &r.accounts.join(";")]);
     }
     finish(w, &path)?;
     written.push(path);

@@ -196,6 +196,33 @@ fn csv_lists_rules_denied_devices_and_backdoors() {
     assert_eq!(users.into_iter().collect::<Vec<_>>(), expected.affected_users);
     assert!(read("rules.csv").contains(",deny,"));
     assert!(read("backdoors.csv").lines().count() > 1);
+    // This policy leaves probes and computer accounts alone.
+    assert_eq!(read("denied_other.csv"), "kind,rule,denied_requests,examples\n");
+}
+
+#[test]
+fn csv_lists_the_probes_and_computer_accounts_a_policy_would_deny() {
+    let out = tempfile::tempdir().unwrap();
+    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs");
+    let policy = example("outlook-mobile-lockdown.toml");
+    let args = |format: &'static str| {
+        let mut args = vec!["simulate", "--quiet", "--format", format, "--policy", policy.to_str().unwrap()];
+        if format == "csv" {
+            args.extend(["--out", out.path().to_str().unwrap()]);
+        }
+        args.push(logs.to_str().unwrap());
+        args
+    };
+    let json: Value = serde_json::from_slice(&casguard(&args("json")).stdout).unwrap();
+    assert!(casguard(&args("csv")).status.success());
+    let csv = std::fs::read_to_string(out.path().join("denied_other.csv")).unwrap();
+    // One row per rule and kind, with the JSON's counts.
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let total = |kind: &str| rows.iter().filter(|r| r[0] == kind).map(|r| r[2].parse::<u64>().unwrap()).sum::<u64>();
+    assert_eq!(total("probe"), json["probes"]["denied_requests"].as_u64().unwrap());
+    assert_eq!(total("machine"), json["machines"]["denied_requests"].as_u64().unwrap());
+    assert!(total("probe") > 0 && total("machine") > 0, "{csv}");
+    assert!(rows.iter().filter(|r| r[0] == "machine").all(|r| r[3].split(';').all(|a| a.ends_with('$'))), "{csv}");
 }
 
 /// Simulate with a policy given as text, over `logs`.
