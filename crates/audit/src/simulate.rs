@@ -180,11 +180,11 @@ impl Denials {
 
     /// Denied requests in all, and per rule: its name, its count, its examples.
     fn by_rule(&self, policy: &Policy) -> (u64, Vec<(String, u64, Vec<String>)>) {
-        let rules = self
+        let rules: Vec<_> = self
             .denied
             .iter()
-            .map(|(slot, (n, examples))| (slot_name(policy, *slot), *n, examples.iter().cloned().collect::<Vec<_>>()));
-        let rules: Vec<_> = rules.collect();
+            .map(|(slot, (n, examples))| (slot_name(policy, *slot), *n, examples.iter().cloned().collect()))
+            .collect();
         (rules.iter().map(|r| r.1).sum(), rules)
     }
 }
