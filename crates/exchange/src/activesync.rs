@@ -9,6 +9,7 @@ use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine as _};
 
 use crate::request::{ActiveSync, LogTokens, QueryEncoding};
+use crate::url;
 
 /// Longest base64 query accepted, in characters after percent-decoding.
 /// The binary form is at most a few hundred bytes; this bounds the stack buffers.
@@ -76,13 +77,16 @@ pub fn command_code(name: &str) -> Option<u8> {
 /// Fill `out` from an ActiveSync query string (without the leading `?`).
 ///
 /// Accepts the plain form (`Cmd`, `User`, `DeviceId`, `DeviceType` in any
-/// order, names case-insensitive, values percent-decoded) and the base64 form
-/// (one token, possibly percent-encoded, padding optional). A `Log=` parameter
-/// fills `out.log` in either case. `out` is cleared first.
+/// order, names case-insensitive, names and values decoded as ASP.NET's
+/// `UrlDecode` does, `%uNNNN` included) and the base64 form (one token,
+/// possibly percent-encoded, padding optional). A `Log=` parameter fills
+/// `out.log` in either case. A plain parameter given twice with different
+/// values sets `out.repeated`. `out` is cleared first.
 pub fn parse_query(query: &str, out: &mut ActiveSync) {
     out.clear();
     let mut plain = false;
     let mut first: Option<&str> = None;
+    let mut seen = 0u8;
     // Byte searches: `&` and `=` are ASCII, so every cut is a char boundary.
     for part in split_ascii(query, b'&') {
         if part.is_empty() {
@@ -94,29 +98,38 @@ pub fn parse_query(query: &str, out: &mut ActiveSync) {
         let Some(eq) = part.bytes().position(|b| b == b'=') else {
             continue;
         };
-        let (name, value) = (&part.as_bytes()[..eq], &part[eq + 1..]);
-        match name.len() {
-            3 if name.eq_ignore_ascii_case(b"Cmd") => {
-                plain = true;
-                set_command(value, &mut out.command);
+        let (raw_name, value) = (&part[..eq], &part[eq + 1..]);
+        // A name spelled with escapes (`%43md`) is read as ASP.NET reads it.
+        let mut buf = [0u8; NAME_BUFFER];
+        let name = match ascii_name(raw_name, &mut buf) {
+            Some(len) => &buf[..len],
+            None => continue,
+        };
+        let (bit, field) = match name.len() {
+            3 if name.eq_ignore_ascii_case(b"Cmd") => (1, &mut out.command),
+            3 if name.eq_ignore_ascii_case(b"Log") => {
+                parse_log(value, &mut out.log);
+                continue;
             }
-            3 if name.eq_ignore_ascii_case(b"Log") => parse_log(value, &mut out.log),
-            4 if name.eq_ignore_ascii_case(b"User") => {
-                plain = true;
-                percent_decode_into(value, false, &mut out.user);
+            4 if name.eq_ignore_ascii_case(b"User") => (2, &mut out.user),
+            8 if name.eq_ignore_ascii_case(b"DeviceId") => (4, &mut out.device_id),
+            10 if name.eq_ignore_ascii_case(b"DeviceType") => (8, &mut out.device_type),
+            _ => continue,
+        };
+        plain = true;
+        if seen & bit == 0 {
+            seen |= bit;
+            url::decode_query_value_into(value, field);
+        } else {
+            let mut again = String::new();
+            url::decode_query_value_into(value, &mut again);
+            if !again.eq_ignore_ascii_case(field) {
+                out.repeated = true;
             }
-            8 if name.eq_ignore_ascii_case(b"DeviceId") => {
-                plain = true;
-                percent_decode_into(value, false, &mut out.device_id);
-            }
-            10 if name.eq_ignore_ascii_case(b"DeviceType") => {
-                plain = true;
-                percent_decode_into(value, false, &mut out.device_type);
-            }
-            _ => {}
         }
     }
     if plain {
+        canonical_command(&mut out.command);
         out.encoding = QueryEncoding::Plain;
         return;
     }
@@ -128,6 +141,40 @@ pub fn parse_query(query: &str, out: &mut ActiveSync) {
             out.log = log;
         }
     }
+}
+
+/// Longest parameter name read, decoded: `DeviceType` and room to spare.
+const NAME_BUFFER: usize = 16;
+
+/// A parameter name decoded as `UrlDecode` would, into `buf`, when it is
+/// short ASCII (every name read here is); `None` for anything else, such as
+/// a base64 token whose padding looked like `=`.
+fn ascii_name(raw: &str, buf: &mut [u8; NAME_BUFFER]) -> Option<usize> {
+    let s = raw.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < s.len() {
+        let (c, used) = match s[i] {
+            b'+' => (b' ', 1),
+            b'%' => match s.get(i + 1) {
+                Some(b'u' | b'U') => {
+                    let unit = s
+                        .get(i + 2..i + 6)?
+                        .iter()
+                        .try_fold(0u16, |a, &c| url::hex(c).map(|d| a << 4 | u16::from(d)))?;
+                    (u8::try_from(unit).ok().filter(u8::is_ascii)?, 6)
+                }
+                _ => (url::hex(*s.get(i + 1)?)? << 4 | url::hex(*s.get(i + 2)?)?, 3),
+            },
+            c => (c, 1),
+        };
+        if !c.is_ascii() || n == NAME_BUFFER {
+            return None;
+        }
+        buf[n] = c;
+        n += 1;
+        i += used;
+    }
+    Some(n)
 }
 
 /// `s.split(sep as char)` for an ASCII `sep`, without the general char
@@ -149,13 +196,13 @@ fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Cmd values are matched to their canonical case when known.
-fn set_command(value: &str, out: &mut String) {
-    out.clear();
-    let canonical = COMMANDS.iter().flatten().chain(PLAIN_ONLY_COMMANDS.iter()).find(|c| c.eq_ignore_ascii_case(value));
-    match canonical {
-        Some(c) => out.push_str(c),
-        None => percent_decode_into(value, false, out),
+/// A known command in its canonical case (`provision` is `Provision`).
+fn canonical_command(command: &mut String) {
+    let canonical =
+        COMMANDS.iter().flatten().chain(PLAIN_ONLY_COMMANDS.iter()).find(|c| c.eq_ignore_ascii_case(command));
+    if let Some(c) = canonical {
+        command.clear();
+        command.push_str(c);
     }
 }
 
@@ -220,7 +267,7 @@ fn decode_base64_in<const TEXT: usize, const BYTES: usize>(
         let mut c = s[i];
         i += 1;
         if c == b'%' {
-            match (s.get(i).and_then(|&h| hex_val(h)), s.get(i + 1).and_then(|&l| hex_val(l))) {
+            match (s.get(i).and_then(|&h| url::hex(h)), s.get(i + 1).and_then(|&l| url::hex(l))) {
                 (Some(h), Some(l)) => {
                     c = h << 4 | l;
                     i += 2;
@@ -413,7 +460,7 @@ pub fn parse_log(value: &str, out: &mut LogTokens) {
             _ => continue,
         };
         if field.is_empty() {
-            percent_decode_into(val, true, field);
+            url::decode_query_value_into(val, field);
         }
     }
 }
@@ -429,96 +476,11 @@ fn find_byte(s: &[u8], b: u8) -> Option<usize> {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn push_lossy(bytes: &[u8], out: &mut String) {
     match std::str::from_utf8(bytes) {
         Ok(s) => out.push_str(s),
         Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
-}
-
-/// Append `src` percent-decoded (and `+` as space when `plus_space`) to `out`;
-/// invalid UTF-8 becomes U+FFFD. Allocates only when the result is not UTF-8.
-pub(crate) fn percent_decode_into(src: &str, plus_space: bool, out: &mut String) {
-    let s = src.as_bytes();
-    let special = |from: usize| {
-        let rest = &s[from..];
-        if rest.len() < SHORT {
-            rest.iter().position(|&c| c == b'%' || (plus_space && c == b'+'))
-        } else if plus_space {
-            memchr::memchr2(b'%', b'+', rest)
-        } else {
-            memchr::memchr(b'%', rest)
-        }
-        .map(|i| from + i)
-    };
-    let Some(mut at) = special(0) else {
-        out.push_str(src);
-        return;
-    };
-    // Runs between escapes are copied whole. Escapes of ASCII bytes keep the
-    // text valid UTF-8, so only an escape of a byte >= 0x80 needs the byte path.
-    let base = out.len();
-    let mut run = 0;
-    loop {
-        out.push_str(&src[run..at]);
-        let c = s[at];
-        let mut next = at + 1;
-        if c == b'%' {
-            match (s.get(at + 1).and_then(|&h| hex_val(h)), s.get(at + 2).and_then(|&l| hex_val(l))) {
-                (Some(h), Some(l)) if h < 8 => {
-                    out.push(char::from(h << 4 | l));
-                    next = at + 3;
-                }
-                (Some(_), Some(_)) => {
-                    out.truncate(base);
-                    percent_decode_bytes(src, plus_space, out);
-                    return;
-                }
-                _ => out.push('%'),
-            }
-        } else {
-            out.push(' ');
-        }
-        run = next;
-        match special(next) {
-            Some(i) => at = i,
-            None => break,
-        }
-    }
-    out.push_str(&src[run..]);
-}
-
-/// The general case of [`percent_decode_into`]: escapes of any byte.
-fn percent_decode_bytes(src: &str, plus_space: bool, out: &mut String) {
-    let s = src.as_bytes();
-    let mut buf = std::mem::take(out).into_bytes();
-    let mut i = 0;
-    while i < s.len() {
-        let c = s[i];
-        if c == b'%' {
-            if let (Some(h), Some(l)) = (s.get(i + 1).and_then(|&h| hex_val(h)), s.get(i + 2).and_then(|&l| hex_val(l)))
-            {
-                buf.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        buf.push(if plus_space && c == b'+' { b' ' } else { c });
-        i += 1;
-    }
-    *out = match String::from_utf8(buf) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    };
 }
 
 /// Fuzzing entry point: runs every parser in this module on arbitrary bytes.
@@ -659,13 +621,33 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding() {
-        let mut s = String::from("x");
-        percent_decode_into("a%41+%zz%4", true, &mut s);
-        assert_eq!(s, "xaA %zz%4");
-        let mut s = String::new();
-        percent_decode_into("%FF%41", false, &mut s);
-        assert_eq!(s, "\u{FFFD}A");
+    fn parameters_are_read_as_asp_net_decodes_them() {
+        // Each spelling reaches Exchange as `Provision` from an `Outlook` device.
+        for q in [
+            "Cmd=Provision&DeviceId=A1&DeviceType=Outlook",
+            "cmd=%50rovision&DeviceId=A1&DeviceType=%4Futlook",
+            "Cmd=%u0050rovision&DeviceId=A1&DeviceType=Out%u006Cook",
+            "%43md=PROVISION&Device%49d=A1&%44eviceType=Outlook",
+        ] {
+            let a = parsed(q);
+            assert_eq!(
+                (a.command.as_str(), a.device_type.as_str(), a.device_id.as_str()),
+                ("Provision", "Outlook", "A1"),
+                "{q}"
+            );
+            assert!(!a.repeated, "{q}");
+        }
+        assert_eq!(parsed("Cmd=Sync&User=john+doe%40contoso.com").user, "john doe@contoso.com");
+        assert_eq!(parsed("Cmd=Sync&User=%FF%41").user, "\u{FFFD}A");
+    }
+
+    #[test]
+    fn a_parameter_given_twice_with_different_values_is_marked() {
+        assert!(parsed("Cmd=Sync&Cmd=Provision").repeated);
+        assert!(parsed("DeviceType=iPhone&Cmd=Sync&devicetype=Outlook").repeated);
+        assert!(parsed("Cmd=Sync&%43md=Provision").repeated);
+        assert!(!parsed("Cmd=Sync&Cmd=sync&Cmd=%53ync").repeated, "the same value is not ambiguous");
+        assert!(!parsed("Cmd=Sync&Log=V160_Log=V161").repeated, "Log is Exchange's own");
     }
 
     #[test]

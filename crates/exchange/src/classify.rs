@@ -16,6 +16,7 @@ use crate::identity::{account_key, UserKind};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
 use crate::request::{Protocol, Request, Traffic};
+use crate::url;
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -162,6 +163,13 @@ impl Interpreter {
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
     ) {
+        // Logged stems are decoded already; resolve what IIS would route
+        // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
+        if !url::is_canonical(&req.stem) {
+            let mut canonical = String::with_capacity(req.stem.len());
+            url::normalize_path(&req.stem, &mut canonical);
+            req.stem = canonical;
+        }
         req.protocol = protocol_of(&req.stem);
         if req.protocol == Protocol::ActiveSync {
             activesync::parse_query(&req.query, &mut req.activesync);

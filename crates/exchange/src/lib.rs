@@ -15,6 +15,7 @@ pub mod identity;
 pub mod networks;
 pub mod protocol;
 mod request;
+pub mod url;
 
 pub use catalog::{Catalog, Client, ClientId};
 pub use classify::Interpreter;

@@ -145,6 +145,10 @@ pub struct ActiveSync {
     pub policy_key: Option<u32>,
     pub locale: Option<u16>,
     pub log: LogTokens,
+    /// `Cmd`, `User`, `DeviceId` or `DeviceType` was given twice with
+    /// different values: which one Exchange reads is not known, so the
+    /// gateway refuses such a request rather than guess.
+    pub repeated: bool,
 }
 
 impl ActiveSync {
@@ -158,6 +162,7 @@ impl ActiveSync {
         self.policy_key = None;
         self.locale = None;
         self.log.clear();
+        self.repeated = false;
     }
 }
 
@@ -167,7 +172,7 @@ pub struct Request {
     /// Seconds since the Unix epoch, UTC; 0 when unknown.
     pub time: i64,
     pub method: String,
-    /// URI stem as requested (no query), not decoded.
+    /// URI stem as IIS routes it: decoded and normalized (see [`crate::url`]).
     pub stem: String,
     /// Raw query string without the leading `?`; empty when none.
     pub query: String,

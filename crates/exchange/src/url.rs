@@ -1,0 +1,662 @@
+//! URL paths and query values as IIS and Exchange read them.
+//!
+//! A rule on `/EWS` must hold for every spelling that reaches EWS, so the
+//! gateway decides on the path IIS routes, not on the bytes a client chose.
+//! [`decode_path`] follows the layers a request crosses on an Exchange front
+//! end, in order, and refuses what one of them refuses:
+//!
+//! 1. HTTP.sys (KB 820129, "Http.sys registry settings for Windows"): `%XX`
+//!    decoded once, `%uNNNN` too (`PercentUAllowed` = 1); a `%` that starts no
+//!    escape is 400 (blogs.iis.net/nazim, "Use of special characters like '%'
+//!    '.' and ':' in an IIS URL"); escapes of U+0000–U+001F and U+007F–U+009F
+//!    are 400 (`AllowRestrictedChars` = 0); the bytes are UTF-8 when they
+//!    are valid UTF-8, else the system code page (`FavorUTF8`,
+//!    `EnableNonUTF8` = 1; Windows-1252 assumed); `\` is `/`; `.` and `..`
+//!    segments are resolved, and `..` above the root is 400; a segment over
+//!    260 characters (`UrlSegmentMaxLength`) or more than 255 segments
+//!    (`UrlSegmentMaxCount`) is 400.
+//! 2. IIS request filtering: a path that still holds an escape after one
+//!    decoding is double-escaped, 404.11 (`allowDoubleEscaping` = false).
+//!    Exchange removes the native module from its Default Web Site (its
+//!    web.config: `<remove name="RequestFilteringModule" />`), so there the
+//!    next layer refuses the same requests with 400; either way they never
+//!    reach Exchange. A `+` stays a literal `+` in a path (HTTP.sys does not
+//!    read it as a space), so it cannot change what a rule sees and is let
+//!    through, as Exchange does.
+//! 3. ASP.NET, which runs for every request on an Exchange front end (its
+//!    HttpProxy module is managed): `requestPathInvalidChars` defaults to
+//!    `< > * % & : \ ?`, each 400 when found in the decoded path.
+//!
+//! Then, for matching only: trailing dots and spaces of a segment go, as
+//! Windows drops them from file names, and the four characters whose simple
+//! case mapping crosses into ASCII (`ſ` U+017F, `ı` U+0131, `K` U+212A, `İ`
+//! U+0130) become their ASCII letters, since IIS compares paths without
+//! regard to case. Neither changes what Exchange serves; both keep a spelling
+//! from slipping past a rule. Empty segments (`//`) are dropped.
+//!
+//! [`normalize_path`] is the part that applies to a path already decoded (a
+//! logged `cs-uri-stem`, or the output of [`decode_path`]): it never refuses
+//! and is idempotent. [`decode_query_value_into`] decodes a query value as
+//! ASP.NET's `HttpUtility.UrlDecode` does (`+` as space, `%XX`, `%uNNNN`).
+
+use std::fmt;
+
+/// Longest path segment HTTP.sys accepts (`UrlSegmentMaxLength`).
+pub const MAX_SEGMENT_CHARS: usize = 260;
+/// Most path segments HTTP.sys accepts (`UrlSegmentMaxCount`).
+pub const MAX_SEGMENTS: usize = 255;
+
+/// Why IIS refuses a request path before Exchange sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Not a path: the request target is not in origin form (`*`, an authority).
+    NotOriginForm,
+    /// A `%` that starts no valid escape, or a `%u` escape of half a surrogate pair (HTTP.sys, 400).
+    BadEscape,
+    /// An escape of a control character (HTTP.sys `AllowRestrictedChars`, 400).
+    RestrictedChar,
+    /// `..` above the root (HTTP.sys, 400).
+    AboveRoot,
+    /// A segment longer than [`MAX_SEGMENT_CHARS`] (HTTP.sys, 400).
+    SegmentTooLong,
+    /// More than [`MAX_SEGMENTS`] segments (HTTP.sys, 400).
+    TooManySegments,
+    /// An escape left after decoding once (IIS request filtering, 404.11).
+    DoubleEscaped,
+    /// A character ASP.NET refuses in a path: `< > * % & : ?` (400).
+    InvalidChar,
+}
+
+impl Refusal {
+    /// The HTTP status and IIS substatus IIS answers with.
+    pub fn status(self) -> (u16, u16) {
+        match self {
+            Refusal::DoubleEscaped => (404, 11),
+            _ => (400, 0),
+        }
+    }
+
+    /// Which layer refuses it and why, for the event log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::NotOriginForm => "request target is not a path",
+            Refusal::BadEscape => "invalid escape in the path (HTTP.sys)",
+            Refusal::RestrictedChar => "escaped control character in the path (HTTP.sys)",
+            Refusal::AboveRoot => "'..' above the root (HTTP.sys)",
+            Refusal::SegmentTooLong => "path segment over 260 characters (HTTP.sys)",
+            Refusal::TooManySegments => "more than 255 path segments (HTTP.sys)",
+            Refusal::DoubleEscaped => "double-escaped path (IIS request filtering, 404.11)",
+            Refusal::InvalidChar => "character ASP.NET refuses in a path",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Decode a raw request path (no query) as HTTP.sys, IIS and ASP.NET do,
+/// into `out` (cleared first). On `Err`, `out` still holds the best reading
+/// of the path, for logs; it must not be used to decide.
+pub fn decode_path(raw: &str, out: &mut String) -> Result<(), Refusal> {
+    out.clear();
+    if is_canonical(raw) {
+        out.push_str(raw);
+        return Ok(());
+    }
+    let mut refusal = None;
+    let text = match percent_decode_path(raw.as_bytes()) {
+        Ok(t) => t,
+        Err(r) => {
+            refusal = Some(r);
+            String::from_utf8_lossy(raw.as_bytes()).into_owned()
+        }
+    };
+    if !raw.starts_with('/') {
+        refusal = refusal.or(Some(Refusal::NotOriginForm));
+    }
+    for (i, c) in text.char_indices() {
+        let found = match c {
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => Some(Refusal::RestrictedChar),
+            '%' if escape_at(&text.as_bytes()[i..]) => Some(Refusal::DoubleEscaped),
+            '<' | '>' | '*' | '%' | '&' | ':' | '?' => Some(Refusal::InvalidChar),
+            _ => None,
+        };
+        refusal = refusal.or(found);
+    }
+    let shape = resolve(&text, out);
+    match refusal.or(shape) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    }
+}
+
+/// The canonical form of a path that is already decoded (a logged
+/// `cs-uri-stem`, or what [`decode_path`] made), into `out` (cleared first):
+/// `\` as `/`, dot and empty segments resolved (`..` stops at the root),
+/// trailing dots and spaces dropped, the case-crossing letters folded.
+/// Never refuses; `normalize_path(normalize_path(p)) == normalize_path(p)`.
+pub fn normalize_path(path: &str, out: &mut String) {
+    out.clear();
+    if is_canonical(path) {
+        out.push_str(path);
+    } else {
+        resolve(path, out);
+    }
+}
+
+/// True when [`normalize_path`] would return `path` unchanged and
+/// [`decode_path`] would accept it as it is: nearly every real request.
+/// A byte scan, so the common case copies the path and nothing else.
+pub fn is_canonical(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let (mut segments, mut seg_len) = (0usize, 0usize);
+    let mut prev = b'/';
+    for &c in &b[1..] {
+        if !PLAIN[usize::from(c)] {
+            return false;
+        }
+        if c == b'/' {
+            // An empty segment, or one ending in a dot (`.`, `..`, `a.`).
+            if prev == b'/' || prev == b'.' {
+                return false;
+            }
+            segments += 1;
+            seg_len = 0;
+        } else {
+            seg_len += 1;
+            if seg_len > MAX_SEGMENT_CHARS {
+                return false;
+            }
+        }
+        prev = c;
+    }
+    prev != b'.' && segments < MAX_SEGMENTS
+}
+
+/// Bytes that may stand in a canonical path as they are: ASCII letters,
+/// digits and the punctuation that neither IIS nor ASP.NET reads specially.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c as u8,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
+            | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'\'' | b'(' | b')' | b'+' | b',' | b';' | b'=' | b'@' | b'/');
+        c += 1;
+    }
+    t
+};
+
+/// `%XX` and `%uNNNN` decoded once; text as UTF-8 when valid, else Windows-1252.
+fn percent_decode_path(raw: &[u8]) -> Result<String, Refusal> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] != b'%' {
+            bytes.push(raw[i]);
+            i += 1;
+            continue;
+        }
+        if let Some(unit) = percent_u(&raw[i..]) {
+            i += 6;
+            let c = if (0xD800..0xDC00).contains(&unit) {
+                // A high surrogate must be followed by its low half.
+                let low = percent_u(&raw[i..]).filter(|l| (0xDC00..0xE000).contains(l)).ok_or(Refusal::BadEscape)?;
+                i += 6;
+                char::from_u32(0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00))
+            } else {
+                char::from_u32(u32::from(unit))
+            };
+            let c = c.ok_or(Refusal::BadEscape)?;
+            bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        } else if let (Some(h), Some(l)) = (raw.get(i + 1).and_then(|&c| hex(c)), raw.get(i + 2).and_then(|&c| hex(c)))
+        {
+            bytes.push(h << 4 | l);
+            i += 3;
+        } else {
+            return Err(Refusal::BadEscape);
+        }
+    }
+    Ok(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&b| windows_1252(b)).collect(),
+    })
+}
+
+/// The code unit of a `%uNNNN` escape at the start of `s`.
+fn percent_u(s: &[u8]) -> Option<u16> {
+    if s.len() < 6 || s[0] != b'%' || !s[1].eq_ignore_ascii_case(&b'u') {
+        return None;
+    }
+    s[2..6].iter().try_fold(0u16, |acc, &c| hex(c).map(|d| acc << 4 | u16::from(d)))
+}
+
+/// An escape (`%XX` or `%uNNNN`) starts `s`.
+fn escape_at(s: &[u8]) -> bool {
+    percent_u(s).is_some() || (s.len() >= 3 && hex(s[1]).is_some() && hex(s[2]).is_some())
+}
+
+/// Segments resolved into `out`; the first shape limit broken, if any.
+fn resolve(text: &str, out: &mut String) -> Option<Refusal> {
+    let mut refusal = None;
+    let mut ends: Vec<usize> = Vec::new();
+    let mut trailing_slash = false;
+    for raw_seg in text.split(['/', '\\']) {
+        if raw_seg == ".." {
+            trailing_slash = true;
+            if ends.pop().is_none() {
+                refusal = refusal.or(Some(Refusal::AboveRoot));
+            }
+            out.truncate(ends.last().copied().unwrap_or(0));
+            continue;
+        }
+        // Empty, `.`, and all dots or spaces (`...`, `. `) name the same
+        // folder; only `..` itself is the parent.
+        let seg = raw_seg.trim_end_matches(['.', ' ']);
+        trailing_slash = seg.is_empty();
+        if seg.is_empty() {
+            continue;
+        }
+        if raw_seg.chars().count() > MAX_SEGMENT_CHARS {
+            refusal = refusal.or(Some(Refusal::SegmentTooLong));
+        }
+        out.push('/');
+        for c in seg.chars() {
+            out.push(fold(c));
+        }
+        ends.push(out.len());
+    }
+    if ends.len() > MAX_SEGMENTS {
+        refusal = refusal.or(Some(Refusal::TooManySegments));
+    }
+    if out.is_empty() || (trailing_slash && !ends.is_empty()) {
+        out.push('/');
+    }
+    refusal
+}
+
+/// The letters whose simple case mapping leads into ASCII, as ASCII.
+fn fold(c: char) -> char {
+    match c {
+        '\u{17f}' => 's',
+        '\u{131}' => 'i',
+        '\u{212a}' => 'K',
+        '\u{130}' => 'I',
+        c => c,
+    }
+}
+
+/// Append a query value decoded as ASP.NET's `HttpUtility.UrlDecode` does:
+/// `+` as a space, `%XX` bytes read as UTF-8 (invalid sequences as U+FFFD),
+/// `%uNNNN` as that UTF-16 unit; a `%` that starts no escape stays.
+/// Allocates nothing when the value has no escape or has only ASCII ones.
+pub fn decode_query_value_into(src: &str, out: &mut String) {
+    let s = src.as_bytes();
+    let Some(first) = s.iter().position(|&c| c == b'%' || c == b'+') else {
+        out.push_str(src);
+        return;
+    };
+    out.push_str(&src[..first]);
+    let base = out.len();
+    let mut i = first;
+    let mut run = first;
+    while i < s.len() {
+        let c = s[i];
+        if c != b'%' && c != b'+' {
+            i += 1;
+            continue;
+        }
+        out.push_str(&src[run..i]);
+        if c == b'+' {
+            out.push(' ');
+            i += 1;
+        } else if let Some(unit) = percent_u(&s[i..]) {
+            let low = percent_u(&s[i + 6..]);
+            match char::decode_utf16([unit].into_iter().chain(low)).next() {
+                Some(Ok(ch)) => {
+                    out.push(ch);
+                    i += if ch.len_utf16() == 2 { 12 } else { 6 };
+                }
+                _ => {
+                    out.push(char::REPLACEMENT_CHARACTER);
+                    i += 6;
+                }
+            }
+        } else {
+            match (s.get(i + 1).and_then(|&h| hex(h)), s.get(i + 2).and_then(|&l| hex(l))) {
+                (Some(h), Some(l)) if h < 8 => {
+                    out.push(char::from(h << 4 | l));
+                    i += 3;
+                }
+                (Some(_), Some(_)) => {
+                    // A byte of a multi-byte sequence: decode the rest as bytes.
+                    out.truncate(base);
+                    decode_query_bytes(&src[first..], out);
+                    return;
+                }
+                _ => {
+                    out.push('%');
+                    i += 1;
+                }
+            }
+        }
+        run = i;
+    }
+    out.push_str(&src[run..]);
+}
+
+/// The general case of [`decode_query_value_into`]: escapes of any byte.
+/// Decodes into `out`'s own buffer, so valid text allocates nothing.
+fn decode_query_bytes(src: &str, out: &mut String) {
+    let s = src.as_bytes();
+    let mut buf = std::mem::take(out).into_bytes();
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => {
+                buf.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                if let Some(unit) = percent_u(&s[i..]) {
+                    let low = percent_u(&s[i + 6..]);
+                    let ch = match char::decode_utf16([unit].into_iter().chain(low)).next() {
+                        Some(Ok(ch)) => ch,
+                        _ => char::REPLACEMENT_CHARACTER,
+                    };
+                    i += if ch.len_utf16() == 2 { 12 } else { 6 };
+                    buf.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+                } else if let (Some(h), Some(l)) =
+                    (s.get(i + 1).and_then(|&c| hex(c)), s.get(i + 2).and_then(|&c| hex(c)))
+                {
+                    buf.push(h << 4 | l);
+                    i += 3;
+                } else {
+                    buf.push(b'%');
+                    i += 1;
+                }
+            }
+            c => {
+                buf.push(c);
+                i += 1;
+            }
+        }
+    }
+    *out = match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+}
+
+/// The value of one hexadecimal digit.
+pub fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Windows-1252, the code page HTTP.sys falls back to for a path that is not UTF-8.
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+        b => char::from(b),
+    }
+}
+
+/// Percent-encode a canonical path so that [`decode_path`] reads it back
+/// unchanged: every byte outside the plain set as `%XX` of its UTF-8.
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if PLAIN[usize::from(b)] {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+/// Spell a canonical path another way IIS reads alike, with `choices`
+/// picking, byte by byte, how each character and slash is written: as is,
+/// `%XX` in either case, `%uNNNN`, or the other letter case; a slash as `\`,
+/// `%2F`, `%5C`, doubled, or with `.`, `x/..` or trailing-dot detours.
+/// For tests and fuzzing: [`decode_path`] of the result must give the same
+/// path up to ASCII case.
+#[doc(hidden)]
+pub fn respell(canonical: &str, choices: &[u8]) -> String {
+    let mut next = choices.iter().copied().cycle();
+    let mut pick = |n: u8| if choices.is_empty() { 0 } else { next.next().unwrap_or(0) % n };
+    let mut out = String::with_capacity(canonical.len() * 3);
+    let push_escape = |out: &mut String, b: u8, lower: bool| {
+        let digits = if lower { b"0123456789abcdef" } else { b"0123456789ABCDEF" };
+        out.push('%');
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 15)]));
+    };
+    for (i, c) in canonical.char_indices() {
+        if c == '/' {
+            if i == 0 {
+                out.push('/');
+                continue;
+            }
+            match pick(8) {
+                1 => out.push('\\'),
+                2 => out.push_str("%2F"),
+                3 => out.push_str("%5c"),
+                4 => out.push_str("//"),
+                5 => out.push_str("/./"),
+                6 => out.push_str("/x/../"),
+                7 if !out.ends_with(['/', '\\']) && !out.ends_with("%2F") && !out.ends_with("%5c") => {
+                    out.push_str("./")
+                }
+                _ => out.push('/'),
+            }
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        let bytes = c.encode_utf8(&mut buf).as_bytes();
+        let plain = bytes.len() == 1 && PLAIN[usize::from(bytes[0])];
+        match pick(5) {
+            0 if plain => out.push(c),
+            4 if plain && c.is_ascii_alphabetic() => {
+                out.push(if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            }
+            3 => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("%u{unit:04X}"));
+                }
+            }
+            k => bytes.iter().for_each(|&b| push_escape(&mut out, b, k == 2)),
+        }
+    }
+    out
+}
+
+/// Fuzzing entry point. Never panics; a path [`decode_path`] accepts is
+/// canonical (starts with `/`, no dot, empty or backslash segment, no
+/// control character), reads back unchanged once encoded, and the fast path
+/// agrees with full resolution.
+pub fn fuzz(data: &[u8]) {
+    let raw = String::from_utf8_lossy(data);
+    let mut decoded = String::new();
+    let accepted = decode_path(&raw, &mut decoded).is_ok();
+    let mut again = String::new();
+    normalize_path(&decoded, &mut again);
+    assert_eq!(again, decoded, "normalize is idempotent on {raw:?}");
+    let mut resolved = String::new();
+    resolve(&raw, &mut resolved);
+    let mut normalized = String::new();
+    normalize_path(&raw, &mut normalized);
+    assert_eq!(normalized, resolved, "fast path agrees on {raw:?}");
+    if accepted {
+        assert!(decoded.starts_with('/'), "{raw:?} -> {decoded:?}");
+        assert!(
+            !decoded.split('/').any(|s| s == "." || s == ".." || s.ends_with(['.', ' '])) && !decoded.contains('\\'),
+            "{raw:?} -> {decoded:?}"
+        );
+        assert!(!decoded.chars().any(|c| c.is_control()), "{raw:?} -> {decoded:?}");
+        let mut back = String::new();
+        assert_eq!(decode_path(&encode_path(&decoded), &mut back), Ok(()), "{raw:?} -> {decoded:?}");
+        assert_eq!(back, decoded, "{raw:?}");
+    }
+    let mut value = String::new();
+    decode_query_value_into(&raw, &mut value);
+    let mut reference = String::new();
+    decode_query_bytes(&raw, &mut reference);
+    assert_eq!(value, reference, "query fast path agrees on {raw:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(raw: &str) -> Result<String, Refusal> {
+        let mut out = String::new();
+        decode_path(raw, &mut out).map(|()| out)
+    }
+
+    fn query(raw: &str) -> String {
+        let mut out = String::new();
+        decode_query_value_into(raw, &mut out);
+        out
+    }
+
+    #[test]
+    fn decoded_once_as_http_sys_does() {
+        assert_eq!(decoded("/EWS/Exchange.asmx").unwrap(), "/EWS/Exchange.asmx");
+        assert_eq!(decoded("/%45WS/Exchange.asmx").unwrap(), "/EWS/Exchange.asmx");
+        assert_eq!(decoded("/%u0045WS/Exchange.asmx").unwrap(), "/EWS/Exchange.asmx");
+        assert_eq!(decoded("/x%5C..%5CEWS/Exchange.asmx").unwrap(), "/EWS/Exchange.asmx");
+        assert_eq!(decoded("/caf%C3%A9").unwrap(), "/caf\u{e9}");
+        assert_eq!(decoded("/caf%E9").unwrap(), "/caf\u{e9}", "not UTF-8: Windows-1252");
+        assert_eq!(decoded("/%uD83D%uDE00").unwrap(), "/\u{1f600}");
+        assert_eq!(decoded("/EWS./Exchange.asmx%20").unwrap(), "/EWS/Exchange.asmx");
+        assert_eq!(decoded("/EW%C5%BF/x").unwrap(), "/EWs/x");
+        assert_eq!(decoded("/a+b").unwrap(), "/a+b");
+    }
+
+    #[test]
+    fn refused_as_iis_refuses() {
+        for (raw, why) in [
+            ("/a%", Refusal::BadEscape),
+            ("/a%zz", Refusal::BadEscape),
+            ("/%uD83D", Refusal::BadEscape),
+            ("/a%00b", Refusal::RestrictedChar),
+            ("/a%0Ab", Refusal::RestrictedChar),
+            ("/a%C2%85", Refusal::RestrictedChar),
+            ("/a%252e", Refusal::DoubleEscaped),
+            ("/a%25u0045", Refusal::DoubleEscaped),
+            ("/a%25", Refusal::InvalidChar),
+            ("/a%3Ab", Refusal::InvalidChar),
+            ("/a%3F", Refusal::InvalidChar),
+            ("/..", Refusal::AboveRoot),
+            ("/a/../../EWS", Refusal::AboveRoot),
+            ("*", Refusal::NotOriginForm),
+        ] {
+            assert_eq!(decoded(raw), Err(why), "{raw}");
+        }
+        assert_eq!(decoded(&format!("/{}", "a".repeat(261))), Err(Refusal::SegmentTooLong));
+        assert!(decoded(&format!("/{}", "a".repeat(260))).is_ok());
+        assert_eq!(decoded(&"/a".repeat(256)), Err(Refusal::TooManySegments));
+        assert!(decoded(&"/a".repeat(255)).is_ok());
+        assert_eq!(Refusal::DoubleEscaped.status(), (404, 11));
+        assert_eq!(Refusal::BadEscape.status(), (400, 0));
+    }
+
+    #[test]
+    fn normalizing_never_refuses_and_is_idempotent() {
+        let mut out = String::new();
+        for (p, want) in [
+            ("/owa/../Microsoft-Server-ActiveSync", "/Microsoft-Server-ActiveSync"),
+            ("//ews\\.\\exchange.asmx", "/ews/exchange.asmx"),
+            ("/owa/", "/owa/"),
+            ("/", "/"),
+            ("", "/"),
+            ("/../..", "/"),
+            ("/a/...", "/a/"),
+            ("/a%2", "/a%2"),
+        ] {
+            normalize_path(p, &mut out);
+            assert_eq!(out, want, "{p}");
+            let once = out.clone();
+            normalize_path(&once, &mut out);
+            assert_eq!(out, once);
+        }
+    }
+
+    #[test]
+    fn the_canonical_shortcut_agrees_with_full_resolution() {
+        // Every string of up to 6 characters over the characters that matter.
+        let alphabet = ['/', '.', 'a', '%', '2', ' ', '\\'];
+        let mut paths = vec![String::new()];
+        let mut shortcuts = 0;
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for p in &paths {
+                for c in alphabet {
+                    let path = format!("{p}{c}");
+                    fuzz(path.as_bytes());
+                    shortcuts += usize::from(is_canonical(&path));
+                    next.push(path);
+                }
+            }
+            paths = next;
+        }
+        assert!(shortcuts > 300, "the shortcut was taken {shortcuts} times");
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_decodes_to_it() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let paths = [
+            "/EWS/Exchange.asmx",
+            "/Microsoft-Server-ActiveSync/default.eas",
+            "/owa/auth/caf\u{e9}.aspx",
+            "/a b/\u{1f600}",
+            "/",
+        ];
+        for round in 0..4000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let path = paths[round % paths.len()];
+            let spelled = respell(path, &x.to_le_bytes());
+            let back = decoded(&spelled).unwrap_or_else(|e| panic!("{spelled:?}: {e}"));
+            assert!(back.eq_ignore_ascii_case(path), "{path:?} -> {spelled:?} -> {back:?}");
+        }
+    }
+
+    #[test]
+    fn query_values_as_url_decode_reads_them() {
+        assert_eq!(query("Provision"), "Provision");
+        assert_eq!(query("%50rovision"), "Provision");
+        assert_eq!(query("%u0050rovision"), "Provision");
+        assert_eq!(query("Out+look"), "Out look");
+        assert_eq!(query("a%C3%A9b"), "a\u{e9}b");
+        assert_eq!(query("a%FFb"), "a\u{fffd}b");
+        assert_eq!(query("100%"), "100%");
+        assert_eq!(query("%uD83D%uDE00!"), "\u{1f600}!");
+        assert_eq!(query("%uD83Dx"), "\u{fffd}x");
+        for v in ["a%C3%A9+%u0041%zz%", "%E9%u0041+", "+%"] {
+            fuzz(v.as_bytes());
+        }
+    }
+}
