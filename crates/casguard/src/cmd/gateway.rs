@@ -94,6 +94,15 @@ pub struct Args {
     /// Messages on stderr from this level up.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
+    /// Messages on stderr as text lines or as JSON objects, one per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Args {
@@ -164,6 +173,10 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         LogLevel::Info => Level::Info,
         LogLevel::Debug => Level::Debug,
     };
+    let format = match args.log_format {
+        LogFormat::Text => gateway::events::Format::Text,
+        LogFormat::Json => gateway::events::Format::Json,
+    };
     let mut config = args.config()?;
     // `--threads` is a global flag; else the config file's `threads`; else all cores.
     if let Some(n) = global.threads {
@@ -174,7 +187,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let events: gateway::EventSink = Arc::new(move |level, msg: &str| {
         if level <= max {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            eprintln!("{} {level}: {msg}", w3c::time::format_rfc3339(now as i64));
+            let time = w3c::time::format_rfc3339(now as i64);
+            eprintln!("{}", gateway::events::line(format, &time, level, msg));
         }
     });
     ensure_open_files(config.max_connections, &events);
