@@ -13,13 +13,16 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+mod answer;
 mod config;
 mod error;
 pub mod events;
 mod joint;
 mod metrics;
 pub mod model;
+mod preface;
 mod proxy;
+pub mod screen;
 mod server;
 mod state;
 mod tls;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub open_connections: AtomicI64,
     pub connections_total: AtomicU64,
     pub upstream_errors: AtomicU64,
+    /// Requests refused before the policy (see `screen`).
+    pub refused: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -117,6 +119,13 @@ impl Metrics {
             "Requests answered 502/503 because no upstream connection could be had or it failed.",
             "counter",
             self.upstream_errors.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "casguard_gateway_refused_total",
+            "Requests refused before the policy: what IIS would refuse, or what could be read two ways.",
+            "counter",
+            self.refused.load(Ordering::Relaxed).to_string(),
         );
         gauge(
             &mut out,

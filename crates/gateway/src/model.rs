@@ -1,11 +1,13 @@
 //! From a live HTTP request to the raw fields of `exchange::Request`, as IIS
-//! would log them: decoded, normalised stem; raw query; Basic or NTLM user
-//! (never the password); X-Forwarded-For only from trusted proxies.
+//! would log them: the stem as IIS routes it (`exchange::url`), or why IIS
+//! would refuse it; raw query; Basic or NTLM user (never the password);
+//! X-Forwarded-For only from trusted proxies.
 
 use std::net::IpAddr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use exchange::url::{decode_path, Refusal};
 use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, USER_AGENT};
 use hyper::{Method, Uri};
 
@@ -21,9 +23,18 @@ pub struct ConnInfo {
     pub trusted_peer: bool,
 }
 
+/// What [`fill`] found besides the fields.
+#[derive(Debug)]
+pub struct Filled {
+    /// What the request's own Authorization header said, when it had one.
+    pub auth: Option<AuthUser>,
+    /// Why IIS would refuse the path; `r.stem` then holds its best reading,
+    /// for the logs only.
+    pub refusal: Option<Refusal>,
+}
+
 /// Fill the raw fields of `r` (cleared first). `conn_user` is the user an
-/// earlier NTLM handshake on this connection authenticated, if any. Returns
-/// what the request's own Authorization header said, when it had one.
+/// earlier NTLM handshake on this connection authenticated, if any.
 pub fn fill(
     r: &mut exchange::Request,
     method: &Method,
@@ -32,11 +43,11 @@ pub fn fill(
     conn: &ConnInfo,
     now: i64,
     conn_user: &str,
-) -> Option<AuthUser> {
+) -> Filled {
     r.clear();
     r.time = now;
     r.method.push_str(method.as_str());
-    normalize_path(uri.path(), &mut r.stem);
+    let refusal = decode_path(uri.path(), &mut r.stem).err();
     if let Some(q) = uri.query() {
         r.query.push_str(q);
     }
@@ -60,7 +71,7 @@ pub fn fill(
             r.forwarded_for.push_str(&String::from_utf8_lossy(v.as_bytes()));
         }
     }
-    auth
+    Filled { auth, refusal }
 }
 
 /// Fields the interpreter clears and derives from the query; called after it.
@@ -156,135 +167,19 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-/// The stem as IIS sees it: percent-decoded (invalid UTF-8 replaced),
-/// backslashes as slashes, `.` and `..` segments resolved. Rules then match
-/// what Exchange routes on, not a spelling chosen to slip past them.
-pub fn normalize_path(raw: &str, out: &mut String) {
-    out.clear();
-    if is_plain_path(raw) {
-        out.push_str(raw);
-    } else {
-        resolve_path(raw, out);
-    }
-}
-
-fn resolve_path(raw: &str, out: &mut String) {
-    let mut decoded = Vec::with_capacity(raw.len());
-    let b = raw.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                decoded.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        decoded.push(if b[i] == b'\\' { b'/' } else { b[i] });
-        i += 1;
-    }
-    let text = String::from_utf8_lossy(&decoded);
-    let mut segments: Vec<&str> = Vec::new();
-    let trailing = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
-    for seg in text.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
-    }
-    if out.is_empty() || (trailing && !segments.is_empty()) {
-        out.push('/');
-    }
-}
-
-/// Nothing to decode or resolve: no `%`, no backslash, no empty, `.` or `..`
-/// segment. Nearly every real request; it is copied as it is.
-fn is_plain_path(raw: &str) -> bool {
-    let b = raw.as_bytes();
-    b.first() == Some(&b'/')
-        && !b.iter().any(|&c| c == b'%' || c == b'\\')
-        && !b.windows(2).any(|w| w == b"//" || w == b"/.")
-}
-
 /// Fuzzing entry point: the parsers of what a client sends (Authorization
-/// values, NTLM messages, paths). Must never panic; the plain-path shortcut
-/// must agree with full resolution, and no `.` or `..` segment may survive
-/// (a rule on `/owa` must not miss `/x/../owa`).
+/// values, NTLM messages, paths). Must never panic; paths are checked by
+/// [`exchange::url::fuzz`].
 pub fn fuzz(data: &[u8]) {
     let _ = auth_user(data);
     let _ = ntlm_user(data);
     let _ = is_connection_auth(data);
-    let raw = String::from_utf8_lossy(data);
-    let (mut stem, mut resolved) = (String::new(), String::new());
-    normalize_path(&raw, &mut stem);
-    resolve_path(&raw, &mut resolved);
-    assert_eq!(stem, resolved, "{raw:?}");
-    assert!(stem.starts_with('/'), "{raw:?} -> {stem:?}");
-    assert!(!stem.split('/').any(|s| s == "." || s == ".."), "{raw:?} -> {stem:?}");
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    exchange::url::fuzz(data);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn norm(s: &str) -> String {
-        let mut o = String::new();
-        normalize_path(s, &mut o);
-        o
-    }
-
-    #[test]
-    fn paths_as_iis_routes_them() {
-        assert_eq!(norm("/Microsoft-Server-ActiveSync"), "/Microsoft-Server-ActiveSync");
-        assert_eq!(norm("/Microsoft-Server-Active%53ync/default.eas"), "/Microsoft-Server-ActiveSync/default.eas");
-        assert_eq!(norm("/owa/../Microsoft-Server-ActiveSync"), "/Microsoft-Server-ActiveSync");
-        assert_eq!(norm("//ews\\.\\exchange.asmx"), "/ews/exchange.asmx");
-        assert_eq!(norm("/owa/"), "/owa/");
-        assert_eq!(norm("/"), "/");
-        assert_eq!(norm("/../.."), "/");
-        assert_eq!(norm("/a%2"), "/a%2");
-        assert_eq!(norm("/a%zz%"), "/a%zz%");
-        assert_eq!(norm("/caf%C3%A9%FF"), "/caf\u{e9}\u{fffd}");
-    }
-
-    #[test]
-    fn the_plain_path_shortcut_agrees_with_full_resolution() {
-        // Every string of up to 6 characters over the characters that matter.
-        let alphabet = ['/', '.', 'a', '%', '2', 'F', '\\'];
-        let mut paths = vec![String::new()];
-        let mut checked = 0;
-        for _ in 0..6 {
-            let mut next = Vec::new();
-            for p in &paths {
-                for c in alphabet {
-                    let path = format!("{p}{c}");
-                    let mut resolved = String::new();
-                    resolve_path(&path, &mut resolved);
-                    assert_eq!(norm(&path), resolved, "{path:?}");
-                    checked += usize::from(is_plain_path(&path));
-                    next.push(path);
-                }
-            }
-            paths = next;
-        }
-        assert!(checked > 1000, "the shortcut was taken {checked} times");
-    }
 
     #[test]
     fn fuzz_entry_point_holds_on_known_tricks() {

@@ -16,8 +16,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::client::conn::TrySendError;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
-    REFERER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, REFERER, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
@@ -26,10 +26,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::access_log::push_field;
+use crate::answer;
 use crate::events::Level;
 use crate::joint::{Drivers, Event, Joint};
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
+use crate::preface;
+use crate::screen::{self, Refused};
 use crate::server::Shared;
 use crate::upstream::ConnectError;
 
@@ -77,6 +80,7 @@ pub(crate) async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Some(io) = preface::screen(io, shared.header_timeout).await else { return };
     let activity = Arc::new(Activity::new());
     let peer_xff = HeaderValue::try_from(info.peer.to_string()).ok();
     let log_fields = ConnFields::new(&info);
@@ -160,12 +164,21 @@ fn handle(
     } else {
         lock(&conn.auth_user).clone()
     };
+    if let Err(refused) = screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes) {
+        return refuse(finish, refused, req.method().as_str(), req.uri().path(), &conn.info);
+    }
     // One model per thread, not per connection: it stays in cache from one
     // connection's request to the next one's, and idle connections hold none.
-    let (decision, pending_user) = MODEL.with_borrow_mut(|m| {
-        let auth = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
+    let verdict = MODEL.with_borrow_mut(|m| {
+        let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(m);
         model::after_interpret(m, req.headers());
+        if let Some(refused) = filled.refusal.map(Refused::from).or_else(|| screen::model(m).err()) {
+            if shared.access_log.is_some() {
+                finish.log = Some(LogLine::new(m, &conn.log_fields, now, true, None, req.headers()));
+            }
+            return Err((refused, m.method.clone(), m.stem.clone()));
+        }
         let decision = policy::evaluate(&loaded.policy, m);
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
@@ -186,12 +199,16 @@ fn handle(
                 ),
             );
         }
-        let pending = match auth {
+        let pending = match filled.auth {
             Some(AuthUser::Named(u)) if connection_auth => Some(u),
             _ => None,
         };
-        (decision, pending)
+        Ok((decision, pending))
     });
+    let (decision, pending_user) = match verdict {
+        Ok(v) => v,
+        Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
+    };
 
     if decision.action == Action::Deny {
         if decision.status == 0 {
@@ -201,14 +218,9 @@ fn handle(
         }
         let status = StatusCode::from_u16(decision.status).unwrap_or(StatusCode::FORBIDDEN);
         let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
-        let text = format!(
-            "{} {}\r\nDenied by casguard policy rule: {}\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            rule
-        );
         finish.status(decision.status, decision.substatus);
-        return Handled::Answered { answer: Some(Ok(plain(status, text, finish))) };
+        let detail = format!("Denied by casguard policy rule: {rule}");
+        return Handled::Answered { answer: Some(Ok(answer::own(status, &detail, false, finish))) };
     }
 
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
@@ -303,8 +315,7 @@ impl Forward {
                             ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
                         };
                         self.finish.status(status.as_u16(), 0);
-                        let text = format!("{status}\r\nNo Exchange server is reachable.\r\n");
-                        return Ok(plain(status, text, self.finish));
+                        return Ok(answer::own(status, "No Exchange server is reachable.", false, self.finish));
                     }
                 }
             }
@@ -362,17 +373,18 @@ impl Forward {
     fn bad_gateway(mut self) -> Response<Tracked> {
         self.finish.shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
         self.finish.status(502, 0);
-        plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\r\n".into(), self.finish)
+        answer::own(StatusCode::BAD_GATEWAY, "", false, self.finish)
     }
 }
 
-fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> {
-    let mut resp = Response::new(Tracked { inner: Either::Right(Full::new(Bytes::from(text))), finish: Some(finish) });
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+/// Answer a request the gateway refuses before the policy (see [`screen`]).
+fn refuse<F>(mut finish: Finish, refused: Refused, method: &str, path: &str, conn: &ConnInfo) -> Handled<F> {
+    let shared = &finish.shared;
+    shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
+    (shared.events)(Level::Info, &format!("refuse {method} {path} from {}: {}", conn.peer, refused.reason));
+    let status = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
+    finish.status(refused.status, refused.substatus);
+    Handled::Answered { answer: Some(Ok(answer::own(status, refused.reason, true, finish))) }
 }
 
 /// The request as Exchange gets it: hop-by-hop headers dropped and the
@@ -381,6 +393,24 @@ fn plain(status: StatusCode, text: String, finish: Finish) -> Response<Tracked> 
 fn upstream_request(req: Request<Incoming>, info: &ConnInfo, peer_xff: Option<&HeaderValue>) -> Request<Incoming> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host;
+    // Exchange gets the origin form, as from any client.
+    if let Some(authority) = parts.uri.authority() {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(HOST, host);
+        }
+        let origin = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = origin.parse() {
+            parts.uri = uri;
+        }
+    }
+    // HTTP/1.0 may leave Host out; the request goes on as HTTP/1.1, which
+    // must have one: the address the client reached, as IIS would use.
+    if !parts.headers.contains_key(HOST) {
+        if let Ok(host) = HeaderValue::from_str(&std::net::SocketAddr::new(info.local, info.port).to_string()) {
+            parts.headers.insert(HOST, host);
+        }
+    }
     // hyper answered `100 Continue` to the client when the body was first read.
     parts.headers.remove(EXPECT);
     let xff = model::X_FORWARDED_FOR;
@@ -467,6 +497,13 @@ pub(crate) struct Tracked {
     finish: Option<Finish>,
 }
 
+impl Tracked {
+    /// A body of the gateway's own (see [`crate::answer`]).
+    pub(crate) fn text(text: Bytes, finish: Finish) -> Tracked {
+        Tracked { inner: Either::Right(Full::new(text)), finish: Some(finish) }
+    }
+}
+
 impl Body for Tracked {
     type Data = Bytes;
     type Error = BoxError;
@@ -502,7 +539,7 @@ impl Drop for Tracked {
 
 /// What is left to do when a request ends. Dropped unfinished (the client
 /// went away), it still logs, with win32 status 64 as IIS does.
-struct Finish {
+pub(crate) struct Finish {
     shared: Arc<Shared>,
     activity: Arc<Activity>,
     started: Instant,

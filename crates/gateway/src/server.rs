@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub no_upstream_status: StatusCode,
+    /// Largest request head accepted, exactly (hyper's buffer limit is looser).
+    pub max_head_bytes: usize,
     trusted: Vec<IpNet>,
     shutdown: watch::Sender<bool>,
 }
@@ -177,6 +179,7 @@ impl Gateway {
             header_timeout,
             idle_timeout,
             no_upstream_status: StatusCode::from_u16(config.no_upstream_status).unwrap_or(StatusCode::BAD_GATEWAY),
+            max_head_bytes: config.max_header_bytes,
             trusted: config.trusted()?,
             shutdown,
         });
@@ -359,10 +362,18 @@ fn spawn_signals(handle: Handle, _events: EventSink) -> Result<(), GatewayError>
     Ok(())
 }
 
+/// How long a changed file must hold still before it is loaded.
+const SETTLE: Duration = Duration::from_millis(300);
+
 async fn poll_reload(shared: Arc<Shared>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        if shared.policy.changed() {
+        let Some(seen) = shared.policy.changed() else { continue };
+        // A file written in place (not renamed into place) may be caught
+        // half-written: load it only once it holds still. What it then
+        // holds is checked like any policy (an empty one is refused).
+        tokio::time::sleep(SETTLE).await;
+        if shared.policy.changed().as_ref() == Some(&seen) {
             let s = shared.clone();
             let _ = tokio::task::spawn_blocking(move || s.reload()).await;
         }

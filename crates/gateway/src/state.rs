@@ -28,7 +28,7 @@ impl Loaded {
 }
 
 /// File identity used to notice changes: modification time and length.
-type Stamp = Option<(SystemTime, u64)>;
+pub type Stamp = Option<(SystemTime, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
@@ -108,8 +108,10 @@ impl PolicyStore {
         }
     }
 
-    /// True when the policy, the inventory or a group file changed since the last load.
-    pub fn changed(&self) -> bool {
-        lock(&self.watched).iter().any(|(path, was)| stamp(path) != *was)
+    /// The watched files' stamps now, when one changed since the last load.
+    pub fn changed(&self) -> Option<Vec<Stamp>> {
+        let watched = lock(&self.watched);
+        let now: Vec<Stamp> = watched.iter().map(|(path, _)| stamp(path)).collect();
+        watched.iter().zip(&now).any(|((_, was), is)| was != is).then_some(now)
     }
 }

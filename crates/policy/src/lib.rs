@@ -64,6 +64,29 @@ impl Policy {
     /// Compile policy text. `origin` names the file in errors; group files are
     /// read relative to its directory.
     pub fn from_toml(text: &str, origin: &Path, catalog: &Catalog, networks: &Networks) -> Result<Policy, PolicyError> {
+        says_something(text, origin)?;
         compile::compile(text, origin, catalog, networks)
     }
+}
+
+/// Keys of a policy file that decide requests.
+const DECIDING: [&str; 6] = ["default", "rule", "iis_filter", "ews_access", "device_access", "ip_restrictions"];
+
+/// Refuse a policy file that decides nothing: an empty file, or one cut off
+/// before its first rule, would otherwise be an allow-all policy, silently.
+fn says_something(text: &str, origin: &Path) -> Result<(), PolicyError> {
+    // A syntax error is reported by the compiler, with its line.
+    let Ok(table) = text.parse::<toml::Table>() else { return Ok(()) };
+    if DECIDING.iter().any(|k| table.contains_key(*k)) {
+        return Ok(());
+    }
+    Err(PolicyError::Invalid {
+        file: origin.display().to_string(),
+        line: None,
+        message: format!(
+            "{}: a policy needs `default`, a [[rule]] or an emulation block ([iis_filter], [ews_access], \
+             [device_access], [[ip_restrictions]]); an empty or cut-off file would allow everything",
+            if table.is_empty() { "the file is empty" } else { "nothing here decides a request" }
+        ),
+    })
 }

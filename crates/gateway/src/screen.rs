@@ -1,0 +1,127 @@
+//! What the gateway refuses before any policy sees a request: what IIS
+//! itself would refuse, and what Exchange and the gateway could read two
+//! ways. Refusing is the only safe answer to an ambiguous request: a rule
+//! that read one value must not pass a request Exchange reads another way.
+
+use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
+use hyper::{Method, Uri, Version};
+
+/// A request the gateway answers itself, without asking the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub substatus: u16,
+    pub reason: &'static str,
+}
+
+impl Refused {
+    const fn new(status: u16, reason: &'static str) -> Refused {
+        Refused { status, substatus: 0, reason }
+    }
+}
+
+impl From<exchange::url::Refusal> for Refused {
+    fn from(r: exchange::url::Refusal) -> Refused {
+        let (status, substatus) = r.status();
+        Refused { status, substatus, reason: r.reason() }
+    }
+}
+
+/// Headers the policy or the framing reads: one value each, or the request
+/// is refused. A second User-Agent could pass a user-agent rule that read
+/// the first while Exchange reads the other; a second Authorization or Host
+/// could name another user or site; a second Content-Length frames the body
+/// two ways (RFC 9112 §6.3; hyper already refuses different lengths and
+/// merges equal ones). nginx refuses a second Host the same way.
+const SINGLE: [(HeaderName, &str); 4] = [
+    (USER_AGENT, "repeated User-Agent header"),
+    (HOST, "repeated Host header"),
+    (AUTHORIZATION, "repeated Authorization header"),
+    (CONTENT_LENGTH, "repeated Content-Length header"),
+];
+
+/// Check a request head. `max_head_bytes` bounds the request line and
+/// headers as the client sent them (hyper's own buffer limit lets a head of
+/// up to about twice that through).
+pub(crate) fn head(
+    method: &Method,
+    uri: &Uri,
+    version: Version,
+    headers: &HeaderMap,
+    max_head_bytes: usize,
+) -> Result<(), Refused> {
+    if method == Method::CONNECT {
+        return Err(Refused::new(405, "CONNECT is not served"));
+    }
+    let request_line = method.as_str().len() + uri_len(uri) + 12;
+    let size = headers.iter().fold(request_line, |n, (k, v)| n + k.as_str().len() + v.len() + 4) + 2;
+    if size > max_head_bytes {
+        return Err(Refused::new(431, "request head over the limit"));
+    }
+    for (name, reason) in &SINGLE {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(Refused::new(400, reason));
+        }
+    }
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
+    // Host; an absolute-form target carries its own.
+    if version == Version::HTTP_11 && uri.authority().is_none() && !headers.contains_key(HOST) {
+        return Err(Refused::new(400, "HTTP/1.1 request without Host"));
+    }
+    Ok(())
+}
+
+fn uri_len(uri: &Uri) -> usize {
+    let authority = uri.scheme_str().map_or(0, |s| s.len() + 3) + uri.authority().map_or(0, |a| a.as_str().len());
+    authority + uri.path_and_query().map_or(1, |p| p.as_str().len())
+}
+
+/// A request the model shows to be ambiguous once interpreted.
+pub fn model(m: &exchange::Request) -> Result<(), Refused> {
+    if m.activesync.repeated {
+        return Err(Refused::new(400, "ActiveSync parameter given twice with different values"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn check(method: &str, uri: &str, version: Version, pairs: &[(&str, &str)]) -> Result<(), Refused> {
+        head(&method.parse().unwrap(), &uri.parse().unwrap(), version, &headers(pairs), 8192)
+    }
+
+    #[test]
+    fn one_value_for_what_policy_reads() {
+        let ok = [("host", "mail"), ("user-agent", "a")];
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &ok), Ok(()));
+        for name in ["user-agent", "host", "authorization", "content-length"] {
+            let mut pairs = ok.to_vec();
+            pairs.push((name, "1"));
+            pairs.push((name, "1"));
+            assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400, "{name}");
+        }
+    }
+
+    #[test]
+    fn what_http_does_not_allow_here() {
+        assert_eq!(check("CONNECT", "mail:443", Version::HTTP_11, &[("host", "mail")]).unwrap_err().status, 405);
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[]).unwrap_err().status, 400);
+        assert_eq!(check("GET", "/owa/", Version::HTTP_10, &[]), Ok(()));
+        assert_eq!(check("GET", "http://mail/owa/", Version::HTTP_11, &[]), Ok(()));
+        let big = "a".repeat(8000);
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("x", &big)]), Ok(()));
+        let bigger = "a".repeat(8200);
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("x", &bigger)]).unwrap_err().status, 431);
+    }
+}
