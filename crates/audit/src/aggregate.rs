@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use exchange::{ClientId, NetworkId, Protocol, Request, Traffic};
 
 use crate::capped::CappedCounts;
+use crate::findings::FindingCounts;
 
 const PROTOCOLS: usize = Protocol::ALL.len();
 const MAX_ALIASES: usize = 16;
@@ -51,25 +52,6 @@ impl Span {
 
     pub fn is_empty(&self) -> bool {
         self.first > self.last
-    }
-}
-
-/// Counts of the requests that make a device worth a finding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FindingCounts {
-    /// Requests from a client that keeps credentials in its vendor's cloud.
-    pub cloud_credentials: u64,
-    /// EWS requests from a client other than Outlook for Windows or Mac.
-    pub ews_non_outlook: u64,
-    /// Requests from a mobile client on EWS, OWA, RPC or MAPI.
-    pub mobile_on_ews: u64,
-}
-
-impl FindingCounts {
-    fn merge(&mut self, other: FindingCounts) {
-        self.cloud_credentials += other.cloud_credentials;
-        self.ews_non_outlook += other.ews_non_outlook;
-        self.mobile_on_ews += other.mobile_on_ews;
     }
 }
 
@@ -324,7 +306,7 @@ impl Tally {
             self.anonymous += 1;
             return;
         }
-        let findings = finding_counts(req, catalog);
+        let findings = FindingCounts::of(req, catalog);
         let user = match self.users.get_mut(req.user.as_str()) {
             Some(user) => user,
             None => self.users.entry(req.user.as_str().into()).or_insert_with(UserAgg::new),
@@ -400,22 +382,6 @@ fn add_run(timeline: &mut CappedCounts<(i64, u16)>, (hour, n): (i64, u64), clien
         let bucket = (hour, client);
         timeline.add_with(&bucket, n, || bucket);
     }
-}
-
-/// Which findings a single person's request contributes to.
-pub fn finding_counts(req: &Request, catalog: &exchange::Catalog) -> FindingCounts {
-    let client = catalog.get(req.client);
-    let mut counts = FindingCounts::default();
-    if client.cloud_credentials {
-        counts.cloud_credentials = 1;
-    }
-    if req.protocol == Protocol::Ews && !client.outlook {
-        counts.ews_non_outlook = 1;
-    }
-    if client.mobile && matches!(req.protocol, Protocol::Ews | Protocol::Owa | Protocol::Rpc | Protocol::Mapi) {
-        counts.mobile_on_ews = 1;
-    }
-    counts
 }
 
 /// One exploit attempt source: a detection rule and the address it came from.

@@ -1,40 +1,59 @@
-//! Reading many log files in parallel into a few pooled visitors.
+//! Reading logs into request sinks: the drivers every command's stream goes
+//! through. Files and chunks in parallel into pooled sinks merged once at
+//! the end ([`scan_requests`]), one file after the other into one sink
+//! ([`scan_in_order`]), or each file into a sink of its own
+//! ([`scan_each_file`]). A reader of another format is chosen per file
+//! here, and no sink changes (see [`exchange::stream`]).
 
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 
-use exchange::{Interpreter, Request};
+use exchange::{Catalog, Feed, Interpreter, Request, RequestSink};
 use rayon::prelude::*;
-use w3c::{FileStats, Record, ScanOptions, Visitor, VisitorPool};
+use w3c::{FileStats, ScanOptions, Visitor, VisitorPool};
 
 use crate::aggregate::Aggregate;
 
-/// Turns each record into a [`Request`] and adds it to an [`Aggregate`].
-/// The request is reused from line to line.
+/// Why a scan stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError<E> {
+    /// A log could not be read.
+    #[error(transparent)]
+    Read(#[from] w3c::Error),
+    /// The sink failed (a write error): nothing was read after it.
+    #[error(transparent)]
+    Sink(E),
+}
+
+/// The audit's sink: every request into an [`Aggregate`].
 pub struct Collector<'a> {
-    interpreter: &'a Interpreter,
-    request: Request,
+    catalog: &'a Catalog,
     pub aggregate: Aggregate,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(interpreter: &'a Interpreter) -> Self {
-        Collector { interpreter, request: Request::default(), aggregate: Aggregate::default() }
+    pub fn new(catalog: &'a Catalog) -> Self {
+        Collector { catalog, aggregate: Aggregate::default() }
     }
 }
 
-impl Visitor for Collector<'_> {
-    fn record(&mut self, record: &Record<'_>) {
-        self.interpreter.read_record(record, &mut self.request);
-        self.aggregate.add(&self.request, self.interpreter.catalog());
+impl RequestSink for Collector<'_> {
+    type Error = Infallible;
+
+    #[inline]
+    fn request(&mut self, request: &Request) -> Result<(), Infallible> {
+        self.aggregate.add(request, self.catalog);
+        Ok(())
     }
 }
 
-/// Scan `paths` in parallel, files and chunks alike, into one visitor. Workers
-/// reuse visitors from a pool, so memory holds about one per thread whatever the
-/// number of files and chunks, and `merge` combines them once at the end.
-/// `on_file` is called as each file finishes (for progress), from any thread.
-/// Statistics come back in path order.
-pub fn scan_files<V, F, M>(
+/// Scan `paths` in parallel, files and chunks alike, into one record
+/// visitor. Workers reuse visitors from a pool, so memory holds about one per
+/// thread whatever the number of files and chunks, and `merge` combines them
+/// once at the end. No file is started once a visitor has stopped.
+/// `on_file` is called as each file finishes (for progress), from any
+/// thread. Statistics come back in path order.
+pub fn scan_records<V, F, M>(
     paths: &[PathBuf],
     options: &ScanOptions,
     make: F,
@@ -60,12 +79,41 @@ where
     let stats = paths
         .par_iter()
         .map(|path| {
+            if pool.stopped() {
+                return Ok(FileStats { path: path.clone(), ..FileStats::default() });
+            }
             let stats = w3c::scan_path_pooled(path, options, &pool)?;
             on_file(path);
             Ok(stats)
         })
         .collect::<Result<Vec<_>, w3c::Error>>()?;
     Ok((pool.merged(merge), stats))
+}
+
+/// The requests of `paths`, read as [`scan_records`] reads, into sinks made
+/// by `make` and combined with `merge`; then [`RequestSink::finish`].
+pub fn scan_requests<S, F, M>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    interpreter: &Interpreter,
+    make: F,
+    merge: M,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Result<(S, Vec<FileStats>), ScanError<S::Error>>
+where
+    S: RequestSink + Send,
+    S::Error: Send,
+    F: Fn() -> S + Sync,
+    M: Fn(&mut S, S),
+{
+    let (feed, stats) = scan_records(
+        paths,
+        options,
+        || Feed::new(interpreter, make()),
+        |a: &mut Feed<'_, S>, b| a.merge(b, &merge),
+        on_file,
+    )?;
+    Ok((feed.finish().map_err(ScanError::Sink)?, stats))
 }
 
 /// Read `paths` into one aggregate.
@@ -75,12 +123,71 @@ pub fn audit_files(
     interpreter: &Interpreter,
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Result<(Aggregate, Vec<FileStats>), w3c::Error> {
-    let (collector, files) = scan_files(
+    let catalog = interpreter.catalog();
+    let scanned = scan_requests(
         paths,
         options,
-        || Collector::new(interpreter),
+        interpreter,
+        || Collector::new(catalog),
         |a: &mut Collector<'_>, b: Collector<'_>| a.aggregate.merge(b.aggregate),
         on_file,
-    )?;
-    Ok((collector.aggregate, files))
+    );
+    match scanned {
+        Ok((collector, files)) => Ok((collector.aggregate, files)),
+        Err(ScanError::Read(e)) => Err(e),
+        Err(ScanError::Sink(never)) => match never {},
+    }
+}
+
+/// The requests of `paths`, one file after the other and each in order, into
+/// `sink`; then [`RequestSink::finish`]. The stream keeps the files' order.
+pub fn scan_in_order<S>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    interpreter: &Interpreter,
+    sink: S,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Result<(S, Vec<FileStats>), ScanError<S::Error>>
+where
+    S: RequestSink + Send,
+    S::Error: Send,
+{
+    let mut feed = Feed::new(interpreter, sink);
+    let mut stats = Vec::with_capacity(paths.len());
+    for path in paths {
+        stats.push(w3c::scan_file(path, options, &mut feed)?);
+        if feed.stopped() {
+            break;
+        }
+        on_file(path);
+    }
+    Ok((feed.finish().map_err(ScanError::Sink)?, stats))
+}
+
+/// The requests of each of `paths`, in order, into a sink of its own made by
+/// `make` from the file's index; files in parallel. Each sink is finished
+/// ([`RequestSink::finish`]) when its file is read. Statistics in path order.
+pub fn scan_each_file<S, F>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    interpreter: &Interpreter,
+    make: F,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Result<Vec<FileStats>, ScanError<S::Error>>
+where
+    S: RequestSink + Send,
+    S::Error: Send,
+    F: Fn(usize) -> S + Sync,
+{
+    paths
+        .par_iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let mut feed = Feed::new(interpreter, make(index));
+            let stats = w3c::scan_file(path, options, &mut feed)?;
+            feed.finish().map_err(ScanError::Sink)?;
+            on_file(path);
+            Ok(stats)
+        })
+        .collect()
 }

@@ -166,7 +166,7 @@ fn handle(
         let auth = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(m);
         model::after_interpret(m, req.headers());
-        let decision = policy::evaluate(&loaded.policy, m);
+        let decision = policy::evaluate(&loaded, m);
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);

@@ -1,5 +1,5 @@
-//! The compiled policy: ordered rules of resolved conditions, and the one
-//! pure evaluation that simulate and the gateway share.
+//! The compiled policy: ordered rules of resolved conditions, and how each
+//! condition matches a request.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -351,7 +351,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
+    pub(crate) fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
         self.conditions.iter().all(|c| c.matches(req, inv))
             && !self.unless.iter().any(|g| g.iter().all(|c| c.matches(req, inv)))
     }
@@ -404,15 +404,15 @@ impl fmt::Display for Rule {
     }
 }
 
-/// A compiled policy. Build with [`Policy::load`] or [`Policy::from_toml`].
+/// A compiled policy. Build with [`Policy::load`] or [`Policy::from_toml`];
+/// evaluate it once made a [`crate::ReadyPolicy`].
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub(crate) origin: String,
     pub(crate) rules: Vec<Rule>,
     pub(crate) default: Action,
     pub(crate) default_status: u16,
-    pub(crate) inventory: Option<Arc<Inventory>>,
-    pub(crate) blocks: crate::compile::Blocks,
+    pub(crate) blocks: crate::blocks::Blocks,
     pub(crate) ranges: Vec<(String, Vec<IpNet>)>,
     pub(crate) group_files: Vec<std::path::PathBuf>,
 }
@@ -446,33 +446,6 @@ impl Policy {
     /// needs an inventory of known devices.
     pub fn requires_inventory(&self) -> bool {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
-    }
-
-    /// The devices known before the cut-over; needed by `device` conditions.
-    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
-        self.inventory = Some(inventory);
-    }
-
-    pub fn inventory(&self) -> Option<&Arc<Inventory>> {
-        self.inventory.as_ref()
-    }
-
-    /// Fails when evaluation would need something the policy lacks (an
-    /// inventory for `device` conditions). Call once before evaluating.
-    pub fn check_ready(&self) -> Result<(), crate::PolicyError> {
-        if self.inventory.is_none() {
-            if let Some(r) = self.rules.iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_)))) {
-                return Err(crate::PolicyError::Invalid {
-                    file: self.origin.clone(),
-                    line: Some(r.line),
-                    message: format!(
-                        "rule '{}' has a device condition: give an inventory (--inventory or --known-before)",
-                        r.name
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// A sentence on why `decision` was reached for `request`. Allocates; call
@@ -534,22 +507,4 @@ fn observed(r: &Rule, req: &Request) -> String {
         walk(c, req, &mut add);
     }
     seen.join(", ")
-}
-
-/// Decide `request` under `policy`: the first rule whose conditions all match
-/// and none of whose exceptions match decides; else the default. Pure; does
-/// not allocate.
-pub fn evaluate(policy: &Policy, request: &Request) -> Decision {
-    let inv = policy.inventory.as_deref();
-    for (i, r) in policy.rules.iter().enumerate() {
-        if r.matches(request, inv) {
-            return Decision { action: r.action, rule: Some(i), status: r.status, substatus: r.substatus };
-        }
-    }
-    Decision {
-        action: policy.default,
-        rule: None,
-        status: if policy.default == Action::Deny { policy.default_status } else { 0 },
-        substatus: 0,
-    }
 }

@@ -42,4 +42,4 @@ pub use parser::{FileStats, Malformed, MalformedKind, ScanOptions, Visitor};
 pub use paths::{collect_paths, is_log_name};
 pub use record::{decode_into, decode_utf8_into, Record};
 pub use scan::{scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, FileScan, VisitorPool};
-pub use stream::scan_reader;
+pub use stream::{scan_file, scan_reader};

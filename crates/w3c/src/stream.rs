@@ -1,12 +1,15 @@
 //! Streams (gzip, pipes): decoded on one thread in blocks and parsed on
 //! another, the partial last line of each block rolled over to the next.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::path::Path;
 use std::sync::mpsc;
 
 use memchr::{memchr, memrchr};
 
 use crate::parser::{FileStats, MalformedKind, Parser, ScanOptions, Visitor};
+use crate::Error;
 
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -234,4 +237,13 @@ pub fn scan_reader<R: Read + Send, V: Visitor>(
     } else {
         stream(reader, opts, visitor, false)
     }
+}
+
+/// Scans one file in order with one visitor, streamed (plain or gzip, by its
+/// magic bytes): for outputs that keep each file's order.
+pub fn scan_file<V: Visitor>(path: &Path, opts: &ScanOptions, visitor: &mut V) -> Result<FileStats, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut stats = scan_reader(file, opts, visitor).map_err(|e| Error::io(path, e))?;
+    stats.path = path.to_path_buf();
+    Ok(stats)
 }
