@@ -161,6 +161,18 @@ impl DeviceAgg {
     }
 }
 
+/// Add `theirs` into `mine`, merging the values of keys in both.
+fn merge_map<K: Eq + std::hash::Hash, V>(mine: &mut Map<K, V>, theirs: Map<K, V>, merge: fn(&mut V, V)) {
+    for (key, value) in theirs {
+        match mine.get_mut(&key) {
+            Some(v) => merge(v, value),
+            None => {
+                mine.insert(key, value);
+            }
+        }
+    }
+}
+
 /// Hours since Monday 00:00 UTC: 0..168.
 pub fn hour_of_week(time: i64) -> usize {
     let days = time.div_euclid(86_400);
@@ -198,14 +210,7 @@ impl UserAgg {
         for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
             *mine += theirs;
         }
-        for (key, device) in other.devices {
-            match self.devices.get_mut(&key) {
-                Some(mine) => mine.merge(device),
-                None => {
-                    self.devices.insert(key, device);
-                }
-            }
-        }
+        merge_map(&mut self.devices, other.devices, DeviceAgg::merge);
     }
 
     /// Devices sorted by key, for stable output.
@@ -340,14 +345,7 @@ impl Tally {
         for (mine, theirs) in self.clients.iter_mut().zip(other.clients) {
             *mine += theirs;
         }
-        for (key, user) in other.users {
-            match self.users.get_mut(&key) {
-                Some(mine) => mine.merge(user),
-                None => {
-                    self.users.insert(key, user);
-                }
-            }
-        }
+        merge_map(&mut self.users, other.users, UserAgg::merge);
         self.activesync.statuses.merge(other.activesync.statuses);
         for (mine, theirs) in self.activesync.sync_requests.iter_mut().zip(other.activesync.sync_requests) {
             *mine += theirs;

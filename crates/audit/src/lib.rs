@@ -23,4 +23,7 @@ pub mod watch;
 pub use aggregate::Aggregate;
 pub use findings::FindingKind;
 pub use report::Report;
-pub use scan::{audit_files, scan_each_file, scan_in_order, scan_records, scan_requests, Collector, ScanError};
+pub use scan::{
+    audit_files, scan_each_file, scan_in_order, scan_records, scan_requests, Accumulate, Accumulator, Collector,
+    ScanError,
+};

@@ -25,25 +25,46 @@ pub enum ScanError<E> {
     Sink(E),
 }
 
-/// The audit's sink: every request into an [`Aggregate`].
-pub struct Collector<'a> {
-    catalog: &'a Catalog,
-    pub aggregate: Aggregate,
+/// A sink the readers can hand across threads (every sink, in practice).
+pub trait SendSink: RequestSink<Error: Send> + Send {}
+
+impl<S: RequestSink<Error: Send> + Send> SendSink for S {}
+
+/// What a sink adds each request into, given what the adding needs (`C`).
+pub trait Accumulate<C: ?Sized> {
+    fn add(&mut self, request: &Request, context: &C);
 }
 
-impl<'a> Collector<'a> {
-    pub fn new(catalog: &'a Catalog) -> Self {
-        Collector { catalog, aggregate: Aggregate::default() }
+/// A sink that adds every request into `state`: the audit's aggregate
+/// ([`Collector`]) or a simulation ([`crate::simulate::SimCollector`]).
+pub struct Accumulator<'a, C: ?Sized, T> {
+    context: &'a C,
+    pub state: T,
+}
+
+impl<'a, C: ?Sized, T: Default> Accumulator<'a, C, T> {
+    pub fn new(context: &'a C) -> Self {
+        Accumulator { context, state: T::default() }
     }
 }
 
-impl RequestSink for Collector<'_> {
+impl<C: ?Sized, T: Accumulate<C>> RequestSink for Accumulator<'_, C, T> {
     type Error = Infallible;
 
     #[inline]
     fn request(&mut self, request: &Request) -> Result<(), Infallible> {
-        self.aggregate.add(request, self.catalog);
+        self.state.add(request, self.context);
         Ok(())
+    }
+}
+
+/// The audit's sink: every request into an [`Aggregate`].
+pub type Collector<'a> = Accumulator<'a, Catalog, Aggregate>;
+
+impl Accumulate<Catalog> for Aggregate {
+    #[inline]
+    fn add(&mut self, request: &Request, catalog: &Catalog) {
+        Aggregate::add(self, request, catalog);
     }
 }
 
@@ -101,8 +122,7 @@ pub fn scan_requests<S, F, M>(
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Result<(S, Vec<FileStats>), ScanError<S::Error>>
 where
-    S: RequestSink + Send,
-    S::Error: Send,
+    S: SendSink,
     F: Fn() -> S + Sync,
     M: Fn(&mut S, S),
 {
@@ -129,11 +149,11 @@ pub fn audit_files(
         options,
         interpreter,
         || Collector::new(catalog),
-        |a: &mut Collector<'_>, b: Collector<'_>| a.aggregate.merge(b.aggregate),
+        |a: &mut Collector<'_>, b: Collector<'_>| a.state.merge(b.state),
         on_file,
     );
     match scanned {
-        Ok((collector, files)) => Ok((collector.aggregate, files)),
+        Ok((collector, files)) => Ok((collector.state, files)),
         Err(ScanError::Read(e)) => Err(e),
         Err(ScanError::Sink(never)) => match never {},
     }
@@ -141,17 +161,13 @@ pub fn audit_files(
 
 /// The requests of `paths`, one file after the other and each in order, into
 /// `sink`; then [`RequestSink::finish`]. The stream keeps the files' order.
-pub fn scan_in_order<S>(
+pub fn scan_in_order<S: SendSink>(
     paths: &[PathBuf],
     options: &ScanOptions,
     interpreter: &Interpreter,
     sink: S,
     on_file: &(dyn Fn(&Path) + Sync),
-) -> Result<(S, Vec<FileStats>), ScanError<S::Error>>
-where
-    S: RequestSink + Send,
-    S::Error: Send,
-{
+) -> Result<(S, Vec<FileStats>), ScanError<S::Error>> {
     let mut feed = Feed::new(interpreter, sink);
     let mut stats = Vec::with_capacity(paths.len());
     for path in paths {
@@ -175,8 +191,7 @@ pub fn scan_each_file<S, F>(
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Result<Vec<FileStats>, ScanError<S::Error>>
 where
-    S: RequestSink + Send,
-    S::Error: Send,
+    S: SendSink,
     F: Fn(usize) -> S + Sync,
 {
     paths

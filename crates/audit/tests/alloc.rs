@@ -62,5 +62,5 @@ fn steady_state_allocates_nothing_per_line() {
         allocations_four - allocations_once,
         lines_four - lines_once
     );
-    assert!(collector.sink().aggregate.people.requests > 0);
+    assert!(collector.sink().state.people.requests > 0);
 }

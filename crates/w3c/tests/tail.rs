@@ -1,7 +1,7 @@
 //! Following a log as it is written: what `casguard watch` reads.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use w3c::tail::{follow, Position};
 use w3c::{Field, MalformedKind, Record, ScanOptions};
@@ -26,15 +26,21 @@ fn line(user: &str) -> String {
     format!("2026-11-02 10:00:00 {user}\r\n")
 }
 
+/// A folder holding `u_ex261102.log` with `text`.
+fn log(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("u_ex261102.log");
+    append(&log, text);
+    (dir, log)
+}
+
 fn append(path: &Path, text: &str) {
     std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
 
 #[test]
 fn follow_reads_appended_complete_lines_with_the_fields_in_force() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("u_ex261102.log");
-    append(&log, &format!("{HEADER}{}2026-11-02 10:00:01 bo", line("alice")));
+    let (_dir, log) = log(&format!("{HEADER}{}2026-11-02 10:00:01 bo", line("alice")));
     let mut at = Position::default();
     assert_eq!(users(&log, &mut at, &opts()).0, ["alice"]);
     let fields = at.fields.clone().expect("the #Fields line is carried over");
@@ -54,9 +60,7 @@ fn follow_reads_appended_complete_lines_with_the_fields_in_force() {
 
 #[test]
 fn follow_resumes_from_a_stored_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("u_ex261102.log");
-    append(&log, &format!("{HEADER}{}", line("alice")));
+    let (_dir, log) = log(&format!("{HEADER}{}", line("alice")));
     let mut first = Position::default();
     users(&log, &mut first, &opts());
     append(&log, &line("bob"));
@@ -76,9 +80,7 @@ fn follow_resumes_from_a_stored_position() {
 
 #[test]
 fn watch_reads_a_log_replaced_by_mv() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("u_ex261102.log");
-    append(&log, &format!("{HEADER}{}{}", line("alice"), line("bob")));
+    let (dir, log) = log(&format!("{HEADER}{}{}", line("alice"), line("bob")));
     let mut at = Position::default();
     users(&log, &mut at, &opts());
     // A new file, longer than what was read, moved over the old one.
@@ -90,9 +92,7 @@ fn watch_reads_a_log_replaced_by_mv() {
 
 #[test]
 fn watch_reads_a_log_truncated_and_rewritten_longer() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("u_ex261102.log");
-    append(&log, &format!("{HEADER}{}", line("alice")));
+    let (_dir, log) = log(&format!("{HEADER}{}", line("alice")));
     let mut at = Position::default();
     users(&log, &mut at, &opts());
     // The same file (same inode), emptied and written again past the old end.
@@ -111,9 +111,7 @@ fn watch_reads_a_log_truncated_and_rewritten_longer() {
 
 #[test]
 fn at_end_starts_after_the_last_complete_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("u_ex261102.log");
-    append(&log, &format!("{HEADER}{}2026-11-02 10:00:01 bo", line("alice")));
+    let (_dir, log) = log(&format!("{HEADER}{}2026-11-02 10:00:01 bo", line("alice")));
     let mut at = Position::at_end(&log, &opts()).unwrap();
     assert!(at.fields.is_some());
     append(&log, &format!("b\r\n{}", line("carol")));
@@ -124,10 +122,8 @@ fn at_end_starts_after_the_last_complete_line() {
 
 #[test]
 fn a_line_too_long_is_counted_once_and_skipped_across_calls() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("u_ex261102.log");
     let o = ScanOptions { max_line: 60, ..opts() };
-    append(&log, &format!("{HEADER}{}2026-11-02 10:00:01 {}", line("alice"), "x".repeat(80)));
+    let (_dir, log) = log(&format!("{HEADER}{}2026-11-02 10:00:01 {}", line("alice"), "x".repeat(80)));
     let mut at = Position::default();
     let (got, stats) = users(&log, &mut at, &o);
     assert_eq!(got, ["alice"]);

@@ -5,17 +5,16 @@
 
 mod report;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::convert::Infallible;
-
-use exchange::{Protocol, Request, RequestSink, Traffic};
+use exchange::{Protocol, Request, Traffic};
 use policy::{evaluate, Action, Decision, ReadyPolicy};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::aggregate::Span;
+use crate::scan::{Accumulate, Accumulator};
 
 pub use report::{
-    render_table, Backdoor, DeviceRef, Grandfathering, MachineImpact, MachineRule, ProbeImpact, ProbeRule, RuleReport,
-    SimReport, SimSummary,
+    render_table, Backdoor, DeviceRef, Grandfathering, Impact, MachineImpact, MachineRule, ProbeImpact, ProbeRule,
+    RuleReport, SimReport, SimSummary,
 };
 
 const PROTOCOLS: usize = Protocol::ALL.len();
@@ -249,24 +248,12 @@ impl Simulation {
 }
 
 /// The simulation's sink: every request evaluated and tallied.
-pub struct SimCollector<'a> {
-    policy: &'a ReadyPolicy,
-    pub simulation: Simulation,
-}
+pub type SimCollector<'a> = Accumulator<'a, ReadyPolicy, Simulation>;
 
-impl<'a> SimCollector<'a> {
-    pub fn new(policy: &'a ReadyPolicy) -> Self {
-        SimCollector { policy, simulation: Simulation::default() }
-    }
-}
-
-impl RequestSink for SimCollector<'_> {
-    type Error = Infallible;
-
+impl Accumulate<ReadyPolicy> for Simulation {
     #[inline]
-    fn request(&mut self, request: &Request) -> Result<(), Infallible> {
-        self.simulation.add(request, self.policy);
-        Ok(())
+    fn add(&mut self, request: &Request, policy: &ReadyPolicy) {
+        Simulation::add(self, request, policy);
     }
 }
 

@@ -78,26 +78,24 @@ pub struct Backdoor {
     pub evidence: BTreeMap<&'static str, BTreeMap<String, u64>>,
 }
 
+/// Requests that are not people's, and the rules that would deny them:
+/// monitoring probes ([`ProbeImpact`]) or computer accounts such as `EX04$`
+/// ([`MachineImpact`]).
 #[derive(Debug, Serialize)]
-pub struct ProbeImpact {
+pub struct Impact<R> {
     pub requests: u64,
     pub denied_requests: u64,
-    pub rules: Vec<ProbeRule>,
+    pub rules: Vec<R>,
 }
+
+pub type ProbeImpact = Impact<ProbeRule>;
+pub type MachineImpact = Impact<MachineRule>;
 
 #[derive(Debug, Serialize)]
 pub struct ProbeRule {
     pub name: String,
     pub denied_requests: u64,
     pub user_agents: Vec<String>,
-}
-
-/// Requests of computer accounts (`EX04$`) and the rules that would deny them.
-#[derive(Debug, Serialize)]
-pub struct MachineImpact {
-    pub requests: u64,
-    pub denied_requests: u64,
-    pub rules: Vec<MachineRule>,
 }
 
 #[derive(Debug, Serialize)]

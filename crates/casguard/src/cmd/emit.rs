@@ -56,13 +56,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let interpreter = args.meaning.interpreter()?;
-    let policy = match Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
     let target: Target = args.target.into();
     if args.merge.is_some() && target != Target::Iis {
         anyhow::bail!("--merge applies to --target iis only");

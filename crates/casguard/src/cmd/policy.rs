@@ -32,13 +32,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let interpreter = args.meaning.interpreter()?;
-    let policy = match Policy::load_with(&args.file, interpreter.catalog(), interpreter.networks()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let policy = Policy::load_with(&args.file, interpreter.catalog(), interpreter.networks())?;
     let mut out = String::new();
     for (i, rule) in policy.rules().iter().enumerate() {
         out.push_str(&format!("{:>3}. {rule}\n", i + 1));

@@ -58,7 +58,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         &options,
         policy.interpreter(),
         || SimCollector::new(&policy),
-        |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.simulation.merge(b.simulation),
+        |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.state.merge(b.state),
         &|path| progress.file_done(path),
     )?;
     progress.finish();
@@ -70,7 +70,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     warn_malformed(&stats, "warning");
 
-    let report = SimReport::build(&collector.simulation, &policy, &stats);
+    let report = SimReport::build(&collector.state, &policy, &stats);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Table => audit::simulate::render_table(&report),
