@@ -2,8 +2,9 @@
 //! through. Files and chunks in parallel into pooled sinks merged once at
 //! the end ([`scan_requests`]), one file after the other into one sink
 //! ([`scan_in_order`]), or each file into a sink of its own
-//! ([`scan_each_file`]). A reader of another format is chosen per file
-//! here, and no sink changes (see [`exchange::stream`]).
+//! ([`scan_each_file`]). The reader of each file is picked here (W3C today);
+//! a reader of another format is added here, and no sink changes (see
+//! [`exchange::stream`]).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -86,29 +87,7 @@ where
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V),
 {
-    // Split a file into chunks scanned in parallel only when it is large next
-    // to a thread's share of the work: with many files, reading each in order
-    // keeps every thread busy and spares the search for each chunk's `#Fields`.
-    // One thread gains nothing from splitting.
-    let threads = rayon::current_num_threads() as u64;
-    let share = match threads {
-        1 => u64::MAX,
-        _ => paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum::<u64>() / (threads * 8),
-    };
-    let options = &ScanOptions { split_above: options.split_above.max(share), ..options.clone() };
-    let pool = VisitorPool::new(make);
-    let stats = paths
-        .par_iter()
-        .map(|path| {
-            if pool.stopped() {
-                return Ok(FileStats { path: path.clone(), ..FileStats::default() });
-            }
-            let stats = w3c::scan_path_pooled(path, options, &pool)?;
-            on_file(path);
-            Ok(stats)
-        })
-        .collect::<Result<Vec<_>, w3c::Error>>()?;
-    Ok((pool.merged(merge), stats))
+    scan_pooled(paths, options, VisitorPool::new(make), merge, on_file, w3c::scan_path_pooled)
 }
 
 /// The requests of `paths`, read as [`scan_records`] reads, into sinks made
@@ -126,14 +105,72 @@ where
     F: Fn() -> S + Sync,
     M: Fn(&mut S, S),
 {
-    let (feed, stats) = scan_records(
-        paths,
-        options,
-        || Feed::new(interpreter, make()),
-        |a: &mut Feed<'_, S>, b| a.merge(b, &merge),
-        on_file,
-    )?;
+    let pool = VisitorPool::new(|| Feed::new(interpreter, make()));
+    let (feed, stats) = scan_pooled(paths, options, pool, |a, b| Feed::merge(a, b, &merge), on_file, read_pooled)?;
     Ok((feed.finish().map_err(ScanError::Sink)?, stats))
+}
+
+/// Read one log file into the feeds of `pool`. With [`read_in_order`], the
+/// one place that picks the reader of a file: a reader of another format
+/// reads with a feed of the pool (`pool.with(|feed| ...)`).
+fn read_pooled<'a, S, F>(
+    path: &Path,
+    options: &ScanOptions,
+    pool: &VisitorPool<Feed<'a, S>, F>,
+) -> Result<FileStats, w3c::Error>
+where
+    S: SendSink,
+    F: Fn() -> Feed<'a, S> + Sync,
+{
+    w3c::scan_path_pooled(path, options, pool)
+}
+
+/// Read one log file, in order, into `feed`.
+fn read_in_order<S: SendSink>(
+    path: &Path,
+    options: &ScanOptions,
+    feed: &mut Feed<'_, S>,
+) -> Result<FileStats, w3c::Error> {
+    w3c::scan_file(path, options, feed)
+}
+
+/// The parallel scan of [`scan_records`], reading each file with `read`.
+fn scan_pooled<V, F, M, R>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    pool: VisitorPool<V, F>,
+    merge: M,
+    on_file: &(dyn Fn(&Path) + Sync),
+    read: R,
+) -> Result<(V, Vec<FileStats>), w3c::Error>
+where
+    V: Visitor,
+    F: Fn() -> V + Sync,
+    M: Fn(&mut V, V),
+    R: Fn(&Path, &ScanOptions, &VisitorPool<V, F>) -> Result<FileStats, w3c::Error> + Sync,
+{
+    // Split a file into chunks scanned in parallel only when it is large next
+    // to a thread's share of the work: with many files, reading each in order
+    // keeps every thread busy and spares the search for each chunk's `#Fields`.
+    // One thread gains nothing from splitting.
+    let threads = rayon::current_num_threads() as u64;
+    let share = match threads {
+        1 => u64::MAX,
+        _ => paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum::<u64>() / (threads * 8),
+    };
+    let options = &ScanOptions { split_above: options.split_above.max(share), ..options.clone() };
+    let stats = paths
+        .par_iter()
+        .map(|path| {
+            if pool.stopped() {
+                return Ok(FileStats { path: path.clone(), ..FileStats::default() });
+            }
+            let stats = read(path, options, &pool)?;
+            on_file(path);
+            Ok(stats)
+        })
+        .collect::<Result<Vec<_>, w3c::Error>>()?;
+    Ok((pool.merged(merge), stats))
 }
 
 /// Read `paths` into one aggregate.
@@ -171,7 +208,7 @@ pub fn scan_in_order<S: SendSink>(
     let mut feed = Feed::new(interpreter, sink);
     let mut stats = Vec::with_capacity(paths.len());
     for path in paths {
-        stats.push(w3c::scan_file(path, options, &mut feed)?);
+        stats.push(read_in_order(path, options, &mut feed)?);
         if feed.stopped() {
             break;
         }
@@ -199,7 +236,7 @@ where
         .enumerate()
         .map(|(index, path)| {
             let mut feed = Feed::new(interpreter, make(index));
-            let stats = w3c::scan_file(path, options, &mut feed)?;
+            let stats = read_in_order(path, options, &mut feed)?;
             feed.finish().map_err(ScanError::Sink)?;
             on_file(path);
             Ok(stats)

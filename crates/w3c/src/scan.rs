@@ -145,8 +145,8 @@ impl<V: Visitor, F: Fn() -> V + Sync> VisitorPool<V, F> {
     }
 
     /// Run `work` with an idle visitor (a new one when none is idle), then
-    /// give it back.
-    fn with<T>(&self, work: impl FnOnce(&mut V) -> T) -> T {
+    /// give it back: how a reader of another format shares the pool.
+    pub fn with<T>(&self, work: impl FnOnce(&mut V) -> T) -> T {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut visitor = idle.unwrap_or_else(&self.make);
         let result = work(&mut visitor);
