@@ -6,7 +6,8 @@
 //!
 //! A reader of another log format plugs in with two pieces, and no sink
 //! changes: its record type implements [`RecordSource`] (fill a request),
-//! and its scanner hands each record to [`Feed::push`].
+//! and its scanner hands each record to [`Feed::push`]; the drivers in
+//! `audit::scan` pick the reader of each file.
 
 use std::convert::Infallible;
 

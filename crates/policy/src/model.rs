@@ -222,25 +222,22 @@ impl Cond {
     }
 }
 
-fn list(f: &mut fmt::Formatter, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
+/// `what` and then the items: `'a'` alone, or `any of ['a', 'b']`.
+fn list(f: &mut fmt::Formatter, what: &str, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
     let v: Vec<String> = items.into_iter().map(|i| format!("'{i}'")).collect();
     if v.len() == 1 {
-        write!(f, "{}", v[0])
+        write!(f, "{what}{}", v[0])
     } else {
-        write!(f, "any of [{}]", v.join(", "))
+        write!(f, "{what}any of [{}]", v.join(", "))
     }
 }
 
 impl fmt::Display for Cond {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Cond::Protocol(ps) => {
-                f.write_str("protocol is ")?;
-                list(f, ps.iter().map(|p| p.key()))
-            }
+            Cond::Protocol(ps) => list(f, "protocol is ", ps.iter().map(|p| p.key())),
             Cond::Path(ps) => {
-                f.write_str("path matches ")?;
-                list(f, ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
+                list(f, "path matches ", ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
             }
             Cond::UserAgent { case_sensitive, items } => {
                 f.write_str("user agent ")?;
@@ -262,47 +259,22 @@ impl fmt::Display for Cond {
                 if ps.is_empty() {
                     f.write_str("user agent matches an empty EWS list (never)")
                 } else {
-                    f.write_str("user agent matches EWS pattern ")?;
-                    list(f, ps)
+                    list(f, "user agent matches EWS pattern ", ps)
                 }
             }
-            Cond::Client(cs) => {
-                f.write_str("client is ")?;
-                list(f, cs.iter().map(|(_, n)| n))
-            }
-            Cond::Command(v) => {
-                f.write_str("command is ")?;
-                list(f, v)
-            }
-            Cond::DeviceType(v) => {
-                f.write_str("device type is ")?;
-                list(f, v)
-            }
-            Cond::DeviceId(v) => {
-                f.write_str("device id is ")?;
-                list(f, v)
-            }
-            Cond::DeviceModel(v) => {
-                f.write_str("device model is ")?;
-                list(f, v)
-            }
-            Cond::DeviceOs(v) => {
-                f.write_str("device OS is ")?;
-                list(f, v)
-            }
-            Cond::User(set) => {
-                f.write_str("user is ")?;
-                list(f, &set.shown)
-            }
-            Cond::Network(ns) => {
-                f.write_str("network is ")?;
-                list(f, ns.iter().map(|(_, n)| n))
-            }
+            Cond::Client(cs) => list(f, "client is ", cs.iter().map(|(_, n)| n)),
+            Cond::Command(v) => list(f, "command is ", v),
+            Cond::DeviceType(v) => list(f, "device type is ", v),
+            Cond::DeviceId(v) => list(f, "device id is ", v),
+            Cond::DeviceModel(v) => list(f, "device model is ", v),
+            Cond::DeviceOs(v) => list(f, "device OS is ", v),
+            Cond::User(set) => list(f, "user is ", &set.shown),
+            Cond::Network(ns) => list(f, "network is ", ns.iter().map(|(_, n)| n)),
             Cond::Cidr { nets, name, peer } => {
                 f.write_str(if *peer { "connection address in " } else { "client address in " })?;
                 match name {
                     Some(n) => write!(f, "range '{n}'"),
-                    None => list(f, nets),
+                    None => list(f, "", nets),
                 }
             }
             Cond::Device(DeviceState::Known) => f.write_str("device is known"),
@@ -316,8 +288,7 @@ impl fmt::Display for Cond {
                         ScanTarget::QueryString => "query string",
                     })
                     .collect();
-                write!(f, "{} contains ", t.join(" or "))?;
-                list(f, strings)?;
+                list(f, &format!("{} contains ", t.join(" or ")), strings)?;
                 if !applies_to.is_empty() {
                     write!(f, " (extensions {})", applies_to.join(", "))?;
                 }
