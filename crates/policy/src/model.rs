@@ -28,7 +28,7 @@ impl Action {
     }
 }
 
-/// The outcome of [`evaluate`]. `rule` indexes [`Policy::rules`]; `None`
+/// The outcome of [`crate::evaluate`]. `rule` indexes [`Policy::rules`]; `None`
 /// means the default applied. `status` is 0 with `Deny` when the request is
 /// aborted without an answer (IIS `denyAction="AbortRequest"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

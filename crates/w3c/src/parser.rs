@@ -90,7 +90,7 @@ pub struct ScanOptions {
     pub max_reported: usize,
     /// Scan plain files in parallel chunks and decode gzip on its own thread.
     pub parallel: bool,
-    /// In pooled scans ([`scan_path_pooled`]), plain files of at most this
+    /// In pooled scans ([`crate::scan_path_pooled`]), plain files of at most this
     /// many bytes are read in order on one thread, in chunks, even when
     /// `parallel`: that spares the search for the `#Fields` in force at each
     /// chunk, a second pass over the file. Worth it when there are enough

@@ -357,7 +357,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
 /// with the `#Fields` in force at its start; `visitors` then holds one per chunk in file
 /// order. Gzip (multi-member too) is decoded on one thread and parsed on another. A
 /// truncated or corrupt gzip stream keeps every line decoded before the damage, counts
-/// one [`MalformedKind::TruncatedGzip`] line and returns `Ok`.
+/// one [`crate::MalformedKind::TruncatedGzip`] line and returns `Ok`.
 pub fn scan_path<V: Visitor, F: Fn() -> V + Sync>(
     path: &Path,
     opts: &ScanOptions,
