@@ -3,15 +3,20 @@
 #![no_main]
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use exchange::{Catalog, Networks, Request};
+use exchange::{Interpreter, Request};
+use policy::{Inventory, Policy, ReadyPolicy};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    static BUILTIN: OnceLock<(Catalog, Networks)> = OnceLock::new();
-    let (catalog, networks) = BUILTIN.get_or_init(|| (Catalog::builtin(), Networks::builtin()));
+    static BUILTIN: OnceLock<Arc<Interpreter>> = OnceLock::new();
+    let interpreter = BUILTIN.get_or_init(|| Arc::new(Interpreter::builtin()));
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(policy) = policy::Policy::from_toml(text, Path::new("/nonexistent/fuzz.toml"), catalog, networks) {
-        let _ = policy::evaluate(&policy, &Request::default());
+    let origin = Path::new("/nonexistent/fuzz.toml");
+    if let Ok(policy) = Policy::from_toml(text, origin, interpreter.catalog(), interpreter.networks()) {
+        // An empty inventory, so that `device` rules evaluate too.
+        let inventory = Some(Arc::new(Inventory::new("")));
+        let ready = ReadyPolicy::new(policy, inventory, interpreter.clone()).expect("an inventory is all it needs");
+        let _ = policy::evaluate(&ready, &Request::default());
     }
 });

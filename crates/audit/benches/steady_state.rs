@@ -10,7 +10,7 @@ mod counting;
 use std::time::Instant;
 
 use audit::Collector;
-use exchange::Interpreter;
+use exchange::{Feed, Interpreter};
 use w3c::{Record, ScanOptions};
 
 fn main() {
@@ -58,7 +58,7 @@ fn main() {
         });
         stats.lines
     });
-    let mut collector = Collector::new(&interpreter);
+    let mut collector = Feed::new(&interpreter, Collector::new(interpreter.catalog()));
     let full = measure("reader + classify + aggregate", &mut || w3c::scan_bytes(&data, &scan, &mut collector).lines);
     println!(
         "ratios: classify {:.2}x slower than the bare reader, full loop {:.2}x",

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let paths = w3c::collect_paths(&inputs)?;
     let (count, files) =
-        audit::scan_files(&paths, &ScanOptions::default(), || Count(0), |a: &mut Count, b| a.0 += b.0, &|_| {})?;
+        audit::scan_records(&paths, &ScanOptions::default(), || Count(0), |a: &mut Count, b| a.0 += b.0, &|_| {})?;
     let malformed: u64 = files.iter().map(|f| f.malformed_total()).sum();
     println!("{} records, {malformed} malformed, {} files", count.0, files.len());
     Ok(())

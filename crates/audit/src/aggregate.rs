@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use exchange::{ClientId, NetworkId, Protocol, Request, Traffic};
 
 use crate::capped::CappedCounts;
+use crate::findings::FindingCounts;
 
 const PROTOCOLS: usize = Protocol::ALL.len();
 const MAX_ALIASES: usize = 16;
@@ -51,25 +52,6 @@ impl Span {
 
     pub fn is_empty(&self) -> bool {
         self.first > self.last
-    }
-}
-
-/// Counts of the requests that make a device worth a finding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FindingCounts {
-    /// Requests from a client that keeps credentials in its vendor's cloud.
-    pub cloud_credentials: u64,
-    /// EWS requests from a client other than Outlook for Windows or Mac.
-    pub ews_non_outlook: u64,
-    /// Requests from a mobile client on EWS, OWA, RPC or MAPI.
-    pub mobile_on_ews: u64,
-}
-
-impl FindingCounts {
-    fn merge(&mut self, other: FindingCounts) {
-        self.cloud_credentials += other.cloud_credentials;
-        self.ews_non_outlook += other.ews_non_outlook;
-        self.mobile_on_ews += other.mobile_on_ews;
     }
 }
 
@@ -179,6 +161,18 @@ impl DeviceAgg {
     }
 }
 
+/// Add `theirs` into `mine`, merging the values of keys in both.
+fn merge_map<K: Eq + std::hash::Hash, V>(mine: &mut Map<K, V>, theirs: Map<K, V>, merge: fn(&mut V, V)) {
+    for (key, value) in theirs {
+        match mine.get_mut(&key) {
+            Some(v) => merge(v, value),
+            None => {
+                mine.insert(key, value);
+            }
+        }
+    }
+}
+
 /// Hours since Monday 00:00 UTC: 0..168.
 pub fn hour_of_week(time: i64) -> usize {
     let days = time.div_euclid(86_400);
@@ -216,14 +210,7 @@ impl UserAgg {
         for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
             *mine += theirs;
         }
-        for (key, device) in other.devices {
-            match self.devices.get_mut(&key) {
-                Some(mine) => mine.merge(device),
-                None => {
-                    self.devices.insert(key, device);
-                }
-            }
-        }
+        merge_map(&mut self.devices, other.devices, DeviceAgg::merge);
     }
 
     /// Devices sorted by key, for stable output.
@@ -324,7 +311,7 @@ impl Tally {
             self.anonymous += 1;
             return;
         }
-        let findings = finding_counts(req, catalog);
+        let findings = FindingCounts::of(req, catalog);
         let user = match self.users.get_mut(req.user.as_str()) {
             Some(user) => user,
             None => self.users.entry(req.user.as_str().into()).or_insert_with(UserAgg::new),
@@ -358,14 +345,7 @@ impl Tally {
         for (mine, theirs) in self.clients.iter_mut().zip(other.clients) {
             *mine += theirs;
         }
-        for (key, user) in other.users {
-            match self.users.get_mut(&key) {
-                Some(mine) => mine.merge(user),
-                None => {
-                    self.users.insert(key, user);
-                }
-            }
-        }
+        merge_map(&mut self.users, other.users, UserAgg::merge);
         self.activesync.statuses.merge(other.activesync.statuses);
         for (mine, theirs) in self.activesync.sync_requests.iter_mut().zip(other.activesync.sync_requests) {
             *mine += theirs;
@@ -400,22 +380,6 @@ fn add_run(timeline: &mut CappedCounts<(i64, u16)>, (hour, n): (i64, u64), clien
         let bucket = (hour, client);
         timeline.add_with(&bucket, n, || bucket);
     }
-}
-
-/// Which findings a single person's request contributes to.
-pub fn finding_counts(req: &Request, catalog: &exchange::Catalog) -> FindingCounts {
-    let client = catalog.get(req.client);
-    let mut counts = FindingCounts::default();
-    if client.cloud_credentials {
-        counts.cloud_credentials = 1;
-    }
-    if req.protocol == Protocol::Ews && !client.outlook {
-        counts.ews_non_outlook = 1;
-    }
-    if client.mobile && matches!(req.protocol, Protocol::Ews | Protocol::Owa | Protocol::Rpc | Protocol::Mapi) {
-        counts.mobile_on_ews = 1;
-    }
-    counts
 }
 
 /// One exploit attempt source: a detection rule and the address it came from.

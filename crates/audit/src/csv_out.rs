@@ -127,7 +127,7 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             w,
             path,
             [
-                f.kind,
+                f.kind.key(),
                 f.user.clone().unwrap_or_default(),
                 f.summary,
                 f.requests.to_string(),

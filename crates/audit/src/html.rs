@@ -14,7 +14,8 @@ use exchange::{Catalog, ClientId};
 use serde_json::Value;
 
 use crate::aggregate::Aggregate;
-use crate::report::{Report, EXPLOIT_MEANING, PERSON_FINDINGS};
+use crate::findings::FindingKind;
+use crate::report::Report;
 use crate::simulate::SimReport;
 
 const CSS: &str = include_str!("../assets/report.css");
@@ -147,15 +148,15 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
     let s = &report.summary;
     let mut body = String::new();
     body.push_str("<section id=\"summary\" class=\"cards\">");
-    let count = |kind: &str| report.findings.iter().filter(|f| f.kind == kind).count() as u64;
+    let count = |kind: FindingKind| report.findings.iter().filter(|f| f.kind == kind).count() as u64;
     card(&mut body, "people's requests", &num(s.requests), "");
     card(&mut body, "users", &num(s.users as u64), "");
     card(&mut body, "devices", &num(s.devices as u64), "");
-    for f in &PERSON_FINDINGS {
-        let n = count(f.kind);
-        card(&mut body, f.kind, &num(n), if n > 0 { "warn" } else { "ok" });
+    for kind in FindingKind::PERSON {
+        let n = count(kind);
+        card(&mut body, kind.key(), &num(n), if n > 0 { "warn" } else { "ok" });
     }
-    let exploits = count("exploit-attempt");
+    let exploits = count(FindingKind::ExploitAttempt);
     card(&mut body, "exploit sources", &num(exploits), if exploits > 0 { "bad" } else { "ok" });
     card(&mut body, "exploit requests", &num(s.exploit_attempts), if s.exploit_attempts > 0 { "bad" } else { "ok" });
     card(&mut body, "probes", &num(s.probes), "");
@@ -213,10 +214,8 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
             }
         }
     }
-    let mut kinds: Vec<Value> =
-        PERSON_FINDINGS.iter().map(|f| serde_json::json!({"kind": f.kind, "meaning": f.meaning})).collect();
-    kinds.push(serde_json::json!({"kind": "exploit-attempt", "meaning": EXPLOIT_MEANING}));
-    data["finding_kinds"] = Value::Array(kinds);
+    let kinds = FindingKind::ALL.iter().map(|k| serde_json::json!({"kind": k.key(), "meaning": k.meaning()}));
+    data["finding_kinds"] = Value::Array(kinds.collect());
     data["kind"] = Value::from("audit");
 
     let subtitle = format!(

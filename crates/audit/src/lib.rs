@@ -1,19 +1,29 @@
 //! What the logs say, summed up: per-user and per-device aggregation,
-//! findings, policy simulation, and the reports (table, JSON, CSV).
+//! findings, policy simulation, alerts, and the reports (table, JSON, CSV,
+//! HTML).
 //!
-//! Input is a stream of [`exchange::Request`]s; nothing here parses bytes
-//! or knows about files beyond writing the CSV set it is asked for.
+//! Input is a stream of [`exchange::Request`]s into sinks
+//! ([`exchange::RequestSink`]): [`Collector`] for the audit,
+//! [`simulate::SimCollector`], [`alerts::Alerter`] for watch. [`scan`] drives
+//! the readers into them; [`watch`] follows a folder of logs being written.
+//! Nothing here parses bytes.
 
 pub mod aggregate;
+pub mod alerts;
 mod capped;
 pub mod csv_out;
-pub mod events;
+pub mod findings;
 pub mod html;
 pub mod report;
 pub mod scan;
 pub mod simulate;
 pub mod table;
+pub mod watch;
 
 pub use aggregate::Aggregate;
+pub use findings::FindingKind;
 pub use report::Report;
-pub use scan::{audit_files, scan_files, Collector};
+pub use scan::{
+    audit_files, scan_each_file, scan_in_order, scan_records, scan_requests, Accumulate, Accumulator, Collector,
+    ScanError,
+};

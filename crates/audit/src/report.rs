@@ -9,6 +9,7 @@ use serde::Serialize;
 use w3c::{FileStats, MalformedKind};
 
 use crate::aggregate::{Aggregate, DeviceAgg, Span, Tally, UserAgg};
+use crate::findings::FindingKind;
 
 /// Keys of this document are stable; see README "JSON output".
 #[derive(Debug, Serialize)]
@@ -84,7 +85,7 @@ pub struct Source {
 
 #[derive(Debug, Serialize)]
 pub struct Finding {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub user: Option<String>,
     /// One line an admin can read.
     pub summary: String,
@@ -193,37 +194,10 @@ fn user_report(key: &str, user: &UserAgg, catalog: &Catalog, networks: &Networks
     }
 }
 
-/// A kind of finding about people: which device counter makes it, and what it means.
-pub struct PersonFinding {
-    pub kind: &'static str,
-    count: fn(&DeviceAgg) -> u64,
-    pub meaning: &'static str,
-}
-
-/// The finding kinds about people, in report order.
-pub const PERSON_FINDINGS: [PersonFinding; 3] = [
-    PersonFinding {
-        kind: "cloud-credentials",
-        count: |d| d.findings.cloud_credentials,
-        meaning: "clients that keep the user's Exchange password in their vendor's cloud",
-    },
-    PersonFinding {
-        kind: "ews-non-outlook",
-        count: |d| d.findings.ews_non_outlook,
-        meaning: "EWS reached by a client other than Outlook for Windows or Mac",
-    },
-    PersonFinding {
-        kind: "mobile-on-ews",
-        count: |d| d.findings.mobile_on_ews,
-        meaning: "mobile clients on EWS, OWA or Outlook Anywhere, around an ActiveSync-only gateway",
-    },
-];
-
-pub const EXPLOIT_MEANING: &str = "requests matching public detection rules for Exchange exploits";
-
 fn person_findings(tally: &Tally, catalog: &Catalog, networks: &Networks) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for PersonFinding { kind, count, .. } in PERSON_FINDINGS {
+    for kind in FindingKind::PERSON {
+        let count = |d: &DeviceAgg| d.findings.get(kind);
         for (user, agg) in tally.sorted_users() {
             let devices: Vec<_> = agg.sorted_devices().into_iter().filter(|(_, d)| count(d) > 0).collect();
             if devices.is_empty() {
@@ -238,7 +212,7 @@ fn person_findings(tally: &Tally, catalog: &Catalog, networks: &Networks) -> Vec
                 reports.push(device_report(key, device, catalog, networks));
             }
             let mut cloud_sources: Vec<Source> = Vec::new();
-            if kind == "cloud-credentials" {
+            if kind == FindingKind::CloudCredentials {
                 for (_, device) in &devices {
                     for ((ip, network), n) in device.sources.iter() {
                         if is_cloud_network(*network) {
@@ -286,7 +260,7 @@ fn exploit_findings(agg: &Aggregate, networks: &Networks) -> Vec<Finding> {
             let (first_seen, last_seen) = span_strings(e.span);
             let ip_text = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
             Finding {
-                kind: "exploit-attempt",
+                kind: FindingKind::ExploitAttempt,
                 user: None,
                 summary: format!("{rule} from {ip_text} ({} requests)", e.requests),
                 requests: e.requests,

@@ -1,40 +1,81 @@
-//! Reading many log files in parallel into a few pooled visitors.
+//! Reading logs into request sinks: the drivers every command's stream goes
+//! through. Files and chunks in parallel into pooled sinks merged once at
+//! the end ([`scan_requests`]), one file after the other into one sink
+//! ([`scan_in_order`]), or each file into a sink of its own
+//! ([`scan_each_file`]). The reader of each file is picked here (W3C today);
+//! a reader of another format is added here, and no sink changes (see
+//! [`exchange::stream`]).
 
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 
-use exchange::{Interpreter, Request};
+use exchange::{Catalog, Feed, Interpreter, Request, RequestSink};
 use rayon::prelude::*;
-use w3c::{FileStats, Record, ScanOptions, Visitor, VisitorPool};
+use w3c::{FileStats, ScanOptions, Visitor, VisitorPool};
 
 use crate::aggregate::Aggregate;
 
-/// Turns each record into a [`Request`] and adds it to an [`Aggregate`].
-/// The request is reused from line to line.
-pub struct Collector<'a> {
-    interpreter: &'a Interpreter,
-    request: Request,
-    pub aggregate: Aggregate,
+/// Why a scan stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError<E> {
+    /// A log could not be read.
+    #[error(transparent)]
+    Read(#[from] w3c::Error),
+    /// The sink failed (a write error): nothing was read after it.
+    #[error(transparent)]
+    Sink(E),
 }
 
-impl<'a> Collector<'a> {
-    pub fn new(interpreter: &'a Interpreter) -> Self {
-        Collector { interpreter, request: Request::default(), aggregate: Aggregate::default() }
+/// A sink the readers can hand across threads (every sink, in practice).
+pub trait SendSink: RequestSink<Error: Send> + Send {}
+
+impl<S: RequestSink<Error: Send> + Send> SendSink for S {}
+
+/// What a sink adds each request into, given what the adding needs (`C`).
+pub trait Accumulate<C: ?Sized> {
+    fn add(&mut self, request: &Request, context: &C);
+}
+
+/// A sink that adds every request into `state`: the audit's aggregate
+/// ([`Collector`]) or a simulation ([`crate::simulate::SimCollector`]).
+pub struct Accumulator<'a, C: ?Sized, T> {
+    context: &'a C,
+    pub state: T,
+}
+
+impl<'a, C: ?Sized, T: Default> Accumulator<'a, C, T> {
+    pub fn new(context: &'a C) -> Self {
+        Accumulator { context, state: T::default() }
     }
 }
 
-impl Visitor for Collector<'_> {
-    fn record(&mut self, record: &Record<'_>) {
-        self.interpreter.read_record(record, &mut self.request);
-        self.aggregate.add(&self.request, self.interpreter.catalog());
+impl<C: ?Sized, T: Accumulate<C>> RequestSink for Accumulator<'_, C, T> {
+    type Error = Infallible;
+
+    #[inline]
+    fn request(&mut self, request: &Request) -> Result<(), Infallible> {
+        self.state.add(request, self.context);
+        Ok(())
     }
 }
 
-/// Scan `paths` in parallel, files and chunks alike, into one visitor. Workers
-/// reuse visitors from a pool, so memory holds about one per thread whatever the
-/// number of files and chunks, and `merge` combines them once at the end.
-/// `on_file` is called as each file finishes (for progress), from any thread.
-/// Statistics come back in path order.
-pub fn scan_files<V, F, M>(
+/// The audit's sink: every request into an [`Aggregate`].
+pub type Collector<'a> = Accumulator<'a, Catalog, Aggregate>;
+
+impl Accumulate<Catalog> for Aggregate {
+    #[inline]
+    fn add(&mut self, request: &Request, catalog: &Catalog) {
+        Aggregate::add(self, request, catalog);
+    }
+}
+
+/// Scan `paths` in parallel, files and chunks alike, into one record
+/// visitor. Workers reuse visitors from a pool, so memory holds about one per
+/// thread whatever the number of files and chunks, and `merge` combines them
+/// once at the end. No file is started once a visitor has stopped.
+/// `on_file` is called as each file finishes (for progress), from any
+/// thread. Statistics come back in path order.
+pub fn scan_records<V, F, M>(
     paths: &[PathBuf],
     options: &ScanOptions,
     make: F,
@@ -46,6 +87,68 @@ where
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V),
 {
+    scan_pooled(paths, options, VisitorPool::new(make), merge, on_file, w3c::scan_path_pooled)
+}
+
+/// The requests of `paths`, read as [`scan_records`] reads, into sinks made
+/// by `make` and combined with `merge`; then [`RequestSink::finish`].
+pub fn scan_requests<S, F, M>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    interpreter: &Interpreter,
+    make: F,
+    merge: M,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Result<(S, Vec<FileStats>), ScanError<S::Error>>
+where
+    S: SendSink,
+    F: Fn() -> S + Sync,
+    M: Fn(&mut S, S),
+{
+    let pool = VisitorPool::new(|| Feed::new(interpreter, make()));
+    let (feed, stats) = scan_pooled(paths, options, pool, |a, b| Feed::merge(a, b, &merge), on_file, read_pooled)?;
+    Ok((feed.finish().map_err(ScanError::Sink)?, stats))
+}
+
+/// Read one log file into the feeds of `pool`. With [`read_in_order`], the
+/// one place that picks the reader of a file: a reader of another format
+/// reads with a feed of the pool (`pool.with(|feed| ...)`).
+fn read_pooled<'a, S, F>(
+    path: &Path,
+    options: &ScanOptions,
+    pool: &VisitorPool<Feed<'a, S>, F>,
+) -> Result<FileStats, w3c::Error>
+where
+    S: SendSink,
+    F: Fn() -> Feed<'a, S> + Sync,
+{
+    w3c::scan_path_pooled(path, options, pool)
+}
+
+/// Read one log file, in order, into `feed`.
+fn read_in_order<S: SendSink>(
+    path: &Path,
+    options: &ScanOptions,
+    feed: &mut Feed<'_, S>,
+) -> Result<FileStats, w3c::Error> {
+    w3c::scan_file(path, options, feed)
+}
+
+/// The parallel scan of [`scan_records`], reading each file with `read`.
+fn scan_pooled<V, F, M, R>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    pool: VisitorPool<V, F>,
+    merge: M,
+    on_file: &(dyn Fn(&Path) + Sync),
+    read: R,
+) -> Result<(V, Vec<FileStats>), w3c::Error>
+where
+    V: Visitor,
+    F: Fn() -> V + Sync,
+    M: Fn(&mut V, V),
+    R: Fn(&Path, &ScanOptions, &VisitorPool<V, F>) -> Result<FileStats, w3c::Error> + Sync,
+{
     // Split a file into chunks scanned in parallel only when it is large next
     // to a thread's share of the work: with many files, reading each in order
     // keeps every thread busy and spares the search for each chunk's `#Fields`.
@@ -56,11 +159,13 @@ where
         _ => paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum::<u64>() / (threads * 8),
     };
     let options = &ScanOptions { split_above: options.split_above.max(share), ..options.clone() };
-    let pool = VisitorPool::new(make);
     let stats = paths
         .par_iter()
         .map(|path| {
-            let stats = w3c::scan_path_pooled(path, options, &pool)?;
+            if pool.stopped() {
+                return Ok(FileStats { path: path.clone(), ..FileStats::default() });
+            }
+            let stats = read(path, options, &pool)?;
             on_file(path);
             Ok(stats)
         })
@@ -75,12 +180,66 @@ pub fn audit_files(
     interpreter: &Interpreter,
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Result<(Aggregate, Vec<FileStats>), w3c::Error> {
-    let (collector, files) = scan_files(
+    let catalog = interpreter.catalog();
+    let scanned = scan_requests(
         paths,
         options,
-        || Collector::new(interpreter),
-        |a: &mut Collector<'_>, b: Collector<'_>| a.aggregate.merge(b.aggregate),
+        interpreter,
+        || Collector::new(catalog),
+        |a: &mut Collector<'_>, b: Collector<'_>| a.state.merge(b.state),
         on_file,
-    )?;
-    Ok((collector.aggregate, files))
+    );
+    match scanned {
+        Ok((collector, files)) => Ok((collector.state, files)),
+        Err(ScanError::Read(e)) => Err(e),
+        Err(ScanError::Sink(never)) => match never {},
+    }
+}
+
+/// The requests of `paths`, one file after the other and each in order, into
+/// `sink`; then [`RequestSink::finish`]. The stream keeps the files' order.
+pub fn scan_in_order<S: SendSink>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    interpreter: &Interpreter,
+    sink: S,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Result<(S, Vec<FileStats>), ScanError<S::Error>> {
+    let mut feed = Feed::new(interpreter, sink);
+    let mut stats = Vec::with_capacity(paths.len());
+    for path in paths {
+        stats.push(read_in_order(path, options, &mut feed)?);
+        if feed.stopped() {
+            break;
+        }
+        on_file(path);
+    }
+    Ok((feed.finish().map_err(ScanError::Sink)?, stats))
+}
+
+/// The requests of each of `paths`, in order, into a sink of its own made by
+/// `make` from the file's index; files in parallel. Each sink is finished
+/// ([`RequestSink::finish`]) when its file is read. Statistics in path order.
+pub fn scan_each_file<S, F>(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    interpreter: &Interpreter,
+    make: F,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Result<Vec<FileStats>, ScanError<S::Error>>
+where
+    S: SendSink,
+    F: Fn(usize) -> S + Sync,
+{
+    paths
+        .par_iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let mut feed = Feed::new(interpreter, make(index));
+            let stats = read_in_order(path, options, &mut feed)?;
+            feed.finish().map_err(ScanError::Sink)?;
+            on_file(path);
+            Ok(stats)
+        })
+        .collect()
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Finding, Report, EXPLOIT_MEANING, PERSON_FINDINGS};
+use crate::findings::FindingKind;
+use crate::report::{Finding, Report};
 
 const WIDTH: usize = 80;
 
@@ -145,13 +146,12 @@ pub fn render(report: &Report, top_users: usize) -> String {
     if report.findings.is_empty() {
         let _ = writeln!(out, "  none");
     }
-    let kinds = PERSON_FINDINGS.iter().map(|k| (k.kind, k.meaning)).chain([("exploit-attempt", EXPLOIT_MEANING)]);
-    for (kind, meaning) in kinds {
+    for kind in FindingKind::ALL {
         let findings: Vec<_> = report.findings.iter().filter(|f| f.kind == kind).collect();
         if findings.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "  {kind} ({}): {}", findings.len(), fit(meaning, WIDTH - kind.len() - 10));
+        let _ = writeln!(out, "  {kind} ({}): {}", findings.len(), fit(kind.meaning(), WIDTH - kind.key().len() - 10));
         for finding in findings {
             finding_lines(&mut out, finding);
         }

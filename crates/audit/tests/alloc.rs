@@ -6,7 +6,7 @@
 mod counting;
 
 use audit::Collector;
-use exchange::Interpreter;
+use exchange::{Feed, Interpreter};
 use w3c::ScanOptions;
 
 /// Realistic lines under one `#Fields` header: the lines after the last
@@ -40,13 +40,13 @@ fn steady_state_allocates_nothing_per_line() {
     let four: Vec<u8> = [header.as_slice(), &body, &body, &body, &body].concat();
     let interpreter = Interpreter::builtin();
     let opts = ScanOptions { parallel: false, ..ScanOptions::default() };
-    let mut collector = Collector::new(&interpreter);
+    let mut collector = Feed::new(&interpreter, Collector::new(interpreter.catalog()));
     // First pass: every user, device, user agent and source becomes known.
     let first = w3c::scan_bytes(&once, &opts, &mut collector);
     assert!(first.lines > 1_000, "{} lines", first.lines);
     assert_eq!(first.malformed_total(), 0);
 
-    let count = |data: &[u8], collector: &mut Collector<'_>| {
+    let count = |data: &[u8], collector: &mut Feed<'_, Collector<'_>>| {
         let before = counting::allocations();
         let stats = w3c::scan_bytes(data, &opts, collector);
         (counting::allocations() - before, stats.lines)
@@ -62,5 +62,5 @@ fn steady_state_allocates_nothing_per_line() {
         allocations_four - allocations_once,
         lines_four - lines_once
     );
-    assert!(collector.aggregate.people.requests > 0);
+    assert!(collector.sink().state.people.requests > 0);
 }

@@ -31,11 +31,13 @@ enum Command {
     /// Replay logs through a policy: who would be blocked, by which rule, and which doors stay open.
     Simulate(cmd::simulate::Args),
     /// Work with policy files.
-    Policy(cmd::policy::Args),
+    #[command(subcommand)]
+    Policy(cmd::policy::Command),
     /// Write a policy as IIS, Exchange or nginx configuration.
     Emit(cmd::emit::Args),
     /// Build the inventory of known devices.
-    Inventory(cmd::inventory::Args),
+    #[command(subcommand)]
+    Inventory(cmd::inventory::Command),
     /// Enforce a policy inline, in front of Exchange.
     Gateway(Box<cmd::gateway::Args>),
     /// Write one row per request: Parquet partitioned by day, or JSON lines with ECS names.

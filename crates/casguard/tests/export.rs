@@ -255,3 +255,13 @@ fn jsonl_streams_one_ecs_event_per_request_and_no_credentials() {
     assert_eq!(zed["casguard"]["decision"], "deny");
     assert_eq!(zed["casguard"]["policy_status"], 403);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_write_error_stops_the_export_and_names_its_cause() {
+    let logs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/logs");
+    let out = casguard(&["export", "--quiet", "--format", "jsonl", "--out", "/dev/full", logs]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write /dev/full: No space left on device"), "{stderr}");
+}

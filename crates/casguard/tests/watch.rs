@@ -114,3 +114,28 @@ fn a_first_run_without_since_follows_from_the_end() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ews-non-outlook") && text.contains("\\x1b[2J") && !text.contains('\x1b'), "{text}");
 }
+
+/// One ActiveSync line of `user` on Outlook mobile (a cloud-credentials alert).
+fn outlook_mobile(user: &str) -> String {
+    format!("2026-11-02 08:00:00 10.0.1.11 POST /Microsoft-Server-ActiveSync Cmd=Sync&DeviceId=D{user}&DeviceType=Outlook 443 CONTOSO\\{user} 52.96.1.1 Outlook-iOS-Android/1.0 200 0 0 10\r\n")
+}
+
+#[test]
+fn watch_reads_a_log_replaced_by_mv_or_rewritten_between_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let (log, state) = (root.path().join("u_ex261102.log"), root.path().join("s.json"));
+    append(&log, &format!("{FIELDS}{}", outlook_mobile("alice")));
+    assert_eq!(step(root.path(), &state, &["--since", "2026-11-01"]), pairs(&[("cloud-credentials", "alice")]));
+    // Replaced by `mv` with a longer file: its first lines are new too.
+    let new = root.path().join("next.tmp");
+    append(&new, &format!("{FIELDS}{}{}", outlook_mobile("bob"), outlook_mobile("carol")));
+    std::fs::rename(&new, &log).unwrap();
+    assert_eq!(step(root.path(), &state, &[]), pairs(&[("cloud-credentials", "bob"), ("cloud-credentials", "carol")]));
+    // The same file truncated and written again, longer than what was read.
+    std::fs::write(
+        &log,
+        format!("{FIELDS}{}{}{}", outlook_mobile("dave"), outlook_mobile("bob"), outlook_mobile("erin")),
+    )
+    .unwrap();
+    assert_eq!(step(root.path(), &state, &[]), pairs(&[("cloud-credentials", "dave"), ("cloud-credentials", "erin")]));
+}

@@ -3,7 +3,8 @@
 //! Turns a W3C log record (or, in the gateway, an HTTP request) into a
 //! [`Request`]: its protocol, ActiveSync parameters, the person behind it,
 //! the client software from the catalog, and the network it came from.
-//! No I/O beyond reading the data files it is pointed at.
+//! No I/O beyond reading the data files it is pointed at. [`stream`] is the
+//! seam between log readers and what consumes requests.
 
 #![forbid(unsafe_code)]
 
@@ -12,14 +13,18 @@ pub mod catalog;
 pub mod classify;
 pub mod exploits;
 pub mod identity;
+mod load;
 pub mod networks;
 pub mod protocol;
 mod request;
+pub mod stream;
 pub mod url;
 
 pub use catalog::{Catalog, Client, ClientId};
 pub use classify::Interpreter;
 pub use exploits::ExploitRules;
 pub use identity::UserKind;
+pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
 pub use request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};
+pub use stream::{Feed, RecordSource, RequestSink};

@@ -179,7 +179,7 @@ fn handle(
             }
             return Err((refused, m.method.clone(), m.stem.clone()));
         }
-        let decision = policy::evaluate(&loaded.policy, m);
+        let decision = policy::evaluate(&loaded, m);
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);

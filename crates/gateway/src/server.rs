@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use exchange::{Catalog, Interpreter, Networks};
+use exchange::Interpreter;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::{Response, StatusCode};
@@ -30,7 +30,7 @@ use crate::{tls, GatewayError};
 
 /// Everything the connections share.
 pub(crate) struct Shared {
-    pub interpreter: Interpreter,
+    pub interpreter: Arc<Interpreter>,
     pub policy: PolicyStore,
     pub upstreams: Arc<Upstreams>,
     pub metrics: Metrics,
@@ -92,22 +92,6 @@ impl Handle {
     }
 }
 
-fn interpreter(config: &Config) -> Result<Interpreter, GatewayError> {
-    let catalog = match &config.catalog {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(GatewayError::io(format!("cannot read {}", path.display())))?;
-            Catalog::from_toml(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?
-        }
-        None => Catalog::builtin(),
-    };
-    let mut networks = Networks::builtin();
-    for path in &config.ranges {
-        networks.add_file(path).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?;
-    }
-    Ok(Interpreter::new(catalog, networks))
-}
-
 async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
     TcpListener::bind(addr).await.map_err(GatewayError::io(format!("cannot listen on {addr}")))
 }
@@ -117,7 +101,9 @@ impl Gateway {
     /// log. Nothing is served until [`run`](Gateway::run).
     pub async fn bind(config: Config, events: EventSink) -> Result<Gateway, GatewayError> {
         config.validate()?;
-        let interpreter = interpreter(&config)?;
+        let interpreter = Interpreter::load(config.catalog.as_deref(), &config.ranges)
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let interpreter = Arc::new(interpreter);
         let policy_path = config.policy.as_deref().unwrap_or(Path::new(""));
         let policy = PolicyStore::open(policy_path, config.inventory.as_deref(), &interpreter)?;
 

@@ -9,23 +9,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use exchange::Interpreter;
-use policy::{Inventory, Policy, PolicyError};
+use policy::{PolicyError, ReadyPolicy};
 
 use crate::events::{EventSink, Level};
 use crate::lock;
 use crate::metrics::Metrics;
-
-/// A loaded policy with its rule names ready for labels and log fields.
-pub struct Loaded {
-    pub policy: Policy,
-    pub rule_names: Vec<Arc<str>>,
-}
-
-impl Loaded {
-    pub fn rule_name(&self, rule: Option<usize>) -> Option<&Arc<str>> {
-        rule.and_then(|i| self.rule_names.get(i))
-    }
-}
 
 /// File identity used to notice changes: modification time and length.
 pub type Stamp = Option<(SystemTime, u64)>;
@@ -40,7 +28,7 @@ fn stamped<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, Stamp)> {
 }
 
 pub struct PolicyStore {
-    current: RwLock<Arc<Loaded>>,
+    current: RwLock<Arc<ReadyPolicy>>,
     policy_path: PathBuf,
     inventory_path: Option<PathBuf>,
     /// The policy file, the inventory and the policy's group files, each
@@ -50,23 +38,16 @@ pub struct PolicyStore {
     reloading: Mutex<()>,
 }
 
-/// Read, compile and check a policy (and its inventory).
-pub fn load(path: &Path, inventory: Option<&Path>, interpreter: &Interpreter) -> Result<Loaded, PolicyError> {
-    let mut policy = Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
-    if let Some(inv) = inventory {
-        policy.set_inventory(Arc::new(Inventory::load(inv)?));
-    }
-    policy.check_ready()?;
-    let rule_names = policy.rules().iter().map(|r| Arc::from(r.name.as_str())).collect();
-    Ok(Loaded { policy, rule_names })
-}
-
 impl PolicyStore {
     /// Load at start; an error here must stop the gateway (fail closed).
-    pub fn open(path: &Path, inventory: Option<&Path>, interpreter: &Interpreter) -> Result<PolicyStore, PolicyError> {
+    pub fn open(
+        path: &Path,
+        inventory: Option<&Path>,
+        interpreter: &Arc<Interpreter>,
+    ) -> Result<PolicyStore, PolicyError> {
         let mut watched = stamped([Some(path), inventory].into_iter().flatten());
-        let loaded = load(path, inventory, interpreter)?;
-        watched.extend(stamped(loaded.policy.group_files().iter().map(PathBuf::as_path)));
+        let loaded = ReadyPolicy::load(path, inventory, interpreter.clone())?;
+        watched.extend(stamped(loaded.policy().group_files().iter().map(PathBuf::as_path)));
         Ok(PolicyStore {
             current: RwLock::new(Arc::new(loaded)),
             policy_path: path.to_path_buf(),
@@ -76,25 +57,30 @@ impl PolicyStore {
         })
     }
 
-    pub fn current(&self) -> Arc<Loaded> {
+    pub fn current(&self) -> Arc<ReadyPolicy> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Reload now. On error the old policy stays and the error is returned.
-    pub fn reload(&self, interpreter: &Interpreter, events: &EventSink, metrics: &Metrics) -> Result<(), PolicyError> {
+    pub fn reload(
+        &self,
+        interpreter: &Arc<Interpreter>,
+        events: &EventSink,
+        metrics: &Metrics,
+    ) -> Result<(), PolicyError> {
         let _guard = lock(&self.reloading);
         // Stamps first: a file changed while loading is seen again next poll.
         let mut watched =
             stamped([Some(self.policy_path.as_path()), self.inventory_path.as_deref()].into_iter().flatten());
-        let old_groups = self.current().policy.group_files().to_vec();
-        let result = load(&self.policy_path, self.inventory_path.as_deref(), interpreter);
+        let old_groups = self.current().policy().group_files().to_vec();
+        let result = ReadyPolicy::load(&self.policy_path, self.inventory_path.as_deref(), interpreter.clone());
         // A rejected policy names no group files we can trust: keep watching the old ones.
-        let groups = result.as_ref().map_or(&old_groups[..], |l| l.policy.group_files());
+        let groups = result.as_ref().map_or(&old_groups[..], |l| l.policy().group_files());
         watched.extend(stamped(groups.iter().map(PathBuf::as_path)));
         *lock(&self.watched) = watched;
         match result {
             Ok(loaded) => {
-                let rules = loaded.policy.rules().len();
+                let rules = loaded.policy().rules().len();
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
                 metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 events(Level::Info, &format!("policy reloaded from {} ({rules} rules)", self.policy_path.display()));

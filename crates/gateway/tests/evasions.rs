@@ -6,12 +6,13 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use common::*;
 use exchange::Interpreter;
 use hyper::header::{HeaderMap, HeaderValue, HOST, USER_AGENT};
 use hyper::{Method, Uri};
-use policy::{Action, Policy};
+use policy::{Action, Policy, ReadyPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -65,7 +66,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// What the gateway's decision path makes of a target, without a network.
-fn decide(policy: &Policy, interpreter: &Interpreter, target: &str) -> Outcome {
+fn decide(policy: &ReadyPolicy, interpreter: &Interpreter, target: &str) -> Outcome {
     // hyper answers 400 itself to a target it cannot parse.
     let Ok(uri) = target.parse::<Uri>() else { return Outcome::Refuse(400, 0) };
     let mut headers = HeaderMap::new();
@@ -87,7 +88,7 @@ fn decide(policy: &Policy, interpreter: &Interpreter, target: &str) -> Outcome {
     if let Err(r) = gateway::screen::model(&m) {
         return Outcome::Refuse(r.status, r.substatus);
     }
-    match policy::evaluate(policy, &m).action {
+    match policy.evaluate(&m).action {
         Action::Deny => Outcome::Deny,
         Action::Allow => Outcome::Allow,
     }
@@ -105,10 +106,11 @@ fn the_table_has_cases_of_every_kind() {
 
 #[test]
 fn evaluate_decides_every_spelling_as_iis_routes_it() {
-    let interpreter = Interpreter::builtin();
+    let interpreter = Arc::new(Interpreter::builtin());
     let policy =
         Policy::from_toml(POLICY, "evasions-policy.toml".as_ref(), interpreter.catalog(), interpreter.networks())
             .unwrap();
+    let policy = ReadyPolicy::new(policy, None, interpreter.clone()).unwrap();
     let wrong: Vec<String> = cases()
         .iter()
         .filter_map(|c| {

@@ -1,13 +1,18 @@
 //! casguard policy files: one TOML file of ordered rules and emulation blocks
 //! (IIS request filtering, IP restrictions, EWS access policy, ActiveSync
-//! device access), compiled once into rules of resolved conditions, and one
-//! pure [`evaluate`] shared by `simulate` and the gateway. The [`emit`]
-//! module turns a policy into IIS, Exchange shell and nginx configuration,
-//! and says which rules a target cannot express.
+//! device access), compiled once into rules of resolved conditions (one
+//! compiler module per mechanism under `compile/`, as the emitters under
+//! [`emit`]). A [`ReadyPolicy`] adds the interpreter and inventory the rules
+//! need, and is what the one pure [`evaluate`] shared by `simulate`, export,
+//! watch and the gateway takes. The [`emit`] module turns a policy into IIS,
+//! Exchange shell and nginx configuration, and says which rules a target
+//! cannot express.
 //!
 //! ```
-//! use exchange::{Catalog, Networks, Protocol, Request};
-//! use policy::{evaluate, Action, Policy};
+//! use std::sync::Arc;
+//!
+//! use exchange::{Interpreter, Protocol, Request};
+//! use policy::{evaluate, Action, Policy, ReadyPolicy};
 //!
 //! let text = r#"
 //! [ews_access]
@@ -16,34 +21,37 @@
 //! list = []
 //! allow_outlook = true
 //! "#;
-//! let policy = Policy::from_toml(text, "p.toml".as_ref(), &Catalog::builtin(), &Networks::builtin()).unwrap();
+//! let interpreter = Arc::new(Interpreter::builtin());
+//! let policy = Policy::from_toml(text, "p.toml".as_ref(), interpreter.catalog(), interpreter.networks()).unwrap();
+//! let policy = ReadyPolicy::new(policy, None, interpreter).unwrap();
 //! let mut req = Request { protocol: Protocol::Ews, ..Request::default() };
 //! req.user_agent = "Microsoft Office Outlook 16.0".into();
 //! assert_eq!(evaluate(&policy, &req).action, Action::Allow);
 //! req.user_agent = "Apple Mail".into();
 //! let decision = evaluate(&policy, &req);
 //! assert_eq!((decision.action, decision.status), (Action::Deny, 403));
-//! assert!(policy.explain(&decision, &req).contains("EnforceAllowList"));
+//! assert!(policy.policy().explain(&decision, &req).contains("EnforceAllowList"));
 //! ```
 
+mod blocks;
 mod compile;
 pub mod emit;
 mod error;
 mod inventory;
 mod model;
 mod raw;
+mod ready;
 mod text;
 
 use std::path::Path;
 
 use exchange::{Catalog, Networks};
 
-pub use compile::{AccessLevel, AppPolicy, Characteristic, DenyAction, EwsSettings};
+pub use blocks::{AccessLevel, AppPolicy, Characteristic, DenyAction, EwsSettings};
 pub use error::PolicyError;
 pub use inventory::{Inventory, KnownDevice};
-pub use model::{
-    evaluate, Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet,
-};
+pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
+pub use ready::{evaluate, ReadyPolicy};
 pub use text::ews_pattern_matches;
 
 impl Policy {

@@ -1,5 +1,5 @@
-//! The compiled policy: ordered rules of resolved conditions, and the one
-//! pure evaluation that simulate and the gateway share.
+//! The compiled policy: ordered rules of resolved conditions, and how each
+//! condition matches a request.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -28,7 +28,7 @@ impl Action {
     }
 }
 
-/// The outcome of [`evaluate`]. `rule` indexes [`Policy::rules`]; `None`
+/// The outcome of [`crate::evaluate`]. `rule` indexes [`Policy::rules`]; `None`
 /// means the default applied. `status` is 0 with `Deny` when the request is
 /// aborted without an answer (IIS `denyAction="AbortRequest"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,25 +222,22 @@ impl Cond {
     }
 }
 
-fn list(f: &mut fmt::Formatter, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
+/// `what` and then the items: `'a'` alone, or `any of ['a', 'b']`.
+fn list(f: &mut fmt::Formatter, what: &str, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
     let v: Vec<String> = items.into_iter().map(|i| format!("'{i}'")).collect();
     if v.len() == 1 {
-        write!(f, "{}", v[0])
+        write!(f, "{what}{}", v[0])
     } else {
-        write!(f, "any of [{}]", v.join(", "))
+        write!(f, "{what}any of [{}]", v.join(", "))
     }
 }
 
 impl fmt::Display for Cond {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Cond::Protocol(ps) => {
-                f.write_str("protocol is ")?;
-                list(f, ps.iter().map(|p| p.key()))
-            }
+            Cond::Protocol(ps) => list(f, "protocol is ", ps.iter().map(|p| p.key())),
             Cond::Path(ps) => {
-                f.write_str("path matches ")?;
-                list(f, ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
+                list(f, "path matches ", ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
             }
             Cond::UserAgent { case_sensitive, items } => {
                 f.write_str("user agent ")?;
@@ -262,47 +259,22 @@ impl fmt::Display for Cond {
                 if ps.is_empty() {
                     f.write_str("user agent matches an empty EWS list (never)")
                 } else {
-                    f.write_str("user agent matches EWS pattern ")?;
-                    list(f, ps)
+                    list(f, "user agent matches EWS pattern ", ps)
                 }
             }
-            Cond::Client(cs) => {
-                f.write_str("client is ")?;
-                list(f, cs.iter().map(|(_, n)| n))
-            }
-            Cond::Command(v) => {
-                f.write_str("command is ")?;
-                list(f, v)
-            }
-            Cond::DeviceType(v) => {
-                f.write_str("device type is ")?;
-                list(f, v)
-            }
-            Cond::DeviceId(v) => {
-                f.write_str("device id is ")?;
-                list(f, v)
-            }
-            Cond::DeviceModel(v) => {
-                f.write_str("device model is ")?;
-                list(f, v)
-            }
-            Cond::DeviceOs(v) => {
-                f.write_str("device OS is ")?;
-                list(f, v)
-            }
-            Cond::User(set) => {
-                f.write_str("user is ")?;
-                list(f, &set.shown)
-            }
-            Cond::Network(ns) => {
-                f.write_str("network is ")?;
-                list(f, ns.iter().map(|(_, n)| n))
-            }
+            Cond::Client(cs) => list(f, "client is ", cs.iter().map(|(_, n)| n)),
+            Cond::Command(v) => list(f, "command is ", v),
+            Cond::DeviceType(v) => list(f, "device type is ", v),
+            Cond::DeviceId(v) => list(f, "device id is ", v),
+            Cond::DeviceModel(v) => list(f, "device model is ", v),
+            Cond::DeviceOs(v) => list(f, "device OS is ", v),
+            Cond::User(set) => list(f, "user is ", &set.shown),
+            Cond::Network(ns) => list(f, "network is ", ns.iter().map(|(_, n)| n)),
             Cond::Cidr { nets, name, peer } => {
                 f.write_str(if *peer { "connection address in " } else { "client address in " })?;
                 match name {
                     Some(n) => write!(f, "range '{n}'"),
-                    None => list(f, nets),
+                    None => list(f, "", nets),
                 }
             }
             Cond::Device(DeviceState::Known) => f.write_str("device is known"),
@@ -316,8 +288,7 @@ impl fmt::Display for Cond {
                         ScanTarget::QueryString => "query string",
                     })
                     .collect();
-                write!(f, "{} contains ", t.join(" or "))?;
-                list(f, strings)?;
+                list(f, &format!("{} contains ", t.join(" or ")), strings)?;
                 if !applies_to.is_empty() {
                     write!(f, " (extensions {})", applies_to.join(", "))?;
                 }
@@ -351,7 +322,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
+    pub(crate) fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
         self.conditions.iter().all(|c| c.matches(req, inv))
             && !self.unless.iter().any(|g| g.iter().all(|c| c.matches(req, inv)))
     }
@@ -404,15 +375,15 @@ impl fmt::Display for Rule {
     }
 }
 
-/// A compiled policy. Build with [`Policy::load`] or [`Policy::from_toml`].
+/// A compiled policy. Build with [`Policy::load`] or [`Policy::from_toml`];
+/// evaluate it once made a [`crate::ReadyPolicy`].
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub(crate) origin: String,
     pub(crate) rules: Vec<Rule>,
     pub(crate) default: Action,
     pub(crate) default_status: u16,
-    pub(crate) inventory: Option<Arc<Inventory>>,
-    pub(crate) blocks: crate::compile::Blocks,
+    pub(crate) blocks: crate::blocks::Blocks,
     pub(crate) ranges: Vec<(String, Vec<IpNet>)>,
     pub(crate) group_files: Vec<std::path::PathBuf>,
 }
@@ -446,33 +417,6 @@ impl Policy {
     /// needs an inventory of known devices.
     pub fn requires_inventory(&self) -> bool {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
-    }
-
-    /// The devices known before the cut-over; needed by `device` conditions.
-    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
-        self.inventory = Some(inventory);
-    }
-
-    pub fn inventory(&self) -> Option<&Arc<Inventory>> {
-        self.inventory.as_ref()
-    }
-
-    /// Fails when evaluation would need something the policy lacks (an
-    /// inventory for `device` conditions). Call once before evaluating.
-    pub fn check_ready(&self) -> Result<(), crate::PolicyError> {
-        if self.inventory.is_none() {
-            if let Some(r) = self.rules.iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_)))) {
-                return Err(crate::PolicyError::Invalid {
-                    file: self.origin.clone(),
-                    line: Some(r.line),
-                    message: format!(
-                        "rule '{}' has a device condition: give an inventory (--inventory or --known-before)",
-                        r.name
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// A sentence on why `decision` was reached for `request`. Allocates; call
@@ -534,22 +478,4 @@ fn observed(r: &Rule, req: &Request) -> String {
         walk(c, req, &mut add);
     }
     seen.join(", ")
-}
-
-/// Decide `request` under `policy`: the first rule whose conditions all match
-/// and none of whose exceptions match decides; else the default. Pure; does
-/// not allocate.
-pub fn evaluate(policy: &Policy, request: &Request) -> Decision {
-    let inv = policy.inventory.as_deref();
-    for (i, r) in policy.rules.iter().enumerate() {
-        if r.matches(request, inv) {
-            return Decision { action: r.action, rule: Some(i), status: r.status, substatus: r.substatus };
-        }
-    }
-    Decision {
-        action: policy.default,
-        rule: None,
-        status: if policy.default == Action::Deny { policy.default_status } else { 0 },
-        substatus: 0,
-    }
 }

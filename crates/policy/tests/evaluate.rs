@@ -3,11 +3,24 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use exchange::Protocol;
-use policy::{evaluate, Action, Inventory};
+use exchange::{Interpreter, Protocol};
+use policy::{evaluate, Action, Inventory, ReadyPolicy};
 
-fn denied(p: &policy::Policy, r: &exchange::Request) -> bool {
+fn denied(p: &ReadyPolicy, r: &exchange::Request) -> bool {
     evaluate(p, r).action == Action::Deny
+}
+
+/// A policy of `common`, made ready without an inventory.
+fn ready(p: policy::Policy) -> ReadyPolicy {
+    ReadyPolicy::new(p, None, Arc::new(Interpreter::builtin())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn policy(text: &str) -> ReadyPolicy {
+    ready(common::policy(text))
+}
+
+fn example(name: &str) -> ReadyPolicy {
+    ready(common::example(name))
 }
 
 #[test]
@@ -31,18 +44,18 @@ action = "allow"
 "#,
     );
     let d = evaluate(&p, &ews("x", "admin"));
-    assert_eq!((d.action, by(&p, &d)), (Action::Allow, "allow admins".into()));
+    assert_eq!((d.action, by(p.policy(), &d)), (Action::Allow, "allow admins".into()));
     let d = evaluate(&p, &ews("x", "devops1"));
-    assert_eq!(by(&p, &d), "allow admins");
+    assert_eq!(by(p.policy(), &d), "allow admins");
     let d = evaluate(&p, &ews("x", "bob"));
-    assert_eq!((d.action, d.status, by(&p, &d)), (Action::Deny, 418, "deny ews".into()));
+    assert_eq!((d.action, d.status, by(p.policy(), &d)), (Action::Deny, 418, "deny ews".into()));
     let d = evaluate(&p, &req(Protocol::Owa, "/owa/", "x"));
-    assert_eq!((d.action, by(&p, &d)), (Action::Allow, "allow everyone".into()));
+    assert_eq!((d.action, by(p.policy(), &d)), (Action::Allow, "allow everyone".into()));
 
     let p = policy("default = \"deny\"\ndefault_status = 401\n");
     let d = evaluate(&p, &req(Protocol::Owa, "/owa/", "x"));
     assert_eq!((d.action, d.rule, d.status), (Action::Deny, None, 401));
-    assert!(p.explain(&d, &req(Protocol::Owa, "/owa/", "x")).contains("default denies"));
+    assert!(p.policy().explain(&d, &req(Protocol::Owa, "/owa/", "x")).contains("default denies"));
 }
 
 #[test]
@@ -116,7 +129,7 @@ fn user_group_file_is_relative_to_the_policy() {
     std::fs::write(dir.path().join("vip.txt"), "# VIPs\nCONTOSO\\Alice\n\nbob@contoso.com\n").unwrap();
     let f = dir.path().join("p.toml");
     std::fs::write(&f, "[[rule]]\nname = \"vip\"\naction = \"deny\"\nuser = { group_file = \"vip.txt\" }\n").unwrap();
-    let p = policy::Policy::load(&f).unwrap();
+    let p = ready(policy::Policy::load(&f).unwrap());
     assert!(denied(&p, &ews("x", "alice")));
     assert!(denied(&p, &ews("x", "bob")));
     assert!(!denied(&p, &ews("x", "carol")));
@@ -171,7 +184,7 @@ fn ews_allow_outlook_only_example() {
     assert!(!denied(&p, &req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync", "Outlook-iOS/2.0")));
     let r = ews("Apple Mail", "u");
     let d = evaluate(&p, &r);
-    let why = p.explain(&d, &r);
+    let why = p.policy().explain(&d, &r);
     assert!(why.contains("EnforceAllowList"), "{why}");
 }
 
@@ -290,11 +303,11 @@ blocked_device_ids = ["STOLEN"]
     assert!(!denied(&p, &phone("ALICE1", "iPhone15,2", "", "alice")));
     // block rule beats quarantine and allow rules
     let d = evaluate(&p, &phone("X", "iPhone15,2", "Apple-iPhone15C65/2102.100", "bob"));
-    assert!(by(&p, &d).contains("Block DeviceModel"), "{}", by(&p, &d));
+    assert!(by(p.policy(), &d).contains("Block DeviceModel"), "{}", by(p.policy(), &d));
     // quarantine rule beats allow rule
     let d = evaluate(&p, &phone("X", "", "apple-iphone15c65/2102.100", "bob"));
     assert_eq!((d.action, d.status), (Action::Deny, 449));
-    assert!(p.rules()[d.rule.unwrap()].quarantine);
+    assert!(p.policy().rules()[d.rule.unwrap()].quarantine);
     // allow rule beats the default
     assert!(!denied(&p, &phone("X", "", "Apple-iPhone14", "bob")));
     // default quarantine
@@ -302,7 +315,7 @@ blocked_device_ids = ["STOLEN"]
     r.activesync.log.device_model = "Pixel".into();
     let d = evaluate(&p, &r);
     assert_eq!((d.action, d.status), (Action::Deny, 449));
-    assert!(p.explain(&d, &r).contains("quarantined"));
+    assert!(p.policy().explain(&d, &r).contains("quarantined"));
     // not ActiveSync: untouched
     assert!(!denied(&p, &ews("Android-Mail/1", "bob")));
 }
@@ -352,19 +365,20 @@ fn block_outlook_provision_example() {
     let mut r = eas("Provision", "D1", "iPhone", "Apple-iPhone/1", "u");
     r.client = client("ios-mail");
     assert!(!denied(&p, &r));
-    assert!(!p.requires_inventory());
+    assert!(!p.policy().requires_inventory());
 }
 
 #[test]
 fn block_new_outlook_devices_example_needs_and_uses_the_inventory() {
-    let mut p = example("block-new-outlook-devices.toml");
+    let p = common::example("block-new-outlook-devices.toml");
     assert!(p.requires_inventory());
-    assert!(p.check_ready().is_err());
+    let interpreter = Arc::new(Interpreter::builtin());
+    let err = ReadyPolicy::new(p.clone(), None, interpreter.clone()).unwrap_err();
+    assert!(err.to_string().contains("give an inventory"), "{err}");
     let mut inv = Inventory::new("2024-06-01T00:00:00Z");
     inv.insert("u", "OLD1", "2024-05-01T00:00:00Z");
     let inv = Inventory::from_json(&inv.to_json(), "inv.json").unwrap();
-    p.set_inventory(Arc::new(inv));
-    p.check_ready().unwrap();
+    let p = ReadyPolicy::new(p, Some(Arc::new(inv)), interpreter).unwrap();
     let mut r = eas("Provision", "OLD1", "Outlook", "Outlook-iOS-Android/1.0", "u");
     r.client = client("outlook-mobile");
     assert!(!denied(&p, &r), "known device re-provisions");
@@ -439,7 +453,7 @@ fn explain_names_rule_and_reason() {
     let mut r = eas("Provision", "D1", "Outlook", "Outlook-iOS-Android/1.0", "u");
     r.client = client("outlook-mobile");
     let d = evaluate(&p, &r);
-    let s = p.explain(&d, &r);
+    let s = p.policy().explain(&d, &r);
     assert!(
         s.contains("'block Outlook mobile provisioning' denied (403)") && s.contains("command is 'Provision'"),
         "{s}"
@@ -451,10 +465,10 @@ fn block_rules_carry_their_lines() {
     let p = example("outlook-mobile-lockdown.toml");
     let text = std::fs::read_to_string(examples_dir().join("outlook-mobile-lockdown.toml")).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    for r in p.rules() {
+    for r in p.policy().rules() {
         assert!(r.line > 0, "{}", r.name);
     }
-    let find = |prefix: &str| p.rules().iter().find(|r| r.name.starts_with(prefix)).unwrap().line;
+    let find = |prefix: &str| p.policy().rules().iter().find(|r| r.name.starts_with(prefix)).unwrap().line;
     assert_eq!(find("device_access: Block"), line_of("[[device_access.rule]]"));
     assert_eq!(find("ews_access (mobilepilot)"), line_of("user = \"mobilepilot\""));
     assert_eq!(find("no Outlook"), line_of("name = \"no Outlook mobile user agents\""));

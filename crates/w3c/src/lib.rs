@@ -3,8 +3,9 @@
 //! Zero-copy: each data line is split on single spaces into a reused span table and
 //! handed to a [`Visitor`] as a borrowed [`Record`]; nothing is allocated per line.
 //! Plain files are memory-mapped and scanned in parallel line-aligned chunks; gzip
-//! files are decoded on one thread and parsed on another. The crate knows the W3C
-//! format only, nothing of Exchange.
+//! files are decoded on one thread and parsed on another. [`tail`] follows logs
+//! that are still being written. A visitor can stop a scan (see
+//! [`Visitor::stopped`]). The crate knows the W3C format only, nothing of Exchange.
 //!
 //! ```
 //! use w3c::{scan_bytes, Field, Record, ScanOptions};
@@ -27,16 +28,18 @@
 
 mod error;
 mod fields;
+mod parser;
 mod paths;
 mod record;
 mod scan;
+mod stream;
+pub mod tail;
 pub mod time;
 
 pub use error::Error;
 pub use fields::{Field, Fields, IIS_DEFAULT_FIELDS};
+pub use parser::{FileStats, Malformed, MalformedKind, ScanOptions, Visitor};
 pub use paths::{collect_paths, is_log_name};
 pub use record::{decode_into, decode_utf8_into, Record};
-pub use scan::{
-    scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, scan_reader, FileScan, FileStats,
-    Malformed, MalformedKind, ScanOptions, Visitor, VisitorPool,
-};
+pub use scan::{scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, FileScan, VisitorPool};
+pub use stream::{scan_file, scan_reader};

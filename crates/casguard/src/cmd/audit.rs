@@ -1,22 +1,12 @@
 //! `casguard audit`: who reaches Exchange, with which client, over which
 //! protocol, from where.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use audit::Report;
 
-use super::{warn_malformed, Global, Inputs, Progress};
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-    Html,
-}
+use super::{emit, warn_malformed, Format, Global, Inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,19 +30,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    if args.format == Format::Csv && args.out.is_none() {
-        anyhow::bail!("--format csv writes several files: give a folder with --out DIR");
-    }
-    if args.format == Format::Html && args.out.is_none() {
-        anyhow::bail!("--format html writes a page: give a file with --out report.html");
-    }
-    let interpreter = args.inputs.interpreter()?;
-    let files = args.inputs.files()?;
-    let progress = Progress::new(&files, global);
-    let (aggregate, stats) =
-        audit::audit_files(&files, &args.inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
-    progress.finish();
-
+    args.format.check_out(args.out.as_deref())?;
+    let (interpreter, aggregate, stats) = super::aggregate(&args.inputs, global)?;
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
     if args.strict && malformed > 0 {
         warn_malformed(&stats, "error");
@@ -71,11 +50,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Format::Json => {
-            let mut text = serde_json::to_string_pretty(&report)?;
-            text.push('\n');
-            emit(args.out.as_ref(), &text)?;
-        }
+        Format::Json => emit(args.out.as_ref(), &(serde_json::to_string_pretty(&report)? + "\n"))?,
         Format::Table => emit(args.out.as_ref(), &audit::table::render(&report, args.top))?,
         Format::Html => emit(args.out.as_ref(), &audit::html::audit_html(&report, &aggregate, interpreter.catalog()))?,
     }
@@ -84,17 +59,4 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     std::mem::forget(report);
     std::mem::forget(aggregate);
     Ok(if args.fail_on_findings && people_findings { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// Write to the file given, or to stdout.
-pub fn emit(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
-    match out {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
-            Ok(())
-        }
-    }
 }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use exchange::Catalog;
 use policy::emit::{self, iis, merge_web_config, Output, Target};
 use policy::Policy;
+
+use super::Meaning;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetArg {
@@ -41,9 +42,9 @@ pub struct Args {
     /// Exit 1 when some rule cannot be expressed for the target.
     #[arg(long)]
     pub strict: bool,
-    /// Named network ranges the policy may refer to (as for `audit --ranges`).
-    #[arg(long = "ranges", value_name = "FILE")]
-    pub ranges: Vec<PathBuf>,
+    /// The networks and clients the policy may refer to.
+    #[command(flatten)]
+    pub meaning: Meaning,
     /// IIS site name used in configuration paths (iis only).
     #[arg(long, default_value = iis::DEFAULT_SITE, value_name = "NAME")]
     pub site: String,
@@ -54,14 +55,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let networks = super::policy::networks(&args.ranges)?;
-    let policy = match Policy::load_with(&args.policy, &Catalog::builtin(), &networks) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let interpreter = args.meaning.interpreter()?;
+    let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
     let target: Target = args.target.into();
     if args.merge.is_some() && target != Target::Iis {
         anyhow::bail!("--merge applies to --target iis only");

@@ -4,14 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::simulate::parse_time;
-use super::{Global, Inputs, Progress};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    pub command: Command,
-}
+use super::{parse_time, warn_malformed, Global, Inputs};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -31,16 +24,11 @@ pub struct BuildArgs {
     pub inputs: Inputs,
 }
 
-pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let Command::Build(args) = args.command;
+pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
+    let Command::Build(args) = command;
     let cutover = parse_time(&args.until)?;
-    let interpreter = args.inputs.interpreter()?;
-    let files = args.inputs.files()?;
-    let progress = Progress::new(&files, global);
-    let (aggregate, stats) =
-        audit::audit_files(&files, &args.inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
-    progress.finish();
-    super::warn_malformed(&stats, "warning");
+    let (_, aggregate, stats) = super::aggregate(&args.inputs, global)?;
+    warn_malformed(&stats, "warning");
     let inventory = audit::simulate::inventory_before(&aggregate, cutover);
     inventory.save(&args.out)?;
     if !global.quiet {

@@ -1,5 +1,6 @@
-//! One module per subcommand, plus what they share: reading inputs,
-//! building the interpreter, and progress on stderr.
+//! One module per subcommand, plus what they share: the arguments that name
+//! inputs, times, malformed-line warnings and progress on stderr. Each module
+//! parses its arguments and calls the libraries; none imports a sibling.
 
 pub mod audit;
 pub mod emit;
@@ -14,8 +15,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ::audit::Aggregate;
 use anyhow::Context;
-use exchange::{Catalog, Interpreter, Networks};
+use exchange::Interpreter;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use w3c::{Field, Fields, FileStats, MalformedKind, ScanOptions};
 
@@ -26,18 +28,51 @@ pub struct Global {
     pub threads: Option<usize>,
 }
 
-/// Log inputs and the data that gives them meaning.
+/// The data that gives requests their meaning: networks and clients.
 #[derive(clap::Args, Debug)]
-pub struct Inputs {
-    /// Log files (plain or .gz) or folders, walked recursively.
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+pub struct Meaning {
     /// Named network ranges: Azure service tags, AWS ip-ranges.json, Google cloud.json, or `CIDR name` lines.
     #[arg(long = "ranges", value_name = "FILE")]
     pub ranges: Vec<PathBuf>,
     /// Client catalog to use instead of the built-in one.
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+}
+
+impl Meaning {
+    pub fn interpreter(&self) -> anyhow::Result<Interpreter> {
+        Ok(Interpreter::load(self.catalog.as_deref(), &self.ranges)?)
+    }
+}
+
+/// How a report is written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Html,
+}
+
+impl Format {
+    /// csv writes a folder and html a page: both need `--out`.
+    pub fn check_out(self, out: Option<&Path>) -> anyhow::Result<()> {
+        match (self, out) {
+            (Format::Csv, None) => anyhow::bail!("--format csv writes several files: give a folder with --out DIR"),
+            (Format::Html, None) => anyhow::bail!("--format html writes a page: give a file with --out report.html"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Log inputs and the data that gives them meaning.
+#[derive(clap::Args, Debug)]
+pub struct Inputs {
+    /// Log files (plain or .gz) or folders, walked recursively.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub meaning: Meaning,
     /// Columns of lines that come before any `#Fields` line, for files whose
     /// header was cut off: `default` for IIS's default columns (Exchange keeps
     /// them), or names as in a `#Fields` line, e.g. "date time c-ip cs-username".
@@ -47,7 +82,7 @@ pub struct Inputs {
 
 impl Inputs {
     pub fn interpreter(&self) -> anyhow::Result<Interpreter> {
-        interpreter(&self.ranges, self.catalog.as_deref())
+        self.meaning.interpreter()
     }
 
     /// How to read the files: `--fields` gives lines before any `#Fields` their columns.
@@ -112,34 +147,36 @@ fn display_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-pub fn interpreter(ranges: &[PathBuf], catalog: Option<&Path>) -> anyhow::Result<Interpreter> {
-    let catalog = match catalog {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Catalog::from_toml(&text).with_context(|| format!("in client catalog {}", path.display()))?
-        }
-        None => Catalog::builtin(),
-    };
-    let mut networks = Networks::builtin();
-    for path in ranges {
-        networks.add_file(path)?;
-    }
-    Ok(Interpreter::new(catalog, networks))
+/// Read the inputs into one aggregate, with progress; malformed lines are
+/// left for the caller to report.
+pub fn aggregate(inputs: &Inputs, global: &Global) -> anyhow::Result<(Interpreter, Aggregate, Vec<FileStats>)> {
+    let interpreter = inputs.interpreter()?;
+    let files = inputs.files()?;
+    let progress = Progress::new(&files, global);
+    let (aggregate, stats) =
+        ::audit::audit_files(&files, &inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
+    progress.finish();
+    Ok((interpreter, aggregate, stats))
 }
 
-/// Load a policy against the interpreter's catalog and networks, with the
-/// inventory its `device` conditions need; fails if one is needed and missing.
-pub fn load_policy(
-    path: &Path,
-    inventory: Option<&Path>,
-    interpreter: &Interpreter,
-) -> anyhow::Result<::policy::Policy> {
-    let mut policy = ::policy::Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
-    if let Some(inventory) = inventory {
-        policy.set_inventory(std::sync::Arc::new(::policy::Inventory::load(inventory)?));
+/// A time given as RFC 3339 or a date, as Unix seconds.
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    w3c::time::parse_rfc3339(text)
+        .with_context(|| format!("cannot read time '{text}': use RFC 3339 such as 2026-11-02T00:00:00Z, or a date"))
+}
+
+/// Write `text` to the file given, or to stdout.
+pub fn emit(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+            Ok(())
+        }
     }
-    policy.check_ready()?;
-    Ok(policy)
 }
 
 /// A byte-count progress bar on stderr that shows itself only for runs

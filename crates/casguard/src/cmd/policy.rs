@@ -4,14 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use exchange::{Catalog, Networks};
 use policy::Policy;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    pub command: Command,
-}
+use super::Meaning;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -24,35 +19,20 @@ pub struct CheckArgs {
     /// The policy file (TOML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Named network ranges the policy may refer to (as for `audit --ranges`).
-    #[arg(long = "ranges", value_name = "FILE")]
-    pub ranges: Vec<PathBuf>,
+    /// The networks and clients the policy may refer to.
+    #[command(flatten)]
+    pub meaning: Meaning,
 }
 
-/// Built-in networks plus `--ranges` files.
-pub fn networks(ranges: &[PathBuf]) -> anyhow::Result<Networks> {
-    let mut networks = Networks::builtin();
-    for path in ranges {
-        networks.add_file(path)?;
-    }
-    Ok(networks)
-}
-
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match args.command {
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Check(a) => check(a),
     }
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let networks = networks(&args.ranges)?;
-    let policy = match Policy::load_with(&args.file, &Catalog::builtin(), &networks) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let interpreter = args.meaning.interpreter()?;
+    let policy = Policy::load_with(&args.file, interpreter.catalog(), interpreter.networks())?;
     let mut out = String::new();
     for (i, rule) in policy.rules().iter().enumerate() {
         out.push_str(&format!("{:>3}. {rule}\n", i + 1));

@@ -5,21 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use audit::simulate::{inventory_before, SimCollector, SimReport};
-use policy::{Inventory, Policy};
+use policy::{Inventory, Policy, ReadyPolicy};
 
-use super::audit::emit;
-use super::warn_malformed;
-use super::{Global, Inputs, Progress};
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Json,
-    Html,
-    Csv,
-}
+use super::{emit, parse_time, warn_malformed, Format, Global, Inputs, Progress};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -44,20 +33,10 @@ pub struct Args {
     pub strict: bool,
 }
 
-pub fn parse_time(text: &str) -> anyhow::Result<i64> {
-    w3c::time::parse_rfc3339(text)
-        .with_context(|| format!("cannot read time '{text}': use RFC 3339 such as 2026-11-02T00:00:00Z, or a date"))
-}
-
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    if args.format == Format::Csv && args.out.is_none() {
-        anyhow::bail!("--format csv writes several files: give a folder with --out DIR");
-    }
-    if args.format == Format::Html && args.out.is_none() {
-        anyhow::bail!("--format html writes a page: give a file with --out report.html");
-    }
-    let interpreter = args.inputs.interpreter()?;
-    let mut policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
+    args.format.check_out(args.out.as_deref())?;
+    let interpreter = Arc::new(args.inputs.interpreter()?);
+    let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
 
@@ -71,21 +50,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
         (None, None) => None,
     };
-    if let Some(inventory) = &inventory {
-        policy.set_inventory(Arc::new(inventory.clone()));
-    }
-    policy.check_ready()?;
+    let policy = ReadyPolicy::new(policy, inventory.map(Arc::new), interpreter)?;
 
     let progress = Progress::new(&files, global);
-    let (collector, stats) = audit::scan_files(
+    let (collector, stats) = audit::scan_requests(
         &files,
         &options,
-        || SimCollector::new(&interpreter, &policy),
-        |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.simulation.merge(b.simulation),
+        policy.interpreter(),
+        || SimCollector::new(&policy),
+        |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.state.merge(b.state),
         &|path| progress.file_done(path),
     )?;
     progress.finish();
-    let simulation = collector.simulation;
 
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
     if args.strict && malformed > 0 {
@@ -94,8 +70,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     warn_malformed(&stats, "warning");
 
-    let known = inventory.as_ref().map(|i| i as &dyn audit::simulate::KnownDevices);
-    let report = SimReport::build(&simulation, &policy, &interpreter, &stats, known);
+    let report = SimReport::build(&collector.state, &policy, &stats);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Table => audit::simulate::render_table(&report),

@@ -2,7 +2,7 @@
 //! Set-CASMailbox), ActiveSync device access rules and organization default,
 //! and per-mailbox device lists.
 
-use crate::compile::{AppPolicy, EwsSettings};
+use crate::blocks::{AppPolicy, EwsSettings};
 use crate::emit::{common_blockers, cond_kind, is_user_rule, Output, Unexpressible};
 use crate::model::{Action, Cond, Policy, TextMode};
 use exchange::Protocol;

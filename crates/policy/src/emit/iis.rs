@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::compile::IisFilterRule;
+use crate::blocks::IisFilterRule;
 use crate::emit::{common_blockers, cond_kind, is_user_rule, vdir_of, xml_escape, Output, Unexpressible};
 use crate::model::{Action, Cond, Policy, TextMode};
 

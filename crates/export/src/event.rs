@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use exchange::{Catalog, Networks, Request, Traffic};
-use policy::{evaluate, Policy};
+use policy::ReadyPolicy;
 use serde::Serialize;
 
 /// Stable key of a kind of traffic, as in the `traffic` column.
@@ -27,53 +27,81 @@ fn some(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A request as one flat row. Empty values are `None`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A request as one flat row. Empty values are `None`. Serialized, it is
+/// the `casguard` object of the JSON line: the fields ECS has no name for,
+/// in this order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event<'a> {
-    /// Unix seconds, UTC.
-    pub time: Option<i64>,
-    pub server_ip: Option<IpAddr>,
-    pub site_port: Option<u16>,
-    pub method: Option<&'a str>,
-    pub uri_stem: Option<&'a str>,
-    pub uri_query: Option<&'a str>,
     pub protocol: &'static str,
-    /// The identity key (lower-cased account name).
-    pub user: Option<&'a str>,
-    /// cs-username as logged.
-    pub username: Option<&'a str>,
-    pub device_id: Option<&'a str>,
-    pub device_type: Option<&'a str>,
     /// Client id from the catalog.
     pub client: &'a str,
-    pub user_agent: Option<&'a str>,
+    pub traffic: &'static str,
+    pub network: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<&'a str>,
-    pub status: Option<u16>,
+    /// cs-username as logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub substatus: Option<u16>,
     /// c-ip, the connection's peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_ip: Option<IpAddr>,
-    /// The client after X-Forwarded-For resolution.
-    pub client_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarded_for: Option<&'a str>,
-    pub network: &'a str,
-    pub traffic: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exploit_rule: Option<&'static str>,
     /// `allow` or `deny` when a policy was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<&'static str>,
     /// The policy rule that decided (`default` when none matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_rule: Option<&'a str>,
     /// HTTP status the policy answers with when it denies (0: connection reset).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_status: Option<u16>,
+    // The rest have ECS names (see `write_json_line`).
+    /// Unix seconds, UTC.
+    #[serde(skip)]
+    pub time: Option<i64>,
+    #[serde(skip)]
+    pub server_ip: Option<IpAddr>,
+    #[serde(skip)]
+    pub site_port: Option<u16>,
+    #[serde(skip)]
+    pub method: Option<&'a str>,
+    #[serde(skip)]
+    pub uri_stem: Option<&'a str>,
+    #[serde(skip)]
+    pub uri_query: Option<&'a str>,
+    /// The identity key (lower-cased account name).
+    #[serde(skip)]
+    pub user: Option<&'a str>,
+    #[serde(skip)]
+    pub user_agent: Option<&'a str>,
+    #[serde(skip)]
+    pub status: Option<u16>,
+    /// The client after X-Forwarded-For resolution.
+    #[serde(skip)]
+    pub client_ip: Option<IpAddr>,
 }
 
 impl<'a> Event<'a> {
-    pub fn new(req: &'a Request, catalog: &'a Catalog, networks: &'a Networks, policy: Option<&'a Policy>) -> Self {
+    pub fn new(
+        req: &'a Request,
+        catalog: &'a Catalog,
+        networks: &'a Networks,
+        policy: Option<&'a ReadyPolicy>,
+    ) -> Self {
         let (decision, policy_rule, policy_status) = match policy {
             Some(policy) => {
-                let d = evaluate(policy, req);
-                let rule = d.rule.and_then(|i| policy.rules().get(i)).map_or("default", |r| r.name.as_str());
+                let d = policy.evaluate(req);
                 let status = (d.action == policy::Action::Deny).then_some(d.status);
-                (Some(d.action.key()), Some(rule), status)
+                (Some(d.action.key()), Some(policy.decided_by(&d)), status)
             }
             None => (None, None, None),
         };
@@ -166,7 +194,6 @@ struct Ecs<'e, 'a> {
     user_agent: Option<EcsUserAgent<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<EcsUser<'a>>,
-    #[serde(serialize_with = "casguard_fields")]
     casguard: &'e Event<'a>,
 }
 
@@ -229,62 +256,14 @@ struct EcsUser<'a> {
     name: &'a str,
 }
 
-/// What ECS has no field for, under `casguard.*`.
-#[derive(Serialize)]
-struct CasguardFields<'a> {
-    protocol: &'static str,
-    client: &'a str,
-    traffic: &'static str,
-    network: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    command: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    substatus: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer_ip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    forwarded_for: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exploit_rule: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decision: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy_rule: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy_status: Option<u16>,
-}
-
-fn casguard_fields<S: serde::Serializer>(e: &&Event<'_>, s: S) -> Result<S::Ok, S::Error> {
-    CasguardFields {
-        protocol: e.protocol,
-        client: e.client,
-        traffic: e.traffic,
-        network: e.network,
-        device_id: e.device_id,
-        device_type: e.device_type,
-        command: e.command,
-        username: e.username,
-        substatus: e.substatus,
-        peer_ip: e.peer_ip,
-        forwarded_for: e.forwarded_for,
-        exploit_rule: e.exploit_rule,
-        decision: e.decision,
-        policy_rule: e.policy_rule,
-        policy_status: e.policy_status,
-    }
-    .serialize(s)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+
     use exchange::Interpreter;
+    use policy::Policy;
+
+    use super::*;
 
     fn request(interpreter: &Interpreter, ua: &str, stem: &str, query: &str, user: &str) -> Request {
         let mut req = Request {
@@ -340,6 +319,7 @@ mod tests {
         let text = "[ews_access]\news_enabled = true\napplication_access_policy = \"EnforceAllowList\"\nlist = []\n\
                     allow_outlook = true\n";
         let policy = Policy::from_toml(text, "p.toml".as_ref(), interpreter.catalog(), interpreter.networks()).unwrap();
+        let policy = ReadyPolicy::new(policy, None, Arc::new(interpreter.clone())).unwrap();
         let req = request(&interpreter, "ExchangeServicesClient/15", "/EWS/Exchange.asmx", "", "bob@contoso.com");
         let event = Event::new(&req, interpreter.catalog(), interpreter.networks(), Some(&policy));
         assert_eq!(event.decision, Some("deny"));

@@ -1,0 +1,210 @@
+//! Following a folder of IIS logs as they are written (`casguard watch`):
+//! each poll reads what every `*.log` file gained since the last one (see
+//! [`w3c::tail`]) into an [`Alerter`]. The [`State`] (alert keys, and per
+//! file how far it was read) is kept between runs, so a restart carries on
+//! where the last run stopped without repeating alerts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use exchange::Feed;
+use serde::{Deserialize, Serialize};
+use w3c::tail::{FileId, Position};
+use w3c::{Fields, FileStats, ScanOptions};
+
+use crate::alerts::{Alert, AlertRules, Alerter};
+
+const STATE_VERSION: u32 = 1;
+
+/// Why watching stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Read(#[from] w3c::Error),
+    #[error("cannot list {}: {source}", path.display())]
+    List {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read state {}: {source}", path.display())]
+    ReadState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read state {}: {source}", path.display())]
+    ParseState {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("state {} has version {found}, expected {STATE_VERSION}", path.display())]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot write {}: {source}", path.display())]
+    WriteState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What watch remembers between runs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct State {
+    version: u32,
+    /// Keys of the alerts already raised.
+    alerts: BTreeSet<String>,
+    /// Per file (relative to the folder, `/`-separated): how far it was read.
+    files: BTreeMap<String, FileState>,
+}
+
+/// One file's [`Position`] as stored.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct FileState {
+    offset: u64,
+    /// The `#Fields` directive in force at `offset`, its names.
+    fields: Option<String>,
+    #[serde(default)]
+    line: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    skipping: bool,
+    /// Device and file index (see [`FileId`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<(u64, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    check: Option<u64>,
+}
+
+impl FileState {
+    fn position(&self) -> Position {
+        Position {
+            offset: self.offset,
+            line: self.line,
+            fields: self.fields.as_deref().map(|f| Fields::parse(f.as_bytes())),
+            skipping: self.skipping,
+            id: self.id.map(|(device, index)| FileId::from_parts(device, index)),
+            check: self.check,
+        }
+    }
+
+    fn of(at: &Position) -> FileState {
+        FileState {
+            offset: at.offset,
+            fields: at.fields.as_ref().map(|f| f.names().collect::<Vec<_>>().join(" ")),
+            line: at.line,
+            skipping: at.skipping,
+            id: at.id.map(FileId::parts),
+            check: at.check,
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State { version: STATE_VERSION, alerts: BTreeSet::new(), files: BTreeMap::new() }
+    }
+}
+
+impl State {
+    /// The state saved at `path`; `None` when there is none yet.
+    pub fn load(path: &Path) -> Result<Option<State>, WatchError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(WatchError::ReadState { path: path.to_path_buf(), source }),
+        };
+        let state: State = serde_json::from_slice(&bytes)
+            .map_err(|source| WatchError::ParseState { path: path.to_path_buf(), source })?;
+        if state.version != STATE_VERSION {
+            return Err(WatchError::Version { path: path.to_path_buf(), found: state.version });
+        }
+        Ok(Some(state))
+    }
+
+    /// Write to a temporary file then rename, so a crash never leaves half a state.
+    pub fn save(&self, path: &Path) -> Result<(), WatchError> {
+        let tmp = path.with_extension("tmp");
+        let text =
+            serde_json::to_vec(self).map_err(|e| WatchError::WriteState { path: tmp.clone(), source: e.into() })?;
+        std::fs::write(&tmp, text).map_err(|source| WatchError::WriteState { path: tmp.clone(), source })?;
+        std::fs::rename(&tmp, path).map_err(|source| WatchError::WriteState { path: path.to_path_buf(), source })
+    }
+}
+
+/// What one poll found.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// New alerts, in file order, then line order.
+    pub alerts: Vec<Alert>,
+    /// Files with malformed lines among those read.
+    pub malformed: Vec<FileStats>,
+}
+
+/// One pass over `dir`: new files, and growth of known ones. Files not in
+/// `state` yet are read from their start, or when `tail_existing` from their
+/// current end, like `tail -f`.
+pub fn poll(
+    dir: &Path,
+    rules: &AlertRules<'_>,
+    options: &ScanOptions,
+    state: &mut State,
+    tail_existing: bool,
+) -> Result<Polled, WatchError> {
+    let files = log_files(dir)?;
+    let keys: BTreeSet<String> = files.iter().map(|p| key_of(dir, p)).collect();
+    // Forget files that were deleted (old logs cleaned up).
+    state.files.retain(|k, _| keys.contains(k));
+    let mut polled = Polled::default();
+    for path in &files {
+        let key = key_of(dir, path);
+        let mut at = match state.files.get(&key) {
+            Some(known) => known.position(),
+            None if tail_existing => match Position::at_end(path, options) {
+                Ok(at) => at,
+                // Removed since it was listed.
+                Err(_) if !path.exists() => continue,
+                Err(e) => return Err(e.into()),
+            },
+            None => Position::default(),
+        };
+        let mut feed = Feed::new(rules.interpreter, Alerter::new(rules, &key, &mut state.alerts));
+        let stats = w3c::tail::follow(path, &mut at, options, &mut feed)?;
+        polled.alerts.append(&mut feed.into_sink().alerts);
+        state.files.insert(key, FileState::of(&at));
+        if stats.malformed_total() > 0 {
+            polled.malformed.push(stats);
+        }
+    }
+    Ok(polled)
+}
+
+/// `*.log` files under `dir`, sorted (compressed archives are not followed).
+fn log_files(dir: &Path) -> Result<Vec<PathBuf>, WatchError> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            // A folder removed while walking is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
+            Err(source) => return Err(WatchError::List { path: d, source }),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("log")) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn key_of(dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}

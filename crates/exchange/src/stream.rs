@@ -1,0 +1,170 @@
+//! The request stream: readers yield records, one [`Feed`] turns each into
+//! a [`Request`] (reused from record to record) and hands it to a
+//! [`RequestSink`]: the audit's aggregate, a simulation, an export, watch's
+//! alerts. A sink that fails (a write error) stops the stream, and its error
+//! comes back from [`Feed::finish`].
+//!
+//! A reader of another log format plugs in with two pieces, and no sink
+//! changes: its record type implements [`RecordSource`] (fill a request),
+//! and its scanner hands each record to [`Feed::push`]; the drivers in
+//! `audit::scan` pick the reader of each file.
+
+use std::convert::Infallible;
+
+use crate::classify::Interpreter;
+use crate::request::Request;
+
+/// A parsed log record that can fill a request.
+pub trait RecordSource {
+    /// Clear `request` and fill it from this record.
+    fn fill(&self, interpreter: &Interpreter, request: &mut Request);
+}
+
+impl RecordSource for w3c::Record<'_> {
+    #[inline]
+    fn fill(&self, interpreter: &Interpreter, request: &mut Request) {
+        interpreter.read_record(self, request);
+    }
+}
+
+/// Takes the requests of a stream, in the order of each part read.
+pub trait RequestSink {
+    /// Why a request could not be taken; [`Infallible`] for sinks that only count.
+    type Error;
+
+    /// One request; an error stops the stream.
+    fn request(&mut self, request: &Request) -> Result<(), Self::Error>;
+
+    /// The stream has ended: write out what is held back. Called once, by
+    /// [`Feed::finish`], unless the stream stopped on an error.
+    fn finish(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// From records to a sink: interprets each record into one reused request.
+pub struct Feed<'a, S: RequestSink> {
+    interpreter: &'a Interpreter,
+    request: Request,
+    sink: S,
+    error: Option<S::Error>,
+}
+
+impl<'a, S: RequestSink> Feed<'a, S> {
+    pub fn new(interpreter: &'a Interpreter, sink: S) -> Self {
+        Feed { interpreter, request: Request::default(), sink, error: None }
+    }
+
+    /// Interpret `record` and hand it to the sink, unless the sink failed before.
+    #[inline]
+    pub fn push<R: RecordSource + ?Sized>(&mut self, record: &R) {
+        if self.error.is_some() {
+            return;
+        }
+        record.fill(self.interpreter, &mut self.request);
+        if let Err(e) = self.sink.request(&self.request) {
+            self.error = Some(e);
+        }
+    }
+
+    /// True once the sink has failed: readers stop.
+    #[inline]
+    pub fn stopped(&self) -> bool {
+        self.error.is_some()
+    }
+
+    pub fn interpreter(&self) -> &'a Interpreter {
+        self.interpreter
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Combine `other` into this feed: the sinks with `merge`, and the first
+    /// error is kept.
+    pub fn merge(&mut self, other: Feed<'a, S>, merge: impl FnOnce(&mut S, S)) {
+        if self.error.is_none() {
+            self.error = other.error;
+        }
+        merge(&mut self.sink, other.sink);
+    }
+
+    /// The sink, finished ([`RequestSink::finish`]), or the error that
+    /// stopped it.
+    pub fn finish(mut self) -> Result<S, S::Error> {
+        match self.error {
+            Some(e) => Err(e),
+            None => {
+                self.sink.finish()?;
+                Ok(self.sink)
+            }
+        }
+    }
+}
+
+impl<'a, S: RequestSink<Error = Infallible>> Feed<'a, S> {
+    /// The finished sink of a stream that cannot fail.
+    pub fn into_sink(self) -> S {
+        match self.finish() {
+            Ok(sink) => sink,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl<S> w3c::Visitor for Feed<'_, S>
+where
+    S: RequestSink + Send,
+    S::Error: Send,
+{
+    #[inline]
+    fn record(&mut self, record: &w3c::Record<'_>) {
+        self.push(record);
+    }
+
+    #[inline]
+    fn stopped(&self) -> bool {
+        Feed::stopped(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps users until its "disk" is full.
+    struct Users {
+        room: usize,
+        users: Vec<String>,
+    }
+
+    impl RequestSink for Users {
+        type Error = String;
+        fn request(&mut self, request: &Request) -> Result<(), String> {
+            if self.users.len() == self.room {
+                return Err(format!("no room for {}", request.user));
+            }
+            self.users.push(request.user.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_stops_the_scan_and_its_error_comes_back() {
+        let mut log = String::from("#Fields: date time cs-username\n");
+        for user in ["alice", "bob", "carol", "dave"] {
+            log.push_str(&format!("2026-11-02 10:00:00 {user}\n"));
+        }
+        let interpreter = Interpreter::builtin();
+        let mut feed = Feed::new(&interpreter, Users { room: 2, users: Vec::new() });
+        let stats = w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut feed);
+        assert_eq!(feed.sink().users, ["alice", "bob"]);
+        assert_eq!(stats.lines, 3, "the scan stops at the line the sink refused");
+        assert_eq!(feed.finish().err().as_deref(), Some("no room for carol"));
+    }
+}

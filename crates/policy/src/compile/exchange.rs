@@ -1,0 +1,282 @@
+//! Exchange mechanisms as rules: EWS access (organization and per-mailbox
+//! settings), then ActiveSync device access in the order Exchange decides.
+
+use std::sync::Arc;
+
+use ::exchange::Protocol;
+
+use super::{add_user, one_user, rule, Ctx};
+use crate::blocks::{AccessLevel, AppPolicy, Blocks, Characteristic, DeviceBlock, EwsBlock, EwsSettings};
+use crate::model::{Action, Cond, Rule, RuleOrigin, TextMode, UserSet};
+use crate::raw::*;
+
+fn app_policy(p: Option<RawAppPolicy>) -> Option<AppPolicy> {
+    p.map(|p| match p {
+        RawAppPolicy::AllowList => AppPolicy::EnforceAllowList,
+        RawAppPolicy::BlockList => AppPolicy::EnforceBlockList,
+    })
+}
+
+const OUTLOOK_UA: [&str; 2] = ["Microsoft Office Outlook", "Microsoft Outlook"];
+
+fn ua_contains_cs(values: &[&str]) -> Cond {
+    Cond::UserAgent {
+        case_sensitive: true,
+        items: values.iter().map(|v| (TextMode::Contains, v.to_string())).collect(),
+    }
+}
+
+pub(super) fn compile_ews(ctx: &Ctx, raw: RawEwsAccess, line: usize, rules: &mut Vec<Rule>, blocks: &mut Blocks) {
+    let status = raw.status.unwrap_or(403);
+    let org = EwsSettings {
+        ews_enabled: raw.ews_enabled,
+        allow_outlook: raw.allow_outlook,
+        allow_mac_outlook: raw.allow_mac_outlook,
+        allow_entourage: raw.allow_entourage,
+        application_access_policy: app_policy(raw.application_access_policy),
+        list: raw.list,
+    };
+    let mut users = Vec::new();
+    for u in raw.user {
+        let s = EwsSettings {
+            ews_enabled: u.ews_enabled,
+            allow_outlook: u.allow_outlook,
+            allow_mac_outlook: u.allow_mac_outlook,
+            allow_entourage: u.allow_entourage,
+            application_access_policy: app_policy(u.application_access_policy),
+            list: u.list,
+        };
+        users.push((u.user.get_ref().clone(), s, ctx.line(&u.user.span()).unwrap_or(line)));
+    }
+    // Mailboxes with their own settings first; the organization's apply to everyone else.
+    for (user, s, uline) in &users {
+        let eff = s.over(&org);
+        ews_scope(&eff, &format!("ews_access ({user})"), vec![one_user(user)], Vec::new(), status, *uline, rules);
+    }
+    let except: Vec<Vec<Cond>> = if users.is_empty() {
+        Vec::new()
+    } else {
+        let mut set = UserSet::default();
+        for (u, _, _) in &users {
+            add_user(&mut set, u);
+            set.shown.push(u.clone());
+        }
+        vec![vec![Cond::User(Arc::new(set))]]
+    };
+    ews_scope(&org, "ews_access", Vec::new(), except, status, line, rules);
+    blocks.ews = Some(EwsBlock { org, users: users.into_iter().map(|(u, s, _)| (u, s)).collect() });
+}
+
+/// Exchange's `CallerAccessAllowed` (exchange.md §3a) as deny rules.
+fn ews_scope(
+    s: &EwsSettings,
+    label: &str,
+    scope: Vec<Cond>,
+    except: Vec<Vec<Cond>>,
+    status: u16,
+    line: usize,
+    rules: &mut Vec<Rule>,
+) {
+    let mut base = vec![Cond::Protocol(vec![Protocol::Ews])];
+    base.extend(scope);
+    let mk = |name: String, conds: Vec<Cond>, unless: Vec<Vec<Cond>>, note: String| {
+        let mut u = except.clone();
+        u.extend(unless);
+        rule(name, Action::Deny, status, 0, conds, u, RuleOrigin::EwsAccess, Some(note), line)
+    };
+    match s.ews_enabled {
+        // Not configured: Exchange checks nothing else.
+        None => return,
+        Some(false) => {
+            rules.push(mk(
+                format!("{label}: EwsEnabled=false"),
+                base,
+                Vec::new(),
+                "EwsEnabled is false: every EWS request is denied".into(),
+            ));
+            return;
+        }
+        Some(true) => {}
+    }
+    let outlook = ua_contains_cs(&OUTLOOK_UA);
+    let mac = ua_contains_cs(&["MacOutlook"]);
+    let ent = ua_contains_cs(&["Microsoft-Entourage"]);
+    // Which switch applies is decided by the first user-agent test that matches.
+    let branches: [(Option<bool>, &str, Vec<Cond>, &str); 3] = [
+        (
+            s.allow_outlook,
+            "EwsAllowOutlook",
+            vec![outlook.clone()],
+            "'Microsoft Outlook' or 'Microsoft Office Outlook'",
+        ),
+        (
+            s.allow_mac_outlook,
+            "EwsAllowMacOutlook",
+            vec![mac.clone(), Cond::Not(Box::new(outlook.clone()))],
+            "'MacOutlook'",
+        ),
+        (
+            s.allow_entourage,
+            "EwsAllowEntourage",
+            vec![ent, Cond::Not(Box::new(outlook)), Cond::Not(Box::new(mac))],
+            "'Microsoft-Entourage'",
+        ),
+    ];
+    let mut allowed_by_switch = Vec::new();
+    for (value, name, branch, what) in &branches {
+        match value {
+            Some(false) => {
+                let mut c = base.clone();
+                c.extend(branch.iter().cloned());
+                rules.push(mk(
+                    format!("{label}: {name}=false"),
+                    c,
+                    Vec::new(),
+                    format!("user agent contains {what} and {name} is false"),
+                ));
+            }
+            Some(true) => allowed_by_switch.push(branch.clone()),
+            None => {}
+        }
+    }
+    let list = s.list.clone().unwrap_or_default();
+    match s.application_access_policy {
+        None => {}
+        Some(AppPolicy::EnforceAllowList) => {
+            let mut unless = allowed_by_switch;
+            if !list.is_empty() {
+                unless.push(vec![Cond::UserAgentEws(list.clone())]);
+            }
+            let note = if list.is_empty() {
+                "EnforceAllowList with an empty list denies every EWS client not allowed by a switch".to_string()
+            } else {
+                format!("user agent matches none of the allow list [{}]", list.join(", "))
+            };
+            rules.push(mk(format!("{label}: EnforceAllowList"), base, unless, note));
+        }
+        Some(AppPolicy::EnforceBlockList) if !list.is_empty() => {
+            let mut c = base;
+            c.push(Cond::UserAgentEws(list.clone()));
+            rules.push(mk(
+                format!("{label}: EnforceBlockList"),
+                c,
+                allowed_by_switch,
+                format!("user agent matches the block list [{}]", list.join(", ")),
+            ));
+        }
+        // An empty block list blocks nothing.
+        Some(AppPolicy::EnforceBlockList) => {}
+    }
+}
+
+pub(super) fn compile_device_access(
+    ctx: &Ctx,
+    raw: RawDeviceAccess,
+    line: usize,
+    rules: &mut Vec<Rule>,
+    blocks: &mut Blocks,
+) {
+    let rule_lines: Vec<usize> = raw.rule.iter().map(|r| ctx.line(&r.span()).unwrap_or(line)).collect();
+    let personal_lines: Vec<usize> = raw.personal.iter().map(|p| ctx.line(&p.span()).unwrap_or(line)).collect();
+    let status = raw.status.unwrap_or(403);
+    let q_status = raw.quarantine_status.unwrap_or(403);
+    let level = |l: RawAccessLevel| match l {
+        RawAccessLevel::Allow => AccessLevel::Allow,
+        RawAccessLevel::Block => AccessLevel::Block,
+        RawAccessLevel::Quarantine => AccessLevel::Quarantine,
+    };
+    let block = DeviceBlock {
+        default_access_level: raw.default_access_level.map(level),
+        rules: raw
+            .rule
+            .iter()
+            .map(|r| {
+                let r = r.get_ref();
+                let c = match r.characteristic {
+                    RawCharacteristic::DeviceType => Characteristic::DeviceType,
+                    RawCharacteristic::DeviceModel => Characteristic::DeviceModel,
+                    RawCharacteristic::DeviceOS => Characteristic::DeviceOS,
+                    RawCharacteristic::UserAgent => Characteristic::UserAgent,
+                };
+                (c, r.query_string.clone(), level(r.access_level))
+            })
+            .collect(),
+        personal: raw
+            .personal
+            .iter()
+            .map(|p| p.get_ref())
+            .map(|p| (p.user.get_ref().clone(), p.allowed_device_ids.clone(), p.blocked_device_ids.clone()))
+            .collect(),
+    };
+    let base = vec![Cond::Protocol(vec![Protocol::ActiveSync])];
+    let ch = |c: Characteristic, q: &str| match c {
+        Characteristic::DeviceType => Cond::DeviceType(vec![q.to_string()]),
+        Characteristic::DeviceModel => Cond::DeviceModel(vec![q.to_string()]),
+        Characteristic::DeviceOS => Cond::DeviceOs(vec![q.to_string()]),
+        Characteristic::UserAgent => {
+            Cond::UserAgent { case_sensitive: false, items: vec![(TextMode::Exact, q.to_string())] }
+        }
+    };
+    let mk = |name: String, c: Vec<Cond>, u: Vec<Vec<Cond>>, st: u16, note: String, line: usize| {
+        rule(name, Action::Deny, st, 0, c, u, RuleOrigin::DeviceAccess, Some(note), line)
+    };
+    // 4. personal block list
+    for ((user, _, blocked), pline) in block.personal.iter().zip(&personal_lines) {
+        if !blocked.is_empty() {
+            let mut c = base.clone();
+            c.push(one_user(user));
+            c.push(Cond::DeviceId(blocked.clone()));
+            rules.push(mk(
+                format!("device_access: blocked devices of {user}"),
+                c,
+                Vec::new(),
+                status,
+                format!("device id is on {user}'s ActiveSyncBlockedDeviceIDs"),
+                *pline,
+            ));
+        }
+    }
+    // 5. personal allow list: an exception to everything below.
+    let personal_allow: Vec<Vec<Cond>> = block
+        .personal
+        .iter()
+        .filter(|(_, allowed, _)| !allowed.is_empty())
+        .map(|(user, allowed, _)| vec![one_user(user), Cond::DeviceId(allowed.clone())])
+        .collect();
+    // 6, 7. block rules, then quarantine rules.
+    for want in [AccessLevel::Block, AccessLevel::Quarantine] {
+        for ((c, q, l), rline) in block.rules.iter().zip(&rule_lines).filter(|((_, _, l), _)| *l == want) {
+            let mut conds = base.clone();
+            conds.push(ch(*c, q));
+            let st = if want == AccessLevel::Block { status } else { q_status };
+            let mut r = mk(
+                format!("device_access: {} {} '{q}'", l.name(), c.name()),
+                conds,
+                personal_allow.clone(),
+                st,
+                format!("{} is '{q}', which a device access rule sets to {}", c.name(), l.name()),
+                *rline,
+            );
+            r.quarantine = want == AccessLevel::Quarantine;
+            rules.push(r);
+        }
+    }
+    // 8, 9. allow rules only matter against a default that is not Allow.
+    if let Some(d @ (AccessLevel::Block | AccessLevel::Quarantine)) = block.default_access_level {
+        let mut unless = personal_allow;
+        for (c, q, _) in block.rules.iter().filter(|(_, _, l)| *l == AccessLevel::Allow) {
+            unless.push(vec![ch(*c, q)]);
+        }
+        let mut r = mk(
+            format!("device_access: DefaultAccessLevel={}", d.name()),
+            base,
+            unless,
+            if d == AccessLevel::Block { status } else { q_status },
+            format!("no personal list or device access rule allows the device; DefaultAccessLevel is {}", d.name()),
+            line,
+        );
+        r.quarantine = d == AccessLevel::Quarantine;
+        rules.push(r);
+    }
+    blocks.device_access = Some(block);
+}

@@ -1,0 +1,111 @@
+//! A policy ready to decide requests: compiled against one interpreter's
+//! catalog and networks, with the inventory its `device` conditions need,
+//! checked once when built. [`evaluate`] takes nothing else, so a policy
+//! whose inventory was forgotten cannot run (it would find every device new).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use exchange::{Interpreter, Request};
+
+use crate::inventory::Inventory;
+use crate::model::{Action, Cond, Decision, Policy};
+use crate::PolicyError;
+
+/// The one thing simulate, export, watch and the gateway evaluate with.
+#[derive(Clone, Debug)]
+pub struct ReadyPolicy {
+    policy: Policy,
+    inventory: Option<Arc<Inventory>>,
+    interpreter: Arc<Interpreter>,
+    /// Per rule, its name, shared (labels, log fields).
+    rule_names: Vec<Arc<str>>,
+}
+
+impl ReadyPolicy {
+    /// Read a policy file against `interpreter`, with the inventory file it
+    /// may need.
+    pub fn load(
+        path: &Path,
+        inventory: Option<&Path>,
+        interpreter: Arc<Interpreter>,
+    ) -> Result<ReadyPolicy, PolicyError> {
+        let policy = Policy::load_with(path, interpreter.catalog(), interpreter.networks())?;
+        let inventory = inventory.map(Inventory::load).transpose()?.map(Arc::new);
+        ReadyPolicy::new(policy, inventory, interpreter)
+    }
+
+    /// `policy`, compiled against `interpreter`'s catalog and networks (see
+    /// [`Policy::load_with`]), made ready: fails when a rule has a `device`
+    /// condition and there is no inventory.
+    pub fn new(
+        policy: Policy,
+        inventory: Option<Arc<Inventory>>,
+        interpreter: Arc<Interpreter>,
+    ) -> Result<ReadyPolicy, PolicyError> {
+        if inventory.is_none() {
+            if let Some(r) = policy.rules().iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_)))) {
+                return Err(PolicyError::Invalid {
+                    file: policy.origin().to_string(),
+                    line: Some(r.line),
+                    message: format!(
+                        "rule '{}' has a device condition: give an inventory (--inventory or --known-before)",
+                        r.name
+                    ),
+                });
+            }
+        }
+        let rule_names = policy.rules().iter().map(|r| Arc::from(r.name.as_str())).collect();
+        Ok(ReadyPolicy { policy, inventory, interpreter, rule_names })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The interpreter the policy was compiled against: requests it decides
+    /// must be read with this one.
+    pub fn interpreter(&self) -> &Arc<Interpreter> {
+        &self.interpreter
+    }
+
+    /// The devices known before the cut-over, when the policy was given them.
+    pub fn inventory(&self) -> Option<&Inventory> {
+        self.inventory.as_deref()
+    }
+
+    /// See [`evaluate`].
+    #[inline]
+    pub fn evaluate(&self, request: &Request) -> Decision {
+        evaluate(self, request)
+    }
+
+    /// The name of rule `rule` (`None`: the default, which has none).
+    pub fn rule_name(&self, rule: Option<usize>) -> Option<&Arc<str>> {
+        rule.and_then(|i| self.rule_names.get(i))
+    }
+
+    /// The name of the rule that decided, or `default`.
+    pub fn decided_by(&self, decision: &Decision) -> &str {
+        self.rule_name(decision.rule).map_or("default", |r| r)
+    }
+}
+
+/// Decide `request` under `policy`: the first rule whose conditions all match
+/// and none of whose exceptions match decides; else the default. Pure; does
+/// not allocate.
+pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
+    let inventory = policy.inventory.as_deref();
+    let p = &policy.policy;
+    for (i, r) in p.rules.iter().enumerate() {
+        if r.matches(request, inventory) {
+            return Decision { action: r.action, rule: Some(i), status: r.status, substatus: r.substatus };
+        }
+    }
+    Decision {
+        action: p.default,
+        rule: None,
+        status: if p.default == Action::Deny { p.default_status } else { 0 },
+        substatus: 0,
+    }
+}
