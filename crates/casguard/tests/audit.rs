@@ -212,7 +212,7 @@ fn csv_writes_our_files_and_the_export_activesync_log_set() {
 
 #[test]
 fn real_backend_sample_reports_the_doubled_space_lines() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
     let out = casguard(&["audit", "--format", "json", sample]);
     assert!(out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -234,7 +234,7 @@ fn real_backend_sample_reports_the_doubled_space_lines() {
 
 #[test]
 fn fields_option_reads_a_file_whose_header_was_cut_off() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
     let text = std::fs::read_to_string(sample).unwrap();
     assert!(text.contains(&format!("#Fields: {}", w3c_default())), "the sample logs IIS's default columns");
     let dir = tempfile::tempdir().unwrap();
@@ -307,7 +307,7 @@ fn ranges_files_name_networks_behind_the_load_balancer() {
     let (dir, _) = generated(|o| o.seed = 6);
     let ranges = dir.path().join("ranges.txt");
     std::fs::write(&ranges, "# branch offices\n203.0.113.0/24 branch-office\n198.51.100.0/24 hotel-wifi\n").unwrap();
-    let azure = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/ranges/ServiceTags_Public_20251028.json");
+    let azure = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ranges/ServiceTags_Public_20251028.json");
     let report = audit_json(dir.path(), &["--ranges", ranges.to_str().unwrap(), "--ranges", azure]);
     let networks: BTreeSet<String> = report["users"]
         .as_array()

@@ -80,10 +80,8 @@ fn emit_writes_files_into_out_dir() {
 
 #[test]
 fn emit_merges_into_a_real_web_config() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/samples/exchange-config/E19-DefaultWebSite-EAS_web.config"
-    );
+    let sample =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-config/E19-DefaultWebSite-EAS_web.config");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let out = casguard(&[

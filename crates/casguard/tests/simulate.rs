@@ -259,7 +259,7 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
     assert!(!users(&report["affected_users"]).iter().any(|u| u.ends_with('$')));
 
     // The real back-end sample alone: EX04$'s RPC hop is a computer account's, not a person's.
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/exchange-backend-edge-cases.log");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/exchange-backend-edge-cases.log");
     let report = simulate_text(DENY_RPC, &sample);
     assert_eq!(report["summary"]["backend_only"], true);
     assert_eq!((&report["summary"]["requests"], &report["summary"]["denied_requests"]), (&4.into(), &1.into()));
