@@ -3,14 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
 
-use casguard_loggen::{generate, GzipMode, Options, Truth};
+use casguard_loggen::{GzipMode, Truth};
 use serde_json::Value;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
+use crate::util::{casguard, counts, finding_users, generated, workspace};
 
 fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["audit", "--format", "json"];
@@ -20,29 +17,6 @@ fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     let out = casguard(&args);
     assert!(out.status.success(), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("audit prints JSON")
-}
-
-fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Truth) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path());
-    options(&mut opts);
-    let truth = generate(&opts).expect("generate logs");
-    (dir, truth)
-}
-
-fn counts(v: &Value) -> BTreeMap<String, u64> {
-    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
-}
-
-fn finding_users(report: &Value, kind: &str) -> Vec<String> {
-    let users: BTreeSet<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == kind)
-        .map(|f| f["user"].as_str().unwrap().to_string())
-        .collect();
-    users.into_iter().collect()
 }
 
 fn check_against_truth(report: &Value, truth: &Truth) {
@@ -294,7 +268,7 @@ fn missing_path_is_an_error() {
 
 #[test]
 fn bundled_example_logs_match_their_truth_and_the_generator() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs");
+    let examples = workspace().join("examples/logs");
     let truth: Truth = serde_json::from_str(&std::fs::read_to_string(examples.join("truth.json")).unwrap()).unwrap();
     check_against_truth(&audit_json(&examples, &[]), &truth);
     // The committed set is what the generator makes today with the documented command.

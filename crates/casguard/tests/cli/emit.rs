@@ -1,19 +1,8 @@
 //! `casguard emit` and `casguard policy check` as an admin runs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
-
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies").join(name).display().to_string()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::util::{casguard, example, text};
 
 #[test]
 fn policy_check_prints_numbered_rules() {
