@@ -477,8 +477,7 @@ fn parse_forwarded(item: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
 
     fn live(stem: &str, query: &str, port: u16, peer: &str, ua: &str, user: &str) -> Request {
         let mut r = Request {

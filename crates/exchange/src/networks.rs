@@ -604,8 +604,7 @@ mod tests {
 
     #[test]
     fn azure_service_tags_sample() {
-        let path =
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/ranges/ServiceTags_Public_20251028.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ranges/ServiceTags_Public_20251028.json");
         let mut n = Networks::builtin();
         let t = std::time::Instant::now();
         n.add_file(path).unwrap();

@@ -1,6 +1,6 @@
 //! Generator of realistic Exchange Client Access IIS logs, together with the
 //! [`Truth`]: what a correct `casguard audit --format json` must report for
-//! them, under the definitions of `notes/CONTRACT.md`.
+//! them, under the definitions of the README ("How it decides", "JSON output").
 //!
 //! Deterministic: the same [`Options`] give the same bytes. The cast (users,
 //! devices, servers) depends on the seed and counts only; `target_bytes`

@@ -1,7 +1,7 @@
 //! The labels the generator attaches to what it writes: client ids and
-//! protocols as CONTRACT.md names them, and the kinds of request it can write.
+//! protocols as the exchange crate names them, and the kinds of request it can write.
 
-/// Client ids of the catalog in CONTRACT.md, in its order.
+/// Client ids of the built-in catalog (data/clients.toml), in its order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Client {
     OutlookMobile,

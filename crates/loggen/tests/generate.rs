@@ -1,6 +1,6 @@
 //! End-to-end tests of the generator: determinism, layout, gzip, scaling,
 //! and an independent mini-audit that re-reads the written text with the
-//! CONTRACT.md rules and must arrive at the truth the generator counted
+//! README's rules ("How it decides") and must arrive at the truth the generator counted
 //! from its own labels.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -242,7 +242,7 @@ fn assert_same(audit: &Truth, truth: &Truth) {
 }
 
 // ---------------------------------------------------------------------------
-// Mini-audit: CONTRACT.md applied to the text, independently of the generator.
+// Mini-audit: the README's rules applied to the text, independently of the generator.
 
 fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();

@@ -3,7 +3,7 @@ mod common;
 use common::*;
 use policy::emit::{self, iis, merge_web_config, Target};
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-config");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-config");
 
 fn parse(xml: &str) -> roxmltree::Document<'_> {
     roxmltree::Document::parse(xml.trim_start_matches('\u{feff}')).unwrap_or_else(|e| panic!("{e}\n{xml}"))

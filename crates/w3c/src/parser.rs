@@ -82,7 +82,7 @@ pub struct Malformed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanOptions {
     /// Bytes per parallel chunk of a plain file, and per decoded block of a stream
-    /// (capped at 16 MiB there).
+    /// (capped at 1 MiB there).
     pub chunk_size: usize,
     /// Longest line accepted, without its line end (IIS's `maxLogLineLength` default).
     pub max_line: usize,

@@ -11,7 +11,7 @@ use w3c::{
     Field, Fields, FileStats, MalformedKind, Record, ScanOptions, Visitor, VisitorPool, IIS_DEFAULT_FIELDS,
 };
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
 
 /// Records every field (raw), the decoded user agent and the timestamp of each record.
 #[derive(Debug, Default)]

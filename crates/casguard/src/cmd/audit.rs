@@ -55,8 +55,5 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Format::Html => emit(args.out.as_ref(), &audit::html::audit_html(&report, &aggregate, interpreter.catalog()))?,
     }
     let people_findings = !report.findings.is_empty();
-    // The process ends next: freeing every user and device one by one would only delay the exit.
-    std::mem::forget(report);
-    std::mem::forget(aggregate);
     Ok(if args.fail_on_findings && people_findings { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

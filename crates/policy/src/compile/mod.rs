@@ -92,7 +92,7 @@ fn network_id(networks: &Networks, name: &str) -> Option<NetworkId> {
     networks.id_of(name)
 }
 
-/// `DOMAIN\user` and `user@domain` to the identity key (CONTRACT "Identity").
+/// `DOMAIN\user` and `user@domain` to the identity key, as `exchange::identity::account_key` keys a log's user.
 pub(crate) fn user_key(raw: &str) -> String {
     let s = raw.trim();
     let s = s.rsplit_once('\\').map_or(s, |(_, u)| u);

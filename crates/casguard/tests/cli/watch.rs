@@ -4,13 +4,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
+use crate::util::{casguard, example};
 
 fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
@@ -84,7 +81,8 @@ fn alerts_once_across_appends_rotation_and_restart() {
     assert_eq!(step(&dir, &state, &["--since", "2026-11-01"]), vec![]);
 
     // Step 6: a policy adds the devices it would deny, once each.
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/ews-allow-outlook-only.toml");
+    let policy = example("ews-allow-outlook-only.toml");
+    let policy = policy.as_str();
     let fresh = root.path().join("state2.json");
     let got = step(&dir, &fresh, &["--since", "2026-11-01", "--policy", policy]);
     assert_eq!(got.iter().filter(|(k, _)| k == "policy-deny").count(), 1, "{got:?}");

@@ -9,9 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_casguard"))
-}
+use crate::util::bin;
 
 /// A minimal keep-alive upstream: 200 "ok" to every request without a body.
 fn upstream() -> SocketAddr {

@@ -3,14 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
 
-use casguard_loggen::{generate, GzipMode, Options, Truth};
+use casguard_loggen::{GzipMode, Truth};
 use serde_json::Value;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
+use crate::util::{casguard, counts, finding_users, generated, workspace};
 
 fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["audit", "--format", "json"];
@@ -20,29 +17,6 @@ fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     let out = casguard(&args);
     assert!(out.status.success(), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("audit prints JSON")
-}
-
-fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Truth) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path());
-    options(&mut opts);
-    let truth = generate(&opts).expect("generate logs");
-    (dir, truth)
-}
-
-fn counts(v: &Value) -> BTreeMap<String, u64> {
-    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
-}
-
-fn finding_users(report: &Value, kind: &str) -> Vec<String> {
-    let users: BTreeSet<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == kind)
-        .map(|f| f["user"].as_str().unwrap().to_string())
-        .collect();
-    users.into_iter().collect()
 }
 
 fn check_against_truth(report: &Value, truth: &Truth) {
@@ -212,7 +186,7 @@ fn csv_writes_our_files_and_the_export_activesync_log_set() {
 
 #[test]
 fn real_backend_sample_reports_the_doubled_space_lines() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
     let out = casguard(&["audit", "--format", "json", sample]);
     assert!(out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -234,7 +208,7 @@ fn real_backend_sample_reports_the_doubled_space_lines() {
 
 #[test]
 fn fields_option_reads_a_file_whose_header_was_cut_off() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/exchange-backend-edge-cases.log");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
     let text = std::fs::read_to_string(sample).unwrap();
     assert!(text.contains(&format!("#Fields: {}", w3c_default())), "the sample logs IIS's default columns");
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +268,7 @@ fn missing_path_is_an_error() {
 
 #[test]
 fn bundled_example_logs_match_their_truth_and_the_generator() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs");
+    let examples = workspace().join("examples/logs");
     let truth: Truth = serde_json::from_str(&std::fs::read_to_string(examples.join("truth.json")).unwrap()).unwrap();
     check_against_truth(&audit_json(&examples, &[]), &truth);
     // The committed set is what the generator makes today with the documented command.
@@ -307,7 +281,7 @@ fn ranges_files_name_networks_behind_the_load_balancer() {
     let (dir, _) = generated(|o| o.seed = 6);
     let ranges = dir.path().join("ranges.txt");
     std::fs::write(&ranges, "# branch offices\n203.0.113.0/24 branch-office\n198.51.100.0/24 hotel-wifi\n").unwrap();
-    let azure = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/ranges/ServiceTags_Public_20251028.json");
+    let azure = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ranges/ServiceTags_Public_20251028.json");
     let report = audit_json(dir.path(), &["--ranges", ranges.to_str().unwrap(), "--ranges", azure]);
     let networks: BTreeSet<String> = report["users"]
         .as_array()

@@ -2,20 +2,12 @@
 //! text (attacker-chosen user agents, user names, device ids) stays text;
 //! then the same page in a real headless Chromium (tests/browser/check.sh).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use casguard_loggen::{generate, Options};
 use serde_json::Value;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "casguard failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+use crate::util::{casguard, example, generated, ok, workspace};
 
 const EVIL_UA: &str = "<script>window.__xss=1</script>";
 const EVIL_UA2: &str = "\"><img src=x onerror=window.__xss=2>";
@@ -23,10 +15,7 @@ const EVIL_USER: &str = "<img src=x onerror=window.__xss=3>";
 
 /// Generated logs plus one hand-written file whose fields try to inject markup.
 fn logs_with_injection() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path());
-    opts.seed = 21;
-    generate(&opts).expect("generate logs");
+    let (dir, _) = generated(|o| o.seed = 21);
     let evil = dir.path().join("EVIL/W3SVC1");
     std::fs::create_dir_all(&evil).unwrap();
     let lines = [
@@ -100,7 +89,8 @@ fn simulate_html_shows_rules_and_backdoors() {
     let dir = logs_with_injection();
     let page = dir.path().join("sim.html");
     let logs = dir.path().to_str().unwrap();
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/ews-allow-outlook-only.toml");
+    let policy = example("ews-allow-outlook-only.toml");
+    let policy = policy.as_str();
     ok(casguard(&["-q", "simulate", "--policy", policy, "--format", "html", "--out", page.to_str().unwrap(), logs]));
     let html = std::fs::read_to_string(&page).unwrap();
     assert_self_contained(&html);
@@ -123,10 +113,6 @@ fn html_needs_an_out_file() {
     let out = casguard(&["audit", "--format", "html", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Runs tests/browser/check.sh on a page; `false` when Chromium is missing outside CI.
@@ -161,7 +147,8 @@ fn reports_work_in_headless_chromium() {
     if !browser_check(&audit_page, &shots.join("audit.png")) {
         return;
     }
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/ews-allow-outlook-only.toml");
+    let policy = example("ews-allow-outlook-only.toml");
+    let policy = policy.as_str();
     let sim_page = dir.path().join("simulate.html");
     ok(casguard(&[
         "-q",

@@ -2,72 +2,30 @@
 //! by the parquet crate, and JSON lines, each compared with `casguard audit`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use casguard_loggen::{generate, GzipMode, Options, Truth};
+use casguard_loggen::{GzipMode, Truth};
 use serde_json::Value;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
+use crate::util::{casguard, counts, example, finding_users, json, ok, python_with, skip, workspace};
 
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "casguard failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn json(args: &[&str]) -> Value {
-    serde_json::from_slice(&ok(casguard(args)).stdout).expect("JSON output")
-}
-
+/// Generated logs in `logs/` of a fresh folder, beside which the export goes.
 fn generated(seed: u64) -> (tempfile::TempDir, Truth) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path().join("logs"));
-    opts.seed = seed;
-    opts.gzip = GzipMode::Some;
-    let truth = generate(&opts).expect("generate logs");
-    (dir, truth)
-}
-
-const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/ews-allow-outlook-only.toml");
-
-fn counts(v: &Value) -> BTreeMap<String, u64> {
-    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
-}
-
-fn finding_users(report: &Value, kind: &str) -> Vec<String> {
-    let mut users: Vec<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == kind)
-        .map(|f| f["user"].as_str().unwrap().to_string())
-        .collect();
-    users.sort();
-    users.dedup();
-    users
-}
-
-/// A Python that can `import duckdb`: $CASGUARD_PYTHON, target/pyenv (made by .ci/run), or python3.
-fn duckdb_python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut candidates: Vec<PathBuf> = std::env::var_os("CASGUARD_PYTHON").map(PathBuf::from).into_iter().collect();
-    candidates.push(root.join("target/pyenv/bin/python"));
-    candidates.push(root.join("target/pyenv/Scripts/python.exe"));
-    candidates.push("python3".into());
-    candidates
-        .into_iter()
-        .find(|p| Command::new(p).args(["-c", "import duckdb"]).output().map(|o| o.status.success()).unwrap_or(false))
+    crate::util::generated(|o| {
+        o.out = o.out.join("logs");
+        o.seed = seed;
+        o.gzip = GzipMode::Some;
+    })
 }
 
 #[test]
 fn parquet_counts_in_duckdb_match_the_audit() {
-    let Some(python) = duckdb_python() else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs duckdb: see tests/duckdb/README-snippet.md");
-        eprintln!("skipped: no python with duckdb (python3 -m venv target/pyenv && target/pyenv/bin/pip install -r tests/requirements.txt)");
+    let Some(python) = python_with("duckdb") else {
+        skip("no Python with duckdb (tests/requirements.txt)");
         return;
     };
+    let policy = example("ews-allow-outlook-only.toml");
+    let policy = policy.as_str();
     let (dir, truth) = generated(7);
     let logs = dir.path().join("logs");
     let logs = logs.to_str().unwrap();
@@ -82,16 +40,13 @@ fn parquet_counts_in_duckdb_match_the_audit() {
         "--out",
         out_s,
         "--policy",
-        POLICY,
+        policy,
         "--row-group-rows",
         "500",
         logs,
     ]));
-    let check = Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/duckdb/check.py"))
-        .arg(&out)
-        .output()
-        .expect("run check.py");
+    let check =
+        Command::new(&python).arg(workspace().join("tests/duckdb/check.py")).arg(&out).output().expect("run check.py");
     assert!(check.status.success(), "check.py: {}", String::from_utf8_lossy(&check.stderr));
     let db: Value = serde_json::from_slice(&check.stdout).expect("check.py prints JSON");
 
@@ -114,7 +69,7 @@ fn parquet_counts_in_duckdb_match_the_audit() {
     assert_eq!(exploits, truth.summary.exploit_attempts);
 
     // Decisions: the same evaluate() as simulate.
-    let sim = json(&["simulate", "--policy", POLICY, "--format", "json", logs]);
+    let sim = json(&["simulate", "--policy", policy, "--format", "json", logs]);
     let decisions = counts(&db["person_decisions"]);
     assert_eq!(decisions.get("deny").copied().unwrap_or(0), sim["summary"]["denied_requests"].as_u64().unwrap());
     assert_eq!(decisions.get("allow").copied().unwrap_or(0), sim["summary"]["allowed_requests"].as_u64().unwrap());
@@ -241,7 +196,7 @@ fn jsonl_streams_one_ecs_event_per_request_and_no_credentials() {
         "--format",
         "jsonl",
         "--policy",
-        POLICY,
+        &example("ews-allow-outlook-only.toml"),
         "--out",
         file.to_str().unwrap(),
         logs.to_str().unwrap(),

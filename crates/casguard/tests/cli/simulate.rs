@@ -2,31 +2,20 @@
 //! denies exactly what the generator knows it should.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use casguard_loggen::{generate, Options, Truth};
+use casguard_loggen::Truth;
 use serde_json::Value;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies").join(name)
-}
+use crate::util::{casguard, example, generated, workspace};
 
 fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path());
-    opts.seed = seed;
-    let truth = generate(&opts).expect("generate logs");
-    (dir, truth)
+    generated(|o| o.seed = seed)
 }
 
 fn simulate(policy: &str, dir: &Path, extra: &[&str]) -> Value {
     let policy = example(policy);
-    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", policy.to_str().unwrap()];
+    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
     args.extend_from_slice(extra);
     args.push(dir.to_str().unwrap());
     let out = casguard(&args);
@@ -118,7 +107,7 @@ fn block_new_outlook_devices_spares_devices_known_at_the_cut_over() {
 fn a_device_rule_without_a_cut_over_is_an_error_naming_the_line() {
     let (dir, _) = logs(25);
     let policy = example("block-new-outlook-devices.toml");
-    let out = casguard(&["simulate", "--policy", policy.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    let out = casguard(&["simulate", "--policy", &policy, dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("block-new-outlook-devices.toml:") && stderr.contains("--known-before"), "{stderr}");
@@ -126,7 +115,7 @@ fn a_device_rule_without_a_cut_over_is_an_error_naming_the_line() {
 
 #[test]
 fn every_example_policy_passes_policy_check() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
+    let dir = workspace().join("examples/policies");
     let mut checked = BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -150,7 +139,7 @@ fn every_example_policy_passes_policy_check() {
 fn table_output_names_rules_and_backdoors() {
     let (dir, _) = logs(26);
     let policy = example("iis-block-outlook-ua.toml");
-    let out = casguard(&["simulate", "--quiet", "--policy", policy.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    let out = casguard(&["simulate", "--quiet", "--policy", &policy, dir.path().to_str().unwrap()]);
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains("Rules") && table.contains("Backdoors"));
@@ -181,7 +170,7 @@ fn csv_lists_rules_denied_devices_and_backdoors() {
         "--out",
         out.path().to_str().unwrap(),
         "--policy",
-        policy.to_str().unwrap(),
+        &policy,
         dir.path().to_str().unwrap(),
     ]);
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
@@ -203,10 +192,10 @@ fn csv_lists_rules_denied_devices_and_backdoors() {
 #[test]
 fn csv_lists_the_probes_and_computer_accounts_a_policy_would_deny() {
     let out = tempfile::tempdir().unwrap();
-    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs");
+    let logs = workspace().join("examples/logs");
     let policy = example("outlook-mobile-lockdown.toml");
     let args = |format: &'static str| {
-        let mut args = vec!["simulate", "--quiet", "--format", format, "--policy", policy.to_str().unwrap()];
+        let mut args = vec!["simulate", "--quiet", "--format", format, "--policy", &policy];
         if format == "csv" {
             args.extend(["--out", out.path().to_str().unwrap()]);
         }
@@ -259,7 +248,7 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
     assert!(!users(&report["affected_users"]).iter().any(|u| u.ends_with('$')));
 
     // The real back-end sample alone: EX04$'s RPC hop is a computer account's, not a person's.
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/exchange-backend-edge-cases.log");
+    let sample = workspace().join("tests/data/exchange-backend-edge-cases.log");
     let report = simulate_text(DENY_RPC, &sample);
     assert_eq!(report["summary"]["backend_only"], true);
     assert_eq!((&report["summary"]["requests"], &report["summary"]["denied_requests"]), (&4.into(), &1.into()));

@@ -1,19 +1,8 @@
 //! `casguard emit` and `casguard policy check` as an admin runs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn casguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casguard")).args(args).output().expect("run casguard")
-}
-
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies").join(name).display().to_string()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::util::{casguard, example, text};
 
 #[test]
 fn policy_check_prints_numbered_rules() {
@@ -80,10 +69,8 @@ fn emit_writes_files_into_out_dir() {
 
 #[test]
 fn emit_merges_into_a_real_web_config() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/samples/exchange-config/E19-DefaultWebSite-EAS_web.config"
-    );
+    let sample =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-config/E19-DefaultWebSite-EAS_web.config");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let out = casguard(&[

@@ -1,0 +1,14 @@
+//! `casguard` run as an admin runs it, one module per subcommand. One test
+//! binary (as ripgrep does): one link of the binary under test, and the helpers
+//! in `util` written once.
+
+mod util;
+
+mod audit;
+mod clients;
+mod emit;
+mod export;
+mod gateway;
+mod html;
+mod simulate;
+mod watch;

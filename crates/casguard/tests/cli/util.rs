@@ -1,0 +1,90 @@
+//! What the CLI tests share: running the binary, the repository's files,
+//! generated logs with their truth, and reading the JSON reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use casguard_loggen::{generate, Options, Truth};
+use serde_json::Value;
+
+/// The binary under test, to be given arguments.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_casguard"))
+}
+
+/// Runs casguard with `args` and waits for it.
+pub fn casguard(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run casguard")
+}
+
+/// `out`, after checking that casguard succeeded.
+pub fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "casguard failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The JSON that a successful run prints.
+pub fn json(args: &[&str]) -> Value {
+    serde_json::from_slice(&ok(casguard(args)).stdout).expect("JSON output")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The root of the repository.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A shipped example policy, `examples/policies/<name>`, as an argument.
+pub fn example(name: &str) -> String {
+    workspace().join("examples/policies").join(name).display().to_string()
+}
+
+/// Logs made by the generator in a fresh temporary folder, with their truth.
+pub fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Truth) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path());
+    options(&mut opts);
+    let truth = generate(&opts).expect("generate logs");
+    (dir, truth)
+}
+
+/// A JSON object of counts, such as a report's `protocols`.
+pub fn counts(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
+}
+
+/// The users with a finding of `kind` in an audit report, sorted, each once.
+pub fn finding_users(report: &Value, kind: &str) -> Vec<String> {
+    let users: BTreeSet<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .map(|f| f["user"].as_str().unwrap().to_string())
+        .collect();
+    users.into_iter().collect()
+}
+
+/// A Python that can import `modules` (comma-separated): $CASGUARD_PYTHON,
+/// target/pyenv (made by scripts/test), or python3.
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let root = workspace();
+    let mut candidates: Vec<PathBuf> = std::env::var_os("CASGUARD_PYTHON").map(PathBuf::from).into_iter().collect();
+    candidates.push(root.join("target/pyenv/bin/python"));
+    candidates.push(root.join("target/pyenv/Scripts/python.exe"));
+    candidates.push("python3".into());
+    let import = format!("import {modules}");
+    candidates
+        .into_iter()
+        .find(|p| Command::new(p).args(["-c", &import]).output().map(|o| o.status.success()).unwrap_or(false))
+}
+
+/// A test that cannot run here says why; under CI=true that is a failure.
+pub fn skip(why: &str) {
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI cannot skip: {why} (run scripts/test)");
+    eprintln!("skipped: {why} (scripts/test installs it)");
+}
