@@ -16,7 +16,7 @@ pub mod networks;
 pub mod protocol;
 mod request;
 
-pub use catalog::{Catalog, Client, ClientId};
+pub use catalog::{Catalog, Client, ClientId, Device};
 pub use classify::Interpreter;
 pub use exploits::ExploitRules;
 pub use identity::UserKind;
