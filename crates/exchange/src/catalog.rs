@@ -1,6 +1,7 @@
 //! The client catalog: which software sent a request, from its user agent,
-//! ActiveSync device type and protocol. Rules are data (`data/clients.toml`),
-//! compiled once so that classifying a request allocates nothing.
+//! ActiveSync device type and device id, and protocol. Rules are data
+//! (`data/clients.toml`), compiled once so that classifying a request
+//! allocates nothing.
 
 use std::collections::HashMap;
 
@@ -90,11 +91,15 @@ struct WhenDef {
     #[serde(default)]
     device_type: Vec<String>,
     #[serde(default)]
+    device_id_prefix: Vec<String>,
+    #[serde(default)]
     protocol: Vec<toml::Spanned<String>>,
 }
 
 /// Bit set of `ua_contains` patterns found in one user agent.
 type Mask = u128;
+/// Bit set of rules, in rule order.
+type RuleBits = u128;
 const MAX_PATTERNS: usize = Mask::BITS as usize;
 
 /// One compiled `[[client.when]]`: every non-empty condition must hold.
@@ -106,6 +111,8 @@ struct Rule {
     any_mask: Mask,
     all_mask: Mask,
     device_types: Vec<Box<str>>,
+    /// Compared without regard to ASCII case.
+    device_id_prefixes: Vec<Box<str>>,
     /// Bit `Protocol::index()`; 0 = any protocol.
     protocols: u16,
 }
@@ -120,11 +127,25 @@ impl Rule {
     }
 
     /// The conditions on everything but the user agent.
-    fn rest_matches(&self, device_type: &str, protocol: Protocol) -> bool {
+    fn rest_matches(&self, device: &Device, protocol: Protocol) -> bool {
         (self.device_types.is_empty()
-            || (!device_type.is_empty() && self.device_types.iter().any(|d| d.eq_ignore_ascii_case(device_type))))
+            || (!device.device_type.is_empty()
+                && self.device_types.iter().any(|d| d.eq_ignore_ascii_case(device.device_type))))
+            && (self.device_id_prefixes.is_empty()
+                || self.device_id_prefixes.iter().any(|p| starts_with_ignore_case(device.device_id, p)))
             && (self.protocols == 0 || self.protocols & (1 << protocol.index()) != 0)
     }
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len() && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// What an ActiveSync request says of its device (both empty for other requests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Device<'a> {
+    pub device_type: &'a str,
+    pub device_id: &'a str,
 }
 
 /// What the catalog makes of one user agent, whatever the device type and
@@ -133,7 +154,7 @@ impl Rule {
 pub(crate) struct UaClass {
     /// Rules whose user-agent conditions hold, a bit each (rule order);
     /// `None` when the catalog has too many rules for the bit set.
-    rules: Option<u64>,
+    rules: Option<RuleBits>,
     /// The `ua_contains` patterns found.
     found: Mask,
 }
@@ -245,6 +266,7 @@ impl Catalog {
                     any_mask,
                     all_mask,
                     device_types: boxed(when.device_type),
+                    device_id_prefixes: boxed(when.device_id_prefix),
                     protocols,
                 });
             }
@@ -269,7 +291,13 @@ impl Catalog {
     /// a matching rule, else `unknown`. `user_agent` is the decoded user agent
     /// (`+` as space); `device_type` the ActiveSync DeviceType or empty.
     pub fn classify(&self, user_agent: &str, device_type: &str, protocol: Protocol) -> ClientId {
-        self.classify_ua(user_agent, &self.ua_class(user_agent), device_type, protocol)
+        self.classify_device(user_agent, Device { device_type, device_id: "" }, protocol)
+    }
+
+    /// [`classify`](Self::classify) with the ActiveSync device id too, which a
+    /// few clients are known by (`device_id_prefix`).
+    pub fn classify_device(&self, user_agent: &str, device: Device, protocol: Protocol) -> ClientId {
+        self.classify_ua(user_agent, &self.ua_class(user_agent), device, protocol)
     }
 
     /// The facts about `user_agent` that [`classify_ua`](Self::classify_ua) needs.
@@ -280,12 +308,12 @@ impl Catalog {
                 found |= 1 << m.pattern().as_usize();
             }
         }
-        let rules = (self.rules.len() <= u64::BITS as usize).then(|| {
+        let rules = (self.rules.len() <= RuleBits::BITS as usize).then(|| {
             self.rules
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| r.ua_matches(user_agent, found))
-                .fold(0, |b, (i, _)| b | 1 << i)
+                .fold(0, |b: RuleBits, (i, _)| b | 1 << i)
         });
         UaClass { rules, found }
     }
@@ -295,7 +323,7 @@ impl Catalog {
         &self,
         user_agent: &str,
         class: &UaClass,
-        device_type: &str,
+        device: Device,
         protocol: Protocol,
     ) -> ClientId {
         let rule = match class.rules {
@@ -303,12 +331,11 @@ impl Catalog {
                 .rules
                 .iter()
                 .enumerate()
-                .find(|&(i, r)| bits >> i & 1 != 0 && r.rest_matches(device_type, protocol))
+                .find(|&(i, r)| bits >> i & 1 != 0 && r.rest_matches(&device, protocol))
                 .map(|(_, r)| r),
-            None => self
-                .rules
-                .iter()
-                .find(|r| r.ua_matches(user_agent, class.found) && r.rest_matches(device_type, protocol)),
+            None => {
+                self.rules.iter().find(|r| r.ua_matches(user_agent, class.found) && r.rest_matches(&device, protocol))
+            }
         };
         rule.map_or(ClientId::UNKNOWN, |r| r.client)
     }
@@ -344,7 +371,9 @@ impl Catalog {
 mod tests {
     use super::*;
 
-    const CONTRACT_ORDER: [&str; 11] = [
+    /// The clients of the first catalog: policies and reports name them, so
+    /// they stay (the catalog has grown around them).
+    const FIRST_CLIENTS: [&str; 11] = [
         "outlook-mobile",
         "outlook-mac",
         "outlook-windows",
@@ -359,11 +388,15 @@ mod tests {
     ];
 
     #[test]
-    fn builtin_has_contract_clients_in_order() {
+    fn builtin_keeps_first_clients_and_ends_generic() {
         let c = Catalog::builtin();
         let ids: Vec<&str> = c.iter().map(|(_, cl)| cl.id.as_str()).collect();
-        assert_eq!(ids, CONTRACT_ORDER);
-        assert_eq!(c.len(), CONTRACT_ORDER.len());
+        for id in FIRST_CLIENTS {
+            assert!(ids.contains(&id), "{id} missing from {ids:?}");
+        }
+        // Generic clients last, so that every named client is tried before them.
+        assert_eq!(ids[ids.len() - 4..], ["mobile-browser", "browser", "ews-app", "unknown"]);
+        assert_eq!(c.len(), ids.len());
         assert_eq!(c.get(ClientId::default()).id, "unknown");
         assert_eq!(c.id_of("unknown"), Some(ClientId::UNKNOWN));
         for (id, client) in c.iter() {
@@ -434,6 +467,44 @@ mod tests {
         assert!(matches!(Catalog::from_toml(proto), Err(CatalogError::UnknownProtocol { line: 5, .. })));
         let syntax = "[[client]]\nid = \"a\"\nname = \n";
         assert!(matches!(Catalog::from_toml(syntax), Err(CatalogError::Toml { line: 3, .. })));
+    }
+
+    #[test]
+    fn device_id_prefix_ignores_case_and_needs_the_start() {
+        let text = "[[client]]\nid = \"nine\"\nname = \"Nine\"\n[[client.when]]\ndevice_id_prefix = [\"Nine\"]\n";
+        let c = Catalog::from_toml(text).unwrap();
+        let nine = c.id_of("nine").unwrap();
+        let with_id =
+            |id| c.classify_device("", Device { device_type: "Android", device_id: id }, Protocol::ActiveSync);
+        assert_eq!(with_id("Nine342BA3F3E6C6"), nine);
+        assert_eq!(with_id("NINE342BA3F3E6C6"), nine);
+        assert_eq!(with_id("Nin"), ClientId::UNKNOWN);
+        assert_eq!(with_id("xNine342BA3F3E6C6"), ClientId::UNKNOWN);
+        // `classify` knows no device id.
+        assert_eq!(c.classify("", "Android", Protocol::ActiveSync), ClientId::UNKNOWN);
+    }
+
+    /// Up to 128 rules the user agent's rules are remembered as a bit set;
+    /// past that every rule is tried each time. Both give the first match.
+    #[test]
+    fn many_rules_keep_first_match_order() {
+        for clients in [100, 130] {
+            let mut text = String::new();
+            for i in 0..clients {
+                text.push_str(&format!(
+                    "[[client]]\nid = \"c{i}\"\nname = \"C{i}\"\n[[client.when]]\nua_prefix = [\"App{i}/\"]\n"
+                ));
+            }
+            text.push_str("[[client]]\nid = \"any\"\nname = \"Any\"\n[[client.when]]\nua_prefix = [\"App\"]\n");
+            let c = Catalog::from_toml(&text).unwrap();
+            assert_eq!(c.ua_class("App7/1").rules.is_some(), clients < 128, "{clients}");
+            for i in [0, 7, clients - 1] {
+                let ua = format!("App{i}/1.0");
+                assert_eq!(c.get(c.classify(&ua, "", Protocol::Ews)).id, format!("c{i}"));
+            }
+            assert_eq!(c.get(c.classify("App/1", "", Protocol::Ews)).id, "any");
+            assert_eq!(c.classify("Other/1", "", Protocol::Ews), ClientId::UNKNOWN);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
-use crate::catalog::{Catalog, UaClass};
+use crate::catalog::{Catalog, Device, UaClass};
 use crate::exploits::{contains_ci, holds, lower_uri, ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
 use crate::networks::{NetworkId, Networks};
@@ -188,7 +188,8 @@ impl Interpreter {
         req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
         req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
 
-        req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, &req.activesync.device_type, req.protocol);
+        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
+        req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
         // Lower-cased once for the exploit rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
         req.exploit = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));

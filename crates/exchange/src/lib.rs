@@ -20,7 +20,7 @@ mod request;
 pub mod stream;
 pub mod url;
 
-pub use catalog::{Catalog, Client, ClientId};
+pub use catalog::{Catalog, Client, ClientId, Device};
 pub use classify::Interpreter;
 pub use exploits::ExploitRules;
 pub use identity::UserKind;
