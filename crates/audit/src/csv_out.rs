@@ -179,9 +179,16 @@ const USERS_COLUMNS: [&str; 26] = [
     "Currently Compliant with Policy",
 ];
 
-/// Users.csv, UserAgents.csv, StatusCodes.csv and Hourly.csv as Export-ActiveSyncLog writes them.
+/// The folder of the Export-ActiveSyncLog set, apart from casguard's own files: on a
+/// case-insensitive file system (Windows, macOS) its `Users.csv` would replace `users.csv`.
+const EXPORT_ACTIVESYNC_LOG_DIR: &str = "export-activesynclog";
+
+/// Users.csv, UserAgents.csv, StatusCodes.csv and Hourly.csv as Export-ActiveSyncLog writes them,
+/// in [`EXPORT_ACTIVESYNC_LOG_DIR`].
 /// Columns that need WBXML item counts or byte fields casguard does not read are written as 0.
 fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    let dir = &dir.join(EXPORT_ACTIVESYNC_LOG_DIR);
+    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
     let tally = agg.people_tally();
     let mut written = Vec::new();
 

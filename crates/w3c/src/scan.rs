@@ -281,8 +281,10 @@ where
 
 /// A memory-mapped file: read ahead before a backward search, and give back
 /// the pages of each part once read, so that resident memory stays bounded by
-/// the chunks in flight, not by the size of the file.
-struct MappedFile<'a>(&'a memmap2::Mmap);
+/// the chunks in flight, not by the size of the file. Windows has no such advice for
+/// a file view: there the clean, file-backed pages stay in the working set until the
+/// memory manager trims them.
+struct MappedFile<'a>(#[cfg_attr(not(unix), allow(dead_code))] &'a memmap2::Mmap);
 
 impl PageHints for MappedFile<'_> {
     fn will_read(&self, range: Range<usize>) {

@@ -171,16 +171,25 @@ fn csv_writes_our_files_and_the_export_activesync_log_set() {
     let read = |name: &str| std::fs::read_to_string(out_dir.path().join(name)).unwrap();
     let users = read("users.csv");
     assert_eq!(users.lines().count(), truth.users.len() + 1);
-    assert!(read("Users.csv").starts_with("User Name,Device ID,Device Type,Items Sent,Items Received,Hits,"));
-    assert!(read("UserAgents.csv").starts_with("User Agent,Hits,Unique Devices"));
-    assert!(read("StatusCodes.csv").starts_with("Status,SubStatus,Hits,Ratio"));
-    assert_eq!(read("Hourly.csv").lines().count(), 169);
+    assert!(read("export-activesynclog/Users.csv")
+        .starts_with("User Name,Device ID,Device Type,Items Sent,Items Received,Hits,"));
+    assert!(read("export-activesynclog/UserAgents.csv").starts_with("User Agent,Hits,Unique Devices"));
+    assert!(read("export-activesynclog/StatusCodes.csv").starts_with("Status,SubStatus,Hits,Ratio"));
+    assert_eq!(read("export-activesynclog/Hourly.csv").lines().count(), 169);
     let findings = read("findings.csv");
     for user in &truth.findings.ews_non_outlook {
         assert!(findings.contains(&format!("ews-non-outlook,{user},")), "findings.csv lacks {user}");
     }
     // Hits in Export-ActiveSyncLog's Users.csv add up to the ActiveSync requests of known devices.
-    let total = read("Users.csv").lines().last().unwrap().split(',').nth(5).unwrap().parse::<u64>().unwrap();
+    let total = read("export-activesynclog/Users.csv")
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(5)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     assert!(total > 0 && total <= truth.protocols["activesync"]);
 }
 
