@@ -6,11 +6,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use exchange::text::{concat_contains_ci, contains_ci, ends_with_ci, ews_pattern_matches, glob_ci, starts_with_ci};
 use exchange::{ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
-use crate::text::{concat_contains_ci, contains_ci, ends_with_ci, ews_pattern_matches, glob_ci, starts_with_ci};
 
 /// What a rule (or the default) does with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,28 +1,44 @@
-//! Allocation-free string matching used on the evaluation hot path.
+//! Text matching written once for every crate: ASCII case-insensitive
+//! search, prefixes and suffixes, `*` globs, and Exchange's user-agent
+//! patterns. Allocation-free: they run on the evaluation hot path of the
+//! log reader, simulate and the gateway. (Percent-decoding and hex live in
+//! [`crate::url`].)
 
-/// ASCII case-insensitive substring test.
-pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
+/// ASCII case-insensitive substring search.
+pub fn contains_ci(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return true;
-    }
-    if n.len() > h.len() {
+    let Some((&first, rest)) = n.split_first() else { return true };
+    if h.len() < n.len() {
         return false;
     }
-    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    let last_start = h.len() - n.len();
+    // Jump between candidates with memchr rather than comparing at every offset,
+    // on a byte without case when the needle has one (`=` in `clientApplication=`):
+    // one byte to look for, and rarer than a letter.
+    if let Some(k) = n.iter().position(|c| !c.is_ascii_alphabetic()) {
+        // The byte after the rare one first: most candidates fail there.
+        let after = n.get(k + 1);
+        return memchr::memchr_iter(n[k], &h[k..=last_start + k]).any(|i| {
+            after.is_none_or(|a| h[i + k + 1].eq_ignore_ascii_case(a)) && h[i..i + n.len()].eq_ignore_ascii_case(n)
+        });
+    }
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), &h[..=last_start])
+        .any(|i| h[i + 1..i + n.len()].eq_ignore_ascii_case(rest))
 }
 
-pub(crate) fn starts_with_ci(hay: &str, prefix: &str) -> bool {
+/// ASCII case-insensitive prefix test.
+pub fn starts_with_ci(hay: &str, prefix: &str) -> bool {
     hay.len() >= prefix.len() && hay.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-pub(crate) fn ends_with_ci(hay: &str, suffix: &str) -> bool {
+/// ASCII case-insensitive suffix test.
+pub fn ends_with_ci(hay: &str, suffix: &str) -> bool {
     hay.len() >= suffix.len() && hay.as_bytes()[hay.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 /// Substring test over `a` immediately followed by `b`, without joining them:
 /// IIS scans a whole header line (`Name: value`), not the value only.
-pub(crate) fn concat_contains_ci(a: &str, b: &str, needle: &str) -> bool {
+pub fn concat_contains_ci(a: &str, b: &str, needle: &str) -> bool {
     if contains_ci(a, needle) || contains_ci(b, needle) {
         return true;
     }
@@ -37,7 +53,7 @@ pub(crate) fn concat_contains_ci(a: &str, b: &str, needle: &str) -> bool {
 }
 
 /// Glob with `*` (any run of characters), ASCII case-insensitive.
-pub(crate) fn glob_ci(pattern: &str, text: &str) -> bool {
+pub fn glob_ci(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -85,6 +101,35 @@ pub fn ews_pattern_matches(pattern: &str, user_agent: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_ci_matches_naive() {
+        let naive = |h: &str, n: &str| h.to_ascii_lowercase().contains(&n.to_ascii_lowercase());
+        let hays = [
+            "",
+            "a",
+            "clientApplication=ActiveMonitor",
+            "x=CLIENTAPPLICATION=ACTIVEMONITOR;",
+            "/Proxy",
+            "/a/proxy/b",
+            "==",
+            "ab=c",
+        ];
+        let needles = ["", "=", "b=", "clientApplication=ActiveMonitor", "/Proxy", "proxy", "=c", "a"];
+        for h in hays {
+            for n in needles {
+                assert_eq!(contains_ci(h, n), naive(h, n), "{h:?} {n:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_suffixes_and_short_needles() {
+        assert!(contains_ci("abcDEF", "cdE") && contains_ci("x", "") && !contains_ci("ab", "abc"));
+        assert!(!contains_ci("abcab", "aba") && contains_ci("aXbA", "ba"));
+        assert!(ends_with_ci("EX$", "$") && !ends_with_ci("$", "EX$"));
+        assert!(starts_with_ci("/EWS/x", "/ews") && !starts_with_ci("/ew", "/ews"));
+    }
 
     #[test]
     fn glob() {
