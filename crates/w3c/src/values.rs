@@ -91,13 +91,15 @@ pub(crate) struct Checker {
     days: i64,
     time: [u8; 8],
     seconds: i64,
+    /// The last `s-ip` found to look like an address (see [`words`]).
+    server_ip: Option<(u64, u64, usize)>,
 }
 
 impl Default for Checker {
     /// Remembering spaces, which no column holds: nothing matches until a
     /// valid date and time have been seen.
     fn default() -> Self {
-        Checker { date: [b' '; 10], days: 0, time: [b' '; 8], seconds: 0 }
+        Checker { date: [b' '; 10], days: 0, time: [b' '; 8], seconds: 0, server_ip: None }
     }
 }
 
@@ -130,25 +132,17 @@ impl Checker {
             None => None,
         };
         let mut unreadable = None;
-        for (field, at) in [(Field::ServerIp, columns.server_ip), (Field::ClientIp, columns.client_ip)] {
-            match column(at) {
-                None | Some(b"-") => {}
-                Some(raw) if looks_like_address(raw) => {}
-                Some(raw) if raw.iter().all(u8::is_ascii_graphic) => unreadable = unreadable.or(Some(field)),
-                Some(_) => return Err(Invalid { field, expected: ADDRESS }),
-            }
+        // A server logs one `s-ip`: the one checked last needs no check again.
+        let server_ip = column(columns.server_ip);
+        let server_words = server_ip.and_then(words);
+        let seen = server_words.is_some() && server_words == self.server_ip;
+        if !seen && address(server_ip, Field::ServerIp, &mut unreadable)? {
+            self.server_ip = server_words;
         }
-        for (field, at) in [
-            (Field::Status, columns.status),
-            (Field::SubStatus, columns.substatus),
-            (Field::ServerPort, columns.server_port),
-        ] {
-            match column(at) {
-                None | Some(b"-") => {}
-                Some(raw) if is_u16(raw) => {}
-                Some(_) => return Err(Invalid { field, expected: NUMBER }),
-            }
-        }
+        address(column(columns.client_ip), Field::ClientIp, &mut unreadable)?;
+        number(column(columns.status), Field::Status)?;
+        number(column(columns.substatus), Field::SubStatus)?;
+        number(column(columns.server_port), Field::ServerPort)?;
         let time = match (days, seconds) {
             (Some(days), Some(seconds)) => Some(days * 86_400 + seconds),
             // A table with one of the two gives no instant.
@@ -167,14 +161,46 @@ impl Checker {
     }
 }
 
+/// An address column: `-`, absent, or what [`looks_like_address`] (true),
+/// or printable text read as unknown (false, `unreadable` set).
+#[inline]
+fn address(raw: Option<&[u8]>, field: Field, unreadable: &mut Option<Field>) -> Result<bool, Invalid> {
+    match raw {
+        None | Some(b"-") => Ok(false),
+        Some(raw) if looks_like_address(raw) => Ok(true),
+        Some(raw) if raw.iter().all(u8::is_ascii_graphic) => {
+            unreadable.get_or_insert(field);
+            Ok(false)
+        }
+        Some(_) => Err(Invalid { field, expected: ADDRESS }),
+    }
+}
+
+/// A numeric column: `-`, absent, or a number up to 65535.
+#[inline]
+fn number(raw: Option<&[u8]>, field: Field) -> Result<(), Invalid> {
+    match raw {
+        None | Some(b"-") => Ok(()),
+        Some(raw) if is_u16(raw) => Ok(()),
+        Some(_) => Err(Invalid { field, expected: NUMBER }),
+    }
+}
+
+/// `raw` of 8 to 16 bytes as its first and last eight, and its length.
+#[inline]
+fn words(raw: &[u8]) -> Option<(u64, u64, usize)> {
+    let (first, last) = (raw.first_chunk::<8>()?, raw.last_chunk::<8>()?);
+    (raw.len() <= 16).then(|| (u64::from_le_bytes(*first), u64::from_le_bytes(*last), raw.len()))
+}
+
 /// Made of what addresses are written with (digits, hex letters, `.`, `:`,
 /// `%` and a numeric zone id, brackets): a check of the bytes only, as cheap
 /// as a line needs; the address itself is parsed where it is read.
 #[inline]
 fn looks_like_address(raw: &[u8]) -> bool {
     // IPv4 of 8 bytes or more, in two overlapping words: the common case.
-    if let (Some(first), Some(last), true) = (raw.first_chunk::<8>(), raw.last_chunk::<8>(), raw.len() <= 16) {
-        if digits_and_dots(u64::from_le_bytes(*first)) && digits_and_dots(u64::from_le_bytes(*last)) {
+    if let Some((first, last, _)) = words(raw) {
+        if digits_and_dots(first) && digits_and_dots(last) {
             return true;
         }
     }
