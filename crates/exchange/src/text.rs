@@ -75,25 +75,154 @@ pub fn glob_ci(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
+/// A `*` pattern compiled when it is loaded (a policy's user and path
+/// patterns): which test it needs is decided once, not at each match. ASCII
+/// case-insensitive; `*` matches any run of characters, as [`glob_ci`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Glob {
+    pattern: String,
+    /// `pattern` without the `*` around it, for the simple shapes.
+    needle: String,
+    shape: GlobShape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GlobShape {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+    Any,
+    /// A `*` inside: the general matcher.
+    Inner,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Glob {
+        let needle = pattern.trim_matches('*');
+        let shape = match (pattern.starts_with('*'), pattern.ends_with('*')) {
+            _ if needle.contains('*') => GlobShape::Inner,
+            _ if needle.is_empty() && !pattern.is_empty() => GlobShape::Any,
+            (false, false) => GlobShape::Exact,
+            (false, true) => GlobShape::Prefix,
+            (true, false) => GlobShape::Suffix,
+            (true, true) => GlobShape::Contains,
+        };
+        Glob { pattern: pattern.to_owned(), needle: needle.to_owned(), shape }
+    }
+
+    /// A path pattern: without `*` it is a prefix (`/EWS` covers `/EWS/x`).
+    pub fn path(pattern: &str) -> Glob {
+        if pattern.contains('*') {
+            return Glob::new(pattern);
+        }
+        Glob { pattern: pattern.to_owned(), needle: pattern.to_owned(), shape: GlobShape::Prefix }
+    }
+
+    #[inline]
+    pub fn matches(&self, text: &str) -> bool {
+        match self.shape {
+            GlobShape::Exact => text.eq_ignore_ascii_case(&self.needle),
+            GlobShape::Prefix => starts_with_ci(text, &self.needle),
+            GlobShape::Suffix => ends_with_ci(text, &self.needle),
+            GlobShape::Contains => contains_ci(text, &self.needle),
+            GlobShape::Any => true,
+            GlobShape::Inner => glob_ci(&self.pattern, text),
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The pattern has a `*` (a path pattern without one is a prefix).
+    pub fn has_wildcard(&self) -> bool {
+        self.pattern.contains('*')
+    }
+}
+
+impl std::fmt::Display for Glob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.pattern)
+    }
+}
+
 /// Exchange's `UserAgentPattern.IsMatch` (exchange.md §3a): `*`/`**` match
 /// anything; `*X*` contains, `*X` ends with, `X*` starts with (all
 /// case-sensitive); anything else is an exact, case-insensitive comparison.
 /// An empty user agent matches no wildcard pattern.
 pub fn ews_pattern_matches(pattern: &str, user_agent: &str) -> bool {
-    if pattern == "*" || pattern == "**" {
-        return true;
+    let (shape, needle) = EwsShape::of(pattern);
+    shape.matches(&pattern[needle], user_agent)
+}
+
+/// An EWS application list pattern ([`ews_pattern_matches`]) compiled when
+/// the policy loads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EwsPattern {
+    pattern: String,
+    needle: std::ops::Range<usize>,
+    shape: EwsShape,
+}
+
+impl EwsPattern {
+    pub fn new(pattern: &str) -> EwsPattern {
+        let (shape, needle) = EwsShape::of(pattern);
+        EwsPattern { pattern: pattern.to_owned(), needle, shape }
     }
-    if user_agent.is_empty() {
-        return false;
+
+    #[inline]
+    pub fn matches(&self, user_agent: &str) -> bool {
+        self.shape.matches(&self.pattern[self.needle.clone()], user_agent)
     }
-    let starts = pattern.starts_with('*');
-    let ends = pattern.len() > 1 && pattern.ends_with('*');
-    match (starts, ends) {
-        (true, true) => user_agent.contains(&pattern[1..pattern.len() - 1]),
-        (true, false) => user_agent.ends_with(&pattern[1..]),
-        (false, true) => user_agent.starts_with(&pattern[..pattern.len() - 1]),
-        (false, false) => {
-            pattern.chars().flat_map(char::to_uppercase).eq(user_agent.chars().flat_map(char::to_uppercase))
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+}
+
+impl std::fmt::Display for EwsPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.pattern)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EwsShape {
+    Any,
+    Contains,
+    Suffix,
+    Prefix,
+    Exact,
+}
+
+impl EwsShape {
+    /// The shape of `pattern` and where its text is, without the `*`.
+    fn of(pattern: &str) -> (EwsShape, std::ops::Range<usize>) {
+        let len = pattern.len();
+        if pattern == "*" || pattern == "**" {
+            return (EwsShape::Any, 0..0);
+        }
+        match (pattern.starts_with('*'), len > 1 && pattern.ends_with('*')) {
+            (true, true) => (EwsShape::Contains, 1..len - 1),
+            (true, false) => (EwsShape::Suffix, 1..len),
+            (false, true) => (EwsShape::Prefix, 0..len - 1),
+            (false, false) => (EwsShape::Exact, 0..len),
+        }
+    }
+
+    fn matches(self, needle: &str, user_agent: &str) -> bool {
+        match self {
+            EwsShape::Any => true,
+            _ if user_agent.is_empty() => false,
+            EwsShape::Contains => user_agent.contains(needle),
+            EwsShape::Suffix => user_agent.ends_with(needle),
+            EwsShape::Prefix => user_agent.starts_with(needle),
+            EwsShape::Exact => {
+                needle.chars().flat_map(char::to_uppercase).eq(user_agent.chars().flat_map(char::to_uppercase))
+            }
         }
     }
 }
@@ -138,6 +267,20 @@ mod tests {
         assert!(glob_ci("/ews/*", "/EWS/Exchange.asmx"));
         assert!(glob_ci("a*b*c", "aXXbYc"));
         assert!(!glob_ci("a*b*c", "aXXbY"));
+    }
+
+    #[test]
+    fn compiled_patterns_match_as_the_plain_functions() {
+        let patterns = ["", "*", "**", "a", "A*", "*b", "*ab*", "a*b", "*a*b*", "/ews", "/EWS/*", "x**", "**y", "é*"];
+        let texts = ["", "a", "A", "ab", "AB", "xaby", "b", "/EWS/Exchange.asmx", "/ews", "xx", "yy", "É", "é!"];
+        for p in patterns {
+            for t in texts {
+                assert_eq!(Glob::new(p).matches(t), glob_ci(p, t), "glob {p:?} {t:?}");
+                assert_eq!(EwsPattern::new(p).matches(t), ews_pattern_matches(p, t), "ews {p:?} {t:?}");
+                let path = if p.contains('*') { glob_ci(p, t) } else { starts_with_ci(t, p) };
+                assert_eq!(Glob::path(p).matches(t), path, "path {p:?} {t:?}");
+            }
+        }
     }
 
     #[test]
