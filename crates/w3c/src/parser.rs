@@ -56,13 +56,10 @@ impl MalformedKind {
     pub const COUNT: usize = 5;
 
     /// Every kind, in `as usize` order.
-    pub const ALL: [MalformedKind; MalformedKind::COUNT] = [
-        MalformedKind::FieldCount,
-        MalformedKind::NoFields,
-        MalformedKind::TooLong,
-        MalformedKind::TruncatedGzip,
-        MalformedKind::BadValue,
-    ];
+    pub const ALL: [MalformedKind; MalformedKind::COUNT] = {
+        use MalformedKind::*;
+        [FieldCount, NoFields, TooLong, TruncatedGzip, BadValue]
+    };
 
     /// A stable kebab-case name for reports.
     pub fn as_str(self) -> &'static str {
