@@ -110,13 +110,11 @@ impl Checker {
     /// columns may log `-`.
     #[inline]
     pub fn check(&mut self, line: &[u8], spans: &[(u32, u32)], columns: &Columns) -> Result<Checked, Invalid> {
-        let column = |at: u32| match spans.get(at as usize) {
-            Some(&(start, end)) => line.get(start as usize..end as usize),
-            None => None,
-        };
+        // Spans lie within the line: only an absent column is `None`.
+        let column = |at: u32| spans.get(at as usize).map(|&(start, end)| &line[start as usize..end as usize]);
         let (date, time) = (column(columns.date), column(columns.time));
         let days = match date {
-            Some(d) if d == self.date => Some(self.days),
+            Some(d) if <&[u8; 10]>::try_from(d).is_ok_and(|d| *d == self.date) => Some(self.days),
             Some(d) => Some(self.remember_date(d).ok_or(Invalid { field: Field::Date, expected: DATE })?),
             None => None,
         };
