@@ -93,7 +93,7 @@ impl<'v, V: Visitor> Streamer<'v, V> {
             io::ErrorKind::UnexpectedEof => "gzip stream ends early",
             _ => "gzip data is damaged",
         };
-        p.malformed(MalformedKind::TruncatedGzip, || format!("{what}: {err}; nothing after it was read"));
+        p.malformed(MalformedKind::TruncatedGzip, || format!("{what}: {err}"));
         self.stats()
     }
 
