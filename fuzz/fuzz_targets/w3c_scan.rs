@@ -30,6 +30,12 @@ impl Visitor for Touch {
             w3c::time::write_rfc3339(t, &mut s);
             assert_eq!(w3c::time::parse_rfc3339(&w3c::time::format_rfc3339(t)), Some(t));
         }
+        // A table with a date and a time never hands on a line without its time.
+        let dated = r.fields().index(Field::Date).is_some() && r.fields().index(Field::Time).is_some();
+        assert_eq!(r.timestamp().is_some(), dated);
+        for f in [Field::Status, Field::SubStatus, Field::ServerPort] {
+            assert_eq!(r.number(f).is_some(), r.get(f).is_some(), "checked numbers parse");
+        }
         self.0.push(h.wrapping_add(s.len() as u64));
     }
 }

@@ -21,12 +21,6 @@ const STATE_VERSION: u32 = 1;
 pub enum WatchError {
     #[error(transparent)]
     Read(#[from] w3c::Error),
-    #[error("cannot list {}: {source}", path.display())]
-    List {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot read state {}: {source}", path.display())]
     ReadState {
         path: PathBuf,
@@ -137,7 +131,7 @@ impl State {
 pub struct Polled {
     /// New alerts, in file order, then line order.
     pub alerts: Vec<Alert>,
-    /// Files with malformed lines among those read.
+    /// Files with malformed lines or warnings among those read.
     pub malformed: Vec<FileStats>,
 }
 
@@ -172,36 +166,21 @@ pub fn poll(
         let stats = w3c::tail::follow(path, &mut at, options, &mut feed)?;
         polled.alerts.append(&mut feed.into_sink().alerts);
         state.files.insert(key, FileState::of(&at));
-        if stats.malformed_total() > 0 {
+        if stats.malformed_total() > 0 || stats.warnings_total() > 0 {
             polled.malformed.push(stats);
         }
     }
     Ok(polled)
 }
 
-/// `*.log` files under `dir`, sorted (compressed archives are not followed).
+/// `*.log` files under `dir`, sorted (compressed archives are not followed),
+/// walked by the rules every command reads by ([`w3c::collect_paths_named`]).
 fn log_files(dir: &Path) -> Result<Vec<PathBuf>, WatchError> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(entries) => entries,
-            // A folder removed while walking is not an error.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
-            Err(source) => return Err(WatchError::List { path: d, source }),
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("log")) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    let is_log = |name: &std::ffi::OsStr| {
+        let name = name.as_encoded_bytes();
+        name.len() >= 4 && name[name.len() - 4..].eq_ignore_ascii_case(b".log")
+    };
+    Ok(w3c::collect_paths_named(&[dir.to_path_buf()], is_log)?)
 }
 
 fn key_of(dir: &Path, path: &Path) -> String {

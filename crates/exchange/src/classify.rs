@@ -4,18 +4,19 @@
 //! gateway; [`Interpreter::read_record`] only copies a log line's fields in.
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
 use crate::catalog::{Catalog, Device, UaClass};
-use crate::exploits::{contains_ci, holds, lower_uri, ExploitRules, URI_BUFFER};
+use crate::exploits::{holds, lower_uri, ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
 use crate::request::{Protocol, Request, Traffic};
+use crate::text::contains_ci;
 use crate::url;
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
@@ -106,18 +107,19 @@ impl Interpreter {
         text(Field::UriQuery, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
         let username = record.get(Field::Username);
-        let number = |f: Field| record.get(f).and_then(parse_u16).unwrap_or(0);
+        // The reader has checked the typed columns and parsed the time.
+        let number = |f: Field| record.number(f).unwrap_or(0);
         req.status = number(Field::Status);
         req.substatus = number(Field::SubStatus);
         req.server_port = number(Field::ServerPort);
-        req.server_ip = record.get(Field::ServerIp).and_then(parse_ip);
-        req.peer_ip = record.get(Field::ClientIp).and_then(parse_ip);
+        req.server_ip = record.address(Field::ServerIp);
+        req.peer_ip = record.address(Field::ClientIp);
+        req.time = record.timestamp().unwrap_or(0);
         let ua = record.get(Field::UserAgent).unwrap_or_default();
         // The memo is keyed by the raw user agent, so a known one is copied, not decoded.
         let done = MEMO.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
-                req.time = record.timestamp_cached(&mut memo.dates).unwrap_or(0);
                 let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
                 self.interpret_with(req, facts, Some(kind), &mut memo.uri);
@@ -126,7 +128,6 @@ impl Interpreter {
             Err(_) => false,
         });
         if done != Ok(true) {
-            req.time = record.timestamp().unwrap_or(0);
             if let Some(raw) = username {
                 w3c::decode_into(raw, &mut req.username);
             }
@@ -289,7 +290,6 @@ struct Memo {
     owner: u64,
     slots: Vec<Slot>,
     uri: Box<[u8; URI_BUFFER]>,
-    dates: w3c::time::DateTimeCache,
     /// User names as logged; they do not depend on the interpreter.
     users: Vec<UserSlot>,
 }
@@ -315,7 +315,6 @@ impl Memo {
             owner: 0,
             slots: std::iter::repeat_with(Slot::default).take(MEMO_SLOTS).collect(),
             uri: Box::new([0; URI_BUFFER]),
-            dates: w3c::time::DateTimeCache::default(),
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
         }
     }
@@ -417,58 +416,11 @@ fn is_backend(req: &Request) -> bool {
         || !req.activesync.log.proxied_from.is_empty()
 }
 
-fn parse_u16(v: &[u8]) -> Option<u16> {
-    // Plain digits, as logged, without the UTF-8 check and trimming.
-    if (1..=5).contains(&v.len()) && v.iter().all(u8::is_ascii_digit) {
-        let n = v.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
-        return u16::try_from(n).ok();
-    }
-    std::str::from_utf8(v).ok()?.trim().parse().ok()
-}
-
-/// Dotted-quad IPv4 as logged (`10.0.0.5`); `None` for anything else,
-/// including what the standard parser also rejects (leading zeros).
-fn parse_ipv4_plain(v: &[u8]) -> Option<Ipv4Addr> {
-    // One pass over the bytes: two addresses are parsed on every line.
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (k, octet) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if v.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut n = 0u16;
-        while let Some(d) = v.get(i).filter(|d| d.is_ascii_digit() && i - start < 3) {
-            n = n * 10 + u16::from(d - b'0');
-            i += 1;
-        }
-        if i == start || (i - start > 1 && v[start] == b'0') {
-            return None;
-        }
-        *octet = u8::try_from(n).ok()?;
-    }
-    (i == v.len()).then(|| Ipv4Addr::from(octets))
-}
-
-/// An address as logged: IPv6 zone ids (`fe80::1%3`) and brackets dropped.
-fn parse_ip(v: &[u8]) -> Option<IpAddr> {
-    if let Some(ip) = parse_ipv4_plain(v) {
-        return Some(IpAddr::V4(ip));
-    }
-    let s = std::str::from_utf8(v).ok()?.trim();
-    let s = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
-    let s = s.split_once('%').map_or(s, |(a, _)| a);
-    s.parse().ok()
-}
-
 /// One X-Forwarded-For element: an address, optionally with a port
 /// (`1.2.3.4:5678`, `[2001:db8::1]:443`) or a zone id.
 fn parse_forwarded(item: &str) -> Option<IpAddr> {
     let item = item.trim().trim_matches('"');
-    if let Some(ip) = parse_ip(item.as_bytes()) {
+    if let Some(ip) = w3c::parse_ip(item.as_bytes()) {
         return Some(ip);
     }
     item.parse::<SocketAddr>().ok().map(|s| s.ip())

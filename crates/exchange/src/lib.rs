@@ -18,6 +18,7 @@ pub mod networks;
 pub mod protocol;
 mod request;
 pub mod stream;
+pub mod text;
 pub mod url;
 
 pub use catalog::{Catalog, Client, ClientId, Device};

@@ -41,7 +41,6 @@ mod inventory;
 mod model;
 mod raw;
 mod ready;
-mod text;
 
 use std::path::Path;
 
@@ -49,10 +48,10 @@ use exchange::{Catalog, Networks};
 
 pub use blocks::{AccessLevel, AppPolicy, Characteristic, DenyAction, EwsSettings};
 pub use error::PolicyError;
+pub use exchange::text::ews_pattern_matches;
 pub use inventory::{Inventory, KnownDevice};
 pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
 pub use ready::{evaluate, ReadyPolicy};
-pub use text::ews_pattern_matches;
 
 impl Policy {
     /// Read and compile a policy file (and the group files it names) against

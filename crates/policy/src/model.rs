@@ -6,11 +6,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use exchange::text::{concat_contains_ci, contains_ci, ends_with_ci, starts_with_ci, EwsPattern, Glob};
 use exchange::{ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
-use crate::text::{concat_contains_ci, contains_ci, ends_with_ci, ews_pattern_matches, glob_ci, starts_with_ci};
 
 /// What a rule (or the default) does with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,14 +100,14 @@ pub enum DeviceState {
 #[derive(Clone, Debug, Default)]
 pub struct UserSet {
     pub exact: HashSet<String>,
-    pub patterns: Vec<String>,
+    pub patterns: Vec<Glob>,
     /// What the file said, for display: patterns, names, `@file`.
     pub shown: Vec<String>,
 }
 
 impl UserSet {
     fn matches(&self, user: &str) -> bool {
-        !user.is_empty() && (self.exact.contains(user) || self.patterns.iter().any(|p| glob_ci(p, user)))
+        !user.is_empty() && (self.exact.contains(user) || self.patterns.iter().any(|p| p.matches(user)))
     }
     /// Plain user names only (no patterns, no group file), for emitters.
     pub fn plain_names(&self) -> Option<Vec<&str>> {
@@ -125,14 +125,14 @@ impl UserSet {
 #[derive(Clone, Debug)]
 pub enum Cond {
     Protocol(Vec<Protocol>),
-    /// Path patterns, any case; a pattern without `*` is a prefix.
-    Path(Vec<String>),
+    /// Path patterns, any case; a pattern without `*` is a prefix ([`Glob::path`]).
+    Path(Vec<Glob>),
     UserAgent {
         case_sensitive: bool,
         items: Vec<(TextMode, String)>,
     },
     /// User agent against Exchange's EWS application list patterns.
-    UserAgentEws(Vec<String>),
+    UserAgentEws(Vec<EwsPattern>),
     Client(Vec<(ClientId, String)>),
     /// ActiveSync command, case-insensitive.
     Command(Vec<String>),
@@ -168,9 +168,7 @@ impl Cond {
     fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
         match self {
             Cond::Protocol(ps) => ps.contains(&req.protocol),
-            Cond::Path(ps) => {
-                ps.iter().any(|p| if p.contains('*') { glob_ci(p, &req.stem) } else { starts_with_ci(&req.stem, p) })
-            }
+            Cond::Path(ps) => ps.iter().any(|p| p.matches(&req.stem)),
             Cond::UserAgent { case_sensitive, items } => {
                 let ua = req.user_agent.as_str();
                 items.iter().any(|(mode, v)| match (mode, case_sensitive) {
@@ -182,7 +180,7 @@ impl Cond {
                     (TextMode::Exact, false) => ua.eq_ignore_ascii_case(v),
                 })
             }
-            Cond::UserAgentEws(ps) => ps.iter().any(|p| ews_pattern_matches(p, &req.user_agent)),
+            Cond::UserAgentEws(ps) => ps.iter().any(|p| p.matches(&req.user_agent)),
             Cond::Client(cs) => cs.iter().any(|(c, _)| *c == req.client),
             Cond::Command(v) => any_ci(v, &req.activesync.command),
             Cond::DeviceType(v) => any_ci(v, &req.activesync.device_type),
@@ -236,9 +234,11 @@ impl fmt::Display for Cond {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Cond::Protocol(ps) => list(f, "protocol is ", ps.iter().map(|p| p.key())),
-            Cond::Path(ps) => {
-                list(f, "path matches ", ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
-            }
+            Cond::Path(ps) => list(
+                f,
+                "path matches ",
+                ps.iter().map(|p| if p.has_wildcard() { p.to_string() } else { format!("{p}*") }),
+            ),
             Cond::UserAgent { case_sensitive, items } => {
                 f.write_str("user agent ")?;
                 let v: Vec<String> = items

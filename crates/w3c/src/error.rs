@@ -16,6 +16,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `path` is neither a regular file nor a folder (a FIFO, socket or
+    /// device): it is refused before it is opened, as opening a FIFO waits
+    /// for a writer and a device may never end.
+    #[error("{}: not a log file but {kind}: only regular files and folders of them are read", path.display())]
+    NotAFile {
+        /// The path given or found.
+        path: PathBuf,
+        /// What it is instead (`a FIFO`, `a socket`, `a device`).
+        kind: &'static str,
+    },
 }
 
 impl Error {
@@ -26,7 +36,7 @@ impl Error {
     /// The path the error is about.
     pub fn path(&self) -> &std::path::Path {
         match self {
-            Error::Io { path, .. } => path,
+            Error::Io { path, .. } | Error::NotAFile { path, .. } => path,
         }
     }
 }

@@ -136,6 +136,9 @@ pub const IIS_DEFAULT_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-ur
 struct Inner {
     names: Vec<String>,
     known: [Option<u32>; Field::COUNT],
+    /// `(first, again)`: column `again` repeats the name, or the well-known
+    /// field, of column `first`.
+    repeated: Vec<(u32, u32)>,
 }
 
 /// The `#Fields` table in force. Cloning is a reference-count increment.
@@ -152,13 +155,27 @@ impl Fields {
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .collect();
         let mut known = [None; Field::COUNT];
+        let mut repeated = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            if let Some(f) = Field::from_name(name) {
-                // The first column of a name wins if a table repeats it.
-                known[f as usize].get_or_insert(i as u32);
+            let field = Field::from_name(name);
+            // The first column of a name wins if a table repeats it: it is
+            // the one `index_of` finds too.
+            let first = match field {
+                Some(f) => *known[f as usize].get_or_insert(i as u32),
+                None => names.iter().position(|n| n.eq_ignore_ascii_case(name)).unwrap_or(i) as u32,
+            };
+            if first != i as u32 {
+                repeated.push((first, i as u32));
             }
         }
-        Fields(Arc::new(Inner { names, known }))
+        Fields(Arc::new(Inner { names, known, repeated }))
+    }
+
+    /// Columns that repeat an earlier column's name (case-insensitively) or
+    /// well-known field (`X-Forwarded-For` and `cs(X-Forwarded-For)`), as
+    /// `(first, again)`: the first is the one read.
+    pub fn repeated(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.0.repeated.iter().map(|&(first, again)| (first as usize, again as usize))
     }
 
     /// Number of columns.
@@ -218,6 +235,16 @@ mod tests {
     fn advanced_logging_forwarded_for_name() {
         let f = Fields::parse(b"date cs(X-Forwarded-For)");
         assert_eq!(f.index(Field::ForwardedFor), Some(1));
+    }
+
+    #[test]
+    fn repeated_names_and_aliases_are_found_and_the_first_is_read() {
+        let f = Fields::parse(b"date c-ip time C-IP X-Forwarded-For note cs(x-forwarded-for) NOTE");
+        assert_eq!(f.repeated().collect::<Vec<_>>(), [(1, 3), (4, 6), (5, 7)]);
+        assert_eq!(f.index(Field::ClientIp), Some(1));
+        assert_eq!(f.index(Field::ForwardedFor), Some(4));
+        assert_eq!(f.index_of("note"), Some(5));
+        assert_eq!(Fields::parse(IIS_DEFAULT_FIELDS.as_bytes()).repeated().count(), 0);
     }
 
     #[test]

@@ -35,11 +35,13 @@ mod scan;
 mod stream;
 pub mod tail;
 pub mod time;
+mod values;
 
 pub use error::Error;
 pub use fields::{Field, Fields, IIS_DEFAULT_FIELDS};
-pub use parser::{FileStats, Malformed, MalformedKind, ScanOptions, Visitor};
-pub use paths::{collect_paths, is_log_name};
+pub use parser::{FileStats, Malformed, MalformedKind, ScanOptions, Visitor, Warning, WarningKind};
+pub use paths::{collect_paths, collect_paths_named, is_log_name};
 pub use record::{decode_into, decode_utf8_into, Record};
 pub use scan::{scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, FileScan, VisitorPool};
 pub use stream::{scan_file, scan_reader};
+pub use values::parse_ip;

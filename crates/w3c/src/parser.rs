@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use memchr::{memchr, memchr_iter, memrchr};
 
-use crate::fields::Fields;
+use crate::fields::{Field, Fields};
 use crate::record::Record;
+use crate::values::{describe, Checker, Columns};
 
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub(crate) const FIELDS_DIRECTIVE: &[u8] = b"#Fields:";
@@ -41,14 +42,24 @@ pub enum MalformedKind {
     NoFields,
     /// A line longer than [`ScanOptions::max_line`].
     TooLong,
-    /// The gzip stream ended early or was corrupt; nothing after this line was read.
+    /// The gzip stream ended early or was corrupt (a member's checksum
+    /// included); nothing after this line was read.
     TruncatedGzip,
+    /// A date, time, address (`s-ip`, `c-ip`), status (`sc-status`,
+    /// `sc-substatus`) or `s-port` column holds something else (`2026-02-30`,
+    /// `25:61:61`, invalid UTF-8); a date or time logged as `-` too.
+    BadValue,
 }
 
 impl MalformedKind {
+    /// Number of kinds.
+    pub const COUNT: usize = 5;
+
     /// Every kind, in `as usize` order.
-    pub const ALL: [MalformedKind; 4] =
-        [MalformedKind::FieldCount, MalformedKind::NoFields, MalformedKind::TooLong, MalformedKind::TruncatedGzip];
+    pub const ALL: [MalformedKind; MalformedKind::COUNT] = {
+        use MalformedKind::*;
+        [FieldCount, NoFields, TooLong, TruncatedGzip, BadValue]
+    };
 
     /// A stable kebab-case name for reports.
     pub fn as_str(self) -> &'static str {
@@ -57,6 +68,7 @@ impl MalformedKind {
             MalformedKind::NoFields => "no-fields",
             MalformedKind::TooLong => "too-long",
             MalformedKind::TruncatedGzip => "truncated-gzip",
+            MalformedKind::BadValue => "bad-value",
         }
     }
 }
@@ -75,6 +87,45 @@ pub struct Malformed {
     /// 1-based physical line number in the (decoded) file.
     pub line: u64,
     /// Human-readable detail, e.g. `expected 15 fields, found 16`.
+    pub detail: String,
+}
+
+/// Something odd in a file that costs no line: counted and reported, and
+/// the lines are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WarningKind {
+    /// A `#Fields` directive names a column twice (or two names of one
+    /// well-known field): the first of them is read.
+    DuplicateField,
+    /// An address column (`s-ip`, `c-ip`) holds printable text that is no
+    /// address (`xxx` in a redacted log): the line is read, its address unknown.
+    UnreadableAddress,
+}
+
+impl WarningKind {
+    /// Number of kinds.
+    pub const COUNT: usize = 2;
+
+    /// Every kind, in `as usize` order.
+    pub const ALL: [WarningKind; WarningKind::COUNT] = [WarningKind::DuplicateField, WarningKind::UnreadableAddress];
+
+    /// A stable kebab-case name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::DuplicateField => "duplicate-field",
+            WarningKind::UnreadableAddress => "unreadable-address",
+        }
+    }
+}
+
+/// One warning, kept for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// What was odd.
+    pub kind: WarningKind,
+    /// 1-based physical line number in the (decoded) file.
+    pub line: u64,
+    /// Human-readable detail, naming what is read.
     pub detail: String,
 }
 
@@ -144,9 +195,13 @@ pub struct FileStats {
     /// Directive lines (`#...`).
     pub directives: u64,
     /// Malformed lines, indexed by `MalformedKind as usize`.
-    pub malformed: [u64; 4],
+    pub malformed: [u64; MalformedKind::COUNT],
     /// The first malformed lines, sorted by line, at most `max_reported`.
     pub first_malformed: Vec<Malformed>,
+    /// Warnings, indexed by `WarningKind as usize`.
+    pub warnings: [u64; WarningKind::COUNT],
+    /// The first warnings, sorted by line, at most `max_reported`.
+    pub first_warnings: Vec<Warning>,
     /// The input was gzip.
     pub compressed: bool,
 }
@@ -160,6 +215,16 @@ impl FileStats {
     /// Malformed lines of one kind.
     pub fn malformed_of(&self, kind: MalformedKind) -> u64 {
         self.malformed[kind as usize]
+    }
+
+    /// All warnings.
+    pub fn warnings_total(&self) -> u64 {
+        self.warnings.iter().sum()
+    }
+
+    /// Warnings of one kind.
+    pub fn warnings_of(&self, kind: WarningKind) -> u64 {
+        self.warnings[kind as usize]
     }
 
     /// Data lines handed to the visitor.
@@ -177,6 +242,10 @@ impl FileStats {
             *a += b;
         }
         self.first_malformed.extend(other.first_malformed.iter().cloned());
+        for (a, b) in self.warnings.iter_mut().zip(other.warnings) {
+            *a += b;
+        }
+        self.first_warnings.extend(other.first_warnings.iter().cloned());
         self.compressed |= other.compressed;
     }
 }
@@ -186,6 +255,9 @@ pub(crate) struct Parser<'v, V> {
     visitor: &'v mut V,
     pub(crate) fields: Option<Fields>,
     spans: Vec<(u32, u32)>,
+    /// Where the `#Fields` in force keeps its typed columns.
+    columns: Columns,
+    checker: Checker,
     pub(crate) max_line: usize,
     max_reported: usize,
     /// Physical lines seen, blank ones and directives included.
@@ -197,10 +269,13 @@ impl<'v, V: Visitor> Parser<'v, V> {
     /// `fields`: the `#Fields` in force where this part of a file starts, if a
     /// directive came before it; else the options' default, if any.
     pub(crate) fn new(visitor: &'v mut V, opts: &ScanOptions, fields: Option<Fields>) -> Self {
+        let fields = fields.or_else(|| opts.default_fields.clone());
         Parser {
             visitor,
-            fields: fields.or_else(|| opts.default_fields.clone()),
+            columns: Columns::of(fields.as_ref()),
+            fields,
             spans: Vec::with_capacity(32),
+            checker: Checker::default(),
             max_line: opts.max_line(),
             max_reported: opts.max_reported,
             line_no: 0,
@@ -213,6 +288,10 @@ impl<'v, V: Visitor> Parser<'v, V> {
         if self.stats.first_malformed.len() < self.max_reported {
             self.stats.first_malformed.push(Malformed { kind, line: self.line_no, detail: detail() });
         }
+    }
+
+    fn warning(&mut self, kind: WarningKind, detail: impl FnOnce() -> String) {
+        warn(&mut self.stats, self.max_reported, self.line_no, kind, detail);
     }
 
     pub(crate) fn too_long(&mut self) {
@@ -255,7 +334,12 @@ impl<'v, V: Visitor> Parser<'v, V> {
             Line::Blank => {}
             Line::Fields(value) => {
                 self.stats.directives += 1;
-                self.fields = Some(Fields::parse(value));
+                let fields = Fields::parse(value);
+                for (first, again) in fields.repeated() {
+                    self.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
+                }
+                self.columns = Columns::of(Some(&fields));
+                self.fields = Some(fields);
             }
             Line::Directive => self.stats.directives += 1,
             Line::Data(line) => self.data(line),
@@ -274,12 +358,49 @@ impl<'v, V: Visitor> Parser<'v, V> {
             self.malformed(MalformedKind::FieldCount, || format!("expected {want} fields, found {got}"));
             return;
         }
-        self.visitor.record(&Record::new(line, &self.spans, fields));
+        let record = Record::new(line, &self.spans, fields);
+        let value = |field: Field| fields.index(field).and_then(|i| record.raw(i)).unwrap_or_default();
+        match self.checker.check(line, &self.spans, &self.columns) {
+            Ok(checked) => {
+                if let Some(field) = checked.unreadable {
+                    let what = || format!("is not an IP address: the line is read with its {field} unknown");
+                    let detail = || describe(field, value(field), &what());
+                    warn(&mut self.stats, self.max_reported, self.line_no, WarningKind::UnreadableAddress, detail);
+                }
+                self.visitor.record(&record.checked(checked.time));
+            }
+            Err(invalid) => {
+                // Described only when kept: no allocation for lines past the first few.
+                let kept = self.stats.first_malformed.len() < self.max_reported;
+                let detail = kept.then(|| invalid.describe(value(invalid.field)));
+                self.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
+            }
+        }
     }
 
     pub(crate) fn finish(self) -> (FileStats, u64) {
         (self.stats, self.line_no)
     }
+}
+
+/// Count a warning in `stats`, and keep it while fewer than `max_reported` are kept.
+fn warn(stats: &mut FileStats, max_reported: usize, line: u64, kind: WarningKind, detail: impl FnOnce() -> String) {
+    stats.warnings[kind as usize] += 1;
+    if stats.first_warnings.len() < max_reported {
+        stats.first_warnings.push(Warning { kind, line, detail: detail() });
+    }
+}
+
+/// What a warning about a repeated column says: both columns, 1-based, and which is read.
+fn repeated_detail(fields: &Fields, first: usize, again: usize) -> String {
+    let name = |i: usize| fields.names().nth(i).unwrap_or_default().to_owned();
+    let (a, b) = (name(first), name(again));
+    let what = if a.eq_ignore_ascii_case(&b) {
+        format!("'{a}' is named twice")
+    } else {
+        format!("'{a}' and '{b}' name the same field")
+    };
+    format!("#Fields: {what} (columns {} and {}): column {} is read", first + 1, again + 1, first + 1)
 }
 
 /// Fill `spans` (cleared first) with the `(start, end)` of each

@@ -1,55 +1,138 @@
-//! Expanding command-line paths into the log files to read.
+//! Expanding command-line paths into the log files to read, with one rule
+//! for links and for what is not a regular file, wherever a path comes from.
 
-use std::fs;
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, FileType};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
 
 /// True for names IIS gives its logs: `*.log`, and `*.gz` for compressed archives
 /// (e.g. `u_ex210101_x.log`, `ex2101.log.gz`), compared case-insensitively.
-pub fn is_log_name(name: &std::ffi::OsStr) -> bool {
+pub fn is_log_name(name: &OsStr) -> bool {
     let name = name.as_encoded_bytes();
     let ends =
         |suffix: &[u8]| name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
     ends(b".log") || ends(b".gz")
 }
 
-/// Expands files and folders into the log files to read.
-///
-/// A folder is walked recursively and yields every regular file whose name ends in
-/// `.log` or `.gz` (case-insensitive); symbolic links to folders are not followed, so
-/// a link cycle cannot loop. A file named explicitly is always taken. The result is
-/// sorted by path with duplicates removed. A missing path is an error.
+/// Expands files and folders into the log files to read: [`collect_paths_named`]
+/// with the names of [`is_log_name`].
 pub fn collect_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let mut out = Vec::new();
+    collect_paths_named(paths, is_log_name)
+}
+
+/// Expands files and folders into the files to read, taking from folders
+/// the files whose name is `wanted`; a file named explicitly is always taken.
+///
+/// Symbolic links are followed, given or found, to folders as to files (as
+/// `rg --follow` does): a `W3SVC1` that links elsewhere is read like one that
+/// does not. A folder already walked, reached again through a link (a link
+/// to a folder above it would loop), is not walked twice, and a file reached
+/// by two paths is listed once, under the first path that reaches it (paths
+/// in the order given, folders walked in name order). A missing
+/// path, a link of a wanted name that leads nowhere, and a path given or a
+/// wanted name found that is neither a regular file nor a folder (a FIFO,
+/// socket or device: see [`Error::NotAFile`]) are errors. The result is
+/// sorted by path.
+pub fn collect_paths_named(paths: &[PathBuf], wanted: impl Fn(&OsStr) -> bool) -> Result<Vec<PathBuf>, Error> {
+    let mut walk = Walk { wanted: &wanted, walked: HashSet::new(), found: Vec::new() };
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk.folder(p, false)?;
+        } else if let Some(kind) = special_kind(&meta.file_type()) {
+            return Err(Error::NotAFile { path: p.clone(), kind });
         } else {
-            out.push(p.clone());
+            walk.found.push(p.clone());
         }
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
+    let mut found = walk.found;
+    found.sort();
+    let mut seen = HashSet::with_capacity(found.len());
+    found.retain(|p| seen.insert(fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if ty.is_dir() {
-            walk(&path, out)?;
-        } else if is_log_name(&entry.file_name()) {
-            // A symbolic link counts when it leads to a regular file.
-            let is_file = ty.is_file() || fs::metadata(&path).is_ok_and(|m| m.is_file());
-            if is_file {
-                out.push(path);
+struct Walk<'a> {
+    wanted: &'a dyn Fn(&OsStr) -> bool,
+    /// Folders walked, by their canonical path.
+    walked: HashSet<PathBuf>,
+    found: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    /// Walks `dir`, a folder given (`found` false) or found while walking:
+    /// one removed since it was listed (old logs cleaned up) is skipped.
+    fn folder(&mut self, dir: &Path, found: bool) -> Result<(), Error> {
+        let gone = |e: &std::io::Error| found && e.kind() == std::io::ErrorKind::NotFound;
+        let listed = fs::canonicalize(dir).map(|id| self.walked.insert(id).then(|| fs::read_dir(dir)));
+        let entries = match listed {
+            Ok(Some(Ok(entries))) => entries,
+            // Walked already: through another link, or a link back up that would loop.
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) | Err(e) if gone(&e) => return Ok(()),
+            Ok(Some(Err(e))) | Err(e) => return Err(Error::io(dir, e)),
+        };
+        // In name order, so that which path a file is listed under does not
+        // depend on the order the file system lists a folder in.
+        let mut entries = entries.collect::<Result<Vec<_>, _>>().map_err(|e| Error::io(dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let wanted = (self.wanted)(&entry.file_name());
+            let mut ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
+            if ty.is_symlink() {
+                ty = match fs::metadata(&path) {
+                    Ok(meta) => meta.file_type(),
+                    // Removed since it was listed.
+                    Err(_) if fs::symlink_metadata(&path).is_err() => continue,
+                    Err(e) if wanted => return Err(Error::io(&path, e)),
+                    // A dangling link of another name is none of ours.
+                    Err(_) => continue,
+                };
+            }
+            if ty.is_dir() {
+                self.folder(&path, true)?;
+            } else if wanted {
+                if let Some(kind) = special_kind(&ty) {
+                    return Err(Error::NotAFile { path, kind });
+                }
+                self.found.push(path);
             }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Fails for what exists but is neither a regular file nor a folder, before
+/// anything opens it: opening a FIFO waits for a writer.
+pub(crate) fn regular_file(path: &Path) -> Result<(), Error> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    match special_kind(&meta.file_type()) {
+        Some(kind) => Err(Error::NotAFile { path: path.to_path_buf(), kind }),
+        None => Ok(()),
+    }
+}
+
+/// What a file that is neither regular nor a folder is; `None` for those two.
+fn special_kind(ty: &FileType) -> Option<&'static str> {
+    if ty.is_file() || ty.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return Some("a FIFO");
+        }
+        if ty.is_socket() {
+            return Some("a socket");
+        }
+        if ty.is_block_device() || ty.is_char_device() {
+            return Some("a device");
+        }
+    }
+    Some("a special file")
 }

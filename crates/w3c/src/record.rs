@@ -1,8 +1,13 @@
 //! One data line, borrowed from the scanner's buffer, and field decoding.
 
-use crate::fields::{Field, Fields};
+use std::net::IpAddr;
 
-/// A data line whose field count matched the `#Fields` in force.
+use crate::fields::{Field, Fields};
+use crate::values::{parse_ip, parse_u16};
+
+/// A data line whose field count matched the `#Fields` in force and whose
+/// typed columns (date, time, addresses, status, port) hold what their names
+/// say; its time comes parsed.
 ///
 /// Borrows the line bytes and the scanner's span table: building one allocates nothing.
 #[derive(Clone, Copy, Debug)]
@@ -10,13 +15,20 @@ pub struct Record<'a> {
     line: &'a [u8],
     spans: &'a [(u32, u32)],
     fields: &'a Fields,
+    time: Option<i64>,
 }
 
 impl<'a> Record<'a> {
-    /// `spans` are `(start, end)` byte offsets into `line`, one per column of `fields`.
+    /// `spans` are `(start, end)` byte offsets into `line`, one per column of
+    /// `fields`; its time is not known yet (see [`Record::checked`]).
     pub(crate) fn new(line: &'a [u8], spans: &'a [(u32, u32)], fields: &'a Fields) -> Self {
         debug_assert_eq!(spans.len(), fields.len());
-        Record { line, spans, fields }
+        Record { line, spans, fields, time: None }
+    }
+
+    /// This line with its time, as checked by the scanner.
+    pub(crate) fn checked(self, time: Option<i64>) -> Self {
+        Record { time, ..self }
     }
 
     /// A well-known field; `None` when it is not logged, is `-` or is empty.
@@ -76,14 +88,33 @@ impl<'a> Record<'a> {
         self.fields
     }
 
-    /// `date` + `time` as Unix seconds (UTC); `None` when either is missing or invalid.
+    /// `date` + `time` as Unix seconds (UTC); `None` when the table lacks
+    /// either (a line whose date or time is invalid is never a record).
+    #[inline]
     pub fn timestamp(&self) -> Option<i64> {
-        crate::time::parse_date_time(self.get(Field::Date)?, self.get(Field::Time)?)
+        self.time
     }
 
-    /// [`Record::timestamp`] through a cache kept across lines.
-    pub fn timestamp_cached(&self, cache: &mut crate::time::DateTimeCache) -> Option<i64> {
-        cache.parse(self.get(Field::Date)?, self.get(Field::Time)?)
+    /// The same as [`Record::timestamp`], which the scanner has already
+    /// parsed through a cache of its own; `cache` is not used.
+    pub fn timestamp_cached(&self, _cache: &mut crate::time::DateTimeCache) -> Option<i64> {
+        self.time
+    }
+
+    /// An address column (`s-ip`, `c-ip`, ...) parsed, a zone id dropped;
+    /// `None` when not logged, `-`, or not an address (a redacted `xxx`:
+    /// the scan has warned of it).
+    #[inline]
+    pub fn address(&self, f: Field) -> Option<IpAddr> {
+        parse_ip(self.get(f)?)
+    }
+
+    /// A numeric column up to 65535 (`sc-status`, `sc-substatus`, `s-port`:
+    /// the scan has checked those); `None` when not logged, `-`, or not such
+    /// a number.
+    #[inline]
+    pub fn number(&self, f: Field) -> Option<u16> {
+        parse_u16(self.get(f)?)
     }
 
     /// The whole line without its line end (and without a leading BOM).
@@ -176,7 +207,11 @@ mod tests {
         let bad = b"2022-01-01 00:01:24 - :\xff1";
         assert_eq!(Record::new(bad, &spans, &fields).text(), None);
         assert_eq!(r.field(9), None);
+        let mut checker = crate::values::Checker::default();
+        let columns = crate::values::Columns::of(Some(&fields));
+        let r = r.checked(checker.check(line, &spans, &columns).unwrap().time);
         assert_eq!(r.timestamp(), Some(1_640_995_284));
+        assert_eq!(r.address(Field::ClientIp), Some(std::net::Ipv6Addr::LOCALHOST.into()));
         assert_eq!(r.len(), 4);
     }
 }

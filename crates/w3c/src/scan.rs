@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::fields::Fields;
 use crate::parser::{last_fields_in, FileStats, Parser, ScanOptions, Visitor};
+use crate::paths::regular_file;
 use crate::stream::{fill, scan_reader, GZIP_MAGIC};
 use crate::Error;
 
@@ -119,11 +120,15 @@ fn join_chunk_stats(len: usize, parts: Vec<(FileStats, u64)>, opts: &ScanOptions
         for m in &mut s.first_malformed {
             m.line += offset;
         }
+        for w in &mut s.first_warnings {
+            w.line += offset;
+        }
         s.bytes = 0;
         stats.merge(&s);
         offset += lines;
     }
     stats.first_malformed.truncate(opts.max_reported);
+    stats.first_warnings.truncate(opts.max_reported);
     stats
 }
 
@@ -330,10 +335,14 @@ pub(crate) enum Opened {
 /// Open a log file and tell gzip from plain by its magic bytes.
 pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
     let io_err = |e| Error::io(path, e);
+    regular_file(path)?;
     let mut file = File::open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
     let mut magic = [0u8; 2];
-    let got = fill(&mut file, &mut magic).map_err(io_err)?;
+    let (got, error) = fill(&mut file, &mut magic);
+    if let Some(e) = error {
+        return Err(io_err(e));
+    }
     if got == 2 && magic == GZIP_MAGIC {
         use std::io::Seek;
         file.rewind().map_err(io_err)?;

@@ -89,7 +89,11 @@ impl<'v, V: Visitor> Streamer<'v, V> {
         let p = &mut self.parser;
         p.line_no += 1;
         p.stats.lines += 1;
-        p.malformed(MalformedKind::TruncatedGzip, || format!("gzip stream ends early: {err}"));
+        let what = match err.kind() {
+            io::ErrorKind::UnexpectedEof => "gzip stream ends early",
+            _ => "gzip data is damaged",
+        };
+        p.malformed(MalformedKind::TruncatedGzip, || format!("{what}: {err}"));
         self.stats()
     }
 
@@ -106,23 +110,21 @@ fn is_corrupt(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof)
 }
 
-/// Fills `buf` as far as the reader allows; `Ok(0)` only at the end.
-pub(crate) fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` as far as the reader allows: the bytes read, and the error
+/// that stopped the reader, if any, after them. The error is handed back,
+/// not kept for a next call: a decoder that fails once (a gzip member whose
+/// checksum does not match) reads as ended afterwards.
+pub(crate) fn fill(reader: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut n = 0;
     while n < buf.len() {
         match reader.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if n > 0 => {
-                // Hand over what was read; the error comes back on the next call.
-                let _ = e;
-                return Ok(n);
-            }
-            Err(e) => return Err(e),
+            Err(e) => return (n, Some(e)),
         }
     }
-    Ok(n)
+    (n, None)
 }
 
 /// How a stream ended.
@@ -147,13 +149,17 @@ fn stream<R: Read + Send, V: Visitor>(
     } else {
         let mut buf = vec![0; block];
         loop {
-            match fill(&mut reader, &mut buf) {
-                Ok(0) => break End::Eof,
-                Ok(n) => s.block(&buf[..n]),
-                Err(e) => break End::Error(e),
+            let (n, error) = fill(&mut reader, &mut buf);
+            if n > 0 {
+                s.block(&buf[..n]);
             }
             if s.parser.stopped() {
                 break End::Stopped;
+            }
+            match error {
+                Some(e) => break End::Error(e),
+                None if n == 0 => break End::Eof,
+                None => {}
             }
         }
     };
@@ -187,17 +193,17 @@ fn stream_threaded<R: Read + Send, V: Visitor>(reader: &mut R, block: usize, s: 
                     // Zeroed allocation: the OS hands out pages lazily.
                     buf = vec![0; block];
                 }
-                match fill(reader, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if full_tx.send(Ok((buf, n))).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
+                let (n, error) = fill(reader, &mut buf);
+                if n > 0 && full_tx.send(Ok((buf, n))).is_err() {
+                    break;
+                }
+                match error {
+                    Some(e) => {
                         let _ = full_tx.send(Err(e));
                         break;
                     }
+                    None if n == 0 => break,
+                    None => {}
                 }
             }
         });
@@ -242,6 +248,7 @@ pub fn scan_reader<R: Read + Send, V: Visitor>(
 /// Scans one file in order with one visitor, streamed (plain or gzip, by its
 /// magic bytes): for outputs that keep each file's order.
 pub fn scan_file<V: Visitor>(path: &Path, opts: &ScanOptions, visitor: &mut V) -> Result<FileStats, Error> {
+    crate::paths::regular_file(path)?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut stats = scan_reader(file, opts, visitor).map_err(|e| Error::io(path, e))?;
     stats.path = path.to_path_buf();

@@ -88,6 +88,7 @@ impl Position {
     /// After the last complete line of `path`, with the `#Fields` in force
     /// there: where following starts when older lines are not wanted.
     pub fn at_end(path: &Path, opts: &ScanOptions) -> Result<Position, Error> {
+        crate::paths::regular_file(path)?;
         let id = File::open(path).and_then(|f| f.metadata()).map(|m| FileId::of(&m)).map_err(|e| Error::io(path, e))?;
         let Opened::Mapped(map) = open(path)? else {
             return Ok(Position { id, ..Position::default() });
@@ -113,6 +114,12 @@ pub fn follow<V: Visitor>(
     visitor: &mut V,
 ) -> Result<FileStats, Error> {
     let io_err = |e| Error::io(path, e);
+    match crate::paths::regular_file(path) {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(FileStats { path: path.into(), ..FileStats::default() })
+        }
+        checked => checked?,
+    };
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -151,6 +158,9 @@ pub fn follow<V: Visitor>(
     let (mut stats, lines) = parser.finish();
     for m in &mut stats.first_malformed {
         m.line += at.line;
+    }
+    for w in &mut stats.first_warnings {
+        w.line += at.line;
     }
     at.line += lines;
     at.check = read_check(&mut file, at.offset).map_err(io_err)?;

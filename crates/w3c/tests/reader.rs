@@ -602,7 +602,7 @@ fn merge_adds_up() {
 #[test]
 fn malformed_kind_names() {
     let names: Vec<_> = MalformedKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, ["field-count", "no-fields", "too-long", "truncated-gzip"]);
+    assert_eq!(names, ["field-count", "no-fields", "too-long", "truncated-gzip", "bad-value"]);
     for (i, k) in MalformedKind::ALL.iter().enumerate() {
         assert_eq!(*k as usize, i);
     }

@@ -118,10 +118,18 @@ fn default_fields(names: &str) -> anyhow::Result<Fields> {
     Ok(fields)
 }
 
-/// Print the first malformed lines of each file as `file:line: reason: detail`,
-/// and how to read lines that came before any `#Fields` line.
+/// Print the first malformed lines of each file as `file:line: reason: detail`
+/// (`label` says whether they are an error), how to read lines that came
+/// before any `#Fields` line, and the first warnings of each file.
 pub fn warn_malformed(files: &[FileStats], label: &str) {
     for file in files {
+        for w in &file.first_warnings {
+            eprintln!("warning: {}:{}: {}: {}", file.path.display(), w.line, w.kind.as_str(), w.detail);
+        }
+        if file.warnings_total() > file.first_warnings.len() as u64 {
+            let more = file.warnings_total() - file.first_warnings.len() as u64;
+            eprintln!("warning: {}: {more} more warning(s) not shown", file.path.display());
+        }
         for m in &file.first_malformed {
             eprintln!("{label}: {}:{}: {}: {}", file.path.display(), m.line, m.kind.as_str(), m.detail);
         }

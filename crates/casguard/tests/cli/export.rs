@@ -2,6 +2,7 @@
 //! by the parquet crate, and JSON lines, each compared with `casguard audit`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 
 use casguard_loggen::{GzipMode, Truth};
@@ -18,6 +19,16 @@ fn generated(seed: u64) -> (tempfile::TempDir, Truth) {
     })
 }
 
+/// `casguard export --format parquet` of `logs` into `out`, `rows` rows a
+/// row group, with `extra` arguments.
+fn export_parquet(logs: &str, out: &Path, rows: &str, extra: &[&str]) {
+    let mut args =
+        vec!["-q", "export", "--format", "parquet", "--out", out.to_str().unwrap(), "--row-group-rows", rows];
+    args.extend_from_slice(extra);
+    args.push(logs);
+    ok(casguard(&args));
+}
+
 #[test]
 fn parquet_counts_in_duckdb_match_the_audit() {
     let Some(python) = python_with("duckdb") else {
@@ -30,21 +41,8 @@ fn parquet_counts_in_duckdb_match_the_audit() {
     let logs = dir.path().join("logs");
     let logs = logs.to_str().unwrap();
     let out = dir.path().join("export");
-    let out_s = out.to_str().unwrap();
     // Small row groups: several per part file.
-    ok(casguard(&[
-        "-q",
-        "export",
-        "--format",
-        "parquet",
-        "--out",
-        out_s,
-        "--policy",
-        policy,
-        "--row-group-rows",
-        "500",
-        logs,
-    ]));
+    export_parquet(logs, &out, "500", &["--policy", policy]);
     let check =
         Command::new(&python).arg(workspace().join("tests/duckdb/check.py")).arg(&out).output().expect("run check.py");
     assert!(check.status.success(), "check.py: {}", String::from_utf8_lossy(&check.stderr));
@@ -81,7 +79,7 @@ fn parquet_counts_in_duckdb_match_the_audit() {
     assert_eq!(db["ews_non_outlook_users"], serde_json::json!(finding_users(&report, "ews-non-outlook")));
 
     // A second export into the same folder would mix data: refused.
-    let again = casguard(&["-q", "export", "--format", "parquet", "--out", out_s, logs]);
+    let again = casguard(&["-q", "export", "--format", "parquet", "--out", out.to_str().unwrap(), logs]);
     assert_eq!(again.status.code(), Some(2));
 }
 
@@ -91,17 +89,7 @@ fn parquet_files_read_back_with_the_parquet_crate() {
     let (dir, _) = generated(3);
     let logs = dir.path().join("logs");
     let out = dir.path().join("export");
-    ok(casguard(&[
-        "-q",
-        "export",
-        "--format",
-        "parquet",
-        "--out",
-        out.to_str().unwrap(),
-        "--row-group-rows",
-        "100",
-        logs.to_str().unwrap(),
-    ]));
+    export_parquet(logs.to_str().unwrap(), &out, "100", &[]);
     let report = json(&["audit", "--format", "json", logs.to_str().unwrap()]);
     let mut rows = 0i64;
     let mut groups = 0;

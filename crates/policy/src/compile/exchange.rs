@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ::exchange::text::EwsPattern;
 use ::exchange::Protocol;
 
 use super::{add_user, one_user, rule, Ctx};
@@ -145,7 +146,7 @@ fn ews_scope(
         Some(AppPolicy::EnforceAllowList) => {
             let mut unless = allowed_by_switch;
             if !list.is_empty() {
-                unless.push(vec![Cond::UserAgentEws(list.clone())]);
+                unless.push(vec![Cond::UserAgentEws(list.iter().map(|p| EwsPattern::new(p)).collect())]);
             }
             let note = if list.is_empty() {
                 "EnforceAllowList with an empty list denies every EWS client not allowed by a switch".to_string()
@@ -156,7 +157,7 @@ fn ews_scope(
         }
         Some(AppPolicy::EnforceBlockList) if !list.is_empty() => {
             let mut c = base;
-            c.push(Cond::UserAgentEws(list.clone()));
+            c.push(Cond::UserAgentEws(list.iter().map(|p| EwsPattern::new(p)).collect()));
             rules.push(mk(
                 format!("{label}: EnforceBlockList"),
                 c,

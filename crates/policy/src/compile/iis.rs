@@ -1,6 +1,7 @@
 //! IIS mechanisms as rules: IP and domain restrictions (`ipSecurity`), then
 //! request filtering rules, as IIS applies them before Exchange sees a request.
 
+use ::exchange::text::Glob;
 use ipnet::IpNet;
 
 use super::{parse_net, rule, strings, vdir, Ctx};
@@ -48,11 +49,11 @@ pub(super) fn compile_ip_restrictions(
             .collect();
         let mut base = Vec::new();
         if path != "/" && !path.is_empty() {
-            base.push(Cond::Path(vec![path.clone()]));
+            base.push(Cond::Path(vec![Glob::path(&path)]));
         }
         let mut unless: Vec<Vec<Cond>> = Vec::new();
         if !deeper.is_empty() {
-            unless.push(vec![Cond::Path(deeper)]);
+            unless.push(vec![Cond::Path(deeper.iter().map(|d| Glob::path(d)).collect())]);
         }
         let peer = !ip.enable_proxy_mode;
         let status = ip.deny_action.status();
@@ -157,7 +158,7 @@ pub(super) fn compile_iis_filter(
         }
         let mut c = Vec::new();
         if let Some(p) = &f.path {
-            c.push(Cond::Path(vec![vdir(p)]));
+            c.push(Cond::Path(vec![Glob::path(&vdir(p))]));
         }
         c.push(Cond::IisScan { targets, strings: f.deny_strings.clone(), applies_to: f.applies_to.clone() });
         rules.push(rule(

@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ::exchange::text::Glob;
 use ::exchange::{Catalog, NetworkId, Networks, Protocol};
 use ipnet::IpNet;
 use toml::Spanned;
@@ -144,7 +145,7 @@ fn conds(ctx: &Ctx, raw: RawConds) -> Result<Vec<Cond>, PolicyError> {
             if !(p.starts_with('/') || p.starts_with('*')) {
                 return Err(ctx.err_item(item, &outer, format!("path '{p}' must start with '/' or '*'")));
             }
-            ps.push(p.clone());
+            ps.push(Glob::path(p));
         }
         out.push(Cond::Path(ps));
     }
@@ -245,7 +246,7 @@ fn conds(ctx: &Ctx, raw: RawConds) -> Result<Vec<Cond>, PolicyError> {
 fn add_user(set: &mut UserSet, raw: &str) {
     let k = user_key(raw);
     if k.contains('*') {
-        set.patterns.push(k);
+        set.patterns.push(Glob::new(&k));
     } else if !k.is_empty() {
         set.exact.insert(k);
     }

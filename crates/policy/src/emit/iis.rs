@@ -167,10 +167,10 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
                 vdirs = Some(v);
             }
             Cond::Path(ps) if vdirs.is_none() => {
-                if ps.iter().any(|p| p.contains('*')) {
+                if ps.iter().any(|p| p.has_wildcard()) {
                     return Err("IIS configuration paths cannot be globs".into());
                 }
-                vdirs = Some(ps.clone());
+                vdirs = Some(ps.iter().map(|p| p.as_str().to_owned()).collect());
             }
             Cond::Protocol(_) | Cond::Path(_) => {
                 return Err("both protocol and path: IIS takes one configuration path".into());

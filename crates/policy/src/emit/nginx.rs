@@ -48,8 +48,10 @@ fn rule_parts(conds: &[Cond], geo: &mut Vec<String>) -> Result<Parts, String> {
                 and_path(alts, &mut path_alts)?;
             }
             Cond::Path(ps) => {
-                let alts =
-                    ps.iter().map(|x| if x.contains('*') { glob_re(x) } else { format!("{}[^|]*", esc(x)) }).collect();
+                let alts = ps
+                    .iter()
+                    .map(|x| if x.has_wildcard() { glob_re(x.as_str()) } else { format!("{}[^|]*", esc(x.as_str())) })
+                    .collect();
                 and_path(alts, &mut path_alts)?;
             }
             Cond::UserAgent { case_sensitive, items } => {

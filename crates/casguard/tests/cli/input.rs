@@ -1,0 +1,123 @@
+//! Input that is not what it claims (issue 21, item 9), as an admin meets
+//! it: each test is named after what it stops.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::{casguard, json, text};
+
+const FIELDS: &str = "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
+                      cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\r\n";
+
+fn line(date: &str, time: &str, user: &str) -> String {
+    format!("{date} {time} 10.0.0.2 GET /owa/ - 443 CONTOSO\\{user} 10.1.1.1 Mozilla/5.0 - 200 0 0 15\r\n")
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_line_that_is_not_a_date_is_malformed_and_never_nulls_first_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("u_ex261102.log");
+    let body = FIELDS.to_owned()
+        + &line("2026-11-02", "10:00:00", "alice")
+        + &line("2026-11-02x", "10:00:01", "bob")
+        + &line("2026-02-30", "10:00:02", "carol")
+        + &line("2026-11-02", "25:61:61", "dave");
+    write(&log, body.as_bytes());
+    let report = json(&["audit", "-q", "--format", "json", log.to_str().unwrap()]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(4), Some(3), Some(1)));
+    assert_eq!(s["first_seen"], "2026-11-02T10:00:00Z");
+    assert_eq!(report["malformed"][0]["counts"]["bad-value"], 3);
+
+    let out = casguard(&["audit", "-q", "--strict", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("u_ex261102.log:3: bad-value: date \"2026-11-02x\" is not a date"), "{err}");
+    assert!(err.contains("u_ex261102.log:5: bad-value: time \"25:61:61\" is not a time of day"), "{err}");
+}
+
+#[test]
+fn a_gzip_crc_mismatch_fails_strict_naming_the_file_and_is_counted_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice") + &line("2026-11-02", "10:00:01", "bob");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(body.as_bytes()).unwrap();
+    let mut gz = e.finish().unwrap();
+    let crc = gz.len() - 8;
+    gz[crc] ^= 0x55;
+    let log = dir.path().join("u_ex261102.log.gz");
+    write(&log, &gz);
+
+    let out = casguard(&["audit", "-q", "--strict", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("u_ex261102.log.gz:4: truncated-gzip: gzip data is damaged"), "{err}");
+    assert!(err.contains("checksum"), "{err}");
+
+    let report = json(&["audit", "-q", "--format", "json", log.to_str().unwrap()]);
+    assert_eq!(report["summary"]["requests"], 2, "what was read is kept");
+    assert_eq!(report["summary"]["malformed"], 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_w3svc_folder_is_read_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let body = FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice");
+    write(&d.join("elsewhere/W3SVC1/u_ex261102.log"), body.as_bytes());
+    write(&d.join("logs/EX01/W3SVC2/u_ex261102.log"), body.replace("alice", "bob").as_bytes());
+    std::os::unix::fs::symlink(d.join("elsewhere/W3SVC1"), d.join("logs/EX01/W3SVC1")).unwrap();
+    std::os::unix::fs::symlink(d.join("logs"), d.join("logs/EX01/loop")).unwrap();
+    let report = json(&["audit", "-q", "--format", "json", d.join("logs").to_str().unwrap()]);
+    assert_eq!(report["summary"]["files"], 2);
+    assert_eq!(report["summary"]["users"], 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_on_the_command_line_is_refused_by_name_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("u_ex261102.log");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let started = Instant::now();
+    let mut child = crate::util::bin()
+        .args(["audit", "-q", fifo.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("casguard hung on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}: not a log file but a FIFO", fifo.display())), "{err}");
+}
+
+#[test]
+fn a_repeated_fields_name_is_warned_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("u_ex261102.log");
+    let body = "#Fields: date time c-ip cs-username cs-uri-stem c-ip\r\n\
+                2026-11-02 10:00:00 10.1.1.1 alice /owa/ 10.9.9.9\r\n";
+    write(&log, body.as_bytes());
+    let out = casguard(&["audit", "-q", "--format", "json", log.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let want = format!(
+        "warning: {}:1: duplicate-field: #Fields: 'c-ip' is named twice (columns 3 and 6): column 3 is read",
+        log.display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
