@@ -15,13 +15,15 @@
 pub mod access_log;
 mod answer;
 mod config;
+mod connection;
 mod error;
 pub mod events;
+mod forward;
+mod headers;
 mod joint;
 mod metrics;
 pub mod model;
 mod preface;
-mod proxy;
 pub mod screen;
 mod server;
 mod state;

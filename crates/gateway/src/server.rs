@@ -13,7 +13,6 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -24,38 +23,9 @@ use crate::config::Config;
 use crate::events::{EventSink, Level};
 use crate::metrics::Metrics;
 use crate::model::ConnInfo;
-use crate::state::PolicyStore;
+use crate::state::{PolicyStore, Shared};
 use crate::upstream::{Upstream, Upstreams};
 use crate::{tls, GatewayError};
-
-/// Everything the connections share.
-pub(crate) struct Shared {
-    pub interpreter: Arc<Interpreter>,
-    pub policy: PolicyStore,
-    pub upstreams: Arc<Upstreams>,
-    pub metrics: Metrics,
-    pub access_log: Option<AccessLog>,
-    pub events: EventSink,
-    pub server: http1::Builder,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub no_upstream_status: StatusCode,
-    /// Largest request head accepted, exactly (hyper's buffer limit is looser).
-    pub max_head_bytes: usize,
-    trusted: Vec<IpNet>,
-    shutdown: watch::Sender<bool>,
-}
-
-impl Shared {
-    fn reload(&self) -> Result<(), GatewayError> {
-        self.policy.reload(&self.interpreter, &self.events, &self.metrics).map_err(GatewayError::Policy)
-    }
-
-    fn metrics_text(&self) -> String {
-        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
-        self.metrics.render(self.interpreter.catalog(), &self.upstreams, dropped)
-    }
-}
 
 /// A bound gateway, ready to [`run`](Gateway::run).
 pub struct Gateway {
@@ -406,10 +376,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Tls
                     // Failed or slow handshakes are the client's problem; not logged to avoid noise.
                     let handshake = tokio::time::timeout(shared.header_timeout, acceptor.accept(tcp)).await;
                     if let Ok(Ok(stream)) = handshake {
-                        crate::proxy::serve_connection(shared.clone(), stream, info, stop).await;
+                        crate::connection::serve_connection(shared.clone(), stream, info, stop).await;
                     }
                 }
-                None => crate::proxy::serve_connection(shared.clone(), tcp, info, stop).await,
+                None => crate::connection::serve_connection(shared.clone(), tcp, info, stop).await,
             }
             shared.metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
         });

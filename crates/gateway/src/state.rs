@@ -1,4 +1,5 @@
-//! The policy in force and its reloading. Requests take an `Arc` of the
+//! What the connections share: the policy in force and its reloading, the
+//! upstreams, metrics, logs and limits. Requests take an `Arc` of the
 //! current policy and keep it to the end, so a reload never changes a
 //! request in flight; a policy that fails to load or check is rejected and
 //! the old one stays.
@@ -6,14 +7,50 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use exchange::Interpreter;
+use hyper::server::conn::http1;
+use hyper::StatusCode;
+use ipnet::IpNet;
 use policy::{PolicyError, ReadyPolicy};
+use tokio::sync::watch;
 
+use crate::access_log::AccessLog;
 use crate::events::{EventSink, Level};
 use crate::lock;
 use crate::metrics::Metrics;
+use crate::upstream::Upstreams;
+use crate::GatewayError;
+
+/// Everything the connections share.
+pub(crate) struct Shared {
+    pub interpreter: Arc<Interpreter>,
+    pub policy: PolicyStore,
+    pub upstreams: Arc<Upstreams>,
+    pub metrics: Metrics,
+    pub access_log: Option<AccessLog>,
+    pub events: EventSink,
+    pub server: http1::Builder,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub no_upstream_status: StatusCode,
+    /// Largest request head accepted, exactly (hyper's buffer limit is looser).
+    pub max_head_bytes: usize,
+    pub trusted: Vec<IpNet>,
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn reload(&self) -> Result<(), GatewayError> {
+        self.policy.reload(&self.interpreter, &self.events, &self.metrics).map_err(GatewayError::Policy)
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
+        self.metrics.render(self.interpreter.catalog(), &self.upstreams, dropped)
+    }
+}
 
 /// File identity used to notice changes: modification time and length.
 pub type Stamp = Option<(SystemTime, u64)>;
