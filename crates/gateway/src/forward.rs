@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use exchange::Protocol;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
@@ -97,9 +98,9 @@ pub(crate) fn handle(
             Some(AuthUser::Named(u)) if connection_auth => Some(u),
             _ => None,
         };
-        Ok((decision, pending))
+        Ok((decision, pending, m.protocol))
     });
-    let (decision, pending_user) = match verdict {
+    let (decision, pending_user, protocol) = match verdict {
         Ok(v) => v,
         Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
     };
@@ -110,7 +111,7 @@ pub(crate) fn handle(
     }
 
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
-    let forward = Forward { conn: conn.clone(), finish, pending_user, sent: Instant::now() };
+    let forward = Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now() };
     // The common case: the connection's upstream connection is idle and
     // open. Anything else (the first request, a reconnect) takes the slow path.
     let mut slot = lock(&conn.upstream);
@@ -174,6 +175,8 @@ struct Forward {
     finish: Finish,
     /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
     pending_user: Option<String>,
+    /// Picks the upstream when a connection must be made (`route-by-health`).
+    protocol: Protocol,
     sent: Instant,
 }
 
@@ -186,7 +189,7 @@ impl Forward {
             attempts += 1;
             if upstream.as_ref().is_none_or(SendRequest::is_closed) {
                 // Boxed: it runs once a connection.
-                match Box::pin(shared.upstreams.connect()).await {
+                match Box::pin(shared.upstreams.connect(self.protocol)).await {
                     Ok(c) => {
                         lock(&self.conn.drivers).add(c.driver);
                         upstream = Some(c.sender);

@@ -20,6 +20,7 @@ mod error;
 pub mod events;
 mod forward;
 mod headers;
+mod health;
 mod joint;
 mod metrics;
 pub mod model;

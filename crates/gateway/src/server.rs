@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::ConnInfo;
 use crate::state::{PolicyStore, Shared};
 use crate::upstream::{Upstream, Upstreams};
-use crate::{tls, GatewayError};
+use crate::{health, tls, GatewayError};
 
 /// A bound gateway, ready to [`run`](Gateway::run).
 pub struct Gateway {
@@ -35,7 +35,6 @@ pub struct Gateway {
     max_connections: usize,
     threads: usize,
     drain_timeout: Duration,
-    health_interval: Duration,
     reload_interval: Duration,
 }
 
@@ -83,8 +82,20 @@ impl Gateway {
         } else {
             None
         };
-        let upstreams =
-            Arc::new(Upstreams::new(upstream_list, client_tls, Config::secs(config.connect_timeout), events.clone()));
+        let health = health::Settings {
+            interval: Config::secs(config.health_interval),
+            fall: config.health_fall,
+            rise: config.health_rise,
+            pages: config.health_pages()?,
+            route_by_health: config.route_by_health,
+        };
+        let upstreams = Arc::new(Upstreams::new(
+            upstream_list,
+            client_tls,
+            Config::secs(config.connect_timeout),
+            health,
+            events.clone(),
+        ));
         let acceptor = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(TlsAcceptor::from(tls::server_config(cert, key)?)),
             _ => None,
@@ -146,7 +157,6 @@ impl Gateway {
             max_connections: config.max_connections,
             threads: config.threads,
             drain_timeout: Config::secs(config.drain_timeout),
-            health_interval: Config::secs(config.health_interval),
             reload_interval: Config::secs(config.reload_interval),
         })
     }
@@ -193,7 +203,7 @@ impl Gateway {
             }
         }
         let mut background: Vec<JoinHandle<()>> = vec![
-            tokio::spawn(shared.upstreams.clone().health_loop(self.health_interval)),
+            tokio::spawn(health::check_loop(shared.upstreams.clone())),
             tokio::spawn(poll_reload(shared.clone(), self.reload_interval)),
         ];
         if let Some(listener) = self.metrics {

@@ -42,17 +42,28 @@ async fn tls_listener_and_tls_upstream() {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
         let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up_port = upstream.local_addr().unwrap().port();
+        let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let checks_seen = checks.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = upstream.accept().await else { return };
                 let acceptor = acceptor.clone();
+                let checks = checks_seen.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                        let auth = req.headers().get("authorization").cloned();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let text = format!("tls upstream got {} bytes, auth={:?}", body.len(), auth);
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let checks = checks.clone();
+                        async move {
+                            if req.uri().path().ends_with("/healthcheck.htm")
+                                && req.headers()["host"] == format!("localhost:{up_port}").as_str()
+                            {
+                                checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            let auth = req.headers().get("authorization").cloned();
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let text = format!("tls upstream got {} bytes, auth={:?}", body.len(), auth);
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
                 });
@@ -68,6 +79,7 @@ async fn tls_listener_and_tls_upstream() {
             tls_key: Some(key_path),
             upstream: vec![format!("https://localhost:{up_port}")],
             upstream_ca: Some(cert_path),
+            health_interval: 1,
             ..gateway::Config::default()
         };
         let gw = gateway::Gateway::bind(config, gateway::events::silent()).await.unwrap();
@@ -99,6 +111,17 @@ async fn tls_listener_and_tls_upstream() {
         assert_eq!(resp.status(), StatusCode::OK);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"tls upstream got 7 bytes, auth=Some(\"Negotiate YIIabc\")");
+
+        // Health checks speak TLS to the upstream too, with its name.
+        within(10, async {
+            while checks.load(std::sync::atomic::Ordering::SeqCst) < 9 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(handle.metrics().contains(&format!(
+            "casguard_gateway_upstream_failures_total{{upstream=\"https://localhost:{up_port}\"}} 0"
+        )));
 
         handle.shutdown();
         drop(send);

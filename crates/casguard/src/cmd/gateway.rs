@@ -82,6 +82,19 @@ pub struct Args {
     /// Seconds between upstream health checks [default: 5].
     #[arg(long, value_name = "SECS")]
     pub health_interval: Option<u64>,
+    /// Failed checks or connections in a row that take an upstream out of use [default: 3].
+    #[arg(long, value_name = "N")]
+    pub health_fall: Option<u32>,
+    /// Passed checks in a row that put it back [default: 2].
+    #[arg(long, value_name = "N")]
+    pub health_rise: Option<u32>,
+    /// Protocols whose Exchange health page (/<vdir>/healthcheck.htm) is checked, comma-separated, or `none` to
+    /// check by connecting only [default: owa,ews,activesync,mapi,rpc,autodiscover,ecp,oab,powershell].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub health_checks: Option<Vec<String>>,
+    /// Send each protocol only to upstreams whose health page for it passes, while any does.
+    #[arg(long)]
+    pub route_by_health: bool,
     /// Seconds to let requests in flight finish on SIGINT/SIGTERM [default: 30].
     #[arg(long, value_name = "SECS")]
     pub drain_timeout: Option<u64>,
@@ -158,6 +171,12 @@ impl Args {
         set(&mut c.idle_timeout, self.idle_timeout);
         set(&mut c.connect_timeout, self.connect_timeout);
         set(&mut c.health_interval, self.health_interval);
+        set(&mut c.health_fall, self.health_fall);
+        set(&mut c.health_rise, self.health_rise);
+        if let Some(list) = self.health_checks {
+            c.health_checks = list.into_iter().filter(|p| p != "none").collect();
+        }
+        c.route_by_health |= self.route_by_health;
         set(&mut c.drain_timeout, self.drain_timeout);
         set(&mut c.reload_interval, self.reload_interval);
         set(&mut c.no_upstream_status, self.no_upstream_status);
