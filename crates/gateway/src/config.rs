@@ -195,6 +195,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway/gateway.toml");
+        let c = Config::from_file(&path).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.health_pages().unwrap().len(), 9);
+        assert!(c.tls_cert.is_some() && c.route_by_health);
+    }
+
+    #[test]
     fn toml_keys_are_flag_names() {
         let c = Config::from_toml(
             "policy = 'p.toml'\nlisten = ['127.0.0.1:8443']\nupstream = ['http://127.0.0.1:81']\n\

@@ -22,6 +22,7 @@ mod forward;
 mod headers;
 mod health;
 mod joint;
+mod load;
 mod metrics;
 pub mod model;
 mod preface;
@@ -34,6 +35,7 @@ mod upstream;
 pub use config::Config;
 pub use error::GatewayError;
 pub use events::{EventSink, Level};
+pub use load::check;
 pub use server::{serve, Gateway, Handle};
 
 /// Lock a mutex, poisoned or not: a panic elsewhere must not take the

@@ -20,6 +20,7 @@ use crate::access_log::AccessLog;
 use crate::events::{EventSink, Level};
 use crate::lock;
 use crate::metrics::Metrics;
+use crate::tls::CertStore;
 use crate::upstream::Upstreams;
 use crate::GatewayError;
 
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub interpreter: Arc<Interpreter>,
     pub policy: PolicyStore,
     pub upstreams: Arc<Upstreams>,
+    /// The TLS listeners' certificate, when there are TLS listeners.
+    pub certs: Option<Arc<CertStore>>,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     pub events: EventSink,
@@ -46,6 +49,15 @@ impl Shared {
         self.policy.reload(&self.interpreter, &self.events, &self.metrics).map_err(GatewayError::Policy)
     }
 
+    /// Reload the TLS certificate and key, if any; on error the current
+    /// pair stays.
+    pub fn reload_tls(&self) -> Result<(), GatewayError> {
+        match &self.certs {
+            Some(store) => store.reload(&self.events),
+            None => Ok(()),
+        }
+    }
+
     pub fn metrics_text(&self) -> String {
         let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
         self.metrics.render(self.interpreter.catalog(), &self.upstreams, dropped)
@@ -60,7 +72,7 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn stamped<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, Stamp)> {
+pub(crate) fn stamped<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, Stamp)> {
     paths.map(|p| (p.to_path_buf(), stamp(p))).collect()
 }
 
@@ -133,8 +145,12 @@ impl PolicyStore {
 
     /// The watched files' stamps now, when one changed since the last load.
     pub fn changed(&self) -> Option<Vec<Stamp>> {
-        let watched = lock(&self.watched);
-        let now: Vec<Stamp> = watched.iter().map(|(path, _)| stamp(path)).collect();
-        watched.iter().zip(&now).any(|((_, was), is)| was != is).then_some(now)
+        changed(&lock(&self.watched))
     }
+}
+
+/// The stamps of `watched` files now, when one differs from its stamp then.
+pub(crate) fn changed(watched: &[(PathBuf, Stamp)]) -> Option<Vec<Stamp>> {
+    let now: Vec<Stamp> = watched.iter().map(|(path, _)| stamp(path)).collect();
+    watched.iter().zip(&now).any(|((_, was), is)| was != is).then_some(now)
 }

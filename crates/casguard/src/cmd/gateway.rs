@@ -110,6 +110,10 @@ pub struct Args {
     /// Messages on stderr as text lines or as JSON objects, one per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Load the configuration, policy, inventory, TLS certificate and key as at start, say what was loaded, and
+    /// exit: 0 when the gateway would start, 2 with the reason when it would not. Binds and writes nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,7 +200,15 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         LogFormat::Text => gateway::events::Format::Text,
         LogFormat::Json => gateway::events::Format::Json,
     };
+    let check = args.check;
     let mut config = args.config()?;
+    if check {
+        for line in gateway::check(&config)? {
+            println!("{line}");
+        }
+        println!("configuration OK");
+        return Ok(ExitCode::SUCCESS);
+    }
     // `--threads` is a global flag; else the config file's `threads`; else all cores.
     if let Some(n) = global.threads {
         config.threads = n;
