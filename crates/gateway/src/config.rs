@@ -65,7 +65,8 @@ pub struct Config {
     pub drain_timeout: u64,
     /// Seconds between checks of the policy and inventory files for changes.
     pub reload_interval: u64,
-    /// Status when no upstream is healthy (502 or 503).
+    /// Status when every upstream is out of use and none of them connects
+    /// either (502 or 503); a failed connection to one in use is a 502.
     pub no_upstream_status: u16,
     /// Worker threads, each with its own connections; 0 or 1 serves on the
     /// caller's runtime.

@@ -101,7 +101,7 @@ pub struct Args {
     /// Seconds between checks of the policy and inventory files for changes [default: 2].
     #[arg(long, value_name = "SECS")]
     pub reload_interval: Option<u64>,
-    /// Status when no upstream is healthy: 502 or 503 [default: 503].
+    /// Status when every upstream is out of use and none connects: 502 or 503 [default: 503].
     #[arg(long, value_name = "STATUS")]
     pub no_upstream_status: Option<u16>,
     /// Messages on stderr from this level up.
