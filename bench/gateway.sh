@@ -28,6 +28,10 @@
 #   LATENCY=1 RATE=2000 LAT_CONNS=1000 LAT_SECONDS=10   0 skips part 2
 #   INSTR=1                           0 skips part 4
 #   CASGUARD=path/to/casguard         default: cargo build --release
+#   BASELINE=path/to/other/casguard   also run this build's gateway in parts 1 and 4,
+#                                     interleaved (order alternating by round), and
+#                                     print CASGUARD's requests/s and instructions
+#                                     against it: what a change costs
 # Needs 2 x IDLE_CONNS descriptors in the gateway: the script raises
 # `ulimit -n`, and measures fewer connections if the hard limit is lower.
 set -euo pipefail
@@ -45,7 +49,8 @@ RATE=${RATE:-2000}
 LAT_CONNS=${LAT_CONNS:-1000}
 LAT_SECONDS=${LAT_SECONDS:-10}
 INSTR=${INSTR:-1}
-UP=18180 NGX=18181 GW=18182 IDLE_UP=18183 IDLE_GW=18184
+BASELINE=${BASELINE:-}
+UP=18180 NGX=18181 GW=18182 IDLE_UP=18183 IDLE_GW=18184 GWB=18185
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -78,7 +83,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo 'default = "allow"' > "$work/policy.toml"
 
 wait_port() {
-    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done
+    for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done
     echo "nothing listens on port $1" >&2; exit 1
 }
 
@@ -113,7 +118,13 @@ if [ "$THROUGHPUT" != 0 ] || [ "$LATENCY" != 0 ]; then
     "$NGINX" -c "$work/proxy.conf" -p "$work" & pids+=($!)
     "$CASGUARD" gateway --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GW --threads "$WORKERS" \
         --upstream http://127.0.0.1:$UP --max-connections 20000 --log-level warn & pids+=($!)
-    for port in $UP $NGX $GW; do wait_port $port; done
+    ports="$UP $NGX $GW"
+    if [ -n "$BASELINE" ]; then
+        "$BASELINE" gateway --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GWB --threads "$WORKERS" \
+            --upstream http://127.0.0.1:$UP --max-connections 20000 --log-level warn & pids+=($!)
+        ports="$ports $GWB"
+    fi
+    for port in $ports; do wait_port $port; done
 
     run() { # URL -> "rps p99_ms"
         local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
@@ -130,33 +141,51 @@ if [ "$THROUGHPUT" != 0 ] || [ "$LATENCY" != 0 ]; then
         "upstream: nginx static 200; nginx proxy workers = gateway threads = $WORKERS; $(nproc) cores"
     # A first run faults in each server's buffers for CONNS connections;
     # warm every row once, uncounted, as a server that has been up a while is.
-    for port in $UP $NGX $GW; do run http://127.0.0.1:$port > /dev/null; done
+    for port in $ports; do run http://127.0.0.1:$port > /dev/null; done
     : > "$work/rounds"
     for round in $(seq "$ROUNDS"); do
         # Interleaved, so a busy moment on the machine hits every row alike.
         read -r d_rps d_p99 < <(run http://127.0.0.1:$UP)
         read -r n_rps n_p99 < <(run http://127.0.0.1:$NGX)
+        b_rps=0 b_p99=0
+        if [ -n "$BASELINE" ] && [ $((round % 2)) = 0 ]; then
+            read -r b_rps b_p99 < <(run http://127.0.0.1:$GWB)
+        fi
         read -r g_rps g_p99 < <(run http://127.0.0.1:$GW)
-        echo "$round $d_rps $d_p99 $n_rps $n_p99 $g_rps $g_p99" >> "$work/rounds"
-        awk -v g="$g_rps" -v n="$n_rps" -v r="$round" 'BEGIN { printf "round %d: gateway/nginx %.0f%%\n", r, 100 * g / n }' >&2
+        if [ -n "$BASELINE" ] && [ $((round % 2)) = 1 ]; then
+            read -r b_rps b_p99 < <(run http://127.0.0.1:$GWB)
+        fi
+        echo "$round $d_rps $d_p99 $n_rps $n_p99 $g_rps $g_p99 $b_rps $b_p99" >> "$work/rounds"
+        awk -v g="$g_rps" -v n="$n_rps" -v b="$b_rps" -v r="$round" 'BEGIN {
+            printf "round %d: gateway/nginx %.0f%%", r, 100 * g / n;
+            if (b > 0) printf ", gateway/baseline %.1f%%", 100 * g / b;
+            printf "\n" }' >&2
     done
     awk 'function median(col,   i, n, v, t, j) {
             n = 0; for (i = 1; i <= NR; i++) v[++n] = row[i, col];
             for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
             return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
-        { for (c = 2; c <= 7; c++) row[NR, c] = $c; ratio[NR] = $6 / $4 }
+        { for (c = 2; c <= 9; c++) row[NR, c] = $c; ratio[NR] = $6 / $4; if ($8 > 0) base[NR] = $6 / $8 }
         END {
         d = median(2); dp = median(3); n = median(4); np = median(5); g = median(6); gp = median(7);
+        b = median(8); bp = median(9);
         lo = 1e9; hi = 0; for (i = 1; i <= NR; i++) { if (ratio[i] < lo) lo = ratio[i]; if (ratio[i] > hi) hi = ratio[i] }
         # Little: with C requests always in flight, mean latency = C / requests/s.
         printf "%-18s %12s %10s %14s %16s\n", "", "requests/s", "p99 ms", "added p99 ms", "C/(req/s) ms";
         printf "%-18s %12.0f %10.2f %14s %16.2f\n", "direct", d, dp, "-", 1000 * conns / d;
         printf "%-18s %12.0f %10.2f %14.2f %16.2f\n", "nginx proxy_pass", n, np, np - dp, 1000 * conns / n;
         printf "%-18s %12.0f %10.2f %14.2f %16.2f\n", "casguard gateway", g, gp, gp - dp, 1000 * conns / g;
+        if (b > 0) printf "%-18s %12.0f %10.2f %14.2f %16.2f\n", "baseline gateway", b, bp, bp - dp, 1000 * conns / b;
         printf "gateway/nginx requests/s: %.0f%% of medians, %.0f%%..%.0f%% by round (target >= 80%%);" \
             " added p99: gateway %.2f ms, nginx %.2f ms (target <= 1 ms)\n", 100 * g / n, 100 * lo, 100 * hi, gp - dp, np - dp;
         printf "flat out, latency is queueing (mean = C / (req/s), Little): a proxy at X req/s adds C/X - C/direct to the mean" \
             " (nginx %.1f ms, gateway %.1f ms)\n", 1000 * conns / n - 1000 * conns / d, 1000 * conns / g - 1000 * conns / d;
+        if (b > 0) {
+            n = 0; for (i = 1; i <= NR; i++) v[++n] = base[i];
+            for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+            printf "gateway/baseline requests/s: %.1f%% of medians; by round: median %.1f%%, %.1f%%..%.1f%%\n",
+                100 * g / b, 100 * (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2), 100 * v[1], 100 * v[n];
+        }
     }' conns="$CONNS" "$work/rounds"
   fi
   if [ "$LATENCY" != 0 ]; then
@@ -255,10 +284,19 @@ if [ "$INSTR" != 0 ]; then
         --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GW --upstream http://127.0.0.1:$UP \
         --max-connections 1000 --log-level error 2>/dev/null & vg=$!
     g_ir=$(count $vg $GW); kill -INT $vg; wait $vg 2>/dev/null || true
+    b_ir=0
+    if [ -n "$BASELINE" ]; then
+        valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$BASELINE" --threads 1 gateway \
+            --policy "$work/policy.toml" --listen-plain 127.0.0.1:$GWB --upstream http://127.0.0.1:$UP \
+            --max-connections 1000 --log-level error 2>/dev/null & vb=$!
+        b_ir=$(count $vb $GWB); kill -INT $vb; wait $vb 2>/dev/null || true
+    fi
     valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$NGINX" -c "$work/proxy.conf" -p "$work" \
         -g 'master_process off;' 2>/dev/null & vn=$!
     n_ir=$(count $vn $NGX); kill -QUIT $vn; wait $vn 2>/dev/null || true
     echo
     echo "user-space instructions per request (callgrind; 1,000 req/s over 100 keep-alive connections for 10 s):"
-    awk -v g="$g_ir" -v n="$n_ir" 'BEGIN { printf "nginx proxy_pass %d, casguard gateway %d: gateway/nginx %.2f\n", n, g, g / n }'
+    awk -v g="$g_ir" -v n="$n_ir" -v b="$b_ir" 'BEGIN {
+        printf "nginx proxy_pass %d, casguard gateway %d: gateway/nginx %.2f\n", n, g, g / n;
+        if (b > 0) printf "baseline gateway %d: gateway/baseline %.3f\n", b, g / b }'
 fi

@@ -2,19 +2,24 @@
 //! read it like any CAS log. Lines go through a bounded channel to a writer
 //! thread that drains it every 50 ms; the request path never waits on the
 //! disk nor wakes the writer (a full channel drops the line and counts it).
-//! One file per UTC day: `u_exYYMMDD_x.log`.
+//! One file per UTC day: `u_exYYMMDD_x.log`. Each request's line is begun
+//! when it is decided and finished when its response ends ([`LogLine`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hyper::header::{HeaderMap, REFERER};
+
 use crate::events::{EventSink, Level};
 use crate::lock;
+use crate::model::ConnInfo;
 use crate::GatewayError;
 
 /// Exchange's default fields, plus X-Forwarded-For and casguard's verdict.
@@ -190,6 +195,92 @@ fn open_day(dir: &Path, day: &str, first_line: &str) -> std::io::Result<Current>
         env!("CARGO_PKG_VERSION")
     )?;
     Ok(Current { day: day.to_string(), out })
+}
+
+// === The request's line ===
+
+/// An access log line, written up to `cs(Referer)` when the request is
+/// decided, completed with status and time taken when it ends.
+pub(crate) struct LogLine {
+    line: String,
+    /// Usually empty, so no allocation.
+    forwarded_for: String,
+    deny: bool,
+    rule: Option<Arc<str>>,
+}
+
+impl LogLine {
+    pub(crate) fn new(
+        m: &exchange::Request,
+        conn: &ConnFields,
+        now: i64,
+        deny: bool,
+        rule: Option<&Arc<str>>,
+        headers: &HeaderMap,
+    ) -> LogLine {
+        let mut line = String::with_capacity(320);
+        push_date_time(&mut line, now);
+        line.push_str(&conn.server_ip);
+        push_field(&mut line, &m.method);
+        push_field(&mut line, &m.stem);
+        push_field(&mut line, &m.query);
+        line.push_str(&conn.port);
+        push_field(&mut line, &m.username);
+        line.push_str(&conn.peer_ip);
+        push_field(&mut line, &m.user_agent);
+        let referer = headers.get(REFERER).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        push_field(&mut line, referer.as_deref().unwrap_or(""));
+        LogLine { line, forwarded_for: m.forwarded_for.clone(), deny, rule: rule.cloned() }
+    }
+
+    pub(crate) fn finish(mut self, status: u16, substatus: u16, win32: u32, taken: Duration) -> String {
+        let line = &mut self.line;
+        let mut digits = itoa::Buffer::new();
+        for n in [u64::from(status), u64::from(substatus), u64::from(win32), taken.as_millis() as u64] {
+            line.push(' ');
+            line.push_str(digits.format(n));
+        }
+        push_field(line, &self.forwarded_for);
+        push_field(line, if self.deny { "deny" } else { "allow" });
+        push_field(line, self.rule.as_deref().unwrap_or(""));
+        self.line
+    }
+}
+
+/// The fields that are the same for every request of a connection, each
+/// with its leading space: `s-ip`, `s-port` and `c-ip`.
+pub(crate) struct ConnFields {
+    server_ip: String,
+    port: String,
+    peer_ip: String,
+}
+
+impl ConnFields {
+    pub(crate) fn new(info: &ConnInfo) -> ConnFields {
+        ConnFields {
+            server_ip: format!(" {}", info.local),
+            port: format!(" {}", info.port),
+            peer_ip: format!(" {}", info.peer),
+        }
+    }
+}
+
+/// `date time` (`2024-05-01 10:00:00`), formatted once a second per thread.
+fn push_date_time(line: &mut String, now: i64) {
+    thread_local! {
+        static STAMP: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    STAMP.with_borrow_mut(|(secs, text)| {
+        if *secs != now {
+            text.clear();
+            // `2024-05-01T10:00:00Z` becomes the `date` and `time` fields.
+            w3c::time::write_rfc3339(now, text);
+            text.truncate(19);
+            text.replace_range(10..11, " ");
+            *secs = now;
+        }
+        line.push_str(text);
+    });
 }
 
 #[cfg(test)]

@@ -1,18 +1,77 @@
 //! Every response the gateway makes itself, built in one place: policy
-//! denials (403, 404.19, ...), refusals before the policy (400, 404.11,
-//! 405, 431), and upstream failures (502, 503). A short text body that
-//! names the reason, never cached.
+//! denials (403, 404.19, ...) and aborts, refusals before the policy (400,
+//! 404.11, 405, 431, and 400 to an HTTP/2 preface), and upstream failures
+//! (502, 503). A short text body that names the reason, never cached. Each
+//! builder also records the status for the request's access log line, so
+//! the log and the response cannot disagree.
 
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use crate::proxy::{Finish, Tracked};
+use crate::forward::{Finish, Tracked};
+use crate::screen::Refused;
 
-/// `status` with `detail` on a second line. `close` ends the connection
-/// after it: a refused request may be framed in a way Exchange would read
-/// differently, so nothing more is read from that connection.
-pub(crate) fn own(status: StatusCode, detail: &str, close: bool, finish: Finish) -> Response<Tracked> {
+/// The answer to an HTTP/2 client with prior knowledge (`PRI * HTTP/2.0`),
+/// written before hyper sees the connection (see [`crate::preface`]): a 400
+/// that says why, as nginx answers, instead of hyper's silent close.
+pub(crate) const HTTP2_PREFACE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 45\r\nConnection: close\r\n\r\n400 Bad Request\r\nHTTP/2 is not served here.\r\n";
+
+/// A request the policy aborts (IIS `AbortRequest`): no response at all,
+/// hyper drops the connection.
+#[derive(Debug)]
+pub(crate) struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request aborted by policy")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+/// What a request gets when the gateway answers it.
+pub(crate) type Answer = Result<Response<Tracked>, Aborted>;
+
+/// A request the policy denies: its status and substatus (403, 404.19, ...),
+/// with the rule that denied it; status 0 aborts the connection instead.
+pub(crate) fn denied(status: u16, substatus: u16, rule: &str, mut finish: Finish) -> Answer {
+    if status == 0 {
+        // IIS logs an aborted request as 0.0 with win32 status 64.
+        finish.status(0, 0);
+        return Err(Aborted);
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    finish.status(code.as_u16(), substatus);
+    Ok(own(code, &format!("Denied by casguard policy rule: {rule}"), false, finish))
+}
+
+/// A request refused before the policy (see [`crate::screen`]). The
+/// connection closes after it: a refused request may be framed in a way
+/// Exchange would read differently, so nothing more is read from it.
+pub(crate) fn refused(refused: Refused, mut finish: Finish) -> Answer {
+    let code = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
+    finish.status(code.as_u16(), refused.substatus);
+    Ok(own(code, refused.reason, true, finish))
+}
+
+/// No upstream connection could be had: 502 when one thought up failed,
+/// the configured 502 or 503 when every upstream is known down.
+pub(crate) fn unreachable(status: StatusCode, mut finish: Finish) -> Answer {
+    finish.status(status.as_u16(), 0);
+    Ok(own(status, "No Exchange server is reachable.", false, finish))
+}
+
+/// The upstream connection failed while the request was on it.
+pub(crate) fn bad_gateway(mut finish: Finish) -> Answer {
+    finish.status(502, 0);
+    Ok(own(StatusCode::BAD_GATEWAY, "", false, finish))
+}
+
+/// `status` with `detail` on a second line; `close` ends the connection
+/// after it.
+fn own(status: StatusCode, detail: &str, close: bool, finish: Finish) -> Response<Tracked> {
     let mut text = format!("{} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
     if !detail.is_empty() {
         text.push_str(detail);
@@ -27,4 +86,18 @@ pub(crate) fn own(status: StatusCode, detail: &str, close: bool, finish: Finish)
         h.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http2_answer_is_framed_exactly() {
+        let text = std::str::from_utf8(HTTP2_PREFACE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap();
+        assert_eq!(length.parse::<usize>().unwrap(), body.len());
+        assert!(body.starts_with("400 Bad Request\r\n"));
+    }
 }

@@ -49,11 +49,24 @@ pub struct Config {
     pub connect_timeout: u64,
     /// Seconds between upstream health checks.
     pub health_interval: u64,
+    /// Failed checks in a row, or failed connections from real requests,
+    /// that take an upstream out of use (HAProxy's `fall`).
+    pub health_fall: u32,
+    /// Passed checks in a row that put it back (HAProxy's `rise`).
+    pub health_rise: u32,
+    /// Protocols whose Exchange health page (`/<vdir>/healthcheck.htm`) is
+    /// checked, by protocol key (`owa`, `ews`, `activesync`, ...); empty:
+    /// checks only connect.
+    pub health_checks: Vec<String>,
+    /// Send each protocol only to upstreams whose health page for it
+    /// passes, while any does.
+    pub route_by_health: bool,
     /// Seconds to let requests in flight finish on shutdown.
     pub drain_timeout: u64,
     /// Seconds between checks of the policy and inventory files for changes.
     pub reload_interval: u64,
-    /// Status when no upstream is healthy (502 or 503).
+    /// Status when every upstream is out of use and none of them connects
+    /// either (502 or 503); a failed connection to one in use is a 502.
     pub no_upstream_status: u16,
     /// Worker threads, each with its own connections; 0 or 1 serves on the
     /// caller's runtime.
@@ -83,6 +96,10 @@ impl Default for Config {
             idle_timeout: 120,
             connect_timeout: 10,
             health_interval: 5,
+            health_fall: 3,
+            health_rise: 2,
+            health_checks: crate::health::PAGES.iter().map(|(p, _)| p.key().to_string()).collect(),
+            route_by_health: false,
             drain_timeout: 30,
             reload_interval: 2,
             no_upstream_status: 503,
@@ -131,8 +148,31 @@ impl Config {
         {
             return bad("timeouts and intervals must be at least one second".into());
         }
+        if self.health_fall == 0 || self.health_rise == 0 {
+            return bad("health-fall and health-rise must be at least 1".into());
+        }
+        self.health_pages()?;
         self.trusted()?;
         Ok(())
+    }
+
+    /// The protocols of `health-checks`, each with its health page.
+    pub(crate) fn health_pages(&self) -> Result<Vec<exchange::Protocol>, GatewayError> {
+        let mut pages = Vec::new();
+        for key in &self.health_checks {
+            match exchange::Protocol::from_key(key).filter(|p| crate::health::page(*p).is_some()) {
+                Some(p) if !pages.contains(&p) => pages.push(p),
+                Some(_) => {}
+                None => {
+                    let known: Vec<&str> = crate::health::PAGES.iter().map(|(p, _)| p.key()).collect();
+                    return Err(GatewayError::Config(format!(
+                        "health-checks: '{key}' has no health page; use {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(pages)
     }
 
     pub(crate) fn trusted(&self) -> Result<Vec<IpNet>, GatewayError> {
@@ -156,6 +196,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway/gateway.toml");
+        let c = Config::from_file(&path).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.health_pages().unwrap().len(), 9);
+        assert!(c.tls_cert.is_some() && c.route_by_health);
+    }
+
+    #[test]
     fn toml_keys_are_flag_names() {
         let c = Config::from_toml(
             "policy = 'p.toml'\nlisten = ['127.0.0.1:8443']\nupstream = ['http://127.0.0.1:81']\n\
@@ -167,8 +216,20 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.trusted().unwrap().len(), 2);
         assert!(Config::from_toml("polcy = 'x'").is_err());
+        assert_eq!(c.health_pages().unwrap().len(), 9, "every Exchange health page by default");
         let mut c = c;
         c.trusted_proxies.push("nonsense".into());
         assert!(c.validate().is_err());
+        let c = Config::from_toml(
+            "policy = 'p'\nlisten = ['127.0.0.1:1']\nupstream = ['http://a']\nhealth-checks = ['owa', 'rest']\n",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("'rest' has no health page"));
+        let c = Config::from_toml(
+            "policy = 'p'\nlisten = ['127.0.0.1:1']\nupstream = ['http://a']\nhealth-checks = []\nhealth-fall = 1\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.health_pages().unwrap().is_empty());
     }
 }

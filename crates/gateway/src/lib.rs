@@ -15,13 +15,17 @@
 pub mod access_log;
 mod answer;
 mod config;
+mod connection;
 mod error;
 pub mod events;
+mod forward;
+mod headers;
+mod health;
 mod joint;
+mod load;
 mod metrics;
 pub mod model;
 mod preface;
-mod proxy;
 pub mod screen;
 mod server;
 mod state;
@@ -31,6 +35,7 @@ mod upstream;
 pub use config::Config;
 pub use error::GatewayError;
 pub use events::{EventSink, Level};
+pub use load::check;
 pub use server::{serve, Gateway, Handle};
 
 /// Lock a mutex, poisoned or not: a panic elsewhere must not take the

@@ -1,6 +1,6 @@
 //! Prometheus metrics in the text exposition format, written by hand:
 //! requests by protocol, client, decision and rule; upstream latency; open
-//! connections; reloads; upstream health.
+//! connections; reloads; upstream health (in use, failures, health pages).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -146,15 +146,48 @@ impl Metrics {
             "casguard_gateway_policy_reloads_total{{result=\"rejected\"}} {}",
             self.reloads_failed.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP casguard_gateway_upstream_up Whether the last health check reached the upstream.\n");
+        out.push_str(
+            "# HELP casguard_gateway_upstream_up Whether the upstream is in use: 0 after health-fall failed checks or \
+             connections in a row, 1 again after health-rise passed checks (a sole upstream stays 1).\n",
+        );
         out.push_str("# TYPE casguard_gateway_upstream_up gauge\n");
         for up in upstreams.list() {
             let _ = writeln!(
                 out,
                 "casguard_gateway_upstream_up{{upstream=\"{}\"}} {}",
                 escape(&up.name),
-                u8::from(up.is_healthy())
+                u8::from(up.health.is_up())
             );
+        }
+        out.push_str(
+            "# HELP casguard_gateway_upstream_failures_total Failed health checks and failed connections, by upstream.\n",
+        );
+        out.push_str("# TYPE casguard_gateway_upstream_failures_total counter\n");
+        for up in upstreams.list() {
+            let _ = writeln!(
+                out,
+                "casguard_gateway_upstream_failures_total{{upstream=\"{}\"}} {}",
+                escape(&up.name),
+                up.health.failures()
+            );
+        }
+        if !upstreams.health.pages.is_empty() {
+            out.push_str(
+                "# HELP casguard_gateway_upstream_health_page_up Whether the upstream's Exchange health page for the \
+                 protocol passes (health-fall and health-rise applied).\n",
+            );
+            out.push_str("# TYPE casguard_gateway_upstream_health_page_up gauge\n");
+            for up in upstreams.list() {
+                for protocol in &upstreams.health.pages {
+                    let _ = writeln!(
+                        out,
+                        "casguard_gateway_upstream_health_page_up{{upstream=\"{}\",protocol=\"{}\"}} {}",
+                        escape(&up.name),
+                        protocol.key(),
+                        u8::from(up.health.page_passes(*protocol))
+                    );
+                }
+            }
         }
         out
     }
@@ -178,7 +211,8 @@ mod tests {
         m.request(Protocol::Ews, ews, true, Some(&rule));
         m.upstream_latency(Duration::from_millis(3));
         m.upstream_latency(Duration::from_millis(30));
-        let ups = Upstreams::new(Vec::new(), None, Duration::from_secs(1), crate::events::silent());
+        let list = vec![crate::upstream::Upstream::parse("http://cas1:81").unwrap()];
+        let ups = Upstreams::new(list, None, Duration::from_secs(1), Default::default(), crate::events::silent());
         let text = m.render(&catalog, &ups, 0);
         assert!(text.contains(
             "casguard_gateway_requests_total{protocol=\"ews\",client=\"ews-app\",decision=\"deny\",rule=\"no \\\"EWS\\\"\"} 2"
@@ -189,5 +223,10 @@ mod tests {
         assert!(text.contains("casguard_gateway_upstream_latency_seconds_bucket{le=\"0.05\"} 2"));
         assert!(text.contains("casguard_gateway_upstream_latency_seconds_bucket{le=\"600\"} 2"));
         assert!(text.contains("casguard_gateway_upstream_latency_seconds_count 2"));
+        assert!(text.contains("casguard_gateway_upstream_up{upstream=\"http://cas1:81\"} 1"), "{text}");
+        assert!(text.contains("casguard_gateway_upstream_failures_total{upstream=\"http://cas1:81\"} 0"), "{text}");
+        assert!(text.contains(
+            "casguard_gateway_upstream_health_page_up{upstream=\"http://cas1:81\",protocol=\"activesync\"} 1"
+        ));
     }
 }

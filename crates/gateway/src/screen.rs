@@ -40,6 +40,9 @@ const SINGLE: [(HeaderName, &str); 4] = [
     (CONTENT_LENGTH, "repeated Content-Length header"),
 ];
 
+/// Where Host is in `SINGLE`.
+const HOST_AT: usize = 1;
+
 /// Check a request head. `max_head_bytes` bounds the request line and
 /// headers as the client sent them (hyper's own buffer limit lets a head of
 /// up to about twice that through).
@@ -53,19 +56,26 @@ pub(crate) fn head(
     if method == Method::CONNECT {
         return Err(Refused::new(405, "CONNECT is not served"));
     }
-    let request_line = method.as_str().len() + uri_len(uri) + 12;
-    let size = headers.iter().fold(request_line, |n, (k, v)| n + k.as_str().len() + v.len() + 4) + 2;
+    // One pass over the headers for the head's size and for which of
+    // `SINGLE` come twice: a lookup of each name would hash it again.
+    let mut size = method.as_str().len() + uri_len(uri) + 12 + 2;
+    let (mut seen, mut repeated) = (0u8, 0u8);
+    for (name, value) in headers {
+        size += name.as_str().len() + value.len() + 4;
+        if let Some(i) = SINGLE.iter().position(|(single, _)| single == name) {
+            repeated |= seen & (1 << i);
+            seen |= 1 << i;
+        }
+    }
     if size > max_head_bytes {
         return Err(Refused::new(431, "request head over the limit"));
     }
-    for (name, reason) in &SINGLE {
-        if headers.get_all(name).iter().nth(1).is_some() {
-            return Err(Refused::new(400, reason));
-        }
+    if repeated != 0 {
+        return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
     }
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
     // Host; an absolute-form target carries its own.
-    if version == Version::HTTP_11 && uri.authority().is_none() && !headers.contains_key(HOST) {
+    if version == Version::HTTP_11 && uri.authority().is_none() && seen & (1 << HOST_AT) == 0 {
         return Err(Refused::new(400, "HTTP/1.1 request without Host"));
     }
     Ok(())
@@ -111,6 +121,14 @@ mod tests {
             pairs.push((name, "1"));
             assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400, "{name}");
         }
+        assert_eq!(SINGLE[HOST_AT].0, HOST);
+        // Two repeated: the first of User-Agent, Host, Authorization, Content-Length is named.
+        let pairs = [("authorization", "a"), ("host", "m"), ("authorization", "b"), ("host", "n")];
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().reason, "repeated Host header");
+        // Over the limit and repeated: the limit first.
+        let big = "a".repeat(8200);
+        let pairs = [("host", "m"), ("host", "n"), ("x", big.as_str())];
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 431);
     }
 
     #[test]

@@ -1,19 +1,16 @@
-//! Binding, accepting, background tasks (health checks, reload polling,
-//! metrics), signals and graceful shutdown.
+//! Binding, accepting, background tasks (health checks, reload polling of
+//! the policy and the TLS certificate, metrics), signals and graceful shutdown.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use exchange::Interpreter;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -22,40 +19,12 @@ use tokio_rustls::TlsAcceptor;
 use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::events::{EventSink, Level};
+use crate::load::Loaded;
 use crate::metrics::Metrics;
 use crate::model::ConnInfo;
-use crate::state::PolicyStore;
-use crate::upstream::{Upstream, Upstreams};
-use crate::{tls, GatewayError};
-
-/// Everything the connections share.
-pub(crate) struct Shared {
-    pub interpreter: Arc<Interpreter>,
-    pub policy: PolicyStore,
-    pub upstreams: Arc<Upstreams>,
-    pub metrics: Metrics,
-    pub access_log: Option<AccessLog>,
-    pub events: EventSink,
-    pub server: http1::Builder,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub no_upstream_status: StatusCode,
-    /// Largest request head accepted, exactly (hyper's buffer limit is looser).
-    pub max_head_bytes: usize,
-    trusted: Vec<IpNet>,
-    shutdown: watch::Sender<bool>,
-}
-
-impl Shared {
-    fn reload(&self) -> Result<(), GatewayError> {
-        self.policy.reload(&self.interpreter, &self.events, &self.metrics).map_err(GatewayError::Policy)
-    }
-
-    fn metrics_text(&self) -> String {
-        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
-        self.metrics.render(self.interpreter.catalog(), &self.upstreams, dropped)
-    }
-}
+use crate::state::Shared;
+use crate::upstream::Upstreams;
+use crate::{health, tls, GatewayError};
 
 /// A bound gateway, ready to [`run`](Gateway::run).
 pub struct Gateway {
@@ -65,7 +34,6 @@ pub struct Gateway {
     max_connections: usize,
     threads: usize,
     drain_timeout: Duration,
-    health_interval: Duration,
     reload_interval: Duration,
 }
 
@@ -79,6 +47,20 @@ impl Handle {
     /// Reload policy and inventory now; on error the old policy stays.
     pub fn reload(&self) -> Result<(), GatewayError> {
         self.shared.reload()
+    }
+
+    /// Reload the TLS certificate and key now; on error the current pair
+    /// stays. Connections already open are not touched.
+    pub fn reload_tls(&self) -> Result<(), GatewayError> {
+        self.shared.reload_tls()
+    }
+
+    /// What SIGHUP does: reload the policy and the TLS certificate, each
+    /// keeping its current state on error. The first error is returned.
+    pub fn reload_all(&self) -> Result<(), GatewayError> {
+        let policy = self.reload();
+        let tls = self.reload_tls();
+        policy.and(tls)
     }
 
     /// Stop accepting and drain.
@@ -100,24 +82,17 @@ impl Gateway {
     /// Load the policy (failing closed), open the listeners and the access
     /// log. Nothing is served until [`run`](Gateway::run).
     pub async fn bind(config: Config, events: EventSink) -> Result<Gateway, GatewayError> {
-        config.validate()?;
-        let interpreter = Interpreter::load(config.catalog.as_deref(), &config.ranges)
-            .map_err(|e| GatewayError::Config(e.to_string()))?;
-        let interpreter = Arc::new(interpreter);
-        let policy_path = config.policy.as_deref().unwrap_or(Path::new(""));
-        let policy = PolicyStore::open(policy_path, config.inventory.as_deref(), &interpreter)?;
-
-        let upstream_list = config.upstream.iter().map(|u| Upstream::parse(u)).collect::<Result<Vec<_>, _>>()?;
-        let client_tls = if config.upstream.iter().any(|u| u.starts_with("https:")) {
-            Some(tls::client_config(config.upstream_ca.as_deref())?)
-        } else {
-            None
-        };
-        let upstreams =
-            Arc::new(Upstreams::new(upstream_list, client_tls, Config::secs(config.connect_timeout), events.clone()));
-        let acceptor = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsAcceptor::from(tls::server_config(cert, key)?)),
-            _ => None,
+        let Loaded { interpreter, policy, upstreams, client_tls, health, certs } = Loaded::load(&config)?;
+        let upstreams = Arc::new(Upstreams::new(
+            upstreams,
+            client_tls,
+            Config::secs(config.connect_timeout),
+            health,
+            events.clone(),
+        ));
+        let acceptor = match &certs {
+            Some(store) => Some(TlsAcceptor::from(tls::server_config(store.clone())?)),
+            None => None,
         };
         let mut listeners = Vec::new();
         for addr in &config.listen {
@@ -158,6 +133,7 @@ impl Gateway {
             interpreter,
             policy,
             upstreams,
+            certs,
             metrics: Metrics::default(),
             access_log,
             events,
@@ -176,7 +152,6 @@ impl Gateway {
             max_connections: config.max_connections,
             threads: config.threads,
             drain_timeout: Config::secs(config.drain_timeout),
-            health_interval: Config::secs(config.health_interval),
             reload_interval: Config::secs(config.reload_interval),
         })
     }
@@ -223,7 +198,7 @@ impl Gateway {
             }
         }
         let mut background: Vec<JoinHandle<()>> = vec![
-            tokio::spawn(shared.upstreams.clone().health_loop(self.health_interval)),
+            tokio::spawn(health::check_loop(shared.upstreams.clone())),
             tokio::spawn(poll_reload(shared.clone(), self.reload_interval)),
         ];
         if let Some(listener) = self.metrics {
@@ -307,7 +282,8 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Bind, then run until SIGINT or SIGTERM; SIGHUP reloads the policy.
+/// Bind, then run until SIGINT or SIGTERM; SIGHUP reloads the policy and
+/// the TLS certificate.
 pub async fn serve(config: Config, events: EventSink) -> Result<(), GatewayError> {
     let gateway = Gateway::bind(config, events.clone()).await?;
     let handle = gateway.handle();
@@ -324,9 +300,9 @@ fn spawn_signals(handle: Handle, events: EventSink) -> Result<(), GatewayError> 
     let h = handle.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            events(Level::Info, "SIGHUP: reloading the policy");
+            events(Level::Info, "SIGHUP: reloading the policy and the TLS certificate");
             let h = h.clone();
-            let _ = tokio::task::spawn_blocking(move || h.reload()).await;
+            let _ = tokio::task::spawn_blocking(move || h.reload_all()).await;
         }
     });
     tokio::spawn(async move {
@@ -354,15 +330,26 @@ const SETTLE: Duration = Duration::from_millis(300);
 async fn poll_reload(shared: Arc<Shared>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        let Some(seen) = shared.policy.changed() else { continue };
+        let policy = shared.policy.changed();
+        let certs = shared.certs.as_ref().and_then(|c| c.changed());
+        if policy.is_none() && certs.is_none() {
+            continue;
+        }
         // A file written in place (not renamed into place) may be caught
         // half-written: load it only once it holds still. What it then
-        // holds is checked like any policy (an empty one is refused).
+        // holds is checked like any policy (an empty one is refused) or
+        // certificate (a key must match its certificate).
         tokio::time::sleep(SETTLE).await;
-        if shared.policy.changed().as_ref() == Some(&seen) {
-            let s = shared.clone();
-            let _ = tokio::task::spawn_blocking(move || s.reload()).await;
-        }
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if policy.is_some() && s.policy.changed() == policy {
+                let _ = s.reload();
+            }
+            if certs.is_some() && s.certs.as_ref().and_then(|c| c.changed()) == certs {
+                let _ = s.reload_tls();
+            }
+        })
+        .await;
     }
 }
 
@@ -406,10 +393,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Tls
                     // Failed or slow handshakes are the client's problem; not logged to avoid noise.
                     let handshake = tokio::time::timeout(shared.header_timeout, acceptor.accept(tcp)).await;
                     if let Ok(Ok(stream)) = handshake {
-                        crate::proxy::serve_connection(shared.clone(), stream, info, stop).await;
+                        crate::connection::serve_connection(shared.clone(), stream, info, stop).await;
                     }
                 }
-                None => crate::proxy::serve_connection(shared.clone(), tcp, info, stop).await,
+                None => crate::connection::serve_connection(shared.clone(), tcp, info, stop).await,
             }
             shared.metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
         });

@@ -1,4 +1,5 @@
-//! The policy in force and its reloading. Requests take an `Arc` of the
+//! What the connections share: the policy in force and its reloading, the
+//! upstreams, metrics, logs and limits. Requests take an `Arc` of the
 //! current policy and keep it to the end, so a reload never changes a
 //! request in flight; a policy that fails to load or check is rejected and
 //! the old one stays.
@@ -6,14 +7,62 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use exchange::Interpreter;
+use hyper::server::conn::http1;
+use hyper::StatusCode;
+use ipnet::IpNet;
 use policy::{PolicyError, ReadyPolicy};
+use tokio::sync::watch;
 
+use crate::access_log::AccessLog;
 use crate::events::{EventSink, Level};
 use crate::lock;
 use crate::metrics::Metrics;
+use crate::tls::CertStore;
+use crate::upstream::Upstreams;
+use crate::GatewayError;
+
+/// Everything the connections share.
+pub(crate) struct Shared {
+    pub interpreter: Arc<Interpreter>,
+    pub policy: PolicyStore,
+    pub upstreams: Arc<Upstreams>,
+    /// The TLS listeners' certificate, when there are TLS listeners.
+    pub certs: Option<Arc<CertStore>>,
+    pub metrics: Metrics,
+    pub access_log: Option<AccessLog>,
+    pub events: EventSink,
+    pub server: http1::Builder,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub no_upstream_status: StatusCode,
+    /// Largest request head accepted, exactly (hyper's buffer limit is looser).
+    pub max_head_bytes: usize,
+    pub trusted: Vec<IpNet>,
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn reload(&self) -> Result<(), GatewayError> {
+        self.policy.reload(&self.interpreter, &self.events, &self.metrics).map_err(GatewayError::Policy)
+    }
+
+    /// Reload the TLS certificate and key, if any; on error the current
+    /// pair stays.
+    pub fn reload_tls(&self) -> Result<(), GatewayError> {
+        match &self.certs {
+            Some(store) => store.reload(&self.events),
+            None => Ok(()),
+        }
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let dropped = self.access_log.as_ref().map_or(0, AccessLog::dropped);
+        self.metrics.render(self.interpreter.catalog(), &self.upstreams, dropped)
+    }
+}
 
 /// File identity used to notice changes: modification time and length.
 pub type Stamp = Option<(SystemTime, u64)>;
@@ -23,7 +72,7 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn stamped<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, Stamp)> {
+pub(crate) fn stamped<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<(PathBuf, Stamp)> {
     paths.map(|p| (p.to_path_buf(), stamp(p))).collect()
 }
 
@@ -96,8 +145,12 @@ impl PolicyStore {
 
     /// The watched files' stamps now, when one changed since the last load.
     pub fn changed(&self) -> Option<Vec<Stamp>> {
-        let watched = lock(&self.watched);
-        let now: Vec<Stamp> = watched.iter().map(|(path, _)| stamp(path)).collect();
-        watched.iter().zip(&now).any(|((_, was), is)| was != is).then_some(now)
+        changed(&lock(&self.watched))
     }
+}
+
+/// The stamps of `watched` files now, when one differs from its stamp then.
+pub(crate) fn changed(watched: &[(PathBuf, Stamp)]) -> Option<Vec<Stamp>> {
+    let now: Vec<Stamp> = watched.iter().map(|(path, _)| stamp(path)).collect();
+    watched.iter().zip(&now).any(|((_, was), is)| was != is).then_some(now)
 }

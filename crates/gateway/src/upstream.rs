@@ -1,14 +1,17 @@
-//! The Exchange servers behind the gateway: parsing, health checks, and
-//! opening one dedicated HTTP/1.1 connection for one client connection.
+//! The Exchange servers behind the gateway: parsing, choosing one by
+//! health (see [`crate::health`]), and opening one dedicated HTTP/1.1
+//! connection for one client connection.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use exchange::Protocol;
+use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::HeaderValue;
 use hyper::Uri;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
@@ -17,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::events::{EventSink, Level};
+use crate::health::{self, Health};
 use crate::GatewayError;
 
 /// One upstream server.
@@ -27,7 +31,9 @@ pub struct Upstream {
     host: String,
     port: u16,
     tls: Option<ServerName<'static>>,
-    healthy: AtomicBool,
+    /// `host[:port]`, the Host of health checks.
+    pub(crate) authority: HeaderValue,
+    pub(crate) health: Health,
 }
 
 impl Upstream {
@@ -43,6 +49,9 @@ impl Upstream {
             return Err(bad("give no path; requests keep theirs"));
         }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(bad("give no user name"));
+        }
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
@@ -50,22 +59,16 @@ impl Upstream {
         } else {
             None
         };
-        Ok(Upstream { name: text.trim_end_matches('/').to_string(), host, port, tls, healthy: AtomicBool::new(true) })
-    }
-
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    /// Record a health result; tells the sink when it changes.
-    fn set_healthy(&self, up: bool, why: &str, events: &EventSink) {
-        if self.healthy.swap(up, Ordering::Relaxed) != up {
-            if up {
-                events(Level::Info, &format!("upstream {} is up", self.name));
-            } else {
-                events(Level::Warn, &format!("upstream {} is down: {why}", self.name));
-            }
-        }
+        let authority =
+            HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str())).map_err(|_| bad("not a valid host"))?;
+        Ok(Upstream {
+            name: text.trim_end_matches('/').to_string(),
+            host,
+            port,
+            tls,
+            authority,
+            health: Health::default(),
+        })
     }
 
     async fn tcp(&self, timeout: Duration) -> std::io::Result<TcpStream> {
@@ -91,9 +94,9 @@ pub type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 /// Why no upstream connection could be had.
 pub enum ConnectError {
-    /// Every upstream is marked down.
+    /// Every upstream was out of use, and none of them connected either.
     NoneHealthy,
-    /// The healthy ones refused or failed.
+    /// Those in use refused or failed.
     Failed,
     /// The gateway itself is out of descriptors, memory or local ports: not
     /// the upstream's fault, so no upstream is marked down for it.
@@ -101,7 +104,7 @@ pub enum ConnectError {
 }
 
 /// Why one connection attempt failed.
-enum OpenError {
+pub(crate) enum OpenError {
     Local(String),
     Upstream(String),
 }
@@ -114,13 +117,14 @@ fn is_local(e: &std::io::Error) -> bool {
         || (cfg!(unix) && matches!(e.raw_os_error(), Some(23 | 24)))
 }
 
-/// All upstreams, with round-robin choice among the healthy ones.
+/// All upstreams, with round-robin choice among those in use.
 pub struct Upstreams {
     list: Vec<Upstream>,
     next: AtomicUsize,
     tls: Option<TlsConnector>,
     connect_timeout: Duration,
-    events: EventSink,
+    pub(crate) health: health::Settings,
+    pub(crate) events: EventSink,
 }
 
 impl Upstreams {
@@ -128,42 +132,58 @@ impl Upstreams {
         list: Vec<Upstream>,
         tls: Option<Arc<ClientConfig>>,
         connect_timeout: Duration,
+        health: health::Settings,
         events: EventSink,
     ) -> Upstreams {
-        Upstreams { list, next: AtomicUsize::new(0), tls: tls.map(TlsConnector::from), connect_timeout, events }
+        Upstreams { list, next: AtomicUsize::new(0), tls: tls.map(TlsConnector::from), connect_timeout, health, events }
     }
 
     pub fn list(&self) -> &[Upstream] {
         &self.list
     }
 
-    /// Open a new connection for one client connection: the next healthy
-    /// upstream in turn, failing over to the others; a failure marks it down.
-    pub async fn connect(&self) -> Result<Connection, ConnectError> {
-        let n = self.list.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut tried = false;
-        for k in 0..n {
-            let i = (start + k) % n;
-            let up = &self.list[i];
-            if !up.is_healthy() {
-                continue;
-            }
-            tried = true;
-            match self.open(up).await {
-                Ok(c) => return Ok(c),
-                // Another upstream would fail the same way.
-                Err(OpenError::Local(e)) => {
-                    (self.events)(Level::Warn, &format!("cannot connect to upstream {}: {e}", up.name));
-                    return Err(ConnectError::Local);
-                }
-                Err(OpenError::Upstream(e)) => up.set_healthy(false, &e, &self.events),
-            }
-        }
-        Err(if tried { ConnectError::Failed } else { ConnectError::NoneHealthy })
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
-    async fn open(&self, up: &Upstream) -> Result<Connection, OpenError> {
+    /// Open a new connection for one client connection whose first request
+    /// is of `protocol`: the next upstream in use, in turn, failing over to
+    /// the others (see [`Upstreams::turn`]). A failure counts toward the
+    /// upstream's `fall`.
+    pub async fn connect(&self, protocol: Protocol) -> Result<Connection, ConnectError> {
+        let n = self.list.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let any_up = self.list.iter().any(|u| u.health.is_up());
+        for turn in 0..2 {
+            for k in 0..n {
+                let up = &self.list[(start + k) % n];
+                if self.turn(up, protocol, any_up) != Some(turn) {
+                    continue;
+                }
+                match self.open(up).await {
+                    Ok((sender, driver)) => {
+                        self.connected(up);
+                        return Ok(Connection { sender, driver });
+                    }
+                    // Another upstream would fail the same way.
+                    Err(OpenError::Local(e)) => {
+                        (self.events)(Level::Warn, &format!("cannot connect to upstream {}: {e}", up.name));
+                        return Err(ConnectError::Local);
+                    }
+                    Err(OpenError::Upstream(e)) => self.record(up, false, &format!("connect: {e}")),
+                }
+            }
+        }
+        Err(if any_up { ConnectError::Failed } else { ConnectError::NoneHealthy })
+    }
+
+    /// A new HTTP/1.1 connection to `up`, and the future that drives it.
+    pub(crate) async fn open<B>(&self, up: &Upstream) -> Result<(SendRequest<B>, Driver), OpenError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let tcp = up.tcp(self.connect_timeout).await.map_err(|e| {
             if is_local(&e) {
                 OpenError::Local(e.to_string())
@@ -174,7 +194,12 @@ impl Upstreams {
         self.handshake(up, tcp).await.map_err(OpenError::Upstream)
     }
 
-    async fn handshake(&self, up: &Upstream, tcp: TcpStream) -> Result<Connection, String> {
+    async fn handshake<B>(&self, up: &Upstream, tcp: TcpStream) -> Result<(SendRequest<B>, Driver), String>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let mut builder = http1::Builder::new();
         // Records the case of Exchange's response headers, which the client
         // connection then writes back unchanged.
@@ -194,23 +219,7 @@ impl Upstreams {
                 (sender, Box::pin(conn))
             }
         };
-        Ok(Connection { sender, driver })
-    }
-
-    /// Probe every upstream by TCP connect, forever, every `interval`.
-    pub async fn health_loop(self: Arc<Self>, interval: Duration) {
-        let timeout = self.connect_timeout.min(interval).max(Duration::from_millis(500));
-        loop {
-            tokio::time::sleep(interval).await;
-            for up in &self.list {
-                match up.tcp(timeout).await {
-                    Ok(_) => up.set_healthy(true, "", &self.events),
-                    // Out of descriptors here says nothing about the upstream.
-                    Err(e) if is_local(&e) => {}
-                    Err(e) => up.set_healthy(false, &e.to_string(), &self.events),
-                }
-            }
-        }
+        Ok((sender, driver))
     }
 }
 
@@ -229,6 +238,8 @@ mod tests {
         assert!(Upstream::parse("ftp://x").is_err());
         assert!(Upstream::parse("http://x/owa").is_err());
         assert!(Upstream::parse("cas1").is_err());
+        assert!(Upstream::parse("https://user:pw@cas1").is_err());
+        assert_eq!(Upstream::parse("https://[::1]:444").unwrap().authority, "[::1]:444");
     }
 
     #[test]

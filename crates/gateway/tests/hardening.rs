@@ -54,7 +54,7 @@ async fn a_second_user_agent_header_cannot_pass_a_user_agent_rule() {
 }
 
 /// (Two Content-Length headers: hyper refuses different values and merges
-/// equal ones, so Exchange gets one; `proxy.rs` tests the framing.)
+/// equal ones, so Exchange gets one; `tests/proxy.rs` tests the framing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_host_or_authorization_is_refused() {
     within(20, async {

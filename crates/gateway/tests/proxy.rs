@@ -665,16 +665,13 @@ async fn header_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_to_a_healthy_upstream_then_503_when_none() {
+async fn failover_to_a_healthy_upstream_and_a_sole_dead_one_gets_502() {
     within(30, async {
         let (mock, up) = start_mock().await;
-        let dead = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
+        let dead = free_addr();
         let gw = start_gateway_with("default = 'allow'\n", up, |c| {
             c.upstream = vec![format!("http://{dead}"), format!("http://{up}")];
-            c.health_interval = 1;
+            c.health_fall = 1;
         })
         .await;
         for _ in 0..3 {
@@ -690,14 +687,22 @@ async fn failover_to_a_healthy_upstream_then_503_when_none() {
         assert!(gw.handle.metrics().contains(&format!("casguard_gateway_upstream_up{{upstream=\"http://{dead}\"}} 0")));
         gw.stop().await;
 
+        // A sole upstream is never taken out: each request tries it.
         let gw = start_gateway_with("default = 'allow'\n", up, |c| {
             c.upstream = vec![format!("http://{dead}")];
+            c.health_fall = 1;
         })
         .await;
-        let mut c = client(gw.addr).await;
-        assert_eq!(c.get("/owa/", &[]).await.status, StatusCode::BAD_GATEWAY);
-        let mut c = client(gw.addr).await;
-        assert_eq!(c.get("/owa/", &[]).await.status, StatusCode::SERVICE_UNAVAILABLE);
+        for _ in 0..3 {
+            let mut c = client(gw.addr).await;
+            assert_eq!(c.get("/owa/", &[]).await.status, StatusCode::BAD_GATEWAY);
+        }
+        assert!(gw.handle.metrics().contains(&format!("casguard_gateway_upstream_up{{upstream=\"http://{dead}\"}} 1")));
+        assert!(
+            gw.events().iter().any(|e| e.contains("it is the only upstream, so it stays in use")),
+            "{:?}",
+            gw.events()
+        );
         gw.stop().await;
     })
     .await;

@@ -82,13 +82,26 @@ pub struct Args {
     /// Seconds between upstream health checks [default: 5].
     #[arg(long, value_name = "SECS")]
     pub health_interval: Option<u64>,
+    /// Failed checks or connections in a row that take an upstream out of use [default: 3].
+    #[arg(long, value_name = "N")]
+    pub health_fall: Option<u32>,
+    /// Passed checks in a row that put it back [default: 2].
+    #[arg(long, value_name = "N")]
+    pub health_rise: Option<u32>,
+    /// Protocols whose Exchange health page (/<vdir>/healthcheck.htm) is checked, comma-separated, or `none` to
+    /// check by connecting only [default: owa,ews,activesync,mapi,rpc,autodiscover,ecp,oab,powershell].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub health_checks: Option<Vec<String>>,
+    /// Send each protocol only to upstreams whose health page for it passes, while any does.
+    #[arg(long)]
+    pub route_by_health: bool,
     /// Seconds to let requests in flight finish on SIGINT/SIGTERM [default: 30].
     #[arg(long, value_name = "SECS")]
     pub drain_timeout: Option<u64>,
     /// Seconds between checks of the policy and inventory files for changes [default: 2].
     #[arg(long, value_name = "SECS")]
     pub reload_interval: Option<u64>,
-    /// Status when no upstream is healthy: 502 or 503 [default: 503].
+    /// Status when every upstream is out of use and none connects: 502 or 503 [default: 503].
     #[arg(long, value_name = "STATUS")]
     pub no_upstream_status: Option<u16>,
     /// Messages on stderr from this level up.
@@ -97,6 +110,10 @@ pub struct Args {
     /// Messages on stderr as text lines or as JSON objects, one per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Load the configuration, policy, inventory, TLS certificate and key as at start, say what was loaded, and
+    /// exit: 0 when the gateway would start, 2 with the reason when it would not. Binds and writes nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +175,12 @@ impl Args {
         set(&mut c.idle_timeout, self.idle_timeout);
         set(&mut c.connect_timeout, self.connect_timeout);
         set(&mut c.health_interval, self.health_interval);
+        set(&mut c.health_fall, self.health_fall);
+        set(&mut c.health_rise, self.health_rise);
+        if let Some(list) = self.health_checks {
+            c.health_checks = list.into_iter().filter(|p| p != "none").collect();
+        }
+        c.route_by_health |= self.route_by_health;
         set(&mut c.drain_timeout, self.drain_timeout);
         set(&mut c.reload_interval, self.reload_interval);
         set(&mut c.no_upstream_status, self.no_upstream_status);
@@ -177,7 +200,15 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         LogFormat::Text => gateway::events::Format::Text,
         LogFormat::Json => gateway::events::Format::Json,
     };
+    let check = args.check;
     let mut config = args.config()?;
+    if check {
+        for line in gateway::check(&config)? {
+            println!("{line}");
+        }
+        println!("configuration OK");
+        return Ok(ExitCode::SUCCESS);
+    }
     // `--threads` is a global flag; else the config file's `threads`; else all cores.
     if let Some(n) = global.threads {
         config.threads = n;

@@ -215,3 +215,119 @@ fn raises_a_low_open_files_limit_and_warns_when_the_hard_one_is_too_low() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A self-signed certificate for localhost and its key, written to `dir`
+/// as `<name>.crt` and `<name>.key`.
+fn certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+#[test]
+fn check_loads_everything_binds_nothing_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n").unwrap();
+    let (cert, key) = certificate(dir.path(), "a");
+    // The address is taken (by a running gateway, say): --check does not bind.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = bin()
+        .args(["gateway", "--check", "--policy"])
+        .arg(&policy)
+        .args(["--listen", &taken.local_addr().unwrap().to_string(), "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .args(["--upstream", "https://cas1.contoso.local", "--access-log"])
+        .arg(dir.path().join("logs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("p.toml (1 rules)") && stdout.contains("a.crt with key") && stdout.contains("configuration OK")
+    );
+    assert!(
+        stdout.contains("upstream https://cas1.contoso.local") && stdout.contains("health pages of owa, ews"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("logs").exists(), "--check writes nothing");
+}
+
+#[test]
+fn check_names_what_would_stop_the_gateway_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "default = 'allow'\n").unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let (a_cert, a_key) = certificate(dir.path(), "a");
+    let (_, b_key) = certificate(dir.path(), "b");
+    let junk = dir.path().join("junk.crt");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let check = |policy: &Path, cert: &Path, key: &Path, extra: &[&str]| {
+        let out = bin()
+            .args(["gateway", "--check", "--policy"])
+            .arg(policy)
+            .args(["--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--tls-cert"])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(check(&good, &a_cert, &a_key, &[]).0, Some(0));
+    let (code, err) = check(&empty, &a_cert, &a_key, &[]);
+    assert!(code == Some(2) && err.contains("empty.toml"), "{code:?} {err}");
+    let (code, err) = check(&good, &a_cert, &b_key, &[]);
+    assert!(code == Some(2) && err.contains("the key does not belong to the certificate"), "{code:?} {err}");
+    let (code, err) = check(&good, &junk, &a_key, &[]);
+    assert!(code == Some(2) && err.contains("junk.crt"), "{code:?} {err}");
+    let (code, err) = check(&good, &a_cert, &a_key, &["--health-checks", "owa,imap"]);
+    assert!(code == Some(2) && err.contains("'imap' has no health page"), "{code:?} {err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    let (cert, key) = certificate(dir.path(), "live");
+    let up = upstream();
+    let mut child = bin()
+        .args(["gateway", "--policy"])
+        .arg(&policy)
+        .args(["--listen", "127.0.0.1:0", "--listen-plain", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .args(["--upstream", &format!("http://{up}"), "--reload-interval", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    wait_for(&rx, "listening on https://");
+    let line = wait_for(&rx, "listening on http://");
+    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+
+    let (renewed, renewed_key) = certificate(dir.path(), "renewed");
+    std::fs::rename(&renewed, &cert).unwrap();
+    std::fs::rename(&renewed_key, &key).unwrap();
+    kill(&child, "-HUP");
+    wait_for(&rx, "TLS certificate reloaded");
+
+    std::fs::write(&cert, "not a certificate").unwrap();
+    kill(&child, "-HUP");
+    let line = wait_for(&rx, "TLS certificate reload rejected");
+    assert!(line.contains("live.crt"), "{line}");
+    assert_eq!(get(addr, "/owa/", "Mozilla/5.0", ""), 200, "still serving");
+
+    kill(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}

@@ -1,0 +1,366 @@
+//! One request: made into an `exchange::Request`, decided by
+//! `policy::evaluate`, then either answered here (see [`crate::answer`]) or
+//! sent on the client connection's own upstream connection, the response
+//! body streaming back. The request ends (access log line, connection
+//! activity) when its response body does.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use exchange::Protocol;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::TrySendError;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION};
+use hyper::{Request, Response, StatusCode};
+use policy::Action;
+
+use crate::access_log::LogLine;
+use crate::answer::{self, Answer};
+use crate::connection::{Activity, ConnState};
+use crate::events::Level;
+use crate::headers::{strip_hop_by_hop, upstream_request};
+use crate::lock;
+use crate::model::{self, AuthUser, ConnInfo};
+use crate::screen::{self, Refused};
+use crate::state::Shared;
+use crate::upstream::ConnectError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+thread_local! {
+    /// The request model, reused for every request handled on this thread.
+    static MODEL: std::cell::RefCell<exchange::Request> = std::cell::RefCell::new(exchange::Request::default());
+}
+
+/// Decide a request and, when it is allowed, send it to Exchange at once.
+/// Not an `async fn`: hyper moves each request's future into the
+/// connection's own (cold) memory, and an `async fn` here kept the request
+/// three times over (1,312 bytes). This future holds only what is left to
+/// wait for.
+pub(crate) fn handle(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    req: Request<Incoming>,
+) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send> {
+    let mut finish = Finish::new(shared, &conn.activity);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let loaded = shared.policy.current();
+    let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
+    let conn_user = if connection_auth {
+        // A new handshake starts: the connection's old identity no longer holds.
+        std::mem::take(&mut *lock(&conn.auth_user))
+    } else {
+        lock(&conn.auth_user).clone()
+    };
+    if let Err(refused) = screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes) {
+        return refuse(finish, refused, req.method().as_str(), req.uri().path(), &conn.info);
+    }
+    // One model per thread, not per connection: it stays in cache from one
+    // connection's request to the next one's, and idle connections hold none.
+    let verdict = MODEL.with_borrow_mut(|m| {
+        let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
+        shared.interpreter.interpret(m);
+        model::after_interpret(m, req.headers());
+        if let Some(refused) = filled.refusal.map(Refused::from).or_else(|| screen::model(m).err()) {
+            if shared.access_log.is_some() {
+                finish.log = Some(LogLine::new(m, &conn.log_fields, now, true, None, req.headers()));
+            }
+            return Err((refused, m.method.clone(), m.stem.clone()));
+        }
+        let decision = policy::evaluate(&loaded, m);
+        let rule = loaded.rule_name(decision.rule);
+        let deny = decision.action == Action::Deny;
+        shared.metrics.request(m.protocol, m.client, deny, rule);
+        if shared.access_log.is_some() {
+            finish.log = Some(LogLine::new(m, &conn.log_fields, now, deny, rule, req.headers()));
+        }
+        if deny {
+            (shared.events)(
+                Level::Info,
+                &format!(
+                    "deny {} {} user={} client={} rule={}",
+                    m.method,
+                    m.stem,
+                    if m.user.is_empty() { "-" } else { &m.user },
+                    shared.interpreter.catalog().get(m.client).id,
+                    rule.map_or("(default)", |r| &**r)
+                ),
+            );
+        }
+        let pending = match filled.auth {
+            Some(AuthUser::Named(u)) if connection_auth => Some(u),
+            _ => None,
+        };
+        Ok((decision, pending, m.protocol))
+    });
+    let (decision, pending_user, protocol) = match verdict {
+        Ok(v) => v,
+        Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
+    };
+
+    if decision.action == Action::Deny {
+        let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
+        return Handled::Answered { answer: Some(answer::denied(decision.status, decision.substatus, rule, finish)) };
+    }
+
+    let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
+    let forward = Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now() };
+    // The common case: the connection's upstream connection is idle and
+    // open. Anything else (the first request, a reconnect) takes the slow path.
+    let mut slot = lock(&conn.upstream);
+    match slot.as_mut().filter(|s| s.is_ready()) {
+        Some(sender) => Handled::Sending { sending: sender.try_send_request(req), forward: Some(forward) },
+        None => {
+            drop(slot);
+            Handled::Slow { future: Box::pin(forward.slow(req, 0)) }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What hyper polls for one request.
+    #[project = HandledProj]
+    pub(crate) enum Handled<F> {
+        /// Answered by the gateway, never sent.
+        Answered { answer: Option<Answer> },
+        /// Sent on the connection's upstream connection; the response is awaited.
+        Sending { #[pin] sending: F, forward: Option<Forward> },
+        /// Connecting or retrying first: rare, so boxed.
+        Slow { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
+    }
+}
+
+impl<F> Future for Handled<F>
+where
+    F: Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>>,
+{
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let (result, forward) = match self.as_mut().project() {
+            HandledProj::Answered { answer } => return Poll::Ready(answer.take().expect("polled after completion")),
+            HandledProj::Slow { future } => return future.as_mut().poll(cx),
+            HandledProj::Sending { sending, forward } => match sending.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => (result, forward.take().expect("polled after completion")),
+            },
+        };
+        match result {
+            Ok(resp) => Poll::Ready(Ok(forward.respond(resp))),
+            Err(mut e) => {
+                *lock(&forward.conn.upstream) = None;
+                match e.take_message() {
+                    // Not sent (the connection closed under us): safe to retry once.
+                    Some(req) => {
+                        self.set(Handled::Slow { future: Box::pin(forward.slow(req, 1)) });
+                        self.poll(cx)
+                    }
+                    None => Poll::Ready(forward.upstream_failed(e.error())),
+                }
+            }
+        }
+    }
+}
+
+/// An allowed request on its way to Exchange.
+struct Forward {
+    conn: Arc<ConnState>,
+    finish: Finish,
+    /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
+    pending_user: Option<String>,
+    /// Picks the upstream when a connection must be made (`route-by-health`).
+    protocol: Protocol,
+    sent: Instant,
+}
+
+impl Forward {
+    /// Connect (or reconnect) first, then send; `attempts` sends were already tried.
+    async fn slow(mut self, mut req: Request<Incoming>, mut attempts: u32) -> Answer {
+        let shared = self.finish.shared.clone();
+        let mut upstream = lock(&self.conn.upstream).take();
+        let response = loop {
+            attempts += 1;
+            if upstream.as_ref().is_none_or(SendRequest::is_closed) {
+                // Boxed: it runs once a connection.
+                match Box::pin(shared.upstreams.connect(self.protocol)).await {
+                    Ok(c) => {
+                        lock(&self.conn.drivers).add(c.driver);
+                        upstream = Some(c.sender);
+                    }
+                    Err(e) => {
+                        shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                        let status = match e {
+                            ConnectError::NoneHealthy => shared.no_upstream_status,
+                            ConnectError::Failed => StatusCode::BAD_GATEWAY,
+                            ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
+                        };
+                        return answer::unreachable(status, self.finish);
+                    }
+                }
+            }
+            let sender = upstream.as_mut().expect("connected above");
+            self.sent = Instant::now();
+            let result = match sender.ready().await {
+                Ok(()) => sender.try_send_request(req).await,
+                Err(_) => {
+                    // Closed between requests: nothing was sent, reconnect.
+                    upstream = None;
+                    if attempts < 2 {
+                        continue;
+                    }
+                    return self.bad_gateway();
+                }
+            };
+            match result {
+                Ok(resp) => break resp,
+                Err(mut e) => {
+                    upstream = None;
+                    match e.take_message() {
+                        // Not sent (the connection closed under us): safe to retry once.
+                        Some(back) if attempts < 2 => req = back,
+                        _ => return self.upstream_failed(e.error()),
+                    }
+                }
+            }
+        };
+        *lock(&self.conn.upstream) = upstream;
+        Ok(self.respond(response))
+    }
+
+    /// Exchange's response, as the client gets it.
+    fn respond(mut self, response: Response<Incoming>) -> Response<Tracked> {
+        self.finish.shared.metrics.upstream_latency(self.sent.elapsed());
+        let (mut parts, body) = response.into_parts();
+        let upstream_close = strip_hop_by_hop(&mut parts.headers);
+        if upstream_close {
+            parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(user) = self.pending_user {
+            if parts.status != StatusCode::UNAUTHORIZED {
+                *lock(&self.conn.auth_user) = user;
+            }
+        }
+        self.finish.status(parts.status.as_u16(), 0);
+        Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(self.finish) })
+    }
+
+    fn upstream_failed(self, error: &hyper::Error) -> Answer {
+        (self.finish.shared.events)(Level::Warn, &format!("upstream request failed: {error}"));
+        self.bad_gateway()
+    }
+
+    fn bad_gateway(self) -> Answer {
+        self.finish.shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+        answer::bad_gateway(self.finish)
+    }
+}
+
+/// Answer a request the gateway refuses before the policy (see [`screen`]).
+fn refuse<F>(finish: Finish, refused: Refused, method: &str, path: &str, conn: &ConnInfo) -> Handled<F> {
+    let shared = &finish.shared;
+    shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
+    (shared.events)(Level::Info, &format!("refuse {method} {path} from {}: {}", conn.peer, refused.reason));
+    Handled::Answered { answer: Some(answer::refused(refused, finish)) }
+}
+
+// === impl Tracked ===
+
+/// A response body (streamed from upstream, or the gateway's own text) that
+/// finishes its request when it ends or is dropped: access log line,
+/// connection activity.
+pub(crate) struct Tracked {
+    inner: Either<Incoming, Full<Bytes>>,
+    finish: Option<Finish>,
+}
+
+impl Tracked {
+    /// A body of the gateway's own (see [`crate::answer`]).
+    pub(crate) fn text(text: Bytes, finish: Finish) -> Tracked {
+        Tracked { inner: Either::Right(Full::new(text)), finish: Some(finish) }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish.take().map_or((), |f| f.done(0)),
+            Poll::Ready(Some(Err(_))) => self.finish.take().map_or((), |f| f.done(64)),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish.take().map_or((), |f| f.done(0)),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // hyper may drop an empty body without polling it: that is complete.
+        if let Some(f) = self.finish.take() {
+            f.done(if self.inner.is_end_stream() { 0 } else { 64 });
+        }
+    }
+}
+
+/// What is left to do when a request ends. Dropped unfinished (the client
+/// went away), it still logs, with win32 status 64 as IIS does.
+pub(crate) struct Finish {
+    shared: Arc<Shared>,
+    activity: Arc<Activity>,
+    started: Instant,
+    log: Option<LogLine>,
+    status: u16,
+    substatus: u16,
+    win32: u32,
+}
+
+impl Finish {
+    fn new(shared: &Arc<Shared>, activity: &Arc<Activity>) -> Finish {
+        activity.begin();
+        Finish {
+            shared: shared.clone(),
+            activity: activity.clone(),
+            started: Instant::now(),
+            log: None,
+            status: 0,
+            substatus: 0,
+            win32: 64,
+        }
+    }
+
+    pub(crate) fn status(&mut self, status: u16, substatus: u16) {
+        self.status = status;
+        self.substatus = substatus;
+    }
+
+    fn done(mut self, win32: u32) {
+        self.win32 = win32;
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.activity.end();
+        if let (Some(log), Some(sink)) = (self.log.take(), &self.shared.access_log) {
+            sink.send(log.finish(self.status, self.substatus, self.win32, self.started.elapsed()));
+        }
+    }
+}

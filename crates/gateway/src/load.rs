@@ -1,0 +1,100 @@
+//! What the gateway loads before it serves: settings, catalog and networks,
+//! the policy (failing closed), the upstreams and their TLS roots, and the
+//! listener's certificate and key. [`check`] loads the same and stops there
+//! (`casguard gateway --check`): nothing is bound, served or written.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use exchange::Interpreter;
+use rustls::ClientConfig;
+
+use crate::config::Config;
+use crate::health;
+use crate::state::PolicyStore;
+use crate::tls::{self, CertStore};
+use crate::upstream::Upstream;
+use crate::GatewayError;
+
+pub(crate) struct Loaded {
+    pub interpreter: Arc<Interpreter>,
+    pub policy: PolicyStore,
+    pub upstreams: Vec<Upstream>,
+    /// For `https://` upstreams.
+    pub client_tls: Option<Arc<ClientConfig>>,
+    pub health: health::Settings,
+    /// For the TLS listeners.
+    pub certs: Option<Arc<CertStore>>,
+}
+
+impl Loaded {
+    pub fn load(config: &Config) -> Result<Loaded, GatewayError> {
+        config.validate()?;
+        let interpreter = Interpreter::load(config.catalog.as_deref(), &config.ranges)
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let interpreter = Arc::new(interpreter);
+        let policy_path = config.policy.as_deref().unwrap_or(Path::new(""));
+        let policy = PolicyStore::open(policy_path, config.inventory.as_deref(), &interpreter)?;
+        let upstreams = config.upstream.iter().map(|u| Upstream::parse(u)).collect::<Result<Vec<_>, _>>()?;
+        let client_tls = if config.upstream.iter().any(|u| u.starts_with("https:")) {
+            Some(tls::client_config(config.upstream_ca.as_deref())?)
+        } else {
+            None
+        };
+        let health = health::Settings {
+            interval: Config::secs(config.health_interval),
+            fall: config.health_fall,
+            rise: config.health_rise,
+            pages: config.health_pages()?,
+            route_by_health: config.route_by_health,
+        };
+        let certs = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(CertStore::open(cert, key)?),
+            _ => None,
+        };
+        Ok(Loaded { interpreter, policy, upstreams, client_tls, health, certs })
+    }
+}
+
+/// Load everything the gateway would load at start, then stop. On success,
+/// what was loaded, a line each; on failure, why (the same error the
+/// gateway would stop with).
+pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
+    let loaded = Loaded::load(config)?;
+    if let Some(dir) = &config.access_log {
+        if dir.exists() && !dir.is_dir() {
+            return Err(GatewayError::Config(format!("access log: {} is not a directory", dir.display())));
+        }
+    }
+    let mut lines = Vec::new();
+    let current = loaded.policy.current();
+    let policy = config.policy.as_deref().unwrap_or(Path::new(""));
+    lines.push(format!("policy {} ({} rules)", policy.display(), current.policy().rules().len()));
+    if let Some(inventory) = &config.inventory {
+        lines.push(format!("inventory {}", inventory.display()));
+    }
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        lines.push(format!("TLS certificate {} with key {}", cert.display(), key.display()));
+    }
+    for up in &loaded.upstreams {
+        lines.push(format!("upstream {}", up.name));
+    }
+    let h = &loaded.health;
+    let pages: Vec<&str> = h.pages.iter().map(|p| p.key()).collect();
+    lines.push(format!(
+        "health checks every {} s ({}), fall {}, rise {}{}",
+        h.interval.as_secs(),
+        if pages.is_empty() { "connect only".to_string() } else { format!("health pages of {}", pages.join(", ")) },
+        h.fall,
+        h.rise,
+        if h.route_by_health { ", routing by protocol health" } else { "" }
+    ));
+    for addr in &config.listen {
+        let kind = if loaded.certs.is_some() { "https" } else { "http" };
+        lines.push(format!("listen {kind}://{addr}"));
+    }
+    for addr in &config.listen_plain {
+        lines.push(format!("listen http://{addr}"));
+    }
+    Ok(lines)
+}
