@@ -5,10 +5,10 @@
 //! require the same canonical path and the same policy decision.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use exchange::{Interpreter, Request};
-use policy::Policy;
+use policy::{Policy, ReadyPolicy};
 
 const POLICY: &str = "default = 'allow'\n\
 [[rule]]\nname = 'ews'\naction = 'deny'\npath = '/EWS'\n\
@@ -16,23 +16,23 @@ const POLICY: &str = "default = 'allow'\n\
 [[rule]]\nname = 'ps'\naction = 'deny'\nprotocol = 'powershell'\n\
 [[rule]]\nname = 'eas provision'\naction = 'deny'\nprotocol = 'activesync'\ncommand = 'Provision'\n";
 
-fn setup() -> &'static (Interpreter, Policy) {
-    static SETUP: OnceLock<(Interpreter, Policy)> = OnceLock::new();
+fn setup() -> &'static ReadyPolicy {
+    static SETUP: OnceLock<ReadyPolicy> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let i = Interpreter::builtin();
+        let i = Arc::new(Interpreter::builtin());
         let p = Policy::from_toml(POLICY, "fuzz.toml".as_ref(), i.catalog(), i.networks()).unwrap();
-        (i, p)
+        ReadyPolicy::new(p, None, i).unwrap()
     })
 }
 
 fn decide(stem: &str, query: &str) -> (Option<usize>, String) {
-    let (interpreter, policy) = setup();
+    let policy = setup();
     let mut r = Request::default();
     r.method.push_str("GET");
     r.stem.push_str(stem);
     r.query.push_str(query);
-    interpreter.interpret(&mut r);
-    (policy::evaluate(policy, &r).rule, r.stem)
+    policy.interpreter().interpret(&mut r);
+    (policy.evaluate(&r).rule, r.stem)
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
