@@ -321,3 +321,33 @@ fn first_sync_time_decides_which_devices_are_grandfathered() {
     assert_eq!(denied(&alone), expected);
     assert_eq!(alone["grandfathering"]["cutover"], "2099-01-01T00:00:00Z", "the export's newest time");
 }
+
+#[test]
+fn the_partnership_tables_render_in_headless_chromium() {
+    let dir = collected("ps51-convertto-json.json");
+    let page = dir.path().join("report.html");
+    ok(casguard(&[
+        "audit",
+        "--quiet",
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]));
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser/partnerships.png");
+    let out = std::process::Command::new("bash")
+        .arg(workspace().join("tests/browser/check.sh"))
+        .arg(&page)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    if out.status.code() == Some(77) && std::env::var("CI").as_deref() != Ok("true") {
+        eprintln!("browser check skipped: {}", text_of(&out.stderr));
+        return;
+    }
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text_of(&out.stderr)));
+    assert_eq!(result["failures"], json!([]), "{result}");
+    assert_eq!(result["tables"]["partnership-list"], 6, "{result}");
+    assert_eq!(result["tables"]["unpartnered-list"], 1, "{result}");
+}
