@@ -322,6 +322,8 @@ fn first_sync_time_decides_which_devices_are_grandfathered() {
     assert_eq!(alone["grandfathering"]["cutover"], "2099-01-01T00:00:00Z", "the export's newest time");
 }
 
+/// tests/browser/check.sh needs bash.
+#[cfg(unix)]
 #[test]
 fn the_partnership_tables_render_in_headless_chromium() {
     let dir = collected("ps51-convertto-json.json");
