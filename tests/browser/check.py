@@ -123,6 +123,11 @@ def main():
         if xss["xss"] is not None or xss["imgs"] or xss["scripts"] != 2 or xss["svgs_with_onload"]:
             failures.append(f"injected markup or script ran: {xss}")
 
+        # Rows of every data table the page built, by table id.
+        result["tables"] = d.script(
+            "return Object.fromEntries(Array.from(document.querySelectorAll('table.data[id]'))"
+            ".map(t => [t.id, t.tBodies[0].rows.length]));")
+
         table, key, text_key = ("users-devices", "requests", "user") if kind == "audit" else ("rule-impact", "matched", "name")
         rows = d.script(f"return document.querySelectorAll('#{table} tbody tr').length;")
         result["rows"] = rows

@@ -229,6 +229,42 @@
     ], rows, { id: "users-devices", name: "devices", placeholder: "Filter users, devices, clients, agents" });
   }
 
+  function renderPartnerships() {
+    var h = host("partnerships-table");
+    if (!h || !data.partnerships) return;
+    var p = data.partnerships;
+    var rows = (p.partnerships || []).map(function (e) {
+      return {
+        user: e.user, owner: e.owner, id: e.device_id, type: e.device_type, client: e.client_name || e.client,
+        outlook: e.outlook_mobile ? "yes" : "", state: [e.access_state, e.access_state_reason].filter(Boolean).join(" / "),
+        first: short(e.first_sync), last: short(e.last_success_sync), attempt: short(e.last_sync_attempt),
+        requests: e.requests, seen: short(e.log_last_seen), log_user: e.log_user || "",
+        idle: e.idle_days === null ? "" : e.idle_days, stale: e.stale ? "stale" : "",
+        model: [e.model, e.os].filter(Boolean).join(" / "), where: e.file + ":" + e.line
+      };
+    });
+    if (!rows.length) empty(h, "The export holds no partnership.");
+    else table(h, [
+      { key: "user", label: "user", title: "owner" }, { key: "id", label: "device", wrap: true, mono: true, title: "where" },
+      { key: "type", label: "type" }, { key: "client", label: "client", title: "model" },
+      { key: "outlook", label: "Outlook mobile" }, { key: "state", label: "access" },
+      { key: "first", label: "first sync" }, { key: "last", label: "last sync", title: "attempt" },
+      { key: "requests", label: "requests in logs", num: true, title: "seen" }, { key: "log_user", label: "logs say user" },
+      { key: "idle", label: "idle days", num: true }, { key: "stale", label: "stale" }
+    ], rows, { id: "partnership-list", name: "partnerships", placeholder: "Filter users, devices, states", sortKey: "user" });
+    var uh = host("unpartnered-table");
+    if (!uh) return;
+    var lone = (p.without_partnership || []).map(function (d) {
+      return { user: d.user, id: d.device_id, type: d.device_type, client: d.client_name || d.client, requests: d.requests,
+        first: short(d.first_seen), last: short(d.last_seen) };
+    });
+    if (!lone.length) return empty(uh, "None: every ActiveSync device in the logs has a partnership.");
+    table(uh, [{ key: "user", label: "user" }, { key: "id", label: "device", wrap: true, mono: true },
+      { key: "type", label: "type" }, { key: "client", label: "client" }, { key: "requests", label: "requests", num: true },
+      { key: "first", label: "first seen" }, { key: "last", label: "last seen" }],
+      lone, { id: "unpartnered-list", name: "devices", sortKey: "requests", sortDir: -1 });
+  }
+
   function renderProbes() {
     var h = host("probes-table");
     if (!h || !data.probes) return;
@@ -309,7 +345,7 @@
     table(h, [{ key: "user", label: "user" }], rows, { name: "users", sortKey: "user" });
   }
 
-  [renderFindings, renderProtocols, renderDevices, renderProbes, renderMalformed, renderRules, renderBackdoors,
-    renderAffected].forEach(function (f) { f(); });
+  [renderFindings, renderProtocols, renderDevices, renderPartnerships, renderProbes, renderMalformed, renderRules,
+    renderBackdoors, renderAffected].forEach(function (f) { f(); });
   document.body.setAttribute("data-ready", "1");
 })();

@@ -1,4 +1,4 @@
-//! CSV files: casguard's own (users, devices, findings) and the
+//! CSV files: casguard's own (users, devices, findings, partnerships) and the
 //! Export-ActiveSyncLog set (Users, UserAgents, StatusCodes, Hourly) with
 //! the columns Exchange writes, so existing workflows keep working.
 
@@ -141,7 +141,97 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     finish(w, &path)?;
     written.push(path);
 
+    if let Some(partnerships) = &report.partnerships {
+        written.extend(write_partnerships(partnerships, dir)?);
+    }
     written.extend(write_export_activesync_log(agg, dir)?);
+    Ok(written)
+}
+
+/// `partnerships.csv` (every partnership) and `devices-without-partnership.csv`.
+fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    let time = |t: &Option<String>| t.clone().unwrap_or_default();
+    let (mut w, path) = writer(dir, "partnerships.csv")?;
+    row!(
+        w,
+        path,
+        [
+            "user",
+            "owner",
+            "device",
+            "type",
+            "model",
+            "os",
+            "client",
+            "client_type",
+            "outlook_mobile",
+            "first_sync",
+            "last_success_sync",
+            "last_sync_attempt",
+            "access_state",
+            "access_state_reason",
+            "requests",
+            "log_first_seen",
+            "log_last_seen",
+            "log_user",
+            "idle_days",
+            "stale",
+            "file",
+            "line"
+        ]
+    );
+    for e in &report.partnerships {
+        row!(
+            w,
+            path,
+            [
+                e.user,
+                e.owner,
+                e.device_id,
+                e.device_type,
+                e.model,
+                e.os,
+                e.client,
+                e.client_type,
+                e.outlook_mobile.to_string(),
+                time(&e.first_sync),
+                time(&e.last_success_sync),
+                time(&e.last_sync_attempt),
+                e.access_state,
+                e.access_state_reason,
+                e.requests.to_string(),
+                time(&e.log_first_seen),
+                time(&e.log_last_seen),
+                e.log_user.clone().unwrap_or_default(),
+                e.idle_days.map(|d| d.to_string()).unwrap_or_default(),
+                e.stale.to_string(),
+                e.file,
+                e.line.to_string(),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    let mut written = vec![path];
+
+    let (mut w, path) = writer(dir, "devices-without-partnership.csv")?;
+    row!(w, path, ["user", "device", "type", "client", "requests", "first_seen", "last_seen"]);
+    for d in &report.without_partnership {
+        row!(
+            w,
+            path,
+            [
+                d.user,
+                d.device_id,
+                d.device_type,
+                d.client,
+                d.requests.to_string(),
+                time(&d.first_seen),
+                time(&d.last_seen),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    written.push(path);
     Ok(written)
 }
 

@@ -190,6 +190,32 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         "One row per device: an ActiveSync device id, or a user agent for other protocols. Click a column to sort.",
         "<div id=\"devices-table\"></div>",
     );
+    if let Some(p) = &report.partnerships {
+        let s = &p.summary;
+        let mut inner = String::from("<div class=\"cards\">");
+        card(&mut inner, "partnerships", &num(s.partnerships as u64), "");
+        card(&mut inner, "Outlook for iOS and Android", &num(s.outlook_mobile as u64), "");
+        let quiet = s.outlook_mobile_without_traffic as u64;
+        card(&mut inner, "of them without traffic", &num(quiet), if quiet > 0 { "warn" } else { "ok" });
+        card(
+            &mut inner,
+            &format!("idle > {} days", p.stale_days),
+            &num(s.stale as u64),
+            if s.stale > 0 { "warn" } else { "ok" },
+        );
+        let lone = s.without_partnership as u64;
+        card(&mut inner, "in the logs without one", &num(lone), if lone > 0 { "warn" } else { "ok" });
+        inner.push_str("</div><div id=\"partnerships-table\"></div>");
+        inner.push_str(
+            "<h3>ActiveSync devices in the logs without a partnership</h3><div id=\"unpartnered-table\"></div>",
+        );
+        let intro = format!(
+            "From Get-MobileDeviceStatistics: every partnership, with its traffic in these logs. Idle days are counted \
+             to {}, the latest time in the export and the logs.",
+            p.measured_at.as_deref().unwrap_or("-")
+        );
+        section(&mut body, "partnerships", "Mobile-device partnerships", &intro, &inner);
+    }
     section(&mut body, "probes", "Monitoring probes", "", "<div id=\"probes-table\"></div>");
     let mut notes = notes_html(&report.notes);
     notes.push_str("<h3>Malformed lines</h3><div id=\"malformed-table\"></div>");
@@ -225,7 +251,7 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         short_time(s.first_seen.as_deref()),
         short_time(s.last_seen.as_deref())
     );
-    let nav = [
+    let mut nav = vec![
         ("summary", "Summary"),
         ("timeline", "Over time"),
         ("findings", "Findings"),
@@ -234,6 +260,9 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         ("probes", "Probes"),
         ("notes", "Notes"),
     ];
+    if report.partnerships.is_some() {
+        nav.insert(5, ("partnerships", "Partnerships"));
+    }
     page("audit", "casguard audit", &subtitle, &nav, &body, &data)
 }
 

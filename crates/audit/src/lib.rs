@@ -1,6 +1,6 @@
 //! What the logs say, summed up: per-user and per-device aggregation,
-//! findings, policy simulation, alerts, and the reports (table, JSON, CSV,
-//! HTML).
+//! findings, policy simulation, alerts, the mobile-device partnerships
+//! beside the traffic, and the reports (table, JSON, CSV, HTML).
 //!
 //! Input is a stream of [`exchange::Request`]s into sinks
 //! ([`exchange::RequestSink`]): [`Collector`] for the audit,
@@ -14,6 +14,7 @@ mod capped;
 pub mod csv_out;
 pub mod findings;
 pub mod html;
+pub mod partnerships;
 pub mod report;
 pub mod scan;
 pub mod simulate;

@@ -22,6 +22,9 @@ pub struct Report {
     pub probes: ProbeReport,
     pub malformed: Vec<MalformedFile>,
     pub notes: Vec<String>,
+    /// Present when device exports were given (`--devices`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partnerships: Option<crate::partnerships::PartnershipReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -369,6 +372,7 @@ impl Report {
             probes: ProbeReport { requests: agg.probes, user_agents: probe_agents },
             malformed: malformed_files(files),
             notes,
+            partnerships: None,
         }
     }
 }

@@ -173,6 +173,10 @@ pub fn render(report: &Report, top_users: usize) -> String {
         );
     }
 
+    if let Some(partnerships) = &report.partnerships {
+        crate::partnerships::render_table(&mut out, partnerships, top_users);
+    }
+
     if !report.malformed.is_empty() {
         heading(&mut out, "Malformed lines");
         for file in &report.malformed {

@@ -3,7 +3,8 @@
 //! Turns a W3C log record (or, in the gateway, an HTTP request) into a
 //! [`Request`]: its protocol, ActiveSync parameters, the person behind it,
 //! the client software from the catalog, and the network it came from.
-//! No I/O beyond reading the data files it is pointed at. [`stream`] is the
+//! [`devices`] reads Exchange's list of mobile-device partnerships. No I/O
+//! beyond reading the data files it is pointed at. [`stream`] is the
 //! seam between log readers and what consumes requests.
 
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@
 pub mod activesync;
 pub mod catalog;
 pub mod classify;
+pub mod devices;
 pub mod exploits;
 pub mod identity;
 mod load;

@@ -1,9 +1,12 @@
 //! Devices known before a cut-over time: the set of (user, device key)
-//! pairs seen in the logs up to then. `device = "new"` means "not in here".
+//! pairs seen in the logs up to then, or with a mobile-device partnership
+//! that first synced before it (`Get-MobileDeviceStatistics`' FirstSyncTime,
+//! which goes back further than any log). `device = "new"` means "not in here".
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use exchange::devices::Partnership;
 use serde::{Deserialize, Serialize};
 
 use crate::PolicyError;
@@ -72,6 +75,60 @@ impl Inventory {
         &self.devices
     }
 
+    /// Add the partnerships that first synced before `cutover` (Unix
+    /// seconds), or all of them without a cut-over: the partnership exists,
+    /// so its device is known. Each is added under every user key it answers
+    /// to (see [`exchange::devices`]). Returns how many partnerships were
+    /// added; one with no FirstSyncTime is left out when there is a cut-over.
+    pub fn insert_partnerships(&mut self, partnerships: &[Partnership], cutover: Option<i64>) -> usize {
+        let mut added = 0;
+        for p in partnerships {
+            let known = match (p.first_sync, cutover) {
+                (_, None) => true,
+                (Some(first), Some(cutover)) => first < cutover,
+                (None, Some(_)) => false,
+            };
+            if known {
+                let first_seen = p.first_sync.map(w3c::time::format_rfc3339).unwrap_or_default();
+                for user in &p.user_keys {
+                    self.insert(user, &p.device_id, &first_seen);
+                }
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// An inventory file, or a device export (see [`exchange::devices::read`]):
+    /// every partnership in it is known. A bad row in an export is an error,
+    /// since its device would be taken for new.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Inventory, PolicyError> {
+        let head = &bytes[..bytes.len().min(exchange::devices::SNIFF_BYTES)];
+        if !exchange::devices::looks_like_export(head) {
+            let text = std::str::from_utf8(bytes).map_err(|e| PolicyError::Invalid {
+                file: origin.to_string(),
+                line: None,
+                message: format!("not UTF-8: {e}"),
+            })?;
+            return Inventory::from_json(text, origin);
+        }
+        let invalid =
+            |line: Option<usize>, message: String| PolicyError::Invalid { file: origin.to_string(), line, message };
+        let export = exchange::devices::read(bytes, origin).map_err(|e| invalid(None, e.to_string()))?;
+        if let Some(bad) = export.first_bad.first() {
+            return Err(invalid(
+                Some(bad.line as usize),
+                format!(
+                    "{} ({} bad row(s) in this device export: each would make its device new; fix or remove them)",
+                    bad.reason, export.bad_rows
+                ),
+            ));
+        }
+        let mut inventory = Inventory::new(export.newest_time().map(w3c::time::format_rfc3339).unwrap_or_default());
+        inventory.insert_partnerships(&export.partnerships, None);
+        Ok(inventory)
+    }
+
     pub fn from_json(text: &str, origin: &str) -> Result<Inventory, PolicyError> {
         let file: InventoryFile = serde_json::from_str(text).map_err(|e| PolicyError::Invalid {
             file: origin.to_string(),
@@ -90,14 +147,68 @@ impl Inventory {
         serde_json::to_string_pretty(&file).expect("inventory serializes")
     }
 
+    /// Read an inventory file or a device export (see [`Inventory::from_bytes`]).
     pub fn load(path: &Path) -> Result<Inventory, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Io { file: path.display().to_string(), source })?;
-        Inventory::from_json(&text, &path.display().to_string())
+        let bytes =
+            std::fs::read(path).map_err(|source| PolicyError::Io { file: path.display().to_string(), source })?;
+        Inventory::from_bytes(&bytes, &path.display().to_string())
     }
 
     pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
         std::fs::write(path, self.to_json())
             .map_err(|source| PolicyError::Io { file: path.display().to_string(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPORT: &[u8] = include_bytes!("../../../tests/data/devices/ps51-convertto-json.json");
+    const JANE_OUTLOOK: &str = "4A1E5C7D9B2F40E8A6C3D1B0F9E8D7C6";
+
+    #[test]
+    fn a_device_export_is_an_inventory_of_every_partnership() {
+        let inventory = Inventory::from_bytes(EXPORT, "devices.json").unwrap();
+        // Six partnerships, each under its logon name, mail name and owner name.
+        assert_eq!(inventory.len(), 18);
+        for user in ["jdoe", "jane.doe", "jane doe"] {
+            assert!(inventory.contains(user, JANE_OUTLOOK), "{user}");
+        }
+        assert!(!inventory.contains("bsmith", JANE_OUTLOOK), "a partnership is one user's");
+        assert_eq!(inventory.cutover(), "2026-11-02T08:15:30Z", "the export's newest time");
+        // The same file through `load`, and an inventory file still reads as before.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devices.json");
+        std::fs::write(&path, EXPORT).unwrap();
+        assert_eq!(Inventory::load(&path).unwrap().len(), 18);
+        std::fs::write(&path, inventory.to_json()).unwrap();
+        assert_eq!(Inventory::load(&path).unwrap().devices(), inventory.devices());
+    }
+
+    #[test]
+    fn first_sync_decides_known_at_a_cut_over() {
+        let export = exchange::devices::read(EXPORT, "devices.json").unwrap();
+        let mut inventory = Inventory::new("2026-01-01T00:00:00Z");
+        let cutover = w3c::time::parse_rfc3339("2026-01-01T00:00:00Z");
+        // Jane's two, Bob's and Ünal's first synced before 2026; Carol's and Dave's after.
+        assert_eq!(inventory.insert_partnerships(&export.partnerships, cutover), 4);
+        assert!(inventory.contains("jdoe", JANE_OUTLOOK));
+        assert!(inventory.contains("uyilmaz", "0A1B2C3D4E5F60718293A4B5C6D7E8F9"));
+        assert!(!inventory.contains("dking", "D4E5F60718293A4B5C6D7E8F90A1B2C3"));
+        let first = inventory.devices().iter().find(|d| d.device == JANE_OUTLOOK).unwrap();
+        assert_eq!(first.first_seen, "2025-03-14T09:02:11Z");
+    }
+
+    #[test]
+    fn a_bad_row_in_an_export_fails_the_inventory() {
+        let text = "\"Identity\",\"DeviceId\",\"DeviceType\",\"FirstSyncTime\",\"LastSuccessSync\",\"LastSyncAttemptTime\",\"DeviceAccessState\"\r\n\
+                    \"contoso.com/Users/a/ExchangeActiveSyncDevices/x\",\"A1\",\"iPhone\",\"\",\"\",\"\",\"Allowed\"\r\n\
+                    \"contoso.com/Users/b/ExchangeActiveSyncDevices/x\",\"B1\",\"iPhone\",\"someday\",\"\",\"\",\"Allowed\"\r\n";
+        let err = Inventory::from_bytes(text.as_bytes(), "devices.csv").unwrap_err();
+        assert_eq!(err.line(), Some(3));
+        let message = err.to_string();
+        assert!(message.starts_with("devices.csv:3: FirstSyncTime: cannot read \"someday\""), "{message}");
+        assert!(message.contains("1 bad row(s)"), "{message}");
     }
 }

@@ -49,7 +49,7 @@ impl ReadyPolicy {
                     file: policy.origin().to_string(),
                     line: Some(r.line),
                     message: format!(
-                        "rule '{}' has a device condition: give an inventory (--inventory or --known-before)",
+                        "rule '{}' has a device condition: give an inventory (--inventory, --devices or --known-before)",
                         r.name
                     ),
                 });

@@ -6,12 +6,18 @@ use std::process::ExitCode;
 
 use audit::Report;
 
+use super::devices::{sort_inputs, DeviceArgs};
 use super::{emit, warn_malformed, Format, Global, Inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     pub inputs: Inputs,
+    #[command(flatten)]
+    pub devices: DeviceArgs,
+    /// A partnership idle for more than N days is stale (idle up to the latest time in the export and logs).
+    #[arg(long, value_name = "N", default_value_t = audit::partnerships::DEFAULT_STALE_DAYS)]
+    pub stale_days: u32,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -31,15 +37,26 @@ pub struct Args {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.format.check_out(args.out.as_deref())?;
-    let (interpreter, aggregate, stats) = super::aggregate(&args.inputs, global)?;
+    let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
+    let (interpreter, aggregate, stats) = super::aggregate_files(&args.inputs, &sorted.logs, global)?;
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
-    if args.strict && malformed > 0 {
+    let bad_rows = sorted.bad_rows();
+    if args.strict && malformed + bad_rows > 0 {
         warn_malformed(&stats, "error");
-        anyhow::bail!("{malformed} malformed line(s) (--strict)");
+        sorted.warn_bad_rows("error");
+        match bad_rows {
+            0 => anyhow::bail!("{malformed} malformed line(s) (--strict)"),
+            _ => anyhow::bail!("{malformed} malformed line(s) and {bad_rows} bad device export row(s) (--strict)"),
+        }
     }
     warn_malformed(&stats, "warning");
+    sorted.warn_bad_rows("warning");
 
-    let report = Report::build(&aggregate, &stats, &interpreter);
+    let mut report = Report::build(&aggregate, &stats, &interpreter);
+    if !sorted.exports.is_empty() {
+        let catalog = interpreter.catalog();
+        report.partnerships = Some(audit::partnerships::build(&sorted.exports, &aggregate, catalog, args.stale_days));
+    }
     match args.format {
         Format::Csv => {
             let dir = args.out.as_deref().expect("checked above");

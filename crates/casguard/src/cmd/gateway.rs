@@ -28,6 +28,10 @@ pub struct Args {
     /// Known devices from `casguard inventory build`, for `device` rules.
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
+    /// Known devices from a device export (Get-MobileDevice | Get-MobileDeviceStatistics, CSV or JSON):
+    /// every partnership in it is known; reloaded when it changes, like an inventory.
+    #[arg(long, value_name = "FILE", conflicts_with = "inventory")]
+    pub devices: Option<PathBuf>,
     /// Named network ranges, as for `simulate --ranges`.
     #[arg(long = "ranges", value_name = "FILE")]
     pub ranges: Vec<PathBuf>,
@@ -142,8 +146,9 @@ impl Args {
         if self.policy.is_some() {
             c.policy = self.policy;
         }
-        if self.inventory.is_some() {
-            c.inventory = self.inventory;
+        // An inventory and a device export load alike (`policy::Inventory::load` tells them apart).
+        if let Some(known) = self.inventory.or(self.devices) {
+            c.inventory = Some(known);
         }
         if self.catalog.is_some() {
             c.catalog = self.catalog;

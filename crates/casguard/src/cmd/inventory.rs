@@ -1,9 +1,11 @@
 //! `casguard inventory build`: the devices seen in the logs before a
-//! cut-over, for `device = "known" | "new"` rules.
+//! cut-over, and those whose partnership first synced before it, for
+//! `device = "known" | "new"` rules.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::devices::{sort_inputs, DeviceArgs};
 use super::{parse_time, warn_malformed, Global, Inputs};
 
 #[derive(clap::Subcommand, Debug)]
@@ -22,17 +24,29 @@ pub struct BuildArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub inputs: Inputs,
+    /// Partnerships whose FirstSyncTime is before --until are known too.
+    #[command(flatten)]
+    pub devices: DeviceArgs,
 }
 
 pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     let Command::Build(args) = command;
     let cutover = parse_time(&args.until)?;
-    let (_, aggregate, stats) = super::aggregate(&args.inputs, global)?;
+    let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
+    let (_, aggregate, stats) = super::aggregate_files(&args.inputs, &sorted.logs, global)?;
     warn_malformed(&stats, "warning");
-    let inventory = audit::simulate::inventory_before(&aggregate, cutover);
+    sorted.warn_bad_rows("warning");
+    let mut inventory = audit::simulate::inventory_before(&aggregate, cutover);
+    let from_logs = inventory.len();
+    let partnerships: usize =
+        sorted.exports.iter().map(|(_, e)| inventory.insert_partnerships(&e.partnerships, Some(cutover))).sum();
     inventory.save(&args.out)?;
     if !global.quiet {
-        eprintln!("wrote {} known device(s) to {}", inventory.len(), args.out.display());
+        eprintln!(
+            "wrote {} known device(s) to {} ({from_logs} seen in the logs, {partnerships} partnership(s) first synced before the cut-over)",
+            inventory.len(),
+            args.out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

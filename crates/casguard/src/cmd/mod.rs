@@ -1,8 +1,10 @@
 //! One module per subcommand, plus what they share: the arguments that name
-//! inputs, times, malformed-line warnings and progress on stderr. Each module
-//! parses its arguments and calls the libraries; none imports a sibling.
+//! inputs, times, malformed-line warnings and progress on stderr, here, and
+//! the device exports, in [`devices`]. Each subcommand module parses its
+//! arguments and calls the libraries; none imports another.
 
 pub mod audit;
+pub mod devices;
 pub mod emit;
 pub mod export;
 pub mod gateway;
@@ -92,7 +94,12 @@ impl Inputs {
     }
 
     pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let files = w3c::collect_paths(&self.paths)?;
+        self.files_of(&self.paths)
+    }
+
+    /// The log files of `paths`, a part of the inputs (see [`devices::sort_inputs`]).
+    pub fn files_of(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+        let files = w3c::collect_paths(paths)?;
         if files.is_empty() {
             anyhow::bail!("no log files (*.log, *.gz) under {}", display_paths(&self.paths));
         }
@@ -155,14 +162,18 @@ fn display_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// Read the inputs into one aggregate, with progress; malformed lines are
-/// left for the caller to report.
-pub fn aggregate(inputs: &Inputs, global: &Global) -> anyhow::Result<(Interpreter, Aggregate, Vec<FileStats>)> {
+/// Read `files`, the inputs' log files (see [`devices::sort_inputs`]), into
+/// one aggregate, with progress; malformed lines are left for the caller to
+/// report.
+pub fn aggregate_files(
+    inputs: &Inputs,
+    files: &[PathBuf],
+    global: &Global,
+) -> anyhow::Result<(Interpreter, Aggregate, Vec<FileStats>)> {
     let interpreter = inputs.interpreter()?;
-    let files = inputs.files()?;
-    let progress = Progress::new(&files, global);
+    let progress = Progress::new(files, global);
     let (aggregate, stats) =
-        ::audit::audit_files(&files, &inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
+        ::audit::audit_files(files, &inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
     progress.finish();
     Ok((interpreter, aggregate, stats))
 }

@@ -39,7 +39,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     out.push_str(&format!("  default: {}\n", policy.default_action().key()));
     if policy.requires_inventory() {
-        out.push_str("  note: device conditions need --inventory or --known-before when simulating\n");
+        out.push_str("  note: device conditions need --inventory, --devices or --known-before when simulating\n");
     }
     use std::io::Write;
     std::io::stdout().write_all(out.as_bytes())?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use audit::simulate::{inventory_before, SimCollector, SimReport};
 use policy::{Inventory, Policy, ReadyPolicy};
 
+use super::devices::{sort_inputs, DeviceArgs};
 use super::{emit, parse_time, warn_malformed, Format, Global, Inputs, Progress};
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +24,10 @@ pub struct Args {
     pub inventory: Option<PathBuf>,
     #[command(flatten)]
     pub inputs: Inputs,
+    /// Device exports make known the partnerships that first synced before the cut-over
+    /// (--known-before, or the inventory's), or every partnership without one.
+    #[command(flatten)]
+    pub devices: DeviceArgs,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to this file instead of stdout (a folder for csv).
@@ -37,10 +42,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.format.check_out(args.out.as_deref())?;
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
-    let files = args.inputs.files()?;
+    let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
+    sorted.warn_bad_rows("warning");
+    let files = sorted.logs;
     let options = args.inputs.scan_options()?;
 
-    let inventory = match (&args.inventory, &args.known_before) {
+    let mut inventory = match (&args.inventory, &args.known_before) {
         (Some(path), _) => Some(Inventory::load(path)?),
         (None, Some(time)) => {
             // First pass: when each device was first seen.
@@ -50,6 +57,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
         (None, None) => None,
     };
+    if !sorted.exports.is_empty() {
+        // A partnership's FirstSyncTime says whether its device existed at the cut-over,
+        // however far back the logs go.
+        let cutover = inventory.as_ref().map(|i| i.cutover()).filter(|c| !c.is_empty()).map(parse_time).transpose()?;
+        let newest = sorted.exports.iter().filter_map(|(_, e)| e.newest_time()).max();
+        let mut known = inventory
+            .take()
+            .unwrap_or_else(|| Inventory::new(newest.map(w3c::time::format_rfc3339).unwrap_or_default()));
+        for (_, export) in &sorted.exports {
+            known.insert_partnerships(&export.partnerships, cutover);
+        }
+        inventory = Some(known);
+    }
     let policy = ReadyPolicy::new(policy, inventory.map(Arc::new), interpreter)?;
 
     let progress = Progress::new(&files, global);

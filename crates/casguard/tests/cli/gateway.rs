@@ -331,3 +331,55 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_current_one() {
     kill(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
+     child.kill().unwrap();
+     child.wait().unwrap();
+ }
+
+/// `--devices`: the partnerships of a device export are the known devices of
+/// `device = "new"` rules; a bad row fails closed, naming file and line.
+#[cfg(unix)]
+#[test]
+fn a_device_export_is_the_inventory_of_known_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = crate::util::workspace();
+    let policy = root.join("examples/policies/block-new-outlook-devices.toml");
+    let devices = root.join("tests/data/devices/ps51-export-csv-unicode.csv");
+    let up = upstream();
+    let mut child = bin()
+        .args(["gateway", "--policy"])
+        .arg(&policy)
+        .arg("--devices")
+        .arg(&devices)
+        .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--drain-timeout", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let line = wait_for(&rx, "listening on http://");
+    let addr: SocketAddr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    let auth = "Basic Q09OVE9TT1xqZG9lOnMzY3JldA=="; // CONTOSO\jdoe:s3cret
+    let provision = |id: &str| {
+        format!("/Microsoft-Server-ActiveSync/default.eas?Cmd=Provision&User=jdoe&DeviceId={id}&DeviceType=Outlook")
+    };
+    // Jane's Outlook has a partnership; a device id she never paired is new.
+    assert_eq!(get(addr, &provision("4A1E5C7D9B2F40E8A6C3D1B0F9E8D7C6"), "Outlook-iOS-Android/1.0", auth), 200);
+    assert_eq!(get(addr, &provision("FFFF0000FFFF0000FFFF0000FFFF0000"), "Outlook-iOS-Android/1.0", auth), 403);
+    kill(&child, "-TERM");
+    let _ = child.wait();
+
+    let bad = dir.path().join("devices.csv");
+    let mut text = std::fs::read_to_string(root.join("tests/data/devices/ps7-export-csv.csv")).unwrap();
+    text = text.replacen("\"3/14/2025 9:02:11 AM\"", "\"someday\"", 1);
+    std::fs::write(&bad, text).unwrap();
+    let out = bin()
+        .args(["gateway", "--policy"])
+        .arg(&policy)
+        .arg("--devices")
+        .arg(&bad)
+        .args(["--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2: FirstSyncTime: cannot read \"someday\"", bad.display())), "{err}");
+}

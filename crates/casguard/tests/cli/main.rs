@@ -6,6 +6,7 @@ mod util;
 
 mod audit;
 mod clients;
+mod devices;
 mod emit;
 mod export;
 mod gateway;
