@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
-use crate::catalog::{Catalog, Device, UaClass};
-use crate::exploits::{contains_ci, holds, lower_uri, ExploitRules, URI_BUFFER};
+use crate::catalog::{Catalog, ClientId, Device, UaClass};
+use crate::exploits::{ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
+use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
 use crate::request::{Protocol, Request, Traffic};
@@ -25,8 +26,6 @@ const PROBE_UA: [&str; 6] =
 const PROBE_TOKEN: usize = 5;
 const PROBE_DEVICE_TYPES: [&str; 2] = ["EASProbeDeviceType", "TestActiveSyncConnectivity"];
 const PROBE_QUERY: &str = "clientApplication=ActiveMonitor";
-/// Site ports of the Exchange Back End website.
-const BACKEND_PORTS: [u16; 2] = [444, 81];
 
 /// Everything needed to interpret requests; build once, share across threads.
 #[derive(Clone, Debug)]
@@ -109,6 +108,7 @@ impl Interpreter {
         let number = |f: Field| record.get(f).and_then(parse_u16).unwrap_or(0);
         req.status = number(Field::Status);
         req.substatus = number(Field::SubStatus);
+        req.win32_status = record.get(Field::Win32Status).and_then(parse_u32).unwrap_or(0);
         req.server_port = number(Field::ServerPort);
         req.server_ip = record.get(Field::ServerIp).and_then(parse_ip);
         req.peer_ip = record.get(Field::ClientIp).and_then(parse_ip);
@@ -188,13 +188,18 @@ impl Interpreter {
         req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
         req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
 
-        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
-        // Lower-cased once for the exploit rules and the probe query alike.
+        // Lower-cased once for the detection rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
-        req.exploit = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));
-        req.traffic = if req.exploit.is_some() {
-            Traffic::Exploit
+        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));
+        // An attack names no client: its user agent and device type are the attacker's choice.
+        req.client = if req.attack.is_some() {
+            ClientId::UNKNOWN
+        } else {
+            let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
+            self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol)
+        };
+        req.traffic = if req.attack.is_some() {
+            Traffic::Attack
         } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
             Traffic::Probe
         } else if is_backend(req) {
@@ -412,7 +417,7 @@ impl Default for Interpreter {
 }
 
 fn is_backend(req: &Request) -> bool {
-    BACKEND_PORTS.contains(&req.server_port)
+    req.on_backend_site()
         || (req.protocol == Protocol::ActiveSync && contains_ci(&req.stem, "/Proxy"))
         || !req.activesync.log.proxied_from.is_empty()
 }
@@ -422,6 +427,14 @@ fn parse_u16(v: &[u8]) -> Option<u16> {
     if (1..=5).contains(&v.len()) && v.iter().all(u8::is_ascii_digit) {
         let n = v.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
         return u16::try_from(n).ok();
+    }
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    if (1..=10).contains(&v.len()) && v.iter().all(u8::is_ascii_digit) {
+        let n = v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        return u32::try_from(n).ok();
     }
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
@@ -531,7 +544,7 @@ mod tests {
                 other => panic!("unexpected line {other:?}"),
             };
             assert_eq!((r.protocol, r.traffic), (protocol, traffic), "{} {}", r.method, r.stem);
-            assert_eq!(r.exploit, None);
+            assert_eq!(r.attack, None);
             assert!(r.time > 1_640_995_200 && r.time < 1_641_081_600, "{}", r.time);
             assert_eq!(r.peer_ip, Some("::1".parse().unwrap()));
             assert_eq!(r.network, NetworkId::LOOPBACK);
@@ -657,7 +670,7 @@ mod tests {
             ..Request::default()
         };
         Interpreter::builtin().interpret(&mut r);
-        assert_eq!((r.traffic, r.exploit), (Traffic::Exploit, Some("proxyshell")));
+        assert_eq!((r.traffic, r.attack.map(|a| a.rule)), (Traffic::Attack, Some("proxyshell")));
         assert_eq!(r.protocol, Protocol::Autodiscover);
     }
 

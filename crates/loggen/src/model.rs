@@ -4,6 +4,7 @@
 /// Client ids of the built-in catalog (data/clients.toml), in its order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Client {
+    OutlookMobileHma,
     OutlookMobile,
     OutlookMac,
     OutlookWindows,
@@ -18,10 +19,11 @@ pub(crate) enum Client {
 }
 
 impl Client {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     pub fn id(self) -> &'static str {
         match self {
+            Client::OutlookMobileHma => "outlook-mobile-hma",
             Client::OutlookMobile => "outlook-mobile",
             Client::OutlookMac => "outlook-mac",
             Client::OutlookWindows => "outlook-windows",
@@ -39,6 +41,7 @@ impl Client {
     pub fn all() -> [Client; Client::COUNT] {
         use Client::*;
         [
+            OutlookMobileHma,
             OutlookMobile,
             OutlookMac,
             OutlookWindows,
@@ -57,8 +60,28 @@ impl Client {
         self == Client::OutlookMobile
     }
 
+    pub fn cloud_token(self) -> bool {
+        self == Client::OutlookMobileHma
+    }
+
+    /// The catalog's `app`: both ways of running Outlook mobile are one app.
+    pub fn app(self) -> Client {
+        if self == Client::OutlookMobileHma {
+            Client::OutlookMobile
+        } else {
+            self
+        }
+    }
+
     pub fn mobile(self) -> bool {
-        matches!(self, Client::OutlookMobile | Client::IosMail | Client::AndroidMail | Client::MobileBrowser)
+        matches!(
+            self,
+            Client::OutlookMobileHma
+                | Client::OutlookMobile
+                | Client::IosMail
+                | Client::AndroidMail
+                | Client::MobileBrowser
+        )
     }
 
     pub fn outlook(self) -> bool {

@@ -69,7 +69,11 @@ pub(crate) struct B64 {
 pub(crate) struct Agent {
     pub user: usize,
     pub kind: AgentKind,
+    /// The client its ActiveSync requests are named as (or all its requests, for other agents).
     pub client: Client,
+    /// The client its requests without an ActiveSync device are named as
+    /// (Outlook mobile's Autodiscover: its user agent alone cannot tell how it signs in).
+    pub web_client: Client,
     /// User agent as IIS writes it (`+` for spaces).
     pub ua_log: String,
     /// Decoded user agent: the device key of this agent's requests without a device id.
@@ -320,7 +324,9 @@ impl Population {
                 _ => ("Outlook-Android/2.0", "OutlookService"),
             };
             let id = hex32(r, true);
-            let mut a = self.as_agent(r, u, AgentKind::OutlookMobile, Client::OutlookMobile, ua, id, dt);
+            let client = if dt == "OutlookService" { Client::OutlookMobileHma } else { Client::OutlookMobile };
+            let mut a = self.as_agent(r, u, AgentKind::OutlookMobile, client, ua, id, dt);
+            a.web_client = Client::OutlookMobile;
             a.new_device = new;
             a.net = Net::Microsoft365 { via_lb: r.chance(0.3) };
             a.dev_os = "Outlook+for+iOS+and+Android+1.0";
@@ -452,6 +458,7 @@ impl Population {
             user: u,
             kind,
             client,
+            web_client: client,
             ua_log: log_form(ua),
             ua: ua.to_string(),
             device_key: device_id.clone(),
@@ -480,6 +487,7 @@ impl Population {
             user: u,
             kind,
             client,
+            web_client: client,
             ua_log: log_form(ua),
             ua: ua.to_string(),
             device_key: ua.to_string(),

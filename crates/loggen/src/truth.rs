@@ -52,6 +52,8 @@ pub struct Findings {
     pub ews_non_outlook: Vec<String>,
     #[serde(rename = "mobile-on-ews")]
     pub mobile_on_ews: Vec<String>,
+    #[serde(rename = "cloud-token", default)]
+    pub cloud_token: Vec<String>,
     #[serde(rename = "exploit-attempt")]
     pub exploit_attempt: Vec<ExploitTruth>,
 }
@@ -193,9 +195,10 @@ impl Acc {
         let a = &pop.agents[ev.agent as usize];
         let ai = ev.agent as usize * 2 + usize::from(kind != Kind::As);
         let proto = kind.proto();
+        let client = if kind == Kind::As { a.client } else { a.web_client };
         self.s.requests += 1;
         self.protocols[proto as usize] += 1;
-        self.clients[a.client as usize] += 1;
+        self.clients[client as usize] += 1;
         let alias = match (ev.auth, kind) {
             (Auth::Logged, _) => ALIAS_LOGGED,
             (Auth::Param, Kind::As) => ALIAS_PARAM,
@@ -214,10 +217,10 @@ impl Acc {
         if alias == 0 {
             return;
         }
-        if proto == Proto::Ews && !a.client.outlook() {
+        if proto == Proto::Ews && !client.outlook() {
             flags |= F_EWS_NON_OUTLOOK;
         }
-        if proto.mailbox_web() && a.client.mobile() {
+        if proto.mailbox_web() && client.mobile() {
             flags |= F_MOBILE_WEB;
         }
         self.agent_flags[ai] |= flags;
@@ -225,7 +228,7 @@ impl Acc {
         self.agent_requests[ai] += 1;
         let at = day_start + i64::from(ev.t());
         self.agent_first[ai] = self.agent_first[ai].min(at);
-        if kind == Kind::As && Cmd::from_u8(ev.arg) == Cmd::Provision && a.client == Client::OutlookMobile {
+        if kind == Kind::As && Cmd::from_u8(ev.arg) == Cmd::Provision && a.client.app() == Client::OutlookMobile {
             self.agent_provisions[ai] += 1;
         }
     }
@@ -251,20 +254,19 @@ impl Acc {
         let mut aliases: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         // (user, device key) -> (first seen, outlook-mobile provisions)
         let mut devices: BTreeMap<(&str, &str), (i64, u64)> = BTreeMap::new();
-        let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new());
         let (mut iis, mut ewsp) = (BTreeSet::new(), BTreeSet::new());
+        // As the audit keys them: (user, device key) -> (client, keyed by a device id, requests).
+        let mut keyed: BTreeMap<(&str, &str), (Client, bool, u64)> = BTreeMap::new();
         for ai in 0..self.agent_requests.len() {
             if self.agent_requests[ai] == 0 {
                 continue;
             }
             let a = &pop.agents[ai / 2];
-            let device_key = if ai % 2 == 0 { &a.device_key } else { &a.ua };
+            let by_id = ai % 2 == 0;
+            let (device_key, client) = if by_id { (&a.device_key, a.client) } else { (&a.ua, a.web_client) };
             let key = pop.users[a.user].key.as_str();
-            let u = t.users.entry(key.to_string()).or_default();
-            u.requests += self.agent_requests[ai];
-            let d = u.devices.entry(device_key.clone()).or_default();
-            d.requests += self.agent_requests[ai];
-            d.client = a.client.id().to_string();
+            keyed.entry((key, device_key.as_str())).or_insert((client, by_id, 0)).2 += self.agent_requests[ai];
             let al = aliases.entry(key).or_default();
             if self.agent_aliases[ai] & ALIAS_LOGGED != 0 {
                 al.insert(&a.auth_alias);
@@ -276,9 +278,6 @@ impl Acc {
             e.0 = e.0.min(self.agent_first[ai]);
             e.1 += self.agent_provisions[ai];
             let f = self.agent_flags[ai];
-            if a.client.cloud_credentials() {
-                cloud.insert(key);
-            }
             if f & F_EWS_NON_OUTLOOK != 0 {
                 ews.insert(key);
             }
@@ -290,6 +289,34 @@ impl Acc {
             }
             if f & F_EWS_DENIED != 0 {
                 ewsp.insert(key);
+            }
+        }
+        // One phone, one device: a user's requests without a device id join
+        // that user's one ActiveSync device of the same app, when there is one.
+        let mut joined: BTreeMap<(&str, &str), (Client, u64)> = BTreeMap::new();
+        for (&(user, device), &(client, by_id, requests)) in &keyed {
+            let phones: Vec<&str> = keyed
+                .iter()
+                .filter(|((u, _), (c, id, _))| *u == user && *id && c.app() == client.app())
+                .map(|((_, d), _)| *d)
+                .collect();
+            let target = match phones[..] {
+                [phone] if !by_id => phone,
+                _ => device,
+            };
+            let owner = keyed[&(user, target)].0;
+            joined.entry((user, target)).or_insert((owner, 0)).1 += requests;
+        }
+        let (mut cloud, mut token) = (BTreeSet::new(), BTreeSet::new());
+        for (&(user, device), &(client, requests)) in &joined {
+            let u = t.users.entry(user.to_string()).or_default();
+            u.requests += requests;
+            u.devices.insert(device.to_string(), DeviceTruth { requests, client: client.id().to_string() });
+            if client.cloud_credentials() {
+                cloud.insert(user);
+            }
+            if client.cloud_token() {
+                token.insert(user);
             }
         }
         for (key, set) in aliases {
@@ -311,6 +338,7 @@ impl Acc {
         t.findings.cloud_credentials = names(cloud);
         t.findings.ews_non_outlook = names(ews);
         t.findings.mobile_on_ews = names(mobile);
+        t.findings.cloud_token = names(token);
         let mut exploits: Vec<ExploitTruth> = pop
             .exploits
             .iter()

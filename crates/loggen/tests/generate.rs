@@ -357,7 +357,9 @@ fn protocol(stem: &str) -> &'static str {
 fn client(ua: &str, dtype: &str, proto: &str) -> &'static str {
     let dt = dtype.to_ascii_lowercase();
     let pre = |p: &[&str]| p.iter().any(|x| ua.starts_with(x));
-    if pre(&["Outlook-iOS-Android/", "Outlook-iOS/", "Outlook-Android/"]) || dt == "outlook" || dt == "outlookservice" {
+    if dt == "outlookservice" {
+        "outlook-mobile-hma"
+    } else if pre(&["Outlook-iOS-Android/", "Outlook-iOS/", "Outlook-Android/"]) || dt == "outlook" {
         "outlook-mobile"
     } else if ua.starts_with("MacOutlook/") || (ua.contains("Macintosh") && ua.contains("Microsoft Outlook")) {
         "outlook-mac"
@@ -382,18 +384,18 @@ fn client(ua: &str, dtype: &str, proto: &str) -> &'static str {
     }
 }
 
-fn exploit_rule(method: &str, q: &str, status: &str, ua: &str) -> Option<&'static str> {
+/// The status is the outcome, never a condition.
+fn exploit_rule(method: &str, q: &str, ua: &str) -> Option<&'static str> {
     let q = q.to_ascii_lowercase();
     let has = |xs: &[&str]| xs.iter().any(|x| q.contains(x));
-    if status == "401"
-        && ((q.contains("/autodiscover.json") && has(&["/powershell", "/mapi/nspi", "/ews", "x-rps-cat"]))
-            || has(&[
-                "autodiscover.json?@",
-                "autodiscover.json%3f@",
-                "%3f@foo.com",
-                "email=autodiscover/autodiscover.json",
-                "json?@foo.com",
-            ]))
+    if (q.contains("/autodiscover.json") && has(&["/powershell", "/mapi/nspi", "/ews", "x-rps-cat"]))
+        || has(&[
+            "autodiscover.json?@",
+            "autodiscover.json%3f@",
+            "%3f@foo.com",
+            "email=autodiscover/autodiscover.json",
+            "json?@foo.com",
+        ])
     {
         return Some("proxyshell");
     }
@@ -419,6 +421,17 @@ struct Dev {
     client: String,
     first: String,
     provisions: u64,
+    /// Keyed by an ActiveSync device id.
+    by_id: bool,
+}
+
+/// The catalog's `app`: Outlook mobile however it signs in.
+fn app(client: &str) -> &str {
+    if client == "outlook-mobile-hma" {
+        "outlook-mobile"
+    } else {
+        client
+    }
 }
 
 fn mini_audit(dir: &Path, cutover: &str) -> Truth {
@@ -461,13 +474,12 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     let mut exploits: BTreeMap<(String, String), u64> = BTreeMap::new();
     for r in &reqs {
         let get = |name: &str| -> &str { r.fields.iter().position(|f| f == name).map_or("-", |i| r.line[i].as_str()) };
-        let (method, stem, query, status) =
-            (get("cs-method"), get("cs-uri-stem"), get("cs-uri-query"), get("sc-status"));
+        let (method, stem, query) = (get("cs-method"), get("cs-uri-stem"), get("cs-uri-query"));
         let ua = get("cs(User-Agent)").replace('+', " ");
         let user = get("cs-username");
         let q = if query == "-" { "" } else { query };
-        let strict = exploit_rule(method, q, status, &ua);
-        let loose = exploit_rule(method, &format!("{stem}?{q}"), status, &ua);
+        let strict = exploit_rule(method, q, &ua);
+        let loose = exploit_rule(method, &format!("{stem}?{q}"), &ua);
         assert_eq!(strict, loose, "rule reading matters for {:?}", r.line);
         let cip = get("c-ip");
         let xff = get("X-Forwarded-For").replace('+', " ");
@@ -516,7 +528,7 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     t.summary.requests = person.len() as u64;
     let mut devs: BTreeMap<(String, String), Dev> = BTreeMap::new();
     let mut aliases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new());
     let (mut iis, mut ewsp) = ((0, BTreeSet::new()), (0, BTreeSet::new()));
     for (r, asq, ua, named) in &person {
         let get = |name: &str| -> &str { r.fields.iter().position(|f| f == name).map_or("-", |i| r.line[i].as_str()) };
@@ -550,27 +562,52 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
         let d = devs.entry((key.clone(), device)).or_default();
         d.requests += 1;
         d.client = c.to_string();
+        d.by_id = asq.is_some();
         if d.first.is_empty() || r.date < d.first {
             d.first = r.date.clone();
         }
-        if c == "outlook-mobile" && asq.as_ref().is_some_and(|a| a.cmd == "Provision") {
+        if app(c) == "outlook-mobile" && asq.as_ref().is_some_and(|a| a.cmd == "Provision") {
             d.provisions += 1;
-        }
-        if c == "outlook-mobile" {
-            cloud.insert(key.clone());
         }
         if proto == "ews" && c != "outlook-windows" && c != "outlook-mac" {
             ews.insert(key.clone());
         }
-        let mobile_client = ["outlook-mobile", "ios-mail", "android-mail", "mobile-browser"].contains(&c);
+        let mobile_client =
+            ["outlook-mobile", "outlook-mobile-hma", "ios-mail", "android-mail", "mobile-browser"].contains(&c);
         if mobile_client && ["ews", "owa", "rpc", "mapi"].contains(&proto) {
             mobile.insert(key.clone());
         }
     }
+    // One phone, one device: requests without a device id join the user's
+    // one ActiveSync device of the same app.
+    let keys: Vec<(String, String)> = devs.keys().cloned().collect();
+    for (user, device) in keys {
+        if devs[&(user.clone(), device.clone())].by_id {
+            continue;
+        }
+        let wanted = app(&devs[&(user.clone(), device.clone())].client).to_string();
+        let phones: Vec<(String, String)> = devs
+            .iter()
+            .filter(|((u, _), d)| *u == user && d.by_id && app(&d.client) == wanted)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let [phone] = &phones[..] {
+            let gone = devs.remove(&(user.clone(), device)).unwrap();
+            let target = devs.get_mut(phone).unwrap();
+            target.requests += gone.requests;
+        }
+    }
+    let (mut cloud, mut token) = (BTreeSet::new(), BTreeSet::new());
     let (mut prov, mut known, mut prov_users, mut new_users) = (0, 0, BTreeSet::new(), BTreeSet::new());
     for ((user, device), d) in devs {
         let u = t.users.entry(user.clone()).or_default();
         u.requests += d.requests;
+        if d.client == "outlook-mobile" {
+            cloud.insert(user.clone());
+        }
+        if d.client == "outlook-mobile-hma" {
+            token.insert(user.clone());
+        }
         let e = u.devices.entry(device).or_default();
         e.requests = d.requests;
         e.client = d.client;
@@ -591,6 +628,7 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     t.findings.cloud_credentials = v(cloud);
     t.findings.ews_non_outlook = v(ews);
     t.findings.mobile_on_ews = v(mobile);
+    t.findings.cloud_token = v(token);
     t.findings.exploit_attempt = exploits
         .into_iter()
         .map(|((rule, source), count)| casguard_loggen::ExploitTruth { rule, source, count })

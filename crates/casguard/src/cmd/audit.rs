@@ -4,14 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use audit::Report;
+use audit::{Report, ReportOptions};
 
-use super::{emit, warn_malformed, Format, Global, Inputs};
+use super::{emit, warn_malformed, Format, Global, Inputs, SignInLimits};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     pub inputs: Inputs,
+    #[command(flatten)]
+    pub signins: SignInLimits,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -31,6 +33,7 @@ pub struct Args {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.format.check_out(args.out.as_deref())?;
+    let thresholds = args.signins.thresholds()?;
     let (interpreter, aggregate, stats) = super::aggregate(&args.inputs, global)?;
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
     if args.strict && malformed > 0 {
@@ -39,7 +42,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     warn_malformed(&stats, "warning");
 
-    let report = Report::build(&aggregate, &stats, &interpreter);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).ok();
+    let report = Report::build_with(&aggregate, &stats, &interpreter, &ReportOptions { thresholds, now });
     match args.format {
         Format::Csv => {
             let dir = args.out.as_deref().expect("checked above");

@@ -177,7 +177,7 @@ fn csv_writes_our_files_and_the_export_activesync_log_set() {
     assert_eq!(read("Hourly.csv").lines().count(), 169);
     let findings = read("findings.csv");
     for user in &truth.findings.ews_non_outlook {
-        assert!(findings.contains(&format!("ews-non-outlook,{user},")), "findings.csv lacks {user}");
+        assert!(findings.contains(&format!("ews-non-outlook,low,{user},")), "findings.csv lacks {user}");
     }
     // Hits in Export-ActiveSyncLog's Users.csv add up to the ActiveSync requests of known devices.
     let total = read("Users.csv").lines().last().unwrap().split(',').nth(5).unwrap().parse::<u64>().unwrap();

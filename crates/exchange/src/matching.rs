@@ -1,0 +1,99 @@
+//! Text matching for the detection rules and the probe markers, without
+//! allocating: ASCII case-insensitive search, user-agent equality as Sigma
+//! writes user agents, the lower-cased URI buffer, path extensions and
+//! query parameter names.
+
+use crate::exploits::URI_BUFFER;
+use crate::request::Request;
+
+/// Lower-case `stem?query` (just `stem` when the query is empty) into `uri`;
+/// returns its length (longer than the buffer: not copied).
+pub(crate) fn lower_uri(r: &Request, uri: &mut [u8; URI_BUFFER]) -> usize {
+    let (stem, query) = (r.stem.as_bytes(), r.query.as_bytes());
+    let len = stem.len() + if query.is_empty() { 0 } else { 1 + query.len() };
+    if len <= URI_BUFFER {
+        uri[..stem.len()].copy_from_slice(stem);
+        if !query.is_empty() {
+            uri[stem.len()] = b'?';
+            uri[stem.len() + 1..len].copy_from_slice(query);
+        }
+        uri[..len].make_ascii_lowercase();
+    }
+    len
+}
+
+/// Whether `stem?query` (just `stem` when the query is empty) contains
+/// `needle`, ignoring ASCII case, without building the string.
+pub(crate) fn uri_contains(stem: &str, query: &str, needle: &str) -> bool {
+    if contains_ci(stem, needle) || (!query.is_empty() && contains_ci(query, needle)) {
+        return true;
+    }
+    if query.is_empty() {
+        return false;
+    }
+    // An occurrence across the boundary includes the `?`.
+    let (s, q, n) = (stem.as_bytes(), query.as_bytes(), needle.as_bytes());
+    n.iter().enumerate().any(|(i, &c)| {
+        c == b'?' && s.len() >= i && s[s.len() - i..].eq_ignore_ascii_case(&n[..i]) && starts_with_ci(q, &n[i + 1..])
+    })
+}
+
+/// The extension of the last segment of `stem`, without the dot; empty when none.
+pub(crate) fn extension(stem: &str) -> &str {
+    let last = stem.rsplit('/').next().unwrap_or("");
+    last.rfind('.').map_or("", |dot| &last[dot + 1..])
+}
+
+/// Whether `query` has a parameter named one of `names` (ASCII case ignored).
+pub(crate) fn has_param(query: &str, names: &[Box<str>]) -> bool {
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    })
+}
+
+/// An optional condition: absent holds.
+pub(crate) fn holds<T>(condition: Option<T>, check: impl FnOnce(T) -> bool) -> bool {
+    match condition {
+        None => true,
+        Some(c) => check(c),
+    }
+}
+
+/// ASCII case-insensitive substring search.
+pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else { return true };
+    if h.len() < n.len() {
+        return false;
+    }
+    let last_start = h.len() - n.len();
+    // Jump between candidates with memchr rather than comparing at every offset,
+    // on a byte without case when the needle has one (`=` in `clientApplication=`):
+    // one byte to look for, and rarer than a letter.
+    if let Some(k) = n.iter().position(|c| !c.is_ascii_alphabetic()) {
+        // The byte after the rare one first: most candidates fail there.
+        let after = n.get(k + 1);
+        return memchr::memchr_iter(n[k], &h[k..=last_start + k]).any(|i| {
+            holds(after, |a| h[i + k + 1].eq_ignore_ascii_case(a)) && h[i..i + n.len()].eq_ignore_ascii_case(n)
+        });
+    }
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), &h[..=last_start])
+        .any(|i| h[i + 1..i + n.len()].eq_ignore_ascii_case(rest))
+}
+
+pub(crate) fn ends_with_ci(hay: &str, suffix: &str) -> bool {
+    let (h, s) = (hay.as_bytes(), suffix.as_bytes());
+    h.len() >= s.len() && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
+}
+
+fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// User agents equal ignoring ASCII case, with `+` and space the same
+/// (Sigma's values are as IIS logs them; ours are decoded).
+pub(crate) fn ua_eq(a: &str, b: &str) -> bool {
+    let norm = |c: u8| if c == b'+' { b' ' } else { c.to_ascii_lowercase() };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
+}
