@@ -226,6 +226,21 @@ pub struct MalformedLine {
     pub detail: String,
 }
 
+/// A note when the Microsoft 365 ranges in use are older than
+/// [`RANGES_MAX_AGE_DAYS`] at `now`: addresses Microsoft added since are
+/// not named `microsoft365`.
+pub fn ranges_age_note(networks: &Networks, now: i64) -> Option<String> {
+    let version = networks.microsoft365_version()?;
+    let published = exchange::endpoints::version_time(version)?;
+    let days = (now - published) / 86_400;
+    (days > RANGES_MAX_AGE_DAYS).then(|| {
+        format!(
+            "the Microsoft 365 ranges in use are endpoints version {version}, {days} days old: addresses Microsoft \
+             added since are not recognised as microsoft365; `casguard ranges update` writes a current list for --ranges"
+        )
+    })
+}
+
 pub fn time_string(t: i64) -> Option<String> {
     (t != i64::MAX && t != i64::MIN && t != 0).then(|| w3c::time::format_rfc3339(t))
 }
@@ -419,6 +434,9 @@ impl Report {
         }
         if malformed > 0 {
             notes.push(format!("{malformed} malformed line(s) were counted and skipped"));
+        }
+        if let Some(note) = options.now.and_then(|now| ranges_age_note(networks, now)) {
+            notes.push(note);
         }
 
         Report {

@@ -12,6 +12,7 @@ pub mod access;
 pub mod activesync;
 pub mod catalog;
 pub mod classify;
+pub mod endpoints;
 pub mod exploits;
 pub mod identity;
 mod load;

@@ -43,6 +43,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     warn_malformed(&stats, "warning");
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).ok();
+    if let Some(note) = now.and_then(|now| audit::report::ranges_age_note(interpreter.networks(), now)) {
+        eprintln!("warning: {note}");
+    }
     let report = Report::build_with(&aggregate, &stats, &interpreter, &ReportOptions { thresholds, now });
     match args.format {
         Format::Csv => {

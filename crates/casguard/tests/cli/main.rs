@@ -11,5 +11,6 @@ mod emit;
 mod export;
 mod gateway;
 mod html;
+mod ranges;
 mod simulate;
 mod watch;
