@@ -156,7 +156,11 @@ pub struct FindingCounts([u64; 4]);
 impl FindingCounts {
     /// The person findings one request of a person makes (none for anything
     /// else: probes, machines, back-end hops beside people are not people's).
+    /// A failed sign-in makes none: the client did not get in.
     pub fn of(req: &Request, catalog: &Catalog) -> FindingCounts {
+        if req.is_failed_sign_in() {
+            return FindingCounts::default();
+        }
         let client = catalog.get(req.client);
         let mobile_door = matches!(req.protocol, Protocol::Ews | Protocol::Owa | Protocol::Rpc | Protocol::Mapi);
         FindingCounts([
@@ -253,6 +257,9 @@ mod tests {
         req.client = catalog.id_of("outlook-mobile-hma").unwrap();
         assert!(findings_of(&req, &catalog).any(|k| k == FindingKind::CloudToken));
         assert!(!findings_of(&req, &catalog).any(|k| k == FindingKind::CloudCredentials));
+        (req.status, req.substatus) = (401, 1);
+        assert_eq!(findings_of(&req, &catalog).count(), 0, "a failed sign-in makes no finding");
+        req.status = 200;
         req.user.clear();
         assert_eq!(findings_of(&req, &catalog).count(), 0, "anonymous requests make no finding");
         req.traffic = Traffic::Attack;

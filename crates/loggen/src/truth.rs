@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, BE};
-use crate::model::{Auth, Client, Cmd, Kind, Proto};
+use crate::model::{outcome, Auth, Client, Cmd, Kind, Proto};
 use crate::population::Population;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,7 +18,14 @@ pub struct Summary {
     pub requests: u64,
     pub backend_duplicates: u64,
     pub probes: u64,
+    /// Requests of exploit rules (a part of `attacks`).
     pub exploit_attempts: u64,
+    /// Requests of every detection rule.
+    #[serde(default)]
+    pub attacks: u64,
+    /// Failed sign-ins (401 1 1326); they are people's requests too.
+    #[serde(default)]
+    pub failed_sign_ins: u64,
     pub machine: u64,
 }
 
@@ -42,6 +49,26 @@ pub struct ExploitTruth {
     pub rule: String,
     pub source: String,
     pub count: u64,
+    /// succeeded, blocked or failed, as the audit sums up a source's answers.
+    #[serde(default)]
+    pub outcome: String,
+}
+
+/// A source that failed to sign in as many users.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SprayTruth {
+    pub source: String,
+    /// Distinct users, all within one window.
+    pub users: u64,
+    pub failures: u64,
+}
+
+/// A user with many failed sign-ins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BruteTruth {
+    pub user: String,
+    pub failures: u64,
+    pub sources: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +83,18 @@ pub struct Findings {
     pub cloud_token: Vec<String>,
     #[serde(rename = "exploit-attempt")]
     pub exploit_attempt: Vec<ExploitTruth>,
+    #[serde(rename = "web-shell", default)]
+    pub web_shell: Vec<ExploitTruth>,
+    #[serde(rename = "data-theft", default)]
+    pub data_theft: Vec<ExploitTruth>,
+    #[serde(rename = "scanner", default)]
+    pub scanner: Vec<ExploitTruth>,
+    #[serde(rename = "outside-vdirs", default)]
+    pub outside_vdirs: Vec<ExploitTruth>,
+    #[serde(rename = "password-spray", default)]
+    pub password_spray: Vec<SprayTruth>,
+    #[serde(rename = "brute-force", default)]
+    pub brute_force: Vec<BruteTruth>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +162,12 @@ pub(crate) struct Acc {
     iis_denied: u64,
     ews_denied: u64,
     exploit: Vec<u64>,
+    /// Per attack source, lines that succeeded, were blocked, failed.
+    exploit_outcomes: Vec<[u64; 3]>,
+    /// Per sign-in attack: attempts written and the targets they named (a bit each).
+    signin: Vec<(u64, u64)>,
+    /// (user key, name as logged) -> failed sign-ins, on the `MSRPC` device.
+    signin_users: BTreeMap<(String, String), u64>,
 }
 
 impl Acc {
@@ -140,6 +185,9 @@ impl Acc {
             iis_denied: 0,
             ews_denied: 0,
             exploit: vec![0; pop.exploits.len()],
+            exploit_outcomes: vec![[0; 3]; pop.exploits.len()],
+            signin: vec![(0, 0); pop.signin_attacks.len()],
+            signin_users: BTreeMap::new(),
         }
     }
 
@@ -151,6 +199,8 @@ impl Acc {
         s.backend_duplicates += o.s.backend_duplicates;
         s.probes += o.s.probes;
         s.exploit_attempts += o.s.exploit_attempts;
+        s.attacks += o.s.attacks;
+        s.failed_sign_ins += o.s.failed_sign_ins;
         s.machine += o.s.machine;
         for (a, b) in self.protocols.iter_mut().zip(o.protocols) {
             *a += b;
@@ -170,6 +220,18 @@ impl Acc {
         for (a, b) in self.exploit.iter_mut().zip(&o.exploit) {
             *a += b;
         }
+        for (a, b) in self.exploit_outcomes.iter_mut().zip(&o.exploit_outcomes) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, b) in self.signin.iter_mut().zip(&o.signin) {
+            a.0 += b.0;
+            a.1 |= b.1;
+        }
+        for (k, n) in &o.signin_users {
+            *self.signin_users.entry(k.clone()).or_default() += n;
+        }
     }
 
     /// Counts one written line. `day_start` is the line's day in seconds since the first day.
@@ -178,8 +240,31 @@ impl Acc {
         match ev.kind {
             Kind::Malformed => self.s.malformed += 1,
             Kind::Exploit => {
-                self.s.exploit_attempts += 1;
+                let rule = pop.exploits[ev.agent as usize].rule;
+                self.s.attacks += 1;
+                if rule.kind() == "exploit" {
+                    self.s.exploit_attempts += 1;
+                }
                 self.exploit[ev.agent as usize] += 1;
+                let slot = match outcome(rule.status(ev.arg)) {
+                    "succeeded" => 0,
+                    "blocked" => 1,
+                    _ => 2,
+                };
+                self.exploit_outcomes[ev.agent as usize][slot] += 1;
+            }
+            Kind::SignInFail => {
+                let attack = &pop.signin_attacks[ev.agent as usize];
+                let j = ev.arg as usize % attack.targets.len();
+                self.s.requests += 1;
+                self.s.failed_sign_ins += 1;
+                self.protocols[Proto::Rpc as usize] += 1;
+                self.clients[Client::OutlookWindows as usize] += 1;
+                let (logged, key) = &attack.targets[j];
+                *self.signin_users.entry((key.clone(), logged.clone())).or_default() += 1;
+                let seen = &mut self.signin[ev.agent as usize];
+                seen.0 += 1;
+                seen.1 |= 1 << j;
             }
             Kind::AmProbe | Kind::EasProbe | Kind::EwsProbe | Kind::OwaMonProbe => self.s.probes += 1,
             Kind::MachineRpc | Kind::MachinePs => self.s.machine += 1,
@@ -291,6 +376,11 @@ impl Acc {
                 ewsp.insert(key);
             }
         }
+        // Failed sign-ins: people's requests on the `MSRPC` device (Outlook's RPC over HTTP).
+        for ((user, logged), n) in &self.signin_users {
+            keyed.entry((user.as_str(), "MSRPC")).or_insert((Client::OutlookWindows, false, 0)).2 += n;
+            aliases.entry(user.as_str()).or_default().insert(logged.as_str());
+        }
         // One phone, one device: a user's requests without a device id join
         // that user's one ActiveSync device of the same app, when there is one.
         let mut joined: BTreeMap<(&str, &str), (Client, u64)> = BTreeMap::new();
@@ -344,10 +434,32 @@ impl Acc {
             .iter()
             .zip(&self.exploit)
             .filter(|(_, n)| **n > 0)
-            .map(|(s, n)| ExploitTruth { rule: s.rule.name().into(), source: s.ip.clone(), count: *n })
+            .zip(&self.exploit_outcomes)
+            .map(|((s, n), o)| {
+                // As the audit sums up: succeeded when any did, else failed, else blocked.
+                let outcome = if o[0] > 0 {
+                    "succeeded"
+                } else if o[2] > 0 {
+                    "failed"
+                } else {
+                    "blocked"
+                };
+                ExploitTruth { rule: s.rule.name().into(), source: s.ip.clone(), count: *n, outcome: outcome.into() }
+            })
             .collect();
         exploits.sort_by(|a, b| (&a.rule, &a.source).cmp(&(&b.rule, &b.source)));
-        t.findings.exploit_attempt = exploits;
+        for e in exploits {
+            let kind = pop.exploits.iter().find(|s| s.rule.name() == e.rule).map_or("exploit", |s| s.rule.kind());
+            let list = match kind {
+                "web-shell" => &mut t.findings.web_shell,
+                "data-theft" => &mut t.findings.data_theft,
+                "scanner" => &mut t.findings.scanner,
+                "outside-vdirs" => &mut t.findings.outside_vdirs,
+                _ => &mut t.findings.exploit_attempt,
+            };
+            list.push(e);
+        }
+        self.signin_findings(pop, &mut t.findings);
         t.policies.iis_block_outlook_ua = PolicyTruth { denied_requests: self.iis_denied, affected_users: names(iis) };
         t.policies.ews_allow_outlook_only =
             PolicyTruth { denied_requests: self.ews_denied, affected_users: names(ewsp) };
@@ -359,5 +471,42 @@ impl Acc {
         t.policies.block_new_outlook_devices =
             PolicyTruth { denied_requests: prov_all - prov_known, affected_users: names(new_users) };
         t
+    }
+
+    /// The sprays and brute forces the written attempts make under the
+    /// default thresholds (5 users in 20 minutes; 100 failures in 10): each
+    /// attack's attempts all fall within its window.
+    fn signin_findings(&self, pop: &Population, f: &mut Findings) {
+        for (attack, &(attempts, seen)) in pop.signin_attacks.iter().zip(&self.signin) {
+            let targets: BTreeSet<&str> = (0..attack.targets.len())
+                .filter(|j| seen >> j & 1 != 0)
+                .map(|j| attack.targets[j].1.as_str())
+                .collect();
+            if attack.ips.len() == 1 && targets.len() >= 5 {
+                debug_assert!(attack.every * attack.attempts <= 20 * 60);
+                f.password_spray.push(SprayTruth {
+                    source: attack.ips[0].clone(),
+                    users: targets.len() as u64,
+                    failures: attempts,
+                });
+            }
+            if let (1, Some(user)) = (targets.len(), targets.first()) {
+                if attempts >= 100 {
+                    debug_assert!(attack.every * attack.attempts <= 10 * 60);
+                    // Sources of all the user's failures, as the audit lists them, sprays included.
+                    let mut sources: BTreeSet<&str> = BTreeSet::new();
+                    for (other, &(n, seen)) in pop.signin_attacks.iter().zip(&self.signin) {
+                        let named = (0..other.targets.len()).any(|j| seen >> j & 1 != 0 && other.targets[j].1 == *user);
+                        if named {
+                            sources.extend(other.ips.iter().take(n as usize).map(String::as_str));
+                        }
+                    }
+                    let sources = sources.len() as u64;
+                    f.brute_force.push(BruteTruth { user: user.to_string(), failures: attempts, sources });
+                }
+            }
+        }
+        f.password_spray.sort_by(|a, b| a.source.cmp(&b.source));
+        f.brute_force.sort_by(|a, b| a.user.cmp(&b.user));
     }
 }

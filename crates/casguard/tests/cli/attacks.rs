@@ -143,26 +143,16 @@ fn scanners_are_apart_from_people_and_probes() {
     assert_eq!(by_source(&report, "outside-vdirs").keys().collect::<Vec<_>>(), ["192.0.2.63"]);
 }
 
-/// Zero false positives: the real back-end sample and the people of the
-/// bundled example logs make no attack and no sign-in finding.
+/// Zero false positives on real people's traffic: the real back-end sample
+/// makes no attack and no sign-in finding. (The generated example logs are
+/// checked against their truth, attacks included, in `audit`.)
 #[test]
 fn people_s_traffic_makes_no_attack_finding() {
     let backend = workspace().join("tests/data/exchange-backend-edge-cases.log");
-    let examples = workspace().join("examples/logs");
-    for path in [backend, examples.clone()] {
-        let report = audit(&[path.to_str().unwrap()], &[]);
-        let kinds: Vec<&str> =
-            report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
-        for kind in ["web-shell", "data-theft", "outside-vdirs", "scanner", "password-spray", "brute-force"] {
-            assert!(!kinds.contains(&kind), "{kind} in {}", path.display());
-        }
-    }
-    // The example logs' only attacks are the exploit attempts the generator wrote.
-    let truth: casguard_loggen::Truth =
-        serde_json::from_str(&std::fs::read_to_string(examples.join("truth.json")).unwrap()).unwrap();
-    let report = audit(&[examples.to_str().unwrap()], &[]);
-    assert_eq!(report["summary"]["attacks"], truth.summary.exploit_attempts);
-    assert_eq!(report["summary"]["requests"], truth.summary.requests);
+    let report = audit(&[backend.to_str().unwrap()], &[]);
+    let kinds: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert!(kinds.is_empty(), "{kinds:?}");
+    assert_eq!(report["summary"]["attacks"], 0);
 }
 
 fn failure(second: u32, ip: &str, user: &str) -> String {
