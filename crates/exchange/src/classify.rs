@@ -18,6 +18,7 @@ use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
 use crate::request::{Protocol, Request, Traffic};
 use crate::url;
+use crate::vdirs::PathFacts;
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -120,7 +121,7 @@ impl Interpreter {
                 req.time = record.timestamp_cached(&mut memo.dates).unwrap_or(0);
                 let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
-                self.interpret_with(req, facts, Some(kind), &mut memo.uri);
+                self.interpret_with(req, facts, Some(kind), &mut memo.uri, Some(&mut memo.paths));
                 true
             }
             Err(_) => false,
@@ -132,7 +133,7 @@ impl Interpreter {
             }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER]);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
         }
     }
 
@@ -145,13 +146,13 @@ impl Interpreter {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
-                self.interpret_with(req, facts, None, &mut memo.uri);
+                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths));
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER]);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
         }
     }
 
@@ -162,6 +163,7 @@ impl Interpreter {
         facts: UaFacts,
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
+        paths: Option<&mut [PathSlot]>,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
@@ -190,7 +192,13 @@ impl Interpreter {
 
         // Lower-cased once for the detection rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
-        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));
+        let path = match paths {
+            Some(slots) if self.exploits.uses_paths() => {
+                Some(path_facts(slots, self.exploits.files(), &req.stem, req.on_backend_site()))
+            }
+            _ => None,
+        };
+        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
         // An attack names no client: its user agent and device type are the attacker's choice.
         req.client = if req.attack.is_some() {
             ClientId::UNKNOWN
@@ -274,6 +282,8 @@ struct UaFacts {
 const MEMO_SLOTS: usize = 4096;
 /// Slots of the per-thread memo of user names (a power of two), direct-mapped too.
 const USER_SLOTS: usize = 4096;
+/// Slots of the per-thread memo of request paths (a power of two), direct-mapped too.
+const PATH_SLOTS: usize = 1024;
 
 #[derive(Default)]
 struct Slot {
@@ -297,6 +307,33 @@ struct Memo {
     dates: w3c::time::DateTimeCache,
     /// User names as logged; they do not depend on the interpreter.
     users: Vec<UserSlot>,
+    /// Request paths and what they are to Exchange, for `owner`'s rules.
+    paths: Vec<PathSlot>,
+}
+
+/// A request path (and whether it reached the back end) and its facts.
+#[derive(Default)]
+struct PathSlot {
+    filled: bool,
+    hash: u64,
+    backend: bool,
+    stem: Vec<u8>,
+    facts: PathFacts,
+}
+
+/// The facts of `stem`, remembered: a log asks for few distinct paths.
+fn path_facts(slots: &mut [PathSlot], files: &crate::vdirs::ExchangeFiles, stem: &str, backend: bool) -> PathFacts {
+    let hash = memo_hash(stem.as_bytes()) ^ u64::from(backend);
+    let slot = direct_mapped(slots, hash);
+    if !(slot.filled && slot.hash == hash && slot.backend == backend && slot.stem == stem.as_bytes()) {
+        slot.filled = true;
+        slot.hash = hash;
+        slot.backend = backend;
+        slot.stem.clear();
+        slot.stem.extend_from_slice(stem.as_bytes());
+        slot.facts = files.facts(stem, backend);
+    }
+    slot.facts
 }
 
 /// A user name as logged, decoded, and its account key.
@@ -322,6 +359,7 @@ impl Memo {
             uri: Box::new([0; URI_BUFFER]),
             dates: w3c::time::DateTimeCache::default(),
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
+            paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
         }
     }
 
@@ -351,6 +389,7 @@ impl Memo {
         if self.owner != it.id {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
+            self.paths.iter_mut().for_each(|s| s.filled = false);
         }
         let hash = memo_hash(key) ^ u64::from(raw);
         let slot = direct_mapped(&mut self.slots, hash);

@@ -40,16 +40,31 @@ pub(crate) fn uri_contains(stem: &str, query: &str, needle: &str) -> bool {
 
 /// The extension of the last segment of `stem`, without the dot; empty when none.
 pub(crate) fn extension(stem: &str) -> &str {
-    let last = stem.rsplit('/').next().unwrap_or("");
-    last.rfind('.').map_or("", |dot| &last[dot + 1..])
+    let b = stem.as_bytes();
+    let last = memchr::memrchr(b'/', b).map_or(0, |i| i + 1);
+    // Both bytes are ASCII: the cuts fall on char boundaries.
+    memchr::memrchr(b'.', &b[last..]).map_or("", |dot| &stem[last + dot + 1..])
+}
+
+/// Whether `ext` is one of `list` (lower-case), ASCII case ignored.
+pub(crate) fn has_extension(list: &[Box<str>], ext: &str) -> bool {
+    !ext.is_empty() && list.iter().any(|e| e.len() == ext.len() && e.eq_ignore_ascii_case(ext))
 }
 
 /// Whether `query` has a parameter named one of `names` (ASCII case ignored).
 pub(crate) fn has_param(query: &str, names: &[Box<str>]) -> bool {
-    query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        names.iter().any(|n| n.eq_ignore_ascii_case(name))
-    })
+    let q = query.as_bytes();
+    let mut start = 0;
+    while start <= q.len() {
+        let end = memchr::memchr(b'&', &q[start..]).map_or(q.len(), |i| start + i);
+        let pair = &q[start..end];
+        let name = &pair[..memchr::memchr(b'=', pair).unwrap_or(pair.len())];
+        if names.iter().any(|n| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name)) {
+            return true;
+        }
+        start = end + 1;
+    }
+    false
 }
 
 /// An optional condition: absent holds.
