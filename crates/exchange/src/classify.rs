@@ -199,13 +199,11 @@ impl Interpreter {
             _ => None,
         };
         req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
+        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
+        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
         // An attack names no client: its user agent and device type are the attacker's choice.
-        req.client = if req.attack.is_some() {
-            ClientId::UNKNOWN
-        } else {
-            let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-            self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol)
-        };
+        (req.client, req.attack_claims) =
+            if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {

@@ -295,6 +295,9 @@ pub struct Request {
     pub user: String,
     pub activesync: ActiveSync,
     pub client: ClientId,
+    /// For an attack, the client its user agent and device claim (`client`
+    /// is then `unknown`); see [`Request::claimed_client`].
+    pub attack_claims: ClientId,
     pub traffic: Traffic,
     /// The detection rule when `traffic` is `Attack`.
     pub attack: Option<Detection>,
@@ -322,8 +325,21 @@ impl Request {
         self.user.clear();
         self.activesync.clear();
         self.client = ClientId::default();
+        self.attack_claims = ClientId::default();
         self.traffic = Traffic::Person;
         self.attack = None;
+    }
+
+    /// The client the request claims to be: its `client`, or for an attack,
+    /// which names no client, the one its user agent and device claim. What
+    /// a policy judges, so that an attack dressed as a denied client is
+    /// denied as that client.
+    pub fn claimed_client(&self) -> ClientId {
+        if self.attack.is_some() {
+            self.attack_claims
+        } else {
+            self.client
+        }
     }
 
     /// What the status says became of the request.

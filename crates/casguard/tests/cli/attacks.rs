@@ -88,6 +88,21 @@ fn winterfell_web_shell_and_stolen_files_are_attacks_not_outlook_users() {
     assert!(findings(&report, "data-theft").iter().all(|f| f["outcome"] == "succeeded"));
 }
 
+/// Every real IIS sample together: attacks only, no person, no person finding.
+#[test]
+fn every_real_iis_sample_is_attacks_and_no_person() {
+    let dir = workspace().join("tests/data/iis");
+    let report = audit(&[dir.to_str().unwrap()], &[]);
+    assert_eq!(report["summary"]["requests"], 0);
+    let kinds: std::collections::BTreeSet<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["data-theft", "web-shell"]);
+    // The artefacts.help block is an illustration that no IIS writes: malformed, not guessed at.
+    let malformed: u64 =
+        report["malformed"].as_array().unwrap().iter().map(|f| counts(&f["counts"]).values().sum::<u64>()).sum();
+    assert_eq!(malformed, 2, "the illustration, and the winterfell line run into the next");
+}
+
 /// HelseCERT's ProxyLogon web shell: answered 200, and later 302.
 #[test]
 fn helsecert_web_shell_carries_each_answer() {
