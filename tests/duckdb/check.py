@@ -39,6 +39,7 @@ def main():
         # The README questions, verbatim in spirit.
         "outlook_mobile_users": column(
             "SELECT user FROM r WHERE traffic = 'person' AND user IS NOT NULL AND client = 'outlook-mobile' "
+            "AND device_id IS NOT NULL "
             "GROUP BY user ORDER BY user"),
         "ews_non_outlook_users": column(
             "SELECT user FROM r WHERE traffic = 'person' AND user IS NOT NULL AND protocol = 'ews' "
