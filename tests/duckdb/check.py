@@ -31,13 +31,15 @@ def main():
         "person_decisions": pairs("SELECT decision, count(*) FROM r WHERE traffic = 'person' GROUP BY ALL"),
         "probes": con.execute("SELECT count(*) FROM r WHERE is_probe").fetchone()[0],
         "backend": con.execute("SELECT count(*) FROM r WHERE is_backend").fetchone()[0],
-        "exploits": pairs("SELECT exploit_rule, count(*) FROM r WHERE exploit_rule IS NOT NULL GROUP BY ALL"),
+        "exploits": pairs("SELECT attack_rule, count(*) FROM r WHERE attack_kind = 'exploit' GROUP BY ALL"),
+        "attacks": pairs("SELECT attack_kind, count(*) FROM r WHERE attack_rule IS NOT NULL GROUP BY ALL"),
         "dates": [str(d) for d in column("SELECT DISTINCT date FROM r ORDER BY 1")],
         # Rows whose time is not in their partition's day: must be 0.
         "misfiled": con.execute("SELECT count(*) FROM r WHERE CAST(time AS DATE) <> date").fetchone()[0],
         # The README questions, verbatim in spirit.
         "outlook_mobile_users": column(
             "SELECT user FROM r WHERE traffic = 'person' AND user IS NOT NULL AND client = 'outlook-mobile' "
+            "AND device_id IS NOT NULL "
             "GROUP BY user ORDER BY user"),
         "ews_non_outlook_users": column(
             "SELECT user FROM r WHERE traffic = 'person' AND user IS NOT NULL AND protocol = 'ews' "

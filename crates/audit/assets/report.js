@@ -136,7 +136,7 @@
       if (!list.length) return;
       any = true;
       var h3 = el("h3");
-      h3.appendChild(el("span", "badge " + fk.kind, fk.kind));
+      h3.appendChild(el("span", "badge " + fk.kind + " " + (fk.severity || ""), fk.kind));
       h3.appendChild(document.createTextNode(list.length + " finding(s)"));
       h.appendChild(h3);
       h.appendChild(el("p", "meaning", fk.meaning));
@@ -150,6 +150,12 @@
         if (f.rule) kv(body, "rule", f.rule);
         if (f.source) kv(body, "source", f.source.ip + " (" + f.source.network + ")");
         if (f.sample) kv(body, "sample", f.sample);
+        if (f.outcome) kv(body, "outcome", f.outcome + " (" + entries(f.outcomes).map(function (o) { return o[0] + " " + o[1]; }).join(", ") + ")");
+        if (f.paths && f.paths.length > 1) kv(body, "paths", f.paths.join(", "));
+        if (f.users && f.users.length) kv(body, "users", f.users.join(", "));
+        if (f.user_agents && f.user_agents.length) kv(body, "user agents", f.user_agents.join(" | "));
+        if (f.sources && f.sources.length) kv(body, "from", f.sources.map(function (x) { return x.ip + " " + x.network + " \u00d7" + x.requests; }).join(", "));
+        if (f.peak) kv(body, "worst window", f.peak + " within " + Math.round(f.window_seconds / 60) + " minutes (threshold " + f.threshold + ")");
         if (f.cloud_sources && f.cloud_sources.length) {
           kv(body, "cloud sources", f.cloud_sources.map(function (c) { return c.ip + " " + c.network + " \u00d7" + c.requests; }).join(", ") +
             (f.cloud_sources_more ? " and " + f.cloud_sources_more + " more" : ""));
@@ -213,6 +219,7 @@
           sources: (d.sources || []).map(function (s) { return s.ip + " (" + s.network + ") \u00d7" + s.requests; }).join("\n") +
             (d.sources_more ? "\n" + d.sources_more + " more" : ""),
           model: [d.model, d.os].filter(Boolean).join(" / "),
+          access: d.access ? d.access.state + (d.access.reason ? " (" + d.access.reason + ")" : "") : "",
           ua: (d.user_agents || [])[0] || "", uas: (d.user_agents || []).join("\n"),
           first: short(d.first_seen), last: short(d.last_seen)
         });
@@ -224,6 +231,7 @@
       { key: "type", label: "type" }, { key: "client", label: "client" },
       { key: "requests", label: "requests", num: true }, { key: "protocols", label: "protocols", wrap: true },
       { key: "networks", label: "networks", title: "sources" }, { key: "model", label: "model / OS", wrap: true },
+      { key: "access", label: "ActiveSync verdict", wrap: true },
       { key: "ua", label: "user agent", wrap: true, mono: true, title: "uas" },
       { key: "first", label: "first seen" }, { key: "last", label: "last seen" }
     ], rows, { id: "users-devices", name: "devices", placeholder: "Filter users, devices, clients, agents" });

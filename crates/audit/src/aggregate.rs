@@ -12,10 +12,12 @@ use std::collections::HashMap;
 pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::net::IpAddr;
 
-use exchange::{ClientId, NetworkId, Protocol, Request, Traffic};
+use exchange::{AccessVerdict, AttackKind, ClientId, NetworkId, Protocol, Request, Traffic};
 
+use crate::attacks::AttackAgg;
 use crate::capped::CappedCounts;
 use crate::findings::FindingCounts;
+use crate::signins::SignIns;
 
 const PROTOCOLS: usize = Protocol::ALL.len();
 const MAX_ALIASES: usize = 16;
@@ -40,12 +42,12 @@ impl Default for Span {
 }
 
 impl Span {
-    fn see(&mut self, t: i64) {
+    pub(crate) fn see(&mut self, t: i64) {
         self.first = self.first.min(t);
         self.last = self.last.max(t);
     }
 
-    fn merge(&mut self, other: Span) {
+    pub(crate) fn merge(&mut self, other: Span) {
         self.first = self.first.min(other.first);
         self.last = self.last.max(other.last);
     }
@@ -72,6 +74,11 @@ pub struct DeviceAgg {
     /// Model and OS from the ActiveSync Log token, when Exchange logged them.
     pub model: String,
     pub os: String,
+    /// Keyed by an ActiveSync DeviceId (not by a user agent).
+    pub keyed_by_id: bool,
+    /// ActiveSync's own verdict (the `As` Log token) at the latest time it
+    /// was logged; ties go to the greater verdict, so merges agree.
+    pub access: Option<(i64, AccessVerdict)>,
     /// Day-of-week x hour buckets (168 bits) in which the device was seen.
     pub hours_seen: [u64; 3],
 }
@@ -91,8 +98,30 @@ impl DeviceAgg {
             findings: FindingCounts::default(),
             model: String::new(),
             os: String::new(),
+            keyed_by_id: false,
+            access: None,
             hours_seen: [0; 3],
         }
+    }
+
+    fn see_access(&mut self, seen: Option<(i64, AccessVerdict)>) {
+        let key = |a: &(i64, AccessVerdict)| (a.0, a.1.state, a.1.reason);
+        if let Some(new) = seen {
+            if self.access.as_ref().is_none_or(|old| key(&new) > key(old)) {
+                self.access = Some(new);
+            }
+        }
+    }
+
+    /// Add `other`, a device of the same phone without a device id, into
+    /// this one: its requests take this device's client (see
+    /// [`FindingCounts::as_client`]).
+    pub(crate) fn absorb(&mut self, mut other: DeviceAgg, client: &exchange::Client) {
+        other.findings = other.findings.as_client(other.requests, client);
+        let (keep, time) = (self.client, self.client_time);
+        let keyed = self.keyed_by_id;
+        self.merge(other);
+        (self.client, self.client_time, self.keyed_by_id) = (keep, time, keyed);
     }
 
     fn add(&mut self, req: &Request, findings: FindingCounts) {
@@ -125,6 +154,12 @@ impl DeviceAgg {
         if self.os.is_empty() && !log.device_os.is_empty() {
             self.os.push_str(&log.device_os);
         }
+        if !req.activesync.device_id.is_empty() {
+            self.keyed_by_id = true;
+        }
+        if !log.access_state.is_empty() {
+            self.see_access(exchange::parse_access_state(&log.access_state).map(|v| (req.time, v)));
+        }
         if req.time != 0 {
             let bucket = hour_of_week(req.time);
             self.hours_seen[bucket / 64] |= 1 << (bucket % 64);
@@ -155,6 +190,8 @@ impl DeviceAgg {
         if self.os.is_empty() {
             self.os = other.os;
         }
+        self.keyed_by_id |= other.keyed_by_id;
+        self.see_access(other.access);
         for (mine, theirs) in self.hours_seen.iter_mut().zip(other.hours_seen) {
             *mine |= theirs;
         }
@@ -382,16 +419,6 @@ fn add_run(timeline: &mut CappedCounts<(i64, u16)>, (hour, n): (i64, u64), clien
     }
 }
 
-/// One exploit attempt source: a detection rule and the address it came from.
-#[derive(Clone, Debug)]
-pub struct ExploitAgg {
-    pub requests: u64,
-    pub span: Span,
-    /// The smallest stem and query seen, as evidence.
-    pub sample: String,
-    pub network: NetworkId,
-}
-
 /// Everything learned from the logs.
 #[derive(Clone, Debug, Default)]
 pub struct Aggregate {
@@ -409,11 +436,17 @@ pub struct Aggregate {
     /// Probe user agents with their counts.
     pub probe_agents: Map<Box<str>, u64>,
     pub machine: u64,
-    pub exploits: Map<(&'static str, Option<IpAddr>), ExploitAgg>,
+    /// Requests of detection rules, by rule and source address.
+    pub attacks: Map<(&'static str, Option<IpAddr>), AttackAgg>,
+    /// Failed sign-ins, whoever made them (probes aside).
+    pub signins: SignIns,
 }
 
 impl Aggregate {
     pub fn add(&mut self, req: &Request, catalog: &exchange::Catalog) {
+        if req.traffic != Traffic::Probe {
+            self.signins.add(req);
+        }
         match req.traffic {
             Traffic::Person => self.people.add(req, catalog),
             Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
@@ -430,21 +463,14 @@ impl Aggregate {
                     self.probe_agents.insert(ua.into(), 1);
                 }
             }
-            Traffic::Exploit => {
-                let rule = req.exploit.unwrap_or("unknown");
-                let entry = self.exploits.entry((rule, req.client_ip)).or_insert_with(|| ExploitAgg {
-                    requests: 0,
-                    span: Span::default(),
-                    sample: String::new(),
-                    network: req.network,
-                });
-                entry.requests += 1;
-                entry.span.see(req.time);
-                // Keep the smallest sample; compare before building it so that
-                // a repeated attempt allocates nothing.
-                if entry.sample.is_empty() || sample_bytes(req).lt(entry.sample.bytes()) {
-                    entry.sample = sample_bytes(req).map(char::from).collect();
-                }
+            Traffic::Attack => {
+                let Some(attack) = req.attack else { return };
+                let key = (attack.rule, req.client_ip);
+                let entry = match self.attacks.get_mut(&key) {
+                    Some(entry) => entry,
+                    None => self.attacks.entry(key).or_insert_with(|| AttackAgg::new(attack.kind, req.network)),
+                };
+                entry.add(req);
             }
         }
     }
@@ -463,20 +489,15 @@ impl Aggregate {
         }
         self.machine += other.machine;
         self.backend_machine += other.backend_machine;
-        for (key, exploit) in other.exploits {
-            match self.exploits.get_mut(&key) {
-                Some(mine) => {
-                    mine.requests += exploit.requests;
-                    mine.span.merge(exploit.span);
-                    if exploit.sample < mine.sample {
-                        mine.sample = exploit.sample;
-                    }
-                }
+        for (key, attack) in other.attacks {
+            match self.attacks.get_mut(&key) {
+                Some(mine) => mine.merge(attack),
                 None => {
-                    self.exploits.insert(key, exploit);
+                    self.attacks.insert(key, attack);
                 }
             }
         }
+        self.signins.merge(other.signins);
     }
 
     /// True when only back-end logs were given: their hops are then the people.
@@ -504,23 +525,10 @@ impl Aggregate {
         }
     }
 
-    pub fn exploit_attempts(&self) -> u64 {
-        self.exploits.values().map(|e| e.requests).sum()
+    /// Requests of detection rules of `kind`.
+    pub fn attack_requests(&self, kind: AttackKind) -> u64 {
+        self.attacks.values().filter(|a| a.kind == kind).map(|a| a.requests).sum()
     }
-}
-
-/// `METHOD stem?query`, cut to 512 bytes: the evidence kept for an exploit attempt.
-/// Bytes outside ASCII are replaced so the sample is always valid text.
-fn sample_bytes(req: &Request) -> impl Iterator<Item = u8> + '_ {
-    let query: &[u8] = if req.query.is_empty() { b"" } else { b"?" };
-    req.method
-        .bytes()
-        .chain(*b" ")
-        .chain(req.stem.bytes())
-        .chain(query.iter().copied())
-        .chain(req.query.bytes())
-        .map(|b| if b.is_ascii() { b } else { b'?' })
-        .take(512)
 }
 
 #[cfg(test)]

@@ -130,9 +130,16 @@ impl<'a> Alerter<'a> {
                 client.name,
                 rule.as_deref().unwrap_or("the policy")
             ),
-            AlertKind::Finding(FindingKind::ExploitAttempt) => {
-                format!("{} {protocol}{from}: {} {}", rule.as_deref().unwrap_or("exploit"), req.method, req.stem)
+            AlertKind::Finding(FindingKind::CloudToken) => {
+                format!("{user}: first {} device {device}{from}", client.name)
             }
+            AlertKind::Finding(kind) => format!(
+                "{} {protocol}{from}: {} {} ({})",
+                rule.as_deref().unwrap_or(kind.key()),
+                req.method,
+                req.stem,
+                req.outcome().key()
+            ),
         };
         let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Alert {
@@ -157,14 +164,15 @@ impl<'a> Alerter<'a> {
 fn alert_key(kind: AlertKind, req: &Request, client: &Client, rule: Option<&str>) -> String {
     let (user, device) = (&req.user, req.device_key());
     match kind {
-        AlertKind::Finding(FindingKind::ExploitAttempt) => {
-            let ip = req.client_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
-            format!("{}|{}|{ip}", kind.key(), rule.unwrap_or("unknown"))
-        }
-        AlertKind::Finding(FindingKind::CloudCredentials) => format!("{}|{user}", kind.key()),
+        AlertKind::Finding(FindingKind::CloudCredentials | FindingKind::CloudToken) => format!("{}|{user}", kind.key()),
         AlertKind::Finding(FindingKind::EwsNonOutlook) => format!("{}|{user}|{}", kind.key(), client.id),
         AlertKind::Finding(FindingKind::MobileOnEws) | AlertKind::PolicyDeny => {
             format!("{}|{user}|{device}", kind.key())
+        }
+        // An attack: once per rule and source.
+        AlertKind::Finding(_) => {
+            let ip = req.client_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
+            format!("{}|{}|{ip}", kind.key(), rule.unwrap_or("unknown"))
         }
     }
 }
@@ -178,7 +186,7 @@ impl RequestSink for Alerter<'_> {
         }
         let catalog = self.rules.interpreter.catalog();
         for kind in findings_of(req, catalog) {
-            let rule = (kind == FindingKind::ExploitAttempt).then(|| req.exploit.unwrap_or("unknown"));
+            let rule = req.attack.filter(|_| req.traffic == Traffic::Attack).map(|a| a.rule);
             self.raise(AlertKind::Finding(kind), req, rule);
         }
         // As the findings: only people's requests with a user.

@@ -77,6 +77,7 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             "commands",
             "sources",
             "networks",
+            "activesync_access",
             "first_seen",
             "last_seen"
         ]
@@ -103,6 +104,10 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
                     commands.join(";"),
                     ips.join(";"),
                     networks.join(";"),
+                    d.access
+                        .as_ref()
+                        .map(|a| format!("{} {}", a.state, a.reason).trim().to_string())
+                        .unwrap_or_default(),
                     d.first_seen.clone().unwrap_or_default(),
                     d.last_seen.clone().unwrap_or_default(),
                 ]
@@ -113,7 +118,23 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     written.push(path);
 
     let (mut w, path) = writer(dir, "findings.csv")?;
-    row!(w, path, ["kind", "user", "summary", "requests", "devices", "sources", "first_seen", "last_seen"]);
+    row!(
+        w,
+        path,
+        [
+            "kind",
+            "severity",
+            "user",
+            "summary",
+            "requests",
+            "outcome",
+            "rule",
+            "devices",
+            "sources",
+            "first_seen",
+            "last_seen"
+        ]
+    );
     for f in &report.findings {
         let devices: Vec<&str> = f.devices.iter().map(|d| d.id.as_str()).collect();
         let mut sources: Vec<String> =
@@ -121,6 +142,7 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
         if let Some(source) = &f.source {
             sources.push(format!("{} [{}]", source.ip, source.network));
         }
+        sources.extend(f.sources.iter().map(|s| format!("{} [{}]", s.ip, s.network)));
         sources.sort();
         sources.dedup();
         row!(
@@ -128,9 +150,12 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             path,
             [
                 f.kind.key(),
+                f.severity.key(),
                 f.user.clone().unwrap_or_default(),
                 f.summary,
                 f.requests.to_string(),
+                f.outcome.unwrap_or_default(),
+                f.rule.unwrap_or_default(),
                 devices.join(";"),
                 sources.join(";"),
                 f.first_seen.clone().unwrap_or_default(),

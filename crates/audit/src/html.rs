@@ -156,9 +156,17 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         let n = count(kind);
         card(&mut body, kind.key(), &num(n), if n > 0 { "warn" } else { "ok" });
     }
-    let exploits = count(FindingKind::ExploitAttempt);
-    card(&mut body, "exploit sources", &num(exploits), if exploits > 0 { "bad" } else { "ok" });
-    card(&mut body, "exploit requests", &num(s.exploit_attempts), if s.exploit_attempts > 0 { "bad" } else { "ok" });
+    for kind in [
+        FindingKind::WebShell,
+        FindingKind::DataTheft,
+        FindingKind::ExploitAttempt,
+        FindingKind::PasswordSpray,
+        FindingKind::BruteForce,
+    ] {
+        let n = count(kind);
+        card(&mut body, kind.key(), &num(n), if n > 0 { "bad" } else { "ok" });
+    }
+    card(&mut body, "attack requests", &num(s.attacks), if s.attacks > 0 { "bad" } else { "ok" });
     card(&mut body, "probes", &num(s.probes), "");
     card(&mut body, "back-end hops", &num(s.backend_duplicates), "");
     card(&mut body, "machine accounts", &num(s.machine), "");
@@ -240,7 +248,9 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
             }
         }
     }
-    let kinds = FindingKind::ALL.iter().map(|k| serde_json::json!({"kind": k.key(), "meaning": k.meaning()}));
+    let kinds = FindingKind::ALL
+        .iter()
+        .map(|k| serde_json::json!({"kind": k.key(), "meaning": k.meaning(), "severity": k.severity().key()}));
     data["finding_kinds"] = Value::Array(kinds.collect());
     data["kind"] = Value::from("audit");
 

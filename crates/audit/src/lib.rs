@@ -10,21 +10,26 @@
 
 pub mod aggregate;
 pub mod alerts;
+pub mod attacks;
 mod capped;
 pub mod csv_out;
+mod devices;
 pub mod findings;
 pub mod html;
 pub mod partnerships;
 pub mod report;
 pub mod scan;
+pub mod signins;
 pub mod simulate;
 pub mod table;
+mod threats;
 pub mod watch;
 
 pub use aggregate::Aggregate;
 pub use findings::FindingKind;
-pub use report::Report;
+pub use report::{Report, ReportOptions};
 pub use scan::{
     audit_files, scan_each_file, scan_in_order, scan_records, scan_requests, Accumulate, Accumulator, Collector,
     ScanError,
 };
+pub use signins::Thresholds;

@@ -3,13 +3,27 @@
 
 use std::collections::BTreeMap;
 
-use exchange::{Catalog, Interpreter, NetworkId, Networks, Protocol};
+use exchange::{AttackKind, Catalog, Interpreter, NetworkId, Networks, Protocol};
 use rayon::prelude::*;
 use serde::Serialize;
 use w3c::{FileStats, MalformedKind};
 
 use crate::aggregate::{Aggregate, DeviceAgg, Span, Tally, UserAgg};
-use crate::findings::FindingKind;
+use crate::findings::{FindingKind, Severity};
+use crate::signins::Thresholds;
+
+/// What a report is built with beyond the logs.
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// When failed sign-ins make a spray or brute-force finding.
+    pub thresholds: Thresholds,
+    /// Now, in seconds since the epoch: the age of the Microsoft 365 ranges
+    /// is judged against it. `None`: not judged.
+    pub now: Option<i64>,
+}
+
+/// Ranges older than this many days draw a warning.
+pub const RANGES_MAX_AGE_DAYS: i64 = 45;
 
 /// Keys of this document are stable; see README "JSON output".
 #[derive(Debug, Serialize)]
@@ -36,7 +50,15 @@ pub struct Summary {
     pub requests: u64,
     pub backend_duplicates: u64,
     pub probes: u64,
+    /// Requests of public exploit rules (a kind of `attacks`).
     pub exploit_attempts: u64,
+    /// Requests of every detection rule: exploits, web shells, data theft,
+    /// paths outside Exchange, scanners. None of them is a person's.
+    pub attacks: u64,
+    /// `attacks` by kind; zero counts omitted.
+    pub attack_kinds: BTreeMap<&'static str, u64>,
+    /// Failed sign-ins (401 with substatus 1 or Windows error 1326).
+    pub failed_sign_ins: u64,
     /// Requests by computer accounts such as `EX04$`.
     pub machine: u64,
     pub anonymous: u64,
@@ -75,8 +97,22 @@ pub struct DeviceReport {
     pub sources: Vec<Source>,
     pub model: Option<String>,
     pub os: Option<String>,
+    /// ActiveSync's own verdict on the device, the last time it logged one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessReport>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
+}
+
+/// The device access state from the ActiveSync `As` Log token.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AccessReport {
+    /// allowed, blocked, quarantined, device-discovery, unknown.
+    pub state: &'static str,
+    /// Exchange's `DeviceAccessStateReason` (Global, Individual, DeviceRule, ...).
+    pub reason: &'static str,
+    /// When Exchange last logged it.
+    pub seen: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -89,6 +125,7 @@ pub struct Source {
 #[derive(Debug, Serialize)]
 pub struct Finding {
     pub kind: FindingKind,
+    pub severity: Severity,
     pub user: Option<String>,
     /// One line an admin can read.
     pub summary: String,
@@ -101,13 +138,69 @@ pub struct Finding {
     /// Addresses in named cloud networks (cloud-credentials).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cloud_sources: Vec<Source>,
-    /// Detection rule (exploit-attempt).
+    /// Detection rule (attacks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample: Option<String>,
+    /// What became of an attack's requests, most telling first: succeeded
+    /// when any did, else failed, else blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// Requests by outcome (succeeded, blocked, failed, unknown); zeros omitted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Paths an attack asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Accounts an attack named, or a spray tried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_agents: Vec<String>,
+    /// Where a brute force came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    /// Password spray and brute force: the worst window (distinct users, or
+    /// failures), the window in seconds and the threshold it reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u64>,
+}
+
+impl Finding {
+    /// A finding of `kind` with nothing but its summary and counts set.
+    pub(crate) fn new(kind: FindingKind, summary: String, requests: u64, span: Span) -> Finding {
+        let (first_seen, last_seen) = span_strings(span);
+        Finding {
+            kind,
+            severity: kind.severity(),
+            user: None,
+            summary,
+            requests,
+            first_seen,
+            last_seen,
+            devices: Vec::new(),
+            cloud_sources: Vec::new(),
+            rule: None,
+            source: None,
+            sample: None,
+            outcome: None,
+            outcomes: BTreeMap::new(),
+            paths: Vec::new(),
+            users: Vec::new(),
+            user_agents: Vec::new(),
+            sources: Vec::new(),
+            peak: None,
+            window_seconds: None,
+            threshold: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -136,11 +229,26 @@ pub struct MalformedLine {
     pub detail: String,
 }
 
+/// A note when the Microsoft 365 ranges in use are older than
+/// [`RANGES_MAX_AGE_DAYS`] at `now`: addresses Microsoft added since are
+/// not named `microsoft365`.
+pub fn ranges_age_note(networks: &Networks, now: i64) -> Option<String> {
+    let version = networks.microsoft365_version()?;
+    let published = exchange::endpoints::version_time(version)?;
+    let days = (now - published) / 86_400;
+    (days > RANGES_MAX_AGE_DAYS).then(|| {
+        format!(
+            "the Microsoft 365 ranges in use are endpoints version {version}, {days} days old: addresses Microsoft \
+             added since are not recognised as microsoft365; `casguard ranges update` writes a current list for --ranges"
+        )
+    })
+}
+
 pub fn time_string(t: i64) -> Option<String> {
     (t != i64::MAX && t != i64::MIN && t != 0).then(|| w3c::time::format_rfc3339(t))
 }
 
-fn span_strings(span: Span) -> (Option<String>, Option<String>) {
+pub(crate) fn span_strings(span: Span) -> (Option<String>, Option<String>) {
     if span.is_empty() {
         (None, None)
     } else {
@@ -152,7 +260,7 @@ pub fn protocol_map(counts: &[u64]) -> BTreeMap<&'static str, u64> {
     Protocol::ALL.iter().zip(counts).filter(|(_, n)| **n > 0).map(|(p, n)| (p.key(), *n)).collect()
 }
 
-fn is_cloud_network(network: NetworkId) -> bool {
+pub(crate) fn is_cloud_network(network: NetworkId) -> bool {
     !matches!(network, NetworkId::LOOPBACK | NetworkId::INTERNAL | NetworkId::EXTERNAL)
 }
 
@@ -179,6 +287,11 @@ pub(crate) fn device_report(key: &str, device: &DeviceAgg, catalog: &Catalog, ne
             .collect(),
         model: (!device.model.is_empty()).then(|| device.model.clone()),
         os: (!device.os.is_empty()).then(|| device.os.clone()),
+        access: device.access.map(|(time, v)| AccessReport {
+            state: v.state.key(),
+            reason: v.reason,
+            seen: time_string(time),
+        }),
         first_seen,
         last_seen,
     }
@@ -193,7 +306,11 @@ fn user_report(key: &str, user: &UserAgg, catalog: &Catalog, networks: &Networks
         first_seen,
         last_seen,
         protocols: protocol_map(&user.protocols),
-        devices: user.sorted_devices().into_iter().map(|(k, d)| device_report(k, d, catalog, networks)).collect(),
+        devices: user
+            .joined_devices(catalog)
+            .into_iter()
+            .map(|(k, d)| device_report(k, &d, catalog, networks))
+            .collect(),
     }
 }
 
@@ -202,7 +319,7 @@ fn person_findings(tally: &Tally, catalog: &Catalog, networks: &Networks) -> Vec
     for kind in FindingKind::PERSON {
         let count = |d: &DeviceAgg| d.findings.get(kind);
         for (user, agg) in tally.sorted_users() {
-            let devices: Vec<_> = agg.sorted_devices().into_iter().filter(|(_, d)| count(d) > 0).collect();
+            let devices: Vec<_> = agg.joined_devices(catalog).into_iter().filter(|(_, d)| count(d) > 0).collect();
             if devices.is_empty() {
                 continue;
             }
@@ -235,52 +352,15 @@ fn person_findings(tally: &Tally, catalog: &Catalog, networks: &Networks) -> Vec
                 names.dedup();
                 names
             };
-            let (first_seen, last_seen) = span_strings(span);
-            findings.push(Finding {
-                kind,
-                user: Some(user.to_string()),
-                summary: format!("{user}: {} ({} device(s), {requests} requests)", clients.join(", "), reports.len()),
-                requests,
-                first_seen,
-                last_seen,
-                devices: reports,
-                cloud_sources,
-                rule: None,
-                source: None,
-                sample: None,
-            });
+            let summary = format!("{user}: {} ({} device(s), {requests} requests)", clients.join(", "), reports.len());
+            let mut finding = Finding::new(kind, summary, requests, span);
+            finding.user = Some(user.to_string());
+            finding.devices = reports;
+            finding.cloud_sources = cloud_sources;
+            findings.push(finding);
         }
     }
     findings
-}
-
-fn exploit_findings(agg: &Aggregate, networks: &Networks) -> Vec<Finding> {
-    let mut exploits: Vec<_> = agg.exploits.iter().collect();
-    exploits.sort_by(|a, b| a.0.cmp(b.0));
-    exploits
-        .into_iter()
-        .map(|((rule, ip), e)| {
-            let (first_seen, last_seen) = span_strings(e.span);
-            let ip_text = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
-            Finding {
-                kind: FindingKind::ExploitAttempt,
-                user: None,
-                summary: format!("{rule} from {ip_text} ({} requests)", e.requests),
-                requests: e.requests,
-                first_seen,
-                last_seen,
-                devices: Vec::new(),
-                cloud_sources: Vec::new(),
-                rule: Some(rule),
-                source: Some(Source {
-                    ip: ip_text,
-                    network: networks.name(e.network).to_string(),
-                    requests: e.requests,
-                }),
-                sample: Some(e.sample.clone()),
-            }
-        })
-        .collect()
 }
 
 fn malformed_files(files: &[FileStats]) -> Vec<MalformedFile> {
@@ -304,7 +384,17 @@ fn malformed_files(files: &[FileStats]) -> Vec<MalformedFile> {
 }
 
 impl Report {
+    /// The report with the default thresholds, without judging the ranges' age.
     pub fn build(agg: &Aggregate, files: &[FileStats], interpreter: &Interpreter) -> Report {
+        Report::build_with(agg, files, interpreter, &ReportOptions::default())
+    }
+
+    pub fn build_with(
+        agg: &Aggregate,
+        files: &[FileStats],
+        interpreter: &Interpreter,
+        options: &ReportOptions,
+    ) -> Report {
         let catalog = interpreter.catalog();
         let networks = interpreter.networks();
         let people = agg.people_tally();
@@ -322,11 +412,13 @@ impl Report {
         }
 
         // The two largest parts, built side by side: the report phase runs after the scan, on its own.
-        let (mut findings, users) = rayon::join(
+        let (mut findings, users): (Vec<Finding>, Vec<UserReport>) = rayon::join(
             || person_findings(people, catalog, networks),
             || people.sorted_users().into_par_iter().map(|(k, u)| user_report(k, u, catalog, networks)).collect(),
         );
-        findings.extend(exploit_findings(agg, networks));
+        findings.extend(crate::threats::attack_findings(agg, networks));
+        findings.extend(crate::threats::signin_findings(&agg.signins, &options.thresholds, networks));
+        findings.sort_by_key(|f| FindingKind::ALL.iter().position(|k| *k == f.kind));
 
         let mut probe_agents: Vec<_> =
             agg.probe_agents.iter().map(|(ua, n)| CountedName { name: ua.to_string(), requests: *n }).collect();
@@ -346,6 +438,9 @@ impl Report {
         if malformed > 0 {
             notes.push(format!("{malformed} malformed line(s) were counted and skipped"));
         }
+        if let Some(note) = options.now.and_then(|now| ranges_age_note(networks, now)) {
+            notes.push(note);
+        }
 
         Report {
             summary: Summary {
@@ -354,11 +449,18 @@ impl Report {
                 requests: people.requests,
                 backend_duplicates: if backend_only { 0 } else { agg.backend_hops() },
                 probes: agg.probes,
-                exploit_attempts: agg.exploit_attempts(),
+                exploit_attempts: agg.attack_requests(AttackKind::Exploit),
+                attacks: agg.attacks.values().map(|a| a.requests).sum(),
+                attack_kinds: AttackKind::ALL
+                    .into_iter()
+                    .map(|k| (k.key(), agg.attack_requests(k)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                failed_sign_ins: agg.signins.failures,
                 machine: agg.machine_requests(),
                 anonymous: people.anonymous,
                 users: people.users.len(),
-                devices: people.users.values().map(|u| u.devices.len()).sum(),
+                devices: users.iter().map(|u| u.devices.len()).sum(),
                 backend_only,
                 files: files.len(),
                 bytes: files.iter().map(|f| f.bytes).sum(),

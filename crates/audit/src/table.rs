@@ -81,7 +81,11 @@ fn finding_lines(out: &mut String, finding: &Finding) {
         let _ = writeln!(out, "      seen {first} .. {last}");
     }
     for device in finding.devices.iter().take(3) {
-        let label = if device.device_type.is_empty() { String::new() } else { format!(" ({})", device.device_type) };
+        let mut label =
+            if device.device_type.is_empty() { String::new() } else { format!(" ({})", device.device_type) };
+        if let Some(access) = &device.access {
+            label += &format!(" ActiveSync: {}", access.state);
+        }
         let _ = writeln!(out, "      device {}", fit(&format!("{}{label}", device.id), WIDTH - 13));
         let mut networks: Vec<&str> = device.sources.iter().map(|s| s.network.as_str()).collect();
         networks.sort_unstable();
@@ -101,6 +105,23 @@ fn finding_lines(out: &mut String, finding: &Finding) {
         let _ = writeln!(out, "      from {} [{}]", source.ip, source.network);
         let _ = writeln!(out, "      {}", fit(sample, WIDTH - 6));
     }
+    if !finding.outcomes.is_empty() {
+        let outcomes: Vec<String> = finding.outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "      outcome: {}", fit(&outcomes.join(", "), WIDTH - 15));
+    }
+    let list = |out: &mut String, label: &str, items: &[String]| {
+        if !items.is_empty() {
+            let _ = writeln!(out, "      {label}: {}", fit(&items.join(", "), WIDTH - 8 - label.len()));
+        }
+    };
+    if finding.paths.len() > 1 {
+        list(out, "paths", &finding.paths);
+    }
+    list(out, "users", &finding.users);
+    if finding.source.is_none() {
+        let sources: Vec<String> = finding.sources.iter().map(|s| format!("{} [{}]", s.ip, s.network)).collect();
+        list(out, "from", &sources);
+    }
 }
 
 pub fn render(report: &Report, top_users: usize) -> String {
@@ -118,11 +139,17 @@ pub fn render(report: &Report, top_users: usize) -> String {
         ("back-end duplicates (not counted)", s.backend_duplicates),
         ("monitoring probes", s.probes),
         ("machine accounts", s.machine),
-        ("exploit attempts", s.exploit_attempts),
+        ("attacks (detection rules)", s.attacks),
+        ("failed sign-ins", s.failed_sign_ins),
         ("malformed lines (skipped)", s.malformed),
     ];
     for (name, n) in rows {
         let _ = writeln!(out, "  {name:<40} {n:>14}");
+        if name.starts_with("attacks") {
+            for (kind, n) in &s.attack_kinds {
+                let _ = writeln!(out, "    {:<38} {n:>14}", format!("of which {kind}"));
+            }
+        }
     }
     let _ = writeln!(out, "  {:<40} {:>14}", "users", s.users);
     let _ = writeln!(out, "  {:<40} {:>14}", "devices and user agents", s.devices);
@@ -151,7 +178,8 @@ pub fn render(report: &Report, top_users: usize) -> String {
         if findings.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "  {kind} ({}): {}", findings.len(), fit(kind.meaning(), WIDTH - kind.key().len() - 10));
+        let head = format!("  {kind} ({}, {}): ", findings.len(), kind.severity().key());
+        let _ = writeln!(out, "{head}{}", fit(kind.meaning(), WIDTH - head.chars().count()));
         for finding in findings {
             finding_lines(&mut out, finding);
         }

@@ -44,6 +44,9 @@ enum Command {
     Export(cmd::export::Args),
     /// Follow IIS logs as they are written and print each new finding once.
     Watch(cmd::watch::Args),
+    /// Keep the Microsoft 365 ranges current.
+    #[command(subcommand)]
+    Ranges(cmd::ranges::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -60,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => cmd::gateway::run(*args, &global),
         Command::Export(args) => cmd::export::run(args, &global),
         Command::Watch(args) => cmd::watch::run(args),
+        Command::Ranges(args) => cmd::ranges::run(args),
     }
 }
 

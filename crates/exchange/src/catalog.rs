@@ -30,8 +30,15 @@ pub struct Client {
     pub id: String,
     pub name: String,
     pub vendor: String,
+    /// The app this client is a way of running: clients of one app (Outlook
+    /// mobile with Basic or with hybrid modern auth) are one device on one
+    /// phone. The client's own id unless the catalog says otherwise.
+    pub app: String,
     /// Keeps the user's credentials in a vendor's cloud.
     pub cloud_credentials: bool,
+    /// A vendor's cloud syncs the mailbox with an OAuth token on the user's
+    /// behalf: no password is held, but the mail is in that cloud.
+    pub cloud_token: bool,
     pub mobile: bool,
     /// Microsoft Outlook for Windows or Mac (what EWS `EwsAllowOutlook` admits).
     pub outlook: bool,
@@ -68,7 +75,11 @@ struct ClientDef {
     #[serde(default)]
     vendor: String,
     #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
     cloud_credentials: bool,
+    #[serde(default)]
+    cloud_token: bool,
     #[serde(default)]
     mobile: bool,
     #[serde(default)]
@@ -190,7 +201,9 @@ impl Catalog {
             id: "unknown".into(),
             name: "Unknown client".into(),
             vendor: String::new(),
+            app: "unknown".into(),
             cloud_credentials: false,
+            cloud_token: false,
             mobile: false,
             outlook: false,
         };
@@ -212,10 +225,12 @@ impl Catalog {
                 return Err(CatalogError::DuplicateId { line, id: id_text });
             }
             let client = Client {
+                app: def.app.unwrap_or_else(|| id_text.clone()),
                 id: id_text.clone(),
                 name: def.name,
                 vendor: def.vendor,
                 cloud_credentials: def.cloud_credentials,
+                cloud_token: def.cloud_token,
                 mobile: def.mobile,
                 outlook: def.outlook,
             };
@@ -428,7 +443,8 @@ mod tests {
             ("Outlook-iOS/2.0", "", Protocol::ActiveSync, "outlook-mobile"),
             ("Outlook-Android/2.0", "", Protocol::ActiveSync, "outlook-mobile"),
             ("", "Outlook", Protocol::ActiveSync, "outlook-mobile"),
-            ("", "outlookservice", Protocol::ActiveSync, "outlook-mobile"),
+            ("", "outlookservice", Protocol::ActiveSync, "outlook-mobile-hma"),
+            ("Outlook-iOS/2.0", "OutlookService", Protocol::ActiveSync, "outlook-mobile-hma"),
             ("Apple-iPhone15C3/2104.100", "iPhone", Protocol::ActiveSync, "ios-mail"),
             ("Apple-iPhone15C3/2104.100", "", Protocol::ActiveSync, "ios-mail"),
             ("Android-Mail/2024.01.14.599093187.Release", "Android", Protocol::ActiveSync, "android-mail"),

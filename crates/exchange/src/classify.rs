@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::activesync;
-use crate::catalog::{Catalog, Device, UaClass};
-use crate::exploits::{holds, lower_uri, ExploitRules, URI_BUFFER};
+use crate::catalog::{Catalog, ClientId, Device, UaClass};
+use crate::exploits::{ExploitRules, URI_BUFFER};
 use crate::identity::{account_key, UserKind};
+use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
 use crate::request::{Protocol, Request, Traffic};
-use crate::text::contains_ci;
 use crate::url;
+use crate::vdirs::PathFacts;
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -26,8 +27,6 @@ const PROBE_UA: [&str; 6] =
 const PROBE_TOKEN: usize = 5;
 const PROBE_DEVICE_TYPES: [&str; 2] = ["EASProbeDeviceType", "TestActiveSyncConnectivity"];
 const PROBE_QUERY: &str = "clientApplication=ActiveMonitor";
-/// Site ports of the Exchange Back End website.
-const BACKEND_PORTS: [u16; 2] = [444, 81];
 
 /// Everything needed to interpret requests; build once, share across threads.
 #[derive(Clone, Debug)]
@@ -111,6 +110,7 @@ impl Interpreter {
         let number = |f: Field| record.number(f).unwrap_or(0);
         req.status = number(Field::Status);
         req.substatus = number(Field::SubStatus);
+        req.win32_status = record.get(Field::Win32Status).and_then(parse_u32).unwrap_or(0);
         req.server_port = number(Field::ServerPort);
         req.server_ip = record.address(Field::ServerIp);
         req.peer_ip = record.address(Field::ClientIp);
@@ -122,7 +122,7 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
-                self.interpret_with(req, facts, Some(kind), &mut memo.uri);
+                self.interpret_with(req, facts, Some(kind), &mut memo.uri, Some(&mut memo.paths));
                 true
             }
             Err(_) => false,
@@ -133,7 +133,7 @@ impl Interpreter {
             }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER]);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
         }
     }
 
@@ -146,13 +146,13 @@ impl Interpreter {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
-                self.interpret_with(req, facts, None, &mut memo.uri);
+                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths));
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER]);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
         }
     }
 
@@ -163,6 +163,7 @@ impl Interpreter {
         facts: UaFacts,
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
+        paths: Option<&mut [PathSlot]>,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
@@ -189,13 +190,22 @@ impl Interpreter {
         req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
         req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
 
-        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        req.client = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
-        // Lower-cased once for the exploit rules and the probe query alike.
+        // Lower-cased once for the detection rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
-        req.exploit = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len));
-        req.traffic = if req.exploit.is_some() {
-            Traffic::Exploit
+        let path = match paths {
+            Some(slots) if self.exploits.uses_paths() => {
+                Some(path_facts(slots, self.exploits.files(), &req.stem, req.on_backend_site()))
+            }
+            _ => None,
+        };
+        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
+        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
+        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
+        // An attack names no client: its user agent and device type are the attacker's choice.
+        (req.client, req.attack_claims) =
+            if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
+        req.traffic = if req.attack.is_some() {
+            Traffic::Attack
         } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
             Traffic::Probe
         } else if is_backend(req) {
@@ -270,6 +280,8 @@ struct UaFacts {
 const MEMO_SLOTS: usize = 4096;
 /// Slots of the per-thread memo of user names (a power of two), direct-mapped too.
 const USER_SLOTS: usize = 4096;
+/// Slots of the per-thread memo of request paths (a power of two), direct-mapped too.
+const PATH_SLOTS: usize = 1024;
 
 #[derive(Default)]
 struct Slot {
@@ -292,6 +304,33 @@ struct Memo {
     uri: Box<[u8; URI_BUFFER]>,
     /// User names as logged; they do not depend on the interpreter.
     users: Vec<UserSlot>,
+    /// Request paths and what they are to Exchange, for `owner`'s rules.
+    paths: Vec<PathSlot>,
+}
+
+/// A request path (and whether it reached the back end) and its facts.
+#[derive(Default)]
+struct PathSlot {
+    filled: bool,
+    hash: u64,
+    backend: bool,
+    stem: Vec<u8>,
+    facts: PathFacts,
+}
+
+/// The facts of `stem`, remembered: a log asks for few distinct paths.
+fn path_facts(slots: &mut [PathSlot], files: &crate::vdirs::ExchangeFiles, stem: &str, backend: bool) -> PathFacts {
+    let hash = memo_hash(stem.as_bytes()) ^ u64::from(backend);
+    let slot = direct_mapped(slots, hash);
+    if !(slot.filled && slot.hash == hash && slot.backend == backend && slot.stem == stem.as_bytes()) {
+        slot.filled = true;
+        slot.hash = hash;
+        slot.backend = backend;
+        slot.stem.clear();
+        slot.stem.extend_from_slice(stem.as_bytes());
+        slot.facts = files.facts(stem, backend);
+    }
+    slot.facts
 }
 
 /// A user name as logged, decoded, and its account key.
@@ -316,6 +355,7 @@ impl Memo {
             slots: std::iter::repeat_with(Slot::default).take(MEMO_SLOTS).collect(),
             uri: Box::new([0; URI_BUFFER]),
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
+            paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
         }
     }
 
@@ -345,6 +385,7 @@ impl Memo {
         if self.owner != it.id {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
+            self.paths.iter_mut().for_each(|s| s.filled = false);
         }
         let hash = memo_hash(key) ^ u64::from(raw);
         let slot = direct_mapped(&mut self.slots, hash);
@@ -411,9 +452,18 @@ impl Default for Interpreter {
 }
 
 fn is_backend(req: &Request) -> bool {
-    BACKEND_PORTS.contains(&req.server_port)
+    req.on_backend_site()
         || (req.protocol == Protocol::ActiveSync && contains_ci(&req.stem, "/Proxy"))
         || !req.activesync.log.proxied_from.is_empty()
+}
+
+/// `sc-win32-status` as logged: a 32-bit code in decimal (`2148074254`).
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    if (1..=10).contains(&v.len()) && v.iter().all(u8::is_ascii_digit) {
+        let n = v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        return u32::try_from(n).ok();
+    }
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
 /// One X-Forwarded-For element: an address, optionally with a port
@@ -483,7 +533,7 @@ mod tests {
                 other => panic!("unexpected line {other:?}"),
             };
             assert_eq!((r.protocol, r.traffic), (protocol, traffic), "{} {}", r.method, r.stem);
-            assert_eq!(r.exploit, None);
+            assert_eq!(r.attack, None);
             assert!(r.time > 1_640_995_200 && r.time < 1_641_081_600, "{}", r.time);
             assert_eq!(r.peer_ip, Some("::1".parse().unwrap()));
             assert_eq!(r.network, NetworkId::LOOPBACK);
@@ -609,7 +659,7 @@ mod tests {
             ..Request::default()
         };
         Interpreter::builtin().interpret(&mut r);
-        assert_eq!((r.traffic, r.exploit), (Traffic::Exploit, Some("proxyshell")));
+        assert_eq!((r.traffic, r.attack.map(|a| a.rule)), (Traffic::Attack, Some("proxyshell")));
         assert_eq!(r.protocol, Protocol::Autodiscover);
     }
 

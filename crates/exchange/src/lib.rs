@@ -9,25 +9,34 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod activesync;
 pub mod catalog;
 pub mod classify;
 pub mod devices;
+pub mod endpoints;
 pub mod exploits;
 pub mod identity;
 mod load;
+mod matching;
 pub mod networks;
 pub mod protocol;
 mod request;
 pub mod stream;
 pub mod text;
 pub mod url;
+pub mod vdirs;
 
+pub use access::{parse_access_state, AccessState, AccessVerdict};
 pub use catalog::{Catalog, Client, ClientId, Device};
 pub use classify::Interpreter;
 pub use exploits::ExploitRules;
 pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
-pub use request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};
+pub use request::{
+    ActiveSync, AttackKind, Detection, LogTokens, Outcome, Protocol, QueryEncoding, Request, Traffic,
+    WIN32_LOGON_FAILURE,
+};
 pub use stream::{Feed, RecordSource, RequestSink};
+pub use vdirs::ExchangeFiles;

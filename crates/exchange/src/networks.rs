@@ -41,6 +41,8 @@ const LOOPBACK_RANGES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 const INTERNAL_RANGES: [&str; 7] =
     ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"];
 const MICROSOFT365: &str = include_str!("../../../data/ranges/microsoft365.txt");
+/// The AutoDetect ranges (data/ranges/autodetect.txt): not in the endpoints web service.
+pub const AUTODETECT: &str = include_str!("../../../data/ranges/autodetect.txt");
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -95,6 +97,8 @@ pub struct Networks {
     seq: u32,
     v4: Vec<Segment<u32>>,
     v6: Vec<Segment<u128>>,
+    /// The Microsoft 365 endpoints version of the `microsoft365` ranges in use.
+    microsoft365_version: Option<String>,
 }
 
 impl Networks {
@@ -108,6 +112,7 @@ impl Networks {
             seq: 0,
             v4: Vec::new(),
             v6: Vec::new(),
+            microsoft365_version: None,
         };
         let mut add = |ranges: &[&str], id| {
             for r in ranges {
@@ -122,11 +127,18 @@ impl Networks {
         n
     }
 
-    /// Loopback, internal and Microsoft 365 (data/ranges/microsoft365.txt).
+    /// Loopback, internal and Microsoft 365 (data/ranges/microsoft365.txt and autodetect.txt).
     pub fn builtin() -> Networks {
         let mut n = Networks::new();
         n.add_text(MICROSOFT365, "built-in microsoft365").expect("built-in microsoft365 ranges are valid");
+        n.add_text(AUTODETECT, "built-in autodetect").expect("built-in autodetect ranges are valid");
         n
+    }
+
+    /// The Microsoft 365 endpoints version (`YYYYMMDDNN`) of the
+    /// `microsoft365` ranges in use: the last range file that gave one.
+    pub fn microsoft365_version(&self) -> Option<&str> {
+        self.microsoft365_version.as_deref()
     }
 
     /// Add a range file; see [`Networks::add_text`].
@@ -141,6 +153,10 @@ impl Networks {
     /// JSON (one network per tag name), AWS `ip-ranges.json` (`aws-<service>`),
     /// Google `cloud.json` (`google-cloud`), or text lines `CIDR name` with `#`
     /// comments. On error nothing is added. `origin` names the source in errors.
+    ///
+    /// A text file with a `# endpoints-version: YYYYMMDDNN` comment (as
+    /// `casguard ranges update` writes) is a Microsoft 365 endpoints list: its
+    /// `microsoft365` ranges replace those added before, the built-in ones included.
     pub fn add_text(&mut self, text: &str, origin: &str) -> Result<(), NetworkError> {
         let mut staged: Vec<(IpNet, NetworkId)> = Vec::new();
         let names_before = self.names.len();
@@ -160,6 +176,13 @@ impl Networks {
         for (net, id) in &staged {
             let s = sizes.entry((*id, net.addr().is_ipv4())).or_insert(0);
             *s = s.saturating_add(prefix_size(net));
+        }
+        let version = if text.trim_start().starts_with('{') { None } else { endpoints_version(text) };
+        if let Some(version) = version {
+            if staged.iter().any(|(_, id)| *id == NetworkId::MICROSOFT365) {
+                self.entries.retain(|e| e.id != NetworkId::MICROSOFT365);
+                self.microsoft365_version = Some(version.to_string());
+            }
         }
         let seq = self.seq;
         self.seq += 1;
@@ -309,6 +332,15 @@ impl Default for Networks {
     fn default() -> Self {
         Networks::builtin()
     }
+}
+
+/// The `endpoints-version` of a text range file: a `#` comment line
+/// `# endpoints-version: 2023073100`.
+fn endpoints_version(text: &str) -> Option<&str> {
+    text.lines().filter_map(|l| l.trim().strip_prefix('#')).find_map(|comment| {
+        let value = comment.trim().strip_prefix("endpoints-version:")?.trim();
+        (value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit())).then_some(value)
+    })
 }
 
 /// Loopback (127/8, ::1) or internal (RFC 1918, 100.64/10, 169.254/16,
@@ -486,13 +518,37 @@ mod tests {
         assert_eq!(n.id_of("microsoft365"), Some(NetworkId::MICROSOFT365));
         assert_eq!(n.name(NetworkId(60000)), "external");
         // Every line of the data file is in the table.
-        let count = MICROSOFT365.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count();
-        assert_eq!(count, 36);
-        for l in MICROSOFT365.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let lines =
+            || MICROSOFT365.lines().chain(AUTODETECT.lines()).filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+        assert_eq!(lines().count(), 36);
+        assert_eq!(n.microsoft365_version(), Some("2023073100"));
+        for l in lines() {
             let net = parse_net(l.split_whitespace().next().unwrap()).unwrap();
             assert_eq!(n.lookup(net.network()), NetworkId::MICROSOFT365, "{l}");
             assert_eq!(n.lookup(net.broadcast()), NetworkId::MICROSOFT365, "{l}");
         }
+    }
+
+    /// A list written by `casguard ranges update` replaces the built-in
+    /// Microsoft 365 ranges and gives their version; other files add.
+    #[test]
+    fn an_endpoints_list_replaces_the_built_in_microsoft365_ranges() {
+        let mut n = Networks::builtin();
+        n.add_text("203.0.113.0/24 branch\n", "branch.txt").unwrap();
+        assert_eq!(n.microsoft365_version(), Some("2023073100"));
+        let current = "# endpoints-version: 2026080100\n52.96.0.0/14 microsoft365\n198.18.0.0/15 microsoft365\n";
+        n.add_text(current, "m365.txt").unwrap();
+        assert_eq!(n.microsoft365_version(), Some("2026080100"));
+        let name = |n: &Networks, s: &str| n.name(n.lookup(ip(s))).to_string();
+        assert_eq!(name(&n, "198.18.0.1"), "microsoft365");
+        assert_eq!(name(&n, "52.96.1.1"), "microsoft365");
+        assert_eq!(name(&n, "40.96.0.1"), "external", "a range no longer listed is gone");
+        assert_eq!(name(&n, "203.0.113.9"), "branch");
+        // A version without microsoft365 lines replaces nothing.
+        n.add_text("# endpoints-version: 2026090100\n192.0.2.0/24 lab\n", "lab.txt").unwrap();
+        assert_eq!(name(&n, "52.96.1.1"), "microsoft365");
+        assert_eq!(n.microsoft365_version(), Some("2026080100"));
+        assert_eq!(endpoints_version("# endpoints-version: 20260801\n"), None);
     }
 
     #[test]

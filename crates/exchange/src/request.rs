@@ -75,6 +75,12 @@ impl Protocol {
     }
 }
 
+/// Site ports of the Exchange Back End website.
+const BACKEND_PORTS: [u16; 2] = [444, 81];
+
+/// ERROR_LOGON_FAILURE: "The user name or password is incorrect."
+pub const WIN32_LOGON_FAILURE: u32 = 1326;
+
 /// How the ActiveSync parameters were encoded in the query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum QueryEncoding {
@@ -85,8 +91,8 @@ pub enum QueryEncoding {
 }
 
 /// What kind of traffic a request is. Exactly one applies, in this order of
-/// precedence: an exploit attempt, a monitoring probe, a back-end hop, a
-/// machine account, else a person.
+/// precedence: an attack, a monitoring probe, a back-end hop, a machine
+/// account, else a person.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Traffic {
     #[default]
@@ -97,8 +103,97 @@ pub enum Traffic {
     Backend,
     /// A computer account such as `EX04$`.
     Machine,
-    /// Matches a public detection rule; the rule name is in `Request::exploit`.
+    /// Matches a detection rule (an exploit, a web shell, data theft, a path
+    /// outside Exchange, a scanner); the rule is in `Request::attack`.
+    Attack,
+}
+
+/// What a detection rule says a request is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttackKind {
+    /// A public rule for a known Exchange vulnerability (Sigma).
     Exploit,
+    /// A script Exchange does not ship, or a web shell's command.
+    WebShell,
+    /// An archive, dump or mailbox export fetched from a web path.
+    DataTheft,
+    /// A folder that is none of Exchange's virtual directories.
+    OutsideVdirs,
+    /// A vulnerability or port scanner, by its user agent.
+    Scanner,
+}
+
+impl AttackKind {
+    pub const ALL: [AttackKind; 5] = [
+        AttackKind::Exploit,
+        AttackKind::WebShell,
+        AttackKind::DataTheft,
+        AttackKind::OutsideVdirs,
+        AttackKind::Scanner,
+    ];
+
+    /// Stable kebab-case key, as in `data/exploits.toml` and reports.
+    pub fn key(self) -> &'static str {
+        match self {
+            AttackKind::Exploit => "exploit",
+            AttackKind::WebShell => "web-shell",
+            AttackKind::DataTheft => "data-theft",
+            AttackKind::OutsideVdirs => "outside-vdirs",
+            AttackKind::Scanner => "scanner",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<AttackKind> {
+        AttackKind::ALL.into_iter().find(|k| k.key() == key)
+    }
+}
+
+/// The detection rule a request matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Detection {
+    /// The rule's stable name, e.g. `proxyshell`.
+    pub rule: &'static str,
+    pub kind: AttackKind,
+}
+
+/// What the answer says became of a request, from its status: for an attack,
+/// whether it got through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// 2xx: the server did what was asked.
+    Succeeded,
+    /// Stopped by authentication or access control: 401, 403, 456 (ActiveSync
+    /// blocked), or 404 with an IIS request-filtering substatus.
+    Blocked,
+    /// Anything else: not found, redirected, refused as malformed, a server error.
+    Failed,
+    /// No status (live traffic before the answer).
+    Unknown,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Succeeded, Outcome::Blocked, Outcome::Failed, Outcome::Unknown];
+
+    /// IIS 404 substatuses 1 to 20 are request filtering's denials (404.19:
+    /// a filtering rule); 404.0 is "not found".
+    pub fn of(status: u16, substatus: u16) -> Outcome {
+        match status {
+            0 => Outcome::Unknown,
+            200..=299 => Outcome::Succeeded,
+            401 | 403 | 456 => Outcome::Blocked,
+            404 if (1..=20).contains(&substatus) => Outcome::Blocked,
+            _ => Outcome::Failed,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Blocked => "blocked",
+            Outcome::Failed => "failed",
+            Outcome::Unknown => "unknown",
+        }
+    }
 }
 
 /// The `&Log=` diagnostics Exchange appends to ActiveSync queries.
@@ -180,6 +275,8 @@ pub struct Request {
     /// HTTP status and IIS substatus; 0 when unknown (live traffic before the answer).
     pub status: u16,
     pub substatus: u16,
+    /// sc-win32-status: the Windows error of the request (1326: bad user name or password).
+    pub win32_status: u32,
     /// Local port of the site (s-port): 443 front end, 444 back end.
     pub server_port: u16,
     pub server_ip: Option<IpAddr>,
@@ -198,9 +295,12 @@ pub struct Request {
     pub user: String,
     pub activesync: ActiveSync,
     pub client: ClientId,
+    /// For an attack, the client its user agent and device claim (`client`
+    /// is then `unknown`); see [`Request::claimed_client`].
+    pub attack_claims: ClientId,
     pub traffic: Traffic,
-    /// Name of the detection rule when `traffic` is `Exploit`.
-    pub exploit: Option<&'static str>,
+    /// The detection rule when `traffic` is `Attack`.
+    pub attack: Option<Detection>,
 }
 
 impl Request {
@@ -213,6 +313,7 @@ impl Request {
         self.protocol = Protocol::Other;
         self.status = 0;
         self.substatus = 0;
+        self.win32_status = 0;
         self.server_port = 0;
         self.server_ip = None;
         self.peer_ip = None;
@@ -224,8 +325,38 @@ impl Request {
         self.user.clear();
         self.activesync.clear();
         self.client = ClientId::default();
+        self.attack_claims = ClientId::default();
         self.traffic = Traffic::Person;
-        self.exploit = None;
+        self.attack = None;
+    }
+
+    /// The client the request claims to be: its `client`, or for an attack,
+    /// which names no client, the one its user agent and device claim. What
+    /// a policy judges, so that an attack dressed as a denied client is
+    /// denied as that client.
+    pub fn claimed_client(&self) -> ClientId {
+        if self.attack.is_some() {
+            self.attack_claims
+        } else {
+            self.client
+        }
+    }
+
+    /// What the status says became of the request.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(self.status, self.substatus)
+    }
+
+    /// A sign-in that failed on its credentials: 401 with IIS substatus 1
+    /// ("logon failed") or Windows error 1326 ("bad user name or password").
+    /// The anonymous first leg of a challenge (401.2, error 5) is not one.
+    pub fn is_failed_sign_in(&self) -> bool {
+        self.status == 401 && (self.substatus == 1 || self.win32_status == WIN32_LOGON_FAILURE)
+    }
+
+    /// The request reached the Exchange Back End website (site port 444, or 81 without TLS).
+    pub fn on_backend_site(&self) -> bool {
+        BACKEND_PORTS.contains(&self.server_port)
     }
 
     /// The user is a computer account such as `EX04$` (see [`crate::identity::account_key`]).

@@ -23,6 +23,9 @@ const LINES: &[(&str, &str, &str, &str, &str, &str, u16)] = &[
     ("/owa/", "", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X)", "CONTOSO\\ÜNAL", "fe80::1", "", 302),
     ("/rpc/rpcproxy.dll", "EX04.ad.contoso.com:6001", "MSRPC", "CONTOSO\\EX04$", "::1", "", 200),
     ("/autodiscover/autodiscover.json", "@evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3f@evil.com", "python", "", "192.0.2.1", "", 401),
+    ("/Microsoft-Server-ActiveSync/error.aspx", "cmd=whomai&User=vvvvv&DeviceType=Outlook", "Outlook-iOS-Android/1.0", "", "40.96.39.253", "", 401),
+    ("/1/CEO.pst", "User=mmm&DeviceType=iPhone&Cmd=Ping", "Apple-iPhone10C5/1606.250", "abcd\\ssssss", "93.168.240.238", "", 200),
+    ("/ecp/Current/exporttool/x.application", "", "Mozilla/5.0 zgrab/0.x", "", "192.0.2.9", "", 200),
     ("/ews/exchange.asmx", "", "Ews_Probe/Local (ExchangeServicesClient/15.01.25965.004)", "HealthMailboxdf8b87828ab0427cb91e985bbdfcec62", "::1", "", 200),
 ];
 
@@ -62,10 +65,11 @@ fn interpret_is_allocation_free_in_steady_state() {
         for line in LINES {
             fill(&mut req, line);
             it.interpret(&mut req);
-            exploits += req.exploit.is_some() as u32;
+            exploits += req.attack.is_some() as u32;
         }
     }
     let after = counting::allocations();
-    assert_eq!(exploits, 100);
+    // ProxyShell, the web shell, the stolen .pst and the scanner.
+    assert_eq!(exploits, 400);
     assert_eq!(after - before, 0, "allocations in {} interprets", 100 * LINES.len());
 }

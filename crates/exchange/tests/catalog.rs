@@ -37,7 +37,8 @@ use Protocol::{ActiveSync, Autodiscover, Ecp, Ews, Mapi, Owa, PowerShell, Rpc};
 const REAL: &[Case] = &[
     eas("Outlook-iOS-Android/1.0", "Outlook", "", "outlook-mobile", "artefacts.help Eas/HttpProxy_2023011116-1.LOG"),
     eas("Outlook-iOS-Android/1.0", "", "", "outlook-mobile", "OfficeDocs-Exchange manage-devices.md"),
-    eas("Outlook-Android/2.0", "OutlookService", "", "outlook-mobile", "OfficeDocs-Exchange secure-outlook-for-ios-and-android.md"),
+    eas("Outlook-Android/2.0", "Outlook", "", "outlook-mobile", "OfficeDocs-Exchange secure-outlook-for-ios-and-android.md"),
+    eas("Outlook-Android/2.0", "OutlookService", "", "outlook-mobile-hma", "OfficeDocs-Exchange use-hybrid-modern-auth.md (DeviceType)"),
     case("Outlook-iOS/709.2042344.prod.iphone (3.21.0)", Ews, "outlook-mobile", "device-detector pim.yml"),
     eas("", "Android", "Nine342BA3F3E6C6", "nine", "mailcow-dockerized #4594 (base64 query, decoded)"),
     eas("Android/8.0", "Android", "4E696E6533343242", "nine", "horde/ActiveSync _isNine(): the id as hex"),
@@ -178,6 +179,11 @@ fn cloud_credentials_only_where_a_source_says_so() {
     let cloud: Vec<&str> =
         catalog.iter().filter(|(_, cl)| cl.cloud_credentials).map(|(_, cl)| cl.id.as_str()).collect();
     assert_eq!(cloud, ["outlook-mobile", "linkedin"]);
+    let token: Vec<&str> = catalog.iter().filter(|(_, cl)| cl.cloud_token).map(|(_, cl)| cl.id.as_str()).collect();
+    assert_eq!(token, ["outlook-mobile-hma"]);
+    let hma = catalog.get(catalog.id_of("outlook-mobile-hma").unwrap());
+    assert_eq!(hma.app, "outlook-mobile");
+    assert_eq!(catalog.get(catalog.id_of("ios-mail").unwrap()).app, "ios-mail");
     let outlook: Vec<&str> = catalog.iter().filter(|(_, cl)| cl.outlook).map(|(_, cl)| cl.id.as_str()).collect();
     assert_eq!(outlook, ["outlook-mac", "outlook-windows"]);
 }

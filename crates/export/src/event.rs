@@ -2,7 +2,7 @@
 //! columns, and its JSON line with Elastic Common Schema (ECS) names.
 //!
 //! Every request is an event (people, probes, back-end hops, machine
-//! accounts and exploit attempts alike). Only fields of the request model
+//! accounts and attacks alike). Only fields of the request model
 //! are written: custom log fields such as `cs(Authorization)` are never
 //! carried, so no credential can leak into a SIEM through an export.
 
@@ -19,7 +19,7 @@ pub fn traffic_key(traffic: Traffic) -> &'static str {
         Traffic::Probe => "probe",
         Traffic::Backend => "backend",
         Traffic::Machine => "machine",
-        Traffic::Exploit => "exploit",
+        Traffic::Attack => "attack",
     }
 }
 
@@ -53,8 +53,11 @@ pub struct Event<'a> {
     pub peer_ip: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarded_for: Option<&'a str>,
+    /// The detection rule of an attack, and its kind (`exploit`, `web-shell`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exploit_rule: Option<&'static str>,
+    pub attack_rule: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack_kind: Option<&'static str>,
     /// `allow` or `deny` when a policy was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<&'static str>,
@@ -127,7 +130,8 @@ impl<'a> Event<'a> {
             forwarded_for: some(&req.forwarded_for),
             network: networks.name(req.network),
             traffic: traffic_key(req.traffic),
-            exploit_rule: req.exploit,
+            attack_rule: req.attack.map(|a| a.rule),
+            attack_kind: req.attack.map(|a| a.kind.key()),
             decision,
             policy_rule,
             policy_status,

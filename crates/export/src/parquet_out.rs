@@ -45,7 +45,8 @@ pub const SCHEMA: &str = "message request {
   OPTIONAL BYTE_ARRAY traffic (UTF8);
   OPTIONAL BOOLEAN is_probe;
   OPTIONAL BOOLEAN is_backend;
-  OPTIONAL BYTE_ARRAY exploit_rule (UTF8);
+  OPTIONAL BYTE_ARRAY attack_rule (UTF8);
+  OPTIONAL BYTE_ARRAY attack_kind (UTF8);
   OPTIONAL BYTE_ARRAY decision (UTF8);
   OPTIONAL BYTE_ARRAY policy_rule (UTF8);
   OPTIONAL INT32 policy_status;
@@ -166,10 +167,11 @@ impl Part {
         c[20].str(Some(e.traffic));
         c[21].bool(e.is_probe());
         c[22].bool(e.is_backend());
-        c[23].str(e.exploit_rule);
-        c[24].str(e.decision);
-        c[25].str(e.policy_rule);
-        c[26].i32(e.policy_status.map(i32::from));
+        c[23].str(e.attack_rule);
+        c[24].str(e.attack_kind);
+        c[25].str(e.decision);
+        c[26].str(e.policy_rule);
+        c[27].i32(e.policy_status.map(i32::from));
         self.rows += 1;
     }
 

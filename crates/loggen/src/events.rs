@@ -140,6 +140,19 @@ impl<'a> DayGen<'a> {
                 }
             }
         }
+        if self.write_fe {
+            for (i, attack) in self.pop.signin_attacks.iter().enumerate() {
+                if attack.day.min(self.days - 1) != self.day {
+                    continue;
+                }
+                let server = i % self.pop.servers.len();
+                for j in 0..attack.attempts {
+                    let t = attack.start + j * attack.every;
+                    let rnd = self.r.next_u32();
+                    self.push(t, server, FE, Kind::SignInFail, j as u8, Auth::Logged, i as u32, 0, rnd);
+                }
+            }
+        }
         let victim =
             self.pop.agents.iter().position(|a| a.device_type.is_empty() && a.ua_log.contains('+')).unwrap_or(0);
         for (i, &(day, server, site)) in malformed.iter().enumerate() {

@@ -22,7 +22,8 @@ use anyhow::{bail, Context};
 
 pub use date::Date;
 pub use truth::{
-    DeviceTruth, ExploitTruth, Findings, Policies, PolicyTruth, ProvisionTruth, Summary, Truth, UserTruth,
+    BruteTruth, DeviceTruth, ExploitTruth, Findings, Policies, PolicyTruth, ProvisionTruth, SprayTruth, Summary, Truth,
+    UserTruth,
 };
 
 use events::{DayGen, Event, BE};

@@ -4,6 +4,7 @@
 /// Client ids of the built-in catalog (data/clients.toml), in its order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Client {
+    OutlookMobileHma,
     OutlookMobile,
     OutlookMac,
     OutlookWindows,
@@ -18,10 +19,11 @@ pub(crate) enum Client {
 }
 
 impl Client {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     pub fn id(self) -> &'static str {
         match self {
+            Client::OutlookMobileHma => "outlook-mobile-hma",
             Client::OutlookMobile => "outlook-mobile",
             Client::OutlookMac => "outlook-mac",
             Client::OutlookWindows => "outlook-windows",
@@ -39,6 +41,7 @@ impl Client {
     pub fn all() -> [Client; Client::COUNT] {
         use Client::*;
         [
+            OutlookMobileHma,
             OutlookMobile,
             OutlookMac,
             OutlookWindows,
@@ -57,8 +60,28 @@ impl Client {
         self == Client::OutlookMobile
     }
 
+    pub fn cloud_token(self) -> bool {
+        self == Client::OutlookMobileHma
+    }
+
+    /// The catalog's `app`: both ways of running Outlook mobile are one app.
+    pub fn app(self) -> Client {
+        if self == Client::OutlookMobileHma {
+            Client::OutlookMobile
+        } else {
+            self
+        }
+    }
+
     pub fn mobile(self) -> bool {
-        matches!(self, Client::OutlookMobile | Client::IosMail | Client::AndroidMail | Client::MobileBrowser)
+        matches!(
+            self,
+            Client::OutlookMobileHma
+                | Client::OutlookMobile
+                | Client::IosMail
+                | Client::AndroidMail
+                | Client::MobileBrowser
+        )
     }
 
     pub fn outlook(self) -> bool {
@@ -184,6 +207,9 @@ pub(crate) enum Kind {
     MachinePs,
     /// Detection-rule match; the source index is `Event::agent`.
     Exploit,
+    /// A failed sign-in of a password spray or brute force: the attack is
+    /// `Event::agent`, the attempt `Event::arg`. A person's request to the audit.
+    SignInFail,
     /// A line with a wrong field count; the variant is `Event::arg`.
     Malformed,
 }
@@ -222,12 +248,22 @@ pub(crate) enum Auth {
     Logged,
 }
 
-/// Detection rules the exploit lines are built to match.
+/// Detection rules the attack lines are built to match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Rule {
     ProxyShell,
     ProxyLogon,
     Cve2020_0688,
+    /// A script Exchange does not ship, in the ActiveSync folder (winterfell-hunt).
+    WebShell,
+    /// Sigma's Windows web-shell strings (`=whoami`).
+    WebShellCommand,
+    /// Mailbox exports, dumps and archives fetched from a new web folder.
+    DataTheft,
+    /// zgrab and Nmap by their own user agents.
+    Scanner,
+    /// A folder none of Exchange's virtual directories.
+    OutsideVdirs,
 }
 
 impl Rule {
@@ -236,6 +272,45 @@ impl Rule {
             Rule::ProxyShell => "proxyshell",
             Rule::ProxyLogon => "proxylogon",
             Rule::Cve2020_0688 => "cve-2020-0688",
+            Rule::WebShell => "web-shell",
+            Rule::WebShellCommand => "web-shell-command",
+            Rule::DataTheft => "data-theft",
+            Rule::Scanner => "scanner",
+            Rule::OutsideVdirs => "outside-vdirs",
         }
+    }
+
+    /// The rule's kind in data/exploits.toml.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Rule::ProxyShell | Rule::ProxyLogon | Rule::Cve2020_0688 => "exploit",
+            Rule::WebShell | Rule::WebShellCommand => "web-shell",
+            Rule::DataTheft => "data-theft",
+            Rule::Scanner => "scanner",
+            Rule::OutsideVdirs => "outside-vdirs",
+        }
+    }
+
+    /// The status of attempt `arg`: some answered, some not.
+    pub fn status(self, arg: u8) -> u16 {
+        match self {
+            Rule::ProxyShell => 401,
+            Rule::ProxyLogon => 200,
+            Rule::Cve2020_0688 => 500,
+            // 401 then 200, as in the winterfell-hunt lines.
+            Rule::WebShell => [401, 200][arg as usize % 2],
+            Rule::WebShellCommand | Rule::DataTheft => 200,
+            Rule::Scanner => [200, 404][arg as usize % 2],
+            Rule::OutsideVdirs => 404,
+        }
+    }
+}
+
+/// What the status says became of a request, as the audit's `outcome`.
+pub(crate) fn outcome(status: u16) -> &'static str {
+    match status {
+        200..=299 => "succeeded",
+        401 | 403 | 456 => "blocked",
+        _ => "failed",
     }
 }

@@ -69,7 +69,11 @@ pub(crate) struct B64 {
 pub(crate) struct Agent {
     pub user: usize,
     pub kind: AgentKind,
+    /// The client its ActiveSync requests are named as (or all its requests, for other agents).
     pub client: Client,
+    /// The client its requests without an ActiveSync device are named as
+    /// (Outlook mobile's Autodiscover: its user agent alone cannot tell how it signs in).
+    pub web_client: Client,
     /// User agent as IIS writes it (`+` for spaces).
     pub ua_log: String,
     /// Decoded user agent: the device key of this agent's requests without a device id.
@@ -116,6 +120,22 @@ pub(crate) struct ExploitSource {
     pub lines: u32,
 }
 
+/// Failed sign-ins from one or a few sources: a password spray (many
+/// targets, one attempt each) or a brute force (one target, many attempts).
+pub(crate) struct SignInAttack {
+    /// Sources, taken in turn.
+    pub ips: Vec<String>,
+    /// Targets as logged in cs-username, with their identity key; taken in turn.
+    pub targets: Vec<(String, String)>,
+    pub attempts: u32,
+    /// Seconds between attempts.
+    pub every: u32,
+    /// Day of the attack (the last day when the set is shorter).
+    pub day: u32,
+    /// Second of the day of the first attempt.
+    pub start: u32,
+}
+
 pub(crate) struct Population {
     pub users: Vec<User>,
     pub agents: Vec<Agent>,
@@ -125,6 +145,7 @@ pub(crate) struct Population {
     /// `CONTOSO\EX01$`, one per server.
     pub machines: Vec<String>,
     pub exploits: Vec<ExploitSource>,
+    pub signin_attacks: Vec<SignInAttack>,
     pub oab_guid: String,
 }
 
@@ -212,7 +233,14 @@ impl Population {
                 ExploitSource { rule: Rule::ProxyShell, ip: "192.0.2.77".into(), via_lb: true, lines: 2 },
                 ExploitSource { rule: Rule::ProxyLogon, ip: "192.0.2.200".into(), via_lb: false, lines: 2 },
                 ExploitSource { rule: Rule::Cve2020_0688, ip: "192.0.2.201".into(), via_lb: false, lines: 2 },
+                // From a Microsoft 365 address with Outlook mobile's user agent, as in the winterfell-hunt lines.
+                ExploitSource { rule: Rule::WebShell, ip: "40.96.39.253".into(), via_lb: false, lines: 2 },
+                ExploitSource { rule: Rule::WebShellCommand, ip: "192.0.2.210".into(), via_lb: true, lines: 2 },
+                ExploitSource { rule: Rule::DataTheft, ip: "192.0.2.220".into(), via_lb: false, lines: 3 },
+                ExploitSource { rule: Rule::Scanner, ip: "192.0.2.230".into(), via_lb: false, lines: 2 },
+                ExploitSource { rule: Rule::OutsideVdirs, ip: "192.0.2.240".into(), via_lb: false, lines: 1 },
             ],
+            signin_attacks: Vec::new(),
             oab_guid,
         };
 
@@ -247,7 +275,40 @@ impl Population {
             let plan = Self::plan(&mut r, u, users);
             pop.add_agents(&mut r, u, plan);
         }
+        pop.signin_attacks = pop.signin_attacks();
         pop
+    }
+
+    /// A password spray against up to seven users and two accounts that do
+    /// not exist, one attempt a minute; and a brute force against one user,
+    /// 120 attempts in eight minutes from two addresses. Over RPC over HTTP,
+    /// as the failure line of Microsoft's account-lockout guide
+    /// (`RPC_IN_DATA /rpc/rpcproxy.dll ... 401 1 1326`).
+    fn signin_attacks(&self) -> Vec<SignInAttack> {
+        let mut targets: Vec<(String, String)> =
+            self.users.iter().take(7).map(|u| (u.downlevel.clone(), u.key.clone())).collect();
+        for fake in ["administrator", "test"] {
+            targets.push((format!("{NETBIOS}\\{fake}"), fake.to_string()));
+        }
+        let victim = &self.users[3 % self.users.len()];
+        vec![
+            SignInAttack {
+                ips: vec!["198.18.7.7".into()],
+                attempts: targets.len() as u32,
+                targets,
+                every: 60,
+                day: 0,
+                start: 3 * 3600,
+            },
+            SignInAttack {
+                ips: vec!["198.18.9.9".into(), "198.18.9.10".into()],
+                targets: vec![(victim.upn.clone(), victim.key.clone())],
+                attempts: 120,
+                every: 4,
+                day: 1,
+                start: 14 * 3600,
+            },
+        ]
     }
 
     /// Which devices user `u` has. The first five users get a fixed set so
@@ -320,7 +381,9 @@ impl Population {
                 _ => ("Outlook-Android/2.0", "OutlookService"),
             };
             let id = hex32(r, true);
-            let mut a = self.as_agent(r, u, AgentKind::OutlookMobile, Client::OutlookMobile, ua, id, dt);
+            let client = if dt == "OutlookService" { Client::OutlookMobileHma } else { Client::OutlookMobile };
+            let mut a = self.as_agent(r, u, AgentKind::OutlookMobile, client, ua, id, dt);
+            a.web_client = Client::OutlookMobile;
             a.new_device = new;
             a.net = Net::Microsoft365 { via_lb: r.chance(0.3) };
             a.dev_os = "Outlook+for+iOS+and+Android+1.0";
@@ -452,6 +515,7 @@ impl Population {
             user: u,
             kind,
             client,
+            web_client: client,
             ua_log: log_form(ua),
             ua: ua.to_string(),
             device_key: device_id.clone(),
@@ -480,6 +544,7 @@ impl Population {
             user: u,
             kind,
             client,
+            web_client: client,
             ua_log: log_form(ua),
             ua: ua.to_string(),
             device_key: ua.to_string(),

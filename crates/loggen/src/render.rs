@@ -278,7 +278,8 @@ impl<'a> Renderer<'a> {
                 } else {
                     self.cip.push_str(&src.ip);
                 }
-                let (method, ua, status) = match src.rule {
+                let status = src.rule.status(ev.arg);
+                let (method, ua) = match src.rule {
                     Rule::ProxyShell => {
                         // Sigma 23eee45e: 401, and the *query field itself* holds
                         // `/autodiscover.json` plus `/mapi/nspi` or `/powershell`+`X-Rps-CAT`
@@ -291,7 +292,7 @@ impl<'a> Renderer<'a> {
                                 "@evil.com/powershell/?X-Rps-CAT=VgEAVAdXaW5kb3dzQwBBCE5lZ290aWF0ZQ%3D%3D&Email=autodiscover/autodiscover.json%3F@evil.com",
                             );
                         }
-                        ("GET", "python-requests/2.31.0", 401)
+                        ("GET", "python-requests/2.31.0")
                     }
                     Rule::ProxyLogon => {
                         // Sigma 67bce556 selection_3 and _6: POST, `/ecp/` (+ `.js`), UA
@@ -303,7 +304,7 @@ impl<'a> Renderer<'a> {
                         );
                         write_guid(&mut self.q, &mut d);
                         self.q.push(';');
-                        ("POST", "ExchangeServicesClient/0.0.0.0", 200)
+                        ("POST", "ExchangeServicesClient/0.0.0.0")
                     }
                     Rule::Cve2020_0688 => {
                         // Sigma fce2c2e2 (and 7c64e577): GET, `/ecp/` and `__VIEWSTATE=`.
@@ -311,7 +312,37 @@ impl<'a> Renderer<'a> {
                         self.q.push_str(
                             "__VIEWSTATEGENERATOR=B97B4E27&__VIEWSTATE=%2FwEyhAYAAQAAAP%2F%2F%2F%2F8BAAAAAAAAAAwCAAAAXk1pY3Jvc29mdC5Qb3dlclNoZWxs&ReturnUrl=/ecp/default.aspx",
                         );
-                        ("GET", BROWSER_CHROME80, 500)
+                        ("GET", BROWSER_CHROME80)
+                    }
+                    Rule::WebShell => {
+                        // The winterfell-hunt lines: a shell in the ActiveSync folder, an ActiveSync-style query.
+                        self.stem.push_str("/Microsoft-Server-ActiveSync/error.aspx");
+                        self.q.push_str(if ev.arg & 1 == 0 { "cmd=whomai" } else { "file=test.pdf" });
+                        self.q.push_str("&User=vvvvv&DeviceId=7f5c3228efb748deb692dd060fd3c3fa&DeviceType=Outlook");
+                        ("POST", "Outlook-iOS-Android/1.0")
+                    }
+                    Rule::WebShellCommand => {
+                        self.stem.push_str("/aspnet_client/system_web/shell.aspx");
+                        self.q.push_str(if ev.arg & 1 == 0 { "cmd=whoami" } else { "c=ipconfig" });
+                        ("GET", BROWSER_CHROME80)
+                    }
+                    Rule::DataTheft => {
+                        self.stem.push_str(["/1/CEO.pst", "/1/lssas.dmp", "/1/data.rar"][ev.arg as usize % 3]);
+                        self.q.push_str("User=mmm&DeviceId=Q4LRVNVQ5P7UB269033H96IU3S&DeviceType=iPhone&Cmd=Ping");
+                        ("GET", "Apple-iPhone10C5/1606.250")
+                    }
+                    Rule::Scanner if ev.arg & 1 == 0 => {
+                        self.stem
+                            .push_str("/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application");
+                        ("GET", "Mozilla/5.0+zgrab/0.x")
+                    }
+                    Rule::Scanner => {
+                        self.stem.push_str("/nmaplowercheck1743972323");
+                        ("GET", "Mozilla/5.0+(compatible;+Nmap+Scripting+Engine;+https://nmap.org/book/nse.html)")
+                    }
+                    Rule::OutsideVdirs => {
+                        self.stem.push_str("/.git/config");
+                        ("GET", BROWSER_CHROME80)
                     }
                 };
                 Line {
@@ -323,8 +354,28 @@ impl<'a> Renderer<'a> {
                     referer: "-",
                     status,
                     sub: 0,
-                    win32: 0,
+                    win32: if status == 404 { 2 } else { 0 },
                     taken: tt.range(5, 400),
+                }
+            }
+            Kind::SignInFail => {
+                let attack = &pop.signin_attacks[ev.agent as usize];
+                let j = ev.arg as usize;
+                self.cip.push_str(&attack.ips[j % attack.ips.len()]);
+                self.stem.push_str("/rpc/rpcproxy.dll");
+                let _ = write!(self.q, "{}.contoso.local:6001&CorrelationID=<empty>;&RequestId=", server.name);
+                write_guid(&mut self.q, &mut d);
+                Line {
+                    method: "RPC_IN_DATA",
+                    sip: &server.ip,
+                    port,
+                    user: &attack.targets[j % attack.targets.len()].0,
+                    ua: "MSRPC",
+                    referer: "-",
+                    status: 401,
+                    sub: 1,
+                    win32: 1326,
+                    taken: tt.range(0, 30),
                 }
             }
             _ => unreachable!("person kinds handled above"),

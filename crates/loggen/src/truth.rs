@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, BE};
-use crate::model::{Auth, Client, Cmd, Kind, Proto};
+use crate::model::{outcome, Auth, Client, Cmd, Kind, Proto};
 use crate::population::Population;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,7 +18,14 @@ pub struct Summary {
     pub requests: u64,
     pub backend_duplicates: u64,
     pub probes: u64,
+    /// Requests of exploit rules (a part of `attacks`).
     pub exploit_attempts: u64,
+    /// Requests of every detection rule.
+    #[serde(default)]
+    pub attacks: u64,
+    /// Failed sign-ins (401 1 1326); they are people's requests too.
+    #[serde(default)]
+    pub failed_sign_ins: u64,
     pub machine: u64,
 }
 
@@ -42,6 +49,26 @@ pub struct ExploitTruth {
     pub rule: String,
     pub source: String,
     pub count: u64,
+    /// succeeded, blocked or failed, as the audit sums up a source's answers.
+    #[serde(default)]
+    pub outcome: String,
+}
+
+/// A source that failed to sign in as many users.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SprayTruth {
+    pub source: String,
+    /// Distinct users, all within one window.
+    pub users: u64,
+    pub failures: u64,
+}
+
+/// A user with many failed sign-ins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BruteTruth {
+    pub user: String,
+    pub failures: u64,
+    pub sources: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +79,22 @@ pub struct Findings {
     pub ews_non_outlook: Vec<String>,
     #[serde(rename = "mobile-on-ews")]
     pub mobile_on_ews: Vec<String>,
+    #[serde(rename = "cloud-token", default)]
+    pub cloud_token: Vec<String>,
     #[serde(rename = "exploit-attempt")]
     pub exploit_attempt: Vec<ExploitTruth>,
+    #[serde(rename = "web-shell", default)]
+    pub web_shell: Vec<ExploitTruth>,
+    #[serde(rename = "data-theft", default)]
+    pub data_theft: Vec<ExploitTruth>,
+    #[serde(rename = "scanner", default)]
+    pub scanner: Vec<ExploitTruth>,
+    #[serde(rename = "outside-vdirs", default)]
+    pub outside_vdirs: Vec<ExploitTruth>,
+    #[serde(rename = "password-spray", default)]
+    pub password_spray: Vec<SprayTruth>,
+    #[serde(rename = "brute-force", default)]
+    pub brute_force: Vec<BruteTruth>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +162,12 @@ pub(crate) struct Acc {
     iis_denied: u64,
     ews_denied: u64,
     exploit: Vec<u64>,
+    /// Per attack source, lines that succeeded, were blocked, failed.
+    exploit_outcomes: Vec<[u64; 3]>,
+    /// Per sign-in attack: attempts written and the targets they named (a bit each).
+    signin: Vec<(u64, u64)>,
+    /// (user key, name as logged) -> failed sign-ins, on the `MSRPC` device.
+    signin_users: BTreeMap<(String, String), u64>,
 }
 
 impl Acc {
@@ -138,6 +185,9 @@ impl Acc {
             iis_denied: 0,
             ews_denied: 0,
             exploit: vec![0; pop.exploits.len()],
+            exploit_outcomes: vec![[0; 3]; pop.exploits.len()],
+            signin: vec![(0, 0); pop.signin_attacks.len()],
+            signin_users: BTreeMap::new(),
         }
     }
 
@@ -149,6 +199,8 @@ impl Acc {
         s.backend_duplicates += o.s.backend_duplicates;
         s.probes += o.s.probes;
         s.exploit_attempts += o.s.exploit_attempts;
+        s.attacks += o.s.attacks;
+        s.failed_sign_ins += o.s.failed_sign_ins;
         s.machine += o.s.machine;
         for (a, b) in self.protocols.iter_mut().zip(o.protocols) {
             *a += b;
@@ -168,6 +220,18 @@ impl Acc {
         for (a, b) in self.exploit.iter_mut().zip(&o.exploit) {
             *a += b;
         }
+        for (a, b) in self.exploit_outcomes.iter_mut().zip(&o.exploit_outcomes) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, b) in self.signin.iter_mut().zip(&o.signin) {
+            a.0 += b.0;
+            a.1 |= b.1;
+        }
+        for (k, n) in &o.signin_users {
+            *self.signin_users.entry(k.clone()).or_default() += n;
+        }
     }
 
     /// Counts one written line. `day_start` is the line's day in seconds since the first day.
@@ -176,8 +240,31 @@ impl Acc {
         match ev.kind {
             Kind::Malformed => self.s.malformed += 1,
             Kind::Exploit => {
-                self.s.exploit_attempts += 1;
+                let rule = pop.exploits[ev.agent as usize].rule;
+                self.s.attacks += 1;
+                if rule.kind() == "exploit" {
+                    self.s.exploit_attempts += 1;
+                }
                 self.exploit[ev.agent as usize] += 1;
+                let slot = match outcome(rule.status(ev.arg)) {
+                    "succeeded" => 0,
+                    "blocked" => 1,
+                    _ => 2,
+                };
+                self.exploit_outcomes[ev.agent as usize][slot] += 1;
+            }
+            Kind::SignInFail => {
+                let attack = &pop.signin_attacks[ev.agent as usize];
+                let j = ev.arg as usize % attack.targets.len();
+                self.s.requests += 1;
+                self.s.failed_sign_ins += 1;
+                self.protocols[Proto::Rpc as usize] += 1;
+                self.clients[Client::OutlookWindows as usize] += 1;
+                let (logged, key) = &attack.targets[j];
+                *self.signin_users.entry((key.clone(), logged.clone())).or_default() += 1;
+                let seen = &mut self.signin[ev.agent as usize];
+                seen.0 += 1;
+                seen.1 |= 1 << j;
             }
             Kind::AmProbe | Kind::EasProbe | Kind::EwsProbe | Kind::OwaMonProbe => self.s.probes += 1,
             Kind::MachineRpc | Kind::MachinePs => self.s.machine += 1,
@@ -193,9 +280,10 @@ impl Acc {
         let a = &pop.agents[ev.agent as usize];
         let ai = ev.agent as usize * 2 + usize::from(kind != Kind::As);
         let proto = kind.proto();
+        let client = if kind == Kind::As { a.client } else { a.web_client };
         self.s.requests += 1;
         self.protocols[proto as usize] += 1;
-        self.clients[a.client as usize] += 1;
+        self.clients[client as usize] += 1;
         let alias = match (ev.auth, kind) {
             (Auth::Logged, _) => ALIAS_LOGGED,
             (Auth::Param, Kind::As) => ALIAS_PARAM,
@@ -214,10 +302,10 @@ impl Acc {
         if alias == 0 {
             return;
         }
-        if proto == Proto::Ews && !a.client.outlook() {
+        if proto == Proto::Ews && !client.outlook() {
             flags |= F_EWS_NON_OUTLOOK;
         }
-        if proto.mailbox_web() && a.client.mobile() {
+        if proto.mailbox_web() && client.mobile() {
             flags |= F_MOBILE_WEB;
         }
         self.agent_flags[ai] |= flags;
@@ -225,7 +313,7 @@ impl Acc {
         self.agent_requests[ai] += 1;
         let at = day_start + i64::from(ev.t());
         self.agent_first[ai] = self.agent_first[ai].min(at);
-        if kind == Kind::As && Cmd::from_u8(ev.arg) == Cmd::Provision && a.client == Client::OutlookMobile {
+        if kind == Kind::As && Cmd::from_u8(ev.arg) == Cmd::Provision && a.client.app() == Client::OutlookMobile {
             self.agent_provisions[ai] += 1;
         }
     }
@@ -251,20 +339,19 @@ impl Acc {
         let mut aliases: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         // (user, device key) -> (first seen, outlook-mobile provisions)
         let mut devices: BTreeMap<(&str, &str), (i64, u64)> = BTreeMap::new();
-        let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new());
         let (mut iis, mut ewsp) = (BTreeSet::new(), BTreeSet::new());
+        // As the audit keys them: (user, device key) -> (client, keyed by a device id, requests).
+        let mut keyed: BTreeMap<(&str, &str), (Client, bool, u64)> = BTreeMap::new();
         for ai in 0..self.agent_requests.len() {
             if self.agent_requests[ai] == 0 {
                 continue;
             }
             let a = &pop.agents[ai / 2];
-            let device_key = if ai % 2 == 0 { &a.device_key } else { &a.ua };
+            let by_id = ai % 2 == 0;
+            let (device_key, client) = if by_id { (&a.device_key, a.client) } else { (&a.ua, a.web_client) };
             let key = pop.users[a.user].key.as_str();
-            let u = t.users.entry(key.to_string()).or_default();
-            u.requests += self.agent_requests[ai];
-            let d = u.devices.entry(device_key.clone()).or_default();
-            d.requests += self.agent_requests[ai];
-            d.client = a.client.id().to_string();
+            keyed.entry((key, device_key.as_str())).or_insert((client, by_id, 0)).2 += self.agent_requests[ai];
             let al = aliases.entry(key).or_default();
             if self.agent_aliases[ai] & ALIAS_LOGGED != 0 {
                 al.insert(&a.auth_alias);
@@ -276,9 +363,6 @@ impl Acc {
             e.0 = e.0.min(self.agent_first[ai]);
             e.1 += self.agent_provisions[ai];
             let f = self.agent_flags[ai];
-            if a.client.cloud_credentials() {
-                cloud.insert(key);
-            }
             if f & F_EWS_NON_OUTLOOK != 0 {
                 ews.insert(key);
             }
@@ -290,6 +374,39 @@ impl Acc {
             }
             if f & F_EWS_DENIED != 0 {
                 ewsp.insert(key);
+            }
+        }
+        // Failed sign-ins: people's requests on the `MSRPC` device (Outlook's RPC over HTTP).
+        for ((user, logged), n) in &self.signin_users {
+            keyed.entry((user.as_str(), "MSRPC")).or_insert((Client::OutlookWindows, false, 0)).2 += n;
+            aliases.entry(user.as_str()).or_default().insert(logged.as_str());
+        }
+        // One phone, one device: a user's requests without a device id join
+        // that user's one ActiveSync device of the same app, when there is one.
+        let mut joined: BTreeMap<(&str, &str), (Client, u64)> = BTreeMap::new();
+        for (&(user, device), &(client, by_id, requests)) in &keyed {
+            let phones: Vec<&str> = keyed
+                .iter()
+                .filter(|((u, _), (c, id, _))| *u == user && *id && c.app() == client.app())
+                .map(|((_, d), _)| *d)
+                .collect();
+            let target = match phones[..] {
+                [phone] if !by_id => phone,
+                _ => device,
+            };
+            let owner = keyed[&(user, target)].0;
+            joined.entry((user, target)).or_insert((owner, 0)).1 += requests;
+        }
+        let (mut cloud, mut token) = (BTreeSet::new(), BTreeSet::new());
+        for (&(user, device), &(client, requests)) in &joined {
+            let u = t.users.entry(user.to_string()).or_default();
+            u.requests += requests;
+            u.devices.insert(device.to_string(), DeviceTruth { requests, client: client.id().to_string() });
+            if client.cloud_credentials() {
+                cloud.insert(user);
+            }
+            if client.cloud_token() {
+                token.insert(user);
             }
         }
         for (key, set) in aliases {
@@ -311,15 +428,38 @@ impl Acc {
         t.findings.cloud_credentials = names(cloud);
         t.findings.ews_non_outlook = names(ews);
         t.findings.mobile_on_ews = names(mobile);
+        t.findings.cloud_token = names(token);
         let mut exploits: Vec<ExploitTruth> = pop
             .exploits
             .iter()
             .zip(&self.exploit)
             .filter(|(_, n)| **n > 0)
-            .map(|(s, n)| ExploitTruth { rule: s.rule.name().into(), source: s.ip.clone(), count: *n })
+            .zip(&self.exploit_outcomes)
+            .map(|((s, n), o)| {
+                // As the audit sums up: succeeded when any did, else failed, else blocked.
+                let outcome = if o[0] > 0 {
+                    "succeeded"
+                } else if o[2] > 0 {
+                    "failed"
+                } else {
+                    "blocked"
+                };
+                ExploitTruth { rule: s.rule.name().into(), source: s.ip.clone(), count: *n, outcome: outcome.into() }
+            })
             .collect();
         exploits.sort_by(|a, b| (&a.rule, &a.source).cmp(&(&b.rule, &b.source)));
-        t.findings.exploit_attempt = exploits;
+        for e in exploits {
+            let kind = pop.exploits.iter().find(|s| s.rule.name() == e.rule).map_or("exploit", |s| s.rule.kind());
+            let list = match kind {
+                "web-shell" => &mut t.findings.web_shell,
+                "data-theft" => &mut t.findings.data_theft,
+                "scanner" => &mut t.findings.scanner,
+                "outside-vdirs" => &mut t.findings.outside_vdirs,
+                _ => &mut t.findings.exploit_attempt,
+            };
+            list.push(e);
+        }
+        self.signin_findings(pop, &mut t.findings);
         t.policies.iis_block_outlook_ua = PolicyTruth { denied_requests: self.iis_denied, affected_users: names(iis) };
         t.policies.ews_allow_outlook_only =
             PolicyTruth { denied_requests: self.ews_denied, affected_users: names(ewsp) };
@@ -331,5 +471,42 @@ impl Acc {
         t.policies.block_new_outlook_devices =
             PolicyTruth { denied_requests: prov_all - prov_known, affected_users: names(new_users) };
         t
+    }
+
+    /// The sprays and brute forces the written attempts make under the
+    /// default thresholds (5 users in 20 minutes; 100 failures in 10): each
+    /// attack's attempts all fall within its window.
+    fn signin_findings(&self, pop: &Population, f: &mut Findings) {
+        for (attack, &(attempts, seen)) in pop.signin_attacks.iter().zip(&self.signin) {
+            let targets: BTreeSet<&str> = (0..attack.targets.len())
+                .filter(|j| seen >> j & 1 != 0)
+                .map(|j| attack.targets[j].1.as_str())
+                .collect();
+            if attack.ips.len() == 1 && targets.len() >= 5 {
+                debug_assert!(attack.every * attack.attempts <= 20 * 60);
+                f.password_spray.push(SprayTruth {
+                    source: attack.ips[0].clone(),
+                    users: targets.len() as u64,
+                    failures: attempts,
+                });
+            }
+            if let (1, Some(user)) = (targets.len(), targets.first()) {
+                if attempts >= 100 {
+                    debug_assert!(attack.every * attack.attempts <= 10 * 60);
+                    // Sources of all the user's failures, as the audit lists them, sprays included.
+                    let mut sources: BTreeSet<&str> = BTreeSet::new();
+                    for (other, &(n, seen)) in pop.signin_attacks.iter().zip(&self.signin) {
+                        let named = (0..other.targets.len()).any(|j| seen >> j & 1 != 0 && other.targets[j].1 == *user);
+                        if named {
+                            sources.extend(other.ips.iter().take(n as usize).map(String::as_str));
+                        }
+                    }
+                    let sources = sources.len() as u64;
+                    f.brute_force.push(BruteTruth { user: user.to_string(), failures: attempts, sources });
+                }
+            }
+        }
+        f.password_spray.sort_by(|a, b| a.source.cmp(&b.source));
+        f.brute_force.sort_by(|a, b| a.user.cmp(&b.user));
     }
 }

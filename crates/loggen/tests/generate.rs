@@ -96,9 +96,10 @@ fn summary_adds_up() {
     let dir = tmp("sum");
     let t = generate(&small(&dir)).unwrap();
     let s = &t.summary;
-    assert_eq!(s.lines, s.requests + s.backend_duplicates + s.probes + s.exploit_attempts + s.machine + s.malformed);
+    assert_eq!(s.lines, s.requests + s.backend_duplicates + s.probes + s.attacks + s.machine + s.malformed);
     assert_eq!(s.malformed, 3);
     assert!(s.requests > 0 && s.backend_duplicates > 0 && s.probes > 0 && s.exploit_attempts > 0 && s.machine > 0);
+    assert!(s.attacks > s.exploit_attempts && s.failed_sign_ins > 0 && s.failed_sign_ins < s.requests);
     assert_eq!(t.protocols.values().sum::<u64>(), s.requests);
     assert_eq!(t.clients.values().sum::<u64>(), s.requests);
     assert!(t.protocols.values().all(|n| *n > 0) && t.clients.values().all(|n| *n > 0));
@@ -181,8 +182,15 @@ fn full_set_text_agrees_with_truth() {
     let dir = tmp("audit");
     let t = generate(&Options::new(&dir)).unwrap();
     assert_same(&mini_audit(&dir, &t.cutover), &t);
-    assert!(t.users.len() == 40 && !t.findings.mobile_on_ews.is_empty());
-    assert_eq!(t.findings.exploit_attempt.len(), 4);
+    // 40 people, and the two accounts the spray tried that do not exist.
+    assert!(t.users.len() == 42 && t.users.contains_key("administrator") && !t.findings.mobile_on_ews.is_empty());
+    let f = &t.findings;
+    assert_eq!(f.exploit_attempt.len(), 4);
+    assert_eq!((f.web_shell.len(), f.data_theft.len(), f.scanner.len(), f.outside_vdirs.len()), (2, 1, 1, 1));
+    assert_eq!(f.password_spray.len(), 1);
+    assert_eq!((f.password_spray[0].users, f.brute_force.len(), f.brute_force[0].failures), (9, 1, 120));
+    // The web shell from a Microsoft address: its Outlook mobile user agent names no user's client.
+    assert_eq!(f.web_shell.iter().find(|e| e.source == "40.96.39.253").unwrap().outcome, "succeeded");
     let p = &t.policies;
     assert!(
         p.block_new_outlook_devices.denied_requests > 0 && p.block_outlook_provision.provision_from_known_devices > 0
@@ -199,7 +207,7 @@ fn only_backend() {
     assert!(files(&dir).iter().all(|p| p.to_string_lossy().contains("W3SVC2")));
     assert!(t.backend_only);
     assert_eq!(t.summary.backend_duplicates, 0);
-    assert_eq!(t.summary.exploit_attempts + t.summary.machine, 0);
+    assert_eq!(t.summary.attacks + t.summary.failed_sign_ins + t.summary.machine, 0);
     assert!(t.summary.requests > 0 && t.summary.probes > 0);
     assert_same(&mini_audit(&dir, &t.cutover), &t);
     fs::remove_dir_all(dir).unwrap();
@@ -357,7 +365,9 @@ fn protocol(stem: &str) -> &'static str {
 fn client(ua: &str, dtype: &str, proto: &str) -> &'static str {
     let dt = dtype.to_ascii_lowercase();
     let pre = |p: &[&str]| p.iter().any(|x| ua.starts_with(x));
-    if pre(&["Outlook-iOS-Android/", "Outlook-iOS/", "Outlook-Android/"]) || dt == "outlook" || dt == "outlookservice" {
+    if dt == "outlookservice" {
+        "outlook-mobile-hma"
+    } else if pre(&["Outlook-iOS-Android/", "Outlook-iOS/", "Outlook-Android/"]) || dt == "outlook" {
         "outlook-mobile"
     } else if ua.starts_with("MacOutlook/") || (ua.contains("Macintosh") && ua.contains("Microsoft Outlook")) {
         "outlook-mac"
@@ -382,18 +392,18 @@ fn client(ua: &str, dtype: &str, proto: &str) -> &'static str {
     }
 }
 
-fn exploit_rule(method: &str, q: &str, status: &str, ua: &str) -> Option<&'static str> {
+/// The status is the outcome, never a condition.
+fn exploit_rule(method: &str, q: &str, ua: &str) -> Option<&'static str> {
     let q = q.to_ascii_lowercase();
     let has = |xs: &[&str]| xs.iter().any(|x| q.contains(x));
-    if status == "401"
-        && ((q.contains("/autodiscover.json") && has(&["/powershell", "/mapi/nspi", "/ews", "x-rps-cat"]))
-            || has(&[
-                "autodiscover.json?@",
-                "autodiscover.json%3f@",
-                "%3f@foo.com",
-                "email=autodiscover/autodiscover.json",
-                "json?@foo.com",
-            ]))
+    if (q.contains("/autodiscover.json") && has(&["/powershell", "/mapi/nspi", "/ews", "x-rps-cat"]))
+        || has(&[
+            "autodiscover.json?@",
+            "autodiscover.json%3f@",
+            "%3f@foo.com",
+            "email=autodiscover/autodiscover.json",
+            "json?@foo.com",
+        ])
     {
         return Some("proxyshell");
     }
@@ -413,12 +423,51 @@ fn exploit_rule(method: &str, q: &str, status: &str, ua: &str) -> Option<&'stati
     None
 }
 
+/// The rules without a CVE, as the generator writes their lines: (rule, kind).
+fn other_rule(method: &str, stem: &str, q: &str, ua: &str, port: &str) -> Option<(&'static str, &'static str)> {
+    let (stem_l, q_l) = (stem.to_ascii_lowercase(), q.to_ascii_lowercase());
+    if method == "GET" && ["=whoami", "=ipconfig"].iter().any(|x| q_l.contains(x)) {
+        return Some(("web-shell-command", "web-shell"));
+    }
+    // The only scripts of Exchange's the generator asks for.
+    let shipped = ["/owa/auth/logon.aspx", "/ecp/default.aspx", "/owa/service.svc", "/ecp/ddi/ddiservice.svc/getlist"];
+    let script = [".aspx", ".ashx", ".asmx", ".svc", ".php"].iter().any(|e| stem_l.contains(e));
+    if script && !shipped.contains(&stem_l.as_str()) && !stem_l.starts_with("/ews/exchange.asmx") {
+        return Some(("web-shell", "web-shell"));
+    }
+    if [".pst", ".dmp", ".rar", ".zip"].iter().any(|e| stem_l.ends_with(e)) {
+        return Some(("data-theft", "data-theft"));
+    }
+    if ua.contains("zgrab/") || ua.contains("Nmap Scripting Engine") {
+        return Some(("scanner", "scanner"));
+    }
+    let vdirs =
+        ["owa", "ecp", "ews", "autodiscover", "microsoft-server-activesync", "oab", "mapi", "rpc", "powershell", "api"];
+    let mut segments = stem_l.trim_start_matches('/').split('/');
+    let first = segments.next().unwrap_or("");
+    if port == "443" && segments.next().is_some() && !vdirs.contains(&first) {
+        return Some(("outside-vdirs", "outside-vdirs"));
+    }
+    None
+}
+
 #[derive(Default)]
 struct Dev {
     requests: u64,
     client: String,
     first: String,
     provisions: u64,
+    /// Keyed by an ActiveSync device id.
+    by_id: bool,
+}
+
+/// The catalog's `app`: Outlook mobile however it signs in.
+fn app(client: &str) -> &str {
+    if client == "outlook-mobile-hma" {
+        "outlook-mobile"
+    } else {
+        client
+    }
 }
 
 fn mini_audit(dir: &Path, cutover: &str) -> Truth {
@@ -458,16 +507,19 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     // Category per line.
     let mut person = Vec::new();
     let mut backend = Vec::new();
-    let mut exploits: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // (kind, rule, source) -> (requests, succeeded, failed)
+    let mut exploits: BTreeMap<(String, String, String), (u64, u64, u64)> = BTreeMap::new();
+    // Failed sign-ins: users per source, failures per (user, hour) and sources per user.
+    let mut fail_sources: BTreeMap<String, (BTreeSet<String>, u64)> = BTreeMap::new();
+    let mut fail_users: BTreeMap<String, (BTreeMap<String, u64>, BTreeSet<String>)> = BTreeMap::new();
     for r in &reqs {
         let get = |name: &str| -> &str { r.fields.iter().position(|f| f == name).map_or("-", |i| r.line[i].as_str()) };
-        let (method, stem, query, status) =
-            (get("cs-method"), get("cs-uri-stem"), get("cs-uri-query"), get("sc-status"));
+        let (method, stem, query) = (get("cs-method"), get("cs-uri-stem"), get("cs-uri-query"));
         let ua = get("cs(User-Agent)").replace('+', " ");
         let user = get("cs-username");
         let q = if query == "-" { "" } else { query };
-        let strict = exploit_rule(method, q, status, &ua);
-        let loose = exploit_rule(method, &format!("{stem}?{q}"), status, &ua);
+        let strict = exploit_rule(method, q, &ua);
+        let loose = exploit_rule(method, &format!("{stem}?{q}"), &ua);
         assert_eq!(strict, loose, "rule reading matters for {:?}", r.line);
         let cip = get("c-ip");
         let xff = get("X-Forwarded-For").replace('+', " ");
@@ -477,10 +529,29 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
         } else {
             cip
         };
-        if let Some(rule) = strict {
-            t.summary.exploit_attempts += 1;
-            *exploits.entry((rule.to_string(), source.to_string())).or_default() += 1;
+        let port = get("s-port");
+        let status: u16 = get("sc-status").parse().unwrap();
+        let rule = strict.map(|r| (r, "exploit")).or_else(|| other_rule(method, stem, q, &ua, port));
+        if let Some((rule, kind)) = rule {
+            t.summary.attacks += 1;
+            if kind == "exploit" {
+                t.summary.exploit_attempts += 1;
+            }
+            let e = exploits.entry((kind.to_string(), rule.to_string(), source.to_string())).or_default();
+            e.0 += 1;
+            e.1 += u64::from((200..300).contains(&status));
+            e.2 += u64::from(!(200..300).contains(&status) && status != 401 && status != 403);
             continue;
+        }
+        if status == 401 && (get("sc-substatus") == "1" || get("sc-win32-status") == "1326") {
+            t.summary.failed_sign_ins += 1;
+            let key = norm_user(user);
+            let s = fail_sources.entry(source.to_string()).or_default();
+            s.0.insert(key.clone());
+            s.1 += 1;
+            let u = fail_users.entry(key).or_default();
+            *u.0.entry(r.date[..13].to_string()).or_default() += 1;
+            u.1.insert(source.to_string());
         }
         let asq = if protocol(stem) == "activesync" { parse_as(query) } else { None };
         let dtype = asq.as_ref().map_or("", |a| a.dtype.as_str());
@@ -493,7 +564,6 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
             t.summary.probes += 1;
             continue;
         }
-        let port = get("s-port");
         let hop =
             port == "444" || port == "81" || stem.contains("/Proxy") || (asq.is_some() && query.contains("PrxFrom"));
         let named = if user != "-" { user.to_string() } else { asq.as_ref().map_or(String::new(), |a| a.user.clone()) };
@@ -516,7 +586,7 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     t.summary.requests = person.len() as u64;
     let mut devs: BTreeMap<(String, String), Dev> = BTreeMap::new();
     let mut aliases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new());
     let (mut iis, mut ewsp) = ((0, BTreeSet::new()), (0, BTreeSet::new()));
     for (r, asq, ua, named) in &person {
         let get = |name: &str| -> &str { r.fields.iter().position(|f| f == name).map_or("-", |i| r.line[i].as_str()) };
@@ -550,27 +620,52 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
         let d = devs.entry((key.clone(), device)).or_default();
         d.requests += 1;
         d.client = c.to_string();
+        d.by_id = asq.is_some();
         if d.first.is_empty() || r.date < d.first {
             d.first = r.date.clone();
         }
-        if c == "outlook-mobile" && asq.as_ref().is_some_and(|a| a.cmd == "Provision") {
+        if app(c) == "outlook-mobile" && asq.as_ref().is_some_and(|a| a.cmd == "Provision") {
             d.provisions += 1;
-        }
-        if c == "outlook-mobile" {
-            cloud.insert(key.clone());
         }
         if proto == "ews" && c != "outlook-windows" && c != "outlook-mac" {
             ews.insert(key.clone());
         }
-        let mobile_client = ["outlook-mobile", "ios-mail", "android-mail", "mobile-browser"].contains(&c);
+        let mobile_client =
+            ["outlook-mobile", "outlook-mobile-hma", "ios-mail", "android-mail", "mobile-browser"].contains(&c);
         if mobile_client && ["ews", "owa", "rpc", "mapi"].contains(&proto) {
             mobile.insert(key.clone());
         }
     }
+    // One phone, one device: requests without a device id join the user's
+    // one ActiveSync device of the same app.
+    let keys: Vec<(String, String)> = devs.keys().cloned().collect();
+    for (user, device) in keys {
+        if devs[&(user.clone(), device.clone())].by_id {
+            continue;
+        }
+        let wanted = app(&devs[&(user.clone(), device.clone())].client).to_string();
+        let phones: Vec<(String, String)> = devs
+            .iter()
+            .filter(|((u, _), d)| *u == user && d.by_id && app(&d.client) == wanted)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let [phone] = &phones[..] {
+            let gone = devs.remove(&(user.clone(), device)).unwrap();
+            let target = devs.get_mut(phone).unwrap();
+            target.requests += gone.requests;
+        }
+    }
+    let (mut cloud, mut token) = (BTreeSet::new(), BTreeSet::new());
     let (mut prov, mut known, mut prov_users, mut new_users) = (0, 0, BTreeSet::new(), BTreeSet::new());
     for ((user, device), d) in devs {
         let u = t.users.entry(user.clone()).or_default();
         u.requests += d.requests;
+        if d.client == "outlook-mobile" {
+            cloud.insert(user.clone());
+        }
+        if d.client == "outlook-mobile-hma" {
+            token.insert(user.clone());
+        }
         let e = u.devices.entry(device).or_default();
         e.requests = d.requests;
         e.client = d.client;
@@ -591,10 +686,38 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     t.findings.cloud_credentials = v(cloud);
     t.findings.ews_non_outlook = v(ews);
     t.findings.mobile_on_ews = v(mobile);
-    t.findings.exploit_attempt = exploits
-        .into_iter()
-        .map(|((rule, source), count)| casguard_loggen::ExploitTruth { rule, source, count })
-        .collect();
+    t.findings.cloud_token = v(token);
+    for ((kind, rule, source), (count, succeeded, failed)) in exploits {
+        let outcome = if succeeded > 0 {
+            "succeeded"
+        } else if failed > 0 {
+            "failed"
+        } else {
+            "blocked"
+        };
+        let e = casguard_loggen::ExploitTruth { rule, source, count, outcome: outcome.into() };
+        match kind.as_str() {
+            "web-shell" => t.findings.web_shell.push(e),
+            "data-theft" => t.findings.data_theft.push(e),
+            "scanner" => t.findings.scanner.push(e),
+            "outside-vdirs" => t.findings.outside_vdirs.push(e),
+            _ => t.findings.exploit_attempt.push(e),
+        }
+    }
+    // The generator's sign-in attacks each fall within an hour and a window.
+    for (source, (users, failures)) in fail_sources {
+        if users.len() >= 5 {
+            let users = users.len() as u64;
+            t.findings.password_spray.push(casguard_loggen::SprayTruth { source, users, failures });
+        }
+    }
+    for (user, (hours, sources)) in fail_users {
+        let worst = hours.values().copied().max().unwrap_or(0);
+        if worst >= 100 {
+            let sources = sources.len() as u64;
+            t.findings.brute_force.push(casguard_loggen::BruteTruth { user, failures: worst, sources });
+        }
+    }
     let p = &mut t.policies;
     p.iis_block_outlook_ua = casguard_loggen::PolicyTruth { denied_requests: iis.0, affected_users: v(iis.1) };
     p.ews_allow_outlook_only = casguard_loggen::PolicyTruth { denied_requests: ewsp.0, affected_users: v(ewsp.1) };

@@ -181,7 +181,7 @@ impl Cond {
                 })
             }
             Cond::UserAgentEws(ps) => ps.iter().any(|p| p.matches(&req.user_agent)),
-            Cond::Client(cs) => cs.iter().any(|(c, _)| *c == req.client),
+            Cond::Client(cs) => cs.iter().any(|(c, _)| *c == req.claimed_client()),
             Cond::Command(v) => any_ci(v, &req.activesync.command),
             Cond::DeviceType(v) => any_ci(v, &req.activesync.device_type),
             Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),

@@ -473,3 +473,26 @@ fn block_rules_carry_their_lines() {
     assert_eq!(find("ews_access (mobilepilot)"), line_of("user = \"mobilepilot\""));
     assert_eq!(find("no Outlook"), line_of("name = \"no Outlook mobile user agents\""));
 }
+
+/// An attack names no client in reports, but a policy judges the client it
+/// claims: the web shell reached with Outlook mobile's user agent and
+/// device type (tests/data/iis/winterfell-webshell-exfiltration.log) is
+/// denied by a rule against Outlook mobile.
+#[test]
+fn an_attack_is_judged_by_the_client_it_claims() {
+    let p = policy("[[rule]]\nname = \"no outlook mobile\"\naction = \"deny\"\nclient = \"outlook-mobile\"\n");
+    let interpreter = Interpreter::builtin();
+    let mut r = exchange::Request {
+        method: "POST".into(),
+        stem: "/Microsoft-Server-ActiveSync/error.aspx".into(),
+        query: "cmd=whomai&User=vvvvv&DeviceId=7f5c3228efb748deb692dd060fd3c3fa&DeviceType=Outlook".into(),
+        user_agent: "Outlook-iOS-Android/1.0".into(),
+        server_port: 443,
+        ..exchange::Request::default()
+    };
+    interpreter.interpret(&mut r);
+    assert_eq!(r.traffic, exchange::Traffic::Attack);
+    assert_eq!(r.client, exchange::ClientId::UNKNOWN);
+    assert_eq!(r.claimed_client(), client("outlook-mobile"));
+    assert!(denied(&p, &r));
+}

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use audit::Report;
+use audit::{Report, ReportOptions};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{emit, warn_malformed, Format, Global, Inputs};
+use super::{emit, warn_malformed, Format, Global, Inputs, SignInLimits};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,6 +18,8 @@ pub struct Args {
     /// A partnership idle for more than N days is stale (idle up to the latest time in the export and logs).
     #[arg(long, value_name = "N", default_value_t = audit::partnerships::DEFAULT_STALE_DAYS)]
     pub stale_days: u32,
+    #[command(flatten)]
+    pub signins: SignInLimits,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -37,6 +39,7 @@ pub struct Args {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.format.check_out(args.out.as_deref())?;
+    let thresholds = args.signins.thresholds()?;
     let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
     let (interpreter, aggregate, stats) = super::aggregate_files(&args.inputs, &sorted.logs, global)?;
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
@@ -52,7 +55,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     warn_malformed(&stats, "warning");
     sorted.warn_bad_rows("warning");
 
-    let mut report = Report::build(&aggregate, &stats, &interpreter);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).ok();
+    if let Some(note) = now.and_then(|now| audit::report::ranges_age_note(interpreter.networks(), now)) {
+        eprintln!("warning: {note}");
+    }
+    let mut report = Report::build_with(&aggregate, &stats, &interpreter, &ReportOptions { thresholds, now });
     if !sorted.exports.is_empty() {
         let catalog = interpreter.catalog();
         report.partnerships = Some(audit::partnerships::build(&sorted.exports, &aggregate, catalog, args.stale_days));

@@ -10,6 +10,7 @@ pub mod export;
 pub mod gateway;
 pub mod inventory;
 pub mod policy;
+pub mod ranges;
 pub mod simulate;
 pub mod watch;
 
@@ -90,7 +91,7 @@ impl Inputs {
     /// How to read the files: `--fields` gives lines before any `#Fields` their columns.
     pub fn scan_options(&self) -> anyhow::Result<ScanOptions> {
         let default_fields = self.fields.as_deref().map(default_fields).transpose()?;
-        Ok(ScanOptions { default_fields, ..ScanOptions::default() })
+        Ok(ScanOptions { default_fields, max_reported: MALFORMED_KEPT, ..ScanOptions::default() })
     }
 
     pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
@@ -125,10 +126,18 @@ fn default_fields(names: &str) -> anyhow::Result<Fields> {
     Ok(fields)
 }
 
-/// Print the first malformed lines of each file as `file:line: reason: detail`
-/// (`label` says whether they are an error), how to read lines that came
-/// before any `#Fields` line, and the first warnings of each file.
+/// Malformed lines named on stderr per run; the rest are counted in one line.
+pub const MALFORMED_SHOWN: usize = 5;
+/// Malformed lines kept with their detail per file, for the JSON report.
+pub const MALFORMED_KEPT: usize = 100;
+
+/// Print the first warnings of each file, then the first [`MALFORMED_SHOWN`]
+/// malformed lines of the run as `file:line: reason: detail` (`label` says
+/// whether they are an error), then one line for the rest, and how to read
+/// lines that came before any `#Fields` line. The JSON report lists the first
+/// [`MALFORMED_KEPT`] of each file and counts them all.
 pub fn warn_malformed(files: &[FileStats], label: &str) {
+    let mut shown = 0;
     for file in files {
         for w in &file.first_warnings {
             eprintln!("warning: {}:{}: {}: {}", file.path.display(), w.line, w.kind.as_str(), w.detail);
@@ -137,17 +146,21 @@ pub fn warn_malformed(files: &[FileStats], label: &str) {
             let more = file.warnings_total() - file.first_warnings.len() as u64;
             eprintln!("warning: {}: {more} more warning(s) not shown", file.path.display());
         }
-        for m in &file.first_malformed {
+    }
+    for file in files {
+        for m in file.first_malformed.iter().take(MALFORMED_SHOWN - shown) {
             eprintln!("{label}: {}:{}: {}: {}", file.path.display(), m.line, m.kind.as_str(), m.detail);
+            shown += 1;
         }
-        let shown = file.first_malformed.len() as u64;
-        if file.malformed_total() > shown {
-            eprintln!(
-                "{label}: {}: {} more malformed line(s) not shown",
-                file.path.display(),
-                file.malformed_total() - shown
-            );
-        }
+    }
+    let total: u64 = files.iter().map(|f| f.malformed_total()).sum();
+    let rest = total - shown as u64;
+    if rest > 0 {
+        let in_files = files.iter().filter(|f| f.malformed_total() > 0).count();
+        eprintln!(
+            "{label}: {rest} more malformed line(s), {total} in all in {in_files} file(s); \
+             --format json lists the first {MALFORMED_KEPT} of each file"
+        );
     }
     let headless: u64 = files.iter().map(|f| f.malformed_of(MalformedKind::NoFields)).sum();
     if headless > 0 {
@@ -176,6 +189,56 @@ pub fn aggregate_files(
         ::audit::audit_files(files, &inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
     progress.finish();
     Ok((interpreter, aggregate, stats))
+}
+
+/// When failed sign-ins make a finding (password spray, brute force).
+#[derive(clap::Args, Debug)]
+pub struct SignInLimits {
+    /// Distinct users one source may fail to sign in as within --spray-window
+    /// before it is a password spray (default from Microsoft Sentinel's
+    /// "Password spray attack against Microsoft Entra ID application").
+    #[arg(long, default_value_t = 5, value_name = "USERS")]
+    pub spray_users: usize,
+    /// The spray window: 20m, 1h, 90s.
+    #[arg(long, default_value = "20m", value_name = "DURATION", value_parser = parse_window)]
+    pub spray_window: i64,
+    /// Failed sign-ins against one user within --brute-force-window that make
+    /// a brute force (default from Sentinel's "High count of failed logons by a user").
+    #[arg(long, default_value_t = 100, value_name = "FAILURES")]
+    pub brute_force_failures: u64,
+    /// The brute-force window: 10m, 1h, 90s.
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_window)]
+    pub brute_force_window: i64,
+}
+
+impl SignInLimits {
+    pub fn thresholds(&self) -> anyhow::Result<::audit::Thresholds> {
+        let t = ::audit::Thresholds {
+            spray_users: self.spray_users,
+            spray_window: self.spray_window,
+            brute_force_failures: self.brute_force_failures,
+            brute_force_window: self.brute_force_window,
+        };
+        t.check()?;
+        Ok(t)
+    }
+}
+
+/// A window length in seconds: a number with `s`, `m` or `h` (minutes when bare).
+pub fn parse_window(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&text[..i], &text[i..]),
+        None => (text, "m"),
+    };
+    let n: i64 = digits.parse().map_err(|_| format!("'{text}' is not a duration such as 20m, 1h or 90s"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("'{text}': the unit is s, m or h")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("'{text}' is too long"))
 }
 
 /// A time given as RFC 3339 or a date, as Unix seconds.

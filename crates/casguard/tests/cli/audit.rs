@@ -28,6 +28,8 @@ fn check_against_truth(report: &Value, truth: &Truth) {
     assert_eq!(s["backend_duplicates"], t.backend_duplicates, "backend duplicates");
     assert_eq!(s["probes"], t.probes, "probes");
     assert_eq!(s["exploit_attempts"], t.exploit_attempts, "exploit attempts");
+    assert_eq!(s["attacks"], t.attacks, "attacks");
+    assert_eq!(s["failed_sign_ins"], t.failed_sign_ins, "failed sign-ins");
     assert_eq!(s["machine"], t.machine, "machine accounts");
     assert_eq!(s["backend_only"], truth.backend_only, "backend only");
     assert_eq!(counts(&report["protocols"]), truth.protocols, "protocols");
@@ -60,22 +62,62 @@ fn check_against_truth(report: &Value, truth: &Truth) {
     assert_eq!(finding_users(report, "cloud-credentials"), f.cloud_credentials, "cloud-credentials");
     assert_eq!(finding_users(report, "ews-non-outlook"), f.ews_non_outlook, "ews-non-outlook");
     assert_eq!(finding_users(report, "mobile-on-ews"), f.mobile_on_ews, "mobile-on-ews");
-    let exploits: BTreeSet<(String, String, u64)> = report["findings"]
+    assert_eq!(finding_users(report, "cloud-token"), f.cloud_token, "cloud-token");
+    // Attacks, each with its rule, source, count and outcome: nothing more, nothing less.
+    for (kind, expected) in [
+        ("exploit-attempt", &f.exploit_attempt),
+        ("web-shell", &f.web_shell),
+        ("data-theft", &f.data_theft),
+        ("scanner", &f.scanner),
+        ("outside-vdirs", &f.outside_vdirs),
+    ] {
+        let found: BTreeSet<(String, String, u64, String)> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == kind)
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["source"]["ip"].as_str().unwrap().to_string(),
+                    f["requests"].as_u64().unwrap(),
+                    f["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expected: BTreeSet<(String, String, u64, String)> =
+            expected.iter().map(|e| (e.rule.clone(), e.source.clone(), e.count, e.outcome.clone())).collect();
+        assert_eq!(found, expected, "{kind}");
+    }
+    let sprays: BTreeSet<(String, u64, u64)> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["kind"] == "exploit-attempt")
+        .filter(|f| f["kind"] == "password-spray")
         .map(|f| {
             (
-                f["rule"].as_str().unwrap().to_string(),
                 f["source"]["ip"].as_str().unwrap().to_string(),
+                f["peak"].as_u64().unwrap(),
                 f["requests"].as_u64().unwrap(),
             )
         })
         .collect();
-    let expected: BTreeSet<(String, String, u64)> =
-        f.exploit_attempt.iter().map(|e| (e.rule.clone(), e.source.clone(), e.count)).collect();
-    assert_eq!(exploits, expected, "exploit attempts");
+    let expected: BTreeSet<(String, u64, u64)> =
+        f.password_spray.iter().map(|s| (s.source.clone(), s.users, s.failures)).collect();
+    assert_eq!(sprays, expected, "password sprays");
+    let brute: BTreeSet<(String, u64, usize)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "brute-force")
+        .map(|f| {
+            let user = f["user"].as_str().unwrap().to_string();
+            (user, f["requests"].as_u64().unwrap(), f["sources"].as_array().unwrap().len())
+        })
+        .collect();
+    let expected: BTreeSet<(String, u64, usize)> =
+        f.brute_force.iter().map(|b| (b.user.clone(), b.failures, b.sources as usize)).collect();
+    assert_eq!(brute, expected, "brute force");
 }
 
 #[test]
@@ -178,7 +220,7 @@ fn csv_writes_our_files_and_the_export_activesync_log_set() {
     assert_eq!(read("export-activesynclog/Hourly.csv").lines().count(), 169);
     let findings = read("findings.csv");
     for user in &truth.findings.ews_non_outlook {
-        assert!(findings.contains(&format!("ews-non-outlook,{user},")), "findings.csv lacks {user}");
+        assert!(findings.contains(&format!("ews-non-outlook,low,{user},")), "findings.csv lacks {user}");
     }
     // Hits in Export-ActiveSyncLog's Users.csv add up to the ActiveSync requests of known devices.
     let total = read("export-activesynclog/Users.csv")

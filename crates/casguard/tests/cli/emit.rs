@@ -10,7 +10,10 @@ fn policy_check_prints_numbered_rules() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(s.contains("  1. block Outlook mobile provisioning deny 403 if protocol is 'activesync'"), "{s}");
-    assert!(s.contains("command is 'Provision'") && s.contains("client is 'outlook-mobile'"), "{s}");
+    assert!(
+        s.contains("command is 'Provision'") && s.contains("client is any of ['outlook-mobile', 'outlook-mobile-hma']"),
+        "{s}"
+    );
     assert!(s.contains("default: allow"));
 }
 

@@ -56,7 +56,8 @@ fn parquet_counts_in_duckdb_match_the_audit() {
     assert_eq!(traffic["person"], s["requests"].as_u64().unwrap(), "people");
     assert_eq!(traffic.get("probe").copied().unwrap_or(0), s["probes"].as_u64().unwrap());
     assert_eq!(traffic.get("backend").copied().unwrap_or(0), s["backend_duplicates"].as_u64().unwrap());
-    assert_eq!(traffic.get("exploit").copied().unwrap_or(0), s["exploit_attempts"].as_u64().unwrap());
+    assert_eq!(traffic.get("attack").copied().unwrap_or(0), s["attacks"].as_u64().unwrap());
+    assert_eq!(counts(&db["attacks"]), counts(&s["attack_kinds"]), "attacks by kind");
     assert_eq!(traffic.get("machine").copied().unwrap_or(0), s["machine"].as_u64().unwrap());
     assert_eq!(db["probes"], s["probes"]);
     assert_eq!(db["backend"], s["backend_duplicates"]);
@@ -123,7 +124,8 @@ fn parquet_files_read_back_with_the_parquet_crate() {
                 "network",
                 "is_probe",
                 "is_backend",
-                "exploit_rule",
+                "attack_rule",
+                "attack_kind",
                 "decision",
             ] {
                 assert!(names.contains(&column), "column {column} in {names:?}");

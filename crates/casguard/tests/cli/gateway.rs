@@ -331,9 +331,6 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_current_one() {
     kill(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
-     child.kill().unwrap();
-     child.wait().unwrap();
- }
 
 /// `--devices`: the partnerships of a device export are the known devices of
 /// `device = "new"` rules; a bad row fails closed, naming file and line.

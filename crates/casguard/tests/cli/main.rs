@@ -4,6 +4,7 @@
 
 mod util;
 
+mod attacks;
 mod audit;
 mod clients;
 mod devices;
@@ -12,5 +13,6 @@ mod export;
 mod gateway;
 mod html;
 mod input;
+mod ranges;
 mod simulate;
 mod watch;
