@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod activesync;
+mod auth;
 pub mod catalog;
 pub mod classify;
 pub mod exploits;
@@ -20,6 +21,7 @@ mod request;
 pub mod stream;
 pub mod url;
 
+pub use auth::AuthType;
 pub use catalog::{Catalog, Client, ClientId, Device};
 pub use classify::Interpreter;
 pub use exploits::ExploitRules;

@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use crate::auth::AuthType;
 use crate::catalog::ClientId;
 use crate::networks::NetworkId;
 
@@ -196,6 +197,8 @@ pub struct Request {
     pub username: String,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
+    /// How the request authenticated; `Unknown` from IIS logs, which do not say.
+    pub auth: AuthType,
     pub activesync: ActiveSync,
     pub client: ClientId,
     pub traffic: Traffic,
@@ -222,6 +225,7 @@ impl Request {
         self.user_agent.clear();
         self.username.clear();
         self.user.clear();
+        self.auth = AuthType::Unknown;
         self.activesync.clear();
         self.client = ClientId::default();
         self.traffic = Traffic::Person;

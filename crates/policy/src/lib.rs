@@ -39,6 +39,7 @@ pub mod emit;
 mod error;
 mod inventory;
 mod model;
+mod pattern;
 mod raw;
 mod ready;
 mod text;
@@ -47,10 +48,14 @@ use std::path::Path;
 
 use exchange::{Catalog, Networks};
 
-pub use blocks::{AccessLevel, AppPolicy, Characteristic, DenyAction, EwsSettings};
+pub use blocks::{
+    AccessLevel, AppPolicy, AuthPolicy, AuthProtocol, Characteristic, DenyAction, EwsSettings, MailboxSwitches,
+    RewriteAction, RewriteCondition, RewriteRule,
+};
 pub use error::PolicyError;
 pub use inventory::{Inventory, KnownDevice};
 pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
+pub use pattern::{PatternSyntax, RewriteInput, TextPattern};
 pub use ready::{evaluate, ReadyPolicy};
 pub use text::ews_pattern_matches;
 
@@ -78,7 +83,18 @@ impl Policy {
 }
 
 /// Keys of a policy file that decide requests.
-const DECIDING: [&str; 6] = ["default", "rule", "iis_filter", "ews_access", "device_access", "ip_restrictions"];
+const DECIDING: [&str; 10] = [
+    "default",
+    "rule",
+    "iis_filter",
+    "ews_access",
+    "device_access",
+    "ip_restrictions",
+    "request_filtering",
+    "url_rewrite",
+    "mailbox_protocols",
+    "auth_policies",
+];
 
 /// Refuse a policy file that decides nothing: an empty file, or one cut off
 /// before its first rule, would otherwise be an allow-all policy, silently.
@@ -93,7 +109,8 @@ fn says_something(text: &str, origin: &Path) -> Result<(), PolicyError> {
         line: None,
         message: format!(
             "{}: a policy needs `default`, a [[rule]] or an emulation block ([iis_filter], [ews_access], \
-             [device_access], [[ip_restrictions]]); an empty or cut-off file would allow everything",
+             [device_access], [[ip_restrictions]], [[request_filtering]], [[url_rewrite]], \
+             [mailbox_protocols], [auth_policies]); an empty or cut-off file would allow everything",
             if table.is_empty() { "the file is empty" } else { "nothing here decides a request" }
         ),
     })

@@ -6,10 +6,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use exchange::{ClientId, NetworkId, Protocol, Request};
+use exchange::{AuthType, ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
+use crate::pattern::TextPattern;
 use crate::text::{concat_contains_ci, contains_ci, ends_with_ci, ews_pattern_matches, glob_ci, starts_with_ci};
 
 /// What a rule (or the default) does with a request.
@@ -46,6 +47,10 @@ pub enum RuleOrigin {
     Rule(usize),
     IpRestrictions,
     IisFilter,
+    RequestFiltering,
+    UrlRewrite,
+    AuthPolicies,
+    MailboxProtocols,
     EwsAccess,
     DeviceAccess,
 }
@@ -127,6 +132,15 @@ pub enum Cond {
     Protocol(Vec<Protocol>),
     /// Path patterns, any case; a pattern without `*` is a prefix.
     Path(Vec<String>),
+    /// IIS configuration paths (`/EWS`): the path itself or below it, by
+    /// whole segments, any case; as IIS applies a `<location>` or web.config.
+    Location(Vec<String>),
+    /// How the request authenticated ([`AuthType::Unknown`] matches none).
+    Auth(Vec<AuthType>),
+    /// A URL Rewrite pattern on the URL or a server variable.
+    Pattern(Arc<TextPattern>),
+    /// Any of these (URL Rewrite's `MatchAny`).
+    Any(Vec<Cond>),
     UserAgent {
         case_sensitive: bool,
         items: Vec<(TextMode, String)>,
@@ -171,6 +185,10 @@ impl Cond {
             Cond::Path(ps) => {
                 ps.iter().any(|p| if p.contains('*') { glob_ci(p, &req.stem) } else { starts_with_ci(&req.stem, p) })
             }
+            Cond::Location(ps) => ps.iter().any(|p| under(&req.stem, p)),
+            Cond::Auth(v) => v.contains(&req.auth),
+            Cond::Pattern(p) => p.matches(req),
+            Cond::Any(cs) => cs.iter().any(|c| c.matches(req, inv)),
             Cond::UserAgent { case_sensitive, items } => {
                 let ua = req.user_agent.as_str();
                 items.iter().any(|(mode, v)| match (mode, case_sensitive) {
@@ -222,6 +240,14 @@ impl Cond {
     }
 }
 
+/// `stem` is `path` or below it, by whole segments, any case.
+pub(crate) fn under(stem: &str, path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    stem.len() >= p.len()
+        && stem.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        && matches!(stem.as_bytes().get(p.len()), None | Some(b'/'))
+}
+
 /// `what` and then the items: `'a'` alone, or `any of ['a', 'b']`.
 fn list(f: &mut fmt::Formatter, what: &str, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
     let v: Vec<String> = items.into_iter().map(|i| format!("'{i}'")).collect();
@@ -238,6 +264,13 @@ impl fmt::Display for Cond {
             Cond::Protocol(ps) => list(f, "protocol is ", ps.iter().map(|p| p.key())),
             Cond::Path(ps) => {
                 list(f, "path matches ", ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
+            }
+            Cond::Location(ps) => list(f, "path is under ", ps),
+            Cond::Auth(v) => list(f, "authentication is ", v.iter().map(|a| a.key())),
+            Cond::Pattern(p) => write!(f, "{p}"),
+            Cond::Any(cs) => {
+                let v: Vec<String> = cs.iter().map(|c| c.to_string()).collect();
+                write!(f, "({})", v.join(" or "))
             }
             Cond::UserAgent { case_sensitive, items } => {
                 f.write_str("user agent ")?;
@@ -329,7 +362,9 @@ impl Rule {
 
     pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
         fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
-            pred(c) || matches!(c, Cond::Not(inner) if walk(inner, pred))
+            pred(c)
+                || matches!(c, Cond::Not(inner) if walk(inner, pred))
+                || matches!(c, Cond::Any(cs) if cs.iter().any(|c| walk(c, pred)))
         }
         self.conditions.iter().chain(self.unless.iter().flatten()).any(|c| walk(c, pred))
     }
@@ -470,6 +505,16 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
             Cond::User(_) => add("user", &req.user),
             Cond::IisScan { .. } => add("user agent", &req.user_agent),
+            Cond::Location(_) => add("path", &req.stem),
+            Cond::Auth(_) => add("authentication", req.auth.key()),
+            Cond::Pattern(p) => match p.input {
+                crate::pattern::RewriteInput::UserAgent => add("user agent", &req.user_agent),
+                crate::pattern::RewriteInput::QueryString => add("query", &req.query),
+                crate::pattern::RewriteInput::ForwardedFor => add("X-Forwarded-For", &req.forwarded_for),
+                crate::pattern::RewriteInput::Method => add("method", &req.method),
+                _ => add("path", &req.stem),
+            },
+            Cond::Any(cs) => cs.iter().for_each(|c| walk(c, req, add)),
             Cond::Not(c) => walk(c, req, add),
             _ => {}
         }

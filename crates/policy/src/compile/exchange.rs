@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use ::exchange::Protocol;
 
-use super::{add_user, one_user, rule, Ctx};
+use super::{add_user, names, rule, users, Ctx};
 use crate::blocks::{AccessLevel, AppPolicy, Blocks, Characteristic, DeviceBlock, EwsBlock, EwsSettings};
 use crate::model::{Action, Cond, Rule, RuleOrigin, TextMode, UserSet};
 use crate::raw::*;
+use crate::PolicyError;
 
 fn app_policy(p: Option<RawAppPolicy>) -> Option<AppPolicy> {
     p.map(|p| match p {
@@ -26,7 +27,13 @@ fn ua_contains_cs(values: &[&str]) -> Cond {
     }
 }
 
-pub(super) fn compile_ews(ctx: &Ctx, raw: RawEwsAccess, line: usize, rules: &mut Vec<Rule>, blocks: &mut Blocks) {
+pub(super) fn compile_ews(
+    ctx: &Ctx,
+    raw: RawEwsAccess,
+    line: usize,
+    rules: &mut Vec<Rule>,
+    blocks: &mut Blocks,
+) -> Result<(), PolicyError> {
     let status = raw.status.unwrap_or(403);
     let org = EwsSettings {
         ews_enabled: raw.ews_enabled,
@@ -46,25 +53,36 @@ pub(super) fn compile_ews(ctx: &Ctx, raw: RawEwsAccess, line: usize, rules: &mut
             application_access_policy: app_policy(u.application_access_policy),
             list: u.list,
         };
-        users.push((u.user.get_ref().clone(), s, ctx.line(&u.user.span()).unwrap_or(line)));
+        users.push((names(ctx, &u.user)?, s, ctx.line(&u.user.span()).unwrap_or(line)));
     }
     // Mailboxes with their own settings first; the organization's apply to everyone else.
     for (user, s, uline) in &users {
         let eff = s.over(&org);
-        ews_scope(&eff, &format!("ews_access ({user})"), vec![one_user(user)], Vec::new(), status, *uline, rules);
+        ews_scope(
+            &eff,
+            &format!("ews_access ({})", user[0]),
+            vec![self::users(user)],
+            Vec::new(),
+            status,
+            *uline,
+            rules,
+        );
     }
     let except: Vec<Vec<Cond>> = if users.is_empty() {
         Vec::new()
     } else {
         let mut set = UserSet::default();
         for (u, _, _) in &users {
-            add_user(&mut set, u);
-            set.shown.push(u.clone());
+            for n in u {
+                add_user(&mut set, n);
+            }
+            set.shown.push(u[0].clone());
         }
         vec![vec![Cond::User(Arc::new(set))]]
     };
     ews_scope(&org, "ews_access", Vec::new(), except, status, line, rules);
     blocks.ews = Some(EwsBlock { org, users: users.into_iter().map(|(u, s, _)| (u, s)).collect() });
+    Ok(())
 }
 
 /// Exchange's `CallerAccessAllowed` (exchange.md §3a) as deny rules.
@@ -175,7 +193,7 @@ pub(super) fn compile_device_access(
     line: usize,
     rules: &mut Vec<Rule>,
     blocks: &mut Blocks,
-) {
+) -> Result<(), PolicyError> {
     let rule_lines: Vec<usize> = raw.rule.iter().map(|r| ctx.line(&r.span()).unwrap_or(line)).collect();
     let personal_lines: Vec<usize> = raw.personal.iter().map(|p| ctx.line(&p.span()).unwrap_or(line)).collect();
     let status = raw.status.unwrap_or(403);
@@ -185,6 +203,11 @@ pub(super) fn compile_device_access(
         RawAccessLevel::Block => AccessLevel::Block,
         RawAccessLevel::Quarantine => AccessLevel::Quarantine,
     };
+    let mut personal = Vec::new();
+    for p in &raw.personal {
+        let p = p.get_ref();
+        personal.push((names(ctx, &p.user)?, p.allowed_device_ids.clone(), p.blocked_device_ids.clone()));
+    }
     let block = DeviceBlock {
         default_access_level: raw.default_access_level.map(level),
         rules: raw
@@ -201,12 +224,7 @@ pub(super) fn compile_device_access(
                 (c, r.query_string.clone(), level(r.access_level))
             })
             .collect(),
-        personal: raw
-            .personal
-            .iter()
-            .map(|p| p.get_ref())
-            .map(|p| (p.user.get_ref().clone(), p.allowed_device_ids.clone(), p.blocked_device_ids.clone()))
-            .collect(),
+        personal,
     };
     let base = vec![Cond::Protocol(vec![Protocol::ActiveSync])];
     let ch = |c: Characteristic, q: &str| match c {
@@ -224,14 +242,14 @@ pub(super) fn compile_device_access(
     for ((user, _, blocked), pline) in block.personal.iter().zip(&personal_lines) {
         if !blocked.is_empty() {
             let mut c = base.clone();
-            c.push(one_user(user));
+            c.push(users(user));
             c.push(Cond::DeviceId(blocked.clone()));
             rules.push(mk(
-                format!("device_access: blocked devices of {user}"),
+                format!("device_access: blocked devices of {}", user[0]),
                 c,
                 Vec::new(),
                 status,
-                format!("device id is on {user}'s ActiveSyncBlockedDeviceIDs"),
+                format!("device id is on {}'s ActiveSyncBlockedDeviceIDs", user[0]),
                 *pline,
             ));
         }
@@ -241,7 +259,7 @@ pub(super) fn compile_device_access(
         .personal
         .iter()
         .filter(|(_, allowed, _)| !allowed.is_empty())
-        .map(|(user, allowed, _)| vec![one_user(user), Cond::DeviceId(allowed.clone())])
+        .map(|(user, allowed, _)| vec![users(user), Cond::DeviceId(allowed.clone())])
         .collect();
     // 6, 7. block rules, then quarantine rules.
     for want in [AccessLevel::Block, AccessLevel::Quarantine] {
@@ -279,4 +297,5 @@ pub(super) fn compile_device_access(
         rules.push(r);
     }
     blocks.device_access = Some(block);
+    Ok(())
 }
