@@ -37,6 +37,7 @@ mod blocks;
 mod compile;
 pub mod emit;
 mod error;
+pub mod import;
 mod inventory;
 mod model;
 mod pattern;

@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::path::{Path, PathBuf};
 
 use exchange::{Catalog, Networks, Protocol, Request};
