@@ -106,17 +106,36 @@ pub(crate) fn from_csv(text: &str) -> Result<Table, String> {
     if headers.iter().all(String::is_empty) {
         return Err("no header row".into());
     }
+    // Lines are counted here: the csv crate's own count differs with CRLF line ends.
+    let bytes = body.as_bytes();
+    let (mut at, mut line) = (0usize, first_line);
+    let mut line_of = |byte: u64| {
+        // With CRLF ends a record's position can fall on the `\n` before it.
+        let mut byte = (byte as usize).min(bytes.len());
+        while byte < bytes.len() && matches!(bytes[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        if byte >= at {
+            line += newlines(&bytes[at..byte]);
+            at = byte;
+        }
+        line
+    };
     let mut records = Vec::new();
     for row in reader.records() {
         let row = row.map_err(|e| {
-            let line = e.position().map_or(first_line, |p| p.line() as usize + first_line - 1);
-            format!("line {line}: {e}")
+            let l = e.position().map_or(first_line, |p| line_of(p.byte()));
+            format!("line {l}: {e}")
         })?;
-        let line = row.position().map(|p| p.line() as usize + first_line - 1);
+        let line = row.position().map(|p| line_of(p.byte()));
         let fields = headers.iter().cloned().zip(row.iter().map(|c| Value::String(c.to_string()))).collect();
         records.push(Record { line, fields });
     }
     Ok(Table { format: "CSV", types, records })
+}
+
+fn newlines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
 }
 
 /// Records of an `Export-Clixml` file (PowerShell's serialization format).
