@@ -139,6 +139,14 @@ fn located(file: &str, message: String) -> PolicyError {
     invalid(file, line, text)
 }
 
+/// A line Export-Csv could have written as its header: property names,
+/// quoted or not, separated by commas.
+fn csv_header(line: &str) -> bool {
+    let names: Vec<&str> = line.trim_end().split(',').map(|n| n.trim().trim_matches('"')).collect();
+    names.len() >= 2
+        && names.iter().all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+}
+
 /// Read every export and configuration file under `folder` for the IIS
 /// site `site` (`Default Web Site` on Exchange's front end).
 pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError> {
@@ -201,7 +209,7 @@ pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError>
         } else if head.starts_with("#Software") || head.starts_with("#Version") || head.starts_with("#Fields") {
             logs += 1;
             continue;
-        } else if head.starts_with("#TYPE ") || head.lines().next().is_some_and(|l| l.contains(',')) {
+        } else if head.starts_with("#TYPE ") || head.lines().next().is_some_and(csv_header) {
             table::from_csv(&text).map_err(|e| located(&name, e))?
         } else {
             notes.info(name.clone(), "skipped: not an export or configuration file casguard reads".into());

@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod shell;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};
