@@ -454,6 +454,12 @@ impl Policy {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
     }
 
+    /// How many rules decide by the authentication type, which IIS logs do
+    /// not carry (such a rule decides no request read from them).
+    pub fn auth_rules(&self) -> usize {
+        self.rules.iter().filter(|r| r.uses(&|c| matches!(c, Cond::Auth(_)))).count()
+    }
+
     /// A sentence on why `decision` was reached for `request`. Allocates; call
     /// only when a decision is shown.
     pub fn explain(&self, decision: &Decision, request: &Request) -> String {

@@ -52,6 +52,14 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Why rules on the authentication type decide nothing in IIS logs.
+pub fn auth_note(n: usize) -> String {
+    format!(
+        "{n} rule(s) decide by the authentication type, which IIS logs do not carry: \
+         they decide only requests whose authentication type is known"
+    )
+}
+
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let imported = policy::import::import_folder(&args.folder, &args.site)?;
     for (file, what) in &imported.sources {
@@ -88,6 +96,9 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     out.push_str(&format!("  default: {}\n", policy.default_action().key()));
     if policy.requires_inventory() {
         out.push_str("  note: device conditions need --inventory or --known-before when simulating\n");
+    }
+    if policy.auth_rules() > 0 {
+        out.push_str(&format!("  note: {}\n", auth_note(policy.auth_rules())));
     }
     use std::io::Write;
     std::io::stdout().write_all(out.as_bytes())?;

@@ -10,5 +10,6 @@ mod emit;
 mod export;
 mod gateway;
 mod html;
+mod import;
 mod simulate;
 mod watch;
