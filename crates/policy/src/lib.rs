@@ -1,12 +1,14 @@
 //! casguard policy files: one TOML file of ordered rules and emulation blocks
-//! (IIS request filtering, IP restrictions, EWS access policy, ActiveSync
-//! device access), compiled once into rules of resolved conditions (one
+//! (IIS request filtering, IP restrictions and URL Rewrite, EWS access
+//! policy, ActiveSync device access, per-mailbox protocol switches,
+//! authentication policies), compiled once into rules of resolved conditions (one
 //! compiler module per mechanism under `compile/`, as the emitters under
 //! [`emit`]). A [`ReadyPolicy`] adds the interpreter and inventory the rules
 //! need, and is what the one pure [`evaluate`] shared by `simulate`, export,
 //! watch and the gateway takes. The [`emit`] module turns a policy into IIS,
 //! Exchange shell and nginx configuration, and says which rules a target
-//! cannot express.
+//! cannot express; [`import`] reads what is in force (cmdlet exports, IIS
+//! configuration) back into a policy.
 //!
 //! ```
 //! use std::sync::Arc;
