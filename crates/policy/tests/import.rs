@@ -341,3 +341,51 @@ fn imported_settings_decide_generated_traffic_as_the_truth_says() {
     assert_eq!(ews_denied, truth.ews_allow_outlook_only.denied_requests);
     assert_eq!(iis_denied, truth.iis_block_outlook_ua.denied_requests);
 }
+
+/// Damaged files are imported or refused with an error, never a panic, and
+/// what is imported always compiles (the `policy_import` fuzz target does
+/// the same with any bytes).
+#[test]
+fn damaged_exports_are_refused_or_read_never_a_crash() {
+    let dir = data("import/contoso");
+    let mut originals: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x != "md"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    originals.sort();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut refused = 0;
+    for round in 0..240 {
+        let (name, bytes) = &originals[round % originals.len()];
+        let mut b = bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % b.len().max(1);
+            match next() % 4 {
+                0 => b.truncate(at),
+                1 if !b.is_empty() => b[at] = next() as u8,
+                2 if !b.is_empty() => {
+                    b.remove(at);
+                }
+                _ => b.insert(at.min(b.len()), b"<\",\n{[&%'\\"[(next() % 9) as usize]),
+            }
+        }
+        match policy::import::import_files("damaged", vec![(name.clone(), b)], "Default Web Site") {
+            Ok(i) => {
+                ready(&i);
+            }
+            Err(e) => {
+                assert!(!e.to_string().contains("does not compile"), "{name}: {e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0);
+}

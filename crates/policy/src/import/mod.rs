@@ -147,6 +147,11 @@ fn csv_header(line: &str) -> bool {
         && names.iter().all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
 }
 
+fn is_log_name(file_name: &str) -> bool {
+    let lower = file_name.to_ascii_lowercase();
+    lower.ends_with(".gz") || lower.ends_with(".log") || lower.ends_with(".parquet")
+}
+
 /// Read every export and configuration file under `folder` for the IIS
 /// site `site` (`Default Web Site` on Exchange's front end).
 pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError> {
@@ -156,15 +161,15 @@ pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError>
     } else {
         walk(folder, 0, &mut paths)?;
     }
-    let mut notes = Notes::default();
-    let mut state = InForce::default();
-    let mut sources = Vec::new();
-    let mut xml: Vec<(String, String, String)> = Vec::new();
+    let mut files = Vec::new();
     let mut logs = 0usize;
     for path in &paths {
         let name = path.strip_prefix(folder).unwrap_or(path).display().to_string();
         let name = if name.is_empty() { path.display().to_string() } else { name };
-        let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if path.file_name().is_some_and(|n| is_log_name(&n.to_string_lossy())) {
+            logs += 1;
+            continue;
+        }
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if size > MAX_FILE {
             return Err(invalid(
@@ -174,8 +179,26 @@ pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError>
             ));
         }
         let bytes = std::fs::read(path).map_err(|source| PolicyError::Io { file: name.clone(), source })?;
-        let lower = file_name.to_ascii_lowercase();
-        if lower.ends_with(".gz") || lower.ends_with(".log") || lower.ends_with(".parquet") {
+        files.push((name, bytes));
+    }
+    read_all(&folder.display().to_string(), files, logs, site)
+}
+
+/// [`import_folder`] on files already read: (name, content), the name as
+/// in the folder (the last part says what a web.config is for).
+pub fn import_files(label: &str, files: Vec<(String, Vec<u8>)>, site: &str) -> Result<Imported, PolicyError> {
+    read_all(label, files, 0, site)
+}
+
+fn read_all(label: &str, files: Vec<(String, Vec<u8>)>, logs: usize, site: &str) -> Result<Imported, PolicyError> {
+    let mut notes = Notes::default();
+    let mut state = InForce::default();
+    let mut sources = Vec::new();
+    let mut xml: Vec<(String, String, String)> = Vec::new();
+    let mut logs = logs;
+    for (name, bytes) in files {
+        let file_name = name.rsplit(['/', '\\']).next().unwrap_or(&name).to_string();
+        if is_log_name(&file_name) {
             logs += 1;
             continue;
         }
@@ -234,7 +257,7 @@ pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError>
         }
     }
     if logs > 0 {
-        notes.info(folder.display().to_string(), format!("{logs} log files left to audit and simulate"));
+        notes.info(label.to_string(), format!("{logs} log files left to audit and simulate"));
     }
     let mut configs = Vec::new();
     for (name, file_name, text) in &xml {
@@ -262,10 +285,9 @@ pub fn import_folder(folder: &Path, site: &str) -> Result<Imported, PolicyError>
     }
     let iis = iis::read(&configs, site, &mut notes);
     settle(&mut state, &mut notes);
-    let text = write::policy_text(&state, &iis, &folder.display().to_string(), &sources, &notes);
-    Policy::from_toml(&text, Path::new("in-force.toml"), &Catalog::builtin(), &Networks::builtin()).map_err(|e| {
-        invalid(&folder.display().to_string(), None, format!("the imported policy does not compile: {e}"))
-    })?;
+    let text = write::policy_text(&state, &iis, label, &sources, &notes);
+    Policy::from_toml(&text, Path::new("in-force.toml"), &Catalog::builtin(), &Networks::builtin())
+        .map_err(|e| invalid(label, None, format!("the imported policy does not compile: {e}")))?;
     Ok(Imported { policy_text: text, sources, inexact: notes.inexact, info: notes.info })
 }
 

@@ -154,7 +154,7 @@ pub(crate) fn from_clixml(doc: &roxmltree::Document) -> Result<Table, String> {
         for props in obj.children().filter(|n| n.has_tag_name("Props") || n.has_tag_name("MS")) {
             for p in props.children().filter(|n| n.is_element()) {
                 if let Some(name) = p.attribute("N") {
-                    fields.push((name.to_string(), clixml_value(p)));
+                    fields.push((name.to_string(), clixml_value(p, 0)));
                 }
             }
         }
@@ -163,8 +163,14 @@ pub(crate) fn from_clixml(doc: &roxmltree::Document) -> Result<Table, String> {
     Ok(Table { format: "CliXML", types, records })
 }
 
-fn clixml_value(n: roxmltree::Node) -> Value {
+/// Objects nested deeper than this are not read: Exchange's are a few levels deep.
+const MAX_DEPTH: usize = 16;
+
+fn clixml_value(n: roxmltree::Node, depth: usize) -> Value {
     let text = || n.text().unwrap_or("").to_string();
+    if depth > MAX_DEPTH {
+        return Value::Null;
+    }
     match n.tag_name().name() {
         "Nil" => Value::Null,
         "B" => Value::Bool(n.text().is_some_and(|t| t.trim().eq_ignore_ascii_case("true"))),
@@ -175,7 +181,9 @@ fn clixml_value(n: roxmltree::Node) -> Value {
         "Obj" => {
             // A collection, else the object's text (enums and Exchange ids write their name there).
             if let Some(list) = n.children().find(|c| c.has_tag_name("LST") || c.has_tag_name("IE")) {
-                return Value::Array(list.children().filter(|c| c.is_element()).map(clixml_value).collect());
+                return Value::Array(
+                    list.children().filter(|c| c.is_element()).map(|c| clixml_value(c, depth + 1)).collect(),
+                );
             }
             let mut o = Map::new();
             if let Some(s) = n.children().find(|c| c.has_tag_name("ToString")).and_then(|c| c.text()) {
@@ -184,7 +192,7 @@ fn clixml_value(n: roxmltree::Node) -> Value {
             for props in n.children().filter(|c| c.has_tag_name("Props") || c.has_tag_name("MS")) {
                 for p in props.children().filter(|c| c.is_element()) {
                     if let Some(name) = p.attribute("N") {
-                        o.insert(name.to_string(), clixml_value(p));
+                        o.insert(name.to_string(), clixml_value(p, depth + 1));
                     }
                 }
             }
