@@ -256,8 +256,70 @@ fn access_level(f: &mut Fields, name: &str) -> Option<AccessLevel> {
     level
 }
 
+/// The properties each cmdlet writes that casguard reads: one missing from
+/// an export (not selected, or an older Exchange) is taken as not set, and
+/// said.
+fn expected(cmdlet: Cmdlet) -> &'static [&'static str] {
+    const EWS: [&str; 7] = [
+        "EwsEnabled",
+        "EwsApplicationAccessPolicy",
+        "EwsAllowList",
+        "EwsBlockList",
+        "EwsAllowOutlook",
+        "EwsAllowMacOutlook",
+        "EwsAllowEntourage",
+    ];
+    const ORG: [&str; 9] =
+        [EWS[0], EWS[1], EWS[2], EWS[3], EWS[4], EWS[5], EWS[6], "MapiHttpEnabled", "DefaultAuthenticationPolicy"];
+    const CAS: [&str; 17] = [
+        EWS[0],
+        EWS[1],
+        EWS[2],
+        EWS[3],
+        EWS[4],
+        EWS[5],
+        EWS[6],
+        "ActiveSyncEnabled",
+        "OWAEnabled",
+        "OWAforDevicesEnabled",
+        "MAPIEnabled",
+        "MapiHttpEnabled",
+        "MAPIBlockOutlookRpcHttp",
+        "PopEnabled",
+        "ImapEnabled",
+        "ActiveSyncAllowedDeviceIDs",
+        "ActiveSyncBlockedDeviceIDs",
+    ];
+    const AUTH: [&str; 8] = [
+        "BlockLegacyAuthActiveSync",
+        "BlockLegacyAuthAutodiscover",
+        "BlockLegacyAuthImap",
+        "BlockLegacyAuthMapi",
+        "BlockLegacyAuthOfflineAddressBook",
+        "BlockLegacyAuthPop",
+        "BlockLegacyAuthRpc",
+        "BlockLegacyAuthWebServices",
+    ];
+    match cmdlet {
+        Cmdlet::OrganizationConfig => &ORG,
+        Cmdlet::CasMailbox => &CAS,
+        Cmdlet::AuthenticationPolicy => &AUTH,
+        _ => &[],
+    }
+}
+
 /// Fold one recognised table into what is in force.
 pub(crate) fn read(cmdlet: Cmdlet, file: &str, t: &Table, out: &mut InForce, notes: &mut Notes) {
+    if !t.records.is_empty() {
+        let missing: Vec<&str> = expected(cmdlet).iter().copied().filter(|c| !t.has_field(c)).collect();
+        if !missing.is_empty() {
+            notes.inexact(
+                file.to_string(),
+                format!("{} ({})", missing.join(", "), cmdlet.name()),
+                "the export does not have these properties: they are taken as not set".into(),
+            );
+        }
+    }
     for rec in &t.records {
         let mut f = Fields { file, rec, notes };
         match cmdlet {

@@ -118,7 +118,7 @@ pub struct Organisation {
     policies: Vec<Value>,
 }
 
-const MAILBOX_DEFAULTS: [(&str, Value); 9] = [
+const MAILBOX_DEFAULTS: [(&str, Value); 17] = [
     ("ActiveSyncEnabled", Value::Bool(true)),
     ("OWAEnabled", Value::Bool(true)),
     ("OWAforDevicesEnabled", Value::Bool(true)),
@@ -128,6 +128,14 @@ const MAILBOX_DEFAULTS: [(&str, Value); 9] = [
     ("PopEnabled", Value::Bool(true)),
     ("ImapEnabled", Value::Bool(true)),
     ("EwsEnabled", Value::Null),
+    ("EwsApplicationAccessPolicy", Value::Null),
+    ("EwsAllowList", Value::Null),
+    ("EwsBlockList", Value::Null),
+    ("EwsAllowOutlook", Value::Null),
+    ("EwsAllowMacOutlook", Value::Null),
+    ("EwsAllowEntourage", Value::Null),
+    ("ActiveSyncAllowedDeviceIDs", Value::Null),
+    ("ActiveSyncBlockedDeviceIDs", Value::Null),
 ];
 
 const SETTABLE: [&str; 16] = [
@@ -184,7 +192,10 @@ impl Organisation {
                         let Arg::Value(v) = v else { panic!("{k} in {line}") };
                         match v.get("Add") {
                             Some(Value::Array(add)) => {
-                                let list = m.entry(k.clone()).or_insert(Value::Array(Vec::new()));
+                                let list = m.entry(k.clone()).or_insert(Value::Null);
+                                if list.is_null() {
+                                    *list = Value::Array(Vec::new());
+                                }
                                 list.as_array_mut().unwrap().extend(add.iter().cloned());
                             }
                             _ => {
@@ -203,6 +214,18 @@ impl Organisation {
                 "New-AuthenticationPolicy" => {
                     let mut p = Map::new();
                     p.insert("Name".into(), get("Name"));
+                    for a in [
+                        "ActiveSync",
+                        "Autodiscover",
+                        "Imap",
+                        "Mapi",
+                        "OfflineAddressBook",
+                        "Pop",
+                        "Rpc",
+                        "WebServices",
+                    ] {
+                        p.insert(format!("BlockLegacyAuth{a}"), Value::Bool(false));
+                    }
                     for (k, v) in &args {
                         if k.starts_with("BlockLegacyAuth") || k.starts_with("BlockModernAuth") {
                             assert!(matches!(v, Arg::Switch), "{k} in {line}");
@@ -230,6 +253,9 @@ impl Organisation {
         let mut org = self.org.clone();
         org.insert("Name".into(), Value::String("Contoso".into()));
         org.entry("MapiHttpEnabled").or_insert(Value::Bool(true));
+        for k in SETTABLE.iter().filter(|k| k.starts_with("Ews") || **k == "DefaultAuthenticationPolicy") {
+            org.entry(k.to_string()).or_insert(Value::Null);
+        }
         write("Get-OrganizationConfig.json", Value::Object(org));
         if !self.mailboxes.is_empty() {
             write("Get-CASMailbox.json", Value::Array(self.mailboxes.values().cloned().map(Value::Object).collect()));
