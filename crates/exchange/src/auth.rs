@@ -1,59 +1,55 @@
-//! How a request authenticated. Exchange's HttpProxy logs name it
-//! (`AuthenticationType`) and a gateway sees the Authorization header; IIS
-//! W3C logs do not carry it, so a request read from them is `Unknown`.
+//! How a request authenticated: the scheme HttpProxy logs name in
+//! `AuthenticationType`, or the one a live request's `Authorization` header
+//! starts with. IIS logs do not record it; their requests say [`AuthType::Unknown`].
 
-/// The authentication type of a request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// An authentication scheme. Only the scheme is ever kept, never a credential.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AuthType {
-    /// Not recorded (IIS logs), or not yet known.
+    /// Not recorded: IIS logs, an empty HttpProxy field, no `Authorization` header.
     #[default]
     Unknown,
-    Anonymous,
+    /// User name and password in every request: what Exchange's
+    /// authentication policies call legacy authentication.
     Basic,
-    Digest,
     Ntlm,
-    /// SPNEGO: Kerberos or NTLM inside.
+    /// SPNEGO: Kerberos, or NTLM inside it.
     Negotiate,
     Kerberos,
-    /// OAuth bearer tokens (hybrid modern authentication).
     OAuth,
+    /// A bearer token (OAuth, as sent in `Authorization: Bearer`).
     Bearer,
-    /// Outlook on the web's forms-based sign-in.
+    /// Forms-based authentication (the OWA and ECP sign-in page).
     Fba,
-    Certificate,
+    /// Another scheme named (`Digest`, `LiveIdBasic`, a certificate, ...).
     Other,
 }
 
 impl AuthType {
-    pub const ALL: [AuthType; 12] = [
+    pub const COUNT: usize = 9;
+
+    pub const ALL: [AuthType; AuthType::COUNT] = [
         AuthType::Unknown,
-        AuthType::Anonymous,
         AuthType::Basic,
-        AuthType::Digest,
         AuthType::Ntlm,
         AuthType::Negotiate,
         AuthType::Kerberos,
         AuthType::OAuth,
         AuthType::Bearer,
         AuthType::Fba,
-        AuthType::Certificate,
         AuthType::Other,
     ];
 
-    /// Stable lower-case key used in policy files and reports.
+    /// Stable lower-case key used in reports, exports and policy files.
     pub fn key(self) -> &'static str {
         match self {
             AuthType::Unknown => "unknown",
-            AuthType::Anonymous => "anonymous",
             AuthType::Basic => "basic",
-            AuthType::Digest => "digest",
             AuthType::Ntlm => "ntlm",
             AuthType::Negotiate => "negotiate",
             AuthType::Kerberos => "kerberos",
             AuthType::OAuth => "oauth",
             AuthType::Bearer => "bearer",
             AuthType::Fba => "fba",
-            AuthType::Certificate => "certificate",
             AuthType::Other => "other",
         }
     }
@@ -62,18 +58,45 @@ impl AuthType {
         AuthType::ALL.into_iter().find(|a| a.key().eq_ignore_ascii_case(key))
     }
 
-    /// What Exchange's authentication policies call legacy authentication:
-    /// Basic, Digest and Windows authentication (NTLM, Kerberos, and
-    /// Negotiate, which carries one of them). Source: New-AuthenticationPolicy,
-    /// `-BlockLegacyAuth*` ("Basic authentication, Digest authentication,
-    /// Windows authentication (NTLM and Kerberos)").
-    pub fn is_legacy(self) -> bool {
-        matches!(self, AuthType::Basic | AuthType::Digest | AuthType::Ntlm | AuthType::Negotiate | AuthType::Kerberos)
+    /// Index into arrays of per-scheme counters.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
-    /// Modern authentication: OAuth bearer tokens.
-    pub fn is_modern(self) -> bool {
-        matches!(self, AuthType::OAuth | AuthType::Bearer)
+    /// A scheme as HttpProxy logs it or as an `Authorization` header starts
+    /// (any case); empty is [`AuthType::Unknown`], a name not listed here
+    /// [`AuthType::Other`].
+    pub fn from_name(name: &[u8]) -> AuthType {
+        let name = name.trim_ascii();
+        if name.is_empty() {
+            return AuthType::Unknown;
+        }
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        if is("Basic") {
+            AuthType::Basic
+        } else if is("NTLM") {
+            AuthType::Ntlm
+        } else if is("Negotiate") {
+            AuthType::Negotiate
+        } else if is("Kerberos") {
+            AuthType::Kerberos
+        } else if is("OAuth") {
+            AuthType::OAuth
+        } else if is("Bearer") {
+            AuthType::Bearer
+        } else if is("FBA") {
+            AuthType::Fba
+        } else {
+            AuthType::Other
+        }
+    }
+
+    /// The scheme of an `Authorization` header value: its first word only,
+    /// so the credentials after it are never read.
+    pub fn of_authorization(value: &[u8]) -> AuthType {
+        let value = value.trim_ascii_start();
+        let end = value.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(value.len());
+        AuthType::from_name(&value[..end])
     }
 }
 
@@ -82,13 +105,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_round_trip_and_classes() {
-        for a in AuthType::ALL {
-            assert_eq!(AuthType::from_key(a.key()), Some(a));
-            assert!(!(a.is_legacy() && a.is_modern()), "{a:?}");
+    fn keys_names_and_headers() {
+        for (i, a) in AuthType::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(AuthType::from_key(a.key()), Some(*a));
         }
-        assert_eq!(AuthType::from_key("NTLM"), Some(AuthType::Ntlm));
-        assert!(AuthType::Basic.is_legacy() && AuthType::Negotiate.is_legacy());
-        assert!(AuthType::OAuth.is_modern() && !AuthType::Unknown.is_legacy() && !AuthType::Unknown.is_modern());
+        assert_eq!(AuthType::from_name(b"NTLM"), AuthType::Ntlm);
+        assert_eq!(AuthType::from_name(b" fba "), AuthType::Fba);
+        assert_eq!(AuthType::from_name(b""), AuthType::Unknown);
+        assert_eq!(AuthType::from_name(b"LiveIdBasic"), AuthType::Other);
+        assert_eq!(AuthType::of_authorization(b"Basic Q09OVE9TT1xqZG9lOnNlY3JldA=="), AuthType::Basic);
+        assert_eq!(AuthType::of_authorization(b"  bearer eyJ0eXAi"), AuthType::Bearer);
+        assert_eq!(AuthType::of_authorization(b"Negotiate"), AuthType::Negotiate);
+        assert_eq!(AuthType::of_authorization(b""), AuthType::Unknown);
     }
 }

@@ -21,12 +21,11 @@ mod request;
 pub mod stream;
 pub mod url;
 
-pub use auth::AuthType;
 pub use catalog::{Catalog, Client, ClientId, Device};
 pub use classify::Interpreter;
 pub use exploits::ExploitRules;
 pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
-pub use request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};
+pub use request::{ActiveSync, AuthType, LogTokens, Protocol, QueryEncoding, Request, Traffic};
 pub use stream::{Feed, RecordSource, RequestSink};

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use crate::auth::AuthType;
+pub use crate::auth::AuthType;
 use crate::catalog::ClientId;
 use crate::networks::NetworkId;
 
@@ -195,10 +195,10 @@ pub struct Request {
     pub user_agent: String,
     /// cs-username as logged (`DOMAIN\user`, `user@domain`), or the Basic-auth user.
     pub username: String,
+    /// The authentication scheme; unknown from IIS logs.
+    pub auth: AuthType,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
-    /// How the request authenticated; `Unknown` from IIS logs, which do not say.
-    pub auth: AuthType,
     pub activesync: ActiveSync,
     pub client: ClientId,
     pub traffic: Traffic,
@@ -224,8 +224,8 @@ impl Request {
         self.forwarded_for.clear();
         self.user_agent.clear();
         self.username.clear();
-        self.user.clear();
         self.auth = AuthType::Unknown;
+        self.user.clear();
         self.activesync.clear();
         self.client = ClientId::default();
         self.traffic = Traffic::Person;

@@ -135,8 +135,6 @@ pub enum Cond {
     /// IIS configuration paths (`/EWS`): the path itself or below it, by
     /// whole segments, any case; as IIS applies a `<location>` or web.config.
     Location(Vec<String>),
-    /// How the request authenticated ([`AuthType::Unknown`] matches none).
-    Auth(Vec<AuthType>),
     /// A URL Rewrite pattern on the URL or a server variable.
     Pattern(Arc<TextPattern>),
     /// Any of these (URL Rewrite's `MatchAny`).
@@ -164,6 +162,8 @@ pub enum Cond {
         peer: bool,
     },
     Device(DeviceState),
+    /// The authentication scheme (unknown from IIS logs, so never matched there).
+    Auth(Vec<AuthType>),
     /// IIS filtering rule: substring deny strings (any case) over the targets.
     IisScan {
         targets: Vec<ScanTarget>,
@@ -186,7 +186,6 @@ impl Cond {
                 ps.iter().any(|p| if p.contains('*') { glob_ci(p, &req.stem) } else { starts_with_ci(&req.stem, p) })
             }
             Cond::Location(ps) => ps.iter().any(|p| under(&req.stem, p)),
-            Cond::Auth(v) => v.contains(&req.auth),
             Cond::Pattern(p) => p.matches(req),
             Cond::Any(cs) => cs.iter().any(|c| c.matches(req, inv)),
             Cond::UserAgent { case_sensitive, items } => {
@@ -217,6 +216,7 @@ impl Cond {
                 let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
                 known == (*state == DeviceState::Known)
             }
+            Cond::Auth(schemes) => schemes.contains(&req.auth),
             Cond::IisScan { targets, strings, applies_to } => {
                 if !applies_to.is_empty() && !applies_to.iter().any(|e| ends_with_ci(&req.stem, e)) {
                     return false;
@@ -266,7 +266,6 @@ impl fmt::Display for Cond {
                 list(f, "path matches ", ps.iter().map(|p| if p.contains('*') { p.clone() } else { format!("{p}*") }))
             }
             Cond::Location(ps) => list(f, "path is under ", ps),
-            Cond::Auth(v) => list(f, "authentication is ", v.iter().map(|a| a.key())),
             Cond::Pattern(p) => write!(f, "{p}"),
             Cond::Any(cs) => {
                 let v: Vec<String> = cs.iter().map(|c| c.to_string()).collect();
@@ -312,6 +311,7 @@ impl fmt::Display for Cond {
             }
             Cond::Device(DeviceState::Known) => f.write_str("device is known"),
             Cond::Device(DeviceState::New) => f.write_str("device is new"),
+            Cond::Auth(schemes) => list(f, "authentication is ", schemes.iter().map(|a| a.key())),
             Cond::IisScan { targets, strings, applies_to } => {
                 let t: Vec<&str> = targets
                     .iter()
@@ -454,10 +454,10 @@ impl Policy {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
     }
 
-    /// How many rules decide by the authentication type, which IIS logs do
-    /// not carry (such a rule decides no request read from them).
-    pub fn auth_rules(&self) -> usize {
-        self.rules.iter().filter(|r| r.uses(&|c| matches!(c, Cond::Auth(_)))).count()
+    /// True when some rule looks at the authentication type, which IIS logs
+    /// do not record: such a rule never matches their lines.
+    pub fn uses_auth_type(&self) -> bool {
+        self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Auth(_))))
     }
 
     /// A sentence on why `decision` was reached for `request`. Allocates; call
@@ -510,9 +510,9 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::DeviceModel(_) => add("device model", &req.activesync.log.device_model),
             Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
             Cond::User(_) => add("user", &req.user),
+            Cond::Auth(_) => add("authentication", req.auth.key()),
             Cond::IisScan { .. } => add("user agent", &req.user_agent),
             Cond::Location(_) => add("path", &req.stem),
-            Cond::Auth(_) => add("authentication", req.auth.key()),
             Cond::Pattern(p) => match p.input {
                 crate::pattern::RewriteInput::UserAgent => add("user agent", &req.user_agent),
                 crate::pattern::RewriteInput::QueryString => add("query", &req.query),

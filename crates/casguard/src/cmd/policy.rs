@@ -52,14 +52,6 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Why rules on the authentication type decide nothing in IIS logs.
-pub fn auth_note(n: usize) -> String {
-    format!(
-        "{n} rule(s) decide by the authentication type, which IIS logs do not carry: \
-         they decide only requests whose authentication type is known"
-    )
-}
-
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let imported = policy::import::import_folder(&args.folder, &args.site)?;
     for (file, what) in &imported.sources {
@@ -97,8 +89,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if policy.requires_inventory() {
         out.push_str("  note: device conditions need --inventory or --known-before when simulating\n");
     }
-    if policy.auth_rules() > 0 {
-        out.push_str(&format!("  note: {}\n", auth_note(policy.auth_rules())));
+    if policy.uses_auth_type() {
+        out.push_str(
+            "  note: rules on the authentication type decide only requests whose type is known (HttpProxy logs, \
+             the gateway): IIS logs do not record it\n",
+        );
     }
     use std::io::Write;
     std::io::stdout().write_all(out.as_bytes())?;

@@ -37,9 +37,6 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.format.check_out(args.out.as_deref())?;
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
-    if policy.auth_rules() > 0 && !global.quiet {
-        eprintln!("note: {}", super::policy::auth_note(policy.auth_rules()));
-    }
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
 

@@ -135,8 +135,9 @@ fn auth_protocols(ctx: &Ctx, l: &Option<toml::Spanned<List>>) -> Result<Vec<Auth
     Ok(out)
 }
 
-const LEGACY: [AuthType; 5] =
-    [AuthType::Basic, AuthType::Digest, AuthType::Ntlm, AuthType::Negotiate, AuthType::Kerberos];
+/// Basic, Digest and Windows authentication (New-AuthenticationPolicy); the
+/// request model names Digest `other`, with the schemes it does not tell apart.
+const LEGACY: [AuthType; 4] = [AuthType::Basic, AuthType::Ntlm, AuthType::Negotiate, AuthType::Kerberos];
 const MODERN: [AuthType; 2] = [AuthType::OAuth, AuthType::Bearer];
 
 pub(super) fn compile_auth_policies(

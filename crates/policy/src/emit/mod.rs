@@ -125,7 +125,6 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::Protocol(_) => "protocol",
         Cond::Path(_) => "path",
         Cond::Location(_) => "IIS configuration path",
-        Cond::Auth(_) => "authentication type",
         Cond::Pattern(_) => "URL Rewrite pattern",
         Cond::Any(_) => "any-of condition",
         Cond::UserAgent { .. } => "user_agent",
@@ -140,6 +139,7 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::Network(_) => "network",
         Cond::Cidr { .. } => "cidr",
         Cond::Device(_) => "device",
+        Cond::Auth(_) => "authentication type",
         Cond::IisScan { .. } => "IIS filter",
         Cond::Not(_) => "negated condition",
     }
