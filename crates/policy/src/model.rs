@@ -139,6 +139,12 @@ pub enum Cond {
     Pattern(Arc<TextPattern>),
     /// Any of these (URL Rewrite's `MatchAny`).
     Any(Vec<Cond>),
+    /// The device id is on the request user's own list (`list` names it,
+    /// `ActiveSyncBlockedDeviceIDs`); user keys to ids, any case.
+    OwnDevices {
+        list: &'static str,
+        by_user: Arc<std::collections::HashMap<String, Vec<String>>>,
+    },
     UserAgent {
         case_sensitive: bool,
         items: Vec<(TextMode, String)>,
@@ -188,6 +194,9 @@ impl Cond {
             Cond::Location(ps) => ps.iter().any(|p| under(&req.stem, p)),
             Cond::Pattern(p) => p.matches(req),
             Cond::Any(cs) => cs.iter().any(|c| c.matches(req, inv)),
+            Cond::OwnDevices { by_user, .. } => {
+                by_user.get(req.user.as_str()).is_some_and(|ids| any_ci(ids, &req.activesync.device_id))
+            }
             Cond::UserAgent { case_sensitive, items } => {
                 let ua = req.user_agent.as_str();
                 items.iter().any(|(mode, v)| match (mode, case_sensitive) {
@@ -271,6 +280,9 @@ impl fmt::Display for Cond {
                 let v: Vec<String> = cs.iter().map(|c| c.to_string()).collect();
                 write!(f, "({})", v.join(" or "))
             }
+            Cond::OwnDevices { list, by_user } => {
+                write!(f, "device id is on the user's own {list} ({} names)", by_user.len())
+            }
             Cond::UserAgent { case_sensitive, items } => {
                 f.write_str("user agent ")?;
                 let v: Vec<String> = items
@@ -300,6 +312,11 @@ impl fmt::Display for Cond {
             Cond::DeviceId(v) => list(f, "device id is ", v),
             Cond::DeviceModel(v) => list(f, "device model is ", v),
             Cond::DeviceOs(v) => list(f, "device OS is ", v),
+            // An imported policy names thousands: the first few say enough.
+            Cond::User(set) if set.shown.len() > 12 => {
+                list(f, "user is ", &set.shown[..10])?;
+                write!(f, " and {} more", set.shown.len() - 10)
+            }
             Cond::User(set) => list(f, "user is ", &set.shown),
             Cond::Network(ns) => list(f, "network is ", ns.iter().map(|(_, n)| n)),
             Cond::Cidr { nets, name, peer } => {
@@ -506,7 +523,7 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::UserAgent { .. } | Cond::UserAgentEws(_) => add("user agent", &req.user_agent),
             Cond::Command(_) => add("command", &req.activesync.command),
             Cond::DeviceType(_) => add("device type", &req.activesync.device_type),
-            Cond::DeviceId(_) | Cond::Device(_) => add("device", req.device_key()),
+            Cond::DeviceId(_) | Cond::Device(_) | Cond::OwnDevices { .. } => add("device", req.device_key()),
             Cond::DeviceModel(_) => add("device model", &req.activesync.log.device_model),
             Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
             Cond::User(_) => add("user", &req.user),

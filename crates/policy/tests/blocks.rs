@@ -304,3 +304,32 @@ fn every_block_lists_in_policy_check_order() {
     assert!(first("RequestFiltering") < first("AuthPolicies"));
     assert!(first("AuthPolicies") < first("MailboxProtocols"));
 }
+
+#[test]
+fn thousands_of_mailboxes_make_a_handful_of_rules() {
+    let mut text = String::from("[ews_access]\news_enabled = true\n[device_access]\n");
+    for i in 0..3000 {
+        // Two kinds of EWS settings, and every mailbox with its own phones.
+        let policy = if i % 2 == 0 { "EnforceAllowList" } else { "EnforceBlockList" };
+        text.push_str(&format!(
+            "[[ews_access.user]]\nuser = [\"u{i}\", \"user.{i}@contoso.com\"]\napplication_access_policy = \"{policy}\"\nlist = [\"Outlook-iOS/*\"]\n"
+        ));
+        text.push_str(&format!(
+            "[[device_access.personal]]\nuser = \"u{i}\"\nblocked_device_ids = [\"OLD{i}\"]\nallowed_device_ids = [\"NEW{i}\"]\n"
+        ));
+    }
+    let p = ready(&text);
+    assert!(p.policy().rules().len() <= 6, "{} rules", p.policy().rules().len());
+    let ews = |u: &str, ua: &str| {
+        let mut r = at(Protocol::Ews, "/EWS/Exchange.asmx", u);
+        r.user_agent = ua.into();
+        denied(&p, &r)
+    };
+    assert!(ews("u10", "Apple Mail") && !ews("u10", "Outlook-iOS/2.0"));
+    assert!(!ews("user.11", "Apple Mail") && ews("user.11", "Outlook-iOS/2.0"));
+    assert!(!ews("nobody", "Apple Mail"));
+    let eas = |u: &str, id: &str| denied(&p, &eas("Sync", id, "iPhone", "Apple-iPhone/1.0", u));
+    assert!(eas("u7", "OLD7") && eas("u7", "old7") && !eas("u7", "OLD8") && !eas("u8", "OLD7"));
+    let names: Vec<&str> = p.policy().rules().iter().map(|r| r.name.as_str()).collect();
+    assert!(names.iter().any(|n| n.starts_with("ews_access (u0 and 1499 more)")), "{names:?}");
+}

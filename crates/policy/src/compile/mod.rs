@@ -65,6 +65,9 @@ struct Ctx<'a> {
     ranges: Vec<(String, Vec<IpNet>)>,
     /// Group files read, for whoever reloads the policy when they change.
     group_files: std::cell::RefCell<Vec<PathBuf>>,
+    /// Byte offset of every line end, so that a span's line is a binary
+    /// search: an imported policy names thousands of mailboxes.
+    line_ends: Vec<usize>,
 }
 
 impl Ctx<'_> {
@@ -73,7 +76,7 @@ impl Ctx<'_> {
             return None;
         }
         let end = span.start.min(self.text.len());
-        Some(self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1)
+        Some(self.line_ends.partition_point(|&e| e < end) + 1)
     }
 
     fn err(&self, span: &Range<usize>, message: impl Into<String>) -> PolicyError {
@@ -286,17 +289,6 @@ fn user_set(ctx: &Ctx, raw: RawUser, span: &Range<usize>) -> Result<UserSet, Pol
     Ok(set)
 }
 
-/// One person under several names (identity first, then sign-in names): a
-/// user condition showing the first.
-fn users(names: &[String]) -> Cond {
-    let mut set = UserSet::default();
-    for n in names {
-        add_user(&mut set, n);
-    }
-    set.shown.push(names.first().cloned().unwrap_or_default());
-    Cond::User(Arc::new(set))
-}
-
 /// The names of a `user = "…"` or `user = ["…", …]` that names one mailbox.
 fn names(ctx: &Ctx, l: &Spanned<List>) -> Result<Vec<String>, PolicyError> {
     let v: Vec<String> = l.get_ref().0.iter().map(|s| s.get_ref().trim().to_string()).collect();
@@ -343,8 +335,17 @@ pub(crate) fn compile(
 ) -> Result<Policy, PolicyError> {
     let file = origin.display().to_string();
     let dir = origin.parent().unwrap_or(Path::new("."));
-    let mut ctx =
-        Ctx { text, file: file.clone(), dir, catalog, networks, ranges: Vec::new(), group_files: Default::default() };
+    let line_ends = text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect();
+    let mut ctx = Ctx {
+        text,
+        file: file.clone(),
+        dir,
+        catalog,
+        networks,
+        ranges: Vec::new(),
+        group_files: Default::default(),
+        line_ends,
+    };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Invalid {
         file: file.clone(),
         line: e.span().map(|s| ctx.line(&(s.start.max(1)..s.end)).unwrap_or(1)),

@@ -127,6 +127,7 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::Location(_) => "IIS configuration path",
         Cond::Pattern(_) => "URL Rewrite pattern",
         Cond::Any(_) => "any-of condition",
+        Cond::OwnDevices { .. } => "personal device list",
         Cond::UserAgent { .. } => "user_agent",
         Cond::UserAgentEws(_) => "EWS user-agent pattern",
         Cond::Client(_) => "client",

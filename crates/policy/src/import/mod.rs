@@ -294,14 +294,19 @@ fn read_all(label: &str, files: Vec<(String, Vec<u8>)>, logs: usize, site: &str)
 /// Join what several cmdlets said of one person, drop repeats, and name
 /// what refers to something that was not exported.
 fn settle(state: &mut InForce, notes: &mut Notes) {
-    let keys = |names: &[String]| names.iter().map(|n| user_key(n)).collect::<HashSet<_>>();
+    // Each Get-User record by every key it has, the first record per key.
+    let mut by_key: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, u) in state.users.iter().enumerate() {
+        for n in u {
+            by_key.entry(user_key(n)).or_insert(i);
+        }
+    }
     for m in &mut state.mailboxes {
-        let mine = keys(&m.names);
-        if let Some(u) = state.users.iter().find(|u| u.iter().any(|n| mine.contains(&user_key(n)))) {
-            for n in u {
-                if !keys(&m.names).contains(&user_key(n)) {
-                    m.names.push(n.clone());
-                }
+        let mut mine: HashSet<String> = m.names.iter().map(|n| user_key(n)).collect();
+        let Some(&i) = m.names.iter().find_map(|n| by_key.get(&user_key(n))) else { continue };
+        for n in &state.users[i] {
+            if mine.insert(user_key(n)) {
+                m.names.push(n.clone());
             }
         }
     }
