@@ -204,6 +204,11 @@ fn a_real_ip_filter_in_another_site_or_without_its_module_decides_nothing() {
     assert!(back.info.iter().any(|n| n.what.contains("IpRestrictionModule is not installed")), "{:?}", back.info);
     let pb = ready(&back);
     assert_eq!(decide(&pb, &r), ALLOW);
+    // Two servers' files in one folder are read as one, and said so.
+    std::fs::copy(data("exchange-config/E19-applicationHost.config"), dir.path().join("applicationHost2.config"))
+        .unwrap();
+    let both = import_folder(dir.path(), "Default Web Site").unwrap();
+    assert!(both.inexact.iter().any(|n| n.what == "several applicationHost.config files"), "{:?}", both.inexact);
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {

@@ -278,10 +278,27 @@ fn read_all(label: &str, files: Vec<(String, Vec<u8>)>, logs: usize, site: &str)
         }
         let what = match &place {
             None => "applicationHost.config".to_string(),
-            Some((s, v)) => format!("web.config of {s}{}", if v == "/" { String::new() } else { v.clone() }),
+            Some((s, v)) => {
+                let at = format!("{s}{}", if v == "/" { String::new() } else { v.clone() });
+                if s.eq_ignore_ascii_case(site) {
+                    format!("web.config of {at}")
+                } else {
+                    format!("web.config of {at} (another site: not imported)")
+                }
+            }
         };
         sources.push((name.clone(), what));
         configs.push(iis::ConfigFile { name: name.clone(), doc, place });
+    }
+    let hosts: Vec<&str> = configs.iter().filter(|c| c.place.is_none()).map(|c| c.name.as_str()).collect();
+    if hosts.len() > 1 {
+        notes.inexact(
+            hosts.join(", "),
+            "several applicationHost.config files".into(),
+            "each server has its own; they are read as one server's, in name order: import each server's files apart \
+             to see what is in force on each"
+                .into(),
+        );
     }
     let iis = iis::read(&configs, site, &mut notes);
     settle(&mut state, &mut notes);
