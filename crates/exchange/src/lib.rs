@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod activesync;
+mod auth;
 pub mod catalog;
 pub mod classify;
 pub mod devices;
@@ -35,7 +36,7 @@ pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
 pub use request::{
-    ActiveSync, AttackKind, Detection, LogTokens, Outcome, Protocol, QueryEncoding, Request, Traffic,
+    ActiveSync, AttackKind, AuthType, Detection, LogTokens, Outcome, Protocol, QueryEncoding, Request, Traffic,
     WIN32_LOGON_FAILURE,
 };
 pub use stream::{Feed, RecordSource, RequestSink};

@@ -20,6 +20,13 @@ const PREFIXES: &[(&str, &[u8], Protocol)] = &[
     ("/api", b"/", Protocol::Rest),
 ];
 
+/// The stem prefixes of `protocol`, lower-case, each with the bytes allowed
+/// right after it besides the end of the stem (for emitters that must
+/// match the same paths as [`protocol_of`]).
+pub fn prefixes_of(protocol: Protocol) -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    PREFIXES.iter().filter(move |(_, _, p)| *p == protocol).map(|&(prefix, boundary, _)| (prefix, boundary))
+}
+
 /// The protocol of a URI stem, by its first path segment (case-insensitive).
 /// Allocates nothing.
 pub fn protocol_of(stem: &str) -> Protocol {

@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+pub use crate::auth::AuthType;
 use crate::catalog::ClientId;
 use crate::networks::NetworkId;
 
@@ -291,6 +292,8 @@ pub struct Request {
     pub user_agent: String,
     /// cs-username as logged (`DOMAIN\user`, `user@domain`), or the Basic-auth user.
     pub username: String,
+    /// The authentication scheme; unknown from IIS logs.
+    pub auth: AuthType,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
     pub activesync: ActiveSync,
@@ -322,6 +325,7 @@ impl Request {
         self.forwarded_for.clear();
         self.user_agent.clear();
         self.username.clear();
+        self.auth = AuthType::Unknown;
         self.user.clear();
         self.activesync.clear();
         self.client = ClientId::default();

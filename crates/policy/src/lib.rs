@@ -1,12 +1,14 @@
 //! casguard policy files: one TOML file of ordered rules and emulation blocks
-//! (IIS request filtering, IP restrictions, EWS access policy, ActiveSync
-//! device access), compiled once into rules of resolved conditions (one
+//! (IIS request filtering, IP restrictions and URL Rewrite, EWS access
+//! policy, ActiveSync device access, per-mailbox protocol switches,
+//! authentication policies), compiled once into rules of resolved conditions (one
 //! compiler module per mechanism under `compile/`, as the emitters under
 //! [`emit`]). A [`ReadyPolicy`] adds the interpreter and inventory the rules
 //! need, and is what the one pure [`evaluate`] shared by `simulate`, export,
 //! watch and the gateway takes. The [`emit`] module turns a policy into IIS,
 //! Exchange shell and nginx configuration, and says which rules a target
-//! cannot express.
+//! cannot express; [`import`] reads what is in force (cmdlet exports, IIS
+//! configuration) back into a policy.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,8 +39,10 @@ mod blocks;
 mod compile;
 pub mod emit;
 mod error;
+pub mod import;
 mod inventory;
 mod model;
+mod pattern;
 mod raw;
 mod ready;
 
@@ -46,11 +50,15 @@ use std::path::Path;
 
 use exchange::{Catalog, Networks};
 
-pub use blocks::{AccessLevel, AppPolicy, Characteristic, DenyAction, EwsSettings};
+pub use blocks::{
+    AccessLevel, AppPolicy, AuthPolicy, AuthProtocol, Characteristic, DenyAction, EwsSettings, MailboxSwitches,
+    RewriteAction, RewriteCondition, RewriteRule,
+};
 pub use error::PolicyError;
 pub use exchange::text::ews_pattern_matches;
 pub use inventory::{Inventory, KnownDevice};
 pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
+pub use pattern::{PatternSyntax, RewriteInput, TextPattern};
 pub use ready::{evaluate, ReadyPolicy};
 
 impl Policy {
@@ -77,7 +85,18 @@ impl Policy {
 }
 
 /// Keys of a policy file that decide requests.
-const DECIDING: [&str; 6] = ["default", "rule", "iis_filter", "ews_access", "device_access", "ip_restrictions"];
+const DECIDING: [&str; 10] = [
+    "default",
+    "rule",
+    "iis_filter",
+    "ews_access",
+    "device_access",
+    "ip_restrictions",
+    "request_filtering",
+    "url_rewrite",
+    "mailbox_protocols",
+    "auth_policies",
+];
 
 /// Refuse a policy file that decides nothing: an empty file, or one cut off
 /// before its first rule, would otherwise be an allow-all policy, silently.
@@ -92,7 +111,8 @@ fn says_something(text: &str, origin: &Path) -> Result<(), PolicyError> {
         line: None,
         message: format!(
             "{}: a policy needs `default`, a [[rule]] or an emulation block ([iis_filter], [ews_access], \
-             [device_access], [[ip_restrictions]]); an empty or cut-off file would allow everything",
+             [device_access], [[ip_restrictions]], [[request_filtering]], [[url_rewrite]], \
+             [mailbox_protocols], [auth_policies]); an empty or cut-off file would allow everything",
             if table.is_empty() { "the file is empty" } else { "nothing here decides a request" }
         ),
     })

@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use exchange::text::{concat_contains_ci, contains_ci, ends_with_ci, starts_with_ci, EwsPattern, Glob};
-use exchange::{ClientId, NetworkId, Protocol, Request};
+use exchange::{AuthType, ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
+use crate::pattern::TextPattern;
 
 /// What a rule (or the default) does with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +47,10 @@ pub enum RuleOrigin {
     Rule(usize),
     IpRestrictions,
     IisFilter,
+    RequestFiltering,
+    UrlRewrite,
+    AuthPolicies,
+    MailboxProtocols,
     EwsAccess,
     DeviceAccess,
 }
@@ -127,6 +132,19 @@ pub enum Cond {
     Protocol(Vec<Protocol>),
     /// Path patterns, any case; a pattern without `*` is a prefix ([`Glob::path`]).
     Path(Vec<Glob>),
+    /// IIS configuration paths (`/EWS`): the path itself or below it, by
+    /// whole segments, any case; as IIS applies a `<location>` or web.config.
+    Location(Vec<String>),
+    /// A URL Rewrite pattern on the URL or a server variable.
+    Pattern(Arc<TextPattern>),
+    /// Any of these (URL Rewrite's `MatchAny`).
+    Any(Vec<Cond>),
+    /// The device id is on the request user's own list (`list` names it,
+    /// `ActiveSyncBlockedDeviceIDs`); user keys to ids, any case.
+    OwnDevices {
+        list: &'static str,
+        by_user: Arc<std::collections::HashMap<String, Vec<String>>>,
+    },
     UserAgent {
         case_sensitive: bool,
         items: Vec<(TextMode, String)>,
@@ -150,6 +168,8 @@ pub enum Cond {
         peer: bool,
     },
     Device(DeviceState),
+    /// The authentication scheme (unknown from IIS logs, so never matched there).
+    Auth(Vec<AuthType>),
     /// IIS filtering rule: substring deny strings (any case) over the targets.
     IisScan {
         targets: Vec<ScanTarget>,
@@ -169,6 +189,12 @@ impl Cond {
         match self {
             Cond::Protocol(ps) => ps.contains(&req.protocol),
             Cond::Path(ps) => ps.iter().any(|p| p.matches(&req.stem)),
+            Cond::Location(ps) => ps.iter().any(|p| under(&req.stem, p)),
+            Cond::Pattern(p) => p.matches(req),
+            Cond::Any(cs) => cs.iter().any(|c| c.matches(req, inv)),
+            Cond::OwnDevices { by_user, .. } => {
+                by_user.get(req.user.as_str()).is_some_and(|ids| any_ci(ids, &req.activesync.device_id))
+            }
             Cond::UserAgent { case_sensitive, items } => {
                 let ua = req.user_agent.as_str();
                 items.iter().any(|(mode, v)| match (mode, case_sensitive) {
@@ -197,6 +223,7 @@ impl Cond {
                 let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
                 known == (*state == DeviceState::Known)
             }
+            Cond::Auth(schemes) => schemes.contains(&req.auth),
             Cond::IisScan { targets, strings, applies_to } => {
                 if !applies_to.is_empty() && !applies_to.iter().any(|e| ends_with_ci(&req.stem, e)) {
                     return false;
@@ -220,6 +247,14 @@ impl Cond {
     }
 }
 
+/// `stem` is `path` or below it, by whole segments, any case.
+pub(crate) fn under(stem: &str, path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    stem.len() >= p.len()
+        && stem.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        && matches!(stem.as_bytes().get(p.len()), None | Some(b'/'))
+}
+
 /// `what` and then the items: `'a'` alone, or `any of ['a', 'b']`.
 fn list(f: &mut fmt::Formatter, what: &str, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
     let v: Vec<String> = items.into_iter().map(|i| format!("'{i}'")).collect();
@@ -239,6 +274,15 @@ impl fmt::Display for Cond {
                 "path matches ",
                 ps.iter().map(|p| if p.has_wildcard() { p.to_string() } else { format!("{p}*") }),
             ),
+            Cond::Location(ps) => list(f, "path is under ", ps),
+            Cond::Pattern(p) => write!(f, "{p}"),
+            Cond::Any(cs) => {
+                let v: Vec<String> = cs.iter().map(|c| c.to_string()).collect();
+                write!(f, "({})", v.join(" or "))
+            }
+            Cond::OwnDevices { list, by_user } => {
+                write!(f, "device id is on the user's own {list} ({} names)", by_user.len())
+            }
             Cond::UserAgent { case_sensitive, items } => {
                 f.write_str("user agent ")?;
                 let v: Vec<String> = items
@@ -268,6 +312,11 @@ impl fmt::Display for Cond {
             Cond::DeviceId(v) => list(f, "device id is ", v),
             Cond::DeviceModel(v) => list(f, "device model is ", v),
             Cond::DeviceOs(v) => list(f, "device OS is ", v),
+            // An imported policy names thousands: the first few say enough.
+            Cond::User(set) if set.shown.len() > 12 => {
+                list(f, "user is ", &set.shown[..10])?;
+                write!(f, " and {} more", set.shown.len() - 10)
+            }
             Cond::User(set) => list(f, "user is ", &set.shown),
             Cond::Network(ns) => list(f, "network is ", ns.iter().map(|(_, n)| n)),
             Cond::Cidr { nets, name, peer } => {
@@ -279,6 +328,7 @@ impl fmt::Display for Cond {
             }
             Cond::Device(DeviceState::Known) => f.write_str("device is known"),
             Cond::Device(DeviceState::New) => f.write_str("device is new"),
+            Cond::Auth(schemes) => list(f, "authentication is ", schemes.iter().map(|a| a.key())),
             Cond::IisScan { targets, strings, applies_to } => {
                 let t: Vec<&str> = targets
                     .iter()
@@ -329,7 +379,9 @@ impl Rule {
 
     pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
         fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
-            pred(c) || matches!(c, Cond::Not(inner) if walk(inner, pred))
+            pred(c)
+                || matches!(c, Cond::Not(inner) if walk(inner, pred))
+                || matches!(c, Cond::Any(cs) if cs.iter().any(|c| walk(c, pred)))
         }
         self.conditions.iter().chain(self.unless.iter().flatten()).any(|c| walk(c, pred))
     }
@@ -419,6 +471,12 @@ impl Policy {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
     }
 
+    /// True when some rule looks at the authentication type, which IIS logs
+    /// do not record: such a rule never matches their lines.
+    pub fn uses_auth_type(&self) -> bool {
+        self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Auth(_))))
+    }
+
     /// A sentence on why `decision` was reached for `request`. Allocates; call
     /// only when a decision is shown.
     pub fn explain(&self, decision: &Decision, request: &Request) -> String {
@@ -465,11 +523,21 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::UserAgent { .. } | Cond::UserAgentEws(_) => add("user agent", &req.user_agent),
             Cond::Command(_) => add("command", &req.activesync.command),
             Cond::DeviceType(_) => add("device type", &req.activesync.device_type),
-            Cond::DeviceId(_) | Cond::Device(_) => add("device", req.device_key()),
+            Cond::DeviceId(_) | Cond::Device(_) | Cond::OwnDevices { .. } => add("device", req.device_key()),
             Cond::DeviceModel(_) => add("device model", &req.activesync.log.device_model),
             Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
             Cond::User(_) => add("user", &req.user),
+            Cond::Auth(_) => add("authentication", req.auth.key()),
             Cond::IisScan { .. } => add("user agent", &req.user_agent),
+            Cond::Location(_) => add("path", &req.stem),
+            Cond::Pattern(p) => match p.input {
+                crate::pattern::RewriteInput::UserAgent => add("user agent", &req.user_agent),
+                crate::pattern::RewriteInput::QueryString => add("query", &req.query),
+                crate::pattern::RewriteInput::ForwardedFor => add("X-Forwarded-For", &req.forwarded_for),
+                crate::pattern::RewriteInput::Method => add("method", &req.method),
+                _ => add("path", &req.stem),
+            },
+            Cond::Any(cs) => cs.iter().for_each(|c| walk(c, req, add)),
             Cond::Not(c) => walk(c, req, add),
             _ => {}
         }

@@ -186,7 +186,8 @@ pub(crate) enum RawAppPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawEwsUser {
-    pub user: Spanned<String>,
+    /// The mailbox's names: the first is its identity, the others its sign-in names.
+    pub user: Spanned<List>,
     pub ews_enabled: Option<bool>,
     pub allow_outlook: Option<bool>,
     pub allow_mac_outlook: Option<bool>,
@@ -235,7 +236,7 @@ pub(crate) struct RawDeviceRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPersonal {
-    pub user: Spanned<String>,
+    pub user: Spanned<List>,
     #[serde(default)]
     pub allowed_device_ids: Vec<String>,
     #[serde(default)]
@@ -286,6 +287,143 @@ fn yes() -> bool {
     true
 }
 
+/// `[mailbox_protocols]`: Set-CASMailbox protocol switches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMailboxProtocols {
+    pub mapi_http_enabled: Option<bool>,
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub mailbox: Vec<RawMailbox>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMailbox {
+    pub user: Spanned<List>,
+    pub activesync_enabled: Option<bool>,
+    pub owa_enabled: Option<bool>,
+    pub owa_for_devices_enabled: Option<bool>,
+    pub mapi_enabled: Option<bool>,
+    pub mapi_http_enabled: Option<bool>,
+    pub mapi_block_outlook_rpc_http: Option<bool>,
+    pub pop_enabled: Option<bool>,
+    pub imap_enabled: Option<bool>,
+}
+
+/// `[auth_policies]`: Exchange 2019 authentication policies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthPolicies {
+    pub default: Option<Spanned<String>>,
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub policy: Vec<RawAuthPolicy>,
+    #[serde(default)]
+    pub user: Vec<RawAuthUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthPolicy {
+    pub name: Spanned<String>,
+    pub block_legacy: Option<Spanned<List>>,
+    pub block_modern: Option<Spanned<List>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthUser {
+    pub user: Spanned<List>,
+    pub policy: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExtension {
+    pub extension: String,
+    pub allowed: bool,
+}
+
+/// `[[request_filtering]]`: the request filtering in force at one path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRequestFiltering {
+    pub path: Spanned<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "yes")]
+    pub allow_unlisted_extensions: bool,
+    #[serde(default)]
+    pub file_extensions: Vec<RawExtension>,
+    #[serde(default)]
+    pub hidden_segments: Vec<String>,
+    #[serde(default)]
+    pub deny_url_sequences: Vec<String>,
+    #[serde(default)]
+    pub deny_query_string_sequences: Vec<String>,
+    #[serde(default)]
+    pub rule: Vec<RawIisRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRewriteCondition {
+    pub input: String,
+    pub pattern: String,
+    #[serde(default)]
+    pub negate: bool,
+    #[serde(default = "yes")]
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawRewriteAction {
+    None,
+    AbortRequest,
+    CustomResponse,
+    Redirect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRewriteRule {
+    pub name: Spanned<String>,
+    pub base: Option<String>,
+    #[serde(default = "any_url")]
+    pub url: String,
+    pub syntax: Option<String>,
+    #[serde(default = "yes")]
+    pub ignore_case: bool,
+    #[serde(default)]
+    pub negate: bool,
+    /// `MatchAll` (default) or `MatchAny`.
+    pub logical_grouping: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<RawRewriteCondition>,
+    pub action: RawRewriteAction,
+    pub status: Option<u16>,
+    pub substatus: Option<u16>,
+    pub redirect_url: Option<String>,
+    #[serde(default)]
+    pub stop_processing: bool,
+}
+
+fn any_url() -> String {
+    ".*".into()
+}
+
+/// `[[url_rewrite]]`: the URL Rewrite rules in force at one path, or the global rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUrlRewrite {
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub global: bool,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawRewriteRule>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
@@ -300,4 +438,10 @@ pub(crate) struct RawPolicy {
     pub device_access: Option<Spanned<RawDeviceAccess>>,
     #[serde(default)]
     pub ip_restrictions: Vec<RawIpRestrictions>,
+    #[serde(default)]
+    pub request_filtering: Vec<RawRequestFiltering>,
+    #[serde(default)]
+    pub url_rewrite: Vec<RawUrlRewrite>,
+    pub mailbox_protocols: Option<Spanned<RawMailboxProtocols>>,
+    pub auth_policies: Option<Spanned<RawAuthPolicies>>,
 }

@@ -12,6 +12,7 @@ mod emit;
 mod export;
 mod gateway;
 mod html;
+mod import;
 mod input;
 mod ranges;
 mod simulate;

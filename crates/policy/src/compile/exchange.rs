@@ -1,15 +1,17 @@
 //! Exchange mechanisms as rules: EWS access (organization and per-mailbox
 //! settings), then ActiveSync device access in the order Exchange decides.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ::exchange::text::EwsPattern;
 use ::exchange::Protocol;
 
-use super::{add_user, one_user, rule, Ctx};
+use super::{add_user, names, rule, user_key, Ctx};
 use crate::blocks::{AccessLevel, AppPolicy, Blocks, Characteristic, DeviceBlock, EwsBlock, EwsSettings};
 use crate::model::{Action, Cond, Rule, RuleOrigin, TextMode, UserSet};
 use crate::raw::*;
+use crate::PolicyError;
 
 fn app_policy(p: Option<RawAppPolicy>) -> Option<AppPolicy> {
     p.map(|p| match p {
@@ -27,7 +29,13 @@ fn ua_contains_cs(values: &[&str]) -> Cond {
     }
 }
 
-pub(super) fn compile_ews(ctx: &Ctx, raw: RawEwsAccess, line: usize, rules: &mut Vec<Rule>, blocks: &mut Blocks) {
+pub(super) fn compile_ews(
+    ctx: &Ctx,
+    raw: RawEwsAccess,
+    line: usize,
+    rules: &mut Vec<Rule>,
+    blocks: &mut Blocks,
+) -> Result<(), PolicyError> {
     let status = raw.status.unwrap_or(403);
     let org = EwsSettings {
         ews_enabled: raw.ews_enabled,
@@ -47,25 +55,47 @@ pub(super) fn compile_ews(ctx: &Ctx, raw: RawEwsAccess, line: usize, rules: &mut
             application_access_policy: app_policy(u.application_access_policy),
             list: u.list,
         };
-        users.push((u.user.get_ref().clone(), s, ctx.line(&u.user.span()).unwrap_or(line)));
+        users.push((names(ctx, &u.user)?, s, ctx.line(&u.user.span()).unwrap_or(line)));
     }
-    // Mailboxes with their own settings first; the organization's apply to everyone else.
+    // Mailboxes with their own settings first, those with the same settings
+    // under one rule; the organization's apply to everyone else.
+    let mut groups: Vec<(&EwsSettings, Vec<&Vec<String>>, usize)> = Vec::new();
     for (user, s, uline) in &users {
+        match groups.iter_mut().find(|(g, _, _)| *g == s) {
+            Some(g) => g.1.push(user),
+            None => groups.push((s, vec![user], *uline)),
+        }
+    }
+    for (s, members, gline) in groups {
         let eff = s.over(&org);
-        ews_scope(&eff, &format!("ews_access ({user})"), vec![one_user(user)], Vec::new(), status, *uline, rules);
+        let label = match members.len() {
+            1 => format!("ews_access ({})", members[0][0]),
+            n => format!("ews_access ({} and {} more)", members[0][0], n - 1),
+        };
+        let mut set = UserSet::default();
+        for names in &members {
+            for n in names.iter() {
+                add_user(&mut set, n);
+            }
+            set.shown.push(names[0].clone());
+        }
+        ews_scope(&eff, &label, vec![Cond::User(Arc::new(set))], Vec::new(), status, gline, rules);
     }
     let except: Vec<Vec<Cond>> = if users.is_empty() {
         Vec::new()
     } else {
         let mut set = UserSet::default();
         for (u, _, _) in &users {
-            add_user(&mut set, u);
-            set.shown.push(u.clone());
+            for n in u {
+                add_user(&mut set, n);
+            }
+            set.shown.push(u[0].clone());
         }
         vec![vec![Cond::User(Arc::new(set))]]
     };
     ews_scope(&org, "ews_access", Vec::new(), except, status, line, rules);
     blocks.ews = Some(EwsBlock { org, users: users.into_iter().map(|(u, s, _)| (u, s)).collect() });
+    Ok(())
 }
 
 /// Exchange's `CallerAccessAllowed` (exchange.md §3a) as deny rules.
@@ -176,7 +206,7 @@ pub(super) fn compile_device_access(
     line: usize,
     rules: &mut Vec<Rule>,
     blocks: &mut Blocks,
-) {
+) -> Result<(), PolicyError> {
     let rule_lines: Vec<usize> = raw.rule.iter().map(|r| ctx.line(&r.span()).unwrap_or(line)).collect();
     let personal_lines: Vec<usize> = raw.personal.iter().map(|p| ctx.line(&p.span()).unwrap_or(line)).collect();
     let status = raw.status.unwrap_or(403);
@@ -186,6 +216,11 @@ pub(super) fn compile_device_access(
         RawAccessLevel::Block => AccessLevel::Block,
         RawAccessLevel::Quarantine => AccessLevel::Quarantine,
     };
+    let mut personal = Vec::new();
+    for p in &raw.personal {
+        let p = p.get_ref();
+        personal.push((names(ctx, &p.user)?, p.allowed_device_ids.clone(), p.blocked_device_ids.clone()));
+    }
     let block = DeviceBlock {
         default_access_level: raw.default_access_level.map(level),
         rules: raw
@@ -202,12 +237,7 @@ pub(super) fn compile_device_access(
                 (c, r.query_string.clone(), level(r.access_level))
             })
             .collect(),
-        personal: raw
-            .personal
-            .iter()
-            .map(|p| p.get_ref())
-            .map(|p| (p.user.get_ref().clone(), p.allowed_device_ids.clone(), p.blocked_device_ids.clone()))
-            .collect(),
+        personal,
     };
     let base = vec![Cond::Protocol(vec![Protocol::ActiveSync])];
     let ch = |c: Characteristic, q: &str| match c {
@@ -221,29 +251,33 @@ pub(super) fn compile_device_access(
     let mk = |name: String, c: Vec<Cond>, u: Vec<Vec<Cond>>, st: u16, note: String, line: usize| {
         rule(name, Action::Deny, st, 0, c, u, RuleOrigin::DeviceAccess, Some(note), line)
     };
-    // 4. personal block list
-    for ((user, _, blocked), pline) in block.personal.iter().zip(&personal_lines) {
-        if !blocked.is_empty() {
-            let mut c = base.clone();
-            c.push(one_user(user));
-            c.push(Cond::DeviceId(blocked.clone()));
-            rules.push(mk(
-                format!("device_access: blocked devices of {user}"),
-                c,
-                Vec::new(),
-                status,
-                format!("device id is on {user}'s ActiveSyncBlockedDeviceIDs"),
-                *pline,
-            ));
+    // 4. personal block list, 5. personal allow list (an exception to
+    // everything below): one condition each, over every mailbox's own list.
+    type Personal = (Vec<String>, Vec<String>, Vec<String>);
+    let own = |pick: fn(&Personal) -> &Vec<String>, list: &'static str| {
+        let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
+        for p in block.personal.iter().filter(|p| !pick(p).is_empty()) {
+            for n in &p.0 {
+                by_user.entry(user_key(n)).or_default().extend(pick(p).iter().cloned());
+            }
         }
+        (!by_user.is_empty()).then(|| Cond::OwnDevices { list, by_user: Arc::new(by_user) })
+    };
+    if let Some(blocked) = own(|p| &p.2, "ActiveSyncBlockedDeviceIDs") {
+        let mut c = base.clone();
+        c.push(blocked);
+        let first = block.personal.iter().position(|p| !p.2.is_empty()).unwrap_or(0);
+        rules.push(mk(
+            "device_access: personal blocked devices".into(),
+            c,
+            Vec::new(),
+            status,
+            "device id is on the mailbox's ActiveSyncBlockedDeviceIDs".into(),
+            personal_lines.get(first).copied().unwrap_or(line),
+        ));
     }
-    // 5. personal allow list: an exception to everything below.
-    let personal_allow: Vec<Vec<Cond>> = block
-        .personal
-        .iter()
-        .filter(|(_, allowed, _)| !allowed.is_empty())
-        .map(|(user, allowed, _)| vec![one_user(user), Cond::DeviceId(allowed.clone())])
-        .collect();
+    let personal_allow: Vec<Vec<Cond>> =
+        own(|p| &p.1, "ActiveSyncAllowedDeviceIDs").map(|c| vec![c]).into_iter().collect();
     // 6, 7. block rules, then quarantine rules.
     for want in [AccessLevel::Block, AccessLevel::Quarantine] {
         for ((c, q, l), rline) in block.rules.iter().zip(&rule_lines).filter(|((_, _, l), _)| *l == want) {
@@ -280,4 +314,5 @@ pub(super) fn compile_device_access(
         rules.push(r);
     }
     blocks.device_access = Some(block);
+    Ok(())
 }

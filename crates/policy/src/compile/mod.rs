@@ -1,12 +1,16 @@
 //! From the file as written to ordered rules of resolved conditions.
 //! Emulation blocks become ordinary rules here, in the order the real
-//! mechanisms sit in front of Exchange: IP restrictions, IIS request
-//! filtering, EWS access, ActiveSync device access; then the `[[rule]]`s.
+//! mechanisms sit in front of Exchange: URL Rewrite's global rules, IP
+//! restrictions, IIS request filtering, URL Rewrite's rules, authentication
+//! policies, mailbox protocol switches, EWS access, ActiveSync device
+//! access; then the `[[rule]]`s.
 //! One module per mechanism, as under `emit/`; this one holds the
 //! `[[rule]]` conditions and what every mechanism shares.
 
 mod exchange;
-mod iis;
+pub(crate) mod iis;
+mod mailbox;
+pub(crate) mod rewrite;
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -62,6 +66,9 @@ struct Ctx<'a> {
     ranges: Vec<(String, Vec<IpNet>)>,
     /// Group files read, for whoever reloads the policy when they change.
     group_files: std::cell::RefCell<Vec<PathBuf>>,
+    /// Byte offset of every line end, so that a span's line is a binary
+    /// search: an imported policy names thousands of mailboxes.
+    line_ends: Vec<usize>,
 }
 
 impl Ctx<'_> {
@@ -70,7 +77,7 @@ impl Ctx<'_> {
             return None;
         }
         let end = span.start.min(self.text.len());
-        Some(self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1)
+        Some(self.line_ends.partition_point(|&e| e < end) + 1)
     }
 
     fn err(&self, span: &Range<usize>, message: impl Into<String>) -> PolicyError {
@@ -283,11 +290,13 @@ fn user_set(ctx: &Ctx, raw: RawUser, span: &Range<usize>) -> Result<UserSet, Pol
     Ok(set)
 }
 
-fn one_user(name: &str) -> Cond {
-    let mut set = UserSet::default();
-    add_user(&mut set, name);
-    set.shown.push(name.to_string());
-    Cond::User(Arc::new(set))
+/// The names of a `user = "…"` or `user = ["…", …]` that names one mailbox.
+fn names(ctx: &Ctx, l: &Spanned<List>) -> Result<Vec<String>, PolicyError> {
+    let v: Vec<String> = l.get_ref().0.iter().map(|s| s.get_ref().trim().to_string()).collect();
+    if v.is_empty() || v.iter().any(|n| user_key(n).is_empty() || n.contains('*')) {
+        return Err(ctx.err(&l.span(), "user names a mailbox: one or more plain names, no pattern, none empty"));
+    }
+    Ok(v)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -327,8 +336,17 @@ pub(crate) fn compile(
 ) -> Result<Policy, PolicyError> {
     let file = origin.display().to_string();
     let dir = origin.parent().unwrap_or(Path::new("."));
-    let mut ctx =
-        Ctx { text, file: file.clone(), dir, catalog, networks, ranges: Vec::new(), group_files: Default::default() };
+    let line_ends = text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect();
+    let mut ctx = Ctx {
+        text,
+        file: file.clone(),
+        dir,
+        catalog,
+        networks,
+        ranges: Vec::new(),
+        group_files: Default::default(),
+        line_ends,
+    };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Invalid {
         file: file.clone(),
         line: e.span().map(|s| ctx.line(&(s.start.max(1)..s.end)).unwrap_or(1)),
@@ -348,17 +366,28 @@ pub(crate) fn compile(
 
     let mut rules = Vec::new();
     let mut blocks = Blocks::default();
+    rewrite::compile_url_rewrite(&ctx, &raw.url_rewrite, true, &mut rules, &mut blocks)?;
     iis::compile_ip_restrictions(&ctx, raw.ip_restrictions, &mut rules, &mut blocks)?;
+    iis::compile_request_filtering(&ctx, raw.request_filtering, &mut rules, &mut blocks)?;
     if let Some(f) = raw.iis_filter {
         iis::compile_iis_filter(&ctx, f, &mut rules, &mut blocks)?;
     }
+    rewrite::compile_url_rewrite(&ctx, &raw.url_rewrite, false, &mut rules, &mut blocks)?;
+    if let Some(a) = raw.auth_policies {
+        let line = ctx.line(&a.span()).unwrap_or(0);
+        mailbox::compile_auth_policies(&ctx, a.into_inner(), line, &mut rules, &mut blocks)?;
+    }
+    if let Some(m) = raw.mailbox_protocols {
+        let line = ctx.line(&m.span()).unwrap_or(0);
+        mailbox::compile_mailbox_protocols(&ctx, m.into_inner(), line, &mut rules, &mut blocks)?;
+    }
     if let Some(e) = raw.ews_access {
         let line = ctx.line(&e.span()).unwrap_or(0);
-        exchange::compile_ews(&ctx, e.into_inner(), line, &mut rules, &mut blocks);
+        exchange::compile_ews(&ctx, e.into_inner(), line, &mut rules, &mut blocks)?;
     }
     if let Some(d) = raw.device_access {
         let line = ctx.line(&d.span()).unwrap_or(0);
-        exchange::compile_device_access(&ctx, d.into_inner(), line, &mut rules, &mut blocks);
+        exchange::compile_device_access(&ctx, d.into_inner(), line, &mut rules, &mut blocks)?;
     }
 
     for (i, r) in raw.rule.into_iter().enumerate() {

@@ -1,8 +1,9 @@
 //! Exchange Management Shell: EWS access (Set-OrganizationConfig,
 //! Set-CASMailbox), ActiveSync device access rules and organization default,
-//! and per-mailbox device lists.
+//! per-mailbox device lists and protocol switches, and authentication
+//! policies (New-AuthenticationPolicy, Set-User).
 
-use crate::blocks::{AppPolicy, EwsSettings};
+use crate::blocks::{AppPolicy, AuthBlock, EwsSettings, MailboxBlock};
 use crate::emit::{common_blockers, cond_kind, is_user_rule, Output, Unexpressible};
 use crate::model::{Action, Cond, Policy, TextMode};
 use exchange::Protocol;
@@ -108,14 +109,16 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<String, String> {
     if let (Some(users), Some(ps)) = (users, protocols) {
         let mut params = String::new();
         for p in ps {
-            let name = match p {
-                Protocol::ActiveSync => "ActiveSyncEnabled",
-                Protocol::Ews => "EwsEnabled",
-                Protocol::Owa => "OWAEnabled",
-                Protocol::Mapi => "MAPIEnabled",
+            // MAPI over HTTP alone: MAPIEnabled $false would also cut Outlook on the LAN.
+            let (name, value) = match p {
+                Protocol::ActiveSync => ("ActiveSyncEnabled", "$false"),
+                Protocol::Ews => ("EwsEnabled", "$false"),
+                Protocol::Owa => ("OWAEnabled", "$false"),
+                Protocol::Mapi => ("MapiHttpEnabled", "$false"),
+                Protocol::Rpc => ("MAPIBlockOutlookRpcHttp", "$true"),
                 _ => return Err(format!("protocol '{}' cannot be turned off per mailbox", p.key())),
             };
-            params.push_str(&format!(" -{name} $false"));
+            params.push_str(&format!(" -{name} {value}"));
         }
         for u in users {
             out.push_str(&format!("Set-CASMailbox -Identity {}{params}\n", q(u)));
@@ -123,6 +126,41 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<String, String> {
         return Ok(out);
     }
     Err("no Exchange setting denies exactly these requests".into())
+}
+
+fn mailbox_switches(s: &mut String, m: &MailboxBlock) {
+    s.push_str("\n# Per-mailbox protocol switches (Set-CASMailbox); MapiHttpEnabled $false leaves Outlook Anywhere\n");
+    if let Some(v) = m.mapi_http_enabled {
+        s.push_str(&format!("Set-OrganizationConfig -MapiHttpEnabled {}\n", b(Some(v))));
+    }
+    for (user, switches) in &m.mailboxes {
+        let params: String = switches.set().iter().map(|(n, v)| format!(" -{n} {}", b(Some(*v)))).collect();
+        if !params.is_empty() {
+            s.push_str(&format!("Set-CASMailbox -Identity {}{params}\n", q(&user[0])));
+        }
+    }
+}
+
+fn auth_policies(s: &mut String, a: &AuthBlock) {
+    s.push_str(
+        "\n# Authentication policies (Exchange 2019 CU2 and later; \"legacy\" is Basic, Digest, NTLM and Kerberos)\n",
+    );
+    for p in &a.policies {
+        let mut params = String::new();
+        for x in &p.block_legacy {
+            params.push_str(&format!(" -BlockLegacyAuth{}", x.name()));
+        }
+        for x in &p.block_modern {
+            params.push_str(&format!(" -BlockModernAuth{}", x.name()));
+        }
+        s.push_str(&format!("New-AuthenticationPolicy -Name {}{params}\n", q(&p.name)));
+    }
+    if let Some(d) = &a.default {
+        s.push_str(&format!("Set-OrganizationConfig -DefaultAuthenticationPolicy {}\n", q(d)));
+    }
+    for (user, policy) in &a.users {
+        s.push_str(&format!("Set-User -Identity {} -AuthenticationPolicy {}\n", q(&user[0]), q(policy)));
+    }
 }
 
 /// Emit `policy` as Exchange Management Shell commands (`exchange.ps1`).
@@ -134,7 +172,7 @@ pub fn emit(policy: &Policy) -> Output {
         s.push_str("\n# EWS application access (org-wide; mailbox settings override it)\n");
         s.push_str(&format!("Set-OrganizationConfig{}\n", ews_params(&ews.org, true)));
         for (user, settings) in &ews.users {
-            s.push_str(&format!("Set-CASMailbox -Identity {}{}\n", q(user), ews_params(settings, false)));
+            s.push_str(&format!("Set-CASMailbox -Identity {}{}\n", q(&user[0]), ews_params(settings, false)));
         }
     }
     if let Some(d) = &blocks.device_access {
@@ -165,9 +203,15 @@ pub fn emit(policy: &Policy) -> Output {
                 ));
             }
             if !p.is_empty() {
-                s.push_str(&format!("Set-CASMailbox -Identity {}{p}\n", q(user)));
+                s.push_str(&format!("Set-CASMailbox -Identity {}{p}\n", q(&user[0])));
             }
         }
+    }
+    if let Some(m) = &blocks.mailbox {
+        mailbox_switches(&mut s, m);
+    }
+    if let Some(a) = &blocks.auth {
+        auth_policies(&mut s, a);
     }
     for f in &blocks.iis_filter {
         unexpressible.push(Unexpressible {
@@ -179,6 +223,18 @@ pub fn emit(policy: &Policy) -> Output {
         unexpressible.push(Unexpressible {
             rule: format!("ip_restrictions {}", ip.path),
             reason: "IP restrictions are an IIS setting; emit them with --target iis".into(),
+        });
+    }
+    for r in &blocks.request_filtering {
+        unexpressible.push(Unexpressible {
+            rule: format!("request_filtering {}", r.path),
+            reason: "IIS request filtering is an IIS setting; emit it with --target iis".into(),
+        });
+    }
+    for r in &blocks.url_rewrite {
+        unexpressible.push(Unexpressible {
+            rule: format!("url_rewrite {}", r.path.as_deref().unwrap_or("global")),
+            reason: "URL Rewrite is an IIS setting; emit it with --target iis".into(),
         });
     }
     let mut rules = String::new();

@@ -1,12 +1,16 @@
 //! IIS: Request Filtering `filteringRules` (web.config) and `ipSecurity`
 //! (applicationHost.config, the section is locked at site level), with the
-//! equivalent appcmd commands (exchange.md §3d).
+//! equivalent appcmd commands (exchange.md §3d); the request filtering and
+//! URL Rewrite sections in force per path, and the `[[rule]]`s request
+//! filtering cannot express as URL Rewrite global rules, as
+//! applicationHost.config `<location>` elements.
 
 use std::collections::BTreeMap;
 
-use crate::blocks::IisFilterRule;
+use crate::blocks::{IisFilterRule, RequestFiltering};
+use crate::emit::rewrite::{self, matches_every_url, rule_xml};
 use crate::emit::{common_blockers, cond_kind, is_user_rule, vdir_of, xml_escape, Output, Unexpressible};
-use crate::model::{Action, Cond, Policy, TextMode};
+use crate::model::{under, Action, Cond, Policy, TextMode};
 
 pub const DEFAULT_SITE: &str = "Default Web Site";
 const APPCMD: &str = r"%windir%\system32\inetsrv\appcmd.exe";
@@ -43,25 +47,39 @@ impl IisSection {
 #[derive(Clone, Debug, Default)]
 pub struct IisOutput {
     pub sections: Vec<IisSection>,
-    /// `<location>` elements with `<ipSecurity>`, for applicationHost.config.
-    pub ip_security: Vec<String>,
+    /// `<location>` elements (ipSecurity, request filtering, URL Rewrite),
+    /// one per path, for applicationHost.config.
+    pub locations: Vec<String>,
+    /// URL Rewrite `<rule>` elements for the server's `<globalRules>`.
+    pub global_rules: Vec<String>,
     pub appcmd: String,
     pub unexpressible: Vec<Unexpressible>,
 }
 
+fn indented(s: &mut String, text: &str, indent: &str) {
+    for line in text.lines() {
+        s.push_str(indent);
+        s.push_str(line);
+        s.push('\n');
+    }
+}
+
 impl IisOutput {
-    /// The `<location>` elements for applicationHost.config, as one document.
+    /// The global rules and `<location>` elements for applicationHost.config, as one document.
     pub fn application_host(&self) -> Option<String> {
-        if self.ip_security.is_empty() {
+        if self.locations.is_empty() && self.global_rules.is_empty() {
             return None;
         }
-        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these <location> elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n<configuration>\n");
-        for l in &self.ip_security {
-            for line in l.lines() {
-                s.push_str("  ");
-                s.push_str(line);
-                s.push('\n');
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n<configuration>\n");
+        if !self.global_rules.is_empty() {
+            s.push_str("  <system.webServer>\n    <rewrite>\n      <globalRules>\n");
+            for r in &self.global_rules {
+                indented(&mut s, r, "        ");
             }
+            s.push_str("      </globalRules>\n    </rewrite>\n  </system.webServer>\n");
+        }
+        for l in &self.locations {
+            indented(&mut s, l, "  ");
         }
         s.push_str("</configuration>\n");
         Some(s)
@@ -76,7 +94,7 @@ impl IisOutput {
             files.push((name, s.web_config()));
         }
         if let Some(a) = self.application_host() {
-            files.push(("applicationHost.ipSecurity.xml".to_string(), a));
+            files.push(("applicationHost.xml".to_string(), a));
         }
         if !self.appcmd.is_empty() {
             files.push(("appcmd.cmd".to_string(), self.appcmd.clone()));
@@ -219,10 +237,76 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
     })
 }
 
+/// What one `<location>` holds, by configuration section.
+#[derive(Default)]
+struct Location {
+    modules: Vec<String>,
+    security: Vec<String>,
+    rewrite: Vec<String>,
+}
+
+impl Location {
+    fn xml(&self, path: &str) -> String {
+        let mut x = format!("<location path=\"{}\">\n  <system.webServer>\n", xml_escape(path));
+        if !self.modules.is_empty() {
+            x.push_str("    <modules>\n");
+            for m in &self.modules {
+                indented(&mut x, m, "      ");
+            }
+            x.push_str("    </modules>\n");
+        }
+        if !self.security.is_empty() {
+            x.push_str("    <security>\n");
+            for m in &self.security {
+                indented(&mut x, m, "      ");
+            }
+            x.push_str("    </security>\n");
+        }
+        if !self.rewrite.is_empty() {
+            x.push_str("    <rewrite>\n      <rules>\n        <clear />\n");
+            for m in &self.rewrite {
+                indented(&mut x, m, "        ");
+            }
+            x.push_str("      </rules>\n    </rewrite>\n");
+        }
+        x.push_str("  </system.webServer>\n</location>");
+        x
+    }
+}
+
+/// A whole request filtering section, each collection cleared first: the
+/// policy holds what is in force at the path, inherited parts included.
+fn request_filtering_xml(r: &RequestFiltering) -> String {
+    let mut x = String::from("<requestFiltering>\n");
+    x.push_str(&format!("  <fileExtensions allowUnlisted=\"{}\">\n    <clear />\n", r.allow_unlisted_extensions));
+    for (e, allowed) in &r.extensions {
+        x.push_str(&format!("    <add fileExtension=\"{}\" allowed=\"{allowed}\" />\n", xml_escape(e)));
+    }
+    x.push_str("  </fileExtensions>\n");
+    for (tag, item, attr, values) in [
+        ("hiddenSegments", "add", "segment", &r.hidden_segments),
+        ("denyUrlSequences", "add", "sequence", &r.deny_url_sequences),
+        ("denyQueryStringSequences", "add", "sequence", &r.deny_query_string_sequences),
+    ] {
+        x.push_str(&format!("  <{tag}>\n    <clear />\n"));
+        for v in values {
+            x.push_str(&format!("    <{item} {attr}=\"{}\" />\n", xml_escape(v)));
+        }
+        x.push_str(&format!("  </{tag}>\n"));
+    }
+    x.push_str("  <filteringRules>\n    <clear />\n");
+    for f in &r.rules {
+        indented(&mut x, &filter_xml(f), "    ");
+    }
+    x.push_str("  </filteringRules>\n</requestFiltering>");
+    x
+}
+
 /// Emit `policy` for the IIS site `site`.
 pub fn emit(policy: &Policy, site: &str) -> IisOutput {
     let mut out = IisOutput::default();
     let mut by_path: BTreeMap<String, Vec<IisFilterRule>> = BTreeMap::new();
+    let mut locations: BTreeMap<String, Location> = BTreeMap::new();
     let blocks = &policy.blocks;
     for f in &blocks.iis_filter {
         if !appcmd_safe(&f.name) || f.deny_strings.iter().any(|d| !appcmd_safe(d)) {
@@ -234,17 +318,57 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         }
         by_path.entry(site_path(site, f.path.as_deref())).or_default().push(f.clone());
     }
-    if blocks.ews.is_some() {
-        out.unexpressible.push(Unexpressible {
-            rule: "ews_access".into(),
-            reason: "the EWS access policy is an Exchange setting; emit it with --target exchange".into(),
-        });
+    for (block, what) in [
+        (blocks.ews.is_some(), "ews_access"),
+        (blocks.device_access.is_some(), "device_access"),
+        (blocks.mailbox.is_some(), "mailbox_protocols"),
+        (blocks.auth.is_some(), "auth_policies"),
+    ] {
+        if block {
+            out.unexpressible.push(Unexpressible {
+                rule: what.into(),
+                reason: format!("{what} is an Exchange setting; emit it with --target exchange"),
+            });
+        }
     }
-    if blocks.device_access.is_some() {
-        out.unexpressible.push(Unexpressible {
-            rule: "device_access".into(),
-            reason: "ActiveSync device access is an Exchange setting; emit it with --target exchange".into(),
-        });
+    for rf in &blocks.request_filtering {
+        let loc = locations.entry(site_path(site, Some(&rf.path))).or_default();
+        if !rf.enabled {
+            loc.modules.push("<remove name=\"RequestFilteringModule\" />".into());
+            continue;
+        }
+        // Turned off above this path by the policy: turn it back on.
+        let parent_off = blocks
+            .request_filtering
+            .iter()
+            .filter(|o| o.path != rf.path && (o.path == "/" || under(&rf.path, &o.path)))
+            .max_by_key(|o| o.path.len())
+            .is_some_and(|o| !o.enabled);
+        if parent_off {
+            loc.modules.push("<add name=\"RequestFilteringModule\" />".into());
+        }
+        loc.security.push(request_filtering_xml(rf));
+    }
+    for set in &blocks.url_rewrite {
+        let mut xml = Vec::new();
+        for r in &set.rules {
+            let here = set.path.as_deref().unwrap_or("/");
+            if !r.base.eq_ignore_ascii_case(here) && !matches_every_url(r) {
+                out.unexpressible.push(Unexpressible {
+                    rule: format!("url_rewrite {here}: {}", r.name),
+                    reason: format!(
+                        "the rule is inherited from {}, and IIS matches its URL pattern relative to where it is written",
+                        r.base
+                    ),
+                });
+                continue;
+            }
+            xml.push(rule_xml(r));
+        }
+        match &set.path {
+            None => out.global_rules.extend(xml),
+            Some(p) => locations.entry(site_path(site, Some(p))).or_default().rewrite.extend(xml),
+        }
     }
     for (i, r) in policy.rules().iter().enumerate() {
         if !is_user_rule(r) || r.action == Action::Allow {
@@ -256,7 +380,13 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
                     by_path.entry(site_path(site, vdir.as_deref())).or_default().push(f);
                 }
             }
-            Err(reason) => out.unexpressible.push(Unexpressible { rule: r.name.clone(), reason }),
+            Err(filtering) => match rewrite::from_rule(policy, i) {
+                Ok(rw) => out.global_rules.push(rule_xml(&rw)),
+                Err(rewriting) => out.unexpressible.push(Unexpressible {
+                    rule: r.name.clone(),
+                    reason: format!("{filtering}; as a URL Rewrite rule: {rewriting}"),
+                }),
+            },
         }
     }
     if policy.default_action() == Action::Deny {
@@ -276,8 +406,7 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
     for ip in &blocks.ip_restrictions {
         let path = site_path(site, Some(&ip.path));
         let mut x = format!(
-            "<location path=\"{}\">\n  <system.webServer>\n    <security>\n      <ipSecurity allowUnlisted=\"{}\" denyAction=\"{}\" enableProxyMode=\"{}\">\n",
-            xml_escape(&path),
+            "<ipSecurity allowUnlisted=\"{}\" denyAction=\"{}\" enableProxyMode=\"{}\">\n  <clear />\n",
             ip.allow_unlisted,
             ip.deny_action.name(),
             ip.enable_proxy_mode
@@ -294,14 +423,18 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         ));
         for (net, allowed) in &ip.entries {
             let (addr, mask) = (net.network(), net.netmask());
-            x.push_str(&format!("        <add ipAddress=\"{addr}\" subnetMask=\"{mask}\" allowed=\"{allowed}\" />\n"));
+            x.push_str(&format!("  <add ipAddress=\"{addr}\" subnetMask=\"{mask}\" allowed=\"{allowed}\" />\n"));
             appcmd.push_str(&format!(
                 "{head} /+\"[ipAddress='{addr}',subnetMask='{mask}',allowed='{allowed}']\" /commit:apphost\n"
             ));
         }
-        x.push_str("      </ipSecurity>\n    </security>\n  </system.webServer>\n</location>");
-        out.ip_security.push(x);
+        x.push_str("</ipSecurity>");
+        locations.entry(path).or_default().security.push(x);
     }
+    if !out.global_rules.is_empty() || blocks.request_filtering.iter().len() + blocks.url_rewrite.len() > 0 {
+        appcmd.push_str("rem URL Rewrite rules and request filtering sections: merge applicationHost.xml\n");
+    }
+    out.locations = locations.iter().map(|(p, l)| l.xml(p)).collect();
     out.appcmd = appcmd;
     out
 }

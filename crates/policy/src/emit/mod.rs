@@ -5,6 +5,7 @@
 pub mod exchange;
 pub mod iis;
 pub mod nginx;
+mod rewrite;
 mod webconfig;
 
 use std::fmt;
@@ -123,6 +124,10 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
     match c {
         Cond::Protocol(_) => "protocol",
         Cond::Path(_) => "path",
+        Cond::Location(_) => "IIS configuration path",
+        Cond::Pattern(_) => "URL Rewrite pattern",
+        Cond::Any(_) => "any-of condition",
+        Cond::OwnDevices { .. } => "personal device list",
         Cond::UserAgent { .. } => "user_agent",
         Cond::UserAgentEws(_) => "EWS user-agent pattern",
         Cond::Client(_) => "client",
@@ -135,6 +140,7 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::Network(_) => "network",
         Cond::Cidr { .. } => "cidr",
         Cond::Device(_) => "device",
+        Cond::Auth(_) => "authentication type",
         Cond::IisScan { .. } => "IIS filter",
         Cond::Not(_) => "negated condition",
     }

@@ -162,12 +162,42 @@ fn wrap(names: &[&str], inner: &str, unit: &str) -> String {
 /// Merge `rules` (each one `<filteringRule>` element, as emitted) into the
 /// web.config text `existing`. A rule with the same name is replaced; others
 /// are appended to `filteringRules`; missing parent elements are created.
+/// Exchange's web.config files for the site, ActiveSync and EWS remove IIS's
+/// `RequestFilteringModule`, which would leave the rules unused: the module
+/// is added back after the removal.
 pub fn merge_web_config(existing: &str, rules: &[String]) -> Result<String, MergeError> {
     let mut out = existing.to_string();
     for r in rules {
         out = merge_one(&out, r)?;
     }
+    if !rules.is_empty() {
+        out = keep_filtering_module(&out)?;
+    }
     Ok(out)
+}
+
+const MODULE: &str = "RequestFilteringModule";
+
+/// Add `<add name="RequestFilteringModule" />` to `configuration/system.webServer/modules`
+/// when its last word on the module is a `<remove>`.
+fn keep_filtering_module(text: &str) -> Result<String, MergeError> {
+    let elems = scan(text)?;
+    let child = |parent: Option<usize>, name: &str| elems.iter().position(|e| e.parent == parent && e.name == name);
+    let Some(root) = child(None, "configuration") else { return Ok(text.to_string()) };
+    let Some(modules) = child(Some(root), "system.webServer").and_then(|w| child(Some(w), "modules")) else {
+        return Ok(text.to_string());
+    };
+    let last = elems
+        .iter()
+        .filter(|e| e.parent == Some(modules) && attr(&text[e.open.clone()], "name") == Some(MODULE))
+        .map(|e| e.name.as_str())
+        .next_back();
+    if last != Some("remove") {
+        return Ok(text.to_string());
+    }
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let unit = indent_unit(text, &elems);
+    Ok(insert_child(text, &elems[modules], &format!("<add name=\"{MODULE}\" />"), &unit, nl))
 }
 
 fn merge_one(text: &str, rule: &str) -> Result<String, MergeError> {
@@ -253,6 +283,20 @@ mod tests {
         let twice = merge_web_config(&once, &[RULE.replace("\"a\"", "\"b\"")]).unwrap();
         assert_eq!(twice.matches("<filteringRule ").count(), 1, "{twice}");
         assert!(twice.contains("string=\"b\""));
+    }
+
+    #[test]
+    fn adds_back_the_module_exchange_removes() {
+        let t = "<configuration>\n  <system.webServer>\n    <modules>\n      <remove name=\"RequestFilteringModule\" />\n    </modules>\n  </system.webServer>\n</configuration>\n";
+        let m = merge_web_config(t, &[RULE.to_string()]).unwrap();
+        assert!(m.contains("      <remove name=\"RequestFilteringModule\" />\n      <add name=\"RequestFilteringModule\" />\n    </modules>"), "{m}");
+        // Once is enough.
+        assert_eq!(
+            merge_web_config(&m, &[RULE.to_string()]).unwrap().matches("<add name=\"RequestFilteringModule\"").count(),
+            1
+        );
+        // Nothing to merge, nothing changed.
+        assert_eq!(merge_web_config(t, &[]).unwrap(), t);
     }
 
     #[test]

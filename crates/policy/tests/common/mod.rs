@@ -1,5 +1,8 @@
 #![allow(dead_code)]
 
+pub mod shell;
+pub mod traffic;
+
 use std::path::{Path, PathBuf};
 
 use exchange::{Catalog, Networks, Protocol, Request};
