@@ -12,7 +12,7 @@ use std::collections::HashMap;
 pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::net::IpAddr;
 
-use exchange::{ClientId, NetworkId, Protocol, Request, Traffic};
+use exchange::{AuthType, ClientId, NetworkId, Protocol, Request, Traffic};
 
 use crate::capped::CappedCounts;
 use crate::findings::FindingCounts;
@@ -228,6 +228,8 @@ pub struct Tally {
     pub anonymous: u64,
     pub span: Span,
     pub protocols: [u64; PROTOCOLS],
+    /// Indexed by `AuthType::index`.
+    pub auth: [u64; AuthType::COUNT],
     /// Indexed by `ClientId`; grows as needed.
     pub clients: Vec<u64>,
     pub users: Map<Box<str>, UserAgg>,
@@ -249,6 +251,7 @@ impl Default for Tally {
             anonymous: 0,
             span: Span::default(),
             protocols: [0; PROTOCOLS],
+            auth: [0; AuthType::COUNT],
             clients: Vec::new(),
             users: Map::default(),
             activesync: ActiveSyncStats::default(),
@@ -283,6 +286,7 @@ impl Tally {
         self.requests += 1;
         self.span.see(req.time);
         self.protocols[req.protocol.index()] += 1;
+        self.auth[req.auth.index()] += 1;
         let client = req.client.index();
         if self.clients.len() <= client {
             self.clients.resize(client + 1, 0);
@@ -337,6 +341,9 @@ impl Tally {
         self.anonymous += other.anonymous;
         self.span.merge(other.span);
         for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.auth.iter_mut().zip(other.auth) {
             *mine += theirs;
         }
         if self.clients.len() < other.clients.len() {
@@ -410,6 +417,8 @@ pub struct Aggregate {
     pub probe_agents: Map<Box<str>, u64>,
     pub machine: u64,
     pub exploits: Map<(&'static str, Option<IpAddr>), ExploitAgg>,
+    /// IIS front-end lines of requests the HttpProxy logs hold too.
+    pub duplicates: u64,
 }
 
 impl Aggregate {
@@ -420,6 +429,7 @@ impl Aggregate {
             Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
+            Traffic::Duplicate => self.duplicates += 1,
             Traffic::Probe => {
                 self.probes += 1;
                 self.probe_span.see(req.time);
@@ -462,6 +472,7 @@ impl Aggregate {
             }
         }
         self.machine += other.machine;
+        self.duplicates += other.duplicates;
         self.backend_machine += other.backend_machine;
         for (key, exploit) in other.exploits {
             match self.exploits.get_mut(&key) {

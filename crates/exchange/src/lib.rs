@@ -1,21 +1,25 @@
 //! What a request to an Exchange Client Access server means.
 //!
-//! Turns a W3C log record (or, in the gateway, an HTTP request) into a
-//! [`Request`]: its protocol, ActiveSync parameters, the person behind it,
+//! Turns a W3C or HttpProxy log record (or, in the gateway, an HTTP
+//! request) into a [`Request`]: its protocol, ActiveSync parameters, the person behind it,
 //! the client software from the catalog, and the network it came from.
 //! No I/O beyond reading the data files it is pointed at. [`stream`] is the
-//! seam between log readers and what consumes requests.
+//! seam between log readers and what consumes requests; [`join`] keeps a
+//! request logged by both IIS and HttpProxy from counting twice.
 
 #![forbid(unsafe_code)]
 
 pub mod activesync;
+mod auth;
 pub mod catalog;
 pub mod classify;
 pub mod exploits;
 pub mod identity;
+pub mod join;
 mod load;
 pub mod networks;
 pub mod protocol;
+mod proxy_log;
 mod request;
 pub mod stream;
 pub mod url;
@@ -26,5 +30,5 @@ pub use exploits::ExploitRules;
 pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
-pub use request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};
+pub use request::{ActiveSync, AuthType, LogTokens, Protocol, QueryEncoding, Request, Source, Traffic};
 pub use stream::{Feed, RecordSource, RequestSink};

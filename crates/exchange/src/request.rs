@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+pub use crate::auth::AuthType;
 use crate::catalog::ClientId;
 use crate::networks::NetworkId;
 
@@ -85,8 +86,8 @@ pub enum QueryEncoding {
 }
 
 /// What kind of traffic a request is. Exactly one applies, in this order of
-/// precedence: an exploit attempt, a monitoring probe, a back-end hop, a
-/// machine account, else a person.
+/// precedence: a line logged twice, an exploit attempt, a monitoring probe,
+/// a back-end hop, a machine account, else a person.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Traffic {
     #[default]
@@ -99,6 +100,23 @@ pub enum Traffic {
     Machine,
     /// Matches a public detection rule; the rule name is in `Request::exploit`.
     Exploit,
+    /// An IIS front-end line of a request the HttpProxy log holds too (its
+    /// `cafeReqId` is the HttpProxy line's `RequestId`): counted once, from
+    /// HttpProxy (see [`crate::join`]).
+    Duplicate,
+}
+
+/// Where a request was read from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Source {
+    #[default]
+    Unknown,
+    /// An IIS W3C log line.
+    Iis,
+    /// An Exchange HttpProxy log line.
+    HttpProxy,
+    /// A live request through the gateway.
+    Gateway,
 }
 
 /// The `&Log=` diagnostics Exchange appends to ActiveSync queries.
@@ -194,6 +212,9 @@ pub struct Request {
     pub user_agent: String,
     /// cs-username as logged (`DOMAIN\user`, `user@domain`), or the Basic-auth user.
     pub username: String,
+    /// The authentication scheme; unknown from IIS logs.
+    pub auth: AuthType,
+    pub source: Source,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
     pub activesync: ActiveSync,
@@ -221,6 +242,8 @@ impl Request {
         self.forwarded_for.clear();
         self.user_agent.clear();
         self.username.clear();
+        self.auth = AuthType::Unknown;
+        self.source = Source::Unknown;
         self.user.clear();
         self.activesync.clear();
         self.client = ClientId::default();

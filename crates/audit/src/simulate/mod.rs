@@ -230,7 +230,8 @@ impl Simulation {
             }
             Traffic::Probe => self.probes.add(req, policy, &req.user_agent),
             Traffic::Machine => self.machines.add(req, policy, &req.user),
-            Traffic::Exploit => {}
+            // Counted from their HttpProxy line.
+            Traffic::Exploit | Traffic::Duplicate => {}
         }
     }
 
