@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use exchange::{ClientId, NetworkId, Protocol, Request};
+use exchange::{AuthType, ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
@@ -150,6 +150,8 @@ pub enum Cond {
         peer: bool,
     },
     Device(DeviceState),
+    /// The authentication scheme (unknown from IIS logs, so never matched there).
+    Auth(Vec<AuthType>),
     /// IIS filtering rule: substring deny strings (any case) over the targets.
     IisScan {
         targets: Vec<ScanTarget>,
@@ -199,6 +201,7 @@ impl Cond {
                 let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
                 known == (*state == DeviceState::Known)
             }
+            Cond::Auth(schemes) => schemes.contains(&req.auth),
             Cond::IisScan { targets, strings, applies_to } => {
                 if !applies_to.is_empty() && !applies_to.iter().any(|e| ends_with_ci(&req.stem, e)) {
                     return false;
@@ -279,6 +282,7 @@ impl fmt::Display for Cond {
             }
             Cond::Device(DeviceState::Known) => f.write_str("device is known"),
             Cond::Device(DeviceState::New) => f.write_str("device is new"),
+            Cond::Auth(schemes) => list(f, "authentication is ", schemes.iter().map(|a| a.key())),
             Cond::IisScan { targets, strings, applies_to } => {
                 let t: Vec<&str> = targets
                     .iter()
@@ -419,6 +423,12 @@ impl Policy {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
     }
 
+    /// True when some rule looks at the authentication type, which IIS logs
+    /// do not record: such a rule never matches their lines.
+    pub fn uses_auth_type(&self) -> bool {
+        self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Auth(_))))
+    }
+
     /// A sentence on why `decision` was reached for `request`. Allocates; call
     /// only when a decision is shown.
     pub fn explain(&self, decision: &Decision, request: &Request) -> String {
@@ -469,6 +479,7 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::DeviceModel(_) => add("device model", &req.activesync.log.device_model),
             Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
             Cond::User(_) => add("user", &req.user),
+            Cond::Auth(_) => add("authentication", req.auth.key()),
             Cond::IisScan { .. } => add("user agent", &req.user_agent),
             Cond::Not(c) => walk(c, req, add),
             _ => {}

@@ -135,6 +135,7 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::Network(_) => "network",
         Cond::Cidr { .. } => "cidr",
         Cond::Device(_) => "device",
+        Cond::Auth(_) => "authentication type",
         Cond::IisScan { .. } => "IIS filter",
         Cond::Not(_) => "negated condition",
     }
