@@ -193,6 +193,12 @@ impl Kind {
         (self as u8) <= (Kind::PowerShell as u8)
     }
 
+    /// Handled by the front end's HttpProxy module, so in its log too. `GET
+    /// /` is answered by IIS itself (a redirect to OWA).
+    pub fn logged_by_proxy(self) -> bool {
+        self != Kind::Root
+    }
+
     pub fn proto(self) -> Proto {
         match self {
             Kind::As => Proto::ActiveSync,

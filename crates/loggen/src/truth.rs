@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::{Event, BE};
 use crate::model::{Auth, Client, Cmd, Kind, Proto};
 use crate::population::Population;
+use crate::proxy::AUTH_KEYS;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -17,6 +18,9 @@ pub struct Summary {
     /// Person requests (anonymous included).
     pub requests: u64,
     pub backend_duplicates: u64,
+    /// IIS front-end lines of requests the HttpProxy logs hold too.
+    #[serde(default)]
+    pub iis_duplicates: u64,
     pub probes: u64,
     pub exploit_attempts: u64,
     pub machine: u64,
@@ -93,6 +97,10 @@ pub struct Truth {
     pub protocols: BTreeMap<String, u64>,
     /// Person requests per client id; zero counts omitted.
     pub clients: BTreeMap<String, u64>,
+    /// Person requests per authentication type (`unknown` for IIS lines);
+    /// only when HttpProxy logs are written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auth_types: BTreeMap<String, u64>,
     pub users: BTreeMap<String, UserTruth>,
     pub findings: Findings,
     pub policies: Policies,
@@ -121,6 +129,8 @@ pub(crate) struct Acc {
     iis_denied: u64,
     ews_denied: u64,
     exploit: Vec<u64>,
+    /// Person requests by index into `AUTH_KEYS`.
+    auth: [u64; AUTH_KEYS.len()],
 }
 
 impl Acc {
@@ -138,6 +148,7 @@ impl Acc {
             iis_denied: 0,
             ews_denied: 0,
             exploit: vec![0; pop.exploits.len()],
+            auth: [0; AUTH_KEYS.len()],
         }
     }
 
@@ -147,6 +158,7 @@ impl Acc {
         s.malformed += o.s.malformed;
         s.requests += o.s.requests;
         s.backend_duplicates += o.s.backend_duplicates;
+        s.iis_duplicates += o.s.iis_duplicates;
         s.probes += o.s.probes;
         s.exploit_attempts += o.s.exploit_attempts;
         s.machine += o.s.machine;
@@ -168,10 +180,29 @@ impl Acc {
         for (a, b) in self.exploit.iter_mut().zip(&o.exploit) {
             *a += b;
         }
+        for (a, b) in self.auth.iter_mut().zip(o.auth) {
+            *a += b;
+        }
     }
 
-    /// Counts one written line. `day_start` is the line's day in seconds since the first day.
+    /// Counts one written IIS line. `day_start` is the line's day in seconds since the first day.
     pub fn count(&mut self, pop: &Population, ev: &Event, day_start: i64, backend_only: bool) {
+        self.count_as(pop, ev, day_start, backend_only, 0);
+    }
+
+    /// Counts one written HttpProxy line, whose authentication type is `auth`
+    /// (an index into `AUTH_KEYS`).
+    pub fn count_proxy(&mut self, pop: &Population, ev: &Event, day_start: i64, auth: usize) {
+        self.count_as(pop, ev, day_start, false, auth);
+    }
+
+    /// Counts an IIS front-end line whose request the HttpProxy log holds too.
+    pub fn duplicate(&mut self) {
+        self.s.lines += 1;
+        self.s.iis_duplicates += 1;
+    }
+
+    fn count_as(&mut self, pop: &Population, ev: &Event, day_start: i64, backend_only: bool, auth: usize) {
         self.s.lines += 1;
         match ev.kind {
             Kind::Malformed => self.s.malformed += 1,
@@ -185,15 +216,16 @@ impl Acc {
                 debug_assert!(k.is_person());
                 self.s.backend_duplicates += 1;
             }
-            kind => self.person(pop, ev, kind, day_start),
+            kind => self.person(pop, ev, kind, day_start, auth),
         }
     }
 
-    fn person(&mut self, pop: &Population, ev: &Event, kind: Kind, day_start: i64) {
+    fn person(&mut self, pop: &Population, ev: &Event, kind: Kind, day_start: i64, auth: usize) {
         let a = &pop.agents[ev.agent as usize];
         let ai = ev.agent as usize * 2 + usize::from(kind != Kind::As);
         let proto = kind.proto();
         self.s.requests += 1;
+        self.auth[auth] += 1;
         self.protocols[proto as usize] += 1;
         self.clients[a.client as usize] += 1;
         let alias = match (ev.auth, kind) {
@@ -236,8 +268,25 @@ impl Acc {
         self.s.malformed += 1;
     }
 
-    pub fn finish(&self, pop: &Population, cutover: String, cutover_at: i64, backend_only: bool) -> Truth {
+    /// The truth of what was counted. With `httpproxy` (HttpProxy logs were
+    /// written), people's requests by authentication type too, and devices
+    /// keyed by user agent as HttpProxy logs them: commas become spaces.
+    pub fn finish(
+        &self,
+        pop: &Population,
+        cutover: String,
+        cutover_at: i64,
+        backend_only: bool,
+        httpproxy: bool,
+    ) -> Truth {
         let mut t = Truth { cutover, backend_only, summary: self.s.clone(), ..Truth::default() };
+        if httpproxy {
+            for (key, n) in AUTH_KEYS.iter().zip(self.auth) {
+                if n > 0 {
+                    t.auth_types.insert(key.to_string(), n);
+                }
+            }
+        }
         for p in Proto::all() {
             if self.protocols[p as usize] > 0 {
                 t.protocols.insert(p.key().to_string(), self.protocols[p as usize]);
@@ -250,7 +299,7 @@ impl Acc {
         }
         let mut aliases: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         // (user, device key) -> (first seen, outlook-mobile provisions)
-        let mut devices: BTreeMap<(&str, &str), (i64, u64)> = BTreeMap::new();
+        let mut devices: BTreeMap<(&str, String), (i64, u64)> = BTreeMap::new();
         let (mut cloud, mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         let (mut iis, mut ewsp) = (BTreeSet::new(), BTreeSet::new());
         for ai in 0..self.agent_requests.len() {
@@ -258,7 +307,8 @@ impl Acc {
                 continue;
             }
             let a = &pop.agents[ai / 2];
-            let device_key = if ai % 2 == 0 { &a.device_key } else { &a.ua };
+            let ua_key = if httpproxy { a.ua.replace(',', " ") } else { a.ua.clone() };
+            let device_key = if ai % 2 == 0 { &a.device_key } else { &ua_key };
             let key = pop.users[a.user].key.as_str();
             let u = t.users.entry(key.to_string()).or_default();
             u.requests += self.agent_requests[ai];
@@ -272,7 +322,7 @@ impl Acc {
             if self.agent_aliases[ai] & ALIAS_PARAM != 0 {
                 al.insert(&a.param_alias);
             }
-            let e = devices.entry((key, device_key)).or_insert((i64::MAX, 0));
+            let e = devices.entry((key, device_key.clone())).or_insert((i64::MAX, 0));
             e.0 = e.0.min(self.agent_first[ai]);
             e.1 += self.agent_provisions[ai];
             let f = self.agent_flags[ai];

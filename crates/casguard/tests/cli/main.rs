@@ -10,5 +10,6 @@ mod emit;
 mod export;
 mod gateway;
 mod html;
+mod httpproxy;
 mod simulate;
 mod watch;
