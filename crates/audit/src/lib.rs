@@ -25,5 +25,5 @@ pub use findings::FindingKind;
 pub use report::Report;
 pub use scan::{
     audit_files, scan_each_file, scan_in_order, scan_records, scan_requests, Accumulate, Accumulator, Collector,
-    ScanError,
+    LogFormat, Plan, ScanError,
 };

@@ -455,7 +455,7 @@ fn parse_ipv4_plain(v: &[u8]) -> Option<Ipv4Addr> {
 }
 
 /// An address as logged: IPv6 zone ids (`fe80::1%3`) and brackets dropped.
-fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+pub(crate) fn parse_ip(v: &[u8]) -> Option<IpAddr> {
     if let Some(ip) = parse_ipv4_plain(v) {
         return Some(IpAddr::V4(ip));
     }

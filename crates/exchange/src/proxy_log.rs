@@ -31,25 +31,36 @@ impl Interpreter {
             .flatten()
             .or_else(|| record.timestamp())
             .unwrap_or(0);
-        record.value_into(Field::Method, &mut req.method);
+        // Only the fields read are checked for UTF-8: a line is mostly latencies and diagnostics.
+        let text = |f: Field, out: &mut String| match record.get(f).map(std::str::from_utf8) {
+            Some(Ok(v)) if !record.is_escaped(f) => out.push_str(v),
+            Some(_) => record.value_into(f, out),
+            None => {}
+        };
+        text(Field::Method, &mut req.method);
         // `UrlStem` is the path as requested, escapes and all (an assumption:
         // the public lines have none); decode it as IIS does for cs-uri-stem.
-        if let Some(stem) = record.get(Field::UrlStem) {
-            match std::str::from_utf8(stem) {
-                Ok(stem) => {
-                    let _ = url::decode_path(stem, &mut req.stem);
+        let _ = match record.get(Field::UrlStem).map(std::str::from_utf8) {
+            Some(Ok(stem)) if !record.is_escaped(Field::UrlStem) => url::decode_path(stem, &mut req.stem),
+            Some(_) => {
+                let mut stem = String::new();
+                record.value_into(Field::UrlStem, &mut stem);
+                url::decode_path(&stem, &mut req.stem)
+            }
+            None => Ok(()),
+        };
+        match record.get(Field::UrlQuery).map(std::str::from_utf8) {
+            Some(Ok(q)) if !record.is_escaped(Field::UrlQuery) => req.query.push_str(q.strip_prefix('?').unwrap_or(q)),
+            Some(_) => {
+                record.value_into(Field::UrlQuery, &mut req.query);
+                if req.query.starts_with('?') {
+                    req.query.drain(..1);
                 }
-                Err(_) => record.value_into(Field::UrlStem, &mut req.stem),
             }
+            None => {}
         }
-        if record.get(Field::UrlQuery).is_some() {
-            record.value_into(Field::UrlQuery, &mut req.query);
-            if req.query.starts_with('?') {
-                req.query.remove(0);
-            }
-        }
-        record.value_into(Field::UserAgent, &mut req.user_agent);
-        record.value_into(Field::AuthenticatedUser, &mut req.username);
+        text(Field::UserAgent, &mut req.user_agent);
+        text(Field::AuthenticatedUser, &mut req.username);
         req.auth = record.get(Field::AuthenticationType).map_or(AuthType::Unknown, AuthType::from_name);
         req.status = record.get(Field::HttpStatus).and_then(parse_u16).unwrap_or(0);
         req.peer_ip = record.get(Field::ClientIpAddress).and_then(parse_address);
@@ -82,10 +93,10 @@ fn parse_u16(v: &[u8]) -> Option<u16> {
 /// `ClientIpAddress` as logged: an address, with a port (`52.96.16.37:49660`,
 /// `[2001:db8::1]:443`) or an IPv6 zone (`fe80::1%3`).
 fn parse_address(v: &[u8]) -> Option<IpAddr> {
-    let s = std::str::from_utf8(v).ok()?.trim();
-    if let Ok(ip) = s.parse::<IpAddr>() {
+    if let Some(ip) = crate::classify::parse_ip(v) {
         return Some(ip);
     }
+    let s = std::str::from_utf8(v).ok()?.trim();
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Some(sa.ip());
     }

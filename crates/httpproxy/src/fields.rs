@@ -2,6 +2,7 @@
 //! where the columns a reader needs sit. The list differs between Exchange
 //! versions, so nothing here assumes a position.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// Columns of HttpProxy logs that readers look up by name.
@@ -132,6 +133,26 @@ impl Fields {
             }
         }
         Fields(Arc::new(Inner { names, known }))
+    }
+
+    /// [`Fields::parse`], remembering the last directive parsed on this
+    /// thread: every file of a server repeats the same one, and files are many.
+    pub(crate) fn parse_cached(directive_value: &[u8]) -> Fields {
+        thread_local! {
+            static LAST: RefCell<Option<(Vec<u8>, Fields)>> = const { RefCell::new(None) };
+        }
+        let cached = LAST.try_with(|last| {
+            let mut last = last.try_borrow_mut().ok()?;
+            if let Some((text, fields)) = &*last {
+                if text.as_slice() == directive_value {
+                    return Some(fields.clone());
+                }
+            }
+            let fields = Fields::parse(directive_value);
+            *last = Some((directive_value.to_vec(), fields.clone()));
+            Some(fields)
+        });
+        cached.ok().flatten().unwrap_or_else(|| Fields::parse(directive_value))
     }
 
     /// Number of columns.

@@ -103,7 +103,7 @@ impl<'v, V: Visitor> Parser<'v, V> {
             Some(b'#') => {
                 self.stats.directives += 1;
                 if let Some(value) = line.strip_prefix(FIELDS_DIRECTIVE) {
-                    self.fields = Some(Fields::parse(value));
+                    self.fields = Some(Fields::parse_cached(value));
                 }
             }
             Some(_) if line.iter().all(|b| matches!(b, b' ' | b'\t')) => {}

@@ -3,8 +3,9 @@
 //! moved to its front. HttpProxy files are small (Exchange rolls them at
 //! 10 MB), so files are read in parallel, each in order on one thread.
 
+use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use memchr::{memchr, memrchr};
@@ -31,16 +32,17 @@ pub fn scan_bytes<V: Visitor>(data: &[u8], opts: &ScanOptions, visitor: &mut V) 
 /// Scans a stream, plain or gzip (by its magic bytes, multi-member too).
 /// A corrupt or truncated gzip stream keeps every line decoded before the
 /// damage and counts one [`MalformedKind::TruncatedGzip`] line.
-pub fn scan_reader<R: Read, V: Visitor>(reader: R, opts: &ScanOptions, visitor: &mut V) -> io::Result<FileStats> {
-    let mut reader = BufReader::with_capacity(64 << 10, reader);
-    let gzip = {
-        let head = reader.fill_buf()?;
-        head.len() >= 2 && head[..2] == GZIP_MAGIC
-    };
+pub fn scan_reader<R: Read, V: Visitor>(mut reader: R, opts: &ScanOptions, visitor: &mut V) -> io::Result<FileStats> {
+    // The magic bytes alone, then the rest read straight into the block
+    // buffer: a buffered reader in between would copy every byte once more.
+    let mut magic = [0u8; 2];
+    let got = read_some(&mut reader, &mut magic)?;
+    let rest = (&magic[..got]).chain(reader);
+    let gzip = got == 2 && magic == GZIP_MAGIC;
     let mut stats = if gzip {
-        stream(flate2::bufread::MultiGzDecoder::new(reader), opts, visitor, true)?
+        stream(flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(64 << 10, rest)), opts, visitor, true)?
     } else {
-        stream(reader, opts, visitor, false)?
+        stream(rest, opts, visitor, false)?
     };
     stats.compressed = gzip;
     Ok(stats)
@@ -60,19 +62,38 @@ fn is_corrupt(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof)
 }
 
+thread_local! {
+    /// The block buffer, kept for the next file read on this thread: files
+    /// are many and small, and a fresh zeroed megabyte each costs more than
+    /// reading it.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Reads `reader` to its end through a parser. The buffer holds one block
 /// after the partial line carried over, so memory is bounded by the block
 /// and the longest line kept, whatever the size of the file.
-fn stream<R: Read, V: Visitor>(
+fn stream<R: Read, V: Visitor>(reader: R, opts: &ScanOptions, visitor: &mut V, gzip: bool) -> io::Result<FileStats> {
+    let mut spare = BUFFER.try_with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).ok()).ok().flatten();
+    let result = stream_with(reader, opts, visitor, gzip, spare.as_mut().unwrap_or(&mut Vec::new()));
+    if let Some(buf) = spare {
+        let _ = BUFFER.try_with(|b| b.try_borrow_mut().map(|mut b| *b = buf));
+    }
+    result
+}
+
+fn stream_with<R: Read, V: Visitor>(
     mut reader: R,
     opts: &ScanOptions,
     visitor: &mut V,
     gzip: bool,
+    buf: &mut Vec<u8>,
 ) -> io::Result<FileStats> {
     let block = block_size(opts);
     let mut p = Parser::new(visitor, opts, None);
     let keep = p.max_line.saturating_add(1);
-    let mut buf = vec![0u8; block + keep.min(block)];
+    if buf.len() < block + keep.min(block) {
+        buf.resize(block + keep.min(block), 0);
+    }
     // Bytes of a partial line at the front of `buf`.
     let mut carry = 0;
     // Inside a too-long line already counted: drop bytes up to its `\n`.

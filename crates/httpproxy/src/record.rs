@@ -43,6 +43,31 @@ impl<'a> Record<'a> {
         self.field(self.fields.index_of(name)?)
     }
 
+    /// The whole line as text, when it is valid UTF-8 (almost always). One
+    /// validation of the line is cheaper than one per field read as text.
+    pub fn text(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.line).ok()
+    }
+
+    /// A well-known field of `text`, the line from [`Record::text`], when it
+    /// has no doubled quotes to undo; `None` when absent or empty, or when
+    /// it has them (then read it with [`Record::value_into`]).
+    #[inline]
+    pub fn get_text(&self, text: &'a str, f: Field) -> Option<&'a str> {
+        let &(s, e) = self.spans.get(self.fields.index(f)?)?;
+        if e & ESCAPED != 0 || s == e {
+            return None;
+        }
+        // Fields end at ASCII commas and quotes, so at char boundaries.
+        text.get(s as usize..e as usize)
+    }
+
+    /// True when a well-known field holds doubled quotes to undo.
+    #[inline]
+    pub fn is_escaped(&self, f: Field) -> bool {
+        self.fields.index(f).and_then(|i| self.spans.get(i)).is_some_and(|&(_, e)| e & ESCAPED != 0)
+    }
+
     /// Appends a well-known field's value to `out`: doubled quotes undone,
     /// invalid UTF-8 replaced by U+FFFD. Appends nothing when it is absent.
     pub fn value_into(&self, f: Field, out: &mut String) {
@@ -122,6 +147,9 @@ mod tests {
         assert_eq!(r.get_named("genericerrors"), Some(&br#"Say ""no"", caf\xc3\xa9"#[..]));
         assert_eq!(r.len(), 4);
         assert_eq!(r.field(9), None);
+        let text = r.text().unwrap();
+        assert_eq!(r.get_text(text, Field::RequestId), Some("823d6c00-01f1-4067-9002-18ff1cf2e5d9"));
+        assert_eq!(r.get_text(text, Field::UserAgent), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! its name: plain or gzip, with or without its header lines.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 use w3c::Error;
@@ -10,7 +10,7 @@ use w3c::Error;
 use crate::parser::FIELDS_DIRECTIVE;
 
 /// How much of a file is looked at: the five header lines and a data line.
-const HEAD: usize = 64 << 10;
+const HEAD: usize = 8 << 10;
 
 /// True when `head`, the first bytes of a log, is an HttpProxy log:
 /// `#Log-type: HttpProxy Logs`, or a comma-separated `#Fields` naming
@@ -64,28 +64,32 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// Whether the file at `path` is an HttpProxy log (see [`is_httpproxy`]),
-/// looking at its first 64 KiB, decompressed when it is gzip.
+/// looking at its first 8 KiB, decompressed when it is gzip.
 pub fn is_httpproxy_file(path: &Path) -> Result<bool, Error> {
     let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(HEAD, file);
-    let gzip = {
-        let head = reader.fill_buf().map_err(io_err)?;
-        head.len() >= 2 && head[..2] == [0x1f, 0x8b]
-    };
-    let mut head = Vec::with_capacity(HEAD);
-    let read = if gzip {
-        flate2::bufread::MultiGzDecoder::new(reader).take(HEAD as u64).read_to_end(&mut head)
-    } else {
-        reader.take(HEAD as u64).read_to_end(&mut head)
-    };
-    match read {
+    let mut file = File::open(path).map_err(io_err)?;
+    let mut head = [0u8; HEAD];
+    let mut got = 0;
+    while got < HEAD {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    if got < 2 || head[..2] != [0x1f, 0x8b] {
+        return Ok(is_httpproxy(&head[..got]));
+    }
+    let mut text = Vec::with_capacity(HEAD);
+    let compressed = (&head[..got]).chain(file);
+    match flate2::read::MultiGzDecoder::new(compressed).take(HEAD as u64).read_to_end(&mut text) {
         Ok(_) => {}
         // A damaged gzip is judged on what it gave; the reader reports the damage.
-        Err(e) if gzip && matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) => {}
+        Err(e) if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) => {}
         Err(e) => return Err(io_err(e)),
     }
-    Ok(is_httpproxy(&head))
+    Ok(is_httpproxy(&text))
 }
 
 #[cfg(test)]
