@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use httpproxy::{Field, Record};
 
 use crate::classify::Interpreter;
-use crate::identity::account_key;
 use crate::request::{AuthType, Request, Source};
 use crate::url;
 
@@ -68,11 +67,8 @@ impl Interpreter {
         if req.user.is_empty() {
             // Rare: no user from the two sources before it; a typed hint may name one.
             if let Some(anchor) = record.get(Field::AnchorMailbox).and_then(anchor_address) {
-                let mut key = String::new();
-                if account_key(anchor, &mut key) != crate::UserKind::None {
-                    req.username.push_str(anchor);
-                    self.interpret(req);
-                }
+                req.username.push_str(anchor);
+                self.interpret(req);
             }
         }
     }
@@ -83,7 +79,8 @@ fn anchor_address(anchor: &[u8]) -> Option<&str> {
     let anchor = std::str::from_utf8(anchor).ok()?;
     let (kind, value) = anchor.split_once('~')?;
     let names_person = kind.eq_ignore_ascii_case("Smtp") || kind.eq_ignore_ascii_case("LiveIdMemberName");
-    (names_person && value.contains('@')).then_some(value)
+    let local = value.split_once('@').map_or("", |(local, _)| local.trim());
+    (names_person && !local.is_empty()).then_some(value)
 }
 
 fn parse_u16(v: &[u8]) -> Option<u16> {
