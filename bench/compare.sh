@@ -10,6 +10,13 @@
 # Timed with a warm page cache, then (COLD=1, as root) once each from a cold
 # one, against `cat` as the speed of the disk.
 #
+# The rows iis-front-end, httpproxy and iis+httpproxy read a second corpus,
+# bench/corpus/SIZE/mixed: one traffic written both as IIS logs and as
+# Exchange HttpProxy logs (loggen --httpproxy also), over 2 servers and 2
+# days so that HttpProxy files have the size a busy front end writes (one
+# per hour and protocol, about a megabyte). httpproxy / iis-front-end is
+# the HttpProxy reader against the W3C reader on the same requests.
+#
 # The corpus is generated into bench/corpus/ if missing (same seed, same users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +55,19 @@ if [ ! -d "$GZ" ]; then
   (cd "$PLAIN" && find . -name '*.log' -print0 | xargs -0 -n1 -P2 sh -c 'mkdir -p "../gz/$(dirname "$1")" && gzip -c "$1" > "../gz/$1.gz"' _)
 fi
 
+MIXED=$CORPUS/mixed
+if [ ! -f "$MIXED/truth.json" ]; then
+  echo "generating $SIZE bytes of IIS and HttpProxy logs of one traffic into $MIXED" >&2
+  rm -rf "$MIXED"
+  "$GEN" --out "$MIXED" --seed 42 --users 2000 --servers 2 --days 2 --target-bytes "$SIZE" --gzip none --malformed 3 --httpproxy also
+fi
+mapfile -t MIXED_FE_DIRS < <(find "$MIXED" -type d -name W3SVC1 | sort)
+mapfile -t MIXED_HP_DIRS < <(find "$MIXED" -type d -path '*/Logging/HttpProxy' | sort)
+count_lines() { find "$@" -type f \( -name '*.log' -o -name '*.LOG' \) -print0 | xargs -0 cat | grep -vc '^#' || true; }
+MIXED_FE_LINES=$(count_lines "${MIXED_FE_DIRS[@]}")
+MIXED_HP_LINES=$(count_lines "${MIXED_HP_DIRS[@]}")
+MIXED_LINES=$(count_lines "$MIXED")
+
 mapfile -t PLAIN_FILES < <(find "$PLAIN" -name '*.log' | sort)
 mapfile -t GZ_FILES < <(find "$GZ" -name '*.log.gz' | sort)
 mapfile -t FRONT_FILES < <(find "$PLAIN" -path '*W3SVC1*' -name '*.log' | sort)
@@ -58,6 +78,7 @@ echo "corpus: $((BYTES / 1000000)) MB, $LINES lines, ${#PLAIN_FILES[@]} files; $
 
 # Warm the page cache.
 cat "${PLAIN_FILES[@]}" "${GZ_FILES[@]}" > /dev/null
+find "$MIXED" -type f -print0 | xargs -0 cat > /dev/null
 
 GOACCESS_FORMAT='%d %t %^ %m %U %q %^ %^ %h %u %R %s %^ %^ %L'
 declare -A CMD=(
@@ -68,8 +89,11 @@ declare -A CMD=(
   [casguard-gz]="$BIN audit --quiet --format json $GZ > /dev/null"
   [gzip-dc]="gzip -dc ${GZ_FILES[*]} > /dev/null"
   [goaccess]="goaccess ${FRONT_FILES[*]} --log-format='$GOACCESS_FORMAT' --date-format='%Y-%m-%d' --time-format='%H:%M:%S' --no-progress --num-tests=0 -o /tmp/casguard-goaccess.json > /dev/null 2>&1 || true"
+  [iis-front-end]="$BIN audit --quiet --format json ${MIXED_FE_DIRS[*]} > /dev/null 2>&1"
+  [httpproxy]="$BIN audit --quiet --format json ${MIXED_HP_DIRS[*]} > /dev/null 2>&1"
+  [iis+httpproxy]="$BIN audit --quiet --format json $MIXED > /dev/null 2>&1"
 )
-ORDER=(casguard casguard-1thread reader-alone rg-c casguard-gz gzip-dc goaccess)
+ORDER=(casguard casguard-1thread reader-alone rg-c casguard-gz gzip-dc goaccess iis-front-end httpproxy iis+httpproxy)
 
 declare -A WALL RSS
 for name in "${ORDER[@]}"; do
@@ -83,7 +107,13 @@ done
 
 printf '\n%-18s %10s %14s %12s\n' tool "wall (s)" "lines/s" "peak RSS MB"
 for name in "${ORDER[@]}"; do
-  lines=$LINES; [ "$name" = goaccess ] && lines=$FRONT_LINES
+  case $name in
+    goaccess) lines=$FRONT_LINES ;;
+    iis-front-end) lines=$MIXED_FE_LINES ;;
+    httpproxy) lines=$MIXED_HP_LINES ;;
+    iis+httpproxy) lines=$MIXED_LINES ;;
+    *) lines=$LINES ;;
+  esac
   python3 - "$name" "${WALL[$name]}" "$lines" "${RSS[$name]}" <<'PY'
 import sys
 name, wall, lines, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -100,6 +130,11 @@ print(f"casguard / reader alone     {cg / floor:6.2f}x")
 print(f"casguard gz / gzip -dc      {cgz / gz:6.2f}x   (target <= 1)")
 print(f"casguard vs GoAccess, lines/s  {(lines / cg) / (front / ga):6.1f}x")
 print(f"speed-up 1 -> 2 threads     {one / cg:6.2f}x")
+PY
+python3 - "${WALL[iis-front-end]}" "${WALL[httpproxy]}" "$MIXED_FE_LINES" "$MIXED_HP_LINES" <<'PY'
+import sys
+fe, hp, fe_lines, hp_lines = map(float, sys.argv[1:])
+print(f"httpproxy / iis-front-end, lines/s  {(hp_lines / hp) / (fe_lines / fe):6.2f}   (same requests; target >= 0.8)")
 PY
 
 # Cold page cache: what an admin sees on logs nobody has read since they were written.

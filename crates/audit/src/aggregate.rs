@@ -12,7 +12,7 @@ use std::collections::HashMap;
 pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::net::IpAddr;
 
-use exchange::{AccessVerdict, AttackKind, ClientId, NetworkId, Protocol, Request, Traffic};
+use exchange::{AccessVerdict, AttackKind, AuthType, ClientId, NetworkId, Protocol, Request, Traffic};
 
 use crate::attacks::AttackAgg;
 use crate::capped::CappedCounts;
@@ -265,6 +265,8 @@ pub struct Tally {
     pub anonymous: u64,
     pub span: Span,
     pub protocols: [u64; PROTOCOLS],
+    /// Indexed by `AuthType::index`.
+    pub auth: [u64; AuthType::COUNT],
     /// Indexed by `ClientId`; grows as needed.
     pub clients: Vec<u64>,
     pub users: Map<Box<str>, UserAgg>,
@@ -286,6 +288,7 @@ impl Default for Tally {
             anonymous: 0,
             span: Span::default(),
             protocols: [0; PROTOCOLS],
+            auth: [0; AuthType::COUNT],
             clients: Vec::new(),
             users: Map::default(),
             activesync: ActiveSyncStats::default(),
@@ -320,6 +323,7 @@ impl Tally {
         self.requests += 1;
         self.span.see(req.time);
         self.protocols[req.protocol.index()] += 1;
+        self.auth[req.auth.index()] += 1;
         let client = req.client.index();
         if self.clients.len() <= client {
             self.clients.resize(client + 1, 0);
@@ -374,6 +378,9 @@ impl Tally {
         self.anonymous += other.anonymous;
         self.span.merge(other.span);
         for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.auth.iter_mut().zip(other.auth) {
             *mine += theirs;
         }
         if self.clients.len() < other.clients.len() {
@@ -440,6 +447,8 @@ pub struct Aggregate {
     pub attacks: Map<(&'static str, Option<IpAddr>), AttackAgg>,
     /// Failed sign-ins, whoever made them (probes aside).
     pub signins: SignIns,
+    /// IIS front-end lines of requests the HttpProxy logs hold too.
+    pub duplicates: u64,
 }
 
 impl Aggregate {
@@ -453,6 +462,7 @@ impl Aggregate {
             Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
+            Traffic::Duplicate => self.duplicates += 1,
             Traffic::Probe => {
                 self.probes += 1;
                 self.probe_span.see(req.time);
@@ -488,6 +498,7 @@ impl Aggregate {
             }
         }
         self.machine += other.machine;
+        self.duplicates += other.duplicates;
         self.backend_machine += other.backend_machine;
         for (key, attack) in other.attacks {
             match self.attacks.get_mut(&key) {

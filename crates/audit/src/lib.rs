@@ -30,6 +30,6 @@ pub use findings::FindingKind;
 pub use report::{Report, ReportOptions};
 pub use scan::{
     audit_files, scan_each_file, scan_in_order, scan_records, scan_requests, Accumulate, Accumulator, Collector,
-    ScanError,
+    LogFormat, Plan, ScanError,
 };
 pub use signins::Thresholds;

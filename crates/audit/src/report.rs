@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use exchange::{AttackKind, Catalog, Interpreter, NetworkId, Networks, Protocol};
+use exchange::{AttackKind, AuthType, Catalog, Interpreter, NetworkId, Networks, Protocol};
 use rayon::prelude::*;
 use serde::Serialize;
 use w3c::{FileStats, MalformedKind};
@@ -31,6 +31,8 @@ pub struct Report {
     pub summary: Summary,
     pub protocols: BTreeMap<&'static str, u64>,
     pub clients: BTreeMap<String, u64>,
+    /// People's requests by authentication type (`unknown` for IIS lines).
+    pub auth_types: BTreeMap<&'static str, u64>,
     pub users: Vec<UserReport>,
     pub findings: Vec<Finding>,
     pub probes: ProbeReport,
@@ -49,6 +51,9 @@ pub struct Summary {
     /// People's requests (anonymous ones included).
     pub requests: u64,
     pub backend_duplicates: u64,
+    /// IIS front-end lines of requests also in the HttpProxy logs, joined by
+    /// `cafeReqId` = `RequestId` and counted once, from HttpProxy.
+    pub iis_duplicates: u64,
     pub probes: u64,
     /// Requests of public exploit rules (a kind of `attacks`).
     pub exploit_attempts: u64,
@@ -441,6 +446,21 @@ impl Report {
         if let Some(note) = options.now.and_then(|now| ranges_age_note(networks, now)) {
             notes.push(note);
         }
+        let unknown_auth = people.auth[AuthType::Unknown.index()];
+        if unknown_auth > 0 {
+            notes.push(format!(
+                "the authentication type of {unknown_auth} of {} people's request(s) is unknown: IIS logs do not \
+                 record it (HttpProxy logs do, but leave it empty for some requests)",
+                people.requests
+            ));
+        }
+        if agg.duplicates > 0 {
+            notes.push(format!(
+                "{} IIS front-end line(s) are requests the HttpProxy logs hold too (same cafeReqId and RequestId): \
+                 each is counted once, from HttpProxy",
+                agg.duplicates
+            ));
+        }
 
         Report {
             summary: Summary {
@@ -448,6 +468,7 @@ impl Report {
                 malformed,
                 requests: people.requests,
                 backend_duplicates: if backend_only { 0 } else { agg.backend_hops() },
+                iis_duplicates: agg.duplicates,
                 probes: agg.probes,
                 exploit_attempts: agg.attack_requests(AttackKind::Exploit),
                 attacks: agg.attacks.values().map(|a| a.requests).sum(),
@@ -469,6 +490,12 @@ impl Report {
             },
             protocols: protocol_map(&people.protocols),
             clients,
+            auth_types: AuthType::ALL
+                .iter()
+                .zip(people.auth)
+                .filter(|(_, n)| *n > 0)
+                .map(|(a, n)| (a.key(), n))
+                .collect(),
             users,
             findings,
             probes: ProbeReport { requests: agg.probes, user_agents: probe_agents },

@@ -2,13 +2,18 @@
 //! through. Files and chunks in parallel into pooled sinks merged once at
 //! the end ([`scan_requests`]), one file after the other into one sink
 //! ([`scan_in_order`]), or each file into a sink of its own
-//! ([`scan_each_file`]). The reader of each file is picked here (W3C today);
-//! a reader of another format is added here, and no sink changes (see
-//! [`exchange::stream`]).
+//! ([`scan_each_file`]). The reader of each file is picked here, by its
+//! content: IIS W3C or Exchange HttpProxy ([`LogFormat`]); a reader of
+//! another format is added here, and no sink changes (see
+//! [`exchange::stream`]). When both are read, the `RequestId`s of the
+//! HttpProxy lines are gathered first, so that the IIS line of the same
+//! request is marked a duplicate (see [`exchange::join`]).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use exchange::join::{guid_key, RequestIds};
 use exchange::{Catalog, Feed, Interpreter, Request, RequestSink};
 use rayon::prelude::*;
 use w3c::{FileStats, ScanOptions, Visitor, VisitorPool};
@@ -87,7 +92,70 @@ where
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V),
 {
-    scan_pooled(paths, options, VisitorPool::new(make), merge, on_file, w3c::scan_path_pooled)
+    let read = |_: LogFormat, path: &Path, options: &ScanOptions, pool: &VisitorPool<V, F>| {
+        w3c::scan_path_pooled(path, options, pool)
+    };
+    scan_pooled(paths, &vec![LogFormat::W3c; paths.len()], options, VisitorPool::new(make), merge, on_file, read)
+}
+
+/// The formats casguard reads, told apart by content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// IIS W3C extended logs.
+    W3c,
+    /// Exchange HttpProxy logs.
+    HttpProxy,
+}
+
+/// What a scan knows before it reads: each file's format, and the HttpProxy
+/// `RequestId`s when IIS lines are read too.
+pub struct Plan {
+    formats: Vec<LogFormat>,
+    join: Option<RequestIds>,
+}
+
+impl Plan {
+    /// Look at each of `paths` (in parallel) for its format, then, when both
+    /// formats are there, read the `RequestId` of every HttpProxy line.
+    pub fn new(paths: &[PathBuf], options: &ScanOptions) -> Result<Plan, w3c::Error> {
+        let formats = paths
+            .par_iter()
+            .map(|p| Ok(if httpproxy::is_httpproxy_file(p)? { LogFormat::HttpProxy } else { LogFormat::W3c }))
+            .collect::<Result<Vec<_>, w3c::Error>>()?;
+        let both = formats.contains(&LogFormat::W3c) && formats.contains(&LogFormat::HttpProxy);
+        let join = if both { Some(request_ids(paths, &formats, options)?) } else { None };
+        Ok(Plan { formats, join })
+    }
+
+    /// The format of each path, in path order.
+    pub fn formats(&self) -> &[LogFormat] {
+        &self.formats
+    }
+
+    /// The HttpProxy `RequestId`s, when IIS lines may duplicate them.
+    pub fn join(&self) -> Option<&RequestIds> {
+        self.join.as_ref()
+    }
+}
+
+/// The `RequestId`s of the HttpProxy files among `paths`.
+fn request_ids(paths: &[PathBuf], formats: &[LogFormat], options: &ScanOptions) -> Result<RequestIds, w3c::Error> {
+    let all = Mutex::new(Vec::new());
+    paths.par_iter().zip(formats).filter(|(_, f)| **f == LogFormat::HttpProxy).try_for_each(|(path, _)| {
+        let mut ids = Vec::new();
+        httpproxy::scan_file(path, options, &mut |r: &httpproxy::Record<'_>| {
+            // A 401 is counted from its IIS line (see `RequestIds::mark`).
+            if r.get(httpproxy::Field::HttpStatus) == Some(b"401") {
+                return;
+            }
+            if let Some(id) = r.get(httpproxy::Field::RequestId).and_then(guid_key) {
+                ids.push(id);
+            }
+        })?;
+        all.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(&mut ids);
+        Ok::<(), w3c::Error>(())
+    })?;
+    Ok(RequestIds::new(all.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)))
 }
 
 /// The requests of `paths`, read as [`scan_records`] reads, into sinks made
@@ -105,8 +173,10 @@ where
     F: Fn() -> S + Sync,
     M: Fn(&mut S, S),
 {
-    let pool = VisitorPool::new(|| Feed::new(interpreter, make()));
-    let (feed, stats) = scan_pooled(paths, options, pool, |a, b| Feed::merge(a, b, &merge), on_file, read_pooled)?;
+    let plan = Plan::new(paths, options)?;
+    let pool = VisitorPool::new(|| Feed::new(interpreter, make()).with_join(plan.join()));
+    let (feed, stats) =
+        scan_pooled(paths, plan.formats(), options, pool, |a, b| Feed::merge(a, b, &merge), on_file, read_pooled)?;
     Ok((feed.finish().map_err(ScanError::Sink)?, stats))
 }
 
@@ -114,6 +184,7 @@ where
 /// one place that picks the reader of a file: a reader of another format
 /// reads with a feed of the pool (`pool.with(|feed| ...)`).
 fn read_pooled<'a, S, F>(
+    format: LogFormat,
     path: &Path,
     options: &ScanOptions,
     pool: &VisitorPool<Feed<'a, S>, F>,
@@ -122,21 +193,30 @@ where
     S: SendSink,
     F: Fn() -> Feed<'a, S> + Sync,
 {
-    w3c::scan_path_pooled(path, options, pool)
+    match format {
+        LogFormat::W3c => w3c::scan_path_pooled(path, options, pool),
+        // Exchange rolls these at 10 MB: files in parallel, each in order.
+        LogFormat::HttpProxy => pool.with(|feed| httpproxy::scan_file(path, options, feed)),
+    }
 }
 
 /// Read one log file, in order, into `feed`.
 fn read_in_order<S: SendSink>(
+    format: LogFormat,
     path: &Path,
     options: &ScanOptions,
     feed: &mut Feed<'_, S>,
 ) -> Result<FileStats, w3c::Error> {
-    w3c::scan_file(path, options, feed)
+    match format {
+        LogFormat::W3c => w3c::scan_file(path, options, feed),
+        LogFormat::HttpProxy => httpproxy::scan_file(path, options, feed),
+    }
 }
 
 /// The parallel scan of [`scan_records`], reading each file with `read`.
 fn scan_pooled<V, F, M, R>(
     paths: &[PathBuf],
+    formats: &[LogFormat],
     options: &ScanOptions,
     pool: VisitorPool<V, F>,
     merge: M,
@@ -147,7 +227,7 @@ where
     V: Visitor,
     F: Fn() -> V + Sync,
     M: Fn(&mut V, V),
-    R: Fn(&Path, &ScanOptions, &VisitorPool<V, F>) -> Result<FileStats, w3c::Error> + Sync,
+    R: Fn(LogFormat, &Path, &ScanOptions, &VisitorPool<V, F>) -> Result<FileStats, w3c::Error> + Sync,
 {
     // Split a file into chunks scanned in parallel only when it is large next
     // to a thread's share of the work: with many files, reading each in order
@@ -161,11 +241,12 @@ where
     let options = &ScanOptions { split_above: options.split_above.max(share), ..options.clone() };
     let stats = paths
         .par_iter()
-        .map(|path| {
+        .zip(formats)
+        .map(|(path, &format)| {
             if pool.stopped() {
                 return Ok(FileStats { path: path.clone(), ..FileStats::default() });
             }
-            let stats = read(path, options, &pool)?;
+            let stats = read(format, path, options, &pool)?;
             on_file(path);
             Ok(stats)
         })
@@ -205,10 +286,11 @@ pub fn scan_in_order<S: SendSink>(
     sink: S,
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Result<(S, Vec<FileStats>), ScanError<S::Error>> {
-    let mut feed = Feed::new(interpreter, sink);
+    let plan = Plan::new(paths, options)?;
+    let mut feed = Feed::new(interpreter, sink).with_join(plan.join());
     let mut stats = Vec::with_capacity(paths.len());
-    for path in paths {
-        stats.push(read_in_order(path, options, &mut feed)?);
+    for (path, &format) in paths.iter().zip(plan.formats()) {
+        stats.push(read_in_order(format, path, options, &mut feed)?);
         if feed.stopped() {
             break;
         }
@@ -231,12 +313,14 @@ where
     S: SendSink,
     F: Fn(usize) -> S + Sync,
 {
+    let plan = Plan::new(paths, options)?;
     paths
         .par_iter()
+        .zip(plan.formats())
         .enumerate()
-        .map(|(index, path)| {
-            let mut feed = Feed::new(interpreter, make(index));
-            let stats = read_in_order(path, options, &mut feed)?;
+        .map(|(index, (path, &format))| {
+            let mut feed = Feed::new(interpreter, make(index)).with_join(plan.join());
+            let stats = read_in_order(format, path, options, &mut feed)?;
             feed.finish().map_err(ScanError::Sink)?;
             on_file(path);
             Ok(stats)

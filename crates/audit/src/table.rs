@@ -137,6 +137,7 @@ pub fn render(report: &Report, top_users: usize) -> String {
         ("people's requests", s.requests),
         ("  of which anonymous", s.anonymous),
         ("back-end duplicates (not counted)", s.backend_duplicates),
+        ("IIS lines in HttpProxy too (not counted)", s.iis_duplicates),
         ("monitoring probes", s.probes),
         ("machine accounts", s.machine),
         ("attacks (detection rules)", s.attacks),

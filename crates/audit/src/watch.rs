@@ -1,6 +1,9 @@
-//! Following a folder of IIS logs as they are written (`casguard watch`):
-//! each poll reads what every `*.log` file gained since the last one (see
-//! [`w3c::tail`]) into an [`Alerter`]. The [`State`] (alert keys, and per
+//! Following a folder of IIS or HttpProxy logs as they are written
+//! (`casguard watch`): each poll reads what every `*.log` file gained since
+//! the last one (see [`w3c::tail`] and [`httpproxy::tail`]) into an
+//! [`Alerter`]. A file's format is told by its content when it is first seen.
+//! IIS and HttpProxy lines of one request are not joined here: an alert is
+//! raised once whichever line shows it first. The [`State`] (alert keys, and per
 //! file how far it was read) is kept between runs, so a restart carries on
 //! where the last run stopped without repeating alerts.
 
@@ -68,6 +71,9 @@ struct FileState {
     id: Option<(u64, u64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     check: Option<u64>,
+    /// An HttpProxy log (its `fields` are then comma-separated); else IIS W3C.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    httpproxy: bool,
 }
 
 impl FileState {
@@ -90,6 +96,30 @@ impl FileState {
             skipping: at.skipping,
             id: at.id.map(FileId::parts),
             check: at.check,
+            httpproxy: false,
+        }
+    }
+
+    fn proxy_position(&self) -> httpproxy::tail::Position {
+        httpproxy::tail::Position {
+            offset: self.offset,
+            line: self.line,
+            fields: self.fields.as_deref().map(|f| httpproxy::Fields::parse(f.as_bytes())),
+            skipping: self.skipping,
+            id: self.id.map(|(device, index)| FileId::from_parts(device, index)),
+            check: self.check,
+        }
+    }
+
+    fn of_proxy(at: &httpproxy::tail::Position) -> FileState {
+        FileState {
+            offset: at.offset,
+            fields: at.fields.as_ref().map(|f| f.names().collect::<Vec<_>>().join(",")),
+            line: at.line,
+            skipping: at.skipping,
+            id: at.id.map(FileId::parts),
+            check: at.check,
+            httpproxy: true,
         }
     }
 }
@@ -152,20 +182,46 @@ pub fn poll(
     let mut polled = Polled::default();
     for path in &files {
         let key = key_of(dir, path);
-        let mut at = match state.files.get(&key) {
-            Some(known) => known.position(),
-            None if tail_existing => match Position::at_end(path, options) {
-                Ok(at) => at,
-                // Removed since it was listed.
+        let known = state.files.get(&key).cloned();
+        let is_proxy = match &known {
+            Some(known) => known.httpproxy,
+            // A file not written yet tells nothing of its format: wait for its first lines.
+            None if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) => continue,
+            None => match httpproxy::is_httpproxy_file(path) {
+                Ok(is) => is,
                 Err(_) if !path.exists() => continue,
                 Err(e) => return Err(e.into()),
             },
-            None => Position::default(),
         };
         let mut feed = Feed::new(rules.interpreter, Alerter::new(rules, &key, &mut state.alerts));
-        let stats = w3c::tail::follow(path, &mut at, options, &mut feed)?;
+        let (stats, file_state) = if is_proxy {
+            let mut at = match known {
+                Some(known) => known.proxy_position(),
+                None if tail_existing => match httpproxy::tail::Position::at_end(path) {
+                    Ok(at) => at,
+                    Err(_) if !path.exists() => continue,
+                    Err(e) => return Err(e.into()),
+                },
+                None => httpproxy::tail::Position::default(),
+            };
+            let stats = httpproxy::tail::follow(path, &mut at, options, &mut feed)?;
+            (stats, FileState::of_proxy(&at))
+        } else {
+            let mut at = match known {
+                Some(known) => known.position(),
+                None if tail_existing => match Position::at_end(path, options) {
+                    Ok(at) => at,
+                    // Removed since it was listed.
+                    Err(_) if !path.exists() => continue,
+                    Err(e) => return Err(e.into()),
+                },
+                None => Position::default(),
+            };
+            let stats = w3c::tail::follow(path, &mut at, options, &mut feed)?;
+            (stats, FileState::of(&at))
+        };
         polled.alerts.append(&mut feed.into_sink().alerts);
-        state.files.insert(key, FileState::of(&at));
+        state.files.insert(key, file_state);
         if stats.malformed_total() > 0 || stats.warnings_total() > 0 {
             polled.malformed.push(stats);
         }

@@ -87,6 +87,7 @@ impl Interpreter {
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
         use w3c::Field;
         req.clear();
+        req.source = crate::request::Source::Iis;
         let line = record.text();
         let text = |f: Field, out: &mut String| match line {
             Some(line) => out.push_str(record.get_text(line, f).unwrap_or_default()),

@@ -1,11 +1,12 @@
 //! What a request to an Exchange Client Access server means.
 //!
-//! Turns a W3C log record (or, in the gateway, an HTTP request) into a
-//! [`Request`]: its protocol, ActiveSync parameters, the person behind it,
+//! Turns a W3C or HttpProxy log record (or, in the gateway, an HTTP
+//! request) into a [`Request`]: its protocol, ActiveSync parameters, the person behind it,
 //! the client software from the catalog, and the network it came from.
 //! [`devices`] reads Exchange's list of mobile-device partnerships. No I/O
 //! beyond reading the data files it is pointed at. [`stream`] is the
-//! seam between log readers and what consumes requests.
+//! seam between log readers and what consumes requests; [`join`] keeps a
+//! request logged by both IIS and HttpProxy from counting twice.
 
 #![forbid(unsafe_code)]
 
@@ -18,10 +19,12 @@ pub mod devices;
 pub mod endpoints;
 pub mod exploits;
 pub mod identity;
+pub mod join;
 mod load;
 mod matching;
 pub mod networks;
 pub mod protocol;
+mod proxy_log;
 mod request;
 pub mod stream;
 pub mod text;
@@ -36,7 +39,7 @@ pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
 pub use request::{
-    ActiveSync, AttackKind, AuthType, Detection, LogTokens, Outcome, Protocol, QueryEncoding, Request, Traffic,
+    ActiveSync, AttackKind, AuthType, Detection, LogTokens, Outcome, Protocol, QueryEncoding, Request, Source, Traffic,
     WIN32_LOGON_FAILURE,
 };
 pub use stream::{Feed, RecordSource, RequestSink};

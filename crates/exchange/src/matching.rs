@@ -6,8 +6,8 @@
 
 use crate::exploits::URI_BUFFER;
 use crate::request::Request;
-pub(crate) use crate::text::{contains_ci, ends_with_ci};
 use crate::text::starts_with_ci;
+pub(crate) use crate::text::{contains_ci, ends_with_ci};
 
 /// Lower-case `stem?query` (just `stem` when the query is empty) into `uri`;
 /// returns its length (longer than the buffer: not copied).

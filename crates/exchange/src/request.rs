@@ -92,8 +92,8 @@ pub enum QueryEncoding {
 }
 
 /// What kind of traffic a request is. Exactly one applies, in this order of
-/// precedence: an attack, a monitoring probe, a back-end hop, a machine
-/// account, else a person.
+/// precedence: a line logged twice, an attack, a monitoring probe, a
+/// back-end hop, a machine account, else a person.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Traffic {
     #[default]
@@ -107,6 +107,23 @@ pub enum Traffic {
     /// Matches a detection rule (an exploit, a web shell, data theft, a path
     /// outside Exchange, a scanner); the rule is in `Request::attack`.
     Attack,
+    /// An IIS front-end line of a request the HttpProxy log holds too (its
+    /// `cafeReqId` is the HttpProxy line's `RequestId`): counted once, from
+    /// HttpProxy (see [`crate::join`]).
+    Duplicate,
+}
+
+/// Where a request was read from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Source {
+    #[default]
+    Unknown,
+    /// An IIS W3C log line.
+    Iis,
+    /// An Exchange HttpProxy log line.
+    HttpProxy,
+    /// A live request through the gateway.
+    Gateway,
 }
 
 /// What a detection rule says a request is.
@@ -294,6 +311,7 @@ pub struct Request {
     pub username: String,
     /// The authentication scheme; unknown from IIS logs.
     pub auth: AuthType,
+    pub source: Source,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
     pub activesync: ActiveSync,
@@ -326,6 +344,7 @@ impl Request {
         self.user_agent.clear();
         self.username.clear();
         self.auth = AuthType::Unknown;
+        self.source = Source::Unknown;
         self.user.clear();
         self.activesync.clear();
         self.client = ClientId::default();

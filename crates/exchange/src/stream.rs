@@ -7,11 +7,15 @@
 //! A reader of another log format plugs in with two pieces, and no sink
 //! changes: its record type implements [`RecordSource`] (fill a request),
 //! and its scanner hands each record to [`Feed::push`]; the drivers in
-//! `audit::scan` pick the reader of each file.
+//! `audit::scan` pick the reader of each file. W3C and HttpProxy records
+//! plug in this way. A feed given the HttpProxy `RequestId`s read
+//! ([`Feed::with_join`]) marks the IIS lines of the same requests as
+//! duplicates (see [`crate::join`]).
 
 use std::convert::Infallible;
 
 use crate::classify::Interpreter;
+use crate::join::RequestIds;
 use crate::request::Request;
 
 /// A parsed log record that can fill a request.
@@ -24,6 +28,13 @@ impl RecordSource for w3c::Record<'_> {
     #[inline]
     fn fill(&self, interpreter: &Interpreter, request: &mut Request) {
         interpreter.read_record(self, request);
+    }
+}
+
+impl RecordSource for httpproxy::Record<'_> {
+    #[inline]
+    fn fill(&self, interpreter: &Interpreter, request: &mut Request) {
+        interpreter.read_proxy_record(self, request);
     }
 }
 
@@ -45,6 +56,7 @@ pub trait RequestSink {
 /// From records to a sink: interprets each record into one reused request.
 pub struct Feed<'a, S: RequestSink> {
     interpreter: &'a Interpreter,
+    join: Option<&'a RequestIds>,
     request: Request,
     sink: S,
     error: Option<S::Error>,
@@ -52,7 +64,14 @@ pub struct Feed<'a, S: RequestSink> {
 
 impl<'a, S: RequestSink> Feed<'a, S> {
     pub fn new(interpreter: &'a Interpreter, sink: S) -> Self {
-        Feed { interpreter, request: Request::default(), sink, error: None }
+        Feed { interpreter, join: None, request: Request::default(), sink, error: None }
+    }
+
+    /// Mark IIS lines of requests whose HttpProxy line is in `ids` as
+    /// duplicates ([`RequestIds::mark`]).
+    pub fn with_join(mut self, ids: Option<&'a RequestIds>) -> Self {
+        self.join = ids;
+        self
     }
 
     /// Interpret `record` and hand it to the sink, unless the sink failed before.
@@ -62,6 +81,9 @@ impl<'a, S: RequestSink> Feed<'a, S> {
             return;
         }
         record.fill(self.interpreter, &mut self.request);
+        if let Some(ids) = self.join {
+            ids.mark(&mut self.request);
+        }
         if let Err(e) = self.sink.request(&self.request) {
             self.error = Some(e);
         }
@@ -124,6 +146,22 @@ where
 {
     #[inline]
     fn record(&mut self, record: &w3c::Record<'_>) {
+        self.push(record);
+    }
+
+    #[inline]
+    fn stopped(&self) -> bool {
+        Feed::stopped(self)
+    }
+}
+
+impl<S> httpproxy::Visitor for Feed<'_, S>
+where
+    S: RequestSink + Send,
+    S::Error: Send,
+{
+    #[inline]
+    fn record(&mut self, record: &httpproxy::Record<'_>) {
         self.push(record);
     }
 

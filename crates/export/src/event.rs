@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use exchange::{Catalog, Networks, Request, Traffic};
+use exchange::{AuthType, Catalog, Networks, Request, Traffic};
 use policy::ReadyPolicy;
 use serde::Serialize;
 
@@ -20,6 +20,7 @@ pub fn traffic_key(traffic: Traffic) -> &'static str {
         Traffic::Backend => "backend",
         Traffic::Machine => "machine",
         Traffic::Attack => "attack",
+        Traffic::Duplicate => "duplicate",
     }
 }
 
@@ -46,6 +47,9 @@ pub struct Event<'a> {
     /// cs-username as logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<&'a str>,
+    /// The authentication scheme (`basic`, `ntlm`, ...); none from IIS logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub substatus: Option<u16>,
     /// c-ip, the connection's peer.
@@ -118,6 +122,7 @@ impl<'a> Event<'a> {
             protocol: req.protocol.key(),
             user: some(&req.user),
             username: some(&req.username),
+            auth: (req.auth != AuthType::Unknown).then(|| req.auth.key()),
             device_id: some(&req.activesync.device_id),
             device_type: some(&req.activesync.device_type),
             client: &catalog.get(req.client).id,

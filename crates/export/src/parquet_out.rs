@@ -50,6 +50,7 @@ pub const SCHEMA: &str = "message request {
   OPTIONAL BYTE_ARRAY decision (UTF8);
   OPTIONAL BYTE_ARRAY policy_rule (UTF8);
   OPTIONAL INT32 policy_status;
+  OPTIONAL BYTE_ARRAY auth (UTF8);
 }";
 
 /// Values of one column for the rows of the current row group.
@@ -172,6 +173,7 @@ impl Part {
         c[25].str(e.decision);
         c[26].str(e.policy_rule);
         c[27].i32(e.policy_status.map(i32::from));
+        c[28].str(e.auth);
         self.rows += 1;
     }
 

@@ -1,7 +1,8 @@
 //! From a live HTTP request to the raw fields of `exchange::Request`, as IIS
 //! would log them: the stem as IIS routes it (`exchange::url`), or why IIS
-//! would refuse it; raw query; Basic or NTLM user (never the password);
-//! X-Forwarded-For only from trusted proxies.
+//! would refuse it; raw query; Basic or NTLM user (never the password); the
+//! authentication scheme (the header's first word only); X-Forwarded-For
+//! only from trusted proxies.
 
 use std::net::IpAddr;
 
@@ -45,6 +46,7 @@ pub fn fill(
     conn_user: &str,
 ) -> Filled {
     r.clear();
+    r.source = exchange::Source::Gateway;
     r.time = now;
     r.method.push_str(method.as_str());
     let refusal = decode_path(uri.path(), &mut r.stem).err();
@@ -54,7 +56,9 @@ pub fn fill(
     if let Some(ua) = headers.get(USER_AGENT) {
         r.user_agent.push_str(&String::from_utf8_lossy(ua.as_bytes()));
     }
-    let auth = headers.get(AUTHORIZATION).map(|v| auth_user(v.as_bytes()));
+    let authorization = headers.get(AUTHORIZATION);
+    r.auth = authorization.map_or(exchange::AuthType::Unknown, |v| exchange::AuthType::of_authorization(v.as_bytes()));
+    let auth = authorization.map(|v| auth_user(v.as_bytes()));
     match &auth {
         Some(AuthUser::Named(u)) => r.username.push_str(u),
         Some(AuthUser::Unknown) => {}
@@ -189,6 +193,26 @@ mod tests {
             fuzz(seed);
         }
         fuzz(&ntlm_type3("CONTOSO", "alice"));
+    }
+
+    #[test]
+    fn fill_keeps_the_scheme_and_the_user_never_the_password() {
+        let conn = ConnInfo { peer: [10, 0, 0, 9].into(), local: [10, 0, 0, 2].into(), port: 443, trusted_peer: false };
+        let mut headers = HeaderMap::new();
+        let basic = format!("Basic {}", STANDARD.encode("CONTOSO\\jdoe:s3cret"));
+        headers.insert(AUTHORIZATION, basic.parse().unwrap());
+        let uri: Uri = "/Microsoft-Server-ActiveSync?Cmd=Sync".parse().unwrap();
+        let mut r = exchange::Request::default();
+        fill(&mut r, &Method::POST, &uri, &headers, &conn, 0, "");
+        assert_eq!((r.auth, r.source), (exchange::AuthType::Basic, exchange::Source::Gateway));
+        assert_eq!(r.username, "CONTOSO\\jdoe");
+        assert!(!format!("{r:?}").contains("s3cret"), "the password is nowhere in the request");
+        headers.insert(AUTHORIZATION, "Bearer eyJ0eXAiOiJKV1QifQ.e30.x".parse().unwrap());
+        fill(&mut r, &Method::POST, &uri, &headers, &conn, 0, "");
+        assert_eq!((r.auth, r.username.as_str()), (exchange::AuthType::Bearer, ""));
+        assert!(!format!("{r:?}").contains("eyJ0eXAi"), "nor the token");
+        fill(&mut r, &Method::POST, &uri, &HeaderMap::new(), &conn, 0, "");
+        assert_eq!(r.auth, exchange::AuthType::Unknown);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One day of traffic as compact events, sorted per output file before rendering.
 
-use crate::model::{Auth, Cmd, Kind};
+use crate::model::{Auth, Cmd, Kind, Rule};
 use crate::population::{AgentKind, Population};
 use crate::rng::Rng;
 
@@ -27,6 +27,22 @@ pub(crate) struct Event {
 }
 
 impl Event {
+    /// Handled by the front end's HttpProxy module, so in its log too: not
+    /// `GET /` (IIS answers it with a redirect to OWA), nor an attack on a
+    /// folder none of Exchange's virtual directories (`/1/data.rar`,
+    /// `/nmaplowercheck…`), which no HttpProxy module serves.
+    pub fn logged_by_proxy(&self, pop: &Population) -> bool {
+        match self.kind {
+            Kind::Root => false,
+            Kind::Exploit => match pop.exploits[self.agent as usize].rule {
+                Rule::DataTheft | Rule::OutsideVdirs => false,
+                Rule::Scanner => self.arg & 1 == 0,
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
     pub fn slot(&self) -> usize {
         (self.key >> 52) as usize
     }

@@ -1,4 +1,5 @@
-//! Generator of realistic Exchange Client Access IIS logs, together with the
+//! Generator of realistic Exchange Client Access IIS logs, and HttpProxy
+//! logs of the same traffic ([`HttpProxyMode`]), together with the
 //! [`Truth`]: what a correct `casguard audit --format json` must report for
 //! them, under the definitions of the README ("How it decides", "JSON output").
 //!
@@ -11,6 +12,7 @@ mod events;
 mod model;
 mod output;
 mod population;
+mod proxy;
 mod render;
 mod rng;
 mod truth;
@@ -26,11 +28,36 @@ pub use truth::{
     UserTruth,
 };
 
-use events::{DayGen, Event, BE};
+use events::{DayGen, Event, BE, FE};
 use output::{FileCtx, FilePlan, PlanOptions};
 use population::Population;
 use render::{Renderer, FE_FIELDS, PLAIN_FIELDS};
 use truth::Acc;
+
+/// Whether the front ends' HttpProxy logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpProxyMode {
+    /// IIS logs only.
+    None,
+    /// IIS logs and the HttpProxy logs of the same requests: each front-end
+    /// IIS line the HttpProxy module handled carries `cafeReqId=` with the
+    /// HttpProxy line's `RequestId`, and counts as a duplicate.
+    Also,
+    /// HttpProxy logs only, no IIS log at all.
+    Only,
+}
+
+impl FromStr for HttpProxyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(HttpProxyMode::None),
+            "also" => Ok(HttpProxyMode::Also),
+            "only" => Ok(HttpProxyMode::Only),
+            _ => Err(format!("expected none, also or only, not {s:?}")),
+        }
+    }
+}
 
 /// Which files are written gzip-compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +100,8 @@ pub struct Options {
     pub malformed: u32,
     /// Cut one gzip file short inside its second member.
     pub truncate_gzip: bool,
+    /// Write HttpProxy logs too, or instead of IIS logs.
+    pub httpproxy: HttpProxyMode,
 }
 
 impl Options {
@@ -90,6 +119,7 @@ impl Options {
             only_backend: false,
             malformed: 3,
             truncate_gzip: false,
+            httpproxy: HttpProxyMode::None,
         }
     }
 }
@@ -109,10 +139,17 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
     if opts.only_backend && !opts.backend {
         bail!("--only-backend needs the back end (--backend true)");
     }
+    if opts.only_backend && opts.httpproxy != HttpProxyMode::None {
+        bail!("HttpProxy logs are the front ends' logs: not with --only-backend");
+    }
     let pop = Population::new(opts.seed, opts.users as usize, opts.servers as usize);
+    let iis = opts.httpproxy != HttpProxyMode::Only;
+    let proxy = opts.httpproxy != HttpProxyMode::None;
     let write_fe = !opts.only_backend;
     let days: Vec<Date> = (0..opts.days).map(|d| opts.start.add_days(i64::from(d))).collect();
-    let plans = output::plan(&PlanOptions {
+    // The same traffic whatever is written: events, malformed spots and the
+    // random draws follow the IIS plan even when no IIS file is written.
+    let all_plans = output::plan(&PlanOptions {
         days: opts.days,
         yymmdd: days.iter().map(|d| d.yymmdd()).collect(),
         servers: pop.servers.iter().map(|s| s.name.clone()).collect(),
@@ -121,7 +158,8 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
         backend: opts.backend,
         truncate: opts.truncate_gzip,
     });
-    let spots = output::malformed_spots(&plans, opts.malformed);
+    let spots = output::malformed_spots(&all_plans, opts.malformed);
+    let plans = if iis { all_plans } else { Vec::new() };
     let scale = match opts.target_bytes {
         None => BASE_SCALE,
         Some(target) => {
@@ -154,16 +192,19 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
             date_iso: &iso,
             day_start: d as i64 * DAY_SECS,
             backend_only: opts.only_backend,
+            beside_httpproxy: opts.httpproxy == HttpProxyMode::Also,
+        };
+        let slot_events = |slot: usize| {
+            let lo = events.partition_point(|e| e.slot() < slot);
+            let hi = events.partition_point(|e| e.slot() <= slot);
+            &events[lo..hi]
         };
         let todays: Vec<&FilePlan> = plans.iter().filter(|p| p.day == d as u32).collect();
         let results: Vec<anyhow::Result<Acc>> = std::thread::scope(|s| {
-            let handles: Vec<_> = todays
+            let mut handles: Vec<_> = todays
                 .iter()
                 .map(|plan| {
-                    let slot = plan.server * 2 + plan.site as usize;
-                    let lo = events.partition_point(|e| e.slot() < slot);
-                    let hi = events.partition_point(|e| e.slot() <= slot);
-                    let slice = &events[lo..hi];
+                    let slice = slot_events(plan.server * 2 + plan.site as usize);
                     let ctx = &ctx;
                     let pop = &pop;
                     s.spawn(move || -> anyhow::Result<Acc> {
@@ -174,6 +215,19 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
                     })
                 })
                 .collect();
+            if proxy {
+                for server in 0..pop.servers.len() {
+                    let slice = slot_events(server * 2 + usize::from(FE));
+                    let ctx = &ctx;
+                    let pop = &pop;
+                    handles.push(s.spawn(move || -> anyhow::Result<Acc> {
+                        let mut a = Acc::new(pop);
+                        proxy::write_server_day(ctx, server, slice, opts.gzip, &mut a)
+                            .with_context(|| format!("writing the HttpProxy logs of {}", pop.servers[server].name))?;
+                        Ok(a)
+                    }));
+                }
+            }
             handles.into_iter().map(|h| h.join().expect("writer thread panicked")).collect()
         });
         for r in results {
@@ -182,7 +236,7 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
     }
     let last = *days.last().expect("at least one day");
     let cutover = format!("{}T00:00:00Z", last.iso());
-    let truth = acc.finish(&pop, cutover, (opts.days as i64 - 1) * DAY_SECS, opts.only_backend);
+    let truth = acc.finish(&pop, cutover, (opts.days as i64 - 1) * DAY_SECS, opts.only_backend, proxy);
     let json = serde_json::to_string_pretty(&truth)?;
     std::fs::write(opts.out.join("truth.json"), json + "\n").context("writing truth.json")?;
     Ok(truth)
@@ -190,15 +244,24 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
 
 /// Uncompressed bytes of the data lines at a given scale, without writing.
 fn measure(pop: &Population, opts: &Options, spots: &[(u32, usize, u8)], scale: f64) -> u64 {
+    let iis = opts.httpproxy != HttpProxyMode::Only;
+    let proxy = opts.httpproxy != HttpProxyMode::None;
     let mut r = Renderer::new(pop);
     r.set_date("2026-01-01");
+    r.cafe_ids = proxy;
+    let layouts: Vec<proxy::Layout> = (0..pop.servers.len()).map(proxy::Layout::of_server).collect();
     let mut buf = Vec::with_capacity(4096);
     let mut total = 0u64;
     for d in 0..opts.days {
         let mut g = DayGen::new(pop, opts.seed, scale, d, opts.days, !opts.only_backend, opts.backend, 0);
         g.generate(spots);
         for e in &g.events {
-            r.line(e, if e.site() == BE { PLAIN_FIELDS } else { FE_FIELDS }, &mut buf);
+            if iis {
+                r.line(e, if e.site() == BE { PLAIN_FIELDS } else { FE_FIELDS }, &mut buf);
+            }
+            if proxy && e.site() == FE && e.logged_by_proxy(pop) {
+                r.proxy_line(e, &layouts[e.server()], &mut buf);
+            }
             total += buf.len() as u64;
             buf.clear();
         }

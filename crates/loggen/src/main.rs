@@ -1,11 +1,19 @@
-//! `casguard-loggen`: writes a realistic Exchange CAS IIS log set and its truth.
+//! `casguard-loggen`: writes a realistic Exchange CAS IIS log set (and its
+//! HttpProxy logs, on request) and its truth.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use casguard_loggen::{generate, Date, GzipMode, Options};
+use casguard_loggen::{generate, Date, GzipMode, HttpProxyMode, Options};
 use clap::{ArgAction, Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum HttpProxy {
+    None,
+    Also,
+    Only,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Gzip {
@@ -14,7 +22,7 @@ enum Gzip {
     All,
 }
 
-/// Generate Exchange front-end and back-end IIS logs plus truth.json.
+/// Generate Exchange front-end and back-end IIS logs (and HttpProxy logs) plus truth.json.
 #[derive(Debug, Parser)]
 #[command(name = "casguard-loggen", version)]
 struct Args {
@@ -49,6 +57,10 @@ struct Args {
     /// Cut one .gz file short inside its second member.
     #[arg(long)]
     truncate_gzip: bool,
+    /// Exchange HttpProxy logs of the same requests: none, also (beside the
+    /// IIS logs, joined by cafeReqId), or only (no IIS log).
+    #[arg(long, value_enum, default_value_t = HttpProxy::None)]
+    httpproxy: HttpProxy,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +83,11 @@ fn main() -> anyhow::Result<()> {
         only_backend: a.only_backend,
         malformed: a.malformed,
         truncate_gzip: a.truncate_gzip,
+        httpproxy: match a.httpproxy {
+            HttpProxy::None => HttpProxyMode::None,
+            HttpProxy::Also => HttpProxyMode::Also,
+            HttpProxy::Only => HttpProxyMode::Only,
+        },
     };
     let t0 = Instant::now();
     let truth = generate(&opts)?;

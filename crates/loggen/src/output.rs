@@ -11,6 +11,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::events::{Event, BE, FE};
+use crate::model::Kind;
 use crate::population::Population;
 use crate::render::{time_string, Field, Renderer, FE_FIELDS, PLAIN_FIELDS, REORDERED_FIELDS};
 use crate::truth::Acc;
@@ -142,6 +143,18 @@ pub(crate) fn malformed_spots(plans: &[FilePlan], n: u32) -> Vec<(u32, usize, u8
 /// Removes files a previous run may have left under our own names.
 pub(crate) fn clean(root: &Path, servers: &[String]) -> io::Result<()> {
     for s in servers {
+        let proxy = root.join(s).join("Logging/HttpProxy");
+        if let Ok(folders) = fs::read_dir(&proxy) {
+            for folder in folders {
+                let Ok(files) = fs::read_dir(folder?.path()) else { continue };
+                for e in files {
+                    let e = e?;
+                    if e.file_name().to_string_lossy().starts_with("HttpProxy_") {
+                        fs::remove_file(e.path())?;
+                    }
+                }
+            }
+        }
         for site in ["W3SVC1", "W3SVC2"] {
             let dir = root.join(s).join(site);
             let Ok(rd) = fs::read_dir(&dir) else { continue };
@@ -202,6 +215,9 @@ pub(crate) struct FileCtx<'a> {
     pub date_iso: &'a str,
     pub day_start: i64,
     pub backend_only: bool,
+    /// HttpProxy logs are written beside the IIS logs: front-end lines
+    /// carry `cafeReqId=`, and those of requests HttpProxy logs are duplicates.
+    pub beside_httpproxy: bool,
 }
 
 fn directives(buf: &mut Vec<u8>, date: &str, t: u32, fields: &[Field]) {
@@ -227,6 +243,7 @@ pub(crate) fn write_file(ctx: &FileCtx, plan: &FilePlan, events: &[Event], acc: 
     let mut sink = if plan.gz == Gz::None { Sink::Plain(out) } else { Sink::Gz(gz(out)) };
     let mut r = Renderer::new(ctx.pop);
     r.set_date(ctx.date_iso);
+    r.cafe_ids = ctx.beside_httpproxy;
     let mut buf = Vec::with_capacity(1 << 18);
     if plan.bom {
         buf.extend_from_slice(b"\xEF\xBB\xBF");
@@ -257,7 +274,15 @@ pub(crate) fn write_file(ctx: &FileCtx, plan: &FilePlan, events: &[Event], acc: 
             directives(&mut buf, ctx.date_iso, ev.t(), plan.layouts[layout_i].1);
         }
         r.line(ev, plan.layouts[layout_i].1, &mut buf);
-        if counting {
+        // A 401 counts from the IIS line (substatus and Windows error say why).
+        let twin = ctx.beside_httpproxy
+            && plan.site == FE
+            && ev.logged_by_proxy(ctx.pop)
+            && ev.kind != Kind::Malformed
+            && r.last_status != 401;
+        if counting && twin {
+            acc.duplicate();
+        } else if counting {
             acc.count(ctx.pop, ev, ctx.day_start, ctx.backend_only);
         }
         if buf.len() >= 1 << 18 {

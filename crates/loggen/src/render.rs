@@ -90,27 +90,33 @@ const BROWSER_CHROME80: &str = "Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64)+AppleW
 
 /// Reused buffers; one per writer thread.
 pub(crate) struct Renderer<'a> {
-    pop: &'a Population,
-    date: String,
-    stem: String,
-    q: String,
-    cip: String,
-    xff: String,
+    pub pop: &'a Population,
+    pub date: String,
+    pub stem: String,
+    pub q: String,
+    pub cip: String,
+    pub xff: String,
     b64: String,
     bytes: Vec<u8>,
+    /// Append `&CorrelationID=<empty>;&cafeReqId=<GUID>;` to front-end
+    /// lines, as the HttpProxy module does, when HttpProxy logs are written.
+    pub cafe_ids: bool,
+    /// The status of the line rendered last.
+    pub last_status: u16,
 }
 
-struct Line<'s> {
-    method: &'static str,
+/// One line's values besides stem, query and addresses (kept in the renderer).
+pub(crate) struct Line<'s> {
+    pub method: &'static str,
     sip: &'s str,
     port: u16,
-    user: &'s str,
-    ua: &'s str,
+    pub user: &'s str,
+    pub ua: &'s str,
     referer: &'static str,
-    status: u16,
+    pub status: u16,
     sub: u16,
     win32: u32,
-    taken: u32,
+    pub taken: u32,
 }
 
 impl<'a> Renderer<'a> {
@@ -124,6 +130,8 @@ impl<'a> Renderer<'a> {
             xff: String::with_capacity(64),
             b64: String::with_capacity(128),
             bytes: Vec::with_capacity(128),
+            cafe_ids: false,
+            last_status: 0,
         }
     }
 
@@ -134,6 +142,15 @@ impl<'a> Renderer<'a> {
 
     /// Appends one line (with CRLF) to `out`.
     pub fn line(&mut self, ev: &Event, layout: &[Field], out: &mut Vec<u8>) {
+        let (line, malformed) = self.prepare(ev);
+        self.last_status = line.status;
+        self.emit(ev, &line, layout, malformed, out);
+    }
+
+    /// The values of the line of `ev`: stem, query, client address and
+    /// X-Forwarded-For in the renderer's buffers (`-` when empty), the rest
+    /// returned, with the malformed variant if it is one.
+    pub(crate) fn prepare(&mut self, ev: &Event) -> (Line<'a>, Option<u8>) {
         self.stem.clear();
         self.q.clear();
         self.cip.clear();
@@ -380,13 +397,19 @@ impl<'a> Renderer<'a> {
             }
             _ => unreachable!("person kinds handled above"),
         };
+        if self.cafe_ids && !be && ev.logged_by_proxy(self.pop) && !self.q.contains("cafeReqId=") {
+            self.q.push_str("&CorrelationID=<empty>;&cafeReqId=");
+            let mut r = Rng::new(ev.key ^ u64::from(ev.rnd).rotate_left(32) ^ date_seed(&self.date));
+            write_guid(&mut self.q, &mut r);
+            self.q.push(';');
+        }
         if self.xff.is_empty() {
             self.xff.push('-');
         }
         if self.q.is_empty() {
             self.q.push('-');
         }
-        self.emit(ev, &line, layout, malformed, out);
+        (line, malformed)
     }
 
     fn emit(&self, ev: &Event, l: &Line, layout: &[Field], malformed: Option<u8>, out: &mut Vec<u8>) {
@@ -664,7 +687,12 @@ impl<'a> Renderer<'a> {
     }
 }
 
-fn push_time(out: &mut Vec<u8>, t: u32) {
+/// A seed from the day, so that requests of different days never share an id.
+fn date_seed(date: &str) -> u64 {
+    date.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+pub(crate) fn push_time(out: &mut Vec<u8>, t: u32) {
     let (h, m, s) = (t / 3600, (t / 60) % 60, t % 60);
     out.extend_from_slice(&[
         b'0' + (h / 10) as u8,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::{Event, BE};
 use crate::model::{outcome, Auth, Client, Cmd, Kind, Proto};
 use crate::population::Population;
+use crate::proxy::AUTH_KEYS;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -17,6 +18,9 @@ pub struct Summary {
     /// Person requests (anonymous included).
     pub requests: u64,
     pub backend_duplicates: u64,
+    /// IIS front-end lines of requests the HttpProxy logs hold too.
+    #[serde(default)]
+    pub iis_duplicates: u64,
     pub probes: u64,
     /// Requests of exploit rules (a part of `attacks`).
     pub exploit_attempts: u64,
@@ -134,6 +138,10 @@ pub struct Truth {
     pub protocols: BTreeMap<String, u64>,
     /// Person requests per client id; zero counts omitted.
     pub clients: BTreeMap<String, u64>,
+    /// Person requests per authentication type (`unknown` for IIS lines);
+    /// only when HttpProxy logs are written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auth_types: BTreeMap<String, u64>,
     pub users: BTreeMap<String, UserTruth>,
     pub findings: Findings,
     pub policies: Policies,
@@ -168,6 +176,8 @@ pub(crate) struct Acc {
     signin: Vec<(u64, u64)>,
     /// (user key, name as logged) -> failed sign-ins, on the `MSRPC` device.
     signin_users: BTreeMap<(String, String), u64>,
+    /// Person requests by index into `AUTH_KEYS`.
+    auth: [u64; AUTH_KEYS.len()],
 }
 
 impl Acc {
@@ -188,6 +198,7 @@ impl Acc {
             exploit_outcomes: vec![[0; 3]; pop.exploits.len()],
             signin: vec![(0, 0); pop.signin_attacks.len()],
             signin_users: BTreeMap::new(),
+            auth: [0; AUTH_KEYS.len()],
         }
     }
 
@@ -197,6 +208,7 @@ impl Acc {
         s.malformed += o.s.malformed;
         s.requests += o.s.requests;
         s.backend_duplicates += o.s.backend_duplicates;
+        s.iis_duplicates += o.s.iis_duplicates;
         s.probes += o.s.probes;
         s.exploit_attempts += o.s.exploit_attempts;
         s.attacks += o.s.attacks;
@@ -232,10 +244,39 @@ impl Acc {
         for (k, n) in &o.signin_users {
             *self.signin_users.entry(k.clone()).or_default() += n;
         }
+        for (a, b) in self.auth.iter_mut().zip(o.auth) {
+            *a += b;
+        }
     }
 
-    /// Counts one written line. `day_start` is the line's day in seconds since the first day.
+    /// Counts one written IIS line. `day_start` is the line's day in seconds since the first day.
     pub fn count(&mut self, pop: &Population, ev: &Event, day_start: i64, backend_only: bool) {
+        self.count_as(pop, ev, day_start, backend_only, 0);
+    }
+
+    /// Counts one written HttpProxy line, whose authentication type is `auth`
+    /// (an index into `AUTH_KEYS`).
+    pub fn count_proxy(&mut self, pop: &Population, ev: &Event, day_start: i64, auth: usize) {
+        if ev.kind == Kind::SignInFail {
+            // HttpProxy's line of a failed sign-in names no user and no
+            // reason: an anonymous 401 to the audit.
+            self.s.lines += 1;
+            self.s.requests += 1;
+            self.auth[auth] += 1;
+            self.protocols[Proto::Rpc as usize] += 1;
+            self.clients[Client::OutlookWindows as usize] += 1;
+            return;
+        }
+        self.count_as(pop, ev, day_start, false, auth);
+    }
+
+    /// Counts an IIS front-end line whose request the HttpProxy log holds too.
+    pub fn duplicate(&mut self) {
+        self.s.lines += 1;
+        self.s.iis_duplicates += 1;
+    }
+
+    fn count_as(&mut self, pop: &Population, ev: &Event, day_start: i64, backend_only: bool, auth: usize) {
         self.s.lines += 1;
         match ev.kind {
             Kind::Malformed => self.s.malformed += 1,
@@ -258,6 +299,7 @@ impl Acc {
                 let j = ev.arg as usize % attack.targets.len();
                 self.s.requests += 1;
                 self.s.failed_sign_ins += 1;
+                self.auth[auth] += 1;
                 self.protocols[Proto::Rpc as usize] += 1;
                 self.clients[Client::OutlookWindows as usize] += 1;
                 let (logged, key) = &attack.targets[j];
@@ -272,16 +314,17 @@ impl Acc {
                 debug_assert!(k.is_person());
                 self.s.backend_duplicates += 1;
             }
-            kind => self.person(pop, ev, kind, day_start),
+            kind => self.person(pop, ev, kind, day_start, auth),
         }
     }
 
-    fn person(&mut self, pop: &Population, ev: &Event, kind: Kind, day_start: i64) {
+    fn person(&mut self, pop: &Population, ev: &Event, kind: Kind, day_start: i64, auth: usize) {
         let a = &pop.agents[ev.agent as usize];
         let ai = ev.agent as usize * 2 + usize::from(kind != Kind::As);
         let proto = kind.proto();
         let client = if kind == Kind::As { a.client } else { a.web_client };
         self.s.requests += 1;
+        self.auth[auth] += 1;
         self.protocols[proto as usize] += 1;
         self.clients[client as usize] += 1;
         let alias = match (ev.auth, kind) {
@@ -324,8 +367,25 @@ impl Acc {
         self.s.malformed += 1;
     }
 
-    pub fn finish(&self, pop: &Population, cutover: String, cutover_at: i64, backend_only: bool) -> Truth {
+    /// The truth of what was counted. With `httpproxy` (HttpProxy logs were
+    /// written), people's requests by authentication type too, and devices
+    /// keyed by user agent as HttpProxy logs them: commas become spaces.
+    pub fn finish(
+        &self,
+        pop: &Population,
+        cutover: String,
+        cutover_at: i64,
+        backend_only: bool,
+        httpproxy: bool,
+    ) -> Truth {
         let mut t = Truth { cutover, backend_only, summary: self.s.clone(), ..Truth::default() };
+        if httpproxy {
+            for (key, n) in AUTH_KEYS.iter().zip(self.auth) {
+                if n > 0 {
+                    t.auth_types.insert(key.to_string(), n);
+                }
+            }
+        }
         for p in Proto::all() {
             if self.protocols[p as usize] > 0 {
                 t.protocols.insert(p.key().to_string(), self.protocols[p as usize]);
@@ -338,20 +398,22 @@ impl Acc {
         }
         let mut aliases: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         // (user, device key) -> (first seen, outlook-mobile provisions)
-        let mut devices: BTreeMap<(&str, &str), (i64, u64)> = BTreeMap::new();
+        let mut devices: BTreeMap<(&str, String), (i64, u64)> = BTreeMap::new();
         let (mut ews, mut mobile) = (BTreeSet::new(), BTreeSet::new());
         let (mut iis, mut ewsp) = (BTreeSet::new(), BTreeSet::new());
         // As the audit keys them: (user, device key) -> (client, keyed by a device id, requests).
-        let mut keyed: BTreeMap<(&str, &str), (Client, bool, u64)> = BTreeMap::new();
+        let mut keyed: BTreeMap<(&str, String), (Client, bool, u64)> = BTreeMap::new();
         for ai in 0..self.agent_requests.len() {
             if self.agent_requests[ai] == 0 {
                 continue;
             }
             let a = &pop.agents[ai / 2];
             let by_id = ai % 2 == 0;
-            let (device_key, client) = if by_id { (&a.device_key, a.client) } else { (&a.ua, a.web_client) };
+            // HttpProxy logs write a user agent's commas as spaces.
+            let ua_key = if httpproxy { a.ua.replace(',', " ") } else { a.ua.clone() };
+            let (device_key, client) = if by_id { (a.device_key.clone(), a.client) } else { (ua_key, a.web_client) };
             let key = pop.users[a.user].key.as_str();
-            keyed.entry((key, device_key.as_str())).or_insert((client, by_id, 0)).2 += self.agent_requests[ai];
+            keyed.entry((key, device_key.clone())).or_insert((client, by_id, 0)).2 += self.agent_requests[ai];
             let al = aliases.entry(key).or_default();
             if self.agent_aliases[ai] & ALIAS_LOGGED != 0 {
                 al.insert(&a.auth_alias);
@@ -359,7 +421,7 @@ impl Acc {
             if self.agent_aliases[ai] & ALIAS_PARAM != 0 {
                 al.insert(&a.param_alias);
             }
-            let e = devices.entry((key, device_key)).or_insert((i64::MAX, 0));
+            let e = devices.entry((key, device_key.clone())).or_insert((i64::MAX, 0));
             e.0 = e.0.min(self.agent_first[ai]);
             e.1 += self.agent_provisions[ai];
             let f = self.agent_flags[ai];
@@ -378,23 +440,24 @@ impl Acc {
         }
         // Failed sign-ins: people's requests on the `MSRPC` device (Outlook's RPC over HTTP).
         for ((user, logged), n) in &self.signin_users {
-            keyed.entry((user.as_str(), "MSRPC")).or_insert((Client::OutlookWindows, false, 0)).2 += n;
+            keyed.entry((user.as_str(), "MSRPC".to_string())).or_insert((Client::OutlookWindows, false, 0)).2 += n;
             aliases.entry(user.as_str()).or_default().insert(logged.as_str());
         }
         // One phone, one device: a user's requests without a device id join
         // that user's one ActiveSync device of the same app, when there is one.
         let mut joined: BTreeMap<(&str, &str), (Client, u64)> = BTreeMap::new();
-        for (&(user, device), &(client, by_id, requests)) in &keyed {
+        for ((user, device), &(client, by_id, requests)) in &keyed {
+            let user = *user;
             let phones: Vec<&str> = keyed
                 .iter()
                 .filter(|((u, _), (c, id, _))| *u == user && *id && c.app() == client.app())
-                .map(|((_, d), _)| *d)
+                .map(|((_, d), _)| d.as_str())
                 .collect();
             let target = match phones[..] {
                 [phone] if !by_id => phone,
-                _ => device,
+                _ => device.as_str(),
             };
-            let owner = keyed[&(user, target)].0;
+            let owner = keyed[&(user, target.to_string())].0;
             joined.entry((user, target)).or_insert((owner, 0)).1 += requests;
         }
         let (mut cloud, mut token) = (BTreeSet::new(), BTreeSet::new());
@@ -433,8 +496,8 @@ impl Acc {
             .exploits
             .iter()
             .zip(&self.exploit)
-            .filter(|(_, n)| **n > 0)
             .zip(&self.exploit_outcomes)
+            .filter(|((_, n), _)| **n > 0)
             .map(|((s, n), o)| {
                 // As the audit sums up: succeeded when any did, else failed, else blocked.
                 let outcome = if o[0] > 0 {

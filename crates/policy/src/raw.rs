@@ -114,6 +114,7 @@ macro_rules! conditions {
             pub network: Option<Spanned<List>>,
             pub cidr: Option<Spanned<List>>,
             pub device: Option<Spanned<RawDevice>>,
+            pub auth: Option<Spanned<List>>,
         }
     };
 }
@@ -148,6 +149,7 @@ impl RawRule {
             network: self.network,
             cidr: self.cidr,
             device: self.device,
+            auth: self.auth,
         };
         (c, self.unless)
     }

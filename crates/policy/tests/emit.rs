@@ -263,3 +263,19 @@ deny_strings = "BadBot"
     assert!(conf.contains("if ($casguard_decision = 403) { return 403; }"));
     assert!(conf.contains("if ($casguard_decision = 404) { return 404; }"));
 }
+
+#[test]
+fn an_auth_condition_is_named_unexpressible_with_its_reason() {
+    let p = policy("[[rule]]\nname = \"no basic\"\naction = \"deny\"\nprotocol = \"activesync\"\nauth = \"basic\"\n");
+    for (t, says) in [
+        (Target::Iis, "request filtering"),
+        (Target::Exchange, "New-AuthenticationPolicy"),
+        (Target::Nginx, "Authorization"),
+    ] {
+        let out = emit::emit(&p, t);
+        assert_eq!(out.unexpressible.len(), 1, "{t}");
+        assert_eq!(out.unexpressible[0].rule, "no basic");
+        let reason = &out.unexpressible[0].reason;
+        assert!(reason.starts_with("authentication type") && reason.contains(says), "{t}: {reason}");
+    }
+}

@@ -496,3 +496,41 @@ fn an_attack_is_judged_by_the_client_it_claims() {
     assert_eq!(r.claimed_client(), client("outlook-mobile"));
     assert!(denied(&p, &r));
 }
+
+#[test]
+fn auth_condition_matches_the_scheme_and_never_an_unknown_one() {
+    use exchange::AuthType;
+    let p = policy(
+        r#"
+[[rule]]
+name = "no basic on activesync"
+action = "deny"
+protocol = "activesync"
+auth = ["basic"]
+unless = { auth = "ntlm" }
+[[rule]]
+name = "no oauth"
+action = "deny"
+auth = "bearer"
+"#,
+    );
+    let mut r = eas("Sync", "ABC", "Outlook", "Outlook-iOS-Android/1.0", "alice");
+    assert!(!denied(&p, &r), "IIS lines have no authentication type: no auth rule matches them");
+    r.auth = AuthType::Basic;
+    let d = evaluate(&p, &r);
+    assert_eq!(by(p.policy(), &d), "no basic on activesync");
+    assert!(p.policy().explain(&d, &r).contains("authentication 'basic'"), "{}", p.policy().explain(&d, &r));
+    r.auth = AuthType::Ntlm;
+    assert!(!denied(&p, &r));
+    // `bearer` and `oauth` name one thing: an OAuth token.
+    for a in [AuthType::OAuth, AuthType::Bearer] {
+        r.auth = a;
+        assert_eq!(by(p.policy(), &evaluate(&p, &r)), "no oauth");
+    }
+    assert_eq!(p.policy().rules()[1].to_string(), "no oauth deny 403 if authentication is any of ['oauth', 'bearer']");
+    let err = common::compile("[[rule]]\nname = \"x\"\naction = \"deny\"\nauth = [\"basic\", \"digestive\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test.toml:4:") && err.contains("unknown authentication type 'digestive'"), "{err}");
+    assert!(common::compile("[[rule]]\nname = \"x\"\naction = \"deny\"\nauth = []\n").is_err());
+}

@@ -212,6 +212,8 @@ pub struct Simulation {
     /// Back-end hops of computer accounts, not in `backend`: the machine
     /// traffic when the back end stands for the front end.
     pub backend_machines: Denials,
+    /// People's requests without an authentication type (IIS lines).
+    pub unknown_auth: u64,
 }
 
 impl Simulation {
@@ -223,6 +225,9 @@ impl Simulation {
             // Machine traffic, as on the front end (see `Aggregate::backend_machine`).
             Traffic::Backend if req.is_machine_account() => self.backend_machines.add(req, policy, &req.user),
             Traffic::Person | Traffic::Backend => {
+                if req.auth == exchange::AuthType::Unknown {
+                    self.unknown_auth += 1;
+                }
                 let decision = evaluate(policy, req);
                 let slot = decision.rule.unwrap_or(rules);
                 let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
@@ -230,7 +235,8 @@ impl Simulation {
             }
             Traffic::Probe => self.probes.add(req, policy, &req.user_agent),
             Traffic::Machine => self.machines.add(req, policy, &req.user),
-            Traffic::Attack => {}
+            // Duplicates are counted from their HttpProxy line.
+            Traffic::Attack | Traffic::Duplicate => {}
         }
     }
 
@@ -240,6 +246,7 @@ impl Simulation {
         self.probes.merge(other.probes);
         self.machines.merge(other.machines);
         self.backend_machines.merge(other.backend_machines);
+        self.unknown_auth += other.unknown_auth;
     }
 
     fn backend_only(&self) -> bool {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::util::{casguard, counts, finding_users, generated, workspace};
 
-fn audit_json(dir: &Path, extra: &[&str]) -> Value {
+pub(crate) fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["audit", "--format", "json"];
     args.extend_from_slice(extra);
     let dir = dir.to_str().unwrap();
@@ -19,13 +19,14 @@ fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("audit prints JSON")
 }
 
-fn check_against_truth(report: &Value, truth: &Truth) {
+pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     let s = &report["summary"];
     let t = &truth.summary;
     assert_eq!(s["lines"], t.lines, "lines");
     assert_eq!(s["malformed"], t.malformed, "malformed");
     assert_eq!(s["requests"], t.requests, "requests");
     assert_eq!(s["backend_duplicates"], t.backend_duplicates, "backend duplicates");
+    assert_eq!(s["iis_duplicates"], t.iis_duplicates, "IIS lines also in HttpProxy logs");
     assert_eq!(s["probes"], t.probes, "probes");
     assert_eq!(s["exploit_attempts"], t.exploit_attempts, "exploit attempts");
     assert_eq!(s["attacks"], t.attacks, "attacks");
@@ -34,6 +35,9 @@ fn check_against_truth(report: &Value, truth: &Truth) {
     assert_eq!(s["backend_only"], truth.backend_only, "backend only");
     assert_eq!(counts(&report["protocols"]), truth.protocols, "protocols");
     assert_eq!(counts(&report["clients"]), truth.clients, "clients");
+    if !truth.auth_types.is_empty() {
+        assert_eq!(counts(&report["auth_types"]), truth.auth_types, "authentication types");
+    }
 
     let users: BTreeMap<&str, &Value> =
         report["users"].as_array().unwrap().iter().map(|u| (u["user"].as_str().unwrap(), u)).collect();

@@ -12,6 +12,7 @@ mod emit;
 mod export;
 mod gateway;
 mod html;
+mod httpproxy;
 mod import;
 mod input;
 mod ranges;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ::exchange::text::Glob;
-use ::exchange::{Catalog, NetworkId, Networks, Protocol};
+use ::exchange::{AuthType, Catalog, NetworkId, Networks, Protocol};
 use ipnet::IpNet;
 use toml::Spanned;
 
@@ -246,6 +246,40 @@ fn conds(ctx: &Ctx, raw: RawConds) -> Result<Vec<Cond>, PolicyError> {
             RawDevice::Known => DeviceState::Known,
             RawDevice::New => DeviceState::New,
         }));
+    }
+    if let Some(l) = raw.auth {
+        out.push(Cond::Auth(auth_types(ctx, &l)?));
+    }
+    Ok(out)
+}
+
+/// `auth = ["basic", ...]`. OAuth tokens travel as `Authorization: Bearer`
+/// and HttpProxy logs name them either way, so `oauth` and `bearer` both
+/// mean both.
+fn auth_types(ctx: &Ctx, l: &Spanned<List>) -> Result<Vec<AuthType>, PolicyError> {
+    let outer = l.span();
+    let mut out = Vec::new();
+    for item in &l.get_ref().0 {
+        let a = AuthType::from_key(item.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = AuthType::ALL.iter().map(|a| a.key()).collect();
+            ctx.err_item(
+                item,
+                &outer,
+                format!("unknown authentication type '{}' (expected one of {})", item.get_ref(), known.join(", ")),
+            )
+        })?;
+        let same = match a {
+            AuthType::OAuth | AuthType::Bearer => &[AuthType::OAuth, AuthType::Bearer][..],
+            _ => std::slice::from_ref(&a),
+        };
+        for a in same {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ctx.err(&outer, "auth names no authentication type"));
     }
     Ok(out)
 }

@@ -75,6 +75,12 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<String, String> {
             Cond::UserAgent { .. } => {
                 return Err("ActiveSync device access rules match exact strings only; a user-agent substring or prefix cannot be expressed".into())
             }
+            Cond::Auth(_) => {
+                return Err("authentication type: Exchange 2019 CU2 and later block Basic per protocol with \
+                    authentication policies (New-AuthenticationPolicy -BlockLegacyAuth...), which casguard \
+                    does not write"
+                    .into())
+            }
             other => return Err(format!("{} conditions have no Exchange equivalent", cond_kind(other))),
         }
     }

@@ -209,6 +209,11 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
             Cond::Cidr { .. } | Cond::Network(_) => {
                 return Err("address conditions: write them as [[ip_restrictions]], which IIS applies to a path".into())
             }
+            Cond::Auth(_) => {
+                return Err("authentication type: IIS request filtering cannot tell schemes apart exactly; \
+                    turn the scheme off on the virtual directory instead"
+                    .into())
+            }
             other => return Err(format!("{} conditions have no IIS equivalent", cond_kind(other))),
         }
     }

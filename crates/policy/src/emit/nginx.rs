@@ -102,6 +102,9 @@ fn rule_parts(conds: &[Cond], geo: &mut Vec<String>) -> Result<Parts, String> {
                 ))
             }
             Cond::User(_) => return Err("the user is known only after Exchange authenticates the request".into()),
+            Cond::Auth(_) => {
+                return Err("authentication type: this map does not look at the Authorization header".into())
+            }
             Cond::Client(_) => {
                 return Err("client ids come from the catalog, which also reads ActiveSync device types".into())
             }

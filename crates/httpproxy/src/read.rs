@@ -1,0 +1,262 @@
+//! Reading whole logs: bytes in memory, or a stream (a file, plain or gzip)
+//! read in blocks into one reused buffer, the partial last line of each block
+//! moved to its front. HttpProxy files are small (Exchange rolls them at
+//! 10 MB), so files are read in parallel, each in order on one thread.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use memchr::{memchr, memrchr};
+use w3c::{Error, FileStats, MalformedKind, ScanOptions};
+
+use crate::parser::{Parser, Visitor};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Bytes read per step: large next to a line, small next to memory.
+fn block_size(opts: &ScanOptions) -> usize {
+    opts.chunk_size.clamp(1, 1 << 20)
+}
+
+/// Scans bytes already in memory, in order, with one visitor.
+pub fn scan_bytes<V: Visitor>(data: &[u8], opts: &ScanOptions, visitor: &mut V) -> FileStats {
+    let mut p = Parser::new(visitor, opts, None);
+    p.lines(data);
+    let (mut stats, _) = p.finish();
+    stats.bytes = data.len() as u64;
+    stats
+}
+
+/// Scans a stream, plain or gzip (by its magic bytes, multi-member too).
+/// A corrupt or truncated gzip stream keeps every line decoded before the
+/// damage and counts one [`MalformedKind::TruncatedGzip`] line.
+pub fn scan_reader<R: Read, V: Visitor>(mut reader: R, opts: &ScanOptions, visitor: &mut V) -> io::Result<FileStats> {
+    // The magic bytes alone, then the rest read straight into the block
+    // buffer: a buffered reader in between would copy every byte once more.
+    let mut magic = [0u8; 2];
+    let got = read_some(&mut reader, &mut magic)?;
+    let rest = (&magic[..got]).chain(reader);
+    let gzip = got == 2 && magic == GZIP_MAGIC;
+    let mut stats = if gzip {
+        stream(flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(64 << 10, rest)), opts, visitor, true)?
+    } else {
+        stream(rest, opts, visitor, false)?
+    };
+    stats.compressed = gzip;
+    Ok(stats)
+}
+
+/// Scans one file, plain or gzip (by content, not name), in order.
+pub fn scan_file<V: Visitor>(path: &Path, opts: &ScanOptions, visitor: &mut V) -> Result<FileStats, Error> {
+    let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
+    let file = File::open(path).map_err(io_err)?;
+    let mut stats = scan_reader(file, opts, visitor).map_err(io_err)?;
+    stats.path = path.to_path_buf();
+    Ok(stats)
+}
+
+/// Errors from the decompressor itself, as opposed to the underlying file.
+fn is_corrupt(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof)
+}
+
+thread_local! {
+    /// The block buffer, kept for the next file read on this thread: files
+    /// are many and small, and a fresh zeroed megabyte each costs more than
+    /// reading it.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads `reader` to its end through a parser. The buffer holds one block
+/// after the partial line carried over, so memory is bounded by the block
+/// and the longest line kept, whatever the size of the file.
+fn stream<R: Read, V: Visitor>(reader: R, opts: &ScanOptions, visitor: &mut V, gzip: bool) -> io::Result<FileStats> {
+    let mut spare = BUFFER.try_with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).ok()).ok().flatten();
+    let result = stream_with(reader, opts, visitor, gzip, spare.as_mut().unwrap_or(&mut Vec::new()));
+    if let Some(buf) = spare {
+        let _ = BUFFER.try_with(|b| b.try_borrow_mut().map(|mut b| *b = buf));
+    }
+    result
+}
+
+fn stream_with<R: Read, V: Visitor>(
+    mut reader: R,
+    opts: &ScanOptions,
+    visitor: &mut V,
+    gzip: bool,
+    buf: &mut Vec<u8>,
+) -> io::Result<FileStats> {
+    let block = block_size(opts);
+    let mut p = Parser::new(visitor, opts, None);
+    let keep = p.max_line.saturating_add(1);
+    if buf.len() < block + keep.min(block) {
+        buf.resize(block + keep.min(block), 0);
+    }
+    // Bytes of a partial line at the front of `buf`.
+    let mut carry = 0;
+    // Inside a too-long line already counted: drop bytes up to its `\n`.
+    let mut skipping = false;
+    let mut bytes = 0u64;
+    loop {
+        if buf.len() < carry + block {
+            buf.resize(carry + block, 0);
+        }
+        let n = match read_some(&mut reader, &mut buf[carry..carry + block]) {
+            Ok(n) => n,
+            Err(e) if gzip && is_corrupt(&e) => {
+                // The partial line is dropped and reported in its place.
+                p.line_no += 1;
+                p.stats.lines += 1;
+                p.malformed(MalformedKind::TruncatedGzip, || format!("gzip stream ends early: {e}"));
+                carry = 0;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        let mut data = &buf[..carry + n];
+        if skipping {
+            match memchr(b'\n', data) {
+                Some(nl) => {
+                    skipping = false;
+                    data = &data[nl + 1..];
+                }
+                None => {
+                    carry = 0;
+                    continue;
+                }
+            }
+        }
+        let complete = memrchr(b'\n', data).map_or(0, |i| i + 1);
+        p.lines(&data[..complete]);
+        if p.stopped() {
+            carry = 0;
+            break;
+        }
+        let rest = data.len() - complete;
+        if rest > keep {
+            p.too_long();
+            skipping = true;
+            carry = 0;
+        } else {
+            let from = data.as_ptr() as usize - buf.as_ptr() as usize + complete;
+            buf.copy_within(from..from + rest, 0);
+            carry = rest;
+        }
+    }
+    if carry > 0 && !skipping {
+        p.line(&buf[..carry]);
+    }
+    let (mut stats, _) = p.finish();
+    stats.bytes = bytes;
+    Ok(stats)
+}
+
+/// Reads until `buf` is full or the input ends; `Ok(0)` only at the end.
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Hand over what was read; the error comes back on the next call.
+            Err(_) if n > 0 => return Ok(n),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::Field;
+    use crate::record::Record;
+
+    const LOG: &[u8] = b"#Software: Microsoft Exchange Server\r\n#Version: 15.01.2375.007\r\n\
+#Log-type: HttpProxy Logs\r\n#Date: 2023-01-11T16:00:11.478Z\r\n\
+#Fields: DateTime,RequestId,UrlStem,UrlQuery,UserAgent\r\n\
+2023-01-11T16:06:06.997Z,a,/ews/,,AMProbe/Local/ClientAccess\r\n\
+2023-01-11T16:06:07.001Z,b,/owa/,\"?x=1,2\",\"Mozilla \"\"q\"\"\"\r\n\
+2023-01-11T16:06:08.001Z,c,/owa/\r\n\
+\r\n\
+2023-01-11T16:06:09.001Z,d,/mapi/,?mailboxId=x,MapiHttpClient";
+
+    fn stems(data: &[u8], opts: &ScanOptions) -> (Vec<String>, FileStats) {
+        let mut out = Vec::new();
+        let mut v = |r: &Record<'_>| {
+            let mut s = String::new();
+            r.value_into(Field::RequestId, &mut s);
+            r.value_into(Field::UrlQuery, &mut s);
+            r.value_into(Field::UserAgent, &mut s);
+            out.push(s);
+        };
+        let stats = scan_reader(data, opts, &mut v).unwrap();
+        (out, stats)
+    }
+
+    #[test]
+    fn every_block_size_reads_the_same() {
+        let whole = stems(LOG, &ScanOptions::default());
+        assert_eq!(whole.0, ["aAMProbe/Local/ClientAccess", "b?x=1,2Mozilla \"q\"", "d?mailboxId=xMapiHttpClient"]);
+        assert_eq!((whole.1.lines, whole.1.directives, whole.1.malformed_total()), (4, 5, 1));
+        assert_eq!(whole.1.first_malformed[0].line, 8);
+        assert_eq!(whole.1.first_malformed[0].detail, "expected 5 fields, found 3");
+        for chunk_size in 1..80 {
+            let opts = ScanOptions { chunk_size, ..ScanOptions::default() };
+            assert_eq!(stems(LOG, &opts), whole, "chunk {chunk_size}");
+        }
+        let mut n = 0;
+        let stats = scan_bytes(LOG, &ScanOptions::default(), &mut |_: &Record<'_>| n += 1);
+        assert_eq!((n, stats.lines, stats.bytes), (3, 4, LOG.len() as u64));
+    }
+
+    #[test]
+    fn too_long_lines_are_counted_and_skipped_whatever_the_block() {
+        let long =
+            format!("#Fields: DateTime,UrlStem\n2023-01-11T16:06:06Z,/{}\n2023-01-11T16:06:07Z,/ok\n", "x".repeat(300));
+        for chunk_size in [1, 7, 64, 100, 1 << 20] {
+            let opts = ScanOptions { chunk_size, max_line: 100, ..ScanOptions::default() };
+            let mut seen = Vec::new();
+            let stats = scan_reader(long.as_bytes(), &opts, &mut |r: &Record<'_>| {
+                seen.push(r.get(Field::UrlStem).unwrap().to_vec())
+            })
+            .unwrap();
+            assert_eq!(seen, [b"/ok".to_vec()], "chunk {chunk_size}");
+            assert_eq!((stats.lines, stats.malformed_of(MalformedKind::TooLong)), (2, 1));
+            assert_eq!(stats.first_malformed[0].line, 2);
+        }
+    }
+
+    #[test]
+    fn gzip_whole_and_truncated() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(LOG).unwrap();
+        let packed = gz.finish().unwrap();
+        let plain = stems(LOG, &ScanOptions::default());
+        let (rows, stats) = stems(&packed, &ScanOptions::default());
+        assert_eq!(rows, plain.0);
+        assert!(stats.compressed);
+        let cut = &packed[..packed.len() - 12];
+        let (_, stats) = stems(cut, &ScanOptions::default());
+        assert_eq!(stats.malformed_of(MalformedKind::TruncatedGzip), 1);
+    }
+
+    #[test]
+    fn a_missing_file_names_itself() {
+        let err = scan_file(
+            Path::new("/nonexistent/HttpProxy_2023010101-1.LOG"),
+            &ScanOptions::default(),
+            &mut |_: &Record<'_>| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("HttpProxy_2023010101-1.LOG"), "{err}");
+    }
+}
