@@ -51,8 +51,19 @@ pub fn collect_paths_named(paths: &[PathBuf], wanted: impl Fn(&OsStr) -> bool) -
     let mut found = walk.found;
     found.sort();
     let mut seen = HashSet::with_capacity(found.len());
-    found.retain(|p| seen.insert(fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    found.retain(|p| seen.insert(canonical(p).unwrap_or_else(|_| p.clone())));
     Ok(found)
+}
+
+/// `path` with every link resolved, as a folder's or file's identity. Where
+/// the platform cannot say for a path that exists (Wine answers "more data
+/// available" past MAX_PATH), the path as given stands in: the walk goes on,
+/// and only loops through links on such paths go unnoticed.
+fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    match fs::canonicalize(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Ok(path.to_path_buf()),
+        other => other,
+    }
 }
 
 struct Walk<'a> {
@@ -67,7 +78,7 @@ impl Walk<'_> {
     /// one removed since it was listed (old logs cleaned up) is skipped.
     fn folder(&mut self, dir: &Path, found: bool) -> Result<(), Error> {
         let gone = |e: &std::io::Error| found && e.kind() == std::io::ErrorKind::NotFound;
-        let listed = fs::canonicalize(dir).map(|id| self.walked.insert(id).then(|| fs::read_dir(dir)));
+        let listed = canonical(dir).map(|id| self.walked.insert(id).then(|| fs::read_dir(dir)));
         let entries = match listed {
             Ok(Some(Ok(entries))) => entries,
             // Walked already: through another link, or a link back up that would loop.
