@@ -37,6 +37,7 @@ pub use error::GatewayError;
 pub use events::{EventSink, Level};
 pub use load::check;
 pub use server::{serve, Gateway, Handle};
+pub use tls::client_config;
 
 /// Lock a mutex, poisoned or not: a panic elsewhere must not take the
 /// gateway's shared state down with it.

@@ -51,7 +51,7 @@ fn get(addr: SocketAddr, path: &str, ua: &str, auth: &str) -> u16 {
     out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
-fn kill(child: &Child, signal: &str) {
+pub(crate) fn kill(child: &Child, signal: &str) {
     let ok = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success();
     assert!(ok);
 }
@@ -74,7 +74,7 @@ fn start(policy: &Path, dir: &Path, up: SocketAddr) -> (Child, SocketAddr, mpsc:
 }
 
 /// The child's stderr, a line at a time, read on a thread of its own.
-fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+pub(crate) fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -85,7 +85,7 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
+pub(crate) fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -218,7 +218,7 @@ fn raises_a_low_open_files_limit_and_warns_when_the_hard_one_is_too_low() {
 
 /// A self-signed certificate for localhost and its key, written to `dir`
 /// as `<name>.crt` and `<name>.key`.
-fn certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     std::fs::write(&cert, ck.cert.pem()).unwrap();

@@ -102,3 +102,110 @@ fn audit_warns_when_the_ranges_in_use_are_old_and_a_current_list_quiets_it() {
         .collect();
     assert!(networks.iter().any(|n| n == "microsoft365"), "{networks:?}");
 }
+
+/// A stand-in for endpoints.office.com: the saved answers by path, each
+/// request line sent back on `seen`.
+#[cfg(unix)]
+fn endpoints_service(seen: std::sync::mpsc::Sender<String>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let version = std::fs::read(data("m365-version-worldwide.example.json")).unwrap();
+    let endpoints = std::fs::read(data("m365-endpoints-exchange-2023073100.derived.json")).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            // The rest of the head.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body: &[u8] = if first.contains("/version/") { &version } else { &endpoints };
+            let _ = seen.send(first.trim().to_string());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    addr
+}
+
+/// `--fetch` asks the service over HTTPS (here our own gateway with a
+/// certificate of its own, in front of the saved answers) and writes what
+/// the saved files give; a server it does not trust is refused.
+#[cfg(unix)]
+#[test]
+fn fetch_asks_the_service_over_https_and_trusts_only_what_it_should() {
+    use crate::gateway::{certificate, kill, stderr_lines, wait_for};
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let service = endpoints_service(tx);
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    let (cert, key) = certificate(dir.path(), "service");
+    let mut child = crate::util::bin()
+        .args(["gateway", "--policy"])
+        .arg(&policy)
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .args(["--upstream", &format!("http://{service}"), "--drain-timeout", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    // Stopped however the test ends: a gateway left running holds the test's output open.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let line = wait_for(&lines, "listening on https://");
+    let port = line.rsplit(':').next().unwrap().trim().to_string();
+    let url = format!("https://localhost:{port}");
+    let child = Stop(child);
+
+    let fetched = ok(casguard(&["ranges", "update", "--fetch", "--service", &url, "--ca", cert.to_str().unwrap()]));
+    let saved = ok(casguard(&[
+        "ranges",
+        "update",
+        "--endpoints",
+        &data("m365-endpoints-exchange-2023073100.derived.json"),
+        "--endpoints-version",
+        &data("m365-version-worldwide.example.json"),
+    ]));
+    let ranges = |out: &std::process::Output| -> Vec<String> {
+        text(&out.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect()
+    };
+    assert!(ranges(&fetched).len() > 30);
+    assert_eq!(ranges(&fetched), ranges(&saved));
+    assert_eq!(
+        text(&fetched.stdout).lines().find(|l| l.starts_with("# endpoints-version:")),
+        text(&saved.stdout).lines().find(|l| l.starts_with("# endpoints-version:"))
+    );
+    let asked: Vec<String> = rx.try_iter().collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[0].starts_with("GET /version/Worldwide?ClientRequestId="), "{asked:?}");
+    assert!(asked[1].starts_with("GET /endpoints/Worldwide?ServiceAreas=Exchange&ClientRequestId="), "{asked:?}");
+    let id = |l: &str| l.split("ClientRequestId=").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    assert_eq!(id(&asked[0]), id(&asked[1]), "one ClientRequestId per run");
+    assert_eq!(id(&asked[0]).len(), 36);
+
+    // Without --ca the test certificate is no one's: refused, nothing written.
+    let untrusted = casguard(&["ranges", "update", "--fetch", "--service", &url]);
+    assert_eq!(untrusted.status.code(), Some(2));
+    assert!(text(&untrusted.stdout).is_empty());
+    assert!(text(&untrusted.stderr).contains(&url), "{}", text(&untrusted.stderr));
+    let plain = casguard(&["ranges", "update", "--fetch", "--service", &format!("http://{service}")]);
+    assert!(text(&plain.stderr).contains("only https://"), "{}", text(&plain.stderr));
+    kill(&child.0, "-TERM");
+}
