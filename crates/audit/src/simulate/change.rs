@@ -119,8 +119,8 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn add(&mut self, req: &Request, baseline: &ReadyPolicy, target: &ReadyPolicy) {
-        let b = self.baseline.add(req, baseline);
-        let t = self.target.add(req, target);
+        let b = self.baseline.decide(req, baseline);
+        let t = self.target.decide(req, target);
         // Both simulations see the same stream, so both decide or neither does.
         if let (Some(b), Some(t)) = (b, t) {
             let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
@@ -522,4 +522,63 @@ pub fn render_change_table(report: &ChangeReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use exchange::{Interpreter, Request, Traffic};
+    use policy::Policy;
+
+    use super::*;
+
+    fn ready(text: &str, name: &str, interpreter: &Arc<Interpreter>) -> ReadyPolicy {
+        let policy = Policy::from_toml(text, Path::new(name), interpreter.catalog(), interpreter.networks()).unwrap();
+        ReadyPolicy::new(policy, None, interpreter.clone()).unwrap()
+    }
+
+    #[test]
+    fn each_request_lands_in_the_quadrant_of_its_two_decisions() {
+        let interpreter = Arc::new(Interpreter::builtin());
+        let deny = |p: &str| {
+            format!("default = \"allow\"\n[[rule]]\nname = \"no {p}\"\naction = \"deny\"\nprotocol = \"{p}\"\n")
+        };
+        // In force: no RPC. Proposed: no EWS (and RPC allowed again).
+        let baseline = ready(&deny("rpc"), "in-force.toml", &interpreter);
+        let target = ready(&deny("ews"), "target.toml", &interpreter);
+        let request = |user: &str, protocol, stem: &str| Request {
+            traffic: Traffic::Person,
+            user: user.into(),
+            protocol,
+            stem: stem.into(),
+            status: 200,
+            ..Request::default()
+        };
+        let mut cmp = Comparison::default();
+        let requests = [
+            request("ann", Protocol::Ews, "/ews/exchange.asmx"),
+            request("ann", Protocol::Ews, "/ews/exchange.asmx"),
+            request("bob", Protocol::Rpc, "/rpc/rpcproxy.dll"),
+            request("cat", Protocol::Owa, "/owa/"),
+            request("", Protocol::Ews, "/ews/exchange.asmx"),
+        ];
+        // Split across two collectors and merged, as the parallel scan does.
+        let mut other = Comparison::default();
+        for (i, r) in requests.iter().enumerate() {
+            if i % 2 == 0 { &mut cmp } else { &mut other }.add(r, &baseline, &target);
+        }
+        cmp.merge(other);
+        let report = ChangeReport::build(&cmp, &baseline, &target, &[]);
+        let s = &report.summary;
+        assert_eq!((s.requests, s.unchanged_allowed, s.newly_denied_requests, s.newly_allowed_requests), (5, 1, 3, 1));
+        assert_eq!(report.newly_cut_off_users, ["ann"]);
+        assert_eq!(report.newly_cut_off[0].rule, "no ews");
+        assert_eq!(report.newly_cut_off[0].anonymous_requests, 1);
+        assert_eq!(report.newly_cut_off[0].users[0].requests, 2);
+        assert_eq!(report.newly_allowed_users, ["bob"]);
+        assert_eq!(report.newly_allowed[0].denied_today_by.as_deref(), Some("no rpc"));
+        assert!(s.widens_access && report.already_cut_off.is_empty());
+    }
 }

@@ -221,10 +221,14 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// Decide `req` under `policy` and tally it. Returns the decision when
-    /// the request counts as a person's (or a back-end hop standing for one):
-    /// what [`Comparison`] sets beside the other policy's.
-    pub fn add(&mut self, req: &Request, policy: &ReadyPolicy) -> Option<Decision> {
+    pub fn add(&mut self, req: &Request, policy: &ReadyPolicy) {
+        self.decide(req, policy);
+    }
+
+    /// [`Simulation::add`], returning the decision when the request counts
+    /// as a person's (or a back-end hop standing for one): what
+    /// [`Comparison`] sets beside the other policy's.
+    pub fn decide(&mut self, req: &Request, policy: &ReadyPolicy) -> Option<Decision> {
         let rules = policy.policy().rules().len();
         match req.traffic {
             // Hops beside front-end people are only counted (see `Aggregate::backend`).

@@ -313,6 +313,7 @@ fn an_imported_policy_in_force_is_a_baseline() {
     let target = write(dir.path(), "target.toml", &target_text());
     let report = change(in_force, &target, logs.path());
     let alone = plain(in_force, logs.path());
+    assert!(alone["denied_requests"].as_u64().unwrap() > 0, "{alone}");
     // What the imported settings deny today is, request for request, either still denied
     // or newly allowed by a target that does not carry them.
     let s = &report["summary"];
