@@ -1,7 +1,8 @@
 //! `simulate`: replay requests through a policy with the same
 //! [`policy::evaluate`] the gateway calls, and report whom each rule cuts
 //! off, which other doors stay open, and what a Provision rule does to
-//! devices that already existed.
+//! devices that already existed. With a policy in force beside it
+//! ([`Comparison`]), only what the proposed policy changes.
 
 mod change;
 mod report;
@@ -14,7 +15,8 @@ use crate::aggregate::Span;
 use crate::scan::{Accumulate, Accumulator};
 
 pub use change::{
-    render_change_table, BackdoorChange, ChangeReport, ChangeRule, ChangeSummary, Comparison, OtherChange, UserChange,
+    render_change_table, BackdoorChange, Bucket, ChangeReport, ChangeRule, ChangeSummary, ChangeTally, Comparison,
+    OtherChange, UserChange, UserCounts,
 };
 pub use report::{
     render_table, Backdoor, DeviceRef, Grandfathering, Impact, MachineImpact, MachineRule, ProbeImpact, ProbeRule,

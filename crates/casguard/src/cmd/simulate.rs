@@ -1,5 +1,6 @@
 //! `casguard simulate`: replay the logs through a policy and show whom it
-//! would cut off, by which rule, and which other doors stay open.
+//! would cut off, by which rule, and which other doors stay open; with
+//! `--baseline`, only what it changes on top of the policy in force.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
