@@ -478,3 +478,85 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
     written.push(path);
     Ok(written)
 }
+
+/// The CSV files of `simulate --baseline` into `dir`: `change.csv`, one row
+/// per change, rule, user, protocol and client, and `backdoors_change.csv`.
+pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    let mut written = Vec::new();
+
+    let (mut w, path) = writer(dir, "change.csv")?;
+    row!(w, path, ["change", "rule", "of", "mechanism", "denied_today_by", "user", "protocol", "client", "requests"]);
+    let sections = [
+        ("newly_cut_off", &report.newly_cut_off),
+        ("already_cut_off", &report.already_cut_off),
+        ("newly_allowed", &report.newly_allowed),
+    ];
+    for (change, rules) in sections {
+        for r in rules {
+            let today = r.denied_today_by.clone().unwrap_or_default();
+            for u in &r.users {
+                for (protocol, clients) in &u.clients {
+                    for (client, n) in clients {
+                        row!(
+                            w,
+                            path,
+                            [change, &r.rule, r.of, r.mechanism, &today, &u.user, protocol, client, &n.to_string()]
+                        );
+                    }
+                }
+            }
+            if r.anonymous_requests > 0 {
+                row!(
+                    w,
+                    path,
+                    [change, &r.rule, r.of, r.mechanism, &today, "", "", "", &r.anonymous_requests.to_string()]
+                );
+            }
+        }
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "backdoors_change.csv")?;
+    row!(
+        w,
+        path,
+        [
+            "user",
+            "status",
+            "denied_on_today",
+            "denied_on_after",
+            "open_today",
+            "closed",
+            "still_open",
+            "mobile",
+            "clients"
+        ]
+    );
+    for b in &report.backdoors {
+        let clients: Vec<String> = b
+            .evidence
+            .iter()
+            .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
+            .collect();
+        row!(
+            w,
+            path,
+            [
+                &b.user,
+                b.status,
+                &b.denied_on_today.join(";"),
+                &b.denied_on_after.join(";"),
+                &b.open_today.join(";"),
+                &b.closed.join(";"),
+                &b.still_open.join(";"),
+                if b.mobile { "true" } else { "false" },
+                &clients.join(";"),
+            ]
+        );
+    }
+    finish(w, &path)?;
+    written.push(path);
+    Ok(written)
+}

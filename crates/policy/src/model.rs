@@ -55,6 +55,24 @@ pub enum RuleOrigin {
     DeviceAccess,
 }
 
+impl RuleOrigin {
+    /// The mechanism a rule emulates, as reports name it: `rule` for a
+    /// `[[rule]]`, else the block it was compiled from.
+    pub fn key(&self) -> &'static str {
+        match self {
+            RuleOrigin::Rule(_) => "rule",
+            RuleOrigin::IpRestrictions => "ip_restrictions",
+            RuleOrigin::IisFilter => "iis_filter",
+            RuleOrigin::RequestFiltering => "request_filtering",
+            RuleOrigin::UrlRewrite => "url_rewrite",
+            RuleOrigin::AuthPolicies => "auth_policies",
+            RuleOrigin::MailboxProtocols => "mailbox_protocols",
+            RuleOrigin::EwsAccess => "ews_access",
+            RuleOrigin::DeviceAccess => "device_access",
+        }
+    }
+}
+
 /// How a user-agent value is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextMode {

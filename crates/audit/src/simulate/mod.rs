@@ -1,8 +1,10 @@
 //! `simulate`: replay requests through a policy with the same
 //! [`policy::evaluate`] the gateway calls, and report whom each rule cuts
 //! off, which other doors stay open, and what a Provision rule does to
-//! devices that already existed.
+//! devices that already existed. With a policy in force beside it
+//! ([`Comparison`]), only what the proposed policy changes.
 
+mod change;
 mod report;
 
 use exchange::{Protocol, Request, Traffic};
@@ -12,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::aggregate::Span;
 use crate::scan::{Accumulate, Accumulator};
 
+pub use change::{
+    render_change_table, BackdoorChange, Bucket, ChangeReport, ChangeRule, ChangeSummary, ChangeTally, Comparison,
+    OtherChange, UserChange, UserCounts,
+};
 pub use report::{
     render_table, Backdoor, DeviceRef, Grandfathering, Impact, MachineImpact, MachineRule, ProbeImpact, ProbeRule,
     RuleReport, SimReport, SimSummary,
@@ -218,6 +224,13 @@ pub struct Simulation {
 
 impl Simulation {
     pub fn add(&mut self, req: &Request, policy: &ReadyPolicy) {
+        self.decide(req, policy);
+    }
+
+    /// [`Simulation::add`], returning the decision when the request counts
+    /// as a person's (or a back-end hop standing for one): what
+    /// [`Comparison`] sets beside the other policy's.
+    pub fn decide(&mut self, req: &Request, policy: &ReadyPolicy) -> Option<Decision> {
         let rules = policy.policy().rules().len();
         match req.traffic {
             // Hops beside front-end people are only counted (see `Aggregate::backend`).
@@ -232,12 +245,14 @@ impl Simulation {
                 let slot = decision.rule.unwrap_or(rules);
                 let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
                 tally.add(req, &decision, slot, rules);
+                return Some(decision);
             }
             Traffic::Probe => self.probes.add(req, policy, &req.user_agent),
             Traffic::Machine => self.machines.add(req, policy, &req.user),
             // Duplicates are counted from their HttpProxy line.
             Traffic::Attack | Traffic::Duplicate => {}
         }
+        None
     }
 
     pub fn merge(&mut self, other: Simulation) {
@@ -261,6 +276,24 @@ impl Accumulate<ReadyPolicy> for Simulation {
     #[inline]
     fn add(&mut self, request: &Request, policy: &ReadyPolicy) {
         Simulation::add(self, request, policy);
+    }
+}
+
+/// Two policies in one pass: the one in force and the proposed one.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyPair<'a> {
+    pub baseline: &'a ReadyPolicy,
+    pub target: &'a ReadyPolicy,
+}
+
+/// The sink of `simulate --baseline`: every request decided under both
+/// policies as it is read, the logs read once.
+pub type ComparisonCollector<'a> = Accumulator<'a, PolicyPair<'a>, Comparison>;
+
+impl<'a> Accumulate<PolicyPair<'a>> for Comparison {
+    #[inline]
+    fn add(&mut self, request: &Request, pair: &PolicyPair<'a>) {
+        Comparison::add(self, request, pair.baseline, pair.target);
     }
 }
 

@@ -1,11 +1,12 @@
 //! `casguard simulate`: replay the logs through a policy and show whom it
-//! would cut off, by which rule, and which other doors stay open.
+//! would cut off, by which rule, and which other doors stay open; with
+//! `--baseline`, only what it changes on top of the policy in force.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use audit::simulate::{inventory_before, SimCollector, SimReport};
+use audit::simulate::{inventory_before, ChangeReport, ComparisonCollector, PolicyPair, SimCollector, SimReport};
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
@@ -16,6 +17,10 @@ pub struct Args {
     /// The policy file.
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
+    /// The policy in force (`casguard policy import` writes it): report only
+    /// what --policy changes on top of it.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Devices first seen in these logs before TIME are known (RFC 3339 or a date).
     #[arg(long, value_name = "TIME", conflicts_with = "inventory")]
     pub known_before: Option<String>,
@@ -40,8 +45,16 @@ pub struct Args {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.format.check_out(args.out.as_deref())?;
+    if args.baseline.is_some() && args.format == Format::Html {
+        anyhow::bail!("--baseline reports as table, json or csv; html is not written for it yet");
+    }
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
+    let baseline = args
+        .baseline
+        .as_ref()
+        .map(|p| Policy::load_with(p, interpreter.catalog(), interpreter.networks()))
+        .transpose()?;
     let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
     sorted.warn_bad_rows("warning");
     let files = sorted.logs;
@@ -70,7 +83,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
         inventory = Some(known);
     }
-    let policy = ReadyPolicy::new(policy, inventory.map(Arc::new), interpreter)?;
+    let inventory = inventory.map(Arc::new);
+    let baseline = baseline.map(|b| ReadyPolicy::new(b, inventory.clone(), interpreter.clone())).transpose()?;
+    let policy = ReadyPolicy::new(policy, inventory, interpreter)?;
+    if let Some(baseline) = &baseline {
+        return run_change(&args, global, &files, &options, baseline, &policy);
+    }
 
     let progress = Progress::new(&files, global);
     let (collector, stats) = audit::scan_requests(
@@ -98,6 +116,59 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Format::Csv => {
             let dir = args.out.as_deref().expect("checked above");
             for path in audit::csv_out::write_simulation(&report, dir)? {
+                if !global.quiet {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    emit(args.out.as_ref(), &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--baseline`: both policies decide each request in one pass; only the difference is reported.
+fn run_change(
+    args: &Args,
+    global: &Global,
+    files: &[PathBuf],
+    options: &w3c::ScanOptions,
+    baseline: &ReadyPolicy,
+    target: &ReadyPolicy,
+) -> anyhow::Result<ExitCode> {
+    let pair = PolicyPair { baseline, target };
+    let progress = Progress::new(files, global);
+    let (collector, stats) = audit::scan_requests(
+        files,
+        options,
+        target.interpreter(),
+        || ComparisonCollector::new(&pair),
+        |a: &mut ComparisonCollector<'_>, b: ComparisonCollector<'_>| a.state.merge(b.state),
+        &|path| progress.file_done(path),
+    )?;
+    progress.finish();
+
+    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
+    if args.strict && malformed > 0 {
+        warn_malformed(&stats, "error");
+        anyhow::bail!("{malformed} malformed line(s) (--strict)");
+    }
+    warn_malformed(&stats, "warning");
+
+    let report = ChangeReport::build(&collector.state, baseline, target, &stats);
+    if report.summary.widens_access {
+        eprintln!(
+            "warning: the change widens access: {} request(s) of {} user(s) denied by {} would be allowed",
+            report.summary.newly_allowed_requests, report.summary.newly_allowed_users, report.baseline
+        );
+    }
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Table => audit::simulate::render_change_table(&report),
+        Format::Html => unreachable!("refused above"),
+        Format::Csv => {
+            let dir = args.out.as_deref().expect("checked above");
+            for path in audit::csv_out::write_change(&report, dir)? {
                 if !global.quiet {
                     eprintln!("wrote {}", path.display());
                 }

@@ -6,6 +6,7 @@ mod util;
 
 mod attacks;
 mod audit;
+mod baseline;
 mod clients;
 mod devices;
 mod emit;
