@@ -40,12 +40,14 @@ const APPROVED: [&str; 5] = ["browser", "new-outlook", "teams", "skype-for-busin
 const LAN_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10));
 const OUTSIDE_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
 
+/// Basic authentication per (protocol index, client): requests and users.
+pub type BasicUse = BTreeMap<(usize, u16), (u64, BTreeSet<Box<str>>)>;
+
 /// The simulation's tally plus Basic authentication per (protocol, client).
 #[derive(Clone, Debug, Default)]
 pub struct Posture {
     pub sim: Simulation,
-    /// (protocol index, client) -> (requests, users).
-    pub basic: BTreeMap<(usize, u16), (u64, BTreeSet<Box<str>>)>,
+    pub basic: BasicUse,
     /// People's requests whose authentication type is known (HttpProxy lines).
     pub auth_known: u64,
 }
@@ -434,9 +436,11 @@ fn door(policy: &ReadyPolicy, user: &str, protocol: Protocol, doors: &UserDoors)
     let lan = evaluate(policy, &probe(policy, user, protocol, LAN_PROBE));
     let (requests, reached, denied) = (doors.requests[p], doors.reached[p], doors.denied[p]);
     let probe_open = outside.action != Action::Deny || lan.action != Action::Deny;
-    let state = if denied > 0 && (reached > 0 || probe_open) || !probe_open && reached > 0 {
+    let some_refused = denied > 0 || !probe_open;
+    let some_through = reached > 0 || probe_open;
+    let state = if some_refused && some_through {
         "gated"
-    } else if !probe_open {
+    } else if !some_through {
         "blocked"
     } else if outside.action == Action::Deny {
         "lan-only"
@@ -473,6 +477,9 @@ fn door(policy: &ReadyPolicy, user: &str, protocol: Protocol, doors: &UserDoors)
     }
 }
 
+/// Commands of the unused doors the table shows.
+const COMMANDS_SHOWN: usize = 12;
+
 /// The short mark of a door in the table's matrix.
 fn mark(door: &Door) -> String {
     let state = match door.state {
@@ -498,7 +505,7 @@ pub fn render_table(report: &PostureReport) -> String {
     let _ = writeln!(out, "policy {}", crate::table::fit_tail(&report.policy, 73));
     let _ = writeln!(
         out,
-        "{} people's requests of {} user(s); {} open backdoor(s), {} door(s) open but unused",
+        "{} people's requests of {} user(s)\n{} open backdoor(s), {} door(s) open but unused",
         s.requests, s.users, s.backdoor_users, s.unused_doors
     );
 
@@ -565,16 +572,15 @@ pub fn render_table(report: &PostureReport) -> String {
     for (protocol, n) in &report.unused.per_protocol {
         let _ = writeln!(out, "  {protocol:<14} {n:>6} user(s)");
     }
-    let mut hidden = 0;
-    for command in &report.unused.commands {
-        if command.chars().count() <= 78 {
-            let _ = writeln!(out, "  {command}");
-        } else {
-            hidden += 1;
-        }
+    // A few lines as they are (never cut); all of them in json and csv (disable-unused.ps1).
+    let shown: Vec<&String> =
+        report.unused.commands.iter().filter(|c| c.chars().count() <= 78).take(COMMANDS_SHOWN).collect();
+    for command in &shown {
+        let _ = writeln!(out, "  {command}");
     }
-    if hidden > 0 {
-        let _ = writeln!(out, "  {hidden} longer line(s): see --format json or csv");
+    if report.unused.commands.len() > shown.len() {
+        let more = report.unused.commands.len() - shown.len();
+        let _ = writeln!(out, "  {more} more line(s): --format json, or csv (disable-unused.ps1)");
     }
 
     heading(&mut out, &format!("Basic authentication in use ({})", report.summary.basic_auth_requests));
