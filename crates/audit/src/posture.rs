@@ -599,3 +599,98 @@ pub fn render_table(report: &PostureReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use exchange::Interpreter;
+    use policy::Policy;
+
+    use super::*;
+
+    const IN_FORCE: &str = r#"
+default = "allow"
+
+[mailbox_protocols]
+[[mailbox_protocols.mailbox]]
+user = "alice"
+activesync_enabled = false
+mapi_http_enabled = false
+
+[[ip_restrictions]]
+path = "/PowerShell"
+allow_unlisted = false
+deny_action = "Forbidden"
+entries = [{ cidr = "10.0.0.0/8", allowed = true }]
+"#;
+
+    fn request(policy: &ReadyPolicy, user: &str, stem: &str, ua: &str, ip: [u8; 4]) -> Request {
+        let mut req = Request {
+            method: "POST".into(),
+            stem: stem.into(),
+            user_agent: ua.into(),
+            username: user.into(),
+            status: 200,
+            server_port: 443,
+            peer_ip: Some(IpAddr::V4(Ipv4Addr::from(ip))),
+            ..Request::default()
+        };
+        policy.interpreter().interpret(&mut req);
+        req
+    }
+
+    #[test]
+    fn doors_name_the_switch_that_closes_them_and_unused_open_doors_get_their_lines() {
+        let interpreter = Arc::new(Interpreter::builtin());
+        let policy =
+            Policy::from_toml(IN_FORCE, Path::new("in-force.toml"), interpreter.catalog(), interpreter.networks())
+                .unwrap();
+        let policy = ReadyPolicy::new(policy, None, interpreter).unwrap();
+        let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)";
+        let mut posture = Posture::default();
+        for user in ["alice", "bob"] {
+            posture.add(&request(&policy, user, "/EWS/Exchange.asmx", outlook, [10, 1, 2, 3]), &policy);
+        }
+        // Alice's Outlook tries MAPI over HTTP from outside: refused by her switch.
+        posture.add(&request(&policy, "alice", "/mapi/emsmdb/", outlook, [198, 51, 100, 7]), &policy);
+        let report = PostureReport::build(&posture, &policy, &[]);
+        let door = |user: &str, protocol: &str| {
+            let u = report.users.iter().find(|u| u.user == user).unwrap();
+            u.doors.iter().find(|d| d.protocol == protocol).unwrap()
+        };
+
+        let mapi = door("alice", "mapi");
+        assert_eq!(mapi.state, "blocked");
+        assert!(mapi.blocked_by.as_deref().unwrap().contains("MapiHttpEnabled=false"), "{mapi:?}");
+        assert_eq!((mapi.used, mapi.denied), (true, 1));
+        assert!(mapi.denied_by.keys().any(|r| r.contains("MapiHttpEnabled=false")));
+        assert!(door("alice", "activesync").blocked_by.as_deref().unwrap().contains("ActiveSyncEnabled=false"));
+        // MapiHttpEnabled leaves Outlook Anywhere open.
+        assert_eq!(door("alice", "rpc").state, "open");
+        assert_eq!(door("bob", "mapi").state, "open");
+        let ews = door("bob", "ews");
+        assert_eq!((ews.state, ews.used, ews.reached), ("open", true, 1));
+        assert_eq!(ews.networks.get("internal"), Some(&1));
+        // Remote PowerShell is open from the LAN only.
+        let ps = door("bob", "powershell");
+        assert_eq!(ps.state, "lan-only");
+        assert!(ps.blocked_by.as_deref().unwrap().contains("ip_restrictions"), "{ps:?}");
+
+        // Closed doors get no line; used ones neither.
+        let alice =
+            report.unused.commands.iter().find(|c| c.contains("'alice'") && c.starts_with("Set-CASMailbox")).unwrap();
+        assert_eq!(alice, "Set-CASMailbox -Identity 'alice' -OWAEnabled $false -MAPIBlockOutlookRpcHttp $true");
+        let bob =
+            report.unused.commands.iter().find(|c| c.contains("'bob'") && c.starts_with("Set-CASMailbox")).unwrap();
+        assert_eq!(
+            bob,
+            "Set-CASMailbox -Identity 'bob' -ActiveSyncEnabled $false -OWAEnabled $false -MapiHttpEnabled $false \
+             -MAPIBlockOutlookRpcHttp $true"
+        );
+        assert_eq!(report.unused.per_protocol.get("mapi"), Some(&1));
+        // Nobody was gated: no backdoor.
+        assert!(report.backdoors.is_empty() && report.gated_without_backdoor.is_empty());
+    }
+}
