@@ -154,7 +154,7 @@ pub struct PostureBackdoor {
     pub user: String,
     /// The highest risk of its evidence (see README).
     pub risk: u32,
-    /// `high`, `medium` or `low`.
+    /// `high` (a mobile, cloud or third-party client from outside the LAN) or `medium`.
     pub level: &'static str,
     /// The denied requests that gate the user: ActiveSync, and mobile clients anywhere.
     pub gated_by: Vec<Gate>,
@@ -231,11 +231,12 @@ fn network_weight(network: NetworkId) -> u32 {
     }
 }
 
+/// Evidence is never an approved client, so its risk is at least 6: a
+/// mobile or third-party client on the LAN.
 fn level(risk: u32) -> &'static str {
     match risk {
-        8.. => "high",
-        5.. => "medium",
-        _ => "low",
+        7.. => "high",
+        _ => "medium",
     }
 }
 
@@ -477,6 +478,9 @@ fn door(policy: &ReadyPolicy, user: &str, protocol: Protocol, doors: &UserDoors)
     }
 }
 
+/// Users gated without a backdoor the table names.
+const NAMES_SHOWN: usize = 20;
+
 /// Commands of the unused doors the table shows.
 const COMMANDS_SHOWN: usize = 12;
 
@@ -542,7 +546,7 @@ pub fn render_table(report: &PostureReport) -> String {
         let _ = writeln!(out, "  none");
     }
     for (rule, users) in &mechanisms {
-        let _ = writeln!(out, "  {} {:>6} user(s)", fit(rule, 60), users.len());
+        let _ = writeln!(out, "  {:<62} {:>6} user(s)", fit(rule, 62), users.len());
     }
 
     heading(&mut out, &format!("Open backdoors ({})", report.backdoors.len()));
@@ -562,7 +566,15 @@ pub fn render_table(report: &PostureReport) -> String {
         }
     }
     if !report.gated_without_backdoor.is_empty() {
-        let line = format!("gated, only approved clients on other doors: {}", report.gated_without_backdoor.join(", "));
+        let names = &report.gated_without_backdoor;
+        let mut line = format!(
+            "gated, only approved clients on other doors ({}): {}",
+            names.len(),
+            names.iter().take(NAMES_SHOWN).cloned().collect::<Vec<_>>().join(", ")
+        );
+        if names.len() > NAMES_SHOWN {
+            line += ", …";
+        }
         for (i, l) in crate::table::wrap(&line, 74).iter().enumerate() {
             let _ = writeln!(out, "{}{l}", if i == 0 { "  " } else { "    " });
         }

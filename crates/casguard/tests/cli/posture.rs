@@ -79,7 +79,12 @@ fn names_exactly_the_users_whose_phones_still_reach_mail() {
         let all: BTreeSet<String> =
             blocked.intersection(&mobile_web.union(&non_outlook).cloned().collect()).cloned().collect();
         assert_eq!(names(backdoors.iter(), "user"), all, "seed {seed}");
+        // Riskiest first; from outside the LAN is high.
+        let risks: Vec<u64> = backdoors.iter().map(|b| b["risk"].as_u64().unwrap()).collect();
+        assert!(risks.windows(2).all(|w| w[0] >= w[1]), "{risks:?}");
         for b in backdoors {
+            let outside = b["evidence"].as_array().unwrap().iter().any(|e| e["network"] != "internal");
+            assert_eq!(b["level"] == "high", outside, "{b}");
             assert!(b["gated_by"][0]["rule"].as_str().unwrap().contains("device_access"), "{b}");
             assert_eq!(b["gated_by"][0]["protocol"], "activesync");
         }
@@ -222,4 +227,34 @@ fn table_fits_80_columns_and_csv_writes_the_script() {
     assert!(doors.starts_with("user,protocol,state,"));
     let backdoors = std::fs::read_to_string(dir.path().join("backdoors.csv")).unwrap();
     assert!(backdoors.lines().count() > 1);
+}
+
+#[test]
+fn imported_settings_name_the_mechanism_and_closed_doors_get_no_line() {
+    let (logs, _, _) = setup(44);
+    let dir = tempfile::tempdir().unwrap();
+    let in_force = dir.path().join("in-force.toml");
+    let folder = crate::util::workspace().join("tests/data/import/contoso");
+    ok(casguard(&["policy", "import", folder.to_str().unwrap(), "-o", in_force.to_str().unwrap()]));
+    let report = run_json(&[
+        "posture",
+        "--quiet",
+        "--format",
+        "json",
+        "--policy",
+        in_force.to_str().unwrap(),
+        logs.path().to_str().unwrap(),
+    ]);
+    // applicationHost.config allows /PowerShell from listed addresses only: no user's LAN or
+    // outside client is among them, so the door is closed by the IP restriction for everyone.
+    let users = report["users"].as_array().unwrap();
+    assert!(users.len() > 100);
+    for user in users {
+        let ps = user["doors"].as_array().unwrap().iter().find(|d| d["protocol"] == "powershell").unwrap();
+        assert!(ps["blocked_by"].as_str().unwrap().starts_with("ip_restrictions /PowerShell"), "{ps}");
+        assert_ne!(ps["state"], "open");
+    }
+    let commands = report["unused"]["commands"].as_array().unwrap();
+    assert!(commands.iter().all(|c| !c.as_str().unwrap().contains("RemotePowerShellEnabled")));
+    assert!(report["unused"]["per_protocol"].get("powershell").is_none());
 }
