@@ -29,9 +29,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    if args.format == Format::Html {
-        anyhow::bail!("posture has no HTML page yet: use --format table, json or csv");
-    }
     args.format.check_out(args.out.as_deref())?;
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
@@ -60,7 +57,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let report = PostureReport::build(&collector.state, &policy, &stats);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Table | Format::Html => audit::posture::render_table(&report),
+        Format::Table => audit::posture::render_table(&report),
+        Format::Html => audit::html::posture_html(&report),
         Format::Csv => {
             let dir = args.out.as_deref().expect("checked above");
             for path in audit::csv_out::write_posture(&report, dir)? {
