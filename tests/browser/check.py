@@ -128,7 +128,10 @@ def main():
             "return Object.fromEntries(Array.from(document.querySelectorAll('table.data[id]'))"
             ".map(t => [t.id, t.tBodies[0].rows.length]));")
 
-        table, key, text_key = ("users-devices", "requests", "user") if kind == "audit" else ("rule-impact", "matched", "name")
+        table, key, text_key = {
+            "audit": ("users-devices", "requests", "user"),
+            "posture": ("posture-users", "requests", "user"),
+        }.get(kind, ("rule-impact", "matched", "name"))
         rows = d.script(f"return document.querySelectorAll('#{table} tbody tr').length;")
         result["rows"] = rows
         if not rows:

@@ -93,6 +93,7 @@
           } else {
             td.textContent = v === undefined || v === null ? "" : String(v);
             if (c.title && r[c.title]) td.title = String(r[c.title]);
+            if (c.cls && r[c.cls]) td.className += " " + r[c.cls];
           }
           tr.appendChild(td);
         });
@@ -353,7 +354,67 @@
     table(h, [{ key: "user", label: "user" }], rows, { name: "users", sortKey: "user" });
   }
 
+  // posture: a users x protocols matrix, the backdoors, the unused doors, Basic authentication.
+  var DOOR_TEXT = { "open": "open", "lan-only": "LAN only", "gated": "gated", "blocked": "blocked" };
+
+  function renderPosture() {
+    var h = host("posture-matrix");
+    if (!h) return;
+    var protocols = data.protocols || [];
+    var rows = (data.users || []).map(function (u) {
+      var r = { user: u.user, requests: u.requests };
+      (u.doors || []).forEach(function (d) {
+        r[d.protocol] = (DOOR_TEXT[d.state] || d.state) + (d.used ? " \u2022" : "");
+        r[d.protocol + "_cls"] = "door door-" + d.state + (d.used ? " used" : "");
+        var why = [];
+        if (d.blocked_by) why.push("refused: " + d.blocked_by);
+        entries(d.denied_by).forEach(function (p) { why.push("denied " + p[1] + " by " + p[0]); });
+        if (d.used) why.push("clients: " + protoText(d.clients) + "; networks: " + protoText(d.networks));
+        r[d.protocol + "_title"] = why.join("\n");
+      });
+      return r;
+    });
+    if (!rows.length) return empty(h, "No user in the logs.");
+    var cols = [{ key: "user", label: "user" }, { key: "requests", label: "requests", num: true }];
+    protocols.forEach(function (p) { cols.push({ key: p, label: p, cls: p + "_cls", title: p + "_title" }); });
+    table(h, cols, rows, { id: "posture-users", name: "users", sortKey: "user" });
+
+    var bh = host("posture-backdoors");
+    var bd = (data.backdoors || []).map(function (b) {
+      return {
+        user: b.user, level: b.level, risk: b.risk,
+        gated: (b.gated_by || []).map(function (g) { return g.client + " on " + g.protocol + " by " + g.rule + " \u00d7" + g.requests; }).join("; "),
+        evidence: (b.evidence || []).map(function (e) { return e.protocol + " by " + e.client + " from " + e.network + " \u00d7" + e.requests; }).join("; "),
+        context: (b.context || []).map(function (e) { return e.protocol + " by " + e.client + " from " + e.network; }).join("; ")
+      };
+    });
+    if (!bd.length) empty(bh, "None: no gated user reaches mail from a phone or a third-party client.");
+    else table(bh, [{ key: "user", label: "user" }, { key: "level", label: "level" }, { key: "risk", label: "risk", num: true },
+      { key: "gated", label: "gated by", wrap: true }, { key: "evidence", label: "still reaches mail", wrap: true },
+      { key: "context", label: "approved clients (context)", wrap: true }], bd, { id: "posture-backdoor-list", name: "backdoors" });
+
+    var uh = host("posture-unused");
+    var unused = data.unused || {};
+    var per = entries(unused.per_protocol).map(function (p) { return { protocol: p[0], users: p[1] }; });
+    if (!per.length) empty(uh, "Every open door was used.");
+    else {
+      table(uh, [{ key: "protocol", label: "protocol" }, { key: "users", label: "users with it open but unused", num: true }],
+        per, { name: "protocols" });
+      uh.appendChild(el("pre", "mono commands", (unused.commands || []).join("\n")));
+    }
+
+    var ah = host("posture-basic");
+    var basic = (data.basic_auth || []).map(function (b) {
+      return { protocol: b.protocol, client: b.client, requests: b.requests, users: (b.users || []).length,
+        who: (b.users || []).slice(0, 50).join(", ") };
+    });
+    if (!basic.length) empty(ah, "No Basic authentication seen (only HttpProxy logs record it).");
+    else table(ah, [{ key: "protocol", label: "protocol" }, { key: "client", label: "client" },
+      { key: "requests", label: "requests", num: true }, { key: "users", label: "users", num: true }, { key: "who", label: "who", wrap: true }],
+      basic, { name: "clients" });
+  }
+
   [renderFindings, renderProtocols, renderDevices, renderPartnerships, renderProbes, renderMalformed, renderRules,
-    renderBackdoors, renderAffected].forEach(function (f) { f(); });
+    renderBackdoors, renderAffected, renderPosture].forEach(function (f) { f(); });
   document.body.setAttribute("data-ready", "1");
 })();

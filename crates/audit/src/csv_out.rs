@@ -560,3 +560,114 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
     written.push(path);
     Ok(written)
 }
+
+/// Write the posture into `dir`: doors.csv, backdoors.csv, unused.csv,
+/// basic_auth.csv and disable-unused.ps1 (the `Set-CASMailbox` lines).
+pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    let mut written = Vec::new();
+    let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";");
+
+    let (mut w, path) = writer(dir, "doors.csv")?;
+    row!(
+        w,
+        path,
+        [
+            "user",
+            "protocol",
+            "state",
+            "blocked_by",
+            "denied_by",
+            "used",
+            "requests",
+            "reached",
+            "denied",
+            "clients",
+            "networks"
+        ]
+    );
+    for u in &report.users {
+        for d in &u.doors {
+            row!(
+                w,
+                path,
+                [
+                    u.user,
+                    d.protocol,
+                    d.state,
+                    d.blocked_by.clone().unwrap_or_default(),
+                    join(&d.denied_by),
+                    d.used.to_string(),
+                    d.requests.to_string(),
+                    d.reached.to_string(),
+                    d.denied.to_string(),
+                    join(&d.clients),
+                    join(&d.networks),
+                ]
+            );
+        }
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "backdoors.csv")?;
+    row!(
+        w,
+        path,
+        ["user", "risk", "level", "gated_by", "protocol", "client", "kind", "network", "requests", "evidence_risk"]
+    );
+    for b in &report.backdoors {
+        let gates = b
+            .gated_by
+            .iter()
+            .map(|g| format!("{} {} by {}", g.client, g.protocol, g.rule))
+            .collect::<Vec<_>>()
+            .join(";");
+        for e in b.evidence.iter().chain(&b.context) {
+            row!(
+                w,
+                path,
+                [
+                    b.user,
+                    b.risk.to_string(),
+                    b.level,
+                    gates,
+                    e.protocol,
+                    e.client,
+                    e.kind,
+                    e.network,
+                    e.requests.to_string(),
+                    e.risk.to_string(),
+                ]
+            );
+        }
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "unused.csv")?;
+    row!(w, path, ["user", "protocol", "switch"]);
+    for d in &report.unused.doors {
+        row!(w, path, [d.user, d.protocol, d.switch.clone().unwrap_or_default()]);
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let (mut w, path) = writer(dir, "basic_auth.csv")?;
+    row!(w, path, ["protocol", "client", "requests", "users"]);
+    for b in &report.basic_auth {
+        row!(w, path, [b.protocol, b.client, b.requests.to_string(), b.users.join(";")]);
+    }
+    finish(w, &path)?;
+    written.push(path);
+
+    let path = dir.join("disable-unused.ps1");
+    let mut script = String::from("# Doors open but unused in the logs read by casguard posture.\n");
+    for c in &report.unused.commands {
+        script.push_str(c);
+        script.push('\n');
+    }
+    std::fs::write(&path, script).map_err(|e| CsvError { path: path.clone(), source: csv::Error::from(e) })?;
+    written.push(path);
+    Ok(written)
+}

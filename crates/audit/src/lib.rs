@@ -17,6 +17,7 @@ mod devices;
 pub mod findings;
 pub mod html;
 pub mod partnerships;
+pub mod posture;
 pub mod report;
 pub mod scan;
 pub mod signins;

@@ -30,6 +30,8 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Replay logs through a policy: who would be blocked, by which rule, and which doors stay open.
     Simulate(cmd::simulate::Args),
+    /// What the settings in force leave open per user: open backdoors, unused doors, Basic authentication.
+    Posture(cmd::posture::Args),
     /// Work with policy files.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
@@ -57,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Audit(args) => cmd::audit::run(args, &global),
         Command::Simulate(args) => cmd::simulate::run(args, &global),
+        Command::Posture(args) => cmd::posture::run(args, &global),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Emit(args) => cmd::emit::run(args),
         Command::Inventory(args) => cmd::inventory::run(args, &global),

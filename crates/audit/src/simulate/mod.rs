@@ -48,11 +48,31 @@ impl RuleTally {
 /// Per user: where they were denied and where they still got through.
 #[derive(Clone, Debug, Default)]
 pub struct UserDoors {
+    /// Every request of the user, per protocol, whatever its decision.
+    pub requests: [u64; PROTOCOLS],
     pub denied: [u64; PROTOCOLS],
     /// Allowed requests that succeeded (status below 400), per protocol.
     pub reached: [u64; PROTOCOLS],
-    /// Clients behind the allowed successful requests, per protocol.
-    pub reached_clients: BTreeMap<(usize, u16), u64>,
+    /// Allowed successful requests per (protocol, client, network).
+    pub reached_clients: BTreeMap<(usize, u16, u16), u64>,
+    /// Denied requests per (protocol, client, rule slot).
+    pub denied_clients: BTreeMap<(usize, u16, usize), u64>,
+}
+
+impl UserDoors {
+    fn merge(&mut self, other: UserDoors) {
+        for p in 0..PROTOCOLS {
+            self.requests[p] += other.requests[p];
+            self.denied[p] += other.denied[p];
+            self.reached[p] += other.reached[p];
+        }
+        for (key, n) in other.reached_clients {
+            *self.reached_clients.entry(key).or_default() += n;
+        }
+        for (key, n) in other.denied_clients {
+            *self.denied_clients.entry(key).or_default() += n;
+        }
+    }
 }
 
 /// Decisions for one kind of traffic.
@@ -91,11 +111,13 @@ impl SimTally {
             None => self.users.entry(req.user.as_str().into()).or_default(),
         };
         let p = req.protocol.index();
+        doors.requests[p] += 1;
         if denied {
             doors.denied[p] += 1;
+            *doors.denied_clients.entry((p, req.client.0, slot)).or_default() += 1;
         } else if req.status < 400 {
             doors.reached[p] += 1;
-            *doors.reached_clients.entry((p, req.client.0)).or_default() += 1;
+            *doors.reached_clients.entry((p, req.client.0, req.network.0)).or_default() += 1;
         }
     }
 
@@ -109,14 +131,7 @@ impl SimTally {
             mine.merge(theirs);
         }
         for (user, doors) in other.users {
-            let mine = self.users.entry(user).or_default();
-            for p in 0..PROTOCOLS {
-                mine.denied[p] += doors.denied[p];
-                mine.reached[p] += doors.reached[p];
-            }
-            for (key, n) in doors.reached_clients {
-                *mine.reached_clients.entry(key).or_default() += n;
-            }
+            self.users.entry(user).or_default().merge(doors);
         }
     }
 }
@@ -147,7 +162,7 @@ fn merge_counts(mine: &mut DeviceCounts, theirs: DeviceCounts) {
 }
 
 /// The name of a rule slot: a rule's, or `default` past the last rule.
-fn slot_name(policy: &ReadyPolicy, slot: usize) -> String {
+pub(crate) fn slot_name(policy: &ReadyPolicy, slot: usize) -> String {
     policy.rule_name(Some(slot)).map_or_else(|| "default".to_string(), |name| name.to_string())
 }
 
@@ -264,7 +279,7 @@ impl Simulation {
         self.unknown_auth += other.unknown_auth;
     }
 
-    fn backend_only(&self) -> bool {
+    pub(crate) fn backend_only(&self) -> bool {
         self.people.requests == 0 && self.backend.requests + self.backend_machines.requests > 0
     }
 }

@@ -194,7 +194,7 @@ impl SimReport {
                 continue;
             }
             let mut evidence: BTreeMap<&'static str, BTreeMap<String, u64>> = BTreeMap::new();
-            for ((p, client), n) in &doors.reached_clients {
+            for ((p, client, _), n) in &doors.reached_clients {
                 let protocol = Protocol::ALL[*p];
                 if open.contains(&protocol) {
                     let name = interpreter.catalog().get(exchange::ClientId(*client)).id.clone();

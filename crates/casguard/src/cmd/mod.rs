@@ -10,6 +10,7 @@ pub mod export;
 pub mod gateway;
 pub mod inventory;
 pub mod policy;
+pub mod posture;
 pub mod ranges;
 pub mod simulate;
 pub mod watch;

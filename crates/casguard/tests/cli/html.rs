@@ -1,4 +1,4 @@
-//! `--format html` for audit and simulate: one self-contained page whose log
+//! `--format html` for audit, simulate and posture: one self-contained page whose log
 //! text (attacker-chosen user agents, user names, device ids) stays text;
 //! then the same page in a real headless Chromium (tests/browser/check.sh).
 
@@ -108,6 +108,28 @@ fn simulate_html_shows_rules_and_backdoors() {
 }
 
 #[test]
+fn posture_html_is_the_json_report_as_a_matrix() {
+    let dir = logs_with_injection();
+    let page = dir.path().join("posture.html");
+    let logs = dir.path().to_str().unwrap();
+    let policy = example("outlook-mobile-lockdown.toml");
+    let policy = policy.as_str();
+    ok(casguard(&["-q", "posture", "--policy", policy, "--format", "html", "--out", page.to_str().unwrap(), logs]));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_self_contained(&html);
+    let data = embedded_data(&html);
+    let json: Value =
+        serde_json::from_slice(&ok(casguard(&["posture", "--policy", policy, "--format", "json", logs])).stdout)
+            .unwrap();
+    assert_eq!(data["users"], json["users"]);
+    assert_eq!(data["backdoors"], json["backdoors"]);
+    assert!(html.contains("id=\"posture-matrix\""));
+    // The user name that tries to inject markup is in the data, as text.
+    assert!(data["users"].as_array().unwrap().iter().any(|u| u["user"].as_str().unwrap().contains("onerror")));
+    assert!(!html.contains(EVIL_USER));
+}
+
+#[test]
 fn html_needs_an_out_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = casguard(&["audit", "--format", "html", dir.path().to_str().unwrap()]);
@@ -162,6 +184,20 @@ fn reports_work_in_headless_chromium() {
         logs,
     ]));
     browser_check(&sim_page, &shots.join("simulate.png"));
+    let posture_page = dir.path().join("posture.html");
+    let lockdown = example("outlook-mobile-lockdown.toml");
+    ok(casguard(&[
+        "-q",
+        "posture",
+        "--policy",
+        &lockdown,
+        "--format",
+        "html",
+        "--out",
+        posture_page.to_str().unwrap(),
+        logs,
+    ]));
+    browser_check(&posture_page, &shots.join("posture.png"));
     let png = std::fs::read(shots.join("audit.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
 }

@@ -16,6 +16,7 @@ mod html;
 mod httpproxy;
 mod import;
 mod input;
+mod posture;
 mod ranges;
 mod simulate;
 mod watch;

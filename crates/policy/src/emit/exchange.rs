@@ -8,6 +8,25 @@ use crate::emit::{common_blockers, cond_kind, is_user_rule, Output, Unexpressibl
 use crate::model::{Action, Cond, Policy, TextMode};
 use exchange::Protocol;
 
+/// The `Set-CASMailbox` parameter and value that turn `protocol` off for
+/// one mailbox, if there is one. MAPI over HTTP alone is `MapiHttpEnabled
+/// $false`: `MAPIEnabled $false` would also cut Outlook on the LAN.
+pub fn mailbox_switch(protocol: Protocol) -> Option<(&'static str, &'static str)> {
+    Some(match protocol {
+        Protocol::ActiveSync => ("ActiveSyncEnabled", "$false"),
+        Protocol::Ews => ("EwsEnabled", "$false"),
+        Protocol::Owa => ("OWAEnabled", "$false"),
+        Protocol::Mapi => ("MapiHttpEnabled", "$false"),
+        Protocol::Rpc => ("MAPIBlockOutlookRpcHttp", "$true"),
+        _ => return None,
+    })
+}
+
+/// A PowerShell single-quoted string.
+pub fn quote(s: &str) -> String {
+    q(s)
+}
+
 fn q(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -115,14 +134,8 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<String, String> {
     if let (Some(users), Some(ps)) = (users, protocols) {
         let mut params = String::new();
         for p in ps {
-            // MAPI over HTTP alone: MAPIEnabled $false would also cut Outlook on the LAN.
-            let (name, value) = match p {
-                Protocol::ActiveSync => ("ActiveSyncEnabled", "$false"),
-                Protocol::Ews => ("EwsEnabled", "$false"),
-                Protocol::Owa => ("OWAEnabled", "$false"),
-                Protocol::Mapi => ("MapiHttpEnabled", "$false"),
-                Protocol::Rpc => ("MAPIBlockOutlookRpcHttp", "$true"),
-                _ => return Err(format!("protocol '{}' cannot be turned off per mailbox", p.key())),
+            let Some((name, value)) = mailbox_switch(*p) else {
+                return Err(format!("protocol '{}' cannot be turned off per mailbox", p.key()));
             };
             params.push_str(&format!(" -{name} {value}"));
         }

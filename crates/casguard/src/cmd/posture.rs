@@ -1,0 +1,74 @@
+//! `casguard posture`: what the settings in force leave open for each user,
+//! which doors are used, and the findings (open backdoors, doors open but
+//! unused, Basic authentication in use).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use audit::posture::{PostureCollector, PostureReport};
+use policy::{Policy, ReadyPolicy};
+
+use super::{emit, warn_malformed, Format, Global, Inputs, Progress};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The policy in force, as `casguard policy import` writes it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    #[command(flatten)]
+    pub inputs: Inputs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout (a folder for csv).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Treat malformed lines as an error (exit 2).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    args.format.check_out(args.out.as_deref())?;
+    let interpreter = Arc::new(args.inputs.interpreter()?);
+    let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
+    let policy = ReadyPolicy::new(policy, None, interpreter)?;
+    let files = args.inputs.files()?;
+    let options = args.inputs.scan_options()?;
+
+    let progress = Progress::new(&files, global);
+    let (collector, stats) = audit::scan_requests(
+        &files,
+        &options,
+        policy.interpreter(),
+        || PostureCollector::new(&policy),
+        |a: &mut PostureCollector<'_>, b: PostureCollector<'_>| a.state.merge(b.state),
+        &|path| progress.file_done(path),
+    )?;
+    progress.finish();
+
+    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
+    if args.strict && malformed > 0 {
+        warn_malformed(&stats, "error");
+        anyhow::bail!("{malformed} malformed line(s) (--strict)");
+    }
+    warn_malformed(&stats, "warning");
+
+    let report = PostureReport::build(&collector.state, &policy, &stats);
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Table => audit::posture::render_table(&report),
+        Format::Html => audit::html::posture_html(&report),
+        Format::Csv => {
+            let dir = args.out.as_deref().expect("checked above");
+            for path in audit::csv_out::write_posture(&report, dir)? {
+                if !global.quiet {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    emit(args.out.as_ref(), &text)?;
+    Ok(ExitCode::SUCCESS)
+}
