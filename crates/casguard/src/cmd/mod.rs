@@ -192,6 +192,36 @@ pub fn aggregate_files(
     Ok((interpreter, aggregate, stats))
 }
 
+/// Read `files` into sinks made by `make` and combined with `merge`, with
+/// progress, then report malformed lines: with `strict` any is an error.
+pub fn scan_checked<S, F, M>(
+    files: &[PathBuf],
+    options: &w3c::ScanOptions,
+    interpreter: &Interpreter,
+    global: &Global,
+    strict: bool,
+    make: F,
+    merge: M,
+) -> anyhow::Result<(S, Vec<FileStats>)>
+where
+    S: ::audit::scan::SendSink,
+    S::Error: std::error::Error + Sync + 'static,
+    F: Fn() -> S + Sync,
+    M: Fn(&mut S, S),
+{
+    let progress = Progress::new(files, global);
+    let (sink, stats) =
+        ::audit::scan_requests(files, options, interpreter, make, merge, &|path| progress.file_done(path))?;
+    progress.finish();
+    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
+    if strict && malformed > 0 {
+        warn_malformed(&stats, "error");
+        anyhow::bail!("{malformed} malformed line(s) (--strict)");
+    }
+    warn_malformed(&stats, "warning");
+    Ok((sink, stats))
+}
+
 /// When failed sign-ins make a finding (password spray, brute force).
 #[derive(clap::Args, Debug)]
 pub struct SignInLimits {

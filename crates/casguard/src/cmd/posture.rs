@@ -9,7 +9,7 @@ use std::sync::Arc;
 use audit::posture::{PostureCollector, PostureReport};
 use policy::{Policy, ReadyPolicy};
 
-use super::{emit, warn_malformed, Format, Global, Inputs, Progress};
+use super::{emit, scan_checked, Format, Global, Inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,23 +36,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
 
-    let progress = Progress::new(&files, global);
-    let (collector, stats) = audit::scan_requests(
+    let (collector, stats) = scan_checked(
         &files,
         &options,
         policy.interpreter(),
+        global,
+        args.strict,
         || PostureCollector::new(&policy),
         |a: &mut PostureCollector<'_>, b: PostureCollector<'_>| a.state.merge(b.state),
-        &|path| progress.file_done(path),
     )?;
-    progress.finish();
-
-    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
-    if args.strict && malformed > 0 {
-        warn_malformed(&stats, "error");
-        anyhow::bail!("{malformed} malformed line(s) (--strict)");
-    }
-    warn_malformed(&stats, "warning");
 
     let report = PostureReport::build(&collector.state, &policy, &stats);
     let text = match args.format {

@@ -10,7 +10,7 @@ use audit::simulate::{inventory_before, ChangeReport, ComparisonCollector, Polic
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{emit, parse_time, warn_malformed, Format, Global, Inputs, Progress};
+use super::{emit, parse_time, scan_checked, Format, Global, Inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -90,23 +90,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return run_change(&args, global, &files, &options, baseline, &policy);
     }
 
-    let progress = Progress::new(&files, global);
-    let (collector, stats) = audit::scan_requests(
+    let (collector, stats) = scan_checked(
         &files,
         &options,
         policy.interpreter(),
+        global,
+        args.strict,
         || SimCollector::new(&policy),
         |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.state.merge(b.state),
-        &|path| progress.file_done(path),
     )?;
-    progress.finish();
-
-    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
-    if args.strict && malformed > 0 {
-        warn_malformed(&stats, "error");
-        anyhow::bail!("{malformed} malformed line(s) (--strict)");
-    }
-    warn_malformed(&stats, "warning");
 
     let report = SimReport::build(&collector.state, &policy, &stats);
     let text = match args.format {
@@ -137,23 +129,15 @@ fn run_change(
     target: &ReadyPolicy,
 ) -> anyhow::Result<ExitCode> {
     let pair = PolicyPair { baseline, target };
-    let progress = Progress::new(files, global);
-    let (collector, stats) = audit::scan_requests(
+    let (collector, stats) = scan_checked(
         files,
         options,
         target.interpreter(),
+        global,
+        args.strict,
         || ComparisonCollector::new(&pair),
         |a: &mut ComparisonCollector<'_>, b: ComparisonCollector<'_>| a.state.merge(b.state),
-        &|path| progress.file_done(path),
     )?;
-    progress.finish();
-
-    let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
-    if args.strict && malformed > 0 {
-        warn_malformed(&stats, "error");
-        anyhow::bail!("{malformed} malformed line(s) (--strict)");
-    }
-    warn_malformed(&stats, "warning");
 
     let report = ChangeReport::build(&collector.state, baseline, target, &stats);
     if report.summary.widens_access {
