@@ -331,6 +331,22 @@ fn client_access_rule_with_positive_addresses_and_both_protocols() {
     assert_eq!(ps_list(l, "AnyOfClientIPAddressesOrRanges"), ["203.0.113.0/24", "2001:db8::/32"]);
     // Restricted to addresses: no lock-out warning.
     assert!(!ps.contains("WARNING"), "{ps}");
+
+    // Priorities follow the file, counting only the rules written.
+    let p = policy(
+        "[[rule]]\nname = \"a\"\naction = \"deny\"\nprotocol = \"ecp\"\ncidr = \"203.0.113.7\"\n\
+         [[rule]]\nname = \"b\"\naction = \"deny\"\nprotocol = \"ecp\"\nuser = \"x\"\n\
+         [[rule]]\nname = \"c\"\naction = \"deny\"\nprotocol = \"powershell\"\ncidr = \"203.0.113.8\"\n",
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    let prio: Vec<Vec<String>> = out.files[0]
+        .1
+        .lines()
+        .filter(|l| l.starts_with("New-ClientAccessRule"))
+        .map(|l| ps_list(l, "Priority"))
+        .collect();
+    assert_eq!(prio, [["1"], ["2"]]);
+    assert_eq!(unexpressible(&p, Target::Exchange), ["b"]);
 }
 
 #[test]

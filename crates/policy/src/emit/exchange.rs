@@ -251,8 +251,9 @@ pub fn emit(policy: &Policy) -> Output {
             continue;
         }
         let result = if car::touches_car_protocols(r) {
-            priority += 1;
-            car::from_rule(policy, i, priority)
+            let res = car::from_rule(policy, i, priority + 1);
+            priority += u32::from(res.is_ok());
+            res
         } else {
             from_rule(policy, i).map_err(|reason| {
                 if car::tests_address(r) {
