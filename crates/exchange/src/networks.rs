@@ -40,6 +40,16 @@ const BUILTIN_NAMES: [&str; 4] = ["loopback", "internal", "external", "microsoft
 const LOOPBACK_RANGES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 const INTERNAL_RANGES: [&str; 7] =
     ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"];
+/// The fixed prefixes of a built-in network (`loopback`, `internal`), for
+/// emitters that must write them out; `None` for the others, whose extent
+/// depends on the range files loaded.
+pub fn builtin_prefixes(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "loopback" => Some(&LOOPBACK_RANGES),
+        "internal" => Some(&INTERNAL_RANGES),
+        _ => None,
+    }
+}
 const MICROSOFT365: &str = include_str!("../../../data/ranges/microsoft365.txt");
 /// The AutoDetect ranges (data/ranges/autodetect.txt): not in the endpoints web service.
 pub const AUTODETECT: &str = include_str!("../../../data/ranges/autodetect.txt");

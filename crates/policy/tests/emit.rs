@@ -279,3 +279,126 @@ fn an_auth_condition_is_named_unexpressible_with_its_reason() {
         assert!(reason.starts_with("authentication type") && reason.contains(says), "{t}: {reason}");
     }
 }
+
+/// The arguments of a PowerShell list parameter (`-Name 'a','b'`), unquoted.
+fn ps_list(line: &str, param: &str) -> Vec<String> {
+    let rest = line.split(&format!(" -{param} ")).nth(1).unwrap_or_else(|| panic!("no -{param} in {line}"));
+    let arg = rest.split(" -").next().unwrap();
+    arg.split(',').map(|s| s.trim().trim_matches('\'').to_string()).collect()
+}
+
+#[test]
+fn client_access_rule_for_ecp_from_outside_the_internal_network() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "admin center from inside only"
+action = "deny"
+protocol = "ecp"
+unless = { network = "internal", cidr = "198.51.100.0/24" }  # each is one exception
+"#,
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    let ps = &out.files[0].1;
+    assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
+    let lines: Vec<&str> = ps.lines().filter(|l| l.starts_with("New-ClientAccessRule")).collect();
+    assert_eq!(lines.len(), 1, "{ps}");
+    let l = lines[0];
+    assert!(l.contains(" -Name 'casguard: admin center from inside only' "), "{l}");
+    assert_eq!(ps_list(l, "Action"), ["DenyAccess"]);
+    assert_eq!(ps_list(l, "AnyOfProtocols"), ["ExchangeAdminCenter"]);
+    assert!(!l.contains("-AnyOfClientIPAddressesOrRanges"), "{l}");
+    let except = ps_list(l, "ExceptAnyOfClientIPAddressesOrRanges");
+    for net in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "198.51.100.0/24"] {
+        assert!(except.iter().any(|e| e == net), "{net} missing from {except:?}");
+    }
+    assert_eq!(ps_list(l, "Priority"), ["1"]);
+    assert!(!ps.contains("WARNING"), "{ps}");
+    // The built-in network was written out, and the output says so.
+    assert!(ps.contains("# note: network 'internal' written as its built-in prefixes"), "{ps}");
+}
+
+#[test]
+fn client_access_rule_with_positive_addresses_and_both_protocols() {
+    let p = policy(
+        "[[rule]]\nname = \"no admin from the lab\"\naction = \"deny\"\nprotocol = [\"ecp\", \"powershell\"]\ncidr = [\"203.0.113.0/24\", \"2001:db8::/32\"]\n",
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
+    let ps = &out.files[0].1;
+    let l = ps.lines().find(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
+    assert_eq!(ps_list(l, "AnyOfProtocols"), ["ExchangeAdminCenter", "RemotePowerShell"]);
+    assert_eq!(ps_list(l, "AnyOfClientIPAddressesOrRanges"), ["203.0.113.0/24", "2001:db8::/32"]);
+    // Restricted to addresses: no lock-out warning.
+    assert!(!ps.contains("WARNING"), "{ps}");
+
+    // Priorities follow the file, counting only the rules written.
+    let p = policy(
+        "[[rule]]\nname = \"a\"\naction = \"deny\"\nprotocol = \"ecp\"\ncidr = \"203.0.113.7\"\n\
+         [[rule]]\nname = \"b\"\naction = \"deny\"\nprotocol = \"ecp\"\nuser = \"x\"\n\
+         [[rule]]\nname = \"c\"\naction = \"deny\"\nprotocol = \"powershell\"\ncidr = \"203.0.113.8\"\n",
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    let prio: Vec<Vec<String>> = out.files[0]
+        .1
+        .lines()
+        .filter(|l| l.starts_with("New-ClientAccessRule"))
+        .map(|l| ps_list(l, "Priority"))
+        .collect();
+    assert_eq!(prio, [["1"], ["2"]]);
+    assert_eq!(unexpressible(&p, Target::Exchange), ["b"]);
+}
+
+#[test]
+fn no_client_access_rule_for_ews() {
+    let p = policy(
+        "[[rule]]\nname = \"ews from outside\"\naction = \"deny\"\nprotocol = \"ews\"\nunless = { network = \"internal\" }\n",
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    assert!(!out.files[0].1.contains("ClientAccessRule"), "{}", out.files[0].1);
+    assert_eq!(out.unexpressible.len(), 1, "{:?}", out.unexpressible);
+    assert_eq!(out.unexpressible[0].rule, "ews from outside");
+    assert!(
+        out.unexpressible[0].reason.contains("ExchangeAdminCenter and RemotePowerShell"),
+        "{:?}",
+        out.unexpressible
+    );
+    // Mixing EWS into an ECP rule is reported too, never half-written.
+    let p = policy(
+        "[[rule]]\nname = \"mixed\"\naction = \"deny\"\nprotocol = [\"ecp\", \"ews\"]\nnetwork = \"external\"\n",
+    );
+    let out = emit::emit(&p, Target::Exchange);
+    assert!(!out.files[0].1.contains("New-ClientAccessRule"));
+    assert_eq!(unexpressible(&p, Target::Exchange), ["mixed"]);
+    assert!(out.unexpressible[0].reason.contains("split the rule"), "{:?}", out.unexpressible);
+}
+
+#[test]
+fn client_access_rule_limits_are_reported() {
+    let cases = [
+        ("user = \"alice\"", "Exchange Online"),
+        ("network = \"external\"", "no fixed address list"),
+        ("user_agent = { contains = \"curl\" }", "protocol and client address"),
+    ];
+    for (cond, why) in cases {
+        let p = policy(&format!("[[rule]]\nname = \"r\"\naction = \"deny\"\nprotocol = \"powershell\"\n{cond}\n"));
+        let out = emit::emit(&p, Target::Exchange);
+        assert!(!out.files[0].1.contains("New-ClientAccessRule"), "{cond}");
+        assert_eq!(out.unexpressible.len(), 1, "{cond}: {:?}", out.unexpressible);
+        assert!(out.unexpressible[0].reason.contains(why), "{cond}: {:?}", out.unexpressible);
+    }
+}
+
+#[test]
+fn powershell_for_everyone_carries_the_lockout_warning() {
+    let p = policy("[[rule]]\nname = \"no remote shell\"\naction = \"deny\"\nprotocol = \"powershell\"\n");
+    let out = emit::emit(&p, Target::Exchange);
+    assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
+    let ps = &out.files[0].1;
+    let lines: Vec<&str> = ps.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
+    assert!(lines[at - 1].starts_with("# WARNING:") && lines[at - 1].contains("locks administrators out"), "{ps}");
+    assert_eq!(ps_list(lines[at], "AnyOfProtocols"), ["RemotePowerShell"]);
+    // No allow rule is invented.
+    assert!(!ps.contains("AllowAccess"), "{ps}");
+}

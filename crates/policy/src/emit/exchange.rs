@@ -1,10 +1,11 @@
 //! Exchange Management Shell: EWS access (Set-OrganizationConfig,
 //! Set-CASMailbox), ActiveSync device access rules and organization default,
 //! per-mailbox device lists and protocol switches, and authentication
-//! policies (New-AuthenticationPolicy, Set-User).
+//! policies (New-AuthenticationPolicy, Set-User), and Client Access Rules for
+//! the admin center and remote PowerShell (see `car`).
 
 use crate::blocks::{AppPolicy, AuthBlock, EwsSettings, MailboxBlock};
-use crate::emit::{common_blockers, cond_kind, is_user_rule, Output, Unexpressible};
+use crate::emit::{car, common_blockers, cond_kind, is_user_rule, Output, Unexpressible};
 use crate::model::{Action, Cond, Policy, TextMode};
 use exchange::Protocol;
 
@@ -257,11 +258,28 @@ pub fn emit(policy: &Policy) -> Output {
         });
     }
     let mut rules = String::new();
+    let mut priority = 0;
     for (i, r) in policy.rules().iter().enumerate() {
         if !is_user_rule(r) || r.action == Action::Allow {
             continue;
         }
-        match from_rule(policy, i) {
+        let result = if car::touches_car_protocols(r) {
+            let res = car::from_rule(policy, i, priority + 1);
+            priority += u32::from(res.is_ok());
+            res
+        } else {
+            from_rule(policy, i).map_err(|reason| {
+                if car::tests_address(r) {
+                    format!(
+                        "{reason}; a Client Access Rule is not written either: Exchange 2019 on premises \
+                         ignores them for every protocol but ExchangeAdminCenter and RemotePowerShell"
+                    )
+                } else {
+                    reason
+                }
+            })
+        };
+        match result {
             Ok(cmds) => {
                 rules.push_str(&format!("# rule '{}'\n{cmds}", r.name));
             }

@@ -2,6 +2,7 @@
 //! returns its text and the rules it cannot express exactly: a rule is never
 //! approximated silently.
 
+mod car;
 pub mod exchange;
 pub mod iis;
 pub mod nginx;
