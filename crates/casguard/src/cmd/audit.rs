@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use audit::{Report, ReportOptions};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{emit, warn_malformed, Format, Global, Inputs, SignInLimits};
+use super::{warn_malformed, write_report, Format, Global, Inputs, SignInLimits};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -64,20 +64,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         let catalog = interpreter.catalog();
         report.partnerships = Some(audit::partnerships::build(&sorted.exports, &aggregate, catalog, args.stale_days));
     }
-    match args.format {
-        Format::Csv => {
-            let dir = args.out.as_deref().expect("checked above");
-            let written = audit::csv_out::write_all(&report, &aggregate, dir)?;
-            if !global.quiet {
-                for path in written {
-                    eprintln!("wrote {}", path.display());
-                }
-            }
-        }
-        Format::Json => emit(args.out.as_ref(), &(serde_json::to_string_pretty(&report)? + "\n"))?,
-        Format::Table => emit(args.out.as_ref(), &audit::table::render(&report, args.top))?,
-        Format::Html => emit(args.out.as_ref(), &audit::html::audit_html(&report, &aggregate, interpreter.catalog()))?,
-    }
+    write_report(
+        args.format,
+        args.out.as_ref(),
+        global,
+        |dir| audit::csv_out::write_all(&report, &aggregate, dir),
+        |format| {
+            Ok(match format {
+                Format::Table => audit::table::render(&report, args.top),
+                Format::Html => audit::html::audit_html(&report, &aggregate, interpreter.catalog()),
+                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
+            })
+        },
+    )?;
     let people_findings = !report.findings.is_empty();
     Ok(if args.fail_on_findings && people_findings { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -192,6 +192,28 @@ pub fn aggregate_files(
     Ok((interpreter, aggregate, stats))
 }
 
+/// Write a report in `format`: CSV files into the `--out` folder (each
+/// named on stderr unless quiet) by `csv`, else the text `text` makes, to
+/// `--out` or stdout. (`Format::check_out` has checked `--out`.)
+pub fn write_report(
+    format: Format,
+    out: Option<&PathBuf>,
+    global: &Global,
+    csv: impl FnOnce(&Path) -> Result<Vec<PathBuf>, ::audit::csv_out::CsvError>,
+    text: impl FnOnce(Format) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    if format == Format::Csv {
+        let dir = out.expect("--format csv needs --out, checked before the scan");
+        for path in csv(dir)? {
+            if !global.quiet {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        return Ok(());
+    }
+    emit(out, &text(format)?)
+}
+
 /// Read `files` into sinks made by `make` and combined with `merge`, with
 /// progress, then report malformed lines: with `strict` any is an error.
 pub fn scan_checked<S, F, M>(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use audit::posture::{PostureCollector, PostureReport};
 use policy::{Policy, ReadyPolicy};
 
-use super::{emit, scan_checked, Format, Global, Inputs};
+use super::{scan_checked, write_report, Format, Global, Inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -47,20 +47,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     )?;
 
     let report = PostureReport::build(&collector.state, &policy, &stats);
-    let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Table => audit::posture::render_table(&report),
-        Format::Html => audit::html::posture_html(&report),
-        Format::Csv => {
-            let dir = args.out.as_deref().expect("checked above");
-            for path in audit::csv_out::write_posture(&report, dir)? {
-                if !global.quiet {
-                    eprintln!("wrote {}", path.display());
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    emit(args.out.as_ref(), &text)?;
+    write_report(
+        args.format,
+        args.out.as_ref(),
+        global,
+        |dir| audit::csv_out::write_posture(&report, dir),
+        |format| {
+            Ok(match format {
+                Format::Table => audit::posture::render_table(&report),
+                Format::Html => audit::html::posture_html(&report),
+                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
+            })
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use audit::simulate::{inventory_before, ChangeReport, ComparisonCollector, Polic
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{emit, parse_time, scan_checked, Format, Global, Inputs};
+use super::{parse_time, scan_checked, write_report, Format, Global, Inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -101,21 +101,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     )?;
 
     let report = SimReport::build(&collector.state, &policy, &stats);
-    let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Table => audit::simulate::render_table(&report),
-        Format::Html => audit::html::simulate_html(&report),
-        Format::Csv => {
-            let dir = args.out.as_deref().expect("checked above");
-            for path in audit::csv_out::write_simulation(&report, dir)? {
-                if !global.quiet {
-                    eprintln!("wrote {}", path.display());
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    emit(args.out.as_ref(), &text)?;
+    write_report(
+        args.format,
+        args.out.as_ref(),
+        global,
+        |dir| audit::csv_out::write_simulation(&report, dir),
+        |format| {
+            Ok(match format {
+                Format::Table => audit::simulate::render_table(&report),
+                Format::Html => audit::html::simulate_html(&report),
+                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
+            })
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,20 +144,18 @@ fn run_change(
             report.summary.newly_allowed_requests, report.summary.newly_allowed_users, report.baseline
         );
     }
-    let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Table => audit::simulate::render_change_table(&report),
-        Format::Html => unreachable!("refused above"),
-        Format::Csv => {
-            let dir = args.out.as_deref().expect("checked above");
-            for path in audit::csv_out::write_change(&report, dir)? {
-                if !global.quiet {
-                    eprintln!("wrote {}", path.display());
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    emit(args.out.as_ref(), &text)?;
+    write_report(
+        args.format,
+        args.out.as_ref(),
+        global,
+        |dir| audit::csv_out::write_change(&report, dir),
+        |format| {
+            Ok(match format {
+                Format::Table => audit::simulate::render_change_table(&report),
+                Format::Html => unreachable!("refused above"),
+                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
+            })
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
