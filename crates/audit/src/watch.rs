@@ -197,7 +197,7 @@ pub fn poll(
         let (stats, file_state) = if is_proxy {
             let mut at = match known {
                 Some(known) => known.proxy_position(),
-                None if tail_existing => match httpproxy::tail::Position::at_end(path) {
+                None if tail_existing => match httpproxy::tail::at_end(path) {
                     Ok(at) => at,
                     Err(_) if !path.exists() => continue,
                     Err(e) => return Err(e.into()),

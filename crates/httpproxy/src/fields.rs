@@ -3,7 +3,8 @@
 //! versions, so nothing here assumes a position.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+
+use w3c::{FieldTable, KnownField};
 
 /// Columns of HttpProxy logs that readers look up by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,80 +107,53 @@ impl Field {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Inner {
-    names: Vec<String>,
-    known: [Option<u32>; Field::COUNT],
-}
+/// The `#Fields` table in force for HttpProxy fields. Cloning is a
+/// reference-count increment. [`w3c::FieldTable::parse`] reads the text
+/// after `#Fields:`: names separated by commas, spaces around them and a
+/// trailing CR ignored.
+pub type Fields = FieldTable<Field, { Field::COUNT }>;
 
-/// The `#Fields` table in force. Cloning is a reference-count increment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fields(Arc<Inner>);
+impl KnownField for Field {
+    fn from_name(name: &str) -> Option<Field> {
+        Field::from_name(name)
+    }
 
-impl Fields {
-    /// Parses the text after `#Fields:`: names separated by commas, spaces
-    /// around them and a trailing CR ignored.
-    pub fn parse(directive_value: &[u8]) -> Fields {
+    #[inline]
+    fn slot(self) -> usize {
+        self as usize
+    }
+
+    fn column_names(directive_value: &[u8]) -> Vec<String> {
         let names: Vec<String> = directive_value
             .split(|&b| b == b',')
             .map(|t| String::from_utf8_lossy(t.trim_ascii()).into_owned())
             .collect();
-        let names = if names.len() == 1 && names[0].is_empty() { Vec::new() } else { names };
-        let mut known = [None; Field::COUNT];
-        for (i, name) in names.iter().enumerate() {
-            if let Some(f) = Field::from_name(name) {
-                // The first column of a name wins if a table repeats it.
-                known[f as usize].get_or_insert(i as u32);
+        if names.len() == 1 && names[0].is_empty() {
+            Vec::new()
+        } else {
+            names
+        }
+    }
+}
+
+/// [`Fields::parse`], remembering the last directive parsed on this
+/// thread: every file of a server repeats the same one, and files are many.
+pub(crate) fn parse_cached(directive_value: &[u8]) -> Fields {
+    thread_local! {
+        static LAST: RefCell<Option<(Vec<u8>, Fields)>> = const { RefCell::new(None) };
+    }
+    let cached = LAST.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
+        if let Some((text, fields)) = &*last {
+            if text.as_slice() == directive_value {
+                return Some(fields.clone());
             }
         }
-        Fields(Arc::new(Inner { names, known }))
-    }
-
-    /// [`Fields::parse`], remembering the last directive parsed on this
-    /// thread: every file of a server repeats the same one, and files are many.
-    pub(crate) fn parse_cached(directive_value: &[u8]) -> Fields {
-        thread_local! {
-            static LAST: RefCell<Option<(Vec<u8>, Fields)>> = const { RefCell::new(None) };
-        }
-        let cached = LAST.try_with(|last| {
-            let mut last = last.try_borrow_mut().ok()?;
-            if let Some((text, fields)) = &*last {
-                if text.as_slice() == directive_value {
-                    return Some(fields.clone());
-                }
-            }
-            let fields = Fields::parse(directive_value);
-            *last = Some((directive_value.to_vec(), fields.clone()));
-            Some(fields)
-        });
-        cached.ok().flatten().unwrap_or_else(|| Fields::parse(directive_value))
-    }
-
-    /// Number of columns.
-    pub fn len(&self) -> usize {
-        self.0.names.len()
-    }
-
-    /// True when the directive named no column.
-    pub fn is_empty(&self) -> bool {
-        self.0.names.is_empty()
-    }
-
-    /// Column of a field name, compared case-insensitively (ASCII).
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.0.names.iter().position(|n| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Column of a well-known field, if logged.
-    #[inline]
-    pub fn index(&self, field: Field) -> Option<usize> {
-        self.0.known[field as usize].map(|i| i as usize)
-    }
-
-    /// Column names in order, as written in the directive.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.names.iter().map(String::as_str)
-    }
+        let fields = Fields::parse(directive_value);
+        *last = Some((directive_value.to_vec(), fields.clone()));
+        Some(fields)
+    });
+    cached.ok().flatten().unwrap_or_else(|| Fields::parse(directive_value))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use memchr::{memchr, memrchr};
+use w3c::lines::{fill, is_corrupt, LineParser};
 use w3c::{Error, FileStats, MalformedKind, ScanOptions};
 
 use crate::parser::{Parser, Visitor};
@@ -36,7 +37,10 @@ pub fn scan_reader<R: Read, V: Visitor>(mut reader: R, opts: &ScanOptions, visit
     // The magic bytes alone, then the rest read straight into the block
     // buffer: a buffered reader in between would copy every byte once more.
     let mut magic = [0u8; 2];
-    let got = read_some(&mut reader, &mut magic)?;
+    let got = match fill(&mut reader, &mut magic) {
+        (0, Some(e)) => return Err(e),
+        (got, _) => got,
+    };
     let rest = (&magic[..got]).chain(reader);
     let gzip = got == 2 && magic == GZIP_MAGIC;
     let mut stats = if gzip {
@@ -55,11 +59,6 @@ pub fn scan_file<V: Visitor>(path: &Path, opts: &ScanOptions, visitor: &mut V) -
     let mut stats = scan_reader(file, opts, visitor).map_err(io_err)?;
     stats.path = path.to_path_buf();
     Ok(stats)
-}
-
-/// Errors from the decompressor itself, as opposed to the underlying file.
-fn is_corrupt(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof)
 }
 
 thread_local! {
@@ -90,7 +89,7 @@ fn stream_with<R: Read, V: Visitor>(
 ) -> io::Result<FileStats> {
     let block = block_size(opts);
     let mut p = Parser::new(visitor, opts, None);
-    let keep = p.max_line.saturating_add(1);
+    let keep = p.tally.max_line.saturating_add(1);
     if buf.len() < block + keep.min(block) {
         buf.resize(block + keep.min(block), 0);
     }
@@ -103,21 +102,18 @@ fn stream_with<R: Read, V: Visitor>(
         if buf.len() < carry + block {
             buf.resize(carry + block, 0);
         }
-        let n = match read_some(&mut reader, &mut buf[carry..carry + block]) {
-            Ok(n) => n,
-            Err(e) if gzip && is_corrupt(&e) => {
+        // An error after some bytes comes back when the reader is asked again.
+        let n = match fill(&mut reader, &mut buf[carry..carry + block]) {
+            (0, None) => break,
+            (0, Some(e)) if gzip && is_corrupt(&e) => {
                 // The partial line is dropped and reported in its place.
-                p.line_no += 1;
-                p.stats.lines += 1;
-                p.malformed(MalformedKind::TruncatedGzip, || format!("gzip stream ends early: {e}"));
+                p.tally.lost_line(MalformedKind::TruncatedGzip, || format!("gzip stream ends early: {e}"));
                 carry = 0;
                 break;
             }
-            Err(e) => return Err(e),
+            (0, Some(e)) => return Err(e),
+            (n, _) => n,
         };
-        if n == 0 {
-            break;
-        }
         bytes += n as u64;
         let mut data = &buf[..carry + n];
         if skipping {
@@ -140,7 +136,7 @@ fn stream_with<R: Read, V: Visitor>(
         }
         let rest = data.len() - complete;
         if rest > keep {
-            p.too_long();
+            p.tally.too_long();
             skipping = true;
             carry = 0;
         } else {
@@ -155,22 +151,6 @@ fn stream_with<R: Read, V: Visitor>(
     let (mut stats, _) = p.finish();
     stats.bytes = bytes;
     Ok(stats)
-}
-
-/// Reads until `buf` is full or the input ends; `Ok(0)` only at the end.
-fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // Hand over what was read; the error comes back on the next call.
-            Err(_) if n > 0 => return Ok(n),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use w3c::Error;
 
-use crate::parser::FIELDS_DIRECTIVE;
+use w3c::lines::FIELDS_DIRECTIVE;
 
 /// How much of a file is looked at: the five header lines and a data line.
 const HEAD: usize = 8 << 10;

@@ -7,6 +7,7 @@
 //! quoted; any other `"` is an ordinary character.
 
 use memchr::memchr;
+use w3c::lines::split_on;
 
 /// Set in a span's end when the field holds doubled quotes to undo.
 pub(crate) const ESCAPED: u32 = 1 << 31;
@@ -16,49 +17,17 @@ pub(crate) const MAX_LINE: usize = (ESCAPED - 1) as usize;
 
 /// Fill `spans` (cleared first) with the `(start, end)` of each field of
 /// `line`, quotes excluded; `end` carries [`ESCAPED`] when the field has
-/// doubled quotes. `line` must be at most [`MAX_LINE`] bytes.
+/// doubled quotes. `line` must be at most [`MAX_LINE`] bytes. The common
+/// case, no `"` in the line (one vector search tells), is split on commas
+/// as the W3C reader splits on spaces ([`split_on`]).
 pub(crate) fn split(line: &[u8], spans: &mut Vec<(u32, u32)>) {
     debug_assert!(line.len() <= MAX_LINE);
-    spans.clear();
-    if !split_plain(line, spans) {
+    if memchr(b'"', line).is_some() {
         spans.clear();
         split_quoted(line, spans);
+    } else {
+        split_on::<b','>(line, spans);
     }
-}
-
-/// The common case: no `"` in the line (one vector search tells), then
-/// commas sixteen bytes at a time in a `u128`, as the W3C reader finds
-/// spaces: fields average a dozen bytes, and a vector search set up again
-/// for each costs more. Returns false, having pushed nothing, on a `"`.
-fn split_plain(line: &[u8], spans: &mut Vec<(u32, u32)>) -> bool {
-    const LOW7: u128 = 0x7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f;
-    const COMMAS: u128 = 0x2c2c_2c2c_2c2c_2c2c_2c2c_2c2c_2c2c_2c2c;
-    if memchr(b'"', line).is_some() {
-        return false;
-    }
-    let mut start = 0u32;
-    let mut at = 0;
-    while let Some(c) = line.get(at..at + 16) {
-        // `c` has 16 bytes: the conversion cannot fail.
-        let w = u128::from_le_bytes(c.try_into().unwrap_or_default()) ^ COMMAS;
-        // The high bit of each byte that was a comma (exact: no carry crosses bytes).
-        let mut commas = !(((w & LOW7) + LOW7) | w | LOW7);
-        while commas != 0 {
-            let end = (at as u32) + commas.trailing_zeros() / 8;
-            spans.push((start, end));
-            start = end + 1;
-            commas &= commas - 1;
-        }
-        at += 16;
-    }
-    for (k, &b) in line.iter().enumerate().skip(at) {
-        if b == b',' {
-            spans.push((start, k as u32));
-            start = k as u32 + 1;
-        }
-    }
-    spans.push((start, line.len() as u32));
-    true
 }
 
 /// Lines with a `"`: field by field.

@@ -1,7 +1,8 @@
 //! The `#Fields` table and the well-known field names resolved against it.
 
 use std::fmt;
-use std::sync::Arc;
+
+use crate::table::{FieldTable, KnownField};
 
 /// A well-known W3C field, resolved to a column index once per `#Fields` directive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,76 +133,28 @@ impl fmt::Display for Field {
 pub const IIS_DEFAULT_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
     cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken";
 
-#[derive(Debug, PartialEq, Eq)]
-struct Inner {
-    names: Vec<String>,
-    known: [Option<u32>; Field::COUNT],
-    /// `(first, again)`: column `again` repeats the name, or the well-known
-    /// field, of column `first`.
-    repeated: Vec<(u32, u32)>,
-}
+/// The `#Fields` table in force for IIS's W3C fields. Cloning is a
+/// reference-count increment. [`FieldTable::parse`] reads the text after
+/// `#Fields:`: names separated by spaces; runs of whitespace and a trailing
+/// CR are tolerated in the directive itself.
+pub type Fields = FieldTable<Field, { Field::COUNT }>;
 
-/// The `#Fields` table in force. Cloning is a reference-count increment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fields(Arc<Inner>);
+impl KnownField for Field {
+    fn from_name(name: &str) -> Option<Field> {
+        Field::from_name(name)
+    }
 
-impl Fields {
-    /// Parses the text after `#Fields:`. Names are separated by spaces; runs of
-    /// whitespace and a trailing CR are tolerated in the directive itself.
-    pub fn parse(directive_value: &[u8]) -> Fields {
-        let names: Vec<String> = directive_value
+    #[inline]
+    fn slot(self) -> usize {
+        self as usize
+    }
+
+    fn column_names(directive_value: &[u8]) -> Vec<String> {
+        directive_value
             .split(|b| b.is_ascii_whitespace())
             .filter(|t| !t.is_empty())
             .map(|t| String::from_utf8_lossy(t).into_owned())
-            .collect();
-        let mut known = [None; Field::COUNT];
-        let mut repeated = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let field = Field::from_name(name);
-            // The first column of a name wins if a table repeats it: it is
-            // the one `index_of` finds too.
-            let first = match field {
-                Some(f) => *known[f as usize].get_or_insert(i as u32),
-                None => names.iter().position(|n| n.eq_ignore_ascii_case(name)).unwrap_or(i) as u32,
-            };
-            if first != i as u32 {
-                repeated.push((first, i as u32));
-            }
-        }
-        Fields(Arc::new(Inner { names, known, repeated }))
-    }
-
-    /// Columns that repeat an earlier column's name (case-insensitively) or
-    /// well-known field (`X-Forwarded-For` and `cs(X-Forwarded-For)`), as
-    /// `(first, again)`: the first is the one read.
-    pub fn repeated(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.0.repeated.iter().map(|&(first, again)| (first as usize, again as usize))
-    }
-
-    /// Number of columns.
-    pub fn len(&self) -> usize {
-        self.0.names.len()
-    }
-
-    /// True when the directive named no column.
-    pub fn is_empty(&self) -> bool {
-        self.0.names.is_empty()
-    }
-
-    /// Column of a field name, compared case-insensitively (ASCII).
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.0.names.iter().position(|n| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Column of a well-known field, if logged.
-    #[inline]
-    pub fn index(&self, field: Field) -> Option<usize> {
-        self.0.known[field as usize].map(|i| i as usize)
-    }
-
-    /// Column names in order, as written in the directive.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.names.iter().map(String::as_str)
+            .collect()
     }
 }
 

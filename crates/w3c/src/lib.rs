@@ -28,11 +28,13 @@
 
 mod error;
 mod fields;
+pub mod lines;
 mod parser;
 mod paths;
 mod record;
 mod scan;
 mod stream;
+pub mod table;
 pub mod tail;
 pub mod time;
 mod values;
@@ -44,4 +46,5 @@ pub use paths::{collect_paths, collect_paths_named, is_log_name};
 pub use record::{decode_into, decode_utf8_into, Record};
 pub use scan::{scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, FileScan, VisitorPool};
 pub use stream::{scan_file, scan_reader};
+pub use table::{FieldTable, KnownField};
 pub use values::parse_ip;

@@ -4,14 +4,10 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use memchr::{memchr, memchr_iter, memrchr};
-
 use crate::fields::{Field, Fields};
+use crate::lines::{classify, split_on, Line, LineParser, Tally};
 use crate::record::Record;
 use crate::values::{describe, Checker, Columns};
-
-pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
-pub(crate) const FIELDS_DIRECTIVE: &[u8] = b"#Fields:";
 
 /// Receives every well-formed data line of a scan.
 pub trait Visitor: Send {
@@ -258,11 +254,7 @@ pub(crate) struct Parser<'v, V> {
     /// Where the `#Fields` in force keeps its typed columns.
     columns: Columns,
     checker: Checker,
-    pub(crate) max_line: usize,
-    max_reported: usize,
-    /// Physical lines seen, blank ones and directives included.
-    pub(crate) line_no: u64,
-    pub(crate) stats: FileStats,
+    pub(crate) tally: Tally,
 }
 
 impl<'v, V: Visitor> Parser<'v, V> {
@@ -276,88 +268,20 @@ impl<'v, V: Visitor> Parser<'v, V> {
             fields,
             spans: Vec::with_capacity(32),
             checker: Checker::default(),
-            max_line: opts.max_line(),
-            max_reported: opts.max_reported,
-            line_no: 0,
-            stats: FileStats::default(),
-        }
-    }
-
-    pub(crate) fn malformed(&mut self, kind: MalformedKind, detail: impl FnOnce() -> String) {
-        self.stats.malformed[kind as usize] += 1;
-        if self.stats.first_malformed.len() < self.max_reported {
-            self.stats.first_malformed.push(Malformed { kind, line: self.line_no, detail: detail() });
-        }
-    }
-
-    fn warning(&mut self, kind: WarningKind, detail: impl FnOnce() -> String) {
-        warn(&mut self.stats, self.max_reported, self.line_no, kind, detail);
-    }
-
-    pub(crate) fn too_long(&mut self) {
-        self.line_no += 1;
-        self.stats.lines += 1;
-        let max = self.max_line;
-        self.malformed(MalformedKind::TooLong, || format!("line longer than {max} bytes"));
-    }
-
-    /// Every complete line in `data`; a last line without `\n` counts as a line.
-    /// Stops early, before any line, once the visitor has stopped.
-    pub(crate) fn lines(&mut self, data: &[u8]) {
-        let mut start = 0;
-        for nl in memchr_iter(b'\n', data) {
-            if self.visitor.stopped() {
-                return;
-            }
-            self.line(&data[start..nl]);
-            start = nl + 1;
-        }
-        if start < data.len() && !self.visitor.stopped() {
-            self.line(&data[start..]);
-        }
-    }
-
-    /// The visitor wants no more lines.
-    pub(crate) fn stopped(&self) -> bool {
-        self.visitor.stopped()
-    }
-
-    /// One physical line, without its `\n`.
-    pub(crate) fn line(&mut self, raw: &[u8]) {
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.len() > self.max_line {
-            self.too_long();
-            return;
-        }
-        self.line_no += 1;
-        match classify(line) {
-            Line::Blank => {}
-            Line::Fields(value) => {
-                self.stats.directives += 1;
-                let fields = Fields::parse(value);
-                for (first, again) in fields.repeated() {
-                    self.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
-                }
-                self.columns = Columns::of(Some(&fields));
-                self.fields = Some(fields);
-            }
-            Line::Directive => self.stats.directives += 1,
-            Line::Data(line) => self.data(line),
+            tally: Tally::new(opts, opts.max_line()),
         }
     }
 
     fn data(&mut self, line: &[u8]) {
-        self.stats.lines += 1;
-        let Some(fields) = &self.fields else {
-            self.malformed(MalformedKind::NoFields, || "data line before any #Fields directive".to_owned());
-            return;
+        let spans = &mut self.spans;
+        let split = || {
+            split_on::<b' '>(line, spans);
+            spans.len()
         };
-        split_spaces(line, &mut self.spans);
-        if self.spans.len() != fields.len() {
-            let (want, got) = (fields.len(), self.spans.len());
-            self.malformed(MalformedKind::FieldCount, || format!("expected {want} fields, found {got}"));
+        if !self.tally.data_line(self.fields.as_ref().map(Fields::len), split) {
             return;
         }
+        let Some(fields) = &self.fields else { return };
         let record = Record::new(line, &self.spans, fields);
         let value = |field: Field| fields.index(field).and_then(|i| record.raw(i)).unwrap_or_default();
         match self.checker.check(line, &self.spans, &self.columns) {
@@ -365,29 +289,56 @@ impl<'v, V: Visitor> Parser<'v, V> {
                 if let Some(field) = checked.unreadable {
                     let what = || format!("is not an IP address: the line is read with its {field} unknown");
                     let detail = || describe(field, value(field), &what());
-                    warn(&mut self.stats, self.max_reported, self.line_no, WarningKind::UnreadableAddress, detail);
+                    self.tally.warning(WarningKind::UnreadableAddress, detail);
                 }
                 self.visitor.record(&record.checked(checked.time));
             }
             Err(invalid) => {
                 // Described only when kept: no allocation for lines past the first few.
-                let kept = self.stats.first_malformed.len() < self.max_reported;
-                let detail = kept.then(|| invalid.describe(value(invalid.field)));
-                self.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
+                let detail = self.tally.keeps_malformed().then(|| invalid.describe(value(invalid.field)));
+                self.tally.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
             }
         }
     }
-
-    pub(crate) fn finish(self) -> (FileStats, u64) {
-        (self.stats, self.line_no)
-    }
 }
 
-/// Count a warning in `stats`, and keep it while fewer than `max_reported` are kept.
-fn warn(stats: &mut FileStats, max_reported: usize, line: u64, kind: WarningKind, detail: impl FnOnce() -> String) {
-    stats.warnings[kind as usize] += 1;
-    if stats.first_warnings.len() < max_reported {
-        stats.first_warnings.push(Warning { kind, line, detail: detail() });
+impl<V: Visitor> LineParser for Parser<'_, V> {
+    type Fields = Fields;
+
+    #[inline]
+    fn line(&mut self, raw: &[u8]) {
+        let Some(line) = self.tally.begin(raw) else { return };
+        match classify(line) {
+            Line::Blank => {}
+            Line::Fields(value) => {
+                self.tally.stats.directives += 1;
+                let fields = Fields::parse(value);
+                for (first, again) in fields.repeated() {
+                    self.tally.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
+                }
+                self.columns = Columns::of(Some(&fields));
+                self.fields = Some(fields);
+            }
+            Line::Directive => self.tally.stats.directives += 1,
+            Line::Data(line) => self.data(line),
+        }
+    }
+
+    #[inline]
+    fn stopped(&self) -> bool {
+        self.visitor.stopped()
+    }
+
+    fn tally(&mut self) -> &mut Tally {
+        &mut self.tally
+    }
+
+    fn fields(&self) -> Option<&Fields> {
+        self.fields.as_ref()
+    }
+
+    fn finish(self) -> (FileStats, u64) {
+        self.tally.finish()
     }
 }
 
@@ -403,120 +354,8 @@ fn repeated_detail(fields: &Fields, first: usize, again: usize) -> String {
     format!("#Fields: {what} (columns {} and {}): column {} is read", first + 1, again + 1, first + 1)
 }
 
-/// Fill `spans` (cleared first) with the `(start, end)` of each
-/// space-separated field of `line`. Fields average a dozen bytes, and
-/// `memchr_iter` sets up its vector search again for each: testing sixteen
-/// bytes at a time in a `u128` takes fewer instructions per line.
-fn split_spaces(line: &[u8], spans: &mut Vec<(u32, u32)>) {
-    const LOW7: u128 = 0x7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f;
-    const SPACES: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
-    spans.clear();
-    let mut start = 0u32;
-    let mut at = 0;
-    // Indexing rather than `chunks_exact`, whose iterator costs as much as the test.
-    while let Some(c) = line.get(at..at + 16) {
-        // `c` has 16 bytes: the conversion cannot fail.
-        let w = u128::from_le_bytes(c.try_into().unwrap_or_default()) ^ SPACES;
-        // The high bit of each byte that was a space (exact: no carry crosses bytes).
-        let mut spaces = !(((w & LOW7) + LOW7) | w | LOW7);
-        while spaces != 0 {
-            let end = (at as u32) + spaces.trailing_zeros() / 8;
-            spans.push((start, end));
-            start = end + 1;
-            spaces &= spaces - 1;
-        }
-        at += 16;
-    }
-    for (k, &b) in line.iter().enumerate().skip(at) {
-        if b == b' ' {
-            spans.push((start, k as u32));
-            start = k as u32 + 1;
-        }
-    }
-    spans.push((start, line.len() as u32));
-}
-
-pub(crate) enum Line<'a> {
-    Blank,
-    Fields(&'a [u8]),
-    Directive,
-    Data(&'a [u8]),
-}
-
-/// Classifies a line (line end already removed). A BOM is dropped at the start of any
-/// line: rotated or concatenated files carry one before their directive block.
-pub(crate) fn classify(line: &[u8]) -> Line<'_> {
-    let line = line.strip_prefix(BOM).unwrap_or(line);
-    match line.first() {
-        None => Line::Blank,
-        Some(b'#') => match line.strip_prefix(FIELDS_DIRECTIVE) {
-            Some(value) => Line::Fields(value),
-            None => Line::Directive,
-        },
-        Some(b' ' | b'\t') if line.iter().all(|b| matches!(b, b' ' | b'\t')) => Line::Blank,
-        Some(_) => Line::Data(line),
-    }
-}
-
 /// The last `#Fields` directive in `data[range]`, by the same rules the sequential
 /// scan applies. `range.end` must be a line boundary.
 pub(crate) fn last_fields_in(data: &[u8], range: Range<usize>, max_line: usize) -> Option<Fields> {
-    let mut end = range.end;
-    while end > range.start {
-        let hash = range.start + memrchr(b'#', &data[range.start..end])?;
-        end = hash;
-        let line_start = match memrchr(b'\n', &data[..hash]) {
-            Some(i) => i + 1,
-            None => 0,
-        };
-        // Only `#` at a line start (after an optional BOM) can begin a directive.
-        if hash != line_start && data[line_start..hash] != *BOM {
-            continue;
-        }
-        if !data[hash..].starts_with(FIELDS_DIRECTIVE) {
-            continue;
-        }
-        let line_end = memchr(b'\n', &data[hash..]).map_or(data.len(), |i| hash + i);
-        let raw = &data[line_start..line_end];
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.len() > max_line {
-            continue; // counted as too long, so not in force
-        }
-        if let Line::Fields(v) = classify(line) {
-            return Some(Fields::parse(v));
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod split_tests {
-    use super::split_spaces;
-
-    #[test]
-    fn split_spaces_matches_memchr() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut spans = Vec::new();
-        for len in 0..200 {
-            for _ in 0..20 {
-                let line: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        [b' ', b'a', 0x20 ^ 0x80, 0xa0, b'!', 0x1f, 0x00][(x % 7) as usize]
-                    })
-                    .collect();
-                let mut want = Vec::new();
-                let mut start = 0;
-                for sp in memchr::memchr_iter(b' ', &line) {
-                    want.push((start, sp as u32));
-                    start = sp as u32 + 1;
-                }
-                want.push((start, line.len() as u32));
-                split_spaces(&line, &mut spans);
-                assert_eq!(spans, want, "{line:?}");
-            }
-        }
-    }
+    crate::lines::last_fields_in(data, range, max_line, Fields::parse)
 }

@@ -12,9 +12,10 @@ use memchr::memchr;
 use rayon::prelude::*;
 
 use crate::fields::Fields;
+use crate::lines::{fill, LineParser};
 use crate::parser::{last_fields_in, FileStats, Parser, ScanOptions, Visitor};
 use crate::paths::regular_file;
-use crate::stream::{fill, scan_reader, GZIP_MAGIC};
+use crate::stream::{scan_reader, GZIP_MAGIC};
 use crate::Error;
 
 /// The result of [`scan_path`].

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 
 use memchr::{memchr, memrchr};
 
+use crate::lines::{fill, is_corrupt, LineParser};
 use crate::parser::{FileStats, MalformedKind, Parser, ScanOptions, Visitor};
 use crate::Error;
 
@@ -29,7 +30,7 @@ impl<'v, V: Visitor> Streamer<'v, V> {
 
     /// The longest partial line worth buffering: content plus a possible `\r`.
     fn carry_limit(&self) -> usize {
-        self.parser.max_line.saturating_add(1)
+        self.parser.tally.max_line.saturating_add(1)
     }
 
     fn block(&mut self, mut block: &[u8]) {
@@ -67,7 +68,7 @@ impl<'v, V: Visitor> Streamer<'v, V> {
             return;
         }
         if self.carry.len() + bytes.len() > self.carry_limit() {
-            self.parser.too_long();
+            self.parser.tally.too_long();
             self.skipping = true;
             self.carry.clear();
         } else {
@@ -86,14 +87,11 @@ impl<'v, V: Visitor> Streamer<'v, V> {
 
     /// The stream broke: the partial line is dropped and reported in its place.
     fn truncated(mut self, err: &io::Error) -> FileStats {
-        let p = &mut self.parser;
-        p.line_no += 1;
-        p.stats.lines += 1;
         let what = match err.kind() {
             io::ErrorKind::UnexpectedEof => "gzip stream ends early",
             _ => "gzip data is damaged",
         };
-        p.malformed(MalformedKind::TruncatedGzip, || format!("{what}: {err}"));
+        self.parser.tally.lost_line(MalformedKind::TruncatedGzip, || format!("{what}: {err}"));
         self.stats()
     }
 
@@ -103,28 +101,6 @@ impl<'v, V: Visitor> Streamer<'v, V> {
         stats.bytes = bytes;
         stats
     }
-}
-
-/// Errors from the decompressor itself, as opposed to the underlying file.
-fn is_corrupt(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof)
-}
-
-/// Fills `buf` as far as the reader allows: the bytes read, and the error
-/// that stopped the reader, if any, after them. The error is handed back,
-/// not kept for a next call: a decoder that fails once (a gzip member whose
-/// checksum does not match) reads as ended afterwards.
-pub(crate) fn fill(reader: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (n, Some(e)),
-        }
-    }
-    (n, None)
 }
 
 /// How a stream ended.

@@ -8,6 +8,10 @@
 //! Each call opens the file and closes it again, so the writer can rotate,
 //! rename and delete it meanwhile (on Windows `File::open` shares read,
 //! write and delete).
+//!
+//! The same machinery follows any log with `#Fields` directives whose
+//! reader is a [`LineParser`] ([`follow_with`], [`Position::at_end_with`]):
+//! `httpproxy::tail` follows Exchange's HttpProxy logs with it.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -16,7 +20,8 @@ use std::path::Path;
 use memchr::{memchr, memrchr};
 
 use crate::fields::Fields;
-use crate::parser::{last_fields_in, FileStats, Parser, ScanOptions, Visitor};
+use crate::lines::LineParser;
+use crate::parser::{FileStats, Parser, ScanOptions, Visitor};
 use crate::scan::{open, Opened};
 use crate::Error;
 
@@ -63,9 +68,10 @@ impl FileId {
     }
 }
 
-/// How far a growing log has been read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Position {
+/// How far a growing log has been read; `F` is the `#Fields` table of the
+/// format (W3C's by default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position<F = Fields> {
     /// Bytes consumed: just after a line end, or inside a too-long line
     /// being skipped.
     pub offset: u64,
@@ -73,7 +79,7 @@ pub struct Position {
     pub line: u64,
     /// The `#Fields` directive in force at `offset`; `None` before any (then
     /// [`ScanOptions::default_fields`] apply).
-    pub fields: Option<Fields>,
+    pub fields: Option<F>,
     /// Inside a line longer than the limit, already counted: the bytes up to
     /// its end are dropped.
     pub skipping: bool,
@@ -84,10 +90,25 @@ pub struct Position {
     pub check: Option<u64>,
 }
 
+impl<F> Default for Position<F> {
+    fn default() -> Self {
+        Position { offset: 0, line: 0, fields: None, skipping: false, id: None, check: None }
+    }
+}
+
 impl Position {
     /// After the last complete line of `path`, with the `#Fields` in force
     /// there: where following starts when older lines are not wanted.
     pub fn at_end(path: &Path, opts: &ScanOptions) -> Result<Position, Error> {
+        Position::at_end_with(path, |data| crate::parser::last_fields_in(data, 0..data.len(), opts.max_line()))
+    }
+}
+
+impl<F> Position<F> {
+    /// After the last complete line of `path`, with the `#Fields` that
+    /// `last_fields` finds in force at the end of the complete lines given
+    /// to it (a gzip file starts at its start).
+    pub fn at_end_with(path: &Path, last_fields: impl FnOnce(&[u8]) -> Option<F>) -> Result<Self, Error> {
         crate::paths::regular_file(path)?;
         let id = File::open(path).and_then(|f| f.metadata()).map(|m| FileId::of(&m)).map_err(|e| Error::io(path, e))?;
         let Opened::Mapped(map) = open(path)? else {
@@ -95,7 +116,7 @@ impl Position {
         };
         let end = memrchr(b'\n', &map).map_or(0, |i| i + 1);
         let line = memchr::memchr_iter(b'\n', &map[..end]).count() as u64;
-        let fields = last_fields_in(&map, 0..end, opts.max_line());
+        let fields = last_fields(&map[..end]);
         let check = Some(window_hash(&map[..end]));
         Ok(Position { offset: end as u64, line, fields, skipping: false, id, check })
     }
@@ -113,13 +134,24 @@ pub fn follow<V: Visitor>(
     opts: &ScanOptions,
     visitor: &mut V,
 ) -> Result<FileStats, Error> {
-    let io_err = |e| Error::io(path, e);
     match crate::paths::regular_file(path) {
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             return Ok(FileStats { path: path.into(), ..FileStats::default() })
         }
         checked => checked?,
     };
+    follow_with(path, at, opts.default_fields.as_ref(), |fields| Parser::new(visitor, opts, fields))
+}
+
+/// [`follow`] for any format: `parser` makes the line parser, given the
+/// `#Fields` in force at `at` (`at.fields`, else `default_fields`).
+pub fn follow_with<P: LineParser>(
+    path: &Path,
+    at: &mut Position<P::Fields>,
+    default_fields: Option<&P::Fields>,
+    parser: impl FnOnce(Option<P::Fields>) -> P,
+) -> Result<FileStats, Error> {
+    let io_err = |e| Error::io(path, e);
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -133,8 +165,8 @@ pub fn follow<V: Visitor>(
         *at = Position { id, ..Position::default() };
     }
     at.id = id;
-    let start_fields = at.fields.clone().or_else(|| opts.default_fields.clone());
-    let mut parser = Parser::new(visitor, opts, start_fields.clone());
+    let start_fields = at.fields.clone().or_else(|| default_fields.cloned());
+    let mut parser = parser(start_fields.clone());
     let mut buf = Vec::new();
     file.seek(SeekFrom::Start(at.offset)).map_err(io_err)?;
     while at.offset < len && !parser.stopped() {
@@ -152,8 +184,8 @@ pub fn follow<V: Visitor>(
         // Only complete lines were taken: read on from just after them.
         file.seek(SeekFrom::Start(at.offset)).map_err(io_err)?;
     }
-    if parser.fields != start_fields {
-        at.fields.clone_from(&parser.fields);
+    if parser.fields() != start_fields.as_ref() {
+        at.fields = parser.fields().cloned();
     }
     let (mut stats, lines) = parser.finish();
     for m in &mut stats.first_malformed {
@@ -170,7 +202,7 @@ pub fn follow<V: Visitor>(
 
 /// Parse the complete lines of `buf`, and drop the bytes of a line too long
 /// to keep; returns the bytes consumed.
-fn step<V: Visitor>(parser: &mut Parser<'_, V>, buf: &[u8], skipping: &mut bool) -> usize {
+fn step<P: LineParser>(parser: &mut P, buf: &[u8], skipping: &mut bool) -> usize {
     let mut start = 0;
     if *skipping {
         match memchr(b'\n', buf) {
@@ -184,8 +216,8 @@ fn step<V: Visitor>(parser: &mut Parser<'_, V>, buf: &[u8], skipping: &mut bool)
     let complete = memrchr(b'\n', &buf[start..]).map_or(start, |i| start + i + 1);
     parser.lines(&buf[start..complete]);
     // A partial line already longer than any line kept cannot become one.
-    if buf.len() - complete > parser.max_line.saturating_add(1) && !parser.stopped() {
-        parser.too_long();
+    if buf.len() - complete > parser.tally().max_line.saturating_add(1) && !parser.stopped() {
+        parser.tally().too_long();
         *skipping = true;
         return buf.len();
     }
@@ -193,7 +225,7 @@ fn step<V: Visitor>(parser: &mut Parser<'_, V>, buf: &[u8], skipping: &mut bool)
 }
 
 /// True when `file` (identity `id`, `len` bytes) is the one `at` was read from.
-fn same_file(file: &mut File, at: &Position, id: Option<FileId>, len: u64) -> io::Result<bool> {
+fn same_file<F>(file: &mut File, at: &Position<F>, id: Option<FileId>, len: u64) -> io::Result<bool> {
     if at.id.is_some() && id.is_some() && at.id != id {
         return Ok(false);
     }
