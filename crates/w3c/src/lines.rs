@@ -190,7 +190,6 @@ pub fn classify(line: &[u8]) -> Line<'_> {
 /// bytes, and `memchr_iter` sets up its vector search again for each:
 /// testing sixteen bytes at a time in a `u128` takes fewer instructions
 /// per line.
-#[inline]
 pub fn split_on<const SEP: u8>(line: &[u8], spans: &mut Vec<(u32, u32)>) {
     const LOW7: u128 = 0x7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f;
     let seps = u128::from_le_bytes([SEP; 16]);

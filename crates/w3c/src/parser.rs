@@ -305,7 +305,6 @@ impl<'v, V: Visitor> Parser<'v, V> {
 impl<V: Visitor> LineParser for Parser<'_, V> {
     type Fields = Fields;
 
-    #[inline]
     fn line(&mut self, raw: &[u8]) {
         let Some(line) = self.tally.begin(raw) else { return };
         match classify(line) {
