@@ -157,17 +157,10 @@ pub(crate) struct IpRestriction {
     pub entries: Vec<(IpNet, bool)>,
 }
 
-/// One mailbox's protocol switches (`Set-CASMailbox`); `None` = not set.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MailboxSwitches {
-    pub activesync_enabled: Option<bool>,
-    pub owa_enabled: Option<bool>,
-    pub owa_for_devices_enabled: Option<bool>,
-    pub mapi_enabled: Option<bool>,
-    pub mapi_http_enabled: Option<bool>,
-    pub mapi_block_outlook_rpc_http: Option<bool>,
-    pub pop_enabled: Option<bool>,
-    pub imap_enabled: Option<bool>,
+crate::raw::mailbox_switches! {
+    /// One mailbox's protocol switches (`Set-CASMailbox`); `None` = not set.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct MailboxSwitches {}
 }
 
 impl MailboxSwitches {

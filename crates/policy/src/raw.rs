@@ -9,6 +9,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::blocks::{AppPolicy, EwsSettings};
+
 /// A string or a list of strings; each item keeps its span when it has one.
 #[derive(Debug, Default)]
 pub(crate) struct List(pub Vec<Spanned<String>>);
@@ -185,31 +187,62 @@ pub(crate) enum RawAppPolicy {
     BlockList,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawEwsUser {
-    /// The mailbox's names: the first is its identity, the others its sign-in names.
-    pub user: Spanned<List>,
-    pub ews_enabled: Option<bool>,
-    pub allow_outlook: Option<bool>,
-    pub allow_mac_outlook: Option<bool>,
-    pub allow_entourage: Option<bool>,
-    pub application_access_policy: Option<RawAppPolicy>,
-    pub list: Option<Vec<String>>,
+impl RawAppPolicy {
+    pub(crate) fn compiled(self) -> AppPolicy {
+        match self {
+            RawAppPolicy::AllowList => AppPolicy::EnforceAllowList,
+            RawAppPolicy::BlockList => AppPolicy::EnforceBlockList,
+        }
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawEwsAccess {
-    pub ews_enabled: Option<bool>,
-    pub allow_outlook: Option<bool>,
-    pub allow_mac_outlook: Option<bool>,
-    pub allow_entourage: Option<bool>,
-    pub application_access_policy: Option<RawAppPolicy>,
-    pub list: Option<Vec<String>>,
-    pub status: Option<u16>,
-    #[serde(default)]
-    pub user: Vec<RawEwsUser>,
+/// Declares a table that takes the EWS switches (the organization's and a
+/// mailbox's are the same) beside its own fields, and `take_ews` to compile
+/// them. A macro, as serde's `flatten` cannot go with `deny_unknown_fields`.
+macro_rules! with_ews_switches {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            pub ews_enabled: Option<bool>,
+            pub allow_outlook: Option<bool>,
+            pub allow_mac_outlook: Option<bool>,
+            pub allow_entourage: Option<bool>,
+            pub application_access_policy: Option<RawAppPolicy>,
+            pub list: Option<Vec<String>>,
+        }
+
+        impl $name {
+            /// The EWS switches, compiled; the list is moved out.
+            pub(crate) fn take_ews(&mut self) -> EwsSettings {
+                EwsSettings {
+                    ews_enabled: self.ews_enabled,
+                    allow_outlook: self.allow_outlook,
+                    allow_mac_outlook: self.allow_mac_outlook,
+                    allow_entourage: self.allow_entourage,
+                    application_access_policy: self.application_access_policy.map(RawAppPolicy::compiled),
+                    list: self.list.take(),
+                }
+            }
+        }
+    };
+}
+
+with_ews_switches! {
+    struct RawEwsUser {
+        /// The mailbox's names: the first is its identity, the others its sign-in names.
+        user: Spanned<List>,
+    }
+}
+
+with_ews_switches! {
+    struct RawEwsAccess {
+        status: Option<u16>,
+        #[serde(default)]
+        user: Vec<RawEwsUser>,
+    }
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -299,18 +332,49 @@ pub(crate) struct RawMailboxProtocols {
     pub mailbox: Vec<RawMailbox>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMailbox {
-    pub user: Spanned<List>,
-    pub activesync_enabled: Option<bool>,
-    pub owa_enabled: Option<bool>,
-    pub owa_for_devices_enabled: Option<bool>,
-    pub mapi_enabled: Option<bool>,
-    pub mapi_http_enabled: Option<bool>,
-    pub mapi_block_outlook_rpc_http: Option<bool>,
-    pub pop_enabled: Option<bool>,
-    pub imap_enabled: Option<bool>,
+/// Declares a struct with one mailbox's protocol switches (`Set-CASMailbox`)
+/// beside its own fields: [`MailboxSwitches`] itself, and the raw table
+/// that takes them, which gets `switches` with `=> switches`.
+macro_rules! mailbox_switches {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* } $(=> $switches:ident)?) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            pub activesync_enabled: Option<bool>,
+            pub owa_enabled: Option<bool>,
+            pub owa_for_devices_enabled: Option<bool>,
+            pub mapi_enabled: Option<bool>,
+            pub mapi_http_enabled: Option<bool>,
+            pub mapi_block_outlook_rpc_http: Option<bool>,
+            pub pop_enabled: Option<bool>,
+            pub imap_enabled: Option<bool>,
+        }
+
+        $(impl $name {
+            /// The protocol switches alone.
+            pub(crate) fn $switches(&self) -> crate::blocks::MailboxSwitches {
+                crate::blocks::MailboxSwitches {
+                    activesync_enabled: self.activesync_enabled,
+                    owa_enabled: self.owa_enabled,
+                    owa_for_devices_enabled: self.owa_for_devices_enabled,
+                    mapi_enabled: self.mapi_enabled,
+                    mapi_http_enabled: self.mapi_http_enabled,
+                    mapi_block_outlook_rpc_http: self.mapi_block_outlook_rpc_http,
+                    pop_enabled: self.pop_enabled,
+                    imap_enabled: self.imap_enabled,
+                }
+            }
+        })?
+    };
+}
+pub(crate) use mailbox_switches;
+
+mailbox_switches! {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct RawMailbox {
+        user: Spanned<List>,
+    } => switches
 }
 
 /// `[auth_policies]`: Exchange 2019 authentication policies.

@@ -13,13 +13,6 @@ use crate::model::{Action, Cond, Rule, RuleOrigin, TextMode, UserSet};
 use crate::raw::*;
 use crate::PolicyError;
 
-fn app_policy(p: Option<RawAppPolicy>) -> Option<AppPolicy> {
-    p.map(|p| match p {
-        RawAppPolicy::AllowList => AppPolicy::EnforceAllowList,
-        RawAppPolicy::BlockList => AppPolicy::EnforceBlockList,
-    })
-}
-
 const OUTLOOK_UA: [&str; 2] = ["Microsoft Office Outlook", "Microsoft Outlook"];
 
 fn ua_contains_cs(values: &[&str]) -> Cond {
@@ -31,30 +24,16 @@ fn ua_contains_cs(values: &[&str]) -> Cond {
 
 pub(super) fn compile_ews(
     ctx: &Ctx,
-    raw: RawEwsAccess,
+    mut raw: RawEwsAccess,
     line: usize,
     rules: &mut Vec<Rule>,
     blocks: &mut Blocks,
 ) -> Result<(), PolicyError> {
     let status = raw.status.unwrap_or(403);
-    let org = EwsSettings {
-        ews_enabled: raw.ews_enabled,
-        allow_outlook: raw.allow_outlook,
-        allow_mac_outlook: raw.allow_mac_outlook,
-        allow_entourage: raw.allow_entourage,
-        application_access_policy: app_policy(raw.application_access_policy),
-        list: raw.list,
-    };
+    let org = raw.take_ews();
     let mut users = Vec::new();
-    for u in raw.user {
-        let s = EwsSettings {
-            ews_enabled: u.ews_enabled,
-            allow_outlook: u.allow_outlook,
-            allow_mac_outlook: u.allow_mac_outlook,
-            allow_entourage: u.allow_entourage,
-            application_access_policy: app_policy(u.application_access_policy),
-            list: u.list,
-        };
+    for mut u in raw.user {
+        let s = u.take_ews();
         users.push((names(ctx, &u.user)?, s, ctx.line(&u.user.span()).unwrap_or(line)));
     }
     // Mailboxes with their own settings first, those with the same settings

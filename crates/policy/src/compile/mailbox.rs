@@ -36,17 +36,7 @@ pub(super) fn compile_mailbox_protocols(
     let status = raw.status.unwrap_or(403);
     let mut mailboxes = Vec::new();
     for m in raw.mailbox {
-        let switches = MailboxSwitches {
-            activesync_enabled: m.activesync_enabled,
-            owa_enabled: m.owa_enabled,
-            owa_for_devices_enabled: m.owa_for_devices_enabled,
-            mapi_enabled: m.mapi_enabled,
-            mapi_http_enabled: m.mapi_http_enabled,
-            mapi_block_outlook_rpc_http: m.mapi_block_outlook_rpc_http,
-            pop_enabled: m.pop_enabled,
-            imap_enabled: m.imap_enabled,
-        };
-        mailboxes.push((names(ctx, &m.user)?, switches));
+        mailboxes.push((names(ctx, &m.user)?, m.switches()));
     }
     let block = MailboxBlock { mapi_http_enabled: raw.mapi_http_enabled, mailboxes };
     let with =

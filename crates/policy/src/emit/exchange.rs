@@ -233,29 +233,19 @@ pub fn emit(policy: &Policy) -> Output {
     if let Some(a) = &blocks.auth {
         auth_policies(&mut s, a);
     }
-    for f in &blocks.iis_filter {
-        unexpressible.push(Unexpressible {
-            rule: format!("iis_filter: {}", f.name),
-            reason: "IIS request filtering is an IIS setting; emit it with --target iis".into(),
-        });
-    }
-    for ip in &blocks.ip_restrictions {
-        unexpressible.push(Unexpressible {
-            rule: format!("ip_restrictions {}", ip.path),
-            reason: "IP restrictions are an IIS setting; emit them with --target iis".into(),
-        });
-    }
-    for r in &blocks.request_filtering {
-        unexpressible.push(Unexpressible {
-            rule: format!("request_filtering {}", r.path),
-            reason: "IIS request filtering is an IIS setting; emit it with --target iis".into(),
-        });
-    }
-    for r in &blocks.url_rewrite {
-        unexpressible.push(Unexpressible {
-            rule: format!("url_rewrite {}", r.path.as_deref().unwrap_or("global")),
-            reason: "URL Rewrite is an IIS setting; emit it with --target iis".into(),
-        });
+    // IIS settings, in this order: reported, not written.
+    const FILTERING: &str = "IIS request filtering is an IIS setting; emit it with --target iis";
+    let iis_only = (blocks.iis_filter.iter().map(|f| (format!("iis_filter: {}", f.name), FILTERING)))
+        .chain(blocks.ip_restrictions.iter().map(|ip| {
+            (format!("ip_restrictions {}", ip.path), "IP restrictions are an IIS setting; emit them with --target iis")
+        }))
+        .chain(blocks.request_filtering.iter().map(|r| (format!("request_filtering {}", r.path), FILTERING)))
+        .chain(blocks.url_rewrite.iter().map(|r| {
+            let path = r.path.as_deref().unwrap_or("global");
+            (format!("url_rewrite {path}"), "URL Rewrite is an IIS setting; emit it with --target iis")
+        }));
+    for (rule, reason) in iis_only {
+        unexpressible.push(Unexpressible { rule, reason: reason.into() });
     }
     let mut rules = String::new();
     let mut priority = 0;
