@@ -18,36 +18,56 @@ pub struct CsvError {
     pub source: csv::Error,
 }
 
-fn writer(dir: &Path, name: &str) -> Result<(csv::Writer<std::fs::File>, PathBuf), CsvError> {
-    let path = dir.join(name);
-    let writer = csv::Writer::from_path(&path).map_err(|source| CsvError { path: path.clone(), source })?;
-    Ok((writer, path))
+/// One CSV file being written, named in its errors.
+struct Table {
+    writer: csv::Writer<std::fs::File>,
+    path: PathBuf,
 }
 
-fn finish(mut writer: csv::Writer<std::fs::File>, path: &Path) -> Result<(), CsvError> {
-    writer.flush().map_err(|e| CsvError { path: path.to_path_buf(), source: csv::Error::from(e) })
+impl Table {
+    fn create(dir: &Path, name: &str) -> Result<Table, CsvError> {
+        let path = dir.join(name);
+        let writer = csv::Writer::from_path(&path).map_err(|source| CsvError { path: path.clone(), source })?;
+        Ok(Table { writer, path })
+    }
+
+    fn record<I, T>(&mut self, fields: I) -> Result<(), CsvError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        self.writer.write_record(fields).map_err(|source| CsvError { path: self.path.clone(), source })
+    }
+
+    /// Flushes the file; its path.
+    fn finish(mut self) -> Result<PathBuf, CsvError> {
+        self.writer.flush().map_err(|e| CsvError { path: self.path.clone(), source: csv::Error::from(e) })?;
+        Ok(self.path)
+    }
 }
 
+fn create_dir(dir: &Path) -> Result<(), CsvError> {
+    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })
+}
+
+/// One row of fields of any byte-like types.
 macro_rules! row {
-    ($writer:expr, $path:expr, [$($field:expr),* $(,)?]) => {
-        $writer
-            .write_record([$(AsRef::<[u8]>::as_ref(&$field)),*])
-            .map_err(|source| CsvError { path: $path.clone(), source })?
+    ($table:expr, [$($field:expr),* $(,)?]) => {
+        $table.record([$(AsRef::<[u8]>::as_ref(&$field)),*])?
     };
 }
 
 /// Write every CSV file into `dir`; returns the paths written.
 pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    create_dir(dir)?;
     let mut written = Vec::new();
 
-    let (mut w, path) = writer(dir, "users.csv")?;
-    row!(w, path, ["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"]);
+    let mut w = Table::create(dir, "users.csv")?;
+    row!(w, ["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"]);
     for user in &report.users {
         let protocols: Vec<String> = user.protocols.iter().map(|(k, n)| format!("{k}:{n}")).collect();
         row!(
             w,
-            path,
             [
                 user.user,
                 user.aliases.join(";"),
@@ -59,13 +79,11 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             ]
         );
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "devices.csv")?;
+    let mut w = Table::create(dir, "devices.csv")?;
     row!(
         w,
-        path,
         [
             "user",
             "device",
@@ -92,7 +110,6 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             networks.dedup();
             row!(
                 w,
-                path,
                 [
                     user.user,
                     d.id,
@@ -114,13 +131,11 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             );
         }
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "findings.csv")?;
+    let mut w = Table::create(dir, "findings.csv")?;
     row!(
         w,
-        path,
         [
             "kind",
             "severity",
@@ -147,7 +162,6 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
         sources.dedup();
         row!(
             w,
-            path,
             [
                 f.kind.key(),
                 f.severity.key(),
@@ -163,8 +177,7 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             ]
         );
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
     if let Some(partnerships) = &report.partnerships {
         written.extend(write_partnerships(partnerships, dir)?);
@@ -176,10 +189,9 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
 /// `partnerships.csv` (every partnership) and `devices-without-partnership.csv`.
 fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     let time = |t: &Option<String>| t.clone().unwrap_or_default();
-    let (mut w, path) = writer(dir, "partnerships.csv")?;
+    let mut w = Table::create(dir, "partnerships.csv")?;
     row!(
         w,
-        path,
         [
             "user",
             "owner",
@@ -208,7 +220,6 @@ fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Pat
     for e in &report.partnerships {
         row!(
             w,
-            path,
             [
                 e.user,
                 e.owner,
@@ -235,15 +246,13 @@ fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Pat
             ]
         );
     }
-    finish(w, &path)?;
-    let mut written = vec![path];
+    let mut written = vec![w.finish()?];
 
-    let (mut w, path) = writer(dir, "devices-without-partnership.csv")?;
-    row!(w, path, ["user", "device", "type", "client", "requests", "first_seen", "last_seen"]);
+    let mut w = Table::create(dir, "devices-without-partnership.csv")?;
+    row!(w, ["user", "device", "type", "client", "requests", "first_seen", "last_seen"]);
     for d in &report.without_partnership {
         row!(
             w,
-            path,
             [
                 d.user,
                 d.device_id,
@@ -255,8 +264,7 @@ fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Pat
             ]
         );
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
     Ok(written)
 }
 
@@ -303,12 +311,12 @@ const EXPORT_ACTIVESYNC_LOG_DIR: &str = "export-activesynclog";
 /// Columns that need WBXML item counts or byte fields casguard does not read are written as 0.
 fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     let dir = &dir.join(EXPORT_ACTIVESYNC_LOG_DIR);
-    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    create_dir(dir)?;
     let tally = agg.people_tally();
     let mut written = Vec::new();
 
-    let (mut w, path) = writer(dir, "Users.csv")?;
-    w.write_record(USERS_COLUMNS).map_err(|source| CsvError { path: path.clone(), source })?;
+    let mut w = Table::create(dir, "Users.csv")?;
+    w.record(USERS_COLUMNS)?;
     let mut total_hits = 0u64;
     let mut user_agents: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let mut hours_devices = [0u64; 168];
@@ -342,44 +350,40 @@ fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBu
             fields.push(command_count(d, &["GetAttachment"]).to_string());
             fields.push("0".into()); // Attachment Size
             fields.push(String::new()); // compliance is not in IIS logs
-            w.write_record(&fields).map_err(|source| CsvError { path: path.clone(), source })?;
+            w.record(&fields)?;
         }
     }
     let mut total =
         vec!["*** Total ***".to_string(), String::new(), String::new(), "0".into(), "0".into(), total_hits.to_string()];
     total.extend(std::iter::repeat_n("0".to_string(), 19));
     total.push(String::new());
-    w.write_record(&total).map_err(|source| CsvError { path: path.clone(), source })?;
-    finish(w, &path)?;
-    written.push(path);
+    w.record(&total)?;
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "UserAgents.csv")?;
-    row!(w, path, ["User Agent", "Hits", "Unique Devices"]);
+    let mut w = Table::create(dir, "UserAgents.csv")?;
+    row!(w, ["User Agent", "Hits", "Unique Devices"]);
     for (ua, (hits, devices)) in &user_agents {
-        row!(w, path, [ua, hits.to_string(), devices.to_string()]);
+        row!(w, [ua, hits.to_string(), devices.to_string()]);
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "StatusCodes.csv")?;
-    row!(w, path, ["Status", "SubStatus", "Hits", "Ratio"]);
+    let mut w = Table::create(dir, "StatusCodes.csv")?;
+    row!(w, ["Status", "SubStatus", "Hits", "Ratio"]);
     let statuses: Vec<_> = tally.activesync.statuses.iter().collect();
     let status_total: u64 = statuses.iter().map(|(_, n)| n).sum();
     for ((status, substatus), hits) in statuses {
         // Exchange's integer division printed 0 for every ratio; we print a percentage.
         let ratio = if status_total == 0 { 0.0 } else { hits as f64 * 100.0 / status_total as f64 };
-        row!(w, path, [status.to_string(), substatus.to_string(), hits.to_string(), format!("{ratio:.2}")]);
+        row!(w, [status.to_string(), substatus.to_string(), hits.to_string(), format!("{ratio:.2}")]);
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "Hourly.csv")?;
-    row!(w, path, ["Day", "Hour", "Unique Devices", "Sync Related Requests"]);
+    let mut w = Table::create(dir, "Hourly.csv")?;
+    row!(w, ["Day", "Hour", "Unique Devices", "Sync Related Requests"]);
     const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
     for bucket in 0..168 {
         row!(
             w,
-            path,
             [
                 DAYS[bucket / 24],
                 (bucket % 24).to_string(),
@@ -388,8 +392,7 @@ fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBu
             ]
         );
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
     Ok(written)
 }
 
@@ -397,14 +400,13 @@ fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result<Vec<PathBu
 /// backdoors.csv, and denied_other.csv (monitoring probes and computer
 /// accounts a rule would deny, with examples).
 pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    create_dir(dir)?;
     let mut written = Vec::new();
     let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
 
-    let (mut w, path) = writer(dir, "rules.csv")?;
+    let mut w = Table::create(dir, "rules.csv")?;
     row!(
         w,
-        path,
         [
             "rule",
             "action",
@@ -423,7 +425,6 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
     for r in &report.rules {
         row!(
             w,
-            path,
             [
                 r.name,
                 r.action,
@@ -440,53 +441,49 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
             ]
         );
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "denied.csv")?;
-    row!(w, path, ["rule", "user", "device", "requests"]);
+    let mut w = Table::create(dir, "denied.csv")?;
+    row!(w, ["rule", "user", "device", "requests"]);
     for r in &report.rules {
         for d in &r.devices {
-            row!(w, path, [r.name, d.user, d.id, d.requests.to_string()]);
+            row!(w, [r.name, d.user, d.id, d.requests.to_string()]);
         }
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "backdoors.csv")?;
-    row!(w, path, ["user", "denied_on", "still_reaches", "clients"]);
+    let mut w = Table::create(dir, "backdoors.csv")?;
+    row!(w, ["user", "denied_on", "still_reaches", "clients"]);
     for b in &report.backdoors {
         let clients: Vec<String> = b
             .evidence
             .iter()
             .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
             .collect();
-        row!(w, path, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), clients.join(";")]);
+        row!(w, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), clients.join(";")]);
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "denied_other.csv")?;
-    row!(w, path, ["kind", "rule", "denied_requests", "examples"]);
+    let mut w = Table::create(dir, "denied_other.csv")?;
+    row!(w, ["kind", "rule", "denied_requests", "examples"]);
     for r in &report.probes.rules {
-        row!(w, path, ["probe", &r.name, &r.denied_requests.to_string(), &r.user_agents.join(";")]);
+        row!(w, ["probe", &r.name, &r.denied_requests.to_string(), &r.user_agents.join(";")]);
     }
     for r in &report.machines.rules {
-        row!(w, path, ["machine", &r.name, &r.denied_requests.to_string(), &r.accounts.join(";")]);
+        row!(w, ["machine", &r.name, &r.denied_requests.to_string(), &r.accounts.join(";")]);
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
     Ok(written)
 }
 
 /// The CSV files of `simulate --baseline` into `dir`: `change.csv`, one row
 /// per change, rule, user, protocol and client, and `backdoors_change.csv`.
 pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    create_dir(dir)?;
     let mut written = Vec::new();
 
-    let (mut w, path) = writer(dir, "change.csv")?;
-    row!(w, path, ["change", "rule", "of", "mechanism", "denied_today_by", "user", "protocol", "client", "requests"]);
+    let mut w = Table::create(dir, "change.csv")?;
+    row!(w, ["change", "rule", "of", "mechanism", "denied_today_by", "user", "protocol", "client", "requests"]);
     let sections = [
         ("newly_cut_off", &report.newly_cut_off),
         ("already_cut_off", &report.already_cut_off),
@@ -500,28 +497,21 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
                     for (client, n) in clients {
                         row!(
                             w,
-                            path,
                             [change, &r.rule, r.of, r.mechanism, &today, &u.user, protocol, client, &n.to_string()]
                         );
                     }
                 }
             }
             if r.anonymous_requests > 0 {
-                row!(
-                    w,
-                    path,
-                    [change, &r.rule, r.of, r.mechanism, &today, "", "", "", &r.anonymous_requests.to_string()]
-                );
+                row!(w, [change, &r.rule, r.of, r.mechanism, &today, "", "", "", &r.anonymous_requests.to_string()]);
             }
         }
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "backdoors_change.csv")?;
+    let mut w = Table::create(dir, "backdoors_change.csv")?;
     row!(
         w,
-        path,
         [
             "user",
             "status",
@@ -542,7 +532,6 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
             .collect();
         row!(
             w,
-            path,
             [
                 &b.user,
                 b.status,
@@ -556,22 +545,20 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
             ]
         );
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
     Ok(written)
 }
 
 /// Write the posture into `dir`: doors.csv, backdoors.csv, unused.csv,
 /// basic_auth.csv and disable-unused.ps1 (the `Set-CASMailbox` lines).
 pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })?;
+    create_dir(dir)?;
     let mut written = Vec::new();
     let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";");
 
-    let (mut w, path) = writer(dir, "doors.csv")?;
+    let mut w = Table::create(dir, "doors.csv")?;
     row!(
         w,
-        path,
         [
             "user",
             "protocol",
@@ -590,7 +577,6 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
         for d in &u.doors {
             row!(
                 w,
-                path,
                 [
                     u.user,
                     d.protocol,
@@ -607,13 +593,11 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
             );
         }
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "backdoors.csv")?;
+    let mut w = Table::create(dir, "backdoors.csv")?;
     row!(
         w,
-        path,
         ["user", "risk", "level", "gated_by", "protocol", "client", "kind", "network", "requests", "evidence_risk"]
     );
     for b in &report.backdoors {
@@ -626,7 +610,6 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
         for e in b.evidence.iter().chain(&b.context) {
             row!(
                 w,
-                path,
                 [
                     b.user,
                     b.risk.to_string(),
@@ -642,24 +625,21 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
             );
         }
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "unused.csv")?;
-    row!(w, path, ["user", "protocol", "switch"]);
+    let mut w = Table::create(dir, "unused.csv")?;
+    row!(w, ["user", "protocol", "switch"]);
     for d in &report.unused.doors {
-        row!(w, path, [d.user, d.protocol, d.switch.clone().unwrap_or_default()]);
+        row!(w, [d.user, d.protocol, d.switch.clone().unwrap_or_default()]);
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
-    let (mut w, path) = writer(dir, "basic_auth.csv")?;
-    row!(w, path, ["protocol", "client", "requests", "users"]);
+    let mut w = Table::create(dir, "basic_auth.csv")?;
+    row!(w, ["protocol", "client", "requests", "users"]);
     for b in &report.basic_auth {
-        row!(w, path, [b.protocol, b.client, b.requests.to_string(), b.users.join(";")]);
+        row!(w, [b.protocol, b.client, b.requests.to_string(), b.users.join(";")]);
     }
-    finish(w, &path)?;
-    written.push(path);
+    written.push(w.finish()?);
 
     let path = dir.join("disable-unused.ps1");
     let mut script = String::from("# Doors open but unused in the logs read by casguard posture.\n");

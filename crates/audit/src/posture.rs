@@ -603,12 +603,7 @@ pub fn render_table(report: &PostureReport) -> String {
         let line = format!("{} by {}: {} request(s), {} user(s)", b.protocol, b.client, b.requests, b.users.len());
         let _ = writeln!(out, "  {}", fit(&line, 76));
     }
-    for note in &report.notes {
-        let _ = writeln!(out);
-        for (i, line) in crate::table::wrap(note, 72).iter().enumerate() {
-            let _ = writeln!(out, "{}{line}", if i == 0 { "note: " } else { "      " });
-        }
-    }
+    crate::table::notes(&mut out, &report.notes);
     out
 }
 

@@ -55,6 +55,16 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// Each note after a blank line, wrapped to 72 columns under `note: `.
+pub(crate) fn notes(out: &mut String, notes: &[String]) {
+    for note in notes {
+        let _ = writeln!(out);
+        for (i, line) in wrap(note, 72).iter().enumerate() {
+            let _ = writeln!(out, "{}{line}", if i == 0 { "note: " } else { "      " });
+        }
+    }
+}
+
 pub(crate) fn heading(out: &mut String, title: &str) {
     let _ = writeln!(out, "\n{title}\n{}", "─".repeat(title.chars().count()));
 }

@@ -417,7 +417,7 @@ fn compare_backdoors(before: &[Backdoor], after: &[Backdoor], target: &ReadyPoli
 
 /// The change as text for an 80-column terminal.
 pub fn render_change_table(report: &ChangeReport) -> String {
-    use crate::table::{fit, fit_tail, heading, wrap};
+    use crate::table::{fit, fit_tail, heading};
     use std::fmt::Write as _;
     let mut out = String::new();
     let s = &report.summary;
@@ -515,12 +515,7 @@ pub fn render_change_table(report: &ChangeReport) -> String {
             let _ = writeln!(out, "\n{what} denied: {} today, {} after the change", o.denied_today, o.denied_after);
         }
     }
-    for note in &report.notes {
-        let _ = writeln!(out);
-        for (i, line) in wrap(note, 72).iter().enumerate() {
-            let _ = writeln!(out, "{}{line}", if i == 0 { "note: " } else { "      " });
-        }
-    }
+    crate::table::notes(&mut out, &report.notes);
     out
 }
 

@@ -342,12 +342,7 @@ pub fn render_table(report: &SimReport) -> String {
             let _ = writeln!(out, "  {}", fit(&line, 76));
         }
     }
-    for note in &report.notes {
-        let _ = writeln!(out);
-        for (i, line) in crate::table::wrap(note, 72).iter().enumerate() {
-            let _ = writeln!(out, "{}{line}", if i == 0 { "note: " } else { "      " });
-        }
-    }
+    crate::table::notes(&mut out, &report.notes);
     out
 }
 
