@@ -25,6 +25,7 @@ mod joint;
 mod load;
 mod metrics;
 pub mod model;
+mod passthrough;
 mod preface;
 pub mod screen;
 mod server;

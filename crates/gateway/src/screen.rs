@@ -97,15 +97,7 @@ pub fn model(m: &exchange::Request) -> Result<(), Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::headers::tests::headers;
 
     fn check(method: &str, uri: &str, version: Version, pairs: &[(&str, &str)]) -> Result<(), Refused> {
         head(&method.parse().unwrap(), &uri.parse().unwrap(), version, &headers(pairs), 8192)

@@ -528,38 +528,10 @@ async fn send_raw(addr: std::net::SocketAddr, raw: &[u8]) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
-/// An upstream that answers each connection's first request with `response`,
-/// then closes it; the request heads it read come out of the receiver.
-async fn start_one_shot_upstream(
-    response: &'static [u8],
-) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (heads, seen) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let heads = heads.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = heads.send(head);
-                let _ = tcp.write_all(response).await;
-            });
-        }
-    });
-    (addr, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_header_names_keep_exchanges_case() {
     within(20, async {
-        let (up, mut heads) = start_one_shot_upstream(
+        let (up, mut heads) = one_shot_upstream(
             b"HTTP/1.1 200 OK\r\nMS-Server-ActiveSync: 15.1\r\nMS-ASProtocolVersions: 14.1,16.1\r\n\
               X-MS-Diagnostics: 4\r\nrequest-id: abc\r\nContent-Length: 2\r\n\r\nok",
         )
@@ -589,7 +561,7 @@ async fn response_header_names_keep_exchanges_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_framing_is_never_forwarded_ambiguously() {
     within(20, async {
-        let (up, mut heads) = start_one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let (up, mut heads) = one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let gw = start_gateway("default = 'allow'\n", up).await;
         // Content-Length and chunked: chunked wins, the length is dropped, and
         // the connection closes, so the bytes after the chunked body are not
@@ -621,7 +593,7 @@ async fn ambiguous_framing_is_never_forwarded_ambiguously() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_closing_its_side_closes_the_client_connection_once_idle() {
     within(20, async {
-        let (up, _heads) = start_one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let (up, _heads) = one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let gw = start_gateway("default = 'allow'\n", up).await;
         for _ in 0..2 {
             // Nothing here says close: not the response, not the idle timeout (120 s).

@@ -20,6 +20,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A gateway that allows everything, serving TLS with the certificate and
+/// key files given on a free loopback port, in front of `upstream`.
+fn tls_config(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    upstream: String,
+) -> gateway::Config {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    gateway::Config {
+        policy: Some(policy),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_cert: Some(cert.to_path_buf()),
+        tls_key: Some(key.to_path_buf()),
+        upstream: vec![upstream],
+        ..gateway::Config::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_listener_and_tls_upstream() {
     within(30, async {
@@ -70,17 +90,10 @@ async fn tls_listener_and_tls_upstream() {
             }
         });
 
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, "default = 'allow'\n").unwrap();
         let config = gateway::Config {
-            policy: Some(policy),
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            tls_cert: Some(cert_path.clone()),
-            tls_key: Some(key_path),
-            upstream: vec![format!("https://localhost:{up_port}")],
-            upstream_ca: Some(cert_path),
+            upstream_ca: Some(cert_path.clone()),
             health_interval: 1,
-            ..gateway::Config::default()
+            ..tls_config(dir.path(), &cert_path, &key_path, format!("https://localhost:{up_port}"))
         };
         let gw = gateway::Gateway::bind(config, gateway::events::silent()).await.unwrap();
         let addr = gw.listen_addrs()[0];
@@ -203,16 +216,9 @@ async fn a_renewed_certificate_reaches_new_handshakes_without_dropping_open_conn
         let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert_path, &a_cert).unwrap();
         std::fs::write(&key_path, &a_key).unwrap();
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, "default = 'allow'\n").unwrap();
         let config = gateway::Config {
-            policy: Some(policy),
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            tls_cert: Some(cert_path.clone()),
-            tls_key: Some(key_path.clone()),
-            upstream: vec![format!("http://{up}")],
             reload_interval: 1,
-            ..gateway::Config::default()
+            ..tls_config(dir.path(), &cert_path, &key_path, format!("http://{up}"))
         };
         let events = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let sink_events = events.clone();

@@ -406,3 +406,31 @@ impl Client<Full<Bytes>> {
 pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", B64.encode(format!("{user}:{password}")))
 }
+
+/// An upstream that answers each connection's first request with `response`,
+/// then closes it; the request heads it read come out of the receiver.
+pub async fn one_shot_upstream(
+    response: &'static [u8],
+) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (heads, seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::io::AsyncReadExt::read(&mut tcp, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = heads.send(head);
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut tcp, response).await;
+            });
+        }
+    });
+    (addr, seen)
+}
