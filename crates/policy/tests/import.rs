@@ -11,21 +11,14 @@ use common::traffic::{generated, people};
 use common::*;
 use exchange::{AuthType, Interpreter, Protocol, Request};
 use policy::import::{import_folder, Imported};
-use policy::{evaluate, Action, Policy, ReadyPolicy};
+use policy::{evaluate, Action, ReadyPolicy};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(rel)
 }
 
 fn ready(imported: &Imported) -> ReadyPolicy {
-    let p = Policy::from_toml(
-        &imported.policy_text,
-        Path::new("in-force.toml"),
-        &exchange::Catalog::builtin(),
-        &exchange::Networks::builtin(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", imported.policy_text));
-    ReadyPolicy::new(p, None, Arc::new(Interpreter::builtin())).unwrap()
+    ReadyPolicy::new(in_force(imported), None, Arc::new(Interpreter::builtin())).unwrap()
 }
 
 fn import(dir: &Path) -> (Imported, ReadyPolicy) {

@@ -33,15 +33,7 @@ fn round_trip(p: &Policy) -> Trip {
     let mut org = Organisation::default();
     org.run(&exchange.files[0].1);
     org.export(dir.path());
-    let imported = policy::import::import_folder(dir.path(), "Default Web Site").unwrap_or_else(|e| panic!("{e}"));
-    assert!(imported.inexact.is_empty(), "{:?}", imported.inexact);
-    let back = Policy::from_toml(
-        &imported.policy_text,
-        Path::new("in-force.toml"),
-        &exchange::Catalog::builtin(),
-        &exchange::Networks::builtin(),
-    )
-    .unwrap();
+    let back = import_exact(dir.path());
     let iis_u: HashSet<String> = iis.unexpressible.iter().map(|u| u.rule.clone()).collect();
     let ex_u: HashSet<String> = exchange.unexpressible.iter().map(|u| u.rule.clone()).collect();
     Trip {
@@ -273,15 +265,7 @@ fn rules_merged_into_a_real_web_config_are_in_force() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("DefaultWebSite-EAS_web.config"), merged).unwrap();
     std::fs::copy(data.join("E19-applicationHost.config"), dir.path().join("applicationHost.config")).unwrap();
-    let imported = policy::import::import_folder(dir.path(), "Default Web Site").unwrap();
-    assert!(imported.inexact.is_empty(), "{:?}", imported.inexact);
-    let back = Policy::from_toml(
-        &imported.policy_text,
-        Path::new("in-force.toml"),
-        &exchange::Catalog::builtin(),
-        &exchange::Networks::builtin(),
-    )
-    .unwrap();
+    let back = import_exact(dir.path());
     let back = ReadyPolicy::new(back, None, Arc::new(Interpreter::builtin())).unwrap();
     let ready = ReadyPolicy::new(p.clone(), None, Arc::new(Interpreter::builtin())).unwrap();
     let g = generated();

@@ -7,7 +7,7 @@ use std::path::Path;
 use casguard_loggen::{GzipMode, Truth};
 use serde_json::Value;
 
-use crate::util::{casguard, counts, finding_users, generated, workspace};
+use crate::util::{casguard, counts, finding_users, generated, source_networks, workspace};
 
 pub(crate) fn audit_json(dir: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["audit", "--format", "json"];
@@ -338,14 +338,7 @@ fn ranges_files_name_networks_behind_the_load_balancer() {
     std::fs::write(&ranges, "# branch offices\n203.0.113.0/24 branch-office\n198.51.100.0/24 hotel-wifi\n").unwrap();
     let azure = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ranges/ServiceTags_Public_20251028.json");
     let report = audit_json(dir.path(), &["--ranges", ranges.to_str().unwrap(), "--ranges", azure]);
-    let networks: BTreeSet<String> = report["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|u| u["devices"].as_array().unwrap().iter())
-        .flat_map(|d| d["sources"].as_array().unwrap().iter())
-        .map(|s| s["network"].as_str().unwrap().to_string())
-        .collect();
+    let networks: BTreeSet<String> = source_networks(&report).collect();
     // Phones behind the load balancer are found by their X-Forwarded-For address;
     // Exchange Online stays `microsoft365`, which no Azure tag covers.
     for expected in ["branch-office", "hotel-wifi", "microsoft365", "internal"] {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::util::{casguard, example, generated, json, ok, text, workspace};
+use crate::util::{casguard, example, generated, inventory_build, json, ok, text, workspace};
 
 const FORMS: [&str; 7] = [
     "ps51-export-csv-unicode.csv",
@@ -295,19 +295,7 @@ fn first_sync_time_decides_which_devices_are_grandfathered() {
 
     // The same through `inventory build --devices`.
     let inventory = dir.path().join("inventory.json");
-    let out = casguard(&[
-        "inventory",
-        "build",
-        "--quiet",
-        "--until",
-        cutover,
-        "--devices",
-        devices.to_str().unwrap(),
-        "-o",
-        inventory.to_str().unwrap(),
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    inventory_build(cutover, &["--devices", devices.to_str().unwrap()], &inventory, dir.path());
     let via_file =
         simulate("block-new-outlook-devices.toml", dir.path(), &["--inventory", inventory.to_str().unwrap()]);
     assert_eq!(denied(&via_file), expected);

@@ -1,10 +1,17 @@
 //! `casguard ranges update` on saved answers of Microsoft's endpoints web
 //! service (never the network), and audit's warning about old ranges.
 
-use crate::util::{casguard, json, ok, text, workspace};
+use crate::util::{casguard, json, ok, source_networks, text, workspace};
 
 fn data(name: &str) -> String {
     workspace().join("tests/data/ranges").join(name).display().to_string()
+}
+
+/// Runs `casguard ranges update --endpoints ENDPOINTS --endpoints-version VERSION [EXTRA..]`.
+fn update(endpoints: &str, version: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["ranges", "update", "--endpoints", endpoints, "--endpoints-version", version];
+    args.extend(extra);
+    casguard(&args)
 }
 
 /// Today as an endpoints version, `YYYYMMDD00`.
@@ -19,16 +26,8 @@ fn update_writes_the_exchange_ranges_with_their_version_and_autodetect() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m365.txt");
     let endpoints = data("m365-endpoints-exchange-2023073100.derived.json");
-    let run = ok(casguard(&[
-        "ranges",
-        "update",
-        "--endpoints",
-        &endpoints,
-        "--endpoints-version",
-        &data("m365-version-all-instances.example.json"),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let all_instances = data("m365-version-all-instances.example.json");
+    let run = ok(update(&endpoints, &all_instances, &["--out", out.to_str().unwrap()]));
     assert!(text(&run.stderr).contains("36 ranges, endpoints version"), "{}", text(&run.stderr));
     let written = std::fs::read_to_string(&out).unwrap();
     let version = written.lines().find_map(|l| l.strip_prefix("# endpoints-version: ")).unwrap();
@@ -38,28 +37,12 @@ fn update_writes_the_exchange_ranges_with_their_version_and_autodetect() {
     assert!(written.contains("52.125.128.0/20 microsoft365"), "AutoDetect, which the service does not list");
 
     // A version given as such; the China instance of the all-instances answer.
-    let china = ok(casguard(&[
-        "ranges",
-        "update",
-        "--endpoints",
-        &endpoints,
-        "--endpoints-version",
-        &data("m365-version-all-instances.example.json"),
-        "--instance",
-        "China",
-    ]));
+    let china = ok(update(&endpoints, &all_instances, &["--instance", "China"]));
     assert!(text(&china.stdout).contains("# endpoints-version: "));
-    let bad = casguard(&["ranges", "update", "--endpoints", &endpoints, "--endpoints-version", "next-week"]);
+    let bad = update(&endpoints, "next-week", &[]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("next-week"), "{}", text(&bad.stderr));
-    let wrong = casguard(&[
-        "ranges",
-        "update",
-        "--endpoints",
-        &data("ServiceTags_Public_20251028.json"),
-        "--endpoints-version",
-        "2026080100",
-    ]);
+    let wrong = update(&data("ServiceTags_Public_20251028.json"), "2026080100", &[]);
     assert_eq!(wrong.status.code(), Some(2));
     assert!(text(&wrong.stderr).contains("ServiceTags_Public_20251028.json"), "{}", text(&wrong.stderr));
 }
@@ -77,29 +60,14 @@ fn audit_warns_when_the_ranges_in_use_are_old_and_a_current_list_quiets_it() {
 
     let dir = tempfile::tempdir().unwrap();
     let current = dir.path().join("m365.txt");
-    ok(casguard(&[
-        "ranges",
-        "update",
-        "--endpoints",
-        &data("m365-endpoints-exchange-2023073100.derived.json"),
-        "--endpoints-version",
-        &today_version(),
-        "--out",
-        current.to_str().unwrap(),
-    ]));
+    let endpoints = data("m365-endpoints-exchange-2023073100.derived.json");
+    ok(update(&endpoints, &today_version(), &["--out", current.to_str().unwrap()]));
     let fresh = casguard(&["audit", "--format", "json", "--ranges", current.to_str().unwrap(), logs]);
     assert!(!text(&fresh.stderr).contains("days old"), "{}", text(&fresh.stderr));
     let report = json(&["audit", "--format", "json", "--ranges", current.to_str().unwrap(), logs]);
     assert!(!report["notes"].to_string().contains("ranges update"));
     // Outlook mobile's cloud addresses are still Microsoft's.
-    let networks: Vec<String> = report["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|u| u["devices"].as_array().unwrap().iter())
-        .flat_map(|d| d["sources"].as_array().unwrap().iter())
-        .map(|s| s["network"].as_str().unwrap().to_string())
-        .collect();
+    let networks: Vec<String> = source_networks(&report).collect();
     assert!(networks.iter().any(|n| n == "microsoft365"), "{networks:?}");
 }
 
@@ -175,14 +143,8 @@ fn fetch_asks_the_service_over_https_and_trusts_only_what_it_should() {
     let child = Stop(child);
 
     let fetched = ok(casguard(&["ranges", "update", "--fetch", "--service", &url, "--ca", cert.to_str().unwrap()]));
-    let saved = ok(casguard(&[
-        "ranges",
-        "update",
-        "--endpoints",
-        &data("m365-endpoints-exchange-2023073100.derived.json"),
-        "--endpoints-version",
-        &data("m365-version-worldwide.example.json"),
-    ]));
+    let endpoints = data("m365-endpoints-exchange-2023073100.derived.json");
+    let saved = ok(update(&endpoints, &data("m365-version-worldwide.example.json"), &[]));
     let ranges = |out: &std::process::Output| -> Vec<String> {
         text(&out.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect()
     };

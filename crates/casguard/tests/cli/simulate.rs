@@ -7,7 +7,7 @@ use std::path::Path;
 use casguard_loggen::Truth;
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, workspace};
+use crate::util::{casguard, example, generated, inventory_build, workspace};
 
 fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
     generated(|o| o.seed = seed)
@@ -86,17 +86,7 @@ fn block_new_outlook_devices_spares_devices_known_at_the_cut_over() {
 
     // The same through an inventory file built by `casguard inventory build`.
     let inventory = dir.path().join("inventory.json");
-    let out = casguard(&[
-        "inventory",
-        "build",
-        "--quiet",
-        "--until",
-        &truth.cutover,
-        "-o",
-        inventory.to_str().unwrap(),
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    inventory_build(&truth.cutover, &[], &inventory, dir.path());
     let via_file =
         simulate("block-new-outlook-devices.toml", dir.path(), &["--inventory", inventory.to_str().unwrap()]);
     assert_eq!(via_file["denied_requests"], report["denied_requests"]);

@@ -52,6 +52,27 @@ pub fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Trut
     (dir, truth)
 }
 
+/// The network of every source of every device of every user of an audit
+/// report, in report order.
+pub fn source_networks(report: &Value) -> impl Iterator<Item = String> + '_ {
+    report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["devices"].as_array().unwrap().iter())
+        .flat_map(|d| d["sources"].as_array().unwrap().iter())
+        .map(|s| s["network"].as_str().unwrap().to_string())
+}
+
+/// Runs `casguard inventory build --quiet --until UNTIL [EXTRA..] -o OUT LOGS`
+/// and checks that it succeeded.
+pub fn inventory_build(until: &str, extra: &[&str], out: &Path, logs: &Path) {
+    let mut args = vec!["inventory", "build", "--quiet", "--until", until];
+    args.extend(extra);
+    args.extend(["-o", out.to_str().unwrap(), logs.to_str().unwrap()]);
+    ok(casguard(&args));
+}
+
 /// A JSON object of counts, such as a report's `protocols`.
 pub fn counts(v: &Value) -> BTreeMap<String, u64> {
     v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()

@@ -25,6 +25,20 @@ pub fn policy(text: &str) -> Policy {
     compile(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The policy an import wrote, compiled (panics with its text when it does not compile).
+pub fn in_force(imported: &policy::import::Imported) -> Policy {
+    Policy::from_toml(&imported.policy_text, Path::new("in-force.toml"), &Catalog::builtin(), &Networks::builtin())
+        .unwrap_or_else(|e| panic!("{e}\n{}", imported.policy_text))
+}
+
+/// Imports the settings exported to `dir` for `Default Web Site`, checks that
+/// every one was read exactly, and compiles the policy written.
+pub fn import_exact(dir: &Path) -> Policy {
+    let imported = policy::import::import_folder(dir, "Default Web Site").unwrap_or_else(|e| panic!("{e}"));
+    assert!(imported.inexact.is_empty(), "{:?}", imported.inexact);
+    in_force(&imported)
+}
+
 pub fn client(id: &str) -> exchange::ClientId {
     Catalog::builtin().id_of(id).expect("client in catalog")
 }
