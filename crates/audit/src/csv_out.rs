@@ -48,6 +48,16 @@ fn create_dir(dir: &Path) -> Result<(), CsvError> {
     std::fs::create_dir_all(dir).map_err(|e| CsvError { path: dir.to_path_buf(), source: csv::Error::from(e) })
 }
 
+/// `key:count` pairs joined with `;`.
+fn counts<K: std::fmt::Display, N: std::fmt::Display>(pairs: impl IntoIterator<Item = (K, N)>) -> String {
+    pairs.into_iter().map(|(k, n)| format!("{k}:{n}")).collect::<Vec<_>>().join(";")
+}
+
+/// A time as written, or nothing.
+fn time(t: &Option<String>) -> String {
+    t.clone().unwrap_or_default()
+}
+
 /// One row of fields of any byte-like types.
 macro_rules! row {
     ($table:expr, [$($field:expr),* $(,)?]) => {
@@ -67,7 +77,6 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     let mut w = Table::create(dir, "users.csv")?;
     row!(w, ["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"]);
     for user in &report.users {
-        let protocols: Vec<String> = user.protocols.iter().map(|(k, n)| format!("{k}:{n}")).collect();
         row!(
             w,
             [
@@ -75,9 +84,9 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
                 user.aliases.join(";"),
                 user.requests.to_string(),
                 user.devices.len().to_string(),
-                protocols.join(";"),
-                user.first_seen.clone().unwrap_or_default(),
-                user.last_seen.clone().unwrap_or_default(),
+                counts(&user.protocols),
+                time(&user.first_seen),
+                time(&user.last_seen),
             ]
         );
     }
@@ -104,8 +113,6 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     );
     for user in &report.users {
         for d in &user.devices {
-            let protocols: Vec<String> = d.protocols.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-            let commands: Vec<String> = d.commands.iter().map(|(k, n)| format!("{k}:{n}")).collect();
             let ips: Vec<&str> = d.sources.iter().map(|s| s.ip.as_str()).collect();
             let mut networks: Vec<&str> = d.sources.iter().map(|s| s.network.as_str()).collect();
             networks.sort_unstable();
@@ -119,16 +126,16 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
                     d.client,
                     d.user_agents.join(";"),
                     d.requests.to_string(),
-                    protocols.join(";"),
-                    commands.join(";"),
+                    counts(&d.protocols),
+                    counts(&d.commands),
                     ips.join(";"),
                     networks.join(";"),
                     d.access
                         .as_ref()
                         .map(|a| format!("{} {}", a.state, a.reason).trim().to_string())
                         .unwrap_or_default(),
-                    d.first_seen.clone().unwrap_or_default(),
-                    d.last_seen.clone().unwrap_or_default(),
+                    time(&d.first_seen),
+                    time(&d.last_seen),
                 ]
             );
         }
@@ -174,8 +181,8 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
                 f.rule.unwrap_or_default(),
                 devices.join(";"),
                 sources.join(";"),
-                f.first_seen.clone().unwrap_or_default(),
-                f.last_seen.clone().unwrap_or_default(),
+                time(&f.first_seen),
+                time(&f.last_seen),
             ]
         );
     }
@@ -190,7 +197,6 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
 
 /// `partnerships.csv` (every partnership) and `devices-without-partnership.csv`.
 fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    let time = |t: &Option<String>| t.clone().unwrap_or_default();
     let mut w = Table::create(dir, "partnerships.csv")?;
     row!(
         w,
@@ -308,8 +314,8 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
                 r.users.len().to_string(),
                 r.devices.len().to_string(),
                 r.anonymous_requests.to_string(),
-                r.first_seen.clone().unwrap_or_default(),
-                r.last_seen.clone().unwrap_or_default(),
+                time(&r.first_seen),
+                time(&r.last_seen),
                 r.provision_denied.to_string(),
                 opt(r.provision_from_known_devices),
             ]

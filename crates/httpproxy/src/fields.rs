@@ -4,106 +4,49 @@
 
 use std::cell::RefCell;
 
-use w3c::{FieldTable, KnownField};
+use w3c::FieldTable;
 
-/// Columns of HttpProxy logs that readers look up by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Field {
-    /// End of the request, ISO 8601 UTC with milliseconds.
-    DateTime,
-    /// The request's GUID; IIS logs it as `cafeReqId=` in cs-uri-query.
-    RequestId,
-    /// The `ClientRequestId` column.
-    ClientRequestId,
-    /// The protocol folder (`Eas`, `Ews`, `Owa`, ...).
-    Protocol,
-    /// The `UrlHost` column.
-    UrlHost,
-    /// The `UrlStem` column.
-    UrlStem,
-    /// The query string with its leading `?`.
-    UrlQuery,
-    /// The `ProtocolAction` column.
-    ProtocolAction,
-    /// `Basic`, `NTLM`, `Negotiate`, `Kerberos`, `OAuth`, `Bearer`, `FBA`, ...
-    AuthenticationType,
-    /// The `IsAuthenticated` column.
-    IsAuthenticated,
-    /// The `AuthenticatedUser` column.
-    AuthenticatedUser,
-    /// A typed routing hint: `Smtp~user@domain`, `Sid~S-1-5-...`, ...
-    AnchorMailbox,
-    /// The `UserAgent` column.
-    UserAgent,
-    /// The `ClientIpAddress` column.
-    ClientIpAddress,
-    /// The `ServerHostName` column.
-    ServerHostName,
-    /// The `HttpStatus` column.
-    HttpStatus,
-    /// The `BackEndStatus` column.
-    BackEndStatus,
-    /// The `ErrorCode` column.
-    ErrorCode,
-    /// The `Method` column.
-    Method,
-}
-
-impl Field {
-    /// Number of well-known fields.
-    pub const COUNT: usize = 19;
-
-    /// Every well-known field, in declaration order.
-    pub const ALL: [Field; Field::COUNT] = [
-        Field::DateTime,
-        Field::RequestId,
-        Field::ClientRequestId,
-        Field::Protocol,
-        Field::UrlHost,
-        Field::UrlStem,
-        Field::UrlQuery,
-        Field::ProtocolAction,
-        Field::AuthenticationType,
-        Field::IsAuthenticated,
-        Field::AuthenticatedUser,
-        Field::AnchorMailbox,
-        Field::UserAgent,
-        Field::ClientIpAddress,
-        Field::ServerHostName,
-        Field::HttpStatus,
-        Field::BackEndStatus,
-        Field::ErrorCode,
-        Field::Method,
-    ];
-
-    /// The column name as Exchange writes it in `#Fields`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::DateTime => "DateTime",
-            Field::RequestId => "RequestId",
-            Field::ClientRequestId => "ClientRequestId",
-            Field::Protocol => "Protocol",
-            Field::UrlHost => "UrlHost",
-            Field::UrlStem => "UrlStem",
-            Field::UrlQuery => "UrlQuery",
-            Field::ProtocolAction => "ProtocolAction",
-            Field::AuthenticationType => "AuthenticationType",
-            Field::IsAuthenticated => "IsAuthenticated",
-            Field::AuthenticatedUser => "AuthenticatedUser",
-            Field::AnchorMailbox => "AnchorMailbox",
-            Field::UserAgent => "UserAgent",
-            Field::ClientIpAddress => "ClientIpAddress",
-            Field::ServerHostName => "ServerHostName",
-            Field::HttpStatus => "HttpStatus",
-            Field::BackEndStatus => "BackEndStatus",
-            Field::ErrorCode => "ErrorCode",
-            Field::Method => "Method",
-        }
-    }
-
-    /// The field a column name denotes, compared case-insensitively (ASCII).
-    pub fn from_name(name: &str) -> Option<Field> {
-        Field::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
+w3c::known_fields! {
+    /// Columns of HttpProxy logs that readers look up by name.
+    pub enum Field split column_names {
+        /// End of the request, ISO 8601 UTC with milliseconds.
+        DateTime = "DateTime",
+        /// The request's GUID; IIS logs it as `cafeReqId=` in cs-uri-query.
+        RequestId = "RequestId",
+        /// The `ClientRequestId` column.
+        ClientRequestId = "ClientRequestId",
+        /// The protocol folder (`Eas`, `Ews`, `Owa`, ...).
+        Protocol = "Protocol",
+        /// The `UrlHost` column.
+        UrlHost = "UrlHost",
+        /// The `UrlStem` column.
+        UrlStem = "UrlStem",
+        /// The query string with its leading `?`.
+        UrlQuery = "UrlQuery",
+        /// The `ProtocolAction` column.
+        ProtocolAction = "ProtocolAction",
+        /// `Basic`, `NTLM`, `Negotiate`, `Kerberos`, `OAuth`, `Bearer`, `FBA`, ...
+        AuthenticationType = "AuthenticationType",
+        /// The `IsAuthenticated` column.
+        IsAuthenticated = "IsAuthenticated",
+        /// The `AuthenticatedUser` column.
+        AuthenticatedUser = "AuthenticatedUser",
+        /// A typed routing hint: `Smtp~user@domain`, `Sid~S-1-5-...`, ...
+        AnchorMailbox = "AnchorMailbox",
+        /// The `UserAgent` column.
+        UserAgent = "UserAgent",
+        /// The `ClientIpAddress` column.
+        ClientIpAddress = "ClientIpAddress",
+        /// The `ServerHostName` column.
+        ServerHostName = "ServerHostName",
+        /// The `HttpStatus` column.
+        HttpStatus = "HttpStatus",
+        /// The `BackEndStatus` column.
+        BackEndStatus = "BackEndStatus",
+        /// The `ErrorCode` column.
+        ErrorCode = "ErrorCode",
+        /// The `Method` column.
+        Method = "Method",
     }
 }
 
@@ -113,26 +56,14 @@ impl Field {
 /// trailing CR ignored.
 pub type Fields = FieldTable<Field, { Field::COUNT }>;
 
-impl KnownField for Field {
-    fn from_name(name: &str) -> Option<Field> {
-        Field::from_name(name)
-    }
-
-    #[inline]
-    fn slot(self) -> usize {
-        self as usize
-    }
-
-    fn column_names(directive_value: &[u8]) -> Vec<String> {
-        let names: Vec<String> = directive_value
-            .split(|&b| b == b',')
-            .map(|t| String::from_utf8_lossy(t.trim_ascii()).into_owned())
-            .collect();
-        if names.len() == 1 && names[0].is_empty() {
-            Vec::new()
-        } else {
-            names
-        }
+/// Names separated by commas, spaces around them and a trailing CR ignored.
+fn column_names(directive_value: &[u8]) -> Vec<String> {
+    let names: Vec<String> =
+        directive_value.split(|&b| b == b',').map(|t| String::from_utf8_lossy(t.trim_ascii()).into_owned()).collect();
+    if names.len() == 1 && names[0].is_empty() {
+        Vec::new()
+    } else {
+        names
     }
 }
 
@@ -161,23 +92,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_is_in_declaration_order() {
-        for (i, f) in Field::ALL.iter().enumerate() {
-            assert_eq!(*f as usize, i);
-            assert_eq!(Field::from_name(f.name()), Some(*f));
+    fn a_table_naming_every_field_finds_each_at_its_column() {
+        // Last to first, so that no column happens to equal a slot.
+        let names: Vec<&str> = Field::ALL.iter().rev().map(|f| f.name()).collect();
+        let table = Fields::parse(names.join(",").as_bytes());
+        assert_eq!(table.repeated().count(), 0);
+        for (column, f) in Field::ALL.into_iter().rev().enumerate() {
+            assert_eq!(Field::ALL[f as usize], f, "ALL is in declaration order");
+            assert_eq!(table.index(f), Some(column), "{f:?}");
         }
     }
 
     #[test]
     fn names_are_read_not_assumed() {
         let f = Fields::parse(b" DateTime,RequestId , urlstem,UrlQuery,Extra\r");
-        assert_eq!(f.len(), 5);
         assert_eq!(f.names().collect::<Vec<_>>(), ["DateTime", "RequestId", "urlstem", "UrlQuery", "Extra"]);
-        assert_eq!(f.index(Field::UrlStem), Some(2));
-        assert_eq!(f.index(Field::UrlQuery), Some(3));
-        assert_eq!(f.index(Field::UrlHost), None);
-        assert_eq!(f.index_of("extra"), Some(4));
-        assert!(Fields::parse(b"").is_empty());
-        assert!(Fields::parse(b"  ").is_empty());
+        let found = [Field::UrlStem, Field::UrlQuery, Field::UrlHost].map(|k| f.index(k));
+        assert_eq!(found, [Some(2), Some(3), None]);
+        assert_eq!((f.index_of("extra"), f.index_of("urlhost")), (Some(4), None));
+        for empty in [&b""[..], b"  ", b"\r"] {
+            assert!(Fields::parse(empty).is_empty(), "{empty:?}");
+        }
+        // Empty names between commas are columns all the same.
+        assert_eq!(Fields::parse(b"DateTime,,UrlStem").index(Field::UrlStem), Some(2));
     }
 }

@@ -199,54 +199,56 @@ fn request_filtering_sections_apply_at_the_most_specific_path() {
     assert_eq!(sub("/ecp/x", "zgrab", ""), None);
 }
 
-const REWRITE: &str = r#"
+/// One rule, set under `/` and again under the ActiveSync path with `base = "/"`.
+const OLD_EWS: &str = r#"name = "old EWS clients"
+url = "^ews/"
+conditions = [{ input = "{HTTP_USER_AGENT}", pattern = "^ExchangeServicesClient/0\\." }]
+action = "CustomResponse"
+status = 403
+substatus = 7"#;
+
+fn rewrite() -> String {
+    format!(
+        r#"
 [[url_rewrite]]
 global = true
 [[url_rewrite.rule]]
 name = "no zgrab"
-conditions = [{ input = "{HTTP_USER_AGENT}", pattern = "zgrab" }]
+conditions = [{{ input = "{{HTTP_USER_AGENT}}", pattern = "zgrab" }}]
 action = "AbortRequest"
 stop_processing = true
 
 [[url_rewrite]]
 path = "/"
 [[url_rewrite.rule]]
-name = "old EWS clients"
-url = "^ews/"
-conditions = [{ input = "{HTTP_USER_AGENT}", pattern = "^ExchangeServicesClient/0\\." }]
-action = "CustomResponse"
-status = 403
-substatus = 7
+{OLD_EWS}
 
 [[url_rewrite]]
 path = "/Microsoft-Server-ActiveSync"
 [[url_rewrite.rule]]
-name = "old EWS clients"
 base = "/"
-url = "^ews/"
-conditions = [{ input = "{HTTP_USER_AGENT}", pattern = "^ExchangeServicesClient/0\\." }]
-action = "CustomResponse"
-status = 403
-substatus = 7
+{OLD_EWS}
 [[url_rewrite.rule]]
 name = "pilot"
-conditions = [{ input = "{QUERY_STRING}", pattern = "DeviceId=PILOT" }]
+conditions = [{{ input = "{{QUERY_STRING}}", pattern = "DeviceId=PILOT" }}]
 action = "None"
 stop_processing = true
 [[url_rewrite.rule]]
 name = "outlook mobile"
 logical_grouping = "MatchAny"
 conditions = [
-  { input = "{HTTP_USER_AGENT}", pattern = "^Outlook-(iOS|Android)/" },
-  { input = "{QUERY_STRING}", pattern = "DeviceType=Outlook(&|$)" },
+  {{ input = "{{HTTP_USER_AGENT}}", pattern = "^Outlook-(iOS|Android)/" }},
+  {{ input = "{{QUERY_STRING}}", pattern = "DeviceType=Outlook(&|$)" }},
 ]
 action = "CustomResponse"
 status = 403
-"#;
+"#
+    )
+}
 
 #[test]
 fn url_rewrite_rules_run_in_order_with_stop_processing() {
-    let p = ready(REWRITE);
+    let p = ready(&rewrite());
     let eas = |ua: &str, query: &str| {
         let mut r = req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync/default.eas", ua);
         r.query = query.into();
@@ -296,7 +298,7 @@ entries = [{ cidr = "10.0.0.0/8", allowed = true }]
 
 #[test]
 fn every_block_lists_in_policy_check_order() {
-    let text = format!("{MAILBOXES}\n{AUTH}\n{FILTERING}\n{REWRITE}");
+    let text = format!("{MAILBOXES}\n{AUTH}\n{FILTERING}\n{}", rewrite());
     let p: Policy = policy(&text);
     let origins: Vec<String> = p.rules().iter().map(|r| format!("{:?}", r.origin)).collect();
     let first = |o: &str| origins.iter().position(|x| x == o).unwrap();

@@ -2,123 +2,55 @@
 
 use std::fmt;
 
-use crate::table::{FieldTable, KnownField};
+use crate::table::FieldTable;
 
-/// A well-known W3C field, resolved to a column index once per `#Fields` directive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Field {
-    /// `date`
-    Date,
-    /// `time`
-    Time,
-    /// `s-ip`
-    ServerIp,
-    /// `cs-method`
-    Method,
-    /// `cs-uri-stem`
-    UriStem,
-    /// `cs-uri-query`
-    UriQuery,
-    /// `s-port`
-    ServerPort,
-    /// `cs-username`
-    Username,
-    /// `c-ip`
-    ClientIp,
-    /// `cs-version`
-    Version,
-    /// `cs(User-Agent)`
-    UserAgent,
-    /// `cs(Referer)`
-    Referer,
-    /// `cs-host`
-    Host,
-    /// `sc-status`
-    Status,
-    /// `sc-substatus`
-    SubStatus,
-    /// `sc-win32-status`
-    Win32Status,
-    /// `sc-bytes`
-    BytesSent,
-    /// `cs-bytes`
-    BytesReceived,
-    /// `time-taken`
-    TimeTaken,
-    /// `s-computername`
-    ComputerName,
-    /// `s-sitename`
-    SiteName,
-    /// `X-Forwarded-For` (IIS custom field) or `cs(X-Forwarded-For)` (Advanced Logging).
-    ForwardedFor,
-}
-
-impl Field {
-    /// Number of variants.
-    pub const COUNT: usize = 22;
-
-    /// Every variant, in declaration order (`ALL[f as usize] == f`).
-    pub const ALL: [Field; Field::COUNT] = [
-        Field::Date,
-        Field::Time,
-        Field::ServerIp,
-        Field::Method,
-        Field::UriStem,
-        Field::UriQuery,
-        Field::ServerPort,
-        Field::Username,
-        Field::ClientIp,
-        Field::Version,
-        Field::UserAgent,
-        Field::Referer,
-        Field::Host,
-        Field::Status,
-        Field::SubStatus,
-        Field::Win32Status,
-        Field::BytesSent,
-        Field::BytesReceived,
-        Field::TimeTaken,
-        Field::ComputerName,
-        Field::SiteName,
-        Field::ForwardedFor,
-    ];
-
-    /// The canonical `#Fields` name as IIS writes it.
-    pub fn name(self) -> &'static str {
-        self.aliases()[0]
-    }
-
-    /// All names this field is recognised under (compared case-insensitively).
-    fn aliases(self) -> &'static [&'static str] {
-        match self {
-            Field::Date => &["date"],
-            Field::Time => &["time"],
-            Field::ServerIp => &["s-ip"],
-            Field::Method => &["cs-method"],
-            Field::UriStem => &["cs-uri-stem"],
-            Field::UriQuery => &["cs-uri-query"],
-            Field::ServerPort => &["s-port"],
-            Field::Username => &["cs-username"],
-            Field::ClientIp => &["c-ip"],
-            Field::Version => &["cs-version"],
-            Field::UserAgent => &["cs(User-Agent)"],
-            Field::Referer => &["cs(Referer)"],
-            Field::Host => &["cs-host"],
-            Field::Status => &["sc-status"],
-            Field::SubStatus => &["sc-substatus"],
-            Field::Win32Status => &["sc-win32-status"],
-            Field::BytesSent => &["sc-bytes"],
-            Field::BytesReceived => &["cs-bytes"],
-            Field::TimeTaken => &["time-taken"],
-            Field::ComputerName => &["s-computername"],
-            Field::SiteName => &["s-sitename"],
-            Field::ForwardedFor => &["X-Forwarded-For", "cs(X-Forwarded-For)"],
-        }
-    }
-
-    /// The well-known field a `#Fields` name denotes, case-insensitively.
-    pub fn from_name(name: &str) -> Option<Field> {
-        Field::ALL.into_iter().find(|f| f.aliases().iter().any(|a| a.eq_ignore_ascii_case(name)))
+crate::known_fields! {
+    /// A well-known W3C field, resolved to a column index once per `#Fields` directive.
+    pub enum Field split column_names {
+        /// `date`
+        Date = "date",
+        /// `time`
+        Time = "time",
+        /// `s-ip`
+        ServerIp = "s-ip",
+        /// `cs-method`
+        Method = "cs-method",
+        /// `cs-uri-stem`
+        UriStem = "cs-uri-stem",
+        /// `cs-uri-query`
+        UriQuery = "cs-uri-query",
+        /// `s-port`
+        ServerPort = "s-port",
+        /// `cs-username`
+        Username = "cs-username",
+        /// `c-ip`
+        ClientIp = "c-ip",
+        /// `cs-version`
+        Version = "cs-version",
+        /// `cs(User-Agent)`
+        UserAgent = "cs(User-Agent)",
+        /// `cs(Referer)`
+        Referer = "cs(Referer)",
+        /// `cs-host`
+        Host = "cs-host",
+        /// `sc-status`
+        Status = "sc-status",
+        /// `sc-substatus`
+        SubStatus = "sc-substatus",
+        /// `sc-win32-status`
+        Win32Status = "sc-win32-status",
+        /// `sc-bytes`
+        BytesSent = "sc-bytes",
+        /// `cs-bytes`
+        BytesReceived = "cs-bytes",
+        /// `time-taken`
+        TimeTaken = "time-taken",
+        /// `s-computername`
+        ComputerName = "s-computername",
+        /// `s-sitename`
+        SiteName = "s-sitename",
+        /// `X-Forwarded-For` (IIS custom field) or `cs(X-Forwarded-For)` (Advanced Logging).
+        ForwardedFor = "X-Forwarded-For" | "cs(X-Forwarded-For)",
     }
 }
 
@@ -139,23 +71,14 @@ pub const IIS_DEFAULT_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-ur
 /// CR are tolerated in the directive itself.
 pub type Fields = FieldTable<Field, { Field::COUNT }>;
 
-impl KnownField for Field {
-    fn from_name(name: &str) -> Option<Field> {
-        Field::from_name(name)
-    }
-
-    #[inline]
-    fn slot(self) -> usize {
-        self as usize
-    }
-
-    fn column_names(directive_value: &[u8]) -> Vec<String> {
-        directive_value
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|t| !t.is_empty())
-            .map(|t| String::from_utf8_lossy(t).into_owned())
-            .collect()
-    }
+/// Names separated by spaces; runs of whitespace and a trailing CR are
+/// tolerated in the directive itself.
+fn column_names(directive_value: &[u8]) -> Vec<String> {
+    directive_value
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub struct Tally {
 
 impl Tally {
     /// Counters for a scan with `opts`, lines longer than `max_line` (at
-    /// most [`ScanOptions::max_line`]) being malformed.
+    /// most the options' `max_line`) being malformed.
     pub fn new(opts: &ScanOptions, max_line: usize) -> Self {
         Tally {
             max_line: opts.max_line.min(max_line),

@@ -97,3 +97,63 @@ impl<K: KnownField, const N: usize> FieldTable<K, N> {
         self.0.names.iter().map(String::as_str)
     }
 }
+
+/// Declares the well-known fields of a `#Fields` format: the enum with
+/// `COUNT`, `ALL`, `name` and `from_name` (case-insensitive, over every name
+/// a field goes by, `Field = "name" | "other name"`), and its [`KnownField`]
+/// impl, whose directive is split into names by the function after `split`.
+#[macro_export]
+macro_rules! known_fields {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident split $split:path {
+            $($(#[$vmeta:meta])* $variant:ident = $first:literal $(| $alias:literal)*,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Number of well-known fields.
+            pub const COUNT: usize = [$($name::$variant),*].len();
+
+            /// Every well-known field, in declaration order (`ALL[f as usize] == f`).
+            pub const ALL: [$name; $name::COUNT] = [$($name::$variant),*];
+
+            /// The column name as the log writes it.
+            pub fn name(self) -> &'static str {
+                self.aliases()[0]
+            }
+
+            /// All names this field is recognised under (compared case-insensitively).
+            fn aliases(self) -> &'static [&'static str] {
+                match self {
+                    $($name::$variant => &[$first $(, $alias)*],)*
+                }
+            }
+
+            /// The field a column name denotes, compared case-insensitively (ASCII).
+            pub fn from_name(name: &str) -> Option<$name> {
+                $name::ALL.into_iter().find(|f| f.aliases().iter().any(|a| a.eq_ignore_ascii_case(name)))
+            }
+        }
+
+        impl $crate::KnownField for $name {
+            fn from_name(name: &str) -> Option<$name> {
+                $name::from_name(name)
+            }
+
+            #[inline]
+            fn slot(self) -> usize {
+                self as usize
+            }
+
+            fn column_names(directive_value: &[u8]) -> Vec<String> {
+                $split(directive_value)
+            }
+        }
+    };
+}
