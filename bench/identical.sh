@@ -5,6 +5,11 @@
 # (jsonl and parquet). For refactorings that must not
 # change what the reports say (issue 17).
 #
+# MORE=1 also compares every other renderer: audit as a table, simulate as a
+# table and csv, simulate --baseline (json, csv, table) and posture with each
+# policy as the one in force (json, csv, table). Six times the runs: meant
+# for small corpora.
+#
 #   bench/identical.sh BASE_BIN NEW_BIN CORPUS [OUT]
 #
 # OUT (default target/identical/<corpus name>) gets base/ and new/ with every
@@ -31,7 +36,7 @@ KNOWN=${KNOWN:-2000-01-01}
 run() {
     local bin=$1 dir=$2
     rm -rf "$dir"
-    mkdir -p "$dir/audit-csv" "$dir/simulate-csv"
+    mkdir -p "$dir/audit-csv"
     "$bin" audit -q --format json --out "$dir/audit.json" "$CORPUS"
     "$bin" audit -q --format csv --out "$dir/audit-csv" "$CORPUS" 2>/dev/null
     for policy in examples/policies/*.toml; do
@@ -41,6 +46,29 @@ run() {
     done
     "$bin" export -q --format jsonl --out "$dir/export.jsonl" "$CORPUS"
     "$bin" export -q --format parquet --out "$dir/parquet" "$CORPUS"
+    [ "${MORE:-0}" = 1 ] || return 0
+    "$bin" audit -q --format table --out "$dir/audit.txt" "$CORPUS"
+    local baseline=examples/policies/mailbox-and-iis-settings.toml
+    for policy in examples/policies/*.toml; do
+        local name
+        name=$(basename "$policy" .toml)
+        local sim=("$bin" simulate -q --known-before "$KNOWN" --policy "$policy")
+        "${sim[@]}" --format table --out "$dir/simulate-$name.txt" "$CORPUS"
+        mkdir -p "$dir/simulate-csv-$name" "$dir/change-csv-$name" "$dir/posture-csv-$name"
+        "${sim[@]}" --format csv --out "$dir/simulate-csv-$name" "$CORPUS" 2>/dev/null
+        for format in json table; do
+            "${sim[@]}" --baseline "$baseline" --format $format --out "$dir/change-$name.$format" "$CORPUS"
+        done
+        "${sim[@]}" --baseline "$baseline" --format csv --out "$dir/change-csv-$name" "$CORPUS" 2>/dev/null
+        # Posture takes no inventory: a policy about new devices is refused,
+        # and the refusal (exit status and message) is compared instead.
+        for format in json table csv; do
+            local out="$dir/posture-$name.$format"
+            [ $format = csv ] && out="$dir/posture-csv-$name"
+            "$bin" posture -q --policy "$policy" --format $format --out "$out" "$CORPUS" \
+                >"$dir/posture-$name.$format.status" 2>&1 || echo "exit $?" >>"$dir/posture-$name.$format.status"
+        done
+    done
 }
 
 echo "base: $BASE" >&2

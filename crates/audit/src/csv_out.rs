@@ -23,10 +23,13 @@ struct Table {
 }
 
 impl Table {
-    fn create(dir: &Path, name: &str) -> Result<Table, CsvError> {
+    /// The file `name` in `dir`, its `header` row written.
+    fn create(dir: &Path, name: &str, header: &[&str]) -> Result<Table, CsvError> {
         let path = dir.join(name);
         let writer = csv::Writer::from_path(&path).map_err(|source| CsvError { path: path.clone(), source })?;
-        Ok(Table { writer, path })
+        let mut table = Table { writer, path };
+        table.record(header)?;
+        Ok(table)
     }
 
     fn record<I, T>(&mut self, fields: I) -> Result<(), CsvError>
@@ -74,8 +77,11 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     create_dir(dir)?;
     let mut written = Vec::new();
 
-    let mut w = Table::create(dir, "users.csv")?;
-    row!(w, ["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"]);
+    let mut w = Table::create(
+        dir,
+        "users.csv",
+        &["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"],
+    )?;
     for user in &report.users {
         row!(
             w,
@@ -92,10 +98,10 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "devices.csv")?;
-    row!(
-        w,
-        [
+    let mut w = Table::create(
+        dir,
+        "devices.csv",
+        &[
             "user",
             "device",
             "type",
@@ -108,9 +114,9 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             "networks",
             "activesync_access",
             "first_seen",
-            "last_seen"
-        ]
-    );
+            "last_seen",
+        ],
+    )?;
     for user in &report.users {
         for d in &user.devices {
             let ips: Vec<&str> = d.sources.iter().map(|s| s.ip.as_str()).collect();
@@ -142,10 +148,10 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "findings.csv")?;
-    row!(
-        w,
-        [
+    let mut w = Table::create(
+        dir,
+        "findings.csv",
+        &[
             "kind",
             "severity",
             "user",
@@ -156,9 +162,9 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
             "devices",
             "sources",
             "first_seen",
-            "last_seen"
-        ]
-    );
+            "last_seen",
+        ],
+    )?;
     for f in &report.findings {
         let devices: Vec<&str> = f.devices.iter().map(|d| d.id.as_str()).collect();
         let mut sources: Vec<String> =
@@ -197,10 +203,10 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
 
 /// `partnerships.csv` (every partnership) and `devices-without-partnership.csv`.
 fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    let mut w = Table::create(dir, "partnerships.csv")?;
-    row!(
-        w,
-        [
+    let mut w = Table::create(
+        dir,
+        "partnerships.csv",
+        &[
             "user",
             "owner",
             "device",
@@ -222,9 +228,9 @@ fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Pat
             "idle_days",
             "stale",
             "file",
-            "line"
-        ]
-    );
+            "line",
+        ],
+    )?;
     for e in &report.partnerships {
         row!(
             w,
@@ -256,8 +262,11 @@ fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Pat
     }
     let mut written = vec![w.finish()?];
 
-    let mut w = Table::create(dir, "devices-without-partnership.csv")?;
-    row!(w, ["user", "device", "type", "client", "requests", "first_seen", "last_seen"]);
+    let mut w = Table::create(
+        dir,
+        "devices-without-partnership.csv",
+        &["user", "device", "type", "client", "requests", "first_seen", "last_seen"],
+    )?;
     for d in &report.without_partnership {
         row!(
             w,
@@ -284,10 +293,10 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
     let mut written = Vec::new();
     let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
 
-    let mut w = Table::create(dir, "rules.csv")?;
-    row!(
-        w,
-        [
+    let mut w = Table::create(
+        dir,
+        "rules.csv",
+        &[
             "rule",
             "action",
             "line",
@@ -300,8 +309,8 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
             "last_seen",
             "provision_denied",
             "provision_from_known_devices",
-        ]
-    );
+        ],
+    )?;
     for r in &report.rules {
         row!(
             w,
@@ -323,8 +332,7 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "denied.csv")?;
-    row!(w, ["rule", "user", "device", "requests"]);
+    let mut w = Table::create(dir, "denied.csv", &["rule", "user", "device", "requests"])?;
     for r in &report.rules {
         for d in &r.devices {
             row!(w, [r.name, d.user, d.id, d.requests.to_string()]);
@@ -332,8 +340,7 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "backdoors.csv")?;
-    row!(w, ["user", "denied_on", "still_reaches", "clients"]);
+    let mut w = Table::create(dir, "backdoors.csv", &["user", "denied_on", "still_reaches", "clients"])?;
     for b in &report.backdoors {
         let clients: Vec<String> = b
             .evidence
@@ -344,8 +351,7 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "denied_other.csv")?;
-    row!(w, ["kind", "rule", "denied_requests", "examples"]);
+    let mut w = Table::create(dir, "denied_other.csv", &["kind", "rule", "denied_requests", "examples"])?;
     for r in &report.probes.rules {
         row!(w, ["probe", &r.name, &r.denied_requests.to_string(), &r.user_agents.join(";")]);
     }
@@ -362,8 +368,11 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
     create_dir(dir)?;
     let mut written = Vec::new();
 
-    let mut w = Table::create(dir, "change.csv")?;
-    row!(w, ["change", "rule", "of", "mechanism", "denied_today_by", "user", "protocol", "client", "requests"]);
+    let mut w = Table::create(
+        dir,
+        "change.csv",
+        &["change", "rule", "of", "mechanism", "denied_today_by", "user", "protocol", "client", "requests"],
+    )?;
     let sections = [
         ("newly_cut_off", &report.newly_cut_off),
         ("already_cut_off", &report.already_cut_off),
@@ -389,10 +398,10 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "backdoors_change.csv")?;
-    row!(
-        w,
-        [
+    let mut w = Table::create(
+        dir,
+        "backdoors_change.csv",
+        &[
             "user",
             "status",
             "denied_on_today",
@@ -401,9 +410,9 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
             "closed",
             "still_open",
             "mobile",
-            "clients"
-        ]
-    );
+            "clients",
+        ],
+    )?;
     for b in &report.backdoors {
         let clients: Vec<String> = b
             .evidence
@@ -436,10 +445,10 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
     let mut written = Vec::new();
     let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";");
 
-    let mut w = Table::create(dir, "doors.csv")?;
-    row!(
-        w,
-        [
+    let mut w = Table::create(
+        dir,
+        "doors.csv",
+        &[
             "user",
             "protocol",
             "state",
@@ -450,9 +459,9 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
             "reached",
             "denied",
             "clients",
-            "networks"
-        ]
-    );
+            "networks",
+        ],
+    )?;
     for u in &report.users {
         for d in &u.doors {
             row!(
@@ -475,11 +484,11 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "backdoors.csv")?;
-    row!(
-        w,
-        ["user", "risk", "level", "gated_by", "protocol", "client", "kind", "network", "requests", "evidence_risk"]
-    );
+    let mut w = Table::create(
+        dir,
+        "backdoors.csv",
+        &["user", "risk", "level", "gated_by", "protocol", "client", "kind", "network", "requests", "evidence_risk"],
+    )?;
     for b in &report.backdoors {
         let gates = b
             .gated_by
@@ -507,15 +516,13 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "unused.csv")?;
-    row!(w, ["user", "protocol", "switch"]);
+    let mut w = Table::create(dir, "unused.csv", &["user", "protocol", "switch"])?;
     for d in &report.unused.doors {
         row!(w, [d.user, d.protocol, d.switch.clone().unwrap_or_default()]);
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "basic_auth.csv")?;
-    row!(w, ["protocol", "client", "requests", "users"]);
+    let mut w = Table::create(dir, "basic_auth.csv", &["protocol", "client", "requests", "users"])?;
     for b in &report.basic_auth {
         row!(w, [b.protocol, b.client, b.requests.to_string(), b.users.join(";")]);
     }

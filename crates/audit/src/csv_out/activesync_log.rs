@@ -56,8 +56,7 @@ pub(super) fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result
     let tally = agg.people_tally();
     let mut written = Vec::new();
 
-    let mut w = Table::create(dir, "Users.csv")?;
-    w.record(USERS_COLUMNS)?;
+    let mut w = Table::create(dir, "Users.csv", &USERS_COLUMNS)?;
     let mut total_hits = 0u64;
     let mut user_agents: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let mut hours_devices = [0u64; 168];
@@ -101,15 +100,13 @@ pub(super) fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result
     w.record(&total)?;
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "UserAgents.csv")?;
-    row!(w, ["User Agent", "Hits", "Unique Devices"]);
+    let mut w = Table::create(dir, "UserAgents.csv", &["User Agent", "Hits", "Unique Devices"])?;
     for (ua, (hits, devices)) in &user_agents {
         row!(w, [ua, hits.to_string(), devices.to_string()]);
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "StatusCodes.csv")?;
-    row!(w, ["Status", "SubStatus", "Hits", "Ratio"]);
+    let mut w = Table::create(dir, "StatusCodes.csv", &["Status", "SubStatus", "Hits", "Ratio"])?;
     let statuses: Vec<_> = tally.activesync.statuses.iter().collect();
     let status_total: u64 = statuses.iter().map(|(_, n)| n).sum();
     for ((status, substatus), hits) in statuses {
@@ -119,8 +116,7 @@ pub(super) fn write_export_activesync_log(agg: &Aggregate, dir: &Path) -> Result
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(dir, "Hourly.csv")?;
-    row!(w, ["Day", "Hour", "Unique Devices", "Sync Related Requests"]);
+    let mut w = Table::create(dir, "Hourly.csv", &["Day", "Hour", "Unique Devices", "Sync Related Requests"])?;
     const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
     for bucket in 0..168 {
         row!(
