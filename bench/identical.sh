@@ -8,7 +8,8 @@
 # MORE=1 also compares every other renderer: audit as a table, simulate as a
 # table and csv, simulate --baseline (json, csv, table) and posture with each
 # policy as the one in force (json, csv, table). Six times the runs: meant
-# for small corpora.
+# for small corpora. REUSE_BASE=1 keeps OUT/base from an earlier run of the
+# same BASE_BIN on the same corpus (with the same MORE).
 #
 #   bench/identical.sh BASE_BIN NEW_BIN CORPUS [OUT]
 #
@@ -71,8 +72,12 @@ run() {
     done
 }
 
-echo "base: $BASE" >&2
-run "$BASE" "$OUT/base"
+if [ "${REUSE_BASE:-0}" = 1 ] && [ -d "$OUT/base" ]; then
+    echo "base: $OUT/base (kept)" >&2
+else
+    echo "base: $BASE" >&2
+    run "$BASE" "$OUT/base"
+fi
 echo "new:  $NEW" >&2
 run "$NEW" "$OUT/new"
 
