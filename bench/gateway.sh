@@ -281,9 +281,9 @@ if [ "$INSTR" != 0 ]; then
         local pid=$1 port=$2 out n ir
         wait_port "$port"
         target/release/examples/latency "http://127.0.0.1:$port/owa/" 50 100 2 >/dev/null
-        callgrind_control -z "$pid" >/dev/null
+        callgrind_control -z "$pid" >/dev/null 2>&1
         out=$(target/release/examples/latency "http://127.0.0.1:$port/owa/" 1000 100 10)
-        callgrind_control -d "$pid" >/dev/null
+        callgrind_control -d "$pid" >/dev/null 2>&1
         n=$(awk '{print $2 + 100}' <<<"$out") # and one warm-up request per connection
         sleep 0.5
         ir=$(callgrind_annotate "$work/cg.$pid.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
