@@ -119,7 +119,15 @@ pub(crate) fn handle(
         Some(sender) => Handled::Sending { sending: sender.try_send_request(req), forward: Some(forward) },
         None => {
             drop(slot);
-            Handled::Slow { future: Box::pin(forward.slow(req, 0)) }
+            Handled::Connecting {
+                future: Box::pin(async move {
+                    let (mut sender, forward) = forward.connect().await?;
+                    // Sent here, where the future's type is the fast path's.
+                    let sending = sender.try_send_request(req);
+                    *lock(&forward.conn.upstream) = Some(sender);
+                    Ok((sending, forward))
+                }),
+            }
         }
     }
 }
@@ -132,7 +140,11 @@ pin_project_lite::pin_project! {
         Answered { answer: Option<Answer> },
         /// Sent on the connection's upstream connection; the response is awaited.
         Sending { #[pin] sending: F, forward: Option<Forward> },
-        /// Connecting or retrying first: rare, so boxed.
+        /// No idle upstream connection: made or awaited first, then the
+        /// request is sent as above. Boxed, as it is rarer; the box goes
+        /// once sent, so a long-poll does not hold it.
+        Connecting { future: Pin<Box<dyn Future<Output = Result<(F, Forward), Answer>> + Send>> },
+        /// Retrying once after a send failed: rare, so boxed.
         Slow { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
     }
 }
@@ -147,6 +159,14 @@ where
         let (result, forward) = match self.as_mut().project() {
             HandledProj::Answered { answer } => return Poll::Ready(answer.take().expect("polled after completion")),
             HandledProj::Slow { future } => return future.as_mut().poll(cx),
+            HandledProj::Connecting { future } => match future.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(answer)) => return Poll::Ready(answer),
+                Poll::Ready(Ok((sending, forward))) => {
+                    self.set(Handled::Sending { sending, forward: Some(forward) });
+                    return self.poll(cx);
+                }
+            },
             HandledProj::Sending { sending, forward } => match sending.poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(result) => (result, forward.take().expect("polled after completion")),
@@ -181,6 +201,47 @@ struct Forward {
 }
 
 impl Forward {
+    /// Connect when the client connection has no open upstream connection,
+    /// and wait until it can take a request.
+    async fn connect(self) -> Result<(SendRequest<Incoming>, Forward), Answer> {
+        let shared = self.finish.shared.clone();
+        let mut upstream = lock(&self.conn.upstream).take();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if upstream.as_ref().is_none_or(SendRequest::is_closed) {
+                match Box::pin(shared.upstreams.connect(self.protocol)).await {
+                    Ok(c) => {
+                        lock(&self.conn.drivers).add(c.driver);
+                        upstream = Some(c.sender);
+                    }
+                    Err(e) => return Err(self.unreachable(e)),
+                }
+            }
+            let sender = upstream.as_mut().expect("connected above");
+            match sender.ready().await {
+                Ok(()) => break,
+                // Closed before a request was sent: reconnect.
+                Err(_) if attempts < 2 => upstream = None,
+                Err(_) => return Err(self.bad_gateway()),
+            }
+        }
+        let mut forward = self;
+        forward.sent = Instant::now();
+        Ok((upstream.expect("ready above"), forward))
+    }
+
+    fn unreachable(self, e: ConnectError) -> Answer {
+        let shared = &self.finish.shared;
+        shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+        let status = match e {
+            ConnectError::NoneHealthy => shared.no_upstream_status,
+            ConnectError::Failed => StatusCode::BAD_GATEWAY,
+            ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        answer::unreachable(status, self.finish)
+    }
+
     /// Connect (or reconnect) first, then send; `attempts` sends were already tried.
     async fn slow(mut self, mut req: Request<Incoming>, mut attempts: u32) -> Answer {
         let shared = self.finish.shared.clone();
@@ -194,15 +255,7 @@ impl Forward {
                         lock(&self.conn.drivers).add(c.driver);
                         upstream = Some(c.sender);
                     }
-                    Err(e) => {
-                        shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                        let status = match e {
-                            ConnectError::NoneHealthy => shared.no_upstream_status,
-                            ConnectError::Failed => StatusCode::BAD_GATEWAY,
-                            ConnectError::Local => StatusCode::SERVICE_UNAVAILABLE,
-                        };
-                        return answer::unreachable(status, self.finish);
-                    }
+                    Err(e) => return self.unreachable(e),
                 }
             }
             let sender = upstream.as_mut().expect("connected above");

@@ -2,7 +2,7 @@
 //! requests by protocol, client, decision and rule; upstream latency; open
 //! connections; reloads; upstream health (in use, failures, health pages).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,17 +16,23 @@ use crate::upstream::Upstreams;
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0];
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// The rule is known by the address of its name: hashing and comparing it
+/// costs nothing, and the name is cloned (a contended atomic) only when a
+/// row is new. The row keeps that name alive, so the address is not reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct RequestKey {
     protocol: Protocol,
     client: ClientId,
     deny: bool,
-    rule: Option<Arc<str>>,
+    rule: usize,
 }
+
+/// Requests so far, and the rule name the key points at.
+type Count = (u64, Option<Arc<str>>);
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<HashMap<RequestKey, u64>>,
+    requests: Mutex<ahash::AHashMap<RequestKey, Count>>,
     pub open_connections: AtomicI64,
     pub connections_total: AtomicU64,
     pub upstream_errors: AtomicU64,
@@ -41,9 +47,14 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn request(&self, protocol: Protocol, client: ClientId, deny: bool, rule: Option<&Arc<str>>) {
-        let key = RequestKey { protocol, client, deny, rule: rule.cloned() };
+        let key = RequestKey { protocol, client, deny, rule: rule.map_or(0, |r| Arc::as_ptr(r) as *const u8 as usize) };
         let mut map = lock(&self.requests);
-        *map.entry(key).or_insert(0) += 1;
+        match map.get_mut(&key) {
+            Some((n, _)) => *n += 1,
+            None => {
+                map.insert(key, (1, rule.cloned()));
+            }
+        }
     }
 
     /// Time from sending a request upstream to its response head.
@@ -62,23 +73,22 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP casguard_gateway_requests_total Requests by protocol, client, decision and rule.\n");
         out.push_str("# TYPE casguard_gateway_requests_total counter\n");
-        let mut rows: Vec<(String, u64)> = {
+        // A rule reloaded under the same name has a new address: one row.
+        let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+        {
             let map = lock(&self.requests);
-            map.iter()
-                .map(|(k, n)| {
-                    let client = if k.client.index() < catalog.len() { catalog.get(k.client).id.as_str() } else { "" };
-                    let labels = format!(
-                        "protocol=\"{}\",client=\"{}\",decision=\"{}\",rule=\"{}\"",
-                        k.protocol.key(),
-                        escape(client),
-                        if k.deny { "deny" } else { "allow" },
-                        escape(k.rule.as_deref().unwrap_or("")),
-                    );
-                    (labels, *n)
-                })
-                .collect()
-        };
-        rows.sort();
+            for (k, (n, rule)) in map.iter() {
+                let client = if k.client.index() < catalog.len() { catalog.get(k.client).id.as_str() } else { "" };
+                let labels = format!(
+                    "protocol=\"{}\",client=\"{}\",decision=\"{}\",rule=\"{}\"",
+                    k.protocol.key(),
+                    escape(client),
+                    if k.deny { "deny" } else { "allow" },
+                    escape(rule.as_deref().unwrap_or("")),
+                );
+                *rows.entry(labels).or_insert(0) += n;
+            }
+        }
         for (labels, n) in rows {
             let _ = writeln!(out, "casguard_gateway_requests_total{{{labels}}} {n}");
         }
@@ -209,13 +219,16 @@ mod tests {
         let rule: Arc<str> = Arc::from("no \"EWS\"");
         m.request(Protocol::Ews, ews, true, Some(&rule));
         m.request(Protocol::Ews, ews, true, Some(&rule));
+        // The policy reloaded: the same rule name, a new allocation, one row.
+        let reloaded: Arc<str> = Arc::from("no \"EWS\"");
+        m.request(Protocol::Ews, ews, true, Some(&reloaded));
         m.upstream_latency(Duration::from_millis(3));
         m.upstream_latency(Duration::from_millis(30));
         let list = vec![crate::upstream::Upstream::parse("http://cas1:81").unwrap()];
         let ups = Upstreams::new(list, None, Duration::from_secs(1), Default::default(), crate::events::silent());
         let text = m.render(&catalog, &ups, 0);
         assert!(text.contains(
-            "casguard_gateway_requests_total{protocol=\"ews\",client=\"ews-app\",decision=\"deny\",rule=\"no \\\"EWS\\\"\"} 2"
+            "casguard_gateway_requests_total{protocol=\"ews\",client=\"ews-app\",decision=\"deny\",rule=\"no \\\"EWS\\\"\"} 3"
         ));
         assert!(text.contains("casguard_gateway_upstream_latency_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("casguard_gateway_upstream_latency_seconds_bucket{le=\"0.005\"} 1"));

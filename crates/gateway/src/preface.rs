@@ -58,6 +58,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
             let start = self.start;
             buf.put_slice(&self.prefix[start..start + n]);
             self.start += n;
+            // Read on into the same buffer: given only the sniffed bytes,
+            // hyper would find the head incomplete and grow its read buffer
+            // to 16 KB for the rest, which an idle long-poll then holds.
+            // Pending has registered the waker; an error ends the connection
+            // on a later read.
+            if self.start == self.end && buf.remaining() > 0 {
+                let _ = Pin::new(&mut self.inner).poll_read(cx, buf);
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -71,14 +79,30 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn http2_gets_a_400_and_http1_passes_whole() {
+    async fn http2_gets_a_400() {
         let (mut client, server) = tokio::io::duplex(1024);
         client.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
         assert!(screen(server, Duration::from_secs(5)).await.is_none());
         let mut answer = Vec::new();
         client.read_to_end(&mut answer).await.unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 400 Bad Request\r\n"), "{}", String::from_utf8_lossy(&answer));
+    }
 
+    #[tokio::test]
+    async fn the_first_read_after_the_sniffed_bytes_holds_the_whole_head() {
+        // hyper grows its read buffer from 8 to 16 KB when a first read
+        // leaves the head incomplete: each idle long-poll would hold 8 KB more.
+        let head = b"POST /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\n\r\n";
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(head).await.unwrap();
+        let mut rewound = screen(server, Duration::from_secs(5)).await.expect("HTTP/1.1 goes on");
+        let mut buf = [0u8; 8192];
+        let n = rewound.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], &head[..]);
+    }
+
+    #[tokio::test]
+    async fn http1_passes_whole() {
         for first in [&b"GET /owa/ HTTP/1.1\r\n\r\n"[..], b"P", b"PR", b"POST /x HTTP/1.1\r\n\r\n"] {
             let (mut client, server) = tokio::io::duplex(1024);
             client.write_all(first).await.unwrap();

@@ -234,7 +234,11 @@ pub struct Simulation {
     /// traffic when the back end stands for the front end.
     pub backend_machines: Denials,
     /// People's requests without an authentication type (IIS lines).
-    pub unknown_auth: u64,
+    unknown_auth: u64,
+    /// The same among back-end hops evaluated as `backend`: which hops a
+    /// thread evaluates depends on the order it reads its files in, so
+    /// they count only when no people were found at all.
+    backend_unknown_auth: u64,
 }
 
 impl Simulation {
@@ -254,7 +258,10 @@ impl Simulation {
             Traffic::Backend if req.is_machine_account() => self.backend_machines.add(req, policy, &req.user),
             Traffic::Person | Traffic::Backend => {
                 if req.auth == exchange::AuthType::Unknown {
-                    self.unknown_auth += 1;
+                    match req.traffic {
+                        Traffic::Person => self.unknown_auth += 1,
+                        _ => self.backend_unknown_auth += 1,
+                    }
                 }
                 let decision = evaluate(policy, req);
                 let slot = decision.rule.unwrap_or(rules);
@@ -277,6 +284,13 @@ impl Simulation {
         self.machines.merge(other.machines);
         self.backend_machines.merge(other.backend_machines);
         self.unknown_auth += other.unknown_auth;
+        self.backend_unknown_auth += other.backend_unknown_auth;
+    }
+
+    /// Requests without an authentication type among those the report
+    /// counts as people's: the back-end hops only when they stand alone.
+    pub fn unknown_auth(&self) -> u64 {
+        self.unknown_auth + if self.backend_only() { self.backend_unknown_auth } else { 0 }
     }
 
     pub(crate) fn backend_only(&self) -> bool {
@@ -324,4 +338,40 @@ pub fn inventory_before(agg: &crate::Aggregate, cutover: i64) -> policy::Invento
         }
     }
     inventory
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use exchange::{Interpreter, Request, Traffic};
+    use policy::Policy;
+
+    use super::*;
+
+    /// Which back-end hops a thread evaluates depends on whether it has
+    /// read a person's request yet; the note about requests without an
+    /// authentication type must not.
+    #[test]
+    fn unknown_auth_count_does_not_depend_on_the_order_files_are_read() {
+        let interpreter = Arc::new(Interpreter::builtin());
+        let text = "default = \"allow\"\n[[rule]]\nname = \"no basic\"\naction = \"deny\"\nauth = [\"basic\"]\n";
+        let policy =
+            Policy::from_toml(text, Path::new("p.toml"), interpreter.catalog(), interpreter.networks()).unwrap();
+        let policy = ReadyPolicy::new(policy, None, interpreter.clone()).unwrap();
+        let request = |traffic| Request { traffic, user: "ann".into(), status: 200, ..Request::default() };
+        let (person, hop) = (request(Traffic::Person), request(Traffic::Backend));
+        let run = |order: &[&Request]| {
+            let mut sim = Simulation::default();
+            for r in order {
+                sim.add(r, &policy);
+            }
+            sim.unknown_auth()
+        };
+        assert_eq!(run(&[&hop, &person, &hop]), 1);
+        assert_eq!(run(&[&person, &hop, &hop]), 1);
+        // Back-end lines alone stand for the people.
+        assert_eq!(run(&[&hop, &hop]), 2);
+    }
 }

@@ -122,11 +122,11 @@ impl SimReport {
             }
             notes.push(note);
         }
-        if policy.policy().uses_auth_type() && sim.unknown_auth > 0 {
+        if policy.policy().uses_auth_type() && sim.unknown_auth() > 0 {
             notes.push(format!(
                 "{} request(s) have no authentication type (IIS logs do not record it): rules with an auth \
                  condition cannot match them; HttpProxy logs have it",
-                sim.unknown_auth
+                sim.unknown_auth()
             ));
         }
 
