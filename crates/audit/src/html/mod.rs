@@ -15,12 +15,16 @@ use serde_json::Value;
 
 use crate::aggregate::Aggregate;
 use crate::findings::FindingKind;
-use crate::posture::PostureReport;
 use crate::report::Report;
-use crate::simulate::SimReport;
 
-const CSS: &str = include_str!("../assets/report.css");
-const JS: &str = include_str!("../assets/report.js");
+mod posture;
+mod simulate;
+
+pub use posture::posture_html;
+pub use simulate::simulate_html;
+
+const CSS: &str = include_str!("../../assets/report.css");
+const JS: &str = include_str!("../../assets/report.js");
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; \
                    base-uri 'none'; form-action 'none'";
 /// Series in the chart; the rest is summed as "other".
@@ -277,156 +281,6 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
     page("audit", "casguard audit", &subtitle, &nav, &body, &data)
 }
 
-/// The simulation as one HTML page.
-pub fn simulate_html(report: &SimReport) -> String {
-    let s = &report.summary;
-    let mut body = String::new();
-    body.push_str("<section id=\"summary\" class=\"cards\">");
-    card(&mut body, "people's requests", &num(s.requests), "");
-    card(&mut body, "would be denied", &num(s.denied_requests), if s.denied_requests > 0 { "bad" } else { "ok" });
-    card(&mut body, "allowed", &num(s.allowed_requests), "");
-    card(&mut body, "users affected", &num(s.affected_users as u64), if s.affected_users > 0 { "warn" } else { "ok" });
-    let backdoors = report.backdoors.len() as u64;
-    card(&mut body, "backdoors", &num(backdoors), if backdoors > 0 { "bad" } else { "ok" });
-    card(&mut body, "Provision denied", &num(report.grandfathering.provision_denied), "");
-    if let Some(known) = report.grandfathering.provision_from_known_devices {
-        card(&mut body, "from known devices", &num(known), if known > 0 { "warn" } else { "ok" });
-    }
-    card(
-        &mut body,
-        "probes denied",
-        &num(report.probes.denied_requests),
-        if report.probes.denied_requests > 0 { "warn" } else { "ok" },
-    );
-    if report.machines.requests > 0 {
-        card(
-            &mut body,
-            "computer accounts denied",
-            &num(report.machines.denied_requests),
-            if report.machines.denied_requests > 0 { "warn" } else { "ok" },
-        );
-    }
-    body.push_str("</section>\n");
-
-    section(
-        &mut body,
-        "impact",
-        "Impact by rule",
-        "Requests each rule would deny (first matching rule wins; the default applies when none matches).",
-        &rules_svg(report),
-    );
-    section(&mut body, "rules", "Rules", "", "<div id=\"rules-table\"></div>");
-    section(
-        &mut body,
-        "denied",
-        "Denied devices",
-        "Each user's device that a rule would deny, with the requests it would lose.",
-        "<div id=\"denied-devices-table\"></div>",
-    );
-    section(
-        &mut body,
-        "backdoors",
-        "Backdoors",
-        "Users denied on one protocol who still reached mail through another with allowed, successful requests.",
-        "<div id=\"backdoors-table\"></div>",
-    );
-    section(&mut body, "affected", "Affected users", "", "<div id=\"affected-list\"></div>");
-    let mut notes = String::new();
-    let g = &report.grandfathering;
-    let _ = write!(
-        notes,
-        "<p>Cut-over: {}. Provision requests denied: {}; from devices that existed at the cut-over: {}.</p>",
-        escape(g.cutover.as_deref().unwrap_or("none given")),
-        num(g.provision_denied),
-        g.provision_from_known_devices.map(num).unwrap_or_else(|| "unknown".into())
-    );
-    // What a rule would deny beside people's requests, with examples of each.
-    let mut denied_by = |what: &str, rule: &str, denied: u64, examples: &[String]| {
-        let (rule, examples) = (escape(rule), escape(&examples.join(", ")));
-        let _ = write!(notes, "<p>{what} denied by <b>{rule}</b>: {} ({examples})</p>", num(denied));
-    };
-    for rule in &report.probes.rules {
-        denied_by("Monitoring probes", &rule.name, rule.denied_requests, &rule.user_agents);
-    }
-    for rule in &report.machines.rules {
-        denied_by("Requests of computer accounts", &rule.name, rule.denied_requests, &rule.accounts);
-    }
-    notes.push_str(&notes_html(&report.notes));
-    section(&mut body, "notes", "Grandfathering, probes and notes", "", &notes);
-
-    let mut data = serde_json::to_value(report).unwrap_or(Value::Null);
-    data["kind"] = Value::from("simulate");
-    let subtitle = format!("policy {}, {} line(s)", report.policy, num(s.lines));
-    let nav = [
-        ("summary", "Summary"),
-        ("impact", "Impact"),
-        ("rules", "Rules"),
-        ("denied", "Denied devices"),
-        ("backdoors", "Backdoors"),
-        ("affected", "Affected users"),
-        ("notes", "Notes"),
-    ];
-    page("simulate", "casguard simulate", &subtitle, &nav, &body, &data)
-}
-
-/// The posture as one HTML page: a users × protocols matrix, the backdoors,
-/// the unused doors with their lines, Basic authentication.
-pub fn posture_html(report: &PostureReport) -> String {
-    let s = &report.summary;
-    let mut body = String::new();
-    body.push_str("<section id=\"summary\" class=\"cards\">");
-    card(&mut body, "people's requests", &num(s.requests), "");
-    card(&mut body, "users", &num(s.users as u64), "");
-    card(&mut body, "open backdoors", &num(s.backdoor_users as u64), if s.backdoor_users > 0 { "bad" } else { "ok" });
-    card(&mut body, "doors open, unused", &num(s.unused_doors as u64), if s.unused_doors > 0 { "warn" } else { "ok" });
-    card(
-        &mut body,
-        "Basic auth requests",
-        &num(s.basic_auth_requests),
-        if s.basic_auth_requests > 0 { "warn" } else { "ok" },
-    );
-    body.push_str("</section>\n");
-    section(
-        &mut body,
-        "matrix",
-        "Doors",
-        "Each user's door per protocol under the settings in force: open, LAN only, gated (some requests or clients \
-         refused, others through) or blocked; \u{2022} marks a door used in the logs. Hover a cell for the mechanism \
-         and the clients.",
-        "<div id=\"posture-matrix\"></div>",
-    );
-    section(
-        &mut body,
-        "backdoors",
-        "Open backdoors",
-        "Users gated on ActiveSync (or whose phone is refused) who still reach mail over EWS, OWA, MAPI or RPC from a \
-         mobile or third-party client, riskiest first. Outlook for Windows or Mac and desktop browsers are context.",
-        "<div id=\"posture-backdoors\"></div>",
-    );
-    section(
-        &mut body,
-        "unused",
-        "Open and unused",
-        "Doors open to users who never used them in the logs: closing them cuts nobody.",
-        "<div id=\"posture-unused\"></div>",
-    );
-    section(&mut body, "basic", "Basic authentication in use", "", "<div id=\"posture-basic\"></div>");
-    section(&mut body, "notes", "Notes", "", &notes_html(&report.notes));
-
-    let mut data = serde_json::to_value(report).unwrap_or(Value::Null);
-    data["kind"] = Value::from("posture");
-    let subtitle = format!("policy {}, {} line(s)", report.policy, num(s.lines));
-    let nav = [
-        ("summary", "Summary"),
-        ("matrix", "Doors"),
-        ("backdoors", "Backdoors"),
-        ("unused", "Unused"),
-        ("basic", "Basic auth"),
-        ("notes", "Notes"),
-    ];
-    page("posture", "casguard posture", &subtitle, &nav, &body, &data)
-}
-
 /// Source addresses shown per device or finding; the JSON report has them all.
 const MAX_SOURCES_SHOWN: usize = 8;
 
@@ -560,52 +414,6 @@ fn timeline_svg(points: &[(i64, u16, u64)], catalog: &Catalog) -> String {
         );
     }
     let _ = write!(out, "<span class=\"muted\">one bar per {unit}, UTC</span></div></div>");
-    out
-}
-
-/// Horizontal bars: denied requests per rule.
-fn rules_svg(report: &SimReport) -> String {
-    let rules: Vec<_> = report.rules.iter().filter(|r| r.denied_requests > 0).collect();
-    if rules.is_empty() {
-        return "<p class=\"empty\">The policy would deny nothing in these logs.</p>".into();
-    }
-    let max = rules.iter().map(|r| r.denied_requests).max().unwrap_or(1).max(1);
-    let row = 26.0;
-    let (w, label_w) = (960.0, 300.0);
-    let h = row * rules.len() as f64 + 8.0;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" \
-         aria-label=\"Denied requests by rule\">"
-    );
-    for (i, r) in rules.iter().enumerate() {
-        let y = 4.0 + row * i as f64;
-        let bw = (w - label_w - 120.0) * (r.denied_requests as f64 / max as f64);
-        let mut name = r.name.clone();
-        if name.chars().count() > 44 {
-            name = name.chars().take(43).collect::<String>() + "\u{2026}";
-        }
-        let _ = write!(
-            out,
-            "<text class=\"axis\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-             <rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{bw:.2}\" height=\"{}\" fill=\"{}\"><title>{}: {} denied, {} user(s)</title></rect>\
-             <text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\">{} denied \u{b7} {} user(s)</text>",
-            label_w - 8.0,
-            y + 15.0,
-            escape(&name),
-            row - 8.0,
-            PALETTE[1],
-            escape(&r.name),
-            num(r.denied_requests),
-            r.users.len(),
-            label_w + bw + 6.0,
-            y + 15.0,
-            num(r.denied_requests),
-            r.users.len()
-        );
-    }
-    out.push_str("</svg></div>");
     out
 }
 
