@@ -113,7 +113,7 @@ pub(crate) fn handle(
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
     let forward = Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now() };
     // The common case: the connection's upstream connection is idle and
-    // open. Anything else (the first request, a reconnect) takes the slow path.
+    // open. Anything else (the first request, a reconnect) is connected first (`Handled::Connecting`).
     let mut slot = lock(&conn.upstream);
     match slot.as_mut().filter(|s| s.is_ready()) {
         Some(sender) => Handled::Sending { sending: sender.try_send_request(req), forward: Some(forward) },
@@ -144,8 +144,8 @@ pin_project_lite::pin_project! {
         /// request is sent as above. Boxed, as it is rarer; the box goes
         /// once sent, so a long-poll does not hold it.
         Connecting { future: Pin<Box<dyn Future<Output = Result<(F, Forward), Answer>> + Send>> },
-        /// Retrying once after a send failed: rare, so boxed.
-        Slow { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
+        /// Sent again after a send failed: rare, so boxed.
+        Retrying { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
     }
 }
 
@@ -158,7 +158,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
         let (result, forward) = match self.as_mut().project() {
             HandledProj::Answered { answer } => return Poll::Ready(answer.take().expect("polled after completion")),
-            HandledProj::Slow { future } => return future.as_mut().poll(cx),
+            HandledProj::Retrying { future } => return future.as_mut().poll(cx),
             HandledProj::Connecting { future } => match future.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(answer)) => return Poll::Ready(answer),
@@ -179,7 +179,7 @@ where
                 match e.take_message() {
                     // Not sent (the connection closed under us): safe to retry once.
                     Some(req) => {
-                        self.set(Handled::Slow { future: Box::pin(forward.slow(req, 1)) });
+                        self.set(Handled::Retrying { future: Box::pin(forward.retry(req)) });
                         self.poll(cx)
                     }
                     None => Poll::Ready(forward.upstream_failed(e.error())),
@@ -242,49 +242,20 @@ impl Forward {
         answer::unreachable(status, self.finish)
     }
 
-    /// Connect (or reconnect) first, then send; `attempts` sends were already tried.
-    async fn slow(mut self, mut req: Request<Incoming>, mut attempts: u32) -> Answer {
-        let shared = self.finish.shared.clone();
-        let mut upstream = lock(&self.conn.upstream).take();
-        let response = loop {
-            attempts += 1;
-            if upstream.as_ref().is_none_or(SendRequest::is_closed) {
-                // Boxed: it runs once a connection.
-                match Box::pin(shared.upstreams.connect(self.protocol)).await {
-                    Ok(c) => {
-                        lock(&self.conn.drivers).add(c.driver);
-                        upstream = Some(c.sender);
-                    }
-                    Err(e) => return self.unreachable(e),
-                }
-            }
-            let sender = upstream.as_mut().expect("connected above");
-            self.sent = Instant::now();
-            let result = match sender.ready().await {
-                Ok(()) => sender.try_send_request(req).await,
-                Err(_) => {
-                    // Closed between requests: nothing was sent, reconnect.
-                    upstream = None;
-                    if attempts < 2 {
-                        continue;
-                    }
-                    return self.bad_gateway();
-                }
-            };
-            match result {
-                Ok(resp) => break resp,
-                Err(mut e) => {
-                    upstream = None;
-                    match e.take_message() {
-                        // Not sent (the connection closed under us): safe to retry once.
-                        Some(back) if attempts < 2 => req = back,
-                        _ => return self.upstream_failed(e.error()),
-                    }
-                }
-            }
+    /// Send once more on a new connection, after a send found the
+    /// connection closed before the request went out.
+    async fn retry(self, req: Request<Incoming>) -> Answer {
+        let (mut sender, forward) = match self.connect().await {
+            Ok(ready) => ready,
+            Err(answer) => return answer,
         };
-        *lock(&self.conn.upstream) = upstream;
-        Ok(self.respond(response))
+        match sender.try_send_request(req).await {
+            Ok(response) => {
+                *lock(&forward.conn.upstream) = Some(sender);
+                Ok(forward.respond(response))
+            }
+            Err(e) => forward.upstream_failed(e.error()),
+        }
     }
 
     /// Exchange's response, as the client gets it.
