@@ -16,7 +16,7 @@ use crate::identity::{account_key, UserKind};
 use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
-use crate::request::{Protocol, Request, Traffic};
+use crate::request::{ActiveSync, LogTokens, Protocol, Request, Traffic};
 use crate::url;
 use crate::vdirs::PathFacts;
 
@@ -85,6 +85,19 @@ impl Interpreter {
     /// Clear `req`, copy the raw fields of a log line into it, then
     /// [`interpret`](Interpreter::interpret) them.
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
+        self.read_record_with(record, req, false);
+    }
+
+    /// [`read_record`](Interpreter::read_record) for a reader that only
+    /// counts back-end hops (see [`crate::RequestSink::counts_hops_only`]):
+    /// a line on the Back End site that turns out a plain hop
+    /// ([`Traffic::Backend`]) is not given its client, and no line on that
+    /// site its `Log=` tokens. Everything else is as `read_record` fills it.
+    pub fn read_record_counting_hops(&self, record: &w3c::Record<'_>, req: &mut Request) {
+        self.read_record_with(record, req, true);
+    }
+
+    fn read_record_with(&self, record: &w3c::Record<'_>, req: &mut Request, hops_counted: bool) {
         use w3c::Field;
         req.clear();
         req.source = crate::request::Source::Iis;
@@ -123,7 +136,16 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
-                self.interpret_with(req, facts, Some(kind), &mut memo.uri, Some(&mut memo.paths));
+                let queries = Some((&mut memo.queries[..], &mut memo.query_key));
+                self.interpret_with(
+                    req,
+                    facts,
+                    Some(kind),
+                    &mut memo.uri,
+                    Some(&mut memo.paths),
+                    queries,
+                    hops_counted,
+                );
                 true
             }
             Err(_) => false,
@@ -134,7 +156,8 @@ impl Interpreter {
             }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
+            let facts = self.ua_facts(&req.user_agent);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, hops_counted);
         }
     }
 
@@ -147,17 +170,21 @@ impl Interpreter {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
-                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths));
+                let queries = Some((&mut memo.queries[..], &mut memo.query_key));
+                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths), queries, false);
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
+            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None, None, false);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
+    /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
+    /// `hops_counted`: see [`Interpreter::read_record_counting_hops`].
+    #[allow(clippy::too_many_arguments)]
     fn interpret_with(
         &self,
         req: &mut Request,
@@ -165,6 +192,8 @@ impl Interpreter {
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
         paths: Option<&mut [PathSlot]>,
+        queries: Option<(&mut [QuerySlot], &mut Vec<u8>)>,
+        hops_counted: bool,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
@@ -174,8 +203,16 @@ impl Interpreter {
             req.stem = canonical;
         }
         req.protocol = protocol_of(&req.stem);
+        // A line on the Back End site is a hop, a probe or an attack,
+        // whatever its `Log=` says (see `is_backend`), and none of the three
+        // is counted by its log tokens.
+        let hop = hops_counted && req.on_backend_site();
         if req.protocol == Protocol::ActiveSync {
-            activesync::parse_query(&req.query, &mut req.activesync);
+            match queries {
+                Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, !hop),
+                None if hop => activesync::parse_query_without_log(&req.query, &mut req.activesync),
+                None => activesync::parse_query(&req.query, &mut req.activesync),
+            }
         } else {
             req.activesync.clear();
         }
@@ -200,11 +237,6 @@ impl Interpreter {
             _ => None,
         };
         req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
-        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
-        // An attack names no client: its user agent and device type are the attacker's choice.
-        (req.client, req.attack_claims) =
-            if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
@@ -216,6 +248,16 @@ impl Interpreter {
         } else {
             Traffic::Person
         };
+        if hop && req.traffic == Traffic::Backend {
+            // Only counted: no client to name.
+            (req.client, req.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
+            return;
+        }
+        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
+        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
+        // An attack names no client: its user agent and device type are the attacker's choice.
+        (req.client, req.attack_claims) =
+            if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
     }
 
     fn ua_facts(&self, ua: &str) -> UaFacts {
@@ -283,6 +325,98 @@ const MEMO_SLOTS: usize = 4096;
 const USER_SLOTS: usize = 4096;
 /// Slots of the per-thread memo of request paths (a power of two), direct-mapped too.
 const PATH_SLOTS: usize = 1024;
+/// Slots of the per-thread memo of ActiveSync queries (a power of two),
+/// direct-mapped too: about one per device and command of a busy server.
+const QUERY_SLOTS: usize = 8192;
+/// Longest ActiveSync query remembered, its `Log=` value left out: longer
+/// ones are parsed each time, so the memo holds at most a few megabytes.
+const QUERY_KEY_MAX: usize = 192;
+
+/// An ActiveSync query without its `Log=` value, and what it says.
+#[derive(Default)]
+struct QuerySlot {
+    filled: bool,
+    hash: u64,
+    key: Vec<u8>,
+    parsed: ActiveSync,
+    /// `parsed` holds no log tokens.
+    no_log: bool,
+}
+
+/// [`activesync::parse_query`] (or [`activesync::parse_query_without_log`]
+/// when not `log`), remembered by the query without its `Log=` value: a
+/// device sends the same few queries all day, and only `Log=` changes from
+/// line to line. `key` is scratch space.
+fn activesync_query(slots: &mut [QuerySlot], key: &mut Vec<u8>, query: &str, out: &mut ActiveSync, log: bool) {
+    let parse = |out: &mut ActiveSync| {
+        if log {
+            activesync::parse_query(query, out);
+        } else {
+            activesync::parse_query_without_log(query, out);
+        }
+    };
+    let (before, value, after) = match activesync::split_log(query) {
+        Some((before, value, after)) => (before, Some(value), after),
+        None => (query, None, ""),
+    };
+    if before.len() + after.len() > QUERY_KEY_MAX {
+        return parse(out);
+    }
+    key.clear();
+    key.extend_from_slice(before.as_bytes());
+    key.extend_from_slice(after.as_bytes());
+    let hash = memo_hash(key);
+    let slot = direct_mapped(slots, hash);
+    if !(slot.filled && slot.hash == hash && slot.key == *key) {
+        slot.filled = true;
+        slot.hash = hash;
+        slot.key.clear();
+        slot.key.extend_from_slice(key);
+        // The parts joined are whole parameters: `&` is ASCII.
+        activesync::parse_query(std::str::from_utf8(key).unwrap_or_default(), &mut slot.parsed);
+        slot.no_log = slot.parsed.log == LogTokens::default();
+    }
+    if value.is_some() && !slot.no_log {
+        // Two `Log=` parameters: the first one's tokens win, so read them in order.
+        return parse(out);
+    }
+    copy_activesync(&slot.parsed, out, log);
+    if let (Some(value), true) = (value, log) {
+        activesync::parse_log(value, &mut out.log);
+    }
+}
+
+/// `to = from.clone()` in `to`'s buffers; without the log tokens unless `log`.
+fn copy_activesync(from: &ActiveSync, to: &mut ActiveSync, log: bool) {
+    let copy = |from: &String, to: &mut String| {
+        to.clear();
+        to.push_str(from);
+    };
+    to.encoding = from.encoding;
+    copy(&from.command, &mut to.command);
+    copy(&from.device_id, &mut to.device_id);
+    copy(&from.device_type, &mut to.device_type);
+    copy(&from.user, &mut to.user);
+    copy(&from.protocol_version, &mut to.protocol_version);
+    to.policy_key = from.policy_key;
+    to.locale = from.locale;
+    to.repeated = from.repeated;
+    to.log.clear();
+    if log {
+        let (f, t) = (&from.log, &mut to.log);
+        for (from, to) in [
+            (&f.version, &mut t.version),
+            (&f.smtp_address, &mut t.smtp_address),
+            (&f.device_os, &mut t.device_os),
+            (&f.device_model, &mut t.device_model),
+            (&f.access_state, &mut t.access_state),
+            (&f.proxied_from, &mut t.proxied_from),
+            (&f.host, &mut t.host),
+        ] {
+            to.push_str(from);
+        }
+    }
+}
 
 #[derive(Default)]
 struct Slot {
@@ -307,6 +441,10 @@ struct Memo {
     users: Vec<UserSlot>,
     /// Request paths and what they are to Exchange, for `owner`'s rules.
     paths: Vec<PathSlot>,
+    /// ActiveSync queries; they do not depend on the interpreter.
+    queries: Vec<QuerySlot>,
+    /// Scratch for the key of `queries`.
+    query_key: Vec<u8>,
 }
 
 /// A request path (and whether it reached the back end) and its facts.
@@ -357,6 +495,8 @@ impl Memo {
             uri: Box::new([0; URI_BUFFER]),
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
             paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
+            queries: std::iter::repeat_with(QuerySlot::default).take(QUERY_SLOTS).collect(),
+            query_key: Vec::with_capacity(QUERY_KEY_MAX),
         }
     }
 
@@ -570,6 +710,86 @@ mod tests {
         let mapi = find("POST", "/mapi/emdata/");
         assert_eq!(mapi.user, "randommailbox3242354");
         assert_eq!(find("POST", "/ews/exchange.asmx").user, "randommailbox3242354");
+    }
+
+    #[test]
+    fn the_query_memo_reads_as_parse_query_does() {
+        let pieces = [
+            "&",
+            "Cmd=Sync",
+            "Cmd=Ping",
+            "User=a%40b",
+            "DeviceId=X1",
+            "DeviceId=x2",
+            "DeviceType=iPhone",
+            "&Log=",
+            "&log=",
+            "Log=V161_As:AllowedG",
+            "PrxFrom:10.0.0.1_",
+            "DevOS:iOS_",
+            "_Fet:12",
+            "jAAJBAp2",
+            "oQkJBBdhbmRyb2lk",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Four slots: queries evict each other all the time.
+        let mut slots: Vec<QuerySlot> = std::iter::repeat_with(QuerySlot::default).take(4).collect();
+        let (mut key, mut memo, mut plain) = (Vec::new(), ActiveSync::default(), ActiveSync::default());
+        for i in 0..20_000 {
+            let query: String = (0..next() % 8).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+            let log = i % 3 != 0;
+            activesync_query(&mut slots, &mut key, &query, &mut memo, log);
+            if log {
+                activesync::parse_query(&query, &mut plain);
+            } else {
+                activesync::parse_query_without_log(&query, &mut plain);
+            }
+            assert_eq!(memo, plain, "{query:?} log={log}");
+        }
+    }
+
+    #[test]
+    fn counting_hops_leaves_out_only_what_a_counted_hop_is_not_read_for() {
+        let log = "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status\n\
+2026-11-02 10:00:00 10.0.1.11 POST /Microsoft-Server-ActiveSync/default.eas Cmd=Sync&User=jdoe&DeviceId=ABC&DeviceType=iPhone&Log=V161_As:AllowedG_DevOS:iOS+17 443 CONTOSO\\jdoe 203.0.113.9 Apple-iPhone15C3/2104.100 200 0 0\n\
+2026-11-02 10:00:01 10.0.1.12 POST /Microsoft-Server-ActiveSync/Proxy/default.eas Cmd=Sync&User=jdoe&DeviceId=ABC&DeviceType=iPhone&Log=PrxFrom:10.0.1.11_V161_As:AllowedG 444 CONTOSO\\jdoe 10.0.1.11 Apple-iPhone15C3/2104.100 401 1 1326\n\
+2026-11-02 10:00:02 10.0.1.12 POST /Microsoft-Server-ActiveSync/Proxy/default.eas Cmd=Sync&User=a&DeviceId=EASProbeDeviceId1&DeviceType=EASProbeDeviceType&Log=PrxFrom:10.0.1.11_V161 444 - 10.0.1.11 TestActiveSyncConnectivity 200 0 0\n\
+2026-11-02 10:00:03 10.0.1.12 GET /autodiscover/autodiscover.json @evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3f@evil.com 444 - 198.51.100.4 python-requests/2.31 200 0 0\n\
+2026-11-02 10:00:04 10.0.1.12 POST /EWS/Exchange.asmx - 444 CONTOSO\\jdoe 10.0.1.11 Microsoft+Office/16.0+(Windows+NT+10.0;+Microsoft+Outlook+16.0.17928;+Pro) 200 0 0\n";
+        let it = Interpreter::builtin();
+        let (mut full, mut counted) = (Vec::new(), Vec::new());
+        let mut req = Request::default();
+        w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut |r: &w3c::Record<'_>| {
+            it.read_record(r, &mut req);
+            full.push(req.clone());
+            it.read_record_counting_hops(r, &mut req);
+            counted.push(req.clone());
+        });
+        assert_eq!(full.len(), 5);
+        let traffic: Vec<_> = full.iter().map(|r| r.traffic).collect();
+        assert_eq!(traffic, [Traffic::Person, Traffic::Backend, Traffic::Probe, Traffic::Attack, Traffic::Backend]);
+        for (f, c) in full.iter().zip(&counted) {
+            let mut expected = f.clone();
+            if f.on_backend_site() {
+                expected.activesync.log = Default::default();
+            }
+            if f.traffic == Traffic::Backend {
+                (expected.client, expected.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
+            }
+            // Request has no PartialEq: compare what Debug shows, every field.
+            assert_eq!(format!("{c:?}"), format!("{expected:?}"));
+        }
+        // What a counted hop still tells: a failed sign-in, by whom, from where.
+        let hop = &counted[1];
+        assert!(hop.is_failed_sign_in() && hop.user == "jdoe" && hop.client_ip.is_some());
+        assert_ne!(full[1].client, ClientId::UNKNOWN);
+        assert_eq!(full[1].activesync.log.proxied_from, "10.0.1.11");
     }
 
     #[test]
