@@ -126,8 +126,6 @@ impl Interpreter {
         req.substatus = number(Field::SubStatus);
         req.win32_status = record.get(Field::Win32Status).and_then(parse_u32).unwrap_or(0);
         req.server_port = number(Field::ServerPort);
-        req.server_ip = record.address(Field::ServerIp);
-        req.peer_ip = record.address(Field::ClientIp);
         req.time = record.timestamp().unwrap_or(0);
         let ua = record.get(Field::UserAgent).unwrap_or_default();
         // The memo is keyed by the raw user agent, so a known one is copied, not decoded.
@@ -136,6 +134,9 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
+                req.server_ip = memo.server_ip(record.get(Field::ServerIp));
+                let address = memo.address(self, record.get(Field::ClientIp), &req.forwarded_for);
+                req.peer_ip = address.peer;
                 let queries = Some((&mut memo.queries[..], &mut memo.query_key));
                 self.interpret_with(
                     req,
@@ -144,6 +145,7 @@ impl Interpreter {
                     &mut memo.uri,
                     Some(&mut memo.paths),
                     queries,
+                    Some(address),
                     hops_counted,
                 );
                 true
@@ -151,13 +153,15 @@ impl Interpreter {
             Err(_) => false,
         });
         if done != Ok(true) {
+            req.server_ip = record.address(Field::ServerIp);
+            req.peer_ip = record.address(Field::ClientIp);
             if let Some(raw) = username {
                 w3c::decode_into(raw, &mut req.username);
             }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, hops_counted);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, hops_counted);
         }
     }
 
@@ -171,19 +175,22 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
                 let queries = Some((&mut memo.queries[..], &mut memo.query_key));
-                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths), queries, false);
+                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths), queries, None, false);
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None, None, false);
+            let facts = self.ua_facts(&req.user_agent);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, false);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
     /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
-    /// `hops_counted`: see [`Interpreter::read_record_counting_hops`].
+    /// `address`: the client address and network of `req.peer_ip` and
+    /// `req.forwarded_for`, when known. `hops_counted`: see
+    /// [`Interpreter::read_record_counting_hops`].
     #[allow(clippy::too_many_arguments)]
     fn interpret_with(
         &self,
@@ -193,6 +200,7 @@ impl Interpreter {
         uri: &mut [u8; URI_BUFFER],
         paths: Option<&mut [PathSlot]>,
         queries: Option<(&mut [QuerySlot], &mut Vec<u8>)>,
+        address: Option<Address>,
         hops_counted: bool,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
@@ -225,8 +233,10 @@ impl Interpreter {
             kind = account_key(&req.activesync.user, &mut req.user);
         }
 
-        req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
-        req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
+        (req.client_ip, req.network) = match address {
+            Some(a) => (a.client, a.network),
+            None => self.client_and_network(req.peer_ip, &req.forwarded_for),
+        };
 
         // Lower-cased once for the detection rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
@@ -266,6 +276,12 @@ impl Interpreter {
             probe: self.is_probe_ua(ua),
             exploit: self.exploits.ua_verdicts(ua),
         }
+    }
+
+    /// [`client_ip`](Interpreter::client_ip) and its network.
+    fn client_and_network(&self, peer: Option<IpAddr>, forwarded_for: &str) -> (Option<IpAddr>, NetworkId) {
+        let client = self.client_ip(peer, forwarded_for);
+        (client, client.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip)))
     }
 
     /// c-ip, unless it is private or loopback and X-Forwarded-For names a
@@ -331,6 +347,28 @@ const QUERY_SLOTS: usize = 8192;
 /// Longest ActiveSync query remembered, its `Log=` value left out: longer
 /// ones are parsed each time, so the memo holds at most a few megabytes.
 const QUERY_KEY_MAX: usize = 192;
+
+/// Slots of the per-thread memo of client addresses (a power of two), direct-mapped too.
+const ADDRESS_SLOTS: usize = 2048;
+/// Longest c-ip and X-Forwarded-For remembered, together.
+const ADDRESS_KEY_MAX: usize = 128;
+
+/// A line's peer address, and the client and network it stands for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Address {
+    peer: Option<IpAddr>,
+    client: Option<IpAddr>,
+    network: NetworkId,
+}
+
+/// c-ip as logged and X-Forwarded-For decoded, and what they make.
+#[derive(Default)]
+struct AddressSlot {
+    filled: bool,
+    hash: u64,
+    key: Vec<u8>,
+    address: Address,
+}
 
 /// An ActiveSync query without its `Log=` value, and what it says.
 #[derive(Default)]
@@ -445,6 +483,10 @@ struct Memo {
     queries: Vec<QuerySlot>,
     /// Scratch for the key of `queries`.
     query_key: Vec<u8>,
+    /// Client addresses and networks, for `owner`'s networks.
+    addresses: Vec<AddressSlot>,
+    /// The last s-ip as logged, and its address: a file has one or a few.
+    server_ip: (Vec<u8>, Option<IpAddr>),
 }
 
 /// A request path (and whether it reached the back end) and its facts.
@@ -497,6 +539,8 @@ impl Memo {
             paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
             queries: std::iter::repeat_with(QuerySlot::default).take(QUERY_SLOTS).collect(),
             query_key: Vec::with_capacity(QUERY_KEY_MAX),
+            addresses: std::iter::repeat_with(AddressSlot::default).take(ADDRESS_SLOTS).collect(),
+            server_ip: (Vec::new(), None),
         }
     }
 
@@ -527,6 +571,7 @@ impl Memo {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
             self.paths.iter_mut().for_each(|s| s.filled = false);
+            self.addresses.iter_mut().for_each(|s| s.filled = false);
         }
         let hash = memo_hash(key) ^ u64::from(raw);
         let slot = direct_mapped(&mut self.slots, hash);
@@ -539,6 +584,48 @@ impl Memo {
             slot.key.extend_from_slice(key);
         }
         (slot, hit)
+    }
+
+    /// s-ip as logged, parsed.
+    fn server_ip(&mut self, raw: Option<&[u8]>) -> Option<IpAddr> {
+        let raw = raw?;
+        if self.server_ip.0 != raw {
+            self.server_ip.0.clear();
+            self.server_ip.0.extend_from_slice(raw);
+            self.server_ip.1 = w3c::parse_ip(raw);
+        }
+        self.server_ip.1
+    }
+
+    /// The address of c-ip as logged (`raw`), and the client and network it
+    /// stands for with `forwarded_for`, remembered: a log has few distinct
+    /// pairs. Call after [`Memo::slot`] has made `it` the owner.
+    fn address(&mut self, it: &Interpreter, raw: Option<&[u8]>, forwarded_for: &str) -> Address {
+        let compute = || {
+            let peer = raw.and_then(w3c::parse_ip);
+            let (client, network) = it.client_and_network(peer, forwarded_for);
+            Address { peer, client, network }
+        };
+        let raw = raw.unwrap_or(b"");
+        if self.owner != it.id || raw.len() + 1 + forwarded_for.len() > ADDRESS_KEY_MAX {
+            return compute();
+        }
+        let key = &mut self.query_key;
+        key.clear();
+        key.extend_from_slice(raw);
+        // c-ip holds no space: the first one ends it.
+        key.push(b' ');
+        key.extend_from_slice(forwarded_for.as_bytes());
+        let hash = memo_hash(key);
+        let slot = direct_mapped(&mut self.addresses, hash);
+        if !(slot.filled && slot.hash == hash && slot.key == *key) {
+            slot.address = compute();
+            slot.filled = true;
+            slot.hash = hash;
+            slot.key.clear();
+            slot.key.extend_from_slice(key);
+        }
+        slot.address
     }
 
     /// The facts of a decoded user agent.
