@@ -16,7 +16,7 @@ use crate::identity::{account_key, UserKind};
 use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
-use crate::request::{ActiveSync, LogTokens, Protocol, Request, Traffic};
+use crate::request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};
 use crate::url;
 use crate::vdirs::PathFacts;
 
@@ -199,7 +199,7 @@ impl Interpreter {
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
         paths: Option<&mut [PathSlot]>,
-        queries: Option<(&mut [QuerySlot], &mut Vec<u8>)>,
+        queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
         hops_counted: bool,
     ) {
@@ -370,22 +370,75 @@ struct AddressSlot {
     address: Address,
 }
 
-/// An ActiveSync query without its `Log=` value, and what it says.
+/// An ActiveSync query without its `Log=` value, and what it says, packed
+/// so that a hit reads one slot and one buffer: a busy server's devices send
+/// tens of thousands of distinct queries, and a slot of separate strings
+/// cost more cache misses than parsing saved.
 #[derive(Default)]
 struct QuerySlot {
     filled: bool,
+    /// Parsed without log tokens (else the query is parsed each time).
+    usable: bool,
     hash: u64,
-    key: Vec<u8>,
-    parsed: ActiveSync,
-    /// `parsed` holds no log tokens.
-    no_log: bool,
+    /// The key, then command, device id, device type, user and protocol
+    /// version, end to end; `ends` holds where each ends.
+    text: String,
+    ends: [u16; 6],
+    encoding: QueryEncoding,
+    policy_key: Option<u32>,
+    locale: Option<u16>,
+    repeated: bool,
+}
+
+impl QuerySlot {
+    /// Remember `parsed`, the parse of `key`.
+    fn fill(&mut self, hash: u64, key: &str, parsed: &ActiveSync) {
+        self.filled = true;
+        self.hash = hash;
+        self.text.clear();
+        let mut ends = [0u16; 6];
+        let fields =
+            [key, &parsed.command, &parsed.device_id, &parsed.device_type, &parsed.user, &parsed.protocol_version];
+        let mut fits = true;
+        for (end, field) in ends.iter_mut().zip(fields) {
+            self.text.push_str(field);
+            match u16::try_from(self.text.len()) {
+                Ok(n) => *end = n,
+                Err(_) => fits = false,
+            }
+        }
+        self.ends = ends;
+        self.usable = fits && parsed.log == LogTokens::default();
+        (self.encoding, self.policy_key, self.locale, self.repeated) =
+            (parsed.encoding, parsed.policy_key, parsed.locale, parsed.repeated);
+    }
+
+    fn holds(&self, hash: u64, key: &str) -> bool {
+        self.filled && self.hash == hash && self.text.get(..usize::from(self.ends[0])) == Some(key)
+    }
+
+    /// Its fields into `out`, log tokens cleared.
+    fn copy_to(&self, out: &mut ActiveSync) {
+        let field = |i: usize| &self.text[usize::from(self.ends[i - 1])..usize::from(self.ends[i])];
+        for (i, to) in
+            [&mut out.command, &mut out.device_id, &mut out.device_type, &mut out.user, &mut out.protocol_version]
+                .into_iter()
+                .enumerate()
+        {
+            to.clear();
+            to.push_str(field(i + 1));
+        }
+        (out.encoding, out.policy_key, out.locale, out.repeated) =
+            (self.encoding, self.policy_key, self.locale, self.repeated);
+        out.log.clear();
+    }
 }
 
 /// [`activesync::parse_query`] (or [`activesync::parse_query_without_log`]
 /// when not `log`), remembered by the query without its `Log=` value: a
 /// device sends the same few queries all day, and only `Log=` changes from
 /// line to line. `key` is scratch space.
-fn activesync_query(slots: &mut [QuerySlot], key: &mut Vec<u8>, query: &str, out: &mut ActiveSync, log: bool) {
+fn activesync_query(slots: &mut [QuerySlot], key: &mut String, query: &str, out: &mut ActiveSync, log: bool) {
     let parse = |out: &mut ActiveSync| {
         if log {
             activesync::parse_query(query, out);
@@ -401,58 +454,26 @@ fn activesync_query(slots: &mut [QuerySlot], key: &mut Vec<u8>, query: &str, out
         return parse(out);
     }
     key.clear();
-    key.extend_from_slice(before.as_bytes());
-    key.extend_from_slice(after.as_bytes());
-    let hash = memo_hash(key);
+    key.push_str(before);
+    key.push_str(after);
+    let hash = memo_hash(key.as_bytes());
     let slot = direct_mapped(slots, hash);
-    if !(slot.filled && slot.hash == hash && slot.key == *key) {
-        slot.filled = true;
-        slot.hash = hash;
-        slot.key.clear();
-        slot.key.extend_from_slice(key);
-        // The parts joined are whole parameters: `&` is ASCII.
-        activesync::parse_query(std::str::from_utf8(key).unwrap_or_default(), &mut slot.parsed);
-        slot.no_log = slot.parsed.log == LogTokens::default();
+    if slot.holds(hash, key) {
+        if !slot.usable {
+            return parse(out);
+        }
+        slot.copy_to(out);
+    } else {
+        activesync::parse_query(key, out);
+        slot.fill(hash, key, out);
+        if !slot.usable {
+            // Log tokens outside the `Log=` cut out (a second `Log=`, or
+            // the only one): read the query as it is, in order.
+            return parse(out);
+        }
     }
-    if value.is_some() && !slot.no_log {
-        // Two `Log=` parameters: the first one's tokens win, so read them in order.
-        return parse(out);
-    }
-    copy_activesync(&slot.parsed, out, log);
     if let (Some(value), true) = (value, log) {
         activesync::parse_log(value, &mut out.log);
-    }
-}
-
-/// `to = from.clone()` in `to`'s buffers; without the log tokens unless `log`.
-fn copy_activesync(from: &ActiveSync, to: &mut ActiveSync, log: bool) {
-    let copy = |from: &String, to: &mut String| {
-        to.clear();
-        to.push_str(from);
-    };
-    to.encoding = from.encoding;
-    copy(&from.command, &mut to.command);
-    copy(&from.device_id, &mut to.device_id);
-    copy(&from.device_type, &mut to.device_type);
-    copy(&from.user, &mut to.user);
-    copy(&from.protocol_version, &mut to.protocol_version);
-    to.policy_key = from.policy_key;
-    to.locale = from.locale;
-    to.repeated = from.repeated;
-    to.log.clear();
-    if log {
-        let (f, t) = (&from.log, &mut to.log);
-        for (from, to) in [
-            (&f.version, &mut t.version),
-            (&f.smtp_address, &mut t.smtp_address),
-            (&f.device_os, &mut t.device_os),
-            (&f.device_model, &mut t.device_model),
-            (&f.access_state, &mut t.access_state),
-            (&f.proxied_from, &mut t.proxied_from),
-            (&f.host, &mut t.host),
-        ] {
-            to.push_str(from);
-        }
     }
 }
 
@@ -482,9 +503,11 @@ struct Memo {
     /// ActiveSync queries; they do not depend on the interpreter.
     queries: Vec<QuerySlot>,
     /// Scratch for the key of `queries`.
-    query_key: Vec<u8>,
+    query_key: String,
     /// Client addresses and networks, for `owner`'s networks.
     addresses: Vec<AddressSlot>,
+    /// Scratch for the key of `addresses`.
+    address_key: Vec<u8>,
     /// The last s-ip as logged, and its address: a file has one or a few.
     server_ip: (Vec<u8>, Option<IpAddr>),
 }
@@ -538,8 +561,9 @@ impl Memo {
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
             paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
             queries: std::iter::repeat_with(QuerySlot::default).take(QUERY_SLOTS).collect(),
-            query_key: Vec::with_capacity(QUERY_KEY_MAX),
+            query_key: String::with_capacity(QUERY_KEY_MAX),
             addresses: std::iter::repeat_with(AddressSlot::default).take(ADDRESS_SLOTS).collect(),
+            address_key: Vec::with_capacity(ADDRESS_KEY_MAX),
             server_ip: (Vec::new(), None),
         }
     }
@@ -610,7 +634,7 @@ impl Memo {
         if self.owner != it.id || raw.len() + 1 + forwarded_for.len() > ADDRESS_KEY_MAX {
             return compute();
         }
-        let key = &mut self.query_key;
+        let key = &mut self.address_key;
         key.clear();
         key.extend_from_slice(raw);
         // c-ip holds no space: the first one ends it.
@@ -827,7 +851,7 @@ mod tests {
         };
         // Four slots: queries evict each other all the time.
         let mut slots: Vec<QuerySlot> = std::iter::repeat_with(QuerySlot::default).take(4).collect();
-        let (mut key, mut memo, mut plain) = (Vec::new(), ActiveSync::default(), ActiveSync::default());
+        let (mut key, mut memo, mut plain) = (String::new(), ActiveSync::default(), ActiveSync::default());
         for i in 0..20_000 {
             let query: String = (0..next() % 8).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
             let log = i % 3 != 0;
