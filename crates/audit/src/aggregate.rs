@@ -458,7 +458,7 @@ impl Aggregate {
         }
         match req.traffic {
             Traffic::Person => self.people.add(req, catalog),
-            Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
+            Traffic::Backend if self.counts_hops_only() => self.backend.requests += 1,
             Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
@@ -509,6 +509,14 @@ impl Aggregate {
             }
         }
         self.signins.merge(other.signins);
+    }
+
+    /// True once a front-end person request has been seen: a back-end hop
+    /// ([`Traffic::Backend`]) is then only counted, so neither its client nor
+    /// its `Log=` tokens are read (see [`exchange::RequestSink::counts_hops_only`]).
+    /// Its user, address, time and status still are (failed sign-ins).
+    pub fn counts_hops_only(&self) -> bool {
+        self.people.requests > 0
     }
 
     /// True when only back-end logs were given: their hops are then the people.

@@ -39,6 +39,11 @@ impl<S: RequestSink<Error: Send> + Send> SendSink for S {}
 /// What a sink adds each request into, given what the adding needs (`C`).
 pub trait Accumulate<C: ?Sized> {
     fn add(&mut self, request: &Request, context: &C);
+
+    /// See [`RequestSink::counts_hops_only`].
+    fn counts_hops_only(&self) -> bool {
+        false
+    }
 }
 
 /// A sink that adds every request into `state`: the audit's aggregate
@@ -62,6 +67,11 @@ impl<C: ?Sized, T: Accumulate<C>> RequestSink for Accumulator<'_, C, T> {
         self.state.add(request, self.context);
         Ok(())
     }
+
+    #[inline]
+    fn counts_hops_only(&self) -> bool {
+        self.state.counts_hops_only()
+    }
 }
 
 /// The audit's sink: every request into an [`Aggregate`].
@@ -71,6 +81,11 @@ impl Accumulate<Catalog> for Aggregate {
     #[inline]
     fn add(&mut self, request: &Request, catalog: &Catalog) {
         Aggregate::add(self, request, catalog);
+    }
+
+    #[inline]
+    fn counts_hops_only(&self) -> bool {
+        Aggregate::counts_hops_only(self)
     }
 }
 

@@ -83,6 +83,17 @@ pub fn command_code(name: &str) -> Option<u8> {
 /// `out.log` in either case. A plain parameter given twice with different
 /// values sets `out.repeated`. `out` is cleared first.
 pub fn parse_query(query: &str, out: &mut ActiveSync) {
+    parse_query_with(query, out, true);
+}
+
+/// [`parse_query`] without the `Log=` tokens: `out.log` stays empty. For
+/// lines whose log tokens nothing reads (a back-end hop that is only
+/// counted); every other field is as [`parse_query`] fills it.
+pub fn parse_query_without_log(query: &str, out: &mut ActiveSync) {
+    parse_query_with(query, out, false);
+}
+
+fn parse_query_with(query: &str, out: &mut ActiveSync, log: bool) {
     out.clear();
     let mut plain = false;
     let mut first: Option<&str> = None;
@@ -108,7 +119,9 @@ pub fn parse_query(query: &str, out: &mut ActiveSync) {
         let (bit, field) = match name.len() {
             3 if name.eq_ignore_ascii_case(b"Cmd") => (1, &mut out.command),
             3 if name.eq_ignore_ascii_case(b"Log") => {
-                parse_log(value, &mut out.log);
+                if log {
+                    parse_log(value, &mut out.log);
+                }
                 continue;
             }
             4 if name.eq_ignore_ascii_case(b"User") => (2, &mut out.user),
@@ -141,6 +154,25 @@ pub fn parse_query(query: &str, out: &mut ActiveSync) {
             out.log = log;
         }
     }
+}
+
+/// A query cut around its first `&Log=` parameter: the query before it,
+/// the parameter's value, and the rest from its `&` on (empty when none).
+/// [`parse_query`] of the query is that of the two outer parts joined, with
+/// the value read by [`parse_log`], unless the outer parts hold log tokens
+/// too (another `Log=`: the first one wins). `None` when the query has no
+/// `&Log=`, or begins with `&` (then `Log=` may be its first parameter,
+/// which the base64 form reads).
+pub fn split_log(query: &str) -> Option<(&str, &str, &str)> {
+    let q = query.as_bytes();
+    if q.first() == Some(&b'&') {
+        return None;
+    }
+    let at = memchr::memmem::find(q, b"&Log=")?;
+    let start = at + 5;
+    let end = memchr::memchr(b'&', &q[start..]).map_or(q.len(), |i| start + i);
+    // `&` is ASCII: every cut is a char boundary.
+    Some((&query[..at], &query[start..end], &query[end..]))
 }
 
 /// Longest parameter name read, decoded: `DeviceType` and room to spare.
@@ -436,32 +468,55 @@ impl Base64Query<'_> {
 /// each `Key:value` (value URL-encoded) or `KeyDigits`. Unknown keys are
 /// skipped; the first occurrence of a key wins.
 pub fn parse_log(value: &str, out: &mut LogTokens) {
-    for element in split_ascii(value, b'_') {
-        let e = element.as_bytes();
-        // Every key we keep starts with one of these: skip the rest unsplit.
-        if !matches!(e.first(), Some(b'V' | b'S' | b'D' | b'A' | b'P' | b'H')) {
-            continue;
+    let bytes = value.as_bytes();
+    // One pass for every `_` (a busy server's `Log=` runs to dozens of
+    // elements), instead of a search set up again for each element.
+    let mut ends = memchr::memchr_iter(b'_', bytes);
+    let mut start = 0;
+    loop {
+        let end = ends.next().unwrap_or(bytes.len());
+        log_element(&value[start..end], out);
+        if end == bytes.len() {
+            return;
         }
-        let (key, val) = match e.iter().position(|&c| c == b':') {
-            Some(i) => (&e[..i], &element[i + 1..]),
-            None => {
-                let at = e.iter().position(u8::is_ascii_digit).unwrap_or(e.len());
-                (&e[..at], &element[at..])
-            }
-        };
-        let field = match key {
-            b"V" => &mut out.version,
-            b"SmtpAdrs" => &mut out.smtp_address,
-            b"DevOS" => &mut out.device_os,
-            b"DevModel" => &mut out.device_model,
-            b"As" => &mut out.access_state,
-            b"PrxFrom" => &mut out.proxied_from,
-            b"HH" => &mut out.host,
-            _ => continue,
-        };
-        if field.is_empty() {
-            url::decode_query_value_into(val, field);
+        start = end + 1;
+    }
+}
+
+/// One `Key:value` or `KeyDigits` element of a `Log=` value into `out`.
+#[inline]
+fn log_element(element: &str, out: &mut LogTokens) {
+    let e = element.as_bytes();
+    // Every key we keep starts with one of these pairs (`V` is followed by
+    // its digits or `:`): skip the rest unsplit.
+    let kept = match (e.first(), e.get(1)) {
+        (Some(b'V'), second) => second.is_none_or(|&c| c == b':' || c.is_ascii_digit()),
+        (Some(b'S'), Some(b'm')) | (Some(b'D'), Some(b'e')) | (Some(b'A'), Some(b's')) => true,
+        (Some(b'P'), Some(b'r')) | (Some(b'H'), Some(b'H')) => true,
+        _ => false,
+    };
+    if !kept {
+        return;
+    }
+    let (key, val) = match e.iter().position(|&c| c == b':') {
+        Some(i) => (&e[..i], &element[i + 1..]),
+        None => {
+            let at = e.iter().position(u8::is_ascii_digit).unwrap_or(e.len());
+            (&e[..at], &element[at..])
         }
+    };
+    let field = match key {
+        b"V" => &mut out.version,
+        b"SmtpAdrs" => &mut out.smtp_address,
+        b"DevOS" => &mut out.device_os,
+        b"DevModel" => &mut out.device_model,
+        b"As" => &mut out.access_state,
+        b"PrxFrom" => &mut out.proxied_from,
+        b"HH" => &mut out.host,
+        _ => return,
+    };
+    if field.is_empty() {
+        url::decode_query_value_into(val, field);
     }
 }
 
@@ -582,6 +637,140 @@ mod tests {
         let a = parsed("Cmd=SomethingNew&User=a%40b.com");
         assert_eq!(a.command, "SomethingNew");
         assert_eq!(a.user, "a@b.com");
+    }
+
+    /// `parse_log` as it was before it split in one pass and skipped by two bytes.
+    fn parse_log_reference(value: &str, out: &mut LogTokens) {
+        for element in value.split('_') {
+            let e = element.as_bytes();
+            let (key, val) = match e.iter().position(|&c| c == b':') {
+                Some(i) => (&e[..i], &element[i + 1..]),
+                None => {
+                    let at = e.iter().position(u8::is_ascii_digit).unwrap_or(e.len());
+                    (&e[..at], &element[at..])
+                }
+            };
+            let field = match key {
+                b"V" => &mut out.version,
+                b"SmtpAdrs" => &mut out.smtp_address,
+                b"DevOS" => &mut out.device_os,
+                b"DevModel" => &mut out.device_model,
+                b"As" => &mut out.access_state,
+                b"PrxFrom" => &mut out.proxied_from,
+                b"HH" => &mut out.host,
+                _ => continue,
+            };
+            if field.is_empty() {
+                url::decode_query_value_into(val, field);
+            }
+        }
+    }
+
+    /// A random string of `pieces`, from a xorshift state.
+    fn random_text(x: &mut u64, pieces: &[&str], most: u64) -> String {
+        let mut next = || {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            *x
+        };
+        let n = next() % most;
+        (0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect()
+    }
+
+    #[test]
+    fn parse_log_reads_as_a_plain_split_does() {
+        let pieces = [
+            "_",
+            "V",
+            "V1",
+            "V161",
+            "V:1",
+            "Vx",
+            "V1:2",
+            ":",
+            "S",
+            "Sm",
+            "SmtpAdrs",
+            "SmtpAdrs:",
+            "Sst:7",
+            "D",
+            "De",
+            "DevOS:",
+            "DevModel:",
+            "Dur:",
+            "A",
+            "As",
+            "As:",
+            "AllowedG",
+            "ASLat:3",
+            "P",
+            "PrxFrom:",
+            "Pk:",
+            "H",
+            "HH:",
+            "HHx",
+            "a%40b",
+            "+",
+            "%5F",
+            "%",
+            "1",
+            "x",
+            "ü",
+            "Budget:(D)Owner%3aS",
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let value = random_text(&mut x, &pieces, 12);
+            let (mut fast, mut slow) = (LogTokens::default(), LogTokens::default());
+            parse_log(&value, &mut fast);
+            parse_log_reference(&value, &mut slow);
+            assert_eq!(fast, slow, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_query_without_its_log_value_parses_as_the_whole_query() {
+        let pieces = [
+            "&",
+            "=",
+            "Cmd=Sync",
+            "cmd=Ping",
+            "User=a%40b",
+            "User=c",
+            "DeviceId=X1",
+            "DeviceId=x1",
+            "DeviceType=iPhone",
+            "Log=",
+            "&Log=",
+            "&log=",
+            "Log=V161_As:AllowedG",
+            "PrxFrom:10.0.0.1_",
+            "DevOS:iOS",
+            "_",
+            "%4Cog=V1",
+            "jAAJBAp2",
+            "oQkJBBdhbmRyb2lk",
+            "eQ%3D%3D",
+            "Cmd",
+            "x",
+        ];
+        let mut x = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let query = random_text(&mut x, &pieces, 8);
+            let mut whole = ActiveSync::default();
+            parse_query(&query, &mut whole);
+            let mut without = ActiveSync::default();
+            parse_query_without_log(&query, &mut without);
+            assert_eq!(without, ActiveSync { log: LogTokens::default(), ..whole.clone() }, "{query:?}");
+            let Some((before, value, after)) = split_log(&query) else { continue };
+            let mut joined = ActiveSync::default();
+            parse_query(&format!("{before}{after}"), &mut joined);
+            if joined.log == LogTokens::default() {
+                parse_log(value, &mut joined.log);
+                assert_eq!(joined, whole, "{query:?}");
+            }
+        }
     }
 
     #[test]

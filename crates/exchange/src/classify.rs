@@ -16,7 +16,7 @@ use crate::identity::{account_key, UserKind};
 use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
-use crate::request::{Protocol, Request, Traffic};
+use crate::request::{ActiveSync, LogTokens, Protocol, QueryEncoding, Request, Traffic};
 use crate::url;
 use crate::vdirs::PathFacts;
 
@@ -85,6 +85,19 @@ impl Interpreter {
     /// Clear `req`, copy the raw fields of a log line into it, then
     /// [`interpret`](Interpreter::interpret) them.
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
+        self.read_record_with(record, req, false);
+    }
+
+    /// [`read_record`](Interpreter::read_record) for a reader that only
+    /// counts back-end hops (see [`crate::RequestSink::counts_hops_only`]):
+    /// a line on the Back End site that turns out a plain hop
+    /// ([`Traffic::Backend`]) is not given its client, and no line on that
+    /// site its `Log=` tokens. Everything else is as `read_record` fills it.
+    pub fn read_record_counting_hops(&self, record: &w3c::Record<'_>, req: &mut Request) {
+        self.read_record_with(record, req, true);
+    }
+
+    fn read_record_with(&self, record: &w3c::Record<'_>, req: &mut Request, hops_counted: bool) {
         use w3c::Field;
         req.clear();
         req.source = crate::request::Source::Iis;
@@ -113,8 +126,6 @@ impl Interpreter {
         req.substatus = number(Field::SubStatus);
         req.win32_status = record.get(Field::Win32Status).and_then(parse_u32).unwrap_or(0);
         req.server_port = number(Field::ServerPort);
-        req.server_ip = record.address(Field::ServerIp);
-        req.peer_ip = record.address(Field::ClientIp);
         req.time = record.timestamp().unwrap_or(0);
         let ua = record.get(Field::UserAgent).unwrap_or_default();
         // The memo is keyed by the raw user agent, so a known one is copied, not decoded.
@@ -123,18 +134,34 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let kind = username.map_or(UserKind::None, |raw| memo.user(raw, &mut req.username, &mut req.user));
                 let facts = memo.raw_facts(self, ua, &mut req.user_agent);
-                self.interpret_with(req, facts, Some(kind), &mut memo.uri, Some(&mut memo.paths));
+                req.server_ip = memo.server_ip(record.get(Field::ServerIp));
+                let address = memo.address(self, record.get(Field::ClientIp), &req.forwarded_for);
+                req.peer_ip = address.peer;
+                let queries = Some((&mut memo.queries[..], &mut memo.query_key));
+                self.interpret_with(
+                    req,
+                    facts,
+                    Some(kind),
+                    &mut memo.uri,
+                    Some(&mut memo.paths),
+                    queries,
+                    Some(address),
+                    hops_counted,
+                );
                 true
             }
             Err(_) => false,
         });
         if done != Ok(true) {
+            req.server_ip = record.address(Field::ServerIp);
+            req.peer_ip = record.address(Field::ClientIp);
             if let Some(raw) = username {
                 w3c::decode_into(raw, &mut req.username);
             }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
+            let facts = self.ua_facts(&req.user_agent);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, hops_counted);
         }
     }
 
@@ -147,17 +174,24 @@ impl Interpreter {
             Ok(mut memo) => {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
-                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths));
+                let queries = Some((&mut memo.queries[..], &mut memo.query_key));
+                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths), queries, None, false);
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
-            self.interpret_with(req, self.ua_facts(&req.user_agent), None, &mut [0; URI_BUFFER], None);
+            let facts = self.ua_facts(&req.user_agent);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, false);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
+    /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
+    /// `address`: the client address and network of `req.peer_ip` and
+    /// `req.forwarded_for`, when known. `hops_counted`: see
+    /// [`Interpreter::read_record_counting_hops`].
+    #[allow(clippy::too_many_arguments)]
     fn interpret_with(
         &self,
         req: &mut Request,
@@ -165,6 +199,9 @@ impl Interpreter {
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
         paths: Option<&mut [PathSlot]>,
+        queries: Option<(&mut [QuerySlot], &mut String)>,
+        address: Option<Address>,
+        hops_counted: bool,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
@@ -174,8 +211,16 @@ impl Interpreter {
             req.stem = canonical;
         }
         req.protocol = protocol_of(&req.stem);
+        // A line on the Back End site is a hop, a probe or an attack,
+        // whatever its `Log=` says (see `is_backend`), and none of the three
+        // is counted by its log tokens.
+        let hop = hops_counted && req.on_backend_site();
         if req.protocol == Protocol::ActiveSync {
-            activesync::parse_query(&req.query, &mut req.activesync);
+            match queries {
+                Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, !hop),
+                None if hop => activesync::parse_query_without_log(&req.query, &mut req.activesync),
+                None => activesync::parse_query(&req.query, &mut req.activesync),
+            }
         } else {
             req.activesync.clear();
         }
@@ -188,8 +233,10 @@ impl Interpreter {
             kind = account_key(&req.activesync.user, &mut req.user);
         }
 
-        req.client_ip = self.client_ip(req.peer_ip, &req.forwarded_for);
-        req.network = req.client_ip.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip));
+        (req.client_ip, req.network) = match address {
+            Some(a) => (a.client, a.network),
+            None => self.client_and_network(req.peer_ip, &req.forwarded_for),
+        };
 
         // Lower-cased once for the detection rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
@@ -200,11 +247,6 @@ impl Interpreter {
             _ => None,
         };
         req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
-        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
-        // An attack names no client: its user agent and device type are the attacker's choice.
-        (req.client, req.attack_claims) =
-            if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
@@ -216,6 +258,16 @@ impl Interpreter {
         } else {
             Traffic::Person
         };
+        if hop && req.traffic == Traffic::Backend {
+            // Only counted: no client to name.
+            (req.client, req.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
+            return;
+        }
+        let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
+        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
+        // An attack names no client: its user agent and device type are the attacker's choice.
+        (req.client, req.attack_claims) =
+            if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
     }
 
     fn ua_facts(&self, ua: &str) -> UaFacts {
@@ -224,6 +276,12 @@ impl Interpreter {
             probe: self.is_probe_ua(ua),
             exploit: self.exploits.ua_verdicts(ua),
         }
+    }
+
+    /// [`client_ip`](Interpreter::client_ip) and its network.
+    fn client_and_network(&self, peer: Option<IpAddr>, forwarded_for: &str) -> (Option<IpAddr>, NetworkId) {
+        let client = self.client_ip(peer, forwarded_for);
+        (client, client.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip)))
     }
 
     /// c-ip, unless it is private or loopback and X-Forwarded-For names a
@@ -283,6 +341,141 @@ const MEMO_SLOTS: usize = 4096;
 const USER_SLOTS: usize = 4096;
 /// Slots of the per-thread memo of request paths (a power of two), direct-mapped too.
 const PATH_SLOTS: usize = 1024;
+/// Slots of the per-thread memo of ActiveSync queries (a power of two),
+/// direct-mapped too: about one per device and command of a busy server.
+const QUERY_SLOTS: usize = 8192;
+/// Longest ActiveSync query remembered, its `Log=` value left out: longer
+/// ones are parsed each time, so the memo holds at most a few megabytes.
+const QUERY_KEY_MAX: usize = 192;
+
+/// Slots of the per-thread memo of client addresses (a power of two), direct-mapped too.
+const ADDRESS_SLOTS: usize = 2048;
+/// Longest c-ip and X-Forwarded-For remembered, together.
+const ADDRESS_KEY_MAX: usize = 128;
+
+/// A line's peer address, and the client and network it stands for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Address {
+    peer: Option<IpAddr>,
+    client: Option<IpAddr>,
+    network: NetworkId,
+}
+
+/// c-ip as logged and X-Forwarded-For decoded, and what they make.
+#[derive(Default)]
+struct AddressSlot {
+    filled: bool,
+    hash: u64,
+    key: Vec<u8>,
+    address: Address,
+}
+
+/// An ActiveSync query without its `Log=` value, and what it says, packed
+/// so that a hit reads one slot and one buffer: a busy server's devices send
+/// tens of thousands of distinct queries, and a slot of separate strings
+/// cost more cache misses than parsing saved.
+#[derive(Default)]
+struct QuerySlot {
+    filled: bool,
+    /// Parsed without log tokens (else the query is parsed each time).
+    usable: bool,
+    hash: u64,
+    /// The key, then command, device id, device type, user and protocol
+    /// version, end to end; `ends` holds where each ends.
+    text: String,
+    ends: [u16; 6],
+    encoding: QueryEncoding,
+    policy_key: Option<u32>,
+    locale: Option<u16>,
+    repeated: bool,
+}
+
+impl QuerySlot {
+    /// Remember `parsed`, the parse of `key`.
+    fn fill(&mut self, hash: u64, key: &str, parsed: &ActiveSync) {
+        self.filled = true;
+        self.hash = hash;
+        self.text.clear();
+        let mut ends = [0u16; 6];
+        let fields =
+            [key, &parsed.command, &parsed.device_id, &parsed.device_type, &parsed.user, &parsed.protocol_version];
+        let mut fits = true;
+        for (end, field) in ends.iter_mut().zip(fields) {
+            self.text.push_str(field);
+            match u16::try_from(self.text.len()) {
+                Ok(n) => *end = n,
+                Err(_) => fits = false,
+            }
+        }
+        self.ends = ends;
+        self.usable = fits && parsed.log == LogTokens::default();
+        (self.encoding, self.policy_key, self.locale, self.repeated) =
+            (parsed.encoding, parsed.policy_key, parsed.locale, parsed.repeated);
+    }
+
+    fn holds(&self, hash: u64, key: &str) -> bool {
+        self.filled && self.hash == hash && self.text.get(..usize::from(self.ends[0])) == Some(key)
+    }
+
+    /// Its fields into `out`, log tokens cleared.
+    fn copy_to(&self, out: &mut ActiveSync) {
+        let field = |i: usize| &self.text[usize::from(self.ends[i - 1])..usize::from(self.ends[i])];
+        for (i, to) in
+            [&mut out.command, &mut out.device_id, &mut out.device_type, &mut out.user, &mut out.protocol_version]
+                .into_iter()
+                .enumerate()
+        {
+            to.clear();
+            to.push_str(field(i + 1));
+        }
+        (out.encoding, out.policy_key, out.locale, out.repeated) =
+            (self.encoding, self.policy_key, self.locale, self.repeated);
+        out.log.clear();
+    }
+}
+
+/// [`activesync::parse_query`] (or [`activesync::parse_query_without_log`]
+/// when not `log`), remembered by the query without its `Log=` value: a
+/// device sends the same few queries all day, and only `Log=` changes from
+/// line to line. `key` is scratch space.
+fn activesync_query(slots: &mut [QuerySlot], key: &mut String, query: &str, out: &mut ActiveSync, log: bool) {
+    let parse = |out: &mut ActiveSync| {
+        if log {
+            activesync::parse_query(query, out);
+        } else {
+            activesync::parse_query_without_log(query, out);
+        }
+    };
+    let (before, value, after) = match activesync::split_log(query) {
+        Some((before, value, after)) => (before, Some(value), after),
+        None => (query, None, ""),
+    };
+    if before.len() + after.len() > QUERY_KEY_MAX {
+        return parse(out);
+    }
+    key.clear();
+    key.push_str(before);
+    key.push_str(after);
+    let hash = memo_hash(key.as_bytes());
+    let slot = direct_mapped(slots, hash);
+    if slot.holds(hash, key) {
+        if !slot.usable {
+            return parse(out);
+        }
+        slot.copy_to(out);
+    } else {
+        activesync::parse_query(key, out);
+        slot.fill(hash, key, out);
+        if !slot.usable {
+            // Log tokens outside the `Log=` cut out (a second `Log=`, or
+            // the only one): read the query as it is, in order.
+            return parse(out);
+        }
+    }
+    if let (Some(value), true) = (value, log) {
+        activesync::parse_log(value, &mut out.log);
+    }
+}
 
 #[derive(Default)]
 struct Slot {
@@ -307,6 +500,16 @@ struct Memo {
     users: Vec<UserSlot>,
     /// Request paths and what they are to Exchange, for `owner`'s rules.
     paths: Vec<PathSlot>,
+    /// ActiveSync queries; they do not depend on the interpreter.
+    queries: Vec<QuerySlot>,
+    /// Scratch for the key of `queries`.
+    query_key: String,
+    /// Client addresses and networks, for `owner`'s networks.
+    addresses: Vec<AddressSlot>,
+    /// Scratch for the key of `addresses`.
+    address_key: Vec<u8>,
+    /// The last s-ip as logged, and its address: a file has one or a few.
+    server_ip: (Vec<u8>, Option<IpAddr>),
 }
 
 /// A request path (and whether it reached the back end) and its facts.
@@ -357,6 +560,11 @@ impl Memo {
             uri: Box::new([0; URI_BUFFER]),
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
             paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
+            queries: std::iter::repeat_with(QuerySlot::default).take(QUERY_SLOTS).collect(),
+            query_key: String::with_capacity(QUERY_KEY_MAX),
+            addresses: std::iter::repeat_with(AddressSlot::default).take(ADDRESS_SLOTS).collect(),
+            address_key: Vec::with_capacity(ADDRESS_KEY_MAX),
+            server_ip: (Vec::new(), None),
         }
     }
 
@@ -387,6 +595,7 @@ impl Memo {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
             self.paths.iter_mut().for_each(|s| s.filled = false);
+            self.addresses.iter_mut().for_each(|s| s.filled = false);
         }
         let hash = memo_hash(key) ^ u64::from(raw);
         let slot = direct_mapped(&mut self.slots, hash);
@@ -399,6 +608,48 @@ impl Memo {
             slot.key.extend_from_slice(key);
         }
         (slot, hit)
+    }
+
+    /// s-ip as logged, parsed.
+    fn server_ip(&mut self, raw: Option<&[u8]>) -> Option<IpAddr> {
+        let raw = raw?;
+        if self.server_ip.0 != raw {
+            self.server_ip.0.clear();
+            self.server_ip.0.extend_from_slice(raw);
+            self.server_ip.1 = w3c::parse_ip(raw);
+        }
+        self.server_ip.1
+    }
+
+    /// The address of c-ip as logged (`raw`), and the client and network it
+    /// stands for with `forwarded_for`, remembered: a log has few distinct
+    /// pairs. Call after [`Memo::slot`] has made `it` the owner.
+    fn address(&mut self, it: &Interpreter, raw: Option<&[u8]>, forwarded_for: &str) -> Address {
+        let compute = || {
+            let peer = raw.and_then(w3c::parse_ip);
+            let (client, network) = it.client_and_network(peer, forwarded_for);
+            Address { peer, client, network }
+        };
+        let raw = raw.unwrap_or(b"");
+        if self.owner != it.id || raw.len() + 1 + forwarded_for.len() > ADDRESS_KEY_MAX {
+            return compute();
+        }
+        let key = &mut self.address_key;
+        key.clear();
+        key.extend_from_slice(raw);
+        // c-ip holds no space: the first one ends it.
+        key.push(b' ');
+        key.extend_from_slice(forwarded_for.as_bytes());
+        let hash = memo_hash(key);
+        let slot = direct_mapped(&mut self.addresses, hash);
+        if !(slot.filled && slot.hash == hash && slot.key == *key) {
+            slot.address = compute();
+            slot.filled = true;
+            slot.hash = hash;
+            slot.key.clear();
+            slot.key.extend_from_slice(key);
+        }
+        slot.address
     }
 
     /// The facts of a decoded user agent.
@@ -570,6 +821,86 @@ mod tests {
         let mapi = find("POST", "/mapi/emdata/");
         assert_eq!(mapi.user, "randommailbox3242354");
         assert_eq!(find("POST", "/ews/exchange.asmx").user, "randommailbox3242354");
+    }
+
+    #[test]
+    fn the_query_memo_reads_as_parse_query_does() {
+        let pieces = [
+            "&",
+            "Cmd=Sync",
+            "Cmd=Ping",
+            "User=a%40b",
+            "DeviceId=X1",
+            "DeviceId=x2",
+            "DeviceType=iPhone",
+            "&Log=",
+            "&log=",
+            "Log=V161_As:AllowedG",
+            "PrxFrom:10.0.0.1_",
+            "DevOS:iOS_",
+            "_Fet:12",
+            "jAAJBAp2",
+            "oQkJBBdhbmRyb2lk",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Four slots: queries evict each other all the time.
+        let mut slots: Vec<QuerySlot> = std::iter::repeat_with(QuerySlot::default).take(4).collect();
+        let (mut key, mut memo, mut plain) = (String::new(), ActiveSync::default(), ActiveSync::default());
+        for i in 0..20_000 {
+            let query: String = (0..next() % 8).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+            let log = i % 3 != 0;
+            activesync_query(&mut slots, &mut key, &query, &mut memo, log);
+            if log {
+                activesync::parse_query(&query, &mut plain);
+            } else {
+                activesync::parse_query_without_log(&query, &mut plain);
+            }
+            assert_eq!(memo, plain, "{query:?} log={log}");
+        }
+    }
+
+    #[test]
+    fn counting_hops_leaves_out_only_what_a_counted_hop_is_not_read_for() {
+        let log = "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status\n\
+2026-11-02 10:00:00 10.0.1.11 POST /Microsoft-Server-ActiveSync/default.eas Cmd=Sync&User=jdoe&DeviceId=ABC&DeviceType=iPhone&Log=V161_As:AllowedG_DevOS:iOS+17 443 CONTOSO\\jdoe 203.0.113.9 Apple-iPhone15C3/2104.100 200 0 0\n\
+2026-11-02 10:00:01 10.0.1.12 POST /Microsoft-Server-ActiveSync/Proxy/default.eas Cmd=Sync&User=jdoe&DeviceId=ABC&DeviceType=iPhone&Log=PrxFrom:10.0.1.11_V161_As:AllowedG 444 CONTOSO\\jdoe 10.0.1.11 Apple-iPhone15C3/2104.100 401 1 1326\n\
+2026-11-02 10:00:02 10.0.1.12 POST /Microsoft-Server-ActiveSync/Proxy/default.eas Cmd=Sync&User=a&DeviceId=EASProbeDeviceId1&DeviceType=EASProbeDeviceType&Log=PrxFrom:10.0.1.11_V161 444 - 10.0.1.11 TestActiveSyncConnectivity 200 0 0\n\
+2026-11-02 10:00:03 10.0.1.12 GET /autodiscover/autodiscover.json @evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3f@evil.com 444 - 198.51.100.4 python-requests/2.31 200 0 0\n\
+2026-11-02 10:00:04 10.0.1.12 POST /EWS/Exchange.asmx - 444 CONTOSO\\jdoe 10.0.1.11 Microsoft+Office/16.0+(Windows+NT+10.0;+Microsoft+Outlook+16.0.17928;+Pro) 200 0 0\n";
+        let it = Interpreter::builtin();
+        let (mut full, mut counted) = (Vec::new(), Vec::new());
+        let mut req = Request::default();
+        w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut |r: &w3c::Record<'_>| {
+            it.read_record(r, &mut req);
+            full.push(req.clone());
+            it.read_record_counting_hops(r, &mut req);
+            counted.push(req.clone());
+        });
+        assert_eq!(full.len(), 5);
+        let traffic: Vec<_> = full.iter().map(|r| r.traffic).collect();
+        assert_eq!(traffic, [Traffic::Person, Traffic::Backend, Traffic::Probe, Traffic::Attack, Traffic::Backend]);
+        for (f, c) in full.iter().zip(&counted) {
+            let mut expected = f.clone();
+            if f.on_backend_site() {
+                expected.activesync.log = Default::default();
+            }
+            if f.traffic == Traffic::Backend {
+                (expected.client, expected.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
+            }
+            // Request has no PartialEq: compare what Debug shows, every field.
+            assert_eq!(format!("{c:?}"), format!("{expected:?}"));
+        }
+        // What a counted hop still tells: a failed sign-in, by whom, from where.
+        let hop = &counted[1];
+        assert!(hop.is_failed_sign_in() && hop.user == "jdoe" && hop.client_ip.is_some());
+        assert_ne!(full[1].client, ClientId::UNKNOWN);
+        assert_eq!(full[1].activesync.log.proxied_from, "10.0.1.11");
     }
 
     #[test]

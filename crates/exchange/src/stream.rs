@@ -22,12 +22,24 @@ use crate::request::Request;
 pub trait RecordSource {
     /// Clear `request` and fill it from this record.
     fn fill(&self, interpreter: &Interpreter, request: &mut Request);
+
+    /// [`fill`](RecordSource::fill) for a sink that only counts back-end
+    /// hops ([`RequestSink::counts_hops_only`]): a reader may leave out what
+    /// only a hop's detail needs (see [`Interpreter::read_record_counting_hops`]).
+    fn fill_counting_hops(&self, interpreter: &Interpreter, request: &mut Request) {
+        self.fill(interpreter, request);
+    }
 }
 
 impl RecordSource for w3c::Record<'_> {
     #[inline]
     fn fill(&self, interpreter: &Interpreter, request: &mut Request) {
         interpreter.read_record(self, request);
+    }
+
+    #[inline]
+    fn fill_counting_hops(&self, interpreter: &Interpreter, request: &mut Request) {
+        interpreter.read_record_counting_hops(self, request);
     }
 }
 
@@ -45,6 +57,14 @@ pub trait RequestSink {
 
     /// One request; an error stops the stream.
     fn request(&mut self, request: &Request) -> Result<(), Self::Error>;
+
+    /// True while this sink only counts a plain back-end hop
+    /// ([`Traffic::Backend`](crate::Traffic::Backend) on the Back End site):
+    /// it reads neither its client nor its `Log=` tokens, so the feed may
+    /// leave them out. Asked before each record.
+    fn counts_hops_only(&self) -> bool {
+        false
+    }
 
     /// The stream has ended: write out what is held back. Called once, by
     /// [`Feed::finish`], unless the stream stopped on an error.
@@ -80,7 +100,11 @@ impl<'a, S: RequestSink> Feed<'a, S> {
         if self.error.is_some() {
             return;
         }
-        record.fill(self.interpreter, &mut self.request);
+        if self.sink.counts_hops_only() {
+            record.fill_counting_hops(self.interpreter, &mut self.request);
+        } else {
+            record.fill(self.interpreter, &mut self.request);
+        }
         if let Some(ids) = self.join {
             ids.mark(&mut self.request);
         }

@@ -111,7 +111,8 @@ impl<'a> DayGen<'a> {
     fn person(&mut self, t: u32, kind: Kind, arg: u8, auth: Auth, agent: usize, fixed: bool) {
         let fe = self.r.below(self.pop.servers.len() as u32) as usize;
         let rnd = self.r.next_u32();
-        let twin = auth == Auth::Logged && (fixed || self.r.chance(0.6));
+        // The back-end-heavy profile proxies every signed-in request.
+        let twin = auth == Auth::Logged && (fixed || self.r.chance(0.6) || self.pop.backend_heavy);
         if self.write_fe {
             self.push(t, fe, FE, kind, arg, auth, agent as u32, 0, rnd);
         }

@@ -59,6 +59,31 @@ impl FromStr for HttpProxyMode {
     }
 }
 
+/// The kind of traffic generated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// The mix of devices and hops of a typical organisation.
+    #[default]
+    Default,
+    /// About half the lines are back-end hops (every signed-in request is
+    /// proxied, ActiveSync ones to `/Microsoft-Server-ActiveSync/Proxy/` on
+    /// port 444): mostly phones (about 3.5 devices a user, a third of them
+    /// Android with base64 queries), and long `Log=` tokens on ActiveSync
+    /// lines. For benchmarks of the back end's share.
+    BackendHeavy,
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" => Ok(Profile::Default),
+            "backend-heavy" => Ok(Profile::BackendHeavy),
+            _ => Err(format!("expected default or backend-heavy, not {s:?}")),
+        }
+    }
+}
+
 /// Which files are written gzip-compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GzipMode {
@@ -102,6 +127,8 @@ pub struct Options {
     pub truncate_gzip: bool,
     /// Write HttpProxy logs too, or instead of IIS logs.
     pub httpproxy: HttpProxyMode,
+    /// The kind of traffic.
+    pub profile: Profile,
 }
 
 impl Options {
@@ -120,6 +147,7 @@ impl Options {
             malformed: 3,
             truncate_gzip: false,
             httpproxy: HttpProxyMode::None,
+            profile: Profile::Default,
         }
     }
 }
@@ -142,7 +170,8 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
     if opts.only_backend && opts.httpproxy != HttpProxyMode::None {
         bail!("HttpProxy logs are the front ends' logs: not with --only-backend");
     }
-    let pop = Population::new(opts.seed, opts.users as usize, opts.servers as usize);
+    let heavy = opts.profile == Profile::BackendHeavy;
+    let pop = Population::with_profile(opts.seed, opts.users as usize, opts.servers as usize, heavy);
     let iis = opts.httpproxy != HttpProxyMode::Only;
     let proxy = opts.httpproxy != HttpProxyMode::None;
     let write_fe = !opts.only_backend;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use casguard_loggen::{generate, Date, GzipMode, HttpProxyMode, Options};
+use casguard_loggen::{generate, Date, GzipMode, HttpProxyMode, Options, Profile};
 use clap::{ArgAction, Parser, ValueEnum};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -13,6 +13,12 @@ enum HttpProxy {
     None,
     Also,
     Only,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TrafficProfile {
+    Default,
+    BackendHeavy,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -61,6 +67,10 @@ struct Args {
     /// IIS logs, joined by cafeReqId), or only (no IIS log).
     #[arg(long, value_enum, default_value_t = HttpProxy::None)]
     httpproxy: HttpProxy,
+    /// The kind of traffic: default, or backend-heavy (about half the lines
+    /// back-end hops, mostly ActiveSync phones, long `Log=` tokens).
+    #[arg(long, value_enum, default_value_t = TrafficProfile::Default)]
+    profile: TrafficProfile,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +97,10 @@ fn main() -> anyhow::Result<()> {
             HttpProxy::None => HttpProxyMode::None,
             HttpProxy::Also => HttpProxyMode::Also,
             HttpProxy::Only => HttpProxyMode::Only,
+        },
+        profile: match a.profile {
+            TrafficProfile::Default => Profile::Default,
+            TrafficProfile::BackendHeavy => Profile::BackendHeavy,
         },
     };
     let t0 = Instant::now();

@@ -147,6 +147,10 @@ pub(crate) struct Population {
     pub exploits: Vec<ExploitSource>,
     pub signin_attacks: Vec<SignInAttack>,
     pub oab_guid: String,
+    /// The back-end-heavy profile ([`crate::Profile::BackendHeavy`]): mobile
+    /// devices first, every signed-in request proxied to the back end, long
+    /// `Log=` tokens.
+    pub backend_heavy: bool,
 }
 
 pub(crate) fn guid(r: &mut Rng) -> String {
@@ -213,7 +217,8 @@ struct Plan {
 }
 
 impl Population {
-    pub fn new(seed: u64, users: usize, servers: usize) -> Population {
+    /// `backend_heavy`: see [`Population::backend_heavy`].
+    pub fn with_profile(seed: u64, users: usize, servers: usize, backend_heavy: bool) -> Population {
         let mut r = Rng::derive(seed, 0x5eed_0001);
         let servers: Vec<Server> = (0..servers)
             .map(|i| Server { name: format!("EX{:02}", i + 1), ip: format!("10.0.1.{}", 11 + i) })
@@ -242,6 +247,7 @@ impl Population {
             ],
             signin_attacks: Vec::new(),
             oab_guid,
+            backend_heavy,
         };
 
         let mut taken = std::collections::HashSet::new();
@@ -272,7 +278,7 @@ impl Population {
                 key,
             };
             pop.users.push(user);
-            let plan = Self::plan(&mut r, u, users);
+            let plan = if backend_heavy { Self::plan_mobile(&mut r, u, users) } else { Self::plan(&mut r, u, users) };
             pop.add_agents(&mut r, u, plan);
         }
         pop.signin_attacks = pop.signin_attacks();
@@ -369,6 +375,24 @@ impl Population {
             || p.safari;
         if !any {
             p.browser = true;
+        }
+        p
+    }
+
+    /// The devices of the back-end-heavy profile: mostly ActiveSync phones
+    /// (about 3.5 devices a user), the edge cases of [`Population::plan`] kept.
+    fn plan_mobile(r: &mut Rng, u: usize, n: usize) -> Plan {
+        let mut p = Self::plan(r, u, n);
+        if u >= 5 {
+            p.ios = r.chance(0.7);
+            if r.chance(0.9) {
+                let v = if r.chance(0.5) { 0 } else { 1 + r.below(2) as u8 };
+                p.om = vec![(v, r.chance(0.1))];
+            }
+            if p.android.is_none() && r.chance(0.6) {
+                p.android = Some((r.chance(0.5), if r.chance(0.7) { 161 } else { 140 }));
+            }
+            p.browser = r.chance(0.2);
         }
         p
     }
@@ -526,7 +550,7 @@ impl Population {
             param_alias,
             order: r.below(4) as u8,
             short_stem: false,
-            log_tokens: r.chance(0.5),
+            log_tokens: r.chance(0.5) || self.backend_heavy,
             b64: None,
             net,
             new_device: false,

@@ -649,6 +649,36 @@ impl<'a> Renderer<'a> {
             let _ =
                 write!(q, "&Log=V161_HH:{HOST}_SmtpAdrs:{key}%40{DOMAIN}_DevOS:{}_As:AllowedG_Fet:{fet}_", a.dev_os);
         }
+        if self.pop.backend_heavy && (be || a.log_tokens) {
+            // The rest of a busy server's `Log=`: budget, timings, sync
+            // state; nothing the audit reports.
+            let _ = write!(
+                q,
+                "Budget:(D)Owner%3aS-1-5-21-{}-{}-1104_Conn%3a1_MaxConn%3aUnlimited_MaxBurst%3aUnlimited_\
+                 Balance%3aUnlimited_Cutoff%3aUnlimited_RechargeRate%3aUnlimited_Policy%3aGlobalThrottlingPolicy_\
+                 IsServiceAccount%3aFalse_LiveTime%3a00%3a0{}%3a{:02}.{:07}_\
+                 SyncKey:{}_Sst:{}_Ssp:1_Cli:{}_Ers:0_Cpo:{}_Dur:{}_ItemsAdded:{}_ASLat:{}_RpcC:{}_RpcL:{}_\
+                 LdapC:{}_LdapL:{}_SnQ:0_Sc:{}_Dst:{}_",
+                1_000_000_000 + u64::from(ev.rnd % 1_000_000),
+                2_000_000_000 + u64::from(ev.rnd >> 12),
+                d.below(10),
+                d.below(60),
+                d.below(10_000_000),
+                d.range(1, 2_000_000_000),
+                d.below(50),
+                d.range(100, 900),
+                d.range(100, 900),
+                fet + d.below(2000),
+                d.below(20),
+                d.below(300),
+                d.below(12),
+                d.below(400),
+                d.below(6),
+                d.below(90),
+                d.below(4),
+                d.range(1, 900),
+            );
+        }
     }
 
     /// MS-ASHTTP base64 query: version, command, locale, device id, policy key,

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use casguard_loggen::{generate, log_bytes, GzipMode, Options, Truth};
+use casguard_loggen::{generate, log_bytes, GzipMode, Options, Profile, Truth};
 
 fn tmp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("casguard-loggen-{}-{name}", std::process::id()));
@@ -211,6 +211,40 @@ fn only_backend() {
     assert!(t.summary.requests > 0 && t.summary.probes > 0);
     assert_same(&mini_audit(&dir, &t.cutover), &t);
     fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn backend_heavy_profile_is_half_hops_of_phones_and_agrees_with_truth() {
+    let dir = tmp("heavy");
+    let mut o = small(&dir);
+    o.users = 60;
+    o.gzip = GzipMode::None;
+    o.profile = Profile::BackendHeavy;
+    let t = generate(&o).unwrap();
+    let s = &t.summary;
+    let share = s.backend_duplicates as f64 / s.lines as f64;
+    assert!((0.4..0.5).contains(&share), "back-end hops are {share:.2} of the lines");
+    let devices: usize = t.users.values().map(|u| u.devices.len()).sum();
+    assert!(devices as f64 / 60.0 > 3.0, "{devices} devices for 60 users");
+    let (mut hops, mut proxied, mut long_log, mut b64) = (0, 0, 0, 0);
+    for p in files(&dir) {
+        for line in String::from_utf8(content(&p).0).unwrap().lines().filter(|l| !l.starts_with('#')) {
+            let hop = line.contains(" 444 ");
+            hops += usize::from(hop);
+            proxied += usize::from(hop && line.contains(" /Microsoft-Server-ActiveSync/Proxy/default.eas "));
+            long_log += usize::from(line.split("&Log=").nth(1).is_some_and(|l| l.len() > 400));
+            b64 += usize::from(line.contains("/Microsoft-Server-ActiveSync") && !line.contains("Cmd="));
+        }
+    }
+    assert!(proxied * 2 > hops, "{proxied} of {hops} hops are ActiveSync's /Proxy/");
+    assert!(long_log > hops / 2 && b64 > 0, "{long_log} long Log= tokens, {b64} base64 queries");
+    assert_same(&mini_audit(&dir, &t.cutover), &t);
+    // The default profile is another cast.
+    let d = tmp("heavy-default");
+    let default = generate(&small(&d)).unwrap();
+    assert_ne!(cast(&default), cast(&generate(&Options { profile: Profile::BackendHeavy, ..small(&d) }).unwrap()));
+    fs::remove_dir_all(dir).unwrap();
+    fs::remove_dir_all(d).unwrap();
 }
 
 #[test]

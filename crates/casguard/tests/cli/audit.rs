@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use casguard_loggen::{GzipMode, Truth};
+use casguard_loggen::{GzipMode, Profile, Truth};
 use serde_json::Value;
 
 use crate::util::{casguard, counts, finding_users, generated, source_networks, workspace};
@@ -170,6 +170,23 @@ fn one_thread_and_two_give_identical_reports() {
     let one = audit_json(dir.path(), &["--threads", "1"]);
     let two = audit_json(dir.path(), &["--threads", "2"]);
     assert_eq!(one, two);
+}
+
+/// Back-end hops are only counted once a thread has seen people, and the
+/// hop detail left out then must not show: the back-end-heavy profile (half
+/// the lines hops, long `Log=` tokens, base64 queries) at one thread and two.
+#[test]
+fn backend_heavy_logs_agree_with_truth_at_one_thread_and_two() {
+    let (dir, truth) = generated(|o| {
+        o.seed = 6;
+        o.users = 60;
+        o.target_bytes = Some(8_000_000);
+        o.gzip = GzipMode::None;
+        o.profile = Profile::BackendHeavy;
+    });
+    let one = audit_json(dir.path(), &["--threads", "1"]);
+    check_against_truth(&one, &truth);
+    assert_eq!(one, audit_json(dir.path(), &["--threads", "2"]));
 }
 
 #[test]
