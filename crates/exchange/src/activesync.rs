@@ -498,6 +498,14 @@ fn log_element(element: &str, out: &mut LogTokens) {
     if !kept {
         return;
     }
+    store_log_element(element, out);
+}
+
+/// Split one element into key and value and keep the value of a key we
+/// read, unless that key came before.
+#[inline]
+fn store_log_element(element: &str, out: &mut LogTokens) {
+    let e = element.as_bytes();
     let (key, val) = match e.iter().position(|&c| c == b':') {
         Some(i) => (&e[..i], &element[i + 1..]),
         None => {
@@ -639,30 +647,11 @@ mod tests {
         assert_eq!(a.user, "a@b.com");
     }
 
-    /// `parse_log` as it was before it split in one pass and skipped by two bytes.
+    /// `parse_log` as it was before it split in one pass and skipped by
+    /// two bytes: every element, split with `str::split`, stored.
     fn parse_log_reference(value: &str, out: &mut LogTokens) {
         for element in value.split('_') {
-            let e = element.as_bytes();
-            let (key, val) = match e.iter().position(|&c| c == b':') {
-                Some(i) => (&e[..i], &element[i + 1..]),
-                None => {
-                    let at = e.iter().position(u8::is_ascii_digit).unwrap_or(e.len());
-                    (&e[..at], &element[at..])
-                }
-            };
-            let field = match key {
-                b"V" => &mut out.version,
-                b"SmtpAdrs" => &mut out.smtp_address,
-                b"DevOS" => &mut out.device_os,
-                b"DevModel" => &mut out.device_model,
-                b"As" => &mut out.access_state,
-                b"PrxFrom" => &mut out.proxied_from,
-                b"HH" => &mut out.host,
-                _ => continue,
-            };
-            if field.is_empty() {
-                url::decode_query_value_into(val, field);
-            }
+            store_log_element(element, out);
         }
     }
 
