@@ -1,13 +1,12 @@
 //! `casguard audit`: who reaches Exchange, with which client, over which
 //! protocol, from where.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use audit::{Report, ReportOptions};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{warn_malformed, write_report, Format, Global, Inputs, SignInLimits};
+use super::{warn_malformed, write_report, Global, Inputs, ReportArgs, SignInLimits};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,15 +19,8 @@ pub struct Args {
     pub stale_days: u32,
     #[command(flatten)]
     pub signins: SignInLimits,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Where to write: a folder for csv, a file for table, json and html (default: stdout).
-    #[arg(long, value_name = "PATH")]
-    pub out: Option<PathBuf>,
-    /// Treat malformed lines as an error (exit 2).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Exit 1 when there are findings.
     #[arg(long)]
     pub fail_on_findings: bool,
@@ -38,13 +30,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    args.format.check_out(args.out.as_deref())?;
+    args.report.format.check_out(args.report.out.as_deref())?;
     let thresholds = args.signins.thresholds()?;
     let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
     let (interpreter, aggregate, stats) = super::aggregate_files(&args.inputs, &sorted.logs, global)?;
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
     let bad_rows = sorted.bad_rows();
-    if args.strict && malformed + bad_rows > 0 {
+    if args.report.strict && malformed + bad_rows > 0 {
         warn_malformed(&stats, "error");
         sorted.warn_bad_rows("error");
         match bad_rows {
@@ -65,17 +57,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         report.partnerships = Some(audit::partnerships::build(&sorted.exports, &aggregate, catalog, args.stale_days));
     }
     write_report(
-        args.format,
-        args.out.as_ref(),
+        args.report.format,
+        args.report.out.as_ref(),
         global,
+        &report,
         |dir| audit::csv_out::write_all(&report, &aggregate, dir),
-        |format| {
-            Ok(match format {
-                Format::Table => audit::table::render(&report, args.top),
-                Format::Html => audit::html::audit_html(&report, &aggregate, interpreter.catalog()),
-                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
-            })
-        },
+        || audit::table::render(&report, args.top),
+        || audit::html::audit_html(&report, &aggregate, interpreter.catalog()),
     )?;
     let people_findings = !report.findings.is_empty();
     Ok(if args.fail_on_findings && people_findings { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -19,7 +19,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ::audit::scan::{Accumulate, Accumulator};
 use ::audit::Aggregate;
+use ::policy::ReadyPolicy;
 use anyhow::Context;
 use exchange::Interpreter;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -192,26 +194,73 @@ pub fn aggregate_files(
     Ok((interpreter, aggregate, stats))
 }
 
-/// Write a report in `format`: CSV files into the `--out` folder (each
-/// named on stderr unless quiet) by `csv`, else the text `text` makes, to
-/// `--out` or stdout. (`Format::check_out` has checked `--out`.)
-pub fn write_report(
+/// How a report is written, and whether a malformed line fails the run.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Where to write: a folder for csv, a file for table, json and html (default: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Treat malformed lines as an error (exit 2).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Write `report` in `format`: CSV files into the `--out` folder (each
+/// named on stderr unless quiet) by `csv`, else the text `table`, `html` or
+/// serde's JSON makes, to `--out` or stdout. (`Format::check_out` has
+/// checked `--out`.)
+pub fn write_report<R: serde::Serialize>(
     format: Format,
     out: Option<&PathBuf>,
     global: &Global,
+    report: &R,
     csv: impl FnOnce(&Path) -> Result<Vec<PathBuf>, ::audit::csv_out::CsvError>,
-    text: impl FnOnce(Format) -> anyhow::Result<String>,
+    table: impl FnOnce() -> String,
+    html: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
-    if format == Format::Csv {
-        let dir = out.expect("--format csv needs --out, checked before the scan");
-        for path in csv(dir)? {
-            if !global.quiet {
-                eprintln!("wrote {}", path.display());
+    let text = match format {
+        Format::Csv => {
+            let dir = out.expect("--format csv needs --out, checked before the scan");
+            for path in csv(dir)? {
+                if !global.quiet {
+                    eprintln!("wrote {}", path.display());
+                }
             }
+            return Ok(());
         }
-        return Ok(());
-    }
-    emit(out, &text(format)?)
+        Format::Table => table(),
+        Format::Html => html(),
+        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+    };
+    emit(out, &text)
+}
+
+/// [`scan_checked`] into one `T` per thread that judges each request
+/// against `policy` (a simulation, a posture), merged into one.
+pub fn scan_against<T>(
+    files: &[PathBuf],
+    options: &w3c::ScanOptions,
+    policy: &ReadyPolicy,
+    global: &Global,
+    strict: bool,
+    merge: fn(&mut T, T),
+) -> anyhow::Result<(T, Vec<FileStats>)>
+where
+    T: Accumulate<ReadyPolicy> + Default + Send,
+{
+    let (collector, stats) = scan_checked(
+        files,
+        options,
+        policy.interpreter(),
+        global,
+        strict,
+        || Accumulator::<ReadyPolicy, T>::new(policy),
+        |a: &mut Accumulator<'_, ReadyPolicy, T>, b: Accumulator<'_, ReadyPolicy, T>| merge(&mut a.state, b.state),
+    )?;
+    Ok((collector.state, stats))
 }
 
 /// Read `files` into sinks made by `make` and combined with `merge`, with

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use audit::posture::{PostureCollector, PostureReport};
+use audit::posture::{Posture, PostureReport};
 use policy::{Policy, ReadyPolicy};
 
-use super::{scan_checked, write_report, Format, Global, Inputs};
+use super::{scan_against, write_report, Global, Inputs, ReportArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,47 +18,28 @@ pub struct Args {
     pub policy: PathBuf,
     #[command(flatten)]
     pub inputs: Inputs,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Write to this file instead of stdout (a folder for csv).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Treat malformed lines as an error (exit 2).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    args.format.check_out(args.out.as_deref())?;
+    args.report.format.check_out(args.report.out.as_deref())?;
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
     let policy = ReadyPolicy::new(policy, None, interpreter)?;
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
 
-    let (collector, stats) = scan_checked(
-        &files,
-        &options,
-        policy.interpreter(),
-        global,
-        args.strict,
-        || PostureCollector::new(&policy),
-        |a: &mut PostureCollector<'_>, b: PostureCollector<'_>| a.state.merge(b.state),
-    )?;
-
-    let report = PostureReport::build(&collector.state, &policy, &stats);
+    let (posture, stats) = scan_against(&files, &options, &policy, global, args.report.strict, Posture::merge)?;
+    let report = PostureReport::build(&posture, &policy, &stats);
     write_report(
-        args.format,
-        args.out.as_ref(),
+        args.report.format,
+        args.report.out.as_ref(),
         global,
+        &report,
         |dir| audit::csv_out::write_posture(&report, dir),
-        |format| {
-            Ok(match format {
-                Format::Table => audit::posture::render_table(&report),
-                Format::Html => audit::html::posture_html(&report),
-                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
-            })
-        },
+        || audit::posture::render_table(&report),
+        || audit::html::posture_html(&report),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use audit::simulate::{inventory_before, ChangeReport, ComparisonCollector, PolicyPair, SimCollector, SimReport};
+use audit::simulate::{inventory_before, ChangeReport, ComparisonCollector, PolicyPair, SimReport, Simulation};
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{parse_time, scan_checked, write_report, Format, Global, Inputs};
+use super::{parse_time, scan_against, scan_checked, write_report, Format, Global, Inputs, ReportArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,19 +33,13 @@ pub struct Args {
     /// (--known-before, or the inventory's), or every partnership without one.
     #[command(flatten)]
     pub devices: DeviceArgs,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Write to this file instead of stdout (a folder for csv).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Treat malformed lines as an error (exit 2).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    args.format.check_out(args.out.as_deref())?;
-    if args.baseline.is_some() && args.format == Format::Html {
+    args.report.format.check_out(args.report.out.as_deref())?;
+    if args.baseline.is_some() && args.report.format == Format::Html {
         anyhow::bail!("--baseline reports as table, json or csv; html is not written for it yet");
     }
     let interpreter = Arc::new(args.inputs.interpreter()?);
@@ -90,29 +84,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return run_change(&args, global, &files, &options, baseline, &policy);
     }
 
-    let (collector, stats) = scan_checked(
-        &files,
-        &options,
-        policy.interpreter(),
-        global,
-        args.strict,
-        || SimCollector::new(&policy),
-        |a: &mut SimCollector<'_>, b: SimCollector<'_>| a.state.merge(b.state),
-    )?;
-
-    let report = SimReport::build(&collector.state, &policy, &stats);
+    let (simulation, stats) = scan_against(&files, &options, &policy, global, args.report.strict, Simulation::merge)?;
+    let report = SimReport::build(&simulation, &policy, &stats);
     write_report(
-        args.format,
-        args.out.as_ref(),
+        args.report.format,
+        args.report.out.as_ref(),
         global,
+        &report,
         |dir| audit::csv_out::write_simulation(&report, dir),
-        |format| {
-            Ok(match format {
-                Format::Table => audit::simulate::render_table(&report),
-                Format::Html => audit::html::simulate_html(&report),
-                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
-            })
-        },
+        || audit::simulate::render_table(&report),
+        || audit::html::simulate_html(&report),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -132,7 +113,7 @@ fn run_change(
         options,
         target.interpreter(),
         global,
-        args.strict,
+        args.report.strict,
         || ComparisonCollector::new(&pair),
         |a: &mut ComparisonCollector<'_>, b: ComparisonCollector<'_>| a.state.merge(b.state),
     )?;
@@ -145,17 +126,13 @@ fn run_change(
         );
     }
     write_report(
-        args.format,
-        args.out.as_ref(),
+        args.report.format,
+        args.report.out.as_ref(),
         global,
+        &report,
         |dir| audit::csv_out::write_change(&report, dir),
-        |format| {
-            Ok(match format {
-                Format::Table => audit::simulate::render_change_table(&report),
-                Format::Html => unreachable!("refused above"),
-                Format::Json | Format::Csv => serde_json::to_string_pretty(&report)? + "\n",
-            })
-        },
+        || audit::simulate::render_change_table(&report),
+        || unreachable!("refused above"),
     )?;
     Ok(ExitCode::SUCCESS)
 }
