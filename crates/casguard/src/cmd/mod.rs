@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use ::audit::scan::{Accumulate, Accumulator};
 use ::audit::Aggregate;
-use ::policy::ReadyPolicy;
 use anyhow::Context;
 use exchange::Interpreter;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -239,26 +238,29 @@ pub fn write_report<R: serde::Serialize>(
 }
 
 /// [`scan_checked`] into one `T` per thread that judges each request
-/// against `policy` (a simulation, a posture), merged into one.
-pub fn scan_against<T>(
+/// against `context` (a policy, or the pair of `simulate --baseline`),
+/// merged into one.
+pub fn scan_against<C, T>(
     files: &[PathBuf],
     options: &w3c::ScanOptions,
-    policy: &ReadyPolicy,
+    interpreter: &Interpreter,
+    context: &C,
     global: &Global,
     strict: bool,
     merge: fn(&mut T, T),
 ) -> anyhow::Result<(T, Vec<FileStats>)>
 where
-    T: Accumulate<ReadyPolicy> + Default + Send,
+    C: Sync,
+    T: Accumulate<C> + Default + Send,
 {
     let (collector, stats) = scan_checked(
         files,
         options,
-        policy.interpreter(),
+        interpreter,
         global,
         strict,
-        || Accumulator::<ReadyPolicy, T>::new(policy),
-        |a: &mut Accumulator<'_, ReadyPolicy, T>, b: Accumulator<'_, ReadyPolicy, T>| merge(&mut a.state, b.state),
+        || Accumulator::<C, T>::new(context),
+        |a: &mut Accumulator<'_, C, T>, b: Accumulator<'_, C, T>| merge(&mut a.state, b.state),
     )?;
     Ok((collector.state, stats))
 }

@@ -30,7 +30,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
 
-    let (posture, stats) = scan_against(&files, &options, &policy, global, args.report.strict, Posture::merge)?;
+    let (posture, stats) =
+        scan_against(&files, &options, policy.interpreter(), &policy, global, args.report.strict, Posture::merge)?;
     let report = PostureReport::build(&posture, &policy, &stats);
     write_report(
         args.report.format,

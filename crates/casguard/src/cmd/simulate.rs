@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use audit::simulate::{inventory_before, ChangeReport, ComparisonCollector, PolicyPair, SimReport, Simulation};
+use audit::simulate::{inventory_before, ChangeReport, Comparison, PolicyPair, SimReport, Simulation};
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{parse_time, scan_against, scan_checked, write_report, Format, Global, Inputs, ReportArgs};
+use super::{parse_time, scan_against, write_report, Format, Global, Inputs, ReportArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -84,7 +84,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return run_change(&args, global, &files, &options, baseline, &policy);
     }
 
-    let (simulation, stats) = scan_against(&files, &options, &policy, global, args.report.strict, Simulation::merge)?;
+    let (simulation, stats) =
+        scan_against(&files, &options, policy.interpreter(), &policy, global, args.report.strict, Simulation::merge)?;
     let report = SimReport::build(&simulation, &policy, &stats);
     write_report(
         args.report.format,
@@ -108,17 +109,9 @@ fn run_change(
     target: &ReadyPolicy,
 ) -> anyhow::Result<ExitCode> {
     let pair = PolicyPair { baseline, target };
-    let (collector, stats) = scan_checked(
-        files,
-        options,
-        target.interpreter(),
-        global,
-        args.report.strict,
-        || ComparisonCollector::new(&pair),
-        |a: &mut ComparisonCollector<'_>, b: ComparisonCollector<'_>| a.state.merge(b.state),
-    )?;
-
-    let report = ChangeReport::build(&collector.state, baseline, target, &stats);
+    let (comparison, stats) =
+        scan_against(files, options, target.interpreter(), &pair, global, args.report.strict, Comparison::merge)?;
+    let report = ChangeReport::build(&comparison, baseline, target, &stats);
     if report.summary.widens_access {
         eprintln!(
             "warning: the change widens access: {} request(s) of {} user(s) denied by {} would be allowed",
