@@ -2,7 +2,7 @@
 //! field splitting, malformed-line counting. What a scan reports is the W3C
 //! reader's [`FileStats`], so both formats are reported alike.
 
-use w3c::lines::{classify, Line, LineParser, Tally};
+use w3c::lines::{LineParser, Tally};
 use w3c::{FileStats, ScanOptions};
 
 use crate::fields::{parse_cached, Fields};
@@ -40,6 +40,14 @@ impl<'v, V: Visitor> Parser<'v, V> {
     pub(crate) fn new(visitor: &'v mut V, opts: &ScanOptions, fields: Option<Fields>) -> Self {
         Parser { visitor, fields, spans: Vec::with_capacity(96), tally: Tally::new(opts, MAX_LINE) }
     }
+}
+
+impl<V: Visitor> LineParser for Parser<'_, V> {
+    type Fields = Fields;
+
+    fn set_fields(&mut self, value: &[u8]) {
+        self.fields = Some(parse_cached(value));
+    }
 
     fn data(&mut self, line: &[u8]) {
         let spans = &mut self.spans;
@@ -52,24 +60,6 @@ impl<'v, V: Visitor> Parser<'v, V> {
         }
         if let Some(fields) = &self.fields {
             self.visitor.record(&Record::new(line, &self.spans, fields));
-        }
-    }
-}
-
-impl<V: Visitor> LineParser for Parser<'_, V> {
-    type Fields = Fields;
-
-    /// One physical line, without its `\n`.
-    fn line(&mut self, raw: &[u8]) {
-        let Some(line) = self.tally.begin(raw) else { return };
-        match classify(line) {
-            Line::Blank => {}
-            Line::Fields(value) => {
-                self.tally.stats.directives += 1;
-                self.fields = Some(parse_cached(value));
-            }
-            Line::Directive => self.tally.stats.directives += 1,
-            Line::Data(line) => self.data(line),
         }
     }
 

@@ -124,8 +124,11 @@ pub trait LineParser {
     /// The `#Fields` table of the format.
     type Fields: Clone + PartialEq;
 
-    /// One physical line, without its `\n`.
-    fn line(&mut self, raw: &[u8]);
+    /// A `#Fields` directive's value: the table in force from the next line.
+    fn set_fields(&mut self, value: &[u8]);
+
+    /// A data line, without its end.
+    fn data(&mut self, line: &[u8]);
 
     /// The receiver of the records wants no more lines.
     fn stopped(&self) -> bool;
@@ -138,6 +141,20 @@ pub trait LineParser {
 
     /// The statistics and the number of physical lines seen.
     fn finish(self) -> (FileStats, u64);
+
+    /// One physical line, without its `\n`.
+    fn line(&mut self, raw: &[u8]) {
+        let Some(line) = self.tally().begin(raw) else { return };
+        match classify(line) {
+            Line::Blank => {}
+            Line::Fields(value) => {
+                self.tally().stats.directives += 1;
+                self.set_fields(value);
+            }
+            Line::Directive => self.tally().stats.directives += 1,
+            Line::Data(line) => self.data(line),
+        }
+    }
 
     /// Every complete line in `data`; a last line without `\n` counts as a
     /// line. Stops early, before any line, once the receiver has stopped.

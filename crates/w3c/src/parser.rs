@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use crate::fields::{Field, Fields};
-use crate::lines::{classify, split_on, Line, LineParser, Tally};
+use crate::lines::{split_on, LineParser, Tally};
 use crate::record::Record;
 use crate::values::{describe, Checker, Columns};
 
@@ -271,6 +271,19 @@ impl<'v, V: Visitor> Parser<'v, V> {
             tally: Tally::new(opts, opts.max_line()),
         }
     }
+}
+
+impl<V: Visitor> LineParser for Parser<'_, V> {
+    type Fields = Fields;
+
+    fn set_fields(&mut self, value: &[u8]) {
+        let fields = Fields::parse(value);
+        for (first, again) in fields.repeated() {
+            self.tally.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
+        }
+        self.columns = Columns::of(Some(&fields));
+        self.fields = Some(fields);
+    }
 
     fn data(&mut self, line: &[u8]) {
         let spans = &mut self.spans;
@@ -298,28 +311,6 @@ impl<'v, V: Visitor> Parser<'v, V> {
                 let detail = self.tally.keeps_malformed().then(|| invalid.describe(value(invalid.field)));
                 self.tally.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
             }
-        }
-    }
-}
-
-impl<V: Visitor> LineParser for Parser<'_, V> {
-    type Fields = Fields;
-
-    fn line(&mut self, raw: &[u8]) {
-        let Some(line) = self.tally.begin(raw) else { return };
-        match classify(line) {
-            Line::Blank => {}
-            Line::Fields(value) => {
-                self.tally.stats.directives += 1;
-                let fields = Fields::parse(value);
-                for (first, again) in fields.repeated() {
-                    self.tally.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
-                }
-                self.columns = Columns::of(Some(&fields));
-                self.fields = Some(fields);
-            }
-            Line::Directive => self.tally.stats.directives += 1,
-            Line::Data(line) => self.data(line),
         }
     }
 
