@@ -44,7 +44,11 @@ pub struct Config {
     pub max_headers: usize,
     /// Seconds a client has to send a complete request head.
     pub header_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept.
+    /// Seconds an idle keep-alive connection is kept. Below Exchange's own
+    /// (IIS `connectionTimeout`, 120 s by default), so that the gateway, not
+    /// Exchange, closes an idle pair of connections: a request sent just as
+    /// Exchange closes its side could otherwise fail with a 502 when it
+    /// cannot be sent again (a POST; see `forward::Replay`).
     pub idle_timeout: u64,
     pub connect_timeout: u64,
     /// Seconds between upstream health checks.
@@ -93,7 +97,7 @@ impl Default for Config {
             max_header_bytes: 65_536,
             max_headers: 100,
             header_timeout: 30,
-            idle_timeout: 120,
+            idle_timeout: 100,
             connect_timeout: 10,
             health_interval: 5,
             health_fall: 3,

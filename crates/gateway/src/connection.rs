@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::HeaderValue;
 use hyper_util::rt::TokioIo;
@@ -19,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::access_log::ConnFields;
+use crate::headers::UpstreamBody;
 use crate::joint::{Drivers, Event, Joint};
 use crate::model::ConnInfo;
 use crate::preface;
@@ -33,7 +33,7 @@ pub(crate) struct ConnState {
     /// A request sends on it in place, or takes it out while it connects or
     /// retries: hyper runs a connection's requests one at a time, so no
     /// request ever finds it gone.
-    pub(crate) upstream: Mutex<Option<SendRequest<Incoming>>>,
+    pub(crate) upstream: Mutex<Option<SendRequest<UpstreamBody>>>,
     /// What drives it, polled by `serve_connection` in this connection's task.
     pub(crate) drivers: Mutex<Drivers>,
     /// The peer's address as an X-Forwarded-For value, made once.
@@ -164,6 +164,11 @@ impl Activity {
     pub(crate) fn end(&self) {
         self.idle_since.store(self.now(), Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How long the connection waited since its last request ended.
+    pub(crate) fn waited(&self) -> Duration {
+        Duration::from_millis(self.now().saturating_sub(self.idle_since.load(Ordering::Relaxed)))
     }
 
     /// The verdict now, and how long until it may change.

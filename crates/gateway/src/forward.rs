@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use exchange::Protocol;
@@ -25,7 +25,7 @@ use crate::access_log::LogLine;
 use crate::answer::{self, Answer};
 use crate::connection::{Activity, ConnState};
 use crate::events::Level;
-use crate::headers::{strip_hop_by_hop, upstream_request};
+use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
 use crate::screen::{self, Refused};
@@ -48,7 +48,7 @@ pub(crate) fn handle(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     req: Request<Incoming>,
-) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send> {
+) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>> + Send> {
     let mut finish = Finish::new(shared, &conn.activity);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let loaded = shared.policy.current();
@@ -111,12 +111,18 @@ pub(crate) fn handle(
     }
 
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
-    let forward = Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now() };
+    let mut forward =
+        Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now(), replay: None };
     // The common case: the connection's upstream connection is idle and
     // open. Anything else (the first request, a reconnect) is connected first (`Handled::Connecting`).
     let mut slot = lock(&conn.upstream);
     match slot.as_mut().filter(|s| s.is_ready()) {
-        Some(sender) => Handled::Sending { sending: sender.try_send_request(req), forward: Some(forward) },
+        Some(sender) => {
+            if conn.activity.waited() >= Replay::AFTER_WAITING {
+                forward.replay = Replay::of(&req);
+            }
+            Handled::Sending { sending: sender.try_send_request(req), forward: Some(forward) }
+        }
         None => {
             drop(slot);
             Handled::Connecting {
@@ -151,12 +157,12 @@ pin_project_lite::pin_project! {
 
 impl<F> Future for Handled<F>
 where
-    F: Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>>,
+    F: Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>>,
 {
     type Output = Answer;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
-        let (result, forward) = match self.as_mut().project() {
+        let (result, mut forward) = match self.as_mut().project() {
             HandledProj::Answered { answer } => return Poll::Ready(answer.take().expect("polled after completion")),
             HandledProj::Retrying { future } => return future.as_mut().poll(cx),
             HandledProj::Connecting { future } => match future.as_mut().poll(cx) {
@@ -176,9 +182,12 @@ where
             Ok(resp) => Poll::Ready(Ok(forward.respond(resp))),
             Err(mut e) => {
                 *lock(&forward.conn.upstream) = None;
-                match e.take_message() {
-                    // Not sent (the connection closed under us): safe to retry once.
+                // Not sent (the connection closed under us), or sent on a
+                // reused connection the upstream was closing and safe to
+                // send again: once more, on a new connection.
+                match e.take_message().or_else(|| forward.replay.take().map(Replay::request)) {
                     Some(req) => {
+                        forward.finish.shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
                         self.set(Handled::Retrying { future: Box::pin(forward.retry(req)) });
                         self.poll(cx)
                     }
@@ -198,12 +207,50 @@ struct Forward {
     /// Picks the upstream when a connection must be made (`route-by-health`).
     protocol: Protocol,
     sent: Instant,
+    /// The request again, when it may be sent twice (see [`Replay`]).
+    replay: Option<Replay>,
+}
+
+/// A copy of a request that can be sent again after it failed on a reused
+/// upstream connection: an idempotent method (RFC 9110 §9.2.2) and no body.
+/// The upstream, or a load balancer in between, may close an idle
+/// keep-alive connection (an idle timeout shorter than the gateway's, a
+/// restart) just as the gateway sends on it; the request then fails with no
+/// response, and nothing tells whether Exchange read it. Like nginx on a
+/// cached connection, the gateway sends such a request once more on a new
+/// connection; a POST (ActiveSync, EWS) is answered 502, as a replay of its
+/// body could apply it twice.
+struct Replay(Box<hyper::http::request::Parts>);
+
+impl Replay {
+    /// Copied only on a connection that has waited this long: closes race
+    /// requests on connections that wait, and the copy (about 2,000
+    /// instructions) would otherwise cost every request of a busy one.
+    const AFTER_WAITING: Duration = Duration::from_millis(200);
+
+    fn of(req: &Request<UpstreamBody>) -> Option<Replay> {
+        let bodiless = matches!(req.body(), Either::Right(_));
+        (bodiless && req.method().is_idempotent()).then(|| {
+            let mut head = Request::new(());
+            *head.method_mut() = req.method().clone();
+            *head.uri_mut() = req.uri().clone();
+            *head.version_mut() = req.version();
+            *head.headers_mut() = req.headers().clone();
+            // hyper's record of the header names' case, among others.
+            *head.extensions_mut() = req.extensions().clone();
+            Replay(Box::new(head.into_parts().0))
+        })
+    }
+
+    fn request(self) -> Request<UpstreamBody> {
+        Request::from_parts(*self.0, Either::Right(http_body_util::Empty::new()))
+    }
 }
 
 impl Forward {
     /// Connect when the client connection has no open upstream connection,
     /// and wait until it can take a request.
-    async fn connect(self) -> Result<(SendRequest<Incoming>, Forward), Answer> {
+    async fn connect(self) -> Result<(SendRequest<UpstreamBody>, Forward), Answer> {
         let shared = self.finish.shared.clone();
         let mut upstream = lock(&self.conn.upstream).take();
         let mut attempts = 0;
@@ -244,7 +291,7 @@ impl Forward {
 
     /// Send once more on a new connection, after a send found the
     /// connection closed before the request went out.
-    async fn retry(self, req: Request<Incoming>) -> Answer {
+    async fn retry(self, req: Request<UpstreamBody>) -> Answer {
         let (mut sender, forward) = match self.connect().await {
             Ok(ready) => ready,
             Err(answer) => return answer,

@@ -2,7 +2,9 @@
 //! (hop-by-hop headers dropped, Host made valid, the client added to
 //! X-Forwarded-For) and the hop-by-hop headers of Exchange's responses.
 
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
+use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING,
     UPGRADE,
@@ -11,6 +13,11 @@ use hyper::{Request, Version};
 
 use crate::model::{self, ConnInfo};
 
+/// The body Exchange gets: the client's, streamed, or none. A request
+/// without a body is sent with [`Empty`], so that it can be made again
+/// (see `forward::Replay`).
+pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
 /// The request as Exchange gets it: hop-by-hop headers dropped and the
 /// client added to X-Forwarded-For; everything else, Authorization included,
 /// unchanged.
@@ -18,7 +25,7 @@ pub(crate) fn upstream_request(
     req: Request<Incoming>,
     info: &ConnInfo,
     peer_xff: Option<&HeaderValue>,
-) -> Request<Incoming> {
+) -> Request<UpstreamBody> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host;
@@ -59,6 +66,7 @@ pub(crate) fn upstream_request(
         parts.headers.insert(xff, v.clone());
     }
     parts.version = Version::HTTP_11;
+    let body = if body.is_end_stream() { Either::Right(Empty::new()) } else { Either::Left(body) };
     Request::from_parts(parts, body)
 }
 

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub open_connections: AtomicI64,
     pub connections_total: AtomicU64,
     pub upstream_errors: AtomicU64,
+    /// Requests sent again on a new upstream connection after the one they
+    /// were sent on closed under them.
+    pub upstream_retries: AtomicU64,
     /// Requests refused before the policy (see `screen`).
     pub refused: AtomicU64,
     pub reloads_ok: AtomicU64,
@@ -129,6 +132,13 @@ impl Metrics {
             "Requests answered 502/503 because no upstream connection could be had or it failed.",
             "counter",
             self.upstream_errors.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "casguard_gateway_upstream_retries_total",
+            "Requests sent again on a new upstream connection after the one they were sent on closed under them.",
+            "counter",
+            self.upstream_retries.load(Ordering::Relaxed).to_string(),
         );
         gauge(
             &mut out,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exchange::Protocol;
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::HeaderValue;
 use hyper::Uri;
@@ -82,7 +82,7 @@ impl Upstream {
 
 /// A dedicated upstream connection.
 pub struct Connection {
-    pub sender: SendRequest<Incoming>,
+    pub sender: SendRequest<crate::headers::UpstreamBody>,
     /// Does the connection's reading and writing: its owner polls it (in the
     /// client connection's own task) for as long as the connection is in use.
     /// It ends when the connection does.

@@ -77,7 +77,8 @@ pub struct Args {
     /// Seconds to receive a whole request head [default: 30].
     #[arg(long, value_name = "SECS")]
     pub header_timeout: Option<u64>,
-    /// Seconds an idle keep-alive connection stays open [default: 120].
+    /// Seconds an idle keep-alive connection stays open; keep it below
+    /// Exchange's own (IIS connectionTimeout, 120 s by default) [default: 100].
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<u64>,
     /// Seconds to connect to an upstream [default: 10].
