@@ -211,8 +211,17 @@ pub fn split_on<const SEP: u8>(line: &[u8], spans: &mut Vec<(u32, u32)>) {
     spans.clear();
     let mut start = 0u32;
     let mut at = 0;
-    // Indexing rather than `chunks_exact`, whose iterator costs as much as the test.
-    while let Some(block) = line.get(at..at + 64) {
+    // The last, partial block is tested in a copy padded with a byte that is no separator.
+    let mut last = [!SEP; 64];
+    while at < line.len() {
+        let block = match line.get(at..at + 64) {
+            Some(block) => block,
+            None => {
+                let rest = &line[at..];
+                last[..rest.len()].copy_from_slice(rest);
+                &last[..]
+            }
+        };
         let mut found = separators::<SEP>(block);
         while found != 0 {
             let end = (at as u32) + found.trailing_zeros();
@@ -221,12 +230,6 @@ pub fn split_on<const SEP: u8>(line: &[u8], spans: &mut Vec<(u32, u32)>) {
             found &= found - 1;
         }
         at += 64;
-    }
-    for (k, &b) in line.iter().enumerate().skip(at) {
-        if b == SEP {
-            spans.push((start, k as u32));
-            start = k as u32 + 1;
-        }
     }
     spans.push((start, line.len() as u32));
 }
