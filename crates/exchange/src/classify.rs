@@ -20,7 +20,7 @@ use crate::url;
 
 mod memo;
 
-use memo::{activesync_query, path_facts, Address, Memo, PathSlot, QuerySlot, UaFacts, MEMO};
+use memo::{activesync_query, canonical_stem, Address, Memo, QuerySlot, StemSlot, UaFacts, MEMO};
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -145,7 +145,7 @@ impl Interpreter {
                     facts,
                     Some(kind),
                     &mut memo.uri,
-                    Some(&mut memo.paths),
+                    Some(&mut memo.stems),
                     queries,
                     Some(address),
                     hops_counted,
@@ -177,7 +177,7 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
                 let queries = Some((&mut memo.queries[..], &mut memo.query_key));
-                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.paths), queries, None, false);
+                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.stems), queries, None, false);
                 true
             }
             Err(_) => false,
@@ -200,19 +200,28 @@ impl Interpreter {
         facts: UaFacts,
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
-        paths: Option<&mut [PathSlot]>,
+        stems: Option<&mut [StemSlot]>,
         queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
         hops_counted: bool,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
-        if !url::is_canonical(&req.stem) {
+        // A canonical stem seen before is known with its protocol.
+        let mut stem = None;
+        let canonical = match stems {
+            Some(slots) => {
+                stem = canonical_stem(slots, &req.stem);
+                stem.is_some()
+            }
+            None => url::is_canonical(&req.stem),
+        };
+        if !canonical {
             let mut canonical = String::with_capacity(req.stem.len());
             url::normalize_path(&req.stem, &mut canonical);
             req.stem = canonical;
         }
-        req.protocol = protocol_of(&req.stem);
+        req.protocol = stem.as_ref().map_or_else(|| protocol_of(&req.stem), |s| s.protocol);
         // A line on the Back End site is a hop, a probe or an attack,
         // whatever its `Log=` says (see `is_backend`), and none of the three
         // is counted by its log tokens.
@@ -242,9 +251,9 @@ impl Interpreter {
 
         // Lower-cased once for the detection rules and the probe query alike.
         let uri_len = lower_uri(req, uri);
-        let path = match paths {
-            Some(slots) if self.exploits.uses_paths() => {
-                Some(path_facts(slots, self.exploits.files(), &req.stem, req.on_backend_site()))
+        let path = match stem.as_deref_mut() {
+            Some(slot) if self.exploits.uses_paths() => {
+                Some(slot.facts(self.exploits.files(), &req.stem, req.on_backend_site()))
             }
             _ => None,
         };
@@ -253,7 +262,7 @@ impl Interpreter {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
             Traffic::Probe
-        } else if is_backend(req) {
+        } else if is_backend(req, || stem.as_ref().map_or_else(|| contains_ci(&req.stem, "/Proxy"), |s| s.proxy)) {
             Traffic::Backend
         } else if kind == UserKind::Machine {
             Traffic::Machine
@@ -330,9 +339,10 @@ impl Default for Interpreter {
     }
 }
 
-fn is_backend(req: &Request) -> bool {
+/// `proxy`: whether the stem names `/Proxy` (in any case).
+fn is_backend(req: &Request, proxy: impl FnOnce() -> bool) -> bool {
     req.on_backend_site()
-        || (req.protocol == Protocol::ActiveSync && contains_ci(&req.stem, "/Proxy"))
+        || (req.protocol == Protocol::ActiveSync && proxy())
         || !req.activesync.log.proxied_from.is_empty()
 }
 

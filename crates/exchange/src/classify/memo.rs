@@ -11,8 +11,11 @@ use crate::activesync;
 use crate::catalog::UaClass;
 use crate::exploits::URI_BUFFER;
 use crate::identity::{account_key, UserKind};
+use crate::matching::contains_ci;
 use crate::networks::NetworkId;
-use crate::request::{ActiveSync, LogTokens, QueryEncoding};
+use crate::protocol::protocol_of;
+use crate::request::{ActiveSync, LogTokens, Protocol, QueryEncoding};
+use crate::url;
 use crate::vdirs::PathFacts;
 
 /// What the catalog, the probe markers and the exploit rules make of one
@@ -33,7 +36,7 @@ const MEMO_SLOTS: usize = 4096;
 /// Slots of the per-thread memo of user names (a power of two), direct-mapped too.
 const USER_SLOTS: usize = 4096;
 /// Slots of the per-thread memo of request paths (a power of two), direct-mapped too.
-const PATH_SLOTS: usize = 1024;
+const STEM_SLOTS: usize = 1024;
 /// Slots of the per-thread memo of ActiveSync queries (a power of two),
 /// direct-mapped too: about one per device and command of a busy server.
 const QUERY_SLOTS: usize = 8192;
@@ -197,8 +200,8 @@ pub(super) struct Memo {
     pub(super) uri: Box<[u8; URI_BUFFER]>,
     /// User names as logged; they do not depend on the interpreter.
     users: Vec<UserSlot>,
-    /// Request paths and what they are to Exchange, for `owner`'s rules.
-    pub(super) paths: Vec<PathSlot>,
+    /// Canonical request paths and what they are, for `owner`'s rules.
+    pub(super) stems: Vec<StemSlot>,
     /// ActiveSync queries; they do not depend on the interpreter.
     pub(super) queries: Vec<QuerySlot>,
     /// Scratch for the key of `queries`.
@@ -211,34 +214,46 @@ pub(super) struct Memo {
     server_ip: (Vec<u8>, Option<IpAddr>),
 }
 
-/// A request path (and whether it reached the back end) and its facts.
+/// A canonical request path (see [`url::is_canonical`]) and what it is:
+/// its protocol, whether it names `/Proxy`, and its facts for the owner's
+/// rules, on the front end and on the back end, once asked. A log asks for
+/// few distinct paths, so each line skips the checks and the scans.
 #[derive(Default)]
-pub(super) struct PathSlot {
+pub(super) struct StemSlot {
     filled: bool,
     hash: u64,
-    backend: bool,
     stem: Vec<u8>,
-    facts: PathFacts,
+    pub(super) protocol: Protocol,
+    /// `/Proxy` in the path, in any case (an ActiveSync back-end hop).
+    pub(super) proxy: bool,
+    /// Indexed by "reached the back end".
+    facts: [Option<PathFacts>; 2],
 }
 
-/// The facts of `stem`, remembered: a log asks for few distinct paths.
-pub(super) fn path_facts(
-    slots: &mut [PathSlot],
-    files: &crate::vdirs::ExchangeFiles,
-    stem: &str,
-    backend: bool,
-) -> PathFacts {
-    let hash = memo_hash(stem.as_bytes()) ^ u64::from(backend);
+impl StemSlot {
+    /// The facts of this slot's path, `stem`, remembered.
+    pub(super) fn facts(&mut self, files: &crate::vdirs::ExchangeFiles, stem: &str, backend: bool) -> PathFacts {
+        *self.facts[usize::from(backend)].get_or_insert_with(|| files.facts(stem, backend))
+    }
+}
+
+/// The slot of `stem` when it is canonical (filled on first sight), `None` when it is not.
+pub(super) fn canonical_stem<'s>(slots: &'s mut [StemSlot], stem: &str) -> Option<&'s mut StemSlot> {
+    let hash = memo_hash(stem.as_bytes());
     let slot = direct_mapped(slots, hash);
-    if !(slot.filled && slot.hash == hash && slot.backend == backend && slot.stem == stem.as_bytes()) {
+    if !(slot.filled && slot.hash == hash && slot.stem == stem.as_bytes()) {
+        if !url::is_canonical(stem) {
+            return None;
+        }
         slot.filled = true;
         slot.hash = hash;
-        slot.backend = backend;
         slot.stem.clear();
         slot.stem.extend_from_slice(stem.as_bytes());
-        slot.facts = files.facts(stem, backend);
+        slot.protocol = protocol_of(stem);
+        slot.proxy = contains_ci(stem, "/Proxy");
+        slot.facts = [None; 2];
     }
-    slot.facts
+    Some(slot)
 }
 
 /// A user name as logged, decoded, and its account key.
@@ -263,7 +278,7 @@ impl Memo {
             slots: std::iter::repeat_with(Slot::default).take(MEMO_SLOTS).collect(),
             uri: Box::new([0; URI_BUFFER]),
             users: std::iter::repeat_with(UserSlot::default).take(USER_SLOTS).collect(),
-            paths: std::iter::repeat_with(PathSlot::default).take(PATH_SLOTS).collect(),
+            stems: std::iter::repeat_with(StemSlot::default).take(STEM_SLOTS).collect(),
             queries: std::iter::repeat_with(QuerySlot::default).take(QUERY_SLOTS).collect(),
             query_key: String::with_capacity(QUERY_KEY_MAX),
             addresses: std::iter::repeat_with(AddressSlot::default).take(ADDRESS_SLOTS).collect(),
@@ -298,7 +313,7 @@ impl Memo {
         if self.owner != it.id {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
-            self.paths.iter_mut().for_each(|s| s.filled = false);
+            self.stems.iter_mut().for_each(|s| s.filled = false);
             self.addresses.iter_mut().for_each(|s| s.filled = false);
         }
         let hash = memo_hash(key) ^ u64::from(raw);
