@@ -168,7 +168,10 @@ pub fn split_log(query: &str) -> Option<(&str, &str, &str)> {
     if q.first() == Some(&b'&') {
         return None;
     }
-    let at = memchr::memmem::find(q, b"&Log=")?;
+    // Built once: `memmem::find` would build a searcher on every line.
+    static LOG: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"&Log="));
+    let at = LOG.find(q)?;
     let start = at + 5;
     let end = memchr::memchr(b'&', &q[start..]).map_or(q.len(), |i| start + i);
     // `&` is ASCII: every cut is a char boundary.
