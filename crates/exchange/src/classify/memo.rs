@@ -33,8 +33,9 @@ pub(super) struct UaFacts {
 /// agent evicts whatever shared its slot, so crafted user agents can only
 /// cost a recomputation, never a long probe sequence.
 const MEMO_SLOTS: usize = 4096;
-/// Slots of the per-thread memo of user names (a power of two), direct-mapped too.
-const USER_SLOTS: usize = 4096;
+/// Slots of the per-thread memo of user names (a power of two), direct-mapped
+/// too: a server's users under their several spellings (a megabyte or two).
+const USER_SLOTS: usize = 8192;
 /// Slots of the per-thread memo of request paths (a power of two), direct-mapped too.
 const STEM_SLOTS: usize = 1024;
 /// Slots of the per-thread memo of ActiveSync queries (a power of two),
@@ -44,8 +45,10 @@ const QUERY_SLOTS: usize = 8192;
 /// ones are parsed each time, so the memo holds at most a few megabytes.
 const QUERY_KEY_MAX: usize = 192;
 
-/// Slots of the per-thread memo of client addresses (a power of two), direct-mapped too.
-const ADDRESS_SLOTS: usize = 2048;
+/// Slots of the per-thread memo of client addresses (a power of two),
+/// direct-mapped too: tens of thousands of c-ip and X-Forwarded-For pairs a
+/// day on a busy server (about a megabyte).
+const ADDRESS_SLOTS: usize = 8192;
 /// Longest c-ip and X-Forwarded-For remembered, together.
 const ADDRESS_KEY_MAX: usize = 128;
 
