@@ -360,9 +360,17 @@ impl Tally {
         user.requests += 1;
         user.span.see(req.time);
         user.protocols[req.protocol.index()] += 1;
-        for alias in [req.username.as_str(), req.activesync.user.as_str()] {
-            if !alias.is_empty() {
-                user.aliases.add_with(alias, 1, || alias.into());
+        let (name, activesync_user) = (req.username.as_str(), req.activesync.user.as_str());
+        if name == activesync_user {
+            // The same alias twice (most ActiveSync lines): one look-up.
+            if !name.is_empty() {
+                user.aliases.add_with(name, 2, || name.into());
+            }
+        } else {
+            for alias in [name, activesync_user] {
+                if !alias.is_empty() {
+                    user.aliases.add_with(alias, 1, || alias.into());
+                }
             }
         }
         let key = req.device_key();

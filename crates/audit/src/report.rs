@@ -1,14 +1,16 @@
 //! The audit report: a plain data model built once from the aggregate, then
 //! written as JSON, a table or CSV files.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use exchange::{AttackKind, AuthType, Catalog, Interpreter, NetworkId, Networks, Protocol};
 use rayon::prelude::*;
 use serde::Serialize;
 use w3c::{FileStats, MalformedKind};
 
-use crate::aggregate::{Aggregate, DeviceAgg, Span, Tally, UserAgg};
+use crate::aggregate::{Aggregate, DeviceAgg, Span, UserAgg};
 use crate::findings::{FindingKind, Severity};
 use crate::signins::Thresholds;
 
@@ -285,7 +287,7 @@ pub(crate) fn device_report(key: &str, device: &DeviceAgg, catalog: &Catalog, ne
             .sources
             .iter()
             .map(|((ip, network), n)| Source {
-                ip: ip.to_string(),
+                ip: ip_text(*ip),
                 network: networks.name(*network).to_string(),
                 requests: n,
             })
@@ -302,70 +304,103 @@ pub(crate) fn device_report(key: &str, device: &DeviceAgg, catalog: &Catalog, ne
     }
 }
 
-fn user_report(key: &str, user: &UserAgg, catalog: &Catalog, networks: &Networks) -> UserReport {
+/// An address as `Display` writes it; IPv4 without the formatting machinery
+/// (a report writes one per source of every device).
+pub(crate) fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            out
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
+}
+
+/// One user's report, and the user's finding of each kind of
+/// [`FindingKind::PERSON`] (in that order), if any. The user's devices are
+/// joined and reported once: a finding's devices are copies of the user's.
+fn user_parts(
+    key: &str,
+    user: &UserAgg,
+    catalog: &Catalog,
+    networks: &Networks,
+) -> (UserReport, [Option<Finding>; FindingKind::PERSON.len()]) {
+    let joined = user.joined_devices(catalog);
     let (first_seen, last_seen) = span_strings(user.span);
-    UserReport {
+    let report = UserReport {
         user: key.to_string(),
         aliases: user.aliases.iter().map(|(a, _)| a.to_string()).collect(),
         requests: user.requests,
         first_seen,
         last_seen,
         protocols: protocol_map(&user.protocols),
-        devices: user
-            .joined_devices(catalog)
-            .into_iter()
-            .map(|(k, d)| device_report(k, &d, catalog, networks))
-            .collect(),
-    }
+        devices: joined.iter().map(|(k, d)| device_report(k, d, catalog, networks)).collect(),
+    };
+    let findings = FindingKind::PERSON.map(|kind| person_finding(kind, key, &joined, &report.devices, networks));
+    (report, findings)
 }
 
-fn person_findings(tally: &Tally, catalog: &Catalog, networks: &Networks) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for kind in FindingKind::PERSON {
-        let count = |d: &DeviceAgg| d.findings.get(kind);
-        for (user, agg) in tally.sorted_users() {
-            let devices: Vec<_> = agg.joined_devices(catalog).into_iter().filter(|(_, d)| count(d) > 0).collect();
-            if devices.is_empty() {
-                continue;
-            }
-            let mut span = Span::default();
-            let mut requests = 0;
-            let mut reports = Vec::new();
-            for (key, device) in &devices {
-                requests += count(device);
-                span = Span { first: span.first.min(device.span.first), last: span.last.max(device.span.last) };
-                reports.push(device_report(key, device, catalog, networks));
-            }
-            let mut cloud_sources: Vec<Source> = Vec::new();
-            if kind == FindingKind::CloudCredentials {
-                for (_, device) in &devices {
-                    for ((ip, network), n) in device.sources.iter() {
-                        if is_cloud_network(*network) {
-                            cloud_sources.push(Source {
-                                ip: ip.to_string(),
-                                network: networks.name(*network).to_string(),
-                                requests: n,
-                            });
-                        }
-                    }
-                }
-                cloud_sources.sort_by(|a, b| a.ip.cmp(&b.ip));
-            }
-            let clients: Vec<&str> = {
-                let mut names: Vec<&str> = reports.iter().map(|d| d.client_name.as_str()).collect();
-                names.sort_unstable();
-                names.dedup();
-                names
-            };
-            let summary = format!("{user}: {} ({} device(s), {requests} requests)", clients.join(", "), reports.len());
-            let mut finding = Finding::new(kind, summary, requests, span);
-            finding.user = Some(user.to_string());
-            finding.devices = reports;
-            finding.cloud_sources = cloud_sources;
-            findings.push(finding);
-        }
+/// The finding of `kind` of one user, from the user's joined devices and their reports (index for index).
+fn person_finding(
+    kind: FindingKind,
+    user: &str,
+    devices: &[(&str, Cow<'_, DeviceAgg>)],
+    device_reports: &[DeviceReport],
+    networks: &Networks,
+) -> Option<Finding> {
+    let count = |d: &DeviceAgg| d.findings.get(kind);
+    let found: Vec<usize> = (0..devices.len()).filter(|&i| count(&devices[i].1) > 0).collect();
+    if found.is_empty() {
+        return None;
     }
-    findings
+    let mut span = Span::default();
+    let mut requests = 0;
+    let mut reports = Vec::with_capacity(found.len());
+    for &i in &found {
+        let device = &devices[i].1;
+        requests += count(device);
+        span = Span { first: span.first.min(device.span.first), last: span.last.max(device.span.last) };
+        reports.push(device_reports[i].clone());
+    }
+    let mut cloud_sources: Vec<Source> = Vec::new();
+    if kind == FindingKind::CloudCredentials {
+        for &i in &found {
+            for ((ip, network), n) in devices[i].1.sources.iter() {
+                if is_cloud_network(*network) {
+                    cloud_sources.push(Source {
+                        ip: ip_text(*ip),
+                        network: networks.name(*network).to_string(),
+                        requests: n,
+                    });
+                }
+            }
+        }
+        cloud_sources.sort_by(|a, b| a.ip.cmp(&b.ip));
+    }
+    let clients: Vec<&str> = {
+        let mut names: Vec<&str> = reports.iter().map(|d| d.client_name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    };
+    let summary = format!("{user}: {} ({} device(s), {requests} requests)", clients.join(", "), reports.len());
+    let mut finding = Finding::new(kind, summary, requests, span);
+    finding.user = Some(user.to_string());
+    finding.devices = reports;
+    finding.cloud_sources = cloud_sources;
+    Some(finding)
 }
 
 fn malformed_files(files: &[FileStats]) -> Vec<MalformedFile> {
@@ -416,11 +451,15 @@ impl Report {
             }
         }
 
-        // The two largest parts, built side by side: the report phase runs after the scan, on its own.
-        let (mut findings, users): (Vec<Finding>, Vec<UserReport>) = rayon::join(
-            || person_findings(people, catalog, networks),
-            || people.sorted_users().into_par_iter().map(|(k, u)| user_report(k, u, catalog, networks)).collect(),
-        );
+        // Users in parallel: the report phase runs after the scan, on its own.
+        // Person findings come kind by kind, users in order within a kind.
+        let mut parts: Vec<_> =
+            people.sorted_users().into_par_iter().map(|(k, u)| user_parts(k, u, catalog, networks)).collect();
+        let mut findings: Vec<Finding> = Vec::new();
+        for kind in 0..FindingKind::PERSON.len() {
+            findings.extend(parts.iter_mut().filter_map(|(_, found)| found[kind].take()));
+        }
+        let users: Vec<UserReport> = parts.into_iter().map(|(user, _)| user).collect();
         findings.extend(crate::threats::attack_findings(agg, networks));
         findings.extend(crate::threats::signin_findings(&agg.signins, &options.thresholds, networks));
         findings.sort_by_key(|f| FindingKind::ALL.iter().position(|k| *k == f.kind));
@@ -502,6 +541,37 @@ impl Report {
             malformed: malformed_files(files),
             notes,
             partnerships: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        let mut x: u32 = 0x9E37_79B9;
+        let mut addresses: Vec<IpAddr> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.20.199.99",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:1.2.3.4",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            addresses.push(IpAddr::from(x.to_be_bytes()));
+        }
+        for ip in addresses {
+            assert_eq!(ip_text(ip), ip.to_string());
         }
     }
 }

@@ -342,12 +342,17 @@ impl Catalog {
         protocol: Protocol,
     ) -> ClientId {
         let rule = match class.rules {
-            Some(bits) => self
-                .rules
-                .iter()
-                .enumerate()
-                .find(|&(i, r)| bits >> i & 1 != 0 && r.rest_matches(&device, protocol))
-                .map(|(_, r)| r),
+            // The rules whose user-agent conditions hold, in order: a bit each, lowest first.
+            Some(mut bits) => loop {
+                if bits == 0 {
+                    break None;
+                }
+                let rule = &self.rules[bits.trailing_zeros() as usize];
+                bits &= bits - 1;
+                if rule.rest_matches(&device, protocol) {
+                    break Some(rule);
+                }
+            },
             None => {
                 self.rules.iter().find(|r| r.ua_matches(user_agent, class.found) && r.rest_matches(&device, protocol))
             }

@@ -49,7 +49,10 @@ pub fn guid_key(text: &[u8]) -> Option<u64> {
 /// appends, in this spelling; an earlier one is the client's), as [`guid_key`].
 pub fn cafe_request_id(query: &str) -> Option<u64> {
     const KEY: &[u8] = b"cafeReqId=";
-    let at = memchr::memmem::rfind(query.as_bytes(), KEY)?;
+    // Built once: `memmem::rfind` would build a searcher on every line.
+    static FINDER: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(KEY));
+    let at = FINDER.rfind(query.as_bytes())?;
     let value = &query.as_bytes()[at + KEY.len()..];
     let end = value.iter().position(|&b| matches!(b, b';' | b'&')).unwrap_or(value.len());
     guid_key(&value[..end])
