@@ -290,7 +290,8 @@ impl Forward {
     }
 
     /// Send once more on a new connection, after a send found the
-    /// connection closed before the request went out.
+    /// connection closed before the request went out, or after a request
+    /// that may be sent twice ([`Replay`]) failed on a reused one.
     async fn retry(self, req: Request<UpstreamBody>) -> Answer {
         let (mut sender, forward) = match self.connect().await {
             Ok(ready) => ready,
