@@ -202,7 +202,10 @@ impl Upstreams {
     {
         let mut builder = http1::Builder::new();
         // Records the case of Exchange's response headers, which the client
-        // connection then writes back unchanged.
+        // connection then writes back unchanged: Outlook 2016 (16.0.4266)
+        // fails on lower-cased ones behind HAProxy (haproxy/haproxy#561), as
+        // the Nokia N900's ActiveSync client did behind mitmproxy
+        // (mitmproxy/mitmproxy#5).
         builder.preserve_header_case(true).title_case_headers(false);
         let (sender, driver): (_, Driver) = match (&up.tls, &self.tls) {
             (Some(name), Some(connector)) => {
