@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, ok, workspace};
+use crate::util::{casguard, example, generated, json, ok, workspace};
 
 const EVIL_UA: &str = "<script>window.__xss=1</script>";
 const EVIL_UA2: &str = "\"><img src=x onerror=window.__xss=2>";
@@ -38,6 +38,15 @@ fn embedded_data(html: &str) -> Value {
     serde_json::from_str(&html[start..end]).expect("embedded JSON parses")
 }
 
+/// Runs `casguard -q ARGS --format html --out PAGE LOGS`; the page written.
+fn write_page(args: &[&str], page: &Path, logs: &str) -> String {
+    let mut all = vec!["-q"];
+    all.extend_from_slice(args);
+    all.extend(["--format", "html", "--out", page.to_str().unwrap(), logs]);
+    ok(casguard(&all));
+    std::fs::read_to_string(page).unwrap()
+}
+
 /// What must hold for any report page, whatever the logs said.
 fn assert_self_contained(html: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -56,13 +65,12 @@ fn audit_html_is_self_contained_and_keeps_log_text_as_text() {
     let dir = logs_with_injection();
     let page = dir.path().join("report.html");
     let logs = dir.path().to_str().unwrap();
-    ok(casguard(&["-q", "audit", "--format", "html", "--out", page.to_str().unwrap(), logs]));
-    let html = std::fs::read_to_string(&page).unwrap();
+    let html = write_page(&["audit"], &page, logs);
     assert_self_contained(&html);
     assert!(!html.contains(EVIL_UA) && !html.contains("<svg onload"), "raw log markup in the page");
 
     let data = embedded_data(&html);
-    let report: Value = serde_json::from_slice(&ok(casguard(&["audit", "--format", "json", logs])).stdout).unwrap();
+    let report = json(&["audit", "--format", "json", logs]);
     assert_eq!(data["summary"], report["summary"], "the page embeds the same summary");
     assert_eq!(data["users"].as_array().unwrap().len(), report["users"].as_array().unwrap().len());
     // The hostile strings survive, exactly, as data.
@@ -91,13 +99,10 @@ fn simulate_html_shows_rules_and_backdoors() {
     let logs = dir.path().to_str().unwrap();
     let policy = example("ews-allow-outlook-only.toml");
     let policy = policy.as_str();
-    ok(casguard(&["-q", "simulate", "--policy", policy, "--format", "html", "--out", page.to_str().unwrap(), logs]));
-    let html = std::fs::read_to_string(&page).unwrap();
+    let html = write_page(&["simulate", "--policy", policy], &page, logs);
     assert_self_contained(&html);
     let data = embedded_data(&html);
-    let json: Value =
-        serde_json::from_slice(&ok(casguard(&["simulate", "--policy", policy, "--format", "json", logs])).stdout)
-            .unwrap();
+    let json = json(&["simulate", "--policy", policy, "--format", "json", logs]);
     assert_eq!(data["summary"], json["summary"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
     assert!(json["summary"]["denied_requests"].as_u64().unwrap() > 0);
@@ -114,13 +119,10 @@ fn posture_html_is_the_json_report_as_a_matrix() {
     let logs = dir.path().to_str().unwrap();
     let policy = example("outlook-mobile-lockdown.toml");
     let policy = policy.as_str();
-    ok(casguard(&["-q", "posture", "--policy", policy, "--format", "html", "--out", page.to_str().unwrap(), logs]));
-    let html = std::fs::read_to_string(&page).unwrap();
+    let html = write_page(&["posture", "--policy", policy], &page, logs);
     assert_self_contained(&html);
     let data = embedded_data(&html);
-    let json: Value =
-        serde_json::from_slice(&ok(casguard(&["posture", "--policy", policy, "--format", "json", logs])).stdout)
-            .unwrap();
+    let json = json(&["posture", "--policy", policy, "--format", "json", logs]);
     assert_eq!(data["users"], json["users"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
     assert!(html.contains("id=\"posture-matrix\""));
@@ -165,38 +167,18 @@ fn reports_work_in_headless_chromium() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&shots).unwrap();
     let audit_page = dir.path().join("report.html");
-    ok(casguard(&["-q", "audit", "--format", "html", "--out", audit_page.to_str().unwrap(), logs]));
+    write_page(&["audit"], &audit_page, logs);
     if !browser_check(&audit_page, &shots.join("audit.png")) {
         return;
     }
     let policy = example("ews-allow-outlook-only.toml");
     let policy = policy.as_str();
     let sim_page = dir.path().join("simulate.html");
-    ok(casguard(&[
-        "-q",
-        "simulate",
-        "--policy",
-        policy,
-        "--format",
-        "html",
-        "--out",
-        sim_page.to_str().unwrap(),
-        logs,
-    ]));
+    write_page(&["simulate", "--policy", policy], &sim_page, logs);
     browser_check(&sim_page, &shots.join("simulate.png"));
     let posture_page = dir.path().join("posture.html");
     let lockdown = example("outlook-mobile-lockdown.toml");
-    ok(casguard(&[
-        "-q",
-        "posture",
-        "--policy",
-        &lockdown,
-        "--format",
-        "html",
-        "--out",
-        posture_page.to_str().unwrap(),
-        logs,
-    ]));
+    write_page(&["posture", "--policy", &lockdown], &posture_page, logs);
     browser_check(&posture_page, &shots.join("posture.png"));
     let png = std::fs::read(shots.join("audit.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
