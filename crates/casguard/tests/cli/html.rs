@@ -3,11 +3,10 @@
 //! then the same page in a real headless Chromium (tests/browser/check.sh).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, json, ok, workspace};
+use crate::util::{self, casguard, example, generated, json, ok};
 
 const EVIL_UA: &str = "<script>window.__xss=1</script>";
 const EVIL_UA2: &str = "\"><img src=x onerror=window.__xss=2>";
@@ -139,25 +138,12 @@ fn html_needs_an_out_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
 }
 
-/// Runs tests/browser/check.sh on a page; `false` when Chromium is missing outside CI.
+/// The page in headless Chromium: no failures, and table rows drawn; `false`
+/// when Chromium is missing outside CI.
 fn browser_check(page: &Path, shot: &Path) -> bool {
-    let script = workspace().join("tests/browser/check.sh");
-    let out = Command::new("bash").arg(&script).arg(page).arg(shot).output().expect("run check.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {
-            let result: Value = serde_json::from_str(&stdout).expect("check.py prints JSON");
-            assert_eq!(result["failures"], Value::Array(vec![]));
-            assert!(result["rows"].as_u64().unwrap() > 0);
-            true
-        }
-        Some(77) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("browser check skipped: {stderr}");
-            false
-        }
-        _ => panic!("browser check failed:\n{stdout}\n{stderr}"),
-    }
+    let Some(result) = util::browser_check(page, shot) else { return false };
+    assert!(result["rows"].as_u64().unwrap() > 0);
+    true
 }
 
 #[test]

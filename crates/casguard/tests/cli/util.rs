@@ -104,6 +104,26 @@ pub fn python_with(modules: &str) -> Option<PathBuf> {
         .find(|p| Command::new(p).args(["-c", &import]).output().map(|o| o.status.success()).unwrap_or(false))
 }
 
+/// Runs tests/browser/check.sh on `page` (its screenshot to `shot`) and checks
+/// that it found no failure; what check.py reports, or `None` when Chromium
+/// is missing outside CI.
+pub fn browser_check(page: &Path, shot: &Path) -> Option<Value> {
+    let script = workspace().join("tests/browser/check.sh");
+    let out = Command::new("bash").arg(&script).arg(page).arg(shot).output().expect("run check.sh");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    match out.status.code() {
+        Some(0) => {}
+        Some(77) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("browser check skipped: {stderr}");
+            return None;
+        }
+        _ => panic!("browser check failed:\n{stdout}\n{stderr}"),
+    }
+    let result: Value = serde_json::from_str(&stdout).expect("check.py prints JSON");
+    assert_eq!(result["failures"], Value::Array(vec![]), "{result}");
+    Some(result)
+}
+
 /// A test that cannot run here says why; under CI=true that is a failure.
 pub fn skip(why: &str) {
     assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI cannot skip: {why} (run scripts/test)");
