@@ -46,10 +46,6 @@ fn change(baseline: &str, policy: &str, logs: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect()
-}
-
 /// Users and their denied requests of one rule of a plain simulate report.
 fn rule_users(report: &Value, rule: &str) -> BTreeMap<String, u64> {
     let rule = report["rules"].as_array().unwrap().iter().find(|r| r["name"] == rule).expect(rule);

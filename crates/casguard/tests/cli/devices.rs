@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::util::{browser_check, casguard, example, generated, inventory_build, json, ok, text, workspace};
+use crate::util::{browser_check, casguard, generated, inventory_build, json, ok, simulate, text, workspace};
 
 const FORMS: [&str; 7] = [
     "ps51-export-csv-unicode.csv",
@@ -241,14 +241,6 @@ fn export(partnerships: &[(Option<&str>, &str, &str, &str)]) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&objects).unwrap()
-}
-
-fn simulate(policy: &str, dir: &Path, extra: &[&str]) -> Value {
-    let policy = example(policy);
-    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
-    args.extend_from_slice(extra);
-    args.push(dir.to_str().unwrap());
-    json(&args)
 }
 
 /// Denied requests per (user, device) of a simulation's first rule.

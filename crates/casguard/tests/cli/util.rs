@@ -52,6 +52,21 @@ pub fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Trut
     (dir, truth)
 }
 
+/// `casguard simulate --quiet --format json --policy POLICY EXTRA LOGS` with a
+/// shipped example policy; the report.
+pub fn simulate(policy: &str, logs: &Path, extra: &[&str]) -> Value {
+    let policy = example(policy);
+    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
+    args.extend_from_slice(extra);
+    args.push(logs.to_str().unwrap());
+    json(&args)
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect()
+}
+
 /// The network of every source of every device of every user of an audit
 /// report, in report order.
 pub fn source_networks(report: &Value) -> impl Iterator<Item = String> + '_ {
