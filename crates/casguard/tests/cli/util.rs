@@ -52,6 +52,19 @@ pub fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Trut
     (dir, truth)
 }
 
+/// `casguard audit --format json EXTRA PATHS`; the report.
+pub fn audit(paths: &[&str], extra: &[&str]) -> Value {
+    let mut args = vec!["audit", "--format", "json"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(paths);
+    json(&args)
+}
+
+/// `audit` of one folder.
+pub fn audit_json(dir: &Path, extra: &[&str]) -> Value {
+    audit(&[dir.to_str().unwrap()], extra)
+}
+
 /// `casguard simulate --quiet --format json --policy POLICY EXTRA LOGS` with a
 /// shipped example policy; the report.
 pub fn simulate(policy: &str, logs: &Path, extra: &[&str]) -> Value {
