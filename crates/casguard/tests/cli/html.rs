@@ -46,6 +46,14 @@ fn write_page(args: &[&str], page: &Path, logs: &str) -> String {
     std::fs::read_to_string(page).unwrap()
 }
 
+/// `write_page`, checked by `assert_self_contained`: the page and the data it embeds.
+fn checked_page(args: &[&str], page: &Path, logs: &str) -> (String, Value) {
+    let html = write_page(args, page, logs);
+    assert_self_contained(&html);
+    let data = embedded_data(&html);
+    (html, data)
+}
+
 /// What must hold for any report page, whatever the logs said.
 fn assert_self_contained(html: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -64,11 +72,9 @@ fn audit_html_is_self_contained_and_keeps_log_text_as_text() {
     let dir = logs_with_injection();
     let page = dir.path().join("report.html");
     let logs = dir.path().to_str().unwrap();
-    let html = write_page(&["audit"], &page, logs);
-    assert_self_contained(&html);
+    let (html, data) = checked_page(&["audit"], &page, logs);
     assert!(!html.contains(EVIL_UA) && !html.contains("<svg onload"), "raw log markup in the page");
 
-    let data = embedded_data(&html);
     let report = json(&["audit", "--format", "json", logs]);
     assert_eq!(data["summary"], report["summary"], "the page embeds the same summary");
     assert_eq!(data["users"].as_array().unwrap().len(), report["users"].as_array().unwrap().len());
@@ -98,9 +104,7 @@ fn simulate_html_shows_rules_and_backdoors() {
     let logs = dir.path().to_str().unwrap();
     let policy = example("ews-allow-outlook-only.toml");
     let policy = policy.as_str();
-    let html = write_page(&["simulate", "--policy", policy], &page, logs);
-    assert_self_contained(&html);
-    let data = embedded_data(&html);
+    let (html, data) = checked_page(&["simulate", "--policy", policy], &page, logs);
     let json = json(&["simulate", "--policy", policy, "--format", "json", logs]);
     assert_eq!(data["summary"], json["summary"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
@@ -118,9 +122,7 @@ fn posture_html_is_the_json_report_as_a_matrix() {
     let logs = dir.path().to_str().unwrap();
     let policy = example("outlook-mobile-lockdown.toml");
     let policy = policy.as_str();
-    let html = write_page(&["posture", "--policy", policy], &page, logs);
-    assert_self_contained(&html);
-    let data = embedded_data(&html);
+    let (html, data) = checked_page(&["posture", "--policy", policy], &page, logs);
     let json = json(&["posture", "--policy", policy, "--format", "json", logs]);
     assert_eq!(data["users"], json["users"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
