@@ -396,50 +396,40 @@ async fn fails_closed_when_the_policy_cannot_load() {
     .await;
 }
 
-async fn ping(gw_addr: std::net::SocketAddr, hold_ms: u64) -> (Answer, Duration) {
-    let mut c = client(gw_addr).await;
+/// A Ping held `hold_ms` through a gateway whose idle and header timeouts are
+/// `timeout` seconds: the answer, and how long it took.
+async fn ping_held(timeout: u64, hold_ms: u64) -> (Answer, Duration) {
+    let (_mock, up) = start_mock().await;
+    let gw = start_gateway_with(ALLOW, up, |c| {
+        c.idle_timeout = timeout;
+        c.header_timeout = timeout;
+    })
+    .await;
+    let mut c = client(gw.addr).await;
     let t = Instant::now();
     let path = format!("/Microsoft-Server-ActiveSync?Cmd=Ping&User=jdoe&DeviceId=P1&DeviceType=iPhone&ms={hold_ms}");
     let a = c.send_body("POST", &path, &[("user-agent", "Apple-iPhone/1")], Bytes::from_static(b"ping")).await;
-    (a, t.elapsed())
+    let took = t.elapsed();
+    gw.stop().await;
+    (a, took)
 }
 
 /// A Ping held longer than the idle and header timeouts is not cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_held_5s_passes() {
-    within(30, async {
-        let (_mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| {
-            c.idle_timeout = 1;
-            c.header_timeout = 1;
-        })
-        .await;
-        let (a, took) = ping(gw.addr, 5000).await;
-        assert_eq!(a.status, StatusCode::OK);
-        assert!(a.body.starts_with("held"), "{}", a.body);
-        assert!(took >= Duration::from_millis(4900), "{took:?}");
-        gw.stop().await;
-    })
-    .await;
+    let (a, took) = within(30, ping_held(1, 5000)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.starts_with("held"), "{}", a.body);
+    assert!(took >= Duration::from_millis(4900), "{took:?}");
 }
 
 /// The 60 s Ping. Ignored in the normal run for time; run with --ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "takes 60 s"]
 async fn ping_held_60s_passes() {
-    within(90, async {
-        let (_mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| {
-            c.idle_timeout = 5;
-            c.header_timeout = 5;
-        })
-        .await;
-        let (a, took) = ping(gw.addr, 60_000).await;
-        assert_eq!(a.status, StatusCode::OK);
-        assert!(took >= Duration::from_secs(60), "{took:?}");
-        gw.stop().await;
-    })
-    .await;
+    let (a, took) = within(90, ping_held(5, 60_000)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(took >= Duration::from_secs(60), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
