@@ -4,6 +4,8 @@
 //! a panic. The content sniffer must not panic either.
 #![no_main]
 
+mod limits;
+
 use exchange::{Interpreter, Request};
 use httpproxy::{Field, Record};
 use libfuzzer_sys::fuzz_target;
@@ -34,14 +36,7 @@ fn digest(r: &Record<'_>, out: &mut Vec<u64>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks small limits so that block and line-length edges are reached.
-    let (knob, data) = data.split_first().unwrap_or((&0, data));
-    let opts = ScanOptions {
-        chunk_size: 1 + usize::from(knob & 0x3f),
-        max_line: 16 + usize::from(knob >> 6) * 64,
-        max_reported: 3,
-        ..ScanOptions::default()
-    };
+    let (opts, data) = limits::small_limits(data);
     let _ = httpproxy::is_httpproxy(data);
     let mut whole = Vec::new();
     let stats = httpproxy::scan_bytes(data, &opts, &mut |r: &Record<'_>| digest(r, &mut whole));

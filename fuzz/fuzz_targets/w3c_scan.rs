@@ -6,6 +6,8 @@
 //! and LeakSanitizer reports std's per-thread channel context as a leak.
 #![no_main]
 
+mod limits;
+
 use libfuzzer_sys::fuzz_target;
 use w3c::{Field, Record, ScanOptions, Visitor};
 
@@ -50,16 +52,13 @@ impl Visitor for Touch {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks small limits so chunk and line-length edges are reached.
-    let (knob, data) = data.split_first().unwrap_or((&0, data));
+    let (limits, data) = limits::small_limits(data);
     let opts = ScanOptions {
-        chunk_size: 1 + usize::from(knob & 0x3f),
-        max_line: 16 + usize::from(knob >> 6) * 64,
-        max_reported: 3,
         parallel: true,
         split_above: 0,
         // Odd lengths also read lines before any `#Fields` with a default table.
         default_fields: (data.len() % 2 == 1).then(|| w3c::Fields::parse(b"date time cs-uri-stem")),
+        ..limits
     };
     let mut seq = Touch::default();
     let stats = w3c::scan_bytes(data, &opts, &mut seq);

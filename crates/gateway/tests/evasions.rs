@@ -13,8 +13,6 @@ use exchange::Interpreter;
 use hyper::header::{HeaderMap, HeaderValue, HOST, USER_AGENT};
 use hyper::{Method, Uri};
 use policy::{Action, Policy, ReadyPolicy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const TABLE: &str = include_str!("data/evasions.toml");
 const POLICY: &str = include_str!("data/evasions-policy.toml");
@@ -123,14 +121,10 @@ fn evaluate_decides_every_spelling_as_iis_routes_it() {
 
 /// The status line of the answer to one raw request on its own connection.
 async fn status_of(addr: std::net::SocketAddr, target: &str) -> u16 {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "GET {target} HTTP/1.1\r\nHost: mail.contoso.com\r\nUser-Agent: evasion-test\r\nConnection: close\r\n\r\n"
     );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tcp.read_to_end(&mut answer).await;
-    let text = String::from_utf8_lossy(&answer);
+    let text = send_raw(addr, head.as_bytes()).await;
     text.strip_prefix("HTTP/1.1 ").and_then(|t| t.get(..3)).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 

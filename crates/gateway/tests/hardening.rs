@@ -7,17 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Send raw bytes on a new connection; everything read until it closes.
-async fn send_raw(addr: std::net::SocketAddr, raw: &[u8]) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(raw).await.unwrap();
-    let mut all = Vec::new();
-    let _ = tcp.read_to_end(&mut all).await;
-    String::from_utf8_lossy(&all).into_owned()
-}
 
 const DENY_EVIL_UA: &str =
     "default = 'allow'\n[[rule]]\nname = 'evil client'\naction = 'deny'\nuser_agent = { contains = ['Evil Client'] }\n";
@@ -59,7 +48,7 @@ async fn a_second_user_agent_header_cannot_pass_a_user_agent_rule() {
 async fn repeated_host_or_authorization_is_refused() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let gw = start_gateway("default = 'allow'\n", up).await;
+        let gw = start_gateway(ALLOW, up).await;
         let auth = basic("CONTOSO\\jdoe", "pw");
         for raw in [
             "GET /owa/ HTTP/1.1\r\nHost: mail\r\nHost: evil\r\n\r\n".to_string(),
@@ -138,7 +127,7 @@ async fn a_policy_caught_half_written_is_not_loaded() {
 async fn the_head_limit_is_exact() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let gw = start_gateway_with("default = 'allow'\n", up, |c| c.max_header_bytes = 65_536).await;
+        let gw = start_gateway_with(ALLOW, up, |c| c.max_header_bytes = 65_536).await;
         let head = |pad: usize| {
             let mut h = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
             let fixed = h.len() + 4;
@@ -164,7 +153,7 @@ async fn http10_without_host_and_absolute_targets_reach_exchange_as_valid_http11
     within(20, async {
         let (up, mut heads) =
             one_shot_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
-        let gw = start_gateway("default = 'allow'\n", up).await;
+        let gw = start_gateway(ALLOW, up).await;
 
         let answer = send_raw(gw.addr, b"GET /owa/healthcheck.htm HTTP/1.0\r\n\r\n").await;
         assert!(answer.contains(" 200 "), "{answer}");
@@ -194,7 +183,7 @@ async fn http10_without_host_and_absolute_targets_reach_exchange_as_valid_http11
 async fn connect_and_http2_are_answered_not_forwarded() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let gw = start_gateway("default = 'allow'\n", up).await;
+        let gw = start_gateway(ALLOW, up).await;
         let answer =
             send_raw(gw.addr, b"CONNECT mail.contoso.com:443 HTTP/1.1\r\nHost: mail.contoso.com:443\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
@@ -210,7 +199,7 @@ async fn connect_and_http2_are_answered_not_forwarded() {
 async fn refusals_are_logged_with_status_and_counted() {
     within(20, async {
         let (_mock, up) = start_mock().await;
-        let gw = start_gateway("default = 'allow'\n", up).await;
+        let gw = start_gateway(ALLOW, up).await;
         let answer = send_raw(gw.addr, b"GET /EWS%252FExchange.asmx HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 404 ") && answer.contains("404.11"), "{answer}");
         let answer = send_raw(gw.addr, b"GET /owa%0A/x HTTP/1.1\r\nHost: x\r\n\r\n").await;

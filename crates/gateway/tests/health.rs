@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use hyper::StatusCode;
 
-const ALLOW: &str = "default = 'allow'\n";
-
 /// A new connection and one request: its status.
 async fn status(gw: SocketAddr, path: &str) -> StatusCode {
     let mut c = client(gw).await;

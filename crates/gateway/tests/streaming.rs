@@ -23,7 +23,7 @@ fn memory() -> (u64, u64) {
 
 async fn upload_and_download(size: u64) {
     let (mock, up) = start_mock().await;
-    let gw = start_gateway("default = 'allow'\n", up).await;
+    let gw = start_gateway(ALLOW, up).await;
     let (hwm_before, _) = memory();
 
     // Upload, as an RPC_IN_DATA channel declares it: a Content-Length, bytes made on the fly.

@@ -29,7 +29,7 @@ fn tls_config(
     upstream: String,
 ) -> gateway::Config {
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    std::fs::write(&policy, ALLOW).unwrap();
     gateway::Config {
         policy: Some(policy),
         listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -147,7 +147,7 @@ async fn tls_listener_and_tls_upstream() {
 async fn bad_tls_files_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    std::fs::write(&policy, ALLOW).unwrap();
     std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
     let config = gateway::Config {
         policy: Some(policy),

@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
-use exchange::{AuthType, Interpreter, Protocol, Request};
+use exchange::{AuthType, Protocol, Request};
 use policy::{evaluate, Action, Policy, ReadyPolicy};
 
 fn ready(text: &str) -> ReadyPolicy {
-    ReadyPolicy::new(policy(text), None, Arc::new(Interpreter::builtin())).unwrap()
+    ready_policy(policy(text))
 }
 
 fn at(protocol: Protocol, stem: &str, user: &str) -> Request {
@@ -24,10 +22,6 @@ fn at(protocol: Protocol, stem: &str, user: &str) -> Request {
 fn decide(p: &ReadyPolicy, r: &Request) -> (Action, u16, u16, String) {
     let d = evaluate(p, r);
     (d.action, d.status, d.substatus, p.decided_by(&d).to_string())
-}
-
-fn denied(p: &ReadyPolicy, r: &Request) -> bool {
-    evaluate(p, r).action == Action::Deny
 }
 
 const MAILBOXES: &str = r#"

@@ -6,21 +6,12 @@ use common::*;
 use exchange::{Interpreter, Protocol};
 use policy::{evaluate, Action, Inventory, ReadyPolicy};
 
-fn denied(p: &ReadyPolicy, r: &exchange::Request) -> bool {
-    evaluate(p, r).action == Action::Deny
-}
-
-/// A policy of `common`, made ready without an inventory.
-fn ready(p: policy::Policy) -> ReadyPolicy {
-    ReadyPolicy::new(p, None, Arc::new(Interpreter::builtin())).unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn policy(text: &str) -> ReadyPolicy {
-    ready(common::policy(text))
+    ready_policy(common::policy(text))
 }
 
 fn example(name: &str) -> ReadyPolicy {
-    ready(common::example(name))
+    ready_policy(common::example(name))
 }
 
 #[test]
@@ -129,7 +120,7 @@ fn user_group_file_is_relative_to_the_policy() {
     std::fs::write(dir.path().join("vip.txt"), "# VIPs\nCONTOSO\\Alice\n\nbob@contoso.com\n").unwrap();
     let f = dir.path().join("p.toml");
     std::fs::write(&f, "[[rule]]\nname = \"vip\"\naction = \"deny\"\nuser = { group_file = \"vip.txt\" }\n").unwrap();
-    let p = ready(policy::Policy::load(&f).unwrap());
+    let p = ready_policy(policy::Policy::load(&f).unwrap());
     assert!(denied(&p, &ews("x", "alice")));
     assert!(denied(&p, &ews("x", "bob")));
     assert!(!denied(&p, &ews("x", "carol")));

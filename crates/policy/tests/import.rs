@@ -5,11 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use common::traffic::{generated, people};
 use common::*;
-use exchange::{AuthType, Interpreter, Protocol, Request};
+use exchange::{AuthType, Protocol, Request};
 use policy::import::{import_folder, Imported};
 use policy::{evaluate, Action, ReadyPolicy};
 
@@ -18,7 +17,7 @@ fn data(rel: &str) -> PathBuf {
 }
 
 fn ready(imported: &Imported) -> ReadyPolicy {
-    ReadyPolicy::new(in_force(imported), None, Arc::new(Interpreter::builtin())).unwrap()
+    ready_policy(in_force(imported))
 }
 
 fn import(dir: &Path) -> (Imported, ReadyPolicy) {

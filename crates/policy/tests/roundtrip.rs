@@ -7,12 +7,11 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::shell::Organisation;
 use common::traffic::generated;
 use common::*;
-use exchange::{AuthType, Interpreter, Request};
+use exchange::{AuthType, Request};
 use policy::emit::{self, Target};
 use policy::{evaluate, Policy, ReadyPolicy, RuleOrigin};
 
@@ -37,7 +36,7 @@ fn round_trip(p: &Policy) -> Trip {
     let iis_u: HashSet<String> = iis.unexpressible.iter().map(|u| u.rule.clone()).collect();
     let ex_u: HashSet<String> = exchange.unexpressible.iter().map(|u| u.rule.clone()).collect();
     Trip {
-        imported: ReadyPolicy::new(back, None, Arc::new(Interpreter::builtin())).unwrap(),
+        imported: ready_policy(back),
         dropped: iis_u.intersection(&ex_u).cloned().collect(),
         iis_unexpressible: iis_u,
     }
@@ -119,7 +118,7 @@ fn every_example_policy_survives_emit_then_import() {
             assert!(p.rules().iter().all(|r| trip.dropped.contains(&r.name)));
             continue;
         }
-        let ready = ReadyPolicy::new(p.clone(), None, Arc::new(Interpreter::builtin())).unwrap();
+        let ready = ready_policy(p.clone());
         let trip = round_trip(&p);
         let (same, skipped) = compare(&path.display().to_string(), &p, &ready, &trip, &requests);
         assert!(same > requests.len() / 2, "{}: {same} compared, {skipped} left out", path.display());
@@ -227,7 +226,7 @@ client = "macos-mail"
 "#
     );
     let p = policy(&text);
-    let ready = ReadyPolicy::new(p.clone(), None, Arc::new(Interpreter::builtin())).unwrap();
+    let ready = ready_policy(p.clone());
     let trip = round_trip(&p);
     assert_eq!(trip.dropped, HashSet::from(["who is it".to_string()]), "only the client rule is left out");
     let requests = with_auth(&g.requests);
@@ -266,8 +265,8 @@ fn rules_merged_into_a_real_web_config_are_in_force() {
     std::fs::write(dir.path().join("DefaultWebSite-EAS_web.config"), merged).unwrap();
     std::fs::copy(data.join("E19-applicationHost.config"), dir.path().join("applicationHost.config")).unwrap();
     let back = import_exact(dir.path());
-    let back = ReadyPolicy::new(back, None, Arc::new(Interpreter::builtin())).unwrap();
-    let ready = ReadyPolicy::new(p.clone(), None, Arc::new(Interpreter::builtin())).unwrap();
+    let back = ready_policy(back);
+    let ready = ready_policy(p.clone());
     let g = generated();
     let mut denied = 0;
     for r in g.requests.iter().filter(|r| r.protocol == exchange::Protocol::ActiveSync) {

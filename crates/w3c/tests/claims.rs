@@ -3,11 +3,9 @@
 //! is a link, a FIFO where a file was expected, a `#Fields` line that names a
 //! column twice. Each test is named after what it stops.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod common;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use common::{gzip, write};
 use w3c::{
     collect_paths, scan_bytes, scan_chunks, scan_path, scan_reader, Error, Field, FileStats, MalformedKind, Record,
     ScanOptions, WarningKind,
@@ -33,13 +31,6 @@ fn read(data: &[u8], opts: &ScanOptions) -> (Vec<Seen>, FileStats) {
 
 fn malformed(stats: &FileStats) -> Vec<(u64, String)> {
     stats.first_malformed.iter().map(|m| (m.line, format!("{}: {}", m.kind, m.detail))).collect()
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 #[test]
@@ -138,12 +129,6 @@ fn a_repeated_fields_name_is_warned_with_its_line_and_the_first_column_is_read()
     let scan =
         scan_chunks(log.as_bytes(), &ScanOptions { chunk_size: 16, ..ScanOptions::default() }, || |_: &Record<'_>| {});
     assert_eq!(scan.stats.first_warnings, stats.first_warnings);
-}
-
-fn gzip(text: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(text).unwrap();
-    e.finish().unwrap()
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! Integration tests: every format rule, every input path (bytes, chunks, mmap, stream,
 //! gzip), and the real Exchange back-end sample.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use common::{gzip_members, write};
 use w3c::{
     collect_paths, decode_into, decode_utf8_into, scan_bytes, scan_chunks, scan_path, scan_path_pooled, scan_reader,
     Field, Fields, FileStats, MalformedKind, Record, ScanOptions, Visitor, VisitorPool, IIS_DEFAULT_FIELDS,
@@ -50,25 +51,6 @@ fn collect(data: &[u8], o: &ScanOptions) -> (Vec<String>, FileStats) {
 
 fn malformed_lines(s: &FileStats) -> Vec<(MalformedKind, u64)> {
     s.first_malformed.iter().map(|m| (m.kind, m.line)).collect()
-}
-
-fn gzip(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-        e.write_all(p).unwrap();
-        out.extend(e.finish().unwrap());
-    }
-    out
-}
-
-fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&p, data).unwrap();
-    p
 }
 
 fn scan_file(path: &Path, o: &ScanOptions) -> (Vec<String>, FileStats) {
@@ -132,7 +114,7 @@ fn real_sample_backend_edge_cases() {
     let (want, _) = collect(&data, &opts());
     let dir = tempfile::tempdir().unwrap();
     let plain = write(dir.path(), "u_ex220101.log", &data);
-    let gz = write(dir.path(), "u_ex220101.log.gz", &gzip(&[&data]));
+    let gz = write(dir.path(), "u_ex220101.log.gz", &gzip_members(&[&data]));
     for chunk in [1, 100, 1000, 1 << 20] {
         let o = ScanOptions { chunk_size: chunk, ..opts() };
         for p in [&plain, &gz] {
@@ -349,7 +331,7 @@ fn over_long_lines_are_skipped_on_every_path() {
     for extra in [0, 1, 2, 5000, 300_000] {
         let data = long_line_log(extra);
         let (want, want_stats) = collect(&data, &opts());
-        let gz = write(dir.path(), &format!("l{extra}.log.gz"), &gzip(&[&data]));
+        let gz = write(dir.path(), &format!("l{extra}.log.gz"), &gzip_members(&[&data]));
         let plain = write(dir.path(), &format!("l{extra}.log"), &data);
         for chunk in [61, 4096, 1 << 20] {
             for parallel in [true, false] {
@@ -389,8 +371,8 @@ fn gzip_single_and_multi_member() {
     assert_eq!(want.len(), 500);
     let dir = tempfile::tempdir().unwrap();
     // Named .log on purpose: detection is by magic bytes.
-    let single = write(dir.path(), "single.log", &gzip(&[&whole]));
-    let multi = write(dir.path(), "multi.gz", &gzip(&[a.as_bytes(), b.as_bytes()]));
+    let single = write(dir.path(), "single.log", &gzip_members(&[&whole]));
+    let multi = write(dir.path(), "multi.gz", &gzip_members(&[a.as_bytes(), b.as_bytes()]));
     for p in [&single, &multi] {
         for parallel in [true, false] {
             let o = ScanOptions { chunk_size: 777, parallel, ..opts() };
@@ -422,7 +404,7 @@ fn decodable_prefix(gz: &[u8]) -> Vec<u8> {
 fn truncated_gzip_keeps_what_came_before() {
     let text: String = HEADER.to_owned() + &(0..2000).map(line).collect::<String>();
     let (all, _) = collect(text.as_bytes(), &opts());
-    let gz = gzip(&[text.as_bytes(), text.as_bytes()]);
+    let gz = gzip_members(&[text.as_bytes(), text.as_bytes()]);
     let dir = tempfile::tempdir().unwrap();
     // Cut inside the first member, inside the second, and just before the trailer ends.
     for cut in [gz.len() / 3, gz.len() * 3 / 4, gz.len() - 3] {
@@ -477,7 +459,7 @@ fn empty_files_and_inputs() {
     assert_eq!((s.lines, s.bytes, s.directives), (0, 0, 0));
     let one = write(dir.path(), "one.log", b"#");
     assert_eq!(scan_file(&one, &opts()).1.directives, 1);
-    let gz = write(dir.path(), "empty.gz", &gzip(&[b""]));
+    let gz = write(dir.path(), "empty.gz", &gzip_members(&[b""]));
     let (recs, s) = scan_file(&gz, &opts());
     assert!(recs.is_empty() && s.compressed && s.malformed_total() == 0);
 }
@@ -525,7 +507,8 @@ fn chunking_is_deterministic() {
     }
     let dir = tempfile::tempdir().unwrap();
     let plain = write(dir.path(), "u_ex220101_x.log", &data);
-    let gz = write(dir.path(), "u_ex220101_x.log.gz", &gzip(&[&data[..data.len() / 2], &data[data.len() / 2..]]));
+    let gz =
+        write(dir.path(), "u_ex220101_x.log.gz", &gzip_members(&[&data[..data.len() / 2], &data[data.len() / 2..]]));
     for chunk in [1, 7, 1024, 4096, 10_000, 65_536, 100_003, 1 << 20, 1 << 30] {
         let o = ScanOptions { chunk_size: chunk, ..opts() };
         let scan = scan_chunks(&data, &o, Collect::default);

@@ -1,8 +1,11 @@
 //! A visitor that stops (its output failed) stops the scan: no line is read
 //! for it after that, whichever way the input is read.
 
+mod common;
+
 use std::io::Write;
 
+use common::gzip;
 use w3c::{Record, ScanOptions, Visitor, VisitorPool};
 
 /// Takes `limit` records, then stops.
@@ -29,12 +32,6 @@ fn log(lines: usize) -> Vec<u8> {
         writeln!(log, "2026-11-02 10:00:00 user{i}\r").unwrap();
     }
     log
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(data).unwrap();
-    gz.finish().unwrap()
 }
 
 #[test]

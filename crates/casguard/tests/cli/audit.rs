@@ -2,22 +2,11 @@
 //! user would, and check every count the generator knows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use casguard_loggen::{GzipMode, Profile, Truth};
 use serde_json::Value;
 
-use crate::util::{casguard, counts, finding_users, generated, source_networks, workspace};
-
-pub(crate) fn audit_json(dir: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["audit", "--format", "json"];
-    args.extend_from_slice(extra);
-    let dir = dir.to_str().unwrap();
-    args.push(dir);
-    let out = casguard(&args);
-    assert!(out.status.success(), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("audit prints JSON")
-}
+use crate::util::{audit_json, casguard, counts, finding_users, generated, source_networks, workspace};
 
 pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     let s = &report["summary"];

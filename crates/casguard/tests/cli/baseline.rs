@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -30,22 +31,19 @@ fn plain(policy: &str, logs: &Path) -> Value {
     json(&["simulate", "--quiet", "--format", "json", "--policy", policy, logs.to_str().unwrap()])
 }
 
-fn change(baseline: &str, policy: &str, logs: &Path) -> Value {
-    json(&[
-        "simulate",
-        "--quiet",
-        "--format",
-        "json",
-        "--baseline",
-        baseline,
-        "--policy",
-        policy,
-        logs.to_str().unwrap(),
-    ])
+/// Runs `casguard simulate --quiet ARGS --baseline BASELINE --policy POLICY LOGS`,
+/// which must succeed.
+fn simulate_change(args: &[&str], baseline: &str, policy: &str, logs: &str) -> Output {
+    let mut all = vec!["simulate", "--quiet"];
+    all.extend_from_slice(args);
+    all.extend(["--baseline", baseline, "--policy", policy, logs]);
+    ok(casguard(&all))
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect()
+/// The JSON change report of `simulate_change`.
+fn change(baseline: &str, policy: &str, logs: &Path) -> Value {
+    let out = simulate_change(&["--format", "json"], baseline, policy, logs.to_str().unwrap());
+    serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 /// Users and their denied requests of one rule of a plain simulate report.
@@ -194,18 +192,7 @@ fn the_same_policy_as_baseline_reports_no_change() {
         truth.policies.iis_block_outlook_ua.denied_requests + truth.policies.ews_allow_outlook_only.denied_requests
     );
 
-    let table = text(
-        &ok(casguard(&[
-            "simulate",
-            "--quiet",
-            "--baseline",
-            &target,
-            "--policy",
-            &target,
-            logs.path().to_str().unwrap(),
-        ]))
-        .stdout,
-    );
+    let table = text(&simulate_change(&[], &target, &target, logs.path().to_str().unwrap()).stdout);
     assert!(table.contains("nobody: the change denies nothing that is allowed today"), "{table}");
     assert!(!table.contains("WIDENS"), "{table}");
 }
@@ -228,15 +215,7 @@ fn a_change_that_opens_a_door_says_so_loudly() {
     }
     assert!(report["notes"].to_string().contains("WIDENS ACCESS"));
 
-    let out = ok(casguard(&[
-        "simulate",
-        "--quiet",
-        "--baseline",
-        &in_force,
-        "--policy",
-        &proposed,
-        logs.path().to_str().unwrap(),
-    ]));
+    let out = simulate_change(&[], &in_force, &proposed, logs.path().to_str().unwrap());
     let (table, err) = (text(&out.stdout), text(&out.stderr));
     assert!(table.contains("!! THE CHANGE WIDENS ACCESS") && table.contains("NEWLY ALLOWED"), "{table}");
     assert!(err.contains("warning: the change widens access"), "{err}");
@@ -249,8 +228,7 @@ fn table_fits_80_columns_and_csv_adds_up_to_the_json() {
     let target = write(dir.path(), "target.toml", &target_text());
     let baseline = example(IN_FORCE);
     let logs = logs.path().to_str().unwrap();
-    let table =
-        text(&ok(casguard(&["simulate", "--quiet", "--baseline", &baseline, "--policy", &target, logs])).stdout);
+    let table = text(&simulate_change(&[], &baseline, &target, logs).stdout);
     for heading in ["Newly cut off", "Already cut off today", "Newly allowed", "Backdoors:"] {
         assert!(table.contains(heading), "{heading} missing: {table}");
     }
@@ -260,19 +238,7 @@ fn table_fits_80_columns_and_csv_adds_up_to_the_json() {
 
     let report = change(&baseline, &target, Path::new(logs));
     let out = dir.path().join("csv");
-    ok(casguard(&[
-        "simulate",
-        "--quiet",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-        "--baseline",
-        &baseline,
-        "--policy",
-        &target,
-        logs,
-    ]));
+    simulate_change(&["--format", "csv", "--out", out.to_str().unwrap()], &baseline, &target, logs);
     let mut csv = csv::Reader::from_path(out.join("change.csv")).unwrap();
     let mut per_change: BTreeMap<String, u64> = BTreeMap::new();
     for row in csv.records() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::util::{casguard, example, generated, inventory_build, json, ok, text, workspace};
+use crate::util::{browser_check, casguard, generated, inventory_build, json, ok, simulate, text, workspace};
 
 const FORMS: [&str; 7] = [
     "ps51-export-csv-unicode.csv",
@@ -243,14 +243,6 @@ fn export(partnerships: &[(Option<&str>, &str, &str, &str)]) -> String {
     serde_json::to_string_pretty(&objects).unwrap()
 }
 
-fn simulate(policy: &str, dir: &Path, extra: &[&str]) -> Value {
-    let policy = example(policy);
-    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
-    args.extend_from_slice(extra);
-    args.push(dir.to_str().unwrap());
-    json(&args)
-}
-
 /// Denied requests per (user, device) of a simulation's first rule.
 fn denied(report: &Value) -> BTreeMap<(String, String), u64> {
     report["rules"][0]["devices"]
@@ -326,18 +318,7 @@ fn the_partnership_tables_render_in_headless_chromium() {
         dir.path().to_str().unwrap(),
     ]));
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser/partnerships.png");
-    let out = std::process::Command::new("bash")
-        .arg(workspace().join("tests/browser/check.sh"))
-        .arg(&page)
-        .arg(&shot)
-        .output()
-        .unwrap();
-    if out.status.code() == Some(77) && std::env::var("CI").as_deref() != Ok("true") {
-        eprintln!("browser check skipped: {}", text_of(&out.stderr));
-        return;
-    }
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text_of(&out.stderr)));
-    assert_eq!(result["failures"], json!([]), "{result}");
+    let Some(result) = browser_check(&page, &shot) else { return };
     assert_eq!(result["tables"]["partnership-list"], 6, "{result}");
     assert_eq!(result["tables"]["unpartnered-list"], 1, "{result}");
 }

@@ -58,23 +58,22 @@ pub(crate) fn kill(child: &Child, signal: &str) {
 
 /// Start the gateway; returns it, its address, and its stderr lines.
 fn start(policy: &Path, dir: &Path, up: SocketAddr) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = bin()
-        .args(["gateway", "--policy"])
-        .arg(policy)
-        .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--access-log"])
-        .arg(dir.join("logs"))
-        .args(["--reload-interval", "60", "--drain-timeout", "5"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
-    let line = wait_for(&rx, "listening on http://");
-    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    let (child, rx) = spawn_with_stderr(
+        bin()
+            .args(["gateway", "--policy"])
+            .arg(policy)
+            .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--access-log"])
+            .arg(dir.join("logs"))
+            .args(["--reload-interval", "60", "--drain-timeout", "5"]),
+    );
+    let addr = plain_listener(&rx);
     (child, addr, rx)
 }
 
-/// The child's stderr, a line at a time, read on a thread of its own.
-pub(crate) fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+/// Spawns `cmd` with its stderr piped; the child, and its stderr a line at a
+/// time, read on a thread of its own.
+pub(crate) fn spawn_with_stderr(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -82,7 +81,13 @@ pub(crate) fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
             let _ = tx.send(line);
         }
     });
-    rx
+    (child, rx)
+}
+
+/// Waits for the line naming the plain-HTTP listener; its address.
+fn plain_listener(rx: &mpsc::Receiver<String>) -> SocketAddr {
+    let line = wait_for(rx, "listening on http://");
+    line.rsplit("http://").next().unwrap().trim().parse().unwrap()
 }
 
 pub(crate) fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
@@ -194,20 +199,17 @@ fn raises_a_low_open_files_limit_and_warns_when_the_hard_one_is_too_low() {
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "default = 'allow'\n").unwrap();
     let up = upstream();
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -Sn 200 && ulimit -Hn 300 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_casguard"))
-        .args(["--threads", "1", "gateway", "--policy"])
-        .arg(&policy)
-        .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--max-connections", "1000"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
+    let (mut child, rx) = spawn_with_stderr(
+        Command::new("sh")
+            .args(["-c", "ulimit -Sn 200 && ulimit -Hn 300 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_casguard"))
+            .args(["--threads", "1", "gateway", "--policy"])
+            .arg(&policy)
+            .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--max-connections", "1000"]),
+    );
     let warning = wait_for(&rx, "open-files limit");
     assert!(warning.contains("is 300, below the 2064") && warning.contains("about 118 clients"), "{warning}");
-    let line = wait_for(&rx, "listening on http://");
-    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    let addr = plain_listener(&rx);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let open_files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     assert_eq!(open_files.split_whitespace().collect::<Vec<_>>()[3..5], ["300", "300"], "{open_files}");
@@ -300,21 +302,18 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_current_one() {
     std::fs::write(&policy, "default = 'allow'\n").unwrap();
     let (cert, key) = certificate(dir.path(), "live");
     let up = upstream();
-    let mut child = bin()
-        .args(["gateway", "--policy"])
-        .arg(&policy)
-        .args(["--listen", "127.0.0.1:0", "--listen-plain", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .args(["--upstream", &format!("http://{up}"), "--reload-interval", "60"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
+    let (mut child, rx) = spawn_with_stderr(
+        bin()
+            .args(["gateway", "--policy"])
+            .arg(&policy)
+            .args(["--listen", "127.0.0.1:0", "--listen-plain", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(["--upstream", &format!("http://{up}"), "--reload-interval", "60"]),
+    );
     wait_for(&rx, "listening on https://");
-    let line = wait_for(&rx, "listening on http://");
-    let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    let addr = plain_listener(&rx);
 
     let (renewed, renewed_key) = certificate(dir.path(), "renewed");
     std::fs::rename(&renewed, &cert).unwrap();
@@ -342,18 +341,16 @@ fn a_device_export_is_the_inventory_of_known_devices() {
     let policy = root.join("examples/policies/block-new-outlook-devices.toml");
     let devices = root.join("tests/data/devices/ps51-export-csv-unicode.csv");
     let up = upstream();
-    let mut child = bin()
-        .args(["gateway", "--policy"])
-        .arg(&policy)
-        .arg("--devices")
-        .arg(&devices)
-        .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--drain-timeout", "1"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
-    let line = wait_for(&rx, "listening on http://");
-    let addr: SocketAddr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+    let (mut child, rx) =
+        spawn_with_stderr(bin().args(["gateway", "--policy"]).arg(&policy).arg("--devices").arg(&devices).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{up}"),
+            "--drain-timeout",
+            "1",
+        ]));
+    let addr = plain_listener(&rx);
     let auth = "Basic Q09OVE9TT1xqZG9lOnMzY3JldA=="; // CONTOSO\jdoe:s3cret
     let provision = |id: &str| {
         format!("/Microsoft-Server-ActiveSync/default.eas?Cmd=Provision&User=jdoe&DeviceId={id}&DeviceType=Outlook")

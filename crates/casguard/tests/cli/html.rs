@@ -3,11 +3,10 @@
 //! then the same page in a real headless Chromium (tests/browser/check.sh).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, ok, workspace};
+use crate::util::{self, casguard, example, generated, json, ok};
 
 const EVIL_UA: &str = "<script>window.__xss=1</script>";
 const EVIL_UA2: &str = "\"><img src=x onerror=window.__xss=2>";
@@ -38,6 +37,23 @@ fn embedded_data(html: &str) -> Value {
     serde_json::from_str(&html[start..end]).expect("embedded JSON parses")
 }
 
+/// Runs `casguard -q ARGS --format html --out PAGE LOGS`; the page written.
+fn write_page(args: &[&str], page: &Path, logs: &str) -> String {
+    let mut all = vec!["-q"];
+    all.extend_from_slice(args);
+    all.extend(["--format", "html", "--out", page.to_str().unwrap(), logs]);
+    ok(casguard(&all));
+    std::fs::read_to_string(page).unwrap()
+}
+
+/// `write_page`, checked by `assert_self_contained`: the page and the data it embeds.
+fn checked_page(args: &[&str], page: &Path, logs: &str) -> (String, Value) {
+    let html = write_page(args, page, logs);
+    assert_self_contained(&html);
+    let data = embedded_data(&html);
+    (html, data)
+}
+
 /// What must hold for any report page, whatever the logs said.
 fn assert_self_contained(html: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -56,13 +72,10 @@ fn audit_html_is_self_contained_and_keeps_log_text_as_text() {
     let dir = logs_with_injection();
     let page = dir.path().join("report.html");
     let logs = dir.path().to_str().unwrap();
-    ok(casguard(&["-q", "audit", "--format", "html", "--out", page.to_str().unwrap(), logs]));
-    let html = std::fs::read_to_string(&page).unwrap();
-    assert_self_contained(&html);
+    let (html, data) = checked_page(&["audit"], &page, logs);
     assert!(!html.contains(EVIL_UA) && !html.contains("<svg onload"), "raw log markup in the page");
 
-    let data = embedded_data(&html);
-    let report: Value = serde_json::from_slice(&ok(casguard(&["audit", "--format", "json", logs])).stdout).unwrap();
+    let report = json(&["audit", "--format", "json", logs]);
     assert_eq!(data["summary"], report["summary"], "the page embeds the same summary");
     assert_eq!(data["users"].as_array().unwrap().len(), report["users"].as_array().unwrap().len());
     // The hostile strings survive, exactly, as data.
@@ -91,13 +104,8 @@ fn simulate_html_shows_rules_and_backdoors() {
     let logs = dir.path().to_str().unwrap();
     let policy = example("ews-allow-outlook-only.toml");
     let policy = policy.as_str();
-    ok(casguard(&["-q", "simulate", "--policy", policy, "--format", "html", "--out", page.to_str().unwrap(), logs]));
-    let html = std::fs::read_to_string(&page).unwrap();
-    assert_self_contained(&html);
-    let data = embedded_data(&html);
-    let json: Value =
-        serde_json::from_slice(&ok(casguard(&["simulate", "--policy", policy, "--format", "json", logs])).stdout)
-            .unwrap();
+    let (html, data) = checked_page(&["simulate", "--policy", policy], &page, logs);
+    let json = json(&["simulate", "--policy", policy, "--format", "json", logs]);
     assert_eq!(data["summary"], json["summary"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
     assert!(json["summary"]["denied_requests"].as_u64().unwrap() > 0);
@@ -114,13 +122,8 @@ fn posture_html_is_the_json_report_as_a_matrix() {
     let logs = dir.path().to_str().unwrap();
     let policy = example("outlook-mobile-lockdown.toml");
     let policy = policy.as_str();
-    ok(casguard(&["-q", "posture", "--policy", policy, "--format", "html", "--out", page.to_str().unwrap(), logs]));
-    let html = std::fs::read_to_string(&page).unwrap();
-    assert_self_contained(&html);
-    let data = embedded_data(&html);
-    let json: Value =
-        serde_json::from_slice(&ok(casguard(&["posture", "--policy", policy, "--format", "json", logs])).stdout)
-            .unwrap();
+    let (html, data) = checked_page(&["posture", "--policy", policy], &page, logs);
+    let json = json(&["posture", "--policy", policy, "--format", "json", logs]);
     assert_eq!(data["users"], json["users"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
     assert!(html.contains("id=\"posture-matrix\""));
@@ -137,25 +140,12 @@ fn html_needs_an_out_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
 }
 
-/// Runs tests/browser/check.sh on a page; `false` when Chromium is missing outside CI.
+/// The page in headless Chromium: no failures, and table rows drawn; `false`
+/// when Chromium is missing outside CI.
 fn browser_check(page: &Path, shot: &Path) -> bool {
-    let script = workspace().join("tests/browser/check.sh");
-    let out = Command::new("bash").arg(&script).arg(page).arg(shot).output().expect("run check.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {
-            let result: Value = serde_json::from_str(&stdout).expect("check.py prints JSON");
-            assert_eq!(result["failures"], Value::Array(vec![]));
-            assert!(result["rows"].as_u64().unwrap() > 0);
-            true
-        }
-        Some(77) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("browser check skipped: {stderr}");
-            false
-        }
-        _ => panic!("browser check failed:\n{stdout}\n{stderr}"),
-    }
+    let Some(result) = util::browser_check(page, shot) else { return false };
+    assert!(result["rows"].as_u64().unwrap() > 0);
+    true
 }
 
 #[test]
@@ -165,38 +155,18 @@ fn reports_work_in_headless_chromium() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&shots).unwrap();
     let audit_page = dir.path().join("report.html");
-    ok(casguard(&["-q", "audit", "--format", "html", "--out", audit_page.to_str().unwrap(), logs]));
+    write_page(&["audit"], &audit_page, logs);
     if !browser_check(&audit_page, &shots.join("audit.png")) {
         return;
     }
     let policy = example("ews-allow-outlook-only.toml");
     let policy = policy.as_str();
     let sim_page = dir.path().join("simulate.html");
-    ok(casguard(&[
-        "-q",
-        "simulate",
-        "--policy",
-        policy,
-        "--format",
-        "html",
-        "--out",
-        sim_page.to_str().unwrap(),
-        logs,
-    ]));
+    write_page(&["simulate", "--policy", policy], &sim_page, logs);
     browser_check(&sim_page, &shots.join("simulate.png"));
     let posture_page = dir.path().join("posture.html");
     let lockdown = example("outlook-mobile-lockdown.toml");
-    ok(casguard(&[
-        "-q",
-        "posture",
-        "--policy",
-        &lockdown,
-        "--format",
-        "html",
-        "--out",
-        posture_page.to_str().unwrap(),
-        logs,
-    ]));
+    write_page(&["posture", "--policy", &lockdown], &posture_page, logs);
     browser_check(&posture_page, &shots.join("posture.png"));
     let png = std::fs::read(shots.join("audit.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));

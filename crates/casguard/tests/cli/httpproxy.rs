@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use casguard_loggen::{GzipMode, HttpProxyMode, Truth};
 use serde_json::Value;
 
-use crate::audit::{audit_json, check_against_truth};
-use crate::util::{casguard, finding_users, generated, json, ok, text, workspace};
+use crate::audit::check_against_truth;
+use crate::util::{audit_json, casguard, finding_users, generated, json, ok, text, workspace};
 
 fn real_samples() -> PathBuf {
     workspace().join("tests/data/httpproxy/artefacts-help")

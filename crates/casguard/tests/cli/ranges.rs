@@ -110,25 +110,23 @@ fn endpoints_service(seen: std::sync::mpsc::Sender<String>) -> std::net::SocketA
 #[cfg(unix)]
 #[test]
 fn fetch_asks_the_service_over_https_and_trusts_only_what_it_should() {
-    use crate::gateway::{certificate, kill, stderr_lines, wait_for};
+    use crate::gateway::{certificate, kill, spawn_with_stderr, wait_for};
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let service = endpoints_service(tx);
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "default = 'allow'\n").unwrap();
     let (cert, key) = certificate(dir.path(), "service");
-    let mut child = crate::util::bin()
-        .args(["gateway", "--policy"])
-        .arg(&policy)
-        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .args(["--upstream", &format!("http://{service}"), "--drain-timeout", "1"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
+    let (child, lines) = spawn_with_stderr(
+        crate::util::bin()
+            .args(["gateway", "--policy"])
+            .arg(&policy)
+            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(["--upstream", &format!("http://{service}"), "--drain-timeout", "1"]),
+    );
     // Stopped however the test ends: a gateway left running holds the test's output open.
     struct Stop(std::process::Child);
     impl Drop for Stop {

@@ -7,24 +7,10 @@ use std::path::Path;
 use casguard_loggen::Truth;
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, inventory_build, workspace};
+use crate::util::{casguard, example, generated, inventory_build, simulate, strings, workspace};
 
 fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
     generated(|o| o.seed = seed)
-}
-
-fn simulate(policy: &str, dir: &Path, extra: &[&str]) -> Value {
-    let policy = example(policy);
-    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
-    args.extend_from_slice(extra);
-    args.push(dir.to_str().unwrap());
-    let out = casguard(&args);
-    assert!(out.status.success(), "simulate failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("simulate prints JSON")
-}
-
-fn users(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -34,10 +20,10 @@ fn iis_block_outlook_ua_denies_what_the_generator_knows() {
     let expected = &truth.policies.iis_block_outlook_ua;
     assert!(expected.denied_requests > 0);
     assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(users(&report["affected_users"]), expected.affected_users);
+    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
     let rule = &report["rules"][0];
     assert_eq!(rule["denied_requests"], expected.denied_requests);
-    assert_eq!(users(&rule["users"]), expected.affected_users);
+    assert_eq!(strings(&rule["users"]), expected.affected_users);
     // Blocking ActiveSync leaves the other doors: every affected user who also used Outlook on
     // the desktop shows up as a backdoor with EWS or MAPI still open.
     let backdoors = report["backdoors"].as_array().unwrap();
@@ -54,7 +40,7 @@ fn ews_allow_outlook_only_denies_other_ews_clients_and_warns_about_probes() {
     let report = simulate("ews-allow-outlook-only.toml", dir.path(), &[]);
     let expected = &truth.policies.ews_allow_outlook_only;
     assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(users(&report["affected_users"]), expected.affected_users);
+    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
     // The EWS probes of Managed Availability would be denied too: said apart from people.
     assert!(report["probes"]["denied_requests"].as_u64().unwrap() > 0);
     assert!(report["notes"].to_string().contains("Managed Availability"));
@@ -66,7 +52,7 @@ fn block_outlook_provision_counts_known_devices_it_would_cut_off() {
     let expected = &truth.policies.block_outlook_provision;
     let report = simulate("block-outlook-provision.toml", dir.path(), &["--known-before", &truth.cutover]);
     assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(users(&report["affected_users"]), expected.affected_users);
+    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
     assert_eq!(report["grandfathering"]["provision_from_known_devices"], expected.provision_from_known_devices);
     assert!(expected.provision_from_known_devices > 0);
 
@@ -81,7 +67,7 @@ fn block_new_outlook_devices_spares_devices_known_at_the_cut_over() {
     let expected = &truth.policies.block_new_outlook_devices;
     let report = simulate("block-new-outlook-devices.toml", dir.path(), &["--known-before", &truth.cutover]);
     assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(users(&report["affected_users"]), expected.affected_users);
+    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
     assert_eq!(report["grandfathering"]["provision_from_known_devices"], 0);
 
     // The same through an inventory file built by `casguard inventory build`.
@@ -233,9 +219,9 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
     assert_eq!(machines["requests"], truth.summary.machine);
     let denied = machines["denied_requests"].as_u64().unwrap();
     assert!(denied > 0 && denied < truth.summary.machine, "{machines}");
-    let accounts = users(&machines["rules"][0]["accounts"]);
+    let accounts = strings(&machines["rules"][0]["accounts"]);
     assert!(!accounts.is_empty() && accounts.iter().all(|a| a.ends_with('$')), "{accounts:?}");
-    assert!(!users(&report["affected_users"]).iter().any(|u| u.ends_with('$')));
+    assert!(!strings(&report["affected_users"]).iter().any(|u| u.ends_with('$')));
 
     // The real back-end sample alone: EX04$'s RPC hop is a computer account's, not a person's.
     let sample = workspace().join("tests/data/exchange-backend-edge-cases.log");
@@ -243,5 +229,5 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
     assert_eq!(report["summary"]["backend_only"], true);
     assert_eq!((&report["summary"]["requests"], &report["summary"]["denied_requests"]), (&4.into(), &1.into()));
     assert_eq!(report["machines"]["denied_requests"], 1);
-    assert_eq!(users(&report["machines"]["rules"][0]["accounts"]), ["ex04$"]);
+    assert_eq!(strings(&report["machines"]["rules"][0]["accounts"]), ["ex04$"]);
 }

@@ -52,6 +52,34 @@ pub fn generated(options: impl FnOnce(&mut Options)) -> (tempfile::TempDir, Trut
     (dir, truth)
 }
 
+/// `casguard audit --format json EXTRA PATHS`; the report.
+pub fn audit(paths: &[&str], extra: &[&str]) -> Value {
+    let mut args = vec!["audit", "--format", "json"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(paths);
+    json(&args)
+}
+
+/// `audit` of one folder.
+pub fn audit_json(dir: &Path, extra: &[&str]) -> Value {
+    audit(&[dir.to_str().unwrap()], extra)
+}
+
+/// `casguard simulate --quiet --format json --policy POLICY EXTRA LOGS` with a
+/// shipped example policy; the report.
+pub fn simulate(policy: &str, logs: &Path, extra: &[&str]) -> Value {
+    let policy = example(policy);
+    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
+    args.extend_from_slice(extra);
+    args.push(logs.to_str().unwrap());
+    json(&args)
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect()
+}
+
 /// The network of every source of every device of every user of an audit
 /// report, in report order.
 pub fn source_networks(report: &Value) -> impl Iterator<Item = String> + '_ {
@@ -102,6 +130,26 @@ pub fn python_with(modules: &str) -> Option<PathBuf> {
     candidates
         .into_iter()
         .find(|p| Command::new(p).args(["-c", &import]).output().map(|o| o.status.success()).unwrap_or(false))
+}
+
+/// Runs tests/browser/check.sh on `page` (its screenshot to `shot`) and checks
+/// that it found no failure; what check.py reports, or `None` when Chromium
+/// is missing outside CI.
+pub fn browser_check(page: &Path, shot: &Path) -> Option<Value> {
+    let script = workspace().join("tests/browser/check.sh");
+    let out = Command::new("bash").arg(&script).arg(page).arg(shot).output().expect("run check.sh");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    match out.status.code() {
+        Some(0) => {}
+        Some(77) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("browser check skipped: {stderr}");
+            return None;
+        }
+        _ => panic!("browser check failed:\n{stdout}\n{stderr}"),
+    }
+    let result: Value = serde_json::from_str(&stdout).expect("check.py prints JSON");
+    assert_eq!(result["failures"], Value::Array(vec![]), "{result}");
+    Some(result)
 }
 
 /// A test that cannot run here says why; under CI=true that is a failure.

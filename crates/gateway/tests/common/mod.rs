@@ -25,6 +25,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// A policy that allows everything.
+pub const ALLOW: &str = "default = 'allow'\n";
+
 /// Bound every test step.
 pub async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f).await.expect("test step timed out")
@@ -131,6 +134,26 @@ pub async fn start_mock_at(addr: SocketAddr) -> (Mock, SocketAddr) {
 pub fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
+}
+
+/// Send raw bytes on a new connection and read until it closes: whether the
+/// whole write went through (a gateway may answer and close before a large
+/// head is sent), and everything read.
+pub async fn exchange_raw(addr: SocketAddr, raw: &[u8]) -> (std::io::Result<()>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let written = tcp.write_all(raw).await;
+    let mut all = Vec::new();
+    let _ = tcp.read_to_end(&mut all).await;
+    (written, String::from_utf8_lossy(&all).into_owned())
+}
+
+/// Send raw bytes on a new connection, which must all be written; everything
+/// read until it closes.
+pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> String {
+    let (written, answer) = exchange_raw(addr, raw).await;
+    written.unwrap();
+    answer
 }
 
 fn query_num(uri: &hyper::Uri, name: &str) -> u64 {

@@ -4,9 +4,10 @@ pub mod shell;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use exchange::{Catalog, Networks, Protocol, Request};
-use policy::{Decision, Policy};
+use exchange::{Catalog, Interpreter, Networks, Protocol, Request};
+use policy::{Action, Decision, Policy, ReadyPolicy};
 
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies")
@@ -23,6 +24,16 @@ pub fn compile(text: &str) -> Result<Policy, policy::PolicyError> {
 
 pub fn policy(text: &str) -> Policy {
     compile(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `p` made ready without an inventory (panics with the error when it does not check).
+pub fn ready_policy(p: Policy) -> ReadyPolicy {
+    ReadyPolicy::new(p, None, Arc::new(Interpreter::builtin())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Whether `p` denies `r`.
+pub fn denied(p: &ReadyPolicy, r: &Request) -> bool {
+    policy::evaluate(p, r).action == Action::Deny
 }
 
 /// The policy an import wrote, compiled (panics with its text when it does not compile).
