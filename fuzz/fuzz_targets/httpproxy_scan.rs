@@ -48,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
         let s = httpproxy::scan_reader(data, &opts, &mut |r: &Record<'_>| digest(r, &mut streamed))
             .expect("in-memory read");
         assert_eq!(streamed, whole);
-        assert_eq!((s.lines, s.directives, s.malformed, &s.first_malformed), (stats.lines, stats.directives, stats.malformed, &stats.first_malformed));
+        assert_eq!(
+            (s.lines, s.directives, s.malformed, &s.first_malformed),
+            (stats.lines, stats.directives, stats.malformed, &stats.first_malformed)
+        );
     }
 
     let mut log = HEADER.to_vec();
