@@ -46,7 +46,7 @@ impl<'a> Record<'a> {
     /// The whole line as text, when it is valid UTF-8 (almost always). One
     /// validation of the line is cheaper than one per field read as text.
     pub fn text(&self) -> Option<&'a str> {
-        std::str::from_utf8(self.line).ok()
+        w3c::lines::text(self.line)
     }
 
     /// A well-known field of `text`, the line from [`Record::text`], when it

@@ -40,7 +40,7 @@ impl<'a> Record<'a> {
     /// The whole line as text, when it is valid UTF-8 (almost always). One
     /// validation of the line is cheaper than one per field read as text.
     pub fn text(&self) -> Option<&'a str> {
-        std::str::from_utf8(self.line).ok()
+        crate::lines::text(self.line)
     }
 
     /// A well-known field of `text`, the line from [`Record::text`]; `None` as for [`Record::get`].
