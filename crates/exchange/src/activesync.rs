@@ -474,24 +474,12 @@ pub fn parse_log(value: &str, out: &mut LogTokens) {
     let bytes = value.as_bytes();
     // One pass over the value for every `_`, eight bytes at a time (a busy
     // server's `Log=` runs to dozens of short elements: a search set up
-    // again for each one costs more than the element).
-    let mut start = 0;
-    each_underscore(bytes, |end| {
-        if is_kept(&bytes[start..end]) {
-            store_log_element(&value[start..end], out);
-        }
-        start = end + 1;
-    });
-    if is_kept(&bytes[start..]) {
-        store_log_element(&value[start..], out);
-    }
-}
-
-/// Call `f` with the index of every `_` in `bytes`, in order.
-#[inline]
-fn each_underscore(bytes: &[u8], mut f: impl FnMut(usize)) {
+    // again for each one costs more than the element). The loop is written
+    // out here, not behind a closure, so that the test of each element
+    // stays inline: most elements are skipped on their first two bytes.
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const UNDERSCORES: u64 = 0x0101_0101_0101_0101 * b'_' as u64;
+    let mut start = 0;
     let mut chunks = bytes.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
@@ -500,15 +488,27 @@ fn each_underscore(bytes: &[u8], mut f: impl FnMut(usize)) {
         // The top bit of each byte that is zero in `w` (a `_`), exactly: no carry crosses a byte.
         let mut found = !(((w & LOW7) + LOW7) | w | LOW7);
         while found != 0 {
-            f(base + found.trailing_zeros() as usize / 8);
+            let end = base + found.trailing_zeros() as usize / 8;
+            log_element(value, start, end, out);
+            start = end + 1;
             found &= found - 1;
         }
         base += 8;
     }
     for (i, &c) in chunks.remainder().iter().enumerate() {
         if c == b'_' {
-            f(base + i);
+            log_element(value, start, base + i, out);
+            start = base + i + 1;
         }
+    }
+    log_element(value, start, bytes.len(), out);
+}
+
+/// Keep the element `value[start..end]` if it may hold a key we read.
+#[inline(always)]
+fn log_element(value: &str, start: usize, end: usize, out: &mut LogTokens) {
+    if is_kept(&value.as_bytes()[start..end]) {
+        store_log_element(&value[start..end], out);
     }
 }
 
