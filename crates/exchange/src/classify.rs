@@ -15,7 +15,7 @@ use crate::identity::{account_key, UserKind};
 use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
-use crate::request::{Protocol, Request, Traffic};
+use crate::request::{LogWanted, Protocol, Request, Traffic};
 use crate::url;
 
 mod memo;
@@ -29,6 +29,22 @@ const PROBE_UA: [&str; 6] =
 const PROBE_TOKEN: usize = 5;
 const PROBE_DEVICE_TYPES: [&str; 2] = ["EASProbeDeviceType", "TestActiveSyncConnectivity"];
 const PROBE_QUERY: &str = "clientApplication=ActiveMonitor";
+
+/// What the consumer of a reader's requests reads, so that the reader may
+/// leave out the rest (see [`Interpreter::read_record_as`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The consumer only counts back-end hops (see [`crate::RequestSink::counts_hops_only`]).
+    pub hops_counted: bool,
+    /// The `Log=` tokens it reads (see [`crate::RequestSink::log_tokens`]);
+    /// `PrxFrom` is read in any case, since it makes a line a back-end hop.
+    pub log: LogWanted,
+}
+
+impl Reading {
+    /// Everything read.
+    pub const FULL: Reading = Reading { hops_counted: false, log: LogWanted::ALL };
+}
 
 /// Everything needed to interpret requests; build once, share across threads.
 #[derive(Clone, Debug)]
@@ -87,7 +103,7 @@ impl Interpreter {
     /// Clear `req`, copy the raw fields of a log line into it, then
     /// [`interpret`](Interpreter::interpret) them.
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
-        self.read_record_with(record, req, false);
+        self.read_record_as(record, req, Reading::FULL);
     }
 
     /// [`read_record`](Interpreter::read_record) for a reader that only
@@ -96,10 +112,14 @@ impl Interpreter {
     /// ([`Traffic::Backend`]) is not given its client, and no line on that
     /// site its `Log=` tokens. Everything else is as `read_record` fills it.
     pub fn read_record_counting_hops(&self, record: &w3c::Record<'_>, req: &mut Request) {
-        self.read_record_with(record, req, true);
+        self.read_record_as(record, req, Reading { hops_counted: true, log: LogWanted::ALL });
     }
 
-    fn read_record_with(&self, record: &w3c::Record<'_>, req: &mut Request, hops_counted: bool) {
+    /// [`read_record`](Interpreter::read_record) for a consumer that reads
+    /// what `reading` says: as [`read_record_counting_hops`](Interpreter::read_record_counting_hops)
+    /// when `reading.hops_counted`, and only the `Log=` tokens of
+    /// `reading.log` (and `PrxFrom`) filled; everything else as `read_record` fills it.
+    pub fn read_record_as(&self, record: &w3c::Record<'_>, req: &mut Request, reading: Reading) {
         use w3c::Field;
         req.clear();
         req.source = crate::request::Source::Iis;
@@ -148,7 +168,7 @@ impl Interpreter {
                     Some(&mut memo.stems),
                     queries,
                     Some(address),
-                    hops_counted,
+                    reading,
                 );
                 true
             }
@@ -163,7 +183,7 @@ impl Interpreter {
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, hops_counted);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, reading);
         }
     }
 
@@ -177,22 +197,31 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
                 let queries = Some((&mut memo.queries[..], &mut memo.query_key));
-                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.stems), queries, None, false);
+                self.interpret_with(
+                    req,
+                    facts,
+                    None,
+                    &mut memo.uri,
+                    Some(&mut memo.stems),
+                    queries,
+                    None,
+                    Reading::FULL,
+                );
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, false);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, Reading::FULL);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
     /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
     /// `address`: the client address and network of `req.peer_ip` and
-    /// `req.forwarded_for`, when known. `hops_counted`: see
-    /// [`Interpreter::read_record_counting_hops`].
+    /// `req.forwarded_for`, when known. `reading`: see
+    /// [`Interpreter::read_record_as`].
     #[allow(clippy::too_many_arguments)]
     fn interpret_with(
         &self,
@@ -203,7 +232,7 @@ impl Interpreter {
         stems: Option<&mut [StemSlot]>,
         queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
-        hops_counted: bool,
+        reading: Reading,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
@@ -225,12 +254,12 @@ impl Interpreter {
         // A line on the Back End site is a hop, a probe or an attack,
         // whatever its `Log=` says (see `is_backend`), and none of the three
         // is counted by its log tokens.
-        let hop = hops_counted && req.on_backend_site();
+        let hop = reading.hops_counted && req.on_backend_site();
+        let log = if hop { LogWanted::NONE } else { reading.log.with(LogWanted::PROXIED_FROM) };
         if req.protocol == Protocol::ActiveSync {
             match queries {
-                Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, !hop),
-                None if hop => activesync::parse_query_without_log(&req.query, &mut req.activesync),
-                None => activesync::parse_query(&req.query, &mut req.activesync),
+                Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, log),
+                None => activesync::parse_query_with(&req.query, &mut req.activesync, log),
             }
         } else {
             req.activesync.clear();
@@ -492,14 +521,13 @@ mod tests {
         let (mut key, mut memo, mut plain) = (String::new(), ActiveSync::default(), ActiveSync::default());
         for i in 0..20_000 {
             let query: String = (0..next() % 8).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
-            let log = i % 3 != 0;
+            let audit = LogWanted::DEVICE_OS.with(LogWanted::DEVICE_MODEL).with(LogWanted::ACCESS_STATE);
+            let log = [LogWanted::NONE, LogWanted::ALL, audit, LogWanted::PROXIED_FROM][i % 4];
             activesync_query(&mut slots, &mut key, &query, &mut memo, log);
-            if log {
-                activesync::parse_query(&query, &mut plain);
-            } else {
-                activesync::parse_query_without_log(&query, &mut plain);
-            }
-            assert_eq!(memo, plain, "{query:?} log={log}");
+            // The whole parse, then the tokens not wanted dropped.
+            activesync::parse_query(&query, &mut plain);
+            plain.log.keep_only(log);
+            assert_eq!(memo, plain, "{query:?} log={log:?}");
         }
     }
 
