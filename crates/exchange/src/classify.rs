@@ -123,23 +123,34 @@ impl Interpreter {
         use w3c::Field;
         req.clear();
         req.source = crate::request::Source::Iis;
-        let line = record.text();
-        let text = |f: Field, out: &mut String| match line {
-            Some(line) => out.push_str(record.get_text(line, f).unwrap_or_default()),
-            None => {
-                if let Some(v) = record.get(f) {
-                    w3c::decode_utf8_into(v, out);
-                }
-            }
+        // Method, stem and query are read as text: the stretch of the line
+        // from the first of them to the last is validated once (fields end
+        // at ASCII spaces, so each field of a valid stretch is valid), not
+        // the whole line; any invalid byte there and each field is decoded
+        // on its own, invalid bytes replaced, as a valid field would be read.
+        let line = record.line();
+        let offset = |v: &[u8]| v.as_ptr() as usize - line.as_ptr() as usize;
+        let fields = [Field::Method, Field::UriStem, Field::UriQuery].map(|f| record.get(f));
+        let stretch = fields
+            .iter()
+            .flatten()
+            .map(|v| (offset(v), offset(v) + v.len()))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        let valid = stretch.and_then(|(start, end)| Some((std::str::from_utf8(&line[start..end]).ok()?, start)));
+        let text = |v: Option<&[u8]>, out: &mut String| match (v, valid) {
+            (Some(v), Some((valid, start))) => out.push_str(&valid[offset(v) - start..offset(v) - start + v.len()]),
+            (Some(v), None) => w3c::decode_utf8_into(v, out),
+            (None, _) => {}
         };
         let display = |f: Field, out: &mut String| {
             if let Some(v) = record.get(f) {
                 w3c::decode_into(v, out);
             }
         };
-        text(Field::Method, &mut req.method);
-        text(Field::UriStem, &mut req.stem);
-        text(Field::UriQuery, &mut req.query);
+        let [method, stem, query] = fields;
+        text(method, &mut req.method);
+        text(stem, &mut req.stem);
+        text(query, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
         let username = record.get(Field::Username);
         // The reader has checked the typed columns and parsed the time.
@@ -722,6 +733,29 @@ mod tests {
         assert_eq!(it.catalog().get(r.client).id, "mobile-browser");
         assert_eq!(r.protocol, Protocol::Owa);
         assert_eq!(r.activesync, crate::ActiveSync::default());
+    }
+
+    #[test]
+    fn method_stem_and_query_read_as_text_whatever_the_rest_of_the_line_holds() {
+        // Invalid UTF-8 in the user agent, before the stem (a field order
+        // IIS allows), in the query, and none at all.
+        let log = b"#Fields: date time cs-method cs(User-Agent) cs-uri-stem cs-uri-query\n\
+2026-11-02 10:00:00 GET Bad\xff/1 /owa/caf\xc3\xa9 a=\xc3\xa9&b=c\n\
+2026-11-02 10:00:01 GET Ok/1 /owa/ a=\xc3(&b=\xff\n\
+2026-11-02 10:00:02 GET Ok/1 /owa/x a=1\n\
+#Fields: date time cs-uri-query cs-method cs(User-Agent) cs-uri-stem\n\
+2026-11-02 10:00:03 q=\xc3\xa9 POST Bad\xff /ews/\n";
+        let (reqs, _) = scan(log);
+        let read: Vec<_> = reqs.iter().map(|r| (r.method.as_str(), r.stem.as_str(), r.query.as_str())).collect();
+        assert_eq!(
+            read,
+            [
+                ("GET", "/owa/caf\u{e9}", "a=\u{e9}&b=c"),
+                ("GET", "/owa/", "a=\u{fffd}(&b=\u{fffd}"),
+                ("GET", "/owa/x", "a=1"),
+                ("POST", "/ews/", "q=\u{e9}"),
+            ]
+        );
     }
 
     #[test]
