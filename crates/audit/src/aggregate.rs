@@ -12,7 +12,7 @@ use std::collections::HashMap;
 pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::net::IpAddr;
 
-use exchange::{AccessVerdict, AttackKind, AuthType, ClientId, NetworkId, Protocol, Request, Traffic};
+use exchange::{AccessVerdict, AttackKind, AuthType, ClientId, LogWanted, NetworkId, Protocol, Request, Traffic};
 
 use crate::attacks::AttackAgg;
 use crate::capped::CappedCounts;
@@ -460,6 +460,11 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
+    /// The `Log=` tokens the aggregate reads (a device's model and OS, and
+    /// its access state: see `DeviceAgg::add`); a reader may leave the
+    /// others out (see [`exchange::RequestSink::log_tokens`]).
+    pub const LOG_TOKENS: LogWanted = LogWanted::DEVICE_OS.with(LogWanted::DEVICE_MODEL).with(LogWanted::ACCESS_STATE);
+
     pub fn add(&mut self, req: &Request, catalog: &exchange::Catalog) {
         if req.traffic != Traffic::Probe {
             self.signins.add(req);

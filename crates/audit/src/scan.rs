@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use exchange::join::{guid_key, RequestIds};
-use exchange::{Catalog, Feed, Interpreter, Request, RequestSink};
+use exchange::{Catalog, Feed, Interpreter, LogWanted, Request, RequestSink};
 use rayon::prelude::*;
 use w3c::{FileStats, ScanOptions, Visitor, VisitorPool};
 
@@ -44,6 +44,11 @@ pub trait Accumulate<C: ?Sized> {
     fn counts_hops_only(&self) -> bool {
         false
     }
+
+    /// See [`RequestSink::log_tokens`].
+    fn log_tokens(&self) -> LogWanted {
+        LogWanted::ALL
+    }
 }
 
 /// A sink that adds every request into `state`: the audit's aggregate
@@ -72,6 +77,11 @@ impl<C: ?Sized, T: Accumulate<C>> RequestSink for Accumulator<'_, C, T> {
     fn counts_hops_only(&self) -> bool {
         self.state.counts_hops_only()
     }
+
+    #[inline]
+    fn log_tokens(&self) -> LogWanted {
+        self.state.log_tokens()
+    }
 }
 
 /// The audit's sink: every request into an [`Aggregate`].
@@ -86,6 +96,11 @@ impl Accumulate<Catalog> for Aggregate {
     #[inline]
     fn counts_hops_only(&self) -> bool {
         Aggregate::counts_hops_only(self)
+    }
+
+    #[inline]
+    fn log_tokens(&self) -> LogWanted {
+        Aggregate::LOG_TOKENS
     }
 }
 

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine as _};
 
-use crate::request::{ActiveSync, LogTokens, QueryEncoding};
+use crate::request::{ActiveSync, LogTokens, LogWanted, QueryEncoding};
 use crate::url;
 
 /// Longest base64 query accepted, in characters after percent-decoding.
@@ -83,17 +83,19 @@ pub fn command_code(name: &str) -> Option<u8> {
 /// `out.log` in either case. A plain parameter given twice with different
 /// values sets `out.repeated`. `out` is cleared first.
 pub fn parse_query(query: &str, out: &mut ActiveSync) {
-    parse_query_with(query, out, true);
+    parse_query_with(query, out, LogWanted::ALL);
 }
 
 /// [`parse_query`] without the `Log=` tokens: `out.log` stays empty. For
 /// lines whose log tokens nothing reads (a back-end hop that is only
 /// counted); every other field is as [`parse_query`] fills it.
 pub fn parse_query_without_log(query: &str, out: &mut ActiveSync) {
-    parse_query_with(query, out, false);
+    parse_query_with(query, out, LogWanted::NONE);
 }
 
-fn parse_query_with(query: &str, out: &mut ActiveSync, log: bool) {
+/// [`parse_query`] filling only the `wanted` log tokens; every other field
+/// is as [`parse_query`] fills it.
+pub fn parse_query_with(query: &str, out: &mut ActiveSync, wanted: LogWanted) {
     out.clear();
     let mut plain = false;
     let mut first: Option<&str> = None;
@@ -119,8 +121,8 @@ fn parse_query_with(query: &str, out: &mut ActiveSync, log: bool) {
         let (bit, field) = match name.len() {
             3 if name.eq_ignore_ascii_case(b"Cmd") => (1, &mut out.command),
             3 if name.eq_ignore_ascii_case(b"Log") => {
-                if log {
-                    parse_log(value, &mut out.log);
+                if wanted != LogWanted::NONE {
+                    parse_log_only(value, &mut out.log, wanted);
                 }
                 continue;
             }
@@ -471,27 +473,21 @@ impl Base64Query<'_> {
 /// each `Key:value` (value URL-encoded) or `KeyDigits`. Unknown keys are
 /// skipped; the first occurrence of a key wins.
 pub fn parse_log(value: &str, out: &mut LogTokens) {
+    parse_log_only(value, out, LogWanted::ALL);
+}
+
+/// [`parse_log`] filling only the `wanted` tokens: the others are not
+/// decoded, and stay as they were.
+pub fn parse_log_only(value: &str, out: &mut LogTokens, wanted: LogWanted) {
     let bytes = value.as_bytes();
     // One pass over the value for every `_`, eight bytes at a time (a busy
     // server's `Log=` runs to dozens of short elements: a search set up
-    // again for each one costs more than the element).
-    let mut start = 0;
-    each_underscore(bytes, |end| {
-        if is_kept(&bytes[start..end]) {
-            store_log_element(&value[start..end], out);
-        }
-        start = end + 1;
-    });
-    if is_kept(&bytes[start..]) {
-        store_log_element(&value[start..], out);
-    }
-}
-
-/// Call `f` with the index of every `_` in `bytes`, in order.
-#[inline]
-fn each_underscore(bytes: &[u8], mut f: impl FnMut(usize)) {
+    // again for each one costs more than the element). The loop is written
+    // out here, not behind a closure, so that the test of each element
+    // stays inline: most elements are skipped on their first two bytes.
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const UNDERSCORES: u64 = 0x0101_0101_0101_0101 * b'_' as u64;
+    let mut start = 0;
     let mut chunks = bytes.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
@@ -500,35 +496,51 @@ fn each_underscore(bytes: &[u8], mut f: impl FnMut(usize)) {
         // The top bit of each byte that is zero in `w` (a `_`), exactly: no carry crosses a byte.
         let mut found = !(((w & LOW7) + LOW7) | w | LOW7);
         while found != 0 {
-            f(base + found.trailing_zeros() as usize / 8);
+            let end = base + found.trailing_zeros() as usize / 8;
+            log_element(value, start, end, out, wanted);
+            start = end + 1;
             found &= found - 1;
         }
         base += 8;
     }
     for (i, &c) in chunks.remainder().iter().enumerate() {
         if c == b'_' {
-            f(base + i);
+            log_element(value, start, base + i, out, wanted);
+            start = base + i + 1;
         }
+    }
+    log_element(value, start, bytes.len(), out, wanted);
+}
+
+/// Keep the element `value[start..end]` if it may hold a key we read.
+#[inline(always)]
+fn log_element(value: &str, start: usize, end: usize, out: &mut LogTokens, wanted: LogWanted) {
+    if is_kept(&value.as_bytes()[start..end], wanted) {
+        store_log_element(&value[start..end], out, wanted);
     }
 }
 
 /// Whether a `Log=` element may hold a key we keep: every such key starts
 /// with one of these pairs (`V` is followed by its digits or `:`); the rest
-/// are skipped unsplit.
+/// are skipped unsplit, and so are the keys not `wanted`.
 #[inline]
-fn is_kept(e: &[u8]) -> bool {
-    match (e.first(), e.get(1)) {
-        (Some(b'V'), second) => second.is_none_or(|&c| c == b':' || c.is_ascii_digit()),
-        (Some(b'S'), Some(b'm')) | (Some(b'D'), Some(b'e')) | (Some(b'A'), Some(b's')) => true,
-        (Some(b'P'), Some(b'r')) | (Some(b'H'), Some(b'H')) => true,
-        _ => false,
-    }
+fn is_kept(e: &[u8], wanted: LogWanted) -> bool {
+    let token = match (e.first(), e.get(1)) {
+        (Some(b'V'), second) if second.is_none_or(|&c| c == b':' || c.is_ascii_digit()) => LogWanted::VERSION,
+        (Some(b'S'), Some(b'm')) => LogWanted::SMTP_ADDRESS,
+        (Some(b'D'), Some(b'e')) => LogWanted::DEVICE_OS.with(LogWanted::DEVICE_MODEL),
+        (Some(b'A'), Some(b's')) => LogWanted::ACCESS_STATE,
+        (Some(b'P'), Some(b'r')) => LogWanted::PROXIED_FROM,
+        (Some(b'H'), Some(b'H')) => LogWanted::HOST,
+        _ => return false,
+    };
+    wanted.any(token)
 }
 
 /// Split one element into key and value and keep the value of a key we
 /// read, unless that key came before.
 #[inline]
-fn store_log_element(element: &str, out: &mut LogTokens) {
+fn store_log_element(element: &str, out: &mut LogTokens, wanted: LogWanted) {
     let e = element.as_bytes();
     let (key, val) = match e.iter().position(|&c| c == b':') {
         Some(i) => (&e[..i], &element[i + 1..]),
@@ -537,17 +549,17 @@ fn store_log_element(element: &str, out: &mut LogTokens) {
             (&e[..at], &element[at..])
         }
     };
-    let field = match key {
-        b"V" => &mut out.version,
-        b"SmtpAdrs" => &mut out.smtp_address,
-        b"DevOS" => &mut out.device_os,
-        b"DevModel" => &mut out.device_model,
-        b"As" => &mut out.access_state,
-        b"PrxFrom" => &mut out.proxied_from,
-        b"HH" => &mut out.host,
+    let (token, field) = match key {
+        b"V" => (LogWanted::VERSION, &mut out.version),
+        b"SmtpAdrs" => (LogWanted::SMTP_ADDRESS, &mut out.smtp_address),
+        b"DevOS" => (LogWanted::DEVICE_OS, &mut out.device_os),
+        b"DevModel" => (LogWanted::DEVICE_MODEL, &mut out.device_model),
+        b"As" => (LogWanted::ACCESS_STATE, &mut out.access_state),
+        b"PrxFrom" => (LogWanted::PROXIED_FROM, &mut out.proxied_from),
+        b"HH" => (LogWanted::HOST, &mut out.host),
         _ => return,
     };
-    if field.is_empty() {
+    if field.is_empty() && wanted.any(token) {
         url::decode_query_value_into(val, field);
     }
 }
@@ -675,7 +687,7 @@ mod tests {
     /// two bytes: every element, split with `str::split`, stored.
     fn parse_log_reference(value: &str, out: &mut LogTokens) {
         for element in value.split('_') {
-            store_log_element(element, out);
+            store_log_element(element, out, LogWanted::ALL);
         }
     }
 
@@ -739,6 +751,21 @@ mod tests {
             parse_log(&value, &mut fast);
             parse_log_reference(&value, &mut slow);
             assert_eq!(fast, slow, "{value:?}");
+            // Only some tokens wanted: the others stay empty, the wanted ones are the same.
+            let tokens = [
+                LogWanted::VERSION,
+                LogWanted::SMTP_ADDRESS,
+                LogWanted::DEVICE_OS,
+                LogWanted::DEVICE_MODEL,
+                LogWanted::ACCESS_STATE,
+                LogWanted::PROXIED_FROM,
+                LogWanted::HOST,
+            ];
+            let wanted = (0..tokens.len()).filter(|i| x >> i & 1 == 1).fold(LogWanted::NONE, |w, i| w.with(tokens[i]));
+            let mut some = LogTokens::default();
+            parse_log_only(&value, &mut some, wanted);
+            slow.keep_only(wanted);
+            assert_eq!(some, slow, "{value:?} {wanted:?}");
         }
     }
 

@@ -15,7 +15,7 @@ use crate::identity::{account_key, UserKind};
 use crate::matching::{contains_ci, holds, lower_uri};
 use crate::networks::{NetworkId, Networks};
 use crate::protocol::protocol_of;
-use crate::request::{Protocol, Request, Traffic};
+use crate::request::{LogWanted, Protocol, Request, Traffic};
 use crate::url;
 
 mod memo;
@@ -29,6 +29,22 @@ const PROBE_UA: [&str; 6] =
 const PROBE_TOKEN: usize = 5;
 const PROBE_DEVICE_TYPES: [&str; 2] = ["EASProbeDeviceType", "TestActiveSyncConnectivity"];
 const PROBE_QUERY: &str = "clientApplication=ActiveMonitor";
+
+/// What the consumer of a reader's requests reads, so that the reader may
+/// leave out the rest (see [`Interpreter::read_record_as`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The consumer only counts back-end hops (see [`crate::RequestSink::counts_hops_only`]).
+    pub hops_counted: bool,
+    /// The `Log=` tokens it reads (see [`crate::RequestSink::log_tokens`]);
+    /// `PrxFrom` is read in any case, since it makes a line a back-end hop.
+    pub log: LogWanted,
+}
+
+impl Reading {
+    /// Everything read.
+    pub const FULL: Reading = Reading { hops_counted: false, log: LogWanted::ALL };
+}
 
 /// Everything needed to interpret requests; build once, share across threads.
 #[derive(Clone, Debug)]
@@ -87,7 +103,7 @@ impl Interpreter {
     /// Clear `req`, copy the raw fields of a log line into it, then
     /// [`interpret`](Interpreter::interpret) them.
     pub fn read_record(&self, record: &w3c::Record<'_>, req: &mut Request) {
-        self.read_record_with(record, req, false);
+        self.read_record_as(record, req, Reading::FULL);
     }
 
     /// [`read_record`](Interpreter::read_record) for a reader that only
@@ -96,30 +112,45 @@ impl Interpreter {
     /// ([`Traffic::Backend`]) is not given its client, and no line on that
     /// site its `Log=` tokens. Everything else is as `read_record` fills it.
     pub fn read_record_counting_hops(&self, record: &w3c::Record<'_>, req: &mut Request) {
-        self.read_record_with(record, req, true);
+        self.read_record_as(record, req, Reading { hops_counted: true, log: LogWanted::ALL });
     }
 
-    fn read_record_with(&self, record: &w3c::Record<'_>, req: &mut Request, hops_counted: bool) {
+    /// [`read_record`](Interpreter::read_record) for a consumer that reads
+    /// what `reading` says: as [`read_record_counting_hops`](Interpreter::read_record_counting_hops)
+    /// when `reading.hops_counted`, and only the `Log=` tokens of
+    /// `reading.log` (and `PrxFrom`) filled; everything else as `read_record` fills it.
+    pub fn read_record_as(&self, record: &w3c::Record<'_>, req: &mut Request, reading: Reading) {
         use w3c::Field;
         req.clear();
         req.source = crate::request::Source::Iis;
-        let line = record.text();
-        let text = |f: Field, out: &mut String| match line {
-            Some(line) => out.push_str(record.get_text(line, f).unwrap_or_default()),
-            None => {
-                if let Some(v) = record.get(f) {
-                    w3c::decode_utf8_into(v, out);
-                }
-            }
+        // Method, stem and query are read as text: the stretch of the line
+        // from the first of them to the last is validated once (fields end
+        // at ASCII spaces, so each field of a valid stretch is valid), not
+        // the whole line; any invalid byte there and each field is decoded
+        // on its own, invalid bytes replaced, as a valid field would be read.
+        let line = record.line();
+        let offset = |v: &[u8]| v.as_ptr() as usize - line.as_ptr() as usize;
+        let fields = [Field::Method, Field::UriStem, Field::UriQuery].map(|f| record.get(f));
+        let stretch = fields
+            .iter()
+            .flatten()
+            .map(|v| (offset(v), offset(v) + v.len()))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        let valid = stretch.and_then(|(start, end)| Some((std::str::from_utf8(&line[start..end]).ok()?, start)));
+        let text = |v: Option<&[u8]>, out: &mut String| match (v, valid) {
+            (Some(v), Some((valid, start))) => out.push_str(&valid[offset(v) - start..offset(v) - start + v.len()]),
+            (Some(v), None) => w3c::decode_utf8_into(v, out),
+            (None, _) => {}
         };
         let display = |f: Field, out: &mut String| {
             if let Some(v) = record.get(f) {
                 w3c::decode_into(v, out);
             }
         };
-        text(Field::Method, &mut req.method);
-        text(Field::UriStem, &mut req.stem);
-        text(Field::UriQuery, &mut req.query);
+        let [method, stem, query] = fields;
+        text(method, &mut req.method);
+        text(stem, &mut req.stem);
+        text(query, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
         let username = record.get(Field::Username);
         // The reader has checked the typed columns and parsed the time.
@@ -148,7 +179,7 @@ impl Interpreter {
                     Some(&mut memo.stems),
                     queries,
                     Some(address),
-                    hops_counted,
+                    reading,
                 );
                 true
             }
@@ -163,7 +194,7 @@ impl Interpreter {
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, hops_counted);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, reading);
         }
     }
 
@@ -177,22 +208,31 @@ impl Interpreter {
                 let memo = memo.get_or_insert_with(Memo::new);
                 let facts = memo.facts(self, &req.user_agent);
                 let queries = Some((&mut memo.queries[..], &mut memo.query_key));
-                self.interpret_with(req, facts, None, &mut memo.uri, Some(&mut memo.stems), queries, None, false);
+                self.interpret_with(
+                    req,
+                    facts,
+                    None,
+                    &mut memo.uri,
+                    Some(&mut memo.stems),
+                    queries,
+                    None,
+                    Reading::FULL,
+                );
                 true
             }
             Err(_) => false,
         });
         if memo != Ok(true) {
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, false);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, Reading::FULL);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
     /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
     /// `address`: the client address and network of `req.peer_ip` and
-    /// `req.forwarded_for`, when known. `hops_counted`: see
-    /// [`Interpreter::read_record_counting_hops`].
+    /// `req.forwarded_for`, when known. `reading`: see
+    /// [`Interpreter::read_record_as`].
     #[allow(clippy::too_many_arguments)]
     fn interpret_with(
         &self,
@@ -203,7 +243,7 @@ impl Interpreter {
         stems: Option<&mut [StemSlot]>,
         queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
-        hops_counted: bool,
+        reading: Reading,
     ) {
         // Logged stems are decoded already; resolve what IIS would route
         // (`\\`, dot segments, trailing dots) so a rule sees one spelling.
@@ -225,12 +265,12 @@ impl Interpreter {
         // A line on the Back End site is a hop, a probe or an attack,
         // whatever its `Log=` says (see `is_backend`), and none of the three
         // is counted by its log tokens.
-        let hop = hops_counted && req.on_backend_site();
+        let hop = reading.hops_counted && req.on_backend_site();
+        let log = if hop { LogWanted::NONE } else { reading.log.with(LogWanted::PROXIED_FROM) };
         if req.protocol == Protocol::ActiveSync {
             match queries {
-                Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, !hop),
-                None if hop => activesync::parse_query_without_log(&req.query, &mut req.activesync),
-                None => activesync::parse_query(&req.query, &mut req.activesync),
+                Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, log),
+                None => activesync::parse_query_with(&req.query, &mut req.activesync, log),
             }
         } else {
             req.activesync.clear();
@@ -492,14 +532,13 @@ mod tests {
         let (mut key, mut memo, mut plain) = (String::new(), ActiveSync::default(), ActiveSync::default());
         for i in 0..20_000 {
             let query: String = (0..next() % 8).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
-            let log = i % 3 != 0;
+            let audit = LogWanted::DEVICE_OS.with(LogWanted::DEVICE_MODEL).with(LogWanted::ACCESS_STATE);
+            let log = [LogWanted::NONE, LogWanted::ALL, audit, LogWanted::PROXIED_FROM][i % 4];
             activesync_query(&mut slots, &mut key, &query, &mut memo, log);
-            if log {
-                activesync::parse_query(&query, &mut plain);
-            } else {
-                activesync::parse_query_without_log(&query, &mut plain);
-            }
-            assert_eq!(memo, plain, "{query:?} log={log}");
+            // The whole parse, then the tokens not wanted dropped.
+            activesync::parse_query(&query, &mut plain);
+            plain.log.keep_only(log);
+            assert_eq!(memo, plain, "{query:?} log={log:?}");
         }
     }
 
@@ -694,6 +733,29 @@ mod tests {
         assert_eq!(it.catalog().get(r.client).id, "mobile-browser");
         assert_eq!(r.protocol, Protocol::Owa);
         assert_eq!(r.activesync, crate::ActiveSync::default());
+    }
+
+    #[test]
+    fn method_stem_and_query_read_as_text_whatever_the_rest_of_the_line_holds() {
+        // Invalid UTF-8 in the user agent, before the stem (a field order
+        // IIS allows), in the query, and none at all.
+        let log = b"#Fields: date time cs-method cs(User-Agent) cs-uri-stem cs-uri-query\n\
+2026-11-02 10:00:00 GET Bad\xff/1 /owa/caf\xc3\xa9 a=\xc3\xa9&b=c\n\
+2026-11-02 10:00:01 GET Ok/1 /owa/ a=\xc3(&b=\xff\n\
+2026-11-02 10:00:02 GET Ok/1 /owa/x a=1\n\
+#Fields: date time cs-uri-query cs-method cs(User-Agent) cs-uri-stem\n\
+2026-11-02 10:00:03 q=\xc3\xa9 POST Bad\xff /ews/\n";
+        let (reqs, _) = scan(log);
+        let read: Vec<_> = reqs.iter().map(|r| (r.method.as_str(), r.stem.as_str(), r.query.as_str())).collect();
+        assert_eq!(
+            read,
+            [
+                ("GET", "/owa/caf\u{e9}", "a=\u{e9}&b=c"),
+                ("GET", "/owa/", "a=\u{fffd}(&b=\u{fffd}"),
+                ("GET", "/owa/x", "a=1"),
+                ("POST", "/ews/", "q=\u{e9}"),
+            ]
+        );
     }
 
     #[test]

@@ -33,14 +33,14 @@ pub mod vdirs;
 
 pub use access::{parse_access_state, AccessState, AccessVerdict};
 pub use catalog::{Catalog, Client, ClientId, Device};
-pub use classify::Interpreter;
+pub use classify::{Interpreter, Reading};
 pub use exploits::ExploitRules;
 pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
 pub use request::{
-    ActiveSync, AttackKind, AuthType, Detection, LogTokens, Outcome, Protocol, QueryEncoding, Request, Source, Traffic,
-    WIN32_LOGON_FAILURE,
+    ActiveSync, AttackKind, AuthType, Detection, LogTokens, LogWanted, Outcome, Protocol, QueryEncoding, Request,
+    Source, Traffic, WIN32_LOGON_FAILURE,
 };
 pub use stream::{Feed, RecordSource, RequestSink};
 pub use vdirs::ExchangeFiles;

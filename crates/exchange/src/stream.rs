@@ -14,19 +14,21 @@
 
 use std::convert::Infallible;
 
-use crate::classify::Interpreter;
+use crate::classify::{Interpreter, Reading};
 use crate::join::RequestIds;
-use crate::request::Request;
+use crate::request::{LogWanted, Request};
 
 /// A parsed log record that can fill a request.
 pub trait RecordSource {
     /// Clear `request` and fill it from this record.
     fn fill(&self, interpreter: &Interpreter, request: &mut Request);
 
-    /// [`fill`](RecordSource::fill) for a sink that only counts back-end
-    /// hops ([`RequestSink::counts_hops_only`]): a reader may leave out what
-    /// only a hop's detail needs (see [`Interpreter::read_record_counting_hops`]).
-    fn fill_counting_hops(&self, interpreter: &Interpreter, request: &mut Request) {
+    /// [`fill`](RecordSource::fill) for a sink that reads only what
+    /// `reading` says ([`RequestSink::counts_hops_only`],
+    /// [`RequestSink::log_tokens`]): a reader may leave out the rest (see
+    /// [`Interpreter::read_record_as`]).
+    fn fill_as(&self, interpreter: &Interpreter, request: &mut Request, reading: Reading) {
+        let _ = reading;
         self.fill(interpreter, request);
     }
 }
@@ -38,8 +40,8 @@ impl RecordSource for w3c::Record<'_> {
     }
 
     #[inline]
-    fn fill_counting_hops(&self, interpreter: &Interpreter, request: &mut Request) {
-        interpreter.read_record_counting_hops(self, request);
+    fn fill_as(&self, interpreter: &Interpreter, request: &mut Request, reading: Reading) {
+        interpreter.read_record_as(self, request, reading);
     }
 }
 
@@ -64,6 +66,12 @@ pub trait RequestSink {
     /// leave them out. Asked before each record.
     fn counts_hops_only(&self) -> bool {
         false
+    }
+
+    /// The `Log=` tokens this sink reads: a reader may leave the others
+    /// empty. Asked before each record.
+    fn log_tokens(&self) -> LogWanted {
+        LogWanted::ALL
     }
 
     /// The stream has ended: write out what is held back. Called once, by
@@ -100,10 +108,11 @@ impl<'a, S: RequestSink> Feed<'a, S> {
         if self.error.is_some() {
             return;
         }
-        if self.sink.counts_hops_only() {
-            record.fill_counting_hops(self.interpreter, &mut self.request);
-        } else {
+        let reading = Reading { hops_counted: self.sink.counts_hops_only(), log: self.sink.log_tokens() };
+        if reading == Reading::FULL {
             record.fill(self.interpreter, &mut self.request);
+        } else {
+            record.fill_as(self.interpreter, &mut self.request, reading);
         }
         if let Some(ids) = self.join {
             ids.mark(&mut self.request);
@@ -214,6 +223,41 @@ mod tests {
             self.users.push(request.user.clone());
             Ok(())
         }
+    }
+
+    /// Keeps the log tokens of each request, reading only `wanted`.
+    struct Tokens {
+        wanted: LogWanted,
+        seen: Vec<crate::LogTokens>,
+    }
+
+    impl RequestSink for Tokens {
+        type Error = Infallible;
+        fn request(&mut self, request: &Request) -> Result<(), Infallible> {
+            self.seen.push(request.activesync.log.clone());
+            Ok(())
+        }
+        fn log_tokens(&self) -> LogWanted {
+            self.wanted
+        }
+    }
+
+    #[test]
+    fn a_sink_gets_the_log_tokens_it_reads_and_prxfrom() {
+        let log = "#Fields: date time cs-uri-stem cs-uri-query s-port\n\
+2026-11-02 10:00:00 /Microsoft-Server-ActiveSync/default.eas Cmd=Sync&DeviceId=A&DeviceType=iPhone&Log=V161_HH:mail.contoso.com_SmtpAdrs:a%40b.c_DevOS:iOS+17_As:AllowedG_PrxFrom:10.0.0.1_ 443\n";
+        let interpreter = Interpreter::builtin();
+        let scan = |wanted| {
+            let mut feed = Feed::new(&interpreter, Tokens { wanted, seen: Vec::new() });
+            w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut feed);
+            feed.into_sink().seen.pop().unwrap()
+        };
+        let all = scan(LogWanted::ALL);
+        assert_eq!((all.smtp_address.as_str(), all.device_os.as_str()), ("a@b.c", "iOS 17"));
+        let some = scan(LogWanted::DEVICE_OS);
+        let expected =
+            crate::LogTokens { device_os: "iOS 17".into(), proxied_from: "10.0.0.1".into(), ..Default::default() };
+        assert_eq!(some, expected);
     }
 
     #[test]
