@@ -136,7 +136,7 @@ impl Interpreter {
             .flatten()
             .map(|v| (offset(v), offset(v) + v.len()))
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-        let valid = stretch.and_then(|(start, end)| Some((std::str::from_utf8(&line[start..end]).ok()?, start)));
+        let valid = stretch.and_then(|(start, end)| Some((w3c::lines::text(&line[start..end])?, start)));
         let text = |v: Option<&[u8]>, out: &mut String| match (v, valid) {
             (Some(v), Some((valid, start))) => out.push_str(&valid[offset(v) - start..offset(v) - start + v.len()]),
             (Some(v), None) => w3c::decode_utf8_into(v, out),
