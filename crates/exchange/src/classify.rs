@@ -123,34 +123,27 @@ impl Interpreter {
         use w3c::Field;
         req.clear();
         req.source = crate::request::Source::Iis;
-        // Method, stem and query are read as text: the stretch of the line
-        // from the first of them to the last is validated once (fields end
-        // at ASCII spaces, so each field of a valid stretch is valid), not
-        // the whole line; any invalid byte there and each field is decoded
-        // on its own, invalid bytes replaced, as a valid field would be read.
-        let line = record.line();
-        let offset = |v: &[u8]| v.as_ptr() as usize - line.as_ptr() as usize;
-        let fields = [Field::Method, Field::UriStem, Field::UriQuery].map(|f| record.get(f));
-        let stretch = fields
-            .iter()
-            .flatten()
-            .map(|v| (offset(v), offset(v) + v.len()))
-            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-        let valid = stretch.and_then(|(start, end)| Some((w3c::lines::text(&line[start..end])?, start)));
-        let text = |v: Option<&[u8]>, out: &mut String| match (v, valid) {
-            (Some(v), Some((valid, start))) => out.push_str(&valid[offset(v) - start..offset(v) - start + v.len()]),
-            (Some(v), None) => w3c::decode_utf8_into(v, out),
-            (None, _) => {}
+        // Method, stem and query are read as text, checked once (see
+        // `w3c::Record::texts`); with any invalid byte among them each is
+        // decoded on its own, invalid bytes replaced.
+        let fields = [Field::Method, Field::UriStem, Field::UriQuery];
+        let texts = record.texts(fields);
+        let text = |i: usize, out: &mut String| match &texts {
+            Some(texts) => out.push_str(texts[i].unwrap_or_default()),
+            None => {
+                if let Some(v) = record.get(fields[i]) {
+                    w3c::decode_utf8_into(v, out);
+                }
+            }
         };
         let display = |f: Field, out: &mut String| {
             if let Some(v) = record.get(f) {
                 w3c::decode_into(v, out);
             }
         };
-        let [method, stem, query] = fields;
-        text(method, &mut req.method);
-        text(stem, &mut req.stem);
-        text(query, &mut req.query);
+        text(0, &mut req.method);
+        text(1, &mut req.stem);
+        text(2, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
         let username = record.get(Field::Username);
         // The reader has checked the typed columns and parsed the time.

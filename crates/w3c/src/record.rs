@@ -37,19 +37,23 @@ impl<'a> Record<'a> {
         self.field(self.fields.index(f)?)
     }
 
-    /// The whole line as text, when it is valid UTF-8 (almost always). One
-    /// validation of the line is cheaper than one per field read as text.
-    pub fn text(&self) -> Option<&'a str> {
-        crate::lines::text(self.line)
-    }
-
-    /// A well-known field of `text`, the line from [`Record::text`]; `None` as for [`Record::get`].
+    /// Well-known fields as text, `None` inside where one is absent, as for
+    /// [`Record::get`]. One check of the stretch of the line from the first
+    /// of them to the last (fields end at ASCII spaces, so each field of a
+    /// valid stretch is valid text) costs less than one a field or one of
+    /// the whole line; `None` when that stretch is not valid UTF-8.
     #[inline]
-    pub fn get_text(&self, text: &'a str, f: Field) -> Option<&'a str> {
-        let value = self.get(f)?;
-        // The same bytes in `text`; fields end at ASCII spaces, so at char boundaries.
-        let start = value.as_ptr() as usize - self.line.as_ptr() as usize;
-        text.get(start..start + value.len())
+    pub fn texts<const N: usize>(&self, fields: [Field; N]) -> Option<[Option<&'a str>; N]> {
+        let values = fields.map(|f| self.get(f));
+        let offset = |v: &[u8]| v.as_ptr() as usize - self.line.as_ptr() as usize;
+        let stretch = values
+            .iter()
+            .flatten()
+            .map(|v| (offset(v), offset(v) + v.len()))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        let Some((start, end)) = stretch else { return Some([None; N]) };
+        let text = crate::lines::text(&self.line[start..end])?;
+        Some(values.map(|v| v.map(|v| &text[offset(v) - start..offset(v) - start + v.len()])))
     }
 
     /// A field by its `#Fields` name (case-insensitive); `None` as for [`Record::get`].
@@ -200,12 +204,14 @@ mod tests {
         assert_eq!(r.raw(2), Some(&b"-"[..]));
         assert_eq!(r.get(Field::UserAgent), None);
         assert_eq!(r.get_named("C-IP"), Some(&b"::1"[..]));
-        let text = r.text().unwrap();
-        assert_eq!(r.get_text(text, Field::ClientIp), Some("::1"));
-        assert_eq!(r.get_text(text, Field::Username), None);
-        assert_eq!(r.get_text(text, Field::UserAgent), None);
+        let texts = r.texts([Field::ClientIp, Field::Username, Field::UserAgent, Field::Date]);
+        assert_eq!(texts, Some([Some("::1"), None, None, Some("2022-01-01")]));
+        assert_eq!(r.texts([Field::UserAgent]), Some([None]));
         let bad = b"2022-01-01 00:01:24 - :\xff1";
-        assert_eq!(Record::new(bad, &spans, &fields).text(), None);
+        let r_bad = Record::new(bad, &spans, &fields);
+        assert_eq!(r_bad.texts([Field::ClientIp]), None);
+        // Only the stretch between the fields asked for is checked.
+        assert_eq!(r_bad.texts([Field::Date, Field::Time]), Some([Some("2022-01-01"), Some("00:01:24")]));
         assert_eq!(r.field(9), None);
         let mut checker = crate::values::Checker::default();
         let columns = crate::values::Columns::of(Some(&fields));
