@@ -33,6 +33,14 @@ impl Visitor for Touch {
         for f in Field::ALL {
             h = h.wrapping_mul(31).wrapping_add(r.get(f).map_or(3, <[u8]>::len) as u64);
         }
+        // Fields read as text are the fields' bytes, whenever they are valid
+        // UTF-8. (`None`: invalid bytes somewhere between the first and the last.)
+        let asked = [Field::Method, Field::UriStem, Field::UriQuery];
+        if let Some(texts) = r.texts(asked) {
+            for (text, f) in texts.iter().zip(asked) {
+                assert_eq!(*text, r.get(f).map(|v| std::str::from_utf8(v).expect("a field of a valid stretch")));
+            }
+        }
         let mut s = String::new();
         if let Some(ua) = r.get(Field::UserAgent) {
             w3c::decode_into(ua, &mut s);
