@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use exchange::{AttackKind, AuthType, Catalog, Interpreter, NetworkId, Networks, Protocol};
 use rayon::prelude::*;
 use serde::Serialize;
-use w3c::{FileStats, MalformedKind};
+use w3c::{FileStats, MalformedKind, WarningKind};
 
 use crate::aggregate::{Aggregate, DeviceAgg, Span, UserAgg};
 use crate::findings::{FindingKind, Severity};
@@ -403,6 +403,22 @@ fn person_finding(
     Some(finding)
 }
 
+/// A file with NUL bytes where lines were to be (see
+/// [`w3c::WarningKind::NulBytes`]): its requests from about then are missing.
+fn crashed_note(file: &FileStats) -> Option<String> {
+    let runs = file.warnings_of(WarningKind::NulBytes);
+    if runs == 0 {
+        return None;
+    }
+    let first = file.first_warnings.iter().find(|w| w.kind == WarningKind::NulBytes);
+    Some(format!(
+        "{}: {runs} run(s) of NUL bytes{}: the server stopped without finishing this log \
+         (a crash or a power cut), so requests it had not yet written are missing",
+        file.path.display(),
+        first.map(|w| format!(", the first at line {}", w.line)).unwrap_or_default()
+    ))
+}
+
 fn malformed_files(files: &[FileStats]) -> Vec<MalformedFile> {
     files
         .iter()
@@ -482,6 +498,7 @@ impl Report {
         if malformed > 0 {
             notes.push(format!("{malformed} malformed line(s) were counted and skipped"));
         }
+        notes.extend(files.iter().filter_map(crashed_note));
         if let Some(note) = options.now.and_then(|now| ranges_age_note(networks, now)) {
             notes.push(note);
         }

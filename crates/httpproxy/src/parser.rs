@@ -55,7 +55,7 @@ impl<V: Visitor> LineParser for Parser<'_, V> {
             split(line, spans);
             spans.len()
         };
-        if !self.tally.data_line(self.fields.as_ref().map(Fields::len), split) {
+        if !self.tally.data_line(line, self.fields.as_ref().map(Fields::len), split) {
             return;
         }
         if let Some(fields) = &self.fields {

@@ -198,6 +198,24 @@ mod tests {
     }
 
     #[test]
+    fn nul_bytes_a_crash_left_before_the_restart_header_lose_no_line() {
+        let (head, tail) = LOG.split_at(LOG.windows(2).position(|w| w == b"\r\n").unwrap() + 2);
+        let mut crashed = LOG.to_vec();
+        crashed.extend_from_slice(b"\r\n");
+        crashed.resize(crashed.len() + 4096, 0);
+        crashed.extend_from_slice(head);
+        crashed.extend_from_slice(tail);
+        let (once, one) = stems(LOG, &ScanOptions::default());
+        let (twice, stats) = stems(&crashed, &ScanOptions::default());
+        assert_eq!(twice, [once.clone(), once].concat());
+        assert_eq!(stats.malformed_total(), 2 * one.malformed_total(), "only the log's own short lines");
+        assert_eq!(stats.warnings_of(w3c::WarningKind::NulBytes), 1);
+        let mut zeroed = vec![0; 300];
+        zeroed.extend_from_slice(LOG);
+        assert!(crate::is_httpproxy(&zeroed), "NUL bytes before the header");
+    }
+
+    #[test]
     fn too_long_lines_are_counted_and_skipped_whatever_the_block() {
         let long =
             format!("#Fields: DateTime,UrlStem\n2023-01-11T16:06:06Z,/{}\n2023-01-11T16:06:07Z,/ok\n", "x".repeat(300));

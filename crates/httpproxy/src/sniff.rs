@@ -22,7 +22,8 @@ pub fn is_httpproxy(head: &[u8]) -> bool {
     let mut log_type: Option<bool> = None;
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let line = line.trim_ascii_start();
+        // NUL bytes: a writer that crashed before writing what it had made room for.
+        let line = line[line.iter().take_while(|&&b| b == 0).count()..].trim_ascii_start();
         if line.is_empty() {
             continue;
         }

@@ -125,6 +125,10 @@ pub struct Options {
     pub malformed: u32,
     /// Cut one gzip file short inside its second member.
     pub truncate_gzip: bool,
+    /// One plain front-end log as a server that crashed leaves it: a line
+    /// cut short, NUL bytes where the next lines were to be, then the
+    /// directives of the restart and the lines after it.
+    pub crash: bool,
     /// Write HttpProxy logs too, or instead of IIS logs.
     pub httpproxy: HttpProxyMode,
     /// The kind of traffic.
@@ -146,6 +150,7 @@ impl Options {
             only_backend: false,
             malformed: 3,
             truncate_gzip: false,
+            crash: false,
             httpproxy: HttpProxyMode::None,
             profile: Profile::Default,
         }
@@ -186,6 +191,7 @@ pub fn generate(opts: &Options) -> anyhow::Result<Truth> {
         write_fe,
         backend: opts.backend,
         truncate: opts.truncate_gzip,
+        crash: opts.crash,
     });
     let spots = output::malformed_spots(&all_plans, opts.malformed);
     let plans = if iis { all_plans } else { Vec::new() };

@@ -63,6 +63,11 @@ struct Args {
     /// Cut one .gz file short inside its second member.
     #[arg(long)]
     truncate_gzip: bool,
+    /// One plain front-end log as a crashed server leaves it: a line cut
+    /// short, NUL bytes where the lines after it were to be, then the
+    /// directives of the restart.
+    #[arg(long)]
+    crash: bool,
     /// Exchange HttpProxy logs of the same requests: none, also (beside the
     /// IIS logs, joined by cafeReqId), or only (no IIS log).
     #[arg(long, value_enum, default_value_t = HttpProxy::None)]
@@ -93,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         only_backend: a.only_backend,
         malformed: a.malformed,
         truncate_gzip: a.truncate_gzip,
+        crash: a.crash,
         httpproxy: match a.httpproxy {
             HttpProxy::None => HttpProxyMode::None,
             HttpProxy::Also => HttpProxyMode::Also,

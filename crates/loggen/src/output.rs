@@ -37,6 +37,8 @@ pub(crate) struct FilePlan {
     pub path: PathBuf,
     pub gz: Gz,
     pub bom: bool,
+    /// The server crashed while writing this file (see [`CRASH_LOST`]).
+    pub crash: bool,
     /// (from time of day, fields); the first starts at 0.
     pub layouts: Vec<(u32, &'static [Field])>,
 }
@@ -49,6 +51,7 @@ pub(crate) struct PlanOptions {
     pub write_fe: bool,
     pub backend: bool,
     pub truncate: bool,
+    pub crash: bool,
 }
 
 pub(crate) fn plan(o: &PlanOptions) -> Vec<FilePlan> {
@@ -76,6 +79,7 @@ pub(crate) fn plan(o: &PlanOptions) -> Vec<FilePlan> {
                     path: Path::new(name).join(file),
                     gz: if gz { Gz::Single } else { Gz::None },
                     bom: false,
+                    crash: false,
                     layouts: vec![(0, if site == FE { FE_FIELDS } else { PLAIN_FIELDS })],
                 });
             }
@@ -112,6 +116,16 @@ pub(crate) fn plan(o: &PlanOptions) -> Vec<FilePlan> {
         .unwrap_or(0);
     if let Some(p) = plans.get_mut(bom) {
         p.bom = true;
+    }
+    if o.crash {
+        let others = |i: usize| Some(i) != first && Some(i) != second && i != bom;
+        let plain = |p: &FilePlan| p.gz == Gz::None;
+        let crashed = (0..plans.len())
+            .find(|&i| others(i) && plain(&plans[i]) && plans[i].site == FE)
+            .or_else(|| (0..plans.len()).find(|&i| others(i) && plain(&plans[i])));
+        if let Some(i) = crashed {
+            plans[i].crash = true;
+        }
     }
     for p in &mut plans {
         if p.gz != Gz::None {
@@ -256,10 +270,33 @@ pub(crate) fn write_file(ctx: &FileCtx, plan: &FilePlan, events: &[Event], acc: 
         Gz::Truncated => events.len() * 3 / 4,
         _ => usize::MAX,
     };
+    let crash = if plan.crash { crash_point(events) } else { None };
+    let mut lost = Vec::new();
     let mut total = 0u64;
     let mut member1: Option<u64> = None;
     let mut counting = true;
     for (i, ev) in events.iter().enumerate() {
+        if let Some(at) = crash {
+            if i == at {
+                // The first bytes of the line, then the zeros NTFS leaves
+                // where a crashed writer had made room: one malformed line.
+                let start = buf.len();
+                r.line(ev, plan.layouts[layout_i].1, &mut buf);
+                buf.truncate(start + CRASH_KEPT);
+                buf.resize(buf.len() + 4096, 0);
+                acc.truncated();
+                continue;
+            }
+            if i > at && i < at + CRASH_LOST {
+                // Rendered all the same, so the renderer's draws stay those of a file without the crash.
+                lost.clear();
+                r.line(ev, plan.layouts[layout_i].1, &mut lost);
+                continue;
+            }
+            if i == at + CRASH_LOST {
+                directives(&mut buf, ctx.date_iso, ev.t(), plan.layouts[layout_i].1);
+            }
+        }
         if i == split {
             sink.write_all(&buf)?;
             total += buf.len() as u64;
@@ -307,6 +344,22 @@ pub(crate) fn write_file(ctx: &FileCtx, plan: &FilePlan, events: &[Event], acc: 
         acc.truncated();
     }
     Ok(total)
+}
+
+/// Lines a crash loses: the one cut short and those after it.
+pub(crate) const CRASH_LOST: usize = 6;
+/// Bytes of the cut line that were written: its date, time and part of
+/// `s-ip`, so it is malformed whatever the layout.
+const CRASH_KEPT: usize = 24;
+
+/// Where the crash starts in a file: two thirds in, at the first run of
+/// [`CRASH_LOST`] lines of people that follow a line of a person. Only
+/// people are lost: the attacks, probes and sign-in failures the truth
+/// counts by their own rules stay whole.
+fn crash_point(events: &[Event]) -> Option<usize> {
+    let person = |e: &Event| e.kind.is_person();
+    (1.max(events.len() * 2 / 3)..events.len().saturating_sub(CRASH_LOST + 1))
+        .find(|&i| person(&events[i - 1]) && events[i..=i + CRASH_LOST].iter().all(person))
 }
 
 /// Cuts the file inside the second member so that no byte of it decodes:

@@ -268,6 +268,34 @@ fn truncated_gzip_counts_only_surviving_lines() {
     fs::remove_dir_all(&whole.out).unwrap();
 }
 
+#[test]
+fn a_crashed_log_loses_its_lines_from_the_cut_to_the_restart() {
+    let dir = tmp("crash");
+    let mut o = small(&dir);
+    o.crash = true;
+    o.gzip = GzipMode::None;
+    o.malformed = 0;
+    let t = generate(&o).unwrap();
+    assert_eq!(t.summary.malformed, 1, "the line cut short");
+    let crashed: Vec<_> = files(&dir).into_iter().filter(|p| content(p).0.contains(&0)).collect();
+    assert_eq!(crashed.len(), 1, "{crashed:?}");
+    let text = content(&crashed[0]).0;
+    let nul = text.iter().position(|&b| b == 0).unwrap();
+    let line_start = text[..nul].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    let after = nul + text[nul..].iter().take_while(|&&b| b == 0).count();
+    assert_eq!(after - nul, 4096);
+    assert!(text[after..].starts_with(b"#Software: "), "the restart's directives follow the NUL bytes");
+    assert!(nul - line_start < 30, "the cut line keeps only its start");
+    assert_same(&mini_audit(&dir, &t.cutover), &t);
+    let mut whole = small(&tmp("crash-whole"));
+    whole.gzip = GzipMode::None;
+    whole.malformed = 0;
+    let tw = generate(&whole).unwrap();
+    assert_eq!(tw.summary.lines, t.summary.lines + 5, "six lines lost, one of them counted malformed");
+    fs::remove_dir_all(dir).unwrap();
+    fs::remove_dir_all(&whole.out).unwrap();
+}
+
 /// Section by section, so a failure names what differs.
 fn assert_same(audit: &Truth, truth: &Truth) {
     assert_eq!(audit.summary, truth.summary, "summary");

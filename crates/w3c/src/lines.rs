@@ -17,6 +17,8 @@ use crate::parser::{FileStats, Malformed, MalformedKind, ScanOptions, Warning, W
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The directive that names the columns.
 pub const FIELDS_DIRECTIVE: &[u8] = b"#Fields:";
+/// What a crash can leave in a log where lines were to be written (see [`Tally::skip_nuls`]).
+const NUL: u8 = 0;
 
 /// The counters of one scan: physical lines seen, what [`FileStats`]
 /// reports, and the first malformed lines and warnings with their numbers.
@@ -93,12 +95,45 @@ impl Tally {
         Some(line)
     }
 
-    /// A data line: counted, and checked against the `#Fields` in force,
-    /// whose number of columns is `columns` (`None`: no directive yet).
-    /// `split` splits the line and returns how many fields it has. True
-    /// when the line is well-formed.
+    /// A line (`line`, its end removed) that starts with NUL bytes: warns,
+    /// and returns what follows them. A server that stops without closing
+    /// its log (a crash, a power cut) can leave the room it had reserved
+    /// for lines as zeros; when it starts again it writes after them,
+    /// directives first.
+    #[cold]
+    pub fn skip_nuls<'a>(&mut self, line: &'a [u8]) -> &'a [u8] {
+        let n = line.iter().take_while(|&&b| b == NUL).count();
+        self.warning(WarningKind::NulBytes, || {
+            format!(
+                "{n} NUL bytes: the server stopped without finishing this log (a crash or a power cut), \
+                 and what it had not written is lost; the text after them is read"
+            )
+        });
+        &line[n..]
+    }
+
+    /// A malformed line `line`: warns when NUL bytes cut it short (see
+    /// [`Tally::skip_nuls`]), which is why it is malformed. Only malformed
+    /// lines are searched, so well-formed ones cost nothing.
+    #[cold]
+    pub fn nuls_within(&mut self, line: &[u8]) {
+        if let Some(at) = memchr(NUL, line) {
+            self.warning(WarningKind::NulBytes, || {
+                format!(
+                    "NUL bytes from byte {}: the server stopped while writing this line (a crash or a power cut); \
+                     the line is counted malformed",
+                    at + 1
+                )
+            });
+        }
+    }
+
+    /// A data line `line`: counted, and checked against the `#Fields` in
+    /// force, whose number of columns is `columns` (`None`: no directive
+    /// yet). `split` splits the line and returns how many fields it has.
+    /// True when the line is well-formed.
     #[inline]
-    pub fn data_line(&mut self, columns: Option<usize>, split: impl FnOnce() -> usize) -> bool {
+    pub fn data_line(&mut self, line: &[u8], columns: Option<usize>, split: impl FnOnce() -> usize) -> bool {
         self.stats.lines += 1;
         let Some(want) = columns else {
             self.malformed(MalformedKind::NoFields, || "data line before any #Fields directive".to_owned());
@@ -106,6 +141,7 @@ impl Tally {
         };
         let got = split();
         if got != want {
+            self.nuls_within(line);
             self.malformed(MalformedKind::FieldCount, || format!("expected {want} fields, found {got}"));
             return false;
         }
@@ -144,7 +180,10 @@ pub trait LineParser {
 
     /// One physical line, without its `\n`.
     fn line(&mut self, raw: &[u8]) {
-        let Some(line) = self.tally().begin(raw) else { return };
+        let Some(mut line) = self.tally().begin(raw) else { return };
+        if line.first() == Some(&NUL) {
+            line = self.tally().skip_nuls(line);
+        }
         match classify(line) {
             Line::Blank => {}
             Line::Fields(value) => {
@@ -322,8 +361,11 @@ pub fn last_fields_in<F>(data: &[u8], range: Range<usize>, max_line: usize, pars
             Some(i) => i + 1,
             None => 0,
         };
-        // Only `#` at a line start (after an optional BOM) can begin a directive.
-        if hash != line_start && data[line_start..hash] != *BOM {
+        // Only `#` at a line start (after NUL bytes, then a BOM, both
+        // optional; see `LineParser::line`) can begin a directive.
+        let before = &data[line_start..hash];
+        let before = &before[before.iter().take_while(|&&b| b == NUL).count()..];
+        if !before.is_empty() && before != BOM {
             continue;
         }
         if !data[hash..].starts_with(FIELDS_DIRECTIVE) {
@@ -335,6 +377,7 @@ pub fn last_fields_in<F>(data: &[u8], range: Range<usize>, max_line: usize, pars
         if line.len() > max_line {
             continue; // counted as too long, so not in force
         }
+        let line = &line[line.iter().take_while(|&&b| b == NUL).count()..];
         if let Line::Fields(v) = classify(line) {
             return Some(parse(v));
         }

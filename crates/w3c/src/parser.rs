@@ -96,20 +96,26 @@ pub enum WarningKind {
     /// An address column (`s-ip`, `c-ip`) holds printable text that is no
     /// address (`xxx` in a redacted log): the line is read, its address unknown.
     UnreadableAddress,
+    /// A line starts with NUL bytes: the server stopped without writing
+    /// what it had reserved room for (a crash or a power cut). The text
+    /// after them is read.
+    NulBytes,
 }
 
 impl WarningKind {
     /// Number of kinds.
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 3;
 
     /// Every kind, in `as usize` order.
-    pub const ALL: [WarningKind; WarningKind::COUNT] = [WarningKind::DuplicateField, WarningKind::UnreadableAddress];
+    pub const ALL: [WarningKind; WarningKind::COUNT] =
+        [WarningKind::DuplicateField, WarningKind::UnreadableAddress, WarningKind::NulBytes];
 
     /// A stable kebab-case name for reports.
     pub fn as_str(self) -> &'static str {
         match self {
             WarningKind::DuplicateField => "duplicate-field",
             WarningKind::UnreadableAddress => "unreadable-address",
+            WarningKind::NulBytes => "nul-bytes",
         }
     }
 }
@@ -291,7 +297,7 @@ impl<V: Visitor> LineParser for Parser<'_, V> {
             split_on::<b' '>(line, spans);
             spans.len()
         };
-        if !self.tally.data_line(self.fields.as_ref().map(Fields::len), split) {
+        if !self.tally.data_line(line, self.fields.as_ref().map(Fields::len), split) {
             return;
         }
         let Some(fields) = &self.fields else { return };
@@ -308,6 +314,7 @@ impl<V: Visitor> LineParser for Parser<'_, V> {
             }
             Err(invalid) => {
                 // Described only when kept: no allocation for lines past the first few.
+                self.tally.nuls_within(line);
                 let detail = self.tally.keeps_malformed().then(|| invalid.describe(value(invalid.field)));
                 self.tally.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
             }

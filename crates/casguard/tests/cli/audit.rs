@@ -150,6 +150,21 @@ fn truncated_gzip_is_counted_and_the_run_goes_on() {
 }
 
 #[test]
+fn a_log_a_crash_left_nul_bytes_in_is_read_past_them_and_said_so() {
+    let (dir, truth) = generated(|o| {
+        o.seed = 12;
+        o.gzip = GzipMode::None;
+        o.crash = true;
+    });
+    for threads in ["1", "2"] {
+        let report = audit_json(dir.path(), &["--threads", threads]);
+        check_against_truth(&report, &truth);
+        let notes = report["notes"].to_string();
+        assert!(notes.contains("1 run(s) of NUL bytes, the first at line"), "{notes}");
+    }
+}
+
+#[test]
 fn one_thread_and_two_give_identical_reports() {
     let (dir, _) = generated(|o| {
         o.seed = 5;
