@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""An independent writer of Exchange IIS logs, with the truth an audit must find.
+
+casguard's own generator (crates/loggen) shares casguard's understanding of
+Exchange, so its agreement with casguard proves little. This writer was made
+apart from it: its model of Exchange comes only from the public sources named
+beside each choice (and the repository's README for the shape of casguard's
+report), never from casguard's or loggen's code.
+
+    python3 tests/apart/write.py --seed 7 --out DIR
+
+writes DIR/logs/ (a small estate: one front end, two back ends, two days) and
+DIR/truth.json. The truth is what the writer *meant* each line to be, recorded
+as the line is written; it is never read back from the logs.
+
+Standard library only; the same seed gives the same bytes.
+
+Sources, cited in the comments as [name]:
+- [iis-fields] IIS 10 default W3C fields and header, MicrosoftDocs/iis-docs
+  `iis/configuration/system.applicationHost/sites/site/logFile/index.md` and the
+  sample logs there: `#Software: Microsoft Internet Information Services 10.0`,
+  `#Version: 1.0`, `#Date:`, `#Fields: date time s-ip cs-method cs-uri-stem
+  cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status
+  sc-substatus sc-win32-status time-taken`; times in UTC; `-` for empty.
+- [iis-plus] spaces in logged values written as `+` (iis-docs
+  `iis/manage/configuring-security/using-dynamic-ip-restrictions.md`).
+- [iis-custom] IIS 8.5+ custom fields (`X-Forwarded-For`, sourceType
+  RequestHeader) are written after the standard fields and the file name gets
+  `_x` (iis-docs `.../logFile/customFields/index.md`).
+- [w3c] W3C draft WD-logfile: directives may be repeated; a new `#Fields`
+  applies to the entries after it. IIS writes a fresh header block when
+  logging restarts (service or site restart) in the same file.
+- [exo-sites] Exchange 2013+ "Default Web Site" = W3SVC1 on 443 (front end),
+  "Exchange Back End" = W3SVC2 on 444; Microsoft: feed W3SVC1 or W3SVC2, not
+  both (double counting) (OfficeDocs-Exchange
+  `iis-logs-and-log-parser-studio-reports-exchange-2013-help.md`,
+  `troubleshooting-ews-protocol-health-set.md`).
+- [eas-log] Exchange appends `&Log=` + `_`-separated `Key:value` / `KeyNNN`
+  tokens to the ActiveSync cs-uri-query; values URL-encoded (`@` -> %40);
+  back-end lines carry `PrxFrom:` and stem `/Microsoft-Server-ActiveSync/Proxy/default.eas`
+  (public sample lines quoted in the reference notes; MS support KB on the iOS 9
+  MeetingResponse loop; TechNet bb201675 for the token table).
+- [ashttp-plain] MS-ASHTTP 2.2.1.1.1.1: `Cmd=&User=&DeviceId=&DeviceType=`, any order.
+- [ashttp-b64] MS-ASHTTP 2.2.1.1.1.1.1: base64 query: ProtocolVersion(1),
+  CommandCode(1), Locale(2, LE), DeviceIdLength(1), DeviceId,
+  PolicyKeyLength(1, 0 or 4), PolicyKey(4), DeviceTypeLength(1), DeviceType,
+  then Tag(1) Length(1) Value; command codes 0 Sync ... 9 FolderSync, 18 Ping,
+  20 Provision; tag 8 User. Only for protocol 12.1 and later.
+- [iis-401] IIS status: 401.1 with Windows error 1326 = logon failed (bad user
+  name or password); 401.2 with error 5 = the anonymous first leg of an
+  NTLM/Negotiate challenge (IIS status-code documentation).
+- [m365] Microsoft 365 endpoints, Exchange Online IDs 1/2 (40.96.0.0/13,
+  52.96.0.0/14, 2603:1036::/36 ...) and AutoDetect 52.125.128.0/20
+  ("Microsoft 365 URLs and IP address ranges"; additional-office365-ip-addresses-and-urls.md).
+- [olm-basic] Outlook for iOS and Android with Basic auth: DeviceType `Outlook`,
+  user agent `Outlook-iOS-Android/1.0`; Exchange Online syncs from Microsoft's
+  cloud (OfficeDocs-Exchange `manage-devices.md`, `use-basic-auth.md`).
+- [olm-hma] With hybrid modern auth: DeviceType `OutlookService`, Bearer tokens,
+  user agents `Outlook-iOS/2.0`, `Outlook-Android/2.0`; AutoDetect asks
+  `/autodiscover/autodiscover.json?Email=...&Protocol=activesync&RedirectCount=3`
+  anonymously (`use-hybrid-modern-auth.md`, `secure-outlook-for-ios-and-android.md`).
+- [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
+  127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
+  DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
+  managed-availability.md; reference notes §5).
+- [proxyshell] ProxyShell in IIS logs: stem `/autodiscover/autodiscover.json`,
+  query starting `@host/...` with `Email=autodiscover/autodiscover.json%3F@host`
+  and `/powershell/?X-Rps-CAT=` (Azure Sentinel "Exchange SSRF Autodiscover
+  ProxyShell - Detection"; Splunk "Exchange PowerShell Abuse via SSRF").
+- [webshell] web shells dropped in `/owa/auth/` and reached with command
+  parameters (public ProxyLogon write-ups; Sigma web-shell rules).
+- [ews-ua] EWS Managed API's default user agent `ExchangeServicesClient/15.00.0913.015`.
+- [outlook-ua] Outlook for Windows: `Microsoft Office/16.0 (Windows NT 10.0;
+  Microsoft Outlook 16.0.NNNNN; Pro)`; MAPI over HTTP at `/mapi/emsmdb/` with
+  `mailboxId=<guid>@<domain>` in the query.
+- [xff] With a load balancer in front, c-ip is the balancer; the client is in
+  X-Forwarded-For, comma-separated, the balancer appending the address it saw
+  on the right (so the right-most public address is the client).
+- [readme] what casguard says it counts (README "Outputs"): a failed sign-in
+  is still a person's request for the user it names; anonymous first legs are
+  people's requests of no user; Outlook mobile's Autodiscover joins the
+  user's one ActiveSync device of that app; users keyed by lower-cased
+  account name.
+"""
+
+import argparse
+import base64
+import gzip
+import ipaddress
+import json
+import os
+import random
+import struct
+import sys
+import uuid
+from collections import defaultdict
+from urllib.parse import quote
+
+DOMAIN = "CONTOSO"
+MAILDOMAIN = "contoso.com"
+HOST = "mail.contoso.com"
+# One front end (EX01) and two back ends (EX01 and EX02 hold mailboxes).
+FE_IP = "10.0.0.21"
+BE_IPS = {"EX01": "10.0.0.21", "EX02": "10.0.0.22"}
+DAYS = ["2026-11-09", "2026-11-10"]
+
+# [iis-fields] the default field list, which Exchange setup leaves unchanged.
+FIELDS = [
+    "date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+    "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status",
+    "sc-substatus", "sc-win32-status", "time-taken",
+]
+# [iis-custom] day 2's front end also logs X-Forwarded-For (enabled between days).
+FIELDS_XFF = FIELDS + ["X-Forwarded-For"]
+
+# Networks of the truth, in this writer's words. The check maps them to
+# casguard's names (cloud -> microsoft365).
+M365 = [ipaddress.ip_network(n) for n in (
+    "40.96.0.0/13", "52.96.0.0/14", "40.104.0.0/15", "52.125.128.0/20",
+    "52.127.96.0/23", "2603:1036::/36", "2603:1026::/36", "132.245.0.0/16",
+)]
+
+
+# "Private ranges" as RFC 1918 and RFC 4193 define them. The documentation
+# ranges (RFC 5737 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24; RFC 3849
+# 2001:db8::/32) stand for Internet addresses here, as they do in RFCs.
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+
+
+def is_private(ip):
+    a = ipaddress.ip_address(ip)
+    return a.is_loopback or any(a in n for n in PRIVATE)
+
+
+def network_of(ip):
+    a = ipaddress.ip_address(ip)
+    if a.is_loopback:
+        return "loopback"
+    if any(a in n for n in M365):
+        return "cloud"
+    if any(a in n for n in PRIVATE):
+        return "internal"
+    return "external"
+
+
+def plus(s):
+    """[iis-plus] how IIS writes a value with spaces."""
+    return "-" if s is None or s == "" else s.replace(" ", "+")
+
+
+def log_escape(v):
+    """[eas-log] HttpUtility.UrlEncode of a Log value, `_` as %5F."""
+    return quote(str(v), safe="").replace("%20", "+").replace("_", "%5F")
+
+
+def eas_log(tokens):
+    out = []
+    for k, v in tokens:
+        out.append(k if v is None else f"{k}:{v}" if isinstance(v, int) else f"{k}:{log_escape(v)}")
+    return "_".join(out) + "_"
+
+
+EAS_CODES = {"Sync": 0, "SendMail": 1, "GetAttachment": 4, "FolderSync": 9, "GetItemEstimate": 14,
+             "ItemOperations": 19, "Ping": 18, "Provision": 20, "Settings": 17}
+
+
+def eas_base64(cmd, device_id, device_type, user, policy_key=None, version=141):
+    """[ashttp-b64] the binary query, base64 (RFC 2045 alphabet), then
+    percent-encoded as a URI query must carry `+ / =`."""
+    b = bytes([version, EAS_CODES[cmd]]) + struct.pack("<H", 0x0409)
+    did = device_id.encode("ascii")
+    b += bytes([len(did)]) + did
+    b += b"\x00" if policy_key is None else b"\x04" + struct.pack("<I", policy_key)
+    dt = device_type.encode("ascii")
+    b += bytes([len(dt)]) + dt
+    u = user.encode("utf-8")
+    b += bytes([8, len(u)]) + u
+    return quote(base64.b64encode(b).decode("ascii"), safe="")
+
+
+class Truth:
+    def __init__(self):
+        self.summary = defaultdict(int)
+        self.protocols = defaultdict(int)
+        self.clients = defaultdict(int)
+        self.users = {}
+        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": []})
+        self.failed = defaultdict(int)
+        self.spray = defaultdict(set)
+        self.findings = defaultdict(set)
+        self.malformed = []
+        self.probe_user_agents = defaultdict(int)
+
+    def user(self, key):
+        return self.users.setdefault(key, {"requests": 0, "protocols": defaultdict(int),
+                                           "clients": defaultdict(int), "devices": {},
+                                           "sources": defaultdict(lambda: [None, 0]),
+                                           "failed_sign_ins": 0})
+
+
+class Estate:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.truth = Truth()
+        # (server, site, day) -> list of (seconds, line)
+        self.lines = defaultdict(list)
+
+    def guid(self):
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def write(self, server, site, day, t, method, stem, query, port, user, cip, ua, status,
+              sub=0, win32=0, referer=None, xff=None, taken=None):
+        hh, mm, ss = t // 3600, t // 60 % 60, t % 60
+        taken = taken if taken is not None else self.rng.randint(15, 900)
+        vals = [day, f"{hh:02d}:{mm:02d}:{ss:02d}", BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IP,
+                method, stem, query or "-", str(port), plus(user), cip, plus(ua), plus(referer),
+                str(status), str(sub), str(win32), str(taken)]
+        if site == "W3SVC1" and day == DAYS[1]:
+            vals.append(plus(xff))
+        self.lines[(server, site, day)].append((t, " ".join(vals)))
+
+    # -- what a request means, recorded as it is written ---------------------
+
+    def person(self, day, t, *, method, stem, query, user, ukey, cip, ua, proto, client,
+               status=200, sub=0, win32=0, referer=None, xff=None, device=None, dtype=None,
+               command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None):
+        """A person's front-end request, and its back-end hop when Exchange
+        proxies it (anything that got past IIS authentication)."""
+        self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
+                   referer, xff, taken)
+        tr = self.truth
+        tr.summary["requests"] += 1
+        tr.protocols[proto] += 1
+        tr.clients[client] += 1
+        failed = status == 401 and (sub == 1 or win32 == 1326)  # [iis-401]
+        if failed:
+            tr.summary["failed_sign_ins"] += 1
+        src = client_address(cip, xff)
+        if ukey is None:
+            tr.summary["anonymous"] += 1
+        else:
+            u = tr.user(ukey)
+            u["requests"] += 1
+            u["protocols"][proto] += 1
+            u["clients"][client] += 1
+            s = u["sources"][src]
+            s[0], s[1] = network_of(src), s[1] + 1
+            if failed:
+                u["failed_sign_ins"] += 1
+                tr.failed[ukey] += 1
+            dev_key = device or join_device
+            if dev_key:
+                d = u["devices"].setdefault(dev_key, {"type": dtype, "client": client, "requests": 0,
+                                                      "commands": defaultdict(int), "networks": set()})
+                d["requests"] += 1
+                d["networks"].add(network_of(src))
+                if command:
+                    d["commands"][command] += 1
+        # [exo-sites] the proxied hop on the mailbox server's back end.
+        if status != 401 and ukey is not None:
+            self.write(mailbox, "W3SVC2", day, t, method, be_stem or stem, be_query or query, 444, user,
+                       FE_IP, ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5))
+            tr.summary["backend_duplicates"] += 1
+
+    def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
+        port = 443 if site == "W3SVC1" else 444
+        cip = self.rng.choice(["127.0.0.1", "::1"])
+        self.write(server, site, day, t, method, stem, query, port, user, cip, ua, 200)
+        self.truth.summary["probes"] += 1
+        self.truth.probe_user_agents[ua] += 1
+
+    def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
+        self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32)
+        a = self.truth.attacks[cip]
+        a["requests"] += 1
+        a["kinds"].add(kind)
+        a["statuses"].append(status)
+        self.truth.summary["attacks"] += 1
+        if kind == "exploit-attempt":
+            a["exploit"] += 1
+            self.truth.summary["exploit_attempts"] += 1
+
+    def machine(self, day, t, *, stem, query, user, cip, ua):
+        self.write("EX01", "W3SVC1", day, t, "POST", stem, query, 443, user, cip, ua, 200)
+        self.truth.summary["machine"] += 1
+
+
+def client_address(cip, xff):
+    """[xff] c-ip, unless it is the (private) balancer and X-Forwarded-For
+    names a public address: then the right-most public one."""
+    if xff and is_private(cip):
+        for a in reversed([x.strip() for x in xff.split(",")]):
+            try:
+                if not is_private(a):
+                    return a
+            except ValueError:
+                pass
+    return cip
+
+
+def cafe(est):
+    """Exchange 2013+ front-end lines end their query with the correlation and
+    the proxy's request id (`&CorrelationID=<empty>;&cafeReqId=<guid>;`)."""
+    return f"&CorrelationID=<empty>;&cafeReqId={est.guid()};"
+
+
+def times(rng, n, start=6 * 3600, end=23 * 3600):
+    return sorted(rng.randint(start, end) for _ in range(n))
+
+
+# -- the people -----------------------------------------------------------------
+
+UA_IPHONE = "Apple-iPhone14C2/2101.101"          # iOS Mail: Apple-<model>/<build>
+UA_OUTLOOK_BASIC = "Outlook-iOS-Android/1.0"     # [olm-basic]
+UA_OUTLOOK_HMA = "Outlook-iOS/2.0"               # [olm-hma]
+UA_GMAIL = "Android-Mail/2023.10.29.578135443.release"
+UA_SAMSUNG = "SAMSUNG-SM-G991B/101.200001"
+UA_WINMAIL = "MSFT-WIN-3/10.0.19045"
+UA_OUTLOOK_WIN = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)"
+UA_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/119.0.0.0 Safari/537.36")
+UA_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0"
+UA_SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 "
+                    "(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1")
+UA_EWS_APP = "ExchangeServicesClient/15.00.0913.015"   # [ews-ua]
+
+EAS_CMDS = ["Sync", "Sync", "Sync", "Ping", "Ping", "FolderSync", "GetItemEstimate", "ItemOperations",
+            "SendMail"]
+
+
+def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client, ips, n, mailbox,
+               b64=False, version="161", as_state=None, dev_os=None, provision=False, bearer=False):
+    """An ActiveSync device's day: plain [ashttp-plain] or base64 [ashttp-b64]
+    queries, Exchange's &Log= on front end and back end [eas-log]."""
+    rng = est.rng
+    ts = times(rng, n)
+    for i, t in enumerate(ts):
+        cmd = "Provision" if provision and i == 0 else rng.choice(EAS_CMDS)
+        cip = rng.choice(ips)
+        toks = [("SC1", "1"), ("V" + version, None), ("HH", HOST),
+                ("SmtpAdrs", f"{ukey}@{MAILDOMAIN}")]
+        if cmd == "Ping":
+            toks += [("Hb", 1680), ("Rto", 2), ("Cpo", rng.randint(100, 900)), ("Fet", 1680000)]
+        else:
+            toks += [("Fet", rng.randint(20, 900))]
+        if cmd == "Provision":
+            toks += [("Pk", rng.getrandbits(31))]
+            if dev_os:
+                toks += [("DevOS", dev_os)]
+        if as_state:
+            toks += [("As", as_state)]
+        toks += [("Mbx", f"{mailbox}.{MAILDOMAIN}"), ("Throttle", 0)]
+        fe_log = eas_log(toks)
+        be_log = eas_log([("PrxFrom", FE_IP)] + toks)
+        if b64:
+            q = eas_base64(cmd, device_id, dtype, user_param, None if cmd == "Provision" else 3141592653,
+                           version=int(version[:3]) if len(version) == 3 else 141)
+            fe_q = f"{q}&Log={fe_log}"
+            be_q = f"{q}&Log={be_log}"
+        else:
+            q = f"Cmd={cmd}&User={quote(user_param, safe='@')}&DeviceId={device_id}&DeviceType={dtype}"
+            fe_q = f"{q}&Log={fe_log}"
+            be_q = f"{q}&Log={be_log}"
+        taken = 1680000 + rng.randint(0, 900) if cmd == "Ping" else None
+        est.person(day, t, method="POST", stem="/Microsoft-Server-ActiveSync/default.eas", query=fe_q,
+                   user=user, ukey=ukey, cip=cip, ua=ua, proto="activesync", client=client,
+                   device=device_id, dtype=dtype, command=cmd, mailbox=mailbox,
+                   be_query=be_q, be_stem="/Microsoft-Server-ActiveSync/Proxy/default.eas", taken=taken)
+    if as_state:
+        # [eas-log] `As:` is ActiveSync's access state and reason; `AllowedG`
+        # = Allowed, by the Global (organisation) default.
+        est.truth.users[ukey]["devices"][device_id]["access"] = "allowed"
+
+
+def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox):
+    """[outlook-ua] Outlook for Windows on the LAN: MAPI over HTTP with an
+    anonymous NTLM first leg per connection [iis-401], EWS for free/busy,
+    Autodiscover, OAB."""
+    rng = est.rng
+    mbx_guid = est.guid()
+    for t in times(rng, n):
+        cip = rng.choice(ips)
+        r = rng.random()
+        if r < 0.6:
+            stem, proto, q = rng.choice(["/mapi/emsmdb/", "/mapi/nspi/"]), "mapi", f"mailboxId={mbx_guid}@{MAILDOMAIN}" + cafe(est)
+        elif r < 0.75:
+            stem, proto, q = "/EWS/Exchange.asmx", "ews", cafe(est)
+        elif r < 0.9:
+            stem, proto, q = "/Autodiscover/Autodiscover.xml", "autodiscover", cafe(est)
+        else:
+            stem, proto, q = f"/OAB/{mbx_guid}/oab.xml", "oab", cafe(est)
+        method = "GET" if proto == "oab" else "POST"
+        if proto == "mapi" and rng.random() < 0.2:
+            # the anonymous first leg: no user, 401.2, error 5
+            est.person(day, t, method=method, stem=stem, query=q, user=None, ukey=None, cip=cip,
+                       ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", status=401, sub=2, win32=5)
+        est.person(day, t, method=method, stem=stem, query=q, user=user, ukey=ukey, cip=cip,
+                   ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", mailbox=mailbox)
+
+
+def owa(est, day, *, ukey, user, ua, client, ips, n, mailbox, xff=None):
+    rng = est.rng
+    ts = times(rng, n)
+    for i, t in enumerate(ts):
+        cip = rng.choice(ips)
+        if i == 0:
+            # the sign-in page, anonymous (forms-based authentication)
+            est.person(day, t, method="GET", stem="/owa/auth/logon.aspx",
+                       query="url=https%3a%2f%2fmail.contoso.com%2fowa%2f&reason=0" + cafe(est), user=None,
+                       ukey=None, cip=cip, ua=ua, proto="owa", client=client, xff=xff)
+            continue
+        action = rng.choice(["GetFolderMruConfiguration", "FindItem", "GetItem", "GetConversationItems",
+                             "GetTime", "CreateItem"])
+        q = f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est)
+        est.person(day, t, method="POST", stem="/owa/service.svc", query=q, user=user, ukey=ukey, cip=cip,
+                   ua=ua, proto="owa", client=client, referer=f"https://{HOST}/owa/", xff=xff, mailbox=mailbox)
+
+
+def build(seed):
+    est = Estate(seed)
+    rng = est.rng
+    tr = est.truth
+    d1, d2 = DAYS
+    for day in DAYS:
+        xff_ok = day == d2
+        # alice: iPhone Mail over ActiveSync from her carrier (IPv4 and IPv6),
+        # OWA in Chrome from the LAN.
+        eas_device(est, day, ukey="alice", user=f"{DOMAIN}\\alice", user_param=f"{DOMAIN}\\alice",
+                   device_id="ApplF17ZK3N1Q1GH", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
+                   ips=["198.51.100.23", "2001:db8:85a3::8a2e:370:7334"], n=60, mailbox="EX01",
+                   as_state="AllowedG", dev_os="iOS 17.1.2 21B101", provision=(day == d1))
+        owa(est, day, ukey="alice", user=f"{DOMAIN}\\alice", ua=UA_CHROME, client="browser",
+            ips=["10.1.20.31"], n=25, mailbox="EX01")
+        # bob: Outlook mobile with Basic: Microsoft's cloud polls from
+        # Exchange Online addresses [olm-basic][m365]; its Autodiscover too,
+        # joined to the device [readme]. Outlook for Windows on the LAN.
+        bob_dev = "8C1E2F0A7B3D4C5E9F60718293A4B5C6"
+        eas_device(est, day, ukey="bob", user=f"bob@{MAILDOMAIN}", user_param=f"bob@{MAILDOMAIN}",
+                   device_id=bob_dev, dtype="Outlook", ua=UA_OUTLOOK_BASIC, client="outlook-mobile-basic",
+                   ips=["52.98.33.17", "40.99.12.5", "2603:1036:304:8c1::2"], n=70, mailbox="EX02")
+        for t in times(rng, 4):
+            est.person(day, t, method="POST", stem="/Autodiscover/Autodiscover.xml", query=cafe(est),
+                       user=f"bob@{MAILDOMAIN}", ukey="bob", cip="52.98.33.17", ua=UA_OUTLOOK_BASIC,
+                       proto="autodiscover", client="outlook-mobile-basic", mailbox="EX02", join_device=bob_dev)
+        outlook_desktop(est, day, ukey="bob", user=f"{DOMAIN}\\bob", ips=["10.1.20.44"], n=50, mailbox="EX02")
+        # carol: Outlook mobile with hybrid modern auth [olm-hma]: Bearer
+        # ActiveSync from Exchange Online, anonymous AutoDetect lookups of
+        # autodiscover.json (legitimate: `Protocol=` present, no `/` path).
+        eas_device(est, day, ukey="carol", user=f"carol@{MAILDOMAIN}", user_param=f"carol@{MAILDOMAIN}",
+                   device_id="OLMA7F3C2B1D0E9F8A7B6C5D4E3F2A1B0", dtype="OutlookService", ua=UA_OUTLOOK_HMA,
+                   client="outlook-mobile-hma", ips=["40.97.140.9", "52.96.88.201"], n=50, mailbox="EX01")
+        for i, t in enumerate(times(rng, 3)):
+            email = f"carol@{MAILDOMAIN}" if i == 0 else f"carol%40{MAILDOMAIN}"
+            est.person(day, t, method="GET", stem="/autodiscover/autodiscover.json",
+                       query=f"Email={email}&Protocol=activesync&RedirectCount=3" + cafe(est), user=None,
+                       ukey=None, cip="52.125.128.44", ua=UA_OUTLOOK_HMA, proto="autodiscover",
+                       client="outlook-mobile-hma")
+        # dave: Gmail for Android from outside, Outlook for Windows inside.
+        eas_device(est, day, ukey="dave", user=f"dave@{MAILDOMAIN}", user_param="dave",
+                   device_id="androidc1849305526", dtype="Android", ua=UA_GMAIL, client="android-mail",
+                   ips=["203.0.113.41"], n=40, mailbox="EX02")
+        outlook_desktop(est, day, ukey="dave", user=f"{DOMAIN}\\Dave", ips=["10.1.21.7"], n=30, mailbox="EX02")
+        # erin: Samsung Email, and OWA in Safari on her iPhone (a mobile
+        # client on OWA: README's `mobile-on-ews`).
+        eas_device(est, day, ukey="erin", user=f"{DOMAIN}\\erin", user_param=f"{DOMAIN}\\erin",
+                   device_id="SEC1F0B2C3D4E5A6", dtype="SAMSUNGSMG991B", ua=UA_SAMSUNG, client="samsung-email",
+                   ips=["198.51.100.88"], n=40, mailbox="EX01")
+        owa(est, day, ukey="erin", user=f"{DOMAIN}\\erin", ua=UA_SAFARI_IPHONE, client="mobile-browser",
+            ips=["198.51.100.88"], n=12, mailbox="EX01")
+        # frank: a third-party EWS application, and Firefox on OWA.
+        for t in times(rng, 35):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est),
+                       user=f"frank@{MAILDOMAIN}", ukey="frank", cip="203.0.113.90", ua=UA_EWS_APP,
+                       proto="ews", client="ews-third-party", mailbox="EX02")
+        owa(est, day, ukey="frank", user=f"{DOMAIN}\\frank", ua=UA_FIREFOX, client="browser",
+            ips=["10.1.22.15"], n=15, mailbox="EX02")
+        # grace: Windows Mail, whose ActiveSync queries are base64 [ashttp-b64].
+        eas_device(est, day, ukey="grace", user=f"{DOMAIN}\\grace", user_param=f"grace@{MAILDOMAIN}",
+                   device_id="6F24CAD599A5BF1A690246B8C68FAE8D", dtype="WindowsMail", ua=UA_WINMAIL,
+                   client="windows-mail", ips=["10.1.23.3"], n=30, mailbox="EX01", b64=True, version="141")
+        outlook_desktop(est, day, ukey="grace", user=f"grace@{MAILDOMAIN}", ips=["10.1.23.3"], n=40,
+                        mailbox="EX01")
+        # heidi: OWA from home through the load balancer: c-ip is the
+        # balancer, X-Forwarded-For the client [xff] (day 2 only logs it).
+        owa(est, day, ukey="heidi", user=f"heidi@{MAILDOMAIN}", ua=UA_CHROME, client="browser",
+            ips=["10.0.5.5"] if xff_ok else ["192.0.2.77"], n=30, mailbox="EX02",
+            xff="192.0.2.77, 10.0.5.9" if xff_ok else None)
+        # ivan: four failed sign-ins [iis-401] on ActiveSync, then his iPhone syncs.
+        for t in times(rng, 4, 7 * 3600, 7 * 3600 + 600):
+            q = f"Cmd=FolderSync&User=ivan&DeviceId=ApplDNPQ8K2L0M9X&DeviceType=iPhone"
+            est.person(day, t, method="POST", stem="/Microsoft-Server-ActiveSync/default.eas", query=q,
+                       user=f"{DOMAIN}\\ivan", ukey="ivan", cip="203.0.113.12", ua=UA_IPHONE,
+                       proto="activesync", client="apple-mail-ios", status=401, sub=1, win32=1326,
+                       device="ApplDNPQ8K2L0M9X", dtype="iPhone", command="FolderSync")
+        eas_device(est, day, ukey="ivan", user=f"{DOMAIN}\\ivan", user_param="ivan",
+                   device_id="ApplDNPQ8K2L0M9X", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
+                   ips=["203.0.113.12"], n=25, mailbox="EX02")
+
+        # -- probes [probes]: front end and back end --------------------------
+        hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
+        for t in range(300, 86400, 1800):
+            est.probe(day, t, stem="/owa/", query=cafe(est), user=f"{DOMAIN}\\{hm}", ua="AMProbe/Local/ClientAccess")
+            est.probe(day, t + 7, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{hm}@{MAILDOMAIN}",
+                      ua="AMProbe/Local/ClientAccess", method="POST")
+            est.probe(day, t + 11, stem="/Microsoft-Server-ActiveSync/default.eas",
+                      query=f"Cmd=FolderSync&User={hm}&DeviceId=EASProbeDeviceId161&DeviceType=EASProbeDeviceType",
+                      user=f"{DOMAIN}\\{hm}", ua="TestActiveSyncConnectivity", method="POST")
+            for server in ("EX01", "EX02"):
+                est.probe(day, t + 20, stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}",
+                          user=f"{DOMAIN}\\{hm}", ua="AMProbe/Local/ClientAccess", site="W3SVC2", server=server,
+                          method="POST")
+
+        # -- a machine account on the front end (cross-server EWS) -----------
+        for t in times(rng, 3):
+            est.machine(day, t, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{DOMAIN}\\EX02$",
+                        cip=BE_IPS["EX02"], ua="ExchangeServicesClient/15.02.1544.004")
+
+    # -- attacks ---------------------------------------------------------------
+    # [proxyshell] four requests from one address, three answered 200: succeeded.
+    evil = "evilcorp.xyz"
+    email = f"Email=autodiscover/autodiscover.json%3F@{evil}"
+    rps = base64.b64encode(b"V\x01\x00T\x07Windows C\x00A\x08Kerberos L\x19administrator@contoso.com").decode()
+    for t, (method, q, st) in zip(times(rng, 4, 2 * 3600, 2 * 3600 + 120), [
+        ("GET", f"@{evil}/owa/?&{email}&Protocol=XYZ&FooProtocol=Powershell", 302),
+        ("POST", f"@{evil}/autodiscover/autodiscover.xml?&{email}", 200),
+        ("POST", f"@{evil}/mapi/emsmdb/?&{email}", 200),
+        ("POST", f"@{evil}/powershell/?X-Rps-CAT={quote(rps, safe='')}&{email}", 200),
+    ]):
+        est.attack(d2, t, method=method, stem="/autodiscover/autodiscover.json", query=q, cip="45.155.205.10",
+                   ua="python-requests/2.26.0", status=st, kind="exploit-attempt")
+    # [proxyshell] two attempts from another address, refused 403: blocked.
+    for t in times(rng, 2, 3 * 3600, 3 * 3600 + 60):
+        est.attack(d2, t, method="POST", stem="/autodiscover/autodiscover.json",
+                   query=f"@{evil}/powershell/?&{email}", cip="185.220.101.45",
+                   ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=403, kind="exploit-attempt")
+    # [webshell] a script Exchange never ships in /owa/auth/, with a command.
+    for t, cmd in zip(times(rng, 3, 4 * 3600, 4 * 3600 + 300), ["whoami", "ipconfig", "net+group"]):
+        est.attack(d2, t, method="POST", stem="/owa/auth/x3xj.aspx", query=f"cmd={cmd}", cip="203.0.113.200",
+                   ua=UA_OUTLOOK_BASIC, status=200, kind="web-shell")
+
+    # -- password spray: one address, seven accounts, ten minutes [iis-401] ----
+    spray_src = "203.0.113.250"
+    victims = ["alice", "bob", "carol", "dave", "erin", "admin", "test"]
+    for t, v in zip(times(rng, len(victims), 5 * 3600, 5 * 3600 + 600), victims):
+        est.person(d2, t, method="POST", stem="/Autodiscover/Autodiscover.xml", query=cafe(est),
+                   user=f"{v}@{MAILDOMAIN}", ukey=v, cip=spray_src, ua=UA_OUTLOOK_WIN, proto="autodiscover",
+                   client="outlook-windows", status=401, sub=1, win32=1326)
+        tr.spray[spray_src].add(v)
+
+    # The findings an audit must make [readme "reports"].
+    tr.findings["cloud-credentials"].add("bob")
+    tr.findings["cloud-token"].add("carol")
+    tr.findings["ews-non-outlook"].add("frank")
+    tr.findings["mobile-on-ews"].add("erin")
+    return est
+
+
+def header(fields, date_time):
+    return [
+        "#Software: Microsoft Internet Information Services 10.0",
+        "#Version: 1.0",
+        f"#Date: {date_time}",
+        "#Fields: " + " ".join(fields),
+    ]
+
+
+def emit(est, out):
+    """Writes the files; returns their names (relative to `out`) and the
+    malformed line's place."""
+    logs = os.path.join(out, "logs")
+    tr = est.truth
+    files = []
+    for (server, site, day), rows in sorted(est.lines.items()):
+        rows.sort(key=lambda r: r[0])
+        fields = FIELDS_XFF if (site == "W3SVC1" and day == DAYS[1]) else FIELDS
+        yymmdd = day[2:4] + day[5:7] + day[8:10]
+        # [iis-custom] `_x` in the name when custom fields are logged; the
+        # first day's front end was compressed by the admin (gzip) [readme].
+        name = f"u_ex{yymmdd}" + ("_x" if fields is FIELDS_XFF else "") + ".log"
+        gz = site == "W3SVC1" and day == DAYS[0]
+        rel = os.path.join(server, site, name + (".gz" if gz else ""))
+        text = header(fields, f"{day} 00:00:00")
+        restart_at = len(rows) // 2 if (site == "W3SVC1" and day == DAYS[1]) else None
+        for i, (t, line) in enumerate(rows):
+            if i == restart_at:
+                # [w3c] a restart mid-day: IIS writes the header block again.
+                hh, mm, ss = t // 3600, t // 60 % 60, t % 60
+                text += header(fields, f"{day} {hh:02d}:{mm:02d}:{ss:02d}")
+            text.append(line)
+            tr.summary["lines"] += 1
+        if site == "W3SVC1" and day == DAYS[1]:
+            # One malformed line: a line cut short (as after a crash),
+            # with fewer fields than #Fields names.
+            pos = len(text) - 5
+            text.insert(pos, f"{day} 23:10:00 {FE_IP} POST /EWS/Exchange.asmx")
+            tr.summary["lines"] += 1
+            tr.summary["malformed"] += 1
+            tr.malformed.append({"file": rel, "line": pos + 1})
+        data = ("\r\n".join(text) + "\r\n").encode("utf-8")
+        path = os.path.join(logs, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if gz:
+            with open(path, "wb") as f:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                    g.write(data)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        files.append(rel)
+    return files
+
+
+def truth_json(est, files):
+    tr = est.truth
+    users = {}
+    for k, u in sorted(tr.users.items()):
+        users[k] = {
+            "requests": u["requests"],
+            "protocols": dict(sorted(u["protocols"].items())),
+            "clients": dict(sorted(u["clients"].items())),
+            "failed_sign_ins": u["failed_sign_ins"],
+            "sources": {ip: {"network": n, "requests": c} for ip, (n, c) in sorted(u["sources"].items())},
+            "devices": {i: {"type": d["type"], "client": d["client"], "requests": d["requests"],
+                            "commands": dict(sorted(d["commands"].items())),
+                            "networks": sorted(d["networks"]),
+                            **({"access": d["access"]} if "access" in d else {})}
+                        for i, d in sorted(u["devices"].items())},
+        }
+    s = tr.summary
+    summary = {k: s.get(k, 0) for k in ("lines", "malformed", "requests", "backend_duplicates", "probes",
+                                        "attacks", "exploit_attempts", "failed_sign_ins", "machine",
+                                        "anonymous")}
+    summary["users"] = len(users)
+    summary["files"] = len(files)
+
+    def outcome(statuses):
+        # README: succeeded if any 2xx; failed if any other answer than
+        # 401/403/456/404 (filtering); else blocked.
+        if any(200 <= x < 300 for x in statuses):
+            return "succeeded"
+        if any(x not in (401, 403, 456, 404) for x in statuses):
+            return "failed"
+        return "blocked"
+
+    return {
+        "writer": "tests/apart/write.py",
+        "seed": est.seed,
+        "files": files,
+        "summary": summary,
+        "protocols": dict(sorted(tr.protocols.items())),
+        "clients": dict(sorted(tr.clients.items())),
+        "users": users,
+        "probes": {"requests": s.get("probes", 0), "user_agents": dict(sorted(tr.probe_user_agents.items()))},
+        "attacks": {ip: {"requests": a["requests"], "exploit_attempts": a["exploit"], "kinds": sorted(a["kinds"]),
+                         "outcome": outcome(a["statuses"])} for ip, a in sorted(tr.attacks.items())},
+        "failed_sign_ins": dict(sorted(tr.failed.items())),
+        "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
+        "findings": {k: sorted(v) for k, v in sorted(tr.findings.items())},
+        "malformed": tr.malformed,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", required=True, help="folder: logs/ and truth.json are written in it")
+    args = ap.parse_args(argv)
+    est = build(args.seed)
+    est.seed = args.seed
+    files = emit(est, args.out)
+    truth = truth_json(est, files)
+    with open(os.path.join(args.out, "truth.json"), "w", encoding="utf-8") as f:
+        json.dump(truth, f, indent=1, sort_keys=False)
+        f.write("\n")
+    print(f"{truth['summary']['lines']} lines in {len(files)} files, truth in "
+          f"{os.path.join(args.out, 'truth.json')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
