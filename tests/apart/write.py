@@ -59,6 +59,22 @@ Sources, cited in the comments as [name]:
   user agents `Outlook-iOS/2.0`, `Outlook-Android/2.0`; AutoDetect asks
   `/autodiscover/autodiscover.json?Email=...&Protocol=activesync&RedirectCount=3`
   anonymously (`use-hybrid-modern-auth.md`, `secure-outlook-for-ios-and-android.md`).
+- [ntlm-legs] An NTLM sign-in in IIS logs is three lines: `401 2 5` and
+  `401 1 2148074254`, both with cs-username `-`, then the request with the
+  user (David Wang, "HOWTO: Diagnose 401.x HTTP errors on IIS", MSDN blogs,
+  learn.microsoft.com archive; Microsoft support 907273; a failed NTLM logon
+  is `401 1 2148074252` (Splunk "Decoding IIS Logs").
+- [appgw] Azure Application Gateway writes X-Forwarded-For as `IP:port`
+  (learn.microsoft.com "How an application gateway works": "X-Forwarded-For
+  ... client IP address and port").
+- [utf8] IIS logs in UTF-8 by default (`logInUTF8` true, iis-docs
+  `system.applicationHost/log`); Windows account names are case-insensitive,
+  non-ASCII letters included.
+- [notshell] ProxyNotShell (CVE-2022-41040): `/autodiscover/autodiscover.json`
+  with `Powershell` in the query; Microsoft's first URL Rewrite mitigation
+  (`.*autodiscover\.json.*\@.*Powershell.*`) was bypassed without `@`
+  (`?a..foo.var/owa/&Email=autodiscover/autodiscover.json?a..foo.var&Protocol=XYZ&FooProtocol=Powershell`)
+  and replaced by one without it (MSRC guidance for CVE-2022-41040, updated).
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -112,6 +128,14 @@ FIELDS = [
 ]
 # [iis-custom] day 2's front end also logs X-Forwarded-For (enabled between days).
 FIELDS_XFF = FIELDS + ["X-Forwarded-For"]
+# IIS's fixed order when more standard fields are ticked (the order of the
+# `logExtFileFlags` list in iis-docs): s-computername after date time
+# s-sitename, cs-host after cs(Referer), sc-bytes cs-bytes before time-taken.
+FIELDS_MORE = [
+    "date", "time", "s-computername", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+    "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "cs-host", "sc-status", "sc-substatus",
+    "sc-win32-status", "sc-bytes", "cs-bytes", "time-taken", "X-Forwarded-For",
+]
 
 # Networks of the truth, in this writer's words. The check maps them to
 # casguard's names (cloud -> microsoft365).
@@ -210,14 +234,21 @@ class Estate:
 
     def write(self, server, site, day, t, method, stem, query, port, user, cip, ua, status,
               sub=0, win32=0, referer=None, xff=None, taken=None):
+        """Keeps the line's values by field name: emit() writes them in the
+        order of the `#Fields` in force where the line lands."""
         hh, mm, ss = t // 3600, t // 60 % 60, t % 60
         taken = taken if taken is not None else self.rng.randint(15, 900)
-        vals = [day, f"{hh:02d}:{mm:02d}:{ss:02d}", BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IP,
-                method, stem, query or "-", str(port), plus(user), cip, plus(ua), plus(referer),
-                str(status), str(sub), str(win32), str(taken)]
-        if site == "W3SVC1" and day == DAYS[1]:
-            vals.append(plus(xff))
-        self.lines[(server, site, day)].append((t, " ".join(vals)))
+        s_ip = BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IP
+        vals = {
+            "date": day, "time": f"{hh:02d}:{mm:02d}:{ss:02d}", "s-ip": s_ip, "cs-method": method,
+            "cs-uri-stem": stem, "cs-uri-query": query or "-", "s-port": str(port), "cs-username": plus(user),
+            "c-ip": cip, "cs(User-Agent)": plus(ua), "cs(Referer)": plus(referer), "sc-status": str(status),
+            "sc-substatus": str(sub), "sc-win32-status": str(win32), "time-taken": str(taken),
+            "X-Forwarded-For": plus(xff), "s-computername": server, "cs-host": HOST if site == "W3SVC1" else
+            f"{server.lower()}.{MAILDOMAIN}:444", "sc-bytes": str(self.rng.randint(200, 90000)),
+            "cs-bytes": str(self.rng.randint(200, 9000)),
+        }
+        self.lines[(server, site, day)].append((t, vals))
 
     # -- what a request means, recorded as it is written ---------------------
 
@@ -232,7 +263,12 @@ class Estate:
         tr.summary["requests"] += 1
         tr.protocols[proto] += 1
         tr.clients[client] += 1
-        failed = status == 401 and (sub == 1 or win32 == 1326)  # [iis-401]
+        # [iis-401] a failed sign-in is a 401 whose Windows error says the
+        # logon failed: 1326 (Basic: bad user name or password) or
+        # 2148074252 = 0x8009030C SEC_E_LOGON_DENIED (NTLM/Negotiate). Not
+        # 401.1 with 2148074254 = 0x8009030E: that is NTLM's challenge leg,
+        # logged on every good NTLM sign-in [ntlm-legs].
+        failed = status == 401 and win32 in (1326, 2148074252)
         if failed:
             tr.summary["failed_sign_ins"] += 1
         src = client_address(cip, xff)
@@ -290,6 +326,11 @@ def client_address(cip, xff):
     names a public address: then the right-most public one."""
     if xff and is_private(cip):
         for a in reversed([x.strip() for x in xff.split(",")]):
+            # [appgw] `IP:port`, `[v6]:port`: the address without its port.
+            if a.startswith("[") and "]" in a:
+                a = a[1:a.index("]")]
+            elif a.count(":") == 1:
+                a = a.split(":")[0]
             try:
                 if not is_private(a):
                     return a
@@ -329,11 +370,18 @@ EAS_CMDS = ["Sync", "Sync", "Sync", "Ping", "Ping", "FolderSync", "GetItemEstima
 
 
 def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client, ips, n, mailbox,
-               b64=False, version="161", as_state=None, dev_os=None, provision=False, bearer=False):
+               b64=False, version="161", as_state=None, dev_os=None, provision=False,
+               stem="/Microsoft-Server-ActiveSync/default.eas", options=False):
     """An ActiveSync device's day: plain [ashttp-plain] or base64 [ashttp-b64]
     queries, Exchange's &Log= on front end and back end [eas-log]."""
     rng = est.rng
     ts = times(rng, n)
+    if options:
+        # An account set-up asks OPTIONS first: the device's parameters, no
+        # Cmd (MS-ASHTTP 2.2.1.2 HTTP OPTIONS), no &Log= (no command ran).
+        q = f"User={quote(user_param, safe='@')}&DeviceId={device_id}&DeviceType={dtype}"
+        est.person(day, ts[0] - 5, method="OPTIONS", stem=stem, query=q, user=user, ukey=ukey, cip=ips[0], ua=ua,
+                   proto="activesync", client=client, device=device_id, dtype=dtype, mailbox=mailbox)
     for i, t in enumerate(ts):
         cmd = "Provision" if provision and i == 0 else rng.choice(EAS_CMDS)
         cip = rng.choice(ips)
@@ -362,7 +410,7 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
             fe_q = f"{q}&Log={fe_log}"
             be_q = f"{q}&Log={be_log}"
         taken = 1680000 + rng.randint(0, 900) if cmd == "Ping" else None
-        est.person(day, t, method="POST", stem="/Microsoft-Server-ActiveSync/default.eas", query=fe_q,
+        est.person(day, t, method="POST", stem=stem, query=fe_q,
                    user=user, ukey=ukey, cip=cip, ua=ua, proto="activesync", client=client,
                    device=device_id, dtype=dtype, command=cmd, mailbox=mailbox,
                    be_query=be_q, be_stem="/Microsoft-Server-ActiveSync/Proxy/default.eas", taken=taken)
@@ -372,7 +420,7 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
         est.truth.users[ukey]["devices"][device_id]["access"] = "allowed"
 
 
-def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox):
+def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox, xff=None):
     """[outlook-ua] Outlook for Windows on the LAN: MAPI over HTTP with an
     anonymous NTLM first leg per connection [iis-401], EWS for free/busy,
     Autodiscover, OAB."""
@@ -390,12 +438,16 @@ def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox):
         else:
             stem, proto, q = f"/OAB/{mbx_guid}/oab.xml", "oab", cafe(est)
         method = "GET" if proto == "oab" else "POST"
-        if proto == "mapi" and rng.random() < 0.2:
-            # the anonymous first leg: no user, 401.2, error 5
-            est.person(day, t, method=method, stem=stem, query=q, user=None, ukey=None, cip=cip,
-                       ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", status=401, sub=2, win32=5)
+        if proto in ("mapi", "ews") and rng.random() < 0.2:
+            # [ntlm-legs] a new connection signs in: the anonymous first leg
+            # (401.2, error 5), NTLM's challenge leg (401.1, 2148074254), both
+            # of no user; neither is a failed sign-in.
+            for sub, win32 in ((2, 5), (1, 2148074254)):
+                est.person(day, t, method=method, stem=stem, query=q, user=None, ukey=None, cip=cip,
+                           ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", status=401, sub=sub,
+                           win32=win32, xff=xff)
         est.person(day, t, method=method, stem=stem, query=q, user=user, ukey=ukey, cip=cip,
-                   ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", mailbox=mailbox)
+                   ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", mailbox=mailbox, xff=xff)
 
 
 def owa(est, day, *, ukey, user, ua, client, ips, n, mailbox, xff=None):
@@ -428,7 +480,7 @@ def build(seed):
         eas_device(est, day, ukey="alice", user=f"{DOMAIN}\\alice", user_param=f"{DOMAIN}\\alice",
                    device_id="ApplF17ZK3N1Q1GH", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
                    ips=["198.51.100.23", "2001:db8:85a3::8a2e:370:7334"], n=60, mailbox="EX01",
-                   as_state="AllowedG", dev_os="iOS 17.1.2 21B101", provision=(day == d1))
+                   as_state="AllowedG", dev_os="iOS 17.1.2 21B101", provision=(day == d1), options=(day == d1))
         owa(est, day, ukey="alice", user=f"{DOMAIN}\\alice", ua=UA_CHROME, client="browser",
             ips=["10.1.20.31"], n=25, mailbox="EX01")
         # bob: Outlook mobile with Basic: Microsoft's cloud polls from
@@ -454,11 +506,11 @@ def build(seed):
             est.person(day, t, method="GET", stem="/autodiscover/autodiscover.json",
                        query=f"Email={email}&Protocol=activesync&RedirectCount=3" + cafe(est), user=None,
                        ukey=None, cip="52.125.128.44", ua=UA_OUTLOOK_HMA, proto="autodiscover",
-                       client="outlook-mobile-hma")
+                       client="outlook-mobile-unknown-auth")
         # dave: Gmail for Android from outside, Outlook for Windows inside.
         eas_device(est, day, ukey="dave", user=f"dave@{MAILDOMAIN}", user_param="dave",
                    device_id="androidc1849305526", dtype="Android", ua=UA_GMAIL, client="android-mail",
-                   ips=["203.0.113.41"], n=40, mailbox="EX02")
+                   ips=["203.0.113.41"], n=40, mailbox="EX02", stem="/Microsoft-Server-ActiveSync")
         outlook_desktop(est, day, ukey="dave", user=f"{DOMAIN}\\Dave", ips=["10.1.21.7"], n=30, mailbox="EX02")
         # erin: Samsung Email, and OWA in Safari on her iPhone (a mobile
         # client on OWA: README's `mobile-on-ews`).
@@ -468,10 +520,13 @@ def build(seed):
         owa(est, day, ukey="erin", user=f"{DOMAIN}\\erin", ua=UA_SAFARI_IPHONE, client="mobile-browser",
             ips=["198.51.100.88"], n=12, mailbox="EX01")
         # frank: a third-party EWS application, and Firefox on OWA.
-        for t in times(rng, 35):
-            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est),
-                       user=f"frank@{MAILDOMAIN}", ukey="frank", cip="203.0.113.90", ua=UA_EWS_APP,
-                       proto="ews", client="ews-third-party", mailbox="EX02")
+        # IIS paths are case-insensitive; the app writes `/ews/exchange.asmx`
+        # half the time. On day 2 it sends X-Forwarded-For: 10.1.1.1 itself:
+        # c-ip is public, so the header is the client's say, not a proxy's [xff].
+        for i, t in enumerate(times(rng, 35)):
+            est.person(day, t, method="POST", stem="/ews/exchange.asmx" if i % 2 else "/EWS/Exchange.asmx",
+                       query=cafe(est), user=f"frank@{MAILDOMAIN}", ukey="frank", cip="203.0.113.90", ua=UA_EWS_APP,
+                       proto="ews", client="ews-third-party", mailbox="EX02", xff="10.1.1.1" if xff_ok else None)
         owa(est, day, ukey="frank", user=f"{DOMAIN}\\frank", ua=UA_FIREFOX, client="browser",
             ips=["10.1.22.15"], n=15, mailbox="EX02")
         # grace: Windows Mail, whose ActiveSync queries are base64 [ashttp-b64].
@@ -495,6 +550,24 @@ def build(seed):
         eas_device(est, day, ukey="ivan", user=f"{DOMAIN}\\ivan", user_param="ivan",
                    device_id="ApplDNPQ8K2L0M9X", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
                    ips=["203.0.113.12"], n=25, mailbox="EX02")
+
+        # judy: OWA through Azure Application Gateway, X-Forwarded-For with
+        # the client's port [appgw] (day 2, when the field is logged).
+        if xff_ok:
+            owa(est, day, ukey="judy", user=f"judy@{MAILDOMAIN}", ua=UA_FIREFOX, client="browser",
+                ips=["10.0.6.4"], n=20, mailbox="EX01", xff="192.0.2.80:51234")
+        # jürgen: UTF-8 user name [utf8], in capitals on MAPI, in lower case on
+        # OWA: one account.
+        outlook_desktop(est, day, ukey="jürgen", user=f"{DOMAIN}\\JÜRGEN", ips=["10.1.24.9"], n=20, mailbox="EX02")
+        owa(est, day, ukey="jürgen", user=f"jürgen@{MAILDOMAIN}", ua=UA_CHROME, client="browser",
+            ips=["10.1.24.9"], n=10, mailbox="EX02")
+        # kate: Outlook for Windows from home mistypes her password twice: a
+        # failed NTLM sign-in names no user [ntlm-legs].
+        for t in times(rng, 2, 8 * 3600, 8 * 3600 + 60):
+            est.person(day, t, method="POST", stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}" + cafe(est),
+                       user=None, ukey=None, cip="192.0.2.150", ua=UA_OUTLOOK_WIN, proto="mapi",
+                       client="outlook-windows", status=401, sub=1, win32=2148074252)
+        outlook_desktop(est, day, ukey="kate", user=f"{DOMAIN}\\kate", ips=["192.0.2.150"], n=15, mailbox="EX01")
 
         # -- probes [probes]: front end and back end --------------------------
         hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
@@ -533,6 +606,11 @@ def build(seed):
         est.attack(d2, t, method="POST", stem="/autodiscover/autodiscover.json",
                    query=f"@{evil}/powershell/?&{email}", cip="185.220.101.45",
                    ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=403, kind="exploit-attempt")
+    # [notshell] the mitigation bypass, without `@`, capitalised stem; 401: blocked.
+    for t in times(rng, 2, 3 * 3600 + 600, 3 * 3600 + 700):
+        est.attack(d2, t, method="GET", stem="/Autodiscover/Autodiscover.json",
+                   query="a..foo.var/owa/&Email=autodiscover/autodiscover.json?a..foo.var&Protocol=XYZ&FooProtocol=Powershell",
+                   cip="198.51.100.200", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=401, kind="exploit-attempt")
     # [webshell] a script Exchange never ships in /owa/auth/, with a command.
     for t, cmd in zip(times(rng, 3, 4 * 3600, 4 * 3600 + 300), ["whoami", "ipconfig", "net+group"]):
         est.attack(d2, t, method="POST", stem="/owa/auth/x3xj.aspx", query=f"cmd={cmd}", cip="203.0.113.200",
@@ -581,12 +659,16 @@ def emit(est, out):
         rel = os.path.join(server, site, name + (".gz" if gz else ""))
         text = header(fields, f"{day} 00:00:00")
         restart_at = len(rows) // 2 if (site == "W3SVC1" and day == DAYS[1]) else None
-        for i, (t, line) in enumerate(rows):
+        for i, (t, vals) in enumerate(rows):
             if i == restart_at:
-                # [w3c] a restart mid-day: IIS writes the header block again.
+                # [w3c] a restart mid-day: IIS writes the header block again,
+                # here after the admin ticked more fields (s-computername,
+                # cs-host, sc-bytes, cs-bytes): the new `#Fields` puts them in
+                # IIS's own order, custom fields last [iis-custom].
                 hh, mm, ss = t // 3600, t // 60 % 60, t % 60
+                fields = FIELDS_MORE
                 text += header(fields, f"{day} {hh:02d}:{mm:02d}:{ss:02d}")
-            text.append(line)
+            text.append(" ".join(vals[f] for f in fields))
             tr.summary["lines"] += 1
         if site == "W3SVC1" and day == DAYS[1]:
             # One malformed line: a line cut short (as after a crash),
