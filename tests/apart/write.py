@@ -75,6 +75,34 @@ Sources, cited in the comments as [name]:
   (`.*autodiscover\.json.*\@.*Powershell.*`) was bypassed without `@`
   (`?a..foo.var/owa/&Email=autodiscover/autodiscover.json?a..foo.var&Protocol=XYZ&FooProtocol=Powershell`)
   and replaced by one without it (MSRC guidance for CVE-2022-41040, updated).
+- [mac-mail] Apple Mail for macOS on EWS: `Mac OS X/<ver> (<build>);
+  ExchangeWebServices/<ver> (<build>); Mail/<ver> (<build>)` (user agents
+  quoted in Apple and Exchange forum threads; CSS-Exchange
+  `Calendar/CalLogHelpers/ShortClientNameFunctions.ps1` maps `Mac OS X`/`Mail`).
+- [rps] Exchange Management Shell: `POST /powershell` with
+  `serializationLevel=Full;ExchClientVer=...;clientApplication=ManagementShell;...`
+  and user agent `Microsoft WinRM Client` (public IIS samples of remote
+  PowerShell; ProxyShell write-ups contrast it with autodiscover.json).
+- [rpc] Outlook Anywhere: `RPC_IN_DATA`/`RPC_OUT_DATA /rpc/rpcproxy.dll`
+  with `<mailbox guid>@<domain>:6001` in the query, user agent `MSRPC`
+  (the Windows RPC over HTTP client Outlook uses).
+- [ecp] the Exchange admin center: `/ecp/`, `/ecp/default.aspx`,
+  `/ecp/DDI/DDIService.svc/GetList?schema=...&msExchEcpCanary=...`: shipped
+  by Exchange, an admin's work, not an attack (only ProxyLogon's
+  `SetObject` with `ResetOABVirtualDirectory` is one).
+- [sentinel-spray] Microsoft Sentinel: password spray = 5+ accounts from one
+  address within 20 minutes; brute force = 100+ failures for one user within
+  10 minutes (the thresholds casguard's README names as its defaults).
+- [ad-names] pre-Windows 2000 logon names may hold spaces but none of
+  `" / \\ [ ] : ; | = , + * ? < >` (Microsoft "Naming conventions in Active Directory").
+- [lb-health] Exchange 2013+ serves `/<protocol>/healthcheck.htm` on each
+  virtual directory for load balancers, answered 200 while Managed
+  Availability finds the protocol healthy (Microsoft "Load balancing in
+  Exchange Server"; Exchange Team Blog "Load Balancing in Exchange 2013").
+  A balancer polls them anonymously every few seconds: monitoring.
+- [gzip] RFC 1952 2.2: "A gzip file consists of a series of members";
+  `gzip -d` and `zcat` read them all (compressing a log in parts, or
+  appending, gives several).
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -211,15 +239,20 @@ class Truth:
         self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": []})
         self.failed = defaultdict(int)
         self.spray = defaultdict(set)
+        self.brute_force = set()
         self.findings = defaultdict(set)
         self.malformed = []
         self.probe_user_agents = defaultdict(int)
+        # Lines of a kind worth naming, by protocol: NTLM challenge legs,
+        # load-balancer health checks.
+        self.tags = defaultdict(lambda: defaultdict(int))
 
     def user(self, key):
         return self.users.setdefault(key, {"requests": 0, "protocols": defaultdict(int),
                                            "clients": defaultdict(int), "devices": {},
                                            "sources": defaultdict(lambda: [None, 0]),
-                                           "failed_sign_ins": 0})
+                                           "failed_sign_ins": 0, "device_keys": set(),
+                                           "first_seen": None, "last_seen": None})
 
 
 class Estate:
@@ -271,12 +304,20 @@ class Estate:
         failed = status == 401 and win32 in (1326, 2148074252)
         if failed:
             tr.summary["failed_sign_ins"] += 1
+        if status == 401 and sub == 1 and not failed:
+            tr.tags["ntlm-challenge-leg"][proto] += 1
         src = client_address(cip, xff)
         if ukey is None:
             tr.summary["anonymous"] += 1
         else:
             u = tr.user(ukey)
             u["requests"] += 1
+            # README: a request without an ActiveSync device is grouped under
+            # a device keyed by its user agent.
+            u["device_keys"].add(device or join_device or ua)
+            stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
+            u["first_seen"] = min(u["first_seen"] or stamp, stamp)
+            u["last_seen"] = max(u["last_seen"] or stamp, stamp)
             u["protocols"][proto] += 1
             u["clients"][client] += 1
             s = u["sources"][src]
@@ -364,13 +405,18 @@ UA_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101
 UA_SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 "
                     "(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1")
 UA_EWS_APP = "ExchangeServicesClient/15.00.0913.015"   # [ews-ua]
+# [mac-mail] Apple Mail for macOS on EWS.
+UA_MAC_MAIL = "Mac OS X/14.1.1 (23B81); ExchangeWebServices/14.0 (274); Mail/16.0 (3774.200.91.1.1)"
+UA_EDGE = UA_CHROME + " Edg/119.0.2151.58"
+UA_WINRM = "Microsoft WinRM Client"           # [rps]
+UA_MSRPC = "MSRPC"                            # [rpc]
 
 EAS_CMDS = ["Sync", "Sync", "Sync", "Ping", "Ping", "FolderSync", "GetItemEstimate", "ItemOperations",
             "SendMail"]
 
 
 def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client, ips, n, mailbox,
-               b64=False, version="161", as_state=None, dev_os=None, provision=False,
+               b64=False, version="161", as_state=None, dev_os=None, dev_model=None, provision=False,
                stem="/Microsoft-Server-ActiveSync/default.eas", options=False):
     """An ActiveSync device's day: plain [ashttp-plain] or base64 [ashttp-b64]
     queries, Exchange's &Log= on front end and back end [eas-log]."""
@@ -393,6 +439,9 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
             toks += [("Fet", rng.randint(20, 900))]
         if cmd == "Provision":
             toks += [("Pk", rng.getrandbits(31))]
+            # 14.1+: the device says what it is in Provision [eas-log].
+            if dev_model:
+                toks += [("DevModel", dev_model)]
             if dev_os:
                 toks += [("DevOS", dev_os)]
         if as_state:
@@ -418,6 +467,10 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
         # [eas-log] `As:` is ActiveSync's access state and reason; `AllowedG`
         # = Allowed, by the Global (organisation) default.
         est.truth.users[ukey]["devices"][device_id]["access"] = "allowed"
+    if provision and dev_model:
+        est.truth.users[ukey]["devices"][device_id]["model"] = dev_model
+    if provision and dev_os:
+        est.truth.users[ukey]["devices"][device_id]["os"] = dev_os
 
 
 def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox, xff=None):
@@ -468,6 +521,17 @@ def owa(est, day, *, ukey, user, ua, client, ips, n, mailbox, xff=None):
                    ua=ua, proto="owa", client=client, referer=f"https://{HOST}/owa/", xff=xff, mailbox=mailbox)
 
 
+KATE_MBX = "5b6a0c1e-9d41-4c1f-a3a2-7e5f0d9c2b11"
+
+
+def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover"):
+    """A Basic sign-in with a bad password [iis-401], for account form `v`."""
+    ukey = v.split("\\")[-1].split("@")[0].lower()
+    est.person(day, t, method="POST", stem=stem, query=cafe(est), user=v, ukey=ukey, cip=cip, ua=UA_OUTLOOK_WIN,
+               proto=proto, client="outlook-windows", status=401, sub=1, win32=1326)
+    return ukey
+
+
 def build(seed):
     est = Estate(seed)
     rng = est.rng
@@ -480,7 +544,7 @@ def build(seed):
         eas_device(est, day, ukey="alice", user=f"{DOMAIN}\\alice", user_param=f"{DOMAIN}\\alice",
                    device_id="ApplF17ZK3N1Q1GH", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
                    ips=["198.51.100.23", "2001:db8:85a3::8a2e:370:7334"], n=60, mailbox="EX01",
-                   as_state="AllowedG", dev_os="iOS 17.1.2 21B101", provision=(day == d1), options=(day == d1))
+                   as_state="AllowedG", dev_os="iOS 17.1.2 21B101", dev_model="iPhone14C2", provision=(day == d1), options=(day == d1))
         owa(est, day, ukey="alice", user=f"{DOMAIN}\\alice", ua=UA_CHROME, client="browser",
             ips=["10.1.20.31"], n=25, mailbox="EX01")
         # bob: Outlook mobile with Basic: Microsoft's cloud polls from
@@ -556,6 +620,8 @@ def build(seed):
         if xff_ok:
             owa(est, day, ukey="judy", user=f"judy@{MAILDOMAIN}", ua=UA_FIREFOX, client="browser",
                 ips=["10.0.6.4"], n=20, mailbox="EX01", xff="192.0.2.80:51234")
+            owa(est, day, ukey="judy", user=f"judy@{MAILDOMAIN}", ua=UA_SAFARI_IPHONE, client="mobile-browser",
+                ips=["10.0.6.4"], n=6, mailbox="EX01", xff="[2001:db8:1::77]:60211")
         # jürgen: UTF-8 user name [utf8], in capitals on MAPI, in lower case on
         # OWA: one account.
         outlook_desktop(est, day, ukey="jürgen", user=f"{DOMAIN}\\JÜRGEN", ips=["10.1.24.9"], n=20, mailbox="EX02")
@@ -568,6 +634,45 @@ def build(seed):
                        user=None, ukey=None, cip="192.0.2.150", ua=UA_OUTLOOK_WIN, proto="mapi",
                        client="outlook-windows", status=401, sub=1, win32=2148074252)
         outlook_desktop(est, day, ukey="kate", user=f"{DOMAIN}\\kate", ips=["192.0.2.150"], n=15, mailbox="EX01")
+
+        # kate also runs Outlook Anywhere from home [rpc] (both channels).
+        for t in times(rng, 6):
+            for method in ("RPC_IN_DATA", "RPC_OUT_DATA"):
+                est.person(day, t, method=method, stem="/rpc/rpcproxy.dll",
+                           query=f"{KATE_MBX}@{MAILDOMAIN}:6001" + cafe(est), user=f"{DOMAIN}\\kate", ukey="kate",
+                           cip="192.0.2.150", ua=UA_MSRPC, proto="rpc", client="outlook-windows", mailbox="EX01")
+        # alice reads her mail in Apple Mail on her Mac at home, over EWS [mac-mail].
+        for t in times(rng, 20):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"alice@{MAILDOMAIN}",
+                       ukey="alice", cip="198.51.100.23", ua=UA_MAC_MAIL, proto="ews", client="macos-mail",
+                       mailbox="EX01")
+        # oscar, an administrator: the admin center in Edge and the Exchange
+        # Management Shell, from the LAN [ecp][rps].
+        canary = "%032x" % rng.getrandbits(128)
+        for t in times(rng, 15):
+            stem, q = rng.choice([("/ecp/", cafe(est)), ("/ecp/default.aspx", cafe(est)),
+                                  ("/ecp/DDI/DDIService.svc/GetList",
+                                   f"schema=MailboxService&msExchEcpCanary={canary}" + cafe(est))])
+            est.person(day, t, method="POST" if "DDI" in stem else "GET", stem=stem, query=q,
+                       user=f"{DOMAIN}\\oscar", ukey="oscar", cip="10.1.30.5", ua=UA_EDGE, proto="ecp", client="browser",
+                       referer=f"https://{HOST}/ecp/", mailbox="EX01")
+        for t in times(rng, 10):
+            est.person(day, t, method="POST", stem="/powershell",
+                       query="serializationLevel=Full;ExchClientVer=15.2.1544.4;clientApplication=ManagementShell;"
+                             "TargetServer=;PSVersion=5.1.17763.1852", user=f"{DOMAIN}\\oscar", ukey="oscar",
+                       cip="10.1.30.5", ua=UA_WINRM, proto="powershell", client="remote-powershell", mailbox="EX01")
+
+        # John Smith: a pre-Windows 2000 logon name with a space, which IIS
+        # writes as `+` [iis-plus]; `+` itself cannot be in one [ad-names].
+        outlook_desktop(est, day, ukey="john smith", user=f"{DOMAIN}\\John Smith", ips=["10.1.25.2"], n=15,
+                        mailbox="EX01")
+        # The load balancer's health checks of Exchange's healthcheck.htm
+        # pages, anonymous, no user agent: monitoring, not people [lb-health].
+        for t in range(120, 86400, 900):
+            for lb, page in (("10.0.5.2", "/owa/healthcheck.htm"), ("10.0.5.3", "/EWS/healthcheck.htm")):
+                est.write("EX01", "W3SVC1", day, t, "GET", page, None, 443, None, lb, None, 200)
+                tr.summary["probes"] += 1
+                tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
 
         # -- probes [probes]: front end and back end --------------------------
         hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
@@ -625,11 +730,26 @@ def build(seed):
                    client="outlook-windows", status=401, sub=1, win32=1326)
         tr.spray[spray_src].add(v)
 
+    # Not a spray: six attempts, but four accounts (one written three ways)
+    # [sentinel-spray][readme: one person, keyed by account name].
+    forms = [f"alice@{MAILDOMAIN}", f"{DOMAIN}\\alice", f"ALICE@{MAILDOMAIN}", "bob", f"carol@{MAILDOMAIN}", "dave"]
+    for t, v in zip(times(rng, len(forms), 9 * 3600, 9 * 3600 + 600), forms):
+        fail(est, d2, t, v=v, cip="203.0.113.251")
+    # Not a spray either: six accounts, one every 25 minutes (never five in 20).
+    for i, v in enumerate(["erin", "frank", "grace", "heidi", "ivan", "judy"]):
+        fail(est, d2, 10 * 3600 + i * 1500, v=f"{v}@{MAILDOMAIN}", cip="203.0.113.252")
+    # Brute force: 105 bad passwords for one account in 8 minutes, on EWS.
+    for t in times(rng, 105, 12 * 3600, 12 * 3600 + 480):
+        fail(est, d2, t, v=f"administrator@{MAILDOMAIN}", cip="198.51.100.99", stem="/EWS/Exchange.asmx", proto="ews")
+    tr.brute_force.add("administrator")
+
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
     tr.findings["cloud-token"].add("carol")
     tr.findings["ews-non-outlook"].add("frank")
+    tr.findings["ews-non-outlook"].add("alice")
     tr.findings["mobile-on-ews"].add("erin")
+    tr.findings["mobile-on-ews"].add("judy")
     return est
 
 
@@ -682,9 +802,12 @@ def emit(est, out):
         path = os.path.join(logs, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if gz:
+            # [gzip] two members: the first half of the lines, then the rest.
+            cut = data.index(b"\n", len(data) // 2) + 1
             with open(path, "wb") as f:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
-                    g.write(data)
+                for part in (data[:cut], data[cut:]):
+                    with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                        g.write(part)
         else:
             with open(path, "wb") as f:
                 f.write(data)
@@ -698,6 +821,8 @@ def truth_json(est, files):
     for k, u in sorted(tr.users.items()):
         users[k] = {
             "requests": u["requests"],
+            "first_seen": u["first_seen"],
+            "last_seen": u["last_seen"],
             "protocols": dict(sorted(u["protocols"].items())),
             "clients": dict(sorted(u["clients"].items())),
             "failed_sign_ins": u["failed_sign_ins"],
@@ -705,7 +830,7 @@ def truth_json(est, files):
             "devices": {i: {"type": d["type"], "client": d["client"], "requests": d["requests"],
                             "commands": dict(sorted(d["commands"].items())),
                             "networks": sorted(d["networks"]),
-                            **({"access": d["access"]} if "access" in d else {})}
+                            **{k: d[k] for k in ("access", "model", "os") if k in d}}
                         for i, d in sorted(u["devices"].items())},
         }
     s = tr.summary
@@ -713,6 +838,7 @@ def truth_json(est, files):
                                         "attacks", "exploit_attempts", "failed_sign_ins", "machine",
                                         "anonymous")}
     summary["users"] = len(users)
+    summary["devices"] = sum(len(u["device_keys"]) for u in tr.users.values())
     summary["files"] = len(files)
 
     def outcome(statuses):
@@ -737,8 +863,10 @@ def truth_json(est, files):
                          "outcome": outcome(a["statuses"])} for ip, a in sorted(tr.attacks.items())},
         "failed_sign_ins": dict(sorted(tr.failed.items())),
         "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
+        "brute_force": sorted(tr.brute_force),
         "findings": {k: sorted(v) for k, v in sorted(tr.findings.items())},
         "malformed": tr.malformed,
+        "tags": {k: dict(sorted(v.items())) for k, v in sorted(tr.tags.items())},
     }
 
 
