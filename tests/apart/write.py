@@ -103,6 +103,25 @@ Sources, cited in the comments as [name]:
 - [gzip] RFC 1952 2.2: "A gzip file consists of a series of members";
   `gzip -d` and `zcat` read them all (compressing a log in parts, or
   appending, gives several).
+- [proxylogon] ProxyLogon (CVE-2021-26855/27065) in IIS logs: `POST
+  /ecp/<x>.js` and `/ecp/DDI/DDIService.svc/SetObject` with
+  `schema=ResetOABVirtualDirectory` (Microsoft "HAFNIUM targeting Exchange
+  Servers" hunting queries; Azure Sentinel ProxyLogon IIS rules).
+- [dfir] stolen files (dumps, archives) fetched from a folder under the
+  site (public DFIR write-up, reference notes §6).
+- [scanner] `zgrab` is the ZMap project's banner grabber; its default user
+  agent `Mozilla/5.0 zgrab/0.x` is in Sigma's and others' scanner lists.
+- [oab] Outlook downloads the offline address book as `oab.xml` and
+  LZX-compressed `.lzx` files under `/OAB/<guid>/` (Microsoft "Offline
+  address books in Exchange Server").
+- [owa-files] OWA and ECP serve their own static files from versioned
+  folders: `/owa/auth/<build>/themes/resources/...`,
+  `/owa/prem/<build>/scripts/...`, `/ecp/<build>/themes/resources/...`
+  (seen in every Exchange 2013+ IIS log; the folders under
+  `FrontEnd\HttpProxy\owa\auth\<build>` of an installed server).
+- [cve-2020-0688] CVE-2020-0688: `/ecp/default.aspx` with `__VIEWSTATEGENERATOR`
+  and `__VIEWSTATE` in the query, signed in (ZDI write-up; Azure Sentinel
+  and Sigma rules for it).
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -351,7 +370,7 @@ class Estate:
         a = self.truth.attacks[cip]
         a["requests"] += 1
         a["kinds"].add(kind)
-        a["statuses"].append(status)
+        a["statuses"].append((status, sub))
         self.truth.summary["attacks"] += 1
         if kind == "exploit-attempt":
             a["exploit"] += 1
@@ -489,7 +508,10 @@ def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox, xff=None):
         elif r < 0.9:
             stem, proto, q = "/Autodiscover/Autodiscover.xml", "autodiscover", cafe(est)
         else:
-            stem, proto, q = f"/OAB/{mbx_guid}/oab.xml", "oab", cafe(est)
+            # [oab] the manifest, then LZX-compressed address-book files.
+            stem = rng.choice([f"/OAB/{OAB_GUID}/oab.xml", f"/OAB/{OAB_GUID}/{OAB_GUID}-data-{rng.randint(1, 40)}.lzx",
+                               f"/OAB/{OAB_GUID}/{OAB_GUID}-lng0409-{rng.randint(1, 40)}.lzx"])
+            proto, q = "oab", cafe(est)
         method = "GET" if proto == "oab" else "POST"
         if proto in ("mapi", "ews") and rng.random() < 0.2:
             # [ntlm-legs] a new connection signs in: the anonymous first leg
@@ -509,10 +531,21 @@ def owa(est, day, *, ukey, user, ua, client, ips, n, mailbox, xff=None):
     for i, t in enumerate(ts):
         cip = rng.choice(ips)
         if i == 0:
-            # the sign-in page, anonymous (forms-based authentication)
+            # the sign-in page, anonymous (forms-based authentication), with
+            # its own files from the versioned folder under /owa/auth [owa-files].
             est.person(day, t, method="GET", stem="/owa/auth/logon.aspx",
                        query="url=https%3a%2f%2fmail.contoso.com%2fowa%2f&reason=0" + cafe(est), user=None,
                        ukey=None, cip=cip, ua=ua, proto="owa", client=client, xff=xff)
+            for f in ("themes/resources/favicon.ico", "themes/resources/segoeui-regular.ttf"):
+                est.person(day, t, method="GET", stem=f"/owa/auth/{BUILD}/{f}", query=None, user=None, ukey=None,
+                           cip=cip, ua=ua, proto="owa", client=client, xff=xff,
+                           referer=f"https://{HOST}/owa/auth/logon.aspx")
+            continue
+        if i == 1:
+            # after sign-in, the app's scripts from /owa/prem/<build>/ [owa-files]
+            est.person(day, t, method="GET", stem=f"/owa/prem/{BUILD}/scripts/boot.worldwide.0.mouse.js", query=None,
+                       user=user, ukey=ukey, cip=cip, ua=ua, proto="owa", client=client, xff=xff, mailbox=mailbox,
+                       referer=f"https://{HOST}/owa/")
             continue
         action = rng.choice(["GetFolderMruConfiguration", "FindItem", "GetItem", "GetConversationItems",
                              "GetTime", "CreateItem"])
@@ -522,6 +555,8 @@ def owa(est, day, *, ukey, user, ua, client, ips, n, mailbox, xff=None):
 
 
 KATE_MBX = "5b6a0c1e-9d41-4c1f-a3a2-7e5f0d9c2b11"
+OAB_GUID = "9e2b3a0c-44d1-4f7e-8a2b-6c1d0e9f8a7b"
+BUILD = "15.2.1544.4"
 
 
 def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover"):
@@ -635,6 +670,20 @@ def build(seed):
                        client="outlook-windows", status=401, sub=1, win32=2148074252)
         outlook_desktop(est, day, ukey="kate", user=f"{DOMAIN}\\kate", ips=["192.0.2.150"], n=15, mailbox="EX01")
 
+        # lena: Outlook mobile (Basic) on a phone and a tablet; its
+        # Autodiscover cannot say which, so it stays a device of its own,
+        # keyed by user agent [readme].
+        # The tablet's app is a newer build: `Outlook-Android/2.0` [olm-hma
+        # names the 2.0 agents], still DeviceType Outlook, so still Basic.
+        for dev, ua in (("4D2A9C0B7E1F4A5B8C6D7E8F9A0B1C2D", UA_OUTLOOK_BASIC),
+                        ("0F1E2D3C4B5A69788796A5B4C3D2E1F0", "Outlook-Android/2.0")):
+            eas_device(est, day, ukey="lena", user=f"lena@{MAILDOMAIN}", user_param=f"lena@{MAILDOMAIN}",
+                       device_id=dev, dtype="Outlook", ua=ua, client="outlook-mobile-basic",
+                       ips=["52.97.150.3", "40.101.8.77"], n=20, mailbox="EX02")
+        for t in times(rng, 3):
+            est.person(day, t, method="POST", stem="/Autodiscover/Autodiscover.xml", query=cafe(est),
+                       user=f"lena@{MAILDOMAIN}", ukey="lena", cip="52.97.150.3", ua=UA_OUTLOOK_BASIC,
+                       proto="autodiscover", client="outlook-mobile-basic", mailbox="EX02")
         # kate also runs Outlook Anywhere from home [rpc] (both channels).
         for t in times(rng, 6):
             for method in ("RPC_IN_DATA", "RPC_OUT_DATA"):
@@ -651,6 +700,7 @@ def build(seed):
         canary = "%032x" % rng.getrandbits(128)
         for t in times(rng, 15):
             stem, q = rng.choice([("/ecp/", cafe(est)), ("/ecp/default.aspx", cafe(est)),
+                                  (f"/ecp/{BUILD}/themes/resources/favicon.ico", None),
                                   ("/ecp/DDI/DDIService.svc/GetList",
                                    f"schema=MailboxService&msExchEcpCanary={canary}" + cafe(est))])
             est.person(day, t, method="POST" if "DDI" in stem else "GET", stem=stem, query=q,
@@ -721,6 +771,38 @@ def build(seed):
         est.attack(d2, t, method="POST", stem="/owa/auth/x3xj.aspx", query=f"cmd={cmd}", cip="203.0.113.200",
                    ua=UA_OUTLOOK_BASIC, status=200, kind="web-shell")
 
+    # [proxylogon] the ECP side of ProxyLogon: the OAB virtual directory
+    # reset through DDIService, and the `/ecp/<x>.js` SSRF, answered 200.
+    for t, (method, stem, q) in zip(times(rng, 2, 6 * 3600, 6 * 3600 + 60), [
+        ("POST", "/ecp/y.js", None),
+        ("POST", "/ecp/DDI/DDIService.svc/SetObject",
+         f"schema=ResetOABVirtualDirectory&msExchEcpCanary={'%032x' % rng.getrandbits(128)}"),
+    ]):
+        est.attack(d2, t, method=method, stem=stem, query=q, cip="91.92.93.94", ua="ExchangeServicesClient/0.0.0.0",
+                   status=200, kind="exploit-attempt")
+    # [dfir] a memory dump fetched from a web folder: data theft, succeeded.
+    est.attack(d2, 4 * 3600 + 900, method="GET", stem="/owa/auth/Current/themes/resources/lsass.dmp", query=None,
+               cip="203.0.113.200", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=200, kind="data-theft")
+    # [webshell] looking for a shell that is not there (404.0, error 2):
+    # failed; and one refused by a request-filtering rule (404.19): blocked.
+    for t in times(rng, 2, 4 * 3600 + 1200, 4 * 3600 + 1300):
+        est.attack(d2, t, method="POST", stem="/owa/auth/shell.aspx", query="cmd=whoami", cip="198.51.100.177",
+                   ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=404, sub=0, win32=2, kind="web-shell")
+    est.attack(d2, 4 * 3600 + 1500, method="POST", stem="/owa/auth/shell.aspx", query="cmd=whoami",
+               cip="198.51.100.178", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=404, sub=19,
+               kind="web-shell")
+    # [scanner] a mass scanner's user agent walking the front page: failed (302s).
+    for t, stem in zip(times(rng, 3, 1 * 3600, 1 * 3600 + 30), ["/", "/owa/", "/ecp/"]):
+        est.attack(d2, t, method="GET", stem=stem, query=None, cip="167.94.138.35", ua="Mozilla/5.0 zgrab/0.x",
+                   status=302, kind="scanner")
+
+    # [cve-2020-0688] the ECP ViewState deserialisation, by an attacker with
+    # dave's stolen password: an attack, not one of dave's requests.
+    est.attack(d2, 6 * 3600 + 300, method="GET", stem="/ecp/default.aspx",
+               query="__VIEWSTATEGENERATOR=B97B4E27&__VIEWSTATE=%2FwEyhAYAAQAAAP%2F%2F%2F%2F8BAAAAAAAAAAwCAAAAXk1pY3Jvc29mdC5Qb3dlclNoZWxs",
+               cip="91.92.93.95", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=500,
+               kind="exploit-attempt", user=f"{DOMAIN}\\dave")
+
     # -- password spray: one address, seven accounts, ten minutes [iis-401] ----
     spray_src = "203.0.113.250"
     victims = ["alice", "bob", "carol", "dave", "erin", "admin", "test"]
@@ -745,6 +827,7 @@ def build(seed):
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
+    tr.findings["cloud-credentials"].add("lena")
     tr.findings["cloud-token"].add("carol")
     tr.findings["ews-non-outlook"].add("frank")
     tr.findings["ews-non-outlook"].add("alice")
@@ -842,13 +925,15 @@ def truth_json(est, files):
     summary["files"] = len(files)
 
     def outcome(statuses):
-        # README: succeeded if any 2xx; failed if any other answer than
-        # 401/403/456/404 (filtering); else blocked.
-        if any(200 <= x < 300 for x in statuses):
+        # An attack succeeded if anything was answered 2xx; it was blocked if
+        # every answer was a refusal (401, 403, 456 ActiveSync's block, or
+        # IIS request filtering's 404 with a substatus, 404.5-404.19);
+        # otherwise it failed (say 302, 400, or a plain 404.0: not there).
+        if any(200 <= x < 300 for x, _ in statuses):
             return "succeeded"
-        if any(x not in (401, 403, 456, 404) for x in statuses):
-            return "failed"
-        return "blocked"
+        if all(x in (401, 403, 456) or (x == 404 and sub != 0) for x, sub in statuses):
+            return "blocked"
+        return "failed"
 
     return {
         "writer": "tests/apart/write.py",
