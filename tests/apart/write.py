@@ -122,6 +122,12 @@ Sources, cited in the comments as [name]:
 - [cve-2020-0688] CVE-2020-0688: `/ecp/default.aspx` with `__VIEWSTATEGENERATOR`
   and `__VIEWSTATE` in the query, signed in (ZDI write-up; Azure Sentinel
   and Sigma rules for it).
+- [httperr] HTTP.sys error logs: `%SystemRoot%\\System32\\LogFiles\\HTTPERR\\httperrN.log`,
+  `#Software: Microsoft HTTP API 2.0`, fields `date time c-ip c-port s-ip
+  s-port cs-version cs-method cs-uri streamid sc-status s-siteid s-reason
+  s-queuename`; errors HTTP.sys handles itself instead of passing the request
+  to the application (Microsoft KB 820729 "Error logging in HTTP APIs";
+  learn.microsoft.com "Format of the HTTP Server API Error Logs").
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -259,6 +265,8 @@ class Truth:
         self.failed = defaultdict(int)
         self.spray = defaultdict(set)
         self.brute_force = set()
+        self.backend = {"requests": 0, "probes": 0, "lines": 0, "protocols": defaultdict(int),
+                        "clients": defaultdict(int), "users": defaultdict(int)}
         self.findings = defaultdict(set)
         self.malformed = []
         self.probe_user_agents = defaultdict(int)
@@ -357,12 +365,21 @@ class Estate:
             self.write(mailbox, "W3SVC2", day, t, method, be_stem or stem, be_query or query, 444, user,
                        FE_IP, ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5))
             tr.summary["backend_duplicates"] += 1
+            # What an audit of the back ends alone must say [readme]: each
+            # hop is then the person's request.
+            be = tr.backend
+            be["requests"] += 1
+            be["protocols"][proto] += 1
+            be["clients"][client] += 1
+            be["users"][ukey] += 1
 
     def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
         port = 443 if site == "W3SVC1" else 444
         cip = self.rng.choice(["127.0.0.1", "::1"])
         self.write(server, site, day, t, method, stem, query, port, user, cip, ua, 200)
         self.truth.summary["probes"] += 1
+        if site == "W3SVC2":
+            self.truth.backend["probes"] += 1
         self.truth.probe_user_agents[ua] += 1
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
@@ -873,6 +890,8 @@ def emit(est, out):
                 text += header(fields, f"{day} {hh:02d}:{mm:02d}:{ss:02d}")
             text.append(" ".join(vals[f] for f in fields))
             tr.summary["lines"] += 1
+            if site == "W3SVC2":
+                tr.backend["lines"] += 1
         if site == "W3SVC1" and day == DAYS[1]:
             # One malformed line: a line cut short (as after a crash),
             # with fewer fields than #Fields names.
@@ -895,6 +914,35 @@ def emit(est, out):
             with open(path, "wb") as f:
                 f.write(data)
         files.append(rel)
+    # [httperr] HTTP.sys's own error log, as found beside the sites' logs in a
+    # copy of a server's LogFiles: requests HTTP.sys refused or dropped
+    # before IIS ran, never Exchange's. Not people's requests; the truth
+    # counts its lines nowhere (check.py accepts an audit that counts them
+    # in `lines`/`files` as read-but-not-requests).
+    day = DAYS[1]
+    errs = [
+        ("06:10:01", "198.51.100.23", "HTTP/1.1", "POST",
+         "/Microsoft-Server-ActiveSync/default.eas?Cmd=Ping&User=alice&DeviceId=ApplF17ZK3N1Q1GH&DeviceType=iPhone",
+         "-", "1", "Timer_EntityBody", "MSExchangeSyncAppPool"),
+        ("06:12:44", "203.0.113.9", "-", "-", "-", "-", "-", "Timer_ConnectionIdle", "-"),
+        ("07:01:09", "203.0.113.9", "HTTP/1.1", "GET", "/owa/%25%25%25", "400", "-", "BadRequest", "-"),
+        ("09:30:00", "192.0.2.150", "HTTP/1.1", "RPC_OUT_DATA", f"/rpc/rpcproxy.dll?{KATE_MBX}@{MAILDOMAIN}:6001",
+         "-", "1", "Connection_Dropped", "MSExchangeRpcProxyFrontEndAppPool"),
+        ("11:45:31", "10.1.20.44", "HTTP/1.1", "POST", "/mapi/emsmdb/", "-", "1", "Timer_MinBytesPerSecond",
+         "MSExchangeMapiFrontEndAppPool"),
+    ]
+    text = ["#Software: Microsoft HTTP API 2.0", "#Version: 1.0", f"#Date: {day} 06:10:01",
+            "#Fields: date time c-ip c-port s-ip s-port cs-version cs-method cs-uri streamid sc-status s-siteid "
+            "s-reason s-queuename"]
+    for i, (tm, cip, ver, method, uri, status, site, reason, queue) in enumerate(errs):
+        text.append(f"{day} {tm} {cip} {50100 + i} {FE_IP} 443 {ver} {method} {uri} - {status} {site} {reason} {queue}")
+    rel = os.path.join("EX01", "HTTPERR", "httperr1.log")
+    path = os.path.join(logs, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(("\r\n".join(text) + "\r\n").encode("ascii"))
+    tr.tags["httperr"]["lines"] = len(errs)
+    tr.tags["httperr"]["files"] = 1
     return files
 
 
@@ -949,6 +997,15 @@ def truth_json(est, files):
         "failed_sign_ins": dict(sorted(tr.failed.items())),
         "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
         "brute_force": sorted(tr.brute_force),
+        # An audit of the W3SVC2 folders alone.
+        "backend_only": {
+            "summary": {"lines": tr.backend["lines"], "requests": tr.backend["requests"],
+                        "probes": tr.backend["probes"], "backend_duplicates": 0, "attacks": 0, "machine": 0,
+                        "malformed": 0, "users": len(tr.backend["users"]), "backend_only": True},
+            "protocols": dict(sorted(tr.backend["protocols"].items())),
+            "clients": dict(sorted(tr.backend["clients"].items())),
+            "users": dict(sorted(tr.backend["users"].items())),
+        },
         "findings": {k: sorted(v) for k, v in sorted(tr.findings.items())},
         "malformed": tr.malformed,
         "tags": {k: dict(sorted(v.items())) for k, v in sorted(tr.tags.items())},
