@@ -29,6 +29,7 @@ from collections import defaultdict
 KNOWN_BUGS = {
     "ntlm-challenge-leg": "NTLM's challenge leg `401 1 2148074254` (no user) is counted as a failed sign-in; only 401 with win32 1326 / 2148074252 is one",
     "lb-healthcheck": "load balancers' `/<vdir>/healthcheck.htm` polls (anonymous, no user agent) count as people's requests, not as monitoring",
+    "teams-ews-non-outlook": "Teams' calendar service on EWS (client `teams`) raises `ews-non-outlook`, though posture counts Teams as approved and an EWS allow list without it breaks Teams calendars",
     "httperr-as-requests": "an HTTP.sys error log (`#Software: Microsoft HTTP API 2.0`, HTTPERR) is read as a site log: each refused/dropped connection counts as an anonymous person's request, protocol `other`",
 }
 
@@ -59,8 +60,13 @@ def httperr_as_requests(t):
     t["clients"]["unknown"] = t["clients"].get("unknown", 0) + n
 
 
+def teams_ews_non_outlook(t):
+    teams = [u for u, v in t["users"].items() if "teams" in v["clients"]]
+    t["findings"]["ews-non-outlook"] = sorted(set(t["findings"].get("ews-non-outlook", [])) | set(teams))
+
+
 BUG_MODELS = {"ntlm-challenge-leg": ntlm_challenge_leg, "lb-healthcheck": lb_healthcheck,
-              "httperr-as-requests": httperr_as_requests}
+              "httperr-as-requests": httperr_as_requests, "teams-ews-non-outlook": teams_ews_non_outlook}
 
 
 def with_bugs(truth, bugs):
@@ -89,6 +95,8 @@ CLIENTS = {
     "ews-third-party": "ews-app",
     "macos-mail": "macos-mail",
     "remote-powershell": "remote-powershell",
+    "outlook-mac": "outlook-mac",
+    "teams": "teams",
 }
 # This writer's networks -> casguard's built-in network names.
 NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "external", "loopback": "loopback"}

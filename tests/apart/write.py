@@ -128,6 +128,19 @@ Sources, cited in the comments as [name]:
   s-queuename`; errors HTTP.sys handles itself instead of passing the request
   to the application (Microsoft KB 820729 "Error logging in HTTP APIs";
   learn.microsoft.com "Format of the HTTP Server API Error Logs").
+- [mac-outlook] Outlook for Mac's EWS user agent contains `MacOutlook`
+  (the string Exchange's EwsAllowMacOutlook switch tests, reference notes
+  §3a), e.g. `MacOutlook/16.78.23100802 (Intelx64 Mac OS X 14.1.1 (Build 23B81))`.
+- [teams] Teams reaches on-premises EWS for calendars with
+  `MicrosoftNinja/1.0 Teams/1.0 (ExchangeServicesClient/0.0.0.0) SkypeSpaces/1.0a$*+`
+  (CSS-Exchange `Calendar/CalLogHelpers/ShortClientNameFunctions.ps1`);
+  Microsoft's own service, which the README counts among approved clients,
+  so not `ews-non-outlook`. It calls from Microsoft addresses outside the
+  Exchange Online list (here 52.112.0.0/14, Teams'): "external" to the
+  built-in networks.
+- [http-redirect] Exchange's Default Web Site also listens on port 80 and
+  answers plain-HTTP visits with a redirect to HTTPS (Microsoft "Simplify
+  the Outlook on the web URL"): s-port 80 on W3SVC1, a front-end line.
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -373,6 +386,14 @@ class Estate:
             be["clients"][client] += 1
             be["users"][ukey] += 1
 
+    def person_tally(self, day, t, *, proto, client, cip):
+        """An anonymous person's request already written (by write())."""
+        tr = self.truth
+        tr.summary["requests"] += 1
+        tr.summary["anonymous"] += 1
+        tr.protocols[proto] += 1
+        tr.clients[client] += 1
+
     def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
         port = 443 if site == "W3SVC1" else 444
         cip = self.rng.choice(["127.0.0.1", "::1"])
@@ -444,6 +465,10 @@ UA_EWS_APP = "ExchangeServicesClient/15.00.0913.015"   # [ews-ua]
 # [mac-mail] Apple Mail for macOS on EWS.
 UA_MAC_MAIL = "Mac OS X/14.1.1 (23B81); ExchangeWebServices/14.0 (274); Mail/16.0 (3774.200.91.1.1)"
 UA_EDGE = UA_CHROME + " Edg/119.0.2151.58"
+# [mac-outlook] Outlook for Mac on EWS.
+UA_MAC_OUTLOOK = "MacOutlook/16.78.23100802 (Intelx64 Mac OS X 14.1.1 (Build 23B81))"
+# [teams] Teams' calendar service on EWS; note the literal `+` at its end.
+UA_TEAMS = "MicrosoftNinja/1.0 Teams/1.0 (ExchangeServicesClient/0.0.0.0) SkypeSpaces/1.0a$*+"
 UA_WINRM = "Microsoft WinRM Client"           # [rps]
 UA_MSRPC = "MSRPC"                            # [rpc]
 
@@ -740,6 +765,20 @@ def build(seed):
                 est.write("EX01", "W3SVC1", day, t, "GET", page, None, 443, None, lb, None, 200)
                 tr.summary["probes"] += 1
                 tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
+
+        # oscar's Mac runs Outlook for Mac on EWS [mac-outlook]: approved.
+        for t in times(rng, 12):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"oscar@{MAILDOMAIN}",
+                       ukey="oscar", cip="10.1.30.6", ua=UA_MAC_OUTLOOK, proto="ews", client="outlook-mac",
+                       mailbox="EX01")
+        # grace's calendar in Teams [teams].
+        for t in times(rng, 8):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"grace@{MAILDOMAIN}",
+                       ukey="grace", cip="52.114.20.9", ua=UA_TEAMS, proto="ews", client="teams", mailbox="EX01")
+        # heidi types http://mail.contoso.com/owa at home: IIS redirects [http-redirect].
+        for t in times(rng, 2):
+            est.write("EX01", "W3SVC1", day, t, "GET", "/owa", None, 80, None, "192.0.2.77", UA_CHROME, 301)
+            est.person_tally(day, t, proto="owa", client="browser", cip="192.0.2.77")
 
         # -- probes [probes]: front end and back end --------------------------
         hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
