@@ -29,6 +29,7 @@ from collections import defaultdict
 KNOWN_BUGS = {
     "ntlm-challenge-leg": "NTLM's challenge leg `401 1 2148074254` (no user) is counted as a failed sign-in; only 401 with win32 1326 / 2148074252 is one",
     "lb-healthcheck": "load balancers' `/<vdir>/healthcheck.htm` polls (anonymous, no user agent) count as people's requests, not as monitoring",
+    "cloud-sources-per-device": "a cloud-credentials finding's `cloud_sources` lists an address once per device (lena's two Outlook devices: 52.97.150.3 three times), each with that device's requests, not once with the address's requests",
     "teams-ews-non-outlook": "Teams' calendar service on EWS (client `teams`) raises `ews-non-outlook`, though posture counts Teams as approved and an EWS allow list without it breaks Teams calendars",
     "httperr-as-requests": "an HTTP.sys error log (`#Software: Microsoft HTTP API 2.0`, HTTPERR) is read as a site log: each refused/dropped connection counts as an anonymous person's request, protocol `other`",
 }
@@ -65,7 +66,13 @@ def teams_ews_non_outlook(t):
     t["findings"]["ews-non-outlook"] = sorted(set(t["findings"].get("ews-non-outlook", [])) | set(teams))
 
 
-BUG_MODELS = {"ntlm-challenge-leg": ntlm_challenge_leg, "lb-healthcheck": lb_healthcheck,
+def cloud_sources_per_device(t):
+    # The cloud sources are listed per device, an address once for each
+    # device it synced, with that device's requests.
+    t["cloud_sources_per_device"] = True
+
+
+BUG_MODELS = {"cloud-sources-per-device": cloud_sources_per_device, "ntlm-challenge-leg": ntlm_challenge_leg, "lb-healthcheck": lb_healthcheck,
               "httperr-as-requests": httperr_as_requests, "teams-ews-non-outlook": teams_ews_non_outlook}
 
 
@@ -115,6 +122,19 @@ def source_ip(finding):
     """A finding's `source`: {"ip", "network", "requests"} (or a bare address)."""
     src = finding.get("source") or ""
     return src.get("ip", "") if isinstance(src, dict) else src
+
+
+def cloud_sources(tu, per_device=False):
+    """The cloud addresses of a user's Outlook mobile (Basic) requests, as
+    sorted (ip, network, requests); per device and address if `per_device`."""
+    rows = defaultdict(int)
+    for dev, d in tu["device_sources"].items():
+        if d["client"] != "outlook-mobile-basic":
+            continue
+        for a, n in d["sources"].items():
+            rows[(dev if per_device else "", ip(a))] += n
+    return sorted((a, "microsoft365", n) for (_, a), n in rows.items()
+                  if tu["sources"].get(a, {}).get("network") == "cloud")
 
 
 def compare(truth, report):
@@ -193,6 +213,15 @@ def compare(truth, report):
     for kind in PERSON_FINDINGS:
         differ(f"findings.{kind}", truth["findings"].get(kind, []),
                sorted({f["user"] for f in findings if f["kind"] == kind}))
+
+    # Where Microsoft's cloud syncs Outlook mobile (Basic) from: each cloud
+    # address once, with its requests.
+    for f in findings:
+        if f["kind"] != "cloud-credentials" or f.get("user") not in truth["users"]:
+            continue
+        differ(f"findings.cloud-credentials.{f['user']}.cloud_sources",
+               cloud_sources(truth["users"][f["user"]], truth.get("cloud_sources_per_device", False)),
+               sorted((ip(c["ip"]), c["network"], c["requests"]) for c in f.get("cloud_sources") or []))
 
     # Attacks, per source: requests, exploit attempts, kinds, outcome; and no
     # attack finding from a source the truth does not name.

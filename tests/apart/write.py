@@ -291,7 +291,7 @@ class Truth:
         return self.users.setdefault(key, {"requests": 0, "protocols": defaultdict(int),
                                            "clients": defaultdict(int), "devices": {},
                                            "sources": defaultdict(lambda: [None, 0]),
-                                           "failed_sign_ins": 0, "device_keys": set(),
+                                           "failed_sign_ins": 0, "device_keys": set(), "device_sources": {},
                                            "first_seen": None, "last_seen": None})
 
 
@@ -355,6 +355,11 @@ class Estate:
             # README: a request without an ActiveSync device is grouped under
             # a device keyed by its user agent.
             u["device_keys"].add(device or join_device or ua)
+            # Per device and address, for the cloud addresses Outlook mobile
+            # (Basic) is synced from: the `cloud_sources` of its finding.
+            dk = device or join_device or ua
+            u["device_sources"].setdefault(dk, {"client": client, "sources": defaultdict(int)})
+            u["device_sources"][dk]["sources"][src] += 1
             stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
             u["first_seen"] = min(u["first_seen"] or stamp, stamp)
             u["last_seen"] = max(u["last_seen"] or stamp, stamp)
@@ -997,6 +1002,8 @@ def truth_json(est, files):
             "clients": dict(sorted(u["clients"].items())),
             "failed_sign_ins": u["failed_sign_ins"],
             "sources": {ip: {"network": n, "requests": c} for ip, (n, c) in sorted(u["sources"].items())},
+            "device_sources": {k: {"client": v["client"], "sources": dict(sorted(v["sources"].items()))}
+                               for k, v in sorted(u["device_sources"].items())},
             "devices": {i: {"type": d["type"], "client": d["client"], "requests": d["requests"],
                             "commands": dict(sorted(d["commands"].items())),
                             "networks": sorted(d["networks"]),
