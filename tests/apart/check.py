@@ -30,6 +30,7 @@ KNOWN_BUGS = {
     "ntlm-challenge-leg": "NTLM's challenge leg `401 1 2148074254` (no user) is counted as a failed sign-in; only 401 with win32 1326 / 2148074252 is one",
     "lb-healthcheck": "load balancers' `/<vdir>/healthcheck.htm` polls (anonymous, no user agent) count as people's requests, not as monitoring",
     "cloud-sources-per-device": "a cloud-credentials finding's `cloud_sources` lists an address once per device (lena's two Outlook devices: 52.97.150.3 three times), each with that device's requests, not once with the address's requests",
+    "owa-logoff-web-shell": "OWA's own sign-out `GET /owa/auth/logoff.aspx?Cmd=logoff&src=exch` is a high `web-shell` finding (rule web-shell-command-parameter) and no longer the user's request",
     "teams-ews-non-outlook": "Teams' calendar service on EWS (client `teams`) raises `ews-non-outlook`, though posture counts Teams as approved and an EWS allow list without it breaks Teams calendars",
     "httperr-as-requests": "an HTTP.sys error log (`#Software: Microsoft HTTP API 2.0`, HTTPERR) is read as a site log: each refused/dropped connection counts as an anonymous person's request, protocol `other`",
 }
@@ -72,7 +73,26 @@ def cloud_sources_per_device(t):
     t["cloud_sources_per_device"] = True
 
 
-BUG_MODELS = {"cloud-sources-per-device": cloud_sources_per_device, "ntlm-challenge-leg": ntlm_challenge_leg, "lb-healthcheck": lb_healthcheck,
+def owa_logoff_web_shell(t):
+    for r in t["tags"].get("owa-logoff", {}).get("requests", []):
+        t["summary"]["requests"] -= 1
+        t["summary"]["attacks"] += 1
+        t["protocols"][r["protocol"]] -= 1
+        t["clients"][r["client"]] -= 1
+        u = t["users"][r["user"]]
+        u["requests"] -= 1
+        u["protocols"][r["protocol"]] -= 1
+        u["clients"][r["client"]] -= 1
+        u["sources"][r["ip"]]["requests"] -= 1
+        a = t["attacks"].setdefault(r["ip"], {"requests": 0, "exploit_attempts": 0, "kinds": [], "outcome": "succeeded"})
+        a["requests"] += 1
+        a["kinds"] = sorted(set(a["kinds"]) | {"web-shell"})
+    for d in [t["protocols"], t["clients"]] + [x for u in t["users"].values() for x in (u["protocols"], u["clients"])]:
+        for k in [k for k, v in d.items() if v == 0]:
+            del d[k]
+
+
+BUG_MODELS = {"owa-logoff-web-shell": owa_logoff_web_shell, "cloud-sources-per-device": cloud_sources_per_device, "ntlm-challenge-leg": ntlm_challenge_leg, "lb-healthcheck": lb_healthcheck,
               "httperr-as-requests": httperr_as_requests, "teams-ews-non-outlook": teams_ews_non_outlook}
 
 

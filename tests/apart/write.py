@@ -141,6 +141,11 @@ Sources, cited in the comments as [name]:
 - [http-redirect] Exchange's Default Web Site also listens on port 80 and
   answers plain-HTTP visits with a redirect to HTTPS (Microsoft "Simplify
   the Outlook on the web URL"): s-port 80 on W3SVC1, a front-end line.
+- [owa-logoff] Exchange 2013 and 2016 ship `LogonSettings.SignOutKind =
+  LegacyLogOff` in OWA's web.config, so signing out of OWA goes to
+  `/owa/auth/logoff.aspx?Cmd=logoff&src=exch` (Exchange Team Blog "OWA
+  Forms Based Auth Logoff Changes in Exchange 2013 Cumulative Update 9",
+  updated 1/19/16; reverse-proxy vendors' "logoff string", e.g. Kemp ESP).
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -378,8 +383,9 @@ class Estate:
                 d["networks"].add(network_of(src))
                 if command:
                     d["commands"][command] += 1
-        # [exo-sites] the proxied hop on the mailbox server's back end.
-        if status != 401 and ukey is not None:
+        # [exo-sites] the proxied hop on the mailbox server's back end; the
+        # forms sign-in pages under /owa/auth are the front end's own.
+        if status != 401 and ukey is not None and not stem.lower().startswith("/owa/auth/"):
             self.write(mailbox, "W3SVC2", day, t, method, be_stem or stem, be_query or query, 444, user,
                        FE_IP, ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5))
             tr.summary["backend_duplicates"] += 1
@@ -780,6 +786,18 @@ def build(seed):
         for t in times(rng, 8):
             est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"grace@{MAILDOMAIN}",
                        ukey="grace", cip="52.114.20.9", ua=UA_TEAMS, proto="ews", client="teams", mailbox="EX01")
+        # heidi signs out of OWA at lunch, and meets OWA's error page; both
+        # scripts Exchange ships in /owa/auth, served by the front end
+        # itself [owa-files]. Sign-out goes to
+        # `/owa/auth/logoff.aspx?Cmd=logoff&src=exch` [owa-logoff].
+        t = 12 * 3600 + rng.randint(0, 1800)
+        est.person(day, t, method="GET", stem="/owa/auth/logoff.aspx", query="Cmd=logoff&src=exch" + cafe(est),
+                   user=f"heidi@{MAILDOMAIN}", ukey="heidi", cip="192.0.2.77", ua=UA_CHROME, proto="owa",
+                   client="browser", mailbox="EX02")
+        tr.tags["owa-logoff"].setdefault("requests", []).append({"user": "heidi", "ip": "192.0.2.77",
+                                                                 "protocol": "owa", "client": "browser"})
+        est.person(day, t + 60, method="GET", stem="/owa/auth/errorFE.aspx", query="httpCode=500" + cafe(est),
+                   user=None, ukey=None, cip="192.0.2.77", ua=UA_CHROME, proto="owa", client="browser")
         # heidi types http://mail.contoso.com/owa at home: IIS redirects [http-redirect].
         for t in times(rng, 2):
             est.write("EX01", "W3SVC1", day, t, "GET", "/owa", None, 80, None, "192.0.2.77", UA_CHROME, 301)
@@ -873,6 +891,10 @@ def build(seed):
                    client="outlook-windows", status=401, sub=1, win32=1326)
         tr.spray[spray_src].add(v)
 
+    # A spray at the threshold: five accounts in 18 minutes [sentinel-spray].
+    for i, v in enumerate(["kate", "lena", "oscar", "judy", "ivan"]):
+        fail(est, d2, 14 * 3600 + i * 270, v=f"{DOMAIN}\\{v}", cip="198.51.100.240")
+        tr.spray["198.51.100.240"].add(v)
     # Not a spray: six attempts, but four accounts (one written three ways)
     # [sentinel-spray][readme: one person, keyed by account name].
     forms = [f"alice@{MAILDOMAIN}", f"{DOMAIN}\\alice", f"ALICE@{MAILDOMAIN}", "bob", f"carol@{MAILDOMAIN}", "dave"]
