@@ -146,6 +146,11 @@ Sources, cited in the comments as [name]:
   `/owa/auth/logoff.aspx?Cmd=logoff&src=exch` (Exchange Team Blog "OWA
   Forms Based Auth Logoff Changes in Exchange 2013 Cumulative Update 9",
   updated 1/19/16; reverse-proxy vendors' "logoff string", e.g. Kemp ESP).
+- [autodv2] Autodiscover v2: `GET /autodiscover/autodiscover.json/v1.0/<address>?Protocol=<EWS|AutodiscoverV1|ActiveSync>`,
+  anonymous, used by Outlook, Teams and Office (Microsoft "Autodiscover for
+  Exchange" / "Autodiscover V2" developer docs; AADInternals
+  `Get-AADIntEASAutoDiscover`). The `@` here is in the path, after
+  `/v1.0/`, not ProxyShell's `autodiscover.json?@` query.
 - [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
   127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
   DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
@@ -782,6 +787,13 @@ def build(seed):
             est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"oscar@{MAILDOMAIN}",
                        ukey="oscar", cip="10.1.30.6", ua=UA_MAC_OUTLOOK, proto="ews", client="outlook-mac",
                        mailbox="EX01")
+        # grace's Office apps ask Autodiscover v2 for her EWS and
+        # Autodiscover v1 addresses: anonymous, the address in the path [autodv2].
+        for t in times(rng, 4):
+            proto_q = rng.choice(["Protocol=EWS&RedirectCount=1", "Protocol=AutodiscoverV1&RedirectCount=1"])
+            est.person(day, t, method="GET", stem=f"/autodiscover/autodiscover.json/v1.0/grace@{MAILDOMAIN}",
+                       query=proto_q + cafe(est), user=None, ukey=None, cip="10.1.23.3", ua=UA_OUTLOOK_WIN,
+                       proto="autodiscover", client="outlook-windows")
         # grace's calendar in Teams [teams].
         for t in times(rng, 8):
             est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"grace@{MAILDOMAIN}",
