@@ -542,8 +542,9 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
                    be_query=be_q, be_stem="/Microsoft-Server-ActiveSync/Proxy/default.eas", taken=taken)
     if as_state:
         # [eas-log] `As:` is ActiveSync's access state and reason; `AllowedG`
-        # = Allowed, by the Global (organisation) default.
-        est.truth.users[ukey]["devices"][device_id]["access"] = "allowed"
+        # = Allowed, by the Global (organisation) default; the last one
+        # logged is the device's state.
+        est.truth.users[ukey]["devices"][device_id]["access"] = as_state.rstrip("GIRPU").lower()
     if provision and dev_model:
         est.truth.users[ukey]["devices"][device_id]["model"] = dev_model
     if provision and dev_os:
@@ -673,7 +674,10 @@ def build(seed):
         # client on OWA: README's `mobile-on-ews`).
         eas_device(est, day, ukey="erin", user=f"{DOMAIN}\\erin", user_param=f"{DOMAIN}\\erin",
                    device_id="SEC1F0B2C3D4E5A6", dtype="SAMSUNGSMG991B", ua=UA_SAMSUNG, client="samsung-email",
-                   ips=["198.51.100.88"], n=40, mailbox="EX01")
+                   ips=["198.51.100.88"], n=40, mailbox="EX01",
+                   # quarantined by the organisation's default on day 1,
+                   # then allowed individually by the admin [eas-log]
+                   as_state="QuarantinedG" if day == d1 else "AllowedI")
         owa(est, day, ukey="erin", user=f"{DOMAIN}\\erin", ua=UA_SAFARI_IPHONE, client="mobile-browser",
             ips=["198.51.100.88"], n=12, mailbox="EX01")
         # frank: a third-party EWS application, and Firefox on OWA.
