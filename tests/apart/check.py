@@ -84,7 +84,8 @@ def owa_logoff_web_shell(t):
         u["protocols"][r["protocol"]] -= 1
         u["clients"][r["client"]] -= 1
         u["sources"][r["ip"]]["requests"] -= 1
-        a = t["attacks"].setdefault(r["ip"], {"requests": 0, "exploit_attempts": 0, "kinds": [], "outcome": "succeeded"})
+        a = t["attacks"].setdefault(r["ip"], {"requests": 0, "exploit_attempts": 0, "kinds": [],
+                                              "outcome": "succeeded"})
         a["requests"] += 1
         a["kinds"] = sorted(set(a["kinds"]) | {"web-shell"})
     for d in [t["protocols"], t["clients"]] + [x for u in t["users"].values() for x in (u["protocols"], u["clients"])]:
@@ -92,8 +93,14 @@ def owa_logoff_web_shell(t):
             del d[k]
 
 
-BUG_MODELS = {"owa-logoff-web-shell": owa_logoff_web_shell, "cloud-sources-per-device": cloud_sources_per_device, "ntlm-challenge-leg": ntlm_challenge_leg, "lb-healthcheck": lb_healthcheck,
-              "httperr-as-requests": httperr_as_requests, "teams-ews-non-outlook": teams_ews_non_outlook}
+BUG_MODELS = {
+    "ntlm-challenge-leg": ntlm_challenge_leg,
+    "lb-healthcheck": lb_healthcheck,
+    "cloud-sources-per-device": cloud_sources_per_device,
+    "owa-logoff-web-shell": owa_logoff_web_shell,
+    "teams-ews-non-outlook": teams_ews_non_outlook,
+    "httperr-as-requests": httperr_as_requests,
+}
 
 
 def with_bugs(truth, bugs):
