@@ -337,7 +337,8 @@ def main(argv):
         if key not in left_keys:
             print(f"known bug {key}: truth {json.dumps(want)}, casguard {json.dumps(got)}")
     for key, want, got in left:
-        print(f"DISAGREE {key}: truth {json.dumps(want)}, casguard {json.dumps(got)}")
+        print(f"DISAGREE {key}: expected {json.dumps(want)} (the truth, with the known bugs), "
+              f"casguard {json.dumps(got)}")
     fixed = []
     for bug in sorted(KNOWN_BUGS):
         if len(compare(with_bugs(truth, set(KNOWN_BUGS) - {bug}), report)) <= len(left):
