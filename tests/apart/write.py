@@ -675,6 +675,9 @@ def build(seed):
         eas_device(est, day, ukey="erin", user=f"{DOMAIN}\\erin", user_param=f"{DOMAIN}\\erin",
                    device_id="SEC1F0B2C3D4E5A6", dtype="SAMSUNGSMG991B", ua=UA_SAMSUNG, client="samsung-email",
                    ips=["198.51.100.88"], n=40, mailbox="EX01",
+                   # its app writes the path in lower case: IIS paths are
+                   # case-insensitive, so it is ActiveSync all the same
+                   stem="/microsoft-server-activesync/default.eas",
                    # quarantined by the organisation's default on day 1,
                    # then allowed individually by the admin [eas-log]
                    as_state="QuarantinedG" if day == d1 else "AllowedI")
