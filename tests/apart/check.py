@@ -277,6 +277,11 @@ def compare(truth, report):
            sorted({f.get("user") for f in findings if f["kind"] == "brute-force"}))
 
     differ("probes.requests", truth["probes"]["requests"], report["probes"]["requests"])
+    # Managed Availability's user agents, each with its requests (other
+    # monitoring, such as a balancer's polls without one, may be listed too).
+    got_uas = {x["name"]: x["requests"] for x in report["probes"].get("user_agents", [])}
+    differ("probes.user_agents", truth["probes"]["user_agents"],
+           {k: got_uas.get(k) for k in truth["probes"]["user_agents"]})
 
     # Malformed lines: which file, which line.
     got_bad = []
