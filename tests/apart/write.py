@@ -958,7 +958,7 @@ def emit(est, out):
         fields = FIELDS_XFF if (site == "W3SVC1" and day == DAYS[1]) else FIELDS
         yymmdd = day[2:4] + day[5:7] + day[8:10]
         # [iis-custom] `_x` in the name when custom fields are logged; the
-        # first day's front end was compressed by the admin (gzip) [readme].
+        # first day's front end was compressed by the admin [gzip].
         name = f"u_ex{yymmdd}" + ("_x" if fields is FIELDS_XFF else "") + ".log"
         gz = site == "W3SVC1" and day == DAYS[0]
         rel = os.path.join(server, site, name + (".gz" if gz else ""))
