@@ -4,6 +4,7 @@
 
 mod util;
 
+mod apart;
 mod attacks;
 mod audit;
 mod baseline;

@@ -1,0 +1,1119 @@
+#!/usr/bin/env python3
+"""An independent writer of Exchange IIS logs, with the truth an audit must find.
+
+casguard's own generator (crates/loggen) shares casguard's understanding of
+Exchange, so its agreement with casguard proves little. This writer was made
+apart from it: its model of Exchange comes only from the public sources named
+beside each choice (and the repository's README for the shape of casguard's
+report), never from casguard's or loggen's code.
+
+    python3 tests/apart/write.py --seed 7 --out DIR
+
+writes DIR/logs/ (a small estate: one front end, two back ends, two days) and
+DIR/truth.json. The truth is what the writer *meant* each line to be, recorded
+as the line is written; it is never read back from the logs.
+
+Standard library only; the same seed gives the same bytes.
+
+Sources, cited in the comments as [name]:
+- [iis-fields] IIS 10 default W3C fields and header, MicrosoftDocs/iis-docs
+  `iis/configuration/system.applicationHost/sites/site/logFile/index.md` and the
+  sample logs there: `#Software: Microsoft Internet Information Services 10.0`,
+  `#Version: 1.0`, `#Date:`, `#Fields: date time s-ip cs-method cs-uri-stem
+  cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status
+  sc-substatus sc-win32-status time-taken`; times in UTC; `-` for empty.
+- [iis-plus] spaces in logged values written as `+` (iis-docs
+  `iis/manage/configuring-security/using-dynamic-ip-restrictions.md`).
+- [iis-custom] IIS 8.5+ custom fields (`X-Forwarded-For`, sourceType
+  RequestHeader) are written after the standard fields and the file name gets
+  `_x` (iis-docs `.../logFile/customFields/index.md`).
+- [w3c] W3C draft WD-logfile: directives may be repeated; a new `#Fields`
+  applies to the entries after it. IIS writes a fresh header block when
+  logging restarts (service or site restart) in the same file.
+- [exo-sites] Exchange 2013+ "Default Web Site" = W3SVC1 on 443 (front end),
+  "Exchange Back End" = W3SVC2 on 444; Microsoft: feed W3SVC1 or W3SVC2, not
+  both (double counting) (OfficeDocs-Exchange
+  `iis-logs-and-log-parser-studio-reports-exchange-2013-help.md`,
+  `troubleshooting-ews-protocol-health-set.md`).
+- [eas-log] Exchange appends `&Log=` + `_`-separated `Key:value` / `KeyNNN`
+  tokens to the ActiveSync cs-uri-query; values URL-encoded (`@` -> %40);
+  back-end lines carry `PrxFrom:` and stem `/Microsoft-Server-ActiveSync/Proxy/default.eas`
+  (public sample lines quoted in the reference notes; MS support KB on the iOS 9
+  MeetingResponse loop; TechNet bb201675 for the token table).
+- [ashttp-plain] MS-ASHTTP 2.2.1.1.1.1: `Cmd=&User=&DeviceId=&DeviceType=`, any order.
+- [ashttp-b64] MS-ASHTTP 2.2.1.1.1.1.1: base64 query: ProtocolVersion(1),
+  CommandCode(1), Locale(2, LE), DeviceIdLength(1), DeviceId,
+  PolicyKeyLength(1, 0 or 4), PolicyKey(4), DeviceTypeLength(1), DeviceType,
+  then Tag(1) Length(1) Value; command codes 0 Sync ... 9 FolderSync, 18 Ping,
+  20 Provision; tag 8 User. Only for protocol 12.1 and later.
+- [iis-401] IIS status: 401.1 with Windows error 1326 = logon failed (bad user
+  name or password); 401.2 with error 5 = the anonymous first leg of an
+  NTLM/Negotiate challenge (IIS status-code documentation).
+- [m365] Microsoft 365 endpoints, Exchange Online IDs 1/2 (40.96.0.0/13,
+  52.96.0.0/14, 2603:1036::/36 ...) and AutoDetect 52.125.128.0/20
+  ("Microsoft 365 URLs and IP address ranges"; additional-office365-ip-addresses-and-urls.md).
+- [olm-basic] Outlook for iOS and Android with Basic auth: DeviceType `Outlook`,
+  user agent `Outlook-iOS-Android/1.0`; Exchange Online syncs from Microsoft's
+  cloud (OfficeDocs-Exchange `manage-devices.md`, `use-basic-auth.md`).
+- [olm-hma] With hybrid modern auth: DeviceType `OutlookService`, Bearer tokens,
+  user agents `Outlook-iOS/2.0`, `Outlook-Android/2.0`; AutoDetect asks
+  `/autodiscover/autodiscover.json?Email=...&Protocol=activesync&RedirectCount=3`
+  anonymously (`use-hybrid-modern-auth.md`, `secure-outlook-for-ios-and-android.md`).
+- [ntlm-legs] An NTLM sign-in in IIS logs is three lines: `401 2 5` and
+  `401 1 2148074254`, both with cs-username `-`, then the request with the
+  user (David Wang, "HOWTO: Diagnose 401.x HTTP errors on IIS", MSDN blogs,
+  learn.microsoft.com archive; Microsoft support 907273; a failed NTLM logon
+  is `401 1 2148074252` (Splunk "Decoding IIS Logs").
+- [appgw] Azure Application Gateway writes X-Forwarded-For as `IP:port`
+  (learn.microsoft.com "How an application gateway works": "X-Forwarded-For
+  ... client IP address and port").
+- [utf8] IIS logs in UTF-8 by default (`logInUTF8` true, iis-docs
+  `system.applicationHost/log`); Windows account names are case-insensitive,
+  non-ASCII letters included.
+- [notshell] ProxyNotShell (CVE-2022-41040): `/autodiscover/autodiscover.json`
+  with `Powershell` in the query; Microsoft's first URL Rewrite mitigation
+  (`.*autodiscover\.json.*\@.*Powershell.*`) was bypassed without `@`
+  (`?a..foo.var/owa/&Email=autodiscover/autodiscover.json?a..foo.var&Protocol=XYZ&FooProtocol=Powershell`)
+  and replaced by one without it (MSRC guidance for CVE-2022-41040, updated).
+- [mac-mail] Apple Mail for macOS on EWS: `Mac OS X/<ver> (<build>);
+  ExchangeWebServices/<ver> (<build>); Mail/<ver> (<build>)` (user agents
+  quoted in Apple and Exchange forum threads; CSS-Exchange
+  `Calendar/CalLogHelpers/ShortClientNameFunctions.ps1` maps `Mac OS X`/`Mail`).
+- [rps] Exchange Management Shell: `POST /powershell` with
+  `serializationLevel=Full;ExchClientVer=...;clientApplication=ManagementShell;...`
+  and user agent `Microsoft WinRM Client` (public IIS samples of remote
+  PowerShell; ProxyShell write-ups contrast it with autodiscover.json).
+- [rpc] Outlook Anywhere: `RPC_IN_DATA`/`RPC_OUT_DATA /rpc/rpcproxy.dll`
+  with `<mailbox guid>@<domain>:6001` in the query, user agent `MSRPC`
+  (the Windows RPC over HTTP client Outlook uses).
+- [ecp] the Exchange admin center: `/ecp/`, `/ecp/default.aspx`,
+  `/ecp/DDI/DDIService.svc/GetList?schema=...&msExchEcpCanary=...`: shipped
+  by Exchange, an admin's work, not an attack (only ProxyLogon's
+  `SetObject` with `ResetOABVirtualDirectory` is one).
+- [sentinel-spray] Microsoft Sentinel: password spray = 5+ accounts from one
+  address within 20 minutes; brute force = 100+ failures for one user within
+  10 minutes (the thresholds casguard's README names as its defaults).
+- [ad-names] pre-Windows 2000 logon names may hold spaces but none of
+  `" / \\ [ ] : ; | = , + * ? < >` (Microsoft "Naming conventions in Active Directory").
+- [lb-health] Exchange 2013+ serves `/<protocol>/healthcheck.htm` on each
+  virtual directory for load balancers, answered 200 while Managed
+  Availability finds the protocol healthy (Microsoft "Load balancing in
+  Exchange Server"; Exchange Team Blog "Load Balancing in Exchange 2013").
+  A balancer polls them anonymously every few seconds: monitoring.
+- [gzip] RFC 1952 2.2: "A gzip file consists of a series of members";
+  `gzip -d` and `zcat` read them all (compressing a log in parts, or
+  appending, gives several).
+- [proxylogon] ProxyLogon (CVE-2021-26855/27065) in IIS logs: `POST
+  /ecp/<x>.js` and `/ecp/DDI/DDIService.svc/SetObject` with
+  `schema=ResetOABVirtualDirectory` (Microsoft "HAFNIUM targeting Exchange
+  Servers" hunting queries; Azure Sentinel ProxyLogon IIS rules).
+- [dfir] stolen files (dumps, archives) fetched from a folder under the
+  site (public DFIR write-up, reference notes §6).
+- [scanner] `zgrab` is the ZMap project's banner grabber; its default user
+  agent `Mozilla/5.0 zgrab/0.x` is in Sigma's and others' scanner lists.
+- [oab] Outlook downloads the offline address book as `oab.xml` and
+  LZX-compressed `.lzx` files under `/OAB/<guid>/` (Microsoft "Offline
+  address books in Exchange Server").
+- [owa-files] OWA and ECP serve their own static files from versioned
+  folders: `/owa/auth/<build>/themes/resources/...`,
+  `/owa/prem/<build>/scripts/...`, `/ecp/<build>/themes/resources/...`
+  (seen in every Exchange 2013+ IIS log; the folders under
+  `FrontEnd\HttpProxy\owa\auth\<build>` of an installed server).
+- [cve-2020-0688] CVE-2020-0688: `/ecp/default.aspx` with `__VIEWSTATEGENERATOR`
+  and `__VIEWSTATE` in the query, signed in (ZDI write-up; Azure Sentinel
+  and Sigma rules for it).
+- [httperr] HTTP.sys error logs: `%SystemRoot%\\System32\\LogFiles\\HTTPERR\\httperrN.log`,
+  `#Software: Microsoft HTTP API 2.0`, fields `date time c-ip c-port s-ip
+  s-port cs-version cs-method cs-uri streamid sc-status s-siteid s-reason
+  s-queuename`; errors HTTP.sys handles itself instead of passing the request
+  to the application (Microsoft KB 820729 "Error logging in HTTP APIs";
+  learn.microsoft.com "Format of the HTTP Server API Error Logs").
+- [mac-outlook] Outlook for Mac's EWS user agent contains `MacOutlook`
+  (the string Exchange's EwsAllowMacOutlook switch tests, reference notes
+  §3a), e.g. `MacOutlook/16.78.23100802 (Intelx64 Mac OS X 14.1.1 (Build 23B81))`.
+- [teams] Teams reaches on-premises EWS for calendars with
+  `MicrosoftNinja/1.0 Teams/1.0 (ExchangeServicesClient/0.0.0.0) SkypeSpaces/1.0a$*+`
+  (CSS-Exchange `Calendar/CalLogHelpers/ShortClientNameFunctions.ps1`);
+  Microsoft's own service, which the README counts among approved clients,
+  so not `ews-non-outlook`. It calls from Microsoft addresses outside the
+  Exchange Online list (here 52.112.0.0/14, Teams'): "external" to the
+  built-in networks.
+- [http-redirect] Exchange's Default Web Site also listens on port 80 and
+  answers plain-HTTP visits with a redirect to HTTPS (Microsoft "Simplify
+  the Outlook on the web URL"): s-port 80 on W3SVC1, a front-end line.
+- [owa-logoff] Exchange 2013 and 2016 ship `LogonSettings.SignOutKind =
+  LegacyLogOff` in OWA's web.config, so signing out of OWA goes to
+  `/owa/auth/logoff.aspx?Cmd=logoff&src=exch` (Exchange Team Blog "OWA
+  Forms Based Auth Logoff Changes in Exchange 2013 Cumulative Update 9",
+  updated 1/19/16; reverse-proxy vendors' "logoff string", e.g. Kemp ESP).
+- [autodv2] Autodiscover v2: `GET /autodiscover/autodiscover.json/v1.0/<address>?Protocol=<EWS|AutodiscoverV1|ActiveSync>`,
+  anonymous, used by Outlook, Teams and Office (Microsoft "Autodiscover for
+  Exchange" / "Autodiscover V2" developer docs; AADInternals
+  `Get-AADIntEASAutoDiscover`). The `@` here is in the path, after
+  `/v1.0/`, not ProxyShell's `autodiscover.json?@` query.
+- [probes] Managed Availability: user agent `AMProbe/Local/ClientAccess` from
+  127.0.0.1 / ::1; accounts `HealthMailbox` + 32 hex digits; EAS probe
+  DeviceType `EASProbeDeviceType` (troubleshooting-owa-health-set.md,
+  managed-availability.md; reference notes §5).
+- [proxyshell] ProxyShell in IIS logs: stem `/autodiscover/autodiscover.json`,
+  query starting `@host/...` with `Email=autodiscover/autodiscover.json%3F@host`
+  and `/powershell/?X-Rps-CAT=` (Azure Sentinel "Exchange SSRF Autodiscover
+  ProxyShell - Detection"; Splunk "Exchange PowerShell Abuse via SSRF").
+- [webshell] web shells dropped in `/owa/auth/` and reached with command
+  parameters (public ProxyLogon write-ups; Sigma web-shell rules).
+- [ews-ua] EWS Managed API's default user agent `ExchangeServicesClient/15.00.0913.015`.
+- [outlook-ua] Outlook for Windows: `Microsoft Office/16.0 (Windows NT 10.0;
+  Microsoft Outlook 16.0.NNNNN; Pro)`; MAPI over HTTP at `/mapi/emsmdb/` with
+  `mailboxId=<guid>@<domain>` in the query.
+- [xff] With a load balancer in front, c-ip is the balancer; the client is in
+  X-Forwarded-For, comma-separated, the balancer appending the address it saw
+  on the right (so the right-most public address is the client).
+- [readme] what casguard says it counts (README "Outputs"): a failed sign-in
+  is still a person's request for the user it names; anonymous first legs are
+  people's requests of no user; Outlook mobile's Autodiscover joins the
+  user's one ActiveSync device of that app; users keyed by lower-cased
+  account name.
+"""
+
+import argparse
+import base64
+import gzip
+import ipaddress
+import json
+import os
+import random
+import struct
+import sys
+import uuid
+from collections import defaultdict
+from urllib.parse import quote
+
+DOMAIN = "CONTOSO"
+MAILDOMAIN = "contoso.com"
+HOST = "mail.contoso.com"
+# One front end (EX01) and two back ends (EX01 and EX02 hold mailboxes).
+FE_IP = "10.0.0.21"
+BE_IPS = {"EX01": "10.0.0.21", "EX02": "10.0.0.22"}
+DAYS = ["2026-11-09", "2026-11-10"]
+
+# [iis-fields] the default field list, which Exchange setup leaves unchanged.
+FIELDS = [
+    "date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+    "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status",
+    "sc-substatus", "sc-win32-status", "time-taken",
+]
+# [iis-custom] day 2's front end also logs X-Forwarded-For (enabled between days).
+FIELDS_XFF = FIELDS + ["X-Forwarded-For"]
+# IIS's fixed order when more standard fields are ticked (the order of the
+# `logExtFileFlags` list in iis-docs): s-computername after date time
+# s-sitename, cs-host after cs(Referer), sc-bytes cs-bytes before time-taken.
+FIELDS_MORE = [
+    "date", "time", "s-computername", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+    "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "cs-host", "sc-status", "sc-substatus",
+    "sc-win32-status", "sc-bytes", "cs-bytes", "time-taken", "X-Forwarded-For",
+]
+
+# Networks of the truth, in this writer's words. The check maps them to
+# casguard's names (cloud -> microsoft365).
+M365 = [ipaddress.ip_network(n) for n in (
+    "40.96.0.0/13", "52.96.0.0/14", "40.104.0.0/15", "52.125.128.0/20",
+    "52.127.96.0/23", "2603:1036::/36", "2603:1026::/36", "132.245.0.0/16",
+)]
+
+
+# "Private ranges" as RFC 1918 and RFC 4193 define them. The documentation
+# ranges (RFC 5737 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24; RFC 3849
+# 2001:db8::/32) stand for Internet addresses here, as they do in RFCs.
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+
+
+def is_private(ip):
+    a = ipaddress.ip_address(ip)
+    return a.is_loopback or any(a in n for n in PRIVATE)
+
+
+def network_of(ip):
+    a = ipaddress.ip_address(ip)
+    if a.is_loopback:
+        return "loopback"
+    if any(a in n for n in M365):
+        return "cloud"
+    if any(a in n for n in PRIVATE):
+        return "internal"
+    return "external"
+
+
+def plus(s):
+    """[iis-plus] how IIS writes a value with spaces."""
+    return "-" if s is None or s == "" else s.replace(" ", "+")
+
+
+def log_escape(v):
+    """[eas-log] HttpUtility.UrlEncode of a Log value, `_` as %5F."""
+    return quote(str(v), safe="").replace("%20", "+").replace("_", "%5F")
+
+
+def eas_log(tokens):
+    out = []
+    for k, v in tokens:
+        out.append(k if v is None else f"{k}:{v}" if isinstance(v, int) else f"{k}:{log_escape(v)}")
+    return "_".join(out) + "_"
+
+
+EAS_CODES = {"Sync": 0, "SendMail": 1, "GetAttachment": 4, "FolderSync": 9, "GetItemEstimate": 14,
+             "ItemOperations": 19, "Ping": 18, "Provision": 20, "Settings": 17}
+
+
+def eas_base64(cmd, device_id, device_type, user, policy_key=None, version=141):
+    """[ashttp-b64] the binary query, base64 (RFC 2045 alphabet), then
+    percent-encoded as a URI query must carry `+ / =`."""
+    b = bytes([version, EAS_CODES[cmd]]) + struct.pack("<H", 0x0409)
+    did = device_id.encode("ascii")
+    b += bytes([len(did)]) + did
+    b += b"\x00" if policy_key is None else b"\x04" + struct.pack("<I", policy_key)
+    dt = device_type.encode("ascii")
+    b += bytes([len(dt)]) + dt
+    u = user.encode("utf-8")
+    b += bytes([8, len(u)]) + u
+    return quote(base64.b64encode(b).decode("ascii"), safe="")
+
+
+class Truth:
+    def __init__(self):
+        self.summary = defaultdict(int)
+        self.protocols = defaultdict(int)
+        self.clients = defaultdict(int)
+        self.users = {}
+        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": []})
+        self.failed = defaultdict(int)
+        self.spray = defaultdict(set)
+        self.brute_force = set()
+        self.backend = {"requests": 0, "probes": 0, "lines": 0, "protocols": defaultdict(int),
+                        "clients": defaultdict(int), "users": defaultdict(int)}
+        self.findings = defaultdict(set)
+        self.malformed = []
+        self.probe_user_agents = defaultdict(int)
+        # Lines of a kind worth naming, by protocol: NTLM challenge legs,
+        # load-balancer health checks.
+        self.tags = defaultdict(lambda: defaultdict(int))
+
+    def user(self, key):
+        return self.users.setdefault(key, {"requests": 0, "protocols": defaultdict(int),
+                                           "clients": defaultdict(int), "devices": {},
+                                           "sources": defaultdict(lambda: [None, 0]),
+                                           "failed_sign_ins": 0, "device_keys": set(), "device_sources": {},
+                                           "first_seen": None, "last_seen": None})
+
+
+class Estate:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.truth = Truth()
+        # (server, site, day) -> list of (seconds, line)
+        self.lines = defaultdict(list)
+
+    def guid(self):
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def write(self, server, site, day, t, method, stem, query, port, user, cip, ua, status,
+              sub=0, win32=0, referer=None, xff=None, taken=None):
+        """Keeps the line's values by field name: emit() writes them in the
+        order of the `#Fields` in force where the line lands."""
+        hh, mm, ss = t // 3600, t // 60 % 60, t % 60
+        taken = taken if taken is not None else self.rng.randint(15, 900)
+        s_ip = BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IP
+        vals = {
+            "date": day, "time": f"{hh:02d}:{mm:02d}:{ss:02d}", "s-ip": s_ip, "cs-method": method,
+            "cs-uri-stem": stem, "cs-uri-query": query or "-", "s-port": str(port), "cs-username": plus(user),
+            "c-ip": cip, "cs(User-Agent)": plus(ua), "cs(Referer)": plus(referer), "sc-status": str(status),
+            "sc-substatus": str(sub), "sc-win32-status": str(win32), "time-taken": str(taken),
+            "X-Forwarded-For": plus(xff), "s-computername": server, "cs-host": HOST if site == "W3SVC1" else
+            f"{server.lower()}.{MAILDOMAIN}:444", "sc-bytes": str(self.rng.randint(200, 90000)),
+            "cs-bytes": str(self.rng.randint(200, 9000)),
+        }
+        self.lines[(server, site, day)].append((t, vals))
+
+    # -- what a request means, recorded as it is written ---------------------
+
+    def person(self, day, t, *, method, stem, query, user, ukey, cip, ua, proto, client,
+               status=200, sub=0, win32=0, referer=None, xff=None, device=None, dtype=None,
+               command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None):
+        """A person's front-end request, and its back-end hop when Exchange
+        proxies it (anything that got past IIS authentication)."""
+        self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
+                   referer, xff, taken)
+        tr = self.truth
+        tr.summary["requests"] += 1
+        tr.protocols[proto] += 1
+        tr.clients[client] += 1
+        # [iis-401] a failed sign-in is a 401 whose Windows error says the
+        # logon failed: 1326 (Basic: bad user name or password) or
+        # 2148074252 = 0x8009030C SEC_E_LOGON_DENIED (NTLM/Negotiate). Not
+        # 401.1 with 2148074254 = 0x8009030E: that is NTLM's challenge leg,
+        # logged on every good NTLM sign-in [ntlm-legs].
+        failed = status == 401 and win32 in (1326, 2148074252)
+        if failed:
+            tr.summary["failed_sign_ins"] += 1
+        if status == 401 and sub == 1 and not failed:
+            tr.tags["ntlm-challenge-leg"][proto] += 1
+        src = client_address(cip, xff)
+        if ukey is None:
+            tr.summary["anonymous"] += 1
+        else:
+            u = tr.user(ukey)
+            u["requests"] += 1
+            # README: a request without an ActiveSync device is grouped under
+            # a device keyed by its user agent.
+            u["device_keys"].add(device or join_device or ua)
+            # Per device and address, for the cloud addresses Outlook mobile
+            # (Basic) is synced from: the `cloud_sources` of its finding.
+            dk = device or join_device or ua
+            u["device_sources"].setdefault(dk, {"client": client, "sources": defaultdict(int)})
+            u["device_sources"][dk]["sources"][src] += 1
+            stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
+            u["first_seen"] = min(u["first_seen"] or stamp, stamp)
+            u["last_seen"] = max(u["last_seen"] or stamp, stamp)
+            u["protocols"][proto] += 1
+            u["clients"][client] += 1
+            s = u["sources"][src]
+            s[0], s[1] = network_of(src), s[1] + 1
+            if failed:
+                u["failed_sign_ins"] += 1
+                tr.failed[ukey] += 1
+            dev_key = device or join_device
+            if dev_key:
+                d = u["devices"].setdefault(dev_key, {"type": dtype, "client": client, "requests": 0,
+                                                      "commands": defaultdict(int), "networks": set()})
+                d["requests"] += 1
+                d["networks"].add(network_of(src))
+                if command:
+                    d["commands"][command] += 1
+        # [exo-sites] the proxied hop on the mailbox server's back end; the
+        # forms sign-in pages under /owa/auth are the front end's own.
+        if status != 401 and ukey is not None and not stem.lower().startswith("/owa/auth/"):
+            self.write(mailbox, "W3SVC2", day, t, method, be_stem or stem, be_query or query, 444, user,
+                       FE_IP, ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5))
+            tr.summary["backend_duplicates"] += 1
+            # What an audit of the back ends alone must say [readme]: each
+            # hop is then the person's request.
+            be = tr.backend
+            be["requests"] += 1
+            be["protocols"][proto] += 1
+            be["clients"][client] += 1
+            be["users"][ukey] += 1
+
+    def person_tally(self, day, t, *, proto, client, cip):
+        """An anonymous person's request already written (by write())."""
+        tr = self.truth
+        tr.summary["requests"] += 1
+        tr.summary["anonymous"] += 1
+        tr.protocols[proto] += 1
+        tr.clients[client] += 1
+
+    def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
+        port = 443 if site == "W3SVC1" else 444
+        cip = self.rng.choice(["127.0.0.1", "::1"])
+        self.write(server, site, day, t, method, stem, query, port, user, cip, ua, 200)
+        self.truth.summary["probes"] += 1
+        if site == "W3SVC2":
+            self.truth.backend["probes"] += 1
+        self.truth.probe_user_agents[ua] += 1
+
+    def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
+        self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32)
+        a = self.truth.attacks[cip]
+        a["requests"] += 1
+        a["kinds"].add(kind)
+        a["statuses"].append((status, sub))
+        self.truth.summary["attacks"] += 1
+        if kind == "exploit-attempt":
+            a["exploit"] += 1
+            self.truth.summary["exploit_attempts"] += 1
+
+    def machine(self, day, t, *, stem, query, user, cip, ua):
+        self.write("EX01", "W3SVC1", day, t, "POST", stem, query, 443, user, cip, ua, 200)
+        self.truth.summary["machine"] += 1
+
+
+def client_address(cip, xff):
+    """[xff] c-ip, unless it is the (private) balancer and X-Forwarded-For
+    names a public address: then the right-most public one."""
+    if xff and is_private(cip):
+        for a in reversed([x.strip() for x in xff.split(",")]):
+            # [appgw] `IP:port`, `[v6]:port`: the address without its port.
+            if a.startswith("[") and "]" in a:
+                a = a[1:a.index("]")]
+            elif a.count(":") == 1:
+                a = a.split(":")[0]
+            try:
+                if not is_private(a):
+                    return a
+            except ValueError:
+                pass
+    return cip
+
+
+def cafe(est):
+    """Exchange 2013+ front-end lines end their query with the correlation and
+    the proxy's request id (`&CorrelationID=<empty>;&cafeReqId=<guid>;`)."""
+    return f"&CorrelationID=<empty>;&cafeReqId={est.guid()};"
+
+
+def times(rng, n, start=6 * 3600, end=23 * 3600):
+    return sorted(rng.randint(start, end) for _ in range(n))
+
+
+# -- the people -----------------------------------------------------------------
+
+UA_IPHONE = "Apple-iPhone14C2/2101.101"          # iOS Mail: Apple-<model>/<build>
+UA_OUTLOOK_BASIC = "Outlook-iOS-Android/1.0"     # [olm-basic]
+UA_OUTLOOK_HMA = "Outlook-iOS/2.0"               # [olm-hma]
+UA_GMAIL = "Android-Mail/2023.10.29.578135443.release"
+UA_SAMSUNG = "SAMSUNG-SM-G991B/101.200001"
+UA_WINMAIL = "MSFT-WIN-3/10.0.19045"
+UA_OUTLOOK_WIN = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)"
+UA_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/119.0.0.0 Safari/537.36")
+UA_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0"
+UA_SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 "
+                    "(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1")
+UA_EWS_APP = "ExchangeServicesClient/15.00.0913.015"   # [ews-ua]
+# [mac-mail] Apple Mail for macOS on EWS.
+UA_MAC_MAIL = "Mac OS X/14.1.1 (23B81); ExchangeWebServices/14.0 (274); Mail/16.0 (3774.200.91.1.1)"
+UA_EDGE = UA_CHROME + " Edg/119.0.2151.58"
+# [mac-outlook] Outlook for Mac on EWS.
+UA_MAC_OUTLOOK = "MacOutlook/16.78.23100802 (Intelx64 Mac OS X 14.1.1 (Build 23B81))"
+# [teams] Teams' calendar service on EWS; note the literal `+` at its end.
+UA_TEAMS = "MicrosoftNinja/1.0 Teams/1.0 (ExchangeServicesClient/0.0.0.0) SkypeSpaces/1.0a$*+"
+UA_WINRM = "Microsoft WinRM Client"           # [rps]
+UA_MSRPC = "MSRPC"                            # [rpc]
+
+EAS_CMDS = ["Sync", "Sync", "Sync", "Ping", "Ping", "FolderSync", "GetItemEstimate", "ItemOperations",
+            "SendMail"]
+
+
+def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client, ips, n, mailbox,
+               b64=False, version="161", as_state=None, dev_os=None, dev_model=None, provision=False,
+               stem="/Microsoft-Server-ActiveSync/default.eas", options=False):
+    """An ActiveSync device's day: plain [ashttp-plain] or base64 [ashttp-b64]
+    queries, Exchange's &Log= on front end and back end [eas-log]."""
+    rng = est.rng
+    ts = times(rng, n)
+    if options:
+        # An account set-up asks OPTIONS first: the device's parameters, no
+        # Cmd (MS-ASHTTP 2.2.1.2 HTTP OPTIONS), no &Log= (no command ran).
+        q = f"User={quote(user_param, safe='@')}&DeviceId={device_id}&DeviceType={dtype}"
+        est.person(day, ts[0] - 5, method="OPTIONS", stem=stem, query=q, user=user, ukey=ukey, cip=ips[0], ua=ua,
+                   proto="activesync", client=client, device=device_id, dtype=dtype, mailbox=mailbox)
+    for i, t in enumerate(ts):
+        cmd = "Provision" if provision and i == 0 else rng.choice(EAS_CMDS)
+        cip = rng.choice(ips)
+        toks = [("SC1", "1"), ("V" + version, None), ("HH", HOST),
+                ("SmtpAdrs", f"{ukey}@{MAILDOMAIN}")]
+        if cmd == "Ping":
+            toks += [("Hb", 1680), ("Rto", 2), ("Cpo", rng.randint(100, 900)), ("Fet", 1680000)]
+        else:
+            toks += [("Fet", rng.randint(20, 900))]
+        if cmd == "Provision":
+            toks += [("Pk", rng.getrandbits(31))]
+            # 14.1+: the device says what it is in Provision [eas-log].
+            if dev_model:
+                toks += [("DevModel", dev_model)]
+            if dev_os:
+                toks += [("DevOS", dev_os)]
+        if as_state:
+            toks += [("As", as_state)]
+        toks += [("Mbx", f"{mailbox}.{MAILDOMAIN}"), ("Throttle", 0)]
+        fe_log = eas_log(toks)
+        be_log = eas_log([("PrxFrom", FE_IP)] + toks)
+        if b64:
+            q = eas_base64(cmd, device_id, dtype, user_param, None if cmd == "Provision" else 3141592653,
+                           version=int(version[:3]) if len(version) == 3 else 141)
+            fe_q = f"{q}&Log={fe_log}"
+            be_q = f"{q}&Log={be_log}"
+        else:
+            q = f"Cmd={cmd}&User={quote(user_param, safe='@')}&DeviceId={device_id}&DeviceType={dtype}"
+            fe_q = f"{q}&Log={fe_log}"
+            be_q = f"{q}&Log={be_log}"
+        taken = 1680000 + rng.randint(0, 900) if cmd == "Ping" else None
+        est.person(day, t, method="POST", stem=stem, query=fe_q,
+                   user=user, ukey=ukey, cip=cip, ua=ua, proto="activesync", client=client,
+                   device=device_id, dtype=dtype, command=cmd, mailbox=mailbox,
+                   be_query=be_q, be_stem="/Microsoft-Server-ActiveSync/Proxy/default.eas", taken=taken)
+    if as_state:
+        # [eas-log] `As:` is ActiveSync's access state and reason; `AllowedG`
+        # = Allowed, by the Global (organisation) default; the last one
+        # logged is the device's state.
+        est.truth.users[ukey]["devices"][device_id]["access"] = as_state.rstrip("GIRPU").lower()
+    if provision and dev_model:
+        est.truth.users[ukey]["devices"][device_id]["model"] = dev_model
+    if provision and dev_os:
+        est.truth.users[ukey]["devices"][device_id]["os"] = dev_os
+
+
+def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox, xff=None):
+    """[outlook-ua] Outlook for Windows on the LAN: MAPI over HTTP with an
+    anonymous NTLM first leg per connection [iis-401], EWS for free/busy,
+    Autodiscover, OAB."""
+    rng = est.rng
+    mbx_guid = est.guid()
+    for t in times(rng, n):
+        cip = rng.choice(ips)
+        r = rng.random()
+        if r < 0.6:
+            stem, proto, q = rng.choice(["/mapi/emsmdb/", "/mapi/nspi/"]), "mapi", f"mailboxId={mbx_guid}@{MAILDOMAIN}" + cafe(est)
+        elif r < 0.75:
+            stem, proto, q = "/EWS/Exchange.asmx", "ews", cafe(est)
+        elif r < 0.9:
+            stem, proto, q = "/Autodiscover/Autodiscover.xml", "autodiscover", cafe(est)
+        else:
+            # [oab] the manifest, then LZX-compressed address-book files.
+            stem = rng.choice([f"/OAB/{OAB_GUID}/oab.xml", f"/OAB/{OAB_GUID}/{OAB_GUID}-data-{rng.randint(1, 40)}.lzx",
+                               f"/OAB/{OAB_GUID}/{OAB_GUID}-lng0409-{rng.randint(1, 40)}.lzx"])
+            proto, q = "oab", cafe(est)
+        method = "GET" if proto == "oab" else "POST"
+        if proto in ("mapi", "ews") and rng.random() < 0.2:
+            # [ntlm-legs] a new connection signs in: the anonymous first leg
+            # (401.2, error 5), NTLM's challenge leg (401.1, 2148074254), both
+            # of no user; neither is a failed sign-in.
+            for sub, win32 in ((2, 5), (1, 2148074254)):
+                est.person(day, t, method=method, stem=stem, query=q, user=None, ukey=None, cip=cip,
+                           ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", status=401, sub=sub,
+                           win32=win32, xff=xff)
+        est.person(day, t, method=method, stem=stem, query=q, user=user, ukey=ukey, cip=cip,
+                   ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", mailbox=mailbox, xff=xff)
+
+
+def owa(est, day, *, ukey, user, ua, client, ips, n, mailbox, xff=None):
+    rng = est.rng
+    ts = times(rng, n)
+    for i, t in enumerate(ts):
+        cip = rng.choice(ips)
+        if i == 0:
+            # the sign-in page, anonymous (forms-based authentication), with
+            # its own files from the versioned folder under /owa/auth [owa-files].
+            est.person(day, t, method="GET", stem="/owa/auth/logon.aspx",
+                       query="url=https%3a%2f%2fmail.contoso.com%2fowa%2f&reason=0" + cafe(est), user=None,
+                       ukey=None, cip=cip, ua=ua, proto="owa", client=client, xff=xff)
+            for f in ("themes/resources/favicon.ico", "themes/resources/segoeui-regular.ttf"):
+                est.person(day, t, method="GET", stem=f"/owa/auth/{BUILD}/{f}", query=None, user=None, ukey=None,
+                           cip=cip, ua=ua, proto="owa", client=client, xff=xff,
+                           referer=f"https://{HOST}/owa/auth/logon.aspx")
+            continue
+        if i == 1:
+            # after sign-in, the app's scripts from /owa/prem/<build>/ [owa-files]
+            est.person(day, t, method="GET", stem=f"/owa/prem/{BUILD}/scripts/boot.worldwide.0.mouse.js", query=None,
+                       user=user, ukey=ukey, cip=cip, ua=ua, proto="owa", client=client, xff=xff, mailbox=mailbox,
+                       referer=f"https://{HOST}/owa/")
+            continue
+        action = rng.choice(["GetFolderMruConfiguration", "FindItem", "GetItem", "GetConversationItems",
+                             "GetTime", "CreateItem"])
+        q = f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est)
+        est.person(day, t, method="POST", stem="/owa/service.svc", query=q, user=user, ukey=ukey, cip=cip,
+                   ua=ua, proto="owa", client=client, referer=f"https://{HOST}/owa/", xff=xff, mailbox=mailbox)
+
+
+KATE_MBX = "5b6a0c1e-9d41-4c1f-a3a2-7e5f0d9c2b11"
+OAB_GUID = "9e2b3a0c-44d1-4f7e-8a2b-6c1d0e9f8a7b"
+BUILD = "15.2.1544.4"
+
+
+def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover"):
+    """A Basic sign-in with a bad password [iis-401], for account form `v`."""
+    ukey = v.split("\\")[-1].split("@")[0].lower()
+    est.person(day, t, method="POST", stem=stem, query=cafe(est), user=v, ukey=ukey, cip=cip, ua=UA_OUTLOOK_WIN,
+               proto=proto, client="outlook-windows", status=401, sub=1, win32=1326)
+    return ukey
+
+
+def build(seed):
+    est = Estate(seed)
+    rng = est.rng
+    tr = est.truth
+    d1, d2 = DAYS
+    for day in DAYS:
+        xff_ok = day == d2
+        # alice: iPhone Mail over ActiveSync from her carrier (IPv4 and IPv6),
+        # OWA in Chrome from the LAN.
+        eas_device(est, day, ukey="alice", user=f"{DOMAIN}\\alice", user_param=f"{DOMAIN}\\alice",
+                   device_id="ApplF17ZK3N1Q1GH", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
+                   ips=["198.51.100.23", "2001:db8:85a3::8a2e:370:7334"], n=60, mailbox="EX01",
+                   as_state="AllowedG", dev_os="iOS 17.1.2 21B101", dev_model="iPhone14C2", provision=(day == d1), options=(day == d1))
+        owa(est, day, ukey="alice", user=f"{DOMAIN}\\alice", ua=UA_CHROME, client="browser",
+            ips=["10.1.20.31"], n=25, mailbox="EX01")
+        # bob: Outlook mobile with Basic: Microsoft's cloud polls from
+        # Exchange Online addresses [olm-basic][m365]; its Autodiscover too,
+        # joined to the device [readme]. Outlook for Windows on the LAN.
+        bob_dev = "8C1E2F0A7B3D4C5E9F60718293A4B5C6"
+        eas_device(est, day, ukey="bob", user=f"bob@{MAILDOMAIN}", user_param=f"bob@{MAILDOMAIN}",
+                   device_id=bob_dev, dtype="Outlook", ua=UA_OUTLOOK_BASIC, client="outlook-mobile-basic",
+                   ips=["52.98.33.17", "40.99.12.5", "2603:1036:304:8c1::2"], n=70, mailbox="EX02")
+        for t in times(rng, 4):
+            est.person(day, t, method="POST", stem="/Autodiscover/Autodiscover.xml", query=cafe(est),
+                       user=f"bob@{MAILDOMAIN}", ukey="bob", cip="52.98.33.17", ua=UA_OUTLOOK_BASIC,
+                       proto="autodiscover", client="outlook-mobile-basic", mailbox="EX02", join_device=bob_dev)
+        outlook_desktop(est, day, ukey="bob", user=f"{DOMAIN}\\bob", ips=["10.1.20.44"], n=50, mailbox="EX02")
+        # carol: Outlook mobile with hybrid modern auth [olm-hma]: Bearer
+        # ActiveSync from Exchange Online, anonymous AutoDetect lookups of
+        # autodiscover.json (legitimate: `Protocol=` present, no `/` path).
+        eas_device(est, day, ukey="carol", user=f"carol@{MAILDOMAIN}", user_param=f"carol@{MAILDOMAIN}",
+                   device_id="OLMA7F3C2B1D0E9F8A7B6C5D4E3F2A1B0", dtype="OutlookService", ua=UA_OUTLOOK_HMA,
+                   client="outlook-mobile-hma", ips=["40.97.140.9", "52.96.88.201"], n=50, mailbox="EX01")
+        for i, t in enumerate(times(rng, 3)):
+            email = f"carol@{MAILDOMAIN}" if i == 0 else f"carol%40{MAILDOMAIN}"
+            est.person(day, t, method="GET", stem="/autodiscover/autodiscover.json",
+                       query=f"Email={email}&Protocol=activesync&RedirectCount=3" + cafe(est), user=None,
+                       ukey=None, cip="52.125.128.44", ua=UA_OUTLOOK_HMA, proto="autodiscover",
+                       client="outlook-mobile-unknown-auth")
+        # dave: Gmail for Android from outside, Outlook for Windows inside.
+        eas_device(est, day, ukey="dave", user=f"dave@{MAILDOMAIN}", user_param="dave",
+                   device_id="androidc1849305526", dtype="Android", ua=UA_GMAIL, client="android-mail",
+                   ips=["203.0.113.41"], n=40, mailbox="EX02", stem="/Microsoft-Server-ActiveSync")
+        outlook_desktop(est, day, ukey="dave", user=f"{DOMAIN}\\Dave", ips=["10.1.21.7"], n=30, mailbox="EX02")
+        # erin: Samsung Email, and OWA in Safari on her iPhone (a mobile
+        # client on OWA: README's `mobile-on-ews`).
+        eas_device(est, day, ukey="erin", user=f"{DOMAIN}\\erin", user_param=f"{DOMAIN}\\erin",
+                   device_id="SEC1F0B2C3D4E5A6", dtype="SAMSUNGSMG991B", ua=UA_SAMSUNG, client="samsung-email",
+                   ips=["198.51.100.88"], n=40, mailbox="EX01",
+                   # its app writes the path in lower case: IIS paths are
+                   # case-insensitive, so it is ActiveSync all the same
+                   stem="/microsoft-server-activesync/default.eas",
+                   # quarantined by the organisation's default on day 1,
+                   # then allowed individually by the admin [eas-log]
+                   as_state="QuarantinedG" if day == d1 else "AllowedI")
+        owa(est, day, ukey="erin", user=f"{DOMAIN}\\erin", ua=UA_SAFARI_IPHONE, client="mobile-browser",
+            ips=["198.51.100.88"], n=12, mailbox="EX01")
+        # frank: a third-party EWS application, and Firefox on OWA.
+        # IIS paths are case-insensitive; the app writes `/ews/exchange.asmx`
+        # half the time. On day 2 it sends X-Forwarded-For: 10.1.1.1 itself:
+        # c-ip is public, so the header is the client's say, not a proxy's [xff].
+        for i, t in enumerate(times(rng, 35)):
+            est.person(day, t, method="POST", stem="/ews/exchange.asmx" if i % 2 else "/EWS/Exchange.asmx",
+                       query=cafe(est), user=f"frank@{MAILDOMAIN}", ukey="frank", cip="203.0.113.90", ua=UA_EWS_APP,
+                       proto="ews", client="ews-third-party", mailbox="EX02", xff="10.1.1.1" if xff_ok else None)
+        owa(est, day, ukey="frank", user=f"{DOMAIN}\\frank", ua=UA_FIREFOX, client="browser",
+            ips=["10.1.22.15"], n=15, mailbox="EX02")
+        # grace: Windows Mail, whose ActiveSync queries are base64 [ashttp-b64].
+        eas_device(est, day, ukey="grace", user=f"{DOMAIN}\\grace", user_param=f"grace@{MAILDOMAIN}",
+                   device_id="6F24CAD599A5BF1A690246B8C68FAE8D", dtype="WindowsMail", ua=UA_WINMAIL,
+                   client="windows-mail", ips=["10.1.23.3"], n=30, mailbox="EX01", b64=True, version="141")
+        outlook_desktop(est, day, ukey="grace", user=f"grace@{MAILDOMAIN}", ips=["10.1.23.3"], n=40,
+                        mailbox="EX01")
+        # heidi: OWA from home through the load balancer: c-ip is the
+        # balancer, X-Forwarded-For the client [xff] (day 2 only logs it).
+        owa(est, day, ukey="heidi", user=f"heidi@{MAILDOMAIN}", ua=UA_CHROME, client="browser",
+            ips=["10.0.5.5"] if xff_ok else ["192.0.2.77"], n=30, mailbox="EX02",
+            xff="192.0.2.77, 10.0.5.9" if xff_ok else None)
+        # ivan: four failed sign-ins [iis-401] on ActiveSync, then his iPhone syncs.
+        for t in times(rng, 4, 7 * 3600, 7 * 3600 + 600):
+            q = f"Cmd=FolderSync&User=ivan&DeviceId=ApplDNPQ8K2L0M9X&DeviceType=iPhone"
+            est.person(day, t, method="POST", stem="/Microsoft-Server-ActiveSync/default.eas", query=q,
+                       user=f"{DOMAIN}\\ivan", ukey="ivan", cip="203.0.113.12", ua=UA_IPHONE,
+                       proto="activesync", client="apple-mail-ios", status=401, sub=1, win32=1326,
+                       device="ApplDNPQ8K2L0M9X", dtype="iPhone", command="FolderSync")
+        eas_device(est, day, ukey="ivan", user=f"{DOMAIN}\\ivan", user_param="ivan",
+                   device_id="ApplDNPQ8K2L0M9X", dtype="iPhone", ua=UA_IPHONE, client="apple-mail-ios",
+                   ips=["203.0.113.12"], n=25, mailbox="EX02")
+
+        # judy: OWA through Azure Application Gateway, X-Forwarded-For with
+        # the client's port [appgw] (day 2, when the field is logged).
+        if xff_ok:
+            owa(est, day, ukey="judy", user=f"judy@{MAILDOMAIN}", ua=UA_FIREFOX, client="browser",
+                ips=["10.0.6.4"], n=20, mailbox="EX01", xff="192.0.2.80:51234")
+            owa(est, day, ukey="judy", user=f"judy@{MAILDOMAIN}", ua=UA_SAFARI_IPHONE, client="mobile-browser",
+                ips=["10.0.6.4"], n=6, mailbox="EX01", xff="[2001:db8:1::77]:60211")
+        # jürgen: UTF-8 user name [utf8], in capitals on MAPI, in lower case on
+        # OWA: one account.
+        outlook_desktop(est, day, ukey="jürgen", user=f"{DOMAIN}\\JÜRGEN", ips=["10.1.24.9"], n=20, mailbox="EX02")
+        owa(est, day, ukey="jürgen", user=f"jürgen@{MAILDOMAIN}", ua=UA_CHROME, client="browser",
+            ips=["10.1.24.9"], n=10, mailbox="EX02")
+        # kate: Outlook for Windows from home mistypes her password twice: a
+        # failed NTLM sign-in names no user [ntlm-legs].
+        for t in times(rng, 2, 8 * 3600, 8 * 3600 + 60):
+            est.person(day, t, method="POST", stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}" + cafe(est),
+                       user=None, ukey=None, cip="192.0.2.150", ua=UA_OUTLOOK_WIN, proto="mapi",
+                       client="outlook-windows", status=401, sub=1, win32=2148074252)
+        outlook_desktop(est, day, ukey="kate", user=f"{DOMAIN}\\kate", ips=["192.0.2.150"], n=15, mailbox="EX01")
+
+        # lena: Outlook mobile (Basic) on a phone and a tablet; its
+        # Autodiscover cannot say which, so it stays a device of its own,
+        # keyed by user agent [readme].
+        # The tablet's app is a newer build: `Outlook-Android/2.0` [olm-hma
+        # names the 2.0 agents], still DeviceType Outlook, so still Basic.
+        for dev, ua in (("4D2A9C0B7E1F4A5B8C6D7E8F9A0B1C2D", UA_OUTLOOK_BASIC),
+                        ("0F1E2D3C4B5A69788796A5B4C3D2E1F0", "Outlook-Android/2.0")):
+            eas_device(est, day, ukey="lena", user=f"lena@{MAILDOMAIN}", user_param=f"lena@{MAILDOMAIN}",
+                       device_id=dev, dtype="Outlook", ua=ua, client="outlook-mobile-basic",
+                       ips=["52.97.150.3", "40.101.8.77"], n=20, mailbox="EX02")
+        for t in times(rng, 3):
+            est.person(day, t, method="POST", stem="/Autodiscover/Autodiscover.xml", query=cafe(est),
+                       user=f"lena@{MAILDOMAIN}", ukey="lena", cip="52.97.150.3", ua=UA_OUTLOOK_BASIC,
+                       proto="autodiscover", client="outlook-mobile-basic", mailbox="EX02")
+        # kate also runs Outlook Anywhere from home [rpc] (both channels).
+        for t in times(rng, 6):
+            for method in ("RPC_IN_DATA", "RPC_OUT_DATA"):
+                est.person(day, t, method=method, stem="/rpc/rpcproxy.dll",
+                           query=f"{KATE_MBX}@{MAILDOMAIN}:6001" + cafe(est), user=f"{DOMAIN}\\kate", ukey="kate",
+                           cip="192.0.2.150", ua=UA_MSRPC, proto="rpc", client="outlook-windows", mailbox="EX01")
+        # alice reads her mail in Apple Mail on her Mac at home, over EWS [mac-mail].
+        for t in times(rng, 20):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"alice@{MAILDOMAIN}",
+                       ukey="alice", cip="198.51.100.23", ua=UA_MAC_MAIL, proto="ews", client="macos-mail",
+                       mailbox="EX01")
+        # oscar, an administrator: the admin center in Edge and the Exchange
+        # Management Shell, from the LAN [ecp][rps].
+        canary = "%032x" % rng.getrandbits(128)
+        for t in times(rng, 15):
+            stem, q = rng.choice([("/ecp/", cafe(est)), ("/ecp/default.aspx", cafe(est)),
+                                  (f"/ecp/{BUILD}/themes/resources/favicon.ico", None),
+                                  ("/ecp/DDI/DDIService.svc/GetList",
+                                   f"schema=MailboxService&msExchEcpCanary={canary}" + cafe(est))])
+            est.person(day, t, method="POST" if "DDI" in stem else "GET", stem=stem, query=q,
+                       user=f"{DOMAIN}\\oscar", ukey="oscar", cip="10.1.30.5", ua=UA_EDGE, proto="ecp", client="browser",
+                       referer=f"https://{HOST}/ecp/", mailbox="EX01")
+        for t in times(rng, 10):
+            est.person(day, t, method="POST", stem="/powershell",
+                       query="serializationLevel=Full;ExchClientVer=15.2.1544.4;clientApplication=ManagementShell;"
+                             "TargetServer=;PSVersion=5.1.17763.1852", user=f"{DOMAIN}\\oscar", ukey="oscar",
+                       cip="10.1.30.5", ua=UA_WINRM, proto="powershell", client="remote-powershell", mailbox="EX01")
+
+        # John Smith: a pre-Windows 2000 logon name with a space, which IIS
+        # writes as `+` [iis-plus]; `+` itself cannot be in one [ad-names].
+        outlook_desktop(est, day, ukey="john smith", user=f"{DOMAIN}\\John Smith", ips=["10.1.25.2"], n=15,
+                        mailbox="EX01")
+        # The load balancer's health checks of Exchange's healthcheck.htm
+        # pages, anonymous, no user agent: monitoring, not people [lb-health].
+        for t in range(120, 86400, 900):
+            for lb, page in (("10.0.5.2", "/owa/healthcheck.htm"), ("10.0.5.3", "/EWS/healthcheck.htm")):
+                est.write("EX01", "W3SVC1", day, t, "GET", page, None, 443, None, lb, None, 200)
+                tr.summary["probes"] += 1
+                tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
+
+        # oscar's Mac runs Outlook for Mac on EWS [mac-outlook]: approved.
+        for t in times(rng, 12):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"oscar@{MAILDOMAIN}",
+                       ukey="oscar", cip="10.1.30.6", ua=UA_MAC_OUTLOOK, proto="ews", client="outlook-mac",
+                       mailbox="EX01")
+        # grace's Office apps ask Autodiscover v2 for her EWS and
+        # Autodiscover v1 addresses: anonymous, the address in the path [autodv2].
+        for t in times(rng, 4):
+            proto_q = rng.choice(["Protocol=EWS&RedirectCount=1", "Protocol=AutodiscoverV1&RedirectCount=1"])
+            est.person(day, t, method="GET", stem=f"/autodiscover/autodiscover.json/v1.0/grace@{MAILDOMAIN}",
+                       query=proto_q + cafe(est), user=None, ukey=None, cip="10.1.23.3", ua=UA_OUTLOOK_WIN,
+                       proto="autodiscover", client="outlook-windows")
+        # grace's calendar in Teams [teams].
+        for t in times(rng, 8):
+            est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=f"grace@{MAILDOMAIN}",
+                       ukey="grace", cip="52.114.20.9", ua=UA_TEAMS, proto="ews", client="teams", mailbox="EX01")
+        # heidi signs out of OWA at lunch, and meets OWA's error page; both
+        # scripts Exchange ships in /owa/auth, served by the front end
+        # itself [owa-files]. Sign-out goes to
+        # `/owa/auth/logoff.aspx?Cmd=logoff&src=exch` [owa-logoff].
+        t = 12 * 3600 + rng.randint(0, 1800)
+        est.person(day, t, method="GET", stem="/owa/auth/logoff.aspx", query="Cmd=logoff&src=exch" + cafe(est),
+                   user=f"heidi@{MAILDOMAIN}", ukey="heidi", cip="192.0.2.77", ua=UA_CHROME, proto="owa",
+                   client="browser", mailbox="EX02")
+        tr.tags["owa-logoff"].setdefault("requests", []).append({"user": "heidi", "ip": "192.0.2.77",
+                                                                 "protocol": "owa", "client": "browser"})
+        est.person(day, t + 60, method="GET", stem="/owa/auth/errorFE.aspx", query="httpCode=500" + cafe(est),
+                   user=None, ukey=None, cip="192.0.2.77", ua=UA_CHROME, proto="owa", client="browser")
+        # heidi types http://mail.contoso.com/owa at home: IIS redirects [http-redirect].
+        for t in times(rng, 2):
+            est.write("EX01", "W3SVC1", day, t, "GET", "/owa", None, 80, None, "192.0.2.77", UA_CHROME, 301)
+            est.person_tally(day, t, proto="owa", client="browser", cip="192.0.2.77")
+
+        # -- probes [probes]: front end and back end --------------------------
+        hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
+        for t in range(300, 86400, 1800):
+            est.probe(day, t, stem="/owa/", query=cafe(est), user=f"{DOMAIN}\\{hm}", ua="AMProbe/Local/ClientAccess")
+            est.probe(day, t + 7, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{hm}@{MAILDOMAIN}",
+                      ua="AMProbe/Local/ClientAccess", method="POST")
+            est.probe(day, t + 11, stem="/Microsoft-Server-ActiveSync/default.eas",
+                      query=f"Cmd=FolderSync&User={hm}&DeviceId=EASProbeDeviceId161&DeviceType=EASProbeDeviceType",
+                      user=f"{DOMAIN}\\{hm}", ua="TestActiveSyncConnectivity", method="POST")
+            for server in ("EX01", "EX02"):
+                est.probe(day, t + 20, stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}",
+                          user=f"{DOMAIN}\\{hm}", ua="AMProbe/Local/ClientAccess", site="W3SVC2", server=server,
+                          method="POST")
+
+        # -- a machine account on the front end (cross-server EWS) -----------
+        for t in times(rng, 3):
+            est.machine(day, t, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{DOMAIN}\\EX02$",
+                        cip=BE_IPS["EX02"], ua="ExchangeServicesClient/15.02.1544.004")
+
+    # -- attacks ---------------------------------------------------------------
+    # [proxyshell] four requests from one address, three answered 200: succeeded.
+    evil = "evilcorp.xyz"
+    email = f"Email=autodiscover/autodiscover.json%3F@{evil}"
+    rps = base64.b64encode(b"V\x01\x00T\x07Windows C\x00A\x08Kerberos L\x19administrator@contoso.com").decode()
+    for t, (method, q, st) in zip(times(rng, 4, 2 * 3600, 2 * 3600 + 120), [
+        ("GET", f"@{evil}/owa/?&{email}&Protocol=XYZ&FooProtocol=Powershell", 302),
+        ("POST", f"@{evil}/autodiscover/autodiscover.xml?&{email}", 200),
+        ("POST", f"@{evil}/mapi/emsmdb/?&{email}", 200),
+        ("POST", f"@{evil}/powershell/?X-Rps-CAT={quote(rps, safe='')}&{email}", 200),
+    ]):
+        est.attack(d2, t, method=method, stem="/autodiscover/autodiscover.json", query=q, cip="45.155.205.10",
+                   ua="python-requests/2.26.0", status=st, kind="exploit-attempt")
+    # [proxyshell] two attempts from another address, refused 403: blocked.
+    for t in times(rng, 2, 3 * 3600, 3 * 3600 + 60):
+        est.attack(d2, t, method="POST", stem="/autodiscover/autodiscover.json",
+                   query=f"@{evil}/powershell/?&{email}", cip="185.220.101.45",
+                   ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=403, kind="exploit-attempt")
+    # [notshell] the mitigation bypass, without `@`, capitalised stem; 401: blocked.
+    for t in times(rng, 2, 3 * 3600 + 600, 3 * 3600 + 700):
+        est.attack(d2, t, method="GET", stem="/Autodiscover/Autodiscover.json",
+                   query="a..foo.var/owa/&Email=autodiscover/autodiscover.json?a..foo.var&Protocol=XYZ&FooProtocol=Powershell",
+                   cip="198.51.100.200", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=401, kind="exploit-attempt")
+    # [webshell] a script Exchange never ships in /owa/auth/, with a command.
+    for t, cmd in zip(times(rng, 3, 4 * 3600, 4 * 3600 + 300), ["whoami", "ipconfig", "net+group"]):
+        est.attack(d2, t, method="POST", stem="/owa/auth/x3xj.aspx", query=f"cmd={cmd}", cip="203.0.113.200",
+                   ua=UA_OUTLOOK_BASIC, status=200, kind="web-shell")
+
+    # [proxylogon] the ECP side of ProxyLogon: the OAB virtual directory
+    # reset through DDIService, and the `/ecp/<x>.js` SSRF, answered 200.
+    for t, (method, stem, q) in zip(times(rng, 2, 6 * 3600, 6 * 3600 + 60), [
+        ("POST", "/ecp/y.js", None),
+        ("POST", "/ecp/DDI/DDIService.svc/SetObject",
+         f"schema=ResetOABVirtualDirectory&msExchEcpCanary={'%032x' % rng.getrandbits(128)}"),
+    ]):
+        est.attack(d2, t, method=method, stem=stem, query=q, cip="91.92.93.94", ua="ExchangeServicesClient/0.0.0.0",
+                   status=200, kind="exploit-attempt")
+    # [dfir] a memory dump fetched from a web folder: data theft, succeeded.
+    est.attack(d2, 4 * 3600 + 900, method="GET", stem="/owa/auth/Current/themes/resources/lsass.dmp", query=None,
+               cip="203.0.113.200", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=200, kind="data-theft")
+    # [webshell] looking for a shell that is not there (404.0, error 2):
+    # failed; and one refused by a request-filtering rule (404.19): blocked.
+    for t in times(rng, 2, 4 * 3600 + 1200, 4 * 3600 + 1300):
+        est.attack(d2, t, method="POST", stem="/owa/auth/shell.aspx", query="cmd=whoami", cip="198.51.100.177",
+                   ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=404, sub=0, win32=2, kind="web-shell")
+    est.attack(d2, 4 * 3600 + 1500, method="POST", stem="/owa/auth/shell.aspx", query="cmd=whoami",
+               cip="198.51.100.178", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=404, sub=19,
+               kind="web-shell")
+    # [scanner] a mass scanner's user agent walking the front page: failed (302s).
+    for t, stem in zip(times(rng, 3, 1 * 3600, 1 * 3600 + 30), ["/", "/owa/", "/ecp/"]):
+        est.attack(d2, t, method="GET", stem=stem, query=None, cip="167.94.138.35", ua="Mozilla/5.0 zgrab/0.x",
+                   status=302, kind="scanner")
+
+    # [cve-2020-0688] the ECP ViewState deserialisation, by an attacker with
+    # dave's stolen password: an attack, not one of dave's requests.
+    est.attack(d2, 6 * 3600 + 300, method="GET", stem="/ecp/default.aspx",
+               query="__VIEWSTATEGENERATOR=B97B4E27&__VIEWSTATE=%2FwEyhAYAAQAAAP%2F%2F%2F%2F8BAAAAAAAAAAwCAAAAXk1pY3Jvc29mdC5Qb3dlclNoZWxs",
+               cip="91.92.93.95", ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", status=500,
+               kind="exploit-attempt", user=f"{DOMAIN}\\dave")
+
+    # -- password spray: one address, seven accounts, ten minutes [iis-401] ----
+    spray_src = "203.0.113.250"
+    victims = ["alice", "bob", "carol", "dave", "erin", "admin", "test"]
+    for t, v in zip(times(rng, len(victims), 5 * 3600, 5 * 3600 + 600), victims):
+        est.person(d2, t, method="POST", stem="/Autodiscover/Autodiscover.xml", query=cafe(est),
+                   user=f"{v}@{MAILDOMAIN}", ukey=v, cip=spray_src, ua=UA_OUTLOOK_WIN, proto="autodiscover",
+                   client="outlook-windows", status=401, sub=1, win32=1326)
+        tr.spray[spray_src].add(v)
+
+    # A spray at the threshold: five accounts in 18 minutes [sentinel-spray].
+    for i, v in enumerate(["kate", "lena", "oscar", "judy", "ivan"]):
+        fail(est, d2, 14 * 3600 + i * 270, v=f"{DOMAIN}\\{v}", cip="198.51.100.240")
+        tr.spray["198.51.100.240"].add(v)
+    # Not a spray: six attempts, but four accounts (one written three ways)
+    # [sentinel-spray][readme: one person, keyed by account name].
+    forms = [f"alice@{MAILDOMAIN}", f"{DOMAIN}\\alice", f"ALICE@{MAILDOMAIN}", "bob", f"carol@{MAILDOMAIN}", "dave"]
+    for t, v in zip(times(rng, len(forms), 9 * 3600, 9 * 3600 + 600), forms):
+        fail(est, d2, t, v=v, cip="203.0.113.251")
+    # Not a spray either: six accounts, one every 25 minutes (never five in 20).
+    for i, v in enumerate(["erin", "frank", "grace", "heidi", "ivan", "judy"]):
+        fail(est, d2, 10 * 3600 + i * 1500, v=f"{v}@{MAILDOMAIN}", cip="203.0.113.252")
+    # Brute force: 105 bad passwords for one account in 8 minutes, on EWS.
+    for t in times(rng, 105, 12 * 3600, 12 * 3600 + 480):
+        fail(est, d2, t, v=f"administrator@{MAILDOMAIN}", cip="198.51.100.99", stem="/EWS/Exchange.asmx", proto="ews")
+    tr.brute_force.add("administrator")
+
+    # The findings an audit must make [readme "reports"].
+    tr.findings["cloud-credentials"].add("bob")
+    tr.findings["cloud-credentials"].add("lena")
+    tr.findings["cloud-token"].add("carol")
+    tr.findings["ews-non-outlook"].add("frank")
+    tr.findings["ews-non-outlook"].add("alice")
+    tr.findings["mobile-on-ews"].add("erin")
+    tr.findings["mobile-on-ews"].add("judy")
+    return est
+
+
+def header(fields, date_time):
+    return [
+        "#Software: Microsoft Internet Information Services 10.0",
+        "#Version: 1.0",
+        f"#Date: {date_time}",
+        "#Fields: " + " ".join(fields),
+    ]
+
+
+def emit(est, out):
+    """Writes the files; returns their names (relative to `out`) and the
+    malformed line's place."""
+    logs = os.path.join(out, "logs")
+    tr = est.truth
+    files = []
+    for (server, site, day), rows in sorted(est.lines.items()):
+        rows.sort(key=lambda r: r[0])
+        fields = FIELDS_XFF if (site == "W3SVC1" and day == DAYS[1]) else FIELDS
+        yymmdd = day[2:4] + day[5:7] + day[8:10]
+        # [iis-custom] `_x` in the name when custom fields are logged; the
+        # first day's front end was compressed by the admin [gzip].
+        name = f"u_ex{yymmdd}" + ("_x" if fields is FIELDS_XFF else "") + ".log"
+        gz = site == "W3SVC1" and day == DAYS[0]
+        rel = os.path.join(server, site, name + (".gz" if gz else ""))
+        text = header(fields, f"{day} 00:00:00")
+        restart_at = len(rows) // 2 if (site == "W3SVC1" and day == DAYS[1]) else None
+        for i, (t, vals) in enumerate(rows):
+            if i == restart_at:
+                # [w3c] a restart mid-day: IIS writes the header block again,
+                # here after the admin ticked more fields (s-computername,
+                # cs-host, sc-bytes, cs-bytes): the new `#Fields` puts them in
+                # IIS's own order, custom fields last [iis-custom].
+                hh, mm, ss = t // 3600, t // 60 % 60, t % 60
+                fields = FIELDS_MORE
+                text += header(fields, f"{day} {hh:02d}:{mm:02d}:{ss:02d}")
+            text.append(" ".join(vals[f] for f in fields))
+            tr.summary["lines"] += 1
+            if site == "W3SVC2":
+                tr.backend["lines"] += 1
+        if site == "W3SVC1" and day == DAYS[1]:
+            # One malformed line: a line cut short (as after a crash),
+            # with fewer fields than #Fields names.
+            pos = len(text) - 5
+            text.insert(pos, f"{day} 23:10:00 {FE_IP} POST /EWS/Exchange.asmx")
+            tr.summary["lines"] += 1
+            tr.summary["malformed"] += 1
+            tr.malformed.append({"file": rel, "line": pos + 1})
+        data = ("\r\n".join(text) + "\r\n").encode("utf-8")
+        path = os.path.join(logs, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if gz:
+            # [gzip] two members: the first half of the lines, then the rest.
+            cut = data.index(b"\n", len(data) // 2) + 1
+            with open(path, "wb") as f:
+                for part in (data[:cut], data[cut:]):
+                    with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                        g.write(part)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        files.append(rel)
+    # [httperr] HTTP.sys's own error log, as found beside the sites' logs in a
+    # copy of a server's LogFiles: requests HTTP.sys refused or dropped
+    # before IIS ran, never Exchange's. Not people's requests; the truth
+    # counts its lines nowhere (check.py accepts an audit that counts them
+    # in `lines`/`files` as read-but-not-requests).
+    day = DAYS[1]
+    errs = [
+        ("06:10:01", "198.51.100.23", "HTTP/1.1", "POST",
+         "/Microsoft-Server-ActiveSync/default.eas?Cmd=Ping&User=alice&DeviceId=ApplF17ZK3N1Q1GH&DeviceType=iPhone",
+         "-", "1", "Timer_EntityBody", "MSExchangeSyncAppPool"),
+        ("06:12:44", "203.0.113.9", "-", "-", "-", "-", "-", "Timer_ConnectionIdle", "-"),
+        ("07:01:09", "203.0.113.9", "HTTP/1.1", "GET", "/owa/%25%25%25", "400", "-", "BadRequest", "-"),
+        ("09:30:00", "192.0.2.150", "HTTP/1.1", "RPC_OUT_DATA", f"/rpc/rpcproxy.dll?{KATE_MBX}@{MAILDOMAIN}:6001",
+         "-", "1", "Connection_Dropped", "MSExchangeRpcProxyFrontEndAppPool"),
+        ("11:45:31", "10.1.20.44", "HTTP/1.1", "POST", "/mapi/emsmdb/", "-", "1", "Timer_MinBytesPerSecond",
+         "MSExchangeMapiFrontEndAppPool"),
+    ]
+    text = ["#Software: Microsoft HTTP API 2.0", "#Version: 1.0", f"#Date: {day} 06:10:01",
+            "#Fields: date time c-ip c-port s-ip s-port cs-version cs-method cs-uri streamid sc-status s-siteid "
+            "s-reason s-queuename"]
+    for i, (tm, cip, ver, method, uri, status, site, reason, queue) in enumerate(errs):
+        text.append(f"{day} {tm} {cip} {50100 + i} {FE_IP} 443 {ver} {method} {uri} - {status} {site} {reason} {queue}")
+    rel = os.path.join("EX01", "HTTPERR", "httperr1.log")
+    path = os.path.join(logs, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(("\r\n".join(text) + "\r\n").encode("ascii"))
+    tr.tags["httperr"]["lines"] = len(errs)
+    tr.tags["httperr"]["files"] = 1
+    return files
+
+
+def truth_json(est, files):
+    tr = est.truth
+    users = {}
+    for k, u in sorted(tr.users.items()):
+        users[k] = {
+            "requests": u["requests"],
+            "first_seen": u["first_seen"],
+            "last_seen": u["last_seen"],
+            "protocols": dict(sorted(u["protocols"].items())),
+            "clients": dict(sorted(u["clients"].items())),
+            "failed_sign_ins": u["failed_sign_ins"],
+            "sources": {ip: {"network": n, "requests": c} for ip, (n, c) in sorted(u["sources"].items())},
+            "device_sources": {k: {"client": v["client"], "sources": dict(sorted(v["sources"].items()))}
+                               for k, v in sorted(u["device_sources"].items())},
+            "devices": {i: {"type": d["type"], "client": d["client"], "requests": d["requests"],
+                            "commands": dict(sorted(d["commands"].items())),
+                            "networks": sorted(d["networks"]),
+                            **{k: d[k] for k in ("access", "model", "os") if k in d}}
+                        for i, d in sorted(u["devices"].items())},
+        }
+    s = tr.summary
+    summary = {k: s.get(k, 0) for k in ("lines", "malformed", "requests", "backend_duplicates", "probes",
+                                        "attacks", "exploit_attempts", "failed_sign_ins", "machine",
+                                        "anonymous")}
+    summary["users"] = len(users)
+    summary["devices"] = sum(len(u["device_keys"]) for u in tr.users.values())
+    summary["files"] = len(files)
+
+    def outcome(statuses):
+        # An attack succeeded if anything was answered 2xx; it was blocked if
+        # every answer was a refusal (401, 403, 456 ActiveSync's block, or
+        # IIS request filtering's 404 with a substatus, 404.5-404.19);
+        # otherwise it failed (say 302, 400, or a plain 404.0: not there).
+        if any(200 <= x < 300 for x, _ in statuses):
+            return "succeeded"
+        if all(x in (401, 403, 456) or (x == 404 and sub != 0) for x, sub in statuses):
+            return "blocked"
+        return "failed"
+
+    return {
+        "writer": "tests/apart/write.py",
+        "seed": est.seed,
+        "files": files,
+        "summary": summary,
+        "protocols": dict(sorted(tr.protocols.items())),
+        "clients": dict(sorted(tr.clients.items())),
+        "users": users,
+        "probes": {"requests": s.get("probes", 0), "user_agents": dict(sorted(tr.probe_user_agents.items()))},
+        "attacks": {ip: {"requests": a["requests"], "exploit_attempts": a["exploit"], "kinds": sorted(a["kinds"]),
+                         "outcome": outcome(a["statuses"])} for ip, a in sorted(tr.attacks.items())},
+        "failed_sign_ins": dict(sorted(tr.failed.items())),
+        "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
+        "brute_force": sorted(tr.brute_force),
+        # An audit of the W3SVC2 folders alone.
+        "backend_only": {
+            "summary": {"lines": tr.backend["lines"], "requests": tr.backend["requests"],
+                        "probes": tr.backend["probes"], "backend_duplicates": 0, "attacks": 0, "machine": 0,
+                        "malformed": 0, "users": len(tr.backend["users"]), "backend_only": True},
+            "protocols": dict(sorted(tr.backend["protocols"].items())),
+            "clients": dict(sorted(tr.backend["clients"].items())),
+            "users": dict(sorted(tr.backend["users"].items())),
+        },
+        "findings": {k: sorted(v) for k, v in sorted(tr.findings.items())},
+        "malformed": tr.malformed,
+        "tags": {k: dict(sorted(v.items())) for k, v in sorted(tr.tags.items())},
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", required=True, help="folder: logs/ and truth.json are written in it")
+    args = ap.parse_args(argv)
+    est = build(args.seed)
+    est.seed = args.seed
+    files = emit(est, args.out)
+    truth = truth_json(est, files)
+    with open(os.path.join(args.out, "truth.json"), "w", encoding="utf-8") as f:
+        json.dump(truth, f, indent=1, sort_keys=False)
+        f.write("\n")
+    print(f"{truth['summary']['lines']} lines in {len(files)} files, truth in "
+          f"{os.path.join(args.out, 'truth.json')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
