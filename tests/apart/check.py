@@ -28,11 +28,6 @@ from collections import defaultdict
 # longer seen, so the list stays true.
 KNOWN_BUGS = {
     "ntlm-challenge-leg": "NTLM's challenge leg `401 1 2148074254` (no user) is counted as a failed sign-in; only 401 with win32 1326 / 2148074252 is one",
-    "lb-healthcheck": "load balancers' `/<vdir>/healthcheck.htm` polls (anonymous, no user agent) count as people's requests, not as monitoring",
-    "cloud-sources-per-device": "a cloud-credentials finding's `cloud_sources` lists an address once per device (lena's two Outlook devices: 52.97.150.3 three times), each with that device's requests, not once with the address's requests",
-    "owa-logoff-web-shell": "OWA's own sign-out `GET /owa/auth/logoff.aspx?Cmd=logoff&src=exch` is a high `web-shell` finding (rule web-shell-command-parameter) and no longer the user's request",
-    "teams-ews-non-outlook": "Teams' calendar service on EWS (client `teams`) raises `ews-non-outlook`, though posture counts Teams as approved and an EWS allow list without it breaks Teams calendars",
-    "httperr-as-requests": "an HTTP.sys error log (`#Software: Microsoft HTTP API 2.0`, HTTPERR) is read as a site log: each refused/dropped connection counts as an anonymous person's request, protocol `other`",
 }
 
 
@@ -40,66 +35,8 @@ def ntlm_challenge_leg(t):
     t["summary"]["failed_sign_ins"] += sum(t["tags"].get("ntlm-challenge-leg", {}).values())
 
 
-def lb_healthcheck(t):
-    polls = t["tags"].get("lb-healthcheck", {})
-    n = sum(polls.values())
-    for k, d in (("requests", n), ("anonymous", n), ("probes", -n)):
-        t["summary"][k] += d
-    t["probes"]["requests"] -= n
-    for proto, k in polls.items():
-        t["protocols"][proto] = t["protocols"].get(proto, 0) + k
-        # casguard's client for a request without user agent: on EWS "Other
-        # EWS application", elsewhere unknown.
-        client = "ews-app" if proto == "ews" else "unknown"
-        t["clients"][client] = t["clients"].get(client, 0) + k
-
-
-def httperr_as_requests(t):
-    n = t["tags"].get("httperr", {}).get("lines", 0)
-    for k in ("requests", "anonymous"):
-        t["summary"][k] += n
-    t["protocols"]["other"] = t["protocols"].get("other", 0) + n
-    t["clients"]["unknown"] = t["clients"].get("unknown", 0) + n
-
-
-def teams_ews_non_outlook(t):
-    teams = [u for u, v in t["users"].items() if "teams" in v["clients"]]
-    t["findings"]["ews-non-outlook"] = sorted(set(t["findings"].get("ews-non-outlook", [])) | set(teams))
-
-
-def cloud_sources_per_device(t):
-    # The cloud sources are listed per device, an address once for each
-    # device it synced, with that device's requests.
-    t["cloud_sources_per_device"] = True
-
-
-def owa_logoff_web_shell(t):
-    for r in t["tags"].get("owa-logoff", {}).get("requests", []):
-        t["summary"]["requests"] -= 1
-        t["summary"]["attacks"] += 1
-        t["protocols"][r["protocol"]] -= 1
-        t["clients"][r["client"]] -= 1
-        u = t["users"][r["user"]]
-        u["requests"] -= 1
-        u["protocols"][r["protocol"]] -= 1
-        u["clients"][r["client"]] -= 1
-        u["sources"][r["ip"]]["requests"] -= 1
-        a = t["attacks"].setdefault(r["ip"], {"requests": 0, "exploit_attempts": 0, "kinds": [],
-                                              "outcome": "succeeded"})
-        a["requests"] += 1
-        a["kinds"] = sorted(set(a["kinds"]) | {"web-shell"})
-    for d in [t["protocols"], t["clients"]] + [x for u in t["users"].values() for x in (u["protocols"], u["clients"])]:
-        for k in [k for k, v in d.items() if v == 0]:
-            del d[k]
-
-
 BUG_MODELS = {
     "ntlm-challenge-leg": ntlm_challenge_leg,
-    "lb-healthcheck": lb_healthcheck,
-    "cloud-sources-per-device": cloud_sources_per_device,
-    "owa-logoff-web-shell": owa_logoff_web_shell,
-    "teams-ews-non-outlook": teams_ews_non_outlook,
-    "httperr-as-requests": httperr_as_requests,
 }
 
 
@@ -151,16 +88,16 @@ def source_ip(finding):
     return src.get("ip", "") if isinstance(src, dict) else src
 
 
-def cloud_sources(tu, per_device=False):
+def cloud_sources(tu):
     """The cloud addresses of a user's Outlook mobile (Basic) requests, as
-    sorted (ip, network, requests); per device and address if `per_device`."""
+    sorted (ip, network, requests)."""
     rows = defaultdict(int)
-    for dev, d in tu["device_sources"].items():
+    for d in tu["device_sources"].values():
         if d["client"] != "outlook-mobile-basic":
             continue
         for a, n in d["sources"].items():
-            rows[(dev if per_device else "", ip(a))] += n
-    return sorted((a, "microsoft365", n) for (_, a), n in rows.items()
+            rows[ip(a)] += n
+    return sorted((a, "microsoft365", n) for a, n in rows.items()
                   if tu["sources"].get(a, {}).get("network") == "cloud")
 
 
@@ -247,7 +184,7 @@ def compare(truth, report):
         if f["kind"] != "cloud-credentials" or f.get("user") not in truth["users"]:
             continue
         differ(f"findings.cloud-credentials.{f['user']}.cloud_sources",
-               cloud_sources(truth["users"][f["user"]], truth.get("cloud_sources_per_device", False)),
+               cloud_sources(truth["users"][f["user"]]),
                sorted((ip(c["ip"]), c["network"], c["requests"]) for c in f.get("cloud_sources") or []))
 
     # Attacks, per source: requests, exploit attempts, kinds, outcome; and no

@@ -157,6 +157,9 @@ impl FindingCounts {
     /// The person findings one request of a person makes (none for anything
     /// else: probes, machines, back-end hops beside people are not people's).
     /// A failed sign-in makes none: the client did not get in.
+    /// `ews-non-outlook` leaves out the approved clients (see [`is_approved`]):
+    /// Teams' and Skype for Business's calendar services use EWS for the
+    /// user, and an EWS allow list without them breaks their calendars.
     pub fn of(req: &Request, catalog: &Catalog) -> FindingCounts {
         if req.is_failed_sign_in() {
             return FindingCounts::default();
@@ -165,7 +168,7 @@ impl FindingCounts {
         let mobile_door = matches!(req.protocol, Protocol::Ews | Protocol::Owa | Protocol::Rpc | Protocol::Mapi);
         FindingCounts([
             u64::from(client.cloud_credentials),
-            u64::from(req.protocol == Protocol::Ews && !client.outlook),
+            u64::from(req.protocol == Protocol::Ews && !client.outlook && !is_approved(client)),
             u64::from(client.mobile && mobile_door),
             u64::from(client.cloud_token),
         ])
@@ -196,6 +199,15 @@ impl FindingCounts {
             *mine += theirs;
         }
     }
+}
+
+/// Clients taken as approved on the mail doors besides Outlook for Windows
+/// and Mac: Microsoft's desktop apps and services, and desktop browsers on OWA.
+const APPROVED: [&str; 5] = ["browser", "new-outlook", "teams", "skype-for-business", "lync-mac"];
+
+/// One of the [`APPROVED`] clients.
+pub fn is_approved(client: &Client) -> bool {
+    APPROVED.contains(&client.id.as_str())
 }
 
 /// The findings one request makes, as the audit counts them one request at

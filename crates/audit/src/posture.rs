@@ -15,6 +15,7 @@ use policy::{evaluate, Action, ReadyPolicy};
 use serde::Serialize;
 use w3c::FileStats;
 
+use crate::findings::is_approved;
 use crate::scan::{Accumulate, Accumulator};
 use crate::simulate::{slot_name, Simulation, UserDoors};
 
@@ -35,10 +36,6 @@ pub const PROTOCOLS: [Protocol; 7] = [
 
 /// Protocols through which a backdoor reaches mail.
 const MAIL_DOORS: [Protocol; 4] = [Protocol::Ews, Protocol::Owa, Protocol::Mapi, Protocol::Rpc];
-
-/// Clients taken as approved on the mail doors besides Outlook for Windows
-/// and Mac: Microsoft's desktop apps and desktop browsers on OWA.
-const APPROVED: [&str; 5] = ["browser", "new-outlook", "teams", "skype-for-business", "lync-mac"];
 
 /// The address of the LAN probe and of the probe from outside (TEST-NET-3).
 const LAN_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10));
@@ -219,7 +216,7 @@ fn client_kind(client: &Client) -> (&'static str, u32) {
         ("cloud", 3)
     } else if client.mobile {
         ("mobile", 2)
-    } else if (client.outlook && !client.mobile) || APPROVED.contains(&client.id.as_str()) {
+    } else if (client.outlook && !client.mobile) || is_approved(client) {
         ("approved", 0)
     } else {
         ("third-party", 2)

@@ -376,18 +376,19 @@ fn person_finding(
     }
     let mut cloud_sources: Vec<Source> = Vec::new();
     if kind == FindingKind::CloudCredentials {
+        // One entry an address: the cloud polls for each device from the same addresses.
+        let mut by_address: BTreeMap<(String, &str), u64> = BTreeMap::new();
         for &i in &found {
             for ((ip, network), n) in devices[i].1.sources.iter() {
                 if is_cloud_network(*network) {
-                    cloud_sources.push(Source {
-                        ip: ip_text(*ip),
-                        network: networks.name(*network).to_string(),
-                        requests: n,
-                    });
+                    *by_address.entry((ip_text(*ip), networks.name(*network))).or_default() += n;
                 }
             }
         }
-        cloud_sources.sort_by(|a, b| a.ip.cmp(&b.ip));
+        cloud_sources = by_address
+            .into_iter()
+            .map(|((ip, network), requests)| Source { ip, network: network.to_string(), requests })
+            .collect();
     }
     let clients: Vec<&str> = {
         let mut names: Vec<&str> = reports.iter().map(|d| d.client_name.as_str()).collect();
@@ -499,6 +500,14 @@ impl Report {
             notes.push(format!("{malformed} malformed line(s) were counted and skipped"));
         }
         notes.extend(files.iter().filter_map(crashed_note));
+        let http_errors: u64 = files.iter().map(|f| f.http_error_lines).sum();
+        if http_errors > 0 {
+            let logs = files.iter().filter(|f| f.http_error_lines > 0).count();
+            notes.push(format!(
+                "{http_errors} line(s) of {logs} HTTP.sys error log(s) (HTTPERR) were counted, not read as requests: \
+                 they are connections and requests HTTP.sys refused or dropped before any site logged them"
+            ));
+        }
         if let Some(note) = options.now.and_then(|now| ranges_age_note(networks, now)) {
             notes.push(note);
         }

@@ -29,6 +29,15 @@ const PROBE_UA: [&str; 6] =
 const PROBE_TOKEN: usize = 5;
 const PROBE_DEVICE_TYPES: [&str; 2] = ["EASProbeDeviceType", "TestActiveSyncConnectivity"];
 const PROBE_QUERY: &str = "clientApplication=ActiveMonitor";
+/// The page each of Exchange's virtual directories serves for load
+/// balancers' health checks (`/owa/healthcheck.htm`, `/EWS/healthcheck.htm`,
+/// ...; Managed Availability answers 200 while the protocol is healthy).
+const HEALTH_PAGE: &str = "/healthcheck.htm";
+
+/// A load balancer's (or a monitor's) poll of a health page.
+fn is_health_page(stem: &str) -> bool {
+    crate::text::ends_with_ci(stem, HEALTH_PAGE)
+}
 
 /// What the consumer of a reader's requests reads, so that the reader may
 /// leave out the rest (see [`Interpreter::read_record_as`]).
@@ -293,7 +302,11 @@ impl Interpreter {
         req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
-        } else if kind == UserKind::HealthMailbox || facts.probe || self.is_probe_request(req, uri, uri_len) {
+        } else if kind == UserKind::HealthMailbox
+            || facts.probe
+            || stem.as_ref().map_or_else(|| is_health_page(&req.stem), |s| s.health)
+            || self.is_probe_request(req, uri, uri_len)
+        {
             Traffic::Probe
         } else if is_backend(req, || stem.as_ref().map_or_else(|| contains_ci(&req.stem, "/Proxy"), |s| s.proxy)) {
             Traffic::Backend
@@ -616,12 +629,17 @@ mod tests {
                 "CONTOSO\\admin",
             ),
             ("/owa/", "", "Mozilla/5.0", "HealthMailboxdf8b87828ab0427cb91e985bbdfcec62@contoso.com"),
+            // Load balancers' polls: anonymous, often without a user agent.
+            ("/owa/healthcheck.htm", "", "", ""),
+            ("/EWS/HealthCheck.htm", "", "KEMP Health Check", ""),
+            ("/Microsoft-Server-ActiveSync/healthcheck.htm", "", "", ""),
         ];
         for (stem, query, ua, user) in cases {
             assert_eq!(live(stem, query, 443, "127.0.0.1", ua, user).traffic, Traffic::Probe, "{stem} {ua}");
         }
         // `_Probe` must end a token.
         assert_eq!(live("/owa/", "", 443, "10.0.0.1", "My_ProbeX/1", "u").traffic, Traffic::Person);
+        assert_eq!(live("/owa/healthcheck.html", "", 443, "10.0.0.1", "", "").traffic, Traffic::Person);
     }
 
     #[test]

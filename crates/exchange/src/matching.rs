@@ -74,14 +74,15 @@ pub(crate) fn has_extension(list: &[Box<str>], ext: &str) -> bool {
 }
 
 /// Whether `query` has a parameter named one of `names` (ASCII case ignored).
-pub(crate) fn has_param(query: &str, names: &[Box<str>]) -> bool {
+pub(crate) fn has_param(query: &str, names: &[Box<str>], except: &[Box<str>]) -> bool {
     let q = query.as_bytes();
     let mut start = 0;
     while start <= q.len() {
         let end = memchr::memchr(b'&', &q[start..]).map_or(q.len(), |i| start + i);
         let pair = &q[start..end];
         let name = &pair[..memchr::memchr(b'=', pair).unwrap_or(pair.len())];
-        if names.iter().any(|n| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name)) {
+        let same = |a: &[u8], b: &[u8]| a.eq_ignore_ascii_case(b);
+        if names.iter().any(|n| same(n.as_bytes(), name)) && !except.iter().any(|e| same(e.as_bytes(), pair)) {
             return true;
         }
         start = end + 1;

@@ -206,6 +206,17 @@ pub struct FileStats {
     pub first_warnings: Vec<Warning>,
     /// The input was gzip.
     pub compressed: bool,
+    /// Lines of an HTTP.sys error log (see [`is_http_error_log`]): counted,
+    /// not read, and not in `lines`.
+    pub http_error_lines: u64,
+}
+
+/// A `#Fields` of HTTP.sys's error log (`HTTPERR\httperrN.log`, `#Software:
+/// Microsoft HTTP API 2.0`), whose `s-reason` column no site log has: its
+/// lines are connections and requests HTTP.sys refused or dropped before
+/// any site saw them (KB 820729), not requests of a site.
+pub fn is_http_error_log(fields: &Fields) -> bool {
+    fields.index_of("s-reason").is_some()
 }
 
 impl FileStats {
@@ -249,6 +260,7 @@ impl FileStats {
         }
         self.first_warnings.extend(other.first_warnings.iter().cloned());
         self.compressed |= other.compressed;
+        self.http_error_lines += other.http_error_lines;
     }
 }
 
@@ -259,6 +271,8 @@ pub(crate) struct Parser<'v, V> {
     spans: Vec<(u32, u32)>,
     /// Where the `#Fields` in force keeps its typed columns.
     columns: Columns,
+    /// The `#Fields` in force is an HTTP.sys error log's.
+    http_errors: bool,
     checker: Checker,
     pub(crate) tally: Tally,
 }
@@ -271,6 +285,7 @@ impl<'v, V: Visitor> Parser<'v, V> {
         Parser {
             visitor,
             columns: Columns::of(fields.as_ref()),
+            http_errors: fields.as_ref().is_some_and(is_http_error_log),
             fields,
             spans: Vec::with_capacity(32),
             checker: Checker::default(),
@@ -288,10 +303,15 @@ impl<V: Visitor> LineParser for Parser<'_, V> {
             self.tally.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
         }
         self.columns = Columns::of(Some(&fields));
+        self.http_errors = is_http_error_log(&fields);
         self.fields = Some(fields);
     }
 
     fn data(&mut self, line: &[u8]) {
+        if self.http_errors {
+            self.tally.stats.http_error_lines += 1;
+            return;
+        }
         let spans = &mut self.spans;
         let split = || {
             split_on::<b' '>(line, spans);

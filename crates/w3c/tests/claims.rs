@@ -225,3 +225,28 @@ fn a_fifo_is_refused_by_name_and_never_hangs() {
     });
     assert_eq!(refused(err.unwrap_err()), fifo);
 }
+
+#[test]
+fn an_http_sys_error_log_is_counted_not_read_as_requests() {
+    // HTTPERR's own layout (KB 820729), then a site's log in the same stream.
+    let mut log = "#Software: Microsoft HTTP API 2.0\n#Version: 1.0\n#Date: 2026-11-02 10:00:00\n\
+                   #Fields: date time c-ip c-port s-ip s-port cs-version cs-method cs-uri streamid sc-status \
+                   s-siteid s-reason s-queuename\n"
+        .to_owned();
+    for i in 0..30 {
+        log +=
+            &format!("2026-11-02 10:00:{i:02} 203.0.113.9 5{i:04} 10.0.0.2 443 - - - - - - Timer_ConnectionIdle -\n");
+    }
+    log += "2026-11-02 10:01:00 198.51.100.7 61000 10.0.0.2 443 HTTP/1.1 GET /owa/ - 400 - BadRequest -\n";
+    log += FIELDS;
+    log += &line("2026-11-02", "10:02:00", "10.1.1.1", "200");
+    let (records, stats) = read(log.as_bytes(), &ScanOptions::default());
+    assert_eq!(records, [(Some(1_793_613_720), Some("10.1.1.1".to_owned()))], "only the site's line is a request");
+    assert_eq!((stats.http_error_lines, stats.lines, stats.malformed_total()), (31, 1, 0));
+    for chunk_size in [100, 700] {
+        let scan = scan_chunks(log.as_bytes(), &ScanOptions { chunk_size, ..ScanOptions::default() }, || {
+            |r: &Record<'_>| assert_eq!(r.get(Field::ClientIp), Some(&b"10.1.1.1"[..]), "an HTTPERR line read")
+        });
+        assert_eq!((scan.stats.http_error_lines, scan.stats.lines), (31, 1), "chunk size {chunk_size}");
+    }
+}

@@ -225,6 +225,8 @@ pub(super) struct StemSlot {
     pub(super) protocol: Protocol,
     /// `/Proxy` in the path, in any case (an ActiveSync back-end hop).
     pub(super) proxy: bool,
+    /// A health page (see [`super::is_health_page`]).
+    pub(super) health: bool,
     /// Indexed by "reached the back end".
     facts: [Option<PathFacts>; 2],
 }
@@ -250,6 +252,7 @@ pub(super) fn canonical_stem<'s>(slots: &'s mut [StemSlot], stem: &str) -> Optio
         slot.stem.extend_from_slice(stem.as_bytes());
         slot.protocol = protocol_of(stem);
         slot.proxy = contains_ci(stem, "/Proxy");
+        slot.health = super::is_health_page(stem);
         slot.facts = [None; 2];
     }
     Some(slot)
