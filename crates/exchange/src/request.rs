@@ -82,6 +82,15 @@ const BACKEND_PORTS: [u16; 2] = [444, 81];
 /// ERROR_LOGON_FAILURE: "The user name or password is incorrect."
 pub const WIN32_LOGON_FAILURE: u32 = 1326;
 
+/// SEC_E_NO_CREDENTIALS (0x8009030E), as IIS logs it, in decimal: "No
+/// credentials are available in the security package". IIS writes it with
+/// 401.1 on a leg of the Negotiate/NTLM handshake, before the client has
+/// sent credentials: Outlook's `401 1 2148074254` is followed in the same
+/// second by its 200 as the user, and Apple's EWS client writes thousands a
+/// minute while its users sign in normally (Microsoft Q&A 1248391 and
+/// 1022693). No credentials, so no failed sign-in.
+pub const WIN32_NO_CREDENTIALS: u32 = 2_148_074_254;
+
 /// How the ActiveSync parameters were encoded in the query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum QueryEncoding {
@@ -418,9 +427,13 @@ impl Request {
 
     /// A sign-in that failed on its credentials: 401 with IIS substatus 1
     /// ("logon failed") or Windows error 1326 ("bad user name or password").
-    /// The anonymous first leg of a challenge (401.2, error 5) is not one.
+    /// The legs of a challenge are not one: the anonymous first (401.2,
+    /// error 5) and the one without credentials (401.1,
+    /// [`WIN32_NO_CREDENTIALS`]).
     pub fn is_failed_sign_in(&self) -> bool {
-        self.status == 401 && (self.substatus == 1 || self.win32_status == WIN32_LOGON_FAILURE)
+        self.status == 401
+            && (self.win32_status == WIN32_LOGON_FAILURE
+                || (self.substatus == 1 && self.win32_status != WIN32_NO_CREDENTIALS))
     }
 
     /// The request reached the Exchange Back End website (site port 444, or 81 without TLS).
@@ -441,5 +454,37 @@ impl Request {
         } else {
             &self.activesync.device_id
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(method: &str, stem: &str, query: &str, status: u16, substatus: u16, win32: u32) -> Request {
+        Request {
+            method: method.into(),
+            stem: stem.into(),
+            query: query.into(),
+            status,
+            substatus,
+            win32_status: win32,
+            ..Request::default()
+        }
+    }
+
+    /// Microsoft Q&A 1022693 (Apple's EWS client, anonymous, thousands a
+    /// minute) and 1248391 (Outlook's Autodiscover, then its 200 as the user).
+    #[test]
+    fn no_credentials_challenge_leg_is_not_a_failed_sign_in() {
+        let ews = "&CorrelationID=<empty>;&cafeReqId=e7a7da63-88ac-408b-b800-82458bb450b8;";
+        assert!(!answered("POST", "/EWS/Exchange.asmx", ews, 401, 1, WIN32_NO_CREDENTIALS).is_failed_sign_in());
+        assert!(!answered("POST", "/Autodiscover/Autodiscover.xml", "", 401, 1, 2148074254).is_failed_sign_in());
+        assert!(!answered("GET", "/owa/", "", 401, 2, 5).is_failed_sign_in(), "the anonymous first leg");
+        // The credentials that follow, turned down: failed sign-ins.
+        assert!(answered("RPC_IN_DATA", "/rpc/rpcproxy.dll", "", 401, 1, WIN32_LOGON_FAILURE).is_failed_sign_in());
+        assert!(answered("POST", "/EWS/Exchange.asmx", "", 401, 1, 0).is_failed_sign_in(), "401.1: logon failed");
+        assert!(answered("POST", "/EWS/Exchange.asmx", "", 401, 0, WIN32_LOGON_FAILURE).is_failed_sign_in());
+        assert!(!answered("POST", "/EWS/Exchange.asmx", "", 200, 0, 0).is_failed_sign_in());
     }
 }

@@ -124,6 +124,50 @@ fn outlook_anywhere_503_is_a_person_the_server_could_not_serve() {
     assert!(finding_kinds(&report).is_empty(), "{:?}", finding_kinds(&report));
 }
 
+/// Apple's EWS client answered `401 1 2148074254` (no credentials): a leg
+/// of the challenge that the asker sees thousands of a minute while "all of
+/// these mac outlook users can logon normaly". Not a failed sign-in; beside
+/// a flood of them, a password NTLM turns down (1326) is the one failure.
+/// The masked s-ip is reported with its file and line, and the line read.
+#[test]
+fn no_credentials_challenge_leg_is_not_a_failed_sign_in() {
+    let file = sample("msqa-1022693-mac-outlook-ews-401.log");
+    let out = ok(casguard(&["audit", "--format", "json", &file]));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("msqa-1022693-mac-outlook-ews-401.log:5") && stderr.contains("10.7x.xx.2x"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["anonymous"].as_u64(), s["malformed"].as_u64()), (Some(1), Some(1), Some(0)));
+    assert_eq!(s["failed_sign_ins"], 0);
+    assert_eq!(counts(&report["protocols"]), tally(&[("ews", 1)]));
+
+    let published = std::fs::read_to_string(&file).unwrap();
+    let (header, line) = published.trim_end().rsplit_once('\n').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = format!("{header}\n");
+    for second in 0..60 {
+        for _ in 0..50 {
+            let l = line.replace("10.7x.xx.2x", "10.7.1.20").replace("02:43:29", &format!("02:43:{second:02}"));
+            body.push_str(&l);
+            body.push('\n');
+        }
+    }
+    body.push_str(
+        &line
+            .replace("10.7x.xx.2x", "10.7.1.20")
+            .replace(" - 172.20.1.1 ", " CONTOSO\\jdoe 172.20.1.1 ")
+            .replace("401 1 2148074254", "401 1 1326"),
+    );
+    body.push('\n');
+    let flood = dir.path().join("u_ex220902.log");
+    std::fs::write(&flood, body).unwrap();
+    let report = audit(&[flood.to_str().unwrap()], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["malformed"].as_u64()), (Some(3001), Some(0)));
+    assert_eq!(s["failed_sign_ins"], 1, "only the password turned down");
+    assert!(finding_kinds(&report).iter().all(|k| k != "password-spray" && k != "brute-force"));
+}
+
 /// Every people's sample together, in both formats: no attack, and the
 /// table names each user the JSON does.
 #[test]
