@@ -168,6 +168,27 @@ fn no_credentials_challenge_leg_is_not_a_failed_sign_in() {
     assert!(finding_kinds(&report).iter().all(|k| k != "password-spray" && k != "brute-force"));
 }
 
+/// IPBan's OWA line: IIS logged 302, but Exchange's forms authentication
+/// turned the password down (`&LogoffReason=NoCookiesGetOrE14AuthPost`, and
+/// the browser sent back to `logon.aspx?...&reason=2`). A failed sign-in of
+/// the user it names, which makes no person finding; and the line's 16th
+/// field, past IIS's defaults, is no reason to call it malformed.
+#[test]
+fn owa_forms_sign_in_turned_down_is_a_failed_sign_in() {
+    let report = audit(&[&sample("ipban-owa-auth-invalid-credentials.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(1), Some(0), Some(1)));
+    assert_eq!((s["failed_sign_ins"].as_u64(), s["attacks"].as_u64()), (Some(1), Some(0)));
+    let user = only_user(&report);
+    assert_eq!(strings(&user["aliases"]), ["a@b.net"]);
+    assert_eq!(devices(user), [("mobile-browser".into(), 1, vec![("5.6.7.8".into(), "external".into())])]);
+    assert!(finding_kinds(&report).is_empty(), "a failed sign-in got no one in: {:?}", finding_kinds(&report));
+
+    // The sign-in of Microsoft Q&A 228014, which got in, stays a success.
+    let report = audit(&[&sample("msqa-228014-owa-sign-in-errorfe.log")], &[]);
+    assert_eq!(report["summary"]["failed_sign_ins"], 0);
+}
+
 /// Every people's sample together, in both formats: no attack, and the
 /// table names each user the JSON does.
 #[test]
