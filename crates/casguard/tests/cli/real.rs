@@ -38,8 +38,11 @@ fn only_user(report: &Value) -> &Value {
     &users[0]
 }
 
-/// (client, requests, [(source, network)]) of each device of `user`.
-fn devices(user: &Value) -> Vec<(String, u64, Vec<(String, String)>)> {
+/// A device as the tests compare it: (client, requests, [(source, network)]).
+type Device = (String, u64, Vec<(String, String)>);
+
+/// Each device of `user`.
+fn devices(user: &Value) -> Vec<Device> {
     user["devices"]
         .as_array()
         .unwrap()
