@@ -8,11 +8,11 @@
 //! counts once, from the line that knows its authentication type.
 //!
 //! A 401 is the exception: it counts from the IIS line, whose substatus and
-//! Windows error tell a failed sign-in (401.1, 1326) from a challenge's
-//! first leg, and which names the account tried; HttpProxy's line of it
-//! names no user. So with both logs read, HttpProxy's 401 lines are the
-//! duplicates (even one whose IIS line was not given: the logs of one front
-//! end are expected together).
+//! Windows error tell a failed sign-in (401.1, 1326) from the legs of a
+//! challenge (401.2; 401.1 without credentials), and which names the
+//! account tried; HttpProxy's line of it names no user. So with both logs
+//! read, HttpProxy's 401 lines are the duplicates (even one whose IIS line
+//! was not given: the logs of one front end are expected together).
 //!
 //! The set keeps 8 bytes per HttpProxy request (a 64-bit digest of the GUID),
 //! plus a bit that lets each be joined once: an IIS line can only claim a

@@ -82,6 +82,23 @@ const BACKEND_PORTS: [u16; 2] = [444, 81];
 /// ERROR_LOGON_FAILURE: "The user name or password is incorrect."
 pub const WIN32_LOGON_FAILURE: u32 = 1326;
 
+/// SEC_E_NO_CREDENTIALS (0x8009030E), as IIS logs it, in decimal: "No
+/// credentials are available in the security package". IIS writes it with
+/// 401.1 on a leg of the Negotiate/NTLM handshake, before the client has
+/// sent credentials: Outlook's `401 1 2148074254` is followed in the same
+/// second by its 200 as the user, and Apple's EWS client writes thousands a
+/// minute while its users sign in normally (Microsoft Q&A 1248391 and
+/// 1022693). No credentials, so no failed sign-in.
+pub const WIN32_NO_CREDENTIALS: u32 = 2_148_074_254;
+
+/// What Exchange's forms authentication writes into the IIS line when it
+/// turns a sign-in down (decompiled `FbaModule`): the user name and password
+/// posted to `/owa/auth.owa` become a Basic `Authorization` header; when
+/// that gets a 401, `OnEndRequestInternal` appends this to the logged query
+/// and redirects to `/owa/auth/logon.aspx` with `reason=` invalid
+/// credentials. So IIS logs a 302 for a failed sign-in.
+const OWA_FORMS_TURNED_DOWN: &str = "LogoffReason=NoCookiesGetOrE14AuthPost";
+
 /// How the ActiveSync parameters were encoded in the query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum QueryEncoding {
@@ -417,10 +434,28 @@ impl Request {
     }
 
     /// A sign-in that failed on its credentials: 401 with IIS substatus 1
-    /// ("logon failed") or Windows error 1326 ("bad user name or password").
-    /// The anonymous first leg of a challenge (401.2, error 5) is not one.
+    /// ("logon failed") or Windows error 1326 ("bad user name or password"),
+    /// or OWA's forms sign-in turned down (a 302, see
+    /// `OWA_FORMS_TURNED_DOWN`). The legs of a challenge are not one: the
+    /// anonymous first (401.2, error 5) and the one without credentials
+    /// (401.1, [`WIN32_NO_CREDENTIALS`]).
     pub fn is_failed_sign_in(&self) -> bool {
-        self.status == 401 && (self.substatus == 1 || self.win32_status == WIN32_LOGON_FAILURE)
+        match self.status {
+            401 => {
+                self.win32_status == WIN32_LOGON_FAILURE
+                    || (self.substatus == 1 && self.win32_status != WIN32_NO_CREDENTIALS)
+            }
+            302 => self.is_forms_sign_in_turned_down(),
+            _ => false,
+        }
+    }
+
+    /// `POST /owa/auth.owa` whose logged query says that forms
+    /// authentication turned the credentials down.
+    fn is_forms_sign_in_turned_down(&self) -> bool {
+        self.method.eq_ignore_ascii_case("POST")
+            && self.stem.eq_ignore_ascii_case("/owa/auth.owa")
+            && crate::text::contains_ci(&self.query, OWA_FORMS_TURNED_DOWN)
     }
 
     /// The request reached the Exchange Back End website (site port 444, or 81 without TLS).
@@ -441,5 +476,53 @@ impl Request {
         } else {
             &self.activesync.device_id
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(method: &str, stem: &str, query: &str, status: u16, substatus: u16, win32: u32) -> Request {
+        Request {
+            method: method.into(),
+            stem: stem.into(),
+            query: query.into(),
+            status,
+            substatus,
+            win32_status: win32,
+            ..Request::default()
+        }
+    }
+
+    /// Microsoft Q&A 1022693 (Apple's EWS client, anonymous, thousands a
+    /// minute) and 1248391 (Outlook's Autodiscover, then its 200 as the user).
+    #[test]
+    fn no_credentials_challenge_leg_is_not_a_failed_sign_in() {
+        let ews = "&CorrelationID=<empty>;&cafeReqId=e7a7da63-88ac-408b-b800-82458bb450b8;";
+        assert!(!answered("POST", "/EWS/Exchange.asmx", ews, 401, 1, WIN32_NO_CREDENTIALS).is_failed_sign_in());
+        assert!(!answered("POST", "/Autodiscover/Autodiscover.xml", "", 401, 1, 2148074254).is_failed_sign_in());
+        assert!(!answered("GET", "/owa/", "", 401, 2, 5).is_failed_sign_in(), "the anonymous first leg");
+        // The credentials that follow, turned down: failed sign-ins.
+        assert!(answered("RPC_IN_DATA", "/rpc/rpcproxy.dll", "", 401, 1, WIN32_LOGON_FAILURE).is_failed_sign_in());
+        assert!(answered("POST", "/EWS/Exchange.asmx", "", 401, 1, 0).is_failed_sign_in(), "401.1: logon failed");
+        assert!(answered("POST", "/EWS/Exchange.asmx", "", 401, 0, WIN32_LOGON_FAILURE).is_failed_sign_in());
+        assert!(!answered("POST", "/EWS/Exchange.asmx", "", 200, 0, 0).is_failed_sign_in());
+    }
+
+    /// IPBan's OWA line (`Recipes/Windows/LogFile/IIS.xml`), 302 and sent
+    /// back to `logon.aspx?...&reason=2`; a sign-in that got in (Microsoft
+    /// Q&A 228014) has no `LogoffReason`.
+    #[test]
+    fn owa_forms_sign_in_turned_down_is_a_failed_sign_in() {
+        let turned_down = "&ClientId=FFE0193F3E554CEF803430F768C190D2&CorrelationID=<empty>;\
+&cafeReqId=f93d12d7-80e5-4d34-bb66-7150d505a7dc;&LogoffReason=NoCookiesGetOrE14AuthPost&encoding=;";
+        assert!(answered("POST", "/owa/auth.owa", turned_down, 302, 0, 0).is_failed_sign_in());
+        assert!(answered("POST", "/OWA/Auth.owa", &turned_down.to_lowercase(), 302, 0, 0).is_failed_sign_in());
+        let got_in = "&CorrelationID=<empty>;&cafeReqId=370783e0-b245-4649-84ec-66858324fcb2;&encoding=;";
+        assert!(!answered("POST", "/owa/auth.owa", got_in, 302, 0, 0).is_failed_sign_in());
+        // The same words elsewhere are no sign-in: a page visited without cookies.
+        assert!(!answered("GET", "/owa/", turned_down, 302, 0, 0).is_failed_sign_in());
+        assert!(!answered("POST", "/owa/service.svc", turned_down, 302, 0, 0).is_failed_sign_in());
     }
 }

@@ -19,5 +19,6 @@ mod import;
 mod input;
 mod posture;
 mod ranges;
+mod real;
 mod simulate;
 mod watch;

@@ -1,0 +1,211 @@
+//! People's traffic in real public IIS lines (tests/data/iis, with their
+//! sources and what each line shows in tests/data/SOURCES-real.md): users,
+//! clients and protocols as an Exchange admin reads them, sign-ins that
+//! failed and the ones that only look as if they had, servers that failed
+//! people. (The real attacks are in `attacks.rs`.)
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::util::{audit, casguard, counts, ok, strings, text, workspace};
+
+fn sample(name: &str) -> String {
+    workspace().join("tests/data/iis").join(name).display().to_string()
+}
+
+/// The samples of this module: people only.
+const PEOPLE_SAMPLES: [&str; 5] = [
+    "plaso-iis7-owa.log",
+    "ipban-owa-auth-invalid-credentials.log",
+    "msqa-228014-owa-sign-in-errorfe.log",
+    "msqa-1022693-mac-outlook-ews-401.log",
+    "kb2832198-outlook-anywhere-503.log",
+];
+
+fn tally(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+fn finding_kinds(report: &Value) -> Vec<String> {
+    report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+}
+
+/// The one user of a report.
+fn only_user(report: &Value) -> &Value {
+    let users = report["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{users:?}");
+    &users[0]
+}
+
+/// A device as the tests compare it: (client, requests, [(source, network)]).
+type Device = (String, u64, Vec<(String, String)>);
+
+/// Each device of `user`.
+fn devices(user: &Value) -> Vec<Device> {
+    user["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let sources = d["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (s["ip"].as_str().unwrap().to_string(), s["network"].as_str().unwrap().to_string()))
+                .collect();
+            (d["client"].as_str().unwrap().to_string(), d["requests"].as_u64().unwrap(), sources)
+        })
+        .collect()
+}
+
+/// plaso's Exchange 2010 sample (IIS 7.0, no `cs(Referer)`): one person on
+/// OWA in Chrome, on EWS with Outlook 2010 (its out-of-office call) and on
+/// ActiveSync with an iPhone's own mail app; the ActiveSync `User=johndoe`
+/// is the same person as the logged `domain.localjohndoe`.
+#[test]
+fn plaso_exchange_2010_person_on_owa_ews_and_activesync() {
+    let report = audit(&[&sample("plaso-iis7-owa.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(3), Some(0), Some(3)));
+    assert_eq!(
+        (s["failed_sign_ins"].as_u64(), s["attacks"].as_u64(), s["probes"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(counts(&report["protocols"]), tally(&[("activesync", 1), ("ews", 1), ("owa", 1)]));
+    assert_eq!(counts(&report["clients"]), tally(&[("browser", 1), ("ios-mail", 1), ("outlook-windows", 1)]));
+    let user = only_user(&report);
+    assert_eq!(user["user"], "domain.localjohndoe");
+    assert!(strings(&user["aliases"]).contains(&"johndoe".to_string()), "{}", user["aliases"]);
+    let iphone = user["devices"].as_array().unwrap().iter().find(|d| d["client"] == "ios-mail").expect("the iPhone");
+    assert_eq!((iphone["id"].as_str(), iphone["type"].as_str()), (Some("Appl2312SDKJ2313"), Some("iPhone")));
+    assert_eq!(counts(&iphone["commands"]), tally(&[("Ping", 1)]));
+    let mut devs = devices(user);
+    devs.sort();
+    assert_eq!(
+        devs,
+        [
+            ("browser".into(), 1, vec![("77.123.22.98".into(), "external".into())]),
+            ("ios-mail".into(), 1, vec![("77.123.22.98".into(), "external".into())]),
+            ("outlook-windows".into(), 1, vec![("10.10.5.2".into(), "internal".into())]),
+        ]
+    );
+    assert!(finding_kinds(&report).is_empty(), "{:?}", finding_kinds(&report));
+}
+
+/// A successful OWA sign-in (`POST /owa/auth.owa` answered 302 with no
+/// `LogoffReason`), then OWA failing on the server: the browser is sent to
+/// Exchange's own `errorfe.aspx` with a 500. One person, no failed sign-in,
+/// and Exchange's error page is no web shell.
+#[test]
+fn owa_sign_in_then_server_error_is_one_person_and_no_attack() {
+    let report = audit(&[&sample("msqa-228014-owa-sign-in-errorfe.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["anonymous"].as_u64()), (Some(4), Some(1)), "the error page is anonymous");
+    assert_eq!((s["failed_sign_ins"].as_u64(), s["attacks"].as_u64()), (Some(0), Some(0)));
+    assert!(counts(&s["attack_kinds"]).is_empty());
+    assert_eq!(counts(&report["protocols"]), tally(&[("owa", 4)]));
+    let user = only_user(&report);
+    assert_eq!((user["user"].as_str(), user["requests"].as_u64()), (Some("joergs"), Some(3)));
+    assert_eq!(devices(user), [("browser".into(), 3, vec![("172.16.48.212".into(), "internal".into())])]);
+    assert!(finding_kinds(&report).is_empty(), "{:?}", finding_kinds(&report));
+}
+
+/// Outlook Anywhere refused with 503 when ASP.NET's request queue is full
+/// (IIS 7.5, no `cs(Referer)`): a person on RPC over HTTP with Outlook whom
+/// the server could not serve, not a failed sign-in.
+#[test]
+fn outlook_anywhere_503_is_a_person_the_server_could_not_serve() {
+    let report = audit(&[&sample("kb2832198-outlook-anywhere-503.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(2), Some(0), Some(2)));
+    assert_eq!((s["failed_sign_ins"].as_u64(), s["attacks"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(counts(&report["protocols"]), tally(&[("rpc", 2)]));
+    let user = only_user(&report);
+    assert!(strings(&user["aliases"]).contains(&"CONTOSO\\user".to_string()), "{}", user["aliases"]);
+    assert_eq!(devices(user), [("outlook-windows".into(), 2, vec![("10.0.0.10".into(), "internal".into())])]);
+    assert!(finding_kinds(&report).is_empty(), "{:?}", finding_kinds(&report));
+}
+
+/// Apple's EWS client answered `401 1 2148074254` (no credentials): a leg
+/// of the challenge that the asker sees thousands of a minute while "all of
+/// these mac outlook users can logon normaly". Not a failed sign-in; beside
+/// a flood of them, a password NTLM turns down (1326) is the one failure.
+/// The masked s-ip is reported with its file and line, and the line read.
+#[test]
+fn no_credentials_challenge_leg_is_not_a_failed_sign_in() {
+    let file = sample("msqa-1022693-mac-outlook-ews-401.log");
+    let out = ok(casguard(&["audit", "--format", "json", &file]));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("msqa-1022693-mac-outlook-ews-401.log:5") && stderr.contains("10.7x.xx.2x"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["anonymous"].as_u64(), s["malformed"].as_u64()), (Some(1), Some(1), Some(0)));
+    assert_eq!(s["failed_sign_ins"], 0);
+    assert_eq!(counts(&report["protocols"]), tally(&[("ews", 1)]));
+
+    let published = std::fs::read_to_string(&file).unwrap();
+    let (header, line) = published.trim_end().rsplit_once('\n').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = format!("{header}\n");
+    for second in 0..60 {
+        for _ in 0..50 {
+            let l = line.replace("10.7x.xx.2x", "10.7.1.20").replace("02:43:29", &format!("02:43:{second:02}"));
+            body.push_str(&l);
+            body.push('\n');
+        }
+    }
+    body.push_str(
+        &line
+            .replace("10.7x.xx.2x", "10.7.1.20")
+            .replace(" - 172.20.1.1 ", " CONTOSO\\jdoe 172.20.1.1 ")
+            .replace("401 1 2148074254", "401 1 1326"),
+    );
+    body.push('\n');
+    let flood = dir.path().join("u_ex220902.log");
+    std::fs::write(&flood, body).unwrap();
+    let report = audit(&[flood.to_str().unwrap()], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["malformed"].as_u64()), (Some(3001), Some(0)));
+    assert_eq!(s["failed_sign_ins"], 1, "only the password turned down");
+    assert!(finding_kinds(&report).iter().all(|k| k != "password-spray" && k != "brute-force"));
+}
+
+/// IPBan's OWA line: IIS logged 302, but Exchange's forms authentication
+/// turned the password down (`&LogoffReason=NoCookiesGetOrE14AuthPost`, and
+/// the browser sent back to `logon.aspx?...&reason=2`). A failed sign-in of
+/// the user it names, which makes no person finding; and the line's 16th
+/// field, past IIS's defaults, is no reason to call it malformed.
+#[test]
+fn owa_forms_sign_in_turned_down_is_a_failed_sign_in() {
+    let report = audit(&[&sample("ipban-owa-auth-invalid-credentials.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(1), Some(0), Some(1)));
+    assert_eq!((s["failed_sign_ins"].as_u64(), s["attacks"].as_u64()), (Some(1), Some(0)));
+    let user = only_user(&report);
+    assert_eq!(strings(&user["aliases"]), ["a@b.net"]);
+    assert_eq!(devices(user), [("mobile-browser".into(), 1, vec![("5.6.7.8".into(), "external".into())])]);
+    assert!(finding_kinds(&report).is_empty(), "a failed sign-in got no one in: {:?}", finding_kinds(&report));
+
+    // The sign-in of Microsoft Q&A 228014, which got in, stays a success.
+    let report = audit(&[&sample("msqa-228014-owa-sign-in-errorfe.log")], &[]);
+    assert_eq!(report["summary"]["failed_sign_ins"], 0);
+}
+
+/// Every people's sample together, in both formats: no attack, and the
+/// table names each user the JSON does.
+#[test]
+fn real_people_samples_make_no_attack_in_json_or_table() {
+    let files: Vec<String> = PEOPLE_SAMPLES.iter().map(|f| sample(f)).collect();
+    let paths: Vec<&str> = files.iter().map(String::as_str).collect();
+    let report = audit(&paths, &[]);
+    assert_eq!(report["summary"]["attacks"], 0);
+    assert_eq!(report["summary"]["malformed"], 0);
+    let mut args = vec!["audit", "--format", "table"];
+    args.extend(&paths);
+    let table = text(&ok(casguard(&args)).stdout);
+    for user in report["users"].as_array().unwrap() {
+        assert!(table.contains(user["user"].as_str().unwrap()), "{} in\n{table}", user["user"]);
+    }
+    assert!(table.contains("Requests by protocol"), "{table}");
+}
