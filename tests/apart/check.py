@@ -27,16 +27,10 @@ from collections import defaultdict
 # casguard and removes the line; check.py fails while a listed bug is no
 # longer seen, so the list stays true.
 KNOWN_BUGS = {
-    "ntlm-challenge-leg": "NTLM's challenge leg `401 1 2148074254` (no user) is counted as a failed sign-in; only 401 with win32 1326 / 2148074252 is one",
 }
 
 
-def ntlm_challenge_leg(t):
-    t["summary"]["failed_sign_ins"] += sum(t["tags"].get("ntlm-challenge-leg", {}).values())
-
-
 BUG_MODELS = {
-    "ntlm-challenge-leg": ntlm_challenge_leg,
 }
 
 
