@@ -111,8 +111,11 @@ impl<'a> DayGen<'a> {
     fn person(&mut self, t: u32, kind: Kind, arg: u8, auth: Auth, agent: usize, fixed: bool) {
         let fe = self.r.below(self.pop.servers.len() as u32) as usize;
         let rnd = self.r.next_u32();
-        // The back-end-heavy profile proxies every signed-in request.
-        let twin = auth == Auth::Logged && (fixed || self.r.chance(0.6) || self.pop.backend_heavy);
+        // The back-end-heavy profile proxies every signed-in request. The
+        // forms sign-in is answered by the front end's FBA module itself.
+        let twin = auth == Auth::Logged
+            && kind != Kind::OwaAuth
+            && (fixed || self.r.chance(0.6) || self.pop.backend_heavy);
         if self.write_fe {
             self.push(t, fe, FE, kind, arg, auth, agent as u32, 0, rnd);
         }
@@ -314,7 +317,9 @@ impl<'a> DayGen<'a> {
                     self.person(w0, Kind::Root, 0, Auth::Anonymous, ai, true);
                 }
                 self.person(w0, Kind::OwaLogon, 0, Auth::Anonymous, ai, true);
-                self.person(w0 + 20, Kind::OwaAuth, 0, Auth::Anonymous, ai, true);
+                // Forms authentication logs the user on the sign-in's own line
+                // (tests/data/iis: msqa-228014, ipban-owa-auth-invalid-credentials).
+                self.person(w0 + 20, Kind::OwaAuth, 0, Auth::Logged, ai, true);
                 self.person(w0 + 21, Kind::Owa, 0, Auth::Logged, ai, true);
                 let (lo, hi) = if safari { (2, 6) } else { (5, 20) };
                 let n = self.count(lo, hi);
