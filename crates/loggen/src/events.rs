@@ -113,9 +113,8 @@ impl<'a> DayGen<'a> {
         let rnd = self.r.next_u32();
         // The back-end-heavy profile proxies every signed-in request. The
         // forms sign-in is answered by the front end's FBA module itself.
-        let twin = auth == Auth::Logged
-            && kind != Kind::OwaAuth
-            && (fixed || self.r.chance(0.6) || self.pop.backend_heavy);
+        let twin =
+            auth == Auth::Logged && kind != Kind::OwaAuth && (fixed || self.r.chance(0.6) || self.pop.backend_heavy);
         if self.write_fe {
             self.push(t, fe, FE, kind, arg, auth, agent as u32, 0, rnd);
         }
