@@ -65,6 +65,9 @@ CLIENTS = {
 }
 # This writer's networks -> casguard's built-in network names.
 NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "external", "loopback": "loopback"}
+# HttpProxy's AuthenticationType, lower-cased, -> casguard's auth_types keys
+# (README "auth_types"); this writer's "none" is an empty AuthenticationType.
+AUTH = {"none": "none"}
 ATTACK_KINDS = {"exploit-attempt", "web-shell", "data-theft", "outside-vdirs", "scanner"}
 PERSON_FINDINGS = ["cloud-credentials", "cloud-token", "ews-non-outlook", "mobile-on-ews"]
 
@@ -111,14 +114,18 @@ def compare(truth, report):
     for k in ("lines", "files"):
         if s.get(k) in (ts[k], ts[k] + httperr.get(k, 0)):
             s = dict(s, **{k: ts[k]})
-    for k in ("lines", "malformed", "requests", "backend_duplicates", "probes", "attacks", "exploit_attempts",
-              "failed_sign_ins", "machine", "anonymous", "users", "devices"):
-        differ(f"summary.{k}", ts[k], s.get(k))
+    for k in ("lines", "malformed", "requests", "backend_duplicates", "iis_duplicates", "probes", "attacks",
+              "exploit_attempts", "failed_sign_ins", "machine", "anonymous", "users", "devices"):
+        differ(f"summary.{k}", ts.get(k, 0), s.get(k))
     differ("summary.files", ts["files"], s.get("files"))
-    differ("summary.iis_duplicates", 0, s.get("iis_duplicates"))
     differ("summary.backend_only", False, s.get("backend_only"))
 
     differ("protocols", truth["protocols"], {k: v for k, v in report["protocols"].items() if v})
+    # How people's requests signed in: HttpProxy's AuthenticationType
+    # (README "auth_types"), `unknown` for requests counted from IIS lines.
+    if "auth_types" in truth:
+        differ("auth_types", {AUTH.get(k, k): v for k, v in truth["auth_types"].items()},
+               {k: v for k, v in (report.get("auth_types") or {}).items() if v})
     want_clients = defaultdict(int)
     for fam, n in truth["clients"].items():
         want_clients[CLIENTS.get(fam, fam)] += n
