@@ -7,7 +7,7 @@ apart from it: its model of Exchange comes only from the public sources named
 beside each choice (and the repository's README for the shape of casguard's
 report), never from casguard's or loggen's code.
 
-    python3 tests/apart/write.py --seed 7 --out DIR
+    python3 tests/apart/write.py --seed 7 [--httpproxy also|only] --out DIR
 
 writes DIR/logs/ (a small estate: one front end, two back ends, two days) and
 DIR/truth.json. The truth is what the writer *meant* each line to be, recorded
@@ -168,6 +168,44 @@ Sources, cited in the comments as [name]:
 - [xff] With a load balancer in front, c-ip is the balancer; the client is in
   X-Forwarded-For, comma-separated, the balancer appending the address it saw
   on the right (so the right-most public address is the client).
+- [hp-where] Exchange 2013+ front ends log every request their HttpProxy
+  module handles in `%ExchangeInstallPath%Logging\\HttpProxy\\<Protocol>\\
+  HttpProxy_yyyyMMddHH-N.LOG` (folders Autodiscover, Eas, Ecp, Ews, Mapi,
+  Oab, Owa, PowerShell, RpcHttp), one file per hour, rolled by size into
+  `-2`, `-3` (Qazeer/artefacts.help `pages/others/microsoft_exchange.md`;
+  CSS-Exchange `Security/src/Test-ProxyLogon.ps1` reads these folders).
+- [hp-fields] CSV with `#Software: Microsoft Exchange Server`, `#Version`,
+  `#Log-type: HttpProxy Logs`, `#Date: <ISO time>`, `#Fields:`; the 74
+  columns of Exchange 2016 CU23 (artefacts.help's files, in
+  tests/data/httpproxy/artefacts-help/); times ISO 8601 UTC with
+  milliseconds; `UrlQuery` keeps its `?`; `IsAuthenticated` true/false;
+  `AuthenticatedUser` `DOMAIN\\user` or a UPN; `AnchorMailbox` `Sid~...`.
+- [hp-csv] Exchange's CSV writer replaces `,` (and CR/LF) in each value by
+  a space (`(KHTML  like Gecko)` in artefacts.help's Owa and RpcHttp lines;
+  tests/data/SOURCES-real.md, "What the HttpProxy lines show").
+- [hp-real] the real lines themselves: Eas with Basic from
+  `Outlook-iOS-Android/1.0`; Autodiscover NTLM from Apple's
+  `AppleExchangeWebServices`; Ews and Mapi probes `AMProbe/Local/ClientAccess`
+  and `MapiHttpClient` as `HealthMailbox...`, Negotiate, `UrlHost`
+  localhost; MAPI's `ClientRequestId` `R:...;RT:Execute;CI:...;CID:...`;
+  PowerShell Kerberos with the cmdlet in `ProtocolAction`
+  (`Get-Mailbox:Command`); Ecp scanned by zgrab, FBA, not authenticated;
+  Owa before sign-in FBA, not authenticated; RpcHttp `GET /rpc` NTLM, not
+  authenticated, 401, `BackEndStatus` and `ProxyAction` empty (not
+  proxied); Outlook mobile's cloud in `ClientIpAddress` with a port
+  (`52.96.16.37:49660`, Microsoft Q&A 158847).
+- [hp-join] the front end appends `&cafeReqId=<RequestId>;` to the IIS
+  line's query (README "HttpProxy", from decompiled `ProxyModule`; one id
+  per request); `&Log=` and `&CorrelationID=<empty>;` are IIS logging's
+  additions (`AppendToLog`), not the client's URL, so not in `UrlQuery`.
+- [hp-auth] `AuthenticationType` values seen: Basic, NTLM, Negotiate, FBA,
+  OAuth, Bearer, Kerberos, empty (reference notes §1, from artefacts.help
+  and Elastic's sample); Outlook mobile with hybrid modern auth presents
+  Bearer tokens [olm-hma].
+- [hp-401] a request IIS or Exchange turned down with 401 is logged in
+  HttpProxy not authenticated, no user (artefacts.help's RpcHttp line);
+  HttpProxy has no substatus nor Windows error, so the line cannot tell a
+  bad password from a challenge.
 - [readme] what casguard says it counts (README "Outputs"): a failed sign-in
   is still a person's request for the user it names; anonymous first legs are
   people's requests of no user; Outlook mobile's Autodiscover joins the
@@ -285,7 +323,8 @@ class Truth:
         self.protocols = defaultdict(int)
         self.clients = defaultdict(int)
         self.users = {}
-        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": []})
+        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": [],
+                                            "hp_statuses": []})
         self.failed = defaultdict(int)
         self.spray = defaultdict(set)
         self.brute_force = set()
@@ -433,7 +472,10 @@ class Estate:
         tr.summary["requests"] += 1
         tr.protocols[proto] += 1
         tr.clients[client] += 1
-        tr.auth_types[(hp["auth"].lower() or "none") if view == "hp" else "unknown"] += 1
+        # An empty AuthenticationType says nothing of how the request signed
+        # in (Exchange writes the scheme even of requests it turned away,
+        # [hp-real]): unknown, as for IIS lines.
+        tr.auth_types[(hp["auth"].lower() or "unknown") if view == "hp" else "unknown"] += 1
         # [iis-401] a failed sign-in is a 401 whose Windows error says the
         # logon failed: 1326 (Basic: bad user name or password) or
         # 2148074252 = 0x8009030C SEC_E_LOGON_DENIED (NTLM/Negotiate). Not
@@ -549,7 +591,10 @@ class Estate:
         a = self.truth.attacks[cip]
         a["requests"] += 1
         a["kinds"].add(kind)
-        a["statuses"].append((status, sub))
+        # [hp-fields] an HttpProxy line has no substatus: counted from it,
+        # a 404.19 (request filtering) reads as a plain 404.
+        a["statuses"].append((status, 0 if twin and self.hp_mode == "only" else sub))
+        a["hp_statuses"].append((status, 0 if twin else sub))
         self.truth.summary["attacks"] += 1
         if kind == "exploit-attempt":
             a["exploit"] += 1
@@ -1122,6 +1167,12 @@ def build(seed, httpproxy="none"):
     for t in times(rng, 105, 12 * 3600, 12 * 3600 + 480):
         fail(est, d2, t, v=f"administrator@{MAILDOMAIN}", cip="198.51.100.99", stem="/EWS/Exchange.asmx", proto="ews")
     tr.brute_force.add("administrator")
+    if est.hp_mode == "only":
+        # [hp-401] HttpProxy's 401 lines name no account tried: neither the
+        # sprays nor the brute force can be seen in HttpProxy logs alone
+        # (README "HttpProxy": "not in HttpProxy logs alone").
+        tr.spray.clear()
+        tr.brute_force.clear()
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
@@ -1346,6 +1397,9 @@ def truth_json(est, files):
         "attacks": {ip: {"requests": a["requests"], "exploit_attempts": a["exploit"], "kinds": sorted(a["kinds"]),
                          "outcome": outcome(a["statuses"])} for ip, a in sorted(tr.attacks.items())},
         "failed_sign_ins": dict(sorted(tr.failed.items())),
+        # Beside IIS logs, each attack's outcome as its HttpProxy twins alone
+        # tell it (no substatus), for check.py's model of a known bug.
+        "attack_outcomes_from_httpproxy": {ip: outcome(a["hp_statuses"]) for ip, a in sorted(tr.attacks.items())},
         "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
         "brute_force": sorted(tr.brute_force),
         # An audit of the W3SVC2 folders alone.
