@@ -3,12 +3,15 @@
 reported (`casguard audit --format json` of the same logs).
 
     python3 tests/apart/check.py TRUTH.json AUDIT.json [--backend-only]
+    python3 tests/apart/check.py TRUTH.json POSTURE.json --posture
 
 Runs nothing itself. Prints each disagreement as `id: truth says X, casguard
 says Y`; exits 1 if any is not a known casguard bug, or if a known bug is no
 longer seen (then its line in KNOWN_BUGS should go). With --backend-only the
 audit is of the back ends' W3SVC2 folders alone, compared with the truth's
-`backend_only` part. Standard library only.
+`backend_only` part. With --posture the report is `casguard posture --format
+json` of the same logs (any policy), compared on its Basic authentication
+in use. Standard library only.
 
 The truth speaks this writer's words; the maps below translate them into
 casguard's report vocabulary (README "Outputs", and the client ids of
@@ -272,9 +275,26 @@ def compare_backend_only(truth, report):
     return out
 
 
+def compare_posture(truth, report):
+    """README posture: "Basic authentication in use", per protocol and
+    client, with its users; users' requests whose authentication type is
+    known (from HttpProxy lines)."""
+    out = []
+    for k, v in truth["posture"].items():
+        if report["summary"].get(k) != v:
+            out.append((f"posture.summary.{k}", v, report["summary"].get(k)))
+    want = sorted((b["protocol"], CLIENTS.get(b["client"], b["client"]), b["requests"], b["users"])
+                  for b in truth["basic_auth"])
+    got = sorted((b["protocol"], b["client"], b["requests"], sorted(b["users"])) for b in report["basic_auth"])
+    if want != got:
+        out.append(("posture.basic_auth", want, got))
+    return out
+
+
 def main(argv):
     backend_only = "--backend-only" in argv
-    argv = [a for a in argv if a != "--backend-only"]
+    posture = "--posture" in argv
+    argv = [a for a in argv if a not in ("--backend-only", "--posture")]
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
@@ -282,6 +302,12 @@ def main(argv):
         truth = json.load(f)
     with open(argv[2], encoding="utf-8") as f:
         report = json.load(f)
+    if posture:
+        found = compare_posture(truth, report)
+        for key, want, got in found:
+            print(f"DISAGREE {key}: truth {json.dumps(want)}, casguard {json.dumps(got)}")
+        print(f"{len(found)} disagreements with the truth (posture)")
+        return 1 if found else 0
     if backend_only:
         found = compare_backend_only(truth, report)
         for key, want, got in found:

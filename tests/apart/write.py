@@ -336,6 +336,8 @@ class Truth:
         # People's requests by HttpProxy's AuthenticationType, lower-cased
         # ("none" when it is empty), "unknown" for those counted from IIS.
         self.auth_types = defaultdict(int)
+        # (protocol, client) -> Basic sign-ins counted from HttpProxy lines.
+        self.basic_auth = defaultdict(lambda: {"requests": 0, "users": set()})
         # Lines of a kind worth naming, by protocol: NTLM challenge legs,
         # load-balancer health checks.
         self.tags = defaultdict(lambda: defaultdict(int))
@@ -476,6 +478,7 @@ class Estate:
         # in (Exchange writes the scheme even of requests it turned away,
         # [hp-real]): unknown, as for IIS lines.
         tr.auth_types[(hp["auth"].lower() or "unknown") if view == "hp" else "unknown"] += 1
+        basic = view == "hp" and hp["auth"] == "Basic"
         # [iis-401] a failed sign-in is a 401 whose Windows error says the
         # logon failed: 1326 (Basic: bad user name or password) or
         # 2148074252 = 0x8009030C SEC_E_LOGON_DENIED (NTLM/Negotiate). Not
@@ -495,6 +498,14 @@ class Estate:
         if status == 401 and sub == 1 and not failed and view == "iis":
             tr.tags["ntlm-challenge-leg"][proto] += 1
         src = client_address(cip, xff)
+        if ukey is not None and basic:
+            # README posture "Basic authentication in use": per protocol and
+            # client, users' requests and the users (posture is "for every
+            # user seen": a request naming none is no user's).
+            tr.basic_auth[(proto, client)]["requests"] += 1
+            tr.basic_auth[(proto, client)]["users"].add(ukey)
+        if ukey is not None and view == "hp" and hp["auth"]:
+            tr.summary["posture_auth_known"] += 1
         if ukey is None:
             tr.summary["anonymous"] += 1
         else:
@@ -1392,6 +1403,10 @@ def truth_json(est, files):
         "protocols": dict(sorted(tr.protocols.items())),
         "clients": dict(sorted(tr.clients.items())),
         "auth_types": dict(sorted(tr.auth_types.items())),
+        "posture": {"auth_known_requests": s.get("posture_auth_known", 0),
+                    "basic_auth_requests": sum(v["requests"] for v in tr.basic_auth.values())},
+        "basic_auth": [{"protocol": p, "client": c, "requests": v["requests"], "users": sorted(v["users"])}
+                       for (p, c), v in sorted(tr.basic_auth.items())],
         "users": users,
         "probes": {"requests": s.get("probes", 0), "user_agents": dict(sorted(tr.probe_user_agents.items()))},
         "attacks": {ip: {"requests": a["requests"], "exploit_attempts": a["exploit"], "kinds": sorted(a["kinds"]),

@@ -46,7 +46,22 @@ fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
 
     let logs = dir.join("logs");
     let audit = ok(casguard(&["audit", "--quiet", "--format", "json", logs.to_str().unwrap()]));
-    check(python, &format!("{seed} --httpproxy {httpproxy}"), dir, &audit.stdout, &[]);
+    let label = format!("{seed} --httpproxy {httpproxy}");
+    check(python, &label, dir, &audit.stdout, &[]);
+
+    // Basic authentication in use, per protocol and client, with its users
+    // (known from HttpProxy lines only); any policy will do.
+    let policy = workspace().join("examples/policies/ews-allow-outlook-only.toml");
+    let posture = ok(casguard(&[
+        "posture",
+        "--quiet",
+        "--format",
+        "json",
+        "--policy",
+        policy.to_str().unwrap(),
+        logs.to_str().unwrap(),
+    ]));
+    check(python, &label, dir, &posture.stdout, &["--posture"]);
     if httpproxy == "only" {
         // HttpProxy logs are the front end's: there are no back-end logs.
         return;
