@@ -425,18 +425,26 @@ class Estate:
             "UrlHost": "localhost" if hp.get("probe") else HOST, "UrlStem": stem,
             "ProtocolAction": hp.get("action", ""), "AuthenticationType": hp.get("auth", ""),
             "IsAuthenticated": "true" if user else "false", "AuthenticatedUser": user,
-            "AnchorMailbox": f"Sid~S-1-5-21-1004336348-1177238915-682003330-{1100 + len(user)}" if user else "",
+            "AnchorMailbox": hp.get("anchor") or (
+                f"Sid~S-1-5-21-1004336348-1177238915-682003330-{1100 + len(user)}" if user else ""),
             "UserAgent": ua or "", "ClientIpAddress": src, "ServerHostName": "EX01",
             "HttpStatus": str(status), "BackEndStatus": str(status) if proxied else "",
             "Method": method, "ProxyAction": "Proxy" if proxied else "",
             "TargetServer": f"{target.lower()}.{MAILDOMAIN}" if proxied else "",
             "TargetServerVersion": "15.02.1544.000" if proxied else "",
             "RoutingType": "IntraForest" if proxied else "",
-            "RoutingHint": "WindowsIdentity" if proxied and user else "",
+            "RoutingHint": hp.get("routing_hint") or ("WindowsIdentity" if proxied and user else ""),
             "RequestBytes": str(self.hp_rng.randint(0, 9000)), "ResponseBytes": str(self.hp_rng.randint(90, 90000)),
             "UrlQuery": "?" + real_q if real_q else "",
             "GenericInfo": f"BeginRequest={begin};CorrelationID=<empty>;ProxyState-Run=None;"
                            f"SharedCacheGuard=0;EndRequest={stamp};",
+            # [hp-real] a back end's error answer: the .NET exception in
+            # GenericErrors, in the server's language (artefacts.help's Eas
+            # line, French: non-ASCII UTF-8 in a field).
+            "GenericErrors": f"WebExceptionStatus=ProtocolError;ResponseStatusCode={status};"
+                             f"WebException=System.Net.WebException: Le serveur distant a retourné une erreur : "
+                             f"({status}) Interdit.    à System.Net.HttpWebRequest.EndGetResponse(IAsyncResult "
+                             f"asyncResult);" if proxied and status >= 400 else "",
             "RoutingStatus": "CafeV1" if proxied else "",
         }
         # [hp-csv] Exchange's CSV writer puts a space for each comma (and
@@ -593,6 +601,12 @@ class Estate:
             folder = HP_FOLDERS[proto_of(stem)]
             hp = {"folder": folder, "auth": "FBA" if folder in ("Owa", "Ecp") else "",
                   "user": user if status != 401 else "", "target": "EX01"}
+            if stem == "/ecp/y.js":
+                # [proxylogon] the SSRF as HttpProxy logs it: routed by the
+                # attacker's `X-BEResource` cookie, the anchor a server URL
+                # (HelseCERT's Test-ProxyLogon excerpt, SOURCES-real.md).
+                hp.update(anchor=f"ServerInfo~a]@ex01.{MAILDOMAIN}:444/autodiscover/autodiscover.xml?#",
+                          routing_hint="X-BEResource-Cookie")
         twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
                           hp=hp)
         if self.hp_mode == "only" and not twin:
