@@ -7,7 +7,7 @@ apart from it: its model of Exchange comes only from the public sources named
 beside each choice (and the repository's README for the shape of casguard's
 report), never from casguard's or loggen's code.
 
-    python3 tests/apart/write.py --seed 7 --out DIR
+    python3 tests/apart/write.py --seed 7 [--httpproxy also|only] --out DIR
 
 writes DIR/logs/ (a small estate: one front end, two back ends, two days) and
 DIR/truth.json. The truth is what the writer *meant* each line to be, recorded
@@ -168,6 +168,44 @@ Sources, cited in the comments as [name]:
 - [xff] With a load balancer in front, c-ip is the balancer; the client is in
   X-Forwarded-For, comma-separated, the balancer appending the address it saw
   on the right (so the right-most public address is the client).
+- [hp-where] Exchange 2013+ front ends log every request their HttpProxy
+  module handles in `%ExchangeInstallPath%Logging\\HttpProxy\\<Protocol>\\
+  HttpProxy_yyyyMMddHH-N.LOG` (folders Autodiscover, Eas, Ecp, Ews, Mapi,
+  Oab, Owa, PowerShell, RpcHttp), one file per hour, rolled by size into
+  `-2`, `-3` (Qazeer/artefacts.help `pages/others/microsoft_exchange.md`;
+  CSS-Exchange `Security/src/Test-ProxyLogon.ps1` reads these folders).
+- [hp-fields] CSV with `#Software: Microsoft Exchange Server`, `#Version`,
+  `#Log-type: HttpProxy Logs`, `#Date: <ISO time>`, `#Fields:`; the 74
+  columns of Exchange 2016 CU23 (artefacts.help's files, in
+  tests/data/httpproxy/artefacts-help/); times ISO 8601 UTC with
+  milliseconds; `UrlQuery` keeps its `?`; `IsAuthenticated` true/false;
+  `AuthenticatedUser` `DOMAIN\\user` or a UPN; `AnchorMailbox` `Sid~...`.
+- [hp-csv] Exchange's CSV writer replaces `,` (and CR/LF) in each value by
+  a space (`(KHTML  like Gecko)` in artefacts.help's Owa and RpcHttp lines;
+  tests/data/SOURCES-real.md, "What the HttpProxy lines show").
+- [hp-real] the real lines themselves: Eas with Basic from
+  `Outlook-iOS-Android/1.0`; Autodiscover NTLM from Apple's
+  `AppleExchangeWebServices`; Ews and Mapi probes `AMProbe/Local/ClientAccess`
+  and `MapiHttpClient` as `HealthMailbox...`, Negotiate, `UrlHost`
+  localhost; MAPI's `ClientRequestId` `R:...;RT:Execute;CI:...;CID:...`;
+  PowerShell Kerberos with the cmdlet in `ProtocolAction`
+  (`Get-Mailbox:Command`); Ecp scanned by zgrab, FBA, not authenticated;
+  Owa before sign-in FBA, not authenticated; RpcHttp `GET /rpc` NTLM, not
+  authenticated, 401, `BackEndStatus` and `ProxyAction` empty (not
+  proxied); Outlook mobile's cloud in `ClientIpAddress` with a port
+  (`52.96.16.37:49660`, Microsoft Q&A 158847).
+- [hp-join] the front end appends `&cafeReqId=<RequestId>;` to the IIS
+  line's query (README "HttpProxy", from decompiled `ProxyModule`; one id
+  per request); `&Log=` and `&CorrelationID=<empty>;` are IIS logging's
+  additions (`AppendToLog`), not the client's URL, so not in `UrlQuery`.
+- [hp-auth] `AuthenticationType` values seen: Basic, NTLM, Negotiate, FBA,
+  OAuth, Bearer, Kerberos, empty (reference notes §1, from artefacts.help
+  and Elastic's sample); Outlook mobile with hybrid modern auth presents
+  Bearer tokens [olm-hma].
+- [hp-401] a request IIS or Exchange turned down with 401 is logged in
+  HttpProxy not authenticated, no user (artefacts.help's RpcHttp line);
+  HttpProxy has no substatus nor Windows error, so the line cannot tell a
+  bad password from a challenge.
 - [readme] what casguard says it counts (README "Outputs"): a failed sign-in
   is still a person's request for the user it names; anonymous first legs are
   people's requests of no user; Outlook mobile's Autodiscover joins the
@@ -182,6 +220,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import struct
 import sys
 import uuid
@@ -284,7 +323,8 @@ class Truth:
         self.protocols = defaultdict(int)
         self.clients = defaultdict(int)
         self.users = {}
-        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": []})
+        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": [],
+                                            "hp_statuses": []})
         self.failed = defaultdict(int)
         self.spray = defaultdict(set)
         self.brute_force = set()
@@ -293,6 +333,11 @@ class Truth:
         self.findings = defaultdict(set)
         self.malformed = []
         self.probe_user_agents = defaultdict(int)
+        # People's requests by HttpProxy's AuthenticationType, lower-cased
+        # ("none" when it is empty), "unknown" for those counted from IIS.
+        self.auth_types = defaultdict(int)
+        # (protocol, client) -> Basic sign-ins counted from HttpProxy lines.
+        self.basic_auth = defaultdict(lambda: {"requests": 0, "users": set()})
         # Lines of a kind worth naming, by protocol: NTLM challenge legs,
         # load-balancer health checks.
         self.tags = defaultdict(lambda: defaultdict(int))
@@ -306,21 +351,36 @@ class Truth:
 
 
 class Estate:
-    def __init__(self, seed):
+    def __init__(self, seed, httpproxy="none"):
         self.rng = random.Random(seed)
         self.truth = Truth()
         # (server, site, day) -> list of (seconds, line)
         self.lines = defaultdict(list)
+        # [hp-*] HttpProxy logs: "none" (IIS only, as before), "also" (the
+        # front end's HttpProxy logs beside its IIS logs) or "only" (the
+        # HttpProxy logs alone). Their own random numbers, so the IIS logs of
+        # "none" keep their bytes.
+        self.hp_mode = httpproxy
+        self.hp_rng = random.Random(seed * 7919 + 17)
+        self.hp_lines = []          # (day, seconds, {field: value})
+        self.hp_ids = set()
 
     def guid(self):
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def write(self, server, site, day, t, method, stem, query, port, user, cip, ua, status,
-              sub=0, win32=0, referer=None, xff=None, taken=None):
+              sub=0, win32=0, referer=None, xff=None, taken=None, hp=None):
         """Keeps the line's values by field name: emit() writes them in the
-        order of the `#Fields` in force where the line lands."""
+        order of the `#Fields` in force where the line lands. With `hp` (what
+        Exchange's HttpProxy module knows of the request) and HttpProxy logs
+        on, the front end also logs the request in HttpProxy, and the IIS
+        line carries its `RequestId` as `&cafeReqId=` [hp-join]. Returns
+        whether it did."""
         hh, mm, ss = t // 3600, t // 60 % 60, t % 60
         taken = taken if taken is not None else self.rng.randint(15, 900)
+        twin = hp is not None and self.hp_mode != "none" and site == "W3SVC1"
+        if twin:
+            query = self.hp_line(day, t, method, stem, query, cip, ua, status, xff, hp)
         s_ip = BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IP
         vals = {
             "date": day, "time": f"{hh:02d}:{mm:02d}:{ss:02d}", "s-ip": s_ip, "cs-method": method,
@@ -332,6 +392,66 @@ class Estate:
             "cs-bytes": str(self.rng.randint(200, 9000)),
         }
         self.lines[(server, site, day)].append((t, vals))
+        return twin
+
+    def hp_line(self, day, t, method, stem, query, cip, ua, status, xff, hp):
+        """[hp-fields] the HttpProxy line of a front-end request; returns the
+        IIS query with `&cafeReqId=<RequestId>;` [hp-join]: the one Exchange
+        already wrote there, or a new one (one id per request: an NTLM
+        sign-in's three IIS lines are three requests)."""
+        ids = CAFE_ID.findall(query or "")
+        if ids and ids[-1] not in self.hp_ids:
+            rid = ids[-1]
+        else:
+            rid = str(uuid.UUID(int=self.hp_rng.getrandbits(128), version=4))
+            if ids:
+                cut = (query or "").rindex(ids[-1])
+                query = query[:cut] + rid + query[cut + len(rid):]
+            else:
+                query = (query or "") + f"&CorrelationID=<empty>;&cafeReqId={rid};"
+        self.hp_ids.add(rid)
+        ms = self.hp_rng.randint(0, 999)
+        stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.{ms:03d}Z"
+        begin = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.000Z"
+        target = hp.get("target")
+        proxied = target is not None and status != 401
+        src = hp.get("ip") or client_address(cip, xff)
+        real_q = url_query(query)
+        user = hp.get("user") or ""
+        vals = {
+            "DateTime": stamp, "RequestId": rid, "MajorVersion": "15", "MinorVersion": "2",
+            "BuildVersion": "1544", "RevisionVersion": "4",
+            "ClientRequestId": hp.get("client_request_id", ""), "Protocol": hp["folder"],
+            "UrlHost": "localhost" if hp.get("probe") else HOST, "UrlStem": stem,
+            "ProtocolAction": hp.get("action", ""), "AuthenticationType": hp.get("auth", ""),
+            "IsAuthenticated": "true" if user else "false", "AuthenticatedUser": user,
+            "AnchorMailbox": hp.get("anchor") or (
+                f"Sid~S-1-5-21-1004336348-1177238915-682003330-{1100 + len(user)}" if user else ""),
+            "UserAgent": ua or "", "ClientIpAddress": src, "ServerHostName": "EX01",
+            "HttpStatus": str(status), "BackEndStatus": str(status) if proxied else "",
+            "Method": method, "ProxyAction": "Proxy" if proxied else "",
+            "TargetServer": f"{target.lower()}.{MAILDOMAIN}" if proxied else "",
+            "TargetServerVersion": "15.02.1544.000" if proxied else "",
+            "RoutingType": "IntraForest" if proxied else "",
+            "RoutingHint": hp.get("routing_hint") or ("WindowsIdentity" if proxied and user else ""),
+            "RequestBytes": str(self.hp_rng.randint(0, 9000)), "ResponseBytes": str(self.hp_rng.randint(90, 90000)),
+            "UrlQuery": "?" + real_q if real_q else "",
+            "GenericInfo": f"BeginRequest={begin};CorrelationID=<empty>;ProxyState-Run=None;"
+                           f"SharedCacheGuard=0;EndRequest={stamp};",
+            # [hp-real] a back end's error answer: the .NET exception in
+            # GenericErrors, in the server's language (artefacts.help's Eas
+            # line, French: non-ASCII UTF-8 in a field).
+            "GenericErrors": f"WebExceptionStatus=ProtocolError;ResponseStatusCode={status};"
+                             f"WebException=System.Net.WebException: Le serveur distant a retourné une erreur : "
+                             f"({status}) Interdit.    à System.Net.HttpWebRequest.EndGetResponse(IAsyncResult "
+                             f"asyncResult);" if proxied and status >= 400 else "",
+            "RoutingStatus": "CafeV1" if proxied else "",
+        }
+        # [hp-csv] Exchange's CSV writer puts a space for each comma (and
+        # CR/LF) in a value, so no field needs quoting.
+        vals = {k: v.replace(",", " ").replace("\r", " ").replace("\n", " ") for k, v in vals.items()}
+        self.hp_lines.append((day, t, vals))
+        return query
 
     # -- what a request means, recorded as it is written ---------------------
 
@@ -340,34 +460,73 @@ class Estate:
                command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None):
         """A person's front-end request, and its back-end hop when Exchange
         proxies it (anything that got past IIS authentication)."""
-        self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
-                   referer, xff, taken)
+        hp = {"folder": HP_FOLDERS[proto], "auth": auth_of(proto, client, cip, ukey, status, win32),
+              "user": user if status != 401 else "", "target": mailbox,
+              "ip": hp_client_ip(client_address(cip, xff), client)}
+        if proto == "mapi":
+            # [hp-real] MAPI's ClientRequestId: `R:<guid>:n;RT:Execute;CI:<guid>:n;CID:<guid>`.
+            g = str(uuid.UUID(int=self.hp_rng.getrandbits(128), version=4))
+            hp["client_request_id"] = f"R:{g}:{self.hp_rng.randint(1, 99)};RT:Execute;CI:{g}:1;CID:{g}"
+        if proto == "powershell":
+            hp["action"] = "Get-Mailbox:Command"   # [hp-real] the cmdlet is logged
+        twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
+                          referer, xff, taken, hp=hp)
         tr = self.truth
+        # Which line an audit counts the request from [readme "HttpProxy"]:
+        # IIS alone; beside HttpProxy logs its HttpProxy twin, except a 401,
+        # counted from IIS (its substatus and error tell a failed sign-in);
+        # HttpProxy alone, its HttpProxy line.
+        view = "hp" if twin and (self.hp_mode == "only" or status != 401) else "iis"
+        if twin and self.hp_mode == "also":
+            tr.summary["iis_duplicates"] += 1
         tr.summary["requests"] += 1
         tr.protocols[proto] += 1
         tr.clients[client] += 1
+        # An empty AuthenticationType says nothing of how the request signed
+        # in (Exchange writes the scheme even of requests it turned away,
+        # [hp-real]): unknown, as for IIS lines.
+        tr.auth_types[(hp["auth"].lower() or "unknown") if view == "hp" else "unknown"] += 1
+        basic = view == "hp" and hp["auth"] == "Basic"
         # [iis-401] a failed sign-in is a 401 whose Windows error says the
         # logon failed: 1326 (Basic: bad user name or password) or
         # 2148074252 = 0x8009030C SEC_E_LOGON_DENIED (NTLM/Negotiate). Not
         # 401.1 with 2148074254 = 0x8009030E: that is NTLM's challenge leg,
         # logged on every good NTLM sign-in [ntlm-legs].
         failed = status == 401 and win32 in (1326, 2148074252)
+        if view == "hp" and status == 401:
+            # [hp-401] HttpProxy's line of a 401 names no authenticated user
+            # and has no substatus nor Windows error: not a failed sign-in
+            # that can be told; its user is ActiveSync's `User=`, if any
+            # [readme "HttpProxy lines give"].
+            failed = False
+            m = re.search(r"[?&]User=([^&]*)", "&" + url_query(query))
+            ukey = m.group(1).replace("%5C", "\\").split("\\")[-1].split("@")[0].lower() if m else None
         if failed:
             tr.summary["failed_sign_ins"] += 1
-        if status == 401 and sub == 1 and not failed:
+        if status == 401 and sub == 1 and not failed and view == "iis":
             tr.tags["ntlm-challenge-leg"][proto] += 1
         src = client_address(cip, xff)
+        if ukey is not None and basic:
+            # README posture "Basic authentication in use": per protocol and
+            # client, users' requests and the users (posture is "for every
+            # user seen": a request naming none is no user's).
+            tr.basic_auth[(proto, client)]["requests"] += 1
+            tr.basic_auth[(proto, client)]["users"].add(ukey)
+        if ukey is not None and view == "hp" and hp["auth"]:
+            tr.summary["posture_auth_known"] += 1
         if ukey is None:
             tr.summary["anonymous"] += 1
         else:
             u = tr.user(ukey)
             u["requests"] += 1
             # README: a request without an ActiveSync device is grouped under
-            # a device keyed by its user agent.
-            u["device_keys"].add(device or join_device or ua)
+            # a device keyed by its user agent (in an HttpProxy line, with
+            # its commas made spaces [hp-csv]).
+            ua_key = ua.replace(",", " ") if view == "hp" else ua
+            u["device_keys"].add(device or join_device or ua_key)
             # Per device and address, for the cloud addresses Outlook mobile
             # (Basic) is synced from: the `cloud_sources` of its finding.
-            dk = device or join_device or ua
+            dk = device or join_device or ua_key
             u["device_sources"].setdefault(dk, {"client": client, "sources": defaultdict(int)})
             u["device_sources"][dk]["sources"][src] += 1
             stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
@@ -393,6 +552,8 @@ class Estate:
         if status != 401 and ukey is not None and not stem.lower().startswith("/owa/auth/"):
             self.write(mailbox, "W3SVC2", day, t, method, be_stem or stem, be_query or query, 444, user,
                        FE_IP, ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5))
+            if self.hp_mode == "only":
+                return
             tr.summary["backend_duplicates"] += 1
             # What an audit of the back ends alone must say [readme]: each
             # hop is then the person's request.
@@ -403,36 +564,133 @@ class Estate:
             be["users"][ukey] += 1
 
     def person_tally(self, day, t, *, proto, client, cip):
-        """An anonymous person's request already written (by write())."""
+        """An anonymous person's request already written (by write()), which
+        IIS answered itself (no HttpProxy line)."""
         tr = self.truth
+        if self.hp_mode == "only":
+            return
         tr.summary["requests"] += 1
         tr.summary["anonymous"] += 1
         tr.protocols[proto] += 1
         tr.clients[client] += 1
+        tr.auth_types["unknown"] += 1
 
     def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
         port = 443 if site == "W3SVC1" else 444
         cip = self.rng.choice(["127.0.0.1", "::1"])
-        self.write(server, site, day, t, method, stem, query, port, user, cip, ua, 200)
+        # [hp-real] Managed Availability's probes in HttpProxy: UrlHost
+        # localhost, Negotiate (ActiveSync's test: Basic).
+        folder = HP_FOLDERS[proto_of(stem)]
+        hp = {"folder": folder, "auth": "Basic" if folder == "Eas" else "Negotiate", "user": user,
+              "target": server, "probe": True}
+        twin = self.write(server, site, day, t, method, stem, query, port, user, cip, ua, 200, hp=hp)
+        if self.hp_mode == "only" and not twin:
+            return
+        if twin and self.hp_mode == "also":
+            self.truth.summary["iis_duplicates"] += 1
         self.truth.summary["probes"] += 1
         if site == "W3SVC2":
             self.truth.backend["probes"] += 1
         self.truth.probe_user_agents[ua] += 1
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
-        self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32)
+        # [hp-real] Exchange's proxy logs what reaches a virtual directory
+        # (the zgrab scan of /ecp in artefacts.help); IIS answers `/` itself.
+        hp = None
+        if stem != "/":
+            folder = HP_FOLDERS[proto_of(stem)]
+            hp = {"folder": folder, "auth": "FBA" if folder in ("Owa", "Ecp") else "",
+                  "user": user if status != 401 else "", "target": "EX01"}
+            if stem == "/ecp/y.js":
+                # [proxylogon] the SSRF as HttpProxy logs it: routed by the
+                # attacker's `X-BEResource` cookie, the anchor a server URL
+                # (HelseCERT's Test-ProxyLogon excerpt, SOURCES-real.md).
+                hp.update(anchor=f"ServerInfo~a]@ex01.{MAILDOMAIN}:444/autodiscover/autodiscover.xml?#",
+                          routing_hint="X-BEResource-Cookie")
+        twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
+                          hp=hp)
+        if self.hp_mode == "only" and not twin:
+            return
+        if twin and self.hp_mode == "also":
+            self.truth.summary["iis_duplicates"] += 1
         a = self.truth.attacks[cip]
         a["requests"] += 1
         a["kinds"].add(kind)
-        a["statuses"].append((status, sub))
+        # [hp-fields] an HttpProxy line has no substatus: counted from it,
+        # a 404.19 (request filtering) reads as a plain 404.
+        a["statuses"].append((status, 0 if twin and self.hp_mode == "only" else sub))
+        a["hp_statuses"].append((status, 0 if twin else sub))
         self.truth.summary["attacks"] += 1
         if kind == "exploit-attempt":
             a["exploit"] += 1
             self.truth.summary["exploit_attempts"] += 1
 
     def machine(self, day, t, *, stem, query, user, cip, ua):
-        self.write("EX01", "W3SVC1", day, t, "POST", stem, query, 443, user, cip, ua, 200)
+        hp = {"folder": HP_FOLDERS[proto_of(stem)], "auth": "Negotiate", "user": user, "target": "EX02"}
+        twin = self.write("EX01", "W3SVC1", day, t, "POST", stem, query, 443, user, cip, ua, 200, hp=hp)
+        if twin and self.hp_mode == "also":
+            self.truth.summary["iis_duplicates"] += 1
         self.truth.summary["machine"] += 1
+
+
+# [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
+HP_FOLDERS = {"activesync": "Eas", "ews": "Ews", "owa": "Owa", "ecp": "Ecp", "mapi": "Mapi", "rpc": "RpcHttp",
+              "autodiscover": "Autodiscover", "oab": "Oab", "powershell": "PowerShell"}
+
+
+def proto_of(stem):
+    """The virtual directory of a path, as this writer names protocols."""
+    first = stem.lower().strip("/").split("/")[0]
+    return {"microsoft-server-activesync": "activesync", "ews": "ews", "owa": "owa", "ecp": "ecp",
+            "mapi": "mapi", "rpc": "rpc", "autodiscover": "autodiscover", "oab": "oab",
+            "powershell": "powershell"}[first]
+
+
+def auth_of(proto, client, cip, ukey, status, win32):
+    """[hp-auth] how each client signs in, as HttpProxy's AuthenticationType
+    says it: ActiveSync clients Basic (the artefacts.help Eas line), Outlook
+    mobile with hybrid modern auth a Bearer token [olm-hma]; Outlook for
+    Windows Negotiate on the LAN (the Elastic MAPI sample), NTLM from outside
+    and on Outlook Anywhere (the RpcHttp line); OWA and ECP forms (FBA, also
+    before sign-in: the Owa and Ecp lines); Apple's EWS clients NTLM (the
+    Autodiscover line of AppleExchangeWebServices); remote PowerShell
+    Kerberos (the PowerShell lines); Teams' calendar service an OAuth token
+    (Exchange hybrid OAuth); an anonymous request none (empty). A failed
+    Basic sign-in (1326) is Basic; other 401s of Outlook the NTLM challenge."""
+    if proto in ("owa", "ecp"):
+        return "FBA"
+    if status == 401:
+        return "Basic" if win32 == 1326 else "NTLM"
+    if ukey is None:
+        return ""
+    if client == "outlook-mobile-hma":
+        return "Bearer"
+    if client == "outlook-windows":
+        return "NTLM" if proto == "rpc" or not is_private(cip) else "Negotiate"
+    return {"remote-powershell": "Kerberos", "teams": "OAuth", "macos-mail": "NTLM",
+            "outlook-mac": "NTLM"}.get(client, "Basic")
+
+
+def hp_client_ip(src, client):
+    """[hp-real] `ClientIpAddress` of Outlook mobile's cloud carries the
+    port (Q&A 158847's Eas line: `52.96.16.37:49660`)."""
+    if client == "outlook-mobile-basic" and ":" not in src:
+        return f"{src}:{49152 + sum(map(int, src.split('.'))) % 1000}"
+    return src
+
+
+CAFE_ID = re.compile(r"&cafeReqId=([0-9a-fA-F-]{36});")
+
+
+def url_query(q):
+    """The query the client sent, as HttpProxy's `UrlQuery` has it: without
+    what IIS logging was given on top (`&Log=...` [eas-log], `&CorrelationID=
+    <empty>;&cafeReqId=...;` [hp-join])."""
+    q = q or ""
+    q = re.sub(r"&CorrelationID=[^;&]*;", "", q)
+    q = CAFE_ID.sub("", q)
+    q = re.sub(r"&Log=[^&]*", "", q)
+    return q
 
 
 def client_address(cip, xff):
@@ -540,6 +798,10 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
                    user=user, ukey=ukey, cip=cip, ua=ua, proto="activesync", client=client,
                    device=device_id, dtype=dtype, command=cmd, mailbox=mailbox,
                    be_query=be_q, be_stem="/Microsoft-Server-ActiveSync/Proxy/default.eas", taken=taken)
+    if est.hp_mode == "only":
+        # HttpProxy's UrlQuery has no `&Log=` (IIS logging's addition), so
+        # the device's access state, model and OS are not in those logs.
+        return
     if as_state:
         # [eas-log] `As:` is ActiveSync's access state and reason; `AllowedG`
         # = Allowed, by the Global (organisation) default; the last one
@@ -626,8 +888,8 @@ def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="a
     return ukey
 
 
-def build(seed):
-    est = Estate(seed)
+def build(seed, httpproxy="none"):
+    est = Estate(seed, httpproxy)
     rng = est.rng
     tr = est.truth
     d1, d2 = DAYS
@@ -785,7 +1047,11 @@ def build(seed):
         # pages, anonymous, no user agent: monitoring, not people [lb-health].
         for t in range(120, 86400, 900):
             for lb, page in (("10.0.5.2", "/owa/healthcheck.htm"), ("10.0.5.3", "/EWS/healthcheck.htm")):
+                # Not logged by HttpProxy here (assumed: the page is answered
+                # without proxying): an IIS line of no twin.
                 est.write("EX01", "W3SVC1", day, t, "GET", page, None, 443, None, lb, None, 200)
+                if est.hp_mode == "only":
+                    continue
                 tr.summary["probes"] += 1
                 tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
 
@@ -926,6 +1192,12 @@ def build(seed):
     for t in times(rng, 105, 12 * 3600, 12 * 3600 + 480):
         fail(est, d2, t, v=f"administrator@{MAILDOMAIN}", cip="198.51.100.99", stem="/EWS/Exchange.asmx", proto="ews")
     tr.brute_force.add("administrator")
+    if est.hp_mode == "only":
+        # [hp-401] HttpProxy's 401 lines name no account tried: neither the
+        # sprays nor the brute force can be seen in HttpProxy logs alone
+        # (README "HttpProxy": "not in HttpProxy logs alone").
+        tr.spray.clear()
+        tr.brute_force.clear()
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
@@ -954,6 +1226,8 @@ def emit(est, out):
     tr = est.truth
     files = []
     for (server, site, day), rows in sorted(est.lines.items()):
+        if est.hp_mode == "only":
+            break
         rows.sort(key=lambda r: r[0])
         fields = FIELDS_XFF if (site == "W3SVC1" and day == DAYS[1]) else FIELDS
         yymmdd = day[2:4] + day[5:7] + day[8:10]
@@ -999,6 +1273,9 @@ def emit(est, out):
             with open(path, "wb") as f:
                 f.write(data)
         files.append(rel)
+    files += emit_httpproxy(est, logs)
+    if est.hp_mode == "only":
+        return files
     # [httperr] HTTP.sys's own error log, as found beside the sites' logs in a
     # copy of a server's LogFiles: requests HTTP.sys refused or dropped
     # before IIS ran, never Exchange's. Not people's requests; the truth
@@ -1031,6 +1308,67 @@ def emit(est, out):
     return files
 
 
+# [hp-fields] Exchange 2016 CU23's HttpProxy columns (the artefacts.help
+# files' `#Fields`), taken to be those of this 2019 estate too.
+HP_FIELDS = (
+    "DateTime,RequestId,MajorVersion,MinorVersion,BuildVersion,RevisionVersion,ClientRequestId,Protocol,UrlHost,"
+    "UrlStem,ProtocolAction,AuthenticationType,IsAuthenticated,AuthenticatedUser,Organization,AnchorMailbox,"
+    "UserAgent,ClientIpAddress,ServerHostName,HttpStatus,BackEndStatus,ErrorCode,Method,ProxyAction,TargetServer,"
+    "TargetServerVersion,RoutingType,RoutingHint,BackEndCookie,ServerLocatorHost,ServerLocatorLatency,RequestBytes,"
+    "ResponseBytes,TargetOutstandingRequests,AuthModulePerfContext,HttpPipelineLatency,CalculateTargetBackEndLatency,"
+    "GlsLatencyBreakup,TotalGlsLatency,AccountForestLatencyBreakup,TotalAccountForestLatency,"
+    "ResourceForestLatencyBreakup,TotalResourceForestLatency,ADLatency,SharedCacheLatencyBreakup,"
+    "TotalSharedCacheLatency,ActivityContextLifeTime,ModuleToHandlerSwitchingLatency,ClientReqStreamLatency,"
+    "BackendReqInitLatency,BackendReqStreamLatency,BackendProcessingLatency,BackendRespInitLatency,"
+    "BackendRespStreamLatency,ClientRespStreamLatency,KerberosAuthHeaderLatency,HandlerCompletionLatency,"
+    "RequestHandlerLatency,HandlerToModuleSwitchingLatency,ProxyTime,CoreLatency,RoutingLatency,HttpProxyOverhead,"
+    "TotalRequestTime,RouteRefresherLatency,UrlQuery,BackEndGenericInfo,GenericInfo,GenericErrors,EdgeTraceId,"
+    "DatabaseGuid,UserADObjectGuid,PartitionEndpointLookupLatency,RoutingStatus"
+).split(",")
+
+
+def emit_httpproxy(est, logs):
+    """[hp-where] `Logging\\HttpProxy\\<Protocol>\\HttpProxy_yyyyMMddHH-N.LOG`,
+    one file per protocol and hour, each with its header [hp-fields]. The
+    busiest file rolls over by size into `-2.LOG` (its own header), and one
+    file was gzipped by the admin [gzip]."""
+    tr = est.truth
+    groups = defaultdict(list)
+    for day, t, vals in est.hp_lines:
+        groups[(vals["Protocol"], day, t // 3600)].append((t, vals))
+    if not groups:
+        return []
+    busiest = max(groups, key=lambda k: (len(groups[k]), k))
+    gz = min(k for k in groups if k[0] == "Ews")
+    files = []
+    for key, rows in sorted(groups.items()):
+        folder, day, hour = key
+        rows.sort(key=lambda r: r[1]["DateTime"])
+        parts = [rows[:len(rows) // 2], rows[len(rows) // 2:]] if key == busiest else [rows]
+        for n, part in enumerate(parts, 1):
+            name = f"HttpProxy_{day.replace('-', '')}{hour:02d}-{n}.LOG"
+            text = ["#Software: Microsoft Exchange Server", "#Version: 15.02.1544.004",
+                    "#Log-type: HttpProxy Logs", f"#Date: {part[0][1]['DateTime']}",
+                    "#Fields: " + ",".join(HP_FIELDS)]
+            for _, vals in part:
+                text.append(",".join(vals.get(f, "") for f in HP_FIELDS))
+                tr.summary["lines"] += 1
+            data = ("\r\n".join(text) + "\r\n").encode("utf-8")
+            rel = os.path.join("EX01", "Logging", "HttpProxy", folder, name + (".gz" if key == gz else ""))
+            path = os.path.join(logs, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                if key == gz:
+                    with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                        g.write(data)
+                else:
+                    f.write(data)
+            files.append(rel)
+    tr.tags["httpproxy"]["rolled"] = 1
+    tr.tags["httpproxy"]["gzipped"] = 1
+    return files
+
+
 def truth_json(est, files):
     tr = est.truth
     users = {}
@@ -1054,7 +1392,7 @@ def truth_json(est, files):
     s = tr.summary
     summary = {k: s.get(k, 0) for k in ("lines", "malformed", "requests", "backend_duplicates", "probes",
                                         "attacks", "exploit_attempts", "failed_sign_ins", "machine",
-                                        "anonymous")}
+                                        "anonymous", "iis_duplicates")}
     summary["users"] = len(users)
     summary["devices"] = sum(len(u["device_keys"]) for u in tr.users.values())
     summary["files"] = len(files)
@@ -1075,13 +1413,22 @@ def truth_json(est, files):
         "seed": est.seed,
         "files": files,
         "summary": summary,
+        "httpproxy": est.hp_mode,
         "protocols": dict(sorted(tr.protocols.items())),
         "clients": dict(sorted(tr.clients.items())),
+        "auth_types": dict(sorted(tr.auth_types.items())),
+        "posture": {"auth_known_requests": s.get("posture_auth_known", 0),
+                    "basic_auth_requests": sum(v["requests"] for v in tr.basic_auth.values())},
+        "basic_auth": [{"protocol": p, "client": c, "requests": v["requests"], "users": sorted(v["users"])}
+                       for (p, c), v in sorted(tr.basic_auth.items())],
         "users": users,
         "probes": {"requests": s.get("probes", 0), "user_agents": dict(sorted(tr.probe_user_agents.items()))},
         "attacks": {ip: {"requests": a["requests"], "exploit_attempts": a["exploit"], "kinds": sorted(a["kinds"]),
                          "outcome": outcome(a["statuses"])} for ip, a in sorted(tr.attacks.items())},
         "failed_sign_ins": dict(sorted(tr.failed.items())),
+        # Beside IIS logs, each attack's outcome as its HttpProxy twins alone
+        # tell it (no substatus), for check.py's model of a known bug.
+        "attack_outcomes_from_httpproxy": {ip: outcome(a["hp_statuses"]) for ip, a in sorted(tr.attacks.items())},
         "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
         "brute_force": sorted(tr.brute_force),
         # An audit of the W3SVC2 folders alone.
@@ -1103,8 +1450,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", required=True, help="folder: logs/ and truth.json are written in it")
+    ap.add_argument("--httpproxy", choices=["none", "also", "only"], default="none",
+                    help="also: the front end's HttpProxy logs beside its IIS logs; only: HttpProxy logs alone")
     args = ap.parse_args(argv)
-    est = build(args.seed)
+    est = build(args.seed, args.httpproxy)
     est.seed = args.seed
     files = emit(est, args.out)
     truth = truth_json(est, files)

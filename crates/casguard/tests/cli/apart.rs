@@ -3,6 +3,9 @@
 //! only (not from loggen, exchange, audit or w3c), writes an estate and the
 //! truth an audit must find; tests/apart/check.py compares `casguard audit`
 //! with that truth, allowing only the casguard bugs it lists in KNOWN_BUGS.
+//! `--httpproxy also` adds the front end's Exchange HttpProxy logs of the same
+//! requests (each IIS line carrying its twin's `cafeReqId`), `--httpproxy
+//! only` writes those logs alone.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,12 +32,13 @@ fn check(python: &Path, seed: &str, dir: &Path, report: &[u8], extra: &[&str]) {
     );
 }
 
-/// Writes the estate of `seed` into `dir`, audits it whole and its back ends
-/// alone, and checks both reports.
-fn write_audit_check(python: &Path, seed: &str, dir: &Path) {
+/// Writes the estate of `seed` (HttpProxy logs: `httpproxy`, `none`, `also`
+/// or `only`) into `dir`, audits it whole and its back ends alone (when it has
+/// back-end logs), and checks both reports.
+fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
     let write = Command::new(python)
         .arg(workspace().join("tests/apart/write.py"))
-        .args(["--seed", seed, "--out"])
+        .args(["--seed", seed, "--httpproxy", httpproxy, "--out"])
         .arg(dir)
         .output()
         .expect("run write.py");
@@ -42,7 +46,26 @@ fn write_audit_check(python: &Path, seed: &str, dir: &Path) {
 
     let logs = dir.join("logs");
     let audit = ok(casguard(&["audit", "--quiet", "--format", "json", logs.to_str().unwrap()]));
-    check(python, seed, dir, &audit.stdout, &[]);
+    let label = format!("{seed} --httpproxy {httpproxy}");
+    check(python, &label, dir, &audit.stdout, &[]);
+
+    // Basic authentication in use, per protocol and client, with its users
+    // (known from HttpProxy lines only); any policy will do.
+    let policy = workspace().join("examples/policies/ews-allow-outlook-only.toml");
+    let posture = ok(casguard(&[
+        "posture",
+        "--quiet",
+        "--format",
+        "json",
+        "--policy",
+        policy.to_str().unwrap(),
+        logs.to_str().unwrap(),
+    ]));
+    check(python, &label, dir, &posture.stdout, &["--posture"]);
+    if httpproxy == "only" {
+        // HttpProxy logs are the front end's: there are no back-end logs.
+        return;
+    }
 
     // The back ends' W3SVC2 folders alone: their hops are then the requests.
     let mut backends: Vec<String> = std::fs::read_dir(&logs)
@@ -67,6 +90,18 @@ fn audit_agrees_with_an_independently_written_estate() {
     };
     for seed in ["7", "2026"] {
         let dir = tempfile::tempdir().unwrap();
-        write_audit_check(&python, seed, dir.path());
+        write_audit_check(&python, seed, "none", dir.path());
+    }
+}
+
+#[test]
+fn audit_agrees_with_an_independently_written_estate_with_httpproxy_logs() {
+    let Some(python) = python_with("json, gzip, ipaddress") else {
+        skip("no Python 3");
+        return;
+    };
+    for (seed, httpproxy) in [("7", "also"), ("7", "only"), ("2026", "also"), ("2026", "only")] {
+        let dir = tempfile::tempdir().unwrap();
+        write_audit_check(&python, seed, httpproxy, dir.path());
     }
 }
