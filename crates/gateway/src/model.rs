@@ -13,7 +13,7 @@ use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, USER_AGENT};
 use hyper::{Method, Uri};
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const MS_ASPROTOCOLVERSION: HeaderName = HeaderName::from_static("ms-asprotocolversion");
+pub(crate) const MS_ASPROTOCOLVERSION: HeaderName = HeaderName::from_static("ms-asprotocolversion");
 
 /// Where the connection came from and arrived at.
 #[derive(Clone, Copy, Debug)]

@@ -3,8 +3,10 @@
 //! ways. Refusing is the only safe answer to an ambiguous request: a rule
 //! that read one value must not pass a request Exchange reads another way.
 
-use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
+use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, USER_AGENT};
 use hyper::{Method, Uri, Version};
+
+use crate::model::MS_ASPROTOCOLVERSION;
 
 /// A request the gateway answers itself, without asking the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +34,22 @@ impl From<exchange::url::Refusal> for Refused {
 /// the first while Exchange reads the other; a second Authorization or Host
 /// could name another user or site; a second Content-Length frames the body
 /// two ways (RFC 9112 §6.3; hyper already refuses different lengths and
-/// merges equal ones). nginx refuses a second Host the same way.
-const SINGLE: [(HeaderName, &str); 4] = [
+/// merges equal ones); a second MS-ASProtocolVersion gives the model one
+/// version and Exchange (ASP.NET joins them) another. nginx refuses a
+/// second Host the same way.
+const SINGLE: [(HeaderName, &str); 5] = [
     (USER_AGENT, "repeated User-Agent header"),
     (HOST, "repeated Host header"),
     (AUTHORIZATION, "repeated Authorization header"),
     (CONTENT_LENGTH, "repeated Content-Length header"),
+    (MS_ASPROTOCOLVERSION, "repeated MS-ASProtocolVersion header"),
 ];
+
+/// Headers the request is judged or logged by, which `Connection` must not
+/// name: as hop-by-hop they would be dropped before Exchange (RFC 9110
+/// §7.6.1), so Exchange would get another request than the one judged (no
+/// User-Agent, no Authorization, the gateway's Host, its own X-Forwarded-For).
+const JUDGED: [&[u8]; 5] = [b"user-agent", b"host", b"authorization", b"ms-asprotocolversion", b"x-forwarded-for"];
 
 /// Where Host is in `SINGLE`.
 const HOST_AT: usize = 1;
@@ -72,6 +83,12 @@ pub(crate) fn head(
     }
     if repeated != 0 {
         return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
+    }
+    for value in headers.get_all(CONNECTION) {
+        let mut tokens = value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii);
+        if tokens.any(|t| JUDGED.iter().any(|j| t.eq_ignore_ascii_case(j))) {
+            return Err(Refused::new(400, "Connection names a header the request is judged by"));
+        }
     }
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
     // Host; an absolute-form target carries its own.
@@ -114,6 +131,11 @@ mod tests {
             assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400, "{name}");
         }
         assert_eq!(SINGLE[HOST_AT].0, HOST);
+        let versions = [("host", "m"), ("ms-asprotocolversion", "14.1"), ("MS-ASProtocolVersion", "16.1")];
+        assert_eq!(
+            check("POST", "/Microsoft-Server-ActiveSync", Version::HTTP_11, &versions).unwrap_err().reason,
+            "repeated MS-ASProtocolVersion header"
+        );
         // Two repeated: the first of User-Agent, Host, Authorization, Content-Length is named.
         let pairs = [("authorization", "a"), ("host", "m"), ("authorization", "b"), ("host", "n")];
         assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().reason, "repeated Host header");
@@ -121,6 +143,24 @@ mod tests {
         let big = "a".repeat(8200);
         let pairs = [("host", "m"), ("host", "n"), ("x", big.as_str())];
         assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 431);
+    }
+
+    #[test]
+    fn connection_may_not_drop_what_the_request_is_judged_by() {
+        for named in
+            ["user-agent", "close, Host", "keep-alive,AUTHORIZATION ", "MS-ASProtocolVersion", "x-forwarded-for"]
+        {
+            let pairs = [("host", "m"), ("user-agent", "a"), ("connection", named)];
+            let refused = check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err();
+            assert_eq!((refused.status, refused.reason), (400, "Connection names a header the request is judged by"));
+        }
+        // A second Connection line is read too.
+        let pairs = [("host", "m"), ("connection", "keep-alive"), ("connection", "user-agent")];
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400);
+        // What clients send: close, keep-alive, TE, Upgrade.
+        for ok in ["close", "Keep-Alive", "TE, close", "Upgrade", "upgrade, HTTP2-Settings", "x-user-agent"] {
+            assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("connection", ok)]), Ok(()), "{ok}");
+        }
     }
 
     #[test]
