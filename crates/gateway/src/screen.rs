@@ -106,7 +106,12 @@ fn uri_len(uri: &Uri) -> usize {
 /// A request the model shows to be ambiguous once interpreted.
 pub fn model(m: &exchange::Request) -> Result<(), Refused> {
     if m.activesync.repeated {
-        return Err(Refused::new(400, "ActiveSync parameter given twice with different values"));
+        return Err(Refused::new(400, "ActiveSync parameter given twice (different values, or plain beside base64)"));
+    }
+    // `baduser\0` is not `baduser` to a user rule, but may be to Windows,
+    // whose C-string APIs end the name at the NUL.
+    if m.username.chars().any(char::is_control) {
+        return Err(Refused::new(400, "control character in the user name"));
     }
     Ok(())
 }

@@ -209,3 +209,27 @@ async fn an_escaped_query_string_cannot_pass_a_query_string_filter() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_character_in_the_user_name_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
+        let gw = start_gateway(policy, up).await;
+        let get = |auth: String| {
+            format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        // `baduser\0` passed the user rule; Windows may end the name at the NUL.
+        for user in ["baduser\0", "baduser\0x", "CONTOSO\\baduser\t", "bad\nuser"] {
+            let answer = send_raw(gw.addr, get(basic(user, "pw")).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{user:?}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        for (user, want) in [("baduser", "403"), ("CONTOSO\\baduser", "403"), ("gooduser", "200")] {
+            assert_eq!(status(&send_raw(gw.addr, get(basic(user, "pw")).as_bytes()).await), want, "{user}");
+        }
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
