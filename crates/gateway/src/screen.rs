@@ -71,18 +71,31 @@ pub(crate) fn head(
     // `SINGLE` come twice: a lookup of each name would hash it again.
     let mut size = method.as_str().len() + uri_len(uri) + 12 + 2;
     let (mut seen, mut repeated) = (0u8, 0u8);
+    let mut underscored = false;
     for (name, value) in headers {
         size += name.as_str().len() + value.len() + 4;
         if let Some(i) = SINGLE.iter().position(|(single, _)| single == name) {
             repeated |= seen & (1 << i);
             seen |= 1 << i;
         }
+        underscored |= name.as_str().contains('_');
     }
     if size > max_head_bytes {
         return Err(Refused::new(431, "request head over the limit"));
     }
     if repeated != 0 {
         return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
+    }
+    // `User_Agent` is not `User-Agent` here, but is to CGI-style server
+    // variables (HTTP_USER_AGENT), as nginx and Apache warn: refused, as
+    // nginx drops such headers by default.
+    if underscored {
+        for name in headers.keys().filter(|n| n.as_str().contains('_')) {
+            let dashed = name.as_str().replace('_', "-");
+            if JUDGED.iter().any(|j| dashed.as_bytes() == *j) {
+                return Err(Refused::new(400, "header name spells a judged header with '_'"));
+            }
+        }
     }
     for value in headers.get_all(CONNECTION) {
         let mut tokens = value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii);
@@ -162,6 +175,11 @@ mod tests {
         // A second Connection line is read too.
         let pairs = [("host", "m"), ("connection", "keep-alive"), ("connection", "user-agent")];
         assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400);
+        for name in ["user_agent", "MS_ASProtocolVersion", "x_forwarded-for"] {
+            let refused = check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), (name, "a")]).unwrap_err();
+            assert_eq!(refused.reason, "header name spells a judged header with '_'", "{name}");
+        }
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("x_custom", "a")]), Ok(()));
         // What clients send: close, keep-alive, TE, Upgrade.
         for ok in ["close", "Keep-Alive", "TE, close", "Upgrade", "upgrade, HTTP2-Settings", "x-user-agent"] {
             assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("connection", ok)]), Ok(()), "{ok}");

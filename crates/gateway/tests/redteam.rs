@@ -233,3 +233,24 @@ async fn a_control_character_in_the_user_name_is_refused() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judged_header_spelt_with_underscores_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        // Judged as no User-Agent and forwarded as it came; CGI-style server
+        // variables read `User_Agent` as HTTP_USER_AGENT.
+        for header in ["User_Agent: Outlook-iOS/2.0", "MS_ASProtocolVersion: 16.1", "X_Forwarded_For: 10.0.0.1"] {
+            let raw = format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\n{header}\r\nConnection: close\r\n\r\n");
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{header}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let raw = "GET /owa/ HTTP/1.1\r\nHost: mail\r\nX_Custom: 1\r\nConnection: close\r\n\r\n";
+        assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
+        assert_eq!(mock.seen()[0].headers.get("x_custom").unwrap(), "1");
+        gw.stop().await;
+    })
+    .await;
+}
