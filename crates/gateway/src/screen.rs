@@ -3,7 +3,9 @@
 //! ways. Refusing is the only safe answer to an ambiguous request: a rule
 //! that read one value must not pass a request Exchange reads another way.
 
-use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, USER_AGENT};
+use hyper::header::{
+    HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT,
+};
 use hyper::{Method, Uri, Version};
 
 use crate::model::MS_ASPROTOCOLVERSION;
@@ -35,14 +37,16 @@ impl From<exchange::url::Refusal> for Refused {
 /// could name another user or site; a second Content-Length frames the body
 /// two ways (RFC 9112 §6.3; hyper already refuses different lengths and
 /// merges equal ones); a second MS-ASProtocolVersion gives the model one
-/// version and Exchange (ASP.NET joins them) another. nginx refuses a
-/// second Host the same way.
-const SINGLE: [(HeaderName, &str); 5] = [
+/// version and Exchange (ASP.NET joins them) another; a second
+/// Transfer-Encoding reaches Exchange as two lines (`chunked` twice would be
+/// decoded twice there, once here). nginx refuses a second Host the same way.
+const SINGLE: [(HeaderName, &str); 6] = [
     (USER_AGENT, "repeated User-Agent header"),
     (HOST, "repeated Host header"),
     (AUTHORIZATION, "repeated Authorization header"),
     (CONTENT_LENGTH, "repeated Content-Length header"),
     (MS_ASPROTOCOLVERSION, "repeated MS-ASProtocolVersion header"),
+    (TRANSFER_ENCODING, "repeated Transfer-Encoding header"),
 ];
 
 /// Headers the request is judged or logged by, which `Connection` must not
@@ -85,6 +89,15 @@ pub(crate) fn head(
     }
     if repeated != 0 {
         return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
+    }
+    // hyper decodes only a final `chunked`, and forwards the header as sent:
+    // `identity, chunked` or `gzip, chunked` would reach Exchange, which may
+    // frame the body another way. Only plain `chunked` is served (RFC 9112
+    // §6.1: 501 for a coding not understood; nginx does the same).
+    if let Some(te) = headers.get(TRANSFER_ENCODING) {
+        if !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Err(Refused::new(501, "Transfer-Encoding other than chunked"));
+        }
     }
     // `User_Agent` is not `User-Agent` here, but is to CGI-style server
     // variables (HTTP_USER_AGENT), as nginx and Apache warn: refused, as
@@ -184,6 +197,21 @@ mod tests {
         for ok in ["close", "Keep-Alive", "TE, close", "Upgrade", "upgrade, HTTP2-Settings", "x-user-agent"] {
             assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("connection", ok)]), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn only_a_plain_chunked_transfer_encoding_is_served() {
+        let te = |v: &'static str| check("POST", "/owa/", Version::HTTP_11, &[("host", "m"), ("transfer-encoding", v)]);
+        assert_eq!(te("chunked"), Ok(()));
+        assert_eq!(te("Chunked"), Ok(()));
+        for v in ["identity, chunked", "gzip, chunked", "chunked, chunked", "xchunked"] {
+            assert_eq!(te(v).unwrap_err().status, 501, "{v}");
+        }
+        let twice = [("host", "m"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")];
+        assert_eq!(
+            check("POST", "/owa/", Version::HTTP_11, &twice).unwrap_err().reason,
+            "repeated Transfer-Encoding header"
+        );
     }
 
     #[test]
