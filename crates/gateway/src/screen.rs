@@ -105,7 +105,7 @@ pub(crate) fn head(
     if underscored {
         for name in headers.keys().filter(|n| n.as_str().contains('_')) {
             let dashed = name.as_str().replace('_', "-");
-            if JUDGED.iter().any(|j| dashed.as_bytes() == *j) {
+            if JUDGED.contains(&dashed.as_bytes()) {
                 return Err(Refused::new(400, "header name spells a judged header with '_'"));
             }
         }
