@@ -101,7 +101,8 @@ pub enum AuthUser {
 /// Negotiate: the AUTHENTICATE (type 3) message's domain and user.
 pub fn auth_user(value: &[u8]) -> AuthUser {
     let value = trim(value);
-    let Some(sp) = value.iter().position(|&b| b == b' ') else {
+    // Any whitespace ends the scheme, as `AuthType::of_authorization` reads it.
+    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else {
         return AuthUser::Unknown;
     };
     let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
@@ -222,6 +223,8 @@ mod tests {
         let h = format!("basic   {}  ", STANDARD.encode("jdoe@contoso.com"));
         assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("jdoe@contoso.com".into()));
         assert_eq!(auth_user(b"Basic !!!"), AuthUser::Unknown);
+        let h = format!("Basic\t{}", STANDARD.encode("jdoe:pw"));
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("jdoe".into()), "a tab ends the scheme too");
         assert_eq!(auth_user(b"Bearer abc.def"), AuthUser::Unknown);
         assert_eq!(auth_user(format!("Basic {}", STANDARD.encode(":x")).as_bytes()), AuthUser::Unknown);
     }

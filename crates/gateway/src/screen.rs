@@ -142,6 +142,17 @@ pub fn model(m: &exchange::Request) -> Result<(), Refused> {
     Ok(())
 }
 
+/// Basic credentials the gateway cannot read: `YmFkdXNlcjpwdw` (no
+/// padding), `YmFkdXNl cjpwdw==` (a space inside; .NET's
+/// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
+/// user rule, while Windows may decode them to a user.
+pub fn credentials(m: &exchange::Request, auth: Option<&crate::model::AuthUser>) -> Result<(), Refused> {
+    if m.auth == exchange::AuthType::Basic && matches!(auth, Some(crate::model::AuthUser::Unknown)) {
+        return Err(Refused::new(400, "Basic credentials that do not decode"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,3 +265,31 @@ async fn a_judged_header_spelt_with_underscores_is_refused() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_the_gateway_cannot_read_are_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
+        let gw = start_gateway(policy, up).await;
+        let get = |auth: &str| {
+            format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        // Each is `baduser:pw` spelt so that the gateway read no user and
+        // let it through; Windows or .NET may still decode it.
+        for auth in
+            ["Basic YmFkdXNlcjpwdw", "Basic YmFkdXNl cjpwdw==", "Basic YmFkdXNlcjpwdw=", "Basic YmFkdXNlcjpwdw==x"]
+        {
+            let answer = send_raw(gw.addr, get(auth).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // A tab after the scheme is read as a space: the user is named and denied.
+        assert_eq!(status(&send_raw(gw.addr, get("Basic\tYmFkdXNlcjpwdw==").as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, get(&basic("gooduser", "pw")).as_bytes()).await), "200");
+        assert_eq!(status(&send_raw(gw.addr, get("Bearer abc.def").as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 2);
+        gw.stop().await;
+    })
+    .await;
+}
