@@ -146,9 +146,18 @@ pub fn model(m: &exchange::Request) -> Result<(), Refused> {
 /// padding), `YmFkdXNl cjpwdw==` (a space inside; .NET's
 /// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
 /// user rule, while Windows may decode them to a user.
-pub fn credentials(m: &exchange::Request, auth: Option<&crate::model::AuthUser>) -> Result<(), Refused> {
+/// An NTLM token with the NTLM signature twice is refused too (see
+/// [`crate::model::ntlm_ambiguous`]).
+pub fn credentials(
+    m: &exchange::Request,
+    auth: Option<&crate::model::AuthUser>,
+    headers: &HeaderMap,
+) -> Result<(), Refused> {
     if m.auth == exchange::AuthType::Basic && matches!(auth, Some(crate::model::AuthUser::Unknown)) {
         return Err(Refused::new(400, "Basic credentials that do not decode"));
+    }
+    if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::ntlm_ambiguous(v.as_bytes())) {
+        return Err(Refused::new(400, "NTLM token with two NTLM messages"));
     }
     Ok(())
 }

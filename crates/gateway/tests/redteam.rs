@@ -5,6 +5,7 @@
 
 mod common;
 
+use base64::Engine;
 use common::*;
 
 const POLICY: &str = "default = 'allow'
@@ -289,6 +290,51 @@ async fn basic_credentials_the_gateway_cannot_read_are_refused() {
         assert_eq!(status(&send_raw(gw.addr, get(&basic("gooduser", "pw")).as_bytes()).await), "200");
         assert_eq!(status(&send_raw(gw.addr, get("Bearer abc.def").as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 2);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// An NTLM AUTHENTICATE message naming `domain\user`.
+fn ntlm_type3(domain: &str, user: &str) -> Vec<u8> {
+    let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+    let (d, u) = (utf16(domain), utf16(user));
+    let mut m = vec![0u8; 72];
+    m[..8].copy_from_slice(b"NTLMSSP\0");
+    m[8..12].copy_from_slice(&3u32.to_le_bytes());
+    for (o, data) in [(28usize, &d), (36, &u)] {
+        let off = m.len() as u32;
+        m[o..o + 2].copy_from_slice(&(data.len() as u16).to_le_bytes());
+        m[o + 2..o + 4].copy_from_slice(&(data.len() as u16).to_le_bytes());
+        m[o + 4..o + 8].copy_from_slice(&off.to_le_bytes());
+        m.extend_from_slice(data);
+    }
+    m[60..64].copy_from_slice(&1u32.to_le_bytes());
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoy_ntlm_message_before_the_real_one_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
+        let gw = start_gateway(policy, up).await;
+        let get = |auth: String| {
+            format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        // The gateway read the first signature it found (a decoy naming
+        // gooduser, as in an OID of the SPNEGO wrapper); Windows reads the
+        // message SPNEGO points at, which names baduser.
+        let mut token = vec![0xa1, 0x81, 0x00, 0x06, 0x50];
+        token.extend_from_slice(&ntlm_type3("CONTOSO", "gooduser"));
+        token.extend_from_slice(&ntlm_type3("CONTOSO", "baduser"));
+        let answer = send_raw(gw.addr, get(format!("Negotiate {}", B64.encode(&token))).as_bytes()).await;
+        assert_eq!(status(&answer), "400", "{answer}");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Each message alone is judged by the user it names.
+        let alone = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
+        assert_eq!(status(&send_raw(gw.addr, get(alone("baduser")).as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, get(alone("gooduser")).as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;
