@@ -81,7 +81,8 @@ pub fn command_code(name: &str) -> Option<u8> {
 /// `UrlDecode` does, `%uNNNN` included) and the base64 form (one token,
 /// possibly percent-encoded, padding optional). A `Log=` parameter fills
 /// `out.log` in either case. A plain parameter given twice with different
-/// values sets `out.repeated`. `out` is cleared first.
+/// values, or plain parameters after a base64 token, set `out.repeated`.
+/// `out` is cleared first.
 pub fn parse_query(query: &str, out: &mut ActiveSync) {
     parse_query_with(query, out, LogWanted::ALL);
 }
@@ -146,6 +147,12 @@ pub fn parse_query_with(query: &str, out: &mut ActiveSync, wanted: LogWanted) {
     if plain {
         canonical_command(&mut out.command);
         out.encoding = QueryEncoding::Plain;
+        // A base64 token first and plain parameters after it: which form
+        // Exchange reads is not known, and each may name another command
+        // or device type.
+        if first.is_some_and(looks_base64) {
+            out.repeated = true;
+        }
         return;
     }
     if let Some(token) = first.filter(|t| looks_base64(t)) {
@@ -653,6 +660,27 @@ mod tests {
         assert_eq!(a.device_id, "v140Device");
         assert_eq!(a.log.version, "140");
         assert_eq!(a.log.host, "mail.contoso.com");
+    }
+
+    #[test]
+    fn plain_parameters_after_a_base64_token_are_ambiguous() {
+        // The token says Outlook, the plain parameter iPhone: Exchange may read either.
+        for q in [
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&DeviceType=iPhone",
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ&Cmd=Sync",
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ%3D%3D&cmd=Sync&Log=V141",
+        ] {
+            assert!(parsed(q).repeated, "{q}");
+        }
+        for q in [
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==",
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&Log=V141",
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&Foo=1",
+            "Cmd=Sync&User=u&DeviceId=D1&DeviceType=iPhone",
+            "&Cmd=Sync&DeviceType=iPhone",
+        ] {
+            assert!(!parsed(q).repeated, "{q}");
+        }
     }
 
     #[test]

@@ -322,8 +322,9 @@ pub struct ActiveSync {
     pub locale: Option<u16>,
     pub log: LogTokens,
     /// `Cmd`, `User`, `DeviceId` or `DeviceType` was given twice with
-    /// different values: which one Exchange reads is not known, so the
-    /// gateway refuses such a request rather than guess.
+    /// different values, or plain parameters follow a base64 token: which
+    /// one Exchange reads is not known, so the gateway refuses such a
+    /// request rather than guess.
     pub repeated: bool,
 }
 

@@ -13,7 +13,7 @@ use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, USER_AGENT};
 use hyper::{Method, Uri};
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const MS_ASPROTOCOLVERSION: HeaderName = HeaderName::from_static("ms-asprotocolversion");
+pub(crate) const MS_ASPROTOCOLVERSION: HeaderName = HeaderName::from_static("ms-asprotocolversion");
 
 /// Where the connection came from and arrived at.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +101,8 @@ pub enum AuthUser {
 /// Negotiate: the AUTHENTICATE (type 3) message's domain and user.
 pub fn auth_user(value: &[u8]) -> AuthUser {
     let value = trim(value);
-    let Some(sp) = value.iter().position(|&b| b == b' ') else {
+    // Any whitespace ends the scheme, as `AuthType::of_authorization` reads it.
+    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else {
         return AuthUser::Unknown;
     };
     let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
@@ -132,6 +133,20 @@ pub fn is_connection_auth(value: &[u8]) -> bool {
 }
 
 const NTLMSSP: &[u8] = b"NTLMSSP\0";
+
+/// True for an NTLM or Negotiate header whose token holds the NTLM
+/// signature twice: [`ntlm_user`] reads the first, found by searching, and
+/// Windows the one SPNEGO's structure points at, which may be the other (a
+/// first one hidden in an OID, say, naming another user).
+pub fn ntlm_ambiguous(value: &[u8]) -> bool {
+    let value = trim(value);
+    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return false };
+    if !is_connection_auth(&value[..sp]) {
+        return false;
+    }
+    let Ok(bytes) = STANDARD.decode(trim(&value[sp + 1..])) else { return false };
+    bytes.windows(NTLMSSP.len()).filter(|w| *w == NTLMSSP).nth(1).is_some()
+}
 
 /// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), also
 /// when wrapped in SPNEGO (found by its signature).
@@ -222,6 +237,8 @@ mod tests {
         let h = format!("basic   {}  ", STANDARD.encode("jdoe@contoso.com"));
         assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("jdoe@contoso.com".into()));
         assert_eq!(auth_user(b"Basic !!!"), AuthUser::Unknown);
+        let h = format!("Basic\t{}", STANDARD.encode("jdoe:pw"));
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("jdoe".into()), "a tab ends the scheme too");
         assert_eq!(auth_user(b"Bearer abc.def"), AuthUser::Unknown);
         assert_eq!(auth_user(format!("Basic {}", STANDARD.encode(":x")).as_bytes()), AuthUser::Unknown);
     }
@@ -268,6 +285,14 @@ mod tests {
         bad[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(ntlm_user(&bad), None);
         assert!(is_connection_auth(b"Negotiate YIIx"));
+        // A decoy signature before the real message.
+        assert!(!ntlm_ambiguous(h.as_bytes()));
+        let mut decoy = vec![0x06, 0x0a];
+        decoy.extend_from_slice(NTLMSSP);
+        decoy.extend_from_slice(&spnego);
+        assert!(ntlm_ambiguous(format!("Negotiate {}", STANDARD.encode(&decoy)).as_bytes()));
+        assert!(ntlm_ambiguous(format!("NTLM {}", STANDARD.encode(&decoy)).as_bytes()));
+        assert!(!ntlm_ambiguous(format!("Basic {}", STANDARD.encode(&decoy)).as_bytes()));
         assert!(!is_connection_auth(b"Basic eDp5"));
     }
 }

@@ -3,8 +3,12 @@
 //! ways. Refusing is the only safe answer to an ambiguous request: a rule
 //! that read one value must not pass a request Exchange reads another way.
 
-use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
+use hyper::header::{
+    HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT,
+};
 use hyper::{Method, Uri, Version};
+
+use crate::model::MS_ASPROTOCOLVERSION;
 
 /// A request the gateway answers itself, without asking the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +36,24 @@ impl From<exchange::url::Refusal> for Refused {
 /// the first while Exchange reads the other; a second Authorization or Host
 /// could name another user or site; a second Content-Length frames the body
 /// two ways (RFC 9112 §6.3; hyper already refuses different lengths and
-/// merges equal ones). nginx refuses a second Host the same way.
-const SINGLE: [(HeaderName, &str); 4] = [
+/// merges equal ones); a second MS-ASProtocolVersion gives the model one
+/// version and Exchange (ASP.NET joins them) another; a second
+/// Transfer-Encoding reaches Exchange as two lines (`chunked` twice would be
+/// decoded twice there, once here). nginx refuses a second Host the same way.
+const SINGLE: [(HeaderName, &str); 6] = [
     (USER_AGENT, "repeated User-Agent header"),
     (HOST, "repeated Host header"),
     (AUTHORIZATION, "repeated Authorization header"),
     (CONTENT_LENGTH, "repeated Content-Length header"),
+    (MS_ASPROTOCOLVERSION, "repeated MS-ASProtocolVersion header"),
+    (TRANSFER_ENCODING, "repeated Transfer-Encoding header"),
 ];
+
+/// Headers the request is judged or logged by, which `Connection` must not
+/// name: as hop-by-hop they would be dropped before Exchange (RFC 9110
+/// §7.6.1), so Exchange would get another request than the one judged (no
+/// User-Agent, no Authorization, the gateway's Host, its own X-Forwarded-For).
+const JUDGED: [&[u8]; 5] = [b"user-agent", b"host", b"authorization", b"ms-asprotocolversion", b"x-forwarded-for"];
 
 /// Where Host is in `SINGLE`.
 const HOST_AT: usize = 1;
@@ -60,18 +75,46 @@ pub(crate) fn head(
     // `SINGLE` come twice: a lookup of each name would hash it again.
     let mut size = method.as_str().len() + uri_len(uri) + 12 + 2;
     let (mut seen, mut repeated) = (0u8, 0u8);
+    let mut underscored = false;
     for (name, value) in headers {
         size += name.as_str().len() + value.len() + 4;
         if let Some(i) = SINGLE.iter().position(|(single, _)| single == name) {
             repeated |= seen & (1 << i);
             seen |= 1 << i;
         }
+        underscored |= name.as_str().contains('_');
     }
     if size > max_head_bytes {
         return Err(Refused::new(431, "request head over the limit"));
     }
     if repeated != 0 {
         return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
+    }
+    // hyper decodes only a final `chunked`, and forwards the header as sent:
+    // `identity, chunked` or `gzip, chunked` would reach Exchange, which may
+    // frame the body another way. Only plain `chunked` is served (RFC 9112
+    // §6.1: 501 for a coding not understood; nginx does the same).
+    if let Some(te) = headers.get(TRANSFER_ENCODING) {
+        if !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Err(Refused::new(501, "Transfer-Encoding other than chunked"));
+        }
+    }
+    // `User_Agent` is not `User-Agent` here, but is to CGI-style server
+    // variables (HTTP_USER_AGENT), as nginx and Apache warn: refused, as
+    // nginx drops such headers by default.
+    if underscored {
+        for name in headers.keys().filter(|n| n.as_str().contains('_')) {
+            let dashed = name.as_str().replace('_', "-");
+            if JUDGED.contains(&dashed.as_bytes()) {
+                return Err(Refused::new(400, "header name spells a judged header with '_'"));
+            }
+        }
+    }
+    for value in headers.get_all(CONNECTION) {
+        let mut tokens = value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii);
+        if tokens.any(|t| JUDGED.iter().any(|j| t.eq_ignore_ascii_case(j))) {
+            return Err(Refused::new(400, "Connection names a header the request is judged by"));
+        }
     }
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
     // Host; an absolute-form target carries its own.
@@ -89,7 +132,32 @@ fn uri_len(uri: &Uri) -> usize {
 /// A request the model shows to be ambiguous once interpreted.
 pub fn model(m: &exchange::Request) -> Result<(), Refused> {
     if m.activesync.repeated {
-        return Err(Refused::new(400, "ActiveSync parameter given twice with different values"));
+        return Err(Refused::new(400, "ActiveSync parameter given twice (different values, or plain beside base64)"));
+    }
+    // `baduser\0` is not `baduser` to a user rule, but may be to Windows,
+    // whose C-string APIs end the name at the NUL.
+    if m.username.chars().any(char::is_control) {
+        return Err(Refused::new(400, "control character in the user name"));
+    }
+    Ok(())
+}
+
+/// Basic credentials the gateway cannot read: `YmFkdXNlcjpwdw` (no
+/// padding), `YmFkdXNl cjpwdw==` (a space inside; .NET's
+/// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
+/// user rule, while Windows may decode them to a user.
+/// An NTLM token with the NTLM signature twice is refused too (see
+/// [`crate::model::ntlm_ambiguous`]).
+pub fn credentials(
+    m: &exchange::Request,
+    auth: Option<&crate::model::AuthUser>,
+    headers: &HeaderMap,
+) -> Result<(), Refused> {
+    if m.auth == exchange::AuthType::Basic && matches!(auth, Some(crate::model::AuthUser::Unknown)) {
+        return Err(Refused::new(400, "Basic credentials that do not decode"));
+    }
+    if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::ntlm_ambiguous(v.as_bytes())) {
+        return Err(Refused::new(400, "NTLM token with two NTLM messages"));
     }
     Ok(())
 }
@@ -114,6 +182,11 @@ mod tests {
             assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400, "{name}");
         }
         assert_eq!(SINGLE[HOST_AT].0, HOST);
+        let versions = [("host", "m"), ("ms-asprotocolversion", "14.1"), ("MS-ASProtocolVersion", "16.1")];
+        assert_eq!(
+            check("POST", "/Microsoft-Server-ActiveSync", Version::HTTP_11, &versions).unwrap_err().reason,
+            "repeated MS-ASProtocolVersion header"
+        );
         // Two repeated: the first of User-Agent, Host, Authorization, Content-Length is named.
         let pairs = [("authorization", "a"), ("host", "m"), ("authorization", "b"), ("host", "n")];
         assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().reason, "repeated Host header");
@@ -121,6 +194,44 @@ mod tests {
         let big = "a".repeat(8200);
         let pairs = [("host", "m"), ("host", "n"), ("x", big.as_str())];
         assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 431);
+    }
+
+    #[test]
+    fn connection_may_not_drop_what_the_request_is_judged_by() {
+        for named in
+            ["user-agent", "close, Host", "keep-alive,AUTHORIZATION ", "MS-ASProtocolVersion", "x-forwarded-for"]
+        {
+            let pairs = [("host", "m"), ("user-agent", "a"), ("connection", named)];
+            let refused = check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err();
+            assert_eq!((refused.status, refused.reason), (400, "Connection names a header the request is judged by"));
+        }
+        // A second Connection line is read too.
+        let pairs = [("host", "m"), ("connection", "keep-alive"), ("connection", "user-agent")];
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &pairs).unwrap_err().status, 400);
+        for name in ["user_agent", "MS_ASProtocolVersion", "x_forwarded-for"] {
+            let refused = check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), (name, "a")]).unwrap_err();
+            assert_eq!(refused.reason, "header name spells a judged header with '_'", "{name}");
+        }
+        assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("x_custom", "a")]), Ok(()));
+        // What clients send: close, keep-alive, TE, Upgrade.
+        for ok in ["close", "Keep-Alive", "TE, close", "Upgrade", "upgrade, HTTP2-Settings", "x-user-agent"] {
+            assert_eq!(check("GET", "/owa/", Version::HTTP_11, &[("host", "m"), ("connection", ok)]), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn only_a_plain_chunked_transfer_encoding_is_served() {
+        let te = |v: &'static str| check("POST", "/owa/", Version::HTTP_11, &[("host", "m"), ("transfer-encoding", v)]);
+        assert_eq!(te("chunked"), Ok(()));
+        assert_eq!(te("Chunked"), Ok(()));
+        for v in ["identity, chunked", "gzip, chunked", "chunked, chunked", "xchunked"] {
+            assert_eq!(te(v).unwrap_err().status, 501, "{v}");
+        }
+        let twice = [("host", "m"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")];
+        assert_eq!(
+            check("POST", "/owa/", Version::HTTP_11, &twice).unwrap_err().reason,
+            "repeated Transfer-Encoding header"
+        );
     }
 
     #[test]

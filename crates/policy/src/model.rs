@@ -256,13 +256,25 @@ impl Cond {
                             !value.is_empty() && concat_contains_ci(h.line_prefix(), value, s)
                         }
                         ScanTarget::Url => contains_ci(&req.stem, s),
-                        ScanTarget::QueryString => contains_ci(&req.query, s),
+                        ScanTarget::QueryString => contains_ci(&req.query, s) || unescaped_contains_ci(&req.query, s),
                     })
                 })
             }
             Cond::Not(c) => !c.matches(req, inv),
         }
     }
+}
+
+/// IIS scans a query string raw and, with `unescapeQueryString` (on by
+/// default), unescaped too: `?a=%65vil` holds `evil`. Unescaped as ASP.NET
+/// reads it (`+`, `%XX`, `%uNNNN`), so what Exchange reads is scanned.
+fn unescaped_contains_ci(query: &str, s: &str) -> bool {
+    if !query.bytes().any(|b| b == b'%' || b == b'+') {
+        return false;
+    }
+    let mut unescaped = String::new();
+    exchange::url::decode_query_value_into(query, &mut unescaped);
+    contains_ci(&unescaped, s)
 }
 
 /// `stem` is `path` or below it, by whole segments, any case.

@@ -159,6 +159,26 @@ applies_to = ".asmx"
 }
 
 #[test]
+fn a_query_string_is_scanned_raw_and_unescaped() {
+    // IIS's unescapeQueryString is on by default: `%49nsert` is scanned as `Insert`.
+    let p = policy(
+        "[[iis_filter.rule]]\nname = \"x\"\nscan_query_string = true\ndeny_strings = [\"Insert\", \"a b\"]\n\n\
+         [[request_filtering]]\npath = \"/EWS\"\ndeny_query_string_sequences = [\"evil\"]\n",
+    );
+    let mut r = req(Protocol::Ews, "/EWS/Exchange.asmx", "ua");
+    for q in
+        ["Query=%49nsertData", "Query=%u0049nsert", "Query=%69NSERT", "x=a+b", "x=a%20b", "x=%65vil", "x=%u0065vil"]
+    {
+        r.query = q.into();
+        assert!(denied(&p, &r), "{q}");
+    }
+    for q in ["Query=%49nser", "x=ab", "x=%2565vil", ""] {
+        r.query = q.into();
+        assert!(!denied(&p, &r), "{q}");
+    }
+}
+
+#[test]
 fn ews_allow_outlook_only_example() {
     let p = example("ews-allow-outlook-only.toml");
     for ua in [
