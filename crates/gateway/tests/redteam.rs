@@ -2,6 +2,28 @@
 //! what it stops: ways a request could reach Exchange looking different from
 //! the one the gateway judged, and the framing tricks that held (kept so
 //! that they keep holding).
+//!
+//! Tried on loopback against a fake upstream that records the bytes it
+//! gets, and held (2026-12-03), besides what the tests below cover:
+//! CL.TE and TE.CL smuggling (hyper drops the Content-Length and closes);
+//! `chunked, identity`, `Transfer-Encoding : chunked`, a vertical tab,
+//! `xchunked`, obs-fold in Transfer-Encoding, Transfer-Encoding on HTTP/1.0
+//! (400); chunk extensions and trailers (stripped); bad chunk sizes and
+//! bare-LF chunks (502, nothing sent upstream); bare-LF heads (judged the
+//! same); a bare CR, obs-fold, NUL, a space before the colon, a header
+//! without colon or name (400); 101 headers (431); Content-Length `+5` or
+//! `5, 5` (400); `Expect: 100-continue` then a second request; one byte per
+//! TCP write; Upgrade to WebSocket or h2c (stripped, nothing after it
+//! forwarded); `get`, `HEAD`, `FOO`, `OPTIONS *`, HTTP/0.9 and /1.2; paths
+//! `%c0%af`, fullwidth letters, `EWS~1`, `//EWS`, `/EWS/%2e`, `#` fragments,
+//! a leading backslash, a tab or `%00` (400); absolute-form with userinfo;
+//! ActiveSync `DeviceType` as a header only, empty then repeated, after `;`,
+//! `%26` inside a value, `%u0044eviceType`, `%4Futlook`, base64 encoded
+//! every way; Basic user names in other case, with a domain, as a UPN, with
+//! spaces. Left open, for a decision: an extension-scoped IIS rule
+//! (`applies_to = ".asmx"`) does not see `/EWS/Exchange.asmx/GetFolder`
+//! (PATH_INFO), and ProxyShell-shaped internal routing is judged by its
+//! outer path.
 
 mod common;
 
