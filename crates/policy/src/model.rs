@@ -272,9 +272,19 @@ fn unescaped_contains_ci(query: &str, s: &str) -> bool {
     if !query.bytes().any(|b| b == b'%' || b == b'+') {
         return false;
     }
-    let mut unescaped = String::new();
-    exchange::url::decode_query_value_into(query, &mut unescaped);
-    contains_ci(&unescaped, s)
+    thread_local! {
+        // Reused: no allocation per request once it has grown.
+        static UNESCAPED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    let scan = |unescaped: &mut String| {
+        unescaped.clear();
+        exchange::url::decode_query_value_into(query, unescaped);
+        contains_ci(unescaped, s)
+    };
+    UNESCAPED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut unescaped) => scan(&mut unescaped),
+        Err(_) => scan(&mut String::new()),
+    })
 }
 
 /// `stem` is `path` or below it, by whole segments, any case.
