@@ -46,6 +46,14 @@ protocol = 'activesync'
 device_type = 'Outlook'
 ";
 
+/// Denies one user: for the tests of how the gateway reads user names.
+const BAD_USER: &str = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
+
+/// `GET /owa/` with this `Authorization` value.
+fn get(auth: &str) -> String {
+    format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+}
+
 fn status(answer: &str) -> &str {
     answer.get(9..12).unwrap_or("")
 }
@@ -248,19 +256,15 @@ async fn an_escaped_query_string_cannot_pass_a_query_string_filter() {
 async fn a_control_character_in_the_user_name_is_refused() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
-        let gw = start_gateway(policy, up).await;
-        let get = |auth: String| {
-            format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
-        };
+        let gw = start_gateway(BAD_USER, up).await;
         // `baduser\0` passed the user rule; Windows may end the name at the NUL.
         for user in ["baduser\0", "baduser\0x", "CONTOSO\\baduser\t", "bad\nuser"] {
-            let answer = send_raw(gw.addr, get(basic(user, "pw")).as_bytes()).await;
+            let answer = send_raw(gw.addr, get(&basic(user, "pw")).as_bytes()).await;
             assert_eq!(status(&answer), "400", "{user:?}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         for (user, want) in [("baduser", "403"), ("CONTOSO\\baduser", "403"), ("gooduser", "200")] {
-            assert_eq!(status(&send_raw(gw.addr, get(basic(user, "pw")).as_bytes()).await), want, "{user}");
+            assert_eq!(status(&send_raw(gw.addr, get(&basic(user, "pw")).as_bytes()).await), want, "{user}");
         }
         assert_eq!(mock.seen().len(), 1);
         gw.stop().await;
@@ -293,11 +297,7 @@ async fn a_judged_header_spelt_with_underscores_is_refused() {
 async fn basic_credentials_the_gateway_cannot_read_are_refused() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
-        let gw = start_gateway(policy, up).await;
-        let get = |auth: &str| {
-            format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
-        };
+        let gw = start_gateway(BAD_USER, up).await;
         // Each is `baduser:pw` spelt so that the gateway read no user and
         // let it through; Windows or .NET may still decode it.
         for auth in
@@ -321,24 +321,20 @@ async fn basic_credentials_the_gateway_cannot_read_are_refused() {
 async fn a_decoy_ntlm_message_before_the_real_one_is_refused() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
-        let gw = start_gateway(policy, up).await;
-        let get = |auth: String| {
-            format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
-        };
+        let gw = start_gateway(BAD_USER, up).await;
         // The gateway read the first signature it found (a decoy naming
         // gooduser, as in an OID of the SPNEGO wrapper); Windows reads the
         // message SPNEGO points at, which names baduser.
         let mut token = vec![0xa1, 0x81, 0x00, 0x06, 0x50];
         token.extend_from_slice(&ntlm_type3("CONTOSO", "gooduser"));
         token.extend_from_slice(&ntlm_type3("CONTOSO", "baduser"));
-        let answer = send_raw(gw.addr, get(format!("Negotiate {}", B64.encode(&token))).as_bytes()).await;
+        let answer = send_raw(gw.addr, get(&format!("Negotiate {}", B64.encode(&token))).as_bytes()).await;
         assert_eq!(status(&answer), "400", "{answer}");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         // Each message alone is judged by the user it names.
         let alone = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
-        assert_eq!(status(&send_raw(gw.addr, get(alone("baduser")).as_bytes()).await), "403");
-        assert_eq!(status(&send_raw(gw.addr, get(alone("gooduser")).as_bytes()).await), "200");
+        assert_eq!(status(&send_raw(gw.addr, get(&alone("baduser")).as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, get(&alone("gooduser")).as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;
