@@ -7,7 +7,7 @@ use std::path::Path;
 
 use w3c::Error;
 
-use w3c::lines::FIELDS_DIRECTIVE;
+use w3c::lines::{after_nuls, FIELDS_DIRECTIVE};
 
 /// How much of a file is looked at: the five header lines and a data line.
 const HEAD: usize = 8 << 10;
@@ -23,7 +23,7 @@ pub fn is_httpproxy(head: &[u8]) -> bool {
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // NUL bytes: a writer that crashed before writing what it had made room for.
-        let line = line[line.iter().take_while(|&&b| b == 0).count()..].trim_ascii_start();
+        let line = after_nuls(line).trim_ascii_start();
         if line.is_empty() {
             continue;
         }

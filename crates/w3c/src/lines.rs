@@ -20,6 +20,11 @@ pub const FIELDS_DIRECTIVE: &[u8] = b"#Fields:";
 /// What a crash can leave in a log where lines were to be written (see [`Tally::skip_nuls`]).
 const NUL: u8 = 0;
 
+/// `bytes` without the NUL bytes it starts with (see [`Tally::skip_nuls`]).
+pub fn after_nuls(bytes: &[u8]) -> &[u8] {
+    &bytes[bytes.iter().take_while(|&&b| b == NUL).count()..]
+}
+
 /// The counters of one scan: physical lines seen, what [`FileStats`]
 /// reports, and the first malformed lines and warnings with their numbers.
 #[derive(Debug)]
@@ -102,14 +107,15 @@ impl Tally {
     /// directives first.
     #[cold]
     pub fn skip_nuls<'a>(&mut self, line: &'a [u8]) -> &'a [u8] {
-        let n = line.iter().take_while(|&&b| b == NUL).count();
+        let rest = after_nuls(line);
+        let n = line.len() - rest.len();
         self.warning(WarningKind::NulBytes, || {
             format!(
                 "{n} NUL bytes: the server stopped without finishing this log (a crash or a power cut), \
                  and what it had not written is lost; the text after them is read"
             )
         });
-        &line[n..]
+        rest
     }
 
     /// A malformed line `line`: warns when NUL bytes cut it short (see
@@ -364,7 +370,7 @@ pub fn last_fields_in<F>(data: &[u8], range: Range<usize>, max_line: usize, pars
         // Only `#` at a line start (after NUL bytes, then a BOM, both
         // optional; see `LineParser::line`) can begin a directive.
         let before = &data[line_start..hash];
-        let before = &before[before.iter().take_while(|&&b| b == NUL).count()..];
+        let before = after_nuls(before);
         if !before.is_empty() && before != BOM {
             continue;
         }
@@ -377,7 +383,7 @@ pub fn last_fields_in<F>(data: &[u8], range: Range<usize>, max_line: usize, pars
         if line.len() > max_line {
             continue; // counted as too long, so not in force
         }
-        let line = &line[line.iter().take_while(|&&b| b == NUL).count()..];
+        let line = after_nuls(line);
         if let Line::Fields(v) = classify(line) {
             return Some(parse(v));
         }
