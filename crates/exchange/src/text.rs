@@ -36,6 +36,13 @@ pub fn ends_with_ci(hay: &str, suffix: &str) -> bool {
     hay.len() >= suffix.len() && hay.as_bytes()[hay.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
+/// Whether a path names a file with `extension` (`.asmx`), either as its last
+/// segment or before PATH_INFO: `/EWS/Exchange.asmx/GetFolder` runs
+/// Exchange.asmx, so a rule scoped to `.asmx` must see it.
+pub fn path_has_extension_ci(path: &str, extension: &str) -> bool {
+    path.split('/').any(|segment| ends_with_ci(segment, extension))
+}
+
 /// Substring test over `a` immediately followed by `b`, without joining them:
 /// IIS scans a whole header line (`Name: value`), not the value only.
 pub fn concat_contains_ci(a: &str, b: &str, needle: &str) -> bool {

@@ -294,6 +294,43 @@ fn fold(c: char) -> char {
     }
 }
 
+/// Whether Exchange's front end would send this request to another path
+/// than its own: an `autodiscover.json` request whose query (or cookie)
+/// names `autodiscover.json` again is read as an explicit logon, and the
+/// front end cuts the `Email` value out of the URL, so
+/// `/autodiscover/autodiscover.json?@x/mapi/nspi/?&Email=autodiscover/autodiscover.json%3f@x`
+/// reaches `/mapi/nspi/` on the back end (ProxyShell, CVE-2021-34473; again
+/// ProxyNotShell, CVE-2022-41040). A rule on the outer path never sees the
+/// inner one, and no client sends this shape: AutoDetect asks
+/// `autodiscover.json?Email=user@domain&Protocol=...` or
+/// `autodiscover.json/v1.0/user@domain?Protocol=...`.
+/// `cookie` is the request's Cookie header, empty when it has none: ASP.NET's
+/// `Request.Params["Email"]` reads cookies too.
+pub fn routes_past_its_path(stem: &str, query: &str, cookie: &[u8]) -> bool {
+    const MARK: &str = "autodiscover.json";
+    if !crate::text::contains_ci(stem, MARK) {
+        return false;
+    }
+    if query.starts_with('@') || crate::text::starts_with_ci(query, "%40") || crate::text::contains_ci(query, MARK) {
+        return true;
+    }
+    let mut unescaped = String::new();
+    decode_query_value_into(query, &mut unescaped);
+    crate::text::contains_ci(&unescaped, MARK)
+        || cookie.windows(MARK.len()).any(|w| w.eq_ignore_ascii_case(MARK.as_bytes()))
+        || cookie_value_mentions(cookie, MARK)
+}
+
+/// A cookie value may be escaped too: `Email=autodiscover%2Fautodiscover%2Ejson`.
+fn cookie_value_mentions(cookie: &[u8], mark: &str) -> bool {
+    if !cookie.contains(&b'%') {
+        return false;
+    }
+    let mut unescaped = String::new();
+    decode_query_value_into(&String::from_utf8_lossy(cookie), &mut unescaped);
+    crate::text::contains_ci(&unescaped, mark)
+}
+
 /// Append a query value decoded as ASP.NET's `HttpUtility.UrlDecode` does:
 /// `+` as a space, `%XX` bytes read as UTF-8 (invalid sequences as U+FFFD),
 /// `%uNNNN` as that UTF-16 unit; a `%` that starts no escape stays.
@@ -537,6 +574,30 @@ mod tests {
         let mut out = String::new();
         decode_query_value_into(raw, &mut out);
         out
+    }
+
+    #[test]
+    fn explicit_logon_routing_is_told_from_autodetect() {
+        let json = "/autodiscover/autodiscover.json";
+        for (query, cookie) in [
+            ("@evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3f@evil.com", ""),
+            ("@foo.com/powershell/?X-Rps-CAT=x&Email=autodiscover/autodiscover.json%3F@foo.com", ""),
+            ("%40evil.com/EWS/Exchange.asmx?&Email=x", ""),
+            ("a=/EWS/Exchange.asmx&Email=autodiscover/autodiscover%2Ejson%3Fa=", ""),
+            ("a=/EWS/Exchange.asmx", "Email=autodiscover/autodiscover.json?a="),
+            ("a=/EWS/Exchange.asmx", "Email=autodiscover%2Fautodiscover%2ejson%3Fa%3D"),
+        ] {
+            assert!(routes_past_its_path(json, query, cookie.as_bytes()), "{query:?} {cookie:?}");
+        }
+        assert!(routes_past_its_path("/AutoDiscover/AutoDiscover.JSON", "@x/ews/&Email=x", b""));
+        for (stem, query) in [
+            (json, "Email=jdoe%40contoso.com&Protocol=ActiveSync&RedirectCount=1"),
+            (json, "Email=jdoe@contoso.com&Protocol=rest"),
+            ("/autodiscover/autodiscover.json/v1.0/jdoe@contoso.com", "Protocol=ActiveSync"),
+            ("/EWS/Exchange.asmx", "@x/mapi/&Email=autodiscover/autodiscover.json"),
+        ] {
+            assert!(!routes_past_its_path(stem, query, b"X-BackEndCookie=1"), "{stem} {query:?}");
+        }
     }
 
     #[test]

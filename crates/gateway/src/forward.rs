@@ -68,8 +68,13 @@ pub(crate) fn handle(
         let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(m);
         model::after_interpret(m, req.headers());
-        let refused = filled.refusal.map(Refused::from).or_else(|| screen::model(m).err());
-        if let Some(refused) = refused.or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err()) {
+        let refused = filled
+            .refusal
+            .map(Refused::from)
+            .or_else(|| screen::model(m).err())
+            .or_else(|| screen::routing(m, req.headers()).err())
+            .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
+        if let Some(refused) = refused {
             if shared.access_log.is_some() {
                 finish.log = Some(LogLine::new(m, &conn.log_fields, now, true, None, req.headers()));
             }

@@ -4,7 +4,7 @@
 //! that read one value must not pass a request Exchange reads another way.
 
 use hyper::header::{
-    HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT,
+    HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING, USER_AGENT,
 };
 use hyper::{Method, Uri, Version};
 
@@ -138,6 +138,17 @@ pub fn model(m: &exchange::Request) -> Result<(), Refused> {
     // whose C-string APIs end the name at the NUL.
     if m.username.chars().any(char::is_control) {
         return Err(Refused::new(400, "control character in the user name"));
+    }
+    Ok(())
+}
+
+/// A request Exchange's front end would route to another path than the one
+/// judged (see [`exchange::url::routes_past_its_path`]): the ProxyShell and
+/// ProxyNotShell shape, refused whatever the policy says of its outer path.
+pub fn routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), Refused> {
+    let cookie = headers.get(COOKIE).map_or(&b""[..], |v| v.as_bytes());
+    if exchange::url::routes_past_its_path(&m.stem, &m.query, cookie) {
+        return Err(Refused::new(400, "autodiscover.json routed to another path (explicit logon, ProxyShell)"));
     }
     Ok(())
 }

@@ -83,7 +83,7 @@ fn decide(policy: &ReadyPolicy, interpreter: &Interpreter, target: &str) -> Outc
         let (status, substatus) = r.status();
         return Outcome::Refuse(status, substatus);
     }
-    if let Err(r) = gateway::screen::model(&m) {
+    if let Err(r) = gateway::screen::model(&m).and_then(|()| gateway::screen::routing(&m, &headers)) {
         return Outcome::Refuse(r.status, r.substatus);
     }
     match policy.evaluate(&m).action {

@@ -20,10 +20,10 @@
 //! ActiveSync `DeviceType` as a header only, empty then repeated, after `;`,
 //! `%26` inside a value, `%u0044eviceType`, `%4Futlook`, base64 encoded
 //! every way; Basic user names in other case, with a domain, as a UPN, with
-//! spaces. Left open, for a decision: an extension-scoped IIS rule
-//! (`applies_to = ".asmx"`) does not see `/EWS/Exchange.asmx/GetFolder`
-//! (PATH_INFO), and ProxyShell-shaped internal routing is judged by its
-//! outer path.
+//! spaces. Closed after the first pass: an extension-scoped IIS rule
+//! (`applies_to = ".asmx"`) now sees `/EWS/Exchange.asmx/GetFolder`
+//! (PATH_INFO), and ProxyShell-shaped routing through `autodiscover.json`
+//! is refused instead of judged by its outer path.
 
 mod common;
 
@@ -335,6 +335,55 @@ async fn a_decoy_ntlm_message_before_the_real_one_is_refused() {
         let alone = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
         assert_eq!(status(&send_raw(gw.addr, get(&alone("baduser")).as_bytes()).await), "403");
         assert_eq!(status(&send_raw(gw.addr, get(&alone("gooduser")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_rule_sees_the_script_before_path_info() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        // Scoped to .asmx, scanning the URL: `/EWS/Exchange.asmx/GetFolder`
+        // runs Exchange.asmx with PATH_INFO `/GetFolder`.
+        let policy = "default = 'allow'\n[[iis_filter.rule]]\nname = 'no GetFolder'\nscan_url = true\n\
+                      deny_strings = ['GetFolder']\napplies_to = ['.asmx']\n";
+        let gw = start_gateway(policy, up).await;
+        for path in ["/EWS/Exchange.asmx/GetFolder", "/EWS/EXCHANGE.ASMX/x/GetFolder", "/ews/exchange.asmx%2FGetFolder"]
+        {
+            let raw = format!("GET {path} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "404", "{path} -> {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Not an .asmx script anywhere on the path: the rule does not apply.
+        let raw = "GET /owa/GetFolder HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n";
+        assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autodiscover_json_routed_to_another_path_is_refused() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        // The outer path is Autodiscover, which no rule denies; Exchange's
+        // front end (unpatched) would send the back end /EWS/Exchange.asmx.
+        for (target, cookie) in [
+            ("/autodiscover/autodiscover.json?@evil.com/EWS/Exchange.asmx?&Email=autodiscover/autodiscover.json%3f@evil.com", ""),
+            ("/autodiscover/autodiscover.json?a=/EWS/Exchange.asmx", "Cookie: Email=autodiscover/autodiscover.json?a=\r\n"),
+        ] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: mail\r\n{cookie}Connection: close\r\n\r\n");
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{raw:?} -> {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let raw = "GET /autodiscover/autodiscover.json?Email=jdoe%40contoso.com&Protocol=ActiveSync HTTP/1.1\r\n\
+                   Host: mail\r\nConnection: close\r\n\r\n";
+        assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;

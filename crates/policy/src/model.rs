@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use exchange::text::{concat_contains_ci, contains_ci, ends_with_ci, starts_with_ci, EwsPattern, Glob};
+use exchange::text::{concat_contains_ci, contains_ci, path_has_extension_ci, starts_with_ci, EwsPattern, Glob};
 use exchange::{AuthType, ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
@@ -243,7 +243,7 @@ impl Cond {
             }
             Cond::Auth(schemes) => schemes.contains(&req.auth),
             Cond::IisScan { targets, strings, applies_to } => {
-                if !applies_to.is_empty() && !applies_to.iter().any(|e| ends_with_ci(&req.stem, e)) {
+                if !applies_to.is_empty() && !applies_to.iter().any(|e| path_has_extension_ci(&req.stem, e)) {
                     return false;
                 }
                 targets.iter().any(|t| {
