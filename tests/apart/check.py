@@ -29,32 +29,10 @@ from collections import defaultdict
 # rest of the check stays exact while the bug lives. The main session fixes
 # casguard and removes the line; check.py fails while a listed bug is no
 # longer seen, so the list stays true.
-KNOWN_BUGS = {
-    "httpproxy-twin-drops-iis-facts":
-        "with IIS and HttpProxy logs of the same front end, a request counted from its HttpProxy line "
-        "loses what only its IIS twin logged: ActiveSync's `&Log=` tokens (`As:` access state, "
-        "`DevModel`, `DevOS`) and IIS's substatus (404.19, request filtering: `blocked`), so devices "
-        "have no access/model/os and a filtered web-shell probe is `failed`; the IIS line alone gives them",
-}
+KNOWN_BUGS = {}
 
 
-def drop_iis_twin_facts(t):
-    """httpproxy-twin-drops-iis-facts: beside HttpProxy logs, devices have no
-    access state, model or OS, and attack outcomes are judged without IIS
-    substatus."""
-    if t.get("httpproxy") != "also":
-        return
-    for u in t["users"].values():
-        for d in u["devices"].values():
-            for k in ("access", "model", "os"):
-                d.pop(k, None)
-    for a, o in t.get("attack_outcomes_from_httpproxy", {}).items():
-        t["attacks"][a]["outcome"] = o
-
-
-BUG_MODELS = {
-    "httpproxy-twin-drops-iis-facts": drop_iis_twin_facts,
-}
+BUG_MODELS = {}
 
 
 def with_bugs(truth, bugs):

@@ -323,8 +323,7 @@ class Truth:
         self.protocols = defaultdict(int)
         self.clients = defaultdict(int)
         self.users = {}
-        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": [],
-                                            "hp_statuses": []})
+        self.attacks = defaultdict(lambda: {"requests": 0, "exploit": 0, "kinds": set(), "statuses": []})
         self.failed = defaultdict(int)
         self.spray = defaultdict(set)
         self.brute_force = set()
@@ -619,7 +618,6 @@ class Estate:
         # [hp-fields] an HttpProxy line has no substatus: counted from it,
         # a 404.19 (request filtering) reads as a plain 404.
         a["statuses"].append((status, 0 if twin and self.hp_mode == "only" else sub))
-        a["hp_statuses"].append((status, 0 if twin else sub))
         self.truth.summary["attacks"] += 1
         if kind == "exploit-attempt":
             a["exploit"] += 1
@@ -1426,9 +1424,6 @@ def truth_json(est, files):
         "attacks": {ip: {"requests": a["requests"], "exploit_attempts": a["exploit"], "kinds": sorted(a["kinds"]),
                          "outcome": outcome(a["statuses"])} for ip, a in sorted(tr.attacks.items())},
         "failed_sign_ins": dict(sorted(tr.failed.items())),
-        # Beside IIS logs, each attack's outcome as its HttpProxy twins alone
-        # tell it (no substatus), for check.py's model of a known bug.
-        "attack_outcomes_from_httpproxy": {ip: outcome(a["hp_statuses"]) for ip, a in sorted(tr.attacks.items())},
         "password_spray": {ip: sorted(v) for ip, v in tr.spray.items()},
         "brute_force": sorted(tr.brute_force),
         # An audit of the W3SVC2 folders alone.

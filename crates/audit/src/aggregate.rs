@@ -18,6 +18,7 @@ use crate::attacks::AttackAgg;
 use crate::capped::CappedCounts;
 use crate::findings::FindingCounts;
 use crate::signins::SignIns;
+use crate::twins::TwinFacts;
 
 const PROTOCOLS: usize = Protocol::ALL.len();
 const MAX_ALIASES: usize = 16;
@@ -104,15 +105,6 @@ impl DeviceAgg {
         }
     }
 
-    fn see_access(&mut self, seen: Option<(i64, AccessVerdict)>) {
-        let key = |a: &(i64, AccessVerdict)| (a.0, a.1.state, a.1.reason);
-        if let Some(new) = seen {
-            if self.access.as_ref().is_none_or(|old| key(&new) > key(old)) {
-                self.access = Some(new);
-            }
-        }
-    }
-
     /// Add `other`, a device of the same phone without a device id, into
     /// this one: its requests take this device's client (see
     /// [`FindingCounts::as_client`]).
@@ -158,7 +150,7 @@ impl DeviceAgg {
             self.keyed_by_id = true;
         }
         if !log.access_state.is_empty() {
-            self.see_access(exchange::parse_access_state(&log.access_state).map(|v| (req.time, v)));
+            later_access(&mut self.access, exchange::parse_access_state(&log.access_state).map(|v| (req.time, v)));
         }
         if req.time != 0 {
             let bucket = hour_of_week(req.time);
@@ -191,9 +183,20 @@ impl DeviceAgg {
             self.os = other.os;
         }
         self.keyed_by_id |= other.keyed_by_id;
-        self.see_access(other.access);
+        later_access(&mut self.access, other.access);
         for (mine, theirs) in self.hours_seen.iter_mut().zip(other.hours_seen) {
             *mine |= theirs;
+        }
+    }
+}
+
+/// Keep the access verdict logged latest; ties go to the greater verdict,
+/// so merges agree whatever their order.
+pub(crate) fn later_access(access: &mut Option<(i64, AccessVerdict)>, seen: Option<(i64, AccessVerdict)>) {
+    let key = |a: &(i64, AccessVerdict)| (a.0, a.1.state, a.1.reason);
+    if let Some(new) = seen {
+        if access.as_ref().is_none_or(|old| key(&new) > key(old)) {
+            *access = Some(new);
         }
     }
 }
@@ -457,6 +460,8 @@ pub struct Aggregate {
     pub signins: SignIns,
     /// IIS front-end lines of requests the HttpProxy logs hold too.
     pub duplicates: u64,
+    /// What those lines alone logged, until [`Aggregate::settle`].
+    pub(crate) twins: TwinFacts,
 }
 
 impl Aggregate {
@@ -475,7 +480,10 @@ impl Aggregate {
             Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
-            Traffic::Duplicate => self.duplicates += 1,
+            Traffic::Duplicate => {
+                self.duplicates += 1;
+                self.twins.add(req);
+            }
             Traffic::Probe => {
                 self.probes += 1;
                 self.probe_span.see(req.time);
@@ -522,6 +530,13 @@ impl Aggregate {
             }
         }
         self.signins.merge(other.signins);
+        self.twins.merge(other.twins);
+    }
+
+    /// Once every line is in: give devices and attacks what only the IIS
+    /// lines of requests counted from HttpProxy logged (see [`crate::twins`]).
+    pub fn settle(&mut self) {
+        std::mem::take(&mut self.twins).lay_onto(&mut self.people, &mut self.attacks);
     }
 
     /// True once a front-end person request has been seen: a back-end hop

@@ -24,6 +24,7 @@ pub mod signins;
 pub mod simulate;
 pub mod table;
 mod threats;
+mod twins;
 pub mod watch;
 
 pub use aggregate::Aggregate;

@@ -301,7 +301,10 @@ pub fn audit_files(
         on_file,
     );
     match scanned {
-        Ok((collector, files)) => Ok((collector.state, files)),
+        Ok((mut collector, files)) => {
+            collector.state.settle();
+            Ok((collector.state, files))
+        }
         Err(ScanError::Read(e)) => Err(e),
         Err(ScanError::Sink(never)) => match never {},
     }

@@ -1,0 +1,220 @@
+//! What only the IIS line of a request logged, when its HttpProxy line is
+//! the one counted (see [`exchange::join`]): ActiveSync's `Log=` facts of a
+//! device (model, OS, access state), which HttpProxy's query lacks, and IIS's
+//! substatus, which tells request filtering's 404.19 (blocked) from a plain
+//! 404 (failed). Kept per device and per attack source, so memory grows with
+//! them and not with lines, and laid onto the aggregate once every line is
+//! in ([`crate::Aggregate::settle`]): an IIS file may be read before or after
+//! the HttpProxy file of the same hour.
+
+use std::net::IpAddr;
+
+use exchange::{AccessVerdict, Outcome, Request};
+
+use crate::aggregate::{later_access, Map, Tally};
+use crate::attacks::{outcome_index, AttackAgg};
+
+/// A device's `Log=` facts from the IIS lines of requests counted elsewhere.
+#[derive(Clone, Debug, Default)]
+struct DeviceFacts {
+    model: String,
+    os: String,
+    access: Option<(i64, AccessVerdict)>,
+}
+
+/// Requests whose outcome the substatus changes: `[from][to]`, indexed as
+/// `Outcome::ALL`, from the status alone (what the HttpProxy line says) to
+/// the status with IIS's substatus.
+type Shifts = [[u64; 4]; 4];
+
+#[derive(Clone, Debug, Default)]
+pub struct TwinFacts {
+    /// User key, then device key (the ActiveSync device id).
+    devices: Map<Box<str>, Map<Box<str>, DeviceFacts>>,
+    outcomes: Map<(&'static str, Option<IpAddr>), Shifts>,
+}
+
+impl TwinFacts {
+    /// Note what the IIS line `req`, a duplicate of a counted line, adds.
+    pub(crate) fn add(&mut self, req: &Request) {
+        if let Some(attack) = req.attack {
+            let (from, to) = (Outcome::of(req.status, 0), req.outcome());
+            if from != to {
+                let shifts = self.outcomes.entry((attack.rule, req.client_ip)).or_default();
+                shifts[outcome_index(from)][outcome_index(to)] += 1;
+            }
+        }
+        let log = &req.activesync.log;
+        let device = req.activesync.device_id.as_str();
+        if req.user.is_empty()
+            || device.is_empty()
+            || (log.device_model.is_empty() && log.device_os.is_empty() && log.access_state.is_empty())
+        {
+            return;
+        }
+        let user = match self.devices.get_mut(req.user.as_str()) {
+            Some(user) => user,
+            None => self.devices.entry(req.user.as_str().into()).or_default(),
+        };
+        let facts = match user.get_mut(device) {
+            Some(facts) => facts,
+            None => user.entry(device.into()).or_default(),
+        };
+        if facts.model.is_empty() {
+            facts.model.push_str(&log.device_model);
+        }
+        if facts.os.is_empty() {
+            facts.os.push_str(&log.device_os);
+        }
+        if !log.access_state.is_empty() {
+            let seen = exchange::parse_access_state(&log.access_state).map(|v| (req.time, v));
+            later_access(&mut facts.access, seen);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: TwinFacts) {
+        for (user, devices) in other.devices {
+            let mine = self.devices.entry(user).or_default();
+            for (device, facts) in devices {
+                let m = mine.entry(device).or_default();
+                if m.model.is_empty() {
+                    m.model = facts.model;
+                }
+                if m.os.is_empty() {
+                    m.os = facts.os;
+                }
+                later_access(&mut m.access, facts.access);
+            }
+        }
+        for (key, shifts) in other.outcomes {
+            let mine = self.outcomes.entry(key).or_default();
+            for (row, theirs) in mine.iter_mut().zip(shifts) {
+                for (n, t) in row.iter_mut().zip(theirs) {
+                    *n += t;
+                }
+            }
+        }
+    }
+
+    /// Fill the devices of `people` that lack what their IIS lines logged,
+    /// and move attack requests to the outcome their substatus tells.
+    pub(crate) fn lay_onto(self, people: &mut Tally, attacks: &mut Map<(&'static str, Option<IpAddr>), AttackAgg>) {
+        for (user, devices) in self.devices {
+            let Some(agg) = people.users.get_mut(&user) else { continue };
+            for (key, facts) in devices {
+                let Some(device) = agg.devices.get_mut(&key) else { continue };
+                if device.model.is_empty() {
+                    device.model = facts.model;
+                }
+                if device.os.is_empty() {
+                    device.os = facts.os;
+                }
+                later_access(&mut device.access, facts.access);
+            }
+        }
+        for (key, shifts) in self.outcomes {
+            let Some(attack) = attacks.get_mut(&key) else { continue };
+            for (from, row) in shifts.iter().enumerate() {
+                for (to, &n) in row.iter().enumerate() {
+                    // No more than the counted line gave `from`: a twin whose
+                    // counted line fell elsewhere moves nothing.
+                    let moved = n.min(attack.outcomes[from]);
+                    attack.outcomes[from] -= moved;
+                    attack.outcomes[to] += moved;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Aggregate;
+    use exchange::{Catalog, Protocol, Source, Traffic};
+
+    /// An ActiveSync request of jdoe's phone, its IIS line carrying `Log=`
+    /// facts, its HttpProxy line not.
+    fn pair(log: bool) -> (Request, Request) {
+        let mut counted = Request {
+            traffic: Traffic::Person,
+            source: Source::HttpProxy,
+            protocol: Protocol::ActiveSync,
+            user: "jdoe".into(),
+            user_agent: "Apple-iPhone/1".into(),
+            time: 1_795_392_000,
+            status: 200,
+            ..Request::default()
+        };
+        counted.activesync.device_id = "D1".into();
+        let mut twin = counted.clone();
+        twin.traffic = Traffic::Duplicate;
+        twin.source = Source::Iis;
+        if log {
+            twin.activesync.log.device_model = "iPhone15,2".into();
+            twin.activesync.log.device_os = "iOS 17.1".into();
+            twin.activesync.log.access_state = "AllowedG".into();
+        }
+        (counted, twin)
+    }
+
+    fn device(agg: &Aggregate) -> (String, String, bool) {
+        let d = &agg.people.users["jdoe"].devices["D1"];
+        (d.model.clone(), d.os.clone(), d.access.is_some())
+    }
+
+    #[test]
+    fn a_device_gets_what_only_its_iis_lines_logged_in_either_order() {
+        let catalog = Catalog::builtin();
+        let (counted, twin) = pair(true);
+        let want = ("iPhone15,2".to_string(), "iOS 17.1".to_string(), true);
+        // The IIS file first, the HttpProxy file first, or in two workers merged.
+        let mut a = Aggregate::default();
+        a.add(&twin, &catalog);
+        a.add(&counted, &catalog);
+        let mut b = Aggregate::default();
+        b.add(&counted, &catalog);
+        b.add(&twin, &catalog);
+        let mut c = Aggregate::default();
+        c.add(&counted, &catalog);
+        let mut other = Aggregate::default();
+        other.add(&twin, &catalog);
+        c.merge(other);
+        for mut agg in [a, b, c] {
+            assert_eq!(device(&agg).0, "", "not before settle");
+            agg.settle();
+            assert_eq!(device(&agg), want);
+            assert_eq!(agg.people.requests, 1, "the twin is not counted");
+        }
+        // Without Log= facts nothing is kept.
+        let (counted, twin) = pair(false);
+        let mut agg = Aggregate::default();
+        agg.add(&twin, &catalog);
+        agg.add(&counted, &catalog);
+        assert!(agg.twins.devices.is_empty());
+        agg.settle();
+        assert_eq!(device(&agg), (String::new(), String::new(), false));
+    }
+
+    #[test]
+    fn a_filtered_attack_is_blocked_by_its_iis_substatus() {
+        let catalog = Catalog::builtin();
+        let attack = exchange::Detection { rule: "web-shell-command-parameter", kind: exchange::AttackKind::Exploit };
+        let (mut counted, mut twin) = pair(false);
+        for r in [&mut counted, &mut twin] {
+            r.traffic = Traffic::Attack;
+            r.attack = Some(attack);
+            r.status = 404;
+        }
+        twin.traffic = Traffic::Duplicate;
+        twin.substatus = 19;
+        let mut agg = Aggregate::default();
+        agg.add(&counted, &catalog);
+        agg.add(&twin, &catalog);
+        let key = (attack.rule, None);
+        assert_eq!(agg.attacks[&key].outcome(), Outcome::Failed, "the HttpProxy line has no substatus");
+        agg.settle();
+        assert_eq!(agg.attacks[&key].outcome(), Outcome::Blocked);
+        assert_eq!(agg.attacks[&key].requests, 1);
+    }
+}
