@@ -210,9 +210,12 @@ impl Renderer<'_> {
         let mut tt = Rng::new(ev.key ^ u64::from(ev.rnd) ^ 0x7072_6f78_7900);
         let ms = tt.below(1000);
         let folder = folder(ev, &self.stem);
-        // The query as the client sent it: what IIS appends after it is not the client's.
+        // The query as the client sent it (the real Eas line of tests/data/httpproxy
+        // has no `Log=`): ActiveSync's `&Log=` and IIS's `&CorrelationID=...` are
+        // appended to the IIS line only.
         let q = if self.q == "-" { "" } else { self.q.as_str() };
-        let (client_query, appended) = q.split_at(q.find("&CorrelationID=").unwrap_or(q.len()));
+        let client_end = ["&Log=", "&CorrelationID="].iter().filter_map(|m| q.find(m)).min().unwrap_or(q.len());
+        let (client_query, appended) = q.split_at(client_end);
         let id = appended.rsplit_once("cafeReqId=").map_or("", |(_, id)| id.trim_end_matches(';'));
         // Behind a load balancer HttpProxy logs the client (an assumption; see the README).
         let client = match self.xff.as_str() {

@@ -70,6 +70,19 @@ fn iis_alone_httpproxy_alone_and_both_count_the_truth_once() {
     for kind in ["cloud-credentials", "ews-non-outlook", "mobile-on-ews"] {
         assert_eq!(finding_users(&reports[1], kind), finding_users(&reports[0], kind), "{kind}");
     }
+    // ActiveSync's `Log=` is in the IIS line only (HttpProxy's UrlQuery is
+    // the client's): a request counted from HttpProxy keeps its device's
+    // model, OS and access state from its IIS twin.
+    let device_facts = |r: &Value| -> BTreeSet<String> {
+        let users = r["users"].as_array().unwrap().iter();
+        let devices = users.flat_map(|u| u["devices"].as_array().unwrap().iter().map(move |d| (&u["user"], d)));
+        devices
+            .filter(|(_, d)| !d["os"].is_null() || !d["access"].is_null())
+            .map(|(u, d)| format!("{u} {} {} {} {}", d["id"], d["model"], d["os"], d["access"]))
+            .collect()
+    };
+    assert!(device_facts(&reports[0]).len() > 5, "{:?}", device_facts(&reports[0]));
+    assert_eq!(device_facts(&reports[2]), device_facts(&reports[0]));
     // Each line's format was told by its content; the malformed ones of both named with their line.
     let malformed = reports[2]["malformed"].to_string();
     assert!(malformed.contains("HttpProxy_") && malformed.contains("u_ex"), "{malformed}");
