@@ -87,6 +87,26 @@ pub struct PolicyStore {
     reloading: Mutex<()>,
 }
 
+/// The policy and inventory, refused when a rule could not be enforced on
+/// live traffic (fail closed): one on a device's model or OS needs a device
+/// export that holds them.
+fn load(path: &Path, inventory: Option<&Path>, interpreter: &Arc<Interpreter>) -> Result<ReadyPolicy, PolicyError> {
+    let loaded = ReadyPolicy::load(path, inventory, interpreter.clone())?;
+    if let Some(rule) = loaded.rule_without_device_facts() {
+        return Err(PolicyError::Invalid {
+            file: path.display().to_string(),
+            line: Some(rule.line),
+            message: format!(
+                "rule '{}' reads a device's model or OS, which a request does not carry: give --devices with a \
+                 device export (Get-MobileDevice) that has DeviceModel and DeviceOS, or the gateway could not \
+                 enforce it",
+                rule.name
+            ),
+        });
+    }
+    Ok(loaded)
+}
+
 impl PolicyStore {
     /// Load at start; an error here must stop the gateway (fail closed).
     pub fn open(
@@ -95,7 +115,7 @@ impl PolicyStore {
         interpreter: &Arc<Interpreter>,
     ) -> Result<PolicyStore, PolicyError> {
         let mut watched = stamped([Some(path), inventory].into_iter().flatten());
-        let loaded = ReadyPolicy::load(path, inventory, interpreter.clone())?;
+        let loaded = load(path, inventory, interpreter)?;
         watched.extend(stamped(loaded.policy().group_files().iter().map(PathBuf::as_path)));
         Ok(PolicyStore {
             current: RwLock::new(Arc::new(loaded)),
@@ -122,7 +142,7 @@ impl PolicyStore {
         let mut watched =
             stamped([Some(self.policy_path.as_path()), self.inventory_path.as_deref()].into_iter().flatten());
         let old_groups = self.current().policy().group_files().to_vec();
-        let result = ReadyPolicy::load(&self.policy_path, self.inventory_path.as_deref(), interpreter.clone());
+        let result = load(&self.policy_path, self.inventory_path.as_deref(), interpreter);
         // A rejected policy names no group files we can trust: keep watching the old ones.
         let groups = result.as_ref().map_or(&old_groups[..], |l| l.policy().group_files());
         watched.extend(stamped(groups.iter().map(PathBuf::as_path)));

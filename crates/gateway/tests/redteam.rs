@@ -388,3 +388,39 @@ async fn autodiscover_json_routed_to_another_path_is_refused() {
     })
     .await;
 }
+
+/// Blocks one phone model, as an ActiveSync device access rule does.
+const SAMSUNG_BLOCK: &str = "default = 'allow'\n[device_access]\n[[device_access.rule]]\n\
+                             characteristic = 'DeviceModel'\nquery_string = 'SM-S911B'\naccess_level = 'Block'\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        // A request carries no model (Exchange logs it in `Log=`
+        // afterwards): without an export the rule would never match, so the
+        // gateway does not start.
+        let dir = tempfile::tempdir().unwrap();
+        let config = base_config(dir.path(), SAMSUNG_BLOCK, up);
+        let err = gateway::Gateway::bind(config, std::sync::Arc::new(|_, _: &str| {})).await.err().expect("refused");
+        assert!(err.to_string().contains("--devices"), "{err}");
+
+        // Carol's Samsung is an SM-S911B in the export; Jane's iPhone is not.
+        let export = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(export.into())).await;
+        let sync = |user: &str, id: &str, kind: &str| {
+            format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd=Sync&User={user}&DeviceId={id}&DeviceType={kind} \
+                 HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        };
+        let answer = send_raw(gw.addr, sync("cwhite", "SEC1A2B3C4D5E6F7", "SAMSUNGSMS911B").as_bytes()).await;
+        assert_eq!(status(&answer), "403", "{answer}");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, sync("jdoe", "ApplF17LTTCGFFG8", "iPhone").as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}

@@ -19,6 +19,12 @@ pub struct KnownDevice {
     /// When it was first seen (RFC 3339 text, as the builder wrote it).
     #[serde(default)]
     pub first_seen: String,
+    /// Model and OS as the device reported them to Exchange (a device
+    /// export's DeviceModel and DeviceOS), when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub os: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,6 +41,8 @@ pub struct Inventory {
     cutover: String,
     devices: Vec<KnownDevice>,
     by_user: HashMap<String, HashSet<String>>,
+    /// Device id -> index in `devices` of the first entry with a model or OS.
+    facts: HashMap<String, usize>,
 }
 
 impl Inventory {
@@ -45,14 +53,37 @@ impl Inventory {
     /// Record a device; the first sighting wins. User keys are compared as given
     /// (the request model already lower-cases them).
     pub fn insert(&mut self, user: &str, device: &str, first_seen: &str) {
-        let set = self.by_user.entry(user.to_string()).or_default();
-        if set.insert(device.to_string()) {
-            self.devices.push(KnownDevice {
-                user: user.to_string(),
-                device: device.to_string(),
-                first_seen: first_seen.to_string(),
-            });
+        self.insert_with(KnownDevice {
+            user: user.to_string(),
+            device: device.to_string(),
+            first_seen: first_seen.to_string(),
+            model: String::new(),
+            os: String::new(),
+        });
+    }
+
+    /// Record a device with what is known of it; the first sighting wins.
+    pub fn insert_with(&mut self, known: KnownDevice) {
+        let set = self.by_user.entry(known.user.clone()).or_default();
+        if set.insert(known.device.clone()) {
+            if (!known.model.is_empty() || !known.os.is_empty()) && !self.facts.contains_key(&known.device) {
+                self.facts.insert(known.device.clone(), self.devices.len());
+            }
+            self.devices.push(known);
         }
+    }
+
+    /// The model and OS a device reported, by its ActiveSync device id.
+    /// Exchange judges a device access rule on DeviceModel or DeviceOS by
+    /// what the partnership holds, and a request does not carry them.
+    pub fn device_facts(&self, device_id: &str) -> Option<(&str, &str)> {
+        let d = &self.devices[*self.facts.get(device_id)?];
+        Some((&d.model, &d.os))
+    }
+
+    /// Whether any device has a model or OS.
+    pub fn has_device_facts(&self) -> bool {
+        !self.facts.is_empty()
     }
 
     pub fn contains(&self, user: &str, device: &str) -> bool {
@@ -91,7 +122,13 @@ impl Inventory {
             if known {
                 let first_seen = p.first_sync.map(w3c::time::format_rfc3339).unwrap_or_default();
                 for user in &p.user_keys {
-                    self.insert(user, &p.device_id, &first_seen);
+                    self.insert_with(KnownDevice {
+                        user: user.clone(),
+                        device: p.device_id.clone(),
+                        first_seen: first_seen.clone(),
+                        model: p.device_model.clone(),
+                        os: p.device_os.clone(),
+                    });
                 }
                 added += 1;
             }
@@ -137,7 +174,7 @@ impl Inventory {
         })?;
         let mut inv = Inventory::new(file.cutover);
         for d in file.devices {
-            inv.insert(&d.user, &d.device, &d.first_seen);
+            inv.insert_with(d);
         }
         Ok(inv)
     }
@@ -184,6 +221,21 @@ mod tests {
         assert_eq!(Inventory::load(&path).unwrap().len(), 18);
         std::fs::write(&path, inventory.to_json()).unwrap();
         assert_eq!(Inventory::load(&path).unwrap().devices(), inventory.devices());
+    }
+
+    #[test]
+    fn a_device_export_gives_each_device_its_model_and_os() {
+        let inventory = Inventory::from_bytes(EXPORT, "devices.json").unwrap();
+        assert!(inventory.has_device_facts());
+        assert_eq!(inventory.device_facts("SEC1A2B3C4D5E6F7"), Some(("SM-S911B", "Android 14.0.0")));
+        assert_eq!(inventory.device_facts("ApplF17LTTCGFFG8"), Some(("iPhone15C2", "iOS 17.5.1 21F90")));
+        assert_eq!(inventory.device_facts("NOSUCHDEVICE"), None);
+        // An inventory file keeps them; one without them (older files) has none.
+        let again = Inventory::from_json(&inventory.to_json(), "inventory.json").unwrap();
+        assert_eq!(again.device_facts("SEC1A2B3C4D5E6F7"), Some(("SM-S911B", "Android 14.0.0")));
+        let mut bare = Inventory::new("");
+        bare.insert("cwhite", "SEC1A2B3C4D5E6F7", "");
+        assert!(!bare.has_device_facts() && !bare.to_json().contains("model"));
     }
 
     #[test]

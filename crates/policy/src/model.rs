@@ -198,6 +198,17 @@ pub enum Cond {
     Not(Box<Cond>),
 }
 
+/// A device's model and OS: as this request's `Log=` gives them (log lines),
+/// else as the inventory's device export holds them (the gateway, and log
+/// lines without them: Exchange logs them on few requests).
+fn device_facts<'a>(req: &'a Request, inv: Option<&'a Inventory>) -> (&'a str, &'a str) {
+    let log = &req.activesync.log;
+    let known = || inv.and_then(|i| i.device_facts(&req.activesync.device_id)).unwrap_or(("", ""));
+    let model = if log.device_model.is_empty() { known().0 } else { &log.device_model };
+    let os = if log.device_os.is_empty() { known().1 } else { &log.device_os };
+    (model, os)
+}
+
 fn any_ci(values: &[String], v: &str) -> bool {
     values.iter().any(|x| x.eq_ignore_ascii_case(v))
 }
@@ -229,8 +240,8 @@ impl Cond {
             Cond::Command(v) => any_ci(v, &req.activesync.command),
             Cond::DeviceType(v) => any_ci(v, &req.activesync.device_type),
             Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),
-            Cond::DeviceModel(v) => any_ci(v, &req.activesync.log.device_model),
-            Cond::DeviceOs(v) => any_ci(v, &req.activesync.log.device_os),
+            Cond::DeviceModel(v) => any_ci(v, device_facts(req, inv).0),
+            Cond::DeviceOs(v) => any_ci(v, device_facts(req, inv).1),
             Cond::User(set) => set.matches(&req.user),
             Cond::Network(ns) => ns.iter().any(|(n, _)| *n == req.network),
             Cond::Cidr { nets, peer, .. } => {

@@ -74,6 +74,17 @@ impl ReadyPolicy {
         self.inventory.as_deref()
     }
 
+    /// A rule that reads a device's model or OS while the inventory knows
+    /// none: a request does not carry them (Exchange logs them in `Log=`
+    /// after the fact), so live traffic can only be judged on them from a
+    /// device export. `None` when every such rule can be enforced.
+    pub fn rule_without_device_facts(&self) -> Option<&crate::model::Rule> {
+        if self.inventory.as_deref().is_some_and(Inventory::has_device_facts) {
+            return None;
+        }
+        self.policy.rules().iter().find(|r| r.uses(&|c| matches!(c, Cond::DeviceModel(_) | Cond::DeviceOs(_))))
+    }
+
     /// See [`evaluate`].
     #[inline]
     pub fn evaluate(&self, request: &Request) -> Decision {
