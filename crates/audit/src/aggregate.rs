@@ -443,6 +443,7 @@ pub struct Aggregate {
     /// Person traffic from front-end lines.
     pub people: Tally,
     /// Back-end hops: duplicates when front-end lines exist, else the people.
+    /// Their `Log=` facts go to the people's devices either way ([`Aggregate::settle`]).
     /// Once this aggregate has seen a front-end person request, hops are only
     /// counted in `backend.requests`: their detail would never be reported.
     pub backend: Tally,
@@ -476,7 +477,10 @@ impl Aggregate {
         }
         match req.traffic {
             Traffic::Person => self.people.add(req, catalog),
-            Traffic::Backend if self.counts_hops_only() => self.backend.requests += 1,
+            Traffic::Backend if self.counts_hops_only() => {
+                self.backend.requests += 1;
+                self.twins.add(req);
+            }
             Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
             Traffic::Backend => self.backend.add(req, catalog),
             Traffic::Machine => self.machine += 1,
@@ -533,10 +537,17 @@ impl Aggregate {
         self.twins.merge(other.twins);
     }
 
-    /// Once every line is in: give devices and attacks what only the IIS
-    /// lines of requests counted from HttpProxy logged (see [`crate::twins`]).
+    /// Once every line is in: give people's devices what only another line
+    /// of their requests logged (a back-end hop's `Log=`, the IIS twin of an
+    /// HttpProxy line), and attacks their IIS substatus (see [`crate::twins`]).
     pub fn settle(&mut self) {
-        std::mem::take(&mut self.twins).lay_onto(&mut self.people, &mut self.attacks);
+        if self.backend_only() {
+            return;
+        }
+        let mut twins = std::mem::take(&mut self.twins);
+        // Hops read before the first person was seen were added in full.
+        twins.take_devices_of(&self.backend);
+        twins.lay_onto(&mut self.people, &mut self.attacks);
     }
 
     /// True once a front-end person request has been seen: a back-end hop

@@ -1,11 +1,14 @@
-//! What only the IIS line of a request logged, when its HttpProxy line is
-//! the one counted (see [`exchange::join`]): ActiveSync's `Log=` facts of a
-//! device (model, OS, access state), which HttpProxy's query lacks, and IIS's
+//! What only another line of a request logged, when one line of it is the
+//! one counted. A back-end hop holds ActiveSync's `Log=` (in Exchange 2013+
+//! the back end, where ActiveSync runs, writes it; the front-end line has
+//! none): a device's model, OS and access state. The IIS line of a request
+//! counted from its HttpProxy line (see [`exchange::join`]) holds what
+//! HttpProxy's query lacks (`Log=`, where a front end writes one) and IIS's
 //! substatus, which tells request filtering's 404.19 (blocked) from a plain
 //! 404 (failed). Kept per device and per attack source, so memory grows with
 //! them and not with lines, and laid onto the aggregate once every line is
-//! in ([`crate::Aggregate::settle`]): an IIS file may be read before or after
-//! the HttpProxy file of the same hour.
+//! in ([`crate::Aggregate::settle`]): one file may be read before or after
+//! another of the same hour.
 
 use std::net::IpAddr;
 
@@ -35,7 +38,7 @@ pub struct TwinFacts {
 }
 
 impl TwinFacts {
-    /// Note what the IIS line `req`, a duplicate of a counted line, adds.
+    /// Note what `req`, another line of a counted request, adds.
     pub(crate) fn add(&mut self, req: &Request) {
         if let Some(attack) = req.attack {
             let (from, to) = (Outcome::of(req.status, 0), req.outcome());
@@ -96,7 +99,26 @@ impl TwinFacts {
         }
     }
 
-    /// Fill the devices of `people` that lack what their IIS lines logged,
+    /// The facts of the devices of `backend`, hops added in full.
+    pub(crate) fn take_devices_of(&mut self, backend: &Tally) {
+        for (user, agg) in &backend.users {
+            for (key, device) in &agg.devices {
+                if !device.keyed_by_id || (device.model.is_empty() && device.os.is_empty() && device.access.is_none()) {
+                    continue;
+                }
+                let facts = self.devices.entry(user.clone()).or_default().entry(key.clone()).or_default();
+                if facts.model.is_empty() {
+                    facts.model.clone_from(&device.model);
+                }
+                if facts.os.is_empty() {
+                    facts.os.clone_from(&device.os);
+                }
+                later_access(&mut facts.access, device.access);
+            }
+        }
+    }
+
+    /// Fill the devices of `people` that lack what their other lines logged,
     /// and move attack requests to the outcome their substatus tells.
     pub(crate) fn lay_onto(self, people: &mut Tally, attacks: &mut Map<(&'static str, Option<IpAddr>), AttackAgg>) {
         for (user, devices) in self.devices {
@@ -194,6 +216,39 @@ mod tests {
         assert!(agg.twins.devices.is_empty());
         agg.settle();
         assert_eq!(device(&agg), (String::new(), String::new(), false));
+    }
+
+    #[test]
+    fn a_device_gets_the_log_facts_of_its_back_end_hops_in_either_order() {
+        let catalog = Catalog::builtin();
+        // Exchange 2013+: the front-end line has no `Log=`, the hop has.
+        let (mut person, mut hop) = pair(true);
+        person.source = Source::Iis;
+        hop.traffic = Traffic::Backend;
+        hop.server_port = 444;
+        let want = ("iPhone15,2".to_string(), "iOS 17.1".to_string(), true);
+        let mut hop_first = Aggregate::default();
+        hop_first.add(&hop, &catalog);
+        hop_first.add(&person, &catalog);
+        let mut person_first = Aggregate::default();
+        person_first.add(&person, &catalog);
+        person_first.add(&hop, &catalog);
+        let mut merged = Aggregate::default();
+        merged.add(&person, &catalog);
+        let mut other = Aggregate::default();
+        other.add(&hop, &catalog);
+        merged.merge(other);
+        for mut agg in [hop_first, person_first, merged] {
+            agg.settle();
+            assert_eq!(device(&agg), want);
+            assert_eq!((agg.people.requests, agg.backend_hops()), (1, 1));
+        }
+        // Back-end logs alone: the hops are the people, facts and all.
+        let mut alone = Aggregate::default();
+        alone.add(&hop, &catalog);
+        alone.settle();
+        assert!(alone.backend_only());
+        assert_eq!(alone.backend.users["jdoe"].devices["D1"].os, "iOS 17.1");
     }
 
     #[test]

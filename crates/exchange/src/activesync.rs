@@ -486,6 +486,15 @@ pub fn parse_log(value: &str, out: &mut LogTokens) {
 /// [`parse_log`] filling only the `wanted` tokens: the others are not
 /// decoded, and stay as they were.
 pub fn parse_log_only(value: &str, out: &mut LogTokens, wanted: LogWanted) {
+    if wanted.within(DEVICE_FACTS) {
+        device_facts_only(value, out, wanted);
+    } else {
+        every_element(value, out, wanted);
+    }
+}
+
+/// [`parse_log_only`] by splitting the value at every `_`.
+fn every_element(value: &str, out: &mut LogTokens, wanted: LogWanted) {
     let bytes = value.as_bytes();
     // One pass over the value for every `_`, eight bytes at a time (a busy
     // server's `Log=` runs to dozens of short elements: a search set up
@@ -517,6 +526,34 @@ pub fn parse_log_only(value: &str, out: &mut LogTokens, wanted: LogWanted) {
         }
     }
     log_element(value, start, bytes.len(), out, wanted);
+}
+
+/// The tokens a device's model, OS and access state are read from.
+const DEVICE_FACTS: LogWanted = LogWanted::DEVICE_OS.with(LogWanted::DEVICE_MODEL).with(LogWanted::ACCESS_STATE);
+
+/// [`parse_log_only`] for device facts alone, as the audit reads a back-end
+/// hop: their elements (`As:`, `DevOS:`, `DevModel:`) are found by a SIMD
+/// search for where they start, not by splitting every element of a busy
+/// server's long `Log=`. Same result: the first of each key, decoded.
+fn device_facts_only(value: &str, out: &mut LogTokens, wanted: LogWanted) {
+    static KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+        std::sync::LazyLock::new(|| [memchr::memmem::Finder::new(b"_As"), memchr::memmem::Finder::new(b"_De")]);
+    let bytes = value.as_bytes();
+    let mut element_at = |start: usize| {
+        let end = memchr::memchr(b'_', &bytes[start..]).map_or(bytes.len(), |e| start + e);
+        log_element(value, start, end, out, wanted);
+    };
+    // The first element has no `_` before it.
+    element_at(0);
+    for (finder, token) in
+        KEYS.iter().zip([LogWanted::ACCESS_STATE, LogWanted::DEVICE_OS.with(LogWanted::DEVICE_MODEL)])
+    {
+        if wanted.any(token) {
+            for at in finder.find_iter(bytes) {
+                element_at(at + 1);
+            }
+        }
+    }
 }
 
 /// Keep the element `value[start..end]` if it may hold a key we read.
@@ -598,6 +635,11 @@ pub fn fuzz(data: &[u8]) {
     parse_query(&text, &mut out);
     let _ = decode_base64_query(&text, &mut out);
     parse_log(&text, &mut out.log);
+    // The device-facts search finds what splitting every element finds.
+    let (mut found, mut split) = (LogTokens::default(), LogTokens::default());
+    device_facts_only(&text, &mut found, DEVICE_FACTS);
+    every_element(&text, &mut split, DEVICE_FACTS);
+    assert_eq!(found, split, "device facts of {text:?}");
 }
 
 #[cfg(test)]

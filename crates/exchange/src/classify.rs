@@ -119,7 +119,7 @@ impl Interpreter {
     /// counts back-end hops (see [`crate::RequestSink::counts_hops_only`]):
     /// a line on the Back End site that turns out a plain hop
     /// ([`Traffic::Backend`]) is not given its client, and no line on that
-    /// site its `Log=` tokens. Everything else is as `read_record` fills it.
+    /// site its `PrxFrom`. Everything else is as `read_record` fills it.
     pub fn read_record_counting_hops(&self, record: &w3c::Record<'_>, req: &mut Request) {
         self.read_record_as(record, req, Reading { hops_counted: true, log: LogWanted::ALL });
     }
@@ -265,10 +265,12 @@ impl Interpreter {
         }
         req.protocol = stem.as_ref().map_or_else(|| protocol_of(&req.stem), |s| s.protocol);
         // A line on the Back End site is a hop, a probe or an attack,
-        // whatever its `Log=` says (see `is_backend`), and none of the three
-        // is counted by its log tokens.
+        // whatever its `Log=` says (see `is_backend`): `PrxFrom` is not
+        // needed. Its other tokens are read, since in Exchange 2013+ only the
+        // back end, where ActiveSync runs, writes `Log=`: a device's model,
+        // OS and access state are in its hops, not in its front-end lines.
         let hop = reading.hops_counted && req.on_backend_site();
-        let log = if hop { LogWanted::NONE } else { reading.log.with(LogWanted::PROXIED_FROM) };
+        let log = if hop { reading.log } else { reading.log.with(LogWanted::PROXIED_FROM) };
         if req.protocol == Protocol::ActiveSync {
             match queries {
                 Some((slots, key)) => activesync_query(slots, key, &req.query, &mut req.activesync, log),
@@ -570,9 +572,6 @@ mod tests {
         assert_eq!(traffic, [Traffic::Person, Traffic::Backend, Traffic::Probe, Traffic::Attack, Traffic::Backend]);
         for (f, c) in full.iter().zip(&counted) {
             let mut expected = f.clone();
-            if f.on_backend_site() {
-                expected.activesync.log = Default::default();
-            }
             if f.traffic == Traffic::Backend {
                 (expected.client, expected.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
             }
@@ -584,6 +583,7 @@ mod tests {
         assert!(hop.is_failed_sign_in() && hop.user == "jdoe" && hop.client_ip.is_some());
         assert_ne!(full[1].client, ClientId::UNKNOWN);
         assert_eq!(full[1].activesync.log.proxied_from, "10.0.1.11");
+        assert_eq!(hop.activesync.log.access_state, "AllowedG");
     }
 
     #[test]

@@ -273,6 +273,11 @@ impl LogWanted {
     pub const fn any(self, other: LogWanted) -> bool {
         self.0 & other.0 != 0
     }
+
+    /// Whether every token wanted is one of `other`'s.
+    pub const fn within(self, other: LogWanted) -> bool {
+        self.0 & !other.0 == 0
+    }
 }
 
 impl LogTokens {
