@@ -40,6 +40,11 @@ Sources, cited in the comments as [name]:
   back-end lines carry `PrxFrom:` and stem `/Microsoft-Server-ActiveSync/Proxy/default.eas`
   (public sample lines quoted in the reference notes; MS support KB on the iOS 9
   MeetingResponse loop; TechNet bb201675 for the token table).
+- [eas-fe] Exchange 2013+: the front end (HttpProxy) only proxies
+  ActiveSync, so its IIS line has no `&Log=`: every public 2013+ line with
+  one carries `PrxFrom` (a back-end line), and the public front-end lines
+  with `cafeReqId` (Microsoft Q&A, tests/data/iis) have none. Corrected on
+  2026-12-03: this writer had put `&Log=` on both.
 - [ashttp-plain] MS-ASHTTP 2.2.1.1.1.1: `Cmd=&User=&DeviceId=&DeviceType=`, any order.
 - [ashttp-b64] MS-ASHTTP 2.2.1.1.1.1.1: base64 query: ProtocolVersion(1),
   CommandCode(1), Locale(2, LE), DeviceIdLength(1), DeviceId,
@@ -752,7 +757,7 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
                b64=False, version="161", as_state=None, dev_os=None, dev_model=None, provision=False,
                stem="/Microsoft-Server-ActiveSync/default.eas", options=False):
     """An ActiveSync device's day: plain [ashttp-plain] or base64 [ashttp-b64]
-    queries, Exchange's &Log= on front end and back end [eas-log]."""
+    queries, Exchange's &Log= on the back end only [eas-log] [eas-fe]."""
     rng = est.rng
     ts = times(rng, n)
     if options:
@@ -780,17 +785,16 @@ def eas_device(est, day, *, ukey, user, user_param, device_id, dtype, ua, client
         if as_state:
             toks += [("As", as_state)]
         toks += [("Mbx", f"{mailbox}.{MAILDOMAIN}"), ("Throttle", 0)]
-        fe_log = eas_log(toks)
+        # [eas-fe] the front end's line has no `&Log=`: the back end, where
+        # ActiveSync runs, writes it.
         be_log = eas_log([("PrxFrom", FE_IP)] + toks)
         if b64:
             q = eas_base64(cmd, device_id, dtype, user_param, None if cmd == "Provision" else 3141592653,
                            version=int(version[:3]) if len(version) == 3 else 141)
-            fe_q = f"{q}&Log={fe_log}"
-            be_q = f"{q}&Log={be_log}"
         else:
             q = f"Cmd={cmd}&User={quote(user_param, safe='@')}&DeviceId={device_id}&DeviceType={dtype}"
-            fe_q = f"{q}&Log={fe_log}"
-            be_q = f"{q}&Log={be_log}"
+        fe_q = q
+        be_q = f"{q}&Log={be_log}"
         taken = 1680000 + rng.randint(0, 900) if cmd == "Ping" else None
         est.person(day, t, method="POST", stem=stem, query=fe_q,
                    user=user, ukey=ukey, cip=cip, ua=ua, proto="activesync", client=client,

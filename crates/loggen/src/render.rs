@@ -638,18 +638,21 @@ impl<'a> Renderer<'a> {
         }
         let key = &self.pop.users[a.user].key;
         let fet = d.range(20, 9000);
+        // Only the back end, where ActiveSync runs, appends `&Log=` (Exchange
+        // 2013+): every public line with one has `PrxFrom`, a hop; the
+        // front-end line has none.
         if be {
             let mbx = &self.pop.servers[self.pop.users[a.user].mailbox].name;
             let _ = write!(q, "&Log=PrxFrom:{fe_ip}_V161_HH:{HOST}_SmtpAdrs:{key}%40{DOMAIN}_");
             if cmd == Cmd::Ping {
                 let _ = write!(q, "Hb:900_Rto:2_Cpo:{}_", d.range(100, 900));
             }
+            if a.log_tokens {
+                let _ = write!(q, "DevOS:{}_As:AllowedG_", a.dev_os);
+            }
             let _ = write!(q, "Fet:{fet}_Mbx:{mbx}.contoso.local_Dc:dc01.contoso.local_Throttle:0_");
-        } else if a.log_tokens {
-            let _ =
-                write!(q, "&Log=V161_HH:{HOST}_SmtpAdrs:{key}%40{DOMAIN}_DevOS:{}_As:AllowedG_Fet:{fet}_", a.dev_os);
         }
-        if self.pop.backend_heavy && (be || a.log_tokens) {
+        if self.pop.backend_heavy && be {
             // The rest of a busy server's `Log=`: budget, timings, sync
             // state; nothing the audit reports.
             let _ = write!(
