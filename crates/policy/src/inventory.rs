@@ -41,8 +41,9 @@ pub struct Inventory {
     cutover: String,
     devices: Vec<KnownDevice>,
     by_user: HashMap<String, HashSet<String>>,
-    /// Device id -> index in `devices` of the first entry with a model or OS.
-    facts: HashMap<String, usize>,
+    /// Device id -> model and OS: of every partnership of an export, known
+    /// at the cut-over or not, and of the devices of an inventory file.
+    facts: HashMap<String, (String, String)>,
 }
 
 impl Inventory {
@@ -64,12 +65,17 @@ impl Inventory {
 
     /// Record a device with what is known of it; the first sighting wins.
     pub fn insert_with(&mut self, known: KnownDevice) {
+        self.insert_facts(&known.device, &known.model, &known.os);
         let set = self.by_user.entry(known.user.clone()).or_default();
         if set.insert(known.device.clone()) {
-            if (!known.model.is_empty() || !known.os.is_empty()) && !self.facts.contains_key(&known.device) {
-                self.facts.insert(known.device.clone(), self.devices.len());
-            }
             self.devices.push(known);
+        }
+    }
+
+    /// Record what a device reported of itself; the first report wins.
+    fn insert_facts(&mut self, device: &str, model: &str, os: &str) {
+        if (!model.is_empty() || !os.is_empty()) && !self.facts.contains_key(device) {
+            self.facts.insert(device.to_string(), (model.to_string(), os.to_string()));
         }
     }
 
@@ -77,8 +83,7 @@ impl Inventory {
     /// Exchange judges a device access rule on DeviceModel or DeviceOS by
     /// what the partnership holds, and a request does not carry them.
     pub fn device_facts(&self, device_id: &str) -> Option<(&str, &str)> {
-        let d = &self.devices[*self.facts.get(device_id)?];
-        Some((&d.model, &d.os))
+        self.facts.get(device_id).map(|(model, os)| (model.as_str(), os.as_str()))
     }
 
     /// Whether any device has a model or OS.
@@ -114,6 +119,8 @@ impl Inventory {
     pub fn insert_partnerships(&mut self, partnerships: &[Partnership], cutover: Option<i64>) -> usize {
         let mut added = 0;
         for p in partnerships {
+            // What a device is does not depend on when it first synced.
+            self.insert_facts(&p.device_id, &p.device_model, &p.device_os);
             let known = match (p.first_sync, cutover) {
                 (_, None) => true,
                 (Some(first), Some(cutover)) => first < cutover,
@@ -248,6 +255,11 @@ mod tests {
         assert!(inventory.contains("jdoe", JANE_OUTLOOK));
         assert!(inventory.contains("uyilmaz", "0A1B2C3D4E5F60718293A4B5C6D7E8F9"));
         assert!(!inventory.contains("dking", "D4E5F60718293A4B5C6D7E8F90A1B2C3"));
+        // New at the cut-over, its model and OS still known.
+        assert_eq!(
+            inventory.device_facts("D4E5F60718293A4B5C6D7E8F90A1B2C3"),
+            Some(("Outlook for iOS and Android", "iOS 18.0"))
+        );
         let first = inventory.devices().iter().find(|d| d.device == JANE_OUTLOOK).unwrap();
         assert_eq!(first.first_seen, "2025-03-14T09:02:11Z");
     }

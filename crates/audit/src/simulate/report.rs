@@ -129,6 +129,14 @@ impl SimReport {
                 sim.unknown_auth()
             ));
         }
+        if let Some(rule) = policy.rule_without_device_facts() {
+            notes.push(format!(
+                "rule '{}' reads a device's model or OS: only a line's own `Log=` gives them here (Exchange 2013+ \
+                 writes it on back-end lines, which are counted, not judged), so the rule can miss requests; \
+                 give --devices with a device export, as the gateway needs",
+                rule.name
+            ));
+        }
 
         let mut affected = BTreeSet::new();
         let mut rule_reports = Vec::new();

@@ -231,3 +231,26 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
     assert_eq!(report["machines"]["denied_requests"], 1);
     assert_eq!(strings(&report["machines"]["rules"][0]["accounts"]), ["ex04$"]);
 }
+
+#[test]
+fn a_device_model_rule_says_it_needs_a_device_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("samsung.toml");
+    std::fs::write(
+        &policy,
+        "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = 'DeviceModel'\n\
+         query_string = 'SM-S911B'\naccess_level = 'Block'\n",
+    )
+    .unwrap();
+    let logs = workspace().join("examples/logs");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", policy.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(logs.to_str().unwrap());
+        crate::util::json(&args)["notes"].to_string()
+    };
+    assert!(run(&[]).contains("reads a device's model or OS"), "{}", run(&[]));
+    let export = workspace().join("tests/data/devices/ps51-convertto-json.json");
+    let with_export = run(&["--devices", export.to_str().unwrap()]);
+    assert!(!with_export.contains("reads a device's model or OS"), "{with_export}");
+}
