@@ -15,8 +15,9 @@ fn sample(name: &str) -> String {
 }
 
 /// The samples of this module: people only.
-const PEOPLE_SAMPLES: [&str; 5] = [
+const PEOPLE_SAMPLES: [&str; 6] = [
     "plaso-iis7-owa.log",
+    "msqa-430572-eas-front-end-no-log.log",
     "ipban-owa-auth-invalid-credentials.log",
     "msqa-228014-owa-sign-in-errorfe.log",
     "msqa-1022693-mac-outlook-ews-401.log",
@@ -208,4 +209,51 @@ fn real_people_samples_make_no_attack_in_json_or_table() {
         assert!(table.contains(user["user"].as_str().unwrap()), "{} in\n{table}", user["user"]);
     }
     assert!(table.contains("Requests by protocol"), "{table}");
+}
+
+#[test]
+fn exchange_2019_front_end_activesync_lines_have_no_log_and_a_hop_fills_the_device() {
+    // Exchange 2019's front end (Microsoft Q&A 430572): an iPad's Search and
+    // SendMail, each line published twice; no `&Log=` on any of them.
+    let file = sample("msqa-430572-eas-front-end-no-log.log");
+    let published = std::fs::read_to_string(&file).unwrap();
+    assert!(!published.contains("&Log="));
+    let report = audit(&[&file], &[]);
+    assert_eq!(report["summary"]["requests"], 4);
+    assert_eq!(
+        (report["summary"]["failed_sign_ins"].as_u64(), report["summary"]["attacks"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(report["findings"].as_array().unwrap().is_empty(), "{}", report["findings"]);
+    let user = only_user(&report);
+    assert_eq!(user["user"], "seanryan");
+    let device = &user["devices"][0];
+    assert_eq!(
+        (device["id"].as_str(), device["client"].as_str()),
+        (Some("N273TC3QE567H90G6LH4LTK89G"), Some("ios-mail"))
+    );
+    assert_eq!(counts(&device["commands"]), tally(&[("Search", 2), ("SendMail", 2)]));
+    assert_eq!(device["sources"][0]["network"], "internal");
+    assert!(device["model"].is_null() && device["os"].is_null() && device["access"].is_null(), "{device}");
+
+    // Beside it, the back end's hop of the same request (ours, shaped as the
+    // public back-end lines of the reference notes: `/Proxy/`, port 444,
+    // `PrxFrom`): the device gets what only the back end logged.
+    let dir = tempfile::tempdir().unwrap();
+    let hop = "#Software: Microsoft Internet Information Services 10.0\n#Fields: date time s-ip cs-method cs-uri-stem \
+               cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status \
+               time-taken\n2021-06-11 13:58:41 192.168.113.42 POST /Microsoft-Server-ActiveSync/Proxy/default.eas \
+               User=seanryan&DeviceId=N273TC3QE567H90G6LH4LTK89G&DeviceType=iPad&Cmd=Search&Log=SC1:1_PrxFrom:192.168.113.41_\
+               Ver1:161_DevModel:iPad7C2_DevOS:iOS+14.6_As:AllowedG_Mbx:EX2.contoso.local 444 XXXXXXX\\seanryan \
+               192.168.113.41 Apple-iPad7C2/1805.212 - 200 0 0 50\n";
+    std::fs::create_dir_all(dir.path().join("W3SVC2")).unwrap();
+    std::fs::write(dir.path().join("W3SVC2/u_ex210611.log"), hop).unwrap();
+    let both = audit(&[&file, dir.path().to_str().unwrap()], &[]);
+    assert_eq!(
+        (both["summary"]["requests"].as_u64(), both["summary"]["backend_duplicates"].as_u64()),
+        (Some(4), Some(1))
+    );
+    let device = &only_user(&both)["devices"][0];
+    assert_eq!((device["model"].as_str(), device["os"].as_str()), (Some("iPad7C2"), Some("iOS 14.6")), "{device}");
+    assert_eq!(device["access"]["state"], "allowed");
 }
