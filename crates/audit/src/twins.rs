@@ -25,6 +25,19 @@ struct DeviceFacts {
     access: Option<(i64, AccessVerdict)>,
 }
 
+impl DeviceFacts {
+    /// Give `model`, `os` and `access` what they lack of these facts.
+    fn fill(self, model: &mut String, os: &mut String, access: &mut Option<(i64, AccessVerdict)>) {
+        if model.is_empty() {
+            *model = self.model;
+        }
+        if os.is_empty() {
+            *os = self.os;
+        }
+        later_access(access, self.access);
+    }
+}
+
 /// Requests whose outcome the substatus changes: `[from][to]`, indexed as
 /// `Outcome::ALL`, from the status alone (what the HttpProxy line says) to
 /// the status with IIS's substatus.
@@ -80,13 +93,7 @@ impl TwinFacts {
             let mine = self.devices.entry(user).or_default();
             for (device, facts) in devices {
                 let m = mine.entry(device).or_default();
-                if m.model.is_empty() {
-                    m.model = facts.model;
-                }
-                if m.os.is_empty() {
-                    m.os = facts.os;
-                }
-                later_access(&mut m.access, facts.access);
+                facts.fill(&mut m.model, &mut m.os, &mut m.access);
             }
         }
         for (key, shifts) in other.outcomes {
@@ -107,13 +114,8 @@ impl TwinFacts {
                     continue;
                 }
                 let facts = self.devices.entry(user.clone()).or_default().entry(key.clone()).or_default();
-                if facts.model.is_empty() {
-                    facts.model.clone_from(&device.model);
-                }
-                if facts.os.is_empty() {
-                    facts.os.clone_from(&device.os);
-                }
-                later_access(&mut facts.access, device.access);
+                let hop = DeviceFacts { model: device.model.clone(), os: device.os.clone(), access: device.access };
+                hop.fill(&mut facts.model, &mut facts.os, &mut facts.access);
             }
         }
     }
@@ -125,13 +127,7 @@ impl TwinFacts {
             let Some(agg) = people.users.get_mut(&user) else { continue };
             for (key, facts) in devices {
                 let Some(device) = agg.devices.get_mut(&key) else { continue };
-                if device.model.is_empty() {
-                    device.model = facts.model;
-                }
-                if device.os.is_empty() {
-                    device.os = facts.os;
-                }
-                later_access(&mut device.access, facts.access);
+                facts.fill(&mut device.model, &mut device.os, &mut device.access);
             }
         }
         for (key, shifts) in self.outcomes {
@@ -185,24 +181,25 @@ mod tests {
         (d.model.clone(), d.os.clone(), d.access.is_some())
     }
 
+    /// `a` and `b` added in both orders, and in two aggregates merged.
+    fn in_every_order(a: &Request, b: &Request, catalog: &Catalog) -> [Aggregate; 3] {
+        let of = |requests: &[&Request]| {
+            let mut agg = Aggregate::default();
+            requests.iter().for_each(|r| agg.add(r, catalog));
+            agg
+        };
+        let mut merged = of(&[a]);
+        merged.merge(of(&[b]));
+        [of(&[a, b]), of(&[b, a]), merged]
+    }
+
     #[test]
     fn a_device_gets_what_only_its_iis_lines_logged_in_either_order() {
         let catalog = Catalog::builtin();
         let (counted, twin) = pair(true);
         let want = ("iPhone15,2".to_string(), "iOS 17.1".to_string(), true);
         // The IIS file first, the HttpProxy file first, or in two workers merged.
-        let mut a = Aggregate::default();
-        a.add(&twin, &catalog);
-        a.add(&counted, &catalog);
-        let mut b = Aggregate::default();
-        b.add(&counted, &catalog);
-        b.add(&twin, &catalog);
-        let mut c = Aggregate::default();
-        c.add(&counted, &catalog);
-        let mut other = Aggregate::default();
-        other.add(&twin, &catalog);
-        c.merge(other);
-        for mut agg in [a, b, c] {
+        for mut agg in in_every_order(&counted, &twin, &catalog) {
             assert_eq!(device(&agg).0, "", "not before settle");
             agg.settle();
             assert_eq!(device(&agg), want);
@@ -227,18 +224,7 @@ mod tests {
         hop.traffic = Traffic::Backend;
         hop.server_port = 444;
         let want = ("iPhone15,2".to_string(), "iOS 17.1".to_string(), true);
-        let mut hop_first = Aggregate::default();
-        hop_first.add(&hop, &catalog);
-        hop_first.add(&person, &catalog);
-        let mut person_first = Aggregate::default();
-        person_first.add(&person, &catalog);
-        person_first.add(&hop, &catalog);
-        let mut merged = Aggregate::default();
-        merged.add(&person, &catalog);
-        let mut other = Aggregate::default();
-        other.add(&hop, &catalog);
-        merged.merge(other);
-        for mut agg in [hop_first, person_first, merged] {
+        for mut agg in in_every_order(&person, &hop, &catalog) {
             agg.settle();
             assert_eq!(device(&agg), want);
             assert_eq!((agg.people.requests, agg.backend_hops()), (1, 1));
