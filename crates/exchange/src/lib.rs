@@ -21,6 +21,7 @@ pub mod exploits;
 pub mod identity;
 pub mod join;
 mod load;
+mod log_tokens;
 mod matching;
 pub mod networks;
 pub mod protocol;
