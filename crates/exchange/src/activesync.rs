@@ -505,6 +505,7 @@ pub fn fuzz(data: &[u8]) {
     let _ = decode_base64_query(&text, &mut out);
     parse_log(&text, &mut out.log);
     crate::log_tokens::fuzz(&text);
+    let _ = crate::device_information::read(data);
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::answer::{self, Answer};
 use crate::connection::{Activity, ConnState};
 use crate::events::Level;
 use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
+use crate::learn::{self, Tee};
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
 use crate::screen::{self, Refused};
@@ -80,6 +81,10 @@ pub(crate) fn handle(
             }
             return Err((refused, m.method.clone(), m.stem.clone()));
         }
+        let reads_device_facts = loaded.reads_device_facts();
+        if reads_device_facts {
+            shared.learned.fill(m);
+        }
         let decision = policy::evaluate(&loaded, m);
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
@@ -104,9 +109,11 @@ pub(crate) fn handle(
             Some(AuthUser::Named(u)) if connection_auth => Some(u),
             _ => None,
         };
-        Ok((decision, pending, m.protocol))
+        let informs = reads_device_facts && learn::may_inform(m);
+        let tee = informs.then(|| Tee::new(&m.activesync.device_id, shared.learned.clone()));
+        Ok((decision, pending, m.protocol, tee))
     });
-    let (decision, pending_user, protocol) = match verdict {
+    let (decision, pending_user, protocol, tee) = match verdict {
         Ok(v) => v,
         Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
     };
@@ -116,7 +123,7 @@ pub(crate) fn handle(
         return Handled::Answered { answer: Some(answer::denied(decision.status, decision.substatus, rule, finish)) };
     }
 
-    let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref());
+    let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref(), tee);
     let mut forward =
         Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now(), replay: None };
     // The common case: the connection's upstream connection is idle and

@@ -11,20 +11,22 @@ use hyper::header::{
 };
 use hyper::{Request, Version};
 
+use crate::learn::{Tee, Watched};
 use crate::model::{self, ConnInfo};
 
-/// The body Exchange gets: the client's, streamed, or none. A request
-/// without a body is sent with [`Empty`], so that it can be made again
-/// (see `forward::Replay`).
-pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// The body Exchange gets: the client's, streamed (and watched, see
+/// [`crate::learn`]), or none. A request without a body is sent with
+/// [`Empty`], so that it can be made again (see `forward::Replay`).
+pub(crate) type UpstreamBody = Either<Watched, Empty<Bytes>>;
 
 /// The request as Exchange gets it: hop-by-hop headers dropped and the
 /// client added to X-Forwarded-For; everything else, Authorization included,
-/// unchanged.
+/// unchanged. `tee`, if any, reads the body on its way.
 pub(crate) fn upstream_request(
     req: Request<Incoming>,
     info: &ConnInfo,
     peer_xff: Option<&HeaderValue>,
+    tee: Option<Tee>,
 ) -> Request<UpstreamBody> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -66,7 +68,7 @@ pub(crate) fn upstream_request(
         parts.headers.insert(xff, v.clone());
     }
     parts.version = Version::HTTP_11;
-    let body = if body.is_end_stream() { Either::Right(Empty::new()) } else { Either::Left(body) };
+    let body = if body.is_end_stream() { Either::Right(Empty::new()) } else { Either::Left(Watched::new(body, tee)) };
     Request::from_parts(parts, body)
 }
 

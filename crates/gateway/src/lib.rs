@@ -22,6 +22,7 @@ mod forward;
 mod headers;
 mod health;
 mod joint;
+mod learn;
 mod load;
 mod metrics;
 pub mod model;

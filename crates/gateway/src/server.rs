@@ -144,6 +144,7 @@ impl Gateway {
             max_head_bytes: config.max_header_bytes,
             trusted: config.trusted()?,
             shutdown,
+            learned: Arc::default(),
         });
         Ok(Gateway {
             shared,

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub max_head_bytes: usize,
     pub trusted: Vec<IpNet>,
     pub shutdown: watch::Sender<bool>,
+    /// Devices' models and OSes as they said them (see [`crate::learn`]).
+    pub learned: Arc<crate::learn::Learned>,
 }
 
 impl Shared {

@@ -424,3 +424,42 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let export = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(export.into())).await;
+        let post = |cmd: &str, id: &str, body: &[u8]| {
+            let mut raw = format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
+                 HTTP/1.1\r\nHost: mail\r\nContent-Type: application/vnd.ms-sync.wbxml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(body);
+            raw
+        };
+        // WBXML Provision (14.1): DeviceInformation's Model and OS (code page 18).
+        let provision = |model: &str| {
+            let mut b = b"\x03\x01\x6a\x00\x00\x0e\x45\x00\x12\x56\x48\x57\x03".to_vec();
+            b.extend_from_slice(model.as_bytes());
+            b.extend_from_slice(b"\x00\x01\x5a\x03Android 14\x00\x01\x01\x01\x01");
+            b
+        };
+        // Not in the export: its model is not known yet.
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "200");
+        // It says what it is as it provisions (passed on: Exchange judges it too) ...
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        // ... and from then on it is judged by it.
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        // Another model passes.
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWPIXEL1", &provision("Pixel 8"))).await), "200");
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWPIXEL1", b"")).await), "200");
+        assert_eq!(mock.seen().len(), 4);
+        gw.stop().await;
+    })
+    .await;
+}

@@ -20,6 +20,8 @@ pub struct ReadyPolicy {
     interpreter: Arc<Interpreter>,
     /// Per rule, its name, shared (labels, log fields).
     rule_names: Vec<Arc<str>>,
+    /// A rule reads a device's model or OS.
+    reads_device_facts: bool,
 }
 
 impl ReadyPolicy {
@@ -56,7 +58,8 @@ impl ReadyPolicy {
             }
         }
         let rule_names = policy.rules().iter().map(|r| Arc::from(r.name.as_str())).collect();
-        Ok(ReadyPolicy { policy, inventory, interpreter, rule_names })
+        let reads_device_facts = policy.rules().iter().any(reads_device_facts);
+        Ok(ReadyPolicy { policy, inventory, interpreter, rule_names, reads_device_facts })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -79,10 +82,15 @@ impl ReadyPolicy {
     /// after the fact), so live traffic can only be judged on them from a
     /// device export. `None` when every such rule can be enforced.
     pub fn rule_without_device_facts(&self) -> Option<&crate::model::Rule> {
-        if self.inventory.as_deref().is_some_and(Inventory::has_device_facts) {
+        if !self.reads_device_facts || self.inventory.as_deref().is_some_and(Inventory::has_device_facts) {
             return None;
         }
-        self.policy.rules().iter().find(|r| r.uses(&|c| matches!(c, Cond::DeviceModel(_) | Cond::DeviceOs(_))))
+        self.policy.rules().iter().find(|r| reads_device_facts(r))
+    }
+
+    /// Whether a rule reads a device's model or OS.
+    pub fn reads_device_facts(&self) -> bool {
+        self.reads_device_facts
     }
 
     /// See [`evaluate`].
@@ -100,6 +108,10 @@ impl ReadyPolicy {
     pub fn decided_by(&self, decision: &Decision) -> &str {
         self.rule_name(decision.rule).map_or("default", |r| r)
     }
+}
+
+fn reads_device_facts(rule: &crate::model::Rule) -> bool {
+    rule.uses(&|c| matches!(c, Cond::DeviceModel(_) | Cond::DeviceOs(_)))
 }
 
 /// Decide `request` under `policy`: the first rule whose conditions all match
