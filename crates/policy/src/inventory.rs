@@ -42,13 +42,27 @@ pub struct Inventory {
     devices: Vec<KnownDevice>,
     by_user: HashMap<String, HashSet<String>>,
     /// Device id -> model and OS: of every partnership of an export, known
-    /// at the cut-over or not, and of the devices of an inventory file.
+    /// at the cut-over or not, of the devices of an inventory file, and of
+    /// what the logs' `Log=` said ([`Inventory::insert_device_facts`]).
     facts: HashMap<String, (String, String)>,
+    /// Holds device facts only: says nothing of which devices are known.
+    facts_only: bool,
 }
 
 impl Inventory {
     pub fn new(cutover: impl Into<String>) -> Inventory {
         Inventory { cutover: cutover.into(), ..Inventory::default() }
+    }
+
+    /// An inventory of devices' models and OSes only: `device` rules cannot
+    /// run on it (every device would be new).
+    pub fn facts_only() -> Inventory {
+        Inventory { facts_only: true, ..Inventory::default() }
+    }
+
+    /// Whether it holds device facts only (see [`Inventory::facts_only`]).
+    pub fn is_facts_only(&self) -> bool {
+        self.facts_only
     }
 
     /// Record a device; the first sighting wins. User keys are compared as given
@@ -73,6 +87,10 @@ impl Inventory {
     }
 
     /// Record what a device reported of itself; the first report wins.
+    pub fn insert_device_facts(&mut self, device: &str, model: &str, os: &str) {
+        self.insert_facts(device, model, os);
+    }
+
     fn insert_facts(&mut self, device: &str, model: &str, os: &str) {
         if (!model.is_empty() || !os.is_empty()) && !self.facts.contains_key(device) {
             self.facts.insert(device.to_string(), (model.to_string(), os.to_string()));

@@ -428,6 +428,11 @@ impl Rule {
             && !self.unless.iter().any(|g| g.iter().all(|c| c.matches(req, inv)))
     }
 
+    /// Whether it reads a device's model or OS.
+    pub(crate) fn reads_device_facts(&self) -> bool {
+        self.uses(&|c| matches!(c, Cond::DeviceModel(_) | Cond::DeviceOs(_)))
+    }
+
     pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
         fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
             pred(c)
@@ -524,6 +529,11 @@ impl Policy {
 
     /// True when some rule looks at the authentication type, which IIS logs
     /// do not record: such a rule never matches their lines.
+    /// Whether a rule reads a device's model or OS.
+    pub fn reads_device_facts(&self) -> bool {
+        self.rules.iter().any(Rule::reads_device_facts)
+    }
+
     pub fn uses_auth_type(&self) -> bool {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Auth(_))))
     }

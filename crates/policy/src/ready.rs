@@ -45,7 +45,7 @@ impl ReadyPolicy {
         inventory: Option<Arc<Inventory>>,
         interpreter: Arc<Interpreter>,
     ) -> Result<ReadyPolicy, PolicyError> {
-        if inventory.is_none() {
+        if inventory.as_deref().is_none_or(Inventory::is_facts_only) {
             if let Some(r) = policy.rules().iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_)))) {
                 return Err(PolicyError::Invalid {
                     file: policy.origin().to_string(),
@@ -58,7 +58,7 @@ impl ReadyPolicy {
             }
         }
         let rule_names = policy.rules().iter().map(|r| Arc::from(r.name.as_str())).collect();
-        let reads_device_facts = policy.rules().iter().any(reads_device_facts);
+        let reads_device_facts = policy.reads_device_facts();
         Ok(ReadyPolicy { policy, inventory, interpreter, rule_names, reads_device_facts })
     }
 
@@ -85,7 +85,7 @@ impl ReadyPolicy {
         if !self.reads_device_facts || self.inventory.as_deref().is_some_and(Inventory::has_device_facts) {
             return None;
         }
-        self.policy.rules().iter().find(|r| reads_device_facts(r))
+        self.policy.rules().iter().find(|r| r.reads_device_facts())
     }
 
     /// Whether a rule reads a device's model or OS.
@@ -108,10 +108,6 @@ impl ReadyPolicy {
     pub fn decided_by(&self, decision: &Decision) -> &str {
         self.rule_name(decision.rule).map_or("default", |r| r)
     }
-}
-
-fn reads_device_facts(rule: &crate::model::Rule) -> bool {
-    rule.uses(&|c| matches!(c, Cond::DeviceModel(_) | Cond::DeviceOs(_)))
 }
 
 /// Decide `request` under `policy`: the first rule whose conditions all match

@@ -340,6 +340,23 @@ pub fn inventory_before(agg: &crate::Aggregate, cutover: i64) -> policy::Invento
     inventory
 }
 
+/// Add to `inventory` the model and OS of every device the logs' `Log=`
+/// gave them for (a back-end hop's, in Exchange 2013+): Exchange judges a
+/// device access rule on them for all the device's requests, while most
+/// lines carry neither. What `inventory` already holds (an export's) wins.
+pub fn learn_device_facts(agg: &crate::Aggregate, inventory: &mut policy::Inventory) -> usize {
+    let mut learned = 0;
+    for (_, user) in agg.people_tally().sorted_users() {
+        for (device, d) in user.sorted_devices() {
+            if d.keyed_by_id && (!d.model.is_empty() || !d.os.is_empty()) && inventory.device_facts(device).is_none() {
+                inventory.insert_device_facts(device, &d.model, &d.os);
+                learned += 1;
+            }
+        }
+    }
+    learned
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

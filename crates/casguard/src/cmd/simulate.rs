@@ -54,13 +54,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let files = sorted.logs;
     let options = args.inputs.scan_options()?;
 
+    let mut first_pass = None;
     let mut inventory = match (&args.inventory, &args.known_before) {
         (Some(path), _) => Some(Inventory::load(path)?),
         (None, Some(time)) => {
             // First pass: when each device was first seen.
             let cutover = parse_time(time)?;
             let (aggregate, _) = audit::audit_files(&files, &options, &interpreter, &|_| {})?;
-            Some(inventory_before(&aggregate, cutover))
+            let known = inventory_before(&aggregate, cutover);
+            first_pass = Some(aggregate);
+            Some(known)
         }
         (None, None) => None,
     };
@@ -77,6 +80,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
         inventory = Some(known);
     }
+    // A rule on a device's model or OS: Exchange judges every request of a
+    // device by them, and few lines carry them (the back end's `Log=`).
+    let mut learned = 0;
+    if policy.reads_device_facts() || baseline.as_ref().is_some_and(Policy::reads_device_facts) {
+        let aggregate = match first_pass {
+            Some(aggregate) => aggregate,
+            None => audit::audit_files(&files, &options, &interpreter, &|_| {})?.0,
+        };
+        learned = audit::simulate::learn_device_facts(&aggregate, inventory.get_or_insert_with(Inventory::facts_only));
+    }
     let inventory = inventory.map(Arc::new);
     let baseline = baseline.map(|b| ReadyPolicy::new(b, inventory.clone(), interpreter.clone())).transpose()?;
     let policy = ReadyPolicy::new(policy, inventory, interpreter)?;
@@ -86,7 +99,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 
     let (simulation, stats) =
         scan_against(&files, &options, policy.interpreter(), &policy, global, args.report.strict, Simulation::merge)?;
-    let report = SimReport::build(&simulation, &policy, &stats);
+    let mut report = SimReport::build(&simulation, &policy, &stats);
+    if learned > 0 {
+        report.notes.push(format!(
+            "the model and OS of {learned} device(s) were read from the logs' `Log=` (Exchange 2013+ writes it on \
+             back-end lines) and judge all their requests, as Exchange does; the gateway reads them from --devices \
+             and from a new device's Provision or Settings body"
+        ));
+    }
     write_report(
         args.report.format,
         args.report.out.as_ref(),

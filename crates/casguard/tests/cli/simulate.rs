@@ -232,25 +232,61 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
     assert_eq!(strings(&report["machines"]["rules"][0]["accounts"]), ["ex04$"]);
 }
 
-#[test]
-fn a_device_model_rule_says_it_needs_a_device_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("samsung.toml");
+/// A policy blocking one device model or OS, written into `dir`.
+fn device_rule(dir: &Path, characteristic: &str, value: &str) -> String {
+    let policy = dir.join("device-rule.toml");
     std::fs::write(
         &policy,
-        "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = 'DeviceModel'\n\
-         query_string = 'SM-S911B'\naccess_level = 'Block'\n",
+        format!(
+            "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = '{characteristic}'\n\
+             query_string = '{value}'\naccess_level = 'Block'\n"
+        ),
     )
     .unwrap();
-    let logs = workspace().join("examples/logs");
-    let run = |extra: &[&str]| {
-        let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", policy.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        args.push(logs.to_str().unwrap());
-        crate::util::json(&args)["notes"].to_string()
-    };
-    assert!(run(&[]).contains("reads a device's model or OS"), "{}", run(&[]));
+    policy.display().to_string()
+}
+
+fn simulate_with(policy: &str, logs: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", policy];
+    args.extend_from_slice(extra);
+    args.push(logs);
+    crate::util::json(&args)
+}
+
+#[test]
+fn a_device_os_rule_judges_every_request_of_a_device_whose_hops_logged_it() {
+    // Only the back end writes `Log=` (DevOS): the front-end lines, which
+    // simulate judges, carry none, yet Exchange judges them all by it.
+    let dir = tempfile::tempdir().unwrap();
+    let os = "Outlook for iOS and Android 1.0";
+    let policy = device_rule(dir.path(), "DeviceOS", os);
+    let logs = workspace().join("examples/logs").display().to_string();
+    let audit = crate::util::audit(&[&logs], &[]);
+    let mut expected = BTreeSet::new();
+    let mut activesync = 0;
+    for user in audit["users"].as_array().unwrap() {
+        for device in user["devices"].as_array().unwrap().iter().filter(|d| d["os"] == os) {
+            expected.insert(user["user"].as_str().unwrap().to_string());
+            activesync += device["protocols"]["activesync"].as_u64().unwrap_or(0);
+        }
+    }
+    assert!(expected.len() > 2, "{expected:?}");
+    let report = simulate_with(&policy, &logs, &[]);
+    let rule = &report["rules"][0];
+    assert_eq!(rule["denied_requests"].as_u64(), Some(activesync));
+    assert_eq!(strings(&rule["users"]).into_iter().collect::<BTreeSet<_>>(), expected);
+    assert!(report["notes"].to_string().contains("were read from the logs"), "{}", report["notes"]);
+}
+
+#[test]
+fn a_device_model_rule_says_when_nothing_gives_a_model() {
+    // Exchange 2019 front-end lines alone: no `Log=` anywhere.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = device_rule(dir.path(), "DeviceModel", "SM-S911B");
+    let logs = workspace().join("tests/data/iis/msqa-430572-eas-front-end-no-log.log").display().to_string();
+    let alone = simulate_with(&policy, &logs, &[])["notes"].to_string();
+    assert!(alone.contains("reads a device's model or OS"), "{alone}");
     let export = workspace().join("tests/data/devices/ps51-convertto-json.json");
-    let with_export = run(&["--devices", export.to_str().unwrap()]);
+    let with_export = simulate_with(&policy, &logs, &["--devices", export.to_str().unwrap()])["notes"].to_string();
     assert!(!with_export.contains("reads a device's model or OS"), "{with_export}");
 }
