@@ -145,7 +145,12 @@ pub fn model(m: &exchange::Request) -> Result<(), Refused> {
 /// A request Exchange's front end would route to another path than the one
 /// judged (see [`exchange::url::routes_past_its_path`]): the ProxyShell and
 /// ProxyNotShell shape, refused whatever the policy says of its outer path.
+#[inline]
 pub fn routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), Refused> {
+    // Only Autodiscover's handler reads an explicit logon from the query.
+    if m.protocol != exchange::Protocol::Autodiscover {
+        return Ok(());
+    }
     let cookie = headers.get(COOKIE).map_or(&b""[..], |v| v.as_bytes());
     if exchange::url::routes_past_its_path(&m.stem, &m.query, cookie) {
         return Err(Refused::new(400, "autodiscover.json routed to another path (explicit logon, ProxyShell)"));
