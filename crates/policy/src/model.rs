@@ -203,10 +203,12 @@ pub enum Cond {
 /// lines without them: Exchange logs them on few requests).
 fn device_facts<'a>(req: &'a Request, inv: Option<&'a Inventory>) -> (&'a str, &'a str) {
     let log = &req.activesync.log;
-    let known = || inv.and_then(|i| i.device_facts(&req.activesync.device_id)).unwrap_or(("", ""));
-    let model = if log.device_model.is_empty() { known().0 } else { &log.device_model };
-    let os = if log.device_os.is_empty() { known().1 } else { &log.device_os };
-    (model, os)
+    if !log.device_model.is_empty() && !log.device_os.is_empty() {
+        return (&log.device_model, &log.device_os);
+    }
+    let (model, os) = inv.and_then(|i| i.device_facts(&req.activesync.device_id)).unwrap_or(("", ""));
+    let pick = |logged: &'a str, known: &'a str| if logged.is_empty() { known } else { logged };
+    (pick(&log.device_model, model), pick(&log.device_os, os))
 }
 
 fn any_ci(values: &[String], v: &str) -> bool {
