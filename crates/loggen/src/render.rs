@@ -623,24 +623,25 @@ impl<'a> Renderer<'a> {
     fn as_query(&mut self, a: &Agent, cmd: Cmd, be: bool, fe_ip: &str, ev: &Event, d: &mut Rng) {
         if let Some(b) = a.b64 {
             self.b64_query(a, cmd, b.version, b.style, ev);
-            return;
+        } else {
+            let (c, u, id, dt) = (cmd.name(), &a.param_raw, &a.device_key, a.device_type);
+            let q = &mut self.q;
+            let _ = match a.order {
+                0 => write!(q, "Cmd={c}&User={u}&DeviceId={id}&DeviceType={dt}"),
+                1 => write!(q, "User={u}&DeviceId={id}&DeviceType={dt}&Cmd={c}"),
+                2 => write!(q, "DeviceId={id}&DeviceType={dt}&Cmd={c}&User={u}"),
+                _ => write!(q, "Cmd={c}&DeviceId={id}&DeviceType={dt}&User={u}"),
+            };
+            if cmd == Cmd::SendMail {
+                q.push_str("&SaveInSent=T");
+            }
         }
-        let (c, u, id, dt) = (cmd.name(), &a.param_raw, &a.device_key, a.device_type);
         let q = &mut self.q;
-        let _ = match a.order {
-            0 => write!(q, "Cmd={c}&User={u}&DeviceId={id}&DeviceType={dt}"),
-            1 => write!(q, "User={u}&DeviceId={id}&DeviceType={dt}&Cmd={c}"),
-            2 => write!(q, "DeviceId={id}&DeviceType={dt}&Cmd={c}&User={u}"),
-            _ => write!(q, "Cmd={c}&DeviceId={id}&DeviceType={dt}&User={u}"),
-        };
-        if cmd == Cmd::SendMail {
-            q.push_str("&SaveInSent=T");
-        }
         let key = &self.pop.users[a.user].key;
         let fet = d.range(20, 9000);
         // Only the back end, where ActiveSync runs, appends `&Log=` (Exchange
-        // 2013+): every public line with one has `PrxFrom`, a hop; the
-        // front-end line has none.
+        // 2013+), after a base64 query as after a plain one: every public
+        // line with one has `PrxFrom`, a hop; the front-end line has none.
         if be {
             let mbx = &self.pop.servers[self.pop.users[a.user].mailbox].name;
             let _ = write!(q, "&Log=PrxFrom:{fe_ip}_V161_HH:{HOST}_SmtpAdrs:{key}%40{DOMAIN}_");
