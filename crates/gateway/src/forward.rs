@@ -26,7 +26,7 @@ use crate::answer::{self, Answer};
 use crate::connection::{Activity, ConnState};
 use crate::events::Level;
 use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
-use crate::learn::{self, Tee};
+use crate::learn;
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
 use crate::screen::{self, Refused};
@@ -83,7 +83,7 @@ pub(crate) fn handle(
         }
         let reads_device_facts = loaded.reads_device_facts();
         if reads_device_facts {
-            shared.learned.fill(m);
+            shared.learned.fill(m, loaded.inventory());
         }
         let decision = policy::evaluate(&loaded, m);
         let rule = loaded.rule_name(decision.rule);
@@ -110,10 +110,9 @@ pub(crate) fn handle(
             _ => None,
         };
         let informs = reads_device_facts && learn::may_inform(m);
-        let tee = informs.then(|| Tee::new(&m.activesync.device_id, shared.learned.clone()));
-        Ok((decision, pending, m.protocol, tee))
+        Ok((decision, pending, m.protocol, informs.then(|| learn::informing(m, &shared.learned))))
     });
-    let (decision, pending_user, protocol, tee) = match verdict {
+    let (decision, pending_user, protocol, informing) = match verdict {
         Ok(v) => v,
         Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
     };
@@ -123,9 +122,11 @@ pub(crate) fn handle(
         return Handled::Answered { answer: Some(answer::denied(decision.status, decision.substatus, rule, finish)) };
     }
 
+    // Boxed: rare, and `Forward` travels with every request.
+    let (tee, informed) = informing.map(|(tee, informed)| (tee, Box::new(informed))).unzip();
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref(), tee);
     let mut forward =
-        Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now(), replay: None };
+        Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now(), replay: None, informed };
     // The common case: the connection's upstream connection is idle and
     // open. Anything else (the first request, a reconnect) is connected first (`Handled::Connecting`).
     let mut slot = lock(&conn.upstream);
@@ -222,6 +223,8 @@ struct Forward {
     sent: Instant,
     /// The request again, when it may be sent twice (see [`Replay`]).
     replay: Option<Replay>,
+    /// What its body says of its device, kept if Exchange accepts it.
+    informed: Option<Box<learn::Informed>>,
 }
 
 /// A copy of a request that can be sent again after it failed on a reused
@@ -331,6 +334,9 @@ impl Forward {
             if parts.status != StatusCode::UNAUTHORIZED {
                 *lock(&self.conn.auth_user) = user;
             }
+        }
+        if let Some(informed) = self.informed.take() {
+            informed.answered(parts.status.as_u16());
         }
         self.finish.status(parts.status.as_u16(), 0);
         Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(self.finish) })

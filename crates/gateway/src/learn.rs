@@ -5,6 +5,11 @@
 //! later requests. A device export gives the devices that set up before the
 //! gateway ran; this gives the ones that set up since. Only done when the
 //! policy has a rule on a device's model or OS.
+//!
+//! A body says what its sender wants: what it says is kept only for the
+//! user the request named and once Exchange answered it 200 (so it signed
+//! in), and never over what the export says of the device. A user can
+//! misname only their own device's model, as they can to Exchange.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -12,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use exchange::device_information::DeviceInformation;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::lock;
@@ -22,36 +28,49 @@ const MAX_DEVICES: usize = 100_000;
 /// Body bytes read at most: `DeviceInformation` opens the body.
 const MAX_BODY: usize = 16 * 1024;
 
-/// Device id -> (model, OS), as the devices said.
+/// Device id -> (model, OS), as one user's devices said.
+type Devices = HashMap<String, (String, String)>;
+
+/// User key -> that user's devices, and how many devices in all.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
-    devices: Mutex<HashMap<String, (String, String)>>,
+    users: Mutex<(HashMap<String, Devices>, usize)>,
 }
 
 impl Learned {
     /// Fill a request's model and OS (its `Log=` fields, which
-    /// `policy::evaluate` reads first) from what its device said before.
-    pub fn fill(&self, m: &mut exchange::Request) {
-        let log = &mut m.activesync.log;
-        if !log.device_model.is_empty() || m.activesync.device_id.is_empty() {
+    /// `policy::evaluate` reads first) from what its device said before,
+    /// unless `inventory` (the export) knows them.
+    pub fn fill(&self, m: &mut exchange::Request, inventory: Option<&policy::Inventory>) {
+        let device = m.activesync.device_id.as_str();
+        if !m.activesync.log.device_model.is_empty()
+            || device.is_empty()
+            || m.user.is_empty()
+            || inventory.is_some_and(|i| i.device_facts(device).is_some())
+        {
             return;
         }
-        if let Some((model, os)) = lock(&self.devices).get(&m.activesync.device_id) {
-            log.device_model.clone_from(model);
-            log.device_os.clone_from(os);
+        let users = lock(&self.users);
+        if let Some((model, os)) = users.0.get(m.user.as_str()).and_then(|d| d.get(device)) {
+            m.activesync.log.device_model.clone_from(model);
+            m.activesync.log.device_os.clone_from(os);
         }
     }
 
-    fn insert(&self, device: String, info: exchange::device_information::DeviceInformation) {
-        let mut devices = lock(&self.devices);
-        if devices.len() < MAX_DEVICES || devices.contains_key(&device) {
-            devices.insert(device, (info.model, info.os));
+    fn insert(&self, user: String, device: String, info: DeviceInformation) {
+        let mut users = lock(&self.users);
+        let (map, count) = &mut *users;
+        let known = map.get(&user).is_some_and(|d| d.contains_key(&device));
+        if !known && *count >= MAX_DEVICES {
+            return;
         }
+        *count += usize::from(!known);
+        map.entry(user).or_default().insert(device, (info.model, info.os));
     }
 
     #[cfg(test)]
-    fn get(&self, device: &str) -> Option<(String, String)> {
-        lock(&self.devices).get(device).cloned()
+    fn get(&self, user: &str, device: &str) -> Option<(String, String)> {
+        lock(&self.users).0.get(user).and_then(|d| d.get(device)).cloned()
     }
 }
 
@@ -59,23 +78,52 @@ impl Learned {
 pub(crate) fn may_inform(m: &exchange::Request) -> bool {
     m.protocol == exchange::Protocol::ActiveSync
         && m.method.eq_ignore_ascii_case("POST")
+        && !m.user.is_empty()
         && !m.activesync.device_id.is_empty()
         && ["Provision", "Settings"].iter().any(|c| m.activesync.command.eq_ignore_ascii_case(c))
 }
 
-/// Reads the first [`MAX_BODY`] bytes of a body on their way to Exchange;
-/// what they say is learned when the body is done with (dropped), sent or not.
-pub(crate) struct Tee {
+/// What a request's body said, waiting for Exchange's answer.
+type Said = Arc<Mutex<Option<DeviceInformation>>>;
+
+/// A request that may inform of its device: a [`Tee`] for its body, and
+/// what is learned from it once Exchange answers.
+pub(crate) fn informing(m: &exchange::Request, learned: &Arc<Learned>) -> (Tee, Informed) {
+    let said = Said::default();
+    let tee = Tee { read: Vec::new(), said: said.clone() };
+    let informed =
+        Informed { user: m.user.clone(), device: m.activesync.device_id.clone(), said, learned: learned.clone() };
+    (tee, informed)
+}
+
+/// Kept with the request until Exchange answers it.
+pub(crate) struct Informed {
+    user: String,
     device: String,
-    read: Vec<u8>,
+    said: Said,
     learned: Arc<Learned>,
 }
 
-impl Tee {
-    pub fn new(device: &str, learned: Arc<Learned>) -> Tee {
-        Tee { device: device.to_string(), read: Vec::new(), learned }
+impl Informed {
+    /// Exchange answered `status`: a 200 accepts what the body said.
+    pub fn answered(self, status: u16) {
+        if status != 200 {
+            return;
+        }
+        if let Some(info) = lock(&self.said).take() {
+            self.learned.insert(self.user, self.device, info);
+        }
     }
+}
 
+/// Reads the first [`MAX_BODY`] bytes of a body on their way to Exchange;
+/// what they say is read when the body is done with (dropped, once sent).
+pub(crate) struct Tee {
+    read: Vec<u8>,
+    said: Said,
+}
+
+impl Tee {
     fn take(&mut self, data: &Bytes) {
         let room = MAX_BODY.saturating_sub(self.read.len());
         self.read.extend_from_slice(&data[..data.len().min(room)]);
@@ -84,9 +132,7 @@ impl Tee {
 
 impl Drop for Tee {
     fn drop(&mut self) {
-        if let Some(info) = exchange::device_information::read(&self.read) {
-            self.learned.insert(std::mem::take(&mut self.device), info);
-        }
+        *lock(&self.said) = exchange::device_information::read(&self.read);
     }
 }
 
@@ -131,24 +177,58 @@ impl Body for Watched {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_device_is_learned_when_its_body_is_done_with() {
-        let learned = Arc::new(Learned::default());
-        let mut tee = Tee::new("SEC1A2B3C4D5E6F7", learned.clone());
-        // WBXML: Settings page, Model "SM-S911B", OS "Android 14".
-        let body = b"\x03\x01\x6a\x00\x00\x12\x56\x48\x57\x03SM-S911B\x00\x01\x5a\x03Android 14\x00\x01\x01\x01";
-        tee.take(&Bytes::from_static(&body[..9]));
-        assert_eq!(learned.get("SEC1A2B3C4D5E6F7"), None);
-        tee.take(&Bytes::from_static(&body[9..]));
-        drop(tee);
-        assert_eq!(learned.get("SEC1A2B3C4D5E6F7"), Some(("SM-S911B".into(), "Android 14".into())));
-        // A later request of that device gets them; one with its own keeps its own.
+    /// WBXML: Settings page, Model "SM-S911B", OS "Android 14".
+    const BODY: &[u8] = b"\x03\x01\x6a\x00\x00\x12\x56\x48\x57\x03SM-S911B\x00\x01\x5a\x03Android 14\x00\x01\x01\x01";
+
+    fn provision(user: &str, device: &str) -> exchange::Request {
         let mut m = exchange::Request::default();
-        m.activesync.device_id = "SEC1A2B3C4D5E6F7".into();
-        learned.fill(&mut m);
-        assert_eq!(m.activesync.log.device_model, "SM-S911B");
-        m.activesync.log.device_model = "Other".into();
-        learned.fill(&mut m);
-        assert_eq!(m.activesync.log.device_model, "Other");
+        m.user = user.into();
+        m.activesync.device_id = device.into();
+        m
+    }
+
+    #[test]
+    fn a_device_is_learned_for_its_user_once_exchange_accepts_the_body() {
+        let learned = Arc::new(Learned::default());
+        let m = provision("erin", "NEW1");
+        let (mut tee, informed) = informing(&m, &learned);
+        tee.take(&Bytes::from_static(&BODY[..9]));
+        tee.take(&Bytes::from_static(&BODY[9..]));
+        drop(tee);
+        assert_eq!(learned.get("erin", "NEW1"), None, "not before Exchange answers");
+        informed.answered(200);
+        assert_eq!(learned.get("erin", "NEW1"), Some(("SM-S911B".into(), "Android 14".into())));
+        // A later request of that device gets them; one with its own keeps its own.
+        let mut later = provision("erin", "NEW1");
+        learned.fill(&mut later, None);
+        assert_eq!(later.activesync.log.device_model, "SM-S911B");
+        later.activesync.log.device_model = "Other".into();
+        learned.fill(&mut later, None);
+        assert_eq!(later.activesync.log.device_model, "Other");
+        // Another user naming that device id gets nothing.
+        let mut other = provision("mallory", "NEW1");
+        learned.fill(&mut other, None);
+        assert_eq!(other.activesync.log.device_model, "");
+    }
+
+    #[test]
+    fn a_body_exchange_refused_or_the_export_contradicts_teaches_nothing() {
+        let learned = Arc::new(Learned::default());
+        let m = provision("erin", "SEC1A2B3C4D5E6F7");
+        let (mut tee, informed) = informing(&m, &learned);
+        tee.take(&Bytes::from_static(BODY));
+        drop(tee);
+        informed.answered(401);
+        assert_eq!(learned.get("erin", "SEC1A2B3C4D5E6F7"), None);
+        // Learned, but the export says otherwise of the device: the export wins.
+        let (mut tee, informed) = informing(&m, &learned);
+        tee.take(&Bytes::from_static(BODY));
+        drop(tee);
+        informed.answered(200);
+        let mut export = policy::Inventory::new("");
+        export.insert_device_facts("SEC1A2B3C4D5E6F7", "Pixel 8", "Android 14");
+        let mut later = provision("erin", "SEC1A2B3C4D5E6F7");
+        learned.fill(&mut later, Some(&export));
+        assert_eq!(later.activesync.log.device_model, "", "left to the export");
     }
 }
