@@ -79,7 +79,11 @@ pub fn fill(
 }
 
 /// Fields the interpreter clears and derives from the query; called after it.
+/// A client's `&Log=` is dropped: Exchange writes that to its own log, so
+/// in a request it is the client's say-so (`&Log=DevModel:Pixel` would name
+/// a blocked phone another model to a DeviceModel rule).
 pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap) {
+    r.activesync.log.keep_only(exchange::LogWanted::NONE);
     if r.protocol == exchange::Protocol::ActiveSync && r.activesync.protocol_version.is_empty() {
         if let Some(v) = headers.get(MS_ASPROTOCOLVERSION).and_then(|v| v.to_str().ok()) {
             r.activesync.protocol_version.push_str(v.trim());

@@ -463,3 +463,23 @@ async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_parameter_in_a_request_names_no_model() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let export = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(export.into())).await;
+        // Carol's SM-S911B, claiming in its own query what Exchange logs.
+        for log in ["", "&Log=DevModel:Pixel+8_DevOS:Android+14", "&Log=V161_DevModel:Pixel"] {
+            let raw = format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd=Sync&User=cwhite&DeviceId=SEC1A2B3C4D5E6F7\
+                 &DeviceType=SAMSUNGSMS911B{log} HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{log}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
