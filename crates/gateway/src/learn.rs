@@ -181,8 +181,7 @@ mod tests {
     const BODY: &[u8] = b"\x03\x01\x6a\x00\x00\x12\x56\x48\x57\x03SM-S911B\x00\x01\x5a\x03Android 14\x00\x01\x01\x01";
 
     fn provision(user: &str, device: &str) -> exchange::Request {
-        let mut m = exchange::Request::default();
-        m.user = user.into();
+        let mut m = exchange::Request { user: user.into(), ..Default::default() };
         m.activesync.device_id = device.into();
         m
     }
