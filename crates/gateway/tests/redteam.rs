@@ -393,6 +393,14 @@ async fn autodiscover_json_routed_to_another_path_is_refused() {
 const SAMSUNG_BLOCK: &str = "default = 'allow'\n[device_access]\n[[device_access.rule]]\n\
                              characteristic = 'DeviceModel'\nquery_string = 'SM-S911B'\naccess_level = 'Block'\n";
 
+/// The public device export: Carol's Samsung (SEC1A2B3C4D5E6F7) is an SM-S911B.
+const EXPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
+
+/// A gateway blocking the SM-S911B, with the device export loaded.
+async fn samsung_block_with_export(up: std::net::SocketAddr) -> Running {
+    start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(EXPORT.into())).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
     within(30, async {
@@ -406,8 +414,7 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
         assert!(err.to_string().contains("--devices"), "{err}");
 
         // Carol's Samsung is an SM-S911B in the export; Jane's iPhone is not.
-        let export = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
-        let gw = start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(export.into())).await;
+        let gw = samsung_block_with_export(up).await;
         let sync = |user: &str, id: &str, kind: &str| {
             format!(
                 "POST /Microsoft-Server-ActiveSync/default.eas?Cmd=Sync&User={user}&DeviceId={id}&DeviceType={kind} \
@@ -429,8 +436,7 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
 async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
     within(30, async {
         let (mock, up) = start_mock().await;
-        let export = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
-        let gw = start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(export.into())).await;
+        let gw = samsung_block_with_export(up).await;
         let post = |cmd: &str, id: &str, body: &[u8]| {
             let mut raw = format!(
                 "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
@@ -468,8 +474,7 @@ async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
 async fn a_log_parameter_in_a_request_names_no_model() {
     within(30, async {
         let (mock, up) = start_mock().await;
-        let export = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
-        let gw = start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(export.into())).await;
+        let gw = samsung_block_with_export(up).await;
         // Carol's SM-S911B, claiming in its own query what Exchange logs.
         for log in ["", "&Log=DevModel:Pixel+8_DevOS:Android+14", "&Log=V161_DevModel:Pixel"] {
             let raw = format!(
