@@ -191,21 +191,11 @@ fn csv_lists_the_probes_and_computer_accounts_a_policy_would_deny() {
 }
 
 /// Simulate with a policy given as text, over `logs`.
-fn simulate_text(policy: &str, logs: &Path) -> Value {
+fn simulate_text(policy: &str, logs: &Path, extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, policy).unwrap();
-    let out = casguard(&[
-        "simulate",
-        "--quiet",
-        "--format",
-        "json",
-        "--policy",
-        path.to_str().unwrap(),
-        logs.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "simulate failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("simulate prints JSON")
+    crate::util::simulate_file(path.to_str().unwrap(), logs, extra)
 }
 
 #[test]
@@ -214,7 +204,7 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
 
     // Generated front-end logs: the generator's computer accounts use RPC and remote PowerShell.
     let (dir, truth) = logs(21);
-    let report = simulate_text(DENY_RPC, dir.path());
+    let report = simulate_text(DENY_RPC, dir.path(), &[]);
     let machines = &report["machines"];
     assert_eq!(machines["requests"], truth.summary.machine);
     let denied = machines["denied_requests"].as_u64().unwrap();
@@ -225,43 +215,28 @@ fn computer_accounts_a_policy_would_deny_are_reported_apart_from_people() {
 
     // The real back-end sample alone: EX04$'s RPC hop is a computer account's, not a person's.
     let sample = workspace().join("tests/data/exchange-backend-edge-cases.log");
-    let report = simulate_text(DENY_RPC, &sample);
+    let report = simulate_text(DENY_RPC, &sample, &[]);
     assert_eq!(report["summary"]["backend_only"], true);
     assert_eq!((&report["summary"]["requests"], &report["summary"]["denied_requests"]), (&4.into(), &1.into()));
     assert_eq!(report["machines"]["denied_requests"], 1);
     assert_eq!(strings(&report["machines"]["rules"][0]["accounts"]), ["ex04$"]);
 }
 
-/// A policy blocking one device model or OS, written into `dir`.
-fn device_rule(dir: &Path, characteristic: &str, value: &str) -> String {
-    let policy = dir.join("device-rule.toml");
-    std::fs::write(
-        &policy,
-        format!(
-            "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = '{characteristic}'\n\
-             query_string = '{value}'\naccess_level = 'Block'\n"
-        ),
+/// A policy blocking one device model or OS.
+fn device_rule(characteristic: &str, value: &str) -> String {
+    format!(
+        "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = '{characteristic}'\n\
+         query_string = '{value}'\naccess_level = 'Block'\n"
     )
-    .unwrap();
-    policy.display().to_string()
-}
-
-fn simulate_with(policy: &str, logs: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", policy];
-    args.extend_from_slice(extra);
-    args.push(logs);
-    crate::util::json(&args)
 }
 
 #[test]
 fn a_device_os_rule_judges_every_request_of_a_device_whose_hops_logged_it() {
     // Only the back end writes `Log=` (DevOS): the front-end lines, which
     // simulate judges, carry none, yet Exchange judges them all by it.
-    let dir = tempfile::tempdir().unwrap();
     let os = "Outlook for iOS and Android 1.0";
-    let policy = device_rule(dir.path(), "DeviceOS", os);
-    let logs = workspace().join("examples/logs").display().to_string();
-    let audit = crate::util::audit(&[&logs], &[]);
+    let logs = workspace().join("examples/logs");
+    let audit = crate::util::audit_json(&logs, &[]);
     let mut expected = BTreeSet::new();
     let mut activesync = 0;
     for user in audit["users"].as_array().unwrap() {
@@ -271,7 +246,7 @@ fn a_device_os_rule_judges_every_request_of_a_device_whose_hops_logged_it() {
         }
     }
     assert!(expected.len() > 2, "{expected:?}");
-    let report = simulate_with(&policy, &logs, &[]);
+    let report = simulate_text(&device_rule("DeviceOS", os), &logs, &[]);
     let rule = &report["rules"][0];
     assert_eq!(rule["denied_requests"].as_u64(), Some(activesync));
     assert_eq!(strings(&rule["users"]).into_iter().collect::<BTreeSet<_>>(), expected);
@@ -281,12 +256,11 @@ fn a_device_os_rule_judges_every_request_of_a_device_whose_hops_logged_it() {
 #[test]
 fn a_device_model_rule_says_when_nothing_gives_a_model() {
     // Exchange 2019 front-end lines alone: no `Log=` anywhere.
-    let dir = tempfile::tempdir().unwrap();
-    let policy = device_rule(dir.path(), "DeviceModel", "SM-S911B");
-    let logs = workspace().join("tests/data/iis/msqa-430572-eas-front-end-no-log.log").display().to_string();
-    let alone = simulate_with(&policy, &logs, &[])["notes"].to_string();
+    let policy = device_rule("DeviceModel", "SM-S911B");
+    let logs = workspace().join("tests/data/iis/msqa-430572-eas-front-end-no-log.log");
+    let alone = simulate_text(&policy, &logs, &[])["notes"].to_string();
     assert!(alone.contains("reads a device's model or OS"), "{alone}");
     let export = workspace().join("tests/data/devices/ps51-convertto-json.json");
-    let with_export = simulate_with(&policy, &logs, &["--devices", export.to_str().unwrap()])["notes"].to_string();
+    let with_export = simulate_text(&policy, &logs, &["--devices", export.to_str().unwrap()])["notes"].to_string();
     assert!(!with_export.contains("reads a device's model or OS"), "{with_export}");
 }

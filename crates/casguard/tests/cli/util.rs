@@ -68,8 +68,12 @@ pub fn audit_json(dir: &Path, extra: &[&str]) -> Value {
 /// `casguard simulate --quiet --format json --policy POLICY EXTRA LOGS` with a
 /// shipped example policy; the report.
 pub fn simulate(policy: &str, logs: &Path, extra: &[&str]) -> Value {
-    let policy = example(policy);
-    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", &policy];
+    simulate_file(&example(policy), logs, extra)
+}
+
+/// [`simulate`] with the policy file at `policy`.
+pub fn simulate_file(policy: &str, logs: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", policy];
     args.extend_from_slice(extra);
     args.push(logs.to_str().unwrap());
     json(&args)
