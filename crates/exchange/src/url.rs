@@ -314,21 +314,17 @@ pub fn routes_past_its_path(stem: &str, query: &str, cookie: &[u8]) -> bool {
     if query.starts_with('@') || crate::text::starts_with_ci(query, "%40") || crate::text::contains_ci(query, MARK) {
         return true;
     }
+    // The query, then the cookie, as ASP.NET reads them: unescaped (a cookie
+    // value may be escaped too: `Email=autodiscover%2Fautodiscover%2Ejson`).
     let mut unescaped = String::new();
     decode_query_value_into(query, &mut unescaped);
-    crate::text::contains_ci(&unescaped, MARK)
-        || cookie.windows(MARK.len()).any(|w| w.eq_ignore_ascii_case(MARK.as_bytes()))
-        || cookie_value_mentions(cookie, MARK)
-}
-
-/// A cookie value may be escaped too: `Email=autodiscover%2Fautodiscover%2Ejson`.
-fn cookie_value_mentions(cookie: &[u8], mark: &str) -> bool {
-    if !cookie.contains(&b'%') {
-        return false;
+    if crate::text::contains_ci(&unescaped, MARK) {
+        return true;
     }
-    let mut unescaped = String::new();
-    decode_query_value_into(&String::from_utf8_lossy(cookie), &mut unescaped);
-    crate::text::contains_ci(&unescaped, mark)
+    let cookie = String::from_utf8_lossy(cookie);
+    unescaped.clear();
+    decode_query_value_into(&cookie, &mut unescaped);
+    crate::text::contains_ci(&cookie, MARK) || crate::text::contains_ci(&unescaped, MARK)
 }
 
 /// Append a query value decoded as ASP.NET's `HttpUtility.UrlDecode` does:
