@@ -348,6 +348,11 @@ impl ActiveSync {
     }
 }
 
+/// Why an Autodiscover request is refused whose query or cookie routes it to
+/// another path (see [`crate::url::routes_past_its_path`]): the ProxyShell
+/// and ProxyNotShell shape.
+pub const ROUTED_PAST_ITS_PATH: &str = "autodiscover.json routed to another path (explicit logon, ProxyShell)";
+
 /// One HTTP request to a Client Access server, from a log line or the wire.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -472,6 +477,27 @@ impl Request {
     /// The user is a computer account such as `EX04$` (see [`crate::identity::account_key`]).
     pub fn is_machine_account(&self) -> bool {
         self.user.ends_with('$')
+    }
+
+    /// Why Exchange could read this request another way than the model
+    /// does, if it could: then a rule that read one value must not pass a
+    /// request Exchange reads another way, so it is refused (400) before any
+    /// rule, on the wire and in a simulation alike. Headers the model does
+    /// not keep (a second User-Agent, a cookie) are the gateway's to screen.
+    pub fn ambiguity(&self) -> Option<&'static str> {
+        if self.activesync.repeated {
+            return Some("ActiveSync parameter given twice (different values, or plain beside base64)");
+        }
+        // `baduser\0` is not `baduser` to a user rule, but may be to Windows,
+        // whose C-string APIs end the name at the NUL.
+        if self.username.chars().any(char::is_control) {
+            return Some("control character in the user name");
+        }
+        // Only Autodiscover's handler reads an explicit logon from the query.
+        if self.protocol == Protocol::Autodiscover && crate::url::routes_past_its_path(&self.stem, &self.query, b"") {
+            return Some(ROUTED_PAST_ITS_PATH);
+        }
+        None
     }
 
     /// The device key used to group requests: the ActiveSync device id, or

@@ -72,20 +72,26 @@ pub(crate) fn handle(
         let refused = filled
             .refusal
             .map(Refused::from)
-            .or_else(|| screen::model(m).err())
-            .or_else(|| screen::routing(m, req.headers()).err())
+            .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
-        if let Some(refused) = refused {
+        let mut refuse_logged = |refused: Refused, m: &exchange::Request| {
             if shared.access_log.is_some() {
-                finish.log = Some(LogLine::new(m, &conn.log_fields, now, true, None, req.headers()));
+                let reason = Arc::<str>::from(refused.reason);
+                finish.log = Some(LogLine::new(m, &conn.log_fields, now, true, Some(&reason), req.headers()));
             }
-            return Err((refused, m.method.clone(), m.stem.clone()));
+            Err((refused, m.method.clone(), m.stem.clone()))
+        };
+        if let Some(refused) = refused {
+            return refuse_logged(refused, m);
         }
         let reads_device_facts = loaded.reads_device_facts();
         if reads_device_facts {
             shared.learned.fill(m, loaded.inventory());
         }
         let decision = policy::evaluate(&loaded, m);
+        if let Some(reason) = decision.refused {
+            return refuse_logged(Refused { status: decision.status, substatus: decision.substatus, reason }, m);
+        }
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);

@@ -129,33 +129,23 @@ fn uri_len(uri: &Uri) -> usize {
     authority + uri.path_and_query().map_or(1, |p| p.as_str().len())
 }
 
-/// A request the model shows to be ambiguous once interpreted.
-pub fn model(m: &exchange::Request) -> Result<(), Refused> {
-    if m.activesync.repeated {
-        return Err(Refused::new(400, "ActiveSync parameter given twice (different values, or plain beside base64)"));
-    }
-    // `baduser\0` is not `baduser` to a user rule, but may be to Windows,
-    // whose C-string APIs end the name at the NUL.
-    if m.username.chars().any(char::is_control) {
-        return Err(Refused::new(400, "control character in the user name"));
-    }
-    Ok(())
-}
-
-/// A request Exchange's front end would route to another path than the one
-/// judged (see [`exchange::url::routes_past_its_path`]): the ProxyShell and
-/// ProxyNotShell shape, refused whatever the policy says of its outer path.
+/// A request whose Cookie would make Exchange's front end route it to
+/// another path than the one judged (see
+/// [`exchange::url::routes_past_its_path`]; ASP.NET's `Params` reads
+/// cookies too). The query's part of that check, and every other ambiguity
+/// the model shows, is `policy::evaluate`'s (`exchange::Request::ambiguity`),
+/// so that a simulation refuses the same logged requests.
 #[inline]
-pub fn routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), Refused> {
-    // Only Autodiscover's handler reads an explicit logon from the query.
+pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), Refused> {
     if m.protocol != exchange::Protocol::Autodiscover {
         return Ok(());
     }
-    let cookie = headers.get(COOKIE).map_or(&b""[..], |v| v.as_bytes());
-    if exchange::url::routes_past_its_path(&m.stem, &m.query, cookie) {
-        return Err(Refused::new(400, "autodiscover.json routed to another path (explicit logon, ProxyShell)"));
+    match headers.get(COOKIE) {
+        Some(cookie) if exchange::url::routes_past_its_path(&m.stem, "", cookie.as_bytes()) => {
+            Err(Refused::new(400, exchange::ROUTED_PAST_ITS_PATH))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Basic credentials the gateway cannot read: `YmFkdXNlcjpwdw` (no

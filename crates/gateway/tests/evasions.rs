@@ -83,12 +83,13 @@ fn decide(policy: &ReadyPolicy, interpreter: &Interpreter, target: &str) -> Outc
         let (status, substatus) = r.status();
         return Outcome::Refuse(status, substatus);
     }
-    if let Err(r) = gateway::screen::model(&m).and_then(|()| gateway::screen::routing(&m, &headers)) {
+    if let Err(r) = gateway::screen::cookie_routing(&m, &headers) {
         return Outcome::Refuse(r.status, r.substatus);
     }
-    match policy.evaluate(&m).action {
-        Action::Deny => Outcome::Deny,
-        Action::Allow => Outcome::Allow,
+    match policy.evaluate(&m) {
+        d if d.refused.is_some() => Outcome::Refuse(d.status, d.substatus),
+        d if d.action == Action::Deny => Outcome::Deny,
+        _ => Outcome::Allow,
     }
 }
 

@@ -30,14 +30,17 @@ impl Action {
 }
 
 /// The outcome of [`crate::evaluate`]. `rule` indexes [`Policy::rules`]; `None`
-/// means the default applied. `status` is 0 with `Deny` when the request is
-/// aborted without an answer (IIS `denyAction="AbortRequest"`).
+/// means the default applied, or, with `refused`, that the request was
+/// refused before any rule (see `exchange::Request::ambiguity`). `status` is
+/// 0 with `Deny` when the request is aborted without an answer (IIS
+/// `denyAction="AbortRequest"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub action: Action,
     pub rule: Option<usize>,
     pub status: u16,
     pub substatus: u16,
+    pub refused: Option<&'static str>,
 }
 
 /// Which part of the policy file a compiled rule came from.

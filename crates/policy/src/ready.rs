@@ -104,21 +104,67 @@ impl ReadyPolicy {
         rule.and_then(|i| self.rule_names.get(i))
     }
 
-    /// The name of the rule that decided, or `default`.
+    /// The name of the rule that decided, `default`, or why the request
+    /// was refused before any rule.
     pub fn decided_by(&self, decision: &Decision) -> &str {
-        self.rule_name(decision.rule).map_or("default", |r| r)
+        match decision.refused {
+            Some(reason) => reason,
+            None => self.rule_name(decision.rule).map_or("default", |r| r),
+        }
+    }
+
+    /// Where reports count a decision: a rule's index, then the default
+    /// (`rules().len()`), then requests refused before any rule
+    /// ([`ReadyPolicy::REFUSED`] past the default). [`ReadyPolicy::slot_name`] names it.
+    pub fn slot(&self, decision: &Decision) -> usize {
+        let rules = self.policy.rules().len();
+        match (decision.refused, decision.rule) {
+            (Some(_), _) => rules + Self::REFUSED,
+            (None, Some(i)) => i,
+            (None, None) => rules,
+        }
+    }
+
+    /// How many slots [`ReadyPolicy::slot`] uses.
+    pub fn slots(&self) -> usize {
+        self.policy.rules().len() + Self::REFUSED + 1
+    }
+
+    /// The refused requests' slot, counted from the default's.
+    const REFUSED: usize = 1;
+
+    /// The name of a [`ReadyPolicy::slot`].
+    pub fn slot_name(&self, slot: usize) -> &str {
+        match slot.checked_sub(self.policy.rules().len()) {
+            None => &self.rule_names[slot],
+            Some(0) => "default",
+            Some(_) => REFUSED_SLOT,
+        }
     }
 }
+
+/// What reports call the requests refused before any rule (each refusal's
+/// own reason is [`Decision::refused`]).
+const REFUSED_SLOT: &str = "refused: ambiguous request";
 
 /// Decide `request` under `policy`: the first rule whose conditions all match
 /// and none of whose exceptions match decides; else the default. Pure; does
 /// not allocate.
 pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
+    if let Some(reason) = request.ambiguity() {
+        return Decision { action: Action::Deny, rule: None, status: 400, substatus: 0, refused: Some(reason) };
+    }
     let inventory = policy.inventory.as_deref();
     let p = &policy.policy;
     for (i, r) in p.rules.iter().enumerate() {
         if r.matches(request, inventory) {
-            return Decision { action: r.action, rule: Some(i), status: r.status, substatus: r.substatus };
+            return Decision {
+                action: r.action,
+                rule: Some(i),
+                status: r.status,
+                substatus: r.substatus,
+                refused: None,
+            };
         }
     }
     Decision {
@@ -126,5 +172,6 @@ pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
         rule: None,
         status: if p.default == Action::Deny { p.default_status } else { 0 },
         substatus: 0,
+        refused: None,
     }
 }

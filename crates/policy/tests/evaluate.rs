@@ -550,3 +550,32 @@ auth = "bearer"
     assert!(err.contains("test.toml:4:") && err.contains("unknown authentication type 'digestive'"), "{err}");
     assert!(common::compile("[[rule]]\nname = \"x\"\naction = \"deny\"\nauth = []\n").is_err());
 }
+
+/// What Exchange could read another way than the model is refused (400)
+/// before any rule, even an allow-all one: the gateway and a simulation of
+/// logged lines both decide through `evaluate`, so both refuse it.
+#[test]
+fn ambiguous_requests_are_refused_before_any_rule() {
+    let p = policy("default = \"allow\"\n[[rule]]\nname = \"allow all\"\naction = \"allow\"\n");
+    let rules = p.policy().rules().len();
+    let mut proxyshell = req(Protocol::Autodiscover, "/autodiscover/autodiscover.json", "python-requests/2.31.0");
+    proxyshell.query = "@evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@evil.com".into();
+    let mut repeated = req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync", "Apple-iPhone15C3/2104.100");
+    repeated.activesync.repeated = true;
+    let mut nul = req(Protocol::Owa, "/owa/", "Mozilla/5.0");
+    nul.username = "baduser\0".into();
+    for r in [&proxyshell, &repeated, &nul] {
+        let d = evaluate(&p, r);
+        assert_eq!((d.action, d.status, d.rule), (Action::Deny, 400, None), "{}", r.stem);
+        assert_eq!(p.decided_by(&d), d.refused.unwrap());
+        assert_eq!(p.slot(&d), rules + 1);
+        assert!(p.slot_name(p.slot(&d)).starts_with("refused"));
+    }
+    assert_eq!(p.decided_by(&evaluate(&p, &proxyshell)), exchange::ROUTED_PAST_ITS_PATH);
+
+    // The same outer path with an ordinary query is the rule's to decide.
+    proxyshell.query = "Email=jdoe%40contoso.com&Protocol=ActiveSync".into();
+    let d = evaluate(&p, &proxyshell);
+    assert_eq!((d.action, d.refused, p.decided_by(&d)), (Action::Allow, None, "allow all"));
+    assert_eq!((p.slot(&d), p.slot_name(rules)), (0, "default"));
+}

@@ -78,10 +78,8 @@ pub struct ChangeTally {
 }
 
 impl ChangeTally {
-    fn add(&mut self, req: &Request, (baseline, b_rules): (&Decision, usize), (target, t_rules): (&Decision, usize)) {
+    fn add(&mut self, req: &Request, (baseline, b_slot): (&Decision, usize), (target, t_slot): (&Decision, usize)) {
         self.requests += 1;
-        let b_slot = baseline.rule.unwrap_or(b_rules);
-        let t_slot = target.rule.unwrap_or(t_rules);
         match (baseline.action == Action::Deny, target.action == Action::Deny) {
             (false, false) => self.allowed_both += 1,
             (false, true) => self.newly_denied.entry(t_slot).or_default().add(req),
@@ -124,7 +122,7 @@ impl Comparison {
         // Both simulations see the same stream, so both decide or neither does.
         if let (Some(b), Some(t)) = (b, t) {
             let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
-            tally.add(req, (&b, baseline.policy().rules().len()), (&t, target.policy().rules().len()));
+            tally.add(req, (&b, baseline.slot(&b)), (&t, target.slot(&t)));
         }
     }
 
@@ -360,7 +358,11 @@ fn change_rule(
     ChangeRule {
         rule: slot_name(policy, slot),
         of,
-        mechanism: rule.map_or("default", |r| r.origin.key()),
+        mechanism: match rule {
+            Some(r) => r.origin.key(),
+            None if slot == policy.policy().rules().len() => "default",
+            None => "refused",
+        },
         line: rule.map(|r| r.line),
         denied_today_by,
         requests: bucket.requests,

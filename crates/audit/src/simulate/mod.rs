@@ -85,9 +85,9 @@ pub struct SimTally {
 }
 
 impl SimTally {
-    fn add(&mut self, req: &Request, decision: &Decision, slot: usize, rules: usize) {
-        if self.rules.len() <= rules {
-            self.rules.resize_with(rules + 1, RuleTally::default);
+    fn add(&mut self, req: &Request, decision: &Decision, slot: usize, slots: usize) {
+        if self.rules.len() < slots {
+            self.rules.resize_with(slots, RuleTally::default);
         }
         self.requests += 1;
         let denied = decision.action == Action::Deny;
@@ -163,7 +163,7 @@ fn merge_counts(mine: &mut DeviceCounts, theirs: DeviceCounts) {
 
 /// The name of a rule slot: a rule's, or `default` past the last rule.
 pub(crate) fn slot_name(policy: &ReadyPolicy, slot: usize) -> String {
-    policy.rule_name(Some(slot)).map_or_else(|| "default".to_string(), |name| name.to_string())
+    policy.slot_name(slot).to_string()
 }
 
 fn device_pairs(counts: &DeviceCounts) -> impl Iterator<Item = (&str, &str, u64)> {
@@ -187,7 +187,7 @@ impl Denials {
         self.requests += 1;
         let decision = evaluate(policy, req);
         if decision.action == Action::Deny {
-            let entry = self.denied.entry(decision.rule.unwrap_or(policy.policy().rules().len())).or_default();
+            let entry = self.denied.entry(policy.slot(&decision)).or_default();
             entry.0 += 1;
             if entry.1.len() < MAX_EXAMPLES && !entry.1.contains(example) {
                 entry.1.insert(example.to_string());
@@ -250,7 +250,6 @@ impl Simulation {
     /// as a person's (or a back-end hop standing for one): what
     /// [`Comparison`] sets beside the other policy's.
     pub fn decide(&mut self, req: &Request, policy: &ReadyPolicy) -> Option<Decision> {
-        let rules = policy.policy().rules().len();
         match req.traffic {
             // Hops beside front-end people are only counted (see `Aggregate::backend`).
             Traffic::Backend if self.people.requests > 0 => self.backend.requests += 1,
@@ -264,9 +263,8 @@ impl Simulation {
                     }
                 }
                 let decision = evaluate(policy, req);
-                let slot = decision.rule.unwrap_or(rules);
                 let tally = if req.traffic == Traffic::Person { &mut self.people } else { &mut self.backend };
-                tally.add(req, &decision, slot, rules);
+                tally.add(req, &decision, policy.slot(&decision), policy.slots());
                 return Some(decision);
             }
             Traffic::Probe => self.probes.add(req, policy, &req.user_agent),

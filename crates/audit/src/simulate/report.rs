@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exchange::Protocol;
-use policy::ReadyPolicy;
+use policy::{Action, ReadyPolicy};
 use serde::Serialize;
 use w3c::FileStats;
 
@@ -145,7 +145,8 @@ impl SimReport {
         for (slot, rt) in tally.rules.iter().enumerate() {
             let (action, line) = match rules.get(slot) {
                 Some(r) => (r.action, Some(r.line)),
-                None => (policy.policy().default_action(), None),
+                None if slot == rules.len() => (policy.policy().default_action(), None),
+                None => (Action::Deny, None),
             };
             if rt.matched == 0 {
                 continue;

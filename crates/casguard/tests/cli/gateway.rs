@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::util::bin;
 
 /// A minimal keep-alive upstream: 200 "ok" to every request without a body.
-fn upstream() -> SocketAddr {
+pub(crate) fn upstream() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -85,7 +85,7 @@ pub(crate) fn spawn_with_stderr(cmd: &mut Command) -> (Child, mpsc::Receiver<Str
 }
 
 /// Waits for the line naming the plain-HTTP listener; its address.
-fn plain_listener(rx: &mpsc::Receiver<String>) -> SocketAddr {
+pub(crate) fn plain_listener(rx: &mpsc::Receiver<String>) -> SocketAddr {
     let line = wait_for(rx, "listening on http://");
     line.rsplit("http://").next().unwrap().trim().parse().unwrap()
 }

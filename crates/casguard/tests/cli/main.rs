@@ -20,5 +20,6 @@ mod input;
 mod posture;
 mod ranges;
 mod real;
+mod replay;
 mod simulate;
 mod watch;

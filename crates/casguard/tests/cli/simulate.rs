@@ -264,3 +264,31 @@ fn a_device_model_rule_says_when_nothing_gives_a_model() {
     let with_export = simulate_text(&policy, &logs, &["--devices", export.to_str().unwrap()])["notes"].to_string();
     assert!(!with_export.contains("reads a device's model or OS"), "{with_export}");
 }
+
+/// A logged request the gateway would refuse before any rule (here an
+/// ActiveSync parameter given twice, which Exchange could read either way)
+/// is counted as refused, not as the rule or default that would decide it.
+#[test]
+fn requests_the_gateway_refuses_are_counted_as_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |time: &str, query: &str| {
+        format!(
+            "2026-11-02 {time} 10.0.1.11 POST /Microsoft-Server-ActiveSync/default.eas {query} 443 CONTOSO\\jdoe \
+             203.0.113.5 Apple-iPhone15C3/2104.100 - 200 0 0 100\n"
+        )
+    };
+    let log = format!(
+        "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) \
+         cs(Referer) sc-status sc-substatus sc-win32-status time-taken\n{}{}",
+        line("10:00:00", "Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone&DeviceType=Outlook"),
+        line("10:00:01", "Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone"),
+    );
+    std::fs::write(dir.path().join("u_ex261102.log"), log).unwrap();
+    let report = simulate("block-outlook-provision.toml", dir.path(), &[]);
+    let rules = report["rules"].as_array().unwrap();
+    let refused = rules.iter().find(|r| r["name"] == "refused: ambiguous request").expect("a refused row");
+    assert_eq!((refused["action"].as_str(), refused["denied_requests"].as_u64()), (Some("deny"), Some(1)));
+    assert_eq!(strings(&refused["users"]), ["jdoe"]);
+    let default = rules.iter().find(|r| r["name"] == "default").expect("a default row");
+    assert_eq!(default["matched_requests"], 1);
+}
