@@ -15,8 +15,9 @@ fn sample(name: &str) -> String {
 }
 
 /// The samples of this module: people only.
-const PEOPLE_SAMPLES: [&str; 6] = [
+const PEOPLE_SAMPLES: [&str; 7] = [
     "plaso-iis7-owa.log",
+    "msqa-1248327-outlook-autodiscover-challenge-then-200.log",
     "msqa-430572-eas-front-end-no-log.log",
     "ipban-owa-auth-invalid-credentials.log",
     "msqa-228014-owa-sign-in-errorfe.log",
@@ -256,4 +257,54 @@ fn exchange_2019_front_end_activesync_lines_have_no_log_and_a_hop_fills_the_devi
     let device = &only_user(&both)["devices"][0];
     assert_eq!((device["model"].as_str(), device["os"].as_str()), (Some("iPad7C2"), Some("iOS 14.6")), "{device}");
     assert_eq!(device["access"]["state"], "allowed");
+}
+
+/// Q&A 1248327 (Exchange 2013 CU23): Outlook 2016's Autodiscover challenged
+/// anonymously (`401 1 2148074254`), then signed in the same second. One
+/// person on an internal address, the challenge leg anonymous and no failed
+/// sign-in.
+#[test]
+fn outlook_autodiscover_challenge_then_sign_in_is_one_person() {
+    let report = audit(&[&sample("msqa-1248327-outlook-autodiscover-challenge-then-200.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["anonymous"].as_u64(), s["malformed"].as_u64()), (Some(2), Some(1), Some(0)));
+    assert_eq!((s["failed_sign_ins"].as_u64(), s["attacks"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(counts(&report["protocols"]), tally(&[("autodiscover", 2)]));
+    let user = only_user(&report);
+    assert_eq!(user["user"], "test.onpremise");
+    assert_eq!(strings(&user["aliases"]), ["CUSTOMER\\test.onpremise"]);
+    let internal = vec![("192.168.20.38".to_string(), "internal".to_string())];
+    assert_eq!(devices(user), vec![("outlook-windows".to_string(), 1, internal)]);
+}
+
+/// A real back-end ActiveSync Ping pair (vscode-xp's test data, published
+/// without its `#Fields` line): without one every line is malformed and
+/// named; with the fields given, two iPhones of one person, back end only,
+/// each from the client address its X-Forwarded-For or c-ip gives.
+#[test]
+fn headerless_backend_ping_lines_need_fields_and_then_are_one_person() {
+    let file = sample("vscode-xp-eas-backend-ping-xff.log");
+    let out = ok(casguard(&["audit", "--format", "json", &file]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["summary"]["malformed"].as_u64(), report["summary"]["requests"].as_u64()), (Some(2), Some(0)));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("vscode-xp-eas-backend-ping-xff.log:1") && stderr.contains("--fields"), "{stderr}");
+
+    let fields = "date time s-sitename s-computername s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username \
+                  c-ip cs-version cs(User-Agent) cs(Cookie) cs(Referer) cs-host sc-status sc-substatus \
+                  sc-win32-status time-taken X-Forwarded-For";
+    let report = audit(&[&file], &["--fields", fields]);
+    let s = &report["summary"];
+    assert_eq!((s["requests"].as_u64(), s["malformed"].as_u64(), s["attacks"].as_u64()), (Some(2), Some(0), Some(0)));
+    assert_eq!(s["backend_only"], true);
+    assert_eq!(counts(&report["protocols"]), tally(&[("activesync", 2)]));
+    let user = only_user(&report);
+    assert_eq!(user["user"], "user");
+    let mut got = devices(user);
+    got.sort();
+    let from = |ip: &str| vec![(ip.to_string(), "external".to_string())];
+    assert_eq!(
+        got,
+        vec![("ios-mail".to_string(), 1, from("23.12.22.38")), ("ios-mail".to_string(), 1, from("9.9.5.1"))]
+    );
 }
