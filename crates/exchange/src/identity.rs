@@ -28,7 +28,7 @@ pub fn account_key(raw: &str, out: &mut String) -> UserKind {
         name = &name[..i];
     }
     let name = name.trim();
-    if name.is_empty() || name == "-" {
+    if name.is_empty() || name == "-" || is_anonymous_name(name) {
         return UserKind::None;
     }
     if name.is_ascii() {
@@ -44,6 +44,15 @@ pub fn account_key(raw: &str, out: &mut String) -> UserKind {
     } else {
         UserKind::Person
     }
+}
+
+/// A name that means nobody signed in: IIS writes `Anonymous` for some
+/// anonymous requests (a real Exchange back-end MAPI line in Elastic's IIS
+/// test data, `... 444 Anonymous fe80::...`, and public scripts that parse
+/// `- 443 Anonymous <c-ip>`), and Windows names the anonymous token
+/// `NT AUTHORITY\ANONYMOUS LOGON`.
+fn is_anonymous_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("anonymous logon")
 }
 
 /// `HealthMailbox` followed by exactly 32 hex digits (a GUID without dashes).
@@ -92,6 +101,10 @@ mod tests {
             ("", "", UserKind::None),
             ("CONTOSO\\", "", UserKind::None),
             ("@contoso.com", "", UserKind::None),
+            ("Anonymous", "", UserKind::None),
+            ("NT AUTHORITY\\ANONYMOUS LOGON", "", UserKind::None),
+            // A person whose name only starts so is one.
+            ("CONTOSO\\anonymous.coward", "anonymous.coward", UserKind::Person),
         ];
         for (raw, want, kind) in cases {
             assert_eq!(key(raw), (want.to_string(), kind), "{raw}");

@@ -493,6 +493,13 @@ impl Request {
         if self.username.chars().any(char::is_control) {
             return Some("control character in the user name");
         }
+        // Credentials that name someone the identity key reads as nobody
+        // (`Anonymous`, `CONTOSO\`): no user rule could match them, while
+        // Windows may sign in an account of that name. In a log the same
+        // names are IIS's own marks of an anonymous request.
+        if self.source == Source::Gateway && self.user.is_empty() && !self.username.trim().is_empty() {
+            return Some("credentials name a user the policy reads as nobody");
+        }
         // Only Autodiscover's handler reads an explicit logon from the query.
         if self.protocol == Protocol::Autodiscover && crate::url::routes_past_its_path(&self.stem, &self.query, b"") {
             return Some(ROUTED_PAST_ITS_PATH);

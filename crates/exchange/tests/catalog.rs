@@ -45,6 +45,7 @@ const REAL: &[Case] = &[
     case("MicrosoftNinja/1.0 Teams/1.0 (ExchangeServicesClient/1.0.0.0) SkypeSpaces/1.0a$*+", Ews, "teams", "CSS-Exchange ShortClientName tests"),
     case("UCCAPI/16.0.12527.20122 OC/16.0.12527.20194 (Skype for Business)", Ews, "skype-for-business", "Microsoft Graph callRecords example"),
     case("UCCAPI/4.0.7400.0 OC/4.0.7400.0 (Microsoft Lync 2013)", Ews, "skype-for-business", "Lync Server 2013 monitoring reports"),
+    case("Microsoft Office/16.0 (Windows NT 6.2; ucmapi 16.0.5404; Pro)", Mapi, "skype-for-business", "Exchange back-end MAPI line, elastic/integrations iis test data"),
     case("Lync for Mac", Ews, "lync-mac", "CSS-Exchange ShortClientName (client-string token)"),
     case("OneOutlook", Ews, "new-outlook", "CSS-Exchange ShortClientName (client-string token)"),
     case("MacOutlook/16.46.21021202 (Intelx64 Mac OS X 11.2.2 (Build 20D80))", Ews, "outlook-mac", "device-detector pim.yml"),

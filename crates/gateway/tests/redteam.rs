@@ -272,6 +272,38 @@ async fn a_control_character_in_the_user_name_is_refused() {
     .await;
 }
 
+/// Every signed-in user is denied EWS, anonymous requests are Exchange's to
+/// challenge.
+const SIGNED_IN_NO_EWS: &str =
+    "default = 'allow'\n[[rule]]\nname = 'no EWS for users'\naction = 'deny'\npath = '/EWS'\nuser = '*'\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_naming_a_user_read_as_nobody_are_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(SIGNED_IN_NO_EWS, up).await;
+        let ews = |auth: &str| {
+            format!(
+                "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+            )
+        };
+        // IIS logs `Anonymous` for anonymous requests, so the identity key
+        // reads these names as nobody and `user = '*'` missed them; Windows
+        // may still sign in an account so named.
+        for user in ["Anonymous", "CONTOSO\\anonymous", "NT AUTHORITY\\ANONYMOUS LOGON", "CONTOSO\\", "-"] {
+            let answer = send_raw(gw.addr, ews(&basic(user, "pw")).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{user:?}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, ews(&basic("jdoe", "pw")).as_bytes()).await), "403");
+        let anonymous = "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n";
+        assert_eq!(status(&send_raw(gw.addr, anonymous.as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_judged_header_spelt_with_underscores_is_refused() {
     within(20, async {
