@@ -134,6 +134,9 @@ pub fn model(m: &exchange::Request) -> Result<(), Refused> {
     if m.activesync.repeated {
         return Err(Refused::new(400, "ActiveSync parameter given twice (different values, or plain beside base64)"));
     }
+    if m.activesync.undecoded {
+        return Err(Refused::new(400, "ActiveSync base64 query that does not decode"));
+    }
     // `baduser\0` is not `baduser` to a user rule, but may be to Windows,
     // whose C-string APIs end the name at the NUL.
     if m.username.chars().any(char::is_control) {
