@@ -24,6 +24,13 @@
 //! (`applies_to = ".asmx"`) now sees `/EWS/Exchange.asmx/GetFolder`
 //! (PATH_INFO), and ProxyShell-shaped routing through `autodiscover.json`
 //! is refused instead of judged by its outer path.
+//!
+//! Third pass (rt30), held: TE and CL together, trailers naming
+//! User-Agent (dropped), bare LF, obs-fold, a space before the colon;
+//! `Dev%C4%B1ceType` / `U%C5%BFer` (not read, as .NET on Windows does not
+//! fold them: dotnet/runtime#32247); a device id or command with a space.
+//! Closed: the user came from `User=` when the credentials named nobody
+//! readable, user names in a code page, base64 queries that do not decode.
 
 mod common;
 
