@@ -82,7 +82,8 @@ pub fn command_code(name: &str) -> Option<u8> {
 /// `UrlDecode` does, `%uNNNN` included) and the base64 form (one token,
 /// possibly percent-encoded, padding optional). A `Log=` parameter fills
 /// `out.log` in either case. A plain parameter given twice with different
-/// values, or plain parameters after a base64 token, set `out.repeated`.
+/// values, or plain parameters after a base64 token, set `out.repeated`; a
+/// base64 token that does not decode sets `out.undecoded`.
 /// `out` is cleared first.
 pub fn parse_query(query: &str, out: &mut ActiveSync) {
     parse_query_with(query, out, LogWanted::ALL);
@@ -162,6 +163,7 @@ pub fn parse_query_with(query: &str, out: &mut ActiveSync, wanted: LogWanted) {
             let log = std::mem::take(&mut out.log);
             out.clear();
             out.log = log;
+            out.undecoded = true;
         }
     }
 }

@@ -331,6 +331,10 @@ pub struct ActiveSync {
     /// one Exchange reads is not known, so the gateway refuses such a
     /// request rather than guess.
     pub repeated: bool,
+    /// The query is one base64 token that does not decode (see
+    /// [`crate::activesync::QueryError`]): the fields are empty here, while
+    /// Exchange may read a command and device from it; refused too.
+    pub undecoded: bool,
 }
 
 impl ActiveSync {
@@ -345,6 +349,7 @@ impl ActiveSync {
         self.locale = None;
         self.log.clear();
         self.repeated = false;
+        self.undecoded = false;
     }
 }
 
@@ -487,6 +492,9 @@ impl Request {
     pub fn ambiguity(&self) -> Option<&'static str> {
         if self.activesync.repeated {
             return Some("ActiveSync parameter given twice (different values, or plain beside base64)");
+        }
+        if self.activesync.undecoded {
+            return Some("ActiveSync base64 query that does not decode");
         }
         // `baduser\0` is not `baduser` to a user rule, but may be to Windows,
         // whose C-string APIs end the name at the NUL.

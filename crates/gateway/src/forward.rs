@@ -68,7 +68,7 @@ pub(crate) fn handle(
     let verdict = MODEL.with_borrow_mut(|m| {
         let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(m);
-        model::after_interpret(m, req.headers());
+        model::after_interpret(m, req.headers(), filled.auth.as_ref());
         let refused = filled
             .refusal
             .map(Refused::from)

@@ -61,7 +61,7 @@ pub fn fill(
     let auth = authorization.map(|v| auth_user(v.as_bytes()));
     match &auth {
         Some(AuthUser::Named(u)) => r.username.push_str(u),
-        Some(AuthUser::Unknown) => {}
+        Some(AuthUser::Unknown | AuthUser::Unreadable | AuthUser::HandshakeLeg) => {}
         None => r.username.push_str(conn_user),
     }
     r.peer_ip = Some(conn.peer);
@@ -82,8 +82,19 @@ pub fn fill(
 /// A client's `&Log=` is dropped: Exchange writes that to its own log, so
 /// in a request it is the client's say-so (`&Log=DevModel:Pixel` would name
 /// a blocked phone another model to a DeviceModel rule).
-pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap) {
+///
+/// So is ActiveSync's `User=` as the user when credentials came with the
+/// request: Exchange serves the one they name. A request whose credentials
+/// name nobody readable (Kerberos, an opaque token) is judged as nobody's,
+/// or `User=boss` would pass a rule that excepts boss. Without credentials,
+/// or on the first leg of an NTLM handshake, `User=` still names the user:
+/// Exchange answers such a request with a challenge, nothing more, and a
+/// rule that excepts boss must not refuse boss's way to sign in.
+pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap, auth: Option<&AuthUser>) {
     r.activesync.log.keep_only(exchange::LogWanted::NONE);
+    if r.username.is_empty() && matches!(auth, Some(AuthUser::Unknown | AuthUser::Unreadable)) {
+        r.user.clear();
+    }
     if r.protocol == exchange::Protocol::ActiveSync && r.activesync.protocol_version.is_empty() {
         if let Some(v) = headers.get(MS_ASPROTOCOLVERSION).and_then(|v| v.to_str().ok()) {
             r.activesync.protocol_version.push_str(v.trim());
@@ -96,13 +107,22 @@ pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap) {
 pub enum AuthUser {
     /// `DOMAIN\user` or `user@domain`, as the client gave it.
     Named(String),
-    /// A scheme that names nobody readable (Kerberos, NTLM negotiate legs, bearer).
+    /// A scheme that names nobody readable (Kerberos, an opaque bearer token).
     Unknown,
+    /// The first message of an NTLM handshake (NEGOTIATE, MS-NLMP 2.2.1.1):
+    /// no user yet, and Exchange answers it with a challenge.
+    HandshakeLeg,
+    /// A name in bytes Windows reads in a code page the gateway does not
+    /// know: Basic credentials that are not UTF-8 (IIS decodes them in the
+    /// server's ANSI code page), an NTLM name in the OEM code page beyond
+    /// ASCII, or UTF-16 that does not decode.
+    Unreadable,
 }
 
 /// The user an Authorization header names. Basic: the part before the first
 /// `:` (the password is wiped from the decoded buffer). NTLM, or NTLM inside
-/// Negotiate: the AUTHENTICATE (type 3) message's domain and user.
+/// Negotiate: the AUTHENTICATE (type 3) message's domain and user. Bearer:
+/// the user a JWT's claims name (see [`bearer_user`]).
 pub fn auth_user(value: &[u8]) -> AuthUser {
     let value = trim(value);
     // Any whitespace ends the scheme, as `AuthType::of_authorization` reads it.
@@ -110,15 +130,25 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
         return AuthUser::Unknown;
     };
     let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
+    if scheme.eq_ignore_ascii_case(b"Bearer") {
+        return bearer_user(rest).map_or(AuthUser::Unknown, AuthUser::Named);
+    }
     let Ok(mut bytes) = STANDARD.decode(rest) else {
         return AuthUser::Unknown;
     };
     let user = if scheme.eq_ignore_ascii_case(b"Basic") {
         let end = bytes.iter().position(|&b| b == b':').unwrap_or(bytes.len());
-        let user = String::from_utf8_lossy(&bytes[..end]).into_owned();
-        AuthUser::Named(user)
+        match std::str::from_utf8(&bytes[..end]) {
+            Ok(user) => AuthUser::Named(user.to_owned()),
+            Err(_) => AuthUser::Unreadable,
+        }
     } else if scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate") {
-        ntlm_user(&bytes).map_or(AuthUser::Unknown, AuthUser::Named)
+        match ntlm_user(&bytes) {
+            Some(Ok(user)) => AuthUser::Named(user),
+            Some(Err(Unreadable)) => AuthUser::Unreadable,
+            None if ntlm_message_type(&bytes) == Some(1) => AuthUser::HandshakeLeg,
+            None => AuthUser::Unknown,
+        }
     } else {
         AuthUser::Unknown
     };
@@ -152,9 +182,22 @@ pub fn ntlm_ambiguous(value: &[u8]) -> bool {
     bytes.windows(NTLMSSP.len()).filter(|w| *w == NTLMSSP).nth(1).is_some()
 }
 
+/// A user name in bytes the gateway cannot read as Windows would.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unreadable;
+
+/// The type of the NTLM message in `bytes` (1 NEGOTIATE, 3 AUTHENTICATE),
+/// also when wrapped in SPNEGO; `None` without one.
+fn ntlm_message_type(bytes: &[u8]) -> Option<u32> {
+    let at = bytes.windows(NTLMSSP.len()).position(|w| w == NTLMSSP)?;
+    let t = bytes.get(at + 8..at + 12)?;
+    Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+}
+
 /// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), also
-/// when wrapped in SPNEGO (found by its signature).
-pub fn ntlm_user(bytes: &[u8]) -> Option<String> {
+/// when wrapped in SPNEGO (found by its signature); `Some(Err)` for a name
+/// in the OEM code page beyond ASCII, or UTF-16 that does not decode.
+pub fn ntlm_user(bytes: &[u8]) -> Option<Result<String, Unreadable>> {
     let at = bytes.windows(NTLMSSP.len()).position(|w| w == NTLMSSP)?;
     let m = &bytes[at..];
     let u32_at = |o: usize| m.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
@@ -168,20 +211,50 @@ pub fn ntlm_user(bytes: &[u8]) -> Option<String> {
         m.get(off..off.checked_add(len)?)
     };
     let flags = u32_at(60)?;
-    let text = |b: &[u8]| -> String {
+    // The OEM code page is the server's, unknown here: only ASCII reads
+    // the same in all of them.
+    let text = |b: &[u8]| -> Result<String, Unreadable> {
         if flags & 1 != 0 {
-            let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-            String::from_utf16_lossy(&units)
+            if b.len() & 1 == 1 {
+                return Err(Unreadable);
+            }
+            let units = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+            char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| Unreadable)
+        } else if b.is_ascii() {
+            Ok(String::from_utf8_lossy(b).into_owned())
         } else {
-            String::from_utf8_lossy(b).into_owned()
+            Err(Unreadable)
         }
     };
-    let domain = text(field(28)?);
-    let user = text(field(36)?);
+    let (Ok(domain), Ok(user)) = (text(field(28)?), text(field(36)?)) else {
+        return Some(Err(Unreadable));
+    };
     if user.is_empty() {
         return None;
     }
-    Some(if domain.is_empty() { user } else { format!("{domain}\\{user}") })
+    Some(Ok(if domain.is_empty() { user } else { format!("{domain}\\{user}") }))
+}
+
+/// The user a bearer token names: the first of the `upn`, `unique_name`,
+/// `preferred_username` and `email` claims of a JWT. Not verified here:
+/// Exchange checks the token's signature, so a forged name gets no further
+/// than a 401, and a genuine one names whom Exchange serves.
+pub fn bearer_user(token: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        upn: Option<String>,
+        unique_name: Option<String>,
+        preferred_username: Option<String>,
+        email: Option<String>,
+    }
+    let payload = token.split(|&b| b == b'.').nth(1)?;
+    let unpadded = payload.iter().rposition(|&b| b != b'=').map_or(&payload[..0], |e| &payload[..=e]);
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded).ok()?;
+    let claims: Claims = serde_json::from_slice(&json).ok()?;
+    [claims.upn, claims.unique_name, claims.preferred_username, claims.email]
+        .into_iter()
+        .flatten()
+        .find(|u| !u.trim().is_empty())
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -196,6 +269,7 @@ fn trim(v: &[u8]) -> &[u8] {
 pub fn fuzz(data: &[u8]) {
     let _ = auth_user(data);
     let _ = ntlm_user(data);
+    let _ = bearer_user(data);
     let _ = is_connection_auth(data);
     exchange::url::fuzz(data);
 }
@@ -244,6 +318,20 @@ mod tests {
         let h = format!("Basic\t{}", STANDARD.encode("jdoe:pw"));
         assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("jdoe".into()), "a tab ends the scheme too");
         assert_eq!(auth_user(b"Bearer abc.def"), AuthUser::Unknown);
+        let jwt = |claims: &str| {
+            let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            format!("Bearer {}.{}.sig", url.encode("{}"), url.encode(claims))
+        };
+        assert_eq!(
+            auth_user(jwt(r#"{"upn":"jdoe@contoso.com"}"#).as_bytes()),
+            AuthUser::Named("jdoe@contoso.com".into())
+        );
+        let both = jwt(r#"{"email":"e@x","unique_name":"CONTOSO\\jdoe"}"#);
+        assert_eq!(auth_user(both.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
+        assert_eq!(auth_user(jwt(r#"{"upn":7}"#).as_bytes()), AuthUser::Unknown);
+        assert_eq!(auth_user(jwt(r#"{"oid":"x"}"#).as_bytes()), AuthUser::Unknown);
+        let latin1 = format!("Basic {}", STANDARD.encode(b"j\xfcrgen:pw"));
+        assert_eq!(auth_user(latin1.as_bytes()), AuthUser::Unreadable);
         assert_eq!(auth_user(format!("Basic {}", STANDARD.encode(":x")).as_bytes()), AuthUser::Unknown);
     }
 
@@ -276,11 +364,13 @@ mod tests {
         spnego.extend_from_slice(&msg);
         let h = format!("Negotiate {}", STANDARD.encode(&spnego));
         assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
-        // A NEGOTIATE (type 1) message names nobody.
+        // A NEGOTIATE (type 1) message names nobody yet; a Kerberos ticket
+        // (no NTLM message) names nobody readable here.
         let mut t1 = NTLMSSP.to_vec();
         t1.extend_from_slice(&1u32.to_le_bytes());
         t1.extend_from_slice(&[0; 24]);
-        assert_eq!(auth_user(format!("NTLM {}", STANDARD.encode(&t1)).as_bytes()), AuthUser::Unknown);
+        assert_eq!(auth_user(format!("NTLM {}", STANDARD.encode(&t1)).as_bytes()), AuthUser::HandshakeLeg);
+        assert_eq!(auth_user(b"Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOg"), AuthUser::Unknown);
         // Truncated or lying offsets do not panic.
         for cut in 0..msg.len() {
             let _ = ntlm_user(&msg[..cut]);
@@ -288,6 +378,14 @@ mod tests {
         let mut bad = msg.clone();
         bad[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(ntlm_user(&bad), None);
+        // OEM (no Unicode flag) beyond ASCII, or half a UTF-16 unit: unreadable.
+        let mut oem = ntlm_type3("CONTOSO", "jürgen");
+        oem[60..64].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(ntlm_user(&oem), Some(Err(Unreadable)), "0xFC is another letter in each OEM code page");
+        let mut odd = msg.clone();
+        odd[36] += 1;
+        odd.push(0);
+        assert_eq!(ntlm_user(&odd), Some(Err(Unreadable)));
         assert!(is_connection_auth(b"Negotiate YIIx"));
         // A decoy signature before the real message.
         assert!(!ntlm_ambiguous(h.as_bytes()));

@@ -151,7 +151,8 @@ pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), 
 /// Basic credentials the gateway cannot read: `YmFkdXNlcjpwdw` (no
 /// padding), `YmFkdXNl cjpwdw==` (a space inside; .NET's
 /// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
-/// user rule, while Windows may decode them to a user.
+/// user rule, while Windows may decode them to a user. So is a user name
+/// Windows reads in its own code page (see [`crate::model::AuthUser::Unreadable`]).
 /// An NTLM token with the NTLM signature twice is refused too (see
 /// [`crate::model::ntlm_ambiguous`]).
 pub fn credentials(
@@ -161,6 +162,9 @@ pub fn credentials(
 ) -> Result<(), Refused> {
     if m.auth == exchange::AuthType::Basic && matches!(auth, Some(crate::model::AuthUser::Unknown)) {
         return Err(Refused::new(400, "Basic credentials that do not decode"));
+    }
+    if matches!(auth, Some(crate::model::AuthUser::Unreadable)) {
+        return Err(Refused::new(400, "user name in a code page the gateway cannot read"));
     }
     if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::ntlm_ambiguous(v.as_bytes())) {
         return Err(Refused::new(400, "NTLM token with two NTLM messages"));

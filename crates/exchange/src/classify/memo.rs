@@ -90,6 +90,7 @@ pub(super) struct QuerySlot {
     policy_key: Option<u32>,
     locale: Option<u16>,
     repeated: bool,
+    undecoded: bool,
 }
 
 impl QuerySlot {
@@ -111,8 +112,8 @@ impl QuerySlot {
         }
         self.ends = ends;
         self.usable = fits && parsed.log == LogTokens::default();
-        (self.encoding, self.policy_key, self.locale, self.repeated) =
-            (parsed.encoding, parsed.policy_key, parsed.locale, parsed.repeated);
+        (self.encoding, self.policy_key, self.locale, self.repeated, self.undecoded) =
+            (parsed.encoding, parsed.policy_key, parsed.locale, parsed.repeated, parsed.undecoded);
     }
 
     fn holds(&self, hash: u64, key: &str) -> bool {
@@ -130,8 +131,8 @@ impl QuerySlot {
             to.clear();
             to.push_str(field(i + 1));
         }
-        (out.encoding, out.policy_key, out.locale, out.repeated) =
-            (self.encoding, self.policy_key, self.locale, self.repeated);
+        (out.encoding, out.policy_key, out.locale, out.repeated, out.undecoded) =
+            (self.encoding, self.policy_key, self.locale, self.repeated, self.undecoded);
         out.log.clear();
     }
 }
