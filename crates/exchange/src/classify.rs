@@ -290,7 +290,9 @@ impl Interpreter {
 
         (req.client_ip, req.network) = match address {
             Some(a) => (a.client, a.network),
-            None => self.client_and_network(req.peer_ip, &req.forwarded_for),
+            // The gateway keeps X-Forwarded-For only from a peer it was told
+            // to trust, public or not.
+            None => self.client_and_network(req.peer_ip, &req.forwarded_for, req.source == crate::Source::Gateway),
         };
 
         // Lower-cased once for the detection rules and the probe query alike.
@@ -338,16 +340,27 @@ impl Interpreter {
     }
 
     /// [`client_ip`](Interpreter::client_ip) and its network.
-    fn client_and_network(&self, peer: Option<IpAddr>, forwarded_for: &str) -> (Option<IpAddr>, NetworkId) {
-        let client = self.client_ip(peer, forwarded_for);
+    fn client_and_network(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: &str,
+        peer_vouched: bool,
+    ) -> (Option<IpAddr>, NetworkId) {
+        let client = self.client_ip_from(peer, forwarded_for, peer_vouched);
         (client, client.map_or(NetworkId::EXTERNAL, |ip| self.networks.lookup(ip)))
     }
 
     /// c-ip, unless it is private or loopback and X-Forwarded-For names a
     /// public address: then the right-most such address.
     pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &str) -> Option<IpAddr> {
+        self.client_ip_from(peer, forwarded_for, false)
+    }
+
+    /// [`Interpreter::client_ip`], reading X-Forwarded-For also from a public
+    /// `peer` when it is vouched for (a proxy the gateway was told to trust).
+    fn client_ip_from(&self, peer: Option<IpAddr>, forwarded_for: &str, peer_vouched: bool) -> Option<IpAddr> {
         let peer = peer?;
-        if !self.networks.is_private(peer) || forwarded_for.is_empty() {
+        if forwarded_for.is_empty() || !(peer_vouched || self.networks.is_private(peer)) {
             return Some(peer);
         }
         forwarded_for.rsplit(',').filter_map(parse_forwarded).find(|ip| !self.networks.is_private(*ip)).or(Some(peer))
@@ -690,6 +703,26 @@ mod tests {
         assert_eq!(it.client_ip(ip("10.0.0.5"), "203.0.113.7, 10.1.1.1"), ip("203.0.113.7"));
         assert_eq!(it.client_ip(ip("10.0.0.5"), "198.51.100.1, 203.0.113.7, 10.1.1.1"), ip("203.0.113.7"));
         assert_eq!(it.client_ip(ip("198.51.100.9"), "203.0.113.7"), ip("198.51.100.9"));
+        // The gateway fills X-Forwarded-For only from a proxy it trusts: a
+        // public one (a cloud balancer) is believed too, or every client
+        // behind it would be judged by the balancer's address.
+        let mut r = Request {
+            method: "GET".into(),
+            stem: "/owa/".into(),
+            peer_ip: ip("198.51.100.9"),
+            forwarded_for: "40.97.94.103".into(),
+            source: crate::Source::Gateway,
+            ..Request::default()
+        };
+        it.interpret(&mut r);
+        assert_eq!(
+            (r.client_ip, r.network),
+            (ip("40.97.94.103"), it.networks().lookup("40.97.94.103".parse().unwrap()))
+        );
+        assert_ne!(r.network, NetworkId::EXTERNAL, "an Exchange Online address");
+        r.source = crate::Source::Iis;
+        it.interpret(&mut r);
+        assert_eq!(r.client_ip, ip("198.51.100.9"), "a log's public c-ip is the client");
         assert_eq!(it.client_ip(ip("10.0.0.5"), "10.1.1.1, 127.0.0.1"), ip("10.0.0.5"));
         assert_eq!(it.client_ip(ip("10.0.0.5"), "garbage"), ip("10.0.0.5"));
         assert_eq!(it.client_ip(ip("10.0.0.5"), ""), ip("10.0.0.5"));

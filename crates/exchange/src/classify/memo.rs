@@ -349,7 +349,7 @@ impl Memo {
     pub(super) fn address(&mut self, it: &Interpreter, raw: Option<&[u8]>, forwarded_for: &str) -> Address {
         let compute = || {
             let peer = raw.and_then(w3c::parse_ip);
-            let (client, network) = it.client_and_network(peer, forwarded_for);
+            let (client, network) = it.client_and_network(peer, forwarded_for, false);
             Address { peer, client, network }
         };
         let raw = raw.unwrap_or(b"");
