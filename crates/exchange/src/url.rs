@@ -327,6 +327,31 @@ pub fn routes_past_its_path(stem: &str, query: &str, cookie: &[u8]) -> bool {
     crate::text::contains_ci(&cookie, MARK) || crate::text::contains_ci(&unescaped, MARK)
 }
 
+/// A Cookie header that names a back end and a path for Exchange's front end
+/// to proxy to: ProxyLogon's server-side request forgery (CVE-2021-26855),
+/// a way to any back-end path whatever the judged one. Matched as
+/// Microsoft's own mitigation matches it (CSS-Exchange
+/// `BackendCookieMitigation.ps1`, URL Rewrite on `{HTTP_COOKIE}`, any case):
+/// any `X-AnonResource-Backend`, or `X-BEResource=(.+)/(.+)~(.+)`.
+pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
+    const ANON: &[u8] = b"x-anonresource-backend";
+    const BE: &[u8] = b"x-beresource=";
+    // Both names start with `x`: try the bytes after each one, any case.
+    memchr::memchr2_iter(b'x', b'X', cookie).any(|at| {
+        let rest = &cookie[at..];
+        if rest.get(..ANON.len()).is_some_and(|n| n.eq_ignore_ascii_case(ANON)) {
+            return true;
+        }
+        let Some(value) = rest.get(..BE.len()).filter(|n| n.eq_ignore_ascii_case(BE)).map(|_| &rest[BE.len()..]) else {
+            return false;
+        };
+        // `(.+)/(.+)~(.+)`: a `/` after one byte at least, then a `~` after
+        // one more at least and before the last byte.
+        let Some(slash) = value.iter().skip(1).position(|&b| b == b'/').map(|i| i + 1) else { return false };
+        value.iter().rposition(|&b| b == b'~').is_some_and(|tilde| tilde >= slash + 2 && tilde + 1 < value.len())
+    })
+}
+
 /// Append a query value decoded as ASP.NET's `HttpUtility.UrlDecode` does:
 /// `+` as a space, `%XX` bytes read as UTF-8 (invalid sequences as U+FFFD),
 /// `%uNNNN` as that UTF-16 unit; a `%` that starts no escape stays.
@@ -560,6 +585,27 @@ pub fn fuzz(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxylogon_backend_cookies() {
+        for cookie in [
+            "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3; X-BEResource=localhost/owa/auth/logon.aspx?~3;",
+            "x-anonresource-backend=a",
+            "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522",
+            "a=1; x-beresource=ex01/ecp/proxyLogon.ecp#~1941962753",
+        ] {
+            assert!(cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
+        }
+        for cookie in [
+            "X-BEResource=EX01.contoso.com~1942062522",
+            "X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJqBy8fIzMnKzsrSyp3Jy9LLx87G0s3Hx8jSnJnKmJzGyM7Gycaay8vPz4GBmp2bkpSak4w=",
+            "X-BEResource=/~",
+            "PrivateComputer=true; ClientId=ABC; X-OWA-CANARY=x",
+            "",
+        ] {
+            assert!(!cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
+        }
+    }
 
     fn decoded(raw: &str) -> Result<String, Refusal> {
         let mut out = String::new();

@@ -130,22 +130,25 @@ fn uri_len(uri: &Uri) -> usize {
 }
 
 /// A request whose Cookie would make Exchange's front end route it to
-/// another path than the one judged (see
-/// [`exchange::url::routes_past_its_path`]; ASP.NET's `Params` reads
-/// cookies too). The query's part of that check, and every other ambiguity
-/// the model shows, is `policy::evaluate`'s (`exchange::Request::ambiguity`),
-/// so that a simulation refuses the same logged requests.
+/// another path than the one judged: ProxyLogon's back-end cookies on any
+/// path ([`exchange::url::cookie_names_a_backend`]), and on Autodiscover an
+/// explicit logon ([`exchange::url::routes_past_its_path`]; ASP.NET's
+/// `Params` reads cookies too). The query's part of the latter, and every
+/// other ambiguity the model shows, is `policy::evaluate`'s
+/// (`exchange::Request::ambiguity`), so that a simulation refuses the same
+/// logged requests; IIS logs no cookies by default.
 #[inline]
 pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), Refused> {
-    if m.protocol != exchange::Protocol::Autodiscover {
-        return Ok(());
-    }
-    match headers.get(COOKIE) {
-        Some(cookie) if exchange::url::routes_past_its_path(&m.stem, "", cookie.as_bytes()) => {
-            Err(Refused::new(400, exchange::ROUTED_PAST_ITS_PATH))
+    for cookie in headers.get_all(COOKIE) {
+        let cookie = cookie.as_bytes();
+        if exchange::url::cookie_names_a_backend(cookie) {
+            return Err(Refused::new(400, "cookie names a back end to proxy to (ProxyLogon)"));
         }
-        _ => Ok(()),
+        if m.protocol == exchange::Protocol::Autodiscover && exchange::url::routes_past_its_path(&m.stem, "", cookie) {
+            return Err(Refused::new(400, exchange::ROUTED_PAST_ITS_PATH));
+        }
     }
+    Ok(())
 }
 
 /// Basic credentials the gateway cannot read: `YmFkdXNlcjpwdw` (no

@@ -428,6 +428,32 @@ async fn autodiscover_json_routed_to_another_path_is_refused() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_naming_a_back_end_path_is_refused_on_any_path() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        // ProxyLogon: the judged path is a static ECP or OWA file, which no
+        // rule denies; an unpatched front end proxies to the cookie's path.
+        for (target, cookie) in [
+            ("/ecp/y.js", "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522"),
+            ("/owa/auth/x.js", "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3"),
+            ("/ecp/y.js", "a=1; x-beresource=localhost/ews/exchange.asmx#~1941962753"),
+        ] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: mail\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{raw:?} -> {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Exchange's own affinity cookies pass.
+        let raw = "GET /owa/ HTTP/1.1\r\nHost: mail\r\nCookie: X-BEResource=EX01.contoso.com~1942062522; \
+                   X-BackEndCookie=S-1-5-21-1=u56Lnp2e\r\nConnection: close\r\n\r\n";
+        assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
 /// Blocks one phone model, as an ActiveSync device access rule does.
 const SAMSUNG_BLOCK: &str = "default = 'allow'\n[device_access]\n[[device_access.rule]]\n\
                              characteristic = 'DeviceModel'\nquery_string = 'SM-S911B'\naccess_level = 'Block'\n";
