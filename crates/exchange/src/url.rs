@@ -580,6 +580,21 @@ pub fn fuzz(data: &[u8]) {
     let mut reference = String::new();
     decode_query_bytes(&raw, &mut reference);
     assert_eq!(value, reference, "query fast path agrees on {raw:?}");
+    assert_eq!(cookie_names_a_backend(data), backend_cookie_reference(data), "{raw:?}");
+}
+
+/// [`cookie_names_a_backend`] the slow way, for the fuzz target: the
+/// mitigation's two patterns tried at every position of a lower-cased copy.
+fn backend_cookie_reference(cookie: &[u8]) -> bool {
+    let lower = cookie.to_ascii_lowercase();
+    let at = |i: usize, needle: &[u8]| lower[i..].starts_with(needle);
+    (0..lower.len()).any(|i| {
+        at(i, b"x-anonresource-backend")
+            || (at(i, b"x-beresource=") && {
+                let v = &lower[i + b"x-beresource=".len()..];
+                (1..v.len()).any(|s| v[s] == b'/' && (s + 2..v.len().saturating_sub(1)).any(|t| v[t] == b'~'))
+            })
+    })
 }
 
 #[cfg(test)]
@@ -604,6 +619,19 @@ mod tests {
             "",
         ] {
             assert!(!cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
+        }
+        for cookie in [
+            "X-BEResource=a/b~c",
+            "X-BEResource=/b~c",
+            "x-beresource=a/~c",
+            "X-BEResource=a/b~",
+            "x-beresourcE=ab/c/d~~e",
+        ] {
+            assert_eq!(
+                cookie_names_a_backend(cookie.as_bytes()),
+                backend_cookie_reference(cookie.as_bytes()),
+                "{cookie}"
+            );
         }
     }
 
