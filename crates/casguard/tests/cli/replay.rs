@@ -24,7 +24,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::gateway::{kill, plain_listener, spawn_with_stderr, upstream};
-use crate::util::{bin, ok, text, workspace};
+use crate::util::{bin, inventory_build, ok, text, workspace};
 
 /// One W3C line, by field name.
 type Line = HashMap<String, String>;
@@ -121,7 +121,7 @@ type Verdict = (String, String);
 
 /// Sends every line's request through a gateway running `policy`; per line,
 /// the gateway's verdict from its access log and the status it answered.
-fn through_gateway(policy: &Path, lines: &[(String, Line)]) -> Vec<(Verdict, u16)> {
+fn through_gateway(policy: &Path, lines: &[(String, Line)], extra: &[&str]) -> Vec<(Verdict, u16)> {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream();
     let (child, rx) = spawn_with_stderr(
@@ -130,7 +130,8 @@ fn through_gateway(policy: &Path, lines: &[(String, Line)]) -> Vec<(Verdict, u16
             .arg(policy)
             .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--trusted-proxy", "127.0.0.1"])
             .args(["--health-checks", "none", "--reload-interval", "60", "--drain-timeout", "5", "--access-log"])
-            .arg(dir.path()),
+            .arg(dir.path())
+            .args(extra),
     );
     let addr = plain_listener(&rx);
     let mut sent = Vec::new();
@@ -165,10 +166,14 @@ fn through_gateway(policy: &Path, lines: &[(String, Line)]) -> Vec<(Verdict, u16
 
 /// `casguard export --policy` of the lines: per line, in order, the verdict
 /// and the status it predicts (a file at a time, one thread: in line order).
-fn through_export(policy: &Path, files: &[PathBuf]) -> Vec<(Verdict, u16)> {
+fn through_export(policy: &Path, files: &[PathBuf], extra: &[&str]) -> Vec<(Verdict, u16)> {
     let export = |file: &PathBuf| {
         let mut export = bin();
-        export.args(["export", "-q", "--threads", "1", "--format", "jsonl", "--policy"]).arg(policy).arg(file);
+        export
+            .args(["export", "-q", "--threads", "1", "--format", "jsonl", "--policy"])
+            .arg(policy)
+            .args(extra)
+            .arg(file);
         text(&ok(export.output().unwrap()).stdout)
     };
     files
@@ -186,13 +191,14 @@ fn through_export(policy: &Path, files: &[PathBuf]) -> Vec<(Verdict, u16)> {
         .collect()
 }
 
-/// Replays `files` under `policy`; the lines on which gateway and export
-/// disagree, and how many verdicts each rule gave.
-fn disagreements(policy: &Path, files: &[PathBuf]) -> (Vec<String>, BTreeMap<Verdict, usize>) {
+/// Replays `files` under `policy` (with `extra` options for both sides, an
+/// inventory); the lines on which gateway and export disagree, and how many
+/// verdicts each rule gave.
+fn disagreements(policy: &Path, files: &[PathBuf], extra: &[&str]) -> (Vec<String>, BTreeMap<Verdict, usize>) {
     let lines = read_lines(files);
-    let predicted = through_export(policy, files);
+    let predicted = through_export(policy, files, extra);
     assert_eq!(predicted.len(), lines.len(), "export wrote one event a line");
-    let enforced = through_gateway(policy, &lines);
+    let enforced = through_gateway(policy, &lines, extra);
     let mut wrong = Vec::new();
     let mut verdicts = BTreeMap::new();
     for (((at, line), (want, want_status)), (got, got_status)) in lines.iter().zip(predicted).zip(enforced) {
@@ -231,7 +237,7 @@ fn the_gateway_decides_every_example_request_as_simulate_predicts() {
     for name in ["outlook-mobile-lockdown", "block-outlook-provision", "ews-allow-outlook-only", "iis-block-outlook-ua"]
     {
         let policy = workspace().join(format!("examples/policies/{name}.toml"));
-        let (wrong, verdicts) = disagreements(&policy, &files);
+        let (wrong, verdicts) = disagreements(&policy, &files, &[]);
         assert!(wrong.is_empty(), "{name}: {} of the lines disagree:\n{}", wrong.len(), wrong.join("\n"));
         // The replay judged something: requests denied and allowed, by rules.
         let denied: usize = verdicts.iter().filter(|(v, _)| v.0 == "deny").map(|(_, n)| n).sum();
@@ -246,7 +252,7 @@ fn the_gateway_decides_every_example_request_as_simulate_predicts() {
 fn requests_the_gateway_refuses_are_refused_in_simulate_too() {
     let files = front_end_logs();
     let policy = workspace().join("examples/policies/block-outlook-provision.toml");
-    let (wrong, verdicts) = disagreements(&policy, &files);
+    let (wrong, verdicts) = disagreements(&policy, &files, &[]);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     let refused = verdicts.iter().find(|(v, _)| v.1 == exchange::ROUTED_PAST_ITS_PATH).map(|(_, n)| *n);
     assert!(refused.is_some_and(|n| n >= 3), "{verdicts:?}");
@@ -258,7 +264,22 @@ fn the_real_public_lines_are_decided_alike_too() {
         std::fs::read_dir(workspace().join("tests/data/iis")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let policy = workspace().join("examples/policies/outlook-mobile-lockdown.toml");
-    let (wrong, verdicts) = disagreements(&policy, &files);
+    let (wrong, verdicts) = disagreements(&policy, &files, &[]);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(verdicts.values().sum::<usize>() >= 20, "{verdicts:?}");
+}
+
+/// A `device = "new"` rule decides by the same inventory on both sides:
+/// devices first seen after the cut-over are new to the gateway and to export.
+#[test]
+fn device_rules_decide_alike_with_one_inventory() {
+    let files = front_end_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.json");
+    inventory_build("2026-11-03T00:00:00Z", &[], &inventory, &workspace().join("examples/logs"));
+    let policy = workspace().join("examples/policies/block-new-outlook-devices.toml");
+    let (wrong, verdicts) = disagreements(&policy, &files, &["--inventory", inventory.to_str().unwrap()]);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let denied = verdicts.iter().find(|(v, _)| v.1 == "block new Outlook mobile devices").map(|(_, n)| *n);
+    assert!(denied.is_some_and(|n| n > 0), "{verdicts:?}");
 }
