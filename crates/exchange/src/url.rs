@@ -346,9 +346,11 @@ pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
             return false;
         };
         // `(.+)/(.+)~(.+)`: a `/` after one byte at least, then a `~` after
-        // one more at least and before the last byte.
+        // one more at least and before the last byte (the first such `/`
+        // and the last such `~` are the likeliest pair).
         let Some(slash) = value.iter().skip(1).position(|&b| b == b'/').map(|i| i + 1) else { return false };
-        value.iter().rposition(|&b| b == b'~').is_some_and(|tilde| tilde >= slash + 2 && tilde + 1 < value.len())
+        let before_last = &value[..value.len().saturating_sub(1)];
+        before_last.iter().rposition(|&b| b == b'~').is_some_and(|tilde| tilde >= slash + 2)
     })
 }
 
