@@ -83,6 +83,11 @@ pub(crate) fn head(
             seen |= 1 << i;
         }
         underscored |= name.as_str().contains('_');
+        // ProxyLogon: on any path, an unpatched front end proxies to the
+        // back end and path the cookie names, whatever path was judged.
+        if name == COOKIE && exchange::url::cookie_names_a_backend(value.as_bytes()) {
+            return Err(Refused::new(400, "cookie names a back end to proxy to (ProxyLogon)"));
+        }
     }
     if size > max_head_bytes {
         return Err(Refused::new(431, "request head over the limit"));
@@ -129,22 +134,21 @@ fn uri_len(uri: &Uri) -> usize {
     authority + uri.path_and_query().map_or(1, |p| p.as_str().len())
 }
 
-/// A request whose Cookie would make Exchange's front end route it to
-/// another path than the one judged: ProxyLogon's back-end cookies on any
-/// path ([`exchange::url::cookie_names_a_backend`]), and on Autodiscover an
-/// explicit logon ([`exchange::url::routes_past_its_path`]; ASP.NET's
-/// `Params` reads cookies too). The query's part of the latter, and every
-/// other ambiguity the model shows, is `policy::evaluate`'s
-/// (`exchange::Request::ambiguity`), so that a simulation refuses the same
-/// logged requests; IIS logs no cookies by default.
+/// An Autodiscover request whose Cookie would make Exchange's front end
+/// route it to another path than the one judged: an explicit logon
+/// ([`exchange::url::routes_past_its_path`]; ASP.NET's `Params` reads
+/// cookies too). ProxyLogon's back-end cookies, on any path, are [`head`]'s.
+/// The query's part of this check, and every other ambiguity the model
+/// shows, is `policy::evaluate`'s (`exchange::Request::ambiguity`), so that
+/// a simulation refuses the same logged requests; IIS logs no cookies by
+/// default.
 #[inline]
 pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), Refused> {
+    if m.protocol != exchange::Protocol::Autodiscover {
+        return Ok(());
+    }
     for cookie in headers.get_all(COOKIE) {
-        let cookie = cookie.as_bytes();
-        if exchange::url::cookie_names_a_backend(cookie) {
-            return Err(Refused::new(400, "cookie names a back end to proxy to (ProxyLogon)"));
-        }
-        if m.protocol == exchange::Protocol::Autodiscover && exchange::url::routes_past_its_path(&m.stem, "", cookie) {
+        if exchange::url::routes_past_its_path(&m.stem, "", cookie.as_bytes()) {
             return Err(Refused::new(400, exchange::ROUTED_PAST_ITS_PATH));
         }
     }
