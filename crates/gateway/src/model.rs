@@ -146,7 +146,7 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
         match ntlm_user(&bytes) {
             Some(Ok(user)) => AuthUser::Named(user),
             Some(Err(Unreadable)) => AuthUser::Unreadable,
-            None if ntlm_message_type(&bytes) == Some(1) => AuthUser::HandshakeLeg,
+            None if is_ntlm_negotiate(&bytes) => AuthUser::HandshakeLeg,
             None => AuthUser::Unknown,
         }
     } else {
@@ -186,12 +186,11 @@ pub fn ntlm_ambiguous(value: &[u8]) -> bool {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unreadable;
 
-/// The type of the NTLM message in `bytes` (1 NEGOTIATE, 3 AUTHENTICATE),
-/// also when wrapped in SPNEGO; `None` without one.
-fn ntlm_message_type(bytes: &[u8]) -> Option<u32> {
-    let at = bytes.windows(NTLMSSP.len()).position(|w| w == NTLMSSP)?;
-    let t = bytes.get(at + 8..at + 12)?;
-    Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+/// A bare NTLM NEGOTIATE message (type 1). Only bare: a signature found
+/// inside another token (SPNEGO around Kerberos, say) could be a decoy that
+/// made a signed-in request look like a handshake's first leg.
+fn is_ntlm_negotiate(bytes: &[u8]) -> bool {
+    bytes.starts_with(NTLMSSP) && bytes.get(8..12) == Some(&1u32.to_le_bytes()[..])
 }
 
 /// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), also
@@ -371,6 +370,11 @@ mod tests {
         t1.extend_from_slice(&[0; 24]);
         assert_eq!(auth_user(format!("NTLM {}", STANDARD.encode(&t1)).as_bytes()), AuthUser::HandshakeLeg);
         assert_eq!(auth_user(b"Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOg"), AuthUser::Unknown);
+        // Only a bare one: inside another token the signature may be a decoy.
+        let mut wrapped = vec![0x60, 0x28, 0x06, 0x06, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+        wrapped.extend_from_slice(&t1);
+        assert_eq!(auth_user(format!("Negotiate {}", STANDARD.encode(&wrapped)).as_bytes()), AuthUser::Unknown);
+        assert_eq!(auth_user(format!("Negotiate {}", STANDARD.encode(&t1)).as_bytes()), AuthUser::HandshakeLeg);
         // Truncated or lying offsets do not panic.
         for cut in 0..msg.len() {
             let _ = ntlm_user(&msg[..cut]);
