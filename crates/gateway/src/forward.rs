@@ -55,11 +55,18 @@ pub(crate) fn handle(
     let loaded = shared.policy.current();
     let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
     let conn_user = if connection_auth {
-        // A new handshake starts: the connection's old identity no longer holds.
+        // A new handshake starts: the connection's old identity no longer
+        // holds, and the new one is unread until Exchange accepts a user
+        // the gateway read (see `Forward::respond`).
+        conn.auth_unread.store(true, Ordering::Relaxed);
         std::mem::take(&mut *lock(&conn.auth_user))
     } else {
         lock(&conn.auth_user).clone()
     };
+    // No header on a connection Windows may have signed in as someone the
+    // gateway did not read: judged as credentials that name nobody.
+    let unread = (!connection_auth && conn_user.is_empty() && conn.auth_unread.load(Ordering::Relaxed))
+        .then_some(AuthUser::Unknown);
     if let Err(refused) = screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes) {
         return refuse(finish, refused, req.method().as_str(), req.uri().path(), &conn.info);
     }
@@ -68,7 +75,7 @@ pub(crate) fn handle(
     let verdict = MODEL.with_borrow_mut(|m| {
         let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(m);
-        model::after_interpret(m, req.headers(), filled.auth.as_ref());
+        model::after_interpret(m, req.headers(), filled.auth.as_ref().or(unread.as_ref()));
         let refused = filled
             .refusal
             .map(Refused::from)
@@ -339,6 +346,7 @@ impl Forward {
         if let Some(user) = self.pending_user {
             if parts.status != StatusCode::UNAUTHORIZED {
                 *lock(&self.conn.auth_user) = user;
+                self.conn.auth_unread.store(false, Ordering::Relaxed);
             }
         }
         if let Some(informed) = self.informed.take() {
