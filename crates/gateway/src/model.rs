@@ -242,6 +242,16 @@ fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, b.get(..len)?, &b[len..]))
 }
 
+/// True for an NTLM or Negotiate header whose token is not plain padded
+/// base64 (`TlRM...` with trailing bytes, a space inside, no padding, a
+/// second scheme after a comma): named nobody here, while Windows' decoder
+/// may be as lenient as .NET's and read a user from it.
+pub fn connection_token_undecoded(value: &[u8]) -> bool {
+    let value = trim(value);
+    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return false };
+    is_connection_auth(&value[..sp]) && STANDARD.decode(trim(&value[sp + 1..])).is_err()
+}
+
 /// A user name in bytes the gateway cannot read as Windows would.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unreadable;
@@ -521,5 +531,13 @@ mod tests {
         assert!(ntlm_ambiguous(format!("NTLM {}", STANDARD.encode(&decoy)).as_bytes()));
         assert!(!ntlm_ambiguous(format!("Basic {}", STANDARD.encode(&decoy)).as_bytes()));
         assert!(!is_connection_auth(b"Basic eDp5"));
+        let t = STANDARD.encode(&msg);
+        assert!(!connection_token_undecoded(format!("NTLM {t}").as_bytes()));
+        assert!(!connection_token_undecoded(b"Basic eDp5 x"), "Basic is the Basic check's");
+        for bad in
+            [format!("NTLM {t}, Basic eDp5"), format!("Negotiate {}", t.trim_end_matches('=')), format!("NTLM {t} x")]
+        {
+            assert!(connection_token_undecoded(bad.as_bytes()), "{bad}");
+        }
     }
 }

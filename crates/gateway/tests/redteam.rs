@@ -797,3 +797,30 @@ async fn a_user_name_windows_folds_to_a_denied_user_is_denied() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ntlm_token_that_does_not_decode_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        // Each named nobody to the gateway (so no user rule matched), while
+        // a lenient decoder (as .NET's skips spaces) reads baduser from it.
+        let t = B64.encode(ntlm_type3("CONTOSO", "baduser"));
+        for auth in [
+            format!("NTLM {t}, Basic eDp5"),
+            format!("NTLM {t} x"),
+            format!("NTLM {}", t.trim_end_matches('=')),
+            format!("NTLM {} {}", &t[..20], &t[20..]),
+            format!("Negotiate {t}=="),
+        ] {
+            let answer = send_raw(gw.addr, get(&auth).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, get(&format!("NTLM {t}")).as_bytes()).await), "403");
+        let good = B64.encode(ntlm_type3("CONTOSO", "gooduser"));
+        assert_eq!(status(&send_raw(gw.addr, get(&format!("Negotiate {good}")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
