@@ -439,6 +439,9 @@ async fn a_cookie_naming_a_back_end_path_is_refused_on_any_path() {
             ("/ecp/y.js", "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522"),
             ("/owa/auth/x.js", "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3"),
             ("/ecp/y.js", "a=1; x-beresource=localhost/ews/exchange.asmx#~1941962753"),
+            // Past Microsoft's own pattern, which wants a `/`: .NET's `Uri`
+            // takes a `\` for one in an http URL.
+            ("/owa/auth/x.js", "X-BEResource=localhost\\ecp\\default.flt?~1942062522"),
         ] {
             let raw = format!("GET {target} HTTP/1.1\r\nHost: mail\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
             let answer = send_raw(gw.addr, raw.as_bytes()).await;
