@@ -49,6 +49,11 @@ pub(crate) struct ConnState {
     /// did not read, so a request after it without a header names nobody,
     /// never the one ActiveSync's `User=` names.
     pub(crate) auth_unread: AtomicBool,
+    /// Exchange answered an NTLM/Negotiate request on the upstream
+    /// connection with something other than 401: it may hold a sign-in,
+    /// which a later handshake must not be able to outlive (see
+    /// `forward::handle`).
+    pub(crate) signed_in: AtomicBool,
 }
 
 /// Serve one accepted client connection to its end.
@@ -73,6 +78,7 @@ pub(crate) async fn serve_connection<IO>(
         drivers: Mutex::new(Drivers::default()),
         auth_user: Mutex::new(String::new()),
         auth_unread: AtomicBool::new(false),
+        signed_in: AtomicBool::new(false),
     });
     let svc_shared = shared.clone();
     let svc_state = state.clone();

@@ -59,6 +59,15 @@ pub(crate) fn handle(
         // holds, and the new one is unread until Exchange accepts a user
         // the gateway read (see `Forward::respond`).
         conn.auth_unread.store(true, Ordering::Relaxed);
+        // And on a new upstream connection once Exchange may have signed the
+        // old one in: a page that runs no Windows authentication (an
+        // anonymous one, or one IIS refuses first) answers 200 to any
+        // AUTHENTICATE message, which would name the connection's user here
+        // while Exchange kept the one it signed in before.
+        if conn.signed_in.swap(false, Ordering::Relaxed) {
+            *lock(&conn.upstream) = None;
+            lock(&conn.drivers).let_go();
+        }
         std::mem::take(&mut *lock(&conn.auth_user))
     } else {
         lock(&conn.auth_user).clone()
@@ -138,8 +147,16 @@ pub(crate) fn handle(
     // Boxed: rare, and `Forward` travels with every request.
     let (tee, informed) = informing.map(|(tee, informed)| (tee, Box::new(informed))).unzip();
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref(), tee);
-    let mut forward =
-        Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now(), replay: None, informed };
+    let mut forward = Forward {
+        conn: conn.clone(),
+        finish,
+        handshake: connection_auth,
+        pending_user,
+        protocol,
+        sent: Instant::now(),
+        replay: None,
+        informed,
+    };
     // The common case: the connection's upstream connection is idle and
     // open. Anything else (the first request, a reconnect) is connected first (`Handled::Connecting`).
     let mut slot = lock(&conn.upstream);
@@ -229,6 +246,8 @@ where
 struct Forward {
     conn: Arc<ConnState>,
     finish: Finish,
+    /// An NTLM/Negotiate request: a leg of a handshake.
+    handshake: bool,
     /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
     pending_user: Option<String>,
     /// Picks the upstream when a connection must be made (`route-by-health`).
@@ -342,6 +361,9 @@ impl Forward {
         let upstream_close = strip_hop_by_hop(&mut parts.headers);
         if upstream_close {
             parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.handshake && parts.status != StatusCode::UNAUTHORIZED {
+            self.conn.signed_in.store(true, Ordering::Relaxed);
         }
         if let Some(user) = self.pending_user {
             if parts.status != StatusCode::UNAUTHORIZED {

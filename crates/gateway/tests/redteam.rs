@@ -827,3 +827,55 @@ async fn an_ntlm_token_that_does_not_decode_is_refused() {
     })
     .await;
 }
+
+/// The `x-conn` (upstream connection) of each answer on one connection, in order.
+fn upstream_conns(answers: &str) -> Vec<&str> {
+    answers.lines().filter_map(|l| l.strip_prefix("x-conn: ")).map(str::trim).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'EWS only for boss'\naction = 'deny'\npath = '/EWS'\n\
+                      unless = { user = 'boss' }\n";
+        let gw = start_gateway(policy, up).await;
+        let ntlm = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
+        // mallory signs in where she may; then an AUTHENTICATE message naming
+        // boss (any bytes: no password needed) goes to a page without Windows
+        // authentication, which answers 200; then EWS without a header.
+        // Exchange kept mallory's sign-in for the upstream connection, while
+        // the gateway took boss for the connection's user.
+        let raw = format!(
+            "GET /mapi/emsmdb/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\n\r\n\
+             GET /owa/auth/logon.aspx HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\n\r\n\
+             POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ntlm("mallory"),
+            ntlm("boss")
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
+        let conns = upstream_conns(&answers);
+        assert_eq!(conns.len(), 3, "{answers}");
+        // The second handshake starts on a new upstream connection, where
+        // nothing of mallory's sign-in is left: EWS there is boss's or no one's.
+        assert_ne!(conns[1], conns[0], "{answers}");
+        assert_eq!(conns[2], conns[1], "{answers}");
+        assert_eq!(mock.seen().len(), 3);
+        // A client signing in again on its connection keeps it, and its
+        // handshake stays on one (new) upstream connection.
+        const TYPE1: &str = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
+        let mut c = client(gw.addr).await;
+        let mut legs = Vec::new();
+        for auth in [TYPE1, &ntlm("boss"), TYPE1, &ntlm("boss")] {
+            let a = c.get("/ntlm", &[("authorization", auth)]).await;
+            legs.push((a.status.as_u16(), a.conn()));
+        }
+        assert_eq!([legs[0].0, legs[1].0, legs[2].0, legs[3].0], [401, 200, 401, 200], "{legs:?}");
+        assert!(legs[0].1 == legs[1].1 && legs[2].1 == legs[3].1 && legs[1].1 != legs[2].1, "{legs:?}");
+        let ews = c.send_body("POST", "/EWS/Exchange.asmx", &[], Default::default()).await;
+        assert_eq!((ews.status.as_u16(), ews.conn()), (200, legs[3].1));
+        gw.stop().await;
+    })
+    .await;
+}
