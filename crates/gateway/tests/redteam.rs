@@ -31,6 +31,18 @@
 //! fold them: dotnet/runtime#32247); a device id or command with a space.
 //! Closed: the user came from `User=` when the credentials named nobody
 //! readable, user names in a code page, base64 queries that do not decode.
+//!
+//! Fourth pass (rt30b), held: `X-BEResource =...` (ASP.NET keeps the space
+//! in the cookie's name), `Cookie2`, an `X-BEResource` header or query
+//! parameter (Exchange reads the cookie), `%7E` for `~`; `Anonymous` with
+//! a no-break space, as a UPN; JWTs with a number for `upn` or no name
+//! claim (nobody: Exchange checks the signature); X-Forwarded-For twice, or
+//! with `Forwarded:` beside it. Closed: a Kerberos, tab-separated NTLM or
+//! unfinished handshake left header-less requests judged by `User=`; an
+//! NTLM message hidden in a Kerberos SPNEGO token; NTLM tokens that do not
+//! decode; a second handshake answered 200 by a page without Windows
+//! authentication; `\` for `/` in ProxyLogon's cookie. Open (ignored
+//! test): user names Active Directory folds to another (width, diacritics).
 
 mod common;
 
