@@ -794,20 +794,34 @@ async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
     .await;
 }
 
+/// Windows signs in `baduser` for `ｂａｄｕｓｅｒ` or `bāduser`: Active
+/// Directory folds width and diacritics (KB 938447, KB 2656984, Samba bug
+/// 14847), while the user key folded case only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open: Windows signs in `baduser` for `ｂａｄｕｓｅｒ` or `bāduser` (Active Directory folds width and \
-            diacritics: KB 938447, KB 2656984, Samba bug 14847), while the user key folds case only; a fix \
-            needs a fold as wide as Active Directory's on both the rule's and the request's side"]
 async fn a_user_name_windows_folds_to_a_denied_user_is_denied() {
     within(20, async {
         let (mock, up) = start_mock().await;
         let gw = start_gateway(BAD_USER, up).await;
-        for name in ["ｂａｄｕｓｅｒ", "bāduser", "ba\u{301}duser", "CONTOSO\\ｂａｄuser", "bäduser@contoso.com"]
-        {
+        for name in [
+            "ｂａｄｕｓｅｒ",
+            "bāduser",
+            "ba\u{301}duser",
+            "CONTOSO\\ｂａｄuser",
+            "bäduser@contoso.com",
+            "baduser＠contoso.com",
+        ] {
             let answer = send_raw(gw.addr, get(&basic(name, "pw")).as_bytes()).await;
             assert_ne!(status(&answer), "200", "{name}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, get(&basic("ｇｏｏｄuser", "pw")).as_bytes()).await), "200");
+        gw.stop().await;
+        // A rule naming a user beyond ASCII names the ones Windows folds to it.
+        let gw = start_gateway(JUERGEN, up).await;
+        for name in ["jurgen", "CONTOSO\\Jürgen", "ｊüｒｇｅｎ"] {
+            assert_eq!(status(&send_raw(gw.addr, get(&basic(name, "pw")).as_bytes()).await), "403", "{name}");
+        }
+        assert_eq!(status(&send_raw(gw.addr, get(&basic("juergen", "pw")).as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;
