@@ -41,8 +41,9 @@
 //! unfinished handshake left header-less requests judged by `User=`; an
 //! NTLM message hidden in a Kerberos SPNEGO token; NTLM tokens that do not
 //! decode; a second handshake answered 200 by a page without Windows
-//! authentication; `\` for `/` in ProxyLogon's cookie. Open (ignored
-//! test): user names Active Directory folds to another (width, diacritics).
+//! authentication; `\` for `/` in ProxyLogon's cookie; user names
+//! Active Directory folds to another (width, diacritics), partly: its own
+//! rules are not published.
 
 mod common;
 
