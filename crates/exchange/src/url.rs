@@ -332,7 +332,8 @@ pub fn routes_past_its_path(stem: &str, query: &str, cookie: &[u8]) -> bool {
 /// a way to any back-end path whatever the judged one. Matched as
 /// Microsoft's own mitigation matches it (CSS-Exchange
 /// `BackendCookieMitigation.ps1`, URL Rewrite on `{HTTP_COOKIE}`, any case):
-/// any `X-AnonResource-Backend`, or `X-BEResource=(.+)/(.+)~(.+)`.
+/// any `X-AnonResource-Backend`, or `X-BEResource=(.+)/(.+)~(.+)`, with
+/// `\` taken for `/` as well.
 pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
     const ANON: &[u8] = b"x-anonresource-backend";
     const BE: &[u8] = b"x-beresource=";
@@ -347,8 +348,12 @@ pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
         };
         // `(.+)/(.+)~(.+)`: a `/` after one byte at least, then a `~` after
         // one more at least and before the last byte (the first such `/`
-        // and the last such `~` are the likeliest pair).
-        let Some(slash) = value.iter().skip(1).position(|&b| b == b'/').map(|i| i + 1) else { return false };
+        // and the last such `~` are the likeliest pair). A `\` counts as a
+        // `/`: .NET's `Uri` reads it so in an http URL, and
+        // `localhost\ecp\x?~1` may name a path as well (unverified).
+        let Some(slash) = value.iter().skip(1).position(|&b| b == b'/' || b == b'\\').map(|i| i + 1) else {
+            return false;
+        };
         let before_last = &value[..value.len().saturating_sub(1)];
         before_last.iter().rposition(|&b| b == b'~').is_some_and(|tilde| tilde >= slash + 2)
     })
@@ -594,7 +599,8 @@ fn backend_cookie_reference(cookie: &[u8]) -> bool {
         at(i, b"x-anonresource-backend")
             || (at(i, b"x-beresource=") && {
                 let v = &lower[i + b"x-beresource=".len()..];
-                (1..v.len()).any(|s| v[s] == b'/' && (s + 2..v.len().saturating_sub(1)).any(|t| v[t] == b'~'))
+                (1..v.len())
+                    .any(|s| matches!(v[s], b'/' | b'\\') && (s + 2..v.len().saturating_sub(1)).any(|t| v[t] == b'~'))
             })
     })
 }
@@ -610,6 +616,7 @@ mod tests {
             "x-anonresource-backend=a",
             "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522",
             "a=1; x-beresource=ex01/ecp/proxyLogon.ecp#~1941962753",
+            "X-BEResource=localhost\\ecp\\default.flt?~1942062522",
         ] {
             assert!(cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
         }

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -43,6 +43,17 @@ pub(crate) struct ConnState {
     /// The user an NTLM/Negotiate handshake on this connection named and
     /// Exchange accepted; requests after the handshake carry no header.
     pub(crate) auth_user: Mutex<String>,
+    /// An NTLM/Negotiate handshake began on this connection and did not end
+    /// in one `auth_user` Exchange accepted (a Kerberos ticket, or one not
+    /// yet finished): Windows may hold a user for the connection the gateway
+    /// did not read, so a request after it without a header names nobody,
+    /// never the one ActiveSync's `User=` names.
+    pub(crate) auth_unread: AtomicBool,
+    /// Exchange answered an NTLM/Negotiate request on the upstream
+    /// connection with something other than 401: it may hold a sign-in,
+    /// which a later handshake must not be able to outlive (see
+    /// `forward::handle`).
+    pub(crate) signed_in: AtomicBool,
 }
 
 /// Serve one accepted client connection to its end.
@@ -66,6 +77,8 @@ pub(crate) async fn serve_connection<IO>(
         upstream: Mutex::new(None),
         drivers: Mutex::new(Drivers::default()),
         auth_user: Mutex::new(String::new()),
+        auth_unread: AtomicBool::new(false),
+        signed_in: AtomicBool::new(false),
     });
     let svc_shared = shared.clone();
     let svc_state = state.clone();

@@ -55,11 +55,27 @@ pub(crate) fn handle(
     let loaded = shared.policy.current();
     let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
     let conn_user = if connection_auth {
-        // A new handshake starts: the connection's old identity no longer holds.
+        // A new handshake starts: the connection's old identity no longer
+        // holds, and the new one is unread until Exchange accepts a user
+        // the gateway read (see `Forward::respond`).
+        conn.auth_unread.store(true, Ordering::Relaxed);
+        // And on a new upstream connection once Exchange may have signed the
+        // old one in: a page that runs no Windows authentication (an
+        // anonymous one, or one IIS refuses first) answers 200 to any
+        // AUTHENTICATE message, which would name the connection's user here
+        // while Exchange kept the one it signed in before.
+        if conn.signed_in.swap(false, Ordering::Relaxed) {
+            *lock(&conn.upstream) = None;
+            lock(&conn.drivers).let_go();
+        }
         std::mem::take(&mut *lock(&conn.auth_user))
     } else {
         lock(&conn.auth_user).clone()
     };
+    // No header on a connection Windows may have signed in as someone the
+    // gateway did not read: judged as credentials that name nobody.
+    let unread = (!connection_auth && conn_user.is_empty() && conn.auth_unread.load(Ordering::Relaxed))
+        .then_some(AuthUser::Unknown);
     if let Err(refused) = screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes) {
         return refuse(finish, refused, req.method().as_str(), req.uri().path(), &conn.info);
     }
@@ -68,7 +84,7 @@ pub(crate) fn handle(
     let verdict = MODEL.with_borrow_mut(|m| {
         let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
         shared.interpreter.interpret(m);
-        model::after_interpret(m, req.headers(), filled.auth.as_ref());
+        model::after_interpret(m, req.headers(), filled.auth.as_ref().or(unread.as_ref()));
         let refused = filled
             .refusal
             .map(Refused::from)
@@ -131,8 +147,16 @@ pub(crate) fn handle(
     // Boxed: rare, and `Forward` travels with every request.
     let (tee, informed) = informing.map(|(tee, informed)| (tee, Box::new(informed))).unzip();
     let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref(), tee);
-    let mut forward =
-        Forward { conn: conn.clone(), finish, pending_user, protocol, sent: Instant::now(), replay: None, informed };
+    let mut forward = Forward {
+        conn: conn.clone(),
+        finish,
+        handshake: connection_auth,
+        pending_user,
+        protocol,
+        sent: Instant::now(),
+        replay: None,
+        informed,
+    };
     // The common case: the connection's upstream connection is idle and
     // open. Anything else (the first request, a reconnect) is connected first (`Handled::Connecting`).
     let mut slot = lock(&conn.upstream);
@@ -222,6 +246,8 @@ where
 struct Forward {
     conn: Arc<ConnState>,
     finish: Finish,
+    /// An NTLM/Negotiate request: a leg of a handshake.
+    handshake: bool,
     /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
     pending_user: Option<String>,
     /// Picks the upstream when a connection must be made (`route-by-health`).
@@ -336,9 +362,13 @@ impl Forward {
         if upstream_close {
             parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        if self.handshake && parts.status != StatusCode::UNAUTHORIZED {
+            self.conn.signed_in.store(true, Ordering::Relaxed);
+        }
         if let Some(user) = self.pending_user {
             if parts.status != StatusCode::UNAUTHORIZED {
                 *lock(&self.conn.auth_user) = user;
+                self.conn.auth_unread.store(false, Ordering::Relaxed);
             }
         }
         if let Some(informed) = self.informed.take() {

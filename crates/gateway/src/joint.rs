@@ -25,6 +25,9 @@ pub(crate) struct Drivers {
     current: Option<Driver>,
     /// Usually empty, so no allocation.
     retired: Vec<Driver>,
+    /// Let go on purpose (see [`Drivers::let_go`]): driven until closed,
+    /// and their end is no event.
+    let_go: Vec<Driver>,
     /// Whoever polls the drivers, woken when one is added.
     waker: Option<Waker>,
 }
@@ -33,6 +36,18 @@ impl Drivers {
     pub(crate) fn add(&mut self, driver: Driver) {
         if let Some(old) = self.current.replace(driver) {
             self.retired.push(old);
+        }
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Let the current upstream connection go, its sender dropped by the
+    /// caller: it closes, and the client connection stays open (the
+    /// gateway, not Exchange, ended it).
+    pub(crate) fn let_go(&mut self) {
+        if let Some(old) = self.current.take() {
+            self.let_go.push(old);
         }
         if let Some(w) = &self.waker {
             w.wake_by_ref();
@@ -55,6 +70,9 @@ impl Drivers {
             let before = self.retired.len();
             self.retired.retain_mut(|d| d.as_mut().poll(cx).is_pending());
             ended |= self.retired.len() < before;
+        }
+        if !self.let_go.is_empty() {
+            self.let_go.retain_mut(|d| d.as_mut().poll(cx).is_pending());
         }
         if ended {
             Poll::Ready(())

@@ -162,7 +162,9 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
 /// True for an NTLM or Negotiate header (connection-bound authentication).
 pub fn is_connection_auth(value: &[u8]) -> bool {
     let v = trim(value);
-    let scheme = v.split(|&b| b == b' ').next().unwrap_or(b"");
+    // Any whitespace ends the scheme, as [`auth_user`] reads it: `NTLM\t...`
+    // names its user there, so it must be a handshake here too.
+    let scheme = v.split(u8::is_ascii_whitespace).next().unwrap_or(b"");
     scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate")
 }
 
@@ -179,26 +181,94 @@ pub fn ntlm_ambiguous(value: &[u8]) -> bool {
         return false;
     }
     let Ok(bytes) = STANDARD.decode(trim(&value[sp + 1..])) else { return false };
-    bytes.windows(NTLMSSP.len()).filter(|w| *w == NTLMSSP).nth(1).is_some()
+    let mut found = bytes.windows(NTLMSSP.len()).enumerate().filter(|(_, w)| *w == NTLMSSP).map(|(i, _)| i);
+    let Some(first) = found.next() else { return false };
+    // One signature, and where SPNEGO's structure points: else it may be a
+    // decoy (in an OID of a Kerberos token, say) naming another user than
+    // the one Windows signs in.
+    found.next().is_some() || ntlm_message(&bytes).is_none_or(|m| !std::ptr::eq(m.as_ptr(), bytes[first..].as_ptr()))
+}
+
+/// The NTLM message a token carries where Windows reads it: the token
+/// itself, or SPNEGO's mechToken (NegTokenInit, RFC 4178 §4.2.1, inside
+/// the GSS-API framing) or responseToken (NegTokenResp, §4.2.2). `None`
+/// for anything else: a Kerberos ticket, or a signature elsewhere.
+fn ntlm_message(bytes: &[u8]) -> Option<&[u8]> {
+    const SPNEGO_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+    if bytes.starts_with(NTLMSSP) {
+        return Some(bytes);
+    }
+    let (tag, body, _) = der(bytes)?;
+    let choice = match tag {
+        0x60 => {
+            let (oid_tag, oid, rest) = der(body)?;
+            if oid_tag != 0x06 || oid != SPNEGO_OID {
+                return None;
+            }
+            let (init_tag, init, _) = der(rest)?;
+            (init_tag == 0xa0).then_some(init)?
+        }
+        0xa1 => body,
+        _ => return None,
+    };
+    let (seq_tag, mut fields, _) = der(choice)?;
+    if seq_tag != 0x30 {
+        return None;
+    }
+    while !fields.is_empty() {
+        let (t, field, rest) = der(fields)?;
+        if t == 0xa2 {
+            let (t, token, _) = der(field)?;
+            return (t == 0x04 && token.starts_with(NTLMSSP)).then_some(token);
+        }
+        fields = rest;
+    }
+    None
+}
+
+/// One DER element: its tag, its content and what follows it.
+fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    let (&first, b) = b.split_first()?;
+    let (len, b) = if first < 0x80 {
+        (usize::from(first), b)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        (b.get(..n)?.iter().fold(0usize, |a, &x| a << 8 | usize::from(x)), &b[n..])
+    };
+    Some((tag, b.get(..len)?, &b[len..]))
+}
+
+/// True for an NTLM or Negotiate header whose token is not plain padded
+/// base64 (`TlRM...` with trailing bytes, a space inside, no padding, a
+/// second scheme after a comma): named nobody here, while Windows' decoder
+/// may be as lenient as .NET's and read a user from it.
+pub fn connection_token_undecoded(value: &[u8]) -> bool {
+    let value = trim(value);
+    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return false };
+    is_connection_auth(&value[..sp]) && STANDARD.decode(trim(&value[sp + 1..])).is_err()
 }
 
 /// A user name in bytes the gateway cannot read as Windows would.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unreadable;
 
-/// A bare NTLM NEGOTIATE message (type 1). Only bare: a signature found
-/// inside another token (SPNEGO around Kerberos, say) could be a decoy that
-/// made a signed-in request look like a handshake's first leg.
+/// An NTLM NEGOTIATE message (type 1), bare or where SPNEGO points at it
+/// ([`ntlm_message`]): a signature found elsewhere inside another token
+/// (SPNEGO around Kerberos, say) could be a decoy that made a signed-in
+/// request look like a handshake's first leg.
 fn is_ntlm_negotiate(bytes: &[u8]) -> bool {
-    bytes.starts_with(NTLMSSP) && bytes.get(8..12) == Some(&1u32.to_le_bytes()[..])
+    ntlm_message(bytes).is_some_and(|m| m.get(8..12) == Some(&1u32.to_le_bytes()[..]))
 }
 
-/// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), also
-/// when wrapped in SPNEGO (found by its signature); `Some(Err)` for a name
+/// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), bare
+/// or where SPNEGO points at it ([`ntlm_message`]); `Some(Err)` for a name
 /// in the OEM code page beyond ASCII, or UTF-16 that does not decode.
 pub fn ntlm_user(bytes: &[u8]) -> Option<Result<String, Unreadable>> {
-    let at = bytes.windows(NTLMSSP.len()).position(|w| w == NTLMSSP)?;
-    let m = &bytes[at..];
+    let m = ntlm_message(bytes)?;
     let u32_at = |o: usize| m.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let u16_at = |o: usize| m.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     if u32_at(8)? != 3 {
@@ -354,13 +424,74 @@ mod tests {
         m
     }
 
+    /// DER: `tag`, its length, `content`.
+    fn der_of(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n @ 0..=127 => out.push(n as u8),
+            n @ 128..=255 => out.extend_from_slice(&[0x81, n as u8]),
+            n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// SPNEGO's NegTokenResp with `token` as its responseToken, as Windows
+    /// sends an NTLM AUTHENTICATE message in Negotiate.
+    fn neg_token_resp(token: &[u8]) -> Vec<u8> {
+        der_of(0xa1, &der_of(0x30, &der_of(0xa2, &der_of(0x04, token))))
+    }
+
+    /// SPNEGO's NegTokenInit in its GSS-API framing, offering `mechs` (OID
+    /// contents) with `token` as its mechToken.
+    fn neg_token_init(mechs: &[&[u8]], token: &[u8]) -> Vec<u8> {
+        let oids: Vec<u8> = mechs.iter().flat_map(|m| der_of(0x06, m)).collect();
+        let mut fields = der_of(0xa0, &der_of(0x30, &oids));
+        fields.extend_from_slice(&der_of(0xa2, &der_of(0x04, token)));
+        let mut body = der_of(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02]);
+        body.extend_from_slice(&der_of(0xa0, &der_of(0x30, &fields)));
+        der_of(0x60, &body)
+    }
+
+    #[test]
+    fn only_the_ntlm_message_spnego_points_at_is_read() {
+        const KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+        const NTLM_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a];
+        let boss = ntlm_type3("CONTOSO", "boss");
+        // A Kerberos AP-REQ as the mechToken, and an AUTHENTICATE message
+        // naming boss hidden in a second mechanism's OID: Windows signs in
+        // whom the ticket names.
+        let mut oid = vec![0x2b, 0x06];
+        oid.extend_from_slice(&boss);
+        oid.push(0x01);
+        let ap_req = der_of(0x6e, &[0x4b; 64]);
+        let decoy = neg_token_init(&[KRB5, &oid], &ap_req);
+        let h = format!("Negotiate {}", STANDARD.encode(&decoy));
+        assert_eq!(ntlm_user(&decoy), None);
+        assert_eq!(auth_user(h.as_bytes()), AuthUser::Unknown);
+        assert!(ntlm_ambiguous(h.as_bytes()), "a signature SPNEGO does not point at");
+        // Where SPNEGO points, the message is read.
+        let mut t1 = NTLMSSP.to_vec();
+        t1.extend_from_slice(&1u32.to_le_bytes());
+        t1.extend_from_slice(&[0; 24]);
+        let init = format!("Negotiate {}", STANDARD.encode(neg_token_init(&[NTLM_OID], &t1)));
+        assert_eq!(auth_user(init.as_bytes()), AuthUser::HandshakeLeg);
+        assert!(!ntlm_ambiguous(init.as_bytes()));
+        let resp = format!("Negotiate {}", STANDARD.encode(neg_token_resp(&boss)));
+        assert_eq!(auth_user(resp.as_bytes()), AuthUser::Named("CONTOSO\\boss".into()));
+        assert!(!ntlm_ambiguous(resp.as_bytes()));
+        // A Kerberos token alone is no NTLM token at all.
+        let kerberos = format!("Negotiate {}", STANDARD.encode(neg_token_init(&[KRB5], &ap_req)));
+        assert!(!ntlm_ambiguous(kerberos.as_bytes()));
+        assert!(is_connection_auth(b"NTLM\tTlRMTVNTUAAB"), "a tab ends the scheme here too");
+    }
+
     #[test]
     fn ntlm_authenticate_names_the_user() {
         let msg = ntlm_type3("CONTOSO", "jdoe");
         let h = format!("NTLM {}", STANDARD.encode(&msg));
         assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
-        let mut spnego = vec![0xa1, 0x81, 0x20];
-        spnego.extend_from_slice(&msg);
+        let spnego = neg_token_resp(&msg);
         let h = format!("Negotiate {}", STANDARD.encode(&spnego));
         assert_eq!(auth_user(h.as_bytes()), AuthUser::Named("CONTOSO\\jdoe".into()));
         // A NEGOTIATE (type 1) message names nobody yet; a Kerberos ticket
@@ -400,5 +531,13 @@ mod tests {
         assert!(ntlm_ambiguous(format!("NTLM {}", STANDARD.encode(&decoy)).as_bytes()));
         assert!(!ntlm_ambiguous(format!("Basic {}", STANDARD.encode(&decoy)).as_bytes()));
         assert!(!is_connection_auth(b"Basic eDp5"));
+        let t = STANDARD.encode(&msg);
+        assert!(!connection_token_undecoded(format!("NTLM {t}").as_bytes()));
+        assert!(!connection_token_undecoded(b"Basic eDp5 x"), "Basic is the Basic check's");
+        for bad in
+            [format!("NTLM {t}, Basic eDp5"), format!("Negotiate {}", t.trim_end_matches('=')), format!("NTLM {t} x")]
+        {
+            assert!(connection_token_undecoded(bad.as_bytes()), "{bad}");
+        }
     }
 }

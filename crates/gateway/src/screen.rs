@@ -160,7 +160,9 @@ pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), 
 /// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
 /// user rule, while Windows may decode them to a user. So is a user name
 /// Windows reads in its own code page (see [`crate::model::AuthUser::Unreadable`]).
-/// An NTLM token with the NTLM signature twice is refused too (see
+/// An NTLM or Negotiate token that does not decode is refused too (see
+/// [`crate::model::connection_token_undecoded`]), and one with the NTLM
+/// signature twice or where SPNEGO does not point (see
 /// [`crate::model::ntlm_ambiguous`]).
 pub fn credentials(
     m: &exchange::Request,
@@ -172,6 +174,9 @@ pub fn credentials(
     }
     if matches!(auth, Some(crate::model::AuthUser::Unreadable)) {
         return Err(Refused::new(400, "user name in a code page the gateway cannot read"));
+    }
+    if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::connection_token_undecoded(v.as_bytes())) {
+        return Err(Refused::new(400, "NTLM or Negotiate token that does not decode"));
     }
     if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::ntlm_ambiguous(v.as_bytes())) {
         return Err(Refused::new(400, "NTLM token with two NTLM messages"));

@@ -31,6 +31,19 @@
 //! fold them: dotnet/runtime#32247); a device id or command with a space.
 //! Closed: the user came from `User=` when the credentials named nobody
 //! readable, user names in a code page, base64 queries that do not decode.
+//!
+//! Fourth pass (rt30b), held: `X-BEResource =...` (ASP.NET keeps the space
+//! in the cookie's name), `Cookie2`, an `X-BEResource` header or query
+//! parameter (Exchange reads the cookie), `%7E` for `~`; `Anonymous` with
+//! a no-break space, as a UPN; JWTs with a number for `upn` or no name
+//! claim (nobody: Exchange checks the signature); X-Forwarded-For twice, or
+//! with `Forwarded:` beside it. Closed: a Kerberos, tab-separated NTLM or
+//! unfinished handshake left header-less requests judged by `User=`; an
+//! NTLM message hidden in a Kerberos SPNEGO token; NTLM tokens that do not
+//! decode; a second handshake answered 200 by a page without Windows
+//! authentication; `\` for `/` in ProxyLogon's cookie; user names
+//! Active Directory folds to another (width, diacritics), partly: its own
+//! rules are not published.
 
 mod common;
 
@@ -439,6 +452,9 @@ async fn a_cookie_naming_a_back_end_path_is_refused_on_any_path() {
             ("/ecp/y.js", "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522"),
             ("/owa/auth/x.js", "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3"),
             ("/ecp/y.js", "a=1; x-beresource=localhost/ews/exchange.asmx#~1941962753"),
+            // Past Microsoft's own pattern, which wants a `/`: .NET's `Uri`
+            // takes a `\` for one in an http URL.
+            ("/owa/auth/x.js", "X-BEResource=localhost\\ecp\\default.flt?~1942062522"),
         ] {
             let raw = format!("GET {target} HTTP/1.1\r\nHost: mail\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
             let answer = send_raw(gw.addr, raw.as_bytes()).await;
@@ -676,6 +692,216 @@ async fn a_user_name_in_a_code_page_is_refused() {
         let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "Jürgen")));
         assert_eq!(status(&send_raw(gw.addr, get(&ntlm).as_bytes()).await), "403");
         assert_eq!(status(&send_raw(gw.addr, get(&basic("jane", "pw")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// The statuses of the answers on one connection, in order.
+fn statuses(answers: &str) -> Vec<&str> {
+    answers.match_indices("HTTP/1.1 ").map(|(i, _)| &answers[i + 9..i + 12]).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_signed_in_as_someone_unread_lends_user_no_name() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ONLY_BOSS, up).await;
+        // Windows keeps a Kerberos (or NTLM) sign-in for the connection
+        // (IIS `authPersistNonNTLM`), and the requests after it carry no
+        // header: a `User=boss` on one of them was boss to the gateway,
+        // while Exchange served mallory, whose ticket the gateway cannot read.
+        let eas = "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=boss&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\n\
+                   Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let owa = |auth: &str| format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
+        let kerberos = "Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOgMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHg==";
+        let mut negotiate = b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2".to_vec();
+        negotiate.resize(32, 0);
+        for auth in [
+            kerberos.to_string(),
+            // A tab ends the scheme for the user read, so for the
+            // connection's handshake too.
+            format!("NTLM\t{}", B64.encode(ntlm_type3("CONTOSO", "mallory"))),
+            // A handshake begun and not finished.
+            format!("NTLM {}", B64.encode(&negotiate)),
+        ] {
+            let raw = format!("{}{eas}", owa(&auth));
+            let answers = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(statuses(&answers), ["200", "403"], "{auth}: {answers}");
+        }
+        assert_eq!(mock.seen().len(), 3, "only the sign-ins on /owa/");
+        // A user the gateway read and Exchange accepted is the connection's.
+        let signed_in = |user: &str| owa(&format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user))));
+        let answers = send_raw(gw.addr, format!("{}{eas}", signed_in("boss")).as_bytes()).await;
+        assert_eq!(statuses(&answers), ["200", "200"], "{answers}");
+        let answers = send_raw(gw.addr, format!("{}{eas}", signed_in("mallory")).as_bytes()).await;
+        assert_eq!(statuses(&answers), ["200", "403"], "{answers}");
+        // Then Kerberos again: the read user no longer holds.
+        let raw = format!("{}{}{eas}", signed_in("boss"), owa(kerberos));
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "200", "403"]);
+        // Without any handshake, `User=` names the user as before.
+        assert_eq!(statuses(&send_raw(gw.addr, eas.as_bytes()).await), ["200"]);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// DER: `tag`, its length, `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n @ 0..=127 => out.push(n as u8),
+        n @ 128..=255 => out.extend_from_slice(&[0x81, n as u8]),
+        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ONLY_BOSS, up).await;
+        // SPNEGO offering Kerberos with an AP-REQ as its mechToken, and an
+        // AUTHENTICATE message naming boss inside a second mechanism's OID:
+        // the gateway read boss; Windows signs in whom the ticket names.
+        const KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+        let mut oid = vec![0x2b, 0x06];
+        oid.extend_from_slice(&ntlm_type3("CONTOSO", "boss"));
+        oid.push(0x01);
+        let mut mechs = der(0x06, KRB5);
+        mechs.extend_from_slice(&der(0x06, &oid));
+        let mut fields = der(0xa0, &der(0x30, &mechs));
+        fields.extend_from_slice(&der(0xa2, &der(0x04, &der(0x6e, &[0x4b; 64]))));
+        let mut body = der(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02]);
+        body.extend_from_slice(&der(0xa0, &der(0x30, &fields)));
+        let token = der(0x60, &body);
+        let raw = format!(
+            "POST /Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\nHost: mail\r\n\
+             Authorization: Negotiate {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            B64.encode(&token)
+        );
+        let answer = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(status(&answer), "400", "{answer}");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // The same message where SPNEGO points (a NegTokenResp's
+        // responseToken) is boss's.
+        let resp = der(0xa1, &der(0x30, &der(0xa2, &der(0x04, &ntlm_type3("CONTOSO", "boss")))));
+        let raw = raw.replace(&B64.encode(&token), &B64.encode(&resp));
+        assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Windows signs in `baduser` for `ｂａｄｕｓｅｒ` or `bāduser`: Active
+/// Directory folds width and diacritics (KB 938447, KB 2656984, Samba bug
+/// 14847), while the user key folded case only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_name_windows_folds_to_a_denied_user_is_denied() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        for name in [
+            "ｂａｄｕｓｅｒ",
+            "bāduser",
+            "ba\u{301}duser",
+            "CONTOSO\\ｂａｄuser",
+            "bäduser@contoso.com",
+            "baduser＠contoso.com",
+        ] {
+            let answer = send_raw(gw.addr, get(&basic(name, "pw")).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{name}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, get(&basic("ｇｏｏｄuser", "pw")).as_bytes()).await), "200");
+        gw.stop().await;
+        // A rule naming a user beyond ASCII names the ones Windows folds to it.
+        let gw = start_gateway(JUERGEN, up).await;
+        for name in ["jurgen", "CONTOSO\\Jürgen", "ｊüｒｇｅｎ"] {
+            assert_eq!(status(&send_raw(gw.addr, get(&basic(name, "pw")).as_bytes()).await), "403", "{name}");
+        }
+        assert_eq!(status(&send_raw(gw.addr, get(&basic("juergen", "pw")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ntlm_token_that_does_not_decode_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        // Each named nobody to the gateway (so no user rule matched), while
+        // a lenient decoder (as .NET's skips spaces) reads baduser from it.
+        let t = B64.encode(ntlm_type3("CONTOSO", "baduser"));
+        for auth in [
+            format!("NTLM {t}, Basic eDp5"),
+            format!("NTLM {t} x"),
+            format!("NTLM {}", t.trim_end_matches('=')),
+            format!("NTLM {} {}", &t[..20], &t[20..]),
+            format!("Negotiate {t}=="),
+        ] {
+            let answer = send_raw(gw.addr, get(&auth).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, get(&format!("NTLM {t}")).as_bytes()).await), "403");
+        let good = B64.encode(ntlm_type3("CONTOSO", "gooduser"));
+        assert_eq!(status(&send_raw(gw.addr, get(&format!("Negotiate {good}")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// The `x-conn` (upstream connection) of each answer on one connection, in order.
+fn upstream_conns(answers: &str) -> Vec<&str> {
+    answers.lines().filter_map(|l| l.strip_prefix("x-conn: ")).map(str::trim).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'EWS only for boss'\naction = 'deny'\npath = '/EWS'\n\
+                      unless = { user = 'boss' }\n";
+        let gw = start_gateway(policy, up).await;
+        let ntlm = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
+        // mallory signs in where she may; then an AUTHENTICATE message naming
+        // boss (any bytes: no password needed) goes to a page without Windows
+        // authentication, which answers 200; then EWS without a header.
+        // Exchange kept mallory's sign-in for the upstream connection, while
+        // the gateway took boss for the connection's user.
+        let raw = format!(
+            "GET /mapi/emsmdb/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\n\r\n\
+             GET /owa/auth/logon.aspx HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\n\r\n\
+             POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ntlm("mallory"),
+            ntlm("boss")
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
+        let conns = upstream_conns(&answers);
+        assert_eq!(conns.len(), 3, "{answers}");
+        // The second handshake starts on a new upstream connection, where
+        // nothing of mallory's sign-in is left: EWS there is boss's or no one's.
+        assert_ne!(conns[1], conns[0], "{answers}");
+        assert_eq!(conns[2], conns[1], "{answers}");
+        assert_eq!(mock.seen().len(), 3);
+        // A client signing in again on its connection keeps it, and its
+        // handshake stays on one (new) upstream connection.
+        const TYPE1: &str = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
+        let mut c = client(gw.addr).await;
+        let mut legs = Vec::new();
+        for auth in [TYPE1, &ntlm("boss"), TYPE1, &ntlm("boss")] {
+            let a = c.get("/ntlm", &[("authorization", auth)]).await;
+            legs.push((a.status.as_u16(), a.conn()));
+        }
+        assert_eq!([legs[0].0, legs[1].0, legs[2].0, legs[3].0], [401, 200, 401, 200], "{legs:?}");
+        assert!(legs[0].1 == legs[1].1 && legs[2].1 == legs[3].1 && legs[1].1 != legs[2].1, "{legs:?}");
+        let ews = c.send_body("POST", "/EWS/Exchange.asmx", &[], Default::default()).await;
+        assert_eq!((ews.status.as_u16(), ews.conn()), (200, legs[3].1));
         gw.stop().await;
     })
     .await;

@@ -117,13 +117,13 @@ async fn tls_listener_and_tls_upstream() {
             .method("POST")
             .uri("/EWS/Exchange.asmx")
             .header("host", "localhost")
-            .header("authorization", "Negotiate YIIabc")
+            .header("authorization", "Negotiate YIIGkw==")
             .body(Full::new(Bytes::from_static(b"<soap/>")))
             .unwrap();
         let resp = send.send_request(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"tls upstream got 7 bytes, auth=Some(\"Negotiate YIIabc\")");
+        assert_eq!(&body[..], b"tls upstream got 7 bytes, auth=Some(\"Negotiate YIIGkw==\")");
 
         // Health checks speak TLS to the upstream too, with its name.
         within(10, async {

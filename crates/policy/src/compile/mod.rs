@@ -289,6 +289,9 @@ fn add_user(set: &mut UserSet, raw: &str) {
     if k.contains('*') {
         set.patterns.push(Glob::new(&k));
     } else if !k.is_empty() {
+        if let Some(f) = crate::model::fold_user_key(&k) {
+            set.folded.insert(f);
+        }
         set.exact.insert(k);
     }
 }
