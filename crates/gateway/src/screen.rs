@@ -169,16 +169,20 @@ pub fn credentials(
     auth: Option<&crate::model::AuthUser>,
     headers: &HeaderMap,
 ) -> Result<(), Refused> {
-    if m.auth == exchange::AuthType::Basic && matches!(auth, Some(crate::model::AuthUser::Unknown)) {
+    // No Authorization header, nothing to read two ways (the common case:
+    // no header lookup).
+    let Some(auth) = auth else { return Ok(()) };
+    if m.auth == exchange::AuthType::Basic && *auth == crate::model::AuthUser::Unknown {
         return Err(Refused::new(400, "Basic credentials that do not decode"));
     }
-    if matches!(auth, Some(crate::model::AuthUser::Unreadable)) {
+    if *auth == crate::model::AuthUser::Unreadable {
         return Err(Refused::new(400, "user name in a code page the gateway cannot read"));
     }
-    if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::connection_token_undecoded(v.as_bytes())) {
+    let Some(value) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return Ok(()) };
+    if crate::model::connection_token_undecoded(value) {
         return Err(Refused::new(400, "NTLM or Negotiate token that does not decode"));
     }
-    if headers.get(AUTHORIZATION).is_some_and(|v| crate::model::ntlm_ambiguous(v.as_bytes())) {
+    if crate::model::ntlm_ambiguous(value) {
         return Err(Refused::new(400, "NTLM token with two NTLM messages"));
     }
     Ok(())
