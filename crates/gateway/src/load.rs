@@ -70,6 +70,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
     let current = loaded.policy.current();
     let policy = config.policy.as_deref().unwrap_or(Path::new(""));
     lines.push(format!("policy {} ({} rules)", policy.display(), current.policy().rules().len()));
+    lines.extend(policy_warnings(&current).into_iter().map(|w| format!("warning: {w}")));
     if let Some(inventory) = &config.inventory {
         lines.push(format!("inventory {}", inventory.display()));
     }
@@ -97,4 +98,20 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
         lines.push(format!("listen http://{addr}"));
     }
     Ok(lines)
+}
+
+/// What the gateway cannot do that the policy asks of it, said at start and
+/// by `--check`: a deny rule on users does not see a request signed in with
+/// Kerberos or an opaque bearer token (no user the gateway can read).
+pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(rule) = policy.policy().deny_rule_on_users() {
+        out.push(format!(
+            "rule '{}' (line {}) denies by user: a request signed in with Kerberos or an opaque bearer token names \
+             no user the gateway can read, and this rule does not see it (its exceptions are safe; Exchange's own \
+             per-user settings still apply)",
+            rule.name, rule.line
+        ));
+    }
+    out
 }

@@ -198,6 +198,9 @@ impl Gateway {
                 }));
             }
         }
+        for warning in crate::load::policy_warnings(&shared.policy.current()) {
+            events(Level::Warn, &warning);
+        }
         let mut background: Vec<JoinHandle<()>> = vec![
             tokio::spawn(health::check_loop(shared.upstreams.clone())),
             tokio::spawn(poll_reload(shared.clone(), self.reload_interval)),

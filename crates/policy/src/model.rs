@@ -466,6 +466,16 @@ impl fmt::Display for Cond {
     }
 }
 
+/// Whether `pred` holds for one of `conds` or a condition inside them.
+fn any_uses<'a>(mut conds: impl Iterator<Item = &'a Cond>, pred: &dyn Fn(&Cond) -> bool) -> bool {
+    fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
+        pred(c)
+            || matches!(c, Cond::Not(inner) if walk(inner, pred))
+            || matches!(c, Cond::Any(cs) if cs.iter().any(|c| walk(c, pred)))
+    }
+    conds.any(|c| walk(c, pred))
+}
+
 /// One compiled rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -500,12 +510,7 @@ impl Rule {
     }
 
     pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
-        fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
-            pred(c)
-                || matches!(c, Cond::Not(inner) if walk(inner, pred))
-                || matches!(c, Cond::Any(cs) if cs.iter().any(|c| walk(c, pred)))
-        }
-        self.conditions.iter().chain(self.unless.iter().flatten()).any(|c| walk(c, pred))
+        any_uses(self.conditions.iter().chain(self.unless.iter().flatten()), pred)
     }
 
     fn describe_conditions(&self) -> String {
@@ -598,6 +603,17 @@ impl Policy {
     /// Whether a rule reads a device's model or OS.
     pub fn reads_device_facts(&self) -> bool {
         self.rules.iter().any(Rule::reads_device_facts)
+    }
+
+    /// A deny rule whose conditions name users: live, it cannot see a
+    /// request signed in with Kerberos or an opaque token, which names no
+    /// user the gateway can read (its exceptions are safe: such a request
+    /// is no one excepted).
+    pub fn deny_rule_on_users(&self) -> Option<&Rule> {
+        self.rules.iter().find(|r| {
+            r.action == Action::Deny
+                && any_uses(r.conditions.iter(), &|c| matches!(c, Cond::User(_) | Cond::OwnDevices { .. }))
+        })
     }
 
     pub fn uses_auth_type(&self) -> bool {

@@ -257,6 +257,26 @@ fn check_loads_everything_binds_nothing_and_exits_0() {
         "{stdout}"
     );
     assert!(!dir.path().join("logs").exists(), "--check writes nothing");
+    assert!(!stdout.contains("warning"), "{stdout}");
+
+    // A deny rule on users cannot see Kerberos sign-ins: --check says so; an
+    // exception on users is safe and says nothing.
+    let check = |text: &str| {
+        std::fs::write(&policy, text).unwrap();
+        let mut cmd = bin();
+        cmd.args(["gateway", "--check", "--policy"]).arg(&policy).args(["--listen-plain", "127.0.0.1:0"]);
+        let out = cmd.args(["--upstream", "http://cas1.contoso.local"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let warned = check("default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n");
+    assert!(
+        warned.contains("warning: rule 'bad user' (line 3) denies by user") && warned.contains("Kerberos"),
+        "{warned}"
+    );
+    let excepted =
+        "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\nunless = { user = 'boss' }\n";
+    assert!(!check(excepted).contains("warning"));
 }
 
 #[test]
