@@ -61,7 +61,7 @@ pub fn fill(
     let auth = authorization.map(|v| auth_user(v.as_bytes()));
     match &auth {
         Some(AuthUser::Named(u)) => r.username.push_str(u),
-        Some(AuthUser::Unknown | AuthUser::Unreadable | AuthUser::HandshakeLeg) => {}
+        Some(AuthUser::Unknown | AuthUser::Unreadable | AuthUser::Undecoded | AuthUser::HandshakeLeg) => {}
         None => r.username.push_str(conn_user),
     }
     r.peer_ip = Some(conn.peer);
@@ -92,7 +92,7 @@ pub fn fill(
 /// rule that excepts boss must not refuse boss's way to sign in.
 pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap, auth: Option<&AuthUser>) {
     r.activesync.log.keep_only(exchange::LogWanted::NONE);
-    if r.username.is_empty() && matches!(auth, Some(AuthUser::Unknown | AuthUser::Unreadable)) {
+    if r.username.is_empty() && matches!(auth, Some(AuthUser::Unknown | AuthUser::Unreadable | AuthUser::Undecoded)) {
         r.user.clear();
     }
     if r.protocol == exchange::Protocol::ActiveSync && r.activesync.protocol_version.is_empty() {
@@ -117,6 +117,11 @@ pub enum AuthUser {
     /// server's ANSI code page), an NTLM name in the OEM code page beyond
     /// ASCII, or UTF-16 that does not decode.
     Unreadable,
+    /// An NTLM or Negotiate token that is not plain padded base64 (`TlRM...`
+    /// with trailing bytes, a space inside, no padding, a second scheme
+    /// after a comma): named nobody here, while Windows' decoder may be as
+    /// lenient as .NET's and read a user from it.
+    Undecoded,
 }
 
 /// The user an Authorization header names. Basic: the part before the first
@@ -134,7 +139,7 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
         return bearer_user(rest).map_or(AuthUser::Unknown, AuthUser::Named);
     }
     let Ok(mut bytes) = STANDARD.decode(rest) else {
-        return AuthUser::Unknown;
+        return if is_connection_auth(scheme) { AuthUser::Undecoded } else { AuthUser::Unknown };
     };
     let user = if scheme.eq_ignore_ascii_case(b"Basic") {
         let end = bytes.iter().position(|&b| b == b':').unwrap_or(bytes.len());
@@ -240,16 +245,6 @@ fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         (b.get(..n)?.iter().fold(0usize, |a, &x| a << 8 | usize::from(x)), &b[n..])
     };
     Some((tag, b.get(..len)?, &b[len..]))
-}
-
-/// True for an NTLM or Negotiate header whose token is not plain padded
-/// base64 (`TlRM...` with trailing bytes, a space inside, no padding, a
-/// second scheme after a comma): named nobody here, while Windows' decoder
-/// may be as lenient as .NET's and read a user from it.
-pub fn connection_token_undecoded(value: &[u8]) -> bool {
-    let value = trim(value);
-    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return false };
-    is_connection_auth(&value[..sp]) && STANDARD.decode(trim(&value[sp + 1..])).is_err()
 }
 
 /// A user name in bytes the gateway cannot read as Windows would.
@@ -532,12 +527,12 @@ mod tests {
         assert!(!ntlm_ambiguous(format!("Basic {}", STANDARD.encode(&decoy)).as_bytes()));
         assert!(!is_connection_auth(b"Basic eDp5"));
         let t = STANDARD.encode(&msg);
-        assert!(!connection_token_undecoded(format!("NTLM {t}").as_bytes()));
-        assert!(!connection_token_undecoded(b"Basic eDp5 x"), "Basic is the Basic check's");
+        assert_ne!(auth_user(format!("NTLM {t}").as_bytes()), AuthUser::Undecoded);
+        assert_eq!(auth_user(b"Basic eDp5 x"), AuthUser::Unknown, "Basic is the Basic check's");
         for bad in
             [format!("NTLM {t}, Basic eDp5"), format!("Negotiate {}", t.trim_end_matches('=')), format!("NTLM {t} x")]
         {
-            assert!(connection_token_undecoded(bad.as_bytes()), "{bad}");
+            assert_eq!(auth_user(bad.as_bytes()), AuthUser::Undecoded, "{bad}");
         }
     }
 }

@@ -161,7 +161,7 @@ pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), 
 /// user rule, while Windows may decode them to a user. So is a user name
 /// Windows reads in its own code page (see [`crate::model::AuthUser::Unreadable`]).
 /// An NTLM or Negotiate token that does not decode is refused too (see
-/// [`crate::model::connection_token_undecoded`]), and one with the NTLM
+/// [`crate::model::AuthUser::Undecoded`]), and one with the NTLM
 /// signature twice or where SPNEGO does not point (see
 /// [`crate::model::ntlm_ambiguous`]).
 pub fn credentials(
@@ -178,10 +178,10 @@ pub fn credentials(
     if *auth == crate::model::AuthUser::Unreadable {
         return Err(Refused::new(400, "user name in a code page the gateway cannot read"));
     }
-    let Some(value) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return Ok(()) };
-    if crate::model::connection_token_undecoded(value) {
+    if *auth == crate::model::AuthUser::Undecoded {
         return Err(Refused::new(400, "NTLM or Negotiate token that does not decode"));
     }
+    let Some(value) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return Ok(()) };
     if crate::model::ntlm_ambiguous(value) {
         return Err(Refused::new(400, "NTLM token with two NTLM messages"));
     }
