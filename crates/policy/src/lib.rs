@@ -59,7 +59,7 @@ pub use exchange::text::ews_pattern_matches;
 pub use inventory::{Inventory, KnownDevice};
 pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
 pub use pattern::{PatternSyntax, RewriteInput, TextPattern};
-pub use ready::{evaluate, ReadyPolicy};
+pub use ready::{evaluate, ReadyPolicy, Slot};
 
 impl Policy {
     /// Read and compile a policy file (and the group files it names) against

@@ -133,14 +133,33 @@ impl ReadyPolicy {
     /// The refused requests' slot, counted from the default's.
     const REFUSED: usize = 1;
 
-    /// The name of a [`ReadyPolicy::slot`].
-    pub fn slot_name(&self, slot: usize) -> &str {
-        match slot.checked_sub(self.policy.rules().len()) {
-            None => &self.rule_names[slot],
-            Some(0) => "default",
-            Some(_) => REFUSED_SLOT,
+    /// What a [`ReadyPolicy::slot`] stands for.
+    pub fn slot_kind(&self, slot: usize) -> Slot<'_> {
+        match self.policy.rules().get(slot) {
+            Some(rule) => Slot::Rule(rule),
+            None if slot == self.policy.rules().len() => Slot::Default,
+            None => Slot::Refused,
         }
     }
+
+    /// The name of a [`ReadyPolicy::slot`].
+    pub fn slot_name(&self, slot: usize) -> &str {
+        match self.slot_kind(slot) {
+            Slot::Rule(_) => &self.rule_names[slot],
+            Slot::Default => "default",
+            Slot::Refused => REFUSED_SLOT,
+        }
+    }
+}
+
+/// What a report's rule slot stands for (see [`ReadyPolicy::slot`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Slot<'a> {
+    Rule(&'a crate::model::Rule),
+    /// The policy's default.
+    Default,
+    /// Requests refused before any rule.
+    Refused,
 }
 
 /// What reports call the requests refused before any rule (each refusal's

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use exchange::{ClientId, Protocol, Request, Traffic};
-use policy::{Action, Decision, ReadyPolicy};
+use policy::{Action, Decision, ReadyPolicy, Slot};
 use serde::Serialize;
 use w3c::FileStats;
 
@@ -341,7 +341,7 @@ fn change_rule(
     denied_today_by: Option<String>,
     catalog: &exchange::Catalog,
 ) -> ChangeRule {
-    let rule = policy.policy().rules().get(slot);
+    let kind = policy.slot_kind(slot);
     let mut users: Vec<UserChange> = bucket
         .users
         .iter()
@@ -358,12 +358,15 @@ fn change_rule(
     ChangeRule {
         rule: slot_name(policy, slot),
         of,
-        mechanism: match rule {
-            Some(r) => r.origin.key(),
-            None if slot == policy.policy().rules().len() => "default",
-            None => "refused",
+        mechanism: match kind {
+            Slot::Rule(r) => r.origin.key(),
+            Slot::Default => "default",
+            Slot::Refused => "refused",
         },
-        line: rule.map(|r| r.line),
+        line: match kind {
+            Slot::Rule(r) => Some(r.line),
+            _ => None,
+        },
         denied_today_by,
         requests: bucket.requests,
         anonymous_requests: bucket.anonymous,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exchange::Protocol;
-use policy::{Action, ReadyPolicy};
+use policy::{Action, ReadyPolicy, Slot};
 use serde::Serialize;
 use w3c::FileStats;
 
@@ -113,7 +113,6 @@ impl SimReport {
         let interpreter = policy.interpreter();
         let backend_only = sim.backend_only();
         let tally = if backend_only { &sim.backend } else { &sim.people };
-        let rules = policy.policy().rules();
         let mut notes = Vec::new();
         if backend_only {
             let mut note = "only back-end lines were found: their hops are counted as people's requests".to_string();
@@ -143,10 +142,10 @@ impl SimReport {
         let mut provision_denied_total = 0;
         let mut provision_known_total = 0;
         for (slot, rt) in tally.rules.iter().enumerate() {
-            let (action, line) = match rules.get(slot) {
-                Some(r) => (r.action, Some(r.line)),
-                None if slot == rules.len() => (policy.policy().default_action(), None),
-                None => (Action::Deny, None),
+            let (action, line) = match policy.slot_kind(slot) {
+                Slot::Rule(r) => (r.action, Some(r.line)),
+                Slot::Default => (policy.policy().default_action(), None),
+                Slot::Refused => (Action::Deny, None),
             };
             if rt.matched == 0 {
                 continue;
