@@ -82,7 +82,8 @@ pub(crate) fn handle(
     // One model per thread, not per connection: it stays in cache from one
     // connection's request to the next one's, and idle connections hold none.
     let verdict = MODEL.with_borrow_mut(|m| {
-        let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
+        let filled =
+            model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, &shared.trusted, now, &conn_user);
         shared.interpreter.interpret(m);
         model::after_interpret(m, req.headers(), filled.auth.as_ref().or(unread.as_ref()));
         let refused = filled

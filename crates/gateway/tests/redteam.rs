@@ -906,3 +906,60 @@ async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
     })
     .await;
 }
+
+/// `/ecp` only from the admins' office (its public NAT address, through a
+/// trusted load balancer), nothing from a bad range.
+const ADMIN_OFFICE: &str = "default = 'allow'
+[ranges]
+office = ['198.51.100.0/24']
+[[rule]]
+name = 'ecp from the office only'
+action = 'deny'
+path = '/ecp'
+unless = { network = 'office' }
+[[rule]]
+name = 'no bad range'
+action = 'deny'
+cidr = '203.0.113.0/24'
+";
+
+/// Fifth pass: behind a trusted load balancer, an internal client's own
+/// `X-Forwarded-For: 198.51.100.7` reached the gateway as
+/// `198.51.100.7, 10.30.1.1` and was judged by its right-most public
+/// address, the client's claim (nginx reads only past its
+/// `set_real_ip_from` addresses the same way); and `::ffff:203.0.113.5`, as
+/// a dual-stack balancer writes an IPv4 client, passed an IPv4 `cidr` deny.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway_with(ADMIN_OFFICE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let mut c = client(gw.addr).await;
+        for (xff, want) in [
+            ("198.51.100.7, 10.30.1.1", 403),
+            ("198.51.100.7", 200),
+            ("10.30.1.1, 198.51.100.7", 200),
+            ("198.51.100.7, unknown", 403),
+        ] {
+            let a = c.get("/ecp/", &[("x-forwarded-for", xff)]).await;
+            assert_eq!(a.status.as_u16(), want, "{xff}");
+        }
+        for xff in ["::ffff:203.0.113.5", "[::ffff:203.0.113.5]:443", "198.51.100.7, ::ffff:cb00:7105"] {
+            assert_eq!(c.get("/owa/", &[("x-forwarded-for", xff)]).await.status.as_u16(), 403, "{xff}");
+        }
+        // Exchange still gets the whole chain, the gateway's peer appended.
+        let seen = mock.seen();
+        let chains: Vec<&str> = seen.iter().map(|s| s.headers["x-forwarded-for"].to_str().unwrap()).collect();
+        assert_eq!(chains, ["198.51.100.7, 127.0.0.1", "10.30.1.1, 198.51.100.7, 127.0.0.1"]);
+        // The access log names the client judged, so that simulate decides its lines alike.
+        let dir = gw.stop().await;
+        let log = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect::<String>();
+        let denied = log.lines().find(|l| l.contains(" /ecp/ ") && l.contains(" deny ")).unwrap();
+        assert!(denied.contains(" 10.30.1.1 deny "), "{denied}");
+        assert!(!denied.contains("198.51.100.7"), "{denied}");
+    })
+    .await;
+}
