@@ -963,3 +963,54 @@ async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
     })
     .await;
 }
+
+/// No NTLM or Negotiate sign-in to EWS, and no legacy authentication for
+/// ActiveSync (an authentication policy); Outlook on the web may use them.
+const NO_LEGACY_EWS: &str = "default = 'allow'
+[[rule]]
+name = 'no Windows sign-in to EWS'
+action = 'deny'
+protocol = 'ews'
+auth = ['ntlm', 'negotiate']
+[auth_policies]
+default = 'Modern only'
+[[auth_policies.policy]]
+name = 'Modern only'
+block_legacy = ['ActiveSync']
+";
+
+/// Fifth pass: the requests after an NTLM or Negotiate handshake carry no
+/// Authorization header, and were judged as of no scheme (`auth` unknown),
+/// while IIS keeps the handshake's sign-in for the connection: a handshake
+/// on `/owa`, which the policy allows, carried header-less EWS and
+/// ActiveSync requests past an `auth` rule and an authentication policy
+/// blocking legacy authentication, and Exchange served them as the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_on_an_allowed_page_lends_its_scheme_to_the_requests_after_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(NO_LEGACY_EWS, up).await;
+        let owa = |auth: &str| format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
+        let ews = "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\n\r\n";
+        let eas = "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=bob&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\n\
+                   Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "bob")));
+        let kerberos = "Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOgMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHg==";
+        for auth in [ntlm.as_str(), kerberos] {
+            let answers = send_raw(gw.addr, format!("{}{ews}{eas}", owa(auth)).as_bytes()).await;
+            assert_eq!(statuses(&answers), ["200", "403", "401"], "{auth}: {answers}");
+        }
+        assert_eq!(mock.seen().len(), 2, "only the sign-ins on /owa/");
+        // Without a handshake, a header-less request is anonymous (Exchange
+        // answers it with a challenge), and OWA keeps its sign-in.
+        let answers = send_raw(
+            gw.addr,
+            format!("{ews}{}{}", owa(&ntlm), "GET /owa/x HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
+        gw.stop().await;
+    })
+    .await;
+}
