@@ -101,6 +101,7 @@ pub(crate) fn handle(
         let refused = filled
             .refusal
             .map(Refused::from)
+            .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
         let mut refuse_logged = |refused: Refused, m: &exchange::Request| {

@@ -33,6 +33,9 @@ pub struct Filled {
     /// Why IIS would refuse the path; `r.stem` then holds its best reading,
     /// for the logs only.
     pub refusal: Option<Refusal>,
+    /// The X-Forwarded-For chain from a trusted proxy names an internal
+    /// client with a public address left of it (see [`vouched_client`]).
+    pub forwarded_for_ambiguous: bool,
 }
 
 /// Fill the raw fields of `r` (cleared first). `conn_user` is the user an
@@ -71,10 +74,8 @@ pub fn fill(
     r.peer_ip = Some(conn.peer);
     r.server_ip = Some(conn.local);
     r.server_port = conn.port;
-    if conn.trusted_peer {
-        vouched_client(headers, trusted, &mut r.forwarded_for);
-    }
-    Filled { auth, refusal }
+    let forwarded_for_ambiguous = conn.trusted_peer && vouched_client(headers, trusted, &mut r.forwarded_for);
+    Filled { auth, refusal, forwarded_for_ambiguous }
 }
 
 /// The X-Forwarded-For element the trusted proxies vouch for, into `out`:
@@ -87,19 +88,28 @@ pub fn fill(
 /// element is a trusted proxy: the connection's address is the client's.
 /// An element that is no address stops the walk there too (a proxy's
 /// `unknown`): what is left of it is not vouched for.
-fn vouched_client(headers: &HeaderMap, trusted: &[IpNet], out: &mut String) {
+///
+/// True when the client found is internal and a public address stands left
+/// of it: either a proxy not named trusted (a DMZ proxy at 172.16.0.9)
+/// forwarded an outside client, or an inside client named an outside
+/// address. Only the list can tell them apart; the request is refused
+/// rather than judged as the balancer's (which would pass every outside
+/// client through an unlisted proxy as an inside one).
+fn vouched_client(headers: &HeaderMap, trusted: &[IpNet], out: &mut String) -> bool {
     let lines = headers.get_all(X_FORWARDED_FOR);
-    let elements = lines.iter().rev().flat_map(|v| v.as_bytes().rsplit(|&b| b == b','));
-    for element in elements.map(trim).filter(|e| !e.is_empty()) {
-        let text = String::from_utf8_lossy(element);
-        match exchange::classify::parse_forwarded(&text) {
-            Some(ip) if is_trusted(trusted, ip) => {}
-            _ => {
-                out.push_str(&text);
-                return;
-            }
+    let parse = |e: &[u8]| exchange::classify::parse_forwarded(&String::from_utf8_lossy(e));
+    let mut elements =
+        lines.iter().rev().flat_map(|v| v.as_bytes().rsplit(|&b| b == b',')).map(trim).filter(|e| !e.is_empty());
+    while let Some(element) = elements.next() {
+        let ip = parse(element);
+        if ip.is_some_and(|ip| is_trusted(trusted, ip)) {
+            continue;
         }
+        out.push_str(&String::from_utf8_lossy(element));
+        return ip.is_some_and(exchange::networks::is_private_addr)
+            && elements.any(|e| parse(e).is_some_and(|ip| !exchange::networks::is_private_addr(ip)));
     }
+    false
 }
 
 /// `ip` is a trusted proxy's, in either spelling of an IPv4 address.
@@ -414,18 +424,27 @@ mod tests {
                 h.append(X_FORWARDED_FOR, l.parse().unwrap());
             }
             let mut out = String::new();
-            vouched_client(&h, &trusted, &mut out);
-            out
+            let ambiguous = vouched_client(&h, &trusted, &mut out);
+            (out, ambiguous)
         };
-        // What the client said before the address a trusted proxy appended is not read.
-        assert_eq!(vouched(&["198.51.100.7, 10.30.1.1"]), "10.30.1.1");
-        assert_eq!(vouched(&["198.51.100.7, 203.0.113.5, 10.0.0.5"]), "203.0.113.5");
-        assert_eq!(vouched(&["198.51.100.7", "10.30.1.1"]), "10.30.1.1", "the last line is the last hop's");
-        assert_eq!(vouched(&["1.2.3.4, 203.0.113.5 , ::ffff:10.0.0.5, [2001:db8::1]:443,"]), "203.0.113.5");
+        let read = |s: &str| (s.to_string(), false);
+        // What the client said before the address a trusted proxy appended
+        // is not read; an inside client with an outside address left of it
+        // is ambiguous (an unlisted proxy, or a claim).
+        assert_eq!(vouched(&["198.51.100.7, 10.30.1.1"]), ("10.30.1.1".into(), true));
+        assert_eq!(
+            vouched(&["198.51.100.7", "10.30.1.1"]),
+            ("10.30.1.1".into(), true),
+            "the last line is the last hop's"
+        );
+        assert_eq!(vouched(&["10.20.0.1, 10.30.1.1"]), read("10.30.1.1"));
+        assert_eq!(vouched(&["10.30.1.1"]), read("10.30.1.1"));
+        assert_eq!(vouched(&["198.51.100.7, 203.0.113.5, 10.0.0.5"]), read("203.0.113.5"));
+        assert_eq!(vouched(&["1.2.3.4, 203.0.113.5 , ::ffff:10.0.0.5, [2001:db8::1]:443,"]), read("203.0.113.5"));
         // A trusted proxy's `unknown` stops the walk; all trusted: nothing.
-        assert_eq!(vouched(&["198.51.100.7, unknown, 10.0.0.5"]), "unknown");
-        assert_eq!(vouched(&["10.0.0.9, 127.0.0.1"]), "");
-        assert_eq!(vouched(&[]), "");
+        assert_eq!(vouched(&["198.51.100.7, unknown, 10.0.0.5"]), read("unknown"));
+        assert_eq!(vouched(&["10.0.0.9, 127.0.0.1"]), read(""));
+        assert_eq!(vouched(&[]), read(""));
     }
 
     #[test]

@@ -927,23 +927,28 @@ cidr = '203.0.113.0/24'
 /// `X-Forwarded-For: 198.51.100.7` reached the gateway as
 /// `198.51.100.7, 10.30.1.1` and was judged by its right-most public
 /// address, the client's claim (nginx reads only past its
-/// `set_real_ip_from` addresses the same way); and `::ffff:203.0.113.5`, as
+/// `set_real_ip_from` addresses the same way; such a chain is refused, as
+/// it is also what a proxy missing from `--trusted-proxy` sends); and `::ffff:203.0.113.5`, as
 /// a dual-stack balancer writes an IPv4 client, passed an IPv4 `cidr` deny.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
     within(20, async {
         let (mock, up) = start_mock().await;
         let gw = start_gateway_with(ADMIN_OFFICE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
-        let mut c = client(gw.addr).await;
         for (xff, want) in [
-            ("198.51.100.7, 10.30.1.1", 403),
+            // An inside client naming the office, or an outside one through
+            // a proxy at 10.30.1.1 that is not listed: refused, not guessed.
+            ("198.51.100.7, 10.30.1.1", 400),
+            ("10.20.0.1, 10.30.1.1", 403),
             ("198.51.100.7", 200),
             ("10.30.1.1, 198.51.100.7", 200),
             ("198.51.100.7, unknown", 403),
         ] {
-            let a = c.get("/ecp/", &[("x-forwarded-for", xff)]).await;
+            // A refusal closes the connection: one each.
+            let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", xff)]).await;
             assert_eq!(a.status.as_u16(), want, "{xff}");
         }
+        let mut c = client(gw.addr).await;
         for xff in ["::ffff:203.0.113.5", "[::ffff:203.0.113.5]:443", "198.51.100.7, ::ffff:cb00:7105"] {
             assert_eq!(c.get("/owa/", &[("x-forwarded-for", xff)]).await.status.as_u16(), 403, "{xff}");
         }
@@ -958,7 +963,7 @@ async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
             .collect::<String>();
         let denied = log.lines().find(|l| l.contains(" /ecp/ ") && l.contains(" deny ")).unwrap();
-        assert!(denied.contains(" 10.30.1.1 deny "), "{denied}");
+        assert!(denied.contains(" 10.30.1.1 deny X-Forwarded-For+names+an+internal+client"), "{denied}");
         assert!(!denied.contains("198.51.100.7"), "{denied}");
     })
     .await;
