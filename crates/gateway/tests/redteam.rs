@@ -44,6 +44,23 @@
 //! authentication; `\` for `/` in ProxyLogon's cookie; user names
 //! Active Directory folds to another (width, diacritics), partly: its own
 //! rules are not published.
+//!
+//! Fifth pass (rt31), held: a rule on `CONTOSO\bob` denies `bob`,
+//! `bob@contoso.com`, `contoso.com\bob`, `CONTOSO.LOCAL\bob`, `bob@CONTOSO`,
+//! `CONTOSO\\bob`, `.\bob`, `bob@contoso.com.` and a trailing space, and
+//! `CONTOSO\bob\` or `@bob` are refused; every EWS door
+//! (`/ews/exchange.asmx`, `Services.wsdl`, `mrsproxy.svc`,
+//! `exchange.asmx/wssecurity`, `Nego2`), `/api`, MAPI's `emsmdb` and `nspi`,
+//! `RPC_IN_DATA`/`RPC_OUT_DATA`, `/rpcwithcert`, `/PowerShell-LiveID` meet
+//! their protocol's rules and mailbox switches (`/owa/service.svc` and
+//! `/owa/<smtp>/` are OWA's, as Exchange's EWS switches do not govern them
+//! and its OWA switch does); ActiveSync parameter names in any case or
+//! escaped; X-Forwarded-For with a port, brackets, quotes or spaces.
+//! Closed: a trusted proxy's X-Forwarded-For was read past the client it
+//! vouched for, and `::ffff:` addresses passed `cidr` denies; the requests
+//! after an NTLM or Negotiate handshake were judged as of no scheme. Left
+//! open, in the README: the forms sign-in of OWA and ECP names no user the
+//! gateway reads (warned), and a UPN prefix other than the account name.
 
 mod common;
 
