@@ -418,7 +418,7 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
 
 /// One X-Forwarded-For element: an address, optionally with a port
 /// (`1.2.3.4:5678`, `[2001:db8::1]:443`) or a zone id.
-fn parse_forwarded(item: &str) -> Option<IpAddr> {
+pub fn parse_forwarded(item: &str) -> Option<IpAddr> {
     let item = item.trim().trim_matches('"');
     if let Some(ip) = w3c::parse_ip(item.as_bytes()) {
         return Some(ip);

@@ -53,8 +53,11 @@ pub(crate) fn handle(
     let mut finish = Finish::new(shared, &conn.activity);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let loaded = shared.policy.current();
-    let connection_auth = req.headers().get(AUTHORIZATION).is_some_and(|v| model::is_connection_auth(v.as_bytes()));
+    let authorization = req.headers().get(AUTHORIZATION);
+    let connection_auth = authorization.is_some_and(|v| model::is_connection_auth(v.as_bytes()));
     let conn_user = if connection_auth {
+        *lock(&conn.auth_scheme) =
+            authorization.map_or(exchange::AuthType::Unknown, |v| exchange::AuthType::of_authorization(v.as_bytes()));
         // A new handshake starts: the connection's old identity no longer
         // holds, and the new one is unread until Exchange accepts a user
         // the gateway read (see `Forward::respond`).
@@ -76,18 +79,29 @@ pub(crate) fn handle(
     // gateway did not read: judged as credentials that name nobody.
     let unread = (!connection_auth && conn_user.is_empty() && conn.auth_unread.load(Ordering::Relaxed))
         .then_some(AuthUser::Unknown);
+    // And signed in by that handshake's scheme: after an NTLM handshake on
+    // `/owa`, a header-less EWS request is an NTLM sign-in to Exchange, which
+    // a rule on `auth = "ntlm"` (or a policy blocking legacy authentication
+    // for EWS) must see, or the handshake on an allowed page carried it past.
+    let conn_scheme =
+        (authorization.is_none() && (!conn_user.is_empty() || unread.is_some())).then(|| *lock(&conn.auth_scheme));
     if let Err(refused) = screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes) {
         return refuse(finish, refused, req.method().as_str(), req.uri().path(), &conn.info);
     }
     // One model per thread, not per connection: it stays in cache from one
     // connection's request to the next one's, and idle connections hold none.
     let verdict = MODEL.with_borrow_mut(|m| {
-        let filled = model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, now, &conn_user);
+        let filled =
+            model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, &shared.trusted, now, &conn_user);
+        if let Some(scheme) = conn_scheme {
+            m.auth = scheme;
+        }
         shared.interpreter.interpret(m);
         model::after_interpret(m, req.headers(), filled.auth.as_ref().or(unread.as_ref()));
         let refused = filled
             .refusal
             .map(Refused::from)
+            .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
         let mut refuse_logged = |refused: Refused, m: &exchange::Request| {

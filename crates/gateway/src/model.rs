@@ -11,6 +11,7 @@ use base64::Engine;
 use exchange::url::{decode_path, Refusal};
 use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, USER_AGENT};
 use hyper::{Method, Uri};
+use ipnet::IpNet;
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const MS_ASPROTOCOLVERSION: HeaderName = HeaderName::from_static("ms-asprotocolversion");
@@ -32,16 +33,22 @@ pub struct Filled {
     /// Why IIS would refuse the path; `r.stem` then holds its best reading,
     /// for the logs only.
     pub refusal: Option<Refusal>,
+    /// The X-Forwarded-For chain from a trusted proxy names an internal
+    /// client with a public address left of it (see [`vouched_client`]).
+    pub forwarded_for_ambiguous: bool,
 }
 
 /// Fill the raw fields of `r` (cleared first). `conn_user` is the user an
-/// earlier NTLM handshake on this connection authenticated, if any.
+/// earlier NTLM handshake on this connection authenticated, if any;
+/// `trusted`, the proxies whose X-Forwarded-For is read (`--trusted-proxy`).
+#[allow(clippy::too_many_arguments)]
 pub fn fill(
     r: &mut exchange::Request,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     conn: &ConnInfo,
+    trusted: &[IpNet],
     now: i64,
     conn_user: &str,
 ) -> Filled {
@@ -67,15 +74,51 @@ pub fn fill(
     r.peer_ip = Some(conn.peer);
     r.server_ip = Some(conn.local);
     r.server_port = conn.port;
-    if conn.trusted_peer {
-        for (i, v) in headers.get_all(X_FORWARDED_FOR).iter().enumerate() {
-            if i > 0 {
-                r.forwarded_for.push_str(", ");
-            }
-            r.forwarded_for.push_str(&String::from_utf8_lossy(v.as_bytes()));
+    let forwarded_for_ambiguous = conn.trusted_peer && vouched_client(headers, trusted, &mut r.forwarded_for);
+    Filled { auth, refusal, forwarded_for_ambiguous }
+}
+
+/// The X-Forwarded-For element the trusted proxies vouch for, into `out`:
+/// from the right (what the peer appended), past the elements that are
+/// trusted proxies themselves, the first other one. What stands left of it
+/// only the client says: `X-Forwarded-For: 52.96.1.1` from a client on
+/// 10.30.1.1 reaches the gateway as `52.96.1.1, 10.30.1.1`, and the
+/// right-most public address (the rule for a log's line, which knows no
+/// proxies) would be the client's claim. Nothing is written when every
+/// element is a trusted proxy: the connection's address is the client's.
+/// An element that is no address stops the walk there too (a proxy's
+/// `unknown`): what is left of it is not vouched for.
+///
+/// True when the client found is internal and a public address stands left
+/// of it: either a proxy not named trusted (a DMZ proxy at 172.16.0.9)
+/// forwarded an outside client, or an inside client named an outside
+/// address. Only the list can tell them apart; the request is refused
+/// rather than judged as the balancer's (which would pass every outside
+/// client through an unlisted proxy as an inside one).
+fn vouched_client(headers: &HeaderMap, trusted: &[IpNet], out: &mut String) -> bool {
+    let lines = headers.get_all(X_FORWARDED_FOR);
+    let parse = |e: &[u8]| exchange::classify::parse_forwarded(&String::from_utf8_lossy(e));
+    let mut elements =
+        lines.iter().rev().flat_map(|v| v.as_bytes().rsplit(|&b| b == b',')).map(trim).filter(|e| !e.is_empty());
+    while let Some(element) = elements.next() {
+        let ip = parse(element);
+        if ip.is_some_and(|ip| is_trusted(trusted, ip)) {
+            continue;
         }
+        out.push_str(&String::from_utf8_lossy(element));
+        return ip.is_some_and(exchange::networks::is_private_addr)
+            && elements.any(|e| parse(e).is_some_and(|ip| !exchange::networks::is_private_addr(ip)));
     }
-    Filled { auth, refusal }
+    false
+}
+
+/// `ip` is a trusted proxy's, in either spelling of an IPv4 address.
+fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+    let (v4, mapped) = match ip.to_canonical() {
+        IpAddr::V4(a) => (IpAddr::V4(a), IpAddr::V6(a.to_ipv6_mapped())),
+        v6 => (v6, v6),
+    };
+    trusted.iter().any(|n| n.contains(&v4) || n.contains(&mapped))
 }
 
 /// Fields the interpreter clears and derives from the query; called after it.
@@ -360,16 +403,48 @@ mod tests {
         headers.insert(AUTHORIZATION, basic.parse().unwrap());
         let uri: Uri = "/Microsoft-Server-ActiveSync?Cmd=Sync".parse().unwrap();
         let mut r = exchange::Request::default();
-        fill(&mut r, &Method::POST, &uri, &headers, &conn, 0, "");
+        fill(&mut r, &Method::POST, &uri, &headers, &conn, &[], 0, "");
         assert_eq!((r.auth, r.source), (exchange::AuthType::Basic, exchange::Source::Gateway));
         assert_eq!(r.username, "CONTOSO\\jdoe");
         assert!(!format!("{r:?}").contains("s3cret"), "the password is nowhere in the request");
         headers.insert(AUTHORIZATION, "Bearer eyJ0eXAiOiJKV1QifQ.e30.x".parse().unwrap());
-        fill(&mut r, &Method::POST, &uri, &headers, &conn, 0, "");
+        fill(&mut r, &Method::POST, &uri, &headers, &conn, &[], 0, "");
         assert_eq!((r.auth, r.username.as_str()), (exchange::AuthType::Bearer, ""));
         assert!(!format!("{r:?}").contains("eyJ0eXAi"), "nor the token");
-        fill(&mut r, &Method::POST, &uri, &HeaderMap::new(), &conn, 0, "");
+        fill(&mut r, &Method::POST, &uri, &HeaderMap::new(), &conn, &[], 0, "");
         assert_eq!(r.auth, exchange::AuthType::Unknown);
+    }
+
+    #[test]
+    fn only_the_client_the_trusted_proxies_vouch_for_is_read() {
+        let trusted: Vec<IpNet> = ["127.0.0.1/32", "10.0.0.0/24", "2001:db8::/64"].map(|n| n.parse().unwrap()).to_vec();
+        let vouched = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(X_FORWARDED_FOR, l.parse().unwrap());
+            }
+            let mut out = String::new();
+            let ambiguous = vouched_client(&h, &trusted, &mut out);
+            (out, ambiguous)
+        };
+        let read = |s: &str| (s.to_string(), false);
+        // What the client said before the address a trusted proxy appended
+        // is not read; an inside client with an outside address left of it
+        // is ambiguous (an unlisted proxy, or a claim).
+        assert_eq!(vouched(&["198.51.100.7, 10.30.1.1"]), ("10.30.1.1".into(), true));
+        assert_eq!(
+            vouched(&["198.51.100.7", "10.30.1.1"]),
+            ("10.30.1.1".into(), true),
+            "the last line is the last hop's"
+        );
+        assert_eq!(vouched(&["10.20.0.1, 10.30.1.1"]), read("10.30.1.1"));
+        assert_eq!(vouched(&["10.30.1.1"]), read("10.30.1.1"));
+        assert_eq!(vouched(&["198.51.100.7, 203.0.113.5, 10.0.0.5"]), read("203.0.113.5"));
+        assert_eq!(vouched(&["1.2.3.4, 203.0.113.5 , ::ffff:10.0.0.5, [2001:db8::1]:443,"]), read("203.0.113.5"));
+        // A trusted proxy's `unknown` stops the walk; all trusted: nothing.
+        assert_eq!(vouched(&["198.51.100.7, unknown, 10.0.0.5"]), read("unknown"));
+        assert_eq!(vouched(&["10.0.0.9, 127.0.0.1"]), read(""));
+        assert_eq!(vouched(&[]), read(""));
     }
 
     #[test]

@@ -31,6 +31,14 @@ impl From<exchange::url::Refusal> for Refused {
     }
 }
 
+/// An X-Forwarded-For chain from a trusted proxy whose client is internal
+/// with a public address left of it (see `model::fill`): a proxy missing
+/// from `--trusted-proxy`, or an inside client's claim.
+pub(crate) const FORWARDED_FOR_AMBIGUOUS: Refused = Refused::new(
+    400,
+    "X-Forwarded-For names an internal client after a public address (a proxy missing from --trusted-proxy?)",
+);
+
 /// Headers the policy or the framing reads: one value each, or the request
 /// is refused. A second User-Agent could pass a user-agent rule that read
 /// the first while Exchange reads the other; a second Authorization or Host

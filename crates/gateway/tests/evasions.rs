@@ -77,7 +77,7 @@ fn decide(policy: &ReadyPolicy, interpreter: &Interpreter, target: &str) -> Outc
         trusted_peer: false,
     };
     let mut m = exchange::Request::default();
-    let filled = gateway::model::fill(&mut m, &Method::GET, &uri, &headers, &conn, 0, "");
+    let filled = gateway::model::fill(&mut m, &Method::GET, &uri, &headers, &conn, &[], 0, "");
     interpreter.interpret(&mut m);
     if let Some(r) = filled.refusal {
         let (status, substatus) = r.status();

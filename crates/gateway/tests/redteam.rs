@@ -44,6 +44,23 @@
 //! authentication; `\` for `/` in ProxyLogon's cookie; user names
 //! Active Directory folds to another (width, diacritics), partly: its own
 //! rules are not published.
+//!
+//! Fifth pass (rt31), held: a rule on `CONTOSO\bob` denies `bob`,
+//! `bob@contoso.com`, `contoso.com\bob`, `CONTOSO.LOCAL\bob`, `bob@CONTOSO`,
+//! `CONTOSO\\bob`, `.\bob`, `bob@contoso.com.` and a trailing space, and
+//! `CONTOSO\bob\` or `@bob` are refused; every EWS door
+//! (`/ews/exchange.asmx`, `Services.wsdl`, `mrsproxy.svc`,
+//! `exchange.asmx/wssecurity`, `Nego2`), `/api`, MAPI's `emsmdb` and `nspi`,
+//! `RPC_IN_DATA`/`RPC_OUT_DATA`, `/rpcwithcert`, `/PowerShell-LiveID` meet
+//! their protocol's rules and mailbox switches (`/owa/service.svc` and
+//! `/owa/<smtp>/` are OWA's, as Exchange's EWS switches do not govern them
+//! and its OWA switch does); ActiveSync parameter names in any case or
+//! escaped; X-Forwarded-For with a port, brackets, quotes or spaces.
+//! Closed: a trusted proxy's X-Forwarded-For was read past the client it
+//! vouched for, and `::ffff:` addresses passed `cidr` denies; the requests
+//! after an NTLM or Negotiate handshake were judged as of no scheme. Left
+//! open, in the README: the forms sign-in of OWA and ECP names no user the
+//! gateway reads (warned), and a UPN prefix other than the account name.
 
 mod common;
 
@@ -902,6 +919,119 @@ async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
         assert!(legs[0].1 == legs[1].1 && legs[2].1 == legs[3].1 && legs[1].1 != legs[2].1, "{legs:?}");
         let ews = c.send_body("POST", "/EWS/Exchange.asmx", &[], Default::default()).await;
         assert_eq!((ews.status.as_u16(), ews.conn()), (200, legs[3].1));
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// `/ecp` only from the admins' office (its public NAT address, through a
+/// trusted load balancer), nothing from a bad range.
+const ADMIN_OFFICE: &str = "default = 'allow'
+[ranges]
+office = ['198.51.100.0/24']
+[[rule]]
+name = 'ecp from the office only'
+action = 'deny'
+path = '/ecp'
+unless = { network = 'office' }
+[[rule]]
+name = 'no bad range'
+action = 'deny'
+cidr = '203.0.113.0/24'
+";
+
+/// Fifth pass: behind a trusted load balancer, an internal client's own
+/// `X-Forwarded-For: 198.51.100.7` reached the gateway as
+/// `198.51.100.7, 10.30.1.1` and was judged by its right-most public
+/// address, the client's claim (nginx reads only past its
+/// `set_real_ip_from` addresses the same way; such a chain is refused, as
+/// it is also what a proxy missing from `--trusted-proxy` sends); and `::ffff:203.0.113.5`, as
+/// a dual-stack balancer writes an IPv4 client, passed an IPv4 `cidr` deny.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway_with(ADMIN_OFFICE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        for (xff, want) in [
+            // An inside client naming the office, or an outside one through
+            // a proxy at 10.30.1.1 that is not listed: refused, not guessed.
+            ("198.51.100.7, 10.30.1.1", 400),
+            ("10.20.0.1, 10.30.1.1", 403),
+            ("198.51.100.7", 200),
+            ("10.30.1.1, 198.51.100.7", 200),
+            ("198.51.100.7, unknown", 403),
+        ] {
+            // A refusal closes the connection: one each.
+            let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", xff)]).await;
+            assert_eq!(a.status.as_u16(), want, "{xff}");
+        }
+        let mut c = client(gw.addr).await;
+        for xff in ["::ffff:203.0.113.5", "[::ffff:203.0.113.5]:443", "198.51.100.7, ::ffff:cb00:7105"] {
+            assert_eq!(c.get("/owa/", &[("x-forwarded-for", xff)]).await.status.as_u16(), 403, "{xff}");
+        }
+        // Exchange still gets the whole chain, the gateway's peer appended.
+        let seen = mock.seen();
+        let chains: Vec<&str> = seen.iter().map(|s| s.headers["x-forwarded-for"].to_str().unwrap()).collect();
+        assert_eq!(chains, ["198.51.100.7, 127.0.0.1", "10.30.1.1, 198.51.100.7, 127.0.0.1"]);
+        // The access log names the client judged, so that simulate decides its lines alike.
+        let dir = gw.stop().await;
+        let log = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect::<String>();
+        let denied = log.lines().find(|l| l.contains(" /ecp/ ") && l.contains(" deny ")).unwrap();
+        assert!(denied.contains(" 10.30.1.1 deny X-Forwarded-For+names+an+internal+client"), "{denied}");
+        assert!(!denied.contains("198.51.100.7"), "{denied}");
+    })
+    .await;
+}
+
+/// No NTLM or Negotiate sign-in to EWS, and no legacy authentication for
+/// ActiveSync (an authentication policy); Outlook on the web may use them.
+const NO_LEGACY_EWS: &str = "default = 'allow'
+[[rule]]
+name = 'no Windows sign-in to EWS'
+action = 'deny'
+protocol = 'ews'
+auth = ['ntlm', 'negotiate']
+[auth_policies]
+default = 'Modern only'
+[[auth_policies.policy]]
+name = 'Modern only'
+block_legacy = ['ActiveSync']
+";
+
+/// Fifth pass: the requests after an NTLM or Negotiate handshake carry no
+/// Authorization header, and were judged as of no scheme (`auth` unknown),
+/// while IIS keeps the handshake's sign-in for the connection: a handshake
+/// on `/owa`, which the policy allows, carried header-less EWS and
+/// ActiveSync requests past an `auth` rule and an authentication policy
+/// blocking legacy authentication, and Exchange served them as the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_on_an_allowed_page_lends_its_scheme_to_the_requests_after_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(NO_LEGACY_EWS, up).await;
+        let owa = |auth: &str| format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
+        let ews = "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\n\r\n";
+        let eas = "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=bob&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\n\
+                   Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "bob")));
+        let kerberos = "Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOgMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHg==";
+        for auth in [ntlm.as_str(), kerberos] {
+            let answers = send_raw(gw.addr, format!("{}{ews}{eas}", owa(auth)).as_bytes()).await;
+            assert_eq!(statuses(&answers), ["200", "403", "401"], "{auth}: {answers}");
+        }
+        assert_eq!(mock.seen().len(), 2, "only the sign-ins on /owa/");
+        // Without a handshake, a header-less request is anonymous (Exchange
+        // answers it with a challenge), and OWA keeps its sign-in.
+        let answers = send_raw(
+            gw.addr,
+            format!("{ews}{}{}", owa(&ntlm), "GET /owa/x HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
         gw.stop().await;
     })
     .await;

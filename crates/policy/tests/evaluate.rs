@@ -365,6 +365,47 @@ entries = [
     assert_eq!(at("/EWS/x", "192.0.2.7").status, 404, "only the /EWS section applies there");
 }
 
+/// A dual-stack listener or proxy writes an IPv4 client as
+/// `::ffff:203.0.113.5`: an IPv4 `cidr` or IP restriction must see it, as
+/// `network` already did, or the mapped spelling passed a deny.
+#[test]
+fn an_ipv4_mapped_ipv6_address_is_its_ipv4_address_to_cidr_conditions() {
+    let p = policy(
+        r#"
+default = "allow"
+[[rule]]
+name = "no bad net"
+action = "deny"
+cidr = "203.0.113.0/24"
+[[rule]]
+name = "mapped written out"
+action = "deny"
+status = 418
+cidr = "::ffff:198.51.100.0/120"
+[[ip_restrictions]]
+path = "/EWS"
+allow_unlisted = true
+entries = [{ cidr = "192.0.2.0/24", allowed = false }]
+"#,
+    );
+    let at = |stem: &str, peer: &str, client: &str| {
+        let mut r = req(Protocol::Other, stem, "");
+        r.peer_ip = Some(peer.parse().unwrap());
+        r.client_ip = Some(client.parse().unwrap());
+        evaluate(&p, &r)
+    };
+    for client in ["203.0.113.5", "::ffff:203.0.113.5", "::ffff:cb00:7105"] {
+        assert_eq!(at("/owa/", "10.0.0.1", client).action, Action::Deny, "{client}");
+    }
+    assert_eq!(at("/owa/", "10.0.0.1", "2001:db8::cb00:7105").action, Action::Allow, "not a mapped address");
+    // A prefix written in the mapped form still matches both spellings.
+    assert_eq!(at("/owa/", "10.0.0.1", "::ffff:198.51.100.7").status, 418);
+    assert_eq!(at("/owa/", "10.0.0.1", "198.51.100.7").status, 418);
+    // IP restrictions judge the connection's address, mapped or not.
+    assert_eq!(at("/EWS/x", "::ffff:192.0.2.7", "10.0.0.1").status, 403);
+    assert_eq!(at("/EWS/x", "::ffff:192.0.3.7", "10.0.0.1").action, Action::Allow);
+}
+
 #[test]
 fn block_outlook_provision_example() {
     let p = example("block-outlook-provision.toml");

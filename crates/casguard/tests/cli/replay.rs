@@ -7,7 +7,8 @@
 //! the `CorrelationID` and `cafeReqId` Exchange's front end appends to what
 //! it logs), its user agent (`+` is IIS's escape for a space), its user as
 //! Basic credentials, and its c-ip and X-Forwarded-For as X-Forwarded-For
-//! from a trusted proxy, so the client address and network are the logged
+//! from a trusted proxy, with the internal ranges a log's line trusts as
+//! trusted proxies too, so the client address and network are the logged
 //! ones. What a replay from one machine cannot give back is left out, by
 //! name: the connection's own address (IIS IP restrictions judge c-ip, which
 //! is always loopback here) and the authentication scheme (IIS lines do not
@@ -107,6 +108,22 @@ fn request_of(line: &Line, query: &str) -> Vec<u8> {
     head.into_bytes()
 }
 
+/// The hops a log's line trusts: its c-ip and any X-Forwarded-For element
+/// at a loopback or internal address (`exchange::networks::is_private_addr`)
+/// are proxies, the right-most public address is the client. The gateway
+/// trusts only its `--trusted-proxy` hops, so the replay names these.
+const LOG_PROXIES: [&str; 9] = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
 fn send(addr: SocketAddr, request: &[u8]) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -128,7 +145,8 @@ fn through_gateway(policy: &Path, lines: &[(String, Line)], extra: &[&str]) -> V
         bin()
             .args(["gateway", "--policy"])
             .arg(policy)
-            .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}"), "--trusted-proxy", "127.0.0.1"])
+            .args(["--listen", "127.0.0.1:0", "--upstream", &format!("http://{up}")])
+            .args(LOG_PROXIES.iter().flat_map(|p| ["--trusted-proxy", p]))
             .args(["--health-checks", "none", "--reload-interval", "60", "--drain-timeout", "5", "--access-log"])
             .arg(dir.path())
             .args(extra),
