@@ -368,6 +368,16 @@ class Estate:
         self.hp_rng = random.Random(seed * 7919 + 17)
         self.hp_lines = []          # (day, seconds, {field: value})
         self.hp_ids = set()
+        # [simulate] every request an audit counts apart from attacks, as
+        # meant: what a policy judges it on (expect.py).
+        self.requests = []
+
+    def record(self, kind, day, t, **kw):
+        """[simulate] one request (`person`, `probe` or `machine`) for
+        expect.py: who sent it, what it asked, from where; `ua` as the line it
+        counts from has it (in an HttpProxy line its commas are spaces)."""
+        stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
+        self.requests.append({"kind": kind, "time": stamp, **kw})
 
     def guid(self):
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -510,6 +520,9 @@ class Estate:
         if status == 401 and sub == 1 and not failed and view == "iis":
             tr.tags["ntlm-challenge-leg"][proto] += 1
         src = client_address(cip, xff)
+        self.record("person", day, t, user=ukey, proto=proto, client=client,
+                    ua=ua.replace(",", " ") if view == "hp" else ua, device=device, dtype=dtype, command=command,
+                    ip=src, network=network_of(src), method=method, stem=stem, status=status)
         if ukey is not None and basic:
             # README posture "Basic authentication in use": per protocol and
             # client, users' requests and the users (posture is "for every
@@ -567,7 +580,7 @@ class Estate:
             be["clients"][client] += 1
             be["users"][ukey] += 1
 
-    def person_tally(self, day, t, *, proto, client, cip):
+    def person_tally(self, day, t, *, proto, client, cip, ua, stem, status):
         """An anonymous person's request already written (by write()), which
         IIS answered itself (no HttpProxy line)."""
         tr = self.truth
@@ -578,8 +591,11 @@ class Estate:
         tr.protocols[proto] += 1
         tr.clients[client] += 1
         tr.auth_types["unknown"] += 1
+        self.record("person", day, t, user=None, proto=proto, client=client, ua=ua, device=None, dtype=None,
+                    command=None, ip=cip, network=network_of(cip), method="GET", stem=stem, status=status)
 
-    def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
+    def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET", device=None,
+              dtype=None):
         port = 443 if site == "W3SVC1" else 444
         cip = self.rng.choice(["127.0.0.1", "::1"])
         # [hp-real] Managed Availability's probes in HttpProxy: UrlHost
@@ -596,6 +612,8 @@ class Estate:
         if site == "W3SVC2":
             self.truth.backend["probes"] += 1
         self.truth.probe_user_agents[ua] += 1
+        self.record("probe", day, t, user=user.split("\\")[-1].split("@")[0].lower(), proto=proto_of(stem),
+                    ua=ua, device=device, dtype=dtype, ip=cip, network=network_of(cip), stem=stem, site=site)
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
@@ -634,6 +652,8 @@ class Estate:
         if twin and self.hp_mode == "also":
             self.truth.summary["iis_duplicates"] += 1
         self.truth.summary["machine"] += 1
+        self.record("machine", day, t, user=user.split("\\")[-1].lower(), proto=proto_of(stem), ua=ua, ip=cip,
+                    network=network_of(cip), stem=stem)
 
 
 # [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
@@ -1056,6 +1076,8 @@ def build(seed, httpproxy="none"):
                     continue
                 tr.summary["probes"] += 1
                 tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
+                est.record("probe", day, t, user=None, proto=proto_of(page), ua="", device=None, dtype=None, ip=lb,
+                           network=network_of(lb), stem=page, site="W3SVC1")
 
         # oscar's Mac runs Outlook for Mac on EWS [mac-outlook]: approved.
         for t in times(rng, 12):
@@ -1088,7 +1110,8 @@ def build(seed, httpproxy="none"):
         # heidi types http://mail.contoso.com/owa at home: IIS redirects [http-redirect].
         for t in times(rng, 2):
             est.write("EX01", "W3SVC1", day, t, "GET", "/owa", None, 80, None, "192.0.2.77", UA_CHROME, 301)
-            est.person_tally(day, t, proto="owa", client="browser", cip="192.0.2.77")
+            est.person_tally(day, t, proto="owa", client="browser", cip="192.0.2.77", ua=UA_CHROME, stem="/owa",
+                             status=301)
 
         # -- probes [probes]: front end and back end --------------------------
         hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
@@ -1098,7 +1121,8 @@ def build(seed, httpproxy="none"):
                       ua="AMProbe/Local/ClientAccess", method="POST")
             est.probe(day, t + 11, stem="/Microsoft-Server-ActiveSync/default.eas",
                       query=f"Cmd=FolderSync&User={hm}&DeviceId=EASProbeDeviceId161&DeviceType=EASProbeDeviceType",
-                      user=f"{DOMAIN}\\{hm}", ua="TestActiveSyncConnectivity", method="POST")
+                      user=f"{DOMAIN}\\{hm}", ua="TestActiveSyncConnectivity", method="POST",
+                      device="EASProbeDeviceId161", dtype="EASProbeDeviceType")
             for server in ("EX01", "EX02"):
                 est.probe(day, t + 20, stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}",
                           user=f"{DOMAIN}\\{hm}", ua="AMProbe/Local/ClientAccess", site="W3SVC2", server=server,
@@ -1442,6 +1466,9 @@ def truth_json(est, files):
         "findings": {k: sorted(v) for k, v in sorted(tr.findings.items())},
         "malformed": tr.malformed,
         "tags": {k: dict(sorted(v.items())) for k, v in sorted(tr.tags.items())},
+        # [simulate] each request an audit counts apart from attacks, in the
+        # order written, for expect.py.
+        "requests": est.requests,
     }
 
 
