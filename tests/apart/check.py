@@ -4,6 +4,7 @@ reported (`casguard audit --format json` of the same logs).
 
     python3 tests/apart/check.py TRUTH.json AUDIT.json [--backend-only]
     python3 tests/apart/check.py TRUTH.json POSTURE.json --posture
+    python3 tests/apart/check.py TRUTH.json SIMULATE.json --simulate POLICY.toml
 
 Runs nothing itself. Prints each disagreement as `id: truth says X, casguard
 says Y`; exits 1 if any is not a known casguard bug, or if a known bug is no
@@ -11,7 +12,10 @@ longer seen (then its line in KNOWN_BUGS should go). With --backend-only the
 audit is of the back ends' W3SVC2 folders alone, compared with the truth's
 `backend_only` part. With --posture the report is `casguard posture --format
 json` of the same logs (any policy), compared on its Basic authentication
-in use. Standard library only.
+in use. With --simulate the report is `casguard simulate --policy POLICY
+--format json` of an estate written with `--httpproxy none`, compared with
+what expect.py says that policy must deny, request by request, from the
+truth's `requests`. Standard library only.
 
 The truth speaks this writer's words; the maps below translate them into
 casguard's report vocabulary (README "Outputs", and the client ids of
@@ -21,6 +25,7 @@ data/clients.toml, of which only `id` and `name` were read).
 import copy
 import ipaddress
 import json
+import os
 import sys
 from collections import defaultdict
 
@@ -269,6 +274,119 @@ def compare_posture(truth, report):
     return out
 
 
+# Confirmed casguard bugs in simulate, one line each, with a model as above
+# (what casguard reports instead): BUG_MODELS_SIMULATE[bug](expectation,
+# truth) changes the expectation in place.
+KNOWN_BUGS_SIMULATE = {}
+
+
+BUG_MODELS_SIMULATE = {}
+
+
+def simulate_view(exp):
+    """The expectation (expect.py) in the terms compared."""
+    rules = {line: {"denied_requests": r["denied_requests"], "anonymous_requests": r["anonymous_requests"],
+                    "users": sorted(r["users"]), "devices": dict(sorted(r["devices"].items()))}
+             for line, r in exp["rules"].items()}
+    backdoors = {b["user"]: {"denied_on": b["denied_on"], "still_reaches": b["still_reaches"],
+                             "evidence": {p: {CLIENTS.get(c, c): n for c, n in sorted(cs.items())}
+                                          for p, cs in b["evidence"].items()}}
+                 for b in exp["backdoors"]}
+    return {"requests": exp["requests"], "denied_requests": exp["denied_requests"],
+            "affected_users": exp["affected_users"], "rules": dict(sorted(rules.items(), key=str)),
+            "backdoors": backdoors,
+            "probes": [exp["probes"]["requests"], exp["probes"]["denied_requests"]],
+            "machines": [exp["machines"]["requests"], exp["machines"]["denied_requests"],
+                         sorted(exp["machines"]["accounts"])]}
+
+
+def simulate_got(report, pol, eas_devices):
+    """casguard's simulate JSON in the same terms: its rules by the policy
+    table holding each rule's line (None: the default), ActiveSync devices
+    only (a device of another protocol is keyed by its user agent)."""
+    rules = {}
+    for r in report["rules"]:
+        if r["action"] != "deny" or not r["denied_requests"]:
+            continue
+        key = pol.block_of(r.get("line"))
+        g = rules.setdefault(key, {"denied_requests": 0, "anonymous_requests": 0, "users": set(), "devices": {}})
+        g["denied_requests"] += r["denied_requests"]
+        g["anonymous_requests"] += r.get("anonymous_requests") or 0
+        g["users"].update(r["users"])
+        for d in r["devices"]:
+            if (d["user"], d["id"]) in eas_devices:
+                g["devices"][(d["user"], d["id"])] = g["devices"].get((d["user"], d["id"]), 0) + d["requests"]
+    for g in rules.values():
+        g["users"] = sorted(g["users"])
+        g["devices"] = dict(sorted(g["devices"].items()))
+    backdoors = {b["user"]: {"denied_on": sorted(b["denied_on"]), "still_reaches": sorted(b["still_reaches"]),
+                             "evidence": {p: dict(sorted(cs.items())) for p, cs in b["evidence"].items()}}
+                 for b in report["backdoors"]}
+    m = report["machines"]
+    return {"requests": report["summary"]["requests"], "denied_requests": report["denied_requests"],
+            "affected_users": sorted(report["affected_users"]), "rules": dict(sorted(rules.items(), key=str)),
+            "backdoors": backdoors,
+            "probes": [report["probes"]["requests"], report["probes"]["denied_requests"]],
+            "machines": [m["requests"], m["denied_requests"],
+                         sorted({a for r in m.get("rules", []) for a in r.get("accounts", [])})]}
+
+
+def compare_simulate(truth, report, policy_path, bugs):
+    """Yields (id, expected, casguard's) for each disagreement of simulate
+    with expect.py's reading of the truth, with the simulate bugs `bugs`."""
+    import expect  # beside this file
+    exp = expect.expect(truth, policy_path)
+    for b in sorted(bugs):
+        BUG_MODELS_SIMULATE[b](exp, truth)
+    eas_devices = {(r["user"], r["device"]) for r in truth["requests"] if r["proto"] == "activesync" and r["device"]}
+    want, got = simulate_view(exp), simulate_got(report, exp["policy"], eas_devices)
+    out = []
+    for k in ("requests", "denied_requests", "affected_users", "probes", "machines"):
+        if want[k] != got[k]:
+            out.append((f"simulate.{k}", want[k], got[k]))
+    for line in sorted(set(want["rules"]) | set(got["rules"]), key=str):
+        w, g = want["rules"].get(line), got["rules"].get(line)
+        for k in ("denied_requests", "anonymous_requests", "users", "devices"):
+            wv, gv = (w or {}).get(k), (g or {}).get(k)
+            if k == "devices":
+                wv = {f"{u}/{d}": n for (u, d), n in (wv or {}).items()}
+                gv = {f"{u}/{d}": n for (u, d), n in (gv or {}).items()}
+            if wv != gv:
+                why = ", ".join(exp["rules"].get(line, {}).get("why", [])) or "-"
+                out.append((f"simulate.rule@{line}.{k} ({why})", wv, gv))
+    for user in sorted(set(want["backdoors"]) | set(got["backdoors"])):
+        w, g = want["backdoors"].get(user), got["backdoors"].get(user)
+        if w != g:
+            out.append((f"simulate.backdoor.{user}", w, g))
+    return out
+
+
+def main_simulate(truth, report, policy_path):
+    raw = compare_simulate(truth, report, policy_path, set())
+    left = compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE))
+    left_keys = {k for k, _, _ in left}
+    for key, want, got in raw:
+        if key not in left_keys:
+            print(f"known bug {key}: expected {json.dumps(want, ensure_ascii=False)}, "
+                  f"casguard {json.dumps(got, ensure_ascii=False)}")
+    for key, want, got in left:
+        print(f"DISAGREE {key}: expected {json.dumps(want, ensure_ascii=False)} (with the known bugs), "
+              f"casguard {json.dumps(got, ensure_ascii=False)}")
+    fixed = []
+    for bug in sorted(KNOWN_BUGS_SIMULATE):
+        one = compare_simulate(truth, report, policy_path, {bug})
+        if one == raw:
+            continue  # the bug cannot show with this policy
+        if len(compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE) - {bug})) <= len(left):
+            fixed.append(bug)
+            print(f"FIXED? {bug}: casguard no longer shows it; remove its line from KNOWN_BUGS_SIMULATE")
+        else:
+            print(f"known bug {bug}: {KNOWN_BUGS_SIMULATE[bug]}")
+    print(f"{len(raw)} disagreements of simulate with the truth; {len(left)} not explained by the "
+          f"{len(KNOWN_BUGS_SIMULATE)} known bugs; {len(fixed)} known bugs not seen ({policy_path})")
+    return 1 if left or fixed else 0
+
+
 def report_disagreements(found, what):
     """Print each disagreement of a check without known bugs; 1 if any."""
     for key, want, got in found:
@@ -280,6 +398,14 @@ def report_disagreements(found, what):
 def main(argv):
     backend_only = "--backend-only" in argv
     posture = "--posture" in argv
+    policy = None
+    if "--simulate" in argv:
+        i = argv.index("--simulate")
+        policy = argv[i + 1] if i + 1 < len(argv) else None
+        if policy is None:
+            print(__doc__, file=sys.stderr)
+            return 2
+        argv = argv[:i] + argv[i + 2:]
     argv = [a for a in argv if a not in ("--backend-only", "--posture")]
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -288,6 +414,9 @@ def main(argv):
         truth = json.load(f)
     with open(argv[2], encoding="utf-8") as f:
         report = json.load(f)
+    if policy is not None:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        return main_simulate(truth, report, policy)
     if posture:
         return report_disagreements(compare_posture(truth, report), "posture")
     if backend_only:

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""What `casguard simulate --policy P --format json` must report for an estate
+of tests/apart/write.py, computed from the writer's own truth (its
+`requests`: each request as it meant it) and the policy file, by the
+semantics Microsoft documents for each mechanism and the README states for
+casguard's own rules. Never from casguard's code.
+
+    python3 tests/apart/expect.py TRUTH.json POLICY.toml     # prints the expectation
+
+check.py --simulate compares it with casguard's report. Standard library
+only (tomllib: Python 3.11+).
+
+Sources, cited as [name] (and write.py's names):
+- [readme-policy] README "The policy file": the syntax; the emulation
+  blocks run before the `[[rule]]`s in the order URL Rewrite (global), IP
+  restrictions, request filtering, `iis_filter`, URL Rewrite, authentication
+  policies, `mailbox_protocols`, `ews_access`, `device_access`; "the first
+  rule that matches decides"; conditions ANDed, values ORed; `unless`: each
+  condition given is one exception; a path is a prefix or a glob with `*`,
+  any case; `user_agent` matching ignores case unless `case_sensitive`.
+- [readme-simulate] README "simulate": counting people's requests only, per
+  rule; backdoors: "each denied user's mail protocols that stay open ...
+  with the clients behind them"; probes and computer accounts apart.
+- [iis-rf] IIS request filtering `filteringRules`: deny strings match a
+  substring of the whole header (iis-docs "Using enhanced request filtering
+  features in IIS"); case: not documented, casguard assumes any case
+  [readme-policy], taken here too. Paths: IIS configuration paths are
+  case-insensitive and apply to the path and below (whole segments).
+- [ews] EWS application access (Set-OrganizationConfig, Set-CASMailbox,
+  "How to: Control access to EWS in Exchange"; the evaluation order of
+  Exchange's `CallerAccessAllowed` in the reference notes §3a): EwsEnabled
+  (mailbox ?? organisation; unset: allow, nothing else checked; $false:
+  deny); then a user agent containing "Microsoft Office Outlook" or
+  "Microsoft Outlook" is decided by EwsAllowOutlook, else "MacOutlook" by
+  EwsAllowMacOutlook, else "Microsoft-Entourage" by EwsAllowEntourage, each
+  the mailbox's value ?? the organisation's, when set ("they take
+  precedence"); then the mailbox's policy and list if it has a policy, else
+  the organisation's; EnforceAllowList: allowed iff an entry matches (an
+  empty list blocks all, as documented); EnforceBlockList: allowed iff none
+  does. Patterns: `*` any; `*X*` contains; `*X` ends with; `X*` starts
+  with (case-sensitive); else equal, ignoring case.
+- [abq] ActiveSync device access (New-ActiveSyncDeviceAccessRule,
+  Set-ActiveSyncOrganizationSettings, Set-CASMailbox
+  -ActiveSyncAllowedDeviceIDs/-ActiveSyncBlockedDeviceIDs; Exchange 2010 SP1
+  "Determining a Mobile Device's Access State"): personal block, personal
+  allow, a Block rule, a Quarantine rule, an Allow rule, then the
+  organisation's DefaultAccessLevel. A query string matches exactly ("no
+  wildcards or partial matches"); case: not documented, casguard assumes any
+  case, taken here too. Quarantine gives the device no mail: a denial.
+  DeviceModel is what Exchange logged for the device (`DevModel` in `&Log=`,
+  [eas-log]), for all its requests [readme "--devices": "judges all of a
+  device's requests by them, as Exchange does"].
+- [casmbx] Set-CASMailbox: ActiveSyncEnabled, OWAEnabled; MAPIEnabled $false
+  disables MAPI clients (MAPI over HTTP and Outlook Anywhere);
+  MapiHttpEnabled (mailbox ?? organisation) MAPI over HTTP only;
+  MAPIBlockOutlookRpcHttp Outlook Anywhere only.
+"""
+
+import fnmatch
+import ipaddress
+import json
+import re
+import sys
+import tomllib
+from collections import defaultdict
+
+# [readme-simulate] the protocols a person reads mail over, for "still
+# reaches mail over another protocol": ActiveSync, EWS, OWA, MAPI over HTTP, Outlook Anywhere (posture's
+# doors less Autodiscover and remote PowerShell, which carry no mail).
+MAIL_PROTOCOLS = ("activesync", "ews", "owa", "mapi", "rpc")
+# This writer's networks -> casguard's built-in names.
+NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "external", "loopback": "loopback"}
+
+
+# casguard compiles the mailbox settings into one rule per switch (or per
+# group of mailboxes with the same EWS policy), each named by the first
+# mailbox's table: what they deny is compared per mechanism, not per
+# mailbox's table.
+FOLD = {"mailbox_protocols.mailbox": "mailbox_protocols", "ews_access.user": "ews_access"}
+
+
+def as_list(v):
+    return [] if v is None else (v if isinstance(v, list) else [v])
+
+
+def blocks(text):
+    """Each table header of the policy file: (line, name), in order."""
+    out = []
+    for i, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?", line)
+        if m:
+            out.append((i, m.group(1)))
+    return out
+
+
+class Policy:
+    def __init__(self, path):
+        with open(path, encoding="utf-8") as f:
+            self.text = f.read()
+        self.doc = tomllib.loads(self.text)
+        self.blocks = blocks(self.text)
+        self.default = self.doc.get("default", "allow")
+
+    def line_of(self, name, index=0):
+        """The header line of the index-th table called `name`."""
+        return [ln for ln, n in self.blocks if n == name][index]
+
+    def block_of(self, line):
+        """The header line of the table holding `line` (a rule's line as
+        casguard reports it), or None; a mailbox's table is counted with its
+        mechanism's (FOLD)."""
+        if line is None:
+            return None
+        best = None
+        for ln, name in self.blocks:
+            if ln <= line:
+                best = (ln, name)
+        if best is None:
+            return None
+        if best[1] in FOLD:
+            return self.line_of(FOLD[best[1]])
+        return best[0]
+
+
+def same_user(names, user):
+    return user is not None and any(str(n).lower() == user for n in as_list(names))
+
+
+def path_matches(patterns, stem):
+    """[readme-policy][iis-rf] a prefix by whole segments, or a glob; any case."""
+    s = stem.lower()
+    for p in as_list(patterns):
+        p = p.lower()
+        if "*" in p:
+            if fnmatch.fnmatchcase(s, p):
+                return True
+        elif s == p.rstrip("/") or s.startswith(p.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def ua_matches(cond, ua):
+    ua = ua or ""
+    cs = cond.get("case_sensitive", False)
+    u = ua if cs else ua.lower()
+
+    def f(x):
+        return x if cs else x.lower()
+
+    return (any(f(x) in u for x in as_list(cond.get("contains")))
+            or any(u.startswith(f(x)) for x in as_list(cond.get("prefix")))
+            or any(u == f(x) for x in as_list(cond.get("exact"))))
+
+
+def conditions_match(cond, req, ranges):
+    """[readme-policy] every condition given holds (values ORed)."""
+    for key, v in cond.items():
+        if key in ("name", "action", "status", "substatus", "unless"):
+            continue
+        if key == "protocol":
+            ok = req["proto"] in as_list(v)
+        elif key == "path":
+            ok = path_matches(v, req["stem"])
+        elif key == "user_agent":
+            ok = ua_matches(v, req["ua"])
+        elif key == "user":
+            ok = same_user(v, req["user"])
+        elif key == "network":
+            ok = any(NETWORKS[req["network"]] == n or
+                     any(ipaddress.ip_address(req["ip"]) in ipaddress.ip_network(c, strict=False)
+                         for c in ranges.get(n, []))
+                     for n in as_list(v))
+        elif key == "cidr":
+            ok = any(ipaddress.ip_address(req["ip"]) in ipaddress.ip_network(c, strict=False) for c in as_list(v))
+        elif key == "device_type":
+            ok = (req.get("dtype") or "").lower() in [x.lower() for x in as_list(v)]
+        elif key == "command":
+            ok = req.get("command") in as_list(v)
+        else:
+            raise ValueError(f"expect.py does not model the condition `{key}`")
+        if not ok:
+            return False
+    return True
+
+
+def ews_pattern(p, ua):
+    """[ews] Exchange's user-agent patterns."""
+    if p in ("*", "**"):
+        return True
+    if not ua:
+        return False
+    if len(p) > 1 and p.startswith("*") and p.endswith("*"):
+        return p[1:-1] in ua
+    if p.startswith("*"):
+        return ua.endswith(p[1:])
+    if p.endswith("*"):
+        return ua.startswith(p[:-1])
+    return ua.lower() == p.lower()
+
+
+def decide(pol, req, models):
+    """(action, header line of the deciding table or None for the default,
+    why) for one request. The mechanisms only deny: one that lets a request
+    through leaves it to the next [readme-policy: they "compile to ordinary
+    rules evaluated before the [[rule]]s"]."""
+    for mechanism in (iis_filter, mailbox_protocols, ews_access, device_access):
+        d = mechanism(pol, req, models)
+        if d is not None and d[0] == "deny":
+            return d
+    return rules(pol, req)
+
+
+def iis_filter(pol, req, models):
+    doc = pol.doc
+    ua = req["ua"] or ""
+
+    # [iis-rf] request filtering rules on a path, on the user agent.
+    for i, r in enumerate(doc.get("iis_filter", {}).get("rule", [])):
+        if not path_matches(r.get("path", "/"), req["stem"]):
+            continue
+        if any(h.lower() == "user-agent" for h in r.get("scan_headers", [])) and \
+                any(s.lower() in ua.lower() for s in r.get("deny_strings", [])):
+            return "deny", pol.line_of("iis_filter.rule", i), f"iis_filter {r['name']!r}"
+    return None
+
+
+def mailbox_protocols(pol, req, models):
+    doc = pol.doc
+    proto, user = req["proto"], req["user"]
+    # [casmbx] the mailbox's protocol switches.
+    mp = doc.get("mailbox_protocols", {})
+    for i, m in enumerate(mp.get("mailbox", [])):
+        if not same_user(m.get("user"), user):
+            continue
+        line = pol.line_of("mailbox_protocols.mailbox", i)
+        http = m.get("mapi_http_enabled", mp.get("mapi_http_enabled"))
+        if proto == "activesync" and m.get("activesync_enabled") is False:
+            return "deny", line, "ActiveSyncEnabled $false"
+        if proto == "owa" and m.get("owa_enabled") is False:
+            return "deny", line, "OWAEnabled $false"
+        if proto in ("mapi", "rpc") and m.get("mapi_enabled") is False:
+            return "deny", line, "MAPIEnabled $false"
+        if proto == "mapi" and http is False:
+            return "deny", line, "MapiHttpEnabled $false"
+        if proto == "rpc" and m.get("mapi_block_outlook_rpc_http") is True:
+            return "deny", line, "MAPIBlockOutlookRpcHttp $true"
+        break
+    return None
+
+
+def ews_access(pol, req, models):
+    doc = pol.doc
+    proto, user, ua = req["proto"], req["user"], req["ua"] or ""
+    # [ews] the EWS application access policy.
+    ews = doc.get("ews_access")
+    if ews is not None and proto == "ews":
+        org_line = pol.line_of("ews_access")
+        mine, mine_line = {}, None
+        for i, u in enumerate(ews.get("user", [])):
+            if same_user(u.get("user"), user):
+                mine, mine_line = u, pol.line_of("ews_access.user", i)
+                break
+
+        def setting(key):
+            if mine.get(key) is not None:
+                return mine[key], mine_line
+            return ews.get(key), org_line
+
+        enabled, line = setting("ews_enabled")
+        if enabled is None:
+            return "allow", line, "EwsEnabled $null"
+        if enabled is False:
+            return "deny", line, "EwsEnabled $false"
+        switch = None
+        if "Microsoft Office Outlook" in ua or "Microsoft Outlook" in ua:
+            switch = "allow_outlook"
+        elif "MacOutlook" in ua:
+            switch = "allow_mac_outlook"
+        elif "Microsoft-Entourage" in ua:
+            switch = "allow_entourage"
+        if switch:
+            v, line = setting(switch)
+            if v is not None:
+                return ("allow" if v else "deny"), line, f"{switch} {v}"
+        if mine.get("application_access_policy") is not None:
+            kind, lst, line = mine["application_access_policy"], mine.get("list", []), mine_line
+        else:
+            kind, lst, line = ews.get("application_access_policy"), ews.get("list", []), org_line
+        if kind == "EnforceAllowList" and not any(ews_pattern(p, ua) for p in lst):
+            return "deny", line, "not on the EwsAllowList"
+        if kind == "EnforceBlockList" and any(ews_pattern(p, ua) for p in lst):
+            return "deny", line, "on the EwsBlockList"
+    return None
+
+
+def device_access(pol, req, models):
+    doc = pol.doc
+    proto, user, ua = req["proto"], req["user"], req["ua"] or ""
+    # [abq] ActiveSync device access.
+    da = doc.get("device_access")
+    if da is not None and proto == "activesync" and req.get("device"):
+        dev = req["device"].lower()
+        for i, p in enumerate(da.get("personal", [])):
+            if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("blocked_device_ids", [])]:
+                return "deny", pol.line_of("device_access.personal", i), "ActiveSyncBlockedDeviceIDs"
+        for p in da.get("personal", []):
+            if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("allowed_device_ids", [])]:
+                return "allow", None, "ActiveSyncAllowedDeviceIDs"
+        have = {"devicetype": req.get("dtype"), "devicemodel": models.get((user, req["device"])),
+                "useragent": ua}
+        for level in ("Block", "Quarantine", "Allow"):
+            for i, r in enumerate(da.get("rule", [])):
+                if r["access_level"] != level:
+                    continue
+                v = have.get(r["characteristic"].lower())
+                if v is not None and v.lower() == r["query_string"].lower():
+                    why = f"{level} {r['characteristic']} {r['query_string']!r}"
+                    return ("allow" if level == "Allow" else "deny"), pol.line_of("device_access.rule", i), why
+        level = da.get("default_access_level", "Allow")
+        if level != "Allow":
+            return "deny", pol.line_of("device_access"), f"DefaultAccessLevel {level}"
+    return None
+
+
+def rules(pol, req):
+    doc = pol.doc
+    ranges = doc.get("ranges", {})
+    # [readme-policy] the [[rule]]s, in order; the first that matches decides.
+    for i, r in enumerate(doc.get("rule", [])):
+        if not conditions_match(r, req, ranges):
+            continue
+        unless = r.get("unless") or {}
+        if any(conditions_match({k: v}, req, ranges) for k, v in unless.items()):
+            continue
+        return r["action"], pol.line_of("rule", i), f"rule {r['name']!r}"
+    return pol.default, None, "default"
+
+
+def device_models(truth):
+    """[abq] each device's model as Exchange logged it (`DevModel`)."""
+    return {(u, d): v["model"] for u, tu in truth["users"].items() for d, v in tu["devices"].items()
+            if "model" in v}
+
+
+def expect(truth, policy_path):
+    """What simulate's JSON must say, in this module's terms."""
+    pol = Policy(policy_path)
+    models = device_models(truth)
+    denied = []
+    people = defaultdict(lambda: {"denied": defaultdict(int), "allowed": defaultdict(lambda: defaultdict(int))})
+    per_rule = defaultdict(lambda: {"denied_requests": 0, "anonymous_requests": 0, "users": set(),
+                                 "devices": defaultdict(int), "why": set()})
+    other = {k: {"requests": 0, "denied_requests": 0, "accounts": set()} for k in ("probe", "machine")}
+    requests = 0
+    for req in truth["requests"]:
+        action, line, why = decide(pol, req, models)
+        if req["kind"] != "person":
+            o = other[req["kind"]]
+            o["requests"] += 1
+            if action == "deny":
+                o["denied_requests"] += 1
+                if req["user"]:
+                    o["accounts"].add(req["user"])
+            continue
+        requests += 1
+        user = req["user"]
+        if action == "deny":
+            line = pol.block_of(line)
+            denied.append(req)
+            r = per_rule[line]
+            r["denied_requests"] += 1
+            r["why"].add(why)
+            if user is None:
+                r["anonymous_requests"] += 1
+            else:
+                r["users"].add(user)
+                people[user]["denied"][req["proto"]] += 1
+                if req["proto"] == "activesync" and req["device"]:
+                    r["devices"][(user, req["device"])] += 1
+        elif user is not None:
+            people[user]["allowed"][req["proto"]][req["client"]] += 1
+    backdoors = []
+    for user, p in sorted(people.items()):
+        if not p["denied"]:
+            continue
+        # [readme-simulate] "still reaches mail over another protocol": a
+        # protocol the user is denied on is no backdoor, even where some of
+        # the user's requests on it pass (a second device, another client).
+        still = [x for x in MAIL_PROTOCOLS if p["allowed"].get(x) and x not in p["denied"]]
+        if still:
+            backdoors.append({"user": user, "denied_on": sorted(p["denied"]), "still_reaches": sorted(still),
+                              "evidence": {x: dict(p["allowed"][x]) for x in sorted(still)}})
+    return {
+        "policy": pol,
+        "requests": requests,
+        "denied_requests": len(denied),
+        "affected_users": sorted(u for u, p in people.items() if p["denied"]),
+        "rules": {line: {"denied_requests": r["denied_requests"], "anonymous_requests": r["anonymous_requests"],
+                         "users": sorted(r["users"]), "devices": dict(r["devices"]), "why": sorted(r["why"])}
+                  for line, r in per_rule.items()},
+        "backdoors": backdoors,
+        "probes": other["probe"],
+        "machines": other["machine"],
+    }
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as f:
+        truth = json.load(f)
+    e = expect(truth, argv[2])
+    e.pop("policy")
+    for r in e["rules"].values():
+        r["devices"] = {f"{u}/{d}": n for (u, d), n in r["devices"].items()}
+    for k in ("probes", "machines"):
+        e[k]["accounts"] = sorted(e[k]["accounts"])
+    e["rules"] = {str(k): v for k, v in e["rules"].items()}
+    print(json.dumps(e, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
