@@ -5,6 +5,7 @@ reported (`casguard audit --format json` of the same logs).
     python3 tests/apart/check.py TRUTH.json AUDIT.json [--backend-only]
     python3 tests/apart/check.py TRUTH.json POSTURE.json --posture
     python3 tests/apart/check.py TRUTH.json SIMULATE.json --simulate POLICY.toml
+    python3 tests/apart/check.py TRUTH.json CHANGE.json --simulate TARGET.toml --baseline IN-FORCE.toml
 
 Runs nothing itself. Prints each disagreement as `id: truth says X, casguard
 says Y`; exits 1 if any is not a known casguard bug, or if a known bug is no
@@ -15,7 +16,8 @@ json` of the same logs (any policy), compared on its Basic authentication
 in use. With --simulate the report is `casguard simulate --policy POLICY
 --format json` of an estate written with `--httpproxy none`, compared with
 what expect.py says that policy must deny, request by request, from the
-truth's `requests`. Standard library only.
+truth's `requests`; with --baseline too, `casguard simulate --baseline
+IN-FORCE --policy TARGET --format json`. Standard library only.
 
 The truth speaks this writer's words; the maps below translate them into
 casguard's report vocabulary (README "Outputs", and the client ids of
@@ -283,6 +285,26 @@ KNOWN_BUGS_SIMULATE = {}
 BUG_MODELS_SIMULATE = {}
 
 
+# The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,
+# truth).
+KNOWN_BUGS_BASELINE = {
+    "baseline-closed-doors-stay-open": "a backdoor that ends because the target denies the user nowhere "
+    "(the change reopens what was denied today) lists every door open today under `closed`, "
+    "\"those the change closes\" (README), though the change closes none: the user's requests "
+    "on them are allowed under both policies (seed 7, mailbox-protocols -> device-access: "
+    "dave, kate, jürgen, john smith)",
+}
+
+
+def closed_is_open_today_less_still_open(exp, truth):
+    """casguard's `closed`: the doors open today less those still open after."""
+    for b in exp["backdoors"].values():
+        b["closed"] = sorted(set(b["open_today"]) - set(b["still_open"]))
+
+
+BUG_MODELS_BASELINE = {"baseline-closed-doors-stay-open": closed_is_open_today_less_still_open}
+
+
 def simulate_view(exp):
     """The expectation (expect.py) in the terms compared."""
     rules = {line: {"denied_requests": r["denied_requests"], "anonymous_requests": r["anonymous_requests"],
@@ -387,6 +409,107 @@ def main_simulate(truth, report, policy_path):
     return 1 if left or fixed else 0
 
 
+def compare_baseline(truth, report, baseline_path, target_path, bugs):
+    """`simulate --baseline B --policy T` against expect.py's reading of the
+    truth under both policies, with the simulate bugs `bugs`."""
+    import expect  # beside this file
+    exp = expect.expect_baseline(truth, baseline_path, target_path)
+    for b in sorted(bugs):
+        BUG_MODELS_BASELINE[b](exp, truth)
+    out = []
+
+    def differ(key, want, got):
+        if want != got:
+            out.append((key, want, got))
+
+    s = report["summary"]
+    for k in ("requests", "unchanged_allowed", "already_denied_requests", "newly_denied_requests",
+              "newly_allowed_requests"):
+        differ(f"baseline.summary.{k}", exp["summary"].get(k, 0), s.get(k))
+    differ("baseline.summary.widens_access", exp["summary"].get("newly_allowed_requests", 0) > 0,
+           s.get("widens_access"))
+    for k in ("newly_cut_off_users", "already_cut_off_users", "newly_allowed_users"):
+        differ(f"baseline.{k}", exp[k], sorted(report[k]))
+    for status in ("closed", "still_open", "new"):
+        differ(f"baseline.summary.backdoors_{status}",
+               sum(b["status"] == status for b in exp["backdoors"].values()), s.get(f"backdoors_{status}"))
+
+    def users(us):
+        return {u["user"]: {"requests": u["requests"], "clients": u["clients"]} for u in us}
+
+    def mapped(users_):
+        return {u: {"requests": v["requests"],
+                    "clients": {p: {CLIENTS.get(c, c): n for c, n in cs.items()} for p, cs in v["clients"].items()}}
+                for u, v in users_.items()}
+
+    # Newly cut off per rule of the target, already cut off per rule of the
+    # policy in force (by the table holding the rule's line).
+    for kind, pol in (("newly_cut_off", exp["target"]), ("already_cut_off", exp["baseline"])):
+        got = {}
+        for r in report[kind]:
+            key = pol.block_of(r.get("line"))
+            g = got.setdefault(key, {"requests": 0, "anonymous_requests": 0, "users": {}})
+            g["requests"] += r["requests"]
+            g["anonymous_requests"] += r["anonymous_requests"]
+            for u, v in users(r["users"]).items():
+                x = g["users"].setdefault(u, {"requests": 0, "clients": {}})
+                x["requests"] += v["requests"]
+                for p, cs in v["clients"].items():
+                    for c, n in cs.items():
+                        x["clients"].setdefault(p, {})
+                        x["clients"][p][c] = x["clients"][p].get(c, 0) + n
+        want = {k: dict(v, users=mapped(v["users"])) for k, v in exp[kind].items()}
+        for key in sorted(set(want) | set(got), key=str):
+            differ(f"baseline.{kind}@{key}", want.get(key), got.get(key))
+    # Newly allowed: per user (casguard groups them by the name of the rule
+    # that denies them today).
+    want, got = {}, {}
+    for g in exp["newly_allowed"].values():
+        for u, v in mapped(g["users"]).items():
+            want[u] = v
+    for r in report["newly_allowed"]:
+        for u, v in users(r["users"]).items():
+            got[u] = v
+    differ("baseline.newly_allowed.users", want, got)
+    want_b = {u: dict(b, evidence={p: {CLIENTS.get(c, c): n for c, n in cs.items()} for p, cs in b["evidence"].items()})
+              for u, b in exp["backdoors"].items()}
+    got_b = {b["user"]: {k: (sorted(v) if isinstance(v, list) else v) for k, v in b.items() if k != "user"}
+             for b in report["backdoors"]}
+    for u in sorted(set(want_b) | set(got_b)):
+        differ(f"baseline.backdoor.{u}", want_b.get(u), got_b.get(u))
+    for k in ("probes", "machines"):
+        e = exp[k]
+        differ(f"baseline.{k}", [e["requests"], e["denied_today"], e["denied_after"]],
+               [report[k]["requests"], report[k]["denied_today"], report[k]["denied_after"]])
+    return out
+
+
+def main_baseline(truth, report, baseline_path, target_path):
+    raw = compare_baseline(truth, report, baseline_path, target_path, set())
+    left = compare_baseline(truth, report, baseline_path, target_path, set(KNOWN_BUGS_BASELINE))
+    left_keys = {k for k, _, _ in left}
+    for key, want, got in raw:
+        if key not in left_keys:
+            print(f"known bug {key}: expected {json.dumps(want, ensure_ascii=False)}, "
+                  f"casguard {json.dumps(got, ensure_ascii=False)}")
+    for key, want, got in left:
+        print(f"DISAGREE {key}: expected {json.dumps(want, ensure_ascii=False)} (with the known bugs), "
+              f"casguard {json.dumps(got, ensure_ascii=False)}")
+    fixed = []
+    for bug in sorted(KNOWN_BUGS_BASELINE):
+        if compare_baseline(truth, report, baseline_path, target_path, {bug}) == raw:
+            continue  # the bug cannot show with these policies
+        if len(compare_baseline(truth, report, baseline_path, target_path,
+                                set(KNOWN_BUGS_BASELINE) - {bug})) <= len(left):
+            fixed.append(bug)
+            print(f"FIXED? {bug}: casguard no longer shows it; remove its line from KNOWN_BUGS_BASELINE")
+        else:
+            print(f"known bug {bug}: {KNOWN_BUGS_BASELINE[bug]}")
+    print(f"{len(raw)} disagreements of simulate --baseline with the truth; {len(left)} not explained by the "
+          f"{len(KNOWN_BUGS_BASELINE)} known bugs; {len(fixed)} known bugs not seen")
+    return 1 if left or fixed else 0
+
+
 def report_disagreements(found, what):
     """Print each disagreement of a check without known bugs; 1 if any."""
     for key, want, got in found:
@@ -398,14 +521,18 @@ def report_disagreements(found, what):
 def main(argv):
     backend_only = "--backend-only" in argv
     posture = "--posture" in argv
-    policy = None
-    if "--simulate" in argv:
-        i = argv.index("--simulate")
-        policy = argv[i + 1] if i + 1 < len(argv) else None
-        if policy is None:
-            print(__doc__, file=sys.stderr)
-            return 2
-        argv = argv[:i] + argv[i + 2:]
+    policy = baseline = None
+    for flag in ("--simulate", "--baseline"):
+        if flag in argv:
+            i = argv.index(flag)
+            if i + 1 >= len(argv):
+                print(__doc__, file=sys.stderr)
+                return 2
+            if flag == "--simulate":
+                policy = argv[i + 1]
+            else:
+                baseline = argv[i + 1]
+            argv = argv[:i] + argv[i + 2:]
     argv = [a for a in argv if a not in ("--backend-only", "--posture")]
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -414,8 +541,10 @@ def main(argv):
         truth = json.load(f)
     with open(argv[2], encoding="utf-8") as f:
         report = json.load(f)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if policy is not None and baseline is not None:
+        return main_baseline(truth, report, baseline, policy)
     if policy is not None:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         return main_simulate(truth, report, policy)
     if posture:
         return report_disagreements(compare_posture(truth, report), "posture")

@@ -404,6 +404,106 @@ def expect(truth, policy_path):
     }
 
 
+# [readme-simulate] mobile clients, for a backdoor's `mobile` (this writer's
+# client families).
+MOBILE = {"outlook-mobile-basic", "outlook-mobile-hma", "outlook-mobile-unknown-auth", "apple-mail-ios",
+          "android-mail", "samsung-email", "mobile-browser"}
+
+
+def doors(denied, allowed):
+    """A user's backdoor under one policy: the mail protocols the user still
+    reaches, other than those denied, with their clients; empty when the
+    user is denied nowhere [readme-simulate]."""
+    if not denied:
+        return {}
+    return {p: dict(allowed[p]) for p in MAIL_PROTOCOLS if allowed.get(p) and p not in denied}
+
+
+def expect_baseline(truth, baseline_path, target_path):
+    """What `simulate --baseline B --policy T` must say [readme-simulate "The
+    change on top of what is in force"]: each request decided under both."""
+    base, target = Policy(baseline_path), Policy(target_path)
+    models = device_models(truth)
+    summary = defaultdict(int)
+    groups = {k: defaultdict(lambda: {"requests": 0, "anonymous_requests": 0,
+                                      "users": defaultdict(lambda: {"requests": 0,
+                                                                    "clients": defaultdict(lambda: defaultdict(int))})})
+              for k in ("newly_cut_off", "already_cut_off", "newly_allowed")}
+    per_user = defaultdict(lambda: {"today": [set(), defaultdict(lambda: defaultdict(int))],
+                                    "after": [set(), defaultdict(lambda: defaultdict(int))]})
+    other = {k: {"requests": 0, "denied_today": 0, "denied_after": 0} for k in ("probe", "machine")}
+    for req in truth["requests"]:
+        a, la, _ = decide(base, req, models)
+        b, lb, _ = decide(target, req, models)
+        if req["kind"] != "person":
+            o = other[req["kind"]]
+            o["requests"] += 1
+            o["denied_today"] += a == "deny"
+            o["denied_after"] += b == "deny"
+            continue
+        summary["requests"] += 1
+        user = req["user"]
+        for when, action in (("today", a), ("after", b)):
+            if user is not None:
+                pu = per_user[user][when]
+                if action == "deny":
+                    pu[0].add(req["proto"])
+                else:
+                    pu[1][req["proto"]][req["client"]] += 1
+        if a == "allow" and b == "allow":
+            summary["unchanged_allowed"] += 1
+            continue
+        if a == "allow":
+            kind, key = "newly_cut_off", target.block_of(lb)
+            summary["newly_denied_requests"] += 1
+        elif b == "deny":
+            kind, key = "already_cut_off", base.block_of(la)
+            summary["already_denied_requests"] += 1
+        else:
+            # grouped by the rule that denies them today; casguard names it,
+            # so the check compares these per user.
+            kind, key = "newly_allowed", base.block_of(la)
+            summary["newly_allowed_requests"] += 1
+        g = groups[kind][key]
+        g["requests"] += 1
+        if user is None:
+            g["anonymous_requests"] += 1
+        else:
+            g["users"][user]["requests"] += 1
+            g["users"][user]["clients"][req["proto"]][req["client"]] += 1
+    backdoors = {}
+    for user, pu in sorted(per_user.items()):
+        today, after = doors(*pu["today"]), doors(*pu["after"])
+        if not today and not after:
+            continue
+        status = "closed" if not after else ("still_open" if today else "new")
+        backdoors[user] = {
+            "status": status,
+            "denied_on_today": sorted(pu["today"][0]),
+            "denied_on_after": sorted(pu["after"][0]),
+            "open_today": sorted(today),
+            # the doors the change closes: open today, refused after
+            "closed": sorted(p for p in today if p in pu["after"][0]),
+            "still_open": sorted(after),
+            "mobile": any(c in MOBILE for cs in after.values() for c in cs),
+            "evidence": after,
+        }
+
+    def plain(g):
+        return {k: {"requests": v["requests"], "anonymous_requests": v["anonymous_requests"],
+                    "users": {u: {"requests": x["requests"],
+                                  "clients": {p: dict(cs) for p, cs in x["clients"].items()}}
+                              for u, x in v["users"].items()}}
+                for k, v in g.items()}
+
+    out = {k: plain(v) for k, v in groups.items()}
+    for k in ("newly_cut_off", "already_cut_off", "newly_allowed"):
+        out[f"{k}_users"] = sorted({u for g in out[k].values() for u in g["users"]})
+    out.update(summary=dict(summary), backdoors=backdoors, probes=other["probe"], machines=other["machine"],
+               baseline=base, target=target)
+    return out
+
+
 def main(argv):
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
