@@ -279,10 +279,34 @@ def compare_posture(truth, report):
 # Confirmed casguard bugs in simulate, one line each, with a model as above
 # (what casguard reports instead): BUG_MODELS_SIMULATE[bug](expectation,
 # truth) changes the expectation in place.
-KNOWN_BUGS_SIMULATE = {}
+KNOWN_BUGS_SIMULATE = {
+    "org-mapi-http-denies-anonymous": "the organisation's MapiHttpEnabled $false denies MAPI requests that "
+    "name no user: the anonymous first legs of every NTLM/Negotiate sign-in (and failed ones), which IIS "
+    "answers 401 before Exchange knows a mailbox, so no mailbox setting can apply to them; a mailbox "
+    "allowed by its own MapiHttpEnabled $true then has its own sign-in legs refused (seed 7, "
+    "mapi-http-off.toml: 86 anonymous requests, 12 of them john smith's, whose mailbox allows it); "
+    "the per-mailbox switches leave such requests alone",
+}
 
 
-BUG_MODELS_SIMULATE = {}
+def org_mapi_http_denies_anonymous(exp, truth):
+    """casguard: the organisation's MapiHttpEnabled $false also denies MAPI
+    requests naming no user, under the [mailbox_protocols] table."""
+    pol = exp["policy"]
+    mp = pol.doc.get("mailbox_protocols") or {}
+    if mp.get("mapi_http_enabled") is not False:
+        return
+    line = pol.line_of("mailbox_protocols")
+    for r in truth["requests"]:
+        if r["kind"] == "person" and r["user"] is None and r["proto"] == "mapi":
+            g = exp["rules"].setdefault(line, {"denied_requests": 0, "anonymous_requests": 0, "users": [],
+                                               "devices": {}, "why": []})
+            g["denied_requests"] += 1
+            g["anonymous_requests"] += 1
+            exp["denied_requests"] += 1
+
+
+BUG_MODELS_SIMULATE = {"org-mapi-http-denies-anonymous": org_mapi_http_denies_anonymous}
 
 
 # The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,

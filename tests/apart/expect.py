@@ -225,26 +225,35 @@ def iis_filter(pol, req, models):
 
 
 def mailbox_protocols(pol, req, models):
+    """[casmbx] the mailbox's protocol switches; MapiHttpEnabled is the
+    mailbox's value, else the organisation's. A request naming no user
+    (the anonymous first legs of an NTLM or Negotiate sign-in) is no
+    mailbox's: Exchange checks a mailbox's settings once it knows the
+    mailbox, after IIS authenticated the request, so none applies."""
     doc = pol.doc
     proto, user = req["proto"], req["user"]
-    # [casmbx] the mailbox's protocol switches.
-    mp = doc.get("mailbox_protocols", {})
+    mp = doc.get("mailbox_protocols")
+    if mp is None or user is None:
+        return None
+    mine, line = {}, pol.line_of("mailbox_protocols")
     for i, m in enumerate(mp.get("mailbox", [])):
-        if not same_user(m.get("user"), user):
-            continue
-        line = pol.line_of("mailbox_protocols.mailbox", i)
-        http = m.get("mapi_http_enabled", mp.get("mapi_http_enabled"))
-        if proto == "activesync" and m.get("activesync_enabled") is False:
-            return "deny", line, "ActiveSyncEnabled $false"
-        if proto == "owa" and m.get("owa_enabled") is False:
-            return "deny", line, "OWAEnabled $false"
-        if proto in ("mapi", "rpc") and m.get("mapi_enabled") is False:
-            return "deny", line, "MAPIEnabled $false"
-        if proto == "mapi" and http is False:
-            return "deny", line, "MapiHttpEnabled $false"
-        if proto == "rpc" and m.get("mapi_block_outlook_rpc_http") is True:
-            return "deny", line, "MAPIBlockOutlookRpcHttp $true"
-        break
+        if same_user(m.get("user"), user):
+            mine, line = m, pol.line_of("mailbox_protocols.mailbox", i)
+            break
+    if proto == "activesync" and mine.get("activesync_enabled") is False:
+        return "deny", line, "ActiveSyncEnabled $false"
+    if proto == "owa" and mine.get("owa_enabled") is False:
+        return "deny", line, "OWAEnabled $false"
+    if proto in ("mapi", "rpc") and mine.get("mapi_enabled") is False:
+        return "deny", line, "MAPIEnabled $false"
+    if proto == "mapi":
+        http, where = mine.get("mapi_http_enabled"), line
+        if http is None:
+            http, where = mp.get("mapi_http_enabled"), pol.line_of("mailbox_protocols")
+        if http is False:
+            return "deny", where, "MapiHttpEnabled $false"
+    if proto == "rpc" and mine.get("mapi_block_outlook_rpc_http") is True:
+        return "deny", line, "MAPIBlockOutlookRpcHttp $true"
     return None
 
 
@@ -253,7 +262,9 @@ def ews_access(pol, req, models):
     proto, user, ua = req["proto"], req["user"], req["ua"] or ""
     # [ews] the EWS application access policy.
     ews = doc.get("ews_access")
-    if ews is not None and proto == "ews":
+    # Exchange judges the caller once it is authenticated: a request naming
+    # no user (an NTLM leg) is answered by IIS's challenge, not by this.
+    if ews is not None and proto == "ews" and user is not None:
         org_line = pol.line_of("ews_access")
         mine, mine_line = {}, None
         for i, u in enumerate(ews.get("user", [])):

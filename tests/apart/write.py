@@ -471,9 +471,12 @@ class Estate:
 
     def person(self, day, t, *, method, stem, query, user, ukey, cip, ua, proto, client,
                status=200, sub=0, win32=0, referer=None, xff=None, device=None, dtype=None,
-               command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None):
+               command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None,
+               owner=None):
         """A person's front-end request, and its back-end hop when Exchange
-        proxies it (anything that got past IIS authentication)."""
+        proxies it (anything that got past IIS authentication). `owner`: the
+        person behind a request that names no user (an NTLM leg), known to
+        this writer only, for the evidence of a check."""
         hp = {"folder": HP_FOLDERS[proto], "auth": auth_of(proto, client, cip, ukey, status, win32),
               "user": user if status != 401 else "", "target": mailbox,
               "ip": hp_client_ip(client_address(cip, xff), client)}
@@ -522,7 +525,8 @@ class Estate:
         src = client_address(cip, xff)
         self.record("person", day, t, user=ukey, proto=proto, client=client,
                     ua=ua.replace(",", " ") if view == "hp" else ua, device=device, dtype=dtype, command=command,
-                    ip=src, network=network_of(src), method=method, stem=stem, status=status)
+                    ip=src, network=network_of(src), method=method, stem=stem, status=status,
+                    owner=owner if ukey is None else ukey)
         if ukey is not None and basic:
             # README posture "Basic authentication in use": per protocol and
             # client, users' requests and the users (posture is "for every
@@ -863,7 +867,7 @@ def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox, xff=None):
             for sub, win32 in ((2, 5), (1, 2148074254)):
                 est.person(day, t, method=method, stem=stem, query=q, user=None, ukey=None, cip=cip,
                            ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", status=401, sub=sub,
-                           win32=win32, xff=xff)
+                           win32=win32, xff=xff, owner=ukey)
         est.person(day, t, method=method, stem=stem, query=q, user=user, ukey=ukey, cip=cip,
                    ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", mailbox=mailbox, xff=xff)
 
@@ -1016,7 +1020,7 @@ def build(seed, httpproxy="none"):
         for t in times(rng, 2, 8 * 3600, 8 * 3600 + 60):
             est.person(day, t, method="POST", stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}" + cafe(est),
                        user=None, ukey=None, cip="192.0.2.150", ua=UA_OUTLOOK_WIN, proto="mapi",
-                       client="outlook-windows", status=401, sub=1, win32=2148074252)
+                       client="outlook-windows", status=401, sub=1, win32=2148074252, owner="kate")
         outlook_desktop(est, day, ukey="kate", user=f"{DOMAIN}\\kate", ips=["192.0.2.150"], n=15, mailbox="EX01")
 
         # lena: Outlook mobile (Basic) on a phone and a tablet; its
