@@ -4,7 +4,7 @@ reported (`casguard audit --format json` of the same logs).
 
     python3 tests/apart/check.py TRUTH.json AUDIT.json [--backend-only]
     python3 tests/apart/check.py TRUTH.json POSTURE.json --posture
-    python3 tests/apart/check.py TRUTH.json SIMULATE.json --simulate POLICY.toml
+    python3 tests/apart/check.py TRUTH.json SIMULATE.json --simulate POLICY.toml [--devices]
     python3 tests/apart/check.py TRUTH.json CHANGE.json --simulate TARGET.toml --baseline IN-FORCE.toml
 
 Runs nothing itself. Prints each disagreement as `id: truth says X, casguard
@@ -16,7 +16,8 @@ json` of the same logs (any policy), compared on its Basic authentication
 in use. With --simulate the report is `casguard simulate --policy POLICY
 --format json` of an estate written with `--httpproxy none`, compared with
 what expect.py says that policy must deny, request by request, from the
-truth's `requests`; with --baseline too, `casguard simulate --baseline
+truth's `requests` (--devices: simulate was given the estate's
+devices.json); with --baseline too, `casguard simulate --baseline
 IN-FORCE --policy TARGET --format json`. Standard library only.
 
 The truth speaks this writer's words; the maps below translate them into
@@ -286,6 +287,13 @@ KNOWN_BUGS_SIMULATE = {
     "allowed by its own MapiHttpEnabled $true then has its own sign-in legs refused (seed 7, "
     "mapi-http-off.toml: 86 anonymous requests, 12 of them john smith's, whose mailbox allows it); "
     "the per-mailbox switches leave such requests alone",
+    "model-rule-miss-note": "(a judgement) a DeviceModel or DeviceOS rule whose devices have no model or "
+    "OS in the logs nor an export gets no note that it \"can miss requests\" (README \"--devices\": "
+    "\"with neither, a note says the rule can miss requests\") as soon as one other device's model was "
+    "logged: seed 7, device-model.toml without --devices: alice's iPhone's `DevModel` is logged, the "
+    "eight other partnerships' are not, the rule on \"Outlook for iOS and Android\" denies nothing "
+    "(Exchange would refuse bob's, carol's and lena's 320 requests) and the only note says the models "
+    "read \"judge all their requests, as Exchange does\"",
 }
 
 
@@ -306,7 +314,15 @@ def org_mapi_http_denies_anonymous(exp, truth):
             exp["denied_requests"] += 1
 
 
-BUG_MODELS_SIMULATE = {"org-mapi-http-denies-anonymous": org_mapi_http_denies_anonymous}
+def miss_note_only_when_no_model(exp, truth):
+    """casguard notes that a model rule can miss requests only when no
+    device's model or OS is known at all."""
+    if exp["known_models"]:
+        exp["model_note"] = False
+
+
+BUG_MODELS_SIMULATE = {"org-mapi-http-denies-anonymous": org_mapi_http_denies_anonymous,
+                       "model-rule-miss-note": miss_note_only_when_no_model}
 
 
 # The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,
@@ -377,11 +393,12 @@ def simulate_got(report, pol, eas_devices):
                          sorted({a for r in m.get("rules", []) for a in r.get("accounts", [])})]}
 
 
-def compare_simulate(truth, report, policy_path, bugs):
+def compare_simulate(truth, report, policy_path, bugs, devices=False):
     """Yields (id, expected, casguard's) for each disagreement of simulate
-    with expect.py's reading of the truth, with the simulate bugs `bugs`."""
+    with expect.py's reading of the truth, with the simulate bugs `bugs`
+    (`devices`: simulate was given the estate's devices.json)."""
     import expect  # beside this file
-    exp = expect.expect(truth, policy_path)
+    exp = expect.expect(truth, policy_path, devices)
     for b in sorted(bugs):
         BUG_MODELS_SIMULATE[b](exp, truth)
     eas_devices = {(r["user"], r["device"]) for r in truth["requests"] if r["proto"] == "activesync" and r["device"]}
@@ -404,12 +421,18 @@ def compare_simulate(truth, report, policy_path, bugs):
         w, g = want["backdoors"].get(user), got["backdoors"].get(user)
         if w != g:
             out.append((f"simulate.backdoor.{user}", w, g))
+    # A DeviceModel/DeviceOS rule with devices whose model is known from
+    # neither the logs nor an export: a note says it can miss requests.
+    noted = any("can miss" in n for n in report.get("notes", []))
+    if exp["model_note"] != noted:
+        out.append(("simulate.notes.rule-can-miss",
+                    {"note": exp["model_note"], "devices without model or OS": exp["unjudged_devices"]}, noted))
     return out
 
 
-def main_simulate(truth, report, policy_path):
-    raw = compare_simulate(truth, report, policy_path, set())
-    left = compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE))
+def main_simulate(truth, report, policy_path, devices):
+    raw = compare_simulate(truth, report, policy_path, set(), devices)
+    left = compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE), devices)
     left_keys = {k for k, _, _ in left}
     for key, want, got in raw:
         if key not in left_keys:
@@ -420,10 +443,10 @@ def main_simulate(truth, report, policy_path):
               f"casguard {json.dumps(got, ensure_ascii=False)}")
     fixed = []
     for bug in sorted(KNOWN_BUGS_SIMULATE):
-        one = compare_simulate(truth, report, policy_path, {bug})
+        one = compare_simulate(truth, report, policy_path, {bug}, devices)
         if one == raw:
             continue  # the bug cannot show with this policy
-        if len(compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE) - {bug})) <= len(left):
+        if len(compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE) - {bug}, devices)) <= len(left):
             fixed.append(bug)
             print(f"FIXED? {bug}: casguard no longer shows it; remove its line from KNOWN_BUGS_SIMULATE")
         else:
@@ -557,7 +580,8 @@ def main(argv):
             else:
                 baseline = argv[i + 1]
             argv = argv[:i] + argv[i + 2:]
-    argv = [a for a in argv if a not in ("--backend-only", "--posture")]
+    devices = "--devices" in argv
+    argv = [a for a in argv if a not in ("--backend-only", "--posture", "--devices")]
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
@@ -569,7 +593,7 @@ def main(argv):
     if policy is not None and baseline is not None:
         return main_baseline(truth, report, baseline, policy)
     if policy is not None:
-        return main_simulate(truth, report, policy)
+        return main_simulate(truth, report, policy, devices)
     if posture:
         return report_disagreements(compare_posture(truth, report), "posture")
     if backend_only:

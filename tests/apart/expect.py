@@ -5,7 +5,7 @@ of tests/apart/write.py, computed from the writer's own truth (its
 semantics Microsoft documents for each mechanism and the README states for
 casguard's own rules. Never from casguard's code.
 
-    python3 tests/apart/expect.py TRUTH.json POLICY.toml     # prints the expectation
+    python3 tests/apart/expect.py TRUTH.json POLICY.toml [--devices]   # prints the expectation
 
 check.py --simulate compares it with casguard's report. Standard library
 only (tomllib: Python 3.11+).
@@ -317,7 +317,8 @@ def device_access(pol, req, models):
         for p in da.get("personal", []):
             if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("allowed_device_ids", [])]:
                 return "allow", None, "ActiveSyncAllowedDeviceIDs"
-        have = {"devicetype": req.get("dtype"), "devicemodel": models.get((user, req["device"])),
+        known = models.get((user, req["device"]), {})
+        have = {"devicetype": req.get("dtype"), "devicemodel": known.get("model"), "deviceos": known.get("os"),
                 "useragent": ua}
         for level in ("Block", "Quarantine", "Allow"):
             for i, r in enumerate(da.get("rule", [])):
@@ -347,16 +348,29 @@ def rules(pol, req):
     return pol.default, None, "default"
 
 
-def device_models(truth):
-    """[abq] each device's model as Exchange logged it (`DevModel`)."""
-    return {(u, d): v["model"] for u, tu in truth["users"].items() for d, v in tu["devices"].items()
-            if "model" in v}
+def device_models(truth, devices=False):
+    """[abq] each device's model and OS, (user, device id) -> {"model", "os"}:
+    as Exchange logged them (`DevModel`, `DevOS`), then, with `devices` (the
+    estate's device export given to simulate), as its partnership says
+    [readme "--devices": "first from the logs ... then from the export"]."""
+    out = defaultdict(dict)
+    for u, tu in truth["users"].items():
+        for d, v in tu["devices"].items():
+            for k in ("model", "os"):
+                if k in v:
+                    out[(u, d)][k] = v[k]
+    if devices:
+        for p in truth["partnerships"]:
+            for k in ("model", "os"):
+                out[(p["user"], p["device"])].setdefault(k, p[k])
+    return out
 
 
-def expect(truth, policy_path):
-    """What simulate's JSON must say, in this module's terms."""
+def expect(truth, policy_path, devices=False):
+    """What simulate's JSON must say, in this module's terms (`devices`: the
+    estate's device export was given)."""
     pol = Policy(policy_path)
-    models = device_models(truth)
+    models = device_models(truth, devices)
     denied = []
     people = defaultdict(lambda: {"denied": defaultdict(int), "allowed": defaultdict(lambda: defaultdict(int))})
     per_rule = defaultdict(lambda: {"denied_requests": 0, "anonymous_requests": 0, "users": set(),
@@ -390,6 +404,15 @@ def expect(truth, policy_path):
                     r["devices"][(user, req["device"])] += 1
         elif user is not None:
             people[user]["allowed"][req["proto"]][req["client"]] += 1
+    # [readme "--devices"]: "with neither, a note says the rule can miss
+    # requests": some ActiveSync device a DeviceModel or DeviceOS rule must
+    # judge has no model or OS from the logs nor from an export.
+    chars = {r["characteristic"].lower() for r in (pol.doc.get("device_access") or {}).get("rule", [])}
+    unjudged = sorted({(r["user"], r["device"]) for r in truth["requests"]
+                       if r["kind"] == "person" and r["proto"] == "activesync" and r["device"]
+                       and any(k not in models.get((r["user"], r["device"]), {})
+                               for k in {"devicemodel": "model", "deviceos": "os"}.values()
+                               if ("device" + k) in chars)})
     backdoors = []
     for user, p in sorted(people.items()):
         if not p["denied"]:
@@ -412,6 +435,9 @@ def expect(truth, policy_path):
         "backdoors": backdoors,
         "probes": other["probe"],
         "machines": other["machine"],
+        "unjudged_devices": unjudged,
+        "known_models": sum(1 for v in models.values() if v),
+        "model_note": bool(unjudged),
     }
 
 
@@ -430,11 +456,11 @@ def doors(denied, allowed):
     return {p: dict(allowed[p]) for p in MAIL_PROTOCOLS if allowed.get(p) and p not in denied}
 
 
-def expect_baseline(truth, baseline_path, target_path):
+def expect_baseline(truth, baseline_path, target_path, devices=False):
     """What `simulate --baseline B --policy T` must say [readme-simulate "The
     change on top of what is in force"]: each request decided under both."""
     base, target = Policy(baseline_path), Policy(target_path)
-    models = device_models(truth)
+    models = device_models(truth, devices)
     summary = defaultdict(int)
     groups = {k: defaultdict(lambda: {"requests": 0, "anonymous_requests": 0,
                                       "users": defaultdict(lambda: {"requests": 0,
@@ -516,12 +542,14 @@ def expect_baseline(truth, baseline_path, target_path):
 
 
 def main(argv):
+    devices = "--devices" in argv
+    argv = [a for a in argv if a != "--devices"]
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as f:
         truth = json.load(f)
-    e = expect(truth, argv[2])
+    e = expect(truth, argv[2], devices)
     e.pop("policy")
     for r in e["rules"].values():
         r["devices"] = {f"{u}/{d}": n for (u, d), n in r["devices"].items()}

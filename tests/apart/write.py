@@ -9,7 +9,8 @@ report), never from casguard's or loggen's code.
 
     python3 tests/apart/write.py --seed 7 [--httpproxy also|only] --out DIR
 
-writes DIR/logs/ (a small estate: one front end, two back ends, two days) and
+writes DIR/logs/ (a small estate: one front end, two back ends, two days),
+DIR/devices.json (its ActiveSync partnerships, for `--devices`) and
 DIR/truth.json. The truth is what the writer *meant* each line to be, recorded
 as the line is written; it is never read back from the logs.
 
@@ -1476,6 +1477,44 @@ def truth_json(est, files):
     }
 
 
+# [devices] what Exchange's partnerships say of each ActiveSync device
+# (`Get-MobileDevice | Get-MobileDeviceStatistics`, README "--devices"):
+# model and OS as the device reported them, first sync. Outlook for iOS and
+# Android's partnerships have DeviceModel `Outlook for iOS and Android`
+# (OfficeDocs-Exchange `manage-devices.md`); alice's iPhone as its
+# Provision logged it (`DevModel`, `DevOS`). Keyed by (user, device id).
+PARTNERSHIPS = {
+    ("alice", "ApplF17ZK3N1Q1GH"): ("Alice Martin", "iPhone14C2", "iOS 17.1.2 21B101"),
+    ("bob", "8C1E2F0A7B3D4C5E9F60718293A4B5C6"): ("Bob Chen", "Outlook for iOS and Android", "iOS 17.1.2"),
+    ("carol", "OLMA7F3C2B1D0E9F8A7B6C5D4E3F2A1B0"): ("Carol Diaz", "Outlook for iOS and Android", "Android 14"),
+    ("dave", "androidc1849305526"): ("Dave Evans", "Pixel 7", "Android 13"),
+    ("erin", "SEC1F0B2C3D4E5A6"): ("Erin Fox", "SM-G991B", "Android 14"),
+    ("grace", "6F24CAD599A5BF1A690246B8C68FAE8D"): ("Grace Hall", "Surface Laptop 5", "Windows 10.0.19045"),
+    ("ivan", "ApplDNPQ8K2L0M9X"): ("Ivan Jones", "iPhone12C1", "iOS 16.7.2"),
+    ("lena", "4D2A9C0B7E1F4A5B8C6D7E8F9A0B1C2D"): ("Lena Kim", "Outlook for iOS and Android", "iOS 17.1.2"),
+    ("lena", "0F1E2D3C4B5A69788796A5B4C3D2E1F0"): ("Lena Kim", "Outlook for iOS and Android", "Android 12"),
+}
+
+
+def device_export(est):
+    """[devices] the partnerships of the estate's ActiveSync devices as
+    PowerShell 7's `ConvertTo-Json` writes them (an array, ISO dates, times
+    in UTC), and the truth's account of them."""
+    rows, truth = [], []
+    for (user, dev), (name, model, dev_os) in sorted(PARTNERSHIPS.items()):
+        d = est.truth.users[user]["devices"][dev]
+        rows.append({
+            "Identity": f"{MAILDOMAIN}/Users/{name}/ExchangeActiveSyncDevices/{d['type']}§{dev}",
+            "DeviceId": dev, "DeviceType": d["type"], "DeviceModel": model, "DeviceOS": dev_os,
+            "FirstSyncTime": "2026-10-01T08:00:00Z", "LastSuccessSync": f"{DAYS[1]}T22:59:00Z",
+            "LastSyncAttemptTime": f"{DAYS[1]}T22:59:00Z", "DeviceAccessState": "Allowed",
+            "DeviceAccessStateReason": "Global", "SamAccountName": user,
+            "PrimarySmtpAddress": f"{user}@{MAILDOMAIN}",
+        })
+        truth.append({"user": user, "device": dev, "model": model, "os": dev_os})
+    return rows, truth
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=7)
@@ -1487,6 +1526,11 @@ def main(argv=None):
     est.seed = args.seed
     files = emit(est, args.out)
     truth = truth_json(est, files)
+    # [devices] beside the logs, not among them (an audit of logs/ would
+    # read it): for `--devices`.
+    export, truth["partnerships"] = device_export(est)
+    with open(os.path.join(args.out, "devices.json"), "w", encoding="utf-8") as f:
+        json.dump(export, f, indent=2, ensure_ascii=False)
     with open(os.path.join(args.out, "truth.json"), "w", encoding="utf-8") as f:
         json.dump(truth, f, indent=1, sort_keys=False)
         f.write("\n")
