@@ -50,6 +50,12 @@ Sources, cited as [name] (and write.py's names):
   DeviceModel is what Exchange logged for the device (`DevModel` in `&Log=`,
   [eas-log]), for all its requests [readme "--devices": "judges all of a
   device's requests by them, as Exchange does"].
+- [authpol] authentication policies (New-AuthenticationPolicy,
+  Set-User -AuthenticationPolicy, Set-OrganizationConfig
+  -DefaultAuthenticationPolicy; README "The policy file": "legacy" is Basic,
+  Digest, NTLM and Kerberos, Negotiate carrying them, "modern" OAuth; a
+  user's policy replaces the default; OWA is not covered; they decide only
+  requests whose authentication type is known, from HttpProxy lines).
 - [casmbx] Set-CASMailbox: ActiveSyncEnabled, OWAEnabled; MAPIEnabled $false
   disables MAPI clients (MAPI over HTTP and Outlook Anywhere);
   MapiHttpEnabled (mailbox ?? organisation) MAPI over HTTP only;
@@ -64,10 +70,14 @@ import sys
 import tomllib
 from collections import defaultdict
 
+import check  # beside this file
+
 # [readme-simulate] the protocols a person reads mail over, for "still
 # reaches mail over another protocol": ActiveSync, EWS, OWA, MAPI over HTTP, Outlook Anywhere (posture's
 # doors less Autodiscover and remote PowerShell, which carry no mail).
 MAIL_PROTOCOLS = ("activesync", "ews", "owa", "mapi", "rpc")
+# This writer's client families -> casguard's client ids (check.py's map).
+CLIENTS = check.CLIENTS
 # This writer's networks -> casguard's built-in names.
 NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "external", "loopback": "loopback"}
 
@@ -76,7 +86,8 @@ NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "extern
 # group of mailboxes with the same EWS policy), each named by the first
 # mailbox's table: what they deny is compared per mechanism, not per
 # mailbox's table.
-FOLD = {"mailbox_protocols.mailbox": "mailbox_protocols", "ews_access.user": "ews_access"}
+FOLD = {"mailbox_protocols.mailbox": "mailbox_protocols", "ews_access.user": "ews_access",
+        "auth_policies.policy": "auth_policies", "auth_policies.user": "auth_policies"}
 
 
 def as_list(v):
@@ -174,6 +185,15 @@ def conditions_match(cond, req, ranges):
             ok = any(ipaddress.ip_address(req["ip"]) in ipaddress.ip_network(c, strict=False) for c in as_list(v))
         elif key == "device_type":
             ok = (req.get("dtype") or "").lower() in [x.lower() for x in as_list(v)]
+        elif key == "auth":
+            # [readme-policy] `oauth` and `bearer` both mean an OAuth token;
+            # an IIS line's type is not known: no auth rule matches it.
+            want = {x.lower() for x in as_list(v)}
+            if want & MODERN:
+                want |= MODERN
+            ok = auth_of(req) in want
+        elif key == "client":
+            ok = req.get("client") is not None and CLIENTS.get(req["client"], req["client"]) in as_list(v)
         elif key == "command":
             ok = req.get("command") in as_list(v)
         else:
@@ -203,7 +223,7 @@ def decide(pol, req, models):
     why) for one request. The mechanisms only deny: one that lets a request
     through leaves it to the next [readme-policy: they "compile to ordinary
     rules evaluated before the [[rule]]s"]."""
-    for mechanism in (iis_filter, mailbox_protocols, ews_access, device_access):
+    for mechanism in (iis_filter, auth_policies, mailbox_protocols, ews_access, device_access):
         d = mechanism(pol, req, models)
         if d is not None and d[0] == "deny":
             return d
@@ -221,6 +241,53 @@ def iis_filter(pol, req, models):
         if any(h.lower() == "user-agent" for h in r.get("scan_headers", [])) and \
                 any(s.lower() in ua.lower() for s in r.get("deny_strings", [])):
             return "deny", pol.line_of("iis_filter.rule", i), f"iis_filter {r['name']!r}"
+    return None
+
+
+# [authpol] New-AuthenticationPolicy's protocols, as casguard's policy
+# file names them, and this writer's protocols.
+AUTH_PROTOCOLS = {"activesync": "activesync", "webservices": "ews", "autodiscover": "autodiscover",
+                  "mapi": "mapi", "offlineaddressbook": "oab", "rpc": "rpc"}
+# [authpol] "legacy" sign-ins: Basic, Digest, NTLM, Kerberos (Negotiate
+# carries NTLM or Kerberos); "modern": OAuth tokens (Bearer).
+LEGACY = {"basic", "digest", "ntlm", "kerberos", "negotiate"}
+MODERN = {"oauth", "bearer"}
+
+
+def auth_of(req):
+    """The request's authentication type as its line gives it: HttpProxy's
+    AuthenticationType, lower-cased; None for IIS lines or an empty field."""
+    return (req.get("auth") or "").lower() or None
+
+
+def auth_policies(pol, req, models):
+    """[authpol] Exchange 2019 CU2+ authentication policies
+    (New-AuthenticationPolicy -BlockLegacyAuth*, Set-User
+    -AuthenticationPolicy, Set-OrganizationConfig
+    -DefaultAuthenticationPolicy): the user's policy, else the default; a
+    protocol blocked for legacy (or modern) sign-ins refuses them. Only a
+    request whose authentication type its line gives can be judged (IIS
+    logs do not record it: README). They act before authentication, on the
+    credentials presented ("authentication policies operate
+    pre-authentication", Microsoft's Exchange Online documentation of them),
+    so a sign-in that failed is refused too; one whose account the line
+    does not name (an HttpProxy 401) is judged by the default policy."""
+    ap = pol.doc.get("auth_policies")
+    auth, user = auth_of(req), req["user"]
+    if ap is None or auth is None:
+        return None
+    name = ap.get("default")
+    for u in ap.get("user", []):
+        if same_user(u.get("user"), user):
+            name = u.get("policy")
+    for i, p in enumerate(ap.get("policy", [])):
+        if p.get("name") != name:
+            continue
+        line = pol.line_of("auth_policies.policy", i)
+        for key, kinds in (("block_legacy", LEGACY), ("block_modern", MODERN)):
+            protos = {AUTH_PROTOCOLS.get(x.lower()) for x in p.get(key, [])}
+            if req["proto"] in protos and auth in kinds:
+                return "deny", line, f"{name}: {key} {req['proto']}"
     return None
 
 

@@ -527,7 +527,7 @@ class Estate:
         self.record("person", day, t, user=ukey, proto=proto, client=client,
                     ua=ua.replace(",", " ") if view == "hp" else ua, device=device, dtype=dtype, command=command,
                     ip=src, network=network_of(src), method=method, stem=stem, status=status,
-                    owner=owner if ukey is None else ukey)
+                    owner=owner if ukey is None else ukey, auth=hp["auth"] if view == "hp" else None)
         if ukey is not None and basic:
             # README posture "Basic authentication in use": per protocol and
             # client, users' requests and the users (posture is "for every
@@ -618,7 +618,8 @@ class Estate:
             self.truth.backend["probes"] += 1
         self.truth.probe_user_agents[ua] += 1
         self.record("probe", day, t, user=user.split("\\")[-1].split("@")[0].lower(), proto=proto_of(stem),
-                    ua=ua, device=device, dtype=dtype, ip=cip, network=network_of(cip), stem=stem, site=site)
+                    ua=ua, device=device, dtype=dtype, ip=cip, network=network_of(cip), stem=stem, site=site,
+                    auth=hp["auth"] if twin else None)
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
@@ -657,8 +658,9 @@ class Estate:
         if twin and self.hp_mode == "also":
             self.truth.summary["iis_duplicates"] += 1
         self.truth.summary["machine"] += 1
-        self.record("machine", day, t, user=user.split("\\")[-1].lower(), proto=proto_of(stem), ua=ua, ip=cip,
-                    network=network_of(cip), stem=stem)
+        self.record("machine", day, t, user=user.split("\\")[-1].lower(), proto=proto_of(stem),
+                    ua=ua.replace(",", " ") if twin else ua, ip=cip, network=network_of(cip), stem=stem,
+                    auth=hp["auth"] if twin else None)
 
 
 # [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
