@@ -217,6 +217,21 @@ Sources, cited in the comments as [name]:
   people's requests of no user; Outlook mobile's Autodiscover joins the
   user's one ActiveSync device of that app; users keyed by lower-cased
   account name.
+- [simulate] for expect.py (casguard simulate): each request an audit
+  counts apart from attacks (people's, probes', computer accounts'), as
+  meant: user, protocol, client, user agent, ActiveSync device and command,
+  client address and network, path, status, the authentication type its
+  counted line gives (HttpProxy only), and the person behind a request that
+  names no user (`owner`, this writer's knowledge, for evidence only).
+- [devices] the estate's ActiveSync partnerships as `Get-MobileDevice |
+  Get-MobileDeviceStatistics | ConvertTo-Json` (PowerShell 7: an array, ISO
+  dates) writes them, with the columns the README's `--devices` names
+  (Identity `<domain>/Users/<name>/ExchangeActiveSyncDevices/<type>§<id>`,
+  DeviceId, DeviceType, DeviceModel, DeviceOS, FirstSyncTime,
+  LastSuccessSync, LastSyncAttemptTime, DeviceAccessState, SamAccountName,
+  PrimarySmtpAddress; office-docs-powershell `Get-MobileDeviceStatistics`);
+  Outlook for iOS and Android's DeviceModel `Outlook for iOS and Android`
+  (OfficeDocs-Exchange `manage-devices.md`).
 """
 
 import argparse

@@ -131,23 +131,26 @@ fn simulate_agrees_with_an_independently_written_estate() {
         .collect();
     files.sort();
     assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
-    for seed in ["7", "2026"] {
+    // IIS logs for two seeds; with HttpProxy logs beside them or alone, where
+    // requests carry their authentication type.
+    for (seed, httpproxy) in [("7", "none"), ("2026", "none"), ("7", "also"), ("7", "only")] {
         let dir = tempfile::tempdir().unwrap();
-        let logs = write_estate(&python, seed, "none", dir.path());
+        let logs = write_estate(&python, seed, httpproxy, dir.path());
         let logs = logs.to_str().unwrap();
         let devices = dir.path().join("devices.json");
         let devices = devices.to_str().unwrap();
         for policy in &files {
             let p = policy.to_str().unwrap();
             let sim = ok(casguard(&["simulate", "--quiet", "--format", "json", "--policy", p, logs]));
-            check(&python, &format!("{seed} {p}"), dir.path(), &sim.stdout, &["--simulate", p]);
+            let label = format!("{seed} --httpproxy {httpproxy} {p}");
+            check(&python, &label, dir.path(), &sim.stdout, &["--simulate", p]);
             // Device access rules again with the estate's device export,
             // which gives every partnership's model and OS.
-            if policy.file_name().is_some_and(|n| n.to_string_lossy().starts_with("device-")) {
+            let device_rules = policy.file_name().is_some_and(|n| n.to_string_lossy().starts_with("device-"));
+            if device_rules && httpproxy == "none" {
                 let args = ["simulate", "--quiet", "--format", "json", "--devices", devices, "--policy", p, logs];
                 let sim = ok(casguard(&args));
-                let label = format!("{seed} {p} --devices");
-                check(&python, &label, dir.path(), &sim.stdout, &["--simulate", p, "--devices"]);
+                check(&python, &format!("{label} --devices"), dir.path(), &sim.stdout, &["--simulate", p, "--devices"]);
             }
         }
         for (baseline, target) in CHANGES {
@@ -157,7 +160,7 @@ fn simulate_agrees_with_an_independently_written_estate() {
             let sim = ok(casguard(&[
                 "simulate", "--quiet", "--format", "json", "--baseline", b, "--policy", t, logs,
             ]));
-            let label = format!("{seed} {baseline} -> {target}");
+            let label = format!("{seed} --httpproxy {httpproxy} {baseline} -> {target}");
             check(&python, &label, dir.path(), &sim.stdout, &["--simulate", t, "--baseline", b]);
         }
     }
