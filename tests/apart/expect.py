@@ -50,6 +50,12 @@ Sources, cited as [name] (and write.py's names):
   DeviceModel is what Exchange logged for the device (`DevModel` in `&Log=`,
   [eas-log]), for all its requests [readme "--devices": "judges all of a
   device's requests by them, as Exchange does"].
+- [rewrite] IIS URL Rewrite (iis-docs "URL Rewrite Module Configuration
+  Reference"): a rule's `match url` and its conditions ignore case unless
+  `ignoreCase="false"` (the default is true); a rule in a virtual
+  directory's web.config matches the URL path below that directory,
+  without its leading slash; CustomResponse and AbortRequest end the
+  request.
 - [authpol] authentication policies (New-AuthenticationPolicy,
   Set-User -AuthenticationPolicy, Set-OrganizationConfig
   -DefaultAuthenticationPolicy; README "The policy file": "legacy" is Basic,
@@ -87,6 +93,7 @@ NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "extern
 # mailbox's table: what they deny is compared per mechanism, not per
 # mailbox's table.
 FOLD = {"mailbox_protocols.mailbox": "mailbox_protocols", "ews_access.user": "ews_access",
+        "url_rewrite.rule": "url_rewrite",
         "auth_policies.policy": "auth_policies", "auth_policies.user": "auth_policies"}
 
 
@@ -223,7 +230,7 @@ def decide(pol, req, models):
     why) for one request. The mechanisms only deny: one that lets a request
     through leaves it to the next [readme-policy: they "compile to ordinary
     rules evaluated before the [[rule]]s"]."""
-    for mechanism in (iis_filter, auth_policies, mailbox_protocols, ews_access, device_access):
+    for mechanism in (iis_filter, url_rewrite, auth_policies, mailbox_protocols, ews_access, device_access):
         d = mechanism(pol, req, models)
         if d is not None and d[0] == "deny":
             return d
@@ -241,6 +248,29 @@ def iis_filter(pol, req, models):
         if any(h.lower() == "user-agent" for h in r.get("scan_headers", [])) and \
                 any(s.lower() in ua.lower() for s in r.get("deny_strings", [])):
             return "deny", pol.line_of("iis_filter.rule", i), f"iis_filter {r['name']!r}"
+    return None
+
+
+def url_rewrite(pol, req, models):
+    """[rewrite] URL Rewrite rules of a virtual directory (not global), in
+    order: the URL pattern on the path below the directory (no leading
+    slash), every condition on the user agent (MatchAll), both ignoring case
+    (`ignoreCase` defaults to true); CustomResponse and AbortRequest answer
+    the request themselves."""
+    stem = req["stem"]
+    for i, block in enumerate(pol.doc.get("url_rewrite", [])):
+        if block.get("global") or not path_matches(block.get("path", "/"), stem):
+            continue
+        below = stem[len(block["path"].rstrip("/")):].lstrip("/")
+        for r in block.get("rule", []):
+            if not re.search(r.get("url", ".*"), below, re.IGNORECASE):
+                continue
+            conds = r.get("conditions", [])
+            if any(c["input"] != "{HTTP_USER_AGENT}" for c in conds):
+                raise ValueError("expect.py models URL Rewrite conditions on {HTTP_USER_AGENT} only")
+            if all(re.search(c["pattern"], req["ua"] or "", re.IGNORECASE) for c in conds):
+                if r.get("action") in ("CustomResponse", "AbortRequest"):
+                    return "deny", pol.line_of("url_rewrite", i), f"url_rewrite {r['name']!r}"
     return None
 
 
