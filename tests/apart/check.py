@@ -4,7 +4,7 @@ reported (`casguard audit --format json` of the same logs).
 
     python3 tests/apart/check.py TRUTH.json AUDIT.json [--backend-only]
     python3 tests/apart/check.py TRUTH.json POSTURE.json --posture
-    python3 tests/apart/check.py TRUTH.json SIMULATE.json --simulate POLICY.toml [--devices]
+    python3 tests/apart/check.py TRUTH.json SIMULATE.json --simulate POLICY.toml [--devices] [--known-before T]
     python3 tests/apart/check.py TRUTH.json CHANGE.json --simulate TARGET.toml --baseline IN-FORCE.toml
 
 Runs nothing itself. Prints each disagreement as `id: truth says X, casguard
@@ -287,6 +287,21 @@ KNOWN_BUGS_SIMULATE = {
     "allowed by its own MapiHttpEnabled $true then has its own sign-in legs refused (seed 7, "
     "mapi-http-off.toml: 86 anonymous requests, 12 of them john smith's, whose mailbox allows it); "
     "the per-mailbox switches leave such requests alone",
+    "inventory-without-probe-devices": "the inventory of devices known at the cut-over (--known-before, "
+    "`inventory build --until`) holds people's devices only, so a `device = \"new\"` rule denies Managed "
+    "Availability's ActiveSync probe, whose test device (EASProbeDeviceId161, every 30 minutes from "
+    "00:05 on the first day) existed long before the cut-over; README: \"the devices first seen before "
+    "the cut-over\" are known. Seed 7, new-devices.toml, --known-before 06:30: simulate warns of 96 "
+    "probe requests denied (\"Managed Availability would report failures\"), and a gateway given that "
+    "inventory would refuse the probe, making the ActiveSync health set unhealthy",
+    "grandfathering-without-cutover": "with no cut-over (no --known-before, --inventory or --devices), a "
+    "policy with a DeviceModel or DeviceOS rule makes grandfathering say `provision_from_known_devices: "
+    "0` and `cutover: \"\"` (the table: \"Provision denied: 1 (0 from devices that existed at the "
+    "cut-over)\"), though nothing "
+    "tells which devices existed; without such a rule (clients.toml, a DeviceType rule) it says null, as "
+    "it should. Seed 7, "
+    "device-access.toml: alice's Provision is denied, and her iPhone's partnership dates from "
+    "2026-10-01 (devices.json): it existed, re-provisioning, the case grandfathering is there to show",
     "model-rule-miss-note": "(a judgement) a DeviceModel or DeviceOS rule whose devices have no model or "
     "OS in the logs nor an export gets no note that it \"can miss requests\" (README \"--devices\": "
     "\"with neither, a note says the rule can miss requests\") as soon as one other device's model was "
@@ -321,7 +336,27 @@ def miss_note_only_when_no_model(exp, truth):
         exp["model_note"] = False
 
 
+def inventory_of_people_only(exp, truth):
+    """casguard's inventory holds people's devices only: probes' ActiveSync
+    test devices are new at any cut-over."""
+    import expect
+    policy_path, devices, known_before = exp["args"]
+    if known_before:
+        exp["probes"] = expect.expect(truth, policy_path, devices, known_before, ("person",))["probes"]
+
+
+def zero_known_without_cutover(exp, truth):
+    """casguard, with no cut-over and a DeviceModel or DeviceOS rule:
+    cutover "" and 0 Provision requests from known devices."""
+    g = exp["grandfathering"]
+    rules = (exp["policy"].doc.get("device_access") or {}).get("rule", [])
+    if g["cutover"] is None and any(r["characteristic"] in ("DeviceModel", "DeviceOS") for r in rules):
+        g["cutover"], g["provision_from_known_devices"] = "", 0
+
+
 BUG_MODELS_SIMULATE = {"org-mapi-http-denies-anonymous": org_mapi_http_denies_anonymous,
+                       "grandfathering-without-cutover": zero_known_without_cutover,
+                       "inventory-without-probe-devices": inventory_of_people_only,
                        "model-rule-miss-note": miss_note_only_when_no_model}
 
 
@@ -348,13 +383,15 @@ BUG_MODELS_BASELINE = {"baseline-closed-doors-stay-open": closed_is_open_today_l
 def simulate_view(exp):
     """The expectation (expect.py) in the terms compared."""
     rules = {line: {"denied_requests": r["denied_requests"], "anonymous_requests": r["anonymous_requests"],
-                    "users": sorted(r["users"]), "devices": dict(sorted(r["devices"].items()))}
+                    "users": sorted(r["users"]), "devices": dict(sorted(r["devices"].items())),
+                    "provision_denied": r.get("provision_denied", 0)}
              for line, r in exp["rules"].items()}
     backdoors = {b["user"]: {"denied_on": b["denied_on"], "still_reaches": b["still_reaches"],
                              "evidence": {p: {CLIENTS.get(c, c): n for c, n in sorted(cs.items())}
                                           for p, cs in b["evidence"].items()}}
                  for b in exp["backdoors"]}
     return {"requests": exp["requests"], "denied_requests": exp["denied_requests"],
+            "grandfathering": exp["grandfathering"],
             "affected_users": exp["affected_users"], "rules": dict(sorted(rules.items(), key=str)),
             "backdoors": backdoors,
             "probes": [exp["probes"]["requests"], exp["probes"]["denied_requests"]],
@@ -371,8 +408,10 @@ def simulate_got(report, pol, eas_devices):
         if r["action"] != "deny" or not r["denied_requests"]:
             continue
         key = pol.block_of(r.get("line"))
-        g = rules.setdefault(key, {"denied_requests": 0, "anonymous_requests": 0, "users": set(), "devices": {}})
+        g = rules.setdefault(key, {"denied_requests": 0, "anonymous_requests": 0, "users": set(), "devices": {},
+                                   "provision_denied": 0})
         g["denied_requests"] += r["denied_requests"]
+        g["provision_denied"] += r.get("provision_denied") or 0
         g["anonymous_requests"] += r.get("anonymous_requests") or 0
         g["users"].update(r["users"])
         for d in r["devices"]:
@@ -385,7 +424,12 @@ def simulate_got(report, pol, eas_devices):
                              "evidence": {p: dict(sorted(cs.items())) for p, cs in b["evidence"].items()}}
                  for b in report["backdoors"]}
     m = report["machines"]
+    gf = report.get("grandfathering") or {}
+    cut = gf.get("cutover")
     return {"requests": report["summary"]["requests"], "denied_requests": report["denied_requests"],
+            "grandfathering": {"cutover": cut and cut.replace("+00:00", "Z"),
+                               "provision_denied": gf.get("provision_denied"),
+                               "provision_from_known_devices": gf.get("provision_from_known_devices")},
             "affected_users": sorted(report["affected_users"]), "rules": dict(sorted(rules.items(), key=str)),
             "backdoors": backdoors,
             "probes": [report["probes"]["requests"], report["probes"]["denied_requests"]],
@@ -393,23 +437,27 @@ def simulate_got(report, pol, eas_devices):
                          sorted({a for r in m.get("rules", []) for a in r.get("accounts", [])})]}
 
 
-def compare_simulate(truth, report, policy_path, bugs, devices=False):
+def compare_simulate(truth, report, policy_path, bugs, devices=False, known_before=None):
     """Yields (id, expected, casguard's) for each disagreement of simulate
     with expect.py's reading of the truth, with the simulate bugs `bugs`
-    (`devices`: simulate was given the estate's devices.json)."""
+    (`devices`: simulate was given the estate's devices.json;
+    `known_before`: its --known-before)."""
     import expect  # beside this file
-    exp = expect.expect(truth, policy_path, devices)
+    exp = expect.expect(truth, policy_path, devices, known_before)
+    exp["args"] = (policy_path, devices, known_before)
     for b in sorted(bugs):
         BUG_MODELS_SIMULATE[b](exp, truth)
     eas_devices = {(r["user"], r["device"]) for r in truth["requests"] if r["proto"] == "activesync" and r["device"]}
     want, got = simulate_view(exp), simulate_got(report, exp["policy"], eas_devices)
+    if want["grandfathering"]["cutover"] == "export" and got["grandfathering"]["cutover"]:
+        got["grandfathering"]["cutover"] = "export"
     out = []
-    for k in ("requests", "denied_requests", "affected_users", "probes", "machines"):
+    for k in ("requests", "denied_requests", "affected_users", "probes", "machines", "grandfathering"):
         if want[k] != got[k]:
             out.append((f"simulate.{k}", want[k], got[k]))
     for line in sorted(set(want["rules"]) | set(got["rules"]), key=str):
         w, g = want["rules"].get(line), got["rules"].get(line)
-        for k in ("denied_requests", "anonymous_requests", "users", "devices"):
+        for k in ("denied_requests", "anonymous_requests", "users", "devices", "provision_denied"):
             wv, gv = (w or {}).get(k), (g or {}).get(k)
             if k == "devices":
                 wv = {f"{u}/{d}": n for (u, d), n in (wv or {}).items()}
@@ -430,9 +478,9 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False):
     return out
 
 
-def main_simulate(truth, report, policy_path, devices):
-    raw = compare_simulate(truth, report, policy_path, set(), devices)
-    left = compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE), devices)
+def main_simulate(truth, report, policy_path, devices, known_before):
+    raw = compare_simulate(truth, report, policy_path, set(), devices, known_before)
+    left = compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE), devices, known_before)
     left_keys = {k for k, _, _ in left}
     for key, want, got in raw:
         if key not in left_keys:
@@ -443,10 +491,11 @@ def main_simulate(truth, report, policy_path, devices):
               f"casguard {json.dumps(got, ensure_ascii=False)}")
     fixed = []
     for bug in sorted(KNOWN_BUGS_SIMULATE):
-        one = compare_simulate(truth, report, policy_path, {bug}, devices)
+        one = compare_simulate(truth, report, policy_path, {bug}, devices, known_before)
         if one == raw:
             continue  # the bug cannot show with this policy
-        if len(compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE) - {bug}, devices)) <= len(left):
+        rest = set(KNOWN_BUGS_SIMULATE) - {bug}
+        if len(compare_simulate(truth, report, policy_path, rest, devices, known_before)) <= len(left):
             fixed.append(bug)
             print(f"FIXED? {bug}: casguard no longer shows it; remove its line from KNOWN_BUGS_SIMULATE")
         else:
@@ -568,8 +617,8 @@ def report_disagreements(found, what):
 def main(argv):
     backend_only = "--backend-only" in argv
     posture = "--posture" in argv
-    policy = baseline = None
-    for flag in ("--simulate", "--baseline"):
+    policy = baseline = known_before = None
+    for flag in ("--simulate", "--baseline", "--known-before"):
         if flag in argv:
             i = argv.index(flag)
             if i + 1 >= len(argv):
@@ -577,8 +626,10 @@ def main(argv):
                 return 2
             if flag == "--simulate":
                 policy = argv[i + 1]
-            else:
+            elif flag == "--baseline":
                 baseline = argv[i + 1]
+            else:
+                known_before = argv[i + 1]
             argv = argv[:i] + argv[i + 2:]
     devices = "--devices" in argv
     argv = [a for a in argv if a not in ("--backend-only", "--posture", "--devices")]
@@ -593,7 +644,7 @@ def main(argv):
     if policy is not None and baseline is not None:
         return main_baseline(truth, report, baseline, policy)
     if policy is not None:
-        return main_simulate(truth, report, policy, devices)
+        return main_simulate(truth, report, policy, devices, known_before)
     if posture:
         return report_disagreements(compare_posture(truth, report), "posture")
     if backend_only:

@@ -5,7 +5,7 @@ of tests/apart/write.py, computed from the writer's own truth (its
 semantics Microsoft documents for each mechanism and the README states for
 casguard's own rules. Never from casguard's code.
 
-    python3 tests/apart/expect.py TRUTH.json POLICY.toml [--devices]   # prints the expectation
+    python3 tests/apart/expect.py TRUTH.json POLICY.toml [--devices] [--known-before TIME]
 
 check.py --simulate compares it with casguard's report. Standard library
 only (tomllib: Python 3.11+).
@@ -62,6 +62,11 @@ Sources, cited as [name] (and write.py's names):
   Digest, NTLM and Kerberos, Negotiate carrying them, "modern" OAuth; a
   user's policy replaces the default; OWA is not covered; they decide only
   requests whose authentication type is known, from HttpProxy lines).
+- [inventory] README "simulate and inventory build", "--devices": a device
+  is known at the cut-over if the logs saw it before (as `inventory build
+  --until`) or its partnership's FirstSyncTime is before it; a `device =
+  "new"` rule denies the others; grandfathering counts denied Provision
+  requests and those of known devices.
 - [casmbx] Set-CASMailbox: ActiveSyncEnabled, OWAEnabled; MAPIEnabled $false
   disables MAPI clients (MAPI over HTTP and Outlook Anywhere);
   MapiHttpEnabled (mailbox ?? organisation) MAPI over HTTP only;
@@ -199,6 +204,13 @@ def conditions_match(cond, req, ranges):
             if want & MODERN:
                 want |= MODERN
             ok = auth_of(req) in want
+        elif key == "device":
+            # [inventory] "new" or "known" at the cut-over; no ActiveSync
+            # device, no match.
+            if req.get("known") is None:
+                ok = False
+            else:
+                ok = (v == "known") == req["known"]
         elif key == "client":
             ok = req.get("client") is not None and CLIENTS.get(req["client"], req["client"]) in as_list(v)
         elif key == "command":
@@ -463,18 +475,52 @@ def device_models(truth, devices=False):
     return out
 
 
-def expect(truth, policy_path, devices=False):
+def inventory(truth, devices, known_before, kinds=("person", "probe", "machine")):
+    """[inventory] the ActiveSync devices known at the cut-over: first seen
+    in the logs before it (README `inventory build --until`: "the devices
+    first seen before the cut-over", any request's, Managed Availability's
+    test device included: it existed), or, with the export, whose
+    partnership's FirstSyncTime is before it ("a device is known if either
+    the logs saw it or its partnership synced before T")."""
+    known = set()
+    for r in truth["requests"]:
+        if r["kind"] in kinds and r["proto"] == "activesync" and r.get("device") and r["time"] < known_before:
+            known.add(r["device"].lower())
+    if devices:
+        known |= {p["device"].lower() for p in truth["partnerships"] if p["first_sync"] < known_before}
+    return known
+
+
+def with_inventory(requests, known):
+    """Each request with `known` (its ActiveSync device is in the
+    inventory), None without an inventory or a device."""
+    for r in requests:
+        if known is None or r["proto"] != "activesync" or not r.get("device"):
+            yield r
+        else:
+            yield dict(r, known=r["device"].lower() in known)
+
+
+def expect(truth, policy_path, devices=False, known_before=None,
+           inventory_kinds=("person", "probe", "machine")):
     """What simulate's JSON must say, in this module's terms (`devices`: the
-    estate's device export was given)."""
+    estate's device export was given; `known_before`: the cut-over;
+    `inventory_kinds`: whose devices the inventory holds, for check.py's
+    bug models)."""
     pol = Policy(policy_path)
     models = device_models(truth, devices)
+    known = inventory(truth, devices, known_before, inventory_kinds) if known_before else None
+    if devices and not known_before:
+        # [inventory] "Without a cut-over every partnership is known."
+        known = {p["device"].lower() for p in truth["partnerships"]}
     denied = []
     people = defaultdict(lambda: {"denied": defaultdict(int), "allowed": defaultdict(lambda: defaultdict(int))})
-    per_rule = defaultdict(lambda: {"denied_requests": 0, "anonymous_requests": 0, "users": set(),
+    per_rule = defaultdict(lambda: {"denied_requests": 0, "anonymous_requests": 0, "users": set(), "provision_denied": 0,
                                  "devices": defaultdict(int), "why": set()})
     other = {k: {"requests": 0, "denied_requests": 0, "accounts": set()} for k in ("probe", "machine")}
     requests = 0
-    for req in truth["requests"]:
+    provision = {"denied": 0, "known": 0}
+    for req in with_inventory(truth["requests"], known):
         action, line, why = decide(pol, req, models)
         if req["kind"] != "person":
             o = other[req["kind"]]
@@ -492,6 +538,12 @@ def expect(truth, policy_path, devices=False):
             r = per_rule[line]
             r["denied_requests"] += 1
             r["why"].add(why)
+            if req.get("command") == "Provision":
+                # [readme-simulate] grandfathering: denied Provision requests,
+                # and those of devices that existed at the cut-over.
+                r["provision_denied"] += 1
+                provision["denied"] += 1
+                provision["known"] += bool(req.get("known"))
             if user is None:
                 r["anonymous_requests"] += 1
             else:
@@ -526,7 +578,13 @@ def expect(truth, policy_path, devices=False):
         "requests": requests,
         "denied_requests": len(denied),
         "affected_users": sorted(u for u, p in people.items() if p["denied"]),
+        # The cut-over simulate names when only an export gives one is its
+        # own choice: "export" stands for any.
+        "grandfathering": {"cutover": known_before or ("export" if devices else None),
+                           "provision_denied": provision["denied"],
+                           "provision_from_known_devices": provision["known"] if known is not None else None},
         "rules": {line: {"denied_requests": r["denied_requests"], "anonymous_requests": r["anonymous_requests"],
+                         "provision_denied": r["provision_denied"],
                          "users": sorted(r["users"]), "devices": dict(r["devices"]), "why": sorted(r["why"])}
                   for line, r in per_rule.items()},
         "backdoors": backdoors,
@@ -641,12 +699,17 @@ def expect_baseline(truth, baseline_path, target_path, devices=False):
 def main(argv):
     devices = "--devices" in argv
     argv = [a for a in argv if a != "--devices"]
+    known_before = None
+    if "--known-before" in argv:
+        i = argv.index("--known-before")
+        known_before = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as f:
         truth = json.load(f)
-    e = expect(truth, argv[2], devices)
+    e = expect(truth, argv[2], devices, known_before)
     e.pop("policy")
     for r in e["rules"].values():
         r["devices"] = {f"{u}/{d}": n for (u, d), n in r["devices"].items()}

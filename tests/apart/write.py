@@ -1500,6 +1500,9 @@ def truth_json(est, files):
 # Android's partnerships have DeviceModel `Outlook for iOS and Android`
 # (OfficeDocs-Exchange `manage-devices.md`); alice's iPhone as its
 # Provision logged it (`DevModel`, `DevOS`). Keyed by (user, device id).
+# Every partnership is older than the logs, but erin's: her Samsung first
+# synced with its first request here.
+NEW_PARTNERSHIPS = {("erin", "SEC1F0B2C3D4E5A6")}
 PARTNERSHIPS = {
     ("alice", "ApplF17ZK3N1Q1GH"): ("Alice Martin", "iPhone14C2", "iOS 17.1.2 21B101"),
     ("bob", "8C1E2F0A7B3D4C5E9F60718293A4B5C6"): ("Bob Chen", "Outlook for iOS and Android", "iOS 17.1.2"),
@@ -1518,17 +1521,23 @@ def device_export(est):
     PowerShell 7's `ConvertTo-Json` writes them (an array, ISO dates, times
     in UTC), and the truth's account of them."""
     rows, truth = [], []
+    first = {}
+    for r in est.requests:
+        if r["kind"] == "person" and r.get("device"):
+            k = (r["user"], r["device"])
+            first[k] = min(first.get(k, r["time"]), r["time"])
     for (user, dev), (name, model, dev_os) in sorted(PARTNERSHIPS.items()):
         d = est.truth.users[user]["devices"][dev]
+        first_sync = first[(user, dev)] if (user, dev) in NEW_PARTNERSHIPS else "2026-10-01T08:00:00Z"
         rows.append({
             "Identity": f"{MAILDOMAIN}/Users/{name}/ExchangeActiveSyncDevices/{d['type']}§{dev}",
             "DeviceId": dev, "DeviceType": d["type"], "DeviceModel": model, "DeviceOS": dev_os,
-            "FirstSyncTime": "2026-10-01T08:00:00Z", "LastSuccessSync": f"{DAYS[1]}T22:59:00Z",
+            "FirstSyncTime": first_sync, "LastSuccessSync": f"{DAYS[1]}T22:59:00Z",
             "LastSyncAttemptTime": f"{DAYS[1]}T22:59:00Z", "DeviceAccessState": "Allowed",
             "DeviceAccessStateReason": "Global", "SamAccountName": user,
             "PrimarySmtpAddress": f"{user}@{MAILDOMAIN}",
         })
-        truth.append({"user": user, "device": dev, "model": model, "os": dev_os})
+        truth.append({"user": user, "device": dev, "model": model, "os": dev_os, "first_sync": first_sync})
     return rows, truth
 
 

@@ -114,6 +114,10 @@ fn audit_agrees_with_an_independently_written_estate_with_httpproxy_logs() {
     }
 }
 
+/// The cut-over for `device = "new"` rules: after some of the estate's
+/// ActiveSync devices first synced, before the others.
+const CUTOVER: &str = "2026-11-09T06:30:00Z";
+
 /// Changes simulated with `--baseline`: (policy in force, target).
 const CHANGES: [(&str, &str); 2] = [("mailbox-protocols", "device-access"), ("network", "iis-deny")];
 
@@ -141,25 +145,31 @@ fn simulate_agrees_with_an_independently_written_estate() {
         let devices = devices.to_str().unwrap();
         for policy in &files {
             let p = policy.to_str().unwrap();
-            let sim = ok(casguard(&["simulate", "--quiet", "--format", "json", "--policy", p, logs]));
+            let name = policy.file_name().unwrap().to_string_lossy();
+            // `device = "new"` rules need a cut-over.
+            let cutover: &[&str] = if name.starts_with("new-") { &["--known-before", CUTOVER] } else { &[] };
+            let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", p];
+            args.extend(cutover);
+            args.push(logs);
+            let sim = ok(casguard(&args));
             let label = format!("{seed} --httpproxy {httpproxy} {p}");
-            check(&python, &label, dir.path(), &sim.stdout, &["--simulate", p]);
-            // Device access rules again with the estate's device export,
-            // which gives every partnership's model and OS.
-            let device_rules = policy.file_name().is_some_and(|n| n.to_string_lossy().starts_with("device-"));
-            if device_rules && httpproxy == "none" {
-                let args = ["simulate", "--quiet", "--format", "json", "--devices", devices, "--policy", p, logs];
+            let mut extra = vec!["--simulate", p];
+            extra.extend(cutover);
+            check(&python, &label, dir.path(), &sim.stdout, &extra);
+            // Device rules again with the estate's device export, which gives
+            // every partnership's model, OS and first sync.
+            if (name.starts_with("device-") || name.starts_with("new-")) && httpproxy == "none" {
+                args.splice(4..4, ["--devices", devices]);
                 let sim = ok(casguard(&args));
-                check(&python, &format!("{label} --devices"), dir.path(), &sim.stdout, &["--simulate", p, "--devices"]);
+                extra.push("--devices");
+                check(&python, &format!("{label} --devices"), dir.path(), &sim.stdout, &extra);
             }
         }
         for (baseline, target) in CHANGES {
             let b = policies.join(format!("{baseline}.toml"));
             let t = policies.join(format!("{target}.toml"));
             let (b, t) = (b.to_str().unwrap(), t.to_str().unwrap());
-            let sim = ok(casguard(&[
-                "simulate", "--quiet", "--format", "json", "--baseline", b, "--policy", t, logs,
-            ]));
+            let sim = ok(casguard(&["simulate", "--quiet", "--format", "json", "--baseline", b, "--policy", t, logs]));
             let label = format!("{seed} --httpproxy {httpproxy} {baseline} -> {target}");
             check(&python, &label, dir.path(), &sim.stdout, &["--simulate", t, "--baseline", b]);
         }
