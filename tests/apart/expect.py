@@ -515,8 +515,8 @@ def expect(truth, policy_path, devices=False, known_before=None,
         known = {p["device"].lower() for p in truth["partnerships"]}
     denied = []
     people = defaultdict(lambda: {"denied": defaultdict(int), "allowed": defaultdict(lambda: defaultdict(int))})
-    per_rule = defaultdict(lambda: {"denied_requests": 0, "anonymous_requests": 0, "users": set(), "provision_denied": 0,
-                                 "devices": defaultdict(int), "why": set()})
+    per_rule = defaultdict(lambda: {"denied_requests": 0, "anonymous_requests": 0, "users": set(),
+                                    "provision_denied": 0, "devices": defaultdict(int), "why": set()})
     other = {k: {"requests": 0, "denied_requests": 0, "accounts": set()} for k in ("probe", "machine")}
     requests = 0
     provision = {"denied": 0, "known": 0}
