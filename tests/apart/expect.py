@@ -67,6 +67,11 @@ Sources, cited as [name] (and write.py's names):
   --until`) or its partnership's FirstSyncTime is before it; a `device =
   "new"` rule denies the others; grandfathering counts denied Provision
   requests and those of known devices.
+- [iis-ip] IIS `ipSecurity` (iis-docs `system.webServer/security/ipSecurity`):
+  `allowUnlisted` ("processed last in ordering": the entries first, in
+  order), `<add ipAddress subnetMask allowed>`, `denyAction`
+  (Forbidden: 403.503), `enableProxyMode` (default false: the connection's
+  address is checked, not X-Forwarded-For).
 - [casmbx] Set-CASMailbox: ActiveSyncEnabled, OWAEnabled; MAPIEnabled $false
   disables MAPI clients (MAPI over HTTP and Outlook Anywhere);
   MapiHttpEnabled (mailbox ?? organisation) MAPI over HTTP only;
@@ -242,11 +247,34 @@ def decide(pol, req, models):
     why) for one request. The mechanisms only deny: one that lets a request
     through leaves it to the next [readme-policy: they "compile to ordinary
     rules evaluated before the [[rule]]s"]."""
-    for mechanism in (iis_filter, url_rewrite, auth_policies, mailbox_protocols, ews_access, device_access):
+    for mechanism in (ip_restrictions, iis_filter, url_rewrite, auth_policies, mailbox_protocols, ews_access,
+                      device_access):
         d = mechanism(pol, req, models)
         if d is not None and d[0] == "deny":
             return d
     return rules(pol, req)
+
+
+def ip_restrictions(pol, req, models):
+    """[iis-ip] IIS IP and Domain Restrictions: the section of the most
+    specific path applies alone; the first entry, in the order listed, that
+    holds the connection's address decides, else allowUnlisted ("processed
+    last in ordering", IPSecuritySection; IIS Manager's "View Ordered
+    List"); a denial is
+    403.503 (Forbidden). The address is the TCP peer, not X-Forwarded-For
+    (`enableProxyMode` defaults to false)."""
+    best, best_i = None, None
+    for i, r in enumerate(pol.doc.get("ip_restrictions", [])):
+        if path_matches(r.get("path", "/"), req["stem"]) and (best is None or len(r["path"]) > len(best["path"])):
+            best, best_i = r, i
+    if best is None:
+        return None
+    addr = ipaddress.ip_address(req["ip"] if best.get("enable_proxy_mode") else req["peer"])
+    hits = [e for e in best.get("entries", []) if addr in ipaddress.ip_network(e["cidr"], strict=False)]
+    allowed = hits[0]["allowed"] if hits else best.get("allow_unlisted", True)
+    if not allowed:
+        return "deny", pol.line_of("ip_restrictions", best_i), f"ip_restrictions {best['path']}"
+    return None
 
 
 def iis_filter(pol, req, models):

@@ -220,7 +220,8 @@ Sources, cited in the comments as [name]:
 - [simulate] for expect.py (casguard simulate): each request an audit
   counts apart from attacks (people's, probes', computer accounts'), as
   meant: user, protocol, client, user agent, ActiveSync device and command,
-  client address and network, path, status, the authentication type its
+  client address and network, the connection's address (`peer`), path,
+  status, the authentication type its
   counted line gives (HttpProxy only), and the person behind a request that
   names no user (`owner`, this writer's knowledge, for evidence only).
 - [devices] the estate's ActiveSync partnerships as `Get-MobileDevice |
@@ -542,7 +543,13 @@ class Estate:
         self.record("person", day, t, user=ukey, proto=proto, client=client,
                     ua=ua.replace(",", " ") if view == "hp" else ua, device=device, dtype=dtype, command=command,
                     ip=src, network=network_of(src), method=method, stem=stem, status=status,
-                    owner=owner if ukey is None else ukey, auth=hp["auth"] if view == "hp" else None)
+                    owner=owner if ukey is None else ukey, auth=hp["auth"] if view == "hp" else None,
+                    view=view,
+                    # the connection's address: IIS's c-ip, also of a request
+                    # counted from its HttpProxy line, whose IIS twin logged
+                    # it; with HttpProxy logs alone, ClientIpAddress (taken
+                    # to be the client, above)
+                    peer=src if self.hp_mode == "only" else cip)
         if ukey is not None and basic:
             # README posture "Basic authentication in use": per protocol and
             # client, users' requests and the users (posture is "for every
@@ -612,7 +619,7 @@ class Estate:
         tr.clients[client] += 1
         tr.auth_types["unknown"] += 1
         self.record("person", day, t, user=None, proto=proto, client=client, ua=ua, device=None, dtype=None,
-                    command=None, ip=cip, network=network_of(cip), method="GET", stem=stem, status=status)
+                    command=None, ip=cip, network=network_of(cip), method="GET", stem=stem, status=status, peer=cip)
 
     def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET", device=None,
               dtype=None):
@@ -634,7 +641,7 @@ class Estate:
         self.truth.probe_user_agents[ua] += 1
         self.record("probe", day, t, user=user.split("\\")[-1].split("@")[0].lower(), proto=proto_of(stem),
                     ua=ua, device=device, dtype=dtype, ip=cip, network=network_of(cip), stem=stem, site=site,
-                    auth=hp["auth"] if twin else None)
+                    auth=hp["auth"] if twin else None, peer=cip)
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
@@ -675,7 +682,7 @@ class Estate:
         self.truth.summary["machine"] += 1
         self.record("machine", day, t, user=user.split("\\")[-1].lower(), proto=proto_of(stem),
                     ua=ua.replace(",", " ") if twin else ua, ip=cip, network=network_of(cip), stem=stem,
-                    auth=hp["auth"] if twin else None)
+                    auth=hp["auth"] if twin else None, peer=cip)
 
 
 # [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
@@ -1099,7 +1106,7 @@ def build(seed, httpproxy="none"):
                 tr.summary["probes"] += 1
                 tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
                 est.record("probe", day, t, user=None, proto=proto_of(page), ua="", device=None, dtype=None, ip=lb,
-                           network=network_of(lb), stem=page, site="W3SVC1")
+                           network=network_of(lb), stem=page, site="W3SVC1", peer=lb)
 
         # oscar's Mac runs Outlook for Mac on EWS [mac-outlook]: approved.
         for t in times(rng, 12):
