@@ -459,14 +459,28 @@ def simulate_got(report, pol, eas_devices):
                          sorted({a for r in m.get("rules", []) for a in r.get("accounts", [])})]}
 
 
+_EXPECTED = {}
+
+
+def expectation(truth, policy_path, devices, known_before):
+    """expect.py's expectation, computed once per run and copied (the bug
+    models change it)."""
+    import expect  # beside this file
+    key = (id(truth), policy_path, devices, known_before)
+    if key not in _EXPECTED:
+        exp = expect.expect(truth, policy_path, devices, known_before)
+        exp["args"] = (policy_path, devices, known_before)
+        _EXPECTED[key] = exp
+    exp = _EXPECTED[key]
+    return dict(copy.deepcopy({k: v for k, v in exp.items() if k != "policy"}), policy=exp["policy"])
+
+
 def compare_simulate(truth, report, policy_path, bugs, devices=False, known_before=None):
     """Yields (id, expected, casguard's) for each disagreement of simulate
     with expect.py's reading of the truth, with the simulate bugs `bugs`
     (`devices`: simulate was given the estate's devices.json;
     `known_before`: its --known-before)."""
-    import expect  # beside this file
-    exp = expect.expect(truth, policy_path, devices, known_before)
-    exp["args"] = (policy_path, devices, known_before)
+    exp = expectation(truth, policy_path, devices, known_before)
     # A model that computes the expectation again goes first.
     for b in sorted(bugs, key=lambda b: (b != "httpproxy-twin-drops-connection-address", b)):
         BUG_MODELS_SIMULATE[b](exp, truth)
