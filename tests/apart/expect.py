@@ -67,6 +67,10 @@ Sources, cited as [name] (and write.py's names):
   --until`) or its partnership's FirstSyncTime is before it; a `device =
   "new"` rule denies the others; grandfathering counts denied Provision
   requests and those of known devices.
+- [iis-rf2] IIS request filtering (iis-docs `requestFiltering`:
+  `fileExtensions` "the file name extension", 404.7;
+  `denyQueryStringSequences`, 404.18, case-insensitive, on the query string
+  the client sent).
 - [iis-ip] IIS `ipSecurity` (iis-docs `system.webServer/security/ipSecurity`):
   `allowUnlisted` ("processed last in ordering": the entries first, in
   order), `<add ipAddress subnetMask allowed>`, `denyAction`
@@ -247,8 +251,8 @@ def decide(pol, req, models):
     why) for one request. The mechanisms only deny: one that lets a request
     through leaves it to the next [readme-policy: they "compile to ordinary
     rules evaluated before the [[rule]]s"]."""
-    for mechanism in (ip_restrictions, iis_filter, url_rewrite, auth_policies, mailbox_protocols, ews_access,
-                      device_access):
+    for mechanism in (ip_restrictions, request_filtering, iis_filter, url_rewrite, auth_policies,
+                      mailbox_protocols, ews_access, device_access):
         d = mechanism(pol, req, models)
         if d is not None and d[0] == "deny":
             return d
@@ -274,6 +278,32 @@ def ip_restrictions(pol, req, models):
     allowed = hits[0]["allowed"] if hits else best.get("allow_unlisted", True)
     if not allowed:
         return "deny", pol.line_of("ip_restrictions", best_i), f"ip_restrictions {best['path']}"
+    return None
+
+
+def request_filtering(pol, req, models):
+    """[iis-rf] IIS request filtering in force at the most specific path (the
+    README's blocks are what is in force there, merged): a denied file
+    extension of the last segment (404.7), then query string sequences
+    (404.18, case-insensitive), on the request's own query: Exchange's
+    `&CorrelationID=<empty>;&cafeReqId=...;` is added to the log line after
+    the fact [hp-join], never part of what IIS filtered."""
+    best, best_i = None, None
+    for i, r in enumerate(pol.doc.get("request_filtering", [])):
+        if path_matches(r.get("path", "/"), req["stem"]) and (best is None or len(r["path"]) > len(best["path"])):
+            best, best_i = r, i
+    if best is None or best.get("enabled") is False:
+        return None
+    line = pol.line_of("request_filtering", best_i)
+    last = req["stem"].rstrip("/").rsplit("/", 1)[-1]
+    ext = "." + last.rsplit(".", 1)[1].lower() if "." in last else ""
+    for e in best.get("file_extensions", []):
+        if ext and e["extension"].lower() == ext and not e.get("allowed", True):
+            return "deny", line, f"request_filtering {best['path']} extension {ext}"
+    q = (req.get("query") or "").lower()
+    for seq in best.get("deny_query_string_sequences", []):
+        if seq.lower() in q:
+            return "deny", line, f"request_filtering {best['path']} query {seq!r}"
     return None
 
 
@@ -579,7 +609,8 @@ def expect(truth, policy_path, devices=False, known_before=None,
                 people[user]["denied"][req["proto"]] += 1
                 if req["proto"] == "activesync" and req["device"]:
                     r["devices"][(user, req["device"])] += 1
-        elif user is not None:
+        elif user is not None and req.get("status") != 401:
+            # A sign-in refused (401) reaches no mail, whatever the policy.
             people[user]["allowed"][req["proto"]][req["client"]] += 1
     # [readme "--devices"]: "with neither, a note says the rule can miss
     # requests": some ActiveSync device a DeviceModel or DeviceOS rule must
@@ -668,7 +699,7 @@ def expect_baseline(truth, baseline_path, target_path, devices=False):
                 pu = per_user[user][when]
                 if action == "deny":
                     pu[0].add(req["proto"])
-                else:
+                elif req.get("status") != 401:
                     pu[1][req["proto"]][req["client"]] += 1
         if a == "allow" and b == "allow":
             summary["unchanged_allowed"] += 1

@@ -221,7 +221,9 @@ Sources, cited in the comments as [name]:
   counts apart from attacks (people's, probes', computer accounts'), as
   meant: user, protocol, client, user agent, ActiveSync device and command,
   client address and network, the connection's address (`peer`), path,
-  status, the authentication type its
+  the client's query and the query as the counted line logged it (an IIS
+  front-end line's ends with Exchange's `&CorrelationID=<empty>;&cafeReqId=
+  ...;` [hp-join]), status, the authentication type its
   counted line gives (HttpProxy only), and the person behind a request that
   names no user (`owner`, this writer's knowledge, for evidence only).
 - [devices] the estate's ActiveSync partnerships as `Get-MobileDevice |
@@ -423,6 +425,7 @@ class Estate:
             "cs-bytes": str(self.rng.randint(200, 9000)),
         }
         self.lines[(server, site, day)].append((t, vals))
+        self.logged_query = query or ""
         return twin
 
     def hp_line(self, day, t, method, stem, query, cip, ua, status, xff, hp):
@@ -505,6 +508,7 @@ class Estate:
             hp["action"] = "Get-Mailbox:Command"   # [hp-real] the cmdlet is logged
         twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
                           referer, xff, taken, hp=hp)
+        logged_query = self.logged_query
         tr = self.truth
         # Which line an audit counts the request from [readme "HttpProxy"]:
         # IIS alone; beside HttpProxy logs its HttpProxy twin, except a 401,
@@ -544,7 +548,7 @@ class Estate:
                     ua=ua.replace(",", " ") if view == "hp" else ua, device=device, dtype=dtype, command=command,
                     ip=src, network=network_of(src), method=method, stem=stem, status=status,
                     owner=owner if ukey is None else ukey, auth=hp["auth"] if view == "hp" else None,
-                    view=view,
+                    view=view, query=url_query(query), logged_query=logged_query if view == "iis" else url_query(query),
                     # the connection's address: IIS's c-ip, also of a request
                     # counted from its HttpProxy line, whose IIS twin logged
                     # it; with HttpProxy logs alone, ClientIpAddress (taken
@@ -619,7 +623,8 @@ class Estate:
         tr.clients[client] += 1
         tr.auth_types["unknown"] += 1
         self.record("person", day, t, user=None, proto=proto, client=client, ua=ua, device=None, dtype=None,
-                    command=None, ip=cip, network=network_of(cip), method="GET", stem=stem, status=status, peer=cip)
+                    command=None, ip=cip, network=network_of(cip), method="GET", stem=stem, status=status, peer=cip,
+                    query="", logged_query="")
 
     def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET", device=None,
               dtype=None):
@@ -641,7 +646,8 @@ class Estate:
         self.truth.probe_user_agents[ua] += 1
         self.record("probe", day, t, user=user.split("\\")[-1].split("@")[0].lower(), proto=proto_of(stem),
                     ua=ua, device=device, dtype=dtype, ip=cip, network=network_of(cip), stem=stem, site=site,
-                    auth=hp["auth"] if twin else None, peer=cip)
+                    auth=hp["auth"] if twin else None, peer=cip, query=url_query(query),
+                    logged_query=url_query(query) if twin else self.logged_query)
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
@@ -682,7 +688,8 @@ class Estate:
         self.truth.summary["machine"] += 1
         self.record("machine", day, t, user=user.split("\\")[-1].lower(), proto=proto_of(stem),
                     ua=ua.replace(",", " ") if twin else ua, ip=cip, network=network_of(cip), stem=stem,
-                    auth=hp["auth"] if twin else None, peer=cip)
+                    auth=hp["auth"] if twin else None, peer=cip, query=url_query(query),
+                    logged_query=url_query(query) if twin else self.logged_query)
 
 
 # [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
@@ -1106,7 +1113,7 @@ def build(seed, httpproxy="none"):
                 tr.summary["probes"] += 1
                 tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
                 est.record("probe", day, t, user=None, proto=proto_of(page), ua="", device=None, dtype=None, ip=lb,
-                           network=network_of(lb), stem=page, site="W3SVC1", peer=lb)
+                           network=network_of(lb), stem=page, site="W3SVC1", peer=lb, query="", logged_query="")
 
         # oscar's Mac runs Outlook for Mac on EWS [mac-outlook]: approved.
         for t in times(rng, 12):
