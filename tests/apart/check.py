@@ -289,12 +289,15 @@ KNOWN_BUGS_SIMULATE = {
     "(/owa from 10.0.0.0/8 only): heidi's day-2 and judy's OWA through the balancer and Application "
     "Gateway (c-ip 10.0.5.5, 10.0.6.4) are denied, 108 requests for 55, where the IIS logs alone give 55; "
     "the README keeps the twin's `Log=` facts and substatus, not its c-ip",
-    "org-mapi-http-denies-anonymous": "the organisation's MapiHttpEnabled $false denies MAPI requests that "
-    "name no user: the anonymous first legs of every NTLM/Negotiate sign-in (and failed ones), which IIS "
-    "answers 401 before Exchange knows a mailbox, so no mailbox setting can apply to them; a mailbox "
-    "allowed by its own MapiHttpEnabled $true then has its own sign-in legs refused (seed 7, "
-    "mapi-http-off.toml: 86 anonymous requests, 12 of them john smith's, whose mailbox allows it); "
-    "the per-mailbox switches leave such requests alone",
+    "mailbox-settings-judge-anonymous": "the organisation's mailbox settings (MapiHttpEnabled, the EWS "
+    "application access policy and its switches) deny requests that name no user, though Exchange applies "
+    "them to a mailbox once it knows it, after IIS authenticated the request: the anonymous first legs of "
+    "every NTLM/Negotiate sign-in (and failed ones), which IIS answers 401 whatever the mailbox, and the "
+    "load balancer's anonymous `/EWS/healthcheck.htm` polls, no EWS call at all. Seed 7, mapi-http-off.toml: "
+    "86 anonymous requests, 12 of them legs of john smith's own sign-ins, whose mailbox allows MAPI over "
+    "HTTP (the gateway would refuse the first leg of his every connection); ews-allow-list.toml: the "
+    "balancer's 192 EWS health checks denied as probes (a balancer would take EWS out of service); the "
+    "per-mailbox switches leave such requests alone",
     "inventory-without-probe-devices": "the inventory of devices known at the cut-over (--known-before, "
     "`inventory build --until`) holds people's devices only, so a `device = \"new\"` rule denies Managed "
     "Availability's ActiveSync probe, whose test device (EASProbeDeviceId161, every 30 minutes from "
@@ -326,23 +329,6 @@ KNOWN_BUGS_SIMULATE = {
     "(Exchange would refuse bob's, carol's and lena's 320 requests) and the only note says the models "
     "read \"judge all their requests, as Exchange does\"",
 }
-
-
-def org_mapi_http_denies_anonymous(exp, truth):
-    """casguard: the organisation's MapiHttpEnabled $false also denies MAPI
-    requests naming no user, under the [mailbox_protocols] table."""
-    pol = exp["policy"]
-    mp = pol.doc.get("mailbox_protocols") or {}
-    if mp.get("mapi_http_enabled") is not False:
-        return
-    line = pol.line_of("mailbox_protocols")
-    for r in truth["requests"]:
-        if r["kind"] == "person" and r["user"] is None and r["proto"] == "mapi":
-            g = exp["rules"].setdefault(line, {"denied_requests": 0, "anonymous_requests": 0, "users": [],
-                                               "devices": {}, "why": []})
-            g["denied_requests"] += 1
-            g["anonymous_requests"] += 1
-            exp["denied_requests"] += 1
 
 
 def miss_note_only_when_no_model(exp, truth):
@@ -389,10 +375,12 @@ def logged_query_filtered(truth):
 # expectation is computed from the result, before the models above.
 TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy,
                          "request-filtering-reads-logged-query": logged_query_filtered}
+# Bug models that are a way of computing the expectation (expect.expect's
+# keyword arguments).
+EXPECT_MODELS_SIMULATE = {"mailbox-settings-judge-anonymous": {"anonymous_as_org": True}}
 
 
-BUG_MODELS_SIMULATE = {"org-mapi-http-denies-anonymous": org_mapi_http_denies_anonymous,
-                       "grandfathering-without-cutover": zero_known_without_cutover,
+BUG_MODELS_SIMULATE = {"grandfathering-without-cutover": zero_known_without_cutover,
                        "inventory-without-probe-devices": inventory_of_people_only,
                        "model-rule-miss-note": miss_note_only_when_no_model}
 
@@ -477,13 +465,13 @@ def simulate_got(report, pol, eas_devices):
 _EXPECTED = {}
 
 
-def expectation(truth, policy_path, devices, known_before):
+def expectation(truth, policy_path, devices, known_before, how):
     """expect.py's expectation, computed once per run and copied (the bug
     models change it)."""
     import expect  # beside this file
-    key = (id(truth["requests"]), policy_path, devices, known_before)
+    key = (id(truth["requests"]), policy_path, devices, known_before, tuple(sorted(how.items())))
     if key not in _EXPECTED:
-        exp = expect.expect(truth, policy_path, devices, known_before)
+        exp = expect.expect(truth, policy_path, devices, known_before, **how)
         exp["args"] = (policy_path, devices, known_before)
         _EXPECTED[key] = (exp, truth)
     exp = _EXPECTED[key][0]
@@ -497,8 +485,11 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False, known_befo
     `known_before`: its --known-before)."""
     for b in sorted(bugs & set(TRUTH_MODELS_SIMULATE)):
         truth = TRUTH_MODELS_SIMULATE[b](truth)
-    exp = expectation(truth, policy_path, devices, known_before)
-    for b in sorted(bugs - set(TRUTH_MODELS_SIMULATE)):
+    how = {}
+    for b in sorted(bugs & set(EXPECT_MODELS_SIMULATE)):
+        how.update(EXPECT_MODELS_SIMULATE[b])
+    exp = expectation(truth, policy_path, devices, known_before, how)
+    for b in sorted(bugs - set(TRUTH_MODELS_SIMULATE) - set(EXPECT_MODELS_SIMULATE)):
         BUG_MODELS_SIMULATE[b](exp, truth)
     eas_devices = {(r["user"], r["device"]) for r in truth["requests"] if r["proto"] == "activesync" and r["device"]}
     want, got = simulate_view(exp), simulate_got(report, exp["policy"], eas_devices)

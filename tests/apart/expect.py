@@ -132,6 +132,9 @@ class Policy:
         self.doc = tomllib.loads(self.text)
         self.blocks = blocks(self.text)
         self.default = self.doc.get("default", "allow")
+        # For check.py's bug model only: judge requests naming no user by the
+        # organisation's mailbox settings, as casguard does.
+        self.anonymous_as_org = False
 
     def line_of(self, name, index=0):
         """The header line of the index-th table called `name`."""
@@ -400,7 +403,7 @@ def mailbox_protocols(pol, req, models):
     doc = pol.doc
     proto, user = req["proto"], req["user"]
     mp = doc.get("mailbox_protocols")
-    if mp is None or user is None:
+    if mp is None or (user is None and not pol.anonymous_as_org):
         return None
     mine, line = {}, pol.line_of("mailbox_protocols")
     for i, m in enumerate(mp.get("mailbox", [])):
@@ -431,7 +434,7 @@ def ews_access(pol, req, models):
     ews = doc.get("ews_access")
     # Exchange judges the caller once it is authenticated: a request naming
     # no user (an NTLM leg) is answered by IIS's challenge, not by this.
-    if ews is not None and proto == "ews" and user is not None:
+    if ews is not None and proto == "ews" and (user is not None or pol.anonymous_as_org):
         org_line = pol.line_of("ews_access")
         mine, mine_line = {}, None
         for i, u in enumerate(ews.get("user", [])):
@@ -560,12 +563,12 @@ def with_inventory(requests, known):
 
 
 def expect(truth, policy_path, devices=False, known_before=None,
-           inventory_kinds=("person", "probe", "machine")):
+           inventory_kinds=("person", "probe", "machine"), anonymous_as_org=False):
     """What simulate's JSON must say, in this module's terms (`devices`: the
     estate's device export was given; `known_before`: the cut-over;
-    `inventory_kinds`: whose devices the inventory holds, for check.py's
-    bug models)."""
+    `inventory_kinds`, `anonymous_as_org`: for check.py's bug models)."""
     pol = Policy(policy_path)
+    pol.anonymous_as_org = anonymous_as_org
     models = device_models(truth, devices)
     known = inventory(truth, devices, known_before, inventory_kinds) if known_before else None
     if devices and not known_before:
