@@ -9,7 +9,8 @@ report), never from casguard's or loggen's code.
 
     python3 tests/apart/write.py --seed 7 [--httpproxy also|only] --out DIR
 
-writes DIR/logs/ (a small estate: one front end, two back ends, two days) and
+writes DIR/logs/ (a small estate: one front end, two back ends, two days),
+DIR/devices.json (its ActiveSync partnerships, for `--devices`) and
 DIR/truth.json. The truth is what the writer *meant* each line to be, recorded
 as the line is written; it is never read back from the logs.
 
@@ -216,6 +217,24 @@ Sources, cited in the comments as [name]:
   people's requests of no user; Outlook mobile's Autodiscover joins the
   user's one ActiveSync device of that app; users keyed by lower-cased
   account name.
+- [simulate] for expect.py (casguard simulate): each request an audit
+  counts apart from attacks (people's, probes', computer accounts'), as
+  meant: user, protocol, client, user agent, ActiveSync device and command,
+  client address and network, the connection's address (`peer`), path,
+  the client's query and the query as the counted line logged it (an IIS
+  front-end line's ends with Exchange's `&CorrelationID=<empty>;&cafeReqId=
+  ...;` [hp-join]), status, the authentication type its
+  counted line gives (HttpProxy only), and the person behind a request that
+  names no user (`owner`, this writer's knowledge, for evidence only).
+- [devices] the estate's ActiveSync partnerships as `Get-MobileDevice |
+  Get-MobileDeviceStatistics | ConvertTo-Json` (PowerShell 7: an array, ISO
+  dates) writes them, with the columns the README's `--devices` names
+  (Identity `<domain>/Users/<name>/ExchangeActiveSyncDevices/<type>§<id>`,
+  DeviceId, DeviceType, DeviceModel, DeviceOS, FirstSyncTime,
+  LastSuccessSync, LastSyncAttemptTime, DeviceAccessState, SamAccountName,
+  PrimarySmtpAddress; office-docs-powershell `Get-MobileDeviceStatistics`);
+  Outlook for iOS and Android's DeviceModel `Outlook for iOS and Android`
+  (OfficeDocs-Exchange `manage-devices.md`).
 """
 
 import argparse
@@ -368,6 +387,16 @@ class Estate:
         self.hp_rng = random.Random(seed * 7919 + 17)
         self.hp_lines = []          # (day, seconds, {field: value})
         self.hp_ids = set()
+        # [simulate] every request an audit counts apart from attacks, as
+        # meant: what a policy judges it on (expect.py).
+        self.requests = []
+
+    def record(self, kind, day, t, **kw):
+        """[simulate] one request (`person`, `probe` or `machine`) for
+        expect.py: who sent it, what it asked, from where; `ua` as the line it
+        counts from has it (in an HttpProxy line its commas are spaces)."""
+        stamp = f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
+        self.requests.append({"kind": kind, "time": stamp, **kw})
 
     def guid(self):
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -396,6 +425,7 @@ class Estate:
             "cs-bytes": str(self.rng.randint(200, 9000)),
         }
         self.lines[(server, site, day)].append((t, vals))
+        self.logged_query = query or ""
         return twin
 
     def hp_line(self, day, t, method, stem, query, cip, ua, status, xff, hp):
@@ -461,9 +491,12 @@ class Estate:
 
     def person(self, day, t, *, method, stem, query, user, ukey, cip, ua, proto, client,
                status=200, sub=0, win32=0, referer=None, xff=None, device=None, dtype=None,
-               command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None):
+               command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None,
+               owner=None):
         """A person's front-end request, and its back-end hop when Exchange
-        proxies it (anything that got past IIS authentication)."""
+        proxies it (anything that got past IIS authentication). `owner`: the
+        person behind a request that names no user (an NTLM leg), known to
+        this writer only, for the evidence of a check."""
         hp = {"folder": HP_FOLDERS[proto], "auth": auth_of(proto, client, cip, ukey, status, win32),
               "user": user if status != 401 else "", "target": mailbox,
               "ip": hp_client_ip(client_address(cip, xff), client)}
@@ -475,6 +508,7 @@ class Estate:
             hp["action"] = "Get-Mailbox:Command"   # [hp-real] the cmdlet is logged
         twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
                           referer, xff, taken, hp=hp)
+        logged_query = self.logged_query
         tr = self.truth
         # Which line an audit counts the request from [readme "HttpProxy"]:
         # IIS alone; beside HttpProxy logs its HttpProxy twin, except a 401,
@@ -510,6 +544,16 @@ class Estate:
         if status == 401 and sub == 1 and not failed and view == "iis":
             tr.tags["ntlm-challenge-leg"][proto] += 1
         src = client_address(cip, xff)
+        self.record("person", day, t, user=ukey, proto=proto, client=client,
+                    ua=ua.replace(",", " ") if view == "hp" else ua, device=device, dtype=dtype, command=command,
+                    ip=src, network=network_of(src), method=method, stem=stem, status=status,
+                    owner=owner if ukey is None else ukey, auth=hp["auth"] if view == "hp" else None,
+                    view=view, query=url_query(query), logged_query=logged_query if view == "iis" else url_query(query),
+                    # the connection's address: IIS's c-ip, also of a request
+                    # counted from its HttpProxy line, whose IIS twin logged
+                    # it; with HttpProxy logs alone, ClientIpAddress (taken
+                    # to be the client, above)
+                    peer=src if self.hp_mode == "only" else cip)
         if ukey is not None and basic:
             # README posture "Basic authentication in use": per protocol and
             # client, users' requests and the users (posture is "for every
@@ -567,7 +611,7 @@ class Estate:
             be["clients"][client] += 1
             be["users"][ukey] += 1
 
-    def person_tally(self, day, t, *, proto, client, cip):
+    def person_tally(self, day, t, *, proto, client, cip, ua, stem, status):
         """An anonymous person's request already written (by write()), which
         IIS answered itself (no HttpProxy line)."""
         tr = self.truth
@@ -578,8 +622,12 @@ class Estate:
         tr.protocols[proto] += 1
         tr.clients[client] += 1
         tr.auth_types["unknown"] += 1
+        self.record("person", day, t, user=None, proto=proto, client=client, ua=ua, device=None, dtype=None,
+                    command=None, ip=cip, network=network_of(cip), method="GET", stem=stem, status=status, peer=cip,
+                    query="", logged_query="")
 
-    def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET"):
+    def probe(self, day, t, *, stem, query, user, ua, site="W3SVC1", server="EX01", method="GET", device=None,
+              dtype=None):
         port = 443 if site == "W3SVC1" else 444
         cip = self.rng.choice(["127.0.0.1", "::1"])
         # [hp-real] Managed Availability's probes in HttpProxy: UrlHost
@@ -596,6 +644,10 @@ class Estate:
         if site == "W3SVC2":
             self.truth.backend["probes"] += 1
         self.truth.probe_user_agents[ua] += 1
+        self.record("probe", day, t, user=user.split("\\")[-1].split("@")[0].lower(), proto=proto_of(stem),
+                    ua=ua, device=device, dtype=dtype, ip=cip, network=network_of(cip), stem=stem, site=site,
+                    auth=hp["auth"] if twin else None, peer=cip, query=url_query(query),
+                    logged_query=url_query(query) if twin else self.logged_query)
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
@@ -634,6 +686,10 @@ class Estate:
         if twin and self.hp_mode == "also":
             self.truth.summary["iis_duplicates"] += 1
         self.truth.summary["machine"] += 1
+        self.record("machine", day, t, user=user.split("\\")[-1].lower(), proto=proto_of(stem),
+                    ua=ua.replace(",", " ") if twin else ua, ip=cip, network=network_of(cip), stem=stem,
+                    auth=hp["auth"] if twin else None, peer=cip, query=url_query(query),
+                    logged_query=url_query(query) if twin else self.logged_query)
 
 
 # [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
@@ -843,7 +899,7 @@ def outlook_desktop(est, day, *, ukey, user, ips, n, mailbox, xff=None):
             for sub, win32 in ((2, 5), (1, 2148074254)):
                 est.person(day, t, method=method, stem=stem, query=q, user=None, ukey=None, cip=cip,
                            ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", status=401, sub=sub,
-                           win32=win32, xff=xff)
+                           win32=win32, xff=xff, owner=ukey)
         est.person(day, t, method=method, stem=stem, query=q, user=user, ukey=ukey, cip=cip,
                    ua=UA_OUTLOOK_WIN, proto=proto, client="outlook-windows", mailbox=mailbox, xff=xff)
 
@@ -996,7 +1052,7 @@ def build(seed, httpproxy="none"):
         for t in times(rng, 2, 8 * 3600, 8 * 3600 + 60):
             est.person(day, t, method="POST", stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}" + cafe(est),
                        user=None, ukey=None, cip="192.0.2.150", ua=UA_OUTLOOK_WIN, proto="mapi",
-                       client="outlook-windows", status=401, sub=1, win32=2148074252)
+                       client="outlook-windows", status=401, sub=1, win32=2148074252, owner="kate")
         outlook_desktop(est, day, ukey="kate", user=f"{DOMAIN}\\kate", ips=["192.0.2.150"], n=15, mailbox="EX01")
 
         # lena: Outlook mobile (Basic) on a phone and a tablet; its
@@ -1056,6 +1112,8 @@ def build(seed, httpproxy="none"):
                     continue
                 tr.summary["probes"] += 1
                 tr.tags["lb-healthcheck"][page.split("/")[1].lower()] += 1
+                est.record("probe", day, t, user=None, proto=proto_of(page), ua="", device=None, dtype=None, ip=lb,
+                           network=network_of(lb), stem=page, site="W3SVC1", peer=lb, query="", logged_query="")
 
         # oscar's Mac runs Outlook for Mac on EWS [mac-outlook]: approved.
         for t in times(rng, 12):
@@ -1088,7 +1146,8 @@ def build(seed, httpproxy="none"):
         # heidi types http://mail.contoso.com/owa at home: IIS redirects [http-redirect].
         for t in times(rng, 2):
             est.write("EX01", "W3SVC1", day, t, "GET", "/owa", None, 80, None, "192.0.2.77", UA_CHROME, 301)
-            est.person_tally(day, t, proto="owa", client="browser", cip="192.0.2.77")
+            est.person_tally(day, t, proto="owa", client="browser", cip="192.0.2.77", ua=UA_CHROME, stem="/owa",
+                             status=301)
 
         # -- probes [probes]: front end and back end --------------------------
         hm = "HealthMailbox" + "%032x" % rng.getrandbits(128)
@@ -1098,7 +1157,8 @@ def build(seed, httpproxy="none"):
                       ua="AMProbe/Local/ClientAccess", method="POST")
             est.probe(day, t + 11, stem="/Microsoft-Server-ActiveSync/default.eas",
                       query=f"Cmd=FolderSync&User={hm}&DeviceId=EASProbeDeviceId161&DeviceType=EASProbeDeviceType",
-                      user=f"{DOMAIN}\\{hm}", ua="TestActiveSyncConnectivity", method="POST")
+                      user=f"{DOMAIN}\\{hm}", ua="TestActiveSyncConnectivity", method="POST",
+                      device="EASProbeDeviceId161", dtype="EASProbeDeviceType")
             for server in ("EX01", "EX02"):
                 est.probe(day, t + 20, stem="/mapi/emsmdb/", query=f"mailboxId={est.guid()}@{MAILDOMAIN}",
                           user=f"{DOMAIN}\\{hm}", ua="AMProbe/Local/ClientAccess", site="W3SVC2", server=server,
@@ -1442,7 +1502,57 @@ def truth_json(est, files):
         "findings": {k: sorted(v) for k, v in sorted(tr.findings.items())},
         "malformed": tr.malformed,
         "tags": {k: dict(sorted(v.items())) for k, v in sorted(tr.tags.items())},
+        # [simulate] each request an audit counts apart from attacks, in the
+        # order written, for expect.py.
+        "requests": est.requests,
     }
+
+
+# [devices] what Exchange's partnerships say of each ActiveSync device
+# (`Get-MobileDevice | Get-MobileDeviceStatistics`, README "--devices"):
+# model and OS as the device reported them, first sync. Outlook for iOS and
+# Android's partnerships have DeviceModel `Outlook for iOS and Android`
+# (OfficeDocs-Exchange `manage-devices.md`); alice's iPhone as its
+# Provision logged it (`DevModel`, `DevOS`). Keyed by (user, device id).
+# Every partnership is older than the logs, but erin's: her Samsung first
+# synced with its first request here.
+NEW_PARTNERSHIPS = {("erin", "SEC1F0B2C3D4E5A6")}
+PARTNERSHIPS = {
+    ("alice", "ApplF17ZK3N1Q1GH"): ("Alice Martin", "iPhone14C2", "iOS 17.1.2 21B101"),
+    ("bob", "8C1E2F0A7B3D4C5E9F60718293A4B5C6"): ("Bob Chen", "Outlook for iOS and Android", "iOS 17.1.2"),
+    ("carol", "OLMA7F3C2B1D0E9F8A7B6C5D4E3F2A1B0"): ("Carol Diaz", "Outlook for iOS and Android", "Android 14"),
+    ("dave", "androidc1849305526"): ("Dave Evans", "Pixel 7", "Android 13"),
+    ("erin", "SEC1F0B2C3D4E5A6"): ("Erin Fox", "SM-G991B", "Android 14"),
+    ("grace", "6F24CAD599A5BF1A690246B8C68FAE8D"): ("Grace Hall", "Surface Laptop 5", "Windows 10.0.19045"),
+    ("ivan", "ApplDNPQ8K2L0M9X"): ("Ivan Jones", "iPhone12C1", "iOS 16.7.2"),
+    ("lena", "4D2A9C0B7E1F4A5B8C6D7E8F9A0B1C2D"): ("Lena Kim", "Outlook for iOS and Android", "iOS 17.1.2"),
+    ("lena", "0F1E2D3C4B5A69788796A5B4C3D2E1F0"): ("Lena Kim", "Outlook for iOS and Android", "Android 12"),
+}
+
+
+def device_export(est):
+    """[devices] the partnerships of the estate's ActiveSync devices as
+    PowerShell 7's `ConvertTo-Json` writes them (an array, ISO dates, times
+    in UTC), and the truth's account of them."""
+    rows, truth = [], []
+    first = {}
+    for r in est.requests:
+        if r["kind"] == "person" and r.get("device"):
+            k = (r["user"], r["device"])
+            first[k] = min(first.get(k, r["time"]), r["time"])
+    for (user, dev), (name, model, dev_os) in sorted(PARTNERSHIPS.items()):
+        d = est.truth.users[user]["devices"][dev]
+        first_sync = first[(user, dev)] if (user, dev) in NEW_PARTNERSHIPS else "2026-10-01T08:00:00Z"
+        rows.append({
+            "Identity": f"{MAILDOMAIN}/Users/{name}/ExchangeActiveSyncDevices/{d['type']}§{dev}",
+            "DeviceId": dev, "DeviceType": d["type"], "DeviceModel": model, "DeviceOS": dev_os,
+            "FirstSyncTime": first_sync, "LastSuccessSync": f"{DAYS[1]}T22:59:00Z",
+            "LastSyncAttemptTime": f"{DAYS[1]}T22:59:00Z", "DeviceAccessState": "Allowed",
+            "DeviceAccessStateReason": "Global", "SamAccountName": user,
+            "PrimarySmtpAddress": f"{user}@{MAILDOMAIN}",
+        })
+        truth.append({"user": user, "device": dev, "model": model, "os": dev_os, "first_sync": first_sync})
+    return rows, truth
 
 
 def main(argv=None):
@@ -1456,6 +1566,11 @@ def main(argv=None):
     est.seed = args.seed
     files = emit(est, args.out)
     truth = truth_json(est, files)
+    # [devices] beside the logs, not among them (an audit of logs/ would
+    # read it): for `--devices`.
+    export, truth["partnerships"] = device_export(est)
+    with open(os.path.join(args.out, "devices.json"), "w", encoding="utf-8") as f:
+        json.dump(export, f, indent=2, ensure_ascii=False)
     with open(os.path.join(args.out, "truth.json"), "w", encoding="utf-8") as f:
         json.dump(truth, f, indent=1, sort_keys=False)
         f.write("\n")

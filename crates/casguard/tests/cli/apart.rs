@@ -5,9 +5,13 @@
 //! with that truth, allowing only the casguard bugs it lists in KNOWN_BUGS.
 //! `--httpproxy also` adds the front end's Exchange HttpProxy logs of the same
 //! requests (each IIS line carrying its twin's `cafeReqId`), `--httpproxy
-//! only` writes those logs alone.
+//! only` writes those logs alone. `casguard simulate` is checked too: each
+//! policy of tests/apart/policies (written from the README and Microsoft's
+//! documentation) over the estate, and changes from one to another
+//! (`--baseline`), against what tests/apart/expect.py derives from the
+//! writer's own requests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::{casguard, ok, python_with, skip, text, workspace};
@@ -33,9 +37,8 @@ fn check(python: &Path, seed: &str, dir: &Path, report: &[u8], extra: &[&str]) {
 }
 
 /// Writes the estate of `seed` (HttpProxy logs: `httpproxy`, `none`, `also`
-/// or `only`) into `dir`, audits it whole and its back ends alone (when it has
-/// back-end logs), and checks both reports.
-fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
+/// or `only`) into `dir`; returns its logs folder.
+fn write_estate(python: &Path, seed: &str, httpproxy: &str, dir: &Path) -> PathBuf {
     let write = Command::new(python)
         .arg(workspace().join("tests/apart/write.py"))
         .args(["--seed", seed, "--httpproxy", httpproxy, "--out"])
@@ -43,8 +46,13 @@ fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
         .output()
         .expect("run write.py");
     assert!(write.status.success(), "write.py: {}", text(&write.stderr));
+    dir.join("logs")
+}
 
-    let logs = dir.join("logs");
+/// Writes the estate of `seed` into `dir`, audits it whole and its back ends
+/// alone (when it has back-end logs), and checks both reports.
+fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
+    let logs = write_estate(python, seed, httpproxy, dir);
     let audit = ok(casguard(&["audit", "--quiet", "--format", "json", logs.to_str().unwrap()]));
     let label = format!("{seed} --httpproxy {httpproxy}");
     check(python, &label, dir, &audit.stdout, &[]);
@@ -103,5 +111,71 @@ fn audit_agrees_with_an_independently_written_estate_with_httpproxy_logs() {
     for (seed, httpproxy) in [("7", "also"), ("7", "only"), ("2026", "also"), ("2026", "only")] {
         let dir = tempfile::tempdir().unwrap();
         write_audit_check(&python, seed, httpproxy, dir.path());
+    }
+}
+
+/// The cut-over for `device = "new"` rules: after some of the estate's
+/// ActiveSync devices first synced, before the others.
+const CUTOVER: &str = "2026-11-09T06:30:00Z";
+
+/// Changes simulated with `--baseline`: (policy in force, target).
+const CHANGES: [(&str, &str); 2] = [("mailbox-protocols", "device-access"), ("network", "iis-deny")];
+
+#[test]
+fn simulate_agrees_with_an_independently_written_estate() {
+    let Some(python) = python_with("json, gzip, ipaddress, tomllib") else {
+        skip("no Python 3.11 or later");
+        return;
+    };
+    let policies = workspace().join("tests/apart/policies");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&policies)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
+    // IIS logs for two seeds; with HttpProxy logs beside them or alone, where
+    // requests carry their authentication type. The device export and the
+    // changes on the first only.
+    for (seed, httpproxy) in [("7", "none"), ("2026", "none"), ("7", "also"), ("7", "only")] {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = write_estate(&python, seed, httpproxy, dir.path());
+        let logs = logs.to_str().unwrap();
+        let devices = dir.path().join("devices.json");
+        let devices = devices.to_str().unwrap();
+        for policy in &files {
+            let p = policy.to_str().unwrap();
+            let name = policy.file_name().unwrap().to_string_lossy();
+            // `device = "new"` rules need a cut-over.
+            let cutover: &[&str] = if name.starts_with("new-") { &["--known-before", CUTOVER] } else { &[] };
+            let mut args = vec!["simulate", "--quiet", "--format", "json", "--policy", p];
+            args.extend(cutover);
+            args.push(logs);
+            let sim = ok(casguard(&args));
+            let label = format!("{seed} --httpproxy {httpproxy} {p}");
+            let mut extra = vec!["--simulate", p];
+            extra.extend(cutover);
+            check(&python, &label, dir.path(), &sim.stdout, &extra);
+            // Device rules again with the estate's device export, which gives
+            // every partnership's model, OS and first sync.
+            if (name.starts_with("device-") || name.starts_with("new-")) && (seed, httpproxy) == ("7", "none") {
+                args.splice(4..4, ["--devices", devices]);
+                let sim = ok(casguard(&args));
+                extra.push("--devices");
+                check(&python, &format!("{label} --devices"), dir.path(), &sim.stdout, &extra);
+            }
+        }
+        if (seed, httpproxy) != ("7", "none") {
+            continue;
+        }
+        for (baseline, target) in CHANGES {
+            let b = policies.join(format!("{baseline}.toml"));
+            let t = policies.join(format!("{target}.toml"));
+            let (b, t) = (b.to_str().unwrap(), t.to_str().unwrap());
+            let sim = ok(casguard(&["simulate", "--quiet", "--format", "json", "--baseline", b, "--policy", t, logs]));
+            let label = format!("{seed} --httpproxy {httpproxy} {baseline} -> {target}");
+            check(&python, &label, dir.path(), &sim.stdout, &["--simulate", t, "--baseline", b]);
+        }
     }
 }
