@@ -438,7 +438,7 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
     Ok(written)
 }
 
-/// Write the posture into `dir`: doors.csv, backdoors.csv, unused.csv,
+/// Write the posture into `dir`: doors.csv, backdoors.csv, outlook_mobile.csv, unused.csv,
 /// basic_auth.csv and disable-unused.ps1 (the `Set-CASMailbox` lines).
 pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     create_dir(dir)?;
@@ -510,6 +510,29 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
                     e.network,
                     e.requests.to_string(),
                     e.risk.to_string(),
+                ]
+            );
+        }
+    }
+    written.push(w.finish()?);
+
+    let mut w = Table::create(
+        dir,
+        "outlook_mobile.csv",
+        &["user", "sign_in", "client", "state", "blocked_by", "reached", "denied"],
+    )?;
+    for u in &report.users {
+        for d in &u.outlook_mobile {
+            row!(
+                w,
+                [
+                    u.user,
+                    d.sign_in,
+                    d.client,
+                    d.state,
+                    d.blocked_by.clone().unwrap_or_default(),
+                    d.reached.to_string(),
+                    d.denied.to_string(),
                 ]
             );
         }

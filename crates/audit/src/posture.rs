@@ -40,6 +40,16 @@ const MAIL_DOORS: [Protocol; 4] = [Protocol::Ews, Protocol::Owa, Protocol::Mapi,
 /// The address of the LAN probe and of the probe from outside (TEST-NET-3).
 const LAN_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10));
 const OUTSIDE_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+/// Outlook for iOS and Android syncs from Microsoft's cloud, not from the
+/// phone: its probe comes from Exchange Online's 40.96.0.0/13 (endpoint set 1).
+const CLOUD_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(40, 96, 0, 10));
+
+/// How Outlook for iOS and Android signs in: the name a posture gives it,
+/// the ActiveSync DeviceType, and the authentication it sends. With Basic
+/// (`Outlook`) Microsoft's cloud holds the user's password; with hybrid
+/// modern auth (`OutlookService`) it holds tokens.
+const OUTLOOK_MOBILE: [(&str, &str, AuthType); 2] =
+    [("basic", "Outlook", AuthType::Basic), ("hma", "OutlookService", AuthType::Bearer)];
 
 /// Basic authentication per (protocol index, client): requests and users.
 pub type BasicUse = BTreeMap<(usize, u16), (u64, BTreeSet<Box<str>>)>;
@@ -113,6 +123,10 @@ pub struct PostureReport {
 #[derive(Debug, Serialize)]
 pub struct PostureSummary {
     pub lines: u64,
+    /// Users for whom a new Outlook for iOS and Android device with Basic
+    /// authentication could sync, and those who reached mail with it.
+    pub outlook_mobile_basic_open: usize,
+    pub outlook_mobile_basic_used: usize,
     pub requests: u64,
     pub users: usize,
     pub backdoor_users: usize,
@@ -127,6 +141,26 @@ pub struct UserPosture {
     pub user: String,
     pub requests: u64,
     pub doors: Vec<Door>,
+    /// Outlook for iOS and Android, by how it signs in (`basic`, then `hma`).
+    pub outlook_mobile: Vec<OutlookMobileDoor>,
+}
+
+/// One user's ActiveSync door for Outlook for iOS and Android signing in one way.
+#[derive(Debug, Serialize)]
+pub struct OutlookMobileDoor {
+    /// `basic` (DeviceType `Outlook`: the password held in Microsoft's cloud)
+    /// or `hma` (hybrid modern auth, DeviceType `OutlookService`: tokens).
+    pub sign_in: &'static str,
+    /// The client this is in the catalog and in the other tables.
+    pub client: String,
+    /// `open` or `blocked`: whether a new device of the user, syncing from
+    /// Microsoft 365's addresses, gets through the settings in force.
+    pub state: &'static str,
+    pub blocked_by: Option<String>,
+    /// The user's own ActiveSync requests from this client: allowed and
+    /// answered below 400, and denied.
+    pub reached: u64,
+    pub denied: u64,
 }
 
 /// One user's door on one protocol.
@@ -320,7 +354,8 @@ impl PostureReport {
                 commands.push(format!("Set-User -Identity {} -RemotePowerShellEnabled $false", quote(user)));
             }
             let requests = report_doors.iter().map(|d| d.requests).sum::<u64>();
-            user_reports.push(UserPosture { user: user.to_string(), requests, doors: report_doors });
+            let outlook_mobile = OUTLOOK_MOBILE.map(|how| outlook_mobile_door(policy, user, how, doors)).into();
+            user_reports.push(UserPosture { user: user.to_string(), requests, doors: report_doors, outlook_mobile });
 
             // Gated: ActiveSync refused, or a mobile client refused anywhere.
             let gates: Vec<Gate> = doors
@@ -410,6 +445,8 @@ impl PostureReport {
             protocols: PROTOCOLS.iter().map(|p| p.key()).collect(),
             summary: PostureSummary {
                 lines: files.iter().map(|f| f.lines).sum(),
+                outlook_mobile_basic_open: basic_door(&user_reports).filter(|d| d.state == "open").count(),
+                outlook_mobile_basic_used: basic_door(&user_reports).filter(|d| d.reached > 0).count(),
                 requests: tally.requests,
                 users: user_reports.len(),
                 backdoor_users: backdoors.len(),
@@ -425,6 +462,52 @@ impl PostureReport {
             malformed: files.iter().map(|f| f.malformed_total()).sum(),
             notes,
         }
+    }
+}
+
+/// Each user's Outlook for iOS and Android door with Basic authentication.
+fn basic_door(users: &[UserPosture]) -> impl Iterator<Item = &OutlookMobileDoor> {
+    users.iter().flat_map(|u| u.outlook_mobile.iter().filter(|d| d.sign_in == "basic"))
+}
+
+/// One user's ActiveSync door for Outlook for iOS and Android signing in as
+/// `how` says: a new device tried from Microsoft 365, and what the user's own
+/// requests from that client met.
+fn outlook_mobile_door(
+    policy: &ReadyPolicy,
+    user: &str,
+    (sign_in, device_type, auth): (&'static str, &str, AuthType),
+    doors: &UserDoors,
+) -> OutlookMobileDoor {
+    let mut req = Request {
+        method: "POST".into(),
+        stem: "/Microsoft-Server-ActiveSync/default.eas".into(),
+        query: format!("Cmd=Sync&User={user}&DeviceId=CASGUARDPOSTURE02&DeviceType={device_type}"),
+        user_agent: "Outlook-iOS-Android/1.0".into(),
+        username: user.into(),
+        auth,
+        status: 200,
+        server_port: 443,
+        peer_ip: Some(CLOUD_PROBE),
+        ..Request::default()
+    };
+    policy.interpreter().interpret(&mut req);
+    req.user = user.into();
+    req.traffic = Traffic::Person;
+    let decision = evaluate(policy, &req);
+    let (p, client) = (Protocol::ActiveSync.index(), req.client.0);
+    let reached: u64 =
+        doors.reached_clients.iter().filter(|((q, c, _), _)| (*q, *c) == (p, client)).map(|(_, n)| n).sum();
+    let denied: u64 =
+        doors.denied_clients.iter().filter(|((q, c, _), _)| (*q, *c) == (p, client)).map(|(_, n)| n).sum();
+    let open = decision.action != Action::Deny;
+    OutlookMobileDoor {
+        sign_in,
+        client: policy.interpreter().catalog().get(req.client).id.clone(),
+        state: if open { "open" } else { "blocked" },
+        blocked_by: (!open).then(|| policy.decided_by(&decision).to_string()),
+        reached,
+        denied,
     }
 }
 

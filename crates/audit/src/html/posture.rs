@@ -17,6 +17,18 @@ pub fn posture_html(report: &PostureReport) -> String {
     card(&mut body, "doors open, unused", &num(s.unused_doors as u64), if s.unused_doors > 0 { "warn" } else { "ok" });
     card(
         &mut body,
+        "users open to Outlook mobile with Basic",
+        &num(s.outlook_mobile_basic_open as u64),
+        if s.outlook_mobile_basic_used > 0 {
+            "bad"
+        } else if s.outlook_mobile_basic_open > 0 {
+            "warn"
+        } else {
+            "ok"
+        },
+    );
+    card(
+        &mut body,
         "Basic auth requests",
         &num(s.basic_auth_requests),
         if s.basic_auth_requests > 0 { "warn" } else { "ok" },

@@ -75,6 +75,8 @@ pub fn render_table(report: &PostureReport) -> String {
         let _ = writeln!(out, "  {:<62} {:>6} user(s)", fit(rule, 62), users.len());
     }
 
+    outlook_mobile(&mut out, report);
+
     heading(&mut out, &format!("Open backdoors ({})", report.backdoors.len()));
     if report.backdoors.is_empty() {
         let _ = writeln!(out, "  none: no gated user reaches mail from a phone or a third-party client");
@@ -131,4 +133,49 @@ pub fn render_table(report: &PostureReport) -> String {
     }
     crate::table::notes(&mut out, &report.notes);
     out
+}
+
+/// Outlook for iOS and Android by how it signs in: for how many users a new
+/// device could sync from Microsoft's cloud, and who synced.
+fn outlook_mobile(out: &mut String, report: &PostureReport) {
+    use crate::table::heading;
+    use std::fmt::Write as _;
+    heading(out, "Outlook for iOS and Android (syncs from Microsoft's cloud)");
+    for (sign_in, what) in [("basic", "Basic (password in the cloud)"), ("hma", "modern auth (tokens)")] {
+        let doors: Vec<(&str, &super::OutlookMobileDoor)> = report
+            .users
+            .iter()
+            .flat_map(|u| u.outlook_mobile.iter().filter(|d| d.sign_in == sign_in).map(|d| (u.user.as_str(), d)))
+            .collect();
+        let open = doors.iter().filter(|(_, d)| d.state == "open").count();
+        let synced: Vec<&str> = doors.iter().filter(|(_, d)| d.reached > 0).map(|(u, _)| *u).collect();
+        let refused = doors.iter().filter(|(_, d)| d.denied > 0).count();
+        let _ = writeln!(
+            out,
+            "  {what:<30} open to {open}/{} users, synced {}, refused {refused}",
+            doors.len(),
+            synced.len()
+        );
+        if sign_in == "basic" && !synced.is_empty() {
+            let mut line = format!(
+                "synced with Basic: {}",
+                synced.iter().take(NAMES_SHOWN).copied().collect::<Vec<_>>().join(", ")
+            );
+            if synced.len() > NAMES_SHOWN {
+                line += ", …";
+            }
+            for (i, l) in crate::table::wrap(&line, 74).iter().enumerate() {
+                let _ = writeln!(out, "{}{l}", if i == 0 { "    " } else { "      " });
+            }
+        }
+        let mut blockers: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, d) in &doors {
+            if let Some(rule) = &d.blocked_by {
+                *blockers.entry(rule).or_default() += 1;
+            }
+        }
+        for (rule, n) in blockers {
+            let _ = writeln!(out, "    blocked by {} ({n})", crate::table::fit(rule, 60));
+        }
+    }
 }

@@ -258,3 +258,64 @@ fn imported_settings_name_the_mechanism_and_closed_doors_get_no_line() {
     assert!(commands.iter().all(|c| !c.as_str().unwrap().contains("RemotePowerShellEnabled")));
     assert!(report["unused"]["per_protocol"].get("powershell").is_none());
 }
+
+/// Users with a device of `client` in the generator's truth.
+fn users_of(truth: &Truth, client: &str) -> BTreeSet<String> {
+    truth.users.iter().filter(|(_, u)| u.devices.values().any(|d| d.client == client)).map(|(n, _)| n.clone()).collect()
+}
+
+/// Each user's Outlook for iOS and Android door of one sign-in, by user.
+fn mobile_doors<'a>(report: &'a Value, sign_in: &str) -> BTreeMap<String, &'a Value> {
+    let mut doors = BTreeMap::new();
+    for u in report["users"].as_array().unwrap() {
+        let door = u["outlook_mobile"].as_array().unwrap().iter().find(|d| d["sign_in"] == sign_in).unwrap();
+        doors.insert(u["user"].as_str().unwrap().to_string(), door);
+    }
+    doors
+}
+
+#[test]
+fn outlook_mobile_is_tried_with_basic_and_with_modern_auth_apart() {
+    let (logs, truth, policy) = setup(44);
+    // The device rule blocks DeviceType Outlook (Basic) for everyone; OutlookService passes.
+    let report = posture(logs.path(), policy.path());
+    let (basic, hma) = (mobile_doors(&report, "basic"), mobile_doors(&report, "hma"));
+    assert!(basic.values().all(|d| d["state"] == "blocked" && d["blocked_by"].as_str().unwrap().contains("Outlook")));
+    assert!(hma.values().all(|d| d["state"] == "open" && d["blocked_by"].is_null()));
+    let refused: BTreeSet<String> =
+        basic.iter().filter(|(_, d)| d["denied"].as_u64().unwrap() > 0).map(|(u, _)| u.clone()).collect();
+    assert_eq!(refused, outlook_mobile_users(&truth));
+    let synced: BTreeSet<String> =
+        hma.iter().filter(|(_, d)| d["reached"].as_u64().unwrap() > 0).map(|(u, _)| u.clone()).collect();
+    let hma_users = users_of(&truth, "outlook-mobile-hma");
+    assert!(!hma_users.is_empty(), "seed 44 has hybrid modern auth users");
+    assert_eq!(synced, hma_users);
+    assert_eq!(report["summary"]["outlook_mobile_basic_open"], 0);
+    assert_eq!(report["summary"]["outlook_mobile_basic_used"], 0);
+
+    // An authentication policy blocking legacy ActiveSync closes Basic only, by its own name;
+    // with the door open, every Basic user synced.
+    let auth = tempfile::tempdir().unwrap();
+    std::fs::write(
+        auth.path().join("in-force.toml"),
+        "default = \"allow\"\n[auth_policies]\ndefault = \"No legacy EAS\"\n[[auth_policies.policy]]\n\
+         name = \"No legacy EAS\"\nblock_legacy = [\"ActiveSync\"]\n",
+    )
+    .unwrap();
+    let report = posture(logs.path(), auth.path());
+    let (basic, hma) = (mobile_doors(&report, "basic"), mobile_doors(&report, "hma"));
+    assert!(
+        basic.values().all(|d| d["state"] == "blocked" && d["blocked_by"].as_str().unwrap().contains("No legacy EAS")),
+        "{basic:?}"
+    );
+    assert!(hma.values().all(|d| d["state"] == "open"));
+    let open = tempfile::tempdir().unwrap();
+    std::fs::write(open.path().join("in-force.toml"), "default = \"allow\"\n").unwrap();
+    let report = posture(logs.path(), open.path());
+    let basic = mobile_doors(&report, "basic");
+    let synced: BTreeSet<String> =
+        basic.iter().filter(|(_, d)| d["reached"].as_u64().unwrap() > 0).map(|(u, _)| u.clone()).collect();
+    assert_eq!(synced, outlook_mobile_users(&truth));
+    assert_eq!(report["summary"]["outlook_mobile_basic_open"], basic.len());
+    assert_eq!(report["summary"]["outlook_mobile_basic_used"], synced.len());
+}
