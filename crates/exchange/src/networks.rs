@@ -353,6 +353,17 @@ fn endpoints_version(text: &str) -> Option<&str> {
     })
 }
 
+/// Whether a prefix of `nets` holds `ip` in either spelling of an IPv4
+/// address: `::ffff:203.0.113.5` is 203.0.113.5 (dual-stack listeners and
+/// proxies write IPv4 clients so), and a prefix written either way sees both.
+pub fn any_contains(nets: &[IpNet], ip: IpAddr) -> bool {
+    let (v4, mapped) = match ip.to_canonical() {
+        IpAddr::V4(a) => (IpAddr::V4(a), IpAddr::V6(a.to_ipv6_mapped())),
+        v6 => (v6, v6),
+    };
+    nets.iter().any(|n| n.contains(&v4) || n.contains(&mapped))
+}
+
 /// Loopback (127/8, ::1) or internal (RFC 1918, 100.64/10, 169.254/16,
 /// fc00::/7, fe80::/10); IPv4-mapped IPv6 addresses as IPv4.
 pub fn is_private_addr(ip: IpAddr) -> bool {

@@ -102,7 +102,7 @@ fn vouched_client(headers: &HeaderMap, trusted: &[IpNet], out: &mut String) -> b
         lines.iter().rev().flat_map(|v| v.as_bytes().rsplit(|&b| b == b',')).map(trim).filter(|e| !e.is_empty());
     while let Some(element) = elements.next() {
         let ip = parse(element);
-        if ip.is_some_and(|ip| is_trusted(trusted, ip)) {
+        if ip.is_some_and(|ip| exchange::networks::any_contains(trusted, ip)) {
             continue;
         }
         out.push_str(&String::from_utf8_lossy(element));
@@ -110,15 +110,6 @@ fn vouched_client(headers: &HeaderMap, trusted: &[IpNet], out: &mut String) -> b
             && elements.any(|e| parse(e).is_some_and(|ip| !exchange::networks::is_private_addr(ip)));
     }
     false
-}
-
-/// `ip` is a trusted proxy's, in either spelling of an IPv4 address.
-fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
-    let (v4, mapped) = match ip.to_canonical() {
-        IpAddr::V4(a) => (IpAddr::V4(a), IpAddr::V6(a.to_ipv6_mapped())),
-        v6 => (v6, v6),
-    };
-    trusted.iter().any(|n| n.contains(&v4) || n.contains(&mapped))
 }
 
 /// Fields the interpreter clears and derives from the query; called after it.

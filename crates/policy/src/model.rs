@@ -312,16 +312,8 @@ impl Cond {
             Cond::Network(ns) => ns.iter().any(|(n, _)| *n == req.network),
             Cond::Cidr { nets, peer, .. } => {
                 let ip: Option<IpAddr> = if *peer { req.peer_ip } else { req.client_ip.or(req.peer_ip) };
-                // `::ffff:203.0.113.5` is 203.0.113.5 (a dual-stack listener
-                // or proxy writes IPv4 clients so): a prefix in either
-                // spelling sees both, as the network lookup does.
-                ip.is_some_and(|ip| {
-                    let (v4, mapped) = match ip.to_canonical() {
-                        IpAddr::V4(a) => (IpAddr::V4(a), IpAddr::V6(a.to_ipv6_mapped())),
-                        v6 => (v6, v6),
-                    };
-                    nets.iter().any(|n| n.contains(&v4) || n.contains(&mapped))
-                })
+                // Either spelling of an IPv4 address, as the network lookup reads it.
+                ip.is_some_and(|ip| exchange::networks::any_contains(nets, ip))
             }
             Cond::Device(state) => {
                 let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
