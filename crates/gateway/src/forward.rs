@@ -25,8 +25,9 @@ use crate::access_log::LogLine;
 use crate::answer::{self, Answer};
 use crate::connection::{Activity, ConnState};
 use crate::events::Level;
+use crate::forms;
 use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
-use crate::learn;
+use crate::learn::{self, ClientBody};
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
 use crate::screen::{self, Refused};
@@ -40,7 +41,8 @@ thread_local! {
     static MODEL: std::cell::RefCell<exchange::Request> = std::cell::RefCell::new(exchange::Request::default());
 }
 
-/// Decide a request and, when it is allowed, send it to Exchange at once.
+/// Handle a request: decided at once from its head, or, for the forms
+/// sign-in, once its form is read (see [`crate::forms`]).
 /// Not an `async fn`: hyper moves each request's future into the
 /// connection's own (cold) memory, and an `async fn` here kept the request
 /// three times over (1,312 bytes). This future holds only what is left to
@@ -49,6 +51,37 @@ pub(crate) fn handle(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     req: Request<Incoming>,
+) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>> + Send> {
+    if !forms::is_sign_in(req.method(), req.uri().path()) {
+        return decide(shared, conn, req.map(ClientBody::Stream), None);
+    }
+    // The forms sign-in: its form is read first, to judge the user it names.
+    let (shared, conn) = (shared.clone(), conn.clone());
+    Handled::Reading {
+        future: Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let read = forms::read(body).await.and_then(|form| Ok((forms::username(&form)?, form)));
+            match read {
+                Ok((user, form)) => {
+                    let req = Request::from_parts(parts, ClientBody::Read(Some(form)));
+                    decide(&shared, &conn, req, Some(user.unwrap_or_default())).await
+                }
+                Err(refused) => {
+                    let finish = Finish::new(&shared, &conn.activity);
+                    refused_answer(finish, refused, parts.method.as_str(), parts.uri.path(), &conn.info)
+                }
+            }
+        }),
+    }
+}
+
+/// Decide a request and, when it is allowed, send it to Exchange at once.
+/// `form_user` is the user a forms sign-in's form names (empty: none).
+fn decide(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    req: Request<ClientBody>,
+    form_user: Option<String>,
 ) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>> + Send> {
     let mut finish = Finish::new(shared, &conn.activity);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
@@ -96,11 +129,15 @@ pub(crate) fn handle(
         if let Some(scheme) = conn_scheme {
             m.auth = scheme;
         }
+        // The forms sign-in signs in whom its form names, whatever a header says.
+        let form_refused = form_user.as_deref().and_then(|user| forms::sign_in_as(m, user, filled.auth.as_ref()));
         shared.interpreter.interpret(m);
         model::after_interpret(m, req.headers(), filled.auth.as_ref().or(unread.as_ref()));
         let refused = filled
             .refusal
             .map(Refused::from)
+            .or(form_refused)
+            .or_else(|| form_user.as_ref().filter(|u| !u.is_empty() && m.user.is_empty()).map(|_| forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
@@ -210,6 +247,8 @@ pin_project_lite::pin_project! {
         Connecting { future: Pin<Box<dyn Future<Output = Result<(F, Forward), Answer>> + Send>> },
         /// Sent again after a send failed: rare, so boxed.
         Retrying { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
+        /// A forms sign-in, its form read before it is decided: rare, so boxed.
+        Reading { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
     }
 }
 
@@ -222,7 +261,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
         let (result, mut forward) = match self.as_mut().project() {
             HandledProj::Answered { answer } => return Poll::Ready(answer.take().expect("polled after completion")),
-            HandledProj::Retrying { future } => return future.as_mut().poll(cx),
+            HandledProj::Retrying { future } | HandledProj::Reading { future } => return future.as_mut().poll(cx),
             HandledProj::Connecting { future } => match future.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(answer)) => return Poll::Ready(answer),
@@ -405,10 +444,14 @@ impl Forward {
 
 /// Answer a request the gateway refuses before the policy (see [`screen`]).
 fn refuse<F>(finish: Finish, refused: Refused, method: &str, path: &str, conn: &ConnInfo) -> Handled<F> {
+    Handled::Answered { answer: Some(refused_answer(finish, refused, method, path, conn)) }
+}
+
+fn refused_answer(finish: Finish, refused: Refused, method: &str, path: &str, conn: &ConnInfo) -> Answer {
     let shared = &finish.shared;
     shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
     (shared.events)(Level::Info, &format!("refuse {method} {path} from {}: {}", conn.peer, refused.reason));
-    Handled::Answered { answer: Some(answer::refused(refused, finish)) }
+    answer::refused(refused, finish)
 }
 
 // === impl Tracked ===

@@ -4,14 +4,13 @@
 
 use bytes::Bytes;
 use http_body_util::{Either, Empty};
-use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING,
     UPGRADE,
 };
 use hyper::{Request, Version};
 
-use crate::learn::{Tee, Watched};
+use crate::learn::{ClientBody, Tee, Watched};
 use crate::model::{self, ConnInfo};
 
 /// The body Exchange gets: the client's, streamed (and watched, see
@@ -23,7 +22,7 @@ pub(crate) type UpstreamBody = Either<Watched, Empty<Bytes>>;
 /// client added to X-Forwarded-For; everything else, Authorization included,
 /// unchanged. `tee`, if any, reads the body on its way.
 pub(crate) fn upstream_request(
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     info: &ConnInfo,
     peer_xff: Option<&HeaderValue>,
     tee: Option<Tee>,

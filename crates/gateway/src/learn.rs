@@ -136,15 +136,31 @@ impl Drop for Tee {
     }
 }
 
+/// The client's body: streamed, or already read (a forms sign-in, see
+/// [`crate::forms`]).
+pub(crate) enum ClientBody {
+    Stream(Incoming),
+    Read(Option<Bytes>),
+}
+
+impl ClientBody {
+    pub fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Stream(body) => body.is_end_stream(),
+            ClientBody::Read(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+        }
+    }
+}
+
 /// The client's body as Exchange gets it, streamed; watched by a [`Tee`]
 /// when the request may inform of its device.
 pub(crate) struct Watched {
-    inner: Incoming,
+    inner: ClientBody,
     tee: Option<Box<Tee>>,
 }
 
 impl Watched {
-    pub fn new(inner: Incoming, tee: Option<Tee>) -> Watched {
+    pub fn new(inner: ClientBody, tee: Option<Tee>) -> Watched {
         Watched { inner, tee: tee.map(Box::new) }
     }
 }
@@ -155,7 +171,10 @@ impl Body for Watched {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match &mut this.inner {
+            ClientBody::Stream(body) => Pin::new(body).poll_frame(cx),
+            ClientBody::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        };
         if let (Some(tee), Poll::Ready(Some(Ok(frame)))) = (this.tee.as_mut(), &polled) {
             if let Some(data) = frame.data_ref() {
                 tee.take(data);
@@ -169,7 +188,10 @@ impl Body for Watched {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            ClientBody::Stream(body) => body.size_hint(),
+            ClientBody::Read(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
     }
 }
 

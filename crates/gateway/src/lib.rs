@@ -18,6 +18,7 @@ mod config;
 mod connection;
 mod error;
 pub mod events;
+mod forms;
 mod forward;
 mod headers;
 mod health;

@@ -102,15 +102,15 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
 
 /// What the gateway cannot do that the policy asks of it, said at start and
 /// by `--check`: a deny rule on users does not see a request signed in with
-/// Kerberos, an opaque bearer token, or the forms sign-in of Outlook on the
-/// web and the admin center (the user is in the posted form, then in
-/// Exchange's encrypted `cadata` cookies): no user the gateway can read.
+/// Kerberos or an opaque bearer token, nor a browser session signed in
+/// before the rule (its requests carry Exchange's encrypted `cadata`
+/// cookies; the forms sign-in itself is judged, see `crate::forms`).
 pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(rule) = policy.policy().deny_rule_on_users() {
         out.push(format!(
-            "rule '{}' (line {}) denies by user: a request signed in with Kerberos, an opaque bearer token or the \
-             forms sign-in of Outlook on the web and the admin center (/owa/auth.owa, then cookies) names no user the \
+            "rule '{}' (line {}) denies by user: a request signed in with Kerberos or an opaque bearer token, or \
+             a browser session of Outlook on the web signed in before the rule (its cookies), names no user the \
              gateway can read, and this rule does not see it (its exceptions are safe; Exchange's own per-user \
              settings still apply)",
             rule.name, rule.line

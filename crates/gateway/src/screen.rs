@@ -19,7 +19,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    const fn new(status: u16, reason: &'static str) -> Refused {
+    pub(crate) const fn new(status: u16, reason: &'static str) -> Refused {
         Refused { status, substatus: 0, reason }
     }
 }

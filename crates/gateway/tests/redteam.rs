@@ -58,9 +58,10 @@
 //! escaped; X-Forwarded-For with a port, brackets, quotes or spaces.
 //! Closed: a trusted proxy's X-Forwarded-For was read past the client it
 //! vouched for, and `::ffff:` addresses passed `cidr` denies; the requests
-//! after an NTLM or Negotiate handshake were judged as of no scheme. Left
-//! open, in the README: the forms sign-in of OWA and ECP names no user the
-//! gateway reads (warned), and a UPN prefix other than the account name.
+//! after an NTLM or Negotiate handshake were judged as of no scheme; and
+//! after the pass, the forms sign-in of OWA and ECP (the user in the posted
+//! form) passed a user rule. Left open, in the README: a UPN prefix other
+//! than the account name.
 
 mod common;
 
@@ -1032,6 +1033,60 @@ async fn a_handshake_on_an_allowed_page_lends_its_scheme_to_the_requests_after_i
         )
         .await;
         assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// `POST /owa/auth.owa` with this form, and a Content-Length.
+fn sign_in(path: &str, form: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: mail\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forms_sign_in_is_judged_as_the_user_its_form_names() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        // OWA's and ECP's sign-in page posts the user in the form; later requests carry
+        // only Exchange's encrypted cookies, so the form is where a user rule must look.
+        for (path, form) in [
+            ("/owa/auth.owa", "destination=https%3A%2F%2Fmail%2Fowa%2F&flags=4&username=CONTOSO%5Cbaduser&password=pw"),
+            ("/OWA/auth%2Eowa", "UserName=baduser%40contoso.com&password=pw"),
+            ("/owa/auth/owaauth.dll", "user%6Eame=BadUser&password=pw"),
+        ] {
+            let answer = send_raw(gw.addr, sign_in(path, form).as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{path} {form}: {answer}");
+        }
+        // Named twice, in a code page, or beside a header naming another: refused.
+        for (form, auth) in [
+            ("username=gooduser&USERNAME=baduser&password=pw", None),
+            ("username=bad%FFuser&password=pw", None),
+            ("username=baduser&password=pw", Some("gooduser")),
+        ] {
+            let mut request = sign_in("/owa/auth.owa", form);
+            if let Some(user) = auth {
+                request = request.replacen(
+                    "Host: mail\r\n",
+                    &format!("Host: mail\r\nAuthorization: {}\r\n", basic(user, "pw")),
+                    1,
+                );
+            }
+            assert_eq!(status(&send_raw(gw.addr, request.as_bytes()).await), "400", "{form}");
+        }
+        let big = format!("username=gooduser&password=pw&pad={}", "x".repeat(20_000));
+        assert_eq!(status(&send_raw(gw.addr, sign_in("/owa/auth.owa", &big).as_bytes()).await), "413");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Anyone else's form reaches Exchange whole.
+        let form = "destination=https%3A%2F%2Fmail%2Fowa%2F&flags=4&username=CONTOSO%5Cgooduser&password=pw&isUtf8=1";
+        assert_eq!(status(&send_raw(gw.addr, sign_in("/owa/auth.owa", form).as_bytes()).await), "200");
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].uri.as_str(), seen[0].body.as_slice()), ("/owa/auth.owa", form.as_bytes()));
         gw.stop().await;
     })
     .await;

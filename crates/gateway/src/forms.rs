@@ -1,0 +1,139 @@
+//! The forms sign-in of Outlook on the web and the admin center: the user
+//! name is in the body of `POST /owa/auth.owa`, and later requests carry
+//! only Exchange's encrypted `cadata` cookies. So that a rule on users sees
+//! who signs in, the gateway reads that body (a small form) before deciding
+//! and judges the request as the user the form names; a denied user never
+//! gets the cookies. IIS logs the same line with that user (`cs-username`),
+//! so `simulate` judges it alike.
+//!
+//! Exchange's `FbaModule` reads the form through ASP.NET's `Request.Form`:
+//! names and values percent-decoded, `+` as a space, names matched without
+//! regard to case, a repeated field joined with commas.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::Method;
+
+use crate::model::AuthUser;
+use crate::screen::Refused;
+
+/// The sign-in form is a few hundred bytes; a bigger body is refused.
+pub(crate) const MAX_FORM: usize = 16 * 1024;
+/// How long the client has to send it.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+const TOO_LARGE: Refused = Refused::new(413, "a sign-in form larger than 16 KiB");
+const NOT_SENT: Refused = Refused::new(400, "the sign-in form was not sent in time, or was cut off");
+const AMBIGUOUS: Refused = Refused::new(400, "a sign-in form that names its user twice, or not in UTF-8");
+const TWO_USERS: Refused = Refused::new(400, "a sign-in form naming another user than its Authorization header");
+/// A form naming someone the identity key reads as nobody (`Anonymous`, `CONTOSO\`).
+pub(crate) const NOBODY: Refused = Refused::new(400, "a sign-in form naming nobody casguard can key");
+
+/// Make `m` the sign-in of `user` (the form's, empty if it names none):
+/// Exchange's forms module turns the form into the credentials IIS checks.
+/// A header naming someone else is refused rather than guessed between.
+pub(crate) fn sign_in_as(m: &mut exchange::Request, user: &str, header: Option<&AuthUser>) -> Option<Refused> {
+    if user.is_empty() {
+        return None;
+    }
+    if matches!(header, Some(AuthUser::Named(named)) if !named.eq_ignore_ascii_case(user)) {
+        return Some(TWO_USERS);
+    }
+    m.username.clear();
+    m.username.push_str(user);
+    m.auth = exchange::AuthType::Fba;
+    None
+}
+
+/// Whether the request posts the forms sign-in: its decoded path ends in
+/// `auth.owa` (or the older `owaauth.dll`), in any case.
+pub(crate) fn is_sign_in(method: &Method, path: &str) -> bool {
+    // Without an escape or a backslash, the decoded path's letters are the
+    // raw path's: most POSTs (EWS, ActiveSync, MAPI) are ruled out unread.
+    if method != Method::POST || !(path.contains(['%', '\\']) || exchange::text::contains_ci(path, "auth")) {
+        return false;
+    }
+    let mut stem = String::new();
+    if exchange::url::decode_path(path, &mut stem).is_err() {
+        return false; // refused later, when the path is judged
+    }
+    let last = stem.rsplit('/').next().unwrap_or("");
+    last.eq_ignore_ascii_case("auth.owa") || last.eq_ignore_ascii_case("owaauth.dll")
+}
+
+/// The whole body, up to [`MAX_FORM`].
+pub(crate) async fn read(body: Incoming) -> Result<Bytes, Refused> {
+    match tokio::time::timeout(READ_TIMEOUT, Limited::new(body, MAX_FORM).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(TOO_LARGE),
+        Ok(Err(_)) | Err(_) => Err(NOT_SENT),
+    }
+}
+
+/// The user the form names (`username`), if it names one.
+pub(crate) fn username(form: &[u8]) -> Result<Option<String>, Refused> {
+    let mut found: Option<String> = None;
+    for pair in form.split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &[][..]),
+        };
+        if !decode(name).is_some_and(|n| n.eq_ignore_ascii_case("username")) {
+            continue;
+        }
+        let value = decode(value).ok_or(AMBIGUOUS)?;
+        if found.replace(value).is_some() {
+            return Err(AMBIGUOUS);
+        }
+    }
+    Ok(found.filter(|u| !u.is_empty()))
+}
+
+/// A form field decoded as ASP.NET does: `+` a space, `%XX` a byte (and
+/// `%uXXXX` a character); `None` when the bytes are not UTF-8.
+fn decode(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut out = String::with_capacity(text.len());
+    exchange::url::decode_query_value_into(text, &mut out);
+    (!out.contains('\u{FFFD}')).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_names_its_user_as_asp_net_reads_it() {
+        let form = b"destination=https%3A%2F%2Fmail%2Fowa&flags=4&forcedownlevel=0&username=CONTOSO%5Cbob&password=p%26ss&isUtf8=1";
+        assert_eq!(username(form).unwrap().as_deref(), Some("CONTOSO\\bob"));
+        assert_eq!(
+            username(b"UserName=bob+smith%40contoso.com&password=x").unwrap().as_deref(),
+            Some("bob smith@contoso.com")
+        );
+        assert_eq!(username(b"user%6Eame=bob").unwrap().as_deref(), Some("bob"), "the name decoded too");
+        assert_eq!(username(b"password=x&isUtf8=1").unwrap(), None);
+        assert_eq!(username(b"username=&password=x").unwrap(), None);
+        assert!(username(b"username=alice&USERNAME=bob").is_err(), "ASP.NET would read `alice,bob`");
+        assert!(username(b"username=b%FFb").is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn the_sign_in_is_found_however_its_path_is_written() {
+        for path in [
+            "/owa/auth.owa",
+            "/OWA/Auth.OWA",
+            "/owa/auth%2eowa",
+            "/owa/%61uth.owa",
+            "/owa/./auth.owa",
+            "/owa/auth/owaauth.dll",
+        ] {
+            assert!(is_sign_in(&Method::POST, path), "{path}");
+        }
+        assert!(!is_sign_in(&Method::GET, "/owa/auth.owa"));
+        assert!(!is_sign_in(&Method::POST, "/owa/auth/logon.aspx"));
+        assert!(!is_sign_in(&Method::POST, "/EWS/Exchange.asmx"));
+    }
+}
