@@ -527,6 +527,15 @@ pub fn render_change_table(report: &ChangeReport) -> String {
         if !b.still_open.is_empty() {
             parts.push(format!("still open {}", b.still_open.join(",")));
         }
+        let reopened: Vec<&str> = b.open_today.iter().copied().filter(|p| !b.closed.contains(p)).collect();
+        if b.status == "closed" && !reopened.is_empty() {
+            // Ended because the user is denied nowhere they were: the doors stay open.
+            parts.push(format!(
+                "no longer denied on {}; {} open as before",
+                b.denied_on_today.join(","),
+                reopened.join(",")
+            ));
+        }
         let mobile = if b.mobile { " [mobile]" } else { "" };
         let line = format!("{} ({}): {}{mobile}", b.user, b.status.replace('_', " "), parts.join("; "));
         let _ = writeln!(out, "  {}", fit(&line, 76));
