@@ -298,21 +298,6 @@ KNOWN_BUGS_SIMULATE = {
     "HTTP (the gateway would refuse the first leg of his every connection); ews-allow-list.toml: the "
     "balancer's 192 EWS health checks denied as probes (a balancer would take EWS out of service); the "
     "per-mailbox switches leave such requests alone",
-    "inventory-without-probe-devices": "the inventory of devices known at the cut-over (--known-before, "
-    "`inventory build --until`) holds people's devices only, so a `device = \"new\"` rule denies Managed "
-    "Availability's ActiveSync probe, whose test device (EASProbeDeviceId161, every 30 minutes from "
-    "00:05 on the first day) existed long before the cut-over; README: \"the devices first seen before "
-    "the cut-over\" are known. Seed 7, new-devices.toml, --known-before 06:30: simulate warns of 96 "
-    "probe requests denied (\"Managed Availability would report failures\"), and a gateway given that "
-    "inventory would refuse the probe, making the ActiveSync health set unhealthy",
-    "grandfathering-without-cutover": "with no cut-over (no --known-before, --inventory or --devices), a "
-    "policy with a DeviceModel or DeviceOS rule makes grandfathering say `provision_from_known_devices: "
-    "0` and `cutover: \"\"` (the table: \"Provision denied: 1 (0 from devices that existed at the "
-    "cut-over)\"), though nothing "
-    "tells which devices existed; without such a rule (clients.toml, a DeviceType rule) it says null, as "
-    "it should. Seed 7, "
-    "device-access.toml: alice's Provision is denied, and her iPhone's partnership dates from "
-    "2026-10-01 (devices.json): it existed, re-provisioning, the case grandfathering is there to show",
     "request-filtering-reads-logged-query": "request filtering's query string sequences (404.18) are "
     "matched against the query an IIS line logged, which ends with what Exchange's front end adds to its "
     "own log line after the request, `&CorrelationID=<empty>;&cafeReqId=<guid>;` (README \"HttpProxy\"), "
@@ -321,39 +306,7 @@ KNOWN_BUGS_SIMULATE = {
     "(the `.lzx` files), every user, 192 probe and 6 computer-account requests; the gateway, which sees "
     "the request itself, would deny 28 (README: what simulate predicts is what the gateway does). "
     "HttpProxy lines (`UrlQuery`, the client's query) are judged right",
-    "model-rule-miss-note": "(a judgement) a DeviceModel or DeviceOS rule whose devices have no model or "
-    "OS in the logs nor an export gets no note that it \"can miss requests\" (README \"--devices\": "
-    "\"with neither, a note says the rule can miss requests\") as soon as one other device's model was "
-    "logged: seed 7, device-model.toml without --devices: alice's iPhone's `DevModel` is logged, the "
-    "eight other partnerships' are not, the rule on \"Outlook for iOS and Android\" denies nothing "
-    "(Exchange would refuse bob's, carol's and lena's 320 requests) and the only note says the models "
-    "read \"judge all their requests, as Exchange does\"",
 }
-
-
-def miss_note_only_when_no_model(exp, truth):
-    """casguard notes that a model rule can miss requests only when no
-    device's model or OS is known at all."""
-    if exp["known_models"]:
-        exp["model_note"] = False
-
-
-def inventory_of_people_only(exp, truth):
-    """casguard's inventory holds people's devices only: probes' ActiveSync
-    test devices are new at any cut-over."""
-    import expect
-    policy_path, devices, known_before = exp["args"]
-    if known_before:
-        exp["probes"] = expect.expect(truth, policy_path, devices, known_before, ("person",))["probes"]
-
-
-def zero_known_without_cutover(exp, truth):
-    """casguard, with no cut-over and a DeviceModel or DeviceOS rule:
-    cutover "" and 0 Provision requests from known devices."""
-    g = exp["grandfathering"]
-    rules = (exp["policy"].doc.get("device_access") or {}).get("rule", [])
-    if g["cutover"] is None and any(r["characteristic"] in ("DeviceModel", "DeviceOS") for r in rules):
-        g["cutover"], g["provision_from_known_devices"] = "", 0
 
 
 def connection_from_httpproxy(truth):
@@ -380,29 +333,15 @@ TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_f
 EXPECT_MODELS_SIMULATE = {"mailbox-settings-judge-anonymous": {"anonymous_as_org": True}}
 
 
-BUG_MODELS_SIMULATE = {"grandfathering-without-cutover": zero_known_without_cutover,
-                       "inventory-without-probe-devices": inventory_of_people_only,
-                       "model-rule-miss-note": miss_note_only_when_no_model}
+BUG_MODELS_SIMULATE = {}
 
 
 # The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,
 # truth).
-KNOWN_BUGS_BASELINE = {
-    "baseline-closed-doors-stay-open": "a backdoor that ends because the target denies the user nowhere "
-    "(the change reopens what was denied today) lists every door open today under `closed`, "
-    "\"those the change closes\" (README), though the change closes none: the user's requests "
-    "on them are allowed under both policies (seed 7, mailbox-protocols -> device-access: "
-    "dave, kate, jürgen, john smith)",
-}
+KNOWN_BUGS_BASELINE = {}
 
 
-def closed_is_open_today_less_still_open(exp, truth):
-    """casguard's `closed`: the doors open today less those still open after."""
-    for b in exp["backdoors"].values():
-        b["closed"] = sorted(set(b["open_today"]) - set(b["still_open"]))
-
-
-BUG_MODELS_BASELINE = {"baseline-closed-doors-stay-open": closed_is_open_today_less_still_open}
+BUG_MODELS_BASELINE = {}
 
 
 def simulate_view(exp):

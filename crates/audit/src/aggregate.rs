@@ -437,6 +437,39 @@ fn add_run(timeline: &mut CappedCounts<(i64, u16)>, (hour, n): (i64, u64), clien
     }
 }
 
+/// When each device of a user was first seen: user -> device key -> time.
+/// Nested so that borrowed keys look up without allocating.
+pub type FirstSeen = Map<Box<str>, Map<Box<str>, i64>>;
+
+/// Note `req`'s device (see [`Request::device_key`]) in `seen`; a request
+/// that names no user has no device of anyone's.
+fn see_device(seen: &mut FirstSeen, req: &Request) {
+    if req.user.is_empty() {
+        return;
+    }
+    let devices = match seen.get_mut(req.user.as_str()) {
+        Some(devices) => devices,
+        None => seen.entry(req.user.as_str().into()).or_default(),
+    };
+    let key = req.device_key();
+    match devices.get_mut(key) {
+        Some(first) => *first = (*first).min(req.time),
+        None => {
+            devices.insert(key.into(), req.time);
+        }
+    }
+}
+
+fn merge_first_seen(mine: &mut FirstSeen, theirs: FirstSeen) {
+    for (user, devices) in theirs {
+        let entry = mine.entry(user).or_default();
+        for (device, first) in devices {
+            let t = entry.entry(device).or_insert(first);
+            *t = (*t).min(first);
+        }
+    }
+}
+
 /// Everything learned from the logs.
 #[derive(Clone, Debug, Default)]
 pub struct Aggregate {
@@ -455,6 +488,13 @@ pub struct Aggregate {
     /// Probe user agents with their counts.
     pub probe_agents: Map<Box<str>, u64>,
     pub machine: u64,
+    /// Devices of probes and computer accounts: user -> device key -> first
+    /// seen. Not people's, but they exist as people's do, so an inventory
+    /// knows them ([`crate::simulate::inventory_before`]).
+    pub other_devices: FirstSeen,
+    /// The same for back-end hops of computer accounts (those in
+    /// `backend_machine`): theirs only when the back end stands for people.
+    pub backend_machine_devices: FirstSeen,
     /// Requests of detection rules, by rule and source address.
     pub attacks: Map<(&'static str, Option<IpAddr>), AttackAgg>,
     /// Failed sign-ins, whoever made them (probes aside).
@@ -481,9 +521,15 @@ impl Aggregate {
                 self.backend.requests += 1;
                 self.twins.add(req);
             }
-            Traffic::Backend if req.is_machine_account() => self.backend_machine += 1,
+            Traffic::Backend if req.is_machine_account() => {
+                self.backend_machine += 1;
+                see_device(&mut self.backend_machine_devices, req);
+            }
             Traffic::Backend => self.backend.add(req, catalog),
-            Traffic::Machine => self.machine += 1,
+            Traffic::Machine => {
+                self.machine += 1;
+                see_device(&mut self.other_devices, req);
+            }
             Traffic::Duplicate => {
                 self.duplicates += 1;
                 self.twins.add(req);
@@ -491,6 +537,7 @@ impl Aggregate {
             Traffic::Probe => {
                 self.probes += 1;
                 self.probe_span.see(req.time);
+                see_device(&mut self.other_devices, req);
                 let ua = req.user_agent.as_str();
                 if let Some(n) = self.probe_agents.get_mut(ua) {
                     *n += 1;
@@ -523,6 +570,8 @@ impl Aggregate {
             }
         }
         self.machine += other.machine;
+        merge_first_seen(&mut self.other_devices, other.other_devices);
+        merge_first_seen(&mut self.backend_machine_devices, other.backend_machine_devices);
         self.duplicates += other.duplicates;
         self.backend_machine += other.backend_machine;
         for (key, attack) in other.attacks {

@@ -47,6 +47,9 @@ pub struct Inventory {
     facts: HashMap<String, (String, String)>,
     /// Holds device facts only: says nothing of which devices are known.
     facts_only: bool,
+    /// Devices seen with a health mailbox: known for every health mailbox
+    /// (see [`Inventory::contains`]).
+    health_devices: HashSet<String>,
 }
 
 impl Inventory {
@@ -80,6 +83,9 @@ impl Inventory {
     /// Record a device with what is known of it; the first sighting wins.
     pub fn insert_with(&mut self, known: KnownDevice) {
         self.insert_facts(&known.device, &known.model, &known.os);
+        if exchange::identity::is_health_mailbox(&known.user) && !self.health_devices.contains(&known.device) {
+            self.health_devices.insert(known.device.clone());
+        }
         let set = self.by_user.entry(known.user.clone()).or_default();
         if set.insert(known.device.clone()) {
             self.devices.push(known);
@@ -109,8 +115,16 @@ impl Inventory {
         !self.facts.is_empty()
     }
 
+    /// Whether `user`'s `device` is known. Managed Availability's probes
+    /// sign in with a health mailbox (one of several per server and
+    /// database, not always the same) and Exchange's own test device
+    /// (`EASProbeDeviceId…`): a device seen with one health mailbox is known
+    /// for all of them, so that the probe's next mailbox is not a new device.
     pub fn contains(&self, user: &str, device: &str) -> bool {
         self.by_user.get(user).is_some_and(|s| s.contains(device))
+            || (!self.health_devices.is_empty()
+                && self.health_devices.contains(device)
+                && exchange::identity::is_health_mailbox(user))
     }
 
     pub fn len(&self) -> usize {
@@ -292,5 +306,24 @@ mod tests {
         let message = err.to_string();
         assert!(message.starts_with("devices.csv:3: FirstSyncTime: cannot read \"someday\""), "{message}");
         assert!(message.contains("1 bad row(s)"), "{message}");
+    }
+
+    /// The probe's test device, seen with one health mailbox before the
+    /// cut-over, is known with the next one; a person's device stays theirs.
+    #[test]
+    fn a_device_seen_with_a_health_mailbox_is_known_for_every_health_mailbox() {
+        let (first, next) =
+            ("healthmailboxe5efb86c43516e316e25c2b2cc2a0ba3", "healthmailboxe0043de12e92cdbdcbb11a30865ef12f");
+        let mut inventory = Inventory::new("2026-11-09T06:30:00Z");
+        inventory.insert(first, "EASProbeDeviceId161", "2026-11-09T00:05:11Z");
+        inventory.insert("jdoe", "JDOEPHONE", "2026-11-09T00:10:00Z");
+        // As `inventory build` writes it and the gateway reads it.
+        let inventory = Inventory::from_json(&inventory.to_json(), "inventory.json").unwrap();
+        assert!(inventory.contains(first, "EASProbeDeviceId161"));
+        assert!(inventory.contains(next, "EASProbeDeviceId161"));
+        assert!(!inventory.contains("jdoe", "EASProbeDeviceId161"), "a person is not a health mailbox");
+        assert!(!inventory.contains("healthmailboxe004", "EASProbeDeviceId161"), "nor a name only starting so");
+        assert!(!inventory.contains(next, "JDOEPHONE"));
+        assert!(!inventory.contains(next, "EASProbeDeviceIdOther"));
     }
 }

@@ -276,7 +276,7 @@ impl ChangeReport {
         let count = |rules: &[ChangeRule]| rules.iter().map(|r| r.requests).sum::<u64>();
         let newly_allowed_requests = count(&newly_allowed);
 
-        let backdoors = compare_backdoors(&before.backdoors, &after.backdoors, target);
+        let backdoors = compare_backdoors((&before.backdoors, &cmp.baseline), (&after.backdoors, &cmp.target), target);
         let status_count = |s: &str| backdoors.iter().filter(|b| b.status == s).count();
 
         let mut notes = Vec::new();
@@ -376,8 +376,23 @@ fn change_rule(
     }
 }
 
-/// Set each user's backdoor today beside the one after the change.
-fn compare_backdoors(before: &[Backdoor], after: &[Backdoor], target: &ReadyPolicy) -> Vec<BackdoorChange> {
+/// The protocols `user` is denied on in `sim` (people's requests, or the
+/// back end's when it stands for them, as in [`SimReport::build`]).
+fn denied_on(sim: &Simulation, user: &str) -> Vec<&'static str> {
+    let tally = if sim.backend_only() { &sim.backend } else { &sim.people };
+    let Some(doors) = tally.users.get(user) else { return Vec::new() };
+    Protocol::ALL.into_iter().filter(|p| doors.denied[p.index()] > 0).map(Protocol::key).collect()
+}
+
+/// Set each user's backdoor today beside the one after the change. The
+/// doors the change closes are those open today that the target denies the
+/// user on: a backdoor that ends because the target denies the user nowhere
+/// closes none (its doors are as open as before).
+fn compare_backdoors(
+    (before, today_sim): (&[Backdoor], &Simulation),
+    (after, after_sim): (&[Backdoor], &Simulation),
+    target: &ReadyPolicy,
+) -> Vec<BackdoorChange> {
     let catalog = target.interpreter().catalog();
     let mobile: BTreeSet<&str> = catalog.iter().filter(|(_, c)| c.mobile).map(|(_, c)| c.id.as_str()).collect();
     let before: BTreeMap<&str, &Backdoor> = before.iter().map(|b| (b.user.as_str(), b)).collect();
@@ -390,7 +405,8 @@ fn compare_backdoors(before: &[Backdoor], after: &[Backdoor], target: &ReadyPoli
             let later = after.get(user);
             let open_today: Vec<&'static str> = today.map(|b| b.still_reaches.clone()).unwrap_or_default();
             let still_open: Vec<&'static str> = later.map(|b| b.still_reaches.clone()).unwrap_or_default();
-            let closed = open_today.iter().copied().filter(|p| !still_open.contains(p)).collect();
+            let denied_on_after = denied_on(after_sim, user);
+            let closed = open_today.iter().copied().filter(|p| denied_on_after.contains(p)).collect();
             let evidence = later.map(|b| b.evidence.clone()).unwrap_or_default();
             let status = match (today.is_some(), later.is_some()) {
                 (true, false) => "closed",
@@ -400,8 +416,8 @@ fn compare_backdoors(before: &[Backdoor], after: &[Backdoor], target: &ReadyPoli
             BackdoorChange {
                 user: user.to_string(),
                 status,
-                denied_on_today: today.map(|b| b.denied_on.clone()).unwrap_or_default(),
-                denied_on_after: later.map(|b| b.denied_on.clone()).unwrap_or_default(),
+                denied_on_today: denied_on(today_sim, user),
+                denied_on_after,
                 open_today,
                 closed,
                 still_open,
@@ -511,6 +527,15 @@ pub fn render_change_table(report: &ChangeReport) -> String {
         if !b.still_open.is_empty() {
             parts.push(format!("still open {}", b.still_open.join(",")));
         }
+        let reopened: Vec<&str> = b.open_today.iter().copied().filter(|p| !b.closed.contains(p)).collect();
+        if b.status == "closed" && !reopened.is_empty() {
+            // Ended because the user is denied nowhere they were: the doors stay open.
+            parts.push(format!(
+                "no longer denied on {}; {} open as before",
+                b.denied_on_today.join(","),
+                reopened.join(",")
+            ));
+        }
         let mobile = if b.mobile { " [mobile]" } else { "" };
         let line = format!("{} ({}): {}{mobile}", b.user, b.status.replace('_', " "), parts.join("; "));
         let _ = writeln!(out, "  {}", fit(&line, 76));
@@ -580,5 +605,49 @@ mod tests {
         assert_eq!(report.newly_allowed_users, ["bob"]);
         assert_eq!(report.newly_allowed[0].denied_today_by.as_deref(), Some("no rpc"));
         assert!(s.widens_access && report.already_cut_off.is_empty());
+    }
+
+    /// A backdoor that ends because the target denies the user nowhere
+    /// closes no door: the user reaches mail on them under both policies.
+    /// Only a door the target denies the user on is one the change closes.
+    #[test]
+    fn a_backdoor_the_change_ends_by_allowing_everything_closes_no_door() {
+        let interpreter = Arc::new(Interpreter::builtin());
+        let deny =
+            |p: &str| format!("default = \"allow\"\n[[rule]]\nname = \"r\"\naction = \"deny\"\nprotocol = \"{p}\"\n");
+        // In force: ann is denied ActiveSync; she reaches mail on EWS and OWA.
+        let baseline = ready(&deny("activesync"), "in-force.toml", &interpreter);
+        let request = |protocol, stem: &str| Request {
+            traffic: Traffic::Person,
+            user: "ann".into(),
+            protocol,
+            stem: stem.into(),
+            status: 200,
+            ..Request::default()
+        };
+        let requests = [
+            request(Protocol::ActiveSync, "/microsoft-server-activesync/default.eas"),
+            request(Protocol::Ews, "/ews/exchange.asmx"),
+            request(Protocol::Owa, "/owa/"),
+        ];
+        let backdoor_after = |target: &str| {
+            let target = ready(target, "target.toml", &interpreter);
+            let mut cmp = Comparison::default();
+            requests.iter().for_each(|r| cmp.add(r, &baseline, &target));
+            let report = ChangeReport::build(&cmp, &baseline, &target, &[]);
+            assert_eq!(report.backdoors.len(), 1, "{:?}", report.backdoors);
+            let b = &report.backdoors[0];
+            assert_eq!((&b.open_today, &b.denied_on_today), (&vec!["ews", "owa"], &vec!["activesync"]));
+            (b.status, b.closed.clone(), b.denied_on_after.clone())
+        };
+        // The target denies nothing: ActiveSync reopens, EWS and OWA were never shut.
+        assert_eq!(backdoor_after("default = \"allow\"\n"), ("closed", vec![], vec![]));
+        // The target denies everything: both doors close.
+        assert_eq!(
+            backdoor_after("default = \"deny\"\n"),
+            ("closed", vec!["ews", "owa"], vec!["activesync", "ews", "owa"])
+        );
+        // The target denies EWS only: that door closes, OWA (and now ActiveSync) stay open.
+        assert_eq!(backdoor_after(&deny("ews")), ("still_open", vec!["ews"], vec!["ews"]));
     }
 }

@@ -8,7 +8,7 @@ mod change;
 mod report;
 
 use exchange::{Protocol, Request, Traffic};
-use policy::{evaluate, Action, Decision, ReadyPolicy};
+use policy::{evaluate, Action, Cond, Decision, ReadyPolicy};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::aggregate::Span;
@@ -239,6 +239,9 @@ pub struct Simulation {
     /// thread evaluates depends on the order it reads its files in, so
     /// they count only when no people were found at all.
     backend_unknown_auth: u64,
+    /// How many devices a rule on a device's model or OS can judge by them,
+    /// when the caller counted it ([`device_facts_known`]) before the report.
+    pub device_facts: Option<DeviceFactsKnown>,
 }
 
 impl Simulation {
@@ -283,6 +286,7 @@ impl Simulation {
         self.backend_machines.merge(other.backend_machines);
         self.unknown_auth += other.unknown_auth;
         self.backend_unknown_auth += other.backend_unknown_auth;
+        self.device_facts = self.device_facts.or(other.device_facts);
     }
 
     /// Requests without an authentication type among those the report
@@ -324,8 +328,11 @@ impl<'a> Accumulate<PolicyPair<'a>> for Comparison {
     }
 }
 
-/// The devices people used before `cutover` (Unix seconds): what
-/// `casguard inventory build --until` writes and `--known-before` uses.
+/// The devices seen before `cutover` (Unix seconds): what `casguard
+/// inventory build --until` writes and `--known-before` uses. People's, and
+/// those of monitoring probes and computer accounts: Managed Availability's
+/// ActiveSync test device existed at the cut-over as much as a phone did,
+/// and a `device = "new"` rule must not refuse it.
 pub fn inventory_before(agg: &crate::Aggregate, cutover: i64) -> policy::Inventory {
     let mut inventory = policy::Inventory::new(w3c::time::format_rfc3339(cutover));
     for (user, agg) in agg.people_tally().sorted_users() {
@@ -333,6 +340,18 @@ pub fn inventory_before(agg: &crate::Aggregate, cutover: i64) -> policy::Invento
             if !d.span.is_empty() && d.span.first < cutover {
                 inventory.insert(user, device, &w3c::time::format_rfc3339(d.span.first));
             }
+        }
+    }
+    // The back end's computer accounts are machine traffic when it stands for people, as in the audit.
+    let machine_hops = agg.backend_only().then_some(&agg.backend_machine_devices);
+    let mut others: Vec<(&str, &str, i64)> = std::iter::once(&agg.other_devices)
+        .chain(machine_hops)
+        .flat_map(|seen| seen.iter().flat_map(|(u, ds)| ds.iter().map(move |(d, t)| (&**u, &**d, *t))))
+        .collect();
+    others.sort();
+    for (user, device, first) in others {
+        if first < cutover {
+            inventory.insert(user, device, &w3c::time::format_rfc3339(first));
         }
     }
     inventory
@@ -353,6 +372,66 @@ pub fn learn_device_facts(agg: &crate::Aggregate, inventory: &mut policy::Invent
         }
     }
     learned
+}
+
+/// People's ActiveSync devices, and how many of them have no model or no
+/// OS that a rule on them could be judged by: neither the logs' `Log=`
+/// ([`learn_device_facts`]) nor an export gave it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceFactsKnown {
+    pub devices: usize,
+    pub without_model: usize,
+    pub without_os: usize,
+    /// Without a model, or without an OS, or both.
+    pub without_either: usize,
+}
+
+impl DeviceFactsKnown {
+    /// The devices a policy's rules cannot judge: those without what one
+    /// of them reads (see [`facts_read`]).
+    pub fn without(&self, (model, os): (bool, bool)) -> usize {
+        match (model, os) {
+            (true, true) => self.without_either,
+            (true, false) => self.without_model,
+            (false, true) => self.without_os,
+            (false, false) => 0,
+        }
+    }
+}
+
+/// What `inventory` (once [`learn_device_facts`] filled it) holds of the
+/// model and OS of the people's ActiveSync devices in `agg`.
+pub fn device_facts_known(agg: &crate::Aggregate, inventory: Option<&policy::Inventory>) -> DeviceFactsKnown {
+    let mut ids = BTreeSet::new();
+    for (_, user) in agg.people_tally().sorted_users() {
+        ids.extend(user.sorted_devices().into_iter().filter(|(_, d)| d.keyed_by_id).map(|(id, _)| id));
+    }
+    let mut known = DeviceFactsKnown { devices: ids.len(), ..DeviceFactsKnown::default() };
+    for id in ids {
+        let (model, os) = inventory.and_then(|i| i.device_facts(id)).unwrap_or(("", ""));
+        known.without_model += usize::from(model.is_empty());
+        known.without_os += usize::from(os.is_empty());
+        known.without_either += usize::from(model.is_empty() || os.is_empty());
+    }
+    known
+}
+
+/// Whether a rule of `policy` reads a device's model, and whether one reads its OS.
+pub fn facts_read(policy: &policy::Policy) -> (bool, bool) {
+    policy.rules().iter().map(facts_read_by).fold((false, false), |(m, o), (rm, ro)| (m || rm, o || ro))
+}
+
+/// Whether `rule` reads a device's model, and whether it reads its OS.
+pub fn facts_read_by(rule: &policy::Rule) -> (bool, bool) {
+    fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
+        pred(c)
+            || matches!(c, Cond::Not(inner) if walk(inner, pred))
+            || matches!(c, Cond::Any(cs) if cs.iter().any(|c| walk(c, pred)))
+    }
+    let reads = |pred: &dyn Fn(&Cond) -> bool| {
+        rule.conditions.iter().chain(rule.unless.iter().flatten()).any(|c| walk(c, pred))
+    };
+    (reads(&|c| matches!(c, Cond::DeviceModel(_))), reads(&|c| matches!(c, Cond::DeviceOs(_))))
 }
 
 #[cfg(test)]
@@ -388,5 +467,123 @@ mod tests {
         assert_eq!(run(&[&person, &hop, &hop]), 1);
         // Back-end lines alone stand for the people.
         assert_eq!(run(&[&hop, &hop]), 2);
+    }
+
+    fn activesync(traffic: Traffic, user: &str, device: &str, time: i64) -> Request {
+        let mut req = Request {
+            traffic,
+            user: user.into(),
+            time,
+            protocol: Protocol::ActiveSync,
+            stem: "/microsoft-server-activesync/default.eas".into(),
+            status: 200,
+            ..Request::default()
+        };
+        req.activesync.command = "Sync".into();
+        req.activesync.device_id = device.into();
+        req
+    }
+
+    /// Managed Availability's ActiveSync probe has polled with its test
+    /// device since long before the cut-over: the inventory knows it, so a
+    /// `device = "new"` rule does not refuse it (nor does a gateway given
+    /// `inventory build`'s file). A device first seen after is still new.
+    #[test]
+    fn inventory_knows_the_probes_and_computer_accounts_devices_seen_before_the_cutover() {
+        let catalog = exchange::Catalog::builtin();
+        let mut agg = crate::Aggregate::default();
+        let probe = "healthmailbox0123456789abcdef";
+        for req in [
+            activesync(Traffic::Probe, probe, "EASProbeDeviceId161", 1_000),
+            activesync(Traffic::Probe, probe, "EASProbeDeviceId161", 5_000),
+            activesync(Traffic::Probe, probe, "EASProbeDeviceIdLate", 9_000),
+            activesync(Traffic::Machine, "ex02$", "MachineDevice", 2_000),
+            activesync(Traffic::Person, "ann", "ANNPHONE", 3_000),
+            activesync(Traffic::Person, "bob", "BOBPHONE", 8_000),
+            // A request that names no user is no one's device.
+            activesync(Traffic::Probe, "", "ANONYMOUS", 1_000),
+        ] {
+            agg.add(&req, &catalog);
+        }
+        // Merged from two threads, as the scan does: the earliest sighting wins.
+        let mut other = crate::Aggregate::default();
+        other.add(&activesync(Traffic::Probe, probe, "EASProbeDeviceId161", 500), &catalog);
+        agg.merge(other);
+        let inventory = inventory_before(&agg, 6_000);
+        assert!(inventory.contains(probe, "EASProbeDeviceId161"));
+        assert!(inventory.contains("ex02$", "MachineDevice"));
+        assert!(inventory.contains("ann", "ANNPHONE"));
+        assert!(!inventory.contains(probe, "EASProbeDeviceIdLate"));
+        assert!(!inventory.contains("bob", "BOBPHONE"));
+        assert!(!inventory.contains("", "ANONYMOUS"));
+        assert_eq!(inventory.len(), 3);
+        let first = inventory.devices().iter().find(|d| d.device == "EASProbeDeviceId161").unwrap();
+        assert_eq!(first.first_seen, w3c::time::format_rfc3339(500));
+
+        // Back-end hops of computer accounts are machines only when the back end stands for people.
+        let mut hops = crate::Aggregate::default();
+        hops.add(&activesync(Traffic::Backend, "ex04$", "HopDevice", 1_000), &catalog);
+        hops.add(&activesync(Traffic::Backend, "carl", "CARLPHONE", 1_000), &catalog);
+        assert!(inventory_before(&hops, 6_000).contains("ex04$", "HopDevice"));
+        hops.add(&activesync(Traffic::Person, "ann", "ANNPHONE", 1_000), &catalog);
+        assert!(!inventory_before(&hops, 6_000).contains("ex04$", "HopDevice"));
+    }
+
+    /// A DeviceModel rule can miss the requests of every device whose model
+    /// neither the logs' `Log=` nor an export gives, even when other
+    /// devices' models are known: the note says so, with how many.
+    #[test]
+    fn the_model_rule_note_counts_the_devices_without_a_model_though_others_have_one() {
+        let catalog = exchange::Catalog::builtin();
+        let mut agg = crate::Aggregate::default();
+        let mut logged = activesync(Traffic::Person, "ann", "ANNPHONE", 1_000);
+        logged.activesync.log.device_model = "iPhone14C2".into();
+        logged.activesync.log.device_os = "iOS 17.1".into();
+        let mut os_only = activesync(Traffic::Person, "cat", "CATPHONE", 1_000);
+        os_only.activesync.log.device_os = "Android 13".into();
+        for req in [logged, os_only, activesync(Traffic::Person, "bob", "BOBPHONE", 1_000)] {
+            agg.add(&req, &catalog);
+        }
+        // Not an ActiveSync device: no rule on a model judges it.
+        let mut owa = activesync(Traffic::Person, "bob", "", 1_000);
+        owa.protocol = Protocol::Owa;
+        owa.user_agent = "Mozilla/5.0".into();
+        agg.add(&owa, &catalog);
+        let mut inventory = policy::Inventory::facts_only();
+        assert_eq!(learn_device_facts(&agg, &mut inventory), 2);
+        let known = device_facts_known(&agg, Some(&inventory));
+        assert_eq!(known, DeviceFactsKnown { devices: 3, without_model: 2, without_os: 1, without_either: 2 });
+
+        let interpreter = Arc::new(Interpreter::builtin());
+        let rule = |characteristic: &str, value: &str| {
+            format!(
+                "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = '{characteristic}'\n\
+                 query_string = '{value}'\naccess_level = 'Block'\n"
+            )
+        };
+        let note = |text: &str| {
+            let policy =
+                Policy::from_toml(text, Path::new("p.toml"), interpreter.catalog(), interpreter.networks()).unwrap();
+            let policy = ReadyPolicy::new(policy, Some(Arc::new(inventory.clone())), interpreter.clone()).unwrap();
+            let sim = Simulation { device_facts: Some(known), ..Simulation::default() };
+            let report = SimReport::build(&sim, &policy, &[]);
+            report.notes.into_iter().find(|n| n.contains("can miss"))
+        };
+        let model = note(&rule("DeviceModel", "Outlook for iOS and Android")).expect("a note");
+        assert!(model.contains("2 of 3 ActiveSync device(s) have no model"), "{model}");
+        let os = note(&rule("DeviceOS", "Android 13")).expect("a note");
+        assert!(os.contains("1 of 3 ActiveSync device(s) have no OS"), "{os}");
+        // Every device's model known (an export, say): no note.
+        let all = DeviceFactsKnown { without_model: 0, without_either: 0, ..known };
+        let policy = Policy::from_toml(
+            &rule("DeviceModel", "x"),
+            Path::new("p.toml"),
+            interpreter.catalog(),
+            interpreter.networks(),
+        )
+        .unwrap();
+        let policy = ReadyPolicy::new(policy, Some(Arc::new(inventory.clone())), interpreter.clone()).unwrap();
+        let sim = Simulation { device_facts: Some(all), ..Simulation::default() };
+        assert!(SimReport::build(&sim, &policy, &[]).notes.iter().all(|n| !n.contains("can miss")));
     }
 }

@@ -109,7 +109,9 @@ impl SimReport {
     /// The report of `sim`, run under `policy`; Provision denials are
     /// checked against the policy's inventory, when it has one.
     pub fn build(sim: &Simulation, policy: &ReadyPolicy, files: &[FileStats]) -> SimReport {
-        let known = policy.inventory();
+        // An inventory of devices' models and OSes only says nothing of
+        // which devices existed: there is no cut-over then.
+        let known = policy.inventory().filter(|k| !k.is_facts_only());
         let interpreter = policy.interpreter();
         let backend_only = sim.backend_only();
         let tally = if backend_only { &sim.backend } else { &sim.people };
@@ -128,13 +130,8 @@ impl SimReport {
                 sim.unknown_auth()
             ));
         }
-        if let Some(rule) = policy.rule_without_device_facts() {
-            notes.push(format!(
-                "rule '{}' reads a device's model or OS: only a line's own `Log=` gives them here (Exchange 2013+ \
-                 writes it on back-end lines, which are counted, not judged), so the rule can miss requests; \
-                 give --devices with a device export, as the gateway needs",
-                rule.name
-            ));
+        if let Some(note) = device_facts_note(sim, policy) {
+            notes.push(note);
         }
 
         let mut affected = BTreeSet::new();
@@ -284,6 +281,50 @@ impl SimReport {
     }
 }
 
+/// The note that a rule on a device's model or OS can miss requests: some
+/// ActiveSync devices have no such fact from the logs' `Log=` nor from an
+/// export, and their requests then match no such rule.
+fn device_facts_note(sim: &Simulation, policy: &ReadyPolicy) -> Option<String> {
+    let advice = "give --devices with a device export, as the gateway needs";
+    let Some(known) = sim.device_facts else {
+        // Not counted: say so when nothing at all gives a model or OS.
+        let rule = policy.rule_without_device_facts()?;
+        return Some(format!(
+            "rule '{}' reads a device's model or OS: only a line's own `Log=` gives them here (Exchange 2013+ \
+             writes it on back-end lines, which are counted, not judged), so the rule can miss requests; {advice}",
+            rule.name
+        ));
+    };
+    let read = super::facts_read(policy.policy());
+    let missing = known.without(read);
+    if missing == 0 {
+        return None;
+    }
+    let rules: Vec<&str> = policy
+        .policy()
+        .rules()
+        .iter()
+        .filter(|r| super::facts_read_by(r) != (false, false))
+        .map(|r| r.name.as_str())
+        .collect();
+    let more = match rules.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    let what = match read {
+        (true, true) => "model or OS",
+        (true, false) => "model",
+        _ => "OS",
+    };
+    Some(format!(
+        "rule '{}'{more} reads a device's model or OS: {missing} of {} ActiveSync device(s) have no {what} from the \
+         logs' `Log=` (Exchange 2013+ writes it on back-end lines, which are counted, not judged) nor from a device \
+         export, so the rule can miss their requests; {advice}",
+        rules.first().copied().unwrap_or_default(),
+        known.devices
+    ))
+}
+
 /// The simulation as text for an 80-column terminal.
 pub fn render_table(report: &SimReport) -> String {
     use crate::table::fit;
@@ -399,5 +440,50 @@ mod tests {
         assert!(!mixed.summary.backend_only);
         assert_eq!((mixed.machines.requests, mixed.machines.denied_requests), (1, 1));
         assert_eq!(mixed.machines.rules[0].accounts, ["ex01$"]);
+    }
+
+    /// A rule on a device's model gives simulate an inventory of models and
+    /// OSes only: it says nothing of which devices existed, so without a
+    /// cut-over grandfathering knows none (null), as without such a rule;
+    /// with one it counts the denied Provisions of devices that existed.
+    #[test]
+    fn grandfathering_without_a_cutover_is_null_when_a_model_rule_reads_device_facts() {
+        let interpreter = Arc::new(Interpreter::builtin());
+        let text = "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = 'DeviceModel'\n\
+                    query_string = 'iPhone14C2'\naccess_level = 'Block'\n";
+        let mut provision = Request {
+            traffic: Traffic::Person,
+            user: "alice".into(),
+            protocol: Protocol::ActiveSync,
+            stem: "/microsoft-server-activesync/default.eas".into(),
+            status: 200,
+            ..Request::default()
+        };
+        provision.activesync.command = "Provision".into();
+        provision.activesync.device_id = "ALICEPHONE".into();
+        let grandfathering = |mut inventory: policy::Inventory| {
+            inventory.insert_device_facts("ALICEPHONE", "iPhone14C2", "iOS 17.1");
+            let policy =
+                Policy::from_toml(text, Path::new("model.toml"), interpreter.catalog(), interpreter.networks())
+                    .unwrap();
+            let policy = ReadyPolicy::new(policy, Some(Arc::new(inventory)), interpreter.clone()).unwrap();
+            let mut sim = Simulation::default();
+            sim.add(&provision, &policy);
+            let report = SimReport::build(&sim, &policy, &[]);
+            assert_eq!(report.denied_requests, 1);
+            assert_eq!(
+                report.rules[0].provision_from_known_devices,
+                report.grandfathering.provision_from_known_devices
+            );
+            let g = report.grandfathering;
+            (g.cutover, g.provision_denied, g.provision_from_known_devices, report.notes)
+        };
+        let (cutover, denied, known, notes) = grandfathering(policy::Inventory::facts_only());
+        assert_eq!((cutover, denied, known), (None, 1, None));
+        assert!(notes.iter().any(|n| n.contains("give --known-before or --inventory")), "{notes:?}");
+        let mut existed = policy::Inventory::new("2026-11-09T06:30:00Z");
+        existed.insert("alice", "ALICEPHONE", "2026-10-01T00:00:00Z");
+        let (cutover, denied, known, _) = grandfathering(existed);
+        assert_eq!((cutover.as_deref(), denied, known), (Some("2026-11-09T06:30:00Z"), 1, Some(1)));
     }
 }

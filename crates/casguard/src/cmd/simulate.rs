@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use audit::simulate::{inventory_before, ChangeReport, Comparison, PolicyPair, SimReport, Simulation};
+use audit::simulate::{
+    inventory_before, ChangeReport, Comparison, DeviceFactsKnown, PolicyPair, SimReport, Simulation,
+};
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
@@ -83,22 +85,27 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     // A rule on a device's model or OS: Exchange judges every request of a
     // device by them, and few lines carry them (the back end's `Log=`).
     let mut learned = 0;
+    let mut facts = None;
     if policy.reads_device_facts() || baseline.as_ref().is_some_and(Policy::reads_device_facts) {
         let aggregate = match first_pass {
             Some(aggregate) => aggregate,
             None => audit::audit_files(&files, &options, &interpreter, &|_| {})?.0,
         };
-        learned = audit::simulate::learn_device_facts(&aggregate, inventory.get_or_insert_with(Inventory::facts_only));
+        let known = inventory.get_or_insert_with(Inventory::facts_only);
+        learned = audit::simulate::learn_device_facts(&aggregate, known);
+        // Which devices are still without the model or OS a rule reads.
+        facts = Some(audit::simulate::device_facts_known(&aggregate, Some(known)));
     }
     let inventory = inventory.map(Arc::new);
     let baseline = baseline.map(|b| ReadyPolicy::new(b, inventory.clone(), interpreter.clone())).transpose()?;
     let policy = ReadyPolicy::new(policy, inventory, interpreter)?;
     if let Some(baseline) = &baseline {
-        return run_change(&args, global, &files, &options, baseline, &policy);
+        return run_change(&args, global, &files, &options, baseline, &policy, facts);
     }
 
-    let (simulation, stats) =
+    let (mut simulation, stats) =
         scan_against(&files, &options, policy.interpreter(), &policy, global, args.report.strict, Simulation::merge)?;
+    simulation.device_facts = facts;
     let mut report = SimReport::build(&simulation, &policy, &stats);
     if learned > 0 {
         report.notes.push(format!(
@@ -127,10 +134,13 @@ fn run_change(
     options: &w3c::ScanOptions,
     baseline: &ReadyPolicy,
     target: &ReadyPolicy,
+    facts: Option<DeviceFactsKnown>,
 ) -> anyhow::Result<ExitCode> {
     let pair = PolicyPair { baseline, target };
-    let (comparison, stats) =
+    let (mut comparison, stats) =
         scan_against(files, options, target.interpreter(), &pair, global, args.report.strict, Comparison::merge)?;
+    comparison.baseline.device_facts = facts;
+    comparison.target.device_facts = facts;
     let report = ChangeReport::build(&comparison, baseline, target, &stats);
     if report.summary.widens_access {
         eprintln!(

@@ -260,9 +260,41 @@ fn a_device_model_rule_says_when_nothing_gives_a_model() {
     let logs = workspace().join("tests/data/iis/msqa-430572-eas-front-end-no-log.log");
     let alone = simulate_text(&policy, &logs, &[])["notes"].to_string();
     assert!(alone.contains("reads a device's model or OS"), "{alone}");
+    assert!(alone.contains("1 of 1 ActiveSync device(s) have no model"), "{alone}");
+}
+
+/// The note that a model rule can miss requests counts the devices whose
+/// model nothing gives, though an export gives other devices' models; once
+/// the export holds the logged device too, the rule judges it and no note
+/// is left.
+#[test]
+fn a_device_model_rule_notes_the_devices_an_export_leaves_without_a_model() {
+    let policy = device_rule("DeviceModel", "SM-S911B");
+    let logs = workspace().join("tests/data/iis/msqa-430572-eas-front-end-no-log.log");
     let export = workspace().join("tests/data/devices/ps51-convertto-json.json");
-    let with_export = simulate_text(&policy, &logs, &["--devices", export.to_str().unwrap()])["notes"].to_string();
-    assert!(!with_export.contains("reads a device's model or OS"), "{with_export}");
+    // The export's six partnerships, none of them seanryan's iPad, the one device in the logs.
+    let others = simulate_text(&policy, &logs, &["--devices", export.to_str().unwrap()]);
+    let notes = others["notes"].to_string();
+    assert!(notes.contains("1 of 1 ActiveSync device(s) have no model"), "{notes}");
+    assert_eq!(others["rules"][0]["denied_requests"], 0);
+
+    // The same export with carol's Galaxy's row made the iPad's (its model SM-S911B, for the test's sake).
+    let text = std::fs::read_to_string(&export).unwrap();
+    let text = text.trim_start_matches('\u{feff}');
+    let mut rows: Vec<Value> = serde_json::from_str(text).unwrap();
+    let row = rows.iter_mut().find(|r| r["DeviceID"] == "SEC1A2B3C4D5E6F7").expect("carol's row");
+    row["DeviceID"] = "N273TC3QE567H90G6LH4LTK89G".into();
+    row["SamAccountName"] = "seanryan".into();
+    row["PrimarySmtpAddress"] = "seanryan@contoso.com".into();
+    row["Identity"] =
+        "contoso.com/Users/Sean Ryan/ExchangeActiveSyncDevices/iPad\u{a7}N273TC3QE567H90G6LH4LTK89G".into();
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("devices.json");
+    std::fs::write(&held, serde_json::to_string(&rows).unwrap()).unwrap();
+    let report = simulate_text(&policy, &logs, &["--devices", held.to_str().unwrap()]);
+    let notes = report["notes"].to_string();
+    assert!(!notes.contains("can miss"), "{notes}");
+    assert_eq!(report["rules"][0]["denied_requests"], 4, "{}", report["rules"]);
 }
 
 /// A logged request the gateway would refuse before any rule (here an
