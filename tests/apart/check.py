@@ -461,9 +461,12 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False, known_befo
     return out
 
 
-def main_simulate(truth, report, policy_path, devices, known_before):
-    raw = compare_simulate(truth, report, policy_path, set(), devices, known_before)
-    left = compare_simulate(truth, report, policy_path, set(KNOWN_BUGS_SIMULATE), devices, known_before)
+def report_known_bugs(compare, bugs, table, what):
+    """Print the disagreements of `compare(known)` with and without the known
+    `bugs` (name -> description, from the dict named `table`); 1 if any is
+    left unexplained or a known bug no longer shows."""
+    raw = compare(set())
+    left = compare(set(bugs))
     left_keys = {k for k, _, _ in left}
     for key, want, got in raw:
         if key not in left_keys:
@@ -473,19 +476,23 @@ def main_simulate(truth, report, policy_path, devices, known_before):
         print(f"DISAGREE {key}: expected {json.dumps(want, ensure_ascii=False)} (with the known bugs), "
               f"casguard {json.dumps(got, ensure_ascii=False)}")
     fixed = []
-    for bug in sorted(KNOWN_BUGS_SIMULATE):
-        one = compare_simulate(truth, report, policy_path, {bug}, devices, known_before)
-        if one == raw:
-            continue  # the bug cannot show with this policy
-        rest = set(KNOWN_BUGS_SIMULATE) - {bug}
-        if len(compare_simulate(truth, report, policy_path, rest, devices, known_before)) <= len(left):
+    for bug in sorted(bugs):
+        if compare({bug}) == raw:
+            continue  # the bug cannot show here
+        if len(compare(set(bugs) - {bug})) <= len(left):
             fixed.append(bug)
-            print(f"FIXED? {bug}: casguard no longer shows it; remove its line from KNOWN_BUGS_SIMULATE")
+            print(f"FIXED? {bug}: casguard no longer shows it; remove its line from {table}")
         else:
-            print(f"known bug {bug}: {KNOWN_BUGS_SIMULATE[bug]}")
-    print(f"{len(raw)} disagreements of simulate with the truth; {len(left)} not explained by the "
-          f"{len(KNOWN_BUGS_SIMULATE)} known bugs; {len(fixed)} known bugs not seen ({policy_path})")
+            print(f"known bug {bug}: {bugs[bug]}")
+    print(f"{len(raw)} disagreements of {what} with the truth; {len(left)} not explained by the "
+          f"{len(bugs)} known bugs; {len(fixed)} known bugs not seen")
     return 1 if left or fixed else 0
+
+
+def main_simulate(truth, report, policy_path, devices, known_before):
+    return report_known_bugs(
+        lambda known: compare_simulate(truth, report, policy_path, known, devices, known_before),
+        KNOWN_BUGS_SIMULATE, "KNOWN_BUGS_SIMULATE", f"simulate ({policy_path})")
 
 
 def compare_baseline(truth, report, baseline_path, target_path, bugs):
@@ -564,29 +571,9 @@ def compare_baseline(truth, report, baseline_path, target_path, bugs):
 
 
 def main_baseline(truth, report, baseline_path, target_path):
-    raw = compare_baseline(truth, report, baseline_path, target_path, set())
-    left = compare_baseline(truth, report, baseline_path, target_path, set(KNOWN_BUGS_BASELINE))
-    left_keys = {k for k, _, _ in left}
-    for key, want, got in raw:
-        if key not in left_keys:
-            print(f"known bug {key}: expected {json.dumps(want, ensure_ascii=False)}, "
-                  f"casguard {json.dumps(got, ensure_ascii=False)}")
-    for key, want, got in left:
-        print(f"DISAGREE {key}: expected {json.dumps(want, ensure_ascii=False)} (with the known bugs), "
-              f"casguard {json.dumps(got, ensure_ascii=False)}")
-    fixed = []
-    for bug in sorted(KNOWN_BUGS_BASELINE):
-        if compare_baseline(truth, report, baseline_path, target_path, {bug}) == raw:
-            continue  # the bug cannot show with these policies
-        if len(compare_baseline(truth, report, baseline_path, target_path,
-                                set(KNOWN_BUGS_BASELINE) - {bug})) <= len(left):
-            fixed.append(bug)
-            print(f"FIXED? {bug}: casguard no longer shows it; remove its line from KNOWN_BUGS_BASELINE")
-        else:
-            print(f"known bug {bug}: {KNOWN_BUGS_BASELINE[bug]}")
-    print(f"{len(raw)} disagreements of simulate --baseline with the truth; {len(left)} not explained by the "
-          f"{len(KNOWN_BUGS_BASELINE)} known bugs; {len(fixed)} known bugs not seen")
-    return 1 if left or fixed else 0
+    return report_known_bugs(
+        lambda known: compare_baseline(truth, report, baseline_path, target_path, known),
+        KNOWN_BUGS_BASELINE, "KNOWN_BUGS_BASELINE", "simulate --baseline")
 
 
 def report_disagreements(found, what):
