@@ -101,6 +101,15 @@ fn decode(raw: &[u8]) -> Option<String> {
     (!out.contains('\u{FFFD}')).then_some(out)
 }
 
+/// For the fuzz target (through `model::fuzz`): never a panic, and a user
+/// read is the bytes decoded, never a replacement character.
+pub(crate) fn fuzz(data: &[u8]) {
+    if let Ok(Some(user)) = username(data) {
+        assert!(!user.is_empty() && !user.contains('\u{FFFD}'));
+    }
+    let _ = is_sign_in(&Method::POST, &String::from_utf8_lossy(data));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -369,6 +369,7 @@ pub fn fuzz(data: &[u8]) {
     let _ = ntlm_user(data);
     let _ = bearer_user(data);
     let _ = is_connection_auth(data);
+    crate::forms::fuzz(data);
     exchange::url::fuzz(data);
 }
 
