@@ -169,6 +169,43 @@ async fn ntlm_handshake(threads: usize) {
     .await;
 }
 
+/// The organisation's mailbox settings judge a mailbox once IIS signed the
+/// request in: a request naming nobody (the first leg of every NTLM
+/// sign-in, a balancer's health page) must reach Exchange, or nobody could
+/// sign in and the balancer would take EWS out of service. Credentials the
+/// gateway cannot name (a Kerberos ticket, an opaque token) sign someone
+/// in: judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_settings_let_anonymous_first_legs_reach_exchange() {
+    use base64::Engine;
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let policy = "[mailbox_protocols]\nmapi_http_enabled = false\n[ews_access]\news_enabled = true\n\
+                      application_access_policy = 'EnforceAllowList'\nlist = ['Outlook-iOS/*']\n";
+        let gw = start_gateway(policy, up).await;
+        let ua = ("user-agent", "Microsoft Office/16.0 (Microsoft Outlook 16.0)");
+        let kerberos = format!("Negotiate {}", B64.encode(b"\x60\x82\x01\x0a\x06\x06\x2b\x06\x01\x05\x05\x02ticket"));
+        let cases: [(&str, Vec<(&str, &str)>, StatusCode); 7] = [
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", NTLM_TYPE1)], StatusCode::OK),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua], StatusCode::OK),
+            ("/EWS/healthcheck.htm", vec![("user-agent", "KEMP/1.0")], StatusCode::OK),
+            ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", NTLM_TYPE1)], StatusCode::OK),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &ntlm_header("CONTOSO", "bob"))], StatusCode::FORBIDDEN),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &kerberos)], StatusCode::FORBIDDEN),
+            ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", "Bearer opaque")], StatusCode::FORBIDDEN),
+        ];
+        for (path, headers, want) in &cases {
+            let mut c = client(gw.addr).await;
+            let before = mock.seen().len();
+            let a = c.get(path, headers).await;
+            assert_eq!(a.status, *want, "{path} {headers:?}: {}", a.body);
+            assert_eq!(mock.seen().len() - before, usize::from(*want == StatusCode::OK), "{path} {headers:?}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
+
 fn read_logs(dir: &std::path::Path) -> String {
     let mut all = String::new();
     for e in std::fs::read_dir(dir).unwrap() {
