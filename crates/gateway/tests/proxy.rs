@@ -185,12 +185,13 @@ async fn organization_settings_let_anonymous_first_legs_reach_exchange() {
         let gw = start_gateway(policy, up).await;
         let ua = ("user-agent", "Microsoft Office/16.0 (Microsoft Outlook 16.0)");
         let kerberos = format!("Negotiate {}", B64.encode(b"\x60\x82\x01\x0a\x06\x06\x2b\x06\x01\x05\x05\x02ticket"));
+        let bob = ntlm_header("CONTOSO", "bob");
         let cases: [(&str, Vec<(&str, &str)>, StatusCode); 7] = [
             ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", NTLM_TYPE1)], StatusCode::OK),
             ("/mapi/emsmdb/?MailboxId=x", vec![ua], StatusCode::OK),
             ("/EWS/healthcheck.htm", vec![("user-agent", "KEMP/1.0")], StatusCode::OK),
             ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", NTLM_TYPE1)], StatusCode::OK),
-            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &ntlm_header("CONTOSO", "bob"))], StatusCode::FORBIDDEN),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &bob)], StatusCode::FORBIDDEN),
             ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &kerberos)], StatusCode::FORBIDDEN),
             ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", "Bearer opaque")], StatusCode::FORBIDDEN),
         ];
