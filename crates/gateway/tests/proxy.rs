@@ -86,25 +86,35 @@ async fn ews_policy_example_decides_like_exchange() {
         let (mock, up) = start_mock().await;
         let gw = start_gateway(&std::fs::read_to_string(EWS_EXAMPLE).unwrap(), up).await;
         let mut c = client(gw.addr).await;
+        // Exchange judges the signed-in caller (an anonymous request is
+        // IIS's to challenge, below).
+        let auth = basic("CONTOSO\\jdoe", "s3cret");
         let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)";
-        let a =
-            c.send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", outlook)], Bytes::from_static(b"<x/>")).await;
+        let a = c
+            .send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", outlook), ("authorization", &auth)], Bytes::from_static(b"<x/>"))
+            .await;
         assert_eq!(a.status, StatusCode::OK);
-        let a = c.send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", "MacOutlook/16.80")], Bytes::new()).await;
+        let mac = [("user-agent", "MacOutlook/16.80"), ("authorization", &auth)];
+        let a = c.send_body("POST", "/EWS/Exchange.asmx", &mac, Bytes::new()).await;
         assert_eq!(a.status, StatusCode::OK);
         let mut c = client(gw.addr).await;
+        let app = "ExchangeServicesClient/15.0";
         let a = c
-            .send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", "ExchangeServicesClient/15.0")], Bytes::new())
+            .send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", app), ("authorization", &auth)], Bytes::new())
             .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN);
+        // The same application without credentials reaches Exchange's challenge.
+        let mut c = client(gw.addr).await;
+        let a = c.send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", app)], Bytes::new()).await;
+        assert_eq!(a.status, StatusCode::OK);
         // Other protocols are not this policy's business.
         let mut c = client(gw.addr).await;
-        assert_eq!(c.get("/owa/", &[("user-agent", "ExchangeServicesClient/15.0")]).await.status, StatusCode::OK);
-        assert_eq!(mock.seen().len(), 3);
+        assert_eq!(c.get("/owa/", &[("user-agent", app)]).await.status, StatusCode::OK);
+        assert_eq!(mock.seen().len(), 4);
         let metrics = gw.handle.metrics();
         assert!(metrics.contains("protocol=\"ews\",client=\"ews-app\",decision=\"deny\""), "{metrics}");
         assert!(metrics.contains("protocol=\"ews\",client=\"outlook-windows\",decision=\"allow\",rule=\"\"} 1"));
-        assert!(metrics.contains("casguard_gateway_upstream_latency_seconds_count 3"), "{metrics}");
+        assert!(metrics.contains("casguard_gateway_upstream_latency_seconds_count 4"), "{metrics}");
         gw.stop().await;
     })
     .await;
