@@ -670,7 +670,15 @@ mod tests {
         // At the start, the parameter goes alone.
         assert_eq!(client(&format!("CorrelationID=<empty>;&a=<b>"), false), "&a=<b>");
         // Only Exchange's spelling: what a client wrote otherwise is the client's.
-        for q in ["a=<x>", "correlationid=<empty>;", "CorrelationID=<a>;b;", "CorrelationID=", "cafeReqId=x;", "encoding=utf-8", ""] {
+        for q in [
+            "a=<x>",
+            "correlationid=<empty>;",
+            "CorrelationID=<a>;b;",
+            "CorrelationID=",
+            "cafeReqId=x;",
+            "encoding=utf-8",
+            "",
+        ] {
             assert_eq!(client(q, true), q);
         }
     }

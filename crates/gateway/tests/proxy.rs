@@ -91,7 +91,12 @@ async fn ews_policy_example_decides_like_exchange() {
         let auth = basic("CONTOSO\\jdoe", "s3cret");
         let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)";
         let a = c
-            .send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", outlook), ("authorization", &auth)], Bytes::from_static(b"<x/>"))
+            .send_body(
+                "POST",
+                "/EWS/Exchange.asmx",
+                &[("user-agent", outlook), ("authorization", &auth)],
+                Bytes::from_static(b"<x/>"),
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK);
         let mac = [("user-agent", "MacOutlook/16.80"), ("authorization", &auth)];
@@ -203,7 +208,11 @@ async fn organization_settings_let_anonymous_first_legs_reach_exchange() {
             ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", NTLM_TYPE1)], StatusCode::OK),
             ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &bob)], StatusCode::FORBIDDEN),
             ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &kerberos)], StatusCode::FORBIDDEN),
-            ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", "Bearer opaque")], StatusCode::FORBIDDEN),
+            (
+                "/EWS/Exchange.asmx",
+                vec![("user-agent", "curl/8"), ("authorization", "Bearer opaque")],
+                StatusCode::FORBIDDEN,
+            ),
         ];
         for (path, headers, want) in &cases {
             let mut c = client(gw.addr).await;
