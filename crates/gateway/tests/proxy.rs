@@ -201,7 +201,9 @@ async fn organization_settings_let_anonymous_first_legs_reach_exchange() {
         let ua = ("user-agent", "Microsoft Office/16.0 (Microsoft Outlook 16.0)");
         let kerberos = format!("Negotiate {}", B64.encode(b"\x60\x82\x01\x0a\x06\x06\x2b\x06\x01\x05\x05\x02ticket"));
         let bob = ntlm_header("CONTOSO", "bob");
-        let cases: [(&str, Vec<(&str, &str)>, StatusCode); 7] = [
+        // Path, headers, and the answer: Exchange's (the mock's 200) or the gateway's 403.
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode);
+        let cases: [Case; 7] = [
             ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", NTLM_TYPE1)], StatusCode::OK),
             ("/mapi/emsmdb/?MailboxId=x", vec![ua], StatusCode::OK),
             ("/EWS/healthcheck.htm", vec![("user-agent", "KEMP/1.0")], StatusCode::OK),
