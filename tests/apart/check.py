@@ -289,23 +289,6 @@ KNOWN_BUGS_SIMULATE = {
     "(/owa from 10.0.0.0/8 only): heidi's day-2 and judy's OWA through the balancer and Application "
     "Gateway (c-ip 10.0.5.5, 10.0.6.4) are denied, 108 requests for 55, where the IIS logs alone give 55; "
     "the README keeps the twin's `Log=` facts and substatus, not its c-ip",
-    "mailbox-settings-judge-anonymous": "the organisation's mailbox settings (MapiHttpEnabled, the EWS "
-    "application access policy and its switches) deny requests that name no user, though Exchange applies "
-    "them to a mailbox once it knows it, after IIS authenticated the request: the anonymous first legs of "
-    "every NTLM/Negotiate sign-in (and failed ones), which IIS answers 401 whatever the mailbox, and the "
-    "load balancer's anonymous `/EWS/healthcheck.htm` polls, no EWS call at all. Seed 7, mapi-http-off.toml: "
-    "86 anonymous requests, 12 of them legs of john smith's own sign-ins, whose mailbox allows MAPI over "
-    "HTTP (the gateway would refuse the first leg of his every connection); ews-allow-list.toml: the "
-    "balancer's 192 EWS health checks denied as probes (a balancer would take EWS out of service); the "
-    "per-mailbox switches leave such requests alone",
-    "request-filtering-reads-logged-query": "request filtering's query string sequences (404.18) are "
-    "matched against the query an IIS line logged, which ends with what Exchange's front end adds to its "
-    "own log line after the request, `&CorrelationID=<empty>;&cafeReqId=<guid>;` (README \"HttpProxy\"), "
-    "never part of the request IIS filtered: a common hardening, denyQueryStringSequences `<`, refuses "
-    "every such request. Seed 7, request-filtering.toml: 998 of 1784 people's requests denied for 28 "
-    "(the `.lzx` files), every user, 192 probe and 6 computer-account requests; the gateway, which sees "
-    "the request itself, would deny 28 (README: what simulate predicts is what the gateway does). "
-    "HttpProxy lines (`UrlQuery`, the client's query) are judged right",
 }
 
 
@@ -317,20 +300,12 @@ def connection_from_httpproxy(truth):
     return dict(truth, requests=[dict(r, peer=r["ip"]) if r.get("view") == "hp" else r for r in truth["requests"]])
 
 
-def logged_query_filtered(truth):
-    """casguard's request filtering reads the query an IIS line logged,
-    Exchange's `&CorrelationID=<empty>;&cafeReqId=...;` included."""
-    return dict(truth, requests=[dict(r, query=r["logged_query"]) if "logged_query" in r else r
-                                 for r in truth["requests"]])
-
-
 # Bug models that change what the requests are taken to be (the truth); the
 # expectation is computed from the result, before the models above.
-TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy,
-                         "request-filtering-reads-logged-query": logged_query_filtered}
+TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
 # Bug models that are a way of computing the expectation (expect.expect's
 # keyword arguments).
-EXPECT_MODELS_SIMULATE = {"mailbox-settings-judge-anonymous": {"anonymous_as_org": True}}
+EXPECT_MODELS_SIMULATE = {}
 
 
 BUG_MODELS_SIMULATE = {}

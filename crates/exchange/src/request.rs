@@ -393,6 +393,11 @@ pub struct Request {
     pub source: Source,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
+    /// Credentials came with the request, or its connection was signed in,
+    /// naming nobody readable here (a Kerberos ticket, an opaque token):
+    /// someone is signed in, though `user` is empty. Only the gateway sets
+    /// it; IIS logs the user it signed in. See [`Request::is_anonymous`].
+    pub unnamed_credentials: bool,
     pub activesync: ActiveSync,
     pub client: ClientId,
     /// For an attack, the client its user agent and device claim (`client`
@@ -425,11 +430,38 @@ impl Request {
         self.auth = AuthType::Unknown;
         self.source = Source::Unknown;
         self.user.clear();
+        self.unnamed_credentials = false;
         self.activesync.clear();
         self.client = ClientId::default();
         self.attack_claims = ClientId::default();
         self.traffic = Traffic::Person;
         self.attack = None;
+    }
+
+    /// The query the client sent, which IIS request filtering scanned and
+    /// URL Rewrite read: an IIS line's logged query less what Exchange adds
+    /// to its log line (see [`crate::url::client_query_into`]), written
+    /// into `scratch` only when there is any; any other source's query
+    /// (HttpProxy's `UrlQuery`, the gateway's request) as it is.
+    pub fn client_query<'a>(&'a self, scratch: &'a mut String) -> &'a str {
+        if self.source == Source::Iis
+            && crate::url::client_query_into(&self.query, self.protocol == Protocol::ActiveSync, scratch)
+        {
+            scratch
+        } else {
+            &self.query
+        }
+    }
+
+    /// Nobody is signed in: no user, and no credentials that name one. The
+    /// anonymous first leg of an NTLM or Negotiate sign-in (which IIS
+    /// answers with its challenge, 401), a load balancer's health page.
+    /// Exchange applies a mailbox's settings (and the organisation's, which
+    /// hold for every mailbox without its own) once it knows the mailbox,
+    /// after IIS signed the request in: they do not judge such a request.
+    #[inline]
+    pub fn is_anonymous(&self) -> bool {
+        self.user.is_empty() && !self.unnamed_credentials
     }
 
     /// The client the request claims to be: its `client`, or for an attack,

@@ -124,10 +124,17 @@ fn vouched_client(headers: &HeaderMap, trusted: &[IpNet], out: &mut String) -> b
 /// or on the first leg of an NTLM handshake, `User=` still names the user:
 /// Exchange answers such a request with a challenge, nothing more, and a
 /// rule that excepts boss must not refuse boss's way to sign in.
+///
+/// Credentials that name nobody readable still sign someone in: the request
+/// is not anonymous ([`exchange::Request::unnamed_credentials`]), so the
+/// organisation's mailbox settings judge it, as Exchange will once it knows
+/// the mailbox. A request without credentials, or the first leg of an NTLM
+/// handshake, is anonymous: those settings let it reach IIS's challenge.
 pub fn after_interpret(r: &mut exchange::Request, headers: &HeaderMap, auth: Option<&AuthUser>) {
     r.activesync.log.keep_only(exchange::LogWanted::NONE);
     if r.username.is_empty() && matches!(auth, Some(AuthUser::Unknown | AuthUser::Unreadable | AuthUser::Undecoded)) {
         r.user.clear();
+        r.unnamed_credentials = true;
     }
     if r.protocol == exchange::Protocol::ActiveSync && r.activesync.protocol_version.is_empty() {
         if let Some(v) = headers.get(MS_ASPROTOCOLVERSION).and_then(|v| v.to_str().ok()) {

@@ -86,25 +86,40 @@ async fn ews_policy_example_decides_like_exchange() {
         let (mock, up) = start_mock().await;
         let gw = start_gateway(&std::fs::read_to_string(EWS_EXAMPLE).unwrap(), up).await;
         let mut c = client(gw.addr).await;
+        // Exchange judges the signed-in caller (an anonymous request is
+        // IIS's to challenge, below).
+        let auth = basic("CONTOSO\\jdoe", "s3cret");
         let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)";
-        let a =
-            c.send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", outlook)], Bytes::from_static(b"<x/>")).await;
+        let a = c
+            .send_body(
+                "POST",
+                "/EWS/Exchange.asmx",
+                &[("user-agent", outlook), ("authorization", &auth)],
+                Bytes::from_static(b"<x/>"),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK);
-        let a = c.send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", "MacOutlook/16.80")], Bytes::new()).await;
+        let mac = [("user-agent", "MacOutlook/16.80"), ("authorization", &auth)];
+        let a = c.send_body("POST", "/EWS/Exchange.asmx", &mac, Bytes::new()).await;
         assert_eq!(a.status, StatusCode::OK);
         let mut c = client(gw.addr).await;
+        let app = "ExchangeServicesClient/15.0";
         let a = c
-            .send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", "ExchangeServicesClient/15.0")], Bytes::new())
+            .send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", app), ("authorization", &auth)], Bytes::new())
             .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN);
+        // The same application without credentials reaches Exchange's challenge.
+        let mut c = client(gw.addr).await;
+        let a = c.send_body("POST", "/EWS/Exchange.asmx", &[("user-agent", app)], Bytes::new()).await;
+        assert_eq!(a.status, StatusCode::OK);
         // Other protocols are not this policy's business.
         let mut c = client(gw.addr).await;
-        assert_eq!(c.get("/owa/", &[("user-agent", "ExchangeServicesClient/15.0")]).await.status, StatusCode::OK);
-        assert_eq!(mock.seen().len(), 3);
+        assert_eq!(c.get("/owa/", &[("user-agent", app)]).await.status, StatusCode::OK);
+        assert_eq!(mock.seen().len(), 4);
         let metrics = gw.handle.metrics();
         assert!(metrics.contains("protocol=\"ews\",client=\"ews-app\",decision=\"deny\""), "{metrics}");
         assert!(metrics.contains("protocol=\"ews\",client=\"outlook-windows\",decision=\"allow\",rule=\"\"} 1"));
-        assert!(metrics.contains("casguard_gateway_upstream_latency_seconds_count 3"), "{metrics}");
+        assert!(metrics.contains("casguard_gateway_upstream_latency_seconds_count 4"), "{metrics}");
         gw.stop().await;
     })
     .await;
@@ -165,6 +180,50 @@ async fn ntlm_handshake(threads: usize) {
         let dir = gw.stop().await;
         let log = read_logs(&dir.path().join("logs"));
         assert!(log.contains(" /ews/exchange.asmx - ") && log.contains("CONTOSO\\alice"), "{log}");
+    })
+    .await;
+}
+
+/// The organisation's mailbox settings judge a mailbox once IIS signed the
+/// request in: a request naming nobody (the first leg of every NTLM
+/// sign-in, a balancer's health page) must reach Exchange, or nobody could
+/// sign in and the balancer would take EWS out of service. Credentials the
+/// gateway cannot name (a Kerberos ticket, an opaque token) sign someone
+/// in: judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_settings_let_anonymous_first_legs_reach_exchange() {
+    use base64::Engine;
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let policy = "[mailbox_protocols]\nmapi_http_enabled = false\n[ews_access]\news_enabled = true\n\
+                      application_access_policy = 'EnforceAllowList'\nlist = ['Outlook-iOS/*']\n";
+        let gw = start_gateway(policy, up).await;
+        let ua = ("user-agent", "Microsoft Office/16.0 (Microsoft Outlook 16.0)");
+        let kerberos = format!("Negotiate {}", B64.encode(b"\x60\x82\x01\x0a\x06\x06\x2b\x06\x01\x05\x05\x02ticket"));
+        let bob = ntlm_header("CONTOSO", "bob");
+        // Path, headers, and the answer: Exchange's (the mock's 200) or the gateway's 403.
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode);
+        let cases: [Case; 7] = [
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", NTLM_TYPE1)], StatusCode::OK),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua], StatusCode::OK),
+            ("/EWS/healthcheck.htm", vec![("user-agent", "KEMP/1.0")], StatusCode::OK),
+            ("/EWS/Exchange.asmx", vec![("user-agent", "curl/8"), ("authorization", NTLM_TYPE1)], StatusCode::OK),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &bob)], StatusCode::FORBIDDEN),
+            ("/mapi/emsmdb/?MailboxId=x", vec![ua, ("authorization", &kerberos)], StatusCode::FORBIDDEN),
+            (
+                "/EWS/Exchange.asmx",
+                vec![("user-agent", "curl/8"), ("authorization", "Bearer opaque")],
+                StatusCode::FORBIDDEN,
+            ),
+        ];
+        for (path, headers, want) in &cases {
+            let mut c = client(gw.addr).await;
+            let before = mock.seen().len();
+            let a = c.get(path, headers).await;
+            assert_eq!(a.status, *want, "{path} {headers:?}: {}", a.body);
+            assert_eq!(mock.seen().len() - before, usize::from(*want == StatusCode::OK), "{path} {headers:?}");
+        }
+        gw.stop().await;
     })
     .await;
 }

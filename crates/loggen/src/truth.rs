@@ -332,13 +332,16 @@ impl Acc {
             (Auth::Param, Kind::As) => ALIAS_PARAM,
             _ => 0,
         };
-        // Policies count every person request; affected users only named ones.
+        // IIS's filter counts every person request; affected users only
+        // named ones. The EWS access policy, as Exchange applies it once IIS
+        // signed the caller in, only requests that name a user: an anonymous
+        // first leg is answered by IIS's challenge.
         let mut flags = 0;
         if kind == Kind::As && a.ua_outlook_10 {
             self.iis_denied += 1;
             flags |= F_IIS_DENIED;
         }
-        if proto == Proto::Ews && !a.ews_allowed {
+        if proto == Proto::Ews && !a.ews_allowed && alias != 0 {
             self.ews_denied += 1;
             flags |= F_EWS_DENIED;
         }

@@ -26,7 +26,8 @@
 //! let interpreter = Arc::new(Interpreter::builtin());
 //! let policy = Policy::from_toml(text, "p.toml".as_ref(), interpreter.catalog(), interpreter.networks()).unwrap();
 //! let policy = ReadyPolicy::new(policy, None, interpreter).unwrap();
-//! let mut req = Request { protocol: Protocol::Ews, ..Request::default() };
+//! // Exchange's settings judge a signed-in caller.
+//! let mut req = Request { protocol: Protocol::Ews, user: "alice".into(), ..Request::default() };
 //! req.user_agent = "Microsoft Office Outlook 16.0".into();
 //! assert_eq!(evaluate(&policy, &req).action, Action::Allow);
 //! req.user_agent = "Apple Mail".into();

@@ -324,23 +324,47 @@ impl Cond {
                 if !applies_to.is_empty() && !applies_to.iter().any(|e| path_has_extension_ci(&req.stem, e)) {
                     return false;
                 }
-                targets.iter().any(|t| {
-                    strings.iter().any(|s| match t {
-                        ScanTarget::Header(h) => {
-                            let value = match h {
-                                Header::UserAgent => &req.user_agent,
-                                Header::XForwardedFor => &req.forwarded_for,
-                            };
-                            !value.is_empty() && concat_contains_ci(h.line_prefix(), value, s)
-                        }
-                        ScanTarget::Url => contains_ci(&req.stem, s),
-                        ScanTarget::QueryString => contains_ci(&req.query, s) || unescaped_contains_ci(&req.query, s),
+                let scan = |query: &str| {
+                    targets.iter().any(|t| {
+                        strings.iter().any(|s| match t {
+                            ScanTarget::Header(h) => {
+                                let value = match h {
+                                    Header::UserAgent => &req.user_agent,
+                                    Header::XForwardedFor => &req.forwarded_for,
+                                };
+                                !value.is_empty() && concat_contains_ci(h.line_prefix(), value, s)
+                            }
+                            ScanTarget::Url => contains_ci(&req.stem, s),
+                            ScanTarget::QueryString => contains_ci(query, s) || unescaped_contains_ci(query, s),
+                        })
                     })
-                })
+                };
+                if targets.contains(&ScanTarget::QueryString) {
+                    with_client_query(req, scan)
+                } else {
+                    scan("")
+                }
             }
             Cond::Not(c) => !c.matches(req, inv),
         }
     }
+}
+
+/// `f` of the query the client sent, which IIS filtered and URL Rewrite
+/// reads ([`Request::client_query`]): an IIS line logs more, Exchange's
+/// `&CorrelationID=<empty>;` among it, which a `<` sequence would deny.
+/// In a buffer reused per thread: no allocation per request once grown.
+pub(crate) fn with_client_query<R>(req: &Request, f: impl FnOnce(&str) -> R) -> R {
+    if req.source != exchange::Source::Iis {
+        return f(&req.query);
+    }
+    thread_local! {
+        static CLIENT_QUERY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    CLIENT_QUERY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(req.client_query(&mut scratch)),
+        Err(_) => f(req.client_query(&mut String::new())),
+    })
 }
 
 /// IIS scans a query string raw and, with `unescapeQueryString` (on by
@@ -497,11 +521,17 @@ pub struct Rule {
     pub line: usize,
     /// Marks ActiveSync quarantine (answered as a deny).
     pub quarantine: bool,
+    /// A mailbox's or the organisation's Exchange setting, which Exchange
+    /// applies once IIS signed the request in: it does not judge an
+    /// anonymous request ([`Request::is_anonymous`]; a sign-in's first leg,
+    /// which IIS answers with its challenge, or a health page).
+    pub after_sign_in: bool,
 }
 
 impl Rule {
     pub(crate) fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
-        self.conditions.iter().all(|c| c.matches(req, inv))
+        !(self.after_sign_in && req.is_anonymous())
+            && self.conditions.iter().all(|c| c.matches(req, inv))
             && !self.unless.iter().any(|g| g.iter().all(|c| c.matches(req, inv)))
     }
 
@@ -551,7 +581,11 @@ impl fmt::Display for Rule {
         if self.quarantine {
             f.write_str(" (quarantine)")?;
         }
-        write!(f, " if {}", self.describe_conditions())
+        write!(f, " if {}", self.describe_conditions())?;
+        if self.after_sign_in {
+            f.write_str(" (signed-in requests only)")?;
+        }
+        Ok(())
     }
 }
 
@@ -676,7 +710,7 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::Location(_) => add("path", &req.stem),
             Cond::Pattern(p) => match p.input {
                 crate::pattern::RewriteInput::UserAgent => add("user agent", &req.user_agent),
-                crate::pattern::RewriteInput::QueryString => add("query", &req.query),
+                crate::pattern::RewriteInput::QueryString => with_client_query(req, |q| add("query", q)),
                 crate::pattern::RewriteInput::ForwardedFor => add("X-Forwarded-For", &req.forwarded_for),
                 crate::pattern::RewriteInput::Method => add("method", &req.method),
                 _ => add("path", &req.stem),

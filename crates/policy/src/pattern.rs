@@ -16,7 +16,8 @@ pub enum RewriteInput {
     Url { base: String },
     /// `{HTTP_USER_AGENT}`
     UserAgent,
-    /// `{QUERY_STRING}`: the query without `?`.
+    /// `{QUERY_STRING}`: the query without `?`, as the client sent it
+    /// ([`exchange::Request::client_query`]).
     QueryString,
     /// `{REMOTE_ADDR}`: the connection's address.
     RemoteAddr,
@@ -133,7 +134,7 @@ impl TextPattern {
         let hit = match &self.input {
             RewriteInput::Url { base } => self.regex.is_match(below(&req.stem, base).as_bytes()),
             RewriteInput::UserAgent => self.regex.is_match(req.user_agent.as_bytes()),
-            RewriteInput::QueryString => self.regex.is_match(req.query.as_bytes()),
+            RewriteInput::QueryString => crate::model::with_client_query(req, |q| self.regex.is_match(q.as_bytes())),
             RewriteInput::ForwardedFor => self.regex.is_match(req.forwarded_for.as_bytes()),
             RewriteInput::Path => self.regex.is_match(req.stem.as_bytes()),
             RewriteInput::Method => self.regex.is_match(req.method.as_bytes()),

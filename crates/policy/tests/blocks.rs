@@ -87,6 +87,49 @@ mapi_http_enabled = true
     assert!(!denied(&p, &at(Protocol::Rpc, "/rpc/rpcproxy.dll", "bob")));
 }
 
+/// Exchange applies a mailbox's settings, and the organisation's in their
+/// stead, once IIS signed the request in (`CallContext.CallerAccessAllowed`
+/// judges a caller; ActiveSync's access state starts at "authenticated?").
+/// A request naming nobody is IIS's to answer: the anonymous first leg of
+/// every NTLM sign-in gets its 401 challenge, a balancer's
+/// `/EWS/healthcheck.htm` its page. Credentials that name nobody readable
+/// (a Kerberos ticket at the gateway) still sign someone in: judged.
+#[test]
+fn organization_settings_leave_anonymous_requests_to_iis() {
+    let p = ready(
+        r#"
+[mailbox_protocols]
+mapi_http_enabled = false
+[ews_access]
+ews_enabled = true
+application_access_policy = "EnforceAllowList"
+list = ["Outlook-iOS/*"]
+[[ews_access.user]]
+user = "pilot"
+ews_enabled = false
+"#,
+    );
+    let mapi = at(Protocol::Mapi, "/mapi/emsmdb/", "");
+    assert!(mapi.is_anonymous());
+    assert!(!denied(&p, &mapi), "a sign-in's first leg reaches IIS's challenge");
+    let health = at(Protocol::Ews, "/EWS/healthcheck.htm", "");
+    assert!(!denied(&p, &health), "a balancer's health check is no EWS call");
+    assert!(!denied(&p, &at(Protocol::Ews, "/EWS/Exchange.asmx", "")));
+    // Signed in: judged by the organisation's, or the mailbox's own.
+    assert!(denied(&p, &at(Protocol::Mapi, "/mapi/emsmdb/", "bob")));
+    assert!(denied(&p, &at(Protocol::Ews, "/EWS/Exchange.asmx", "bob")));
+    assert!(denied(&p, &at(Protocol::Ews, "/EWS/Exchange.asmx", "pilot")));
+    // Someone signed in whom the gateway cannot name: judged as the organisation's.
+    for mut r in [mapi, health] {
+        r.unnamed_credentials = true;
+        assert!(!r.is_anonymous());
+        assert!(denied(&p, &r), "{}", r.stem);
+    }
+    // Rules of the policy file itself still judge anonymous requests.
+    let p = ready("[[rule]]\nname = \"no mapi\"\naction = \"deny\"\nprotocol = \"mapi\"\n");
+    assert!(denied(&p, &at(Protocol::Mapi, "/mapi/emsmdb/", "")));
+}
+
 const AUTH: &str = r#"
 [auth_policies]
 default = "No legacy"

@@ -178,6 +178,50 @@ fn a_query_string_is_scanned_raw_and_unescaped() {
     }
 }
 
+/// An IIS line logs more than the client sent: Exchange's front end adds
+/// `&CorrelationID=<empty>;&cafeReqId=<GUID>;` to its own log line after
+/// the request, OWA `&encoding=;`, ActiveSync's back end `&Log=...`. IIS
+/// filtered (and URL Rewrite read) the client's query, as the gateway sees
+/// it: a `<` sequence, a common hardening, must not deny every logged line.
+#[test]
+fn request_filtering_reads_the_query_the_client_sent() {
+    let p = policy(
+        "[[request_filtering]]\npath = \"/\"\ndeny_query_string_sequences = [\"<\"]\n\n\
+         [[iis_filter.rule]]\nname = \"semicolon\"\nscan_query_string = true\ndeny_strings = [\"=;\"]\n\n\
+         [[url_rewrite]]\npath = \"/\"\n[[url_rewrite.rule]]\nname = \"prxfrom\"\n\
+         conditions = [{ input = \"{QUERY_STRING}\", pattern = \"PrxFrom|cafeReqId\" }]\n\
+         action = \"AbortRequest\"\n",
+    );
+    let cafe = "&CorrelationID=<empty>;&cafeReqId=eba3262a-2abd-4152-a955-c3a7ea13398a;";
+    let eas = "/Microsoft-Server-ActiveSync/default.eas";
+    let line = |protocol, stem: &str, query: String, source| {
+        let mut r = req(protocol, stem, "ua");
+        r.query = query;
+        r.source = source;
+        r
+    };
+    let logged = [
+        line(Protocol::Ews, "/EWS/Exchange.asmx", cafe.to_string(), exchange::Source::Iis),
+        line(Protocol::Owa, "/owa/auth.owa", format!("{cafe}&encoding=;"), exchange::Source::Iis),
+        line(Protocol::ActiveSync, eas, format!("Cmd=Ping&User=u{cafe}"), exchange::Source::Iis),
+        line(Protocol::ActiveSync, eas, "Cmd=Ping&User=u&Log=PrxFrom:10.0.0.1_V161_".into(), exchange::Source::Iis),
+    ];
+    for r in &logged {
+        let d = evaluate(&p, r);
+        assert_eq!(d.action, Action::Allow, "{} {}: {}", r.stem, r.query, p.decided_by(&d));
+    }
+    // What the client sent is still judged, beside Exchange's additions.
+    for (q, by) in [("a=<b>", "query string sequences"), ("a=;", "semicolon"), ("PrxFrom=1", "prxfrom")] {
+        let r = line(Protocol::Ews, "/EWS/Exchange.asmx", format!("{q}{cafe}"), exchange::Source::Iis);
+        let d = evaluate(&p, &r);
+        assert!(d.action == Action::Deny && p.decided_by(&d).contains(by), "{q}: {}", p.decided_by(&d));
+    }
+    // A request the gateway sees, or HttpProxy's `UrlQuery`, is the client's: all of it is judged.
+    for source in [exchange::Source::Gateway, exchange::Source::HttpProxy] {
+        assert!(denied(&p, &line(Protocol::Ews, "/EWS/Exchange.asmx", cafe.to_string(), source)));
+    }
+}
+
 #[test]
 fn ews_allow_outlook_only_example() {
     let p = example("ews-allow-outlook-only.toml");

@@ -63,10 +63,11 @@ fn field<'a>(line: &'a Line, name: &str) -> Option<&'a str> {
 }
 
 /// The query the client sent: the logged one without what Exchange's front
-/// end appends to it (`&CorrelationID=<empty>;&cafeReqId=…;`).
+/// end appends to it (`&CorrelationID=<empty>;&cafeReqId=…;`, and Outlook on
+/// the web's `&encoding=;`).
 fn sent_query(logged: &str) -> String {
     let mut query = logged.to_string();
-    for mark in ["&CorrelationID=", "CorrelationID=", "&cafeReqId=", "cafeReqId="] {
+    for mark in ["&CorrelationID=", "CorrelationID=", "&cafeReqId=", "cafeReqId=", "&encoding=;"] {
         while let Some(at) = query.find(mark) {
             let end = query[at..].find(';').map_or(query.len(), |i| at + i + 1);
             query.replace_range(at..end, "");
@@ -262,6 +263,45 @@ fn the_gateway_decides_every_example_request_as_simulate_predicts() {
         let allowed: usize = verdicts.iter().filter(|(v, _)| v.0 == "allow").map(|(_, n)| n).sum();
         assert!(denied > 0 && allowed > 1000, "{name}: {verdicts:?}");
     }
+}
+
+/// Exchange's own settings and request filtering, as the gateway applies
+/// them: the organisation's mailbox settings judge a mailbox once IIS
+/// signed it in, so the anonymous first legs of the logs' sign-ins reach
+/// Exchange through the gateway, and simulate must say so; request
+/// filtering reads the client's query, not what Exchange adds to an IIS
+/// line (`&CorrelationID=<empty>;`, which a `<` sequence denied in simulate
+/// alone).
+#[test]
+fn exchange_settings_and_request_filtering_decide_alike() {
+    let files = front_end_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("settings.toml");
+    std::fs::write(
+        &policy,
+        "[mailbox_protocols]\nmapi_http_enabled = false\n\n[ews_access]\news_enabled = true\n\
+         application_access_policy = \"EnforceAllowList\"\nlist = [\"Outlook-iOS/*\", \"Outlook-Android/*\"]\n\n\
+         [[request_filtering]]\npath = \"/\"\ndeny_query_string_sequences = [\"<\"]\n",
+    )
+    .unwrap();
+    let (wrong, verdicts) = disagreements(&policy, &files, &[]);
+    assert!(wrong.is_empty(), "{} of the lines disagree:\n{}", wrong.len(), wrong.join("\n"));
+    let by = |prefix: &str| verdicts.iter().filter(|(v, _)| v.1.starts_with(prefix)).map(|(_, n)| n).sum::<usize>();
+    // Signed-in MAPI and EWS requests are judged; no client sent a `<`.
+    assert!(by("mailbox_protocols") > 0 && by("ews_access") > 0, "{verdicts:?}");
+    assert_eq!(by("request_filtering"), 0, "{verdicts:?}");
+    // And the anonymous ones are allowed, on both sides (the lines agree).
+    let lines = read_lines(&files);
+    let mut anonymous = BTreeMap::new();
+    for ((_, l), (verdict, _)) in lines.iter().zip(through_export(&policy, &files, &[])) {
+        let stem = l["cs-uri-stem"].to_ascii_lowercase();
+        let vdir = ["/mapi/", "/ews/"].into_iter().find(|v| stem.starts_with(v));
+        if let (Some(vdir), None) = (vdir, field(l, "cs-username")) {
+            *anonymous.entry((vdir, verdict)).or_insert(0) += 1;
+        }
+    }
+    assert!(anonymous.keys().all(|(_, v)| v.0 == "allow"), "{anonymous:?}");
+    assert!(anonymous.keys().any(|k| k.0 == "/mapi/") && anonymous.keys().any(|k| k.0 == "/ews/"), "{anonymous:?}");
 }
 
 /// The ProxyShell-shaped Autodiscover lines of the examples: the gateway

@@ -348,6 +348,8 @@ fn rule(
     note: Option<String>,
     line: usize,
 ) -> Rule {
+    // Exchange's own settings judge a mailbox once IIS signed it in.
+    let after_sign_in = matches!(origin, RuleOrigin::MailboxProtocols | RuleOrigin::EwsAccess);
     Rule {
         name,
         action,
@@ -360,6 +362,7 @@ fn rule(
         note,
         line,
         quarantine: false,
+        after_sign_in,
     }
 }
 
