@@ -141,8 +141,9 @@ async fn failed_connections_count_toward_fall_and_passed_checks_bring_it_back() 
             assert_eq!(status(gw.addr, "/owa/").await, StatusCode::OK);
         }
         assert_eq!(b.seen().len(), 4);
-        let down = format!("upstream http://{a_addr} is down after 2 failure(s) in a row: connect");
-        assert!(gw.events().iter().any(|e| e.contains(&down)), "out after two requests: {:?}", gw.events());
+        // Down after two failed connects: the requests' own, or, when a busy
+        // machine let fewer of them try it first, the next round of checks'.
+        until_event(&gw, &format!("upstream http://{a_addr} is down after 2 failure(s) in a row: connect")).await;
 
         let (a, _) = start_mock_at(a_addr).await;
         until_event(&gw, &format!("upstream http://{a_addr} is up: 2 check(s) in a row passed")).await;
