@@ -73,6 +73,37 @@ pub(crate) async fn read(body: Incoming) -> Result<Bytes, Refused> {
     }
 }
 
+const NOT_A_FORM: Refused =
+    Refused::new(400, "a sign-in posted other than as application/x-www-form-urlencoded (the logon page's form)");
+const QUERY_AND_FORM: Refused = Refused::new(400, "a sign-in naming one user in its query and another in its form");
+
+/// The user a forms sign-in names: its form's `username`, read only from
+/// the urlencoded form the logon page posts (ASP.NET would read a multipart
+/// body too, which is refused rather than parsed), and a `username` in the
+/// query, which `Request["username"]` reads before the form, must agree.
+pub(crate) fn sign_in_user(
+    query: Option<&str>,
+    content_types: &[&[u8]],
+    form: &[u8],
+) -> Result<Option<String>, Refused> {
+    let urlencoded = |t: &[u8]| {
+        let t = t.trim_ascii_start();
+        t.len() >= 33
+            && t[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+            && matches!(t.get(33), None | Some(b';' | b' ' | b'\t'))
+    };
+    let from_form = match content_types {
+        _ if form.is_empty() && content_types.len() <= 1 => None,
+        [t] if urlencoded(t) => username(form)?,
+        _ => return Err(NOT_A_FORM),
+    };
+    let from_query = username(query.unwrap_or("").as_bytes())?;
+    match (from_form, from_query) {
+        (Some(f), Some(q)) if f != q => Err(QUERY_AND_FORM),
+        (f, q) => Ok(f.or(q)),
+    }
+}
+
 /// The user the form names (`username`), if it names one.
 pub(crate) fn username(form: &[u8]) -> Result<Option<String>, Refused> {
     let mut found: Option<String> = None;
@@ -107,6 +138,8 @@ pub(crate) fn fuzz(data: &[u8]) {
     if let Ok(Some(user)) = username(data) {
         assert!(!user.is_empty() && !user.contains('\u{FFFD}'));
     }
+    let (query, form) = data.split_at(data.len() / 2);
+    let _ = sign_in_user(std::str::from_utf8(query).ok(), &[b"application/x-www-form-urlencoded"], form);
     let _ = is_sign_in(&Method::POST, &String::from_utf8_lossy(data));
 }
 
@@ -127,6 +160,28 @@ mod tests {
         assert_eq!(username(b"username=&password=x").unwrap(), None);
         assert!(username(b"username=alice&USERNAME=bob").is_err(), "ASP.NET would read `alice,bob`");
         assert!(username(b"username=b%FFb").is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn only_the_logon_page_s_form_is_read_and_a_query_must_agree() {
+        let form = b"username=bob&password=x";
+        let urlencoded: &[&[u8]] = &[b"application/x-www-form-urlencoded"];
+        assert_eq!(sign_in_user(None, urlencoded, form).unwrap().as_deref(), Some("bob"));
+        let charset: &[&[u8]] = &[b"Application/X-WWW-Form-URLEncoded; charset=UTF-8"];
+        assert_eq!(sign_in_user(None, charset, form).unwrap().as_deref(), Some("bob"));
+        for types in [
+            &[&b"multipart/form-data; boundary=x"[..]][..],
+            &[b"application/x-www-form-urlencodedx"],
+            &[b"text/plain"],
+            &[],
+            &[b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x"],
+        ] {
+            assert!(sign_in_user(None, types, form).is_err(), "{types:?}");
+        }
+        assert_eq!(sign_in_user(None, &[], b"").unwrap(), None, "no body, nothing to read");
+        assert_eq!(sign_in_user(Some("UserName=eve"), &[], b"").unwrap().as_deref(), Some("eve"));
+        assert_eq!(sign_in_user(Some("username=bob"), urlencoded, form).unwrap().as_deref(), Some("bob"));
+        assert!(sign_in_user(Some("username=eve"), urlencoded, form).is_err());
     }
 
     #[test]

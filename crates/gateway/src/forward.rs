@@ -17,7 +17,7 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::client::conn::TrySendError;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use policy::Action;
 
@@ -60,7 +60,10 @@ pub(crate) fn handle(
     Handled::Reading {
         future: Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let read = forms::read(body).await.and_then(|form| Ok((forms::username(&form)?, form)));
+            let types: Vec<&[u8]> = parts.headers.get_all(CONTENT_TYPE).iter().map(|v| v.as_bytes()).collect();
+            let read = forms::read(body)
+                .await
+                .and_then(|form| Ok((forms::sign_in_user(parts.uri.query(), &types, &form)?, form)));
             match read {
                 Ok((user, form)) => {
                     let req = Request::from_parts(parts, ClientBody::Read(Some(form)));

@@ -1078,6 +1078,18 @@ async fn the_forms_sign_in_is_judged_as_the_user_its_form_names() {
             }
             assert_eq!(status(&send_raw(gw.addr, request.as_bytes()).await), "400", "{form}");
         }
+        // Posted as multipart (which ASP.NET reads too, the logon page never sends), or
+        // naming another user in the query (which `Request["username"]` reads first): refused.
+        let multipart = sign_in(
+            "/owa/auth.owa",
+            "--x\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nbaduser\r\n--x--\r\n",
+        )
+        .replace("application/x-www-form-urlencoded", "multipart/form-data; boundary=x");
+        assert_eq!(status(&send_raw(gw.addr, multipart.as_bytes()).await), "400");
+        let query = sign_in("/owa/auth.owa?UserName=baduser", "username=gooduser&password=pw");
+        assert_eq!(status(&send_raw(gw.addr, query.as_bytes()).await), "400");
+        let query_only = sign_in("/owa/auth.owa?username=baduser", "password=pw");
+        assert_eq!(status(&send_raw(gw.addr, query_only.as_bytes()).await), "403");
         let big = format!("username=gooduser&password=pw&pad={}", "x".repeat(20_000));
         assert_eq!(status(&send_raw(gw.addr, sign_in("/owa/auth.owa", &big).as_bytes()).await), "413");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
