@@ -290,19 +290,33 @@ fn probe(policy: &ReadyPolicy, user: &str, protocol: Protocol, ip: IpAddr) -> Re
         Protocol::PowerShell => ("POST", "/PowerShell", "Microsoft WinRM Client"),
         _ => ("GET", "/", BROWSER),
     };
+    let query = match protocol {
+        Protocol::ActiveSync => format!("Cmd=Sync&User={user}&DeviceId=CASGUARDPOSTURE01&DeviceType=iPhone"),
+        _ => String::new(),
+    };
+    tried(policy, user, ip, (method, stem, query, ua, AuthType::Unknown))
+}
+
+/// `user`'s request from `ip` (method, stem, query, user agent, sign-in),
+/// answered 200, as the interpreter reads it and a person's.
+fn tried(
+    policy: &ReadyPolicy,
+    user: &str,
+    ip: IpAddr,
+    (method, stem, query, ua, auth): (&str, &str, String, &str, AuthType),
+) -> Request {
     let mut req = Request {
         method: method.into(),
         stem: stem.into(),
+        query,
         user_agent: ua.into(),
         username: user.into(),
+        auth,
         status: 200,
         server_port: 443,
         peer_ip: Some(ip),
         ..Request::default()
     };
-    if protocol == Protocol::ActiveSync {
-        req.query = format!("Cmd=Sync&User={user}&DeviceId=CASGUARDPOSTURE01&DeviceType=iPhone");
-    }
     policy.interpreter().interpret(&mut req);
     req.user = user.into();
     req.traffic = Traffic::Person;
@@ -479,21 +493,9 @@ fn outlook_mobile_door(
     (sign_in, device_type, auth): (&'static str, &str, AuthType),
     doors: &UserDoors,
 ) -> OutlookMobileDoor {
-    let mut req = Request {
-        method: "POST".into(),
-        stem: "/Microsoft-Server-ActiveSync/default.eas".into(),
-        query: format!("Cmd=Sync&User={user}&DeviceId=CASGUARDPOSTURE02&DeviceType={device_type}"),
-        user_agent: "Outlook-iOS-Android/1.0".into(),
-        username: user.into(),
-        auth,
-        status: 200,
-        server_port: 443,
-        peer_ip: Some(CLOUD_PROBE),
-        ..Request::default()
-    };
-    policy.interpreter().interpret(&mut req);
-    req.user = user.into();
-    req.traffic = Traffic::Person;
+    let query = format!("Cmd=Sync&User={user}&DeviceId=CASGUARDPOSTURE02&DeviceType={device_type}");
+    let stem = "/Microsoft-Server-ActiveSync/default.eas";
+    let req = tried(policy, user, CLOUD_PROBE, ("POST", stem, query, "Outlook-iOS-Android/1.0", auth));
     let decision = evaluate(policy, &req);
     let (p, client) = (Protocol::ActiveSync.index(), req.client.0);
     let reached: u64 =

@@ -21,7 +21,7 @@ use crate::model::AuthUser;
 use crate::screen::Refused;
 
 /// The sign-in form is a few hundred bytes; a bigger body is refused.
-pub(crate) const MAX_FORM: usize = 16 * 1024;
+const MAX_FORM: usize = 16 * 1024;
 /// How long the client has to send it.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -29,16 +29,17 @@ const TOO_LARGE: Refused = Refused::new(413, "a sign-in form larger than 16 KiB"
 const NOT_SENT: Refused = Refused::new(400, "the sign-in form was not sent in time, or was cut off");
 const AMBIGUOUS: Refused = Refused::new(400, "a sign-in form that names its user twice, or not in UTF-8");
 const TWO_USERS: Refused = Refused::new(400, "a sign-in form naming another user than its Authorization header");
+const NOT_A_FORM: Refused =
+    Refused::new(400, "a sign-in posted other than as application/x-www-form-urlencoded (the logon page's form)");
+const QUERY_AND_FORM: Refused = Refused::new(400, "a sign-in naming one user in its query and another in its form");
+
 /// A form naming someone the identity key reads as nobody (`Anonymous`, `CONTOSO\`).
 pub(crate) const NOBODY: Refused = Refused::new(400, "a sign-in form naming nobody casguard can key");
 
-/// Make `m` the sign-in of `user` (the form's, empty if it names none):
-/// Exchange's forms module turns the form into the credentials IIS checks.
-/// A header naming someone else is refused rather than guessed between.
+/// Make `m` the sign-in of `user`, the one the form names: Exchange's forms
+/// module turns the form into the credentials IIS checks. A header naming
+/// someone else is refused rather than guessed between.
 pub(crate) fn sign_in_as(m: &mut exchange::Request, user: &str, header: Option<&AuthUser>) -> Option<Refused> {
-    if user.is_empty() {
-        return None;
-    }
     if matches!(header, Some(AuthUser::Named(named)) if !named.eq_ignore_ascii_case(user)) {
         return Some(TWO_USERS);
     }
@@ -72,10 +73,6 @@ pub(crate) async fn read(body: Incoming) -> Result<Bytes, Refused> {
         Ok(Err(_)) | Err(_) => Err(NOT_SENT),
     }
 }
-
-const NOT_A_FORM: Refused =
-    Refused::new(400, "a sign-in posted other than as application/x-www-form-urlencoded (the logon page's form)");
-const QUERY_AND_FORM: Refused = Refused::new(400, "a sign-in naming one user in its query and another in its form");
 
 /// The user a forms sign-in names: its form's `username`, read only from
 /// the urlencoded form the logon page posts (ASP.NET would read a multipart

@@ -67,7 +67,7 @@ pub(crate) fn handle(
             match read {
                 Ok((user, form)) => {
                     let req = Request::from_parts(parts, ClientBody::Read(Some(form)));
-                    decide(&shared, &conn, req, Some(user.unwrap_or_default())).await
+                    decide(&shared, &conn, req, user).await
                 }
                 Err(refused) => {
                     let finish = Finish::new(&shared, &conn.activity);
@@ -79,7 +79,7 @@ pub(crate) fn handle(
 }
 
 /// Decide a request and, when it is allowed, send it to Exchange at once.
-/// `form_user` is the user a forms sign-in's form names (empty: none).
+/// `form_user` is the user a forms sign-in's form (or query) names.
 fn decide(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
@@ -140,7 +140,7 @@ fn decide(
             .refusal
             .map(Refused::from)
             .or(form_refused)
-            .or_else(|| form_user.as_ref().filter(|u| !u.is_empty() && m.user.is_empty()).map(|_| forms::NOBODY))
+            .or_else(|| (form_user.is_some() && m.user.is_empty()).then_some(forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
