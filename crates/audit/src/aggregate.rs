@@ -461,13 +461,7 @@ fn see_device(seen: &mut FirstSeen, req: &Request) {
 }
 
 fn merge_first_seen(mine: &mut FirstSeen, theirs: FirstSeen) {
-    for (user, devices) in theirs {
-        let entry = mine.entry(user).or_default();
-        for (device, first) in devices {
-            let t = entry.entry(device).or_insert(first);
-            *t = (*t).min(first);
-        }
-    }
+    merge_map(mine, theirs, |mine, theirs| merge_map(mine, theirs, |first, other| *first = (*first).min(other)));
 }
 
 /// Everything learned from the logs.
