@@ -42,7 +42,8 @@ Sources, cited as [name] (and write.py's names):
 - [abq] ActiveSync device access (New-ActiveSyncDeviceAccessRule,
   Set-ActiveSyncOrganizationSettings, Set-CASMailbox
   -ActiveSyncAllowedDeviceIDs/-ActiveSyncBlockedDeviceIDs; Exchange 2010 SP1
-  "Determining a Mobile Device's Access State"): personal block, personal
+  "Determining a Mobile Device's Access State"): a signed-in request only
+  (its step 1 is "authenticated?"); then personal block, personal
   allow, a Block rule, a Quarantine rule, an Allow rule, then the
   organisation's DefaultAccessLevel. A query string matches exactly ("no
   wildcards or partial matches"); case: not documented, casguard assumes any
@@ -477,9 +478,11 @@ def ews_access(pol, req, models):
 def device_access(pol, req, models):
     doc = pol.doc
     proto, user, ua = req["proto"], req["user"], req["ua"] or ""
-    # [abq] ActiveSync device access.
+    # [abq] ActiveSync device access. Its first step is "authenticated?"
+    # (Determining a Mobile Device's Access State, step 1): a request that
+    # names nobody gets IIS's challenge, not a device access state.
     da = doc.get("device_access")
-    if da is not None and proto == "activesync" and req.get("device"):
+    if da is not None and proto == "activesync" and req.get("device") and user is not None:
         dev = req["device"].lower()
         for i, p in enumerate(da.get("personal", [])):
             if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("blocked_device_ids", [])]:

@@ -107,8 +107,25 @@ list = ["Outlook-iOS/*"]
 [[ews_access.user]]
 user = "pilot"
 ews_enabled = false
+[device_access]
+default_access_level = "Quarantine"
+[[device_access.rule]]
+characteristic = "DeviceType"
+query_string = "Outlook"
+access_level = "Block"
 "#,
     );
+    // ActiveSync's first step is "authenticated?": an anonymous request gets
+    // IIS's 401, whatever its device, so a device the user's own list allows
+    // is not refused before its credentials are sent.
+    let outlook = eas("Sync", "ABC123", "Outlook", "Outlook-iOS-Android/1.0", "");
+    let iphone = eas("Sync", "DEF456", "iPhone", "Apple-iPhone9C1/1402.72", "");
+    assert!(outlook.is_anonymous());
+    assert!(!denied(&p, &outlook) && !denied(&p, &iphone), "device access judges signed-in requests");
+    for mut r in [outlook, iphone] {
+        r.user = "bob".into();
+        assert!(denied(&p, &r), "{} is judged once signed in", r.activesync.device_type);
+    }
     let mapi = at(Protocol::Mapi, "/mapi/emsmdb/", "");
     assert!(mapi.is_anonymous());
     assert!(!denied(&p, &mapi), "a sign-in's first leg reaches IIS's challenge");
@@ -120,7 +137,8 @@ ews_enabled = false
     assert!(denied(&p, &at(Protocol::Ews, "/EWS/Exchange.asmx", "bob")));
     assert!(denied(&p, &at(Protocol::Ews, "/EWS/Exchange.asmx", "pilot")));
     // Someone signed in whom the gateway cannot name: judged as the organisation's.
-    for mut r in [mapi, health] {
+    let kerberos_phone = eas("Sync", "DEF456", "iPhone", "Apple-iPhone9C1/1402.72", "");
+    for mut r in [mapi, health, kerberos_phone] {
         r.unnamed_credentials = true;
         assert!(!r.is_anonymous());
         assert!(denied(&p, &r), "{}", r.stem);

@@ -348,8 +348,10 @@ fn rule(
     note: Option<String>,
     line: usize,
 ) -> Rule {
-    // Exchange's own settings judge a mailbox once IIS signed it in.
-    let after_sign_in = matches!(origin, RuleOrigin::MailboxProtocols | RuleOrigin::EwsAccess);
+    // Exchange's own settings judge a mailbox once IIS signed it in; device
+    // access too, whose first step is "authenticated?".
+    let after_sign_in =
+        matches!(origin, RuleOrigin::MailboxProtocols | RuleOrigin::EwsAccess | RuleOrigin::DeviceAccess);
     Rule {
         name,
         action,
