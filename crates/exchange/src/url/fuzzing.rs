@@ -2,7 +2,9 @@
 //! and the fuzz target that holds the decoders to their slow references.
 
 use super::query::decode_query_bytes;
-use super::{cookie_names_a_backend, decode_path, decode_query_value_into, encode_path, normalize_path, resolve, PLAIN};
+use super::{
+    cookie_names_a_backend, decode_path, decode_query_value_into, encode_path, normalize_path, resolve, PLAIN,
+};
 
 /// Spell a canonical path another way IIS reads alike, with `choices`
 /// picking, byte by byte, how each character and slash is written: as is,
@@ -97,7 +99,7 @@ pub fn fuzz(data: &[u8]) {
 
 /// [`cookie_names_a_backend`] the slow way, for the fuzz target: the
 /// mitigation's two patterns tried at every position of a lower-cased copy.
-fn backend_cookie_reference(cookie: &[u8]) -> bool {
+pub(super) fn backend_cookie_reference(cookie: &[u8]) -> bool {
     let lower = cookie.to_ascii_lowercase();
     let at = |i: usize, needle: &[u8]| lower[i..].starts_with(needle);
     (0..lower.len()).any(|i| {

@@ -39,7 +39,13 @@
 //! and is idempotent. [`decode_query_value_into`] decodes a query value as
 //! ASP.NET's `HttpUtility.UrlDecode` does (`+` as space, `%XX`, `%uNNNN`).
 
+mod fuzzing;
+mod query;
+
 use std::fmt;
+
+pub use fuzzing::{fuzz, respell};
+pub use query::{client_query_into, decode_query_value_into};
 
 /// Longest path segment HTTP.sys accepts (`UrlSegmentMaxLength`).
 pub const MAX_SEGMENT_CHARS: usize = 260;
@@ -399,8 +405,10 @@ pub fn encode_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::fuzzing::backend_cookie_reference;
     use super::*;
 
+    #[test]
     fn proxylogon_backend_cookies() {
         for cookie in [
             "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3; X-BEResource=localhost/owa/auth/logon.aspx?~3;",

@@ -99,7 +99,7 @@ pub fn decode_query_value_into(src: &str, out: &mut String) {
 
 /// The general case of [`decode_query_value_into`]: escapes of any byte.
 /// Decodes into `out`'s own buffer, so valid text allocates nothing.
-fn decode_query_bytes(src: &str, out: &mut String) {
+pub(super) fn decode_query_bytes(src: &str, out: &mut String) {
     let s = src.as_bytes();
     let mut buf = std::mem::take(out).into_bytes();
     let mut i = 0;
@@ -182,5 +182,4 @@ mod tests {
             assert_eq!(client(q, true), q);
         }
     }
-
 }
