@@ -3,22 +3,28 @@
 //! Memory grows with the number of distinct users and devices, never with the
 //! number of lines: every list inside is capped (see [`crate::capped`]).
 //! Aggregates from different threads merge with sums, minima, maxima and
-//! capped sets, so the result is the same whatever the thread count.
+//! capped sets, so the result is the same whatever the thread count. Each
+//! user's and device's own aggregate is in `users`.
+
+mod users;
 
 use std::collections::HashMap;
-
-/// The maps keyed by users, devices and user agents: aHash is several times
-/// faster than SipHash on short keys and is still seeded at random.
-pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::net::IpAddr;
 
-use exchange::{AccessVerdict, AttackKind, AuthType, ClientId, LogWanted, NetworkId, Protocol, Request, Traffic};
+use exchange::{AttackKind, AuthType, LogWanted, Protocol, Request, Traffic};
 
 use crate::attacks::AttackAgg;
 use crate::capped::CappedCounts;
 use crate::findings::FindingCounts;
 use crate::signins::SignIns;
 use crate::twins::TwinFacts;
+
+pub(crate) use users::later_access;
+pub use users::{DeviceAgg, UserAgg};
+
+/// The maps keyed by users, devices and user agents: aHash is several times
+/// faster than SipHash on short keys and is still seeded at random.
+pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
 const PROTOCOLS: usize = Protocol::ALL.len();
 const MAX_STATUSES: usize = 256;

@@ -24,7 +24,7 @@ pub struct UserAgg {
 }
 
 impl UserAgg {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         UserAgg {
             aliases: CappedCounts::new(MAX_ALIASES),
             requests: 0,
@@ -34,32 +34,33 @@ impl UserAgg {
         }
     }
 
-    fn add(&mut self, req: &Request, findings: FindingCounts) {
-    self.requests += 1;
-    self.span.see(req.time);
-    self.protocols[req.protocol.index()] += 1;
-    let (name, activesync_user) = (req.username.as_str(), req.activesync.self.as_str());
-    if name == activesync_user {
-        // The same alias twice (most ActiveSync lines): one look-up.
-        if !name.is_empty() {
-            self.aliases.add_with(name, 2, || name.into());
-        }
-    } else {
-        for alias in [name, activesync_user] {
-            if !alias.is_empty() {
-                self.aliases.add_with(alias, 1, || alias.into());
+    /// Count `req`, a request of this user, and its device.
+    pub(super) fn add(&mut self, req: &Request, findings: FindingCounts) {
+        self.requests += 1;
+        self.span.see(req.time);
+        self.protocols[req.protocol.index()] += 1;
+        let (name, activesync_user) = (req.username.as_str(), req.activesync.user.as_str());
+        if name == activesync_user {
+            // The same alias twice (most ActiveSync lines): one look-up.
+            if !name.is_empty() {
+                self.aliases.add_with(name, 2, || name.into());
+            }
+        } else {
+            for alias in [name, activesync_user] {
+                if !alias.is_empty() {
+                    self.aliases.add_with(alias, 1, || alias.into());
+                }
             }
         }
-    }
-    let key = req.device_key();
-    let device = match self.devices.get_mut(key) {
-        Some(device) => device,
-        None => self.devices.entry(key.into()).or_insert_with(DeviceAgg::new),
-    };
-    device.add(req, findings);
+        let key = req.device_key();
+        let device = match self.devices.get_mut(key) {
+            Some(device) => device,
+            None => self.devices.entry(key.into()).or_insert_with(DeviceAgg::new),
+        };
+        device.add(req, findings);
     }
 
-    fn merge(&mut self, other: UserAgg) {
+    pub(super) fn merge(&mut self, other: UserAgg) {
         self.aliases.merge(other.aliases);
         self.requests += other.requests;
         self.span.merge(other.span);
