@@ -56,6 +56,15 @@ fn counts<K: std::fmt::Display, N: std::fmt::Display>(pairs: impl IntoIterator<I
     pairs.into_iter().map(|(k, n)| format!("{k}:{n}")).collect::<Vec<_>>().join(";")
 }
 
+/// A backdoor's evidence, `protocol:client:requests` joined with `;`.
+fn evidence(by_protocol: &BTreeMap<&'static str, BTreeMap<String, u64>>) -> String {
+    let items: Vec<String> = by_protocol
+        .iter()
+        .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
+        .collect();
+    items.join(";")
+}
+
 /// A time as written, or nothing.
 fn time(t: &Option<String>) -> String {
     t.clone().unwrap_or_default()
@@ -167,12 +176,11 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     )?;
     for f in &report.findings {
         let devices: Vec<&str> = f.devices.iter().map(|d| d.id.as_str()).collect();
-        let mut sources: Vec<String> =
-            f.devices.iter().flat_map(|d| d.sources.iter().map(|s| format!("{} [{}]", s.ip, s.network))).collect();
-        if let Some(source) = &f.source {
-            sources.push(format!("{} [{}]", source.ip, source.network));
-        }
-        sources.extend(f.sources.iter().map(|s| format!("{} [{}]", s.ip, s.network)));
+        let mut sources: Vec<String> = (f.devices.iter().flat_map(|d| &d.sources))
+            .chain(&f.source)
+            .chain(&f.sources)
+            .map(|s| format!("{} [{}]", s.ip, s.network))
+            .collect();
         sources.sort();
         sources.dedup();
         row!(
@@ -342,12 +350,7 @@ pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Resu
 
     let mut w = Table::create(dir, "backdoors.csv", &["user", "denied_on", "still_reaches", "clients"])?;
     for b in &report.backdoors {
-        let clients: Vec<String> = b
-            .evidence
-            .iter()
-            .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
-            .collect();
-        row!(w, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), clients.join(";")]);
+        row!(w, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), evidence(&b.evidence)]);
     }
     written.push(w.finish()?);
 
@@ -414,11 +417,6 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
         ],
     )?;
     for b in &report.backdoors {
-        let clients: Vec<String> = b
-            .evidence
-            .iter()
-            .flat_map(|(protocol, clients)| clients.iter().map(move |(c, n)| format!("{protocol}:{c}:{n}")))
-            .collect();
         row!(
             w,
             [
@@ -430,7 +428,7 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
                 &b.closed.join(";"),
                 &b.still_open.join(";"),
                 if b.mobile { "true" } else { "false" },
-                &clients.join(";"),
+                &evidence(&b.evidence),
             ]
         );
     }

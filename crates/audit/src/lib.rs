@@ -23,6 +23,8 @@ pub mod scan;
 pub mod signins;
 pub mod simulate;
 pub mod table;
+#[cfg(test)]
+mod testing;
 mod threats;
 mod twins;
 pub mod watch;

@@ -566,13 +566,12 @@ fn door(policy: &ReadyPolicy, user: &str, protocol: Protocol, doors: &UserDoors)
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use exchange::Interpreter;
-    use policy::Policy;
 
     use super::*;
+    use crate::testing::ready;
 
     const IN_FORCE: &str = r#"
 default = "allow"
@@ -608,10 +607,7 @@ entries = [{ cidr = "10.0.0.0/8", allowed = true }]
     #[test]
     fn doors_name_the_switch_that_closes_them_and_unused_open_doors_get_their_lines() {
         let interpreter = Arc::new(Interpreter::builtin());
-        let policy =
-            Policy::from_toml(IN_FORCE, Path::new("in-force.toml"), interpreter.catalog(), interpreter.networks())
-                .unwrap();
-        let policy = ReadyPolicy::new(policy, None, interpreter).unwrap();
+        let policy = ready(IN_FORCE, "in-force.toml", None, &interpreter);
         let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)";
         let mut posture = Posture::default();
         for user in ["alice", "bob"] {

@@ -71,24 +71,10 @@ impl AuthType {
         if name.is_empty() {
             return AuthType::Unknown;
         }
-        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-        if is("Basic") {
-            AuthType::Basic
-        } else if is("NTLM") {
-            AuthType::Ntlm
-        } else if is("Negotiate") {
-            AuthType::Negotiate
-        } else if is("Kerberos") {
-            AuthType::Kerberos
-        } else if is("OAuth") {
-            AuthType::OAuth
-        } else if is("Bearer") {
-            AuthType::Bearer
-        } else if is("FBA") {
-            AuthType::Fba
-        } else {
-            AuthType::Other
-        }
+        // Each scheme named here is spelled as its key, any case: all but the
+        // first (`unknown`) and the last (`other`).
+        let named = &AuthType::ALL[1..AuthType::COUNT - 1];
+        named.iter().copied().find(|a| name.eq_ignore_ascii_case(a.key().as_bytes())).unwrap_or(AuthType::Other)
     }
 
     /// The scheme of an `Authorization` header value: its first word only,
@@ -114,6 +100,7 @@ mod tests {
         assert_eq!(AuthType::from_name(b" fba "), AuthType::Fba);
         assert_eq!(AuthType::from_name(b""), AuthType::Unknown);
         assert_eq!(AuthType::from_name(b"LiveIdBasic"), AuthType::Other);
+        assert_eq!(AuthType::from_name(b"Unknown"), AuthType::Other, "a name, not the absence of one");
         assert_eq!(AuthType::of_authorization(b"Basic Q09OVE9TT1xqZG9lOnNlY3JldA=="), AuthType::Basic);
         assert_eq!(AuthType::of_authorization(b"  bearer eyJ0eXAi"), AuthType::Bearer);
         assert_eq!(AuthType::of_authorization(b"Negotiate"), AuthType::Negotiate);

@@ -172,29 +172,17 @@ impl<'a, S: RequestSink<Error = Infallible>> Feed<'a, S> {
     }
 }
 
-impl<S> w3c::Visitor for Feed<'_, S>
+/// One feed for every format whose records can fill a request: a new
+/// reader plugs in by naming its [`w3c::Format`] and a [`RecordSource`].
+impl<F, S> w3c::Visitor<F> for Feed<'_, S>
 where
+    F: w3c::Format,
+    for<'r> F::Record<'r>: RecordSource,
     S: RequestSink + Send,
     S::Error: Send,
 {
     #[inline]
-    fn record(&mut self, record: &w3c::Record<'_>) {
-        self.push(record);
-    }
-
-    #[inline]
-    fn stopped(&self) -> bool {
-        Feed::stopped(self)
-    }
-}
-
-impl<S> httpproxy::Visitor for Feed<'_, S>
-where
-    S: RequestSink + Send,
-    S::Error: Send,
-{
-    #[inline]
-    fn record(&mut self, record: &httpproxy::Record<'_>) {
+    fn record(&mut self, record: &F::Record<'_>) {
         self.push(record);
     }
 

@@ -381,7 +381,12 @@ pub fn fuzz(data: &[u8]) {
 }
 
 #[cfg(test)]
+#[path = "../tests/common/tokens.rs"]
+mod tokens;
+
+#[cfg(test)]
 mod tests {
+    use super::tokens::{der, neg_token_init, neg_token_resp, ntlm_type3};
     use super::*;
 
     #[test]
@@ -473,55 +478,6 @@ mod tests {
         assert_eq!(auth_user(format!("Basic {}", STANDARD.encode(":x")).as_bytes()), AuthUser::Unknown);
     }
 
-    /// An AUTHENTICATE message with Unicode domain and user.
-    fn ntlm_type3(domain: &str, user: &str) -> Vec<u8> {
-        let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
-        let (d, u) = (utf16(domain), utf16(user));
-        let mut m = vec![0u8; 72];
-        m[..8].copy_from_slice(NTLMSSP);
-        m[8..12].copy_from_slice(&3u32.to_le_bytes());
-        let put = |o: usize, data: &[u8], m: &mut Vec<u8>| {
-            let off = m.len() as u32;
-            m[o..o + 2].copy_from_slice(&(data.len() as u16).to_le_bytes());
-            m[o + 2..o + 4].copy_from_slice(&(data.len() as u16).to_le_bytes());
-            m[o + 4..o + 8].copy_from_slice(&off.to_le_bytes());
-            m.extend_from_slice(data);
-        };
-        put(28, &d, &mut m);
-        put(36, &u, &mut m);
-        m[60..64].copy_from_slice(&1u32.to_le_bytes());
-        m
-    }
-
-    /// DER: `tag`, its length, `content`.
-    fn der_of(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match content.len() {
-            n @ 0..=127 => out.push(n as u8),
-            n @ 128..=255 => out.extend_from_slice(&[0x81, n as u8]),
-            n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    /// SPNEGO's NegTokenResp with `token` as its responseToken, as Windows
-    /// sends an NTLM AUTHENTICATE message in Negotiate.
-    fn neg_token_resp(token: &[u8]) -> Vec<u8> {
-        der_of(0xa1, &der_of(0x30, &der_of(0xa2, &der_of(0x04, token))))
-    }
-
-    /// SPNEGO's NegTokenInit in its GSS-API framing, offering `mechs` (OID
-    /// contents) with `token` as its mechToken.
-    fn neg_token_init(mechs: &[&[u8]], token: &[u8]) -> Vec<u8> {
-        let oids: Vec<u8> = mechs.iter().flat_map(|m| der_of(0x06, m)).collect();
-        let mut fields = der_of(0xa0, &der_of(0x30, &oids));
-        fields.extend_from_slice(&der_of(0xa2, &der_of(0x04, token)));
-        let mut body = der_of(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02]);
-        body.extend_from_slice(&der_of(0xa0, &der_of(0x30, &fields)));
-        der_of(0x60, &body)
-    }
-
     #[test]
     fn only_the_ntlm_message_spnego_points_at_is_read() {
         const KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
@@ -533,7 +489,7 @@ mod tests {
         let mut oid = vec![0x2b, 0x06];
         oid.extend_from_slice(&boss);
         oid.push(0x01);
-        let ap_req = der_of(0x6e, &[0x4b; 64]);
+        let ap_req = der(0x6e, &[0x4b; 64]);
         let decoy = neg_token_init(&[KRB5, &oid], &ap_req);
         let h = format!("Negotiate {}", STANDARD.encode(&decoy));
         assert_eq!(ntlm_user(&decoy), None);

@@ -764,18 +764,6 @@ async fn a_connection_signed_in_as_someone_unread_lends_user_no_name() {
     .await;
 }
 
-/// DER: `tag`, its length, `content`.
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    match content.len() {
-        n @ 0..=127 => out.push(n as u8),
-        n @ 128..=255 => out.extend_from_slice(&[0x81, n as u8]),
-        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
     within(20, async {
@@ -788,13 +776,7 @@ async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
         let mut oid = vec![0x2b, 0x06];
         oid.extend_from_slice(&ntlm_type3("CONTOSO", "boss"));
         oid.push(0x01);
-        let mut mechs = der(0x06, KRB5);
-        mechs.extend_from_slice(&der(0x06, &oid));
-        let mut fields = der(0xa0, &der(0x30, &mechs));
-        fields.extend_from_slice(&der(0xa2, &der(0x04, &der(0x6e, &[0x4b; 64]))));
-        let mut body = der(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02]);
-        body.extend_from_slice(&der(0xa0, &der(0x30, &fields)));
-        let token = der(0x60, &body);
+        let token = neg_token_init(&[KRB5, &oid], &der(0x6e, &[0x4b; 64]));
         let raw = format!(
             "POST /Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\nHost: mail\r\n\
              Authorization: Negotiate {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -805,7 +787,7 @@ async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         // The same message where SPNEGO points (a NegTokenResp's
         // responseToken) is boss's.
-        let resp = der(0xa1, &der(0x30, &der(0xa2, &der(0x04, &ntlm_type3("CONTOSO", "boss")))));
+        let resp = neg_token_resp(&ntlm_type3("CONTOSO", "boss"));
         let raw = raw.replace(&B64.encode(&token), &B64.encode(&resp));
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
         gw.stop().await;

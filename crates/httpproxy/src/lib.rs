@@ -42,7 +42,7 @@ mod split;
 pub mod tail;
 
 pub use fields::{Field, Fields};
-pub use parser::Visitor;
+pub use parser::{HttpProxy, Visitor};
 pub use read::{scan_bytes, scan_file, scan_reader};
 pub use record::Record;
 pub use sniff::{is_httpproxy, is_httpproxy_file};

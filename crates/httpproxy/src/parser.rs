@@ -9,23 +9,20 @@ use crate::fields::{parse_cached, Fields};
 use crate::record::Record;
 use crate::split::{split, MAX_LINE};
 
-/// Receives every well-formed data line of a scan.
-pub trait Visitor: Send {
-    /// Called once per well-formed data line, in file order.
-    fn record(&mut self, record: &Record<'_>);
+/// The HttpProxy log format, as a [`w3c::Visitor`] sees it: [`Record`]s.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpProxy;
 
-    /// True once the visitor wants no more lines: the scan reads no further line.
-    #[inline]
-    fn stopped(&self) -> bool {
-        false
-    }
+impl w3c::Format for HttpProxy {
+    type Record<'a> = Record<'a>;
 }
 
-impl<F: FnMut(&Record<'_>) + Send> Visitor for F {
-    fn record(&mut self, record: &Record<'_>) {
-        self(record)
-    }
-}
+/// Receives every well-formed data line of a scan: the W3C reader's
+/// [`w3c::Visitor`], of this format's records. Implement that one (a closure
+/// taking `&Record` already does); this one follows from it.
+pub trait Visitor: w3c::Visitor<HttpProxy> {}
+
+impl<V: w3c::Visitor<HttpProxy> + ?Sized> Visitor for V {}
 
 /// Per-line state: the `#Fields` in force, a reused span buffer and the counters.
 pub(crate) struct Parser<'v, V> {

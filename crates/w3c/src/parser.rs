@@ -9,10 +9,27 @@ use crate::lines::{split_on, LineParser, Tally};
 use crate::record::Record;
 use crate::values::{describe, Checker, Columns};
 
-/// Receives every well-formed data line of a scan.
-pub trait Visitor: Send {
+/// A log format, as far as a [`Visitor`] sees it: the record it hands over.
+/// Each reader names its own (this crate [`W3c`]), so that one visitor
+/// trait, and one sink of records, serves every format.
+pub trait Format {
+    /// One well-formed data line of this format.
+    type Record<'a>;
+}
+
+/// The W3C extended log format of IIS: [`Record`]s.
+#[derive(Clone, Copy, Debug)]
+pub struct W3c;
+
+impl Format for W3c {
+    type Record<'a> = Record<'a>;
+}
+
+/// Receives every well-formed data line of a scan (of W3C logs unless
+/// another [`Format`] is named).
+pub trait Visitor<F: Format = W3c>: Send {
     /// Called once per well-formed data line, in file order (within a chunk).
-    fn record(&mut self, record: &Record<'_>);
+    fn record(&mut self, record: &F::Record<'_>);
 
     /// True once the visitor wants no more lines (what it writes to failed):
     /// the scan reads no further line for it, and a pooled scan starts no
@@ -23,8 +40,8 @@ pub trait Visitor: Send {
     }
 }
 
-impl<F: FnMut(&Record<'_>) + Send> Visitor for F {
-    fn record(&mut self, record: &Record<'_>) {
+impl<F: Format, C: FnMut(&F::Record<'_>) + Send> Visitor<F> for C {
+    fn record(&mut self, record: &F::Record<'_>) {
         self(record)
     }
 }

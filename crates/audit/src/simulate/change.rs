@@ -551,18 +551,12 @@ pub fn render_change_table(report: &ChangeReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use exchange::{Interpreter, Request, Traffic};
-    use policy::Policy;
 
     use super::*;
-
-    fn ready(text: &str, name: &str, interpreter: &Arc<Interpreter>) -> ReadyPolicy {
-        let policy = Policy::from_toml(text, Path::new(name), interpreter.catalog(), interpreter.networks()).unwrap();
-        ReadyPolicy::new(policy, None, interpreter.clone()).unwrap()
-    }
+    use crate::testing::ready;
 
     #[test]
     fn each_request_lands_in_the_quadrant_of_its_two_decisions() {
@@ -571,8 +565,8 @@ mod tests {
             format!("default = \"allow\"\n[[rule]]\nname = \"no {p}\"\naction = \"deny\"\nprotocol = \"{p}\"\n")
         };
         // In force: no RPC. Proposed: no EWS (and RPC allowed again).
-        let baseline = ready(&deny("rpc"), "in-force.toml", &interpreter);
-        let target = ready(&deny("ews"), "target.toml", &interpreter);
+        let baseline = ready(&deny("rpc"), "in-force.toml", None, &interpreter);
+        let target = ready(&deny("ews"), "target.toml", None, &interpreter);
         let request = |user: &str, protocol, stem: &str| Request {
             traffic: Traffic::Person,
             user: user.into(),
@@ -616,7 +610,7 @@ mod tests {
         let deny =
             |p: &str| format!("default = \"allow\"\n[[rule]]\nname = \"r\"\naction = \"deny\"\nprotocol = \"{p}\"\n");
         // In force: ann is denied ActiveSync; she reaches mail on EWS and OWA.
-        let baseline = ready(&deny("activesync"), "in-force.toml", &interpreter);
+        let baseline = ready(&deny("activesync"), "in-force.toml", None, &interpreter);
         let request = |protocol, stem: &str| Request {
             traffic: Traffic::Person,
             user: "ann".into(),
@@ -631,7 +625,7 @@ mod tests {
             request(Protocol::Owa, "/owa/"),
         ];
         let backdoor_after = |target: &str| {
-            let target = ready(target, "target.toml", &interpreter);
+            let target = ready(target, "target.toml", None, &interpreter);
             let mut cmp = Comparison::default();
             requests.iter().for_each(|r| cmp.add(r, &baseline, &target));
             let report = ChangeReport::build(&cmp, &baseline, &target, &[]);

@@ -436,13 +436,12 @@ pub fn facts_read_by(rule: &policy::Rule) -> (bool, bool) {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use exchange::{Interpreter, Request, Traffic};
-    use policy::Policy;
 
     use super::*;
+    use crate::testing::ready;
 
     /// Which back-end hops a thread evaluates depends on whether it has
     /// read a person's request yet; the note about requests without an
@@ -451,9 +450,7 @@ mod tests {
     fn unknown_auth_count_does_not_depend_on_the_order_files_are_read() {
         let interpreter = Arc::new(Interpreter::builtin());
         let text = "default = \"allow\"\n[[rule]]\nname = \"no basic\"\naction = \"deny\"\nauth = [\"basic\"]\n";
-        let policy =
-            Policy::from_toml(text, Path::new("p.toml"), interpreter.catalog(), interpreter.networks()).unwrap();
-        let policy = ReadyPolicy::new(policy, None, interpreter.clone()).unwrap();
+        let policy = ready(text, "p.toml", None, &interpreter);
         let request = |traffic| Request { traffic, user: "ann".into(), status: 200, ..Request::default() };
         let (person, hop) = (request(Traffic::Person), request(Traffic::Backend));
         let run = |order: &[&Request]| {
@@ -562,9 +559,7 @@ mod tests {
             )
         };
         let note = |text: &str| {
-            let policy =
-                Policy::from_toml(text, Path::new("p.toml"), interpreter.catalog(), interpreter.networks()).unwrap();
-            let policy = ReadyPolicy::new(policy, Some(Arc::new(inventory.clone())), interpreter.clone()).unwrap();
+            let policy = ready(text, "p.toml", Some(inventory.clone()), &interpreter);
             let sim = Simulation { device_facts: Some(known), ..Simulation::default() };
             let report = SimReport::build(&sim, &policy, &[]);
             report.notes.into_iter().find(|n| n.contains("can miss"))
@@ -575,14 +570,7 @@ mod tests {
         assert!(os.contains("1 of 3 ActiveSync device(s) have no OS"), "{os}");
         // Every device's model known (an export, say): no note.
         let all = DeviceFactsKnown { without_model: 0, without_either: 0, ..known };
-        let policy = Policy::from_toml(
-            &rule("DeviceModel", "x"),
-            Path::new("p.toml"),
-            interpreter.catalog(),
-            interpreter.networks(),
-        )
-        .unwrap();
-        let policy = ReadyPolicy::new(policy, Some(Arc::new(inventory.clone())), interpreter.clone()).unwrap();
+        let policy = ready(&rule("DeviceModel", "x"), "p.toml", Some(inventory.clone()), &interpreter);
         let sim = Simulation { device_facts: Some(all), ..Simulation::default() };
         assert!(SimReport::build(&sim, &policy, &[]).notes.iter().all(|n| !n.contains("can miss")));
     }

@@ -397,22 +397,18 @@ pub fn render_table(report: &SimReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use exchange::{Interpreter, Request, Traffic};
-    use policy::Policy;
 
     use super::*;
+    use crate::testing::ready;
 
     #[test]
     fn computer_accounts_hops_count_only_when_the_back_end_stands_for_people() {
         let interpreter = Arc::new(Interpreter::builtin());
         let deny_rpc = "default = \"allow\"\n[[rule]]\nname = \"no rpc\"\naction = \"deny\"\nprotocol = \"rpc\"\n";
-        let policy =
-            Policy::from_toml(deny_rpc, Path::new("deny-rpc.toml"), interpreter.catalog(), interpreter.networks())
-                .unwrap();
-        let policy = ReadyPolicy::new(policy, None, interpreter).unwrap();
+        let policy = ready(deny_rpc, "deny-rpc.toml", None, &interpreter);
         let request = |traffic, user: &str| Request {
             traffic,
             user: user.into(),
@@ -463,10 +459,7 @@ mod tests {
         provision.activesync.device_id = "ALICEPHONE".into();
         let grandfathering = |mut inventory: policy::Inventory| {
             inventory.insert_device_facts("ALICEPHONE", "iPhone14C2", "iOS 17.1");
-            let policy =
-                Policy::from_toml(text, Path::new("model.toml"), interpreter.catalog(), interpreter.networks())
-                    .unwrap();
-            let policy = ReadyPolicy::new(policy, Some(Arc::new(inventory)), interpreter.clone()).unwrap();
+            let policy = ready(text, "model.toml", Some(inventory), &interpreter);
             let mut sim = Simulation::default();
             sim.add(&provision, &policy);
             let report = SimReport::build(&sim, &policy, &[]);

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+mod tokens;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,10 @@ use hyper::header::HeaderMap;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
+
+// Each test binary uses a few of these.
+#[allow(unused_imports)]
+pub use tokens::{der, neg_token_init, neg_token_resp, ntlm_type3};
 
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -456,22 +462,4 @@ pub async fn one_shot_upstream(
         }
     });
     (addr, seen)
-}
-
-/// An NTLM AUTHENTICATE message naming `domain\user`.
-pub fn ntlm_type3(domain: &str, user: &str) -> Vec<u8> {
-    let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
-    let (d, u) = (utf16(domain), utf16(user));
-    let mut m = vec![0u8; 72];
-    m[..8].copy_from_slice(b"NTLMSSP\0");
-    m[8..12].copy_from_slice(&3u32.to_le_bytes());
-    for (o, data) in [(28usize, &d), (36, &u)] {
-        let off = m.len() as u32;
-        m[o..o + 2].copy_from_slice(&(data.len() as u16).to_le_bytes());
-        m[o + 2..o + 4].copy_from_slice(&(data.len() as u16).to_le_bytes());
-        m[o + 4..o + 8].copy_from_slice(&off.to_le_bytes());
-        m.extend_from_slice(data);
-    }
-    m[60..64].copy_from_slice(&1u32.to_le_bytes());
-    m
 }

@@ -108,15 +108,7 @@ pub(super) fn compile_mailbox_protocols(
 fn auth_protocols(ctx: &Ctx, l: &Option<toml::Spanned<List>>) -> Result<Vec<AuthProtocol>, PolicyError> {
     let mut out = Vec::new();
     if let Some(l) = l {
-        for item in &l.get_ref().0 {
-            let p = AuthProtocol::from_name(item.get_ref()).ok_or_else(|| {
-                let known: Vec<&str> = AuthProtocol::ALL.iter().map(|p| p.name()).collect();
-                ctx.err_item(
-                    item,
-                    &l.span(),
-                    format!("unknown protocol '{}' (expected one of {})", item.get_ref(), known.join(", ")),
-                )
-            })?;
+        for p in ctx.named(l, "protocol", &AuthProtocol::ALL, AuthProtocol::name, AuthProtocol::from_name)? {
             if !out.contains(&p) {
                 out.push(p);
             }

@@ -93,6 +93,27 @@ impl Ctx<'_> {
             self.err(&span, message)
         }
     }
+
+    /// The items of `l` as `parse` reads them, in order; an unknown one is
+    /// an error that names `what` and lists every name of `all`.
+    fn named<T: Copy>(
+        &self,
+        l: &Spanned<List>,
+        what: &str,
+        all: &[T],
+        name: fn(T) -> &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>, PolicyError> {
+        let outer = l.span();
+        let read = |item: &Spanned<String>| {
+            parse(item.get_ref()).ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+                let message = format!("unknown {what} '{}' (expected one of {})", item.get_ref(), known.join(", "));
+                self.err_item(item, &outer, message)
+            })
+        };
+        l.get_ref().0.iter().map(read).collect()
+    }
 }
 
 /// Resolve a network name to the interpreter's id.
@@ -129,20 +150,7 @@ fn vdir(path: &str) -> String {
 fn conds(ctx: &Ctx, raw: RawConds) -> Result<Vec<Cond>, PolicyError> {
     let mut out = Vec::new();
     if let Some(l) = raw.protocol {
-        let outer = l.span();
-        let mut ps = Vec::new();
-        for item in &l.get_ref().0 {
-            let p = Protocol::from_key(item.get_ref()).ok_or_else(|| {
-                let known: Vec<&str> = Protocol::ALL.iter().map(|p| p.key()).collect();
-                ctx.err_item(
-                    item,
-                    &outer,
-                    format!("unknown protocol '{}' (expected one of {})", item.get_ref(), known.join(", ")),
-                )
-            })?;
-            ps.push(p);
-        }
-        out.push(Cond::Protocol(ps));
+        out.push(Cond::Protocol(ctx.named(&l, "protocol", &Protocol::ALL, Protocol::key, Protocol::from_key)?));
     }
     if let Some(l) = raw.path {
         let outer = l.span();
@@ -257,17 +265,8 @@ fn conds(ctx: &Ctx, raw: RawConds) -> Result<Vec<Cond>, PolicyError> {
 /// and HttpProxy logs name them either way, so `oauth` and `bearer` both
 /// mean both.
 fn auth_types(ctx: &Ctx, l: &Spanned<List>) -> Result<Vec<AuthType>, PolicyError> {
-    let outer = l.span();
     let mut out = Vec::new();
-    for item in &l.get_ref().0 {
-        let a = AuthType::from_key(item.get_ref()).ok_or_else(|| {
-            let known: Vec<&str> = AuthType::ALL.iter().map(|a| a.key()).collect();
-            ctx.err_item(
-                item,
-                &outer,
-                format!("unknown authentication type '{}' (expected one of {})", item.get_ref(), known.join(", ")),
-            )
-        })?;
+    for a in ctx.named(l, "authentication type", &AuthType::ALL, AuthType::key, AuthType::from_key)? {
         let same = match a {
             AuthType::OAuth | AuthType::Bearer => &[AuthType::OAuth, AuthType::Bearer][..],
             _ => std::slice::from_ref(&a),
@@ -279,7 +278,7 @@ fn auth_types(ctx: &Ctx, l: &Spanned<List>) -> Result<Vec<AuthType>, PolicyError
         }
     }
     if out.is_empty() {
-        return Err(ctx.err(&outer, "auth names no authentication type"));
+        return Err(ctx.err(&l.span(), "auth names no authentication type"));
     }
     Ok(out)
 }

@@ -1,8 +1,10 @@
 //! The compiled policy: ordered rules of resolved conditions, and how each
-//! condition matches a request.
+//! condition matches a request. How they read in words is in `describe`;
+//! user sets, folded as Active Directory signs in, in `users`.
 
-use std::collections::HashSet;
-use std::fmt;
+mod describe;
+mod users;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use ipnet::IpNet;
 
 use crate::inventory::Inventory;
 use crate::pattern::TextPattern;
+
+pub use users::{fold_user_key, UserSet};
 
 /// What a rule (or the default) does with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,92 +124,6 @@ impl Header {
 pub enum DeviceState {
     Known,
     New,
-}
-
-/// A set of users: exact keys (lower-case) and `*` patterns.
-#[derive(Clone, Debug, Default)]
-pub struct UserSet {
-    pub exact: HashSet<String>,
-    /// The exact names beyond ASCII as Active Directory folds them (see
-    /// [`fold_user_key`]): `jürgen` is `jurgen` to a sign-in.
-    pub folded: HashSet<String>,
-    pub patterns: Vec<Glob>,
-    /// What the file said, for display: patterns, names, `@file`.
-    pub shown: Vec<String>,
-}
-
-impl UserSet {
-    fn matches(&self, user: &str) -> bool {
-        if user.is_empty() {
-            return false;
-        }
-        if self.exact.contains(user) || self.folded.contains(user) || self.patterns.iter().any(|p| p.matches(user)) {
-            return true;
-        }
-        // Allocates for a name beyond ASCII only.
-        fold_user_key(user).is_some_and(|f| {
-            self.exact.contains(&f) || self.folded.contains(&f) || self.patterns.iter().any(|p| p.matches(&f))
-        })
-    }
-    /// Plain user names only (no patterns, no group file), for emitters.
-    pub fn plain_names(&self) -> Option<Vec<&str>> {
-        if self.patterns.is_empty() && self.shown.iter().all(|s| !s.starts_with('@')) {
-            let mut v: Vec<&str> = self.exact.iter().map(String::as_str).collect();
-            v.sort_unstable();
-            Some(v)
-        } else {
-            None
-        }
-    }
-}
-
-/// Letters Active Directory reads as their base letter in a user name.
-const FOLDS: [(char, &str); 21] = [
-    ('a', "àáâãäåāăąǎǟǡǻȁȃȧ"),
-    ('c', "çćĉċč"),
-    ('d', "ďđ"),
-    ('e', "èéêëēĕėęěȅȇȩ"),
-    ('g', "ĝğġģǧǵ"),
-    ('h', "ĥħȟ"),
-    ('i', "ìíîïĩīĭįıǐȉȋ"),
-    ('j', "ĵǰ"),
-    ('k', "ķǩ"),
-    ('l', "ĺļľŀł"),
-    ('n', "ñńņňǹ"),
-    ('o', "òóôõöøōŏőǒǫǭǿȍȏȫȭȯȱ"),
-    ('r', "ŕŗřȑȓ"),
-    ('s', "śŝşšșſ"),
-    ('t', "ţťŧț"),
-    ('u', "ùúûüũūŭůűųǔǖǘǚǜȕȗ"),
-    ('w', "ŵ"),
-    ('y', "ýÿŷȳ"),
-    ('z', "źżžƶ"),
-    ('e', "ǝ"),
-    ('o', "ɵ"),
-];
-
-/// A user key beyond ASCII as Active Directory would match it at sign-in,
-/// if that differs: full-width forms as ASCII (KB 2656984), diacritics and
-/// combining marks dropped, `ß` as `ss` (KB 938447, Samba bug 14847: `björn`
-/// signs in `bjorn`), then cut to the account key again (`baduser＠contoso`).
-/// A partial fold: Active Directory's own rules are not published. `None`
-/// for ASCII, without allocating.
-pub fn fold_user_key(key: &str) -> Option<String> {
-    if key.is_ascii() {
-        return None;
-    }
-    let mut out = String::with_capacity(key.len());
-    for c in key.chars().flat_map(char::to_lowercase) {
-        match c {
-            '\u{FF01}'..='\u{FF5E}' => out.extend(char::from_u32(c as u32 - 0xFEE0).map(|a| a.to_ascii_lowercase())),
-            '\u{0300}'..='\u{036F}' => {}
-            'ß' => out.push_str("ss"),
-            _ => out.push(FOLDS.iter().find(|(_, from)| from.contains(c)).map_or(c, |(to, _)| *to)),
-        }
-    }
-    let name = out.rsplit_once('\\').map_or(out.as_str(), |(_, u)| u);
-    let name = name.split_once('@').map_or(name, |(u, _)| u).trim();
-    (name != key).then(|| name.to_string())
 }
 
 /// One compiled condition. Values inside one condition are ORed.
@@ -397,100 +315,6 @@ pub(crate) fn under(stem: &str, path: &str) -> bool {
         && matches!(stem.as_bytes().get(p.len()), None | Some(b'/'))
 }
 
-/// `what` and then the items: `'a'` alone, or `any of ['a', 'b']`.
-fn list(f: &mut fmt::Formatter, what: &str, items: impl IntoIterator<Item = impl fmt::Display>) -> fmt::Result {
-    let v: Vec<String> = items.into_iter().map(|i| format!("'{i}'")).collect();
-    if v.len() == 1 {
-        write!(f, "{what}{}", v[0])
-    } else {
-        write!(f, "{what}any of [{}]", v.join(", "))
-    }
-}
-
-impl fmt::Display for Cond {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Cond::Protocol(ps) => list(f, "protocol is ", ps.iter().map(|p| p.key())),
-            Cond::Path(ps) => list(
-                f,
-                "path matches ",
-                ps.iter().map(|p| if p.has_wildcard() { p.to_string() } else { format!("{p}*") }),
-            ),
-            Cond::Location(ps) => list(f, "path is under ", ps),
-            Cond::Pattern(p) => write!(f, "{p}"),
-            Cond::Any(cs) => {
-                let v: Vec<String> = cs.iter().map(|c| c.to_string()).collect();
-                write!(f, "({})", v.join(" or "))
-            }
-            Cond::OwnDevices { list, by_user } => {
-                write!(f, "device id is on the user's own {list} ({} names)", by_user.len())
-            }
-            Cond::UserAgent { case_sensitive, items } => {
-                f.write_str("user agent ")?;
-                let v: Vec<String> = items
-                    .iter()
-                    .map(|(m, s)| {
-                        let m = match m {
-                            TextMode::Contains => "contains",
-                            TextMode::Prefix => "starts with",
-                            TextMode::Exact => "is",
-                        };
-                        format!("{m} '{s}'")
-                    })
-                    .collect();
-                f.write_str(&v.join(" or "))?;
-                f.write_str(if *case_sensitive { " (case-sensitive)" } else { " (any case)" })
-            }
-            Cond::UserAgentEws(ps) => {
-                if ps.is_empty() {
-                    f.write_str("user agent matches an empty EWS list (never)")
-                } else {
-                    list(f, "user agent matches EWS pattern ", ps)
-                }
-            }
-            Cond::Client(cs) => list(f, "client is ", cs.iter().map(|(_, n)| n)),
-            Cond::Command(v) => list(f, "command is ", v),
-            Cond::DeviceType(v) => list(f, "device type is ", v),
-            Cond::DeviceId(v) => list(f, "device id is ", v),
-            Cond::DeviceModel(v) => list(f, "device model is ", v),
-            Cond::DeviceOs(v) => list(f, "device OS is ", v),
-            // An imported policy names thousands: the first few say enough.
-            Cond::User(set) if set.shown.len() > 12 => {
-                list(f, "user is ", &set.shown[..10])?;
-                write!(f, " and {} more", set.shown.len() - 10)
-            }
-            Cond::User(set) => list(f, "user is ", &set.shown),
-            Cond::Network(ns) => list(f, "network is ", ns.iter().map(|(_, n)| n)),
-            Cond::Cidr { nets, name, peer } => {
-                f.write_str(if *peer { "connection address in " } else { "client address in " })?;
-                match name {
-                    Some(n) => write!(f, "range '{n}'"),
-                    None => list(f, "", nets),
-                }
-            }
-            Cond::Device(DeviceState::Known) => f.write_str("device is known"),
-            Cond::Device(DeviceState::New) => f.write_str("device is new"),
-            Cond::Auth(schemes) => list(f, "authentication is ", schemes.iter().map(|a| a.key())),
-            Cond::IisScan { targets, strings, applies_to } => {
-                let t: Vec<&str> = targets
-                    .iter()
-                    .map(|t| match t {
-                        ScanTarget::Header(h) => h.name(),
-                        ScanTarget::Url => "URL",
-                        ScanTarget::QueryString => "query string",
-                    })
-                    .collect();
-                list(f, &format!("{} contains ", t.join(" or ")), strings)?;
-                if !applies_to.is_empty() {
-                    write!(f, " (extensions {})", applies_to.join(", "))?;
-                }
-                Ok(())
-            }
-            Cond::Not(c) => write!(f, "not ({c})"),
-        }
-    }
-}
-
 /// Whether `pred` holds for one of `conds` or a condition inside them.
 fn any_uses<'a>(mut conds: impl Iterator<Item = &'a Cond>, pred: &dyn Fn(&Cond) -> bool) -> bool {
     fn walk(c: &Cond, pred: &dyn Fn(&Cond) -> bool) -> bool {
@@ -543,50 +367,6 @@ impl Rule {
     pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
         any_uses(self.conditions.iter().chain(self.unless.iter().flatten()), pred)
     }
-
-    fn describe_conditions(&self) -> String {
-        let mut s = if self.conditions.is_empty() {
-            "always".to_string()
-        } else {
-            self.conditions.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ")
-        };
-        if !self.unless.is_empty() {
-            let g: Vec<String> = self
-                .unless
-                .iter()
-                .map(|g| {
-                    let s = g.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ");
-                    if g.len() > 1 {
-                        format!("({s})")
-                    } else {
-                        s
-                    }
-                })
-                .collect();
-            s.push_str(" unless ");
-            s.push_str(&g.join(" or "));
-        }
-        s
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{} ", self.name)?;
-        match self.action {
-            Action::Allow => f.write_str("allow")?,
-            Action::Deny if self.substatus != 0 => write!(f, "deny {}.{}", self.status, self.substatus)?,
-            Action::Deny => write!(f, "deny {}", self.status)?,
-        }
-        if self.quarantine {
-            f.write_str(" (quarantine)")?;
-        }
-        write!(f, " if {}", self.describe_conditions())?;
-        if self.after_sign_in {
-            f.write_str(" (signed-in requests only)")?;
-        }
-        Ok(())
-    }
 }
 
 /// A compiled policy. Build with [`Policy::load`] or [`Policy::from_toml`];
@@ -633,8 +413,6 @@ impl Policy {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
     }
 
-    /// True when some rule looks at the authentication type, which IIS logs
-    /// do not record: such a rule never matches their lines.
     /// Whether a rule reads a device's model or OS.
     pub fn reads_device_facts(&self) -> bool {
         self.rules.iter().any(Rule::reads_device_facts)
@@ -651,104 +429,9 @@ impl Policy {
         })
     }
 
+    /// True when some rule looks at the authentication type, which IIS logs
+    /// do not record: such a rule never matches their lines.
     pub fn uses_auth_type(&self) -> bool {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Auth(_))))
-    }
-
-    /// A sentence on why `decision` was reached for `request`. Allocates; call
-    /// only when a decision is shown.
-    pub fn explain(&self, decision: &Decision, request: &Request) -> String {
-        let Some(i) = decision.rule else {
-            return match decision.action {
-                Action::Allow => "no rule matched; the default allows".to_string(),
-                Action::Deny => format!("no rule matched; the default denies ({})", decision.status),
-            };
-        };
-        let Some(r) = self.rules.get(i) else {
-            return format!("rule {} (not in this policy)", i + 1);
-        };
-        let verb = match (r.action, r.quarantine) {
-            (Action::Allow, _) => "allowed".to_string(),
-            (Action::Deny, true) => format!("quarantined ({})", decision.status),
-            (Action::Deny, false) if decision.status == 0 => "aborted the connection".to_string(),
-            (Action::Deny, false) if decision.substatus != 0 => {
-                format!("denied ({}.{})", decision.status, decision.substatus)
-            }
-            (Action::Deny, false) => format!("denied ({})", decision.status),
-        };
-        let why = r.note.clone().unwrap_or_else(|| r.describe_conditions());
-        let seen = observed(r, request);
-        if seen.is_empty() {
-            format!("rule {} '{}' {verb}: {why}", i + 1, r.name)
-        } else {
-            format!("rule {} '{}' {verb}: {why} [{seen}]", i + 1, r.name)
-        }
-    }
-}
-
-/// What the request showed for the fields a rule looks at.
-fn observed(r: &Rule, req: &Request) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    let mut add = |k: &str, v: &str| {
-        let item = format!("{k} '{v}'");
-        if !v.is_empty() && !seen.contains(&item) {
-            seen.push(item);
-        }
-    };
-    fn walk(c: &Cond, req: &Request, add: &mut dyn FnMut(&str, &str)) {
-        match c {
-            Cond::Path(_) => add("path", &req.stem),
-            Cond::UserAgent { .. } | Cond::UserAgentEws(_) => add("user agent", &req.user_agent),
-            Cond::Command(_) => add("command", &req.activesync.command),
-            Cond::DeviceType(_) => add("device type", &req.activesync.device_type),
-            Cond::DeviceId(_) | Cond::Device(_) | Cond::OwnDevices { .. } => add("device", req.device_key()),
-            Cond::DeviceModel(_) => add("device model", &req.activesync.log.device_model),
-            Cond::DeviceOs(_) => add("device OS", &req.activesync.log.device_os),
-            Cond::User(_) => add("user", &req.user),
-            Cond::Auth(_) => add("authentication", req.auth.key()),
-            Cond::IisScan { .. } => add("user agent", &req.user_agent),
-            Cond::Location(_) => add("path", &req.stem),
-            Cond::Pattern(p) => match p.input {
-                crate::pattern::RewriteInput::UserAgent => add("user agent", &req.user_agent),
-                crate::pattern::RewriteInput::QueryString => with_client_query(req, |q| add("query", q)),
-                crate::pattern::RewriteInput::ForwardedFor => add("X-Forwarded-For", &req.forwarded_for),
-                crate::pattern::RewriteInput::Method => add("method", &req.method),
-                _ => add("path", &req.stem),
-            },
-            Cond::Any(cs) => cs.iter().for_each(|c| walk(c, req, add)),
-            Cond::Not(c) => walk(c, req, add),
-            _ => {}
-        }
-    }
-    for c in r.conditions.iter().chain(r.unless.iter().flatten()) {
-        walk(c, req, &mut add);
-    }
-    seen.join(", ")
-}
-
-#[cfg(test)]
-mod fold_tests {
-    use super::*;
-
-    #[test]
-    fn user_keys_fold_as_active_directory_signs_in() {
-        for (key, want) in [
-            ("ｂａｄｕｓｅｒ", Some("baduser")),
-            ("bāduser", Some("baduser")),
-            ("ba\u{301}duser", Some("baduser")),
-            ("meißner", Some("meissner")),
-            ("baduser＠contoso.com", Some("baduser")),
-            ("contoso＼baduser", Some("baduser")),
-            ("jürgen", Some("jurgen")),
-            ("baduser", None),
-            ("山田", None),
-        ] {
-            assert_eq!(fold_user_key(key).as_deref(), want, "{key}");
-        }
-        let mut set = UserSet::default();
-        set.exact.insert("jürgen".into());
-        set.folded.insert("jurgen".into());
-        assert!(set.matches("jurgen") && set.matches("jürgen") && set.matches("ｊüｒｇｅｎ"));
-        assert!(!set.matches("juergen") && !set.matches(""));
     }
 }
