@@ -384,6 +384,12 @@ pub struct Request {
     pub network: NetworkId,
     /// Raw X-Forwarded-For value, when logged or sent.
     pub forwarded_for: String,
+    /// X-Forwarded-For as Exchange gets it, when the reader knows it apart
+    /// from `forwarded_for`: the gateway reads the client from the element
+    /// its trusted proxies vouch for, and forwards the whole chain with the
+    /// peer appended. Empty: `forwarded_for` is that header (a log's field).
+    /// See [`Request::forwarded_for_header`].
+    pub forwarded_header: String,
     /// User-Agent with `+` decoded to space, as the client sent it.
     pub user_agent: String,
     /// cs-username as logged (`DOMAIN\user`, `user@domain`), or the Basic-auth user.
@@ -425,6 +431,7 @@ impl Request {
         self.client_ip = None;
         self.network = NetworkId::default();
         self.forwarded_for.clear();
+        self.forwarded_header.clear();
         self.user_agent.clear();
         self.username.clear();
         self.auth = AuthType::Unknown;
@@ -450,6 +457,18 @@ impl Request {
             scratch
         } else {
             &self.query
+        }
+    }
+
+    /// The X-Forwarded-For header as Exchange gets it: what IIS request
+    /// filtering and URL Rewrite, which the policy emulates, scan there.
+    /// The client's say-so left of what a trusted proxy vouched for is in
+    /// it, and reaches Exchange.
+    pub fn forwarded_for_header(&self) -> &str {
+        if self.forwarded_header.is_empty() {
+            &self.forwarded_for
+        } else {
+            &self.forwarded_header
         }
     }
 

@@ -30,6 +30,7 @@ use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
 use crate::learn::{self, ClientBody};
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
+use crate::rejudge::Rejudge;
 use crate::screen::{self, Refused};
 use crate::state::Shared;
 use crate::upstream::ConnectError;
@@ -88,6 +89,8 @@ fn decide(
 ) -> Handled<impl Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>> + Send> {
     let mut finish = Finish::new(shared, &conn.activity);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    // The generation first: see `PolicyStore::generation`.
+    let generation = shared.policy.generation();
     let loaded = shared.policy.current();
     let authorization = req.headers().get(AUTHORIZATION);
     let connection_auth = authorization.is_some_and(|v| model::is_connection_auth(v.as_bytes()));
@@ -129,6 +132,8 @@ fn decide(
     let verdict = MODEL.with_borrow_mut(|m| {
         let filled =
             model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, &shared.trusted, now, &conn_user);
+        let peer = conn.peer_xff.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+        model::forwarded_header(m, req.headers(), &conn.info, peer);
         if let Some(scheme) = conn_scheme {
             m.auth = scheme;
         }
@@ -186,9 +191,11 @@ fn decide(
             _ => None,
         };
         let informs = reads_device_facts && learn::may_inform(m);
-        Ok((decision, pending, m.protocol, informs.then(|| learn::informing(m, &shared.learned))))
+        let informing = informs.then(|| learn::informing(m, &shared.learned));
+        let rejudge = (!deny && req.body().is_long()).then(|| Rejudge::new(shared, generation, m.clone()));
+        Ok((decision, pending, m.protocol, informing, rejudge))
     });
-    let (decision, pending_user, protocol, informing) = match verdict {
+    let (decision, pending_user, protocol, informing, rejudge) = match verdict {
         Ok(v) => v,
         Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
     };
@@ -200,7 +207,7 @@ fn decide(
 
     // Boxed: rare, and `Forward` travels with every request.
     let (tee, informed) = informing.map(|(tee, informed)| (tee, Box::new(informed))).unzip();
-    let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref(), tee);
+    let req = upstream_request(req, &conn.info, conn.peer_xff.as_ref(), tee, rejudge);
     let mut forward = Forward {
         conn: conn.clone(),
         finish,

@@ -12,6 +12,7 @@ use hyper::{Request, Version};
 
 use crate::learn::{ClientBody, Tee, Watched};
 use crate::model::{self, ConnInfo};
+use crate::rejudge::Rejudge;
 
 /// The body Exchange gets: the client's, streamed (and watched, see
 /// [`crate::learn`]), or none. A request without a body is sent with
@@ -20,12 +21,14 @@ pub(crate) type UpstreamBody = Either<Watched, Empty<Bytes>>;
 
 /// The request as Exchange gets it: hop-by-hop headers dropped and the
 /// client added to X-Forwarded-For; everything else, Authorization included,
-/// unchanged. `tee`, if any, reads the body on its way.
+/// unchanged. `tee`, if any, reads the body on its way; `rejudge`, if any,
+/// judges it again on a reload (see [`crate::rejudge`]).
 pub(crate) fn upstream_request(
     req: Request<ClientBody>,
     info: &ConnInfo,
     peer_xff: Option<&HeaderValue>,
     tee: Option<Tee>,
+    rejudge: Option<Rejudge>,
 ) -> Request<UpstreamBody> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -51,13 +54,9 @@ pub(crate) fn upstream_request(
     parts.headers.remove(EXPECT);
     let xff = model::X_FORWARDED_FOR;
     if info.trusted_peer && parts.headers.contains_key(&xff) {
+        // As the request was judged (`model::forwarded_header`).
         let mut value = String::new();
-        for v in parts.headers.get_all(&xff) {
-            if let Ok(s) = v.to_str() {
-                value.push_str(s);
-                value.push_str(", ");
-            }
-        }
+        model::forwarded_lines(&parts.headers, &mut value);
         value.push_str(&info.peer.to_string());
         if let Ok(v) = HeaderValue::from_str(&value) {
             parts.headers.insert(xff, v);
@@ -67,7 +66,8 @@ pub(crate) fn upstream_request(
         parts.headers.insert(xff, v.clone());
     }
     parts.version = Version::HTTP_11;
-    let body = if body.is_end_stream() { Either::Right(Empty::new()) } else { Either::Left(Watched::new(body, tee)) };
+    let body =
+        if body.is_end_stream() { Either::Right(Empty::new()) } else { Either::Left(Watched::new(body, tee, rejudge)) };
     Request::from_parts(parts, body)
 }
 

@@ -21,6 +21,7 @@ use exchange::device_information::DeviceInformation;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::lock;
+use crate::rejudge::{DeniedInFlight, Rejudge};
 
 /// Devices kept at most: one short entry each (an estate's phones).
 const MAX_DEVICES: usize = 100_000;
@@ -150,31 +151,53 @@ impl ClientBody {
             ClientBody::Read(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
         }
     }
-}
 
-/// The client's body as Exchange gets it, streamed; watched by a [`Tee`]
-/// when the request may inform of its device.
-pub(crate) struct Watched {
-    inner: ClientBody,
-    tee: Option<Box<Tee>>,
-}
-
-impl Watched {
-    pub fn new(inner: ClientBody, tee: Option<Tee>) -> Watched {
-        Watched { inner, tee: tee.map(Box::new) }
+    /// Whether it may stream long enough to be judged again on a reload
+    /// (see [`crate::rejudge::LONG_BODY`]).
+    pub fn is_long(&self) -> bool {
+        match self {
+            ClientBody::Stream(body) => {
+                !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > crate::rejudge::LONG_BODY)
+            }
+            ClientBody::Read(_) => false,
+        }
     }
 }
 
+/// The client's body as Exchange gets it, streamed; watched by a [`Tee`]
+/// when the request may inform of its device, and judged again on a reload
+/// when it is long (see [`crate::rejudge`]).
+pub(crate) struct Watched {
+    inner: ClientBody,
+    tee: Option<Box<Tee>>,
+    rejudge: Option<Box<Rejudge>>,
+}
+
+impl Watched {
+    pub fn new(inner: ClientBody, tee: Option<Tee>, rejudge: Option<Rejudge>) -> Watched {
+        Watched { inner, tee: tee.map(Box::new), rejudge: rejudge.map(Box::new) }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl Body for Watched {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
-            ClientBody::Stream(body) => Pin::new(body).poll_frame(cx),
+            ClientBody::Stream(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
             ClientBody::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         };
+        // Each frame, and the end, as it goes on (checked once read: what
+        // the client sent after a reload is judged by the new policy), so
+        // nothing read after a reload that denies the request reaches
+        // Exchange, nor ends the request there.
+        if polled.is_ready() && this.rejudge.as_mut().is_some_and(|r| r.denies_now()) {
+            return Poll::Ready(Some(Err(Box::new(DeniedInFlight))));
+        }
         if let (Some(tee), Poll::Ready(Some(Ok(frame)))) = (this.tee.as_mut(), &polled) {
             if let Some(data) = frame.data_ref() {
                 tee.take(data);

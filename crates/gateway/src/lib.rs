@@ -29,6 +29,7 @@ mod metrics;
 pub mod model;
 mod passthrough;
 mod preface;
+mod rejudge;
 pub mod screen;
 mod server;
 mod state;

@@ -78,6 +78,30 @@ pub fn fill(
     Filled { auth, refusal, forwarded_for_ambiguous }
 }
 
+/// X-Forwarded-For as Exchange gets it, into `r.forwarded_header` (see
+/// `headers::upstream_request`, which sends this): from a trusted peer, its
+/// lines and the peer appended; from any other, the peer alone (`peer`, its
+/// address as text). An IIS filtering or URL Rewrite rule on the header
+/// scans all of it, as IIS would there: the part left of what a trusted
+/// proxy vouched for is only the client's say-so, but it reaches Exchange.
+pub fn forwarded_header(r: &mut exchange::Request, headers: &HeaderMap, conn: &ConnInfo, peer: &str) {
+    r.forwarded_header.clear();
+    if conn.trusted_peer {
+        forwarded_lines(headers, &mut r.forwarded_header);
+    }
+    r.forwarded_header.push_str(peer);
+}
+
+/// A trusted peer's X-Forwarded-For lines, each followed by `, `, into
+/// `out`: what Exchange gets before the peer's own address. Lines that are
+/// not visible ASCII are left out.
+pub(crate) fn forwarded_lines(headers: &HeaderMap, out: &mut String) {
+    for line in headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+        out.push_str(line);
+        out.push_str(", ");
+    }
+}
+
 /// The X-Forwarded-For element the trusted proxies vouch for, into `out`:
 /// from the right (what the peer appended), past the elements that are
 /// trusted proxies themselves, the first other one. What stands left of it

@@ -5,7 +5,7 @@
 //! the old one stays.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +87,8 @@ pub struct PolicyStore {
     watched: Mutex<Vec<(PathBuf, Stamp)>>,
     /// Serialises reloads (signal and poll may race).
     reloading: Mutex<()>,
+    /// Counts the policies put in force; see [`PolicyStore::generation`].
+    generation: AtomicU64,
 }
 
 /// The policy and inventory, refused when a rule could not be enforced on
@@ -125,7 +127,15 @@ impl PolicyStore {
             inventory_path: inventory.map(Path::to_path_buf),
             watched: Mutex::new(watched),
             reloading: Mutex::new(()),
+            generation: AtomicU64::new(0),
         })
+    }
+
+    /// Which policy is in force, as a number that grows with each reload.
+    /// Read it before [`PolicyStore::current`]: a reload in between then
+    /// looks like one after, never the other way round (see `crate::rejudge`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn current(&self) -> Arc<ReadyPolicy> {
@@ -153,6 +163,7 @@ impl PolicyStore {
             Ok(loaded) => {
                 let rules = loaded.policy().rules().len();
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+                self.generation.fetch_add(1, Ordering::Release);
                 metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 events(Level::Info, &format!("policy reloaded from {} ({rules} rules)", self.policy_path.display()));
                 Ok(())

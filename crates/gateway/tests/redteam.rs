@@ -1085,3 +1085,132 @@ async fn the_forms_sign_in_is_judged_as_the_user_its_form_names() {
     })
     .await;
 }
+
+/// An IIS filtering rule and a URL Rewrite condition on X-Forwarded-For,
+/// as IIS on Exchange would run them.
+const XFF_SCANS: &str = "default = 'allow'
+[[iis_filter.rule]]
+name = 'no scanner in X-Forwarded-For'
+scan_headers = ['X-Forwarded-For']
+deny_strings = ['sqlmap']
+[[url_rewrite]]
+global = true
+[[url_rewrite.rule]]
+name = 'no 6.6.6.x in X-Forwarded-For'
+url = '.*'
+conditions = [{ input = '{HTTP_X_FORWARDED_FOR}', pattern = '6\\.6\\.6\\.' }]
+action = 'CustomResponse'
+status = 403
+";
+
+/// Sixth pass: a rule scanning X-Forwarded-For read only the element a
+/// trusted proxy vouched for, while Exchange gets the whole chain (IIS
+/// scans all of it): `sqlmap, 203.0.113.9` from the balancer passed a
+/// filter denying `sqlmap` and reached Exchange with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x_forwarded_for_rule_scans_the_header_exchange_gets() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway_with(XFF_SCANS, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        for (lines, want) in [
+            (&["sqlmap, 203.0.113.9"][..], 404),
+            (&["sqlmap", "203.0.113.9"], 404),
+            (&["6.6.6.6, 203.0.113.9"], 403),
+            (&["203.0.113.9"], 200),
+        ] {
+            let headers: Vec<(&str, &str)> = lines.iter().map(|l| ("x-forwarded-for", *l)).collect();
+            // A refusal closes the connection: one each.
+            let a = client(gw.addr).await.get("/owa/", &headers).await;
+            assert_eq!(a.status.as_u16(), want, "{lines:?}");
+        }
+        let seen = mock.seen();
+        let chains: Vec<&str> = seen.iter().map(|s| s.headers["x-forwarded-for"].to_str().unwrap()).collect();
+        assert_eq!(chains, ["203.0.113.9, 127.0.0.1"]);
+        gw.stop().await;
+
+        // From a peer not trusted, Exchange gets the peer alone: a claim
+        // of the client's reaches it in no header, and is not judged.
+        let gw = start_gateway(XFF_SCANS, up).await;
+        let a = client(gw.addr).await.get("/owa/", &[("x-forwarded-for", "sqlmap")]).await;
+        assert_eq!(a.status.as_u16(), 200);
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1].headers["x-forwarded-for"], "127.0.0.1");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// An upstream that reads each connection to its end: the bytes of them
+/// all so far, and whether one that sent any has closed.
+async fn recording_upstream() -> (std::net::SocketAddr, tokio::sync::watch::Receiver<(Vec<u8>, bool)>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (progress, seen) = tokio::sync::watch::channel((Vec::new(), false));
+    let progress = std::sync::Arc::new(progress);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                let (mut buf, mut any) = ([0u8; 8192], false);
+                loop {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            any = true;
+                            progress.send_modify(|(all, _)| all.extend_from_slice(&buf[..n]));
+                        }
+                    }
+                }
+                // A health check's connection sends nothing.
+                if any {
+                    progress.send_modify(|(_, closed)| *closed = true);
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Sixth pass: a request was judged once, when its head came, and its body
+/// then streamed on whatever a reload said: an Outlook Anywhere channel
+/// (`RPC_IN_DATA`, a gigabyte declared) opened before a reload that denies
+/// Outlook Anywhere carried the user's calls to Exchange for as long as it
+/// lived. Nothing the client sends after such a reload reaches Exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_still_streaming_is_cut_when_a_reload_denies_its_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(30, async {
+        let (up, mut seen) = recording_upstream().await;
+        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let head = "RPC_IN_DATA /rpc/rpcproxy.dll?mail.contoso.com:6001 HTTP/1.1\r\nHost: mail\r\nContent-Length: \
+                    1073741824\r\n\r\n";
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // Before the reload: allowed, and on its way (0xAA is in no head).
+        tcp.write_all(&[0xAA; 1000]).await.unwrap();
+        seen.wait_for(|(all, _)| all.iter().filter(|&&b| b == 0xAA).count() == 1000).await.unwrap();
+        std::fs::write(
+            gw.policy_path(),
+            "default = 'allow'\n[[rule]]\nname = 'no Outlook Anywhere'\naction = 'deny'\nprotocol = 'rpc'\n",
+        )
+        .unwrap();
+        gw.handle.reload().unwrap();
+        // After it: cut, not one byte more.
+        let _ = tcp.write_all(&[0xEE; 1000]).await;
+        let mut answer = Vec::new();
+        let _ = tcp.read_to_end(&mut answer).await;
+        assert!(answer.starts_with(b"HTTP/1.1 502"), "{}", String::from_utf8_lossy(&answer));
+        let (all, closed) = seen.wait_for(|(_, closed)| *closed).await.unwrap().clone();
+        assert!(closed);
+        assert!(!all.contains(&0xEE), "bytes sent after the reload reached Exchange");
+        assert!(
+            gw.events().iter().any(|e| e.contains("deny in flight after a reload RPC_IN_DATA")),
+            "{:?}",
+            gw.events()
+        );
+        gw.stop().await;
+    })
+    .await;
+}

@@ -135,7 +135,7 @@ impl TextPattern {
             RewriteInput::Url { base } => self.regex.is_match(below(&req.stem, base).as_bytes()),
             RewriteInput::UserAgent => self.regex.is_match(req.user_agent.as_bytes()),
             RewriteInput::QueryString => crate::model::with_client_query(req, |q| self.regex.is_match(q.as_bytes())),
-            RewriteInput::ForwardedFor => self.regex.is_match(req.forwarded_for.as_bytes()),
+            RewriteInput::ForwardedFor => self.regex.is_match(req.forwarded_for_header().as_bytes()),
             RewriteInput::Path => self.regex.is_match(req.stem.as_bytes()),
             RewriteInput::Method => self.regex.is_match(req.method.as_bytes()),
             RewriteInput::RemoteAddr => {

@@ -204,7 +204,7 @@ fn observed(r: &Rule, req: &Request) -> String {
             Cond::Pattern(p) => match p.input {
                 crate::pattern::RewriteInput::UserAgent => add("user agent", &req.user_agent),
                 crate::pattern::RewriteInput::QueryString => with_client_query(req, |q| add("query", q)),
-                crate::pattern::RewriteInput::ForwardedFor => add("X-Forwarded-For", &req.forwarded_for),
+                crate::pattern::RewriteInput::ForwardedFor => add("X-Forwarded-For", req.forwarded_for_header()),
                 crate::pattern::RewriteInput::Method => add("method", &req.method),
                 _ => add("path", &req.stem),
             },

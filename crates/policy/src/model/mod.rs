@@ -247,8 +247,8 @@ impl Cond {
                         strings.iter().any(|s| match t {
                             ScanTarget::Header(h) => {
                                 let value = match h {
-                                    Header::UserAgent => &req.user_agent,
-                                    Header::XForwardedFor => &req.forwarded_for,
+                                    Header::UserAgent => req.user_agent.as_str(),
+                                    Header::XForwardedFor => req.forwarded_for_header(),
                                 };
                                 !value.is_empty() && concat_contains_ci(h.line_prefix(), value, s)
                             }
