@@ -396,6 +396,11 @@ pub struct Request {
     pub username: String,
     /// The authentication scheme; unknown from IIS logs.
     pub auth: AuthType,
+    /// For `Negotiate`, the mechanism its token carries when the reader can
+    /// tell (the gateway): NTLM or Kerberos, which is how Windows signs the
+    /// request in. An `auth` condition naming it matches, as one naming
+    /// `negotiate` does. `Unknown` otherwise.
+    pub auth_mechanism: AuthType,
     pub source: Source,
     /// The identity key: lower-cased account name; empty when anonymous.
     pub user: String,
@@ -435,6 +440,7 @@ impl Request {
         self.user_agent.clear();
         self.username.clear();
         self.auth = AuthType::Unknown;
+        self.auth_mechanism = AuthType::Unknown;
         self.source = Source::Unknown;
         self.user.clear();
         self.unnamed_credentials = false;

@@ -46,7 +46,8 @@ pub(crate) struct ConnState {
     /// The scheme of the connection's last NTLM/Negotiate handshake: the
     /// requests after it, which carry no header, are signed in by it, so an
     /// `auth` rule or an authentication policy judges them by it too.
-    pub(crate) auth_scheme: Mutex<exchange::AuthType>,
+    /// With, for Negotiate, the mechanism inside it (`model::schemes`).
+    pub(crate) auth_scheme: Mutex<(exchange::AuthType, exchange::AuthType)>,
     /// An NTLM/Negotiate handshake began on this connection and did not end
     /// in one `auth_user` Exchange accepted (a Kerberos ticket, or one not
     /// yet finished): Windows may hold a user for the connection the gateway
@@ -81,7 +82,7 @@ pub(crate) async fn serve_connection<IO>(
         upstream: Mutex::new(None),
         drivers: Mutex::new(Drivers::default()),
         auth_user: Mutex::new(String::new()),
-        auth_scheme: Mutex::new(exchange::AuthType::Unknown),
+        auth_scheme: Mutex::new((exchange::AuthType::Unknown, exchange::AuthType::Unknown)),
         auth_unread: AtomicBool::new(false),
         signed_in: AtomicBool::new(false),
     });

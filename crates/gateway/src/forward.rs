@@ -95,8 +95,9 @@ fn decide(
     let authorization = req.headers().get(AUTHORIZATION);
     let connection_auth = authorization.is_some_and(|v| model::is_connection_auth(v.as_bytes()));
     let conn_user = if connection_auth {
-        *lock(&conn.auth_scheme) =
-            authorization.map_or(exchange::AuthType::Unknown, |v| exchange::AuthType::of_authorization(v.as_bytes()));
+        if let Some(v) = authorization {
+            *lock(&conn.auth_scheme) = model::schemes(v.as_bytes());
+        }
         // A new handshake starts: the connection's old identity no longer
         // holds, and the new one is unread until Exchange accepts a user
         // the gateway read (see `Forward::respond`).
@@ -134,8 +135,8 @@ fn decide(
             model::fill(m, req.method(), req.uri(), req.headers(), &conn.info, &shared.trusted, now, &conn_user);
         let peer = conn.peer_xff.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
         model::forwarded_header(m, req.headers(), &conn.info, peer);
-        if let Some(scheme) = conn_scheme {
-            m.auth = scheme;
+        if let Some(schemes) = conn_scheme {
+            (m.auth, m.auth_mechanism) = schemes;
         }
         // The forms sign-in signs in whom its form names, whatever a header says.
         let form_refused = form_user.as_deref().and_then(|user| forms::sign_in_as(m, user, filled.auth.as_ref()));

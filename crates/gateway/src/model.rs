@@ -64,7 +64,9 @@ pub fn fill(
         r.user_agent.push_str(&String::from_utf8_lossy(ua.as_bytes()));
     }
     let authorization = headers.get(AUTHORIZATION);
-    r.auth = authorization.map_or(exchange::AuthType::Unknown, |v| exchange::AuthType::of_authorization(v.as_bytes()));
+    if let Some(v) = authorization {
+        (r.auth, r.auth_mechanism) = schemes(v.as_bytes());
+    }
     let auth = authorization.map(|v| auth_user(v.as_bytes()));
     match &auth {
         Some(AuthUser::Named(u)) => r.username.push_str(u),
@@ -260,14 +262,20 @@ pub fn ntlm_ambiguous(value: &[u8]) -> bool {
 }
 
 /// The NTLM message a token carries where Windows reads it: the token
-/// itself, or SPNEGO's mechToken (NegTokenInit, RFC 4178 §4.2.1, inside
-/// the GSS-API framing) or responseToken (NegTokenResp, §4.2.2). `None`
-/// for anything else: a Kerberos ticket, or a signature elsewhere.
+/// itself, or SPNEGO's mechToken or responseToken ([`spnego_token`]).
+/// `None` for anything else: a Kerberos ticket, or a signature elsewhere.
 fn ntlm_message(bytes: &[u8]) -> Option<&[u8]> {
-    const SPNEGO_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
     if bytes.starts_with(NTLMSSP) {
         return Some(bytes);
     }
+    spnego_token(bytes).filter(|t| t.starts_with(NTLMSSP))
+}
+
+/// The token SPNEGO carries for its mechanism: NegTokenInit's mechToken
+/// (RFC 4178 §4.2.1, inside the GSS-API framing) or NegTokenResp's
+/// responseToken (§4.2.2). `None` when `bytes` is no SPNEGO token or has none.
+fn spnego_token(bytes: &[u8]) -> Option<&[u8]> {
+    const SPNEGO_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
     let (tag, body, _) = der(bytes)?;
     let choice = match tag {
         0x60 => {
@@ -289,11 +297,56 @@ fn ntlm_message(bytes: &[u8]) -> Option<&[u8]> {
         let (t, field, rest) = der(fields)?;
         if t == 0xa2 {
             let (t, token, _) = der(field)?;
-            return (t == 0x04 && token.starts_with(NTLMSSP)).then_some(token);
+            return (t == 0x04).then_some(token);
         }
         fields = rest;
     }
     None
+}
+
+/// Kerberos's mechanism OIDs (1.2.840.113554.1.2.2, RFC 4121, and the
+/// 1.2.840.48018.1.2.2 older Windows send), as DER contents.
+const KERBEROS_OIDS: [&[u8]; 2] =
+    [&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02], &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02]];
+
+/// A Kerberos token in its GSS-API framing (RFC 2743 §3.1): `0x60`, then a
+/// Kerberos mechanism OID.
+fn is_kerberos(token: &[u8]) -> bool {
+    der(token).is_some_and(|(tag, body, _)| {
+        tag == 0x60 && der(body).is_some_and(|(t, oid, _)| t == 0x06 && KERBEROS_OIDS.contains(&oid))
+    })
+}
+
+/// How a `Negotiate` header signs its request in, as Windows' Negotiate
+/// package does: NTLM when its token is an NTLM message (bare, as Windows
+/// sends it when Kerberos is out of reach, or in SPNEGO), Kerberos when it
+/// is a Kerberos token (bare or SPNEGO's). `Unknown` for any other header
+/// or token: it matches only an `auth` condition naming `negotiate`. So a
+/// rule on `ntlm` holds for NTLM however it is wrapped, and one on
+/// `kerberos` can match at all: no header names that scheme.
+pub fn negotiated(value: &[u8]) -> exchange::AuthType {
+    let value = trim(value);
+    let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return exchange::AuthType::Unknown };
+    if !value[..sp].eq_ignore_ascii_case(b"Negotiate") {
+        return exchange::AuthType::Unknown;
+    }
+    let Ok(bytes) = STANDARD.decode(trim(&value[sp + 1..])) else { return exchange::AuthType::Unknown };
+    if ntlm_message(&bytes).is_some() {
+        exchange::AuthType::Ntlm
+    } else if is_kerberos(&bytes) || spnego_token(&bytes).is_some_and(is_kerberos) {
+        exchange::AuthType::Kerberos
+    } else {
+        exchange::AuthType::Unknown
+    }
+}
+
+/// The scheme of an Authorization header, and for `Negotiate` the
+/// mechanism inside it ([`negotiated`]).
+pub fn schemes(value: &[u8]) -> (exchange::AuthType, exchange::AuthType) {
+    let scheme = exchange::AuthType::of_authorization(value);
+    let mechanism =
+        if scheme == exchange::AuthType::Negotiate { negotiated(value) } else { exchange::AuthType::Unknown };
+    (scheme, mechanism)
 }
 
 /// One DER element: its tag, its content and what follows it.
@@ -533,6 +586,35 @@ mod tests {
         let kerberos = format!("Negotiate {}", STANDARD.encode(neg_token_init(&[KRB5], &ap_req)));
         assert!(!ntlm_ambiguous(kerberos.as_bytes()));
         assert!(is_connection_auth(b"NTLM\tTlRMTVNTUAAB"), "a tab ends the scheme here too");
+    }
+
+    #[test]
+    fn negotiate_is_judged_by_the_mechanism_inside_it() {
+        use exchange::AuthType::{Kerberos, Negotiate, Ntlm, Unknown};
+        const NTLM_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a];
+        const MS_KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+        let negotiate = |token: &[u8]| format!("Negotiate {}", STANDARD.encode(token));
+        let type3 = ntlm_type3("CONTOSO", "jdoe");
+        let mut ticket_body = der(0x06, MS_KRB5);
+        ticket_body.extend_from_slice(&der(0x6e, &[0x4b; 40]));
+        let ticket = der(0x60, &ticket_body);
+        for (token, want) in [
+            (type3.clone(), Ntlm),
+            (neg_token_resp(&type3), Ntlm),
+            (neg_token_init(&[NTLM_OID], &type3), Ntlm),
+            (ticket.clone(), Kerberos),
+            (neg_token_init(&[MS_KRB5], &ticket), Kerberos),
+            // An AP-REQ without its framing, or nothing SPNEGO carries: no mechanism told.
+            (der(0x6e, &[0x4b; 40]), Unknown),
+            (neg_token_resp(b"opaque"), Unknown),
+        ] {
+            assert_eq!(schemes(negotiate(&token).as_bytes()), (Negotiate, want), "{}", negotiate(&token));
+        }
+        // Only Negotiate has a mechanism inside.
+        let ntlm = format!("NTLM {}", STANDARD.encode(&type3));
+        assert_eq!(schemes(ntlm.as_bytes()), (Ntlm, Unknown));
+        assert_eq!(schemes(b"Negotiate !!!"), (Negotiate, Unknown));
+        assert_eq!(schemes(b"Basic eDp5"), (exchange::AuthType::Basic, Unknown));
     }
 
     #[test]

@@ -1214,3 +1214,68 @@ async fn a_body_still_streaming_is_cut_when_a_reload_denies_its_request() {
     })
     .await;
 }
+
+/// No NTLM anywhere, and no Kerberos to EWS: rules on the mechanism.
+const NO_NTLM: &str = "default = 'allow'
+[[rule]]
+name = 'no NTLM'
+action = 'deny'
+auth = 'ntlm'
+[[rule]]
+name = 'no Kerberos to EWS'
+action = 'deny'
+protocol = 'ews'
+auth = 'kerberos'
+";
+
+/// Sixth pass: `Negotiate` was judged as its scheme only, while Windows
+/// signs the request in with the mechanism inside it: NTLM in `Negotiate`
+/// (bare, as Windows sends it when Kerberos is out of reach, or in SPNEGO)
+/// passed a rule on `ntlm`, and a rule on `kerberos` never matched at all
+/// (no header names that scheme).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_or_kerberos_inside_negotiate_meets_the_rules_on_them() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(NO_NTLM, up).await;
+        let mut t1 = b"NTLMSSP\0".to_vec();
+        t1.extend_from_slice(&1u32.to_le_bytes());
+        t1.extend_from_slice(&[0; 24]);
+        const SPNEGO: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+        const NTLM_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a];
+        const KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+        let spnego_init = |mech: &[u8], token: &[u8]| {
+            let mut fields = der(0xa0, &der(0x30, &der(0x06, mech)));
+            fields.extend_from_slice(&der(0xa2, &der(0x04, token)));
+            let mut body = der(0x06, SPNEGO);
+            body.extend_from_slice(&der(0xa0, &der(0x30, &fields)));
+            der(0x60, &body)
+        };
+        // A Kerberos AP-REQ in its GSS-API framing.
+        let mut krb = der(0x06, KRB5);
+        krb.extend_from_slice(&[0x01, 0x00]);
+        krb.extend_from_slice(&der(0x6e, &[0x4b; 64]));
+        let ticket = der(0x60, &krb);
+        let get = |path: &str, token: &[u8]| {
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: mail\r\nAuthorization: Negotiate {}\r\nConnection: close\r\n\r\n",
+                B64.encode(token)
+            )
+        };
+        for (path, token, want) in [
+            ("/owa/", t1.clone(), "403"),
+            ("/owa/", spnego_init(NTLM_OID, &t1), "403"),
+            ("/EWS/Exchange.asmx", ticket.clone(), "403"),
+            ("/EWS/Exchange.asmx", spnego_init(KRB5, &ticket), "403"),
+        ] {
+            let answer = send_raw(gw.addr, get(path, &token).as_bytes()).await;
+            assert_eq!(status(&answer), want, "{path} {}: {answer}", B64.encode(&token));
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Kerberos where only NTLM is denied passes, judged as Kerberos.
+        assert_eq!(status(&send_raw(gw.addr, get("/owa/", &spnego_init(KRB5, &ticket)).as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}

@@ -636,6 +636,23 @@ auth = "bearer"
     assert!(common::compile("[[rule]]\nname = \"x\"\naction = \"deny\"\nauth = []\n").is_err());
 }
 
+#[test]
+fn an_auth_condition_sees_the_mechanism_inside_negotiate() {
+    use exchange::AuthType;
+    let p = policy(
+        "[[rule]]\nname = \"no ntlm\"\naction = \"deny\"\nauth = \"ntlm\"\n[[rule]]\nname = \"no unknown\"\naction \
+         = \"deny\"\nauth = \"unknown\"\n",
+    );
+    let mut r = eas("Sync", "ABC", "iPhone", "Apple-iPhone/1.0", "alice");
+    r.auth = AuthType::Negotiate;
+    r.auth_mechanism = AuthType::Ntlm;
+    assert_eq!(by(p.policy(), &evaluate(&p, &r)), "no ntlm", "NTLM in Negotiate is NTLM");
+    r.auth_mechanism = AuthType::Kerberos;
+    assert!(!denied(&p, &r));
+    r.auth_mechanism = AuthType::Unknown;
+    assert!(!denied(&p, &r), "a mechanism not told is not the unknown scheme");
+}
+
 /// What Exchange could read another way than the model is refused (400)
 /// before any rule, even an allow-all one: the gateway and a simulation of
 /// logged lines both decide through `evaluate`, so both refuse it.

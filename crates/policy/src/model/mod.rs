@@ -237,7 +237,11 @@ impl Cond {
                 let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
                 known == (*state == DeviceState::Known)
             }
-            Cond::Auth(schemes) => schemes.contains(&req.auth),
+            // NTLM or Kerberos inside Negotiate is what Windows signs in with.
+            Cond::Auth(schemes) => {
+                schemes.contains(&req.auth)
+                    || (req.auth_mechanism != AuthType::Unknown && schemes.contains(&req.auth_mechanism))
+            }
             Cond::IisScan { targets, strings, applies_to } => {
                 if !applies_to.is_empty() && !applies_to.iter().any(|e| path_has_extension_ci(&req.stem, e)) {
                     return false;
