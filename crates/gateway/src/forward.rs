@@ -193,7 +193,9 @@ fn decide(
         };
         let informs = reads_device_facts && learn::may_inform(m);
         let informing = informs.then(|| learn::informing(m, &shared.learned));
-        let rejudge = (!deny && req.body().is_long()).then(|| Rejudge::new(shared, generation, m.clone()));
+        let streams = !deny && req.body().streams();
+        let rejudge =
+            streams.then(|| Rejudge::new(shared, generation, req.body().is_long().then(|| Box::new(m.clone()))));
         Ok((decision, pending, m.protocol, informing, rejudge))
     });
     let (decision, pending_user, protocol, informing, rejudge) = match verdict {

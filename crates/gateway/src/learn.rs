@@ -152,30 +152,30 @@ impl ClientBody {
         }
     }
 
-    /// Whether it may stream long enough to be judged again on a reload
-    /// (see [`crate::rejudge::LONG_BODY`]).
+    /// Whether it is still to come from the client (a forms sign-in's is
+    /// read already).
+    pub fn streams(&self) -> bool {
+        matches!(self, ClientBody::Stream(body) if !body.is_end_stream())
+    }
+
+    /// Whether it may stream long (see [`crate::rejudge::LONG_BODY`]).
     pub fn is_long(&self) -> bool {
-        match self {
-            ClientBody::Stream(body) => {
-                !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > crate::rejudge::LONG_BODY)
-            }
-            ClientBody::Read(_) => false,
-        }
+        matches!(self, ClientBody::Stream(body) if body.size_hint().upper().is_none_or(|n| n > crate::rejudge::LONG_BODY))
     }
 }
 
 /// The client's body as Exchange gets it, streamed; watched by a [`Tee`]
 /// when the request may inform of its device, and judged again on a reload
-/// when it is long (see [`crate::rejudge`]).
+/// while it streams (see [`crate::rejudge`]).
 pub(crate) struct Watched {
     inner: ClientBody,
     tee: Option<Box<Tee>>,
-    rejudge: Option<Box<Rejudge>>,
+    rejudge: Option<Rejudge>,
 }
 
 impl Watched {
     pub fn new(inner: ClientBody, tee: Option<Tee>, rejudge: Option<Rejudge>) -> Watched {
-        Watched { inner, tee: tee.map(Box::new), rejudge: rejudge.map(Box::new) }
+        Watched { inner, tee: tee.map(Box::new), rejudge }
     }
 }
 

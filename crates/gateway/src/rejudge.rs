@@ -2,10 +2,18 @@
 //! reloaded is judged again by the new policy, and its body is cut if that
 //! one denies it. Outlook Anywhere's `RPC_IN_DATA` declares a gigabyte and
 //! carries every call Outlook makes for as long as the channel lives (hours),
-//! and a chunked body may go on as long: without this, a user or a protocol
-//! the new policy denies would go on reaching Exchange on a channel opened
-//! before the reload. New requests, on any connection, are judged by the
-//! policy in force when they arrive; a response already on its way (an
+//! and a chunked body may go on as long; and a client that expects to be
+//! denied can open requests ahead, trickle their bodies (nothing times a
+//! body out) and finish each after the reload, with whatever content fits
+//! its declared length: each one would reach Exchange as a request the
+//! policy in force denies.
+//!
+//! A long body (see [`LONG_BODY`]) keeps a copy of its request's model and
+//! is judged again; a short one keeps none (copying the model would cost
+//! every ActiveSync and EWS request) and is cut when a reload comes while it
+//! streams: a few milliseconds for any real client, which then retries
+//! under the new policy. New requests, on any connection, are judged by
+//! the policy in force when they arrive; a response already on its way (an
 //! ActiveSync Ping's) is not cut: it brings nothing to Exchange.
 
 use std::sync::Arc;
@@ -16,30 +24,30 @@ use crate::events::Level;
 use crate::state::Shared;
 
 /// Bodies declared longer than this, or of no declared length (chunked),
-/// are judged again on a reload: a copy of their request's model is kept
-/// for it. Requests of every protocol but Outlook Anywhere's channels (and
-/// the odd upload) are far shorter, and keep nothing.
+/// keep a copy of their request's model, to be judged again on a reload.
 pub(crate) const LONG_BODY: u64 = 1024 * 1024;
 
-/// The request model of a body still streaming, and the policy generation
-/// it was last judged by.
+/// What a body still streaming needs to be judged on a reload: the policy
+/// generation it was last judged by, and for a long body its request's model.
 pub(crate) struct Rejudge {
     shared: Arc<Shared>,
     judged: u64,
-    model: exchange::Request,
+    model: Option<Box<exchange::Request>>,
     denied: bool,
 }
 
 impl Rejudge {
     /// `judged`: the policy generation read before the policy that allowed
-    /// `model` (see [`crate::state::PolicyStore::generation`]).
-    pub(crate) fn new(shared: &Arc<Shared>, judged: u64, model: exchange::Request) -> Rejudge {
+    /// the request (see [`crate::state::PolicyStore::generation`]); `model`:
+    /// its model, for a long body.
+    pub(crate) fn new(shared: &Arc<Shared>, judged: u64, model: Option<Box<exchange::Request>>) -> Rejudge {
         Rejudge { shared: shared.clone(), judged, model, denied: false }
     }
 
-    /// Whether the policy in force now denies the request. Evaluated once
-    /// per reload; once denied, always denied (a body cut stays cut, even
-    /// if hyper handed the request back to be sent again).
+    /// Whether the body must be cut now: a reload came since it was judged,
+    /// and the new policy denies its request, or it kept no model to tell.
+    /// Evaluated once per reload; once denied, always denied (a body cut
+    /// stays cut, even if hyper handed the request back to be sent again).
     pub(crate) fn denies_now(&mut self) -> bool {
         if self.denied {
             return true;
@@ -49,14 +57,18 @@ impl Rejudge {
             return false;
         }
         self.judged = now;
+        let Some(m) = self.model.as_deref_mut() else {
+            self.denied = true;
+            (self.shared.events)(Level::Info, "cut in flight: the policy was reloaded while a short body streamed");
+            return true;
+        };
         let loaded = self.shared.policy.current();
         if loaded.reads_device_facts() {
-            self.shared.learned.fill(&mut self.model, loaded.inventory());
+            self.shared.learned.fill(m, loaded.inventory());
         }
-        let decision = policy::evaluate(&loaded, &self.model);
+        let decision = policy::evaluate(&loaded, m);
         if decision.action == Action::Deny {
             self.denied = true;
-            let m = &self.model;
             (self.shared.events)(
                 Level::Info,
                 &format!(

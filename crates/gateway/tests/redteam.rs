@@ -1279,3 +1279,55 @@ async fn ntlm_or_kerberos_inside_negotiate_meets_the_rules_on_them() {
     })
     .await;
 }
+
+/// Sixth pass: nothing times a request's body out, so a client expecting
+/// to be denied could open requests ahead (EWS, a few hundred bytes each)
+/// and finish each after the reload with whatever fits its declared length:
+/// each reached Exchange as a request the policy in force denies. A short
+/// body streaming across a reload is cut (it keeps no copy of its model to
+/// be judged again); a long one the new policy still allows goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_opened_before_a_reload_cannot_be_finished_after_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(30, async {
+        let (up, mut seen) = recording_upstream().await;
+        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let count = |all: &[u8], byte: u8| all.iter().filter(|&&b| b == byte).count();
+        // Opened ahead: a short EWS body, its first 100 bytes sent.
+        let mut ews = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let head =
+            "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Type: text/xml\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n";
+        ews.write_all(head.as_bytes()).await.unwrap();
+        ews.write_all(&[0xAB; 100]).await.unwrap();
+        // And a long upload (chunked) to a protocol the reload leaves allowed.
+        let mut owa = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let head = "POST /owa/service.svc HTTP/1.1\r\nHost: mail\r\nTransfer-Encoding: chunked\r\n\r\n";
+        owa.write_all(head.as_bytes()).await.unwrap();
+        owa.write_all(b"64\r\n").await.unwrap();
+        owa.write_all(&[0xBB; 100]).await.unwrap();
+        owa.write_all(b"\r\n").await.unwrap();
+        seen.wait_for(|(all, _)| count(all, 0xAB) == 100 && count(all, 0xBB) == 100).await.unwrap();
+        std::fs::write(
+            gw.policy_path(),
+            "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\nprotocol = 'ews'\n",
+        )
+        .unwrap();
+        gw.handle.reload().unwrap();
+        // The rest of the EWS body, after the reload: none of it reaches Exchange.
+        let _ = ews.write_all(&[0xEF; 1900]).await;
+        let mut answer = Vec::new();
+        let _ = ews.read_to_end(&mut answer).await;
+        assert!(answer.starts_with(b"HTTP/1.1 502"), "{}", String::from_utf8_lossy(&answer));
+        let (all, _) = seen.wait_for(|(_, closed)| *closed).await.unwrap().clone();
+        assert!(!all.contains(&0xEF), "bytes sent after the reload reached Exchange");
+        // The OWA upload goes on, and ends.
+        owa.write_all(b"64\r\n").await.unwrap();
+        owa.write_all(&[0xCC; 100]).await.unwrap();
+        owa.write_all(b"\r\n0\r\n\r\n").await.unwrap();
+        seen.wait_for(|(all, _)| count(all, 0xCC) == 100 && all.ends_with(b"0\r\n\r\n")).await.unwrap();
+        // Exchange answers nothing here: the client goes, so that the gateway drains.
+        drop(owa);
+        gw.stop().await;
+    })
+    .await;
+}
