@@ -148,6 +148,7 @@ fn decide(
             .or(form_refused)
             .or_else(|| (form_user.is_some() && m.user.is_empty()).then_some(forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
+            .or_else(|| filled.forwarded_by_unlisted.then_some(screen::FORWARDED_BY_UNLISTED))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
         let mut refuse_logged = |refused: Refused, m: &exchange::Request| {

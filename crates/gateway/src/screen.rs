@@ -39,6 +39,14 @@ pub(crate) const FORWARDED_FOR_AMBIGUOUS: Refused = Refused::new(
     "X-Forwarded-For names an internal client after a public address (a proxy missing from --trusted-proxy?)",
 );
 
+/// X-Forwarded-For naming a public client from an internal peer that is no
+/// trusted proxy (see `model::fill`): a proxy missing from `--trusted-proxy`,
+/// or an inside client's claim.
+pub(crate) const FORWARDED_BY_UNLISTED: Refused = Refused::new(
+    400,
+    "X-Forwarded-For names a public client from an internal peer that is no --trusted-proxy (a proxy missing from it?)",
+);
+
 /// Headers the policy or the framing reads: one value each, or the request
 /// is refused. A second User-Agent could pass a user-agent rule that read
 /// the first while Exchange reads the other; a second Authorization or Host

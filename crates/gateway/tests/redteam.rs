@@ -1331,3 +1331,49 @@ async fn a_request_opened_before_a_reload_cannot_be_finished_after_it() {
     })
     .await;
 }
+
+/// The admin center from inside only.
+const ECP_INSIDE: &str = "default = 'allow'
+[[rule]]
+name = 'admin center from inside only'
+action = 'deny'
+protocol = 'ecp'
+unless = { network = ['internal', 'loopback'] }
+";
+
+/// Sixth pass: behind a balancer missing from `--trusted-proxy`, every
+/// client was judged by the balancer's internal address, and passed a rule
+/// excepting the internal network, while a log's line of the same request
+/// names the public client its X-Forwarded-For gives (c-ip is private), so
+/// `simulate` denied what the gateway let through. Such a request is
+/// refused; an internal address claimed so is still only the peer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_client_named_by_an_unlisted_proxy_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_INSIDE, up).await;
+        for (xff, want) in [
+            ("198.51.100.7", 400),
+            ("10.1.2.3, 198.51.100.7", 400),
+            ("[2001:db8::7]:443", 400),
+            ("10.1.2.3", 200),
+            ("unknown", 200),
+        ] {
+            // A refusal closes the connection: one each.
+            let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", xff)]).await;
+            assert_eq!(a.status.as_u16(), want, "{xff}");
+            if want == 400 {
+                assert!(a.body.contains("no --trusted-proxy"), "{}", a.body);
+            }
+        }
+        assert_eq!(mock.seen().len(), 2);
+        gw.stop().await;
+        // Listed, the balancer's client is judged: outside, denied.
+        let gw = start_gateway_with(ECP_INSIDE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", "198.51.100.7")]).await;
+        assert_eq!(a.status.as_u16(), 403);
+        assert_eq!(mock.seen().len(), 2);
+        gw.stop().await;
+    })
+    .await;
+}
