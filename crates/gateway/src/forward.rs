@@ -62,9 +62,12 @@ pub(crate) fn handle(
         future: Box::pin(async move {
             let (parts, body) = req.into_parts();
             let types: Vec<&[u8]> = parts.headers.get_all(CONTENT_TYPE).iter().map(|v| v.as_bytes()).collect();
-            let read = forms::read(body)
-                .await
-                .and_then(|form| Ok((forms::sign_in_user(parts.uri.query(), &types, &form)?, form)));
+            let devcap = parts.headers.contains_key(forms::X_UP_DEVCAP_CHARSET);
+            let read = match forms::charset_refusal(&types, devcap) {
+                Some(refused) => Err(refused),
+                None => forms::read(body).await,
+            }
+            .and_then(|form| Ok((forms::sign_in_user(parts.uri.query(), &types, &form)?, form)));
             match read {
                 Ok((user, form)) => {
                     let req = Request::from_parts(parts, ClientBody::Read(Some(form)));

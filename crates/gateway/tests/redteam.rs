@@ -1377,3 +1377,50 @@ async fn a_public_client_named_by_an_unlisted_proxy_is_refused() {
     })
     .await;
 }
+
+/// Sixth pass: ASP.NET decodes a form in the charset its Content-Type
+/// names (or, for a user agent starting `UP`, `x-up-devcap-charset`): a
+/// sign-in form in UTF-16, `username=baduser` split on the bytes `=` and
+/// `&` as ASP.NET splits it, named nobody to the gateway, and `baduser` to
+/// Exchange's forms module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_form_in_another_charset_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        let mut form = utf16("username");
+        form.push(b'=');
+        form.extend_from_slice(&utf16("baduser"));
+        form.push(b'&');
+        form.extend_from_slice(&utf16("password"));
+        form.push(b'=');
+        form.extend_from_slice(&utf16("pw"));
+        for (content_type, extra) in [
+            ("application/x-www-form-urlencoded; charset=utf-16", ""),
+            ("application/x-www-form-urlencoded charset=unicode", ""),
+            ("application/x-www-form-urlencoded", "User-Agent: UP.Browser/6.2\r\nx-up-devcap-charset: utf-16\r\n"),
+        ] {
+            let mut raw = format!(
+                "POST /owa/auth.owa HTTP/1.1\r\nHost: mail\r\nContent-Type: {content_type}\r\n{extra}Content-Length: \
+                 {}\r\nConnection: close\r\n\r\n",
+                form.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(&form);
+            let answer = send_raw(gw.addr, &raw).await;
+            assert_eq!(status(&answer), "400", "{content_type} {extra}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // In UTF-8, with or without saying so, the form is read as before.
+        let plain = sign_in("/owa/auth.owa", "username=baduser&password=pw");
+        assert_eq!(status(&send_raw(gw.addr, plain.as_bytes()).await), "403");
+        let said = plain.replace("urlencoded\r\n", "urlencoded; charset=UTF-8\r\n");
+        assert_eq!(status(&send_raw(gw.addr, said.as_bytes()).await), "403");
+        let other = said.replace("baduser", "gooduser");
+        assert_eq!(status(&send_raw(gw.addr, other.as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
