@@ -20,11 +20,6 @@ use hyper::Method;
 use crate::model::AuthUser;
 use crate::screen::Refused;
 
-/// The header ASP.NET reads a charset from for a user agent starting `UP`
-/// (Openwave browsers); refused on a sign-in whatever the user agent.
-pub(crate) const X_UP_DEVCAP_CHARSET: hyper::header::HeaderName =
-    hyper::header::HeaderName::from_static("x-up-devcap-charset");
-
 /// The sign-in form is a few hundred bytes; a bigger body is refused.
 const MAX_FORM: usize = 16 * 1024;
 /// How long the client has to send it.
@@ -37,9 +32,6 @@ const TWO_USERS: Refused = Refused::new(400, "a sign-in form naming another user
 const NOT_A_FORM: Refused =
     Refused::new(400, "a sign-in posted other than as application/x-www-form-urlencoded (the logon page's form)");
 const QUERY_AND_FORM: Refused = Refused::new(400, "a sign-in naming one user in its query and another in its form");
-
-const CHARSET: Refused =
-    Refused::new(400, "a sign-in form in a character set other than UTF-8 (ASP.NET would decode it so)");
 
 /// A form naming someone the identity key reads as nobody (`Anonymous`, `CONTOSO\`).
 pub(crate) const NOBODY: Refused = Refused::new(400, "a sign-in form naming nobody casguard can key");
@@ -71,40 +63,6 @@ pub(crate) fn is_sign_in(method: &Method, path: &str) -> bool {
     }
     let last = stem.rsplit('/').next().unwrap_or("");
     last.eq_ignore_ascii_case("auth.owa") || last.eq_ignore_ascii_case("owaauth.dll")
-}
-
-/// A sign-in whose form ASP.NET would decode in another character set
-/// than UTF-8: `Request.Form` decodes names and values in the request's
-/// `ContentEncoding`, which a `charset` in Content-Type names (any
-/// parameter ASP.NET finds: `GetAttributeFromHeader` takes one after `;`,
-/// `,` or any white space), or for a user agent starting `UP` the
-/// `x-up-devcap-charset` header. In UTF-16 a form's `username` is other
-/// bytes than the gateway reads as one, so `baduser` would sign in named
-/// nobody here. The logon page posts without a charset: only `utf-8` and
-/// `us-ascii` are let through; anything else that says `charset` is refused.
-pub(crate) fn charset_refusal(content_types: &[&[u8]], devcap: bool) -> Option<Refused> {
-    const ALLOWED: [&[u8]; 2] = [b"utf-8", b"us-ascii"];
-    let plain = |t: &[u8]| {
-        let mut rest = t;
-        while let Some(at) = find_ci(rest, b"charset") {
-            let after = rest[at + 7..].trim_ascii_start();
-            let Some(value) = after.strip_prefix(b"=") else { return false };
-            let value = value.trim_ascii_start();
-            let end = value.iter().position(|&b| matches!(b, b';' | b',' | b' ' | b'\t')).unwrap_or(value.len());
-            let name = value[..end].strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(&value[..end]);
-            if !ALLOWED.iter().any(|a| name.eq_ignore_ascii_case(a)) {
-                return false;
-            }
-            rest = &value[end..];
-        }
-        true
-    };
-    (devcap || !content_types.iter().all(|t| plain(t))).then_some(CHARSET)
-}
-
-/// Where `needle` (lower-case ASCII) first occurs in `hay`, in any case.
-fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The whole body, up to [`MAX_FORM`].
@@ -180,7 +138,6 @@ pub(crate) fn fuzz(data: &[u8]) {
     let (query, form) = data.split_at(data.len() / 2);
     let _ = sign_in_user(std::str::from_utf8(query).ok(), &[b"application/x-www-form-urlencoded"], form);
     let _ = is_sign_in(&Method::POST, &String::from_utf8_lossy(data));
-    let _ = charset_refusal(&[data], false);
 }
 
 #[cfg(test)]
@@ -222,33 +179,6 @@ mod tests {
         assert_eq!(sign_in_user(Some("UserName=eve"), &[], b"").unwrap().as_deref(), Some("eve"));
         assert_eq!(sign_in_user(Some("username=bob"), urlencoded, form).unwrap().as_deref(), Some("bob"));
         assert!(sign_in_user(Some("username=eve"), urlencoded, form).is_err());
-    }
-
-    #[test]
-    fn a_form_asp_net_would_decode_in_another_charset_is_refused() {
-        for ok in [
-            &b"application/x-www-form-urlencoded"[..],
-            b"application/x-www-form-urlencoded; charset=UTF-8",
-            b"application/x-www-form-urlencoded;charset=\"utf-8\"",
-            b"application/x-www-form-urlencoded; Charset = us-ascii; x=y",
-        ] {
-            assert_eq!(charset_refusal(&[ok], false), None, "{}", ok.escape_ascii());
-        }
-        for bad in [
-            &b"application/x-www-form-urlencoded; charset=utf-16"[..],
-            b"application/x-www-form-urlencoded charset=utf-16le",
-            b"application/x-www-form-urlencoded; x=1,charset=ibm037",
-            b"application/x-www-form-urlencoded; charset=utf-8; charset=utf-7",
-            b"application/x-www-form-urlencoded; x\xa0charset\xa0=utf-16",
-            b"application/x-www-form-urlencoded; charset",
-        ] {
-            assert_eq!(charset_refusal(&[bad], false), Some(CHARSET), "{}", bad.escape_ascii());
-        }
-        assert_eq!(
-            charset_refusal(&[b"application/x-www-form-urlencoded"], true),
-            Some(CHARSET),
-            "UP's devcap charset"
-        );
     }
 
     #[test]

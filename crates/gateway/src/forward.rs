@@ -62,10 +62,10 @@ pub(crate) fn handle(
         future: Box::pin(async move {
             let (parts, body) = req.into_parts();
             let types: Vec<&[u8]> = parts.headers.get_all(CONTENT_TYPE).iter().map(|v| v.as_bytes()).collect();
-            let devcap = parts.headers.contains_key(forms::X_UP_DEVCAP_CHARSET);
-            let read = match forms::charset_refusal(&types, devcap) {
-                Some(refused) => Err(refused),
-                None => forms::read(body).await,
+            // A form in another charset is refused unread (see `screen::charset`).
+            let read = match screen::charset(&parts.headers) {
+                Err(refused) => Err(refused),
+                Ok(()) => forms::read(body).await,
             }
             .and_then(|form| Ok((forms::sign_in_user(parts.uri.query(), &types, &form)?, form)));
             match read {

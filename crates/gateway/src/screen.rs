@@ -4,7 +4,8 @@
 //! that read one value must not pass a request Exchange reads another way.
 
 use hyper::header::{
-    HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING, USER_AGENT,
+    HeaderMap, HeaderName, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TRANSFER_ENCODING,
+    USER_AGENT,
 };
 use hyper::{Method, Uri, Version};
 
@@ -137,12 +138,63 @@ pub(crate) fn head(
             return Err(Refused::new(400, "Connection names a header the request is judged by"));
         }
     }
+    charset(headers)?;
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
     // Host; an absolute-form target carries its own.
     if version == Version::HTTP_11 && uri.authority().is_none() && seen & (1 << HOST_AT) == 0 {
         return Err(Refused::new(400, "HTTP/1.1 request without Host"));
     }
     Ok(())
+}
+
+/// The header ASP.NET reads a charset from, before Content-Type's, for a
+/// user agent starting `UP` (Openwave browsers), body or not.
+const X_UP_DEVCAP_POST_CHARSET: HeaderName = HeaderName::from_static("x-up-devcap-post-charset");
+
+/// Character sets in which ASCII reads as ASCII, one byte each: a query or
+/// form decoded in one reads as the gateway reads it (UTF-8; what is not
+/// UTF-8 is refused or read as nothing a rule names).
+const PLAIN_CHARSETS: [&[u8]; 4] = [b"utf-8", b"us-ascii", b"iso-8859-1", b"windows-1252"];
+
+/// A request ASP.NET would decode in another character set: its
+/// `ContentEncoding` comes from a `charset` in Content-Type (for a request
+/// with a body; `GetAttributeFromHeader` finds one after `;`, `,` or any
+/// white space) or from `x-up-devcap-post-charset`, and `Request.QueryString`
+/// and `Request.Form` are decoded in it (the query in UTF-8 only for
+/// UTF-16LE). In EBCDIC (`ibm037`) `%C4%85%A5%89%83%85%E3%A8%97%85` is
+/// `DeviceType`, and in UTF-16 or ISO-2022-JP a form's or query's names and
+/// values are other bytes than the gateway reads: a device type, a command
+/// or a sign-in's user would reach Exchange unread. Clients send UTF-8 or
+/// no charset: anything else that says `charset` is refused.
+pub(crate) fn charset(headers: &HeaderMap) -> Result<(), Refused> {
+    const REFUSED: Refused =
+        Refused::new(400, "a charset other than UTF-8 (ASP.NET would decode the query and form in it)");
+    let plain = |name: &[u8]| {
+        let name = name.trim_ascii();
+        let name = name.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(name);
+        PLAIN_CHARSETS.iter().any(|c| name.eq_ignore_ascii_case(c))
+    };
+    if headers.get_all(X_UP_DEVCAP_POST_CHARSET).iter().any(|v| !plain(v.as_bytes())) {
+        return Err(REFUSED);
+    }
+    for content_type in headers.get_all(CONTENT_TYPE) {
+        let mut rest = content_type.as_bytes();
+        while let Some(at) = find_ci(rest, b"charset") {
+            let Some(value) = rest[at + 7..].trim_ascii_start().strip_prefix(b"=") else { return Err(REFUSED) };
+            let value = value.trim_ascii_start();
+            let end = value.iter().position(|&b| matches!(b, b';' | b',' | b' ' | b'\t')).unwrap_or(value.len());
+            if !plain(&value[..end]) {
+                return Err(REFUSED);
+            }
+            rest = &value[end..];
+        }
+    }
+    Ok(())
+}
+
+/// Where `needle` (lower-case ASCII) first occurs in `hay`, in any case.
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn uri_len(uri: &Uri) -> usize {
@@ -208,6 +260,7 @@ pub fn credentials(
 mod tests {
     use super::*;
     use crate::headers::tests::headers;
+    use hyper::header::HeaderValue;
 
     fn check(method: &str, uri: &str, version: Version, pairs: &[(&str, &str)]) -> Result<(), Refused> {
         head(&method.parse().unwrap(), &uri.parse().unwrap(), version, &headers(pairs), 8192)
@@ -274,6 +327,37 @@ mod tests {
             check("POST", "/owa/", Version::HTTP_11, &twice).unwrap_err().reason,
             "repeated Transfer-Encoding header"
         );
+    }
+
+    #[test]
+    fn a_charset_asp_net_would_decode_otherwise_is_refused() {
+        let ct = |v: &'static str| check("POST", "/owa/", Version::HTTP_11, &[("host", "m"), ("content-type", v)]);
+        for ok in [
+            "application/vnd.ms-sync.wbxml",
+            "text/xml; charset=utf-8",
+            "application/x-www-form-urlencoded;charset=\"UTF-8\"",
+            "application/json; Charset = us-ascii; x=y",
+            "text/plain; charset=iso-8859-1",
+        ] {
+            assert_eq!(ct(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "application/vnd.ms-sync.wbxml; charset=ibm037",
+            "application/x-www-form-urlencoded charset=utf-16le",
+            "text/xml; x=1,charset=iso-2022-jp",
+            "text/xml; charset=utf-8; charset=utf-7",
+            "text/xml; charset",
+            "text/xml; charset=\"utf-8;x\"",
+        ] {
+            assert_eq!(ct(bad).unwrap_err().status, 400, "{bad}");
+        }
+        let nbsp = HeaderValue::from_bytes(b"text/xml; x\xa0charset\xa0=utf-16").unwrap();
+        let mut h = headers(&[("host", "m")]);
+        h.insert(CONTENT_TYPE, nbsp);
+        assert!(charset(&h).is_err(), "white space .NET reads as such");
+        let devcap = |v: &str| charset(&headers(&[("user-agent", "UP.Browser/6"), ("x-up-devcap-post-charset", v)]));
+        assert!(devcap("ibm500").is_err());
+        assert_eq!(devcap("utf-8"), Ok(()));
     }
 
     #[test]

@@ -1379,7 +1379,7 @@ async fn a_public_client_named_by_an_unlisted_proxy_is_refused() {
 }
 
 /// Sixth pass: ASP.NET decodes a form in the charset its Content-Type
-/// names (or, for a user agent starting `UP`, `x-up-devcap-charset`): a
+/// names (or, for a user agent starting `UP`, `x-up-devcap-post-charset`): a
 /// sign-in form in UTF-16, `username=baduser` split on the bytes `=` and
 /// `&` as ASP.NET splits it, named nobody to the gateway, and `baduser` to
 /// Exchange's forms module.
@@ -1399,7 +1399,7 @@ async fn a_sign_in_form_in_another_charset_is_refused() {
         for (content_type, extra) in [
             ("application/x-www-form-urlencoded; charset=utf-16", ""),
             ("application/x-www-form-urlencoded charset=unicode", ""),
-            ("application/x-www-form-urlencoded", "User-Agent: UP.Browser/6.2\r\nx-up-devcap-charset: utf-16\r\n"),
+            ("application/x-www-form-urlencoded", "User-Agent: UP.Browser/6.2\r\nx-up-devcap-post-charset: utf-16\r\n"),
         ] {
             let mut raw = format!(
                 "POST /owa/auth.owa HTTP/1.1\r\nHost: mail\r\nContent-Type: {content_type}\r\n{extra}Content-Length: \
@@ -1420,6 +1420,58 @@ async fn a_sign_in_form_in_another_charset_is_refused() {
         let other = said.replace("baduser", "gooduser");
         assert_eq!(status(&send_raw(gw.addr, other.as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Sixth pass: ASP.NET decodes the query string in that charset too (but
+/// UTF-16LE): in EBCDIC (`ibm037`), `%C4%85%A5%89%83%85%E3%A8%97%85` is
+/// `DeviceType` and `%D6%A4%A3%93%96%96%92` is `Outlook`, which the gateway
+/// read as no parameter at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_in_another_charset_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        let ebcdic = |s: &str| {
+            // IBM037 for the letters used here.
+            let code = |c: char| match c {
+                'a'..='i' => 0x81 + (c as u8 - b'a'),
+                'j'..='r' => 0x91 + (c as u8 - b'j'),
+                's'..='z' => 0xa2 + (c as u8 - b's'),
+                'A'..='I' => 0xc1 + (c as u8 - b'A'),
+                'J'..='R' => 0xd1 + (c as u8 - b'J'),
+                'S'..='Z' => 0xe2 + (c as u8 - b'S'),
+                '0'..='9' => 0xf0 + (c as u8 - b'0'),
+                _ => unreachable!("{c}"),
+            };
+            s.chars().map(|c| format!("%{:02X}", code(c))).collect::<String>()
+        };
+        let query = ["Cmd", "Sync", "User", "jdoe", "DeviceId", "D1", "DeviceType", "Outlook"]
+            .chunks(2)
+            .map(|p| format!("{}={}", ebcdic(p[0]), ebcdic(p[1])))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert!(query.starts_with("%C3%94%84=%E2%A8%95%83&"), "{query}");
+        for (content_type, extra) in [
+            ("application/vnd.ms-sync.wbxml; charset=ibm037", ""),
+            ("application/vnd.ms-sync.wbxml", "User-Agent: UP.Link/6\r\nx-up-devcap-post-charset: ibm037\r\n"),
+        ] {
+            let raw = format!(
+                "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\nContent-Type: {content_type}\r\n\
+                 {extra}Content-Length: 3\r\nConnection: close\r\n\r\nabc"
+            );
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{content_type} {extra}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // What clients send passes.
+        let raw =
+            "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\nHost: \
+                   mail\r\nContent-Type: application/vnd.ms-sync.wbxml; charset=utf-8\r\nContent-Length: 3\r\n\
+                   Connection: close\r\n\r\nabc";
+        assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;
