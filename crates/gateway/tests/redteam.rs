@@ -62,6 +62,24 @@
 //! after the pass, the forms sign-in of OWA and ECP (the user in the posted
 //! form) passed a user rule. Left open, in the README: a UPN prefix other
 //! than the account name.
+//!
+//! Sixth pass (rt32), held: no path is exempt from the policy (health pages
+//! are judged like any page; `/metrics` is served on its own listener
+//! only); the forms sign-in at `/owa/auth.owa/` or `auth.owa;x` (not the
+//! page to ASP.NET's `Url.Segments` either); DeviceId case (stricter:
+//! another case is a new device); IPv6 forms of a peer (`::ffff:` read as
+//! IPv4; NAT64, 6to4 and `::a.b.c.d` are the client's own address, as IIS
+//! sees it); SNI or an absolute URI naming another host (no rule reads the
+//! host); ALPN (only `http/1.1` offered); a panic while judging (the
+//! connection drops, nothing is sent). Closed: a rule scanning
+//! X-Forwarded-For read only the vouched element, while Exchange gets the
+//! whole chain; a body streaming across a reload went on under the old
+//! policy (Outlook Anywhere's channel, or a request opened ahead and
+//! finished after); NTLM inside `Negotiate` passed a rule on `ntlm`, and
+//! one on `kerberos` never matched; a balancer missing from
+//! `--trusted-proxy` made every client internal; a charset in Content-Type
+//! or `x-up-devcap-post-charset` made ASP.NET read a query or sign-in form
+//! (EBCDIC, UTF-16) the gateway read as nothing.
 
 mod common;
 
