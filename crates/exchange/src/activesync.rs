@@ -65,6 +65,16 @@ const PLAIN_ONLY_COMMANDS: [&str; 3] = ["GetHierarchy", "CreateCollection", "Del
 /// Base64 parameter tag for `User` (MS-ASHTTP 2.2.1.1.1.1.3).
 pub const TAG_USER: u8 = 8;
 
+/// The device class Exchange judges a device type as: any type starting
+/// `IMEI` (in any case) is `IMEI` to it (`DeviceClassCache.NormalizeDeviceClass`),
+/// so a device access rule on `IMEI` holds for `IMEI3520...`.
+pub fn device_class(device_type: &str) -> &str {
+    match device_type.get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("IMEI") => "IMEI",
+        _ => device_type,
+    }
+}
+
 /// The command name for a base64 command code.
 pub fn command_name(code: u8) -> Option<&'static str> {
     COMMANDS.get(code as usize).copied().flatten()
@@ -244,9 +254,25 @@ fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 }
 
 /// A known command in its canonical case (`provision` is `Provision`).
+/// Exchange looks a command up lower-cased (`ToLower(InvariantCulture)`),
+/// which makes `İ` (U+0130) an `i` and the Kelvin sign a `k`: `Pİng` is
+/// read as Ping here too.
 fn canonical_command(command: &mut String) {
-    let canonical =
-        COMMANDS.iter().flatten().chain(PLAIN_ONLY_COMMANDS.iter()).find(|c| c.eq_ignore_ascii_case(command));
+    let folded: String;
+    let name = if command.is_ascii() {
+        command.as_str()
+    } else {
+        folded = command
+            .chars()
+            .map(|c| match c {
+                '\u{130}' => 'i',
+                '\u{212a}' => 'k',
+                c => c,
+            })
+            .collect();
+        folded.as_str()
+    };
+    let canonical = COMMANDS.iter().flatten().chain(PLAIN_ONLY_COMMANDS.iter()).find(|c| c.eq_ignore_ascii_case(name));
     if let Some(c) = canonical {
         command.clear();
         command.push_str(c);
@@ -520,6 +546,20 @@ mod tests {
         let mut a = ActiveSync::default();
         parse_query(q, &mut a);
         a
+    }
+
+    #[test]
+    fn a_command_is_read_as_exchange_lower_cases_it() {
+        for (sent, read) in [("Ping", "Ping"), ("P%C4%B0NG", "Ping"), ("prov%C4%B0sion", "Provision"), ("Sync", "Sync")]
+        {
+            assert_eq!(parsed(&format!("Cmd={sent}&DeviceId=D1&DeviceType=T")).command, read, "{sent}");
+        }
+        // The dotless ı lower-cases to itself: not a command.
+        assert_eq!(parsed("Cmd=P%C4%B1ng&DeviceId=D1&DeviceType=T").command, "P\u{131}ng");
+        assert_eq!(device_class("IMEI3520"), "IMEI");
+        assert_eq!(device_class("imei"), "IMEI");
+        assert_eq!(device_class("iPhone"), "iPhone");
+        assert_eq!(device_class("IM"), "IM");
     }
 
     #[test]

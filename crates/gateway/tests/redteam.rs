@@ -79,7 +79,9 @@
 //! one on `kerberos` never matched; a balancer missing from
 //! `--trusted-proxy` made every client internal; a charset in Content-Type
 //! or `x-up-devcap-post-charset` made ASP.NET read a query or sign-in form
-//! (EBCDIC, UTF-16) the gateway read as nothing.
+//! (EBCDIC, UTF-16) the gateway read as nothing; a rule on device type
+//! `IMEI` missed `IMEI3520...`, which Exchange reads as `IMEI`, and one on
+//! a command missed `Prov%C4%B0sion`, which Exchange lower-cases to it.
 
 mod common;
 
@@ -1490,6 +1492,58 @@ async fn a_query_in_another_charset_is_refused() {
                    mail\r\nContent-Type: application/vnd.ms-sync.wbxml; charset=utf-8\r\nContent-Length: 3\r\n\
                    Connection: close\r\n\r\nabc";
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Sixth pass: Exchange reads any ActiveSync device type starting `IMEI`
+/// as `IMEI` (`DeviceClassCache.NormalizeDeviceClass`), which a rule on
+/// `IMEI` did not see in `IMEI352099001761481`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_type_exchange_reads_as_imei_meets_a_rule_on_imei() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw =
+            start_gateway("default = 'allow'\n[[rule]]\nname = 'no IMEI'\naction = 'deny'\ndevice_type = 'IMEI'\n", up)
+                .await;
+        let post = |kind: &str| {
+            format!(
+                "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType={kind} HTTP/1.1\r\nHost: \
+                 mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        };
+        for kind in ["IMEI", "IMEI352099001761481", "Imei35"] {
+            assert_eq!(status(&send_raw(gw.addr, post(kind).as_bytes()).await), "403", "{kind}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, post("iPhone").as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Sixth pass: Exchange looks an ActiveSync command up lower-cased
+/// (`ToLower(InvariantCulture)`), which makes `İ` (U+0130) an `i`:
+/// `Cmd=Prov%C4%B0sion` provisions, and passed a rule on Provision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_exchange_lower_cases_to_a_denied_one_is_denied() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy =
+            "default = 'allow'\n[[rule]]\nname = 'no new partnerships'\naction = 'deny'\ncommand = 'Provision'\n";
+        let gw = start_gateway(policy, up).await;
+        let post = |cmd: &str| {
+            format!(
+                "POST /Microsoft-Server-ActiveSync?Cmd={cmd}&User=jdoe&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\nHost: \
+                 mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        };
+        for cmd in ["Provision", "PROV%C4%B0SION", "prov%C4%B0sion"] {
+            assert_eq!(status(&send_raw(gw.addr, post(cmd).as_bytes()).await), "403", "{cmd}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, post("Sync").as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;

@@ -636,6 +636,19 @@ auth = "bearer"
     assert!(common::compile("[[rule]]\nname = \"x\"\naction = \"deny\"\nauth = []\n").is_err());
 }
 
+/// Exchange reads any device type starting `IMEI` as `IMEI`
+/// (`DeviceClassCache.NormalizeDeviceClass`): a rule on it holds for them all.
+#[test]
+fn a_device_type_rule_on_imei_holds_for_every_imei_type() {
+    let p = policy("[[rule]]\nname = \"no IMEI\"\naction = \"deny\"\ndevice_type = \"IMEI\"\n");
+    for sent in ["IMEI", "IMEI352099001761481", "imei35"] {
+        assert!(denied(&p, &eas("Sync", "ABC", sent, "Nokia/1.0", "alice")), "{sent}");
+    }
+    assert!(!denied(&p, &eas("Sync", "ABC", "IME", "Nokia/1.0", "alice")));
+    let exact = policy("[[rule]]\nname = \"one\"\naction = \"deny\"\ndevice_type = \"IMEI352099\"\n");
+    assert!(denied(&exact, &eas("Sync", "ABC", "IMEI352099", "Nokia/1.0", "alice")), "as sent, too");
+}
+
 #[test]
 fn an_auth_condition_sees_the_mechanism_inside_negotiate() {
     use exchange::AuthType;

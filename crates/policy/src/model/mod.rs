@@ -222,7 +222,11 @@ impl Cond {
             Cond::UserAgentEws(ps) => ps.iter().any(|p| p.matches(&req.user_agent)),
             Cond::Client(cs) => cs.iter().any(|(c, _)| *c == req.claimed_client()),
             Cond::Command(v) => any_ci(v, &req.activesync.command),
-            Cond::DeviceType(v) => any_ci(v, &req.activesync.device_type),
+            // As sent, or as the class Exchange reads it as (`IMEI...` is `IMEI`).
+            Cond::DeviceType(v) => {
+                let sent = req.activesync.device_type.as_str();
+                any_ci(v, sent) || any_ci(v, exchange::activesync::device_class(sent))
+            }
             Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),
             Cond::DeviceModel(v) => any_ci(v, device_facts(req, inv).0),
             Cond::DeviceOs(v) => any_ci(v, device_facts(req, inv).1),
