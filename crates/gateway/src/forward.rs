@@ -128,7 +128,10 @@ fn decide(
     // for EWS) must see, or the handshake on an allowed page carried it past.
     let conn_scheme =
         (authorization.is_none() && (!conn_user.is_empty() || unread.is_some())).then(|| *lock(&conn.auth_scheme));
-    if let Err(refused) = screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes) {
+    let unlisted = !conn.info.trusted_peer && exchange::networks::is_private_addr(conn.info.peer);
+    if let Err(refused) =
+        screen::head(req.method(), req.uri(), req.version(), req.headers(), shared.max_head_bytes, unlisted)
+    {
         return refuse(finish, refused, req.method().as_str(), req.uri().path(), &conn.info);
     }
     // One model per thread, not per connection: it stays in cache from one
@@ -151,7 +154,6 @@ fn decide(
             .or(form_refused)
             .or_else(|| (form_user.is_some() && m.user.is_empty()).then_some(forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
-            .or_else(|| filled.forwarded_by_unlisted.then_some(screen::FORWARDED_BY_UNLISTED))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())
             .or_else(|| screen::credentials(m, filled.auth.as_ref(), req.headers()).err());
         let mut refuse_logged = |refused: Refused, m: &exchange::Request| {

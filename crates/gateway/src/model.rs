@@ -36,9 +36,6 @@ pub struct Filled {
     /// The X-Forwarded-For chain from a trusted proxy names an internal
     /// client with a public address left of it (see [`vouched_client`]).
     pub forwarded_for_ambiguous: bool,
-    /// An internal peer that is no trusted proxy sent X-Forwarded-For
-    /// naming a public address (see [`unlisted_proxy`]).
-    pub forwarded_by_unlisted: bool,
 }
 
 /// Fill the raw fields of `r` (cleared first). `conn_user` is the user an
@@ -80,29 +77,7 @@ pub fn fill(
     r.server_ip = Some(conn.local);
     r.server_port = conn.port;
     let forwarded_for_ambiguous = conn.trusted_peer && vouched_client(headers, trusted, &mut r.forwarded_for);
-    let forwarded_by_unlisted = !conn.trusted_peer && unlisted_proxy(headers, conn.peer);
-    Filled { auth, refusal, forwarded_for_ambiguous, forwarded_by_unlisted }
-}
-
-/// True when an internal peer that is no trusted proxy sends X-Forwarded-For
-/// naming a public address: a balancer or reverse proxy missing from
-/// `--trusted-proxy`, or an inside client's claim. The gateway judges such
-/// a request by the peer, internal, while a log's line of it is judged by
-/// that public client (c-ip is private: see `Interpreter::client_ip`), so
-/// every outside client through an unlisted proxy would pass a rule that
-/// excepts the internal network. Only the list can tell the two apart: the
-/// request is refused, as a trusted chain that is as ambiguous is.
-fn unlisted_proxy(headers: &HeaderMap, peer: IpAddr) -> bool {
-    if !exchange::networks::is_private_addr(peer) {
-        return false;
-    }
-    let parse = |e: &[u8]| exchange::classify::parse_forwarded(&String::from_utf8_lossy(e));
-    headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|e| parse(trim(e)))
-        .any(|ip| !exchange::networks::is_private_addr(ip))
+    Filled { auth, refusal, forwarded_for_ambiguous }
 }
 
 /// X-Forwarded-For as Exchange gets it, into `r.forwarded_header` (see

@@ -9,7 +9,7 @@ use hyper::header::{
 };
 use hyper::{Method, Uri, Version};
 
-use crate::model::MS_ASPROTOCOLVERSION;
+use crate::model::{MS_ASPROTOCOLVERSION, X_FORWARDED_FOR};
 
 /// A request the gateway answers itself, without asking the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,10 +40,15 @@ pub(crate) const FORWARDED_FOR_AMBIGUOUS: Refused = Refused::new(
     "X-Forwarded-For names an internal client after a public address (a proxy missing from --trusted-proxy?)",
 );
 
-/// X-Forwarded-For naming a public client from an internal peer that is no
-/// trusted proxy (see `model::fill`): a proxy missing from `--trusted-proxy`,
-/// or an inside client's claim.
-pub(crate) const FORWARDED_BY_UNLISTED: Refused = Refused::new(
+/// X-Forwarded-For naming a public address from an internal peer that is
+/// no trusted proxy: a balancer or reverse proxy missing from
+/// `--trusted-proxy`, or an inside client's claim. The gateway judges such a
+/// request by the peer, internal, while a log's line of it is judged by that
+/// public client (c-ip is private: see `Interpreter::client_ip`), so every
+/// outside client through an unlisted proxy would pass a rule that excepts
+/// the internal network. Only the list can tell the two apart: the request
+/// is refused, as a trusted chain that is as ambiguous is.
+const FORWARDED_BY_UNLISTED: Refused = Refused::new(
     400,
     "X-Forwarded-For names a public client from an internal peer that is no --trusted-proxy (a proxy missing from it?)",
 );
@@ -77,13 +82,15 @@ const HOST_AT: usize = 1;
 
 /// Check a request head. `max_head_bytes` bounds the request line and
 /// headers as the client sent them (hyper's own buffer limit lets a head of
-/// up to about twice that through).
+/// up to about twice that through). `unlisted`: the peer is internal and no
+/// trusted proxy (see [`FORWARDED_BY_UNLISTED`]).
 pub(crate) fn head(
     method: &Method,
     uri: &Uri,
     version: Version,
     headers: &HeaderMap,
     max_head_bytes: usize,
+    unlisted: bool,
 ) -> Result<(), Refused> {
     if method == Method::CONNECT {
         return Err(Refused::new(405, "CONNECT is not served"));
@@ -92,7 +99,7 @@ pub(crate) fn head(
     // `SINGLE` come twice: a lookup of each name would hash it again.
     let mut size = method.as_str().len() + uri_len(uri) + 12 + 2;
     let (mut seen, mut repeated) = (0u8, 0u8);
-    let mut underscored = false;
+    let (mut underscored, mut plain) = (false, true);
     for (name, value) in headers {
         size += name.as_str().len() + value.len() + 4;
         if let Some(i) = SINGLE.iter().position(|(single, _)| single == name) {
@@ -104,6 +111,15 @@ pub(crate) fn head(
         // back end and path the cookie names, whatever path was judged.
         if name == COOKIE && exchange::url::cookie_names_a_backend(value.as_bytes()) {
             return Err(Refused::new(400, "cookie names a back end to proxy to (ProxyLogon)"));
+        }
+        if unlisted && name == X_FORWARDED_FOR && names_public(value.as_bytes()) {
+            return Err(FORWARDED_BY_UNLISTED);
+        }
+        // What `charset` checks, in this pass: a lookup of each name costs more.
+        if (name == CONTENT_TYPE && !plain_content_type(value.as_bytes()))
+            || (name == X_UP_DEVCAP_POST_CHARSET && !plain_charset(value.as_bytes()))
+        {
+            plain = false;
         }
     }
     if size > max_head_bytes {
@@ -138,7 +154,9 @@ pub(crate) fn head(
             return Err(Refused::new(400, "Connection names a header the request is judged by"));
         }
     }
-    charset(headers)?;
+    if !plain {
+        return Err(CHARSET);
+    }
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
     // Host; an absolute-form target carries its own.
     if version == Version::HTTP_11 && uri.authority().is_none() && seen & (1 << HOST_AT) == 0 {
@@ -167,29 +185,46 @@ const PLAIN_CHARSETS: [&[u8]; 4] = [b"utf-8", b"us-ascii", b"iso-8859-1", b"wind
 /// or a sign-in's user would reach Exchange unread. Clients send UTF-8 or
 /// no charset: anything else that says `charset` is refused.
 pub(crate) fn charset(headers: &HeaderMap) -> Result<(), Refused> {
-    const REFUSED: Refused =
-        Refused::new(400, "a charset other than UTF-8 (ASP.NET would decode the query and form in it)");
-    let plain = |name: &[u8]| {
-        let name = name.trim_ascii();
-        let name = name.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(name);
-        PLAIN_CHARSETS.iter().any(|c| name.eq_ignore_ascii_case(c))
-    };
-    if headers.get_all(X_UP_DEVCAP_POST_CHARSET).iter().any(|v| !plain(v.as_bytes())) {
-        return Err(REFUSED);
+    let devcap = headers.get_all(X_UP_DEVCAP_POST_CHARSET).iter().all(|v| plain_charset(v.as_bytes()));
+    let types = headers.get_all(CONTENT_TYPE).iter().all(|v| plain_content_type(v.as_bytes()));
+    if devcap && types {
+        Ok(())
+    } else {
+        Err(CHARSET)
     }
-    for content_type in headers.get_all(CONTENT_TYPE) {
-        let mut rest = content_type.as_bytes();
-        while let Some(at) = find_ci(rest, b"charset") {
-            let Some(value) = rest[at + 7..].trim_ascii_start().strip_prefix(b"=") else { return Err(REFUSED) };
-            let value = value.trim_ascii_start();
-            let end = value.iter().position(|&b| matches!(b, b';' | b',' | b' ' | b'\t')).unwrap_or(value.len());
-            if !plain(&value[..end]) {
-                return Err(REFUSED);
-            }
-            rest = &value[end..];
+}
+
+const CHARSET: Refused =
+    Refused::new(400, "a charset other than UTF-8 (ASP.NET would decode the query and form in it)");
+
+/// A charset name (quoted or not) among [`PLAIN_CHARSETS`].
+fn plain_charset(name: &[u8]) -> bool {
+    let name = name.trim_ascii();
+    let name = name.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(name);
+    PLAIN_CHARSETS.iter().any(|c| name.eq_ignore_ascii_case(c))
+}
+
+/// A Content-Type value whose every `charset` (wherever ASP.NET might find
+/// one) names a plain charset.
+fn plain_content_type(value: &[u8]) -> bool {
+    let mut rest = value;
+    while let Some(at) = find_ci(rest, b"charset") {
+        let Some(value) = rest[at + 7..].trim_ascii_start().strip_prefix(b"=") else { return false };
+        let value = value.trim_ascii_start();
+        let end = value.iter().position(|&b| matches!(b, b';' | b',' | b' ' | b'\t')).unwrap_or(value.len());
+        if !plain_charset(&value[..end]) {
+            return false;
         }
+        rest = &value[end..];
     }
-    Ok(())
+    true
+}
+
+/// Whether an X-Forwarded-For line names a public address.
+fn names_public(line: &[u8]) -> bool {
+    line.split(|&b| b == b',')
+        .filter_map(|e| exchange::classify::parse_forwarded(&String::from_utf8_lossy(e.trim_ascii())))
+        .any(|ip| !exchange::networks::is_private_addr(ip))
 }
 
 /// Where `needle` (lower-case ASCII) first occurs in `hay`, in any case.
@@ -263,7 +298,7 @@ mod tests {
     use hyper::header::HeaderValue;
 
     fn check(method: &str, uri: &str, version: Version, pairs: &[(&str, &str)]) -> Result<(), Refused> {
-        head(&method.parse().unwrap(), &uri.parse().unwrap(), version, &headers(pairs), 8192)
+        head(&method.parse().unwrap(), &uri.parse().unwrap(), version, &headers(pairs), 8192, false)
     }
 
     #[test]
