@@ -172,7 +172,11 @@ const X_UP_DEVCAP_POST_CHARSET: HeaderName = HeaderName::from_static("x-up-devca
 /// Character sets in which ASCII reads as ASCII, one byte each: a query or
 /// form decoded in one reads as the gateway reads it (UTF-8; what is not
 /// UTF-8 is refused or read as nothing a rule names).
-const PLAIN_CHARSETS: [&[u8]; 4] = [b"utf-8", b"us-ascii", b"iso-8859-1", b"windows-1252"];
+/// With the spellings clients use for them (`utf8`, `latin1`, ...): a name
+/// .NET does not know leaves the request in UTF-8, one it knows is one of
+/// these, so neither is a reason to refuse a client.
+const PLAIN_CHARSETS: [&[u8]; 9] =
+    [b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"iso8859-1", b"iso_8859-1", b"latin1", b"windows-1252"];
 
 /// A request ASP.NET would decode in another character set: its
 /// `ContentEncoding` comes from a `charset` in Content-Type (for a request
@@ -373,6 +377,8 @@ mod tests {
             "application/x-www-form-urlencoded;charset=\"UTF-8\"",
             "application/json; Charset = us-ascii; x=y",
             "text/plain; charset=iso-8859-1",
+            "text/xml; charset=utf8",
+            "text/xml; charset=Latin1",
         ] {
             assert_eq!(ct(ok), Ok(()), "{ok}");
         }
