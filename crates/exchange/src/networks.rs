@@ -109,6 +109,9 @@ pub struct Networks {
     v6: Vec<Segment<u128>>,
     /// The Microsoft 365 endpoints version of the `microsoft365` ranges in use.
     microsoft365_version: Option<String>,
+    /// When those ranges were last found to be Microsoft's current ones
+    /// (`# checked: YYYY-MM-DD`), if later than their version.
+    microsoft365_checked: Option<String>,
 }
 
 impl Networks {
@@ -123,6 +126,7 @@ impl Networks {
             v4: Vec::new(),
             v6: Vec::new(),
             microsoft365_version: None,
+            microsoft365_checked: None,
         };
         let mut add = |ranges: &[&str], id| {
             for r in ranges {
@@ -149,6 +153,14 @@ impl Networks {
     /// `microsoft365` ranges in use: the last range file that gave one.
     pub fn microsoft365_version(&self) -> Option<&str> {
         self.microsoft365_version.as_deref()
+    }
+
+    /// The day (`YYYY-MM-DD`) the `microsoft365` ranges in use were last
+    /// found unchanged on Microsoft's list, from the same range file as
+    /// their version: a version is the day Microsoft last changed them, so
+    /// an old one need not be out of date.
+    pub fn microsoft365_checked(&self) -> Option<&str> {
+        self.microsoft365_checked.as_deref()
     }
 
     /// Add a range file; see [`Networks::add_text`].
@@ -192,6 +204,7 @@ impl Networks {
             if staged.iter().any(|(_, id)| *id == NetworkId::MICROSOFT365) {
                 self.entries.retain(|e| e.id != NetworkId::MICROSOFT365);
                 self.microsoft365_version = Some(version.to_string());
+                self.microsoft365_checked = checked_day(text).map(str::to_string);
             }
         }
         let seq = self.seq;
@@ -347,10 +360,22 @@ impl Default for Networks {
 /// The `endpoints-version` of a text range file: a `#` comment line
 /// `# endpoints-version: 2023073100`.
 fn endpoints_version(text: &str) -> Option<&str> {
-    text.lines().filter_map(|l| l.trim().strip_prefix('#')).find_map(|comment| {
-        let value = comment.trim().strip_prefix("endpoints-version:")?.trim();
-        (value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit())).then_some(value)
+    comment_value(text, "endpoints-version:")
+        .find(|value| value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The day a text range file was last checked against Microsoft's list: a
+/// `#` comment line `# checked: 2026-08-14`.
+fn checked_day(text: &str) -> Option<&str> {
+    comment_value(text, "checked:").find(|value| {
+        let b = value.as_bytes();
+        b.len() == 10 && b[4] == b'-' && b[7] == b'-' && w3c::time::parse_rfc3339(value).is_some()
     })
+}
+
+/// The values of the `#` comment lines of `text` that start with `key`.
+fn comment_value<'t>(text: &'t str, key: &'t str) -> impl Iterator<Item = &'t str> {
+    text.lines().filter_map(move |l| Some(l.trim().strip_prefix('#')?.trim().strip_prefix(key)?.trim()))
 }
 
 /// Whether a prefix of `nets` holds `ip` in either spelling of an IPv4
@@ -550,6 +575,21 @@ mod tests {
         }
     }
 
+    /// A range file may say when it was last found current (`# checked:`),
+    /// a real day or nothing.
+    #[test]
+    fn the_day_a_list_was_checked_is_read_with_its_version() {
+        let mut n = Networks::builtin();
+        let checked = "# endpoints-version: 2026080100\n# checked: 2026-11-30\n52.96.0.0/14 microsoft365\n";
+        n.add_text(checked, "checked.txt").unwrap();
+        assert_eq!(n.microsoft365_checked(), Some("2026-11-30"));
+        for bad in ["2026-13-01", "2026-11-3", "20261130", "soon"] {
+            n.add_text(&format!("# endpoints-version: 2026080100\n# checked: {bad}\n52.96.0.0/14 microsoft365\n"), "x")
+                .unwrap();
+            assert_eq!(n.microsoft365_checked(), None, "{bad}");
+        }
+    }
+
     /// A list written by `casguard ranges update` replaces the built-in
     /// Microsoft 365 ranges and gives their version; other files add.
     #[test]
@@ -557,9 +597,11 @@ mod tests {
         let mut n = Networks::builtin();
         n.add_text("203.0.113.0/24 branch\n", "branch.txt").unwrap();
         assert_eq!(n.microsoft365_version(), Some("2023073100"));
+        assert_eq!(n.microsoft365_checked(), Some("2026-08-14"));
         let current = "# endpoints-version: 2026080100\n52.96.0.0/14 microsoft365\n198.18.0.0/15 microsoft365\n";
         n.add_text(current, "m365.txt").unwrap();
         assert_eq!(n.microsoft365_version(), Some("2026080100"));
+        assert_eq!(n.microsoft365_checked(), None, "the day goes with the list it was said of");
         let name = |n: &Networks, s: &str| n.name(n.lookup(ip(s))).to_string();
         assert_eq!(name(&n, "198.18.0.1"), "microsoft365");
         assert_eq!(name(&n, "52.96.1.1"), "microsoft365");
