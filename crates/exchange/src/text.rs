@@ -171,17 +171,35 @@ pub struct EwsPattern {
     pattern: String,
     needle: std::ops::Range<usize>,
     shape: EwsShape,
+    blocking: bool,
 }
 
 impl EwsPattern {
+    /// A pattern of an allow list: it matches only as written.
     pub fn new(pattern: &str) -> EwsPattern {
         let (shape, needle) = EwsShape::of(pattern);
-        EwsPattern { pattern: pattern.to_owned(), needle, shape }
+        EwsPattern { pattern: pattern.to_owned(), needle, shape, blocking: false }
+    }
+
+    /// A pattern of a block list. Exchange tests `X*` and `*X` with
+    /// culture-sensitive `StartsWith`/`EndsWith`, which skip characters of no
+    /// weight (a soft hyphen, zero-width and direction marks), so
+    /// `Soft\u{AD}ware` meets `Software*` there. This one also matches the
+    /// user agent without them, and without bytes that were not UTF-8 (one
+    /// may be a Latin-1 soft hyphen): a block list never matches less than
+    /// Exchange's would.
+    pub fn blocking(pattern: &str) -> EwsPattern {
+        EwsPattern { blocking: true, ..EwsPattern::new(pattern) }
     }
 
     #[inline]
     pub fn matches(&self, user_agent: &str) -> bool {
-        self.shape.matches(&self.pattern[self.needle.clone()], user_agent)
+        let needle = &self.pattern[self.needle.clone()];
+        self.shape.matches(needle, user_agent)
+            || (self.blocking
+                && matches!(self.shape, EwsShape::Prefix | EwsShape::Suffix)
+                && !user_agent.is_ascii()
+                && self.shape.matches(needle, &without_ignorable(user_agent)))
     }
 
     /// The pattern as written.
@@ -194,6 +212,18 @@ impl std::fmt::Display for EwsPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.pattern)
     }
+}
+
+/// `text` without the characters a culture-sensitive comparison on Windows
+/// gives no weight, nor U+FFFD (a byte that was not UTF-8).
+fn without_ignorable(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            !matches!(c,
+                '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+                    | '\u{FEFF}' | '\u{FFFD}')
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

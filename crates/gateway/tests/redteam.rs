@@ -81,7 +81,11 @@
 //! or `x-up-devcap-post-charset` made ASP.NET read a query or sign-in form
 //! (EBCDIC, UTF-16) the gateway read as nothing; a rule on device type
 //! `IMEI` missed `IMEI3520...`, which Exchange reads as `IMEI`, and one on
-//! a command missed `Prov%C4%B0sion`, which Exchange lower-cases to it.
+//! a command missed `Prov%C4%B0sion`, which Exchange lower-cases to it;
+//! and after the pass, an EWS block list's `X*` or `*X` missed a user agent
+//! with a soft hyphen or zero-width mark, which Exchange's culture-sensitive
+//! `StartsWith`/`EndsWith` skip (`ews_block_lists_see_through_characters_of_no_weight`
+//! in crates/policy/tests/evaluate.rs).
 
 mod common;
 

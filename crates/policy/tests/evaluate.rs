@@ -255,6 +255,26 @@ fn ews_wildcards_follow_exchange() {
     assert!(!m("*x*", "") && !m("x*", ""));
 }
 
+/// Exchange tests `X*` and `*X` culture-sensitively, skipping characters of
+/// no weight: a block list meets `Soft\u{AD}ware` as `Software`, and an
+/// allow list is still read as written (never more open than Exchange).
+#[test]
+fn ews_block_lists_see_through_characters_of_no_weight() {
+    let list = |policy_kind: &str| {
+        policy(&format!(
+            "[ews_access]\news_enabled = true\napplication_access_policy = \"{policy_kind}\"\nlist = [\"Software*\", \"*Tool/1.0\"]\n"
+        ))
+    };
+    let block = list("EnforceBlockList");
+    for ua in ["Soft\u{AD}ware/2.0", "Soft\u{200B}ware", "\u{FEFF}Software", "S\u{FFFD}oftware", "My\u{200E}Tool/1.0"] {
+        assert!(denied(&block, &ews(ua, "u")), "{ua:?}");
+    }
+    assert!(!denied(&block, &ews("Soft-ware", "u")) && !denied(&block, &ews("Softw\u{e4}re", "u")));
+    let allow = list("EnforceAllowList");
+    assert!(!denied(&allow, &ews("Software/2.0", "u")));
+    assert!(denied(&allow, &ews("Soft\u{AD}ware/2.0", "u")), "an allow list matches only as written");
+}
+
 #[test]
 fn ews_null_enabled_allows_everything_and_false_denies() {
     let p =

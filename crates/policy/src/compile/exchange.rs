@@ -166,7 +166,7 @@ fn ews_scope(
         }
         Some(AppPolicy::EnforceBlockList) if !list.is_empty() => {
             let mut c = base;
-            c.push(Cond::UserAgentEws(list.iter().map(|p| EwsPattern::new(p)).collect()));
+            c.push(Cond::UserAgentEws(list.iter().map(|p| EwsPattern::blocking(p)).collect()));
             rules.push(mk(
                 format!("{label}: EnforceBlockList"),
                 c,
