@@ -242,11 +242,14 @@ pub struct MalformedLine {
 pub fn ranges_age_note(networks: &Networks, now: i64) -> Option<String> {
     let version = networks.microsoft365_version()?;
     let published = exchange::endpoints::version_time(version)?;
-    let checked = networks.microsoft365_checked().and_then(w3c::time::parse_rfc3339).filter(|&t| t > published);
-    let days = (now - checked.unwrap_or(published)) / 86_400;
+    let checked = networks
+        .microsoft365_checked()
+        .and_then(|day| Some((day, w3c::time::parse_rfc3339(day)?)))
+        .filter(|&(_, t)| t > published);
+    let days = (now - checked.map_or(published, |(_, t)| t)) / 86_400;
     (days > RANGES_MAX_AGE_DAYS).then(|| {
-        let since = match networks.microsoft365_checked().filter(|_| checked.is_some()) {
-            Some(day) => {
+        let since = match checked {
+            Some((day, _)) => {
                 format!("endpoints version {version}, last checked against Microsoft's list {days} days ago ({day})")
             }
             None => format!("endpoints version {version}, {days} days old"),
