@@ -855,8 +855,10 @@ def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_o
                 state = "gated"
             else:
                 state = "blocked"
-            doors_[proto] = dict(o, state=state, used=o["requests"] > 0,
-                                 why=[lan[2], out[2]])
+            # [readme-posture] `blocked_by`: "the rule that refused the
+            # standard client", from either address.
+            blocked = lan[0] != "allow" or out[0] != "allow"
+            doors_[proto] = dict(o, state=state, used=o["requests"] > 0, blocked=blocked, why=[lan[2], out[2]])
         olm = {}
         for sign_in, (ua, dtype, auth, client) in OUTLOOK_MOBILE.items():
             if sign_in == "hma" and hma_agent:

@@ -198,13 +198,17 @@ fn posture_doors_agree_with_an_independently_written_estate() {
     files.sort();
     assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
     // Each user's doors and Outlook mobile's sign-ins, per policy, against
-    // expect.py's standard clients and the writer's own requests.
-    let dir = tempfile::tempdir().unwrap();
-    let logs = write_estate(&python, "7", "none", dir.path());
-    let logs = logs.to_str().unwrap();
-    for policy in &files {
-        let p = policy.to_str().unwrap();
-        let posture = ok(casguard(&["posture", "--quiet", "--format", "json", "--policy", p, logs]));
-        check(&python, &format!("7 {p}"), dir.path(), &posture.stdout, &["--posture-doors", p]);
+    // expect.py's standard clients and the writer's own requests; IIS logs,
+    // and HttpProxy logs beside them or alone (authentication types known).
+    for httpproxy in ["none", "also", "only"] {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = write_estate(&python, "7", httpproxy, dir.path());
+        let logs = logs.to_str().unwrap();
+        for policy in &files {
+            let p = policy.to_str().unwrap();
+            let posture = ok(casguard(&["posture", "--quiet", "--format", "json", "--policy", p, logs]));
+            let label = format!("7 --httpproxy {httpproxy} {p}");
+            check(&python, &label, dir.path(), &posture.stdout, &["--posture-doors", p]);
+        }
     }
 }
