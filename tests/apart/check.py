@@ -15,15 +15,15 @@ audit is of the back ends' W3SVC2 folders alone, compared with the truth's
 `backend_only` part. With --posture the report is `casguard posture --format
 json` of the same logs (any policy), compared on its Basic authentication
 in use; with --posture-doors POLICY, `casguard posture --policy POLICY
---format json` of an estate (`--httpproxy none` or `also`), compared on
-each user's doors (state, whether `blocked_by` names a rule, used,
-requests, reached, denied) and Outlook
-mobile's Basic and modern sign-ins with what expect.py derives from the
-truth's requests and the policy. With --simulate the report is `casguard
-simulate --policy POLICY --format json` of an estate written with
-`--httpproxy none`, compared with what expect.py says that policy must
-deny, request by request, from the truth's `requests` (--devices: simulate was given the estate's
-devices.json); with --baseline too, `casguard simulate --baseline
+--format json` of an estate, compared on each user's doors (state, whether
+`blocked_by` names a rule, used, requests, reached, denied), Outlook
+mobile's Basic and modern sign-ins, the unused doors and the summary's
+counts of them, with what expect.py derives from the truth's requests and
+the policy. With --simulate the report is `casguard simulate --policy
+POLICY --format json` of an estate written with `--httpproxy none`,
+compared with what expect.py says that policy must deny, request by
+request, from the truth's `requests` (--devices: simulate was given the
+estate's devices.json); with --baseline too, `casguard simulate --baseline
 IN-FORCE --policy TARGET --format json`. Standard library only.
 
 The truth speaks this writer's words; the maps below translate them into
@@ -502,6 +502,24 @@ def posture_doors_got(report):
             for u in report["users"]}
 
 
+# README "posture", "Open and unused": the switch `emit --target exchange`
+# writes for each door (Autodiscover never reported).
+UNUSED_SWITCHES = {"activesync": "ActiveSyncEnabled", "ews": "EwsEnabled", "owa": "OWAEnabled",
+                   "mapi": "MapiHttpEnabled", "rpc": "MAPIBlockOutlookRpcHttp",
+                   "powershell": "RemotePowerShellEnabled"}
+
+
+def posture_findings(users):
+    """The unused doors ("a door that is `open` or `lan-only` for a user who
+    sent no request over it") and the summary's Outlook mobile counts (Basic
+    open to; synced with it: reached mail) from expect.expect_posture."""
+    unused = sorted((u, p, UNUSED_SWITCHES[p]) for u, v in users.items() for p, d in v["doors"].items()
+                    if p in UNUSED_SWITCHES and d["state"] in ("open", "lan-only") and not d["used"])
+    basic = [v["outlook_mobile"]["basic"] for v in users.values()]
+    return {"unused": unused, "outlook_mobile_basic_open": sum(b["state"] == "open" for b in basic),
+            "outlook_mobile_basic_used": sum(b["reached"] > 0 for b in basic)}
+
+
 def compare_posture_doors(truth, report, policy_path, bugs):
     """Each user's doors and Outlook mobile sign-ins in `casguard posture
     --policy P --format json` against expect.py's reading of the truth and
@@ -519,6 +537,20 @@ def compare_posture_doors(truth, report, policy_path, bugs):
         out.append(("posture.protocols", sorted(expect.DOORS), sorted(report.get("protocols") or [])))
     if sorted(want) != sorted(got):
         out.append(("posture.users", sorted(want), sorted(got)))
+    f = posture_findings(exp)
+    got_unused = sorted((d["user"], d["protocol"], d["switch"]) for d in report["unused"]["doors"])
+    if f["unused"] != got_unused:
+        out.append(("posture.unused.doors", f["unused"], got_unused))
+    per_protocol = defaultdict(int)
+    for _, p, _ in f["unused"]:
+        per_protocol[p] += 1
+    got_per = {k: v for k, v in report["unused"]["per_protocol"].items() if v}
+    if dict(per_protocol) != got_per:
+        out.append(("posture.unused.per_protocol", dict(per_protocol), got_per))
+    for k, v in (("unused_doors", len(f["unused"])), ("outlook_mobile_basic_open", f["outlook_mobile_basic_open"]),
+                 ("outlook_mobile_basic_used", f["outlook_mobile_basic_used"])):
+        if report["summary"].get(k) != v:
+            out.append((f"posture.summary.{k}", v, report["summary"].get(k)))
     for user in sorted(set(want) & set(got)):
         w, g = want[user], got[user]
         for proto in sorted(set(w["doors"]) | set(g["doors"])):
