@@ -871,6 +871,51 @@ def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_o
     return users
 
 
+# [readme-posture] "Approved clients are Outlook for Windows and Mac, the new
+# Outlook, Teams, Skype for Business and desktop browsers" (casguard's ids,
+# of those this writer writes); the doors a backdoor is "over".
+APPROVED = {"outlook-windows", "outlook-mac", "teams", "browser"}
+BACKDOOR_PROTOCOLS = ("ews", "owa", "mapi", "rpc")
+# [readme-posture] a risk's network weight: "a named cloud range (Microsoft
+# 365) weighs 2, the internet 1, the LAN 0".
+NETWORK_WEIGHT = {"microsoft365": 2, "external": 1, "internal": 0, "loopback": 0}
+
+
+def expect_backdoors(truth, policy_path, logged_models=True, **_):
+    """[readme-posture] "Open backdoor": a user is gated when the policy
+    refuses their ActiveSync requests or a mobile client of theirs
+    anywhere; a gated user who still reaches mail over EWS, OWA, MAPI or RPC
+    from a mobile or unapproved client is a backdoor, each piece of evidence
+    (protocol, client, network, requests) with its risk (client weight 2
+    for a mobile or third-party client here, × 3, + the network's weight;
+    `high` from 7); the others are `gated_without_backdoor`. Returns
+    ({user: (risk, level, sorted evidence)}, sorted gated users without)."""
+    pol = Policy(policy_path)
+    models = device_models(truth) if logged_models else {}
+    gated = set()
+    evidence = defaultdict(lambda: defaultdict(int))
+    for req in truth["requests"]:
+        if req["kind"] != "person" or req["user"] is None:
+            continue
+        action = decide(pol, req, models)[0]
+        if action == "deny":
+            if req["proto"] == "activesync" or req["client"] in MOBILE:
+                gated.add(req["user"])
+        elif req["status"] < 400 and req["proto"] in BACKDOOR_PROTOCOLS:
+            client = CLIENTS[req["client"]]
+            if client not in APPROVED:
+                evidence[req["user"]][(req["proto"], client, NETWORKS[req["network"]])] += 1
+    backdoors, without = {}, []
+    for user in sorted(gated):
+        if not evidence[user]:
+            without.append(user)
+            continue
+        rows = sorted(k + (n, 2 * 3 + NETWORK_WEIGHT[k[2]]) for k, n in evidence[user].items())
+        risk = max(r[-1] for r in rows)
+        backdoors[user] = (risk, "high" if risk >= 7 else "medium", rows)
+    return backdoors, without
+
+
 def main(argv):
     devices = "--devices" in argv
     argv = [a for a in argv if a != "--devices"]
