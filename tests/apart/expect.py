@@ -761,6 +761,161 @@ def expect_baseline(truth, baseline_path, target_path, devices=False):
     return out
 
 
+# [readme-posture] the doors posture lists, and the standard client it tries
+# on each (README "posture": "an iPhone's Mail app (device type `iPhone`)
+# for ActiveSync, Outlook for Windows for EWS, MAPI, Autodiscover, a desktop
+# browser for OWA, `MSRPC` for RPC, the WinRM client for PowerShell"), as
+# this writer writes those clients: (path, user agent, device type, client).
+DOORS = {
+    "activesync": ("/Microsoft-Server-ActiveSync/default.eas", "Apple-iPhone14C2/2101.101", "iPhone",
+                   "apple-mail-ios"),
+    "ews": ("/EWS/Exchange.asmx", "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+            None, "outlook-windows"),
+    "owa": ("/owa/", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/119.0.0.0 Safari/537.36", None, "browser"),
+    "mapi": ("/mapi/emsmdb/", "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+             None, "outlook-windows"),
+    "rpc": ("/rpc/rpcproxy.dll", "MSRPC", None, "outlook-windows"),
+    "autodiscover": ("/Autodiscover/Autodiscover.xml",
+                     "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+                     None, "outlook-windows"),
+    "powershell": ("/powershell", "Microsoft WinRM Client", None, "remote-powershell"),
+}
+# [readme-posture] "once from a private address (10.0.0.10) and once from
+# outside (203.0.113.10)"; Outlook mobile "from an Exchange Online address
+# (40.96.0.10)" [m365: 40.96.0.0/13].
+LAN, OUTSIDE, EXO = ("10.0.0.10", "internal"), ("203.0.113.10", "external"), ("40.96.0.10", "cloud")
+# [readme-posture] Outlook for iOS and Android tried twice, as a new device:
+# Basic (DeviceType `Outlook`) and hybrid modern auth (`OutlookService`, a
+# Bearer token); (user agent, device type, authentication, client).
+OUTLOOK_MOBILE = {
+    "basic": ("Outlook-iOS-Android/1.0", "Outlook", "Basic", "outlook-mobile-basic"),
+    "hma": ("Outlook-iOS/2.0", "OutlookService", "Bearer", "outlook-mobile-hma"),
+}
+# A device id no partnership of the estate has: a new device.
+NEW_DEVICE = "CASGUARDAPARTNEWDEVICE0000000001"
+
+
+def tried(user, proto, path, ua, dtype, client, where, auth=None):
+    """A request as the writer's truth holds one: a new client of `user`."""
+    addr, network = where
+    device = NEW_DEVICE if proto == "activesync" else None
+    return {"kind": "person", "user": user, "owner": user, "proto": proto, "client": client, "ua": ua,
+            "device": device, "dtype": dtype, "command": "Sync" if device else None, "ip": addr, "peer": addr,
+            "network": network, "method": "POST", "stem": path, "status": 200, "auth": auth, "view": "iis",
+            "query": "", "logged_query": ""}
+
+
+def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_only_when_denied=True):
+    """What `casguard posture --policy P --format json` must say of each
+    user's doors and of Outlook mobile, from the truth's requests and the
+    policy [readme-posture]: per user and door, the standard client tried
+    from the LAN and from outside, and the user's own requests (requests,
+    reached: allowed and answered below 400, denied); per user, Outlook
+    mobile's two sign-ins tried from Exchange Online, with the user's own
+    ActiveSync requests of that client. (`logged_models`, `hma_agent`,
+    `lan_only_when_denied`: for check.py's bug models.)"""
+    pol = Policy(policy_path)
+    models = device_models(truth) if logged_models else {}
+    own = defaultdict(lambda: {"requests": 0, "reached": 0, "denied": 0})
+    for req in truth["requests"]:
+        if req["kind"] != "person" or req["user"] is None:
+            continue
+        action = decide(pol, req, models)[0]
+        keys = [(req["user"], req["proto"])]
+        if req["proto"] == "activesync":
+            keys.append((req["user"], "olm", req["client"]))
+        for k in keys:
+            o = own[k]
+            o["requests"] += 1
+            if action == "deny":
+                o["denied"] += 1
+            elif req["status"] < 400:
+                o["reached"] += 1
+    users = {}
+    for user in sorted(truth["users"]):
+        doors_ = {}
+        for proto, (path, ua, dtype, client) in DOORS.items():
+            lan, out = (decide(pol, tried(user, proto, path, ua, dtype, client, w), models)
+                        for w in (LAN, OUTSIDE))
+            o = dict(own[(user, proto)])
+            # [readme-posture] `gated`: "some of the user's requests or
+            # clients are refused, others get through" (the standard client
+            # or the user's own requests).
+            if lan[0] == "allow" and out[0] == "allow":
+                state = "gated" if o["denied"] else "open"
+            elif lan[0] == "allow" and (lan_only_when_denied or not o["denied"]):
+                # [readme-posture] `lan-only`: "refused from outside, allowed
+                # from the LAN", the user's own requests refused from outside
+                # included: the network is what refuses them.
+                state = "lan-only"
+            elif lan[0] == "allow":
+                state = "gated"
+            elif out[0] == "allow" or o["reached"]:
+                state = "gated"
+            else:
+                state = "blocked"
+            # [readme-posture] `blocked_by`: "the rule that refused the
+            # standard client", from either address.
+            blocked = lan[0] != "allow" or out[0] != "allow"
+            doors_[proto] = dict(o, state=state, used=o["requests"] > 0, blocked=blocked, why=[lan[2], out[2]])
+        olm = {}
+        for sign_in, (ua, dtype, auth, client) in OUTLOOK_MOBILE.items():
+            if sign_in == "hma" and hma_agent:
+                ua = hma_agent
+            d = decide(pol, tried(user, "activesync", DOORS["activesync"][0], ua, dtype, client, EXO, auth), models)
+            o = own[(user, "olm", client)]
+            olm[sign_in] = {"state": "open" if d[0] == "allow" else "blocked", "reached": o["reached"],
+                            "denied": o["denied"], "why": d[2]}
+        users[user] = {"doors": doors_, "outlook_mobile": olm}
+    return users
+
+
+# [readme-posture] "Approved clients are Outlook for Windows and Mac, the new
+# Outlook, Teams, Skype for Business and desktop browsers" (casguard's ids,
+# of those this writer writes); the doors a backdoor is "over".
+APPROVED = {"outlook-windows", "outlook-mac", "teams", "browser"}
+BACKDOOR_PROTOCOLS = ("ews", "owa", "mapi", "rpc")
+# [readme-posture] a risk's network weight: "a named cloud range (Microsoft
+# 365) weighs 2, the internet 1, the LAN 0".
+NETWORK_WEIGHT = {"microsoft365": 2, "external": 1, "internal": 0, "loopback": 0}
+
+
+def expect_backdoors(truth, policy_path, logged_models=True, **_):
+    """[readme-posture] "Open backdoor": a user is gated when the policy
+    refuses their ActiveSync requests or a mobile client of theirs
+    anywhere; a gated user who still reaches mail over EWS, OWA, MAPI or RPC
+    from a mobile or unapproved client is a backdoor, each piece of evidence
+    (protocol, client, network, requests) with its risk (client weight 2
+    for a mobile or third-party client here, × 3, + the network's weight;
+    `high` from 7); the others are `gated_without_backdoor`. Returns
+    ({user: (risk, level, sorted evidence)}, sorted gated users without)."""
+    pol = Policy(policy_path)
+    models = device_models(truth) if logged_models else {}
+    gated = set()
+    evidence = defaultdict(lambda: defaultdict(int))
+    for req in truth["requests"]:
+        if req["kind"] != "person" or req["user"] is None:
+            continue
+        action = decide(pol, req, models)[0]
+        if action == "deny":
+            if req["proto"] == "activesync" or req["client"] in MOBILE:
+                gated.add(req["user"])
+        elif req["status"] < 400 and req["proto"] in BACKDOOR_PROTOCOLS:
+            client = CLIENTS[req["client"]]
+            if client not in APPROVED:
+                evidence[req["user"]][(req["proto"], client, NETWORKS[req["network"]])] += 1
+    backdoors, without = {}, []
+    for user in sorted(gated):
+        if not evidence[user]:
+            without.append(user)
+            continue
+        rows = sorted(k + (n, 2 * 3 + NETWORK_WEIGHT[k[2]]) for k, n in evidence[user].items())
+        risk = max(r[-1] for r in rows)
+        backdoors[user] = (risk, "high" if risk >= 7 else "medium", rows)
+    return backdoors, without
+
+
 def main(argv):
     devices = "--devices" in argv
     argv = [a for a in argv if a != "--devices"]

@@ -9,7 +9,8 @@
 //! policy of tests/apart/policies (written from the README and Microsoft's
 //! documentation) over the estate, and changes from one to another
 //! (`--baseline`), against what tests/apart/expect.py derives from the
-//! writer's own requests.
+//! writer's own requests, and so are `casguard posture`'s doors and Outlook
+//! mobile's sign-ins per user under each policy.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -176,6 +177,38 @@ fn simulate_agrees_with_an_independently_written_estate() {
             let sim = ok(casguard(&["simulate", "--quiet", "--format", "json", "--baseline", b, "--policy", t, logs]));
             let label = format!("{seed} --httpproxy {httpproxy} {baseline} -> {target}");
             check(&python, &label, dir.path(), &sim.stdout, &["--simulate", t, "--baseline", b]);
+        }
+    }
+}
+
+#[test]
+fn posture_doors_agree_with_an_independently_written_estate() {
+    let Some(python) = python_with("json, gzip, ipaddress, tomllib") else {
+        skip("no Python 3.11 or later");
+        return;
+    };
+    let policies = workspace().join("tests/apart/policies");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&policies)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        // `device = "new"` rules need a cut-over, which posture does not take.
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("new-"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
+    // Each user's doors and Outlook mobile's sign-ins, per policy, against
+    // expect.py's standard clients and the writer's own requests; IIS logs,
+    // and HttpProxy logs beside them or alone (authentication types known).
+    for httpproxy in ["none", "also", "only"] {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = write_estate(&python, "7", httpproxy, dir.path());
+        let logs = logs.to_str().unwrap();
+        for policy in &files {
+            let p = policy.to_str().unwrap();
+            let posture = ok(casguard(&["posture", "--quiet", "--format", "json", "--policy", p, logs]));
+            let label = format!("7 --httpproxy {httpproxy} {p}");
+            check(&python, &label, dir.path(), &posture.stdout, &["--posture-doors", p]);
         }
     }
 }
