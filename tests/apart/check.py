@@ -447,21 +447,6 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False, known_befo
 # each, with a model: the keyword arguments of expect.expect_posture that
 # compute what casguard reports instead (EXPECT_MODELS_POSTURE).
 KNOWN_BUGS_POSTURE = {
-    "posture-ignores-logged-device-model": "posture judges no ActiveSync request by the DeviceModel "
-    "Exchange logged for its device (`DevModel` in a back-end line's `&Log=`), which simulate does: seed 7, "
-    "device-access.toml (Quarantine DeviceModel 'iPhone14C2') and device-model.toml: alice's iPhone "
-    "(ApplF17ZK3N1Q1GH, DevModel iPhone14C2), her ActiveSync door `open`, 121 reached, 0 denied; simulate "
-    "with the same policy denies all 121 (Exchange: \"Determining a Mobile Device's Access State\"; README "
-    "posture: \"the same policy::evaluate and the same per-user tally as simulate\"): `gated`, 0 reached, "
-    "121 denied; so alice, gated, is missing from the backdoors (device-access.toml: Apple Mail for macOS on "
-    "EWS from outside, 40 requests, risk 7, high)",
-    "outlook-mobile-hma-tried-with-basic-agent": "posture tries Outlook mobile with hybrid modern auth "
-    "(DeviceType OutlookService, Bearer) with the Basic client's user agent `Outlook-iOS-Android/...`; "
-    "hybrid modern auth's are `Outlook-iOS/2.0` and `Outlook-Android/2.0` (OfficeDocs-Exchange "
-    "use-hybrid-modern-auth.md, write.py [olm-hma]): seed 7, iis-deny.toml (deny string "
-    "`Outlook-iOS-Android` under /Microsoft-Server-ActiveSync) and url-rewrite.toml (`^outlook-ios-android/`): "
-    "every user's `hma` is `blocked` by the rule written for Basic, though carol's own hybrid device "
-    "reached mail 100 times under the same policy; expected `open`",
     "lan-only-door-gated-by-outside-requests": "(a judgement) a door the standard client passes from the "
     "LAN and not from outside is `gated`, not `lan-only`, as soon as some of the user's own requests were "
     "refused, though they were refused from outside by the very rule that makes it LAN-only (README: "
@@ -477,8 +462,6 @@ KNOWN_BUGS_POSTURE = {
 # TRUTH_MODELS_SIMULATE.
 TRUTH_MODELS_POSTURE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
 EXPECT_MODELS_POSTURE = {
-    "posture-ignores-logged-device-model": {"logged_models": False},
-    "outlook-mobile-hma-tried-with-basic-agent": {"hma_agent": "Outlook-iOS-Android/1.0"},
     "lan-only-door-gated-by-outside-requests": {"lan_only_when_denied": False},
 }
 

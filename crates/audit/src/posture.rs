@@ -45,11 +45,14 @@ const OUTSIDE_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
 const CLOUD_PROBE: IpAddr = IpAddr::V4(Ipv4Addr::new(40, 96, 0, 10));
 
 /// How Outlook for iOS and Android signs in: the name a posture gives it,
-/// the ActiveSync DeviceType, and the authentication it sends. With Basic
-/// (`Outlook`) Microsoft's cloud holds the user's password; with hybrid
-/// modern auth (`OutlookService`) it holds tokens.
-const OUTLOOK_MOBILE: [(&str, &str, AuthType); 2] =
-    [("basic", "Outlook", AuthType::Basic), ("hma", "OutlookService", AuthType::Bearer)];
+/// the ActiveSync DeviceType, the user agent and the authentication it
+/// sends. With Basic (`Outlook`, `Outlook-iOS-Android/1.0`) Microsoft's cloud
+/// holds the user's password; with hybrid modern auth (`OutlookService`,
+/// `Outlook-iOS/2.0` or `Outlook-Android/2.0`) it holds tokens.
+const OUTLOOK_MOBILE: [(&str, &str, &str, AuthType); 2] = [
+    ("basic", "Outlook", "Outlook-iOS-Android/1.0", AuthType::Basic),
+    ("hma", "OutlookService", "Outlook-iOS/2.0", AuthType::Bearer),
+];
 
 /// Basic authentication per (protocol index, client): requests and users.
 pub type BasicUse = BTreeMap<(usize, u16), (u64, BTreeSet<Box<str>>)>;
@@ -490,12 +493,12 @@ fn basic_door(users: &[UserPosture]) -> impl Iterator<Item = &OutlookMobileDoor>
 fn outlook_mobile_door(
     policy: &ReadyPolicy,
     user: &str,
-    (sign_in, device_type, auth): (&'static str, &str, AuthType),
+    (sign_in, device_type, ua, auth): (&'static str, &str, &str, AuthType),
     doors: &UserDoors,
 ) -> OutlookMobileDoor {
     let query = format!("Cmd=Sync&User={user}&DeviceId=CASGUARDPOSTURE02&DeviceType={device_type}");
     let stem = "/Microsoft-Server-ActiveSync/default.eas";
-    let req = tried(policy, user, CLOUD_PROBE, ("POST", stem, query, "Outlook-iOS-Android/1.0", auth));
+    let req = tried(policy, user, CLOUD_PROBE, ("POST", stem, query, ua, auth));
     let decision = evaluate(policy, &req);
     let (p, client) = (Protocol::ActiveSync.index(), req.client.0);
     let reached: u64 =

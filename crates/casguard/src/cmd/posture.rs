@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use audit::posture::{Posture, PostureReport};
-use policy::{Policy, ReadyPolicy};
+use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::{scan_against, write_report, Global, Inputs, ReportArgs};
 
@@ -26,9 +26,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.report.format.check_out(args.report.out.as_deref())?;
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
-    let policy = ReadyPolicy::new(policy, None, interpreter)?;
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
+    // A rule on a device's model or OS judges all of a device's requests by
+    // what Exchange logged of it (the back end's `Log=`), as in simulate.
+    let inventory = if policy.reads_device_facts() {
+        let (aggregate, _) = audit::audit_files(&files, &options, &interpreter, &|_| {})?;
+        let mut known = Inventory::facts_only();
+        audit::simulate::learn_device_facts(&aggregate, &mut known);
+        Some(Arc::new(known))
+    } else {
+        None
+    };
+    let policy = ReadyPolicy::new(policy, inventory, interpreter)?;
 
     let (posture, stats) =
         scan_against(&files, &options, policy.interpreter(), &policy, global, args.report.strict, Posture::merge)?;
