@@ -447,13 +447,6 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False, known_befo
 # each, with a model: the keyword arguments of expect.expect_posture that
 # compute what casguard reports instead (EXPECT_MODELS_POSTURE).
 KNOWN_BUGS_POSTURE = {
-    "lan-only-door-gated-by-outside-requests": "(a judgement) a door the standard client passes from the "
-    "LAN and not from outside is `gated`, not `lan-only`, as soon as some of the user's own requests were "
-    "refused, though they were refused from outside by the very rule that makes it LAN-only (README: "
-    "`lan-only` \"refused from outside, allowed from the LAN\"; `gated` is \"some of the user's requests "
-    "or clients are refused, others get through\", its example a device rule): seed 7, ip-restrictions.toml: "
-    "administrator's and alice's EWS, erin's and heidi's OWA; network.toml: erin's and judy's OWA, kate's "
-    "MAPI; all but heidi's with nothing of theirs reaching mail",
     "httpproxy-twin-drops-connection-address": "as in KNOWN_BUGS_SIMULATE, posture's tally too: seed 7 "
     "--httpproxy also, ip-restrictions.toml: heidi's OWA 2 reached and 58 denied (the IIS logs alone: 31 and "
     "29), judy's 0 and 24 (24 and 0, `lan-only`), and judy gated without a backdoor",
@@ -462,7 +455,6 @@ KNOWN_BUGS_POSTURE = {
 # TRUTH_MODELS_SIMULATE.
 TRUTH_MODELS_POSTURE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
 EXPECT_MODELS_POSTURE = {
-    "lan-only-door-gated-by-outside-requests": {"lan_only_when_denied": False},
 }
 
 

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use exchange::{AuthType, Client, ClientId, NetworkId, Protocol, Request, Traffic};
 use policy::emit::exchange::{mailbox_switch, quote};
-use policy::{evaluate, Action, ReadyPolicy};
+use policy::{evaluate, Action, ReadyPolicy, Slot};
 use serde::Serialize;
 use w3c::FileStats;
 
@@ -526,13 +526,22 @@ fn door(policy: &ReadyPolicy, user: &str, protocol: Protocol, doors: &UserDoors)
     let lan = evaluate(policy, &probe(policy, user, protocol, LAN_PROBE));
     let (requests, reached, denied) = (doors.requests[p], doors.reached[p], doors.denied[p]);
     let probe_open = outside.action != Action::Deny || lan.action != Action::Deny;
-    let some_refused = denied > 0 || !probe_open;
+    // Refusals all by the rule that refuses the outside try, or by rules on
+    // the client's address, have the network as their cause, which
+    // `lan-only` names; any other makes the door `gated`.
+    let lan_only = lan.action != Action::Deny && outside.action == Action::Deny;
+    let outside_slot = policy.slot(&outside);
+    let by_network = |slot: usize| {
+        slot == outside_slot || matches!(policy.slot_kind(slot), Slot::Rule(rule) if rule.reads_address())
+    };
+    let refused_otherwise = doors.denied_clients.iter().any(|((q, _, slot), _)| *q == p && !by_network(*slot));
+    let some_refused = !probe_open || (denied > 0 && (!lan_only || refused_otherwise));
     let some_through = reached > 0 || probe_open;
     let state = if some_refused && some_through {
         "gated"
     } else if !some_through {
         "blocked"
-    } else if outside.action == Action::Deny {
+    } else if lan_only {
         "lan-only"
     } else {
         "open"
@@ -655,5 +664,27 @@ entries = [{ cidr = "10.0.0.0/8", allowed = true }]
         assert_eq!(report.unused.per_protocol.get("mapi"), Some(&1));
         // Nobody was gated: no backdoor.
         assert!(report.backdoors.is_empty() && report.gated_without_backdoor.is_empty());
+    }
+
+    /// A door kept to the LAN is `lan-only` when what refused the user's
+    /// own requests is the network, and `gated` when another rule did.
+    #[test]
+    fn a_lan_only_door_is_gated_only_by_refusals_the_network_does_not_explain() {
+        let interpreter = Arc::new(Interpreter::builtin());
+        let text = format!(
+            "{IN_FORCE}\n[[rule]]\nname = \"no curl\"\naction = \"deny\"\nuser_agent = {{ contains = [\"curl\"] }}\n"
+        );
+        let policy = ready(&text, "in-force.toml", None, &interpreter);
+        let mut posture = Posture::default();
+        posture.add(&request(&policy, "bob", "/PowerShell", "Microsoft WinRM Client", [198, 51, 100, 7]), &policy);
+        posture.add(&request(&policy, "carol", "/PowerShell", "curl/8.5.0", [10, 1, 2, 3]), &policy);
+        let report = PostureReport::build(&posture, &policy, &[]);
+        let powershell = |user: &str| {
+            let u = report.users.iter().find(|u| u.user == user).unwrap();
+            let d = u.doors.iter().find(|d| d.protocol == "powershell").unwrap();
+            (d.state, d.denied)
+        };
+        assert_eq!(powershell("bob"), ("lan-only", 1), "refused from outside by the IP restriction");
+        assert_eq!(powershell("carol"), ("gated", 1), "refused on the LAN by a rule on the client");
     }
 }

@@ -372,6 +372,11 @@ impl Rule {
         self.uses(&|c| matches!(c, Cond::DeviceModel(_) | Cond::DeviceOs(_)))
     }
 
+    /// Whether it reads the client's address (a network or a CIDR).
+    pub fn reads_address(&self) -> bool {
+        self.uses(&|c| matches!(c, Cond::Network(_) | Cond::Cidr { .. }))
+    }
+
     pub(crate) fn uses(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
         any_uses(self.conditions.iter().chain(self.unless.iter().flatten()), pred)
     }
