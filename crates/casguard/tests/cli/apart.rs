@@ -115,6 +115,19 @@ fn audit_agrees_with_an_independently_written_estate_with_httpproxy_logs() {
     }
 }
 
+/// The independent writer's policies whose file names `keep` keeps, sorted.
+fn apart_policies(keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let policies = workspace().join("tests/apart/policies");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&policies)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && keep(&p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
+    files
+}
+
 /// The cut-over for `device = "new"` rules: after some of the estate's
 /// ActiveSync devices first synced, before the others.
 const CUTOVER: &str = "2026-11-09T06:30:00Z";
@@ -129,13 +142,7 @@ fn simulate_agrees_with_an_independently_written_estate() {
         return;
     };
     let policies = workspace().join("tests/apart/policies");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&policies)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
+    let files = apart_policies(|_| true);
     // IIS logs for two seeds; with HttpProxy logs beside them or alone, where
     // requests carry their authentication type. The device export and the
     // changes on the first only.
@@ -187,16 +194,8 @@ fn posture_doors_agree_with_an_independently_written_estate() {
         skip("no Python 3.11 or later");
         return;
     };
-    let policies = workspace().join("tests/apart/policies");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&policies)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        // `device = "new"` rules need a cut-over, which posture does not take.
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("new-"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "tests/apart/policies holds the policies: {files:?}");
+    // `device = "new"` rules need a cut-over, which posture does not take.
+    let files = apart_policies(|name| !name.starts_with("new-"));
     // Each user's doors and Outlook mobile's sign-ins, per policy, against
     // expect.py's standard clients and the writer's own requests; IIS logs,
     // and HttpProxy logs beside them or alone (authentication types known).
