@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::Path;
 
 use exchange::{AttackKind, AuthType, Catalog, Interpreter, NetworkId, Networks, Protocol};
 use rayon::prelude::*;
@@ -414,6 +415,32 @@ fn person_finding(
     Some(finding)
 }
 
+/// The files that were not read, being logs of another kind, grouped by what
+/// they are: (what, how many, the first of them), in order of first path.
+pub fn unread_files(files: &[FileStats]) -> Vec<(&str, usize, &Path)> {
+    let mut groups: Vec<(&str, usize, &Path)> = Vec::new();
+    for file in files {
+        let Some(why) = file.not_read.as_deref() else { continue };
+        match groups.iter_mut().find(|(w, ..)| *w == why) {
+            Some(group) => group.1 += 1,
+            None => groups.push((why, 1, &file.path)),
+        }
+    }
+    groups
+}
+
+/// The report's note on [`unread_files`].
+fn unread_note(files: &[FileStats]) -> Option<String> {
+    let groups = unread_files(files);
+    if groups.is_empty() {
+        return None;
+    }
+    let total: usize = groups.iter().map(|g| g.1).sum();
+    let kinds: Vec<String> =
+        groups.iter().map(|(why, n, first)| format!("{n} × {why}, such as {}", first.display())).collect();
+    Some(format!("{total} file(s) were not read, being no IIS W3C or HttpProxy log: {}", kinds.join("; ")))
+}
+
 /// A file with NUL bytes where lines were to be (see
 /// [`w3c::WarningKind::NulBytes`]): its requests from about then are missing.
 fn crashed_note(file: &FileStats) -> Option<String> {
@@ -510,6 +537,7 @@ impl Report {
             notes.push(format!("{malformed} malformed line(s) were counted and skipped"));
         }
         notes.extend(files.iter().filter_map(crashed_note));
+        notes.extend(unread_note(files));
         let http_errors: u64 = files.iter().map(|f| f.http_error_lines).sum();
         if http_errors > 0 {
             let logs = files.iter().filter(|f| f.http_error_lines > 0).count();

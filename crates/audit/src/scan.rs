@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use exchange::join::{guid_key, RequestIds};
 use exchange::{Catalog, Feed, Interpreter, LogWanted, Request, RequestSink};
+use httpproxy::LogKind;
 use rayon::prelude::*;
 use w3c::{FileStats, ScanOptions, Visitor, VisitorPool};
 
@@ -135,12 +136,17 @@ pub enum LogFormat {
     W3c,
     /// Exchange HttpProxy logs.
     HttpProxy,
+    /// A log of another kind (see [`httpproxy::LogKind::Other`]): not read,
+    /// and said in its [`FileStats::not_read`].
+    NotRead,
 }
 
 /// What a scan knows before it reads: each file's format, and the HttpProxy
 /// `RequestId`s when IIS lines are read too.
 pub struct Plan {
     formats: Vec<LogFormat>,
+    /// Why each path is not read, for those of [`LogFormat::NotRead`].
+    not_read: Vec<Option<Box<str>>>,
     join: Option<RequestIds>,
 }
 
@@ -148,13 +154,28 @@ impl Plan {
     /// Look at each of `paths` (in parallel) for its format, then, when both
     /// formats are there, read the `RequestId` of every HttpProxy line.
     pub fn new(paths: &[PathBuf], options: &ScanOptions) -> Result<Plan, w3c::Error> {
-        let formats = paths
-            .par_iter()
-            .map(|p| Ok(if httpproxy::is_httpproxy_file(p)? { LogFormat::HttpProxy } else { LogFormat::W3c }))
-            .collect::<Result<Vec<_>, w3c::Error>>()?;
+        let kinds = paths.par_iter().map(|p| httpproxy::log_kind_file(p)).collect::<Result<Vec<_>, w3c::Error>>()?;
+        let (formats, not_read) = kinds
+            .into_iter()
+            .map(|kind| match kind {
+                LogKind::W3c => (LogFormat::W3c, None),
+                LogKind::HttpProxy => (LogFormat::HttpProxy, None),
+                LogKind::Other(what) => (LogFormat::NotRead, Some(what)),
+            })
+            .unzip();
+        let formats: Vec<LogFormat> = formats;
         let both = formats.contains(&LogFormat::W3c) && formats.contains(&LogFormat::HttpProxy);
         let join = if both { Some(request_ids(paths, &formats, options)?) } else { None };
-        Ok(Plan { formats, join })
+        Ok(Plan { formats, not_read, join })
+    }
+
+    /// Say in `stats` (in path order) why the files of another kind were not read.
+    fn note_unread(&self, stats: &mut [FileStats]) {
+        for (stats, why) in stats.iter_mut().zip(&self.not_read) {
+            if why.is_some() {
+                stats.not_read.clone_from(why);
+            }
+        }
     }
 
     /// The format of each path, in path order.
@@ -205,8 +226,9 @@ where
 {
     let plan = Plan::new(paths, options)?;
     let pool = VisitorPool::new(|| Feed::new(interpreter, make()).with_join(plan.join()));
-    let (feed, stats) =
+    let (feed, mut stats) =
         scan_pooled(paths, plan.formats(), options, pool, |a, b| Feed::merge(a, b, &merge), on_file, read_pooled)?;
+    plan.note_unread(&mut stats);
     Ok((feed.finish().map_err(ScanError::Sink)?, stats))
 }
 
@@ -227,6 +249,7 @@ where
         LogFormat::W3c => w3c::scan_path_pooled(path, options, pool),
         // Exchange rolls these at 10 MB: files in parallel, each in order.
         LogFormat::HttpProxy => pool.with(|feed| httpproxy::scan_file(path, options, feed)),
+        LogFormat::NotRead => Ok(FileStats { path: path.to_path_buf(), ..FileStats::default() }),
     }
 }
 
@@ -240,6 +263,7 @@ fn read_in_order<S: SendSink>(
     match format {
         LogFormat::W3c => w3c::scan_file(path, options, feed),
         LogFormat::HttpProxy => httpproxy::scan_file(path, options, feed),
+        LogFormat::NotRead => Ok(FileStats { path: path.to_path_buf(), ..FileStats::default() }),
     }
 }
 
@@ -329,6 +353,7 @@ pub fn scan_in_order<S: SendSink>(
         }
         on_file(path);
     }
+    plan.note_unread(&mut stats);
     Ok((feed.finish().map_err(ScanError::Sink)?, stats))
 }
 
@@ -347,7 +372,7 @@ where
     F: Fn(usize) -> S + Sync,
 {
     let plan = Plan::new(paths, options)?;
-    paths
+    let mut stats = paths
         .par_iter()
         .zip(plan.formats())
         .enumerate()
@@ -358,5 +383,7 @@ where
             on_file(path);
             Ok(stats)
         })
-        .collect()
+        .collect::<Result<Vec<_>, ScanError<S::Error>>>()?;
+    plan.note_unread(&mut stats);
+    Ok(stats)
 }

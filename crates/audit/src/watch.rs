@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use exchange::Feed;
+use httpproxy::LogKind;
 use serde::{Deserialize, Serialize};
 use w3c::tail::{FileId, Position};
 use w3c::{Fields, FileStats, ScanOptions};
@@ -74,6 +75,9 @@ struct FileState {
     /// An HttpProxy log (its `fields` are then comma-separated); else IIS W3C.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     httpproxy: bool,
+    /// A log of another kind, not followed: what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_read: Option<String>,
 }
 
 impl FileState {
@@ -97,6 +101,7 @@ impl FileState {
             id: at.id.map(FileId::parts),
             check: at.check,
             httpproxy: false,
+            not_read: None,
         }
     }
 
@@ -120,6 +125,7 @@ impl FileState {
             id: at.id.map(FileId::parts),
             check: at.check,
             httpproxy: true,
+            not_read: None,
         }
     }
 }
@@ -184,11 +190,21 @@ pub fn poll(
         let key = key_of(dir, path);
         let known = state.files.get(&key).cloned();
         let is_proxy = match &known {
+            Some(known) if known.not_read.is_some() => continue,
             Some(known) => known.httpproxy,
             // A file not written yet tells nothing of its format: wait for its first lines.
             None if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) => continue,
-            None => match httpproxy::is_httpproxy_file(path) {
-                Ok(is) => is,
+            None => match httpproxy::log_kind_file(path) {
+                Ok(LogKind::Other(why)) => {
+                    polled.malformed.push(FileStats {
+                        path: path.clone(),
+                        not_read: Some(why.clone()),
+                        ..FileStats::default()
+                    });
+                    state.files.insert(key, FileState { not_read: Some(why.into()), ..FileState::default() });
+                    continue;
+                }
+                Ok(kind) => kind == LogKind::HttpProxy,
                 Err(_) if !path.exists() => continue,
                 Err(e) => return Err(e.into()),
             },

@@ -45,4 +45,4 @@ pub use fields::{Field, Fields};
 pub use parser::{HttpProxy, Visitor};
 pub use read::{scan_bytes, scan_file, scan_reader};
 pub use record::Record;
-pub use sniff::{is_httpproxy, is_httpproxy_file};
+pub use sniff::{is_httpproxy, is_httpproxy_file, log_kind, log_kind_file, LogKind};

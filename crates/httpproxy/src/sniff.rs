@@ -12,14 +12,30 @@ use w3c::lines::{after_nuls, FIELDS_DIRECTIVE};
 /// How much of a file is looked at: the five header lines and a data line.
 const HEAD: usize = 8 << 10;
 
-/// True when `head`, the first bytes of a log, is an HttpProxy log:
+/// What a log is, by its first lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// An IIS W3C extended log, or lines of no other kind known here.
+    W3c,
+    /// An Exchange HttpProxy log.
+    HttpProxy,
+    /// A log casguard does not read, and what it is. Exchange's logging folder
+    /// holds dozens of kinds beside HttpProxy's (RPC Client Access, EWS,
+    /// MapiHttp, transport, ...), with the same header lines; read as W3C
+    /// lines, each of theirs would only be a malformed line.
+    Other(Box<str>),
+}
+
+/// What `head`, the first bytes of a log, is. An HttpProxy log:
 /// `#Log-type: HttpProxy Logs`, or a comma-separated `#Fields` naming
 /// `UrlStem` with no `#Log-type` saying otherwise, or (header lines cut off)
 /// a first data line that starts with an ISO 8601 time and a comma, which no
-/// W3C line does (W3C separates date and time with a space).
-pub fn is_httpproxy(head: &[u8]) -> bool {
+/// W3C line does (W3C separates date and time with a space). Another
+/// `#Log-type`, or another comma-separated `#Fields`, is another Exchange
+/// log; a first line in NCSA or IIS's own format is no W3C log either.
+pub fn log_kind(head: &[u8]) -> LogKind {
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let mut log_type: Option<bool> = None;
+    let mut log_type: Option<&[u8]> = None;
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // NUL bytes: a writer that crashed before writing what it had made room for.
@@ -28,20 +44,79 @@ pub fn is_httpproxy(head: &[u8]) -> bool {
             continue;
         }
         if let Some(kind) = strip_prefix_ci(line, b"#Log-type:") {
-            log_type = Some(kind.trim_ascii().eq_ignore_ascii_case(b"HttpProxy Logs"));
+            log_type = Some(kind.trim_ascii());
             continue;
         }
         if let Some(names) = line.strip_prefix(FIELDS_DIRECTIVE) {
-            let csv = names.contains(&b',');
-            let named = names.split(|&b| b == b',').any(|n| n.trim_ascii().eq_ignore_ascii_case(b"UrlStem"));
-            return log_type.unwrap_or(csv && named);
+            if let Some(kind) = log_type {
+                return of_log_type(kind);
+            }
+            if !names.contains(&b',') {
+                return LogKind::W3c;
+            }
+            if names.split(|&b| b == b',').any(|n| n.trim_ascii().eq_ignore_ascii_case(b"UrlStem")) {
+                return LogKind::HttpProxy;
+            }
+            return LogKind::Other("comma-separated log with no UrlStem column".into());
         }
         if line.starts_with(b"#") {
             continue;
         }
-        return log_type.unwrap_or_else(|| iso_time_then_comma(line));
+        return match log_type {
+            Some(kind) => of_log_type(kind),
+            None if iso_time_then_comma(line) => LogKind::HttpProxy,
+            None if is_ncsa(line) => LogKind::Other("log in NCSA common log format".into()),
+            None if is_iis_native(line) => LogKind::Other("log in IIS log file format".into()),
+            None => LogKind::W3c,
+        };
     }
-    log_type.unwrap_or(false)
+    log_type.map_or(LogKind::W3c, of_log_type)
+}
+
+/// True when `head` is an HttpProxy log (see [`log_kind`]).
+pub fn is_httpproxy(head: &[u8]) -> bool {
+    log_kind(head) == LogKind::HttpProxy
+}
+
+/// `HttpProxy Logs` is HttpProxy's; every other `#Log-type` is another log of Exchange's.
+fn of_log_type(kind: &[u8]) -> LogKind {
+    if kind.eq_ignore_ascii_case(b"HttpProxy Logs") {
+        return LogKind::HttpProxy;
+    }
+    let kind = String::from_utf8_lossy(&kind[..kind.len().min(80)]);
+    LogKind::Other(format!("Exchange log of another kind (#Log-type: {kind})").into())
+}
+
+/// `host ident user [10/Oct/2000:13:55:36 -0700] "`: NCSA's common and combined formats.
+fn is_ncsa(line: &[u8]) -> bool {
+    let Some(open) = memchr::memchr(b'[', line) else { return false };
+    let before = &line[..open];
+    let words = before.split(|&b| b == b' ').filter(|w| !w.is_empty()).count();
+    let shape = b"dd/aaa/dddd:dd:dd:dd ";
+    let stamp = &line[open + 1..];
+    words == 3
+        && before.ends_with(b" ")
+        && stamp.len() > shape.len()
+        && shape.iter().zip(stamp).all(|(&s, &b)| match s {
+            b'd' => b.is_ascii_digit(),
+            b'a' => b.is_ascii_alphabetic(),
+            _ => s == b,
+        })
+}
+
+/// `client, user, 3/20/01, 7:55:20, W3SVC2, ...`: IIS's own comma-and-space
+/// format (`in*.log`), fifteen fields or more, date and time third and fourth.
+fn is_iis_native(line: &[u8]) -> bool {
+    let mut fields = line.split(|&b| b == b',').map(<[u8]>::trim_ascii);
+    let (Some(_), Some(_), Some(date), Some(time)) = (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    let numbers = |value: &[u8], sep: u8| {
+        let parts: Vec<&[u8]> = value.split(|&b| b == sep).collect();
+        parts.len() == 3 && parts.iter().all(|p| (1..=4).contains(&p.len()) && p.iter().all(u8::is_ascii_digit))
+    };
+    numbers(date, b'/') && numbers(time, b':') && fields.count() >= 11
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, an optional fraction, `Z`, then `,`.
@@ -64,9 +139,9 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     head.eq_ignore_ascii_case(prefix).then(|| &line[prefix.len()..])
 }
 
-/// Whether the file at `path` is an HttpProxy log (see [`is_httpproxy`]),
-/// looking at its first 8 KiB, decompressed when it is gzip.
-pub fn is_httpproxy_file(path: &Path) -> Result<bool, Error> {
+/// What the file at `path` is (see [`log_kind`]), by its first 8 KiB,
+/// decompressed when it is gzip.
+pub fn log_kind_file(path: &Path) -> Result<LogKind, Error> {
     let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
     let mut file = File::open(path).map_err(io_err)?;
     let mut head = [0u8; HEAD];
@@ -80,7 +155,7 @@ pub fn is_httpproxy_file(path: &Path) -> Result<bool, Error> {
         }
     }
     if got < 2 || head[..2] != [0x1f, 0x8b] {
-        return Ok(is_httpproxy(&head[..got]));
+        return Ok(log_kind(&head[..got]));
     }
     let mut text = Vec::with_capacity(HEAD);
     let compressed = (&head[..got]).chain(file);
@@ -95,7 +170,12 @@ pub fn is_httpproxy_file(path: &Path) -> Result<bool, Error> {
             ) => {}
         Err(e) => return Err(io_err(e)),
     }
-    Ok(is_httpproxy(&text))
+    Ok(log_kind(&text))
+}
+
+/// Whether the file at `path` is an HttpProxy log (see [`log_kind_file`]).
+pub fn is_httpproxy_file(path: &Path) -> Result<bool, Error> {
+    Ok(log_kind_file(path)? == LogKind::HttpProxy)
 }
 
 #[cfg(test)]
@@ -118,5 +198,29 @@ mod tests {
         assert!(!is_httpproxy(b"#Log-type: Rps Http Logs\r\n2023-01-09T19:00:00Z,x\n"));
         assert!(!is_httpproxy(b"#Fields: DateTime,RequestId,Method\r\n"));
         assert!(!is_httpproxy(b"2023-01-09T19:00:00.Z\n"));
+    }
+
+    #[test]
+    fn logs_of_other_kinds() {
+        let other = |head: &[u8]| match log_kind(head) {
+            LogKind::Other(what) => what.to_string(),
+            kind => panic!("{kind:?} for {:?}", String::from_utf8_lossy(head)),
+        };
+        // Exchange's other logs share HttpProxy's header lines.
+        let rca = b"#Software: Microsoft Exchange Server\r\n#Version: 15.01.2507.006\r\n#Log-type: RCA Protocol Logs\r\n#Date: 2023-01-11T16:00:11.478Z\r\n#Fields: date-time,session-id,seq-number,client-name\r\n";
+        assert!(other(rca).contains("RCA Protocol Logs"), "{}", other(rca));
+        assert!(other(b"#Log-type: Ews Logs\r\n2023-01-09T19:00:00Z,x\n").contains("Ews Logs"));
+        assert!(other(b"#Log-type: Rps Http Logs\r\n").contains("Rps Http Logs"));
+        assert!(other(b"#Fields: DateTime,RequestId,Method\r\n").contains("no UrlStem"));
+        // IIS's other formats, from IIS's documentation of each.
+        let ncsa = b"172.21.13.45 - REDMOND\\fred [08/Apr/2001:17:39:04 -0800] \"GET /scripts/iisadmin/ism.dll?http/serv HTTP/1.0\" 200 3401\r\n";
+        assert!(other(ncsa).contains("NCSA"));
+        let native = b"192.168.114.201, -, 03/20/01, 7:55:20, W3SVC2, SALES1, 172.21.13.45, 4502, 163, 3223, 200, 0, GET, /DeptLogo.gif, -,\r\n";
+        assert!(other(native).contains("IIS log file format"));
+        // W3C lines without a header, and what merely looks alike, stay W3C.
+        assert_eq!(log_kind(b"2022-01-01 00:01:24 ::1 POST /powershell - 444 - ::1 [x] - 200 0 0 1\n"), LogKind::W3c);
+        assert_eq!(log_kind(b"2022-01-01 00:01:24 ::1 GET /owa/ a=[08/Apr/2001:17:39:04 - 443\n"), LogKind::W3c);
+        assert_eq!(log_kind(b"#Fields: date time cs-uri-stem\r\n1, 2, 3/4/5, 6:7:8\n"), LogKind::W3c);
+        assert_eq!(log_kind(b"#Log-type: HttpProxy Logs\r\n"), LogKind::HttpProxy);
     }
 }

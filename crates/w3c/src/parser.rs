@@ -226,6 +226,9 @@ pub struct FileStats {
     /// Lines of an HTTP.sys error log (see [`is_http_error_log`]): counted,
     /// not read, and not in `lines`.
     pub http_error_lines: u64,
+    /// Why the file was not read at all: a log of another kind, told by its
+    /// first lines (see `httpproxy::LogKind`).
+    pub not_read: Option<Box<str>>,
 }
 
 /// A `#Fields` of HTTP.sys's error log (`HTTPERR\httperrN.log`, `#Software:
@@ -278,6 +281,9 @@ impl FileStats {
         self.first_warnings.extend(other.first_warnings.iter().cloned());
         self.compressed |= other.compressed;
         self.http_error_lines += other.http_error_lines;
+        if self.not_read.is_none() {
+            self.not_read.clone_from(&other.not_read);
+        }
     }
 }
 

@@ -133,12 +133,16 @@ pub const MALFORMED_SHOWN: usize = 5;
 /// Malformed lines kept with their detail per file, for the JSON report.
 pub const MALFORMED_KEPT: usize = 100;
 
-/// Print the first warnings of each file, then the first [`MALFORMED_SHOWN`]
+/// Print which files were not read (logs of another kind), the first
+/// warnings of each file, then the first [`MALFORMED_SHOWN`]
 /// malformed lines of the run as `file:line: reason: detail` (`label` says
 /// whether they are an error), then one line for the rest, and how to read
 /// lines that came before any `#Fields` line. The JSON report lists the first
 /// [`MALFORMED_KEPT`] of each file and counts them all.
 pub fn warn_malformed(files: &[FileStats], label: &str) {
+    for (why, n, first) in ::audit::report::unread_files(files) {
+        eprintln!("warning: {n} file(s) not read: {why}, such as {}", first.display());
+    }
     let mut shown = 0;
     for file in files {
         for w in &file.first_warnings {

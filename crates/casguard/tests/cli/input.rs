@@ -121,3 +121,56 @@ fn a_repeated_fields_name_is_warned_with_file_and_line() {
     );
     assert!(err.contains(&want), "{err}");
 }
+
+#[test]
+fn exchanges_other_logs_and_other_iis_formats_are_named_and_not_read() {
+    // An admin points at Exchange's whole Logging folder: beside HttpProxy's,
+    // dozens of logs of other kinds with the same header lines. Read as W3C,
+    // every line of theirs was a malformed line.
+    let dir = tempfile::tempdir().unwrap();
+    let exchange_log = |kind: &str, fields: &str, line: &str| {
+        format!(
+            "#Software: Microsoft Exchange Server\r\n#Version: 15.01.2507.006\r\n#Log-type: {kind}\r\n\
+             #Date: 2023-01-11T16:00:11.478Z\r\n#Fields: {fields}\r\n{line}\r\n"
+        )
+    };
+    let rca = exchange_log(
+        "RCA Protocol Logs",
+        "date-time,session-id,seq-number,client-name,organization-info,client-software",
+        "2023-01-11T16:00:12.478Z,1,0,/o=First Organization/cn=bob,,OUTLOOK.EXE",
+    );
+    write(&dir.path().join("Logging/RpcClientAccess/RCA_2023011116-1.LOG"), rca.as_bytes());
+    let ews = exchange_log(
+        "Ews Logs",
+        "DateTime,RequestId,AuthenticationType,IsAuthenticated,AuthenticatedUser,UserAgent,SoapAction,HttpStatus",
+        "2023-01-11T16:00:12.478Z,abc,Negotiate,True,CONTOSO\\bob,Microsoft Office/16.0 (Windows NT 10.0),FindItem,200",
+    );
+    write(&dir.path().join("Logging/Ews/Ews_2023011116-1.LOG"), ews.as_bytes());
+    // IIS's own formats, as its documentation shows them.
+    write(
+        &dir.path().join("W3SVC2/nc010408.log"),
+        b"172.21.13.45 - REDMOND\\fred [08/Apr/2001:17:39:04 -0800] \"GET /owa/ HTTP/1.0\" 200 3401\r\n",
+    );
+    write(
+        &dir.path().join("W3SVC3/in010320.log"),
+        b"192.168.114.201, -, 03/20/01, 7:55:20, W3SVC2, SALES1, 172.21.13.45, 4502, 163, 3223, 200, 0, GET, /owa/, -,\r\n",
+    );
+    let body = FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice");
+    write(&dir.path().join("W3SVC1/u_ex261102.log"), body.as_bytes());
+
+    let logs = dir.path().to_str().unwrap();
+    let out = casguard(&["audit", "-q", "--format", "json", logs]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(1), Some(0), Some(1)));
+    let note = report["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).find(|n| n.contains("not read"));
+    let note = note.expect("a note names the files not read");
+    assert!(note.starts_with("4 file(s) were not read"), "{note}");
+    for kind in ["#Log-type: RCA Protocol Logs", "#Log-type: Ews Logs", "NCSA", "IIS log file format"] {
+        assert!(note.contains(kind), "{kind} in {note}");
+    }
+    let err = text(&out.stderr);
+    assert!(err.contains("not read: Exchange log of another kind (#Log-type: Ews Logs), such as"), "{err}");
+    assert!(!err.contains("malformed") && !err.contains("no-fields"), "{err}");
+}

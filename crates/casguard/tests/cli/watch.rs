@@ -137,3 +137,33 @@ fn watch_reads_a_log_replaced_by_mv_or_rewritten_between_runs() {
     .unwrap();
     assert_eq!(step(root.path(), &state, &[]), pairs(&[("cloud-credentials", "dave"), ("cloud-credentials", "erin")]));
 }
+
+#[test]
+fn exchanges_other_logs_are_named_once_and_not_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let (rca, state) = (root.path().join("RCA_2023011116-1.LOG"), root.path().join("s.json"));
+    append(&rca, "#Software: Microsoft Exchange Server\r\n#Log-type: RCA Protocol Logs\r\n#Fields: date-time,session-id,client-name\r\n2023-01-11T16:00:12.478Z,1,/o=First Organization/cn=bob\r\n");
+    let log = root.path().join("u_ex261102.log");
+    append(&log, FIELDS);
+    append(&log, &outlook_mobile("ann"));
+    let run = || {
+        casguard(&[
+            "watch",
+            "--once",
+            "--since",
+            "2026-11-01",
+            "--state",
+            state.to_str().unwrap(),
+            root.path().to_str().unwrap(),
+        ])
+    };
+    let first = run();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("1 file(s) not read: Exchange log of another kind (#Log-type: RCA Protocol Logs)"), "{err}");
+    assert!(!err.contains("malformed"), "{err}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("cloud-credentials"));
+    append(&rca, "2023-01-11T16:00:13.478Z,2,/o=First Organization/cn=carol\r\n");
+    let again = run();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success() && !err.contains("not read") && !err.contains("malformed"), "{err}");
+}
