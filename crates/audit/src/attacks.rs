@@ -51,8 +51,9 @@ impl AttackAgg {
         self.outcomes[outcome_index(req.outcome())] += 1;
         // Keep the smallest sample; compare before building it so that
         // a repeated attempt allocates nothing.
-        if self.sample.is_empty() || sample_bytes(req).lt(self.sample.bytes()) {
-            self.sample = sample_bytes(req).map(char::from).collect();
+        let query = exchange::url::redact_secrets(&req.query);
+        if self.sample.is_empty() || sample_bytes(req, &query).lt(self.sample.bytes()) {
+            self.sample = sample_bytes(req, &query).map(char::from).collect();
         }
         let stem = req.stem.as_str();
         self.paths.add_with(stem, 1, || stem.into());
@@ -95,16 +96,17 @@ pub fn outcome_index(outcome: Outcome) -> usize {
     Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(3)
 }
 
-/// `METHOD stem?query`, cut to 512 bytes: the evidence kept for an exploit attempt.
-/// Bytes outside ASCII are replaced so the sample is always valid text.
-fn sample_bytes(req: &Request) -> impl Iterator<Item = u8> + '_ {
-    let query: &[u8] = if req.query.is_empty() { b"" } else { b"?" };
+/// `METHOD stem?query`, cut to 512 bytes: the evidence kept for an exploit
+/// attempt, `query` being the request's with its secrets redacted. Bytes
+/// outside ASCII are replaced so the sample is always valid text.
+fn sample_bytes<'a>(req: &'a Request, query: &'a str) -> impl Iterator<Item = u8> + 'a {
+    let mark: &[u8] = if query.is_empty() { b"" } else { b"?" };
     req.method
         .bytes()
         .chain(*b" ")
         .chain(req.stem.bytes())
-        .chain(query.iter().copied())
-        .chain(req.query.bytes())
+        .chain(mark.iter().copied())
+        .chain(query.bytes())
         .map(|b| if b.is_ascii() { b } else { b'?' })
         .take(512)
 }

@@ -6,6 +6,7 @@
 //! are written: custom log fields such as `cs(Authorization)` are never
 //! carried, so no credential can leak into a SIEM through an export.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use exchange::{AuthType, Catalog, Networks, Request, Traffic};
@@ -83,8 +84,10 @@ pub struct Event<'a> {
     pub method: Option<&'a str>,
     #[serde(skip)]
     pub uri_stem: Option<&'a str>,
+    /// As logged, with any secret's value written `REDACTED` (see
+    /// [`exchange::url::redact_secrets`]).
     #[serde(skip)]
-    pub uri_query: Option<&'a str>,
+    pub uri_query: Option<Cow<'a, str>>,
     /// The identity key (lower-cased account name).
     #[serde(skip)]
     pub user: Option<&'a str>,
@@ -118,7 +121,7 @@ impl<'a> Event<'a> {
             site_port: (req.server_port != 0).then_some(req.server_port),
             method: some(&req.method),
             uri_stem: some(&req.stem),
-            uri_query: some(&req.query),
+            uri_query: some(&req.query).map(exchange::url::redact_secrets),
             protocol: req.protocol.key(),
             user: some(&req.user),
             username: some(&req.username),
@@ -174,7 +177,7 @@ impl<'a> Event<'a> {
             },
             source: self.client_ip.map(|ip| EcsIp { ip }),
             server: EcsServer { ip: self.server_ip, port: self.site_port },
-            url: EcsUrl { path: self.uri_stem, query: self.uri_query },
+            url: EcsUrl { path: self.uri_stem, query: self.uri_query.as_deref() },
             http: EcsHttp {
                 request: EcsHttpRequest { method: self.method },
                 response: EcsHttpResponse { status_code: self.status },
@@ -197,7 +200,7 @@ struct Ecs<'e, 'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<EcsIp>,
     server: EcsServer,
-    url: EcsUrl<'a>,
+    url: EcsUrl<'e>,
     http: EcsHttp<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_agent: Option<EcsUserAgent<'a>>,

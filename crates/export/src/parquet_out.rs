@@ -150,7 +150,7 @@ impl Part {
         c[2].i32(e.site_port.map(i32::from));
         c[3].str(e.method);
         c[4].str(e.uri_stem);
-        c[5].str(e.uri_query);
+        c[5].str(e.uri_query.as_deref());
         c[6].str(Some(e.protocol));
         c[7].str(e.user);
         c[8].str(e.username);

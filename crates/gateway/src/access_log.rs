@@ -223,7 +223,8 @@ impl LogLine {
         line.push_str(&conn.server_ip);
         push_field(&mut line, &m.method);
         push_field(&mut line, &m.stem);
-        push_field(&mut line, &m.query);
+        // A query holds what the client put there, a password too.
+        push_field(&mut line, &exchange::url::redact_secrets(&m.query));
         line.push_str(&conn.port);
         push_field(&mut line, &m.username);
         line.push_str(&conn.peer_ip);

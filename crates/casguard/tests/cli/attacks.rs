@@ -276,3 +276,19 @@ fn stderr_names_a_few_malformed_lines_and_the_json_keeps_them() {
         report["malformed"].as_array().unwrap().iter().map(|f| f["first"].as_array().unwrap().len()).sum();
     assert_eq!(kept, 21);
 }
+
+/// The evidence of an attack keeps its query, but not a password in it.
+#[test]
+fn an_attacks_evidence_never_holds_a_password() {
+    let line = "2026-11-23 10:00:00 10.0.0.5 GET /owa/auth/x.aspx cmd=whoami&pwd=Hunter3&user=a 443 - 203.0.113.9 \
+                Mozilla/5.0 - 200 0 0 15";
+    let (_dir, path) = log(&[line.to_string()]);
+    let out = casguard(&["audit", "-q", "--format", "json", path.to_str().unwrap()]);
+    let report = text(&out.stdout);
+    assert!(!report.contains("Hunter3"), "{report}");
+    let shells = findings(&serde_json::from_str(&report).unwrap(), "web-shell")
+        .iter()
+        .map(|f| f.to_string())
+        .collect::<String>();
+    assert!(shells.contains("cmd=whoami&pwd=REDACTED&user=a"), "{shells}");
+}

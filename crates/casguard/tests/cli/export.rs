@@ -149,7 +149,8 @@ fn jsonl_streams_one_ecs_event_per_request_and_no_credentials() {
     std::fs::write(
         custom.join("u_ex261102_auth.log"),
         "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Authorization) sc-status sc-substatus sc-win32-status time-taken\r\n\
-         2026-11-02 09:00:00 10.0.1.11 POST /EWS/Exchange.asmx - 443 CONTOSO\\zed 198.51.100.7 ExchangeServicesClient/15 Basic+emVkOmh1bnRlcjI= 200 0 0 12\r\n",
+         2026-11-02 09:00:00 10.0.1.11 POST /EWS/Exchange.asmx - 443 CONTOSO\\zed 198.51.100.7 ExchangeServicesClient/15 Basic+emVkOmh1bnRlcjI= 200 0 0 12\r\n\
+         2026-11-02 09:00:01 10.0.1.11 GET /owa/auth.owa username=zed&password=hunter3 443 - 198.51.100.7 Mozilla/5.0 - 302 0 0 12\r\n",
     )
     .unwrap();
     let out = ok(casguard(&["-q", "export", "--format", "jsonl", logs.to_str().unwrap()]));
@@ -158,6 +159,8 @@ fn jsonl_streams_one_ecs_event_per_request_and_no_credentials() {
         !text.contains("emVkOmh1bnRlcjI") && !text.to_ascii_lowercase().contains("authorization"),
         "credential leaked"
     );
+    // A password a client put in the query (ASP.NET reads the sign-in's from there too).
+    assert!(!text.contains("hunter3") && text.contains("username=zed&password=REDACTED"), "password leaked");
     let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     let report = json(&["audit", "--format", "json", logs.to_str().unwrap()]);
     let s = &report["summary"];
