@@ -5,6 +5,7 @@
 //! One file per UTC day: `u_exYYMMDD_x.log`. Each request's line is begun
 //! when it is decided and finished when its response ends ([`LogLine`]).
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -230,7 +231,12 @@ impl LogLine {
         line.push_str(&conn.peer_ip);
         push_field(&mut line, &m.user_agent);
         let referer = headers.get(REFERER).map(|v| String::from_utf8_lossy(v.as_bytes()));
-        push_field(&mut line, referer.as_deref().unwrap_or(""));
+        let referer = referer.as_deref().unwrap_or("");
+        let redacted = referer.split_once('?').and_then(|(page, query)| match exchange::url::redact_secrets(query) {
+            Cow::Owned(query) => Some(format!("{page}?{query}")),
+            Cow::Borrowed(_) => None,
+        });
+        push_field(&mut line, redacted.as_deref().unwrap_or(referer));
         LogLine { line, forwarded_for: m.forwarded_for.clone(), deny, rule: rule.cloned() }
     }
 

@@ -257,7 +257,9 @@ async fn access_log_reads_back_as_an_iis_log() {
             .await;
         assert_eq!(a.status, StatusCode::OK);
         // A password in the query is judged as sent and never written out.
-        let a = c.get("/owa/?a=1&password=s3cret-pa55", &[("user-agent", "Legacy Client 1.0")]).await;
+        let referer = "https://mail.contoso.com/owa/auth.owa?password=s3cret-pa55";
+        let a =
+            c.get("/owa/?a=1&password=s3cret-pa55", &[("user-agent", "Legacy Client 1.0"), ("referer", referer)]).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN);
         let mut c = client(gw.addr).await;
         let a = c.get(EAS, &[("user-agent", OUTLOOK_MOBILE)]).await;
