@@ -194,7 +194,7 @@ pub fn poll(
             Some(known) => known.httpproxy,
             // A file not written yet tells nothing of its format: wait for its first lines.
             None if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) => continue,
-            None => match httpproxy::log_kind_file(path) {
+            None => match utf16_or_kind(path) {
                 Ok(LogKind::Other(why)) => {
                     polled.malformed.push(FileStats {
                         path: path.clone(),
@@ -243,6 +243,17 @@ pub fn poll(
         }
     }
     Ok(polled)
+}
+
+/// What `path` is, or why it is not followed: [`tail`](w3c::tail) follows
+/// bytes of UTF-8, and UTF-16 is only ever what an admin's PowerShell made.
+fn utf16_or_kind(path: &Path) -> Result<LogKind, w3c::Error> {
+    let io = |source| w3c::Error::Io { path: path.to_path_buf(), source };
+    if w3c::utf16::is_utf16_file(path).map_err(io)? {
+        let why = "UTF-16 text (as Windows PowerShell's Out-File and > write it), which watch does not follow (audit reads it)";
+        return Ok(LogKind::Other(why.into()));
+    }
+    httpproxy::log_kind_file(path)
 }
 
 /// `*.log` files under `dir`, sorted (compressed archives are not followed),

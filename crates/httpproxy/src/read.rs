@@ -30,7 +30,8 @@ pub fn scan_bytes<V: Visitor>(data: &[u8], opts: &ScanOptions, visitor: &mut V) 
     stats
 }
 
-/// Scans a stream, plain or gzip (by its magic bytes, multi-member too).
+/// Scans a stream, plain, gzip (by its magic bytes, multi-member too) or
+/// UTF-16 (by its byte-order mark, see [`w3c::utf16`]).
 /// A corrupt or truncated gzip stream keeps every line decoded before the
 /// damage and counts one [`MalformedKind::TruncatedGzip`] line.
 pub fn scan_reader<R: Read, V: Visitor>(mut reader: R, opts: &ScanOptions, visitor: &mut V) -> io::Result<FileStats> {
@@ -41,6 +42,9 @@ pub fn scan_reader<R: Read, V: Visitor>(mut reader: R, opts: &ScanOptions, visit
         (0, Some(e)) => return Err(e),
         (got, _) => got,
     };
+    if let Some(order) = w3c::utf16::mark(&magic[..got]) {
+        return stream(w3c::utf16::Utf16Reader::new(reader, order), opts, visitor, false);
+    }
     let rest = (&magic[..got]).chain(reader);
     let gzip = got == 2 && magic == GZIP_MAGIC;
     let mut stats = if gzip {

@@ -140,7 +140,7 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// What the file at `path` is (see [`log_kind`]), by its first 8 KiB,
-/// decompressed when it is gzip.
+/// decompressed when it is gzip, decoded when it is UTF-16.
 pub fn log_kind_file(path: &Path) -> Result<LogKind, Error> {
     let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
     let mut file = File::open(path).map_err(io_err)?;
@@ -153,6 +153,11 @@ pub fn log_kind_file(path: &Path) -> Result<LogKind, Error> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(e)),
         }
+    }
+    if let Some(order) = w3c::utf16::mark(&head[..got]) {
+        let mut text = Vec::with_capacity(HEAD);
+        w3c::utf16::Utf16Reader::new(&head[2..got], order).read_to_end(&mut text).map_err(io_err)?;
+        return Ok(log_kind(&text));
     }
     if got < 2 || head[..2] != [0x1f, 0x8b] {
         return Ok(log_kind(&head[..got]));

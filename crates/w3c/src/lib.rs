@@ -37,6 +37,7 @@ mod stream;
 pub mod table;
 pub mod tail;
 pub mod time;
+pub mod utf16;
 mod values;
 
 pub use error::Error;

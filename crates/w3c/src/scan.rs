@@ -277,7 +277,7 @@ where
     F: Fn() -> V + Sync,
 {
     let mut stats = match open(path)? {
-        Opened::Gzip(file) => pool.with(|v| scan_reader(file, opts, v)).map_err(|e| Error::io(path, e))?,
+        Opened::Stream(file) => pool.with(|v| scan_reader(file, opts, v)).map_err(|e| Error::io(path, e))?,
         Opened::Empty => FileStats::default(),
         Opened::Mapped(map) => scan_chunks_hinted(&map, opts, pool, &MappedFile(&map)),
     };
@@ -328,12 +328,13 @@ impl PageHints for MappedFile<'_> {
 const PAGE_ALIGN: usize = 64 << 10;
 
 pub(crate) enum Opened {
-    Gzip(File),
+    /// Gzip, or UTF-16 text: read as a stream (see [`scan_reader`]).
+    Stream(File),
     Empty,
     Mapped(memmap2::Mmap),
 }
 
-/// Open a log file and tell gzip from plain by its magic bytes.
+/// Open a log file and tell gzip and UTF-16 from plain by their magic bytes.
 pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
     let io_err = |e| Error::io(path, e);
     regular_file(path)?;
@@ -344,10 +345,10 @@ pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
     if let Some(e) = error {
         return Err(io_err(e));
     }
-    if got == 2 && magic == GZIP_MAGIC {
+    if got == 2 && (magic == GZIP_MAGIC || crate::utf16::mark(&magic).is_some()) {
         use std::io::Seek;
         file.rewind().map_err(io_err)?;
-        return Ok(Opened::Gzip(file));
+        return Ok(Opened::Stream(file));
     }
     if len == 0 {
         return Ok(Opened::Empty);
@@ -376,7 +377,7 @@ pub fn scan_path<V: Visitor, F: Fn() -> V + Sync>(
     make: F,
 ) -> Result<FileScan<V>, Error> {
     let mut scan = match open(path)? {
-        Opened::Gzip(file) => {
+        Opened::Stream(file) => {
             let mut v = make();
             let stats = scan_reader(file, opts, &mut v).map_err(|e| Error::io(path, e))?;
             FileScan { visitors: vec![v], stats }

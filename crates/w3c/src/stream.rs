@@ -201,20 +201,23 @@ fn stream_threaded<R: Read + Send, V: Visitor>(reader: &mut R, block: usize, s: 
     })
 }
 
-/// Scans a stream, plain or gzip (by its magic bytes), with one visitor.
-/// A corrupt or truncated gzip stream is reported as [`MalformedKind::TruncatedGzip`],
-/// not as an error.
+/// Scans a stream, plain, gzip or UTF-16 (by its magic bytes or byte-order
+/// mark; see [`crate::utf16`]), with one visitor. A corrupt or truncated gzip
+/// stream is reported as [`MalformedKind::TruncatedGzip`], not as an error.
 pub fn scan_reader<R: Read + Send, V: Visitor>(
     reader: R,
     opts: &ScanOptions,
     visitor: &mut V,
 ) -> io::Result<FileStats> {
     let mut reader = io::BufReader::with_capacity(64 << 10, reader);
-    let gzip = {
+    let (gzip, utf16) = {
         let head = io::BufRead::fill_buf(&mut reader)?;
-        head.len() >= 2 && head[..2] == GZIP_MAGIC
+        (head.len() >= 2 && head[..2] == GZIP_MAGIC, crate::utf16::mark(head))
     };
-    if gzip {
+    if let Some(order) = utf16 {
+        io::BufRead::consume(&mut reader, 2);
+        stream(crate::utf16::Utf16Reader::new(reader, order), opts, visitor, false)
+    } else if gzip {
         stream(flate2::bufread::MultiGzDecoder::new(reader), opts, visitor, true)
     } else {
         stream(reader, opts, visitor, false)

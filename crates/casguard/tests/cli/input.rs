@@ -174,3 +174,38 @@ fn exchanges_other_logs_and_other_iis_formats_are_named_and_not_read() {
     assert!(err.contains("not read: Exchange log of another kind (#Log-type: Ews Logs), such as"), "{err}");
     assert!(!err.contains("malformed") && !err.contains("no-fields"), "{err}");
 }
+
+#[test]
+fn a_log_powershell_wrote_in_utf16_reads_as_its_utf8_original() {
+    // `Get-Content u_ex*.log | Where-Object {...} > mine.log` in Windows
+    // PowerShell writes UTF-16 LE with a byte-order mark.
+    let utf16 = |text: &[u8], big: bool| -> Vec<u8> {
+        let text = String::from_utf8_lossy(text);
+        let mark: &[u8] = if big { b"\xFE\xFF" } else { b"\xFF\xFE" };
+        let units = text.encode_utf16().flat_map(|u| if big { u.to_be_bytes() } else { u.to_le_bytes() });
+        mark.iter().copied().chain(units).collect()
+    };
+    let iis = FIELDS.to_owned()
+        + &line("2026-11-02", "10:00:00", "alice")
+        + "2026-11-02 10:00:01 10.0.0.2 POST /Microsoft-Server-ActiveSync/default.eas \
+           Cmd=Sync&User=M%C3%BCller&DeviceId=ABC&DeviceType=Outlook 443 CONTOSO\\müller 52.96.1.2 \
+           Outlook-iOS-Android/1.0 - 200 0 0 15\r\n";
+    let proxy = workspace_file("tests/data/httpproxy/artefacts-help/Eas/HttpProxy_2023011116-1.LOG");
+    let keys = ["summary", "users", "protocols", "clients", "auth_types", "findings"];
+    for (name, text) in [("u_ex261102.log", iis.into_bytes()), ("HttpProxy_2023011116-1.LOG", proxy)] {
+        let report = |bytes: &[u8]| {
+            let dir = tempfile::tempdir().unwrap();
+            write(&dir.path().join(name), bytes);
+            let v = json(&["audit", "-q", "--format", "json", dir.path().to_str().unwrap()]);
+            keys.map(|k| v[k].clone())
+        };
+        let original = report(&text);
+        assert!(original[0]["requests"].as_u64().unwrap() > 0, "{name}");
+        assert_eq!(report(&utf16(&text, false)), original, "{name} in UTF-16 LE");
+        assert_eq!(report(&utf16(&text, true)), original, "{name} in UTF-16 BE");
+    }
+}
+
+fn workspace_file(path: &str) -> Vec<u8> {
+    std::fs::read(crate::util::workspace().join(path)).unwrap()
+}

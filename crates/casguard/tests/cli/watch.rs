@@ -146,6 +146,10 @@ fn exchanges_other_logs_are_named_once_and_not_followed() {
     let log = root.path().join("u_ex261102.log");
     append(&log, FIELDS);
     append(&log, &outlook_mobile("ann"));
+    // What Windows PowerShell's `>` makes of a log: UTF-16, which watch does not follow.
+    let utf16: Vec<u8> =
+        b"\xFF\xFE".iter().copied().chain(outlook_mobile("bea").encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    std::fs::write(root.path().join("mine.log"), utf16).unwrap();
     let run = || {
         casguard(&[
             "watch",
@@ -160,8 +164,10 @@ fn exchanges_other_logs_are_named_once_and_not_followed() {
     let first = run();
     let err = String::from_utf8_lossy(&first.stderr);
     assert!(err.contains("1 file(s) not read: Exchange log of another kind (#Log-type: RCA Protocol Logs)"), "{err}");
+    assert!(err.contains("1 file(s) not read: UTF-16 text"), "{err}");
     assert!(!err.contains("malformed"), "{err}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("cloud-credentials"));
+    let alerts = String::from_utf8_lossy(&first.stdout);
+    assert!(alerts.contains("cloud-credentials") && !alerts.contains("bea"), "{alerts}");
     append(&rca, "2023-01-11T16:00:13.478Z,2,/o=First Organization/cn=carol\r\n");
     let again = run();
     let err = String::from_utf8_lossy(&again.stderr);
