@@ -1552,3 +1552,48 @@ async fn a_command_exchange_lower_cases_to_a_denied_one_is_denied() {
     })
     .await;
 }
+
+/// Seventh pass (rt33): Exchange keeps one partnership per device id in any
+/// letter case (the audit matches an export's ids to the logs' so too), and
+/// judges a device access rule on its model by what that partnership holds;
+/// the gateway looked the model up by the id as sent, so Carol's blocked
+/// SM-S911B in lower case had no model and passed, as did a device whose
+/// model the gateway had learnt from its Provision body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_id_in_another_case_keeps_its_model() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = samsung_block_with_export(up).await;
+        let erin = basic("CONTOSO\\erin", "pw");
+        let post = |cmd: &str, id: &str, body: &[u8]| {
+            let mut raw = format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
+                 HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(body);
+            raw
+        };
+        // Carol's, from the export.
+        for id in ["sec1a2b3c4d5e6f7", "Sec1A2b3C4d5E6f7"] {
+            let raw = format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd=Sync&User=cwhite&DeviceId={id}\
+                 &DeviceType=SAMSUNGSMS911B HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{id}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Erin's, learnt from its Provision body (14.1 DeviceInformation).
+        let mut provision = b"\x03\x01\x6a\x00\x00\x0e\x45\x00\x12\x56\x48\x57\x03SM-S911B".to_vec();
+        provision.extend_from_slice(b"\x00\x01\x5a\x03Android 14\x00\x01\x01\x01\x01");
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NewSamsung1", &provision)).await), "200");
+        for id in ["NewSamsung1", "newsamsung1", "NEWSAMSUNG1"] {
+            assert_eq!(status(&send_raw(gw.addr, &post("Sync", id, b"")).await), "403", "{id}");
+        }
+        assert_eq!(mock.seen().len(), 1, "only the Provision");
+        gw.stop().await;
+    })
+    .await;
+}
