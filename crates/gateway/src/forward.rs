@@ -116,6 +116,16 @@ fn decide(
         }
         std::mem::take(&mut *lock(&conn.auth_user))
     } else {
+        // Credentials of another scheme (Basic, Bearer, one nobody reads)
+        // after Exchange may have signed the connection in: judged by what
+        // they name, they must not ride on that sign-in, which Windows keeps
+        // for the connection and a page that does not run their scheme
+        // (Basic is off on EWS and MAPI by default) would serve them as.
+        // On a new upstream connection only they can sign the request in.
+        if authorization.is_some() && conn.signed_in.swap(false, Ordering::Relaxed) {
+            *lock(&conn.upstream) = None;
+            lock(&conn.drivers).let_go();
+        }
         lock(&conn.auth_user).clone()
     };
     // No header on a connection Windows may have signed in as someone the

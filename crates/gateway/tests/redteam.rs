@@ -1597,3 +1597,49 @@ async fn a_device_id_in_another_case_keeps_its_model() {
     })
     .await;
 }
+
+/// Seventh pass: after an NTLM sign-in Exchange accepted, a request with an
+/// `Authorization` of another scheme went on the same upstream connection,
+/// judged by what that header named (boss's Basic, or nobody for a scheme
+/// no one reads). Windows keeps the NTLM sign-in for the connection, and a
+/// page that does not run the header's scheme (Basic is off on EWS and MAPI
+/// by default) serves it as that sign-in: mallory, whom the rule denies.
+/// Such a request now goes on a new upstream connection, which holds no
+/// sign-in, so only its own header can sign it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_scheme_after_an_ntlm_sign_in_cannot_borrow_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'no EWS for mallory'\naction = 'deny'\npath = '/EWS'\n\
+                      user = 'mallory'\n";
+        let gw = start_gateway(policy, up).await;
+        let mallory = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "mallory")));
+        for other in [
+            basic("CONTOSO\\boss", "anything"),
+            "Foo bar".to_string(),
+            format!("Bearer {}", jwt(r#"{"upn":"boss@contoso.com"}"#)),
+        ] {
+            let raw = format!(
+                "GET /mapi/emsmdb/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {mallory}\r\n\r\n\
+                 POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {other}\r\nContent-Length: 0\r\n\r\n\
+                 POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let answers = send_raw(gw.addr, raw.as_bytes()).await;
+            // A request without a header after it is still mallory's (the
+            // gateway stays strict; Exchange would see no sign-in there).
+            assert_eq!(statuses(&answers), ["200", "200", "403"], "{other}: {answers}");
+            let conns = upstream_conns(&answers);
+            assert_eq!(conns.len(), 2, "{other}: {answers}");
+            assert_ne!(conns[1], conns[0], "{other}: on mallory's sign-in: {answers}");
+        }
+        // Without the other header, mallory's own sign-in is mallory's.
+        let raw = format!(
+            "GET /mapi/emsmdb/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {mallory}\r\n\r\n\
+             POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "403"]);
+        assert_eq!(mock.seen().len(), 7, "mallory's EWS request never reached Exchange");
+        gw.stop().await;
+    })
+    .await;
+}
