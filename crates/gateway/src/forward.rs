@@ -122,7 +122,11 @@ fn decide(
         // for the connection and a page that does not run their scheme
         // (Basic is off on EWS and MAPI by default) would serve them as.
         // On a new upstream connection only they can sign the request in.
-        if authorization.is_some() && conn.signed_in.swap(false, Ordering::Relaxed) {
+        // A load first: Basic clients send credentials on every request.
+        if authorization.is_some()
+            && conn.signed_in.load(Ordering::Relaxed)
+            && conn.signed_in.swap(false, Ordering::Relaxed)
+        {
             *lock(&conn.upstream) = None;
             lock(&conn.drivers).let_go();
         }
