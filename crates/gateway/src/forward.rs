@@ -132,6 +132,19 @@ fn decide(
         }
         lock(&conn.auth_user).clone()
     };
+    // An AUTHENTICATE message is read in the character set its NEGOTIATE
+    // offered, as Windows reads it (see `screen::NTLM_CHARSET`).
+    let charset_refused = match authorization.filter(|_| connection_auth).and_then(|v| model::ntlm_leg(v.as_bytes())) {
+        Some((1, unicode)) => {
+            conn.ntlm_charset.store(if unicode { 2 } else { 1 }, Ordering::Relaxed);
+            None
+        }
+        Some((3, unicode)) => match conn.ntlm_charset.load(Ordering::Relaxed) {
+            0 => None,
+            negotiated => ((negotiated == 2) != unicode).then_some(screen::NTLM_CHARSET),
+        },
+        _ => None,
+    };
     // No header on a connection Windows may have signed in as someone the
     // gateway did not read: judged as credentials that name nobody.
     let unread = (!connection_auth && conn_user.is_empty() && conn.auth_unread.load(Ordering::Relaxed))
@@ -165,6 +178,7 @@ fn decide(
         let refused = filled
             .refusal
             .map(Refused::from)
+            .or(charset_refused)
             .or(form_refused)
             .or_else(|| (form_user.is_some() && m.user.is_empty()).then_some(forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))

@@ -340,6 +340,31 @@ pub fn negotiated(value: &[u8]) -> exchange::AuthType {
     }
 }
 
+/// The leg of an NTLM handshake an NTLM or Negotiate header carries: its
+/// message type (1 NEGOTIATE, 3 AUTHENTICATE) and whether its
+/// NegotiateFlags say Unicode (`NTLMSSP_NEGOTIATE_UNICODE`, MS-NLMP
+/// 2.2.2.5). `None` for any other header or token. An AUTHENTICATE
+/// message's names are in the character set the handshake negotiated
+/// (MS-NLMP 2.2.1.3: Unicode when the NEGOTIATE offered it), which its own
+/// flag need not repeat: `forward::decide` refuses one that does not.
+pub fn ntlm_leg(value: &[u8]) -> Option<(u32, bool)> {
+    let value = trim(value);
+    let sp = value.iter().position(u8::is_ascii_whitespace)?;
+    if !is_connection_auth(&value[..sp]) {
+        return None;
+    }
+    let bytes = STANDARD.decode(trim(&value[sp + 1..])).ok()?;
+    let m = ntlm_message(&bytes)?;
+    let u32_at = |o: usize| m.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let kind = u32_at(8)?;
+    let flags = match kind {
+        1 => u32_at(12)?,
+        3 => u32_at(60)?,
+        _ => return None,
+    };
+    Some((kind, flags & 1 != 0))
+}
+
 /// The scheme of an Authorization header, and for `Negotiate` the
 /// mechanism inside it ([`negotiated`]).
 pub fn schemes(value: &[u8]) -> (exchange::AuthType, exchange::AuthType) {
@@ -453,6 +478,7 @@ pub fn fuzz(data: &[u8]) {
     let _ = ntlm_user(data);
     let _ = bearer_user(data);
     let _ = is_connection_auth(data);
+    let _ = ntlm_leg(data);
     crate::forms::fuzz(data);
     exchange::url::fuzz(data);
 }
@@ -615,6 +641,19 @@ mod tests {
         assert_eq!(schemes(ntlm.as_bytes()), (Ntlm, Unknown));
         assert_eq!(schemes(b"Negotiate !!!"), (Negotiate, Unknown));
         assert_eq!(schemes(b"Basic eDp5"), (exchange::AuthType::Basic, Unknown));
+    }
+
+    #[test]
+    fn an_ntlm_leg_says_its_type_and_character_set() {
+        use super::tokens::{ntlm_type1, ntlm_type3_raw};
+        let leg = |scheme: &str, m: &[u8]| ntlm_leg(format!("{scheme} {}", STANDARD.encode(m)).as_bytes());
+        assert_eq!(leg("NTLM", &ntlm_type1(0x207)), Some((1, true)));
+        assert_eq!(leg("NTLM", &ntlm_type1(0x202)), Some((1, false)));
+        assert_eq!(leg("Negotiate", &neg_token_resp(&ntlm_type3("CONTOSO", "jdoe"))), Some((3, true)));
+        assert_eq!(leg("NTLM", &ntlm_type3_raw(b"", b"jdoe", 0)), Some((3, false)));
+        assert_eq!(leg("Basic", &ntlm_type1(0x207)), None, "only NTLM and Negotiate carry one");
+        assert_eq!(leg("NTLM", &ntlm_type1(0x207)[..14]), None, "cut before its flags");
+        assert_eq!(ntlm_leg(b"NTLM !!!"), None);
     }
 
     #[test]

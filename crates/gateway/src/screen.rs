@@ -53,6 +53,14 @@ const FORWARDED_BY_UNLISTED: Refused = Refused::new(
     "X-Forwarded-For names a public client from an internal peer that is no --trusted-proxy (a proxy missing from it?)",
 );
 
+/// An NTLM AUTHENTICATE message whose Unicode flag differs from the
+/// NEGOTIATE message before it on the connection: Windows reads its names
+/// in the character set the handshake negotiated (MS-NLMP 2.2.1.3), the
+/// gateway by the flag, and the same bytes are `boss` in one and two CJK
+/// characters in the other.
+pub(crate) const NTLM_CHARSET: Refused =
+    Refused::new(400, "NTLM AUTHENTICATE message in another character set than its handshake negotiated");
+
 /// Headers the policy or the framing reads: one value each, or the request
 /// is refused. A second User-Agent could pass a user-agent rule that read
 /// the first while Exchange reads the other; a second Authorization or Host

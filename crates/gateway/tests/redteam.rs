@@ -1643,3 +1643,55 @@ async fn another_scheme_after_an_ntlm_sign_in_cannot_borrow_it() {
     })
     .await;
 }
+
+/// NTLM's NEGOTIATE flags (MS-NLMP 2.2.2.5): Unicode, OEM, and the NTLM bit.
+const NTLM_UNICODE: u32 = 0x1;
+const NTLM_OEM: u32 = 0x2;
+const NTLM_NTLM: u32 = 0x200;
+
+/// Seventh pass: the names of an NTLM AUTHENTICATE message are in the
+/// character set the handshake negotiated (MS-NLMP 2.2.1.3; Samba reads
+/// them so, by its NEGOTIATE's flags), and the gateway read them by the
+/// AUTHENTICATE message's own Unicode flag. After a NEGOTIATE offering OEM
+/// only, an AUTHENTICATE flagged Unicode naming the bytes `boss` was
+/// `潢獳` to the gateway and boss to Windows, who signs boss in with his
+/// own password. Names in another set than the one negotiated are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw =
+            start_gateway("default = 'allow'\n[[rule]]\nname = 'no boss'\naction = 'deny'\nuser = 'boss'\n", up).await;
+        let leg = |token: &[u8]| {
+            format!("GET /ntlm HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {}\r\n\r\n", B64.encode(token))
+        };
+        let handshake = |negotiate: u32, authenticate: Vec<u8>| {
+            // The last request closes the connection, whatever the second's answer.
+            format!("{}{}", leg(&ntlm_type1(negotiate | NTLM_NTLM)), leg(&authenticate))
+                + "GET /owa/ HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n"
+        };
+        let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        for (negotiate, authenticate, what) in [
+            // OEM negotiated; Unicode claimed: `boss` read as two CJK characters.
+            (NTLM_OEM, ntlm_type3_raw(b"", b"boss", NTLM_UNICODE), "OEM, then Unicode"),
+            // Unicode negotiated; OEM claimed: `b\0o\0s\0s\0` read with NULs.
+            (NTLM_UNICODE | NTLM_OEM, ntlm_type3_raw(b"", &utf16("boss"), 0), "Unicode, then OEM"),
+        ] {
+            let answers = send_raw(gw.addr, handshake(negotiate, authenticate).as_bytes()).await;
+            assert_eq!(statuses(&answers)[..2], ["401", "400"], "{what}: {answers}");
+        }
+        assert_eq!(mock.seen().len(), 2, "only the NEGOTIATE legs");
+        // Each set as negotiated: boss is boss, anyone else passes.
+        for (negotiate, authenticate, want) in [
+            (NTLM_OEM, ntlm_type3_raw(b"", b"boss", 0), "403"),
+            (NTLM_UNICODE | NTLM_OEM, ntlm_type3_raw(b"", &utf16("boss"), NTLM_UNICODE), "403"),
+            (NTLM_OEM, ntlm_type3_raw(b"CORP", b"gooduser", 0), "200"),
+            (NTLM_UNICODE, ntlm_type3("CORP", "gooduser"), "200"),
+        ] {
+            let answers = send_raw(gw.addr, handshake(negotiate, authenticate).as_bytes()).await;
+            assert_eq!(statuses(&answers)[..2], ["401", want], "{answers}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
