@@ -1695,3 +1695,36 @@ async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
     })
     .await;
 }
+
+/// Seventh pass, held: HTTP/1.0 keep-alive is judged request by request as
+/// HTTP/1.1 is, and `Expect: 100-continue` on a forms sign-in still has
+/// its form read and judged before anything reaches Exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_keep_alive_and_expect_continue_are_judged_per_request() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw =
+            start_gateway(&format!("{BAD_USER}[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n"), up).await;
+        let codes = |answers: &str| -> Vec<String> {
+            answers.match_indices("HTTP/1.").map(|(i, _)| answers[i + 9..i + 12].to_string()).collect()
+        };
+        let keep = "Connection: keep-alive\r\n\r\n";
+        let raw = format!(
+            "GET /owa/ HTTP/1.0\r\n{keep}GET /EWS/Exchange.asmx HTTP/1.0\r\n{keep}GET /owa/?last HTTP/1.0\r\n\r\n"
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(codes(&answers), ["200", "403", "200"], "{answers}");
+        let form = "username=baduser&password=pw";
+        let raw = format!(
+            "POST /owa/auth.owa HTTP/1.1\r\nHost: mail\r\nExpect: 100-continue\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(codes(&answers).last().map(String::as_str), Some("403"), "{answers}");
+        let uris: Vec<String> = mock.seen().into_iter().map(|s| s.uri).collect();
+        assert_eq!(uris, ["/owa/", "/owa/?last"]);
+        gw.stop().await;
+    })
+    .await;
+}
