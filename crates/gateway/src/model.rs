@@ -187,14 +187,16 @@ pub enum AuthUser {
     /// An NTLM or Negotiate token that is not plain padded base64 (`TlRM...`
     /// with trailing bytes, a space inside, no padding, a second scheme
     /// after a comma): named nobody here, while Windows' decoder may be as
-    /// lenient as .NET's and read a user from it.
+    /// lenient as .NET's and read a user from it. Or Digest credentials
+    /// whose user IIS may read otherwise (see [`digest_user`]).
     Undecoded,
 }
 
 /// The user an Authorization header names. Basic: the part before the first
 /// `:` (the password is wiped from the decoded buffer). NTLM, or NTLM inside
 /// Negotiate: the AUTHENTICATE (type 3) message's domain and user. Bearer:
-/// the user a JWT's claims name (see [`bearer_user`]).
+/// the user a JWT's claims name (see [`bearer_user`]). Digest: its
+/// `username` (see [`digest_user`]).
 pub fn auth_user(value: &[u8]) -> AuthUser {
     let value = trim(value);
     // Any whitespace ends the scheme, as `AuthType::of_authorization` reads it.
@@ -204,6 +206,13 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
     let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
     if scheme.eq_ignore_ascii_case(b"Bearer") {
         return bearer_user(rest).map_or(AuthUser::Unknown, AuthUser::Named);
+    }
+    if scheme.eq_ignore_ascii_case(b"Digest") {
+        return match digest_user(rest) {
+            Ok(Some(user)) => AuthUser::Named(user),
+            Ok(None) => AuthUser::Unknown,
+            Err(()) => AuthUser::Undecoded,
+        };
     }
     let Ok(mut bytes) = STANDARD.decode(rest) else {
         return if is_connection_auth(scheme) { AuthUser::Undecoded } else { AuthUser::Unknown };
@@ -228,6 +237,85 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
     match user {
         AuthUser::Named(u) if u.is_empty() => AuthUser::Unknown,
         u => u,
+    }
+}
+
+/// The user a Digest header names (RFC 7616 §3.4): its `username`
+/// parameter, a quoted string or a token, in UTF-8. IIS signs that user in
+/// where Digest is on (Exchange's `-DigestAuthentication`), and logs it.
+/// `Err` for what IIS may read otherwise: a quoted name with an escape other
+/// than `\\` (RFC 7616 reads `\b` as `b`, a raw reading keeps the
+/// backslash; `\\` names the same user either way), a `username*` (RFC 8187
+/// encoding) or `userhash=true` (a hash for a name), a name given twice, or
+/// a quote left open.
+fn digest_user(params: &[u8]) -> Result<Option<String>, ()> {
+    let mut rest = params;
+    let mut user: Option<String> = None;
+    loop {
+        rest = rest.trim_ascii_start();
+        while let Some(r) = rest.strip_prefix(b",") {
+            rest = r.trim_ascii_start();
+        }
+        if rest.is_empty() {
+            return Ok(user.filter(|u| !u.is_empty()));
+        }
+        let name_end =
+            rest.iter().position(|&b| b == b'=' || b == b',' || b.is_ascii_whitespace()).unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        rest = rest[name_end..].trim_ascii_start();
+        let Some(r) = rest.strip_prefix(b"=") else {
+            // A parameter without a value (`,` or the end follows): nothing to read.
+            if name.eq_ignore_ascii_case(b"username") || name.eq_ignore_ascii_case(b"username*") {
+                return Err(());
+            }
+            continue;
+        };
+        rest = r.trim_ascii_start();
+        let value: Vec<u8> = if let Some(r) = rest.strip_prefix(b"\"") {
+            let close = r.iter().position(|&b| b == b'"').ok_or(())?;
+            let quoted = &r[..close];
+            rest = &r[close + 1..];
+            let mut out = Vec::with_capacity(quoted.len());
+            let mut i = 0;
+            while i < quoted.len() {
+                if quoted[i] == b'\\' {
+                    // Only `\\` reads the same escaped and raw (as far as the
+                    // user is concerned: `CONTOSO\\bob` is bob either way).
+                    if quoted.get(i + 1) != Some(&b'\\') {
+                        return Err(());
+                    }
+                    out.push(b'\\');
+                    i += 2;
+                } else {
+                    out.push(quoted[i]);
+                    i += 1;
+                }
+            }
+            out
+        } else {
+            let end = rest.iter().position(|&b| b == b',' || b.is_ascii_whitespace()).unwrap_or(rest.len());
+            let token = rest[..end].to_vec();
+            rest = &rest[end..];
+            token
+        };
+        // A value ends the parameter: a comma or the end must follow (a
+        // quote left open closes at the next parameter's).
+        rest = rest.trim_ascii_start();
+        if !(rest.is_empty() || rest.starts_with(b",")) {
+            return Err(());
+        }
+        if name.eq_ignore_ascii_case(b"username*") {
+            return Err(());
+        }
+        if name.eq_ignore_ascii_case(b"userhash") && value.eq_ignore_ascii_case(b"true") {
+            return Err(());
+        }
+        if name.eq_ignore_ascii_case(b"username") {
+            let value = String::from_utf8(value).map_err(|_| ())?;
+            if user.replace(value).is_some() {
+                return Err(());
+            }
+        }
     }
 }
 
@@ -479,6 +567,7 @@ pub fn fuzz(data: &[u8]) {
     let _ = bearer_user(data);
     let _ = is_connection_auth(data);
     let _ = ntlm_leg(data);
+    let _ = digest_user(data);
     crate::forms::fuzz(data);
     exchange::url::fuzz(data);
 }
@@ -641,6 +730,30 @@ mod tests {
         assert_eq!(schemes(ntlm.as_bytes()), (Ntlm, Unknown));
         assert_eq!(schemes(b"Negotiate !!!"), (Negotiate, Unknown));
         assert_eq!(schemes(b"Basic eDp5"), (exchange::AuthType::Basic, Unknown));
+    }
+
+    #[test]
+    fn digest_names_its_user_when_it_reads_one_way() {
+        assert_eq!(digest_user(br#"username="jdoe", realm="r", uri="/a,b""#), Ok(Some("jdoe".into())));
+        assert_eq!(digest_user(br#"realm="r",username=jdoe"#), Ok(Some("jdoe".into())));
+        assert_eq!(digest_user(br#"username="CONTOSO\\jdoe""#), Ok(Some(r"CONTOSO\jdoe".into())));
+        assert_eq!(digest_user(br#"realm="r", nonce="n""#), Ok(None));
+        assert_eq!(digest_user(br#"username="""#), Ok(None));
+        for bad in [
+            &br#"username="CONTOSO\jdoe""#[..],
+            br#"username="a\"b""#,
+            br#"username*=UTF-8''jdoe"#,
+            br#"username="x", userhash=TRUE"#,
+            br#"username="a", username="b""#,
+            br#"username="a"b"#,
+            br#"username=a b"#,
+            br#"username"#,
+            b"username=\"j\xffdoe\"",
+        ] {
+            assert_eq!(digest_user(bad), Err(()), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(auth_user(br#"Digest username="jdoe", realm="r""#), AuthUser::Named("jdoe".into()));
+        assert_eq!(auth_user(br#"digest username="a\b""#), AuthUser::Undecoded);
     }
 
     #[test]

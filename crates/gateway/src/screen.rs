@@ -275,8 +275,9 @@ pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), 
 /// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
 /// user rule, while Windows may decode them to a user. So is a user name
 /// Windows reads in its own code page (see [`crate::model::AuthUser::Unreadable`]).
-/// An NTLM or Negotiate token that does not decode is refused too (see
-/// [`crate::model::AuthUser::Undecoded`]), and one with the NTLM
+/// An NTLM or Negotiate token that does not decode is refused too, and
+/// Digest credentials whose user IIS may read otherwise (see
+/// [`crate::model::AuthUser::Undecoded`]), and an NTLM token with the NTLM
 /// signature twice or where SPNEGO does not point (see
 /// [`crate::model::ntlm_ambiguous`]).
 pub fn credentials(
@@ -294,7 +295,7 @@ pub fn credentials(
         return Err(Refused::new(400, "user name in a code page the gateway cannot read"));
     }
     if *auth == crate::model::AuthUser::Undecoded {
-        return Err(Refused::new(400, "NTLM or Negotiate token that does not decode"));
+        return Err(Refused::new(400, "NTLM, Negotiate or Digest credentials that do not decode"));
     }
     let Some(value) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return Ok(()) };
     if crate::model::ntlm_ambiguous(value) {

@@ -1728,3 +1728,43 @@ async fn http_1_0_keep_alive_and_expect_continue_are_judged_per_request() {
     })
     .await;
 }
+
+/// Seventh pass: Digest credentials name their user in clear
+/// (`username="baduser"`), and Exchange's cmdlets can turn Digest on for a
+/// virtual directory (`-DigestAuthentication $true`); IIS logs that user,
+/// so simulate judged the sign-in by it, while the gateway read nobody and
+/// passed it by a rule on baduser. A name whose escapes IIS may read
+/// otherwise than RFC 7616 (`\b`), or given as `username*` or hashed, is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_sign_in_is_judged_as_the_user_it_names() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let digest =
+            |user: &str| format!("Digest {user}, realm=\"mail\", nonce=\"n1\", uri=\"/owa/\", response=\"0123abcd\"");
+        for user in [
+            "username=\"baduser\"",
+            "USERNAME = \"BadUser@contoso.com\"",
+            "username=baduser",
+            "username=\"CONTOSO\\\\baduser\"",
+        ] {
+            let answer = send_raw(gw.addr, get(&digest(user)).as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{user}: {answer}");
+        }
+        for user in [
+            "username=\"CONTOSO\\baduser\"",
+            "username*=UTF-8''baduser",
+            "username=\"x\", userhash=true",
+            "username=\"gooduser\", username=\"baduser\"",
+            "username=\"baduser",
+        ] {
+            let answer = send_raw(gw.addr, get(&digest(user)).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{user}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, get(&digest("username=\"gooduser\"")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
