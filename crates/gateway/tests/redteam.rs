@@ -86,6 +86,25 @@
 //! with a soft hyphen or zero-width mark, which Exchange's culture-sensitive
 //! `StartsWith`/`EndsWith` skip (`ews_block_lists_see_through_characters_of_no_weight`
 //! in crates/policy/tests/evaluate.rs).
+//!
+//! Seventh pass (rt33), held: HTTP/1.0 keep-alive and `Expect:
+//! 100-continue` on a forms sign-in (tested below); `MS-ASProtocolVersion`
+//! against a base64 query's version (no rule reads a version); base64
+//! queries whose lengths lie (refused as undecoded); `;` in the ActiveSync
+//! path (another segment, not the virtual directory); `%u`, double escapes
+//! and overlong UTF-8 (the evasion table). Closed: a rule on a device's
+//! model or OS missed the device when its id came in another letter case
+//! (from the export, and as learnt from its Provision body); credentials of
+//! another scheme (Basic, Bearer, one nobody reads) rode on the NTLM sign-in
+//! Exchange kept for the upstream connection; an NTLM AUTHENTICATE message
+//! flagged in another character set than its NEGOTIATE named one user to
+//! the gateway and another to Windows; Digest's `username` was read as
+//! nobody. Out of scope: EWS `ExchangeImpersonation` (Exchange judges the
+//! account that signs in, as the gateway does); MAPI's `X-ClientApplication`
+//! (no rule reads it; `MAPIBlockOutlookVersions` is refused at import); the
+//! user an RPC bind inside Outlook Anywhere's `RPC_IN_DATA` names (it takes
+//! a second account's credentials; `MAPIBlockOutlookRpcHttp` is Exchange's
+//! control).
 
 mod common;
 
