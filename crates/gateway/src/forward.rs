@@ -132,13 +132,11 @@ fn decide(
         }
         lock(&conn.auth_user).clone()
     };
-    // An AUTHENTICATE message is read in the character set its NEGOTIATE
-    // offered, as Windows reads it (see `screen::NTLM_CHARSET`).
-    let charset_refused = match authorization.filter(|_| connection_auth).and_then(|v| model::ntlm_leg(v.as_bytes())) {
-        Some((1, unicode)) => {
-            conn.ntlm_charset.store(if unicode { 2 } else { 1 }, Ordering::Relaxed);
-            None
-        }
+    // An AUTHENTICATE message is read in the character set the NEGOTIATE
+    // Exchange got offered, as Windows reads it (see `screen::NTLM_CHARSET`);
+    // a NEGOTIATE's is kept once it is sent on (below).
+    let leg = authorization.filter(|_| connection_auth).and_then(|v| model::ntlm_leg(v.as_bytes()));
+    let charset_refused = match leg {
         Some((3, unicode)) => match conn.ntlm_charset.load(Ordering::Relaxed) {
             0 => None,
             negotiated => ((negotiated == 2) != unicode).then_some(screen::NTLM_CHARSET),
@@ -240,6 +238,10 @@ fn decide(
     if decision.action == Action::Deny {
         let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
         return Handled::Answered { answer: Some(answer::denied(decision.status, decision.substatus, rule, finish)) };
+    }
+    // Only a NEGOTIATE Exchange gets sets the character set it reads in.
+    if let Some((1, unicode)) = leg {
+        conn.ntlm_charset.store(if unicode { 2 } else { 1 }, Ordering::Relaxed);
     }
 
     // Boxed: rare, and `Forward` travels with every request.

@@ -1663,6 +1663,10 @@ async fn another_scheme_after_an_ntlm_sign_in_cannot_borrow_it() {
     .await;
 }
 
+/// Denies boss, and EWS to everyone.
+const NO_BOSS_NOR_EWS: &str = "default = 'allow'\n[[rule]]\nname = 'no boss'\naction = 'deny'\nuser = 'boss'\n\
+                               [[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n";
+
 /// NTLM's NEGOTIATE flags (MS-NLMP 2.2.2.5): Unicode, OEM, and the NTLM bit.
 const NTLM_UNICODE: u32 = 0x1;
 const NTLM_OEM: u32 = 0x2;
@@ -1679,8 +1683,7 @@ const NTLM_NTLM: u32 = 0x200;
 async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
     within(30, async {
         let (mock, up) = start_mock().await;
-        let gw =
-            start_gateway("default = 'allow'\n[[rule]]\nname = 'no boss'\naction = 'deny'\nuser = 'boss'\n", up).await;
+        let gw = start_gateway(NO_BOSS_NOR_EWS, up).await;
         let leg = |token: &[u8]| {
             format!("GET /ntlm HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {}\r\n\r\n", B64.encode(token))
         };
@@ -1699,7 +1702,20 @@ async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
             let answers = send_raw(gw.addr, handshake(negotiate, authenticate).as_bytes()).await;
             assert_eq!(statuses(&answers)[..2], ["401", "400"], "{what}: {answers}");
         }
-        assert_eq!(mock.seen().len(), 2, "only the NEGOTIATE legs");
+        // A NEGOTIATE Exchange never got (denied) does not change the set
+        // Windows reads in: the one before it, which it got, stands.
+        let denied_leg = format!(
+            "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {}\r\n\r\n",
+            B64.encode(ntlm_type1(NTLM_UNICODE | NTLM_NTLM))
+        );
+        let raw = format!(
+            "{}{denied_leg}{}GET /owa/ HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n",
+            leg(&ntlm_type1(NTLM_OEM | NTLM_NTLM)),
+            leg(&ntlm_type3_raw(b"", b"boss", NTLM_UNICODE))
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers)[..3], ["401", "403", "400"], "{answers}");
+        assert_eq!(mock.seen().len(), 3, "only the NEGOTIATE legs");
         // Each set as negotiated: boss is boss, anyone else passes.
         for (negotiate, authenticate, want) in [
             (NTLM_OEM, ntlm_type3_raw(b"", b"boss", 0), "403"),
