@@ -263,13 +263,9 @@ fn digest_user(params: &[u8]) -> Result<Option<String>, ()> {
             rest.iter().position(|&b| b == b'=' || b == b',' || b.is_ascii_whitespace()).unwrap_or(rest.len());
         let name = &rest[..name_end];
         rest = rest[name_end..].trim_ascii_start();
-        let Some(r) = rest.strip_prefix(b"=") else {
-            // A parameter without a value (`,` or the end follows): nothing to read.
-            if name.eq_ignore_ascii_case(b"username") || name.eq_ignore_ascii_case(b"username*") {
-                return Err(());
-            }
-            continue;
-        };
+        // Every parameter has a value (RFC 7616 §3.4): anything else (a
+        // second scheme after a comma, say) is not Digest as IIS may read it.
+        let Some(r) = rest.strip_prefix(b"=") else { return Err(()) };
         rest = r.trim_ascii_start();
         let value: Vec<u8> = if let Some(r) = rest.strip_prefix(b"\"") {
             let close = r.iter().position(|&b| b == b'"').ok_or(())?;
@@ -748,6 +744,7 @@ mod tests {
             br#"username="a"b"#,
             br#"username=a b"#,
             br#"username"#,
+            br#"username="a", Basic YmFkdXNlcjpwdw=="#,
             b"username=\"j\xffdoe\"",
         ] {
             assert_eq!(digest_user(bad), Err(()), "{}", String::from_utf8_lossy(bad));
