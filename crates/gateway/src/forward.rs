@@ -135,7 +135,10 @@ fn decide(
     // An AUTHENTICATE message is read in the character set the NEGOTIATE
     // Exchange got offered, as Windows reads it (see `screen::NTLM_CHARSET`);
     // a NEGOTIATE's is kept once it is sent on (below).
-    let leg = authorization.filter(|_| connection_auth).and_then(|v| model::ntlm_leg(v.as_bytes()));
+    // (Not decoded again for a Kerberos ticket, read above as one.)
+    let leg = authorization
+        .filter(|_| connection_auth && lock(&conn.auth_scheme).1 != exchange::AuthType::Kerberos)
+        .and_then(|v| model::ntlm_leg(v.as_bytes()));
     let charset_refused = match leg {
         Some((3, unicode)) => match conn.ntlm_charset.load(Ordering::Relaxed) {
             0 => None,
