@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use exchange::device_information::DeviceInformation;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use policy::device_key;
 
 use crate::lock;
 use crate::rejudge::{DeniedInFlight, Rejudge};
@@ -29,19 +30,9 @@ const MAX_DEVICES: usize = 100_000;
 /// Body bytes read at most: `DeviceInformation` opens the body.
 const MAX_BODY: usize = 16 * 1024;
 
-/// Device id (upper-cased: see [`device_key`]) -> (model, OS), as one
-/// user's devices said.
+/// Device id (as Exchange compares one, see [`device_key`]) -> (model,
+/// OS), as one user's devices said.
 type Devices = HashMap<String, (String, String)>;
-
-/// A device id as a key of [`Devices`]: in any letter case, as Exchange
-/// keeps one partnership for it (see `policy::Inventory::device_facts`).
-fn device_key(id: &str) -> std::borrow::Cow<'_, str> {
-    if id.bytes().any(|b| b.is_ascii_lowercase()) {
-        std::borrow::Cow::Owned(id.to_ascii_uppercase())
-    } else {
-        std::borrow::Cow::Borrowed(id)
-    }
-}
 
 /// User key -> that user's devices, and how many devices in all.
 #[derive(Debug, Default)]
@@ -69,8 +60,8 @@ impl Learned {
         }
     }
 
-    fn insert(&self, user: String, mut device: String, info: DeviceInformation) {
-        device.make_ascii_uppercase();
+    fn insert(&self, user: String, device: String, info: DeviceInformation) {
+        let device = device_key(&device).into_owned();
         let mut users = lock(&self.users);
         let (map, count) = &mut *users;
         let known = map.get(&user).is_some_and(|d| d.contains_key(&device));

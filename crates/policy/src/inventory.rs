@@ -35,6 +35,30 @@ struct InventoryFile {
     devices: Vec<KnownDevice>,
 }
 
+/// A device id as Exchange compares one (`OrdinalIgnoreCase`, letter by
+/// letter upper-cased, where `ſ` is `S` and `ı` is `I`): the key of a
+/// device's model and OS (see [`Inventory::device_facts`]). Borrowed when
+/// it is one already, as nearly every id is.
+pub fn device_key(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.is_ascii() {
+        if id.bytes().any(|b| b.is_ascii_lowercase()) {
+            std::borrow::Cow::Owned(id.to_ascii_uppercase())
+        } else {
+            std::borrow::Cow::Borrowed(id)
+        }
+    } else {
+        // A simple (one-character) upper case, as .NET's: `ß` stays `ß`.
+        let upper = |c: char| {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(one), None) => one,
+                _ => c,
+            }
+        };
+        std::borrow::Cow::Owned(id.chars().map(upper).collect())
+    }
+}
+
 /// The inventory. Lookups take `&str` and do not allocate.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
@@ -98,7 +122,7 @@ impl Inventory {
     }
 
     fn insert_facts(&mut self, device: &str, model: &str, os: &str) {
-        let key = device.to_ascii_uppercase();
+        let key = device_key(device).into_owned();
         if (!model.is_empty() || !os.is_empty()) && !self.facts.contains_key(&key) {
             self.facts.insert(key, (model.to_string(), os.to_string()));
         }
@@ -112,7 +136,9 @@ impl Inventory {
     /// DeviceModel or DeviceOS by what the partnership holds, and a request
     /// does not carry them.
     pub fn device_facts(&self, device_id: &str) -> Option<(&str, &str)> {
-        let found = if !device_id.bytes().any(|b| b.is_ascii_lowercase()) {
+        let found = if !device_id.is_ascii() {
+            self.facts.get(device_key(device_id).as_ref())
+        } else if !device_id.bytes().any(|b| b.is_ascii_lowercase()) {
             self.facts.get(device_id)
         } else {
             // Folded on the stack: device ids are short (MS-ASHTTP: up to 32 characters).
@@ -297,6 +323,11 @@ mod tests {
         facts.insert_device_facts(&long, "Model", "OS");
         assert_eq!(facts.device_facts(&long.to_ascii_uppercase()), Some(("Model", "OS")));
         assert_eq!(facts.device_facts(&long), Some(("Model", "OS")), "past the stack buffer too");
+        // `ſ` and `ı` upper-case to `S` and `I`, as Exchange compares ids.
+        assert_eq!(inventory.device_facts("\u{17f}ec1a2b3c4d5e6f7"), Some(("SM-S911B", "Android 14.0.0")));
+        assert_eq!(inventory.device_facts("Sec1a2b3c4d5e6f7\u{131}"), None);
+        assert_eq!(device_key("ApplF17\u{131}"), "APPLF17I");
+        assert_eq!(device_key("STRA\u{df}E"), "STRA\u{df}E", "no two-letter upper case");
         // An inventory file keeps them; one without them (older files) has none.
         let again = Inventory::from_json(&inventory.to_json(), "inventory.json").unwrap();
         assert_eq!(again.device_facts("SEC1A2B3C4D5E6F7"), Some(("SM-S911B", "Android 14.0.0")));
