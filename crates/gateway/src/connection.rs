@@ -6,7 +6,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -59,6 +59,10 @@ pub(crate) struct ConnState {
     /// which a later handshake must not be able to outlive (see
     /// `forward::handle`).
     pub(crate) signed_in: AtomicBool,
+    /// The character set the connection's last NTLM NEGOTIATE message
+    /// offered, which Windows reads the AUTHENTICATE message's names in:
+    /// 0 none seen, 1 OEM, 2 Unicode (see `model::ntlm_leg`).
+    pub(crate) ntlm_charset: AtomicU8,
 }
 
 /// Serve one accepted client connection to its end.
@@ -85,6 +89,7 @@ pub(crate) async fn serve_connection<IO>(
         auth_scheme: Mutex::new((exchange::AuthType::Unknown, exchange::AuthType::Unknown)),
         auth_unread: AtomicBool::new(false),
         signed_in: AtomicBool::new(false),
+        ntlm_charset: AtomicU8::new(0),
     });
     let svc_shared = shared.clone();
     let svc_state = state.clone();

@@ -116,7 +116,35 @@ fn decide(
         }
         std::mem::take(&mut *lock(&conn.auth_user))
     } else {
+        // Credentials of another scheme (Basic, Bearer, one nobody reads)
+        // after Exchange may have signed the connection in: judged by what
+        // they name, they must not ride on that sign-in, which Windows keeps
+        // for the connection and a page that does not run their scheme
+        // (Basic is off on EWS and MAPI by default) would serve them as.
+        // On a new upstream connection only they can sign the request in.
+        // A load first: Basic clients send credentials on every request.
+        if authorization.is_some()
+            && conn.signed_in.load(Ordering::Relaxed)
+            && conn.signed_in.swap(false, Ordering::Relaxed)
+        {
+            *lock(&conn.upstream) = None;
+            lock(&conn.drivers).let_go();
+        }
         lock(&conn.auth_user).clone()
+    };
+    // An AUTHENTICATE message is read in the character set the NEGOTIATE
+    // Exchange got offered, as Windows reads it (see `screen::NTLM_CHARSET`);
+    // a NEGOTIATE's is kept once it is sent on (below).
+    // (Not decoded again for a Kerberos ticket, read above as one.)
+    let leg = authorization
+        .filter(|_| connection_auth && lock(&conn.auth_scheme).1 != exchange::AuthType::Kerberos)
+        .and_then(|v| model::ntlm_leg(v.as_bytes()));
+    let charset_refused = match leg {
+        Some((3, unicode)) => match conn.ntlm_charset.load(Ordering::Relaxed) {
+            0 => None,
+            negotiated => ((negotiated == 2) != unicode).then_some(screen::NTLM_CHARSET),
+        },
+        _ => None,
     };
     // No header on a connection Windows may have signed in as someone the
     // gateway did not read: judged as credentials that name nobody.
@@ -151,6 +179,7 @@ fn decide(
         let refused = filled
             .refusal
             .map(Refused::from)
+            .or(charset_refused)
             .or(form_refused)
             .or_else(|| (form_user.is_some() && m.user.is_empty()).then_some(forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
@@ -212,6 +241,10 @@ fn decide(
     if decision.action == Action::Deny {
         let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
         return Handled::Answered { answer: Some(answer::denied(decision.status, decision.substatus, rule, finish)) };
+    }
+    // Only a NEGOTIATE Exchange gets sets the character set it reads in.
+    if let Some((1, unicode)) = leg {
+        conn.ntlm_charset.store(if unicode { 2 } else { 1 }, Ordering::Relaxed);
     }
 
     // Boxed: rare, and `Forward` travels with every request.

@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use exchange::device_information::DeviceInformation;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use policy::device_key;
 
 use crate::lock;
 use crate::rejudge::{DeniedInFlight, Rejudge};
@@ -29,7 +30,8 @@ const MAX_DEVICES: usize = 100_000;
 /// Body bytes read at most: `DeviceInformation` opens the body.
 const MAX_BODY: usize = 16 * 1024;
 
-/// Device id -> (model, OS), as one user's devices said.
+/// Device id (as Exchange compares one, see [`device_key`]) -> (model,
+/// OS), as one user's devices said.
 type Devices = HashMap<String, (String, String)>;
 
 /// User key -> that user's devices, and how many devices in all.
@@ -52,13 +54,14 @@ impl Learned {
             return;
         }
         let users = lock(&self.users);
-        if let Some((model, os)) = users.0.get(m.user.as_str()).and_then(|d| d.get(device)) {
+        if let Some((model, os)) = users.0.get(m.user.as_str()).and_then(|d| d.get(device_key(device).as_ref())) {
             m.activesync.log.device_model.clone_from(model);
             m.activesync.log.device_os.clone_from(os);
         }
     }
 
     fn insert(&self, user: String, device: String, info: DeviceInformation) {
+        let device = device_key(&device).into_owned();
         let mut users = lock(&self.users);
         let (map, count) = &mut *users;
         let known = map.get(&user).is_some_and(|d| d.contains_key(&device));
@@ -71,7 +74,7 @@ impl Learned {
 
     #[cfg(test)]
     fn get(&self, user: &str, device: &str) -> Option<(String, String)> {
-        lock(&self.users).0.get(user).and_then(|d| d.get(device)).cloned()
+        lock(&self.users).0.get(user).and_then(|d| d.get(device_key(device).as_ref())).cloned()
     }
 }
 
@@ -242,10 +245,14 @@ mod tests {
         assert_eq!(learned.get("erin", "NEW1"), None, "not before Exchange answers");
         informed.answered(200);
         assert_eq!(learned.get("erin", "NEW1"), Some(("SM-S911B".into(), "Android 14".into())));
+        assert_eq!(learned.get("erin", "new1"), learned.get("erin", "NEW1"), "its id in any case");
         // A later request of that device gets them; one with its own keeps its own.
         let mut later = provision("erin", "NEW1");
         learned.fill(&mut later, None);
         assert_eq!(later.activesync.log.device_model, "SM-S911B");
+        let mut lower = provision("erin", "new1");
+        learned.fill(&mut lower, None);
+        assert_eq!(lower.activesync.log.device_model, "SM-S911B", "Exchange's partnership, in any case");
         later.activesync.log.device_model = "Other".into();
         learned.fill(&mut later, None);
         assert_eq!(later.activesync.log.device_model, "Other");

@@ -187,14 +187,16 @@ pub enum AuthUser {
     /// An NTLM or Negotiate token that is not plain padded base64 (`TlRM...`
     /// with trailing bytes, a space inside, no padding, a second scheme
     /// after a comma): named nobody here, while Windows' decoder may be as
-    /// lenient as .NET's and read a user from it.
+    /// lenient as .NET's and read a user from it. Or Digest credentials
+    /// whose user IIS may read otherwise (see [`digest_user`]).
     Undecoded,
 }
 
 /// The user an Authorization header names. Basic: the part before the first
 /// `:` (the password is wiped from the decoded buffer). NTLM, or NTLM inside
 /// Negotiate: the AUTHENTICATE (type 3) message's domain and user. Bearer:
-/// the user a JWT's claims name (see [`bearer_user`]).
+/// the user a JWT's claims name (see [`bearer_user`]). Digest: its
+/// `username` (see [`digest_user`]).
 pub fn auth_user(value: &[u8]) -> AuthUser {
     let value = trim(value);
     // Any whitespace ends the scheme, as `AuthType::of_authorization` reads it.
@@ -204,6 +206,13 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
     let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
     if scheme.eq_ignore_ascii_case(b"Bearer") {
         return bearer_user(rest).map_or(AuthUser::Unknown, AuthUser::Named);
+    }
+    if scheme.eq_ignore_ascii_case(b"Digest") {
+        return match digest_user(rest) {
+            Ok(Some(user)) => AuthUser::Named(user),
+            Ok(None) => AuthUser::Unknown,
+            Err(()) => AuthUser::Undecoded,
+        };
     }
     let Ok(mut bytes) = STANDARD.decode(rest) else {
         return if is_connection_auth(scheme) { AuthUser::Undecoded } else { AuthUser::Unknown };
@@ -228,6 +237,81 @@ pub fn auth_user(value: &[u8]) -> AuthUser {
     match user {
         AuthUser::Named(u) if u.is_empty() => AuthUser::Unknown,
         u => u,
+    }
+}
+
+/// The user a Digest header names (RFC 7616 §3.4): its `username`
+/// parameter, a quoted string or a token, in UTF-8. IIS signs that user in
+/// where Digest is on (Exchange's `-DigestAuthentication`), and logs it.
+/// `Err` for what IIS may read otherwise: a quoted name with an escape other
+/// than `\\` (RFC 7616 reads `\b` as `b`, a raw reading keeps the
+/// backslash; `\\` names the same user either way), a `username*` (RFC 8187
+/// encoding) or `userhash=true` (a hash for a name), a name given twice, or
+/// a quote left open.
+fn digest_user(params: &[u8]) -> Result<Option<String>, ()> {
+    let mut rest = params;
+    let mut user: Option<String> = None;
+    loop {
+        rest = rest.trim_ascii_start();
+        while let Some(r) = rest.strip_prefix(b",") {
+            rest = r.trim_ascii_start();
+        }
+        if rest.is_empty() {
+            return Ok(user.filter(|u| !u.is_empty()));
+        }
+        let name_end =
+            rest.iter().position(|&b| b == b'=' || b == b',' || b.is_ascii_whitespace()).unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        rest = rest[name_end..].trim_ascii_start();
+        // Every parameter has a value (RFC 7616 §3.4): anything else (a
+        // second scheme after a comma, say) is not Digest as IIS may read it.
+        let Some(r) = rest.strip_prefix(b"=") else { return Err(()) };
+        rest = r.trim_ascii_start();
+        let value: Vec<u8> = if let Some(r) = rest.strip_prefix(b"\"") {
+            let close = r.iter().position(|&b| b == b'"').ok_or(())?;
+            let quoted = &r[..close];
+            rest = &r[close + 1..];
+            let mut out = Vec::with_capacity(quoted.len());
+            let mut i = 0;
+            while i < quoted.len() {
+                if quoted[i] == b'\\' {
+                    // Only `\\` reads the same escaped and raw (as far as the
+                    // user is concerned: `CONTOSO\\bob` is bob either way).
+                    if quoted.get(i + 1) != Some(&b'\\') {
+                        return Err(());
+                    }
+                    out.push(b'\\');
+                    i += 2;
+                } else {
+                    out.push(quoted[i]);
+                    i += 1;
+                }
+            }
+            out
+        } else {
+            let end = rest.iter().position(|&b| b == b',' || b.is_ascii_whitespace()).unwrap_or(rest.len());
+            let token = rest[..end].to_vec();
+            rest = &rest[end..];
+            token
+        };
+        // A value ends the parameter: a comma or the end must follow (a
+        // quote left open closes at the next parameter's).
+        rest = rest.trim_ascii_start();
+        if !(rest.is_empty() || rest.starts_with(b",")) {
+            return Err(());
+        }
+        if name.eq_ignore_ascii_case(b"username*") {
+            return Err(());
+        }
+        if name.eq_ignore_ascii_case(b"userhash") && value.eq_ignore_ascii_case(b"true") {
+            return Err(());
+        }
+        if name.eq_ignore_ascii_case(b"username") {
+            let value = String::from_utf8(value).map_err(|_| ())?;
+            if user.replace(value).is_some() {
+                return Err(());
+            }
+        }
     }
 }
 
@@ -338,6 +422,31 @@ pub fn negotiated(value: &[u8]) -> exchange::AuthType {
     } else {
         exchange::AuthType::Unknown
     }
+}
+
+/// The leg of an NTLM handshake an NTLM or Negotiate header carries: its
+/// message type (1 NEGOTIATE, 3 AUTHENTICATE) and whether its
+/// NegotiateFlags say Unicode (`NTLMSSP_NEGOTIATE_UNICODE`, MS-NLMP
+/// 2.2.2.5). `None` for any other header or token. An AUTHENTICATE
+/// message's names are in the character set the handshake negotiated
+/// (MS-NLMP 2.2.1.3: Unicode when the NEGOTIATE offered it), which its own
+/// flag need not repeat: `forward::decide` refuses one that does not.
+pub fn ntlm_leg(value: &[u8]) -> Option<(u32, bool)> {
+    let value = trim(value);
+    let sp = value.iter().position(u8::is_ascii_whitespace)?;
+    if !is_connection_auth(&value[..sp]) {
+        return None;
+    }
+    let bytes = STANDARD.decode(trim(&value[sp + 1..])).ok()?;
+    let m = ntlm_message(&bytes)?;
+    let u32_at = |o: usize| m.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let kind = u32_at(8)?;
+    let flags = match kind {
+        1 => u32_at(12)?,
+        3 => u32_at(60)?,
+        _ => return None,
+    };
+    Some((kind, flags & 1 != 0))
 }
 
 /// The scheme of an Authorization header, and for `Negotiate` the
@@ -453,6 +562,8 @@ pub fn fuzz(data: &[u8]) {
     let _ = ntlm_user(data);
     let _ = bearer_user(data);
     let _ = is_connection_auth(data);
+    let _ = ntlm_leg(data);
+    let _ = digest_user(data);
     crate::forms::fuzz(data);
     exchange::url::fuzz(data);
 }
@@ -615,6 +726,44 @@ mod tests {
         assert_eq!(schemes(ntlm.as_bytes()), (Ntlm, Unknown));
         assert_eq!(schemes(b"Negotiate !!!"), (Negotiate, Unknown));
         assert_eq!(schemes(b"Basic eDp5"), (exchange::AuthType::Basic, Unknown));
+    }
+
+    #[test]
+    fn digest_names_its_user_when_it_reads_one_way() {
+        assert_eq!(digest_user(br#"username="jdoe", realm="r", uri="/a,b""#), Ok(Some("jdoe".into())));
+        assert_eq!(digest_user(br#"realm="r",username=jdoe"#), Ok(Some("jdoe".into())));
+        assert_eq!(digest_user(br#"username="CONTOSO\\jdoe""#), Ok(Some(r"CONTOSO\jdoe".into())));
+        assert_eq!(digest_user(br#"realm="r", nonce="n""#), Ok(None));
+        assert_eq!(digest_user(br#"username="""#), Ok(None));
+        for bad in [
+            &br#"username="CONTOSO\jdoe""#[..],
+            br#"username="a\"b""#,
+            br#"username*=UTF-8''jdoe"#,
+            br#"username="x", userhash=TRUE"#,
+            br#"username="a", username="b""#,
+            br#"username="a"b"#,
+            br#"username=a b"#,
+            br#"username"#,
+            br#"username="a", Basic YmFkdXNlcjpwdw=="#,
+            b"username=\"j\xffdoe\"",
+        ] {
+            assert_eq!(digest_user(bad), Err(()), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(auth_user(br#"Digest username="jdoe", realm="r""#), AuthUser::Named("jdoe".into()));
+        assert_eq!(auth_user(br#"digest username="a\b""#), AuthUser::Undecoded);
+    }
+
+    #[test]
+    fn an_ntlm_leg_says_its_type_and_character_set() {
+        use super::tokens::{ntlm_type1, ntlm_type3_raw};
+        let leg = |scheme: &str, m: &[u8]| ntlm_leg(format!("{scheme} {}", STANDARD.encode(m)).as_bytes());
+        assert_eq!(leg("NTLM", &ntlm_type1(0x207)), Some((1, true)));
+        assert_eq!(leg("NTLM", &ntlm_type1(0x202)), Some((1, false)));
+        assert_eq!(leg("Negotiate", &neg_token_resp(&ntlm_type3("CONTOSO", "jdoe"))), Some((3, true)));
+        assert_eq!(leg("NTLM", &ntlm_type3_raw(b"", b"jdoe", 0)), Some((3, false)));
+        assert_eq!(leg("Basic", &ntlm_type1(0x207)), None, "only NTLM and Negotiate carry one");
+        assert_eq!(leg("NTLM", &ntlm_type1(0x207)[..14]), None, "cut before its flags");
+        assert_eq!(ntlm_leg(b"NTLM !!!"), None);
     }
 
     #[test]

@@ -53,6 +53,14 @@ const FORWARDED_BY_UNLISTED: Refused = Refused::new(
     "X-Forwarded-For names a public client from an internal peer that is no --trusted-proxy (a proxy missing from it?)",
 );
 
+/// An NTLM AUTHENTICATE message whose Unicode flag differs from the
+/// NEGOTIATE message before it on the connection: Windows reads its names
+/// in the character set the handshake negotiated (MS-NLMP 2.2.1.3), the
+/// gateway by the flag, and the same bytes are `boss` in one and two CJK
+/// characters in the other.
+pub(crate) const NTLM_CHARSET: Refused =
+    Refused::new(400, "NTLM AUTHENTICATE message in another character set than its handshake negotiated");
+
 /// Headers the policy or the framing reads: one value each, or the request
 /// is refused. A second User-Agent could pass a user-agent rule that read
 /// the first while Exchange reads the other; a second Authorization or Host
@@ -267,8 +275,9 @@ pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), 
 /// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
 /// user rule, while Windows may decode them to a user. So is a user name
 /// Windows reads in its own code page (see [`crate::model::AuthUser::Unreadable`]).
-/// An NTLM or Negotiate token that does not decode is refused too (see
-/// [`crate::model::AuthUser::Undecoded`]), and one with the NTLM
+/// An NTLM or Negotiate token that does not decode is refused too, and
+/// Digest credentials whose user IIS may read otherwise (see
+/// [`crate::model::AuthUser::Undecoded`]), and an NTLM token with the NTLM
 /// signature twice or where SPNEGO does not point (see
 /// [`crate::model::ntlm_ambiguous`]).
 pub fn credentials(
@@ -286,7 +295,7 @@ pub fn credentials(
         return Err(Refused::new(400, "user name in a code page the gateway cannot read"));
     }
     if *auth == crate::model::AuthUser::Undecoded {
-        return Err(Refused::new(400, "NTLM or Negotiate token that does not decode"));
+        return Err(Refused::new(400, "NTLM, Negotiate or Digest credentials that do not decode"));
     }
     let Some(value) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return Ok(()) };
     if crate::model::ntlm_ambiguous(value) {

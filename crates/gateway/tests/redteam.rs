@@ -86,6 +86,25 @@
 //! with a soft hyphen or zero-width mark, which Exchange's culture-sensitive
 //! `StartsWith`/`EndsWith` skip (`ews_block_lists_see_through_characters_of_no_weight`
 //! in crates/policy/tests/evaluate.rs).
+//!
+//! Seventh pass (rt33), held: HTTP/1.0 keep-alive and `Expect:
+//! 100-continue` on a forms sign-in (tested below); `MS-ASProtocolVersion`
+//! against a base64 query's version (no rule reads a version); base64
+//! queries whose lengths lie (refused as undecoded); `;` in the ActiveSync
+//! path (another segment, not the virtual directory); `%u`, double escapes
+//! and overlong UTF-8 (the evasion table). Closed: a rule on a device's
+//! model or OS missed the device when its id came in another letter case
+//! (from the export, and as learnt from its Provision body); credentials of
+//! another scheme (Basic, Bearer, one nobody reads) rode on the NTLM sign-in
+//! Exchange kept for the upstream connection; an NTLM AUTHENTICATE message
+//! flagged in another character set than its NEGOTIATE named one user to
+//! the gateway and another to Windows; Digest's `username` was read as
+//! nobody. Out of scope: EWS `ExchangeImpersonation` (Exchange judges the
+//! account that signs in, as the gateway does); MAPI's `X-ClientApplication`
+//! (no rule reads it; `MAPIBlockOutlookVersions` is refused at import); the
+//! user an RPC bind inside Outlook Anywhere's `RPC_IN_DATA` names (it takes
+//! a second account's credentials; `MAPIBlockOutlookRpcHttp` is Exchange's
+//! control).
 
 mod common;
 
@@ -1548,6 +1567,238 @@ async fn a_command_exchange_lower_cases_to_a_denied_one_is_denied() {
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, post("Sync").as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Seventh pass (rt33): Exchange keeps one partnership per device id in any
+/// letter case (the audit matches an export's ids to the logs' so too), and
+/// judges a device access rule on its model by what that partnership holds;
+/// the gateway looked the model up by the id as sent, so Carol's blocked
+/// SM-S911B in lower case had no model and passed, as did a device whose
+/// model the gateway had learnt from its Provision body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_id_in_another_case_keeps_its_model() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = samsung_block_with_export(up).await;
+        let erin = basic("CONTOSO\\erin", "pw");
+        let post = |cmd: &str, id: &str, body: &[u8]| {
+            let mut raw = format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
+                 HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(body);
+            raw
+        };
+        // Carol's, from the export.
+        for id in ["sec1a2b3c4d5e6f7", "Sec1A2b3C4d5E6f7"] {
+            let raw = format!(
+                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd=Sync&User=cwhite&DeviceId={id}\
+                 &DeviceType=SAMSUNGSMS911B HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{id}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Erin's, learnt from its Provision body (14.1 DeviceInformation).
+        let mut provision = b"\x03\x01\x6a\x00\x00\x0e\x45\x00\x12\x56\x48\x57\x03SM-S911B".to_vec();
+        provision.extend_from_slice(b"\x00\x01\x5a\x03Android 14\x00\x01\x01\x01\x01");
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NewSamsung1", &provision)).await), "200");
+        for id in ["NewSamsung1", "newsamsung1", "NEWSAMSUNG1"] {
+            assert_eq!(status(&send_raw(gw.addr, &post("Sync", id, b"")).await), "403", "{id}");
+        }
+        assert_eq!(mock.seen().len(), 1, "only the Provision");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Seventh pass: after an NTLM sign-in Exchange accepted, a request with an
+/// `Authorization` of another scheme went on the same upstream connection,
+/// judged by what that header named (boss's Basic, or nobody for a scheme
+/// no one reads). Windows keeps the NTLM sign-in for the connection, and a
+/// page that does not run the header's scheme (Basic is off on EWS and MAPI
+/// by default) serves it as that sign-in: mallory, whom the rule denies.
+/// Such a request now goes on a new upstream connection, which holds no
+/// sign-in, so only its own header can sign it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_scheme_after_an_ntlm_sign_in_cannot_borrow_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'no EWS for mallory'\naction = 'deny'\npath = '/EWS'\n\
+                      user = 'mallory'\n";
+        let gw = start_gateway(policy, up).await;
+        let mallory = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "mallory")));
+        for other in [
+            basic("CONTOSO\\boss", "anything"),
+            "Foo bar".to_string(),
+            format!("Bearer {}", jwt(r#"{"upn":"boss@contoso.com"}"#)),
+        ] {
+            let raw = format!(
+                "GET /mapi/emsmdb/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {mallory}\r\n\r\n\
+                 POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {other}\r\nContent-Length: 0\r\n\r\n\
+                 POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let answers = send_raw(gw.addr, raw.as_bytes()).await;
+            // A request without a header after it is still mallory's (the
+            // gateway stays strict; Exchange would see no sign-in there).
+            assert_eq!(statuses(&answers), ["200", "200", "403"], "{other}: {answers}");
+            let conns = upstream_conns(&answers);
+            assert_eq!(conns.len(), 2, "{other}: {answers}");
+            assert_ne!(conns[1], conns[0], "{other}: on mallory's sign-in: {answers}");
+        }
+        // Without the other header, mallory's own sign-in is mallory's.
+        let raw = format!(
+            "GET /mapi/emsmdb/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {mallory}\r\n\r\n\
+             POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "403"]);
+        assert_eq!(mock.seen().len(), 7, "mallory's EWS request never reached Exchange");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Denies boss, and EWS to everyone.
+const NO_BOSS_NOR_EWS: &str = "default = 'allow'\n[[rule]]\nname = 'no boss'\naction = 'deny'\nuser = 'boss'\n\
+                               [[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n";
+
+/// NTLM's NEGOTIATE flags (MS-NLMP 2.2.2.5): Unicode, OEM, and the NTLM bit.
+const NTLM_UNICODE: u32 = 0x1;
+const NTLM_OEM: u32 = 0x2;
+const NTLM_NTLM: u32 = 0x200;
+
+/// Seventh pass: the names of an NTLM AUTHENTICATE message are in the
+/// character set the handshake negotiated (MS-NLMP 2.2.1.3; Samba reads
+/// them so, by its NEGOTIATE's flags), and the gateway read them by the
+/// AUTHENTICATE message's own Unicode flag. After a NEGOTIATE offering OEM
+/// only, an AUTHENTICATE flagged Unicode naming the bytes `boss` was
+/// `潢獳` to the gateway and boss to Windows, who signs boss in with his
+/// own password. Names in another set than the one negotiated are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(NO_BOSS_NOR_EWS, up).await;
+        let leg = |token: &[u8]| {
+            format!("GET /ntlm HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {}\r\n\r\n", B64.encode(token))
+        };
+        let handshake = |negotiate: u32, authenticate: Vec<u8>| {
+            // The last request closes the connection, whatever the second's answer.
+            format!("{}{}", leg(&ntlm_type1(negotiate | NTLM_NTLM)), leg(&authenticate))
+                + "GET /owa/ HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n"
+        };
+        let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        for (negotiate, authenticate, what) in [
+            // OEM negotiated; Unicode claimed: `boss` read as two CJK characters.
+            (NTLM_OEM, ntlm_type3_raw(b"", b"boss", NTLM_UNICODE), "OEM, then Unicode"),
+            // Unicode negotiated; OEM claimed: `b\0o\0s\0s\0` read with NULs.
+            (NTLM_UNICODE | NTLM_OEM, ntlm_type3_raw(b"", &utf16("boss"), 0), "Unicode, then OEM"),
+        ] {
+            let answers = send_raw(gw.addr, handshake(negotiate, authenticate).as_bytes()).await;
+            assert_eq!(statuses(&answers)[..2], ["401", "400"], "{what}: {answers}");
+        }
+        // A NEGOTIATE Exchange never got (denied) does not change the set
+        // Windows reads in: the one before it, which it got, stands.
+        let denied_leg = format!(
+            "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {}\r\n\r\n",
+            B64.encode(ntlm_type1(NTLM_UNICODE | NTLM_NTLM))
+        );
+        let raw = format!(
+            "{}{denied_leg}{}GET /owa/ HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n",
+            leg(&ntlm_type1(NTLM_OEM | NTLM_NTLM)),
+            leg(&ntlm_type3_raw(b"", b"boss", NTLM_UNICODE))
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers)[..3], ["401", "403", "400"], "{answers}");
+        assert_eq!(mock.seen().len(), 3, "only the NEGOTIATE legs");
+        // Each set as negotiated: boss is boss, anyone else passes.
+        for (negotiate, authenticate, want) in [
+            (NTLM_OEM, ntlm_type3_raw(b"", b"boss", 0), "403"),
+            (NTLM_UNICODE | NTLM_OEM, ntlm_type3_raw(b"", &utf16("boss"), NTLM_UNICODE), "403"),
+            (NTLM_OEM, ntlm_type3_raw(b"CORP", b"gooduser", 0), "200"),
+            (NTLM_UNICODE, ntlm_type3("CORP", "gooduser"), "200"),
+        ] {
+            let answers = send_raw(gw.addr, handshake(negotiate, authenticate).as_bytes()).await;
+            assert_eq!(statuses(&answers)[..2], ["401", want], "{answers}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Seventh pass, held: HTTP/1.0 keep-alive is judged request by request as
+/// HTTP/1.1 is, and `Expect: 100-continue` on a forms sign-in still has
+/// its form read and judged before anything reaches Exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_keep_alive_and_expect_continue_are_judged_per_request() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw =
+            start_gateway(&format!("{BAD_USER}[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n"), up).await;
+        let codes = |answers: &str| -> Vec<String> {
+            answers.match_indices("HTTP/1.").map(|(i, _)| answers[i + 9..i + 12].to_string()).collect()
+        };
+        let keep = "Connection: keep-alive\r\n\r\n";
+        let raw = format!(
+            "GET /owa/ HTTP/1.0\r\n{keep}GET /EWS/Exchange.asmx HTTP/1.0\r\n{keep}GET /owa/?last HTTP/1.0\r\n\r\n"
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(codes(&answers), ["200", "403", "200"], "{answers}");
+        let form = "username=baduser&password=pw";
+        let raw = format!(
+            "POST /owa/auth.owa HTTP/1.1\r\nHost: mail\r\nExpect: 100-continue\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(codes(&answers).last().map(String::as_str), Some("403"), "{answers}");
+        let uris: Vec<String> = mock.seen().into_iter().map(|s| s.uri).collect();
+        assert_eq!(uris, ["/owa/", "/owa/?last"]);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Seventh pass: Digest credentials name their user in clear
+/// (`username="baduser"`), and Exchange's cmdlets can turn Digest on for a
+/// virtual directory (`-DigestAuthentication $true`); IIS logs that user,
+/// so simulate judged the sign-in by it, while the gateway read nobody and
+/// passed it by a rule on baduser. A name whose escapes IIS may read
+/// otherwise than RFC 7616 (`\b`), or given as `username*` or hashed, is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_sign_in_is_judged_as_the_user_it_names() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let digest =
+            |user: &str| format!("Digest {user}, realm=\"mail\", nonce=\"n1\", uri=\"/owa/\", response=\"0123abcd\"");
+        for user in [
+            "username=\"baduser\"",
+            "USERNAME = \"BadUser@contoso.com\"",
+            "username=baduser",
+            "username=\"CONTOSO\\\\baduser\"",
+        ] {
+            let answer = send_raw(gw.addr, get(&digest(user)).as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{user}: {answer}");
+        }
+        for user in [
+            "username=\"CONTOSO\\baduser\"",
+            "username*=UTF-8''baduser",
+            "username=\"x\", userhash=true",
+            "username=\"gooduser\", username=\"baduser\"",
+            "username=\"baduser",
+        ] {
+            let answer = send_raw(gw.addr, get(&digest(user)).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{user}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, get(&digest("username=\"gooduser\"")).as_bytes()).await), "200");
         gw.stop().await;
     })
     .await;

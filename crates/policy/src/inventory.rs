@@ -35,6 +35,30 @@ struct InventoryFile {
     devices: Vec<KnownDevice>,
 }
 
+/// A device id as Exchange compares one (`OrdinalIgnoreCase`, letter by
+/// letter upper-cased, where `ſ` is `S` and `ı` is `I`): the key of a
+/// device's model and OS (see [`Inventory::device_facts`]). Borrowed when
+/// it is one already, as nearly every id is.
+pub fn device_key(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.is_ascii() {
+        if id.bytes().any(|b| b.is_ascii_lowercase()) {
+            std::borrow::Cow::Owned(id.to_ascii_uppercase())
+        } else {
+            std::borrow::Cow::Borrowed(id)
+        }
+    } else {
+        // A simple (one-character) upper case, as .NET's: `ß` stays `ß`.
+        let upper = |c: char| {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(one), None) => one,
+                _ => c,
+            }
+        };
+        std::borrow::Cow::Owned(id.chars().map(upper).collect())
+    }
+}
+
 /// The inventory. Lookups take `&str` and do not allocate.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
@@ -98,16 +122,38 @@ impl Inventory {
     }
 
     fn insert_facts(&mut self, device: &str, model: &str, os: &str) {
-        if (!model.is_empty() || !os.is_empty()) && !self.facts.contains_key(device) {
-            self.facts.insert(device.to_string(), (model.to_string(), os.to_string()));
+        let key = device_key(device).into_owned();
+        if (!model.is_empty() || !os.is_empty()) && !self.facts.contains_key(&key) {
+            self.facts.insert(key, (model.to_string(), os.to_string()));
         }
     }
 
-    /// The model and OS a device reported, by its ActiveSync device id.
-    /// Exchange judges a device access rule on DeviceModel or DeviceOS by
-    /// what the partnership holds, and a request does not carry them.
+    /// The model and OS a device reported, by its ActiveSync device id in
+    /// any letter case: Exchange keeps one partnership for `SEC1A2B3` and
+    /// `sec1a2b3` (as `audit` matches an export's ids to the logs'), so a
+    /// client that sends its id in another case is still the device whose
+    /// model a rule blocks. Exchange judges a device access rule on
+    /// DeviceModel or DeviceOS by what the partnership holds, and a request
+    /// does not carry them.
     pub fn device_facts(&self, device_id: &str) -> Option<(&str, &str)> {
-        self.facts.get(device_id).map(|(model, os)| (model.as_str(), os.as_str()))
+        let found = if !device_id.is_ascii() {
+            self.facts.get(device_key(device_id).as_ref())
+        } else if !device_id.bytes().any(|b| b.is_ascii_lowercase()) {
+            self.facts.get(device_id)
+        } else {
+            // Folded on the stack: device ids are short (MS-ASHTTP: up to 32 characters).
+            let mut buf = [0u8; 64];
+            match buf.get_mut(..device_id.len()) {
+                Some(folded) => {
+                    folded.copy_from_slice(device_id.as_bytes());
+                    folded.make_ascii_uppercase();
+                    // ASCII letters changed case only: still UTF-8.
+                    std::str::from_utf8(folded).ok().and_then(|k| self.facts.get(k))
+                }
+                None => self.facts.get(&device_id.to_ascii_uppercase()),
+            }
+        };
+        found.map(|(model, os)| (model.as_str(), os.as_str()))
     }
 
     /// Whether any device has a model or OS.
@@ -269,6 +315,19 @@ mod tests {
         assert_eq!(inventory.device_facts("SEC1A2B3C4D5E6F7"), Some(("SM-S911B", "Android 14.0.0")));
         assert_eq!(inventory.device_facts("ApplF17LTTCGFFG8"), Some(("iPhone15C2", "iOS 17.5.1 21F90")));
         assert_eq!(inventory.device_facts("NOSUCHDEVICE"), None);
+        // In any letter case, as Exchange finds the partnership.
+        assert_eq!(inventory.device_facts("sec1a2b3c4d5e6f7"), Some(("SM-S911B", "Android 14.0.0")));
+        assert_eq!(inventory.device_facts("APPLF17LTTCGFFG8"), Some(("iPhone15C2", "iOS 17.5.1 21F90")));
+        let long = "a".repeat(70);
+        let mut facts = Inventory::facts_only();
+        facts.insert_device_facts(&long, "Model", "OS");
+        assert_eq!(facts.device_facts(&long.to_ascii_uppercase()), Some(("Model", "OS")));
+        assert_eq!(facts.device_facts(&long), Some(("Model", "OS")), "past the stack buffer too");
+        // `ſ` and `ı` upper-case to `S` and `I`, as Exchange compares ids.
+        assert_eq!(inventory.device_facts("\u{17f}ec1a2b3c4d5e6f7"), Some(("SM-S911B", "Android 14.0.0")));
+        assert_eq!(inventory.device_facts("Sec1a2b3c4d5e6f7\u{131}"), None);
+        assert_eq!(device_key("ApplF17\u{131}"), "APPLF17I");
+        assert_eq!(device_key("STRA\u{df}E"), "STRA\u{df}E", "no two-letter upper case");
         // An inventory file keeps them; one without them (older files) has none.
         let again = Inventory::from_json(&inventory.to_json(), "inventory.json").unwrap();
         assert_eq!(again.device_facts("SEC1A2B3C4D5E6F7"), Some(("SM-S911B", "Android 14.0.0")));

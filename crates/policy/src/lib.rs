@@ -57,7 +57,7 @@ pub use blocks::{
 };
 pub use error::PolicyError;
 pub use exchange::text::ews_pattern_matches;
-pub use inventory::{Inventory, KnownDevice};
+pub use inventory::{device_key, Inventory, KnownDevice};
 pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
 pub use pattern::{PatternSyntax, RewriteInput, TextPattern};
 pub use ready::{evaluate, ReadyPolicy, Slot};

@@ -395,6 +395,27 @@ blocked_device_ids = ["STOLEN"]
     assert!(!denied(&p, &ews("Android-Mail/1", "bob")));
 }
 
+/// A device access rule on the model judges a device by what its
+/// partnership holds, whatever the case its id is sent in: Exchange keeps
+/// one partnership for `SEC1A2B3` and `sec1a2b3`. Simulate's facts (from
+/// the logs' `Log=`) and the gateway's (an export) are looked up alike.
+#[test]
+fn a_device_model_rule_holds_for_the_device_id_in_any_case() {
+    let p = common::policy(
+        "[device_access]\n[[device_access.rule]]\ncharacteristic = \"DeviceModel\"\nquery_string = \"SM-S911B\"\naccess_level = \"Block\"\n",
+    );
+    let mut facts = Inventory::facts_only();
+    facts.insert_device_facts("SEC1A2B3C4D5E6F7", "SM-S911B", "Android 14");
+    facts.insert_device_facts("androidc99887766", "Pixel 8", "Android 14");
+    let p = ReadyPolicy::new(p, Some(Arc::new(facts)), Arc::new(Interpreter::builtin())).unwrap();
+    for id in ["SEC1A2B3C4D5E6F7", "sec1a2b3c4d5e6f7", "Sec1A2b3C4d5E6f7"] {
+        assert!(denied(&p, &eas("Sync", id, "SAMSUNGSMS911B", "Android-SAMSUNG-SM-S911B/101", "cwhite")), "{id}");
+    }
+    for id in ["androidc99887766", "ANDROIDC99887766"] {
+        assert!(!denied(&p, &eas("Sync", id, "Android", "Android-Mail/1", "mallory")), "{id}");
+    }
+}
+
 #[test]
 fn ip_restrictions_first_entry_wins_and_most_specific_path_applies() {
     let p = policy(

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 // Each test binary uses a few of these.
 #[allow(unused_imports)]
-pub use tokens::{der, neg_token_init, neg_token_resp, ntlm_type3};
+pub use tokens::{der, neg_token_init, neg_token_resp, ntlm_type1, ntlm_type3, ntlm_type3_raw};
 
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

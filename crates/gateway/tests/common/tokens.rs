@@ -7,18 +7,33 @@
 /// An NTLM AUTHENTICATE message naming `domain\user`, in Unicode.
 pub fn ntlm_type3(domain: &str, user: &str) -> Vec<u8> {
     let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
-    let (d, u) = (utf16(domain), utf16(user));
+    ntlm_type3_raw(&utf16(domain), &utf16(user), 1)
+}
+
+/// An NTLM AUTHENTICATE message with these domain and user bytes and
+/// NegotiateFlags (bit 0: Unicode).
+pub fn ntlm_type3_raw(domain: &[u8], user: &[u8], flags: u32) -> Vec<u8> {
     let mut m = vec![0u8; 72];
     m[..8].copy_from_slice(b"NTLMSSP\0");
     m[8..12].copy_from_slice(&3u32.to_le_bytes());
-    for (o, data) in [(28usize, &d), (36, &u)] {
+    for (o, data) in [(28usize, domain), (36, user)] {
         let off = m.len() as u32;
         m[o..o + 2].copy_from_slice(&(data.len() as u16).to_le_bytes());
         m[o + 2..o + 4].copy_from_slice(&(data.len() as u16).to_le_bytes());
         m[o + 4..o + 8].copy_from_slice(&off.to_le_bytes());
         m.extend_from_slice(data);
     }
-    m[60..64].copy_from_slice(&1u32.to_le_bytes());
+    m[60..64].copy_from_slice(&flags.to_le_bytes());
+    m
+}
+
+/// An NTLM NEGOTIATE message with these NegotiateFlags (bit 0: Unicode,
+/// bit 1: OEM).
+pub fn ntlm_type1(flags: u32) -> Vec<u8> {
+    let mut m = b"NTLMSSP\0".to_vec();
+    m.extend_from_slice(&1u32.to_le_bytes());
+    m.extend_from_slice(&flags.to_le_bytes());
+    m.resize(32, 0);
     m
 }
 
