@@ -141,6 +141,9 @@ pub enum LogFormat {
     NotRead,
 }
 
+/// Why a file is not read when another file given holds the same bytes.
+const COPY: &str = "copy of another file given (the same bytes, read once)";
+
 /// What a scan knows before it reads: each file's format, and the HttpProxy
 /// `RequestId`s when IIS lines are read too.
 pub struct Plan {
@@ -151,16 +154,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Look at each of `paths` (in parallel) for its format, then, when both
+    /// Look at each of `paths` (in parallel) for its format, and for copies
+    /// of an earlier one (read once, see [`w3c::copies`]), then, when both
     /// formats are there, read the `RequestId` of every HttpProxy line.
     pub fn new(paths: &[PathBuf], options: &ScanOptions) -> Result<Plan, w3c::Error> {
         let kinds = paths.par_iter().map(|p| httpproxy::log_kind_file(p)).collect::<Result<Vec<_>, w3c::Error>>()?;
+        let copies = w3c::copies(paths)?;
         let (formats, not_read) = kinds
             .into_iter()
-            .map(|kind| match kind {
-                LogKind::W3c => (LogFormat::W3c, None),
-                LogKind::HttpProxy => (LogFormat::HttpProxy, None),
-                LogKind::Other(what) => (LogFormat::NotRead, Some(what)),
+            .zip(copies)
+            .map(|(kind, copy)| match (kind, copy) {
+                (_, Some(_)) => (LogFormat::NotRead, Some(COPY.into())),
+                (LogKind::W3c, None) => (LogFormat::W3c, None),
+                (LogKind::HttpProxy, None) => (LogFormat::HttpProxy, None),
+                (LogKind::Other(what), None) => (LogFormat::NotRead, Some(what)),
             })
             .unzip();
         let formats: Vec<LogFormat> = formats;

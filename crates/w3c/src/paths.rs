@@ -1,9 +1,10 @@
 //! Expanding command-line paths into the log files to read, with one rule
 //! for links and for what is not a regular file, wherever a path comes from.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, FileType};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -119,6 +120,76 @@ impl Walk<'_> {
 
 /// Fails for what exists but is neither a regular file nor a folder, before
 /// anything opens it: opening a FIFO waits for a writer.
+/// For each of `paths`, the index of an earlier one that holds the same
+/// bytes, if any: a log copied into two folders (a share filled twice, a
+/// backup beside the original) would be counted twice. Files are told apart
+/// by length, then by their first 4 KiB; only those alike in both are
+/// compared whole, so a tree without copies costs a `stat` a file and a
+/// small read for the few of one length. Empty files are no one's copy.
+pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
+    let mut copy_of = vec![None; paths.len()];
+    let mut by_len: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, path) in paths.iter().enumerate() {
+        let len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        if len > 0 {
+            by_len.entry(len).or_default().push(i);
+        }
+    }
+    let mut alike: Vec<Vec<usize>> = by_len.into_values().filter(|group| group.len() > 1).collect();
+    alike.sort_unstable();
+    for group in alike {
+        let mut by_head: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for &i in &group {
+            by_head.entry(head(&paths[i])?).or_default().push(i);
+        }
+        for (_, mut same) in by_head {
+            same.sort_unstable();
+            // Each file against the earlier ones that are no copy themselves.
+            let mut originals: Vec<usize> = Vec::new();
+            for i in same {
+                let mut found = None;
+                for &o in &originals {
+                    if same_bytes(&paths[o], &paths[i])? {
+                        found = Some(o);
+                        break;
+                    }
+                }
+                match found {
+                    Some(o) => copy_of[i] = Some(o),
+                    None => originals.push(i),
+                }
+            }
+        }
+    }
+    Ok(copy_of)
+}
+
+/// The first 4 KiB of `path`.
+fn head(path: &Path) -> Result<Vec<u8>, Error> {
+    let mut head = Vec::with_capacity(4096);
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    file.take(4096).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+    Ok(head)
+}
+
+/// Whether two files hold the same bytes, read side by side.
+fn same_bytes(a: &Path, b: &Path) -> Result<bool, Error> {
+    let open = |p: &Path| fs::File::open(p).map(|f| BufReader::with_capacity(64 << 10, f)).map_err(|e| Error::io(p, e));
+    let (mut ra, mut rb) = (open(a)?, open(b)?);
+    loop {
+        let (da, db) = (ra.fill_buf().map_err(|e| Error::io(a, e))?, rb.fill_buf().map_err(|e| Error::io(b, e))?);
+        let n = da.len().min(db.len());
+        if n == 0 {
+            return Ok(da.is_empty() && db.is_empty());
+        }
+        if da[..n] != db[..n] {
+            return Ok(false);
+        }
+        ra.consume(n);
+        rb.consume(n);
+    }
+}
+
 pub(crate) fn regular_file(path: &Path) -> Result<(), Error> {
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     match special_kind(&meta.file_type()) {

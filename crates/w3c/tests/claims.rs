@@ -250,3 +250,29 @@ fn an_http_sys_error_log_is_counted_not_read_as_requests() {
         assert_eq!((scan.stats.http_error_lines, scan.stats.lines), (31, 1), "chunk size {chunk_size}");
     }
 }
+
+#[test]
+fn copies_are_the_files_with_an_earlier_ones_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..20_000u32).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+    let mut late = big.clone();
+    *late.last_mut().unwrap() = b'!';
+    let files: [(&str, &[u8]); 7] = [
+        ("a.log", &big),
+        ("b.log", &late), // same length and first 4 KiB, differs at the end
+        ("c.log", &big),
+        ("d.log", b""),
+        ("e.log", b""),
+        ("f.log", &late),
+        ("g.log", b"line 0\n"),
+    ];
+    let paths: Vec<_> = files
+        .iter()
+        .map(|(name, bytes)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect();
+    assert_eq!(w3c::copies(&paths).unwrap(), [None, None, Some(0), None, None, Some(1), None]);
+}

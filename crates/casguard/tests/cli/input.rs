@@ -209,3 +209,25 @@ fn a_log_powershell_wrote_in_utf16_reads_as_its_utf8_original() {
 fn workspace_file(path: &str) -> Vec<u8> {
     std::fs::read(crate::util::workspace().join(path)).unwrap()
 }
+
+#[test]
+fn a_log_copied_into_two_folders_is_read_once_and_named() {
+    // A share filled twice: the same log under EX01 and under a backup copy,
+    // beside a log of the same length that differs late in the file.
+    let dir = tempfile::tempdir().unwrap();
+    let body = FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice") + &line("2026-11-02", "10:00:01", "bob");
+    write(&dir.path().join("EX01/W3SVC1/u_ex261102.log"), body.as_bytes());
+    write(&dir.path().join("backup/EX01/W3SVC1/u_ex261102.log"), body.as_bytes());
+    let other = body.replace("10:00:01 10.0.0.2", "10:00:02 10.0.0.2");
+    assert_eq!(other.len(), body.len());
+    write(&dir.path().join("EX02/W3SVC1/u_ex261102.log"), other.as_bytes());
+
+    let out = casguard(&["audit", "-q", "--format", "json", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["requests"].as_u64(), Some(4), "the copy's two lines are not counted again");
+    let err = text(&out.stderr);
+    assert!(err.contains("1 file(s) not read: copy of another file given (the same bytes, read once)"), "{err}");
+    // The copy is the later one in path order.
+    assert!(err.contains("such as") && err.contains("backup/EX01/W3SVC1/u_ex261102.log"), "{err}");
+}
