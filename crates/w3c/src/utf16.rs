@@ -29,17 +29,10 @@ pub fn mark(head: &[u8]) -> Option<ByteOrder> {
 /// Whether the file at `path` starts with a UTF-16 byte-order mark.
 pub fn is_utf16_file(path: &Path) -> io::Result<bool> {
     let mut head = [0u8; 2];
-    let mut file = File::open(path)?;
-    let mut got = 0;
-    while got < 2 {
-        match file.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match crate::lines::fill(&mut File::open(path)?, &mut head) {
+        (_, Some(e)) => Err(e),
+        (got, None) => Ok(got == 2 && mark(&head).is_some()),
     }
-    Ok(got == 2 && mark(&head).is_some())
 }
 
 /// The unit that starts `pair`.
