@@ -34,6 +34,9 @@ pub enum LogKind {
 /// `#Log-type`, or another comma-separated `#Fields`, is another Exchange
 /// log; a first line in NCSA or IIS's own format is no W3C log either.
 pub fn log_kind(head: &[u8]) -> LogKind {
+    if let Some(what) = archive(head) {
+        return LogKind::Other(format!("{what} archive: extract it to read the logs inside").into());
+    }
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let mut log_type: Option<&[u8]> = None;
     for line in head.split(|&b| b == b'\n') {
@@ -71,6 +74,21 @@ pub fn log_kind(head: &[u8]) -> LogKind {
         };
     }
     log_type.map_or(LogKind::W3c, of_log_type)
+}
+
+/// The kind of archive `head` starts, by its magic bytes (a tar's stand at
+/// byte 257, also inside a gzip).
+fn archive(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 6] = [
+        (b"PK\x03\x04", "zip"),
+        (b"7z\xBC\xAF\x27\x1C", "7z"),
+        (b"Rar!\x1A\x07", "RAR"),
+        (b"BZh", "bzip2"),
+        (b"\xFD7zXZ\x00", "xz"),
+        (b"\x28\xB5\x2F\xFD", "zstd"),
+    ];
+    let found = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)).map(|(_, what)| *what);
+    found.or_else(|| head.get(257..262).is_some_and(|m| m == b"ustar").then_some("tar"))
 }
 
 /// True when `head` is an HttpProxy log (see [`log_kind`]).
@@ -227,5 +245,13 @@ mod tests {
         assert_eq!(log_kind(b"2022-01-01 00:01:24 ::1 GET /owa/ a=[08/Apr/2001:17:39:04 - 443\n"), LogKind::W3c);
         assert_eq!(log_kind(b"#Fields: date time cs-uri-stem\r\n1, 2, 3/4/5, 6:7:8\n"), LogKind::W3c);
         assert_eq!(log_kind(b"#Log-type: HttpProxy Logs\r\n"), LogKind::HttpProxy);
+        // Archives, by their magic bytes; a tar's stands at byte 257.
+        assert!(other(b"PK\x03\x04\x14\x00").starts_with("zip archive"));
+        assert!(other(b"7z\xBC\xAF\x27\x1C\x00\x04").starts_with("7z archive"));
+        let mut tar = vec![0u8; 512];
+        tar[..14].copy_from_slice(b"u_ex261102.log");
+        tar[257..263].copy_from_slice(b"ustar\0");
+        assert!(other(&tar).starts_with("tar archive"));
+        assert_eq!(log_kind(b"PK,2026-11-02 00:00:01 10.0.0.5 GET /owa/\n"), LogKind::W3c);
     }
 }

@@ -18,6 +18,17 @@ pub fn is_log_name(name: &OsStr) -> bool {
     ends(b".log") || ends(b".gz")
 }
 
+/// True for names of archives that logs are often kept in (`.zip`, `.7z`,
+/// `.rar`, `.tar`, `.tgz`, `.bz2`, `.xz`, `.zst`), compared case-insensitively:
+/// none is read, but a reader that lists them can say so rather than leave
+/// the logs inside unread without a word.
+pub fn is_archive_name(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    let ends =
+        |suffix: &[u8]| name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+    [&b".zip"[..], b".7z", b".rar", b".tar", b".tgz", b".bz2", b".xz", b".zst"].iter().any(|s| ends(s))
+}
+
 /// Expands files and folders into the log files to read: [`collect_paths_named`]
 /// with the names of [`is_log_name`].
 pub fn collect_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {

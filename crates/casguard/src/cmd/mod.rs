@@ -102,9 +102,16 @@ impl Inputs {
 
     /// The log files of `paths`, a part of the inputs (see [`devices::sort_inputs`]).
     pub fn files_of(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-        let files = w3c::collect_paths(paths)?;
-        if files.is_empty() {
-            anyhow::bail!("no log files (*.log, *.gz) under {}", display_paths(&self.paths));
+        // Archives too, so that the logs inside one are named as not read.
+        let files = w3c::collect_paths_named(paths, |n| w3c::is_log_name(n) || w3c::is_archive_name(n))?;
+        if files.iter().all(|f| f.file_name().is_some_and(w3c::is_archive_name)) {
+            let archives = match files.len() {
+                0 => String::new(),
+                n => {
+                    format!(" ({n} archive(s) there, such as {}: extract them to read their logs)", files[0].display())
+                }
+            };
+            anyhow::bail!("no log files (*.log, *.gz) under {}{archives}", display_paths(&self.paths));
         }
         Ok(files)
     }

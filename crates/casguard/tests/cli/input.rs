@@ -231,3 +231,31 @@ fn a_log_copied_into_two_folders_is_read_once_and_named() {
     // The copy is the later one in path order.
     assert!(err.contains("such as") && err.contains("backup/EX01/W3SVC1/u_ex261102.log"), "{err}");
 }
+
+#[test]
+fn logs_left_in_an_archive_are_named_not_passed_over() {
+    // Older days zipped beside today's log: the audit says what it did not read.
+    let dir = tempfile::tempdir().unwrap();
+    let body = FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice");
+    write(&dir.path().join("W3SVC1/u_ex261102.log"), body.as_bytes());
+    // A zip's local file header (the magic is what tells it).
+    write(&dir.path().join("W3SVC1/october.zip"), b"PK\x03\x04\x14\x00\x00\x00\x08\x00u_ex261001.log");
+    let out = casguard(&["audit", "-q", "--format", "json", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("1 file(s) not read: zip archive: extract it to read the logs inside, such as"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["summary"]["requests"].as_u64(), report["summary"]["malformed"].as_u64()), (Some(1), Some(0)));
+
+    // Archives alone: nothing to read is an error that says where the logs are.
+    let zipped = dir.path().join("W3SVC1/october.zip");
+    let only = tempfile::tempdir().unwrap();
+    write(&only.path().join("october.zip"), &std::fs::read(&zipped).unwrap());
+    let out = casguard(&["audit", "-q", only.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no log files (*.log, *.gz)") && err.contains("1 archive(s) there") && err.contains("october.zip"),
+        "{err}"
+    );
+}
