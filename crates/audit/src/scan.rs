@@ -160,7 +160,7 @@ impl Plan {
     pub fn new(paths: &[PathBuf], options: &ScanOptions) -> Result<Plan, w3c::Error> {
         let kinds = paths.par_iter().map(|p| httpproxy::log_kind_file(p)).collect::<Result<Vec<_>, w3c::Error>>()?;
         let copies = w3c::copies(paths)?;
-        let (formats, not_read) = kinds
+        let (formats, not_read): (Vec<LogFormat>, _) = kinds
             .into_iter()
             .zip(copies)
             .map(|(kind, copy)| match (kind, copy) {
@@ -170,7 +170,6 @@ impl Plan {
                 (LogKind::Other(what), None) => (LogFormat::NotRead, Some(what)),
             })
             .unzip();
-        let formats: Vec<LogFormat> = formats;
         let both = formats.contains(&LogFormat::W3c) && formats.contains(&LogFormat::HttpProxy);
         let join = if both { Some(request_ids(paths, &formats, options)?) } else { None };
         Ok(Plan { formats, not_read, join })
