@@ -136,7 +136,9 @@ impl Walk<'_> {
 /// backup beside the original) would be counted twice. Files are told apart
 /// by length, then by their first 4 KiB; only those alike in both are
 /// compared whole, so a tree without copies costs a `stat` a file and a
-/// small read for the few of one length. Empty files are no one's copy.
+/// small read for the few of one length. Empty files are no one's copy. A
+/// `NAME.gz` given beside `NAME` is the copy when it decompresses to the
+/// same bytes (a log compressed and kept both ways).
 pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
     let mut copy_of = vec![None; paths.len()];
     let mut by_len: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -172,6 +174,16 @@ pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
             }
         }
     }
+    let index: HashMap<&Path, usize> = paths.iter().enumerate().map(|(i, p)| (p.as_path(), i)).collect();
+    for (i, path) in paths.iter().enumerate() {
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+            continue;
+        }
+        let Some(&original) = index.get(path.with_extension("").as_path()) else { continue };
+        if copy_of[i].is_none() && copy_of[original].is_none() && same_decompressed(path, &paths[original])? {
+            copy_of[i] = Some(original);
+        }
+    }
     Ok(copy_of)
 }
 
@@ -185,10 +197,29 @@ fn head(path: &Path) -> Result<Vec<u8>, Error> {
 
 /// Whether two files hold the same bytes, read side by side.
 fn same_bytes(a: &Path, b: &Path) -> Result<bool, Error> {
-    let open = |p: &Path| fs::File::open(p).map(|f| BufReader::with_capacity(64 << 10, f)).map_err(|e| Error::io(p, e));
-    let (mut ra, mut rb) = (open(a)?, open(b)?);
+    same_reads(buffered(a)?, buffered(b)?).map_err(|(second, e)| Error::io(if second { b } else { a }, e))
+}
+
+/// Whether the gzip file `gz` decompresses to the bytes of `plain`; a
+/// damaged gzip is no copy.
+fn same_decompressed(gz: &Path, plain: &Path) -> Result<bool, Error> {
+    let inflated = BufReader::with_capacity(64 << 10, flate2::read::MultiGzDecoder::new(buffered(gz)?));
+    match same_reads(inflated, buffered(plain)?) {
+        Err((false, _)) => Ok(false),
+        Err((true, e)) => Err(Error::io(plain, e)),
+        Ok(same) => Ok(same),
+    }
+}
+
+fn buffered(path: &Path) -> Result<BufReader<fs::File>, Error> {
+    fs::File::open(path).map(|f| BufReader::with_capacity(64 << 10, f)).map_err(|e| Error::io(path, e))
+}
+
+/// Whether two streams hold the same bytes; an error says whether it was the second's.
+fn same_reads(mut a: impl BufRead, mut b: impl BufRead) -> Result<bool, (bool, std::io::Error)> {
     loop {
-        let (da, db) = (ra.fill_buf().map_err(|e| Error::io(a, e))?, rb.fill_buf().map_err(|e| Error::io(b, e))?);
+        let da = a.fill_buf().map_err(|e| (false, e))?;
+        let db = b.fill_buf().map_err(|e| (true, e))?;
         let n = da.len().min(db.len());
         if n == 0 {
             return Ok(da.is_empty() && db.is_empty());
@@ -196,8 +227,8 @@ fn same_bytes(a: &Path, b: &Path) -> Result<bool, Error> {
         if da[..n] != db[..n] {
             return Ok(false);
         }
-        ra.consume(n);
-        rb.consume(n);
+        a.consume(n);
+        b.consume(n);
     }
 }
 

@@ -275,4 +275,31 @@ fn copies_are_the_files_with_an_earlier_ones_bytes() {
         })
         .collect();
     assert_eq!(w3c::copies(&paths).unwrap(), [None, None, Some(0), None, None, Some(1), None]);
+
+    // A log kept both plain and compressed: the `.gz` is the copy, wherever it
+    // sorts; one that decompresses to other bytes, or is damaged, is none.
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let pairs: [(&str, Vec<u8>); 6] = [
+        ("A.LOG.GZ", gzip(&big)),
+        ("A.LOG", big.clone()),
+        ("b.log", big.clone()),
+        ("b.log.gz", gzip(&late)),
+        ("c.log", late.clone()),
+        ("c.log.gz", gzip(&late)[..100].to_vec()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = pairs
+        .iter()
+        .map(|(name, bytes)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect();
+    // A.LOG is A.LOG.GZ's original, and b.log has its bytes.
+    assert_eq!(w3c::copies(&paths).unwrap(), [Some(1), None, Some(1), None, None, None]);
 }
