@@ -574,31 +574,35 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
     .await;
 }
 
+/// Erin's ActiveSync `cmd` from device `id` (a Samsung, by its type), with
+/// `body`: what it learns is Erin's, as her credentials name her (`User=` is
+/// only the client's say-so).
+fn post(cmd: &str, id: &str, body: &[u8]) -> Vec<u8> {
+    let erin = basic("CONTOSO\\erin", "pw");
+    let mut raw = format!(
+        "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
+         HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+/// A WBXML Provision (14.1) whose DeviceInformation (code page 18) gives `model` and Android 14.
+fn provision(model: &str) -> Vec<u8> {
+    let mut b = b"\x03\x01\x6a\x00\x00\x0e\x45\x00\x12\x56\x48\x57\x03".to_vec();
+    b.extend_from_slice(model.as_bytes());
+    b.extend_from_slice(b"\x00\x01\x5a\x03Android 14\x00\x01\x01\x01\x01");
+    b
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
     within(30, async {
         let (mock, up) = start_mock().await;
         let gw = samsung_block_with_export(up).await;
-        // What it learns is Erin's, as her credentials name her (`User=` is only the client's say-so).
-        let erin = basic("CONTOSO\\erin", "pw");
-        let post = |cmd: &str, id: &str, body: &[u8]| {
-            let mut raw = format!(
-                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
-                 HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            raw.extend_from_slice(body);
-            raw
-        };
-        // WBXML Provision (14.1): DeviceInformation's Model and OS (code page 18).
-        let provision = |model: &str| {
-            let mut b = b"\x03\x01\x6a\x00\x00\x0e\x45\x00\x12\x56\x48\x57\x03".to_vec();
-            b.extend_from_slice(model.as_bytes());
-            b.extend_from_slice(b"\x00\x01\x5a\x03Android 14\x00\x01\x01\x01\x01");
-            b
-        };
         // Not in the export: its model is not known yet.
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "200");
         // It says what it is as it provisions (passed on: Exchange judges it too) ...
@@ -1583,18 +1587,6 @@ async fn a_device_id_in_another_case_keeps_its_model() {
     within(30, async {
         let (mock, up) = start_mock().await;
         let gw = samsung_block_with_export(up).await;
-        let erin = basic("CONTOSO\\erin", "pw");
-        let post = |cmd: &str, id: &str, body: &[u8]| {
-            let mut raw = format!(
-                "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
-                 HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            raw.extend_from_slice(body);
-            raw
-        };
         // Carol's, from the export.
         for id in ["sec1a2b3c4d5e6f7", "Sec1A2b3C4d5E6f7"] {
             let raw = format!(
@@ -1605,9 +1597,7 @@ async fn a_device_id_in_another_case_keeps_its_model() {
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         // Erin's, learnt from its Provision body (14.1 DeviceInformation).
-        let mut provision = b"\x03\x01\x6a\x00\x00\x0e\x45\x00\x12\x56\x48\x57\x03SM-S911B".to_vec();
-        provision.extend_from_slice(b"\x00\x01\x5a\x03Android 14\x00\x01\x01\x01\x01");
-        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NewSamsung1", &provision)).await), "200");
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NewSamsung1", &provision("SM-S911B"))).await), "200");
         for id in ["NewSamsung1", "newsamsung1", "NEWSAMSUNG1"] {
             assert_eq!(status(&send_raw(gw.addr, &post("Sync", id, b"")).await), "403", "{id}");
         }

@@ -251,6 +251,16 @@ fn an_http_sys_error_log_is_counted_not_read_as_requests() {
     }
 }
 
+/// Write each `(name, bytes)` into `dir`; their paths, in order.
+fn write_files(dir: &std::path::Path, files: &[(&str, impl AsRef<[u8]>)]) -> Vec<std::path::PathBuf> {
+    let write = |(name, bytes): &(&str, _)| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    files.iter().map(write).collect()
+}
+
 #[test]
 fn copies_are_the_files_with_an_earlier_ones_bytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,14 +276,7 @@ fn copies_are_the_files_with_an_earlier_ones_bytes() {
         ("f.log", &late),
         ("g.log", b"line 0\n"),
     ];
-    let paths: Vec<_> = files
-        .iter()
-        .map(|(name, bytes)| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, bytes).unwrap();
-            path
-        })
-        .collect();
+    let paths = write_files(dir.path(), &files);
     assert_eq!(w3c::copies(&paths).unwrap(), [None, None, Some(0), None, None, Some(1), None]);
 
     // A log kept both plain and compressed: the `.gz` is the copy, wherever it
@@ -292,14 +295,7 @@ fn copies_are_the_files_with_an_earlier_ones_bytes() {
         ("c.log.gz", gzip(&late)[..100].to_vec()),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<_> = pairs
-        .iter()
-        .map(|(name, bytes)| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, bytes).unwrap();
-            path
-        })
-        .collect();
+    let paths = write_files(dir.path(), &pairs);
     // A.LOG is A.LOG.GZ's original, and b.log has its bytes.
     assert_eq!(w3c::copies(&paths).unwrap(), [Some(1), None, Some(1), None, None, None]);
 }
