@@ -7,7 +7,7 @@ use std::path::Path;
 
 use w3c::Error;
 
-use w3c::lines::{after_nuls, FIELDS_DIRECTIVE};
+use w3c::lines::{after_nuls, fill, FIELDS_DIRECTIVE};
 
 /// How much of a file is looked at: the five header lines and a data line.
 const HEAD: usize = 8 << 10;
@@ -163,15 +163,10 @@ pub fn log_kind_file(path: &Path) -> Result<LogKind, Error> {
     let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
     let mut file = File::open(path).map_err(io_err)?;
     let mut head = [0u8; HEAD];
-    let mut got = 0;
-    while got < HEAD {
-        match file.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(e)),
-        }
-    }
+    let got = match fill(&mut file, &mut head) {
+        (_, Some(e)) => return Err(io_err(e)),
+        (got, None) => got,
+    };
     if let Some(order) = w3c::utf16::mark(&head[..got]) {
         let mut text = Vec::with_capacity(HEAD);
         w3c::utf16::Utf16Reader::new(&head[2..got], order).read_to_end(&mut text).map_err(io_err)?;

@@ -12,10 +12,13 @@ use crate::Error;
 /// True for names IIS gives its logs: `*.log`, and `*.gz` for compressed archives
 /// (e.g. `u_ex210101_x.log`, `ex2101.log.gz`), compared case-insensitively.
 pub fn is_log_name(name: &OsStr) -> bool {
+    [&b".log"[..], b".gz"].iter().any(|s| ends_with_ci(name, s))
+}
+
+/// Whether `name` ends with `suffix`, ASCII case ignored.
+fn ends_with_ci(name: &OsStr, suffix: &[u8]) -> bool {
     let name = name.as_encoded_bytes();
-    let ends =
-        |suffix: &[u8]| name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
-    ends(b".log") || ends(b".gz")
+    name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// True for names of archives that logs are often kept in (`.zip`, `.7z`,
@@ -23,10 +26,7 @@ pub fn is_log_name(name: &OsStr) -> bool {
 /// none is read, but a reader that lists them can say so rather than leave
 /// the logs inside unread without a word.
 pub fn is_archive_name(name: &OsStr) -> bool {
-    let name = name.as_encoded_bytes();
-    let ends =
-        |suffix: &[u8]| name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
-    [&b".zip"[..], b".7z", b".rar", b".tar", b".tgz", b".bz2", b".xz", b".zst"].iter().any(|s| ends(s))
+    [&b".zip"[..], b".7z", b".rar", b".tar", b".tgz", b".bz2", b".xz", b".zst"].iter().any(|s| ends_with_ci(name, s))
 }
 
 /// Expands files and folders into the log files to read: [`collect_paths_named`]
@@ -129,8 +129,6 @@ impl Walk<'_> {
     }
 }
 
-/// Fails for what exists but is neither a regular file nor a folder, before
-/// anything opens it: opening a FIFO waits for a writer.
 /// For each of `paths`, the index of an earlier one that holds the same
 /// bytes, if any: a log copied into two folders (a share filled twice, a
 /// backup beside the original) would be counted twice. Files are told apart
@@ -232,6 +230,8 @@ fn same_reads(mut a: impl BufRead, mut b: impl BufRead) -> Result<bool, (bool, s
     }
 }
 
+/// Fails for what exists but is neither a regular file nor a folder, before
+/// anything opens it: opening a FIFO waits for a writer.
 pub(crate) fn regular_file(path: &Path) -> Result<(), Error> {
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     match special_kind(&meta.file_type()) {
