@@ -4,7 +4,6 @@
 //! 10 MB), so files are read in parallel, each in order on one thread.
 
 use std::cell::RefCell;
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
@@ -58,9 +57,8 @@ pub fn scan_reader<R: Read, V: Visitor>(mut reader: R, opts: &ScanOptions, visit
 
 /// Scans one file, plain or gzip (by content, not name), in order.
 pub fn scan_file<V: Visitor>(path: &Path, opts: &ScanOptions, visitor: &mut V) -> Result<FileStats, Error> {
-    let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
-    let file = File::open(path).map_err(io_err)?;
-    let mut stats = scan_reader(file, opts, visitor).map_err(io_err)?;
+    let file = w3c::open_file(path)?;
+    let mut stats = scan_reader(file, opts, visitor).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     stats.path = path.to_path_buf();
     Ok(stats)
 }
@@ -260,5 +258,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("HttpProxy_2023010101-1.LOG"), "{err}");
+    }
+
+    /// Every way of reading a named file refuses a FIFO, as the W3C reader
+    /// does, rather than wait for a writer that never comes.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_before_it_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("HttpProxy_2023011116-1.LOG");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let opts = ScanOptions::default();
+            let _ = tx.send(scan_file(&path, &opts, &mut |_: &Record<'_>| {}).err());
+            let _ = tx.send(crate::log_kind_file(&path).err());
+            let _ = tx.send(crate::tail::at_end(&path).err());
+            let mut at = crate::tail::Position::default();
+            let _ = tx.send(crate::tail::follow(&path, &mut at, &opts, &mut |_: &Record<'_>| {}).err());
+        });
+        for call in ["scan_file", "log_kind_file", "tail::at_end", "tail::follow"] {
+            let err = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap_or_else(|_| panic!("{call} hung"));
+            match err {
+                Some(Error::NotAFile { path, kind }) => assert_eq!((path, kind), (fifo.clone(), "a FIFO"), "{call}"),
+                other => panic!("{call}: {other:?}"),
+            }
+        }
     }
 }

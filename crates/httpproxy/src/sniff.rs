@@ -1,7 +1,6 @@
 //! Telling an HttpProxy log from an IIS W3C log by its first lines, never by
 //! its name: plain or gzip, with or without its header lines.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -161,7 +160,7 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 /// decompressed when it is gzip, decoded when it is UTF-16.
 pub fn log_kind_file(path: &Path) -> Result<LogKind, Error> {
     let io_err = |e| Error::Io { path: path.to_path_buf(), source: e };
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = w3c::open_file(path)?;
     let mut head = [0u8; HEAD];
     let got = match fill(&mut file, &mut head) {
         (_, Some(e)) => return Err(io_err(e)),

@@ -24,7 +24,8 @@ pub fn at_end(path: &Path) -> Result<Position, Error> {
 
 /// Read the complete lines appended to `path` since `at` into `visitor`, and
 /// move `at` past them; a partial last line is left for the next call. A file
-/// gone since it was listed reads as empty. Line numbers count from the file's start.
+/// gone since it was listed reads as empty; what is not a regular file is
+/// refused before it is opened. Line numbers count from the file's start.
 pub fn follow<V: Visitor>(
     path: &Path,
     at: &mut Position,

@@ -230,6 +230,14 @@ fn same_reads(mut a: impl BufRead, mut b: impl BufRead) -> Result<bool, (bool, s
     }
 }
 
+/// Opens the file at `path` to read it, having refused what is neither a
+/// regular file nor a folder ([`Error::NotAFile`]): opening a FIFO waits
+/// for a writer. Every reader of a named log file opens it so.
+pub fn open_file(path: &Path) -> Result<fs::File, Error> {
+    regular_file(path)?;
+    fs::File::open(path).map_err(|e| Error::io(path, e))
+}
+
 /// Fails for what exists but is neither a regular file nor a folder, before
 /// anything opens it: opening a FIFO waits for a writer.
 pub(crate) fn regular_file(path: &Path) -> Result<(), Error> {

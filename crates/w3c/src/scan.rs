@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::fields::Fields;
 use crate::lines::{fill, LineParser};
 use crate::parser::{last_fields_in, FileStats, Parser, ScanOptions, Visitor};
-use crate::paths::regular_file;
+use crate::paths::open_file;
 use crate::stream::{scan_reader, GZIP_MAGIC};
 use crate::Error;
 
@@ -337,8 +337,7 @@ pub(crate) enum Opened {
 /// Open a log file and tell gzip and UTF-16 from plain by their magic bytes.
 pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
     let io_err = |e| Error::io(path, e);
-    regular_file(path)?;
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = open_file(path)?;
     let len = file.metadata().map_err(io_err)?.len();
     let mut magic = [0u8; 2];
     let (got, error) = fill(&mut file, &mut magic);

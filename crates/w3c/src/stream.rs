@@ -1,7 +1,6 @@
 //! Streams (gzip, pipes): decoded on one thread in blocks and parsed on
 //! another, the partial last line of each block rolled over to the next.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc;
@@ -227,8 +226,7 @@ pub fn scan_reader<R: Read + Send, V: Visitor>(
 /// Scans one file in order with one visitor, streamed (plain or gzip, by its
 /// magic bytes): for outputs that keep each file's order.
 pub fn scan_file<V: Visitor>(path: &Path, opts: &ScanOptions, visitor: &mut V) -> Result<FileStats, Error> {
-    crate::paths::regular_file(path)?;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::paths::open_file(path)?;
     let mut stats = scan_reader(file, opts, visitor).map_err(|e| Error::io(path, e))?;
     stats.path = path.to_path_buf();
     Ok(stats)

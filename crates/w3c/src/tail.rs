@@ -109,8 +109,7 @@ impl<F> Position<F> {
     /// `last_fields` finds in force at the end of the complete lines given
     /// to it (a gzip file starts at its start).
     pub fn at_end_with(path: &Path, last_fields: impl FnOnce(&[u8]) -> Option<F>) -> Result<Self, Error> {
-        crate::paths::regular_file(path)?;
-        let id = File::open(path).and_then(|f| f.metadata()).map(|m| FileId::of(&m)).map_err(|e| Error::io(path, e))?;
+        let id = crate::paths::open_file(path)?.metadata().map(|m| FileId::of(&m)).map_err(|e| Error::io(path, e))?;
         let Opened::Mapped(map) = open(path)? else {
             return Ok(Position { id, ..Position::default() });
         };
@@ -126,20 +125,15 @@ impl<F> Position<F> {
 /// move `at` past them; a partial last line is left for the next call. The
 /// file is read from its start when it is not the one `at` was read from:
 /// another identity, shorter than `at.offset`, or other bytes just before it.
-/// A file gone since it was listed reads as empty. Line numbers in the
-/// statistics count from the file's start.
+/// A file gone since it was listed reads as empty; what is not a regular file
+/// is refused before it is opened. Line numbers in the statistics count from
+/// the file's start.
 pub fn follow<V: Visitor>(
     path: &Path,
     at: &mut Position,
     opts: &ScanOptions,
     visitor: &mut V,
 ) -> Result<FileStats, Error> {
-    match crate::paths::regular_file(path) {
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return Ok(FileStats { path: path.into(), ..FileStats::default() })
-        }
-        checked => checked?,
-    };
     follow_with(path, at, opts.default_fields.as_ref(), |fields| Parser::new(visitor, opts, fields))
 }
 
@@ -152,12 +146,12 @@ pub fn follow_with<P: LineParser>(
     parser: impl FnOnce(Option<P::Fields>) -> P,
 ) -> Result<FileStats, Error> {
     let io_err = |e| Error::io(path, e);
-    let mut file = match File::open(path) {
+    let mut file = match crate::paths::open_file(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             return Ok(FileStats { path: path.into(), ..FileStats::default() })
         }
-        Err(e) => return Err(io_err(e)),
+        Err(e) => return Err(e),
     };
     let meta = file.metadata().map_err(io_err)?;
     let (id, len) = (FileId::of(&meta), meta.len());
