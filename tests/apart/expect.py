@@ -162,6 +162,15 @@ def same_user(names, user):
     return user is not None and any(str(n).lower() == user for n in as_list(names))
 
 
+def own_entry(pol, table, entries, user):
+    """The first of `entries` (the `[[table]]`s) naming `user`, and its
+    header line; ({}, None) when none does."""
+    for i, e in enumerate(entries):
+        if same_user(e.get("user"), user):
+            return e, pol.line_of(table, i)
+    return {}, None
+
+
 def path_matches(patterns, stem):
     """[readme-policy][iis-rf] a prefix by whole segments, or a glob; any case."""
     s = stem.lower()
@@ -406,11 +415,9 @@ def mailbox_protocols(pol, req, models):
     mp = doc.get("mailbox_protocols")
     if mp is None or (user is None and not pol.anonymous_as_org):
         return None
-    mine, line = {}, pol.line_of("mailbox_protocols")
-    for i, m in enumerate(mp.get("mailbox", [])):
-        if same_user(m.get("user"), user):
-            mine, line = m, pol.line_of("mailbox_protocols.mailbox", i)
-            break
+    mine, line = own_entry(pol, "mailbox_protocols.mailbox", mp.get("mailbox", []), user)
+    if line is None:
+        line = pol.line_of("mailbox_protocols")
     if proto == "activesync" and mine.get("activesync_enabled") is False:
         return "deny", line, "ActiveSyncEnabled $false"
     if proto == "owa" and mine.get("owa_enabled") is False:
@@ -437,11 +444,7 @@ def ews_access(pol, req, models):
     # no user (an NTLM leg) is answered by IIS's challenge, not by this.
     if ews is not None and proto == "ews" and (user is not None or pol.anonymous_as_org):
         org_line = pol.line_of("ews_access")
-        mine, mine_line = {}, None
-        for i, u in enumerate(ews.get("user", [])):
-            if same_user(u.get("user"), user):
-                mine, mine_line = u, pol.line_of("ews_access.user", i)
-                break
+        mine, mine_line = own_entry(pol, "ews_access.user", ews.get("user", []), user)
 
         def setting(key):
             if mine.get(key) is not None:
