@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use audit::{Report, ReportOptions};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{warn_malformed, write_report, Global, Inputs, ReportArgs, SignInLimits};
+use super::{warn_malformed, Global, Inputs, ReportArgs, SignInLimits};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -56,9 +56,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         let catalog = interpreter.catalog();
         report.partnerships = Some(audit::partnerships::build(&sorted.exports, &aggregate, catalog, args.stale_days));
     }
-    write_report(
-        args.report.format,
-        args.report.out.as_ref(),
+    args.report.write(
         global,
         &report,
         |dir| audit::csv_out::write_all(&report, &aggregate, dir),

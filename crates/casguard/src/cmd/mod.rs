@@ -218,34 +218,36 @@ pub struct ReportArgs {
     pub strict: bool,
 }
 
-/// Write `report` in `format`: CSV files into the `--out` folder (each
-/// named on stderr unless quiet) by `csv`, else the text `table`, `html` or
-/// serde's JSON makes, to `--out` or stdout. (`Format::check_out` has
-/// checked `--out`.)
-pub fn write_report<R: serde::Serialize>(
-    format: Format,
-    out: Option<&PathBuf>,
-    global: &Global,
-    report: &R,
-    csv: impl FnOnce(&Path) -> Result<Vec<PathBuf>, ::audit::csv_out::CsvError>,
-    table: impl FnOnce() -> String,
-    html: impl FnOnce() -> String,
-) -> anyhow::Result<()> {
-    let text = match format {
-        Format::Csv => {
-            let dir = out.expect("--format csv needs --out, checked before the scan");
-            for path in csv(dir)? {
-                if !global.quiet {
-                    eprintln!("wrote {}", path.display());
+impl ReportArgs {
+    /// Write `report` in `--format`: CSV files into the `--out` folder (each
+    /// named on stderr unless quiet) by `csv`, else the text `table`, `html`
+    /// or serde's JSON makes, to `--out` or stdout. (`Format::check_out` has
+    /// checked `--out`.)
+    pub fn write<R: serde::Serialize>(
+        &self,
+        global: &Global,
+        report: &R,
+        csv: impl FnOnce(&Path) -> Result<Vec<PathBuf>, ::audit::csv_out::CsvError>,
+        table: impl FnOnce() -> String,
+        html: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        let out = self.out.as_ref();
+        let text = match self.format {
+            Format::Csv => {
+                let dir = out.expect("--format csv needs --out, checked before the scan");
+                for path in csv(dir)? {
+                    if !global.quiet {
+                        eprintln!("wrote {}", path.display());
+                    }
                 }
+                return Ok(());
             }
-            return Ok(());
-        }
-        Format::Table => table(),
-        Format::Html => html(),
-        Format::Json => return emit_bytes(out, &pretty_json(report)?),
-    };
-    emit(out, &text)
+            Format::Table => table(),
+            Format::Html => html(),
+            Format::Json => return emit_bytes(out, &pretty_json(report)?),
+        };
+        emit(out, &text)
+    }
 }
 
 /// `value` as `serde_json::to_string_pretty` writes it, and a newline: the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use audit::posture::{Posture, PostureReport};
 use policy::{Inventory, Policy, ReadyPolicy};
 
-use super::{scan_against, write_report, Global, Inputs, ReportArgs};
+use super::{scan_against, Global, Inputs, ReportArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -43,9 +43,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let (posture, stats) =
         scan_against(&files, &options, policy.interpreter(), &policy, global, args.report.strict, Posture::merge)?;
     let report = PostureReport::build(&posture, &policy, &stats);
-    write_report(
-        args.report.format,
-        args.report.out.as_ref(),
+    args.report.write(
         global,
         &report,
         |dir| audit::csv_out::write_posture(&report, dir),

@@ -12,7 +12,7 @@ use audit::simulate::{
 use policy::{Inventory, Policy, ReadyPolicy};
 
 use super::devices::{sort_inputs, DeviceArgs};
-use super::{parse_time, scan_against, write_report, Format, Global, Inputs, ReportArgs};
+use super::{parse_time, scan_against, Format, Global, Inputs, ReportArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -114,9 +114,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
              and from a new device's Provision or Settings body"
         ));
     }
-    write_report(
-        args.report.format,
-        args.report.out.as_ref(),
+    args.report.write(
         global,
         &report,
         |dir| audit::csv_out::write_simulation(&report, dir),
@@ -148,9 +146,7 @@ fn run_change(
             report.summary.newly_allowed_requests, report.summary.newly_allowed_users, report.baseline
         );
     }
-    write_report(
-        args.report.format,
-        args.report.out.as_ref(),
+    args.report.write(
         global,
         &report,
         |dir| audit::csv_out::write_change(&report, dir),

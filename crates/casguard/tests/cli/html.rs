@@ -54,6 +54,19 @@ fn checked_page(args: &[&str], page: &Path, logs: &str) -> (String, Value) {
     (html, data)
 }
 
+/// `casguard COMMAND --policy POLICY` (an example policy) over
+/// `logs_with_injection`: the checked page, the data it embeds, and the JSON
+/// report of the same run.
+fn policy_page(command: &str, policy: &str) -> (String, Value, Value) {
+    let dir = logs_with_injection();
+    let page = dir.path().join(format!("{command}.html"));
+    let logs = dir.path().to_str().unwrap();
+    let policy = example(policy);
+    let (html, data) = checked_page(&[command, "--policy", &policy], &page, logs);
+    let json = json(&[command, "--policy", &policy, "--format", "json", logs]);
+    (html, data, json)
+}
+
 /// What must hold for any report page, whatever the logs said.
 fn assert_self_contained(html: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -99,13 +112,7 @@ fn audit_html_is_self_contained_and_keeps_log_text_as_text() {
 
 #[test]
 fn simulate_html_shows_rules_and_backdoors() {
-    let dir = logs_with_injection();
-    let page = dir.path().join("sim.html");
-    let logs = dir.path().to_str().unwrap();
-    let policy = example("ews-allow-outlook-only.toml");
-    let policy = policy.as_str();
-    let (html, data) = checked_page(&["simulate", "--policy", policy], &page, logs);
-    let json = json(&["simulate", "--policy", policy, "--format", "json", logs]);
+    let (html, data, json) = policy_page("simulate", "ews-allow-outlook-only.toml");
     assert_eq!(data["summary"], json["summary"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
     assert!(json["summary"]["denied_requests"].as_u64().unwrap() > 0);
@@ -117,13 +124,7 @@ fn simulate_html_shows_rules_and_backdoors() {
 
 #[test]
 fn posture_html_is_the_json_report_as_a_matrix() {
-    let dir = logs_with_injection();
-    let page = dir.path().join("posture.html");
-    let logs = dir.path().to_str().unwrap();
-    let policy = example("outlook-mobile-lockdown.toml");
-    let policy = policy.as_str();
-    let (html, data) = checked_page(&["posture", "--policy", policy], &page, logs);
-    let json = json(&["posture", "--policy", policy, "--format", "json", logs]);
+    let (html, data, json) = policy_page("posture", "outlook-mobile-lockdown.toml");
     assert_eq!(data["users"], json["users"]);
     assert_eq!(data["backdoors"], json["backdoors"]);
     assert!(html.contains("id=\"posture-matrix\""));
