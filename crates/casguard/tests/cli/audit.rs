@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use casguard_loggen::{GzipMode, Profile, Truth};
 use serde_json::Value;
 
-use crate::util::{audit_json, casguard, counts, finding_users, generated, source_networks, workspace};
+use crate::util::{audit_json, casguard, counts, finding_users, generated, refused, source_networks, workspace};
 
 pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     let s = &report["summary"];
@@ -197,9 +197,7 @@ fn backend_heavy_logs_agree_with_truth_at_one_thread_and_two() {
 fn strict_makes_malformed_lines_an_error_naming_file_and_line() {
     let (dir, truth) = generated(|o| o.seed = 2);
     assert!(truth.summary.malformed > 0);
-    let out = casguard(&["audit", "--strict", dir.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(casguard(&["audit", "--strict", dir.path().to_str().unwrap()]));
     assert!(stderr.contains(".log:") && stderr.contains("field-count"), "{stderr}");
 }
 
@@ -321,9 +319,8 @@ fn fields_option_reads_a_file_whose_header_was_cut_off() {
     }
 
     // Names that give casguard nothing to read are refused.
-    let out = casguard(&["audit", "--fields", "foo bar", headless]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("names none of the columns"));
+    let stderr = refused(casguard(&["audit", "--fields", "foo bar", headless]));
+    assert!(stderr.contains("names none of the columns"), "{stderr}");
 }
 
 /// IIS's default columns, as written out in the reference notes.
@@ -334,9 +331,7 @@ fn w3c_default() -> &'static str {
 
 #[test]
 fn missing_path_is_an_error() {
-    let out = casguard(&["audit", "/nonexistent/casguard-logs"]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(casguard(&["audit", "/nonexistent/casguard-logs"]));
     assert!(stderr.contains("/nonexistent/casguard-logs"), "{stderr}");
     // The cause once, not once from the error and again from its source.
     assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
@@ -372,8 +367,6 @@ fn a_bad_ranges_file_is_an_error_naming_it() {
     let (dir, _) = generated(|o| o.seed = 6);
     let ranges = dir.path().join("bad-ranges.txt");
     std::fs::write(&ranges, "203.0.113.0/33 nowhere\n").unwrap();
-    let out = casguard(&["audit", "--ranges", ranges.to_str().unwrap(), dir.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(casguard(&["audit", "--ranges", ranges.to_str().unwrap(), dir.path().to_str().unwrap()]));
     assert!(stderr.contains("bad-ranges.txt"), "{stderr}");
 }

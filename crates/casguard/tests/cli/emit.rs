@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::util::{casguard, example, text};
+use crate::util::{casguard, example, refused, text};
 
 #[test]
 fn policy_check_prints_numbered_rules() {
@@ -23,9 +23,7 @@ fn policy_check_reports_file_and_line_and_exits_2() {
     let f = dir.path().join("bad.toml");
     std::fs::write(&f, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nclient = \"outlook-mobiel\"\n")
         .unwrap();
-    let out = casguard(&["policy", "check", f.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let e = text(&out.stderr);
+    let e = refused(casguard(&["policy", "check", f.to_str().unwrap()]));
     assert!(e.contains(&format!("{}:5: unknown client id 'outlook-mobiel'", f.display())), "{e}");
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use casguard_loggen::{GzipMode, Truth};
 use serde_json::Value;
 
-use crate::util::{casguard, counts, example, finding_users, json, ok, python_with, skip, workspace};
+use crate::util::{casguard, counts, example, finding_users, json, ok, python_with, refused, skip, workspace};
 
 /// Generated logs in `logs/` of a fresh folder, beside which the export goes.
 fn generated(seed: u64) -> (tempfile::TempDir, Truth) {
@@ -80,8 +80,7 @@ fn parquet_counts_in_duckdb_match_the_audit() {
     assert_eq!(db["ews_non_outlook_users"], serde_json::json!(finding_users(&report, "ews-non-outlook")));
 
     // A second export into the same folder would mix data: refused.
-    let again = casguard(&["-q", "export", "--format", "parquet", "--out", out.to_str().unwrap(), logs]);
-    assert_eq!(again.status.code(), Some(2));
+    refused(casguard(&["-q", "export", "--format", "parquet", "--out", out.to_str().unwrap(), logs]));
 }
 
 #[test]
@@ -208,8 +207,6 @@ fn jsonl_streams_one_ecs_event_per_request_and_no_credentials() {
 #[test]
 fn a_write_error_stops_the_export_and_names_its_cause() {
     let logs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/logs");
-    let out = casguard(&["export", "--quiet", "--format", "jsonl", "--out", "/dev/full", logs]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(casguard(&["export", "--quiet", "--format", "jsonl", "--out", "/dev/full", logs]));
     assert!(stderr.contains("cannot write /dev/full: No space left on device"), "{stderr}");
 }

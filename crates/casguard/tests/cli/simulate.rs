@@ -7,7 +7,7 @@ use std::path::Path;
 use casguard_loggen::Truth;
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, inventory_build, simulate, strings, workspace};
+use crate::util::{casguard, example, generated, inventory_build, refused, simulate, strings, workspace};
 
 fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
     generated(|o| o.seed = seed)
@@ -83,9 +83,7 @@ fn block_new_outlook_devices_spares_devices_known_at_the_cut_over() {
 fn a_device_rule_without_a_cut_over_is_an_error_naming_the_line() {
     let (dir, _) = logs(25);
     let policy = example("block-new-outlook-devices.toml");
-    let out = casguard(&["simulate", "--policy", &policy, dir.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(casguard(&["simulate", "--policy", &policy, dir.path().to_str().unwrap()]));
     assert!(stderr.contains("block-new-outlook-devices.toml:") && stderr.contains("--known-before"), "{stderr}");
 }
 

@@ -24,6 +24,14 @@ pub fn ok(out: Output) -> Output {
     out
 }
 
+/// What casguard printed on stderr, after checking that it refused to run
+/// (exit code 2).
+pub fn refused(out: Output) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 /// The JSON that a successful run prints.
 pub fn json(args: &[&str]) -> Value {
     serde_json::from_slice(&ok(casguard(args)).stdout).expect("JSON output")
