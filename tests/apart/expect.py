@@ -171,6 +171,14 @@ def own_entry(pol, table, entries, user):
     return {}, None
 
 
+def own_or_org(key, mine, mine_line, org, org_line):
+    """A mailbox's own setting when it has one ($null is none), else the
+    organisation's, with the line of the table it came from."""
+    if mine.get(key) is not None:
+        return mine[key], mine_line
+    return org.get(key), org_line
+
+
 def path_matches(patterns, stem):
     """[readme-policy][iis-rf] a prefix by whole segments, or a glob; any case."""
     s = stem.lower()
@@ -425,9 +433,7 @@ def mailbox_protocols(pol, req, models):
     if proto in ("mapi", "rpc") and mine.get("mapi_enabled") is False:
         return "deny", line, "MAPIEnabled $false"
     if proto == "mapi":
-        http, where = mine.get("mapi_http_enabled"), line
-        if http is None:
-            http, where = mp.get("mapi_http_enabled"), pol.line_of("mailbox_protocols")
+        http, where = own_or_org("mapi_http_enabled", mine, line, mp, pol.line_of("mailbox_protocols"))
         if http is False:
             return "deny", where, "MapiHttpEnabled $false"
     if proto == "rpc" and mine.get("mapi_block_outlook_rpc_http") is True:
@@ -447,9 +453,7 @@ def ews_access(pol, req, models):
         mine, mine_line = own_entry(pol, "ews_access.user", ews.get("user", []), user)
 
         def setting(key):
-            if mine.get(key) is not None:
-                return mine[key], mine_line
-            return ews.get(key), org_line
+            return own_or_org(key, mine, mine_line, ews, org_line)
 
         enabled, line = setting("ews_enabled")
         if enabled is None:
