@@ -248,8 +248,7 @@ pub fn poll(
 /// What `path` is, or why it is not followed: [`tail`](w3c::tail) follows
 /// bytes of UTF-8, and UTF-16 is only ever what an admin's PowerShell made.
 fn utf16_or_kind(path: &Path) -> Result<LogKind, w3c::Error> {
-    let io = |source| w3c::Error::Io { path: path.to_path_buf(), source };
-    if w3c::utf16::is_utf16_file(path).map_err(io)? {
+    if w3c::utf16::is_utf16_file(path)? {
         let why = "UTF-16 text (as Windows PowerShell's Out-File and > write it), which watch does not follow (audit reads it)";
         return Ok(LogKind::Other(why.into()));
     }

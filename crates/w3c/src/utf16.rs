@@ -4,7 +4,6 @@
 //! never write it. Decoded as a stream, so memory stays bounded; an unpaired
 //! surrogate reads as U+FFFD, as any bad byte of a UTF-8 log does.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -26,11 +25,12 @@ pub fn mark(head: &[u8]) -> Option<ByteOrder> {
     }
 }
 
-/// Whether the file at `path` starts with a UTF-16 byte-order mark.
-pub fn is_utf16_file(path: &Path) -> io::Result<bool> {
+/// Whether the file at `path` starts with a UTF-16 byte-order mark (what
+/// is not a regular file is refused, as [`crate::open_file`] does).
+pub fn is_utf16_file(path: &Path) -> Result<bool, crate::Error> {
     let mut head = [0u8; 2];
-    match crate::lines::fill(&mut File::open(path)?, &mut head) {
-        (_, Some(e)) => Err(e),
+    match crate::lines::fill(&mut crate::open_file(path)?, &mut head) {
+        (_, Some(e)) => Err(crate::Error::io(path, e)),
         (got, None) => Ok(got == 2 && mark(&head).is_some()),
     }
 }

@@ -224,6 +224,8 @@ fn a_fifo_is_refused_by_name_and_never_hangs() {
         w3c::tail::follow(&f, &mut Default::default(), &ScanOptions::default(), &mut |_: &Record<'_>| {})
     });
     assert_eq!(refused(err.unwrap_err()), fifo);
+    let f = fifo.clone();
+    assert_eq!(refused(within_seconds(move || w3c::utf16::is_utf16_file(&f).unwrap_err())), fifo);
 }
 
 #[test]
