@@ -407,6 +407,27 @@ fn httpproxy_anchor_naming_a_backend_path_is_proxylogon_not_a_person() {
     assert_eq!(f["outcome"], "failed", "500: the status is the outcome");
     assert_eq!(f["source"]["ip"], "203.0.113.9");
 
+    // Its IIS line (ours: the cookie is not logged there, and the front end
+    // appends `cafeReqId`, the HttpProxy `RequestId`) is an anonymous
+    // request of a .js file alone; beside the HttpProxy line, the same attack.
+    let iis = "#Software: Microsoft Internet Information Services 10.0\n#Fields: date time s-ip cs-method cs-uri-stem \
+               cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status \
+               time-taken\n2021-03-07 15:04:04 10.0.0.5 GET /owa/auth/x.js \
+               &CorrelationID=<empty>;&cafeReqId=1a51fb75-2f6f-4a40-8129-ff80098494a0; 443 - 203.0.113.9 \
+               Mozilla/5.0+(Macintosh;+Intel+Mac+OS+X+10_13_6)+AppleWebKit/537.36+(KHTML,+like+Gecko)+\
+               Chrome/69.0.3497.81+Safari/537.36 - 500 0 0 382\n";
+    let iis_log = dir.path().join("u_ex210307.log");
+    std::fs::write(&iis_log, iis).unwrap();
+    let alone = audit(&[iis_log.to_str().unwrap()], &[]);
+    assert_eq!((alone["summary"]["requests"].as_u64(), alone["summary"]["attacks"].as_u64()), (Some(1), Some(0)));
+    let both = audit(&[dir.path().to_str().unwrap()], &[]);
+    let s = &both["summary"];
+    assert_eq!(
+        (s["requests"].as_u64(), s["iis_duplicates"].as_u64(), s["attacks"].as_u64()),
+        (Some(0), Some(1), Some(1))
+    );
+    assert_eq!(only_finding(&both)["rule"], "proxylogon");
+
     // The same line with the anchor of a signed-in person's request stays a person's.
     let person = row.iter().enumerate().map(|(i, v)| if i == 15 { "ServerInfo~EX01.contoso.com" } else { v });
     std::fs::write(&log, format!("{}\n{}\n", header.join("\n"), person.collect::<Vec<_>>().join(","))).unwrap();
