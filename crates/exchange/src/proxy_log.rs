@@ -21,6 +21,8 @@ impl Interpreter {
     /// [`interpret`](Interpreter::interpret) them. The user is
     /// `AuthenticatedUser`, else the ActiveSync `User=` parameter, else an
     /// `AnchorMailbox` that names an address (`Smtp~`, `LiveIdMemberName~`).
+    /// An `AnchorMailbox` that names a back end and a path is ProxyLogon's
+    /// route ([`Request::backend_named`]): the line is an attack.
     pub fn read_proxy_record(&self, record: &Record<'_>, req: &mut Request) {
         req.clear();
         req.source = Source::HttpProxy;
@@ -63,6 +65,7 @@ impl Interpreter {
         req.auth = record.get(Field::AuthenticationType).map_or(AuthType::Unknown, AuthType::from_name);
         req.status = record.get(Field::HttpStatus).and_then(parse_u16).unwrap_or(0);
         req.peer_ip = record.get(Field::ClientIpAddress).and_then(parse_address);
+        req.backend_named = record.get(Field::AnchorMailbox).is_some_and(url::anchor_names_a_backend);
         self.interpret(req);
         if req.user.is_empty() {
             // Rare: no user from the two sources before it; a typed hint may name one.
@@ -154,6 +157,35 @@ Sid~S-1-5-21-1,Outlook-iOS-Android/1.0,52.96.16.37:49660,403,OPTIONS\r\n",
         assert_eq!((reqs[2].user.as_str(), reqs[2].auth), ("", AuthType::Fba));
         assert_eq!(reqs[2].peer_ip, Some("fe80::1".parse().unwrap()));
         assert_eq!(reqs[3].traffic, Traffic::Probe, "a health mailbox in the anchor is a probe");
+    }
+
+    /// ProxyLogon in HttpProxy logs: the published line of Neo23x0/signature-base
+    /// pull request 125 (redacted there; its values here in this header's
+    /// columns) and HelseCERT's anchors, against anchors people's requests carry.
+    #[test]
+    fn an_anchor_that_names_a_backend_and_a_path_is_proxylogon() {
+        let reqs = read(
+            "2021-03-07T15:04:04.546Z,1a51fb75-2f6f-4a40-8129-ff80098494a0,/owa/auth/x.js,,FBA,false,,\
+ServerInfo~localhost/ecp/default.flt?,Mozilla/5.0 (Macintosh; Intel Mac OS X 10_13_6) AppleWebKit/537.36 (KHTML  like Gecko) Chrome/69.0.3497.81 Safari/537.36,203.0.113.9,500,GET\r\n\
+2021-03-05T03:06:27Z,b,/ecp/y.js,,,false,,ServerInfo~a]@EX01.contoso.com:444/autodiscover/autodiscover.xml?#,ExchangeServicesClient/0.0.0.0,203.0.113.9,200,POST\r\n\
+2021-03-05T03:06:28Z,c,/ecp/y.js,,,false,,SERVERINFO~a]@EX01.contoso.com:444\\mapi\\emsmdb?#,python-requests/2.25.1,203.0.113.9,200,POST\r\n\
+2021-03-05T03:06:29Z,d,/owa/,,FBA,true,CONTOSO\\ann,ServerInfo~EX01.contoso.com,Mozilla/5.0,203.0.113.10,200,GET\r\n\
+2021-03-05T03:06:30Z,e,/mapi/emsmdb/,?MailboxId=x@contoso.com,Negotiate,true,CONTOSO\\bob,MailboxGuidWithDomain~x@contoso.com,Microsoft Office/16.0,10.0.0.2,200,POST\r\n",
+        );
+        for r in &reqs[..3] {
+            assert!(r.backend_named, "{}", r.stem);
+            assert_eq!((r.traffic, r.attack.map(|a| a.rule)), (Traffic::Attack, Some("proxylogon")), "{}", r.stem);
+            assert_eq!(r.client, crate::catalog::ClientId::UNKNOWN, "an attack names no client");
+        }
+        assert_eq!((reqs[0].protocol, reqs[0].status), (Protocol::Owa, 500));
+        for r in &reqs[3..] {
+            assert!(!r.backend_named && r.attack.is_none(), "{} {}", r.stem, r.username);
+            assert_eq!(r.traffic, Traffic::Person);
+        }
+        // The next line read starts clean.
+        let mut req = reqs[0].clone();
+        req.clear();
+        assert!(!req.backend_named);
     }
 
     #[test]

@@ -417,6 +417,14 @@ pub struct Request {
     pub traffic: Traffic,
     /// The detection rule when `traffic` is `Attack`.
     pub attack: Option<Detection>,
+    /// The request named a back end and a path for the front end to proxy
+    /// to: ProxyLogon's server-side request forgery (CVE-2021-26855). Its
+    /// cookie is not logged; an HttpProxy line keeps the route the front end
+    /// took from it, an `AnchorMailbox` of `ServerInfo~<host>/<path>` (see
+    /// [`crate::url::anchor_names_a_backend`]). The gateway refuses such a
+    /// cookie before making a request ([`crate::url::cookie_names_a_backend`]),
+    /// so only the HttpProxy reader sets it.
+    pub backend_named: bool,
 }
 
 impl Request {
@@ -449,6 +457,7 @@ impl Request {
         self.attack_claims = ClientId::default();
         self.traffic = Traffic::Person;
         self.attack = None;
+        self.backend_named = false;
     }
 
     /// The query the client sent, which IIS request filtering scanned and

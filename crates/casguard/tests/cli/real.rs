@@ -14,8 +14,8 @@ fn sample(name: &str) -> String {
     workspace().join("tests/data/iis").join(name).display().to_string()
 }
 
-/// The samples of this module: people only.
-const PEOPLE_SAMPLES: [&str; 7] = [
+/// The samples of this module that hold people only.
+const PEOPLE_SAMPLES: [&str; 8] = [
     "plaso-iis7-owa.log",
     "msqa-1248327-outlook-autodiscover-challenge-then-200.log",
     "msqa-430572-eas-front-end-no-log.log",
@@ -23,6 +23,7 @@ const PEOPLE_SAMPLES: [&str; 7] = [
     "msqa-228014-owa-sign-in-errorfe.log",
     "msqa-1022693-mac-outlook-ews-401.log",
     "kb2832198-outlook-anywhere-503.log",
+    "crowdsec-2063-autodiscover-1326-behind-proxy.log",
 ];
 
 fn tally(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -307,4 +308,129 @@ fn headerless_backend_ping_lines_need_fields_and_then_are_one_person() {
         got,
         vec![("ios-mail".to_string(), 1, from("23.12.22.38")), ("ios-mail".to_string(), 1, from("9.9.5.1"))]
     );
+}
+
+/// The one finding of a report.
+fn only_finding(report: &Value) -> &Value {
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    &findings[0]
+}
+
+/// A real ProxyShell run (Nextron's APTSimulator, from its lab): Exchange's
+/// back-end PowerShell reached through `autodiscover.json` with an
+/// `X-Rps-CAT` token, by pypsrp (`Python PSRP Client`), and answered 200.
+/// An attack that got through, from the address that sent it, and no
+/// person: no user, no client, no device.
+#[test]
+fn proxyshell_powershell_that_got_through_is_an_attack_and_no_person() {
+    let file = sample("aptsimulator-proxyshell-powershell.log");
+    let report = audit(&[&file], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(1), Some(0), Some(0)));
+    assert_eq!((s["attacks"].as_u64(), s["exploit_attempts"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(counts(&s["attack_kinds"]), tally(&[("exploit", 1)]));
+    assert_eq!((s["users"].as_u64(), s["failed_sign_ins"].as_u64()), (Some(0), Some(0)));
+    assert!(counts(&report["clients"]).is_empty(), "{}", report["clients"]);
+    let f = only_finding(&report);
+    assert_eq!((f["kind"].as_str(), f["rule"].as_str()), (Some("exploit-attempt"), Some("proxyshell")));
+    assert_eq!((f["outcome"].as_str(), f["severity"].as_str()), (Some("succeeded"), Some("high")));
+    assert!(f["user"].is_null(), "the token's identity is not a user of this server's traffic: {f}");
+    assert_eq!(
+        (f["source"]["ip"].as_str(), f["source"]["network"].as_str()),
+        (Some("10.255.249.78"), Some("internal"))
+    );
+    assert_eq!(strings(&f["user_agents"]), ["Python PSRP Client"]);
+    assert_eq!(strings(&f["paths"]), ["/autodiscover/autodiscover.json"]);
+
+    let table = text(&ok(casguard(&["audit", "--format", "table", &file])).stdout);
+    assert!(table.contains("proxyshell") && table.contains("10.255.249.78"), "{table}");
+}
+
+/// CrowdSec's Exchange line (pull request 2063): behind a reverse proxy
+/// (c-ip 192.168.2.1) that logs `X-Forwarded-For` `222.222.222.222,
+/// 111.111.111.111`, Autodiscover turned down `fba\USER1`'s password
+/// (`401 1 1326`). One failed sign-in of that user, from the right-most
+/// public address: the one the proxy saw connect; the first one is only
+/// what that peer claims. Neither the proxy nor the claim is the source.
+#[test]
+fn autodiscover_password_turned_down_behind_a_proxy_is_a_failed_sign_in_from_the_proxys_peer() {
+    let report = audit(&[&sample("crowdsec-2063-autodiscover-1326-behind-proxy.log")], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(1), Some(0), Some(1)));
+    assert_eq!(
+        (s["failed_sign_ins"].as_u64(), s["attacks"].as_u64(), s["anonymous"].as_u64()),
+        (Some(1), Some(0), Some(0))
+    );
+    assert_eq!(counts(&report["protocols"]), tally(&[("autodiscover", 1)]));
+    let user = only_user(&report);
+    assert_eq!((user["user"].as_str(), strings(&user["aliases"])), (Some("user1"), vec!["fba\\USER1".to_string()]));
+    assert_eq!(devices(user), [("mobile-browser".into(), 1, vec![("111.111.111.111".into(), "external".into())])]);
+    assert!(finding_kinds(&report).is_empty(), "one failure is no spray: {:?}", finding_kinds(&report));
+}
+
+/// ProxyLogon in an HttpProxy log (Neo23x0/signature-base pull request 125,
+/// Exchange 2013 CU21, published without its header and with four values
+/// redacted): `GET /owa/auth/x.js`, not signed in, `AnchorMailbox`
+/// `ServerInfo~localhost/ecp/default.flt?`, `RoutingHint`
+/// `X-AnonResource-Backend-Cookie`, `TargetServer` `localhost`, 500. The
+/// front end took its back end and path from the cookie (CVE-2021-26855), as
+/// Microsoft's `Test-ProxyLogon.ps1` reads such an anchor. Its first 28
+/// values are written here in the 2016 CU23 header of the artefacts.help
+/// sample, which names those columns as 2013 does; the redacted host and
+/// addresses are documentation values. An attack, not a person.
+#[test]
+fn httpproxy_anchor_naming_a_backend_path_is_proxylogon_not_a_person() {
+    let header_file = workspace().join("tests/data/httpproxy/artefacts-help/Owa/HttpProxy_2023010602-1.LOG");
+    let published = std::fs::read_to_string(header_file).unwrap();
+    let header: Vec<&str> = published.lines().take_while(|l| l.starts_with('#')).collect();
+    let names: Vec<&str> = header.last().unwrap().trim_start_matches("#Fields: ").split(',').collect();
+    let values = "2021-03-07T15:04:04.546Z,1a51fb75-2f6f-4a40-8129-ff80098494a0,15,0,1395,0,,Owa,mail.example.org,\
+                  /owa/auth/x.js,,FBA,false,,,ServerInfo~localhost/ecp/default.flt?,Mozilla/5.0 (Macintosh; Intel Mac \
+                  OS X 10_13_6) AppleWebKit/537.36 (KHTML  like Gecko) Chrome/69.0.3497.81 Safari/537.36,203.0.113.9,\
+                  EX01,500,500,,GET,Proxy,localhost,0.00.0003.000,CrossRegion,X-AnonResource-Backend-Cookie";
+    let values: Vec<&str> = values.split(',').collect();
+    assert_eq!(values.len(), 28);
+    assert_eq!((names[15], names[27]), ("AnchorMailbox", "RoutingHint"));
+    let mut row = vec![""; names.len()];
+    row[..28].copy_from_slice(&values);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("HttpProxy_2021030715-1.LOG");
+    std::fs::write(&log, format!("{}\n{}\n", header.join("\n"), row.join(","))).unwrap();
+
+    let report = audit(&[log.to_str().unwrap()], &[]);
+    let s = &report["summary"];
+    assert_eq!((s["lines"].as_u64(), s["malformed"].as_u64(), s["requests"].as_u64()), (Some(1), Some(0), Some(0)));
+    assert_eq!((s["attacks"].as_u64(), s["anonymous"].as_u64()), (Some(1), Some(0)));
+    let f = only_finding(&report);
+    assert_eq!((f["kind"].as_str(), f["rule"].as_str()), (Some("exploit-attempt"), Some("proxylogon")));
+    assert_eq!(f["outcome"], "failed", "500: the status is the outcome");
+    assert_eq!(f["source"]["ip"], "203.0.113.9");
+
+    // Its IIS line (ours: the cookie is not logged there, and the front end
+    // appends `cafeReqId`, the HttpProxy `RequestId`) is an anonymous
+    // request of a .js file alone; beside the HttpProxy line, the same attack.
+    let iis = "#Software: Microsoft Internet Information Services 10.0\n#Fields: date time s-ip cs-method cs-uri-stem \
+               cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status \
+               time-taken\n2021-03-07 15:04:04 10.0.0.5 GET /owa/auth/x.js \
+               &CorrelationID=<empty>;&cafeReqId=1a51fb75-2f6f-4a40-8129-ff80098494a0; 443 - 203.0.113.9 \
+               Mozilla/5.0+(Macintosh;+Intel+Mac+OS+X+10_13_6)+AppleWebKit/537.36+(KHTML,+like+Gecko)+\
+               Chrome/69.0.3497.81+Safari/537.36 - 500 0 0 382\n";
+    let iis_log = dir.path().join("u_ex210307.log");
+    std::fs::write(&iis_log, iis).unwrap();
+    let alone = audit(&[iis_log.to_str().unwrap()], &[]);
+    assert_eq!((alone["summary"]["requests"].as_u64(), alone["summary"]["attacks"].as_u64()), (Some(1), Some(0)));
+    let both = audit(&[dir.path().to_str().unwrap()], &[]);
+    let s = &both["summary"];
+    assert_eq!(
+        (s["requests"].as_u64(), s["iis_duplicates"].as_u64(), s["attacks"].as_u64()),
+        (Some(0), Some(1), Some(1))
+    );
+    assert_eq!(only_finding(&both)["rule"], "proxylogon");
+
+    // The same line with the anchor of a signed-in person's request stays a person's.
+    let person = row.iter().enumerate().map(|(i, v)| if i == 15 { "ServerInfo~EX01.contoso.com" } else { v });
+    std::fs::write(&log, format!("{}\n{}\n", header.join("\n"), person.collect::<Vec<_>>().join(","))).unwrap();
+    let report = audit(&[log.to_str().unwrap()], &[]);
+    assert_eq!((report["summary"]["requests"].as_u64(), report["summary"]["attacks"].as_u64()), (Some(1), Some(0)));
 }

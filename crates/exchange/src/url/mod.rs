@@ -333,6 +333,25 @@ pub fn routes_past_its_path(stem: &str, query: &str, cookie: &[u8]) -> bool {
     crate::text::contains_ci(&cookie, MARK) || crate::text::contains_ci(&unescaped, MARK)
 }
 
+/// An HttpProxy `AnchorMailbox` that names a back end and a path: the
+/// route Exchange's front end took from ProxyLogon's cookie (see
+/// [`cookie_names_a_backend`]), `ServerInfo~<host>/<path>`, as in
+/// `ServerInfo~localhost/ecp/default.flt?` (`X-AnonResource-Backend`) or
+/// `ServerInfo~a]@EX01:444/autodiscover/autodiscover.xml?#` (`X-BEResource`).
+/// Matched as Microsoft's `Test-ProxyLogon.ps1` (CSS-Exchange) matches
+/// CVE-2021-26855 in these logs, `AnchorMailbox -like 'ServerInfo~*/*'`, any
+/// case, with `\` taken for `/` as the cookie check takes it. Since its
+/// commit `19778cd80` (2021-03-11) the script leaves out `localhost` and
+/// `/autodiscover` routes as "too many false positives" (an attacker who
+/// only reached Autodiscover "did not find a valid email address"): they are
+/// attempts all the same, which the rule counts and whose status says what
+/// became of them. An anchor with no path does not count.
+pub fn anchor_names_a_backend(anchor: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"serverinfo~";
+    anchor.get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+        && anchor[PREFIX.len()..].iter().any(|&b| b == b'/' || b == b'\\')
+}
+
 /// A Cookie header that names a back end and a path for Exchange's front end
 /// to proxy to: ProxyLogon's server-side request forgery (CVE-2021-26855),
 /// a way to any back-end path whatever the judged one. Matched as
@@ -407,6 +426,30 @@ pub fn encode_path(path: &str) -> String {
 mod tests {
     use super::fuzzing::backend_cookie_reference;
     use super::*;
+
+    #[test]
+    fn proxylogon_anchors() {
+        for anchor in [
+            "ServerInfo~localhost/ecp/default.flt?",
+            "ServerInfo~a]@EX01.contoso.com:444/autodiscover/autodiscover.xml?#",
+            "serverinfo~a]@ex01:444/ecp/DDI/DDIService.svc/SetObject?schema=ResetOABVirtualDirectory#",
+            "SERVERINFO~localhost\\ecp\\default.flt?",
+        ] {
+            assert!(anchor_names_a_backend(anchor.as_bytes()), "{anchor}");
+        }
+        for anchor in [
+            "ServerInfo~EX01.contoso.com",
+            "ServerInfo~",
+            "ServerVersion~Version 15.0 (Build 0.0)",
+            "Sid~S-1-5-21-1",
+            "Smtp~ann/x@contoso.com",
+            "DatabaseGuid~1/2",
+            "ServerInf~a/b",
+            "",
+        ] {
+            assert!(!anchor_names_a_backend(anchor.as_bytes()), "{anchor}");
+        }
+    }
 
     #[test]
     fn proxylogon_backend_cookies() {
