@@ -118,6 +118,13 @@ pub fn counts(v: &Value) -> BTreeMap<String, u64> {
     v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
 }
 
+/// The counts an audit report's summary gives for `keys` (names apart by
+/// spaces), in their order; a count the summary lacks fails the test.
+pub fn summary(report: &Value, keys: &str) -> Vec<u64> {
+    let s = &report["summary"];
+    keys.split_whitespace().map(|k| s[k].as_u64().unwrap_or_else(|| panic!("no summary count {k}: {s}"))).collect()
+}
+
 /// The users with a finding of `kind` in an audit report, sorted, each once.
 pub fn finding_users(report: &Value, kind: &str) -> Vec<String> {
     let users: BTreeSet<String> = report["findings"]
