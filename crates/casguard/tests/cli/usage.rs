@@ -1,0 +1,59 @@
+//! The README walked as a new admin walks it: its Usage lines name flags
+//! that exist, and what cannot be written or read is refused by name, before
+//! the logs are read.
+
+use std::path::Path;
+
+use crate::util::{casguard, ok, refused, workspace};
+
+/// The example logs, which hold malformed lines: a scan warns of them.
+fn logs() -> String {
+    workspace().join("examples/logs").display().to_string()
+}
+
+fn policy(name: &str) -> String {
+    workspace().join("examples/policies").join(name).display().to_string()
+}
+
+#[test]
+fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, "").unwrap();
+    let missing = dir.path().join("no-such-folder").join("report.json");
+    let (file, missing, folder) =
+        (file.to_str().unwrap(), missing.to_str().unwrap(), dir.path().to_str().unwrap().to_string());
+    let logs = logs();
+    let scanned = |e: &str| e.contains("field-count");
+    let lockdown = policy("outlook-mobile-lockdown.toml");
+    let cases: [(Vec<&str>, String); 5] = [
+        (vec!["audit", "--format", "csv", "--out", file], format!("--out {file} is a file: --format csv writes")),
+        (vec!["audit", "--format", "json", "--out", &folder], format!("--out {folder} is a folder: --format json")),
+        (vec!["audit", "--format", "html", "--out", missing], format!("--out {missing}: ")),
+        (vec!["simulate", "--policy", &lockdown, "--out", missing], "does not exist".to_string()),
+        (vec!["posture", "--policy", &lockdown, "--format", "csv", "--out", file], format!("--out {file} is a file")),
+    ];
+    for (args, expected) in cases {
+        let mut args = args;
+        args.push(&logs);
+        let e = refused(casguard(&args));
+        assert!(e.contains(&expected), "{args:?}: {e}");
+        assert!(!scanned(&e), "{args:?}: refused only after reading the logs: {e}");
+        assert!(!e.contains("os error"), "{args:?}: {e}");
+    }
+    assert_eq!(std::fs::read(file).unwrap(), b"", "the file given is left alone");
+    assert!(!Path::new(missing).parent().unwrap().exists());
+
+    // The commands that write a folder say so too, rather than "File exists".
+    let e = refused(casguard(&["export", "--format", "parquet", "--out", file, &logs]));
+    assert!(e.contains(&format!("--out {file} is a file: --format parquet")) && !scanned(&e), "{e}");
+    let e = refused(casguard(&["inventory", "build", "--until", "2026-11-03", "-o", missing, &logs]));
+    assert!(e.contains(&format!("--out {missing}: ")) && e.contains("does not exist") && !scanned(&e), "{e}");
+    let e = refused(casguard(&["emit", "--policy", &lockdown, "--target", "iis", "--out", file]));
+    assert!(e.contains(&format!("--out {file} is a file: emit writes")), "{e}");
+
+    // What can be written still is.
+    let out = dir.path().join("new.json");
+    ok(casguard(&["audit", "-q", "--format", "json", "--out", out.to_str().unwrap(), &logs]));
+    assert!(std::fs::read(&out).unwrap().starts_with(b"{"));
+}
