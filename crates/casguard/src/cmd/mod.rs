@@ -169,6 +169,19 @@ fn default_fields(names: &str) -> anyhow::Result<Fields> {
              c-ip, cs(User-Agent), ...); `--fields default` gives IIS's default columns"
         );
     }
+    if fields.index(Field::Date).is_none() || fields.index(Field::Time).is_none() {
+        anyhow::bail!("--fields {names:?} needs `date` and `time`: no line is read without its time");
+    }
+    // IIS's own W3C fields are a fixed list (all of them `Field`s but the
+    // cookie); another name shaped like one is likely a typo, which would
+    // leave that column unread without a word. Custom fields are named freely.
+    for name in fields.names() {
+        let lower = name.to_ascii_lowercase();
+        let standard_shape = ["c-", "s-", "cs-", "sc-"].iter().any(|p| lower.starts_with(p));
+        if standard_shape && Field::from_name(name).is_none() {
+            eprintln!("warning: --fields: `{name}` is not one of IIS's W3C fields; its column is not read");
+        }
+    }
     Ok(fields)
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{casguard, ok, refused, workspace};
+use crate::util::{casguard, ok, refused, text, workspace};
 
 /// The example logs, which hold malformed lines: a scan warns of them.
 fn logs() -> String {
@@ -56,4 +56,15 @@ fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
     let out = dir.path().join("new.json");
     ok(casguard(&["audit", "-q", "--format", "json", "--out", out.to_str().unwrap(), &logs]));
     assert!(std::fs::read(&out).unwrap().starts_with(b"{"));
+}
+
+#[test]
+fn a_fields_list_without_time_is_refused_and_a_misspelt_iis_field_is_named() {
+    let logs = logs();
+    let e = refused(casguard(&["audit", "-q", "--fields", "c-ip cs-username cs-uri-stem", &logs]));
+    assert!(e.contains("needs `date` and `time`"), "{e}");
+    let out = ok(casguard(&["audit", "-q", "--fields", "date time cs-uri-stm c-ip X-Custom cs(Cookie)", &logs]));
+    let e = text(&out.stderr);
+    assert!(e.contains("--fields: `cs-uri-stm` is not one of IIS's W3C fields"), "{e}");
+    assert!(!e.contains("`X-Custom`") && !e.contains("`cs(Cookie)`"), "custom fields are named freely: {e}");
 }
