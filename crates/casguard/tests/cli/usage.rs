@@ -59,6 +59,19 @@ fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
 }
 
 #[test]
+fn policy_import_of_a_folder_with_nothing_it_reads_writes_no_allow_everything_policy() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = empty.path().join("in-force.toml");
+    let policies = workspace().join("examples/policies");
+    for folder in [empty.path(), policies.as_path()] {
+        let folder = folder.to_str().unwrap();
+        let e = refused(casguard(&["policy", "import", folder, "-o", out.to_str().unwrap()]));
+        assert!(e.contains(&format!("{folder}: no export or IIS configuration that policy import reads")), "{e}");
+        assert!(!out.exists(), "no policy is written");
+    }
+}
+
+#[test]
 fn a_fields_list_without_time_is_refused_and_a_misspelt_iis_field_is_named() {
     let logs = logs();
     let e = refused(casguard(&["audit", "-q", "--fields", "c-ip cs-username cs-uri-stem", &logs]));
