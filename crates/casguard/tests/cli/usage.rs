@@ -59,6 +59,26 @@ fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
 }
 
 #[test]
+fn an_inventory_that_is_neither_an_inventory_nor_a_device_export_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, "a,b,c\n1,2,3\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    let logs = logs();
+    let new_devices = policy("block-new-outlook-devices.toml");
+    for args in [
+        vec!["simulate", "-q", "--policy", &new_devices, "--inventory", csv, &logs],
+        vec!["export", "-q", "--policy", &new_devices, "--inventory", csv, &logs],
+    ] {
+        let e = refused(casguard(&args));
+        assert!(
+            e.contains(&format!("{csv}:1: neither an inventory (`casguard inventory build`) nor a device export")),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+#[test]
 fn policy_import_of_a_folder_with_nothing_it_reads_writes_no_allow_everything_policy() {
     let empty = tempfile::tempdir().unwrap();
     let out = empty.path().join("in-force.toml");
