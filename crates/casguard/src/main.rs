@@ -44,7 +44,7 @@ enum Command {
     Gateway(Box<cmd::gateway::Args>),
     /// Write one row per request: Parquet partitioned by day, or JSON lines with ECS names.
     Export(cmd::export::Args),
-    /// Follow IIS logs as they are written and print each new finding once.
+    /// Follow IIS and HttpProxy logs as they are written and print each new finding once.
     Watch(cmd::watch::Args),
     /// Keep the Microsoft 365 ranges current.
     #[command(subcommand)]

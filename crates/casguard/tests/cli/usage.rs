@@ -92,6 +92,15 @@ fn policy_import_of_a_folder_with_nothing_it_reads_writes_no_allow_everything_po
 }
 
 #[test]
+fn a_watch_state_that_cannot_be_written_is_named_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("no-such-folder").join("watch.json");
+    let e = refused(casguard(&["watch", "-q", "--once", "--state", state.to_str().unwrap(), &logs()]));
+    assert!(e.contains(&format!("cannot write state {}: ", state.display())), "{e}");
+    assert!(!e.contains("watch.tmp"), "{e}");
+}
+
+#[test]
 fn a_fields_list_without_time_is_refused_and_a_misspelt_iis_field_is_named() {
     let logs = logs();
     let e = refused(casguard(&["audit", "-q", "--fields", "c-ip cs-username cs-uri-stem", &logs]));
