@@ -15,6 +15,37 @@ fn policy(name: &str) -> String {
     workspace().join("examples/policies").join(name).display().to_string()
 }
 
+/// The `casguard ...` lines of the README's Usage block.
+fn usage_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let usage = readme.split("## Usage").nth(1).expect("a Usage section");
+    let block = usage.split("```").nth(1).expect("a code block in Usage");
+    block.lines().filter(|l| l.starts_with("casguard ")).map(str::to_string).collect()
+}
+
+#[test]
+fn every_flag_of_the_readme_usage_is_in_its_commands_help() {
+    let lines = usage_lines();
+    assert!(lines.len() >= 10, "{lines:?}");
+    for line in &lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // `casguard inventory build ...`: the command is the words before the first flag or operand.
+        let command: Vec<&str> =
+            words[1..].iter().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase())).copied().collect();
+        assert!(!command.is_empty(), "{line}");
+        let mut args = command.clone();
+        args.push("--help");
+        let help = text(&ok(casguard(&args)).stdout);
+        for flag in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| w.starts_with('-')) {
+            let named = help.match_indices(flag).any(|(i, _)| {
+                let after = help[i + flag.len()..].chars().next();
+                help[..i].ends_with(' ') && matches!(after, Some(' ' | ',' | '\n'))
+            });
+            assert!(named, "`{line}`: {flag} is not in `{args:?}`:\n{help}");
+        }
+    }
+}
+
 #[test]
 fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
     let dir = tempfile::tempdir().unwrap();
