@@ -141,3 +141,20 @@ fn a_fields_list_without_time_is_refused_and_a_misspelt_iis_field_is_named() {
     assert!(e.contains("--fields: `cs-uri-stm` is not one of IIS's W3C fields"), "{e}");
     assert!(!e.contains("`X-Custom`") && !e.contains("`cs(Cookie)`"), "custom fields are named freely: {e}");
 }
+
+#[test]
+fn a_status_that_is_no_http_status_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    let f = file.to_str().unwrap();
+    // The gateway would answer 403 where simulate reported 99: the two would disagree.
+    std::fs::write(&file, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nstatus = 99\n").unwrap();
+    let e = refused(casguard(&["policy", "check", f]));
+    assert!(e.contains(&format!("{f}:3: rule 'x': status 99 is not an HTTP status (100 to 599)")), "{e}");
+    std::fs::write(&file, "default = \"deny\"\ndefault_status = 1000\n").unwrap();
+    let e = refused(casguard(&["policy", "check", f]));
+    assert!(e.contains("default_status 1000 is not an HTTP status"), "{e}");
+    std::fs::write(&file, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nstatus = 451\n").unwrap();
+    ok(casguard(&["policy", "check", f]));
+}
+
