@@ -158,3 +158,13 @@ fn a_status_that_is_no_http_status_is_refused_with_its_line() {
     ok(casguard(&["policy", "check", f]));
 }
 
+#[test]
+fn a_thread_count_of_none_or_thousands_is_refused_at_once() {
+    for n in ["0", "100000", "two"] {
+        let e = refused(casguard(&["--threads", n, "audit", &logs()]));
+        assert!(
+            e.contains(&format!("invalid value '{n}' for '--threads <N>': give a number of threads from 1 to 1024")),
+            "{e}"
+        );
+    }
+}
