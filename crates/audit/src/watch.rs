@@ -39,7 +39,7 @@ pub enum WatchError {
     },
     #[error("state {} has version {found}, expected {STATE_VERSION}", path.display())]
     Version { path: PathBuf, found: u32 },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write state {}: {source}", path.display())]
     WriteState {
         path: PathBuf,
         #[source]
@@ -154,10 +154,11 @@ impl State {
 
     /// Write to a temporary file then rename, so a crash never leaves half a state.
     pub fn save(&self, path: &Path) -> Result<(), WatchError> {
+        // Errors name the state file the user gave, not the temporary one beside it.
         let tmp = path.with_extension("tmp");
-        let text =
-            serde_json::to_vec(self).map_err(|e| WatchError::WriteState { path: tmp.clone(), source: e.into() })?;
-        std::fs::write(&tmp, text).map_err(|source| WatchError::WriteState { path: tmp.clone(), source })?;
+        let failed = |source| WatchError::WriteState { path: path.to_path_buf(), source };
+        let text = serde_json::to_vec(self).map_err(|e| failed(e.into()))?;
+        std::fs::write(&tmp, text).map_err(failed)?;
         std::fs::rename(&tmp, path).map_err(|source| WatchError::WriteState { path: path.to_path_buf(), source })
     }
 }

@@ -11,11 +11,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// A thread count: 0 would mean none, and a typo such as 100000 would spend
+/// minutes starting threads before reading a line.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err("give a number of threads from 1 to 1024".to_string()),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "casguard", version, about, propagate_version = true)]
 struct Cli {
     /// Worker threads (default: all cores).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
     threads: Option<usize>,
     /// No progress bar.
     #[arg(long, short, global = true)]
@@ -44,7 +53,7 @@ enum Command {
     Gateway(Box<cmd::gateway::Args>),
     /// Write one row per request: Parquet partitioned by day, or JSON lines with ECS names.
     Export(cmd::export::Args),
-    /// Follow IIS logs as they are written and print each new finding once.
+    /// Follow IIS and HttpProxy logs as they are written and print each new finding once.
     Watch(cmd::watch::Args),
     /// Keep the Microsoft 365 ranges current.
     #[command(subcommand)]

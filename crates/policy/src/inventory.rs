@@ -255,7 +255,10 @@ impl Inventory {
         let file: InventoryFile = serde_json::from_str(text).map_err(|e| PolicyError::Invalid {
             file: origin.to_string(),
             line: Some(e.line()),
-            message: e.to_string(),
+            message: format!(
+                "neither an inventory (`casguard inventory build`) nor a device export \
+                 (`Get-MobileDevice | Get-MobileDeviceStatistics`, CSV or JSON): {e}"
+            ),
         })?;
         let mut inv = Inventory::new(file.cutover);
         for d in file.devices {

@@ -93,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     match &args.out {
         Some(dir) => {
+            super::check_out_folder(dir, "emit")?;
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             for (name, content) in &output.files {
                 let path = dir.join(name);

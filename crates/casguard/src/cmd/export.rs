@@ -56,6 +56,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let stats = match args.format {
         Format::Parquet => {
             let dir = args.out.as_deref().context("--format parquet writes a folder: give it with --out DIR")?;
+            super::check_out_folder(dir, "--format parquet")?;
             let rows = args.row_group_rows;
             let stats = export::export_parquet(&files, &options, &interpreter, policy.as_ref(), dir, rows, &on_file)?;
             if !global.quiet {

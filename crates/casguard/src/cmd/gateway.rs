@@ -19,7 +19,8 @@ pub enum LogLevel {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// TOML file with the same keys as these flags (`tls-cert = "..."`); flags win.
+    /// TOML file with the keys of these flags (`tls-cert = "..."`; `trusted-proxies = [...]`; `inventory` also
+    /// takes a device export; not --log-level or --log-format); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The policy file. If it cannot be loaded, the gateway does not start (exit 2).

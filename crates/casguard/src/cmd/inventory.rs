@@ -32,6 +32,7 @@ pub struct BuildArgs {
 pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     let Command::Build(args) = command;
     let cutover = parse_time(&args.until)?;
+    super::check_out_file(&args.out, "inventory build")?;
     let sorted = sort_inputs(&args.inputs, &args.devices, global)?;
     let (_, aggregate, stats) = super::aggregate_files(&args.inputs, &sorted.logs, global)?;
     warn_malformed(&stats, "warning");

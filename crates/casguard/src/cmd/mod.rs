@@ -60,14 +60,51 @@ pub enum Format {
 }
 
 impl Format {
-    /// csv writes a folder and html a page: both need `--out`.
+    /// csv writes a folder and html a page: both need `--out`. An `--out`
+    /// that cannot be what the format writes (a file for csv; a folder, or a
+    /// file in a folder that does not exist, for the others) is refused here,
+    /// before the logs are read, not after.
     pub fn check_out(self, out: Option<&Path>) -> anyhow::Result<()> {
+        let name = match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Html => "html",
+        };
         match (self, out) {
             (Format::Csv, None) => anyhow::bail!("--format csv writes several files: give a folder with --out DIR"),
             (Format::Html, None) => anyhow::bail!("--format html writes a page: give a file with --out report.html"),
+            (Format::Csv, Some(dir)) => check_out_folder(dir, "--format csv"),
+            (_, Some(file)) => check_out_file(file, &format!("--format {name}")),
             _ => Ok(()),
         }
     }
+}
+
+/// Refuses an `--out` file that is a folder, or whose folder does not
+/// exist, naming it, before any log is read.
+pub fn check_out_file(file: &Path, what: &str) -> anyhow::Result<()> {
+    if file.is_dir() {
+        anyhow::bail!("--out {} is a folder: {what} writes one file, give its name", file.display());
+    }
+    match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) if !parent.is_dir() => anyhow::bail!(
+            "--out {}: {} {}",
+            file.display(),
+            parent.display(),
+            if parent.exists() { "is not a folder" } else { "does not exist" }
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an `--out` folder that is a file, naming it, rather than the
+/// system's "File exists" when the folder is created.
+pub fn check_out_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("--out {} is a file: {what} writes its files into a folder", dir.display());
+    }
+    Ok(())
 }
 
 /// Log inputs and the data that gives them meaning.
@@ -131,6 +168,19 @@ fn default_fields(names: &str) -> anyhow::Result<Fields> {
             "--fields {names:?} names none of the columns casguard reads (date, time, cs-uri-stem, cs-username, \
              c-ip, cs(User-Agent), ...); `--fields default` gives IIS's default columns"
         );
+    }
+    if fields.index(Field::Date).is_none() || fields.index(Field::Time).is_none() {
+        anyhow::bail!("--fields {names:?} needs `date` and `time`: no line is read without its time");
+    }
+    // IIS's own W3C fields are a fixed list (all of them `Field`s but the
+    // cookie); another name shaped like one is likely a typo, which would
+    // leave that column unread without a word. Custom fields are named freely.
+    for name in fields.names() {
+        let lower = name.to_ascii_lowercase();
+        let standard_shape = ["c-", "s-", "cs-", "sc-"].iter().any(|p| lower.starts_with(p));
+        if standard_shape && Field::from_name(name).is_none() {
+            eprintln!("warning: --fields: `{name}` is not one of IIS's W3C fields; its column is not read");
+        }
     }
     Ok(fields)
 }

@@ -60,6 +60,15 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     for n in &imported.info {
         eprintln!("note: {}: {}", n.source, n.what);
     }
+    if imported.sources.is_empty() {
+        // Nothing read is not "nothing in force": written, it would allow everything.
+        anyhow::bail!(
+            "{}: no export or IIS configuration that policy import reads (Get-OrganizationConfig, Get-CASMailbox, \
+             Get-ActiveSyncOrganizationSettings, Get-ActiveSyncDeviceAccessRule, Get-AuthenticationPolicy, Get-User, \
+             applicationHost.config, web.config): give the folder Export-CasguardInputs.ps1 wrote; no policy written",
+            args.folder.display()
+        );
+    }
     for n in &imported.inexact {
         eprintln!("warning: {}: {} cannot be imported exactly: {}", n.source, n.what, n.reason);
     }

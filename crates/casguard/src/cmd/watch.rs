@@ -24,7 +24,7 @@ pub enum Format {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder of IIS logs, walked recursively (only `*.log` files are followed).
+    /// Folder of IIS or HttpProxy logs, walked recursively (only `*.log` files, any case, are followed).
     #[arg(value_name = "LOGDIR")]
     pub dir: PathBuf,
     /// Also alert on devices this policy would deny.

@@ -22,4 +22,5 @@ mod ranges;
 mod real;
 mod replay;
 mod simulate;
+mod usage;
 mod watch;

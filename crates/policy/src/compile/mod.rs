@@ -27,6 +27,9 @@ use crate::model::{Action, Cond, DeviceState, Policy, Rule, RuleOrigin, TextMode
 use crate::raw::*;
 use crate::PolicyError;
 
+/// The statuses a `[[rule]]` or `default_status` may give: HTTP's.
+const HTTP_STATUS: std::ops::RangeInclusive<u16> = 100..=599;
+
 /// ActiveSync commands (MS-ASHTTP and older ones still seen in logs).
 const COMMANDS: &[&str] = &[
     "Sync",
@@ -443,6 +446,10 @@ pub(crate) fn compile(
             RawAction::Deny => Action::Deny,
         };
         let status_explicit = r.status.is_some();
+        // The gateway answers with it and simulate reports it: both must be an HTTP status.
+        if let Some(bad) = r.status.filter(|s| !HTTP_STATUS.contains(s)) {
+            return Err(ctx.err(&name_span, format!("rule '{name}': status {bad} is not an HTTP status (100 to 599)")));
+        }
         let status = match action {
             Action::Allow => r.status.unwrap_or(0),
             Action::Deny => r.status.unwrap_or(403),
@@ -469,6 +476,14 @@ pub(crate) fn compile(
                 message: format!("two rules are named '{}'", r.name),
             });
         }
+    }
+
+    if let Some(bad) = raw.default_status.filter(|s| !HTTP_STATUS.contains(s)) {
+        return Err(PolicyError::Invalid {
+            file,
+            line: None,
+            message: format!("default_status {bad} is not an HTTP status (100 to 599)"),
+        });
     }
 
     Ok(Policy {

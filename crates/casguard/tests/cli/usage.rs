@@ -1,0 +1,170 @@
+//! The README walked as a new admin walks it: its Usage lines name flags
+//! that exist, and what cannot be written or read is refused by name, before
+//! the logs are read.
+
+use std::path::Path;
+
+use crate::util::{casguard, ok, refused, text, workspace};
+
+/// The example logs, which hold malformed lines: a scan warns of them.
+fn logs() -> String {
+    workspace().join("examples/logs").display().to_string()
+}
+
+fn policy(name: &str) -> String {
+    workspace().join("examples/policies").join(name).display().to_string()
+}
+
+/// The `casguard ...` lines of the README's Usage block.
+fn usage_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let usage = readme.split("## Usage").nth(1).expect("a Usage section");
+    let block = usage.split("```").nth(1).expect("a code block in Usage");
+    block.lines().filter(|l| l.starts_with("casguard ")).map(str::to_string).collect()
+}
+
+#[test]
+fn every_flag_of_the_readme_usage_is_in_its_commands_help() {
+    let lines = usage_lines();
+    assert!(lines.len() >= 10, "{lines:?}");
+    for line in &lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // `casguard inventory build ...`: the command is the words before the first flag or operand.
+        let command: Vec<&str> =
+            words[1..].iter().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase())).copied().collect();
+        assert!(!command.is_empty(), "{line}");
+        let mut args = command.clone();
+        args.push("--help");
+        let help = text(&ok(casguard(&args)).stdout);
+        for flag in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| w.starts_with('-')) {
+            let named = help.match_indices(flag).any(|(i, _)| {
+                let after = help[i + flag.len()..].chars().next();
+                help[..i].ends_with(' ') && matches!(after, Some(' ' | ',' | '\n'))
+            });
+            assert!(named, "`{line}`: {flag} is not in `{args:?}`:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, "").unwrap();
+    let missing = dir.path().join("no-such-folder").join("report.json");
+    let (file, missing, folder) =
+        (file.to_str().unwrap(), missing.to_str().unwrap(), dir.path().to_str().unwrap().to_string());
+    let logs = logs();
+    let scanned = |e: &str| e.contains("field-count");
+    let lockdown = policy("outlook-mobile-lockdown.toml");
+    let cases: [(Vec<&str>, String); 5] = [
+        (vec!["audit", "--format", "csv", "--out", file], format!("--out {file} is a file: --format csv writes")),
+        (vec!["audit", "--format", "json", "--out", &folder], format!("--out {folder} is a folder: --format json")),
+        (vec!["audit", "--format", "html", "--out", missing], format!("--out {missing}: ")),
+        (vec!["simulate", "--policy", &lockdown, "--out", missing], "does not exist".to_string()),
+        (vec!["posture", "--policy", &lockdown, "--format", "csv", "--out", file], format!("--out {file} is a file")),
+    ];
+    for (args, expected) in cases {
+        let mut args = args;
+        args.push(&logs);
+        let e = refused(casguard(&args));
+        assert!(e.contains(&expected), "{args:?}: {e}");
+        assert!(!scanned(&e), "{args:?}: refused only after reading the logs: {e}");
+        assert!(!e.contains("os error"), "{args:?}: {e}");
+    }
+    assert_eq!(std::fs::read(file).unwrap(), b"", "the file given is left alone");
+    assert!(!Path::new(missing).parent().unwrap().exists());
+
+    // The commands that write a folder say so too, rather than "File exists".
+    let e = refused(casguard(&["export", "--format", "parquet", "--out", file, &logs]));
+    assert!(e.contains(&format!("--out {file} is a file: --format parquet")) && !scanned(&e), "{e}");
+    let e = refused(casguard(&["inventory", "build", "--until", "2026-11-03", "-o", missing, &logs]));
+    assert!(e.contains(&format!("--out {missing}: ")) && e.contains("does not exist") && !scanned(&e), "{e}");
+    let e = refused(casguard(&["emit", "--policy", &lockdown, "--target", "iis", "--out", file]));
+    assert!(e.contains(&format!("--out {file} is a file: emit writes")), "{e}");
+
+    // What can be written still is.
+    let out = dir.path().join("new.json");
+    ok(casguard(&["audit", "-q", "--format", "json", "--out", out.to_str().unwrap(), &logs]));
+    assert!(std::fs::read(&out).unwrap().starts_with(b"{"));
+}
+
+#[test]
+fn an_inventory_that_is_neither_an_inventory_nor_a_device_export_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, "a,b,c\n1,2,3\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    let logs = logs();
+    let new_devices = policy("block-new-outlook-devices.toml");
+    for args in [
+        vec!["simulate", "-q", "--policy", &new_devices, "--inventory", csv, &logs],
+        vec!["export", "-q", "--policy", &new_devices, "--inventory", csv, &logs],
+    ] {
+        let e = refused(casguard(&args));
+        assert!(
+            e.contains(&format!("{csv}:1: neither an inventory (`casguard inventory build`) nor a device export")),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn policy_import_of_a_folder_with_nothing_it_reads_writes_no_allow_everything_policy() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = empty.path().join("in-force.toml");
+    let policies = workspace().join("examples/policies");
+    for folder in [empty.path(), policies.as_path()] {
+        let folder = folder.to_str().unwrap();
+        let e = refused(casguard(&["policy", "import", folder, "-o", out.to_str().unwrap()]));
+        assert!(e.contains(&format!("{folder}: no export or IIS configuration that policy import reads")), "{e}");
+        assert!(!out.exists(), "no policy is written");
+    }
+}
+
+#[test]
+fn a_watch_state_that_cannot_be_written_is_named_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("no-such-folder").join("watch.json");
+    let e = refused(casguard(&["watch", "-q", "--once", "--state", state.to_str().unwrap(), &logs()]));
+    assert!(e.contains(&format!("cannot write state {}: ", state.display())), "{e}");
+    assert!(!e.contains("watch.tmp"), "{e}");
+}
+
+#[test]
+fn a_fields_list_without_time_is_refused_and_a_misspelt_iis_field_is_named() {
+    let logs = logs();
+    let e = refused(casguard(&["audit", "-q", "--fields", "c-ip cs-username cs-uri-stem", &logs]));
+    assert!(e.contains("needs `date` and `time`"), "{e}");
+    let out = ok(casguard(&["audit", "-q", "--fields", "date time cs-uri-stm c-ip X-Custom cs(Cookie)", &logs]));
+    let e = text(&out.stderr);
+    assert!(e.contains("--fields: `cs-uri-stm` is not one of IIS's W3C fields"), "{e}");
+    assert!(!e.contains("`X-Custom`") && !e.contains("`cs(Cookie)`"), "custom fields are named freely: {e}");
+}
+
+#[test]
+fn a_status_that_is_no_http_status_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    let f = file.to_str().unwrap();
+    // The gateway would answer 403 where simulate reported 99: the two would disagree.
+    std::fs::write(&file, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nstatus = 99\n").unwrap();
+    let e = refused(casguard(&["policy", "check", f]));
+    assert!(e.contains(&format!("{f}:3: rule 'x': status 99 is not an HTTP status (100 to 599)")), "{e}");
+    std::fs::write(&file, "default = \"deny\"\ndefault_status = 1000\n").unwrap();
+    let e = refused(casguard(&["policy", "check", f]));
+    assert!(e.contains("default_status 1000 is not an HTTP status"), "{e}");
+    std::fs::write(&file, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nstatus = 451\n").unwrap();
+    ok(casguard(&["policy", "check", f]));
+}
+
+#[test]
+fn a_thread_count_of_none_or_thousands_is_refused_at_once() {
+    for n in ["0", "100000", "two"] {
+        let e = refused(casguard(&["--threads", n, "audit", &logs()]));
+        assert!(
+            e.contains(&format!("invalid value '{n}' for '--threads <N>': give a number of threads from 1 to 1024")),
+            "{e}"
+        );
+    }
+}
