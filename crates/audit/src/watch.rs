@@ -170,6 +170,8 @@ pub struct Polled {
     pub alerts: Vec<Alert>,
     /// Files with malformed lines or warnings among those read.
     pub malformed: Vec<FileStats>,
+    /// How many log files the folder holds this pass.
+    pub files: usize,
 }
 
 /// One pass over `dir`: new files, and growth of known ones. Files not in
@@ -186,7 +188,7 @@ pub fn poll(
     let keys: BTreeSet<String> = files.iter().map(|p| key_of(dir, p)).collect();
     // Forget files that were deleted (old logs cleaned up).
     state.files.retain(|k, _| keys.contains(k));
-    let mut polled = Polled::default();
+    let mut polled = Polled { files: files.len(), ..Polled::default() };
     for path in &files {
         let key = key_of(dir, path);
         let known = state.files.get(&key).cloned();

@@ -511,12 +511,12 @@ fn block_new_outlook_devices_example_needs_and_uses_the_inventory() {
     assert!(p.requires_inventory());
     let interpreter = Arc::new(Interpreter::builtin());
     let err = ReadyPolicy::new(p.clone(), None, interpreter.clone()).unwrap_err();
-    assert!(err.to_string().contains("give an inventory"), "{err}");
+    assert!(err.to_string().contains("give the devices known before the cut-over"), "{err}");
     // Device facts alone (simulate's, from the logs' Log=) know no device.
     let mut facts = Inventory::facts_only();
     facts.insert_device_facts("OLD1", "iPhone15C2", "iOS 17");
     let err = ReadyPolicy::new(p.clone(), Some(Arc::new(facts)), interpreter.clone()).unwrap_err();
-    assert!(err.to_string().contains("give an inventory"), "{err}");
+    assert!(err.to_string().contains("give the devices known before the cut-over"), "{err}");
     let mut inv = Inventory::new("2024-06-01T00:00:00Z");
     inv.insert("u", "OLD1", "2024-05-01T00:00:00Z");
     let inv = Inventory::from_json(&inv.to_json(), "inv.json").unwrap();

@@ -70,13 +70,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // A first run without --since follows from the files' current ends, like `tail -f`.
     let mut tail_existing = loaded.is_none() && since.is_none();
+    let mut first = true;
     let mut state = loaded.unwrap_or_default();
     let options = ScanOptions { parallel: false, ..ScanOptions::default() };
     let interval = Duration::from_secs_f64(args.interval.clamp(0.1, 3600.0));
     let mut stdout = std::io::stdout();
     loop {
         let polled = audit::watch::poll(&args.dir, &rules, &options, &mut state, tail_existing)?;
-        tail_existing = false;
+        if first && polled.files == 0 {
+            // Not an error: IIS creates the day's log with its first request.
+            eprintln!("warning: {} holds no log files (*.log) yet", args.dir.display());
+        }
+        (first, tail_existing) = (false, false);
         warn_malformed(&polled.malformed, "warning");
         for alert in &polled.alerts {
             match args.format {

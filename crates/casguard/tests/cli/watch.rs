@@ -173,3 +173,16 @@ fn exchanges_other_logs_are_named_once_and_not_followed() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success() && !err.contains("not read") && !err.contains("malformed"), "{err}");
 }
+
+#[test]
+fn a_folder_without_logs_yet_is_said_not_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    let run = || casguard(&["watch", "--once", root.path().to_str().unwrap()]);
+    let out = run();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success() && stderr.contains("holds no log files (*.log) yet"), "{stderr}");
+    append(&root.path().join("u_ex261102.log"), &format!("{FIELDS}{}", outlook_mobile("alice")));
+    let out = run();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success() && !stderr.contains("no log files"), "{stderr}");
+}
