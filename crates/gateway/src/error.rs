@@ -5,8 +5,9 @@ use policy::PolicyError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
-    /// The policy (or its inventory) cannot be loaded: the gateway fails closed.
-    #[error("policy: {0}")]
+    /// The policy (or its inventory) cannot be loaded: the gateway fails
+    /// closed. The error names its file, which may be the inventory.
+    #[error("{0}")]
     Policy(#[from] PolicyError),
     #[error("configuration: {0}")]
     Config(String),

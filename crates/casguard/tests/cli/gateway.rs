@@ -114,7 +114,7 @@ fn refuses_to_start_with_a_bad_policy() {
         .output()
         .unwrap();
     let err = refused(out);
-    assert!(err.contains("policy") && err.contains("p.toml"), "{err}");
+    assert!(err.contains("p.toml:4") && err.contains("perhaps"), "the file, its line and the value: {err}");
 }
 
 #[test]
