@@ -89,8 +89,13 @@ pub fn fill(
                     token_refused = Some(crate::screen::TOKEN_BESIDE_CREDENTIALS);
                 }
             }
+            // No header: the scheme stays unknown (Exchange may read the
+            // token on WOPI's pages only, the request is anonymous to the
+            // others) and the mechanism is a bearer token's, so that a rule
+            // on either (`auth = ["unknown"]`, an authentication policy
+            // blocking modern authentication) sees the request.
             None => {
-                (r.auth, r.auth_mechanism) = (exchange::AuthType::Bearer, exchange::AuthType::Unknown);
+                r.auth_mechanism = exchange::AuthType::Bearer;
                 auth = Some(bearer_user(token.as_bytes()).map_or(AuthUser::Unknown, AuthUser::Named));
                 query_token_read = true;
             }

@@ -1805,6 +1805,20 @@ async fn a_digest_sign_in_is_judged_as_the_user_it_names() {
     .await;
 }
 
+/// No anonymous requests to the admin center, no bearer tokens to Outlook on the web.
+const BY_SCHEME: &str = "default = 'allow'
+[[rule]]
+name = 'no anonymous ECP'
+action = 'deny'
+path = '/ecp'
+auth = ['unknown']
+[[rule]]
+name = 'no OAuth to OWA'
+action = 'deny'
+path = '/owa'
+auth = ['bearer']
+";
+
 /// Eighth pass: a WOPI client (Office Online Server fetching an attachment
 /// for Outlook on the web) sends its token in the query,
 /// `/owa/wopi/files/<id>?access_token=<token>` (MS-WOPI 3.3.5), and
@@ -1864,6 +1878,16 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
             let answer = send_raw(gw.addr, wopi(&query, &auth).as_bytes()).await;
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
+        gw.stop().await;
+        // Exchange may read the token on WOPI's pages only: a rule on
+        // anonymous requests and one on bearer tokens both see it.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BY_SCHEME, up).await;
+        for path in ["/ecp/x", "/owa/wopi/files/@/owaatt"] {
+            let raw = format!("GET {path}?access_token=opaque HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{path}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         gw.stop().await;
         // A token naming nobody readable is credentials all the same:
         // ActiveSync's `User=` no longer names the user.
