@@ -399,7 +399,9 @@ pub struct Request {
     /// For `Negotiate`, the mechanism its token carries when the reader can
     /// tell (the gateway): NTLM or Kerberos, which is how Windows signs the
     /// request in. An `auth` condition naming it matches, as one naming
-    /// `negotiate` does. `Unknown` otherwise.
+    /// `negotiate` does. `Bearer` for a token in the query without a header
+    /// (the gateway's `access_token`, which only some pages read).
+    /// `Unknown` otherwise.
     pub auth_mechanism: AuthType,
     pub source: Source,
     /// The identity key: lower-cased account name; empty when anonymous.

@@ -181,6 +181,11 @@ fn decide(
             .map(Refused::from)
             .or(charset_refused)
             .or(form_refused)
+            .or(filled.token_refused)
+            .or_else(|| {
+                let signed_in = !conn_user.is_empty() || unread.is_some();
+                (filled.query_token && signed_in).then_some(screen::TOKEN_BESIDE_CREDENTIALS)
+            })
             .or_else(|| (form_user.is_some() && m.user.is_empty()).then_some(forms::NOBODY))
             .or_else(|| filled.forwarded_for_ambiguous.then_some(screen::FORWARDED_FOR_AMBIGUOUS))
             .or_else(|| screen::cookie_routing(m, req.headers()).err())

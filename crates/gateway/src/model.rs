@@ -36,6 +36,11 @@ pub struct Filled {
     /// The X-Forwarded-For chain from a trusted proxy names an internal
     /// client with a public address left of it (see [`vouched_client`]).
     pub forwarded_for_ambiguous: bool,
+    /// `auth` came from an `access_token` in the query (see [`query_token`]).
+    pub query_token: bool,
+    /// Why the query's `access_token` cannot be read one way: given twice,
+    /// or beside an Authorization header with other credentials.
+    pub token_refused: Option<crate::screen::Refused>,
 }
 
 /// Fill the raw fields of `r` (cleared first). `conn_user` is the user an
@@ -67,7 +72,35 @@ pub fn fill(
     if let Some(v) = authorization {
         (r.auth, r.auth_mechanism) = schemes(v.as_bytes());
     }
-    let auth = authorization.map(|v| auth_user(v.as_bytes()));
+    let mut auth = authorization.map(|v| auth_user(v.as_bytes()));
+    let (mut query_token_read, mut token_refused) = (false, None);
+    match uri.query().map(query_token) {
+        None | Some(Ok(None)) => {}
+        Some(Err(())) => token_refused = Some(crate::screen::TOKEN_TWICE),
+        Some(Ok(Some(token))) => match authorization {
+            // Only a bearer header carrying the same token says the same
+            // (Office for the web sends it both ways).
+            Some(v) => {
+                let header = trim(v.as_bytes());
+                let same = header.len() > 7
+                    && header[..7].eq_ignore_ascii_case(b"Bearer ")
+                    && trim(&header[7..]) == token.as_bytes();
+                if !same {
+                    token_refused = Some(crate::screen::TOKEN_BESIDE_CREDENTIALS);
+                }
+            }
+            // No header: the scheme stays unknown (Exchange may read the
+            // token on WOPI's pages only, the request is anonymous to the
+            // others) and the mechanism is a bearer token's, so that a rule
+            // on either (`auth = ["unknown"]`, an authentication policy
+            // blocking modern authentication) sees the request.
+            None => {
+                r.auth_mechanism = exchange::AuthType::Bearer;
+                auth = Some(bearer_user(token.as_bytes()).map_or(AuthUser::Unknown, AuthUser::Named));
+                query_token_read = true;
+            }
+        },
+    }
     match &auth {
         Some(AuthUser::Named(u)) => r.username.push_str(u),
         Some(AuthUser::Unknown | AuthUser::Unreadable | AuthUser::Undecoded | AuthUser::HandshakeLeg) => {}
@@ -77,7 +110,72 @@ pub fn fill(
     r.server_ip = Some(conn.local);
     r.server_port = conn.port;
     let forwarded_for_ambiguous = conn.trusted_peer && vouched_client(headers, trusted, &mut r.forwarded_for);
-    Filled { auth, refusal, forwarded_for_ambiguous }
+    Filled { auth, refusal, forwarded_for_ambiguous, query_token: query_token_read, token_refused }
+}
+
+/// The `access_token` a query carries, decoded, if any: a WOPI client
+/// (Office Online Server fetching an attachment for Outlook on the web)
+/// sends its token so (`/owa/wopi/files/<id>?access_token=<token>`, MS-WOPI
+/// 3.3.5), and Exchange, the WOPI host, signs the request in as the user it
+/// names, as for `Authorization: Bearer`. Names are read as ASP.NET's
+/// `Request.QueryString` reads them: decoded, in any ASCII case. `Err` when
+/// it comes twice with different values.
+pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str>>, ()> {
+    const NAME: &str = "access_token";
+    let mut found: Option<std::borrow::Cow<'_, str>> = None;
+    let mut decoded = String::new();
+    // Any spelling of the name has `_` or an escape, which most queries
+    // lack (one pass: `memchr` is a byte loop on a short query).
+    if !query.bytes().any(|b| b == b'_' || b == b'%') {
+        return Ok(None);
+    }
+    // One pass over the bytes: `str::split` and `split_once` cost several
+    // times as much on a short query (every ActiveSync request has one).
+    let b = query.as_bytes();
+    let mut i = 0;
+    while i <= b.len() {
+        let start = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b'&' {
+            i += 1;
+        }
+        let name_end = i;
+        if i < b.len() && b[i] == b'=' {
+            i += 1;
+            while i < b.len() && b[i] != b'&' {
+                i += 1;
+            }
+        }
+        let (param_end, next) = (i, i + 1);
+        i = next;
+        // Escapes only shorten a name: shorter ones (`Cmd`, `DeviceType`),
+        // and a parameter without `=` (no name), are not it.
+        if name_end - start < NAME.len() || name_end == param_end {
+            continue;
+        }
+        let (name, value) = (&query[start..name_end], &query[name_end + 1..param_end]);
+        let named = if name.bytes().any(|b| b == b'%' || b == b'+') {
+            decoded.clear();
+            exchange::url::decode_query_value_into(name, &mut decoded);
+            decoded.eq_ignore_ascii_case(NAME)
+        } else {
+            name.eq_ignore_ascii_case(NAME)
+        };
+        if !named {
+            continue;
+        }
+        let value = if value.bytes().any(|b| b == b'%' || b == b'+') {
+            let mut v = String::new();
+            exchange::url::decode_query_value_into(value, &mut v);
+            std::borrow::Cow::Owned(v)
+        } else {
+            std::borrow::Cow::Borrowed(value)
+        };
+        match &found {
+            Some(first) if *first != value => return Err(()),
+            _ => found = Some(value),
+        }
+    }
+    Ok(found)
 }
 
 /// X-Forwarded-For as Exchange gets it, into `r.forwarded_header` (see
@@ -585,6 +683,21 @@ mod tests {
             fuzz(seed);
         }
         fuzz(&ntlm_type3("CONTOSO", "alice"));
+    }
+
+    #[test]
+    fn a_query_token_is_read_as_asp_net_reads_its_name() {
+        let token = |q: &str| query_token(q).map(|t| t.map(|t| t.into_owned()));
+        assert_eq!(token("owaatt=x&access_token=eyJ.e30.x"), Ok(Some("eyJ.e30.x".into())));
+        for q in ["ACCESS_TOKEN=t", "Access%5Ftoken=t", "%61ccess%5f%74oken=t", "access%u005Ftoken=t&x=1"] {
+            assert_eq!(token(q), Ok(Some("t".into())), "{q}");
+        }
+        assert_eq!(token("access_token=a%2Eb"), Ok(Some("a.b".into())));
+        assert_eq!(token("access_token=t&access_token=t"), Ok(Some("t".into())));
+        assert_eq!(token("access_token=t&access_token=u"), Err(()));
+        for q in ["", "token=t", "my_access_token=t", "access_token_ttl=1", "access+token=t", "x=access_token"] {
+            assert_eq!(token(q), Ok(None), "{q}");
+        }
     }
 
     #[test]

@@ -61,6 +61,17 @@ const FORWARDED_BY_UNLISTED: Refused = Refused::new(
 pub(crate) const NTLM_CHARSET: Refused =
     Refused::new(400, "NTLM AUTHENTICATE message in another character set than its handshake negotiated");
 
+/// A query whose `access_token` comes twice with different values: which
+/// one Exchange reads is not known (see [`crate::model::query_token`]).
+pub(crate) const TOKEN_TWICE: Refused = Refused::new(400, "access_token given twice in the query");
+
+/// A query's `access_token` beside other credentials: an Authorization header
+/// other than `Bearer` with the same token, or a connection an NTLM or
+/// Negotiate handshake signed in. Which of the two Exchange signs the
+/// request in as is not known.
+pub(crate) const TOKEN_BESIDE_CREDENTIALS: Refused =
+    Refused::new(400, "access_token in the query beside other credentials");
+
 /// Headers the policy or the framing reads: one value each, or the request
 /// is refused. A second User-Agent could pass a user-agent rule that read
 /// the first while Exchange reads the other; a second Authorization or Host

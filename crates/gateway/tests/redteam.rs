@@ -105,6 +105,17 @@
 //! user an RPC bind inside Outlook Anywhere's `RPC_IN_DATA` names (it takes
 //! a second account's credentials; `MAPIBlockOutlookRpcHttp` is Exchange's
 //! control).
+//!
+//! Eighth pass (rt34), held: ActiveSync by another file name than
+//! `default.eas` and the back end's `/Proxy` sub-path sent from outside
+//! (tested below: ActiveSync all the same, and no rule reads the back-end
+//! hop); NAT64, 6to4 and `::a.b.c.d` forms in a trusted proxy's
+//! X-Forwarded-For (read as the peer's are, by the same code: `::ffff:` as
+//! IPv4, the others as the client's own IPv6 address); `X-AnchorMailbox`
+//! naming another mailbox (Exchange serves the account that signs in, with
+//! its permissions on that mailbox, as for `ExchangeImpersonation`).
+//! Closed: a token in the query (`access_token`, as a WOPI client sends it)
+//! signed in a user the gateway read as nobody.
 
 mod common;
 
@@ -1789,6 +1800,137 @@ async fn a_digest_sign_in_is_judged_as_the_user_it_names() {
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, get(&digest("username=\"gooduser\"")).as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// No anonymous requests to the admin center, no bearer tokens to Outlook on the web.
+const BY_SCHEME: &str = "default = 'allow'
+[[rule]]
+name = 'no anonymous ECP'
+action = 'deny'
+path = '/ecp'
+auth = ['unknown']
+[[rule]]
+name = 'no OAuth to OWA'
+action = 'deny'
+path = '/owa'
+auth = ['bearer']
+";
+
+/// Eighth pass: a WOPI client (Office Online Server fetching an attachment
+/// for Outlook on the web) sends its token in the query,
+/// `/owa/wopi/files/<id>?access_token=<token>` (MS-WOPI 3.3.5), and
+/// Exchange, the WOPI host, signs the request in as the user it names. The
+/// gateway read no credentials there: such a request was nobody's, and a
+/// rule on baduser let baduser's token through. The token is read as a
+/// bearer header's is (names as ASP.NET's `Request.QueryString` reads them);
+/// one naming nobody readable is judged as unnamed credentials, and a query
+/// token beside an Authorization header with other credentials is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_the_query_signs_in_the_user_it_names() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let wopi = |query: &str, auth: &str| {
+            let auth = if auth.is_empty() { String::new() } else { format!("Authorization: {auth}\r\n") };
+            format!("GET /owa/wopi/files/@/owaatt?{query} HTTP/1.1\r\nHost: mail\r\n{auth}Connection: close\r\n\r\n")
+        };
+        let bad = jwt(r#"{"upn":"baduser@contoso.com"}"#);
+        let good = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
+        for query in [
+            format!("owaatt=x&access_token={bad}"),
+            format!("access_token={bad}&access_token_ttl=1"),
+            format!("ACCESS_TOKEN={bad}"),
+            format!("access%5Ftoken={bad}"),
+            format!("access%5ftoken={bad}&owaatt=x"),
+        ] {
+            let answer = send_raw(gw.addr, wopi(&query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{query}: {answer}");
+        }
+        // The same token in the header too, as Office for the web sends it.
+        let both = wopi(&format!("access_token={bad}"), &format!("Bearer {bad}"));
+        assert_eq!(status(&send_raw(gw.addr, both.as_bytes()).await), "403");
+        // Two credentials naming two users: which one Exchange reads is not known.
+        for auth in [format!("Bearer {good}"), basic("gooduser", "pw")] {
+            let answer = send_raw(gw.addr, wopi(&format!("access_token={bad}"), &auth).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{auth}: {answer}");
+        }
+        let twice = wopi(&format!("access_token={good}&access_token={bad}"), "");
+        assert_eq!(status(&send_raw(gw.addr, twice.as_bytes()).await), "400");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Nor on a connection a handshake signed in (read or not).
+        let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "gooduser")));
+        let kerberos = "Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOgMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHg==";
+        for auth in [ntlm.as_str(), kerberos] {
+            let owa = format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
+            let answers =
+                send_raw(gw.addr, format!("{owa}{}", wopi(&format!("access_token={good}"), "")).as_bytes()).await;
+            assert_eq!(statuses(&answers), ["200", "400"], "{auth}: {answers}");
+        }
+        assert_eq!(mock.seen().len(), 2, "only the sign-ins on /owa/");
+        for (query, auth) in [
+            (format!("access_token={good}"), String::new()),
+            (format!("access_token={good}"), format!("Bearer {good}")),
+            ("owaatt=x&token=1&my_access_token=2".to_string(), String::new()),
+        ] {
+            let answer = send_raw(gw.addr, wopi(&query, &auth).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{query}: {answer}");
+        }
+        gw.stop().await;
+        // Exchange may read the token on WOPI's pages only: a rule on
+        // anonymous requests and one on bearer tokens both see it.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BY_SCHEME, up).await;
+        for path in ["/ecp/x", "/owa/wopi/files/@/owaatt"] {
+            let raw = format!("GET {path}?access_token=opaque HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{path}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+        // A token naming nobody readable is credentials all the same:
+        // ActiveSync's `User=` no longer names the user.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ONLY_BOSS, up).await;
+        let sync = |extra: &str| {
+            format!(
+                "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=boss&DeviceId=D1&DeviceType=iPhone{extra} HTTP/1.1\r\n\
+                 Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        };
+        assert_eq!(status(&send_raw(gw.addr, sync("&access_token=opaque").as_bytes()).await), "403");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        assert_eq!(status(&send_raw(gw.addr, sync("").as_bytes()).await), "200");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Eighth pass, held: ActiveSync by another file name than `default.eas`,
+/// or by the back end's `/Proxy` sub-path sent from outside, is ActiveSync
+/// all the same: the device rules see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activesync_by_any_file_name_meets_the_device_rules() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        for path in [
+            "/Microsoft-Server-ActiveSync/x.eas",
+            "/Microsoft-Server-ActiveSync/default.eas/",
+            "/Microsoft-Server-ActiveSync/default.eas.",
+            "/Microsoft-Server-ActiveSync/default%2eeas",
+            "/Microsoft-Server-ActiveSync/Proxy/default.eas",
+            "/microsoft-server-activesync/proxy",
+        ] {
+            let raw = format!(
+                "POST {path}?Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=Outlook HTTP/1.1\r\nHost: mail\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{path}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         gw.stop().await;
     })
     .await;
