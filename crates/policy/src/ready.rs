@@ -51,7 +51,7 @@ impl ReadyPolicy {
                     file: policy.origin().to_string(),
                     line: Some(r.line),
                     message: format!(
-                        "rule '{}' has a device condition: give the devices known before the cut-over (an inventory or a mobile-device export; --help names the option)",
+                        "rule '{}' has a device condition: give the devices known before the cut-over: --inventory (simulate and gateway also take --devices, simulate --known-before)",
                         r.name
                     ),
                 });
