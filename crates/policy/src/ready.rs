@@ -9,7 +9,7 @@ use std::sync::Arc;
 use exchange::{Interpreter, Request};
 
 use crate::inventory::Inventory;
-use crate::model::{Action, Cond, Decision, Policy};
+use crate::model::{Action, Decision, Policy};
 use crate::PolicyError;
 
 /// The one thing simulate, export, watch and the gateway evaluate with.
@@ -46,7 +46,7 @@ impl ReadyPolicy {
         interpreter: Arc<Interpreter>,
     ) -> Result<ReadyPolicy, PolicyError> {
         if inventory.as_deref().is_none_or(Inventory::is_facts_only) {
-            if let Some(r) = policy.rules().iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_)))) {
+            if let Some(r) = policy.device_rule() {
                 return Err(PolicyError::Invalid {
                     file: policy.origin().to_string(),
                     line: Some(r.line),

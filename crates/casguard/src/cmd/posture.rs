@@ -26,6 +26,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     args.report.format.check_out(args.report.out.as_deref())?;
     let interpreter = Arc::new(args.inputs.interpreter()?);
     let policy = Policy::load_with(&args.policy, interpreter.catalog(), interpreter.networks())?;
+    if let Some(rule) = policy.device_rule() {
+        // Exchange enforces no such rule: it is a cut-over plan, for simulate.
+        anyhow::bail!(
+            "{}:{}: rule '{}' judges devices new since a cut-over, which no setting in force does: \
+             posture reads the policy in force (as `casguard policy import` writes it); simulate this policy instead",
+            args.policy.display(),
+            rule.line,
+            rule.name
+        );
+    }
     let files = args.inputs.files()?;
     let options = args.inputs.scan_options()?;
     // A rule on a device's model or OS judges all of a device's requests by

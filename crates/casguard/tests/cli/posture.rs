@@ -319,3 +319,18 @@ fn outlook_mobile_is_tried_with_basic_and_with_modern_auth_apart() {
     assert_eq!(report["summary"]["outlook_mobile_basic_open"], basic.len());
     assert_eq!(report["summary"]["outlook_mobile_basic_used"], synced.len());
 }
+
+/// A rule on devices new since a cut-over is a plan, not a setting Exchange
+/// enforces: posture says so and points to simulate, rather than asking for
+/// an inventory it has no option for.
+#[test]
+fn a_cut_over_rule_in_the_policy_in_force_is_refused_with_its_line() {
+    let policy = crate::util::example("block-new-outlook-devices.toml");
+    let logs = crate::util::workspace().join("examples/logs");
+    let stderr = crate::util::refused(casguard(&["posture", "--policy", &policy, logs.to_str().unwrap()]));
+    assert!(
+        stderr.contains("block-new-outlook-devices.toml:14:") && stderr.contains("simulate this policy instead"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--inventory"), "posture takes no inventory: {stderr}");
+}

@@ -431,6 +431,12 @@ impl Policy {
         self.rules.iter().any(Rule::reads_device_facts)
     }
 
+    /// The first rule with a `device` condition (devices new since a
+    /// cut-over), which needs the devices known before it.
+    pub fn device_rule(&self) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.uses(&|c| matches!(c, Cond::Device(_))))
+    }
+
     /// A deny rule whose conditions name users: live, it cannot see a
     /// request signed in with Kerberos or an opaque token, which names no
     /// user the gateway can read (its exceptions are safe: such a request
