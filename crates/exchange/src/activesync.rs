@@ -204,13 +204,17 @@ pub fn split_log(query: &str) -> Option<(&str, &str, &str)> {
 const NAME_BUFFER: usize = 16;
 
 /// A parameter name decoded as `UrlDecode` would, into `buf`, when it is
-/// short ASCII (every name read here is); `None` for anything else, such as
-/// a base64 token whose padding looked like `=`.
+/// short ASCII (every name read here is), `ı` and `ſ` taken for `I` and `S`
+/// as ASP.NET finds a parameter by name ([`crate::text::dotnet_ascii_upper`]);
+/// `None` for anything else, such as a base64 token whose padding looked
+/// like `=`.
 fn ascii_name(raw: &str, buf: &mut [u8; NAME_BUFFER]) -> Option<usize> {
     let s = raw.as_bytes();
     let (mut i, mut n) = (0, 0);
+    // The first byte of a two-byte UTF-8 letter, escaped or not.
+    let mut lead: Option<u8> = None;
     while i < s.len() {
-        let (c, used) = match s[i] {
+        let (byte, used) = match s[i] {
             b'+' => (b' ', 1),
             b'%' => match s.get(i + 1) {
                 Some(b'u' | b'U') => {
@@ -218,20 +222,30 @@ fn ascii_name(raw: &str, buf: &mut [u8; NAME_BUFFER]) -> Option<usize> {
                         .get(i + 2..i + 6)?
                         .iter()
                         .try_fold(0u16, |a, &c| url::hex(c).map(|d| a << 4 | u16::from(d)))?;
-                    (u8::try_from(unit).ok().filter(u8::is_ascii)?, 6)
+                    let c = crate::text::dotnet_ascii_upper(char::from_u32(u32::from(unit))?)?;
+                    (c, 6)
                 }
                 _ => (url::hex(*s.get(i + 1)?)? << 4 | url::hex(*s.get(i + 2)?)?, 3),
             },
             c => (c, 1),
         };
-        if !c.is_ascii() || n == NAME_BUFFER {
+        i += used;
+        let c = match (lead.take(), byte) {
+            (None, 0xC4 | 0xC5) => {
+                lead = Some(byte);
+                continue;
+            }
+            (None, c) if c.is_ascii() => c,
+            (Some(l), t) => crate::text::dotnet_ascii_upper(std::str::from_utf8(&[l, t]).ok()?.chars().next()?)?,
+            _ => return None,
+        };
+        if n == NAME_BUFFER {
             return None;
         }
         buf[n] = c;
         n += 1;
-        i += used;
     }
-    Some(n)
+    lead.is_none().then_some(n)
 }
 
 /// `s.split(sep as char)` for an ASCII `sep`, without the general char
@@ -554,6 +568,11 @@ mod tests {
         {
             assert_eq!(parsed(&format!("Cmd={sent}&DeviceId=D1&DeviceType=T")).command, read, "{sent}");
         }
+        // ASP.NET finds `DeviceType` under `ı` and `User` under `ſ` (OrdinalIgnoreCase).
+        let a = parsed("Cmd=Sync&U%C5%BFer=jdoe&Dev%C4%B1ceId=D1&Dev%u0131ceType=Outlook");
+        assert_eq!((a.user.as_str(), a.device_id.as_str(), a.device_type.as_str()), ("jdoe", "D1", "Outlook"));
+        let a = parsed("Cmd=Sync&DeviceId=D1&Dev%C4%B0ceType=Outlook&Dev%C4ceType=X&Dev%C4%C4ceType=Y");
+        assert_eq!(a.device_type, "", "İ, a lone lead byte and two leads are not I");
         // The dotless ı lower-cases to itself: not a command.
         assert_eq!(parsed("Cmd=P%C4%B1ng&DeviceId=D1&DeviceType=T").command, "P\u{131}ng");
         assert_eq!(device_class("IMEI3520"), "IMEI");

@@ -26,6 +26,31 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
         .any(|i| h[i + 1..i + n.len()].eq_ignore_ascii_case(rest))
 }
 
+/// The letter beyond ASCII whose upper case .NET's `OrdinalIgnoreCase`
+/// takes for an ASCII one: `ı` (U+0131) is `I` and `ſ` (U+017F) is `S`.
+pub fn dotnet_ascii_upper(c: char) -> Option<u8> {
+    match c {
+        '\u{131}' => Some(b'I'),
+        '\u{17F}' => Some(b'S'),
+        c if c.is_ascii() => Some(c as u8),
+        _ => None,
+    }
+}
+
+/// Whether a parameter `name` (decoded) is the ASCII name `ascii` as
+/// ASP.NET finds parameters (`HttpValueCollection`, .NET's
+/// `OrdinalIgnoreCase`): in any ASCII case, and with `ı` and `ſ` for `i`
+/// and `s` ([`dotnet_ascii_upper`]): `U\u{17F}er` is `User`.
+pub fn dotnet_name_eq(name: &str, ascii: &str) -> bool {
+    if name.is_ascii() {
+        return name.eq_ignore_ascii_case(ascii);
+    }
+    let mut want = ascii.bytes();
+    name.chars()
+        .all(|c| dotnet_ascii_upper(c).zip(want.next()).is_some_and(|(got, want)| got.eq_ignore_ascii_case(&want)))
+        && want.next().is_none()
+}
+
 /// ASCII case-insensitive prefix test.
 pub fn starts_with_ci(hay: &str, prefix: &str) -> bool {
     hay.len() >= prefix.len() && hay.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
@@ -266,6 +291,27 @@ impl EwsShape {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_compare_as_asp_net_finds_parameters() {
+        for (name, ascii) in [
+            ("User", "user"),
+            ("U\u{17F}er", "User"),
+            ("Dev\u{131}ceType", "DEVICETYPE"),
+            ("acce\u{17F}s_token", "access_token"),
+        ] {
+            assert!(dotnet_name_eq(name, ascii), "{name}");
+        }
+        for (name, ascii) in [
+            ("Use", "User"),
+            ("Users", "User"),
+            ("\u{212A}ey", "key"),
+            ("Us\u{E9}r", "User"),
+            ("Dev\u{130}ceId", "DeviceId"),
+        ] {
+            assert!(!dotnet_name_eq(name, ascii), "{name}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -109,7 +109,7 @@ pub(crate) fn username(form: &[u8]) -> Result<Option<String>, Refused> {
             Some(at) => (&pair[..at], &pair[at + 1..]),
             None => (pair, &[][..]),
         };
-        if !decode(name).is_some_and(|n| n.eq_ignore_ascii_case("username")) {
+        if !decode(name).is_some_and(|n| exchange::text::dotnet_name_eq(&n, "username")) {
             continue;
         }
         let value = decode(value).ok_or(AMBIGUOUS)?;
@@ -153,6 +153,8 @@ mod tests {
             Some("bob smith@contoso.com")
         );
         assert_eq!(username(b"user%6Eame=bob").unwrap().as_deref(), Some("bob"), "the name decoded too");
+        assert_eq!(username(b"u%C5%BFername=bob").unwrap().as_deref(), Some("bob"), "\u{17F} is S to ASP.NET");
+        assert!(username(b"username=alice&u%C5%BFername=bob").is_err(), "the same field twice");
         assert_eq!(username(b"password=x&isUtf8=1").unwrap(), None);
         assert_eq!(username(b"username=&password=x").unwrap(), None);
         assert!(username(b"username=alice&USERNAME=bob").is_err(), "ASP.NET would read `alice,bob`");

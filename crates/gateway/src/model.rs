@@ -156,9 +156,9 @@ pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str
         let named = if name.bytes().any(|b| b == b'%' || b == b'+') {
             decoded.clear();
             exchange::url::decode_query_value_into(name, &mut decoded);
-            decoded.eq_ignore_ascii_case(NAME)
+            exchange::text::dotnet_name_eq(&decoded, NAME)
         } else {
-            name.eq_ignore_ascii_case(NAME)
+            exchange::text::dotnet_name_eq(name, NAME)
         };
         if !named {
             continue;
@@ -689,7 +689,14 @@ mod tests {
     fn a_query_token_is_read_as_asp_net_reads_its_name() {
         let token = |q: &str| query_token(q).map(|t| t.map(|t| t.into_owned()));
         assert_eq!(token("owaatt=x&access_token=eyJ.e30.x"), Ok(Some("eyJ.e30.x".into())));
-        for q in ["ACCESS_TOKEN=t", "Access%5Ftoken=t", "%61ccess%5f%74oken=t", "access%u005Ftoken=t&x=1"] {
+        for q in [
+            "ACCESS_TOKEN=t",
+            "Access%5Ftoken=t",
+            "%61ccess%5f%74oken=t",
+            "access%u005Ftoken=t&x=1",
+            "acce%C5%BFs_token=t",
+            "acces%u017F_token=t",
+        ] {
             assert_eq!(token(q), Ok(Some("t".into())), "{q}");
         }
         assert_eq!(token("access_token=a%2Eb"), Ok(Some("a.b".into())));

@@ -116,6 +116,12 @@
 //! its permissions on that mailbox, as for `ExchangeImpersonation`).
 //! Closed: a token in the query (`access_token`, as a WOPI client sends it)
 //! signed in a user the gateway read as nobody.
+//!
+//! Ninth pass (stop 34, the lead): parameter names as ASP.NET finds them,
+//! .NET's `OrdinalIgnoreCase`, where `ı` is `I` and `ſ` is `S`: closed for
+//! ActiveSync's `User`, `DeviceId`, `DeviceType`, `Cmd`, the query's
+//! `access_token` and the forms sign-in's `username`. Assumed from .NET's
+//! documented upper-casing, not verified on Exchange.
 
 mod common;
 
@@ -1929,6 +1935,33 @@ async fn activesync_by_any_file_name_meets_the_device_rules() {
             );
             let answer = send_raw(gw.addr, raw.as_bytes()).await;
             assert_eq!(status(&answer), "403", "{path}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Ninth pass: ASP.NET finds a query parameter by its name as .NET's
+/// `OrdinalIgnoreCase` compares names (`HttpValueCollection`), which
+/// upper-cases letter by letter: `ı` (U+0131) is `I` and `ſ` (U+017F) is
+/// `S`. So `Dev%C4%B1ceType=Outlook` is `DeviceType` to Exchange, and
+/// `U%C5%BFer` is `User`, where the gateway read no parameter at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_name_with_a_letter_dotnet_upper_cases_to_ascii_is_read() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        for query in [
+            "Cmd=Sync&User=jdoe&DeviceId=D1&Dev%C4%B1ceType=Outlook",
+            "Cmd=Sync&User=jdoe&DeviceId=D1&Dev%u0131ceType=Outlook",
+            "Cmd=Sync&User=jdoe&Dev%C4%B1ceId=D1&DEV%C4%B1CETYPE=Outlook",
+        ] {
+            let raw = format!(
+                "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{query}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         gw.stop().await;
