@@ -662,6 +662,7 @@ pub fn fuzz(data: &[u8]) {
     let _ = is_connection_auth(data);
     let _ = ntlm_leg(data);
     let _ = digest_user(data);
+    let _ = query_token(&String::from_utf8_lossy(data));
     crate::forms::fuzz(data);
     exchange::url::fuzz(data);
 }
