@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, FileType};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -135,8 +135,9 @@ impl Walk<'_> {
 /// by length, then by their first 4 KiB; only those alike in both are
 /// compared whole, so a tree without copies costs a `stat` a file and a
 /// small read for the few of one length. Empty files are no one's copy. A
-/// `NAME.gz` given beside `NAME` is the copy when it decompresses to the
-/// same bytes (a log compressed and kept both ways).
+/// `.gz` file is the copy of a plain one it decompresses to (a log
+/// compressed and kept both ways, in one folder or two), found by the
+/// length gzip's trailer keeps, or beside its `NAME`.
 pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
     let mut copy_of = vec![None; paths.len()];
     let mut by_len: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -172,17 +173,48 @@ pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
             }
         }
     }
+    let is_gz = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     let index: HashMap<&Path, usize> = paths.iter().enumerate().map(|(i, p)| (p.as_path(), i)).collect();
+    // Plain originals by their length as gzip's trailer keeps it (mod 2^32).
+    let mut plain_by_size: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, path) in paths.iter().enumerate() {
-        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+        if !is_gz(path) && copy_of[i].is_none() {
+            let len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+            if len > 0 {
+                plain_by_size.entry(len as u32).or_default().push(i);
+            }
+        }
+    }
+    for (i, path) in paths.iter().enumerate() {
+        if !is_gz(path) || copy_of[i].is_some() {
             continue;
         }
-        let Some(&original) = index.get(path.with_extension("").as_path()) else { continue };
-        if copy_of[i].is_none() && copy_of[original].is_none() && same_decompressed(path, &paths[original])? {
-            copy_of[i] = Some(original);
+        // `NAME` beside it first (its trailer only sizes the last member of
+        // a gzip of several), then any plain file of the size it inflates to.
+        let beside = index.get(path.with_extension("").as_path()).copied();
+        let sized = gzip_size(path)?.and_then(|size| plain_by_size.get(&size));
+        for o in beside.into_iter().chain(sized.into_iter().flatten().copied()) {
+            if copy_of[o].is_none() && !is_gz(&paths[o]) && same_decompressed(path, &paths[o])? {
+                copy_of[i] = Some(o);
+                break;
+            }
         }
     }
     Ok(copy_of)
+}
+
+/// The length a gzip file says it inflates to (its trailer's ISIZE, mod
+/// 2^32, of its last member); `None` for a file too short to be gzip.
+fn gzip_size(path: &Path) -> Result<Option<u32>, Error> {
+    let io_err = |e| Error::io(path, e);
+    let mut file = fs::File::open(path).map_err(io_err)?;
+    if file.metadata().map_err(io_err)?.len() < 18 {
+        return Ok(None);
+    }
+    file.seek(std::io::SeekFrom::End(-4)).map_err(io_err)?;
+    let mut size = [0u8; 4];
+    file.read_exact(&mut size).map_err(io_err)?;
+    Ok(Some(u32::from_le_bytes(size)))
 }
 
 /// The first 4 KiB of `path`.

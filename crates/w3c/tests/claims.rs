@@ -298,6 +298,21 @@ fn copies_are_the_files_with_an_earlier_ones_bytes() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let paths = write_files(dir.path(), &pairs);
-    // A.LOG is A.LOG.GZ's original, and b.log has its bytes.
-    assert_eq!(w3c::copies(&paths).unwrap(), [Some(1), None, Some(1), None, None, None]);
+    // A.LOG is A.LOG.GZ's original, and b.log has its bytes; b.log.gz
+    // inflates to c.log's bytes, under another name.
+    assert_eq!(w3c::copies(&paths).unwrap(), [Some(1), None, Some(1), Some(4), None, None]);
+
+    // A log kept plain in one folder and compressed under another name in
+    // another is read once; a gzip of the same size and other bytes is no copy.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("archive")).unwrap();
+    let other: Vec<u8> = big.iter().map(|b| if *b == b'1' { b'2' } else { *b }).collect();
+    let files: [(&str, Vec<u8>); 3] = [
+        ("archive/ex-2026-12-01.gz", gzip(&big)),
+        ("archive/ex-2026-12-02.gz", gzip(&other)),
+        ("u_ex261201.log", big.clone()),
+    ];
+    let paths = write_files(dir.path(), &files);
+    assert_eq!(other.len(), big.len());
+    assert_eq!(w3c::copies(&paths).unwrap(), [Some(2), None, None]);
 }
