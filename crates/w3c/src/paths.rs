@@ -140,9 +140,12 @@ impl Walk<'_> {
 /// length gzip's trailer keeps, or beside its `NAME`.
 pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
     let mut copy_of = vec![None; paths.len()];
+    let lens = paths
+        .iter()
+        .map(|path| fs::metadata(path).map(|m| m.len()).map_err(|e| Error::io(path, e)))
+        .collect::<Result<Vec<u64>, Error>>()?;
     let mut by_len: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, path) in paths.iter().enumerate() {
-        let len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    for (i, &len) in lens.iter().enumerate() {
         if len > 0 {
             by_len.entry(len).or_default().push(i);
         }
@@ -178,11 +181,8 @@ pub fn copies(paths: &[PathBuf]) -> Result<Vec<Option<usize>>, Error> {
     // Plain originals by their length as gzip's trailer keeps it (mod 2^32).
     let mut plain_by_size: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, path) in paths.iter().enumerate() {
-        if !is_gz(path) && copy_of[i].is_none() {
-            let len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-            if len > 0 {
-                plain_by_size.entry(len as u32).or_default().push(i);
-            }
+        if !is_gz(path) && copy_of[i].is_none() && lens[i] > 0 {
+            plain_by_size.entry(lens[i] as u32).or_default().push(i);
         }
     }
     for (i, path) in paths.iter().enumerate() {
