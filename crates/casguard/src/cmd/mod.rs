@@ -65,17 +65,15 @@ impl Format {
     /// file in a folder that does not exist, for the others) is refused here,
     /// before the logs are read, not after.
     pub fn check_out(self, out: Option<&Path>) -> anyhow::Result<()> {
-        let name = match self {
-            Format::Table => "table",
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Html => "html",
-        };
         match (self, out) {
             (Format::Csv, None) => anyhow::bail!("--format csv writes several files: give a folder with --out DIR"),
             (Format::Html, None) => anyhow::bail!("--format html writes a page: give a file with --out report.html"),
             (Format::Csv, Some(dir)) => check_out_folder(dir, "--format csv"),
-            (_, Some(file)) => check_out_file(file, &format!("--format {name}")),
+            (_, Some(file)) => {
+                // The name clap gives the value, as the user typed it.
+                let format = clap::ValueEnum::to_possible_value(&self).map(|v| format!("--format {}", v.get_name()));
+                check_out_file(file, &format.unwrap_or_default())
+            }
             _ => Ok(()),
         }
     }
