@@ -27,7 +27,10 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
 }
 
 /// The letter beyond ASCII whose upper case .NET's `OrdinalIgnoreCase`
-/// takes for an ASCII one: `ı` (U+0131) is `I` and `ſ` (U+017F) is `S`.
+/// takes for an ASCII one: `ı` (U+0131) is `I` and `ſ` (U+017F) is `S`;
+/// ASCII as itself. Not IIS's path comparison (`url::fold`), which also
+/// takes the Kelvin sign for `K` and `İ` for `I`: their upper case is
+/// themselves.
 pub fn dotnet_ascii_upper(c: char) -> Option<u8> {
     match c {
         '\u{131}' => Some(b'I'),

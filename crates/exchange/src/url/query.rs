@@ -50,6 +50,14 @@ fn holds_secret(param: &str) -> bool {
     } else {
         name
     };
+    // ASP.NET finds `pa\u{17f}sword` as `password` (`text::dotnet_ascii_upper`).
+    let folded: String;
+    let name = if name.is_ascii() {
+        name
+    } else {
+        folded = name.chars().map(|c| crate::text::dotnet_ascii_upper(c).map_or(c, char::from)).collect();
+        folded.as_str()
+    };
     let is = |word: &str| name.eq_ignore_ascii_case(word);
     let has = |word: &str| crate::text::contains_ci(name, word);
     let ends = |word: &str| crate::text::ends_with_ci(name, word);
@@ -247,6 +255,7 @@ mod redaction_tests {
             ("username=contoso%5Cbob&password=Summer2026!", "username=contoso%5Cbob&password=REDACTED"),
             ("PassWord=x&a=1", "PassWord=REDACTED&a=1"),
             ("pass%77ord=x", "pass%77ord=REDACTED"),
+            ("pa%C5%BFsword=x&u%C5%BFer=y", "pa%C5%BFsword=REDACTED&u%C5%BFer=y"),
             ("txtPwd=x&newPassword=y&pass=z&pw=w", "txtPwd=REDACTED&newPassword=REDACTED&pass=REDACTED&pw=REDACTED"),
             (
                 "access_token=eyJ0&id_token=eyJ1&client_secret=s",
