@@ -205,9 +205,10 @@ const NAME_BUFFER: usize = 16;
 
 /// A parameter name decoded as `UrlDecode` would, into `buf`, when it is
 /// short ASCII (every name read here is), `ı` and `ſ` taken for `I` and `S`
-/// as ASP.NET finds a parameter by name ([`crate::text::dotnet_ascii_upper`]);
-/// `None` for anything else, such as a base64 token whose padding looked
-/// like `=`.
+/// ([`crate::text::NameMatch::LookAlike`]): Exchange on Windows finds no
+/// parameter so named, but a device or command read from one can only meet
+/// more rules, never fewer, and a name given twice is marked; `None` for
+/// anything else, such as a base64 token whose padding looked like `=`.
 fn ascii_name(raw: &str, buf: &mut [u8; NAME_BUFFER]) -> Option<usize> {
     let s = raw.as_bytes();
     let (mut i, mut n) = (0, 0);
@@ -568,7 +569,7 @@ mod tests {
         {
             assert_eq!(parsed(&format!("Cmd={sent}&DeviceId=D1&DeviceType=T")).command, read, "{sent}");
         }
-        // ASP.NET finds `DeviceType` under `ı` and `User` under `ſ` (OrdinalIgnoreCase).
+        // Look-alike names (`ı`, `ſ`) are read as the name: a rule can only see more.
         let a = parsed("Cmd=Sync&U%C5%BFer=jdoe&Dev%C4%B1ceId=D1&Dev%u0131ceType=Outlook");
         assert_eq!((a.user.as_str(), a.device_id.as_str(), a.device_type.as_str()), ("jdoe", "D1", "Outlook"));
         let a = parsed("Cmd=Sync&DeviceId=D1&Dev%C4%B0ceType=Outlook&Dev%C4ceType=X&Dev%C4%C4ceType=Y");

@@ -26,11 +26,13 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
         .any(|i| h[i + 1..i + n.len()].eq_ignore_ascii_case(rest))
 }
 
-/// The letter beyond ASCII whose upper case .NET's `OrdinalIgnoreCase`
-/// takes for an ASCII one: `ı` (U+0131) is `I` and `ſ` (U+017F) is `S`;
-/// ASCII as itself. Not IIS's path comparison (`url::fold`), which also
-/// takes the Kelvin sign for `K` and `İ` for `I`: their upper case is
-/// themselves.
+/// The ASCII letter that ICU's simple upper case takes a letter beyond
+/// ASCII for: `ı` (U+0131) is `I` and `ſ` (U+017F) is `S`; ASCII as itself.
+/// .NET's `OrdinalIgnoreCase` on Windows, where Exchange runs, does not
+/// (dotnet/runtime#32247: `"adminiſtrator"` is not `"administrator"` there),
+/// so Exchange finds no parameter under such a name; see [`NameMatch`]. Not
+/// IIS's path comparison (`url::fold`), which also takes the Kelvin sign for
+/// `K` and `İ` for `I`.
 pub fn dotnet_ascii_upper(c: char) -> Option<u8> {
     match c {
         '\u{131}' => Some(b'I'),
@@ -40,18 +42,39 @@ pub fn dotnet_ascii_upper(c: char) -> Option<u8> {
     }
 }
 
-/// Whether a parameter `name` (decoded) is the ASCII name `ascii` as
-/// ASP.NET finds parameters (`HttpValueCollection`, .NET's
-/// `OrdinalIgnoreCase`): in any ASCII case, and with `ı` and `ſ` for `i`
-/// and `s` ([`dotnet_ascii_upper`]): `U\u{17F}er` is `User`.
-pub fn dotnet_name_eq(name: &str, ascii: &str) -> bool {
+/// How a parameter's name (decoded) compares with an ASCII name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameMatch {
+    /// Another name.
+    No,
+    /// The name in any ASCII case: what ASP.NET's `Request.QueryString` and
+    /// `Request.Form` find (`HttpValueCollection`, `OrdinalIgnoreCase`).
+    Exact,
+    /// The name only with `ı` taken for `I` or `ſ` for `S`
+    /// ([`dotnet_ascii_upper`]): no name to Exchange on Windows, the name
+    /// where .NET cases through ICU. Only an evasion spells a name so, so
+    /// casguard reads it as the name where that can only deny more (a
+    /// device's type), and refuses it where it would name a user (a token,
+    /// a sign-in form), as no reading is safe there.
+    LookAlike,
+}
+
+/// Whether a parameter `name` (decoded) is the ASCII name `ascii`; see
+/// [`NameMatch`]. `U\u{17F}er` is a look-alike of `User`.
+pub fn name_match(name: &str, ascii: &str) -> NameMatch {
     if name.is_ascii() {
-        return name.eq_ignore_ascii_case(ascii);
+        return if name.eq_ignore_ascii_case(ascii) { NameMatch::Exact } else { NameMatch::No };
     }
     let mut want = ascii.bytes();
-    name.chars()
+    let same = name
+        .chars()
         .all(|c| dotnet_ascii_upper(c).zip(want.next()).is_some_and(|(got, want)| got.eq_ignore_ascii_case(&want)))
-        && want.next().is_none()
+        && want.next().is_none();
+    if same {
+        NameMatch::LookAlike
+    } else {
+        NameMatch::No
+    }
 }
 
 /// ASCII case-insensitive prefix test.
@@ -296,22 +319,20 @@ impl EwsShape {
 mod tests {
     #[test]
     fn names_compare_as_asp_net_finds_parameters() {
-        for (name, ascii) in [
-            ("User", "user"),
-            ("U\u{17F}er", "User"),
-            ("Dev\u{131}ceType", "DEVICETYPE"),
-            ("acce\u{17F}s_token", "access_token"),
+        for (name, ascii, want) in [
+            ("User", "user", NameMatch::Exact),
+            ("DEVICETYPE", "DeviceType", NameMatch::Exact),
+            ("U\u{17F}er", "User", NameMatch::LookAlike),
+            ("Dev\u{131}ceType", "DEVICETYPE", NameMatch::LookAlike),
+            ("acce\u{17F}s_token", "access_token", NameMatch::LookAlike),
+            ("Use", "User", NameMatch::No),
+            ("Users", "User", NameMatch::No),
+            ("U\u{17F}ers", "User", NameMatch::No),
+            ("\u{212A}ey", "key", NameMatch::No),
+            ("Us\u{E9}r", "User", NameMatch::No),
+            ("Dev\u{130}ceId", "DeviceId", NameMatch::No),
         ] {
-            assert!(dotnet_name_eq(name, ascii), "{name}");
-        }
-        for (name, ascii) in [
-            ("Use", "User"),
-            ("Users", "User"),
-            ("\u{212A}ey", "key"),
-            ("Us\u{E9}r", "User"),
-            ("Dev\u{130}ceId", "DeviceId"),
-        ] {
-            assert!(!dotnet_name_eq(name, ascii), "{name}");
+            assert_eq!(super::name_match(name, ascii), want, "{name}");
         }
     }
 

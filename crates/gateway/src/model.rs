@@ -6,8 +6,10 @@
 
 use std::net::IpAddr;
 
+use crate::screen::Refused;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use exchange::text::NameMatch;
 use exchange::url::{decode_path, Refusal};
 use hyper::header::{HeaderMap, HeaderName, AUTHORIZATION, USER_AGENT};
 use hyper::{Method, Uri};
@@ -39,7 +41,8 @@ pub struct Filled {
     /// `auth` came from an `access_token` in the query (see [`query_token`]).
     pub query_token: bool,
     /// Why the query's `access_token` cannot be read one way: given twice,
-    /// or beside an Authorization header with other credentials.
+    /// named with a look-alike letter, or beside an Authorization header
+    /// with other credentials.
     pub token_refused: Option<crate::screen::Refused>,
 }
 
@@ -76,7 +79,7 @@ pub fn fill(
     let (mut query_token_read, mut token_refused) = (false, None);
     match uri.query().map(query_token) {
         None | Some(Ok(None)) => {}
-        Some(Err(())) => token_refused = Some(crate::screen::TOKEN_TWICE),
+        Some(Err(refused)) => token_refused = Some(refused),
         Some(Ok(Some(token))) => match authorization {
             // Only a bearer header carrying the same token says the same
             // (Office for the web sends it both ways).
@@ -119,8 +122,9 @@ pub fn fill(
 /// 3.3.5), and Exchange, the WOPI host, signs the request in as the user it
 /// names, as for `Authorization: Bearer`. Names are read as ASP.NET's
 /// `Request.QueryString` reads them: decoded, in any ASCII case. `Err` when
-/// it comes twice with different values.
-pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str>>, ()> {
+/// it comes twice with different values, or named with a look-alike letter
+/// ([`crate::screen::LOOKALIKE_NAME`]).
+pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str>>, Refused> {
     const NAME: &str = "access_token";
     let mut found: Option<std::borrow::Cow<'_, str>> = None;
     let mut decoded = String::new();
@@ -156,12 +160,14 @@ pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str
         let named = if name.bytes().any(|b| b == b'%' || b == b'+') {
             decoded.clear();
             exchange::url::decode_query_value_into(name, &mut decoded);
-            exchange::text::dotnet_name_eq(&decoded, NAME)
+            exchange::text::name_match(&decoded, NAME)
         } else {
-            exchange::text::dotnet_name_eq(name, NAME)
+            exchange::text::name_match(name, NAME)
         };
-        if !named {
-            continue;
+        match named {
+            NameMatch::Exact => {}
+            NameMatch::LookAlike => return Err(crate::screen::LOOKALIKE_NAME),
+            NameMatch::No => continue,
         }
         let value = if value.bytes().any(|b| b == b'%' || b == b'+') {
             let mut v = String::new();
@@ -171,7 +177,7 @@ pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str
             std::borrow::Cow::Borrowed(value)
         };
         match &found {
-            Some(first) if *first != value => return Err(()),
+            Some(first) if *first != value => return Err(crate::screen::TOKEN_TWICE),
             _ => found = Some(value),
         }
     }
@@ -690,19 +696,17 @@ mod tests {
     fn a_query_token_is_read_as_asp_net_reads_its_name() {
         let token = |q: &str| query_token(q).map(|t| t.map(|t| t.into_owned()));
         assert_eq!(token("owaatt=x&access_token=eyJ.e30.x"), Ok(Some("eyJ.e30.x".into())));
-        for q in [
-            "ACCESS_TOKEN=t",
-            "Access%5Ftoken=t",
-            "%61ccess%5f%74oken=t",
-            "access%u005Ftoken=t&x=1",
-            "acce%C5%BFs_token=t",
-            "acces%u017F_token=t",
-        ] {
+        for q in ["ACCESS_TOKEN=t", "Access%5Ftoken=t", "%61ccess%5f%74oken=t", "access%u005Ftoken=t&x=1"] {
             assert_eq!(token(q), Ok(Some("t".into())), "{q}");
+        }
+        // A look-alike letter: no name to Exchange on Windows, the name
+        // through ICU; refused rather than read either way.
+        for q in ["acce%C5%BFs_token=t", "acces%u017F_token=t", "access_token=t&acce\u{17f}s_token=t"] {
+            assert_eq!(token(q), Err(crate::screen::LOOKALIKE_NAME), "{q}");
         }
         assert_eq!(token("access_token=a%2Eb"), Ok(Some("a.b".into())));
         assert_eq!(token("access_token=t&access_token=t"), Ok(Some("t".into())));
-        assert_eq!(token("access_token=t&access_token=u"), Err(()));
+        assert_eq!(token("access_token=t&access_token=u"), Err(crate::screen::TOKEN_TWICE));
         for q in ["", "token=t", "my_access_token=t", "access_token_ttl=1", "access+token=t", "x=access_token"] {
             assert_eq!(token(q), Ok(None), "{q}");
         }

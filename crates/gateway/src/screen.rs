@@ -65,6 +65,16 @@ pub(crate) const NTLM_CHARSET: Refused =
 /// one Exchange reads is not known (see [`crate::model::query_token`]).
 pub(crate) const TOKEN_TWICE: Refused = Refused::new(400, "access_token given twice in the query");
 
+/// A credential's parameter (`access_token`, a sign-in form's `username`)
+/// named with `ı` for `i` or `ſ` for `s`: no parameter to Exchange, whose
+/// .NET on Windows takes no letter beyond ASCII for an ASCII one, but the
+/// name where .NET cases through ICU ([`exchange::text::NameMatch`]).
+/// Read as nobody's, it could ride past a rule with an exception for the
+/// user it names; read as the user's, past one that denies nobody. Only an
+/// evasion spells a name so.
+pub(crate) const LOOKALIKE_NAME: Refused =
+    Refused::new(400, "a credential's parameter named with a look-alike letter (\u{131} or \u{17f})");
+
 /// A query's `access_token` beside other credentials: an Authorization header
 /// other than `Bearer` with the same token, or a connection an NTLM or
 /// Negotiate handshake signed in. Which of the two Exchange signs the

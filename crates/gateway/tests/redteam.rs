@@ -28,7 +28,8 @@
 //! Third pass (rt30), held: TE and CL together, trailers naming
 //! User-Agent (dropped), bare LF, obs-fold, a space before the colon;
 //! `Dev%C4%B1ceType` / `U%C5%BFer` (not read, as .NET on Windows does not
-//! fold them: dotnet/runtime#32247); a device id or command with a space.
+//! fold them: dotnet/runtime#32247; read since the ninth pass, below); a
+//! device id or command with a space.
 //! Closed: the user came from `User=` when the credentials named nobody
 //! readable, user names in a code page, base64 queries that do not decode.
 //!
@@ -117,11 +118,15 @@
 //! Closed: a token in the query (`access_token`, as a WOPI client sends it)
 //! signed in a user the gateway read as nobody.
 //!
-//! Ninth pass (stop 34, the lead): parameter names as ASP.NET finds them,
-//! .NET's `OrdinalIgnoreCase`, where `ı` is `I` and `ſ` is `S`: closed for
-//! ActiveSync's `User`, `DeviceId`, `DeviceType`, `Cmd`, the query's
-//! `access_token` and the forms sign-in's `username`. Assumed from .NET's
-//! documented upper-casing, not verified on Exchange.
+//! Ninth pass (stop 34, the lead), corrected at stop 35: parameter names
+//! with `ı` for `i` or `ſ` for `s`. The third pass had it right: .NET's
+//! `OrdinalIgnoreCase` on Windows takes neither for ASCII
+//! (dotnet/runtime#32247), so Exchange reads no parameter so named, while
+//! ICU's upper case does. The gateway reads ActiveSync's `User`,
+//! `DeviceId`, `DeviceType` and `Cmd` so named as the parameter (a rule can
+//! only see more), and refuses a query `access_token` or a sign-in form's
+//! `username` so named (400), as either reading of a credential could be
+//! the wrong one.
 
 mod common;
 
@@ -1942,13 +1947,15 @@ async fn activesync_by_any_file_name_meets_the_device_rules() {
     .await;
 }
 
-/// Ninth pass: ASP.NET finds a query parameter by its name as .NET's
-/// `OrdinalIgnoreCase` compares names (`HttpValueCollection`), which
-/// upper-cases letter by letter: `ı` (U+0131) is `I` and `ſ` (U+017F) is
-/// `S`. So `Dev%C4%B1ceType=Outlook` is `DeviceType` to Exchange, and
-/// `U%C5%BFer` is `User`, where the gateway read no parameter at all.
+/// Ninth pass, corrected at stop 35: `ı` (U+0131) upper-cases to `I` and
+/// `ſ` (U+017F) to `S` through ICU, not through .NET's `OrdinalIgnoreCase`
+/// on Windows (dotnet/runtime#32247), where Exchange runs; so Exchange finds
+/// no `DeviceType` in `Dev%C4%B1ceType=Outlook`. The gateway reads one, since
+/// a device rule can then only deny more; a credential named so (the query's
+/// `access_token`, the sign-in form's `username`) is refused, as reading it
+/// as nobody's or as the user's could each be the wrong reading.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_parameter_name_with_a_letter_dotnet_upper_cases_to_ascii_is_read() {
+async fn a_parameter_name_with_a_look_alike_letter_is_read_or_refused() {
     within(20, async {
         let (mock, up) = start_mock().await;
         let gw = start_gateway(POLICY, up).await;
@@ -1963,6 +1970,14 @@ async fn a_parameter_name_with_a_letter_dotnet_upper_cases_to_ascii_is_read() {
             let answer = send_raw(gw.addr, raw.as_bytes()).await;
             assert_eq!(status(&answer), "403", "{query}: {answer}");
         }
+        let token = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
+        for query in [format!("acce%C5%BF%C5%BF_token={token}"), format!("owaatt=x&acces%u017F_token={token}")] {
+            let raw = format!("GET /owa/wopi/files/@/owaatt?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{query}: {answer}");
+        }
+        let answer = send_raw(gw.addr, sign_in("/owa/auth.owa", "u%C5%BFername=gooduser&password=pw").as_bytes()).await;
+        assert_eq!(status(&answer), "400", "{answer}");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         gw.stop().await;
     })

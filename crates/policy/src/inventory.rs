@@ -35,8 +35,10 @@ struct InventoryFile {
     devices: Vec<KnownDevice>,
 }
 
-/// A device id as Exchange compares one (`OrdinalIgnoreCase`, letter by
-/// letter upper-cased, where `ſ` is `S` and `ı` is `I`): the key of a
+/// A device id upper-cased letter by letter, for comparing ids in any case
+/// (as `OrdinalIgnoreCase`; this also takes `ſ` for `S` and `ı` for `I`,
+/// as ICU does and Windows does not, which only lets an id the device
+/// chose name the facts of one it could name anyway): the key of a
 /// device's model and OS (see [`Inventory::device_facts`]). Borrowed when
 /// it is one already, as nearly every id is.
 pub fn device_key(id: &str) -> std::borrow::Cow<'_, str> {
@@ -326,7 +328,7 @@ mod tests {
         facts.insert_device_facts(&long, "Model", "OS");
         assert_eq!(facts.device_facts(&long.to_ascii_uppercase()), Some(("Model", "OS")));
         assert_eq!(facts.device_facts(&long), Some(("Model", "OS")), "past the stack buffer too");
-        // `ſ` and `ı` upper-case to `S` and `I`, as Exchange compares ids.
+        // `ſ` and `ı` upper-case to `S` and `I` (as ICU's upper case does).
         assert_eq!(inventory.device_facts("\u{17f}ec1a2b3c4d5e6f7"), Some(("SM-S911B", "Android 14.0.0")));
         assert_eq!(inventory.device_facts("Sec1a2b3c4d5e6f7\u{131}"), None);
         assert_eq!(device_key("ApplF17\u{131}"), "APPLF17I");

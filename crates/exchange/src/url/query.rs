@@ -50,7 +50,7 @@ fn holds_secret(param: &str) -> bool {
     } else {
         name
     };
-    // ASP.NET finds `pa\u{17f}sword` as `password` (`text::dotnet_ascii_upper`).
+    // `pa\u{17f}sword` is `password` through ICU (`text::NameMatch::LookAlike`): redacted.
     let folded: String;
     let name = if name.is_ascii() {
         name
