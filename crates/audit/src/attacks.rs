@@ -11,6 +11,7 @@ use crate::capped::CappedCounts;
 const MAX_ATTACK_PATHS: usize = 16;
 const MAX_ATTACK_USERS: usize = 8;
 const MAX_ATTACK_AGENTS: usize = 4;
+const MAX_ATTACK_IMPERSONATED: usize = 8;
 
 /// The requests of one detection rule from one address.
 #[derive(Clone, Debug)]
@@ -27,7 +28,12 @@ pub struct AttackAgg {
     /// Accounts named by the requests (cs-username or the ActiveSync user).
     pub users: CappedCounts<Box<str>>,
     pub user_agents: CappedCounts<Box<str>>,
+    /// Accounts a forged CommonAccessToken named (ProxyShell's
+    /// `X-Rps-CAT`), as `logon (SID)`: whom the attack ran PowerShell as.
+    pub impersonated: CappedCounts<Box<str>>,
     pub network: NetworkId,
+    /// Where an impersonated account is written before it is counted.
+    scratch: String,
 }
 
 impl AttackAgg {
@@ -41,7 +47,9 @@ impl AttackAgg {
             paths: CappedCounts::new(MAX_ATTACK_PATHS),
             users: CappedCounts::new(MAX_ATTACK_USERS),
             user_agents: CappedCounts::new(MAX_ATTACK_AGENTS),
+            impersonated: CappedCounts::new(MAX_ATTACK_IMPERSONATED),
             network,
+            scratch: String::new(),
         }
     }
 
@@ -65,6 +73,10 @@ impl AttackAgg {
             let ua = req.user_agent.as_str();
             self.user_agents.add_with(ua, 1, || ua.into());
         }
+        if exchange::exploits::cat::impersonated(&req.query, &mut self.scratch) {
+            let who = self.scratch.as_str();
+            self.impersonated.add_with(who, 1, || who.into());
+        }
     }
 
     pub(crate) fn merge(&mut self, other: AttackAgg) {
@@ -79,6 +91,7 @@ impl AttackAgg {
         self.paths.merge(other.paths);
         self.users.merge(other.users);
         self.user_agents.merge(other.user_agents);
+        self.impersonated.merge(other.impersonated);
     }
 
     /// What became of the attempts, most telling first: succeeded when any

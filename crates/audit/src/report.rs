@@ -168,6 +168,10 @@ pub struct Finding {
     pub users: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub user_agents: Vec<String>,
+    /// Accounts an attack's forged token named (ProxyShell's `X-Rps-CAT`),
+    /// as `logon (SID)`: whom it ran as.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub impersonated: Vec<String>,
     /// Where a brute force came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
@@ -203,6 +207,7 @@ impl Finding {
             paths: Vec::new(),
             users: Vec::new(),
             user_agents: Vec::new(),
+            impersonated: Vec::new(),
             sources: Vec::new(),
             peak: None,
             window_seconds: None,

@@ -128,6 +128,7 @@ fn finding_lines(out: &mut String, finding: &Finding) {
         list(out, "paths", &finding.paths);
     }
     list(out, "users", &finding.users);
+    list(out, "as", &finding.impersonated);
     if finding.source.is_none() {
         let sources: Vec<String> = finding.sources.iter().map(|s| format!("{} [{}]", s.ip, s.network)).collect();
         list(out, "from", &sources);

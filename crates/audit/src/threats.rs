@@ -22,7 +22,13 @@ pub(crate) fn attack_findings(agg: &Aggregate, networks: &Networks) -> Vec<Findi
             let ip_text = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
             let outcome = a.outcome();
             let kind = FindingKind::of_attack(a.kind);
-            let summary = format!("{rule} from {ip_text}: {} ({} requests)", outcome.key(), a.requests);
+            let impersonated: Vec<String> = a.impersonated.iter().map(|(who, _)| who.to_string()).collect();
+            let as_whom = match impersonated.as_slice() {
+                [] => String::new(),
+                [one] => format!(" as {one}"),
+                [first, rest @ ..] => format!(" as {first} and {} other account(s)", rest.len()),
+            };
+            let summary = format!("{rule} from {ip_text}{as_whom}: {} ({} requests)", outcome.key(), a.requests);
             let mut f = Finding::new(kind, summary, a.requests, a.span);
             f.rule = Some(rule);
             f.source =
@@ -33,6 +39,7 @@ pub(crate) fn attack_findings(agg: &Aggregate, networks: &Networks) -> Vec<Findi
             f.paths = a.paths.iter().map(|(p, _)| p.to_string()).collect();
             f.users = a.users.iter().map(|(u, _)| u.to_string()).collect();
             f.user_agents = a.user_agents.iter().map(|(u, _)| u.to_string()).collect();
+            f.impersonated = impersonated;
             f
         })
         .collect()

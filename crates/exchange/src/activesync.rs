@@ -549,6 +549,7 @@ pub fn fuzz(data: &[u8]) {
     parse_log(&text, &mut out.log);
     crate::log_tokens::fuzz(&text);
     let _ = crate::device_information::read(data);
+    crate::exploits::cat::fuzz(data);
 }
 
 #[cfg(test)]

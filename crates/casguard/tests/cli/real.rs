@@ -333,9 +333,15 @@ fn proxyshell_powershell_that_got_through_is_an_attack_and_no_person() {
     );
     assert_eq!(strings(&f["user_agents"]), ["Python PSRP Client"]);
     assert_eq!(strings(&f["paths"]), ["/autodiscover/autodiscover.json"]);
+    // Its forged X-Rps-CAT names the account it ran PowerShell as: RID 500,
+    // the built-in Administrator, in the Administrators group (S-1-5-32-544).
+    let whom = r"rt-testing.nextron\whatever (S-1-5-21-395643343-2694467620-1557806748-500)";
+    assert_eq!(strings(&f["impersonated"]), [whom]);
+    assert!(f["summary"].as_str().is_some_and(|s| s.contains(&format!(" as {whom}:"))), "{f}");
 
     let table = text(&ok(casguard(&["audit", "--format", "table", &file])).stdout);
     assert!(table.contains("proxyshell") && table.contains("10.255.249.78"), "{table}");
+    assert!(table.contains(r"as: rt-testing.nextron\whatever"), "{table}");
 }
 
 /// CrowdSec's Exchange line (pull request 2063): behind a reverse proxy
