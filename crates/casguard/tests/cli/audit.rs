@@ -56,7 +56,8 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     assert_eq!(finding_users(report, "ews-non-outlook"), f.ews_non_outlook, "ews-non-outlook");
     assert_eq!(finding_users(report, "mobile-on-ews"), f.mobile_on_ews, "mobile-on-ews");
     assert_eq!(finding_users(report, "cloud-token"), f.cloud_token, "cloud-token");
-    // Attacks, each with its rule, source, count and outcome: nothing more, nothing less.
+    // Attacks, each with its rule, source, count, outcome and the account a
+    // ProxyShell token impersonated: nothing more, nothing less.
     for (kind, expected) in [
         ("exploit-attempt", &f.exploit_attempt),
         ("web-shell", &f.web_shell),
@@ -64,7 +65,7 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
         ("scanner", &f.scanner),
         ("outside-vdirs", &f.outside_vdirs),
     ] {
-        let found: BTreeSet<(String, String, u64, String)> = report["findings"]
+        let found: BTreeSet<(String, String, u64, String, Vec<String>)> = report["findings"]
             .as_array()
             .unwrap()
             .iter()
@@ -75,11 +76,14 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
                     f["source"]["ip"].as_str().unwrap().to_string(),
                     f["requests"].as_u64().unwrap(),
                     f["outcome"].as_str().unwrap().to_string(),
+                    serde_json::from_value(f["impersonated"].clone()).unwrap_or_default(),
                 )
             })
             .collect();
-        let expected: BTreeSet<(String, String, u64, String)> =
-            expected.iter().map(|e| (e.rule.clone(), e.source.clone(), e.count, e.outcome.clone())).collect();
+        let expected: BTreeSet<(String, String, u64, String, Vec<String>)> = expected
+            .iter()
+            .map(|e| (e.rule.clone(), e.source.clone(), e.count, e.outcome.clone(), e.impersonated.clone()))
+            .collect();
         assert_eq!(found, expected, "{kind}");
     }
     let sprays: BTreeSet<(String, u64, u64)> = report["findings"]
