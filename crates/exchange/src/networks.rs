@@ -725,10 +725,7 @@ mod tests {
     fn azure_service_tags_sample() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ranges/ServiceTags_Public_20251028.json");
         let mut n = Networks::builtin();
-        let t = std::time::Instant::now();
         n.add_file(path).unwrap();
-        let took = t.elapsed();
-        assert!(took.as_secs_f64() < 3.0, "loading took {took:?}");
         assert!(n.len() > 3000, "{}", n.len());
         let name = |s: &str| n.name(n.lookup(ip(s))).to_string();
         // 13.69.40.16/28 is in Storage and Storage.WestEurope; its /17 in
