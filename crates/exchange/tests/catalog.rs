@@ -60,6 +60,7 @@ const REAL: &[Case] = &[
     eas("", "WindowsMail", "", "windows-mail", "Get-EASDeviceReport.ps1 issue #4"),
     case("Microsoft WinRM Client", PowerShell, "remote-powershell", "artefacts.help PowerShell/HttpProxy_2023011116-1.LOG"),
     case("ASProxy/CrossForest/EmailDomain/EXCH/08.03.0083.000", Ews, "exchange-availability", "Microsoft KB 3082946"),
+    case("ASAutoDiscover/CrossForest/EmailDomain", Autodiscover, "exchange-availability", "Resolve free/busy errors in Exchange hybrid"),
     case("TestOrganizationRelationship/1.1", Autodiscover, "exchange-online-org-test", "Microsoft Q&A 108027"),
     case("Mozilla/5.0 (ZoomPresence.Android 8.1.0 x86)", Ews, "zoom-rooms", "CSS-Exchange ShortClientName"),
     case("LinkedInEWS", Ews, "linkedin", "meetingroom365 blog"),

@@ -15,8 +15,9 @@ fn sample(name: &str) -> String {
 }
 
 /// The samples of this module that hold people only.
-const PEOPLE_SAMPLES: [&str; 8] = [
+const PEOPLE_SAMPLES: [&str; 9] = [
     "plaso-iis7-owa.log",
+    "msqa-1631357-exchange-2010-emc-powershell-500.log",
     "msqa-1248327-outlook-autodiscover-challenge-then-200.log",
     "msqa-430572-eas-front-end-no-log.log",
     "ipban-owa-auth-invalid-credentials.log",
@@ -421,4 +422,61 @@ fn httpproxy_anchor_naming_a_backend_path_is_proxylogon_not_a_person() {
     std::fs::write(&log, format!("{}\n{}\n", header.join("\n"), person.collect::<Vec<_>>().join(","))).unwrap();
     let report = audit(&[log.to_str().unwrap()], &[]);
     assert_eq!(summary(&report, "requests attacks"), [1, 0]);
+}
+
+/// Microsoft Q&A 1631357: Exchange 2010 SP1's management console
+/// (`clientApplication=EMC;ExchClientVer=14.1.218.6`) reaching `/PowerShell`
+/// on port 80 as `CONTOSO\Administrator` with `Microsoft WinRM Client`,
+/// answered 500 after three minutes each (IIS 7.5, 14 fields). The asker put
+/// `ip_address` for both addresses. An administrator on remote PowerShell
+/// whom the server failed: signed in (IIS logged the user), so no failed
+/// sign-in, and no attack (ProxyShell reaches PowerShell through
+/// `autodiscover.json` without signing in). The placeholders are named with
+/// their lines, and no source address is made up for them.
+#[test]
+fn exchange_2010_console_on_remote_powershell_is_an_administrator_the_server_failed() {
+    let file = sample("msqa-1631357-exchange-2010-emc-powershell-500.log");
+    let out = ok(casguard(&["audit", "--format", "json", &file]));
+    let stderr = text(&out.stderr);
+    for line in 5..=8 {
+        let at = format!("msqa-1631357-exchange-2010-emc-powershell-500.log:{line}");
+        assert!(stderr.contains(&at), "{at} in {stderr}");
+    }
+    assert!(stderr.contains("ip_address"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary(&report, "lines malformed requests anonymous"), [4, 0, 4, 0]);
+    assert_eq!(summary(&report, "failed_sign_ins attacks exploit_attempts probes machine"), [0, 0, 0, 0, 0]);
+    assert_eq!(counts(&report["protocols"]), tally(&[("powershell", 4)]));
+    assert_eq!(counts(&report["clients"]), tally(&[("remote-powershell", 4)]));
+    let user = only_user(&report);
+    assert_eq!(
+        (user["user"].as_str(), strings(&user["aliases"])),
+        (Some("administrator"), vec!["CONTOSO\\Administrator".to_string()])
+    );
+    assert_eq!(devices(user), [("remote-powershell".into(), 4, vec![])], "no address for `ip_address`");
+    assert!(finding_kinds(&report).is_empty(), "{:?}", finding_kinds(&report));
+}
+
+/// The Exchange team's hybrid agent troubleshooting post (Japanese
+/// translation, jpmessaging/blog): Exchange Online's mailbox moves reach
+/// `POST /EWS/mrsproxy.svc` as the migration endpoint's account
+/// `miry\administrator` and get `503 0 0`. The server failed a signed-in
+/// caller: no failed sign-in, and Exchange's own MRS proxy handler is no web
+/// shell. One EWS request of that account, from the address logged.
+#[test]
+fn mrs_proxy_503_is_a_signed_in_migration_the_server_failed() {
+    let file = sample("jpmessaging-hybrid-agent-mrsproxy-503.log");
+    let report = audit(&[&file], &[]);
+    assert_eq!(summary(&report, "lines malformed requests anonymous"), [1, 0, 1, 0]);
+    assert_eq!(summary(&report, "failed_sign_ins attacks probes machine"), [0, 0, 0, 0]);
+    assert_eq!(counts(&report["protocols"]), tally(&[("ews", 1)]));
+    let user = only_user(&report);
+    assert_eq!(
+        (user["user"].as_str(), strings(&user["aliases"])),
+        (Some("administrator"), vec!["miry\\administrator".to_string()])
+    );
+    let sources: Vec<(String, String)> = devices(user).into_iter().flat_map(|(_, _, s)| s).collect();
+    assert_eq!(sources, [("4.43.0.1".to_string(), "external".to_string())]);
+    let kinds = finding_kinds(&report);
+    assert!(kinds.iter().all(|k| k != "web-shell" && k != "exploit-attempt" && k != "password-spray"), "{kinds:?}");
 }
