@@ -89,11 +89,15 @@ pub fn fill(
                     token_refused = Some(crate::screen::TOKEN_BESIDE_CREDENTIALS);
                 }
             }
-            // No header: the scheme stays unknown (Exchange may read the
-            // token on WOPI's pages only, the request is anonymous to the
-            // others) and the mechanism is a bearer token's, so that a rule
-            // on either (`auth = ["unknown"]`, an authentication policy
-            // blocking modern authentication) sees the request.
+            // Anywhere but WOPI's pages the token is nothing to Exchange,
+            // which serves the request as anonymous: judged as the user an
+            // unsigned token names, it would pass a rule excepting that user.
+            None if !reads_query_token(&r.stem) => token_refused = Some(crate::screen::TOKEN_NOT_READ),
+            // No header: the scheme stays unknown (IIS signs no one in; the
+            // front end lets WOPI's requests through anonymously, for the
+            // back end to check the token) and the mechanism is a bearer
+            // token's, so that a rule on either (`auth = ["unknown"]`, an
+            // authentication policy blocking modern authentication) sees it.
             None => {
                 r.auth_mechanism = exchange::AuthType::Bearer;
                 auth = Some(bearer_user(token.as_bytes()).map_or(AuthUser::Unknown, AuthUser::Named));
@@ -176,6 +180,35 @@ pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str
         }
     }
     Ok(found)
+}
+
+/// Whether Exchange reads a query's `access_token` on the page `stem` (the
+/// decoded path): a WOPI request as Exchange's `WopiRequestPathHandler`
+/// matches it, in any case, `/owa/<smtp>/wopi/files/@/owaatt` at the front
+/// end and `/owa/wopi/files/@/owaatt` at the back end, either with
+/// `/contents` after it (Office Online Server's CheckFileInfo and GetFile).
+/// No other page reads it: in decompiled Exchange 2016/2019, OWA's
+/// `UrlUtilities.IsWacRequest` names only these two, and HttpProxy's
+/// `AllowAnonymousRequest` lets them through for the back end to check the
+/// token. Only a query with a token pays for this test.
+pub(crate) fn reads_query_token(stem: &str) -> bool {
+    use exchange::text::{ends_with_ci, starts_with_ci};
+    const FILE: &str = "/wopi/files/@/owaatt";
+    const CONTENTS: &str = "/contents";
+    if !starts_with_ci(stem, "/owa/") {
+        return false;
+    }
+    let page = if ends_with_ci(stem, CONTENTS) { &stem[..stem.len() - CONTENTS.len()] } else { stem };
+    if !ends_with_ci(page, FILE) {
+        return false;
+    }
+    // What stands between: nothing, or `/<smtp>` (`.+?@.+?`: a character
+    // before the `@` and one after it).
+    let between = &page["/owa".len()..page.len() - FILE.len()];
+    between.is_empty()
+        || between
+            .strip_prefix('/')
+            .is_some_and(|smtp| smtp.char_indices().any(|(i, c)| c == '@' && i > 0 && i + 1 < smtp.len()))
 }
 
 /// X-Forwarded-For as Exchange gets it, into `r.forwarded_header` (see
@@ -705,6 +738,36 @@ mod tests {
         assert_eq!(token("access_token=t&access_token=u"), Err(()));
         for q in ["", "token=t", "my_access_token=t", "access_token_ttl=1", "access+token=t", "x=access_token"] {
             assert_eq!(token(q), Ok(None), "{q}");
+        }
+    }
+
+    #[test]
+    fn only_wopi_s_pages_read_a_query_token() {
+        for stem in [
+            "/owa/wopi/files/@/owaatt",
+            "/owa/wopi/files/@/owaatt/contents",
+            "/OWA/WOPI/Files/@/OwaAtt/CONTENTS",
+            "/owa/jdoe@contoso.com/wopi/files/@/owaatt",
+            "/owa/a@b/wopi/files/@/owaatt/contents",
+        ] {
+            assert!(reads_query_token(stem), "{stem}");
+        }
+        for stem in [
+            "/ecp/wopi/files/@/owaatt",
+            "/owa/wopi/files/@/owaatt/",
+            "/owa/wopi/files/@/owaatt/contents/contents",
+            "/owa/wopi/files/x/owaatt",
+            "/owa/wopi",
+            "/owa/@b/wopi/files/@/owaatt",
+            "/owa/a@/wopi/files/@/owaatt",
+            "/owa/jdoe/wopi/files/@/owaatt",
+            "/owa//wopi/files/@/owaatt",
+            "/owa/service.svc",
+            "/owawopi/files/@/owaatt",
+            "/EWS/Exchange.asmx",
+            "",
+        ] {
+            assert!(!reads_query_token(stem), "{stem}");
         }
     }
 

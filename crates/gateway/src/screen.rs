@@ -65,6 +65,12 @@ pub(crate) const NTLM_CHARSET: Refused =
 /// one Exchange reads is not known (see [`crate::model::query_token`]).
 pub(crate) const TOKEN_TWICE: Refused = Refused::new(400, "access_token given twice in the query");
 
+/// A query's `access_token` on a page other than WOPI's, without a bearer
+/// header carrying it: Exchange reads it nowhere else and serves such a
+/// request as anonymous (see [`crate::model::reads_query_token`]).
+pub(crate) const TOKEN_NOT_READ: Refused =
+    Refused::new(400, "access_token in the query of a page that does not read it (only WOPI's do)");
+
 /// A query's `access_token` beside other credentials: an Authorization header
 /// other than `Bearer` with the same token, or a connection an NTLM or
 /// Negotiate handshake signed in. Which of the two Exchange signs the

@@ -122,6 +122,20 @@
 //! ActiveSync's `User`, `DeviceId`, `DeviceType`, `Cmd`, the query's
 //! `access_token` and the forms sign-in's `username`. Assumed from .NET's
 //! documented upper-casing, not verified on Exchange.
+//!
+//! Tenth pass (rt35), held: an `access_token` in the query of a forms
+//! sign-in naming another user than its form (400, and now for any user);
+//! a bearer header on a page where Exchange's `OAuthHttpModule` runs (by
+//! its decompiled code, a token it cannot validate is answered 401 before
+//! any page runs). Closed: a query's
+//! `access_token` was read on every page, while Exchange reads it on
+//! WOPI's alone (`/owa/<smtp>/wopi/files/@/owaatt`, and `/contents`): an
+//! unsigned JWT naming boss carried an anonymous request past a rule that
+//! excepts boss, to any page Exchange serves anonymously (the admin
+//! center's scripts, where ProxyLogon began). Refused elsewhere (400).
+//! Left open: a bearer header on a page that Exchange serves anonymously
+//! without running `OAuthHttpModule` (which vdirs load it is configuration;
+//! OWA's anonymous pages skip it when its web-app sign-in is on).
 
 mod common;
 
@@ -1885,18 +1899,19 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
         gw.stop().await;
-        // Exchange may read the token on WOPI's pages only: a rule on
-        // anonymous requests and one on bearer tokens both see it.
+        // IIS signs no one in on WOPI's pages (the back end checks the
+        // token): a rule on anonymous requests and one on bearer tokens both
+        // see it. Elsewhere Exchange does not read it (tenth pass, below).
         let (mock, up) = start_mock().await;
         let gw = start_gateway(BY_SCHEME, up).await;
-        for path in ["/ecp/x", "/owa/wopi/files/@/owaatt"] {
+        for (path, expected) in [("/ecp/x", "400"), ("/owa/wopi/files/@/owaatt", "403")] {
             let raw = format!("GET {path}?access_token=opaque HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
-            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{path}");
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), expected, "{path}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         gw.stop().await;
-        // A token naming nobody readable is credentials all the same:
-        // ActiveSync's `User=` no longer names the user.
+        // ActiveSync does not read one either: `User=boss` with a token
+        // beside it is refused, not judged as boss's.
         let (mock, up) = start_mock().await;
         let gw = start_gateway(ONLY_BOSS, up).await;
         let sync = |extra: &str| {
@@ -1905,7 +1920,7 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
                  Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             )
         };
-        assert_eq!(status(&send_raw(gw.addr, sync("&access_token=opaque").as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, sync("&access_token=opaque").as_bytes()).await), "400");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, sync("").as_bytes()).await), "200");
         gw.stop().await;
@@ -1964,6 +1979,75 @@ async fn a_parameter_name_with_a_letter_dotnet_upper_cases_to_ascii_is_read() {
             assert_eq!(status(&answer), "403", "{query}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// The admin center for boss alone.
+const ECP_ONLY_BOSS: &str = "default = 'allow'
+[[rule]]
+name = 'ECP only for boss'
+action = 'deny'
+path = '/ecp'
+unless = { user = 'boss' }
+";
+
+/// Tenth pass: Exchange reads a query's `access_token` on WOPI's pages
+/// alone (`WopiRequestPathHandler`: `/owa/<smtp>/wopi/files/@/owaatt` at the
+/// front end, `/owa/wopi/files/@/owaatt` at the back end, `/contents` after
+/// either), which its front end lets through anonymously for the back end
+/// to check the token. Elsewhere the token is nothing to Exchange, which
+/// serves the request as anonymous: an unsigned JWT naming boss carried an
+/// anonymous request past a rule that excepts boss (to the admin center's
+/// scripts, where ProxyLogon began). Refused there; Office Online Server's
+/// own requests still sign in whom their token names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_token_counts_only_on_the_pages_exchange_reads_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+        let boss = jwt(r#"{"upn":"boss@contoso.com"}"#);
+        let get =
+            |path: &str, query: &str| format!("GET {path}?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+        for (path, query) in [
+            ("/ecp/y.js", format!("access_token={boss}")),
+            ("/ecp/default.aspx", format!("x=1&ACCESS%5FTOKEN={boss}")),
+            ("/ecp/wopi/files/@/owaatt", format!("access_token={boss}")),
+            ("/ecp/%2e%2e/ecp/x.js", format!("access_token={boss}")),
+        ] {
+            let answer = send_raw(gw.addr, get(path, &query).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{path}?{query}: {answer}");
+            assert!(answer.contains("access_token in the query of a page"), "{answer}");
+        }
+        // Nor does the forms sign-in, whose form names the user.
+        for user in ["boss", "eve"] {
+            let path = format!("/owa/auth.owa?access_token={boss}");
+            let answer = send_raw(gw.addr, sign_in(&path, &format!("username={user}&password=x")).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{user}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Without the token, the same request is anonymous and denied.
+        assert_eq!(status(&send_raw(gw.addr, get("/ecp/y.js", "x=1").as_bytes()).await), "403");
+        gw.stop().await;
+        // WOPI's pages, in both forms and any case: the token signs in whom it names.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let bad = jwt(r#"{"upn":"baduser@contoso.com"}"#);
+        let good = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
+        let pages = [
+            "/owa/wopi/files/@/owaatt",
+            "/owa/wopi/files/@/owaatt/contents",
+            "/owa/gooduser@contoso.com/wopi/files/@/owaatt",
+            "/OWA/gooduser%40contoso.com/WOPI/Files/@/OwaAtt/Contents",
+        ];
+        for path in pages {
+            let answer = send_raw(gw.addr, get(path, &format!("owaatt=x&access_token={bad}")).as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{path}: {answer}");
+            let answer = send_raw(gw.addr, get(path, &format!("owaatt=x&access_token={good}")).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{path}: {answer}");
+        }
+        assert_eq!(mock.seen().len(), pages.len());
         gw.stop().await;
     })
     .await;
