@@ -133,9 +133,14 @@
 //! unsigned JWT naming boss carried an anonymous request past a rule that
 //! excepts boss, to any page Exchange serves anonymously (the admin
 //! center's scripts, where ProxyLogon began). Refused elsewhere (400).
-//! Left open: a bearer header on a page that Exchange serves anonymously
-//! without running `OAuthHttpModule` (which vdirs load it is configuration;
-//! OWA's anonymous pages skip it when its web-app sign-in is on).
+//! And the same with a header: a Digest `username` (IIS's Digest module is
+//! off on Exchange's virtual directories by default) or a bearer token
+//! where `OAuthHttpModule` is not loaded (or skips OWA's anonymous pages)
+//! named boss on a page Exchange serves to anyone; on OWA's and ECP's pages
+//! such credentials now pass only if the request would pass anonymous too.
+//! Left open: the same on the other pages Exchange's front end serves
+//! anonymously (EWS's WS-Security door, anonymous calendars, Autodiscover),
+//! where a user exception is rarer.
 
 mod common;
 
@@ -2048,6 +2053,62 @@ async fn a_query_token_counts_only_on_the_pages_exchange_reads_it() {
             assert_eq!(status(&answer), "200", "{path}: {answer}");
         }
         assert_eq!(mock.seen().len(), pages.len());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Tenth pass: IIS's Digest module is off on Exchange's virtual directories
+/// by default, and Exchange checks a bearer token only where its OAuth
+/// module runs; the front end of Outlook on the web and the admin center
+/// serves some pages to anyone (the sign-in pages, their scripts: `y.js`,
+/// where ProxyLogon began). A Digest `username` or an unsigned JWT naming
+/// boss carried such an anonymous request past a rule that excepts boss.
+/// Such credentials on those pages now pass only if the request would pass
+/// anonymous too; Basic is checked by IIS (a wrong password is 401), and a
+/// denied user is denied either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverifiable_credentials_on_a_page_served_anonymously_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+        let get = |path: &str, auth: &str| {
+            format!("GET {path} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        let bearer = format!("Bearer {}", jwt(r#"{"upn":"boss@contoso.com"}"#));
+        let digest = "Digest username=\"boss\", realm=\"mail\", nonce=\"n1\", uri=\"/ecp/y.js\", response=\"0123abcd\"";
+        for auth in [
+            bearer.as_str(),
+            digest,
+            "digest  username=\"CONTOSO\\\\boss\", realm=\"mail\", nonce=\"n1\", uri=\"/ecp/\", response=\"0a\"",
+        ] {
+            for path in ["/ecp/y.js", "/ecp/auth/logon.aspx", "/ECP/"] {
+                let answer = send_raw(gw.addr, get(path, auth).as_bytes()).await;
+                assert_eq!(status(&answer), "403", "{path} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Basic: IIS checks the password wherever Basic is on (the admin center's is).
+        assert_eq!(status(&send_raw(gw.addr, get("/ecp/y.js", &basic("boss", "pw")).as_bytes()).await), "200");
+        gw.stop().await;
+        // A denied user is denied whatever the reading; an allowed one passes.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let as_user = |user: &str| format!("Bearer {}", jwt(&format!(r#"{{"upn":"{user}@contoso.com"}}"#)));
+        assert_eq!(status(&send_raw(gw.addr, get("/owa/", &as_user("baduser")).as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, get("/owa/", &as_user("gooduser")).as_bytes()).await), "200");
+        gw.stop().await;
+        assert_eq!(mock.seen().len(), 1);
+        // WOPI's pages: the back end checks the token, whatever rule on OWA.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(&ECP_ONLY_BOSS.replace("/ecp", "/owa"), up).await;
+        let token = jwt(r#"{"upn":"boss@contoso.com"}"#);
+        let wopi = format!(
+            "GET /owa/boss@contoso.com/wopi/files/@/owaatt?access_token={token} HTTP/1.1\r\nHost: mail\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(status(&send_raw(gw.addr, wopi.as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
         gw.stop().await;
     })
     .await;
