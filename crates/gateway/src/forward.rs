@@ -204,7 +204,19 @@ fn decide(
         if reads_device_facts {
             shared.learned.fill(m, loaded.inventory());
         }
-        let decision = policy::evaluate(&loaded, m);
+        let mut decision = policy::evaluate(&loaded, m);
+        // A user named by credentials IIS may not check on this page is
+        // allowed only if the request is also allowed as Exchange would serve
+        // it when IIS ignores them: anonymously (see `model::maybe_unchecked`).
+        if decision.action == Action::Allow && decision.refused.is_none() && model::maybe_unchecked(m, authorization) {
+            let mut anonymous = m.clone();
+            model::as_anonymous(&mut anonymous);
+            let as_anonymous = policy::evaluate(&loaded, &anonymous);
+            if as_anonymous.action == Action::Deny || as_anonymous.refused.is_some() {
+                *m = anonymous;
+                decision = as_anonymous;
+            }
+        }
         if let Some(reason) = decision.refused {
             return refuse_logged(Refused { status: decision.status, substatus: decision.substatus, reason }, m);
         }

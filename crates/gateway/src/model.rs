@@ -92,11 +92,15 @@ pub fn fill(
                     token_refused = Some(crate::screen::TOKEN_BESIDE_CREDENTIALS);
                 }
             }
-            // No header: the scheme stays unknown (Exchange may read the
-            // token on WOPI's pages only, the request is anonymous to the
-            // others) and the mechanism is a bearer token's, so that a rule
-            // on either (`auth = ["unknown"]`, an authentication policy
-            // blocking modern authentication) sees the request.
+            // Anywhere but WOPI's pages the token is nothing to Exchange,
+            // which serves the request as anonymous: judged as the user an
+            // unsigned token names, it would pass a rule excepting that user.
+            None if !reads_query_token(&r.stem) => token_refused = Some(crate::screen::TOKEN_NOT_READ),
+            // No header: the scheme stays unknown (IIS signs no one in; the
+            // front end lets WOPI's requests through anonymously, for the
+            // back end to check the token) and the mechanism is a bearer
+            // token's, so that a rule on either (`auth = ["unknown"]`, an
+            // authentication policy blocking modern authentication) sees it.
             None => {
                 r.auth_mechanism = exchange::AuthType::Bearer;
                 auth = Some(bearer_user(token.as_bytes()).map_or(AuthUser::Unknown, AuthUser::Named));
@@ -182,6 +186,67 @@ pub(crate) fn query_token(query: &str) -> Result<Option<std::borrow::Cow<'_, str
         }
     }
     Ok(found)
+}
+
+/// Whether Exchange reads a query's `access_token` on the page `stem` (the
+/// decoded path): a WOPI request as Exchange's `WopiRequestPathHandler`
+/// matches it, in any case, `/owa/<smtp>/wopi/files/@/owaatt` at the front
+/// end and `/owa/wopi/files/@/owaatt` at the back end, either with
+/// `/contents` after it (Office Online Server's CheckFileInfo and GetFile).
+/// No other page reads it: in decompiled Exchange 2016/2019, OWA's
+/// `UrlUtilities.IsWacRequest` names only these two, and HttpProxy's
+/// `AllowAnonymousRequest` lets them through for the back end to check the
+/// token. Only a query with a token pays for this test.
+pub(crate) fn reads_query_token(stem: &str) -> bool {
+    use exchange::text::{ends_with_ci, starts_with_ci};
+    const FILE: &str = "/wopi/files/@/owaatt";
+    const CONTENTS: &str = "/contents";
+    if !starts_with_ci(stem, "/owa/") {
+        return false;
+    }
+    let page = if ends_with_ci(stem, CONTENTS) { &stem[..stem.len() - CONTENTS.len()] } else { stem };
+    if !ends_with_ci(page, FILE) {
+        return false;
+    }
+    // What stands between: nothing, or `/<smtp>` (`.+?@.+?`: a character
+    // before the `@` and one after it).
+    let between = &page["/owa".len()..page.len() - FILE.len()];
+    between.is_empty()
+        || between
+            .strip_prefix('/')
+            .is_some_and(|smtp| smtp.char_indices().any(|(i, c)| c == '@' && i > 0 && i + 1 < smtp.len()))
+}
+
+/// Whether `r` names its user by credentials that IIS may not check on its
+/// page, so that Exchange would serve the request as anonymous: a bearer
+/// token or Digest's `username` (which the gateway cannot verify) on a page
+/// of Outlook on the web or the admin center other than WOPI's. Their front
+/// end serves pages anonymously (the sign-in pages, their scripts and
+/// images: ProxyLogon's `/ecp/y.js`); IIS's Digest module is off on every
+/// Exchange virtual directory by default, and Exchange's `OAuthHttpModule`
+/// checks a token only where it is loaded (and, with OWA's web-app sign-in
+/// on, not on those pages). Basic and NTLM are checked wherever they are
+/// enabled, and a wrong password is answered 401. The forms sign-in names
+/// its user in the form (`auth` is then `Fba`).
+pub(crate) fn maybe_unchecked(r: &exchange::Request, authorization: Option<&hyper::header::HeaderValue>) -> bool {
+    matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp)
+        && r.auth != exchange::AuthType::Fba
+        && !r.username.is_empty()
+        && authorization.is_some_and(|v| {
+            let v = trim(v.as_bytes());
+            let scheme = &v[..v.iter().position(u8::is_ascii_whitespace).unwrap_or(v.len())];
+            scheme.eq_ignore_ascii_case(b"Bearer") || scheme.eq_ignore_ascii_case(b"Digest")
+        })
+        && !reads_query_token(&r.stem)
+}
+
+/// `r` as Exchange serves it when IIS ignores its credentials: anonymous.
+pub(crate) fn as_anonymous(r: &mut exchange::Request) {
+    r.username.clear();
+    r.user.clear();
+    r.unnamed_credentials = false;
+    r.auth = exchange::AuthType::Unknown;
+    r.auth_mechanism = exchange::AuthType::Unknown;
 }
 
 /// X-Forwarded-For as Exchange gets it, into `r.forwarded_header` (see
@@ -709,6 +774,36 @@ mod tests {
         assert_eq!(token("access_token=t&access_token=u"), Err(crate::screen::TOKEN_TWICE));
         for q in ["", "token=t", "my_access_token=t", "access_token_ttl=1", "access+token=t", "x=access_token"] {
             assert_eq!(token(q), Ok(None), "{q}");
+        }
+    }
+
+    #[test]
+    fn only_wopi_s_pages_read_a_query_token() {
+        for stem in [
+            "/owa/wopi/files/@/owaatt",
+            "/owa/wopi/files/@/owaatt/contents",
+            "/OWA/WOPI/Files/@/OwaAtt/CONTENTS",
+            "/owa/jdoe@contoso.com/wopi/files/@/owaatt",
+            "/owa/a@b/wopi/files/@/owaatt/contents",
+        ] {
+            assert!(reads_query_token(stem), "{stem}");
+        }
+        for stem in [
+            "/ecp/wopi/files/@/owaatt",
+            "/owa/wopi/files/@/owaatt/",
+            "/owa/wopi/files/@/owaatt/contents/contents",
+            "/owa/wopi/files/x/owaatt",
+            "/owa/wopi",
+            "/owa/@b/wopi/files/@/owaatt",
+            "/owa/a@/wopi/files/@/owaatt",
+            "/owa/jdoe/wopi/files/@/owaatt",
+            "/owa//wopi/files/@/owaatt",
+            "/owa/service.svc",
+            "/owawopi/files/@/owaatt",
+            "/EWS/Exchange.asmx",
+            "",
+        ] {
+            assert!(!reads_query_token(stem), "{stem}");
         }
     }
 

@@ -75,6 +75,12 @@ pub(crate) const TOKEN_TWICE: Refused = Refused::new(400, "access_token given tw
 pub(crate) const LOOKALIKE_NAME: Refused =
     Refused::new(400, "a credential's parameter named with a look-alike letter (\u{131} or \u{17f})");
 
+/// A query's `access_token` on a page other than WOPI's, without a bearer
+/// header carrying it: Exchange reads it nowhere else and serves such a
+/// request as anonymous (see [`crate::model::reads_query_token`]).
+pub(crate) const TOKEN_NOT_READ: Refused =
+    Refused::new(400, "access_token in the query of a page that does not read it (only WOPI's do)");
+
 /// A query's `access_token` beside other credentials: an Authorization header
 /// other than `Bearer` with the same token, or a connection an NTLM or
 /// Negotiate handshake signed in. Which of the two Exchange signs the

@@ -127,6 +127,25 @@
 //! only see more), and refuses a query `access_token` or a sign-in form's
 //! `username` so named (400), as either reading of a credential could be
 //! the wrong one.
+//!
+//! Tenth pass (rt35), held: an `access_token` in the query of a forms
+//! sign-in naming another user than its form (400, and now for any user);
+//! a bearer header on a page where Exchange's `OAuthHttpModule` runs (by
+//! its decompiled code, a token it cannot validate is answered 401 before
+//! any page runs). Closed: a query's
+//! `access_token` was read on every page, while Exchange reads it on
+//! WOPI's alone (`/owa/<smtp>/wopi/files/@/owaatt`, and `/contents`): an
+//! unsigned JWT naming boss carried an anonymous request past a rule that
+//! excepts boss, to any page Exchange serves anonymously (the admin
+//! center's scripts, where ProxyLogon began). Refused elsewhere (400).
+//! And the same with a header: a Digest `username` (IIS's Digest module is
+//! off on Exchange's virtual directories by default) or a bearer token
+//! where `OAuthHttpModule` is not loaded (or skips OWA's anonymous pages)
+//! named boss on a page Exchange serves to anyone; on OWA's and ECP's pages
+//! such credentials now pass only if the request would pass anonymous too.
+//! Left open: the same on the other pages Exchange's front end serves
+//! anonymously (EWS's WS-Security door, anonymous calendars, Autodiscover),
+//! where a user exception is rarer.
 
 mod common;
 
@@ -1890,18 +1909,19 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
         gw.stop().await;
-        // Exchange may read the token on WOPI's pages only: a rule on
-        // anonymous requests and one on bearer tokens both see it.
+        // IIS signs no one in on WOPI's pages (the back end checks the
+        // token): a rule on anonymous requests and one on bearer tokens both
+        // see it. Elsewhere Exchange does not read it (tenth pass, below).
         let (mock, up) = start_mock().await;
         let gw = start_gateway(BY_SCHEME, up).await;
-        for path in ["/ecp/x", "/owa/wopi/files/@/owaatt"] {
+        for (path, expected) in [("/ecp/x", "400"), ("/owa/wopi/files/@/owaatt", "403")] {
             let raw = format!("GET {path}?access_token=opaque HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
-            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{path}");
+            assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), expected, "{path}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         gw.stop().await;
-        // A token naming nobody readable is credentials all the same:
-        // ActiveSync's `User=` no longer names the user.
+        // ActiveSync does not read one either: `User=boss` with a token
+        // beside it is refused, not judged as boss's.
         let (mock, up) = start_mock().await;
         let gw = start_gateway(ONLY_BOSS, up).await;
         let sync = |extra: &str| {
@@ -1910,7 +1930,7 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
                  Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             )
         };
-        assert_eq!(status(&send_raw(gw.addr, sync("&access_token=opaque").as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, sync("&access_token=opaque").as_bytes()).await), "400");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, sync("").as_bytes()).await), "200");
         gw.stop().await;
@@ -1979,6 +1999,131 @@ async fn a_parameter_name_with_a_look_alike_letter_is_read_or_refused() {
         let answer = send_raw(gw.addr, sign_in("/owa/auth.owa", "u%C5%BFername=gooduser&password=pw").as_bytes()).await;
         assert_eq!(status(&answer), "400", "{answer}");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// The admin center for boss alone.
+const ECP_ONLY_BOSS: &str = "default = 'allow'
+[[rule]]
+name = 'ECP only for boss'
+action = 'deny'
+path = '/ecp'
+unless = { user = 'boss' }
+";
+
+/// Tenth pass: Exchange reads a query's `access_token` on WOPI's pages
+/// alone (`WopiRequestPathHandler`: `/owa/<smtp>/wopi/files/@/owaatt` at the
+/// front end, `/owa/wopi/files/@/owaatt` at the back end, `/contents` after
+/// either), which its front end lets through anonymously for the back end
+/// to check the token. Elsewhere the token is nothing to Exchange, which
+/// serves the request as anonymous: an unsigned JWT naming boss carried an
+/// anonymous request past a rule that excepts boss (to the admin center's
+/// scripts, where ProxyLogon began). Refused there; Office Online Server's
+/// own requests still sign in whom their token names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_token_counts_only_on_the_pages_exchange_reads_it() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+        let boss = jwt(r#"{"upn":"boss@contoso.com"}"#);
+        let get =
+            |path: &str, query: &str| format!("GET {path}?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+        for (path, query) in [
+            ("/ecp/y.js", format!("access_token={boss}")),
+            ("/ecp/default.aspx", format!("x=1&ACCESS%5FTOKEN={boss}")),
+            ("/ecp/wopi/files/@/owaatt", format!("access_token={boss}")),
+            ("/ecp/%2e%2e/ecp/x.js", format!("access_token={boss}")),
+        ] {
+            let answer = send_raw(gw.addr, get(path, &query).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{path}?{query}: {answer}");
+            assert!(answer.contains("access_token in the query of a page"), "{answer}");
+        }
+        // Nor does the forms sign-in, whose form names the user.
+        for user in ["boss", "eve"] {
+            let path = format!("/owa/auth.owa?access_token={boss}");
+            let answer = send_raw(gw.addr, sign_in(&path, &format!("username={user}&password=x")).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{user}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Without the token, the same request is anonymous and denied.
+        assert_eq!(status(&send_raw(gw.addr, get("/ecp/y.js", "x=1").as_bytes()).await), "403");
+        gw.stop().await;
+        // WOPI's pages, in both forms and any case: the token signs in whom it names.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let bad = jwt(r#"{"upn":"baduser@contoso.com"}"#);
+        let good = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
+        let pages = [
+            "/owa/wopi/files/@/owaatt",
+            "/owa/wopi/files/@/owaatt/contents",
+            "/owa/gooduser@contoso.com/wopi/files/@/owaatt",
+            "/OWA/gooduser%40contoso.com/WOPI/Files/@/OwaAtt/Contents",
+        ];
+        for path in pages {
+            let answer = send_raw(gw.addr, get(path, &format!("owaatt=x&access_token={bad}")).as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{path}: {answer}");
+            let answer = send_raw(gw.addr, get(path, &format!("owaatt=x&access_token={good}")).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{path}: {answer}");
+        }
+        assert_eq!(mock.seen().len(), pages.len());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Tenth pass: IIS's Digest module is off on Exchange's virtual directories
+/// by default, and Exchange checks a bearer token only where its OAuth
+/// module runs; the front end of Outlook on the web and the admin center
+/// serves some pages to anyone (the sign-in pages, their scripts: `y.js`,
+/// where ProxyLogon began). A Digest `username` or an unsigned JWT naming
+/// boss carried such an anonymous request past a rule that excepts boss.
+/// Such credentials on those pages now pass only if the request would pass
+/// anonymous too; Basic is checked by IIS (a wrong password is 401), and a
+/// denied user is denied either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverifiable_credentials_on_a_page_served_anonymously_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+        let get = |path: &str, auth: &str| {
+            format!("GET {path} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        let bearer = format!("Bearer {}", jwt(r#"{"upn":"boss@contoso.com"}"#));
+        let digest = "Digest username=\"boss\", realm=\"mail\", nonce=\"n1\", uri=\"/ecp/y.js\", response=\"0123abcd\"";
+        for auth in [
+            bearer.as_str(),
+            digest,
+            "digest  username=\"CONTOSO\\\\boss\", realm=\"mail\", nonce=\"n1\", uri=\"/ecp/\", response=\"0a\"",
+        ] {
+            for path in ["/ecp/y.js", "/ecp/auth/logon.aspx", "/ECP/"] {
+                let answer = send_raw(gw.addr, get(path, auth).as_bytes()).await;
+                assert_eq!(status(&answer), "403", "{path} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Basic: IIS checks the password wherever Basic is on (the admin center's is).
+        assert_eq!(status(&send_raw(gw.addr, get("/ecp/y.js", &basic("boss", "pw")).as_bytes()).await), "200");
+        gw.stop().await;
+        // A denied user is denied whatever the reading; an allowed one passes.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let as_user = |user: &str| format!("Bearer {}", jwt(&format!(r#"{{"upn":"{user}@contoso.com"}}"#)));
+        assert_eq!(status(&send_raw(gw.addr, get("/owa/", &as_user("baduser")).as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, get("/owa/", &as_user("gooduser")).as_bytes()).await), "200");
+        gw.stop().await;
+        assert_eq!(mock.seen().len(), 1);
+        // WOPI's pages: the back end checks the token, whatever rule on OWA.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(&ECP_ONLY_BOSS.replace("/ecp", "/owa"), up).await;
+        let token = jwt(r#"{"upn":"boss@contoso.com"}"#);
+        let wopi = format!(
+            "GET /owa/boss@contoso.com/wopi/files/@/owaatt?access_token={token} HTTP/1.1\r\nHost: mail\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(status(&send_raw(gw.addr, wopi.as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
         gw.stop().await;
     })
     .await;
