@@ -120,6 +120,10 @@ impl ExchangeFiles {
         let in_folder = path.len() > first.len();
         // The site root serves only the files directly in it.
         let vdir = self.vdir_of(path).filter(|&(_, prefix)| prefix > 0 || !in_folder);
+        // Nor a hidden file (`/.env`, `/.DS_Store`): IIS's wwwroot has none,
+        // and scanners fish for them; `/.well-known/` is an other folder.
+        let hidden = first.starts_with('.') && first.len() > 1 && first != "..";
+        let vdir = vdir.filter(|&(_, prefix)| prefix > 0 || !hidden);
         let known_folder = vdir.is_some() || self.is_other_folder(first);
         let outside_vdirs = !backend && !known_folder;
         let Some((end, shipped_type)) = self.script_end(path) else {
@@ -263,6 +267,11 @@ mod tests {
         assert_eq!(facts("/wp-admin/"), (false, false, true));
         assert_eq!(facts("/owafoo/x"), (false, false, true));
         assert_eq!(facts("/robots.txt"), (false, false, false));
+        // Hidden files at the site root are no more IIS's than Exchange's.
+        for stem in ["/.env", "/.DS_Store", "/.git/config", "/.aws/credentials", "/.ENV"] {
+            assert_eq!(facts(stem), (false, false, true), "{stem}");
+        }
+        assert_eq!(facts("/.well-known/acme-challenge/abc"), (false, false, false));
         // The back end: only known virtual directories are judged.
         let files = ExchangeFiles::builtin();
         assert_eq!(

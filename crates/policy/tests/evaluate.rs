@@ -531,6 +531,36 @@ fn block_new_outlook_devices_example_needs_and_uses_the_inventory() {
     assert!(denied(&p, &r), "known means known for this user");
 }
 
+/// A device is someone's, and ActiveSync names it: a balancer's anonymous
+/// health page, a sign-in's first leg, or an ActiveSync request without a
+/// DeviceId is neither a new device nor a known one (apart35 found a
+/// `device = "new"` rule denying every health check of a balancer).
+#[test]
+fn a_request_with_no_one_or_no_device_is_no_new_device() {
+    let p = common::policy(
+        r#"
+[[rule]]
+name = "no new devices"
+action = "deny"
+protocol = "activesync"
+device = "new"
+"#,
+    );
+    let mut inv = Inventory::new("2024-06-01T00:00:00Z");
+    inv.insert("u", "OLD1", "2024-05-01T00:00:00Z");
+    let p = ReadyPolicy::new(p, Some(Arc::new(inv)), Arc::new(Interpreter::builtin())).unwrap();
+    let mut health = req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync/healthcheck.htm", "KEMP 1.0");
+    health.method = "HEAD".into();
+    assert!(!denied(&p, &health), "anonymous, no device");
+    assert!(!denied(&p, &eas("", "", "", "Apple-iPhone/1.0", "u")), "OPTIONS without a DeviceId");
+    assert!(!denied(&p, &eas("Sync", "OLD1", "iPhone", "Apple-iPhone/1.0", "u")));
+    assert!(denied(&p, &eas("Sync", "NEW1", "iPhone", "Apple-iPhone/1.0", "u")));
+    let mut first_leg = eas("Sync", "NEW1", "iPhone", "Apple-iPhone/1.0", "");
+    assert!(!denied(&p, &first_leg), "a sign-in's first leg names no one");
+    first_leg.unnamed_credentials = true;
+    assert!(denied(&p, &first_leg), "credentials naming nobody readable still sign someone in");
+}
+
 #[test]
 fn lockdown_example_combines_blocks() {
     let p = example("outlook-mobile-lockdown.toml");

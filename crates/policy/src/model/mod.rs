@@ -237,6 +237,17 @@ impl Cond {
                 // Either spelling of an IPv4 address, as the network lookup reads it.
                 ip.is_some_and(|ip| exchange::networks::any_contains(nets, ip))
             }
+            // A device is someone's, and ActiveSync names it: a request that
+            // signs no one in (a balancer's health page, a sign-in's first
+            // leg) or an ActiveSync one without a DeviceId is no device, new
+            // or known. Exchange answers the first 401 or serves its health
+            // page, and will not sync the second.
+            Cond::Device(_)
+                if req.is_anonymous()
+                    || (req.protocol == Protocol::ActiveSync && req.activesync.device_id.is_empty()) =>
+            {
+                false
+            }
             Cond::Device(state) => {
                 let known = inv.is_some_and(|i| i.contains(&req.user, req.device_key()));
                 known == (*state == DeviceState::Known)
