@@ -251,6 +251,12 @@ Sources, cited in the comments as [name]:
   is set to 12.1, the server sends an HTTP 449 response to request a
   Provision command from the client" (14.0 and later: Status 142 in the
   body); the client then provisions (policy, acknowledgement) and retries.
+- [owa-fba] OWA's forms sign-in as IIS logs it: `POST /owa/auth.owa`, the
+  query starting `&ClientId=...&CorrelationID=<empty>;&cafeReqId=...;`,
+  the account typed in cs-username, answered 302; turned down, the query
+  also holds `&LogoffReason=NoCookiesGetOrE14AuthPost` (tests/data/iis:
+  IPBan's "invalid credentials" line, and Microsoft Q&A 228014's accepted
+  sign-in; README "failed sign-in").
 - [simulate] for expect.py (casguard simulate): each request an audit
   counts apart from attacks (people's, probes', computer accounts'), as
   meant: user, protocol, client, user agent, ActiveSync device and command,
@@ -534,7 +540,7 @@ class Estate:
     def person(self, day, t, *, method, stem, query, user, ukey, cip, ua, proto, client,
                status=200, sub=0, win32=0, referer=None, xff=None, device=None, dtype=None,
                command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None,
-               owner=None, fe="EX01", hop=True, cookie=None):
+               owner=None, fe="EX01", hop=True, cookie=None, fba_failed=False):
         """A person's front-end request, and its back-end hop when Exchange
         proxies it (anything that got past IIS authentication). `owner`: the
         person behind a request that names no user (an NTLM leg), known to
@@ -575,6 +581,9 @@ class Estate:
         # 401.1 with 2148074254 = 0x8009030E: that is NTLM's challenge leg,
         # logged on every good NTLM sign-in [ntlm-legs].
         failed = status == 401 and win32 in (1326, 2148074252)
+        # [owa-fba] OWA's forms sign-in turned down: only the IIS line says
+        # so (`LogoffReason=NoCookiesGetOrE14AuthPost`, answered 302).
+        failed = failed or (fba_failed and view == "iis")
         if view == "hp" and status == 401:
             # [hp-401] HttpProxy's line of a 401 names no authenticated user
             # and has no substatus nor Windows error: not a failed sign-in
@@ -1432,6 +1441,13 @@ def more(est):
             est.person(d2, t, method="GET", stem="/owa/auth/logon.aspx",
                        query="url=https%3a%2f%2fmail.contoso.com%2fowa%2f&reason=0" + cafe(est), user=None, ukey=None,
                        cip="10.1.26.4", ua=UA_CHROME, proto="owa", client="browser", fe="EX03", owner="дмитрий")
+            # [owa-fba] his forms sign-in, accepted: 302 to /owa/, the front
+            # end's own (no hop)
+            est.person(d2, t + 9, method="POST", stem="/owa/auth.owa",
+                       query=f"&ClientId={'%032X' % rng.getrandbits(128)}" + cafe(est) + "&encoding=;",
+                       user=f"{DOMAIN}\\{DMITRY}", ukey="дмитрий", cip="10.1.26.4", ua=UA_CHROME, proto="owa",
+                       client="browser", status=302, referer=f"https://{HOST}/owa/auth/logon.aspx", fe="EX03",
+                       hop=False)
             continue
         user = f"{DOMAIN}\\{DMITRY}" if i % 3 else f"{DMITRY.lower()}@{MAILDOMAIN}"
         action = rng.choice(["FindItem", "GetItem", "GetConversationItems", "GetTime"])
@@ -1439,6 +1455,17 @@ def more(est):
                    query=f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est), user=user,
                    ukey="дмитрий", cip="10.1.26.4", ua=UA_CHROME, proto="owa", client="browser",
                    referer=f"https://{HOST}/owa/", mailbox="EX02", fe="EX03", cookie=cookie)
+    # [owa-fba] a password spray on OWA's forms sign-in through EX03: eight
+    # accounts in twelve minutes from one address, each turned down.
+    spray = ["alice", "bob", "grace", "heidi", "oscar", "administrator", "scanner", "backup"]
+    for t, v in zip(times(rng, len(spray), 16 * 3600 + 600, 16 * 3600 + 1320), spray):
+        q = (f"&ClientId={'%032X' % rng.getrandbits(128)}" + cafe(est)
+             + "&LogoffReason=NoCookiesGetOrE14AuthPost&encoding=;")
+        est.person(d2, t, method="POST", stem="/owa/auth.owa", query=q, user=f"{v}@{MAILDOMAIN}", ukey=v,
+                   cip="198.51.100.66", ua=UA_FIREFOX, proto="owa", client="browser", status=302,
+                   referer=f"https://{HOST}/owa/auth/logon.aspx?url=https%3a%2f%2f{HOST}%2fowa%2f&reason=0",
+                   fe="EX03", hop=False, fba_failed=True)
+        tr.spray["198.51.100.66"].add(v)
     # [scanner-404] files of other products, none of Exchange's virtual
     # directories, from an ordinary browser's user agent: 404.0, error 2.
     # README: `web-shell` is "scripts Exchange does not ship" (these PHP
