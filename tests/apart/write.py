@@ -224,6 +224,10 @@ Sources, cited in the comments as [name]:
   written in IIS's fixed order whatever the order ticked; an hourly rollover
   names the file `exyymmddhh.log` ("rolled over every hour, based on GMT",
   learn.microsoft.com `HTTP_LOGGING_ROLLOVER_TYPE`), `u_` for UTF-8.
+- [iis-size] a log rolled by size (`period="MaxSize"`) is named
+  `extendnn.log` ("W3C Extended Log File Format | Size | extendnn.log",
+  `HTTP_LOGGING_ROLLOVER_TYPE`), `u_extend1.log` with UTF-8; each new file
+  starts with its header.
 - [crash] README "audit": NUL bytes are what "a server that crashed or lost
   power leaves where its next lines were to be" (the file's length was
   written, its last block was not); IIS appends its header block to the
@@ -1406,6 +1410,14 @@ def more(est):
             est.record("probe", d2, t, user=None, proto=proto_of(page), ua="", device=None, dtype=None,
                        ip="10.0.5.2", network="internal", stem=page, site="W3SVC1", peer="10.0.5.2", query="",
                        logged_query="")
+    # [probes] EX03's own Managed Availability, as on EX01: OWA and EWS
+    # from the loopback every half hour.
+    hm3 = "HealthMailbox" + "%032x" % rng.getrandbits(128)
+    for t in range(12 * 3600 + 900, 19 * 3600, 1800):
+        est.probe(d2, t, stem="/owa/", query=cafe(est), user=f"{DOMAIN}\\{hm3}", ua="AMProbe/Local/ClientAccess",
+                  server="EX03")
+        est.probe(d2, t + 7, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{hm3}@{MAILDOMAIN}",
+                  ua="AMProbe/Local/ClientAccess", method="POST", server="EX03")
     # ivan's iPad, still with the password he changed: iOS Mail retries.
     t = 13 * 3600 + rng.randint(0, 120)
     while t < 18 * 3600:
@@ -1604,6 +1616,20 @@ def emit(est, out):
             tr.summary["lines"] += 1
             tr.summary["malformed"] += 1
             tr.malformed.append({"file": rel, "line": pos + 1})
+        if (server, site, day) == ("EX02", "W3SVC2", DAYS[1]):
+            # [iis-size] on day 2 EX02's back end rolls its log by size, not
+            # daily: `u_extend1.log`, `u_extend2.log`, each with its header.
+            body, half = text[4:], (len(text) - 4) // 2
+            t = rows[half][0]
+            parts = [text[:4] + body[:half],
+                     header(fields, f"{day} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}") + body[half:]]
+            for n, part in enumerate(parts, 1):
+                rel = os.path.join(server, site, f"u_extend{n}.log")
+                os.makedirs(os.path.join(logs, server, site), exist_ok=True)
+                with open(os.path.join(logs, rel), "wb") as f:
+                    f.write(("\r\n".join(part) + "\r\n").encode("utf-8"))
+                files.append(rel)
+            continue
         data = ("\r\n".join(text) + "\r\n").encode("utf-8")
         path = os.path.join(logs, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
