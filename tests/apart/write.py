@@ -997,11 +997,11 @@ OAB_GUID = "9e2b3a0c-44d1-4f7e-8a2b-6c1d0e9f8a7b"
 BUILD = "15.2.1544.4"
 
 
-def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover"):
+def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover", fe="EX01"):
     """A Basic sign-in with a bad password [iis-401], for account form `v`."""
     ukey = v.split("\\")[-1].split("@")[0].lower()
     est.person(day, t, method="POST", stem=stem, query=cafe(est), user=v, ukey=ukey, cip=cip, ua=UA_OUTLOOK_WIN,
-               proto=proto, client="outlook-windows", status=401, sub=1, win32=1326)
+               proto=proto, client="outlook-windows", status=401, sub=1, win32=1326, fe=fe)
     return ukey
 
 
@@ -1478,6 +1478,15 @@ def more(est):
                    referer=f"https://{HOST}/owa/auth/logon.aspx?url=https%3a%2f%2f{HOST}%2fowa%2f&reason=0",
                    fe="EX03", hop=False, fba_failed=True)
         tr.spray["198.51.100.66"].add(v)
+    # [sentinel-spray] a spray the balancer's round robin splits between the
+    # front ends (DNS gives both): three accounts in EX01's log, three in
+    # EX03's, six within 15 minutes from one address; neither file alone
+    # holds five.
+    for i, (t, v) in enumerate(zip(times(rng, 6, 17 * 3600 + 1200, 17 * 3600 + 2100),
+                                   ["kate", "frank", "dave", "erin", "judy", "svc-backup"])):
+        fail(est, d2, t, v=f"{v}@{MAILDOMAIN}", cip="203.0.113.77", stem="/EWS/Exchange.asmx", proto="ews",
+             fe="EX03" if i % 2 else "EX01")
+        tr.spray["203.0.113.77"].add(v)
     # [scanner-404] files of other products, none of Exchange's virtual
     # directories, from an ordinary browser's user agent: 404.0, error 2.
     # README: `web-shell` is "scripts Exchange does not ship" (these PHP
