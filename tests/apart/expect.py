@@ -622,8 +622,9 @@ def expect(truth, policy_path, devices=False, known_before=None,
                 people[user]["denied"][req["proto"]] += 1
                 if req["proto"] == "activesync" and req["device"]:
                     r["devices"][(user, req["device"])] += 1
-        elif user is not None and req.get("status") != 401:
-            # A sign-in refused (401) reaches no mail, whatever the policy.
+        elif user is not None and req.get("status", 200) < 400:
+            # A request answered 400 or more reaches no mail, whatever the policy:
+            # a sign-in refused (401), a 503 while the back end recycles, 449.
             people[user]["allowed"][req["proto"]][req["client"]] += 1
     # [readme "--devices"]: "with neither, a note says the rule can miss
     # requests": some ActiveSync device a DeviceModel or DeviceOS rule must
@@ -712,7 +713,7 @@ def expect_baseline(truth, baseline_path, target_path, devices=False):
                 pu = per_user[user][when]
                 if action == "deny":
                     pu[0].add(req["proto"])
-                elif req.get("status") != 401:
+                elif req.get("status", 200) < 400:   # reached mail (not 401, 449, 503)
                     pu[1][req["proto"]][req["client"]] += 1
         if a == "allow" and b == "allow":
             summary["unchanged_allowed"] += 1

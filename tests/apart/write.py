@@ -217,6 +217,50 @@ Sources, cited in the comments as [name]:
   people's requests of no user; Outlook mobile's Autodiscover joins the
   user's one ActiveSync device of that app; users keyed by lower-cased
   account name.
+- [ex03-fields] IIS logging set by hand (what `more()` writes on EX03): the
+  W3C fields an admin can tick are those of `logExtFileFlags` (iis-docs
+  `.../logFile/index.md`; xWebAdministration's LogFlags: SiteName,
+  ComputerName, ProtocolVersion, Cookie, Host, BytesSent, BytesRecv ...),
+  written in IIS's fixed order whatever the order ticked; an hourly rollover
+  names the file `exyymmddhh.log` ("rolled over every hour, based on GMT",
+  learn.microsoft.com `HTTP_LOGGING_ROLLOVER_TYPE`), `u_` for UTF-8.
+- [iis-size] a log rolled by size (`period="MaxSize"`) is named
+  `extendnn.log` ("W3C Extended Log File Format | Size | extendnn.log",
+  `HTTP_LOGGING_ROLLOVER_TYPE`), `u_extend1.log` with UTF-8; each new file
+  starts with its header.
+- [crash] README "audit": NUL bytes are what "a server that crashed or lost
+  power leaves where its next lines were to be" (the file's length was
+  written, its last block was not); IIS appends its header block to the
+  same file when it starts again [w3c].
+- [eas-503] ActiveSync answered 503 while the back end cannot serve it:
+  "In the W3SVC logs, you will see HTTP 409 and 503 responses returned for
+  Microsoft-Server-ActiveSync requests", with the user named, `503 0 0`
+  (Microsoft KB 2469722).
+- [owa-cookie] Exchange 2013+'s routing cookie as clients send it back:
+  `X-BackEndCookie=S-1-5-21-...=<base64>` (a Provision request quoted on
+  Stack Overflow 26855197, "Implementing Provision on Exchange ActiveSync
+  client"); OWA also keeps `X-OWA-CANARY` and `ClientId`. IIS writes the
+  Cookie header with `+` for its spaces [iis-plus].
+- [scanner-404] Internet-wide scanners ask every server for other products'
+  files (`/.env`, `/wp-login.php`, `/phpmyadmin/`, PHPUnit's
+  `eval-stdin.php` of CVE-2017-9841, `/.git/config`): 404.0 with error 2
+  (file not found) on IIS, paths under none of Exchange's virtual
+  directories (README `outside-vdirs`).
+- [aosp-eas] Android's own Email app's Exchange client: user agent
+  `Android/<release>-EAS-1.3` (`Android/4.0.4-EAS-1.3`, `Android/4.1.1-EAS-1.3`
+  in a public ActiveSync server's list of user agents), DeviceType
+  `Android`, device ids `androidc<digits>`; its ActiveSync 12.1 is assumed
+  (AOSP's change "Minimal support for Exchange ActiveSync 12.1").
+- [eas-449] MS-ASPROV Appendix A <3>: "When the MS-ASProtocolVersion header
+  is set to 12.1, the server sends an HTTP 449 response to request a
+  Provision command from the client" (14.0 and later: Status 142 in the
+  body); the client then provisions (policy, acknowledgement) and retries.
+- [owa-fba] OWA's forms sign-in as IIS logs it: `POST /owa/auth.owa`, the
+  query starting `&ClientId=...&CorrelationID=<empty>;&cafeReqId=...;`,
+  the account typed in cs-username, answered 302; turned down, the query
+  also holds `&LogoffReason=NoCookiesGetOrE14AuthPost` (tests/data/iis:
+  IPBan's "invalid credentials" line, and Microsoft Q&A 228014's accepted
+  sign-in; README "failed sign-in").
 - [simulate] for expect.py (casguard simulate): each request an audit
   counts apart from attacks (people's, probes', computer accounts'), as
   meant: user, protocol, client, user agent, ActiveSync device and command,
@@ -257,6 +301,9 @@ HOST = "mail.contoso.com"
 # One front end (EX01) and two back ends (EX01 and EX02 hold mailboxes).
 FE_IP = "10.0.0.21"
 BE_IPS = {"EX01": "10.0.0.21", "EX02": "10.0.0.22"}
+# [more] a second front end, EX03 (no mailboxes), added on day 2 behind the
+# same name; its IIS logging was set up by hand [ex03-fields].
+FE_IPS = {"EX01": FE_IP, "EX03": "10.0.0.23"}
 DAYS = ["2026-11-09", "2026-11-10"]
 
 # [iis-fields] the default field list, which Exchange setup leaves unchanged.
@@ -402,7 +449,7 @@ class Estate:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def write(self, server, site, day, t, method, stem, query, port, user, cip, ua, status,
-              sub=0, win32=0, referer=None, xff=None, taken=None, hp=None):
+              sub=0, win32=0, referer=None, xff=None, taken=None, hp=None, cookie=None):
         """Keeps the line's values by field name: emit() writes them in the
         order of the `#Fields` in force where the line lands. With `hp` (what
         Exchange's HttpProxy module knows of the request) and HttpProxy logs
@@ -411,10 +458,13 @@ class Estate:
         whether it did."""
         hh, mm, ss = t // 3600, t // 60 % 60, t % 60
         taken = taken if taken is not None else self.rng.randint(15, 900)
-        twin = hp is not None and self.hp_mode != "none" and site == "W3SVC1"
+        # Only EX01's HttpProxy logs were collected: EX03's IIS lines carry
+        # their `cafeReqId` with no twin given [readme "a line whose
+        # HttpProxy file is not given"].
+        twin = hp is not None and self.hp_mode != "none" and site == "W3SVC1" and server == "EX01"
         if twin:
             query = self.hp_line(day, t, method, stem, query, cip, ua, status, xff, hp)
-        s_ip = BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IP
+        s_ip = BE_IPS.get(server, FE_IP) if site == "W3SVC2" else FE_IPS.get(server, FE_IP)
         vals = {
             "date": day, "time": f"{hh:02d}:{mm:02d}:{ss:02d}", "s-ip": s_ip, "cs-method": method,
             "cs-uri-stem": stem, "cs-uri-query": query or "-", "s-port": str(port), "cs-username": plus(user),
@@ -423,6 +473,8 @@ class Estate:
             "X-Forwarded-For": plus(xff), "s-computername": server, "cs-host": HOST if site == "W3SVC1" else
             f"{server.lower()}.{MAILDOMAIN}:444", "sc-bytes": str(self.rng.randint(200, 90000)),
             "cs-bytes": str(self.rng.randint(200, 9000)),
+            # [ex03-fields] only EX03 logs these
+            "s-sitename": site, "cs-version": "HTTP/1.1", "cs(Cookie)": plus(cookie),
         }
         self.lines[(server, site, day)].append((t, vals))
         self.logged_query = query or ""
@@ -492,7 +544,7 @@ class Estate:
     def person(self, day, t, *, method, stem, query, user, ukey, cip, ua, proto, client,
                status=200, sub=0, win32=0, referer=None, xff=None, device=None, dtype=None,
                command=None, mailbox="EX01", be_query=None, be_stem=None, taken=None, join_device=None,
-               owner=None):
+               owner=None, fe="EX01", hop=True, cookie=None, fba_failed=False):
         """A person's front-end request, and its back-end hop when Exchange
         proxies it (anything that got past IIS authentication). `owner`: the
         person behind a request that names no user (an NTLM leg), known to
@@ -506,9 +558,11 @@ class Estate:
             hp["client_request_id"] = f"R:{g}:{self.hp_rng.randint(1, 99)};RT:Execute;CI:{g}:1;CID:{g}"
         if proto == "powershell":
             hp["action"] = "Get-Mailbox:Command"   # [hp-real] the cmdlet is logged
-        twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
-                          referer, xff, taken, hp=hp)
+        twin = self.write(fe, "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
+                          referer, xff, taken, hp=hp, cookie=cookie)
         logged_query = self.logged_query
+        if self.hp_mode == "only" and not twin:
+            return
         tr = self.truth
         # Which line an audit counts the request from [readme "HttpProxy"]:
         # IIS alone; beside HttpProxy logs its HttpProxy twin, except a 401,
@@ -531,6 +585,9 @@ class Estate:
         # 401.1 with 2148074254 = 0x8009030E: that is NTLM's challenge leg,
         # logged on every good NTLM sign-in [ntlm-legs].
         failed = status == 401 and win32 in (1326, 2148074252)
+        # [owa-fba] OWA's forms sign-in turned down: only the IIS line says
+        # so (`LogoffReason=NoCookiesGetOrE14AuthPost`, answered 302).
+        failed = failed or (fba_failed and view == "iis")
         if view == "hp" and status == 401:
             # [hp-401] HttpProxy's line of a 401 names no authenticated user
             # and has no substatus nor Windows error: not a failed sign-in
@@ -597,9 +654,10 @@ class Estate:
                     d["commands"][command] += 1
         # [exo-sites] the proxied hop on the mailbox server's back end; the
         # forms sign-in pages under /owa/auth are the front end's own.
-        if status != 401 and ukey is not None and not stem.lower().startswith("/owa/auth/"):
+        # `hop=False`: the back end never answered (the front end's 503).
+        if status != 401 and ukey is not None and not stem.lower().startswith("/owa/auth/") and hop:
             self.write(mailbox, "W3SVC2", day, t, method, be_stem or stem, be_query or query, 444, user,
-                       FE_IP, ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5))
+                       FE_IPS[fe], ua, status, 0, 0, referer, None, max(1, (taken or 100) - 5), cookie=cookie)
             if self.hp_mode == "only":
                 return
             tr.summary["backend_duplicates"] += 1
@@ -649,11 +707,12 @@ class Estate:
                     auth=hp["auth"] if twin else None, peer=cip, query=url_query(query),
                     logged_query=url_query(query) if twin else self.logged_query)
 
-    def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0):
+    def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0,
+               server="EX01"):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
         # (the zgrab scan of /ecp in artefacts.help); IIS answers `/` itself.
         hp = None
-        if stem != "/":
+        if stem != "/" and server == "EX01":
             folder = HP_FOLDERS[proto_of(stem)]
             hp = {"folder": folder, "auth": "FBA" if folder in ("Owa", "Ecp") else "",
                   "user": user if status != 401 else "", "target": "EX01"}
@@ -663,7 +722,7 @@ class Estate:
                 # (HelseCERT's Test-ProxyLogon excerpt, SOURCES-real.md).
                 hp.update(anchor=f"ServerInfo~a]@ex01.{MAILDOMAIN}:444/autodiscover/autodiscover.xml?#",
                           routing_hint="X-BEResource-Cookie")
-        twin = self.write("EX01", "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
+        twin = self.write(server, "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
                           hp=hp)
         if self.hp_mode == "only" and not twin:
             return
@@ -938,11 +997,11 @@ OAB_GUID = "9e2b3a0c-44d1-4f7e-8a2b-6c1d0e9f8a7b"
 BUILD = "15.2.1544.4"
 
 
-def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover"):
+def fail(est, day, t, *, v, cip, stem="/Autodiscover/Autodiscover.xml", proto="autodiscover", fe="EX01"):
     """A Basic sign-in with a bad password [iis-401], for account form `v`."""
     ukey = v.split("\\")[-1].split("@")[0].lower()
     est.person(day, t, method="POST", stem=stem, query=cafe(est), user=v, ukey=ukey, cip=cip, ua=UA_OUTLOOK_WIN,
-               proto=proto, client="outlook-windows", status=401, sub=1, win32=1326)
+               proto=proto, client="outlook-windows", status=401, sub=1, win32=1326, fe=fe)
     return ukey
 
 
@@ -1260,6 +1319,7 @@ def build(seed, httpproxy="none"):
         # (README "HttpProxy": "not in HttpProxy logs alone").
         tr.spray.clear()
         tr.brute_force.clear()
+    more(est)
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
@@ -1270,6 +1330,247 @@ def build(seed, httpproxy="none"):
     tr.findings["mobile-on-ews"].add("erin")
     tr.findings["mobile-on-ews"].add("judy")
     return est
+
+
+# -- [more] day 2 on a second front end, and what goes wrong on real servers ---
+
+UA_AOSP_EAS = "Android/4.1.1-EAS-1.3"   # [aosp-eas]
+FRANK_TABLET = "androidc2047186359"
+IVAN_IPAD = "ApplDMPH7K1L2N3P"
+DMITRY = "Дмитрий"
+
+
+def backend_cookie(rng, user_rid):
+    """[owa-cookie] what OWA's browser sends back: Exchange's routing cookie
+    `X-BackEndCookie=<SID>=<opaque base64>`, OWA's canary and ClientId (no
+    credentials: the forms sign-in's `cadata` cookies are never logged here)."""
+    b = base64.b64encode(bytes(rng.getrandbits(8) for _ in range(48))).decode()
+    return (f"X-BackEndCookie=S-1-5-21-1004336348-1177238915-682003330-{user_rid}={b}; "
+            f"X-OWA-CANARY={'%032x' % rng.getrandbits(128)}; ClientId={'%032X' % rng.getrandbits(128)}")
+
+
+def more(est):
+    """[more] What real Exchange estates also write, on day 2:
+
+    - EX03, a second front end put behind the balancer's name at noon, whose
+      IIS logging an admin set by hand [ex03-fields]: hourly files, more
+      fields (s-sitename, cs-version, cs(Cookie), cs-host, sc-bytes,
+      cs-bytes) and no cs(Referer), then (16:xx) a `#Fields` change in the
+      middle of a file when the admin swaps cs(Cookie) for cs(Referer); a
+      crash at 17:xx that cuts a line short inside a UTF-8 letter and leaves
+      NUL bytes up to the restart's header [crash]; an empty file; the 13:00
+      file kept also gzipped beside itself [gzip]. Its HttpProxy logs were
+      not collected.
+    - the balancer's HEAD health checks of EX03 [lb-health];
+    - ivan's iPad with his old password: a 401 every few minutes for five
+      hours [iis-401], never 100 in 10 minutes: no brute force [sentinel-spray];
+    - EX02's ActiveSync application pool recycling: EX03 answers ActiveSync
+      503 for a minute and a half, nothing reaching the back end [eas-503];
+    - dmitry, a Cyrillic account name [utf8] in two cases, OWA through EX03
+      with its cookies [owa-cookie];
+    - a scanner's 404s for files of other products, outside Exchange's
+      virtual directories [scanner-404];
+    - frank's old Android tablet (ActiveSync 12.1, [aosp-eas]) answered 449
+      after the admin changed its mailbox policy, then provisioning again
+      [eas-449].
+    """
+    rng = est.rng
+    tr = est.truth
+    d1, d2 = DAYS
+    # frank's tablet, both days through EX01 (its first request of the
+    # estate before the 06:30 cut-over of apart.rs).
+    for day in DAYS:
+        eas_device(est, day, ukey="frank", user=f"{DOMAIN}\\frank", user_param="frank", device_id=FRANK_TABLET,
+                   dtype="Android", ua=UA_AOSP_EAS, client="android-mail", ips=["198.51.100.61"], n=8,
+                   mailbox="EX02", version="121")
+    # [eas-449] 09:00: its next Sync is answered 449 by the back end (12.1:
+    # HTTP 449, not Status 142 in the body), then the two Provision steps
+    # (policy, acknowledgement), then Sync again.
+    t0 = 9 * 3600 + rng.randint(0, 600)
+    for i, (cmd, status) in enumerate((("Sync", 449), ("Provision", 200), ("Provision", 200), ("Sync", 200))):
+        q = f"Cmd={cmd}&User=frank&DeviceId={FRANK_TABLET}&DeviceType=Android"
+        toks = [("PrxFrom", FE_IP), ("V121", None), ("HH", HOST), ("SmtpAdrs", f"frank@{MAILDOMAIN}")]
+        if cmd == "Provision":
+            toks += [("Pk", rng.getrandbits(31))]
+        toks += [("Mbx", f"EX02.{MAILDOMAIN}"), ("Throttle", 0)]
+        est.person(d2, t0 + 3 * i, method="POST", stem="/Microsoft-Server-ActiveSync/default.eas", query=q,
+                   user=f"{DOMAIN}\\frank", ukey="frank", cip="198.51.100.61", ua=UA_AOSP_EAS, proto="activesync",
+                   client="android-mail", status=status, device=FRANK_TABLET, dtype="Android", command=cmd,
+                   mailbox="EX02", be_query=f"{q}&Log={eas_log(toks)}",
+                   be_stem="/Microsoft-Server-ActiveSync/Proxy/default.eas")
+    if est.hp_mode == "only":
+        # EX03's IIS logs are all there is of it: not in HttpProxy logs alone.
+        return
+    # [lb-health] the balancer checks EX03's ActiveSync and MAPI with HEAD.
+    for t in range(12 * 3600 + 60, 19 * 3600, 300):
+        for page in ("/Microsoft-Server-ActiveSync/healthcheck.htm", "/mapi/healthcheck.htm"):
+            est.write("EX03", "W3SVC1", d2, t, "HEAD", page, None, 443, None, "10.0.5.2", None, 200)
+            tr.summary["probes"] += 1
+            tr.tags["lb-healthcheck"][proto_of(page)] += 1
+            est.record("probe", d2, t, user=None, proto=proto_of(page), ua="", device=None, dtype=None,
+                       ip="10.0.5.2", network="internal", stem=page, site="W3SVC1", peer="10.0.5.2", query="",
+                       logged_query="")
+    # [probes] EX03's own Managed Availability, as on EX01: OWA and EWS
+    # from the loopback every half hour.
+    hm3 = "HealthMailbox" + "%032x" % rng.getrandbits(128)
+    for t in range(12 * 3600 + 900, 19 * 3600, 1800):
+        est.probe(d2, t, stem="/owa/", query=cafe(est), user=f"{DOMAIN}\\{hm3}", ua="AMProbe/Local/ClientAccess",
+                  server="EX03")
+        est.probe(d2, t + 7, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{hm3}@{MAILDOMAIN}",
+                  ua="AMProbe/Local/ClientAccess", method="POST", server="EX03")
+    # ivan's iPad, still with the password he changed: iOS Mail retries.
+    t = 13 * 3600 + rng.randint(0, 120)
+    while t < 18 * 3600:
+        cmd = rng.choice(["FolderSync", "Ping"])
+        q = f"Cmd={cmd}&User=ivan&DeviceId={IVAN_IPAD}&DeviceType=iPad"
+        est.person(d2, t, method="POST", stem="/Microsoft-Server-ActiveSync/default.eas", query=q + cafe(est),
+                   user=f"{DOMAIN}\\ivan", ukey="ivan", cip="203.0.113.12", ua="Apple-iPad13C1/2101.101",
+                   proto="activesync", client="apple-mail-ios", status=401, sub=1, win32=1326, device=IVAN_IPAD,
+                   dtype="iPad", command=cmd, fe="EX03")
+        t += rng.randint(170, 230)
+    # [eas-503] 14:05-14:06:30: EX02's MSExchangeSyncAppPool recycles.
+    for t in sorted(rng.sample(range(14 * 3600 + 300, 14 * 3600 + 390), 24)):
+        ukey, dev, dtype, ua, client, ip = rng.choice([
+            ("bob", "8C1E2F0A7B3D4C5E9F60718293A4B5C6", "Outlook", UA_OUTLOOK_BASIC, "outlook-mobile-basic",
+             "52.98.33.17"),
+            ("dave", "androidc1849305526", "Android", UA_GMAIL, "android-mail", "203.0.113.41"),
+            ("lena", "4D2A9C0B7E1F4A5B8C6D7E8F9A0B1C2D", "Outlook", UA_OUTLOOK_BASIC, "outlook-mobile-basic",
+             "52.97.150.3"),
+        ])
+        user = f"{ukey}@{MAILDOMAIN}"
+        param = "dave" if ukey == "dave" else user
+        cmd = rng.choice(["Sync", "Ping", "FolderSync"])
+        stem = "/Microsoft-Server-ActiveSync" if ukey == "dave" else "/Microsoft-Server-ActiveSync/default.eas"
+        est.person(d2, t, method="POST", stem=stem,
+                   query=f"Cmd={cmd}&User={quote(param, safe='@')}&DeviceId={dev}&DeviceType={dtype}" + cafe(est),
+                   user=user, ukey=ukey, cip=ip, ua=ua, proto="activesync", client=client, status=503, device=dev,
+                   dtype=dtype, command=cmd, mailbox="EX02", fe="EX03", hop=False)
+    # dmitry on OWA through EX03, his name in capitals or not [utf8].
+    ts = times(rng, 24, 13 * 3600, 18 * 3600 + 3000)
+    cookie = backend_cookie(rng, 1190)
+    for i, t in enumerate(ts):
+        if i == 0:
+            est.person(d2, t, method="GET", stem="/owa/auth/logon.aspx",
+                       query="url=https%3a%2f%2fmail.contoso.com%2fowa%2f&reason=0" + cafe(est), user=None, ukey=None,
+                       cip="10.1.26.4", ua=UA_CHROME, proto="owa", client="browser", fe="EX03", owner="дмитрий")
+            # [owa-fba] his forms sign-in, accepted: 302 to /owa/, the front
+            # end's own (no hop)
+            est.person(d2, t + 9, method="POST", stem="/owa/auth.owa",
+                       query=f"&ClientId={'%032X' % rng.getrandbits(128)}" + cafe(est) + "&encoding=;",
+                       user=f"{DOMAIN}\\{DMITRY}", ukey="дмитрий", cip="10.1.26.4", ua=UA_CHROME, proto="owa",
+                       client="browser", status=302, referer=f"https://{HOST}/owa/auth/logon.aspx", fe="EX03",
+                       hop=False)
+            continue
+        user = f"{DOMAIN}\\{DMITRY}" if i % 3 else f"{DMITRY.lower()}@{MAILDOMAIN}"
+        action = rng.choice(["FindItem", "GetItem", "GetConversationItems", "GetTime"])
+        est.person(d2, t, method="POST", stem="/owa/service.svc",
+                   query=f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est), user=user,
+                   ukey="дмитрий", cip="10.1.26.4", ua=UA_CHROME, proto="owa", client="browser",
+                   referer=f"https://{HOST}/owa/", mailbox="EX02", fe="EX03", cookie=cookie)
+    # [owa-fba] a password spray on OWA's forms sign-in through EX03: eight
+    # accounts in twelve minutes from one address, each turned down.
+    spray = ["alice", "bob", "grace", "heidi", "oscar", "administrator", "scanner", "backup"]
+    for t, v in zip(times(rng, len(spray), 16 * 3600 + 600, 16 * 3600 + 1320), spray):
+        q = (f"&ClientId={'%032X' % rng.getrandbits(128)}" + cafe(est)
+             + "&LogoffReason=NoCookiesGetOrE14AuthPost&encoding=;")
+        est.person(d2, t, method="POST", stem="/owa/auth.owa", query=q, user=f"{v}@{MAILDOMAIN}", ukey=v,
+                   cip="198.51.100.66", ua=UA_FIREFOX, proto="owa", client="browser", status=302,
+                   referer=f"https://{HOST}/owa/auth/logon.aspx?url=https%3a%2f%2f{HOST}%2fowa%2f&reason=0",
+                   fe="EX03", hop=False, fba_failed=True)
+        tr.spray["198.51.100.66"].add(v)
+    # [sentinel-spray] a spray the balancer's round robin splits between the
+    # front ends (DNS gives both): three accounts in EX01's log, three in
+    # EX03's, six within 15 minutes from one address; neither file alone
+    # holds five.
+    for i, (t, v) in enumerate(zip(times(rng, 6, 17 * 3600 + 1200, 17 * 3600 + 2100),
+                                   ["kate", "frank", "dave", "erin", "judy", "svc-backup"])):
+        fail(est, d2, t, v=f"{v}@{MAILDOMAIN}", cip="203.0.113.77", stem="/EWS/Exchange.asmx", proto="ews",
+             fe="EX03" if i % 2 else "EX01")
+        tr.spray["203.0.113.77"].add(v)
+    # [scanner-404] files of other products, none of Exchange's virtual
+    # directories, from an ordinary browser's user agent: 404.0, error 2.
+    # README: `web-shell` is "scripts Exchange does not ship" (these PHP
+    # scripts), `outside-vdirs` "folders outside Exchange" (the rest).
+    paths = ["/.env", "/wp-login.php", "/phpmyadmin/index.php", "/.git/config", "/solr/admin/info/system",
+             "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", "/boaform/admin/formLogin"]
+    for t, stem in zip(times(rng, len(paths), 15 * 3600, 15 * 3600 + 40), paths):
+        est.attack(d2, t, method="GET", stem=stem, query=None, cip="192.0.2.201", ua=UA_CHROME, status=404,
+                   win32=2, kind="web-shell" if stem.endswith(".php") else "outside-vdirs", server="EX03")
+        if stem.count("/") == 1 and not stem.endswith(".php"):
+            # A file in the site's root, not in a folder: for the model of
+            # check.py's `root-file-probe-as-person`, the request as a
+            # person's (anonymous, protocol other) would be.
+            stamp = f"{d2}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}Z"
+            tr.tags["root-file-probe"].setdefault("requests", []).append({
+                "kind": "person", "time": stamp, "user": None, "proto": "other", "client": "browser",
+                "ua": UA_CHROME, "device": None, "dtype": None, "command": None, "ip": "192.0.2.201",
+                "network": "external", "method": "GET", "stem": stem, "status": 404, "owner": None, "auth": None,
+                "view": "iis", "query": "", "logged_query": "", "peer": "192.0.2.201"})
+
+
+# [ex03-fields] the fields EX03's admin ticked, in IIS's own order (that of
+# `logExtFileFlags`): all but cs(Referer); at 16:xx cs(Cookie) out and
+# cs(Referer) in.
+FIELDS_EX03 = ["date", "time", "s-sitename", "s-computername", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query",
+               "s-port", "cs-username", "c-ip", "cs-version", "cs(User-Agent)", "cs(Cookie)", "cs-host",
+               "sc-status", "sc-substatus", "sc-win32-status", "sc-bytes", "cs-bytes", "time-taken"]
+FIELDS_EX03_LATER = [f if f != "cs(Cookie)" else "cs(Referer)" for f in FIELDS_EX03]
+
+
+def emit_ex03(est, logs, rows):
+    """[ex03-fields] EX03's hourly files (`u_exyymmddhh.log`); returns their
+    names. The 13:00 file is kept gzipped beside itself (read once, but a
+    file given), 19:00's is empty."""
+    tr = est.truth
+    day = DAYS[1]
+    yymmdd = day[2:4] + day[5:7] + day[8:10]
+    hours = defaultdict(list)
+    for t, vals in sorted(rows, key=lambda r: r[0]):
+        hours[t // 3600].append((t, vals))
+    files = []
+    fields = FIELDS_EX03
+    folder = os.path.join(logs, "EX03", "W3SVC1")
+    os.makedirs(folder, exist_ok=True)
+    for hour in range(12, 20):
+        rel = os.path.join("EX03", "W3SVC1", f"u_ex{yymmdd}{hour:02d}.log")
+        files.append(rel)
+        part = hours.get(hour, [])
+        if not part:
+            open(os.path.join(logs, rel), "wb").close()
+            continue
+        out = b""
+        text = header(fields, f"{day} {hour:02d}:00:00")
+        for i, (t, vals) in enumerate(part):
+            if hour == 16 and i == len(part) // 2:
+                # the admin's edit: a new header block, new fields, same file
+                fields = FIELDS_EX03_LATER
+                text += header(fields, f"{day} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}")
+            if hour == 17 and i == len(part) // 3:
+                # [crash] power lost: the last line written stops inside the
+                # `д` of dmitry's name (two bytes in UTF-8, one written), the
+                # rest of the file's block is NUL bytes; on restart IIS writes
+                # its header after them.
+                cut = (f"{day} {t // 3600:02d}:{t // 60 % 60:02d}:{max(0, t % 60 - 1):02d} W3SVC1 EX03 "
+                       f"{FE_IPS['EX03']} POST /owa/service.svc action=GetItem&EP=1 443 CONTOSO\\").encode()
+                cut += "д".encode("utf-8")[:1]
+                out += ("\r\n".join(text) + "\r\n").encode("utf-8") + cut + b"\x00" * 1337
+                tr.summary["lines"] += 1
+                tr.summary["malformed"] += 1
+                tr.malformed.append({"file": rel, "line": len(text) + 1})
+                # the restart's `#Software` is on the cut line's line
+                text = header(fields, f"{day} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}")
+            text.append(" ".join(vals[f] for f in fields))
+            tr.summary["lines"] += 1
+        out += ("\r\n".join(text) + "\r\n").encode("utf-8")
+        with open(os.path.join(logs, rel), "wb") as f:
+            f.write(out)
+        if hour == 13:
+            with open(os.path.join(logs, rel + ".gz"), "wb") as f:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                    g.write(out)
+            # a file given, though read once [readme "the copy is named"]
+            files.append(rel + ".gz")
+    return files
 
 
 def header(fields, date_time):
@@ -1290,6 +1591,9 @@ def emit(est, out):
     for (server, site, day), rows in sorted(est.lines.items()):
         if est.hp_mode == "only":
             break
+        if server == "EX03":
+            files += emit_ex03(est, logs, rows)
+            continue
         rows.sort(key=lambda r: r[0])
         fields = FIELDS_XFF if (site == "W3SVC1" and day == DAYS[1]) else FIELDS
         yymmdd = day[2:4] + day[5:7] + day[8:10]
@@ -1321,6 +1625,20 @@ def emit(est, out):
             tr.summary["lines"] += 1
             tr.summary["malformed"] += 1
             tr.malformed.append({"file": rel, "line": pos + 1})
+        if (server, site, day) == ("EX02", "W3SVC2", DAYS[1]):
+            # [iis-size] on day 2 EX02's back end rolls its log by size, not
+            # daily: `u_extend1.log`, `u_extend2.log`, each with its header.
+            body, half = text[4:], (len(text) - 4) // 2
+            t = rows[half][0]
+            parts = [text[:4] + body[:half],
+                     header(fields, f"{day} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}") + body[half:]]
+            for n, part in enumerate(parts, 1):
+                rel = os.path.join(server, site, f"u_extend{n}.log")
+                os.makedirs(os.path.join(logs, server, site), exist_ok=True)
+                with open(os.path.join(logs, rel), "wb") as f:
+                    f.write(("\r\n".join(part) + "\r\n").encode("utf-8"))
+                files.append(rel)
+            continue
         data = ("\r\n".join(text) + "\r\n").encode("utf-8")
         path = os.path.join(logs, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -1527,6 +1845,9 @@ PARTNERSHIPS = {
     ("ivan", "ApplDNPQ8K2L0M9X"): ("Ivan Jones", "iPhone12C1", "iOS 16.7.2"),
     ("lena", "4D2A9C0B7E1F4A5B8C6D7E8F9A0B1C2D"): ("Lena Kim", "Outlook for iOS and Android", "iOS 17.1.2"),
     ("lena", "0F1E2D3C4B5A69788796A5B4C3D2E1F0"): ("Lena Kim", "Outlook for iOS and Android", "Android 12"),
+    # [more]
+    ("frank", FRANK_TABLET): ("Frank Green", "Nexus 7", "Android 4.1.1"),
+    ("ivan", IVAN_IPAD): ("Ivan Jones", "iPad13C1", "iOS 17.1.2 21B101"),
 }
 
 
@@ -1541,6 +1862,8 @@ def device_export(est):
             k = (r["user"], r["device"])
             first[k] = min(first.get(k, r["time"]), r["time"])
     for (user, dev), (name, model, dev_os) in sorted(PARTNERSHIPS.items()):
+        if dev not in est.truth.users[user]["devices"]:
+            continue   # ivan's iPad is in EX03's IIS logs only
         d = est.truth.users[user]["devices"][dev]
         first_sync = first[(user, dev)] if (user, dev) in NEW_PARTNERSHIPS else "2026-10-01T08:00:00Z"
         rows.append({
