@@ -44,38 +44,9 @@ from collections import defaultdict
 # rest of the check stays exact while the bug lives. The main session fixes
 # casguard and removes the line; check.py fails while a listed bug is no
 # longer seen, so the list stays true.
-KNOWN_BUGS = {
-    "root-file-probe-as-person": "(a judgement) a scanner's GET of a file in the site's root that Exchange "
-    "never serves, `/.env` (404.0, error 2, an ordinary browser's user agent), is counted as an anonymous "
-    "person's request (protocol other, client browser), not as an attack: README keeps attacks apart from "
-    "people and names `outside-vdirs` for \"folders outside Exchange\", which a root file is not in; seed 7, "
-    "EX03's 15:00 file, beside the same scanner's `/.git/config` and `/solr/...` (outside-vdirs) and "
-    "`/wp-login.php` (web-shell)",
-}
+KNOWN_BUGS = {}
 
-
-def root_file_probe_as_person(t):
-    """casguard reads the root-file probes as anonymous people's requests."""
-    for r in t["tags"].get("root-file-probe", {}).get("requests", []):
-        s = t["summary"]
-        s["requests"] += 1
-        s["anonymous"] += 1
-        s["attacks"] -= 1
-        t["protocols"][r["proto"]] = t["protocols"].get(r["proto"], 0) + 1
-        t["clients"][r["client"]] = t["clients"].get(r["client"], 0) + 1
-        if "auth_types" in t:
-            t["auth_types"]["unknown"] = t["auth_types"].get("unknown", 0) + 1
-        t["attacks"][r["ip"]]["requests"] -= 1
-
-
-BUG_MODELS = {"root-file-probe-as-person": root_file_probe_as_person}
-
-
-def root_file_probe_requests(truth):
-    """The truth's requests with the root-file probes as people's (simulate,
-    posture)."""
-    extra = truth["tags"].get("root-file-probe", {}).get("requests", [])
-    return dict(truth, requests=truth["requests"] + extra) if extra else truth
+BUG_MODELS = {}
 
 
 def with_bugs(truth, bugs):
@@ -316,14 +287,6 @@ def compare_posture(truth, report):
 # (what casguard reports instead): BUG_MODELS_SIMULATE[bug](expectation,
 # truth) changes the expectation in place.
 KNOWN_BUGS_SIMULATE = {
-    "deviceless-activesync-as-new-device": "(a judgement) a `device = \"new\"` rule on ActiveSync denies "
-    "ActiveSync requests that carry no device at all: seed 7, new-devices.toml with --known-before: the "
-    "load balancer's anonymous `HEAD /Microsoft-Server-ActiveSync/healthcheck.htm` polls of EX03 (84, counted "
-    "as monitoring) are denied (\"Managed Availability would report failures\"); a request with no device "
-    "is no new device (a `device_type` condition does not match a request without one), the README lets "
-    "a balancer's health page through Exchange's own mailbox and device settings, and a gateway deciding "
-    "so would fail the balancer's ActiveSync check on every server, taking ActiveSync down for all",
-    "root-file-probe-as-person": KNOWN_BUGS["root-file-probe-as-person"],
     "httpproxy-twin-drops-connection-address": "(rests on the writer's assumption that HttpProxy's "
     "ClientIpAddress is the client behind a balancer, as X-Forwarded-For names it) with IIS and HttpProxy "
     "logs of the same front end, IP restrictions (IIS `ipSecurity`, which checks the connection's address, "
@@ -345,31 +308,20 @@ def connection_from_httpproxy(truth):
 
 # Bug models that change what the requests are taken to be (the truth); the
 # expectation is computed from the result, before the models above.
-TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy,
-                         "root-file-probe-as-person": root_file_probe_requests}
+TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
 # Bug models that are a way of computing the expectation (expect.expect's
 # keyword arguments).
 EXPECT_MODELS_SIMULATE = {}
 
 
-def deviceless_activesync_as_new(exp, truth):
-    """casguard's `device = "new"` on ActiveSync also denies the ActiveSync
-    probes that carry no device (a balancer's health page)."""
-    rules = exp["policy"].doc.get("rule", [])
-    if not any(r.get("device") == "new" and "activesync" in str(r.get("protocol", "")) for r in rules):
-        return
-    exp["probes"]["denied_requests"] += sum(1 for r in truth["requests"] if r["kind"] == "probe"
-                                            and r["proto"] == "activesync" and not r.get("device"))
-
-
-BUG_MODELS_SIMULATE = {"deviceless-activesync-as-new-device": deviceless_activesync_as_new}
+BUG_MODELS_SIMULATE = {}
 
 
 # The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,
 # truth).
-KNOWN_BUGS_BASELINE = {"root-file-probe-as-person": KNOWN_BUGS["root-file-probe-as-person"]}
+KNOWN_BUGS_BASELINE = {}
 # Bug models that change the truth, for --baseline.
-TRUTH_MODELS_BASELINE = {"root-file-probe-as-person": root_file_probe_requests}
+TRUTH_MODELS_BASELINE = {}
 
 
 BUG_MODELS_BASELINE = {}
