@@ -122,7 +122,7 @@ impl ExchangeFiles {
         let vdir = self.vdir_of(path).filter(|&(_, prefix)| prefix > 0 || !in_folder);
         // Nor a hidden file (`/.env`, `/.DS_Store`): IIS's wwwroot has none,
         // and scanners fish for them; `/.well-known/` is an other folder.
-        let hidden = first.starts_with('.') && first.len() > 1 && first != "..";
+        let hidden = first.starts_with('.');
         let vdir = vdir.filter(|&(_, prefix)| prefix > 0 || !hidden);
         let known_folder = vdir.is_some() || self.is_other_folder(first);
         let outside_vdirs = !backend && !known_folder;
