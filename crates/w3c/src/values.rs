@@ -54,7 +54,8 @@ impl Columns {
 pub(crate) struct Checked {
     /// `date` + `time` as Unix seconds; `None` when the table lacks either.
     pub time: Option<i64>,
-    /// An address column that held printable text but no address.
+    /// An address column that held printable text but no address; `c-ip`
+    /// when both did, as the source is the one a report reads.
     pub unreadable: Option<Field>,
 }
 
@@ -167,7 +168,8 @@ fn address(raw: Option<&[u8]>, field: Field, unreadable: &mut Option<Field>) -> 
         None | Some(b"-") => Ok(false),
         Some(raw) if looks_like_address(raw) => Ok(true),
         Some(raw) if raw.iter().all(u8::is_ascii_graphic) => {
-            unreadable.get_or_insert(field);
+            // The last one checked (c-ip) wins.
+            *unreadable = Some(field);
             Ok(false)
         }
         Some(_) => Err(Invalid { field, expected: ADDRESS }),

@@ -105,6 +105,12 @@ fn a_redacted_address_is_read_as_unknown_and_warned_not_dropped() {
     let w = &stats.first_warnings[0];
     assert_eq!((w.kind, w.line), (WarningKind::UnreadableAddress, 2));
     assert_eq!(w.detail, "c-ip \"xxx\" is not an IP address: the line is read with its c-ip unknown");
+    // Both redacted (Microsoft Q&A 1631357's `ip_address`): the warning names
+    // the source, which the report reads, not the server.
+    let log = "#Fields: date time s-ip c-ip\n2010-08-12 23:53:39 ip_address ip_address\n";
+    let (_, stats) = read(log.as_bytes(), &ScanOptions::default());
+    let w = &stats.first_warnings[0];
+    assert_eq!(w.detail, "c-ip \"ip_address\" is not an IP address: the line is read with its c-ip unknown");
 }
 
 #[test]

@@ -442,7 +442,7 @@ fn exchange_2010_console_on_remote_powershell_is_an_administrator_the_server_fai
         let at = format!("msqa-1631357-exchange-2010-emc-powershell-500.log:{line}");
         assert!(stderr.contains(&at), "{at} in {stderr}");
     }
-    assert!(stderr.contains("ip_address"), "{stderr}");
+    assert!(stderr.contains("c-ip \"ip_address\""), "the source, which the report reads: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary(&report, "lines malformed requests anonymous"), [4, 0, 4, 0]);
     assert_eq!(summary(&report, "failed_sign_ins attacks exploit_attempts probes machine"), [0, 0, 0, 0, 0]);
