@@ -217,9 +217,10 @@ pub(crate) fn reads_query_token(stem: &str) -> bool {
             .is_some_and(|smtp| smtp.char_indices().any(|(i, c)| c == '@' && i > 0 && i + 1 < smtp.len()))
 }
 
-/// Whether `r` names its user by credentials that IIS may not check on its
-/// page, so that Exchange would serve the request as anonymous: a bearer
-/// token or Digest's `username` (which the gateway cannot verify) on a page
+/// Whether `r` carries credentials that IIS may not check on its page, so
+/// that Exchange would serve the request as anonymous: a bearer token or
+/// Digest's `username` (which the gateway cannot verify), naming a user or
+/// nobody readable, on a page
 /// of Outlook on the web or the admin center other than WOPI's. Their front
 /// end serves pages anonymously (the sign-in pages, their scripts and
 /// images: ProxyLogon's `/ecp/y.js`); IIS's Digest module is off on every
@@ -229,9 +230,10 @@ pub(crate) fn reads_query_token(stem: &str) -> bool {
 /// enabled, and a wrong password is answered 401. The forms sign-in names
 /// its user in the form (`auth` is then `Fba`).
 pub(crate) fn maybe_unchecked(r: &exchange::Request, authorization: Option<&hyper::header::HeaderValue>) -> bool {
+    // Named or not: a token naming nobody readable is not anonymous to a
+    // rule (`auth = ["unknown"]`), but it is to Exchange there.
     matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp)
         && r.auth != exchange::AuthType::Fba
-        && !r.username.is_empty()
         && authorization.is_some_and(|v| {
             let v = trim(v.as_bytes());
             let scheme = &v[..v.iter().position(u8::is_ascii_whitespace).unwrap_or(v.len())];
