@@ -118,12 +118,11 @@ impl ExchangeFiles {
         let path = stem.strip_prefix('/').unwrap_or(stem);
         let first = path.split('/').next().unwrap_or("");
         let in_folder = path.len() > first.len();
-        // The site root serves only the files directly in it.
-        let vdir = self.vdir_of(path).filter(|&(_, prefix)| prefix > 0 || !in_folder);
-        // Nor a hidden file (`/.env`, `/.DS_Store`): IIS's wwwroot has none,
-        // and scanners fish for them; `/.well-known/` is an other folder.
+        // The site root serves only the files directly in it, and no hidden
+        // one (`/.env`, `/.DS_Store`): IIS's wwwroot has none, and scanners
+        // fish for them; `/.well-known/` is an other folder.
         let hidden = first.starts_with('.');
-        let vdir = vdir.filter(|&(_, prefix)| prefix > 0 || !hidden);
+        let vdir = self.vdir_of(path).filter(|&(_, prefix)| prefix > 0 || !(in_folder || hidden));
         let known_folder = vdir.is_some() || self.is_other_folder(first);
         let outside_vdirs = !backend && !known_folder;
         let Some((end, shipped_type)) = self.script_end(path) else {
