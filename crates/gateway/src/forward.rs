@@ -33,6 +33,7 @@ use crate::model::{self, AuthUser, ConnInfo};
 use crate::rejudge::Rejudge;
 use crate::screen::{self, Refused};
 use crate::state::Shared;
+use crate::unchecked;
 use crate::upstream::ConnectError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -205,17 +206,12 @@ fn decide(
             shared.learned.fill(m, loaded.inventory());
         }
         let mut decision = policy::evaluate(&loaded, m);
-        // A user named by credentials IIS may not check on this page is
+        // A user named by credentials Exchange may not check on this page is
         // allowed only if the request is also allowed as Exchange would serve
-        // it when IIS ignores them: anonymously (see `model::maybe_unchecked`).
-        if decision.action == Action::Allow && decision.refused.is_none() && model::maybe_unchecked(m, authorization) {
-            let mut anonymous = m.clone();
-            model::as_anonymous(&mut anonymous);
-            let as_anonymous = policy::evaluate(&loaded, &anonymous);
-            if as_anonymous.action == Action::Deny || as_anonymous.refused.is_some() {
-                *m = anonymous;
-                decision = as_anonymous;
-            }
+        // it then: anonymously (see `crate::unchecked`).
+        let unchecked = unchecked::credentials(m, authorization, conn_scheme.is_some(), req.headers());
+        if unchecked {
+            decision = unchecked::also_anonymous(&loaded, m, decision);
         }
         if let Some(reason) = decision.refused {
             return refuse_logged(Refused { status: decision.status, substatus: decision.substatus, reason }, m);
@@ -239,8 +235,9 @@ fn decide(
                 ),
             );
         }
+        // Nor does a handshake there sign its user in for the connection.
         let pending = match filled.auth {
-            Some(AuthUser::Named(u)) if connection_auth => Some(u),
+            Some(AuthUser::Named(u)) if connection_auth && !unchecked => Some(u),
             _ => None,
         };
         let informs = reads_device_facts && learn::may_inform(m);

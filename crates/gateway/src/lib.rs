@@ -34,6 +34,7 @@ pub mod screen;
 mod server;
 mod state;
 mod tls;
+mod unchecked;
 mod upstream;
 
 pub use config::Config;

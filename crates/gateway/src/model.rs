@@ -217,40 +217,6 @@ pub(crate) fn reads_query_token(stem: &str) -> bool {
             .is_some_and(|smtp| smtp.char_indices().any(|(i, c)| c == '@' && i > 0 && i + 1 < smtp.len()))
 }
 
-/// Whether `r` carries credentials that IIS may not check on its page, so
-/// that Exchange would serve the request as anonymous: a bearer token or
-/// Digest's `username` (which the gateway cannot verify), naming a user or
-/// nobody readable, on a page
-/// of Outlook on the web or the admin center other than WOPI's. Their front
-/// end serves pages anonymously (the sign-in pages, their scripts and
-/// images: ProxyLogon's `/ecp/y.js`); IIS's Digest module is off on every
-/// Exchange virtual directory by default, and Exchange's `OAuthHttpModule`
-/// checks a token only where it is loaded (and, with OWA's web-app sign-in
-/// on, not on those pages). Basic and NTLM are checked wherever they are
-/// enabled, and a wrong password is answered 401. The forms sign-in names
-/// its user in the form (`auth` is then `Fba`).
-pub(crate) fn maybe_unchecked(r: &exchange::Request, authorization: Option<&hyper::header::HeaderValue>) -> bool {
-    // Named or not: a token naming nobody readable is not anonymous to a
-    // rule (`auth = ["unknown"]`), but it is to Exchange there.
-    matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp)
-        && r.auth != exchange::AuthType::Fba
-        && authorization.is_some_and(|v| {
-            let v = trim(v.as_bytes());
-            let scheme = &v[..v.iter().position(u8::is_ascii_whitespace).unwrap_or(v.len())];
-            scheme.eq_ignore_ascii_case(b"Bearer") || scheme.eq_ignore_ascii_case(b"Digest")
-        })
-        && !reads_query_token(&r.stem)
-}
-
-/// `r` as Exchange serves it when IIS ignores its credentials: anonymous.
-pub(crate) fn as_anonymous(r: &mut exchange::Request) {
-    r.username.clear();
-    r.user.clear();
-    r.unnamed_credentials = false;
-    r.auth = exchange::AuthType::Unknown;
-    r.auth_mechanism = exchange::AuthType::Unknown;
-}
-
 /// X-Forwarded-For as Exchange gets it, into `r.forwarded_header` (see
 /// `headers::upstream_request`, which sends this): from a trusted peer, its
 /// lines and the peer appended; from any other, the peer alone (`peer`, its

@@ -153,6 +153,32 @@
 //! NTLM or Negotiate on OWA and ECP where Windows authentication is off
 //! (Exchange's default beside forms sign-in), if IIS then ignores the
 //! header: not tried.
+//!
+//! Eleventh pass (rt36), held: Basic on OWA and ECP (IIS checks it there:
+//! `owa` runs Basic, `ecp` Anonymous and Basic by Microsoft's "Default
+//! settings for Exchange virtual directories"); NTLM on ActiveSync's front
+//! end (Basic only, no anonymous: 401 before any page runs); Exchange's
+//! `V1CallbackTokenCookie` (`ExCallbackV1`, `Key`, `IV`, `Sig`: a bearer
+//! token `OAuthHttpModule` reads, only when no `Authorization` header
+//! comes, only with OWA's web-app sign-in on), like the `cadata` cookies
+//! alone, names no user the gateway reads: the request is judged as
+//! anonymous, so a rule's exception is safe, and a rule denying a user
+//! misses such a session (the warning at start says so). Closed: Exchange's
+//! `FbaModule` writes the `cadata` cookies' Basic credentials over the
+//! request's `Authorization` header (decompiled `ParseCadataCookies`), so
+//! eve's cookies with a Basic header naming boss passed a rule keeping the
+//! admin center for boss; an NTLM or Negotiate header on OWA or ECP (no
+//! Windows authentication on their front end by default, so IIS ignores
+//! it) did the same with a forged AUTHENTICATE message, and made boss the
+//! connection's user for the requests after it. Credentials other than Basic alone, and any beside
+//! a `cadata` cookie or from the connection's handshake, on OWA's and ECP's
+//! pages (but WOPI's and the forms sign-in) pass only if the request would
+//! pass anonymous too (`crate::unchecked`), and a
+//! handshake there signs no one in for the connection. Left open: EWS's
+//! WS-Security door (`/EWS/Exchange.asmx/WSSecurity`: the user is in the
+//! SOAP body, a partner or federation token Exchange checks; a header on it
+//! is judged as it reads, while IIS may ignore it), anonymous calendar
+//! publishing and OAB: not tried on Exchange itself.
 
 mod common;
 
@@ -826,7 +852,9 @@ async fn a_connection_signed_in_as_someone_unread_lends_user_no_name() {
         // while Exchange served mallory, whose ticket the gateway cannot read.
         let eas = "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=boss&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\n\
                    Host: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        let owa = |auth: &str| format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
+        // On EWS, where Windows authentication is on (not on OWA's front end).
+        let owa =
+            |auth: &str| format!("GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
         let kerberos = "Negotiate YIIGkwYGKwYBBQUCoIIGhzCCBoOgMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHg==";
         let mut negotiate = b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2".to_vec();
         negotiate.resize(32, 0);
@@ -842,7 +870,7 @@ async fn a_connection_signed_in_as_someone_unread_lends_user_no_name() {
             let answers = send_raw(gw.addr, raw.as_bytes()).await;
             assert_eq!(statuses(&answers), ["200", "403"], "{auth}: {answers}");
         }
-        assert_eq!(mock.seen().len(), 3, "only the sign-ins on /owa/");
+        assert_eq!(mock.seen().len(), 3, "only the sign-ins on EWS");
         // A user the gateway read and Exchange accepted is the connection's.
         let signed_in = |user: &str| owa(&format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user))));
         let answers = send_raw(gw.addr, format!("{}{eas}", signed_in("boss")).as_bytes()).await;
@@ -976,14 +1004,15 @@ async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
             ntlm("boss")
         );
         let answers = send_raw(gw.addr, raw.as_bytes()).await;
-        assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
-        let conns = upstream_conns(&answers);
-        assert_eq!(conns.len(), 3, "{answers}");
         // The second handshake starts on a new upstream connection, where
-        // nothing of mallory's sign-in is left: EWS there is boss's or no one's.
+        // nothing of mallory's sign-in is left; and, on a page that runs no
+        // Windows authentication, it signs no one in (eleventh pass): EWS
+        // after it is no one's, and denied.
+        assert_eq!(statuses(&answers), ["200", "200", "403"], "{answers}");
+        let conns = upstream_conns(&answers);
+        assert_eq!(conns.len(), 2, "{answers}");
         assert_ne!(conns[1], conns[0], "{answers}");
-        assert_eq!(conns[2], conns[1], "{answers}");
-        assert_eq!(mock.seen().len(), 3);
+        assert_eq!(mock.seen().len(), 2);
         // A client signing in again on its connection keeps it, and its
         // handshake stays on one (new) upstream connection.
         const TYPE1: &str = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
@@ -2151,6 +2180,94 @@ async fn unverifiable_credentials_on_a_page_served_anonymously_do_not_except() {
         );
         assert_eq!(status(&send_raw(gw.addr, wopi.as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// The cookies of a forms sign-in (any user's: eve signs in to Outlook on
+/// the web, which the policy allows her).
+const EVE_COOKIES: &str = "Cookie: cadata=ZXZl; cadataKey=a2V5; cadataIV=aXY=; cadataSig=c2ln; cadataTTL=dHRs\r\n";
+
+/// Eleventh pass: Exchange's `FbaModule` decrypts the forms sign-in's
+/// `cadata` cookies as a request begins and writes the Basic credentials
+/// inside them over its `Authorization` header, before IIS signs anyone in.
+/// eve's cookies with a Basic header naming boss (any password) were boss's
+/// to the gateway and eve's to Exchange: past a rule that keeps the admin
+/// center for boss. Credentials beside the cookies now pass only if the
+/// request would pass anonymous too (the cookies alone are anonymous here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_beside_exchange_s_sign_in_cookies_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+        let get =
+            |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: mail\r\n{extra}Connection: close\r\n\r\n");
+        let boss = format!("Authorization: {}\r\n", basic("CONTOSO\\boss", "not-his-password"));
+        for cookies in [
+            EVE_COOKIES.to_string(),
+            EVE_COOKIES.replace("cadata=", "CADATA="),
+            format!("Cookie: x=1\r\n{}", EVE_COOKIES.replace("cadataKey", "cadatakey")),
+        ] {
+            for path in ["/ecp/", "/ecp/PersonalSettings/HomePage.aspx", "/ECP/y.js"] {
+                let answer = send_raw(gw.addr, get(path, &format!("{boss}{cookies}")).as_bytes()).await;
+                assert_eq!(status(&answer), "403", "{path} {cookies}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Basic alone is checked by IIS (a wrong password is 401): boss's.
+        assert_eq!(status(&send_raw(gw.addr, get("/ecp/", &boss).as_bytes()).await), "200");
+        gw.stop().await;
+        // Where anonymous passes, the cookies with a header pass: a rule on
+        // a user sees no one it can read.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let header = format!("Authorization: {}\r\n{EVE_COOKIES}", basic("gooduser", "pw"));
+        assert_eq!(status(&send_raw(gw.addr, get("/owa/", &header).as_bytes()).await), "200");
+        assert_eq!(mock.seen().len(), 1);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Eleventh pass: the front end of Outlook on the web and the admin center
+/// runs no Windows authentication by default (forms sign-in and Basic), so
+/// IIS ignores an NTLM or Negotiate header there and serves the page as
+/// anonymous (its scripts, the sign-in page) or with the forms sign-in's
+/// cookies. An AUTHENTICATE message naming boss, with no handshake behind
+/// it, carried such a request past a rule that keeps the admin center for
+/// boss; and, answered 200, it made boss the connection's user for the
+/// header-less requests after it. Such credentials there now pass only if
+/// the request would pass anonymous too, and sign no one in for the
+/// connection; where Windows authentication is on (EWS, MAPI), IIS checks
+/// the handshake and its user is the connection's, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ntlm_header_on_a_page_without_windows_authentication_does_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+        let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss")));
+        let negotiate = format!("Negotiate {}", B64.encode(ntlm_type3("CONTOSO", "boss")));
+        let get =
+            |path: &str, auth: &str| format!("GET {path} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
+        let close = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+        for auth in [&ntlm, &negotiate] {
+            for path in ["/ecp/y.js", "/ecp/", "/ecp/auth/logon.aspx"] {
+                let answer = send_raw(gw.addr, format!("{}{}", get(path, auth), close("/owa/")).as_bytes()).await;
+                assert_eq!(statuses(&answer), ["403", "200"], "{path} {auth}: {answer}");
+            }
+        }
+        assert_eq!(mock.seen().len(), 6, "only the anonymous /owa/ after each");
+        // A handshake on Outlook on the web (allowed anonymous) reaches it,
+        // and lends boss to nothing after it.
+        let raw = format!("{}{}", get("/owa/", &ntlm), close("/ecp/"));
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "403"]);
+        // Nor does one on EWS lend boss to the admin center, where IIS
+        // need not keep it; EWS's own requests stay boss's.
+        let ews =
+            |auth: &str| format!("POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n\r\n");
+        let raw = format!("{}{}{}", ews(&format!("Authorization: {ntlm}\r\n")), ews(""), close("/ecp/"));
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "200", "403"]);
         gw.stop().await;
     })
     .await;

@@ -1,0 +1,134 @@
+//! Credentials that Exchange may not check on the page they come to, so that
+//! it serves the request as anonymous (or as someone the gateway cannot
+//! read) while the gateway read a user from them. Such a request passes only
+//! if it would pass anonymous too, and a handshake on such a page signs no one in for
+//! the connection.
+//!
+//! The front end of Outlook on the web and the admin center serves pages to
+//! anyone (the sign-in pages, their scripts and images: ProxyLogon's
+//! `/ecp/y.js`) and, by default, runs only Basic and its forms sign-in in
+//! IIS ("Default settings for Exchange virtual directories": `owa` Basic,
+//! `ecp` Anonymous and Basic; Windows authentication is on at the back end
+//! only). So IIS ignores NTLM, Negotiate and Digest there, and Exchange's
+//! `OAuthHttpModule` checks a bearer token only where it is loaded (and,
+//! with OWA's web-app sign-in on, not on those pages). A wrong Basic
+//! password is answered 401.
+//!
+//! And Exchange's `FbaModule` (decompiled Exchange 2016/2019,
+//! `ParseCadataCookies`, run as each request begins, before IIS
+//! authenticates it) decrypts the forms sign-in's `cadata` cookies and
+//! writes the Basic credentials inside them over the request's
+//! `Authorization` header: a request with the cookies of one user and a
+//! header naming another is served as the cookies' user, whom the gateway
+//! cannot read.
+
+use hyper::header::{HeaderMap, HeaderValue, COOKIE};
+
+/// Whether `r` carries credentials that Exchange may not check on its page
+/// (see the module's documentation): on a page of Outlook on the web or the
+/// admin center other than WOPI's and the forms sign-in, an `Authorization`
+/// header of any scheme but Basic (written `Basic <credentials>`, as
+/// clients write it), any credentials beside a `cadata` cookie,
+/// or none but the sign-in the connection's handshake made
+/// (`connection_signed_in`). WOPI's pages let a token through for the back
+/// end to check; the forms sign-in names its user in the form.
+pub(crate) fn credentials(
+    r: &exchange::Request,
+    authorization: Option<&HeaderValue>,
+    connection_signed_in: bool,
+    headers: &HeaderMap,
+) -> bool {
+    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp)
+        || r.auth == exchange::AuthType::Fba
+        || crate::model::reads_query_token(&r.stem)
+    {
+        return false;
+    }
+    // Basic as every client writes it: IIS may not read another spacing
+    // (a tab, two spaces) as Basic, and then serves the page anonymously.
+    let basic = authorization.is_some_and(|v| {
+        let v = v.as_bytes().trim_ascii();
+        v.len() > 6 && v[..6].eq_ignore_ascii_case(b"Basic ") && !v[6..].iter().any(u8::is_ascii_whitespace)
+    });
+    let credentials = authorization.is_some() || connection_signed_in;
+    credentials && (!basic || sign_in_cookies(headers))
+}
+
+/// Whether a `Cookie` header names Exchange's forms sign-in cookies
+/// (`cadata`, `cadataKey`, ...): any name holding `cadata` in any case, a
+/// superset of what ASP.NET's `Request.Cookies` matches.
+fn sign_in_cookies(headers: &HeaderMap) -> bool {
+    headers.get_all(COOKIE).iter().any(|v| v.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"cadata")))
+}
+
+/// `r` as Exchange serves it when IIS ignores its credentials: anonymous.
+pub(crate) fn as_anonymous(r: &mut exchange::Request) {
+    r.username.clear();
+    r.user.clear();
+    r.unnamed_credentials = false;
+    r.auth = exchange::AuthType::Unknown;
+    r.auth_mechanism = exchange::AuthType::Unknown;
+}
+
+/// `decision`, the policy's on `r`, or, when it allows a request whose
+/// credentials Exchange may not check, the decision on `r` anonymous if
+/// that one denies it (`r` is then made anonymous, as the access log
+/// names it).
+pub(crate) fn also_anonymous(
+    policy: &policy::ReadyPolicy,
+    r: &mut exchange::Request,
+    decision: policy::Decision,
+) -> policy::Decision {
+    if decision.action != policy::Action::Allow || decision.refused.is_some() {
+        return decision;
+    }
+    let mut anonymous = r.clone();
+    as_anonymous(&mut anonymous);
+    let as_anonymous = policy::evaluate(policy, &anonymous);
+    if as_anonymous.action == policy::Action::Deny || as_anonymous.refused.is_some() {
+        *r = anonymous;
+        return as_anonymous;
+    }
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str) -> exchange::Request {
+        let mut r = exchange::Request { protocol: exchange::Protocol::Ecp, ..Default::default() };
+        r.stem.push_str(path);
+        r
+    }
+
+    #[test]
+    fn only_basic_alone_is_checked_on_the_pages_served_anonymously() {
+        let none = HeaderMap::new();
+        let mut cookies = HeaderMap::new();
+        cookies.insert(COOKIE, HeaderValue::from_static("PrivateComputer=true; CADATA=abc; cadataKey=k"));
+        let r = request("/ecp/y.js");
+        let header = |v: &'static str| HeaderValue::from_static(v);
+        for scheme in ["NTLM TlRM", "Negotiate YII", "Bearer x", "Digest username=\"a\"", "Foo x", "Basic"] {
+            assert!(credentials(&r, Some(&header(scheme)), false, &none), "{scheme}");
+        }
+        assert!(!credentials(&r, Some(&header("Basic Ym9zczp4")), false, &none));
+        assert!(!credentials(&r, Some(&header("basic Ym9zczp4")), false, &none));
+        for odd in ["Basic\tYm9zczp4", "Basic  Ym9zczp4", "Basic Ym9z czp4"] {
+            assert!(credentials(&r, Some(&header(odd)), false, &none), "{odd}: IIS may not read it");
+        }
+        assert!(credentials(&r, Some(&header("Basic Ym9zczp4")), false, &cookies), "cadata replaces it");
+        assert!(credentials(&r, None, true, &none), "a handshake's sign-in IIS did not check");
+        assert!(!credentials(&r, None, false, &cookies), "anonymous already");
+        // Elsewhere IIS checks what it runs; the forms sign-in and WOPI are judged as they are.
+        let mut ews = request("/EWS/Exchange.asmx");
+        ews.protocol = exchange::Protocol::Ews;
+        assert!(!credentials(&ews, Some(&header("NTLM TlRM")), true, &cookies));
+        let mut fba = request("/owa/auth.owa");
+        fba.auth = exchange::AuthType::Fba;
+        assert!(!credentials(&fba, Some(&header("Basic Ym9zczp4")), false, &cookies));
+        let mut wopi = request("/owa/wopi/files/@/owaatt");
+        wopi.protocol = exchange::Protocol::Owa;
+        assert!(!credentials(&wopi, Some(&header("Bearer x")), false, &none));
+    }
+}
