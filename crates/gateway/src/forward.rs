@@ -243,8 +243,8 @@ fn decide(
         let informs = reads_device_facts && learn::may_inform(m);
         let informing = informs.then(|| learn::informing(m, &shared.learned));
         let streams = !deny && req.body().streams();
-        let rejudge =
-            streams.then(|| Rejudge::new(shared, generation, req.body().is_long().then(|| Box::new(m.clone()))));
+        let rejudge = streams
+            .then(|| Rejudge::new(shared, generation, req.body().is_long().then(|| Box::new(m.clone())), unchecked));
         Ok((decision, pending, m.protocol, informing, rejudge))
     });
     let (decision, pending_user, protocol, informing, rejudge) = match verdict {

@@ -33,15 +33,23 @@ pub(crate) struct Rejudge {
     shared: Arc<Shared>,
     judged: u64,
     model: Option<Box<exchange::Request>>,
+    /// Its credentials are ones Exchange may not check (see [`crate::unchecked`]).
+    unchecked: bool,
     denied: bool,
 }
 
 impl Rejudge {
     /// `judged`: the policy generation read before the policy that allowed
     /// the request (see [`crate::state::PolicyStore::generation`]); `model`:
-    /// its model, for a long body.
-    pub(crate) fn new(shared: &Arc<Shared>, judged: u64, model: Option<Box<exchange::Request>>) -> Rejudge {
-        Rejudge { shared: shared.clone(), judged, model, denied: false }
+    /// its model, for a long body; `unchecked`: whether it passed only as
+    /// anonymous too, as it must again.
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        judged: u64,
+        model: Option<Box<exchange::Request>>,
+        unchecked: bool,
+    ) -> Rejudge {
+        Rejudge { shared: shared.clone(), judged, model, unchecked, denied: false }
     }
 
     /// Whether the body must be cut now: a reload came since it was judged,
@@ -66,7 +74,10 @@ impl Rejudge {
         if loaded.reads_device_facts() {
             self.shared.learned.fill(m, loaded.inventory());
         }
-        let decision = policy::evaluate(&loaded, m);
+        let mut decision = policy::evaluate(&loaded, m);
+        if self.unchecked {
+            decision = crate::unchecked::also_anonymous(&loaded, m, decision);
+        }
         if decision.action == Action::Deny {
             self.denied = true;
             (self.shared.events)(

@@ -1,7 +1,8 @@
 //! Credentials that Exchange may not check on the page they come to, so that
 //! it serves the request as anonymous (or as someone the gateway cannot
 //! read) while the gateway read a user from them. Such a request passes only
-//! if it would pass anonymous too, and a handshake on such a page signs no one in for
+//! if it would pass anonymous too, now and after a reload (see
+//! [`crate::rejudge`]), and a handshake on such a page signs no one in for
 //! the connection.
 //!
 //! The front end of Outlook on the web and the admin center serves pages to

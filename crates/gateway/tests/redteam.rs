@@ -170,10 +170,12 @@
 //! admin center for boss; an NTLM or Negotiate header on OWA or ECP (no
 //! Windows authentication on their front end by default, so IIS ignores
 //! it) did the same with a forged AUTHENTICATE message, and made boss the
-//! connection's user for the requests after it. Credentials other than Basic alone, and any beside
+//! connection's user for the requests after it; and a long body admitted
+//! only because it passed anonymous too was judged again after a reload as
+//! the named user alone. Credentials other than Basic alone, and any beside
 //! a `cadata` cookie or from the connection's handshake, on OWA's and ECP's
 //! pages (but WOPI's and the forms sign-in) pass only if the request would
-//! pass anonymous too (`crate::unchecked`), and a
+//! pass anonymous too, then and after a reload (`crate::unchecked`), and a
 //! handshake there signs no one in for the connection. Left open: EWS's
 //! WS-Security door (`/EWS/Exchange.asmx/WSSecurity`: the user is in the
 //! SOAP body, a partner or federation token Exchange checks; a header on it
@@ -2268,6 +2270,46 @@ async fn an_ntlm_header_on_a_page_without_windows_authentication_does_not_except
             |auth: &str| format!("POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n\r\n");
         let raw = format!("{}{}{}", ews(&format!("Authorization: {ntlm}\r\n")), ews(""), close("/ecp/"));
         assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "200", "403"]);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Eleventh pass: a body still streaming when the policy is reloaded is
+/// judged again (sixth pass), but a request that passed only because it
+/// would pass anonymous too (credentials Exchange may not check) was judged
+/// again as the user they name alone: a bearer token naming boss kept a
+/// long upload to the admin center going past a reload that keeps it for boss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_judges_unchecked_credentials_as_anonymous_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(30, async {
+        let (up, mut seen) = recording_upstream().await;
+        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let head = format!(
+            "POST /ecp/DDI/DDIService.svc/SetObject HTTP/1.1\r\nHost: mail\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: 1073741824\r\n\r\n",
+            jwt(r#"{"upn":"boss@contoso.com"}"#)
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&[0xAA; 1000]).await.unwrap();
+        seen.wait_for(|(all, _)| all.iter().filter(|&&b| b == 0xAA).count() == 1000).await.unwrap();
+        std::fs::write(gw.policy_path(), ECP_ONLY_BOSS).unwrap();
+        gw.handle.reload().unwrap();
+        let _ = tcp.write_all(&[0xEE; 1000]).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the body still streams after the reload");
+        assert!(answer.starts_with(b"HTTP/1.1 502"), "{}", String::from_utf8_lossy(&answer));
+        let (all, closed) = seen.wait_for(|(_, closed)| *closed).await.unwrap().clone();
+        assert!(closed);
+        assert!(!all.contains(&0xEE), "bytes sent after the reload reached Exchange");
+        assert!(
+            gw.events().iter().any(|e| e.contains("deny in flight after a reload POST /ecp/")),
+            "{:?}",
+            gw.events()
+        );
         gw.stop().await;
     })
     .await;
