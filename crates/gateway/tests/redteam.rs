@@ -176,11 +176,14 @@
 //! a `cadata` cookie or from the connection's handshake, on OWA's and ECP's
 //! pages (but WOPI's and the forms sign-in) pass only if the request would
 //! pass anonymous too, then and after a reload (`crate::unchecked`), and a
-//! handshake there signs no one in for the connection. Left open: EWS's
-//! WS-Security door (`/EWS/Exchange.asmx/WSSecurity`: the user is in the
-//! SOAP body, a partner or federation token Exchange checks; a header on it
-//! is judged as it reads, while IIS may ignore it), anonymous calendar
-//! publishing and OAB: not tried on Exchange itself.
+//! handshake there signs no one in for the connection (anonymous calendar
+//! publishing, `/owa/calendar/`, is OWA's). Autodiscover (Anonymous, Basic
+//! and Windows on its front end) and OAB (Windows only) check what they
+//! run, by the same table. Left open: EWS's WS-Security door
+//! (`/EWS/Exchange.asmx/WSSecurity`: the user is in the SOAP body, a
+//! partner or federation token Exchange checks; a Basic header there is
+//! judged as it reads, while IIS, with Basic off on EWS by default, may
+//! ignore it): not tried on Exchange itself.
 
 mod common;
 
