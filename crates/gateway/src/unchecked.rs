@@ -27,32 +27,35 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 
 /// Whether `r` carries credentials that Exchange may not check on its page
 /// (see the module's documentation): on a page of Outlook on the web or the
-/// admin center other than WOPI's and the forms sign-in, an `Authorization`
-/// header of any scheme but Basic (written `Basic <credentials>`, as
-/// clients write it), any credentials beside a `cadata` cookie,
-/// or none but the sign-in the connection's handshake made
-/// (`connection_signed_in`). WOPI's pages let a token through for the back
-/// end to check; the forms sign-in names its user in the form.
+/// admin center other than the forms sign-in, an `Authorization` header of
+/// any scheme but Basic (written `Basic <credentials>`, as clients write
+/// it), any credentials beside a `cadata` cookie, or none but the sign-in
+/// the connection's handshake made (`connection_signed_in`). On WOPI's
+/// pages a bearer token alone is the back end's to check (see
+/// [`crate::model::reads_query_token`]); the forms sign-in names its user
+/// in the form.
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
     connection_signed_in: bool,
     headers: &HeaderMap,
 ) -> bool {
-    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp)
-        || r.auth == exchange::AuthType::Fba
-        || crate::model::reads_query_token(&r.stem)
-    {
+    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) || r.auth == exchange::AuthType::Fba {
         return false;
     }
+    let scheme = |name: &[u8]| {
+        authorization.is_some_and(|v| {
+            let v = v.as_bytes().trim_ascii();
+            v.len() > name.len()
+                && v[..name.len()].eq_ignore_ascii_case(name)
+                && !v[name.len()..].iter().any(u8::is_ascii_whitespace)
+        })
+    };
     // Basic as every client writes it: IIS may not read another spacing
     // (a tab, two spaces) as Basic, and then serves the page anonymously.
-    let basic = authorization.is_some_and(|v| {
-        let v = v.as_bytes().trim_ascii();
-        v.len() > 6 && v[..6].eq_ignore_ascii_case(b"Basic ") && !v[6..].iter().any(u8::is_ascii_whitespace)
-    });
+    let checked = scheme(b"Basic ") || (scheme(b"Bearer ") && crate::model::reads_query_token(&r.stem));
     let credentials = authorization.is_some() || connection_signed_in;
-    credentials && (!basic || sign_in_cookies(headers))
+    credentials && (!checked || sign_in_cookies(headers))
 }
 
 /// Whether a `Cookie` header names Exchange's forms sign-in cookies
@@ -131,5 +134,7 @@ mod tests {
         let mut wopi = request("/owa/wopi/files/@/owaatt");
         wopi.protocol = exchange::Protocol::Owa;
         assert!(!credentials(&wopi, Some(&header("Bearer x")), false, &none));
+        assert!(credentials(&wopi, Some(&header("Bearer x")), false, &cookies));
+        assert!(credentials(&wopi, Some(&header("NTLM TlRM")), false, &none));
     }
 }
