@@ -9,7 +9,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use crate::forward::{Finish, Tracked};
+use crate::finish::{Finish, Tracked};
 use crate::screen::Refused;
 
 /// The answer to an HTTP/2 client with prior knowledge (`PRI * HTTP/2.0`),

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use exchange::Protocol;
-use http_body_util::{Either, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http_body_util::Either;
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::client::conn::TrySendError;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
@@ -23,8 +22,9 @@ use policy::Action;
 
 use crate::access_log::LogLine;
 use crate::answer::{self, Answer};
-use crate::connection::{Activity, ConnState};
+use crate::connection::ConnState;
 use crate::events::Level;
+use crate::finish::{Finish, Tracked};
 use crate::forms;
 use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
 use crate::learn::{self, ClientBody};
@@ -35,8 +35,6 @@ use crate::screen::{self, Refused};
 use crate::state::Shared;
 use crate::unchecked;
 use crate::upstream::ConnectError;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 thread_local! {
     /// The request model, reused for every request handled on this thread.
@@ -494,7 +492,7 @@ impl Forward {
             informed.answered(parts.status.as_u16());
         }
         self.finish.status(parts.status.as_u16(), 0);
-        Response::from_parts(parts, Tracked { inner: Either::Left(body), finish: Some(self.finish) })
+        Response::from_parts(parts, Tracked::upstream(body, self.finish))
     }
 
     fn upstream_failed(self, error: &hyper::Error) -> Answer {
@@ -518,99 +516,4 @@ fn refused_answer(finish: Finish, refused: Refused, method: &str, path: &str, co
     shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
     (shared.events)(Level::Info, &format!("refuse {method} {path} from {}: {}", conn.peer, refused.reason));
     answer::refused(refused, finish)
-}
-
-// === impl Tracked ===
-
-/// A response body (streamed from upstream, or the gateway's own text) that
-/// finishes its request when it ends or is dropped: access log line,
-/// connection activity.
-pub(crate) struct Tracked {
-    inner: Either<Incoming, Full<Bytes>>,
-    finish: Option<Finish>,
-}
-
-impl Tracked {
-    /// A body of the gateway's own (see [`crate::answer`]).
-    pub(crate) fn text(text: Bytes, finish: Finish) -> Tracked {
-        Tracked { inner: Either::Right(Full::new(text)), finish: Some(finish) }
-    }
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.finish.take().map_or((), |f| f.done(0)),
-            Poll::Ready(Some(Err(_))) => self.finish.take().map_or((), |f| f.done(64)),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish.take().map_or((), |f| f.done(0)),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        // hyper may drop an empty body without polling it: that is complete.
-        if let Some(f) = self.finish.take() {
-            f.done(if self.inner.is_end_stream() { 0 } else { 64 });
-        }
-    }
-}
-
-/// What is left to do when a request ends. Dropped unfinished (the client
-/// went away), it still logs, with win32 status 64 as IIS does.
-pub(crate) struct Finish {
-    shared: Arc<Shared>,
-    activity: Arc<Activity>,
-    started: Instant,
-    log: Option<LogLine>,
-    status: u16,
-    substatus: u16,
-    win32: u32,
-}
-
-impl Finish {
-    fn new(shared: &Arc<Shared>, activity: &Arc<Activity>) -> Finish {
-        activity.begin();
-        Finish {
-            shared: shared.clone(),
-            activity: activity.clone(),
-            started: Instant::now(),
-            log: None,
-            status: 0,
-            substatus: 0,
-            win32: 64,
-        }
-    }
-
-    pub(crate) fn status(&mut self, status: u16, substatus: u16) {
-        self.status = status;
-        self.substatus = substatus;
-    }
-
-    fn done(mut self, win32: u32) {
-        self.win32 = win32;
-    }
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.activity.end();
-        if let (Some(log), Some(sink)) = (self.log.take(), &self.shared.access_log) {
-            sink.send(log.finish(self.status, self.substatus, self.win32, self.started.elapsed()));
-        }
-    }
 }
