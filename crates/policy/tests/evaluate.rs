@@ -765,3 +765,32 @@ fn ambiguous_requests_are_refused_before_any_rule() {
     assert_eq!((d.action, d.refused, p.decided_by(&d)), (Action::Allow, None, "allow all"));
     assert_eq!((p.slot(&d), p.slot_name(rules)), (0, "default"));
 }
+
+#[test]
+fn a_rule_letting_users_through_by_name_where_windows_sign_ins_open_is_named() {
+    let named = |text: &str| common::policy(text).rule_letting_users_through().map(|r| r.name.clone());
+    let ews = "[[rule]]\nname = 'only boss'\naction = 'deny'\npath = '/EWS'\nunless = { user = 'boss' }\n";
+    assert_eq!(named(ews).as_deref(), Some("only boss"));
+    let mapi = "[[rule]]\nname = 'm'\naction = 'deny'\nprotocol = 'mapi'\nunless = { user = ['a', 'b*'] }\n";
+    assert_eq!(named(mapi).as_deref(), Some("m"));
+    // Pages and clients that open no Windows sign-in, and no users let through.
+    for quiet in [
+        "[[rule]]\nname = 'o'\naction = 'deny'\npath = '/owa'\nunless = { user = 'boss' }\n",
+        "[[rule]]\nname = 'a'\naction = 'deny'\nprotocol = 'activesync'\nunless = { user = 'boss' }\n",
+        "[[rule]]\nname = 'u'\naction = 'deny'\nuser_agent = { prefix = ['Outlook-iOS/'] }\nunless = { user = 'x' }\n",
+        "[[rule]]\nname = 'd'\naction = 'deny'\ndevice_type = 'Outlook'\nunless = { user = 'x' }\n",
+        "[[rule]]\nname = 'e'\naction = 'deny'\npath = '/EWS'\nunless = { network = 'internal' }\n",
+        "[[rule]]\nname = 'b'\naction = 'deny'\nuser = 'bad'\n",
+        "[[rule]]\nname = 'allow svc'\naction = 'allow'\nuser = 'svc'\n",
+    ] {
+        assert_eq!(named(quiet), None, "{quiet}");
+    }
+    // An allow rule on users, with a deny after it (or the default).
+    let allow = "[[rule]]\nname = 'svc'\naction = 'allow'\nuser = 'svc'\n";
+    assert_eq!(named(&format!("default = 'deny'\n{allow}")).as_deref(), Some("svc"));
+    assert_eq!(
+        named(&format!("{allow}[[rule]]\nname = 'no ews'\naction = 'deny'\nprotocol = 'ews'\n")).as_deref(),
+        Some("svc")
+    );
+    assert_eq!(common::example("outlook-mobile-lockdown.toml").rule_letting_users_through().map(|r| r.line), None);
+}

@@ -7,7 +7,9 @@ use std::path::Path;
 use casguard_loggen::Truth;
 use serde_json::Value;
 
-use crate::util::{casguard, example, generated, inventory_build, refused, simulate, strings, workspace};
+use crate::util::{
+    casguard, example, generated, inventory_build, refused, simulate, simulate_file, strings, workspace,
+};
 
 fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
     generated(|o| o.seed = seed)
@@ -321,4 +323,28 @@ fn requests_the_gateway_refuses_are_counted_as_refused() {
     assert_eq!(strings(&refused["users"]), ["jdoe"]);
     let default = rules.iter().find(|r| r["name"] == "default").expect("a default row");
     assert_eq!(default["matched_requests"], 1);
+}
+
+/// Outlook for Windows opens its Autodiscover sign-in with a request that
+/// names no one (a real line, answered `401 1 2148074254`), then signs in.
+/// A rule letting its user through by name does not let that request
+/// through: simulate says what that means through the gateway.
+#[test]
+fn a_rule_letting_users_through_names_the_windows_sign_ins_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    let rule = "[[rule]]\nname = 'only test'\naction = 'deny'\npath = '/Autodiscover'\n";
+    std::fs::write(&policy, format!("{rule}unless = {{ user = 'CUSTOMER\\\\test.onpremise' }}\n")).unwrap();
+    let log = workspace().join("tests/data/iis/msqa-1248327-outlook-autodiscover-challenge-then-200.log");
+    let report = simulate_file(policy.to_str().unwrap(), &log, &[]);
+    assert_eq!(report["rules"][0]["anonymous_requests"], 1, "{report}");
+    assert_eq!(report["affected_users"], serde_json::json!([]), "{report}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("rule 'only test' (line 2) lets users through by name"), "{notes}");
+    assert!(notes.contains("not with Windows credentials"), "{notes}");
+
+    // Excepted by address instead: nothing to say.
+    std::fs::write(&policy, format!("{rule}unless = {{ cidr = '192.168.20.0/24' }}\n")).unwrap();
+    let report = simulate_file(policy.to_str().unwrap(), &log, &[]);
+    assert!(!report["notes"].to_string().contains("lets users through"), "{report}");
 }
