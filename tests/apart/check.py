@@ -45,11 +45,6 @@ from collections import defaultdict
 # casguard and removes the line; check.py fails while a listed bug is no
 # longer seen, so the list stays true.
 KNOWN_BUGS = {
-    "freebusy-as-ews-non-outlook": "(a judgement: the README names Teams and Skype for Business as the EWS "
-    "services left out, and is silent on Exchange's own) Exchange Online's availability service "
-    "(`ASProxy/CrossForest/...`, client exchange-availability, OAuth from Microsoft 365), looking up "
-    "on-premises calendars for a cloud user in a hybrid, raises `ews-non-outlook` (\"the MDM backdoor\") "
-    "for that user: seed 7, nina; an Exchange admin reads it as free/busy, not a mail client",
     "mrs-proxy-as-ews-non-outlook": "(a judgement, tests/data/SOURCES-real.md \"MRS proxy\" left it to the "
     "lead) Exchange Online's MRS proxy calls of a hybrid move (`POST /EWS/mrsproxy.svc` with the migration "
     "endpoint's account, NTLM, no user agent, from Microsoft 365) raise `ews-non-outlook` for the "
@@ -69,7 +64,6 @@ def services_flagged(client):
 
 
 BUG_MODELS = {
-    "freebusy-as-ews-non-outlook": services_flagged("exchange-availability"),
     "mrs-proxy-as-ews-non-outlook": services_flagged("mrs-proxy"),
 }
 

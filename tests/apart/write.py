@@ -1582,6 +1582,8 @@ def hybrid(est):
     - carol's Outlook mobile (hybrid modern auth): the empty Bearer
       challenge from AutoDetect, answered 401 0 0, of no user and no device
       type [hma-challenge]: not a failed sign-in.
+    - day 2: quinn's OWA through the balancer, her IPv6 address bare in
+      X-Forwarded-For [xff][ipv6].
     """
     rng = est.rng
     d1, d2 = DAYS
@@ -1617,6 +1619,14 @@ def hybrid(est):
                        query=f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est),
                        user=f"paul@{MAILDOMAIN}", ukey="paul", cip=PAUL_V6, ua=UA_EDGE, proto="owa",
                        client="browser", referer=f"https://{HOST}/owa/", mailbox="EX01")
+    # [xff][ipv6] quinn's OWA from home through the balancer on day 2, the
+    # balancer writing her IPv6 address bare (no brackets, no port) in
+    # X-Forwarded-For, then its own: the client is the right-most public one.
+    for t in times(rng, 8, 19 * 3600, 21 * 3600):
+        est.person(d2, t, method="POST", stem="/owa/service.svc",
+                   query=f"action=GetItem&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est), user=f"{DOMAIN}\\quinn",
+                   ukey="quinn", cip="10.0.5.5", ua=UA_FIREFOX, proto="owa", client="browser",
+                   referer=f"https://{HOST}/owa/", xff="2001:db8:7::42, 10.0.5.9", mailbox="EX02")
     # For check.py's models of a judgement: the users whose EWS requests are
     # Exchange Online's own services.
     est.truth.tags["exchange-online-services"].update({"nina": "exchange-availability", "migadmin": "mrs-proxy"})
