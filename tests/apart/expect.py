@@ -882,7 +882,7 @@ def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_o
 # [readme-posture] "Approved clients are Outlook for Windows and Mac, the new
 # Outlook, Teams, Skype for Business and desktop browsers" (casguard's ids,
 # of those this writer writes); the doors a backdoor is "over".
-APPROVED = {"outlook-windows", "outlook-mac", "teams", "browser"}
+APPROVED = {"outlook-windows", "outlook-mac", "teams", "browser", "exchange-availability"}
 BACKDOOR_PROTOCOLS = ("ews", "owa", "mapi", "rpc")
 # [readme-posture] a risk's network weight: "a named cloud range (Microsoft
 # 365) weighs 2, the internet 1, the LAN 0".

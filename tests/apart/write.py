@@ -270,6 +270,43 @@ Sources, cited in the comments as [name]:
   ...;` [hp-join]), status, the authentication type its
   counted line gives (HttpProxy only), and the person behind a request that
   names no user (`owner`, this writer's knowledge, for evidence only).
+- [fb-hybrid] Exchange Online's free/busy lookups of on-premises mailboxes
+  in a hybrid (Exchange 2013+ with OAuth, not the 2010 WSSecurity
+  endpoints): Autodiscover with user agent `ASAutoDiscover/CrossForest/
+  EmailDomain/...`, then EWS with `ASProxy/CrossForest/EmailDomain/...`
+  (MicrosoftDocs/OfficeDocs-Support "Resolve free/busy errors in Exchange
+  hybrid": look in the HttpProxy Autodiscover and Ews logs for them; "Some
+  entries that have the HTTP status code `401 Unauthorized` are normal":
+  the token's challenge); `ASProxy/CrossForest/EmailDomain/EXCH/08.03.0083.000`
+  and `/EWS/Exchange.asmx` with `&ClientId=...&cafeReqId=...;` in an IIS line
+  of KB 3082946; from Exchange Online's addresses [m365]. The token acts for
+  the cloud user who asked (decompiled EWS: an OAuth identity "known from
+  same org Exchange" with `ASProxy/CrossForest`). Assumed, no public line
+  found: IIS writes that user's address in cs-username, as for Outlook
+  mobile's Bearer requests [olm-hma], and HttpProxy's AuthenticationType is
+  `OAuth`.
+- [mrs-proxy] a hybrid mailbox move from Exchange Online calls the
+  on-premises MRS proxy, `POST /EWS/mrsproxy.svc`, with the migration
+  endpoint's stored credentials, an on-premises administrator's, with
+  Windows authentication ("Exchange Online requires Windows authentication
+  for the MRS proxy endpoint", OfficeDocs-Exchange `mrs-proxy-endpoint.md`,
+  pull request 2009); the one public IIS line (tests/data/iis/
+  jpmessaging-hybrid-agent-mrsproxy-503.log) has no user agent and the
+  account `miry\\administrator`; `Test-MigrationServerAvailability` leaves
+  "two 401s and then 200s" (the same post): NTLM's legs [ntlm-legs].
+- [adfs-owa] OWA with AD FS claims-based authentication (Exchange 2013 SP1
+  and later, `Set-OwaVirtualDirectory -AdfsAuthentication $true`,
+  OfficeDocs-Exchange `ad-fs-claims-based-auth.md`): `/owa/` sends the
+  browser to AD FS (a 302 of no user), the browser posts the token back to
+  `/owa/` and is then signed in under the UPN claim, which IIS logs as
+  `user@domain`; the AD FS server's own requests are not in Exchange's logs.
+- [hma-challenge] with hybrid modern auth the first request to on-premises
+  ActiveSync carries an empty Bearer challenge and is answered 401 with
+  `WWW-Authenticate: Bearer authorization_uri=...` (`use-hybrid-modern-auth.md`;
+  reference notes section 4), from the AutoDetect range [m365]; an
+  application's 401, not IIS's: `401 0 0`, no user.
+- [ipv6] a client on IPv6 is logged with its IPv6 address in c-ip (IIS's
+  own sample logs; tests/data has `fe80::...` s-ip lines).
 - [devices] the estate's ActiveSync partnerships as `Get-MobileDevice |
   Get-MobileDeviceStatistics | ConvertTo-Json` (PowerShell 7: an array, ISO
   dates) writes them, with the columns the README's `--devices` names
@@ -778,7 +815,8 @@ def auth_of(proto, client, cip, ukey, status, win32):
     if proto in ("owa", "ecp"):
         return "FBA"
     if status == 401:
-        return "Basic" if win32 == 1326 else "NTLM"
+        # [hma-challenge][fb-hybrid] a token's challenge is no NTLM leg.
+        return "" if win32 == 0 else "Basic" if win32 == 1326 else "NTLM"
     if ukey is None:
         return ""
     if client == "outlook-mobile-hma":
@@ -786,7 +824,7 @@ def auth_of(proto, client, cip, ukey, status, win32):
     if client == "outlook-windows":
         return "NTLM" if proto == "rpc" or not is_private(cip) else "Negotiate"
     return {"remote-powershell": "Kerberos", "teams": "OAuth", "macos-mail": "NTLM",
-            "outlook-mac": "NTLM"}.get(client, "Basic")
+            "outlook-mac": "NTLM", "exchange-availability": "OAuth", "mrs-proxy": "NTLM"}.get(client, "Basic")
 
 
 def hp_client_ip(src, client):
@@ -1320,6 +1358,8 @@ def build(seed, httpproxy="none"):
         tr.spray.clear()
         tr.brute_force.clear()
     more(est)
+    # Last, so that every line written before keeps its bytes.
+    hybrid(est)
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
@@ -1506,6 +1546,103 @@ def more(est):
                 "ua": UA_CHROME, "device": None, "dtype": None, "command": None, "ip": "192.0.2.201",
                 "network": "external", "method": "GET", "stem": stem, "status": 404, "owner": None, "auth": None,
                 "view": "iis", "query": "", "logged_query": "", "peer": "192.0.2.201"})
+
+
+# -- [hybrid] Exchange Online and modern authentication beside the estate -----
+
+UA_FREEBUSY_AD = "ASAutoDiscover/CrossForest/EmailDomain/EXCH/15.20.7472.021"   # [fb-hybrid]
+UA_FREEBUSY_EWS = "ASProxy/CrossForest/EmailDomain/EXCH/15.20.7472.021"         # [fb-hybrid]
+NINA = f"nina@{MAILDOMAIN}"        # a mailbox already moved to Exchange Online
+MIGADMIN = f"{DOMAIN}\\migadmin"   # the migration endpoint's account [mrs-proxy]
+PAUL_V6 = "2001:db8:4::1a"
+
+
+def hybrid(est):
+    """[hybrid] What a hybrid estate with modern authentication adds, both
+    days unless said, through EX01:
+
+    - Exchange Online's availability service looking up on-premises
+      calendars for nina, whose mailbox is in Exchange Online: Autodiscover
+      as `ASAutoDiscover/...`, EWS as `ASProxy/...`, OAuth, from Exchange
+      Online's addresses, each day's first call answered 401 first (the
+      token's challenge) [fb-hybrid]. Her requests (the token acts for her):
+      client `exchange-availability` (data/clients.toml), network
+      microsoft365, and no finding: it is Exchange's own free/busy, not a
+      mail client (README silent; an Exchange admin's reading).
+    - day 2, 10:00-10:45: a hybrid move of frank's mailbox: Exchange
+      Online's MRS proxy calls with the migration endpoint's account,
+      NTLM, no user agent [mrs-proxy]: migadmin's EWS requests from
+      Microsoft 365, three connections with their legs. No user agent, so
+      "Other EWS application" (`ews-app`, as casguard names the real line:
+      tests/data/SOURCES-real.md); no finding expected (README silent: an
+      admin's move, not a backdoor).
+    - paul's OWA through AD FS claims from home on IPv6 [adfs-owa][ipv6]:
+      the redirect of no user, the token posted back (the front end's own,
+      no hop), then OWA as `paul@contoso.com`.
+    - carol's Outlook mobile (hybrid modern auth): the empty Bearer
+      challenge from AutoDetect, answered 401 0 0, of no user and no device
+      type [hma-challenge]: not a failed sign-in.
+    - day 2: quinn's OWA through the balancer, her IPv6 address bare in
+      X-Forwarded-For [xff][ipv6].
+    """
+    rng = est.rng
+    d1, d2 = DAYS
+    for day in DAYS:
+        # [fb-hybrid] six lookups a day, of alice's (EX01) or dave's (EX02) calendar.
+        for i, t in enumerate(times(rng, 6, 8 * 3600, 17 * 3600)):
+            cip = rng.choice(["52.98.92.13", "40.99.140.22"])
+            target = rng.choice([("alice", "EX01"), ("dave", "EX02")])
+            calls = [("/autodiscover/autodiscover.svc", UA_FREEBUSY_AD, "autodiscover")] if i == 0 else []
+            calls.append(("/EWS/Exchange.asmx", UA_FREEBUSY_EWS, "ews"))
+            for n, (stem, ua, proto) in enumerate(calls):
+                if i == 0:
+                    est.person(day, t + n, method="POST", stem=stem, query=cafe(est), user=None, ukey=None,
+                               cip=cip, ua=ua, proto=proto, client="exchange-availability", status=401,
+                               owner="nina")
+                est.person(day, t + n, method="POST", stem=stem, query=cafe(est), user=NINA, ukey="nina",
+                           cip=cip, ua=ua, proto=proto, client="exchange-availability", mailbox=target[1])
+        # [hma-challenge] carol's app discovers the token authority twice a day.
+        for t in times(rng, 2, 7 * 3600, 20 * 3600):
+            est.person(day, t, method="OPTIONS", stem="/Microsoft-Server-ActiveSync/default.eas", query=None,
+                       user=None, ukey=None, cip="52.125.128.44", ua=UA_OUTLOOK_HMA, proto="activesync",
+                       client="outlook-mobile-unknown-auth", status=401, owner="carol")
+        # [adfs-owa][ipv6] paul's OWA from home, signed in by AD FS.
+        ts = times(rng, 9, 9 * 3600, 18 * 3600)
+        est.person(day, ts[0], method="GET", stem="/owa/", query=cafe(est), user=None, ukey=None, cip=PAUL_V6,
+                   ua=UA_EDGE, proto="owa", client="browser", status=302, owner="paul")
+        est.person(day, ts[0] + 4, method="POST", stem="/owa/", query=cafe(est), user=f"paul@{MAILDOMAIN}",
+                   ukey="paul", cip=PAUL_V6, ua=UA_EDGE, proto="owa", client="browser", status=302, hop=False,
+                   referer="https://sts.contoso.com/adfs/ls/")
+        for t in ts[1:]:
+            action = rng.choice(["FindItem", "GetItem", "GetConversationItems"])
+            est.person(day, t, method="POST", stem="/owa/service.svc",
+                       query=f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est),
+                       user=f"paul@{MAILDOMAIN}", ukey="paul", cip=PAUL_V6, ua=UA_EDGE, proto="owa",
+                       client="browser", referer=f"https://{HOST}/owa/", mailbox="EX01")
+    # [xff][ipv6] quinn's OWA from home through the balancer on day 2, the
+    # balancer writing her IPv6 address bare (no brackets, no port) in
+    # X-Forwarded-For, then its own: the client is the right-most public one.
+    for t in times(rng, 8, 19 * 3600, 21 * 3600):
+        est.person(d2, t, method="POST", stem="/owa/service.svc",
+                   query=f"action=GetItem&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est), user=f"{DOMAIN}\\quinn",
+                   ukey="quinn", cip="10.0.5.5", ua=UA_FIREFOX, proto="owa", client="browser",
+                   referer=f"https://{HOST}/owa/", xff="2001:db8:7::42, 10.0.5.9", mailbox="EX02")
+    # For check.py's models of a judgement: the users whose EWS requests are
+    # Exchange Online's own services.
+    est.truth.tags["exchange-online-services"].update({"nina": "exchange-availability", "migadmin": "mrs-proxy"})
+    # [mrs-proxy] the move: three connections, each signing in with NTLM's
+    # two legs, then the service's calls.
+    t = 10 * 3600 + rng.randint(0, 300)
+    for _ in range(3):
+        for sub, win32 in ((2, 5), (1, 2148074254)):
+            est.person(d2, t, method="POST", stem="/EWS/mrsproxy.svc", query=cafe(est), user=None, ukey=None,
+                       cip="52.96.40.201", ua="", proto="ews", client="mrs-proxy", status=401, sub=sub,
+                       win32=win32, owner="migadmin")
+        for _ in range(12):
+            t += rng.randint(20, 70)
+            est.person(d2, t, method="POST", stem="/EWS/mrsproxy.svc", query=cafe(est), user=MIGADMIN,
+                       ukey="migadmin", cip="52.96.40.201", ua="", proto="ews", client="mrs-proxy", mailbox="EX02")
+        t += rng.randint(60, 240)
 
 
 # [ex03-fields] the fields EX03's admin ticked, in IIS's own order (that of

@@ -159,7 +159,10 @@ impl FindingCounts {
     /// A failed sign-in makes none: the client did not get in.
     /// `ews-non-outlook` leaves out the approved clients (see [`is_approved`]):
     /// Teams' and Skype for Business's calendar services use EWS for the
-    /// user, and an EWS allow list without them breaks their calendars.
+    /// user, and an EWS allow list without them breaks their calendars; so
+    /// does Exchange's availability service (hybrid free/busy from Exchange
+    /// Online, `ASProxy/CrossForest/...`), whose calls acting for a user are
+    /// judged by that user's EWS settings in Exchange.
     pub fn of(req: &Request, catalog: &Catalog) -> FindingCounts {
         if req.is_failed_sign_in() {
             return FindingCounts::default();
@@ -202,8 +205,10 @@ impl FindingCounts {
 }
 
 /// Clients taken as approved on the mail doors besides Outlook for Windows
-/// and Mac: Microsoft's desktop apps and services, and desktop browsers on OWA.
-const APPROVED: [&str; 5] = ["browser", "new-outlook", "teams", "skype-for-business", "lync-mac"];
+/// and Mac: Microsoft's desktop apps and services (Exchange's own
+/// availability service among them), and desktop browsers on OWA.
+const APPROVED: [&str; 6] =
+    ["browser", "new-outlook", "teams", "skype-for-business", "lync-mac", "exchange-availability"];
 
 /// One of the [`APPROVED`] clients.
 pub fn is_approved(client: &Client) -> bool {
@@ -277,6 +282,23 @@ mod tests {
         req.traffic = Traffic::Attack;
         req.attack = Some(Detection { rule: "web-shell", kind: AttackKind::WebShell });
         assert_eq!(findings_of(&req, &catalog).collect::<Vec<_>>(), [FindingKind::WebShell]);
+    }
+
+    #[test]
+    fn hybrid_free_busy_is_no_ews_backdoor() {
+        // tests/apart (stop 36): Exchange Online's availability service
+        // looking up an on-premises calendar for a cloud user, with an OAuth
+        // token acting for her, is Exchange's free/busy, not a mail client.
+        let catalog = Catalog::builtin();
+        let mut req = Request {
+            protocol: Protocol::Ews,
+            client: catalog.id_of("exchange-availability").unwrap(),
+            user: "nina".into(),
+            ..Request::default()
+        };
+        assert_eq!(findings_of(&req, &catalog).count(), 0);
+        req.client = catalog.id_of("ews-app").unwrap();
+        assert_eq!(findings_of(&req, &catalog).collect::<Vec<_>>(), [FindingKind::EwsNonOutlook]);
     }
 
     #[test]
