@@ -208,10 +208,7 @@ async fn refusals_are_logged_with_status_and_counted() {
         let events = gw.events();
         assert!(events.iter().any(|e| e.contains("refuse GET /EWS%2FExchange.asmx")), "{events:?}");
         let dir = gw.stop().await;
-        let log = std::fs::read_dir(dir.path().join("logs"))
-            .unwrap()
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .collect::<String>();
+        let log = access_logs(&dir);
         assert!(log.lines().any(|l| l.contains(" 404 11 ")), "{log}");
         assert!(!log.lines().any(|l| !l.starts_with('#') && l.contains('\n')), "{log}");
     })

@@ -178,7 +178,7 @@ async fn ntlm_handshake(threads: usize) {
         let conns: std::collections::BTreeSet<u64> = mock.seen().iter().map(|s| s.conn).collect();
         assert_eq!(conns.len(), 3, "one upstream connection per client connection");
         let dir = gw.stop().await;
-        let log = read_logs(&dir.path().join("logs"));
+        let log = access_logs(&dir);
         assert!(log.contains(" /ews/exchange.asmx - ") && log.contains("CONTOSO\\alice"), "{log}");
     })
     .await;
@@ -226,14 +226,6 @@ async fn organization_settings_let_anonymous_first_legs_reach_exchange() {
         gw.stop().await;
     })
     .await;
-}
-
-fn read_logs(dir: &std::path::Path) -> String {
-    let mut all = String::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +331,7 @@ async fn untrusted_forwarded_for_is_ignored() {
         // Exchange gets the real peer only, not the client's claim.
         assert_eq!(mock.seen()[0].headers.get("x-forwarded-for").unwrap(), "127.0.0.1");
         let dir = gw.stop().await;
-        let log = read_logs(&dir.path().join("logs"));
+        let log = access_logs(&dir);
         assert!(!log.contains("192.168.7.7"), "{log}");
     })
     .await;

@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use memchr::{memchr, memrchr};
 use w3c::lines::{fill, is_corrupt, LineParser};
 use w3c::{Error, FileStats, MalformedKind, ScanOptions};
 
@@ -117,35 +116,13 @@ fn stream_with<R: Read, V: Visitor>(
             (n, _) => n,
         };
         bytes += n as u64;
-        let mut data = &buf[..carry + n];
-        if skipping {
-            match memchr(b'\n', data) {
-                Some(nl) => {
-                    skipping = false;
-                    data = &data[nl + 1..];
-                }
-                None => {
-                    carry = 0;
-                    continue;
-                }
-            }
-        }
-        let complete = memrchr(b'\n', data).map_or(0, |i| i + 1);
-        p.lines(&data[..complete]);
+        let consumed = p.complete_lines(&buf[..carry + n], &mut skipping);
         if p.stopped() {
             carry = 0;
             break;
         }
-        let rest = data.len() - complete;
-        if rest > keep {
-            p.tally.too_long();
-            skipping = true;
-            carry = 0;
-        } else {
-            let from = data.as_ptr() as usize - buf.as_ptr() as usize + complete;
-            buf.copy_within(from..from + rest, 0);
-            carry = rest;
-        }
+        buf.copy_within(consumed..carry + n, 0);
+        carry = carry + n - consumed;
     }
     if carry > 0 && !skipping {
         p.line(&buf[..carry]);

@@ -13,9 +13,7 @@ fn ready(text: &str) -> ReadyPolicy {
 }
 
 fn at(protocol: Protocol, stem: &str, user: &str) -> Request {
-    let mut r = req(protocol, stem, "client/1.0");
-    r.user = user.into();
-    r
+    common::at(protocol, stem, user, "client/1.0")
 }
 
 /// (action, status, substatus) and the deciding rule's name.

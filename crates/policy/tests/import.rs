@@ -37,12 +37,6 @@ fn decide(p: &ReadyPolicy, r: &Request) -> (Action, u16, u16) {
 
 const ALLOW: (Action, u16, u16) = (Action::Allow, 0, 0);
 
-fn at(protocol: Protocol, stem: &str, user: &str, ua: &str) -> Request {
-    let mut r = req(protocol, stem, ua);
-    r.user = user.into();
-    r
-}
-
 fn eas_req(user: &str, ua: &str, device_type: &str, device_id: &str) -> Request {
     let mut r = eas("Sync", device_id, device_type, ua, user);
     r.query = format!("Cmd=Sync&User={user}&DeviceId={device_id}&DeviceType={device_type}");

@@ -1,9 +1,9 @@
 //! What every reader of a log with `#Fields` directives shares, whatever
 //! its separator: the counters and line numbers of one file ([`Tally`]),
-//! the walk over the lines of a buffer and the kinds of line
-//! ([`LineParser`], [`classify`]), the splitting of a line into spans
-//! ([`split_on`]), the last `#Fields` before a point ([`last_fields_in`])
-//! and the reading of a stream ([`fill`]). The W3C reader is built on them,
+//! the walk over the lines of a buffer or of a stream's block and the
+//! kinds of line ([`LineParser`], [`classify`]), the splitting of a line
+//! into spans ([`split_on`]), the last `#Fields` before a point
+//! ([`last_fields_in`]) and the reading of a stream ([`fill`]). The W3C reader is built on them,
 //! and so is the `httpproxy` crate's reader of Exchange's CSV logs.
 
 use std::io::{self, Read};
@@ -216,6 +216,34 @@ pub trait LineParser {
         if start < data.len() && !self.stopped() {
             self.line(&data[start..]);
         }
+    }
+
+    /// The complete lines of `buf`, a block read from a file or stream, and
+    /// none of a partial line at its end, unless it is already too long to
+    /// keep: then it is counted and `*skipping` set, and the bytes up to the
+    /// next `\n` are dropped (of this block or the next). Returns the bytes
+    /// consumed: what follows them is the partial line, to read again with
+    /// the next block.
+    fn complete_lines(&mut self, buf: &[u8], skipping: &mut bool) -> usize {
+        let mut start = 0;
+        if *skipping {
+            match memchr(b'\n', buf) {
+                Some(nl) => {
+                    *skipping = false;
+                    start = nl + 1;
+                }
+                None => return buf.len(),
+            }
+        }
+        let complete = memrchr(b'\n', &buf[start..]).map_or(start, |i| start + i + 1);
+        self.lines(&buf[start..complete]);
+        // A partial line already longer than any line kept cannot become one.
+        if buf.len() - complete > self.tally().max_line.saturating_add(1) && !self.stopped() {
+            self.tally().too_long();
+            *skipping = true;
+            return buf.len();
+        }
+        complete
     }
 }
 

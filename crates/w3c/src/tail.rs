@@ -17,7 +17,7 @@ use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use memchr::{memchr, memrchr};
+use memchr::memrchr;
 
 use crate::fields::Fields;
 use crate::lines::LineParser;
@@ -170,7 +170,7 @@ pub fn follow_with<P: LineParser>(
         if got == 0 {
             break;
         }
-        let consumed = step(&mut parser, &buf, &mut at.skipping);
+        let consumed = parser.complete_lines(&buf, &mut at.skipping);
         if consumed == 0 {
             break;
         }
@@ -192,30 +192,6 @@ pub fn follow_with<P: LineParser>(
     at.check = read_check(&mut file, at.offset).map_err(io_err)?;
     stats.path = path.to_path_buf();
     Ok(stats)
-}
-
-/// Parse the complete lines of `buf`, and drop the bytes of a line too long
-/// to keep; returns the bytes consumed.
-fn step<P: LineParser>(parser: &mut P, buf: &[u8], skipping: &mut bool) -> usize {
-    let mut start = 0;
-    if *skipping {
-        match memchr(b'\n', buf) {
-            Some(nl) => {
-                *skipping = false;
-                start = nl + 1;
-            }
-            None => return buf.len(),
-        }
-    }
-    let complete = memrchr(b'\n', &buf[start..]).map_or(start, |i| start + i + 1);
-    parser.lines(&buf[start..complete]);
-    // A partial line already longer than any line kept cannot become one.
-    if buf.len() - complete > parser.tally().max_line.saturating_add(1) && !parser.stopped() {
-        parser.tally().too_long();
-        *skipping = true;
-        return buf.len();
-    }
-    complete
 }
 
 /// True when `file` (identity `id`, `len` bytes) is the one `at` was read from.

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{casguard, ok, python_with, skip, text, workspace};
+use crate::util::{casguard, example, ok, python_with, skip, text, workspace};
 
 /// Runs check.py on the truth and the audit report `report` (with `extra`
 /// arguments) and checks that it found nothing unexplained.
@@ -60,16 +60,9 @@ fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
 
     // Basic authentication in use, per protocol and client, with its users
     // (known from HttpProxy lines only); any policy will do.
-    let policy = workspace().join("examples/policies/ews-allow-outlook-only.toml");
-    let posture = ok(casguard(&[
-        "posture",
-        "--quiet",
-        "--format",
-        "json",
-        "--policy",
-        policy.to_str().unwrap(),
-        logs.to_str().unwrap(),
-    ]));
+    let policy = example("ews-allow-outlook-only.toml");
+    let posture =
+        ok(casguard(&["posture", "--quiet", "--format", "json", "--policy", &policy, logs.to_str().unwrap()]));
     check(python, &label, dir, &posture.stdout, &["--posture"]);
     if httpproxy == "only" {
         // HttpProxy logs are the front end's: there are no back-end logs.

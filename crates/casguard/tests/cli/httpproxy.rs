@@ -2,14 +2,14 @@
 //! IIS logs of the same front ends (each request counted once), and the
 //! public real files; through audit, simulate, export, inventory and watch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use casguard_loggen::{GzipMode, HttpProxyMode, Truth};
 use serde_json::Value;
 
 use crate::audit::check_against_truth;
-use crate::util::{audit_json, casguard, finding_users, generated, json, ok, text, workspace};
+use crate::util::{audit_json, casguard, counts, finding_users, generated, json, ok, text, workspace};
 
 fn real_samples() -> PathBuf {
     workspace().join("tests/data/httpproxy/artefacts-help")
@@ -86,13 +86,9 @@ fn iis_alone_httpproxy_alone_and_both_count_the_truth_once() {
     // Each line's format was told by its content; the malformed ones of both named with their line.
     let malformed = reports[2]["malformed"].to_string();
     assert!(malformed.contains("HttpProxy_") && malformed.contains("u_ex"), "{malformed}");
-    assert_eq!(counts_of(&reports[0], "auth_types"), [("unknown".to_string(), iis.summary.requests)]);
+    assert_eq!(counts(&reports[0]["auth_types"]), BTreeMap::from([("unknown".to_string(), iis.summary.requests)]));
     assert!(reports[0]["notes"].to_string().contains("IIS logs do not record it"));
     assert!(reports[2]["notes"].to_string().contains("counted once, from HttpProxy"));
-}
-
-fn counts_of(report: &Value, key: &str) -> Vec<(String, u64)> {
-    report[key].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
 }
 
 #[test]
@@ -107,8 +103,8 @@ fn public_httpproxy_lines_read_without_a_malformed_line() {
     // zgrab fetching the eDiscovery export tool (Ecp, FBA) is a scanner, no person.
     assert_eq!(s["attack_kinds"]["scanner"], 1);
     assert_eq!(
-        counts_of(&report, "auth_types"),
-        [("basic", 1), ("fba", 1), ("negotiate", 3), ("ntlm", 2)].map(|(k, n)| (k.to_string(), n))
+        counts(&report["auth_types"]),
+        BTreeMap::from([("basic", 1), ("fba", 1), ("negotiate", 3), ("ntlm", 2)].map(|(k, n)| (k.to_string(), n)))
     );
 }
 
@@ -147,7 +143,7 @@ fn a_request_in_both_logs_counts_once_and_a_forged_id_counts_too() {
         .collect();
     assert_eq!(names, [("bob".into(), 1), ("mallory".into(), 1), ("username".into(), 1)]);
     // The request kept is the HttpProxy one: it knows the authentication type.
-    assert_eq!(counts_of(&report, "auth_types"), [("basic".to_string(), 1), ("unknown".to_string(), 2)]);
+    assert_eq!(counts(&report["auth_types"]), BTreeMap::from([("basic".to_string(), 1), ("unknown".to_string(), 2)]));
 
     // Read in order (export), the same join.
     let out = ok(casguard(&["export", "--format", "jsonl", dir.path().to_str().unwrap()]));

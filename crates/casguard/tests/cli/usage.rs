@@ -4,15 +4,11 @@
 
 use std::path::Path;
 
-use crate::util::{casguard, ok, refused, text, workspace};
+use crate::util::{casguard, example, ok, refused, text, workspace};
 
 /// The example logs, which hold malformed lines: a scan warns of them.
 fn logs() -> String {
     workspace().join("examples/logs").display().to_string()
-}
-
-fn policy(name: &str) -> String {
-    workspace().join("examples/policies").join(name).display().to_string()
 }
 
 /// The `casguard ...` lines of the README's Usage block.
@@ -56,7 +52,7 @@ fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
         (file.to_str().unwrap(), missing.to_str().unwrap(), dir.path().to_str().unwrap().to_string());
     let logs = logs();
     let scanned = |e: &str| e.contains("field-count");
-    let lockdown = policy("outlook-mobile-lockdown.toml");
+    let lockdown = example("outlook-mobile-lockdown.toml");
     let cases: [(Vec<&str>, String); 5] = [
         (vec!["audit", "--format", "csv", "--out", file], format!("--out {file} is a file: --format csv writes")),
         (vec!["audit", "--format", "json", "--out", &folder], format!("--out {folder} is a folder: --format json")),
@@ -96,7 +92,7 @@ fn an_inventory_that_is_neither_an_inventory_nor_a_device_export_is_named_so() {
     std::fs::write(&csv, "a,b,c\n1,2,3\n").unwrap();
     let csv = csv.to_str().unwrap();
     let logs = logs();
-    let new_devices = policy("block-new-outlook-devices.toml");
+    let new_devices = example("block-new-outlook-devices.toml");
     for args in [
         vec!["simulate", "-q", "--policy", &new_devices, "--inventory", csv, &logs],
         vec!["export", "-q", "--policy", &new_devices, "--inventory", csv, &logs],

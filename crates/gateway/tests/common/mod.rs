@@ -348,6 +348,13 @@ impl Running {
     }
 }
 
+/// The access logs a gateway wrote in `dir` (what [`Running::stop`] hands
+/// back), one file after another.
+pub fn access_logs(dir: &tempfile::TempDir) -> String {
+    let files = std::fs::read_dir(dir.path().join("logs")).unwrap();
+    files.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
+}
+
 pub fn base_config(dir: &Path, policy_text: &str, upstream: SocketAddr) -> gateway::Config {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, policy_text).unwrap();

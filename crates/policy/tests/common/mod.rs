@@ -64,19 +64,23 @@ pub fn req(protocol: Protocol, stem: &str, ua: &str) -> Request {
     }
 }
 
-pub fn eas(command: &str, device_id: &str, device_type: &str, ua: &str, user: &str) -> Request {
-    let mut r = req(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync/default.eas", ua);
-    r.activesync.command = command.into();
-    r.activesync.device_id = device_id.into();
-    r.activesync.device_type = device_type.into();
+/// [`req`] signed in as `user`.
+pub fn at(protocol: Protocol, stem: &str, user: &str, ua: &str) -> Request {
+    let mut r = req(protocol, stem, ua);
     r.user = user.into();
     r
 }
 
-pub fn ews(ua: &str, user: &str) -> Request {
-    let mut r = req(Protocol::Ews, "/EWS/Exchange.asmx", ua);
-    r.user = user.into();
+pub fn eas(command: &str, device_id: &str, device_type: &str, ua: &str, user: &str) -> Request {
+    let mut r = at(Protocol::ActiveSync, "/Microsoft-Server-ActiveSync/default.eas", user, ua);
+    r.activesync.command = command.into();
+    r.activesync.device_id = device_id.into();
+    r.activesync.device_type = device_type.into();
     r
+}
+
+pub fn ews(ua: &str, user: &str) -> Request {
+    at(Protocol::Ews, "/EWS/Exchange.asmx", user, ua)
 }
 
 /// The rule name that decided, or "default".
