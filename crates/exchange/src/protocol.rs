@@ -20,6 +20,22 @@ const PREFIXES: &[(&str, &[u8], Protocol)] = &[
     ("/api", b"/", Protocol::Rest),
 ];
 
+/// The page of `protocol` where Exchange's front end runs Windows
+/// authentication (NTLM, Negotiate) by default, if it does there
+/// (Microsoft, "Default settings for Exchange virtual directories": EWS,
+/// MAPI over HTTP, Outlook Anywhere, Autodiscover and the OAB run it;
+/// Outlook on the web, the admin center and ActiveSync do not).
+pub fn windows_sign_in_page(protocol: Protocol) -> Option<&'static str> {
+    match protocol {
+        Protocol::Ews => Some("/EWS/Exchange.asmx"),
+        Protocol::Mapi => Some("/mapi/emsmdb/"),
+        Protocol::Rpc => Some("/rpc/rpcproxy.dll"),
+        Protocol::Autodiscover => Some("/Autodiscover/Autodiscover.xml"),
+        Protocol::Oab => Some("/OAB/"),
+        _ => None,
+    }
+}
+
 /// The stem prefixes of `protocol`, lower-case, each with the bytes allowed
 /// right after it besides the end of the stem (for emitters that must
 /// match the same paths as [`protocol_of`]).

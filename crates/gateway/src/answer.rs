@@ -6,7 +6,7 @@
 //! the log and the response cannot disagree.
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use crate::finish::{Finish, Tracked};
@@ -45,6 +45,18 @@ pub(crate) fn denied(status: u16, substatus: u16, rule: &str, mut finish: Finish
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     finish.status(code.as_u16(), substatus);
     Ok(own(code, &format!("Denied by casguard policy rule: {rule}"), false, finish))
+}
+
+/// The challenge IIS answers a request without credentials with, where the
+/// front end runs Windows authentication (see [`crate::opening`]): 401.2,
+/// offering Negotiate and NTLM.
+pub(crate) fn challenge(mut finish: Finish) -> Answer {
+    finish.status(401, 2);
+    let mut resp = own(StatusCode::UNAUTHORIZED, "Sign in to go on.", false, finish);
+    let h = resp.headers_mut();
+    h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+    h.append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
+    Ok(resp)
 }
 
 /// A request refused before the policy (see [`crate::screen`]). The

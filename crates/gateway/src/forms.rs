@@ -24,7 +24,7 @@ use exchange::text::NameMatch;
 /// The sign-in form is a few hundred bytes; a bigger body is refused.
 const MAX_FORM: usize = 16 * 1024;
 /// How long the client has to send it.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 const TOO_LARGE: Refused = Refused::new(413, "a sign-in form larger than 16 KiB");
 const NOT_SENT: Refused = Refused::new(400, "the sign-in form was not sent in time, or was cut off");

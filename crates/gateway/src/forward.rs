@@ -30,6 +30,7 @@ use crate::headers::{strip_hop_by_hop, upstream_request, UpstreamBody};
 use crate::learn::{self, ClientBody};
 use crate::lock;
 use crate::model::{self, AuthUser, ConnInfo};
+use crate::opening::{self, Opening};
 use crate::rejudge::Rejudge;
 use crate::screen::{self, Refused};
 use crate::state::Shared;
@@ -214,6 +215,10 @@ fn decide(
         if let Some(reason) = decision.refused {
             return refuse_logged(Refused { status: decision.status, substatus: decision.substatus, reason }, m);
         }
+        // Denied for naming no one, where a Windows sign-in opens: it may go on.
+        let opening = (decision.action == Action::Deny)
+            .then(|| opening::of(m, authorization.is_some(), filled.auth.as_ref(), &loaded))
+            .flatten();
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);
@@ -243,21 +248,43 @@ fn decide(
         let streams = !deny && req.body().streams();
         let rejudge = streams
             .then(|| Rejudge::new(shared, generation, req.body().is_long().then(|| Box::new(m.clone())), unchecked));
-        Ok((decision, pending, m.protocol, informing, rejudge))
+        Ok((decision, pending, m.protocol, informing, rejudge, opening))
     });
-    let (decision, pending_user, protocol, informing, rejudge) = match verdict {
+    let (decision, pending_user, protocol, informing, rejudge, opening) = match verdict {
         Ok(v) => v,
         Err((refused, method, stem)) => return refuse(finish, refused, &method, &stem, &conn.info),
     };
 
+    // Only a NEGOTIATE Exchange gets sets the character set it reads in.
+    let set_charset = || {
+        if let Some((1, unicode)) = leg {
+            conn.ntlm_charset.store(if unicode { 2 } else { 1 }, Ordering::Relaxed);
+        }
+    };
     if decision.action == Action::Deny {
         let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
-        return Handled::Answered { answer: Some(answer::denied(decision.status, decision.substatus, rule, finish)) };
+        let answer = match opening {
+            Some(Opening::Challenge) => opening::challenge(finish),
+            Some(Opening::Negotiate(page)) => {
+                set_charset();
+                let rule = Arc::<str>::from(rule);
+                let forward = Forward {
+                    conn: conn.clone(),
+                    finish,
+                    handshake: true,
+                    pending_user: None,
+                    protocol,
+                    sent: Instant::now(),
+                    replay: None,
+                    informed: None,
+                };
+                return Handled::Reading { future: Box::pin(opening::negotiate(req, page, rule, forward)) };
+            }
+            None => answer::denied(decision.status, decision.substatus, rule, finish),
+        };
+        return Handled::Answered { answer: Some(answer) };
     }
-    // Only a NEGOTIATE Exchange gets sets the character set it reads in.
-    if let Some((1, unicode)) = leg {
-        conn.ntlm_charset.store(if unicode { 2 } else { 1 }, Ordering::Relaxed);
-    }
+    set_charset();
 
     // Boxed: rare, and `Forward` travels with every request.
     let (tee, informed) = informing.map(|(tee, informed)| (tee, Box::new(informed))).unzip();
@@ -311,7 +338,8 @@ pin_project_lite::pin_project! {
         Connecting { future: Pin<Box<dyn Future<Output = Result<(F, Forward), Answer>> + Send>> },
         /// Sent again after a send failed: rare, so boxed.
         Retrying { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
-        /// A forms sign-in, its form read before it is decided: rare, so boxed.
+        /// A forms sign-in, its form read before it is decided, or the
+        /// opening of a Windows sign-in (see [`crate::opening`]): rare, so boxed.
         Reading { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
     }
 }
@@ -360,9 +388,9 @@ where
 }
 
 /// An allowed request on its way to Exchange.
-struct Forward {
-    conn: Arc<ConnState>,
-    finish: Finish,
+pub(crate) struct Forward {
+    pub(crate) conn: Arc<ConnState>,
+    pub(crate) finish: Finish,
     /// An NTLM/Negotiate request: a leg of a handshake.
     handshake: bool,
     /// The user an NTLM/Negotiate handshake names, kept once Exchange accepts it.
@@ -415,7 +443,7 @@ impl Replay {
 impl Forward {
     /// Connect when the client connection has no open upstream connection,
     /// and wait until it can take a request.
-    async fn connect(self) -> Result<(SendRequest<UpstreamBody>, Forward), Answer> {
+    pub(crate) async fn connect(self) -> Result<(SendRequest<UpstreamBody>, Forward), Answer> {
         let shared = self.finish.shared.clone();
         let mut upstream = lock(&self.conn.upstream).take();
         let mut attempts = 0;
@@ -472,7 +500,7 @@ impl Forward {
     }
 
     /// Exchange's response, as the client gets it.
-    fn respond(mut self, response: Response<Incoming>) -> Response<Tracked> {
+    pub(crate) fn respond(mut self, response: Response<Incoming>) -> Response<Tracked> {
         self.finish.shared.metrics.upstream_latency(self.sent.elapsed());
         let (mut parts, body) = response.into_parts();
         let upstream_close = strip_hop_by_hop(&mut parts.headers);
@@ -495,7 +523,7 @@ impl Forward {
         Response::from_parts(parts, Tracked::upstream(body, self.finish))
     }
 
-    fn upstream_failed(self, error: &hyper::Error) -> Answer {
+    pub(crate) fn upstream_failed(self, error: &hyper::Error) -> Answer {
         (self.finish.shared.events)(Level::Warn, &format!("upstream request failed: {error}"));
         self.bad_gateway()
     }

@@ -29,6 +29,7 @@ mod learn;
 mod load;
 mod metrics;
 pub mod model;
+mod opening;
 mod passthrough;
 mod preface;
 mod rejudge;

@@ -104,8 +104,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
 /// by `--check`: a deny rule on users does not see a request signed in with
 /// Kerberos or an opaque bearer token, nor a browser session signed in
 /// before the rule (its requests carry Exchange's encrypted `cadata`
-/// cookies; the forms sign-in itself is judged, see `crate::forms`); a rule
-/// letting users through by name does not let a Windows sign-in begin.
+/// cookies; the forms sign-in itself is judged, see `crate::forms`).
 pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(rule) = policy.policy().deny_rule_on_users() {
@@ -114,15 +113,6 @@ pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
              a browser session of Outlook on the web signed in before the rule (its cookies), names no user the \
              gateway can read, and this rule does not see it (its exceptions are safe; Exchange's own per-user \
              settings still apply)",
-            rule.name, rule.line
-        ));
-    }
-    if let Some(rule) = policy.policy().rule_letting_users_through() {
-        out.push(format!(
-            "rule '{}' (line {}) lets users through by name: the requests that open an NTLM or Negotiate \
-             sign-in (to EWS, MAPI, Outlook Anywhere, Autodiscover or OAB) name no one yet, so it does not let \
-             them through, and the users it lets through can sign in there with Basic or a token only, not \
-             with Windows credentials (Outlook for Windows, EWS programs)",
             rule.name, rule.line
         ));
     }

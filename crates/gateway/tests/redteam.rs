@@ -185,6 +185,14 @@
 //! partner or federation token Exchange checks; a Basic header there is
 //! judged as it reads, while IIS, with Basic off on EWS by default, may
 //! ignore it): not tried on Exchange itself.
+//! After the pass (the lead): a rule letting users through by name
+//! (`deny path='/EWS' unless { user='boss' }`) denied the requests that
+//! open a Windows sign-in, which name no one yet, so boss could never sign
+//! in with NTLM or Negotiate (not a way past, a surprise cut-off; simulate
+//! saw boss allowed). Such an opening now gets a challenge instead
+//! (`crate::opening`): the gateway's own without credentials, Exchange's
+//! for a NEGOTIATE sent on as a bodiless `GET` of the protocol's page;
+//! any answer but 401 to that is answered 403, nothing else passes.
 
 mod common;
 
@@ -2341,6 +2349,85 @@ async fn on_wopi_s_pages_only_a_bearer_token_alone_is_left_to_the_back_end() {
         // A bearer token alone is the back end's to check, as before.
         let answer = send_raw(gw.addr, get("/owa/wopi/files/@/owaatt", &bearer).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+const EWS_ONLY_BOSS: &str = "default = 'allow'
+[[rule]]
+name = 'EWS only for boss'
+action = 'deny'
+path = '/EWS'
+unless = { user = 'boss' }
+";
+
+/// The requests that open a Windows sign-in name no one: denied 403, no
+/// Windows client (Outlook for Windows, EWS programs) could sign in as boss.
+/// Without credentials the gateway answers the challenge itself; a
+/// NEGOTIATE goes on as a bodiless `GET` for Exchange's challenge, and only
+/// a challenge comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_sign_in_opens_past_a_rule_letting_its_user_through_and_nothing_else_does() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        mock.run_windows_auth(true);
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        let post = |auth: Option<&str>, last: bool| {
+            format!(
+                "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n{}Content-Type: text/xml\r\nContent-Length: 7\r\n{}\r\n<soap/>",
+                auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n")),
+                if last { "Connection: close\r\n" } else { "" }
+            )
+        };
+        let mut negotiate = b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2".to_vec();
+        negotiate.resize(32, 0);
+        let negotiate = format!("NTLM {}", B64.encode(&negotiate));
+        let as_user = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
+
+        // No credentials: the gateway's own challenge, and Exchange gets nothing.
+        let answer = send_raw(gw.addr, post(None, true).as_bytes()).await;
+        assert_eq!(status(&answer), "401", "{answer}");
+        assert!(answer.contains("www-authenticate: Negotiate") && answer.contains("www-authenticate: NTLM"), "{answer}");
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+
+        // A whole sign-in on one connection: boss gets in, with Exchange's challenge between.
+        let raw = format!("{}{}", post(Some(&negotiate), false), post(Some(&as_user("boss")), true));
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers), ["401", "200"], "{answers}");
+        assert!(answers.contains("NTLM TlRMTVNTUAACAAAAchallenge"), "{answers}");
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!((seen[0].method.as_str(), seen[0].uri.as_str(), seen[0].body_len), ("GET", "/EWS/Exchange.asmx", 0));
+        assert!(seen[0].headers.get("content-length").is_none_or(|v| v == "0"), "{:?}", seen[0].headers);
+        assert_eq!((seen[1].method.as_str(), &seen[1].body[..]), ("POST", &b"<soap/>"[..]));
+        assert_eq!(seen[0].conn, seen[1].conn, "the handshake stays on one upstream connection");
+
+        // eve opens the same way, and is denied once she names herself.
+        let raw = format!("{}{}", post(Some(&negotiate), false), post(Some(&as_user("eve")), true));
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["401", "403"]);
+        assert_eq!(mock.seen().len(), 3, "eve's POST never reaches Exchange");
+
+        // A page that serves the opening instead of challenging it: nothing of it comes back.
+        mock.run_windows_auth(false);
+        let answer = send_raw(gw.addr, post(Some(&negotiate), true).as_bytes()).await;
+        assert_eq!(status(&answer), "403", "{answer}");
+        assert!(!answer.contains("MOCK") && !answer.contains("welcome"), "{answer}");
+        mock.run_windows_auth(true);
+
+        // Where no one may pass, or on a page without Windows authentication, 403 as before.
+        gw.stop().await;
+        let everyone = "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n";
+        let gw = start_gateway(everyone, up).await;
+        let before = mock.seen().len();
+        assert_eq!(status(&send_raw(gw.addr, post(None, true).as_bytes()).await), "403");
+        assert_eq!(status(&send_raw(gw.addr, post(Some(&negotiate), true).as_bytes()).await), "403");
+        gw.stop().await;
+        let owa = EWS_ONLY_BOSS.replace("/EWS", "/owa");
+        let gw = start_gateway(&owa, up).await;
+        let get_owa = |auth: &str| format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n");
+        assert_eq!(status(&send_raw(gw.addr, get_owa(&negotiate).as_bytes()).await), "403");
+        assert_eq!(mock.seen().len(), before, "{:?}", mock.seen());
         gw.stop().await;
     })
     .await;

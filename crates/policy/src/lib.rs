@@ -60,7 +60,7 @@ pub use exchange::text::ews_pattern_matches;
 pub use inventory::{device_key, Inventory, KnownDevice};
 pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
 pub use pattern::{PatternSyntax, RewriteInput, TextPattern};
-pub use ready::{evaluate, ReadyPolicy, Slot};
+pub use ready::{evaluate, may_allow_once_signed_in, ReadyPolicy, Slot};
 
 impl Policy {
     /// Read and compile a policy file (and the group files it names) against

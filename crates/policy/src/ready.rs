@@ -166,6 +166,28 @@ pub enum Slot<'a> {
 /// own reason is [`Decision::refused`]).
 const REFUSED_SLOT: &str = "refused: ambiguous request";
 
+/// Whether `request`, which names no one yet (the requests that open an NTLM
+/// or Negotiate sign-in carry no user), may be allowed once it names its
+/// user: the rules are read in order as [`evaluate`] reads them, and one
+/// whose match depends on the user (see `Rule::matches_once_signed_in`)
+/// allows if it is an allow rule and is passed over if it is a deny rule,
+/// as some user may pass it. Generous on purpose: it only lets a sign-in
+/// go on; the request that names its user is judged by [`evaluate`].
+pub fn may_allow_once_signed_in(policy: &ReadyPolicy, request: &Request) -> bool {
+    if request.ambiguity().is_some() {
+        return false;
+    }
+    let inventory = policy.inventory.as_deref();
+    for r in &policy.policy.rules {
+        match r.matches_once_signed_in(request, inventory) {
+            Some(true) => return r.action == Action::Allow,
+            None if r.action == Action::Allow => return true,
+            _ => {}
+        }
+    }
+    policy.policy.default == Action::Allow
+}
+
 /// Decide `request` under `policy`: the first rule whose conditions all match
 /// and none of whose exceptions match decides; else the default. Pure; does
 /// not allocate.

@@ -767,30 +767,24 @@ fn ambiguous_requests_are_refused_before_any_rule() {
 }
 
 #[test]
-fn a_rule_letting_users_through_by_name_where_windows_sign_ins_open_is_named() {
-    let named = |text: &str| common::policy(text).rule_letting_users_through().map(|r| r.name.clone());
-    let ews = "[[rule]]\nname = 'only boss'\naction = 'deny'\npath = '/EWS'\nunless = { user = 'boss' }\n";
-    assert_eq!(named(ews).as_deref(), Some("only boss"));
-    let mapi = "[[rule]]\nname = 'm'\naction = 'deny'\nprotocol = 'mapi'\nunless = { user = ['a', 'b*'] }\n";
-    assert_eq!(named(mapi).as_deref(), Some("m"));
-    // Pages and clients that open no Windows sign-in, and no users let through.
-    for quiet in [
-        "[[rule]]\nname = 'o'\naction = 'deny'\npath = '/owa'\nunless = { user = 'boss' }\n",
-        "[[rule]]\nname = 'a'\naction = 'deny'\nprotocol = 'activesync'\nunless = { user = 'boss' }\n",
-        "[[rule]]\nname = 'u'\naction = 'deny'\nuser_agent = { prefix = ['Outlook-iOS/'] }\nunless = { user = 'x' }\n",
-        "[[rule]]\nname = 'd'\naction = 'deny'\ndevice_type = 'Outlook'\nunless = { user = 'x' }\n",
-        "[[rule]]\nname = 'e'\naction = 'deny'\npath = '/EWS'\nunless = { network = 'internal' }\n",
-        "[[rule]]\nname = 'b'\naction = 'deny'\nuser = 'bad'\n",
-        "[[rule]]\nname = 'allow svc'\naction = 'allow'\nuser = 'svc'\n",
-    ] {
-        assert_eq!(named(quiet), None, "{quiet}");
-    }
-    // An allow rule on users, with a deny after it (or the default).
-    let allow = "[[rule]]\nname = 'svc'\naction = 'allow'\nuser = 'svc'\n";
-    assert_eq!(named(&format!("default = 'deny'\n{allow}")).as_deref(), Some("svc"));
-    assert_eq!(
-        named(&format!("{allow}[[rule]]\nname = 'no ews'\naction = 'deny'\nprotocol = 'ews'\n")).as_deref(),
-        Some("svc")
-    );
-    assert_eq!(common::example("outlook-mobile-lockdown.toml").rule_letting_users_through().map(|r| r.line), None);
+fn a_request_naming_no_one_may_be_allowed_once_it_names_a_user_a_rule_lets_through() {
+    use policy::may_allow_once_signed_in;
+    let anonymous = ews("Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)", "");
+    let may = |text: &str| {
+        let p = policy(text);
+        assert_eq!(evaluate(&p, &anonymous).action, Action::Deny, "{text}");
+        may_allow_once_signed_in(&p, &anonymous)
+    };
+    // A deny rule's exception on users, an allow rule on users before a deny.
+    assert!(may("[[rule]]\nname = 'e'\naction = 'deny'\nprotocol = 'ews'\nunless = { user = 'boss' }\n"));
+    assert!(may("default = 'deny'\n[[rule]]\nname = 'a'\naction = 'allow'\nuser = ['svc*']\n"));
+    // No user passes, or the rule that denies does not look at users.
+    assert!(!may("[[rule]]\nname = 'e'\naction = 'deny'\nprotocol = 'ews'\n"));
+    assert!(!may("[[rule]]\nname = 'e'\naction = 'deny'\nprotocol = 'ews'\nunless = { network = 'internal' }\n"));
+    assert!(!may(
+        "[[rule]]\nname = 'n'\naction = 'deny'\nprotocol = 'ews'\n[[rule]]\nname = 'a'\naction = 'allow'\nuser = 'boss'\n"
+    ));
+    assert!(!may("default = 'deny'\n[[rule]]\nname = 'a'\naction = 'allow'\nuser = 'boss'\nprotocol = 'mapi'\n"));
+    // Past a deny rule on users, the next rules decide.
+    assert!(may("default = 'deny'\n[[rule]]\nname = 'b'\naction = 'deny'\nuser = 'bad'\n[[rule]]\nname = 'a'\naction = 'allow'\nuser = 'boss'\n"));
 }

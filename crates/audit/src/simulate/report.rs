@@ -183,20 +183,6 @@ impl SimReport {
             });
         }
 
-        // Windows sign-ins open with requests that name no one yet.
-        if let Some(rule) = policy.policy().rule_letting_users_through() {
-            if rule_reports.iter().any(|r| r.anonymous_requests > 0) {
-                notes.push(format!(
-                    "rule '{}' (line {}) lets users through by name, and requests that name no one are denied: \
-                     among them are those that open an NTLM or Negotiate sign-in (IIS logs them as 401s without \
-                     a user), so through casguard gateway the users it lets through could sign in to EWS, MAPI, \
-                     Outlook Anywhere, Autodiscover or OAB with Basic or a token only, not with Windows \
-                     credentials (Outlook for Windows, EWS programs)",
-                    rule.name, rule.line
-                ));
-            }
-        }
-
         let mut backdoors = Vec::new();
         let mut users: Vec<_> = tally.users.iter().collect();
         users.sort_by(|a, b| a.0.cmp(b.0));

@@ -63,12 +63,22 @@ pub struct Mock {
     pub checks: Arc<AtomicU64>,
     /// Health pages that answer with another status than 200, by path (any case).
     failing_pages: Arc<Mutex<Vec<(String, StatusCode)>>>,
+    /// EWS, MAPI, RPC, Autodiscover and OAB run NTLM as `/ntlm` does.
+    windows_auth: Arc<std::sync::atomic::AtomicBool>,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Mock {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// From now on (or no longer), EWS, MAPI, RPC, Autodiscover and the OAB
+    /// run NTLM as IIS does there, as `/ntlm` always does: a NEGOTIATE is
+    /// answered 401 with a CHALLENGE, an AUTHENTICATE after one 200, and
+    /// any other request 401.
+    pub fn run_windows_auth(&self, on: bool) {
+        self.windows_auth.store(on, Ordering::SeqCst);
     }
 
     /// `path` (a `/<vdir>/healthcheck.htm`) answers `status` from now on.
@@ -206,7 +216,10 @@ async fn mock_answer(m: Mock, conn: u64, challenged: Arc<Mutex<bool>>, req: Requ
         body_len: len,
         body_sum: sum,
     });
-    let mut resp = if path == "/ntlm" {
+    let windows_page = ["/ews/", "/mapi/", "/rpc/", "/autodiscover/", "/oab/"]
+        .iter()
+        .any(|p| path.to_ascii_lowercase().starts_with(p));
+    let mut resp = if path == "/ntlm" || (windows_page && m.windows_auth.load(Ordering::SeqCst)) {
         let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         let mut ch = challenged.lock().unwrap();
         if auth.starts_with("NTLM TlRMTVNTUAAB") {

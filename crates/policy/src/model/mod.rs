@@ -198,26 +198,17 @@ fn any_ci(values: &[String], v: &str) -> bool {
 }
 
 impl Cond {
-    /// Whether this condition may hold for `opening`, a request that opens
-    /// a Windows sign-in (see [`Policy::rule_letting_users_through`]): its
-    /// page and user agent are checked, ActiveSync's conditions cannot hold,
-    /// and what such a request does not show (user, address, scheme) may.
-    fn may_open_windows_sign_in(&self, opening: &Request) -> bool {
+    /// [`Cond::matches`] for a request that names no one yet, once it names
+    /// its user (see [`Rule::matches_once_signed_in`]): `None` where the
+    /// answer depends on who that will be.
+    fn matches_once_signed_in(&self, req: &Request, inv: Option<&Inventory>) -> Option<bool> {
         match self {
-            Cond::Protocol(_)
-            | Cond::Path(_)
-            | Cond::Location(_)
-            | Cond::UserAgent { .. }
-            | Cond::UserAgentEws(_)
-            | Cond::Command(_)
-            | Cond::DeviceType(_)
-            | Cond::DeviceId(_)
-            | Cond::DeviceModel(_)
-            | Cond::DeviceOs(_)
-            | Cond::Device(_)
-            | Cond::OwnDevices { .. } => self.matches(opening, None),
-            Cond::Client(cs) => cs.iter().any(|(_, id)| WINDOWS_SIGN_IN_CLIENTS.contains(&id.as_str())),
-            _ => true,
+            Cond::User(_) | Cond::OwnDevices { .. } | Cond::Device(_) => None,
+            // Without credentials yet, the scheme is the one it will sign in with.
+            Cond::Auth(_) if req.auth == AuthType::Unknown && req.auth_mechanism == AuthType::Unknown => None,
+            Cond::Not(inner) => inner.matches_once_signed_in(req, inv).map(|v| !v),
+            Cond::Any(cs) => any3(cs.iter().map(|c| c.matches_once_signed_in(req, inv))),
+            _ => Some(self.matches(req, inv)),
         }
     }
 
@@ -367,38 +358,36 @@ fn any_uses<'a>(mut conds: impl Iterator<Item = &'a Cond>, pred: &dyn Fn(&Cond) 
     conds.any(|c| walk(c, pred))
 }
 
-/// Pages whose front end runs Windows authentication (NTLM, Negotiate) by
-/// default, with their protocols ("Default settings for Exchange virtual
-/// directories": EWS, MAPI over HTTP, Outlook Anywhere, Autodiscover, OAB).
-const WINDOWS_SIGN_IN: [(Protocol, &str); 5] = [
-    (Protocol::Ews, "/EWS/Exchange.asmx"),
-    (Protocol::Mapi, "/mapi/emsmdb/"),
-    (Protocol::Rpc, "/rpc/rpcproxy.dll"),
-    (Protocol::Autodiscover, "/Autodiscover/Autodiscover.xml"),
-    (Protocol::Oab, "/OAB/"),
-];
+/// Three-valued logic (`None`: not known yet): every one holds.
+fn all3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut known = true;
+    for v in values {
+        match v {
+            Some(false) => return Some(false),
+            None => known = false,
+            Some(true) => {}
+        }
+    }
+    known.then_some(true)
+}
 
-/// User agents that sign in with Windows credentials there: Outlook for
-/// Windows (EWS and MAPI), the EWS Managed API, Outlook Anywhere's RPC
-/// channel.
-const WINDOWS_SIGN_IN_AGENTS: [&str; 4] = [
-    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)",
-    "Microsoft Office/16.0 (Windows NT 10.0; MAPI 16.0.17928; Pro)",
-    "ExchangeServicesClient/15.00.0913.015",
-    "MSRPC",
-];
+/// Three-valued logic: any one holds.
+fn any3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut known = true;
+    for v in values {
+        match v {
+            Some(true) => return Some(true),
+            None => known = false,
+            Some(false) => {}
+        }
+    }
+    known.then_some(false)
+}
 
-/// Clients that sign in with Windows credentials on those pages.
-const WINDOWS_SIGN_IN_CLIENTS: [&str; 8] = [
-    "outlook-windows",
-    "outlook-mac",
-    "ews-app",
-    "em-client",
-    "exchangelib",
-    "thunderbird",
-    "evolution-ews",
-    "unknown",
-];
+/// Three-valued logic: both hold.
+fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    all3([a, b].into_iter())
+}
 
 /// One compiled rule.
 #[derive(Clone, Debug)]
@@ -428,6 +417,20 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether the rule matches `req`, a request that names no one yet, once
+    /// it names its user: `Some` when that does not depend on who it will
+    /// be, `None` when it may (a condition on users or their devices, or a
+    /// mailbox's setting, which judges a request once it signs someone in).
+    pub(crate) fn matches_once_signed_in(&self, req: &Request, inv: Option<&Inventory>) -> Option<bool> {
+        let conditions = all3(self.conditions.iter().map(|c| c.matches_once_signed_in(req, inv)));
+        let excepted = any3(self.unless.iter().map(|g| all3(g.iter().map(|c| c.matches_once_signed_in(req, inv)))));
+        let matched = and3(conditions, excepted.map(|e| !e));
+        if self.after_sign_in {
+            return if matched == Some(false) { Some(false) } else { None };
+        }
+        matched
+    }
+
     pub(crate) fn matches(&self, req: &Request, inv: Option<&Inventory>) -> bool {
         !(self.after_sign_in && req.is_anonymous())
             && self.conditions.iter().all(|c| c.matches(req, inv))
@@ -512,41 +515,6 @@ impl Policy {
         self.rules.iter().find(|r| {
             r.action == Action::Deny
                 && any_uses(r.conditions.iter(), &|c| matches!(c, Cond::User(_) | Cond::OwnDevices { .. }))
-        })
-    }
-
-    /// A `[[rule]]` that lets users through by name (a deny rule excepting
-    /// users, an allow rule on users) and may judge a page where Exchange's
-    /// front end runs Windows authentication (see [`WINDOWS_SIGN_IN`]).
-    /// The requests that open an NTLM or Negotiate sign-in name no one
-    /// (the first is sent without credentials, the next carries a NEGOTIATE
-    /// message), so such a rule does not let them through: live, the users
-    /// it lets through can sign in there with Basic or a token only.
-    pub fn rule_letting_users_through(&self) -> Option<&Rule> {
-        let is_user = |c: &Cond| matches!(c, Cond::User(_) | Cond::OwnDevices { .. });
-        self.rules.iter().enumerate().find_map(|(i, r)| {
-            // An allow rule lets users through only past a deny after it.
-            let denied_after =
-                self.default == Action::Deny || self.rules[i + 1..].iter().any(|r| r.action == Action::Deny);
-            let by_name = match r.action {
-                Action::Deny => r.unless.iter().any(|g| any_uses(g.iter(), &is_user)),
-                Action::Allow => denied_after && any_uses(r.conditions.iter(), &is_user),
-            };
-            (matches!(r.origin, RuleOrigin::Rule(_))
-                && by_name
-                && WINDOWS_SIGN_IN.iter().any(|&(protocol, path)| {
-                    WINDOWS_SIGN_IN_AGENTS.iter().any(|agent| {
-                        let opening = Request {
-                            protocol,
-                            method: "POST".to_string(),
-                            stem: path.to_string(),
-                            user_agent: agent.to_string(),
-                            ..Request::default()
-                        };
-                        r.conditions.iter().all(|c| c.may_open_windows_sign_in(&opening))
-                    })
-                }))
-            .then_some(r)
         })
     }
 

@@ -1,0 +1,129 @@
+//! The requests that open a Windows (NTLM or Negotiate) sign-in name no one
+//! yet: the first comes without credentials, the next with a NEGOTIATE
+//! message. A policy that lets users through by name (a deny rule's
+//! exception on users, an allow rule on users) denies both, and answered
+//! 403 no Windows client (Outlook for Windows, EWS programs) could ever sign
+//! in as those users. So where the policy denies such a request but may
+//! allow it once it names its user ([`policy::may_allow_once_signed_in`]),
+//! on a page where Exchange's front end runs Windows authentication
+//! ([`exchange::protocol::windows_sign_in_page`]):
+//! - without credentials, the gateway answers 401 with IIS's challenge
+//!   (`Negotiate`, `NTLM`) itself, and nothing reaches Exchange;
+//! - a NEGOTIATE message goes on to Exchange, whose CHALLENGE no one else
+//!   can give, as a `GET` of that protocol's Windows-authenticated page
+//!   with no body (the client's is read, up to [`MAX_DROPPED`], and
+//!   dropped), so that nothing but a sign-in can come of it; any answer but
+//!   401 is answered 403 and the upstream connection is let go.
+//!
+//! Both are still denied, and logged as the rule's, as IIS logs these legs
+//! (401s naming no user) and `simulate` counts them. The request that names
+//! its user is judged as any other.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
+use hyper::{Method, Request, StatusCode};
+
+use crate::answer::{self, Answer};
+use crate::connection::ConnState;
+use crate::credentials::AuthUser;
+use crate::headers::upstream_request;
+use crate::learn::ClientBody;
+use crate::lock;
+
+/// The most of a NEGOTIATE request's body read and dropped: Outlook's and
+/// the EWS Managed API's first legs carry their whole request.
+const MAX_DROPPED: usize = 1 << 20;
+
+/// How a denied request that opens a Windows sign-in goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// No credentials: answered with the challenge.
+    Challenge,
+    /// A NEGOTIATE message: sent on for Exchange's challenge.
+    Negotiate(&'static str),
+}
+
+/// How `m`, denied by `policy`, goes on if it opens a Windows sign-in that
+/// the policy may let through once it names its user.
+pub(crate) fn of(
+    m: &exchange::Request,
+    has_authorization: bool,
+    auth: Option<&AuthUser>,
+    policy: &policy::ReadyPolicy,
+) -> Option<Opening> {
+    if !m.is_anonymous() {
+        return None;
+    }
+    let page = exchange::protocol::windows_sign_in_page(m.protocol)?;
+    let opening = match auth {
+        None if !has_authorization => Opening::Challenge,
+        Some(AuthUser::HandshakeLeg) => Opening::Negotiate(page),
+        _ => return None,
+    };
+    policy::may_allow_once_signed_in(policy, m).then_some(opening)
+}
+
+/// The answer to a request without credentials: IIS's challenge.
+pub(crate) fn challenge(finish: crate::finish::Finish) -> Answer {
+    answer::challenge(finish)
+}
+
+/// Send a NEGOTIATE message on as a `GET` of `page`, and give the client
+/// Exchange's challenge, or 403 for any other answer.
+pub(crate) async fn negotiate(
+    req: Request<ClientBody>,
+    page: &'static str,
+    rule: Arc<str>,
+    forward: crate::forward::Forward,
+) -> Answer {
+    let conn: Arc<ConnState> = forward.conn.clone();
+    let (mut parts, body) = req.into_parts();
+    if let ClientBody::Stream(body) = body {
+        if !dropped(body).await {
+            return answer::denied(403, 0, &rule, forward.finish);
+        }
+    }
+    parts.method = Method::GET;
+    parts.uri = hyper::Uri::from_static(page);
+    for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT] {
+        parts.headers.remove(name);
+    }
+    let req = upstream_request(
+        Request::from_parts(parts, ClientBody::Read(None)),
+        &conn.info,
+        conn.peer_xff.as_ref(),
+        None,
+        None,
+    );
+    let (mut sender, forward) = match forward.connect().await {
+        Ok(ready) => ready,
+        Err(answer) => return answer,
+    };
+    match sender.try_send_request(req).await {
+        Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+            *lock(&conn.upstream) = Some(sender);
+            Ok(forward.respond(response))
+        }
+        Ok(response) => {
+            // Not a challenge: nothing of it goes to the client, and the
+            // upstream connection, signed in or not, goes.
+            drop(response);
+            drop(sender);
+            conn.signed_in.store(false, Ordering::Relaxed);
+            lock(&conn.drivers).let_go();
+            answer::denied(403, 0, &rule, forward.finish)
+        }
+        Err(e) => forward.upstream_failed(e.error()),
+    }
+}
+
+/// Read the client's body to its end and drop it; false when it is longer
+/// than [`MAX_DROPPED`] or does not come.
+async fn dropped(body: Incoming) -> bool {
+    let read = Limited::new(body, MAX_DROPPED).collect();
+    matches!(tokio::time::timeout(crate::forms::READ_TIMEOUT, read).await, Ok(Ok(_)))
+}
