@@ -216,9 +216,7 @@ fn decide(
             return refuse_logged(Refused { status: decision.status, substatus: decision.substatus, reason }, m);
         }
         // Denied for naming no one, where a Windows sign-in opens: it may go on.
-        let opening = (decision.action == Action::Deny)
-            .then(|| opening::of(m, authorization.is_some(), filled.auth.as_ref(), &loaded))
-            .flatten();
+        let opening = opening::of(m, &decision, authorization.is_some(), filled.auth.as_ref());
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;
         shared.metrics.request(m.protocol, m.client, deny, rule);

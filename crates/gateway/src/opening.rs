@@ -4,9 +4,8 @@
 //! exception on users, an allow rule on users) denies both, and answered
 //! 403 no Windows client (Outlook for Windows, EWS programs) could ever sign
 //! in as those users. So where the policy denies such a request but may
-//! allow it once it names its user ([`policy::may_allow_once_signed_in`]),
-//! on a page where Exchange's front end runs Windows authentication
-//! ([`exchange::protocol::windows_sign_in_page`]):
+//! allow it once it names its user, on a page where Exchange's front end
+//! runs Windows authentication ([`policy::Decision::challenge`]):
 //! - without credentials, the gateway answers 401 with IIS's challenge
 //!   (`Negotiate`, `NTLM`) itself, and nothing reaches Exchange;
 //! - a NEGOTIATE message goes on to Exchange, whose CHALLENGE no one else
@@ -47,24 +46,25 @@ pub(crate) enum Opening {
     Negotiate(&'static str),
 }
 
-/// How `m`, denied by `policy`, goes on if it opens a Windows sign-in that
-/// the policy may let through once it names its user.
+/// How `m`, which `decision` denies, goes on: with the sign-in's challenge
+/// when the decision says so (see [`policy::Decision::challenge`]) and the
+/// request opens a sign-in as a Windows client does (no credentials, or a
+/// NEGOTIATE); any other is denied with the decision's status.
 pub(crate) fn of(
     m: &exchange::Request,
+    decision: &policy::Decision,
     has_authorization: bool,
     auth: Option<&AuthUser>,
-    policy: &policy::ReadyPolicy,
 ) -> Option<Opening> {
-    if !m.is_anonymous() {
+    if !decision.challenge {
         return None;
     }
     let page = exchange::protocol::windows_sign_in_page(m.protocol)?;
-    let opening = match auth {
-        None if !has_authorization => Opening::Challenge,
-        Some(AuthUser::HandshakeLeg) => Opening::Negotiate(page),
-        _ => return None,
-    };
-    policy::may_allow_once_signed_in(policy, m).then_some(opening)
+    match auth {
+        None if !has_authorization => Some(Opening::Challenge),
+        Some(AuthUser::HandshakeLeg) => Some(Opening::Negotiate(page)),
+        _ => None,
+    }
 }
 
 /// The answer to a request without credentials: IIS's challenge.

@@ -189,11 +189,36 @@ pub fn may_allow_once_signed_in(policy: &ReadyPolicy, request: &Request) -> bool
 }
 
 /// Decide `request` under `policy`: the first rule whose conditions all match
-/// and none of whose exceptions match decides; else the default. Pure; does
-/// not allocate.
+/// and none of whose exceptions match decides; else the default. A request
+/// that opens a Windows sign-in, denied for naming no one yet where some
+/// user may pass, is still denied, but with the sign-in's challenge (401.2,
+/// [`Decision::challenge`]): answered 403, no Windows client (Outlook for
+/// Windows, EWS programs) could sign in as a user a rule lets through by
+/// name. Pure; does not allocate.
 pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
+    let decision = first_match(policy, request);
+    let challenge = decision.action == Action::Deny
+        && decision.refused.is_none()
+        && request.is_anonymous()
+        && exchange::protocol::windows_sign_in_page(request.protocol).is_some()
+        && may_allow_once_signed_in(policy, request);
+    if challenge {
+        return Decision { status: 401, substatus: 2, challenge, ..decision };
+    }
+    decision
+}
+
+/// The first rule's decision, or the default's.
+fn first_match(policy: &ReadyPolicy, request: &Request) -> Decision {
     if let Some(reason) = request.ambiguity() {
-        return Decision { action: Action::Deny, rule: None, status: 400, substatus: 0, refused: Some(reason) };
+        return Decision {
+            action: Action::Deny,
+            rule: None,
+            status: 400,
+            substatus: 0,
+            refused: Some(reason),
+            challenge: false,
+        };
     }
     let inventory = policy.inventory.as_deref();
     let p = &policy.policy;
@@ -205,6 +230,7 @@ pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
                 status: r.status,
                 substatus: r.substatus,
                 refused: None,
+                challenge: false,
             };
         }
     }
@@ -214,5 +240,6 @@ pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
         status: if p.default == Action::Deny { p.default_status } else { 0 },
         substatus: 0,
         refused: None,
+        challenge: false,
     }
 }

@@ -788,3 +788,18 @@ fn a_request_naming_no_one_may_be_allowed_once_it_names_a_user_a_rule_lets_throu
     // Past a deny rule on users, the next rules decide.
     assert!(may("default = 'deny'\n[[rule]]\nname = 'b'\naction = 'deny'\nuser = 'bad'\n[[rule]]\nname = 'a'\naction = 'allow'\nuser = 'boss'\n"));
 }
+
+#[test]
+fn the_opening_of_a_windows_sign_in_is_denied_with_its_challenge() {
+    let p = policy("[[rule]]\nname = 'e'\naction = 'deny'\npath = ['/EWS', '/owa']\nunless = { user = 'boss' }\n");
+    let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)";
+    let d = evaluate(&p, &ews(outlook, ""));
+    assert_eq!((d.action, d.status, d.substatus, d.challenge), (Action::Deny, 401, 2, true));
+    // Once named: boss passes, eve is denied as the rule says.
+    assert_eq!(evaluate(&p, &ews(outlook, "boss")).action, Action::Allow);
+    let d = evaluate(&p, &ews(outlook, "eve"));
+    assert_eq!((d.action, d.status, d.challenge), (Action::Deny, 403, false));
+    // Outlook on the web's front end runs no Windows sign-in: denied as the rule says.
+    let d = evaluate(&p, &common::at(Protocol::Owa, "/owa/", "", "Mozilla/5.0"));
+    assert_eq!((d.action, d.status, d.challenge), (Action::Deny, 403, false));
+}

@@ -45,6 +45,11 @@ pub struct Decision {
     pub status: u16,
     pub substatus: u16,
     pub refused: Option<&'static str>,
+    /// Denied for naming no one yet, where a Windows sign-in opens and the
+    /// policy may let the request through once it names its user: answered
+    /// with the sign-in's challenge (401) instead (see
+    /// [`crate::may_allow_once_signed_in`]).
+    pub challenge: bool,
 }
 
 /// Which part of the policy file a compiled rule came from.
