@@ -49,13 +49,21 @@ pub(crate) fn denied(status: u16, substatus: u16, rule: &str, mut finish: Finish
 
 /// The challenge IIS answers a request without credentials with, where the
 /// front end runs Windows authentication (see [`crate::opening`]): 401.2,
-/// offering Negotiate and NTLM.
-pub(crate) fn challenge(mut finish: Finish) -> Answer {
+/// offering Negotiate and NTLM, and Basic in `basic_realm` where the front
+/// end runs it too.
+pub(crate) fn challenge(basic_realm: Option<&HeaderValue>, mut finish: Finish) -> Answer {
     finish.status(401, 2);
     let mut resp = own(StatusCode::UNAUTHORIZED, "Sign in to go on.", false, finish);
     let h = resp.headers_mut();
     h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
     h.append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
+    let basic = basic_realm.and_then(|realm| {
+        let realm = realm.to_str().ok().filter(|r| r.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))?;
+        HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")).ok()
+    });
+    if let Some(basic) = basic {
+        h.append(WWW_AUTHENTICATE, basic);
+    }
     Ok(resp)
 }
 

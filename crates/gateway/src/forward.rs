@@ -262,7 +262,7 @@ fn decide(
     if decision.action == Action::Deny {
         let rule = loaded.rule_name(decision.rule).map_or("default", |r| &**r);
         let answer = match opening {
-            Some(Opening::Challenge) => opening::challenge(finish),
+            Some(Opening::Challenge) => opening::challenge(protocol, req.headers().get(hyper::header::HOST), finish),
             Some(Opening::Negotiate(page)) => {
                 set_charset();
                 let rule = Arc::<str>::from(rule);

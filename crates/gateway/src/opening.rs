@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use hyper::{Method, Request, StatusCode};
 
 use crate::answer::{self, Answer};
@@ -67,9 +67,16 @@ pub(crate) fn of(
     }
 }
 
-/// The answer to a request without credentials: IIS's challenge.
-pub(crate) fn challenge(finish: crate::finish::Finish) -> Answer {
-    answer::challenge(finish)
+/// The answer to a request without credentials: IIS's challenge, with
+/// Basic (its realm the host asked for, as IIS's default) where the front
+/// end runs it too by default (Outlook Anywhere, Autodiscover).
+pub(crate) fn challenge(
+    protocol: exchange::Protocol,
+    host: Option<&HeaderValue>,
+    finish: crate::finish::Finish,
+) -> Answer {
+    let basic = matches!(protocol, exchange::Protocol::Rpc | exchange::Protocol::Autodiscover);
+    answer::challenge(host.filter(|_| basic), finish)
 }
 
 /// Send a NEGOTIATE message on as a `GET` of `page`, and give the client

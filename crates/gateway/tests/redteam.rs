@@ -2429,6 +2429,17 @@ async fn a_windows_sign_in_opens_past_a_rule_letting_its_user_through_and_nothin
         assert_eq!(status(&send_raw(gw.addr, get_owa(&negotiate).as_bytes()).await), "403");
         assert_eq!(mock.seen().len(), before, "{:?}", mock.seen());
         gw.stop().await;
+
+        // Autodiscover's front end runs Basic too: its challenge offers it, EWS's does not.
+        let both = EWS_ONLY_BOSS.replace("path = '/EWS'", "path = ['/EWS', '/Autodiscover']");
+        let gw = start_gateway(&both, up).await;
+        let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: mail.contoso.com\r\nConnection: close\r\n\r\n");
+        let answer = send_raw(gw.addr, get("/Autodiscover/Autodiscover.xml").as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 401") && answer.contains("Basic realm=\"mail.contoso.com\""), "{answer}");
+        let answer = send_raw(gw.addr, get("/EWS/Exchange.asmx").as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 401") && !answer.contains("Basic"), "{answer}");
+        assert_eq!(mock.seen().len(), before);
+        gw.stop().await;
     })
     .await;
 }
