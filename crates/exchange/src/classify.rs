@@ -20,6 +20,7 @@ use crate::url;
 
 mod memo;
 
+pub(crate) use memo::AnchorMemo;
 use memo::{activesync_query, canonical_stem, Address, Memo, QuerySlot, StemSlot, UaFacts, MEMO};
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
@@ -179,6 +180,7 @@ impl Interpreter {
                     Some(kind),
                     &mut memo.uri,
                     Some(&mut memo.stems),
+                    Some(&mut memo.anchors),
                     queries,
                     Some(address),
                     reading,
@@ -196,7 +198,7 @@ impl Interpreter {
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, reading);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, reading);
         }
     }
 
@@ -216,6 +218,7 @@ impl Interpreter {
                     None,
                     &mut memo.uri,
                     Some(&mut memo.stems),
+                    Some(&mut memo.anchors),
                     queries,
                     None,
                     Reading::FULL,
@@ -226,11 +229,12 @@ impl Interpreter {
         });
         if memo != Ok(true) {
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, Reading::FULL);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, Reading::FULL);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
+    /// `anchors`: the thread's memo of the exploit rules' anchors by URI.
     /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
     /// `address`: the client address and network of `req.peer_ip` and
     /// `req.forwarded_for`, when known. `reading`: see
@@ -243,6 +247,7 @@ impl Interpreter {
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
         stems: Option<&mut [StemSlot]>,
+        anchors: Option<&mut AnchorMemo>,
         queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
         reading: Reading,
@@ -303,7 +308,7 @@ impl Interpreter {
             }
             _ => None,
         };
-        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
+        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path, anchors);
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox
@@ -677,6 +682,34 @@ mod tests {
         );
         assert_eq!(r.traffic, Traffic::Person);
         assert_eq!(live("/ews/exchange.asmx", "", 444, "10.0.0.1", "x", "u").traffic, Traffic::Backend);
+    }
+
+    /// The memo of anchors by URI is the thread's, for one interpreter's
+    /// rules: an interpreter with other rules (other needle numbers) does
+    /// not read what another's prefilter found in the same URI.
+    #[test]
+    fn the_anchor_memo_is_emptied_for_other_rules() {
+        let ews = "[[rule]]\nname = \"ews\"\n[[rule.when]]\nuri_contains_all = [\"/ews/exchange.asmx\"]\n";
+        let builtin = Interpreter::builtin();
+        let other = Interpreter::builtin().with_exploits(ExploitRules::from_toml(ews).unwrap());
+        let attack = |it: &Interpreter| {
+            let mut r = Request {
+                method: "POST".into(),
+                stem: "/EWS/Exchange.asmx".into(),
+                status: 200,
+                server_port: 443,
+                user_agent: "Microsoft Office/16.0".into(),
+                ..Request::default()
+            };
+            it.interpret(&mut r);
+            r.attack.map(|a| a.rule)
+        };
+        for _ in 0..2 {
+            assert_eq!(attack(&builtin), None);
+            assert_eq!(attack(&builtin), None);
+            assert_eq!(attack(&other), Some("ews"));
+            assert_eq!(attack(&other), Some("ews"));
+        }
     }
 
     #[test]
