@@ -20,8 +20,8 @@ use crate::url;
 
 mod memo;
 
-pub(crate) use memo::AnchorMemo;
 use memo::{activesync_query, canonical_stem, Address, Memo, QuerySlot, StemSlot, UaFacts, MEMO};
+pub(crate) use memo::{AnchorMemo, ClientMemo};
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -181,6 +181,7 @@ impl Interpreter {
                     &mut memo.uri,
                     Some(&mut memo.stems),
                     Some(&mut memo.anchors),
+                    Some(&mut memo.clients),
                     queries,
                     Some(address),
                     reading,
@@ -198,7 +199,7 @@ impl Interpreter {
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, reading);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, None, reading);
         }
     }
 
@@ -219,6 +220,7 @@ impl Interpreter {
                     &mut memo.uri,
                     Some(&mut memo.stems),
                     Some(&mut memo.anchors),
+                    Some(&mut memo.clients),
                     queries,
                     None,
                     Reading::FULL,
@@ -229,12 +231,13 @@ impl Interpreter {
         });
         if memo != Ok(true) {
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, Reading::FULL);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, None, Reading::FULL);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
     /// `anchors`: the thread's memo of the exploit rules' anchors by URI.
+    /// `clients`: the thread's memo of the catalog's clients.
     /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
     /// `address`: the client address and network of `req.peer_ip` and
     /// `req.forwarded_for`, when known. `reading`: see
@@ -248,6 +251,7 @@ impl Interpreter {
         uri: &mut [u8; URI_BUFFER],
         stems: Option<&mut [StemSlot]>,
         anchors: Option<&mut AnchorMemo>,
+        clients: Option<&mut ClientMemo>,
         queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
         reading: Reading,
@@ -330,7 +334,11 @@ impl Interpreter {
             return;
         }
         let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
+        let classify = || self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
+        let claimed = match (clients, facts.class.rules()) {
+            (Some(memo), Some(rules)) => memo.client(rules, device, req.protocol, classify),
+            _ => classify(),
+        };
         // An attack names no client: its user agent and device type are the attacker's choice.
         (req.client, req.attack_claims) =
             if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
@@ -709,6 +717,100 @@ mod tests {
             assert_eq!(attack(&builtin), None);
             assert_eq!(attack(&other), Some("ews"));
             assert_eq!(attack(&other), Some("ews"));
+        }
+    }
+
+    /// The memo of clients names the client the catalog names, for every
+    /// user agent, device and protocol of a grid, twice over, with a memo
+    /// small enough that keys evict each other.
+    #[test]
+    fn the_client_memo_names_what_the_catalog_names() {
+        let catalog = Catalog::builtin();
+        let mut memo = ClientMemo::new(16);
+        let uas = [
+            "",
+            "Apple-iPhone15C3/2104.100",
+            "Outlook-iOS-Android/1.0",
+            "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+            "Android-Mail/2023.09.24",
+        ];
+        let devices = [
+            ("", ""),
+            ("iPhone", "ABC123"),
+            ("IPHONE", "ABC123"),
+            ("Outlook", "8A2293CDA6FF5BD7"),
+            ("OutlookService", "x"),
+            ("Android", "androidc123"),
+            ("iPhone", "Nine123"),
+            ("iPhoneN", "ine123"),
+            ("WindowsOutlook15", ""),
+        ];
+        let protocols = [Protocol::ActiveSync, Protocol::Ews, Protocol::Owa, Protocol::Mapi];
+        let mut tried = 0;
+        for _ in 0..2 {
+            for ua in uas {
+                let class = catalog.ua_class(ua);
+                let rules = class.rules().expect("the built-in catalog's rules fit the bit set");
+                for (device_type, device_id) in devices {
+                    for protocol in protocols {
+                        let device = Device { device_type, device_id };
+                        let want = catalog.classify_ua(ua, &class, device, protocol);
+                        let got =
+                            memo.client(rules, device, protocol, || catalog.classify_ua(ua, &class, device, protocol));
+                        assert_eq!(got, want, "{ua:?} {device_type:?} {device_id:?} {protocol:?}");
+                        tried += 1;
+                    }
+                }
+            }
+        }
+        assert!(tried > 400);
+        // A device type and id too long to remember are classified each time.
+        let long = "x".repeat(200);
+        let mut classified = 0;
+        for _ in 0..2 {
+            memo.client(0, Device { device_type: "iPhone", device_id: &long }, Protocol::ActiveSync, || {
+                classified += 1;
+                ClientId::UNKNOWN
+            });
+        }
+        assert_eq!(classified, 2);
+    }
+
+    /// The memo of clients is the thread's, for one interpreter's catalog:
+    /// an interpreter with another catalog names its own client for the
+    /// same user agent and device.
+    #[test]
+    fn the_client_memo_is_emptied_for_another_catalog() {
+        // Two clients of one rule each, without user-agent conditions: every
+        // user agent has the same rule bits in both catalogs, and an iPhone
+        // is the second client in one and the first in the other.
+        let catalog = |a: &str, b: &str| {
+            let text = format!(
+                "[[client]]\nid = \"a\"\nname = \"A\"\n[[client.when]]\ndevice_type = [\"{a}\"]\n\
+                 [[client]]\nid = \"b\"\nname = \"B\"\n[[client.when]]\ndevice_type = [\"{b}\"]\n"
+            );
+            Interpreter::new(Catalog::from_toml(&text).unwrap(), Networks::builtin())
+        };
+        let (one, other) = (catalog("Android", "iPhone"), catalog("iPhone", "Android"));
+        let client = |it: &Interpreter| {
+            let mut r = Request {
+                method: "POST".into(),
+                stem: "/Microsoft-Server-ActiveSync/default.eas".into(),
+                query: "Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone".into(),
+                status: 200,
+                server_port: 443,
+                user_agent: "Apple-iPhone15C3/2104.100".into(),
+                ..Request::default()
+            };
+            it.interpret(&mut r);
+            it.catalog().get(r.client).id.clone()
+        };
+        for _ in 0..2 {
+            assert_eq!(client(&one), "b");
+            assert_eq!(client(&one), "b");
+            assert_eq!(client(&other), "a");
+            assert_eq!(client(&other), "a");
         }
     }
 
