@@ -21,7 +21,7 @@ use crate::url;
 mod memo;
 
 use memo::{activesync_query, canonical_stem, Address, Memo, QuerySlot, StemSlot, UaFacts, MEMO};
-pub(crate) use memo::{AnchorMemo, ClientMemo};
+pub(crate) use memo::{AnchorMemo, ClientMemo, Remembered};
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -304,21 +304,42 @@ impl Interpreter {
             None => self.client_and_network(req.peer_ip, &req.forwarded_for, req.source == crate::Source::Gateway),
         };
 
-        // Lower-cased once for the detection rules and the probe query alike.
-        let uri_len = lower_uri(req, uri);
+        // What the exploit rules' prefilter found in this stem and query,
+        // and whether the query names a probe, when seen before: then the
+        // URI is lower-cased only if a rule asks for a needle of its own.
+        let mut anchors = anchors.map(|memo| {
+            let remembered = memo.get(&req.stem, &req.query);
+            (memo, remembered)
+        });
+        let remembered = anchors.as_ref().and_then(|(_, r)| *r);
+        let mut uri_len = None;
         let path = match stem.as_deref_mut() {
             Some(slot) if self.exploits.uses_paths() => {
                 Some(slot.facts(self.exploits.files(), &req.stem, req.on_backend_site()))
             }
             _ => None,
         };
-        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path, anchors);
+        let mut searched = None;
+        req.attack = self.exploits.detect_with(
+            req,
+            facts.exploit,
+            uri,
+            &mut uri_len,
+            path,
+            remembered.map(|r| r.found),
+            &mut searched,
+        );
+        let mut probe_query = remembered.and_then(|r| r.probe_query);
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox
             || facts.probe
             || stem.as_ref().map_or_else(|| is_health_page(&req.stem), |s| s.health)
-            || self.is_probe_request(req, uri, uri_len)
+            || self.is_probe_device(req)
+            || *probe_query.get_or_insert_with(|| {
+                let len = *uri_len.get_or_insert_with(|| lower_uri(req, uri));
+                self.is_probe_query(req, uri, len)
+            })
         {
             Traffic::Probe
         } else if is_backend(req, || stem.as_ref().map_or_else(|| contains_ci(&req.stem, "/Proxy"), |s| s.proxy)) {
@@ -328,6 +349,9 @@ impl Interpreter {
         } else {
             Traffic::Person
         };
+        if let (Some((memo, None)), Some(found)) = (anchors.as_mut(), searched) {
+            memo.put(Remembered { found, probe_query });
+        }
         if hop && req.traffic == Traffic::Backend {
             // Only counted: no client to name.
             (req.client, req.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
@@ -390,15 +414,19 @@ impl Interpreter {
             })
     }
 
-    /// A probe by its ActiveSync device type or query (the user agent aside).
-    /// `uri` holds the lower-cased URI of `uri_len` bytes (see [`lower_uri`]).
-    fn is_probe_request(&self, req: &Request, uri: &[u8; URI_BUFFER], uri_len: usize) -> bool {
+    /// A probe by its ActiveSync device type (the user agent aside).
+    fn is_probe_device(&self, req: &Request) -> bool {
         PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
-            || (!req.query.is_empty()
-                && match uri.get(req.stem.len() + 1..uri_len) {
-                    Some(query) if uri_len <= URI_BUFFER => self.probe_query.find(query).is_some(),
-                    _ => contains_ci(&req.query, PROBE_QUERY),
-                })
+    }
+
+    /// A probe by its query. `uri` holds the lower-cased URI of `uri_len`
+    /// bytes (see [`lower_uri`]).
+    fn is_probe_query(&self, req: &Request, uri: &[u8; URI_BUFFER], uri_len: usize) -> bool {
+        !req.query.is_empty()
+            && match uri.get(req.stem.len() + 1..uri_len) {
+                Some(query) if uri_len <= URI_BUFFER => self.probe_query.find(query).is_some(),
+                _ => contains_ci(&req.query, PROBE_QUERY),
+            }
     }
 }
 
@@ -666,6 +694,55 @@ mod tests {
         // `_Probe` must end a token.
         assert_eq!(live("/owa/", "", 443, "10.0.0.1", "My_ProbeX/1", "u").traffic, Traffic::Person);
         assert_eq!(live("/owa/healthcheck.html", "", 443, "10.0.0.1", "", "").traffic, Traffic::Person);
+    }
+
+    /// A stem and query seen before are judged as the first time, whether
+    /// or not the first line asked if the query names a probe (a probe's
+    /// user agent answers first), and an attack's URI stays an attack.
+    #[test]
+    fn a_remembered_uri_is_judged_as_the_first_time() {
+        let it = Interpreter::builtin();
+        let judge = |query: &str, ua: &str| {
+            let mut r = Request {
+                method: "POST".into(),
+                stem: "/powershell".into(),
+                query: query.into(),
+                status: 200,
+                server_port: 443,
+                peer_ip: Some("10.0.0.1".parse().unwrap()),
+                user_agent: ua.into(),
+                username: "CONTOSO\\admin".into(),
+                ..Request::default()
+            };
+            it.interpret(&mut r);
+            (r.traffic, r.attack.map(|a| a.rule))
+        };
+        let probe = "clientApplication=ActiveMonitor;PSVersion=5.1";
+        for _ in 0..3 {
+            // The probe's user agent first: its query is not asked.
+            assert_eq!(judge(probe, "AMProbe/Local/ClientAccess"), (Traffic::Probe, None));
+            assert_eq!(judge(probe, "Microsoft WinRM Client"), (Traffic::Probe, None));
+            assert_eq!(judge("PSVersion=5.1", "AMProbe/Local/ClientAccess"), (Traffic::Probe, None));
+            assert_eq!(judge("PSVersion=5.1", "Microsoft WinRM Client"), (Traffic::Person, None));
+        }
+        let it = Interpreter::builtin();
+        let shell = |ua: &str| {
+            let mut r = Request {
+                method: "POST".into(),
+                stem: "/x/tunnel.aspx".into(),
+                query: "cmd=connect&target=10.0.0.1".into(),
+                status: 200,
+                server_port: 443,
+                user_agent: ua.into(),
+                ..Request::default()
+            };
+            it.interpret(&mut r);
+            r.attack.map(|a| a.rule)
+        };
+        for _ in 0..3 {
+            assert_eq!(shell(""), Some("web-shell-regeorg"));
+            assert_eq!(shell("x"), Some("web-shell"));
+        }
     }
 
     #[test]

@@ -54,8 +54,8 @@ const QUERY_KEY_MAX: usize = 192;
 /// power of two), four-way too: about 40% of the bench slices' lines repeat
 /// a URI still in 4,096 slots (an unbounded memo: about 50%).
 const ANCHOR_SLOTS: usize = 4096;
-/// Longest lower-cased URI whose anchors are remembered (at most 200 bytes
-/// a slot, under a megabyte a thread). Longer ones are searched each time:
+/// Longest stem and query whose anchors are remembered, together (at most
+/// 200 bytes a slot, under a megabyte a thread). Longer ones are searched each time:
 /// on the bench slices they are ActiveSync queries with a `Log=` value of
 /// their own, which never repeat, and hashing them cost more than the
 /// shorter ones' hits saved (with 256 bytes: 7,188 instructions a line
@@ -284,50 +284,95 @@ pub(super) fn canonical_stem<'s>(slots: &'s mut [StemSlot], stem: &str) -> Optio
     Some(slot)
 }
 
-/// The anchors the exploit rules' prefilter found in a lower-cased URI, by
-/// that URI, for one rule set (see `Memo::slot`, which empties it when the
+/// What the exploit rules' prefilter found in a stem and query as they
+/// reached the rules (not lower-cased), and whether the query names a
+/// probe, for one rule set (see `Memo::slot`, which empties it when the
 /// interpreter changes). A log repeats many URIs word for word (the same
-/// EWS, MAPI and Autodiscover requests, a device's same ActiveSync query),
-/// and the prefilter costs some 600 instructions a line where the memo's
-/// hash and comparison cost a fifth of that.
+/// EWS, MAPI and Autodiscover requests, a device's same ActiveSync
+/// query): a URI seen before is neither lower-cased nor searched again.
 pub(crate) struct AnchorMemo {
     slots: Vec<AnchorSlot>,
+    /// The slot taken by the last `get` that found nothing.
+    pending: Option<usize>,
+}
+
+/// What one stem and query hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Remembered {
+    /// The anchors found, a bit each (needle numbers of the owner's rules).
+    pub(crate) found: [u64; ANCHOR_WORDS],
+    /// The query names a probe; `None` when the line did not ask.
+    pub(crate) probe_query: Option<bool>,
 }
 
 #[derive(Default)]
 struct AnchorSlot {
     filled: bool,
     hash: u64,
+    /// The stem, then the query.
     uri: Vec<u8>,
-    found: [u64; ANCHOR_WORDS],
+    stem_len: usize,
+    remembered: Remembered,
+}
+
+impl AnchorSlot {
+    fn holds(&self, hash: u64, stem: &[u8], query: &[u8]) -> bool {
+        self.filled
+            && self.hash == hash
+            && self.stem_len == stem.len()
+            && self.uri.len() == stem.len() + query.len()
+            && self.uri[..stem.len()] == *stem
+            && self.uri[stem.len()..] == *query
+    }
 }
 
 impl AnchorMemo {
     /// `slots`: a power of two, at least [`WAYS`].
     pub(crate) fn new(slots: usize) -> AnchorMemo {
-        AnchorMemo { slots: std::iter::repeat_with(AnchorSlot::default).take(slots).collect() }
+        AnchorMemo { slots: std::iter::repeat_with(AnchorSlot::default).take(slots).collect(), pending: None }
     }
 
     fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| s.filled = false);
+        self.pending = None;
     }
 
-    /// The anchors found in `uri` (lower-cased): remembered, or `search`ed
-    /// and remembered. A URI longer than [`ANCHOR_KEY_MAX`] is searched each time.
-    pub(crate) fn found(&mut self, uri: &[u8], search: impl FnOnce() -> [u64; ANCHOR_WORDS]) -> [u64; ANCHOR_WORDS] {
-        if uri.len() > ANCHOR_KEY_MAX {
-            return search();
+    /// What `stem` and `query` hold, when remembered. When not, and they
+    /// are short enough to remember, a slot is taken for them: the next
+    /// [`put`](Self::put) fills it.
+    pub(crate) fn get(&mut self, stem: &str, query: &str) -> Option<Remembered> {
+        self.pending = None;
+        let (stem, query) = (stem.as_bytes(), query.as_bytes());
+        if stem.len() + query.len() > ANCHOR_KEY_MAX {
+            return None;
         }
-        let hash = memo_hash(uri);
-        let (slot, hit) = associative(&mut self.slots, hash, |s| s.filled && s.hash == hash && s.uri == uri);
-        if !hit {
-            slot.found = search();
+        let hash = memo_hash_two(stem, query);
+        let sets = self.slots.len() / WAYS;
+        let (slot, hit) = associative(&mut self.slots, hash, |s| s.holds(hash, stem, query));
+        if hit {
+            return Some(slot.remembered);
+        }
+        slot.filled = false;
+        slot.hash = hash;
+        slot.uri.clear();
+        slot.uri.extend_from_slice(stem);
+        slot.uri.extend_from_slice(query);
+        slot.stem_len = stem.len();
+        // The set's front, where `associative` put the slot.
+        self.pending = Some(hash.checked_shr(64 - sets.trailing_zeros()).unwrap_or(0) as usize * WAYS);
+        None
+    }
+
+    /// Remember what the stem and query of the last [`get`](Self::get),
+    /// which found nothing, hold. Nothing when they were too long to remember.
+    pub(crate) fn put(&mut self, remembered: Remembered) {
+        if let Some(at) = self.pending.take() {
+            let slot = &mut self.slots[at];
+            // The slot `get` emptied, at the set's front (as `associative` picks sets).
+            debug_assert!(!slot.filled);
+            slot.remembered = remembered;
             slot.filled = true;
-            slot.hash = hash;
-            slot.uri.clear();
-            slot.uri.extend_from_slice(uri);
         }
-        slot.found
     }
 }
 
@@ -572,6 +617,11 @@ fn associative<T>(slots: &mut [T], hash: u64, holds: impl Fn(&T) -> bool) -> (&m
     (&mut set[0], hit)
 }
 
+/// [`memo_hash`] of two slices one after the other, each with its length.
+fn memo_hash_two(a: &[u8], b: &[u8]) -> u64 {
+    memo_hash(a) ^ memo_hash(b).rotate_left(1)
+}
+
 /// A fast multiplicative hash (FxHash-like), 8 bytes at a time, for the memos.
 fn memo_hash(s: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -588,65 +638,64 @@ fn memo_hash(s: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{associative, AnchorMemo, ANCHOR_KEY_MAX, ANCHOR_WORDS, WAYS};
+    use super::{associative, AnchorMemo, Remembered, ANCHOR_KEY_MAX, WAYS};
 
-    /// The anchor memo answers what the search answered for the same URI,
-    /// byte for byte: URIs that differ in one byte, in length only, or that
-    /// share a set are never taken for each other, and a URI longer than
-    /// the key limit is searched every time.
+    /// The anchor memo answers what was put for the same stem and query,
+    /// byte for byte: URIs that differ in one byte, in case, in where the
+    /// stem ends, or that share a set are never taken for each other, and
+    /// a URI longer than the key limit is never remembered.
     #[test]
-    fn the_anchor_memo_answers_only_for_the_same_uri() {
-        let mut long = vec![b'a'; ANCHOR_KEY_MAX + 1];
-        long[0] = b'/';
-        let uris: Vec<Vec<u8>> = vec![
-            b"/owa/".to_vec(),
-            b"/owa".to_vec(),
-            b"/owa/?".to_vec(),
-            b"/ews/exchange.asmx".to_vec(),
-            b"/ews/exchange.asmy".to_vec(),
-            b"/ecp/?securitytoken=1".to_vec(),
-            b"/ecp/?securitytoken=2".to_vec(),
-            b"".to_vec(),
-            long.clone(),
-            long[..ANCHOR_KEY_MAX].to_vec(),
+    fn the_anchor_memo_answers_only_for_the_same_stem_and_query() {
+        let long = "a".repeat(ANCHOR_KEY_MAX);
+        let uris: Vec<(&str, &str)> = vec![
+            ("/owa/", ""),
+            ("/owa", "/"),
+            ("/OWA/", ""),
+            ("/owa/", "x"),
+            ("/ews/exchange.asmx", ""),
+            ("/ews/exchange.asmy", ""),
+            ("/ecp/", "securitytoken=1"),
+            ("/ecp/", "securitytoken=2"),
+            ("/ecp/securitytoken=", "1"),
+            ("", ""),
+            ("/", &long),
+            ("", &long),
         ];
-        // A distinct answer for each URI: what a search of it would give.
-        let answer = |uri: &[u8]| {
-            let i = uris.iter().position(|u| u == uri).unwrap() as u64;
-            [i + 1, i * 7, 0, u64::MAX - i]
+        // A distinct answer for each URI.
+        let answer = |i: usize| Remembered {
+            found: [i as u64 + 1, 7 * i as u64, 0, u64::MAX - i as u64],
+            probe_query: [None, Some(false), Some(true)][i % 3],
         };
         // One set of four slots: every URI competes for it.
         let mut memo = AnchorMemo::new(WAYS);
-        let mut searches = 0;
+        let mut hits = 0;
         for round in 0..3 {
-            for uri in uris.iter().chain(uris.iter().rev()) {
-                let found: [u64; ANCHOR_WORDS] = memo.found(uri, || {
-                    searches += 1;
-                    answer(uri)
-                });
-                assert_eq!(found, answer(uri), "round {round}, {:?}", String::from_utf8_lossy(uri));
+            for (i, &(stem, query)) in uris.iter().enumerate().chain(uris.iter().enumerate().rev()) {
+                match memo.get(stem, query) {
+                    Some(r) => {
+                        assert_eq!(r, answer(i), "round {round}, {stem:?} {query:?}");
+                        hits += 1;
+                    }
+                    None => memo.put(answer(i)),
+                }
             }
         }
-        // Some answers came from the memo; the long URI's never did.
-        assert!(searches < 3 * 2 * uris.len(), "{searches}");
-        let mut long_searches = 0;
-        for _ in 0..3 {
-            memo.found(&long, || {
-                long_searches += 1;
-                answer(&long)
-            });
+        assert!(hits > 0);
+        // Too long to remember.
+        assert_eq!(memo.get("/", &long), None);
+        memo.put(answer(10));
+        assert_eq!(memo.get("/", &long), None);
+        // A put without a get that found nothing remembers nothing.
+        memo.put(answer(3));
+        // The last URI put is remembered, until the memo is emptied.
+        if memo.get("/owa/", "").is_none() {
+            memo.put(answer(0));
         }
-        assert_eq!(long_searches, 3);
-        // The last URI asked is answered from the memo.
-        memo.found(b"/owa/", || answer(b"/owa/"));
-        memo.found(b"/owa/", || panic!("searched again"));
+        assert_eq!(memo.get("/owa/", ""), Some(answer(0)));
+        memo.put(answer(5));
+        assert_eq!(memo.get("/owa/", ""), Some(answer(0)));
         memo.clear();
-        let mut cleared = false;
-        memo.found(b"/owa/", || {
-            cleared = true;
-            answer(b"/owa/")
-        });
-        assert!(cleared);
+        assert_eq!(memo.get("/owa/", ""), None);
     }
 
     /// Up to `WAYS` keys of one set are all kept, whatever order they come
