@@ -20,7 +20,9 @@ impl Interpreter {
     /// Clear `req`, copy the fields of an HttpProxy line into it, then
     /// [`interpret`](Interpreter::interpret) them. The user is
     /// `AuthenticatedUser`, else the ActiveSync `User=` parameter, else an
-    /// `AnchorMailbox` that names an address (`Smtp~`, `LiveIdMemberName~`).
+    /// `AnchorMailbox` that names an address (`Smtp~`, `LiveIdMemberName~`),
+    /// except on a WS-Security endpoint (see [`ws_security`]), where the
+    /// anchor names the mailbox another organization asks about.
     /// An `AnchorMailbox` that names a back end and a path is ProxyLogon's
     /// route ([`Request::backend_named`]): the line is an attack.
     pub fn read_proxy_record(&self, record: &Record<'_>, req: &mut Request) {
@@ -67,7 +69,7 @@ impl Interpreter {
         req.peer_ip = record.get(Field::ClientIpAddress).and_then(parse_address);
         req.backend_named = record.get(Field::AnchorMailbox).is_some_and(url::anchor_names_a_backend);
         self.interpret(req);
-        if req.user.is_empty() {
+        if req.user.is_empty() && !ws_security(&req.stem) {
             // Rare: no user from the two sources before it; a typed hint may name one.
             if let Some(anchor) = record.get(Field::AnchorMailbox).and_then(anchor_address) {
                 req.username.push_str(anchor);
@@ -75,6 +77,15 @@ impl Interpreter {
             }
         }
     }
+}
+
+/// A WS-Security endpoint (`/autodiscover/autodiscover.svc/WSSecurity`,
+/// `/EWS/Exchange.asmx/WSSecurity`): another organization's Exchange (Exchange
+/// Online in a hybrid) calls it with a federation token in the SOAP body, so
+/// IIS logs no user. Its `AnchorMailbox` (`RoutingHint`
+/// `WSSecurityRequest-SMTP`) is the mailbox asked about, not the caller.
+fn ws_security(stem: &str) -> bool {
+    stem.trim_end_matches('/').rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case("WSSecurity"))
 }
 
 /// The address an `AnchorMailbox` hint names, when it names one.
@@ -186,6 +197,29 @@ ServerInfo~localhost/ecp/default.flt?,Mozilla/5.0 (Macintosh; Intel Mac OS X 10_
         let mut req = reqs[0].clone();
         req.clear();
         assert!(!req.backend_named);
+    }
+
+    /// Microsoft Q&A 108027: Exchange Online's `Test-OrganizationRelationship`
+    /// on the on-premises Autodiscover WS-Security endpoint, not signed in,
+    /// its anchor (edited as published) the mailbox the test asks about. As
+    /// its IIS line, anonymous: the anchor is no caller. Elsewhere the
+    /// anchor still names the user.
+    #[test]
+    fn a_ws_security_anchor_names_the_mailbox_asked_about_not_the_caller() {
+        let reqs = read(
+            "2020-10-01T09:55:24.651Z,69c0c712-85ed-458b-a815-44bd17ca06fe,/autodiscover/autodiscover.svc/WSSecurity,,,\
+false,,Smtp~tester3@Company portal   .ru,TestOrganizationRelationship/1.1,52.97.244.45,401,POST\r\n\
+2020-10-01T09:55:25Z,b,/EWS/Exchange.asmx/wssecurity/,,,false,,Smtp~ann@contoso.com,x,52.97.244.45,200,POST\r\n\
+2020-10-01T09:55:26Z,c,/autodiscover/autodiscover.svc,,,false,,Smtp~ann@contoso.com,x,52.97.244.45,401,POST\r\n",
+        );
+        let it = Interpreter::builtin();
+        for r in &reqs[..2] {
+            assert_eq!((r.user.as_str(), r.username.as_str()), ("", ""), "{}", r.stem);
+        }
+        assert_eq!(it.catalog().get(reqs[0].client).id, "exchange-online-org-test");
+        assert_eq!(it.networks().name(reqs[0].network), "microsoft365");
+        assert_eq!(reqs[0].protocol, Protocol::Autodiscover);
+        assert_eq!(reqs[2].user, "ann", "not a WS-Security endpoint");
     }
 
     #[test]

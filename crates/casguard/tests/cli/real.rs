@@ -480,3 +480,61 @@ fn mrs_proxy_503_is_a_signed_in_migration_the_server_failed() {
     let kinds = finding_kinds(&report);
     assert!(kinds.iter().all(|k| k != "web-shell" && k != "exploit-attempt" && k != "password-spray"), "{kinds:?}");
 }
+
+/// Microsoft Q&A 108027 (Exchange 2019 CU7, hybrid): Exchange Online's
+/// `Test-OrganizationRelationship` reaching the on-premises Autodiscover
+/// WS-Security endpoint from Microsoft's own address, anonymous in IIS (the
+/// token is in the SOAP body), answered `401 0 0`. A cloud service Exchange
+/// turned down: its client is named, and it is no person, no failed sign-in
+/// and no attack.
+#[test]
+fn exchange_online_organization_relationship_test_401_is_a_service_not_a_failed_sign_in() {
+    let file = sample("msqa-108027-exo-test-organization-relationship-401.log");
+    let report = audit(&[&file], &[]);
+    assert_eq!(summary(&report, "lines malformed requests anonymous"), [1, 0, 1, 1]);
+    assert_eq!(summary(&report, "users failed_sign_ins attacks probes exploit_attempts"), [0, 0, 0, 0, 0]);
+    assert_eq!(counts(&report["protocols"]), tally(&[("autodiscover", 1)]));
+    assert_eq!(counts(&report["clients"]), tally(&[("exchange-online-org-test", 1)]));
+    assert!(finding_kinds(&report).is_empty(), "{:?}", finding_kinds(&report));
+
+    let table = text(&ok(casguard(&["audit", "--format", "table", &file])).stdout);
+    assert!(table.contains("exchange-online-org-test"), "{table}");
+
+    // The HttpProxy line the same answer quotes (09:55, another request; no
+    // header published, its 74 values written here in the 2016 CU23 header,
+    // which has as many; `AnchorMailbox` edited as published). Not signed in,
+    // 401 from the back end, routed by `WSSecurityRequest-SMTP`: the anchor is
+    // the mailbox Exchange Online asks about, not a user of this server, so
+    // the line is as anonymous as the IIS one.
+    let header_file = workspace().join("tests/data/httpproxy/artefacts-help/Autodiscover/HttpProxy_2023010919-1.LOG");
+    let published = std::fs::read_to_string(header_file).unwrap();
+    let header: Vec<&str> = published.lines().take_while(|l| l.starts_with('#')).collect();
+    let line = "2020-10-01T09:55:24.651Z,69c0c712-85ed-458b-a815-44bd17ca06fe,15,2,659,4,,Autodiscover,\
+                autodiscover.contoso.ru,/autodiscover/autodiscover.svc/WSSecurity,,,false,,contoso.ru,\
+                Smtp~tester3@Company portal   .ru,TestOrganizationRelationship/1.1,52.97.244.45,MXM,401,401,\
+                ProtocolError,POST,Proxy,mxm.contoso.local,15.02.0659.000,IntraForest,WSSecurityRequest-SMTP,,,,7637,,,,\
+                0,6,,0,,0,,0,0,,0,12,0,0,0,1,5,0,,,,0,12,0,5,6,6,6,12,,,,BeginRequest=2020-10-01T09:55:24.639Z;\
+                CorrelationID=<empty>;ProxyState-Run=None;FEAuth=BEVersion-1942127251;RoutingEntry=DatabaseGuid:\
+                1ddd6ccf-be67-4cff-8809-6fe9619d437f%40contoso.local%40contoso.local \
+                Server:mxm.contoso.local+1942127251@637364095730545592;\
+                BeginGetRequestStream=2020-10-01T09:55:24.645Z;OnRequestStreamReady=2020-10-01T09:55:24.646Z;\
+                BeginGetResponse=2020-10-01T09:55:24.646Z;OnResponseReady=2020-10-01T09:55:24.651Z;\
+                EndGetResponse=2020-10-01T09:55:24.651Z;ProxyState-Complete=WaitForServerResponse;\
+                SharedCacheGuard=0;EndRequest=2020-10-01T09:55:24.651Z;S:ServiceLatencyMetadata.AuthModuleLatency=0,\
+                WebExceptionStatus=ProtocolError;ResponseStatusCode=401;WebException=System.Net.WebException: \
+                The remote server returned an error: (401) Unauthorized    \
+                System.Net.HttpWebRequest.EndGetResponse(IAsyncResult asyncResult)    \
+                в Microsoft.Exchange.HttpProxy.ProxyRequestHandler.<>c__DisplayClass199_0.<OnResponseReady>b__0();,,\
+                |RoutingDB:1ddd6ccf-be67-4cff-8809-6fe9619d437f,,,CafeV1";
+    assert_eq!(line.split(',').count(), header.last().unwrap().split(',').count());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("HttpProxy_2020100109-1.LOG");
+    std::fs::write(&log, format!("{}\n{line}\n", header.join("\n"))).unwrap();
+    let proxy = audit(&[log.to_str().unwrap()], &[]);
+    assert_eq!(summary(&proxy, "lines malformed requests anonymous users failed_sign_ins"), [1, 0, 1, 1, 0, 0]);
+    assert_eq!(counts(&proxy["clients"]), tally(&[("exchange-online-org-test", 1)]));
+    // Beside an IIS log, an HttpProxy 401 is left out for the IIS line (see
+    // `exchange::join`): still no user.
+    let both = audit(&[&file, log.to_str().unwrap()], &[]);
+    assert_eq!(summary(&both, "requests anonymous users iis_duplicates attacks"), [1, 1, 0, 1, 0]);
+}
