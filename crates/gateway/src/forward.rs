@@ -217,7 +217,7 @@ fn decide(
         }
         // Denied for naming no one, where a Windows sign-in opens: it may go on.
         let opening = (decision.action == Action::Deny)
-            .then(|| opening::of(m, authorization.is_some(), filled.auth.as_ref(), &loaded))
+            .then(|| opening::of(m, decision.status, authorization.is_some(), filled.auth.as_ref(), &loaded))
             .flatten();
         let rule = loaded.rule_name(decision.rule);
         let deny = decision.action == Action::Deny;

@@ -48,15 +48,19 @@ pub(crate) enum Opening {
     Negotiate(&'static str),
 }
 
-/// How `m`, denied by `policy`, goes on if it opens a Windows sign-in that
-/// the policy may let through once it names its user.
+/// How `m`, denied by `policy` with `status`, goes on if it opens a Windows
+/// sign-in that the policy may let through once it names its user. Only a
+/// denial answered 403 opens: a rule that answers otherwise (404 to hide a
+/// page, or an abort) keeps its answer, which a challenge would give away,
+/// and Exchange's NTLM CHALLENGE names the server and its domain.
 pub(crate) fn of(
     m: &exchange::Request,
+    status: u16,
     has_authorization: bool,
     auth: Option<&AuthUser>,
     policy: &policy::ReadyPolicy,
 ) -> Option<Opening> {
-    if !m.is_anonymous() {
+    if status != 403 || !m.is_anonymous() {
         return None;
     }
     let page = exchange::protocol::windows_sign_in_page(m.protocol)?;

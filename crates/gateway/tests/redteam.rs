@@ -2432,3 +2432,39 @@ async fn a_windows_sign_in_opens_past_a_rule_letting_its_user_through_and_nothin
     })
     .await;
 }
+
+/// Twelfth pass: a rule that hides a page (`status = 404`) from all but
+/// some users answered the requests that open a Windows sign-in with a
+/// challenge, the gateway's own or Exchange's, whose NTLM CHALLENGE names
+/// the server and its domain: anyone could see the page is there. Only a
+/// denial answered 403 opens; any other keeps its answer, and Exchange
+/// gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_hiding_a_page_keeps_its_answer_for_the_opening_of_a_sign_in() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        mock.run_windows_auth(true);
+        let hidden = EWS_ONLY_BOSS.replace("action = 'deny'", "action = 'deny'\nstatus = 404");
+        let gw = start_gateway(&hidden, up).await;
+        let post = |auth: &str| {
+            format!(
+                "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 7\r\nConnection: close\r\n\r\n<soap/>"
+            )
+        };
+        let negotiate = format!("Authorization: NTLM {}\r\n", B64.encode(ntlm_type1(0xa208_8207)));
+        for auth in ["", negotiate.as_str()] {
+            let answer = send_raw(gw.addr, post(auth).as_bytes()).await;
+            assert_eq!(status(&answer), "404", "{auth}: {answer}");
+            assert!(!answer.to_ascii_lowercase().contains("www-authenticate"), "{answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // boss still signs in with Basic; with the default 403 the opening goes on.
+        let answer = send_raw(gw.addr, post(&format!("Authorization: {}\r\n", basic("boss", "pw"))).as_bytes()).await;
+        assert_ne!(status(&answer), "404", "{answer}");
+        gw.stop().await;
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        assert_eq!(status(&send_raw(gw.addr, post(&negotiate).as_bytes()).await), "401");
+        gw.stop().await;
+    })
+    .await;
+}
