@@ -217,10 +217,13 @@
 //! piece now. And a rule hiding a page (`status = 404`) from all but some
 //! users answered the opening with a challenge, the gateway's or
 //! Exchange's, whose NTLM CHALLENGE names the server and its domain: only a
-//! denial answered 403 opens. Left open: healthcheck pages and
-//! Autodiscover's anonymous answers outside OWA and ECP, where credentials
-//! IIS ignores (Digest, off on every virtual directory by default) name a
-//! user the gateway reads; on `/PowerShell` the gateway reads only the
+//! denial answered 403 opens. Left open (Low): a `GET` of any page ending
+//! in `healthcheck.htm` is answered by `ProxyModule.OnBeginRequest`
+//! (decompiled `HealthCheckResponder`) before any sign-in, with the
+//! server's FQDN, so any credentials naming a user a rule lets through
+//! carry it past that rule; Autodiscover's anonymous answers, likewise with
+//! credentials IIS ignores there (Digest, off on every virtual directory by
+//! default); on `/PowerShell` the gateway reads only the
 //! `Authorization` header, while the back end also takes the account in a
 //! query's `X-Rps-CAT` when the front end sent no `X-CommonAccessToken`
 //! (decompiled `RemotePowershellBackendCmdletProxyModule`, for requests IIS
