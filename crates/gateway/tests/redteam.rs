@@ -217,11 +217,13 @@
 //! piece now. And a rule hiding a page (`status = 404`) from all but some
 //! users answered the opening with a challenge, the gateway's or
 //! Exchange's, whose NTLM CHALLENGE names the server and its domain: only a
-//! denial answered 403 opens. Left open (Low): a `GET` of any page ending
-//! in `healthcheck.htm` is answered by `ProxyModule.OnBeginRequest`
+//! denial answered 403 opens. And a `GET` of any page ending in
+//! `healthcheck.htm` is answered by `ProxyModule.OnBeginRequest`
 //! (decompiled `HealthCheckResponder`) before any sign-in, with the
-//! server's FQDN, so any credentials naming a user a rule lets through
-//! carry it past that rule; Autodiscover's anonymous answers, likewise with
+//! server's FQDN: any credentials naming a user a rule lets through carried
+//! it past that rule, and an AUTHENTICATE there (answered 200 unchecked)
+//! made its user the connection's; such credentials are unchecked now
+//! (`crate::unchecked`). Left open: Autodiscover's anonymous answers, with
 //! credentials IIS ignores there (Digest, off on every virtual directory by
 //! default); on `/PowerShell` the gateway reads only the
 //! `Authorization` header, while the back end also takes the account in a
@@ -2592,6 +2594,56 @@ async fn the_opening_of_a_sign_in_sends_one_bodiless_get_whatever_its_framing() 
         };
         assert_eq!(statuses(&answer), ["401"], "{answer}");
         assert_eq!(mock.seen().len(), 7);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Twelfth pass: Exchange's front end answers a load balancer's health
+/// check (`GET .../healthcheck.htm`, on every virtual directory) before
+/// IIS signs anyone in, with the server's FQDN. Any credentials naming boss
+/// (a wrong Basic password, Digest, a forged NTLM AUTHENTICATE) carried
+/// such a request past a rule keeping EWS for boss, and the AUTHENTICATE,
+/// answered 200 unchecked, made boss the connection's user for the
+/// requests after it. They pass now only if the request would pass
+/// anonymous too, and sign no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_a_health_check_are_not_checked_and_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        let req = |method: &str, path: &str, auth: &str, last: bool| {
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: mail\r\n{auth}{}Content-Length: 0\r\n\r\n",
+                if last { "Connection: close\r\n" } else { "" }
+            )
+        };
+        let header = |v: String| format!("Authorization: {v}\r\n");
+        let digest = header("Digest username=\"boss\", realm=\"mail\", nonce=\"n\", uri=\"/\", response=\"0a\"".into());
+        for auth in [header(basic("boss", "wrong")), digest] {
+            for path in ["/EWS/healthcheck.htm", "/ews/x/HealthCheck.htm"] {
+                let answer = send_raw(gw.addr, req("GET", path, &auth, true).as_bytes()).await;
+                assert_eq!(status(&answer), "403", "{path} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // A forged AUTHENTICATE there signs no one in for the connection.
+        mock.run_windows_auth(true);
+        let negotiate = header(format!("NTLM {}", B64.encode(ntlm_type1(0xa208_8207))));
+        let boss = header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss"))));
+        let raw = format!(
+            "{}{}{}",
+            req("GET", "/EWS/healthcheck.htm", &negotiate, false),
+            req("GET", "/EWS/healthcheck.htm", &boss, false),
+            req("POST", "/EWS/Exchange.asmx", "", true)
+        );
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["401", "403", "403"]);
+        assert_eq!(mock.seen().len(), 1, "only the opening's GET: {:?}", mock.seen());
+        mock.run_windows_auth(false);
+        // boss's own requests to EWS are judged as boss, as before.
+        let answer =
+            send_raw(gw.addr, req("POST", "/EWS/Exchange.asmx", &header(basic("boss", "pw")), true).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
         gw.stop().await;
     })
     .await;
