@@ -47,15 +47,16 @@ pub(crate) fn denied(status: u16, substatus: u16, rule: &str, mut finish: Finish
     Ok(own(code, &format!("Denied by casguard policy rule: {rule}"), false, finish))
 }
 
-/// The challenge IIS answers a request without credentials with, where the
-/// front end runs Windows authentication (see [`crate::opening`]): 401.2,
-/// offering Negotiate and NTLM, and Basic in `basic_realm` where the front
-/// end runs it too.
+/// The challenge to a request without credentials where the front end runs
+/// Windows authentication (see [`crate::opening`]): 401.2, offering NTLM,
+/// and Basic in `basic_realm` where the front end runs it too. Not
+/// Negotiate, which IIS offers first: a domain-joined client would answer
+/// it with a Kerberos ticket, which names no one the gateway can read, so
+/// no rule letting users through by name could let it in.
 pub(crate) fn challenge(basic_realm: Option<&HeaderValue>, mut finish: Finish) -> Answer {
     finish.status(401, 2);
     let mut resp = own(StatusCode::UNAUTHORIZED, "Sign in to go on.", false, finish);
     let h = resp.headers_mut();
-    h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
     h.append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
     let basic = basic_realm.and_then(|realm| {
         let realm = realm.to_str().ok().filter(|r| r.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))?;

@@ -461,6 +461,10 @@ mod tests {
         let init = format!("Negotiate {}", STANDARD.encode(neg_token_init(&[NTLM_OID], &t1)));
         assert_eq!(auth_user(init.as_bytes()), AuthUser::HandshakeLeg);
         assert!(!ntlm_ambiguous(init.as_bytes()));
+        // Kerberos offered first: Windows hands the mechToken to Kerberos,
+        // which can only refuse it; it opens no more than a NEGOTIATE.
+        let krb_first = format!("Negotiate {}", STANDARD.encode(neg_token_init(&[KRB5, NTLM_OID], &t1)));
+        assert_eq!(auth_user(krb_first.as_bytes()), AuthUser::HandshakeLeg);
         let resp = format!("Negotiate {}", STANDARD.encode(neg_token_resp(&boss)));
         assert_eq!(auth_user(resp.as_bytes()), AuthUser::Named("CONTOSO\\boss".into()));
         assert!(!ntlm_ambiguous(resp.as_bytes()));

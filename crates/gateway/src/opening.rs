@@ -6,8 +6,8 @@
 //! in as those users. So where the policy denies such a request but may
 //! allow it once it names its user, on a page where Exchange's front end
 //! runs Windows authentication ([`policy::Decision::challenge`]):
-//! - without credentials, the gateway answers 401 with IIS's challenge
-//!   (`Negotiate`, `NTLM`) itself, and nothing reaches Exchange;
+//! - without credentials, the gateway answers 401 with a challenge
+//!   (`NTLM`, see [`answer::challenge`]) itself, and nothing reaches Exchange;
 //! - a NEGOTIATE message goes on to Exchange, whose CHALLENGE no one else
 //!   can give, as a `GET` of that protocol's Windows-authenticated page
 //!   with no body (the client's is read, up to [`MAX_DROPPED`], and
@@ -21,8 +21,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use bytes::Buf;
+use http_body_util::BodyExt;
+use hyper::body::Body;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use hyper::{Method, Request, StatusCode};
 
@@ -128,9 +129,95 @@ pub(crate) async fn negotiate(
     }
 }
 
-/// Read the client's body to its end and drop it; false when it is longer
-/// than [`MAX_DROPPED`] or does not come.
-async fn dropped(body: Incoming) -> bool {
-    let read = Limited::new(body, MAX_DROPPED).collect();
-    matches!(tokio::time::timeout(crate::forms::READ_TIMEOUT, read).await, Ok(Ok(_)))
+/// Read the client's body to its end and drop it, each piece as it comes;
+/// false when it is longer than [`MAX_DROPPED`] or does not come. Not
+/// collected: anyone may send a NEGOTIATE, and a megabyte held on each of
+/// the gateway's connections (16,384 by default) until the body ended
+/// would be 16 GiB.
+async fn dropped<B: Body>(body: B) -> bool {
+    let drain = async {
+        let mut body = std::pin::pin!(body);
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            read = read.saturating_add(frame.data_ref().map_or(0, Buf::remaining));
+            if read > MAX_DROPPED {
+                return false;
+            }
+        }
+        true
+    };
+    matches!(tokio::time::timeout(crate::forms::READ_TIMEOUT, drain).await, Ok(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use hyper::body::Frame;
+
+    use super::*;
+
+    /// A piece of a body that counts the pieces alive.
+    struct Piece(Bytes, Arc<AtomicUsize>);
+
+    impl Drop for Piece {
+        fn drop(&mut self) {
+            self.1.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Buf for Piece {
+        fn remaining(&self) -> usize {
+            self.0.remaining()
+        }
+        fn chunk(&self) -> &[u8] {
+            self.0.chunk()
+        }
+        fn advance(&mut self, n: usize) {
+            self.0.advance(n)
+        }
+    }
+
+    /// `n` pieces of 16 KiB; records the most alive when the next is asked for.
+    struct Pieces {
+        left: usize,
+        alive: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Body for Pieces {
+        type Data = Piece;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Piece>, Self::Error>>> {
+            self.most.fetch_max(self.alive.load(Ordering::SeqCst), Ordering::SeqCst);
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            self.left -= 1;
+            self.alive.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(Frame::data(Piece(Bytes::from(vec![0u8; 16 << 10]), self.alive.clone())))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_body_is_not_held_while_it_is_read() {
+        let pieces = |n| {
+            let most = Arc::new(AtomicUsize::new(0));
+            (Pieces { left: n, alive: Arc::new(AtomicUsize::new(0)), most: most.clone() }, most)
+        };
+        // A megabyte: read to its end, one piece at a time.
+        let (body, most) = pieces(64);
+        assert!(dropped(body).await);
+        assert!(most.load(Ordering::SeqCst) <= 1, "{} pieces held at once", most.load(Ordering::SeqCst));
+        // One piece more: refused.
+        let (body, _) = pieces(65);
+        assert!(!dropped(body).await);
+    }
 }

@@ -22,6 +22,10 @@
 //! `Authorization` header: a request with the cookies of one user and a
 //! header naming another is served as the cookies' user, whom the gateway
 //! cannot read.
+//!
+//! And on every virtual directory, Exchange's front end answers a load
+//! balancer's health check (`GET .../healthcheck.htm`) before IIS signs
+//! anyone in: any credentials there are unchecked.
 
 use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 
@@ -33,13 +37,18 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 /// the connection's handshake made (`connection_signed_in`). On WOPI's
 /// pages a bearer token alone is the back end's to check (see
 /// [`crate::model::reads_query_token`]); the forms sign-in names its user
-/// in the form.
+/// in the form. And on any virtual directory, any credentials on a health
+/// check ([`is_health_check`]).
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
     connection_signed_in: bool,
     headers: &HeaderMap,
 ) -> bool {
+    let credentials = authorization.is_some() || connection_signed_in;
+    if credentials && is_health_check(r) {
+        return true;
+    }
     if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) || r.auth == exchange::AuthType::Fba {
         return false;
     }
@@ -54,8 +63,16 @@ pub(crate) fn credentials(
     // Basic as every client writes it: IIS may not read another spacing
     // (a tab, two spaces) as Basic, and then serves the page anonymously.
     let checked = scheme(b"Basic ") || (scheme(b"Bearer ") && crate::model::reads_query_token(&r.stem));
-    let credentials = authorization.is_some() || connection_signed_in;
     credentials && (!checked || sign_in_cookies(headers))
+}
+
+/// A load balancer's health check as Exchange's front end answers it, on
+/// any virtual directory: a `GET` of a path ending in `/healthcheck.htm`,
+/// answered by `ProxyModule.OnBeginRequest` (decompiled
+/// `HealthCheckResponder`: `200 OK<br/>` and the server's FQDN) before IIS
+/// signs anyone in, so whatever credentials come with it.
+fn is_health_check(r: &exchange::Request) -> bool {
+    r.method.eq_ignore_ascii_case("GET") && exchange::text::ends_with_ci(&r.stem, "/healthcheck.htm")
 }
 
 /// Whether a `Cookie` header names Exchange's forms sign-in cookies
@@ -136,5 +153,14 @@ mod tests {
         assert!(!credentials(&wopi, Some(&header("Bearer x")), false, &none));
         assert!(credentials(&wopi, Some(&header("Bearer x")), false, &cookies));
         assert!(credentials(&wopi, Some(&header("NTLM TlRM")), false, &none));
+        // A health check is answered before anyone signs in, on any virtual directory.
+        let mut health = request("/EWS/HealthCheck.htm");
+        health.protocol = exchange::Protocol::Ews;
+        health.method.push_str("get");
+        assert!(credentials(&health, Some(&header("Basic Ym9zczp4")), false, &none));
+        assert!(credentials(&health, None, true, &none));
+        assert!(!credentials(&health, None, false, &none), "anonymous already");
+        health.method = "POST".into();
+        assert!(!credentials(&health, Some(&header("Basic Ym9zczp4")), false, &none));
     }
 }

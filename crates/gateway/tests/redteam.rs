@@ -193,6 +193,43 @@
 //! (`crate::opening`): the gateway's own without credentials, Exchange's
 //! for a NEGOTIATE sent on as a bodiless `GET` of the protocol's page;
 //! any answer but 401 to that is answered 403, nothing else passes.
+//!
+//! Twelfth pass (rt36b), on that opening and on `crate::unchecked`, held:
+//! a NEGOTIATE sent as `HEAD`, chunked, with `Expect: 100-continue`, or
+//! with a body over 1 MiB (403, nothing sent); a request body that is
+//! itself a request, behind `Expect: 100-continue` on the gateway's own
+//! challenge (never read as one); a NEGOTIATE after an NTLM sign-in as
+//! another user on an allowed page (a new upstream connection, as for any
+//! handshake) and a header-less request after it (judged as nobody's);
+//! the opening's `GET` carries no query, body or framing of the client's.
+//! `credentials::auth_user` gives `HandshakeLeg` only for a type-1 message
+//! where Windows reads one (bare, or where SPNEGO points); an SPNEGO
+//! offering Kerberos first with an NTLM NEGOTIATE as its mechToken goes on
+//! as one, and Windows, handing it to Kerberos, can only refuse it (401 or
+//! 403 here). Exchange's back end reads a WOPI request's `access_token`
+//! whatever `cadata` cookies say (decompiled `OwaModule` makes WOPI's
+//! requests anonymous, then `ParseWacRequest` reads the token), so a query
+//! token beside the cookies is the back end's to check; `FbaModule` runs
+//! only where forms sign-in is on (OWA, ECP: it replaces the `HttpProxy`
+//! module by the vdir's web.config). Closed: the opening collected the
+//! dropped body, up to 1 MiB held per connection for 30 s, from anyone
+//! (16 GiB at the default 16,384 connections); it is drained piece by
+//! piece now. And a rule hiding a page (`status = 404`) from all but some
+//! users answered the opening with a challenge, the gateway's or
+//! Exchange's, whose NTLM CHALLENGE names the server and its domain: only a
+//! denial answered 403 opens. And a `GET` of any page ending in
+//! `healthcheck.htm` is answered by `ProxyModule.OnBeginRequest`
+//! (decompiled `HealthCheckResponder`) before any sign-in, with the
+//! server's FQDN: any credentials naming a user a rule lets through carried
+//! it past that rule, and an AUTHENTICATE there (answered 200 unchecked)
+//! made its user the connection's; such credentials are unchecked now
+//! (`crate::unchecked`). Left open: Autodiscover's anonymous answers, with
+//! credentials IIS ignores there (Digest, off on every virtual directory by
+//! default); on `/PowerShell` the gateway reads only the
+//! `Authorization` header, while the back end also takes the account in a
+//! query's `X-Rps-CAT` when the front end sent no `X-CommonAccessToken`
+//! (decompiled `RemotePowershellBackendCmdletProxyModule`, for requests IIS
+//! already signed in): not tried on Exchange itself.
 
 mod common;
 
@@ -2388,7 +2425,7 @@ async fn a_windows_sign_in_opens_past_a_rule_letting_its_user_through_and_nothin
         // No credentials: the gateway's own challenge, and Exchange gets nothing.
         let answer = send_raw(gw.addr, post(None, true).as_bytes()).await;
         assert_eq!(status(&answer), "401", "{answer}");
-        assert!(answer.contains("www-authenticate: Negotiate") && answer.contains("www-authenticate: NTLM"), "{answer}");
+        assert!(answer.contains("www-authenticate: NTLM") && !answer.contains("Negotiate"), "NTLM alone: {answer}");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
 
         // A whole sign-in on one connection: boss gets in, with Exchange's challenge between.
@@ -2439,6 +2476,192 @@ async fn a_windows_sign_in_opens_past_a_rule_letting_its_user_through_and_nothin
         let answer = send_raw(gw.addr, get("/EWS/Exchange.asmx").as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 401") && !answer.contains("Basic"), "{answer}");
         assert_eq!(mock.seen().len(), before);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Twelfth pass: a rule that hides a page (`status = 404`) from all but
+/// some users answered the requests that open a Windows sign-in with a
+/// challenge, the gateway's own or Exchange's, whose NTLM CHALLENGE names
+/// the server and its domain: anyone could see the page is there. Only a
+/// denial answered 403 opens; any other keeps its answer, and Exchange
+/// gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_hiding_a_page_keeps_its_answer_for_the_opening_of_a_sign_in() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        mock.run_windows_auth(true);
+        let hidden = EWS_ONLY_BOSS.replace("action = 'deny'", "action = 'deny'\nstatus = 404");
+        let gw = start_gateway(&hidden, up).await;
+        let post = |auth: &str| {
+            format!(
+                "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 7\r\nConnection: close\r\n\r\n<soap/>"
+            )
+        };
+        let negotiate = format!("Authorization: NTLM {}\r\n", B64.encode(ntlm_type1(0xa208_8207)));
+        for auth in ["", negotiate.as_str()] {
+            let answer = send_raw(gw.addr, post(auth).as_bytes()).await;
+            assert_eq!(status(&answer), "404", "{auth}: {answer}");
+            assert!(!answer.to_ascii_lowercase().contains("www-authenticate"), "{answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // boss still signs in with Basic; with the default 403 the opening goes on.
+        let answer = send_raw(gw.addr, post(&format!("Authorization: {}\r\n", basic("boss", "pw"))).as_bytes()).await;
+        assert_ne!(status(&answer), "404", "{answer}");
+        gw.stop().await;
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        assert_eq!(status(&send_raw(gw.addr, post(&negotiate).as_bytes()).await), "401");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Twelfth pass, held: the opening of a sign-in with every framing a
+/// client can give it reaches Exchange as the same bodiless `GET`, or not
+/// at all; it never rides on a sign-in made before it; and the gateway's
+/// own challenge reads no request out of an unread body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opening_of_a_sign_in_sends_one_bodiless_get_whatever_its_framing() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        mock.run_windows_auth(true);
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        let negotiate = format!("NTLM {}", B64.encode(ntlm_type1(0xa208_8207)));
+        let as_user = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
+        let req = |method: &str, path: &str, auth: Option<&str>, extra: &str, body: &str| {
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: mail\r\n{}{extra}Content-Length: {}\r\n\r\n{body}",
+                auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n")),
+                body.len()
+            )
+        };
+        let close = "Connection: close\r\n";
+        let the_get = |s: &Seen| {
+            assert_eq!((s.method.as_str(), s.uri.as_str(), s.body_len), ("GET", "/EWS/Exchange.asmx", 0), "{s:?}");
+            for name in ["content-length", "transfer-encoding", "expect", "content-type"] {
+                assert!(s.headers.get(name).is_none(), "{name}: {:?}", s.headers);
+            }
+        };
+
+        // HEAD, then boss's AUTHENTICATE on the same upstream connection.
+        let raw = format!(
+            "{}{}",
+            req("HEAD", "/EWS/Exchange.asmx?x=1", Some(&negotiate), "", ""),
+            req("POST", "/EWS/Exchange.asmx", Some(&as_user("boss")), close, "<soap/>")
+        );
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["401", "200"]);
+        let seen = mock.seen();
+        the_get(&seen[0]);
+        assert_eq!(seen[0].conn, seen[1].conn);
+        // Chunked, and behind `Expect: 100-continue`.
+        let chunked = format!(
+            "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {negotiate}\r\n\
+             Content-Type: text/xml\r\nTransfer-Encoding: chunked\r\n{close}\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        assert_eq!(statuses(&send_raw(gw.addr, chunked.as_bytes()).await), ["401"]);
+        let expect = req("POST", "/EWS/Exchange.asmx", Some(&negotiate), "Expect: 100-continue\r\nConnection: close\r\n", "<soap/>");
+        assert_eq!(statuses(&send_raw(gw.addr, expect.as_bytes()).await), ["100", "401"]);
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        seen[2..].iter().for_each(the_get);
+        // Over 1 MiB: 403, and Exchange gets nothing.
+        let big = "x".repeat((1 << 20) + 1);
+        let answer = send_raw(gw.addr, req("POST", "/EWS/Exchange.asmx", Some(&negotiate), close, &big).as_bytes()).await;
+        assert_eq!(status(&answer), "403", "{answer}");
+        assert_eq!(mock.seen().len(), 4);
+
+        // After alice's sign-in on a page open to all, a NEGOTIATE goes on
+        // a new upstream connection, and a request without a header after
+        // it names nobody.
+        let raw = format!(
+            "{}{}{}{}",
+            req("GET", "/OAB/x", Some(&negotiate), "", ""),
+            req("GET", "/OAB/x", Some(&as_user("alice")), "", ""),
+            req("POST", "/EWS/Exchange.asmx", Some(&negotiate), "", "<soap/>"),
+            req("POST", "/EWS/Exchange.asmx", None, close, "<soap/>"),
+        );
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["401", "200", "401", "403"]);
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 7, "{seen:?}");
+        assert_eq!(seen[4].conn, seen[5].conn);
+        assert_ne!(seen[5].conn, seen[6].conn, "alice's sign-in is not the opening's");
+        the_get(&seen[6]);
+
+        // The gateway's own challenge, to a request whose unread body is a
+        // request naming eve: no second answer, nothing sent.
+        let inner = req("POST", "/EWS/Exchange.asmx", Some(&as_user("eve")), close, "<soap/>");
+        let raw = format!(
+            "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{inner}",
+            inner.len()
+        );
+        let answer = {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(raw.as_bytes()).await.unwrap();
+            let mut all = Vec::new();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tcp.read_to_end(&mut all)).await;
+            String::from_utf8_lossy(&all).into_owned()
+        };
+        assert_eq!(statuses(&answer), ["401"], "{answer}");
+        assert_eq!(mock.seen().len(), 7);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Twelfth pass: Exchange's front end answers a load balancer's health
+/// check (`GET .../healthcheck.htm`, on every virtual directory) before
+/// IIS signs anyone in, with the server's FQDN. Any credentials naming boss
+/// (a wrong Basic password, Digest, a forged NTLM AUTHENTICATE) carried
+/// such a request past a rule keeping EWS for boss, and the AUTHENTICATE,
+/// answered 200 unchecked, made boss the connection's user for the
+/// requests after it. They pass now only if the request would pass
+/// anonymous too, and sign no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_a_health_check_are_not_checked_and_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        let req = |method: &str, path: &str, auth: &str, last: bool| {
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: mail\r\n{auth}{}Content-Length: 0\r\n\r\n",
+                if last { "Connection: close\r\n" } else { "" }
+            )
+        };
+        let header = |v: String| format!("Authorization: {v}\r\n");
+        let digest = header("Digest username=\"boss\", realm=\"mail\", nonce=\"n\", uri=\"/\", response=\"0a\"".into());
+        for auth in [header(basic("boss", "wrong")), digest] {
+            for path in ["/EWS/healthcheck.htm", "/ews/x/HealthCheck.htm"] {
+                // Denied as anonymous, which the policy answers with a
+                // sign-in's challenge on EWS (no scheme offered: the
+                // request came with credentials).
+                let answer = send_raw(gw.addr, req("GET", path, &auth, true).as_bytes()).await;
+                assert_eq!(status(&answer), "401", "{path} {auth}: {answer}");
+                assert!(answer.contains("EWS only for boss") && !answer.contains("www-authenticate"), "{answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // A forged AUTHENTICATE there signs no one in for the connection.
+        mock.run_windows_auth(true);
+        let negotiate = header(format!("NTLM {}", B64.encode(ntlm_type1(0xa208_8207))));
+        let boss = header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss"))));
+        let raw = format!(
+            "{}{}{}",
+            req("GET", "/EWS/healthcheck.htm", &negotiate, false),
+            req("GET", "/EWS/healthcheck.htm", &boss, false),
+            req("POST", "/EWS/Exchange.asmx", "", true)
+        );
+        // The AUTHENTICATE is denied as anonymous (the policy's challenge,
+        // 401), and the header-less request after it is the unread
+        // handshake's, someone the gateway cannot read (403).
+        assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["401", "401", "403"]);
+        assert_eq!(mock.seen().len(), 1, "only the opening's GET: {:?}", mock.seen());
+        mock.run_windows_auth(false);
+        // boss's own requests to EWS are judged as boss, as before.
+        let answer =
+            send_raw(gw.addr, req("POST", "/EWS/Exchange.asmx", &header(basic("boss", "pw")), true).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
         gw.stop().await;
     })
     .await;

@@ -190,15 +190,18 @@ pub fn may_allow_once_signed_in(policy: &ReadyPolicy, request: &Request) -> bool
 
 /// Decide `request` under `policy`: the first rule whose conditions all match
 /// and none of whose exceptions match decides; else the default. A request
-/// that opens a Windows sign-in, denied for naming no one yet where some
-/// user may pass, is still denied, but with the sign-in's challenge (401.2,
+/// that opens a Windows sign-in, denied (403) for naming no one yet where
+/// some user may pass, is still denied, but with the sign-in's challenge (401.2,
 /// [`Decision::challenge`]): answered 403, no Windows client (Outlook for
 /// Windows, EWS programs) could sign in as a user a rule lets through by
 /// name. Pure; does not allocate.
 pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
     let decision = first_match(policy, request);
+    // Only a denial answered 403: a rule answering otherwise (404 to hide a
+    // page, an abort) keeps its answer, which a challenge would give away.
     let challenge = decision.action == Action::Deny
         && decision.refused.is_none()
+        && decision.status == 403
         && request.is_anonymous()
         && exchange::protocol::windows_sign_in_page(request.protocol).is_some()
         && may_allow_once_signed_in(policy, request);

@@ -802,4 +802,9 @@ fn the_opening_of_a_windows_sign_in_is_denied_with_its_challenge() {
     // Outlook on the web's front end runs no Windows sign-in: denied as the rule says.
     let d = evaluate(&p, &common::at(Protocol::Owa, "/owa/", "", "Mozilla/5.0"));
     assert_eq!((d.action, d.status, d.challenge), (Action::Deny, 403, false));
+    // A rule hiding the page keeps its answer, which a challenge would give away.
+    let hidden =
+        policy("[[rule]]\nname = 'h'\naction = 'deny'\nstatus = 404\npath = '/EWS'\nunless = { user = 'boss' }\n");
+    let d = evaluate(&hidden, &ews(outlook, ""));
+    assert_eq!((d.action, d.status, d.challenge), (Action::Deny, 404, false));
 }
