@@ -357,6 +357,10 @@ impl ActiveSync {
 /// another path (see [`crate::url::routes_past_its_path`]): the ProxyShell
 /// and ProxyNotShell shape.
 pub const ROUTED_PAST_ITS_PATH: &str = "autodiscover.json routed to another path (explicit logon, ProxyShell)";
+/// Why a request naming the identity Exchange's front end gives its back
+/// end is refused: no client sends it, and the back end trusts it.
+pub const FRONT_END_IDENTITY: &str =
+    "the identity Exchange's front end gives its back end (X-CommonAccessToken, X-Rps-CAT)";
 
 /// One HTTP request to a Client Access server, from a log line or the wire.
 #[derive(Clone, Debug, Default)]
@@ -579,6 +583,12 @@ impl Request {
         // Only Autodiscover's handler reads an explicit logon from the query.
         if self.protocol == Protocol::Autodiscover && crate::url::routes_past_its_path(&self.stem, &self.query, b"") {
             return Some(ROUTED_PAST_ITS_PATH);
+        }
+        // Remote PowerShell's back end reads the account from `X-Rps-CAT`
+        // when the front end sent no X-CommonAccessToken (ProxyShell's
+        // impersonation, CVE-2021-34523).
+        if crate::exploits::cat::named_in(&self.query) {
+            return Some(FRONT_END_IDENTITY);
         }
         None
     }

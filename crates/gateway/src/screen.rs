@@ -11,6 +11,13 @@ use hyper::{Method, Uri, Version};
 
 use crate::model::{MS_ASPROTOCOLVERSION, X_FORWARDED_FOR};
 
+/// The identity Exchange's front end serializes for its back end
+/// (`X-CommonAccessToken`; `X-Rps-CAT` in a query is refused by the model,
+/// `exchange::Request::ambiguity`, in simulate too). No client sends it;
+/// the back end trusts it, so one that reached it would name the user.
+const X_COMMON_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-commonaccesstoken");
+pub(crate) const INTERNAL_IDENTITY: Refused = Refused::new(400, exchange::FRONT_END_IDENTITY);
+
 /// A request the gateway answers itself, without asking the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refused {
@@ -147,6 +154,9 @@ pub(crate) fn head(
         if name == COOKIE && exchange::url::cookie_names_a_backend(value.as_bytes()) {
             return Err(Refused::new(400, "cookie names a back end to proxy to (ProxyLogon)"));
         }
+        if name == X_COMMON_ACCESS_TOKEN {
+            return Err(INTERNAL_IDENTITY);
+        }
         if unlisted && name == X_FORWARDED_FOR && names_public(value.as_bytes()) {
             return Err(FORWARDED_BY_UNLISTED);
         }
@@ -160,6 +170,7 @@ pub(crate) fn head(
     if size > max_head_bytes {
         return Err(Refused::new(431, "request head over the limit"));
     }
+
     if repeated != 0 {
         return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
     }

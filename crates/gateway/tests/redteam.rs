@@ -2666,3 +2666,42 @@ async fn credentials_on_a_health_check_are_not_checked_and_do_not_except() {
     })
     .await;
 }
+
+/// After the twelfth pass (the lead): the identity Exchange's front end
+/// serializes for its back end (`X-CommonAccessToken`; in a remote
+/// PowerShell query, `X-Rps-CAT`, which the back end reads when that header
+/// is missing: the account ProxyShell impersonated) is refused from a
+/// client, however spelt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identity_the_front_end_gives_its_back_end_is_refused_from_a_client() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway("default = 'allow'\n", up).await;
+        let get = |target: &str, extra: &str| {
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: mail\r\n{extra}Authorization: {}\r\nConnection: close\r\n\r\n",
+                basic("eve", "pw")
+            )
+        };
+        let cat = "VgEAVAdXaW5kb3dzQwBBCEtlcmJlcm9z";
+        for raw in [
+            get(&format!("/PowerShell?X-Rps-CAT={cat}"), ""),
+            get(&format!("/powershell/?serializationLevel=Full&x-rps-cat={cat}"), ""),
+            get(&format!("/PowerShell?%58-Rps-CAT={cat}"), ""),
+            get(&format!("/PowerShell?X%2DRps%2dCAT={cat}"), ""),
+            get("/EWS/Exchange.asmx", &format!("X-CommonAccessToken: {cat}\r\n")),
+            get("/EWS/Exchange.asmx", &format!("x-commonaccesstoken: {cat}\r\n")),
+        ] {
+            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{raw}: {answer}");
+            assert!(answer.contains("X-CommonAccessToken, X-Rps-CAT"), "{answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Remote PowerShell as clients send it, and a query that merely says "cat".
+        for target in ["/PowerShell?serializationLevel=Full;clientApplication=EMC", "/owa/?path=/x-rps/cat"] {
+            assert_eq!(status(&send_raw(gw.addr, get(target, "").as_bytes()).await), "200", "{target}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
