@@ -376,17 +376,9 @@ fn all3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
     known.then_some(true)
 }
 
-/// Three-valued logic: any one holds.
+/// Three-valued logic: any one holds (none fails to hold is not all hold).
 fn any3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
-    let mut known = true;
-    for v in values {
-        match v {
-            Some(true) => return Some(true),
-            None => known = false,
-            Some(false) => {}
-        }
-    }
-    known.then_some(false)
+    all3(values.map(|v| v.map(|b| !b))).map(|b| !b)
 }
 
 /// Three-valued logic: both hold.
@@ -527,5 +519,20 @@ impl Policy {
     /// do not record: such a rule never matches their lines.
     pub fn uses_auth_type(&self) -> bool {
         self.rules.iter().any(|r| r.uses(&|c| matches!(c, Cond::Auth(_))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_valued_logic_knows_what_does_not_depend_on_the_unknown() {
+        let (t, f, u) = (Some(true), Some(false), None);
+        let all = |v: &[Option<bool>]| all3(v.iter().copied());
+        let any = |v: &[Option<bool>]| any3(v.iter().copied());
+        assert_eq!((all(&[]), all(&[t, t]), all(&[t, u]), all(&[u, f])), (t, t, u, f));
+        assert_eq!((any(&[]), any(&[f, f]), any(&[f, u]), any(&[u, t])), (f, f, u, t));
+        assert_eq!((and3(t, u), and3(f, u), and3(t, t)), (u, f, t));
     }
 }
