@@ -170,14 +170,6 @@ pub(crate) struct UaClass {
     found: Mask,
 }
 
-impl UaClass {
-    /// The rules whose user-agent conditions hold, when known as bits: with
-    /// them, [`Catalog::classify_ua`] depends on nothing else of the user agent.
-    pub(crate) fn rules(&self) -> Option<u128> {
-        self.rules
-    }
-}
-
 /// The client catalog, compiled for matching.
 #[derive(Debug, Clone)]
 pub struct Catalog {

@@ -21,7 +21,6 @@ use crate::url;
 mod memo;
 
 use memo::{activesync_query, canonical_stem, Address, Memo, QuerySlot, StemSlot, UaFacts, MEMO};
-pub(crate) use memo::{AnchorMemo, ClientMemo, Remembered};
 
 /// User-agent substrings of Managed Availability and Test-*Connectivity
 /// (ASCII case-insensitive). `_probe` is special: it must end a token.
@@ -180,8 +179,6 @@ impl Interpreter {
                     Some(kind),
                     &mut memo.uri,
                     Some(&mut memo.stems),
-                    Some(&mut memo.anchors),
-                    Some(&mut memo.clients),
                     queries,
                     Some(address),
                     reading,
@@ -199,7 +196,7 @@ impl Interpreter {
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, None, reading);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, reading);
         }
     }
 
@@ -219,8 +216,6 @@ impl Interpreter {
                     None,
                     &mut memo.uri,
                     Some(&mut memo.stems),
-                    Some(&mut memo.anchors),
-                    Some(&mut memo.clients),
                     queries,
                     None,
                     Reading::FULL,
@@ -231,13 +226,11 @@ impl Interpreter {
         });
         if memo != Ok(true) {
             let facts = self.ua_facts(&req.user_agent);
-            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, None, None, Reading::FULL);
+            self.interpret_with(req, facts, None, &mut [0; URI_BUFFER], None, None, None, Reading::FULL);
         }
     }
 
     /// `user_kind`: `req.user` already holds the account key of `req.username`, of this kind.
-    /// `anchors`: the thread's memo of the exploit rules' anchors by URI.
-    /// `clients`: the thread's memo of the catalog's clients.
     /// `queries`: the thread's memo of ActiveSync queries and its scratch key.
     /// `address`: the client address and network of `req.peer_ip` and
     /// `req.forwarded_for`, when known. `reading`: see
@@ -250,8 +243,6 @@ impl Interpreter {
         user_kind: Option<UserKind>,
         uri: &mut [u8; URI_BUFFER],
         stems: Option<&mut [StemSlot]>,
-        anchors: Option<&mut AnchorMemo>,
-        clients: Option<&mut ClientMemo>,
         queries: Option<(&mut [QuerySlot], &mut String)>,
         address: Option<Address>,
         reading: Reading,
@@ -304,42 +295,21 @@ impl Interpreter {
             None => self.client_and_network(req.peer_ip, &req.forwarded_for, req.source == crate::Source::Gateway),
         };
 
-        // What the exploit rules' prefilter found in this stem and query,
-        // and whether the query names a probe, when seen before: then the
-        // URI is lower-cased only if a rule asks for a needle of its own.
-        let mut anchors = anchors.map(|memo| {
-            let remembered = memo.get(&req.stem, &req.query);
-            (memo, remembered)
-        });
-        let remembered = anchors.as_ref().and_then(|(_, r)| *r);
-        let mut uri_len = None;
+        // Lower-cased once for the detection rules and the probe query alike.
+        let uri_len = lower_uri(req, uri);
         let path = match stem.as_deref_mut() {
             Some(slot) if self.exploits.uses_paths() => {
                 Some(slot.facts(self.exploits.files(), &req.stem, req.on_backend_site()))
             }
             _ => None,
         };
-        let mut searched = None;
-        req.attack = self.exploits.detect_with(
-            req,
-            facts.exploit,
-            uri,
-            &mut uri_len,
-            path,
-            remembered.map(|r| r.found),
-            &mut searched,
-        );
-        let mut probe_query = remembered.and_then(|r| r.probe_query);
+        req.attack = self.exploits.detect_with(req, facts.exploit, uri, Some(uri_len), path);
         req.traffic = if req.attack.is_some() {
             Traffic::Attack
         } else if kind == UserKind::HealthMailbox
             || facts.probe
             || stem.as_ref().map_or_else(|| is_health_page(&req.stem), |s| s.health)
-            || self.is_probe_device(req)
-            || *probe_query.get_or_insert_with(|| {
-                let len = *uri_len.get_or_insert_with(|| lower_uri(req, uri));
-                self.is_probe_query(req, uri, len)
-            })
+            || self.is_probe_request(req, uri, uri_len)
         {
             Traffic::Probe
         } else if is_backend(req, || stem.as_ref().map_or_else(|| contains_ci(&req.stem, "/Proxy"), |s| s.proxy)) {
@@ -349,20 +319,13 @@ impl Interpreter {
         } else {
             Traffic::Person
         };
-        if let (Some((memo, None)), Some(found)) = (anchors.as_mut(), searched) {
-            memo.put(Remembered { found, probe_query });
-        }
         if hop && req.traffic == Traffic::Backend {
             // Only counted: no client to name.
             (req.client, req.attack_claims) = (ClientId::UNKNOWN, ClientId::UNKNOWN);
             return;
         }
         let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        let classify = || self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
-        let claimed = match (clients, facts.class.rules()) {
-            (Some(memo), Some(rules)) => memo.client(rules, device, req.protocol, classify),
-            _ => classify(),
-        };
+        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
         // An attack names no client: its user agent and device type are the attacker's choice.
         (req.client, req.attack_claims) =
             if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };
@@ -414,19 +377,15 @@ impl Interpreter {
             })
     }
 
-    /// A probe by its ActiveSync device type (the user agent aside).
-    fn is_probe_device(&self, req: &Request) -> bool {
+    /// A probe by its ActiveSync device type or query (the user agent aside).
+    /// `uri` holds the lower-cased URI of `uri_len` bytes (see [`lower_uri`]).
+    fn is_probe_request(&self, req: &Request, uri: &[u8; URI_BUFFER], uri_len: usize) -> bool {
         PROBE_DEVICE_TYPES.iter().any(|d| req.activesync.device_type.eq_ignore_ascii_case(d))
-    }
-
-    /// A probe by its query. `uri` holds the lower-cased URI of `uri_len`
-    /// bytes (see [`lower_uri`]).
-    fn is_probe_query(&self, req: &Request, uri: &[u8; URI_BUFFER], uri_len: usize) -> bool {
-        !req.query.is_empty()
-            && match uri.get(req.stem.len() + 1..uri_len) {
-                Some(query) if uri_len <= URI_BUFFER => self.probe_query.find(query).is_some(),
-                _ => contains_ci(&req.query, PROBE_QUERY),
-            }
+            || (!req.query.is_empty()
+                && match uri.get(req.stem.len() + 1..uri_len) {
+                    Some(query) if uri_len <= URI_BUFFER => self.probe_query.find(query).is_some(),
+                    _ => contains_ci(&req.query, PROBE_QUERY),
+                })
     }
 }
 
@@ -696,55 +655,6 @@ mod tests {
         assert_eq!(live("/owa/healthcheck.html", "", 443, "10.0.0.1", "", "").traffic, Traffic::Person);
     }
 
-    /// A stem and query seen before are judged as the first time, whether
-    /// or not the first line asked if the query names a probe (a probe's
-    /// user agent answers first), and an attack's URI stays an attack.
-    #[test]
-    fn a_remembered_uri_is_judged_as_the_first_time() {
-        let it = Interpreter::builtin();
-        let judge = |query: &str, ua: &str| {
-            let mut r = Request {
-                method: "POST".into(),
-                stem: "/powershell".into(),
-                query: query.into(),
-                status: 200,
-                server_port: 443,
-                peer_ip: Some("10.0.0.1".parse().unwrap()),
-                user_agent: ua.into(),
-                username: "CONTOSO\\admin".into(),
-                ..Request::default()
-            };
-            it.interpret(&mut r);
-            (r.traffic, r.attack.map(|a| a.rule))
-        };
-        let probe = "clientApplication=ActiveMonitor;PSVersion=5.1";
-        for _ in 0..3 {
-            // The probe's user agent first: its query is not asked.
-            assert_eq!(judge(probe, "AMProbe/Local/ClientAccess"), (Traffic::Probe, None));
-            assert_eq!(judge(probe, "Microsoft WinRM Client"), (Traffic::Probe, None));
-            assert_eq!(judge("PSVersion=5.1", "AMProbe/Local/ClientAccess"), (Traffic::Probe, None));
-            assert_eq!(judge("PSVersion=5.1", "Microsoft WinRM Client"), (Traffic::Person, None));
-        }
-        let it = Interpreter::builtin();
-        let shell = |ua: &str| {
-            let mut r = Request {
-                method: "POST".into(),
-                stem: "/x/tunnel.aspx".into(),
-                query: "cmd=connect&target=10.0.0.1".into(),
-                status: 200,
-                server_port: 443,
-                user_agent: ua.into(),
-                ..Request::default()
-            };
-            it.interpret(&mut r);
-            r.attack.map(|a| a.rule)
-        };
-        for _ in 0..3 {
-            assert_eq!(shell(""), Some("web-shell-regeorg"));
-            assert_eq!(shell("x"), Some("web-shell"));
-        }
-    }
-
     #[test]
     fn backend_hops() {
         let r = live(
@@ -767,128 +677,6 @@ mod tests {
         );
         assert_eq!(r.traffic, Traffic::Person);
         assert_eq!(live("/ews/exchange.asmx", "", 444, "10.0.0.1", "x", "u").traffic, Traffic::Backend);
-    }
-
-    /// The memo of anchors by URI is the thread's, for one interpreter's
-    /// rules: an interpreter with other rules (other needle numbers) does
-    /// not read what another's prefilter found in the same URI.
-    #[test]
-    fn the_anchor_memo_is_emptied_for_other_rules() {
-        let ews = "[[rule]]\nname = \"ews\"\n[[rule.when]]\nuri_contains_all = [\"/ews/exchange.asmx\"]\n";
-        let builtin = Interpreter::builtin();
-        let other = Interpreter::builtin().with_exploits(ExploitRules::from_toml(ews).unwrap());
-        let attack = |it: &Interpreter| {
-            let mut r = Request {
-                method: "POST".into(),
-                stem: "/EWS/Exchange.asmx".into(),
-                status: 200,
-                server_port: 443,
-                user_agent: "Microsoft Office/16.0".into(),
-                ..Request::default()
-            };
-            it.interpret(&mut r);
-            r.attack.map(|a| a.rule)
-        };
-        for _ in 0..2 {
-            assert_eq!(attack(&builtin), None);
-            assert_eq!(attack(&builtin), None);
-            assert_eq!(attack(&other), Some("ews"));
-            assert_eq!(attack(&other), Some("ews"));
-        }
-    }
-
-    /// The memo of clients names the client the catalog names, for every
-    /// user agent, device and protocol of a grid, twice over, with a memo
-    /// small enough that keys evict each other.
-    #[test]
-    fn the_client_memo_names_what_the_catalog_names() {
-        let catalog = Catalog::builtin();
-        let mut memo = ClientMemo::new(16);
-        let uas = [
-            "",
-            "Apple-iPhone15C3/2104.100",
-            "Outlook-iOS-Android/1.0",
-            "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
-            "Android-Mail/2023.09.24",
-        ];
-        let devices = [
-            ("", ""),
-            ("iPhone", "ABC123"),
-            ("IPHONE", "ABC123"),
-            ("Outlook", "8A2293CDA6FF5BD7"),
-            ("OutlookService", "x"),
-            ("Android", "androidc123"),
-            ("iPhone", "Nine123"),
-            ("iPhoneN", "ine123"),
-            ("WindowsOutlook15", ""),
-        ];
-        let protocols = [Protocol::ActiveSync, Protocol::Ews, Protocol::Owa, Protocol::Mapi];
-        let mut tried = 0;
-        for _ in 0..2 {
-            for ua in uas {
-                let class = catalog.ua_class(ua);
-                let rules = class.rules().expect("the built-in catalog's rules fit the bit set");
-                for (device_type, device_id) in devices {
-                    for protocol in protocols {
-                        let device = Device { device_type, device_id };
-                        let want = catalog.classify_ua(ua, &class, device, protocol);
-                        let got =
-                            memo.client(rules, device, protocol, || catalog.classify_ua(ua, &class, device, protocol));
-                        assert_eq!(got, want, "{ua:?} {device_type:?} {device_id:?} {protocol:?}");
-                        tried += 1;
-                    }
-                }
-            }
-        }
-        assert!(tried > 400);
-        // A device type and id too long to remember are classified each time.
-        let long = "x".repeat(200);
-        let mut classified = 0;
-        for _ in 0..2 {
-            memo.client(0, Device { device_type: "iPhone", device_id: &long }, Protocol::ActiveSync, || {
-                classified += 1;
-                ClientId::UNKNOWN
-            });
-        }
-        assert_eq!(classified, 2);
-    }
-
-    /// The memo of clients is the thread's, for one interpreter's catalog:
-    /// an interpreter with another catalog names its own client for the
-    /// same user agent and device.
-    #[test]
-    fn the_client_memo_is_emptied_for_another_catalog() {
-        // Two clients of one rule each, without user-agent conditions: every
-        // user agent has the same rule bits in both catalogs, and an iPhone
-        // is the second client in one and the first in the other.
-        let catalog = |a: &str, b: &str| {
-            let text = format!(
-                "[[client]]\nid = \"a\"\nname = \"A\"\n[[client.when]]\ndevice_type = [\"{a}\"]\n\
-                 [[client]]\nid = \"b\"\nname = \"B\"\n[[client.when]]\ndevice_type = [\"{b}\"]\n"
-            );
-            Interpreter::new(Catalog::from_toml(&text).unwrap(), Networks::builtin())
-        };
-        let (one, other) = (catalog("Android", "iPhone"), catalog("iPhone", "Android"));
-        let client = |it: &Interpreter| {
-            let mut r = Request {
-                method: "POST".into(),
-                stem: "/Microsoft-Server-ActiveSync/default.eas".into(),
-                query: "Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone".into(),
-                status: 200,
-                server_port: 443,
-                user_agent: "Apple-iPhone15C3/2104.100".into(),
-                ..Request::default()
-            };
-            it.interpret(&mut r);
-            it.catalog().get(r.client).id.clone()
-        };
-        for _ in 0..2 {
-            assert_eq!(client(&one), "b");
-            assert_eq!(client(&one), "b");
-            assert_eq!(client(&other), "a");
-            assert_eq!(client(&other), "a");
-        }
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use super::Interpreter;
 use crate::activesync;
-use crate::catalog::{ClientId, Device, UaClass};
-use crate::exploits::{ANCHOR_WORDS, URI_BUFFER};
+use crate::catalog::UaClass;
+use crate::exploits::URI_BUFFER;
 use crate::identity::{account_key, UserKind};
 use crate::matching::contains_ci;
 use crate::networks::NetworkId;
@@ -49,25 +49,6 @@ const QUERY_SLOTS: usize = 16384;
 /// ones are parsed each time, so the memo holds at most about 8 MB a
 /// thread (a slot and its text of under 400 bytes), typically 1 or 2.
 const QUERY_KEY_MAX: usize = 192;
-
-/// Slots of the per-thread memo of the exploit rules' anchors by URI (a
-/// power of two), four-way too: about 40% of the bench slices' lines repeat
-/// a URI still in 4,096 slots (an unbounded memo: about 50%).
-const ANCHOR_SLOTS: usize = 4096;
-/// Longest stem and query whose anchors are remembered, together (at most
-/// 200 bytes a slot, under a megabyte a thread). Longer ones are searched each time:
-/// on the bench slices they are ActiveSync queries with a `Log=` value of
-/// their own, which never repeat, and hashing them cost more than the
-/// shorter ones' hits saved (with 256 bytes: 7,188 instructions a line
-/// on the plain slice, against 7,220 without the memo).
-const ANCHOR_KEY_MAX: usize = 128;
-
-/// Slots of the per-thread memo of the catalog's clients (a power of two),
-/// four-way too: one for each user agent's rules, device and protocol
-/// seen (the plain bench slice has 4,990 devices).
-const CLIENT_SLOTS: usize = 8192;
-/// Longest device type and device id remembered, together.
-const CLIENT_DEVICE_MAX: usize = 128;
 
 /// Slots of the per-thread memo of client addresses (a power of two),
 /// four-way too: tens of thousands of c-ip and X-Forwarded-For pairs a
@@ -227,10 +208,6 @@ pub(super) struct Memo {
     pub(super) queries: Vec<QuerySlot>,
     /// Scratch for the key of `queries`.
     pub(super) query_key: String,
-    /// The anchors the prefilter of `owner`'s exploit rules found in URIs.
-    pub(super) anchors: AnchorMemo,
-    /// The clients `owner`'s catalog names.
-    pub(super) clients: ClientMemo,
     /// Client addresses and networks, for `owner`'s networks.
     addresses: Vec<AddressSlot>,
     /// Scratch for the key of `addresses`.
@@ -284,165 +261,6 @@ pub(super) fn canonical_stem<'s>(slots: &'s mut [StemSlot], stem: &str) -> Optio
     Some(slot)
 }
 
-/// What the exploit rules' prefilter found in a stem and query as they
-/// reached the rules (not lower-cased), and whether the query names a
-/// probe, for one rule set (see `Memo::slot`, which empties it when the
-/// interpreter changes). A log repeats many URIs word for word (the same
-/// EWS, MAPI and Autodiscover requests, a device's same ActiveSync
-/// query): a URI seen before is neither lower-cased nor searched again.
-pub(crate) struct AnchorMemo {
-    slots: Vec<AnchorSlot>,
-    /// The slot taken by the last `get` that found nothing.
-    pending: Option<usize>,
-}
-
-/// What one stem and query hold.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Remembered {
-    /// The anchors found, a bit each (needle numbers of the owner's rules).
-    pub(crate) found: [u64; ANCHOR_WORDS],
-    /// The query names a probe; `None` when the line did not ask.
-    pub(crate) probe_query: Option<bool>,
-}
-
-#[derive(Default)]
-struct AnchorSlot {
-    filled: bool,
-    hash: u64,
-    /// The stem, then the query.
-    uri: Vec<u8>,
-    stem_len: usize,
-    remembered: Remembered,
-}
-
-impl AnchorSlot {
-    fn holds(&self, hash: u64, stem: &[u8], query: &[u8]) -> bool {
-        self.filled
-            && self.hash == hash
-            && self.stem_len == stem.len()
-            && self.uri.len() == stem.len() + query.len()
-            && self.uri[..stem.len()] == *stem
-            && self.uri[stem.len()..] == *query
-    }
-}
-
-impl AnchorMemo {
-    /// `slots`: a power of two, at least [`WAYS`].
-    pub(crate) fn new(slots: usize) -> AnchorMemo {
-        AnchorMemo { slots: std::iter::repeat_with(AnchorSlot::default).take(slots).collect(), pending: None }
-    }
-
-    fn clear(&mut self) {
-        self.slots.iter_mut().for_each(|s| s.filled = false);
-        self.pending = None;
-    }
-
-    /// What `stem` and `query` hold, when remembered. When not, and they
-    /// are short enough to remember, a slot is taken for them: the next
-    /// [`put`](Self::put) fills it.
-    pub(crate) fn get(&mut self, stem: &str, query: &str) -> Option<Remembered> {
-        self.pending = None;
-        let (stem, query) = (stem.as_bytes(), query.as_bytes());
-        if stem.len() + query.len() > ANCHOR_KEY_MAX {
-            return None;
-        }
-        let hash = memo_hash_two(stem, query);
-        let sets = self.slots.len() / WAYS;
-        let (slot, hit) = associative(&mut self.slots, hash, |s| s.holds(hash, stem, query));
-        if hit {
-            return Some(slot.remembered);
-        }
-        slot.filled = false;
-        slot.hash = hash;
-        slot.uri.clear();
-        slot.uri.extend_from_slice(stem);
-        slot.uri.extend_from_slice(query);
-        slot.stem_len = stem.len();
-        // The set's front, where `associative` put the slot.
-        self.pending = Some(hash.checked_shr(64 - sets.trailing_zeros()).unwrap_or(0) as usize * WAYS);
-        None
-    }
-
-    /// Remember what the stem and query of the last [`get`](Self::get),
-    /// which found nothing, hold. Nothing when they were too long to remember.
-    pub(crate) fn put(&mut self, remembered: Remembered) {
-        if let Some(at) = self.pending.take() {
-            let slot = &mut self.slots[at];
-            // The slot `get` emptied, at the set's front (as `associative` picks sets).
-            debug_assert!(!slot.filled);
-            slot.remembered = remembered;
-            slot.filled = true;
-        }
-    }
-}
-
-/// The client the catalog names for a user agent's rules (see
-/// [`UaClass::rules`]), a device and a protocol, for one catalog (see
-/// `Memo::slot`, which empties it when the interpreter changes): a
-/// device sends the same user agent line after line, and the catalog's
-/// rules compare its device type and id each time.
-pub(crate) struct ClientMemo {
-    slots: Vec<ClientSlot>,
-    /// Scratch for the key.
-    key: Vec<u8>,
-}
-
-#[derive(Default)]
-struct ClientSlot {
-    filled: bool,
-    hash: u64,
-    /// Rules, protocol, the device type's length, device type and device id.
-    key: Vec<u8>,
-    client: ClientId,
-}
-
-impl ClientMemo {
-    /// `slots`: a power of two, at least [`WAYS`].
-    pub(crate) fn new(slots: usize) -> ClientMemo {
-        ClientMemo {
-            slots: std::iter::repeat_with(ClientSlot::default).take(slots).collect(),
-            key: Vec::with_capacity(32 + CLIENT_DEVICE_MAX),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.slots.iter_mut().for_each(|s| s.filled = false);
-    }
-
-    /// The client of `rules`, `device` and `protocol`: remembered, or
-    /// `classify`'s and remembered. A device type and id longer than
-    /// [`CLIENT_DEVICE_MAX`] together are classified each time.
-    pub(crate) fn client(
-        &mut self,
-        rules: u128,
-        device: Device<'_>,
-        protocol: Protocol,
-        classify: impl FnOnce() -> ClientId,
-    ) -> ClientId {
-        let (device_type, device_id) = (device.device_type.as_bytes(), device.device_id.as_bytes());
-        if device_type.len() + device_id.len() > CLIENT_DEVICE_MAX {
-            return classify();
-        }
-        let key = &mut self.key;
-        key.clear();
-        key.extend_from_slice(&rules.to_le_bytes());
-        key.push(protocol.index() as u8);
-        key.push(device_type.len() as u8);
-        key.extend_from_slice(device_type);
-        key.extend_from_slice(device_id);
-        let hash = memo_hash(key);
-        let (slot, hit) = associative(&mut self.slots, hash, |s| s.filled && s.hash == hash && s.key == *key);
-        if !hit {
-            slot.client = classify();
-            slot.filled = true;
-            slot.hash = hash;
-            slot.key.clear();
-            slot.key.extend_from_slice(key);
-        }
-        slot.client
-    }
-}
-
 /// A user name as logged, decoded, and its account key.
 #[derive(Default)]
 struct UserSlot {
@@ -468,8 +286,6 @@ impl Memo {
             stems: std::iter::repeat_with(StemSlot::default).take(STEM_SLOTS).collect(),
             queries: std::iter::repeat_with(QuerySlot::default).take(QUERY_SLOTS).collect(),
             query_key: String::with_capacity(QUERY_KEY_MAX),
-            anchors: AnchorMemo::new(ANCHOR_SLOTS),
-            clients: ClientMemo::new(CLIENT_SLOTS),
             addresses: std::iter::repeat_with(AddressSlot::default).take(ADDRESS_SLOTS).collect(),
             address_key: Vec::with_capacity(ADDRESS_KEY_MAX),
             server_ip: (Vec::new(), None),
@@ -503,8 +319,6 @@ impl Memo {
             self.owner = it.id;
             self.slots.iter_mut().for_each(|s| s.filled = false);
             self.stems.iter_mut().for_each(|s| s.filled = false);
-            self.anchors.clear();
-            self.clients.clear();
             self.addresses.iter_mut().for_each(|s| s.filled = false);
         }
         let hash = memo_hash(key) ^ u64::from(raw);
@@ -617,11 +431,6 @@ fn associative<T>(slots: &mut [T], hash: u64, holds: impl Fn(&T) -> bool) -> (&m
     (&mut set[0], hit)
 }
 
-/// [`memo_hash`] of two slices one after the other, each with its length.
-fn memo_hash_two(a: &[u8], b: &[u8]) -> u64 {
-    memo_hash(a) ^ memo_hash(b).rotate_left(1)
-}
-
 /// A fast multiplicative hash (FxHash-like), 8 bytes at a time, for the memos.
 fn memo_hash(s: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -638,65 +447,7 @@ fn memo_hash(s: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{associative, AnchorMemo, Remembered, ANCHOR_KEY_MAX, WAYS};
-
-    /// The anchor memo answers what was put for the same stem and query,
-    /// byte for byte: URIs that differ in one byte, in case, in where the
-    /// stem ends, or that share a set are never taken for each other, and
-    /// a URI longer than the key limit is never remembered.
-    #[test]
-    fn the_anchor_memo_answers_only_for_the_same_stem_and_query() {
-        let long = "a".repeat(ANCHOR_KEY_MAX);
-        let uris: Vec<(&str, &str)> = vec![
-            ("/owa/", ""),
-            ("/owa", "/"),
-            ("/OWA/", ""),
-            ("/owa/", "x"),
-            ("/ews/exchange.asmx", ""),
-            ("/ews/exchange.asmy", ""),
-            ("/ecp/", "securitytoken=1"),
-            ("/ecp/", "securitytoken=2"),
-            ("/ecp/securitytoken=", "1"),
-            ("", ""),
-            ("/", &long),
-            ("", &long),
-        ];
-        // A distinct answer for each URI.
-        let answer = |i: usize| Remembered {
-            found: [i as u64 + 1, 7 * i as u64, 0, u64::MAX - i as u64],
-            probe_query: [None, Some(false), Some(true)][i % 3],
-        };
-        // One set of four slots: every URI competes for it.
-        let mut memo = AnchorMemo::new(WAYS);
-        let mut hits = 0;
-        for round in 0..3 {
-            for (i, &(stem, query)) in uris.iter().enumerate().chain(uris.iter().enumerate().rev()) {
-                match memo.get(stem, query) {
-                    Some(r) => {
-                        assert_eq!(r, answer(i), "round {round}, {stem:?} {query:?}");
-                        hits += 1;
-                    }
-                    None => memo.put(answer(i)),
-                }
-            }
-        }
-        assert!(hits > 0);
-        // Too long to remember.
-        assert_eq!(memo.get("/", &long), None);
-        memo.put(answer(10));
-        assert_eq!(memo.get("/", &long), None);
-        // A put without a get that found nothing remembers nothing.
-        memo.put(answer(3));
-        // The last URI put is remembered, until the memo is emptied.
-        if memo.get("/owa/", "").is_none() {
-            memo.put(answer(0));
-        }
-        assert_eq!(memo.get("/owa/", ""), Some(answer(0)));
-        memo.put(answer(5));
-        assert_eq!(memo.get("/owa/", ""), Some(answer(0)));
-        memo.clear();
-        assert_eq!(memo.get("/owa/", ""), None);
-    }
+    use super::{associative, WAYS};
 
     /// Up to `WAYS` keys of one set are all kept, whatever order they come
     /// in, and one more evicts the one used least recently; other sets are
