@@ -1,10 +1,88 @@
 //! The `&Log=` diagnostics Exchange's ActiveSync appends to the logged
 //! query: `_`-separated elements, `Key:value` (value URL-encoded) or
-//! `KeyDigits` (see [`crate::request::LogTokens`]). Untrusted input: never
+//! `KeyDigits` (see [`LogTokens`]). Untrusted input: never
 //! panics; an element it cannot read is skipped.
 
-use crate::request::{LogTokens, LogWanted};
 use crate::url;
+
+/// The `&Log=` diagnostics Exchange appends to ActiveSync queries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogTokens {
+    /// `V` protocol version, e.g. `160`.
+    pub version: String,
+    pub smtp_address: String,
+    pub device_os: String,
+    pub device_model: String,
+    /// `As` access state and reason, e.g. `AllowedG`.
+    pub access_state: String,
+    /// `PrxFrom`: the front end that proxied this request.
+    pub proxied_from: String,
+    /// `HH`: the Host header.
+    pub host: String,
+}
+
+/// Which [`LogTokens`] a reader fills: a consumer that reads only some of
+/// them (the audit reads the device's OS and model and the access state)
+/// lets the reader skip decoding the others, which stay empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogWanted(u8);
+
+impl LogWanted {
+    pub const NONE: LogWanted = LogWanted(0);
+    pub const VERSION: LogWanted = LogWanted(1);
+    pub const SMTP_ADDRESS: LogWanted = LogWanted(1 << 1);
+    pub const DEVICE_OS: LogWanted = LogWanted(1 << 2);
+    pub const DEVICE_MODEL: LogWanted = LogWanted(1 << 3);
+    pub const ACCESS_STATE: LogWanted = LogWanted(1 << 4);
+    pub const PROXIED_FROM: LogWanted = LogWanted(1 << 5);
+    pub const HOST: LogWanted = LogWanted(1 << 6);
+    pub const ALL: LogWanted = LogWanted((1 << 7) - 1);
+
+    /// The tokens of both.
+    pub const fn with(self, other: LogWanted) -> LogWanted {
+        LogWanted(self.0 | other.0)
+    }
+
+    /// Whether any token of `other` is wanted.
+    pub const fn any(self, other: LogWanted) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether every token wanted is one of `other`'s.
+    pub const fn within(self, other: LogWanted) -> bool {
+        self.0 & !other.0 == 0
+    }
+}
+
+impl LogTokens {
+    /// Empty the tokens not in `wanted`.
+    pub fn keep_only(&mut self, wanted: LogWanted) {
+        let fields = [
+            (LogWanted::VERSION, &mut self.version),
+            (LogWanted::SMTP_ADDRESS, &mut self.smtp_address),
+            (LogWanted::DEVICE_OS, &mut self.device_os),
+            (LogWanted::DEVICE_MODEL, &mut self.device_model),
+            (LogWanted::ACCESS_STATE, &mut self.access_state),
+            (LogWanted::PROXIED_FROM, &mut self.proxied_from),
+            (LogWanted::HOST, &mut self.host),
+        ];
+        for (token, field) in fields {
+            if !wanted.any(token) {
+                field.clear();
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.version.clear();
+        self.smtp_address.clear();
+        self.device_os.clear();
+        self.device_model.clear();
+        self.access_state.clear();
+        self.proxied_from.clear();
+        self.host.clear();
+    }
+}
 
 /// Fill `out` from the value of a `Log=` parameter: `_`-separated elements,
 /// each `Key:value` (value URL-encoded) or `KeyDigits`. Unknown keys are

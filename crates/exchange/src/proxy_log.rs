@@ -21,7 +21,7 @@ impl Interpreter {
     /// [`interpret`](Interpreter::interpret) them. The user is
     /// `AuthenticatedUser`, else the ActiveSync `User=` parameter, else an
     /// `AnchorMailbox` that names an address (`Smtp~`, `LiveIdMemberName~`),
-    /// except on a WS-Security endpoint (see [`ws_security`]), where the
+    /// except on a WS-Security endpoint (see `ws_security`), where the
     /// anchor names the mailbox another organization asks about.
     /// An `AnchorMailbox` that names a back end and a path is ProxyLogon's
     /// route ([`Request::backend_named`]): the line is an attack.
