@@ -68,9 +68,10 @@ pub(crate) fn of(
     }
 }
 
-/// The answer to a request without credentials: IIS's challenge, with
-/// Basic (its realm the host asked for, as IIS's default) where the front
-/// end runs it too by default (Outlook Anywhere, Autodiscover).
+/// The answer to a request without credentials: the challenge (NTLM, see
+/// [`answer::challenge`]), with Basic (its realm the host asked for, as
+/// IIS's default) where the front end runs it too by default (Outlook
+/// Anywhere, Autodiscover).
 pub(crate) fn challenge(
     protocol: exchange::Protocol,
     host: Option<&HeaderValue>,
