@@ -174,9 +174,11 @@ const REFUSED_SLOT: &str = "refused: ambiguous request";
 /// as some user may pass it. Generous on purpose: it only lets a sign-in
 /// go on; the request that names its user is judged by [`evaluate`].
 pub fn may_allow_once_signed_in(policy: &ReadyPolicy, request: &Request) -> bool {
-    if request.ambiguity().is_some() {
-        return false;
-    }
+    request.ambiguity().is_none() && rules_may_allow_once_signed_in(policy, request)
+}
+
+/// [`may_allow_once_signed_in`] for a request known not to be refused.
+fn rules_may_allow_once_signed_in(policy: &ReadyPolicy, request: &Request) -> bool {
     let inventory = policy.inventory.as_deref();
     for r in &policy.policy.rules {
         match r.matches_once_signed_in(request, inventory) {
@@ -204,7 +206,8 @@ pub fn evaluate(policy: &ReadyPolicy, request: &Request) -> Decision {
         && decision.status == 403
         && request.is_anonymous()
         && exchange::protocol::windows_sign_in_page(request.protocol).is_some()
-        && may_allow_once_signed_in(policy, request);
+        // Not refused (checked above): the request's ambiguity is not read again.
+        && rules_may_allow_once_signed_in(policy, request);
     if challenge {
         return Decision { status: 401, substatus: 2, challenge, ..decision };
     }
