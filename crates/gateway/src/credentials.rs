@@ -35,12 +35,12 @@ pub enum AuthUser {
 /// the user a JWT's claims name (see [`bearer_user`]). Digest: its
 /// `username` (see [`digest_user`]).
 pub fn auth_user(value: &[u8]) -> AuthUser {
-    let value = trim(value);
+    let value = value.trim_ascii();
     // Any whitespace ends the scheme, as `AuthType::of_authorization` reads it.
     let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else {
         return AuthUser::Unknown;
     };
-    let (scheme, rest) = (&value[..sp], trim(&value[sp + 1..]));
+    let (scheme, rest) = (&value[..sp], value[sp + 1..].trim_ascii());
     if scheme.eq_ignore_ascii_case(b"Bearer") {
         return bearer_user(rest).map_or(AuthUser::Unknown, AuthUser::Named);
     }
@@ -154,7 +154,7 @@ fn digest_user(params: &[u8]) -> Result<Option<String>, ()> {
 
 /// True for an NTLM or Negotiate header (connection-bound authentication).
 pub fn is_connection_auth(value: &[u8]) -> bool {
-    let v = trim(value);
+    let v = value.trim_ascii();
     // Any whitespace ends the scheme, as [`auth_user`] reads it: `NTLM\t...`
     // names its user there, so it must be a handshake here too.
     let scheme = v.split(u8::is_ascii_whitespace).next().unwrap_or(b"");
@@ -168,12 +168,12 @@ const NTLMSSP: &[u8] = b"NTLMSSP\0";
 /// Windows the one SPNEGO's structure points at, which may be the other (a
 /// first one hidden in an OID, say, naming another user).
 pub fn ntlm_ambiguous(value: &[u8]) -> bool {
-    let value = trim(value);
+    let value = value.trim_ascii();
     let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return false };
     if !is_connection_auth(&value[..sp]) {
         return false;
     }
-    let Ok(bytes) = STANDARD.decode(trim(&value[sp + 1..])) else { return false };
+    let Ok(bytes) = STANDARD.decode(value[sp + 1..].trim_ascii()) else { return false };
     let mut found = bytes.windows(NTLMSSP.len()).enumerate().filter(|(_, w)| *w == NTLMSSP).map(|(i, _)| i);
     let Some(first) = found.next() else { return false };
     // One signature, and where SPNEGO's structure points: else it may be a
@@ -246,12 +246,12 @@ fn is_kerberos(token: &[u8]) -> bool {
 /// rule on `ntlm` holds for NTLM however it is wrapped, and one on
 /// `kerberos` can match at all: no header names that scheme.
 pub fn negotiated(value: &[u8]) -> exchange::AuthType {
-    let value = trim(value);
+    let value = value.trim_ascii();
     let Some(sp) = value.iter().position(u8::is_ascii_whitespace) else { return exchange::AuthType::Unknown };
     if !value[..sp].eq_ignore_ascii_case(b"Negotiate") {
         return exchange::AuthType::Unknown;
     }
-    let Ok(bytes) = STANDARD.decode(trim(&value[sp + 1..])) else { return exchange::AuthType::Unknown };
+    let Ok(bytes) = STANDARD.decode(value[sp + 1..].trim_ascii()) else { return exchange::AuthType::Unknown };
     if ntlm_message(&bytes).is_some() {
         exchange::AuthType::Ntlm
     } else if is_kerberos(&bytes) || spnego_token(&bytes).is_some_and(is_kerberos) {
@@ -269,12 +269,12 @@ pub fn negotiated(value: &[u8]) -> exchange::AuthType {
 /// (MS-NLMP 2.2.1.3: Unicode when the NEGOTIATE offered it), which its own
 /// flag need not repeat: `forward::decide` refuses one that does not.
 pub fn ntlm_leg(value: &[u8]) -> Option<(u32, bool)> {
-    let value = trim(value);
+    let value = value.trim_ascii();
     let sp = value.iter().position(u8::is_ascii_whitespace)?;
     if !is_connection_auth(&value[..sp]) {
         return None;
     }
-    let bytes = STANDARD.decode(trim(&value[sp + 1..])).ok()?;
+    let bytes = STANDARD.decode(value[sp + 1..].trim_ascii()).ok()?;
     let m = ntlm_message(&bytes)?;
     let u32_at = |o: usize| m.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let kind = u32_at(8)?;
@@ -383,12 +383,6 @@ pub fn bearer_user(token: &[u8]) -> Option<String> {
         .into_iter()
         .flatten()
         .find(|u| !u.trim().is_empty())
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 /// Fuzzing entry point for these parsers (see `crate::model::fuzz`).

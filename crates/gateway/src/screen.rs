@@ -16,7 +16,7 @@ use crate::model::{MS_ASPROTOCOLVERSION, X_FORWARDED_FOR};
 /// `exchange::Request::ambiguity`, in simulate too). No client sends it;
 /// the back end trusts it, so one that reached it would name the user.
 const X_COMMON_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-commonaccesstoken");
-pub(crate) const INTERNAL_IDENTITY: Refused = Refused::new(400, exchange::FRONT_END_IDENTITY);
+const INTERNAL_IDENTITY: Refused = Refused::new(400, exchange::FRONT_END_IDENTITY);
 
 /// A request the gateway answers itself, without asking the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +170,6 @@ pub(crate) fn head(
     if size > max_head_bytes {
         return Err(Refused::new(431, "request head over the limit"));
     }
-
     if repeated != 0 {
         return Err(Refused::new(400, SINGLE[repeated.trailing_zeros() as usize].1));
     }
