@@ -68,6 +68,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Format::Jsonl => {
             let (out, target): (Box<dyn Write + Send>, String) = match &args.out {
                 Some(path) => {
+                    super::check_out_file(path, "--format jsonl")?;
                     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
                     (Box::new(file), path.display().to_string())
                 }

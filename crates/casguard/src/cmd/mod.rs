@@ -79,30 +79,71 @@ impl Format {
     }
 }
 
-/// Refuses an `--out` file that is a folder, or whose folder does not
-/// exist, naming it, before any log is read.
+/// Refuses an `--out` file that is a folder, whose folder does not exist,
+/// or that cannot be written there, naming it, before any log is read.
 pub fn check_out_file(file: &Path, what: &str) -> anyhow::Result<()> {
     if file.is_dir() {
         anyhow::bail!("--out {} is a folder: {what} writes one file, give its name", file.display());
     }
-    match file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) if !parent.is_dir() => anyhow::bail!(
-            "--out {}: {} {}",
-            file.display(),
-            parent.display(),
-            if parent.exists() { "is not a folder" } else { "does not exist" }
-        ),
-        _ => Ok(()),
-    }
+    check_file_writable(file, "--out")
 }
 
-/// Refuses an `--out` folder that is a file, naming it, rather than the
-/// system's "File exists" when the folder is created.
+/// Refuses a file the run is to write (`flag` names it: `--out`,
+/// `--state`) whose folder does not exist, or which the system would not
+/// let it write (a read-only share, a folder without write permission),
+/// naming it and the system's reason, before any log is read rather than
+/// after the whole scan. A file that exists is opened for writing and
+/// left as it is; one that does not is created and removed. Anything but
+/// a regular file (`/dev/stdout`, a pipe) is left to the writer.
+pub fn check_file_writable(file: &Path, flag: &str) -> anyhow::Result<()> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            let why = if parent.exists() { "is not a folder" } else { "does not exist" };
+            anyhow::bail!("{flag} {}: {} {why}", file.display(), parent.display());
+        }
+    }
+    let opened = match std::fs::metadata(file) {
+        Ok(meta) if meta.is_file() => std::fs::OpenOptions::new().write(true).open(file).map(drop),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new().write(true).create_new(true).open(file).map(|_| {
+                let _ = std::fs::remove_file(file);
+            })
+        }
+        Err(e) => Err(e),
+    };
+    opened.map_err(|e| anyhow::anyhow!("{flag} {}: cannot write there: {e}", file.display()))
+}
+
+/// Refuses an `--out` folder that is a file (rather than the system's
+/// "File exists" when the folder is created), or where no file can be
+/// created (the folder, or the nearest folder above it that exists, when
+/// the run is to create it), naming it, before any log is read.
 pub fn check_out_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
     if dir.exists() && !dir.is_dir() {
         anyhow::bail!("--out {} is a file: {what} writes its files into a folder", dir.display());
     }
-    Ok(())
+    let mut base = dir;
+    while !base.exists() {
+        match base.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => base = parent,
+            _ => {
+                base = Path::new(".");
+                break;
+            }
+        }
+    }
+    if !base.is_dir() {
+        anyhow::bail!("--out {}: {} is not a folder", dir.display(), base.display());
+    }
+    let probe = base.join(format!(".casguard-write-test-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("--out {}: cannot write in {}: {e}", dir.display(), base.display()),
+    }
 }
 
 /// Log inputs and the data that gives them meaning.

@@ -53,6 +53,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.out {
+        super::check_out_file(out, "policy import")?;
+    }
     let imported = policy::import::import_folder(&args.folder, &args.site)?;
     for (file, what) in &imported.sources {
         eprintln!("read {file}: {what}");

@@ -61,7 +61,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let since = args.since.as_deref().map(parse_time).transpose()?;
     if !args.dir.is_dir() {
-        anyhow::bail!("{} is not a folder", args.dir.display());
+        let why = if args.dir.exists() { "is not a folder" } else { "does not exist" };
+        anyhow::bail!("{} {why}: watch follows the logs in a folder", args.dir.display());
+    }
+    if let Some(path) = &args.state {
+        // Before the first poll prints its alerts, not after: unsaved, they would all come again.
+        super::check_file_writable(path, "--state")?;
     }
     let rules = AlertRules { interpreter: &interpreter, policy: policy.as_ref(), since };
     let loaded = match &args.state {

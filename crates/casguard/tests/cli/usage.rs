@@ -2,7 +2,7 @@
 //! that exist, and what cannot be written or read is refused by name, before
 //! the logs are read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::util::{casguard, example, ok, refused, text, workspace};
 
@@ -85,6 +85,83 @@ fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
     assert!(std::fs::read(&out).unwrap().starts_with(b"{"));
 }
 
+/// A folder the test cannot create a file in: a read-only temporary folder,
+/// or where that is no obstacle (root), `/sys`.
+fn unwritable(dir: &Path) -> PathBuf {
+    let read_only = dir.join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let mut perms = std::fs::metadata(&read_only).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&read_only, perms).unwrap();
+    [read_only, PathBuf::from("/sys")]
+        .into_iter()
+        .find(|d| d.is_dir() && std::fs::write(d.join("casguard-probe"), "").is_err())
+        .expect("a folder no file can be created in")
+}
+
+#[test]
+fn an_out_where_nothing_can_be_written_is_refused_before_the_logs_are_read_and_leaves_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let no = unwritable(dir.path());
+    let at = |name: &str| no.join(name).display().to_string();
+    let (report, csv, parquet, inventory, state) =
+        (at("report.json"), at("csv"), at("parquet"), at("inventory.json"), at("watch.json"));
+    let logs = logs();
+    let lockdown = example("outlook-mobile-lockdown.toml");
+    let cases: [(Vec<&str>, String); 6] = [
+        (vec!["audit", "--format", "json", "--out", &report, &logs], format!("--out {report}: cannot write there: ")),
+        (
+            vec!["audit", "--format", "csv", "--out", &csv, &logs],
+            format!("--out {csv}: cannot write in {}: ", no.display()),
+        ),
+        (
+            vec!["simulate", "--policy", &lockdown, "--out", &report, &logs],
+            format!("--out {report}: cannot write there"),
+        ),
+        (vec!["export", "--format", "parquet", "--out", &parquet, &logs], format!("--out {parquet}: cannot write in")),
+        (vec!["inventory", "build", "--until", "2026-11-03", "-o", &inventory, &logs], format!("--out {inventory}: ")),
+        // The alerts would be printed, then all printed again by the next run.
+        (vec!["watch", "--once", "--since", "2026-11-01", "--state", &state, &logs], format!("--state {state}: ")),
+    ];
+    for (args, expected) in cases {
+        let out = casguard(&args);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        let e = refused(out);
+        assert!(e.contains(&expected), "{args:?}: {e}");
+        assert!(!e.contains("field-count"), "{args:?}: refused only after reading the logs: {e}");
+    }
+
+    // The check writes nothing: a file that exists keeps its bytes when the run
+    // then fails (--strict, on the examples' malformed lines), a new one is
+    // not left behind, nor is anything else.
+    let ours = tempfile::tempdir().unwrap();
+    let kept = ours.path().join("kept.json");
+    std::fs::write(&kept, "yesterday's report").unwrap();
+    let new = ours.path().join("new.json");
+    for out in [&kept, &new] {
+        refused(casguard(&["audit", "-q", "--strict", "--format", "json", "--out", out.to_str().unwrap(), &logs]));
+    }
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "yesterday's report");
+    let left: Vec<_> = std::fs::read_dir(ours.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("kept.json")]);
+}
+
+#[test]
+fn one_file_outputs_given_a_folder_and_a_missing_watch_folder_are_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let import = workspace().join("tests/data/import/contoso");
+    let e = refused(casguard(&["export", "-q", "--format", "jsonl", "--out", folder, &logs()]));
+    assert!(e.contains(&format!("--out {folder} is a folder: --format jsonl writes one file")), "{e}");
+    let e = refused(casguard(&["policy", "import", import.to_str().unwrap(), "-o", folder]));
+    assert!(e.contains(&format!("--out {folder} is a folder: policy import writes one file")), "{e}");
+    assert!(!e.contains("os error"), "{e}");
+
+    let missing = dir.path().join("W3SVC1");
+    let e = refused(casguard(&["watch", "--once", missing.to_str().unwrap()]));
+    assert!(e.contains(&format!("{} does not exist", missing.display())), "{e}");
+}
+
 #[test]
 fn an_inventory_that_is_neither_an_inventory_nor_a_device_export_is_named_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,7 +200,7 @@ fn a_watch_state_that_cannot_be_written_is_named_as_given() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("no-such-folder").join("watch.json");
     let e = refused(casguard(&["watch", "-q", "--once", "--state", state.to_str().unwrap(), &logs()]));
-    assert!(e.contains(&format!("cannot write state {}: ", state.display())), "{e}");
+    assert!(e.contains(&format!("--state {}: ", state.display())) && e.contains("does not exist"), "{e}");
     assert!(!e.contains("watch.tmp"), "{e}");
 }
 
