@@ -39,8 +39,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if args.report.strict && malformed + bad_rows > 0 {
         warn_malformed(&stats, "error");
         sorted.warn_bad_rows("error");
-        match bad_rows {
-            0 => anyhow::bail!("{malformed} malformed line(s) (--strict)"),
+        match (malformed, bad_rows) {
+            (_, 0) => anyhow::bail!("{malformed} malformed line(s) (--strict)"),
+            (0, _) => anyhow::bail!("{bad_rows} bad device export row(s) (--strict)"),
             _ => anyhow::bail!("{malformed} malformed line(s) and {bad_rows} bad device export row(s) (--strict)"),
         }
     }

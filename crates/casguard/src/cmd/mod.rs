@@ -202,14 +202,16 @@ fn default_fields(names: &str) -> anyhow::Result<Fields> {
         names.strip_prefix("#Fields:").unwrap_or(names)
     };
     let fields = Fields::parse(names.as_bytes());
+    // `date,time,c-ip` is one name to a `#Fields` line: say why nothing is found.
+    let commas = if names.contains(',') { "; separate the names with spaces, as a #Fields line does" } else { "" };
     if !Field::ALL.iter().any(|&f| fields.index(f).is_some()) {
         anyhow::bail!(
-            "--fields {names:?} names none of the columns casguard reads (date, time, cs-uri-stem, cs-username, \
-             c-ip, cs(User-Agent), ...); `--fields default` gives IIS's default columns"
+            "--fields {names:?} names none of the columns casguard reads (date time cs-uri-stem cs-username c-ip \
+             cs(User-Agent) ...){commas}; `--fields default` gives IIS's default columns"
         );
     }
     if fields.index(Field::Date).is_none() || fields.index(Field::Time).is_none() {
-        anyhow::bail!("--fields {names:?} needs `date` and `time`: no line is read without its time");
+        anyhow::bail!("--fields {names:?} needs `date` and `time`: no line is read without its time{commas}");
     }
     // IIS's own W3C fields are a fixed list (all of them `Field`s but the
     // cookie); another name shaped like one is likely a typo, which would

@@ -24,6 +24,8 @@ pub enum Command {
     /// then `casguard ranges update --endpoints endpoints.json --endpoints-version version.json --out m365.txt`
     /// and give `--ranges m365.txt` to audit, simulate, export, watch and the gateway: it replaces
     /// the built-in ranges. Microsoft asks clients to check the version at most once an hour.
+    // Verbatim, or clap runs the three shell lines together into one that cannot be pasted.
+    #[command(verbatim_doc_comment)]
     Update(UpdateArgs),
 }
 

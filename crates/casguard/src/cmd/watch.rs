@@ -40,6 +40,7 @@ pub struct Args {
     /// (RFC 3339 or a date). Without it a first run starts at the files' ends.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Alerts as text lines, or as JSON objects, one per line.
     #[arg(long, value_enum, default_value_t = Format::Line)]
     pub format: Format,
     /// Process what is there and exit (no following).

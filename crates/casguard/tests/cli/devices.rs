@@ -210,7 +210,7 @@ fn bad_rows_are_warned_with_file_and_line_and_fail_strict() {
     assert_eq!(report["partnerships"]["files"][0]["bad_rows"], 1);
     assert_eq!(report["partnerships"]["summary"]["partnerships"], 6);
     let stderr = refused(casguard(&["audit", "--strict", "--devices", bad.to_str().unwrap(), logs.to_str().unwrap()]));
-    assert!(stderr.contains("1 bad device export row(s) (--strict)"), "{stderr}");
+    assert!(stderr.contains("error: 1 bad device export row(s) (--strict)"), "no count of 0 lines before it: {stderr}");
 
     // An export without the columns casguard needs is an error naming the file.
     let thin = dir.path().join("thin.csv");

@@ -169,3 +169,15 @@ fn fetch_asks_the_service_over_https_and_trusts_only_what_it_should() {
     assert!(text(&plain.stderr).contains("only https://"), "{}", text(&plain.stderr));
     kill(&child.0, "-TERM");
 }
+
+#[test]
+fn the_help_shows_the_curl_commands_on_lines_of_their_own_to_paste() {
+    // The README sends an admin without Internet on the CAS here for them.
+    let help = text(&ok(casguard(&["ranges", "update", "--help"])).stdout);
+    let lines: Vec<&str> = help.lines().map(str::trim).collect();
+    for method in ["version/Worldwide?", "endpoints/Worldwide?ServiceAreas=Exchange&"] {
+        let curl = lines.iter().find(|l| l.contains(method)).unwrap_or_else(|| panic!("{method}: {help}"));
+        assert!(curl.starts_with("curl -o ") && curl.ends_with("ClientRequestId=$id\""), "{curl}\n{help}");
+    }
+    assert!(lines.contains(&"id=$(uuidgen)"), "{help}");
+}

@@ -213,6 +213,13 @@ fn a_fields_list_without_time_is_refused_and_a_misspelt_iis_field_is_named() {
     let e = text(&out.stderr);
     assert!(e.contains("--fields: `cs-uri-stm` is not one of IIS's W3C fields"), "{e}");
     assert!(!e.contains("`X-Custom`") && !e.contains("`cs(Cookie)`"), "custom fields are named freely: {e}");
+    // Names apart by commas are one name to a #Fields line: the error says so.
+    for fields in ["date,time,c-ip", "date time,c-ip"] {
+        let e = refused(casguard(&["audit", "-q", "--fields", fields, &logs]));
+        assert!(e.contains("separate the names with spaces, as a #Fields line does"), "{fields}: {e}");
+    }
+    let e = refused(casguard(&["audit", "-q", "--fields", "foo bar", &logs]));
+    assert!(!e.contains("separate the names"), "{e}");
 }
 
 #[test]
