@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use exchange::devices::Partnership;
+use exchange::devices::{DevicesError, Partnership};
 use serde::{Deserialize, Serialize};
 
 use crate::PolicyError;
@@ -229,6 +229,22 @@ impl Inventory {
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Inventory, PolicyError> {
         let head = &bytes[..bytes.len().min(exchange::devices::SNIFF_BYTES)];
         if !exchange::devices::looks_like_export(head) {
+            // Not JSON, so no inventory: what it lacks as a device export (the
+            // columns it has) says more than a JSON parser's "expected value".
+            let start = String::from_utf8_lossy(head);
+            if !start.trim_start_matches('\u{feff}').trim_start().starts_with(['{', '[']) {
+                match exchange::devices::read(bytes, origin) {
+                    Err(DevicesError::MissingColumns { missing, found, .. }) => {
+                        return Err(PolicyError::Invalid {
+                            file: origin.to_string(),
+                            line: None,
+                            message: format!("{NEITHER}: missing column(s) {missing} (found {found})"),
+                        })
+                    }
+                    Err(e) => return Err(export_error(e, origin)),
+                    Ok(_) => {}
+                }
+            }
             let text = std::str::from_utf8(bytes).map_err(|e| PolicyError::Invalid {
                 file: origin.to_string(),
                 line: None,
@@ -238,7 +254,7 @@ impl Inventory {
         }
         let invalid =
             |line: Option<usize>, message: String| PolicyError::Invalid { file: origin.to_string(), line, message };
-        let export = exchange::devices::read(bytes, origin).map_err(|e| invalid(None, e.to_string()))?;
+        let export = exchange::devices::read(bytes, origin).map_err(|e| export_error(e, origin))?;
         if let Some(bad) = export.first_bad.first() {
             return Err(invalid(
                 Some(bad.line as usize),
@@ -257,10 +273,7 @@ impl Inventory {
         let file: InventoryFile = serde_json::from_str(text).map_err(|e| PolicyError::Invalid {
             file: origin.to_string(),
             line: Some(e.line()),
-            message: format!(
-                "neither an inventory (`casguard inventory build`) nor a device export \
-                 (`Get-MobileDevice | Get-MobileDeviceStatistics`, CSV or JSON): {e}"
-            ),
+            message: format!("{NEITHER}: {e}"),
         })?;
         let mut inv = Inventory::new(file.cutover);
         for d in file.devices {
@@ -285,6 +298,24 @@ impl Inventory {
         std::fs::write(path, self.to_json())
             .map_err(|source| PolicyError::Io { file: path.display().to_string(), source })
     }
+}
+
+/// What a file given as an inventory that is neither is told.
+const NEITHER: &str = "neither an inventory (`casguard inventory build`) nor a device export \
+                       (`Get-MobileDevice | Get-MobileDeviceStatistics`, CSV or JSON)";
+
+/// A device export's error naming its file once (`e` names it too, which
+/// [`PolicyError`] would repeat).
+fn export_error(e: DevicesError, origin: &str) -> PolicyError {
+    let (line, message) = match e {
+        DevicesError::Syntax { line, message, .. } => (Some(line as usize), message),
+        other => {
+            let text = other.to_string();
+            let message = text.strip_prefix(origin).and_then(|m| m.strip_prefix(": ")).map(str::to_string);
+            (None, message.unwrap_or(text))
+        }
+    };
+    PolicyError::Invalid { file: origin.to_string(), line, message }
 }
 
 #[cfg(test)]
@@ -358,6 +389,31 @@ mod tests {
         );
         let first = inventory.devices().iter().find(|d| d.device == JANE_OUTLOOK).unwrap();
         assert_eq!(first.first_seen, "2025-03-14T09:02:11Z");
+    }
+
+    #[test]
+    fn a_file_that_is_neither_is_told_by_its_columns_and_named_once() {
+        // Not JSON: the JSON parser's "expected value" would say nothing to an admin.
+        let err = Inventory::from_bytes(b"a,b,c\r\n1,2,3\r\n", "devices.csv").unwrap_err().to_string();
+        assert!(
+            err.starts_with("devices.csv: neither an inventory (`casguard inventory build`) nor a device export"),
+            "{err}"
+        );
+        assert!(err.ends_with("missing column(s) DeviceId, DeviceType, FirstSyncTime, LastSuccessSync, LastSyncAttemptTime, DeviceAccessState, Identity (or UserDisplayName) (found a, b, c)"), "{err}");
+        // An export short of a column is named once, not as "thin.csv: thin.csv: ...".
+        let err = Inventory::from_bytes(b"\"DeviceId\",\"FirstSyncTime\"\r\n\"A1\",\"\"\r\n", "thin.csv").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.starts_with("thin.csv: not the output of Get-MobileDevice | Get-MobileDeviceStatistics: missing"),
+            "{err}"
+        );
+        // JSON that is neither still says what the parser found, with its line.
+        let err = Inventory::from_bytes(b"{\n\"devicez\": []}", "inventory.json").unwrap_err();
+        assert_eq!(err.line(), Some(2));
+        assert!(
+            err.to_string().contains("nor a device export") && err.to_string().contains("unknown field `devicez`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -176,7 +176,9 @@ fn an_inventory_that_is_neither_an_inventory_nor_a_device_export_is_named_so() {
     ] {
         let e = refused(casguard(&args));
         assert!(
-            e.contains(&format!("{csv}:1: neither an inventory (`casguard inventory build`) nor a device export")),
+            e.contains(&format!("{csv}: neither an inventory (`casguard inventory build`) nor a device export"))
+                && e.contains("(found a, b, c)")
+                && !e.contains("expected value"),
             "{args:?}: {e}"
         );
     }
