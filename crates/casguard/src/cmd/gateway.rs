@@ -117,7 +117,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Load the configuration, policy, inventory, TLS certificate and key as at start, say what was loaded, and
-    /// exit: 0 when the gateway would start, 2 with the reason when it would not. Binds and writes nothing.
+    /// exit: 0 when the gateway would start, 2 with the reason when it would not. Binds nothing, and writes
+    /// nothing but a file it removes at once, to check the access-log folder can be written.
     #[arg(long)]
     pub check: bool,
 }
@@ -209,6 +210,12 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     };
     let check = args.check;
     let mut config = args.config()?;
+    // A start refuses an access-log folder it cannot create, but would serve
+    // unlogged (an error per request) from one it cannot write in: both are
+    // refused here, and by --check, which said OK to both.
+    if let Some(dir) = &config.access_log {
+        super::check_folder_writable(dir, "--access-log")?;
+    }
     if check {
         for line in gateway::check(&config)? {
             println!("{line}");

@@ -123,6 +123,14 @@ pub fn check_out_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
     if dir.exists() && !dir.is_dir() {
         anyhow::bail!("--out {} is a file: {what} writes its files into a folder", dir.display());
     }
+    check_folder_writable(dir, "--out")
+}
+
+/// Refuses a folder the run is to write files in (`flag` names it: `--out`,
+/// `--access-log`) where the system will not let it create one: in the
+/// folder, or when it does not exist yet, in the nearest folder above it
+/// that does. The probe file is removed at once.
+pub fn check_folder_writable(dir: &Path, flag: &str) -> anyhow::Result<()> {
     let mut base = dir;
     while !base.exists() {
         match base.parent() {
@@ -134,7 +142,7 @@ pub fn check_out_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
         }
     }
     if !base.is_dir() {
-        anyhow::bail!("--out {}: {} is not a folder", dir.display(), base.display());
+        anyhow::bail!("{flag} {}: {} is not a folder", dir.display(), base.display());
     }
     let probe = base.join(format!(".casguard-write-test-{}", std::process::id()));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
@@ -142,7 +150,7 @@ pub fn check_out_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => anyhow::bail!("--out {}: cannot write in {}: {e}", dir.display(), base.display()),
+        Err(e) => anyhow::bail!("{flag} {}: cannot write in {}: {e}", dir.display(), base.display()),
     }
 }
 

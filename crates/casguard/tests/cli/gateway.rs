@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::util::{bin, refused};
+use crate::util::{bin, refused, unwritable};
 
 /// A minimal keep-alive upstream: 200 "ok" to every request without a body.
 pub(crate) fn upstream() -> SocketAddr {
@@ -309,6 +309,19 @@ fn check_names_what_would_stop_the_gateway_and_exits_2() {
     assert!(code == Some(2) && err.contains("junk.crt"), "{code:?} {err}");
     let (code, err) = check(&good, &a_cert, &a_key, &["--health-checks", "owa,imap"]);
     assert!(code == Some(2) && err.contains("'imap' has no health page"), "{code:?} {err}");
+
+    // An access-log folder it cannot create or write in: said by --check, and
+    // a start refuses both rather than serve with no access log.
+    let no = unwritable(dir.path());
+    for logs in [no.clone(), no.join("casguard")] {
+        let logs = logs.to_str().unwrap();
+        let (code, err) = check(&good, &a_cert, &a_key, &["--access-log", logs]);
+        assert!(code == Some(2) && err.contains(&format!("--access-log {logs}: cannot write in")), "{code:?} {err}");
+        let mut start = bin();
+        start.args(["gateway", "--policy"]).arg(&good).args(["--listen", "127.0.0.1:0"]);
+        let out = start.args(["--upstream", "http://127.0.0.1:9", "--access-log", logs]).output().unwrap();
+        assert!(refused(out).contains(&format!("--access-log {logs}: cannot write in")));
+    }
 }
 
 #[cfg(unix)]

@@ -2,9 +2,9 @@
 //! that exist, and what cannot be written or read is refused by name, before
 //! the logs are read.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::util::{casguard, example, ok, refused, text, workspace};
+use crate::util::{casguard, example, ok, refused, text, unwritable, workspace};
 
 /// The example logs, which hold malformed lines: a scan warns of them.
 fn logs() -> String {
@@ -83,20 +83,6 @@ fn an_out_that_cannot_be_written_is_refused_by_name_before_the_logs_are_read() {
     let out = dir.path().join("new.json");
     ok(casguard(&["audit", "-q", "--format", "json", "--out", out.to_str().unwrap(), &logs]));
     assert!(std::fs::read(&out).unwrap().starts_with(b"{"));
-}
-
-/// A folder the test cannot create a file in: a read-only temporary folder,
-/// or where that is no obstacle (root), `/sys`.
-fn unwritable(dir: &Path) -> PathBuf {
-    let read_only = dir.join("read-only");
-    std::fs::create_dir(&read_only).unwrap();
-    let mut perms = std::fs::metadata(&read_only).unwrap().permissions();
-    perms.set_readonly(true);
-    std::fs::set_permissions(&read_only, perms).unwrap();
-    [read_only, PathBuf::from("/sys")]
-        .into_iter()
-        .find(|d| d.is_dir() && std::fs::write(d.join("casguard-probe"), "").is_err())
-        .expect("a folder no file can be created in")
 }
 
 #[test]

@@ -176,3 +176,17 @@ pub fn skip(why: &str) {
     assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI cannot skip: {why} (run scripts/test)");
     eprintln!("skipped: {why} (scripts/test installs it)");
 }
+
+/// A folder the test cannot create a file in: a read-only temporary folder,
+/// or where that is no obstacle (root), `/sys`.
+pub fn unwritable(dir: &Path) -> PathBuf {
+    let read_only = dir.join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let mut perms = std::fs::metadata(&read_only).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&read_only, perms).unwrap();
+    [read_only, PathBuf::from("/sys")]
+        .into_iter()
+        .find(|d| d.is_dir() && std::fs::write(d.join("casguard-probe"), "").is_err())
+        .expect("a folder no file can be created in")
+}
