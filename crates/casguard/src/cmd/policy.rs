@@ -63,6 +63,11 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     for n in &imported.info {
         eprintln!("note: {}: {}", n.source, n.what);
     }
+    // Before the refusal below: a web.config no virtual directory can be
+    // found for is one, and the admin needs to know why it was not read.
+    for n in &imported.inexact {
+        eprintln!("warning: {}: {} cannot be imported exactly: {}", n.source, n.what, n.reason);
+    }
     if imported.sources.is_empty() {
         // Nothing read is not "nothing in force": written, it would allow everything.
         anyhow::bail!(
@@ -71,9 +76,6 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
              applicationHost.config, web.config): give the folder Export-CasguardInputs.ps1 wrote; no policy written",
             args.folder.display()
         );
-    }
-    for n in &imported.inexact {
-        eprintln!("warning: {}: {} cannot be imported exactly: {}", n.source, n.what, n.reason);
     }
     match &args.out {
         Some(path) => {

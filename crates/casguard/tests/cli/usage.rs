@@ -181,6 +181,12 @@ fn policy_import_of_a_folder_with_nothing_it_reads_writes_no_allow_everything_po
         assert!(e.contains(&format!("{folder}: no export or IIS configuration that policy import reads")), "{e}");
         assert!(!out.exists(), "no policy is written");
     }
+    // A web.config alone, which cannot be placed: the refusal says why it was not read.
+    let web = empty.path().join("web.config");
+    std::fs::write(&web, "<configuration><system.webServer></system.webServer></configuration>").unwrap();
+    let e = refused(casguard(&["policy", "import", empty.path().to_str().unwrap()]));
+    assert!(e.contains("web.config: this web.config cannot be imported exactly: casguard cannot tell which"), "{e}");
+    assert!(e.contains("name it like <Site>-<VDir>_web.config"), "{e}");
 }
 
 #[test]
