@@ -65,6 +65,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 given.clone()
             } else {
                 let path = PathBuf::from(given);
+                if !path.exists() {
+                    // Not "cannot read 2026133100: No such file": a mistyped version is no file either.
+                    bail!("--endpoints-version {given}: neither a version (YYYYMMDDNN, such as 2026120400) nor a file");
+                }
                 endpoints::latest_version(&read(&path)?, &args.instance, &path.display().to_string())?
             };
             (version, read(endpoints)?, endpoints.display().to_string())

@@ -181,3 +181,17 @@ fn the_help_shows_the_curl_commands_on_lines_of_their_own_to_paste() {
     }
     assert!(lines.contains(&"id=$(uuidgen)"), "{help}");
 }
+
+#[test]
+fn an_endpoints_version_that_is_no_version_and_no_file_is_named_so() {
+    let endpoints = data("m365-endpoints-exchange-2023073100.derived.json");
+    for given in ["2026133100", "version.json"] {
+        let e = refused(update(&endpoints, given, &[]));
+        assert!(
+            e.contains(&format!(
+                "--endpoints-version {given}: neither a version (YYYYMMDDNN, such as 2026120400) nor a file"
+            )),
+            "{e}"
+        );
+    }
+}
