@@ -235,7 +235,7 @@ impl SimReport {
         let cutover = known.map(|k| k.cutover().to_string());
         if known.is_none() && provision_denied_total > 0 {
             notes.push(
-                "Provision requests would be denied; give --known-before or --inventory to see how many come from devices that already existed"
+                "Provision requests would be denied; give --known-before, --inventory or --devices to see how many come from devices that already existed"
                     .to_string(),
             );
         }
@@ -473,7 +473,7 @@ mod tests {
         };
         let (cutover, denied, known, notes) = grandfathering(policy::Inventory::facts_only());
         assert_eq!((cutover, denied, known), (None, 1, None));
-        assert!(notes.iter().any(|n| n.contains("give --known-before or --inventory")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("give --known-before, --inventory or --devices")), "{notes:?}");
         let mut existed = policy::Inventory::new("2026-11-09T06:30:00Z");
         existed.insert("alice", "ALICEPHONE", "2026-10-01T00:00:00Z");
         let (cutover, denied, known, _) = grandfathering(existed);
