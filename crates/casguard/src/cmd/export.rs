@@ -25,6 +25,7 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     pub inputs: Inputs,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
     /// A folder for parquet (required); a file for jsonl (default: stdout).

@@ -41,6 +41,16 @@ pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     let from_logs = inventory.len();
     let partnerships: usize =
         sorted.exports.iter().map(|(_, e)| inventory.insert_partnerships(&e.partnerships, Some(cutover))).sum();
+    let first = aggregate.people.span.first;
+    if inventory.is_empty() && aggregate.people.requests > 0 && cutover <= first {
+        // A year typed wrong makes every phone new to a `device = "new"` rule, and blocked.
+        eprintln!(
+            "warning: --until {} is not after the logs' first request ({}): no device is known, so a \
+             `device = \"new\"` rule would take every device for new",
+            w3c::time::format_rfc3339(cutover),
+            w3c::time::format_rfc3339(first)
+        );
+    }
     inventory.save(&args.out)?;
     if !global.quiet {
         eprintln!(

@@ -242,3 +242,20 @@ fn a_thread_count_of_none_or_thousands_is_refused_at_once() {
         );
     }
 }
+
+#[test]
+fn an_inventory_cut_over_before_the_logs_begin_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("inventory.json");
+    let out = out.to_str().unwrap();
+    let logs = logs();
+    // 2025 for 2026: every device would be new, and a `device = "new"` rule would block them all.
+    let run = ok(casguard(&["inventory", "build", "-q", "--until", "2025-11-03", "-o", out, &logs]));
+    let e = text(&run.stderr);
+    assert!(
+        e.contains("warning: --until 2025-11-03T00:00:00Z is not after the logs' first request (2026-11-02T00:12:44Z)"),
+        "{e}"
+    );
+    let run = ok(casguard(&["inventory", "build", "-q", "--until", "2026-11-03", "-o", out, &logs]));
+    assert!(!text(&run.stderr).contains("--until"), "{}", text(&run.stderr));
+}
