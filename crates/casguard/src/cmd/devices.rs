@@ -2,6 +2,7 @@
 //! read (`--devices FILE`, and any export among the inputs, told from logs
 //! by its content), and the log files left once those are set apart.
 
+use std::collections::HashSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -54,9 +55,10 @@ impl Sorted {
 pub fn sort_inputs(inputs: &Inputs, args: &DeviceArgs, global: &Global) -> anyhow::Result<Sorted> {
     let mut found = args.devices.clone();
     let mut log_paths = Vec::new();
+    let mut walked = HashSet::new();
     for path in &inputs.paths {
         if path.is_dir() {
-            find_exports(path, &mut found)?;
+            find_exports(path, &mut found, &mut walked)?;
             log_paths.push(path.clone());
         } else if path.is_file() && is_export(path)? {
             found.push(path.clone());
@@ -64,8 +66,18 @@ pub fn sort_inputs(inputs: &Inputs, args: &DeviceArgs, global: &Global) -> anyho
             log_paths.push(path.clone());
         }
     }
+    if log_paths.is_empty() {
+        // Not "no log files under devices.csv": it was read, as what it is.
+        anyhow::bail!(
+            "{} {} a device export, and no logs were given: give the logs too (the export is read beside them)",
+            super::display_paths(&inputs.paths),
+            if inputs.paths.len() == 1 { "is" } else { "are each" }
+        );
+    }
     found.sort();
-    found.dedup();
+    // One file named twice (as an input, and inside a folder or behind a link) is read once.
+    let mut seen = HashSet::new();
+    found.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     let mut exports = Vec::with_capacity(found.len());
     for path in found {
         let export = read_export(&path)?;
@@ -97,15 +109,18 @@ fn is_export(path: &Path) -> anyhow::Result<bool> {
 }
 
 /// Device exports under `dir`: `*.csv` and `*.json` files that start like
-/// one. Links to folders are not followed, as for logs.
-fn find_exports(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// one. Links are followed, to folders as to files, as for logs; a folder
+/// reached twice (`walked` holds those seen) is walked once.
+fn find_exports(dir: &Path, out: &mut Vec<PathBuf>, walked: &mut HashSet<PathBuf>) -> anyhow::Result<()> {
+    if !walked.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())) {
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
         let path = entry.path();
-        let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
-        if kind.is_dir() {
-            find_exports(&path, out)?;
+        if path.is_dir() {
+            find_exports(&path, out, walked)?;
             continue;
         }
         let named = path

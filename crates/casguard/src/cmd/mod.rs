@@ -283,7 +283,7 @@ pub fn warn_malformed(files: &[FileStats], label: &str) {
     }
 }
 
-fn display_paths(paths: &[PathBuf]) -> String {
+pub fn display_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 

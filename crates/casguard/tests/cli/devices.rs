@@ -192,7 +192,28 @@ fn csv_and_json_exports_in_every_encoding_give_the_same_devices() {
     assert_eq!(devices_of(&audit(&["--devices", be.to_str().unwrap(), logs])), want);
     // A file named among the inputs is told from a log by its content.
     let report = audit(&[fixture(FORMS[0]).to_str().unwrap(), logs]);
-    assert_eq!((devices_of(&report), report["summary"]["lines"].as_u64()), (want, Some(5)));
+    assert_eq!((devices_of(&report), report["summary"]["lines"].as_u64()), (want.clone(), Some(5)));
+    // ... and, named alone, is not said to hold no log files: it is what it is.
+    let alone = fixture(FORMS[0]);
+    let e = refused(casguard(&["audit", "-q", alone.to_str().unwrap()]));
+    assert!(e.contains(&format!("{} is a device export, and no logs were given", alone.display())), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_export_behind_a_link_to_a_folder_is_found_as_logs_there_are() {
+    // Logs in a linked folder are read (input.rs), so an export there is found too, and once.
+    let dir = collected("ps51-convertto-json.json");
+    let want = devices_of(&audit(&[dir.path().to_str().unwrap()]));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let exports = elsewhere.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    std::fs::rename(dir.path().join("MobileDeviceStatistics.json"), exports.join("devices.json")).unwrap();
+    std::os::unix::fs::symlink(&exports, dir.path().join("exports")).unwrap();
+    std::os::unix::fs::symlink(&exports, dir.path().join("again")).unwrap();
+    let report = audit(&[dir.path().to_str().unwrap()]);
+    assert_eq!(devices_of(&report), want);
+    assert_eq!(report["partnerships"]["files"].as_array().unwrap().len(), 1, "read once");
 }
 
 #[test]
