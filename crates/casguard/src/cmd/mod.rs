@@ -85,7 +85,29 @@ pub fn check_out_file(file: &Path, what: &str) -> anyhow::Result<()> {
     if file.is_dir() {
         anyhow::bail!("--out {} is a folder: {what} writes one file, give its name", file.display());
     }
+    if holds_a_log(file) {
+        // `--out` then a log's path, one word early: the log would be lost
+        // (export truncates its --out before reading its inputs).
+        anyhow::bail!("--out {} holds a log: casguard does not write over one, give another name", file.display());
+    }
     check_file_writable(file, "--out")
+}
+
+/// Whether `file` starts as an IIS or HttpProxy log, or a gzip file, does.
+/// Only a regular file is opened (a pipe's open would wait for a writer).
+fn holds_a_log(file: &Path) -> bool {
+    use std::io::Read;
+    if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = Vec::with_capacity(16);
+    let read = std::fs::File::open(file).and_then(|f| f.take(16).read_to_end(&mut head));
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+    read.is_ok()
+        && (head.starts_with(&[0x1f, 0x8b])
+            || [&b"#Software:"[..], b"#Version:", b"#Fields:", b"#Date:", b"#Log-type:"]
+                .iter()
+                .any(|d| head.starts_with(d)))
 }
 
 /// Refuses a file the run is to write (`flag` names it: `--out`,

@@ -133,6 +133,33 @@ fn an_out_where_nothing_can_be_written_is_refused_before_the_logs_are_read_and_l
 }
 
 #[test]
+fn an_out_that_holds_a_log_is_not_written_over() {
+    // `--out` then a log's path, a word too early: export truncated the log
+    // before reading it, audit wrote its report over it.
+    let dir = tempfile::tempdir().unwrap();
+    let examples = workspace().join("examples/logs/EX01/W3SVC1");
+    let log = dir.path().join("u_ex261102_x.log");
+    std::fs::copy(examples.join("u_ex261102_x.log"), &log).unwrap();
+    let gz = dir.path().join("u_ex261103_x.log.gz");
+    std::fs::copy(examples.join("u_ex261103_x.log.gz"), &gz).unwrap();
+    let before = (std::fs::read(&log).unwrap(), std::fs::read(&gz).unwrap());
+    let (l, g, d) = (log.to_str().unwrap(), gz.to_str().unwrap(), dir.path().to_str().unwrap());
+    for args in [
+        vec!["export", "--out", l, d],
+        vec!["audit", "--format", "json", "--out", g, d],
+        vec!["inventory", "build", "--until", "2026-11-03", "-o", l, d],
+    ] {
+        let e = refused(casguard(&args));
+        assert!(e.contains("holds a log: casguard does not write over one"), "{args:?}: {e}");
+    }
+    assert_eq!((std::fs::read(&log).unwrap(), std::fs::read(&gz).unwrap()), before);
+    // A report written before, under any name, is written over as ever.
+    let old = dir.path().join("report.log");
+    std::fs::write(&old, "casguard audit: 1 file(s)").unwrap();
+    ok(casguard(&["audit", "-q", "--out", old.to_str().unwrap(), l]));
+}
+
+#[test]
 fn one_file_outputs_given_a_folder_and_a_missing_watch_folder_are_named_so() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().to_str().unwrap();
