@@ -208,6 +208,15 @@ impl Inputs {
 
     /// The log files of `paths`, a part of the inputs (see [`devices::sort_inputs`]).
     pub fn files_of(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+        // PowerShell and cmd hand `u_ex2611*.log` on as it is typed (and a
+        // shell does when nothing matches): say so, not "invalid name".
+        if let Some(glob) = paths.iter().find(|p| p.to_string_lossy().contains(['*', '?']) && !p.exists()) {
+            anyhow::bail!(
+                "{}: no such file: casguard does not expand wildcards, and PowerShell and cmd do not either; give \
+                 the folder, or let PowerShell list the files: (Get-ChildItem <folder>\\u_ex2611*.log).FullName",
+                glob.display()
+            );
+        }
         // Archives too, so that the logs inside one are named as not read.
         let files = w3c::collect_paths_named(paths, |n| w3c::is_log_name(n) || w3c::is_archive_name(n))?;
         if files.iter().all(|f| f.file_name().is_some_and(w3c::is_archive_name)) {

@@ -286,3 +286,20 @@ fn an_inventory_cut_over_before_the_logs_begin_is_warned_of() {
     let run = ok(casguard(&["inventory", "build", "-q", "--until", "2026-11-03", "-o", out, &logs]));
     assert!(!text(&run.stderr).contains("--until"), "{}", text(&run.stderr));
 }
+
+#[test]
+fn a_wildcard_no_shell_expanded_is_named_as_one() {
+    // What PowerShell and cmd pass on as typed (the README's "On Windows").
+    let glob = workspace().join("examples/logs/EX01/W3SVC1/u_ex2611*.log");
+    let glob = glob.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.json");
+    for args in [
+        vec!["audit", "-q", glob],
+        vec!["inventory", "build", "-q", "--until", "2026-11-03", "-o", inventory.to_str().unwrap(), glob],
+    ] {
+        let e = refused(casguard(&args));
+        assert!(e.contains(&format!("{glob}: no such file: casguard does not expand wildcards")), "{e}");
+        assert!(e.contains("(Get-ChildItem <folder>\\u_ex2611*.log).FullName"), "{e}");
+    }
+}
