@@ -90,6 +90,13 @@ pub fn sort_inputs(inputs: &Inputs, args: &DeviceArgs, global: &Global) -> anyho
 }
 
 fn read_export(path: &Path) -> anyhow::Result<DeviceExport> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "--devices {} is a folder: give the export file, or the folder among the inputs (exports in it are found \
+             by their columns)",
+            path.display()
+        );
+    }
     let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     if len > MAX_EXPORT_BYTES {
         anyhow::bail!("{}: {len} bytes is more than a device export can be (1 GiB)", path.display());

@@ -193,6 +193,10 @@ fn csv_and_json_exports_in_every_encoding_give_the_same_devices() {
     // A file named among the inputs is told from a log by its content.
     let report = audit(&[fixture(FORMS[0]).to_str().unwrap(), logs]);
     assert_eq!((devices_of(&report), report["summary"]["lines"].as_u64()), (want.clone(), Some(5)));
+    // --devices names a file; a folder is said to be one, not "Is a directory (os error 21)".
+    let folder = fixture("").display().to_string();
+    let e = refused(casguard(&["audit", "-q", "--devices", &folder, logs]));
+    assert!(e.contains(&format!("--devices {folder} is a folder: give the export file")), "{e}");
     // ... and, named alone, is not said to hold no log files: it is what it is.
     let alone = fixture(FORMS[0]);
     let e = refused(casguard(&["audit", "-q", alone.to_str().unwrap()]));
