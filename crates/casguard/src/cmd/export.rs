@@ -79,6 +79,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     };
     progress.finish();
+    super::refuse_nothing_read(&stats)?;
     warn_malformed(&stats, "warning");
     Ok(ExitCode::SUCCESS)
 }

@@ -331,7 +331,28 @@ pub fn aggregate_files(
     let (aggregate, stats) =
         ::audit::audit_files(files, &inputs.scan_options()?, &interpreter, &|path| progress.file_done(path))?;
     progress.finish();
+    refuse_nothing_read(&stats)?;
     Ok((interpreter, aggregate, stats))
+}
+
+/// Refuses a run in which every file found was of another kind (Exchange's
+/// other logs, IIS's NCSA format, archives), naming them: its report would
+/// be empty, which reads as all clear (no findings, exit 0), as an empty
+/// folder does not.
+pub fn refuse_nothing_read(stats: &[FileStats]) -> anyhow::Result<()> {
+    if stats.is_empty() || stats.iter().any(|f| f.not_read.is_none()) {
+        return Ok(());
+    }
+    let kinds: Vec<String> = ::audit::report::unread_files(stats)
+        .iter()
+        .map(|(why, n, first)| format!("{n} × {why}, such as {}", first.display()))
+        .collect();
+    anyhow::bail!(
+        "none of the {} file(s) found is an IIS W3C or HttpProxy log ({}): give the IIS log folders (W3SVC*) or \
+         Exchange's Logging\\HttpProxy",
+        stats.len(),
+        kinds.join("; ")
+    )
 }
 
 /// How a report is written, and whether a malformed line fails the run.
@@ -542,6 +563,7 @@ where
     let (sink, stats) =
         ::audit::scan_requests(files, options, interpreter, make, merge, &|path| progress.file_done(path))?;
     progress.finish();
+    refuse_nothing_read(&stats)?;
     let malformed: u64 = stats.iter().map(|f| f.malformed_total()).sum();
     if strict && malformed > 0 {
         warn_malformed(&stats, "error");

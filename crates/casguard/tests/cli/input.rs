@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::util::{casguard, json, refused, text};
+use crate::util::{casguard, example, json, ok, refused, text};
 
 const FIELDS: &str = "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
                       cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\r\n";
@@ -250,4 +250,31 @@ fn logs_left_in_an_archive_are_named_not_passed_over() {
         err.contains("no log files (*.log, *.gz)") && err.contains("1 archive(s) there") && err.contains("october.zip"),
         "{err}"
     );
+}
+
+#[test]
+fn a_folder_of_other_logs_only_is_an_error_not_an_all_clear() {
+    // Exchange's Logging\Ews given for Logging\HttpProxy: the empty report,
+    // "Findings (0)" and exit 0 (with --fail-on-findings too), read as all clear.
+    let dir = tempfile::tempdir().unwrap();
+    let ews = "#Software: Microsoft Exchange Server\r\n#Version: 15.01.2507.006\r\n#Log-type: Ews Logs\r\n\
+               #Date: 2023-01-11T16:00:11.478Z\r\n#Fields: DateTime,RequestId,HttpStatus\r\n\
+               2023-01-11T16:00:12.478Z,abc,200\r\n";
+    write(&dir.path().join("Ews/Ews_2023011116-1.LOG"), ews.as_bytes());
+    let logs = dir.path().to_str().unwrap();
+    let policy = example("block-outlook-provision.toml");
+    for args in [
+        vec!["audit", "-q", "--fail-on-findings", logs],
+        vec!["simulate", "-q", "--policy", &policy, logs],
+        vec!["posture", "-q", "--policy", &policy, logs],
+        vec!["export", "-q", logs],
+    ] {
+        let e = refused(casguard(&args));
+        assert!(e.contains("none of the 1 file(s) found is an IIS W3C or HttpProxy log"), "{args:?}: {e}");
+        assert!(e.contains("#Log-type: Ews Logs), such as"), "{args:?}: {e}");
+    }
+    // One log beside it is enough: the other is named and the run goes on.
+    let body = FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice");
+    write(&dir.path().join("W3SVC1/u_ex261102.log"), body.as_bytes());
+    ok(casguard(&["audit", "-q", logs]));
 }
