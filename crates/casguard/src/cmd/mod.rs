@@ -128,7 +128,8 @@ pub fn check_file_writable(file: &Path, flag: &str) -> anyhow::Result<()> {
         Ok(meta) if meta.is_file() => std::fs::OpenOptions::new().write(true).open(file).map(drop),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::OpenOptions::new().write(true).create_new(true).open(file).map(|_| {
+            std::fs::OpenOptions::new().write(true).create_new(true).open(file).map(|probe| {
+                drop(probe); // closed first: Windows would keep it until then
                 let _ = std::fs::remove_file(file);
             })
         }
@@ -168,7 +169,8 @@ pub fn check_folder_writable(dir: &Path, flag: &str) -> anyhow::Result<()> {
     }
     let probe = base.join(format!(".casguard-write-test-{}", std::process::id()));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
-        Ok(_) => {
+        Ok(file) => {
+            drop(file); // closed first: Windows would keep it until then
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
