@@ -60,7 +60,24 @@ enum Command {
     Ranges(cmd::ranges::Command),
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+impl Command {
+    /// The logs a command reads, where it takes them as `PATH...`.
+    fn inputs_mut(&mut self) -> Option<&mut cmd::Inputs> {
+        match self {
+            Command::Audit(args) => Some(&mut args.inputs),
+            Command::Simulate(args) => Some(&mut args.inputs),
+            Command::Posture(args) => Some(&mut args.inputs),
+            Command::Inventory(cmd::inventory::Command::Build(args)) => Some(&mut args.inputs),
+            Command::Export(args) => Some(&mut args.inputs),
+            _ => None,
+        }
+    }
+}
+
+fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(inputs) = cli.command.inputs_mut() {
+        inputs.expand_wildcards()?;
+    }
     if let Some(threads) = cli.threads {
         rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global()?;
     }

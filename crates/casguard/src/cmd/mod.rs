@@ -181,7 +181,8 @@ pub fn check_folder_writable(dir: &Path, flag: &str) -> anyhow::Result<()> {
 /// Log inputs and the data that gives them meaning.
 #[derive(clap::Args, Debug)]
 pub struct Inputs {
-    /// Log files (plain or .gz) or folders, walked recursively.
+    /// Log files (plain or .gz) or folders, walked recursively; `*` and `?` are
+    /// expanded here (PowerShell and cmd pass them on as typed).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -208,17 +209,48 @@ impl Inputs {
         self.files_of(&self.paths)
     }
 
+    /// Replace each path that does not exist and holds `*` or `?` by the
+    /// paths it matches, sorted: PowerShell and cmd hand `u_ex2611*.log` on
+    /// as typed (Log Parser's `FROM` takes such names), and so does a Unix
+    /// shell when the name is quoted. `[` and `]` stay literal, as Windows
+    /// names may hold them. A pattern that matches nothing is refused.
+    pub fn expand_wildcards(&mut self) -> anyhow::Result<()> {
+        let mut expanded = Vec::with_capacity(self.paths.len());
+        for path in std::mem::take(&mut self.paths) {
+            let text = path.to_string_lossy();
+            if path.exists() || !text.contains(['*', '?']) {
+                expanded.push(path);
+                continue;
+            }
+            let mut pattern = String::with_capacity(text.len() + 8);
+            for c in text.chars() {
+                match c {
+                    '[' => pattern.push_str("[[]"),
+                    ']' => pattern.push_str("[]]"),
+                    c => pattern.push(c),
+                }
+            }
+            let options = glob::MatchOptions {
+                case_sensitive: !cfg!(windows),
+                require_literal_separator: true,
+                require_literal_leading_dot: false,
+            };
+            let mut matched: Vec<PathBuf> = glob::glob_with(&pattern, options)
+                .map_err(|e| anyhow::anyhow!("{}: not a wildcard casguard can read: {e}", path.display()))?
+                .filter_map(Result::ok)
+                .collect();
+            if matched.is_empty() {
+                anyhow::bail!("{}: no file or folder matches", path.display());
+            }
+            matched.sort();
+            expanded.extend(matched);
+        }
+        self.paths = expanded;
+        Ok(())
+    }
+
     /// The log files of `paths`, a part of the inputs (see [`devices::sort_inputs`]).
     pub fn files_of(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-        // PowerShell and cmd hand `u_ex2611*.log` on as it is typed (and a
-        // shell does when nothing matches): say so, not "invalid name".
-        if let Some(glob) = paths.iter().find(|p| p.to_string_lossy().contains(['*', '?']) && !p.exists()) {
-            anyhow::bail!(
-                "{}: no such file: casguard does not expand wildcards, and PowerShell and cmd do not either; give \
-                 the folder, or let PowerShell list the files: (Get-ChildItem <folder>\\u_ex2611*.log).FullName",
-                glob.display()
-            );
-        }
         // Archives too, so that the logs inside one are named as not read.
         let files = w3c::collect_paths_named(paths, |n| w3c::is_log_name(n) || w3c::is_archive_name(n))?;
         if files.iter().all(|f| f.file_name().is_some_and(w3c::is_archive_name)) {

@@ -288,18 +288,50 @@ fn an_inventory_cut_over_before_the_logs_begin_is_warned_of() {
 }
 
 #[test]
-fn a_wildcard_no_shell_expanded_is_named_as_one() {
+fn a_wildcard_no_shell_expanded_is_expanded_by_casguard() {
     // What PowerShell and cmd pass on as typed (the README's "On Windows").
-    let glob = workspace().join("examples/logs/EX01/W3SVC1/u_ex2611*.log");
+    let site = workspace().join("examples/logs/EX01/W3SVC1");
+    let glob = site.join("u_ex2611*.log");
     let glob = glob.to_str().unwrap();
+    let files =
+        |out: &std::process::Output| text(&out.stdout).lines().find(|l| l.contains("file(s)")).map(String::from);
+    // The two plain logs of the site, not its .gz.
+    let named = ok(casguard(&[
+        "audit",
+        site.join("u_ex261102_x.log").to_str().unwrap(),
+        site.join("u_ex261104_x.log").to_str().unwrap(),
+    ]));
+    let expanded = ok(casguard(&["audit", glob]));
+    assert!(files(&named).is_some_and(|l| l.contains("2 file(s)")), "{:?}", files(&named));
+    assert_eq!(named.stdout, expanded.stdout);
+    assert_eq!(files(&named), files(&expanded));
+    // In a folder's name too, and `?` for one character.
+    let sites = workspace().join("examples/logs/EX0?/W3SVC*");
+    let all = ok(casguard(&["audit", "-q", "--format", "json", sites.to_str().unwrap()]));
+    let whole = ok(casguard(&["audit", "-q", "--format", "json", workspace().join("examples/logs").to_str().unwrap()]));
+    assert_eq!(all.stdout, whole.stdout);
+    // A wildcard that matches nothing is named, for every command that reads logs.
+    let nothing = site.join("u_ex1999*.log");
+    let nothing = nothing.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("inventory.json");
     for args in [
-        vec!["audit", "-q", glob],
-        vec!["inventory", "build", "-q", "--until", "2026-11-03", "-o", inventory.to_str().unwrap(), glob],
+        vec!["audit", "-q", nothing],
+        vec!["inventory", "build", "-q", "--until", "2026-11-03", "-o", inventory.to_str().unwrap(), nothing],
     ] {
         let e = refused(casguard(&args));
-        assert!(e.contains(&format!("{glob}: no such file: casguard does not expand wildcards")), "{e}");
-        assert!(e.contains("(Get-ChildItem <folder>\\u_ex2611*.log).FullName"), "{e}");
+        assert!(e.contains(&format!("{nothing}: no file or folder matches")), "{e}");
     }
+}
+
+#[test]
+fn brackets_in_a_wildcard_are_part_of_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("W3SVC1 [old]");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::copy(workspace().join("examples/logs/EX01/W3SVC1/u_ex261102_x.log"), site.join("u_ex261102_x.log"))
+        .unwrap();
+    let glob = site.join("u_ex*.log");
+    let run = ok(casguard(&["audit", glob.to_str().unwrap()]));
+    assert!(text(&run.stdout).contains(" 1 file(s)"), "{}", text(&run.stdout));
 }
