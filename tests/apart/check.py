@@ -101,6 +101,9 @@ CLIENTS = {
     # [mrs-proxy] Exchange Online's MRS proxy calls carry no user agent; the
     # catalog has no client for them, so "Other EWS application".
     "mrs-proxy": "ews-app",
+    # [incidents] a client no catalog entry names (a script's library on
+    # ActiveSync).
+    "unknown-client": "unknown",
 }
 # This writer's networks -> casguard's built-in network names.
 NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "external", "loopback": "loopback"}
