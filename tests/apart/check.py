@@ -101,6 +101,9 @@ CLIENTS = {
     # [mrs-proxy] Exchange Online's MRS proxy calls carry no user agent; the
     # catalog has no client for them, so "Other EWS application".
     "mrs-proxy": "ews-app",
+    # [incidents] a client no catalog entry names (a script's library on
+    # ActiveSync).
+    "unknown-client": "unknown",
 }
 # This writer's networks -> casguard's built-in network names.
 NETWORKS = {"cloud": "microsoft365", "internal": "internal", "external": "external", "loopback": "loopback"}
@@ -311,6 +314,16 @@ def compare_posture(truth, report):
 # (what casguard reports instead): BUG_MODELS_SIMULATE[bug](expectation,
 # truth) changes the expectation in place.
 KNOWN_BUGS_SIMULATE = {
+    "deviceless-activesync-device-access": "(2026-12-04, incidents) device access rules judge a signed-in ActiveSync request that names no "
+    "device: the slow spray's `OPTIONS /Microsoft-Server-ActiveSync/default.eas` (Basic, no query, 401.1 1326) "
+    "is denied by `device-access.toml`'s DefaultAccessLevel Quarantine, seed 7: 24 requests of 17 users "
+    "(\"device_access: DefaultAccessLevel=Quarantine\"), making dave, heidi, judy, kate, oscar, ruth and the "
+    "sprayed accounts affected users, dave a backdoor, and alice's, bob's and carol's ActiveSync denials one "
+    "or two more in posture. Exchange determines an access state for a device, its DeviceId first "
+    "(\"Determining a Mobile Device's Access State\"; MS-ASHTTP's OPTIONS needs no device), and casguard "
+    "already reads an ActiveSync request without a DeviceId as no device, new or known (`device = \"new\"`); "
+    "a gateway so configured refuses a deviceless OPTIONS Exchange answers. "
+    "crates/policy/src/compile/exchange.rs `compile_device_access`: `base` holds only the protocol",
     "httpproxy-twin-drops-connection-address": "(rests on the writer's assumption that HttpProxy's "
     "ClientIpAddress is the client behind a balancer, as X-Forwarded-For names it) with IIS and HttpProxy "
     "logs of the same front end, IP restrictions (IIS `ipSecurity`, which checks the connection's address, "
@@ -335,7 +348,7 @@ def connection_from_httpproxy(truth):
 TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
 # Bug models that are a way of computing the expectation (expect.expect's
 # keyword arguments).
-EXPECT_MODELS_SIMULATE = {}
+EXPECT_MODELS_SIMULATE = {"deviceless-activesync-device-access": {"deviceless_abq": True}}
 
 
 BUG_MODELS_SIMULATE = {}
@@ -343,9 +356,13 @@ BUG_MODELS_SIMULATE = {}
 
 # The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,
 # truth).
-KNOWN_BUGS_BASELINE = {}
+KNOWN_BUGS_BASELINE = {
+    "deviceless-activesync-device-access": KNOWN_BUGS_SIMULATE["deviceless-activesync-device-access"],
+}
 # Bug models that change the truth, for --baseline.
 TRUTH_MODELS_BASELINE = {}
+# Bug models that are a way of computing the expectation (expect.expect_baseline's keyword arguments).
+EXPECT_MODELS_BASELINE = {"deviceless-activesync-device-access": {"deviceless_abq": True}}
 
 
 BUG_MODELS_BASELINE = {}
@@ -472,6 +489,7 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False, known_befo
 # each, with a model: the keyword arguments of expect.expect_posture that
 # compute what casguard reports instead (EXPECT_MODELS_POSTURE).
 KNOWN_BUGS_POSTURE = {
+    "deviceless-activesync-device-access": KNOWN_BUGS_SIMULATE["deviceless-activesync-device-access"],
     "httpproxy-twin-drops-connection-address": "as in KNOWN_BUGS_SIMULATE, posture's tally too: seed 7 "
     "--httpproxy also, ip-restrictions.toml: heidi's OWA 2 reached and 58 denied (the IIS logs alone: 31 and "
     "29), judy's 0 and 24 (24 and 0, `lan-only`), and judy gated without a backdoor",
@@ -479,8 +497,7 @@ KNOWN_BUGS_POSTURE = {
 # Bug models that change what the requests are taken to be (the truth), as
 # TRUTH_MODELS_SIMULATE.
 TRUTH_MODELS_POSTURE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
-EXPECT_MODELS_POSTURE = {
-}
+EXPECT_MODELS_POSTURE = {"deviceless-activesync-device-access": {"deviceless_abq": True}}
 
 
 def posture_doors_view(users):
@@ -622,8 +639,11 @@ def compare_baseline(truth, report, baseline_path, target_path, bugs):
     import expect  # beside this file
     for b in sorted(bugs & set(TRUTH_MODELS_BASELINE)):
         truth = TRUTH_MODELS_BASELINE[b](truth)
-    exp = expect.expect_baseline(truth, baseline_path, target_path)
-    for b in sorted(bugs - set(TRUTH_MODELS_BASELINE)):
+    how = {}
+    for b in sorted(bugs & set(EXPECT_MODELS_BASELINE)):
+        how.update(EXPECT_MODELS_BASELINE[b])
+    exp = expect.expect_baseline(truth, baseline_path, target_path, **how)
+    for b in sorted(bugs - set(TRUTH_MODELS_BASELINE) - set(EXPECT_MODELS_BASELINE)):
         BUG_MODELS_BASELINE[b](exp, truth)
     out = []
 

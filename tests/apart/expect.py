@@ -136,6 +136,10 @@ class Policy:
         # For check.py's bug model only: judge requests naming no user by the
         # organisation's mailbox settings, as casguard does.
         self.anonymous_as_org = False
+        # For check.py's bug model only: judge a signed-in ActiveSync
+        # request that names no device by the device access rules, as
+        # casguard does.
+        self.deviceless_abq = False
 
     def line_of(self, name, index=0):
         """The header line of the index-th table called `name`."""
@@ -489,15 +493,17 @@ def device_access(pol, req, models):
     # (Determining a Mobile Device's Access State, step 1): a request that
     # names nobody gets IIS's challenge, not a device access state.
     da = doc.get("device_access")
-    if da is not None and proto == "activesync" and req.get("device") and user is not None:
-        dev = req["device"].lower()
+    # A request naming no device (an OPTIONS without a query) has no access
+    # state to determine: the flow reads its DeviceId first.
+    if da is not None and proto == "activesync" and (req.get("device") or pol.deviceless_abq) and user is not None:
+        dev = (req.get("device") or "").lower()
         for i, p in enumerate(da.get("personal", [])):
             if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("blocked_device_ids", [])]:
                 return "deny", pol.line_of("device_access.personal", i), "ActiveSyncBlockedDeviceIDs"
         for p in da.get("personal", []):
             if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("allowed_device_ids", [])]:
                 return "allow", None, "ActiveSyncAllowedDeviceIDs"
-        known = models.get((user, req["device"]), {})
+        known = models.get((user, req.get("device")), {})
         have = {"devicetype": req.get("dtype"), "devicemodel": known.get("model"), "deviceos": known.get("os"),
                 "useragent": ua}
         for level in ("Block", "Quarantine", "Allow"):
@@ -573,12 +579,13 @@ def with_inventory(requests, known):
 
 
 def expect(truth, policy_path, devices=False, known_before=None,
-           inventory_kinds=("person", "probe", "machine"), anonymous_as_org=False):
+           inventory_kinds=("person", "probe", "machine"), anonymous_as_org=False, deviceless_abq=False):
     """What simulate's JSON must say, in this module's terms (`devices`: the
     estate's device export was given; `known_before`: the cut-over;
-    `inventory_kinds`, `anonymous_as_org`: for check.py's bug models)."""
+    `inventory_kinds`, `anonymous_as_org`, `deviceless_abq`: for check.py's bug models)."""
     pol = Policy(policy_path)
     pol.anonymous_as_org = anonymous_as_org
+    pol.deviceless_abq = deviceless_abq
     models = device_models(truth, devices)
     known = inventory(truth, devices, known_before, inventory_kinds) if known_before else None
     if devices and not known_before:
@@ -684,10 +691,11 @@ def doors(denied, allowed):
     return {p: dict(allowed[p]) for p in MAIL_PROTOCOLS if allowed.get(p) and p not in denied}
 
 
-def expect_baseline(truth, baseline_path, target_path, devices=False):
+def expect_baseline(truth, baseline_path, target_path, devices=False, deviceless_abq=False):
     """What `simulate --baseline B --policy T` must say [readme-simulate "The
     change on top of what is in force"]: each request decided under both."""
     base, target = Policy(baseline_path), Policy(target_path)
+    base.deviceless_abq = target.deviceless_abq = deviceless_abq
     models = device_models(truth, devices)
     summary = defaultdict(int)
     groups = {k: defaultdict(lambda: {"requests": 0, "anonymous_requests": 0,
@@ -814,7 +822,8 @@ def tried(user, proto, path, ua, dtype, client, where, auth=None):
             "query": "", "logged_query": ""}
 
 
-def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_only_when_denied=True):
+def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_only_when_denied=True,
+                   deviceless_abq=False):
     """What `casguard posture --policy P --format json` must say of each
     user's doors and of Outlook mobile, from the truth's requests and the
     policy [readme-posture]: per user and door, the standard client tried
@@ -822,8 +831,9 @@ def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_o
     reached: allowed and answered below 400, denied); per user, Outlook
     mobile's two sign-ins tried from Exchange Online, with the user's own
     ActiveSync requests of that client. (`logged_models`, `hma_agent`,
-    `lan_only_when_denied`: for check.py's bug models.)"""
+    `lan_only_when_denied`, `deviceless_abq`: for check.py's bug models.)"""
     pol = Policy(policy_path)
+    pol.deviceless_abq = deviceless_abq
     models = device_models(truth) if logged_models else {}
     own = defaultdict(lambda: {"requests": 0, "reached": 0, "denied": 0})
     for req in truth["requests"]:
@@ -889,7 +899,7 @@ BACKDOOR_PROTOCOLS = ("ews", "owa", "mapi", "rpc")
 NETWORK_WEIGHT = {"microsoft365": 2, "external": 1, "internal": 0, "loopback": 0}
 
 
-def expect_backdoors(truth, policy_path, logged_models=True, **_):
+def expect_backdoors(truth, policy_path, logged_models=True, deviceless_abq=False, **_):
     """[readme-posture] "Open backdoor": a user is gated when the policy
     refuses their ActiveSync requests or a mobile client of theirs
     anywhere; a gated user who still reaches mail over EWS, OWA, MAPI or RPC
@@ -899,6 +909,7 @@ def expect_backdoors(truth, policy_path, logged_models=True, **_):
     `high` from 7); the others are `gated_without_backdoor`. Returns
     ({user: (risk, level, sorted evidence)}, sorted gated users without)."""
     pol = Policy(policy_path)
+    pol.deviceless_abq = deviceless_abq
     models = device_models(truth) if logged_models else {}
     gated = set()
     evidence = defaultdict(lambda: defaultdict(int))

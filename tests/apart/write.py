@@ -316,6 +316,82 @@ Sources, cited in the comments as [name]:
   PrimarySmtpAddress; office-docs-powershell `Get-MobileDeviceStatistics`);
   Outlook for iOS and Android's DeviceModel `Outlook for iOS and Android`
   (OfficeDocs-Exchange `manage-devices.md`).
+- [incidents] attacks as public incident reports show them (`incidents()`):
+- [volexity-css] ProxyLogon's SSRF (CVE-2021-26855) POSTed to OWA's own
+  static files, `POST /owa/auth/Current/themes/resources/logon.css`,
+  `owafont_ja.css`, `lgnbotl.gif`, with crawlers' user agents
+  (`DuckDuckBot/1.0;+(+http://duckduckgo.com/duckduckbot.html)`,
+  `facebookexternalhit/1.1`) (Volexity, "Operation Exchange Marauder",
+  2021-03-02; Neo23x0 signature-base `EXPL_LOG_CVE_2021_26858_Exchange_
+  Forensic_Artefacts_Mar21_1`, which matches these POSTs in IIS logs).
+- [webshell-paths] web shells dropped where IIS runs them: `\inetpub\
+  wwwroot\aspnet_client\` (served as `/aspnet_client/`, a folder of the
+  Default Web Site, not an Exchange virtual directory: no HttpProxy line),
+  `\FrontEnd\HttpProxy\owa\auth\`, `...\ecp\auth\` (Splunk "Detect
+  Exchange Web Shell", after Microsoft's HAFNIUM and ProxyShell guidance;
+  CISA AA21-062A's names such as `supp0rt.aspx`); China Chopper carries its
+  command in the POST body, others in the query (`cmd=`).
+- [proxyshell-chain] ProxyShell (CVE-2021-34473/34523/31207) end to end:
+  `autodiscover.json?@foo.com/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@foo.com`
+  for the LegacyDN, `/autodiscover/autodiscover.xml`, `/mapi/emsmdb` for the
+  SID, `/EWS/` as SYSTEM, `/powershell/?X-Rps-CAT=` with a forged token
+  naming the `-500` administrator (Orange Tsai, ZDI "From Pwn2Own 2021: A
+  New Attack Surface on Microsoft Exchange - ProxyShell!"; kh4sh3i/ProxyShell
+  README; Neo23x0 `EXPL_Exchange_ProxyShell_Successful_Aug21_1`: `/(mapi/nspi|EWS/)`
+  answered `200 0 0`), then `New-MailboxExportRequest -FilePath ...aspx`
+  writes the shell into aspnet_client (ANSSI's ProxyShell Sigma rules, in
+  mthcht's ThreatHunting-Keywords `ProxyShell.yara`).
+- [mbx-export] mailboxes exported with `New-MailboxExportRequest` to a PST
+  under the site and downloaded (README `data-theft`: "mailbox exports
+  fetched from web paths"; HAFNIUM's use of Exchange PowerShell to export
+  mailboxes, Microsoft Security blog 2021-03-02).
+- [notshell-gtsc] ProxyNotShell (CVE-2022-41040/41082) needs a mailbox
+  user's password: `autodiscover.json` with `@` and `Powershell` in the URL,
+  signed in (GTSC's report, 2022-09-28; Microsoft's mitigation regex
+  `.*autodiscover\.json.*\@.*Powershell.*`; MSRC guidance). The signed-in
+  user is the victim whose password was stolen, not the requester.
+- [owassrf] OWASSRF (CVE-2022-41080 with 41082, Play ransomware, Rackspace):
+  `POST /owa/mastermailbox%40outlook.com/powershell` with a user's
+  password, answered 200 (CrowdStrike "OWASSRF: CrowdStrike Identifies New
+  Method for Bypassing ProxyNotShell Mitigations", 2022-12; Neo23x0
+  `expl_proxynotshell_owassrf_dec22.yar`, which matches `%40` or `@`).
+  Written `%40` as CrowdStrike quotes it; whether IIS writes cs-uri-stem
+  decoded there was not found.
+- [nmap-nse] Microsoft's nmap script `http-vuln-cve2021-26855.nse`
+  (CSS-Exchange/Security): `GET /owa/auth/x.js` with `Cookie: X-AnonResource=true;
+  X-AnonResource-Backend=localhost/ecp/default.flt?~3; X-BEResource=localhost/owa/auth/logon.aspx?~3;`,
+  nmap's user agent `Mozilla/5.0 (compatible; Nmap Scripting Engine;
+  https://nmap.org/book/nse.html)`; CSS-Exchange's BackendCookieMitigation:
+  those cookies "were found to be used in the SSRF attacks in the wild".
+- [exch-version] the build read from ECP's eDiscovery export tool manifest,
+  `/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application`
+  (righel's `ms-exchange-version.nse`, an nmap script; a file Exchange ships).
+- [censys] Censys's scanner: `Mozilla/5.0 (compatible; CensysInspect/1.1;
+  +https://about.censys.io/)` (scanner user-agent lists).
+- [nuclei] Nuclei's user agent in its request builder
+  `Nuclei - Open-source project (github.com/projectdiscovery/nuclei)` (newer
+  versions send random browsers' agents); its CVE-2021-26855 template asks
+  `/owa/auth/x.js` with the [nmap-nse] cookies (backend
+  `somethingnonexistent`), its ProxyShell check is Kevin Beaumont's
+  `autodiscover.json?@test.com/owa/?&Email=autodiscover/autodiscover.json%3F@test.com`
+  (302 = vulnerable; exchange-proxyshell.nse).
+- [spray-slow] Midnight Blizzard's password spray, "a limited number of
+  attempts to evade detection", from "a distributed residential proxy
+  infrastructure" (Microsoft Security blog, "Midnight Blizzard: Guidance for
+  responders", 2024-01-25); the README judges a spray per source address
+  (`--spray-users` within `--spray-window`), so a pool that never sends five
+  accounts from one address in 20 minutes makes failed sign-ins only.
+  Doors: EWS with Basic through the EWS Managed API (MailSniper's
+  `Invoke-PasswordSprayEWS`), ActiveSync with Basic from a script
+  (`OPTIONS` answered 401.1, 1326), OWA's forms with PowerShell's
+  `Invoke-WebRequest` user agent (MailSniper's `Invoke-PasswordSprayOWA`
+  posts `/owa/auth.owa` with it).
+- [mailsniper] MailSniper (dafthack): `Invoke-SelfSearch` and the EWS
+  spray drive the EWS Managed API (`New-Object Microsoft.Exchange.
+  WebServices.Data.ExchangeService`), whose user agent is [ews-ua]: a
+  mailbox searched and read in bulk over EWS is the signed-in user's EWS
+  requests from an EWS client other than Outlook (README `ews-non-outlook`);
+  nothing in an IIS line tells FindItem from GetItem.
 """
 
 import argparse
@@ -624,7 +700,11 @@ class Estate:
         failed = status == 401 and win32 in (1326, 2148074252)
         # [owa-fba] OWA's forms sign-in turned down: only the IIS line says
         # so (`LogoffReason=NoCookiesGetOrE14AuthPost`, answered 302).
-        failed = failed or (fba_failed and view == "iis")
+        # With HttpProxy logs beside, the request counts from its HttpProxy
+        # line, and casguard keeps its IIS twin's word (as it keeps the
+        # twin's substatus): still a failed sign-in. Corrected on 2026-12-04
+        # (incidents): the writer had followed the README's "not found then".
+        failed = failed or (fba_failed and (view == "iis" or (twin and self.hp_mode == "also")))
         if view == "hp" and status == 401:
             # [hp-401] HttpProxy's line of a 401 names no authenticated user
             # and has no substatus nor Windows error: not a failed sign-in
@@ -745,22 +825,23 @@ class Estate:
                     logged_query=url_query(query) if twin else self.logged_query)
 
     def attack(self, day, t, *, method, stem, query, cip, ua, status, kind, user=None, sub=0, win32=0,
-               server="EX01"):
+               server="EX01", ssrf=False, cookie=None):
         # [hp-real] Exchange's proxy logs what reaches a virtual directory
-        # (the zgrab scan of /ecp in artefacts.help); IIS answers `/` itself.
+        # (the zgrab scan of /ecp in artefacts.help); IIS answers `/` itself,
+        # and the site's own folders, such as /aspnet_client [webshell-paths].
         hp = None
-        if stem != "/" and server == "EX01":
+        if stem != "/" and server == "EX01" and stem.lower().strip("/").split("/")[0] in VDIRS:
             folder = HP_FOLDERS[proto_of(stem)]
             hp = {"folder": folder, "auth": "FBA" if folder in ("Owa", "Ecp") else "",
                   "user": user if status != 401 else "", "target": "EX01"}
-            if stem == "/ecp/y.js":
+            if stem == "/ecp/y.js" or ssrf:
                 # [proxylogon] the SSRF as HttpProxy logs it: routed by the
                 # attacker's `X-BEResource` cookie, the anchor a server URL
                 # (HelseCERT's Test-ProxyLogon excerpt, SOURCES-real.md).
                 hp.update(anchor=f"ServerInfo~a]@ex01.{MAILDOMAIN}:444/autodiscover/autodiscover.xml?#",
                           routing_hint="X-BEResource-Cookie")
         twin = self.write(server, "W3SVC1", day, t, method, stem, query, 443, user, cip, ua, status, sub, win32,
-                          hp=hp)
+                          hp=hp, cookie=cookie)
         if self.hp_mode == "only" and not twin:
             return
         if twin and self.hp_mode == "also":
@@ -791,6 +872,10 @@ class Estate:
 # [hp-where] HttpProxy's protocol folders, by this writer's protocol names.
 HP_FOLDERS = {"activesync": "Eas", "ews": "Ews", "owa": "Owa", "ecp": "Ecp", "mapi": "Mapi", "rpc": "RpcHttp",
               "autodiscover": "Autodiscover", "oab": "Oab", "powershell": "PowerShell"}
+
+
+# The virtual directories of Exchange's front end (Default Web Site).
+VDIRS = ("microsoft-server-activesync", "ews", "owa", "ecp", "mapi", "rpc", "autodiscover", "oab", "powershell")
 
 
 def proto_of(stem):
@@ -843,6 +928,12 @@ def url_query(q):
     what IIS logging was given on top (`&Log=...` [eas-log], `&CorrelationID=
     <empty>;&cafeReqId=...;` [hp-join])."""
     q = q or ""
+    if q.startswith("&"):
+        # [owa-fba] OWA's forms post has no query: what IIS logs there
+        # (`&ClientId=...`, `&LogoffReason=...`, `&encoding=;`, each after a
+        # `&`) is all OWA's own logging. Corrected on 2026-12-04 (incidents):
+        # the spray through EX01 had HttpProxy's UrlQuery carry LogoffReason.
+        return ""
     q = re.sub(r"&CorrelationID=[^;&]*;", "", q)
     q = CAFE_ID.sub("", q)
     q = re.sub(r"&Log=[^&]*", "", q)
@@ -1360,6 +1451,8 @@ def build(seed, httpproxy="none"):
     more(est)
     # Last, so that every line written before keeps its bytes.
     hybrid(est)
+    # [incidents] after the hybrid's, so that every earlier line keeps its bytes.
+    incidents(est)
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
@@ -1643,6 +1736,200 @@ def hybrid(est):
             est.person(d2, t, method="POST", stem="/EWS/mrsproxy.svc", query=cafe(est), user=MIGADMIN,
                        ukey="migadmin", cip="52.96.40.201", ua="", proto="ews", client="mrs-proxy", mailbox="EX02")
         t += rng.randint(60, 240)
+
+
+# -- [incidents] attacks as public incident reports show them -----------------
+
+UA_PY = "python-requests/2.28.1"
+# [volexity-css] user agents of ProxyLogon's SSRF requests in Volexity's list.
+UA_DDG = "DuckDuckBot/1.0; (+http://duckduckgo.com/duckduckbot.html)"
+UA_FBHIT = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
+UA_NMAP = "Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)"   # [nmap-nse]
+UA_CENSYS = "Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)"          # [censys]
+UA_NUCLEI = "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)"               # [nuclei]
+UA_PS = "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.19041.3570"   # [mailsniper]
+RUTH = f"ruth@{MAILDOMAIN}"
+# [spray-slow] the sprayer's rotating addresses: a residential proxy pool.
+SPRAY_POOL = [f"192.0.2.{i}" for i in range(10, 22)]
+SPRAYED = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "kate", "lena", "oscar", "judy",
+           "helpdesk", "svc-sql", "reception", "ruth"]
+
+
+def incidents(est):
+    """[incidents] Attacks as public incident reports show them in IIS and
+    HttpProxy logs, and what an audit must make of each (README: attacks are
+    kept apart from people, each finding one rule and one source, with its
+    outcome by status; a failed sign-in is still the named user's request):
+
+    - ProxyLogon's SSRF POSTed to OWA's own static files (Volexity's list),
+      then the China Chopper it dropped in /aspnet_client [volexity-css]
+      [webshell-paths];
+    - the whole ProxyShell chain from one address: the `mapi/nspi` and
+      `EWS` SSRFs, the forged-token PowerShell session, the exported
+      mailbox written as a web shell in /aspnet_client and run, then a
+      mailbox exported as a PST and fetched [proxyshell-chain][mbx-export];
+    - ProxyNotShell with a user's stolen password, and OWASSRF
+      (`/owa/mastermailbox%40outlook.com/powershell`) with the same
+      [notshell-gtsc][owassrf]: attacks, not that user's requests;
+    - web shells with commands in the query under /owa/auth and /ecp/auth,
+      one only asked for [webshell-paths];
+    - scanners: Microsoft's own nmap script for CVE-2021-26855 (its
+      X-BEResource cookie in EX03's cs(Cookie)), the build read from
+      ECP's export tool manifest, Censys, Nuclei [nmap-nse][exch-version]
+      [censys][nuclei];
+    - a slow password spray from a pool of rotating addresses over both
+      days on EWS, ActiveSync and OWA's forms, never five accounts from one
+      address in 20 minutes: failed sign-ins, no `password-spray` finding
+      (README: a spray is judged per source address) [spray-slow];
+    - its one success, ruth, then her mailbox read in bulk over EWS from an
+      unusual address with MailSniper's EWS client: ruth's requests, an EWS
+      client other than Outlook (`ews-non-outlook`) [mailsniper].
+    """
+    rng = est.rng
+    tr = est.truth
+    d1, d2 = DAYS
+    # ruth works in Outlook for Windows on the LAN, both days.
+    for day in DAYS:
+        outlook_desktop(est, day, ukey="ruth", user=f"{DOMAIN}\\ruth", ips=["10.1.27.8"], n=25, mailbox="EX02")
+
+    # [spray-slow] one try every 25 to 50 minutes, 01:00-23:00, each from the
+    # next address of the pool (each address back after twelve tries, hours
+    # later), the next account, the next door.
+    k = 0
+    success = None
+    for day in DAYS:
+        t = 3600 + rng.randint(0, 600)
+        while t < 23 * 3600:
+            v, src = SPRAYED[k % len(SPRAYED)], SPRAY_POOL[k % len(SPRAY_POOL)]
+            door = ("ews", "activesync", "owa")[k % 3]
+            if day == d2 and v == "ruth" and success is None:
+                # her password was on the sprayer's list: EWS answers 200
+                success = t
+                est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=RUTH,
+                           ukey="ruth", cip=src, ua=UA_EWS_APP, proto="ews", client="ews-third-party",
+                           mailbox="EX02")
+            elif door == "ews":
+                # [mailsniper] Invoke-PasswordSprayEWS: the EWS Managed API
+                est.person(day, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est),
+                           user=f"{v}@{MAILDOMAIN}", ukey=v, cip=src, ua=UA_EWS_APP, proto="ews",
+                           client="ews-third-party", status=401, sub=1, win32=1326)
+            elif door == "activesync":
+                # OPTIONS with Basic, the cheapest question ActiveSync
+                # answers, from a script (no client any catalog names)
+                est.person(day, t, method="OPTIONS", stem="/Microsoft-Server-ActiveSync/default.eas", query=None,
+                           user=f"{DOMAIN}\\{v}", ukey=v, cip=src, ua=UA_PY, proto="activesync",
+                           client="unknown-client", status=401, sub=1, win32=1326)
+            else:
+                q = (f"&ClientId={'%032X' % rng.getrandbits(128)}" + cafe(est)
+                     + "&LogoffReason=NoCookiesGetOrE14AuthPost&encoding=;")
+                # [mailsniper] Invoke-PasswordSprayOWA: PowerShell's web
+                # client, whose user agent passes for a browser's (casguard
+                # names it "Web browser", as a site would: a judgement, the
+                # writer agrees; a sprayer can as well send Chrome's)
+                est.person(day, t, method="POST", stem="/owa/auth.owa", query=q, user=f"{v}@{MAILDOMAIN}", ukey=v,
+                           cip=src, ua=UA_PS, proto="owa", client="browser", status=302,
+                           referer=f"https://{HOST}/owa/auth/logon.aspx?url=https%3a%2f%2f{HOST}%2fowa%2f&reason=0",
+                           hop=False, fba_failed=True)
+            k += 1
+            t += rng.randint(25 * 60, 50 * 60)
+    assert success is not None
+
+    # [mailsniper] day 2, an hour after: ruth's mailbox searched and read
+    # over EWS from a hosting provider's address, 140 calls in 25 minutes.
+    for t in times(rng, 140, success + 3600, success + 3600 + 1500):
+        est.person(d2, t, method="POST", stem="/EWS/Exchange.asmx", query=cafe(est), user=RUTH, ukey="ruth",
+                   cip="203.0.113.180", ua=UA_EWS_APP, proto="ews", client="ews-third-party", mailbox="EX02")
+    tr.findings["ews-non-outlook"].add("ruth")
+
+    # [notshell-gtsc] ProxyNotShell with ruth's password: autodiscover.json,
+    # `@` and `Powershell` in the query, signed in as her; answered 200.
+    for t in times(rng, 3, success + 7200, success + 7300):
+        est.attack(d2, t, method="POST", stem="/autodiscover/autodiscover.json",
+                   query="@evil.corp/PowerShell/?&Email=autodiscover/autodiscover.json%3F@evil.corp",
+                   cip="198.51.100.140", ua=UA_PY, status=200, kind="exploit-attempt", user=RUTH)
+    # [owassrf] OWASSRF, the same password, through OWA's path; 200.
+    for t in times(rng, 3, success + 9000, success + 9100):
+        est.attack(d2, t, method="POST", stem="/owa/mastermailbox%40outlook.com/powershell", query=None,
+                   cip="203.0.113.140", ua=UA_PY, status=200, kind="exploit-attempt", user=RUTH)
+
+    # [volexity-css] day 1, 02:00: ProxyLogon's SSRF POSTed to OWA's static
+    # files, anonymous, 200; then the China Chopper it wrote under
+    # /aspnet_client, POSTed to (its command in the body) [webshell-paths].
+    lgn = "198.51.100.31"
+    for t, (f, ua) in zip(times(rng, 3, 2 * 3600, 2 * 3600 + 60), [
+            ("logon.css", UA_DDG), ("owafont_ja.css", UA_FBHIT), ("lgnbotl.gif", UA_DDG)]):
+        est.attack(d1, t, method="POST", stem=f"/owa/auth/Current/themes/resources/{f}", query=None, cip=lgn,
+                   ua=ua, status=200, kind="exploit-attempt", ssrf=True)
+    for t in times(rng, 2, 2 * 3600 + 300, 2 * 3600 + 400):
+        est.attack(d1, t, method="POST", stem="/aspnet_client/supp0rt.aspx", query=None, cip=lgn, ua=UA_FBHIT,
+                   status=200, kind="web-shell")
+
+    # [proxyshell-chain] day 1, 21:00, one address: the LegacyDN through
+    # mapi/nspi, Autodiscover, the SID through mapi/emsmdb, mail read through
+    # EWS, the PowerShell session with a forged token; then the shell it
+    # exported into /aspnet_client run; then a mailbox exported as a PST,
+    # fetched [mbx-export].
+    ps = "203.0.113.66"
+    foo = "foo.com"
+    em = f"Email=autodiscover/autodiscover.json%3F@{foo}"
+    cat = base64.b64encode(b"V\x01\x00T\x07Windows C\x00A\x08Kerberos L\x15administrator@contoso.com U,"
+                           b"S-1-5-21-1004336348-1177238915-682003330-500").decode()
+    steps = [("GET", f"@{foo}/mapi/nspi/?&{em}"), ("POST", f"@{foo}/autodiscover/autodiscover.xml?&{em}"),
+             ("POST", f"@{foo}/mapi/emsmdb?&{em}"), ("POST", f"@{foo}/EWS/exchange.asmx?&{em}")]
+    steps += [("POST", f"@{foo}/powershell/?X-Rps-CAT={quote(cat, safe='')}&{em}")] * 6
+    for t, (method, q) in zip(times(rng, len(steps), 21 * 3600, 21 * 3600 + 240), steps):
+        est.attack(d1, t, method=method, stem="/autodiscover/autodiscover.json", query=q, cip=ps, ua=UA_PY,
+                   status=200, kind="exploit-attempt")
+    for t in times(rng, 3, 21 * 3600 + 600, 21 * 3600 + 900):
+        est.attack(d1, t, method="POST", stem="/aspnet_client/rzbfs.aspx", query=None, cip=ps, ua=UA_PY, status=200,
+                   kind="web-shell")
+    est.attack(d1, 21 * 3600 + 1500, method="GET", stem="/aspnet_client/ceo.pst", query=None, cip=ps, ua=UA_PY,
+               status=200, kind="data-theft")
+
+    # [webshell-paths] day 2: shells dropped under /owa/auth and /ecp/auth,
+    # run with a command in the query (200), and one asked for, not there.
+    sh = "198.51.100.150"
+    for t, (stem, q) in zip(times(rng, 3, 8 * 3600, 8 * 3600 + 600), [
+            ("/owa/auth/errorEE.aspx", "cmd=whoami"), ("/owa/auth/errorEE.aspx", "cmd=nltest+/dclist:"),
+            ("/ecp/auth/fonts.aspx", "exec=Y21kIC9jIGRpciBjOlw%3D")]):
+        est.attack(d2, t, method="GET", stem=stem, query=q, cip=sh, ua=UA_CHROME, status=200, kind="web-shell")
+    est.attack(d2, 8 * 3600 + 900, method="GET", stem="/owa/auth/one.aspx", query="cmd=whoami", cip=sh,
+               ua=UA_CHROME, status=404, win32=2, kind="web-shell")
+
+    # Scanners (day 2).
+    # [nmap-nse][exch-version] through EX03 at 13:xx, whose log has
+    # cs(Cookie): Microsoft's CVE-2021-26855 check (its SSRF cookies on
+    # `/owa/auth/x.js`: an exploit attempt, refused), then the build read
+    # from ECP's export tool manifest, a file Exchange ships (200).
+    nm = "198.51.100.44"
+    ck = ("X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3; "
+          "X-BEResource=localhost/owa/auth/logon.aspx?~3;")
+    t = 13 * 3600 + 1200 + rng.randint(0, 300)
+    est.attack(d2, t, method="GET", stem="/owa/auth/x.js", query=None, cip=nm, ua=UA_NMAP, status=404, win32=2,
+               kind="exploit-attempt", server="EX03", cookie=ck)
+    est.attack(d2, t + 2, method="GET", stem="/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application",
+               query=None, cip=nm, ua=UA_NMAP, status=200, kind="scanner", server="EX03")
+    # [nuclei] Nuclei's CVE-2021-26855 template (the same cookies, its
+    # backend `somethingnonexistent`) sent with a browser's user agent, as
+    # Nuclei's random agents do: only the cookies tell the attempt.
+    ck = ("X-AnonResource=true; X-AnonResource-Backend=somethingnonexistent/ecp/default.flt?~3; "
+          "X-BEResource=somethingnonexistent/owa/auth/logon.aspx?~3;")
+    est.attack(d2, t + 600, method="GET", stem="/owa/auth/x.js", query=None, cip="198.51.100.46", ua=UA_CHROME,
+               status=404, win32=2, kind="exploit-attempt", server="EX03", cookie=ck)
+    # [censys] the sign-in page and the site's root, 302s and a 200.
+    for t, stem in zip(times(rng, 2, 9 * 3600, 9 * 3600 + 20), ["/", "/owa/auth/logon.aspx"]):
+        est.attack(d2, t, method="GET", stem=stem, query="url=https%3a%2f%2fmail.contoso.com%2fowa%2f&reason=0"
+                   if stem != "/" else None, cip="192.0.2.230", ua=UA_CENSYS, status=302 if stem == "/" else 200,
+                   kind="scanner")
+    # [nuclei] Nuclei's ProxyShell template (Kevin Beaumont's check: 302
+    # means vulnerable; here refused, 403) and its Exchange detection.
+    nu = "198.51.100.45"
+    t = 10 * 3600 + rng.randint(0, 600)
+    est.attack(d2, t, method="GET", stem="/autodiscover/autodiscover.json",
+               query=f"@test.com/owa/?&Email=autodiscover/autodiscover.json%3F@test.com", cip=nu, ua=UA_NUCLEI,
+               status=403, kind="exploit-attempt")
+    est.attack(d2, t + 1, method="GET", stem="/owa/auth/logon.aspx", query=None, cip=nu, ua=UA_NUCLEI, status=200,
+               kind="scanner")
 
 
 # [ex03-fields] the fields EX03's admin ticked, in IIS's own order (that of

@@ -154,6 +154,9 @@ impl Interpreter {
         text(1, &mut req.stem);
         text(2, &mut req.query);
         display(Field::ForwardedFor, &mut req.forwarded_for);
+        // ProxyLogon's route in the Cookie header, where the site logs
+        // cs(Cookie) (not by default): the cookie the gateway refuses.
+        req.backend_named = record.get(Field::Cookie).is_some_and(url::cookie_names_a_backend);
         let username = record.get(Field::Username);
         // The reader has checked the typed columns and parsed the time.
         let number = |f: Field| record.number(f).unwrap_or(0);
@@ -458,6 +461,34 @@ mod tests {
             out.push(req.clone());
         });
         (out, stats)
+    }
+
+    /// ProxyLogon's SSRF probe (Microsoft's `http-vuln-cve2021-26855.nse`,
+    /// Nuclei's template) names its back end in the Cookie header alone: a
+    /// site that logs cs(Cookie) shows it, whatever the user agent; OWA's
+    /// own routing cookie is no such route.
+    #[test]
+    fn logged_cookie_naming_a_backend_is_proxylogon() {
+        let log = "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
+cs(User-Agent) cs(Cookie) sc-status sc-substatus sc-win32-status time-taken\r\n\
+2026-11-10 13:24:11 10.0.0.23 GET /owa/auth/x.js - 443 - 198.51.100.46 \
+Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64) X-AnonResource=true;+X-AnonResource-Backend=somethingnonexistent/ecp/\
+default.flt?~3;+X-BEResource=somethingnonexistent/owa/auth/logon.aspx?~3; 404 0 2 37\r\n\
+2026-11-10 13:24:12 10.0.0.23 GET /owa/auth/x.js - 443 - 198.51.100.44 \
+Mozilla/5.0+(compatible;+Nmap+Scripting+Engine;+https://nmap.org/book/nse.html) \
+X-BEResource=localhost/owa/auth/logon.aspx?~3; 404 0 2 37\r\n\
+2026-11-10 13:24:13 10.0.0.23 POST /owa/service.svc action=GetItem 443 CONTOSO\\dmitry 10.1.26.4 \
+Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64) X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJqBy8fIzMnKzsrSyp3Jy9LLx87G0s3H; \
+200 0 0 37\r\n";
+        let (reqs, stats) = scan(log.as_bytes());
+        assert_eq!((reqs.len(), stats.malformed_total()), (3, 0));
+        for r in &reqs[..2] {
+            assert!(r.backend_named, "{}", r.user_agent);
+            assert_eq!(r.traffic, Traffic::Attack, "{}", r.user_agent);
+            assert_eq!(r.attack.map(|d| d.rule), Some("proxylogon"), "{}", r.user_agent);
+        }
+        assert!(!reqs[2].backend_named);
+        assert_eq!((reqs[2].traffic, reqs[2].attack), (Traffic::Person, None));
     }
 
     #[test]

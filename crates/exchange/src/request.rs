@@ -347,12 +347,13 @@ pub struct Request {
     /// The detection rule when `traffic` is `Attack`.
     pub attack: Option<Detection>,
     /// The request named a back end and a path for the front end to proxy
-    /// to: ProxyLogon's server-side request forgery (CVE-2021-26855). Its
-    /// cookie is not logged; an HttpProxy line keeps the route the front end
-    /// took from it, an `AnchorMailbox` of `ServerInfo~<host>/<path>` (see
+    /// to: ProxyLogon's server-side request forgery (CVE-2021-26855). IIS
+    /// logs its cookie only where an admin ticked cs(Cookie) (the IIS
+    /// reader then reads it, [`crate::url::cookie_names_a_backend`]); an
+    /// HttpProxy line keeps the route the front end took from it, an
+    /// `AnchorMailbox` of `ServerInfo~<host>/<path>` (see
     /// [`crate::url::anchor_names_a_backend`]). The gateway refuses such a
-    /// cookie before making a request ([`crate::url::cookie_names_a_backend`]),
-    /// so only the HttpProxy reader sets it.
+    /// cookie before making a request, so it never sets it.
     pub backend_named: bool,
 }
 

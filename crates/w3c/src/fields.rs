@@ -31,6 +31,8 @@ crate::known_fields! {
         UserAgent = "cs(User-Agent)",
         /// `cs(Referer)`
         Referer = "cs(Referer)",
+        /// `cs(Cookie)`: not logged by default; an admin may tick it.
+        Cookie = "cs(Cookie)",
         /// `cs-host`
         Host = "cs-host",
         /// `sc-status`
