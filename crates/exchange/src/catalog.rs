@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde::{Deserialize, Serialize};
 
+use crate::data_file;
 use crate::request::Protocol;
 
 /// Index of a client in its [`Catalog`]. The default, 0, is always `unknown`.
@@ -191,11 +192,8 @@ impl Catalog {
 
     /// Parse and compile a catalog. Errors carry the 1-based line number.
     pub fn from_toml(text: &str) -> Result<Catalog, CatalogError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1;
-        let file: FileDef = toml::from_str(text).map_err(|e| CatalogError::Toml {
-            line: e.span().map_or(0, |s| line_of(s.start)),
-            message: e.message().trim().to_string(),
-        })?;
+        let line_of = |offset: usize| data_file::line_of(text, offset);
+        let file: FileDef = data_file::parse(text).map_err(|(line, message)| CatalogError::Toml { line, message })?;
 
         let unknown = Client {
             id: "unknown".into(),

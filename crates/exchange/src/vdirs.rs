@@ -9,6 +9,8 @@ use std::cmp::Ordering;
 
 use serde::Deserialize;
 
+use crate::data_file;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VdirError {
     #[error("exchange files line {line}: {message}")]
@@ -84,11 +86,7 @@ impl ExchangeFiles {
     }
 
     pub fn from_toml(text: &str) -> Result<ExchangeFiles, VdirError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1;
-        let file: FileDef = toml::from_str(text).map_err(|e| VdirError::Toml {
-            line: e.span().map_or(0, |s| line_of(s.start)),
-            message: e.message().trim().to_string(),
-        })?;
+        let file: FileDef = data_file::parse(text).map_err(|(line, message)| VdirError::Toml { line, message })?;
         let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase().into_boxed_str()).collect::<Vec<_>>();
         let mut vdirs = Vec::with_capacity(file.vdir.len());
         for def in file.vdir {

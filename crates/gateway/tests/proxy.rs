@@ -352,7 +352,7 @@ async fn bad_reload_keeps_the_old_policy_and_good_changes_apply() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(c.get("/owa/", &[("user-agent", "BadClient/1")]).await.status, StatusCode::FORBIDDEN);
         assert_eq!(c.get("/owa/", &[("user-agent", "OtherClient/1")]).await.status, StatusCode::OK);
-        assert!(gw.events().iter().any(|e| e.contains("reload rejected")), "{:?}", gw.events());
+        assert!(gw.logged("reload rejected"), "{:?}", gw.events());
 
         // A good change is picked up by the file poller, no signal needed.
         std::fs::write(gw.policy_path(), deny("OtherClient")).unwrap();
@@ -401,7 +401,7 @@ async fn a_changed_group_file_is_picked_up_without_a_signal() {
             assert!(start.elapsed() < Duration::from_secs(10), "the group file's change never applied");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(gw.events().iter().any(|e| e.contains("policy reloaded")), "{:?}", gw.events());
+        assert!(gw.logged("policy reloaded"), "{:?}", gw.events());
         gw.stop().await;
     })
     .await;
@@ -796,7 +796,7 @@ async fn failover_to_a_healthy_upstream_and_a_sole_dead_one_gets_502() {
         let (mock, up) = start_mock().await;
         let dead = free_addr();
         let gw = start_gateway_with(ALLOW, up, |c| {
-            c.upstream = vec![format!("http://{dead}"), format!("http://{up}")];
+            c.upstream = upstreams(&[dead, up]);
             c.health_fall = 1;
         })
         .await;
@@ -805,17 +805,13 @@ async fn failover_to_a_healthy_upstream_and_a_sole_dead_one_gets_502() {
             assert_eq!(c.get("/owa/", &[]).await.status, StatusCode::OK);
         }
         assert_eq!(mock.seen().len(), 3);
-        assert!(
-            gw.events().iter().any(|e| e.contains(&format!("upstream http://{dead} is down"))),
-            "{:?}",
-            gw.events()
-        );
+        assert!(gw.logged(&format!("upstream http://{dead} is down")), "{:?}", gw.events());
         assert!(gw.handle.metrics().contains(&format!("casguard_gateway_upstream_up{{upstream=\"http://{dead}\"}} 0")));
         gw.stop().await;
 
         // A sole upstream is never taken out: each request tries it.
         let gw = start_gateway_with(ALLOW, up, |c| {
-            c.upstream = vec![format!("http://{dead}")];
+            c.upstream = upstreams(&[dead]);
             c.health_fall = 1;
         })
         .await;
@@ -824,11 +820,7 @@ async fn failover_to_a_healthy_upstream_and_a_sole_dead_one_gets_502() {
             assert_eq!(c.get("/owa/", &[]).await.status, StatusCode::BAD_GATEWAY);
         }
         assert!(gw.handle.metrics().contains(&format!("casguard_gateway_upstream_up{{upstream=\"http://{dead}\"}} 1")));
-        assert!(
-            gw.events().iter().any(|e| e.contains("it is the only upstream, so it stays in use")),
-            "{:?}",
-            gw.events()
-        );
+        assert!(gw.logged("it is the only upstream, so it stays in use"), "{:?}", gw.events());
         gw.stop().await;
     })
     .await;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use casguard_loggen::{GzipMode, Profile, Truth};
+use casguard_loggen::{GzipMode, Options, Profile, Truth};
 use serde_json::Value;
 
 use crate::util::{audit_json, casguard, counts, finding_users, generated, refused, source_networks, workspace};
@@ -117,38 +117,42 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     assert_eq!(brute, expected, "brute force");
 }
 
+/// The audit of logs generated with `options`, checked against their
+/// truth; the report and the truth.
+fn audit_as_generated(options: impl FnOnce(&mut Options)) -> (Value, Truth) {
+    let (dir, truth) = generated(options);
+    let report = audit_json(dir.path(), &[]);
+    check_against_truth(&report, &truth);
+    (report, truth)
+}
+
 #[test]
 fn mixed_front_and_back_end_plain_and_gzip_match_the_truth() {
-    let (dir, truth) = generated(|o| {
+    let (_, truth) = audit_as_generated(|o| {
         o.seed = 7;
         o.gzip = GzipMode::Some;
     });
     assert!(truth.summary.backend_duplicates > 0 && truth.summary.malformed > 0);
-    check_against_truth(&audit_json(dir.path(), &[]), &truth);
 }
 
 #[test]
 fn back_end_logs_alone_are_counted_and_said_so() {
-    let (dir, truth) = generated(|o| {
+    let (report, truth) = audit_as_generated(|o| {
         o.seed = 3;
         o.only_backend = true;
     });
     assert!(truth.backend_only);
-    let report = audit_json(dir.path(), &[]);
-    check_against_truth(&report, &truth);
     let notes = report["notes"].to_string();
     assert!(notes.contains("back-end"), "{notes}");
 }
 
 #[test]
 fn truncated_gzip_is_counted_and_the_run_goes_on() {
-    let (dir, truth) = generated(|o| {
+    let (report, _) = audit_as_generated(|o| {
         o.seed = 11;
         o.gzip = GzipMode::All;
         o.truncate_gzip = true;
     });
-    let report = audit_json(dir.path(), &[]);
-    check_against_truth(&report, &truth);
     let malformed = report["malformed"].to_string();
     assert!(malformed.contains("truncated-gzip"), "{malformed}");
 }

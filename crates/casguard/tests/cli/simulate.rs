@@ -15,17 +15,21 @@ fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
     generated(|o| o.seed = seed)
 }
 
+/// `report` (or one rule of it) denies `denied` requests, of `users` (under
+/// `key`), as the generator knows.
+fn denies(report: &Value, key: &str, denied: u64, users: &[String]) {
+    assert_eq!(report["denied_requests"], denied);
+    assert_eq!(strings(&report[key]), users);
+}
+
 #[test]
 fn iis_block_outlook_ua_denies_what_the_generator_knows() {
     let (dir, truth) = logs(21);
     let report = simulate("iis-block-outlook-ua.toml", dir.path(), &[]);
     let expected = &truth.policies.iis_block_outlook_ua;
     assert!(expected.denied_requests > 0);
-    assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
-    let rule = &report["rules"][0];
-    assert_eq!(rule["denied_requests"], expected.denied_requests);
-    assert_eq!(strings(&rule["users"]), expected.affected_users);
+    denies(&report, "affected_users", expected.denied_requests, &expected.affected_users);
+    denies(&report["rules"][0], "users", expected.denied_requests, &expected.affected_users);
     // Blocking ActiveSync leaves the other doors: every affected user who also used Outlook on
     // the desktop shows up as a backdoor with EWS or MAPI still open.
     let backdoors = report["backdoors"].as_array().unwrap();
@@ -41,8 +45,7 @@ fn ews_allow_outlook_only_denies_other_ews_clients_and_warns_about_probes() {
     let (dir, truth) = logs(22);
     let report = simulate("ews-allow-outlook-only.toml", dir.path(), &[]);
     let expected = &truth.policies.ews_allow_outlook_only;
-    assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
+    denies(&report, "affected_users", expected.denied_requests, &expected.affected_users);
     // The EWS probes of Managed Availability would be denied too: said apart from people.
     assert!(report["probes"]["denied_requests"].as_u64().unwrap() > 0);
     assert!(report["notes"].to_string().contains("Managed Availability"));
@@ -53,8 +56,7 @@ fn block_outlook_provision_counts_known_devices_it_would_cut_off() {
     let (dir, truth) = logs(23);
     let expected = &truth.policies.block_outlook_provision;
     let report = simulate("block-outlook-provision.toml", dir.path(), &["--known-before", &truth.cutover]);
-    assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
+    denies(&report, "affected_users", expected.denied_requests, &expected.affected_users);
     assert_eq!(report["grandfathering"]["provision_from_known_devices"], expected.provision_from_known_devices);
     assert!(expected.provision_from_known_devices > 0);
 
@@ -68,8 +70,7 @@ fn block_new_outlook_devices_spares_devices_known_at_the_cut_over() {
     let (dir, truth) = logs(24);
     let expected = &truth.policies.block_new_outlook_devices;
     let report = simulate("block-new-outlook-devices.toml", dir.path(), &["--known-before", &truth.cutover]);
-    assert_eq!(report["denied_requests"], expected.denied_requests);
-    assert_eq!(strings(&report["affected_users"]), expected.affected_users);
+    denies(&report, "affected_users", expected.denied_requests, &expected.affected_users);
     assert_eq!(report["grandfathering"]["provision_from_known_devices"], 0);
 
     // The same through an inventory file built by `casguard inventory build`.

@@ -354,6 +354,10 @@ impl Running {
     pub fn events(&self) -> Vec<String> {
         self.events.lock().unwrap().clone()
     }
+    /// Whether an event so far contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.events.lock().unwrap().iter().any(|e| e.contains(text))
+    }
     pub async fn stop(self) -> tempfile::TempDir {
         self.handle.shutdown();
         within(30, self.task).await.unwrap().unwrap();
@@ -368,13 +372,18 @@ pub fn access_logs(dir: &tempfile::TempDir) -> String {
     files.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
 }
 
+/// The [`gateway::Config::upstream`] list of the servers at `addrs`, in order.
+pub fn upstreams(addrs: &[SocketAddr]) -> Vec<String> {
+    addrs.iter().map(|a| format!("http://{a}")).collect()
+}
+
 pub fn base_config(dir: &Path, policy_text: &str, upstream: SocketAddr) -> gateway::Config {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, policy_text).unwrap();
     gateway::Config {
         policy: Some(policy),
         listen_plain: vec!["127.0.0.1:0".parse().unwrap()],
-        upstream: vec![format!("http://{upstream}")],
+        upstream: upstreams(&[upstream]),
         access_log: Some(dir.join("logs")),
         ..gateway::Config::default()
     }

@@ -41,10 +41,10 @@ pub(super) fn compile_mailbox_protocols(
     let block = MailboxBlock { mapi_http_enabled: raw.mapi_http_enabled, mailboxes };
     let with =
         |f: &dyn Fn(&MailboxSwitches) -> bool| user_set(block.mailboxes.iter().filter(|(_, s)| f(s)).map(|(n, _)| n));
-    let mut push = |name: &str, protocols: Vec<Protocol>, who: Option<Cond>, unless: Vec<Vec<Cond>>, note: &str| {
+    let deny = |name: &str, protocols: Vec<Protocol>, who: Option<Cond>, unless: Vec<Vec<Cond>>, note: &str| {
         let mut c = vec![Cond::Protocol(protocols)];
         c.extend(who);
-        rules.push(rule(
+        rule(
             format!("mailbox_protocols: {name}"),
             Action::Deny,
             status,
@@ -54,53 +54,50 @@ pub(super) fn compile_mailbox_protocols(
             RuleOrigin::MailboxProtocols,
             Some(note.to_string()),
             line,
-        ));
+        )
     };
-    if let Some(u) = with(&|s| s.activesync_enabled == Some(false)) {
-        push(
-            "ActiveSyncEnabled=false",
-            vec![Protocol::ActiveSync],
-            Some(u),
-            Vec::new(),
-            "ActiveSyncEnabled is false for this mailbox: Exchange refuses ActiveSync",
-        );
-    }
-    if let Some(u) = with(&|s| s.owa_enabled == Some(false)) {
-        push(
-            "OWAEnabled=false",
-            vec![Protocol::Owa],
-            Some(u),
-            Vec::new(),
-            "OWAEnabled is false for this mailbox: Outlook on the web is refused",
-        );
-    }
-    if let Some(u) = with(&|s| s.mapi_enabled == Some(false)) {
-        push(
-            "MAPIEnabled=false",
-            vec![Protocol::Mapi, Protocol::Rpc],
-            Some(u),
-            Vec::new(),
-            "MAPIEnabled is false for this mailbox: every MAPI client is refused, over MAPI over HTTP and Outlook Anywhere, on the LAN too",
-        );
-    }
+    // The rule for the mailboxes whose switches `set` picks, if any.
+    let per_mailbox = |set: &dyn Fn(&MailboxSwitches) -> bool, name: &str, protocols: Vec<Protocol>, note: &str| {
+        with(set).map(|u| deny(name, protocols, Some(u), Vec::new(), note))
+    };
+    rules.extend(per_mailbox(
+        &|s| s.activesync_enabled == Some(false),
+        "ActiveSyncEnabled=false",
+        vec![Protocol::ActiveSync],
+        "ActiveSyncEnabled is false for this mailbox: Exchange refuses ActiveSync",
+    ));
+    rules.extend(per_mailbox(
+        &|s| s.owa_enabled == Some(false),
+        "OWAEnabled=false",
+        vec![Protocol::Owa],
+        "OWAEnabled is false for this mailbox: Outlook on the web is refused",
+    ));
+    rules.extend(per_mailbox(
+        &|s| s.mapi_enabled == Some(false),
+        "MAPIEnabled=false",
+        vec![Protocol::Mapi, Protocol::Rpc],
+        "MAPIEnabled is false for this mailbox: every MAPI client is refused, over MAPI over HTTP and Outlook Anywhere, on the LAN too",
+    ));
     let http_note = "MapiHttpEnabled is false for this mailbox: MAPI over HTTP is refused, and Outlook falls back to Outlook Anywhere (RPC over HTTP) unless MAPIBlockOutlookRpcHttp is set";
     if block.mapi_http_enabled == Some(false) {
         // The organization's value holds for every mailbox that does not set its own.
         let unless: Vec<Vec<Cond>> =
             with(&|s| s.mapi_http_enabled == Some(true)).into_iter().map(|c| vec![c]).collect();
-        push("MapiHttpEnabled=false (organization)", vec![Protocol::Mapi], None, unless, http_note);
-    } else if let Some(u) = with(&|s| s.mapi_http_enabled == Some(false)) {
-        push("MapiHttpEnabled=false", vec![Protocol::Mapi], Some(u), Vec::new(), http_note);
+        rules.push(deny("MapiHttpEnabled=false (organization)", vec![Protocol::Mapi], None, unless, http_note));
+    } else {
+        rules.extend(per_mailbox(
+            &|s| s.mapi_http_enabled == Some(false),
+            "MapiHttpEnabled=false",
+            vec![Protocol::Mapi],
+            http_note,
+        ));
     }
-    if let Some(u) = with(&|s| s.mapi_block_outlook_rpc_http == Some(true)) {
-        push(
-            "MAPIBlockOutlookRpcHttp=true",
-            vec![Protocol::Rpc],
-            Some(u),
-            Vec::new(),
-            "MAPIBlockOutlookRpcHttp is true for this mailbox: Outlook Anywhere (RPC over HTTP) is refused",
-        );
-    }
+    rules.extend(per_mailbox(
+        &|s| s.mapi_block_outlook_rpc_http == Some(true),
+        "MAPIBlockOutlookRpcHttp=true",
+        vec![Protocol::Rpc],
+        "MAPIBlockOutlookRpcHttp is true for this mailbox: Outlook Anywhere (RPC over HTTP) is refused",
+    ));
     blocks.mailbox = Some(block);
     Ok(())
 }

@@ -304,17 +304,7 @@ pub(crate) fn read(files: &[ConfigFile], site: &str, notes: &mut Notes) -> IisIn
         );
     }
     for (path, st) in w_filter {
-        let f = &st.filtering;
-        out.filtering.push(RequestFiltering {
-            path,
-            enabled: st.filtering_module,
-            allow_unlisted_extensions: f.allow_unlisted,
-            extensions: f.extensions.clone(),
-            hidden_segments: f.hidden.clone(),
-            deny_url_sequences: f.url_sequences.clone(),
-            deny_query_string_sequences: f.query_sequences.clone(),
-            rules: f.rules.clone(),
-        });
+        out.filtering.push(RequestFiltering { path, enabled: st.filtering_module, ..st.filtering.clone() });
     }
     for (path, st) in w_ip {
         let on = st.ip_module;

@@ -8,19 +8,9 @@ use ipnet::IpNet;
 use roxmltree::Node;
 
 use super::Notes;
-use crate::blocks::{DenyAction, IisFilterRule, RewriteAction, RewriteCondition, RewriteRule};
+use crate::blocks::{DenyAction, IisFilterRule, RequestFiltering, RewriteAction, RewriteCondition, RewriteRule};
 use crate::model::Header;
 use crate::pattern::PatternSyntax;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Filtering {
-    pub allow_unlisted: bool,
-    pub extensions: Vec<(String, bool)>,
-    pub hidden: Vec<String>,
-    pub url_sequences: Vec<String>,
-    pub query_sequences: Vec<String>,
-    pub rules: Vec<IisFilterRule>,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IpSecurity {
@@ -36,7 +26,9 @@ pub(crate) struct State {
     pub filtering_module: bool,
     pub rewrite_module: bool,
     pub ip_module: bool,
-    pub filtering: Filtering,
+    /// Its path and whether the module runs are filled in where the state is
+    /// written out (`filtering_module` says the latter here).
+    pub filtering: RequestFiltering,
     pub ip: IpSecurity,
     pub rewrite: Vec<RewriteRule>,
 }
@@ -47,12 +39,14 @@ impl Default for State {
             filtering_module: true,
             rewrite_module: true,
             ip_module: true,
-            filtering: Filtering {
-                allow_unlisted: true,
+            filtering: RequestFiltering {
+                path: String::new(),
+                enabled: true,
+                allow_unlisted_extensions: true,
                 extensions: Vec::new(),
-                hidden: Vec::new(),
-                url_sequences: Vec::new(),
-                query_sequences: Vec::new(),
+                hidden_segments: Vec::new(),
+                deny_url_sequences: Vec::new(),
+                deny_query_string_sequences: Vec::new(),
                 rules: Vec::new(),
             },
             ip: IpSecurity {
@@ -181,7 +175,7 @@ pub(crate) fn apply_global(state: &mut State, web: Node, file: &str, notes: &mut
     }
 }
 
-fn filtering(f: &mut Filtering, rf: Node, file: &str, notes: &mut Notes) {
+fn filtering(f: &mut RequestFiltering, rf: Node, file: &str, notes: &mut Notes) {
     if rf.attribute("allowHighBitCharacters").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
         notes.inexact(
             place(file, rf),
@@ -191,7 +185,7 @@ fn filtering(f: &mut Filtering, rf: Node, file: &str, notes: &mut Notes) {
     }
     if let Some(ext) = child(rf, "fileExtensions") {
         if let Some(v) = ext.attribute("allowUnlisted") {
-            f.allow_unlisted = v.eq_ignore_ascii_case("true");
+            f.allow_unlisted_extensions = v.eq_ignore_ascii_case("true");
         }
         merge_keyed(
             &mut f.extensions,
@@ -201,9 +195,9 @@ fn filtering(f: &mut Filtering, rf: Node, file: &str, notes: &mut Notes) {
             &|(e, _)| e.clone(),
         );
     }
-    strings_of(child(rf, "hiddenSegments"), &mut f.hidden, "segment");
-    strings_of(child(rf, "denyUrlSequences"), &mut f.url_sequences, "sequence");
-    strings_of(child(rf, "denyQueryStringSequences"), &mut f.query_sequences, "sequence");
+    strings_of(child(rf, "hiddenSegments"), &mut f.hidden_segments, "segment");
+    strings_of(child(rf, "denyUrlSequences"), &mut f.deny_url_sequences, "sequence");
+    strings_of(child(rf, "denyQueryStringSequences"), &mut f.deny_query_string_sequences, "sequence");
     if let Some(rules) = child(rf, "filteringRules") {
         merge_keyed(&mut f.rules, rules, "name", &mut |c| filtering_rule(c, file, notes), &|r| r.name.clone());
     }
@@ -476,7 +470,7 @@ mod tests {
         let root = doc.root_element();
         apply(&mut s, child(root, "a").unwrap(), "/", "f", &mut notes);
         apply(&mut s, child(root, "b").unwrap(), "/x", "f", &mut notes);
-        assert_eq!(s.filtering.hidden, ["App_Data"]);
+        assert_eq!(s.filtering.hidden_segments, ["App_Data"]);
         assert_eq!(s.filtering.extensions, [(".cs".to_string(), false)]);
         assert!(!s.rewrite_module && s.filtering_module);
     }

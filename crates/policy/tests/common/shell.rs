@@ -17,39 +17,31 @@ enum Arg {
     Value(Value),
 }
 
-fn tokens(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quote, mut depth) = (Vec::new(), String::new(), false, 0i32);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
+/// `s` cut at every `sep` outside single quotes and brackets, the quotes
+/// kept (`''` inside quotes is one quote); empty pieces are dropped.
+fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let (mut out, mut start, mut quote, mut depth) = (Vec::new(), 0, false, 0i32);
+    for (i, c) in s.char_indices() {
         match c {
-            '\'' if quote && chars.peek() == Some(&'\'') => {
-                cur.push_str("''");
-                chars.next();
+            // A doubled quote inside quotes closes and reopens them: the same state.
+            '\'' => quote = !quote,
+            '(' | '{' if !quote => depth += 1,
+            ')' | '}' if !quote => depth -= 1,
+            c if c == sep && !quote && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
             }
-            '\'' => {
-                quote = !quote;
-                cur.push(c);
-            }
-            '(' | '{' if !quote => {
-                depth += 1;
-                cur.push(c);
-            }
-            ')' | '}' if !quote => {
-                depth -= 1;
-                cur.push(c);
-            }
-            ' ' if !quote && depth == 0 => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(c),
+            _ => {}
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
+    out.push(&s[start..]);
+    out.retain(|t| !t.is_empty());
     out
+}
+
+/// A command line's words: `-Name`, values, `@(...)` and `@{...}` whole.
+fn tokens(line: &str) -> Vec<&str> {
+    split_unquoted(line, ' ')
 }
 
 fn unquote(s: &str) -> String {
@@ -58,25 +50,7 @@ fn unquote(s: &str) -> String {
 
 /// `'a','b'` as strings.
 fn items(s: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let (mut cur, mut quote) = (String::new(), false);
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' if quote && chars.peek() == Some(&'\'') => {
-                cur.push('\'');
-                chars.next();
-            }
-            '\'' => quote = !quote,
-            ',' if !quote => out.push(Value::String(std::mem::take(&mut cur))),
-            c if quote => cur.push(c),
-            _ => {}
-        }
-    }
-    if !cur.is_empty() || s.ends_with('\'') {
-        out.push(Value::String(cur));
-    }
-    out
+    split_unquoted(s, ',').into_iter().map(|t| Value::String(unquote(t.trim()))).collect()
 }
 
 fn value(s: &str) -> Value {
@@ -97,14 +71,14 @@ fn parse(line: &str) -> (String, BTreeMap<String, Arg>) {
     while i < t.len() {
         let name = t[i].strip_prefix('-').unwrap_or_else(|| panic!("not a parameter: {} in {line}", t[i])).to_string();
         if i + 1 < t.len() && !t[i + 1].starts_with('-') {
-            args.insert(name, Arg::Value(value(&t[i + 1])));
+            args.insert(name, Arg::Value(value(t[i + 1])));
             i += 2;
         } else {
             args.insert(name, Arg::Switch);
             i += 1;
         }
     }
-    (t[0].clone(), args)
+    (t[0].to_string(), args)
 }
 
 /// The organisation the commands build.
