@@ -2705,3 +2705,87 @@ async fn the_identity_the_front_end_gives_its_back_end_is_refused_from_a_client(
     })
     .await;
 }
+
+/// EWS for boss alone, and Autodiscover too.
+const EWS_AND_AUTODISCOVER_ONLY_BOSS: &str = "default = 'allow'
+[[rule]]
+name = 'EWS and Autodiscover only for boss'
+action = 'deny'
+path = ['/EWS', '/Autodiscover']
+unless = { user = 'boss' }
+";
+
+/// Thirteenth pass: the WS-Security doors of EWS and Autodiscover
+/// (`.../WSSecurity`, `/SymmetricKey` and `/X509Cert` after it) take their
+/// caller from the SOAP body, a token another organization's Exchange
+/// signs. IIS runs Anonymous there (and no Basic on EWS by default), and
+/// Exchange's front end lets such a request through anonymously
+/// (decompiled `ProxyModule.AllowAnonymousRequest`, `IsWsSecurityRequest`)
+/// for the back end to check the token. A Basic header with boss's name and
+/// any password, a forged NTLM AUTHENTICATE, an unsigned JWT or a Digest
+/// `username` naming boss carried eve's request to that door past a rule
+/// keeping EWS for boss; and an AUTHENTICATE there, answered without a 401,
+/// made boss the connection's user for the requests after it. Credentials
+/// there pass now only if the request would pass anonymous too, and sign
+/// no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_a_ws_security_door_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+        let post = |path: &str, auth: &str, last: bool| {
+            let body = "<soap:Envelope/>";
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Type: text/xml\r\n{}Content-Length: {}\r\n\r\n{body}",
+                if last { "Connection: close\r\n" } else { "" },
+                body.len()
+            )
+        };
+        let header = |v: String| format!("Authorization: {v}\r\n");
+        let credentials = [
+            header(basic("boss", "wrong")),
+            header(basic("CONTOSO\\boss", "wrong")),
+            header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss")))),
+            header(format!("Negotiate {}", B64.encode(ntlm_type3("CONTOSO", "boss")))),
+            header(format!("Bearer {}", jwt(r#"{"upn":"boss@contoso.com"}"#))),
+            header("Digest username=\"boss\", realm=\"mail\", nonce=\"n\", uri=\"/\", response=\"0a\"".into()),
+        ];
+        for path in [
+            "/EWS/Exchange.asmx/WSSecurity",
+            "/ews/exchange.asmx/wssecurity",
+            "/EWS/Exchange.asmx/WSSecurity/SymmetricKey",
+            "/EWS/Exchange.asmx/wssecurity/x509cert",
+            "/Autodiscover/Autodiscover.svc/WSSecurity",
+            "/autodiscover/autodiscover.svc/wssecurity/symmetrickey",
+        ] {
+            for auth in &credentials {
+                let answer = send_raw(gw.addr, post(path, auth, true).as_bytes()).await;
+                assert_ne!(status(&answer), "200", "{path} {auth}: {answer}");
+                assert!(answer.contains("only for boss"), "{path} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // boss's own requests to EWS's other pages are judged as boss, as before.
+        let answer = send_raw(gw.addr, post("/EWS/Exchange.asmx", &header(basic("boss", "pw")), true).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+        // A handshake on a door the policy leaves open signs no one in for
+        // the connection: the header-less request after it is not boss's.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
+        let negotiate = header(format!("NTLM {}", B64.encode(ntlm_type1(0xa208_8207))));
+        let boss = header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss"))));
+        let raw = format!(
+            "{}{}{}",
+            post("/EWS/Exchange.asmx/WSSecurity", &negotiate, false),
+            post("/EWS/Exchange.asmx/WSSecurity", &boss, false),
+            post("/Autodiscover/Autodiscover.xml", "", true)
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers)[..2], ["200", "200"], "{answers}");
+        assert_ne!(statuses(&answers)[2], "200", "{answers}");
+        assert_eq!(mock.seen().len(), 2, "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
