@@ -2789,3 +2789,43 @@ async fn credentials_on_a_ws_security_door_do_not_except() {
     })
     .await;
 }
+
+/// Thirteenth pass: EWS's front end routes a request with
+/// `X-PreferServerAffinity: true` to the server its `X-BackEndOverrideCookie`
+/// names (decompiled `EwsProxyRequestHandler.ResolveAnchorMailbox`), read by
+/// the same `BackEndServer.FromString` as ProxyLogon's `X-BEResource`, which
+/// before March 2021 took `host/path?#~version` for a host: the request
+/// judged as `/EWS/Exchange.asmx` reached whatever back-end page the cookie
+/// named, as the server itself. Refused now, as the other two cookies are;
+/// Exchange's own cookie (`<fqdn>~<version>`) passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_affinity_cookie_naming_a_path_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY.replace("path = '/EWS'", "path = '/ecp'").as_str(), up).await;
+        let post = |cookie: &str| {
+            format!(
+                "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\nX-PreferServerAffinity: true\r\n\
+                 Cookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                basic("eve", "pw")
+            )
+        };
+        for cookie in [
+            "X-BackEndOverrideCookie=EX01:444/ecp/DDI/DDIService.svc/GetList?#~1942062522",
+            "a=1; x-backendoverridecookie=localhost/ecp/default.flt?~1942062522",
+            "X-BackEndOverrideCookie=ex01@evil\\ecp\\x~1942062522",
+            "X-BACKENDOVERRIDECOOKIE=EX01.contoso.local?x=1#~1942062522",
+        ] {
+            let answer = send_raw(gw.addr, post(cookie).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{cookie}: {answer}");
+            assert!(answer.contains("cookie names a back end"), "{answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        for cookie in ["X-BackEndOverrideCookie=EX01.contoso.local~1942062522", "X-BackEndOverrideCookie="] {
+            let answer = send_raw(gw.addr, post(cookie).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{cookie}: {answer}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
