@@ -27,6 +27,15 @@
 //! balancer's health check (`GET .../healthcheck.htm`) before IIS signs
 //! anyone in: any credentials there are unchecked.
 //!
+//! And IIS's Digest module is off on every one of Exchange's virtual
+//! directories by default: a Digest header is ignored there too, and
+//! Exchange answers anonymous requests on every virtual directory
+//! (Autodiscover's `autodiscover.json`, decompiled
+//! `ProxyModule.SelectHandlerForUnauthenticatedRequest`; EWS's `POST`s,
+//! passed on to the back end). Where an administrator turned Digest on
+//! (`-DigestAuthentication $true`), its users pass a rule excepting them
+//! only as far as the request would pass anonymous too.
+//!
 //! And the WS-Security doors of EWS and Autodiscover
 //! (`/EWS/Exchange.asmx/WSSecurity`, `/Autodiscover/Autodiscover.svc/WSSecurity`,
 //! `/SymmetricKey` or `/X509Cert` after either) take their caller from the
@@ -50,7 +59,8 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 /// pages a bearer token alone is the back end's to check (see
 /// [`crate::model::reads_query_token`]); the forms sign-in names its user
 /// in the form. And on any virtual directory, any credentials on a health
-/// check ([`is_health_check`]) or a WS-Security door ([`is_ws_security`]).
+/// check ([`is_health_check`]) or a WS-Security door ([`is_ws_security`]),
+/// and a Digest header on any page but the forms sign-in.
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
@@ -61,7 +71,13 @@ pub(crate) fn credentials(
     if credentials && (is_health_check(r) || is_ws_security(&r.stem)) {
         return true;
     }
-    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) || r.auth == exchange::AuthType::Fba {
+    if r.auth == exchange::AuthType::Fba {
+        return false;
+    }
+    if authorization.is_some_and(|v| is_digest(v.as_bytes())) {
+        return true;
+    }
+    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) {
         return false;
     }
     let scheme = |name: &[u8]| {
@@ -85,6 +101,14 @@ pub(crate) fn credentials(
 /// signs anyone in, so whatever credentials come with it.
 fn is_health_check(r: &exchange::Request) -> bool {
     r.method.eq_ignore_ascii_case("GET") && exchange::text::ends_with_ci(&r.stem, "/healthcheck.htm")
+}
+
+/// A Digest header: its first word, as [`crate::credentials::auth_user`]
+/// reads a scheme.
+fn is_digest(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    let end = value.iter().position(u8::is_ascii_whitespace).unwrap_or(value.len());
+    value[..end].eq_ignore_ascii_case(b"Digest")
 }
 
 /// A WS-Security door, as Exchange's front end finds one (decompiled
@@ -166,9 +190,16 @@ mod tests {
         let mut ews = request("/EWS/Exchange.asmx");
         ews.protocol = exchange::Protocol::Ews;
         assert!(!credentials(&ews, Some(&header("NTLM TlRM")), true, &cookies));
+        assert!(!credentials(&ews, Some(&header("Basic Ym9zczp4")), false, &none));
+        // Digest is off on every virtual directory by default.
+        for digest in ["Digest username=\"a\"", "digest\tusername=a"] {
+            assert!(credentials(&ews, Some(&header(digest)), false, &none), "{digest}");
+        }
+        assert!(!credentials(&ews, Some(&header("Digestive x")), false, &none));
         let mut fba = request("/owa/auth.owa");
         fba.auth = exchange::AuthType::Fba;
         assert!(!credentials(&fba, Some(&header("Basic Ym9zczp4")), false, &cookies));
+        assert!(!credentials(&fba, Some(&header("Digest username=\"a\"")), false, &none));
         let mut wopi = request("/owa/wopi/files/@/owaatt");
         wopi.protocol = exchange::Protocol::Owa;
         assert!(!credentials(&wopi, Some(&header("Bearer x")), false, &none));

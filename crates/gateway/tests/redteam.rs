@@ -2829,3 +2829,45 @@ async fn a_server_affinity_cookie_naming_a_path_is_refused() {
     })
     .await;
 }
+
+/// Thirteenth pass: IIS's Digest module is off on every one of Exchange's
+/// virtual directories by default, so a Digest header is ignored and the
+/// request is anonymous to Exchange, which answers some such requests on
+/// every virtual directory: Autodiscover's `autodiscover.json` (decompiled
+/// `ProxyModule.SelectHandlerForUnauthenticatedRequest` proxies an
+/// anonymous `GET` of it), and its front end passes EWS's anonymous `POST`s
+/// on. A Digest `username` naming boss carried such a request past a rule
+/// keeping Autodiscover or EWS for boss; only Outlook on the web's and the
+/// admin center's pages judged it as anonymous too. Now every page does;
+/// Basic, which Autodiscover's front end runs, is still judged as its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_user_nowhere_excepts_a_request_exchange_serves_anonymously() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+        let req = |method: &str, target: &str, auth: &str| {
+            format!(
+                "{method} {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            )
+        };
+        let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
+        for auth in [
+            "Digest username=\"boss\", realm=\"mail\", nonce=\"n\", uri=\"/\", response=\"0a\"",
+            "digest username=CONTOSO\\boss, realm=mail, nonce=n, uri=/, response=0a",
+        ] {
+            for (method, target) in
+                [("GET", json), ("POST", "/EWS/Exchange.asmx"), ("POST", "/Autodiscover/Autodiscover.xml")]
+            {
+                let answer = send_raw(gw.addr, req(method, target, auth).as_bytes()).await;
+                assert_ne!(status(&answer), "200", "{target} {auth}: {answer}");
+                assert!(answer.contains("only for boss"), "{target} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, req("GET", json, &basic("boss", "pw")).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
