@@ -230,6 +230,42 @@
 //! query's `X-Rps-CAT` when the front end sent no `X-CommonAccessToken`
 //! (decompiled `RemotePowershellBackendCmdletProxyModule`, for requests IIS
 //! already signed in): not tried on Exchange itself.
+//!
+//! Thirteenth pass (rt37), held: a request line with a tab or two spaces,
+//! `GET *`, an authority-form target and one without a leading `/` (400);
+//! absolute-form naming another host or port, and a port in Host (no rule
+//! reads the host; a Host holding a path or userinfo goes on as sent,
+//! which HTTP.sys should refuse as no host name); HTTP/1.1 pipelining across
+//! a policy reload (the request read after the reload is judged by the new
+//! policy: 403, tried live). Closed: the WS-Security doors of EWS and
+//! Autodiscover (`.../WSSecurity`, `/SymmetricKey`, `/X509Cert`) take their
+//! caller from the SOAP body, and Exchange's front end lets a request IIS
+//! did not sign in through anonymously (decompiled
+//! `ProxyModule.AllowAnonymousRequest`): a Basic header naming boss with
+//! any password (Basic is off on EWS's front end), a forged NTLM
+//! AUTHENTICATE, an unsigned JWT or a Digest `username` carried eve past
+//! `deny path='/EWS' unless { user='boss' }`, and an AUTHENTICATE there
+//! answered without a 401 made boss the connection's user; any credentials
+//! there are unchecked now (`crate::unchecked`). A Digest header did the
+//! same on every page Exchange answers anonymously outside Outlook on the
+//! web and the admin center (Autodiscover's `autodiscover.json`, EWS's
+//! `POST`s, which the front end passes on: decompiled
+//! `SelectHandlerForUnauthenticatedRequest`), IIS's Digest module being
+//! off on every virtual directory by default: unchecked everywhere now but
+//! on the forms sign-in (a cut-off where an administrator turned Digest on:
+//! its users pass a user exception only as far as they would pass
+//! anonymous). And EWS's front end follows `X-BackEndOverrideCookie` for
+//! `X-PreferServerAffinity: true` through the same
+//! `BackEndServer.FromString` as ProxyLogon's `X-BEResource` (which took
+//! `host/path?#~version` for a host before March 2021): refused unless it
+//! holds a `<server>~<version>`. Left open: Basic, with IIS's Basic module
+//! off on EWS by default, on EWS's other pages, judged as its user while
+//! IIS ignores it and the front end passes an anonymous `POST` on (what the
+//! back end makes of it is not known; judging it anonymous too would cut
+//! off Basic clients where Basic was turned on, as it often is for EWS);
+//! `/PowerShell`'s front-end authentication and the back end's `X-Rps-CAT`
+//! (the twelfth pass's lead); an IPv6 zone id in a trusted proxy's
+//! X-Forwarded-For: not tried on Exchange itself.
 
 mod common;
 

@@ -363,7 +363,7 @@ pub fn anchor_names_a_backend(anchor: &[u8]) -> bool {
 /// (decompiled `EwsProxyRequestHandler.ResolveAnchorMailbox`) through the
 /// same `BackEndServer.FromString` as `X-BEResource`, unchecked before the
 /// March 2021 fix: its value (to the next `;`) may hold only what Exchange
-/// writes there, `<fqdn>~<version>` ([`plain_backend`]).
+/// writes there, `<fqdn>~<version>` (see `plain_backend`).
 pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
     const ANON: &[u8] = b"x-anonresource-backend";
     const BE: &[u8] = b"x-beresource=";
