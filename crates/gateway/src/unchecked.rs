@@ -28,9 +28,10 @@
 //! anyone in: any credentials there are unchecked.
 //!
 //! And IIS's Digest module is off on every one of Exchange's virtual
-//! directories by default: a Digest header is ignored there too, and
-//! Exchange answers anonymous requests on every virtual directory
-//! (Autodiscover's `autodiscover.json`, decompiled
+//! directories by default, and a scheme IIS does not know (anything but
+//! Basic, NTLM, Negotiate and Bearer) is run nowhere: such a header is
+//! ignored everywhere, and Exchange answers anonymous requests on every
+//! virtual directory (Autodiscover's `autodiscover.json`, decompiled
 //! `ProxyModule.SelectHandlerForUnauthenticatedRequest`; EWS's `POST`s,
 //! passed on to the back end). Where an administrator turned Digest on
 //! (`-DigestAuthentication $true`), its users pass a rule excepting them
@@ -60,7 +61,8 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 /// [`crate::model::reads_query_token`]); the forms sign-in names its user
 /// in the form. And on any virtual directory, any credentials on a health
 /// check ([`is_health_check`]) or a WS-Security door ([`is_ws_security`]),
-/// and a Digest header on any page but the forms sign-in.
+/// and a header of a scheme run nowhere ([`run_nowhere`]: Digest, say) on
+/// any page but the forms sign-in.
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
@@ -74,7 +76,7 @@ pub(crate) fn credentials(
     if r.auth == exchange::AuthType::Fba {
         return false;
     }
-    if authorization.is_some_and(|v| is_digest(v.as_bytes())) {
+    if authorization.is_some_and(|v| run_nowhere(v.as_bytes())) {
         return true;
     }
     if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) {
@@ -103,12 +105,17 @@ fn is_health_check(r: &exchange::Request) -> bool {
     r.method.eq_ignore_ascii_case("GET") && exchange::text::ends_with_ci(&r.stem, "/healthcheck.htm")
 }
 
-/// A Digest header: its first word, as [`crate::credentials::auth_user`]
-/// reads a scheme.
-fn is_digest(value: &[u8]) -> bool {
-    let value = value.trim_ascii();
-    let end = value.iter().position(u8::is_ascii_whitespace).unwrap_or(value.len());
-    value[..end].eq_ignore_ascii_case(b"Digest")
+/// A header of a scheme IIS runs on none of Exchange's virtual directories
+/// by default: Digest (its module is off on every one), or one IIS does
+/// not know (`Kerberos`, `Foo`; Windows takes Kerberos inside `Negotiate`).
+/// Any but Basic, NTLM, Negotiate and Bearer, read by its first word as
+/// [`crate::credentials::auth_user`] reads it.
+fn run_nowhere(value: &[u8]) -> bool {
+    use exchange::AuthType;
+    !matches!(
+        AuthType::of_authorization(value),
+        AuthType::Basic | AuthType::Ntlm | AuthType::Negotiate | AuthType::Bearer
+    )
 }
 
 /// A WS-Security door, as Exchange's front end finds one (decompiled
@@ -191,11 +198,17 @@ mod tests {
         ews.protocol = exchange::Protocol::Ews;
         assert!(!credentials(&ews, Some(&header("NTLM TlRM")), true, &cookies));
         assert!(!credentials(&ews, Some(&header("Basic Ym9zczp4")), false, &none));
-        // Digest is off on every virtual directory by default.
+        // Digest is off on every virtual directory by default, and other
+        // schemes IIS does not know are run nowhere.
         for digest in ["Digest username=\"a\"", "digest\tusername=a"] {
             assert!(credentials(&ews, Some(&header(digest)), false, &none), "{digest}");
         }
-        assert!(!credentials(&ews, Some(&header("Digestive x")), false, &none));
+        for other in ["Digestive x", "Foo x", "Kerberos YII=", ""] {
+            assert!(credentials(&ews, Some(&header(other)), false, &none), "{other}: run nowhere");
+        }
+        for run in ["Bearer x", "negotiate YII=", "NTLM TlRM"] {
+            assert!(!credentials(&ews, Some(&header(run)), false, &none), "{run}");
+        }
         let mut fba = request("/owa/auth.owa");
         fba.auth = exchange::AuthType::Fba;
         assert!(!credentials(&fba, Some(&header("Basic Ym9zczp4")), false, &cookies));

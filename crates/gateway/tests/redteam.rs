@@ -251,7 +251,9 @@
 //! web and the admin center (Autodiscover's `autodiscover.json`, EWS's
 //! `POST`s, which the front end passes on: decompiled
 //! `SelectHandlerForUnauthenticatedRequest`), IIS's Digest module being
-//! off on every virtual directory by default: unchecked everywhere now but
+//! off on every virtual directory by default, and a header of a scheme IIS
+//! does not know (`Foo x`) passed a rule on anonymous requests (`auth =
+//! ['unknown']`) there: both are unchecked everywhere now but
 //! on the forms sign-in (a cut-off where an administrator turned Digest on:
 //! its users pass a user exception only as far as they would pass
 //! anonymous). And EWS's front end follows `X-BackEndOverrideCookie` for
@@ -2902,6 +2904,42 @@ async fn a_digest_user_nowhere_excepts_a_request_exchange_serves_anonymously() {
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let answer = send_raw(gw.addr, req("GET", json, &basic("boss", "pw")).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Thirteenth pass: a header of a scheme IIS runs nowhere (`Foo`, Digest
+/// naming no one) names no one to the gateway but is not anonymous to a rule
+/// on anonymous requests (`auth = ['unknown']`), while IIS ignores it and
+/// Exchange answers Autodiscover's `autodiscover.json` as anonymous. Only
+/// Outlook on the web's and the admin center's pages judged such a request
+/// as anonymous too; every page does now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'no anonymous Autodiscover'\naction = 'deny'\n\
+                      path = '/Autodiscover'\nauth = ['unknown']\n";
+        let gw = start_gateway(policy, up).await;
+        let get = |auth: &str| {
+            format!(
+                "GET /autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS HTTP/1.1\r\nHost: mail\r\n\
+                 {auth}Connection: close\r\n\r\n"
+            )
+        };
+        for auth in [
+            "",
+            "Authorization: Foo x\r\n",
+            "Authorization: Kerberos YII=\r\n",
+            "Authorization: Digest realm=\"mail\", nonce=\"n\", response=\"0a\"\r\n",
+        ] {
+            let answer = send_raw(gw.addr, get(auth).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, get(&format!("Authorization: {}\r\n", basic("a", "pw"))).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
         gw.stop().await;
     })
