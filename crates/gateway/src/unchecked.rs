@@ -26,6 +26,28 @@
 //! And on every virtual directory, Exchange's front end answers a load
 //! balancer's health check (`GET .../healthcheck.htm`) before IIS signs
 //! anyone in: any credentials there are unchecked.
+//!
+//! And IIS's Digest module is off on every one of Exchange's virtual
+//! directories by default, and a scheme IIS does not know (anything but
+//! Basic, NTLM, Negotiate and Bearer) is run nowhere: such a header is
+//! ignored everywhere, and Exchange answers anonymous requests on every
+//! virtual directory (Autodiscover's `autodiscover.json`, decompiled
+//! `ProxyModule.SelectHandlerForUnauthenticatedRequest`; EWS's `POST`s,
+//! passed on to the back end). Where an administrator turned Digest on
+//! (`-DigestAuthentication $true`), its users pass a rule excepting them
+//! only as far as the request would pass anonymous too.
+//!
+//! And the WS-Security doors of EWS and Autodiscover
+//! (`/EWS/Exchange.asmx/WSSecurity`, `/Autodiscover/Autodiscover.svc/WSSecurity`,
+//! `/SymmetricKey` or `/X509Cert` after either) take their caller from the
+//! SOAP body, a token another organization's Exchange (or Microsoft's
+//! federation gateway) signs. IIS runs Anonymous there (EWS's front end runs
+//! Anonymous and Windows authentication, no Basic, by Microsoft's table),
+//! and Exchange's front end lets a request IIS did not sign in through
+//! anonymously (decompiled `ProxyModule.AllowAnonymousRequest`:
+//! `IsWsSecurityRequest`, a path ending in `wssecurity`) for the back end to
+//! check the token: whatever header names a user there, Exchange need not
+//! check it. No client sends credentials in a header there.
 
 use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 
@@ -38,7 +60,9 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 /// pages a bearer token alone is the back end's to check (see
 /// [`crate::model::reads_query_token`]); the forms sign-in names its user
 /// in the form. And on any virtual directory, any credentials on a health
-/// check ([`is_health_check`]).
+/// check ([`is_health_check`]) or a WS-Security door ([`is_ws_security`]),
+/// and a header of a scheme run nowhere ([`run_nowhere`]: Digest, say) on
+/// any page but the forms sign-in.
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
@@ -46,10 +70,16 @@ pub(crate) fn credentials(
     headers: &HeaderMap,
 ) -> bool {
     let credentials = authorization.is_some() || connection_signed_in;
-    if credentials && is_health_check(r) {
+    if credentials && (is_health_check(r) || is_ws_security(&r.stem)) {
         return true;
     }
-    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) || r.auth == exchange::AuthType::Fba {
+    if r.auth == exchange::AuthType::Fba {
+        return false;
+    }
+    if authorization.is_some_and(|v| run_nowhere(v.as_bytes())) {
+        return true;
+    }
+    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) {
         return false;
     }
     let scheme = |name: &[u8]| {
@@ -73,6 +103,28 @@ pub(crate) fn credentials(
 /// signs anyone in, so whatever credentials come with it.
 fn is_health_check(r: &exchange::Request) -> bool {
     r.method.eq_ignore_ascii_case("GET") && exchange::text::ends_with_ci(&r.stem, "/healthcheck.htm")
+}
+
+/// A header of a scheme IIS runs on none of Exchange's virtual directories
+/// by default: Digest (its module is off on every one), or one IIS does
+/// not know (`Kerberos`, `Foo`; Windows takes Kerberos inside `Negotiate`).
+/// Any but Basic, NTLM, Negotiate and Bearer, read by its first word as
+/// [`crate::credentials::auth_user`] reads it.
+fn run_nowhere(value: &[u8]) -> bool {
+    use exchange::AuthType;
+    !matches!(
+        AuthType::of_authorization(value),
+        AuthType::Basic | AuthType::Ntlm | AuthType::Negotiate | AuthType::Bearer
+    )
+}
+
+/// A WS-Security door, as Exchange's front end finds one (decompiled
+/// `RequestPathParser`: a local path ending in `wssecurity`,
+/// `wssecurity/symmetrickey` or `wssecurity/x509cert`, in any case), on any
+/// virtual directory: any stem holding `wssecurity` in any case, a superset
+/// (a trailing `/` or `.`, which some readings of a path drop, included).
+fn is_ws_security(stem: &str) -> bool {
+    exchange::text::contains_ci(stem, "wssecurity")
 }
 
 /// Whether a `Cookie` header names Exchange's forms sign-in cookies
@@ -145,9 +197,22 @@ mod tests {
         let mut ews = request("/EWS/Exchange.asmx");
         ews.protocol = exchange::Protocol::Ews;
         assert!(!credentials(&ews, Some(&header("NTLM TlRM")), true, &cookies));
+        assert!(!credentials(&ews, Some(&header("Basic Ym9zczp4")), false, &none));
+        // Digest is off on every virtual directory by default, and other
+        // schemes IIS does not know are run nowhere.
+        for digest in ["Digest username=\"a\"", "digest\tusername=a"] {
+            assert!(credentials(&ews, Some(&header(digest)), false, &none), "{digest}");
+        }
+        for other in ["Digestive x", "Foo x", "Kerberos YII=", ""] {
+            assert!(credentials(&ews, Some(&header(other)), false, &none), "{other}: run nowhere");
+        }
+        for run in ["Bearer x", "negotiate YII=", "NTLM TlRM"] {
+            assert!(!credentials(&ews, Some(&header(run)), false, &none), "{run}");
+        }
         let mut fba = request("/owa/auth.owa");
         fba.auth = exchange::AuthType::Fba;
         assert!(!credentials(&fba, Some(&header("Basic Ym9zczp4")), false, &cookies));
+        assert!(!credentials(&fba, Some(&header("Digest username=\"a\"")), false, &none));
         let mut wopi = request("/owa/wopi/files/@/owaatt");
         wopi.protocol = exchange::Protocol::Owa;
         assert!(!credentials(&wopi, Some(&header("Bearer x")), false, &none));
@@ -162,5 +227,20 @@ mod tests {
         assert!(!credentials(&health, None, false, &none), "anonymous already");
         health.method = "POST".into();
         assert!(!credentials(&health, Some(&header("Basic Ym9zczp4")), false, &none));
+        // A WS-Security door takes its caller from the SOAP body, on EWS and Autodiscover.
+        for door in [
+            "/EWS/Exchange.asmx/WSSecurity",
+            "/ews/exchange.asmx/wssecurity/symmetrickey",
+            "/EWS/Exchange.asmx/WsSecurity/X509Cert",
+            "/Autodiscover/Autodiscover.svc/WSSecurity/",
+        ] {
+            let mut r = request(door);
+            r.protocol = exchange::protocol::protocol_of(door);
+            for scheme in ["Basic Ym9zczp4", "NTLM TlRM", "Bearer x", "Digest username=\"a\""] {
+                assert!(credentials(&r, Some(&header(scheme)), false, &none), "{door} {scheme}");
+            }
+            assert!(credentials(&r, None, true, &none), "{door}: a handshake's sign-in");
+            assert!(!credentials(&r, None, false, &none), "{door}: anonymous already");
+        }
     }
 }

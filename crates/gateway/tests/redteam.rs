@@ -230,6 +230,44 @@
 //! query's `X-Rps-CAT` when the front end sent no `X-CommonAccessToken`
 //! (decompiled `RemotePowershellBackendCmdletProxyModule`, for requests IIS
 //! already signed in): not tried on Exchange itself.
+//!
+//! Thirteenth pass (rt37), held: a request line with a tab or two spaces,
+//! `GET *`, an authority-form target and one without a leading `/` (400);
+//! absolute-form naming another host or port, and a port in Host (no rule
+//! reads the host; a Host holding a path or userinfo goes on as sent,
+//! which HTTP.sys should refuse as no host name); HTTP/1.1 pipelining across
+//! a policy reload (the request read after the reload is judged by the new
+//! policy: 403, tried live). Closed: the WS-Security doors of EWS and
+//! Autodiscover (`.../WSSecurity`, `/SymmetricKey`, `/X509Cert`) take their
+//! caller from the SOAP body, and Exchange's front end lets a request IIS
+//! did not sign in through anonymously (decompiled
+//! `ProxyModule.AllowAnonymousRequest`): a Basic header naming boss with
+//! any password (Basic is off on EWS's front end), a forged NTLM
+//! AUTHENTICATE, an unsigned JWT or a Digest `username` carried eve past
+//! `deny path='/EWS' unless { user='boss' }`, and an AUTHENTICATE there
+//! answered without a 401 made boss the connection's user; any credentials
+//! there are unchecked now (`crate::unchecked`). A Digest header did the
+//! same on every page Exchange answers anonymously outside Outlook on the
+//! web and the admin center (Autodiscover's `autodiscover.json`, EWS's
+//! `POST`s, which the front end passes on: decompiled
+//! `SelectHandlerForUnauthenticatedRequest`), IIS's Digest module being
+//! off on every virtual directory by default, and a header of a scheme IIS
+//! does not know (`Foo x`) passed a rule on anonymous requests (`auth =
+//! ['unknown']`) there: both are unchecked everywhere now but
+//! on the forms sign-in (a cut-off where an administrator turned Digest on:
+//! its users pass a user exception only as far as they would pass
+//! anonymous). And EWS's front end follows `X-BackEndOverrideCookie` for
+//! `X-PreferServerAffinity: true` through the same
+//! `BackEndServer.FromString` as ProxyLogon's `X-BEResource` (which took
+//! `host/path?#~version` for a host before March 2021): refused unless it
+//! holds a `<server>~<version>`. Left open: Basic, with IIS's Basic module
+//! off on EWS by default, on EWS's other pages, judged as its user while
+//! IIS ignores it and the front end passes an anonymous `POST` on (what the
+//! back end makes of it is not known; judging it anonymous too would cut
+//! off Basic clients where Basic was turned on, as it often is for EWS);
+//! `/PowerShell`'s front-end authentication and the back end's `X-Rps-CAT`
+//! (the twelfth pass's lead); an IPv6 zone id in a trusted proxy's
+//! X-Forwarded-For: not tried on Exchange itself.
 
 mod common;
 
@@ -2693,6 +2731,208 @@ async fn the_identity_the_front_end_gives_its_back_end_is_refused_from_a_client(
         for target in ["/PowerShell?serializationLevel=Full;clientApplication=EMC", "/owa/?path=/x-rps/cat"] {
             assert_eq!(status(&send_raw(gw.addr, get(target, "").as_bytes()).await), "200", "{target}");
         }
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// EWS for boss alone, and Autodiscover too.
+const EWS_AND_AUTODISCOVER_ONLY_BOSS: &str = "default = 'allow'
+[[rule]]
+name = 'EWS and Autodiscover only for boss'
+action = 'deny'
+path = ['/EWS', '/Autodiscover']
+unless = { user = 'boss' }
+";
+
+/// Thirteenth pass: the WS-Security doors of EWS and Autodiscover
+/// (`.../WSSecurity`, `/SymmetricKey` and `/X509Cert` after it) take their
+/// caller from the SOAP body, a token another organization's Exchange
+/// signs. IIS runs Anonymous there (and no Basic on EWS by default), and
+/// Exchange's front end lets such a request through anonymously
+/// (decompiled `ProxyModule.AllowAnonymousRequest`, `IsWsSecurityRequest`)
+/// for the back end to check the token. A Basic header with boss's name and
+/// any password, a forged NTLM AUTHENTICATE, an unsigned JWT or a Digest
+/// `username` naming boss carried eve's request to that door past a rule
+/// keeping EWS for boss; and an AUTHENTICATE there, answered without a 401,
+/// made boss the connection's user for the requests after it. Credentials
+/// there pass now only if the request would pass anonymous too, and sign
+/// no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_a_ws_security_door_do_not_except() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+        let post = |path: &str, auth: &str, last: bool| {
+            let body = "<soap:Envelope/>";
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Type: text/xml\r\n{}Content-Length: {}\r\n\r\n{body}",
+                if last { "Connection: close\r\n" } else { "" },
+                body.len()
+            )
+        };
+        let header = |v: String| format!("Authorization: {v}\r\n");
+        let credentials = [
+            header(basic("boss", "wrong")),
+            header(basic("CONTOSO\\boss", "wrong")),
+            header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss")))),
+            header(format!("Negotiate {}", B64.encode(ntlm_type3("CONTOSO", "boss")))),
+            header(format!("Bearer {}", jwt(r#"{"upn":"boss@contoso.com"}"#))),
+            header("Digest username=\"boss\", realm=\"mail\", nonce=\"n\", uri=\"/\", response=\"0a\"".into()),
+        ];
+        for path in [
+            "/EWS/Exchange.asmx/WSSecurity",
+            "/ews/exchange.asmx/wssecurity",
+            "/EWS/Exchange.asmx/WSSecurity/SymmetricKey",
+            "/EWS/Exchange.asmx/wssecurity/x509cert",
+            "/Autodiscover/Autodiscover.svc/WSSecurity",
+            "/autodiscover/autodiscover.svc/wssecurity/symmetrickey",
+        ] {
+            for auth in &credentials {
+                let answer = send_raw(gw.addr, post(path, auth, true).as_bytes()).await;
+                assert_ne!(status(&answer), "200", "{path} {auth}: {answer}");
+                assert!(answer.contains("only for boss"), "{path} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // boss's own requests to EWS's other pages are judged as boss, as before.
+        let answer = send_raw(gw.addr, post("/EWS/Exchange.asmx", &header(basic("boss", "pw")), true).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+        // A handshake on a door the policy leaves open signs no one in for
+        // the connection: the header-less request after it is not boss's.
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
+        let negotiate = header(format!("NTLM {}", B64.encode(ntlm_type1(0xa208_8207))));
+        let boss = header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss"))));
+        let raw = format!(
+            "{}{}{}",
+            post("/EWS/Exchange.asmx/WSSecurity", &negotiate, false),
+            post("/EWS/Exchange.asmx/WSSecurity", &boss, false),
+            post("/Autodiscover/Autodiscover.xml", "", true)
+        );
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers)[..2], ["200", "200"], "{answers}");
+        assert_ne!(statuses(&answers)[2], "200", "{answers}");
+        assert_eq!(mock.seen().len(), 2, "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Thirteenth pass: EWS's front end routes a request with
+/// `X-PreferServerAffinity: true` to the server its `X-BackEndOverrideCookie`
+/// names (decompiled `EwsProxyRequestHandler.ResolveAnchorMailbox`), read by
+/// the same `BackEndServer.FromString` as ProxyLogon's `X-BEResource`, which
+/// before March 2021 took `host/path?#~version` for a host: the request
+/// judged as `/EWS/Exchange.asmx` reached whatever back-end page the cookie
+/// named, as the server itself. Refused now, as the other two cookies are;
+/// Exchange's own cookie (`<fqdn>~<version>`) passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_affinity_cookie_naming_a_path_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY.replace("path = '/EWS'", "path = '/ecp'").as_str(), up).await;
+        let post = |cookie: &str| {
+            format!(
+                "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\nX-PreferServerAffinity: true\r\n\
+                 Cookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                basic("eve", "pw")
+            )
+        };
+        for cookie in [
+            "X-BackEndOverrideCookie=EX01:444/ecp/DDI/DDIService.svc/GetList?#~1942062522",
+            "a=1; x-backendoverridecookie=localhost/ecp/default.flt?~1942062522",
+            "X-BackEndOverrideCookie=ex01@evil\\ecp\\x~1942062522",
+            "X-BACKENDOVERRIDECOOKIE=EX01.contoso.local?x=1#~1942062522",
+        ] {
+            let answer = send_raw(gw.addr, post(cookie).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{cookie}: {answer}");
+            assert!(answer.contains("cookie names a back end"), "{answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        for cookie in ["X-BackEndOverrideCookie=EX01.contoso.local~1942062522", "X-BackEndOverrideCookie="] {
+            let answer = send_raw(gw.addr, post(cookie).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{cookie}: {answer}");
+        }
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Thirteenth pass: IIS's Digest module is off on every one of Exchange's
+/// virtual directories by default, so a Digest header is ignored and the
+/// request is anonymous to Exchange, which answers some such requests on
+/// every virtual directory: Autodiscover's `autodiscover.json` (decompiled
+/// `ProxyModule.SelectHandlerForUnauthenticatedRequest` proxies an
+/// anonymous `GET` of it), and its front end passes EWS's anonymous `POST`s
+/// on. A Digest `username` naming boss carried such a request past a rule
+/// keeping Autodiscover or EWS for boss; only Outlook on the web's and the
+/// admin center's pages judged it as anonymous too. Now every page does;
+/// Basic, which Autodiscover's front end runs, is still judged as its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_user_nowhere_excepts_a_request_exchange_serves_anonymously() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+        let req = |method: &str, target: &str, auth: &str| {
+            format!(
+                "{method} {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            )
+        };
+        let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
+        for auth in [
+            "Digest username=\"boss\", realm=\"mail\", nonce=\"n\", uri=\"/\", response=\"0a\"",
+            "digest username=CONTOSO\\boss, realm=mail, nonce=n, uri=/, response=0a",
+        ] {
+            for (method, target) in
+                [("GET", json), ("POST", "/EWS/Exchange.asmx"), ("POST", "/Autodiscover/Autodiscover.xml")]
+            {
+                let answer = send_raw(gw.addr, req(method, target, auth).as_bytes()).await;
+                assert_ne!(status(&answer), "200", "{target} {auth}: {answer}");
+                assert!(answer.contains("only for boss"), "{target} {auth}: {answer}");
+            }
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, req("GET", json, &basic("boss", "pw")).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Thirteenth pass: a header of a scheme IIS runs nowhere (`Foo`, Digest
+/// naming no one) names no one to the gateway but is not anonymous to a rule
+/// on anonymous requests (`auth = ['unknown']`), while IIS ignores it and
+/// Exchange answers Autodiscover's `autodiscover.json` as anonymous. Only
+/// Outlook on the web's and the admin center's pages judged such a request
+/// as anonymous too; every page does now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'no anonymous Autodiscover'\naction = 'deny'\n\
+                      path = '/Autodiscover'\nauth = ['unknown']\n";
+        let gw = start_gateway(policy, up).await;
+        let get = |auth: &str| {
+            format!(
+                "GET /autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS HTTP/1.1\r\nHost: mail\r\n\
+                 {auth}Connection: close\r\n\r\n"
+            )
+        };
+        for auth in [
+            "",
+            "Authorization: Foo x\r\n",
+            "Authorization: Kerberos YII=\r\n",
+            "Authorization: Digest realm=\"mail\", nonce=\"n\", response=\"0a\"\r\n",
+        ] {
+            let answer = send_raw(gw.addr, get(auth).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, get(&format!("Authorization: {}\r\n", basic("a", "pw"))).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
         gw.stop().await;
     })
     .await;

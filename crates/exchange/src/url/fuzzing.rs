@@ -98,12 +98,18 @@ pub fn fuzz(data: &[u8]) {
 }
 
 /// [`cookie_names_a_backend`] the slow way, for the fuzz target: the
-/// mitigation's two patterns tried at every position of a lower-cased copy.
+/// mitigation's two patterns and EWS's override cookie tried at every
+/// position of a lower-cased copy.
 pub(super) fn backend_cookie_reference(cookie: &[u8]) -> bool {
     let lower = cookie.to_ascii_lowercase();
     let at = |i: usize, needle: &[u8]| lower[i..].starts_with(needle);
     (0..lower.len()).any(|i| {
         at(i, b"x-anonresource-backend")
+            || (at(i, b"x-backendoverridecookie=") && {
+                let v = lower[i + b"x-backendoverridecookie=".len()..].split(|&b| b == b';').next().unwrap_or(&[]);
+                let v = v.trim_ascii();
+                !v.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_~".contains(&b))
+            })
             || (at(i, b"x-beresource=") && {
                 let v = &lower[i + b"x-beresource=".len()..];
                 (1..v.len())

@@ -358,15 +358,26 @@ pub fn anchor_names_a_backend(anchor: &[u8]) -> bool {
 /// Microsoft's own mitigation matches it (CSS-Exchange
 /// `BackendCookieMitigation.ps1`, URL Rewrite on `{HTTP_COOKIE}`, any case):
 /// any `X-AnonResource-Backend`, or `X-BEResource=(.+)/(.+)~(.+)`, with
-/// `\` taken for `/` as well.
+/// `\` taken for `/` as well. And EWS's `X-BackEndOverrideCookie`, which its
+/// front end follows for a request saying `X-PreferServerAffinity: true`
+/// (decompiled `EwsProxyRequestHandler.ResolveAnchorMailbox`) through the
+/// same `BackEndServer.FromString` as `X-BEResource`, unchecked before the
+/// March 2021 fix: its value (to the next `;`) may hold only what Exchange
+/// writes there, `<fqdn>~<version>` (see `plain_backend`).
 pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
     const ANON: &[u8] = b"x-anonresource-backend";
     const BE: &[u8] = b"x-beresource=";
-    // Both names start with `x`: try the bytes after each one, any case.
+    const OVERRIDE: &[u8] = b"x-backendoverridecookie=";
+    // The names start with `x`: try the bytes after each one, any case.
     memchr::memchr2_iter(b'x', b'X', cookie).any(|at| {
         let rest = &cookie[at..];
         if rest.get(..ANON.len()).is_some_and(|n| n.eq_ignore_ascii_case(ANON)) {
             return true;
+        }
+        if rest.get(..OVERRIDE.len()).is_some_and(|n| n.eq_ignore_ascii_case(OVERRIDE)) {
+            let value = &rest[OVERRIDE.len()..];
+            let end = memchr::memchr(b';', value).unwrap_or(value.len());
+            return !plain_backend(&value[..end]);
         }
         let Some(value) = rest.get(..BE.len()).filter(|n| n.eq_ignore_ascii_case(BE)).map(|_| &rest[BE.len()..]) else {
             return false;
@@ -382,6 +393,14 @@ pub fn cookie_names_a_backend(cookie: &[u8]) -> bool {
         let before_last = &value[..value.len().saturating_sub(1)];
         before_last.iter().rposition(|&b| b == b'~').is_some_and(|tilde| tilde >= slash + 2)
     })
+}
+
+/// A back-end server as Exchange writes it in a cookie (`BackEndServer`'s
+/// `<fqdn>~<version>`): a host name's letters, digits, `.`, `-` and `_`, and
+/// `~`, between white space; or nothing. Anything else (`/`, `\`, `:`, `@`,
+/// `?`, `#`, `%`) could make a URL of it.
+fn plain_backend(value: &[u8]) -> bool {
+    value.trim_ascii().iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
 }
 
 /// The value of one hexadecimal digit.
@@ -459,6 +478,10 @@ mod tests {
             "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522",
             "a=1; x-beresource=ex01/ecp/proxyLogon.ecp#~1941962753",
             "X-BEResource=localhost\\ecp\\default.flt?~1942062522",
+            "X-BackEndOverrideCookie=EX01:444/ecp/DDI/DDIService.svc/GetList?#~1942062522",
+            "a=b; x-backendoverridecookie=ex01@evil~1; c=d",
+            "X-BackEndOverrideCookie=EX01.contoso.local%2Fecp~1",
+            "X-BackEndOverrideCookie=EX01 .contoso.local~1",
         ] {
             assert!(cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
         }
@@ -466,6 +489,9 @@ mod tests {
             "X-BEResource=EX01.contoso.com~1942062522",
             "X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJqBy8fIzMnKzsrSyp3Jy9LLx87G0s3Hx8jSnJnKmJzGyM7Gycaay8vPz4GBmp2bkpSak4w=",
             "X-BEResource=/~",
+            "X-BackEndOverrideCookie=EX01.contoso.local~1942062522; X-BEResource=EX01~1",
+            "X-BackEndOverrideCookie=",
+            "X-BackEndOverrideCookie = EX01/ecp~1",
             "PrivateComputer=true; ClientId=ABC; X-OWA-CANARY=x",
             "",
         ] {
@@ -477,6 +503,9 @@ mod tests {
             "x-beresource=a/~c",
             "X-BEResource=a/b~",
             "x-beresourcE=ab/c/d~~e",
+            "X-BackEndOverrideCookie=a/b~1;",
+            "x-backendoverridecookie=a b",
+            "X-BackEndOverrideCookie=x-backendoverridecookie=a",
         ] {
             assert_eq!(
                 cookie_names_a_backend(cookie.as_bytes()),
