@@ -314,16 +314,6 @@ def compare_posture(truth, report):
 # (what casguard reports instead): BUG_MODELS_SIMULATE[bug](expectation,
 # truth) changes the expectation in place.
 KNOWN_BUGS_SIMULATE = {
-    "deviceless-activesync-device-access": "(2026-12-04, incidents) device access rules judge a signed-in ActiveSync request that names no "
-    "device: the slow spray's `OPTIONS /Microsoft-Server-ActiveSync/default.eas` (Basic, no query, 401.1 1326) "
-    "is denied by `device-access.toml`'s DefaultAccessLevel Quarantine, seed 7: 24 requests of 17 users "
-    "(\"device_access: DefaultAccessLevel=Quarantine\"), making dave, heidi, judy, kate, oscar, ruth and the "
-    "sprayed accounts affected users, dave a backdoor, and alice's, bob's and carol's ActiveSync denials one "
-    "or two more in posture. Exchange determines an access state for a device, its DeviceId first "
-    "(\"Determining a Mobile Device's Access State\"; MS-ASHTTP's OPTIONS needs no device), and casguard "
-    "already reads an ActiveSync request without a DeviceId as no device, new or known (`device = \"new\"`); "
-    "a gateway so configured refuses a deviceless OPTIONS Exchange answers. "
-    "crates/policy/src/compile/exchange.rs `compile_device_access`: `base` holds only the protocol",
     "httpproxy-twin-drops-connection-address": "(rests on the writer's assumption that HttpProxy's "
     "ClientIpAddress is the client behind a balancer, as X-Forwarded-For names it) with IIS and HttpProxy "
     "logs of the same front end, IP restrictions (IIS `ipSecurity`, which checks the connection's address, "
@@ -348,7 +338,7 @@ def connection_from_httpproxy(truth):
 TRUTH_MODELS_SIMULATE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
 # Bug models that are a way of computing the expectation (expect.expect's
 # keyword arguments).
-EXPECT_MODELS_SIMULATE = {"deviceless-activesync-device-access": {"deviceless_abq": True}}
+EXPECT_MODELS_SIMULATE = {}
 
 
 BUG_MODELS_SIMULATE = {}
@@ -357,12 +347,11 @@ BUG_MODELS_SIMULATE = {}
 # The same for `simulate --baseline`: BUG_MODELS_BASELINE[bug](expectation,
 # truth).
 KNOWN_BUGS_BASELINE = {
-    "deviceless-activesync-device-access": KNOWN_BUGS_SIMULATE["deviceless-activesync-device-access"],
 }
 # Bug models that change the truth, for --baseline.
 TRUTH_MODELS_BASELINE = {}
 # Bug models that are a way of computing the expectation (expect.expect_baseline's keyword arguments).
-EXPECT_MODELS_BASELINE = {"deviceless-activesync-device-access": {"deviceless_abq": True}}
+EXPECT_MODELS_BASELINE = {}
 
 
 BUG_MODELS_BASELINE = {}
@@ -489,7 +478,6 @@ def compare_simulate(truth, report, policy_path, bugs, devices=False, known_befo
 # each, with a model: the keyword arguments of expect.expect_posture that
 # compute what casguard reports instead (EXPECT_MODELS_POSTURE).
 KNOWN_BUGS_POSTURE = {
-    "deviceless-activesync-device-access": KNOWN_BUGS_SIMULATE["deviceless-activesync-device-access"],
     "httpproxy-twin-drops-connection-address": "as in KNOWN_BUGS_SIMULATE, posture's tally too: seed 7 "
     "--httpproxy also, ip-restrictions.toml: heidi's OWA 2 reached and 58 denied (the IIS logs alone: 31 and "
     "29), judy's 0 and 24 (24 and 0, `lan-only`), and judy gated without a backdoor",
@@ -497,7 +485,7 @@ KNOWN_BUGS_POSTURE = {
 # Bug models that change what the requests are taken to be (the truth), as
 # TRUTH_MODELS_SIMULATE.
 TRUTH_MODELS_POSTURE = {"httpproxy-twin-drops-connection-address": connection_from_httpproxy}
-EXPECT_MODELS_POSTURE = {"deviceless-activesync-device-access": {"deviceless_abq": True}}
+EXPECT_MODELS_POSTURE = {}
 
 
 def posture_doors_view(users):

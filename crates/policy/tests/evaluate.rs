@@ -393,6 +393,12 @@ blocked_device_ids = ["STOLEN"]
     assert!(p.policy().explain(&d, &r).contains("quarantined"));
     // not ActiveSync: untouched
     assert!(!denied(&p, &ews("Android-Mail/1", "bob")));
+    // an ActiveSync request naming no device (`OPTIONS`, a sign-in's first
+    // leg): Exchange judges a device's access by its DeviceId, so no rule
+    // here does, not even the default; with a device, the default does
+    let options = eas("", "", "", "Android-Mail/1", "bob");
+    assert!(!denied(&p, &options), "{}", by(p.policy(), &evaluate(&p, &options)));
+    assert!(denied(&p, &eas("", "X", "", "Android-Mail/1", "bob")));
 }
 
 /// A device access rule on the model judges a device by what its

@@ -218,7 +218,9 @@ pub(super) fn compile_device_access(
             .collect(),
         personal,
     };
-    let base = vec![Cond::Protocol(vec![Protocol::ActiveSync])];
+    // Exchange works out a device's access state from its DeviceId: a
+    // request naming none (`OPTIONS`, a sign-in's first leg) is no device's.
+    let base = vec![Cond::Protocol(vec![Protocol::ActiveSync]), Cond::NamesDevice];
     let ch = |c: Characteristic, q: &str| match c {
         Characteristic::DeviceType => Cond::DeviceType(vec![q.to_string()]),
         Characteristic::DeviceModel => Cond::DeviceModel(vec![q.to_string()]),

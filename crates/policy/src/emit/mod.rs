@@ -135,6 +135,7 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::Command(_) => "command",
         Cond::DeviceType(_) => "device_type",
         Cond::DeviceId(_) => "device_id",
+        Cond::NamesDevice => "device id named",
         Cond::DeviceModel(_) => "device model",
         Cond::DeviceOs(_) => "device OS",
         Cond::User(_) => "user",

@@ -62,6 +62,7 @@ impl fmt::Display for Cond {
             Cond::Command(v) => list(f, "command is ", v),
             Cond::DeviceType(v) => list(f, "device type is ", v),
             Cond::DeviceId(v) => list(f, "device id is ", v),
+            Cond::NamesDevice => f.write_str("names a device id"),
             Cond::DeviceModel(v) => list(f, "device model is ", v),
             Cond::DeviceOs(v) => list(f, "device OS is ", v),
             // An imported policy names thousands: the first few say enough.
