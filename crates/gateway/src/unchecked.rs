@@ -61,8 +61,9 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 /// [`crate::model::reads_query_token`]); the forms sign-in names its user
 /// in the form. And on any virtual directory, any credentials on a health
 /// check ([`is_health_check`]) or a WS-Security door ([`is_ws_security`]),
-/// and a header of a scheme run nowhere ([`run_nowhere`]: Digest, say) on
-/// any page but the forms sign-in.
+/// and, on any page but the forms sign-in, a header of a scheme run nowhere
+/// ([`run_nowhere`]: Digest, say) or Basic written otherwise than `Basic
+/// <credentials>` (a tab, two spaces: IIS may not read it as Basic).
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
@@ -79,9 +80,6 @@ pub(crate) fn credentials(
     if authorization.is_some_and(|v| run_nowhere(v.as_bytes())) {
         return true;
     }
-    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) {
-        return false;
-    }
     let scheme = |name: &[u8]| {
         authorization.is_some_and(|v| {
             let v = v.as_bytes().trim_ascii();
@@ -91,8 +89,18 @@ pub(crate) fn credentials(
         })
     };
     // Basic as every client writes it: IIS may not read another spacing
-    // (a tab, two spaces) as Basic, and then serves the page anonymously.
-    let checked = scheme(b"Basic ") || (scheme(b"Bearer ") && crate::model::reads_query_token(&r.stem));
+    // (a tab, two spaces) as Basic, and then serves the page anonymously,
+    // as Exchange answers some on every virtual directory
+    // (`autodiscover.json`).
+    let basic = scheme(b"Basic ");
+    let is_basic = |v: &HeaderValue| exchange::AuthType::of_authorization(v.as_bytes()) == exchange::AuthType::Basic;
+    if authorization.is_some_and(is_basic) && !basic {
+        return true;
+    }
+    if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) {
+        return false;
+    }
+    let checked = basic || (scheme(b"Bearer ") && crate::model::reads_query_token(&r.stem));
     credentials && (!checked || sign_in_cookies(headers))
 }
 
@@ -208,6 +216,10 @@ mod tests {
         }
         for run in ["Bearer x", "negotiate YII=", "NTLM TlRM"] {
             assert!(!credentials(&ews, Some(&header(run)), false, &none), "{run}");
+        }
+        // Basic IIS may not read as Basic, on every page.
+        for odd in ["Basic\tYm9zczp4", "basic  Ym9zczp4", "Basic Ym9z czp4", "Basic"] {
+            assert!(credentials(&ews, Some(&header(odd)), false, &none), "{odd}");
         }
         let mut fba = request("/owa/auth.owa");
         fba.auth = exchange::AuthType::Fba;

@@ -2937,3 +2937,48 @@ async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
     })
     .await;
 }
+
+/// Fourteenth pass: a Basic header spaced otherwise than clients write it
+/// (a tab or two spaces after `Basic`) may not be read as Basic by IIS,
+/// which then signs no one in, and Exchange answers Autodiscover's
+/// `autodiscover.json` (and passes EWS's `POST`s on) as anonymous. Such a
+/// header passed a rule on anonymous requests (`auth = ['unknown']`) as
+/// Basic, and one naming boss passed a rule keeping Autodiscover for boss;
+/// only Outlook on the web's and the admin center's pages judged it as
+/// anonymous too. Every page does now. Held: `Basic` with no token, naming
+/// no one (`Og==`) or not decoding (400); `Basic <token>` naming a user is
+/// still judged as its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests() {
+    within(30, async {
+        let token = |user: &str| B64.encode(format!("{user}:pw"));
+        let get = |target: &str, auth: &str| {
+            format!("GET {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        let json = "/autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS";
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'no anonymous Autodiscover'\naction = 'deny'\n\
+                      path = '/Autodiscover'\nauth = ['unknown']\n";
+        let gw = start_gateway(policy, up).await;
+        for auth in ["Basic".to_string(), "basic Og==".into(), "Basic !!!!".into(), format!("Basic\t{}", token("a"))] {
+            let answer = send_raw(gw.addr, get(json, &auth).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, get(json, &format!("Basic {}", token("a"))).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+        for auth in [format!("Basic\t{}", token("boss")), format!("Basic  {}", token("boss"))] {
+            let answer = send_raw(gw.addr, get(json, &auth).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+            assert!(answer.contains("only for boss"), "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, get(json, &format!("basic {}", token("boss"))).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
