@@ -2982,3 +2982,73 @@ async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests()
     })
     .await;
 }
+
+/// Fourteenth pass: device access rules judge only ActiveSync requests
+/// that name a device (bbe5765), so a query the gateway reads no DeviceId
+/// from passes a `Block` default. Exchange reads the device from the
+/// query's `DeviceId` (decompiled `AirSyncRequest.BuildDeviceIdentity`),
+/// and from a base64 query through a native decoder whose reading of a
+/// token not standing alone is not known: a base64 token after another
+/// part (`Foo=1&<token>`, `Cmd=Sync&<token>`) named no device to the
+/// gateway. Refused now (400), as a token before plain parameters was.
+/// Held: `DeviceId` in any case or escaped, given twice, empty, or only in a
+/// header (Exchange reads none from a header or the body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base64_query_beside_other_parts_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n\
+                      [[device_access.rule]]\ncharacteristic = 'DeviceType'\nquery_string = 'iPhone'\n\
+                      access_level = 'Allow'\n";
+        let gw = start_gateway(policy, up).await;
+        let post = |query: &str, extra: &str| {
+            format!(
+                "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\n{extra}Authorization: {}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n",
+                basic("jdoe", "pw")
+            )
+        };
+        // Sync, 14.0, device `v140Device` of type `SmartPhone`: blocked.
+        let token = "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l";
+        assert_eq!(status(&send_raw(gw.addr, post(token, "").as_bytes()).await), "403");
+        for query in [
+            format!("Foo=1&{token}"),
+            format!("x&{token}"),
+            format!("Cmd=Sync&{token}"),
+            format!("Cmd=Sync&User=jdoe&DeviceType=iPhone&{token}=="),
+            format!("{token}&{token}"),
+        ] {
+            let answer = send_raw(gw.addr, post(&query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{query}: {answer}");
+        }
+        for query in [
+            "Cmd=Sync&User=jdoe&deviceid=D1&DeviceType=Android",
+            "Cmd=Sync&User=jdoe&%44evice%49d=D1&DeviceType=Android",
+            "Cmd=Sync&User=jdoe&DeviceId=D1&DeviceId=D1&DeviceType=Android",
+        ] {
+            let answer = send_raw(gw.addr, post(query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{query}: {answer}");
+        }
+        for query in [
+            "Cmd=Sync&User=jdoe&DeviceId=&DeviceId=D1&DeviceType=Android",
+            "Cmd=Sync&User=jdoe&DeviceId=D1&DeviceId=D2&DeviceType=Android",
+        ] {
+            let answer = send_raw(gw.addr, post(query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{query}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Naming no device in the query, Exchange answers 400 itself
+        // (`DeviceIdMissingOrInvalid`): a header or an empty value names none.
+        for (query, extra) in [
+            ("Cmd=Sync&User=jdoe&DeviceType=Android", "DeviceId: D1\r\n"),
+            ("Cmd=Sync&User=jdoe&DeviceId=&DeviceType=Android", ""),
+        ] {
+            let answer = send_raw(gw.addr, post(query, extra).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{query}: {answer}");
+        }
+        let answer = send_raw(gw.addr, post("Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=iPhone", "").as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
