@@ -268,6 +268,40 @@
 //! `/PowerShell`'s front-end authentication and the back end's `X-Rps-CAT`
 //! (the twelfth pass's lead); an IPv6 zone id in a trusted proxy's
 //! X-Forwarded-For: not tried on Exchange itself.
+//!
+//! Fourteenth pass (rt37b), on the thirteenth's `crate::unchecked` and the
+//! lead's `Cond::NamesDevice`, held: the WS-Security test (`wssecurity`
+//! anywhere in the stem as IIS decodes it) is a superset of the front end's
+//! (decompiled `ProtocolHelper.IsWsSecurityRequest`: `Request.Url.LocalPath`
+//! ending `wssecurity`, `OrdinalIgnoreCase`): escapes and `%u`, `%2F`, `//`,
+//! a trailing `/` or `.`, `;x` (unchecked here, checked there), and
+//! `/WSSecurity/../GetFolder` (resolved alike: checked on both); double
+//! escapes are refused (404.11). `Basic` with no token, naming no one or not
+//! decoding, and two Authorization headers (400); an empty one (run
+//! nowhere); a lower-case scheme; Proxy-Authorization (the front end drops
+//! it: decompiled `ProxyRequestHandler`). Exchange reads the device only
+//! from the query's `DeviceId` (decompiled `AirSyncRequest.BuildDeviceIdentity`,
+//! `QueryString`, names by `OrdinalIgnoreCase`): a header, the body or the
+//! path names none, and a request naming none, an empty or blank one, or
+//! one twice (`a,b`, not alphanumeric) is answered 400 by Exchange unless it
+//! is an `OPTIONS`; a name in any case or escaped is read here too, and two
+//! values refused. Closed: Basic spaced otherwise than `Basic <token>` (a
+//! tab, two spaces), which IIS may not read as Basic, was judged as its
+//! user outside OWA and ECP: it passed a rule on anonymous requests to
+//! `autodiscover.json` and, naming boss, one keeping Autodiscover for boss.
+//! A base64 query after another part (`Cmd=Sync&<token>`) named no device
+//! here, so device access rules, which judge only a request naming one
+//! since bbe5765, let it past a `Block` default, while Exchange's native
+//! decoder may read its device: refused (400). And an `OPTIONS` naming a
+//! device was judged by device access, which "always allows" it (decompiled
+//! `Command.DetermineDeviceAccessState`): a cut-off, and simulate's denials
+//! of the `OPTIONS` iOS sends at set-up. Left open: the other pages
+//! `ProxyModule.AllowAnonymousRequest` serves anonymously on every virtual
+//! directory but MAPI's (`.../store.ashx`, `.../cobrandingredir.aspx`, OWA
+//! extensibility's by `RawUrl`, `/psgw`), where IIS still checks what it
+//! runs (a wrong password is 401), so only Basic on EWS stays judged as its
+//! user while served anonymously (the thirteenth pass's lead); what
+//! Exchange's native base64 decoder reads: not tried on Exchange itself.
 
 mod common;
 
