@@ -285,10 +285,12 @@
 //! path names none, and a request naming none, an empty or blank one, or
 //! one twice (`a,b`, not alphanumeric) is answered 400 by Exchange unless it
 //! is an `OPTIONS`; a name in any case or escaped is read here too, and two
-//! values refused. Closed: Basic spaced otherwise than `Basic <token>` (a
-//! tab, two spaces), which IIS may not read as Basic, was judged as its
-//! user outside OWA and ECP: it passed a rule on anonymous requests to
-//! `autodiscover.json` and, naming boss, one keeping Autodiscover for boss.
+//! values refused. Closed: Basic, NTLM, Negotiate or Bearer spaced
+//! otherwise than `<scheme> <token>` (a tab, two spaces), which IIS may not
+//! read as the scheme, was judged as its user outside OWA and ECP: it
+//! passed a rule on anonymous requests to `autodiscover.json` and, naming
+//! boss, one keeping Autodiscover for boss, and a forged AUTHENTICATE so
+//! spaced, answered 200 there, made boss the connection's user.
 //! A base64 query after another part (`Cmd=Sync&<token>`) named no device
 //! here, so device access rules, which judge only a request naming one
 //! since bbe5765, let it past a `Block` default, while Exchange's native
@@ -3082,6 +3084,50 @@ async fn a_base64_query_beside_other_parts_is_refused() {
         }
         let answer = send_raw(gw.addr, post("Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=iPhone", "").as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Fourteenth pass: an NTLM, Negotiate or bearer header spaced otherwise
+/// than clients write it (a tab, two spaces) may not be read by IIS, which
+/// then signs no one in, and Exchange answers Autodiscover's
+/// `autodiscover.json` as anonymous (200): a forged AUTHENTICATE naming boss
+/// so passed a rule keeping Autodiscover for boss, and made boss the
+/// connection's user for the header-less requests after it (to EWS). Such
+/// a header is now judged as anonymous too and signs no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_header_iis_may_not_read_signs_no_one_in() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
+        let req = |method: &str, target: &str, auth: &str, last: bool| {
+            format!(
+                "{method} {target} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n{}\r\n",
+                if last { "Connection: close\r\n" } else { "" }
+            )
+        };
+        let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
+        let type3 = B64.encode(ntlm_type3("CONTOSO", "boss"));
+        for auth in [format!("NTLM\t{type3}"), format!("Negotiate  {type3}")] {
+            let header = format!("Authorization: {auth}\r\n");
+            let answer = send_raw(gw.addr, req("GET", json, &header, true).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+        // Where the page is open to anyone, it passes, and boss is not the
+        // connection's user after it.
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'EWS only for boss'\naction = 'deny'\npath = '/EWS'\n\
+                      unless = { user = 'boss' }\n";
+        let gw = start_gateway(policy, up).await;
+        let header = format!("Authorization: NTLM\t{type3}\r\n");
+        let raw = format!("{}{}", req("GET", json, &header, false), req("POST", "/EWS/Exchange.asmx", "", true));
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers)[0], "200", "{answers}");
+        assert_ne!(statuses(&answers)[1], "200", "{answers}");
+        assert_eq!(mock.seen().len(), 1, "{:?}", mock.seen());
         gw.stop().await;
     })
     .await;
