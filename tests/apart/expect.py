@@ -494,8 +494,12 @@ def device_access(pol, req, models):
     # names nobody gets IIS's challenge, not a device access state.
     da = doc.get("device_access")
     # A request naming no device (an OPTIONS without a query) has no access
-    # state to determine: the flow reads its DeviceId first.
-    if da is not None and proto == "activesync" and (req.get("device") or pol.deviceless_abq) and user is not None:
+    # state to determine: the flow reads its DeviceId first. And "OPTIONS is
+    # always allowed" (decompiled Command.DetermineDeviceAccessState), naming
+    # a device or not.
+    options = (req.get("method") or "").upper() == "OPTIONS"
+    if (da is not None and proto == "activesync" and (req.get("device") or pol.deviceless_abq) and user is not None
+            and not options):
         dev = (req.get("device") or "").lower()
         for i, p in enumerate(da.get("personal", [])):
             if same_user(p.get("user"), user) and dev in [d.lower() for d in p.get("blocked_device_ids", [])]:

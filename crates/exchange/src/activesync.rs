@@ -92,8 +92,9 @@ pub fn command_code(name: &str) -> Option<u8> {
 /// `UrlDecode` does, `%uNNNN` included) and the base64 form (one token,
 /// possibly percent-encoded, padding optional). A `Log=` parameter fills
 /// `out.log` in either case. A plain parameter given twice with different
-/// values, or plain parameters after a base64 token, set `out.repeated`; a
-/// base64 token that does not decode sets `out.undecoded`.
+/// values, plain parameters after a base64 token, or a base64 token that
+/// decodes after any other part, set `out.repeated`; a base64 token that
+/// does not decode sets `out.undecoded`.
 /// `out` is cleared first.
 pub fn parse_query(query: &str, out: &mut ActiveSync) {
     parse_query_with(query, out, LogWanted::ALL);
@@ -113,6 +114,7 @@ pub fn parse_query_with(query: &str, out: &mut ActiveSync, wanted: LogWanted) {
     let mut plain = false;
     let mut first: Option<&str> = None;
     let mut seen = 0u8;
+    let mut beside = false;
     // Byte searches: `&` and `=` are ASCII, so every cut is a char boundary.
     for part in split_ascii(query, b'&') {
         if part.is_empty() {
@@ -120,6 +122,10 @@ pub fn parse_query_with(query: &str, out: &mut ActiveSync, wanted: LogWanted) {
         }
         if first.is_none() {
             first = Some(part);
+        } else if !beside && looks_base64(part) {
+            // A token after another part: Exchange's native decoder may read
+            // a device from it where this reads none.
+            beside = decode_base64_query(part, &mut ActiveSync::default()).is_ok();
         }
         let Some(eq) = part.bytes().position(|b| b == b'=') else {
             continue;
@@ -155,6 +161,9 @@ pub fn parse_query_with(query: &str, out: &mut ActiveSync, wanted: LogWanted) {
                 out.repeated = true;
             }
         }
+    }
+    if beside {
+        out.repeated = true;
     }
     if plain {
         canonical_command(&mut out.command);
@@ -645,9 +654,19 @@ mod tests {
         ] {
             assert!(parsed(q).repeated, "{q}");
         }
+        // A token after another part: Exchange's decoder may read it.
+        for q in [
+            "Foo=1&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==",
+            "x&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ",
+            "Cmd=Sync&DeviceType=iPhone&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ%3D%3D",
+            "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l",
+        ] {
+            assert!(parsed(q).repeated, "{q}");
+        }
         for q in [
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==",
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&Log=V141",
+            "Cmd=Sync&User=u&DeviceId=D1&DeviceType=iPhone&CollectionId=&AttachmentName=",
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&Foo=1",
             "Cmd=Sync&User=u&DeviceId=D1&DeviceType=iPhone",
             "&Cmd=Sync&DeviceType=iPhone",

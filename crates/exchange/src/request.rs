@@ -250,9 +250,10 @@ pub struct ActiveSync {
     pub locale: Option<u16>,
     pub log: LogTokens,
     /// `Cmd`, `User`, `DeviceId` or `DeviceType` was given twice with
-    /// different values, or plain parameters follow a base64 token: which
-    /// one Exchange reads is not known, so the gateway refuses such a
-    /// request rather than guess.
+    /// different values, or plain parameters follow a base64 token, or a
+    /// base64 token that decodes follows another part: which one Exchange
+    /// reads is not known, so the gateway refuses such a request rather
+    /// than guess.
     pub repeated: bool,
     /// The query is one base64 token that does not decode (see
     /// [`crate::activesync::QueryError`]): the fields are empty here, while

@@ -61,8 +61,8 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 /// [`crate::model::reads_query_token`]); the forms sign-in names its user
 /// in the form. And on any virtual directory, any credentials on a health
 /// check ([`is_health_check`]) or a WS-Security door ([`is_ws_security`]),
-/// and a header of a scheme run nowhere ([`run_nowhere`]: Digest, say) on
-/// any page but the forms sign-in.
+/// and, on any page but the forms sign-in, a header IIS may not read (see
+/// [`run_as_written`]: Digest, say, or NTLM after a tab).
 pub(crate) fn credentials(
     r: &exchange::Request,
     authorization: Option<&HeaderValue>,
@@ -76,22 +76,13 @@ pub(crate) fn credentials(
     if r.auth == exchange::AuthType::Fba {
         return false;
     }
-    if authorization.is_some_and(|v| run_nowhere(v.as_bytes())) {
+    if authorization.is_some_and(|v| !run_as_written(v.as_bytes())) {
         return true;
     }
     if !matches!(r.protocol, exchange::Protocol::Owa | exchange::Protocol::Ecp) {
         return false;
     }
-    let scheme = |name: &[u8]| {
-        authorization.is_some_and(|v| {
-            let v = v.as_bytes().trim_ascii();
-            v.len() > name.len()
-                && v[..name.len()].eq_ignore_ascii_case(name)
-                && !v[name.len()..].iter().any(u8::is_ascii_whitespace)
-        })
-    };
-    // Basic as every client writes it: IIS may not read another spacing
-    // (a tab, two spaces) as Basic, and then serves the page anonymously.
+    let scheme = |name: &[u8]| authorization.is_some_and(|v| written(v.as_bytes(), name));
     let checked = scheme(b"Basic ") || (scheme(b"Bearer ") && crate::model::reads_query_token(&r.stem));
     credentials && (!checked || sign_in_cookies(headers))
 }
@@ -105,17 +96,23 @@ fn is_health_check(r: &exchange::Request) -> bool {
     r.method.eq_ignore_ascii_case("GET") && exchange::text::ends_with_ci(&r.stem, "/healthcheck.htm")
 }
 
-/// A header of a scheme IIS runs on none of Exchange's virtual directories
-/// by default: Digest (its module is off on every one), or one IIS does
-/// not know (`Kerberos`, `Foo`; Windows takes Kerberos inside `Negotiate`).
-/// Any but Basic, NTLM, Negotiate and Bearer, read by its first word as
-/// [`crate::credentials::auth_user`] reads it.
-fn run_nowhere(value: &[u8]) -> bool {
-    use exchange::AuthType;
-    !matches!(
-        AuthType::of_authorization(value),
-        AuthType::Basic | AuthType::Ntlm | AuthType::Negotiate | AuthType::Bearer
-    )
+/// Whether a header is of a scheme IIS runs on some of Exchange's virtual
+/// directories, written as every client writes it: Basic, NTLM, Negotiate
+/// or Bearer, one space, a token. Digest's module is off on every one by
+/// default; a scheme IIS does not know (`Kerberos`, `Foo`; Windows takes
+/// Kerberos inside `Negotiate`) is run nowhere; and IIS may not read
+/// another spacing (a tab, two spaces) as the scheme.
+fn run_as_written(value: &[u8]) -> bool {
+    [b"Basic ".as_slice(), b"NTLM ", b"Negotiate ", b"Bearer "].iter().any(|scheme| written(value, scheme))
+}
+
+/// `value` is `scheme` (in any case, with its space) then a token without
+/// whitespace.
+fn written(value: &[u8], scheme: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    v.len() > scheme.len()
+        && v[..scheme.len()].eq_ignore_ascii_case(scheme)
+        && !v[scheme.len()..].iter().any(u8::is_ascii_whitespace)
 }
 
 /// A WS-Security door, as Exchange's front end finds one (decompiled
@@ -208,6 +205,10 @@ mod tests {
         }
         for run in ["Bearer x", "negotiate YII=", "NTLM TlRM"] {
             assert!(!credentials(&ews, Some(&header(run)), false, &none), "{run}");
+        }
+        // A scheme IIS may not read as written, on every page.
+        for odd in ["Basic\tYm9zczp4", "basic  Ym9zczp4", "Basic Ym9z czp4", "Basic", "NTLM\tTlRM", "Negotiate  YII="] {
+            assert!(credentials(&ews, Some(&header(odd)), false, &none), "{odd}");
         }
         let mut fba = request("/owa/auth.owa");
         fba.auth = exchange::AuthType::Fba;

@@ -268,6 +268,42 @@
 //! `/PowerShell`'s front-end authentication and the back end's `X-Rps-CAT`
 //! (the twelfth pass's lead); an IPv6 zone id in a trusted proxy's
 //! X-Forwarded-For: not tried on Exchange itself.
+//!
+//! Fourteenth pass (rt37b), on the thirteenth's `crate::unchecked` and the
+//! lead's `Cond::NamesDevice`, held: the WS-Security test (`wssecurity`
+//! anywhere in the stem as IIS decodes it) is a superset of the front end's
+//! (decompiled `ProtocolHelper.IsWsSecurityRequest`: `Request.Url.LocalPath`
+//! ending `wssecurity`, `OrdinalIgnoreCase`): escapes and `%u`, `%2F`, `//`,
+//! a trailing `/` or `.`, `;x` (unchecked here, checked there), and
+//! `/WSSecurity/../GetFolder` (resolved alike: checked on both); double
+//! escapes are refused (404.11). `Basic` with no token, naming no one or not
+//! decoding, and two Authorization headers (400); an empty one (run
+//! nowhere); a lower-case scheme; Proxy-Authorization (the front end drops
+//! it: decompiled `ProxyRequestHandler`). Exchange reads the device only
+//! from the query's `DeviceId` (decompiled `AirSyncRequest.BuildDeviceIdentity`,
+//! `QueryString`, names by `OrdinalIgnoreCase`): a header, the body or the
+//! path names none, and a request naming none, an empty or blank one, or
+//! one twice (`a,b`, not alphanumeric) is answered 400 by Exchange unless it
+//! is an `OPTIONS`; a name in any case or escaped is read here too, and two
+//! values refused. Closed: Basic, NTLM, Negotiate or Bearer spaced
+//! otherwise than `<scheme> <token>` (a tab, two spaces), which IIS may not
+//! read as the scheme, was judged as its user outside OWA and ECP: it
+//! passed a rule on anonymous requests to `autodiscover.json` and, naming
+//! boss, one keeping Autodiscover for boss, and a forged AUTHENTICATE so
+//! spaced, answered 200 there, made boss the connection's user.
+//! A base64 query after another part (`Cmd=Sync&<token>`) named no device
+//! here, so device access rules, which judge only a request naming one
+//! since bbe5765, let it past a `Block` default, while Exchange's native
+//! decoder may read its device: refused (400). And an `OPTIONS` naming a
+//! device was judged by device access, which "always allows" it (decompiled
+//! `Command.DetermineDeviceAccessState`): a cut-off, and simulate's denials
+//! of the `OPTIONS` iOS sends at set-up. Left open: the other pages
+//! `ProxyModule.AllowAnonymousRequest` serves anonymously on every virtual
+//! directory but MAPI's (`.../store.ashx`, `.../cobrandingredir.aspx`, OWA
+//! extensibility's by `RawUrl`, `/psgw`), where IIS still checks what it
+//! runs (a wrong password is 401), so only Basic on EWS stays judged as its
+//! user while served anonymously (the thirteenth pass's lead); what
+//! Exchange's native base64 decoder reads: not tried on Exchange itself.
 
 mod common;
 
@@ -2933,6 +2969,165 @@ async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let answer = send_raw(gw.addr, get(&format!("Authorization: {}\r\n", basic("a", "pw"))).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Fourteenth pass: a Basic header spaced otherwise than clients write it
+/// (a tab or two spaces after `Basic`) may not be read as Basic by IIS,
+/// which then signs no one in, and Exchange answers Autodiscover's
+/// `autodiscover.json` (and passes EWS's `POST`s on) as anonymous. Such a
+/// header passed a rule on anonymous requests (`auth = ['unknown']`) as
+/// Basic, and one naming boss passed a rule keeping Autodiscover for boss;
+/// only Outlook on the web's and the admin center's pages judged it as
+/// anonymous too. Every page does now. Held: `Basic` with no token, naming
+/// no one (`Og==`) or not decoding (400); `Basic <token>` naming a user is
+/// still judged as its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests() {
+    within(30, async {
+        let token = |user: &str| B64.encode(format!("{user}:pw"));
+        let get = |target: &str, auth: &str| {
+            format!("GET {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        };
+        let json = "/autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS";
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'no anonymous Autodiscover'\naction = 'deny'\n\
+                      path = '/Autodiscover'\nauth = ['unknown']\n";
+        let gw = start_gateway(policy, up).await;
+        for auth in ["Basic".to_string(), "basic Og==".into(), "Basic !!!!".into(), format!("Basic\t{}", token("a"))] {
+            let answer = send_raw(gw.addr, get(json, &auth).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, get(json, &format!("Basic {}", token("a"))).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+        for auth in [format!("Basic\t{}", token("boss")), format!("Basic  {}", token("boss"))] {
+            let answer = send_raw(gw.addr, get(json, &auth).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+            assert!(answer.contains("only for boss"), "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        let answer = send_raw(gw.addr, get(json, &format!("basic {}", token("boss"))).as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Fourteenth pass: device access rules judge only ActiveSync requests
+/// that name a device (bbe5765), so a query the gateway reads no DeviceId
+/// from passes a `Block` default. Exchange reads the device from the
+/// query's `DeviceId` (decompiled `AirSyncRequest.BuildDeviceIdentity`),
+/// and from a base64 query through a native decoder whose reading of a
+/// token not standing alone is not known: a base64 token after another
+/// part (`Foo=1&<token>`, `Cmd=Sync&<token>`) named no device to the
+/// gateway. Refused now (400), as a token before plain parameters was.
+/// Held: `DeviceId` in any case or escaped, given twice, empty, or only in a
+/// header (Exchange reads none from a header or the body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base64_query_beside_other_parts_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n\
+                      [[device_access.rule]]\ncharacteristic = 'DeviceType'\nquery_string = 'iPhone'\n\
+                      access_level = 'Allow'\n";
+        let gw = start_gateway(policy, up).await;
+        let post = |query: &str, extra: &str| {
+            format!(
+                "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\n{extra}Authorization: {}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n",
+                basic("jdoe", "pw")
+            )
+        };
+        // Sync, 14.0, device `v140Device` of type `SmartPhone`: blocked.
+        let token = "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l";
+        assert_eq!(status(&send_raw(gw.addr, post(token, "").as_bytes()).await), "403");
+        for query in [
+            format!("Foo=1&{token}"),
+            format!("x&{token}"),
+            format!("Cmd=Sync&{token}"),
+            format!("Cmd=Sync&User=jdoe&DeviceType=iPhone&{token}=="),
+            format!("{token}&{token}"),
+        ] {
+            let answer = send_raw(gw.addr, post(&query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{query}: {answer}");
+        }
+        for query in [
+            "Cmd=Sync&User=jdoe&deviceid=D1&DeviceType=Android",
+            "Cmd=Sync&User=jdoe&%44evice%49d=D1&DeviceType=Android",
+            "Cmd=Sync&User=jdoe&DeviceId=D1&DeviceId=D1&DeviceType=Android",
+        ] {
+            let answer = send_raw(gw.addr, post(query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{query}: {answer}");
+        }
+        for query in [
+            "Cmd=Sync&User=jdoe&DeviceId=&DeviceId=D1&DeviceType=Android",
+            "Cmd=Sync&User=jdoe&DeviceId=D1&DeviceId=D2&DeviceType=Android",
+        ] {
+            let answer = send_raw(gw.addr, post(query, "").as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{query}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Naming no device in the query, Exchange answers 400 itself
+        // (`DeviceIdMissingOrInvalid`): a header or an empty value names none.
+        for (query, extra) in [
+            ("Cmd=Sync&User=jdoe&DeviceType=Android", "DeviceId: D1\r\n"),
+            ("Cmd=Sync&User=jdoe&DeviceId=&DeviceType=Android", ""),
+        ] {
+            let answer = send_raw(gw.addr, post(query, extra).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{query}: {answer}");
+        }
+        let answer = send_raw(gw.addr, post("Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=iPhone", "").as_bytes()).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Fourteenth pass: an NTLM, Negotiate or bearer header spaced otherwise
+/// than clients write it (a tab, two spaces) may not be read by IIS, which
+/// then signs no one in, and Exchange answers Autodiscover's
+/// `autodiscover.json` as anonymous (200): a forged AUTHENTICATE naming boss
+/// so passed a rule keeping Autodiscover for boss, and made boss the
+/// connection's user for the header-less requests after it (to EWS). Such
+/// a header is now judged as anonymous too and signs no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_header_iis_may_not_read_signs_no_one_in() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
+        let req = |method: &str, target: &str, auth: &str, last: bool| {
+            format!(
+                "{method} {target} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n{}\r\n",
+                if last { "Connection: close\r\n" } else { "" }
+            )
+        };
+        let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
+        let type3 = B64.encode(ntlm_type3("CONTOSO", "boss"));
+        for auth in [format!("NTLM\t{type3}"), format!("Negotiate  {type3}")] {
+            let header = format!("Authorization: {auth}\r\n");
+            let answer = send_raw(gw.addr, req("GET", json, &header, true).as_bytes()).await;
+            assert_ne!(status(&answer), "200", "{auth}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+        // Where the page is open to anyone, it passes, and boss is not the
+        // connection's user after it.
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[[rule]]\nname = 'EWS only for boss'\naction = 'deny'\npath = '/EWS'\n\
+                      unless = { user = 'boss' }\n";
+        let gw = start_gateway(policy, up).await;
+        let header = format!("Authorization: NTLM\t{type3}\r\n");
+        let raw = format!("{}{}", req("GET", json, &header, false), req("POST", "/EWS/Exchange.asmx", "", true));
+        let answers = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(statuses(&answers)[0], "200", "{answers}");
+        assert_ne!(statuses(&answers)[1], "200", "{answers}");
+        assert_eq!(mock.seen().len(), 1, "{:?}", mock.seen());
         gw.stop().await;
     })
     .await;

@@ -399,6 +399,16 @@ blocked_device_ids = ["STOLEN"]
     let options = eas("", "", "", "Android-Mail/1", "bob");
     assert!(!denied(&p, &options), "{}", by(p.policy(), &evaluate(&p, &options)));
     assert!(denied(&p, &eas("", "X", "", "Android-Mail/1", "bob")));
+    // "OPTIONS is always allowed" by Exchange's device access, naming a
+    // device or not (iOS names one): the method read in any case
+    for method in ["OPTIONS", "options"] {
+        let mut options = eas("", "X", "Android", "Android-Mail/1", "bob");
+        options.method = method.into();
+        assert!(!denied(&p, &options), "{method}: {}", by(p.policy(), &evaluate(&p, &options)));
+    }
+    let mut post = eas("Sync", "X", "Android", "Android-Mail/1", "bob");
+    post.method = "POST".into();
+    assert!(denied(&p, &post));
 }
 
 /// A device access rule on the model judges a device by what its

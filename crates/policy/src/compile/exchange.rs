@@ -219,7 +219,8 @@ pub(super) fn compile_device_access(
         personal,
     };
     // Exchange works out a device's access state from its DeviceId: a
-    // request naming none (`OPTIONS`, a sign-in's first leg) is no device's.
+    // request naming none (a sign-in's first leg) is no device's, and it
+    // allows every `OPTIONS`, naming one or not.
     let base = vec![Cond::Protocol(vec![Protocol::ActiveSync]), Cond::NamesDevice];
     let ch = |c: Characteristic, q: &str| match c {
         Characteristic::DeviceType => Cond::DeviceType(vec![q.to_string()]),

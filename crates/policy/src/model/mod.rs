@@ -161,8 +161,10 @@ pub enum Cond {
     Command(Vec<String>),
     DeviceType(Vec<String>),
     DeviceId(Vec<String>),
-    /// The ActiveSync request names a DeviceId: what Exchange's device
-    /// access judges (an `OPTIONS` or a sign-in's first leg names none).
+    /// The ActiveSync request names a DeviceId and is no `OPTIONS`: what
+    /// Exchange's device access judges (a sign-in's first leg names none,
+    /// and "OPTIONS is always allowed", decompiled
+    /// `Command.DetermineDeviceAccessState`, the method read in any case).
     NamesDevice,
     DeviceModel(Vec<String>),
     DeviceOs(Vec<String>),
@@ -250,7 +252,7 @@ impl Cond {
                 any_ci(v, sent) || any_ci(v, exchange::activesync::device_class(sent))
             }
             Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),
-            Cond::NamesDevice => !req.activesync.device_id.is_empty(),
+            Cond::NamesDevice => !req.activesync.device_id.is_empty() && !req.method.eq_ignore_ascii_case("OPTIONS"),
             Cond::DeviceModel(v) => any_ci(v, device_facts(req, inv).0),
             Cond::DeviceOs(v) => any_ci(v, device_facts(req, inv).1),
             Cond::User(set) => set.matches(&req.user),
