@@ -45,20 +45,35 @@ pub struct Client {
     pub outlook: bool,
 }
 
+/// Why a catalog is refused. Displayed, the message alone: whoever read
+/// the file puts its name and [`CatalogError::line`] before it.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("client catalog line {line}: {message}")]
+    #[error("{message}")]
     Toml { line: usize, message: String },
-    #[error("client catalog line {line}: duplicate client id `{id}`")]
+    #[error("duplicate client id `{id}`")]
     DuplicateId { line: usize, id: String },
-    #[error("client catalog line {line}: unknown protocol `{value}`")]
+    #[error("unknown protocol `{value}`")]
     UnknownProtocol { line: usize, value: String },
-    #[error("client catalog line {line}: client id is empty")]
+    #[error("client id is empty")]
     EmptyId { line: usize },
-    #[error("client catalog has more than {max} distinct ua_contains strings")]
+    #[error("more than {max} distinct ua_contains strings")]
     TooManyPatterns { max: usize },
-    #[error("client catalog has more than {max} clients")]
+    #[error("more than {max} clients")]
     TooManyClients { max: usize },
+}
+
+impl CatalogError {
+    /// The 1-based line the error is about, when it is about one.
+    pub fn line(&self) -> Option<usize> {
+        match *self {
+            CatalogError::Toml { line, .. }
+            | CatalogError::DuplicateId { line, .. }
+            | CatalogError::UnknownProtocol { line, .. }
+            | CatalogError::EmptyId { line } => (line > 0).then_some(line),
+            CatalogError::TooManyPatterns { .. } | CatalogError::TooManyClients { .. } => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -17,7 +17,8 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("in client catalog {}: {source}", path.display())]
+    /// `file:line: message`, as the policy loader names its errors.
+    #[error("{}: {source}", located(path, source.line()))]
     Catalog {
         path: PathBuf,
         #[source]
@@ -25,6 +26,14 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Networks(#[from] NetworkError),
+}
+
+/// `path:line`, or `path` when there is no line.
+fn located(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
 }
 
 impl Networks {
@@ -70,11 +79,15 @@ mod tests {
         let catalog = dir.path().join("clients.toml");
         std::fs::write(&catalog, "not toml [").unwrap();
         let err = Interpreter::load(Some(&catalog), &[]).unwrap_err();
-        assert!(matches!(err, LoadError::Catalog { .. }) && err.to_string().contains("clients.toml"), "{err}");
+        assert!(matches!(err, LoadError::Catalog { .. }) && err.to_string().contains("clients.toml:1: "), "{err}");
+        std::fs::write(&catalog, "[[client]]\nid = \"a\"\nname = \"A\"\n[[client.when]]\nprotocol = [\"smtp\"]\n")
+            .unwrap();
+        let err = Interpreter::load(Some(&catalog), &[]).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:5: unknown protocol `smtp`", catalog.display()));
         let err = Interpreter::load(Some(&dir.path().join("none.toml")), &[]).unwrap_err();
         assert!(matches!(err, LoadError::ReadCatalog { .. }) && err.to_string().contains("none.toml"), "{err}");
-        std::fs::write(&ranges, "203.0.113.0/33 nowhere\n").unwrap();
-        let err = Interpreter::load(None, &[ranges]).unwrap_err();
-        assert!(err.to_string().contains("ranges.txt"), "{err}");
+        std::fs::write(&ranges, "# offices\n203.0.113.0/33 nowhere\n").unwrap();
+        let err = Interpreter::load(None, std::slice::from_ref(&ranges)).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:2: bad prefix `203.0.113.0/33`", ranges.display()));
     }
 }

@@ -70,7 +70,7 @@ pub enum NetworkError {
     },
     #[error("{origin}: JSON is neither Azure service tags, AWS ip-ranges nor Google cloud.json")]
     UnknownFormat { origin: String },
-    #[error("{origin} line {line}: {message}")]
+    #[error("{origin}:{line}: {message}")]
     Line { origin: String, line: usize, message: String },
     #[error("{origin}: bad prefix `{prefix}` in {name}")]
     Prefix { origin: String, name: String, prefix: String },

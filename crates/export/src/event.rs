@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use exchange::{AuthType, Catalog, Networks, Request, Traffic};
+use exchange::{AuthType, Catalog, Networks, Request, Source, Traffic};
 use policy::ReadyPolicy;
 use serde::Serialize;
 
@@ -98,6 +98,18 @@ pub struct Event<'a> {
     /// The client after X-Forwarded-For resolution.
     #[serde(skip)]
     pub client_ip: Option<IpAddr>,
+    /// The ECS `event.dataset`: the log the request was read from.
+    #[serde(skip)]
+    pub dataset: &'static str,
+}
+
+/// The ECS `event.dataset` of a request read from `source`.
+pub fn dataset(source: Source) -> &'static str {
+    match source {
+        Source::HttpProxy => "casguard.httpproxy",
+        Source::Gateway => "casguard.gateway",
+        Source::Iis | Source::Unknown => "casguard.iis",
+    }
 }
 
 impl<'a> Event<'a> {
@@ -143,6 +155,7 @@ impl<'a> Event<'a> {
             decision,
             policy_rule,
             policy_status,
+            dataset: dataset(req.source),
         }
     }
 
@@ -168,13 +181,7 @@ impl<'a> Event<'a> {
         };
         let doc = Ecs {
             timestamp: self.time.map(w3c::time::format_rfc3339),
-            event: EcsEvent {
-                kind: "event",
-                category: ["web"],
-                kind_type: ["access"],
-                dataset: "casguard.iis",
-                outcome,
-            },
+            event: EcsEvent { kind: "event", category: ["web"], kind_type: ["access"], dataset: self.dataset, outcome },
             source: self.client_ip.map(|ip| EcsIp { ip }),
             server: EcsServer { ip: self.server_ip, port: self.site_port },
             url: EcsUrl { path: self.uri_stem, query: self.uri_query.as_deref() },
@@ -323,6 +330,19 @@ mod tests {
         assert_eq!(v["casguard"]["command"], "Sync");
         assert_eq!(v["casguard"]["traffic"], "person");
         assert!(v["casguard"].get("decision").is_none());
+        assert_eq!(v["event"]["dataset"], "casguard.iis");
+    }
+
+    #[test]
+    fn httpproxy_line_names_its_dataset() {
+        let interpreter = Interpreter::builtin();
+        let mut req = request(&interpreter, "Outlook-iOS-Android/1.0", "/Microsoft-Server-ActiveSync", "", "alice");
+        req.source = Source::HttpProxy;
+        let event = Event::new(&req, interpreter.catalog(), interpreter.networks(), None);
+        let mut out = Vec::new();
+        event.write_json_line(&mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["event"]["dataset"], "casguard.httpproxy");
     }
 
     #[test]

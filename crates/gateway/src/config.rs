@@ -113,11 +113,22 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Read a TOML config file; unknown keys are an error.
+    /// Read a TOML config file; unknown keys are an error, named
+    /// `file:line: message` as the policy loader names its errors.
     pub fn from_file(path: &Path) -> Result<Config, GatewayError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| GatewayError::Io { what: format!("cannot read {}", path.display()), source })?;
-        Config::from_toml(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))
+        Config::from_toml(&text).map_err(|e| {
+            let message = e.message().trim();
+            GatewayError::Config(match e.span() {
+                Some(span) => {
+                    let line =
+                        text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+                    format!("{}:{line}: {message}", path.display())
+                }
+                None => format!("{}: {message}", path.display()),
+            })
+        })
     }
 
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
@@ -235,5 +246,20 @@ mod tests {
         .unwrap();
         c.validate().unwrap();
         assert!(c.health_pages().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_error_is_one_line_naming_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("casguard-gw-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gw.toml");
+        std::fs::write(&path, "policy = 'p.toml'\n\npolcy = 'x'\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("configuration: {}:3: unknown field `polcy`", path.display())), "{err}");
+        assert!(!err.contains('\n') && !err.contains('^'), "{err}");
+        std::fs::write(&path, "idle-timeout = 'soon'\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("gw.toml:1: ") && !err.contains('\n'), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -69,7 +69,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
     let mut lines = Vec::new();
     let current = loaded.policy.current();
     let policy = config.policy.as_deref().unwrap_or(Path::new(""));
-    lines.push(format!("policy {} ({} rules)", policy.display(), current.policy().rules().len()));
+    lines.push(format!("policy {} ({})", policy.display(), rules(current.policy().rules().len())));
     lines.extend(policy_warnings(&current).into_iter().map(|w| format!("warning: {w}")));
     if let Some(inventory) = &config.inventory {
         lines.push(format!("inventory {}", inventory.display()));
@@ -98,6 +98,11 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
         lines.push(format!("listen http://{addr}"));
     }
     Ok(lines)
+}
+
+/// `1 rule`, `2 rules`.
+pub(crate) fn rules(n: usize) -> String {
+    format!("{n} rule{}", if n == 1 { "" } else { "s" })
 }
 
 /// What the gateway cannot do that the policy asks of it, said at start and

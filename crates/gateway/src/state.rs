@@ -165,7 +165,8 @@ impl PolicyStore {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
                 self.generation.fetch_add(1, Ordering::Release);
                 metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                events(Level::Info, &format!("policy reloaded from {} ({rules} rules)", self.policy_path.display()));
+                let rules = crate::load::rules(rules);
+                events(Level::Info, &format!("policy reloaded from {} ({rules})", self.policy_path.display()));
                 Ok(())
             }
             Err(e) => {

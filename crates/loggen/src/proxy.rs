@@ -16,7 +16,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::events::Event;
-use crate::model::{Kind, Rule};
+use crate::model::{Client, Kind, Rule};
 use crate::output::FileCtx;
 use crate::population::{AgentKind, Population, HOST};
 use crate::render::{push_num, push_time, Renderer};
@@ -159,17 +159,24 @@ pub(crate) fn auth_of(pop: &Population, ev: &Event) -> usize {
     const NTLM: usize = 2;
     const NEGOTIATE: usize = 3;
     const KERBEROS: usize = 4;
+    const BEARER: usize = 6;
     const FBA: usize = 7;
     match ev.kind {
-        k if k.is_person() || k == Kind::Malformed => match pop.agents[ev.agent as usize].kind {
-            AgentKind::OutlookMobile | AgentKind::IosMail | AgentKind::AndroidMail => BASIC,
-            AgentKind::EmClient | AgentKind::EwsApp => BASIC,
-            AgentKind::OutlookWindows { rpc: true } => NTLM,
-            AgentKind::OutlookWindows { rpc: false } => NEGOTIATE,
-            AgentKind::OutlookMac | AgentKind::MacMail => NTLM,
-            AgentKind::Browser | AgentKind::MobileSafari => FBA,
-            AgentKind::WinRm => KERBEROS,
-        },
+        k if k.is_person() || k == Kind::Malformed => {
+            let agent = &pop.agents[ev.agent as usize];
+            match agent.kind {
+                // Hybrid modern auth: Microsoft's cloud syncs with a token on
+                // the user's behalf (`Authorization: Bearer`), no password.
+                AgentKind::OutlookMobile if agent.client == Client::OutlookMobileHma => BEARER,
+                AgentKind::OutlookMobile | AgentKind::IosMail | AgentKind::AndroidMail => BASIC,
+                AgentKind::EmClient | AgentKind::EwsApp => BASIC,
+                AgentKind::OutlookWindows { rpc: true } => NTLM,
+                AgentKind::OutlookWindows { rpc: false } => NEGOTIATE,
+                AgentKind::OutlookMac | AgentKind::MacMail => NTLM,
+                AgentKind::Browser | AgentKind::MobileSafari => FBA,
+                AgentKind::WinRm => KERBEROS,
+            }
+        }
         Kind::AmProbe => 0,
         Kind::EasProbe | Kind::EwsProbe | Kind::OwaMonProbe => NEGOTIATE,
         Kind::MachineRpc | Kind::MachinePs => KERBEROS,

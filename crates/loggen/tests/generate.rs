@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use casguard_loggen::{generate, log_bytes, GzipMode, Options, Profile, Truth};
+use casguard_loggen::{generate, log_bytes, GzipMode, HttpProxyMode, Options, Profile, Truth};
 
 fn tmp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("casguard-loggen-{}-{name}", std::process::id()));
@@ -195,6 +195,60 @@ fn full_set_text_agrees_with_truth() {
     assert!(
         p.block_new_outlook_devices.denied_requests > 0 && p.block_outlook_provision.provision_from_known_devices > 0
     );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// HttpProxy's `AuthenticationType` of Outlook mobile's signed-in ActiveSync
+/// lines: Basic with DeviceType `Outlook`, a Bearer token with hybrid modern
+/// auth (`OutlookService`), as Exchange logs them.
+#[test]
+fn httpproxy_names_outlook_mobile_basic_and_hma_bearer() {
+    let dir = tmp("hp-auth");
+    let mut o = Options::new(&dir);
+    (o.httpproxy, o.gzip, o.malformed) = (HttpProxyMode::Only, GzipMode::None, 0);
+    let t = generate(&o).unwrap();
+    let mut seen: BTreeMap<(&str, String), u64> = BTreeMap::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if !p.file_name().unwrap().to_string_lossy().starts_with("HttpProxy_") {
+                continue;
+            }
+            let text = String::from_utf8(fs::read(&p).unwrap()).unwrap();
+            let mut names: Vec<&str> = Vec::new();
+            for line in text.lines() {
+                if let Some(f) = line.strip_prefix("#Fields: ") {
+                    names = f.split(',').collect();
+                    continue;
+                }
+                if line.starts_with('#') || line.is_empty() {
+                    continue;
+                }
+                let field = |n: &str| line.split(',').nth(names.iter().position(|x| *x == n).unwrap()).unwrap_or("");
+                let query = field("UrlQuery");
+                let dtype = match query.trim_start_matches('?').split('&').find_map(|p| p.strip_prefix("DeviceType=")) {
+                    Some("Outlook") => "Outlook",
+                    Some("OutlookService") => "OutlookService",
+                    _ => continue,
+                };
+                if field("IsAuthenticated") == "true" {
+                    *seen.entry((dtype, field("AuthenticationType").to_string())).or_default() += 1;
+                }
+            }
+        }
+    }
+    let kinds: BTreeSet<_> = seen.keys().cloned().collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([("Outlook", "Basic".to_string()), ("OutlookService", "Bearer".to_string())]),
+        "{seen:?}"
+    );
+    assert!(t.auth_types.get("bearer").is_some_and(|n| *n >= seen[&("OutlookService", "Bearer".to_string())]));
     fs::remove_dir_all(dir).unwrap();
 }
 

@@ -131,7 +131,7 @@ conditions!(
     RawRule {
         pub name: Spanned<String>,
         pub action: RawAction,
-        pub status: Option<u16>,
+        pub status: Option<Spanned<u16>>,
         pub substatus: Option<u16>,
         pub unless: Option<RawConds>,
     }
@@ -179,12 +179,41 @@ pub(crate) struct RawIisFilter {
     pub rule: Vec<RawIisRule>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RawAppPolicy {
-    #[serde(rename = "EnforceAllowList", alias = "enforce_allow_list")]
-    AllowList,
-    #[serde(rename = "EnforceBlockList", alias = "enforce_block_list")]
-    BlockList,
+/// Declares an enum of values Exchange's cmdlets take: PowerShell reads them
+/// in any case (`-AccessLevel block` is `Block`), and so does the policy.
+/// Each variant lists its spellings; an unknown value is refused naming the
+/// first of each.
+macro_rules! any_case_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident = [$($spelling:literal),+],)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($variant,)*
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const NAMES: &[&str] = &[$(any_case_enum!(@first $($spelling),+)),*];
+                let value = String::deserialize(d)?;
+                $(
+                    if [$($spelling),+].iter().any(|n| n.eq_ignore_ascii_case(&value)) {
+                        return Ok($name::$variant);
+                    }
+                )*
+                Err(de::Error::unknown_variant(&value, NAMES))
+            }
+        }
+    };
+    (@first $first:literal $(, $rest:literal)*) => {
+        $first
+    };
+}
+
+any_case_enum! {
+    pub(crate) enum RawAppPolicy {
+        AllowList = ["EnforceAllowList", "enforce_allow_list"],
+        BlockList = ["EnforceBlockList", "enforce_block_list"],
+    }
 }
 
 impl RawAppPolicy {
@@ -239,25 +268,27 @@ with_ews_switches! {
 
 with_ews_switches! {
     struct RawEwsAccess {
-        status: Option<u16>,
+        status: Option<Spanned<u16>>,
         #[serde(default)]
         user: Vec<RawEwsUser>,
     }
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RawAccessLevel {
-    Allow,
-    Block,
-    Quarantine,
+any_case_enum! {
+    pub(crate) enum RawAccessLevel {
+        Allow = ["Allow"],
+        Block = ["Block"],
+        Quarantine = ["Quarantine"],
+    }
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RawCharacteristic {
-    DeviceType,
-    DeviceModel,
-    DeviceOS,
-    UserAgent,
+any_case_enum! {
+    pub(crate) enum RawCharacteristic {
+        DeviceType = ["DeviceType"],
+        DeviceModel = ["DeviceModel"],
+        DeviceOS = ["DeviceOS"],
+        UserAgent = ["UserAgent"],
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,8 +313,8 @@ pub(crate) struct RawPersonal {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDeviceAccess {
     pub default_access_level: Option<RawAccessLevel>,
-    pub status: Option<u16>,
-    pub quarantine_status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
+    pub quarantine_status: Option<Spanned<u16>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawDeviceRule>>,
     #[serde(default)]
@@ -327,7 +358,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMailboxProtocols {
     pub mapi_http_enabled: Option<bool>,
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     #[serde(default)]
     pub mailbox: Vec<RawMailbox>,
 }
@@ -382,7 +413,7 @@ mailbox_switches! {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuthPolicies {
     pub default: Option<Spanned<String>>,
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     #[serde(default)]
     pub policy: Vec<RawAuthPolicy>,
     #[serde(default)]
@@ -494,7 +525,7 @@ pub(crate) struct RawUrlRewrite {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     pub default: Option<RawAction>,
-    pub default_status: Option<u16>,
+    pub default_status: Option<Spanned<u16>>,
     #[serde(default)]
     pub ranges: BTreeMap<String, Spanned<List>>,
     #[serde(default)]

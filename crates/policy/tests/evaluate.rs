@@ -411,6 +411,30 @@ blocked_device_ids = ["STOLEN"]
     assert!(denied(&p, &post));
 }
 
+/// Exchange's cmdlets take their values in any case (`-AccessLevel block`,
+/// `-Characteristic devicetype`, `-ApplicationAccessPolicy enforceallowlist`),
+/// and so does the policy: the same settings, however they are written.
+#[test]
+fn powershell_values_are_taken_in_any_case() {
+    let text = |level: &str, characteristic: &str, app: &str| {
+        format!(
+            "[device_access]\ndefault_access_level = \"{level}\"\n[[device_access.rule]]\ncharacteristic = \"{characteristic}\"\n\
+             query_string = \"iPhone\"\naccess_level = \"{level}\"\n[ews_access]\nlist = []\n\
+             application_access_policy = \"{app}\"\n"
+        )
+    };
+    let canonical = policy(&text("Block", "DeviceType", "EnforceAllowList"));
+    for (level, characteristic, app) in
+        [("block", "devicetype", "enforceallowlist"), ("BLOCK", "DEVICETYPE", "ENFORCE_ALLOW_LIST")]
+    {
+        let p = policy(&text(level, characteristic, app));
+        for r in [eas("Sync", "X", "iPhone", "Apple-iPhone/1", "bob"), ews("AnyApp/1", "bob")] {
+            assert_eq!(evaluate(&p, &r), evaluate(&canonical, &r), "{level} {characteristic} {app}");
+        }
+        assert!(denied(&p, &eas("Sync", "X", "iPhone", "Apple-iPhone/1", "bob")));
+    }
+}
+
 /// A device access rule on the model judges a device by what its
 /// partnership holds, whatever the case its id is sent in: Exchange keeps
 /// one partnership for `SEC1A2B3` and `sec1a2b3`. Simulate's facts (from
@@ -625,6 +649,15 @@ fn errors_name_their_line() {
         ("[[iis_filter.rule]]\nname = \"x\"\nscan_headers = \"Cookie\"\ndeny_strings = \"a\"\n", 3, "Cookie"),
         ("[[rule]]\nname = \"a\"\naction = \"deny\"\n[[rule]]\nname = \"a\"\naction = \"deny\"\n", 5, "two rules"),
         ("[[rule]]\nname = \"a\"\naction = \"deny\"\nuser = { group_file = \"missing.txt\" }\n", 4, "missing.txt"),
+        ("[[rule]]\nname = \"a\"\naction = \"deny\"\npath = \"/ews\"\nstatus = 700\n", 5, "rule 'a': status 700"),
+        ("default = \"deny\"\ndefault_status = 0\n", 2, "default_status 0 is not an HTTP status"),
+        ("[ews_access]\news_enabled = false\nstatus = 1000\n", 3, "ews_access status 1000"),
+        ("[device_access]\ndefault_access_level = \"Block\"\nstatus = 99\n", 3, "device_access status 99"),
+        ("[device_access]\ndefault_access_level = \"Quarantine\"\nquarantine_status = 0\n", 3, "quarantine_status 0"),
+        ("[mailbox_protocols]\nmapi_http_enabled = false\nstatus = 600\n", 3, "mailbox_protocols status 600"),
+        ("[auth_policies]\nstatus = 0\n[[auth_policies.policy]]\nname = \"p\"\nblock_legacy = \"Pop\"\n", 2, "auth_policies status 0"),
+        ("[device_access]\n[[device_access.rule]]\ncharacteristic = \"DeviceType\"\nquery_string = \"x\"\naccess_level = \"Blok\"\n", 5, "Blok"),
+        ("[device_access]\n[[device_access.rule]]\ncharacteristic = \"DeviceTyp\"\nquery_string = \"x\"\naccess_level = \"Block\"\n", 3, "DeviceTyp"),
     ];
     for (text, line, needle) in cases {
         let e = compile(text).expect_err(text);

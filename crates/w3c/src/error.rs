@@ -26,6 +26,16 @@ pub enum Error {
         /// What it is instead (`a FIFO`, `a socket`, `a device`).
         kind: &'static str,
     },
+    /// `path` is a symbolic link to `target`, where there is nothing: a
+    /// share not mounted, a log moved or deleted. Refused like a missing
+    /// path, as a log named to be read that cannot be.
+    #[error("{}: a broken link: it points to {}, which does not exist", path.display(), target.display())]
+    BrokenLink {
+        /// The link given or found.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
 }
 
 impl Error {
@@ -36,7 +46,7 @@ impl Error {
     /// The path the error is about.
     pub fn path(&self) -> &std::path::Path {
         match self {
-            Error::Io { path, .. } | Error::NotAFile { path, .. } => path,
+            Error::Io { path, .. } | Error::NotAFile { path, .. } | Error::BrokenLink { path, .. } => path,
         }
     }
 }

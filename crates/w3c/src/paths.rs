@@ -44,14 +44,15 @@ pub fn collect_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 /// to a folder above it would loop), is not walked twice, and a file reached
 /// by two paths is listed once, under the first path that reaches it (paths
 /// in the order given, folders walked in name order). A missing
-/// path, a link of a wanted name that leads nowhere, and a path given or a
-/// wanted name found that is neither a regular file nor a folder (a FIFO,
-/// socket or device: see [`Error::NotAFile`]) are errors. The result is
+/// path, a link given or of a wanted name that leads nowhere
+/// ([`Error::BrokenLink`]), and a path given or a wanted name found that is
+/// neither a regular file nor a folder (a FIFO, socket or device: see
+/// [`Error::NotAFile`]) are errors. The result is
 /// sorted by path.
 pub fn collect_paths_named(paths: &[PathBuf], wanted: impl Fn(&OsStr) -> bool) -> Result<Vec<PathBuf>, Error> {
     let mut walk = Walk { wanted: &wanted, walked: HashSet::new(), found: Vec::new() };
     for p in paths {
-        let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        let meta = fs::metadata(p).map_err(|e| unreadable(p, e))?;
         if meta.is_dir() {
             walk.folder(p, false)?;
         } else if let Some(kind) = special_kind(&meta.file_type()) {
@@ -65,6 +66,18 @@ pub fn collect_paths_named(paths: &[PathBuf], wanted: impl Fn(&OsStr) -> bool) -
     let mut seen = HashSet::with_capacity(found.len());
     found.retain(|p| seen.insert(canonical(p).unwrap_or_else(|_| p.clone())));
     Ok(found)
+}
+
+/// The error of a path whose metadata cannot be read: a link that leads
+/// nowhere is named as one, with where it points, rather than as the
+/// "No such file or directory" of a path that seems to be there.
+fn unreadable(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        if let Ok(target) = fs::read_link(path) {
+            return Error::BrokenLink { path: path.to_path_buf(), target };
+        }
+    }
+    Error::io(path, e)
 }
 
 /// `path` with every link resolved, as a folder's or file's identity. Where
@@ -111,7 +124,7 @@ impl Walk<'_> {
                     Ok(meta) => meta.file_type(),
                     // Removed since it was listed.
                     Err(_) if fs::symlink_metadata(&path).is_err() => continue,
-                    Err(e) if wanted => return Err(Error::io(&path, e)),
+                    Err(e) if wanted => return Err(unreadable(&path, e)),
                     // A dangling link of another name is none of ours.
                     Err(_) => continue,
                 };
@@ -273,7 +286,7 @@ pub fn open_file(path: &Path) -> Result<fs::File, Error> {
 /// Fails for what exists but is neither a regular file nor a folder, before
 /// anything opens it: opening a FIFO waits for a writer.
 pub(crate) fn regular_file(path: &Path) -> Result<(), Error> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = fs::metadata(path).map_err(|e| unreadable(path, e))?;
     match special_kind(&meta.file_type()) {
         Some(kind) => Err(Error::NotAFile { path: path.to_path_buf(), kind }),
         None => Ok(()),

@@ -186,10 +186,17 @@ fn a_symlinked_log_folder_is_walked_like_a_folder_and_loops_end() {
     assert_eq!(std::fs::canonicalize(&got[0]).unwrap(), std::fs::canonicalize(real).unwrap());
     // The folder link given on the command line reads the same.
     assert_eq!(collect_paths(&[d.join("logs/EX01/W3SVC1")]).unwrap().len(), 1);
-    // A link of a log's name that leads nowhere is an error, not a silent skip.
+    // A link of a log's name that leads nowhere is an error, not a silent
+    // skip, and says it is a link and where it points; given, as found.
     symlink(d.join("gone.log"), d.join("logs/u_ex261104.log")).unwrap();
-    let err = collect_paths(&[d.join("logs")]).unwrap_err();
-    assert_eq!(err.path(), d.join("logs/u_ex261104.log"));
+    for given in [d.join("logs"), d.join("logs/u_ex261104.log")] {
+        match collect_paths(&[given]).unwrap_err() {
+            Error::BrokenLink { path, target } => {
+                assert_eq!((path, target), (d.join("logs/u_ex261104.log"), d.join("gone.log")))
+            }
+            other => panic!("{other}"),
+        }
+    }
 }
 
 /// Runs `f` on another thread and fails if it has not returned within 20 s:

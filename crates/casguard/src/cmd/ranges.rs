@@ -30,12 +30,15 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
+// The answers saved, or --fetch: with neither, clap names both ways.
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("answers").required(true).args(["endpoints", "fetch"])))]
 pub struct UpdateArgs {
     /// The endpoints method's answer (`/endpoints/Worldwide?ServiceAreas=Exchange`).
-    #[arg(long, value_name = "FILE", required_unless_present = "fetch", conflicts_with = "fetch")]
+    #[arg(long, value_name = "FILE", requires = "endpoints_version", conflicts_with = "fetch")]
     pub endpoints: Option<PathBuf>,
     /// The version method's answer (`/version/Worldwide`), or the version itself (YYYYMMDDNN).
-    #[arg(long, value_name = "FILE|VERSION", required_unless_present = "fetch", conflicts_with = "fetch")]
+    #[arg(long, value_name = "FILE|VERSION", requires = "endpoints", conflicts_with = "fetch")]
     pub endpoints_version: Option<String>,
     /// Ask the endpoints web service over HTTPS for both answers instead.
     #[arg(long)]

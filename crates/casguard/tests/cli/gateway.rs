@@ -126,9 +126,11 @@ fn config_file_keys_and_flags_override() {
     // The file's policy is missing: fail closed.
     let err = refused(bin().args(["gateway", "--config"]).arg(&config).output().unwrap());
     assert!(err.contains("missing.toml"), "{err}");
-    // Unknown keys are errors too.
-    std::fs::write(&config, "polcy = 'x'\n").unwrap();
-    refused(bin().args(["gateway", "--config"]).arg(&config).output().unwrap());
+    // Unknown keys are errors too, named file:line on one line.
+    std::fs::write(&config, "listen = ['127.0.0.1:0']\npolcy = 'x'\n").unwrap();
+    let err = refused(bin().args(["gateway", "--config"]).arg(&config).output().unwrap());
+    assert!(err.contains(&format!("{}:2: unknown field `polcy`", config.display())), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[cfg(unix)]
@@ -247,7 +249,7 @@ fn check_loads_everything_binds_nothing_and_exits_0() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("p.toml (1 rules)") && stdout.contains("a.crt with key") && stdout.contains("configuration OK")
+        stdout.contains("p.toml (1 rule)") && stdout.contains("a.crt with key") && stdout.contains("configuration OK")
     );
     assert!(
         stdout.contains("upstream https://cas1.contoso.local") && stdout.contains("health pages of owa, ews"),

@@ -78,6 +78,26 @@ fn a_symlinked_w3svc_folder_is_read_not_skipped() {
 
 #[cfg(unix)]
 #[test]
+fn a_broken_link_among_the_logs_is_refused_as_a_link_naming_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("logs/W3SVC1/u_ex261102.log"),
+        (FIELDS.to_owned() + &line("2026-11-02", "10:00:00", "alice")).as_bytes(),
+    );
+    // A log on a share that is not mounted.
+    std::os::unix::fs::symlink(d.join("share/u_ex261103.log"), d.join("logs/W3SVC1/u_ex261103.log")).unwrap();
+    let err = refused(casguard(&["audit", "-q", d.join("logs").to_str().unwrap()]));
+    let want = format!(
+        "{}: a broken link: it points to {}, which does not exist",
+        d.join("logs/W3SVC1/u_ex261103.log").display(),
+        d.join("share/u_ex261103.log").display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
 fn a_fifo_on_the_command_line_is_refused_by_name_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("u_ex261102.log");

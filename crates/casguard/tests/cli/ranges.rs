@@ -195,3 +195,17 @@ fn an_endpoints_version_that_is_no_version_and_no_file_is_named_so() {
         );
     }
 }
+
+#[test]
+fn without_answers_it_names_both_ways_the_saved_answers_and_fetch() {
+    let e = refused(casguard(&["ranges", "update"]));
+    assert!(e.contains("--endpoints <FILE>") && e.contains("--fetch"), "{e}");
+    // The saved answers go in pairs, and are not fetched as well.
+    let e = refused(casguard(&["ranges", "update", "--endpoints", "endpoints.json"]));
+    assert!(e.contains("--endpoints-version"), "{e}");
+    let e = refused(casguard(&["ranges", "update", "--endpoints-version", "2026120400"]));
+    assert!(e.contains("--endpoints <FILE>"), "{e}");
+    let e =
+        refused(casguard(&["ranges", "update", "--fetch", "--endpoints", "e.json", "--endpoints-version", "v.json"]));
+    assert!(e.contains("cannot be used with"), "{e}");
+}

@@ -251,10 +251,15 @@ fn a_status_that_is_no_http_status_is_refused_with_its_line() {
     // The gateway would answer 403 where simulate reported 99: the two would disagree.
     std::fs::write(&file, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nstatus = 99\n").unwrap();
     let e = refused(casguard(&["policy", "check", f]));
-    assert!(e.contains(&format!("{f}:3: rule 'x': status 99 is not an HTTP status (100 to 599)")), "{e}");
+    // The line is the status's, not the rule's.
+    assert!(e.contains(&format!("{f}:5: rule 'x': status 99 is not an HTTP status (100 to 599)")), "{e}");
     std::fs::write(&file, "default = \"deny\"\ndefault_status = 1000\n").unwrap();
     let e = refused(casguard(&["policy", "check", f]));
-    assert!(e.contains("default_status 1000 is not an HTTP status"), "{e}");
+    assert!(e.contains(&format!("{f}:2: default_status 1000 is not an HTTP status")), "{e}");
+    // The Exchange sections' statuses too: the gateway answered 1000 as 403.
+    std::fs::write(&file, "[ews_access]\news_enabled = false\nstatus = 1000\n").unwrap();
+    let e = refused(casguard(&["policy", "check", f]));
+    assert!(e.contains(&format!("{f}:3: ews_access status 1000 is not an HTTP status")), "{e}");
     std::fs::write(&file, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nstatus = 451\n").unwrap();
     ok(casguard(&["policy", "check", f]));
 }

@@ -29,7 +29,7 @@ pub(super) fn compile_ews(
     rules: &mut Vec<Rule>,
     blocks: &mut Blocks,
 ) -> Result<(), PolicyError> {
-    let status = raw.status.unwrap_or(403);
+    let status = ctx.status("ews_access status", &raw.status, 403)?;
     let org = raw.take_ews();
     let mut users = Vec::new();
     for mut u in raw.user {
@@ -188,8 +188,8 @@ pub(super) fn compile_device_access(
 ) -> Result<(), PolicyError> {
     let rule_lines: Vec<usize> = raw.rule.iter().map(|r| ctx.line(&r.span()).unwrap_or(line)).collect();
     let personal_lines: Vec<usize> = raw.personal.iter().map(|p| ctx.line(&p.span()).unwrap_or(line)).collect();
-    let status = raw.status.unwrap_or(403);
-    let q_status = raw.quarantine_status.unwrap_or(403);
+    let status = ctx.status("device_access status", &raw.status, 403)?;
+    let q_status = ctx.status("device_access quarantine_status", &raw.quarantine_status, 403)?;
     let level = |l: RawAccessLevel| match l {
         RawAccessLevel::Allow => AccessLevel::Allow,
         RawAccessLevel::Block => AccessLevel::Block,

@@ -33,7 +33,7 @@ pub(super) fn compile_mailbox_protocols(
     rules: &mut Vec<Rule>,
     blocks: &mut Blocks,
 ) -> Result<(), PolicyError> {
-    let status = raw.status.unwrap_or(403);
+    let status = ctx.status("mailbox_protocols status", &raw.status, 403)?;
     let mut mailboxes = Vec::new();
     for m in raw.mailbox {
         mailboxes.push((names(ctx, &m.user)?, m.switches()));
@@ -126,7 +126,7 @@ pub(super) fn compile_auth_policies(
     rules: &mut Vec<Rule>,
     blocks: &mut Blocks,
 ) -> Result<(), PolicyError> {
-    let status = raw.status.unwrap_or(401);
+    let status = ctx.status("auth_policies status", &raw.status, 401)?;
     let mut policies: Vec<AuthPolicy> = Vec::new();
     for p in &raw.policy {
         let name = p.name.get_ref().trim().to_string();

@@ -27,7 +27,7 @@ use crate::model::{Action, Cond, DeviceState, Policy, Rule, RuleOrigin, TextMode
 use crate::raw::*;
 use crate::PolicyError;
 
-/// The statuses a `[[rule]]` or `default_status` may give: HTTP's.
+/// The statuses a policy may answer with: HTTP's.
 const HTTP_STATUS: std::ops::RangeInclusive<u16> = 100..=599;
 
 /// ActiveSync commands (MS-ASHTTP and older ones still seen in logs).
@@ -85,6 +85,17 @@ impl Ctx<'_> {
 
     fn err(&self, span: &Range<usize>, message: impl Into<String>) -> PolicyError {
         PolicyError::Invalid { file: self.file.clone(), line: self.line(span), message: message.into() }
+    }
+
+    /// The status `key` gives (`default` when not given), refused at its
+    /// line when it is no HTTP status: the gateway answers with it and
+    /// simulate reports it, so both must be able to.
+    fn status(&self, key: &str, given: &Option<Spanned<u16>>, default: u16) -> Result<u16, PolicyError> {
+        match given {
+            None => Ok(default),
+            Some(s) if HTTP_STATUS.contains(s.get_ref()) => Ok(*s.get_ref()),
+            Some(s) => Err(self.err(&s.span(), format!("{key} {} is not an HTTP status (100 to 599)", s.get_ref()))),
+        }
     }
 
     /// Error at an item of a list, or at the list when the item has no span.
@@ -446,14 +457,11 @@ pub(crate) fn compile(
             RawAction::Deny => Action::Deny,
         };
         let status_explicit = r.status.is_some();
-        // The gateway answers with it and simulate reports it: both must be an HTTP status.
-        if let Some(bad) = r.status.filter(|s| !HTTP_STATUS.contains(s)) {
-            return Err(ctx.err(&name_span, format!("rule '{name}': status {bad} is not an HTTP status (100 to 599)")));
-        }
-        let status = match action {
-            Action::Allow => r.status.unwrap_or(0),
-            Action::Deny => r.status.unwrap_or(403),
+        let default = match action {
+            Action::Allow => 0,
+            Action::Deny => 403,
         };
+        let status = ctx.status(&format!("rule '{name}': status"), &r.status, default)?;
         let substatus = r.substatus.unwrap_or(0);
         let (c, u) = r.split();
         let conditions = conds(&ctx, c)?;
@@ -478,13 +486,7 @@ pub(crate) fn compile(
         }
     }
 
-    if let Some(bad) = raw.default_status.filter(|s| !HTTP_STATUS.contains(s)) {
-        return Err(PolicyError::Invalid {
-            file,
-            line: None,
-            message: format!("default_status {bad} is not an HTTP status (100 to 599)"),
-        });
-    }
+    let default_status = ctx.status("default_status", &raw.default_status, 403)?;
 
     Ok(Policy {
         origin: file,
@@ -493,7 +495,7 @@ pub(crate) fn compile(
             Some(RawAction::Deny) => Action::Deny,
             _ => Action::Allow,
         },
-        default_status: raw.default_status.unwrap_or(403),
+        default_status,
         blocks,
         ranges: ctx.ranges,
         group_files: ctx.group_files.into_inner(),
