@@ -499,7 +499,7 @@ pub(crate) struct RawRewriteRule {
     #[serde(default)]
     pub conditions: Vec<RawRewriteCondition>,
     pub action: RawRewriteAction,
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     pub substatus: Option<u16>,
     pub redirect_url: Option<String>,
     #[serde(default)]

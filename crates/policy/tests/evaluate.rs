@@ -655,6 +655,23 @@ fn errors_name_their_line() {
         ("[device_access]\ndefault_access_level = \"Block\"\nstatus = 99\n", 3, "device_access status 99"),
         ("[device_access]\ndefault_access_level = \"Quarantine\"\nquarantine_status = 0\n", 3, "quarantine_status 0"),
         ("[mailbox_protocols]\nmapi_http_enabled = false\nstatus = 600\n", 3, "mailbox_protocols status 600"),
+        // A URL Rewrite CustomResponse or Redirect: the gateway answered 1000 as 403, and 0 aborted.
+        (
+            "[[url_rewrite]]\npath = \"/\"\n[[url_rewrite.rule]]\nname = \"x\"\naction = \"CustomResponse\"\nstatus = 1000\n",
+            6,
+            "url_rewrite status 1000 is not an HTTP status",
+        ),
+        (
+            "[[url_rewrite]]\npath = \"/\"\n[[url_rewrite.rule]]\nname = \"x\"\naction = \"CustomResponse\"\nstatus = 0\n",
+            6,
+            "url_rewrite status 0",
+        ),
+        (
+            "[[url_rewrite]]\npath = \"/\"\n[[url_rewrite.rule]]\nname = \"x\"\naction = \"Redirect\"\nredirect_url = \"/\"\n\
+             status = 99\n",
+            7,
+            "url_rewrite status 99",
+        ),
         ("[auth_policies]\nstatus = 0\n[[auth_policies.policy]]\nname = \"p\"\nblock_legacy = \"Pop\"\n", 2, "auth_policies status 0"),
         ("[device_access]\n[[device_access.rule]]\ncharacteristic = \"DeviceType\"\nquery_string = \"x\"\naccess_level = \"Blok\"\n", 5, "Blok"),
         ("[device_access]\n[[device_access.rule]]\ncharacteristic = \"DeviceTyp\"\nquery_string = \"x\"\naccess_level = \"Block\"\n", 3, "DeviceTyp"),

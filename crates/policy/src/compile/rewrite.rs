@@ -66,13 +66,18 @@ fn convert(ctx: &Ctx, set_path: &str, r: &toml::Spanned<RawRewriteRule>) -> Resu
     let action = match r.action {
         RawRewriteAction::None => RewriteAction::None,
         RawRewriteAction::AbortRequest => RewriteAction::AbortRequest,
+        // The gateway answers with the status and simulate reports it: both
+        // must be an HTTP status (the gateway answered 1000 as 403).
         RawRewriteAction::CustomResponse => RewriteAction::CustomResponse {
-            status: r.status.ok_or_else(|| ctx.err(&span, "a CustomResponse needs a status"))?,
+            status: match r.status {
+                None => return Err(ctx.err(&span, "a CustomResponse needs a status")),
+                Some(_) => ctx.status("url_rewrite status", &r.status, 403)?,
+            },
             substatus: r.substatus.unwrap_or(0),
         },
         RawRewriteAction::Redirect => RewriteAction::Redirect {
             url: r.redirect_url.clone().ok_or_else(|| ctx.err(&span, "a Redirect needs redirect_url"))?,
-            status: r.status.unwrap_or(301),
+            status: ctx.status("url_rewrite status", &r.status, 301)?,
         },
     };
     Ok(RewriteRule {
