@@ -496,8 +496,9 @@ def device_access(pol, req, models):
     # A request naming no device (an OPTIONS without a query) has no access
     # state to determine: the flow reads its DeviceId first. And "OPTIONS is
     # always allowed" (decompiled Command.DetermineDeviceAccessState), naming
-    # a device or not.
-    options = (req.get("method") or "").upper() == "OPTIONS"
+    # a device or not; one naming another command than Options is judged.
+    options = ((req.get("method") or "").upper() == "OPTIONS"
+               and (req.get("command") or "").lower() in ("", "options"))
     if (da is not None and proto == "activesync" and (req.get("device") or pol.deviceless_abq) and user is not None
             and not options):
         dev = (req.get("device") or "").lower()

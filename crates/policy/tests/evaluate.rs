@@ -401,10 +401,16 @@ blocked_device_ids = ["STOLEN"]
     assert!(denied(&p, &eas("", "X", "", "Android-Mail/1", "bob")));
     // "OPTIONS is always allowed" by Exchange's device access, naming a
     // device or not (iOS names one): the method read in any case
-    for method in ["OPTIONS", "options"] {
-        let mut options = eas("", "X", "Android", "Android-Mail/1", "bob");
+    for (method, command) in [("OPTIONS", ""), ("options", ""), ("OPTIONS", "Options"), ("Options", "options")] {
+        let mut options = eas(command, "X", "Android", "Android-Mail/1", "bob");
         options.method = method.into();
-        assert!(!denied(&p, &options), "{method}: {}", by(p.policy(), &evaluate(&p, &options)));
+        assert!(!denied(&p, &options), "{method} {command}: {}", by(p.policy(), &evaluate(&p, &options)));
+    }
+    // An OPTIONS naming another command may be dispatched by it: judged.
+    for command in ["Sync", "Provision", "Foo"] {
+        let mut odd = eas(command, "X", "Android", "Android-Mail/1", "bob");
+        odd.method = "OPTIONS".into();
+        assert!(denied(&p, &odd), "OPTIONS {command}");
     }
     let mut post = eas("Sync", "X", "Android", "Android-Mail/1", "bob");
     post.method = "POST".into();

@@ -165,6 +165,9 @@ pub enum Cond {
     /// Exchange's device access judges (a sign-in's first leg names none,
     /// and "OPTIONS is always allowed", decompiled
     /// `Command.DetermineDeviceAccessState`, the method read in any case).
+    /// An `OPTIONS` is one only with no command or `Cmd=Options` (as Outlook
+    /// sends it): one naming another (`OPTIONS ...?Cmd=Sync`) is judged, as
+    /// what Exchange dispatches by its `Cmd` is not known here.
     NamesDevice,
     DeviceModel(Vec<String>),
     DeviceOs(Vec<String>),
@@ -201,6 +204,14 @@ fn device_facts<'a>(req: &'a Request, inv: Option<&'a Inventory>) -> (&'a str, &
     let (model, os) = inv.and_then(|i| i.device_facts(&req.activesync.device_id)).unwrap_or(("", ""));
     let pick = |logged: &'a str, known: &'a str| if logged.is_empty() { known } else { logged };
     (pick(&log.device_model, model), pick(&log.device_os, os))
+}
+
+/// An ActiveSync `OPTIONS` as Exchange's device access always allows it:
+/// the method in any case, with no command or `Options` (see
+/// [`Cond::NamesDevice`]).
+fn is_options(req: &Request) -> bool {
+    let command = req.activesync.command.as_str();
+    req.method.eq_ignore_ascii_case("OPTIONS") && (command.is_empty() || command.eq_ignore_ascii_case("Options"))
 }
 
 fn any_ci(values: &[String], v: &str) -> bool {
@@ -252,7 +263,7 @@ impl Cond {
                 any_ci(v, sent) || any_ci(v, exchange::activesync::device_class(sent))
             }
             Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),
-            Cond::NamesDevice => !req.activesync.device_id.is_empty() && !req.method.eq_ignore_ascii_case("OPTIONS"),
+            Cond::NamesDevice => !req.activesync.device_id.is_empty() && !is_options(req),
             Cond::DeviceModel(v) => any_ci(v, device_facts(req, inv).0),
             Cond::DeviceOs(v) => any_ci(v, device_facts(req, inv).1),
             Cond::User(set) => set.matches(&req.user),
