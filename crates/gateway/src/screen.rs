@@ -307,6 +307,10 @@ pub fn cookie_routing(m: &exchange::Request, headers: &HeaderMap) -> Result<(), 
     Ok(())
 }
 
+/// An `Authorization` header whose scheme IIS runs ends at neither
+/// whitespace nor the end (see [`crate::credentials::scheme_ends_oddly`]).
+pub(crate) const SCHEME_ENDS_ODDLY: &str = "Authorization scheme not followed by a space";
+
 /// Basic credentials the gateway cannot read: `YmFkdXNlcjpwdw` (no
 /// padding), `YmFkdXNl cjpwdw==` (a space inside; .NET's
 /// `Convert.FromBase64String` skips it) or trailing bytes named nobody to a
@@ -335,6 +339,9 @@ pub fn credentials(
         return Err(Refused::new(400, "NTLM, Negotiate or Digest credentials that do not decode"));
     }
     let Some(value) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return Ok(()) };
+    if crate::credentials::scheme_ends_oddly(value) {
+        return Err(Refused::new(400, SCHEME_ENDS_ODDLY));
+    }
     if crate::model::ntlm_ambiguous(value) {
         return Err(Refused::new(400, "NTLM token with two NTLM messages"));
     }
