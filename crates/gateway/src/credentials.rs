@@ -162,17 +162,19 @@ pub fn is_connection_auth(value: &[u8]) -> bool {
 }
 
 /// True for a header that starts with a scheme IIS runs (Basic, NTLM,
-/// Negotiate, Bearer, in any case) followed by a byte that can neither go
+/// Negotiate, Bearer, and Digest where an administrator turned it on, in
+/// any case) followed by a byte that can neither go
 /// on with the scheme's name (an RFC 9110 token character) nor end it as
 /// whitespace: a non-breaking space (`0xA0`, white space to Windows'
 /// `iswspace`), a comma, a colon. The gateway reads no scheme and no user
 /// from `NTLM<0xA0><AUTHENTICATE>` (nobody's, so no rule on a user holds,
 /// and no handshake), while IIS might read it as the scheme; no client
-/// writes it.
+/// writes it. So with Digest: `Digest<0xA0>username="baduser", ...`
+/// named nobody here (its first ASCII space ends no scheme IIS knows).
 pub fn scheme_ends_oddly(value: &[u8]) -> bool {
     let v = value.trim_ascii_start();
     let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    [b"Basic".as_slice(), b"NTLM", b"Negotiate", b"Bearer"].iter().any(|scheme| {
+    [b"Basic".as_slice(), b"NTLM", b"Negotiate", b"Bearer", b"Digest"].iter().any(|scheme| {
         v.len() > scheme.len()
             && v[..scheme.len()].eq_ignore_ascii_case(scheme)
             && !tchar(v[scheme.len()])
@@ -543,14 +545,28 @@ mod tests {
 
     #[test]
     fn a_scheme_ends_at_whitespace_or_the_end() {
-        for odd in
-            [&b"NTLM\xa0TlRM"[..], b"basic\xa0Ym9z", b"Negotiate,YII=", b"Bearer:x", b"  NTLM\xc2\xa0x", b"Basic\"x"]
-        {
+        for odd in [
+            &b"NTLM\xa0TlRM"[..],
+            b"basic\xa0Ym9z",
+            b"Negotiate,YII=",
+            b"Bearer:x",
+            b"  NTLM\xc2\xa0x",
+            b"Basic\"x",
+            b"digest\xa0username=x",
+        ] {
             assert!(scheme_ends_oddly(odd), "{:?}", String::from_utf8_lossy(odd));
         }
-        for fine in
-            [&b"NTLM TlRM"[..], b"Basic\tYm9z", b"Negotiate", b"Bearer", b"NTLMx y", b"Basic-x", b"Digest,x", b""]
-        {
+        for fine in [
+            &b"NTLM TlRM"[..],
+            b"Basic\tYm9z",
+            b"Negotiate",
+            b"Bearer",
+            b"NTLMx y",
+            b"Basic-x",
+            b"Digests,x",
+            b"Digest\tusername=x",
+            b"",
+        ] {
             assert!(!scheme_ends_oddly(fine), "{:?}", String::from_utf8_lossy(fine));
         }
     }

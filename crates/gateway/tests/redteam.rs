@@ -3281,3 +3281,109 @@ async fn a_scheme_not_followed_by_a_space_is_refused() {
     })
     .await;
 }
+
+/// Sixteenth pass: Digest, which an administrator can turn on for a virtual
+/// directory (and whose `username` IIS then signs in and logs), was left out
+/// of the schemes the fifteenth pass refuses when followed by a byte other
+/// than a space or tab: `Digest<0xA0>username="baduser", ...` named no
+/// scheme and nobody here (its first ASCII space ends no scheme), so it
+/// passed `deny user = 'baduser'` where `Digest username="baduser", ...`
+/// is denied. Refused now (400). Held: Basic with two tabs, in another case
+/// after a tab, or after leading spaces and a tab, is baduser's (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_scheme_not_followed_by_a_space_is_refused() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let params = "username=\"baduser\", realm=\"mail\", nonce=\"n1\", uri=\"/owa/\", response=\"0123abcd\"";
+        let raw = |auth: &[u8]| {
+            [b"GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: ".as_slice(), auth, b"\r\nConnection: close\r\n\r\n"]
+                .concat()
+        };
+        for sep in [&b"\xa0"[..], b"\xc2\xa0", b","] {
+            let auth = [b"Digest".as_slice(), sep, params.as_bytes()].concat();
+            let answer = send_raw(gw.addr, &raw(&auth)).await;
+            assert_eq!(status(&answer), "400", "{:?}: {answer}", String::from_utf8_lossy(&auth));
+            assert!(answer.contains("Authorization scheme not followed by a space"), "{answer}");
+        }
+        let bad = basic("baduser", "pw");
+        let token = bad.strip_prefix("Basic ").unwrap();
+        for auth in [
+            format!("Digest {params}"),
+            format!("Basic\t\t{token}"),
+            format!("bASIC\t{token}"),
+            format!("  \tBasic {token}"),
+        ] {
+            let answer = send_raw(gw.addr, &raw(auth.as_bytes())).await;
+            assert_eq!(status(&answer), "403", "{auth:?}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Sixteenth pass, held: the command an `OPTIONS` names, as Exchange reads
+/// it. Skipped by device access only when Exchange reads no command or
+/// `Options` (any case or escape); judged when it may read another (a NUL,
+/// a space, a dotted `İ`, a base64 query, whose command is a byte); refused
+/// when the command is given twice (also across a `Log=`, or beside a base64
+/// token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_options_is_skipped_only_for_no_command_or_options() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n";
+        let gw = start_gateway(policy, up).await;
+        let req = |query: &str| {
+            format!(
+                "OPTIONS /Microsoft-Server-ActiveSync/default.eas?{query} HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\n\
+                 Content-Length: 4\r\nConnection: close\r\n\r\nbody",
+                basic("jdoe", "pw")
+            )
+        };
+        let device = "User=jdoe&DeviceId=D1&DeviceType=Android";
+        let b64 = exchange::activesync::Base64Query {
+            version: 141,
+            command: 0,
+            device_id: b"D1",
+            device_type: "Android",
+            ..Default::default()
+        }
+        .encode();
+        for query in [
+            format!("Cmd=Options%00&{device}"),
+            format!("Cmd=Options+&{device}"),
+            format!("Cmd=Opt%C4%B0ons&{device}"),
+            format!("Cmd=Opt%u0130ons&{device}"),
+            b64.clone(),
+        ] {
+            let answer = send_raw(gw.addr, req(&query).as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{query}: {answer}");
+        }
+        for query in [
+            format!("Cmd=Options&{device}&Cmd=Sync"),
+            format!("Cmd=&{device}&Cmd=Sync"),
+            format!("Cmd=Sync&{device}&Cmd="),
+            format!("Cmd=Options&Log=x&Cmd=Sync&{device}"),
+            format!("Cmd=Options&{device}&{b64}"),
+            format!("{b64}&Cmd=Options&{device}"),
+        ] {
+            let answer = send_raw(gw.addr, req(&query).as_bytes()).await;
+            assert_eq!(status(&answer), "400", "{query}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        for query in [
+            format!("Cmd=%4Fptions&{device}"),
+            format!("%43md=OPTIONS&{device}"),
+            format!("C%u006Dd=options&{device}"),
+            format!("Cmd=&{device}"),
+        ] {
+            let answer = send_raw(gw.addr, req(&query).as_bytes()).await;
+            assert_eq!(status(&answer), "200", "{query}: {answer}");
+        }
+        assert_eq!(mock.seen().len(), 4);
+        gw.stop().await;
+    })
+    .await;
+}
