@@ -99,6 +99,12 @@ fn digest_user(params: &[u8]) -> Result<Option<String>, ()> {
         let name_end =
             rest.iter().position(|&b| b == b'=' || b == b',' || b.is_ascii_whitespace()).unwrap_or(rest.len());
         let name = &rest[..name_end];
+        // A name is a token (RFC 9110): one with another byte in it (a
+        // non-breaking space before `username`, white space to Windows'
+        // `iswspace`) names nobody here, while IIS may read the user.
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(());
+        }
         rest = rest[name_end..].trim_ascii_start();
         // Every parameter has a value (RFC 7616 §3.4): anything else (a
         // second scheme after a comma, say) is not Digest as IIS may read it.
@@ -173,13 +179,17 @@ pub fn is_connection_auth(value: &[u8]) -> bool {
 /// named nobody here (its first ASCII space ends no scheme IIS knows).
 pub fn scheme_ends_oddly(value: &[u8]) -> bool {
     let v = value.trim_ascii_start();
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     [b"Basic".as_slice(), b"NTLM", b"Negotiate", b"Bearer", b"Digest"].iter().any(|scheme| {
         v.len() > scheme.len()
             && v[..scheme.len()].eq_ignore_ascii_case(scheme)
-            && !tchar(v[scheme.len()])
+            && !is_tchar(v[scheme.len()])
             && !v[scheme.len()].is_ascii_whitespace()
     })
+}
+
+/// A byte of an RFC 9110 token (a scheme's or a parameter's name).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 const NTLMSSP: &[u8] = b"NTLMSSP\0";
@@ -536,6 +546,10 @@ mod tests {
             br#"username"#,
             br#"username="a", Basic YmFkdXNlcjpwdw=="#,
             b"username=\"j\xffdoe\"",
+            b"\xa0username=\"jdoe\"",
+            b"realm=\"r\",\xc2\xa0username=\"jdoe\"",
+            b"username\xa0=\"jdoe\"",
+            br#"=x, username="jdoe""#,
         ] {
             assert_eq!(digest_user(bad), Err(()), "{}", String::from_utf8_lossy(bad));
         }

@@ -340,7 +340,9 @@
 //! `Basic\t\t<token>`, `bASIC\t<token>` (the user read, 403). Closed:
 //! Digest, which an administrator can turn on, was not among the schemes
 //! refused when followed by a byte other than a space or tab: `Digest<0xA0>username="baduser", ...` named nobody
-//! and passed `deny user = 'baduser'`; refused now (400). Left alone: a
+//! and passed `deny user = 'baduser'`; refused now (400), as is a Digest
+//! parameter name with a byte no token has (`Digest <0xA0>username=...`,
+//! also nobody's here). Left alone: a
 //! scheme spelled with a non-ASCII letter (`Bas\u{131}c`, `Ba\u{17F}ic`) is
 //! no scheme here, and a byte-wise IIS cannot read its six or more bytes
 //! as `Basic` either: not tried on Exchange itself.
@@ -3304,7 +3306,9 @@ async fn a_scheme_not_followed_by_a_space_is_refused() {
 /// than a space or tab: `Digest<0xA0>username="baduser", ...` named no
 /// scheme and nobody here (its first ASCII space ends no scheme), so it
 /// passed `deny user = 'baduser'` where `Digest username="baduser", ...`
-/// is denied. Refused now (400). Held: Basic with two tabs, in another case
+/// is denied. Refused now (400), and so is a Digest parameter name with a
+/// byte that is no token's (`Digest \u{a0}username="baduser"`), which
+/// named nobody here either. Held: Basic with two tabs, in another case
 /// after a tab, or after leading spaces and a tab, is baduser's (403).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_scheme_not_followed_by_a_space_is_refused() {
@@ -3321,6 +3325,17 @@ async fn a_digest_scheme_not_followed_by_a_space_is_refused() {
             let answer = send_raw(gw.addr, &raw(&auth)).await;
             assert_eq!(status(&answer), "400", "{:?}: {answer}", String::from_utf8_lossy(&auth));
             assert!(answer.contains("Authorization scheme not followed by a space"), "{answer}");
+        }
+        // A parameter name is a token: one with a non-breaking space in it
+        // (`username` to Windows' `iswspace`, maybe) named nobody here.
+        for auth in [
+            [b"Digest \xa0".as_slice(), params.as_bytes()].concat(),
+            [b"Digest realm=\"mail\",\xa0".as_slice(), params.as_bytes()].concat(),
+            [b"Digest realm=\"mail\", \xc2\xa0".as_slice(), params.as_bytes()].concat(),
+            b"Digest username\xa0=\"baduser\", realm=\"mail\"".to_vec(),
+        ] {
+            let answer = send_raw(gw.addr, &raw(&auth)).await;
+            assert_eq!(status(&answer), "400", "{:?}: {answer}", String::from_utf8_lossy(&auth));
         }
         let bad = basic("baduser", "pw");
         let token = bad.strip_prefix("Basic ").unwrap();
