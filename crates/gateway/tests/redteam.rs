@@ -330,22 +330,24 @@
 //! tried on Exchange itself.
 //!
 //! Sixteenth pass (rt37d), on the fifteenth's `OPTIONS` and scheme checks,
-//! held: an `OPTIONS` naming `Cmd=options`, `Cmd=%4Fptions`, `%43md=Options`
-//! or an empty `Cmd=` is skipped (as Exchange skips it); `Cmd=Options%00`,
-//! `Cmd=Options+`, `Cmd=Opt%C4%B0ons` and any base64 query are judged (a
-//! base64 command is a byte, never `Options`: stricter);
-//! `Cmd=Options&Cmd=Sync`, `Cmd=&Cmd=Sync`, `Cmd=Options` beside a base64
-//! token, or a `Log=` between two `Cmd`s (400: given twice).
+//! held: an `OPTIONS` naming `Cmd=options`, `Cmd=%4Fptions`,
+//! `%43md=Options` or an empty `Cmd=` is skipped (as Exchange skips it);
+//! `Cmd=Options%00`, `Cmd=Options+`, `Cmd=Opt%C4%B0ons` and any base64
+//! query are judged (a base64 command is a byte, never `Options`:
+//! stricter); `Cmd=Options&Cmd=Sync`, `Cmd=&Cmd=Sync`, `Cmd=Options` beside
+//! a base64 token, or a `Log=` between two `Cmd`s (400: given twice).
 //! `Authorization` with leading spaces and a tab (dropped by hyper),
-//! `Basic\t\t<token>`, `bASIC\t<token>` (the user read, 403). Closed:
-//! Digest, which an administrator can turn on, was not among the schemes
-//! refused when followed by a byte other than a space or tab: `Digest<0xA0>username="baduser", ...` named nobody
-//! and passed `deny user = 'baduser'`; refused now (400), as is a Digest
-//! parameter name with a byte no token has (`Digest <0xA0>username=...`,
-//! also nobody's here). Left alone: a
-//! scheme spelled with a non-ASCII letter (`Bas\u{131}c`, `Ba\u{17F}ic`) is
-//! no scheme here, and a byte-wise IIS cannot read its six or more bytes
-//! as `Basic` either: not tried on Exchange itself.
+//! `Basic\t\t<token>`, `bASIC\t<token>`, `Digest\tusername=...`, and Basic
+//! or Digest user names with a non-breaking or ideographic space before or
+//! after them (the user read, 403). Closed: Digest, which an administrator
+//! can turn on, was not among the schemes refused when followed by a byte
+//! other than a space or tab: `Digest<0xA0>username="baduser", ...` named
+//! nobody and passed `deny user = 'baduser'`; refused now (400), as is a
+//! Digest parameter name with a byte no token has (`Digest
+//! <0xA0>username=...`, also nobody's here). Left alone: a scheme spelled
+//! with a non-ASCII letter (`Bas\u{131}c`, `Ba\u{17F}ic`) is no scheme
+//! here, and a byte-wise IIS cannot read its six or more bytes as `Basic`
+//! either: not tried on Exchange itself.
 
 mod common;
 
