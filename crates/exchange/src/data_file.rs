@@ -1,16 +1,17 @@
 //! The TOML data files the crate reads (the client catalog, Exchange's
-//! files, the exploit rules), whose errors name the line they are about.
+//! files, the exploit rules), whose errors name the line they are about;
+//! the gateway reads its configuration file the same way.
 
 use serde::de::DeserializeOwned;
 
 /// The 1-based line of `text` that the byte at `offset` is on.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// `text` read as TOML; a syntax or type error as its line (0 when the
 /// parser names none) and its message.
-pub(crate) fn parse<T: DeserializeOwned>(text: &str) -> Result<T, (usize, String)> {
+pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, (usize, String)> {
     toml::from_str(text).map_err(|e| (e.span().map_or(0, |s| line_of(text, s.start)), e.message().trim().to_string()))
 }
 

@@ -15,7 +15,7 @@ pub mod activesync;
 mod auth;
 pub mod catalog;
 pub mod classify;
-mod data_file;
+pub mod data_file;
 pub mod device_information;
 pub mod devices;
 pub mod endpoints;

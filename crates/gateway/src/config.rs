@@ -118,15 +118,10 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, GatewayError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| GatewayError::Io { what: format!("cannot read {}", path.display()), source })?;
-        Config::from_toml(&text).map_err(|e| {
-            let message = e.message().trim();
-            GatewayError::Config(match e.span() {
-                Some(span) => {
-                    let line =
-                        text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
-                    format!("{}:{line}: {message}", path.display())
-                }
-                None => format!("{}: {message}", path.display()),
+        exchange::data_file::parse(&text).map_err(|(line, message)| {
+            GatewayError::Config(match line {
+                0 => format!("{}: {message}", path.display()),
+                line => format!("{}:{line}: {message}", path.display()),
             })
         })
     }
