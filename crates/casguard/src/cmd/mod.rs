@@ -11,19 +11,21 @@ pub mod gateway;
 pub mod inventory;
 pub mod policy;
 pub mod posture;
+mod pretty_json;
+mod progress;
 pub mod ranges;
 pub mod simulate;
 pub mod watch;
 
-use std::io::IsTerminal;
+pub use pretty_json::pretty_json;
+pub use progress::Progress;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use ::audit::scan::{Accumulate, Accumulator};
 use ::audit::Aggregate;
 use anyhow::Context;
 use exchange::Interpreter;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use w3c::{Field, Fields, FileStats, MalformedKind, ScanOptions};
 
 /// Options every subcommand sees.
@@ -435,119 +437,6 @@ impl ReportArgs {
     }
 }
 
-/// `value` as `serde_json::to_string_pretty` writes it, and a newline: the
-/// same bytes, but each line break and its indentation go out in one write
-/// (serde's `PrettyFormatter` writes the two spaces of every level apart,
-/// and a report's devices sit six levels deep).
-pub fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(128);
-    value.serialize(&mut serde_json::Serializer::with_formatter(&mut bytes, Pretty::default()))?;
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
-/// `,` then a line break then [`Pretty::SPACES`] spaces: the separators and
-/// indentations [`Pretty`] writes are slices of it.
-const BREAKS: [u8; 2 + Pretty::SPACES] = {
-    let mut b = [b' '; 2 + Pretty::SPACES];
-    b[0] = b',';
-    b[1] = b'\n';
-    b
-};
-
-/// serde_json's `PrettyFormatter` with its two-space indent, writing a
-/// line break and its indentation as one slice of [`BREAKS`].
-#[derive(Default)]
-struct Pretty {
-    depth: usize,
-    has_value: bool,
-}
-
-impl Pretty {
-    /// Indentation written in one piece (deeper is written in pieces).
-    const SPACES: usize = 128;
-
-    /// A line break (after a comma unless `first`) and the indentation of `depth`.
-    #[inline]
-    fn line<W: ?Sized + std::io::Write>(writer: &mut W, first: bool, depth: usize) -> std::io::Result<()> {
-        let start = usize::from(first);
-        let spaces = 2 * depth;
-        if spaces <= Self::SPACES {
-            return writer.write_all(&BREAKS[start..2 + spaces]);
-        }
-        writer.write_all(&BREAKS[start..2])?;
-        for _ in 0..depth {
-            writer.write_all(b"  ")?;
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn open<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> std::io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        writer.write_all(bracket)
-    }
-
-    #[inline]
-    fn close<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> std::io::Result<()> {
-        self.depth -= 1;
-        if self.has_value {
-            Self::line(writer, true, self.depth)?;
-        }
-        writer.write_all(bracket)
-    }
-}
-
-impl serde_json::ser::Formatter for Pretty {
-    #[inline]
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        self.open(writer, b"[")
-    }
-
-    #[inline]
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        self.close(writer, b"]")
-    }
-
-    #[inline]
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
-        Self::line(writer, first, self.depth)
-    }
-
-    #[inline]
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _writer: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-
-    #[inline]
-    fn begin_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        self.open(writer, b"{")
-    }
-
-    #[inline]
-    fn end_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        self.close(writer, b"}")
-    }
-
-    #[inline]
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
-        Self::line(writer, first, self.depth)
-    }
-
-    #[inline]
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        writer.write_all(b": ")
-    }
-
-    #[inline]
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _writer: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-}
-
 /// [`scan_checked`] into one `T` per thread that judges each request
 /// against `context` (a policy, or the pair of `simulate --baseline`),
 /// merged into one.
@@ -679,62 +568,5 @@ pub fn emit_bytes(out: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
             stdout.flush()?;
             Ok(())
         }
-    }
-}
-
-/// A byte-count progress bar on stderr that shows itself only for runs
-/// longer than two seconds, and never when stderr is not a terminal.
-pub struct Progress {
-    bar: ProgressBar,
-    started: Instant,
-    enabled: bool,
-}
-
-impl Progress {
-    pub fn new(files: &[PathBuf], global: &Global) -> Progress {
-        let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
-            bar.set_style(style);
-        }
-        Progress { bar, started: Instant::now(), enabled: !global.quiet && std::io::stderr().is_terminal() }
-    }
-
-    pub fn file_done(&self, path: &Path) {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        self.bar.inc(len);
-        if self.enabled && self.bar.is_hidden() && self.started.elapsed() > Duration::from_secs(2) {
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
-    }
-
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pretty_json;
-    use serde_json::json;
-
-    fn same_as_serde(value: &serde_json::Value) {
-        let ours = String::from_utf8(pretty_json(value).unwrap()).unwrap();
-        assert_eq!(ours, serde_json::to_string_pretty(value).unwrap() + "\n");
-    }
-
-    #[test]
-    fn pretty_json_writes_serde_pretty_bytes() {
-        same_as_serde(&json!({
-            "a": [], "b": {}, "c": [1, [2, {}], {"d": null, "e": "x\ny"}], "f": [[]], "g": {"h": {"i": [true]}}
-        }));
-        same_as_serde(&json!([]));
-        same_as_serde(&json!("text"));
-        // Deeper than the indentation written in one piece (64 levels).
-        let mut deep = json!(1);
-        for i in 0..80 {
-            deep = if i % 2 == 0 { json!([deep, 2]) } else { json!({"k": deep, "l": []}) };
-        }
-        same_as_serde(&deep);
     }
 }
