@@ -348,6 +348,21 @@
 //! with a non-ASCII letter (`Bas\u{131}c`, `Ba\u{17F}ic`) is no scheme
 //! here, and a byte-wise IIS cannot read its six or more bytes as `Basic`
 //! either: not tried on Exchange itself.
+//!
+//! Seventeenth pass (rt38), held: a health check's `GET` in another case
+//! (Exchange's `HealthCheckResponder` compares it `OrdinalIgnoreCase`, as
+//! `crate::unchecked` does); the sign-in form as Exchange's `FbaModule`
+//! reads it (decompiled `SecureHtmlFormReader`: `Content-Length` bytes,
+//! names decoded, a field twice refused; the gateway is as strict or
+//! stricter); a zone id in a trusted proxy's X-Forwarded-For
+//! (`fe80::1%eth0` is read as `fe80::1`). Closed: `FbaModule` takes the
+//! sign-in's method through `Enum.TryParse<HttpMethod>(method, true)`
+//! (decompiled `Extensions.GetHttpMethod`), so `post /owa/auth.owa`
+//! signs in whom its form names, while the gateway read only `POST`'s form
+//! and judged the rest as anonymous: baduser's sign-in passed `deny user =
+//! 'baduser'` (High). A method `POST` in any case, or starting with a digit,
+//! `+` or `-` (`TryParse` reads a number as the enum's value), is the
+//! sign-in's now.
 
 mod common;
 
@@ -3416,6 +3431,37 @@ async fn an_options_is_skipped_only_for_no_command_or_options() {
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
         assert_eq!(mock.seen().len(), 4);
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Seventeenth pass: Exchange's `FbaModule` takes the forms sign-in's
+/// method through `Enum.TryParse<HttpMethod>(method, ignoreCase: true)`
+/// (decompiled `Extensions.GetHttpMethod`), so `post /owa/auth.owa` (or
+/// `Post`, or a number) signs in whom its form names, while the gateway
+/// read only `POST`'s form and judged the others as anonymous: baduser's
+/// sign-in passed `deny user = 'baduser'`, and the cookies Exchange gave
+/// back name no one the gateway reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forms_sign_in_is_judged_whatever_case_its_method_is_in() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(BAD_USER, up).await;
+        let bad = "destination=https%3A%2F%2Fmail%2Fowa%2F&flags=4&username=CONTOSO%5Cbaduser&password=pw";
+        for method in ["post", "Post", "pOST", "3", "+3"] {
+            let request = sign_in("/owa/auth.owa", bad).replacen("POST", method, 1);
+            let answer = send_raw(gw.addr, request.as_bytes()).await;
+            assert_eq!(status(&answer), "403", "{method}: {answer}");
+        }
+        assert!(mock.seen().is_empty(), "{:?}", mock.seen());
+        // Anyone else's goes on, the method as it came.
+        let good = bad.replace("baduser", "gooduser");
+        let request = sign_in("/owa/auth.owa", &good).replacen("POST", "post", 1);
+        assert_eq!(status(&send_raw(gw.addr, request.as_bytes()).await), "200");
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].method.as_str(), seen[0].body.as_slice()), ("post", good.as_bytes()));
         gw.stop().await;
     })
     .await;
