@@ -355,14 +355,28 @@
 //! reads it (decompiled `SecureHtmlFormReader`: `Content-Length` bytes,
 //! names decoded, a field twice refused; the gateway is as strict or
 //! stricter); a zone id in a trusted proxy's X-Forwarded-For
-//! (`fe80::1%eth0` is read as `fe80::1`). Closed: `FbaModule` takes the
-//! sign-in's method through `Enum.TryParse<HttpMethod>(method, true)`
-//! (decompiled `Extensions.GetHttpMethod`), so `post /owa/auth.owa`
-//! signs in whom its form names, while the gateway read only `POST`'s form
-//! and judged the rest as anonymous: baduser's sign-in passed `deny user =
-//! 'baduser'` (High). A method `POST` in any case, or starting with a digit,
-//! `+` or `-` (`TryParse` reads a number as the enum's value), is the
-//! sign-in's now.
+//! (`fe80::1%eth0` is read as `fe80::1`); a reload with a broken or empty
+//! policy (the old one kept, logged, counted); ECP's anonymous doors
+//! (a `SecurityToken` in the query or a cookie, the eDiscovery export
+//! tool: proxied unauthenticated, judged as anonymous here too); OWA's
+//! `X-DFPOWA-Vdir` cookie, which would name another back-end folder
+//! unchecked, is read only with `DFPOWAProxyEnabled`, off by default.
+//! Closed: `FbaModule` takes the sign-in's method through
+//! `Enum.TryParse<HttpMethod>(method, true)` (decompiled
+//! `Extensions.GetHttpMethod`), so `post /owa/auth.owa` signs in whom its
+//! form names, while the gateway read only `POST`'s form and judged the
+//! rest as anonymous: baduser's sign-in passed `deny user = 'baduser'`
+//! (High), and so did `3 /owa/auth.owa` (`Post` is the enum's fourth
+//! member). A method `POST` in any case, or starting with a digit, `+` or
+//! `-` (`TryParse` reads a number as the enum's value), is the sign-in's
+//! now. Said, not closed: the gateway keeps no state file; a device's model
+//! and OS learnt from its Provision or Settings body are in memory only, so
+//! after a restart, or on a second gateway, a device the export does not
+//! hold passes a model or OS rule until it sends such a body again
+//! (Medium: simulate denies it from the logs' `Log=`); the gateway warns of
+//! such a rule at start and in `--check`. Left open: a group file written
+//! while a reload reads it is stamped after it was read, so a half-read
+//! file can stay in force until it changes again (Low).
 
 mod common;
 
