@@ -3500,8 +3500,16 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
         assert!(warning.starts_with("warning: rule '") && warning.contains("not across a restart"), "{warning}");
         let plain = base_config(dir.path(), "default = 'allow'\n", up);
         assert!(!gateway::check(&plain).unwrap().iter().any(|l| l.contains("warning")));
+        // And at start (said once the gateway runs).
         let gw = samsung_block_with_export(up).await;
-        assert!(gw.events().iter().any(|e| e.contains("reads a device's model or OS")), "{:?}", gw.events());
+        let warned = || gw.events().iter().any(|e| e.contains("reads a device's model or OS"));
+        for _ in 0..100 {
+            if warned() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(warned(), "{:?}", gw.events());
         gw.stop().await;
     })
     .await;
