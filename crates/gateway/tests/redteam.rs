@@ -361,6 +361,12 @@
 //! tool: proxied unauthenticated, judged as anonymous here too); OWA's
 //! `X-DFPOWA-Vdir` cookie, which would name another back-end folder
 //! unchecked, is read only with `DFPOWAProxyEnabled`, off by default.
+//! Seen: OWA extensibility's doors (decompiled
+//! `OwaExtensibilityProxyRequestHandler`) match unanchored regexes on
+//! `RawUrl`, the query included, so a query holding
+//! `/owa/<guid>@<domain>/prem/15.1.2.3/scripts/x` lets a request to any
+//! virtual directory but MAPI's through anonymously; IIS still checks the
+//! schemes it runs first, so this only widens Basic on EWS, left open above.
 //! Closed: `FbaModule` takes the sign-in's method through
 //! `Enum.TryParse<HttpMethod>(method, true)` (decompiled
 //! `Extensions.GetHttpMethod`), so `post /owa/auth.owa` signs in whom its
