@@ -51,11 +51,12 @@ pub(crate) fn sign_in_as(m: &mut exchange::Request, user: &str, header: Option<&
 }
 
 /// Whether the request posts the forms sign-in: its decoded path ends in
-/// `auth.owa` (or the older `owaauth.dll`), in any case.
+/// `auth.owa` (or the older `owaauth.dll`), in any case, and Exchange may
+/// read its method as `POST` (see [`posts`]).
 pub(crate) fn is_sign_in(method: &Method, path: &str) -> bool {
     // Without an escape or a backslash, the decoded path's letters are the
     // raw path's: most POSTs (EWS, ActiveSync, MAPI) are ruled out unread.
-    if method != Method::POST || !(path.contains(['%', '\\']) || exchange::text::contains_ci(path, "auth")) {
+    if !posts(method) || !(path.contains(['%', '\\']) || exchange::text::contains_ci(path, "auth")) {
         return false;
     }
     let mut stem = String::new();
@@ -64,6 +65,20 @@ pub(crate) fn is_sign_in(method: &Method, path: &str) -> bool {
     }
     let last = stem.rsplit('/').next().unwrap_or("");
     last.eq_ignore_ascii_case("auth.owa") || last.eq_ignore_ascii_case("owaauth.dll")
+}
+
+/// Whether `FbaModule` may take `method` for a `POST`: it reads the method
+/// as .NET's `Enum.TryParse<HttpMethod>(method, ignoreCase: true)`
+/// (decompiled `Extensions.GetHttpMethod`), so `post` or `Post` is one, and
+/// a number is whatever member has its value (`TryParse` takes a method
+/// starting with a digit, `+` or `-` for a number). HTTP.sys passes such a
+/// method on as it came, and IIS's Basic module then signs in whom the form
+/// named.
+fn posts(method: &Method) -> bool {
+    let m = method.as_str().as_bytes();
+    *method == Method::POST
+        || m.eq_ignore_ascii_case(b"POST")
+        || m.first().is_some_and(|&b| b.is_ascii_digit() || b == b'+' || b == b'-')
 }
 
 /// The whole body, up to [`MAX_FORM`].
@@ -202,6 +217,13 @@ mod tests {
             assert!(is_sign_in(&Method::POST, path), "{path}");
         }
         assert!(!is_sign_in(&Method::GET, "/owa/auth.owa"));
+        // Exchange parses the method as an enum, in any case, or as a number.
+        for method in ["post", "Post", "pOsT", "3", "+3", "-0"] {
+            assert!(is_sign_in(&method.parse().unwrap(), "/owa/auth.owa"), "{method}");
+        }
+        for method in ["PUT", "get", "POSTX", "XPOST"] {
+            assert!(!is_sign_in(&method.parse().unwrap(), "/owa/auth.owa"), "{method}");
+        }
         assert!(!is_sign_in(&Method::POST, "/owa/auth/logon.aspx"));
         assert!(!is_sign_in(&Method::POST, "/EWS/Exchange.asmx"));
     }

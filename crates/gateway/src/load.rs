@@ -109,7 +109,9 @@ pub(crate) fn rules(n: usize) -> String {
 /// by `--check`: a deny rule on users does not see a request signed in with
 /// Kerberos or an opaque bearer token, nor a browser session signed in
 /// before the rule (its requests carry Exchange's encrypted `cadata`
-/// cookies; the forms sign-in itself is judged, see `crate::forms`).
+/// cookies; the forms sign-in itself is judged, see `crate::forms`); and a
+/// rule on a device's model or OS sees a device the export does not hold
+/// only once its body told this gateway (`crate::learn`, in memory).
 pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(rule) = policy.policy().deny_rule_on_users() {
@@ -118,6 +120,15 @@ pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
              a browser session of Outlook on the web signed in before the rule (its cookies), names no user the \
              gateway can read, and this rule does not see it (its exceptions are safe; Exchange's own per-user \
              settings still apply)",
+            rule.name, rule.line
+        ));
+    }
+    if let Some(rule) = policy.policy().device_facts_rule() {
+        out.push(format!(
+            "rule '{}' (line {}) reads a device's model or OS: a device the export does not hold is judged by what \
+             its Provision or Settings request told this gateway since it started, kept in memory only (not across \
+             a restart, nor shared with another gateway); until the device sends one again, this rule does not see \
+             its requests (simulate does, from the logs' Log=): refresh the export after devices set up",
             rule.name, rule.line
         ));
     }

@@ -515,6 +515,11 @@ impl Policy {
         self.rules.iter().any(Rule::reads_device_facts)
     }
 
+    /// The first rule that reads a device's model or OS.
+    pub fn device_facts_rule(&self) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.reads_device_facts())
+    }
+
     /// The first rule with a `device` condition (devices new since a
     /// cut-over), which needs the devices known before it.
     pub fn device_rule(&self) -> Option<&Rule> {
