@@ -254,11 +254,24 @@ deny_strings = "BadBot"
     let out = emit::emit(&p, Target::Nginx);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
     let conf = &out.files[0].1;
-    assert!(conf.contains("geo $casguard_net1 {\n    default 0;\n    10.0.0.0/8 1;\n}"), "{conf}");
-    assert!(conf.contains("map \"$casguard_net1|$uri|$http_user_agent\" $casguard_decision {"), "{conf}");
-    let iis = conf.find("BadBot").unwrap();
-    let lan = conf.find("\"~^1\\|[^|]*\\|.*$\" allow;").expect("lan allow entry");
-    let ews = conf.find("(?:Outlook\\-iOS\\/.*|Outlook\\-Android\\/.*)$\" 403;").expect(conf);
+    // One variable a condition, in the order the rules first use them.
+    assert!(
+        conf.contains("map $http_user_agent $casguard_ua1 {\n    default 0;\n    \"~(?si)^(?:.*BadBot.*)\\z\" 1;\n}"),
+        "{conf}"
+    );
+    assert!(conf.contains("geo $casguard_net2 {\n    default 0;\n    10.0.0.0/8 1;\n}"), "{conf}");
+    assert!(
+        conf.contains("map $uri $casguard_path3 {\n    default 0;\n    \"~(?si)^(?:/ews(?:(?:/).*)?)\\z\" 1;\n}"),
+        "{conf}"
+    );
+    assert!(conf.contains("\"~(?s)^(?:Outlook-iOS/.*|Outlook-Android/.*)\\z\" 1;"), "{conf}");
+    assert!(
+        conf.contains("map \"-$casguard_ua1$casguard_net2$casguard_path3$casguard_ua4\" $casguard_decision {"),
+        "{conf}"
+    );
+    let iis = conf.find("\"~^-1...$\" 404;").expect("iis filter entry");
+    let lan = conf.find("\"~^-.1..$\" allow;").expect("lan allow entry");
+    let ews = conf.find("\"~^-..11$\" 403;").expect("ews entry");
     assert!(iis < lan && lan < ews, "policy order kept");
     assert!(conf.contains("if ($casguard_decision = 403) { return 403; }"));
     assert!(conf.contains("if ($casguard_decision = 404) { return 404; }"));

@@ -116,7 +116,7 @@ impl Header {
             Header::XForwardedFor => "X-Forwarded-For",
         }
     }
-    fn line_prefix(self) -> &'static str {
+    pub(crate) fn line_prefix(self) -> &'static str {
         match self {
             Header::UserAgent => "User-Agent: ",
             Header::XForwardedFor => "X-Forwarded-For: ",
