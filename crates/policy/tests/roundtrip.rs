@@ -276,3 +276,19 @@ fn rules_merged_into_a_real_web_config_are_in_force() {
     }
     assert!(denied > 0);
 }
+
+/// A rule on a protocol reaches every virtual directory of it: Outlook
+/// Anywhere answers at `/rpc` and at `/RpcWithCert`.
+#[test]
+fn a_protocol_rule_covers_every_directory_of_its_protocol() {
+    let p = policy(
+        "[[rule]]\nname = \"no bad rpc\"\naction = \"deny\"\nstatus = 404\nprotocol = \"rpc\"\nuser_agent = { contains = \"BadAgent\" }\n",
+    );
+    let trip = round_trip(&p);
+    assert!(trip.iis_unexpressible.is_empty(), "{:?}", trip.iis_unexpressible);
+    for stem in ["/rpc/rpcproxy.dll", "/RpcWithCert/rpcproxy.dll"] {
+        let r = req(exchange::Protocol::Rpc, stem, "BadAgent/1.0");
+        assert!(denied(&ready_policy(p.clone()), &r), "{stem}");
+        assert!(denied(&trip.imported, &r), "import(emit(P)) lets {stem} through");
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::blocks::{IisFilterRule, RequestFiltering};
 use crate::emit::rewrite::{self, matches_every_url, rule_xml};
-use crate::emit::{common_blockers, cond_kind, is_user_rule, vdir_of, xml_escape, Output, Unexpressible};
+use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_escape, Output, Unexpressible};
 use crate::model::{under, Action, Cond, Policy, TextMode};
 
 pub const DEFAULT_SITE: &str = "Default Web Site";
@@ -180,7 +180,11 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
             Cond::Protocol(ps) if vdirs.is_none() => {
                 let mut v = Vec::new();
                 for p in ps {
-                    v.push(vdir_of(*p).ok_or("protocol 'other' has no virtual directory")?.to_string());
+                    let dirs = vdirs_of(*p);
+                    if dirs.is_empty() {
+                        return Err("protocol 'other' has no virtual directory".into());
+                    }
+                    v.extend(dirs.iter().map(|d| d.to_string()));
                 }
                 vdirs = Some(v);
             }
