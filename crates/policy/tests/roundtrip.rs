@@ -292,3 +292,19 @@ fn a_protocol_rule_covers_every_directory_of_its_protocol() {
         assert!(denied(&trip.imported, &r), "import(emit(P)) lets {stem} through");
     }
 }
+
+/// IIS scans `User-Agent: value`: a `contains` string that matches across
+/// the header's name (`agent`, a leading space) is no deny string, or IIS
+/// would refuse every user agent; URL Rewrite tests the value alone.
+#[test]
+fn a_user_agent_string_that_spans_the_header_name_is_no_deny_string() {
+    let p =
+        policy("[[rule]]\nname = \"agents\"\naction = \"deny\"\nuser_agent = { contains = [\"agent\", \" bot\"] }\n");
+    let trip = round_trip(&p);
+    let ready = ready_policy(p.clone());
+    for (ua, want) in [("Mozilla/5.0", false), ("UserAgent/1", true), ("a bot", true), ("bot", false)] {
+        let r = req(exchange::Protocol::Ews, "/EWS/Exchange.asmx", ua);
+        assert_eq!(denied(&ready, &r), want, "P: {ua}");
+        assert_eq!(denied(&trip.imported, &r), want, "import(emit(P)): {ua}");
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::blocks::{IisFilterRule, RequestFiltering};
 use crate::emit::rewrite::{self, matches_every_url, rule_xml};
 use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_escape, Output, Unexpressible};
-use crate::model::{under, Action, Cond, Policy, TextMode};
+use crate::model::{under, Action, Cond, Header, Policy, TextMode};
 
 pub const DEFAULT_SITE: &str = "Default Web Site";
 const APPCMD: &str = r"%windir%\system32\inetsrv\appcmd.exe";
@@ -201,9 +201,10 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
                 if items.iter().any(|(m, _)| *m != TextMode::Contains) {
                     return Err("IIS deny strings match substrings only, not a prefix or an exact user agent".into());
                 }
-                // IIS scans `User-Agent: value`; a string with ':' could match across the name.
-                if items.iter().any(|(_, v)| v.contains(':') || !appcmd_safe(v)) {
-                    return Err("a user-agent string contains characters IIS or appcmd would treat differently".into());
+                // IIS scans `User-Agent: value`: a string that could match across the name would
+                // refuse what the rule lets through (`agent` every user agent).
+                if items.iter().any(|(_, v)| Header::UserAgent.scan_crosses_name(v) || !appcmd_safe(v)) {
+                    return Err("IIS scans the `User-Agent: ` line, and a user-agent string would match across its name, or has characters appcmd cannot carry".into());
                 }
                 strings = Some(items.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
             }
