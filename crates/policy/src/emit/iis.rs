@@ -30,6 +30,11 @@ impl IisSection {
     pub fn web_config(&self) -> String {
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_escape(&self.path)));
+        s.push_str(
+            "<!-- Merge the <filteringRule> elements into that directory's web.config (casguard emit's merge option \
+             writes the merged file) or run appcmd.cmd. Never replace the file: it holds Exchange's own settings. \
+             Exchange updates rewrite it: apply the rules again after each. -->\n",
+        );
         s.push_str("<configuration>\n  <system.webServer>\n    <security>\n      <requestFiltering>\n        <filteringRules>\n");
         for r in &self.filtering_rules {
             for l in r.lines() {
