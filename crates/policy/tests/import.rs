@@ -210,7 +210,8 @@ fn what_cannot_be_imported_exactly_is_named_with_its_reason() {
         d,
         "cas.csv",
         b"\"SamAccountName\",\"ActiveSyncEnabled\",\"OWAEnabled\",\"ActiveSyncBlockedDeviceIDs\",\"MAPIBlockOutlookExternalConnectivity\"\n\
-          \"jdoe\",\"True\",\"True\",\"System.Collections.ArrayList\",\"True\"\n",
+          \"jdoe\",\"True\",\"True\",\"System.Collections.ArrayList\",\"True\"\n\
+          \"asmith\",\"Ture\",\"True\",\"\",\"False\"\n",
     );
     // ConvertTo-Json in Windows PowerShell writes enums as numbers.
     write(d, "org.json", br#"{"EwsEnabled": true, "EwsApplicationAccessPolicy": 1, "MapiHttpEnabled": true}"#);
@@ -229,6 +230,11 @@ fn what_cannot_be_imported_exactly_is_named_with_its_reason() {
     let has = |needle: &str| said.iter().any(|s| s.contains(needle));
     assert!(has("cas.csv:2: ActiveSyncBlockedDeviceIDs of jdoe: the export holds the list's type name"), "{said:#?}");
     assert!(has("MAPIBlockOutlookExternalConnectivity of jdoe"), "{said:#?}");
+    // A value that is no boolean: named as the export holds it, and what is assumed.
+    assert!(
+        has("cas.csv:3: ActiveSyncEnabled of asmith: 'Ture' is not True, False or empty: taken as not set"),
+        "{said:#?}"
+    );
     assert!(has("org.json: EwsApplicationAccessPolicy of the record: written as the number 1"), "{said:#?}");
     assert!(has("URL Rewrite rule 'cookie': condition input '{HTTP_COOKIE}'"), "{said:#?}");
     assert!(has("URL Rewrite rule 'move': it rewrites the URL"), "{said:#?}");
