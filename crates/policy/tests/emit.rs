@@ -415,3 +415,18 @@ fn powershell_for_everyone_carries_the_lockout_warning() {
     // No allow rule is invented.
     assert!(!ps.contains("AllowAccess"), "{ps}");
 }
+
+/// A request filtering section is written whole, each collection cleared:
+/// the file says that this drops what IIS's defaults put there.
+#[test]
+fn whole_request_filtering_sections_say_they_replace_the_defaults() {
+    let text = |name: &str| {
+        let out = emit::emit(&example(name), Target::Iis);
+        out.files.iter().find(|(n, _)| n == "applicationHost.xml").map(|(_, t)| t.clone()).unwrap()
+    };
+    let host = text("mailbox-and-iis-settings.toml");
+    assert!(host.contains("<fileExtensions allowUnlisted=\"true\">\n            <clear />"), "{host}");
+    assert!(host.contains("IIS's default denied extensions and hidden segments included"), "{host}");
+    assert!(!text("outlook-mobile-lockdown.toml").contains("<requestFiltering>"));
+    assert!(!text("outlook-mobile-lockdown.toml").contains("default denied extensions"));
+}

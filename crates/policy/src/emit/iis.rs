@@ -75,7 +75,15 @@ impl IisOutput {
         if self.locations.is_empty() && self.global_rules.is_empty() {
             return None;
         }
-        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n<configuration>\n");
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n");
+        if self.locations.iter().any(|l| l.contains("<requestFiltering>")) {
+            s.push_str(
+                "<!-- Each <requestFiltering> below is whole: its <clear /> elements drop what the path inherits, \
+                 IIS's default denied extensions and hidden segments included, so that only what the policy \
+                 lists is in force there, as simulate decides. -->\n",
+            );
+        }
+        s.push_str("<configuration>\n");
         if !self.global_rules.is_empty() {
             s.push_str("  <system.webServer>\n    <rewrite>\n      <globalRules>\n");
             for r in &self.global_rules {
