@@ -84,6 +84,16 @@ fn ip_security_goes_to_application_host_locations() {
     assert_eq!(adds[0].attribute("subnetMask"), Some("255.255.0.0"));
     assert_eq!(adds[1].attribute("subnetMask"), Some("255.255.255.255"));
     assert!(out.appcmd.contains("/commit:apphost"));
+    // appcmd adds to the entries in force, which the XML's <clear /> drops: the commands say so.
+    assert!(ips.children().find(|n| n.is_element()).is_some_and(|n| n.has_tag_name("clear")), "{xml}");
+    assert!(
+        out.appcmd.contains(
+            "rem These add to the entries Default Web Site/PowerShell already has or inherits, \
+             where applicationHost.xml clears them:\nrem remove any other entry first"
+        ),
+        "{}",
+        out.appcmd
+    );
     // EWS and device access are Exchange settings, and the user-agent rule has an exception.
     let u: Vec<String> = out.unexpressible.iter().map(|u| u.rule.clone()).collect();
     assert!(u.contains(&"ews_access".to_string()) && u.contains(&"device_access".to_string()), "{u:?}");

@@ -436,7 +436,9 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         );
         let head = format!("{APPCMD} set config \"{path}\" -section:system.webServer/security/ipSecurity");
         appcmd.push_str(&format!(
-            "rem IP restrictions for {path} (IIS 8+, role service \"IP and Domain Restrictions\")\n"
+            "rem IP restrictions for {path} (IIS 8+, role service \"IP and Domain Restrictions\")\n\
+             rem These add to the entries {path} already has or inherits, where applicationHost.xml clears them:\n\
+             rem remove any other entry first, or an allowed one lets through what the policy denies.\n"
         ));
         appcmd.push_str(&format!(
             "{head} /allowUnlisted:\"{}\" /denyAction:\"{}\" /enableProxyMode:\"{}\" /commit:apphost\n",
