@@ -401,3 +401,21 @@ fn damaged_exports_are_refused_or_read_never_a_crash() {
     }
     assert!(refused > 0);
 }
+
+/// The exports, or their folder, given where the policy they import to goes
+/// (`posture --policy`, `simulate --policy`): said as such, not as an I/O or
+/// TOML error.
+#[test]
+fn exports_given_as_a_policy_say_what_reads_them() {
+    let contoso = data("import/contoso");
+    for (path, what) in [
+        (contoso.clone(), "a folder"),
+        (contoso.join("Get-CASMailbox.csv"), "not UTF-8 text (an export in UTF-16?)"),
+        (contoso.join("Get-OrganizationConfig.json"), "XML or JSON"),
+        (contoso.join("applicationHost.config"), "XML or JSON"),
+    ] {
+        let e = policy::Policy::load(&path).unwrap_err().to_string();
+        let want = format!("{}: {what}, not a policy file: `casguard policy import FOLDER", path.display());
+        assert!(e.starts_with(&want), "{e}");
+    }
+}
