@@ -440,3 +440,15 @@ fn whole_request_filtering_sections_say_they_replace_the_defaults() {
     assert!(!text("outlook-mobile-lockdown.toml").contains("<requestFiltering>"));
     assert!(!text("outlook-mobile-lockdown.toml").contains("default denied extensions"));
 }
+
+#[test]
+fn a_built_in_network_in_nginx_says_how_to_write_it() {
+    let p = policy("[[rule]]\nname = \"outside\"\naction = \"deny\"\nprotocol = \"ecp\"\nnetwork = \"external\"\n");
+    let out = emit::emit(&p, Target::Nginx);
+    assert_eq!(out.unexpressible.len(), 1);
+    assert!(
+        out.unexpressible[0].reason.ends_with("name the addresses with cidr or [ranges]"),
+        "{:?}",
+        out.unexpressible
+    );
+}

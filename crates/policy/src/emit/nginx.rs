@@ -141,6 +141,11 @@ fn test_of(c: &Cond) -> Result<Test, String> {
             Test::UserAgent(whole(&strings.iter().flat_map(|s| iis_scan_alts(s)).collect::<Vec<_>>(), false))
         }
         Cond::Cidr { nets, .. } => Test::Net(nets.iter().map(|n| n.to_string()).collect()),
+        Cond::Network(_) => {
+            return Err("a built-in network (internal, microsoft365, ...) is casguard's classification of \
+                        the address, which a geo block does not repeat: name the addresses with cidr or [ranges]"
+                .into())
+        }
         Cond::Command(_) | Cond::DeviceType(_) | Cond::DeviceId(_) => {
             return Err(format!(
                 "{}: base64-encoded ActiveSync queries carry it in binary, which nginx cannot read",
