@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::traffic::example_logs;
 use common::*;
-use exchange::{Interpreter, Request};
+use exchange::Request;
 use policy::emit::{self, Target};
 use policy::{evaluate, Action, Policy};
 
@@ -184,35 +185,6 @@ fn replay(bin: &Path, up: u16, p: &Policy, requests: &[Request]) -> usize {
     compared
 }
 
-/// The example logs' requests, read as simulate reads them.
-fn example_requests() -> Vec<Request> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "log") {
-                out.push(p);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs"), &mut files);
-    files.sort();
-    let interpreter = Interpreter::builtin();
-    let opts = w3c::ScanOptions { parallel: false, ..w3c::ScanOptions::default() };
-    let mut requests = Vec::new();
-    for f in &files {
-        let mut visit = |rec: &w3c::Record<'_>| {
-            let mut r = Request::default();
-            interpreter.read_record(rec, &mut r);
-            requests.push(r);
-        };
-        w3c::scan_file(f, &opts, &mut visit).unwrap();
-    }
-    requests
-}
-
 fn hand_made(method: &str, stem: &str, ua: &str, ip: &str) -> Request {
     let ip: IpAddr = ip.parse().unwrap();
     let mut r = Request { method: method.into(), stem: stem.into(), user_agent: ua.into(), ..Request::default() };
@@ -226,7 +198,7 @@ fn hand_made(method: &str, stem: &str, ua: &str, ip: &str) -> Request {
 fn nginx_answers_as_the_policy_decides() {
     let Some(bin) = nginx_binary() else { return skip("nginx is not installed") };
     let up = upstream();
-    let logs = example_requests();
+    let logs = example_logs();
     assert!(logs.len() > 3000, "{} requests", logs.len());
     for e in std::fs::read_dir(examples_dir()).unwrap() {
         let path = e.unwrap().path();

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use common::shell::Organisation;
-use common::traffic::generated;
+use common::traffic::{example_logs, generated};
 use common::*;
 use exchange::{AuthType, Request};
 use policy::emit::{self, Target};
@@ -125,6 +125,25 @@ fn every_example_policy_survives_emit_then_import() {
         n += 1;
     }
     assert!(n >= 4);
+}
+
+/// The same over the example logs' requests, as `simulate` reads them.
+#[test]
+fn every_example_policy_survives_emit_then_import_on_the_example_logs() {
+    let requests = with_auth(&example_logs());
+    for e in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let p = Policy::load(&path).unwrap();
+        if p.requires_inventory() {
+            continue;
+        }
+        let trip = round_trip(&p);
+        let (same, skipped) = compare(&path.display().to_string(), &p, &ready_policy(p.clone()), &trip, &requests);
+        assert!(same > requests.len() / 2, "{}: {same} compared, {skipped} left out", path.display());
+    }
 }
 
 /// Every mechanism at once, for users of the generated traffic.
