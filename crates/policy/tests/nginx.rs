@@ -32,7 +32,8 @@ fn skip(why: &str) {
     eprintln!("skipped: {why} (scripts/test installs it)");
 }
 
-/// The stand-in Exchange: answers every request 200 with `upstream`.
+/// The stand-in Exchange: answers every request 200 with the User-Agent
+/// header lines it got, one a line.
 fn upstream() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -48,7 +49,13 @@ fn upstream() -> u16 {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nupstream");
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let agents: Vec<&str> =
+                    head.lines().filter(|l| l.to_ascii_lowercase().starts_with("user-agent:")).collect();
+                let body = agents.join("\n");
+                let answer =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(answer.as_bytes());
             });
         }
     });
@@ -143,6 +150,18 @@ fn send(port: u16, r: &Request) -> Option<u16> {
     let _ = s.read_to_end(&mut answer);
     let line = String::from_utf8_lossy(&answer);
     line.split(' ').nth(1).map(|code| code.parse().unwrap_or_else(|_| panic!("answer: {line}")))
+}
+
+/// Sends a request head as it is: nginx's status and the body after it.
+fn send_raw(port: u16, head: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
 /// Sends `requests` through nginx running `p` as emitted; returns how many
@@ -287,4 +306,25 @@ deny_strings = ["nt: Evil", "Scanner"]
         .map(|ua| hand_made("GET", "/x", ua, "203.0.113.5"))
         .collect();
     assert_eq!(replay(&bin, up, &p, &requests), requests.len());
+}
+
+/// A second User-Agent header: nginx reads the first, and Exchange must get
+/// only that one, or `Mozilla/5.0` then `Outlook-iOS-Android/1.0` passes a
+/// rule on the second (the gateway refuses such a request).
+#[test]
+fn exchange_gets_only_the_user_agent_nginx_judged() {
+    let Some(bin) = nginx_binary() else { return skip("nginx is not installed") };
+    let up = upstream();
+    let out = emit::emit(&example("iis-block-outlook-ua.toml"), Target::Nginx);
+    let nginx = start(&bin, &out.files[0].1, up);
+    let head = |first: &str, second: &str| {
+        format!(
+            "GET /Microsoft-Server-ActiveSync HTTP/1.1\r\nHost: mail.contoso.com\r\nUser-Agent: {first}\r\n\
+             User-Agent: {second}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (status, _) = send_raw(nginx.port, &head("Outlook-iOS-Android/1.0", "Mozilla/5.0"));
+    assert_eq!(status, 404);
+    let (status, seen) = send_raw(nginx.port, &head("Mozilla/5.0", "Outlook-iOS-Android/1.0"));
+    assert!(status != 200 || seen == "User-Agent: Mozilla/5.0", "{status}: Exchange got {seen:?}");
 }

@@ -242,6 +242,15 @@ pub fn emit(policy: &Policy) -> Output {
         let ret = if st == "abort" { "444".to_string() } else { st.clone() };
         s.push_str(&format!("    if ($casguard_decision = {st}) {{ return {ret}; }}\n"));
     }
+    if tests.iter().any(|t| matches!(t, Test::UserAgent(_))) {
+        // nginx reads the first of repeated User-Agent headers (1.22; 1.23 joins them) and would
+        // pass them all on: Exchange must get the one that was judged.
+        s.push_str(
+            "    # Exchange gets the User-Agent judged above, not a second one the map never read.\n    \
+             # A proxy_set_header here replaces those of the server {}: repeat yours (Host, ...) here.\n    \
+             proxy_set_header User-Agent $http_user_agent;\n",
+        );
+    }
     s.push_str("    proxy_pass https://exchange;    # an upstream {} naming your Exchange servers\n}\n");
     Output { files: vec![("nginx.conf".into(), s)], unexpressible }
 }
