@@ -276,13 +276,17 @@ deny_strings = "BadBot"
     );
     assert!(conf.contains("\"~(?s)^(?:Outlook-iOS/.*|Outlook-Android/.*)\\z\" 1;"), "{conf}");
     assert!(
-        conf.contains("map \"-$casguard_ua1$casguard_net2$casguard_path3$casguard_ua4\" $casguard_decision {"),
+        conf.contains(
+            "map \"-$casguard_ua1$casguard_net2$casguard_path3$casguard_ua4$casguard_path5\" $casguard_decision {"
+        ),
         "{conf}"
     );
-    let iis = conf.find("\"~^-1...$\" 404;").expect("iis filter entry");
-    let lan = conf.find("\"~^-.1..$\" allow;").expect("lan allow entry");
-    let ews = conf.find("\"~^-..11$\" 403;").expect("ews entry");
-    assert!(iis < lan && lan < ews, "policy order kept");
+    // A path IIS reads otherwise than nginx is refused before any rule reads a path.
+    let odd = conf.find("\"~^-....1$\" 400;").expect("odd path entry");
+    let iis = conf.find("\"~^-1....$\" 404;").expect("iis filter entry");
+    let lan = conf.find("\"~^-.1...$\" allow;").expect("lan allow entry");
+    let ews = conf.find("\"~^-..11.$\" 403;").expect("ews entry");
+    assert!(odd < iis && iis < lan && lan < ews, "policy order kept");
     assert!(conf.contains("if ($casguard_decision = 403) { return 403; }"));
     assert!(conf.contains("if ($casguard_decision = 404) { return 404; }"));
 }

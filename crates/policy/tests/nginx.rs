@@ -328,3 +328,49 @@ fn exchange_gets_only_the_user_agent_nginx_judged() {
     let (status, seen) = send_raw(nginx.port, &head("Mozilla/5.0", "Outlook-iOS-Android/1.0"));
     assert!(status != 200 || seen == "User-Agent: Mozilla/5.0", "{status}: Exchange got {seen:?}");
 }
+
+/// nginx passes the path on as the client wrote it, and IIS reads some
+/// spellings as another path than nginx's `$uri` (`\` as `/`, a segment's
+/// trailing dots and spaces dropped, `ſ` as `s`): a rule on EWS must not be
+/// passed by spelling EWS so.
+#[test]
+fn a_path_iis_reads_otherwise_than_nginx_is_not_passed() {
+    let Some(bin) = nginx_binary() else { return skip("nginx is not installed") };
+    let up = upstream();
+    let p = policy(
+        "[[rule]]\nname = \"no outlook mobile on ews\"\naction = \"deny\"\nprotocol = \"ews\"\n\
+         user_agent = { prefix = [\"Outlook-iOS/\"] }\n",
+    );
+    let nginx = start(&bin, &emit::emit(&p, Target::Nginx).files[0].1, up);
+    let get = |target: &str, ua: &str| {
+        send_raw(
+            nginx.port,
+            &format!(
+                "GET {target} HTTP/1.1\r\nHost: mail.contoso.com\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .0
+    };
+    for target in [
+        "/EWS/Exchange.asmx",
+        "/EWS\\Exchange.asmx",
+        "/EWS%5CExchange.asmx",
+        "/EWS./Exchange.asmx",
+        "/EWS%20/Exchange.asmx",
+        "/EW%C5%BF/Exchange.asmx",
+        "/owa/..%5CEWS/Exchange.asmx",
+        "/EW%u0053/Exchange.asmx",
+        "/EWS.%20./Exchange.asmx",
+        "/%E2%84%AAx/../EWS/Exchange.asmx",
+    ] {
+        let mut stem = String::new();
+        exchange::url::decode_path(target, &mut stem).unwrap_or_else(|e| panic!("{target}: {e}"));
+        let r = hand_made("GET", &stem, "Outlook-iOS/2.0", "203.0.113.5");
+        assert_eq!(r.protocol, exchange::Protocol::Ews, "{target} is EWS to IIS ({stem})");
+        assert!(denied(&ready_policy(p.clone()), &r), "{target}");
+        let status = get(target, "Outlook-iOS/2.0");
+        assert!((400..500).contains(&status), "{target}: nginx answered {status}, the policy denies it");
+    }
+    assert_eq!(get("/EWS/Exchange.asmx", "Mozilla/5.0"), 200);
+    assert_eq!(get("/owa/auth/logon.aspx", "Outlook-iOS/2.0"), 200);
+}

@@ -43,6 +43,12 @@ fn glob_re(p: &str) -> String {
     }
 }
 
+/// `$uri` spellings IIS reads as another path (exchange::url's `resolve`):
+/// a backslash (a separator), a segment ending in a dot or a space (dropped),
+/// an empty segment (skipped; nginx merges them unless told not to), and
+/// the letters whose case mapping leads into ASCII (ſ ı İ K), as UTF-8 bytes.
+const IIS_READS_OTHERWISE: &str = r"(?s)\x5c|[.\x20](?:/|\z)|//|\xc5\xbf|\xc4\xb1|\xc4\xb0|\xe2\x84\xaa";
+
 /// What a variable tests.
 #[derive(Clone, PartialEq, Eq)]
 enum Test {
@@ -204,12 +210,28 @@ pub fn emit(policy: &Policy) -> Output {
             }
         }
     }
+    // nginx passes the path on as the client wrote it, and IIS reads some
+    // spellings as another path than `$uri`: refuse those before any rule
+    // on a path reads them.
+    let guarded = tests.iter().any(|t| matches!(t, Test::Uri(_)));
+    if guarded {
+        tests.push(Test::Uri(IIS_READS_OTHERWISE.into()));
+        let odd = tests.len() - 1;
+        entries.insert(0, ("a path IIS reads otherwise than nginx (see above)".into(), vec![odd], Action::Deny, 400));
+    }
     let vars: Vec<String> = tests.iter().enumerate().map(|(i, t)| format!("$casguard_{}{}", t.kind(), i + 1)).collect();
     let mut s = format!(
         "# casguard: nginx configuration for {}\n# In http {{}}. Addresses are nginx's $remote_addr: set real_ip if another proxy is in front.\n\
          # Not here: casguard's own refusal (400) of ambiguous requests, which simulate and the gateway make.\n",
         policy.origin()
     );
+    if guarded {
+        s.push_str(
+            "# Refused (400) before any rule: a path IIS reads as another than nginx's $uri (a \\, a segment\n\
+             # ending in a dot or space, the letters \u{17f} \u{131} \u{130} \u{212a} that IIS folds into ASCII), since nginx passes\n\
+             # the path on as the client wrote it. No mail client writes one; the gateway reads them as IIS does.\n",
+        );
+    }
     for (t, var) in tests.iter().zip(&vars) {
         s.push_str(&t.block(var));
         s.push('\n');
