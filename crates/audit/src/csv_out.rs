@@ -437,7 +437,8 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
 }
 
 /// Write the posture into `dir`: doors.csv, backdoors.csv, outlook_mobile.csv, unused.csv,
-/// basic_auth.csv and disable-unused.ps1 (the `Set-CASMailbox` lines).
+/// basic_auth.csv and disable-unused.ps1 (the `Set-CASMailbox` lines, then the
+/// `Set-User -RemotePowerShellEnabled $false` lines commented out under a warning).
 pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     create_dir(dir)?;
     let mut written = Vec::new();
@@ -551,9 +552,21 @@ pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Resu
 
     let path = dir.join("disable-unused.ps1");
     let mut script = String::from("# Doors open but unused in the logs read by casguard posture.\n");
-    for c in &report.unused.commands {
+    let (shell, mailbox): (Vec<&String>, Vec<&String>) =
+        report.unused.commands.iter().partition(|c| crate::posture::closes_the_shell(c));
+    for c in mailbox {
         script.push_str(c);
         script.push('\n');
+    }
+    // Never run as they are: an administrator whose logs show no /PowerShell
+    // request would lose the Exchange Management Shell.
+    if !shell.is_empty() {
+        script.push_str(crate::posture::SHELL_WARNING);
+        for c in shell {
+            script.push_str("# ");
+            script.push_str(c);
+            script.push('\n');
+        }
     }
     std::fs::write(&path, script).map_err(|e| CsvError { path: path.clone(), source: csv::Error::from(e) })?;
     written.push(path);

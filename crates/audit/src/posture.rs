@@ -326,6 +326,19 @@ fn tried(
     req
 }
 
+/// Whether an unused door's command closes remote PowerShell, which is also
+/// how the Exchange Management Shell connects, on the Exchange server too.
+pub fn closes_the_shell(command: &str) -> bool {
+    command.starts_with("Set-User ") && command.contains(" -RemotePowerShellEnabled $false")
+}
+
+/// What the script says above the `Set-User -RemotePowerShellEnabled $false`
+/// lines, which it writes commented out.
+pub const SHELL_WARNING: &str =
+    "\n# WARNING: -RemotePowerShellEnabled $false also closes the Exchange Management Shell to the\n\
+# account, on the Exchange server itself too: an administrator who sent no /PowerShell request\n\
+# in these logs is listed here. Uncomment the lines of accounts that never administer Exchange.\n";
+
 impl PostureReport {
     pub fn build(posture: &Posture, policy: &ReadyPolicy, files: &[FileStats]) -> PostureReport {
         let sim = &posture.sim;

@@ -72,8 +72,25 @@ impl Policy {
     /// Read and compile a policy file against the given catalog and networks
     /// (for example networks extended with `--ranges` files).
     pub fn load_with(path: &Path, catalog: &Catalog, networks: &Networks) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Io { file: path.display().to_string(), source })?;
+        // Exports or a folder of them, given where the policy they import to goes.
+        const IMPORT: &str = "`casguard policy import FOLDER -o in-force.toml` reads Exchange's exports \
+                              and IIS configuration and writes the policy in force";
+        let not_policy = |what: &str| PolicyError::Invalid {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("{what}, not a policy file: {IMPORT}"),
+        };
+        if path.is_dir() {
+            return Err(not_policy("a folder"));
+        }
+        let bytes =
+            std::fs::read(path).map_err(|source| PolicyError::Io { file: path.display().to_string(), source })?;
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(not_policy("not UTF-8 text (an export in UTF-16?)"));
+        };
+        if text.trim_start_matches('\u{feff}').trim_start().starts_with(['<', '{']) {
+            return Err(not_policy("XML or JSON"));
+        }
         Policy::from_toml(&text, path, catalog, networks)
     }
 

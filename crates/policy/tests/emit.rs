@@ -84,6 +84,16 @@ fn ip_security_goes_to_application_host_locations() {
     assert_eq!(adds[0].attribute("subnetMask"), Some("255.255.0.0"));
     assert_eq!(adds[1].attribute("subnetMask"), Some("255.255.255.255"));
     assert!(out.appcmd.contains("/commit:apphost"));
+    // appcmd adds to the entries in force, which the XML's <clear /> drops: the commands say so.
+    assert!(ips.children().find(|n| n.is_element()).is_some_and(|n| n.has_tag_name("clear")), "{xml}");
+    assert!(
+        out.appcmd.contains(
+            "rem These add to the entries Default Web Site/PowerShell already has or inherits, \
+             where applicationHost.xml clears them:\nrem remove any other entry first"
+        ),
+        "{}",
+        out.appcmd
+    );
     // EWS and device access are Exchange settings, and the user-agent rule has an exception.
     let u: Vec<String> = out.unexpressible.iter().map(|u| u.rule.clone()).collect();
     assert!(u.contains(&"ews_access".to_string()) && u.contains(&"device_access".to_string()), "{u:?}");
@@ -254,12 +264,29 @@ deny_strings = "BadBot"
     let out = emit::emit(&p, Target::Nginx);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
     let conf = &out.files[0].1;
-    assert!(conf.contains("geo $casguard_net1 {\n    default 0;\n    10.0.0.0/8 1;\n}"), "{conf}");
-    assert!(conf.contains("map \"$casguard_net1|$uri|$http_user_agent\" $casguard_decision {"), "{conf}");
-    let iis = conf.find("BadBot").unwrap();
-    let lan = conf.find("\"~^1\\|[^|]*\\|.*$\" allow;").expect("lan allow entry");
-    let ews = conf.find("(?:Outlook\\-iOS\\/.*|Outlook\\-Android\\/.*)$\" 403;").expect(conf);
-    assert!(iis < lan && lan < ews, "policy order kept");
+    // One variable a condition, in the order the rules first use them.
+    assert!(
+        conf.contains("map $http_user_agent $casguard_ua1 {\n    default 0;\n    \"~(?si)^(?:.*BadBot.*)\\z\" 1;\n}"),
+        "{conf}"
+    );
+    assert!(conf.contains("geo $casguard_net2 {\n    default 0;\n    10.0.0.0/8 1;\n}"), "{conf}");
+    assert!(
+        conf.contains("map $uri $casguard_path3 {\n    default 0;\n    \"~(?si)^(?:/ews(?:(?:/).*)?)\\z\" 1;\n}"),
+        "{conf}"
+    );
+    assert!(conf.contains("\"~(?s)^(?:Outlook-iOS/.*|Outlook-Android/.*)\\z\" 1;"), "{conf}");
+    assert!(
+        conf.contains(
+            "map \"-$casguard_ua1$casguard_net2$casguard_path3$casguard_ua4$casguard_path5\" $casguard_decision {"
+        ),
+        "{conf}"
+    );
+    // A path IIS reads otherwise than nginx is refused before any rule reads a path.
+    let odd = conf.find("\"~^-....1$\" 400;").expect("odd path entry");
+    let iis = conf.find("\"~^-1....$\" 404;").expect("iis filter entry");
+    let lan = conf.find("\"~^-.1...$\" allow;").expect("lan allow entry");
+    let ews = conf.find("\"~^-..11.$\" 403;").expect("ews entry");
+    assert!(odd < iis && iis < lan && lan < ews, "policy order kept");
     assert!(conf.contains("if ($casguard_decision = 403) { return 403; }"));
     assert!(conf.contains("if ($casguard_decision = 404) { return 404; }"));
 }
@@ -401,4 +428,31 @@ fn powershell_for_everyone_carries_the_lockout_warning() {
     assert_eq!(ps_list(lines[at], "AnyOfProtocols"), ["RemotePowerShell"]);
     // No allow rule is invented.
     assert!(!ps.contains("AllowAccess"), "{ps}");
+}
+
+/// A request filtering section is written whole, each collection cleared:
+/// the file says that this drops what IIS's defaults put there.
+#[test]
+fn whole_request_filtering_sections_say_they_replace_the_defaults() {
+    let text = |name: &str| {
+        let out = emit::emit(&example(name), Target::Iis);
+        out.files.iter().find(|(n, _)| n == "applicationHost.xml").map(|(_, t)| t.clone()).unwrap()
+    };
+    let host = text("mailbox-and-iis-settings.toml");
+    assert!(host.contains("<fileExtensions allowUnlisted=\"true\">\n            <clear />"), "{host}");
+    assert!(host.contains("IIS's default denied extensions and hidden segments included"), "{host}");
+    assert!(!text("outlook-mobile-lockdown.toml").contains("<requestFiltering>"));
+    assert!(!text("outlook-mobile-lockdown.toml").contains("default denied extensions"));
+}
+
+#[test]
+fn a_built_in_network_in_nginx_says_how_to_write_it() {
+    let p = policy("[[rule]]\nname = \"outside\"\naction = \"deny\"\nprotocol = \"ecp\"\nnetwork = \"external\"\n");
+    let out = emit::emit(&p, Target::Nginx);
+    assert_eq!(out.unexpressible.len(), 1);
+    assert!(
+        out.unexpressible[0].reason.ends_with("name the addresses with cidr or [ranges]"),
+        "{:?}",
+        out.unexpressible
+    );
 }

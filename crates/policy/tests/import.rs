@@ -210,7 +210,8 @@ fn what_cannot_be_imported_exactly_is_named_with_its_reason() {
         d,
         "cas.csv",
         b"\"SamAccountName\",\"ActiveSyncEnabled\",\"OWAEnabled\",\"ActiveSyncBlockedDeviceIDs\",\"MAPIBlockOutlookExternalConnectivity\"\n\
-          \"jdoe\",\"True\",\"True\",\"System.Collections.ArrayList\",\"True\"\n",
+          \"jdoe\",\"True\",\"True\",\"System.Collections.ArrayList\",\"True\"\n\
+          \"asmith\",\"Ture\",\"True\",\"\",\"False\"\n",
     );
     // ConvertTo-Json in Windows PowerShell writes enums as numbers.
     write(d, "org.json", br#"{"EwsEnabled": true, "EwsApplicationAccessPolicy": 1, "MapiHttpEnabled": true}"#);
@@ -229,6 +230,11 @@ fn what_cannot_be_imported_exactly_is_named_with_its_reason() {
     let has = |needle: &str| said.iter().any(|s| s.contains(needle));
     assert!(has("cas.csv:2: ActiveSyncBlockedDeviceIDs of jdoe: the export holds the list's type name"), "{said:#?}");
     assert!(has("MAPIBlockOutlookExternalConnectivity of jdoe"), "{said:#?}");
+    // A value that is no boolean: named as the export holds it, and what is assumed.
+    assert!(
+        has("cas.csv:3: ActiveSyncEnabled of asmith: 'Ture' is not True, False or empty: taken as not set"),
+        "{said:#?}"
+    );
     assert!(has("org.json: EwsApplicationAccessPolicy of the record: written as the number 1"), "{said:#?}");
     assert!(has("URL Rewrite rule 'cookie': condition input '{HTTP_COOKIE}'"), "{said:#?}");
     assert!(has("URL Rewrite rule 'move': it rewrites the URL"), "{said:#?}");
@@ -394,4 +400,22 @@ fn damaged_exports_are_refused_or_read_never_a_crash() {
         }
     }
     assert!(refused > 0);
+}
+
+/// The exports, or their folder, given where the policy they import to goes
+/// (`posture --policy`, `simulate --policy`): said as such, not as an I/O or
+/// TOML error.
+#[test]
+fn exports_given_as_a_policy_say_what_reads_them() {
+    let contoso = data("import/contoso");
+    for (path, what) in [
+        (contoso.clone(), "a folder"),
+        (contoso.join("Get-CASMailbox.csv"), "not UTF-8 text (an export in UTF-16?)"),
+        (contoso.join("Get-OrganizationConfig.json"), "XML or JSON"),
+        (contoso.join("applicationHost.config"), "XML or JSON"),
+    ] {
+        let e = policy::Policy::load(&path).unwrap_err().to_string();
+        let want = format!("{}: {what}, not a policy file: `casguard policy import FOLDER", path.display());
+        assert!(e.starts_with(&want), "{e}");
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use common::shell::Organisation;
-use common::traffic::generated;
+use common::traffic::{example_logs, generated};
 use common::*;
 use exchange::{AuthType, Request};
 use policy::emit::{self, Target};
@@ -125,6 +125,25 @@ fn every_example_policy_survives_emit_then_import() {
         n += 1;
     }
     assert!(n >= 4);
+}
+
+/// The same over the example logs' requests, as `simulate` reads them.
+#[test]
+fn every_example_policy_survives_emit_then_import_on_the_example_logs() {
+    let requests = with_auth(&example_logs());
+    for e in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let p = Policy::load(&path).unwrap();
+        if p.requires_inventory() {
+            continue;
+        }
+        let trip = round_trip(&p);
+        let (same, skipped) = compare(&path.display().to_string(), &p, &ready_policy(p.clone()), &trip, &requests);
+        assert!(same > requests.len() / 2, "{}: {same} compared, {skipped} left out", path.display());
+    }
 }
 
 /// Every mechanism at once, for users of the generated traffic.
@@ -275,4 +294,36 @@ fn rules_merged_into_a_real_web_config_are_in_force() {
         denied += usize::from(a.action == policy::Action::Deny);
     }
     assert!(denied > 0);
+}
+
+/// A rule on a protocol reaches every virtual directory of it: Outlook
+/// Anywhere answers at `/rpc` and at `/RpcWithCert`.
+#[test]
+fn a_protocol_rule_covers_every_directory_of_its_protocol() {
+    let p = policy(
+        "[[rule]]\nname = \"no bad rpc\"\naction = \"deny\"\nstatus = 404\nprotocol = \"rpc\"\nuser_agent = { contains = \"BadAgent\" }\n",
+    );
+    let trip = round_trip(&p);
+    assert!(trip.iis_unexpressible.is_empty(), "{:?}", trip.iis_unexpressible);
+    for stem in ["/rpc/rpcproxy.dll", "/RpcWithCert/rpcproxy.dll"] {
+        let r = req(exchange::Protocol::Rpc, stem, "BadAgent/1.0");
+        assert!(denied(&ready_policy(p.clone()), &r), "{stem}");
+        assert!(denied(&trip.imported, &r), "import(emit(P)) lets {stem} through");
+    }
+}
+
+/// IIS scans `User-Agent: value`: a `contains` string that matches across
+/// the header's name (`agent`, a leading space) is no deny string, or IIS
+/// would refuse every user agent; URL Rewrite tests the value alone.
+#[test]
+fn a_user_agent_string_that_spans_the_header_name_is_no_deny_string() {
+    let p =
+        policy("[[rule]]\nname = \"agents\"\naction = \"deny\"\nuser_agent = { contains = [\"agent\", \" bot\"] }\n");
+    let trip = round_trip(&p);
+    let ready = ready_policy(p.clone());
+    for (ua, want) in [("Mozilla/5.0", false), ("UserAgent/1", true), ("a bot", true), ("bot", false)] {
+        let r = req(exchange::Protocol::Ews, "/EWS/Exchange.asmx", ua);
+        assert_eq!(denied(&ready, &r), want, "P: {ua}");
+        assert_eq!(denied(&trip.imported, &r), want, "import(emit(P)): {ua}");
+    }
 }

@@ -122,6 +122,14 @@ pub fn render_table(report: &PostureReport) -> String {
         let more = report.unused.commands.len() - shown.len();
         let _ = writeln!(out, "  {more} more line(s): --format json, or csv (disable-unused.ps1)");
     }
+    if report.unused.commands.iter().any(|c| crate::posture::closes_the_shell(c)) {
+        let note = "note: Set-User -RemotePowerShellEnabled $false also closes the Exchange Management \
+                    Shell, on the server too: keep remote PowerShell for every account that administers \
+                    Exchange (disable-unused.ps1 writes those lines commented out)";
+        for (i, l) in crate::table::wrap(note, 74).iter().enumerate() {
+            let _ = writeln!(out, "{}{l}", if i == 0 { "  " } else { "        " });
+        }
+    }
 
     heading(&mut out, &format!("Basic authentication in use ({})", report.summary.basic_auth_requests));
     if report.basic_auth.is_empty() {

@@ -35,6 +35,9 @@ fn emit_iis_prints_xml_and_appcmd() {
     assert!(s.contains("<filteringRule name=\"Block Outlook mobile UA\""), "{s}");
     assert!(s.contains("<add string=\"Outlook-iOS-Android/1.0\" />"));
     assert!(s.contains("appcmd.exe set config \"Default Web Site/Microsoft-Server-ActiveSync\""));
+    // Where it goes: merged into the directory's web.config, never in its place.
+    assert!(s.contains("into that directory's web.config (casguard emit's merge option"), "{s}");
+    assert!(s.contains("Never replace the file: it holds Exchange's own settings."), "{s}");
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
 

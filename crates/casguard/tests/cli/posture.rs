@@ -9,7 +9,7 @@ use std::path::Path;
 use casguard_loggen::{HttpProxyMode, Truth};
 use serde_json::Value;
 
-use crate::util::{casguard, generated, json as run_json, ok};
+use crate::util::{casguard, generated, json as run_json, ok, workspace};
 
 const IN_FORCE: &str = r#"
 default = "allow"
@@ -227,6 +227,29 @@ fn table_fits_80_columns_and_csv_writes_the_script() {
     assert!(doors.starts_with("user,protocol,state,"));
     let backdoors = std::fs::read_to_string(dir.path().join("backdoors.csv")).unwrap();
     assert!(backdoors.lines().count() > 1);
+}
+
+/// Remote PowerShell is how the Exchange Management Shell connects, on the
+/// server too: the example logs' `administrator` sent no /PowerShell request,
+/// and running the script as written must not lock them out of it.
+#[test]
+fn the_script_never_closes_the_management_shell_as_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("allow.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let logs = workspace().join("examples/logs");
+    let (policy, logs) = (policy.to_str().unwrap(), logs.to_str().unwrap());
+    let table = String::from_utf8(ok(casguard(&["posture", "--quiet", "--policy", policy, logs])).stdout).unwrap();
+    assert!(table.contains("  note: Set-User -RemotePowerShellEnabled $false also closes the Exchange"), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
+    let csv = dir.path().join("csv");
+    let csv = csv.to_str().unwrap();
+    ok(casguard(&["posture", "--quiet", "--format", "csv", "--out", csv, "--policy", policy, logs]));
+    let script = std::fs::read_to_string(Path::new(csv).join("disable-unused.ps1")).unwrap();
+    assert!(script.lines().any(|l| l.starts_with("Set-CASMailbox -Identity 'administrator' ")), "{script}");
+    assert!(!script.lines().any(|l| l.starts_with("Set-User")), "{script}");
+    assert!(script.contains("# WARNING: -RemotePowerShellEnabled $false also closes the Exchange Management Shell"));
+    assert!(script.lines().any(|l| l == "# Set-User -Identity 'administrator' -RemotePowerShellEnabled $false"));
 }
 
 #[test]

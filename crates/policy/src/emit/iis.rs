@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::blocks::{IisFilterRule, RequestFiltering};
 use crate::emit::rewrite::{self, matches_every_url, rule_xml};
-use crate::emit::{common_blockers, cond_kind, is_user_rule, vdir_of, xml_escape, Output, Unexpressible};
-use crate::model::{under, Action, Cond, Policy, TextMode};
+use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_escape, Output, Unexpressible};
+use crate::model::{under, Action, Cond, Header, Policy, TextMode};
 
 pub const DEFAULT_SITE: &str = "Default Web Site";
 const APPCMD: &str = r"%windir%\system32\inetsrv\appcmd.exe";
@@ -30,6 +30,11 @@ impl IisSection {
     pub fn web_config(&self) -> String {
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_escape(&self.path)));
+        s.push_str(
+            "<!-- Merge the <filteringRule> elements into that directory's web.config (casguard emit's merge option \
+             writes the merged file) or run appcmd.cmd. Never replace the file: it holds Exchange's own settings. \
+             Exchange updates rewrite it: apply the rules again after each. -->\n",
+        );
         s.push_str("<configuration>\n  <system.webServer>\n    <security>\n      <requestFiltering>\n        <filteringRules>\n");
         for r in &self.filtering_rules {
             for l in r.lines() {
@@ -70,7 +75,15 @@ impl IisOutput {
         if self.locations.is_empty() && self.global_rules.is_empty() {
             return None;
         }
-        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n<configuration>\n");
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- casguard: merge these elements into %windir%\\system32\\inetsrv\\config\\applicationHost.config -->\n");
+        if self.locations.iter().any(|l| l.contains("<requestFiltering>")) {
+            s.push_str(
+                "<!-- Each <requestFiltering> below is whole: its <clear /> elements drop what the path inherits, \
+                 IIS's default denied extensions and hidden segments included, so that only what the policy \
+                 lists is in force there, as simulate decides. -->\n",
+            );
+        }
+        s.push_str("<configuration>\n");
         if !self.global_rules.is_empty() {
             s.push_str("  <system.webServer>\n    <rewrite>\n      <globalRules>\n");
             for r in &self.global_rules {
@@ -180,7 +193,11 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
             Cond::Protocol(ps) if vdirs.is_none() => {
                 let mut v = Vec::new();
                 for p in ps {
-                    v.push(vdir_of(*p).ok_or("protocol 'other' has no virtual directory")?.to_string());
+                    let dirs = vdirs_of(*p);
+                    if dirs.is_empty() {
+                        return Err("protocol 'other' has no virtual directory".into());
+                    }
+                    v.extend(dirs.iter().map(|d| d.to_string()));
                 }
                 vdirs = Some(v);
             }
@@ -197,9 +214,10 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<Vec<(Option<String>, IisFilt
                 if items.iter().any(|(m, _)| *m != TextMode::Contains) {
                     return Err("IIS deny strings match substrings only, not a prefix or an exact user agent".into());
                 }
-                // IIS scans `User-Agent: value`; a string with ':' could match across the name.
-                if items.iter().any(|(_, v)| v.contains(':') || !appcmd_safe(v)) {
-                    return Err("a user-agent string contains characters IIS or appcmd would treat differently".into());
+                // IIS scans `User-Agent: value`: a string that could match across the name would
+                // refuse what the rule lets through (`agent` every user agent).
+                if items.iter().any(|(_, v)| Header::UserAgent.scan_crosses_name(v) || !appcmd_safe(v)) {
+                    return Err("IIS scans the `User-Agent: ` line, and a user-agent string would match across its name, or has characters appcmd cannot carry".into());
                 }
                 strings = Some(items.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
             }
@@ -418,7 +436,9 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         );
         let head = format!("{APPCMD} set config \"{path}\" -section:system.webServer/security/ipSecurity");
         appcmd.push_str(&format!(
-            "rem IP restrictions for {path} (IIS 8+, role service \"IP and Domain Restrictions\")\n"
+            "rem IP restrictions for {path} (IIS 8+, role service \"IP and Domain Restrictions\")\n\
+             rem These add to the entries {path} already has or inherits, where applicationHost.xml clears them:\n\
+             rem remove any other entry first, or an allowed one lets through what the policy denies.\n"
         ));
         appcmd.push_str(&format!(
             "{head} /allowUnlisted:\"{}\" /denyAction:\"{}\" /enableProxyMode:\"{}\" /commit:apphost\n",

@@ -88,21 +88,24 @@ pub fn emit(policy: &Policy, target: Target) -> Output {
     }
 }
 
-/// The virtual directory of each protocol, as Exchange installs them.
-pub(crate) fn vdir_of(p: Protocol) -> Option<&'static str> {
-    Some(match p {
-        Protocol::ActiveSync => "/Microsoft-Server-ActiveSync",
-        Protocol::Ews => "/EWS",
-        Protocol::Owa => "/owa",
-        Protocol::Ecp => "/ecp",
-        Protocol::Mapi => "/mapi",
-        Protocol::Rpc => "/rpc",
-        Protocol::Autodiscover => "/Autodiscover",
-        Protocol::Oab => "/OAB",
-        Protocol::PowerShell => "/PowerShell",
-        Protocol::Rest => "/api",
-        Protocol::Other => return None,
-    })
+/// The virtual directories of each protocol on the front end, as Exchange
+/// installs them: every path [`::exchange::protocol::protocol_of`] gives the
+/// protocol (Outlook Anywhere also answers at `/RpcWithCert`; the back end's
+/// `/PowerShell-Proxy` is no front-end directory).
+pub(crate) fn vdirs_of(p: Protocol) -> &'static [&'static str] {
+    match p {
+        Protocol::ActiveSync => &["/Microsoft-Server-ActiveSync"],
+        Protocol::Ews => &["/EWS"],
+        Protocol::Owa => &["/owa"],
+        Protocol::Ecp => &["/ecp"],
+        Protocol::Mapi => &["/mapi"],
+        Protocol::Rpc => &["/rpc", "/RpcWithCert"],
+        Protocol::Autodiscover => &["/Autodiscover"],
+        Protocol::Oab => &["/OAB"],
+        Protocol::PowerShell => &["/PowerShell"],
+        Protocol::Rest => &["/api"],
+        Protocol::Other => &[],
+    }
 }
 
 /// Common reasons a `[[rule]]` cannot be emitted at all, whatever the target.
@@ -165,4 +168,21 @@ pub(crate) fn xml_escape(s: &str) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_path_has_its_virtual_directory() {
+        for p in Protocol::ALL {
+            for (prefix, _) in ::exchange::protocol::prefixes_of(p) {
+                assert!(vdirs_of(p).iter().any(|v| v.eq_ignore_ascii_case(prefix)), "{prefix} ({p:?})");
+            }
+            for v in vdirs_of(p) {
+                assert_eq!(::exchange::protocol::protocol_of(v), p, "{v}");
+            }
+        }
+    }
 }

@@ -11,6 +11,9 @@ use std::ops::Range;
 pub enum MergeError {
     #[error("web.config is not well-formed XML at byte {0}: {1}")]
     Malformed(usize, &'static str),
+    /// [`MergeError::Malformed`] in the file given, by its line.
+    #[error("web.config is not well-formed XML at line {0}: {1}")]
+    MalformedLine(usize, &'static str),
     #[error("web.config has no <configuration> root element")]
     NoConfiguration,
 }
@@ -96,8 +99,8 @@ fn scan(text: &str) -> Result<Vec<Elem>, MergeError> {
             i = j + 1;
         }
     }
-    if !stack.is_empty() {
-        return Err(MergeError::Malformed(text.len(), "unclosed element"));
+    if let Some(&open) = stack.last() {
+        return Err(MergeError::Malformed(elems[open].start, "element never closed"));
     }
     Ok(elems)
 }
@@ -166,6 +169,13 @@ fn wrap(names: &[&str], inner: &str, unit: &str) -> String {
 /// `RequestFilteringModule`, which would leave the rules unused: the module
 /// is added back after the removal.
 pub fn merge_web_config(existing: &str, rules: &[String]) -> Result<String, MergeError> {
+    // Read as given first, so that an error names its line in that file.
+    scan(existing).map_err(|e| match e {
+        MergeError::Malformed(at, what) => {
+            MergeError::MalformedLine(existing.get(..at).unwrap_or(existing).matches('\n').count() + 1, what)
+        }
+        e => e,
+    })?;
     let mut out = existing.to_string();
     for r in rules {
         out = merge_one(&out, r)?;
@@ -303,5 +313,12 @@ mod tests {
     fn rejects_malformed() {
         assert!(merge_web_config("<configuration><a></b></configuration>", &[RULE.to_string()]).is_err());
         assert_eq!(merge_web_config("<x/>", &[RULE.to_string()]), Err(MergeError::NoConfiguration));
+        // An admin's file is read by lines: the error names the line of what is wrong.
+        let cut = "<configuration>\n  <system.webServer>\n    <modules>\n  </system.webServer>\n</configuration>\n";
+        let e = merge_web_config(cut, &[RULE.to_string()]).unwrap_err();
+        assert_eq!(e.to_string(), "web.config is not well-formed XML at line 4: end tag does not match start tag");
+        let open = "<configuration>\n  <system.webServer>\n  </system.webServer>\n  <location path=\"owa\">\n";
+        let e = merge_web_config(open, &[RULE.to_string()]).unwrap_err();
+        assert_eq!(e.to_string(), "web.config is not well-formed XML at line 4: element never closed");
     }
 }

@@ -106,7 +106,11 @@ impl Fields<'_> {
             Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
             Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
             other => {
-                self.bad(name, format!("'{other}' is not True, False or empty"));
+                let shown = match other {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                self.bad(name, format!("'{shown}' is not True, False or empty: taken as not set"));
                 None
             }
         }

@@ -8,7 +8,9 @@ mod users;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use exchange::text::{concat_contains_ci, contains_ci, path_has_extension_ci, starts_with_ci, EwsPattern, Glob};
+use exchange::text::{
+    concat_contains_ci, contains_ci, ends_with_ci, path_has_extension_ci, starts_with_ci, EwsPattern, Glob,
+};
 use exchange::{AuthType, ClientId, NetworkId, Protocol, Request};
 use ipnet::IpNet;
 
@@ -116,11 +118,19 @@ impl Header {
             Header::XForwardedFor => "X-Forwarded-For",
         }
     }
-    fn line_prefix(self) -> &'static str {
+    pub(crate) fn line_prefix(self) -> &'static str {
         match self {
             Header::UserAgent => "User-Agent: ",
             Header::XForwardedFor => "X-Forwarded-For: ",
         }
+    }
+
+    /// Whether an IIS deny string scanned in this header's line could match
+    /// across its name (`agent` in `User-Agent: x`, ` Moz` at the value's
+    /// start), where a test of the value alone would not.
+    pub(crate) fn scan_crosses_name(self, s: &str) -> bool {
+        let line = self.line_prefix();
+        contains_ci(line, s) || (1..s.len()).any(|k| s.is_char_boundary(k) && ends_with_ci(line, &s[..k]))
     }
 }
 

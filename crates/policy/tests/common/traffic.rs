@@ -53,3 +53,22 @@ pub fn generated() -> Generated {
 pub fn people(requests: &[Request]) -> impl Iterator<Item = &Request> {
     requests.iter().filter(|r| r.traffic == Traffic::Person)
 }
+
+/// The example logs' requests (`examples/logs`), read as simulate reads them.
+pub fn example_logs() -> Vec<Request> {
+    let mut files = Vec::new();
+    logs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs"), &mut files);
+    files.sort();
+    let interpreter = Interpreter::builtin();
+    let opts = w3c::ScanOptions { parallel: false, ..w3c::ScanOptions::default() };
+    let mut requests = Vec::new();
+    for f in &files {
+        let mut visit = |rec: &w3c::Record<'_>| {
+            let mut r = Request::default();
+            interpreter.read_record(rec, &mut r);
+            requests.push(r);
+        };
+        w3c::scan_file(f, &opts, &mut visit).unwrap();
+    }
+    requests
+}
