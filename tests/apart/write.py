@@ -433,6 +433,18 @@ Sources, cited in the comments as [name]:
   domains", TechGenix: a separate IIS site with an HTTP redirect on the
   Exchange servers): a second web site, W3SVC3, port 80, anonymous, `302 0
   0`, answered by IIS's `httpRedirect` itself (no HttpProxy line).
+- [ansi-logs] IIS's `logInUTF8` (server-wide, `system.applicationHost/log`,
+  default true; IIS Manager's Logging "Encoding: UTF-8 | ANSI"): set
+  false, IIS writes its logs in the system's ANSI code page (Windows-1252 on
+  a Western European server) and names them without `u_` (`exyymmdd.log`;
+  the `u_` prefix marks UTF-8, [ex03-fields]), so `Jürgen` is the byte
+  0xFC, no UTF-8. EX04 is an Exchange 2016 server (15.1) kept beside the
+  2019 ones, its IIS set up that way years ago; only its Default Web
+  Site's folder was collected. Its per-server InternalUrl
+  (`https://ex04.contoso.com/owa`, Exchange's default: the server's FQDN)
+  is still in jürgen's bookmarks: his OWA on day 2 goes through EX04,
+  which proxies it to his mailbox on EX02 (that hop logged in UTF-8).
+  The truth: jürgen's requests, one user with his UTF-8 ones.
 """
 
 import argparse
@@ -457,7 +469,8 @@ FE_IP = "10.0.0.21"
 BE_IPS = {"EX01": "10.0.0.21", "EX02": "10.0.0.22"}
 # [more] a second front end, EX03 (no mailboxes), added on day 2 behind the
 # same name; its IIS logging was set up by hand [ex03-fields].
-FE_IPS = {"EX01": FE_IP, "EX03": "10.0.0.23", "EX02": "10.0.0.22"}  # [ms02-fe] EX02 too
+# [real-files] EX02's own front end [ms02-fe], EX04 the Exchange 2016 server [ansi-logs].
+FE_IPS = {"EX01": FE_IP, "EX03": "10.0.0.23", "EX02": "10.0.0.22", "EX04": "10.0.0.24"}
 DAYS = ["2026-11-09", "2026-11-10"]
 
 # [iis-fields] the default field list, which Exchange setup leaves unchanged.
@@ -2011,6 +2024,8 @@ def real_files(est):
       here) and so starts with a UTF-8 BOM [ps51-bom];
     - `u_ex261111.log`, the file IIS was writing, was copied live: its last
       line stops inside the query, no CRLF [live-copy]: malformed;
+    - EX04, an Exchange 2016 server whose IIS logs in ANSI [ansi-logs]:
+      jürgen's OWA through it on day 2, his name in Windows-1252;
     - EX01's third web site, W3SVC3, the Autodiscover HTTP redirect on port
       80 [ad-redirect]: Outlook from home GETs
       `/Autodiscover/Autodiscover.xml`, anonymous, answered 302 by IIS:
@@ -2039,6 +2054,15 @@ def real_files(est):
                       UA_OUTLOOK_2016, 302)
             est.person_tally(day, t, proto="autodiscover", client="outlook-windows", cip=cip, ua=UA_OUTLOOK_2016,
                              stem="/Autodiscover/Autodiscover.xml", status=302)
+    # [ansi-logs] jürgen's OWA through EX04 on day 2, his account as the
+    # forms sign-in took it, `CONTOSO\Jürgen`.
+    d2 = DAYS[1]
+    for t in times(rng, 9, 8 * 3600, 17 * 3600):
+        action = rng.choice(["FindItem", "GetItem", "GetConversationItems"])
+        est.person(d2, t, method="POST", stem="/owa/service.svc",
+                   query=f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est), user=f"{DOMAIN}\\Jürgen",
+                   ukey="jürgen", cip="10.1.24.9", ua=UA_CHROME, proto="owa", client="browser",
+                   referer=f"https://ex04.{MAILDOMAIN}/owa/", mailbox="EX02", fe="EX04")
 
 
 def emit_ex02_fe(est, logs, rows):
@@ -2152,6 +2176,18 @@ def emit(est, out):
             break
         if server == "EX03":
             files += emit_ex03(est, logs, rows)
+            continue
+        if server == "EX04":
+            # [ansi-logs] `exyymmdd.log`, Windows-1252, the default fields
+            rel = os.path.join(server, site, f"ex{day[2:4]}{day[5:7]}{day[8:10]}.log")
+            text = header(FIELDS, f"{day} 00:00:00")
+            for t, vals in sorted(rows, key=lambda r: r[0]):
+                text.append(" ".join(vals[f] for f in FIELDS))
+                tr.summary["lines"] += 1
+            os.makedirs(os.path.join(logs, server, site), exist_ok=True)
+            with open(os.path.join(logs, rel), "wb") as f:
+                f.write(("\r\n".join(text) + "\r\n").encode("cp1252"))
+            files.append(rel)
             continue
         if (server, site) == ("EX02", "W3SVC1"):
             # [real-files] both days in one pass, by local day
