@@ -445,6 +445,14 @@ Sources, cited in the comments as [name]:
   is still in jürgen's bookmarks: his OWA on day 2 goes through EX04,
   which proxies it to his mailbox on EX02 (that hop logged in UTF-8).
   The truth: jürgen's requests, one user with his UTF-8 ones.
+- [ews-log] Exchange's EWS log beside the HttpProxy logs in a `Logging`
+  folder given whole: `Logging\\Ews\\Ews_yyyyMMddHH-N.LOG`, `#Log-type: EWS
+  Logs` (so written, capitals), a CSV of 108 columns (`DateTime,RequestId,
+  ...,SoapAction,HttpStatus,...`, no `UrlStem`), Managed Availability's
+  `Ews_AM_Probe/Local (ExchangeServicesClient/15.01.2375.007)` calling
+  `GetFolder` from ::1 (Qazeer/artefacts.help `pages/others/
+  microsoft_exchange.md`, "Exchange Web Services (EWS) logs", Exchange 2016
+  CU23). README: another `#Log-type` is named and not read.
 """
 
 import argparse
@@ -2255,6 +2263,8 @@ def emit(est, out):
                 f.write(data)
         files.append(rel)
     files += emit_httpproxy(est, logs)
+    if est.hp_mode != "none":
+        emit_ews_log(est, logs)
     if est.hp_mode == "only":
         return files
     # [httperr] HTTP.sys's own error log, as found beside the sites' logs in a
@@ -2348,6 +2358,55 @@ def emit_httpproxy(est, logs):
     tr.tags["httpproxy"]["rolled"] = 1
     tr.tags["httpproxy"]["gzipped"] = 1
     return files
+
+
+# [ews-log] the EWS log's columns, as artefacts.help's Exchange 2016 CU23 file has them.
+EWS_LOG_FIELDS = (
+    "DateTime,RequestId,MajorVersion,MinorVersion,BuildVersion,RevisionVersion,Ring,ClientRequestId,"
+    "AuthenticationType,IsAuthenticated,AuthenticatedUser,Organization,UserAgent,VersionInfo,ClientIpAddress,"
+    "ServerHostName,FrontEndServer,SoapAction,HttpStatus,RequestSize,ResponseSize,ErrorCode,ImpersonatedUser,"
+    "ProxyAsUser,ActAsUser,Cookie,CorrelationGuid,PrimaryOrProxyServer,TaskType,RemoteBackendCount,"
+    "LocalMailboxCount,RemoteMailboxCount,LocalIdCount,RemoteIdCount,BeginBudgetConnections,EndBudgetConnections,"
+    "BeginBudgetHangingConnections,EndBudgetHangingConnections,BeginBudgetAD,EndBudgetAD,BeginBudgetCAS,"
+    "EndBudgetCAS,BeginBudgetRPC,EndBudgetRPC,BeginBudgetFindCount,EndBudgetFindCount,BeginBudgetSubscriptions,"
+    "EndBudgetSubscriptions,MDBResource,MDBHealth,MDBHistoricalLoad,ThrottlingPolicy,ThrottlingDelay,"
+    "ThrottlingRequestType,TotalDCRequestCount,TotalDCRequestLatency,TotalMBXRequestCount,TotalMBXRequestLatency,"
+    "RecipientLookupLatency,ExchangePrincipalLatency,HttpPipelineLatency,CheckAccessCoreLatency,AuthModuleLatency,"
+    "CallContextInitLatency,PreExecutionLatency,CoreExecutionLatency,TotalRequestTime,"
+    "DetailedExchangePrincipalLatency,ClientStatistics,GenericInfo,AuthenticationErrors,GenericErrors,Puid,"
+    "StartTime,ProcessId,TimeInGC,StartTotalMemory,EndTotalMemory,StartGCCounts,EndGCCounts,"
+    "TokenBasedThrottlingPolicy,BudgetKey,CoinsCharged,CoinsChargedMethod,SidBudgetInfo,AppBudgetInfo,"
+    "TenantBudgetInfo,ResourceAccessed,ResourceHealthBasedThreshold,ThrottledBy,BackoffHint,WorkClassification"
+).split(",")
+
+
+def emit_ews_log(est, logs):
+    """[ews-log] one hour of EX01's EWS log (Managed Availability's EWS
+    probe), a file of another `#Log-type` in the `Logging` folder given:
+    named, not read. Not among the truth's `files`; `tags["other-logs"]`
+    says what an audit that counts it anyway may add to `files` and
+    `lines`."""
+    day = DAYS[1]
+    rows = []
+    for i, t in enumerate(range(10 * 3600 + 6, 11 * 3600, 1200)):
+        vals = {"DateTime": f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.410Z",
+                "RequestId": str(uuid.UUID(int=est.hp_rng.getrandbits(128), version=4)), "MajorVersion": "15",
+                "MinorVersion": "2", "BuildVersion": "1544", "RevisionVersion": "4", "Ring": "Unknown",
+                "AuthenticationType": "Logon", "IsAuthenticated": "true",
+                "AuthenticatedUser": f"HealthMailbox{'%032x' % est.hp_rng.getrandbits(128)}@{MAILDOMAIN}",
+                "Organization": MAILDOMAIN.upper(),
+                "UserAgent": "Ews_AM_Probe/Local (ExchangeServicesClient/15.02.1544.004)",
+                "VersionInfo": "Target=None;Req=Exchange2010_SP1/Exchange2010_SP1;", "ClientIpAddress": "::1",
+                "ServerHostName": "EX01", "SoapAction": "GetFolder", "HttpStatus": "200", "RequestSize": "666",
+                "PrimaryOrProxyServer": "PrimaryServer", "TaskType": "LocalTask"}
+        rows.append(",".join(vals.get(f, "") for f in EWS_LOG_FIELDS))
+    text = ["#Software: Microsoft Exchange Server", "#Version: 15.02.1544.004", "#Log-type: EWS Logs",
+            f"#Date: {day}T10:00:06.386Z", "#Fields: " + ",".join(EWS_LOG_FIELDS)] + rows
+    rel = os.path.join("EX01", "Logging", "Ews", f"Ews_{day.replace('-', '')}10-1.LOG")
+    os.makedirs(os.path.join(logs, os.path.dirname(rel)), exist_ok=True)
+    with open(os.path.join(logs, rel), "wb") as f:
+        f.write(("\r\n".join(text) + "\r\n").encode("utf-8"))
+    est.truth.tags["other-logs"].update({"files": 1, "lines": len(rows), "name": rel.replace(os.sep, "/")})
 
 
 def truth_json(est, files):
