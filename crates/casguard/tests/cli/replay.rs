@@ -5,16 +5,28 @@
 //!
 //! A line becomes the request IIS logged: its method, stem and query (less
 //! the `CorrelationID` and `cafeReqId` Exchange's front end appends to what
-//! it logs), its user agent (`+` is IIS's escape for a space), its user as
-//! Basic credentials, and its c-ip and X-Forwarded-For as X-Forwarded-For
-//! from a trusted proxy, with the internal ranges a log's line trusts as
-//! trusted proxies too, so the client address and network are the logged
-//! ones. What a replay from one machine cannot give back is left out, by
-//! name: the connection's own address (IIS IP restrictions judge c-ip, which
-//! is always loopback here) and the authentication scheme (IIS lines do not
-//! log it; the replay signs in with Basic).
+//! it logs), its user agent and user (`+` is IIS's escape for a space), its
+//! user as Basic credentials, and its c-ip and X-Forwarded-For as
+//! X-Forwarded-For from a trusted proxy, with the internal ranges a log's
+//! line trusts as trusted proxies too, so the client address and network are
+//! the logged ones. A logged stem is decoded, so a `%` in it is sent as
+//! `%25`, except where it starts an escape (`%40`): IIS refuses a path
+//! still escaped once decoded (404.11), so an escape on a line it served is
+//! the client's own spelling (OWASSRF's
+//! `/owa/mastermailbox%40outlook.com/powershell`, served 200).
+//!
+//! What a replay from one machine cannot give back is left out, by name:
+//! the connection's own address and the authentication scheme. IIS IP
+//! restrictions judge the connection, always loopback here, and a line
+//! whose c-ip and X-Forwarded-For name no public address has its client in
+//! c-ip, the connection, which the gateway judges as it judges an internal
+//! client a trusted proxy names (README, "Client address"): export reads
+//! such a line with c-ip `127.0.0.1`, the request as replayed (a rule on
+//! the internal network then judges it as loopback's, on both sides). IIS
+//! lines do not log the scheme, and the replay signs in with Basic:
+//! authentication policies decide on either side alone.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -30,20 +42,23 @@ use crate::util::{bin, inventory_build, ok, text, workspace};
 /// One W3C line, by field name.
 type Line = HashMap<String, String>;
 
+/// A W3C file's text (plain or gzip).
+fn read_text(file: &Path) -> String {
+    let raw = std::fs::read(file).unwrap();
+    if file.extension().is_some_and(|e| e == "gz") {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut plain).unwrap();
+        return String::from_utf8_lossy(&plain).into_owned();
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
 /// The lines of W3C files (plain or gzip), each with where it was read.
 fn read_lines(files: &[PathBuf]) -> Vec<(String, Line)> {
     let mut out = Vec::new();
     for file in files {
-        let raw = std::fs::read(file).unwrap();
-        let raw = if file.extension().is_some_and(|e| e == "gz") {
-            let mut plain = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut plain).unwrap();
-            plain
-        } else {
-            raw
-        };
         let mut fields: Vec<String> = Vec::new();
-        for (n, line) in String::from_utf8_lossy(&raw).lines().enumerate() {
+        for (n, line) in read_text(file).lines().enumerate() {
             if let Some(names) = line.strip_prefix("#Fields:") {
                 fields = names.split_whitespace().map(str::to_string).collect();
             } else if !line.starts_with('#') && !line.is_empty() {
@@ -54,6 +69,53 @@ fn read_lines(files: &[PathBuf]) -> Vec<(String, Line)> {
                 }
             }
         }
+    }
+    out
+}
+
+/// Whether a line's c-ip or X-Forwarded-For names a public address: if not,
+/// its client is c-ip, the connection's own address (see the module's doc).
+fn names_public(line: &Line) -> bool {
+    let forwarded = field(line, "X-Forwarded-For").unwrap_or("").replace('+', " ");
+    let public = forwarded
+        .split(',')
+        .chain([line["c-ip"].as_str()])
+        .filter_map(exchange::classify::parse_forwarded)
+        .any(|ip| !exchange::networks::is_private_addr(ip));
+    public
+}
+
+/// The lines of `files` as the replay sends them, a plain file each in
+/// `dir`: those `read_lines` reads, with c-ip `127.0.0.1` where the line
+/// names no public address, the replay's connection; the headers kept.
+fn as_replayed(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let mut text = String::new();
+        let mut fields: Vec<String> = Vec::new();
+        for line in read_text(file).lines() {
+            if let Some(names) = line.strip_prefix("#Fields:") {
+                fields = names.split_whitespace().map(str::to_string).collect();
+            } else if !line.starts_with('#') && !line.is_empty() {
+                let mut values: Vec<&str> = line.split(' ').collect();
+                if values.len() != fields.len() {
+                    continue;
+                }
+                let parsed: Line = fields.iter().cloned().zip(values.iter().map(|v| v.to_string())).collect();
+                if !names_public(&parsed) {
+                    let at = fields.iter().position(|f| f == "c-ip").unwrap();
+                    values[at] = "127.0.0.1";
+                }
+                text.push_str(&values.join(" "));
+                text.push('\n');
+                continue;
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+        let copy = dir.join(format!("{i:03}.log"));
+        std::fs::write(&copy, text).unwrap();
+        out.push(copy);
     }
     out
 }
@@ -76,11 +138,14 @@ fn sent_query(logged: &str) -> String {
     query
 }
 
-/// The stem as a client writes it in a request target.
+/// The stem as a client writes it in a request target: escaped, but for a
+/// `%` that starts an escape (see the module's doc).
 fn target_path(stem: &str) -> String {
     let mut out = String::new();
-    for b in stem.bytes() {
-        if b.is_ascii_alphanumeric() || b"/:@!$&'()*+,;=-._~".contains(&b) {
+    let bytes = stem.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'%' && bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if escape || b.is_ascii_alphanumeric() || b"/:@!$&'()*+,;=-._~".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -101,6 +166,7 @@ fn request_of(line: &Line, query: &str) -> Vec<u8> {
         head.push_str(&format!("User-Agent: {}\r\n", ua.replace('+', " ")));
     }
     if let Some(user) = field(line, "cs-username") {
+        let user = user.replace('+', " ");
         head.push_str(&format!("Authorization: Basic {}\r\n", STANDARD.encode(format!("{user}:pw"))));
     }
     let mut chain: Vec<String> = field(line, "X-Forwarded-For").map(|x| x.replace('+', " ")).into_iter().collect();
@@ -153,35 +219,56 @@ fn through_gateway(policy: &Path, lines: &[(String, Line)], extra: &[&str]) -> V
             .args(extra),
     );
     let addr = plain_listener(&rx);
-    let mut sent = Vec::new();
+    // Each distinct request once (the gateway judges a request alone; export
+    // is still compared line by line): the index of each line's request.
+    // Each carries its index as its Referer, which the access log records
+    // and no decision reads: lines are logged as requests finish, not
+    // always in the order they were sent.
+    let mut distinct: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut of_line = Vec::new();
+    let mut statuses = Vec::new();
     for (_, line) in lines {
         let query = sent_query(field(line, "cs-uri-query").unwrap_or(""));
-        let status = send(addr, &request_of(line, &query));
-        sent.push((line["cs-method"].clone(), query, status));
+        let request = request_of(line, &query);
+        let at = match distinct.get(&request) {
+            Some(&at) => at,
+            None => {
+                let at = statuses.len();
+                let mut marked = request[..request.len() - 2].to_vec();
+                marked.extend_from_slice(format!("Referer: {REPLAYED}{at}\r\n\r\n").as_bytes());
+                statuses.push(send(addr, &marked));
+                distinct.insert(request, at);
+                at
+            }
+        };
+        of_line.push(at);
     }
     kill(&child, "-TERM");
     let mut child = child;
     assert!(child.wait().unwrap().success());
 
-    // The access log in the order lines were finished; matched to the sent
-    // requests by method and query, first in, first out.
     let files: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    let mut logged: HashMap<(String, String), VecDeque<Verdict>> = HashMap::new();
+    let mut logged: Vec<Option<Verdict>> = vec![None; statuses.len()];
     for (_, l) in read_lines(&files) {
-        let query = field(&l, "cs-uri-query").unwrap_or("").to_string();
+        let at: usize = l["cs(Referer)"].strip_prefix(REPLAYED).and_then(|n| n.parse().ok()).unwrap();
         let rule = match field(&l, "x-casguard-rule") {
             Some(rule) => rule.replace('+', " "),
             None => "default".to_string(),
         };
-        logged.entry((l["cs-method"].clone(), query)).or_default().push_back((l["x-casguard-decision"].clone(), rule));
+        assert!(logged[at].replace((l["x-casguard-decision"].clone(), rule)).is_none(), "request {at} logged twice");
     }
-    sent.into_iter()
-        .map(|(method, query, status)| {
-            let verdict = logged.get_mut(&(method.clone(), query.clone())).and_then(VecDeque::pop_front);
-            (verdict.unwrap_or_else(|| panic!("{method} ?{query} is not in the gateway's access log")), status)
+    of_line
+        .into_iter()
+        .map(|at| {
+            let verdict =
+                logged[at].clone().unwrap_or_else(|| panic!("request {at} is not in the gateway's access log"));
+            (verdict, statuses[at])
         })
         .collect()
 }
+
+/// The Referer of the replayed requests, before each one's index.
+const REPLAYED: &str = "http://replay.invalid/";
 
 /// `casguard export --policy` of the lines: per line, in order, the verdict
 /// and the status it predicts (a file at a time, one thread: in line order).
@@ -215,24 +302,29 @@ fn through_export(policy: &Path, files: &[PathBuf], extra: &[&str]) -> Vec<(Verd
 /// verdicts each rule gave.
 fn disagreements(policy: &Path, files: &[PathBuf], extra: &[&str]) -> (Vec<String>, BTreeMap<Verdict, usize>) {
     let lines = read_lines(files);
-    let predicted = through_export(policy, files, extra);
+    let dir = tempfile::tempdir().unwrap();
+    let predicted = through_export(policy, &as_replayed(files, dir.path()), extra);
     assert_eq!(predicted.len(), lines.len(), "export wrote one event a line");
     let enforced = through_gateway(policy, &lines, extra);
     let mut wrong = Vec::new();
     let mut verdicts = BTreeMap::new();
     for (((at, line), (want, want_status)), (got, got_status)) in lines.iter().zip(predicted).zip(enforced) {
-        // What a replay cannot give back (see the module's doc).
-        if want.1.starts_with("ip_restrictions") || want.1.starts_with("auth_policies") {
+        // What a replay cannot give back (see the module's doc): the
+        // connection's address to IP restrictions, the scheme to
+        // authentication policies, on either side.
+        if [&want, &got].iter().any(|v| v.1.starts_with("ip_restrictions") || v.1.starts_with("auth_policies")) {
             continue;
         }
         *verdicts.entry(want.clone()).or_default() += 1;
         let status_agrees = want.0 == "allow" || want_status == got_status;
         if want != got || !status_agrees {
             wrong.push(format!(
-                "{at}: simulate {want:?} {want_status}, gateway {got:?} {got_status}: {} {} {}",
+                "{at}: simulate {want:?} {want_status}, gateway {got:?} {got_status}: {} {} {} {} {}",
                 line["cs-method"],
                 line["cs-uri-stem"],
-                field(line, "cs(User-Agent)").unwrap_or("-")
+                field(line, "cs-username").unwrap_or("-"),
+                field(line, "cs(User-Agent)").unwrap_or("-"),
+                line["c-ip"]
             ));
         }
     }
