@@ -3,9 +3,9 @@
 //! request's decision in its access log is compared with `casguard export
 //! --policy` of the same lines (the per-request form of simulate's decisions).
 //! The lines are the generator's (examples/logs), an estate written apart
-//! from casguard (tests/apart/write.py) and the real public samples of
-//! tests/data/iis; and simulate's per-rule counts are checked to be the sum
-//! of export's decisions.
+//! from casguard (tests/apart/write.py) with its Exchange HttpProxy logs,
+//! and the real public samples of tests/data/iis; and simulate's per-rule
+//! counts are checked to be the sums of export's decisions.
 //!
 //! A line becomes the request IIS logged: its method, stem and query (less
 //! the `CorrelationID` and `cafeReqId` Exchange's front end appends to what
@@ -28,7 +28,12 @@
 //! such a line with c-ip `127.0.0.1`, the request as replayed (a rule on
 //! the internal network then judges it as loopback's, on both sides). IIS
 //! lines do not log the scheme, and the replay signs in with Basic:
-//! authentication policies decide on either side alone.
+//! authentication policies decide on either side alone. Exchange's HttpProxy
+//! logs do log it, and their lines are replayed too, signed in as each says
+//! (Basic, an NTLM AUTHENTICATE message naming the user or, not signed in,
+//! a NEGOTIATE one, a bearer token naming the user); left out by name are
+//! those whose credentials a line does not hold: FBA's cookie, a Kerberos
+//! ticket, the user of a failed Basic sign-in.
 //!
 //! The first run on the estate written apart (seed 7, every policy) found
 //! the replay wrong, not casguard: a user logged `CONTOSO\John+Smith` was
@@ -38,7 +43,10 @@
 //! X-Forwarded-For) as a trusted proxy's, judged by the connection's
 //! loopback address (400 MAPI lines under `network`). Seeds 2026 and 3 and
 //! the real samples agree as well; so do simulate's counts, with HttpProxy
-//! logs beside the IIS logs too.
+//! logs beside the IIS logs too, and the HttpProxy lines alone (every policy
+//! by hand; a failed Basic sign-in replayed with a made-up user is judged as
+//! that user's by the gateway and as nobody's by simulate, which reads no
+//! user in the line).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -217,9 +225,9 @@ fn send(addr: SocketAddr, request: &[u8]) -> u16 {
 /// A decision as both sides write it: action, and the rule (or refusal) that decided.
 type Verdict = (String, String);
 
-/// Sends every line's request through a gateway running `policy`; per line,
-/// the gateway's verdict from its access log and the status it answered.
-fn through_gateway(policy: &Path, lines: &[(String, Line)], extra: &[&str]) -> Vec<(Verdict, u16)> {
+/// Sends every request through a gateway running `policy`; per request, the
+/// gateway's verdict from its access log and the status it answered.
+fn through_gateway(policy: &Path, requests: &[Vec<u8>], extra: &[&str]) -> Vec<(Verdict, u16)> {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream();
     let (child, rx) = spawn_with_stderr(
@@ -241,17 +249,15 @@ fn through_gateway(policy: &Path, lines: &[(String, Line)], extra: &[&str]) -> V
     let mut distinct: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut of_line = Vec::new();
     let mut statuses = Vec::new();
-    for (_, line) in lines {
-        let query = sent_query(field(line, "cs-uri-query").unwrap_or(""));
-        let request = request_of(line, &query);
-        let at = match distinct.get(&request) {
+    for request in requests {
+        let at = match distinct.get(request) {
             Some(&at) => at,
             None => {
                 let at = statuses.len();
                 let mut marked = request[..request.len() - 2].to_vec();
                 marked.extend_from_slice(format!("Referer: {REPLAYED}{at}\r\n\r\n").as_bytes());
                 statuses.push(send(addr, &marked));
-                distinct.insert(request, at);
+                distinct.insert(request.clone(), at);
                 at
             }
         };
@@ -319,7 +325,11 @@ fn disagreements(policy: &Path, files: &[PathBuf], extra: &[&str]) -> (Vec<Strin
     let dir = tempfile::tempdir().unwrap();
     let predicted = through_export(policy, &as_replayed(files, dir.path()), extra);
     assert_eq!(predicted.len(), lines.len(), "export wrote one event a line");
-    let enforced = through_gateway(policy, &lines, extra);
+    let requests: Vec<Vec<u8>> = lines
+        .iter()
+        .map(|(_, line)| request_of(line, &sent_query(field(line, "cs-uri-query").unwrap_or(""))))
+        .collect();
+    let enforced = through_gateway(policy, &requests, extra);
     let mut wrong = Vec::new();
     let mut verdicts = BTreeMap::new();
     for (((at, line), (want, want_status)), (got, got_status)) in lines.iter().zip(predicted).zip(enforced) {
@@ -594,6 +604,209 @@ fn simulate_counts_are_the_sums_of_exports_decisions() {
         skip("no Python 3");
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A CSV row of an HttpProxy log (Exchange writes no line break in a value).
+fn csv_row(text: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+    let row = reader.records().next().and_then(Result::ok);
+    row.map(|r| r.iter().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// The lines of Exchange HttpProxy logs (CSV), each with where it was read,
+/// and a copy of them all in one file in `dir` (one export reads it faster
+/// than hundreds), `ClientIpAddress` as `as_replayed` writes c-ip.
+fn read_proxy_lines(files: &[PathBuf], dir: &Path) -> (Vec<(String, Line)>, PathBuf) {
+    let mut out = Vec::new();
+    let mut copy = String::new();
+    for file in files {
+        let mut fields: Vec<String> = Vec::new();
+        for (n, line) in read_text(file).lines().enumerate() {
+            let line = line.trim_start_matches('\u{feff}');
+            if line.starts_with('#') || line.is_empty() {
+                if let Some(names) = line.strip_prefix("#Fields:") {
+                    fields = csv_row(names.trim());
+                }
+                copy.push_str(line);
+                copy.push_str("\r\n");
+                continue;
+            }
+            let mut values = csv_row(line);
+            if values.len() != fields.len() {
+                continue;
+            }
+            out.push((format!("{}:{}", file.display(), n + 1), fields.iter().cloned().zip(values.clone()).collect()));
+            let at = fields.iter().position(|f| f == "ClientIpAddress").unwrap();
+            let client = exchange::classify::parse_forwarded(values[at].split('%').next().unwrap());
+            if client.is_none_or(exchange::networks::is_private_addr) {
+                values[at] = "127.0.0.1".to_string();
+            }
+            let mut row = csv::Writer::from_writer(Vec::new());
+            row.write_record(&values).unwrap();
+            copy.push_str(&String::from_utf8(row.into_inner().unwrap()).unwrap());
+        }
+    }
+    let path = dir.join("HttpProxy_replayed.LOG");
+    std::fs::write(&path, copy).unwrap();
+    (out, path)
+}
+
+/// An NTLM message (MS-NLMP): NEGOTIATE, the first leg, without a user;
+/// AUTHENTICATE naming `domain\user` with one.
+fn ntlm(user: Option<&str>) -> Vec<u8> {
+    let Some(user) = user else {
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend_from_slice(&1u32.to_le_bytes());
+        m.extend_from_slice(&0xa208_8207u32.to_le_bytes());
+        m.resize(32, 0);
+        return m;
+    };
+    let (domain, name) = user.rsplit_once('\\').unwrap_or(("", user));
+    let mut m = vec![0u8; 72];
+    m[..8].copy_from_slice(b"NTLMSSP\0");
+    m[8..12].copy_from_slice(&3u32.to_le_bytes());
+    for (o, text) in [(28usize, domain), (36, name)] {
+        let data: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let (len, off) = (data.len() as u16, m.len() as u32);
+        m[o..o + 2].copy_from_slice(&len.to_le_bytes());
+        m[o + 2..o + 4].copy_from_slice(&len.to_le_bytes());
+        m[o + 4..o + 8].copy_from_slice(&off.to_le_bytes());
+        m.extend_from_slice(&data);
+    }
+    m[60..64].copy_from_slice(&1u32.to_le_bytes());
+    m
+}
+
+/// The request an HttpProxy line logs, signed in as its
+/// `AuthenticationType` says; `None` where the line cannot say the
+/// credentials (see the module's doc).
+fn proxy_request_of(line: &Line) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut target = target_path(if line["UrlStem"].is_empty() { "/" } else { &line["UrlStem"] });
+    let query = line["UrlQuery"].trim_start_matches('?');
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut head = format!("{} {target} HTTP/1.1\r\nHost: mail.contoso.com\r\n", line["Method"]);
+    if !line["UserAgent"].is_empty() {
+        head.push_str(&format!("User-Agent: {}\r\n", line["UserAgent"]));
+    }
+    let user = line["AuthenticatedUser"].as_str();
+    let signed_in = line["IsAuthenticated"].eq_ignore_ascii_case("true") && !user.is_empty();
+    let scheme = line["AuthenticationType"].as_str();
+    let credentials = match (scheme, signed_in) {
+        ("", false) => None,
+        ("Basic", true) => Some(format!("Basic {}", STANDARD.encode(format!("{user}:pw")))),
+        ("NTLM" | "Negotiate", _) => Some(format!("{scheme} {}", STANDARD.encode(ntlm(signed_in.then_some(user))))),
+        ("Bearer" | "OAuth", true) => {
+            let part = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+            Some(format!(
+                "Bearer {}.{}.sig",
+                part(serde_json::json!({"alg": "none"})),
+                part(serde_json::json!({"upn": user}))
+            ))
+        }
+        _ => return None,
+    };
+    if let Some(credentials) = credentials {
+        head.push_str(&format!("Authorization: {credentials}\r\n"));
+    }
+    let client = line["ClientIpAddress"].split('%').next().unwrap();
+    head.push_str(&format!("X-Forwarded-For: {client}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    Some(head.into_bytes())
+}
+
+/// [`disagreements`] for HttpProxy logs: the lines whose credentials can be
+/// sent, and what was left out of those that cannot.
+fn proxy_disagreements(policy: &Path, files: &[PathBuf], extra: &[&str]) -> (Vec<String>, BTreeMap<Verdict, usize>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, copy) = read_proxy_lines(files, dir.path());
+    let predicted = through_export(policy, &[copy], extra);
+    assert_eq!(predicted.len(), lines.len(), "export wrote one event a line");
+    let requests: Vec<Option<Vec<u8>>> = lines.iter().map(|(_, l)| proxy_request_of(l)).collect();
+    let sent: Vec<Vec<u8>> = requests.iter().flatten().cloned().collect();
+    let mut enforced = through_gateway(policy, &sent, extra).into_iter();
+    let mut wrong = Vec::new();
+    let mut verdicts = BTreeMap::new();
+    for (((at, line), (want, want_status)), request) in lines.iter().zip(predicted).zip(&requests) {
+        let Some(_) = request else {
+            *verdicts.entry(("left out".to_string(), line["AuthenticationType"].clone())).or_default() += 1;
+            continue;
+        };
+        let (got, got_status) = enforced.next().unwrap();
+        if [&want, &got].iter().any(|v| v.1.starts_with("ip_restrictions")) {
+            continue;
+        }
+        *verdicts.entry(want.clone()).or_default() += 1;
+        if want != got || !(want.0 == "allow" || want_status == got_status) {
+            wrong.push(format!(
+                "{at}: simulate {want:?} {want_status}, gateway {got:?} {got_status}: {} {} {} {} {}",
+                line["Method"],
+                line["UrlStem"],
+                line["AuthenticationType"],
+                line["AuthenticatedUser"],
+                line["UserAgent"]
+            ));
+        }
+    }
+    (wrong, verdicts)
+}
+
+/// HttpProxy logs say how each request signed in: the estate written apart
+/// with its front end's HttpProxy logs alone, under the policies whose
+/// authentication policies, `auth` rules and mailbox settings read the
+/// scheme or the user.
+#[test]
+fn the_gateway_decides_httpproxy_lines_as_simulate_predicts() {
+    let Some(python) = python_with("json, gzip, ipaddress") else {
+        skip("no Python 3");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let logs = crate::apart::write_estate(&python, "7", "only", dir.path());
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut folders = vec![logs];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.file_name().unwrap().to_string_lossy().starts_with("HttpProxy_") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let inventory = dir.path().join("inventory.json");
+    let devices = dir.path().join("devices.json");
+    inventory_build(
+        crate::apart::CUTOVER,
+        &["--devices", devices.to_str().unwrap()],
+        &inventory,
+        &dir.path().join("logs"),
+    );
+    let mut all: BTreeMap<&str, BTreeMap<Verdict, usize>> = BTreeMap::new();
+    for name in ["auth", "mailbox-and-iis-settings", "mailbox-protocols", "ews-access", "device-access"] {
+        let policy = ["examples/policies", "tests/apart/policies"]
+            .iter()
+            .map(|d| workspace().join(d).join(format!("{name}.toml")))
+            .find(|p| p.exists())
+            .unwrap();
+        let (wrong, verdicts) = proxy_disagreements(&policy, &files, &["--inventory", inventory.to_str().unwrap()]);
+        assert!(wrong.is_empty(), "{name}: {} of the lines disagree:\n{}", wrong.len(), wrong.join("\n"));
+        all.insert(name, verdicts);
+    }
+    // Authentication policies and an `auth` rule were judged on both sides,
+    // and most lines were sent (FBA's cookies, Kerberos tickets and failed
+    // Basic sign-ins' users are not in the lines).
+    let judged = |policy: &str, rule: &str| {
+        all[policy].iter().filter(|(v, _)| v.1.starts_with(rule)).map(|(_, n)| *n).sum::<usize>()
+    };
+    assert!(judged("auth", "auth_policies") > 0 && judged("auth", "no NTLM from outside") > 0, "{:?}", all["auth"]);
+    assert!(judged("mailbox-and-iis-settings", "auth_policies") > 0, "{:?}", all["mailbox-and-iis-settings"]);
+    let left_out = all["auth"].iter().filter(|(v, _)| v.0 == "left out").map(|(_, n)| *n).sum::<usize>();
+    assert!(left_out * 4 < all["auth"].values().sum::<usize>(), "{:?}", all["auth"]);
 }
 
 /// A `device = "new"` rule decides by the same inventory on both sides:
