@@ -383,6 +383,10 @@
 //! such a rule at start and in `--check`. Left open: a group file written
 //! while a reload reads it is stamped after it was read, so a half-read
 //! file can stay in force until it changes again (Low).
+//! After the pass (rt38b): `learnt-devices FILE` keeps what devices said
+//! across a restart (written through a renamed temporary file, read back at
+//! start, a bad file refusing the start with its line); a second gateway
+//! still learns on its own, and the warning says so.
 
 mod common;
 
@@ -3517,6 +3521,51 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
         }
         assert!(warned(), "{:?}", gw.events());
         gw.stop().await;
+    })
+    .await;
+}
+
+/// After the seventeenth pass: with `learnt-devices FILE`, what a device's
+/// Provision body said is written there and read back at start, so a
+/// restarted gateway still judges the device by it (before, the restart
+/// forgot it and the blocked model's Sync passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_device_said_is_kept_across_a_restart() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let keep = tempfile::tempdir().unwrap();
+        let file = keep.path().join("learnt.jsonl");
+        let with_file = |c: &mut gateway::Config| {
+            c.inventory = Some(EXPORT.into());
+            c.learnt_devices = Some(file.clone());
+        };
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        gw.stop().await;
+        let kept = std::fs::read_to_string(&file).unwrap();
+        assert!(kept.contains("SM-S911B") && !kept.contains("pw") && !kept.contains("Basic"), "{kept}");
+        // A new gateway on that file: the device is still the blocked model.
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        // The start warning says the file keeps them (said once the gateway runs).
+        let warned = || gw.events().iter().any(|e| e.contains("across restarts, but not shared with another gateway"));
+        for _ in 0..100 {
+            if warned() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(warned(), "{:?}", gw.events());
+        gw.stop().await;
+        assert_eq!(mock.seen().len(), 1, "only the Provision: {:?}", mock.seen());
+        // A file that cannot be read stops the gateway, naming its line.
+        std::fs::write(&file, "{\"user\":\"erin\"}\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = base_config(dir.path(), SAMSUNG_BLOCK, up);
+        with_file(&mut config);
+        let err = gateway::check(&config).unwrap_err().to_string();
+        assert!(err.contains(&format!("{}:1: missing field", file.display())), "{err}");
     })
     .await;
 }
