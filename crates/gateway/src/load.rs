@@ -114,9 +114,11 @@ pub(crate) fn rules(n: usize) -> String {
 
 /// What the gateway cannot do that the policy asks of it, said at start and
 /// by `--check`: a deny rule on users does not see a request signed in with
-/// Kerberos or an opaque bearer token, nor a browser session signed in
-/// before the rule (its requests carry Exchange's encrypted `cadata`
-/// cookies; the forms sign-in itself is judged, see `crate::forms`); and a
+/// Kerberos or an opaque bearer token, nor an AD FS sign-in to Outlook on
+/// the web (a SAML token POSTed in `wresult`, not read) and its session,
+/// nor a browser session signed in before the rule (its requests carry
+/// Exchange's encrypted `cadata` cookies; the forms sign-in itself is
+/// judged, see `crate::forms`); and a
 /// rule on a device's model or OS sees a device the export does not hold
 /// only once its body told this gateway (`crate::learn`: in memory, or in
 /// the `learnt-devices` file across restarts, but never shared).
@@ -124,8 +126,9 @@ pub(crate) fn policy_warnings(policy: &policy::ReadyPolicy, learned: &Learned) -
     let mut out = Vec::new();
     if let Some(rule) = policy.policy().deny_rule_on_users() {
         out.push(format!(
-            "rule '{}' (line {}) denies by user: a request signed in with Kerberos or an opaque bearer token, or \
-             a browser session of Outlook on the web signed in before the rule (its cookies), names no user the gateway can \
+            "rule '{}' (line {}) denies by user: a request signed in with Kerberos or an opaque bearer token, an \
+             AD FS sign-in to Outlook on the web (its SAML token, POSTed as wresult) and that session, or a browser \
+             session of Outlook on the web signed in before the rule (its cookies), names no user the gateway can \
              read, and this rule does not see it (its exceptions are safe; Exchange's own per-user \
              settings still apply)",
             rule.name, rule.line

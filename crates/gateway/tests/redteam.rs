@@ -386,7 +386,10 @@
 //! After the pass (rt38b): `learnt-devices FILE` keeps what devices said
 //! across a restart (written through a renamed temporary file, read back at
 //! start, a bad file refusing the start with its line); a second gateway
-//! still learns on its own, and the warning says so.
+//! still learns on its own, and the warning says so. A deny-by-user rule's
+//! warning names AD FS sign-ins to OWA (a SAML `wresult`, not read). The
+//! audit counts `3 /owa/auth.owa` turned down as a failed sign-in, reading
+//! the method as the gateway does (`exchange::forms_reads_as_post`).
 
 mod common;
 
@@ -3566,6 +3569,26 @@ async fn what_a_device_said_is_kept_across_a_restart() {
         with_file(&mut config);
         let err = gateway::check(&config).unwrap_err().to_string();
         assert!(err.contains(&format!("{}:1: missing field", file.display())), "{err}");
+    })
+    .await;
+}
+
+/// After the seventeenth pass: an AD FS sign-in to Outlook on the web
+/// (claims-based: the browser POSTs AD FS's SAML token to `/owa/` as
+/// `wa=wsignin1.0&wresult=...`) names its user only inside that token,
+/// which the gateway does not read: a rule denying by user does not see it,
+/// nor the session it opens. The start warning and `--check` say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_by_user_rule_warns_of_ad_fs_sign_ins_to_owa() {
+    within(20, async {
+        let (_mock, up) = start_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let lines = gateway::check(&base_config(dir.path(), BAD_USER, up)).expect("loads");
+        let warning = lines.iter().find(|l| l.contains("denies by user")).expect("warned");
+        assert!(
+            warning.contains("Kerberos") && warning.contains("AD FS sign-in") && warning.contains("wresult"),
+            "{warning}"
+        );
     })
     .await;
 }
