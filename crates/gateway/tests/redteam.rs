@@ -3545,6 +3545,15 @@ async fn what_a_device_said_is_kept_across_a_restart() {
         let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
         assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        // Written a second after, while it runs (a crash keeps it too).
+        let written = || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("SM-S911B"));
+        for _ in 0..150 {
+            if written() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(written(), "written while the gateway runs");
         gw.stop().await;
         let kept = std::fs::read_to_string(&file).unwrap();
         assert!(kept.contains("SM-S911B") && !kept.contains("pw") && !kept.contains("Basic"), "{kept}");
