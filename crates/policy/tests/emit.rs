@@ -69,6 +69,25 @@ user_agent = { contains = ["A&B<C>"] }
     }
 }
 
+/// An XML comment may not hold `--` nor end with `-`: a path or site that
+/// does is still a well-formed web.config, and the comment still names it.
+#[test]
+fn a_double_dash_in_a_path_or_site_keeps_the_xml_well_formed() {
+    let p = policy(
+        "[[iis_filter.rule]]\nname = \"r\"\npath = \"/a--b-\"\nscan_headers = [\"User-Agent\"]\ndeny_strings = [\"x\"]\n",
+    );
+    let out = iis::emit(&p, "My--Site-");
+    assert_eq!(out.sections.len(), 1, "{:?}", out.unexpressible);
+    let xml = out.sections[0].web_config();
+    let doc = parse(&xml);
+    let comment = doc.root().children().find(|n| n.is_comment()).and_then(|n| n.text()).unwrap();
+    assert_eq!(comment, " casguard: filtering rules for My-%2DSite-/a-%2Db%2D ");
+    assert!(doc.descendants().any(|n| n.attribute("string") == Some("x")));
+    // The files as one text, each under a comment naming it.
+    let text = out.into_output().text();
+    assert!(!text.lines().any(|l| l.starts_with("<!--") && l[4..l.len() - 3].contains("--")), "{text}");
+}
+
 #[test]
 fn ip_security_goes_to_application_host_locations() {
     let p = example("outlook-mobile-lockdown.toml");

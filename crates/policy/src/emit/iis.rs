@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::blocks::{IisFilterRule, RequestFiltering};
 use crate::emit::rewrite::{self, matches_every_url, rule_xml};
-use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_escape, Output, Unexpressible};
+use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_comment, xml_escape, Output, Unexpressible};
 use crate::model::{under, Action, Cond, Header, Policy, TextMode};
 
 pub const DEFAULT_SITE: &str = "Default Web Site";
@@ -29,7 +29,7 @@ impl IisSection {
     /// into the existing file with [`crate::emit::merge_web_config`].
     pub fn web_config(&self) -> String {
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_escape(&self.path)));
+        s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_comment(&self.path)));
         s.push_str(
             "<!-- Merge the <filteringRule> elements into that directory's web.config (casguard emit's merge option \
              writes the merged file) or run appcmd.cmd. Never replace the file: it holds Exchange's own settings. \
