@@ -347,7 +347,7 @@ unless = { network = "internal", cidr = "198.51.100.0/24" }  # each is one excep
     let out = emit::emit(&p, Target::Exchange);
     let ps = &out.files[0].1;
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
-    let lines: Vec<&str> = ps.lines().filter(|l| l.starts_with("New-ClientAccessRule")).collect();
+    let lines: Vec<&str> = ps.lines().map(str::trim_start).filter(|l| l.starts_with("New-ClientAccessRule")).collect();
     assert_eq!(lines.len(), 1, "{ps}");
     let l = lines[0];
     assert!(l.contains(" -Name 'casguard: admin center from inside only' "), "{l}");
@@ -359,6 +359,13 @@ unless = { network = "internal", cidr = "198.51.100.0/24" }  # each is one excep
         assert!(except.iter().any(|e| e == net), "{net} missing from {except:?}");
     }
     assert_eq!(ps_list(l, "Priority"), ["1"]);
+    // Run again, the rule that exists is set to the same, and a list the
+    // rule does not have is emptied.
+    let set = ps.lines().map(str::trim_start).find(|l| l.starts_with("Set-ClientAccessRule")).expect(ps);
+    assert!(set.starts_with("Set-ClientAccessRule -Identity 'casguard: admin center from inside only' "), "{set}");
+    assert_eq!(ps_list(set, "AnyOfClientIPAddressesOrRanges"), ["$null"]);
+    assert_eq!(ps_list(set, "ExceptAnyOfClientIPAddressesOrRanges"), except);
+    assert_eq!(ps_list(set, "Priority"), ["1"]);
     assert!(!ps.contains("WARNING"), "{ps}");
     // The built-in network was written out, and the output says so.
     assert!(ps.contains("# note: network 'internal' written as its built-in prefixes"), "{ps}");
@@ -372,7 +379,7 @@ fn client_access_rule_with_positive_addresses_and_both_protocols() {
     let out = emit::emit(&p, Target::Exchange);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
     let ps = &out.files[0].1;
-    let l = ps.lines().find(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
+    let l = ps.lines().map(str::trim_start).find(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
     assert_eq!(ps_list(l, "AnyOfProtocols"), ["ExchangeAdminCenter", "RemotePowerShell"]);
     assert_eq!(ps_list(l, "AnyOfClientIPAddressesOrRanges"), ["203.0.113.0/24", "2001:db8::/32"]);
     // Restricted to addresses: no lock-out warning.
@@ -388,6 +395,7 @@ fn client_access_rule_with_positive_addresses_and_both_protocols() {
     let prio: Vec<Vec<String>> = out.files[0]
         .1
         .lines()
+        .map(str::trim_start)
         .filter(|l| l.starts_with("New-ClientAccessRule"))
         .map(|l| ps_list(l, "Priority"))
         .collect();
@@ -441,9 +449,11 @@ fn powershell_for_everyone_carries_the_lockout_warning() {
     let out = emit::emit(&p, Target::Exchange);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
     let ps = &out.files[0].1;
-    let lines: Vec<&str> = ps.lines().collect();
+    let lines: Vec<&str> = ps.lines().map(str::trim_start).collect();
     let at = lines.iter().position(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
-    assert!(lines[at - 1].starts_with("# WARNING:") && lines[at - 1].contains("locks administrators out"), "{ps}");
+    // Above the `if` that creates the rule or sets it.
+    assert!(lines[at - 1].starts_with("if (-not (Get-ClientAccessRule"), "{ps}");
+    assert!(lines[at - 2].starts_with("# WARNING:") && lines[at - 2].contains("locks administrators out"), "{ps}");
     assert_eq!(ps_list(lines[at], "AnyOfProtocols"), ["RemotePowerShell"]);
     // No allow rule is invented.
     assert!(!ps.contains("AllowAccess"), "{ps}");
