@@ -43,6 +43,38 @@ fn iis_xml_parses_and_says_what_the_policy_says() {
     assert!(out.appcmd.contains(
         "/+\"filteringRules.[name='Block Outlook mobile UA'].denyStrings.[string='Outlook-iOS-Android/1.0']\""
     ));
+    assert_removed_before_added(&out.appcmd);
+}
+
+/// Every appcmd add (`/+"coll.[key='v',...]"`) of a filtering rule or IP
+/// entry follows the removal of the element it adds (`/-"coll.[key='v']"`,
+/// its error hidden): appcmd fails to add an element that exists, so a
+/// script run twice, or after the policy was edited, would keep the old one.
+fn assert_removed_before_added(appcmd: &str) {
+    let lines: Vec<&str> = appcmd.lines().collect();
+    let mut adds = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let Some((head, add)) = l.split_once(" /+\"") else { continue };
+        if add.contains("].") {
+            continue; // a string or header of the rule added just before
+        }
+        let (coll, keys) = add.split_once('[').unwrap();
+        adds += 1;
+        // The key attributes: a rule's name, an entry's address and mask.
+        let keys = &keys[..keys.find(']').unwrap()];
+        let key: Vec<&str> = keys
+            .split(',')
+            .filter(|k| ["name=", "ipAddress=", "subnetMask="].iter().any(|n| k.starts_with(n)))
+            .collect();
+        let key = key.join(",");
+        let removal = format!("{head} /-\"{coll}[{key}]\"");
+        assert!(
+            i > 0 && lines[i - 1].starts_with(&removal) && lines[i - 1].ends_with(">nul 2>&1"),
+            "{removal}\n{appcmd}"
+        );
+    }
+    assert!(adds > 0, "{appcmd}");
+    assert!(appcmd.starts_with("rem Each filtering rule and IP entry is removed before it is added"), "{appcmd}");
 }
 
 #[test]
@@ -103,6 +135,9 @@ fn ip_security_goes_to_application_host_locations() {
     assert_eq!(adds[0].attribute("subnetMask"), Some("255.255.0.0"));
     assert_eq!(adds[1].attribute("subnetMask"), Some("255.255.255.255"));
     assert!(out.appcmd.contains("/commit:apphost"));
+    // Each entry is removed before it is added: run again with an entry
+    // now denied, the add would fail on the allowed one and leave it.
+    assert_removed_before_added(&out.appcmd);
     // appcmd adds to the entries in force, which the XML's <clear /> drops: the commands say so.
     assert!(ips.children().find(|n| n.is_element()).is_some_and(|n| n.has_tag_name("clear")), "{xml}");
     assert!(

@@ -150,13 +150,20 @@ fn filter_xml(f: &IisFilterRule) -> String {
     s
 }
 
+/// What appcmd.cmd says first: how it can be run again.
+const APPCMD_AGAIN: &str = "rem Each filtering rule and IP entry is removed before it is added (the error when it is \
+    not there yet is hidden), so that this can be run again, after editing the policy too.\n";
+
 fn filter_appcmd(path: &str, f: &IisFilterRule) -> String {
     let head = format!("{APPCMD} set config \"{path}\" -section:system.webServer/security/requestFiltering");
     let n = &f.name;
-    let mut s = format!(
+    // Removed whole, its strings and headers with it: adding a rule that
+    // exists fails, and would leave the strings the policy took out.
+    let mut s = format!("{head} /-\"filteringRules.[name='{n}']\" >nul 2>&1\n");
+    s.push_str(&format!(
         "{head} /+\"filteringRules.[name='{n}',scanUrl='{}',scanQueryString='{}',scanAllRaw='false',denyUnescapedPercent='false']\"\n",
         f.scan_url, f.scan_query_string
-    );
+    ));
     for h in &f.headers {
         s.push_str(&format!("{head} /+\"filteringRules.[name='{n}'].scanHeaders.[requestHeader='{}']\"\n", h.name()));
     }
@@ -449,8 +456,12 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         for (net, allowed) in &ip.entries {
             let (addr, mask) = (net.network(), net.netmask());
             x.push_str(&format!("  <add ipAddress=\"{addr}\" subnetMask=\"{mask}\" allowed=\"{allowed}\" />\n"));
+            // Removed first: an entry for the same address that exists
+            // (allowed before the policy was edited) makes the add fail
+            // and would stay as it was.
             appcmd.push_str(&format!(
-                "{head} /+\"[ipAddress='{addr}',subnetMask='{mask}',allowed='{allowed}']\" /commit:apphost\n"
+                "{head} /-\"[ipAddress='{addr}',subnetMask='{mask}']\" /commit:apphost >nul 2>&1\n\
+                 {head} /+\"[ipAddress='{addr}',subnetMask='{mask}',allowed='{allowed}']\" /commit:apphost\n"
             ));
         }
         x.push_str("</ipSecurity>");
@@ -460,6 +471,9 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         appcmd.push_str("rem URL Rewrite rules and request filtering sections: merge applicationHost.xml\n");
     }
     out.locations = locations.iter().map(|(p, l)| l.xml(p)).collect();
+    if appcmd.contains(" /+\"") {
+        appcmd.insert_str(0, APPCMD_AGAIN);
+    }
     out.appcmd = appcmd;
     out
 }
