@@ -397,3 +397,47 @@ block_modern = ["Pop", "Imap"]
     assert_eq!(v[0]["BlockLegacyAuthImap"], true, "{policies}");
     assert_eq!(v[0]["BlockModernAuthImap"], true, "{policies}");
 }
+
+/// A URL Rewrite `Redirect` keeps where it sends the client, and whether
+/// the query string goes along (IIS `appendQueryString`), through emit and
+/// import; a url with a back-reference gives no `Location`.
+#[test]
+fn a_redirect_keeps_its_target_through_emit_and_import() {
+    let p = policy(
+        r#"
+[[url_rewrite]]
+path = "/owa"
+[[url_rewrite.rule]]
+name = "old"
+url = "^legacy"
+action = "Redirect"
+redirect_url = "https://mail.contoso.com/owa/"
+status = 302
+[[url_rewrite.rule]]
+name = "bare"
+url = "^bare"
+action = "Redirect"
+redirect_url = "/owa/?x=1"
+append_query_string = false
+[[url_rewrite.rule]]
+name = "ref"
+url = "^ref/(.*)"
+action = "Redirect"
+redirect_url = "/{R:1}"
+"#,
+    );
+    let targets = |p: &Policy| {
+        let mut v: Vec<(String, bool)> =
+            p.rules().iter().filter_map(|r| r.redirect.as_ref()).map(|r| (r.url.clone(), r.append_query)).collect();
+        v.sort();
+        v
+    };
+    let want = [("/owa/?x=1".to_string(), false), ("https://mail.contoso.com/owa/".to_string(), true)];
+    assert_eq!(targets(&p), want);
+    assert_eq!(targets(round_trip(&p).imported.policy()), want);
+    let r = p.rules().iter().find(|r| r.redirect.as_ref().is_some_and(|r| !r.append_query)).unwrap();
+    assert_eq!(r.redirect.as_ref().unwrap().location(Some("a=1")), "/owa/?x=1");
+    let r = p.rules().iter().find(|r| r.redirect.as_ref().is_some_and(|r| r.append_query)).unwrap();
+    assert_eq!(r.redirect.as_ref().unwrap().location(Some("a=1")), "https://mail.contoso.com/owa/?a=1");
+    assert_eq!(r.redirect.as_ref().unwrap().location(Some("")), "https://mail.contoso.com/owa/");
+}
