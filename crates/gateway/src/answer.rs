@@ -6,7 +6,7 @@
 //! the log and the response cannot disagree.
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use crate::finish::{Finish, Tracked};
@@ -35,8 +35,9 @@ impl std::error::Error for Aborted {}
 pub(crate) type Answer = Result<Response<Tracked>, Aborted>;
 
 /// A request the policy denies: its status and substatus (403, 404.19, ...),
-/// with the rule that denied it; status 0 aborts the connection instead.
-pub(crate) fn denied(status: u16, substatus: u16, rule: &str, mut finish: Finish) -> Answer {
+/// with the rule that denied it, and the `Location` of a URL Rewrite
+/// `Redirect`; status 0 aborts the connection instead.
+pub(crate) fn denied(status: u16, substatus: u16, rule: &str, location: Option<&str>, mut finish: Finish) -> Answer {
     if status == 0 {
         // IIS logs an aborted request as 0.0 with win32 status 64.
         finish.status(0, 0);
@@ -44,7 +45,11 @@ pub(crate) fn denied(status: u16, substatus: u16, rule: &str, mut finish: Finish
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     finish.status(code.as_u16(), substatus);
-    Ok(own(code, &format!("Denied by casguard policy rule: {rule}"), false, finish))
+    let mut resp = own(code, &format!("Denied by casguard policy rule: {rule}"), false, finish);
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        resp.headers_mut().insert(LOCATION, location);
+    }
+    Ok(resp)
 }
 
 /// The challenge to a request without credentials where the front end runs

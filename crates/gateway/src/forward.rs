@@ -278,7 +278,11 @@ fn decide(
                 };
                 return Handled::Reading { future: Box::pin(opening::negotiate(req, page, rule, forward)) };
             }
-            None => answer::denied(decision.status, decision.substatus, rule, finish),
+            None => {
+                // A URL Rewrite `Redirect` tells the client where, as IIS does.
+                let location = loaded.redirect(decision.rule).map(|r| r.location(req.uri().query()));
+                answer::denied(decision.status, decision.substatus, rule, location.as_deref(), finish)
+            }
         };
         return Handled::Answered { answer: Some(answer) };
     }

@@ -93,7 +93,7 @@ pub(crate) async fn negotiate(
     let (mut parts, body) = req.into_parts();
     if let ClientBody::Stream(body) = body {
         if !dropped(body).await {
-            return answer::denied(403, 0, &rule, forward.finish);
+            return answer::denied(403, 0, &rule, None, forward.finish);
         }
     }
     parts.method = Method::GET;
@@ -124,7 +124,7 @@ pub(crate) async fn negotiate(
             drop(sender);
             conn.signed_in.store(false, Ordering::Relaxed);
             lock(&conn.drivers).let_go();
-            answer::denied(403, 0, &rule, forward.finish)
+            answer::denied(403, 0, &rule, None, forward.finish)
         }
         Err(e) => forward.upstream_failed(e.error()),
     }

@@ -325,7 +325,10 @@
 //! Outlook sends it) is skipped now. And a URL Rewrite `CustomResponse` or
 //! `Redirect` status was not checked: 1000 was answered 403 (0 aborted)
 //! where simulate reported 1000; refused at load now. Left open: a
-//! `Redirect` is answered with its status and no `Location`; whether
+//! `Redirect` is answered with its status and no `Location` (closed in
+//! stop 38: `Location` is the url, with the query string unless
+//! `append_query_string = false`; none where the url holds a back-reference
+//! or server variable, not evaluated here); whether
 //! HTTP.sys reads any byte but a space or tab as ending the scheme: not
 //! tried on Exchange itself.
 //!
@@ -1468,6 +1471,54 @@ async fn an_x_forwarded_for_rule_scans_the_header_exchange_gets() {
         let seen = mock.seen();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1].headers["x-forwarded-for"], "127.0.0.1");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// URL Rewrite `Redirect`s as IIS answers them: the status, and the url as
+/// `Location` with the request's query string after it (appendQueryString,
+/// true unless said); none where the url has a back-reference, which is
+/// not evaluated here.
+const REDIRECTS: &str = "default = 'allow'
+[[url_rewrite]]
+path = '/owa'
+[[url_rewrite.rule]]
+name = 'old OWA'
+url = '^legacy'
+action = 'Redirect'
+redirect_url = 'https://mail.contoso.com/owa/'
+status = 302
+[[url_rewrite.rule]]
+name = 'no query'
+url = '^bare'
+action = 'Redirect'
+redirect_url = '/owa/?x=1'
+append_query_string = false
+[[url_rewrite.rule]]
+name = 'back-reference'
+url = '^ref/(.*)'
+action = 'Redirect'
+redirect_url = 'https://mail.contoso.com/{R:1}'
+status = 307
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_says_where_to() {
+    within(20, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway(REDIRECTS, up).await;
+        for (path, want, location) in [
+            ("/owa/legacy?a=1&b=2", 302, Some("https://mail.contoso.com/owa/?a=1&b=2")),
+            ("/owa/legacy", 302, Some("https://mail.contoso.com/owa/")),
+            ("/owa/bare?a=1", 301, Some("/owa/?x=1")),
+            ("/owa/ref/inbox", 307, None),
+        ] {
+            let a = client(gw.addr).await.get(path, &[]).await;
+            assert_eq!(a.status.as_u16(), want, "{path}");
+            assert_eq!(a.headers.get("location").map(|l| l.to_str().unwrap()), location, "{path}");
+        }
+        assert!(mock.seen().is_empty());
         gw.stop().await;
     })
     .await;

@@ -293,6 +293,9 @@ pub enum RewriteAction {
     Redirect {
         url: String,
         status: u16,
+        /// `appendQueryString` (IIS's default: true): the request's query
+        /// string is added to `url`.
+        append_query: bool,
     },
 }
 

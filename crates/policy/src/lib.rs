@@ -58,7 +58,9 @@ pub use blocks::{
 pub use error::PolicyError;
 pub use exchange::text::ews_pattern_matches;
 pub use inventory::{device_key, Inventory, KnownDevice};
-pub use model::{Action, Cond, Decision, DeviceState, Header, Policy, Rule, RuleOrigin, ScanTarget, TextMode, UserSet};
+pub use model::{
+    Action, Cond, Decision, DeviceState, Header, Policy, Redirect, Rule, RuleOrigin, ScanTarget, TextMode, UserSet,
+};
 pub use pattern::{PatternSyntax, RewriteInput, TextPattern};
 pub use ready::{evaluate, may_allow_once_signed_in, ReadyPolicy, Slot};
 

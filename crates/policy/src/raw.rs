@@ -502,6 +502,9 @@ pub(crate) struct RawRewriteRule {
     pub status: Option<Spanned<u16>>,
     pub substatus: Option<u16>,
     pub redirect_url: Option<String>,
+    /// IIS `appendQueryString`, true unless said.
+    #[serde(default = "yes")]
+    pub append_query_string: bool,
     #[serde(default)]
     pub stop_processing: bool,
 }

@@ -99,6 +99,12 @@ impl ReadyPolicy {
         evaluate(self, request)
     }
 
+    /// Where rule `rule` redirects to, if it is a URL Rewrite `Redirect`
+    /// whose target is known (see [`crate::Redirect::location`]).
+    pub fn redirect(&self, rule: Option<usize>) -> Option<&crate::Redirect> {
+        rule.and_then(|i| self.policy.rules().get(i)).and_then(|r| r.redirect.as_ref())
+    }
+
     /// The name of rule `rule` (`None`: the default, which has none).
     pub fn rule_name(&self, rule: Option<usize>) -> Option<&Arc<str>> {
         rule.and_then(|i| self.rule_names.get(i))

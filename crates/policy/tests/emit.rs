@@ -43,6 +43,38 @@ fn iis_xml_parses_and_says_what_the_policy_says() {
     assert!(out.appcmd.contains(
         "/+\"filteringRules.[name='Block Outlook mobile UA'].denyStrings.[string='Outlook-iOS-Android/1.0']\""
     ));
+    assert_removed_before_added(&out.appcmd);
+}
+
+/// Every appcmd add (`/+"coll.[key='v',...]"`) of a filtering rule or IP
+/// entry follows the removal of the element it adds (`/-"coll.[key='v']"`,
+/// its error hidden): appcmd fails to add an element that exists, so a
+/// script run twice, or after the policy was edited, would keep the old one.
+fn assert_removed_before_added(appcmd: &str) {
+    let lines: Vec<&str> = appcmd.lines().collect();
+    let mut adds = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let Some((head, add)) = l.split_once(" /+\"") else { continue };
+        if add.contains("].") {
+            continue; // a string or header of the rule added just before
+        }
+        let (coll, keys) = add.split_once('[').unwrap();
+        adds += 1;
+        // The key attributes: a rule's name, an entry's address and mask.
+        let keys = &keys[..keys.find(']').unwrap()];
+        let key: Vec<&str> = keys
+            .split(',')
+            .filter(|k| ["name=", "ipAddress=", "subnetMask="].iter().any(|n| k.starts_with(n)))
+            .collect();
+        let key = key.join(",");
+        let removal = format!("{head} /-\"{coll}[{key}]\"");
+        assert!(
+            i > 0 && lines[i - 1].starts_with(&removal) && lines[i - 1].ends_with(">nul 2>&1"),
+            "{removal}\n{appcmd}"
+        );
+    }
+    assert!(adds > 0, "{appcmd}");
+    assert!(appcmd.starts_with("rem Each filtering rule and IP entry is removed before it is added"), "{appcmd}");
 }
 
 #[test]
@@ -69,6 +101,25 @@ user_agent = { contains = ["A&B<C>"] }
     }
 }
 
+/// An XML comment may not hold `--` nor end with `-`: a path or site that
+/// does is still a well-formed web.config, and the comment still names it.
+#[test]
+fn a_double_dash_in_a_path_or_site_keeps_the_xml_well_formed() {
+    let p = policy(
+        "[[iis_filter.rule]]\nname = \"r\"\npath = \"/a--b-\"\nscan_headers = [\"User-Agent\"]\ndeny_strings = [\"x\"]\n",
+    );
+    let out = iis::emit(&p, "My--Site-");
+    assert_eq!(out.sections.len(), 1, "{:?}", out.unexpressible);
+    let xml = out.sections[0].web_config();
+    let doc = parse(&xml);
+    let comment = doc.root().children().find(|n| n.is_comment()).and_then(|n| n.text()).unwrap();
+    assert_eq!(comment, " casguard: filtering rules for My-%2DSite-/a-%2Db%2D ");
+    assert!(doc.descendants().any(|n| n.attribute("string") == Some("x")));
+    // The files as one text, each under a comment naming it.
+    let text = out.into_output().text();
+    assert!(!text.lines().any(|l| l.starts_with("<!--") && l[4..l.len() - 3].contains("--")), "{text}");
+}
+
 #[test]
 fn ip_security_goes_to_application_host_locations() {
     let p = example("outlook-mobile-lockdown.toml");
@@ -84,6 +135,9 @@ fn ip_security_goes_to_application_host_locations() {
     assert_eq!(adds[0].attribute("subnetMask"), Some("255.255.0.0"));
     assert_eq!(adds[1].attribute("subnetMask"), Some("255.255.255.255"));
     assert!(out.appcmd.contains("/commit:apphost"));
+    // Each entry is removed before it is added: run again with an entry
+    // now denied, the add would fail on the allowed one and leave it.
+    assert_removed_before_added(&out.appcmd);
     // appcmd adds to the entries in force, which the XML's <clear /> drops: the commands say so.
     assert!(ips.children().find(|n| n.is_element()).is_some_and(|n| n.has_tag_name("clear")), "{xml}");
     assert!(
@@ -328,7 +382,7 @@ unless = { network = "internal", cidr = "198.51.100.0/24" }  # each is one excep
     let out = emit::emit(&p, Target::Exchange);
     let ps = &out.files[0].1;
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
-    let lines: Vec<&str> = ps.lines().filter(|l| l.starts_with("New-ClientAccessRule")).collect();
+    let lines: Vec<&str> = ps.lines().map(str::trim_start).filter(|l| l.starts_with("New-ClientAccessRule")).collect();
     assert_eq!(lines.len(), 1, "{ps}");
     let l = lines[0];
     assert!(l.contains(" -Name 'casguard: admin center from inside only' "), "{l}");
@@ -340,6 +394,13 @@ unless = { network = "internal", cidr = "198.51.100.0/24" }  # each is one excep
         assert!(except.iter().any(|e| e == net), "{net} missing from {except:?}");
     }
     assert_eq!(ps_list(l, "Priority"), ["1"]);
+    // Run again, the rule that exists is set to the same, and a list the
+    // rule does not have is emptied.
+    let set = ps.lines().map(str::trim_start).find(|l| l.starts_with("Set-ClientAccessRule")).expect(ps);
+    assert!(set.starts_with("Set-ClientAccessRule -Identity 'casguard: admin center from inside only' "), "{set}");
+    assert_eq!(ps_list(set, "AnyOfClientIPAddressesOrRanges"), ["$null"]);
+    assert_eq!(ps_list(set, "ExceptAnyOfClientIPAddressesOrRanges"), except);
+    assert_eq!(ps_list(set, "Priority"), ["1"]);
     assert!(!ps.contains("WARNING"), "{ps}");
     // The built-in network was written out, and the output says so.
     assert!(ps.contains("# note: network 'internal' written as its built-in prefixes"), "{ps}");
@@ -353,7 +414,7 @@ fn client_access_rule_with_positive_addresses_and_both_protocols() {
     let out = emit::emit(&p, Target::Exchange);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
     let ps = &out.files[0].1;
-    let l = ps.lines().find(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
+    let l = ps.lines().map(str::trim_start).find(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
     assert_eq!(ps_list(l, "AnyOfProtocols"), ["ExchangeAdminCenter", "RemotePowerShell"]);
     assert_eq!(ps_list(l, "AnyOfClientIPAddressesOrRanges"), ["203.0.113.0/24", "2001:db8::/32"]);
     // Restricted to addresses: no lock-out warning.
@@ -369,6 +430,7 @@ fn client_access_rule_with_positive_addresses_and_both_protocols() {
     let prio: Vec<Vec<String>> = out.files[0]
         .1
         .lines()
+        .map(str::trim_start)
         .filter(|l| l.starts_with("New-ClientAccessRule"))
         .map(|l| ps_list(l, "Priority"))
         .collect();
@@ -422,9 +484,11 @@ fn powershell_for_everyone_carries_the_lockout_warning() {
     let out = emit::emit(&p, Target::Exchange);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);
     let ps = &out.files[0].1;
-    let lines: Vec<&str> = ps.lines().collect();
+    let lines: Vec<&str> = ps.lines().map(str::trim_start).collect();
     let at = lines.iter().position(|l| l.starts_with("New-ClientAccessRule")).expect(ps);
-    assert!(lines[at - 1].starts_with("# WARNING:") && lines[at - 1].contains("locks administrators out"), "{ps}");
+    // Above the `if` that creates the rule or sets it.
+    assert!(lines[at - 1].starts_with("if (-not (Get-ClientAccessRule"), "{ps}");
+    assert!(lines[at - 2].starts_with("# WARNING:") && lines[at - 2].contains("locks administrators out"), "{ps}");
     assert_eq!(ps_list(lines[at], "AnyOfProtocols"), ["RemotePowerShell"]);
     // No allow rule is invented.
     assert!(!ps.contains("AllowAccess"), "{ps}");

@@ -30,6 +30,8 @@ fn round_trip(p: &Policy) -> Trip {
     }
     let exchange = emit::emit(p, Target::Exchange);
     let mut org = Organisation::default();
+    // Twice: admins run a script again, and it must end where one run does.
+    org.run(&exchange.files[0].1);
     org.run(&exchange.files[0].1);
     org.export(dir.path());
     let back = import_exact(dir.path());
@@ -326,4 +328,116 @@ fn a_user_agent_string_that_spans_the_header_name_is_no_deny_string() {
         assert_eq!(denied(&ready, &r), want, "P: {ua}");
         assert_eq!(denied(&trip.imported, &r), want, "import(emit(P)): {ua}");
     }
+}
+
+/// What the Get- cmdlets export after running `scripts` in turn on one
+/// organisation, file name and text.
+fn exported(scripts: &[&str]) -> Vec<(String, String)> {
+    let mut org = Organisation::default();
+    for s in scripts {
+        org.run(s);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    org.export(dir.path());
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// An admin edits the policy and runs the new script where the old one ran:
+/// the authentication policy and device access rule that exist are changed
+/// (a block taken out is turned off), not created again, and the
+/// organisation ends as the new script alone would leave it.
+#[test]
+fn an_edited_policy_run_over_the_old_one_ends_as_the_new_one() {
+    let before = policy(
+        r#"
+[device_access]
+[[device_access.rule]]
+characteristic = "DeviceType"
+query_string = "Outlook"
+access_level = "Block"
+[auth_policies]
+[[auth_policies.policy]]
+name = "No Basic"
+block_legacy = ["ActiveSync", "WebServices"]
+block_modern = ["Pop"]
+"#,
+    );
+    let after = policy(
+        r#"
+[device_access]
+[[device_access.rule]]
+characteristic = "DeviceType"
+query_string = "Outlook"
+access_level = "Quarantine"
+[auth_policies]
+[[auth_policies.policy]]
+name = "No Basic"
+block_legacy = ["Imap"]
+block_modern = ["Pop", "Imap"]
+"#,
+    );
+    let script = |p: &Policy| emit::emit(p, Target::Exchange).files[0].1.clone();
+    let (old, new) = (script(&before), script(&after));
+    assert!(new.contains("Set-AuthenticationPolicy -Identity 'No Basic' -BlockLegacyAuthActiveSync:$false"), "{new}");
+    assert!(new.contains("Set-ActiveSyncDeviceAccessRule -Identity 'Outlook (DeviceType)' -AccessLevel Quarantine"));
+    let edited = exported(&[&old, &new]);
+    assert_eq!(edited, exported(&[&new]));
+    let policies = &edited.iter().find(|(n, _)| n == "Get-AuthenticationPolicy.json").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(policies).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{policies}");
+    assert_eq!(v[0]["BlockLegacyAuthActiveSync"], false, "{policies}");
+    assert_eq!(v[0]["BlockLegacyAuthImap"], true, "{policies}");
+    assert_eq!(v[0]["BlockModernAuthImap"], true, "{policies}");
+}
+
+/// A URL Rewrite `Redirect` keeps where it sends the client, and whether
+/// the query string goes along (IIS `appendQueryString`), through emit and
+/// import; a url with a back-reference gives no `Location`.
+#[test]
+fn a_redirect_keeps_its_target_through_emit_and_import() {
+    let p = policy(
+        r#"
+[[url_rewrite]]
+path = "/owa"
+[[url_rewrite.rule]]
+name = "old"
+url = "^legacy"
+action = "Redirect"
+redirect_url = "https://mail.contoso.com/owa/"
+status = 302
+[[url_rewrite.rule]]
+name = "bare"
+url = "^bare"
+action = "Redirect"
+redirect_url = "/owa/?x=1"
+append_query_string = false
+[[url_rewrite.rule]]
+name = "ref"
+url = "^ref/(.*)"
+action = "Redirect"
+redirect_url = "/{R:1}"
+"#,
+    );
+    let targets = |p: &Policy| {
+        let mut v: Vec<(String, bool)> =
+            p.rules().iter().filter_map(|r| r.redirect.as_ref()).map(|r| (r.url.clone(), r.append_query)).collect();
+        v.sort();
+        v
+    };
+    let want = [("/owa/?x=1".to_string(), false), ("https://mail.contoso.com/owa/".to_string(), true)];
+    assert_eq!(targets(&p), want);
+    assert_eq!(targets(round_trip(&p).imported.policy()), want);
+    let r = p.rules().iter().find(|r| r.redirect.as_ref().is_some_and(|r| !r.append_query)).unwrap();
+    assert_eq!(r.redirect.as_ref().unwrap().location(Some("a=1")), "/owa/?x=1");
+    let r = p.rules().iter().find(|r| r.redirect.as_ref().is_some_and(|r| r.append_query)).unwrap();
+    assert_eq!(r.redirect.as_ref().unwrap().location(Some("a=1")), "https://mail.contoso.com/owa/?a=1");
+    assert_eq!(r.redirect.as_ref().unwrap().location(Some("")), "https://mail.contoso.com/owa/");
 }

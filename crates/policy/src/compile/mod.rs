@@ -378,6 +378,7 @@ fn rule(
         line,
         quarantine: false,
         after_sign_in,
+        redirect: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::iis::{config_path, scoped};
 use super::{rule, Ctx};
 use crate::blocks::{Blocks, RewriteAction, RewriteCondition, RewriteRule, RewriteSet};
-use crate::model::{under, Action, Cond, Rule, RuleOrigin};
+use crate::model::{under, Action, Cond, Redirect, Rule, RuleOrigin};
 use crate::pattern::{PatternSyntax, RewriteInput, TextPattern};
 use crate::raw::{RawRewriteAction, RawRewriteRule, RawUrlRewrite};
 use crate::PolicyError;
@@ -78,6 +78,7 @@ fn convert(ctx: &Ctx, set_path: &str, r: &toml::Spanned<RawRewriteRule>) -> Resu
         RawRewriteAction::Redirect => RewriteAction::Redirect {
             url: r.redirect_url.clone().ok_or_else(|| ctx.err(&span, "a Redirect needs redirect_url"))?,
             status: ctx.status("url_rewrite status", &r.status, 301)?,
+            append_query: r.append_query_string,
         },
     };
     Ok(RewriteRule {
@@ -155,7 +156,15 @@ pub(super) fn compile_url_rewrite(
                 RewriteAction::CustomResponse { status, substatus } => {
                     (*status, *substatus, format!("answers {status}"))
                 }
-                RewriteAction::Redirect { url, status } => (*status, 0, format!("redirects to {url}")),
+                RewriteAction::Redirect { url, status, .. } if url.contains('{') => (
+                    *status,
+                    0,
+                    format!(
+                        "redirects to {url} (answered without Location: its back-references and server \
+                         variables are not evaluated here)"
+                    ),
+                ),
+                RewriteAction::Redirect { url, status, .. } => (*status, 0, format!("redirects to {url}")),
             };
             let mut unless = path_unless.clone();
             unless.extend(stops.iter().cloned());
@@ -167,7 +176,7 @@ pub(super) fn compile_url_rewrite(
                 conds.push(groups[0][0].clone());
                 conds.push(Cond::Any(groups.iter().map(|g| g[1].clone()).collect()));
             }
-            rules.push(rule(
+            let mut compiled = rule(
                 format!("{label}: {}", rr.name),
                 Action::Deny,
                 status,
@@ -177,7 +186,12 @@ pub(super) fn compile_url_rewrite(
                 RuleOrigin::UrlRewrite,
                 Some(format!("URL Rewrite rule '{}' {what}", rr.name)),
                 rline,
-            ));
+            );
+            if let RewriteAction::Redirect { url, append_query, .. } = &rr.action {
+                compiled.redirect =
+                    (!url.contains('{')).then(|| Redirect { url: url.clone(), append_query: *append_query });
+            }
+            rules.push(compiled);
             set.rules.push(rr);
         }
         blocks.url_rewrite.push(set);

@@ -20,6 +20,7 @@
 use ::exchange::networks::builtin_prefixes;
 use ::exchange::Protocol;
 
+use crate::emit::exchange::create_or_set;
 use crate::emit::{common_blockers, cond_kind};
 use crate::model::{Cond, Policy, Rule};
 
@@ -146,18 +147,28 @@ pub(crate) fn from_rule(policy: &Policy, idx: usize, priority: u32) -> Result<St
         );
     }
     let list = |v: &[String]| v.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",");
-    let mut cmd = format!(
-        "New-ClientAccessRule -Name '{}' -Action DenyAccess -AnyOfProtocols {}",
-        format!("casguard: {}", r.name).replace('\'', "''"),
-        protocols.join(",")
-    );
-    if let Some(ips) = &ips {
-        cmd.push_str(&format!(" -AnyOfClientIPAddressesOrRanges {}", list(ips)));
+    let name = format!("'{}'", format!("casguard: {}", r.name).replace('\'', "''"));
+    // New- names only the lists the rule has; Set- also empties ($null)
+    // the ones it has not, so that a rule edited since the last run loses
+    // what it no longer lists.
+    let (mut new, mut set) = (String::new(), String::new());
+    for (param, v) in [
+        ("AnyOfClientIPAddressesOrRanges", ips.as_deref()),
+        ("ExceptAnyOfClientIPAddressesOrRanges", Some(&except[..])),
+    ] {
+        match v {
+            Some(v) if !v.is_empty() => {
+                new.push_str(&format!(" -{param} {}", list(v)));
+                set.push_str(&format!(" -{param} {}", list(v)));
+            }
+            _ => set.push_str(&format!(" -{param} $null")),
+        }
     }
-    if !except.is_empty() {
-        cmd.push_str(&format!(" -ExceptAnyOfClientIPAddressesOrRanges {}", list(&except)));
-    }
-    cmd.push_str(&format!(" -Priority {priority}\n"));
-    out.push_str(&cmd);
+    let common = format!("-Action DenyAccess -AnyOfProtocols {}", protocols.join(","));
+    out.push_str(&create_or_set(
+        &format!("Get-ClientAccessRule -Identity {name}"),
+        &format!("New-ClientAccessRule -Name {name} {common}{new} -Priority {priority}"),
+        &format!("Set-ClientAccessRule -Identity {name} {common}{set} -Priority {priority}"),
+    ));
     Ok(out)
 }

@@ -4,7 +4,7 @@
 //! policies (New-AuthenticationPolicy, Set-User), and Client Access Rules for
 //! the admin center and remote PowerShell (see `car`).
 
-use crate::blocks::{AppPolicy, AuthBlock, EwsSettings, MailboxBlock};
+use crate::blocks::{AppPolicy, AuthBlock, AuthProtocol, EwsSettings, MailboxBlock};
 use crate::emit::{car, common_blockers, cond_kind, is_user_rule, Output, Unexpressible};
 use crate::model::{Action, Cond, Policy, TextMode};
 use exchange::Protocol;
@@ -38,6 +38,29 @@ fn b(v: Option<bool>) -> &'static str {
         Some(false) => "$false",
         None => "$null",
     }
+}
+
+/// Create an object if `get` finds none, else bring it to the same state,
+/// so that the script can be run again: after editing the policy, or after
+/// it stopped half-way. A `New-` of an object that exists is an error.
+pub(crate) fn create_or_set(get: &str, new: &str, set: &str) -> String {
+    format!("if (-not ({get} -ErrorAction SilentlyContinue)) {{\n    {new}\n}} else {{\n    {set}\n}}\n")
+}
+
+/// An ActiveSync device access rule, created or, when one for the same
+/// characteristic and string exists (Exchange names it `QueryString
+/// (Characteristic)`), given this access level (the only thing
+/// `Set-ActiveSyncDeviceAccessRule` can change).
+fn device_rule(characteristic: &str, query: &str, level: &str) -> String {
+    let id = q(&format!("{query} ({characteristic})"));
+    create_or_set(
+        &format!("Get-ActiveSyncDeviceAccessRule -Identity {id}"),
+        &format!(
+            "New-ActiveSyncDeviceAccessRule -Characteristic {characteristic} -QueryString {} -AccessLevel {level}",
+            q(query)
+        ),
+        &format!("Set-ActiveSyncDeviceAccessRule -Identity {id} -AccessLevel {level}"),
+    )
 }
 
 fn list(v: &Option<Vec<String>>) -> String {
@@ -125,10 +148,7 @@ fn from_rule(policy: &Policy, idx: usize) -> Result<String, String> {
             );
         }
         for (c, s) in chars {
-            out.push_str(&format!(
-                "New-ActiveSyncDeviceAccessRule -Characteristic {c} -QueryString {} -AccessLevel Block\n",
-                q(&s)
-            ));
+            out.push_str(&device_rule(c, &s, "Block"));
         }
         return Ok(out);
     }
@@ -166,14 +186,29 @@ fn auth_policies(s: &mut String, a: &AuthBlock) {
         "\n# Authentication policies (Exchange 2019 CU2 and later; \"legacy\" is Basic, Digest, NTLM and Kerberos)\n",
     );
     for p in &a.policies {
-        let mut params = String::new();
-        for x in &p.block_legacy {
-            params.push_str(&format!(" -BlockLegacyAuth{}", x.name()));
+        // New- takes the switches that are on; Set- says every one, on or
+        // off, so that a policy edited since the last run loses what it
+        // no longer blocks. BlockModernAuth* (CU13 and later) only when the
+        // policy uses them, so that earlier CUs can run it.
+        let (mut on, mut every) = (String::new(), String::new());
+        let modern = !p.block_modern.is_empty();
+        for (kind, blocked, write) in [("Legacy", &p.block_legacy, true), ("Modern", &p.block_modern, modern)] {
+            for x in AuthProtocol::ALL {
+                let b = blocked.contains(&x);
+                if b {
+                    on.push_str(&format!(" -Block{kind}Auth{}", x.name()));
+                }
+                if write {
+                    every.push_str(&format!(" -Block{kind}Auth{}:{}", x.name(), if b { "$true" } else { "$false" }));
+                }
+            }
         }
-        for x in &p.block_modern {
-            params.push_str(&format!(" -BlockModernAuth{}", x.name()));
-        }
-        s.push_str(&format!("New-AuthenticationPolicy -Name {}{params}\n", q(&p.name)));
+        let name = q(&p.name);
+        s.push_str(&create_or_set(
+            &format!("Get-AuthenticationPolicy -Identity {name}"),
+            &format!("New-AuthenticationPolicy -Name {name}{on}"),
+            &format!("Set-AuthenticationPolicy -Identity {name}{every}"),
+        ));
     }
     if let Some(d) = &a.default {
         s.push_str(&format!("Set-OrganizationConfig -DefaultAuthenticationPolicy {}\n", q(d)));
@@ -201,12 +236,7 @@ pub fn emit(policy: &Policy) -> Output {
             s.push_str(&format!("Set-ActiveSyncOrganizationSettings -DefaultAccessLevel {}\n", l.name()));
         }
         for (c, qs, l) in &d.rules {
-            s.push_str(&format!(
-                "New-ActiveSyncDeviceAccessRule -Characteristic {} -QueryString {} -AccessLevel {}\n",
-                c.name(),
-                q(qs),
-                l.name()
-            ));
+            s.push_str(&device_rule(c.name(), qs, l.name()));
         }
         for (user, allowed, blocked) in &d.personal {
             let mut p = String::new();

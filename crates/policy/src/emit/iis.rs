@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::blocks::{IisFilterRule, RequestFiltering};
 use crate::emit::rewrite::{self, matches_every_url, rule_xml};
-use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_escape, Output, Unexpressible};
+use crate::emit::{common_blockers, cond_kind, is_user_rule, vdirs_of, xml_comment, xml_escape, Output, Unexpressible};
 use crate::model::{under, Action, Cond, Header, Policy, TextMode};
 
 pub const DEFAULT_SITE: &str = "Default Web Site";
@@ -29,7 +29,7 @@ impl IisSection {
     /// into the existing file with [`crate::emit::merge_web_config`].
     pub fn web_config(&self) -> String {
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_escape(&self.path)));
+        s.push_str(&format!("<!-- casguard: filtering rules for {} -->\n", xml_comment(&self.path)));
         s.push_str(
             "<!-- Merge the <filteringRule> elements into that directory's web.config (casguard emit's merge option \
              writes the merged file) or run appcmd.cmd. Never replace the file: it holds Exchange's own settings. \
@@ -150,13 +150,20 @@ fn filter_xml(f: &IisFilterRule) -> String {
     s
 }
 
+/// What appcmd.cmd says first: how it can be run again.
+const APPCMD_AGAIN: &str = "rem Each filtering rule and IP entry is removed before it is added (the error when it is \
+    not there yet is hidden), so that this can be run again, after editing the policy too.\n";
+
 fn filter_appcmd(path: &str, f: &IisFilterRule) -> String {
     let head = format!("{APPCMD} set config \"{path}\" -section:system.webServer/security/requestFiltering");
     let n = &f.name;
-    let mut s = format!(
+    // Removed whole, its strings and headers with it: adding a rule that
+    // exists fails, and would leave the strings the policy took out.
+    let mut s = format!("{head} /-\"filteringRules.[name='{n}']\" >nul 2>&1\n");
+    s.push_str(&format!(
         "{head} /+\"filteringRules.[name='{n}',scanUrl='{}',scanQueryString='{}',scanAllRaw='false',denyUnescapedPercent='false']\"\n",
         f.scan_url, f.scan_query_string
-    );
+    ));
     for h in &f.headers {
         s.push_str(&format!("{head} /+\"filteringRules.[name='{n}'].scanHeaders.[requestHeader='{}']\"\n", h.name()));
     }
@@ -449,8 +456,12 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         for (net, allowed) in &ip.entries {
             let (addr, mask) = (net.network(), net.netmask());
             x.push_str(&format!("  <add ipAddress=\"{addr}\" subnetMask=\"{mask}\" allowed=\"{allowed}\" />\n"));
+            // Removed first: an entry for the same address that exists
+            // (allowed before the policy was edited) makes the add fail
+            // and would stay as it was.
             appcmd.push_str(&format!(
-                "{head} /+\"[ipAddress='{addr}',subnetMask='{mask}',allowed='{allowed}']\" /commit:apphost\n"
+                "{head} /-\"[ipAddress='{addr}',subnetMask='{mask}']\" /commit:apphost >nul 2>&1\n\
+                 {head} /+\"[ipAddress='{addr}',subnetMask='{mask}',allowed='{allowed}']\" /commit:apphost\n"
             ));
         }
         x.push_str("</ipSecurity>");
@@ -460,6 +471,9 @@ pub fn emit(policy: &Policy, site: &str) -> IisOutput {
         appcmd.push_str("rem URL Rewrite rules and request filtering sections: merge applicationHost.xml\n");
     }
     out.locations = locations.iter().map(|(p, l)| l.xml(p)).collect();
+    if appcmd.contains(" /+\"") {
+        appcmd.insert_str(0, APPCMD_AGAIN);
+    }
     out.appcmd = appcmd;
     out
 }

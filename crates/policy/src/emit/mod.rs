@@ -62,7 +62,7 @@ impl Output {
         let mut s = String::new();
         for (name, content) in &self.files {
             let comment = if name.ends_with(".xml") {
-                format!("<!-- {name} -->\n")
+                format!("<!-- {} -->\n", xml_comment(name))
             } else if name.ends_with(".cmd") {
                 format!("rem {name}\n")
             } else {
@@ -153,6 +153,28 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
 
 pub(crate) fn is_user_rule(r: &Rule) -> bool {
     matches!(r.origin, crate::RuleOrigin::Rule(_))
+}
+
+/// `s` as the text of an XML comment, which may hold neither `--` nor a
+/// last `-`: each `-` after a `-`, and a last `-`, is written `%2D`, as
+/// the path would be in a URL.
+pub(crate) fn xml_comment(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    let mut after_dash = false;
+    for c in s.chars() {
+        if c == '-' && after_dash {
+            o.push_str("%2D");
+            after_dash = false;
+        } else {
+            o.push(c);
+            after_dash = c == '-';
+        }
+    }
+    if after_dash {
+        o.pop();
+        o.push_str("%2D");
+    }
+    o
 }
 
 pub(crate) fn xml_escape(s: &str) -> String {

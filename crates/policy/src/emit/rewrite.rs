@@ -48,14 +48,18 @@ pub(crate) fn rule_xml(r: &RewriteRule) -> String {
             "  <action type=\"CustomResponse\" statusCode=\"{status}\" subStatusCode=\"{substatus}\" statusReason=\"Denied by casguard policy\" statusDescription=\"{}\" />\n",
             xml_escape(&r.name)
         )),
-        RewriteAction::Redirect { url, status } => {
+        RewriteAction::Redirect { url, status, append_query } => {
             let kind = match status {
                 302 => "Found",
                 303 => "SeeOther",
                 307 => "Temporary",
                 _ => "Permanent",
             };
-            s.push_str(&format!("  <action type=\"Redirect\" url=\"{}\" redirectType=\"{kind}\" />\n", xml_escape(url)));
+            let append = if *append_query { "" } else { " appendQueryString=\"false\"" };
+            s.push_str(&format!(
+                "  <action type=\"Redirect\" url=\"{}\" redirectType=\"{kind}\"{append} />\n",
+                xml_escape(url)
+            ));
         }
     }
     s.push_str("</rule>");

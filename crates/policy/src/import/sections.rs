@@ -402,7 +402,12 @@ fn rewrite_rule(c: Node, base: &str, file: &str, notes: &mut Notes) -> Option<Re
                 "Temporary" => 307,
                 _ => 301,
             };
-            RewriteAction::Redirect { url: act.and_then(|a| a.attribute("url")).unwrap_or("").to_string(), status }
+            let append = act.and_then(|a| a.attribute("appendQueryString")).map(str::trim);
+            RewriteAction::Redirect {
+                url: act.and_then(|a| a.attribute("url")).unwrap_or("").to_string(),
+                status,
+                append_query: !append.is_some_and(|v| v.eq_ignore_ascii_case("false")),
+            }
         }
         "Rewrite" => {
             notes.inexact(

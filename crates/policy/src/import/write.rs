@@ -182,8 +182,11 @@ fn rewrite_rule(s: &mut String, table: &str, r: &RewriteRule) {
         RewriteAction::CustomResponse { status, substatus } => {
             let _ = writeln!(s, "action = \"CustomResponse\"\nstatus = {status}\nsubstatus = {substatus}");
         }
-        RewriteAction::Redirect { url, status } => {
+        RewriteAction::Redirect { url, status, append_query } => {
             let _ = writeln!(s, "action = \"Redirect\"\nredirect_url = {}\nstatus = {status}", q(url));
+            if !append_query {
+                s.push_str("append_query_string = false\n");
+            }
         }
     }
     let _ = writeln!(s, "stop_processing = {}", r.stop_processing);

@@ -438,6 +438,30 @@ pub struct Rule {
     /// anonymous request ([`Request::is_anonymous`]; a sign-in's first leg,
     /// which IIS answers with its challenge, or a health page).
     pub after_sign_in: bool,
+    /// Where a URL Rewrite `Redirect` sends the client (its `Location`),
+    /// when its url holds no back-reference or server variable.
+    pub redirect: Option<Redirect>,
+}
+
+/// A URL Rewrite `Redirect` target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    pub url: String,
+    /// IIS `appendQueryString`.
+    pub append_query: bool,
+}
+
+impl Redirect {
+    /// The `Location` IIS answers a request with query string `query` (no
+    /// `?`) with: the url, and the query after it unless
+    /// `appendQueryString` is false (after `&` where the url has a query
+    /// of its own: not checked against IIS).
+    pub fn location(&self, query: Option<&str>) -> String {
+        match query.filter(|q| self.append_query && !q.is_empty()) {
+            Some(q) => format!("{}{}{q}", self.url, if self.url.contains('?') { '&' } else { '?' }),
+            None => self.url.clone(),
+        }
+    }
 }
 
 impl Rule {

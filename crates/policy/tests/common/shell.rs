@@ -3,7 +3,8 @@
 //! Set-CASMailbox, New-ActiveSyncDeviceAccessRule, New-AuthenticationPolicy,
 //! Set-User, ...) against an empty organisation, then writes what the Get-
 //! cmdlets would export, as ConvertTo-Json does. It knows only the
-//! parameters casguard writes and fails on anything else.
+//! parameters casguard writes and fails on anything else, and on a `New-`
+//! of an object that exists, as Exchange does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,6 +91,8 @@ pub struct Organisation {
     default_access: Option<Value>,
     rules: Vec<Value>,
     policies: Vec<Value>,
+    /// Client Access Rules by name (import does not read them).
+    client_access_rules: Vec<String>,
 }
 
 const MAILBOX_DEFAULTS: [(&str, Value); 17] = [
@@ -132,9 +135,61 @@ const SETTABLE: [&str; 16] = [
 ];
 
 impl Organisation {
-    /// Run every command of an emitted `exchange.ps1`.
+    /// Whether a `Get-` by `-Identity` finds the object.
+    fn exists(&self, get: &str) -> bool {
+        let (cmd, args) = parse(get);
+        let Some(Arg::Value(Value::String(id))) = args.get("Identity") else { panic!("no identity: {get}") };
+        self.find(&cmd, id).is_some()
+    }
+
+    /// The object `Get-`/`Set-` `cmd` names by `id`, compared as Active
+    /// Directory compares names (without case). A device access rule is
+    /// named `QueryString (Characteristic)`.
+    fn find(&self, cmd: &str, id: &str) -> Option<usize> {
+        let name = |v: &Value| -> String {
+            match cmd.split_once('-').map(|(_, noun)| noun) {
+                Some("AuthenticationPolicy") => v["Name"].as_str().unwrap().to_string(),
+                Some("ActiveSyncDeviceAccessRule") => {
+                    format!("{} ({})", v["QueryString"].as_str().unwrap(), v["Characteristic"].as_str().unwrap())
+                }
+                _ => panic!("the stand-in cannot find objects of {cmd}"),
+            }
+        };
+        if cmd.ends_with("ClientAccessRule") {
+            return self.client_access_rules.iter().position(|n| n.eq_ignore_ascii_case(id));
+        }
+        let list = if cmd.ends_with("AuthenticationPolicy") { &self.policies } else { &self.rules };
+        list.iter().position(|v| name(v).eq_ignore_ascii_case(id))
+    }
+
+    /// Run every command of an emitted `exchange.ps1`. Of the language it
+    /// knows only the one `if` shape emit writes: `if (-not (Get-X
+    /// -Identity I -ErrorAction SilentlyContinue)) {`, `} else {`, `}`, each
+    /// on its own line. A `New-` of an object that exists fails, as in
+    /// Exchange.
     pub fn run(&mut self, script: &str) {
+        // Inside an `if`: whether the branch we are in runs.
+        let mut branch: Option<bool> = None;
         for line in script.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            if let Some(get) =
+                line.strip_prefix("if (-not (").and_then(|l| l.strip_suffix(" -ErrorAction SilentlyContinue)) {"))
+            {
+                assert!(branch.is_none(), "nested if: {line}");
+                branch = Some(!self.exists(get));
+                continue;
+            }
+            match line {
+                "} else {" => {
+                    branch = Some(!branch.expect("else outside an if"));
+                    continue;
+                }
+                "}" => {
+                    branch.take().expect("} outside an if");
+                    continue;
+                }
+                _ if branch == Some(false) => continue,
+                _ => {}
+            }
             let (cmd, args) = parse(line);
             let get = |k: &str| match args.get(k) {
                 Some(Arg::Value(v)) => v.clone(),
@@ -170,7 +225,13 @@ impl Organisation {
                                 if list.is_null() {
                                     *list = Value::Array(Vec::new());
                                 }
-                                list.as_array_mut().unwrap().extend(add.iter().cloned());
+                                // A multivalued property holds each value once.
+                                let list = list.as_array_mut().unwrap();
+                                for v in add {
+                                    if !list.contains(v) {
+                                        list.push(v.clone());
+                                    }
+                                }
                             }
                             _ => {
                                 assert!(SETTABLE.contains(&k.as_str()) || k.ends_with("DeviceIDs"), "{k} in {line}");
@@ -180,14 +241,51 @@ impl Organisation {
                     }
                 }
                 "Set-ActiveSyncOrganizationSettings" => self.default_access = Some(get("DefaultAccessLevel")),
-                "New-ActiveSyncDeviceAccessRule" => self.rules.push(json!({
-                    "Characteristic": get("Characteristic"),
-                    "QueryString": get("QueryString"),
-                    "AccessLevel": get("AccessLevel"),
-                })),
+                "New-ActiveSyncDeviceAccessRule" => {
+                    let rule = json!({
+                        "Characteristic": get("Characteristic"),
+                        "QueryString": get("QueryString"),
+                        "AccessLevel": get("AccessLevel"),
+                    });
+                    let id = format!(
+                        "{} ({})",
+                        rule["QueryString"].as_str().unwrap(),
+                        rule["Characteristic"].as_str().unwrap()
+                    );
+                    assert!(self.find(&cmd, &id).is_none(), "the rule exists: {line}");
+                    self.rules.push(rule);
+                }
+                "Set-ActiveSyncDeviceAccessRule" => {
+                    let id = get("Identity");
+                    let at = self.find(&cmd, id.as_str().unwrap()).unwrap_or_else(|| panic!("no such rule: {line}"));
+                    for k in args.keys() {
+                        assert!(k == "Identity" || k == "AccessLevel", "Set- cannot change {k}: {line}");
+                    }
+                    self.rules[at]["AccessLevel"] = get("AccessLevel");
+                }
+                "Set-AuthenticationPolicy" => {
+                    let id = get("Identity");
+                    let at = self.find(&cmd, id.as_str().unwrap()).unwrap_or_else(|| panic!("no such policy: {line}"));
+                    let p = self.policies[at].as_object_mut().unwrap();
+                    for (k, v) in &args {
+                        if k == "Identity" {
+                            continue;
+                        }
+                        let (name, on) =
+                            k.split_once(':').unwrap_or_else(|| panic!("{k} without :$true/:$false in {line}"));
+                        assert!(matches!(v, Arg::Switch), "{k} in {line}");
+                        assert!(
+                            name.starts_with("BlockLegacyAuth") || name.starts_with("BlockModernAuth"),
+                            "{k} in {line}"
+                        );
+                        p.insert(name.to_string(), value(on));
+                    }
+                }
                 "New-AuthenticationPolicy" => {
                     let mut p = Map::new();
-                    p.insert("Name".into(), get("Name"));
+                    let name = get("Name");
+                    assert!(self.find(&cmd, name.as_str().unwrap()).is_none(), "the policy exists: {line}");
+                    p.insert("Name".into(), name);
                     for a in [
                         "ActiveSync",
                         "Autodiscover",
@@ -198,7 +296,9 @@ impl Organisation {
                         "Rpc",
                         "WebServices",
                     ] {
+                        // As Exchange 2019 CU13 and later export them.
                         p.insert(format!("BlockLegacyAuth{a}"), Value::Bool(false));
+                        p.insert(format!("BlockModernAuth{a}"), Value::Bool(false));
                     }
                     for (k, v) in &args {
                         if k.starts_with("BlockLegacyAuth") || k.starts_with("BlockModernAuth") {
@@ -207,6 +307,15 @@ impl Organisation {
                         }
                     }
                     self.policies.push(Value::Object(p));
+                }
+                "New-ClientAccessRule" => {
+                    let name = get("Name").as_str().unwrap().to_string();
+                    assert!(self.find(&cmd, &name).is_none(), "the rule exists: {line}");
+                    self.client_access_rules.push(name);
+                }
+                "Set-ClientAccessRule" => {
+                    let id = get("Identity");
+                    assert!(self.find(&cmd, id.as_str().unwrap()).is_some(), "no such rule: {line}");
                 }
                 "Set-User" => {
                     let id = get("Identity").as_str().unwrap().to_string();
