@@ -392,6 +392,67 @@ Sources, cited in the comments as [name]:
   mailbox searched and read in bulk over EWS is the signed-in user's EWS
   requests from an EWS client other than Outlook (README `ews-non-outlook`);
   nothing in an IIS line tells FindItem from GetItem.
+- [real-files] what copies of real servers' log folders hold (`real_files()`):
+- [mrs-route] the front end proxies `/EWS/MRSProxy.svc` not to the back
+  end's EWS (`Exchange Back End`, 444) but to the Mailbox Replication
+  service's own WCF endpoint, `https://<mailbox server>:443/Microsoft.
+  Exchange.MailboxReplicationService.ProxyService` (decompiled Exchange
+  `Microsoft.Exchange.FrontEndHttpProxy/HttpProxy/MrsProxyRequestHandler.cs`,
+  `GetTargetBackEndServerUrl`: port 444 made 443, path replaced; PiratesRE/
+  exchange_diff, happygitty/codediff), which HTTP.sys hands to
+  MSExchangeMailboxReplication, not to IIS: no back-end IIS line. The
+  service authorizes its callers by admin roles (`MRSProxyAuthorizationManager`:
+  RecipientAdmins, Exchange Servers, LocalSystem, BUILTIN\\Administrators),
+  never through EWS's `CallContext`. Corrected on 2026-12-04 (stop 38):
+  `hybrid()` had written a W3SVC2 hop for each call.
+- [ms02-fe] Exchange 2016+ has no separate Client Access server: every
+  Mailbox server runs the front end's services too (Default Web Site,
+  W3SVC1), and Managed Availability probes each server's own front end from
+  the loopback whether or not the balancer sends it clients (OfficeDocs-
+  Exchange `architecture/architecture.md`; [probes]).
+- [local-rollover] IIS `logFile localTimeRollover="true"`: "a new log file
+  is created based on local time" (iis-docs `.../sites/site/logFile/
+  index.md`); the W3C lines' `date time` stay in UTC ([iis-fields]), so on a
+  server at UTC+1 `u_ex261110.log` runs from 2026-11-09 23:00 to
+  2026-11-10 22:59 UTC and holds two dates.
+- [ps51-bom] Windows PowerShell 5.1's `Set-Content -Encoding UTF8` (and
+  `Out-File -Encoding utf8`) writes UTF-8 *with* a byte-order mark
+  (learn.microsoft.com `about_Character_Encoding`: "UTF8: Encodes in UTF-8
+  format (with BOM)" in Windows PowerShell); a log an admin filtered that
+  way before sending it starts `EF BB BF #Software`.
+- [live-copy] HTTP.sys buffers log entries and writes them in blocks
+  (`netsh http flush logbuffer`, "Flushes the internal buffers for the
+  logfiles", learn.microsoft.com "Netsh http commands"): the file of the
+  current hour, copied while IIS writes it, can end inside a line, without
+  its CRLF. README: "a line they cut short is malformed".
+- [ad-redirect] the Autodiscover HTTP redirect method: outside the domain
+  Outlook tries `http://autodiscover.<domain>/Autodiscover/Autodiscover.xml`
+  with GET and follows a 302 (MS-OXDISCO 3.1.5.4 "Locations Found by an HTTP
+  Redirect"; the Exchange 2010 hosting guide's "AutoDiscover redirection"
+  site; Steve Goodman, "Using AutoDiscover with large numbers of accepted
+  domains", TechGenix: a separate IIS site with an HTTP redirect on the
+  Exchange servers): a second web site, W3SVC3, port 80, anonymous, `302 0
+  0`, answered by IIS's `httpRedirect` itself (no HttpProxy line).
+- [ansi-logs] IIS's `logInUTF8` (server-wide, `system.applicationHost/log`,
+  default true; IIS Manager's Logging "Encoding: UTF-8 | ANSI"): set
+  false, IIS writes its logs in the system's ANSI code page (Windows-1252 on
+  a Western European server) and names them without `u_` (`exyymmdd.log`;
+  the `u_` prefix marks UTF-8, [ex03-fields]), so `Jürgen` is the byte
+  0xFC, no UTF-8. EX04 is an Exchange 2016 server (15.1) kept beside the
+  2019 ones, its IIS set up that way years ago; only its Default Web
+  Site's folder was collected. Its per-server InternalUrl
+  (`https://ex04.contoso.com/owa`, Exchange's default: the server's FQDN)
+  is still in jürgen's bookmarks: his OWA on day 2 goes through EX04,
+  which proxies it to his mailbox on EX02 (that hop logged in UTF-8).
+  The truth: jürgen's requests, one user with his UTF-8 ones.
+- [ews-log] Exchange's EWS log beside the HttpProxy logs in a `Logging`
+  folder given whole: `Logging\\Ews\\Ews_yyyyMMddHH-N.LOG`, `#Log-type: EWS
+  Logs` (so written, capitals), a CSV of 108 columns (`DateTime,RequestId,
+  ...,SoapAction,HttpStatus,...`, no `UrlStem`), Managed Availability's
+  `Ews_AM_Probe/Local (ExchangeServicesClient/15.01.2375.007)` calling
+  `GetFolder` from ::1 (Qazeer/artefacts.help `pages/others/
+  microsoft_exchange.md`, "Exchange Web Services (EWS) logs", Exchange 2016
+  CU23). README: another `#Log-type` is named and not read.
 """
 
 import argparse
@@ -416,7 +477,8 @@ FE_IP = "10.0.0.21"
 BE_IPS = {"EX01": "10.0.0.21", "EX02": "10.0.0.22"}
 # [more] a second front end, EX03 (no mailboxes), added on day 2 behind the
 # same name; its IIS logging was set up by hand [ex03-fields].
-FE_IPS = {"EX01": FE_IP, "EX03": "10.0.0.23"}
+# [real-files] EX02's own front end [ms02-fe], EX04 the Exchange 2016 server [ansi-logs].
+FE_IPS = {"EX01": FE_IP, "EX03": "10.0.0.23", "EX02": "10.0.0.22", "EX04": "10.0.0.24"}
 DAYS = ["2026-11-09", "2026-11-10"]
 
 # [iis-fields] the default field list, which Exchange setup leaves unchanged.
@@ -1453,6 +1515,8 @@ def build(seed, httpproxy="none"):
     hybrid(est)
     # [incidents] after the hybrid's, so that every earlier line keeps its bytes.
     incidents(est)
+    # [real-files] after the incidents', so that every earlier line keeps its bytes.
+    real_files(est)
 
     # The findings an audit must make [readme "reports"].
     tr.findings["cloud-credentials"].add("bob")
@@ -1733,8 +1797,14 @@ def hybrid(est):
                        win32=win32, owner="migadmin")
         for _ in range(12):
             t += rng.randint(20, 70)
+            # [mrs-route] proxied to MRS's own endpoint, not logged by the
+            # back end's IIS: no hop.
             est.person(d2, t, method="POST", stem="/EWS/mrsproxy.svc", query=cafe(est), user=MIGADMIN,
-                       ukey="migadmin", cip="52.96.40.201", ua="", proto="ews", client="mrs-proxy", mailbox="EX02")
+                       ukey="migadmin", cip="52.96.40.201", ua="", proto="ews", client="mrs-proxy", mailbox="EX02",
+                       hop=False)
+            # the two random byte counts the hop's line drew, so that every
+            # later line keeps its bytes
+            rng.randint(200, 90000), rng.randint(200, 9000)
         t += rng.randint(60, 240)
 
 
@@ -1941,6 +2011,102 @@ FIELDS_EX03 = ["date", "time", "s-sitename", "s-computername", "s-ip", "cs-metho
 FIELDS_EX03_LATER = [f if f != "cs(Cookie)" else "cs(Referer)" for f in FIELDS_EX03]
 
 
+# -- [real-files] what copies of real servers' log folders hold ----------------
+
+EX02_UTC_OFFSET = 3600   # [local-rollover] EX02's clock: UTC+1 (W. Europe, November)
+UA_OUTLOOK_2016 = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.5422; Pro)"
+
+
+def real_files(est):
+    """[real-files] What copies of real servers' log folders also hold:
+
+    - EX02's own front end (Default Web Site, W3SVC1) [ms02-fe]: the
+      balancer sends it no clients, but Managed Availability probes it
+      from the loopback every half hour, both days (probes; no HttpProxy
+      logs collected from EX02: `cafeReqId` without a twin, as EX03's);
+    - its IIS logging rolls over by local time, UTC+1 [local-rollover]:
+      `u_ex261109.log` ends at 22:59 UTC, `u_ex261110.log` holds 23:00 UTC
+      of the 9th to 22:59 UTC of the 10th, `u_ex261111.log` the rest;
+    - `u_ex261110.log` was filtered by the admin in Windows PowerShell 5.1
+      before sending it (a test account's lines left out, none written
+      here) and so starts with a UTF-8 BOM [ps51-bom];
+    - `u_ex261111.log`, the file IIS was writing, was copied live: its last
+      line stops inside the query, no CRLF [live-copy]: malformed;
+    - EX04, an Exchange 2016 server whose IIS logs in ANSI [ansi-logs]:
+      jürgen's OWA through it on day 2, his name in Windows-1252;
+    - EX01's third web site, W3SVC3, the Autodiscover HTTP redirect on port
+      80 [ad-redirect]: Outlook from home GETs
+      `/Autodiscover/Autodiscover.xml`, anonymous, answered 302 by IIS:
+      anonymous people's Autodiscover requests of Outlook for Windows, no
+      HttpProxy line, no hop.
+    """
+    rng = est.rng
+    hm2 = "HealthMailbox" + "%032x" % rng.getrandbits(128)
+    for day in DAYS:
+        for t in range(600, 86400, 1800):
+            est.probe(day, t, stem="/owa/", query=cafe(est), user=f"{DOMAIN}\\{hm2}", ua="AMProbe/Local/ClientAccess",
+                      server="EX02")
+            est.probe(day, t + 7, stem="/EWS/Exchange.asmx", query=cafe(est), user=f"{hm2}@{MAILDOMAIN}",
+                      ua="AMProbe/Local/ClientAccess", method="POST", server="EX02")
+    # [live-copy] what IIS had written of the next probe when the file was
+    # copied: up to the middle of its query.
+    t = 86400 - 60 * 3 + rng.randint(0, 59)
+    est.live_cut = f"{DAYS[1]} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d} {FE_IPS['EX02']} GET /owa/ " \
+                   f"&CorrelationID=<empty>;&cafeReqId={est.guid()[:13]}"
+    # [ad-redirect] Outlook for Windows outside the domain (no SCP), its
+    # HTTPS Autodiscover names failing, takes the HTTP redirect.
+    for day in DAYS:
+        for t in times(rng, 5, 7 * 3600, 22 * 3600):
+            cip = rng.choice(["192.0.2.77", "198.51.100.45", "203.0.113.63"])
+            est.write("EX01", "W3SVC3", day, t, "GET", "/Autodiscover/Autodiscover.xml", None, 80, None, cip,
+                      UA_OUTLOOK_2016, 302)
+            est.person_tally(day, t, proto="autodiscover", client="outlook-windows", cip=cip, ua=UA_OUTLOOK_2016,
+                             stem="/Autodiscover/Autodiscover.xml", status=302)
+    # [ansi-logs] jürgen's OWA through EX04 on day 2, his account as the
+    # forms sign-in took it, `CONTOSO\Jürgen`.
+    d2 = DAYS[1]
+    for t in times(rng, 9, 8 * 3600, 17 * 3600):
+        action = rng.choice(["FindItem", "GetItem", "GetConversationItems"])
+        est.person(d2, t, method="POST", stem="/owa/service.svc",
+                   query=f"action={action}&EP=1&ID=-{rng.randint(1, 99)}&AC=1" + cafe(est), user=f"{DOMAIN}\\Jürgen",
+                   ukey="jürgen", cip="10.1.24.9", ua=UA_CHROME, proto="owa", client="browser",
+                   referer=f"https://ex04.{MAILDOMAIN}/owa/", mailbox="EX02", fe="EX04")
+
+
+def emit_ex02_fe(est, logs, rows):
+    """[local-rollover] EX02's front-end files by local day, [ps51-bom] the
+    middle one with a BOM, [live-copy] the last one cut inside a line.
+    `rows`: (UTC day, seconds, values); returns the files' names."""
+    tr = est.truth
+    files = []
+    by_local = defaultdict(list)
+    for day, t, vals in rows:
+        local_day = day if t + EX02_UTC_OFFSET < 86400 else DAYS[1] if day == DAYS[0] else "2026-11-11"
+        by_local[local_day].append((day, t, vals))
+    os.makedirs(os.path.join(logs, "EX02", "W3SVC1"), exist_ok=True)
+    for local_day, part in sorted(by_local.items()):
+        part.sort(key=lambda r: (r[0], r[1]))
+        rel = os.path.join("EX02", "W3SVC1", f"u_ex{local_day[2:4]}{local_day[5:7]}{local_day[8:10]}.log")
+        # the file starts at local midnight: 23:00 UTC of the day before
+        first_day = part[0][0]
+        text = header(FIELDS, f"{first_day} {'23' if first_day != local_day else '00'}:00:00")
+        for _, _, vals in part:
+            text.append(" ".join(vals[f] for f in FIELDS))
+            tr.summary["lines"] += 1
+        data = ("\r\n".join(text) + "\r\n").encode("utf-8")
+        if local_day == DAYS[1]:
+            data = b"\xef\xbb\xbf" + data          # [ps51-bom]
+        if local_day == "2026-11-11":
+            data += est.live_cut.encode("utf-8")   # [live-copy] no CRLF
+            tr.summary["lines"] += 1
+            tr.summary["malformed"] += 1
+            tr.malformed.append({"file": rel, "line": len(text) + 1})
+        with open(os.path.join(logs, rel), "wb") as f:
+            f.write(data)
+        files.append(rel)
+    return files
+
+
 def emit_ex03(est, logs, rows):
     """[ex03-fields] EX03's hourly files (`u_exyymmddhh.log`); returns their
     names. The 13:00 file is kept gzipped beside itself (read once, but a
@@ -2012,11 +2178,30 @@ def emit(est, out):
     logs = os.path.join(out, "logs")
     tr = est.truth
     files = []
+    ex02_fe = []
     for (server, site, day), rows in sorted(est.lines.items()):
         if est.hp_mode == "only":
             break
         if server == "EX03":
             files += emit_ex03(est, logs, rows)
+            continue
+        if server == "EX04":
+            # [ansi-logs] `exyymmdd.log`, Windows-1252, the default fields
+            rel = os.path.join(server, site, f"ex{day[2:4]}{day[5:7]}{day[8:10]}.log")
+            text = header(FIELDS, f"{day} 00:00:00")
+            for t, vals in sorted(rows, key=lambda r: r[0]):
+                text.append(" ".join(vals[f] for f in FIELDS))
+                tr.summary["lines"] += 1
+            os.makedirs(os.path.join(logs, server, site), exist_ok=True)
+            with open(os.path.join(logs, rel), "wb") as f:
+                f.write(("\r\n".join(text) + "\r\n").encode("cp1252"))
+            files.append(rel)
+            continue
+        if (server, site) == ("EX02", "W3SVC1"):
+            # [real-files] both days in one pass, by local day
+            ex02_fe += [(day, t, vals) for t, vals in rows]
+            if day == DAYS[1]:
+                files += emit_ex02_fe(est, logs, ex02_fe)
             continue
         rows.sort(key=lambda r: r[0])
         fields = FIELDS_XFF if (site == "W3SVC1" and day == DAYS[1]) else FIELDS
@@ -2078,6 +2263,8 @@ def emit(est, out):
                 f.write(data)
         files.append(rel)
     files += emit_httpproxy(est, logs)
+    if est.hp_mode != "none":
+        emit_ews_log(est, logs)
     if est.hp_mode == "only":
         return files
     # [httperr] HTTP.sys's own error log, as found beside the sites' logs in a
@@ -2171,6 +2358,55 @@ def emit_httpproxy(est, logs):
     tr.tags["httpproxy"]["rolled"] = 1
     tr.tags["httpproxy"]["gzipped"] = 1
     return files
+
+
+# [ews-log] the EWS log's columns, as artefacts.help's Exchange 2016 CU23 file has them.
+EWS_LOG_FIELDS = (
+    "DateTime,RequestId,MajorVersion,MinorVersion,BuildVersion,RevisionVersion,Ring,ClientRequestId,"
+    "AuthenticationType,IsAuthenticated,AuthenticatedUser,Organization,UserAgent,VersionInfo,ClientIpAddress,"
+    "ServerHostName,FrontEndServer,SoapAction,HttpStatus,RequestSize,ResponseSize,ErrorCode,ImpersonatedUser,"
+    "ProxyAsUser,ActAsUser,Cookie,CorrelationGuid,PrimaryOrProxyServer,TaskType,RemoteBackendCount,"
+    "LocalMailboxCount,RemoteMailboxCount,LocalIdCount,RemoteIdCount,BeginBudgetConnections,EndBudgetConnections,"
+    "BeginBudgetHangingConnections,EndBudgetHangingConnections,BeginBudgetAD,EndBudgetAD,BeginBudgetCAS,"
+    "EndBudgetCAS,BeginBudgetRPC,EndBudgetRPC,BeginBudgetFindCount,EndBudgetFindCount,BeginBudgetSubscriptions,"
+    "EndBudgetSubscriptions,MDBResource,MDBHealth,MDBHistoricalLoad,ThrottlingPolicy,ThrottlingDelay,"
+    "ThrottlingRequestType,TotalDCRequestCount,TotalDCRequestLatency,TotalMBXRequestCount,TotalMBXRequestLatency,"
+    "RecipientLookupLatency,ExchangePrincipalLatency,HttpPipelineLatency,CheckAccessCoreLatency,AuthModuleLatency,"
+    "CallContextInitLatency,PreExecutionLatency,CoreExecutionLatency,TotalRequestTime,"
+    "DetailedExchangePrincipalLatency,ClientStatistics,GenericInfo,AuthenticationErrors,GenericErrors,Puid,"
+    "StartTime,ProcessId,TimeInGC,StartTotalMemory,EndTotalMemory,StartGCCounts,EndGCCounts,"
+    "TokenBasedThrottlingPolicy,BudgetKey,CoinsCharged,CoinsChargedMethod,SidBudgetInfo,AppBudgetInfo,"
+    "TenantBudgetInfo,ResourceAccessed,ResourceHealthBasedThreshold,ThrottledBy,BackoffHint,WorkClassification"
+).split(",")
+
+
+def emit_ews_log(est, logs):
+    """[ews-log] one hour of EX01's EWS log (Managed Availability's EWS
+    probe), a file of another `#Log-type` in the `Logging` folder given:
+    named, not read. Not among the truth's `files`; `tags["other-logs"]`
+    says what an audit that counts it anyway may add to `files` and
+    `lines`."""
+    day = DAYS[1]
+    rows = []
+    for i, t in enumerate(range(10 * 3600 + 6, 11 * 3600, 1200)):
+        vals = {"DateTime": f"{day}T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.410Z",
+                "RequestId": str(uuid.UUID(int=est.hp_rng.getrandbits(128), version=4)), "MajorVersion": "15",
+                "MinorVersion": "2", "BuildVersion": "1544", "RevisionVersion": "4", "Ring": "Unknown",
+                "AuthenticationType": "Logon", "IsAuthenticated": "true",
+                "AuthenticatedUser": f"HealthMailbox{'%032x' % est.hp_rng.getrandbits(128)}@{MAILDOMAIN}",
+                "Organization": MAILDOMAIN.upper(),
+                "UserAgent": "Ews_AM_Probe/Local (ExchangeServicesClient/15.02.1544.004)",
+                "VersionInfo": "Target=None;Req=Exchange2010_SP1/Exchange2010_SP1;", "ClientIpAddress": "::1",
+                "ServerHostName": "EX01", "SoapAction": "GetFolder", "HttpStatus": "200", "RequestSize": "666",
+                "PrimaryOrProxyServer": "PrimaryServer", "TaskType": "LocalTask"}
+        rows.append(",".join(vals.get(f, "") for f in EWS_LOG_FIELDS))
+    text = ["#Software: Microsoft Exchange Server", "#Version: 15.02.1544.004", "#Log-type: EWS Logs",
+            f"#Date: {day}T10:00:06.386Z", "#Fields: " + ",".join(EWS_LOG_FIELDS)] + rows
+    rel = os.path.join("EX01", "Logging", "Ews", f"Ews_{day.replace('-', '')}10-1.LOG")
+    os.makedirs(os.path.join(logs, os.path.dirname(rel)), exist_ok=True)
+    with open(os.path.join(logs, rel), "wb") as f:
+        f.write(("\r\n".join(text) + "\r\n").encode("utf-8"))
+    est.truth.tags["other-logs"].update({"files": 1, "lines": len(rows), "name": rel.replace(os.sep, "/")})
 
 
 def truth_json(est, files):

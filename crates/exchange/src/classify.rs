@@ -194,7 +194,7 @@ impl Interpreter {
             req.server_ip = record.address(Field::ServerIp);
             req.peer_ip = record.address(Field::ClientIp);
             if let Some(raw) = username {
-                w3c::decode_into(raw, &mut req.username);
+                w3c::decode_name_into(raw, &mut req.username);
             }
             req.user_agent.clear();
             w3c::decode_into(ua, &mut req.user_agent);

@@ -42,8 +42,9 @@ pub use identity::UserKind;
 pub use load::LoadError;
 pub use networks::{NetworkId, Networks};
 pub use request::{
-    ActiveSync, AttackKind, AuthType, Detection, LogTokens, LogWanted, Outcome, Protocol, QueryEncoding, Request,
-    Source, Traffic, FRONT_END_IDENTITY, ROUTED_PAST_ITS_PATH, WIN32_LOGON_FAILURE, WIN32_NO_CREDENTIALS,
+    forms_reads_as_post, ActiveSync, AttackKind, AuthType, Detection, LogTokens, LogWanted, Outcome, Protocol,
+    QueryEncoding, Request, Source, Traffic, FRONT_END_IDENTITY, ROUTED_PAST_ITS_PATH, WIN32_LOGON_FAILURE,
+    WIN32_NO_CREDENTIALS,
 };
 pub use stream::{Feed, RecordSource, RequestSink};
 pub use vdirs::ExchangeFiles;

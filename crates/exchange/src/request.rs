@@ -358,6 +358,17 @@ pub struct Request {
     pub backend_named: bool,
 }
 
+/// Whether Exchange's forms sign-in (`FbaModule`) may take `method` for a
+/// `POST`: it reads the method as .NET's `Enum.TryParse<HttpMethod>(method,
+/// ignoreCase: true)` (decompiled `Extensions.GetHttpMethod`), so `post` or
+/// `Post` is one, and a number is whatever member has its value (`TryParse`
+/// takes a method starting with a digit, `+` or `-` for a number; `3` is
+/// `Post`). HTTP.sys passes such a method on as it came, and logs it so.
+pub fn forms_reads_as_post(method: &str) -> bool {
+    let m = method.as_bytes();
+    m.eq_ignore_ascii_case(b"POST") || m.first().is_some_and(|&b| b.is_ascii_digit() || b == b'+' || b == b'-')
+}
+
 impl Request {
     /// Reset for reuse without giving back any string capacity.
     pub fn clear(&mut self) {
@@ -463,10 +474,10 @@ impl Request {
         }
     }
 
-    /// `POST /owa/auth.owa` whose logged query says that forms
-    /// authentication turned the credentials down.
+    /// `POST /owa/auth.owa` (a method [`forms_reads_as_post`]) whose logged
+    /// query says that forms authentication turned the credentials down.
     fn is_forms_sign_in_turned_down(&self) -> bool {
-        self.method.eq_ignore_ascii_case("POST")
+        forms_reads_as_post(&self.method)
             && self.stem.eq_ignore_ascii_case("/owa/auth.owa")
             && crate::text::contains_ci(&self.query, OWA_FORMS_TURNED_DOWN)
     }
@@ -611,5 +622,11 @@ mod tests {
         // The same words elsewhere are no sign-in: a page visited without cookies.
         assert!(!answered("GET", "/owa/", turned_down, 302, 0, 0).is_failed_sign_in());
         assert!(!answered("POST", "/owa/service.svc", turned_down, 302, 0, 0).is_failed_sign_in());
+        // Any method FbaModule reads as POST, as the gateway reads it (`forms.rs`).
+        for method in ["post", "Post", "3", "+3"] {
+            assert!(answered(method, "/owa/auth.owa", turned_down, 302, 0, 0).is_failed_sign_in(), "{method}");
+        }
+        assert!(!answered("PUT", "/owa/auth.owa", turned_down, 302, 0, 0).is_failed_sign_in());
+        assert!(!answered("POSTX", "/owa/auth.owa", turned_down, 302, 0, 0).is_failed_sign_in());
     }
 }

@@ -18,6 +18,9 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Known devices, for `device = "new" | "known"` rules.
     pub inventory: Option<PathBuf>,
+    /// Where the devices' models and OSes learnt from their Provision or
+    /// Settings bodies are kept across restarts (see `crate::learn`).
+    pub learnt_devices: Option<PathBuf>,
     /// Named network ranges, as for `simulate --ranges`.
     pub ranges: Vec<PathBuf>,
     /// Client catalog instead of the built-in one.
@@ -82,6 +85,7 @@ impl Default for Config {
         Config {
             policy: None,
             inventory: None,
+            learnt_devices: None,
             ranges: Vec::new(),
             catalog: None,
             listen: Vec::new(),

@@ -67,18 +67,11 @@ pub(crate) fn is_sign_in(method: &Method, path: &str) -> bool {
     last.eq_ignore_ascii_case("auth.owa") || last.eq_ignore_ascii_case("owaauth.dll")
 }
 
-/// Whether `FbaModule` may take `method` for a `POST`: it reads the method
-/// as .NET's `Enum.TryParse<HttpMethod>(method, ignoreCase: true)`
-/// (decompiled `Extensions.GetHttpMethod`), so `post` or `Post` is one, and
-/// a number is whatever member has its value (`TryParse` takes a method
-/// starting with a digit, `+` or `-` for a number). HTTP.sys passes such a
-/// method on as it came, and IIS's Basic module then signs in whom the form
-/// named.
+/// Whether `FbaModule` may take `method` for a `POST` (see
+/// [`exchange::forms_reads_as_post`]), as the audit reads a logged one:
+/// IIS's Basic module then signs in whom the form named.
 fn posts(method: &Method) -> bool {
-    let m = method.as_str().as_bytes();
-    *method == Method::POST
-        || m.eq_ignore_ascii_case(b"POST")
-        || m.first().is_some_and(|&b| b.is_ascii_digit() || b == b'+' || b == b'-')
+    *method == Method::POST || exchange::forms_reads_as_post(method.as_str())
 }
 
 /// The whole body, up to [`MAX_FORM`].

@@ -10,9 +10,19 @@
 //! user the request named and once Exchange answered it 200 (so it signed
 //! in), and never over what the export says of the device. A user can
 //! misname only their own device's model, as they can to Exchange.
+//!
+//! With `learnt-devices FILE` they are kept across restarts: written there
+//! (one JSON object a line: user, device, model, OS; no credentials) a
+//! second after they change and at shutdown, through a temporary file
+//! renamed over it, and read back at start. A file that cannot be read
+//! stops the gateway, naming its line, rather than being ignored (which
+//! would let those devices pass a model rule).
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -23,12 +33,30 @@ use policy::device_key;
 
 use crate::lock;
 use crate::rejudge::{DeniedInFlight, Rejudge};
+use crate::GatewayError;
 
 /// Devices kept at most: one short entry each (an estate's phones).
 const MAX_DEVICES: usize = 100_000;
 
 /// Body bytes read at most: `DeviceInformation` opens the body.
 const MAX_BODY: usize = 16 * 1024;
+
+/// Bytes the file of learnt devices holds at most, written or read.
+const MAX_FILE: usize = 64 * 1024 * 1024;
+
+/// One device in the file of learnt devices.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row<'a> {
+    #[serde(borrow)]
+    user: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    device: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    model: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    os: std::borrow::Cow<'a, str>,
+}
 
 /// Device id (as Exchange compares one, see [`device_key`]) -> (model,
 /// OS), as one user's devices said.
@@ -38,9 +66,126 @@ type Devices = HashMap<String, (String, String)>;
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
     users: Mutex<(HashMap<String, Devices>, usize)>,
+    /// Where they are kept across restarts (`learnt-devices`), if anywhere.
+    file: Option<PathBuf>,
+    /// Whether they changed since last written, and the writer's wake-up.
+    dirty: AtomicBool,
+    changed: tokio::sync::Notify,
+    /// One writer at a time (the periodic one and the last, at shutdown).
+    writing: Mutex<()>,
 }
 
 impl Learned {
+    /// What `file` holds (nothing yet if it does not exist), kept there
+    /// from now on; none kept without a file. A file too large, not UTF-8
+    /// or with a bad line is an error naming it (and the line).
+    pub fn open(file: Option<&Path>) -> Result<Learned, GatewayError> {
+        let Some(path) = file else { return Ok(Learned::default()) };
+        let bad = |line: usize, m: &dyn std::fmt::Display| {
+            let at = if line == 0 { String::new() } else { format!(":{line}") };
+            GatewayError::Config(format!("learnt devices: {}{at}: {m}", path.display()))
+        };
+        let learned = Learned { file: Some(path.to_path_buf()), ..Learned::default() };
+        let mut bytes = Vec::new();
+        match std::fs::File::open(path) {
+            Ok(f) => f.take(MAX_FILE as u64 + 1).read_to_end(&mut bytes).map_err(|e| bad(0, &e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(learned),
+            Err(e) => return Err(bad(0, &e)),
+        };
+        if bytes.len() > MAX_FILE {
+            return Err(bad(0, &format_args!("larger than {} MiB", MAX_FILE >> 20)));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|e| bad(0, &e))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let row: Row = serde_json::from_str(line).map_err(|e| bad(i + 1, &e))?;
+            if row.user.is_empty() || row.device.is_empty() {
+                return Err(bad(i + 1, &"a device needs its user and id"));
+            }
+            if !learned.insert(
+                row.user.into_owned(),
+                row.device.into_owned(),
+                row.model.into_owned(),
+                row.os.into_owned(),
+            ) {
+                return Err(bad(i + 1, &format_args!("more than {MAX_DEVICES} devices")));
+            }
+        }
+        learned.dirty.store(false, Ordering::Relaxed);
+        Ok(learned)
+    }
+
+    /// The file they are kept in, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// How many devices are known.
+    pub fn len(&self) -> usize {
+        lock(&self.users).1
+    }
+
+    /// Write them to their file, if they changed since last written: to a
+    /// temporary file beside it, renamed over it. At most [`MAX_FILE`]
+    /// bytes: the devices beyond are not written, and said in the error.
+    pub fn save(&self) -> Result<(), String> {
+        let Some(path) = &self.file else { return Ok(()) };
+        let _one = lock(&self.writing);
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (mut text, mut left) = (Vec::new(), 0usize);
+        {
+            let users = lock(&self.users);
+            for (user, devices) in &users.0 {
+                for (device, (model, os)) in devices {
+                    let row = Row { user: user.into(), device: device.into(), model: model.into(), os: os.into() };
+                    let line = serde_json::to_string(&row).map_err(|e| e.to_string())?;
+                    if text.len() + line.len() + 1 > MAX_FILE {
+                        left += 1;
+                        continue;
+                    }
+                    text.extend_from_slice(line.as_bytes());
+                    text.push(b'\n');
+                }
+            }
+        }
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(".tmp");
+        let temp = PathBuf::from(temp);
+        let written = write_new(&temp, &text).and_then(|()| std::fs::rename(&temp, path));
+        if let Err(e) = written {
+            self.dirty.store(true, Ordering::Release);
+            let _ = std::fs::remove_file(&temp);
+            return Err(format!("learnt devices: cannot write {}: {e}", path.display()));
+        }
+        if left > 0 {
+            return Err(format!(
+                "learnt devices: {}: {left} device(s) not written (over {} MiB)",
+                path.display(),
+                MAX_FILE >> 20
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keep them in their file (if any) as they change, a second after.
+    pub async fn keep(self: Arc<Self>, events: crate::EventSink) {
+        if self.file.is_none() {
+            return;
+        }
+        loop {
+            self.changed.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let learned = self.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || learned.save()).await {
+                events(crate::Level::Error, &e);
+            }
+        }
+    }
+
     /// Fill a request's model and OS (its `Log=` fields, which
     /// `policy::evaluate` reads first) from what its device said before,
     /// unless `inventory` (the export) knows them.
@@ -60,22 +205,45 @@ impl Learned {
         }
     }
 
-    fn insert(&self, user: String, device: String, info: DeviceInformation) {
+    /// Keep what `user`'s `device` said; whether it was kept (false: too
+    /// many devices).
+    fn insert(&self, user: String, device: String, model: String, os: String) -> bool {
         let device = device_key(&device).into_owned();
         let mut users = lock(&self.users);
         let (map, count) = &mut *users;
-        let known = map.get(&user).is_some_and(|d| d.contains_key(&device));
-        if !known && *count >= MAX_DEVICES {
-            return;
+        let said = map.get(&user).and_then(|d| d.get(&device));
+        if said.is_some_and(|(m, o)| *m == model && *o == os) {
+            return true;
         }
-        *count += usize::from(!known);
-        map.entry(user).or_default().insert(device, (info.model, info.os));
+        if said.is_none() && *count >= MAX_DEVICES {
+            return false;
+        }
+        *count += usize::from(said.is_none());
+        map.entry(user).or_default().insert(device, (model, os));
+        drop(users);
+        if self.file.is_some() {
+            self.dirty.store(true, Ordering::Release);
+            self.changed.notify_one();
+        }
+        true
     }
 
     #[cfg(test)]
     fn get(&self, user: &str, device: &str) -> Option<(String, String)> {
         lock(&self.users).0.get(user).and_then(|d| d.get(device_key(device).as_ref())).cloned()
     }
+}
+
+/// Write `bytes` to a new file at `path` (only its owner may read it), to
+/// disk.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Whether `m` may carry its device's `DeviceInformation` in its body.
@@ -115,7 +283,7 @@ impl Informed {
             return;
         }
         if let Some(info) = lock(&self.said).take() {
-            self.learned.insert(self.user, self.device, info);
+            self.learned.insert(self.user, self.device, info.model, info.os);
         }
     }
 }
@@ -281,5 +449,41 @@ mod tests {
         let mut later = provision("erin", "SEC1A2B3C4D5E6F7");
         learned.fill(&mut later, Some(&export));
         assert_eq!(later.activesync.log.device_model, "", "left to the export");
+    }
+
+    #[test]
+    fn learnt_devices_are_kept_in_their_file_and_a_bad_file_stops_the_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("learnt.jsonl");
+        let learned = Learned::open(Some(&path)).unwrap();
+        assert_eq!(learned.len(), 0, "no file yet: none known");
+        learned.save().unwrap();
+        assert!(!path.exists(), "nothing written before anything is learnt");
+        learned.insert("erin".into(), "NEW1".into(), "SM-S911B".into(), "Android\t14\n\"x".into());
+        learned.save().unwrap();
+        assert!(!dir.path().join("learnt.jsonl.tmp").exists());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        // Read back: Erin's device, and only hers.
+        let again = Learned::open(Some(&path)).unwrap();
+        assert_eq!(again.get("erin", "new1"), Some(("SM-S911B".into(), "Android\t14\n\"x".into())));
+        let mut other = provision("mallory", "NEW1");
+        again.fill(&mut other, None);
+        assert_eq!(other.activesync.log.device_model, "");
+        // A bad line, a line without its user, an unknown field, a file too large: refused, naming file and line.
+        for (bad, why) in [
+            ("\n{\"user\":\"erin\"", ":2: "),
+            ("{\"user\":\"\",\"device\":\"D\",\"model\":\"M\",\"os\":\"O\"}", ":1: a device needs"),
+            ("{\"user\":\"u\",\"device\":\"D\",\"model\":\"M\",\"os\":\"O\",\"password\":\"x\"}", ":1: unknown field"),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = Learned::open(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(&format!("{}{why}", path.display())), "{err}");
+        }
+        std::fs::write(&path, vec![b'\n'; MAX_FILE + 1]).unwrap();
+        let err = Learned::open(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("larger than 64 MiB"), "{err}");
+        std::fs::write(&path, b"\xff\n").unwrap();
+        assert!(Learned::open(Some(&path)).is_err(), "not UTF-8");
     }
 }

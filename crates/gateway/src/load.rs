@@ -11,6 +11,7 @@ use rustls::ClientConfig;
 
 use crate::config::Config;
 use crate::health;
+use crate::learn::Learned;
 use crate::state::PolicyStore;
 use crate::tls::{self, CertStore};
 use crate::upstream::Upstream;
@@ -25,6 +26,8 @@ pub(crate) struct Loaded {
     pub health: health::Settings,
     /// For the TLS listeners.
     pub certs: Option<Arc<CertStore>>,
+    /// Devices' models and OSes learnt before (`learnt-devices`).
+    pub learned: Learned,
 }
 
 impl Loaded {
@@ -52,7 +55,8 @@ impl Loaded {
             (Some(cert), Some(key)) => Some(CertStore::open(cert, key)?),
             _ => None,
         };
-        Ok(Loaded { interpreter, policy, upstreams, client_tls, health, certs })
+        let learned = Learned::open(config.learnt_devices.as_deref())?;
+        Ok(Loaded { interpreter, policy, upstreams, client_tls, health, certs, learned })
     }
 }
 
@@ -70,9 +74,12 @@ pub fn check(config: &Config) -> Result<Vec<String>, GatewayError> {
     let current = loaded.policy.current();
     let policy = config.policy.as_deref().unwrap_or(Path::new(""));
     lines.push(format!("policy {} ({})", policy.display(), rules(current.policy().rules().len())));
-    lines.extend(policy_warnings(&current).into_iter().map(|w| format!("warning: {w}")));
+    lines.extend(policy_warnings(&current, &loaded.learned).into_iter().map(|w| format!("warning: {w}")));
     if let Some(inventory) = &config.inventory {
         lines.push(format!("inventory {}", inventory.display()));
+    }
+    if let Some(file) = loaded.learned.file() {
+        lines.push(format!("learnt devices {} ({} devices)", file.display(), loaded.learned.len()));
     }
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
         lines.push(format!("TLS certificate {} with key {}", cert.display(), key.display()));
@@ -107,28 +114,38 @@ pub(crate) fn rules(n: usize) -> String {
 
 /// What the gateway cannot do that the policy asks of it, said at start and
 /// by `--check`: a deny rule on users does not see a request signed in with
-/// Kerberos or an opaque bearer token, nor a browser session signed in
-/// before the rule (its requests carry Exchange's encrypted `cadata`
-/// cookies; the forms sign-in itself is judged, see `crate::forms`); and a
+/// Kerberos or an opaque bearer token, nor an AD FS sign-in to Outlook on
+/// the web (a SAML token POSTed in `wresult`, not read) and its session,
+/// nor a browser session signed in before the rule (its requests carry
+/// Exchange's encrypted `cadata` cookies; the forms sign-in itself is
+/// judged, see `crate::forms`); and a
 /// rule on a device's model or OS sees a device the export does not hold
-/// only once its body told this gateway (`crate::learn`, in memory).
-pub fn policy_warnings(policy: &policy::ReadyPolicy) -> Vec<String> {
+/// only once its body told this gateway (`crate::learn`: in memory, or in
+/// the `learnt-devices` file across restarts, but never shared).
+pub(crate) fn policy_warnings(policy: &policy::ReadyPolicy, learned: &Learned) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(rule) = policy.policy().deny_rule_on_users() {
         out.push(format!(
-            "rule '{}' (line {}) denies by user: a request signed in with Kerberos or an opaque bearer token, or \
-             a browser session of Outlook on the web signed in before the rule (its cookies), names no user the \
-             gateway can read, and this rule does not see it (its exceptions are safe; Exchange's own per-user \
+            "rule '{}' (line {}) denies by user: a request signed in with Kerberos or an opaque bearer token, an \
+             AD FS sign-in to Outlook on the web (its SAML token, POSTed as wresult) and that session, or a browser \
+             session of Outlook on the web signed in before the rule (its cookies), names no user the gateway can \
+             read, and this rule does not see it (its exceptions are safe; Exchange's own per-user \
              settings still apply)",
             rule.name, rule.line
         ));
     }
     if let Some(rule) = policy.policy().device_facts_rule() {
+        let kept = match learned.file() {
+            Some(file) => format!("kept in {} across restarts, but not shared with another gateway", file.display()),
+            None => "kept in memory only (not across a restart, nor shared with another gateway; see \
+                     learnt-devices)"
+                .to_string(),
+        };
         out.push(format!(
             "rule '{}' (line {}) reads a device's model or OS: a device the export does not hold is judged by what \
-             its Provision or Settings request told this gateway since it started, kept in memory only (not across \
-             a restart, nor shared with another gateway); until the device sends one again, this rule does not see \
-             its requests (simulate does, from the logs' Log=): refresh the export after devices set up",
+             its Provision or Settings request told this gateway, {kept}; until the device sends one again \
+             through this gateway, this rule does not see its requests (simulate does, from the logs' Log=): \
+             refresh the export after devices set up",
             rule.name, rule.line
         ));
     }

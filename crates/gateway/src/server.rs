@@ -82,7 +82,7 @@ impl Gateway {
     /// Load the policy (failing closed), open the listeners and the access
     /// log. Nothing is served until [`run`](Gateway::run).
     pub async fn bind(config: Config, events: EventSink) -> Result<Gateway, GatewayError> {
-        let Loaded { interpreter, policy, upstreams, client_tls, health, certs } = Loaded::load(&config)?;
+        let Loaded { interpreter, policy, upstreams, client_tls, health, certs, learned } = Loaded::load(&config)?;
         let upstreams = Arc::new(Upstreams::new(
             upstreams,
             client_tls,
@@ -144,7 +144,7 @@ impl Gateway {
             max_head_bytes: config.max_header_bytes,
             trusted: config.trusted()?,
             shutdown,
-            learned: Arc::default(),
+            learned: Arc::new(learned),
         });
         Ok(Gateway {
             shared,
@@ -198,12 +198,13 @@ impl Gateway {
                 }));
             }
         }
-        for warning in crate::load::policy_warnings(&shared.policy.current()) {
+        for warning in crate::load::policy_warnings(&shared.policy.current(), &shared.learned) {
             events(Level::Warn, &warning);
         }
         let mut background: Vec<JoinHandle<()>> = vec![
             tokio::spawn(health::check_loop(shared.upstreams.clone())),
             tokio::spawn(poll_reload(shared.clone(), self.reload_interval)),
+            tokio::spawn(shared.learned.clone().keep(events.clone())),
         ];
         if let Some(listener) = self.metrics {
             background.push(tokio::spawn(metrics_loop(shared.clone(), listener)));
@@ -231,6 +232,9 @@ impl Gateway {
         }
         if let Some(workers) = workers {
             workers.stop().await;
+        }
+        if let Err(e) = shared.learned.save() {
+            events(Level::Error, &e);
         }
         if let Some(log) = &shared.access_log {
             log.close();

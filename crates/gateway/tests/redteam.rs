@@ -383,6 +383,13 @@
 //! such a rule at start and in `--check`. Left open: a group file written
 //! while a reload reads it is stamped after it was read, so a half-read
 //! file can stay in force until it changes again (Low).
+//! After the pass (rt38b): `learnt-devices FILE` keeps what devices said
+//! across a restart (written through a renamed temporary file, read back at
+//! start, a bad file refusing the start with its line); a second gateway
+//! still learns on its own, and the warning says so. A deny-by-user rule's
+//! warning names AD FS sign-ins to OWA (a SAML `wresult`, not read). The
+//! audit counts `3 /owa/auth.owa` turned down as a failed sign-in, reading
+//! the method as the gateway does (`exchange::forms_reads_as_post`).
 
 mod common;
 
@@ -3517,6 +3524,80 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
         }
         assert!(warned(), "{:?}", gw.events());
         gw.stop().await;
+    })
+    .await;
+}
+
+/// After the seventeenth pass: with `learnt-devices FILE`, what a device's
+/// Provision body said is written there and read back at start, so a
+/// restarted gateway still judges the device by it (before, the restart
+/// forgot it and the blocked model's Sync passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_device_said_is_kept_across_a_restart() {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let keep = tempfile::tempdir().unwrap();
+        let file = keep.path().join("learnt.jsonl");
+        let with_file = |c: &mut gateway::Config| {
+            c.inventory = Some(EXPORT.into());
+            c.learnt_devices = Some(file.clone());
+        };
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        // Written a second after, while it runs (a crash keeps it too).
+        let written = || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("SM-S911B"));
+        for _ in 0..150 {
+            if written() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(written(), "written while the gateway runs");
+        gw.stop().await;
+        let kept = std::fs::read_to_string(&file).unwrap();
+        assert!(kept.contains("SM-S911B") && !kept.contains("pw") && !kept.contains("Basic"), "{kept}");
+        // A new gateway on that file: the device is still the blocked model.
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        // The start warning says the file keeps them (said once the gateway runs).
+        let warned = || gw.events().iter().any(|e| e.contains("across restarts, but not shared with another gateway"));
+        for _ in 0..100 {
+            if warned() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(warned(), "{:?}", gw.events());
+        gw.stop().await;
+        assert_eq!(mock.seen().len(), 1, "only the Provision: {:?}", mock.seen());
+        // A file that cannot be read stops the gateway, naming its line.
+        std::fs::write(&file, "{\"user\":\"erin\"}\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = base_config(dir.path(), SAMSUNG_BLOCK, up);
+        with_file(&mut config);
+        let err = gateway::check(&config).unwrap_err().to_string();
+        assert!(err.contains(&format!("{}:1: missing field", file.display())), "{err}");
+    })
+    .await;
+}
+
+/// After the seventeenth pass: an AD FS sign-in to Outlook on the web
+/// (claims-based: the browser POSTs AD FS's SAML token to `/owa/` as
+/// `wa=wsignin1.0&wresult=...`) names its user only inside that token,
+/// which the gateway does not read: a rule denying by user does not see it,
+/// nor the session it opens. The start warning and `--check` say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_by_user_rule_warns_of_ad_fs_sign_ins_to_owa() {
+    within(20, async {
+        let (_mock, up) = start_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let lines = gateway::check(&base_config(dir.path(), BAD_USER, up)).expect("loads");
+        let warning = lines.iter().find(|l| l.contains("denies by user")).expect("warned");
+        assert!(
+            warning.contains("Kerberos") && warning.contains("AD FS sign-in") && warning.contains("wresult"),
+            "{warning}"
+        );
     })
     .await;
 }

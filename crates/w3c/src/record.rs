@@ -162,6 +162,43 @@ pub fn decode_into(raw: &[u8], out: &mut String) {
     }
 }
 
+/// Appends a user name (`cs-username`) decoded as [`decode_into`] does, but a
+/// byte that is not UTF-8 read as Windows-1252: IIS set to log in ANSI
+/// (`logInUTF8="false"`, files `exyymmdd.log` without `u_`) writes the
+/// account name in the server's code page, so `CONTOSO\J\xFCrgen` is the
+/// `Jürgen` its UTF-8 logs name, not another user (U+FFFD would split him).
+pub fn decode_name_into(raw: &[u8], out: &mut String) {
+    if std::str::from_utf8(raw).is_ok() {
+        decode_into(raw, out);
+        return;
+    }
+    out.reserve(raw.len());
+    for chunk in raw.utf8_chunks() {
+        let mut parts = chunk.valid().split('+');
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        for p in parts {
+            out.push(' ');
+            out.push_str(p);
+        }
+        out.extend(chunk.invalid().iter().map(|&b| windows_1252(b)));
+    }
+}
+
+/// Windows-1252 (as HTTP.sys maps it: the five unassigned bytes to their C1
+/// controls).
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+        b => char::from(b),
+    }
+}
+
 /// Appends `raw` with invalid UTF-8 replaced by U+FFFD and nothing else changed
 /// (for URIs and queries, where `+` is meaningful).
 pub fn decode_utf8_into(raw: &[u8], out: &mut String) {
@@ -191,6 +228,25 @@ mod tests {
         decode_utf8_into(b"a+b=\xc3(", &mut u);
         assert_eq!(u, "a+b=\u{fffd}(");
         assert_eq!(u, String::from_utf8_lossy(b"a+b=\xc3("));
+    }
+
+    #[test]
+    fn a_user_name_logged_in_ansi_is_read_as_windows_1252() {
+        // IIS with logInUTF8="false": `CONTOSO\Jürgen` in Windows-1252.
+        let mut ansi = String::new();
+        decode_name_into(b"CONTOSO\\J\xfcrgen", &mut ansi);
+        let mut utf8 = String::new();
+        decode_name_into("CONTOSO\\Jürgen".as_bytes(), &mut utf8);
+        assert_eq!((ansi.as_str(), utf8.as_str()), ("CONTOSO\\Jürgen", "CONTOSO\\Jürgen"));
+        // `+` is still a space; UTF-8 beside a stray byte is kept; 0x80-0x9F
+        // are Windows-1252's, not Latin-1's C1 controls.
+        let mut mixed = String::from(">");
+        decode_name_into(b"Ren\xe9e+M\xc3\xbcller\x80\x8a\x81", &mut mixed);
+        assert_eq!(mixed, ">Renée Müller€Š\u{81}");
+        // decode_into (user agents: the gateway's reading) is unchanged.
+        let mut ua = String::new();
+        decode_into(b"J\xfcrgen", &mut ua);
+        assert_eq!(ua, "J\u{fffd}rgen");
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct Args {
     /// every partnership in it is known; reloaded when it changes, like an inventory.
     #[arg(long, value_name = "FILE", conflicts_with = "inventory")]
     pub devices: Option<PathBuf>,
+    /// Where the model and OS a device gave in its Provision or Settings request are kept across restarts, for
+    /// model and OS rules: written as they change, read at start (a file that cannot be read stops the gateway).
+    #[arg(long, value_name = "FILE")]
+    pub learnt_devices: Option<PathBuf>,
     /// Named network ranges, as for `simulate --ranges`.
     #[arg(long = "ranges", value_name = "FILE")]
     pub ranges: Vec<PathBuf>,
@@ -152,6 +156,9 @@ impl Args {
         // An inventory and a device export load alike (`policy::Inventory::load` tells them apart).
         if let Some(known) = self.inventory.or(self.devices) {
             c.inventory = Some(known);
+        }
+        if self.learnt_devices.is_some() {
+            c.learnt_devices = self.learnt_devices;
         }
         if self.catalog.is_some() {
             c.catalog = self.catalog;

@@ -39,7 +39,7 @@ fn check(python: &Path, seed: &str, dir: &Path, report: &[u8], extra: &[&str]) {
 
 /// Writes the estate of `seed` (HttpProxy logs: `httpproxy`, `none`, `also`
 /// or `only`) into `dir`; returns its logs folder.
-fn write_estate(python: &Path, seed: &str, httpproxy: &str, dir: &Path) -> PathBuf {
+pub(crate) fn write_estate(python: &Path, seed: &str, httpproxy: &str, dir: &Path) -> PathBuf {
     let write = Command::new(python)
         .arg(workspace().join("tests/apart/write.py"))
         .args(["--seed", seed, "--httpproxy", httpproxy, "--out"])
@@ -123,7 +123,7 @@ fn apart_policies(keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 
 /// The cut-over for `device = "new"` rules: after some of the estate's
 /// ActiveSync devices first synced, before the others.
-const CUTOVER: &str = "2026-11-09T06:30:00Z";
+pub(crate) const CUTOVER: &str = "2026-11-09T06:30:00Z";
 
 /// Changes simulated with `--baseline`: (policy in force, target).
 const CHANGES: [(&str, &str); 2] = [("mailbox-protocols", "device-access"), ("network", "iis-deny")];

@@ -303,7 +303,7 @@ impl Memo {
             slot.raw.clear();
             slot.raw.extend_from_slice(raw);
             slot.name.clear();
-            w3c::decode_into(raw, &mut slot.name);
+            w3c::decode_name_into(raw, &mut slot.name);
             slot.kind = account_key(&slot.name, &mut slot.key);
         }
         name.clear();
