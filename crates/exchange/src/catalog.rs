@@ -334,7 +334,13 @@ impl Catalog {
     /// [`classify`](Self::classify) with the ActiveSync device id too, which a
     /// few clients are known by (`device_id_prefix`).
     pub fn classify_device(&self, user_agent: &str, device: Device, protocol: Protocol) -> ClientId {
-        self.classify_ua(user_agent, &self.ua_class(user_agent), device, protocol, "")
+        self.classify_at(user_agent, device, protocol, "")
+    }
+
+    /// [`classify_device`](Self::classify_device) of a request to the URI
+    /// `stem`, which a few clients are known by (`stem`).
+    pub fn classify_at(&self, user_agent: &str, device: Device, protocol: Protocol, stem: &str) -> ClientId {
+        self.classify_ua(user_agent, &self.ua_class(user_agent), device, protocol, stem)
     }
 
     /// The facts about `user_agent` that [`classify_ua`](Self::classify_ua) needs.
