@@ -44,28 +44,10 @@ from collections import defaultdict
 # rest of the check stays exact while the bug lives. The main session fixes
 # casguard and removes the line; check.py fails while a listed bug is no
 # longer seen, so the list stays true.
-KNOWN_BUGS = {
-    "mrs-proxy-as-ews-non-outlook": "(a judgement, tests/data/SOURCES-real.md \"MRS proxy\" left it to the "
-    "lead) Exchange Online's MRS proxy calls of a hybrid move (`POST /EWS/mrsproxy.svc` with the migration "
-    "endpoint's account, NTLM, no user agent, from Microsoft 365) raise `ews-non-outlook` for the "
-    "migration admin: seed 7, migadmin (36 requests on day 2); a mailbox move, not a mail client",
-}
+KNOWN_BUGS = {}
 
 
-def services_flagged(client):
-    """casguard raises `ews-non-outlook` for the users whose EWS requests
-    come from Exchange Online's service `client` (write.py's family)."""
-    def model(t):
-        users = [u for u, c in t["tags"].get("exchange-online-services", {}).items()
-                 if c == client and t["users"].get(u, {}).get("protocols", {}).get("ews")]
-        if users:
-            t["findings"]["ews-non-outlook"] = sorted(set(t["findings"].get("ews-non-outlook", [])) | set(users))
-    return model
-
-
-BUG_MODELS = {
-    "mrs-proxy-as-ews-non-outlook": services_flagged("mrs-proxy"),
-}
+BUG_MODELS = {}
 
 
 def with_bugs(truth, bugs):
@@ -98,9 +80,9 @@ CLIENTS = {
     "teams": "teams",
     # [fb-hybrid] Exchange Online's availability service (catalog id).
     "exchange-availability": "exchange-availability",
-    # [mrs-proxy] Exchange Online's MRS proxy calls carry no user agent; the
-    # catalog has no client for them, so "Other EWS application".
-    "mrs-proxy": "ews-app",
+    # [mrs-proxy] Exchange Online's MRS proxy calls carry no user agent;
+    # casguard knows them by their page (catalog id).
+    "mrs-proxy": "exchange-mrs",
     # [incidents] a client no catalog entry names (a script's library on
     # ActiveSync).
     "unknown-client": "unknown",

@@ -38,7 +38,11 @@ Sources, cited as [name] (and write.py's names):
   the organisation's; EnforceAllowList: allowed iff an entry matches (an
   empty list blocks all, as documented); EnforceBlockList: allowed iff none
   does. Patterns: `*` any; `*X*` contains; `*X` ends with; `X*` starts
-  with (case-sensitive); else equal, ignoring case.
+  with (case-sensitive); else equal, ignoring case. Not for a mailbox
+  move's `/EWS/MRSProxy.svc`: Exchange's front end routes it to the
+  Mailbox Replication Service, which checks only its admin roles, never
+  EWS's settings (decompiled `MrsProxyRequestHandler.IsMrsRequest` and
+  `MRSProxyAuthorizationManager`, PiratesRE/exchange_diff; apart38).
 - [abq] ActiveSync device access (New-ActiveSyncDeviceAccessRule,
   Set-ActiveSyncOrganizationSettings, Set-CASMailbox
   -ActiveSyncAllowedDeviceIDs/-ActiveSyncBlockedDeviceIDs; Exchange 2010 SP1
@@ -452,7 +456,10 @@ def ews_access(pol, req, models):
     ews = doc.get("ews_access")
     # Exchange judges the caller once it is authenticated: a request naming
     # no user (an NTLM leg) is answered by IIS's challenge, not by this.
-    if ews is not None and proto == "ews" and (user is not None or pol.anonymous_as_org):
+    # The URL's segments as Exchange reads them: "/", "EWS/", "MRSProxy.svc" (a "/" after it aside).
+    segments = req["stem"].lower().split("/")
+    mrs = segments[:2] == ["", "ews"] and segments[2:] in (["mrsproxy.svc"], ["mrsproxy.svc", ""])
+    if ews is not None and proto == "ews" and not mrs and (user is not None or pol.anonymous_as_org):
         org_line = pol.line_of("ews_access")
         mine, mine_line = own_entry(pol, "ews_access.user", ews.get("user", []), user)
 
@@ -897,7 +904,7 @@ def expect_posture(truth, policy_path, logged_models=True, hma_agent=None, lan_o
 # [readme-posture] "Approved clients are Outlook for Windows and Mac, the new
 # Outlook, Teams, Skype for Business and desktop browsers" (casguard's ids,
 # of those this writer writes); the doors a backdoor is "over".
-APPROVED = {"outlook-windows", "outlook-mac", "teams", "browser", "exchange-availability"}
+APPROVED = {"outlook-windows", "outlook-mac", "teams", "browser", "exchange-availability", "exchange-mrs"}
 BACKDOOR_PROTOCOLS = ("ews", "owa", "mapi", "rpc")
 # [readme-posture] a risk's network weight: "a named cloud range (Microsoft
 # 365) weighs 2, the internet 1, the LAN 0".

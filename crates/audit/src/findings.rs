@@ -162,7 +162,9 @@ impl FindingCounts {
     /// user, and an EWS allow list without them breaks their calendars; so
     /// does Exchange's availability service (hybrid free/busy from Exchange
     /// Online, `ASProxy/CrossForest/...`), whose calls acting for a user are
-    /// judged by that user's EWS settings in Exchange.
+    /// judged by that user's EWS settings in Exchange; and so do mailbox
+    /// moves (`/EWS/MRSProxy.svc`, a migration endpoint's account), which
+    /// Exchange routes to its Mailbox Replication Service, not to EWS.
     pub fn of(req: &Request, catalog: &Catalog) -> FindingCounts {
         if req.is_failed_sign_in() {
             return FindingCounts::default();
@@ -206,9 +208,10 @@ impl FindingCounts {
 
 /// Clients taken as approved on the mail doors besides Outlook for Windows
 /// and Mac: Microsoft's desktop apps and services (Exchange's own
-/// availability service among them), and desktop browsers on OWA.
-const APPROVED: [&str; 6] =
-    ["browser", "new-outlook", "teams", "skype-for-business", "lync-mac", "exchange-availability"];
+/// availability service and its Mailbox Replication Service's mailbox
+/// moves among them), and desktop browsers on OWA.
+const APPROVED: [&str; 7] =
+    ["browser", "new-outlook", "teams", "skype-for-business", "lync-mac", "exchange-availability", "exchange-mrs"];
 
 /// One of the [`APPROVED`] clients.
 pub fn is_approved(client: &Client) -> bool {

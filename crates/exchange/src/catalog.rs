@@ -121,6 +121,8 @@ struct WhenDef {
     device_id_prefix: Vec<String>,
     #[serde(default)]
     protocol: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    stem: Vec<String>,
 }
 
 /// Bit set of `ua_contains` patterns found in one user agent.
@@ -142,6 +144,8 @@ struct Rule {
     device_id_prefixes: Vec<Box<str>>,
     /// Bit `Protocol::index()`; 0 = any protocol.
     protocols: u16,
+    /// Whole URI stems, any ASCII case, a trailing `/` aside.
+    stems: Vec<Box<str>>,
 }
 
 impl Rule {
@@ -154,13 +158,17 @@ impl Rule {
     }
 
     /// The conditions on everything but the user agent.
-    fn rest_matches(&self, device: &Device, protocol: Protocol) -> bool {
+    fn rest_matches(&self, device: &Device, protocol: Protocol, stem: &str) -> bool {
         (self.device_types.is_empty()
             || (!device.device_type.is_empty()
                 && self.device_types.iter().any(|d| d.eq_ignore_ascii_case(device.device_type))))
             && (self.device_id_prefixes.is_empty()
                 || self.device_id_prefixes.iter().any(|p| starts_with_ignore_case(device.device_id, p)))
             && (self.protocols == 0 || self.protocols & (1 << protocol.index()) != 0)
+            && (self.stems.is_empty() || {
+                let stem = stem.strip_suffix('/').unwrap_or(stem);
+                self.stems.iter().any(|s| s.eq_ignore_ascii_case(stem))
+            })
     }
 }
 
@@ -296,6 +304,7 @@ impl Catalog {
                     device_types: boxed(when.device_type),
                     device_id_prefixes: boxed(when.device_id_prefix),
                     protocols,
+                    stems: boxed(when.stem),
                 });
             }
         }
@@ -325,7 +334,13 @@ impl Catalog {
     /// [`classify`](Self::classify) with the ActiveSync device id too, which a
     /// few clients are known by (`device_id_prefix`).
     pub fn classify_device(&self, user_agent: &str, device: Device, protocol: Protocol) -> ClientId {
-        self.classify_ua(user_agent, &self.ua_class(user_agent), device, protocol)
+        self.classify_at(user_agent, device, protocol, "")
+    }
+
+    /// [`classify_device`](Self::classify_device) of a request to the URI
+    /// `stem`, which a few clients are known by (`stem`).
+    pub fn classify_at(&self, user_agent: &str, device: Device, protocol: Protocol, stem: &str) -> ClientId {
+        self.classify_ua(user_agent, &self.ua_class(user_agent), device, protocol, stem)
     }
 
     /// The facts about `user_agent` that [`classify_ua`](Self::classify_ua) needs.
@@ -353,6 +368,7 @@ impl Catalog {
         class: &UaClass,
         device: Device,
         protocol: Protocol,
+        stem: &str,
     ) -> ClientId {
         let rule = match class.rules {
             // The rules whose user-agent conditions hold, in order: a bit each, lowest first.
@@ -362,13 +378,14 @@ impl Catalog {
                 }
                 let rule = &self.rules[bits.trailing_zeros() as usize];
                 bits &= bits - 1;
-                if rule.rest_matches(&device, protocol) {
+                if rule.rest_matches(&device, protocol, stem) {
                     break Some(rule);
                 }
             },
-            None => {
-                self.rules.iter().find(|r| r.ua_matches(user_agent, class.found) && r.rest_matches(&device, protocol))
-            }
+            None => self
+                .rules
+                .iter()
+                .find(|r| r.ua_matches(user_agent, class.found) && r.rest_matches(&device, protocol, stem)),
         };
         rule.map_or(ClientId::UNKNOWN, |r| r.client)
     }

@@ -328,7 +328,7 @@ impl Interpreter {
             return;
         }
         let device = Device { device_type: &req.activesync.device_type, device_id: &req.activesync.device_id };
-        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol);
+        let claimed = self.catalog.classify_ua(&req.user_agent, &facts.class, device, req.protocol, &req.stem);
         // An attack names no client: its user agent and device type are the attacker's choice.
         (req.client, req.attack_claims) =
             if req.attack.is_some() { (ClientId::UNKNOWN, claimed) } else { (claimed, ClientId::UNKNOWN) };

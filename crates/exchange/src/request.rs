@@ -487,6 +487,20 @@ impl Request {
         BACKEND_PORTS.contains(&self.server_port)
     }
 
+    /// The request is the Mailbox Replication Service's (mailbox moves from
+    /// Exchange Online or another forest): `/EWS/MRSProxy.svc`, any case,
+    /// with or without a trailing `/`. Exchange's front end routes it to MRS
+    /// rather than to EWS (decompiled `MrsProxyRequestHandler.IsMrsRequest`:
+    /// the URL's third segment, its `/` trimmed, is `MRSProxy.svc`), so EWS's
+    /// own settings (`EwsEnabled`, the application access policy) are not
+    /// checked for it; authentication policies still are.
+    pub fn is_mrs_proxy(&self) -> bool {
+        const PAGE: &[u8] = b"mrsproxy.svc";
+        let Some(rest) = self.stem.as_bytes().get(b"/ews/".len()..) else { return false };
+        let rest = rest.strip_suffix(b"/").unwrap_or(rest);
+        self.protocol == Protocol::Ews && rest.eq_ignore_ascii_case(PAGE)
+    }
+
     /// The user is a computer account such as `EX04$` (see [`crate::identity::account_key`]).
     pub fn is_machine_account(&self) -> bool {
         self.user.ends_with('$')
@@ -553,6 +567,29 @@ mod tests {
             substatus,
             win32_status: win32,
             ..Request::default()
+        }
+    }
+
+    #[test]
+    fn mrs_proxy_is_the_third_segment_mrsproxy_svc() {
+        let mrs = |stem: &str| {
+            Request { protocol: crate::protocol::protocol_of(stem), stem: stem.into(), ..Request::default() }
+                .is_mrs_proxy()
+        };
+        for stem in ["/EWS/mrsproxy.svc", "/ews/MRSProxy.svc", "/EWS/mrsproxy.svc/"] {
+            assert!(mrs(stem), "{stem}");
+        }
+        for stem in [
+            "/EWS/Exchange.asmx",
+            "/EWS/mrsproxy.svc/x",
+            "/EWS//mrsproxy.svc",
+            "/EWS/mrsproxy.svc//",
+            "/ews",
+            "/mrsproxy.svc",
+            "/owa/mrsproxy.svc",
+            "/EWSx/mrsproxy.svc",
+        ] {
+            assert!(!mrs(stem), "{stem}");
         }
     }
 

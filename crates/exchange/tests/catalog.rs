@@ -12,13 +12,15 @@ struct Case {
     device_type: &'static str,
     device_id: &'static str,
     protocol: Protocol,
+    /// The URI stem, where the client is known by its page; else empty.
+    stem: &'static str,
     want: &'static str,
     /// Where `ua` (or the device fields) was seen; the entry in clients.toml cites it too.
     source: &'static str,
 }
 
 const fn case(ua: &'static str, protocol: Protocol, want: &'static str, source: &'static str) -> Case {
-    Case { ua, device_type: "", device_id: "", protocol, want, source }
+    Case { ua, device_type: "", device_id: "", protocol, stem: "", want, source }
 }
 
 const fn eas(
@@ -28,7 +30,18 @@ const fn eas(
     want: &'static str,
     source: &'static str,
 ) -> Case {
-    Case { ua, device_type, device_id, protocol: Protocol::ActiveSync, want, source }
+    Case { ua, device_type, device_id, protocol: Protocol::ActiveSync, stem: "", want, source }
+}
+
+/// A request to the page `stem`.
+const fn page(
+    ua: &'static str,
+    protocol: Protocol,
+    stem: &'static str,
+    want: &'static str,
+    source: &'static str,
+) -> Case {
+    Case { ua, device_type: "", device_id: "", protocol, stem, want, source }
 }
 
 use Protocol::{ActiveSync, Autodiscover, Ecp, Ews, Mapi, Owa, PowerShell, Rpc};
@@ -61,6 +74,7 @@ const REAL: &[Case] = &[
     case("Microsoft WinRM Client", PowerShell, "remote-powershell", "artefacts.help PowerShell/HttpProxy_2023011116-1.LOG"),
     case("ASProxy/CrossForest/EmailDomain/EXCH/08.03.0083.000", Ews, "exchange-availability", "Microsoft KB 3082946"),
     case("ASAutoDiscover/CrossForest/EmailDomain", Autodiscover, "exchange-availability", "Resolve free/busy errors in Exchange hybrid"),
+    page("", Ews, "/EWS/mrsproxy.svc", "exchange-mrs", "tests/data/iis/jpmessaging-hybrid-agent-mrsproxy-503.log"),
     case("TestOrganizationRelationship/1.1", Autodiscover, "exchange-online-org-test", "Microsoft Q&A 108027"),
     case("Mozilla/5.0 (ZoomPresence.Android 8.1.0 x86)", Ews, "zoom-rooms", "CSS-Exchange ShortClientName"),
     case("LinkedInEWS", Ews, "linkedin", "meetingroom365 blog"),
@@ -137,11 +151,15 @@ const NEAR_MISSES: &[Case] = &[
     case("eM Client/9.2.2157.0", Ews, "ews-app", "near miss"),
     // Spark and other cloud mail apps are not named without a known user agent.
     case("Spark/3 (Readdle)", Ews, "ews-app", "near miss"),
+    // Mailbox moves are known by their page alone, by the URL's segments as Exchange reads them.
+    page("", Ews, "/EWS/Exchange.asmx", "ews-app", "near miss"),
+    page("", Ews, "/EWS/mrsproxy.svc/x", "ews-app", "near miss"),
+    page("", Owa, "/owa/mrsproxy.svc", "unknown", "near miss"),
 ];
 
 fn name(catalog: &Catalog, c: &Case) -> String {
     let device = Device { device_type: c.device_type, device_id: c.device_id };
-    catalog.get(catalog.classify_device(c.ua, device, c.protocol)).id.clone()
+    catalog.get(catalog.classify_at(c.ua, device, c.protocol, c.stem)).id.clone()
 }
 
 #[test]

@@ -77,7 +77,10 @@ pub(super) fn compile_ews(
     Ok(())
 }
 
-/// Exchange's `CallerAccessAllowed` (exchange.md §3a) as deny rules.
+/// Exchange's `CallerAccessAllowed` (exchange.md §3a) as deny rules, for
+/// the requests EWS itself serves: a mailbox move's call to
+/// `/EWS/MRSProxy.svc` goes to the Mailbox Replication Service, which
+/// checks none of EWS's settings (only its admin roles).
 fn ews_scope(
     s: &EwsSettings,
     label: &str,
@@ -87,7 +90,7 @@ fn ews_scope(
     line: usize,
     rules: &mut Vec<Rule>,
 ) {
-    let mut base = vec![Cond::Protocol(vec![Protocol::Ews])];
+    let mut base = vec![Cond::Protocol(vec![Protocol::Ews]), Cond::Not(Box::new(Cond::MrsProxy))];
     base.extend(scope);
     let mk = |name: String, conds: Vec<Cond>, unless: Vec<Vec<Cond>>, note: String| {
         let mut u = except.clone();

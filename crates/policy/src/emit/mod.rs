@@ -139,6 +139,7 @@ pub(crate) fn cond_kind(c: &Cond) -> &'static str {
         Cond::DeviceType(_) => "device_type",
         Cond::DeviceId(_) => "device_id",
         Cond::NamesDevice => "device id named",
+        Cond::MrsProxy => "mailbox move (MRS proxy)",
         Cond::DeviceModel(_) => "device model",
         Cond::DeviceOs(_) => "device OS",
         Cond::User(_) => "user",

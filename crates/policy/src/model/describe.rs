@@ -63,6 +63,7 @@ impl fmt::Display for Cond {
             Cond::DeviceType(v) => list(f, "device type is ", v),
             Cond::DeviceId(v) => list(f, "device id is ", v),
             Cond::NamesDevice => f.write_str("names a device id"),
+            Cond::MrsProxy => f.write_str("is a mailbox move (/EWS/MRSProxy.svc)"),
             Cond::DeviceModel(v) => list(f, "device model is ", v),
             Cond::DeviceOs(v) => list(f, "device OS is ", v),
             // An imported policy names thousands: the first few say enough.

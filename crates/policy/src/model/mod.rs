@@ -179,6 +179,10 @@ pub enum Cond {
     /// sends it): one naming another (`OPTIONS ...?Cmd=Sync`) is judged, as
     /// what Exchange dispatches by its `Cmd` is not known here.
     NamesDevice,
+    /// A mailbox move's call to `/EWS/MRSProxy.svc`, which Exchange routes
+    /// to its Mailbox Replication Service, not to EWS
+    /// ([`exchange::Request::is_mrs_proxy`]).
+    MrsProxy,
     DeviceModel(Vec<String>),
     DeviceOs(Vec<String>),
     User(Arc<UserSet>),
@@ -274,6 +278,7 @@ impl Cond {
             }
             Cond::DeviceId(v) => any_ci(v, &req.activesync.device_id),
             Cond::NamesDevice => !req.activesync.device_id.is_empty() && !is_options(req),
+            Cond::MrsProxy => req.is_mrs_proxy(),
             Cond::DeviceModel(v) => any_ci(v, device_facts(req, inv).0),
             Cond::DeviceOs(v) => any_ci(v, device_facts(req, inv).1),
             Cond::User(set) => set.matches(&req.user),
