@@ -46,7 +46,7 @@ pub use parser::{
     is_http_error_log, FileStats, Format, Malformed, MalformedKind, ScanOptions, Visitor, W3c, Warning, WarningKind,
 };
 pub use paths::{collect_paths, collect_paths_named, copies, is_archive_name, is_log_name, open_file};
-pub use record::{decode_into, decode_name_into, decode_utf8_into, Record};
+pub use record::{decode_into, decode_name_into, decode_utf8_into, windows_1252, Record};
 pub use scan::{scan_bytes, scan_chunks, scan_chunks_pooled, scan_path, scan_path_pooled, FileScan, VisitorPool};
 pub use stream::{scan_file, scan_reader};
 pub use table::{FieldTable, KnownField};

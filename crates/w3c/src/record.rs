@@ -148,17 +148,22 @@ pub fn decode_into(raw: &[u8], out: &mut String) {
         return;
     }
     for chunk in raw.utf8_chunks() {
-        let mut parts = chunk.valid().split('+');
-        if let Some(first) = parts.next() {
-            out.push_str(first);
-        }
-        for p in parts {
-            out.push(' ');
-            out.push_str(p);
-        }
+        push_plus_as_space(chunk.valid(), out);
         if !chunk.invalid().is_empty() {
             out.push(char::REPLACEMENT_CHARACTER);
         }
+    }
+}
+
+/// Appends `text` with IIS's `+` for a space read back as a space.
+fn push_plus_as_space(text: &str, out: &mut String) {
+    let mut parts = text.split('+');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for p in parts {
+        out.push(' ');
+        out.push_str(p);
     }
 }
 
@@ -174,21 +179,16 @@ pub fn decode_name_into(raw: &[u8], out: &mut String) {
     }
     out.reserve(raw.len());
     for chunk in raw.utf8_chunks() {
-        let mut parts = chunk.valid().split('+');
-        if let Some(first) = parts.next() {
-            out.push_str(first);
-        }
-        for p in parts {
-            out.push(' ');
-            out.push_str(p);
-        }
+        push_plus_as_space(chunk.valid(), out);
         out.extend(chunk.invalid().iter().map(|&b| windows_1252(b)));
     }
 }
 
-/// Windows-1252 (as HTTP.sys maps it: the five unassigned bytes to their C1
-/// controls).
-fn windows_1252(b: u8) -> char {
+/// A byte of Windows-1252, the code page Windows falls back to for text
+/// that is not UTF-8 (ANSI logs, HTTP.sys's paths, PowerShell 5.1's
+/// exports): Latin-1 but for 0x80..0x9F, whose five unassigned bytes map
+/// to their C1 controls, as Windows' own conversion does.
+pub fn windows_1252(b: u8) -> char {
     const HIGH: [char; 32] = [
         '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
         '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',

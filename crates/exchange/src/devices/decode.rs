@@ -42,7 +42,7 @@ pub fn decode(bytes: &[u8]) -> (Cow<'_, str>, Encoding) {
         [0, b, ..] if *b != 0 => (Cow::Owned(utf16(bytes, u16::from_be_bytes)), Encoding::Utf16Be),
         _ => match std::str::from_utf8(bytes) {
             Ok(text) => (Cow::Borrowed(text), Encoding::Utf8),
-            Err(_) => (Cow::Owned(bytes.iter().map(|&b| windows_1252(b)).collect()), Encoding::Windows1252),
+            Err(_) => (Cow::Owned(bytes.iter().map(|&b| w3c::windows_1252(b)).collect()), Encoding::Windows1252),
         },
     }
 }
@@ -51,20 +51,6 @@ pub fn decode(bytes: &[u8]) -> (Cow<'_, str>, Encoding) {
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> String {
     let units = bytes.chunks_exact(2).map(|p| unit([p[0], p[1]]));
     char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
-}
-
-/// Windows-1252: Latin-1 but for 0x80..0x9F (the five undefined bytes map to
-/// the C1 controls, as Windows' own conversion does).
-fn windows_1252(b: u8) -> char {
-    const HIGH: [u16; 32] = [
-        0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D,
-        0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A,
-        0x0153, 0x009D, 0x017E, 0x0178,
-    ];
-    match b {
-        0x80..=0x9F => char::from_u32(u32::from(HIGH[usize::from(b - 0x80)])).unwrap_or(char::REPLACEMENT_CHARACTER),
-        _ => char::from(b),
-    }
 }
 
 #[cfg(test)]

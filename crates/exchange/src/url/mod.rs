@@ -233,7 +233,8 @@ fn percent_decode_path(raw: &[u8]) -> Result<String, Refusal> {
     }
     Ok(match String::from_utf8(bytes) {
         Ok(s) => s,
-        Err(e) => e.into_bytes().iter().map(|&b| windows_1252(b)).collect(),
+        // HTTP.sys falls back to Windows-1252 for a path that is not UTF-8.
+        Err(e) => e.into_bytes().iter().map(|&b| w3c::windows_1252(b)).collect(),
     })
 }
 
@@ -410,18 +411,6 @@ pub fn hex(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
-    }
-}
-
-/// Windows-1252, the code page HTTP.sys falls back to for a path that is not UTF-8.
-fn windows_1252(b: u8) -> char {
-    const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
-        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
-    ];
-    match b {
-        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
-        b => char::from(b),
     }
 }
 
