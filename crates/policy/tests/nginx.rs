@@ -219,12 +219,7 @@ fn nginx_answers_as_the_policy_decides() {
     let up = upstream();
     let logs = example_logs();
     assert!(logs.len() > 3000, "{} requests", logs.len());
-    for e in std::fs::read_dir(examples_dir()).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_none_or(|x| x != "toml") {
-            continue;
-        }
-        let p = Policy::load(&path).unwrap();
+    for (path, p) in example_policies() {
         if p.requires_inventory() {
             // `device = "new"`: emit names every rule, so nginx decides nothing.
             let out = emit::emit(&p, Target::Nginx);

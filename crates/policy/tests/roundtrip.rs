@@ -108,12 +108,7 @@ fn every_example_policy_survives_emit_then_import() {
     let g = generated();
     let requests = with_auth(&g.requests);
     let mut n = 0;
-    for e in std::fs::read_dir(examples_dir()).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_none_or(|x| x != "toml") {
-            continue;
-        }
-        let p = Policy::load(&path).unwrap();
+    for (path, p) in example_policies() {
         if p.requires_inventory() {
             // `device = "new"` needs the inventory: emit names the rule, nothing else is in the file.
             let trip = round_trip(&p);
@@ -133,12 +128,7 @@ fn every_example_policy_survives_emit_then_import() {
 #[test]
 fn every_example_policy_survives_emit_then_import_on_the_example_logs() {
     let requests = with_auth(&example_logs());
-    for e in std::fs::read_dir(examples_dir()).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_none_or(|x| x != "toml") {
-            continue;
-        }
-        let p = Policy::load(&path).unwrap();
+    for (path, p) in example_policies() {
         if p.requires_inventory() {
             continue;
         }

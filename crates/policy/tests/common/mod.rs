@@ -13,6 +13,23 @@ pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies")
 }
 
+/// Every example policy with its file, in file-name order.
+pub fn example_policies() -> Vec<(PathBuf, Policy)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(examples_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let p = Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            (path, p)
+        })
+        .collect()
+}
+
 pub fn example(name: &str) -> Policy {
     let p = examples_dir().join(name);
     Policy::load(&p).unwrap_or_else(|e| panic!("{e}"))
