@@ -31,20 +31,7 @@ pub fn generated() -> Generated {
     opts.backend = false;
     opts.malformed = 0;
     let truth = generate(&opts).unwrap();
-    let interpreter = Interpreter::builtin();
-    let mut files = Vec::new();
-    logs(&dir.path().join("logs"), &mut files);
-    files.sort();
-    let mut requests = Vec::new();
-    let opts = w3c::ScanOptions { parallel: false, ..w3c::ScanOptions::default() };
-    for f in &files {
-        let mut visit = |rec: &w3c::Record<'_>| {
-            let mut r = Request::default();
-            interpreter.read_record(rec, &mut r);
-            requests.push(r);
-        };
-        w3c::scan_file(f, &opts, &mut visit).unwrap();
-    }
+    let requests = read_logs(&dir.path().join("logs"));
     assert!(requests.len() > 1000, "{} requests", requests.len());
     Generated { dir, truth, requests }
 }
@@ -56,8 +43,14 @@ pub fn people(requests: &[Request]) -> impl Iterator<Item = &Request> {
 
 /// The example logs' requests (`examples/logs`), read as simulate reads them.
 pub fn example_logs() -> Vec<Request> {
+    read_logs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs"))
+}
+
+/// The requests of every log under `dir`, file by file in name order, read
+/// as simulate reads them.
+fn read_logs(dir: &Path) -> Vec<Request> {
     let mut files = Vec::new();
-    logs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/logs"), &mut files);
+    logs(dir, &mut files);
     files.sort();
     let interpreter = Interpreter::builtin();
     let opts = w3c::ScanOptions { parallel: false, ..w3c::ScanOptions::default() };
