@@ -393,6 +393,36 @@
 //! warning names AD FS sign-ins to OWA (a SAML `wresult`, not read). The
 //! audit counts `3 /owa/auth.owa` turned down as a failed sign-in, reading
 //! the method as the gateway does (`exchange::forms_reads_as_post`).
+//!
+//! Eighteenth pass (rt38c), on this stop's changes; nothing found to close.
+//! Held, the MRS proxy exemption (`ews_access` not judged on
+//! `/EWS/MRSProxy.svc`): with `ews_enabled = false`, every spelling that
+//! puts `Exchange.asmx` (or any page) behind the name is judged as EWS and
+//! denied: `MRSProxy.svc;/Exchange.asmx`, `%2FExchange.asmx`,
+//! `%5CExchange.asmx`, `/../Exchange.asmx`, `MRSProxy.svc/..`, an overlong
+//! `%C0%AE` (Windows-1252 `À®`, no dot); `%00` and `::$DATA` are 400; the
+//! query is no part of the stem. Seen, left alone: `/EWS//MRSProxy.svc`,
+//! `/EWS/MRSProxy.svc//`, a trailing `.`, `%20`, `%2e` or `%u002e`, and
+//! `MRSProxy.%C5%BFvc` (`ſ`) are read as MRS here, while Exchange's
+//! `Request.Url.Segments` (length 3, the third `MRSProxy.svc`) sends them
+//! to EWS's back end instead; the page served there is still
+//! `MRSProxy.svc`, whose service makes no EWS `CallContext`, so runs no
+//! `CallerAccessAllowed` (reasoned from exchange.md §3a, not tried on
+//! Exchange): no EWS page is reached past the policy; simulate reads a
+//! logged `//` or trailing dot the same way. Held, the `Redirect`'s
+//! `Location`: a `%0d%0a` in the query stays escaped (raw CR, LF and DEL
+//! are 400 from hyper), `#` ends the query, `?@evil.com` after
+//! `https://mail.contoso.com/owa/` stays on the policy's host, bytes over
+//! 0x7F go as they came (not checked against IIS), and a 20,000-byte query
+//! gives a 20 KB `Location` within the head limit. Held, the method
+//! and the learnt devices: `forms_reads_as_post` takes only a method token
+//! (no comma, so not `Get,Head`, which `Enum.TryParse` would read as two
+//! members ORed); a device is learnt for the user its credentials name once
+//! Exchange answers 200, never for a `User=` on a Kerberos connection (read
+//! as nobody's); a written file is at most 64 MiB and 100,000 devices,
+//! which is what a start accepts, values are capped at 256 bytes and JSON
+//! escapes every control character, so a client can neither grow the file
+//! past its limit nor write a line the start refuses.
 
 mod common;
 
