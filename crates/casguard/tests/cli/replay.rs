@@ -767,19 +767,7 @@ fn the_gateway_decides_httpproxy_lines_as_simulate_predicts() {
     };
     let dir = tempfile::tempdir().unwrap();
     let logs = crate::apart::write_estate(&python, "7", "only", dir.path());
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut folders = vec![logs];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.file_name().unwrap().to_string_lossy().starts_with("HttpProxy_") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
+    let files = w3c::collect_paths_named(&[logs], |name| name.to_string_lossy().starts_with("HttpProxy_")).unwrap();
     let inventory = dir.path().join("inventory.json");
     let devices = dir.path().join("devices.json");
     inventory_build(
