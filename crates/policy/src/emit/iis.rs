@@ -69,6 +69,18 @@ fn indented(s: &mut String, text: &str, indent: &str) {
     }
 }
 
+/// `items` indented between `open` and `close`, or nothing when there are none.
+fn element(s: &mut String, open: &str, items: &[String], indent: &str, close: &str) {
+    if items.is_empty() {
+        return;
+    }
+    s.push_str(open);
+    for item in items {
+        indented(s, item, indent);
+    }
+    s.push_str(close);
+}
+
 impl IisOutput {
     /// The global rules and `<location>` elements for applicationHost.config, as one document.
     pub fn application_host(&self) -> Option<String> {
@@ -84,13 +96,13 @@ impl IisOutput {
             );
         }
         s.push_str("<configuration>\n");
-        if !self.global_rules.is_empty() {
-            s.push_str("  <system.webServer>\n    <rewrite>\n      <globalRules>\n");
-            for r in &self.global_rules {
-                indented(&mut s, r, "        ");
-            }
-            s.push_str("      </globalRules>\n    </rewrite>\n  </system.webServer>\n");
-        }
+        element(
+            &mut s,
+            "  <system.webServer>\n    <rewrite>\n      <globalRules>\n",
+            &self.global_rules,
+            "        ",
+            "      </globalRules>\n    </rewrite>\n  </system.webServer>\n",
+        );
         for l in &self.locations {
             indented(&mut s, l, "  ");
         }
@@ -278,27 +290,15 @@ struct Location {
 impl Location {
     fn xml(&self, path: &str) -> String {
         let mut x = format!("<location path=\"{}\">\n  <system.webServer>\n", xml_escape(path));
-        if !self.modules.is_empty() {
-            x.push_str("    <modules>\n");
-            for m in &self.modules {
-                indented(&mut x, m, "      ");
-            }
-            x.push_str("    </modules>\n");
-        }
-        if !self.security.is_empty() {
-            x.push_str("    <security>\n");
-            for m in &self.security {
-                indented(&mut x, m, "      ");
-            }
-            x.push_str("    </security>\n");
-        }
-        if !self.rewrite.is_empty() {
-            x.push_str("    <rewrite>\n      <rules>\n        <clear />\n");
-            for m in &self.rewrite {
-                indented(&mut x, m, "        ");
-            }
-            x.push_str("      </rules>\n    </rewrite>\n");
-        }
+        element(&mut x, "    <modules>\n", &self.modules, "      ", "    </modules>\n");
+        element(&mut x, "    <security>\n", &self.security, "      ", "    </security>\n");
+        element(
+            &mut x,
+            "    <rewrite>\n      <rules>\n        <clear />\n",
+            &self.rewrite,
+            "        ",
+            "      </rules>\n    </rewrite>\n",
+        );
         x.push_str("  </system.webServer>\n</location>");
         x
     }
