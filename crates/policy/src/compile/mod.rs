@@ -74,6 +74,10 @@ struct Ctx<'a> {
     line_ends: Vec<usize>,
 }
 
+/// Compiles one `[table]` block of the file (its raw table and the line it
+/// starts on) into rules and what the emitters need.
+type BlockCompiler<T> = fn(&Ctx, T, usize, &mut Vec<Rule>, &mut Blocks) -> Result<(), PolicyError>;
+
 impl Ctx<'_> {
     fn line(&self, span: &Range<usize>) -> Option<usize> {
         if span.start == 0 && span.end == 0 {
@@ -96,6 +100,20 @@ impl Ctx<'_> {
             Some(s) if HTTP_STATUS.contains(s.get_ref()) => Ok(*s.get_ref()),
             Some(s) => Err(self.err(&s.span(), format!("{key} {} is not an HTTP status (100 to 599)", s.get_ref()))),
         }
+    }
+
+    /// Compiles the `[table]` block `raw` when the file has one, telling
+    /// `compile` the line it starts on.
+    fn block<T>(
+        &self,
+        raw: Option<Spanned<T>>,
+        compile: BlockCompiler<T>,
+        rules: &mut Vec<Rule>,
+        blocks: &mut Blocks,
+    ) -> Result<(), PolicyError> {
+        let Some(raw) = raw else { return Ok(()) };
+        let line = self.line(&raw.span()).unwrap_or(0);
+        compile(self, raw.into_inner(), line, rules, blocks)
     }
 
     /// Error at an item of a list, or at the list when the item has no span.
@@ -429,22 +447,10 @@ pub(crate) fn compile(
         iis::compile_iis_filter(&ctx, f, &mut rules, &mut blocks)?;
     }
     rewrite::compile_url_rewrite(&ctx, &raw.url_rewrite, false, &mut rules, &mut blocks)?;
-    if let Some(a) = raw.auth_policies {
-        let line = ctx.line(&a.span()).unwrap_or(0);
-        mailbox::compile_auth_policies(&ctx, a.into_inner(), line, &mut rules, &mut blocks)?;
-    }
-    if let Some(m) = raw.mailbox_protocols {
-        let line = ctx.line(&m.span()).unwrap_or(0);
-        mailbox::compile_mailbox_protocols(&ctx, m.into_inner(), line, &mut rules, &mut blocks)?;
-    }
-    if let Some(e) = raw.ews_access {
-        let line = ctx.line(&e.span()).unwrap_or(0);
-        exchange::compile_ews(&ctx, e.into_inner(), line, &mut rules, &mut blocks)?;
-    }
-    if let Some(d) = raw.device_access {
-        let line = ctx.line(&d.span()).unwrap_or(0);
-        exchange::compile_device_access(&ctx, d.into_inner(), line, &mut rules, &mut blocks)?;
-    }
+    ctx.block(raw.auth_policies, mailbox::compile_auth_policies, &mut rules, &mut blocks)?;
+    ctx.block(raw.mailbox_protocols, mailbox::compile_mailbox_protocols, &mut rules, &mut blocks)?;
+    ctx.block(raw.ews_access, exchange::compile_ews, &mut rules, &mut blocks)?;
+    ctx.block(raw.device_access, exchange::compile_device_access, &mut rules, &mut blocks)?;
 
     for (i, r) in raw.rule.into_iter().enumerate() {
         let name_span = r.name.span();
