@@ -297,23 +297,13 @@ fn unexpressible_is_never_silent() {
 #[test]
 fn nginx_map_keeps_first_match_order() {
     let p = policy(
-        r#"
-[ranges]
-lan = ["10.0.0.0/8"]
-[[rule]]
-name = "lan ok"
-action = "allow"
-network = "lan"
-[[rule]]
-name = "no outlook mobile on ews"
-action = "deny"
-protocol = "ews"
-user_agent = { prefix = ["Outlook-iOS/", "Outlook-Android/"], case_sensitive = true }
+        &(LAN_OK_THEN_NO_OUTLOOK_MOBILE_ON_EWS.to_owned()
+            + r#"
 [[iis_filter.rule]]
 name = "ua"
 scan_headers = "User-Agent"
 deny_strings = "BadBot"
-"#,
+"#),
     );
     let out = emit::emit(&p, Target::Nginx);
     assert!(out.unexpressible.is_empty(), "{:?}", out.unexpressible);

@@ -229,18 +229,8 @@ fn nginx_answers_as_the_policy_decides() {
         replay(&bin, up, &p, &logs);
     }
     let p = policy(
-        r#"
-[ranges]
-lan = ["10.0.0.0/8"]
-[[rule]]
-name = "lan ok"
-action = "allow"
-network = "lan"
-[[rule]]
-name = "no outlook mobile on ews"
-action = "deny"
-protocol = "ews"
-user_agent = { prefix = ["Outlook-iOS/", "Outlook-Android/"], case_sensitive = true }
+        &(LAN_OK_THEN_NO_OUTLOOK_MOBILE_ON_EWS.to_owned()
+            + r#"
 [[rule]]
 name = "no bad bot"
 action = "deny"
@@ -255,7 +245,7 @@ protocol = ["powershell", "rpc"]
 name = "no aspx under owa auth"
 action = "deny"
 path = "/owa/auth/*.aspx"
-"#,
+"#),
     );
     replay(&bin, up, &p, &logs);
     let requests: Vec<Request> = [

@@ -104,3 +104,20 @@ pub fn ews(ua: &str, user: &str) -> Request {
 pub fn by(p: &Policy, d: &Decision) -> String {
     d.rule.map_or("default".into(), |i| p.rules()[i].name.clone())
 }
+
+/// The first two rules of the nginx tests' policies: the LAN is allowed, then
+/// Outlook mobile (by case-sensitive prefixes) is denied on EWS; each test
+/// appends what it checks.
+pub const LAN_OK_THEN_NO_OUTLOOK_MOBILE_ON_EWS: &str = r#"
+[ranges]
+lan = ["10.0.0.0/8"]
+[[rule]]
+name = "lan ok"
+action = "allow"
+network = "lan"
+[[rule]]
+name = "no outlook mobile on ews"
+action = "deny"
+protocol = "ews"
+user_agent = { prefix = ["Outlook-iOS/", "Outlook-Android/"], case_sensitive = true }
+"#;
