@@ -346,34 +346,25 @@ fn exported(scripts: &[&str]) -> Vec<(String, String)> {
 /// organisation ends as the new script alone would leave it.
 #[test]
 fn an_edited_policy_run_over_the_old_one_ends_as_the_new_one() {
-    let before = policy(
-        r#"
+    // The same rule and policy, by name, before and after the edit.
+    let edition = |access_level: &str, block_legacy: &str, block_modern: &str| {
+        policy(&format!(
+            r#"
 [device_access]
 [[device_access.rule]]
 characteristic = "DeviceType"
 query_string = "Outlook"
-access_level = "Block"
+access_level = "{access_level}"
 [auth_policies]
 [[auth_policies.policy]]
 name = "No Basic"
-block_legacy = ["ActiveSync", "WebServices"]
-block_modern = ["Pop"]
-"#,
-    );
-    let after = policy(
-        r#"
-[device_access]
-[[device_access.rule]]
-characteristic = "DeviceType"
-query_string = "Outlook"
-access_level = "Quarantine"
-[auth_policies]
-[[auth_policies.policy]]
-name = "No Basic"
-block_legacy = ["Imap"]
-block_modern = ["Pop", "Imap"]
-"#,
-    );
+block_legacy = {block_legacy}
+block_modern = {block_modern}
+"#
+        ))
+    };
+    let before = edition("Block", r#"["ActiveSync", "WebServices"]"#, r#"["Pop"]"#);
+    let after = edition("Quarantine", r#"["Imap"]"#, r#"["Pop", "Imap"]"#);
     let script = |p: &Policy| emit::emit(p, Target::Exchange).files[0].1.clone();
     let (old, new) = (script(&before), script(&after));
     assert!(new.contains("Set-AuthenticationPolicy -Identity 'No Basic' -BlockLegacyAuthActiveSync:$false"), "{new}");
