@@ -896,10 +896,15 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
 /// `body`: what it learns is Erin's, as her credentials name her (`User=` is
 /// only the client's say-so).
 fn post(cmd: &str, id: &str, body: &[u8]) -> Vec<u8> {
-    let erin = basic("CONTOSO\\erin", "pw");
+    post_as("erin", cmd, id, body)
+}
+
+/// `user`'s ActiveSync `cmd` from device `id`, with `body`.
+fn post_as(user: &str, cmd: &str, id: &str, body: &[u8]) -> Vec<u8> {
+    let auth = basic(&format!("CONTOSO\\{user}"), "pw");
     let mut raw = format!(
-        "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
-         HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
+        "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User={user}&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
+         HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
@@ -3679,6 +3684,53 @@ async fn a_deny_by_user_rule_warns_of_ad_fs_sign_ins_to_owa() {
             warning.contains("Kerberos") && warning.contains("AD FS sign-in") && warning.contains("wresult"),
             "{warning}"
         );
+    })
+    .await;
+}
+
+/// Nineteenth pass (rt39): the learnt devices are one table for everyone
+/// (100,000 devices, a 64 MiB file), and any signed-in user's Provision
+/// bodies went into it, as many as Exchange answered 200, with ids and
+/// values of any length. One account could fill it, after which no new
+/// device of anyone's was learnt (a model rule missed them all), or fill the
+/// file, after which other users' devices were left out of it at random
+/// (and passed a model rule after a restart), or hold gigabytes in memory
+/// with long device ids. A user keeps at most 100 devices now (Exchange's
+/// own default limit on a user's partnerships, `EasMaxDevices`), their
+/// oldest giving way, and a device whose line would not leave room for the
+/// whole table in the file is not learnt (only its own user's device).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_s_devices_cannot_crowd_out_everybody_else_s() {
+    within(120, async {
+        let (_mock, up) = start_mock().await;
+        let keep = tempfile::tempdir().unwrap();
+        let file = keep.path().join("learnt.jsonl");
+        let with_file = |c: &mut gateway::Config| {
+            c.inventory = Some(EXPORT.into());
+            c.learnt_devices = Some(file.clone());
+        };
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        // Mallory's made-up devices, each answered 200 by Exchange.
+        for i in 0..130 {
+            let raw = post_as("mallory", "Provision", &format!("FAKE{i:04}"), &provision("Pixel 8"));
+            assert_eq!(status(&send_raw(gw.addr, &raw).await), "200");
+        }
+        let long = "L".repeat(4000);
+        assert_eq!(
+            status(&send_raw(gw.addr, &post_as("mallory", "Provision", &long, &provision("Pixel 8"))).await),
+            "200"
+        );
+        gw.stop().await;
+        let kept = std::fs::read_to_string(&file).unwrap();
+        let mallory = kept.lines().filter(|l| l.contains("\"user\":\"mallory\"")).count();
+        assert_eq!(mallory, 100, "at most 100 devices a user");
+        assert!(kept.contains("FAKE0129") && !kept.contains("FAKE0029\""), "the oldest give way");
+        assert!(!kept.contains(&long), "a line too long for the file's share is not kept");
+        // Erin's device is kept, and still judged as the blocked model after a restart.
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        gw.stop().await;
     })
     .await;
 }
