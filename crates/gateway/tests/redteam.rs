@@ -3734,3 +3734,54 @@ async fn one_user_s_devices_cannot_crowd_out_everybody_else_s() {
     })
     .await;
 }
+
+/// Nineteenth pass (rt39): `casguard audit` and `simulate` skip a log line
+/// over 64 KiB (IIS's own longest, `maxLogLineLength`) as malformed, and a
+/// client could make the gateway write one: a byte that is not UTF-8 in its
+/// User-Agent or Referer is written as U+FFFD, three bytes, so a head within
+/// the 64 KiB limit gave a line of up to three times that. Such a request
+/// (a denied EWS call, a forms sign-in naming boss) went unread by the
+/// audit: no user, no finding, only a count of malformed lines. The longest
+/// fields are cut now until the line fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_write_an_access_log_line_the_audit_skips() {
+    within(30, async {
+        let (_mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        let mut padded = b"GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nUser-Agent: ".to_vec();
+        padded.extend_from_slice(&[0xC3; 30_000]);
+        padded.extend_from_slice(b"\r\nReferer: ");
+        padded.extend_from_slice(&[0xE2; 30_000]);
+        padded.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+        assert_eq!(status(&send_raw(gw.addr, &padded).await), "403");
+        let form = "username=CONTOSO%5Cboss&password=x";
+        let mut sign_in = format!(
+            "POST /owa/auth.owa HTTP/1.1\r\nHost: mail\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 ",
+            form.len()
+        )
+        .into_bytes();
+        sign_in.extend_from_slice(&[0xFF; 40_000]);
+        sign_in.extend_from_slice(b"\r\n\r\n");
+        sign_in.extend_from_slice(form.as_bytes());
+        assert_eq!(status(&send_raw(gw.addr, &sign_in).await), "200");
+        let dir = gw.stop().await;
+        let log = access_logs(&dir);
+        let it = exchange::Interpreter::builtin();
+        let mut req = exchange::Request::default();
+        let mut read = Vec::new();
+        let stats = w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut |r: &w3c::Record<'_>| {
+            it.read_record(r, &mut req);
+            let decision = r.get_named("x-casguard-decision").map(|v| String::from_utf8_lossy(v).into_owned());
+            read.push((req.method.clone(), req.stem.clone(), req.username.clone(), req.user_agent.len(), decision));
+        });
+        assert_eq!(stats.malformed_total(), 0, "every line read");
+        assert_eq!(read.len(), 2, "{read:?}");
+        assert_eq!((read[0].0.as_str(), read[0].1.as_str()), ("GET", "/EWS/Exchange.asmx"));
+        assert_eq!(read[0].4.as_deref(), Some("deny"));
+        assert_eq!((read[1].1.as_str(), read[1].2.as_str()), ("/owa/auth.owa", "CONTOSO\\boss"));
+        assert!(read[1].3 > 20_000, "the user agent cut, not dropped: {}", read[1].3);
+        assert!(log.lines().all(|l| l.len() <= 64 << 10));
+    })
+    .await;
+}
