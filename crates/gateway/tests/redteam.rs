@@ -423,6 +423,40 @@
 //! which is what a start accepts, values are capped at 256 bytes and JSON
 //! escapes every control character, so a client can neither grow the file
 //! past its limit nor write a line the start refuses.
+//!
+//! Nineteenth pass (rt39), held (tried live): the access log's fields (a
+//! tab, U+0085, U+2028 or a no-break space in a User-Agent is written `+`,
+//! as are a space, CR, LF and NUL; a User-Agent of `x 200 0 0 1 - allow -`
+//! stays one field, so no client writes a line, a field, a directive or an
+//! `x-casguard-decision` of its own; a vertical tab is 400). Held, read in
+//! the code, not tried on Exchange: Prometheus labels (protocol and client
+//! from the catalog, the rule's name from the policy: nothing a client
+//! names); MAPI's `MailboxId=` and an Autodiscover body naming another
+//! mailbox (as for `X-AnchorMailbox`, Exchange acts as the account that
+//! signs in, which is what is judged); a reload under an NTLM-signed
+//! connection (its header-less requests are judged by the new policy, as
+//! that user); the forms sign-in's method (a token, so no `Get,Post` or
+//! spaces for `Enum.TryParse`); a user overwriting what their own device
+//! said (as they can to Exchange).
+//! Closed: the learnt devices were one table for everyone, filled by any
+//! signed-in user's Provision bodies that Exchange answered 200, with ids
+//! and values of any length: one account's made-up devices could fill the
+//! 100,000 (no one's new device learnt again, so a model rule missed them
+//! all), fill the 64 MiB file (other users' devices left out of it at
+//! random, passing the rule after a restart), or hold gigabytes with
+//! 60 KB device ids (Medium). A user keeps at most 100 devices now
+//! (Exchange's default `EasMaxDevices`), their oldest giving way, and a
+//! device whose line would pass its share of the file (670 bytes) is not
+//! kept. And `casguard audit` and `simulate` skip a line over 64 KiB as
+//! malformed, which the gateway wrote for a User-Agent or Referer of bytes
+//! that are not UTF-8 (U+FFFD, three bytes each): a denied EWS call or
+//! boss's forms sign-in so padded was hidden from the audit (Medium); the
+//! longest fields are cut to fit now, so simulate may read a cut User-Agent
+//! (the line's decision is the gateway's). Left open: 1,000 accounts of 100
+//! made-up devices each still fill the table (Low; no event says so);
+//! the access log's queue holds 65,536 lines of up to 64 KiB while its
+//! disk stalls (4 GiB, Low); a forms sign-in refused before it is judged
+//! (a form twice, too large) writes no access log line.
 
 mod common;
 
