@@ -3648,6 +3648,22 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
     .await;
 }
 
+/// The device export loaded, and the learnt devices kept in `file`.
+fn learnt_in(file: &std::path::Path) -> impl Fn(&mut gateway::Config) + Copy + '_ {
+    move |c| {
+        c.inventory = Some(EXPORT.into());
+        c.learnt_devices = Some(file.to_path_buf());
+    }
+}
+
+/// A gateway blocking the SM-S911B (`with`: where it keeps what it learns),
+/// once Erin's new Samsung, NEWSAMSUNG1, said it is one.
+async fn samsung_learnt(up: std::net::SocketAddr, with: impl FnOnce(&mut gateway::Config)) -> Running {
+    let gw = start_gateway_with(SAMSUNG_BLOCK, up, with).await;
+    assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+    gw
+}
+
 /// After the seventeenth pass: with `learnt-devices FILE`, what a device's
 /// Provision body said is written there and read back at start, so a
 /// restarted gateway still judges the device by it (before, the restart
@@ -3658,12 +3674,8 @@ async fn what_a_device_said_is_kept_across_a_restart() {
         let (mock, up) = start_mock().await;
         let keep = tempfile::tempdir().unwrap();
         let file = keep.path().join("learnt.jsonl");
-        let with_file = |c: &mut gateway::Config| {
-            c.inventory = Some(EXPORT.into());
-            c.learnt_devices = Some(file.clone());
-        };
-        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
-        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        let with_file = learnt_in(&file);
+        let gw = samsung_learnt(up, with_file).await;
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
         // Written a second after, while it runs (a crash keeps it too).
         let written = || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("SM-S911B"));
@@ -3739,12 +3751,8 @@ async fn one_user_s_devices_cannot_crowd_out_everybody_else_s() {
         let (_mock, up) = start_mock().await;
         let keep = tempfile::tempdir().unwrap();
         let file = keep.path().join("learnt.jsonl");
-        let with_file = |c: &mut gateway::Config| {
-            c.inventory = Some(EXPORT.into());
-            c.learnt_devices = Some(file.clone());
-        };
-        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
-        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        let with_file = learnt_in(&file);
+        let gw = samsung_learnt(up, with_file).await;
         // Mallory's made-up devices, each answered 200 by Exchange.
         for i in 0..130 {
             let raw = post_as("mallory", "Provision", &format!("FAKE{i:04}"), &provision("Pixel 8"));
