@@ -119,6 +119,8 @@ pub(crate) struct Learned {
     changed: tokio::sync::Notify,
     /// One writer at a time (the periodic one and the last, at shutdown).
     writing: Mutex<()>,
+    /// Whether the event log was told that the table is full.
+    full_said: AtomicBool,
 }
 
 impl Learned {
@@ -352,13 +354,20 @@ pub(crate) struct Informed {
 }
 
 impl Informed {
-    /// Exchange answered `status`: a 200 accepts what the body said.
-    pub fn answered(self, status: u16) {
+    /// Exchange answered `status`: a 200 accepts what the body said. The
+    /// first device not kept for a full table is said to `events`.
+    pub fn answered(self, status: u16, events: &crate::EventSink) {
         if status != 200 {
             return;
         }
-        if let Some(info) = lock(&self.said).take() {
-            self.learned.insert(self.user, self.device, info.model, info.os);
+        let Some(info) = lock(&self.said).take() else { return };
+        let kept = self.learned.insert(self.user, self.device, info.model, info.os);
+        if kept == Kept::Full && !self.learned.full_said.swap(true, Ordering::Relaxed) {
+            let m = format!(
+                "learnt devices: {MAX_DEVICES} devices known, so new ones are not learnt: a rule on a device's model \
+                 or OS does not see a device the export does not hold; refresh the export"
+            );
+            events(crate::Level::Warn, &m);
         }
     }
 }
@@ -486,7 +495,7 @@ mod tests {
         tee.take(&Bytes::from_static(&BODY[9..]));
         drop(tee);
         assert_eq!(learned.get("erin", "NEW1"), None, "not before Exchange answers");
-        informed.answered(200);
+        informed.answered(200, &crate::events::silent());
         assert_eq!(learned.get("erin", "NEW1"), Some(("SM-S911B".into(), "Android 14".into())));
         assert_eq!(learned.get("erin", "new1"), learned.get("erin", "NEW1"), "its id in any case");
         // A later request of that device gets them; one with its own keeps its own.
@@ -512,13 +521,13 @@ mod tests {
         let (mut tee, informed) = informing(&m, &learned);
         tee.take(&Bytes::from_static(BODY));
         drop(tee);
-        informed.answered(401);
+        informed.answered(401, &crate::events::silent());
         assert_eq!(learned.get("erin", "SEC1A2B3C4D5E6F7"), None);
         // Learned, but the export says otherwise of the device: the export wins.
         let (mut tee, informed) = informing(&m, &learned);
         tee.take(&Bytes::from_static(BODY));
         drop(tee);
-        informed.answered(200);
+        informed.answered(200, &crate::events::silent());
         let mut export = policy::Inventory::new("");
         export.insert_device_facts("SEC1A2B3C4D5E6F7", "Pixel 8", "Android 14");
         let mut later = provision("erin", "SEC1A2B3C4D5E6F7");
@@ -598,6 +607,22 @@ mod tests {
         assert_eq!(say("zoe", "NEW3"), Kept::Full);
         assert_eq!(say("mallory", "FAKE1001"), Kept::Yes);
         assert_eq!(learned.len(), MAX_DEVICES);
+        // Said once in the event log, when a device Exchange accepted is not kept.
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let events: crate::EventSink = {
+            let said = said.clone();
+            Arc::new(move |_, m: &str| lock(&said).push(m.to_string()))
+        };
+        let learned = Arc::new(learned);
+        for id in ["NEW4", "NEW5"] {
+            let (mut tee, informed) = informing(&provision("zoe", id), &learned);
+            tee.take(&Bytes::from_static(BODY));
+            drop(tee);
+            informed.answered(200, &events);
+        }
+        let said = lock(&said);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("100000 devices known") && said[0].contains("refresh the export"), "{said:?}");
     }
 
     #[test]

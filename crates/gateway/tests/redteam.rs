@@ -453,7 +453,8 @@
 //! boss's forms sign-in so padded was hidden from the audit (Medium); the
 //! longest fields are cut to fit now, so simulate may read a cut User-Agent
 //! (the line's decision is the gateway's). Left open: 1,000 accounts of 100
-//! made-up devices each still fill the table (Low; no event says so);
+//! made-up devices each still fill the table (Low; the event log says so,
+//! once);
 //! the access log's queue holds 65,536 lines of up to 64 KiB while its
 //! disk stalls (4 GiB, Low); a forms sign-in refused before it is judged
 //! (a form twice, too large) writes no access log line.
