@@ -29,6 +29,14 @@ cs(Referer) sc-status sc-substatus sc-win32-status time-taken X-Forwarded-For x-
 
 const QUEUE: usize = 65_536;
 
+/// Longest line written, without its line end: the longest `casguard audit`
+/// and `simulate` read (`w3c::ScanOptions::max_line`, IIS's default
+/// `maxLogLineLength`), which skip a longer one whole as malformed. A
+/// client's head is at most `--max-header-bytes`, but a byte that is not
+/// UTF-8 is written as U+FFFD, three bytes, so its fields can come to
+/// three times that: see [`fit`].
+pub const MAX_LINE: usize = 64 << 10;
+
 /// Appends `value` as one W3C field: empty becomes `-`, spaces and control
 /// characters become `+` (IIS's escape), so a field never splits.
 pub fn push_field(line: &mut String, value: &str) {
@@ -250,8 +258,50 @@ impl LogLine {
         push_field(line, &self.forwarded_for);
         push_field(line, if self.deny { "deny" } else { "allow" });
         push_field(line, self.rule.as_deref().unwrap_or(""));
+        if self.line.len() > MAX_LINE {
+            fit(&mut self.line);
+        }
         self.line
     }
+}
+
+/// Cut `line`'s longest fields of those a client writes (method, stem,
+/// query, user, User-Agent, Referer, X-Forwarded-For) to one length, the
+/// longest that leaves the line at most [`MAX_LINE`] bytes, rather than have
+/// the audit skip the request whole (its user, its path, its decision). A
+/// field within that length (at least a seventh of the line) stays whole,
+/// and a cut one keeps its start.
+#[cold]
+fn fit(line: &mut String) {
+    const CLIENT_FIELDS: [usize; 7] = [3, 4, 5, 7, 9, 10, 15];
+    // Fields never hold a space (see `push_field`).
+    let mut fields: Vec<&str> = line.split(' ').collect();
+    let theirs: Vec<usize> = CLIENT_FIELDS.iter().copied().filter(|&i| i < fields.len()).collect();
+    let mut lens: Vec<usize> = theirs.iter().map(|&i| fields[i].len()).collect();
+    let mut room = MAX_LINE.saturating_sub(line.len() - lens.iter().sum::<usize>());
+    lens.sort_unstable();
+    let mut most = usize::MAX;
+    for (k, &len) in lens.iter().enumerate() {
+        let share = room / (lens.len() - k);
+        if len > share {
+            most = share;
+            break;
+        }
+        room -= len;
+    }
+    for i in theirs {
+        let field = fields[i];
+        if field.len() > most {
+            // At least one character: an empty field is written `-`.
+            let first = field.chars().next().map_or(0, char::len_utf8);
+            let mut keep = most.max(first);
+            while !field.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            fields[i] = &field[..keep];
+        }
+    }
+    *line = fields.join(" ");
 }
 
 /// The fields that are the same for every request of a connection, each
@@ -303,6 +353,36 @@ mod tests {
         push_field(&mut l, "Caf\u{e9}\u{a0}iOS\u{7f}");
         assert_eq!(l, "2024-05-01 - Mozilla/5.0+(X11;+Linux)++ Caf\u{e9}+iOS+");
         assert_eq!(file_name("2024-05-01"), "u_ex240501_x.log");
+    }
+
+    #[test]
+    fn a_line_too_long_for_the_audit_is_cut_in_its_longest_fields() {
+        let head = "2024-05-01 10:00:00 10.0.0.1 GET /EWS/Exchange.asmx q=1 443 CONTOSO\\boss 10.0.0.9";
+        let tail = ["403", "0", "0", "5", "-", "deny", "no+EWS"];
+        let padded = |ua: &str, referer: &str| {
+            let mut line = head.to_string();
+            push_field(&mut line, ua);
+            push_field(&mut line, referer);
+            line.push(' ');
+            line.push_str(&tail.join(" "));
+            fit(&mut line);
+            line
+        };
+        // Both padded: each cut to the same length, on a character boundary.
+        let line = padded(&"\u{fffd}".repeat(30_000), &"r".repeat(MAX_LINE));
+        assert!(line.len() <= MAX_LINE && line.len() > MAX_LINE - 8, "{}", line.len());
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 18);
+        assert_eq!(fields[..9], head.split(' ').collect::<Vec<_>>());
+        assert!(fields[9].len().abs_diff(fields[10].len()) < 3, "{} {}", fields[9].len(), fields[10].len());
+        assert!(fields[9].chars().all(|c| c == '\u{fffd}') && fields[10].bytes().all(|b| b == b'r'));
+        assert_eq!(fields[11..], tail);
+        // One padded: the other stays whole.
+        let ua = "Mozilla/5.0+(Windows+NT+10.0)";
+        let line = padded(ua, &"\u{e9}".repeat(100_000));
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert!(line.len() <= MAX_LINE && line.len() > MAX_LINE - 2, "{}", line.len());
+        assert_eq!((fields.len(), fields[9]), (18, ua));
     }
 
     #[test]

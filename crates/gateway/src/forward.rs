@@ -519,7 +519,7 @@ impl Forward {
             }
         }
         if let Some(informed) = self.informed.take() {
-            informed.answered(parts.status.as_u16());
+            informed.answered(parts.status.as_u16(), &self.finish.shared.events);
         }
         self.finish.status(parts.status.as_u16(), 0);
         Response::from_parts(parts, Tracked::upstream(body, self.finish))

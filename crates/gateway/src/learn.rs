@@ -9,7 +9,11 @@
 //! A body says what its sender wants: what it says is kept only for the
 //! user the request named and once Exchange answered it 200 (so it signed
 //! in), and never over what the export says of the device. A user can
-//! misname only their own device's model, as they can to Exchange.
+//! misname only their own device's model, as they can to Exchange. Nor can
+//! one user crowd out the others: each keeps at most [`MAX_PER_USER`]
+//! devices, their oldest giving way, and a device whose file line would be
+//! longer than its share of the file ([`MAX_ROW`]) is not kept, so the
+//! whole table always fits in the file and in bounded memory.
 //!
 //! With `learnt-devices FILE` they are kept across restarts: written there
 //! (one JSON object a line: user, device, model, OS; no credentials) a
@@ -38,11 +42,25 @@ use crate::GatewayError;
 /// Devices kept at most: one short entry each (an estate's phones).
 const MAX_DEVICES: usize = 100_000;
 
+/// Devices kept at most for one user: Exchange's own default limit on a
+/// user's partnerships (the throttling policy's `EasMaxDevices`, 100), so
+/// that one account's made-up devices cannot fill the table for everyone
+/// (after which nobody's new device would be learnt).
+const MAX_PER_USER: usize = 100;
+
 /// Body bytes read at most: `DeviceInformation` opens the body.
 const MAX_BODY: usize = 16 * 1024;
 
 /// Bytes the file of learnt devices holds at most, written or read.
 const MAX_FILE: usize = 64 * 1024 * 1024;
+
+/// Longest line (JSON, without its line end) of a device kept: its share
+/// of the file, so that [`MAX_DEVICES`] of them always fit and none is
+/// left out of it. A real device's line is about 200 bytes; one longer
+/// (a device id of hundreds of bytes, a model of control characters) is
+/// only its own user's device, which could name any model anyway.
+const MAX_ROW: usize = MAX_FILE / MAX_DEVICES - 1;
+const _: () = assert!(MAX_DEVICES * (MAX_ROW + 1) <= MAX_FILE);
 
 /// One device in the file of learnt devices.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -58,14 +76,42 @@ struct Row<'a> {
     os: std::borrow::Cow<'a, str>,
 }
 
-/// Device id (as Exchange compares one, see [`device_key`]) -> (model,
-/// OS), as one user's devices said.
-type Devices = HashMap<String, (String, String)>;
+/// What a device said: its model and OS, and when it was learnt (a
+/// number that grows with each device learnt).
+#[derive(Debug)]
+struct Fact {
+    model: String,
+    os: String,
+    at: u64,
+}
 
-/// User key -> that user's devices, and how many devices in all.
+/// Device id (as Exchange compares one, see [`device_key`]) -> what one
+/// user's device said.
+type Devices = HashMap<String, Fact>;
+
+/// User key -> that user's devices; how many devices in all; the last
+/// [`Fact::at`] given.
+#[derive(Debug, Default)]
+struct Table {
+    users: HashMap<String, Devices>,
+    count: usize,
+    last: u64,
+}
+
+/// Whether [`Learned::insert`] kept a device.
+#[derive(Debug, PartialEq, Eq)]
+enum Kept {
+    Yes,
+    /// [`MAX_DEVICES`] are known, none of them this user's to give way.
+    Full,
+    /// Its line would be longer than [`MAX_ROW`].
+    TooLong,
+}
+
+/// What devices said, for all users.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
-    users: Mutex<(HashMap<String, Devices>, usize)>,
+    users: Mutex<Table>,
     /// Where they are kept across restarts (`learnt-devices`), if anywhere.
     file: Option<PathBuf>,
     /// Whether they changed since last written, and the writer's wake-up.
@@ -73,6 +119,8 @@ pub(crate) struct Learned {
     changed: tokio::sync::Notify,
     /// One writer at a time (the periodic one and the last, at shutdown).
     writing: Mutex<()>,
+    /// Whether the event log was told that the table is full.
+    full_said: AtomicBool,
 }
 
 impl Learned {
@@ -104,13 +152,15 @@ impl Learned {
             if row.user.is_empty() || row.device.is_empty() {
                 return Err(bad(i + 1, &"a device needs its user and id"));
             }
-            if !learned.insert(
+            match learned.insert(
                 row.user.into_owned(),
                 row.device.into_owned(),
                 row.model.into_owned(),
                 row.os.into_owned(),
             ) {
-                return Err(bad(i + 1, &format_args!("more than {MAX_DEVICES} devices")));
+                Kept::Yes => {}
+                Kept::Full => return Err(bad(i + 1, &format_args!("more than {MAX_DEVICES} devices"))),
+                Kept::TooLong => return Err(bad(i + 1, &format_args!("a device's line over {MAX_ROW} bytes"))),
             }
         }
         learned.dirty.store(false, Ordering::Relaxed);
@@ -124,12 +174,14 @@ impl Learned {
 
     /// How many devices are known.
     pub fn len(&self) -> usize {
-        lock(&self.users).1
+        lock(&self.users).count
     }
 
     /// Write them to their file, if they changed since last written: to a
-    /// temporary file beside it, renamed over it. At most [`MAX_FILE`]
-    /// bytes: the devices beyond are not written, and said in the error.
+    /// temporary file beside it, renamed over it; each user's devices
+    /// oldest first, so that a restart knows which give way first. At most
+    /// [`MAX_FILE`] bytes, which [`MAX_ROW`] keeps them within: any device
+    /// beyond would not be written, and said in the error.
     pub fn save(&self) -> Result<(), String> {
         let Some(path) = &self.file else { return Ok(()) };
         let _one = lock(&self.writing);
@@ -138,9 +190,13 @@ impl Learned {
         }
         let (mut text, mut left) = (Vec::new(), 0usize);
         {
-            let users = lock(&self.users);
-            for (user, devices) in &users.0 {
-                for (device, (model, os)) in devices {
+            let table = lock(&self.users);
+            let mut oldest_first = Vec::new();
+            for (user, devices) in &table.users {
+                oldest_first.clear();
+                oldest_first.extend(devices.iter());
+                oldest_first.sort_unstable_by_key(|(_, fact)| fact.at);
+                for (device, Fact { model, os, .. }) in oldest_first.iter().copied() {
                     let row = Row { user: user.into(), device: device.into(), model: model.into(), os: os.into() };
                     let line = serde_json::to_string(&row).map_err(|e| e.to_string())?;
                     if text.len() + line.len() + 1 > MAX_FILE {
@@ -198,39 +254,60 @@ impl Learned {
         {
             return;
         }
-        let users = lock(&self.users);
-        if let Some((model, os)) = users.0.get(m.user.as_str()).and_then(|d| d.get(device_key(device).as_ref())) {
-            m.activesync.log.device_model.clone_from(model);
-            m.activesync.log.device_os.clone_from(os);
+        let table = lock(&self.users);
+        if let Some(fact) = table.users.get(m.user.as_str()).and_then(|d| d.get(device_key(device).as_ref())) {
+            m.activesync.log.device_model.clone_from(&fact.model);
+            m.activesync.log.device_os.clone_from(&fact.os);
         }
     }
 
-    /// Keep what `user`'s `device` said; whether it was kept (false: too
-    /// many devices).
-    fn insert(&self, user: String, device: String, model: String, os: String) -> bool {
+    /// Keep what `user`'s `device` said: over what it said before, or in
+    /// place of the user's oldest device when they have [`MAX_PER_USER`].
+    fn insert(&self, user: String, device: String, model: String, os: String) -> Kept {
         let device = device_key(&device).into_owned();
-        let mut users = lock(&self.users);
-        let (map, count) = &mut *users;
-        let said = map.get(&user).and_then(|d| d.get(&device));
-        if said.is_some_and(|(m, o)| *m == model && *o == os) {
-            return true;
+        let row = Row { user: (&*user).into(), device: (&*device).into(), model: (&*model).into(), os: (&*os).into() };
+        if serde_json::to_string(&row).map_or(true, |line| line.len() > MAX_ROW) {
+            return Kept::TooLong;
         }
-        if said.is_none() && *count >= MAX_DEVICES {
-            return false;
+        let mut table = lock(&self.users);
+        let Table { users, count, last } = &mut *table;
+        let devices = users.get(&user);
+        let said = devices.and_then(|d| d.get(&device));
+        if said.is_some_and(|f| f.model == model && f.os == os) {
+            return Kept::Yes;
         }
-        *count += usize::from(said.is_none());
-        map.entry(user).or_default().insert(device, (model, os));
-        drop(users);
+        // A user's own oldest device gives way to their new one.
+        let gives_way = match said {
+            Some(_) => None,
+            None => devices
+                .filter(|d| d.len() >= MAX_PER_USER)
+                .and_then(|d| d.iter().min_by_key(|(_, f)| f.at).map(|(oldest, _)| oldest.clone())),
+        };
+        if said.is_none() && gives_way.is_none() {
+            if *count >= MAX_DEVICES {
+                return Kept::Full;
+            }
+            *count += 1;
+        }
+        *last += 1;
+        let devices = users.entry(user).or_default();
+        if let Some(oldest) = gives_way {
+            devices.remove(&oldest);
+        }
+        devices.insert(device, Fact { model, os, at: *last });
+        drop(table);
         if self.file.is_some() {
             self.dirty.store(true, Ordering::Release);
             self.changed.notify_one();
         }
-        true
+        Kept::Yes
     }
 
     #[cfg(test)]
     fn get(&self, user: &str, device: &str) -> Option<(String, String)> {
-        lock(&self.users).0.get(user).and_then(|d| d.get(device_key(device).as_ref())).cloned()
+        let table = lock(&self.users);
+        let fact = table.users.get(user).and_then(|d| d.get(device_key(device).as_ref()))?;
+        Some((fact.model.clone(), fact.os.clone()))
     }
 }
 
@@ -277,13 +354,20 @@ pub(crate) struct Informed {
 }
 
 impl Informed {
-    /// Exchange answered `status`: a 200 accepts what the body said.
-    pub fn answered(self, status: u16) {
+    /// Exchange answered `status`: a 200 accepts what the body said. The
+    /// first device not kept for a full table is said to `events`.
+    pub fn answered(self, status: u16, events: &crate::EventSink) {
         if status != 200 {
             return;
         }
-        if let Some(info) = lock(&self.said).take() {
-            self.learned.insert(self.user, self.device, info.model, info.os);
+        let Some(info) = lock(&self.said).take() else { return };
+        let kept = self.learned.insert(self.user, self.device, info.model, info.os);
+        if kept == Kept::Full && !self.learned.full_said.swap(true, Ordering::Relaxed) {
+            let m = format!(
+                "learnt devices: {MAX_DEVICES} devices known, so new ones are not learnt: a rule on a device's model \
+                 or OS does not see a device the export does not hold; refresh the export"
+            );
+            events(crate::Level::Warn, &m);
         }
     }
 }
@@ -411,7 +495,7 @@ mod tests {
         tee.take(&Bytes::from_static(&BODY[9..]));
         drop(tee);
         assert_eq!(learned.get("erin", "NEW1"), None, "not before Exchange answers");
-        informed.answered(200);
+        informed.answered(200, &crate::events::silent());
         assert_eq!(learned.get("erin", "NEW1"), Some(("SM-S911B".into(), "Android 14".into())));
         assert_eq!(learned.get("erin", "new1"), learned.get("erin", "NEW1"), "its id in any case");
         // A later request of that device gets them; one with its own keeps its own.
@@ -437,13 +521,13 @@ mod tests {
         let (mut tee, informed) = informing(&m, &learned);
         tee.take(&Bytes::from_static(BODY));
         drop(tee);
-        informed.answered(401);
+        informed.answered(401, &crate::events::silent());
         assert_eq!(learned.get("erin", "SEC1A2B3C4D5E6F7"), None);
         // Learned, but the export says otherwise of the device: the export wins.
         let (mut tee, informed) = informing(&m, &learned);
         tee.take(&Bytes::from_static(BODY));
         drop(tee);
-        informed.answered(200);
+        informed.answered(200, &crate::events::silent());
         let mut export = policy::Inventory::new("");
         export.insert_device_facts("SEC1A2B3C4D5E6F7", "Pixel 8", "Android 14");
         let mut later = provision("erin", "SEC1A2B3C4D5E6F7");
@@ -485,5 +569,83 @@ mod tests {
         assert!(err.contains("larger than 64 MiB"), "{err}");
         std::fs::write(&path, b"\xff\n").unwrap();
         assert!(Learned::open(Some(&path)).is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn one_user_cannot_fill_the_table_or_the_file_for_everyone() {
+        let learned = Learned::default();
+        let say = |user: &str, device: &str| {
+            learned.insert(user.into(), device.into(), "Pixel 8".into(), "Android 14".into())
+        };
+        assert_eq!(say("erin", "NEW1"), Kept::Yes);
+        // Mallory's made-up devices: her oldest give way to her newest.
+        for i in 0..MAX_PER_USER + 50 {
+            assert_eq!(say("mallory", &format!("FAKE{i}")), Kept::Yes);
+        }
+        assert_eq!(learned.len(), 1 + MAX_PER_USER);
+        assert!(learned.get("mallory", "FAKE49").is_none() && learned.get("mallory", "FAKE50").is_some());
+        assert!(learned.get("erin", "NEW1").is_some());
+        // A device saying something new again is her newest: it stays.
+        assert_eq!(learned.insert("mallory".into(), "FAKE50".into(), "X".into(), "Y".into()), Kept::Yes);
+        assert_eq!(say("mallory", "FAKE1000"), Kept::Yes);
+        assert!(learned.get("mallory", "FAKE50").is_some() && learned.get("mallory", "FAKE51").is_none());
+        // A line longer than its share of the file is not kept: a long id,
+        // or values JSON writes six bytes a character.
+        assert_eq!(say("mallory", &"L".repeat(MAX_ROW)), Kept::TooLong);
+        // (256 bytes: the longest value `device_information` keeps.)
+        let control = "\u{1}".repeat(256);
+        assert_eq!(learned.insert("erin".into(), "NEW2".into(), control.clone(), control), Kept::TooLong);
+        // Full: only a user with devices to give way learns a new one.
+        let mut u = 0;
+        while learned.len() < MAX_DEVICES {
+            for d in 0..MAX_PER_USER.min(MAX_DEVICES - learned.len()) {
+                assert_eq!(say(&format!("u{u}"), &format!("D{d}")), Kept::Yes);
+            }
+            u += 1;
+        }
+        assert_eq!(learned.len(), MAX_DEVICES);
+        assert_eq!(say("zoe", "NEW3"), Kept::Full);
+        assert_eq!(say("mallory", "FAKE1001"), Kept::Yes);
+        assert_eq!(learned.len(), MAX_DEVICES);
+        // Said once in the event log, when a device Exchange accepted is not kept.
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let events: crate::EventSink = {
+            let said = said.clone();
+            Arc::new(move |_, m: &str| lock(&said).push(m.to_string()))
+        };
+        let learned = Arc::new(learned);
+        for id in ["NEW4", "NEW5"] {
+            let (mut tee, informed) = informing(&provision("zoe", id), &learned);
+            tee.take(&Bytes::from_static(BODY));
+            drop(tee);
+            informed.answered(200, &events);
+        }
+        let said = lock(&said);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("100000 devices known") && said[0].contains("refresh the export"), "{said:?}");
+    }
+
+    #[test]
+    fn a_line_of_its_share_of_the_file_is_written_as_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("learnt.jsonl");
+        let learned = Learned::open(Some(&path)).unwrap();
+        // Ids as long as the rest of a line leaves room for: MAX_ROW bytes, kept; one more, not.
+        let (users, per_user) = (10, 100);
+        for u in 0..users {
+            let user = format!("u{u}");
+            let row = Row { user: user.as_str().into(), device: "".into(), model: "M\u{1}".into(), os: "O".into() };
+            let width = MAX_ROW - serde_json::to_string(&row).unwrap().len();
+            let id = |d: usize, width: usize| format!("{d:0>width$}");
+            assert_eq!(learned.insert(user.clone(), id(0, width + 1), "M\u{1}".into(), "O".into()), Kept::TooLong);
+            for d in 0..per_user {
+                assert_eq!(learned.insert(user.clone(), id(d, width), "M\u{1}".into(), "O".into()), Kept::Yes);
+            }
+        }
+        learned.save().unwrap();
+        // Each line as long as measured: MAX_DEVICES such lines fit in MAX_FILE.
+        let written = std::fs::metadata(&path).unwrap().len() as usize;
+        assert_eq!(written, users * per_user * (MAX_ROW + 1));
+        assert_eq!(Learned::open(Some(&path)).unwrap().len(), users * per_user, "read back whole");
     }
 }

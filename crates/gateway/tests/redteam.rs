@@ -423,6 +423,41 @@
 //! which is what a start accepts, values are capped at 256 bytes and JSON
 //! escapes every control character, so a client can neither grow the file
 //! past its limit nor write a line the start refuses.
+//!
+//! Nineteenth pass (rt39), held (tried live): the access log's fields (a
+//! tab, U+0085, U+2028 or a no-break space in a User-Agent is written `+`,
+//! as are a space, CR, LF and NUL; a User-Agent of `x 200 0 0 1 - allow -`
+//! stays one field, so no client writes a line, a field, a directive or an
+//! `x-casguard-decision` of its own; a vertical tab is 400). Held, read in
+//! the code, not tried on Exchange: Prometheus labels (protocol and client
+//! from the catalog, the rule's name from the policy: nothing a client
+//! names); MAPI's `MailboxId=` and an Autodiscover body naming another
+//! mailbox (as for `X-AnchorMailbox`, Exchange acts as the account that
+//! signs in, which is what is judged); a reload under an NTLM-signed
+//! connection (its header-less requests are judged by the new policy, as
+//! that user); the forms sign-in's method (a token, so no `Get,Post` or
+//! spaces for `Enum.TryParse`); a user overwriting what their own device
+//! said (as they can to Exchange).
+//! Closed: the learnt devices were one table for everyone, filled by any
+//! signed-in user's Provision bodies that Exchange answered 200, with ids
+//! and values of any length: one account's made-up devices could fill the
+//! 100,000 (no one's new device learnt again, so a model rule missed them
+//! all), fill the 64 MiB file (other users' devices left out of it at
+//! random, passing the rule after a restart), or hold gigabytes with
+//! 60 KB device ids (Medium). A user keeps at most 100 devices now
+//! (Exchange's default `EasMaxDevices`), their oldest giving way, and a
+//! device whose line would pass its share of the file (670 bytes) is not
+//! kept. And `casguard audit` and `simulate` skip a line over 64 KiB as
+//! malformed, which the gateway wrote for a User-Agent or Referer of bytes
+//! that are not UTF-8 (U+FFFD, three bytes each): a denied EWS call or
+//! boss's forms sign-in so padded was hidden from the audit (Medium); the
+//! longest fields are cut to fit now, so simulate may read a cut User-Agent
+//! (the line's decision is the gateway's). Left open: 1,000 accounts of 100
+//! made-up devices each still fill the table (Low; the event log says so,
+//! once);
+//! the access log's queue holds 65,536 lines of up to 64 KiB while its
+//! disk stalls (4 GiB, Low); a forms sign-in refused before it is judged
+//! (a form twice, too large) writes no access log line.
 
 mod common;
 
@@ -896,10 +931,15 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
 /// `body`: what it learns is Erin's, as her credentials name her (`User=` is
 /// only the client's say-so).
 fn post(cmd: &str, id: &str, body: &[u8]) -> Vec<u8> {
-    let erin = basic("CONTOSO\\erin", "pw");
+    post_as("erin", cmd, id, body)
+}
+
+/// `user`'s ActiveSync `cmd` from device `id`, with `body`.
+fn post_as(user: &str, cmd: &str, id: &str, body: &[u8]) -> Vec<u8> {
+    let auth = basic(&format!("CONTOSO\\{user}"), "pw");
     let mut raw = format!(
-        "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User=erin&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
-         HTTP/1.1\r\nHost: mail\r\nAuthorization: {erin}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
+        "POST /Microsoft-Server-ActiveSync/default.eas?Cmd={cmd}&User={user}&DeviceId={id}&DeviceType=SAMSUNGSMS911B \
+         HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
@@ -3609,6 +3649,22 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
     .await;
 }
 
+/// The device export loaded, and the learnt devices kept in `file`.
+fn learnt_in(file: &std::path::Path) -> impl Fn(&mut gateway::Config) + Copy + '_ {
+    move |c| {
+        c.inventory = Some(EXPORT.into());
+        c.learnt_devices = Some(file.to_path_buf());
+    }
+}
+
+/// A gateway blocking the SM-S911B (`with`: where it keeps what it learns),
+/// once Erin's new Samsung, NEWSAMSUNG1, said it is one.
+async fn samsung_learnt(up: std::net::SocketAddr, with: impl FnOnce(&mut gateway::Config)) -> Running {
+    let gw = start_gateway_with(SAMSUNG_BLOCK, up, with).await;
+    assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+    gw
+}
+
 /// After the seventeenth pass: with `learnt-devices FILE`, what a device's
 /// Provision body said is written there and read back at start, so a
 /// restarted gateway still judges the device by it (before, the restart
@@ -3619,12 +3675,8 @@ async fn what_a_device_said_is_kept_across_a_restart() {
         let (mock, up) = start_mock().await;
         let keep = tempfile::tempdir().unwrap();
         let file = keep.path().join("learnt.jsonl");
-        let with_file = |c: &mut gateway::Config| {
-            c.inventory = Some(EXPORT.into());
-            c.learnt_devices = Some(file.clone());
-        };
-        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
-        assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWSAMSUNG1", &provision("SM-S911B"))).await), "200");
+        let with_file = learnt_in(&file);
+        let gw = samsung_learnt(up, with_file).await;
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
         // Written a second after, while it runs (a crash keeps it too).
         let written = || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("SM-S911B"));
@@ -3679,6 +3731,100 @@ async fn a_deny_by_user_rule_warns_of_ad_fs_sign_ins_to_owa() {
             warning.contains("Kerberos") && warning.contains("AD FS sign-in") && warning.contains("wresult"),
             "{warning}"
         );
+    })
+    .await;
+}
+
+/// Nineteenth pass (rt39): the learnt devices are one table for everyone
+/// (100,000 devices, a 64 MiB file), and any signed-in user's Provision
+/// bodies went into it, as many as Exchange answered 200, with ids and
+/// values of any length. One account could fill it, after which no new
+/// device of anyone's was learnt (a model rule missed them all), or fill the
+/// file, after which other users' devices were left out of it at random
+/// (and passed a model rule after a restart), or hold gigabytes in memory
+/// with long device ids. A user keeps at most 100 devices now (Exchange's
+/// own default limit on a user's partnerships, `EasMaxDevices`), their
+/// oldest giving way, and a device whose line would not leave room for the
+/// whole table in the file is not learnt (only its own user's device).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_s_devices_cannot_crowd_out_everybody_else_s() {
+    within(120, async {
+        let (_mock, up) = start_mock().await;
+        let keep = tempfile::tempdir().unwrap();
+        let file = keep.path().join("learnt.jsonl");
+        let with_file = learnt_in(&file);
+        let gw = samsung_learnt(up, with_file).await;
+        // Mallory's made-up devices, each answered 200 by Exchange.
+        for i in 0..130 {
+            let raw = post_as("mallory", "Provision", &format!("FAKE{i:04}"), &provision("Pixel 8"));
+            assert_eq!(status(&send_raw(gw.addr, &raw).await), "200");
+        }
+        let long = "L".repeat(4000);
+        assert_eq!(
+            status(&send_raw(gw.addr, &post_as("mallory", "Provision", &long, &provision("Pixel 8"))).await),
+            "200"
+        );
+        gw.stop().await;
+        let kept = std::fs::read_to_string(&file).unwrap();
+        let mallory = kept.lines().filter(|l| l.contains("\"user\":\"mallory\"")).count();
+        assert_eq!(mallory, 100, "at most 100 devices a user");
+        assert!(kept.contains("FAKE0129") && !kept.contains("FAKE0029\""), "the oldest give way");
+        assert!(!kept.contains(&long), "a line too long for the file's share is not kept");
+        // Erin's device is kept, and still judged as the blocked model after a restart.
+        let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
+        assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
+        gw.stop().await;
+    })
+    .await;
+}
+
+/// Nineteenth pass (rt39): `casguard audit` and `simulate` skip a log line
+/// over 64 KiB (IIS's own longest, `maxLogLineLength`) as malformed, and a
+/// client could make the gateway write one: a byte that is not UTF-8 in its
+/// User-Agent or Referer is written as U+FFFD, three bytes, so a head within
+/// the 64 KiB limit gave a line of up to three times that. Such a request
+/// (a denied EWS call, a forms sign-in naming boss) went unread by the
+/// audit: no user, no finding, only a count of malformed lines. The longest
+/// fields are cut now until the line fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_write_an_access_log_line_the_audit_skips() {
+    within(30, async {
+        let (_mock, up) = start_mock().await;
+        let gw = start_gateway(POLICY, up).await;
+        let mut padded = b"GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nUser-Agent: ".to_vec();
+        padded.extend_from_slice(&[0xC3; 30_000]);
+        padded.extend_from_slice(b"\r\nReferer: ");
+        padded.extend_from_slice(&[0xE2; 30_000]);
+        padded.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+        assert_eq!(status(&send_raw(gw.addr, &padded).await), "403");
+        let form = "username=CONTOSO%5Cboss&password=x";
+        let mut sign_in = format!(
+            "POST /owa/auth.owa HTTP/1.1\r\nHost: mail\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 ",
+            form.len()
+        )
+        .into_bytes();
+        sign_in.extend_from_slice(&[0xFF; 40_000]);
+        sign_in.extend_from_slice(b"\r\n\r\n");
+        sign_in.extend_from_slice(form.as_bytes());
+        assert_eq!(status(&send_raw(gw.addr, &sign_in).await), "200");
+        let dir = gw.stop().await;
+        let log = access_logs(&dir);
+        let it = exchange::Interpreter::builtin();
+        let mut req = exchange::Request::default();
+        let mut read = Vec::new();
+        let stats = w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut |r: &w3c::Record<'_>| {
+            it.read_record(r, &mut req);
+            let decision = r.get_named("x-casguard-decision").map(|v| String::from_utf8_lossy(v).into_owned());
+            read.push((req.method.clone(), req.stem.clone(), req.username.clone(), req.user_agent.len(), decision));
+        });
+        assert_eq!(stats.malformed_total(), 0, "every line read");
+        assert_eq!(read.len(), 2, "{read:?}");
+        assert_eq!((read[0].0.as_str(), read[0].1.as_str()), ("GET", "/EWS/Exchange.asmx"));
+        assert_eq!(read[0].4.as_deref(), Some("deny"));
+        assert_eq!((read[1].1.as_str(), read[1].2.as_str()), ("/owa/auth.owa", "CONTOSO\\boss"));
+        assert!(read[1].3 > 20_000, "the user agent cut, not dropped: {}", read[1].3);
+        assert!(log.lines().all(|l| l.len() <= 64 << 10));
     })
     .await;
 }
