@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::aggregate::Aggregate;
-use crate::report::Report;
+use crate::partnerships::{PartnershipEntry, PartnershipReport, UnpartneredDevice};
+use crate::posture::{BasicAuthUse, Door, Evidence, OutlookMobileDoor, PostureBackdoor, UnusedDoor, UserPosture};
+use crate::report::{DeviceReport, Finding, Report, UserReport};
+use crate::simulate::{BackdoorChange, DeviceRef, RuleReport};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
@@ -65,9 +68,33 @@ fn evidence(by_protocol: &BTreeMap<&'static str, BTreeMap<String, u64>>) -> Stri
     items.join(";")
 }
 
+/// `key=count` pairs joined with `;`.
+fn equals(pairs: &BTreeMap<String, u64>) -> String {
+    pairs.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";")
+}
+
 /// A time as written, or nothing.
 fn time(t: &Option<String>) -> String {
     t.clone().unwrap_or_default()
+}
+
+/// One column of a CSV file: its header, and its field in the row of a `T`.
+type Column<T> = (&'static str, fn(&T) -> String);
+
+/// The file `name` in `dir`: the headers of `columns`, then a row per item
+/// of `rows`. Each header stands beside its field, so the two cannot part.
+fn write_rows<T>(
+    dir: &Path,
+    name: &str,
+    columns: &[Column<T>],
+    rows: impl IntoIterator<Item = T>,
+) -> Result<PathBuf, CsvError> {
+    let header: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+    let mut table = Table::create(dir, name, &header)?;
+    for row in rows {
+        table.record(columns.iter().map(|(_, field)| field(&row)))?;
+    }
+    table.finish()
 }
 
 /// One row of fields of any byte-like types.
@@ -84,124 +111,55 @@ use activesync_log::write_export_activesync_log;
 /// Write every CSV file into `dir`; returns the paths written.
 pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     create_dir(dir)?;
-    let mut written = Vec::new();
-
-    let mut w = Table::create(
-        dir,
-        "users.csv",
-        &["user", "aliases", "requests", "devices", "protocols", "first_seen", "last_seen"],
-    )?;
-    for user in &report.users {
-        row!(
-            w,
-            [
-                user.user,
-                user.aliases.join(";"),
-                user.requests.to_string(),
-                user.devices.len().to_string(),
-                counts(&user.protocols),
-                time(&user.first_seen),
-                time(&user.last_seen),
-            ]
-        );
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(
-        dir,
-        "devices.csv",
-        &[
-            "user",
-            "device",
-            "type",
-            "client",
-            "user_agents",
-            "requests",
-            "protocols",
-            "commands",
-            "sources",
-            "networks",
-            "activesync_access",
-            "first_seen",
-            "last_seen",
-        ],
-    )?;
-    for user in &report.users {
-        for d in &user.devices {
-            let ips: Vec<&str> = d.sources.iter().map(|s| s.ip.as_str()).collect();
-            let mut networks: Vec<&str> = d.sources.iter().map(|s| s.network.as_str()).collect();
-            networks.sort_unstable();
-            networks.dedup();
-            row!(
-                w,
-                [
-                    user.user,
-                    d.id,
-                    d.device_type,
-                    d.client,
-                    d.user_agents.join(";"),
-                    d.requests.to_string(),
-                    counts(&d.protocols),
-                    counts(&d.commands),
-                    ips.join(";"),
-                    networks.join(";"),
-                    d.access
-                        .as_ref()
-                        .map(|a| format!("{} {}", a.state, a.reason).trim().to_string())
-                        .unwrap_or_default(),
-                    time(&d.first_seen),
-                    time(&d.last_seen),
-                ]
-            );
-        }
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(
-        dir,
-        "findings.csv",
-        &[
-            "kind",
-            "severity",
-            "user",
-            "summary",
-            "requests",
-            "outcome",
-            "rule",
-            "devices",
-            "sources",
-            "first_seen",
-            "last_seen",
-        ],
-    )?;
-    for f in &report.findings {
-        let devices: Vec<&str> = f.devices.iter().map(|d| d.id.as_str()).collect();
-        let mut sources: Vec<String> = (f.devices.iter().flat_map(|d| &d.sources))
-            .chain(&f.source)
-            .chain(&f.sources)
-            .map(|s| format!("{} [{}]", s.ip, s.network))
-            .collect();
-        sources.sort();
-        sources.dedup();
-        row!(
-            w,
-            [
-                f.kind.key(),
-                f.severity.key(),
-                f.user.clone().unwrap_or_default(),
-                f.summary,
-                f.requests.to_string(),
-                f.outcome.unwrap_or_default(),
-                f.rule.unwrap_or_default(),
-                devices.join(";"),
-                sources.join(";"),
-                time(&f.first_seen),
-                time(&f.last_seen),
-            ]
-        );
-    }
-    written.push(w.finish()?);
-
+    let users: &[Column<&UserReport>] = &[
+        ("user", |u| u.user.clone()),
+        ("aliases", |u| u.aliases.join(";")),
+        ("requests", |u| u.requests.to_string()),
+        ("devices", |u| u.devices.len().to_string()),
+        ("protocols", |u| counts(&u.protocols)),
+        ("first_seen", |u| time(&u.first_seen)),
+        ("last_seen", |u| time(&u.last_seen)),
+    ];
+    let devices: &[Column<(&UserReport, &DeviceReport)>] = &[
+        ("user", |(u, _)| u.user.clone()),
+        ("device", |(_, d)| d.id.clone()),
+        ("type", |(_, d)| d.device_type.clone()),
+        ("client", |(_, d)| d.client.clone()),
+        ("user_agents", |(_, d)| d.user_agents.join(";")),
+        ("requests", |(_, d)| d.requests.to_string()),
+        ("protocols", |(_, d)| counts(&d.protocols)),
+        ("commands", |(_, d)| counts(&d.commands)),
+        ("sources", |(_, d)| d.sources.iter().map(|s| s.ip.as_str()).collect::<Vec<_>>().join(";")),
+        ("networks", |(_, d)| device_networks(d)),
+        ("activesync_access", |(_, d)| {
+            d.access.as_ref().map(|a| format!("{} {}", a.state, a.reason).trim().to_string()).unwrap_or_default()
+        }),
+        ("first_seen", |(_, d)| time(&d.first_seen)),
+        ("last_seen", |(_, d)| time(&d.last_seen)),
+    ];
+    let findings: &[Column<&Finding>] = &[
+        ("kind", |f| f.kind.key().to_string()),
+        ("severity", |f| f.severity.key().to_string()),
+        ("user", |f| f.user.clone().unwrap_or_default()),
+        ("summary", |f| f.summary.clone()),
+        ("requests", |f| f.requests.to_string()),
+        ("outcome", |f| f.outcome.unwrap_or_default().to_string()),
+        ("rule", |f| f.rule.unwrap_or_default().to_string()),
+        ("devices", |f| f.devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(";")),
+        ("sources", |f| finding_sources(f)),
+        ("first_seen", |f| time(&f.first_seen)),
+        ("last_seen", |f| time(&f.last_seen)),
+    ];
+    let mut written = vec![
+        write_rows(dir, "users.csv", users, &report.users)?,
+        write_rows(
+            dir,
+            "devices.csv",
+            devices,
+            report.users.iter().flat_map(|u| u.devices.iter().map(move |d| (u, d))),
+        )?,
+        write_rows(dir, "findings.csv", findings, &report.findings)?,
+    ];
     if let Some(partnerships) = &report.partnerships {
         written.extend(write_partnerships(partnerships, dir)?);
     }
@@ -209,88 +167,65 @@ pub fn write_all(report: &Report, agg: &Aggregate, dir: &Path) -> Result<Vec<Pat
     Ok(written)
 }
 
-/// `partnerships.csv` (every partnership) and `devices-without-partnership.csv`.
-fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
-    let mut w = Table::create(
-        dir,
-        "partnerships.csv",
-        &[
-            "user",
-            "owner",
-            "device",
-            "type",
-            "model",
-            "os",
-            "client",
-            "client_type",
-            "outlook_mobile",
-            "first_sync",
-            "last_success_sync",
-            "last_sync_attempt",
-            "access_state",
-            "access_state_reason",
-            "requests",
-            "log_first_seen",
-            "log_last_seen",
-            "log_user",
-            "idle_days",
-            "stale",
-            "file",
-            "line",
-        ],
-    )?;
-    for e in &report.partnerships {
-        row!(
-            w,
-            [
-                e.user,
-                e.owner,
-                e.device_id,
-                e.device_type,
-                e.model,
-                e.os,
-                e.client,
-                e.client_type,
-                e.outlook_mobile.to_string(),
-                time(&e.first_sync),
-                time(&e.last_success_sync),
-                time(&e.last_sync_attempt),
-                e.access_state,
-                e.access_state_reason,
-                e.requests.to_string(),
-                time(&e.log_first_seen),
-                time(&e.log_last_seen),
-                e.log_user.clone().unwrap_or_default(),
-                e.idle_days.map(|d| d.to_string()).unwrap_or_default(),
-                e.stale.to_string(),
-                e.file,
-                e.line.to_string(),
-            ]
-        );
-    }
-    let mut written = vec![w.finish()?];
+/// A device's networks, each once, in order.
+fn device_networks(d: &DeviceReport) -> String {
+    let mut networks: Vec<&str> = d.sources.iter().map(|s| s.network.as_str()).collect();
+    networks.sort_unstable();
+    networks.dedup();
+    networks.join(";")
+}
 
-    let mut w = Table::create(
-        dir,
-        "devices-without-partnership.csv",
-        &["user", "device", "type", "client", "requests", "first_seen", "last_seen"],
-    )?;
-    for d in &report.without_partnership {
-        row!(
-            w,
-            [
-                d.user,
-                d.device_id,
-                d.device_type,
-                d.client,
-                d.requests.to_string(),
-                time(&d.first_seen),
-                time(&d.last_seen),
-            ]
-        );
-    }
-    written.push(w.finish()?);
-    Ok(written)
+/// A finding's sources (its devices', then its own), each once, in order.
+fn finding_sources(f: &Finding) -> String {
+    let mut sources: Vec<String> = (f.devices.iter().flat_map(|d| &d.sources))
+        .chain(&f.source)
+        .chain(&f.sources)
+        .map(|s| format!("{} [{}]", s.ip, s.network))
+        .collect();
+    sources.sort();
+    sources.dedup();
+    sources.join(";")
+}
+
+/// `partnerships.csv` (every partnership) and `devices-without-partnership.csv`.
+fn write_partnerships(report: &PartnershipReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
+    let partnerships: &[Column<&PartnershipEntry>] = &[
+        ("user", |e| e.user.clone()),
+        ("owner", |e| e.owner.clone()),
+        ("device", |e| e.device_id.clone()),
+        ("type", |e| e.device_type.clone()),
+        ("model", |e| e.model.clone()),
+        ("os", |e| e.os.clone()),
+        ("client", |e| e.client.clone()),
+        ("client_type", |e| e.client_type.clone()),
+        ("outlook_mobile", |e| e.outlook_mobile.to_string()),
+        ("first_sync", |e| time(&e.first_sync)),
+        ("last_success_sync", |e| time(&e.last_success_sync)),
+        ("last_sync_attempt", |e| time(&e.last_sync_attempt)),
+        ("access_state", |e| e.access_state.clone()),
+        ("access_state_reason", |e| e.access_state_reason.clone()),
+        ("requests", |e| e.requests.to_string()),
+        ("log_first_seen", |e| time(&e.log_first_seen)),
+        ("log_last_seen", |e| time(&e.log_last_seen)),
+        ("log_user", |e| e.log_user.clone().unwrap_or_default()),
+        ("idle_days", |e| e.idle_days.map(|d| d.to_string()).unwrap_or_default()),
+        ("stale", |e| e.stale.to_string()),
+        ("file", |e| e.file.clone()),
+        ("line", |e| e.line.to_string()),
+    ];
+    let without: &[Column<&UnpartneredDevice>] = &[
+        ("user", |d| d.user.clone()),
+        ("device", |d| d.device_id.clone()),
+        ("type", |d| d.device_type.clone()),
+        ("client", |d| d.client.clone()),
+        ("requests", |d| d.requests.to_string()),
+        ("first_seen", |d| time(&d.first_seen)),
+        ("last_seen", |d| time(&d.last_seen)),
+    ];
+    Ok(vec![
+        write_rows(dir, "partnerships.csv", partnerships, &report.partnerships)?,
+        write_rows(dir, "devices-without-partnership.csv", without, &report.without_partnership)?,
+    ])
 }
 
 /// `simulate --format csv`: rules.csv, denied.csv (per rule, user and device),
@@ -298,61 +233,37 @@ fn write_partnerships(report: &crate::partnerships::PartnershipReport, dir: &Pat
 /// accounts a rule would deny, with examples).
 pub fn write_simulation(report: &crate::simulate::SimReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     create_dir(dir)?;
-    let mut written = Vec::new();
-    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
-
-    let mut w = Table::create(
-        dir,
-        "rules.csv",
-        &[
-            "rule",
-            "action",
-            "line",
-            "matched_requests",
-            "denied_requests",
-            "users",
-            "devices",
-            "anonymous_requests",
-            "first_seen",
-            "last_seen",
-            "provision_denied",
-            "provision_from_known_devices",
-        ],
-    )?;
-    for r in &report.rules {
-        row!(
-            w,
-            [
-                r.name,
-                r.action,
-                r.line.map(|l| l.to_string()).unwrap_or_default(),
-                r.matched_requests.to_string(),
-                r.denied_requests.to_string(),
-                r.users.len().to_string(),
-                r.devices.len().to_string(),
-                r.anonymous_requests.to_string(),
-                time(&r.first_seen),
-                time(&r.last_seen),
-                r.provision_denied.to_string(),
-                opt(r.provision_from_known_devices),
-            ]
-        );
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(dir, "denied.csv", &["rule", "user", "device", "requests"])?;
-    for r in &report.rules {
-        for d in &r.devices {
-            row!(w, [r.name, d.user, d.id, d.requests.to_string()]);
-        }
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(dir, "backdoors.csv", &["user", "denied_on", "still_reaches", "clients"])?;
-    for b in &report.backdoors {
-        row!(w, [b.user, b.denied_on.join(";"), b.still_reaches.join(";"), evidence(&b.evidence)]);
-    }
-    written.push(w.finish()?);
+    let rules: &[Column<&RuleReport>] = &[
+        ("rule", |r| r.name.clone()),
+        ("action", |r| r.action.to_string()),
+        ("line", |r| r.line.map(|l| l.to_string()).unwrap_or_default()),
+        ("matched_requests", |r| r.matched_requests.to_string()),
+        ("denied_requests", |r| r.denied_requests.to_string()),
+        ("users", |r| r.users.len().to_string()),
+        ("devices", |r| r.devices.len().to_string()),
+        ("anonymous_requests", |r| r.anonymous_requests.to_string()),
+        ("first_seen", |r| time(&r.first_seen)),
+        ("last_seen", |r| time(&r.last_seen)),
+        ("provision_denied", |r| r.provision_denied.to_string()),
+        ("provision_from_known_devices", |r| r.provision_from_known_devices.map(|n| n.to_string()).unwrap_or_default()),
+    ];
+    let denied: &[Column<(&RuleReport, &DeviceRef)>] = &[
+        ("rule", |(r, _)| r.name.clone()),
+        ("user", |(_, d)| d.user.clone()),
+        ("device", |(_, d)| d.id.clone()),
+        ("requests", |(_, d)| d.requests.to_string()),
+    ];
+    let backdoors: &[Column<&crate::simulate::Backdoor>] = &[
+        ("user", |b| b.user.clone()),
+        ("denied_on", |b| b.denied_on.join(";")),
+        ("still_reaches", |b| b.still_reaches.join(";")),
+        ("clients", |b| evidence(&b.evidence)),
+    ];
+    let mut written = vec![
+        write_rows(dir, "rules.csv", rules, &report.rules)?,
+        write_rows(dir, "denied.csv", denied, report.rules.iter().flat_map(|r| r.devices.iter().map(move |d| (r, d))))?,
+        write_rows(dir, "backdoors.csv", backdoors, &report.backdoors)?,
+    ];
 
     let mut w = Table::create(dir, "denied_other.csv", &["kind", "rule", "denied_requests", "examples"])?;
     for r in &report.probes.rules {
@@ -401,38 +312,18 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
     }
     written.push(w.finish()?);
 
-    let mut w = Table::create(
-        dir,
-        "backdoors_change.csv",
-        &[
-            "user",
-            "status",
-            "denied_on_today",
-            "denied_on_after",
-            "open_today",
-            "closed",
-            "still_open",
-            "mobile",
-            "clients",
-        ],
-    )?;
-    for b in &report.backdoors {
-        row!(
-            w,
-            [
-                &b.user,
-                b.status,
-                &b.denied_on_today.join(";"),
-                &b.denied_on_after.join(";"),
-                &b.open_today.join(";"),
-                &b.closed.join(";"),
-                &b.still_open.join(";"),
-                if b.mobile { "true" } else { "false" },
-                &evidence(&b.evidence),
-            ]
-        );
-    }
-    written.push(w.finish()?);
+    let backdoors: &[Column<&BackdoorChange>] = &[
+        ("user", |b| b.user.clone()),
+        ("status", |b| b.status.to_string()),
+        ("denied_on_today", |b| b.denied_on_today.join(";")),
+        ("denied_on_after", |b| b.denied_on_after.join(";")),
+        ("open_today", |b| b.open_today.join(";")),
+        ("closed", |b| b.closed.join(";")),
+        ("still_open", |b| b.still_open.join(";")),
+        ("mobile", |b| b.mobile.to_string()),
+        ("clients", |b| evidence(&b.evidence)),
+    ];
+    written.push(write_rows(dir, "backdoors_change.csv", backdoors, &report.backdoors)?);
     Ok(written)
 }
 
@@ -441,114 +332,75 @@ pub fn write_change(report: &crate::simulate::ChangeReport, dir: &Path) -> Resul
 /// `Set-User -RemotePowerShellEnabled $false` lines commented out under a warning).
 pub fn write_posture(report: &crate::posture::PostureReport, dir: &Path) -> Result<Vec<PathBuf>, CsvError> {
     create_dir(dir)?;
-    let mut written = Vec::new();
-    let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";");
-
-    let mut w = Table::create(
-        dir,
-        "doors.csv",
-        &[
-            "user",
-            "protocol",
-            "state",
-            "blocked_by",
-            "denied_by",
-            "used",
-            "requests",
-            "reached",
-            "denied",
-            "clients",
-            "networks",
-        ],
-    )?;
-    for u in &report.users {
-        for d in &u.doors {
-            row!(
-                w,
-                [
-                    u.user,
-                    d.protocol,
-                    d.state,
-                    d.blocked_by.clone().unwrap_or_default(),
-                    join(&d.denied_by),
-                    d.used.to_string(),
-                    d.requests.to_string(),
-                    d.reached.to_string(),
-                    d.denied.to_string(),
-                    join(&d.clients),
-                    join(&d.networks),
-                ]
-            );
-        }
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(
-        dir,
-        "backdoors.csv",
-        &["user", "risk", "level", "gated_by", "protocol", "client", "kind", "network", "requests", "evidence_risk"],
-    )?;
-    for b in &report.backdoors {
-        let gates = b
-            .gated_by
-            .iter()
-            .map(|g| format!("{} {} by {}", g.client, g.protocol, g.rule))
-            .collect::<Vec<_>>()
-            .join(";");
-        for e in b.evidence.iter().chain(&b.context) {
-            row!(
-                w,
-                [
-                    b.user,
-                    b.risk.to_string(),
-                    b.level,
-                    gates,
-                    e.protocol,
-                    e.client,
-                    e.kind,
-                    e.network,
-                    e.requests.to_string(),
-                    e.risk.to_string(),
-                ]
-            );
-        }
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(
-        dir,
-        "outlook_mobile.csv",
-        &["user", "sign_in", "client", "state", "blocked_by", "reached", "denied"],
-    )?;
-    for u in &report.users {
-        for d in &u.outlook_mobile {
-            row!(
-                w,
-                [
-                    u.user,
-                    d.sign_in,
-                    d.client,
-                    d.state,
-                    d.blocked_by.clone().unwrap_or_default(),
-                    d.reached.to_string(),
-                    d.denied.to_string(),
-                ]
-            );
-        }
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(dir, "unused.csv", &["user", "protocol", "switch"])?;
-    for d in &report.unused.doors {
-        row!(w, [d.user, d.protocol, d.switch.clone().unwrap_or_default()]);
-    }
-    written.push(w.finish()?);
-
-    let mut w = Table::create(dir, "basic_auth.csv", &["protocol", "client", "requests", "users"])?;
-    for b in &report.basic_auth {
-        row!(w, [b.protocol, b.client, b.requests.to_string(), b.users.join(";")]);
-    }
-    written.push(w.finish()?);
+    let doors: &[Column<(&UserPosture, &Door)>] = &[
+        ("user", |(u, _)| u.user.clone()),
+        ("protocol", |(_, d)| d.protocol.to_string()),
+        ("state", |(_, d)| d.state.to_string()),
+        ("blocked_by", |(_, d)| d.blocked_by.clone().unwrap_or_default()),
+        ("denied_by", |(_, d)| equals(&d.denied_by)),
+        ("used", |(_, d)| d.used.to_string()),
+        ("requests", |(_, d)| d.requests.to_string()),
+        ("reached", |(_, d)| d.reached.to_string()),
+        ("denied", |(_, d)| d.denied.to_string()),
+        ("clients", |(_, d)| equals(&d.clients)),
+        ("networks", |(_, d)| equals(&d.networks)),
+    ];
+    let backdoors: &[Column<(&PostureBackdoor, &Evidence)>] = &[
+        ("user", |(b, _)| b.user.clone()),
+        ("risk", |(b, _)| b.risk.to_string()),
+        ("level", |(b, _)| b.level.to_string()),
+        ("gated_by", |(b, _)| {
+            b.gated_by
+                .iter()
+                .map(|g| format!("{} {} by {}", g.client, g.protocol, g.rule))
+                .collect::<Vec<_>>()
+                .join(";")
+        }),
+        ("protocol", |(_, e)| e.protocol.to_string()),
+        ("client", |(_, e)| e.client.clone()),
+        ("kind", |(_, e)| e.kind.to_string()),
+        ("network", |(_, e)| e.network.clone()),
+        ("requests", |(_, e)| e.requests.to_string()),
+        ("evidence_risk", |(_, e)| e.risk.to_string()),
+    ];
+    let outlook_mobile: &[Column<(&UserPosture, &OutlookMobileDoor)>] = &[
+        ("user", |(u, _)| u.user.clone()),
+        ("sign_in", |(_, d)| d.sign_in.to_string()),
+        ("client", |(_, d)| d.client.clone()),
+        ("state", |(_, d)| d.state.to_string()),
+        ("blocked_by", |(_, d)| d.blocked_by.clone().unwrap_or_default()),
+        ("reached", |(_, d)| d.reached.to_string()),
+        ("denied", |(_, d)| d.denied.to_string()),
+    ];
+    let unused: &[Column<&UnusedDoor>] = &[
+        ("user", |d| d.user.clone()),
+        ("protocol", |d| d.protocol.to_string()),
+        ("switch", |d| d.switch.clone().unwrap_or_default()),
+    ];
+    let basic_auth: &[Column<&BasicAuthUse>] = &[
+        ("protocol", |b| b.protocol.to_string()),
+        ("client", |b| b.client.clone()),
+        ("requests", |b| b.requests.to_string()),
+        ("users", |b| b.users.join(";")),
+    ];
+    let users = &report.users;
+    let mut written = vec![
+        write_rows(dir, "doors.csv", doors, users.iter().flat_map(|u| u.doors.iter().map(move |d| (u, d))))?,
+        write_rows(
+            dir,
+            "backdoors.csv",
+            backdoors,
+            report.backdoors.iter().flat_map(|b| b.evidence.iter().chain(&b.context).map(move |e| (b, e))),
+        )?,
+        write_rows(
+            dir,
+            "outlook_mobile.csv",
+            outlook_mobile,
+            users.iter().flat_map(|u| u.outlook_mobile.iter().map(move |d| (u, d))),
+        )?,
+        write_rows(dir, "unused.csv", unused, &report.unused.doors)?,
+        write_rows(dir, "basic_auth.csv", basic_auth, &report.basic_auth)?,
+    ];
 
     let path = dir.join("disable-unused.ps1");
     let mut script = String::from("# Doors open but unused in the logs read by casguard posture.\n");

@@ -262,15 +262,20 @@ mod tests {
         assert_eq!(attacks.len(), AttackKind::ALL.len(), "each kind of attack is a finding of its own");
     }
 
+    /// `user`'s EWS request from the catalog's client `client`.
+    fn ews(catalog: &Catalog, client: &str, user: &str) -> Request {
+        Request {
+            protocol: Protocol::Ews,
+            client: catalog.id_of(client).unwrap(),
+            user: user.into(),
+            ..Request::default()
+        }
+    }
+
     #[test]
     fn a_request_makes_the_findings_the_audit_counts() {
         let catalog = Catalog::builtin();
-        let mut req = Request {
-            protocol: Protocol::Ews,
-            client: catalog.id_of("outlook-mobile").unwrap(),
-            user: "alice".into(),
-            ..Request::default()
-        };
+        let mut req = ews(&catalog, "outlook-mobile", "alice");
         let kinds: Vec<_> = findings_of(&req, &catalog).collect();
         assert_eq!(kinds, [FindingKind::CloudCredentials, FindingKind::EwsNonOutlook, FindingKind::MobileOnEws]);
         assert_eq!(FindingCounts::of(&req, &catalog).get(FindingKind::MobileOnEws), 1);
@@ -293,12 +298,7 @@ mod tests {
         // looking up an on-premises calendar for a cloud user, with an OAuth
         // token acting for her, is Exchange's free/busy, not a mail client.
         let catalog = Catalog::builtin();
-        let mut req = Request {
-            protocol: Protocol::Ews,
-            client: catalog.id_of("exchange-availability").unwrap(),
-            user: "nina".into(),
-            ..Request::default()
-        };
+        let mut req = ews(&catalog, "exchange-availability", "nina");
         assert_eq!(findings_of(&req, &catalog).count(), 0);
         req.client = catalog.id_of("ews-app").unwrap();
         assert_eq!(findings_of(&req, &catalog).collect::<Vec<_>>(), [FindingKind::EwsNonOutlook]);

@@ -591,10 +591,6 @@ fn door(policy: &ReadyPolicy, user: &str, protocol: Protocol, doors: &UserDoors)
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use exchange::Interpreter;
-
     use super::*;
     use crate::testing::ready;
 
@@ -631,8 +627,7 @@ entries = [{ cidr = "10.0.0.0/8", allowed = true }]
 
     #[test]
     fn doors_name_the_switch_that_closes_them_and_unused_open_doors_get_their_lines() {
-        let interpreter = Arc::new(Interpreter::builtin());
-        let policy = ready(IN_FORCE, "in-force.toml", None, &interpreter);
+        let policy = ready(IN_FORCE, "in-force.toml", None);
         let outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)";
         let mut posture = Posture::default();
         for user in ["alice", "bob"] {
@@ -683,11 +678,10 @@ entries = [{ cidr = "10.0.0.0/8", allowed = true }]
     /// own requests is the network, and `gated` when another rule did.
     #[test]
     fn a_lan_only_door_is_gated_only_by_refusals_the_network_does_not_explain() {
-        let interpreter = Arc::new(Interpreter::builtin());
         let text = format!(
             "{IN_FORCE}\n[[rule]]\nname = \"no curl\"\naction = \"deny\"\nuser_agent = {{ contains = [\"curl\"] }}\n"
         );
-        let policy = ready(&text, "in-force.toml", None, &interpreter);
+        let policy = ready(&text, "in-force.toml", None);
         let mut posture = Posture::default();
         posture.add(&request(&policy, "bob", "/PowerShell", "Microsoft WinRM Client", [198, 51, 100, 7]), &policy);
         posture.add(&request(&policy, "carol", "/PowerShell", "curl/8.5.0", [10, 1, 2, 3]), &policy);

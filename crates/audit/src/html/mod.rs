@@ -33,39 +33,30 @@ const MAX_SERIES: usize = 7;
 const MAX_BARS: i64 = 170;
 const PALETTE: [&str; 8] = ["#2457c5", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#6c8ead", "#c2185b", "#9aa3ad"];
 
-/// Escape text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
+/// `text` with each character that `table` names replaced by its string.
+fn replace_chars(text: &str, table: &[(char, &str)]) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        match table.iter().find(|(from, _)| *from == c) {
+            Some((_, to)) => out.push_str(to),
+            None => out.push(c),
         }
     }
     out
+}
+
+/// Escape text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    replace_chars(text, &[('&', "&amp;"), ('<', "&lt;"), ('>', "&gt;"), ('"', "&quot;"), ('\'', "&#39;")])
 }
 
 /// JSON safe inside `<script type="application/json">`: no `<`, `>` or `&`
 /// can close the element or open a comment. Those characters only occur
 /// inside JSON strings, where the `\u` escapes mean the same.
 pub fn script_json(value: &Value) -> String {
-    let text = value.to_string();
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    let table =
+        [('<', "\\u003c"), ('>', "\\u003e"), ('&', "\\u0026"), ('\u{2028}', "\\u2028"), ('\u{2029}', "\\u2029")];
+    replace_chars(&value.to_string(), &table)
 }
 
 fn num(n: u64) -> String {
@@ -88,34 +79,65 @@ fn short_time(t: Option<&str>) -> String {
     t.map(|t| t.replace('T', " ").trim_end_matches('Z').to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn page(kind: &str, title: &str, subtitle: &str, nav: &[(&str, &str)], body: &str, data: &Value) -> String {
-    let mut out = String::with_capacity(body.len() + CSS.len() + JS.len() + 4096);
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"generator\" content=\"casguard {}\">\n<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n\
-         <body data-kind=\"{kind}\">\n<header class=\"top\"><h1>{}</h1><p>{}</p></header>\n<nav class=\"toc\">",
-        env!("CARGO_PKG_VERSION"),
-        escape(title),
-        escape(title),
-        escape(subtitle),
-    );
-    for (id, label) in nav {
-        let _ = write!(out, "<a href=\"#{id}\">{}</a>", escape(label));
+/// A page being written: its sections in order and the table of contents
+/// that links them, kept together so that the two cannot disagree.
+struct Page {
+    body: String,
+    nav: Vec<(&'static str, &'static str)>,
+}
+
+impl Page {
+    /// A page that opens with the summary `cards`.
+    fn new(cards: &str) -> Page {
+        let body = format!("<section id=\"summary\" class=\"cards\">{cards}</section>\n");
+        Page { body, nav: vec![("summary", "Summary")] }
     }
-    out.push_str("</nav>\n<main>\n<noscript><p>The tables need JavaScript; the data is in the JSON block of this file.</p></noscript>\n");
-    out.push_str(body);
-    out.push_str("</main>\n<footer>casguard ");
-    out.push_str(env!("CARGO_PKG_VERSION"));
-    out.push_str(" &middot; self-contained report: nothing is loaded from the network.</footer>\n");
-    out.push_str("<script type=\"application/json\" id=\"casguard-data\">");
-    out.push_str(&script_json(data));
-    out.push_str("</script>\n<script>\n");
-    out.push_str(JS);
-    out.push_str("</script>\n</body>\n</html>\n");
-    out
+
+    /// The section `id` under `title`, `nav` in the table of contents.
+    fn section(&mut self, id: &'static str, nav: &'static str, title: &str, intro: &str, inner: &str) {
+        self.nav.push((id, nav));
+        let out = &mut self.body;
+        let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>", escape(title));
+        if !intro.is_empty() {
+            let _ = write!(out, "<p class=\"meaning\">{}</p>", escape(intro));
+        }
+        out.push_str(inner);
+        out.push_str("</section>\n");
+    }
+
+    /// The document of the `casguard {kind}` report, with `data` (marked
+    /// with its kind) embedded for the script.
+    fn finish(self, kind: &str, subtitle: &str, mut data: Value) -> String {
+        data["kind"] = Value::from(kind);
+        let title = format!("casguard {kind}");
+        let mut out = String::with_capacity(self.body.len() + CSS.len() + JS.len() + 4096);
+        let _ = write!(
+            out,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta name=\"generator\" content=\"casguard {}\">\n<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n\
+             <body data-kind=\"{kind}\">\n<header class=\"top\"><h1>{}</h1><p>{}</p></header>\n<nav class=\"toc\">",
+            env!("CARGO_PKG_VERSION"),
+            escape(&title),
+            escape(&title),
+            escape(subtitle),
+        );
+        for (id, label) in &self.nav {
+            let _ = write!(out, "<a href=\"#{id}\">{}</a>", escape(label));
+        }
+        out.push_str("</nav>\n<main>\n<noscript><p>The tables need JavaScript; the data is in the JSON block of this file.</p></noscript>\n");
+        out.push_str(&self.body);
+        out.push_str("</main>\n<footer>casguard ");
+        out.push_str(env!("CARGO_PKG_VERSION"));
+        out.push_str(" &middot; self-contained report: nothing is loaded from the network.</footer>\n");
+        out.push_str("<script type=\"application/json\" id=\"casguard-data\">");
+        out.push_str(&script_json(&data));
+        out.push_str("</script>\n<script>\n");
+        out.push_str(JS);
+        out.push_str("</script>\n</body>\n</html>\n");
+        out
+    }
 }
 
 fn card(out: &mut String, label: &str, value: &str, class: &str) {
@@ -125,15 +147,6 @@ fn card(out: &mut String, label: &str, value: &str, class: &str) {
         escape(value),
         escape(label)
     );
-}
-
-fn section(out: &mut String, id: &str, title: &str, intro: &str, inner: &str) {
-    let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>", escape(title));
-    if !intro.is_empty() {
-        let _ = write!(out, "<p class=\"meaning\">{}</p>", escape(intro));
-    }
-    out.push_str(inner);
-    out.push_str("</section>\n");
 }
 
 fn notes_html(notes: &[String]) -> String {
@@ -151,15 +164,14 @@ fn notes_html(notes: &[String]) -> String {
 /// The audit report as one HTML page. `agg` gives the timeline of the chart.
 pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String {
     let s = &report.summary;
-    let mut body = String::new();
-    body.push_str("<section id=\"summary\" class=\"cards\">");
+    let mut cards = String::new();
     let count = |kind: FindingKind| report.findings.iter().filter(|f| f.kind == kind).count() as u64;
-    card(&mut body, "people's requests", &num(s.requests), "");
-    card(&mut body, "users", &num(s.users as u64), "");
-    card(&mut body, "devices", &num(s.devices as u64), "");
+    card(&mut cards, "people's requests", &num(s.requests), "");
+    card(&mut cards, "users", &num(s.users as u64), "");
+    card(&mut cards, "devices", &num(s.devices as u64), "");
     for kind in FindingKind::PERSON {
         let n = count(kind);
-        card(&mut body, kind.key(), &num(n), if n > 0 { "warn" } else { "ok" });
+        card(&mut cards, kind.key(), &num(n), if n > 0 { "warn" } else { "ok" });
     }
     for kind in [
         FindingKind::WebShell,
@@ -169,15 +181,15 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         FindingKind::BruteForce,
     ] {
         let n = count(kind);
-        card(&mut body, kind.key(), &num(n), if n > 0 { "bad" } else { "ok" });
+        card(&mut cards, kind.key(), &num(n), if n > 0 { "bad" } else { "ok" });
     }
-    card(&mut body, "attack requests", &num(s.attacks), if s.attacks > 0 { "bad" } else { "ok" });
-    card(&mut body, "probes", &num(s.probes), "");
-    card(&mut body, "back-end hops", &num(s.backend_duplicates), "");
-    card(&mut body, "machine accounts", &num(s.machine), "");
-    card(&mut body, "anonymous", &num(s.anonymous), "");
-    card(&mut body, "malformed lines", &num(s.malformed), if s.malformed > 0 { "warn" } else { "" });
-    body.push_str("</section>\n");
+    card(&mut cards, "attack requests", &num(s.attacks), if s.attacks > 0 { "bad" } else { "ok" });
+    card(&mut cards, "probes", &num(s.probes), "");
+    card(&mut cards, "back-end hops", &num(s.backend_duplicates), "");
+    card(&mut cards, "machine accounts", &num(s.machine), "");
+    card(&mut cards, "anonymous", &num(s.anonymous), "");
+    card(&mut cards, "malformed lines", &num(s.malformed), if s.malformed > 0 { "warn" } else { "" });
+    let mut page = Page::new(&cards);
 
     let timeline = agg.people_tally().timeline();
     let points: Vec<(i64, u16, u64)> = timeline.iter().map(|((h, c), n)| (*h, *c, n)).collect();
@@ -187,18 +199,24 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
             "<p class=\"muted\">The logs span more hours than the chart keeps: only the earliest are shown.</p>",
         );
     }
-    section(&mut body, "timeline", "Requests over time by client", "People's requests, stacked by client.", &chart);
-    section(&mut body, "findings", "Findings", "", "<div id=\"findings-list\"></div>");
-    section(
-        &mut body,
+    page.section(
+        "timeline",
+        "Over time",
+        "Requests over time by client",
+        "People's requests, stacked by client.",
+        &chart,
+    );
+    page.section("findings", "Findings", "Findings", "", "<div id=\"findings-list\"></div>");
+    page.section(
         "protocols",
+        "Protocols by user",
         "Protocols by user",
         "People's requests per protocol; darker cells carry more of that protocol's traffic.",
         "<div id=\"protocols-table\"></div>",
     );
-    section(
-        &mut body,
+    page.section(
         "devices",
+        "Users and devices",
         "Users and devices",
         "One row per device: an ActiveSync device id, or a user agent for other protocols. Click a column to sort.",
         "<div id=\"devices-table\"></div>",
@@ -227,12 +245,12 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
              to {}, the latest time in the export and the logs.",
             p.measured_at.as_deref().unwrap_or("-")
         );
-        section(&mut body, "partnerships", "Mobile-device partnerships", &intro, &inner);
+        page.section("partnerships", "Partnerships", "Mobile-device partnerships", &intro, &inner);
     }
-    section(&mut body, "probes", "Monitoring probes", "", "<div id=\"probes-table\"></div>");
+    page.section("probes", "Probes", "Monitoring probes", "", "<div id=\"probes-table\"></div>");
     let mut notes = notes_html(&report.notes);
     notes.push_str("<h3>Malformed lines</h3><div id=\"malformed-table\"></div>");
-    section(&mut body, "notes", "Notes", "", &notes);
+    page.section("notes", "Notes", "Notes", "", &notes);
 
     let mut data = serde_json::to_value(report).unwrap_or(Value::Null);
     if let Some(findings) = data.get_mut("findings").and_then(Value::as_array_mut) {
@@ -257,7 +275,6 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         .iter()
         .map(|k| serde_json::json!({"kind": k.key(), "meaning": k.meaning(), "severity": k.severity().key()}));
     data["finding_kinds"] = Value::Array(kinds.collect());
-    data["kind"] = Value::from("audit");
 
     let subtitle = format!(
         "{} file(s), {} line(s), {} to {}",
@@ -266,19 +283,7 @@ pub fn audit_html(report: &Report, agg: &Aggregate, catalog: &Catalog) -> String
         short_time(s.first_seen.as_deref()),
         short_time(s.last_seen.as_deref())
     );
-    let mut nav = vec![
-        ("summary", "Summary"),
-        ("timeline", "Over time"),
-        ("findings", "Findings"),
-        ("protocols", "Protocols by user"),
-        ("devices", "Users and devices"),
-        ("probes", "Probes"),
-        ("notes", "Notes"),
-    ];
-    if report.partnerships.is_some() {
-        nav.insert(5, ("partnerships", "Partnerships"));
-    }
-    page("audit", "casguard audit", &subtitle, &nav, &body, &data)
+    page.finish("audit", &subtitle, data)
 }
 
 /// Source addresses shown per device or finding; the JSON report has them all.

@@ -4,63 +4,62 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{card, escape, notes_html, num, page, section, PALETTE};
+use super::{card, escape, notes_html, num, Page, PALETTE};
 use crate::simulate::SimReport;
 
 /// The simulation as one HTML page.
 pub fn simulate_html(report: &SimReport) -> String {
     let s = &report.summary;
-    let mut body = String::new();
-    body.push_str("<section id=\"summary\" class=\"cards\">");
-    card(&mut body, "people's requests", &num(s.requests), "");
-    card(&mut body, "would be denied", &num(s.denied_requests), if s.denied_requests > 0 { "bad" } else { "ok" });
-    card(&mut body, "allowed", &num(s.allowed_requests), "");
-    card(&mut body, "users affected", &num(s.affected_users as u64), if s.affected_users > 0 { "warn" } else { "ok" });
+    let mut cards = String::new();
+    card(&mut cards, "people's requests", &num(s.requests), "");
+    card(&mut cards, "would be denied", &num(s.denied_requests), if s.denied_requests > 0 { "bad" } else { "ok" });
+    card(&mut cards, "allowed", &num(s.allowed_requests), "");
+    card(&mut cards, "users affected", &num(s.affected_users as u64), if s.affected_users > 0 { "warn" } else { "ok" });
     let backdoors = report.backdoors.len() as u64;
-    card(&mut body, "backdoors", &num(backdoors), if backdoors > 0 { "bad" } else { "ok" });
-    card(&mut body, "Provision denied", &num(report.grandfathering.provision_denied), "");
+    card(&mut cards, "backdoors", &num(backdoors), if backdoors > 0 { "bad" } else { "ok" });
+    card(&mut cards, "Provision denied", &num(report.grandfathering.provision_denied), "");
     if let Some(known) = report.grandfathering.provision_from_known_devices {
-        card(&mut body, "from known devices", &num(known), if known > 0 { "warn" } else { "ok" });
+        card(&mut cards, "from known devices", &num(known), if known > 0 { "warn" } else { "ok" });
     }
     card(
-        &mut body,
+        &mut cards,
         "probes denied",
         &num(report.probes.denied_requests),
         if report.probes.denied_requests > 0 { "warn" } else { "ok" },
     );
     if report.machines.requests > 0 {
         card(
-            &mut body,
+            &mut cards,
             "computer accounts denied",
             &num(report.machines.denied_requests),
             if report.machines.denied_requests > 0 { "warn" } else { "ok" },
         );
     }
-    body.push_str("</section>\n");
+    let mut page = Page::new(&cards);
 
-    section(
-        &mut body,
+    page.section(
         "impact",
+        "Impact",
         "Impact by rule",
         "Requests each rule would deny (first matching rule wins; the default applies when none matches).",
         &rules_svg(report),
     );
-    section(&mut body, "rules", "Rules", "", "<div id=\"rules-table\"></div>");
-    section(
-        &mut body,
+    page.section("rules", "Rules", "Rules", "", "<div id=\"rules-table\"></div>");
+    page.section(
         "denied",
+        "Denied devices",
         "Denied devices",
         "Each user's device that a rule would deny, with the requests it would lose.",
         "<div id=\"denied-devices-table\"></div>",
     );
-    section(
-        &mut body,
+    page.section(
         "backdoors",
+        "Backdoors",
         "Backdoors",
         "Users denied on one protocol who still reached mail through another with allowed, successful requests.",
         "<div id=\"backdoors-table\"></div>",
     );
-    section(&mut body, "affected", "Affected users", "", "<div id=\"affected-list\"></div>");
+    page.section("affected", "Affected users", "Affected users", "", "<div id=\"affected-list\"></div>");
     let mut notes = String::new();
     let g = &report.grandfathering;
     let _ = write!(
@@ -82,21 +81,11 @@ pub fn simulate_html(report: &SimReport) -> String {
         denied_by("Requests of computer accounts", &rule.name, rule.denied_requests, &rule.accounts);
     }
     notes.push_str(&notes_html(&report.notes));
-    section(&mut body, "notes", "Grandfathering, probes and notes", "", &notes);
+    page.section("notes", "Notes", "Grandfathering, probes and notes", "", &notes);
 
-    let mut data = serde_json::to_value(report).unwrap_or(Value::Null);
-    data["kind"] = Value::from("simulate");
+    let data = serde_json::to_value(report).unwrap_or(Value::Null);
     let subtitle = format!("policy {}, {} line(s)", report.policy, num(s.lines));
-    let nav = [
-        ("summary", "Summary"),
-        ("impact", "Impact"),
-        ("rules", "Rules"),
-        ("denied", "Denied devices"),
-        ("backdoors", "Backdoors"),
-        ("affected", "Affected users"),
-        ("notes", "Notes"),
-    ];
-    page("simulate", "casguard simulate", &subtitle, &nav, &body, &data)
+    page.finish("simulate", &subtitle, data)
 }
 
 /// Horizontal bars: denied requests per rule.

@@ -551,30 +551,18 @@ pub fn render_change_table(report: &ChangeReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use exchange::{Interpreter, Request, Traffic};
+    use exchange::Traffic;
 
     use super::*;
-    use crate::testing::ready;
+    use crate::testing::{deny_rule, ready, request};
 
     #[test]
     fn each_request_lands_in_the_quadrant_of_its_two_decisions() {
-        let interpreter = Arc::new(Interpreter::builtin());
-        let deny = |p: &str| {
-            format!("default = \"allow\"\n[[rule]]\nname = \"no {p}\"\naction = \"deny\"\nprotocol = \"{p}\"\n")
-        };
+        let deny = |p: &str| deny_rule(&format!("no {p}"), &format!("protocol = \"{p}\""));
         // In force: no RPC. Proposed: no EWS (and RPC allowed again).
-        let baseline = ready(&deny("rpc"), "in-force.toml", None, &interpreter);
-        let target = ready(&deny("ews"), "target.toml", None, &interpreter);
-        let request = |user: &str, protocol, stem: &str| Request {
-            traffic: Traffic::Person,
-            user: user.into(),
-            protocol,
-            stem: stem.into(),
-            status: 200,
-            ..Request::default()
-        };
+        let baseline = ready(&deny("rpc"), "in-force.toml", None);
+        let target = ready(&deny("ews"), "target.toml", None);
+        let request = |user: &str, protocol, stem: &str| request(Traffic::Person, user, protocol, stem);
         let mut cmp = Comparison::default();
         let requests = [
             request("ann", Protocol::Ews, "/ews/exchange.asmx"),
@@ -606,26 +594,17 @@ mod tests {
     /// Only a door the target denies the user on is one the change closes.
     #[test]
     fn a_backdoor_the_change_ends_by_allowing_everything_closes_no_door() {
-        let interpreter = Arc::new(Interpreter::builtin());
-        let deny =
-            |p: &str| format!("default = \"allow\"\n[[rule]]\nname = \"r\"\naction = \"deny\"\nprotocol = \"{p}\"\n");
+        let deny = |p: &str| deny_rule("r", &format!("protocol = \"{p}\""));
         // In force: ann is denied ActiveSync; she reaches mail on EWS and OWA.
-        let baseline = ready(&deny("activesync"), "in-force.toml", None, &interpreter);
-        let request = |protocol, stem: &str| Request {
-            traffic: Traffic::Person,
-            user: "ann".into(),
-            protocol,
-            stem: stem.into(),
-            status: 200,
-            ..Request::default()
-        };
+        let baseline = ready(&deny("activesync"), "in-force.toml", None);
+        let request = |protocol, stem: &str| request(Traffic::Person, "ann", protocol, stem);
         let requests = [
             request(Protocol::ActiveSync, "/microsoft-server-activesync/default.eas"),
             request(Protocol::Ews, "/ews/exchange.asmx"),
             request(Protocol::Owa, "/owa/"),
         ];
         let backdoor_after = |target: &str| {
-            let target = ready(target, "target.toml", None, &interpreter);
+            let target = ready(target, "target.toml", None);
             let mut cmp = Comparison::default();
             requests.iter().for_each(|r| cmp.add(r, &baseline, &target));
             let report = ChangeReport::build(&cmp, &baseline, &target, &[]);

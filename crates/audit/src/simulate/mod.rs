@@ -436,49 +436,24 @@ pub fn facts_read_by(rule: &policy::Rule) -> (bool, bool) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use exchange::{Interpreter, Request, Traffic};
+    use exchange::{Request, Traffic};
 
     use super::*;
-    use crate::testing::ready;
+    use crate::testing::{activesync, deny_rule, ready, simulated};
 
     /// Which back-end hops a thread evaluates depends on whether it has
     /// read a person's request yet; the note about requests without an
     /// authentication type must not.
     #[test]
     fn unknown_auth_count_does_not_depend_on_the_order_files_are_read() {
-        let interpreter = Arc::new(Interpreter::builtin());
-        let text = "default = \"allow\"\n[[rule]]\nname = \"no basic\"\naction = \"deny\"\nauth = [\"basic\"]\n";
-        let policy = ready(text, "p.toml", None, &interpreter);
+        let policy = ready(&deny_rule("no basic", "auth = [\"basic\"]"), "p.toml", None);
         let request = |traffic| Request { traffic, user: "ann".into(), status: 200, ..Request::default() };
         let (person, hop) = (request(Traffic::Person), request(Traffic::Backend));
-        let run = |order: &[&Request]| {
-            let mut sim = Simulation::default();
-            for r in order {
-                sim.add(r, &policy);
-            }
-            sim.unknown_auth()
-        };
+        let run = |order: &[&Request]| simulated(order.iter().copied(), &policy).unknown_auth();
         assert_eq!(run(&[&hop, &person, &hop]), 1);
         assert_eq!(run(&[&person, &hop, &hop]), 1);
         // Back-end lines alone stand for the people.
         assert_eq!(run(&[&hop, &hop]), 2);
-    }
-
-    fn activesync(traffic: Traffic, user: &str, device: &str, time: i64) -> Request {
-        let mut req = Request {
-            traffic,
-            user: user.into(),
-            time,
-            protocol: Protocol::ActiveSync,
-            stem: "/microsoft-server-activesync/default.eas".into(),
-            status: 200,
-            ..Request::default()
-        };
-        req.activesync.command = "Sync".into();
-        req.activesync.device_id = device.into();
-        req
     }
 
     /// Managed Availability's ActiveSync probe has polled with its test
@@ -551,7 +526,6 @@ mod tests {
         let known = device_facts_known(&agg, Some(&inventory));
         assert_eq!(known, DeviceFactsKnown { devices: 3, without_model: 2, without_os: 1, without_either: 2 });
 
-        let interpreter = Arc::new(Interpreter::builtin());
         let rule = |characteristic: &str, value: &str| {
             format!(
                 "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = '{characteristic}'\n\
@@ -559,7 +533,7 @@ mod tests {
             )
         };
         let note = |text: &str| {
-            let policy = ready(text, "p.toml", Some(inventory.clone()), &interpreter);
+            let policy = ready(text, "p.toml", Some(inventory.clone()));
             let sim = Simulation { device_facts: Some(known), ..Simulation::default() };
             let report = SimReport::build(&sim, &policy, &[]);
             report.notes.into_iter().find(|n| n.contains("can miss"))
@@ -570,7 +544,7 @@ mod tests {
         assert!(os.contains("1 of 3 ActiveSync device(s) have no OS"), "{os}");
         // Every device's model known (an export, say): no note.
         let all = DeviceFactsKnown { without_model: 0, without_either: 0, ..known };
-        let policy = ready(&rule("DeviceModel", "x"), "p.toml", Some(inventory.clone()), &interpreter);
+        let policy = ready(&rule("DeviceModel", "x"), "p.toml", Some(inventory.clone()));
         let sim = Simulation { device_facts: Some(all), ..Simulation::default() };
         assert!(SimReport::build(&sim, &policy, &[]).notes.iter().all(|n| !n.contains("can miss")));
     }

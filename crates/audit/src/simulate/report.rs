@@ -397,30 +397,16 @@ pub fn render_table(report: &SimReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use exchange::{Interpreter, Request, Traffic};
+    use exchange::{Request, Traffic};
 
     use super::*;
-    use crate::testing::ready;
+    use crate::testing::{activesync, deny_rule, ready, request, simulated};
 
     #[test]
     fn computer_accounts_hops_count_only_when_the_back_end_stands_for_people() {
-        let interpreter = Arc::new(Interpreter::builtin());
-        let deny_rpc = "default = \"allow\"\n[[rule]]\nname = \"no rpc\"\naction = \"deny\"\nprotocol = \"rpc\"\n";
-        let policy = ready(deny_rpc, "deny-rpc.toml", None, &interpreter);
-        let request = |traffic, user: &str| Request {
-            traffic,
-            user: user.into(),
-            protocol: Protocol::Rpc,
-            stem: "/rpc/rpcproxy.dll".into(),
-            ..Request::default()
-        };
-        let simulate = |requests: &[Request]| {
-            let mut sim = Simulation::default();
-            requests.iter().for_each(|r| sim.add(r, &policy));
-            SimReport::build(&sim, &policy, &[])
-        };
+        let policy = ready(&deny_rule("no rpc", "protocol = \"rpc\""), "deny-rpc.toml", None);
+        let request = |traffic, user: &str| request(traffic, user, Protocol::Rpc, "/rpc/rpcproxy.dll");
+        let simulate = |requests: &[Request]| SimReport::build(&simulated(requests, &policy), &policy, &[]);
         let front_machine = request(Traffic::Machine, "ex01$");
         let hop_machine = request(Traffic::Backend, "ex04$");
 
@@ -444,25 +430,14 @@ mod tests {
     /// with one it counts the denied Provisions of devices that existed.
     #[test]
     fn grandfathering_without_a_cutover_is_null_when_a_model_rule_reads_device_facts() {
-        let interpreter = Arc::new(Interpreter::builtin());
         let text = "default = 'allow'\n[device_access]\n[[device_access.rule]]\ncharacteristic = 'DeviceModel'\n\
                     query_string = 'iPhone14C2'\naccess_level = 'Block'\n";
-        let mut provision = Request {
-            traffic: Traffic::Person,
-            user: "alice".into(),
-            protocol: Protocol::ActiveSync,
-            stem: "/microsoft-server-activesync/default.eas".into(),
-            status: 200,
-            ..Request::default()
-        };
+        let mut provision = activesync(Traffic::Person, "alice", "ALICEPHONE", 0);
         provision.activesync.command = "Provision".into();
-        provision.activesync.device_id = "ALICEPHONE".into();
         let grandfathering = |mut inventory: policy::Inventory| {
             inventory.insert_device_facts("ALICEPHONE", "iPhone14C2", "iOS 17.1");
-            let policy = ready(text, "model.toml", Some(inventory), &interpreter);
-            let mut sim = Simulation::default();
-            sim.add(&provision, &policy);
-            let report = SimReport::build(&sim, &policy, &[]);
+            let policy = ready(text, "model.toml", Some(inventory));
+            let report = SimReport::build(&simulated([&provision], &policy), &policy, &[]);
             assert_eq!(report.denied_requests, 1);
             assert_eq!(
                 report.rules[0].provision_from_known_devices,
