@@ -18,9 +18,7 @@ const OUTLOOK_MOBILE: &str = "Outlook-iOS-Android/1.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_never_reach_exchange_and_allowed_arrive_intact() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&std::fs::read_to_string(IIS_EXAMPLE).unwrap(), up).await;
+    against(&std::fs::read_to_string(IIS_EXAMPLE).unwrap(), async |mock, gw| {
         let mut c = client(gw.addr).await;
         let auth = basic("CONTOSO\\jdoe", "s3cret");
 
@@ -75,16 +73,13 @@ async fn denied_never_reach_exchange_and_allowed_arrive_intact() {
         assert_eq!(h("connection"), None);
         // The answer comes back with the upstream's headers.
         assert_eq!(a.conn(), s.conn);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ews_policy_example_decides_like_exchange() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&std::fs::read_to_string(EWS_EXAMPLE).unwrap(), up).await;
+    against(&std::fs::read_to_string(EWS_EXAMPLE).unwrap(), async |mock, gw| {
         let mut c = client(gw.addr).await;
         // Exchange judges the signed-in caller (an anonymous request is
         // IIS's to challenge, below).
@@ -120,7 +115,6 @@ async fn ews_policy_example_decides_like_exchange() {
         assert!(metrics.contains("protocol=\"ews\",client=\"ews-app\",decision=\"deny\""), "{metrics}");
         assert!(metrics.contains("protocol=\"ews\",client=\"outlook-windows\",decision=\"allow\",rule=\"\"} 1"));
         assert!(metrics.contains("casguard_gateway_upstream_latency_seconds_count 4"), "{metrics}");
-        gw.stop().await;
     })
     .await;
 }
@@ -477,18 +471,15 @@ async fn ping_held_60s_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_request_drops_the_connection() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[ip_restrictions]]\npath = '/abortme'\nallow_unlisted = false\n\
+    let policy = "default = 'allow'\n[[ip_restrictions]]\npath = '/abortme'\nallow_unlisted = false\n\
                       deny_action = 'AbortRequest'\nentries = []\n";
-        let gw = start_gateway(policy, up).await;
+    against(policy, async |mock, gw| {
         let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
         tcp.write_all(b"GET /abortme HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
         let n = tcp.read_to_end(&mut buf).await.unwrap_or(0);
         assert_eq!(n, 0, "aborted requests get no answer: {}", String::from_utf8_lossy(&buf));
         assert!(mock.seen().is_empty());
-        gw.stop().await;
     })
     .await;
 }
@@ -507,48 +498,48 @@ async fn closed_after(tcp: &mut TcpStream) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_and_idle_connections_are_closed() {
-    within(30, async {
-        let (_mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| {
+    against_with(
+        ALLOW,
+        |c| {
             c.header_timeout = 1;
             c.idle_timeout = 3;
-        })
-        .await;
-        // Slowloris: a head that never completes.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-        let took = closed_after(&mut tcp).await;
-        assert!(took < Duration::from_millis(2500), "{took:?}");
-        // Connected, never a byte: same limit.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        assert!(closed_after(&mut tcp).await < Duration::from_millis(2500));
-        // A byte every 200 ms, on a keep-alive connection's second request:
-        // trickling does not reset the clock.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 4096];
-        assert!(tcp.read(&mut buf).await.unwrap() > 0, "first request answered");
-        let trickled = Instant::now();
-        let (mut read, mut write) = tcp.into_split();
-        let trickle = tokio::spawn(async move {
-            for b in b"GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
-                if write.write_all(&[*b]).await.is_err() {
-                    return;
+        },
+        async |_mock, gw| {
+            // Slowloris: a head that never completes.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            let took = closed_after(&mut tcp).await;
+            assert!(took < Duration::from_millis(2500), "{took:?}");
+            // Connected, never a byte: same limit.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            assert!(closed_after(&mut tcp).await < Duration::from_millis(2500));
+            // A byte every 200 ms, on a keep-alive connection's second request:
+            // trickling does not reset the clock.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 4096];
+            assert!(tcp.read(&mut buf).await.unwrap() > 0, "first request answered");
+            let trickled = Instant::now();
+            let (mut read, mut write) = tcp.into_split();
+            let trickle = tokio::spawn(async move {
+                for b in b"GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                    if write.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        });
-        while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-        let took = trickled.elapsed();
-        trickle.abort();
-        assert!(took < Duration::from_millis(2500), "{took:?}");
-        // Idle keep-alive: kept past the header timeout, closed at the idle timeout.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        let took = closed_after(&mut tcp).await;
-        assert!(took > Duration::from_millis(2500) && took < Duration::from_millis(4500), "{took:?}");
-        gw.stop().await;
-    })
+            });
+            while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            let took = trickled.elapsed();
+            trickle.abort();
+            assert!(took < Duration::from_millis(2500), "{took:?}");
+            // Idle keep-alive: kept past the header timeout, closed at the idle timeout.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let took = closed_after(&mut tcp).await;
+            assert!(took > Duration::from_millis(2500) && took < Duration::from_millis(4500), "{took:?}");
+        },
+    )
     .await;
 }
 
@@ -765,28 +756,28 @@ async fn a_keep_alive_close_racing_the_next_request_loses_or_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_limits() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| {
+    against_with(
+        ALLOW,
+        |c| {
             c.max_headers = 20;
             c.max_header_bytes = 8192;
-        })
-        .await;
-        let mut many = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\n");
-        for i in 0..40 {
-            many.push_str(&format!("X-H{i}: v\r\n"));
-        }
-        many.push_str("\r\n");
-        let mut big = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Big: ");
-        big.push_str(&"a".repeat(20_000));
-        big.push_str("\r\n\r\n");
-        for req in [many, big] {
-            let (_, head) = exchange_raw(gw.addr, req.as_bytes()).await;
-            assert!(head.starts_with("HTTP/1.1 431"), "{head}");
-        }
-        assert!(mock.seen().is_empty());
-        gw.stop().await;
-    })
+        },
+        async |mock, gw| {
+            let mut many = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\n");
+            for i in 0..40 {
+                many.push_str(&format!("X-H{i}: v\r\n"));
+            }
+            many.push_str("\r\n");
+            let mut big = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Big: ");
+            big.push_str(&"a".repeat(20_000));
+            big.push_str("\r\n\r\n");
+            for req in [many, big] {
+                let (_, head) = exchange_raw(gw.addr, req.as_bytes()).await;
+                assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+            }
+            assert!(mock.seen().is_empty());
+        },
+    )
     .await;
 }
 

@@ -412,6 +412,27 @@ pub async fn start_gateway_with(
     Running { addr, handle, dir, events, task }
 }
 
+/// One case against a fresh mock Exchange and a gateway on `policy` in
+/// front of it, bounded to 30 s; the gateway must stop cleanly after it.
+pub async fn against(policy: &str, case: impl AsyncFnOnce(&Mock, &Running)) {
+    against_with(policy, |_| {}, case).await
+}
+
+/// [`against`] with the gateway's configuration changed by `tweak`.
+pub async fn against_with(
+    policy: &str,
+    tweak: impl FnOnce(&mut gateway::Config),
+    case: impl AsyncFnOnce(&Mock, &Running),
+) {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway_with(policy, up, tweak).await;
+        case(&mock, &gw).await;
+        gw.stop().await;
+    })
+    .await;
+}
+
 // === Clients ===
 
 /// One client TCP connection to the gateway.
