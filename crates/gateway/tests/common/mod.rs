@@ -414,7 +414,8 @@ pub async fn start_gateway_with(
 
 /// One case against a fresh mock Exchange and a gateway on `policy` in
 /// front of it, bounded to 30 s; the gateway must stop cleanly after it.
-pub async fn against(policy: &str, case: impl AsyncFnOnce(&Mock, &Running)) {
+/// The gateway's folder is handed back, for its access logs.
+pub async fn against(policy: &str, case: impl AsyncFnOnce(&Mock, &Running)) -> tempfile::TempDir {
     against_with(policy, |_| {}, case).await
 }
 
@@ -423,14 +424,14 @@ pub async fn against_with(
     policy: &str,
     tweak: impl FnOnce(&mut gateway::Config),
     case: impl AsyncFnOnce(&Mock, &Running),
-) {
+) -> tempfile::TempDir {
     within(30, async {
         let (mock, up) = start_mock().await;
         let gw = start_gateway_with(policy, up, tweak).await;
         case(&mock, &gw).await;
-        gw.stop().await;
+        gw.stop().await
     })
-    .await;
+    .await
 }
 
 // === Clients ===
