@@ -63,9 +63,7 @@ async fn an_empty_or_cut_policy_is_refused_at_start_and_on_reload() {
         let (mock, up) = start_mock().await;
         // At start: an empty file, comments only, and a file cut before its rules.
         for text in ["", "# nothing yet\n\n", "[ranges]\nadmin = ['10.0.0.0/8']\n"] {
-            let dir = tempfile::tempdir().unwrap();
-            let config = base_config(dir.path(), text, up);
-            let err = gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("refused");
+            let err = refused_at_start(text, up).await;
             assert!(err.to_string().contains("would allow everything"), "{err}");
         }
         // On reload, by signal or by the poller: the old policy stays.

@@ -18,7 +18,6 @@ async fn status(gw: SocketAddr, path: &str) -> StatusCode {
     c.get(path, &[]).await.status
 }
 
-/// Wait until an event contains `what`.
 /// A gateway on ALLOW in front of `a` then `b`, taking one out after one
 /// failure and asking the health pages every `interval` seconds.
 async fn in_front_of(a: SocketAddr, b: SocketAddr, interval: u64, tweak: impl FnOnce(&mut gateway::Config)) -> Running {
@@ -29,15 +28,6 @@ async fn in_front_of(a: SocketAddr, b: SocketAddr, interval: u64, tweak: impl Fn
         tweak(c);
     })
     .await
-}
-
-async fn until_event(gw: &Running, what: &str) {
-    within(15, async {
-        while !gw.logged(what) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
 }
 
 /// Requests every 100 ms for `total`, each on a new connection, each with

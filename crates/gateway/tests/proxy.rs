@@ -402,10 +402,9 @@ async fn a_changed_group_file_is_picked_up_without_a_signal() {
 async fn fails_closed_when_the_policy_cannot_load() {
     within(10, async {
         let (_mock, up) = start_mock().await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = base_config(dir.path(), "default = 'allow'\n[[rule]]\nname = 'x'\naction = 'maybe'\n", up);
-        let err = gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("must refuse");
+        let err = refused_at_start("default = 'allow'\n[[rule]]\nname = 'x'\naction = 'maybe'\n", up).await;
         assert!(matches!(err, gateway::GatewayError::Policy(_)), "{err}");
+        let dir = tempfile::tempdir().unwrap();
         let mut config = base_config(dir.path(), ALLOW, up);
         config.policy = Some(dir.path().join("missing.toml"));
         assert!(matches!(
@@ -413,19 +412,13 @@ async fn fails_closed_when_the_policy_cannot_load() {
             Err(gateway::GatewayError::Policy(_))
         ));
         // A device rule without an inventory cannot be evaluated: also refused.
-        let config = base_config(
-            dir.path(),
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../examples/policies/block-new-outlook-devices.toml"
-            ))
-            .unwrap(),
-            up,
-        );
-        assert!(matches!(
-            gateway::Gateway::bind(config, gateway::events::silent()).await,
-            Err(gateway::GatewayError::Policy(_))
-        ));
+        let policy = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/policies/block-new-outlook-devices.toml"
+        ))
+        .unwrap();
+        let err = refused_at_start(&policy, up).await;
+        assert!(matches!(err, gateway::GatewayError::Policy(_)), "{err}");
     })
     .await;
 }

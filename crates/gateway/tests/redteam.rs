@@ -838,9 +838,7 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
         // A request carries no model (Exchange logs it in `Log=`
         // afterwards): without an export the rule would never match, so the
         // gateway does not start.
-        let dir = tempfile::tempdir().unwrap();
-        let config = base_config(dir.path(), SAMSUNG_BLOCK, up);
-        let err = gateway::Gateway::bind(config, std::sync::Arc::new(|_, _: &str| {})).await.err().expect("refused");
+        let err = refused_at_start(SAMSUNG_BLOCK, up).await;
         assert!(err.to_string().contains("--devices"), "{err}");
 
         // Carol's Samsung is an SM-S911B in the export; Jane's iPhone is not.
@@ -3377,14 +3375,7 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
         assert!(!gateway::check(&plain).unwrap().iter().any(|l| l.contains("warning")));
         // And at start (said once the gateway runs).
         let gw = samsung_block_with_export(up).await;
-        let warned = || gw.events().iter().any(|e| e.contains("reads a device's model or OS"));
-        for _ in 0..100 {
-            if warned() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(warned(), "{:?}", gw.events());
+        until_event(&gw, "reads a device's model or OS").await;
         gw.stop().await;
     })
     .await;
@@ -3423,14 +3414,7 @@ async fn what_a_device_said_is_kept_across_a_restart() {
         let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
         // The start warning says the file keeps them (said once the gateway runs).
-        let warned = || gw.events().iter().any(|e| e.contains("across restarts, but not shared with another gateway"));
-        for _ in 0..100 {
-            if warned() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(warned(), "{:?}", gw.events());
+        until_event(&gw, "across restarts, but not shared with another gateway").await;
         gw.stop().await;
         assert_eq!(mock.seen().len(), 1, "only the Provision: {:?}", mock.seen());
         // A file that cannot be read stops the gateway, naming its line.

@@ -365,6 +365,17 @@ impl Running {
     }
 }
 
+/// Wait (up to 15 s) until an event of `gw` contains `what`.
+pub async fn until_event(gw: &Running, what: &str) {
+    let waited = tokio::time::timeout(Duration::from_secs(15), async {
+        while !gw.logged(what) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no event says {what:?}: {:?}", gw.events());
+}
+
 /// The access logs a gateway wrote in `dir` (what [`Running::stop`] hands
 /// back), one file after another.
 pub fn access_logs(dir: &tempfile::TempDir) -> String {
@@ -387,6 +398,13 @@ pub fn base_config(dir: &Path, policy_text: &str, upstream: SocketAddr) -> gatew
         access_log: Some(dir.join("logs")),
         ..gateway::Config::default()
     }
+}
+
+/// Why a gateway on `policy_text` in front of `upstream` does not start.
+pub async fn refused_at_start(policy_text: &str, upstream: SocketAddr) -> gateway::GatewayError {
+    let dir = tempfile::tempdir().unwrap();
+    let config = base_config(dir.path(), policy_text, upstream);
+    gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("the gateway refuses to start")
 }
 
 pub async fn start_gateway(policy_text: &str, upstream: SocketAddr) -> Running {
