@@ -376,6 +376,16 @@ pub async fn until_event(gw: &Running, what: &str) {
     assert!(waited.is_ok(), "no event says {what:?}: {:?}", gw.events());
 }
 
+/// Ask `status` every 200 ms until it answers `want`, for up to 10 s: a
+/// change the reload poller has to pick up, which `what` names.
+pub async fn until_status(want: StatusCode, what: &str, mut status: impl AsyncFnMut() -> StatusCode) {
+    let start = std::time::Instant::now();
+    while status().await != want {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what} never applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The access logs a gateway wrote in `dir` (what [`Running::stop`] hands
 /// back), one file after another.
 pub fn access_logs(dir: &tempfile::TempDir) -> String {
