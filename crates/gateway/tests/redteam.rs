@@ -1477,6 +1477,13 @@ async fn a_redirect_says_where_to() {
     .await;
 }
 
+/// A gateway on ALLOW, without health checks, in front of
+/// [`recording_upstream`]; what that saw.
+async fn in_front_of_a_recorder() -> (Running, tokio::sync::watch::Receiver<(Vec<u8>, bool)>) {
+    let (up, seen) = recording_upstream().await;
+    (start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await, seen)
+}
+
 /// An upstream that reads each connection to its end: the bytes of them
 /// all so far, and whether one that sent any has closed.
 async fn recording_upstream() -> (std::net::SocketAddr, tokio::sync::watch::Receiver<(Vec<u8>, bool)>) {
@@ -1518,8 +1525,7 @@ async fn recording_upstream() -> (std::net::SocketAddr, tokio::sync::watch::Rece
 async fn a_body_still_streaming_is_cut_when_a_reload_denies_its_request() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within(30, async {
-        let (up, mut seen) = recording_upstream().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let (gw, mut seen) = in_front_of_a_recorder().await;
         let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         let head = "RPC_IN_DATA /rpc/rpcproxy.dll?mail.contoso.com:6001 HTTP/1.1\r\nHost: mail\r\nContent-Length: \
                     1073741824\r\n\r\n";
@@ -1615,8 +1621,7 @@ async fn ntlm_or_kerberos_inside_negotiate_meets_the_rules_on_them() {
 async fn a_request_opened_before_a_reload_cannot_be_finished_after_it() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within(30, async {
-        let (up, mut seen) = recording_upstream().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let (gw, mut seen) = in_front_of_a_recorder().await;
         let count = |all: &[u8], byte: u8| all.iter().filter(|&&b| b == byte).count();
         // Opened ahead: a short EWS body, its first 100 bytes sent.
         let mut ews = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -2408,8 +2413,7 @@ async fn an_ntlm_header_on_a_page_without_windows_authentication_does_not_except
 async fn a_reload_judges_unchecked_credentials_as_anonymous_too() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within(30, async {
-        let (up, mut seen) = recording_upstream().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let (gw, mut seen) = in_front_of_a_recorder().await;
         let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         let head = format!(
             "POST /ecp/DDI/DDIService.svc/SetObject HTTP/1.1\r\nHost: mail\r\nAuthorization: Bearer {}\r\n\
