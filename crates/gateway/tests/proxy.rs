@@ -228,7 +228,7 @@ async fn access_log_reads_back_as_an_iis_log() {
         let (_mock, up) = start_mock().await;
         let mut policy = std::fs::read_to_string(IIS_EXAMPLE).unwrap();
         policy.push_str("\n[[rule]]\nname = 'no legacy'\naction = 'deny'\nuser_agent = { prefix = ['Legacy'] }\n");
-        let gw = start_gateway_with(&policy, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let gw = start_gateway_with(&policy, up, trust_loopback).await;
         let port = gw.addr.port();
         let mut c = client(gw.addr).await;
         let auth = basic("CONTOSO\\jdoe", "s3cret-pa55");

@@ -1231,34 +1231,30 @@ cidr = '203.0.113.0/24'
 /// a dual-stack balancer writes an IPv4 client, passed an IPv4 `cidr` deny.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
-    let dir = against_with(
-        ADMIN_OFFICE,
-        |c| c.trusted_proxies = vec!["127.0.0.1".into()],
-        async |mock, gw| {
-            for (xff, want) in [
-                // An inside client naming the office, or an outside one through
-                // a proxy at 10.30.1.1 that is not listed: refused, not guessed.
-                ("198.51.100.7, 10.30.1.1", 400),
-                ("10.20.0.1, 10.30.1.1", 403),
-                ("198.51.100.7", 200),
-                ("10.30.1.1, 198.51.100.7", 200),
-                ("198.51.100.7, unknown", 403),
-            ] {
-                // A refusal closes the connection: one each.
-                let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", xff)]).await;
-                assert_eq!(a.status.as_u16(), want, "{xff}");
-            }
-            let mut c = client(gw.addr).await;
-            for xff in ["::ffff:203.0.113.5", "[::ffff:203.0.113.5]:443", "198.51.100.7, ::ffff:cb00:7105"] {
-                assert_eq!(c.get("/owa/", &[("x-forwarded-for", xff)]).await.status.as_u16(), 403, "{xff}");
-            }
-            // Exchange still gets the whole chain, the gateway's peer appended.
-            let seen = mock.seen();
-            let chains: Vec<&str> = seen.iter().map(|s| s.headers["x-forwarded-for"].to_str().unwrap()).collect();
-            assert_eq!(chains, ["198.51.100.7, 127.0.0.1", "10.30.1.1, 198.51.100.7, 127.0.0.1"]);
-            // The access log names the client judged, so that simulate decides its lines alike.
-        },
-    )
+    let dir = against_with(ADMIN_OFFICE, trust_loopback, async |mock, gw| {
+        for (xff, want) in [
+            // An inside client naming the office, or an outside one through
+            // a proxy at 10.30.1.1 that is not listed: refused, not guessed.
+            ("198.51.100.7, 10.30.1.1", 400),
+            ("10.20.0.1, 10.30.1.1", 403),
+            ("198.51.100.7", 200),
+            ("10.30.1.1, 198.51.100.7", 200),
+            ("198.51.100.7, unknown", 403),
+        ] {
+            // A refusal closes the connection: one each.
+            let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", xff)]).await;
+            assert_eq!(a.status.as_u16(), want, "{xff}");
+        }
+        let mut c = client(gw.addr).await;
+        for xff in ["::ffff:203.0.113.5", "[::ffff:203.0.113.5]:443", "198.51.100.7, ::ffff:cb00:7105"] {
+            assert_eq!(c.get("/owa/", &[("x-forwarded-for", xff)]).await.status.as_u16(), 403, "{xff}");
+        }
+        // Exchange still gets the whole chain, the gateway's peer appended.
+        let seen = mock.seen();
+        let chains: Vec<&str> = seen.iter().map(|s| s.headers["x-forwarded-for"].to_str().unwrap()).collect();
+        assert_eq!(chains, ["198.51.100.7, 127.0.0.1", "10.30.1.1, 198.51.100.7, 127.0.0.1"]);
+        // The access log names the client judged, so that simulate decides its lines alike.
+    })
     .await;
     let log = access_logs(&dir);
     let denied = log.lines().find(|l| l.contains(" /ecp/ ") && l.contains(" deny ")).unwrap();
@@ -1402,7 +1398,7 @@ status = 403
 async fn an_x_forwarded_for_rule_scans_the_header_exchange_gets() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let gw = start_gateway_with(XFF_SCANS, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let gw = start_gateway_with(XFF_SCANS, up, trust_loopback).await;
         for (lines, want) in [
             (&["sqlmap, 203.0.113.9"][..], 404),
             (&["sqlmap", "203.0.113.9"], 404),
@@ -1694,7 +1690,7 @@ async fn a_public_client_named_by_an_unlisted_proxy_is_refused() {
         assert_eq!(mock.seen().len(), 2);
         gw.stop().await;
         // Listed, the balancer's client is judged: outside, denied.
-        let gw = start_gateway_with(ECP_INSIDE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let gw = start_gateway_with(ECP_INSIDE, up, trust_loopback).await;
         let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", "198.51.100.7")]).await;
         assert_eq!(a.status.as_u16(), 403);
         assert_eq!(mock.seen().len(), 2);

@@ -417,6 +417,12 @@ pub async fn refused_at_start(policy_text: &str, upstream: SocketAddr) -> gatewa
     gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("the gateway refuses to start")
 }
 
+/// Believes the X-Forwarded-For of loopback peers: the tests' clients stand
+/// for a balancer.
+pub fn trust_loopback(c: &mut gateway::Config) {
+    c.trusted_proxies = vec!["127.0.0.1".into()];
+}
+
 pub async fn start_gateway(policy_text: &str, upstream: SocketAddr) -> Running {
     start_gateway_with(policy_text, upstream, |_| {}).await
 }
