@@ -20,16 +20,9 @@ Content-Length: 45\r\nConnection: close\r\n\r\n400 Bad Request\r\nHTTP/2 is not 
 
 /// A request the policy aborts (IIS `AbortRequest`): no response at all,
 /// hyper drops the connection.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("request aborted by policy")]
 pub(crate) struct Aborted;
-
-impl std::fmt::Display for Aborted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request aborted by policy")
-    }
-}
-
-impl std::error::Error for Aborted {}
 
 /// What a request gets when the gateway answers it.
 pub(crate) type Answer = Result<Response<Tracked>, Aborted>;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use exchange::{Catalog, ClientId, Protocol};
 
 use crate::lock;
-use crate::upstream::Upstreams;
+use crate::upstream::{Upstream, Upstreams};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0];
@@ -74,8 +74,12 @@ impl Metrics {
 
     pub fn render(&self, catalog: &Catalog, upstreams: &Upstreams, access_log_dropped: u64) -> String {
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP casguard_gateway_requests_total Requests by protocol, client, decision and rule.\n");
-        out.push_str("# TYPE casguard_gateway_requests_total counter\n");
+        family(
+            &mut out,
+            "casguard_gateway_requests_total",
+            "counter",
+            "Requests by protocol, client, decision and rule.",
+        );
         // A rule reloaded under the same name has a new address: one row.
         let mut rows: BTreeMap<String, u64> = BTreeMap::new();
         {
@@ -96,8 +100,12 @@ impl Metrics {
             let _ = writeln!(out, "casguard_gateway_requests_total{{{labels}}} {n}");
         }
 
-        out.push_str("# HELP casguard_gateway_upstream_latency_seconds Time to the upstream's response head.\n");
-        out.push_str("# TYPE casguard_gateway_upstream_latency_seconds histogram\n");
+        family(
+            &mut out,
+            "casguard_gateway_upstream_latency_seconds",
+            "histogram",
+            "Time to the upstream's response head.",
+        );
         let mut n = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
             n += self.latency_buckets[i].load(Ordering::Relaxed);
@@ -110,7 +118,8 @@ impl Metrics {
         let _ = writeln!(out, "casguard_gateway_upstream_latency_seconds_count {count}");
 
         let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
         };
         gauge(
             &mut out,
@@ -154,8 +163,7 @@ impl Metrics {
             "counter",
             access_log_dropped.to_string(),
         );
-        out.push_str("# HELP casguard_gateway_policy_reloads_total Policy reloads by result.\n");
-        out.push_str("# TYPE casguard_gateway_policy_reloads_total counter\n");
+        family(&mut out, "casguard_gateway_policy_reloads_total", "counter", "Policy reloads by result.");
         let _ = writeln!(
             out,
             "casguard_gateway_policy_reloads_total{{result=\"ok\"}} {}",
@@ -166,37 +174,35 @@ impl Metrics {
             "casguard_gateway_policy_reloads_total{{result=\"rejected\"}} {}",
             self.reloads_failed.load(Ordering::Relaxed)
         );
-        out.push_str(
-            "# HELP casguard_gateway_upstream_up Whether the upstream is in use: 0 after health-fall failed checks or \
-             connections in a row, 1 again after health-rise passed checks (a sole upstream stays 1).\n",
+        let per_upstream = |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&Upstream) -> u64| {
+            family(out, name, kind, help);
+            for up in upstreams.list() {
+                let _ = writeln!(out, "{name}{{upstream=\"{}\"}} {}", escape(&up.name), value(up));
+            }
+        };
+        per_upstream(
+            &mut out,
+            "casguard_gateway_upstream_up",
+            "gauge",
+            "Whether the upstream is in use: 0 after health-fall failed checks or connections in a row, 1 again \
+             after health-rise passed checks (a sole upstream stays 1).",
+            &|up| u64::from(up.health.is_up()),
         );
-        out.push_str("# TYPE casguard_gateway_upstream_up gauge\n");
-        for up in upstreams.list() {
-            let _ = writeln!(
-                out,
-                "casguard_gateway_upstream_up{{upstream=\"{}\"}} {}",
-                escape(&up.name),
-                u8::from(up.health.is_up())
-            );
-        }
-        out.push_str(
-            "# HELP casguard_gateway_upstream_failures_total Failed health checks and failed connections, by upstream.\n",
+        per_upstream(
+            &mut out,
+            "casguard_gateway_upstream_failures_total",
+            "counter",
+            "Failed health checks and failed connections, by upstream.",
+            &|up| up.health.failures(),
         );
-        out.push_str("# TYPE casguard_gateway_upstream_failures_total counter\n");
-        for up in upstreams.list() {
-            let _ = writeln!(
-                out,
-                "casguard_gateway_upstream_failures_total{{upstream=\"{}\"}} {}",
-                escape(&up.name),
-                up.health.failures()
-            );
-        }
         if !upstreams.health.pages.is_empty() {
-            out.push_str(
-                "# HELP casguard_gateway_upstream_health_page_up Whether the upstream's Exchange health page for the \
-                 protocol passes (health-fall and health-rise applied).\n",
+            family(
+                &mut out,
+                "casguard_gateway_upstream_health_page_up",
+                "gauge",
+                "Whether the upstream's Exchange health page for the protocol passes (health-fall and health-rise \
+                 applied).",
             );
-            out.push_str("# TYPE casguard_gateway_upstream_health_page_up gauge\n");
             for up in upstreams.list() {
                 for protocol in &upstreams.health.pages {
                     let _ = writeln!(
@@ -211,6 +217,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn escape(v: &str) -> String {

@@ -98,13 +98,6 @@ impl Rejudge {
 /// The error a cut body ends with: hyper then closes the upstream
 /// connection without ending the body, so Exchange never takes the part it
 /// got for a whole request.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the reloaded policy denies this request: its body is cut")]
 pub(crate) struct DeniedInFlight;
-
-impl std::fmt::Display for DeniedInFlight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the reloaded policy denies this request: its body is cut")
-    }
-}
-
-impl std::error::Error for DeniedInFlight {}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hyper::StatusCode;
@@ -13,9 +13,7 @@ const DENY_EVIL_UA: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_user_agent_header_cannot_pass_a_user_agent_rule() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(DENY_EVIL_UA, up).await;
+    against(DENY_EVIL_UA, async |mock, gw| {
         for (first, second) in [("Mozilla/5.0", "Evil Client/1.0"), ("Evil Client/1.0", "Mozilla/5.0")] {
             let raw =
                 format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nUser-Agent: {first}\r\nUser-Agent: {second}\r\n\r\n");
@@ -37,7 +35,6 @@ async fn a_second_user_agent_header_cannot_pass_a_user_agent_rule() {
         .await;
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         assert_eq!(mock.seen().len(), 1, "only the one-valued allowed request arrives");
-        gw.stop().await;
     })
     .await;
 }
@@ -46,9 +43,7 @@ async fn a_second_user_agent_header_cannot_pass_a_user_agent_rule() {
 /// equal ones, so Exchange gets one; `tests/proxy.rs` tests the framing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_host_or_authorization_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ALLOW, up).await;
+    against(ALLOW, async |mock, gw| {
         let auth = basic("CONTOSO\\jdoe", "pw");
         for raw in [
             "GET /owa/ HTTP/1.1\r\nHost: mail\r\nHost: evil\r\n\r\n".to_string(),
@@ -58,7 +53,6 @@ async fn repeated_host_or_authorization_is_refused() {
             assert!(answer.starts_with("HTTP/1.1 400 "), "{raw:?} -> {answer}");
         }
         assert!(mock.seen().is_empty());
-        gw.stop().await;
     })
     .await;
 }
@@ -69,9 +63,7 @@ async fn an_empty_or_cut_policy_is_refused_at_start_and_on_reload() {
         let (mock, up) = start_mock().await;
         // At start: an empty file, comments only, and a file cut before its rules.
         for text in ["", "# nothing yet\n\n", "[ranges]\nadmin = ['10.0.0.0/8']\n"] {
-            let dir = tempfile::tempdir().unwrap();
-            let config = base_config(dir.path(), text, up);
-            let err = gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("refused");
+            let err = refused_at_start(text, up).await;
             assert!(err.to_string().contains("would allow everything"), "{err}");
         }
         // On reload, by signal or by the poller: the old policy stays.
@@ -94,57 +86,52 @@ async fn an_empty_or_cut_policy_is_refused_at_start_and_on_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_caught_half_written_is_not_loaded() {
-    within(30, async {
-        let (_mock, up) = start_mock().await;
-        let gw = start_gateway_with(DENY_EVIL_UA, up, |c| c.reload_interval = 1).await;
-        // Written in place, slowly: a first part that parses (and decides
-        // nothing new), then the rest. Only the whole file may take effect.
-        let path = gw.policy_path();
-        let whole = format!(
-            "{DENY_EVIL_UA}[[rule]]\nname = 'other'\naction = 'deny'\nuser_agent = {{ contains = ['Other'] }}\n"
-        );
-        let start = Instant::now();
-        for cut in [DENY_EVIL_UA.len() / 2, DENY_EVIL_UA.len() + 10, whole.len()] {
-            std::fs::write(&path, &whole[..cut]).unwrap();
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        loop {
-            let s = client(gw.addr).await.get("/owa/", &[("user-agent", "Other/1")]).await.status;
-            if s == StatusCode::FORBIDDEN {
-                break;
+    against_with(
+        DENY_EVIL_UA,
+        |c| c.reload_interval = 1,
+        async |_mock, gw| {
+            // Written in place, slowly: a first part that parses (and decides
+            // nothing new), then the rest. Only the whole file may take effect.
+            let path = gw.policy_path();
+            let whole = format!(
+                "{DENY_EVIL_UA}[[rule]]\nname = 'other'\naction = 'deny'\nuser_agent = {{ contains = ['Other'] }}\n"
+            );
+            for cut in [DENY_EVIL_UA.len() / 2, DENY_EVIL_UA.len() + 10, whole.len()] {
+                std::fs::write(&path, &whole[..cut]).unwrap();
+                tokio::time::sleep(Duration::from_millis(150)).await;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "the whole policy never applied");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let reloads: Vec<String> = gw.events().into_iter().filter(|e| e.contains("reload")).collect();
-        assert!(reloads.iter().all(|e| e.contains("(2 rules)")), "{reloads:?}");
-        gw.stop().await;
-    })
+            let other = async || client(gw.addr).await.get("/owa/", &[("user-agent", "Other/1")]).await.status;
+            until_status(StatusCode::FORBIDDEN, "the whole policy", other).await;
+            let reloads: Vec<String> = gw.events().into_iter().filter(|e| e.contains("reload")).collect();
+            assert!(reloads.iter().all(|e| e.contains("(2 rules)")), "{reloads:?}");
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_head_limit_is_exact() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.max_header_bytes = 65_536).await;
-        let head = |pad: usize| {
-            let mut h = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
-            let fixed = h.len() + 4;
-            h.push_str(&"a".repeat(pad - fixed));
-            h.push_str("\r\n\r\n");
-            assert_eq!(h.len(), pad);
-            h
-        };
-        let answer = send_raw(gw.addr, head(65_536).as_bytes()).await;
-        assert!(answer.starts_with("HTTP/1.1 200 "), "{}", &answer[..answer.len().min(200)]);
-        for size in [65_537, 80_000, 112_000] {
-            let answer = send_raw(gw.addr, head(size).as_bytes()).await;
-            assert!(answer.starts_with("HTTP/1.1 431 "), "{size}: {}", &answer[..answer.len().min(200)]);
-        }
-        assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
-    })
+    against_with(
+        ALLOW,
+        |c| c.max_header_bytes = 65_536,
+        async |mock, gw| {
+            let head = |pad: usize| {
+                let mut h = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
+                let fixed = h.len() + 4;
+                h.push_str(&"a".repeat(pad - fixed));
+                h.push_str("\r\n\r\n");
+                assert_eq!(h.len(), pad);
+                h
+            };
+            let answer = send_raw(gw.addr, head(65_536).as_bytes()).await;
+            assert!(answer.starts_with("HTTP/1.1 200 "), "{}", &answer[..answer.len().min(200)]);
+            for size in [65_537, 80_000, 112_000] {
+                let answer = send_raw(gw.addr, head(size).as_bytes()).await;
+                assert!(answer.starts_with("HTTP/1.1 431 "), "{size}: {}", &answer[..answer.len().min(200)]);
+            }
+            assert_eq!(mock.seen().len(), 1);
+        },
+    )
     .await;
 }
 
@@ -181,25 +168,20 @@ async fn http10_without_host_and_absolute_targets_reach_exchange_as_valid_http11
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_and_http2_are_answered_not_forwarded() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ALLOW, up).await;
+    against(ALLOW, async |mock, gw| {
         let answer =
             send_raw(gw.addr, b"CONNECT mail.contoso.com:443 HTTP/1.1\r\nHost: mail.contoso.com:443\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
         let answer = send_raw(gw.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 400 ") && answer.contains("HTTP/2"), "{answer:?}");
         assert!(mock.seen().is_empty());
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_logged_with_status_and_counted() {
-    within(20, async {
-        let (_mock, up) = start_mock().await;
-        let gw = start_gateway(ALLOW, up).await;
+    let dir = against(ALLOW, async |_mock, gw| {
         let answer = send_raw(gw.addr, b"GET /EWS%252FExchange.asmx HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 404 ") && answer.contains("404.11"), "{answer}");
         let answer = send_raw(gw.addr, b"GET /owa%0A/x HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -207,10 +189,9 @@ async fn refusals_are_logged_with_status_and_counted() {
         assert!(gw.handle.metrics().contains("casguard_gateway_refused_total 2"), "{}", gw.handle.metrics());
         let events = gw.events();
         assert!(events.iter().any(|e| e.contains("refuse GET /EWS%2FExchange.asmx")), "{events:?}");
-        let dir = gw.stop().await;
-        let log = access_logs(&dir);
-        assert!(log.lines().any(|l| l.contains(" 404 11 ")), "{log}");
-        assert!(!log.lines().any(|l| !l.starts_with('#') && l.contains('\n')), "{log}");
     })
     .await;
+    let log = access_logs(&dir);
+    assert!(log.lines().any(|l| l.contains(" 404 11 ")), "{log}");
+    assert!(!log.lines().any(|l| !l.starts_with('#') && l.contains('\n')), "{log}");
 }

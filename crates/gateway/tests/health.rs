@@ -18,14 +18,16 @@ async fn status(gw: SocketAddr, path: &str) -> StatusCode {
     c.get(path, &[]).await.status
 }
 
-/// Wait until an event contains `what`.
-async fn until_event(gw: &Running, what: &str) {
-    within(15, async {
-        while !gw.logged(what) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+/// A gateway on ALLOW in front of `a` then `b`, taking one out after one
+/// failure and asking the health pages every `interval` seconds.
+async fn in_front_of(a: SocketAddr, b: SocketAddr, interval: u64, tweak: impl FnOnce(&mut gateway::Config)) -> Running {
+    start_gateway_with(ALLOW, a, |c| {
+        c.upstream = upstreams(&[a, b]);
+        c.health_fall = 1;
+        c.health_interval = interval;
+        tweak(c);
     })
-    .await;
+    .await
 }
 
 /// Requests every 100 ms for `total`, each on a new connection, each with
@@ -100,12 +102,7 @@ async fn when_every_upstream_is_down_all_are_tried() {
     within(30, async {
         let (a, a_addr) = start_mock().await;
         let (b, b_addr) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, a_addr, |c| {
-            c.upstream = upstreams(&[a_addr, b_addr]);
-            c.health_fall = 1;
-            c.health_interval = 3600;
-        })
-        .await;
+        let gw = in_front_of(a_addr, b_addr, 3600, |_| {}).await;
         a.stop().await;
         b.stop().await;
         // Both in use, both fail: 502; and now both are out.
@@ -166,12 +163,7 @@ async fn a_server_in_maintenance_is_taken_out_by_its_health_pages() {
         for (_, path) in PAGES {
             a.fail_page(path, StatusCode::SERVICE_UNAVAILABLE);
         }
-        let gw = start_gateway_with(ALLOW, a_addr, |c| {
-            c.upstream = upstreams(&[a_addr, b_addr]);
-            c.health_fall = 1;
-            c.health_interval = 1;
-        })
-        .await;
+        let gw = in_front_of(a_addr, b_addr, 1, |_| {}).await;
         until_event(
             &gw,
             &format!("upstream http://{a_addr} is down after 1 failure(s) in a row: /owa/healthcheck.htm: 503"),
@@ -193,13 +185,7 @@ async fn route_by_health_keeps_a_protocol_off_upstreams_whose_page_fails() {
         let (a, a_addr) = start_mock().await;
         let (b, b_addr) = start_mock().await;
         a.fail_page("/ews/healthcheck.htm", StatusCode::SERVICE_UNAVAILABLE);
-        let gw = start_gateway_with(ALLOW, a_addr, |c| {
-            c.upstream = upstreams(&[a_addr, b_addr]);
-            c.health_fall = 1;
-            c.health_interval = 1;
-            c.route_by_health = true;
-        })
-        .await;
+        let gw = in_front_of(a_addr, b_addr, 1, |c| c.route_by_health = true).await;
         until_event(&gw, &format!("upstream http://{a_addr}: /EWS/healthcheck.htm fails: 503")).await;
         // Each new connection starts the round-robin one further.
         for _ in 0..6 {

@@ -18,9 +18,7 @@ const OUTLOOK_MOBILE: &str = "Outlook-iOS-Android/1.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_never_reach_exchange_and_allowed_arrive_intact() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&std::fs::read_to_string(IIS_EXAMPLE).unwrap(), up).await;
+    against(&std::fs::read_to_string(IIS_EXAMPLE).unwrap(), async |mock, gw| {
         let mut c = client(gw.addr).await;
         let auth = basic("CONTOSO\\jdoe", "s3cret");
 
@@ -75,16 +73,13 @@ async fn denied_never_reach_exchange_and_allowed_arrive_intact() {
         assert_eq!(h("connection"), None);
         // The answer comes back with the upstream's headers.
         assert_eq!(a.conn(), s.conn);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ews_policy_example_decides_like_exchange() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&std::fs::read_to_string(EWS_EXAMPLE).unwrap(), up).await;
+    against(&std::fs::read_to_string(EWS_EXAMPLE).unwrap(), async |mock, gw| {
         let mut c = client(gw.addr).await;
         // Exchange judges the signed-in caller (an anonymous request is
         // IIS's to challenge, below).
@@ -120,7 +115,6 @@ async fn ews_policy_example_decides_like_exchange() {
         assert!(metrics.contains("protocol=\"ews\",client=\"ews-app\",decision=\"deny\""), "{metrics}");
         assert!(metrics.contains("protocol=\"ews\",client=\"outlook-windows\",decision=\"allow\",rule=\"\"} 1"));
         assert!(metrics.contains("casguard_gateway_upstream_latency_seconds_count 4"), "{metrics}");
-        gw.stop().await;
     })
     .await;
 }
@@ -234,7 +228,7 @@ async fn access_log_reads_back_as_an_iis_log() {
         let (_mock, up) = start_mock().await;
         let mut policy = std::fs::read_to_string(IIS_EXAMPLE).unwrap();
         policy.push_str("\n[[rule]]\nname = 'no legacy'\naction = 'deny'\nuser_agent = { prefix = ['Legacy'] }\n");
-        let gw = start_gateway_with(&policy, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let gw = start_gateway_with(&policy, up, trust_loopback).await;
         let port = gw.addr.port();
         let mut c = client(gw.addr).await;
         let auth = basic("CONTOSO\\jdoe", "s3cret-pa55");
@@ -322,19 +316,16 @@ async fn access_log_reads_back_as_an_iis_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_forwarded_for_is_ignored() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ALLOW, up).await;
+    let dir = against(ALLOW, async |mock, gw| {
         let mut c = client(gw.addr).await;
         // (A public one from this internal peer is refused: see redteam.rs.)
         c.get("/owa/", &[("x-forwarded-for", "192.168.7.7")]).await;
         // Exchange gets the real peer only, not the client's claim.
         assert_eq!(mock.seen()[0].headers.get("x-forwarded-for").unwrap(), "127.0.0.1");
-        let dir = gw.stop().await;
-        let log = access_logs(&dir);
-        assert!(!log.contains("192.168.7.7"), "{log}");
     })
     .await;
+    let log = access_logs(&dir);
+    assert!(!log.contains("192.168.7.7"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,15 +347,8 @@ async fn bad_reload_keeps_the_old_policy_and_good_changes_apply() {
 
         // A good change is picked up by the file poller, no signal needed.
         std::fs::write(gw.policy_path(), deny("OtherClient")).unwrap();
-        let start = Instant::now();
-        loop {
-            let s = c.get("/owa/", &[("user-agent", "OtherClient/1")]).await.status;
-            if s == StatusCode::FORBIDDEN {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "new policy never applied");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let other = async || c.get("/owa/", &[("user-agent", "OtherClient/1")]).await.status;
+        until_status(StatusCode::FORBIDDEN, "new policy", other).await;
         assert_eq!(c.get("/owa/", &[("user-agent", "BadClient/1")]).await.status, StatusCode::OK);
         assert!(mock.seen().iter().all(|s| s.headers.get("user-agent").unwrap() != "BadClient/1" || s.uri == "/owa/"));
         gw.stop().await;
@@ -393,14 +377,7 @@ async fn a_changed_group_file_is_picked_up_without_a_signal() {
         // Only the group file changes; the poller sees it.
         let group = gw.policy_path().parent().unwrap().join("blocked.txt");
         std::fs::write(&group, "# people we block\nCONTOSO\\alice\nbob@contoso.com\n").unwrap();
-        let start = Instant::now();
-        loop {
-            if status("CONTOSO\\bob").await == StatusCode::FORBIDDEN {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "the group file's change never applied");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        until_status(StatusCode::FORBIDDEN, "the group file's change", async || status("CONTOSO\\bob").await).await;
         assert!(gw.logged("policy reloaded"), "{:?}", gw.events());
         gw.stop().await;
     })
@@ -411,10 +388,9 @@ async fn a_changed_group_file_is_picked_up_without_a_signal() {
 async fn fails_closed_when_the_policy_cannot_load() {
     within(10, async {
         let (_mock, up) = start_mock().await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = base_config(dir.path(), "default = 'allow'\n[[rule]]\nname = 'x'\naction = 'maybe'\n", up);
-        let err = gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("must refuse");
+        let err = refused_at_start("default = 'allow'\n[[rule]]\nname = 'x'\naction = 'maybe'\n", up).await;
         assert!(matches!(err, gateway::GatewayError::Policy(_)), "{err}");
+        let dir = tempfile::tempdir().unwrap();
         let mut config = base_config(dir.path(), ALLOW, up);
         config.policy = Some(dir.path().join("missing.toml"));
         assert!(matches!(
@@ -422,19 +398,13 @@ async fn fails_closed_when_the_policy_cannot_load() {
             Err(gateway::GatewayError::Policy(_))
         ));
         // A device rule without an inventory cannot be evaluated: also refused.
-        let config = base_config(
-            dir.path(),
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../examples/policies/block-new-outlook-devices.toml"
-            ))
-            .unwrap(),
-            up,
-        );
-        assert!(matches!(
-            gateway::Gateway::bind(config, gateway::events::silent()).await,
-            Err(gateway::GatewayError::Policy(_))
-        ));
+        let policy = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/policies/block-new-outlook-devices.toml"
+        ))
+        .unwrap();
+        let err = refused_at_start(&policy, up).await;
+        assert!(matches!(err, gateway::GatewayError::Policy(_)), "{err}");
     })
     .await;
 }
@@ -477,18 +447,15 @@ async fn ping_held_60s_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_request_drops_the_connection() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[ip_restrictions]]\npath = '/abortme'\nallow_unlisted = false\n\
+    let policy = "default = 'allow'\n[[ip_restrictions]]\npath = '/abortme'\nallow_unlisted = false\n\
                       deny_action = 'AbortRequest'\nentries = []\n";
-        let gw = start_gateway(policy, up).await;
+    against(policy, async |mock, gw| {
         let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
         tcp.write_all(b"GET /abortme HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
         let n = tcp.read_to_end(&mut buf).await.unwrap_or(0);
         assert_eq!(n, 0, "aborted requests get no answer: {}", String::from_utf8_lossy(&buf));
         assert!(mock.seen().is_empty());
-        gw.stop().await;
     })
     .await;
 }
@@ -507,48 +474,48 @@ async fn closed_after(tcp: &mut TcpStream) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_and_idle_connections_are_closed() {
-    within(30, async {
-        let (_mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| {
+    against_with(
+        ALLOW,
+        |c| {
             c.header_timeout = 1;
             c.idle_timeout = 3;
-        })
-        .await;
-        // Slowloris: a head that never completes.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-        let took = closed_after(&mut tcp).await;
-        assert!(took < Duration::from_millis(2500), "{took:?}");
-        // Connected, never a byte: same limit.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        assert!(closed_after(&mut tcp).await < Duration::from_millis(2500));
-        // A byte every 200 ms, on a keep-alive connection's second request:
-        // trickling does not reset the clock.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 4096];
-        assert!(tcp.read(&mut buf).await.unwrap() > 0, "first request answered");
-        let trickled = Instant::now();
-        let (mut read, mut write) = tcp.into_split();
-        let trickle = tokio::spawn(async move {
-            for b in b"GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
-                if write.write_all(&[*b]).await.is_err() {
-                    return;
+        },
+        async |_mock, gw| {
+            // Slowloris: a head that never completes.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            let took = closed_after(&mut tcp).await;
+            assert!(took < Duration::from_millis(2500), "{took:?}");
+            // Connected, never a byte: same limit.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            assert!(closed_after(&mut tcp).await < Duration::from_millis(2500));
+            // A byte every 200 ms, on a keep-alive connection's second request:
+            // trickling does not reset the clock.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 4096];
+            assert!(tcp.read(&mut buf).await.unwrap() > 0, "first request answered");
+            let trickled = Instant::now();
+            let (mut read, mut write) = tcp.into_split();
+            let trickle = tokio::spawn(async move {
+                for b in b"GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                    if write.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        });
-        while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-        let took = trickled.elapsed();
-        trickle.abort();
-        assert!(took < Duration::from_millis(2500), "{took:?}");
-        // Idle keep-alive: kept past the header timeout, closed at the idle timeout.
-        let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
-        tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        let took = closed_after(&mut tcp).await;
-        assert!(took > Duration::from_millis(2500) && took < Duration::from_millis(4500), "{took:?}");
-        gw.stop().await;
-    })
+            });
+            while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            let took = trickled.elapsed();
+            trickle.abort();
+            assert!(took < Duration::from_millis(2500), "{took:?}");
+            // Idle keep-alive: kept past the header timeout, closed at the idle timeout.
+            let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+            tcp.write_all(b"GET /owa/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let took = closed_after(&mut tcp).await;
+            assert!(took > Duration::from_millis(2500) && took < Duration::from_millis(4500), "{took:?}");
+        },
+    )
     .await;
 }
 
@@ -765,28 +732,28 @@ async fn a_keep_alive_close_racing_the_next_request_loses_or_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_limits() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway_with(ALLOW, up, |c| {
+    against_with(
+        ALLOW,
+        |c| {
             c.max_headers = 20;
             c.max_header_bytes = 8192;
-        })
-        .await;
-        let mut many = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\n");
-        for i in 0..40 {
-            many.push_str(&format!("X-H{i}: v\r\n"));
-        }
-        many.push_str("\r\n");
-        let mut big = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Big: ");
-        big.push_str(&"a".repeat(20_000));
-        big.push_str("\r\n\r\n");
-        for req in [many, big] {
-            let (_, head) = exchange_raw(gw.addr, req.as_bytes()).await;
-            assert!(head.starts_with("HTTP/1.1 431"), "{head}");
-        }
-        assert!(mock.seen().is_empty());
-        gw.stop().await;
-    })
+        },
+        async |mock, gw| {
+            let mut many = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\n");
+            for i in 0..40 {
+                many.push_str(&format!("X-H{i}: v\r\n"));
+            }
+            many.push_str("\r\n");
+            let mut big = String::from("GET /owa/ HTTP/1.1\r\nHost: x\r\nX-Big: ");
+            big.push_str(&"a".repeat(20_000));
+            big.push_str("\r\n\r\n");
+            for req in [many, big] {
+                let (_, head) = exchange_raw(gw.addr, req.as_bytes()).await;
+                assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+            }
+            assert!(mock.seen().is_empty());
+        },
+    )
     .await;
 }
 

@@ -464,6 +464,14 @@ mod common;
 use base64::Engine;
 use common::*;
 
+/// A policy allowing everything but what its one deny rule matches: the
+/// rule's name, then its conditions, one TOML line each.
+macro_rules! deny_only {
+    ($name:literal $(, $line:literal)* $(,)?) => {
+        concat!("default = 'allow'\n[[rule]]\nname = '", $name, "'\naction = 'deny'\n", $($line, "\n",)*)
+    };
+}
+
 const POLICY: &str = "default = 'allow'
 [[rule]]
 name = 'no EWS'
@@ -481,11 +489,16 @@ device_type = 'Outlook'
 ";
 
 /// Denies one user: for the tests of how the gateway reads user names.
-const BAD_USER: &str = "default = 'allow'\n[[rule]]\nname = 'bad user'\naction = 'deny'\nuser = 'baduser'\n";
+const BAD_USER: &str = deny_only!("bad user", "user = 'baduser'");
 
 /// `GET /owa/` with this `Authorization` value.
 fn get(auth: &str) -> String {
     format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+}
+
+/// A bodiless ActiveSync `POST` with this query, closing the connection.
+fn eas(query: &str) -> String {
+    format!("POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
 
 fn status(answer: &str) -> &str {
@@ -494,9 +507,7 @@ fn status(answer: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cannot_drop_a_judged_header_on_the_way_to_exchange() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         let auth = basic("CONTOSO\\jdoe", "pw");
         // Each was judged with the header, and Exchange got the request
         // without it: Connection's names are hop-by-hop and were dropped.
@@ -528,24 +539,16 @@ async fn connection_cannot_drop_a_judged_header_on_the_way_to_exchange() {
         assert_eq!(seen[0].headers.get("user-agent").unwrap(), "Mozilla/5.0");
         assert_eq!(seen[0].headers.get("host").unwrap(), "mail");
         assert!(seen[0].headers.get("te").is_none() && seen[0].headers.get("connection").is_none());
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_activesync_parameters_after_a_base64_query_are_refused() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         // The base64 token is Provision, device D1, type Outlook, user jdoe.
         let token = "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==";
-        let post = |query: String| {
-            format!(
-                "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: \
-                 close\r\n\r\n"
-            )
-        };
+        let post = |query: String| eas(&query);
         // The model read the plain iPhone and allowed it; Exchange may read the token's Outlook.
         for query in [
             format!("{token}&DeviceType=iPhone"),
@@ -561,16 +564,13 @@ async fn plain_activesync_parameters_after_a_base64_query_are_refused() {
         let plain = "Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=iPhone".to_string();
         assert_eq!(status(&send_raw(gw.addr, post(plain).as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ms_asprotocolversion_header_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         // The model took the first; ASP.NET joins both ("14.1,16.1").
         let raw = "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\nHost: \
                    mail\r\nMS-ASProtocolVersion: 14.1\r\nMS-ASProtocolVersion: 16.1\r\nContent-Length: 0\r\n\r\n";
@@ -578,7 +578,6 @@ async fn a_second_ms_asprotocolversion_header_is_refused() {
         assert_eq!(status(&answer), "400", "{answer}");
         assert!(answer.contains("repeated MS-ASProtocolVersion header"), "{answer}");
         assert!(mock.seen().is_empty());
-        gw.stop().await;
     })
     .await;
 }
@@ -587,9 +586,7 @@ async fn a_second_ms_asprotocolversion_header_is_refused() {
 /// codings before `chunked`, or two Transfer-Encoding lines, were forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_encoding_reaches_exchange_only_as_one_plain_chunked() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         let smuggled = "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n\r\n";
         // CL.TE and TE.CL: the chunked body ends at `0`, the connection then
         // closes (hyper), and Exchange gets one chunked body, no length.
@@ -627,7 +624,6 @@ async fn transfer_encoding_reaches_exchange_only_as_one_plain_chunked() {
             assert_eq!((s.method.as_str(), s.uri.as_str(), s.body_len), ("POST", "/owa/", 0));
             assert!(s.headers.get("content-length").is_none(), "{:?}", s.headers);
         }
-        gw.stop().await;
     })
     .await;
 }
@@ -635,9 +631,7 @@ async fn transfer_encoding_reaches_exchange_only_as_one_plain_chunked() {
 /// Held before this pass; kept so that it keeps holding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pipelined_request_is_judged_on_its_own() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         let ews = "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n\r\n";
         let owa = "GET /owa/ HTTP/1.1\r\nHost: mail\r\n\r\n";
         let close = "GET /owa/ HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n";
@@ -657,19 +651,16 @@ async fn every_pipelined_request_is_judged_on_its_own() {
         assert_eq!(statuses, ["403", "200"], "{answer}");
         let uris: Vec<String> = mock.seen().into_iter().map(|s| s.uri).collect();
         assert_eq!(uris, ["/owa/", "/owa/", "/owa/?last"]);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_escaped_query_string_cannot_pass_a_query_string_filter() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[request_filtering]]\npath = '/owa'\ndeny_query_string_sequences = \
+    let policy = "default = 'allow'\n[[request_filtering]]\npath = '/owa'\ndeny_query_string_sequences = \
                       ['evil']\n[[request_filtering.rule]]\nname = 'q'\nscan_query_string = true\ndeny_strings = \
                       ['xyzzy']\n";
-        let gw = start_gateway(policy, up).await;
+    against(policy, async |mock, gw| {
         // IIS scans the query unescaped too (unescapeQueryString, on by
         // default); the gateway scanned it raw only and let these through.
         for query in ["a=%65vil", "a=%u0065vil", "a=%78yzzy", "a=evil", "a=XYZZY"] {
@@ -681,16 +672,13 @@ async fn an_escaped_query_string_cannot_pass_a_query_string_filter() {
         let answer =
             send_raw(gw.addr, b"GET /owa/?a=%2565vil HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n").await;
         assert_eq!(status(&answer), "200", "unescaped once, as IIS does: {answer}");
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_character_in_the_user_name_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         // `baduser\0` passed the user rule; Windows may end the name at the NUL.
         for user in ["baduser\0", "baduser\0x", "CONTOSO\\baduser\t", "bad\nuser"] {
             let answer = send_raw(gw.addr, get(&basic(user, "pw")).as_bytes()).await;
@@ -701,21 +689,17 @@ async fn a_control_character_in_the_user_name_is_refused() {
             assert_eq!(status(&send_raw(gw.addr, get(&basic(user, "pw")).as_bytes()).await), want, "{user}");
         }
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
 
 /// Every signed-in user is denied EWS, anonymous requests are Exchange's to
 /// challenge.
-const SIGNED_IN_NO_EWS: &str =
-    "default = 'allow'\n[[rule]]\nname = 'no EWS for users'\naction = 'deny'\npath = '/EWS'\nuser = '*'\n";
+const SIGNED_IN_NO_EWS: &str = deny_only!("no EWS for users", "path = '/EWS'", "user = '*'");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_naming_a_user_read_as_nobody_are_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(SIGNED_IN_NO_EWS, up).await;
+    against(SIGNED_IN_NO_EWS, async |mock, gw| {
         let ews = |auth: &str| {
             format!(
                 "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
@@ -733,16 +717,13 @@ async fn credentials_naming_a_user_read_as_nobody_are_refused() {
         let anonymous = "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n";
         assert_eq!(status(&send_raw(gw.addr, anonymous.as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_judged_header_spelt_with_underscores_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         // Judged as no User-Agent and forwarded as it came; CGI-style server
         // variables read `User_Agent` as HTTP_USER_AGENT.
         for header in ["User_Agent: Outlook-iOS/2.0", "MS_ASProtocolVersion: 16.1", "X_Forwarded_For: 10.0.0.1"] {
@@ -754,16 +735,13 @@ async fn a_judged_header_spelt_with_underscores_is_refused() {
         let raw = "GET /owa/ HTTP/1.1\r\nHost: mail\r\nX_Custom: 1\r\nConnection: close\r\n\r\n";
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
         assert_eq!(mock.seen()[0].headers.get("x_custom").unwrap(), "1");
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_credentials_the_gateway_cannot_read_are_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         // Each is `baduser:pw` spelt so that the gateway read no user and
         // let it through; Windows or .NET may still decode it.
         for auth in
@@ -778,16 +756,13 @@ async fn basic_credentials_the_gateway_cannot_read_are_refused() {
         assert_eq!(status(&send_raw(gw.addr, get(&basic("gooduser", "pw")).as_bytes()).await), "200");
         assert_eq!(status(&send_raw(gw.addr, get("Bearer abc.def").as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 2);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decoy_ntlm_message_before_the_real_one_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         // The gateway read the first signature it found (a decoy naming
         // gooduser, as in an OID of the SPNEGO wrapper); Windows reads the
         // message SPNEGO points at, which names baduser.
@@ -801,20 +776,17 @@ async fn a_decoy_ntlm_message_before_the_real_one_is_refused() {
         let alone = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
         assert_eq!(status(&send_raw(gw.addr, get(&alone("baduser")).as_bytes()).await), "403");
         assert_eq!(status(&send_raw(gw.addr, get(&alone("gooduser")).as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_rule_sees_the_script_before_path_info() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        // Scoped to .asmx, scanning the URL: `/EWS/Exchange.asmx/GetFolder`
-        // runs Exchange.asmx with PATH_INFO `/GetFolder`.
-        let policy = "default = 'allow'\n[[iis_filter.rule]]\nname = 'no GetFolder'\nscan_url = true\n\
+    // Scoped to .asmx, scanning the URL: `/EWS/Exchange.asmx/GetFolder`
+    // runs Exchange.asmx with PATH_INFO `/GetFolder`.
+    let policy = "default = 'allow'\n[[iis_filter.rule]]\nname = 'no GetFolder'\nscan_url = true\n\
                       deny_strings = ['GetFolder']\napplies_to = ['.asmx']\n";
-        let gw = start_gateway(policy, up).await;
+    against(policy, async |mock, gw| {
         for path in ["/EWS/Exchange.asmx/GetFolder", "/EWS/EXCHANGE.ASMX/x/GetFolder", "/ews/exchange.asmx%2FGetFolder"]
         {
             let raw = format!("GET {path} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
@@ -826,16 +798,13 @@ async fn an_extension_rule_sees_the_script_before_path_info() {
         let raw = "GET /owa/GetFolder HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n";
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autodiscover_json_routed_to_another_path_is_refused() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         // The outer path is Autodiscover, which no rule denies; Exchange's
         // front end (unpatched) would send the back end /EWS/Exchange.asmx.
         for (target, cookie) in [
@@ -850,16 +819,13 @@ async fn autodiscover_json_routed_to_another_path_is_refused() {
         let raw = "GET /autodiscover/autodiscover.json?Email=jdoe%40contoso.com&Protocol=ActiveSync HTTP/1.1\r\n\
                    Host: mail\r\nConnection: close\r\n\r\n";
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cookie_naming_a_back_end_path_is_refused_on_any_path() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         // ProxyLogon: the judged path is a static ECP or OWA file, which no
         // rule denies; an unpatched front end proxies to the cookie's path.
         for (target, cookie) in [
@@ -879,7 +845,6 @@ async fn a_cookie_naming_a_back_end_path_is_refused_on_any_path() {
         let raw = "GET /owa/ HTTP/1.1\r\nHost: mail\r\nCookie: X-BEResource=EX01.contoso.com~1942062522; \
                    X-BackEndCookie=S-1-5-21-1=u56Lnp2e\r\nConnection: close\r\n\r\n";
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -891,9 +856,14 @@ const SAMSUNG_BLOCK: &str = "default = 'allow'\n[device_access]\n[[device_access
 /// The public device export: Carol's Samsung (SEC1A2B3C4D5E6F7) is an SM-S911B.
 const EXPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/devices/ps51-convertto-json.json");
 
+/// Loads the device export into the gateway's configuration.
+fn with_export(c: &mut gateway::Config) {
+    c.inventory = Some(EXPORT.into());
+}
+
 /// A gateway blocking the SM-S911B, with the device export loaded.
 async fn samsung_block_with_export(up: std::net::SocketAddr) -> Running {
-    start_gateway_with(SAMSUNG_BLOCK, up, |c| c.inventory = Some(EXPORT.into())).await
+    start_gateway_with(SAMSUNG_BLOCK, up, with_export).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -903,9 +873,7 @@ async fn a_device_model_rule_needs_a_device_export_and_is_enforced_from_it() {
         // A request carries no model (Exchange logs it in `Log=`
         // afterwards): without an export the rule would never match, so the
         // gateway does not start.
-        let dir = tempfile::tempdir().unwrap();
-        let config = base_config(dir.path(), SAMSUNG_BLOCK, up);
-        let err = gateway::Gateway::bind(config, std::sync::Arc::new(|_, _: &str| {})).await.err().expect("refused");
+        let err = refused_at_start(SAMSUNG_BLOCK, up).await;
         assert!(err.to_string().contains("--devices"), "{err}");
 
         // Carol's Samsung is an SM-S911B in the export; Jane's iPhone is not.
@@ -958,9 +926,7 @@ fn provision(model: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = samsung_block_with_export(up).await;
+    against_with(SAMSUNG_BLOCK, with_export, async |mock, gw| {
         // Not in the export: its model is not known yet.
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "200");
         // It says what it is as it provisions (passed on: Exchange judges it too) ...
@@ -971,16 +937,13 @@ async fn a_new_device_is_judged_by_the_model_its_provision_body_gives() {
         assert_eq!(status(&send_raw(gw.addr, &post("Provision", "NEWPIXEL1", &provision("Pixel 8"))).await), "200");
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWPIXEL1", b"")).await), "200");
         assert_eq!(mock.seen().len(), 4);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_parameter_in_a_request_names_no_model() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = samsung_block_with_export(up).await;
+    against_with(SAMSUNG_BLOCK, with_export, async |mock, gw| {
         // Carol's SM-S911B, claiming in its own query what Exchange logs.
         for log in ["", "&Log=DevModel:Pixel+8_DevOS:Android+14", "&Log=V161_DevModel:Pixel"] {
             let raw = format!(
@@ -990,19 +953,12 @@ async fn a_log_parameter_in_a_request_names_no_model() {
             assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "403", "{log}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
 
 /// ActiveSync only for `boss`: an exception on the user.
-const ONLY_BOSS: &str = "default = 'allow'
-[[rule]]
-name = 'ActiveSync only for boss'
-action = 'deny'
-protocol = 'activesync'
-unless = { user = 'boss' }
-";
+const ONLY_BOSS: &str = deny_only!("ActiveSync only for boss", "protocol = 'activesync'", "unless = { user = 'boss' }");
 
 /// A JWT (unsigned: the gateway never checks signatures, Exchange does) with these claims.
 fn jwt(claims: &str) -> String {
@@ -1012,9 +968,7 @@ fn jwt(claims: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_activesync_user_parameter_names_nobody_the_credentials_do_not() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ONLY_BOSS, up).await;
+    against(ONLY_BOSS, async |mock, gw| {
         let post = |query: &str, auth: &str| {
             format!(
                 "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\
@@ -1043,9 +997,7 @@ async fn the_activesync_user_parameter_names_nobody_the_credentials_do_not() {
         let mut negotiate = b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2".to_vec();
         negotiate.resize(32, 0);
         let negotiate = format!("NTLM {}", base64::engine::general_purpose::STANDARD.encode(&negotiate));
-        let anonymous = format!(
-            "POST /Microsoft-Server-ActiveSync?{as_boss} HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
+        let anonymous = eas(as_boss);
         assert_eq!(status(&send_raw(gw.addr, anonymous.as_bytes()).await), "200");
         assert_eq!(status(&send_raw(gw.addr, post(as_boss, &negotiate).as_bytes()).await), "200");
         let mallory = anonymous.replace("User=boss", "User=mallory");
@@ -1056,16 +1008,13 @@ async fn the_activesync_user_parameter_names_nobody_the_credentials_do_not() {
         assert_eq!(status(&send_raw(gw.addr, post(as_boss, &boss).as_bytes()).await), "200");
         assert_eq!(status(&send_raw(gw.addr, post(as_boss, &basic("CONTOSO\\boss", "pw")).as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 4);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_rule_sees_the_user_an_oauth_token_names() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         for claims in [r#"{"upn":"baduser@contoso.com"}"#, r#"{"unique_name":"CONTOSO\\BadUser","oid":"x"}"#] {
             let answer = send_raw(gw.addr, get(&format!("Bearer {}", jwt(claims))).as_bytes()).await;
             assert_eq!(status(&answer), "403", "{claims}: {answer}");
@@ -1073,19 +1022,16 @@ async fn a_user_rule_sees_the_user_an_oauth_token_names() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let good = format!("Bearer {}", jwt(r#"{"upn":"gooduser@contoso.com"}"#));
         assert_eq!(status(&send_raw(gw.addr, get(&good).as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
 
 /// Denies a user whose name is not ASCII.
-const JUERGEN: &str = "default = 'allow'\n[[rule]]\nname = 'no juergen'\naction = 'deny'\nuser = 'jürgen'\n";
+const JUERGEN: &str = deny_only!("no juergen", "user = 'jürgen'");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_name_in_a_code_page_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(JUERGEN, up).await;
+    against(JUERGEN, async |mock, gw| {
         // IIS reads Basic credentials in the server's ANSI code page, and
         // NTLM without its Unicode flag in the OEM one: `j\xfcrgen` is
         // jürgen there (Windows-1252; `\x81` in OEM 437), and was no one
@@ -1115,7 +1061,6 @@ async fn a_user_name_in_a_code_page_is_refused() {
         let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "Jürgen")));
         assert_eq!(status(&send_raw(gw.addr, get(&ntlm).as_bytes()).await), "403");
         assert_eq!(status(&send_raw(gw.addr, get(&basic("jane", "pw")).as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -1127,9 +1072,7 @@ fn statuses(answers: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_signed_in_as_someone_unread_lends_user_no_name() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ONLY_BOSS, up).await;
+    against(ONLY_BOSS, async |mock, gw| {
         // Windows keeps a Kerberos (or NTLM) sign-in for the connection
         // (IIS `authPersistNonNTLM`), and the requests after it carry no
         // header: a `User=boss` on one of them was boss to the gateway,
@@ -1166,16 +1109,13 @@ async fn a_connection_signed_in_as_someone_unread_lends_user_no_name() {
         assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "200", "403"]);
         // Without any handshake, `User=` names the user as before.
         assert_eq!(statuses(&send_raw(gw.addr, eas.as_bytes()).await), ["200"]);
-        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ONLY_BOSS, up).await;
+    against(ONLY_BOSS, async |mock, gw| {
         // SPNEGO offering Kerberos with an AP-REQ as its mechToken, and an
         // AUTHENTICATE message naming boss inside a second mechanism's OID:
         // the gateway read boss; Windows signs in whom the ticket names.
@@ -1197,7 +1137,6 @@ async fn an_ntlm_message_spnego_does_not_point_at_is_refused() {
         let resp = neg_token_resp(&ntlm_type3("CONTOSO", "boss"));
         let raw = raw.replace(&B64.encode(&token), &B64.encode(&resp));
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -1237,9 +1176,7 @@ async fn a_user_name_windows_folds_to_a_denied_user_is_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ntlm_token_that_does_not_decode_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         // Each named nobody to the gateway (so no user rule matched), while
         // a lenient decoder (as .NET's skips spaces) reads baduser from it.
         let t = B64.encode(ntlm_type3("CONTOSO", "baduser"));
@@ -1257,7 +1194,6 @@ async fn an_ntlm_token_that_does_not_decode_is_refused() {
         assert_eq!(status(&send_raw(gw.addr, get(&format!("NTLM {t}")).as_bytes()).await), "403");
         let good = B64.encode(ntlm_type3("CONTOSO", "gooduser"));
         assert_eq!(status(&send_raw(gw.addr, get(&format!("Negotiate {good}")).as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -1269,11 +1205,7 @@ fn upstream_conns(answers: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'EWS only for boss'\naction = 'deny'\npath = '/EWS'\n\
-                      unless = { user = 'boss' }\n";
-        let gw = start_gateway(policy, up).await;
+    against(EWS_ONLY_BOSS, async |mock, gw| {
         let ntlm = |user: &str| format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", user)));
         // mallory signs in where she may; then an AUTHENTICATE message naming
         // boss (any bytes: no password needed) goes to a page without Windows
@@ -1310,7 +1242,6 @@ async fn a_later_handshake_cannot_outlive_the_sign_in_exchange_holds() {
         assert!(legs[0].1 == legs[1].1 && legs[2].1 == legs[3].1 && legs[1].1 != legs[2].1, "{legs:?}");
         let ews = c.send_body("POST", "/EWS/Exchange.asmx", &[], Default::default()).await;
         assert_eq!((ews.status.as_u16(), ews.conn()), (200, legs[3].1));
-        gw.stop().await;
     })
     .await;
 }
@@ -1340,9 +1271,7 @@ cidr = '203.0.113.0/24'
 /// a dual-stack balancer writes an IPv4 client, passed an IPv4 `cidr` deny.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway_with(ADMIN_OFFICE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let dir = against_with(ADMIN_OFFICE, trust_loopback, async |mock, gw| {
         for (xff, want) in [
             // An inside client naming the office, or an outside one through
             // a proxy at 10.30.1.1 that is not listed: refused, not guessed.
@@ -1365,13 +1294,12 @@ async fn only_the_client_a_trusted_proxy_vouches_for_is_judged() {
         let chains: Vec<&str> = seen.iter().map(|s| s.headers["x-forwarded-for"].to_str().unwrap()).collect();
         assert_eq!(chains, ["198.51.100.7, 127.0.0.1", "10.30.1.1, 198.51.100.7, 127.0.0.1"]);
         // The access log names the client judged, so that simulate decides its lines alike.
-        let dir = gw.stop().await;
-        let log = access_logs(&dir);
-        let denied = log.lines().find(|l| l.contains(" /ecp/ ") && l.contains(" deny ")).unwrap();
-        assert!(denied.contains(" 10.30.1.1 deny X-Forwarded-For+names+an+internal+client"), "{denied}");
-        assert!(!denied.contains("198.51.100.7"), "{denied}");
     })
     .await;
+    let log = access_logs(&dir);
+    let denied = log.lines().find(|l| l.contains(" /ecp/ ") && l.contains(" deny ")).unwrap();
+    assert!(denied.contains(" 10.30.1.1 deny X-Forwarded-For+names+an+internal+client"), "{denied}");
+    assert!(!denied.contains("198.51.100.7"), "{denied}");
 }
 
 /// No NTLM or Negotiate sign-in to EWS, and no legacy authentication for
@@ -1397,9 +1325,7 @@ block_legacy = ['ActiveSync']
 /// blocking legacy authentication, and Exchange served them as the user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_on_an_allowed_page_lends_its_scheme_to_the_requests_after_it() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(NO_LEGACY_EWS, up).await;
+    against(NO_LEGACY_EWS, async |mock, gw| {
         let owa = |auth: &str| format!("GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\n\r\n");
         let ews = "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\n\r\n";
         let eas = "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=bob&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\n\
@@ -1420,7 +1346,6 @@ async fn a_handshake_on_an_allowed_page_lends_its_scheme_to_the_requests_after_i
         )
         .await;
         assert_eq!(statuses(&answers), ["200", "200", "200"], "{answers}");
-        gw.stop().await;
     })
     .await;
 }
@@ -1436,9 +1361,7 @@ fn sign_in(path: &str, form: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forms_sign_in_is_judged_as_the_user_its_form_names() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         // OWA's and ECP's sign-in page posts the user in the form; later requests carry
         // only Exchange's encrypted cookies, so the form is where a user rule must look.
         for (path, form) in [
@@ -1486,7 +1409,6 @@ async fn the_forms_sign_in_is_judged_as_the_user_its_form_names() {
         let seen = mock.seen();
         assert_eq!(seen.len(), 1);
         assert_eq!((seen[0].uri.as_str(), seen[0].body.as_slice()), ("/owa/auth.owa", form.as_bytes()));
-        gw.stop().await;
     })
     .await;
 }
@@ -1516,7 +1438,7 @@ status = 403
 async fn an_x_forwarded_for_rule_scans_the_header_exchange_gets() {
     within(20, async {
         let (mock, up) = start_mock().await;
-        let gw = start_gateway_with(XFF_SCANS, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let gw = start_gateway_with(XFF_SCANS, up, trust_loopback).await;
         for (lines, want) in [
             (&["sqlmap, 203.0.113.9"][..], 404),
             (&["sqlmap", "203.0.113.9"], 404),
@@ -1575,9 +1497,7 @@ status = 307
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_says_where_to() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(REDIRECTS, up).await;
+    against(REDIRECTS, async |mock, gw| {
         for (path, want, location) in [
             ("/owa/legacy?a=1&b=2", 302, Some("https://mail.contoso.com/owa/?a=1&b=2")),
             ("/owa/legacy", 302, Some("https://mail.contoso.com/owa/")),
@@ -1589,9 +1509,15 @@ async fn a_redirect_says_where_to() {
             assert_eq!(a.headers.get("location").map(|l| l.to_str().unwrap()), location, "{path}");
         }
         assert!(mock.seen().is_empty());
-        gw.stop().await;
     })
     .await;
+}
+
+/// A gateway on ALLOW, without health checks, in front of
+/// [`recording_upstream`]; what that saw.
+async fn in_front_of_a_recorder() -> (Running, tokio::sync::watch::Receiver<(Vec<u8>, bool)>) {
+    let (up, seen) = recording_upstream().await;
+    (start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await, seen)
 }
 
 /// An upstream that reads each connection to its end: the bytes of them
@@ -1635,8 +1561,7 @@ async fn recording_upstream() -> (std::net::SocketAddr, tokio::sync::watch::Rece
 async fn a_body_still_streaming_is_cut_when_a_reload_denies_its_request() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within(30, async {
-        let (up, mut seen) = recording_upstream().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let (gw, mut seen) = in_front_of_a_recorder().await;
         let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         let head = "RPC_IN_DATA /rpc/rpcproxy.dll?mail.contoso.com:6001 HTTP/1.1\r\nHost: mail\r\nContent-Length: \
                     1073741824\r\n\r\n";
@@ -1644,11 +1569,7 @@ async fn a_body_still_streaming_is_cut_when_a_reload_denies_its_request() {
         // Before the reload: allowed, and on its way (0xAA is in no head).
         tcp.write_all(&[0xAA; 1000]).await.unwrap();
         seen.wait_for(|(all, _)| all.iter().filter(|&&b| b == 0xAA).count() == 1000).await.unwrap();
-        std::fs::write(
-            gw.policy_path(),
-            "default = 'allow'\n[[rule]]\nname = 'no Outlook Anywhere'\naction = 'deny'\nprotocol = 'rpc'\n",
-        )
-        .unwrap();
+        std::fs::write(gw.policy_path(), deny_only!("no Outlook Anywhere", "protocol = 'rpc'")).unwrap();
         gw.handle.reload().unwrap();
         // After it: cut, not one byte more.
         let _ = tcp.write_all(&[0xEE; 1000]).await;
@@ -1684,9 +1605,7 @@ auth = 'kerberos'
 /// (no header names that scheme).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ntlm_or_kerberos_inside_negotiate_meets_the_rules_on_them() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(NO_NTLM, up).await;
+    against(NO_NTLM, async |mock, gw| {
         let mut t1 = b"NTLMSSP\0".to_vec();
         t1.extend_from_slice(&1u32.to_le_bytes());
         t1.extend_from_slice(&[0; 24]);
@@ -1724,7 +1643,6 @@ async fn ntlm_or_kerberos_inside_negotiate_meets_the_rules_on_them() {
         // Kerberos where only NTLM is denied passes, judged as Kerberos.
         assert_eq!(status(&send_raw(gw.addr, get("/owa/", &spnego_init(KRB5, &ticket)).as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
@@ -1739,8 +1657,7 @@ async fn ntlm_or_kerberos_inside_negotiate_meets_the_rules_on_them() {
 async fn a_request_opened_before_a_reload_cannot_be_finished_after_it() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within(30, async {
-        let (up, mut seen) = recording_upstream().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let (gw, mut seen) = in_front_of_a_recorder().await;
         let count = |all: &[u8], byte: u8| all.iter().filter(|&&b| b == byte).count();
         // Opened ahead: a short EWS body, its first 100 bytes sent.
         let mut ews = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -1758,7 +1675,7 @@ async fn a_request_opened_before_a_reload_cannot_be_finished_after_it() {
         seen.wait_for(|(all, _)| count(all, 0xAB) == 100 && count(all, 0xBB) == 100).await.unwrap();
         std::fs::write(
             gw.policy_path(),
-            "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\nprotocol = 'ews'\n",
+            deny_only!("no EWS", "protocol = 'ews'"),
         )
         .unwrap();
         gw.handle.reload().unwrap();
@@ -1782,13 +1699,8 @@ async fn a_request_opened_before_a_reload_cannot_be_finished_after_it() {
 }
 
 /// The admin center from inside only.
-const ECP_INSIDE: &str = "default = 'allow'
-[[rule]]
-name = 'admin center from inside only'
-action = 'deny'
-protocol = 'ecp'
-unless = { network = ['internal', 'loopback'] }
-";
+const ECP_INSIDE: &str =
+    deny_only!("admin center from inside only", "protocol = 'ecp'", "unless = { network = ['internal', 'loopback'] }");
 
 /// Sixth pass: behind a balancer missing from `--trusted-proxy`, every
 /// client was judged by the balancer's internal address, and passed a rule
@@ -1818,7 +1730,7 @@ async fn a_public_client_named_by_an_unlisted_proxy_is_refused() {
         assert_eq!(mock.seen().len(), 2);
         gw.stop().await;
         // Listed, the balancer's client is judged: outside, denied.
-        let gw = start_gateway_with(ECP_INSIDE, up, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        let gw = start_gateway_with(ECP_INSIDE, up, trust_loopback).await;
         let a = client(gw.addr).await.get("/ecp/", &[("x-forwarded-for", "198.51.100.7")]).await;
         assert_eq!(a.status.as_u16(), 403);
         assert_eq!(mock.seen().len(), 2);
@@ -1834,9 +1746,7 @@ async fn a_public_client_named_by_an_unlisted_proxy_is_refused() {
 /// Exchange's forms module.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_form_in_another_charset_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
         let mut form = utf16("username");
         form.push(b'=');
@@ -1869,7 +1779,6 @@ async fn a_sign_in_form_in_another_charset_is_refused() {
         let other = said.replace("baduser", "gooduser");
         assert_eq!(status(&send_raw(gw.addr, other.as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
@@ -1880,9 +1789,7 @@ async fn a_sign_in_form_in_another_charset_is_refused() {
 /// read as no parameter at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_in_another_charset_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         let ebcdic = |s: &str| {
             // IBM037 for the letters used here.
             let code = |c: char| match c {
@@ -1921,7 +1828,6 @@ async fn a_query_in_another_charset_is_refused() {
                    mail\r\nContent-Type: application/vnd.ms-sync.wbxml; charset=utf-8\r\nContent-Length: 3\r\n\
                    Connection: close\r\n\r\nabc";
         assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -1931,23 +1837,13 @@ async fn a_query_in_another_charset_is_refused() {
 /// `IMEI` did not see in `IMEI352099001761481`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_type_exchange_reads_as_imei_meets_a_rule_on_imei() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw =
-            start_gateway("default = 'allow'\n[[rule]]\nname = 'no IMEI'\naction = 'deny'\ndevice_type = 'IMEI'\n", up)
-                .await;
-        let post = |kind: &str| {
-            format!(
-                "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType={kind} HTTP/1.1\r\nHost: \
-                 mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-        };
+    against(deny_only!("no IMEI", "device_type = 'IMEI'"), async |mock, gw| {
+        let post = |kind: &str| eas(&format!("Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType={kind}"));
         for kind in ["IMEI", "IMEI352099001761481", "Imei35"] {
             assert_eq!(status(&send_raw(gw.addr, post(kind).as_bytes()).await), "403", "{kind}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, post("iPhone").as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -1957,23 +1853,14 @@ async fn a_device_type_exchange_reads_as_imei_meets_a_rule_on_imei() {
 /// `Cmd=Prov%C4%B0sion` provisions, and passed a rule on Provision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_exchange_lower_cases_to_a_denied_one_is_denied() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy =
-            "default = 'allow'\n[[rule]]\nname = 'no new partnerships'\naction = 'deny'\ncommand = 'Provision'\n";
-        let gw = start_gateway(policy, up).await;
-        let post = |cmd: &str| {
-            format!(
-                "POST /Microsoft-Server-ActiveSync?Cmd={cmd}&User=jdoe&DeviceId=D1&DeviceType=iPhone HTTP/1.1\r\nHost: \
-                 mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-        };
+    let policy = deny_only!("no new partnerships", "command = 'Provision'");
+    against(policy, async |mock, gw| {
+        let post = |cmd: &str| eas(&format!("Cmd={cmd}&User=jdoe&DeviceId=D1&DeviceType=iPhone"));
         for cmd in ["Provision", "PROV%C4%B0SION", "prov%C4%B0sion"] {
             assert_eq!(status(&send_raw(gw.addr, post(cmd).as_bytes()).await), "403", "{cmd}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, post("Sync").as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -1986,9 +1873,7 @@ async fn a_command_exchange_lower_cases_to_a_denied_one_is_denied() {
 /// model the gateway had learnt from its Provision body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_id_in_another_case_keeps_its_model() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = samsung_block_with_export(up).await;
+    against_with(SAMSUNG_BLOCK, with_export, async |mock, gw| {
         // Carol's, from the export.
         for id in ["sec1a2b3c4d5e6f7", "Sec1A2b3C4d5E6f7"] {
             let raw = format!(
@@ -2004,7 +1889,6 @@ async fn a_device_id_in_another_case_keeps_its_model() {
             assert_eq!(status(&send_raw(gw.addr, &post("Sync", id, b"")).await), "403", "{id}");
         }
         assert_eq!(mock.seen().len(), 1, "only the Provision");
-        gw.stop().await;
     })
     .await;
 }
@@ -2019,11 +1903,8 @@ async fn a_device_id_in_another_case_keeps_its_model() {
 /// sign-in, so only its own header can sign it in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_scheme_after_an_ntlm_sign_in_cannot_borrow_it() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'no EWS for mallory'\naction = 'deny'\npath = '/EWS'\n\
-                      user = 'mallory'\n";
-        let gw = start_gateway(policy, up).await;
+    let policy = deny_only!("no EWS for mallory", "path = '/EWS'", "user = 'mallory'");
+    against(policy, async |mock, gw| {
         let mallory = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "mallory")));
         for other in [
             basic("CONTOSO\\boss", "anything"),
@@ -2050,7 +1931,6 @@ async fn another_scheme_after_an_ntlm_sign_in_cannot_borrow_it() {
         );
         assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "403"]);
         assert_eq!(mock.seen().len(), 7, "mallory's EWS request never reached Exchange");
-        gw.stop().await;
     })
     .await;
 }
@@ -2073,9 +1953,7 @@ const NTLM_NTLM: u32 = 0x200;
 /// own password. Names in another set than the one negotiated are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(NO_BOSS_NOR_EWS, up).await;
+    against(NO_BOSS_NOR_EWS, async |mock, gw| {
         let leg = |token: &[u8]| {
             format!("GET /ntlm HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {}\r\n\r\n", B64.encode(token))
         };
@@ -2118,7 +1996,6 @@ async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
             let answers = send_raw(gw.addr, handshake(negotiate, authenticate).as_bytes()).await;
             assert_eq!(statuses(&answers)[..2], ["401", want], "{answers}");
         }
-        gw.stop().await;
     })
     .await;
 }
@@ -2128,10 +2005,7 @@ async fn an_ntlm_name_is_read_in_the_character_set_the_handshake_negotiated() {
 /// its form read and judged before anything reaches Exchange.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_1_0_keep_alive_and_expect_continue_are_judged_per_request() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw =
-            start_gateway(&format!("{BAD_USER}[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n"), up).await;
+    against(&format!("{BAD_USER}[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n"), async |mock, gw| {
         let codes = |answers: &str| -> Vec<String> {
             answers.match_indices("HTTP/1.").map(|(i, _)| answers[i + 9..i + 12].to_string()).collect()
         };
@@ -2151,7 +2025,6 @@ async fn http_1_0_keep_alive_and_expect_continue_are_judged_per_request() {
         assert_eq!(codes(&answers).last().map(String::as_str), Some("403"), "{answers}");
         let uris: Vec<String> = mock.seen().into_iter().map(|s| s.uri).collect();
         assert_eq!(uris, ["/owa/", "/owa/?last"]);
-        gw.stop().await;
     })
     .await;
 }
@@ -2165,9 +2038,7 @@ async fn http_1_0_keep_alive_and_expect_continue_are_judged_per_request() {
 /// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_sign_in_is_judged_as_the_user_it_names() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         let digest =
             |user: &str| format!("Digest {user}, realm=\"mail\", nonce=\"n1\", uri=\"/owa/\", response=\"0123abcd\"");
         for user in [
@@ -2191,7 +2062,6 @@ async fn a_digest_sign_in_is_judged_as_the_user_it_names() {
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, get(&digest("username=\"gooduser\"")).as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -2221,13 +2091,11 @@ auth = ['bearer']
 /// token beside an Authorization header with other credentials is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_in_the_query_signs_in_the_user_it_names() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
-        let wopi = |query: &str, auth: &str| {
-            let auth = if auth.is_empty() { String::new() } else { format!("Authorization: {auth}\r\n") };
-            format!("GET /owa/wopi/files/@/owaatt?{query} HTTP/1.1\r\nHost: mail\r\n{auth}Connection: close\r\n\r\n")
-        };
+    let wopi = |query: &str, auth: &str| {
+        let auth = if auth.is_empty() { String::new() } else { format!("Authorization: {auth}\r\n") };
+        format!("GET /owa/wopi/files/@/owaatt?{query} HTTP/1.1\r\nHost: mail\r\n{auth}Connection: close\r\n\r\n")
+    };
+    against(BAD_USER, async |mock, gw| {
         let bad = jwt(r#"{"upn":"baduser@contoso.com"}"#);
         let good = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
         for query in [
@@ -2269,22 +2137,22 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
             let answer = send_raw(gw.addr, wopi(&query, &auth).as_bytes()).await;
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
-        gw.stop().await;
-        // IIS signs no one in on WOPI's pages (the back end checks the
-        // token): a rule on anonymous requests and one on bearer tokens both
-        // see it. Elsewhere Exchange does not read it (tenth pass, below).
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BY_SCHEME, up).await;
+    })
+    .await;
+    // IIS signs no one in on WOPI's pages (the back end checks the
+    // token): a rule on anonymous requests and one on bearer tokens both
+    // see it. Elsewhere Exchange does not read it (tenth pass, below).
+    against(BY_SCHEME, async |mock, gw| {
         for (path, expected) in [("/ecp/x", "400"), ("/owa/wopi/files/@/owaatt", "403")] {
             let raw = format!("GET {path}?access_token=opaque HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
             assert_eq!(status(&send_raw(gw.addr, raw.as_bytes()).await), expected, "{path}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
-        // ActiveSync does not read one either: `User=boss` with a token
-        // beside it is refused, not judged as boss's.
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ONLY_BOSS, up).await;
+    })
+    .await;
+    // ActiveSync does not read one either: `User=boss` with a token
+    // beside it is refused, not judged as boss's.
+    against(ONLY_BOSS, async |mock, gw| {
         let sync = |extra: &str| {
             format!(
                 "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=boss&DeviceId=D1&DeviceType=iPhone{extra} HTTP/1.1\r\n\
@@ -2294,7 +2162,6 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
         assert_eq!(status(&send_raw(gw.addr, sync("&access_token=opaque").as_bytes()).await), "400");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         assert_eq!(status(&send_raw(gw.addr, sync("").as_bytes()).await), "200");
-        gw.stop().await;
     })
     .await;
 }
@@ -2304,9 +2171,7 @@ async fn a_token_in_the_query_signs_in_the_user_it_names() {
 /// all the same: the device rules see it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activesync_by_any_file_name_meets_the_device_rules() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         for path in [
             "/Microsoft-Server-ActiveSync/x.eas",
             "/Microsoft-Server-ActiveSync/default.eas/",
@@ -2323,7 +2188,6 @@ async fn activesync_by_any_file_name_meets_the_device_rules() {
             assert_eq!(status(&answer), "403", "{path}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
@@ -2337,51 +2201,38 @@ async fn activesync_by_any_file_name_meets_the_device_rules() {
 /// as nobody's or as the user's could each be the wrong reading.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parameter_name_with_a_look_alike_letter_is_read_or_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY, up).await;
+    against(POLICY, async |mock, gw| {
         for query in [
             "Cmd=Sync&User=jdoe&DeviceId=D1&Dev%C4%B1ceType=Outlook",
             "Cmd=Sync&User=jdoe&DeviceId=D1&Dev%u0131ceType=Outlook",
             "Cmd=Sync&User=jdoe&Dev%C4%B1ceId=D1&DEV%C4%B1CETYPE=Outlook",
         ] {
-            let raw = format!(
-                "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let answer = send_raw(gw.addr, raw.as_bytes()).await;
+            let answer = send_raw(gw.addr, eas(query).as_bytes()).await;
             assert_eq!(status(&answer), "403", "{query}: {answer}");
         }
         let token = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
         for query in [format!("acce%C5%BF%C5%BF_token={token}"), format!("owaatt=x&acces%u017F_token={token}")] {
-            let raw = format!("GET /owa/wopi/files/@/owaatt?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+            let raw =
+                format!("GET /owa/wopi/files/@/owaatt?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
             let answer = send_raw(gw.addr, raw.as_bytes()).await;
             assert_eq!(status(&answer), "400", "{query}: {answer}");
         }
         let answer = send_raw(gw.addr, sign_in("/owa/auth.owa", "u%C5%BFername=gooduser&password=pw").as_bytes()).await;
         assert_eq!(status(&answer), "400", "{answer}");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
 
+/// No anonymous request to Autodiscover.
+const NO_ANONYMOUS_AUTODISCOVER: &str =
+    deny_only!("no anonymous Autodiscover", "path = '/Autodiscover'", "auth = ['unknown']");
+
 /// No anonymous request to the admin center.
-const NO_ANONYMOUS_ECP: &str = "default = 'allow'
-[[rule]]
-name = 'no anonymous ECP'
-action = 'deny'
-path = '/ecp'
-auth = ['unknown']
-";
+const NO_ANONYMOUS_ECP: &str = deny_only!("no anonymous ECP", "path = '/ecp'", "auth = ['unknown']");
 
 /// The admin center for boss alone.
-const ECP_ONLY_BOSS: &str = "default = 'allow'
-[[rule]]
-name = 'ECP only for boss'
-action = 'deny'
-path = '/ecp'
-unless = { user = 'boss' }
-";
+const ECP_ONLY_BOSS: &str = deny_only!("ECP only for boss", "path = '/ecp'", "unless = { user = 'boss' }");
 
 /// Tenth pass: Exchange reads a query's `access_token` on WOPI's pages
 /// alone (`WopiRequestPathHandler`: `/owa/<smtp>/wopi/files/@/owaatt` at the
@@ -2394,12 +2245,10 @@ unless = { user = 'boss' }
 /// own requests still sign in whom their token names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_token_counts_only_on_the_pages_exchange_reads_it() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+    let get =
+        |path: &str, query: &str| format!("GET {path}?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
+    against(ECP_ONLY_BOSS, async |mock, gw| {
         let boss = jwt(r#"{"upn":"boss@contoso.com"}"#);
-        let get =
-            |path: &str, query: &str| format!("GET {path}?{query} HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n");
         for (path, query) in [
             ("/ecp/y.js", format!("access_token={boss}")),
             ("/ecp/default.aspx", format!("x=1&ACCESS%5FTOKEN={boss}")),
@@ -2419,10 +2268,10 @@ async fn a_query_token_counts_only_on_the_pages_exchange_reads_it() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         // Without the token, the same request is anonymous and denied.
         assert_eq!(status(&send_raw(gw.addr, get("/ecp/y.js", "x=1").as_bytes()).await), "403");
-        gw.stop().await;
-        // WOPI's pages, in both forms and any case: the token signs in whom it names.
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    })
+    .await;
+    // WOPI's pages, in both forms and any case: the token signs in whom it names.
+    against(BAD_USER, async |mock, gw| {
         let bad = jwt(r#"{"upn":"baduser@contoso.com"}"#);
         let good = jwt(r#"{"upn":"gooduser@contoso.com"}"#);
         let pages = [
@@ -2438,7 +2287,6 @@ async fn a_query_token_counts_only_on_the_pages_exchange_reads_it() {
             assert_eq!(status(&answer), "200", "{path}: {answer}");
         }
         assert_eq!(mock.seen().len(), pages.len());
-        gw.stop().await;
     })
     .await;
 }
@@ -2523,11 +2371,9 @@ const EVE_COOKIES: &str = "Cookie: cadata=ZXZl; cadataKey=a2V5; cadataIV=aXY=; c
 /// request would pass anonymous too (the cookies alone are anonymous here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_beside_exchange_s_sign_in_cookies_do_not_except() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
-        let get =
-            |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: mail\r\n{extra}Connection: close\r\n\r\n");
+    let get =
+        |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: mail\r\n{extra}Connection: close\r\n\r\n");
+    against(ECP_ONLY_BOSS, async |mock, gw| {
         let boss = format!("Authorization: {}\r\n", basic("CONTOSO\\boss", "not-his-password"));
         for cookies in [
             EVE_COOKIES.to_string(),
@@ -2542,15 +2388,14 @@ async fn credentials_beside_exchange_s_sign_in_cookies_do_not_except() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         // Basic alone is checked by IIS (a wrong password is 401): boss's.
         assert_eq!(status(&send_raw(gw.addr, get("/ecp/", &boss).as_bytes()).await), "200");
-        gw.stop().await;
-        // Where anonymous passes, the cookies with a header pass: a rule on
-        // a user sees no one it can read.
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    })
+    .await;
+    // Where anonymous passes, the cookies with a header pass: a rule on
+    // a user sees no one it can read.
+    against(BAD_USER, async |mock, gw| {
         let header = format!("Authorization: {}\r\n{EVE_COOKIES}", basic("gooduser", "pw"));
         assert_eq!(status(&send_raw(gw.addr, get("/owa/", &header).as_bytes()).await), "200");
         assert_eq!(mock.seen().len(), 1);
-        gw.stop().await;
     })
     .await;
 }
@@ -2568,9 +2413,7 @@ async fn credentials_beside_exchange_s_sign_in_cookies_do_not_except() {
 /// the handshake and its user is the connection's, as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ntlm_header_on_a_page_without_windows_authentication_does_not_except() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(ECP_ONLY_BOSS, up).await;
+    against(ECP_ONLY_BOSS, async |mock, gw| {
         let ntlm = format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss")));
         let negotiate = format!("Negotiate {}", B64.encode(ntlm_type3("CONTOSO", "boss")));
         let get =
@@ -2593,7 +2436,6 @@ async fn an_ntlm_header_on_a_page_without_windows_authentication_does_not_except
             |auth: &str| format!("POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n\r\n");
         let raw = format!("{}{}{}", ews(&format!("Authorization: {ntlm}\r\n")), ews(""), close("/ecp/"));
         assert_eq!(statuses(&send_raw(gw.addr, raw.as_bytes()).await), ["200", "200", "403"]);
-        gw.stop().await;
     })
     .await;
 }
@@ -2607,8 +2449,7 @@ async fn an_ntlm_header_on_a_page_without_windows_authentication_does_not_except
 async fn a_reload_judges_unchecked_credentials_as_anonymous_too() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within(30, async {
-        let (up, mut seen) = recording_upstream().await;
-        let gw = start_gateway_with(ALLOW, up, |c| c.health_checks = Vec::new()).await;
+        let (gw, mut seen) = in_front_of_a_recorder().await;
         let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         let head = format!(
             "POST /ecp/DDI/DDIService.svc/SetObject HTTP/1.1\r\nHost: mail\r\nAuthorization: Bearer {}\r\n\
@@ -2641,9 +2482,7 @@ async fn a_reload_judges_unchecked_credentials_as_anonymous_too() {
 /// header there too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_wopi_s_pages_only_a_bearer_token_alone_is_left_to_the_back_end() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&ECP_ONLY_BOSS.replace("/ecp", "/owa"), up).await;
+    against(&ECP_ONLY_BOSS.replace("/ecp", "/owa"), async |mock, gw| {
         let token = jwt(r#"{"upn":"boss@contoso.com"}"#);
         let get =
             |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: mail\r\n{extra}Connection: close\r\n\r\n");
@@ -2659,18 +2498,11 @@ async fn on_wopi_s_pages_only_a_bearer_token_alone_is_left_to_the_back_end() {
         // A bearer token alone is the back end's to check, as before.
         let answer = send_raw(gw.addr, get("/owa/wopi/files/@/owaatt", &bearer).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
     })
     .await;
 }
 
-const EWS_ONLY_BOSS: &str = "default = 'allow'
-[[rule]]
-name = 'EWS only for boss'
-action = 'deny'
-path = '/EWS'
-unless = { user = 'boss' }
-";
+const EWS_ONLY_BOSS: &str = deny_only!("EWS only for boss", "path = '/EWS'", "unless = { user = 'boss' }");
 
 /// The requests that open a Windows sign-in name no one: denied 403, no
 /// Windows client (Outlook for Windows, EWS programs) could sign in as boss.
@@ -2727,7 +2559,7 @@ async fn a_windows_sign_in_opens_past_a_rule_letting_its_user_through_and_nothin
 
         // Where no one may pass, or on a page without Windows authentication, 403 as before.
         gw.stop().await;
-        let everyone = "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n";
+        let everyone = deny_only!("no EWS", "path = '/EWS'");
         let gw = start_gateway(everyone, up).await;
         let before = mock.seen().len();
         assert_eq!(status(&send_raw(gw.addr, post(None, true).as_bytes()).await), "403");
@@ -2893,9 +2725,7 @@ async fn the_opening_of_a_sign_in_sends_one_bodiless_get_whatever_its_framing() 
 /// anonymous too, and sign no one in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_on_a_health_check_are_not_checked_and_do_not_except() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+    against(EWS_ONLY_BOSS, async |mock, gw| {
         let req = |method: &str, path: &str, auth: &str, last: bool| {
             format!(
                 "{method} {path} HTTP/1.1\r\nHost: mail\r\n{auth}{}Content-Length: 0\r\n\r\n",
@@ -2935,7 +2765,6 @@ async fn credentials_on_a_health_check_are_not_checked_and_do_not_except() {
         let answer =
             send_raw(gw.addr, req("POST", "/EWS/Exchange.asmx", &header(basic("boss", "pw")), true).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
     })
     .await;
 }
@@ -2947,9 +2776,7 @@ async fn credentials_on_a_health_check_are_not_checked_and_do_not_except() {
 /// client, however spelt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_identity_the_front_end_gives_its_back_end_is_refused_from_a_client() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway("default = 'allow'\n", up).await;
+    against("default = 'allow'\n", async |mock, gw| {
         let get = |target: &str, extra: &str| {
             format!(
                 "GET {target} HTTP/1.1\r\nHost: mail\r\n{extra}Authorization: {}\r\nConnection: close\r\n\r\n",
@@ -2974,19 +2801,13 @@ async fn the_identity_the_front_end_gives_its_back_end_is_refused_from_a_client(
         for target in ["/PowerShell?serializationLevel=Full;clientApplication=EMC", "/owa/?path=/x-rps/cat"] {
             assert_eq!(status(&send_raw(gw.addr, get(target, "").as_bytes()).await), "200", "{target}");
         }
-        gw.stop().await;
     })
     .await;
 }
 
 /// EWS for boss alone, and Autodiscover too.
-const EWS_AND_AUTODISCOVER_ONLY_BOSS: &str = "default = 'allow'
-[[rule]]
-name = 'EWS and Autodiscover only for boss'
-action = 'deny'
-path = ['/EWS', '/Autodiscover']
-unless = { user = 'boss' }
-";
+const EWS_AND_AUTODISCOVER_ONLY_BOSS: &str =
+    deny_only!("EWS and Autodiscover only for boss", "path = ['/EWS', '/Autodiscover']", "unless = { user = 'boss' }");
 
 /// Thirteenth pass: the WS-Security doors of EWS and Autodiscover
 /// (`.../WSSecurity`, `/SymmetricKey` and `/X509Cert` after it) take their
@@ -3003,18 +2824,16 @@ unless = { user = 'boss' }
 /// no one in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_on_a_ws_security_door_do_not_except() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
-        let post = |path: &str, auth: &str, last: bool| {
-            let body = "<soap:Envelope/>";
-            format!(
-                "POST {path} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Type: text/xml\r\n{}Content-Length: {}\r\n\r\n{body}",
-                if last { "Connection: close\r\n" } else { "" },
-                body.len()
-            )
-        };
-        let header = |v: String| format!("Authorization: {v}\r\n");
+    let post = |path: &str, auth: &str, last: bool| {
+        let body = "<soap:Envelope/>";
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Type: text/xml\r\n{}Content-Length: {}\r\n\r\n{body}",
+            if last { "Connection: close\r\n" } else { "" },
+            body.len()
+        )
+    };
+    let header = |v: String| format!("Authorization: {v}\r\n");
+    against(EWS_AND_AUTODISCOVER_ONLY_BOSS, async |mock, gw| {
         let credentials = [
             header(basic("boss", "wrong")),
             header(basic("CONTOSO\\boss", "wrong")),
@@ -3041,11 +2860,11 @@ async fn credentials_on_a_ws_security_door_do_not_except() {
         // boss's own requests to EWS's other pages are judged as boss, as before.
         let answer = send_raw(gw.addr, post("/EWS/Exchange.asmx", &header(basic("boss", "pw")), true).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
-        // A handshake on a door the policy leaves open signs no one in for
-        // the connection: the header-less request after it is not boss's.
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
+    })
+    .await;
+    // A handshake on a door the policy leaves open signs no one in for
+    // the connection: the header-less request after it is not boss's.
+    against(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), async |mock, gw| {
         let negotiate = header(format!("NTLM {}", B64.encode(ntlm_type1(0xa208_8207))));
         let boss = header(format!("NTLM {}", B64.encode(ntlm_type3("CONTOSO", "boss"))));
         let raw = format!(
@@ -3058,7 +2877,6 @@ async fn credentials_on_a_ws_security_door_do_not_except() {
         assert_eq!(statuses(&answers)[..2], ["200", "200"], "{answers}");
         assert_ne!(statuses(&answers)[2], "200", "{answers}");
         assert_eq!(mock.seen().len(), 2, "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
@@ -3073,9 +2891,7 @@ async fn credentials_on_a_ws_security_door_do_not_except() {
 /// Exchange's own cookie (`<fqdn>~<version>`) passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_affinity_cookie_naming_a_path_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(POLICY.replace("path = '/EWS'", "path = '/ecp'").as_str(), up).await;
+    against(POLICY.replace("path = '/EWS'", "path = '/ecp'").as_str(), async |mock, gw| {
         let post = |cookie: &str| {
             format!(
                 "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\nX-PreferServerAffinity: true\r\n\
@@ -3098,7 +2914,6 @@ async fn a_server_affinity_cookie_naming_a_path_is_refused() {
             let answer = send_raw(gw.addr, post(cookie).as_bytes()).await;
             assert_eq!(status(&answer), "200", "{cookie}: {answer}");
         }
-        gw.stop().await;
     })
     .await;
 }
@@ -3115,9 +2930,7 @@ async fn a_server_affinity_cookie_naming_a_path_is_refused() {
 /// Basic, which Autodiscover's front end runs, is still judged as its user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_user_nowhere_excepts_a_request_exchange_serves_anonymously() {
-    within(30, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+    against(EWS_AND_AUTODISCOVER_ONLY_BOSS, async |mock, gw| {
         let req = |method: &str, target: &str, auth: &str| {
             format!(
                 "{method} {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nContent-Length: 0\r\n\
@@ -3140,7 +2953,6 @@ async fn a_digest_user_nowhere_excepts_a_request_exchange_serves_anonymously() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let answer = send_raw(gw.addr, req("GET", json, &basic("boss", "pw")).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
     })
     .await;
 }
@@ -3153,11 +2965,7 @@ async fn a_digest_user_nowhere_excepts_a_request_exchange_serves_anonymously() {
 /// as anonymous too; every page does now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'no anonymous Autodiscover'\naction = 'deny'\n\
-                      path = '/Autodiscover'\nauth = ['unknown']\n";
-        let gw = start_gateway(policy, up).await;
+    against(NO_ANONYMOUS_AUTODISCOVER, async |mock, gw| {
         let get = |auth: &str| {
             format!(
                 "GET /autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS HTTP/1.1\r\nHost: mail\r\n\
@@ -3176,7 +2984,6 @@ async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let answer = send_raw(gw.addr, get(&format!("Authorization: {}\r\n", basic("a", "pw"))).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
     })
     .await;
 }
@@ -3193,16 +3000,12 @@ async fn a_scheme_iis_runs_nowhere_meets_a_rule_on_anonymous_requests() {
 /// still judged as its user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests() {
-    within(30, async {
-        let token = |user: &str| B64.encode(format!("{user}:pw"));
-        let get = |target: &str, auth: &str| {
-            format!("GET {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
-        };
-        let json = "/autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS";
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'no anonymous Autodiscover'\naction = 'deny'\n\
-                      path = '/Autodiscover'\nauth = ['unknown']\n";
-        let gw = start_gateway(policy, up).await;
+    let token = |user: &str| B64.encode(format!("{user}:pw"));
+    let get = |target: &str, auth: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: mail\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+    };
+    let json = "/autodiscover/autodiscover.json?Email=a@contoso.com&Protocol=EWS";
+    against(NO_ANONYMOUS_AUTODISCOVER, async |mock, gw| {
         for auth in ["Basic".to_string(), "basic Og==".into(), "Basic !!!!".into(), format!("Basic\t{}", token("a"))] {
             let answer = send_raw(gw.addr, get(json, &auth).as_bytes()).await;
             assert_ne!(status(&answer), "200", "{auth}: {answer}");
@@ -3210,9 +3013,9 @@ async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests()
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let answer = send_raw(gw.addr, get(json, &format!("Basic {}", token("a"))).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(EWS_AND_AUTODISCOVER_ONLY_BOSS, up).await;
+    })
+    .await;
+    against(EWS_AND_AUTODISCOVER_ONLY_BOSS, async |mock, gw| {
         for auth in [format!("Basic\t{}", token("boss")), format!("Basic  {}", token("boss"))] {
             let answer = send_raw(gw.addr, get(json, &auth).as_bytes()).await;
             assert_ne!(status(&answer), "200", "{auth}: {answer}");
@@ -3221,7 +3024,6 @@ async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests()
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
         let answer = send_raw(gw.addr, get(json, &format!("basic {}", token("boss"))).as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
     })
     .await;
 }
@@ -3238,12 +3040,10 @@ async fn a_basic_header_iis_may_not_read_meets_the_rules_on_anonymous_requests()
 /// header (Exchange reads none from a header or the body).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base64_query_beside_other_parts_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n\
+    let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n\
                       [[device_access.rule]]\ncharacteristic = 'DeviceType'\nquery_string = 'iPhone'\n\
                       access_level = 'Allow'\n";
-        let gw = start_gateway(policy, up).await;
+    against(policy, async |mock, gw| {
         let post = |query: &str, extra: &str| {
             format!(
                 "POST /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\n{extra}Authorization: {}\r\n\
@@ -3291,7 +3091,6 @@ async fn a_base64_query_beside_other_parts_is_refused() {
         }
         let answer = send_raw(gw.addr, post("Cmd=Sync&User=jdoe&DeviceId=D1&DeviceType=iPhone", "").as_bytes()).await;
         assert_eq!(status(&answer), "200", "{answer}");
-        gw.stop().await;
     })
     .await;
 }
@@ -3305,37 +3104,32 @@ async fn a_base64_query_beside_other_parts_is_refused() {
 /// a header is now judged as anonymous too and signs no one in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_windows_header_iis_may_not_read_signs_no_one_in() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
-        let req = |method: &str, target: &str, auth: &str, last: bool| {
-            format!(
-                "{method} {target} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n{}\r\n",
-                if last { "Connection: close\r\n" } else { "" }
-            )
-        };
-        let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
-        let type3 = B64.encode(ntlm_type3("CONTOSO", "boss"));
+    let req = |method: &str, target: &str, auth: &str, last: bool| {
+        format!(
+            "{method} {target} HTTP/1.1\r\nHost: mail\r\n{auth}Content-Length: 0\r\n{}\r\n",
+            if last { "Connection: close\r\n" } else { "" }
+        )
+    };
+    let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
+    let type3 = B64.encode(ntlm_type3("CONTOSO", "boss"));
+    against(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), async |mock, gw| {
         for auth in [format!("NTLM\t{type3}"), format!("Negotiate  {type3}")] {
             let header = format!("Authorization: {auth}\r\n");
             let answer = send_raw(gw.addr, req("GET", json, &header, true).as_bytes()).await;
             assert_ne!(status(&answer), "200", "{auth}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
-        // Where the page is open to anyone, it passes, and boss is not the
-        // connection's user after it.
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[[rule]]\nname = 'EWS only for boss'\naction = 'deny'\npath = '/EWS'\n\
-                      unless = { user = 'boss' }\n";
-        let gw = start_gateway(policy, up).await;
+    })
+    .await;
+    // Where the page is open to anyone, it passes, and boss is not the
+    // connection's user after it.
+    against(EWS_ONLY_BOSS, async |mock, gw| {
         let header = format!("Authorization: NTLM\t{type3}\r\n");
         let raw = format!("{}{}", req("GET", json, &header, false), req("POST", "/EWS/Exchange.asmx", "", true));
         let answers = send_raw(gw.addr, raw.as_bytes()).await;
         assert_eq!(statuses(&answers)[0], "200", "{answers}");
         assert_ne!(statuses(&answers)[1], "200", "{answers}");
         assert_eq!(mock.seen().len(), 1, "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
@@ -3350,10 +3144,8 @@ async fn a_windows_header_iis_may_not_read_signs_no_one_in() {
 /// `POST` is judged), a `HEAD`, and `Cmd` given twice (400).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_options_naming_a_command_is_judged_by_device_access() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n";
-        let gw = start_gateway(policy, up).await;
+    let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n";
+    against(policy, async |mock, gw| {
         let req = |method: &str, query: &str, extra: &str| {
             format!(
                 "{method} /Microsoft-Server-ActiveSync?{query} HTTP/1.1\r\nHost: mail\r\n{extra}Authorization: {}\r\n\
@@ -3386,7 +3178,6 @@ async fn an_options_naming_a_command_is_judged_by_device_access() {
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
         assert_eq!(mock.seen().len(), 4);
-        gw.stop().await;
     })
     .await;
 }
@@ -3403,9 +3194,7 @@ async fn an_options_naming_a_command_is_judged_by_device_access() {
 /// after a comma (`Basic x, NTLM y`), which do not decode (400).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheme_not_followed_by_a_space_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), up).await;
+    against(&EWS_AND_AUTODISCOVER_ONLY_BOSS.replace("'/EWS', ", ""), async |mock, gw| {
         let json = "/autodiscover/autodiscover.json?Email=boss@contoso.com&Protocol=EWS";
         let get = |auth: &[u8]| {
             let mut raw = format!("GET {json} HTTP/1.1\r\nHost: mail\r\nAuthorization: ").into_bytes();
@@ -3446,9 +3235,9 @@ async fn a_scheme_not_followed_by_a_space_is_refused() {
             assert_eq!(status(&answer), "200", "{auth:?}: {answer}");
         }
         assert_eq!(mock.seen().len(), 2);
-        gw.stop().await;
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    })
+    .await;
+    against(BAD_USER, async |mock, gw| {
         let bad = basic("baduser", "pw");
         let raw = [
             b"GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: Basic\xa0",
@@ -3460,7 +3249,6 @@ async fn a_scheme_not_followed_by_a_space_is_refused() {
         assert_eq!(status(&answer), "400", "{answer}");
         assert!(answer.contains("Authorization scheme not followed by a space"), "{answer}");
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
@@ -3477,9 +3265,7 @@ async fn a_scheme_not_followed_by_a_space_is_refused() {
 /// after a tab, or after leading spaces and a tab, is baduser's (403).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_scheme_not_followed_by_a_space_is_refused() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         let params = "username=\"baduser\", realm=\"mail\", nonce=\"n1\", uri=\"/owa/\", response=\"0123abcd\"";
         let raw = |auth: &[u8]| {
             [b"GET /owa/ HTTP/1.1\r\nHost: mail\r\nAuthorization: ".as_slice(), auth, b"\r\nConnection: close\r\n\r\n"]
@@ -3514,7 +3300,6 @@ async fn a_digest_scheme_not_followed_by_a_space_is_refused() {
             assert_eq!(status(&answer), "403", "{auth:?}: {answer}");
         }
         assert!(mock.seen().is_empty(), "{:?}", mock.seen());
-        gw.stop().await;
     })
     .await;
 }
@@ -3527,10 +3312,8 @@ async fn a_digest_scheme_not_followed_by_a_space_is_refused() {
 /// token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_options_is_skipped_only_for_no_command_or_options() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n";
-        let gw = start_gateway(policy, up).await;
+    let policy = "default = 'allow'\n[device_access]\ndefault_access_level = 'Block'\n";
+    against(policy, async |mock, gw| {
         let req = |query: &str| {
             format!(
                 "OPTIONS /Microsoft-Server-ActiveSync/default.eas?{query} HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\n\
@@ -3579,7 +3362,6 @@ async fn an_options_is_skipped_only_for_no_command_or_options() {
             assert_eq!(status(&answer), "200", "{query}: {answer}");
         }
         assert_eq!(mock.seen().len(), 4);
-        gw.stop().await;
     })
     .await;
 }
@@ -3593,9 +3375,7 @@ async fn an_options_is_skipped_only_for_no_command_or_options() {
 /// back name no one the gateway reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forms_sign_in_is_judged_whatever_case_its_method_is_in() {
-    within(20, async {
-        let (mock, up) = start_mock().await;
-        let gw = start_gateway(BAD_USER, up).await;
+    against(BAD_USER, async |mock, gw| {
         let bad = "destination=https%3A%2F%2Fmail%2Fowa%2F&flags=4&username=CONTOSO%5Cbaduser&password=pw";
         for method in ["post", "Post", "pOST", "3", "+3"] {
             let request = sign_in("/owa/auth.owa", bad).replacen("POST", method, 1);
@@ -3610,7 +3390,6 @@ async fn the_forms_sign_in_is_judged_whatever_case_its_method_is_in() {
         let seen = mock.seen();
         assert_eq!(seen.len(), 1);
         assert_eq!((seen[0].method.as_str(), seen[0].body.as_slice()), ("post", good.as_bytes()));
-        gw.stop().await;
     })
     .await;
 }
@@ -3636,14 +3415,7 @@ async fn a_model_rule_warns_that_what_devices_said_is_not_kept() {
         assert!(!gateway::check(&plain).unwrap().iter().any(|l| l.contains("warning")));
         // And at start (said once the gateway runs).
         let gw = samsung_block_with_export(up).await;
-        let warned = || gw.events().iter().any(|e| e.contains("reads a device's model or OS"));
-        for _ in 0..100 {
-            if warned() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(warned(), "{:?}", gw.events());
+        until_event(&gw, "reads a device's model or OS").await;
         gw.stop().await;
     })
     .await;
@@ -3694,14 +3466,7 @@ async fn what_a_device_said_is_kept_across_a_restart() {
         let gw = start_gateway_with(SAMSUNG_BLOCK, up, with_file).await;
         assert_eq!(status(&send_raw(gw.addr, &post("Sync", "NEWSAMSUNG1", b"")).await), "403");
         // The start warning says the file keeps them (said once the gateway runs).
-        let warned = || gw.events().iter().any(|e| e.contains("across restarts, but not shared with another gateway"));
-        for _ in 0..100 {
-            if warned() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(warned(), "{:?}", gw.events());
+        until_event(&gw, "across restarts, but not shared with another gateway").await;
         gw.stop().await;
         assert_eq!(mock.seen().len(), 1, "only the Provision: {:?}", mock.seen());
         // A file that cannot be read stops the gateway, naming its line.

@@ -150,34 +150,16 @@ impl Args {
                 *slot = v;
             }
         }
-        if self.policy.is_some() {
-            c.policy = self.policy;
-        }
+        c.policy = self.policy.or(c.policy);
         // An inventory and a device export load alike (`policy::Inventory::load` tells them apart).
-        if let Some(known) = self.inventory.or(self.devices) {
-            c.inventory = Some(known);
-        }
-        if self.learnt_devices.is_some() {
-            c.learnt_devices = self.learnt_devices;
-        }
-        if self.catalog.is_some() {
-            c.catalog = self.catalog;
-        }
-        if self.tls_cert.is_some() {
-            c.tls_cert = self.tls_cert;
-        }
-        if self.tls_key.is_some() {
-            c.tls_key = self.tls_key;
-        }
-        if self.upstream_ca.is_some() {
-            c.upstream_ca = self.upstream_ca;
-        }
-        if self.access_log.is_some() {
-            c.access_log = self.access_log;
-        }
-        if self.metrics.is_some() {
-            c.metrics = self.metrics;
-        }
+        c.inventory = self.inventory.or(self.devices).or(c.inventory);
+        c.learnt_devices = self.learnt_devices.or(c.learnt_devices);
+        c.catalog = self.catalog.or(c.catalog);
+        c.tls_cert = self.tls_cert.or(c.tls_cert);
+        c.tls_key = self.tls_key.or(c.tls_key);
+        c.upstream_ca = self.upstream_ca.or(c.upstream_ca);
+        c.access_log = self.access_log.or(c.access_log);
+        c.metrics = self.metrics.or(c.metrics);
         set_list(&mut c.ranges, self.ranges);
         set_list(&mut c.listen, self.listen);
         set_list(&mut c.listen_plain, self.listen_plain);

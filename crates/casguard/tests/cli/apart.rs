@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{casguard, example, ok, python_with, skip, text, workspace};
+use crate::util::{casguard, example, ok, python_or_skip, text, workspace};
 
 /// Runs check.py on the truth and the audit report `report` (with `extra`
 /// arguments) and checks that it found nothing unexplained.
@@ -86,8 +86,7 @@ fn write_audit_check(python: &Path, seed: &str, httpproxy: &str, dir: &Path) {
 
 #[test]
 fn audit_agrees_with_an_independently_written_estate() {
-    let Some(python) = python_with("json, gzip, ipaddress") else {
-        skip("no Python 3");
+    let Some(python) = python_or_skip("json, gzip, ipaddress", "no Python 3") else {
         return;
     };
     for seed in ["7", "2026"] {
@@ -98,8 +97,7 @@ fn audit_agrees_with_an_independently_written_estate() {
 
 #[test]
 fn audit_agrees_with_an_independently_written_estate_with_httpproxy_logs() {
-    let Some(python) = python_with("json, gzip, ipaddress") else {
-        skip("no Python 3");
+    let Some(python) = python_or_skip("json, gzip, ipaddress", "no Python 3") else {
         return;
     };
     for (seed, httpproxy) in [("7", "also"), ("7", "only"), ("2026", "also"), ("2026", "only")] {
@@ -130,8 +128,7 @@ const CHANGES: [(&str, &str); 2] = [("mailbox-protocols", "device-access"), ("ne
 
 #[test]
 fn simulate_agrees_with_an_independently_written_estate() {
-    let Some(python) = python_with("json, gzip, ipaddress, tomllib") else {
-        skip("no Python 3.11 or later");
+    let Some(python) = python_or_skip("json, gzip, ipaddress, tomllib", "no Python 3.11 or later") else {
         return;
     };
     let policies = workspace().join("tests/apart/policies");
@@ -183,8 +180,7 @@ fn simulate_agrees_with_an_independently_written_estate() {
 
 #[test]
 fn posture_doors_agree_with_an_independently_written_estate() {
-    let Some(python) = python_with("json, gzip, ipaddress, tomllib") else {
-        skip("no Python 3.11 or later");
+    let Some(python) = python_or_skip("json, gzip, ipaddress, tomllib", "no Python 3.11 or later") else {
         return;
     };
     // `device = "new"` rules need a cut-over, which posture does not take.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::util::{audit, casguard, counts, refused, text, workspace};
+use crate::util::{audit, casguard, counts, findings, refused, text, workspace};
 
 const FIELDS: &str = "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n\
 #Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\r\n";
@@ -32,10 +32,6 @@ fn log(lines: &[String]) -> (tempfile::TempDir, PathBuf) {
     }
     std::fs::write(&path, body).unwrap();
     (dir, path)
-}
-
-fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).collect()
 }
 
 /// (source, outcome, outcomes) of each finding of `kind`.

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use casguard_loggen::{GzipMode, Options, Profile, Truth};
 use serde_json::Value;
 
-use crate::util::{audit_json, casguard, counts, finding_users, generated, refused, source_networks, workspace};
+use crate::util::{
+    audit_json, casguard, counts, finding_users, findings, generated, refused, source_networks, workspace,
+};
 
 pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     let s = &report["summary"];
@@ -65,11 +67,8 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
         ("scanner", &f.scanner),
         ("outside-vdirs", &f.outside_vdirs),
     ] {
-        let found: BTreeSet<(String, String, u64, String, Vec<String>)> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["kind"] == kind)
+        let found: BTreeSet<(String, String, u64, String, Vec<String>)> = findings(report, kind)
+            .into_iter()
             .map(|f| {
                 (
                     f["rule"].as_str().unwrap().to_string(),
@@ -86,11 +85,8 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
             .collect();
         assert_eq!(found, expected, "{kind}");
     }
-    let sprays: BTreeSet<(String, u64, u64)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == "password-spray")
+    let sprays: BTreeSet<(String, u64, u64)> = findings(report, "password-spray")
+        .into_iter()
         .map(|f| {
             (
                 f["source"]["ip"].as_str().unwrap().to_string(),
@@ -102,11 +98,8 @@ pub(crate) fn check_against_truth(report: &Value, truth: &Truth) {
     let expected: BTreeSet<(String, u64, u64)> =
         f.password_spray.iter().map(|s| (s.source.clone(), s.users, s.failures)).collect();
     assert_eq!(sprays, expected, "password sprays");
-    let brute: BTreeSet<(String, u64, usize)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == "brute-force")
+    let brute: BTreeSet<(String, u64, usize)> = findings(report, "brute-force")
+        .into_iter()
         .map(|f| {
             let user = f["user"].as_str().unwrap().to_string();
             (user, f["requests"].as_u64().unwrap(), f["sources"].as_array().unwrap().len())

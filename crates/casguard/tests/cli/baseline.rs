@@ -21,10 +21,10 @@ fn target_text() -> String {
     format!("{iis}\n{ews}")
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+/// [`target_text`] written as `name` in a fresh folder: the folder, and the file's path.
+fn target_file(name: &str) -> (tempfile::TempDir, String) {
+    let (dir, path) = temp_file(name, &target_text());
+    (dir, path.display().to_string())
 }
 
 fn plain(policy: &str, logs: &Path) -> Value {
@@ -74,9 +74,8 @@ fn keys(m: &BTreeMap<String, u64>) -> Vec<String> {
 #[test]
 fn closing_ews_newly_cuts_off_exactly_the_non_outlook_ews_users() {
     let (logs, truth) = generated(|o| o.seed = 41);
-    let dir = tempfile::tempdir().unwrap();
     let baseline = example(IN_FORCE);
-    let target = write(dir.path(), "target.toml", &target_text());
+    let (_dir, target) = target_file("target.toml");
     let report = change(&baseline, &target, logs.path());
 
     // Independently: the generator knows whom EWS's allow list cuts off and whom the IIS
@@ -170,8 +169,7 @@ fn closing_ews_newly_cuts_off_exactly_the_non_outlook_ews_users() {
 #[test]
 fn the_same_policy_as_baseline_reports_no_change() {
     let (logs, truth) = generated(|o| o.seed = 42);
-    let dir = tempfile::tempdir().unwrap();
-    let target = write(dir.path(), "target.toml", &target_text());
+    let (_dir, target) = target_file("target.toml");
     let report = change(&target, &target, logs.path());
     let s = &report["summary"];
     assert_eq!((&s["newly_denied_requests"], &s["newly_allowed_requests"]), (&0.into(), &0.into()));
@@ -200,8 +198,7 @@ fn the_same_policy_as_baseline_reports_no_change() {
 #[test]
 fn a_change_that_opens_a_door_says_so_loudly() {
     let (logs, truth) = generated(|o| o.seed = 43);
-    let dir = tempfile::tempdir().unwrap();
-    let in_force = write(dir.path(), "in-force.toml", &target_text());
+    let (_dir, in_force) = target_file("in-force.toml");
     let proposed = example(IN_FORCE);
     let report = change(&in_force, &proposed, logs.path());
     let ews = &truth.policies.ews_allow_outlook_only;
@@ -224,8 +221,7 @@ fn a_change_that_opens_a_door_says_so_loudly() {
 #[test]
 fn table_fits_80_columns_and_csv_adds_up_to_the_json() {
     let (logs, _) = generated(|o| o.seed = 44);
-    let dir = tempfile::tempdir().unwrap();
-    let target = write(dir.path(), "target.toml", &target_text());
+    let (dir, target) = target_file("target.toml");
     let baseline = example(IN_FORCE);
     let logs = logs.path().to_str().unwrap();
     let table = text(&simulate_change(&[], &baseline, &target, logs).stdout);
@@ -276,7 +272,7 @@ fn an_imported_policy_in_force_is_a_baseline() {
     ok(casguard(&["policy", "import", contoso.to_str().unwrap(), "-o", in_force.to_str().unwrap()]));
     let (logs, _) = generated(|o| o.malformed = 0);
     let in_force = in_force.to_str().unwrap();
-    let target = write(dir.path(), "target.toml", &target_text());
+    let (_target_dir, target) = target_file("target.toml");
     let report = change(in_force, &target, logs.path());
     let alone = plain(in_force, logs.path());
     assert!(alone["denied_requests"].as_u64().unwrap() > 0, "{alone}");

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::util::{casguard, example, refused, text};
+use crate::util::{casguard, example, refused, temp_file, text};
 
 #[test]
 fn policy_check_prints_numbered_rules() {
@@ -19,10 +19,10 @@ fn policy_check_prints_numbered_rules() {
 
 #[test]
 fn policy_check_reports_file_and_line_and_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("bad.toml");
-    std::fs::write(&f, "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nclient = \"outlook-mobiel\"\n")
-        .unwrap();
+    let (_dir, f) = temp_file(
+        "bad.toml",
+        "default = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"deny\"\nclient = \"outlook-mobiel\"\n",
+    );
     let e = refused(casguard(&["policy", "check", f.to_str().unwrap()]));
     assert!(e.contains(&format!("{}:5: unknown client id 'outlook-mobiel'", f.display())), "{e}");
 }

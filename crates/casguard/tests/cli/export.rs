@@ -8,7 +8,7 @@ use std::process::Command;
 use casguard_loggen::{GzipMode, Truth};
 use serde_json::Value;
 
-use crate::util::{casguard, counts, example, finding_users, json, ok, python_with, refused, skip, workspace};
+use crate::util::{casguard, counts, example, finding_users, json, ok, python_or_skip, refused, workspace};
 
 /// Generated logs in `logs/` of a fresh folder, beside which the export goes.
 fn generated(seed: u64) -> (tempfile::TempDir, Truth) {
@@ -31,8 +31,7 @@ fn export_parquet(logs: &str, out: &Path, rows: &str, extra: &[&str]) {
 
 #[test]
 fn parquet_counts_in_duckdb_match_the_audit() {
-    let Some(python) = python_with("duckdb") else {
-        skip("no Python with duckdb (tests/requirements.txt)");
+    let Some(python) = python_or_skip("duckdb", "no Python with duckdb (tests/requirements.txt)") else {
         return;
     };
     let policy = example("ews-allow-outlook-only.toml");

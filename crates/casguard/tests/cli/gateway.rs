@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::util::{bin, refused, unwritable};
+use crate::util::{bin, refused, temp_file, unwritable};
 
 /// A minimal keep-alive upstream: 200 "ok" to every request without a body.
 pub(crate) fn upstream() -> SocketAddr {
@@ -104,9 +104,7 @@ pub(crate) fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
 
 #[test]
 fn refuses_to_start_with_a_bad_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, "default = 'allow'\n[[rule]]\nname = 'x'\naction = 'perhaps'\n").unwrap();
+    let (_dir, policy) = temp_file("p.toml", "default = 'allow'\n[[rule]]\nname = 'x'\naction = 'perhaps'\n");
     let out = bin()
         .args(["gateway", "--policy"])
         .arg(&policy)
@@ -119,10 +117,8 @@ fn refuses_to_start_with_a_bad_policy() {
 
 #[test]
 fn config_file_keys_and_flags_override() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gw.toml");
-    std::fs::write(&config, "policy = 'missing.toml'\nlisten = ['127.0.0.1:0']\nupstream = ['http://127.0.0.1:9']\n")
-        .unwrap();
+    let (_dir, config) =
+        temp_file("gw.toml", "policy = 'missing.toml'\nlisten = ['127.0.0.1:0']\nupstream = ['http://127.0.0.1:9']\n");
     // The file's policy is missing: fail closed.
     let err = refused(bin().args(["gateway", "--config"]).arg(&config).output().unwrap());
     assert!(err.contains("missing.toml"), "{err}");
@@ -194,9 +190,7 @@ fn serves_reloads_on_sighup_stops_on_sigterm_and_audit_reads_its_log() {
 #[cfg(target_os = "linux")]
 #[test]
 fn raises_a_low_open_files_limit_and_warns_when_the_hard_one_is_too_low() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    let (_dir, policy) = temp_file("p.toml", "default = 'allow'\n");
     let up = upstream();
     let (mut child, rx) = spawn_with_stderr(
         Command::new("sh")
@@ -229,9 +223,8 @@ pub(crate) fn certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::p
 
 #[test]
 fn check_loads_everything_binds_nothing_and_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n").unwrap();
+    let (dir, policy) =
+        temp_file("p.toml", "default = 'allow'\n[[rule]]\nname = 'no EWS'\naction = 'deny'\npath = '/EWS'\n");
     let (cert, key) = certificate(dir.path(), "a");
     // The address is taken (by a running gateway, say): --check does not bind.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -329,9 +322,7 @@ fn check_names_what_would_stop_the_gateway_and_exits_2() {
 #[cfg(unix)]
 #[test]
 fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_current_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, "default = 'allow'\n").unwrap();
+    let (dir, policy) = temp_file("p.toml", "default = 'allow'\n");
     let (cert, key) = certificate(dir.path(), "live");
     let up = upstream();
     let (mut child, rx) = spawn_with_stderr(

@@ -9,7 +9,7 @@ use std::path::Path;
 use casguard_loggen::{HttpProxyMode, Truth};
 use serde_json::Value;
 
-use crate::util::{casguard, generated, json as run_json, ok, workspace};
+use crate::util::{casguard, generated, json as run_json, ok, temp_file, workspace};
 
 const IN_FORCE: &str = r#"
 default = "allow"
@@ -31,9 +31,12 @@ fn setup(seed: u64) -> (tempfile::TempDir, Truth, tempfile::TempDir) {
         o.days = 2;
         o.httpproxy = HttpProxyMode::Also;
     });
-    let policy = tempfile::tempdir().unwrap();
-    std::fs::write(policy.path().join("in-force.toml"), IN_FORCE).unwrap();
-    (dir, truth, policy)
+    (dir, truth, in_force(IN_FORCE))
+}
+
+/// A folder holding `in-force.toml`, written with `text`.
+fn in_force(text: &str) -> tempfile::TempDir {
+    temp_file("in-force.toml", text).0
 }
 
 fn posture(logs: &Path, policy: &Path) -> Value {
@@ -234,9 +237,7 @@ fn table_fits_80_columns_and_csv_writes_the_script() {
 /// and running the script as written must not lock them out of it.
 #[test]
 fn the_script_never_closes_the_management_shell_as_it_stands() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("allow.toml");
-    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let (dir, policy) = temp_file("allow.toml", "default = \"allow\"\n");
     let logs = workspace().join("examples/logs");
     let (policy, logs) = (policy.to_str().unwrap(), logs.to_str().unwrap());
     let table = String::from_utf8(ok(casguard(&["posture", "--quiet", "--policy", policy, logs])).stdout).unwrap();
@@ -318,13 +319,10 @@ fn outlook_mobile_is_tried_with_basic_and_with_modern_auth_apart() {
 
     // An authentication policy blocking legacy ActiveSync closes Basic only, by its own name;
     // with the door open, every Basic user synced.
-    let auth = tempfile::tempdir().unwrap();
-    std::fs::write(
-        auth.path().join("in-force.toml"),
+    let auth = in_force(
         "default = \"allow\"\n[auth_policies]\ndefault = \"No legacy EAS\"\n[[auth_policies.policy]]\n\
          name = \"No legacy EAS\"\nblock_legacy = [\"ActiveSync\"]\n",
-    )
-    .unwrap();
+    );
     let report = posture(logs.path(), auth.path());
     let (basic, hma) = (mobile_doors(&report, "basic"), mobile_doors(&report, "hma"));
     assert!(
@@ -332,8 +330,7 @@ fn outlook_mobile_is_tried_with_basic_and_with_modern_auth_apart() {
         "{basic:?}"
     );
     assert!(hma.values().all(|d| d["state"] == "open"));
-    let open = tempfile::tempdir().unwrap();
-    std::fs::write(open.path().join("in-force.toml"), "default = \"allow\"\n").unwrap();
+    let open = in_force("default = \"allow\"\n");
     let report = posture(logs.path(), open.path());
     let basic = mobile_doors(&report, "basic");
     let synced: BTreeSet<String> =

@@ -59,7 +59,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::gateway::{kill, plain_listener, spawn_with_stderr, upstream};
-use crate::util::{bin, casguard, inventory_build, ok, python_with, skip, text, workspace};
+use crate::util::{bin, casguard, inventory_build, ok, python_or_skip, python_with, skip, text, workspace};
 
 /// One W3C line, by field name.
 type Line = HashMap<String, String>;
@@ -501,8 +501,7 @@ fn apart_estate(python: &Path, dir: &Path) -> (PathBuf, Vec<PathBuf>, PathBuf) {
 /// tests/apart, under every example policy and every policy written with it.
 #[test]
 fn the_gateway_decides_an_estate_written_apart_as_simulate_predicts() {
-    let Some(python) = python_with("json, gzip, ipaddress") else {
-        skip("no Python 3");
+    let Some(python) = python_or_skip("json, gzip, ipaddress", "no Python 3") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -761,8 +760,7 @@ fn proxy_disagreements(policy: &Path, files: &[PathBuf], extra: &[&str]) -> (Vec
 /// scheme or the user.
 #[test]
 fn the_gateway_decides_httpproxy_lines_as_simulate_predicts() {
-    let Some(python) = python_with("json, gzip, ipaddress") else {
-        skip("no Python 3");
+    let Some(python) = python_or_skip("json, gzip, ipaddress", "no Python 3") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use casguard_loggen::Truth;
 use serde_json::Value;
 
 use crate::util::{
-    casguard, example, generated, inventory_build, refused, simulate, simulate_file, strings, workspace,
+    casguard, example, generated, inventory_build, refused, simulate, simulate_file, strings, temp_file, workspace,
 };
 
 fn logs(seed: u64) -> (tempfile::TempDir, Truth) {
@@ -193,9 +193,7 @@ fn csv_lists_the_probes_and_computer_accounts_a_policy_would_deny() {
 
 /// Simulate with a policy given as text, over `logs`.
 fn simulate_text(policy: &str, logs: &Path, extra: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy).unwrap();
+    let (_dir, path) = temp_file("policy.toml", policy);
     crate::util::simulate_file(path.to_str().unwrap(), logs, extra)
 }
 

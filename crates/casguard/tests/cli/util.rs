@@ -125,15 +125,15 @@ pub fn summary(report: &Value, keys: &str) -> Vec<u64> {
     keys.split_whitespace().map(|k| s[k].as_u64().unwrap_or_else(|| panic!("no summary count {k}: {s}"))).collect()
 }
 
+/// The findings of `kind` in an audit report.
+pub fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).collect()
+}
+
 /// The users with a finding of `kind` in an audit report, sorted, each once.
 pub fn finding_users(report: &Value, kind: &str) -> Vec<String> {
-    let users: BTreeSet<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == kind)
-        .map(|f| f["user"].as_str().unwrap().to_string())
-        .collect();
+    let users: BTreeSet<String> =
+        findings(report, kind).into_iter().map(|f| f["user"].as_str().unwrap().to_string()).collect();
     users.into_iter().collect()
 }
 
@@ -169,6 +169,24 @@ pub fn browser_check(page: &Path, shot: &Path) -> Option<Value> {
     let result: Value = serde_json::from_str(&stdout).expect("check.py prints JSON");
     assert_eq!(result["failures"], Value::Array(vec![]), "{result}");
     Some(result)
+}
+
+/// A temporary folder holding one file, `name`, written with `text`: the
+/// folder (removed when dropped) and the file's path.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// [`python_with`], or `None` once [`skip`] has said `why` the test cannot run.
+pub fn python_or_skip(modules: &str, why: &str) -> Option<PathBuf> {
+    let python = python_with(modules);
+    if python.is_none() {
+        skip(why);
+    }
+    python
 }
 
 /// A test that cannot run here says why; under CI=true that is a failure.

@@ -365,6 +365,27 @@ impl Running {
     }
 }
 
+/// Wait (up to 15 s) until an event of `gw` contains `what`.
+pub async fn until_event(gw: &Running, what: &str) {
+    let waited = tokio::time::timeout(Duration::from_secs(15), async {
+        while !gw.logged(what) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no event says {what:?}: {:?}", gw.events());
+}
+
+/// Ask `status` every 200 ms until it answers `want`, for up to 10 s: a
+/// change the reload poller has to pick up, which `what` names.
+pub async fn until_status(want: StatusCode, what: &str, mut status: impl AsyncFnMut() -> StatusCode) {
+    let start = std::time::Instant::now();
+    while status().await != want {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what} never applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The access logs a gateway wrote in `dir` (what [`Running::stop`] hands
 /// back), one file after another.
 pub fn access_logs(dir: &tempfile::TempDir) -> String {
@@ -389,6 +410,19 @@ pub fn base_config(dir: &Path, policy_text: &str, upstream: SocketAddr) -> gatew
     }
 }
 
+/// Why a gateway on `policy_text` in front of `upstream` does not start.
+pub async fn refused_at_start(policy_text: &str, upstream: SocketAddr) -> gateway::GatewayError {
+    let dir = tempfile::tempdir().unwrap();
+    let config = base_config(dir.path(), policy_text, upstream);
+    gateway::Gateway::bind(config, gateway::events::silent()).await.err().expect("the gateway refuses to start")
+}
+
+/// Believes the X-Forwarded-For of loopback peers: the tests' clients stand
+/// for a balancer.
+pub fn trust_loopback(c: &mut gateway::Config) {
+    c.trusted_proxies = vec!["127.0.0.1".into()];
+}
+
 pub async fn start_gateway(policy_text: &str, upstream: SocketAddr) -> Running {
     start_gateway_with(policy_text, upstream, |_| {}).await
 }
@@ -410,6 +444,28 @@ pub async fn start_gateway_with(
     let handle = gw.handle();
     let task = tokio::spawn(gw.run());
     Running { addr, handle, dir, events, task }
+}
+
+/// One case against a fresh mock Exchange and a gateway on `policy` in
+/// front of it, bounded to 30 s; the gateway must stop cleanly after it.
+/// The gateway's folder is handed back, for its access logs.
+pub async fn against(policy: &str, case: impl AsyncFnOnce(&Mock, &Running)) -> tempfile::TempDir {
+    against_with(policy, |_| {}, case).await
+}
+
+/// [`against`] with the gateway's configuration changed by `tweak`.
+pub async fn against_with(
+    policy: &str,
+    tweak: impl FnOnce(&mut gateway::Config),
+    case: impl AsyncFnOnce(&Mock, &Running),
+) -> tempfile::TempDir {
+    within(30, async {
+        let (mock, up) = start_mock().await;
+        let gw = start_gateway_with(policy, up, tweak).await;
+        case(&mock, &gw).await;
+        gw.stop().await
+    })
+    .await
 }
 
 // === Clients ===
