@@ -434,6 +434,7 @@ pub fn encode_path(path: &str) -> String {
 mod tests {
     use super::fuzzing::backend_cookie_reference;
     use super::*;
+    use crate::testing::xorshift;
 
     #[test]
     fn proxylogon_anchors() {
@@ -634,9 +635,7 @@ mod tests {
             "/",
         ];
         for round in 0..4000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let path = paths[round % paths.len()];
             let spelled = respell(path, &x.to_le_bytes());
             let back = decoded(&spelled).unwrap_or_else(|e| panic!("{spelled:?}: {e}"));
