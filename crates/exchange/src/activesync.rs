@@ -647,16 +647,12 @@ mod tests {
 
     #[test]
     fn plain_parameters_after_a_base64_token_are_ambiguous() {
-        // The token says Outlook, the plain parameter iPhone: Exchange may read either.
         for q in [
+            // The token says Outlook, the plain parameter iPhone: Exchange may read either.
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&DeviceType=iPhone",
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ&Cmd=Sync",
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ%3D%3D&cmd=Sync&Log=V141",
-        ] {
-            assert!(parsed(q).repeated, "{q}");
-        }
-        // A token after another part: Exchange's decoder may read it.
-        for q in [
+            // A token after another part: Exchange's decoder may read it.
             "Foo=1&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==",
             "x&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ",
             "Cmd=Sync&DeviceType=iPhone&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ%3D%3D",
