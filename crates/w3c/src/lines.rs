@@ -1,10 +1,11 @@
 //! What every reader of a log with `#Fields` directives shares, whatever
 //! its separator: the counters and line numbers of one file ([`Tally`]),
-//! the walk over the lines of a buffer or of a stream's block and the
-//! kinds of line ([`LineParser`], [`classify`]), the splitting of a line
-//! into spans ([`split_on`]), the last `#Fields` before a point
-//! ([`last_fields_in`]) and the reading of a stream ([`fill`]). The W3C reader is built on them,
-//! and so is the `httpproxy` crate's reader of Exchange's CSV logs.
+//! what a parser keeps besides ([`ParserState`]), the walk over the lines
+//! of a buffer or of a stream's block and the kinds of line
+//! ([`LineParser`], [`classify`]), the splitting of a line into spans
+//! ([`split_on`]), the last `#Fields` before a point ([`last_fields_in`])
+//! and the reading of a stream ([`fill`]). The W3C reader is built on
+//! them, and so is the `httpproxy` crate's reader of Exchange's CSV logs.
 
 use std::io::{self, Read};
 use std::ops::Range;
