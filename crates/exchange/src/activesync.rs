@@ -566,6 +566,7 @@ mod tests {
     use super::*;
     use crate::log_tokens::store_log_element;
     use crate::request::LogTokens;
+    use crate::testing::xorshift;
 
     fn parsed(q: &str) -> ActiveSync {
         let mut a = ActiveSync::default();
@@ -646,16 +647,12 @@ mod tests {
 
     #[test]
     fn plain_parameters_after_a_base64_token_are_ambiguous() {
-        // The token says Outlook, the plain parameter iPhone: Exchange may read either.
         for q in [
+            // The token says Outlook, the plain parameter iPhone: Exchange may read either.
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==&DeviceType=iPhone",
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ&Cmd=Sync",
             "jRQJBAJEMQAHT3V0bG9vawgEamRvZQ%3D%3D&cmd=Sync&Log=V141",
-        ] {
-            assert!(parsed(q).repeated, "{q}");
-        }
-        // A token after another part: Exchange's decoder may read it.
-        for q in [
+            // A token after another part: Exchange's decoder may read it.
             "Foo=1&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ==",
             "x&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ",
             "Cmd=Sync&DeviceType=iPhone&jRQJBAJEMQAHT3V0bG9vawgEamRvZQ%3D%3D",
@@ -713,12 +710,7 @@ mod tests {
 
     /// A random string of `pieces`, from a xorshift state.
     fn random_text(x: &mut u64, pieces: &[&str], most: u64) -> String {
-        let mut next = || {
-            *x ^= *x << 13;
-            *x ^= *x >> 7;
-            *x ^= *x << 17;
-            *x
-        };
+        let mut next = || xorshift(x);
         let n = next() % most;
         (0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect()
     }
@@ -901,14 +893,8 @@ mod tests {
 
     #[test]
     fn fuzz_random_bytes_never_panic() {
-        // xorshift: deterministic, no extra dependency.
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = || xorshift(&mut x);
         let alphabet = b"ABCabc019+/=%_-:&Log=Cmd=User=DeviceId\x00\xff\x8c\x04";
         let mut buf = Vec::new();
         for round in 0..20_000 {

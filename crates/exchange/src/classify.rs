@@ -433,6 +433,7 @@ pub fn parse_forwarded(item: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use crate::request::ActiveSync;
+    use crate::testing::xorshift;
 
     const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/exchange-backend-edge-cases.log");
 
@@ -573,12 +574,7 @@ Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64) X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJq
             "oQkJBBdhbmRyb2lk",
         ];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = || xorshift(&mut x);
         // Four slots: queries evict each other all the time.
         let mut slots: Vec<QuerySlot> = std::iter::repeat_with(QuerySlot::default).take(4).collect();
         let (mut key, mut memo, mut plain) = (String::new(), ActiveSync::default(), ActiveSync::default());

@@ -30,6 +30,8 @@ pub mod protocol;
 mod proxy_log;
 mod request;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod url;
 pub mod vdirs;

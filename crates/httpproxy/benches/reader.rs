@@ -8,6 +8,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use httpproxy::{scan_bytes, Field, Record};
 use w3c::ScanOptions;
 
+#[path = "../../w3c/benches/corpus/mod.rs"]
+mod corpus;
+
 const SAMPLE: &str = include_str!("../../../tests/data/httpproxy/artefacts-help/Eas/HttpProxy_2023011116-1.LOG");
 
 /// ~`target` bytes: the sample's header, then its Eas line with the time,
@@ -21,26 +24,16 @@ fn corpus(target: usize) -> Vec<u8> {
     }
     let line = lines.next().expect("a data line");
     let rest = &line[line.find(",15,1,").unwrap()..];
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut i = 0u64;
-    while out.len() < target {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let s = i / 10;
+    corpus::fill(&mut out, target, |out, x, [h, m, s]| {
         out.push_str(&format!(
-            "2023-01-11T{:02}:{:02}:{:02}.{:03}Z,{:08x}-01f1-4067-9002-{:012x}",
-            s / 3600 % 24,
-            s / 60 % 60,
-            s % 60,
+            "2023-01-11T{h:02}:{m:02}:{s:02}.{:03}Z,{:08x}-01f1-4067-9002-{:012x}",
             x % 1000,
             x >> 32,
             x & 0xffff_ffff_ffff
         ));
         out.push_str(&rest.replace("DOMAIN\\username", &format!("DOMAIN\\user{}", x >> 20 & 0x3ff)));
         out.push_str("\r\n");
-        i += 1;
-    }
+    });
     out.into_bytes()
 }
 

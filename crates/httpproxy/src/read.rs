@@ -90,7 +90,7 @@ fn stream_with<R: Read, V: Visitor>(
 ) -> io::Result<FileStats> {
     let block = block_size(opts);
     let mut p = Parser::new(visitor, opts, None);
-    let keep = p.tally.max_line.saturating_add(1);
+    let keep = p.state.tally.max_line.saturating_add(1);
     if buf.len() < block + keep.min(block) {
         buf.resize(block + keep.min(block), 0);
     }
@@ -108,7 +108,7 @@ fn stream_with<R: Read, V: Visitor>(
             (0, None) => break,
             (0, Some(e)) if gzip && is_corrupt(&e) => {
                 // The partial line is dropped and reported in its place.
-                p.tally.lost_line(MalformedKind::TruncatedGzip, || format!("gzip stream ends early: {e}"));
+                p.state.tally.lost_line(MalformedKind::TruncatedGzip, || format!("gzip stream ends early: {e}"));
                 carry = 0;
                 break;
             }

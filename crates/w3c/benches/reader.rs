@@ -6,6 +6,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use w3c::{scan_bytes, scan_chunks, Field, Record, ScanOptions, Visitor};
 
+mod corpus;
+
 const HEADER: &str = "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n#Date: 2024-03-01 00:00:00\r\n#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken X-Forwarded-For\r\n";
 
 const REQUESTS: &[(&str, &str, &str)] = &[
@@ -29,29 +31,19 @@ const AGENTS: &[&str] = &[
 fn corpus(target: usize) -> Vec<u8> {
     let mut out = String::with_capacity(target + 1024);
     out.push_str(HEADER);
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut i = 0u64;
-    while out.len() < target {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+    corpus::fill(&mut out, target, |out, x, [h, m, s]| {
         let (method, stem, query) = REQUESTS[(x % REQUESTS.len() as u64) as usize];
         let ua = AGENTS[(x >> 8) as usize % AGENTS.len()];
         let user = if x % 11 == 0 { "-".to_owned() } else { format!("CONTOSO\\user{}", x >> 20 & 0x3ff) };
-        let s = i / 10;
         out.push_str(&format!(
-            "2024-03-01 {:02}:{:02}:{:02} 10.0.1.5 {method} {stem} {query} 443 {user} 10.0.{}.{} {ua} - {} 0 0 {} {}\r\n",
-            s / 3600 % 24,
-            s / 60 % 60,
-            s % 60,
+            "2024-03-01 {h:02}:{m:02}:{s:02} 10.0.1.5 {method} {stem} {query} 443 {user} 10.0.{}.{} {ua} - {} 0 0 {} {}\r\n",
             x >> 30 & 0xff,
             x >> 40 & 0xff,
             [200, 200, 200, 401, 302, 500][(x >> 50) as usize % 6],
             x >> 12 & 0xfff,
             if x % 3 == 0 { "203.0.113.7" } else { "-" },
         ));
-        i += 1;
-    }
+    });
     out.into_bytes()
 }
 

@@ -1,10 +1,11 @@
 //! What every reader of a log with `#Fields` directives shares, whatever
 //! its separator: the counters and line numbers of one file ([`Tally`]),
-//! the walk over the lines of a buffer or of a stream's block and the
-//! kinds of line ([`LineParser`], [`classify`]), the splitting of a line
-//! into spans ([`split_on`]), the last `#Fields` before a point
-//! ([`last_fields_in`]) and the reading of a stream ([`fill`]). The W3C reader is built on them,
-//! and so is the `httpproxy` crate's reader of Exchange's CSV logs.
+//! what a parser keeps besides ([`ParserState`]), the walk over the lines
+//! of a buffer or of a stream's block and the kinds of line
+//! ([`LineParser`], [`classify`]), the splitting of a line into spans
+//! ([`split_on`]), the last `#Fields` before a point ([`last_fields_in`])
+//! and the reading of a stream ([`fill`]). The W3C reader is built on
+//! them, and so is the `httpproxy` crate's reader of Exchange's CSV logs.
 
 use std::io::{self, Read};
 use std::ops::Range;
@@ -12,6 +13,7 @@ use std::ops::Range;
 use memchr::{memchr, memchr_iter, memrchr};
 
 use crate::parser::{FileStats, Malformed, MalformedKind, ScanOptions, Warning, WarningKind};
+use crate::table::{FieldTable, KnownField};
 
 /// The byte order mark some writers put before a file's first line.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -153,10 +155,32 @@ impl Tally {
         }
         true
     }
+}
 
-    /// The statistics and the number of physical lines seen.
-    pub fn finish(self) -> (FileStats, u64) {
-        (self.stats, self.line_no)
+/// What the line parser of every format keeps: the `#Fields` in force, a
+/// reused span buffer and the counters.
+#[derive(Debug)]
+pub struct ParserState<F> {
+    /// The `#Fields` in force.
+    pub fields: Option<F>,
+    /// The `(start, end)` byte offsets of the columns of the last data line.
+    pub spans: Vec<(u32, u32)>,
+    /// The counters.
+    pub tally: Tally,
+}
+
+impl<K: KnownField, const N: usize> ParserState<FieldTable<K, N>> {
+    /// Counts a data line and splits it into [`ParserState::spans`] with
+    /// `split`; false when it is malformed (no `#Fields` in force, or
+    /// another number of fields than it names), as [`Tally::data_line`].
+    #[inline]
+    pub fn data_line(&mut self, line: &[u8], split: impl FnOnce(&[u8], &mut Vec<(u32, u32)>)) -> bool {
+        let spans = &mut self.spans;
+        let split = || {
+            split(line, spans);
+            spans.len()
+        };
+        self.tally.data_line(line, self.fields.as_ref().map(FieldTable::len), split)
     }
 }
 
@@ -175,14 +199,23 @@ pub trait LineParser {
     /// The receiver of the records wants no more lines.
     fn stopped(&self) -> bool;
 
-    /// The counters.
-    fn tally(&mut self) -> &mut Tally;
+    /// The `#Fields` in force and the counters.
+    fn state(&mut self) -> &mut ParserState<Self::Fields>;
 
-    /// The `#Fields` in force.
-    fn fields(&self) -> Option<&Self::Fields>;
+    /// The counters.
+    #[inline]
+    fn tally(&mut self) -> &mut Tally {
+        &mut self.state().tally
+    }
 
     /// The statistics and the number of physical lines seen.
-    fn finish(self) -> (FileStats, u64);
+    fn finish(mut self) -> (FileStats, u64)
+    where
+        Self: Sized,
+    {
+        let tally = self.tally();
+        (std::mem::take(&mut tally.stats), tally.line_no)
+    }
 
     /// One physical line, without its `\n`.
     fn line(&mut self, raw: &[u8]) {

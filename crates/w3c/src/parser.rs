@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use crate::fields::{Field, Fields};
-use crate::lines::{split_on, LineParser, Tally};
+use crate::lines::{split_on, LineParser, ParserState, Tally};
 use crate::record::Record;
 use crate::values::{describe, Checker, Columns};
 
@@ -287,17 +287,16 @@ impl FileStats {
     }
 }
 
-/// Per-line state: the `#Fields` in force, a reused span buffer and the counters.
+/// The receiver of the records, what every format's parser keeps, and the
+/// W3C format's own checks.
 pub(crate) struct Parser<'v, V> {
     visitor: &'v mut V,
-    pub(crate) fields: Option<Fields>,
-    spans: Vec<(u32, u32)>,
+    pub(crate) state: ParserState<Fields>,
     /// Where the `#Fields` in force keeps its typed columns.
     columns: Columns,
     /// The `#Fields` in force is an HTTP.sys error log's.
     http_errors: bool,
     checker: Checker,
-    pub(crate) tally: Tally,
 }
 
 impl<'v, V: Visitor> Parser<'v, V> {
@@ -309,10 +308,8 @@ impl<'v, V: Visitor> Parser<'v, V> {
             visitor,
             columns: Columns::of(fields.as_ref()),
             http_errors: fields.as_ref().is_some_and(is_http_error_log),
-            fields,
-            spans: Vec::with_capacity(32),
+            state: ParserState { fields, spans: Vec::with_capacity(32), tally: Tally::new(opts, opts.max_line()) },
             checker: Checker::default(),
-            tally: Tally::new(opts, opts.max_line()),
         }
     }
 }
@@ -323,43 +320,38 @@ impl<V: Visitor> LineParser for Parser<'_, V> {
     fn set_fields(&mut self, value: &[u8]) {
         let fields = Fields::parse(value);
         for (first, again) in fields.repeated() {
-            self.tally.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
+            self.state.tally.warning(WarningKind::DuplicateField, || repeated_detail(&fields, first, again));
         }
         self.columns = Columns::of(Some(&fields));
         self.http_errors = is_http_error_log(&fields);
-        self.fields = Some(fields);
+        self.state.fields = Some(fields);
     }
 
     fn data(&mut self, line: &[u8]) {
         if self.http_errors {
-            self.tally.stats.http_error_lines += 1;
+            self.state.tally.stats.http_error_lines += 1;
             return;
         }
-        let spans = &mut self.spans;
-        let split = || {
-            split_on::<b' '>(line, spans);
-            spans.len()
-        };
-        if !self.tally.data_line(line, self.fields.as_ref().map(Fields::len), split) {
+        if !self.state.data_line(line, split_on::<b' '>) {
             return;
         }
-        let Some(fields) = &self.fields else { return };
-        let record = Record::new(line, &self.spans, fields);
+        let Some(fields) = &self.state.fields else { return };
+        let record = Record::new(line, &self.state.spans, fields);
         let value = |field: Field| fields.index(field).and_then(|i| record.raw(i)).unwrap_or_default();
-        match self.checker.check(line, &self.spans, &self.columns) {
+        match self.checker.check(line, &self.state.spans, &self.columns) {
             Ok(checked) => {
                 if let Some(field) = checked.unreadable {
                     let what = || format!("is not an IP address: the line is read with its {field} unknown");
                     let detail = || describe(field, value(field), &what());
-                    self.tally.warning(WarningKind::UnreadableAddress, detail);
+                    self.state.tally.warning(WarningKind::UnreadableAddress, detail);
                 }
                 self.visitor.record(&record.checked(checked.time));
             }
             Err(invalid) => {
                 // Described only when kept: no allocation for lines past the first few.
-                self.tally.nuls_within(line);
-                let detail = self.tally.keeps_malformed().then(|| invalid.describe(value(invalid.field)));
-                self.tally.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
+                self.state.tally.nuls_within(line);
+                let detail = self.state.tally.keeps_malformed().then(|| invalid.describe(value(invalid.field)));
+                self.state.tally.malformed(MalformedKind::BadValue, || detail.unwrap_or_default());
             }
         }
     }
@@ -369,16 +361,9 @@ impl<V: Visitor> LineParser for Parser<'_, V> {
         self.visitor.stopped()
     }
 
-    fn tally(&mut self) -> &mut Tally {
-        &mut self.tally
-    }
-
-    fn fields(&self) -> Option<&Fields> {
-        self.fields.as_ref()
-    }
-
-    fn finish(self) -> (FileStats, u64) {
-        self.tally.finish()
+    #[inline]
+    fn state(&mut self) -> &mut ParserState<Fields> {
+        &mut self.state
     }
 }
 

@@ -219,13 +219,18 @@ pub fn decode_utf8_into(raw: &[u8], out: &mut String) {
 mod tests {
     use super::*;
 
+    /// `to` with what `decode` makes of `raw` appended.
+    fn decoded(decode: fn(&[u8], &mut String), to: &str, raw: &[u8]) -> String {
+        let mut out = to.to_owned();
+        decode(raw, &mut out);
+        out
+    }
+
     #[test]
     fn decode_plus_and_invalid_utf8() {
-        let mut s = String::from(">");
-        decode_into(b"Mozilla/5.0+(Windows+NT)+\xff\xfe+caf\xc3\xa9", &mut s);
+        let s = decoded(decode_into, ">", b"Mozilla/5.0+(Windows+NT)+\xff\xfe+caf\xc3\xa9");
         assert_eq!(s, ">Mozilla/5.0 (Windows NT) \u{fffd}\u{fffd} caf\u{e9}");
-        let mut u = String::new();
-        decode_utf8_into(b"a+b=\xc3(", &mut u);
+        let u = decoded(decode_utf8_into, "", b"a+b=\xc3(");
         assert_eq!(u, "a+b=\u{fffd}(");
         assert_eq!(u, String::from_utf8_lossy(b"a+b=\xc3("));
     }
@@ -233,20 +238,15 @@ mod tests {
     #[test]
     fn a_user_name_logged_in_ansi_is_read_as_windows_1252() {
         // IIS with logInUTF8="false": `CONTOSO\Jürgen` in Windows-1252.
-        let mut ansi = String::new();
-        decode_name_into(b"CONTOSO\\J\xfcrgen", &mut ansi);
-        let mut utf8 = String::new();
-        decode_name_into("CONTOSO\\Jürgen".as_bytes(), &mut utf8);
+        let ansi = decoded(decode_name_into, "", b"CONTOSO\\J\xfcrgen");
+        let utf8 = decoded(decode_name_into, "", "CONTOSO\\Jürgen".as_bytes());
         assert_eq!((ansi.as_str(), utf8.as_str()), ("CONTOSO\\Jürgen", "CONTOSO\\Jürgen"));
         // `+` is still a space; UTF-8 beside a stray byte is kept; 0x80-0x9F
         // are Windows-1252's, not Latin-1's C1 controls.
-        let mut mixed = String::from(">");
-        decode_name_into(b"Ren\xe9e+M\xc3\xbcller\x80\x8a\x81", &mut mixed);
+        let mixed = decoded(decode_name_into, ">", b"Ren\xe9e+M\xc3\xbcller\x80\x8a\x81");
         assert_eq!(mixed, ">Renée Müller€Š\u{81}");
         // decode_into (user agents: the gateway's reading) is unchanged.
-        let mut ua = String::new();
-        decode_into(b"J\xfcrgen", &mut ua);
-        assert_eq!(ua, "J\u{fffd}rgen");
+        assert_eq!(decoded(decode_into, "", b"J\xfcrgen"), "J\u{fffd}rgen");
     }
 
     #[test]

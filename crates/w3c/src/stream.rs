@@ -29,7 +29,7 @@ impl<'v, V: Visitor> Streamer<'v, V> {
 
     /// The longest partial line worth buffering: content plus a possible `\r`.
     fn carry_limit(&self) -> usize {
-        self.parser.tally.max_line.saturating_add(1)
+        self.parser.state.tally.max_line.saturating_add(1)
     }
 
     fn block(&mut self, mut block: &[u8]) {
@@ -67,7 +67,7 @@ impl<'v, V: Visitor> Streamer<'v, V> {
             return;
         }
         if self.carry.len() + bytes.len() > self.carry_limit() {
-            self.parser.tally.too_long();
+            self.parser.state.tally.too_long();
             self.skipping = true;
             self.carry.clear();
         } else {
@@ -90,7 +90,7 @@ impl<'v, V: Visitor> Streamer<'v, V> {
             io::ErrorKind::UnexpectedEof => "gzip stream ends early",
             _ => "gzip data is damaged",
         };
-        self.parser.tally.lost_line(MalformedKind::TruncatedGzip, || format!("{what}: {err}"));
+        self.parser.state.tally.lost_line(MalformedKind::TruncatedGzip, || format!("{what}: {err}"));
         self.stats()
     }
 

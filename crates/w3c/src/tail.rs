@@ -178,8 +178,9 @@ pub fn follow_with<P: LineParser>(
         // Only complete lines were taken: read on from just after them.
         file.seek(SeekFrom::Start(at.offset)).map_err(io_err)?;
     }
-    if parser.fields() != start_fields.as_ref() {
-        at.fields = parser.fields().cloned();
+    let fields = &parser.state().fields;
+    if *fields != start_fields {
+        at.fields.clone_from(fields);
     }
     let (mut stats, lines) = parser.finish();
     for m in &mut stats.first_malformed {

@@ -434,58 +434,67 @@ pub fn encode_path(path: &str) -> String {
 mod tests {
     use super::fuzzing::backend_cookie_reference;
     use super::*;
+    use crate::testing::xorshift;
 
-    #[test]
-    fn proxylogon_anchors() {
-        for anchor in [
-            "ServerInfo~localhost/ecp/default.flt?",
-            "ServerInfo~a]@EX01.contoso.com:444/autodiscover/autodiscover.xml?#",
-            "serverinfo~a]@ex01:444/ecp/DDI/DDIService.svc/SetObject?schema=ResetOABVirtualDirectory#",
-            "SERVERINFO~localhost\\ecp\\default.flt?",
-        ] {
-            assert!(anchor_names_a_backend(anchor.as_bytes()), "{anchor}");
+    /// Asserts that `names_a_backend` holds for each of `yes` and for none of `no`.
+    fn assert_backends(names_a_backend: fn(&[u8]) -> bool, yes: &[&str], no: &[&str]) {
+        for s in yes {
+            assert!(names_a_backend(s.as_bytes()), "{s}");
         }
-        for anchor in [
-            "ServerInfo~EX01.contoso.com",
-            "ServerInfo~",
-            "ServerVersion~Version 15.0 (Build 0.0)",
-            "Sid~S-1-5-21-1",
-            "Smtp~ann/x@contoso.com",
-            "DatabaseGuid~1/2",
-            "ServerInf~a/b",
-            "",
-        ] {
-            assert!(!anchor_names_a_backend(anchor.as_bytes()), "{anchor}");
+        for s in no {
+            assert!(!names_a_backend(s.as_bytes()), "{s}");
         }
     }
 
     #[test]
+    fn proxylogon_anchors() {
+        assert_backends(
+            anchor_names_a_backend,
+            &[
+                "ServerInfo~localhost/ecp/default.flt?",
+                "ServerInfo~a]@EX01.contoso.com:444/autodiscover/autodiscover.xml?#",
+                "serverinfo~a]@ex01:444/ecp/DDI/DDIService.svc/SetObject?schema=ResetOABVirtualDirectory#",
+                "SERVERINFO~localhost\\ecp\\default.flt?",
+            ],
+            &[
+                "ServerInfo~EX01.contoso.com",
+                "ServerInfo~",
+                "ServerVersion~Version 15.0 (Build 0.0)",
+                "Sid~S-1-5-21-1",
+                "Smtp~ann/x@contoso.com",
+                "DatabaseGuid~1/2",
+                "ServerInf~a/b",
+                "",
+            ],
+        );
+    }
+
+    #[test]
     fn proxylogon_backend_cookies() {
-        for cookie in [
-            "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3; X-BEResource=localhost/owa/auth/logon.aspx?~3;",
-            "x-anonresource-backend=a",
-            "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522",
-            "a=1; x-beresource=ex01/ecp/proxyLogon.ecp#~1941962753",
-            "X-BEResource=localhost\\ecp\\default.flt?~1942062522",
-            "X-BackEndOverrideCookie=EX01:444/ecp/DDI/DDIService.svc/GetList?#~1942062522",
-            "a=b; x-backendoverridecookie=ex01@evil~1; c=d",
-            "X-BackEndOverrideCookie=EX01.contoso.local%2Fecp~1",
-            "X-BackEndOverrideCookie=EX01 .contoso.local~1",
-        ] {
-            assert!(cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
-        }
-        for cookie in [
-            "X-BEResource=EX01.contoso.com~1942062522",
-            "X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJqBy8fIzMnKzsrSyp3Jy9LLx87G0s3Hx8jSnJnKmJzGyM7Gycaay8vPz4GBmp2bkpSak4w=",
-            "X-BEResource=/~",
-            "X-BackEndOverrideCookie=EX01.contoso.local~1942062522; X-BEResource=EX01~1",
-            "X-BackEndOverrideCookie=",
-            "X-BackEndOverrideCookie = EX01/ecp~1",
-            "PrivateComputer=true; ClientId=ABC; X-OWA-CANARY=x",
-            "",
-        ] {
-            assert!(!cookie_names_a_backend(cookie.as_bytes()), "{cookie}");
-        }
+        assert_backends(
+            cookie_names_a_backend,
+            &[
+                "X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3; X-BEResource=localhost/owa/auth/logon.aspx?~3;",
+                "x-anonresource-backend=a",
+                "X-BEResource=EX01.contoso.com/EWS/Exchange.asmx?a=~1942062522",
+                "a=1; x-beresource=ex01/ecp/proxyLogon.ecp#~1941962753",
+                "X-BEResource=localhost\\ecp\\default.flt?~1942062522",
+                "X-BackEndOverrideCookie=EX01:444/ecp/DDI/DDIService.svc/GetList?#~1942062522",
+                "a=b; x-backendoverridecookie=ex01@evil~1; c=d",
+                "X-BackEndOverrideCookie=EX01.contoso.local%2Fecp~1",
+                "X-BackEndOverrideCookie=EX01 .contoso.local~1",
+            ],
+            &[
+                "X-BEResource=EX01.contoso.com~1942062522",
+                "X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJqBy8fIzMnKzsrSyp3Jy9LLx87G0s3Hx8jSnJnKmJzGyM7Gycaay8vPz4GBmp2bkpSak4w=",
+                "X-BEResource=/~",
+                "X-BackEndOverrideCookie=EX01.contoso.local~1942062522; X-BEResource=EX01~1",
+                "X-BackEndOverrideCookie=",
+                "X-BackEndOverrideCookie = EX01/ecp~1",
+                "PrivateComputer=true; ClientId=ABC; X-OWA-CANARY=x",
+                "",
+            ],
+        );
         for cookie in [
             "X-BEResource=a/b~c",
             "X-BEResource=/b~c",
@@ -634,9 +643,7 @@ mod tests {
             "/",
         ];
         for round in 0..4000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let path = paths[round % paths.len()];
             let spelled = respell(path, &x.to_le_bytes());
             let back = decoded(&spelled).unwrap_or_else(|e| panic!("{spelled:?}: {e}"));
