@@ -452,11 +452,12 @@
 //! that are not UTF-8 (U+FFFD, three bytes each): a denied EWS call or
 //! boss's forms sign-in so padded was hidden from the audit (Medium); the
 //! longest fields are cut to fit now, so simulate may read a cut User-Agent
-//! (the line's decision is the gateway's). Left open: 1,000 accounts of 100
-//! made-up devices each still fill the table (Low; the event log says so,
-//! once);
-//! the access log's queue holds 65,536 lines of up to 64 KiB while its
-//! disk stalls (4 GiB, Low); a forms sign-in refused before it is judged
+//! (the line's decision is the gateway's). The access log's queue, which
+//! held 65,536 lines of up to 64 KiB while its disk stalled (4 GiB, Low),
+//! holds 64 MiB at most now (rt39b), a line beyond dropped and counted as
+//! when it is full, and said once in the event log. Left open: 1,000
+//! accounts of 100 made-up devices each still fill the table (Low; the
+//! event log says so, once); a forms sign-in refused before it is judged
 //! (a form twice, too large) writes no access log line.
 
 mod common;
