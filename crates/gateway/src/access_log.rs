@@ -326,10 +326,12 @@ impl LogLine {
 /// longest that leaves the line at most [`MAX_LINE`] bytes, rather than have
 /// the audit skip the request whole (its user, its path, its decision). A
 /// field within that length (at least a seventh of the line) stays whole,
-/// and a cut one keeps its start.
+/// and a cut one keeps its start, but for the user's account (see
+/// [`cut_user`]).
 #[cold]
 fn fit(line: &mut String) {
-    const CLIENT_FIELDS: [usize; 7] = [3, 4, 5, 7, 9, 10, 15];
+    const USER: usize = 7;
+    const CLIENT_FIELDS: [usize; 7] = [3, 4, 5, USER, 9, 10, 15];
     // Fields never hold a space (see `push_field`).
     let mut fields: Vec<&str> = line.split(' ').collect();
     let theirs: Vec<usize> = CLIENT_FIELDS.iter().copied().filter(|&i| i < fields.len()).collect();
@@ -348,16 +350,40 @@ fn fit(line: &mut String) {
     for i in theirs {
         let field = fields[i];
         if field.len() > most {
-            // At least one character: an empty field is written `-`.
-            let first = field.chars().next().map_or(0, char::len_utf8);
-            let mut keep = most.max(first);
-            while !field.is_char_boundary(keep) {
-                keep -= 1;
-            }
-            fields[i] = &field[..keep];
+            fields[i] = if i == USER { cut_user(field, most) } else { cut(field, most) };
         }
     }
     *line = fields.join(" ");
+}
+
+/// The start of `field`: at most `most` bytes, but at least one character
+/// (an empty field is written `-`).
+fn cut(field: &str, most: usize) -> &str {
+    let first = field.chars().next().map_or(0, char::len_utf8);
+    let mut keep = most.max(first);
+    while !field.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    &field[..keep]
+}
+
+/// A user name cut to `most` bytes keeping the account the gateway judged
+/// and the audit reads (`boss` of `DOMAIN\boss`, as
+/// `exchange::identity::account_key` reads it): the name's end when the
+/// account fits, with what of its domain fits before it, or else the
+/// account's start. Its start alone would give a long domain's first bytes.
+fn cut_user(field: &str, most: usize) -> &str {
+    let account = field.rfind('\\').map_or(field, |i| &field[i + 1..]);
+    if account.len() > most {
+        return cut(account, most);
+    }
+    // At least one character, as `cut` keeps.
+    let last = field.chars().next_back().map_or(0, char::len_utf8);
+    let mut start = field.len() - most.max(last);
+    while !field.is_char_boundary(start) {
+        start += 1;
+    }
+    &field[start..]
 }
 
 /// The fields that are the same for every request of a connection, each
@@ -439,6 +465,29 @@ mod tests {
         let fields: Vec<&str> = line.split(' ').collect();
         assert!(line.len() <= MAX_LINE && line.len() > MAX_LINE - 2, "{}", line.len());
         assert_eq!((fields.len(), fields[9]), (18, ua));
+    }
+
+    #[test]
+    fn a_cut_user_name_keeps_the_account() {
+        let (domain, wide) = ("D".repeat(40_000), "\u{e9}".repeat(20_000));
+        for (user, account) in [
+            (format!("{domain}\\boss"), "boss"),
+            (format!("{wide}\\boss@contoso.com"), "boss"),
+            (format!("boss@{domain}"), "boss"),
+            (format!("CONTOSO\\boss@{domain}"), "boss"),
+            (format!("{wide}\\"), ""),
+        ] {
+            let mut line = format!("2024-05-01 10:00:00 10.0.0.1 GET /EWS/Exchange.asmx - 443 {user} 10.0.0.9 ");
+            line.push_str(&"\u{fffd}".repeat(10_000));
+            line.push_str(" - 200 0 0 5 - allow -");
+            fit(&mut line);
+            assert!(line.len() <= MAX_LINE, "{}", line.len());
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert!(fields[7].len() < user.len() && fields[8] == "10.0.0.9", "{}", fields[7].len());
+            let mut key = String::new();
+            exchange::identity::account_key(fields[7], &mut key);
+            assert!(key == account, "read as {key:.40}");
+        }
     }
 
     #[test]

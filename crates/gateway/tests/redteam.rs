@@ -452,10 +452,14 @@
 //! that are not UTF-8 (U+FFFD, three bytes each): a denied EWS call or
 //! boss's forms sign-in so padded was hidden from the audit (Medium); the
 //! longest fields are cut to fit now, so simulate may read a cut User-Agent
-//! (the line's decision is the gateway's). The access log's queue, which
-//! held 65,536 lines of up to 64 KiB while its disk stalled (4 GiB, Low),
-//! holds 64 MiB at most now (rt39b), a line beyond dropped and counted as
-//! when it is full, and said once in the event log. Left open: 1,000
+//! (the line's decision is the gateway's). That cut kept a user name's
+//! start, and its account is at its end (`DOMAIN\boss`): a padded domain
+//! wrote boss under its first bytes, so the audit and simulate read
+//! another user than the one judged (rt39b, Low); the account is kept now.
+//! The access log's queue, which held 65,536 lines of up to 64 KiB while
+//! its disk stalled (4 GiB, Low), holds 64 MiB at most now (rt39b), a line
+//! beyond dropped and counted as when it is full, and said once in the
+//! event log. Left open: 1,000
 //! accounts of 100 made-up devices each still fill the table (Low; the
 //! event log says so, once); a forms sign-in refused before it is judged
 //! (a form twice, too large) writes no access log line.
@@ -3590,6 +3594,45 @@ async fn a_client_cannot_write_an_access_log_line_the_audit_skips() {
         assert_eq!(read[0].4.as_deref(), Some("deny"));
         assert_eq!((read[1].1.as_str(), read[1].2.as_str()), ("/owa/auth.owa", "CONTOSO\\boss"));
         assert!(read[1].3 > 20_000, "the user agent cut, not dropped: {}", read[1].3);
+        assert!(log.lines().all(|l| l.len() <= 64 << 10));
+    })
+    .await;
+}
+
+/// Nineteenth pass (rt39b): the cut above kept each long field's start, and
+/// a user name's account is at its end (`DOMAIN\boss`): boss signing in
+/// with a padded domain was written under the domain's first bytes, so the
+/// audit and simulate read another user than the one judged (here let
+/// through a rule for boss alone). The cut keeps the account now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_access_log_line_keeps_the_user_the_gateway_judged() {
+    within(30, async {
+        let (_mock, up) = start_mock().await;
+        let gw = start_gateway(EWS_ONLY_BOSS, up).await;
+        let user = format!("{}\\boss", "D".repeat(40_000));
+        let mut raw = format!(
+            "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail\r\nAuthorization: {}\r\nConnection: close\r\nUser-Agent: ",
+            basic(&user, "x")
+        )
+        .into_bytes();
+        raw.extend_from_slice(&[0xFF; 10_000]);
+        raw.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(status(&send_raw(gw.addr, &raw).await), "200", "judged as boss");
+        let dir = gw.stop().await;
+        let log = access_logs(&dir);
+        let it = exchange::Interpreter::builtin();
+        let mut req = exchange::Request::default();
+        let mut read = Vec::new();
+        let stats = w3c::scan_bytes(log.as_bytes(), &w3c::ScanOptions::default(), &mut |r: &w3c::Record<'_>| {
+            it.read_record(r, &mut req);
+            let decision = r.get_named("x-casguard-decision").map(|v| String::from_utf8_lossy(v).into_owned());
+            read.push((req.user.clone(), req.username.len(), decision));
+        });
+        assert_eq!(stats.malformed_total(), 0, "every line read");
+        assert_eq!(read.len(), 1, "{read:?}");
+        assert!(read[0].0 == "boss", "read as {:.40}", read[0].0);
+        assert_eq!(read[0].2.as_deref(), Some("allow"));
+        assert!(read[0].1 > 20_000 && read[0].1 < user.len(), "cut, not dropped: {}", read[0].1);
         assert!(log.lines().all(|l| l.len() <= 64 << 10));
     })
     .await;
