@@ -1,7 +1,9 @@
 //! The access log, in IIS W3C format so `casguard audit` and `simulate`
 //! read it like any CAS log. Lines go through a bounded channel to a writer
 //! thread that drains it every 50 ms; the request path never waits on the
-//! disk nor wakes the writer (a full channel drops the line and counts it).
+//! disk nor wakes the writer. A queue full (65,536 lines or 64 MiB, while
+//! the disk stalls) drops the line and counts it, and the event log says
+//! so once, until the writer catches up.
 //! One file per UTC day: `u_exYYMMDD_x.log`. Each request's line is begun
 //! when it is decided and finished when its response ends ([`LogLine`]).
 
@@ -9,7 +11,7 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -27,7 +29,12 @@ use crate::GatewayError;
 pub const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) \
 cs(Referer) sc-status sc-substatus sc-win32-status time-taken X-Forwarded-For x-casguard-decision x-casguard-rule";
 
+/// Lines queued at most.
 const QUEUE: usize = 65_536;
+
+/// Bytes of lines queued at most: lines are up to [`MAX_LINE`], so the
+/// line count alone would let a stalled disk hold 4 GiB.
+const QUEUE_BYTES: usize = 64 << 20;
 
 /// Longest line written, without its line end: the longest `casguard audit`
 /// and `simulate` read (`w3c::ScanOptions::max_line`, IIS's default
@@ -65,32 +72,77 @@ fn push_escaped(line: &mut String, value: &str) {
 /// The sending side; shared by all connections.
 pub struct AccessLog {
     tx: SyncSender<String>,
-    dropped: AtomicU64,
+    queue: Arc<Queue>,
+    events: EventSink,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the senders and the writer share.
+struct Queue {
+    /// Bytes of the lines sent and not yet written, at most `max_bytes`.
+    bytes: AtomicUsize,
+    max_bytes: usize,
+    dropped: AtomicU64,
+    /// Whether lines were dropped since the writer last caught up: the
+    /// event log is told once, not once a line.
+    dropping: AtomicBool,
 }
 
 impl AccessLog {
     /// Start the writer thread for `dir` (created if missing).
     pub fn start(dir: &Path, events: EventSink) -> Result<AccessLog, GatewayError> {
         std::fs::create_dir_all(dir).map_err(GatewayError::io(format!("cannot create {}", dir.display())))?;
-        let (tx, rx) = sync_channel::<String>(QUEUE);
-        let dir = dir.to_path_buf();
-        let writer = std::thread::Builder::new()
-            .name("casguard-access-log".into())
-            .spawn(move || write_loop(&dir, rx, &events))
-            .map_err(GatewayError::io("cannot start the access log writer"))?;
-        Ok(AccessLog { tx, dropped: AtomicU64::new(0), writer: Mutex::new(Some(writer)) })
+        let (log, rx) = AccessLog::unstarted(QUEUE, QUEUE_BYTES, events);
+        log.spawn_writer(dir, rx)?;
+        Ok(log)
     }
 
-    /// Queue one line (without line end). Never blocks.
+    /// Its queue, not yet drained by a writer (a test's stalled disk).
+    fn unstarted(lines: usize, max_bytes: usize, events: EventSink) -> (AccessLog, Receiver<String>) {
+        let (tx, rx) = sync_channel::<String>(lines);
+        let queue = Arc::new(Queue {
+            bytes: AtomicUsize::new(0),
+            max_bytes,
+            dropped: AtomicU64::new(0),
+            dropping: AtomicBool::new(false),
+        });
+        (AccessLog { tx, queue, events, writer: Mutex::new(None) }, rx)
+    }
+
+    fn spawn_writer(&self, dir: &Path, rx: Receiver<String>) -> Result<(), GatewayError> {
+        let (dir, queue, events) = (dir.to_path_buf(), self.queue.clone(), self.events.clone());
+        let writer = std::thread::Builder::new()
+            .name("casguard-access-log".into())
+            .spawn(move || write_loop(&dir, rx, &queue, &events))
+            .map_err(GatewayError::io("cannot start the access log writer"))?;
+        *lock(&self.writer) = Some(writer);
+        Ok(())
+    }
+
+    /// Queue one line (without line end). Never blocks. A line the queue
+    /// has no room for is dropped and counted.
     pub fn send(&self, line: String) {
-        if line.is_empty() || self.tx.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let len = line.len();
+        if len > 0 {
+            // Reserved before it is queued, released once written.
+            let before = self.queue.bytes.fetch_add(len, Ordering::Relaxed);
+            if before + len <= self.queue.max_bytes && self.tx.try_send(line).is_ok() {
+                return;
+            }
+            self.queue.bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+        if !self.queue.dropping.swap(true, Ordering::Relaxed) {
+            (self.events)(
+                Level::Warn,
+                "access log: its writer is behind (the disk slow or stalled), so lines are dropped and counted \
+                 (casguard_gateway_access_log_dropped_total) until it catches up",
+            );
         }
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.dropped.load(Ordering::Relaxed)
     }
 
     /// Write what is queued and stop the writer; later lines are dropped.
@@ -162,27 +214,31 @@ impl Writer<'_> {
 /// it: a wake-up per line would cost each request a system call.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
-fn write_loop(dir: &Path, rx: Receiver<String>, events: &EventSink) {
+fn write_loop(dir: &Path, rx: Receiver<String>, queue: &Queue, events: &EventSink) {
     let mut w = Writer { dir, events, current: None, failing: false };
     loop {
-        loop {
-            match rx.try_recv() {
-                // An empty line is the stop mark.
-                Ok(line) if line.is_empty() => {
-                    w.flush();
-                    return;
+        match rx.try_recv() {
+            // An empty line is the stop mark.
+            Ok(line) if line.is_empty() => return w.flush(),
+            Ok(line) => {
+                w.write(&line);
+                queue.bytes.fetch_sub(line.len(), Ordering::Relaxed);
+            }
+            Err(TryRecvError::Disconnected) => return w.flush(),
+            Err(TryRecvError::Empty) => {
+                // Caught up: the lines dropped are said, and later ones will be.
+                if queue.dropping.swap(false, Ordering::Relaxed) {
+                    let dropped = queue.dropped.load(Ordering::Relaxed);
+                    events(
+                        Level::Warn,
+                        &format!("access log: writing again; {dropped} line(s) dropped since the start"),
+                    );
                 }
-                Ok(line) => w.write(&line),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    w.flush();
-                    return;
-                }
+                // Flushed each round, so tail -f sees lines within DRAIN_EVERY.
+                w.flush();
+                std::thread::sleep(DRAIN_EVERY);
             }
         }
-        // Flushed each round, so tail -f sees lines within DRAIN_EVERY.
-        w.flush();
-        std::thread::sleep(DRAIN_EVERY);
     }
 }
 
@@ -270,10 +326,12 @@ impl LogLine {
 /// longest that leaves the line at most [`MAX_LINE`] bytes, rather than have
 /// the audit skip the request whole (its user, its path, its decision). A
 /// field within that length (at least a seventh of the line) stays whole,
-/// and a cut one keeps its start.
+/// and a cut one keeps its start, but for the user's account (see
+/// [`cut_user`]).
 #[cold]
 fn fit(line: &mut String) {
-    const CLIENT_FIELDS: [usize; 7] = [3, 4, 5, 7, 9, 10, 15];
+    const USER: usize = 7;
+    const CLIENT_FIELDS: [usize; 7] = [3, 4, 5, USER, 9, 10, 15];
     // Fields never hold a space (see `push_field`).
     let mut fields: Vec<&str> = line.split(' ').collect();
     let theirs: Vec<usize> = CLIENT_FIELDS.iter().copied().filter(|&i| i < fields.len()).collect();
@@ -292,16 +350,40 @@ fn fit(line: &mut String) {
     for i in theirs {
         let field = fields[i];
         if field.len() > most {
-            // At least one character: an empty field is written `-`.
-            let first = field.chars().next().map_or(0, char::len_utf8);
-            let mut keep = most.max(first);
-            while !field.is_char_boundary(keep) {
-                keep -= 1;
-            }
-            fields[i] = &field[..keep];
+            fields[i] = if i == USER { cut_user(field, most) } else { cut(field, most) };
         }
     }
     *line = fields.join(" ");
+}
+
+/// The start of `field`: at most `most` bytes, but at least one character
+/// (an empty field is written `-`).
+fn cut(field: &str, most: usize) -> &str {
+    let first = field.chars().next().map_or(0, char::len_utf8);
+    let mut keep = most.max(first);
+    while !field.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    &field[..keep]
+}
+
+/// A user name cut to `most` bytes keeping the account the gateway judged
+/// and the audit reads (`boss` of `DOMAIN\boss`, as
+/// `exchange::identity::account_key` reads it): the name's end when the
+/// account fits, with what of its domain fits before it, or else the
+/// account's start. Its start alone would give a long domain's first bytes.
+fn cut_user(field: &str, most: usize) -> &str {
+    let account = field.rfind('\\').map_or(field, |i| &field[i + 1..]);
+    if account.len() > most {
+        return cut(account, most);
+    }
+    // At least one character, as `cut` keeps.
+    let last = field.chars().next_back().map_or(0, char::len_utf8);
+    let mut start = field.len() - most.max(last);
+    while !field.is_char_boundary(start) {
+        start += 1;
+    }
+    &field[start..]
 }
 
 /// The fields that are the same for every request of a connection, each
@@ -386,6 +468,29 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_user_name_keeps_the_account() {
+        let (domain, wide) = ("D".repeat(40_000), "\u{e9}".repeat(20_000));
+        for (user, account) in [
+            (format!("{domain}\\boss"), "boss"),
+            (format!("{wide}\\boss@contoso.com"), "boss"),
+            (format!("boss@{domain}"), "boss"),
+            (format!("CONTOSO\\boss@{domain}"), "boss"),
+            (format!("{wide}\\"), ""),
+        ] {
+            let mut line = format!("2024-05-01 10:00:00 10.0.0.1 GET /EWS/Exchange.asmx - 443 {user} 10.0.0.9 ");
+            line.push_str(&"\u{fffd}".repeat(10_000));
+            line.push_str(" - 200 0 0 5 - allow -");
+            fit(&mut line);
+            assert!(line.len() <= MAX_LINE, "{}", line.len());
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert!(fields[7].len() < user.len() && fields[8] == "10.0.0.9", "{}", fields[7].len());
+            let mut key = String::new();
+            exchange::identity::account_key(fields[7], &mut key);
+            assert!(key == account, "read as {key:.40}");
+        }
+    }
+
+    #[test]
     fn rotates_by_day() {
         let dir = tempfile::tempdir().unwrap();
         let log = AccessLog::start(dir.path(), crate::events::silent()).unwrap();
@@ -397,5 +502,51 @@ mod tests {
         assert!(one.starts_with("#Software") && one.ends_with("2024-05-01 23:59:59 a\r\n"), "{one}");
         assert!(two.contains("#Date: 2024-05-02 00:00:01\r\n#Fields: date time") && two.ends_with("b\r\n"), "{two}");
         assert_eq!(log.dropped(), 0);
+    }
+
+    #[test]
+    fn a_stalled_writer_holds_a_bounded_queue_and_drops_are_said_once() {
+        let said = Arc::new(Mutex::new(Vec::<String>::new()));
+        let events: EventSink = {
+            let said = said.clone();
+            Arc::new(move |_, m: &str| lock(&said).push(m.to_string()))
+        };
+        let line = |c: char, len: usize| format!("2024-05-01 10:00:00 {}", c.to_string().repeat(len - 20));
+        // A disk that stalls: nothing drains the queue yet.
+        let (log, rx) = AccessLog::unstarted(4, 100, events);
+        log.send(line('a', 40));
+        log.send(line('b', 39));
+        log.send(line('c', 30));
+        log.send(line('d', 21));
+        log.send(line('e', 21));
+        assert_eq!((log.dropped(), log.queue.bytes.load(Ordering::Relaxed)), (2, 100), "c and e: over 100 bytes");
+        assert_eq!(lock(&said).len(), 1, "said once: {:?}", lock(&said));
+        assert!(lock(&said)[0].contains("lines are dropped"), "{:?}", lock(&said));
+        // The disk back: the writer catches up, says so, and lines fit again.
+        let dir = tempfile::tempdir().unwrap();
+        log.spawn_writer(dir.path(), rx).unwrap();
+        let start = std::time::Instant::now();
+        while lock(&said).len() < 2 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            lock(&said).get(1).is_some_and(|m| m.contains("writing again; 2 line(s) dropped")),
+            "{:?}",
+            lock(&said)
+        );
+        assert_eq!(log.queue.bytes.load(Ordering::Relaxed), 0);
+        log.send(line('f', 100));
+        log.close();
+        let written = std::fs::read_to_string(dir.path().join("u_ex240501_x.log")).unwrap();
+        let kept: Vec<char> =
+            written.lines().filter(|l| !l.starts_with('#')).map(|l| l.as_bytes()[20].into()).collect();
+        assert_eq!(kept, ['a', 'b', 'd', 'f']);
+        assert_eq!((log.dropped(), lock(&said).len()), (2, 2));
+        // Lines count too: four at most here.
+        let (log, _stalled) = AccessLog::unstarted(4, 100, crate::events::silent());
+        for c in ['a', 'b', 'c', 'd', 'e'] {
+            log.send(line(c, 21));
+        }
+        assert_eq!((log.dropped(), log.queue.bytes.load(Ordering::Relaxed)), (1, 84));
     }
 }

@@ -77,23 +77,24 @@ struct Row<'a> {
 }
 
 /// What a device said: its model and OS, and when it was learnt (a
-/// number that grows with each device learnt).
-#[derive(Debug)]
+/// number that grows with each device learnt). Shared, so that
+/// [`Learned::save`] copies the table cheaply while it holds the lock.
+#[derive(Clone, Debug)]
 struct Fact {
-    model: String,
-    os: String,
+    model: Arc<str>,
+    os: Arc<str>,
     at: u64,
 }
 
 /// Device id (as Exchange compares one, see [`device_key`]) -> what one
 /// user's device said.
-type Devices = HashMap<String, Fact>;
+type Devices = HashMap<Arc<str>, Fact>;
 
 /// User key -> that user's devices; how many devices in all; the last
 /// [`Fact::at`] given.
 #[derive(Debug, Default)]
 struct Table {
-    users: HashMap<String, Devices>,
+    users: HashMap<Arc<str>, Devices>,
     count: usize,
     last: u64,
 }
@@ -178,36 +179,45 @@ impl Learned {
     }
 
     /// Write them to their file, if they changed since last written: to a
-    /// temporary file beside it, renamed over it; each user's devices
-    /// oldest first, so that a restart knows which give way first. At most
+    /// temporary file beside it, renamed over it; oldest first (so each
+    /// user's), so that a restart knows which give way first. At most
     /// [`MAX_FILE`] bytes, which [`MAX_ROW`] keeps them within: any device
-    /// beyond would not be written, and said in the error.
+    /// beyond would not be written, and said in the error. The table is
+    /// locked only while its entries are copied (shared strings, not
+    /// serialised): requests that learn or fill a device wait that long.
     pub fn save(&self) -> Result<(), String> {
         let Some(path) = &self.file else { return Ok(()) };
         let _one = lock(&self.writing);
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let (mut text, mut left) = (Vec::new(), 0usize);
-        {
+        let mut rows = {
             let table = lock(&self.users);
-            let mut oldest_first = Vec::new();
+            let mut rows = Vec::with_capacity(table.count);
             for (user, devices) in &table.users {
-                oldest_first.clear();
-                oldest_first.extend(devices.iter());
-                oldest_first.sort_unstable_by_key(|(_, fact)| fact.at);
-                for (device, Fact { model, os, .. }) in oldest_first.iter().copied() {
-                    let row = Row { user: user.into(), device: device.into(), model: model.into(), os: os.into() };
-                    let line = serde_json::to_string(&row).map_err(|e| e.to_string())?;
-                    if text.len() + line.len() + 1 > MAX_FILE {
-                        left += 1;
-                        continue;
-                    }
-                    text.extend_from_slice(line.as_bytes());
-                    text.push(b'\n');
-                }
+                rows.extend(devices.iter().map(|(device, fact)| (user.clone(), device.clone(), fact.clone())));
             }
+            rows
+        };
+        rows.sort_unstable_by_key(|(_, _, fact)| fact.at);
+        let (mut text, mut left) = (Vec::new(), 0usize);
+        for (user, device, Fact { model, os, .. }) in &rows {
+            let row = Row {
+                user: (&**user).into(),
+                device: (&**device).into(),
+                model: (&**model).into(),
+                os: (&**os).into(),
+            };
+            let start = text.len();
+            serde_json::to_writer(&mut text, &row).map_err(|e| e.to_string())?;
+            if text.len() + 1 > MAX_FILE {
+                text.truncate(start);
+                left += 1;
+                continue;
+            }
+            text.push(b'\n');
         }
+        drop(rows);
         let mut temp = path.as_os_str().to_owned();
         temp.push(".tmp");
         let temp = PathBuf::from(temp);
@@ -256,8 +266,10 @@ impl Learned {
         }
         let table = lock(&self.users);
         if let Some(fact) = table.users.get(m.user.as_str()).and_then(|d| d.get(device_key(device).as_ref())) {
-            m.activesync.log.device_model.clone_from(&fact.model);
-            m.activesync.log.device_os.clone_from(&fact.os);
+            let log = &mut m.activesync.log;
+            log.device_model.push_str(&fact.model);
+            log.device_os.clear();
+            log.device_os.push_str(&fact.os);
         }
     }
 
@@ -271,9 +283,9 @@ impl Learned {
         }
         let mut table = lock(&self.users);
         let Table { users, count, last } = &mut *table;
-        let devices = users.get(&user);
-        let said = devices.and_then(|d| d.get(&device));
-        if said.is_some_and(|f| f.model == model && f.os == os) {
+        let devices = users.get(user.as_str());
+        let said = devices.and_then(|d| d.get(device.as_str()));
+        if said.is_some_and(|f| *f.model == *model && *f.os == *os) {
             return Kept::Yes;
         }
         // A user's own oldest device gives way to their new one.
@@ -290,11 +302,11 @@ impl Learned {
             *count += 1;
         }
         *last += 1;
-        let devices = users.entry(user).or_default();
+        let devices = users.entry(user.into()).or_default();
         if let Some(oldest) = gives_way {
             devices.remove(&oldest);
         }
-        devices.insert(device, Fact { model, os, at: *last });
+        devices.insert(device.into(), Fact { model: model.into(), os: os.into(), at: *last });
         drop(table);
         if self.file.is_some() {
             self.dirty.store(true, Ordering::Release);
@@ -307,7 +319,7 @@ impl Learned {
     fn get(&self, user: &str, device: &str) -> Option<(String, String)> {
         let table = lock(&self.users);
         let fact = table.users.get(user).and_then(|d| d.get(device_key(device).as_ref()))?;
-        Some((fact.model.clone(), fact.os.clone()))
+        Some((fact.model.to_string(), fact.os.to_string()))
     }
 }
 
@@ -569,6 +581,27 @@ mod tests {
         assert!(err.contains("larger than 64 MiB"), "{err}");
         std::fs::write(&path, b"\xff\n").unwrap();
         assert!(Learned::open(Some(&path)).is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn a_restart_keeps_which_device_gives_way_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("learnt.jsonl");
+        let learned = Learned::open(Some(&path)).unwrap();
+        let say = |learned: &Learned, user: &str, device: &str| {
+            learned.insert(user.into(), device.into(), "Pixel 8".into(), "Android 14".into())
+        };
+        // Learnt in an order no hash keeps: newest first by name.
+        for i in (0..MAX_PER_USER).rev() {
+            assert_eq!(say(&learned, "mallory", &format!("FAKE{i:03}")), Kept::Yes);
+            assert_eq!(say(&learned, &format!("u{i}"), "D"), Kept::Yes);
+        }
+        learned.save().unwrap();
+        let again = Learned::open(Some(&path)).unwrap();
+        assert_eq!(again.len(), 2 * MAX_PER_USER);
+        assert_eq!(say(&again, "mallory", "NEW"), Kept::Yes);
+        assert!(again.get("mallory", "FAKE099").is_none(), "the oldest gives way, also after a restart");
+        assert!(again.get("mallory", "FAKE098").is_some() && again.get("mallory", "FAKE000").is_some());
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl Metrics {
         gauge(
             &mut out,
             "casguard_gateway_access_log_dropped_total",
-            "Access log lines dropped because the writer fell behind.",
+            "Access log lines dropped because the writer fell behind (its queue full: 65,536 lines or 64 MiB).",
             "counter",
             access_log_dropped.to_string(),
         );
