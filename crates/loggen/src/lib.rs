@@ -283,7 +283,6 @@ fn measure(pop: &Population, opts: &Options, spots: &[(u32, usize, u8)], scale: 
     let proxy = opts.httpproxy != HttpProxyMode::None;
     let mut r = Renderer::new(pop);
     r.set_date("2026-01-01");
-    r.cafe_ids = proxy;
     let layouts: Vec<proxy::Layout> = (0..pop.servers.len()).map(proxy::Layout::of_server).collect();
     let mut buf = Vec::with_capacity(4096);
     let mut total = 0u64;

@@ -229,8 +229,8 @@ pub(crate) struct FileCtx<'a> {
     pub date_iso: &'a str,
     pub day_start: i64,
     pub backend_only: bool,
-    /// HttpProxy logs are written beside the IIS logs: front-end lines
-    /// carry `cafeReqId=`, and those of requests HttpProxy logs are duplicates.
+    /// HttpProxy logs are written beside the IIS logs: the front-end lines of
+    /// requests HttpProxy logs are duplicates (joined by their `cafeReqId=`).
     pub beside_httpproxy: bool,
 }
 
@@ -257,7 +257,6 @@ pub(crate) fn write_file(ctx: &FileCtx, plan: &FilePlan, events: &[Event], acc: 
     let mut sink = if plan.gz == Gz::None { Sink::Plain(out) } else { Sink::Gz(gz(out)) };
     let mut r = Renderer::new(ctx.pop);
     r.set_date(ctx.date_iso);
-    r.cafe_ids = ctx.beside_httpproxy;
     let mut buf = Vec::with_capacity(1 << 18);
     if plan.bom {
         buf.extend_from_slice(b"\xEF\xBB\xBF");

@@ -206,10 +206,9 @@ fn iso(out: &mut Vec<u8>, date: &str, t: u32, ms: u32) {
 
 impl Renderer<'_> {
     /// Appends the HttpProxy line of front-end event `ev` (with CRLF) to
-    /// `out`, in `layout`; returns its protocol folder. Needs `cafe_ids`, so
-    /// that the request id is the one its IIS line carries.
+    /// `out`, in `layout`; returns its protocol folder. Its `RequestId` is
+    /// the `cafeReqId` its IIS line carries.
     pub(crate) fn proxy_line(&mut self, ev: &Event, layout: &Layout, out: &mut Vec<u8>) -> &'static str {
-        debug_assert!(self.cafe_ids);
         let (line, malformed) = self.prepare(ev);
         self.last_status = line.status;
         let pop = self.pop;
@@ -355,7 +354,6 @@ pub(crate) fn write_server_day(
     let layout = Layout::of_server(server);
     let mut r = Renderer::new(pop);
     r.set_date(ctx.date_iso);
-    r.cafe_ids = true;
     let compact: String = ctx.date_iso.chars().filter(char::is_ascii_digit).collect();
     let mut open: Vec<Open> = Vec::new();
     let mut line = Vec::with_capacity(4096);

@@ -98,9 +98,6 @@ pub(crate) struct Renderer<'a> {
     pub xff: String,
     b64: String,
     bytes: Vec<u8>,
-    /// Append `&CorrelationID=<empty>;&cafeReqId=<GUID>;` to front-end
-    /// lines, as the HttpProxy module does, when HttpProxy logs are written.
-    pub cafe_ids: bool,
     /// The status of the line rendered last.
     pub last_status: u16,
 }
@@ -130,7 +127,6 @@ impl<'a> Renderer<'a> {
             xff: String::with_capacity(64),
             b64: String::with_capacity(128),
             bytes: Vec::with_capacity(128),
-            cafe_ids: false,
             last_status: 0,
         }
     }
@@ -399,7 +395,10 @@ impl<'a> Renderer<'a> {
             }
             _ => unreachable!("person kinds handled above"),
         };
-        if self.cafe_ids && !be && ev.logged_by_proxy(self.pop) && !self.q.contains("cafeReqId=") {
+        // Exchange 2013+'s HttpProxy module appends this to the front-end line
+        // of every request it handles, challenges too, whether or not its own
+        // log is on (tests/data/iis: every port-443 line; no port-444 line).
+        if !be && ev.logged_by_proxy(self.pop) && !self.q.contains("cafeReqId=") {
             self.q.push_str("&CorrelationID=<empty>;&cafeReqId=");
             let mut r = Rng::new(ev.key ^ u64::from(ev.rnd).rotate_left(32) ^ date_seed(&self.date));
             write_guid(&mut self.q, &mut r);
@@ -537,20 +536,8 @@ impl<'a> Renderer<'a> {
             Kind::MapiEmsmdb | Kind::MapiNspi => {
                 self.stem.push_str(if kind == Kind::MapiEmsmdb { "/mapi/emsmdb/" } else { "/mapi/nspi/" });
                 let _ = write!(self.q, "mailboxId={}@{DOMAIN}", user.mailbox_guid);
-                if !be {
-                    self.q.push_str("&CorrelationID=<empty>;&cafeReqId=");
-                    write_guid(&mut self.q, d);
-                    self.q.push(';');
-                }
             }
-            Kind::Ews => {
-                self.stem.push_str("/EWS/Exchange.asmx");
-                if !be && !challenge {
-                    self.q.push_str("&CorrelationID=<empty>;&cafeReqId=");
-                    write_guid(&mut self.q, d);
-                    self.q.push(';');
-                }
-            }
+            Kind::Ews => self.stem.push_str("/EWS/Exchange.asmx"),
             Kind::Oab => {
                 method = "GET";
                 let _ = write!(self.stem, "/OAB/{}/oab.xml", self.pop.oab_guid);

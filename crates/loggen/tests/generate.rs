@@ -267,6 +267,70 @@ fn only_backend() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// Exchange 2013+'s front end appends `&CorrelationID=<empty>;&cafeReqId=<GUID>;`
+/// to the IIS line of every request its HttpProxy module handles, 401
+/// challenges too, whether or not HttpProxy logs are on; the back end never
+/// does (tests/data/iis: every port-443 line of 2013+, no port-444 line).
+#[test]
+fn front_end_lines_carry_cafe_req_id_with_or_without_httpproxy_logs() {
+    let (a, b) = (tmp("cafe-none"), tmp("cafe-also"));
+    generate(&small(&a)).unwrap();
+    generate(&Options { httpproxy: HttpProxyMode::Also, ..small(&b) }).unwrap();
+    // Exchange's virtual directories (and loggen's shell in /aspnet_client,
+    // which it models as proxied); `/`, `/1/...`, `/.git/...` and the like are IIS's alone.
+    let vdirs =
+        ["owa", "ecp", "ews", "microsoft-server-activesync", "autodiscover", "mapi", "rpc", "oab", "powershell"];
+    let (mut fe, mut challenges, mut ews_challenges, mut outside) = (0, 0, 0, 0);
+    let mut ids = BTreeSet::new();
+    for p in files(&a) {
+        let text = String::from_utf8(content(&p).0).unwrap();
+        let mut names: Vec<&str> = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            if let Some(f) = line.strip_prefix("#Fields: ") {
+                names = f.split(' ').collect();
+            }
+            let v: Vec<&str> = line.split(' ').collect();
+            if line.starts_with('#') || v.len() != names.len() {
+                continue; // a directive, or a malformed line
+            }
+            let get = |n: &str| v[names.iter().position(|x| *x == n).unwrap()];
+            let (stem, query, port, status) =
+                (get("cs-uri-stem"), get("cs-uri-query"), get("s-port"), get("sc-status"));
+            let id = query.rsplit_once("&cafeReqId=").map(|(_, id)| id.trim_end_matches(';'));
+            if port == "444" {
+                assert_eq!(id, None, "a back-end line: {line}");
+                continue;
+            }
+            let top = stem.trim_start_matches('/').split('/').next().unwrap().to_ascii_lowercase();
+            if !vdirs.contains(&top.as_str()) && top != "aspnet_client" {
+                assert_eq!(id, None, "IIS answers {stem} itself: {line}");
+                outside += 1;
+                continue;
+            }
+            let id = id.unwrap_or_else(|| panic!("a front-end line without cafeReqId: {line}"));
+            assert!(query.contains("&CorrelationID=<empty>;"), "{line}");
+            assert_eq!(id.len(), 36, "{line}");
+            assert!(ids.insert(id.to_string()), "cafeReqId {id} twice");
+            fe += 1;
+            challenges += usize::from(status == "401");
+            ews_challenges += usize::from(status == "401" && top == "ews");
+        }
+    }
+    assert!(
+        fe > 1000 && challenges > 0 && ews_challenges > 0 && outside > 0,
+        "{fe} {challenges} {ews_challenges} {outside}"
+    );
+    // The IIS logs are the same whether or not HttpProxy logs are written beside.
+    let (fa, fb) = (files(&a), files(&b));
+    assert_eq!(fa.len(), fb.len());
+    for (x, y) in fa.iter().zip(&fb) {
+        assert_eq!(content(x).0, content(y).0, "{}", x.display());
+    }
+    for d in [a, b] {
+        fs::remove_dir_all(d).unwrap();
+    }
+}
+
 #[test]
 fn backend_heavy_profile_is_half_hops_of_phones_and_agrees_with_truth() {
     let dir = tmp("heavy");
@@ -405,7 +469,9 @@ struct As {
 }
 
 fn parse_as(query: &str) -> Option<As> {
-    if query == "-" {
+    // What the front end appends is not the client's query.
+    let query = query.split_once("&CorrelationID=").map_or(query, |(q, _)| q);
+    if query == "-" || query.is_empty() {
         return None;
     }
     let mut a = As { cmd: String::new(), user: String::new(), device: String::new(), dtype: String::new() };
