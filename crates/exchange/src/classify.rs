@@ -572,6 +572,12 @@ Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64) X-BackEndCookie=S-1-5-21-1=u56Lnp2ejJq
             "_Fet:12",
             "jAAJBAp2",
             "oQkJBBdhbmRyb2lk",
+            "&CorrelationID=<empty>;",
+            "&cafeReqId=0a1b2c3d-0000-4000-8000-00000000000a;",
+            "&cafeReqId=0a1b2c3d-0000-4000-8000-00000000000b;",
+            "cafeReqId=0a1b2c3d-0000-4000-8000-00000000000c;",
+            "&cafeReqId=0a1b2c3d-0000-4000-8000-0000000000;",
+            "&cafeReqId=not-a-guid;",
         ];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || xorshift(&mut x);

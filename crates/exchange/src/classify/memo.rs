@@ -139,6 +139,34 @@ impl QuerySlot {
     }
 }
 
+/// `&cafeReqId=`, its GUID and `;`: what Exchange 2013+'s front end appends
+/// to each query it logs (see [`crate::url::client_query_into`]).
+const CAFE_ID: &str = "&cafeReqId=";
+const CAFE_ID_LEN: usize = CAFE_ID.len() + 36 + 1;
+
+/// Cut the front end's per-request `&cafeReqId=<GUID>;` out of a query
+/// memo key: left in, no two front-end lines of a device would share a slot.
+/// The parse is the same without it, as it names no parameter that is read,
+/// does not look like base64, and is cut only when a part stands before it
+/// (the first part is read apart from the others).
+fn drop_cafe_id(key: &mut String) {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(CAFE_ID.as_bytes()));
+    let bytes = key.as_bytes();
+    let Some(at) = FINDER.find(bytes) else {
+        return;
+    };
+    let end = at + CAFE_ID_LEN;
+    let is_cafe_id = end <= bytes.len()
+        && bytes[..at].iter().any(|&b| b != b'&')
+        && bytes[at + CAFE_ID.len()..end - 1].iter().all(|&b| b.is_ascii_hexdigit() || b == b'-')
+        && bytes[end - 1] == b';'
+        && bytes.get(end).is_none_or(|&b| b == b'&');
+    if is_cafe_id {
+        key.replace_range(at..end, "");
+    }
+}
+
 /// [`activesync::parse_query_with`] the `log` tokens, remembered by the
 /// query without its `Log=` value: a device sends the same few queries all
 /// day, and only `Log=` changes from line to line. `key` is scratch space.
@@ -154,12 +182,16 @@ pub(super) fn activesync_query(
         Some((before, value, after)) => (before, Some(value), after),
         None => (query, None, ""),
     };
-    if before.len() + after.len() > QUERY_KEY_MAX {
+    if before.len() + after.len() > QUERY_KEY_MAX + CAFE_ID_LEN {
         return parse(out);
     }
     key.clear();
     key.push_str(before);
     key.push_str(after);
+    drop_cafe_id(key);
+    if key.len() > QUERY_KEY_MAX {
+        return parse(out);
+    }
     let hash = memo_hash(key.as_bytes());
     let (slot, hit) = associative(slots, hash, |slot| slot.holds(hash, key));
     if hit {
@@ -447,7 +479,33 @@ fn memo_hash(s: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{associative, WAYS};
+    use super::{associative, drop_cafe_id, WAYS};
+
+    /// Front-end lines of one device differ only in their `cafeReqId`: they
+    /// share a key. What is not exactly the front end's suffix stays.
+    #[test]
+    fn a_key_leaves_out_the_front_end_s_request_id() {
+        let cut = |query: &str| {
+            let mut key = query.to_owned();
+            drop_cafe_id(&mut key);
+            key
+        };
+        let eas = "User=a&DeviceId=X1&DeviceType=iPhone&Cmd=Sync&CorrelationID=<empty>;";
+        for guid in ["fffa581c-de62-4a3b-a609-8e99f9882d63", "7DA0922C-354C-4CC4-963F-E3F6EE34C8DA"] {
+            assert_eq!(cut(&format!("{eas}&cafeReqId={guid};")), eas);
+            assert_eq!(cut(&format!("{eas}&cafeReqId={guid};&x=1")), format!("{eas}&x=1"));
+        }
+        for kept in [
+            "&cafeReqId=fffa581c-de62-4a3b-a609-8e99f9882d63;",
+            "&&cafeReqId=fffa581c-de62-4a3b-a609-8e99f9882d63;",
+            "Cmd=Sync&cafeReqId=fffa581c-de62-4a3b-a609-8e99f9882d6;",
+            "Cmd=Sync&cafeReqId=fffa581c-de62-4a3b-a609-8e99f9882d63",
+            "Cmd=Sync&cafeReqId=fffa581c-de62-4a3b-a609-8e99f9882d63;x",
+            "Cmd=Sync&cafeReqId=fffa581c-de62-4a3b-a609-8e99f9882dzz;",
+        ] {
+            assert_eq!(cut(kept), kept);
+        }
+    }
 
     /// Up to `WAYS` keys of one set are all kept, whatever order they come
     /// in, and one more evicts the one used least recently; other sets are
