@@ -140,7 +140,7 @@ impl QuerySlot {
 }
 
 /// `&cafeReqId=`, its GUID and `;`: what Exchange 2013+'s front end appends
-/// to each query it logs (see [`crate::url::client_query_into`]).
+/// to each query it logs (see [`url::is_cafe_req_id`]).
 const CAFE_ID: &str = "&cafeReqId=";
 const CAFE_ID_LEN: usize = CAFE_ID.len() + 36 + 1;
 
@@ -157,10 +157,8 @@ fn drop_cafe_id(key: &mut String) {
         return;
     };
     let end = at + CAFE_ID_LEN;
-    let is_cafe_id = end <= bytes.len()
-        && bytes[..at].iter().any(|&b| b != b'&')
-        && bytes[at + CAFE_ID.len()..end - 1].iter().all(|&b| b.is_ascii_hexdigit() || b == b'-')
-        && bytes[end - 1] == b';'
+    let is_cafe_id = bytes[..at].iter().any(|&b| b != b'&')
+        && key.get(at + CAFE_ID.len()..end).is_some_and(url::is_cafe_req_id)
         && bytes.get(end).is_none_or(|&b| b == b'&');
     if is_cafe_id {
         key.replace_range(at..end, "");

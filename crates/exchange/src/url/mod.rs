@@ -45,7 +45,7 @@ mod query;
 use std::fmt;
 
 pub use fuzzing::{fuzz, respell};
-pub use query::{client_query_into, decode_query_value_into, redact_secrets, REDACTED};
+pub use query::{client_query_into, decode_query_value_into, is_cafe_req_id, redact_secrets, REDACTED};
 
 /// Longest path segment HTTP.sys accepts (`UrlSegmentMaxLength`).
 pub const MAX_SEGMENT_CHARS: usize = 260;

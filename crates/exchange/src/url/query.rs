@@ -77,9 +77,7 @@ pub fn client_query_into(logged: &str, activesync: bool, out: &mut String) -> bo
     let added = |param: &str| {
         let value = |key: &str| param.strip_prefix(key);
         value("CorrelationID=").is_some_and(|v| v.ends_with(';') && v.find(';') == Some(v.len() - 1))
-            || value("cafeReqId=").is_some_and(|v| {
-                v.len() == 37 && v.ends_with(';') && v[..36].bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-            })
+            || value("cafeReqId=").is_some_and(is_cafe_req_id)
             || param == "encoding=;"
             || (activesync && param.starts_with("Log="))
     };
@@ -97,6 +95,12 @@ pub fn client_query_into(logged: &str, activesync: bool, out: &mut String) -> bo
         out.push_str(param);
     }
     true
+}
+
+/// Whether `value` is what Exchange's front end writes after `cafeReqId=`:
+/// a GUID (36 hex digits and dashes) and its `;`.
+pub fn is_cafe_req_id(value: &str) -> bool {
+    value.len() == 37 && value.ends_with(';') && value[..36].bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Append a query value decoded as ASP.NET's `HttpUtility.UrlDecode` does:
